@@ -1,0 +1,24 @@
+/* backoff.h: the retry policy of DESIGN.md section 7 as pure functions. */
+#ifndef IW_BACKOFF_H
+#define IW_BACKOFF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+
+/* Full-jitter delay before attempt number `attempt` (1 = the first retry):
+ * random(0, min(max_delay, base * 2^attempt)). rnd is a uniform 64-bit random value, passed
+ * in so the function stays pure. */
+int64_t iw_backoff_delay_ms(const iw_retry_conf *rc, int attempt, uint64_t rnd);
+
+/* The delay to wait after a transient failure: Retry-After when given (capped at
+ * rc->max_retry_after_ms), else the full-jitter delay. */
+int64_t iw_backoff_next_ms(const iw_retry_conf *rc, int attempt, int64_t retry_after_ms, uint64_t rnd);
+
+/* True when another attempt is allowed: attempts made < max_attempts and the attempt would
+ * start before first_attempt + max_elapsed. Times in ms on one clock. */
+bool iw_backoff_may_retry(const iw_retry_conf *rc, int attempts_made, int64_t first_attempt_ms,
+                          int64_t next_start_ms);
+
+#endif

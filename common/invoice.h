@@ -1,0 +1,117 @@
+/* invoice.h: the canonical invoice (DESIGN.md section 3) and the input event (section 2). */
+#ifndef IW_INVOICE_H
+#define IW_INVOICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decimal.h"
+
+/* A yes/no field that may be absent. */
+typedef enum iw_flag { IW_FLAG_UNSET = -1, IW_FLAG_NO = 0, IW_FLAG_YES = 1 } iw_flag;
+
+/* Every char * below is owned by the invoice, NUL-terminated UTF-8, and NULL when the event
+ * did not carry the field. Dates are "YYYY-MM-DD", timestamps RFC 3339, both checked on
+ * parse. Ids may arrive as JSON strings or integers; they are kept as text. */
+
+typedef struct iw_customer {
+    char *id, *contact_id, *name, *email, *phone, *phone_ext, *fax, *website;
+    char *fiscal_id, *ec_vat_no, *company_reg_id, *notes;
+} iw_customer;
+
+typedef struct iw_address {
+    char *company, *attn, *first_name, *last_name, *line1, *line2, *line3;
+    char *city, *state, *postal_code;
+    char *country; /* ISO 3166-1 alpha-2, upper case ("DE") */
+    char *email, *phone, *fax;
+    iw_flag is_default;
+} iw_address;
+
+typedef struct iw_target_refs {
+    char *centra_id, *midnight_guid, *midnight_invoice_id, *ebiz_internal_id, *invoicexpress_id;
+} iw_target_refs;
+
+typedef struct iw_refs {
+    char *account_id, *buyer_id, *order_id, *shipment_id, *refund_id, *division_id;
+    char *location_id, *sales_rep_id, *user_name;
+} iw_refs;
+
+typedef struct iw_flags {
+    iw_flag locked, notify_customer, email_invoice, print_invoice, display_item;
+} iw_flags;
+
+typedef struct iw_line {
+    char *line_no, *line_id, *sku, *item_id, *product_id, *variation_id, *size_id;
+    char *name, *description, *unit;
+    iw_amount quantity, unit_price, gross_price, discount_pct, discount_amount;
+    iw_flag taxable;
+    iw_amount tax_rate; /* percent, "23" or "7.5" */
+    char *tax_name;
+    iw_amount tax_amount, line_subtotal, line_total;
+    char *line_type, *order_id;
+} iw_line;
+
+typedef struct iw_extra_charge {
+    char *key, *id, *description;
+    iw_amount amount;
+} iw_extra_charge;
+
+typedef struct iw_custom_field {
+    char *name, *value;
+} iw_custom_field;
+
+typedef struct iw_invoice {
+    char *id; /* required */
+    char *number, *number_ext, *status, *document_type, *type, *store;
+    char *currency; /* required, ISO 4217 */
+    char *base_currency;
+    iw_amount currency_rate;
+    char *issue_date, *due_date, *order_date, *ship_date, *po_date; /* YYYY-MM-DD */
+    char *paid_at;                                                  /* RFC 3339 */
+    char *terms_code, *terms_description, *shipping_terms, *ship_via;
+    char *po_number, *so_number, *title, *description, *note_public, *note_internal;
+    iw_amount subtotal, tax_total, discount_total, shipping_total, total;
+    iw_amount amount_paid, amount_due, retention_pct;
+    iw_target_refs target_refs;
+    iw_customer customer;
+    iw_address billing_address, shipping_address;
+    iw_refs refs;
+    iw_flags flags;
+    iw_line *lines; /* at least one */
+    size_t n_lines;
+    iw_extra_charge *extra_charges;
+    size_t n_extra_charges;
+    iw_custom_field *custom_fields;
+    size_t n_custom_fields;
+} iw_invoice;
+
+/* The input event of topic invoice-events. */
+typedef struct iw_event {
+    char *schema;      /* "invoice-event/v1" */
+    char *event_id;    /* dedup identity, required */
+    char *type;        /* "invoice.created" or "invoice.updated" */
+    char *occurred_at; /* RFC 3339 */
+    char *source;
+    char *tenant; /* required */
+    int64_t version; /* >= 0, required */
+    char **targets;  /* target instance names; NULL when absent (routes decide) */
+    size_t n_targets;
+    iw_invoice invoice;
+} iw_event;
+
+/* Parses one event from len bytes of JSON (need not be NUL-terminated). On success returns 0
+ * and a new event in *out (caller frees with iw_event_free). On failure returns IW_EINVAL (or
+ * IW_ENOMEM) and writes "json.path: reason" into errbuf, e.g.
+ * "invoice.lines[2].quantity: not a decimal number". Never crashes on hostile input: invalid
+ * UTF-8, deep nesting and huge strings are refused with a message. */
+int iw_event_parse(const char *json, size_t len, iw_event **out, char *errbuf, size_t errlen);
+
+/* Frees an event and everything it owns; NULL is a no-op. */
+void iw_event_free(iw_event *ev);
+
+/* Largest event the parser accepts, in bytes. */
+#define IW_EVENT_MAX_BYTES (8u * 1024u * 1024u)
+/* Deepest JSON nesting the parser accepts. */
+#define IW_EVENT_MAX_DEPTH 32
+
+#endif

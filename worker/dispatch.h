@@ -1,0 +1,81 @@
+/* dispatch.h: the HTTP engine: one libcurl multi handle, per-target concurrency, retries with
+ * full-jitter backoff, Retry-After, token-bucket rate limits and circuit breakers (DESIGN.md 7). */
+#ifndef IW_DISPATCH_H
+#define IW_DISPATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "invoice.h"
+#include "target.h"
+
+/* The end of one (event, target) call, after every attempt. */
+typedef struct iw_call_result {
+    iw_outcome outcome;        /* OK, PERMANENT, AUTH; retries used up are PERMANENT with
+                                * error_kind IW_ERR_EXHAUSTED (or the last transient kind when
+                                * the validation/render failed: IW_ERR_VALIDATION) */
+    bool rejected;             /* validation or render refused it: nothing was sent */
+    bool abandoned;            /* iw_dispatch_abandon_all ended it before an answer */
+    int attempts;              /* HTTP attempts made (0 when rejected) */
+    long http_status;          /* status of the last reply, 0 when none */
+    int64_t first_attempt_at_ms; /* wall clock (ms since epoch) of the first attempt, 0 if none */
+    int64_t finished_at_ms;    /* wall clock when it ended */
+} iw_call_result;
+
+/* Called once per submitted call, from inside iw_dispatch_run (or abandon_all). The event
+ * passed to submit may be freed from here on. */
+typedef void (*iw_call_done_fn)(void *arg, const iw_call_result *res);
+
+typedef struct iw_dispatch iw_dispatch;
+
+/* Per-target counters for metrics and tests. */
+typedef struct iw_dispatch_stats {
+    uint64_t requests;      /* HTTP attempts completed (any reply or transport error) */
+    uint64_t retries;       /* attempts scheduled after a transient failure */
+    uint64_t breaker_opens; /* times the breaker opened */
+    bool breaker_open;      /* open right now */
+    int in_flight;          /* transfers running now */
+    int waiting;            /* calls queued for a slot, a backoff delay or the breaker */
+} iw_dispatch_stats;
+
+/* Optional observer of every finished HTTP attempt (metrics). status 0 = transport error. */
+typedef void (*iw_attempt_fn)(void *arg, const iw_target_conf *tc, long status, double seconds);
+
+/* Creates the engine for cfg's targets (cfg must outlive it). NULL with errbuf on failure. */
+iw_dispatch *iw_dispatch_new(const iw_config *cfg, char *errbuf, size_t errlen);
+
+/* Sets an observer for finished attempts (may be NULL). */
+void iw_dispatch_set_observer(iw_dispatch *d, iw_attempt_fn fn, void *arg);
+
+/* Queues one call of event ev to target instance tc (must belong to cfg). The engine validates
+ * and renders it (ops of tc->type), adds the per-call headers (Idempotency-Key,
+ * X-Request-ID with the attempt number, traceparent when not NULL), sends it, classifies
+ * the reply and retries as configured, then calls done(arg, result) exactly once. ev and
+ * traceparent are borrowed until done is called. Returns 0, or IW_EINVAL for an unknown
+ * adapter type (done is then never called). */
+int iw_dispatch_submit(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
+                       const char *traceparent, iw_call_done_fn done, void *arg);
+
+/* Drives the engine: waits up to timeout_ms for network activity or the next timer, moves
+ * transfers forward, and runs done callbacks of finished calls. extra_fd (or -1) is also
+ * waited on for readability so a caller can wake the loop. Returns 0 or IW_EIO. */
+int iw_dispatch_run(iw_dispatch *d, int timeout_ms, int extra_fd);
+
+/* Calls submitted and not yet done. */
+size_t iw_dispatch_pending(const iw_dispatch *d);
+
+/* True while the global max_in_flight allows another submit. */
+bool iw_dispatch_has_capacity(const iw_dispatch *d);
+
+/* Ends every pending call now: done is called with abandoned = true. */
+void iw_dispatch_abandon_all(iw_dispatch *d);
+
+/* Counters of one target instance (by name); zeroed struct when unknown. */
+iw_dispatch_stats iw_dispatch_target_stats(const iw_dispatch *d, const char *target);
+
+/* Frees the engine; pending calls are abandoned first (their callbacks run). NULL is a no-op. */
+void iw_dispatch_free(iw_dispatch *d);
+
+#endif

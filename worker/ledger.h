@@ -1,0 +1,66 @@
+/* ledger.h: the Redis ledger of DESIGN.md section 6: dedup, version guard and leases, in Lua. */
+#ifndef IW_LEDGER_H
+#define IW_LEDGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* What a claim answered. */
+typedef enum iw_claim {
+    IW_CLAIM_CLAIMED = 0, /* ours: send it */
+    IW_CLAIM_DUPLICATE,   /* this (event, target) already succeeded: send nothing */
+    IW_CLAIM_STALE,       /* a higher version of the invoice was already applied at this target */
+    IW_CLAIM_BUSY         /* another live owner holds the lease: leave it, try later */
+} iw_claim;
+
+/* What a complete or release answered. */
+typedef enum iw_ledger_ack {
+    IW_LEDGER_DONE = 0, /* recorded */
+    IW_LEDGER_LOST      /* the lease is no longer ours (expired and taken): nothing written */
+} iw_ledger_ack;
+
+/* One (event, target) in a batch. Strings are borrowed for the duration of the call. */
+typedef struct iw_ledger_op {
+    const char *tenant;
+    const char *invoice_id;
+    const char *event_id;
+    const char *target;     /* target instance name */
+    int64_t version;
+    const char *status;     /* complete only: "succeeded", "failed", "rejected" */
+    const char *target_ref; /* complete only: may be NULL */
+    int answer;             /* out: iw_claim for claim, iw_ledger_ack for complete/release */
+} iw_ledger_op;
+
+typedef struct iw_ledger iw_ledger;
+
+/* Connects to Redis (password may be NULL) and loads the scripts. ttl_s is how long outcome
+ * records live. Returns NULL with a reason in errbuf (never containing the password). */
+iw_ledger *iw_ledger_new(const char *host, int port, const char *password, int64_t ttl_s,
+                         int connect_timeout_ms, char *errbuf, size_t errlen);
+
+/* Claims n ops for owner with a lease of lease_ms, pipelined in one round trip. Sets each
+ * op's answer. Returns 0, or IW_EIO when Redis failed (answers then mean nothing; reconnect
+ * with iw_ledger_reconnect and try again). */
+int iw_ledger_claim(iw_ledger *l, iw_ledger_op *ops, size_t n, const char *owner, int64_t lease_ms);
+
+/* Records outcomes (op->status) for n ops whose lease owner is `owner`; a "succeeded" outcome
+ * raises the invoice's applied version for that target and makes later claims DUPLICATE.
+ * Other outcomes drop the lease so a replay can claim again. Returns 0 or IW_EIO. */
+int iw_ledger_complete(iw_ledger *l, iw_ledger_op *ops, size_t n, const char *owner);
+
+/* Drops owner's leases on n ops without recording an outcome (shutdown). 0 or IW_EIO. */
+int iw_ledger_release(iw_ledger *l, iw_ledger_op *ops, size_t n, const char *owner);
+
+/* Extends owner's leases on n ops to lease_ms from now (long retries). 0 or IW_EIO. */
+int iw_ledger_renew(iw_ledger *l, iw_ledger_op *ops, size_t n, const char *owner, int64_t lease_ms);
+
+/* PING. 0 when Redis answers, IW_EIO otherwise. */
+int iw_ledger_ping(iw_ledger *l);
+
+/* Drops the connection and connects again (scripts reloaded). 0 or IW_EIO. */
+int iw_ledger_reconnect(iw_ledger *l, char *errbuf, size_t errlen);
+
+/* Frees the ledger; NULL is a no-op. */
+void iw_ledger_free(iw_ledger *l);
+
+#endif

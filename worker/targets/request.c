@@ -1,0 +1,258 @@
+/* request.c: building, printing and masking rendered requests; the status rules all adapters share. */
+#include "target.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "status.h"
+
+const iw_target_ops *const iw_targets_all[] = {
+    &iw_target_centra_soap, &iw_target_centra_navision, &iw_target_midnight,
+    &iw_target_ebizcharge, &iw_target_invoicexpress, NULL,
+};
+
+const iw_target_ops *iw_target_find(const char *type)
+{
+    if (!type)
+        return NULL;
+    for (size_t i = 0; iw_targets_all[i]; i++)
+        if (strcmp(iw_targets_all[i]->type, type) == 0)
+            return iw_targets_all[i];
+    return NULL;
+}
+
+const char *iw_error_kind_str(iw_error_kind k)
+{
+    switch (k) {
+    case IW_ERR_VALIDATION: return "validation";
+    case IW_ERR_AUTH: return "auth";
+    case IW_ERR_REMOTE: return "remote";
+    case IW_ERR_TRANSPORT: return "transport";
+    case IW_ERR_TIMEOUT: return "timeout";
+    case IW_ERR_RATE_LIMITED: return "rate_limited";
+    case IW_ERR_EXHAUSTED: return "exhausted";
+    case IW_ERR_NONE: break;
+    }
+    return "";
+}
+
+int iw_request_add_header(iw_request *r, const char *name, const char *value)
+{
+    iw_header *h = realloc(r->headers, (r->n_headers + 1) * sizeof(*h));
+    if (!h)
+        return IW_ENOMEM;
+    r->headers = h;
+    h[r->n_headers].name = strdup(name);
+    h[r->n_headers].value = strdup(value ? value : "");
+    if (!h[r->n_headers].name || !h[r->n_headers].value) {
+        free(h[r->n_headers].name);
+        free(h[r->n_headers].value);
+        return IW_ENOMEM;
+    }
+    r->n_headers++;
+    return 0;
+}
+
+int iw_request_add_secret(iw_request *r, const char *value)
+{
+    if (!value || !*value)
+        return 0;
+    char **s = realloc(r->secrets, (r->n_secrets + 1) * sizeof(*s));
+    if (!s)
+        return IW_ENOMEM;
+    r->secrets = s;
+    if (!(s[r->n_secrets] = strdup(value)))
+        return IW_ENOMEM;
+    r->n_secrets++;
+    return 0;
+}
+
+void iw_request_set_body(iw_request *r, char *buf, size_t len)
+{
+    free(r->body);
+    r->body = buf;
+    r->body_len = len;
+}
+
+int iw_request_add_call_headers(iw_request *r, const char *event_id, const char *target,
+                                int attempt, const char *traceparent)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s:%s", event_id, target);
+    if (iw_request_add_header(r, "Idempotency-Key", buf))
+        return IW_ENOMEM;
+    snprintf(buf, sizeof(buf), "%s:%s:%d", event_id, target, attempt);
+    if (iw_request_add_header(r, "X-Request-ID", buf))
+        return IW_ENOMEM;
+    if (traceparent && *traceparent && iw_request_add_header(r, "traceparent", traceparent))
+        return IW_ENOMEM;
+    return 0;
+}
+
+const char *iw_request_header(const iw_request *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_headers; i++)
+        if (strcasecmp(r->headers[i].name, name) == 0)
+            return r->headers[i].value;
+    return NULL;
+}
+
+/* Appends n bytes to a growing buffer; returns 0 or IW_ENOMEM. */
+static int grow_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap : 256;
+        while (c < *len + n + 1)
+            c *= 2;
+        char *b = realloc(*buf, c);
+        if (!b)
+            return IW_ENOMEM;
+        *buf = b;
+        *cap = c;
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+    return 0;
+}
+
+char *iw_mask_secrets(const char *text, size_t len, char *const *secrets, size_t n_secrets)
+{
+    char *out = NULL;
+    size_t olen = 0, cap = 0;
+    if (grow_append(&out, &olen, &cap, "", 0))
+        return NULL;
+    size_t i = 0;
+    while (i < len) {
+        size_t hit = 0;
+        for (size_t k = 0; k < n_secrets; k++) {
+            size_t sl = strlen(secrets[k]);
+            if (sl && sl <= len - i && memcmp(text + i, secrets[k], sl) == 0 && sl > hit)
+                hit = sl; /* the longest secret wins when two overlap */
+        }
+        int rc = hit ? grow_append(&out, &olen, &cap, "***", 3)
+                     : grow_append(&out, &olen, &cap, text + i, 1);
+        if (rc) {
+            free(out);
+            return NULL;
+        }
+        i += hit ? hit : 1;
+    }
+    return out;
+}
+
+char *iw_request_format_masked(const iw_request *r)
+{
+    char *raw = NULL;
+    size_t len = 0, cap = 0;
+    int rc = grow_append(&raw, &len, &cap, r->method, strlen(r->method));
+    rc = rc ? rc : grow_append(&raw, &len, &cap, " ", 1);
+    rc = rc ? rc : grow_append(&raw, &len, &cap, r->url, strlen(r->url));
+    rc = rc ? rc : grow_append(&raw, &len, &cap, "\n", 1);
+    for (size_t i = 0; !rc && i < r->n_headers; i++) {
+        rc = grow_append(&raw, &len, &cap, r->headers[i].name, strlen(r->headers[i].name));
+        rc = rc ? rc : grow_append(&raw, &len, &cap, ": ", 2);
+        rc = rc ? rc : grow_append(&raw, &len, &cap, r->headers[i].value, strlen(r->headers[i].value));
+        rc = rc ? rc : grow_append(&raw, &len, &cap, "\n", 1);
+    }
+    rc = rc ? rc : grow_append(&raw, &len, &cap, "\n", 1);
+    if (!rc && r->body)
+        rc = grow_append(&raw, &len, &cap, r->body, r->body_len);
+    if (rc) {
+        free(raw);
+        return NULL;
+    }
+    char *masked = iw_mask_secrets(raw, len, r->secrets, r->n_secrets);
+    free(raw);
+    return masked;
+}
+
+void iw_request_clear(iw_request *r)
+{
+    free(r->url);
+    for (size_t i = 0; i < r->n_headers; i++) {
+        free(r->headers[i].name);
+        free(r->headers[i].value);
+    }
+    free(r->headers);
+    free(r->body);
+    for (size_t i = 0; i < r->n_secrets; i++)
+        free(r->secrets[i]);
+    free(r->secrets);
+    memset(r, 0, sizeof(*r));
+}
+
+const char *iw_response_header(const iw_response *resp, const char *name)
+{
+    for (size_t i = 0; i < resp->n_headers; i++)
+        if (strcasecmp(resp->headers[i].name, name) == 0)
+            return resp->headers[i].value;
+    return NULL;
+}
+
+int64_t iw_retry_after_ms(const char *value, int64_t now_ms)
+{
+    if (!value)
+        return -1;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    if (isdigit((unsigned char)*value)) {
+        char *end;
+        long long s = strtoll(value, &end, 10);
+        while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+            end++;
+        if (*end || s < 0 || s > 86400LL * 365)
+            return -1;
+        return (int64_t)s * 1000;
+    }
+    /* IMF-fixdate, e.g. "Wed, 21 Oct 2026 07:28:00 GMT" (RFC 9110 section 5.6.7). */
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *end = strptime(value, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!end)
+        return -1;
+    time_t at = timegm(&tm);
+    if (at == (time_t)-1)
+        return -1;
+    int64_t d = (int64_t)at * 1000 - now_ms;
+    return d < 0 ? 0 : d;
+}
+
+void iw_outcome_set(iw_outcome *out, iw_outcome_kind kind, iw_error_kind ek, const char *code,
+                    const char *fmt, ...)
+{
+    out->kind = kind;
+    out->error_kind = kind == IW_OUTCOME_OK ? IW_ERR_NONE : ek;
+    snprintf(out->code, sizeof(out->code), "%s", code ? code : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out->message, sizeof(out->message), fmt, ap);
+    va_end(ap);
+}
+
+void iw_outcome_from_status(const iw_response *resp, iw_outcome *out)
+{
+    char code[16];
+    long st = resp->status;
+    snprintf(code, sizeof(code), "%ld", st);
+    memset(out, 0, sizeof(*out));
+    out->retry_after_ms = -1;
+    if (st >= 200 && st < 300) {
+        iw_outcome_set(out, IW_OUTCOME_OK, IW_ERR_NONE, code, "HTTP %ld", st);
+    } else if (st == 401 || st == 403) {
+        iw_outcome_set(out, IW_OUTCOME_AUTH, IW_ERR_AUTH, code, "HTTP %ld: credentials refused", st);
+    } else if (st == 429) {
+        iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_RATE_LIMITED, code, "HTTP 429: rate limited");
+    } else if (st == 408 || st >= 500) {
+        iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_REMOTE, code, "HTTP %ld", st);
+    } else {
+        iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, code, "HTTP %ld", st);
+    }
+    if (out->kind == IW_OUTCOME_RETRY)
+        out->retry_after_ms = iw_retry_after_ms(iw_response_header(resp, "Retry-After"), resp->now_ms);
+}

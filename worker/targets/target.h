@@ -1,0 +1,181 @@
+/* target.h: the adapter ops table. An adapter renders a request and classifies a reply; it does
+ * no I/O, never sleeps, and is tested with fixture files. */
+#ifndef IW_TARGET_H
+#define IW_TARGET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "invoice.h"
+
+/* One HTTP header. */
+typedef struct iw_header {
+    char *name;
+    char *value;
+} iw_header;
+
+/* A rendered HTTP request; owns everything it points to (iw_request_clear frees it). */
+typedef struct iw_request {
+    char method[8];   /* "POST", "PUT" */
+    char *url;        /* absolute URL, query included */
+    iw_header *headers;
+    size_t n_headers;
+    char *body;       /* NUL-terminated for convenience; body_len excludes the NUL */
+    size_t body_len;
+    char **secrets;   /* values to mask as *** whenever the request is printed or logged */
+    size_t n_secrets;
+} iw_request;
+
+/* What a reply means for the dispatcher. */
+typedef enum iw_outcome_kind {
+    IW_OUTCOME_OK = 0,    /* accepted; target_ref may be set */
+    IW_OUTCOME_RETRY,     /* transient: try again after retry_after_ms (or backoff when < 0) */
+    IW_OUTCOME_PERMANENT, /* the target refused it for good */
+    IW_OUTCOME_AUTH       /* credentials refused */
+} iw_outcome_kind;
+
+/* The error kinds of a result's error.kind (DESIGN.md section 4). */
+typedef enum iw_error_kind {
+    IW_ERR_NONE = 0,
+    IW_ERR_VALIDATION,
+    IW_ERR_AUTH,
+    IW_ERR_REMOTE,
+    IW_ERR_TRANSPORT,
+    IW_ERR_TIMEOUT,
+    IW_ERR_RATE_LIMITED,
+    IW_ERR_EXHAUSTED
+} iw_error_kind;
+
+/* Returns "validation", "auth", ... ("" for IW_ERR_NONE). */
+const char *iw_error_kind_str(iw_error_kind k);
+
+/* A classified reply. */
+typedef struct iw_outcome {
+    iw_outcome_kind kind;
+    iw_error_kind error_kind; /* IW_ERR_NONE when kind is OK */
+    int64_t retry_after_ms;   /* RETRY only: from Retry-After, -1 when the reply gave none */
+    bool refresh_token;       /* AUTH only: the adapter can refresh its token and try once more */
+    char code[64];            /* the target's error code, or the HTTP status as text */
+    char message[256];        /* human-readable reason, no secrets */
+    char target_ref[128];     /* OK only: the id the target returned, "" when none */
+} iw_outcome;
+
+/* A reply as the dispatcher received it. Borrowed pointers. */
+typedef struct iw_response {
+    long status;              /* HTTP status */
+    const iw_header *headers; /* reply headers, names as received */
+    size_t n_headers;
+    const char *body;         /* may be NULL when body_len is 0; not NUL-terminated */
+    size_t body_len;
+    int64_t now_ms;           /* wall clock at receipt (ms since epoch), for HTTP-date Retry-After */
+} iw_response;
+
+/* Per-call state the renderer may need that is not part of the config. */
+typedef struct iw_render_ctx {
+    const char *auth_token; /* midnight: the current (possibly refreshed) Midnight token, NULL = config's */
+} iw_render_ctx;
+
+/* An adapter. One const instance per adapter type. Slots marked "may be NULL" are optional. */
+typedef struct iw_target_ops {
+    const char *type; /* adapter type name, as in the config's "type" */
+
+    /* Checks the target's own rules before anything is sent. Returns 0, or IW_EINVAL with a
+     * message naming the field ("lines[0].unit_price: must be greater than 0"). May be NULL. */
+    int (*validate)(const iw_event *ev, const iw_target_conf *tc, char *errbuf, size_t errlen);
+
+    /* Renders the request for ev into *out (zeroed by the caller). Returns 0, or IW_EINVAL /
+     * IW_ENOMEM with errbuf set; on failure *out holds nothing to free. */
+    int (*render)(const iw_event *ev, const iw_target_conf *tc, const iw_render_ctx *ctx,
+                  iw_request *out, char *errbuf, size_t errlen);
+
+    /* Classifies a reply into *out. Never fails: an unreadable reply is RETRY or PERMANENT
+     * with a message saying why. */
+    void (*classify)(const iw_target_conf *tc, const iw_response *resp, iw_outcome *out);
+
+    /* Token refresh (midnight): renders the refresh call. May be NULL. */
+    int (*render_refresh)(const iw_target_conf *tc, iw_request *out, char *errbuf, size_t errlen);
+
+    /* Reads the new token from the refresh reply into tok. Returns 0 or IW_EINVAL. May be NULL. */
+    int (*parse_refresh)(const iw_response *resp, char *tok, size_t toklen);
+} iw_target_ops;
+
+extern const iw_target_ops iw_target_centra_soap;
+extern const iw_target_ops iw_target_centra_navision;
+extern const iw_target_ops iw_target_midnight;
+extern const iw_target_ops iw_target_ebizcharge;
+extern const iw_target_ops iw_target_invoicexpress;
+
+/* Finds an adapter by type name; NULL when unknown. */
+const iw_target_ops *iw_target_find(const char *type);
+
+/* The adapters, NULL-terminated, for listing. */
+extern const iw_target_ops *const iw_targets_all[];
+
+/* Wrappers so callers never write ops->fn(...). validate returns 0 when the slot is NULL. */
+static inline int iw_target_validate(const iw_target_ops *o, const iw_event *ev,
+                                     const iw_target_conf *tc, char *errbuf, size_t errlen)
+{
+    return o->validate ? o->validate(ev, tc, errbuf, errlen) : 0;
+}
+
+static inline int iw_target_render(const iw_target_ops *o, const iw_event *ev,
+                                   const iw_target_conf *tc, const iw_render_ctx *ctx,
+                                   iw_request *out, char *errbuf, size_t errlen)
+{
+    return o->render(ev, tc, ctx, out, errbuf, errlen);
+}
+
+static inline void iw_target_classify(const iw_target_ops *o, const iw_target_conf *tc,
+                                      const iw_response *resp, iw_outcome *out)
+{
+    o->classify(tc, resp, out);
+}
+
+/* --- helpers for adapters and callers (request.c) --- */
+
+/* Appends a header (copies name and value). Returns 0 or IW_ENOMEM. */
+int iw_request_add_header(iw_request *r, const char *name, const char *value);
+
+/* Records a secret value to mask when printing (copied; NULL or "" ignored). */
+int iw_request_add_secret(iw_request *r, const char *value);
+
+/* Sets the body, taking ownership of buf (len bytes, NUL-terminated at buf[len]). */
+void iw_request_set_body(iw_request *r, char *buf, size_t len);
+
+/* Adds the per-call headers of DESIGN.md section 5: Idempotency-Key, X-Request-ID and, when
+ * traceparent is not NULL, traceparent. Returns 0 or IW_ENOMEM. */
+int iw_request_add_call_headers(iw_request *r, const char *event_id, const char *target,
+                                int attempt, const char *traceparent);
+
+/* Returns the value of the first header named `name` (case-insensitive), or NULL. */
+const char *iw_request_header(const iw_request *r, const char *name);
+
+/* Prints the request as `METHOD URL`, `Name: value` lines, a blank line and the body, with
+ * every recorded secret replaced by ***. Returns a malloc'd string (caller frees) or NULL. */
+char *iw_request_format_masked(const iw_request *r);
+
+/* Replaces every occurrence of each secret in text with ***; returns a malloc'd copy. */
+char *iw_mask_secrets(const char *text, size_t len, char *const *secrets, size_t n_secrets);
+
+/* Frees what a request owns and zeroes it; safe on a zeroed request. */
+void iw_request_clear(iw_request *r);
+
+/* Looks up a reply header (case-insensitive); NULL when absent. */
+const char *iw_response_header(const iw_response *resp, const char *name);
+
+/* Parses a Retry-After value (delta seconds or an HTTP-date, relative to now_ms) into
+ * milliseconds; returns -1 when absent or unreadable. */
+int64_t iw_retry_after_ms(const char *value, int64_t now_ms);
+
+/* Fills out for a reply by HTTP status only, the common rules of DESIGN.md section 5:
+ * 2xx OK; 401/403 AUTH; 408, 429 and 5xx RETRY (Retry-After honoured); other 4xx PERMANENT.
+ * Adapters call it and then refine by body. */
+void iw_outcome_from_status(const iw_response *resp, iw_outcome *out);
+
+/* Sets kind, error kind, code and message (printf-style) in one call. */
+void iw_outcome_set(iw_outcome *out, iw_outcome_kind kind, iw_error_kind ek, const char *code,
+                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+#endif
