@@ -139,6 +139,9 @@ void iw_config_free(iw_config *cfg);
 /* Finds a target instance by name; NULL when there is none. */
 const iw_target_conf *iw_config_target(const iw_config *cfg, const char *name);
 
+/* The route for a tenant: its own, else the "*" route; NULL when neither exists. */
+const iw_route *iw_config_route(const iw_config *cfg, const char *tenant);
+
 /* Sets a target instance's defaults for its adapter type (seed URL, namespace, SOAPAction...).
  * Used by the loader and by tests that build a conf by hand. Returns 0 or IW_ENOTFOUND for
  * an unknown type. */

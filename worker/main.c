@@ -1,13 +1,200 @@
-/* main.c: the invoice-worker command line. */
+/* main.c: the invoice-worker command line: run, render, check-config, replay, send. */
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "invoice.h"
+#include "status.h"
+#include "target.h"
+
+static const char USAGE[] =
+    "usage: invoice-worker COMMAND [OPTIONS]\n"
+    "\n"
+    "Consumes invoice-change events from Kafka, drops duplicates and stale versions through a\n"
+    "Redis ledger, and updates each target invoice API, publishing one result per (event, target).\n"
+    "\n"
+    "commands:\n"
+    "  run -c FILE                  run the worker (until SIGTERM)\n"
+    "  render --target NAME [-c FILE] EVENT.json\n"
+    "                               print the exact HTTP request for one event (secrets as ***)\n"
+    "  check-config -c FILE         check a config file; every error is named by its JSON path\n"
+    "  send -c FILE|-b BROKERS [-t TOPIC] FILE...\n"
+    "                               produce events from JSON files to the input topic\n"
+    "  replay -c FILE [filters]     re-drive dead letters to the input topic\n"
+    "\n"
+    "options everywhere: --help, --version\n";
+
+static const char RENDER_USAGE[] =
+    "usage: invoice-worker render --target NAME [-c FILE] [--no-validate] EVENT.json\n"
+    "\n"
+    "Prints the request the worker would send for EVENT.json to target NAME: the first line is\n"
+    "METHOD URL, then one 'Name: value' line per header, a blank line, then the body. Passwords,\n"
+    "tokens, API keys and security ids print as ***.\n"
+    "\n"
+    "NAME is an adapter type (centra_soap, centra_navision, midnight, ebizcharge, invoicexpress;\n"
+    "seed URLs and placeholder credentials) or, with -c, a target instance of the config.\n"
+    "The target's validation runs first; a rejected event exits 1 with the reason.\n";
+
+static const char CHECK_USAGE[] =
+    "usage: invoice-worker check-config -c FILE\n"
+    "\n"
+    "Loads FILE as the worker would (${ENV} references, *_file secrets, IW_* overrides) and\n"
+    "prints every problem as 'json.path: message'. Secret values are never printed.\n"
+    "Exit status: 0 valid, 1 invalid, 2 usage error.\n";
+
+static int cmd_check_config(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
+    const char *path = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': path = optarg; break;
+        case 'h': fputs(CHECK_USAGE, stdout); return 0;
+        case 'V': return iw_cli_print_version();
+        default: fputs(CHECK_USAGE, stderr); return 2;
+        }
+    }
+    if (!path && optind < argc)
+        path = argv[optind];
+    if (!path) {
+        fputs(CHECK_USAGE, stderr);
+        return 2;
+    }
+    iw_config *cfg = iw_cli_load_config(path);
+    if (!cfg)
+        return 1;
+    printf("%s: ok: %zu target instance%s, %zu route%s, kafka %s, redis %s:%d\n", path,
+           cfg->n_targets, cfg->n_targets == 1 ? "" : "s", cfg->n_routes,
+           cfg->n_routes == 1 ? "" : "s", cfg->kafka_brokers ? cfg->kafka_brokers : "(not set)",
+           cfg->redis_host, cfg->redis_port);
+    for (size_t i = 0; i < cfg->n_targets; i++) {
+        const iw_target_conf *t = &cfg->targets[i];
+        printf("  %-20s %-16s max_concurrency=%d max_attempts=%d%s\n", t->name, t->type,
+               t->max_concurrency, t->retry.max_attempts,
+               t->tls_verify ? "" : " TLS VERIFICATION OFF");
+    }
+    iw_config_free(cfg);
+    return 0;
+}
+
+static int cmd_render(int argc, char **argv)
+{
+    static const struct option opts[] = {{"target", required_argument, NULL, 't'},
+                                         {"config", required_argument, NULL, 'c'},
+                                         {"no-validate", no_argument, NULL, 'n'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
+    const char *target = NULL, *cpath = NULL;
+    int validate = 1, c;
+    while ((c = getopt_long(argc, argv, "t:c:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 't': target = optarg; break;
+        case 'c': cpath = optarg; break;
+        case 'n': validate = 0; break;
+        case 'h': fputs(RENDER_USAGE, stdout); return 0;
+        case 'V': return iw_cli_print_version();
+        default: fputs(RENDER_USAGE, stderr); return 2;
+        }
+    }
+    if (!target || optind != argc - 1) {
+        fputs(RENDER_USAGE, stderr);
+        return 2;
+    }
+    const char *epath = argv[optind];
+    iw_config *cfg = cpath ? iw_cli_load_config(cpath) : iw_config_defaults();
+    if (!cfg)
+        return 1;
+    int rc = 1;
+    iw_event *ev = NULL;
+    iw_request req;
+    memset(&req, 0, sizeof(req));
+    char err[512];
+    size_t len = 0;
+    char *json = NULL;
+
+    const iw_target_conf *tc = iw_config_target(cfg, target);
+    const iw_target_ops *ops = tc ? iw_target_find(tc->type) : NULL;
+    if (!tc || !ops) {
+        fprintf(stderr, "render: no target \"%s\"%s; adapter types: ", target,
+                cpath ? " in the config" : "");
+        for (size_t i = 0; iw_targets_all[i]; i++)
+            fprintf(stderr, "%s%s", i ? ", " : "", iw_targets_all[i]->type);
+        fputc('\n', stderr);
+        goto out_config;
+    }
+    json = iw_cli_read_file(epath, 2u * IW_EVENT_MAX_BYTES, &len);
+    if (!json) {
+        fprintf(stderr, "render: cannot read %s: %s\n", epath, strerror(errno));
+        goto out_config;
+    }
+    if (iw_event_parse(json, len, &ev, err, sizeof(err)) != 0) {
+        fprintf(stderr, "render: %s: invalid event: %s\n", epath, err);
+        goto out_json;
+    }
+    if (validate && iw_target_validate(ops, ev, tc, err, sizeof(err)) != 0) {
+        fprintf(stderr, "render: %s rejects this event: %s\n", tc->name, err);
+        goto out_event;
+    }
+    iw_render_ctx ctx = {NULL};
+    if (iw_target_render(ops, ev, tc, &ctx, &req, err, sizeof(err)) != 0) {
+        fprintf(stderr, "render: %s: %s\n", tc->name, err);
+        goto out_event;
+    }
+    if (iw_request_add_call_headers(&req, ev->event_id, tc->name, 1, NULL) != 0)
+        goto out_request;
+    char *text = iw_request_format_masked(&req);
+    if (!text)
+        goto out_request;
+    fputs(text, stdout);
+    if (req.body_len == 0 || req.body[req.body_len - 1] != '\n')
+        fputc('\n', stdout);
+    free(text);
+    rc = 0;
+out_request:
+    iw_request_clear(&req);
+out_event:
+    iw_event_free(ev);
+out_json:
+    free(json);
+out_config:
+    iw_config_free(cfg);
+    return rc;
+}
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-        printf("invoice-worker %s\n", IW_VERSION);
+    if (argc < 2) {
+        fputs(USAGE, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(USAGE, stdout);
         return 0;
     }
-    fprintf(stderr, "usage: invoice-worker --version\n");
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0)
+        return iw_cli_print_version();
+    /* Each command parses its own options; argv[0] becomes "invoice-worker COMMAND". */
+    argv[1] = argv[0];
+    if (strcmp(cmd, "render") == 0)
+        return cmd_render(argc - 1, argv + 1);
+    if (strcmp(cmd, "check-config") == 0)
+        return cmd_check_config(argc - 1, argv + 1);
+    if (strcmp(cmd, "run") == 0)
+        return iw_cli_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "send") == 0)
+        return iw_cli_send(argc - 1, argv + 1);
+    if (strcmp(cmd, "replay") == 0)
+        return iw_cli_replay(argc - 1, argv + 1);
+    fprintf(stderr, "invoice-worker: unknown command \"%s\"\n\n%s", cmd, USAGE);
     return 2;
 }

@@ -1,0 +1,282 @@
+/* test_config.c: the config loader: defaults, ${ENV}, *_file secrets, IW_* overrides, errors by path. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+/* True when some error has exactly this path and a message containing `part`. */
+static bool has_error(const iw_config_errors *e, const char *path, const char *part)
+{
+    for (size_t i = 0; i < e->count && i < 64; i++)
+        if (strcmp(e->items[i].path, path) == 0 && strstr(e->items[i].message, part))
+            return true;
+    return false;
+}
+
+static void dump(const iw_config_errors *e)
+{
+    for (size_t i = 0; i < e->count && i < 64; i++)
+        fprintf(stderr, "  %s: %s\n", e->items[i].path, e->items[i].message);
+}
+
+Test(config, minimal_gets_defaults)
+{
+    iw_config_errors e;
+    iw_config *c = iw_config_parse("{\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}", NULL, &e);
+    cr_assert_not_null(c);
+    cr_assert_eq(c->max_in_flight, 512);
+    cr_assert_eq(c->shutdown_grace_ms, 25000);
+    cr_assert_str_eq(c->input_topic, "invoice-events");
+    cr_assert_str_eq(c->result_topic, "invoice-results");
+    cr_assert_str_eq(c->dlq_topic, "invoice-events-dlq");
+    cr_assert_eq(c->ledger_ttl_s, 7 * 86400);
+    const iw_target_conf *t = iw_config_target(c, "c");
+    cr_assert_not_null(t);
+    cr_assert_str_eq(t->type, "centra_soap");
+    cr_assert_str_eq(t->soap_action, "http://www.centra.com/webservices/Invoices_Update");
+    cr_assert_str_eq(t->namespace_uri, "http://www.centra.com/webservices/");
+    cr_assert_eq(t->retry.max_attempts, 8);
+    cr_assert_eq(t->retry.base_ms, 250);
+    cr_assert_eq(t->retry.max_delay_ms, 60000);
+    cr_assert_eq(t->retry.max_elapsed_ms, 600000);
+    cr_assert_eq(t->connect_timeout_ms, 5000);
+    cr_assert_eq(t->request_timeout_ms, 30000);
+    cr_assert_eq(t->max_concurrency, 32);
+    cr_assert_eq(t->breaker_failures, 20);
+    cr_assert_eq(t->breaker_open_ms, 30000);
+    cr_assert(t->tls_verify);
+    cr_assert(!t->follow_redirects);
+    cr_assert_null(iw_config_target(c, "nope"));
+    iw_config_free(c);
+}
+
+Test(config, env_references_and_defaults)
+{
+    setenv("IW_TEST_HOST", "ebiz.example", 1);
+    unsetenv("IW_TEST_UNSET");
+    iw_config_errors e;
+    iw_config *c = iw_config_parse(
+        "{\"targets\": {\"e\": {\"type\": \"ebizcharge\", \"url\": \"https://${IW_TEST_HOST}/x.svc\","
+        " \"security_id\": \"${IW_TEST_UNSET:-fallback-id}\"}}}",
+        NULL, &e);
+    dump(&e);
+    cr_assert_not_null(c);
+    cr_assert_str_eq(iw_config_target(c, "e")->url, "https://ebiz.example/x.svc");
+    cr_assert_str_eq(iw_config_target(c, "e")->security_id, "fallback-id");
+    iw_config_free(c);
+
+    c = iw_config_parse("{\"targets\": {\"e\": {\"type\": \"ebizcharge\", \"security_id\": \"${IW_TEST_UNSET}\"}}}",
+                        NULL, &e);
+    cr_assert_null(c);
+    cr_assert(has_error(&e, "targets.e.security_id", "IW_TEST_UNSET is not set"));
+}
+
+Test(config, secret_files)
+{
+    char dir[] = "/tmp/iw-cfg-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof(path), "%s/api-key", dir);
+    FILE *f = fopen(path, "w");
+    fputs("s3cr3t-key-value\n", f);
+    fclose(f);
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"url\": \"https://a.example\","
+             " \"api_key_file\": \"api-key\"}}}");
+    iw_config_errors e;
+    iw_config *c = iw_config_parse(json, dir, &e); /* relative to the config's folder */
+    dump(&e);
+    cr_assert_not_null(c);
+    cr_assert_str_eq(iw_config_target(c, "ix")->api_key, "s3cr3t-key-value");
+    iw_config_free(c);
+
+    /* a missing file is named, its would-be content never is */
+    c = iw_config_parse("{\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"api_key_file\": \"/nonexistent/k\"}}}",
+                        NULL, &e);
+    cr_assert_null(c);
+    cr_assert(has_error(&e, "targets.ix.api_key_file", "cannot read secret file /nonexistent/k"));
+
+    /* both forms at once is ambiguous */
+    c = iw_config_parse("{\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"api_key\": \"a\", \"api_key_file\": \"b\"}}}",
+                        NULL, &e);
+    cr_assert_null(c);
+    cr_assert(has_error(&e, "targets.ix.api_key", "not both"));
+    unlink(path);
+    rmdir(dir);
+}
+
+Test(config, iw_env_overrides)
+{
+    setenv("IW_KAFKA_BROKERS", "127.0.0.1:1234", 1);
+    setenv("IW_REDIS_PORT", "7000", 1);
+    setenv("IW_MAX_IN_FLIGHT", "64", 1);
+    setenv("IW_LOG_LEVEL", "debug", 1);
+    iw_config_errors e;
+    iw_config *c = iw_config_parse(
+        "{\"kafka\": {\"brokers\": \"other:9092\"}, \"redis\": {\"port\": 6379},"
+        " \"targets\": {\"c\": {\"type\": \"centra_soap\"}}}", NULL, &e);
+    unsetenv("IW_KAFKA_BROKERS");
+    unsetenv("IW_REDIS_PORT");
+    unsetenv("IW_MAX_IN_FLIGHT");
+    unsetenv("IW_LOG_LEVEL");
+    cr_assert_not_null(c);
+    cr_assert_str_eq(c->kafka_brokers, "127.0.0.1:1234");
+    cr_assert_eq(c->redis_port, 7000);
+    cr_assert_eq(c->max_in_flight, 64);
+    cr_assert_str_eq(c->log_level, "debug");
+    iw_config_free(c);
+
+    setenv("IW_REDIS_PORT", "seventy", 1);
+    c = iw_config_parse("{\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}", NULL, &e);
+    unsetenv("IW_REDIS_PORT");
+    cr_assert_null(c);
+    cr_assert(has_error(&e, "IW_REDIS_PORT", "port"));
+}
+
+Test(config, target_settings)
+{
+    iw_config_errors e;
+    iw_config *c = iw_config_parse(
+        "{\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"url\": \"http://127.0.0.1:9\","
+        " \"retry\": {\"max_attempts\": 3, \"max_elapsed_s\": 20, \"base_ms\": 10, \"max_delay_ms\": 100},"
+        " \"timeouts\": {\"connect_ms\": 100, \"request_ms\": 200}, \"max_concurrency\": 4,"
+        " \"rate\": {\"per_s\": 2.5}, \"breaker\": {\"failures\": 3, \"open_s\": 2},"
+        " \"tls\": {\"verify\": false}, \"tax_names\": {\"23\": \"IVA23\", \"6.5\": \"X\"},"
+        " \"accepted_units\": [\"unit\", \"hour\"]}},"
+        " \"routes\": {\"acme\": [\"ix\"], \"*\": [\"ix\"]}}", NULL, &e);
+    dump(&e);
+    cr_assert_not_null(c);
+    const iw_target_conf *t = iw_config_target(c, "ix");
+    cr_assert_eq(t->retry.max_attempts, 3);
+    cr_assert_eq(t->retry.max_elapsed_ms, 20000);
+    cr_assert_eq(t->retry.base_ms, 10);
+    cr_assert_eq(t->retry.max_delay_ms, 100);
+    cr_assert_eq(t->connect_timeout_ms, 100);
+    cr_assert_eq(t->request_timeout_ms, 200);
+    cr_assert_eq(t->max_concurrency, 4);
+    cr_assert_eq(t->rate_burst, 2); /* defaults to the rate */
+    cr_assert_eq(t->breaker_failures, 3);
+    cr_assert_eq(t->breaker_open_ms, 2000);
+    cr_assert(!t->tls_verify);
+    cr_assert_eq(t->n_tax_names, 2);
+    cr_assert_str_eq(t->tax_names[1].rate, "6.5");
+    cr_assert_str_eq(t->tax_names[1].name, "X");
+    cr_assert_eq(t->n_accepted_units, 2);
+    cr_assert_str_eq(t->accepted_units[1], "hour");
+    const iw_route *r = iw_config_route(c, "acme");
+    cr_assert_not_null(r);
+    cr_assert_str_eq(r->targets[0], "ix");
+    cr_assert_str_eq(iw_config_route(c, "other-tenant")->tenant, "*");
+    iw_config_free(c);
+}
+
+Test(config, broken_file_names_every_error)
+{
+    iw_config_errors e;
+    iw_config *c = iw_config_load(IW_FIXTURES_DIR "/config/broken.json", &e);
+    cr_assert_null(c);
+    dump(&e);
+    cr_assert(has_error(&e, "worker.max_in_flight", "between 1 and"));
+    cr_assert(has_error(&e, "worker.log_level", "debug, info, warn or error"));
+    cr_assert(has_error(&e, "redis.port", "integer"));
+    cr_assert(has_error(&e, "redis.password", "not both"));
+    cr_assert(has_error(&e, "targets.ebiz.url", "http:// or https://"));
+    cr_assert(has_error(&e, "targets.ebiz.retry.max_attempts", "integer"));
+    cr_assert(has_error(&e, "targets.bad.type", "unknown adapter type"));
+    cr_assert(has_error(&e, "targets.ix.api_key_file", "cannot read secret file"));
+    cr_assert(has_error(&e, "targets.ix.tax_names.abc", "tax rate"));
+    cr_assert(has_error(&e, "routes.acme[1]", "no target instance named \"missing\""));
+    cr_assert(has_error(&e, "typo", "unknown key"));
+}
+
+Test(config, invalid_json_and_top_level)
+{
+    iw_config_errors e;
+    cr_assert_null(iw_config_parse("{\"targets\": ", NULL, &e));
+    cr_assert(has_error(&e, "", "invalid JSON"));
+    cr_assert_null(iw_config_parse("[1,2]", NULL, &e));
+    cr_assert(has_error(&e, "", "JSON object"));
+    cr_assert_null(iw_config_parse("{}", NULL, &e));
+    cr_assert(has_error(&e, "targets", "at least one"));
+    cr_assert_null(iw_config_load("/nonexistent/config.json", &e));
+    cr_assert(has_error(&e, "", "cannot open"));
+}
+
+Test(config, example_config_is_valid)
+{
+    /* The shipped example references secret files and env vars; provide them. */
+    char dir[] = "/tmp/iw-example-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    setenv("CENTRA_HOST", "centra.example", 1);
+    setenv("CENTRA_USERNAME", "svc", 1);
+    setenv("MIDNIGHT_HOST", "midnight.example", 1);
+    setenv("EBIZ_HOST", "ebiz.example", 1);
+    setenv("INVOICEXPRESS_ACCOUNT", "acme", 1);
+    char *src = NULL;
+    size_t n = 0;
+    FILE *f = fopen(IW_FIXTURES_DIR "/../../deploy/config/config.example.json", "rb");
+    cr_assert_not_null(f);
+    src = malloc(65536);
+    n = fread(src, 1, 65535, f);
+    src[n] = '\0';
+    fclose(f);
+    /* point the secret files at the temp folder */
+    char *json = malloc(n * 2 + 1);
+    char *o = json;
+    for (const char *p = src; *p;) {
+        if (strncmp(p, "/run/secrets/invoice-worker/", 28) == 0) {
+            p += 28; /* relative to base_dir = dir */
+            continue;
+        }
+        *o++ = *p++;
+    }
+    *o = '\0';
+    const char *files[] = {"redis-password", "centra-password", "midnight-prc-token",
+                           "midnight-token", "midnight-mis-key", "ebiz-security-id",
+                           "invoicexpress-api-key"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char p[300];
+        snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
+        FILE *s = fopen(p, "w");
+        fprintf(s, "value-%zu\n", i);
+        fclose(s);
+    }
+    iw_config_errors e;
+    iw_config *c = iw_config_parse(json, dir, &e);
+    dump(&e);
+    cr_assert_not_null(c);
+    cr_assert_eq(c->n_targets, 5);
+    cr_assert_str_eq(iw_config_target(c, "centra_soap")->password, "value-1");
+    cr_assert_str_eq(iw_config_target(c, "centra_soap")->url,
+                     "https://centra.example/amsdocs/system/service/module/soap/api");
+    cr_assert_eq(c->n_kafka_props, 2);
+    iw_config_free(c);
+    free(json);
+    free(src);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(config, defaults_config_has_every_adapter)
+{
+    iw_config *c = iw_config_defaults();
+    cr_assert_not_null(c);
+    const char *types[] = {"centra_soap", "centra_navision", "midnight", "ebizcharge", "invoicexpress"};
+    for (size_t i = 0; i < 5; i++) {
+        const iw_target_conf *t = iw_config_target(c, types[i]);
+        cr_assert_not_null(t, "%s", types[i]);
+        cr_assert_str_eq(t->type, types[i]);
+        cr_assert_not_null(t->url);
+    }
+    iw_target_conf tc = {0};
+    cr_assert_eq(iw_target_conf_defaults(&tc, "sap"), -5);
+    cr_assert_eq(iw_target_conf_defaults(&tc, "ebizcharge"), 0);
+    cr_assert_str_eq(tc.soap_action, "http://eBizCharge.ServiceModel.SOAP/IeBizService/UpdateInvoice");
+    iw_target_conf_clear(&tc);
+    iw_config_free(c);
+}

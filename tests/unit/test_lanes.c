@@ -1,0 +1,73 @@
+/* test_lanes.c: per-invoice ordering and coalescing decisions. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+
+#include "lanes.h"
+
+static int jobs[16]; /* addresses stand for jobs */
+
+Test(lanes, idle_lane_sends_and_done_forgets)
+{
+    iw_lanes *l = iw_lanes_new();
+    void *d;
+    cr_assert_eq(iw_lanes_offer(l, "acme/1/ix", 5, &jobs[0], &d), IW_LANE_SEND);
+    cr_assert_null(d);
+    cr_assert_eq(iw_lanes_active(l), 1);
+    cr_assert_null(iw_lanes_done(l, "acme/1/ix"));
+    cr_assert_eq(iw_lanes_active(l), 0);
+    /* a forgotten lane starts fresh: any version may go */
+    cr_assert_eq(iw_lanes_offer(l, "acme/1/ix", 1, &jobs[1], &d), IW_LANE_SEND);
+    iw_lanes_free(l);
+}
+
+Test(lanes, newer_waits_and_older_waiting_is_displaced)
+{
+    iw_lanes *l = iw_lanes_new();
+    void *d;
+    cr_assert_eq(iw_lanes_offer(l, "k", 5, &jobs[0], &d), IW_LANE_SEND);
+    cr_assert_eq(iw_lanes_offer(l, "k", 6, &jobs[1], &d), IW_LANE_WAIT);
+    cr_assert_null(d);
+    cr_assert_eq(iw_lanes_offer(l, "k", 8, &jobs[2], &d), IW_LANE_WAIT);
+    cr_assert_eq(d, &jobs[1], "v6 is superseded by v8");
+    cr_assert_eq(iw_lanes_offer(l, "k", 7, &jobs[3], &d), IW_LANE_SUPERSEDED, "v7 is older than waiting v8");
+    cr_assert_eq(iw_lanes_offer(l, "k", 4, &jobs[4], &d), IW_LANE_SUPERSEDED, "v4 is older than in-flight v5");
+    cr_assert_eq(iw_lanes_offer(l, "k", 5, &jobs[5], &d), IW_LANE_SUPERSEDED, "same version as in flight");
+    cr_assert_eq(iw_lanes_done(l, "k"), &jobs[2], "v8 goes next");
+    cr_assert_null(iw_lanes_done(l, "k"));
+    iw_lanes_free(l);
+}
+
+Test(lanes, lanes_are_independent_and_many)
+{
+    iw_lanes *l = iw_lanes_new();
+    void *d;
+    char key[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof(key), "t/%d/x", i);
+        cr_assert_eq(iw_lanes_offer(l, key, 1, &jobs[0], &d), IW_LANE_SEND);
+    }
+    cr_assert_eq(iw_lanes_active(l), 5000);
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof(key), "t/%d/x", i);
+        cr_assert_eq(iw_lanes_offer(l, key, 2, &jobs[1], &d), IW_LANE_WAIT);
+    }
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof(key), "t/%d/x", i);
+        cr_assert_eq(iw_lanes_done(l, key), &jobs[1]);
+        cr_assert_null(iw_lanes_done(l, key));
+    }
+    cr_assert_eq(iw_lanes_active(l), 0);
+    iw_lanes_free(l);
+}
+
+Test(lanes, drop_waiting)
+{
+    iw_lanes *l = iw_lanes_new();
+    void *d;
+    iw_lanes_offer(l, "k", 1, &jobs[0], &d);
+    iw_lanes_offer(l, "k", 2, &jobs[1], &d);
+    cr_assert_eq(iw_lanes_drop_waiting(l, "k", &jobs[2]), 0);
+    cr_assert_eq(iw_lanes_drop_waiting(l, "k", &jobs[1]), 1);
+    cr_assert_null(iw_lanes_done(l, "k"));
+    iw_lanes_free(l);
+}

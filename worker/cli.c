@@ -1,0 +1,66 @@
+/* cli.c: what the subcommands share: loading a config with readable errors, reading files. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int iw_cli_print_version(void)
+{
+    printf("invoice-worker %s\n", IW_VERSION);
+    return 0;
+}
+
+char *iw_cli_read_file(const char *path, size_t max, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n + 1 >= cap) {
+            if (cap > max) {
+                errno = EFBIG;
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            char *b = realloc(buf, cap * 2);
+            if (!b) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = b;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        *len = n;
+    }
+    return buf;
+}
+
+iw_config *iw_cli_load_config(const char *path)
+{
+    iw_config_errors errs;
+    iw_config *cfg = iw_config_load(path, &errs);
+    if (!cfg) {
+        size_t shown = errs.count < 64 ? errs.count : 64;
+        for (size_t i = 0; i < shown; i++)
+            fprintf(stderr, "%s: %s%s%s\n", path, errs.items[i].path,
+                    errs.items[i].path[0] ? ": " : "", errs.items[i].message);
+        if (errs.count > shown)
+            fprintf(stderr, "%s: ... and %zu more\n", path, errs.count - shown);
+    }
+    return cfg;
+}
+

@@ -1,0 +1,151 @@
+/* lanes.c: ordering and coalescing per (tenant, invoice, target), over a chained hash table. */
+#include "lanes.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "status.h"
+
+typedef struct lane {
+    char *key;
+    uint64_t hash;
+    void *inflight;          /* the job being sent */
+    int64_t inflight_version;
+    void *waiting;           /* the newest job waiting, or NULL */
+    int64_t waiting_version;
+    struct lane *next;       /* bucket chain */
+} lane;
+
+struct iw_lanes {
+    lane **buckets;
+    size_t n_buckets; /* power of two */
+    size_t count;     /* lanes present (each has a job in flight) */
+};
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+iw_lanes *iw_lanes_new(void)
+{
+    iw_lanes *l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    l->n_buckets = 1024;
+    l->buckets = calloc(l->n_buckets, sizeof(*l->buckets));
+    if (!l->buckets) {
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+static lane **find(iw_lanes *l, const char *key, uint64_t h)
+{
+    lane **pp = &l->buckets[h & (l->n_buckets - 1)];
+    while (*pp && ((*pp)->hash != h || strcmp((*pp)->key, key) != 0))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static void grow(iw_lanes *l)
+{
+    size_t nb = l->n_buckets * 2;
+    lane **b = calloc(nb, sizeof(*b));
+    if (!b)
+        return; /* keep the longer chains; still correct */
+    for (size_t i = 0; i < l->n_buckets; i++) {
+        for (lane *n = l->buckets[i], *next; n; n = next) {
+            next = n->next;
+            n->next = b[n->hash & (nb - 1)];
+            b[n->hash & (nb - 1)] = n;
+        }
+    }
+    free(l->buckets);
+    l->buckets = b;
+    l->n_buckets = nb;
+}
+
+int iw_lanes_offer(iw_lanes *l, const char *key, int64_t version, void *job, void **displaced)
+{
+    *displaced = NULL;
+    uint64_t h = hash_str(key);
+    lane **pp = find(l, key, h);
+    lane *n = *pp;
+    if (!n) {
+        n = calloc(1, sizeof(*n));
+        if (!n || !(n->key = strdup(key))) {
+            free(n);
+            return IW_ENOMEM;
+        }
+        n->hash = h;
+        n->inflight = job;
+        n->inflight_version = version;
+        *pp = n;
+        if (++l->count > l->n_buckets)
+            grow(l);
+        return IW_LANE_SEND;
+    }
+    /* Sending an older or equal state after the one in flight would be useless or harmful. */
+    if (version <= n->inflight_version || (n->waiting && version <= n->waiting_version))
+        return IW_LANE_SUPERSEDED;
+    *displaced = n->waiting;
+    n->waiting = job;
+    n->waiting_version = version;
+    return IW_LANE_WAIT;
+}
+
+void *iw_lanes_done(iw_lanes *l, const char *key)
+{
+    uint64_t h = hash_str(key);
+    lane **pp = find(l, key, h);
+    lane *n = *pp;
+    if (!n)
+        return NULL;
+    if (n->waiting) {
+        n->inflight = n->waiting;
+        n->inflight_version = n->waiting_version;
+        n->waiting = NULL;
+        return n->inflight;
+    }
+    *pp = n->next;
+    free(n->key);
+    free(n);
+    l->count--;
+    return NULL;
+}
+
+int iw_lanes_drop_waiting(iw_lanes *l, const char *key, void *job)
+{
+    lane *n = *find(l, key, hash_str(key));
+    if (!n || n->waiting != job)
+        return 0;
+    n->waiting = NULL;
+    return 1;
+}
+
+size_t iw_lanes_active(const iw_lanes *l)
+{
+    return l->count;
+}
+
+void iw_lanes_free(iw_lanes *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n_buckets; i++) {
+        for (lane *n = l->buckets[i], *next; n; n = next) {
+            next = n->next;
+            free(n->key);
+            free(n);
+        }
+    }
+    free(l->buckets);
+    free(l);
+}

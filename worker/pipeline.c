@@ -1,0 +1,1372 @@
+/* pipeline.c: the worker's event loop: consume, claim in the ledger, order per invoice, call the
+ * targets, complete in the ledger, publish results and dead letters, then store offsets.
+ *
+ * One thread drives everything. An (event, target) pair is a job; a consumed message owns its
+ * jobs and is finished when every job's result is acknowledged by the broker. Per partition the
+ * stored offset is that of the oldest unfinished message, so a crash replays at most the
+ * unfinished window and never skips anything. */
+#include "pipeline.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <librdkafka/rdkafka.h>
+
+#include "dispatch.h"
+#include "invoice.h"
+#include "lanes.h"
+#include "ledger.h"
+#include "log.h"
+#include "status.h"
+#include "target.h"
+
+#define POLL_BATCH 1000         /* messages taken per loop turn at most */
+#define LEDGER_BATCH 2000       /* ledger ops per round trip at most */
+#define BUSY_RETRY_MS 500       /* first wait before claiming a BUSY pair again */
+#define REDIS_BACKOFF_MAX_MS 10000
+#define REPLAY_TARGET_HEADER "x-iw-replay-target"
+
+typedef enum job_state {
+    JOB_CLAIM,      /* waiting for a ledger claim */
+    JOB_BUSY,       /* another owner holds the lease; claim again at due_ms */
+    JOB_LANE,       /* claimed, waiting in its lane behind an in-flight call */
+    JOB_READY,      /* claimed, first in its lane, waiting for dispatcher capacity */
+    JOB_CALLING,    /* submitted to the dispatcher */
+    JOB_COMPLETE,   /* finished or superseded: waiting for the ledger complete */
+    JOB_RELEASE,    /* abandoned at shutdown: waiting for the ledger release */
+    JOB_PUBLISH,    /* results produced, waiting for the broker's acknowledgement */
+    JOB_DONE,       /* terminal */
+    JOB_DROPPED     /* abandoned; its message will never finish (not committed) */
+} job_state;
+
+struct msg;
+
+/* One (event, target) pair. */
+typedef struct job {
+    struct msg *m;                /* owner */
+    const iw_target_conf *tc;     /* NULL for a poison message or an unknown target */
+    char *target;                 /* instance name (copy; may name an unknown target) */
+    char *lane_key;               /* tenant \x1f invoice \x1f target */
+    job_state state;
+    bool leased;                  /* we hold the ledger lease */
+    bool in_lane;                 /* occupies its lane (in flight there) */
+    int64_t due_ms;               /* JOB_BUSY: when to claim again */
+    int busy_tries;
+    /* the result being built */
+    iw_result_status status;
+    iw_error_kind error_kind;
+    char error_code[64];
+    char error_msg[256];
+    char target_ref[128];
+    int attempts;
+    long http_status;
+    int64_t first_attempt_ms, finished_ms;
+    int deliveries;               /* produced messages not yet acknowledged */
+    struct job *qnext;            /* link in the queue matching its state */
+} job;
+
+/* One consumed message. */
+typedef struct msg {
+    struct iw_pipeline *p;        /* the pipeline it belongs to */
+    int32_t partition;
+    int64_t offset;
+    bool tracked;                 /* counted in its partition's window (false after revoke) */
+    char *key;
+    size_t key_len;
+    char *value;
+    size_t value_len;
+    char *traceparent;
+    iw_event *ev;                 /* NULL for a poison message */
+    job *jobs;
+    size_t n_jobs;
+    size_t open;                  /* jobs not yet DONE */
+    bool dropped;                 /* a job was abandoned: never finishes */
+    struct msg *next;             /* partition window (or orphan list), offset order */
+} msg;
+
+/* Per input partition: the window of unfinished messages. */
+typedef struct part {
+    bool assigned;
+    bool paused;
+    msg *head, *tail;             /* messages in offset order */
+    size_t count;
+    int64_t stored;               /* offset last stored, -1 none */
+    int64_t done_upto;            /* offset just past the last finished message, -1 none */
+    int64_t hi_watermark;         /* for lag */
+    int64_t last_seen;            /* last consumed offset */
+} part;
+
+/* A FIFO of jobs linked through qnext. */
+typedef struct jobq {
+    job *head, *tail;
+    size_t n;
+} jobq;
+
+struct iw_pipeline {
+    const iw_config *cfg;
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    iw_ledger *ledger;
+    iw_dispatch *dispatch;
+    iw_lanes *lanes;
+    int wake[2];                  /* librdkafka queues write here when they have work */
+
+    part *parts;
+    int32_t n_parts;
+
+    jobq claim_q, busy_q, ready_q, complete_q, release_q;
+    size_t open_jobs;             /* jobs not yet terminal */
+
+    bool ledger_ok;
+    int64_t ledger_retry_at;
+    int64_t ledger_backoff_ms;
+    int64_t last_renew_ms;
+    bool paused_all;
+    bool stopping;
+    bool fatal;
+    bool ever_assigned;
+    bool more_msgs;               /* the last poll stopped at POLL_BATCH */
+    msg *orphans;                 /* messages of revoked partitions still running */
+
+    iw_pipeline_stats stats;
+    uint64_t *target_results;     /* [n_targets][IW_RES__COUNT] */
+    pthread_mutex_t lock;         /* guards snapshot */
+    iw_pipeline_stats snapshot;
+};
+
+static const char *const STATUS_NAMES[IW_RES__COUNT] = {
+    "succeeded", "duplicate", "stale", "superseded", "rejected", "failed"};
+
+const char *iw_result_status_str(iw_result_status s)
+{
+    return s < IW_RES__COUNT ? STATUS_NAMES[s] : "";
+}
+
+/* ---- small helpers ---- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void fmt_time(int64_t ms, char *buf, size_t len)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, len - n, ".%03dZ", (int)(ms % 1000));
+}
+
+static void q_push(jobq *q, job *j)
+{
+    j->qnext = NULL;
+    if (q->tail)
+        q->tail->qnext = j;
+    else
+        q->head = j;
+    q->tail = j;
+    q->n++;
+}
+
+static job *q_pop(jobq *q)
+{
+    job *j = q->head;
+    if (j) {
+        q->head = j->qnext;
+        if (!q->head)
+            q->tail = NULL;
+        q->n--;
+        j->qnext = NULL;
+    }
+    return j;
+}
+
+static void wake_drain(iw_pipeline *p)
+{
+    char buf[256];
+    while (read(p->wake[0], buf, sizeof(buf)) > 0)
+        ;
+}
+
+static part *get_part(iw_pipeline *p, int32_t partition)
+{
+    if (partition < 0)
+        return NULL;
+    if (partition >= p->n_parts) {
+        int32_t n = partition + 1 > p->n_parts * 2 ? partition + 1 : p->n_parts * 2;
+        part *np = realloc(p->parts, (size_t)n * sizeof(*np));
+        if (!np)
+            return NULL;
+        for (int32_t i = p->n_parts; i < n; i++) {
+            memset(&np[i], 0, sizeof(np[i]));
+            np[i].stored = -1;
+            np[i].done_upto = -1;
+            np[i].hi_watermark = -1;
+            np[i].last_seen = -1;
+        }
+        p->parts = np;
+        p->n_parts = n;
+    }
+    return &p->parts[partition];
+}
+
+/* ---- messages and jobs lifecycle ---- */
+
+static void msg_free(msg *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n_jobs; i++) {
+        free(m->jobs[i].target);
+        free(m->jobs[i].lane_key);
+    }
+    free(m->jobs);
+    iw_event_free(m->ev);
+    free(m->key);
+    free(m->value);
+    free(m->traceparent);
+    free(m);
+}
+
+/* Pops finished messages off a partition's window and stores the new offset. */
+static void advance_partition(iw_pipeline *p, int32_t partition)
+{
+    part *pt = get_part(p, partition);
+    if (!pt)
+        return;
+    while (pt->head && pt->head->open == 0 && !pt->head->dropped) {
+        msg *m = pt->head;
+        pt->head = m->next;
+        if (!pt->head)
+            pt->tail = NULL;
+        pt->count--;
+        pt->done_upto = m->offset + 1;
+        msg_free(m);
+    }
+    int64_t off = pt->head ? pt->head->offset : pt->done_upto;
+    if (!pt->assigned || off < 0 || off == pt->stored)
+        return;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, p->cfg->input_topic, partition)->offset = off;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(p->consumer, l);
+    if (!err)
+        pt->stored = off;
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void job_terminal(iw_pipeline *p, job *j, job_state st)
+{
+    j->state = st;
+    p->open_jobs--;
+    msg *m = j->m;
+    if (st == JOB_DROPPED)
+        m->dropped = true;
+    m->open--;
+    if (m->open == 0 && m->tracked)
+        advance_partition(p, m->partition);
+    /* untracked (revoked) messages are freed by sweep_orphans */
+}
+
+/* ---- results and dead letters ---- */
+
+static void set_result(job *j, iw_result_status st, iw_error_kind ek, const char *code,
+                       const char *message)
+{
+    j->status = st;
+    j->error_kind = ek;
+    snprintf(j->error_code, sizeof(j->error_code), "%s", code ? code : "");
+    snprintf(j->error_msg, sizeof(j->error_msg), "%s", message ? message : "");
+    if (!j->finished_ms)
+        j->finished_ms = wall_ms();
+}
+
+static char *result_json(iw_pipeline *p, const job *j)
+{
+    const msg *m = j->m;
+    const iw_event *ev = m->ev;
+    char buf[64], rid[512];
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "schema", "invoice-result/v1");
+    char eid[96];
+    if (ev)
+        snprintf(eid, sizeof(eid), "%s", ev->event_id);
+    else
+        snprintf(eid, sizeof(eid), "kafka:%s:%d:%lld", p->cfg->input_topic, (int)m->partition,
+                 (long long)m->offset);
+    cJSON_AddStringToObject(o, "event_id", eid);
+    if (ev) {
+        cJSON_AddStringToObject(o, "tenant", ev->tenant);
+        cJSON_AddStringToObject(o, "invoice_id", ev->invoice.id);
+        cJSON_AddNumberToObject(o, "version", (double)ev->version);
+    } else {
+        cJSON_AddNullToObject(o, "tenant");
+        cJSON_AddNullToObject(o, "invoice_id");
+        cJSON_AddNullToObject(o, "version");
+    }
+    if (j->target)
+        cJSON_AddStringToObject(o, "target", j->target);
+    else
+        cJSON_AddNullToObject(o, "target");
+    cJSON_AddStringToObject(o, "status", STATUS_NAMES[j->status]);
+    cJSON_AddNumberToObject(o, "attempts", j->attempts);
+    if (j->http_status)
+        cJSON_AddNumberToObject(o, "http_status", (double)j->http_status);
+    else
+        cJSON_AddNullToObject(o, "http_status");
+    if (j->target_ref[0])
+        cJSON_AddStringToObject(o, "target_ref", j->target_ref);
+    else
+        cJSON_AddNullToObject(o, "target_ref");
+    if (j->status == IW_RES_REJECTED || j->status == IW_RES_FAILED) {
+        cJSON *e = cJSON_AddObjectToObject(o, "error");
+        cJSON_AddStringToObject(e, "kind", iw_error_kind_str(j->error_kind));
+        cJSON_AddStringToObject(e, "message", j->error_msg);
+        if (j->error_code[0])
+            cJSON_AddStringToObject(e, "code", j->error_code);
+        else
+            cJSON_AddNullToObject(e, "code");
+    } else {
+        cJSON_AddNullToObject(o, "error");
+    }
+    if (j->first_attempt_ms) {
+        fmt_time(j->first_attempt_ms, buf, sizeof(buf));
+        cJSON_AddStringToObject(o, "first_attempt_at", buf);
+    } else {
+        cJSON_AddNullToObject(o, "first_attempt_at");
+    }
+    fmt_time(j->finished_ms, buf, sizeof(buf));
+    cJSON_AddStringToObject(o, "finished_at", buf);
+    cJSON_AddNumberToObject(o, "duration_ms",
+                            j->first_attempt_ms ? (double)(j->finished_ms - j->first_attempt_ms) : 0);
+    cJSON_AddStringToObject(o, "worker", p->cfg->worker_id);
+    /* traceparent is 00-<32 hex trace id>-<16 hex parent>-<flags> */
+    if (m->traceparent && strlen(m->traceparent) >= 35 && m->traceparent[2] == '-') {
+        snprintf(buf, sizeof(buf), "%.32s", m->traceparent + 3);
+        cJSON_AddStringToObject(o, "trace_id", buf);
+    } else {
+        cJSON_AddNullToObject(o, "trace_id");
+    }
+    snprintf(rid, sizeof(rid), "%s/%s", eid, j->target ? j->target : "-");
+    cJSON_AddStringToObject(o, "result_id", rid);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* Produces one message; on a full local queue it serves delivery reports and tries again. */
+static int produce(iw_pipeline *p, const char *topic, const char *key, size_t key_len,
+                   char *value, size_t value_len, rd_kafka_headers_t *hdrs, bool free_value,
+                   job *j)
+{
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            p->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+            RD_KAFKA_V_VALUE(value, value_len),
+            RD_KAFKA_V_MSGFLAGS(free_value ? RD_KAFKA_MSG_F_FREE : RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_END);
+        if (!err)
+            return 0; /* the producer owns hdrs (and value with F_FREE) now */
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            iw_log(IW_LOG_ERROR, "cannot produce", "topic", topic, "error", rd_kafka_err2str(err),
+                   NULL);
+            if (hdrs)
+                rd_kafka_headers_destroy(hdrs);
+            if (free_value)
+                free(value);
+            return IW_EIO;
+        }
+        rd_kafka_poll(p->producer, 50);
+    }
+}
+
+/* One produced message of j was acknowledged (or the guard was dropped). */
+static void delivery_done(iw_pipeline *p, job *j)
+{
+    if (--j->deliveries > 0)
+        return;
+    p->stats.results[j->status]++;
+    if (j->tc)
+        p->target_results[(size_t)(j->tc - p->cfg->targets) * IW_RES__COUNT + j->status]++;
+    job_terminal(p, j, JOB_DONE);
+}
+
+static void publish(iw_pipeline *p, job *j)
+{
+    msg *m = j->m;
+    j->state = JOB_PUBLISH;
+    j->deliveries = 1; /* a guard: a delivery report served while producing cannot end the job */
+    char *val = result_json(p, j);
+    if (!val) {
+        p->fatal = true;
+        return;
+    }
+    if (m->traceparent) {
+        rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+        rd_kafka_header_add(h, "traceparent", -1, m->traceparent, -1);
+        if (produce(p, p->cfg->result_topic, m->key, m->key_len, val, strlen(val), h, true, j) == 0)
+            j->deliveries++;
+        else
+            p->fatal = true;
+    } else if (produce(p, p->cfg->result_topic, m->key, m->key_len, val, strlen(val), NULL, true,
+                       j) == 0) {
+        j->deliveries++;
+    } else {
+        p->fatal = true;
+    }
+    if (j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED) {
+        char num[32];
+        rd_kafka_headers_t *h = rd_kafka_headers_new(9);
+        rd_kafka_header_add(h, "x-iw-target", -1, j->target ? j->target : "", -1);
+        rd_kafka_header_add(h, "x-iw-error-kind", -1, iw_error_kind_str(j->error_kind), -1);
+        rd_kafka_header_add(h, "x-iw-error", -1, j->error_msg, -1);
+        snprintf(num, sizeof(num), "%d", j->attempts);
+        rd_kafka_header_add(h, "x-iw-attempts", -1, num, -1);
+        rd_kafka_header_add(h, "x-iw-source-topic", -1, p->cfg->input_topic, -1);
+        snprintf(num, sizeof(num), "%d", (int)m->partition);
+        rd_kafka_header_add(h, "x-iw-source-partition", -1, num, -1);
+        snprintf(num, sizeof(num), "%lld", (long long)m->offset);
+        rd_kafka_header_add(h, "x-iw-source-offset", -1, num, -1);
+        if (m->traceparent)
+            rd_kafka_header_add(h, "traceparent", -1, m->traceparent, -1);
+        if (produce(p, p->cfg->dlq_topic, m->key, m->key_len, m->value, m->value_len, h, false,
+                    j) == 0)
+            j->deliveries++;
+        else
+            p->fatal = true;
+    }
+    iw_log_level lvl = j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED ? IW_LOG_WARN
+                                                                                    : IW_LOG_INFO;
+    if (iw_log_enabled(lvl)) {
+        char att[16];
+        snprintf(att, sizeof(att), "%d", j->attempts);
+        iw_log(lvl, "result", "event_id", m->ev ? m->ev->event_id : NULL, "invoice_id",
+               m->ev ? m->ev->invoice.id : NULL, "target", j->target, "status",
+               STATUS_NAMES[j->status], "attempts", att, "error_kind",
+               j->error_kind ? iw_error_kind_str(j->error_kind) : NULL, "error",
+               j->error_msg[0] ? j->error_msg : NULL, NULL);
+    }
+    delivery_done(p, j);
+}
+
+/* ---- the ledger steps ---- */
+
+static void fill_op(const job *j, iw_ledger_op *op)
+{
+    const iw_event *ev = j->m->ev;
+    memset(op, 0, sizeof(*op));
+    op->tenant = ev->tenant;
+    op->invoice_id = ev->invoice.id;
+    op->event_id = ev->event_id;
+    op->target = j->target;
+    op->version = ev->version;
+}
+
+static void ledger_failed(iw_pipeline *p, const char *what)
+{
+    p->stats.ledger_errors++;
+    if (p->ledger_ok)
+        iw_log(IW_LOG_ERROR, "redis unreachable; pausing consumption", "during", what, NULL);
+    p->ledger_ok = false;
+    if (p->ledger_backoff_ms == 0)
+        p->ledger_backoff_ms = 250;
+    p->ledger_retry_at = mono_ms() + p->ledger_backoff_ms;
+}
+
+static void lane_release(iw_pipeline *p, job *j);
+
+static void offer_to_lane(iw_pipeline *p, job *j)
+{
+    void *displaced = NULL;
+    int v = iw_lanes_offer(p->lanes, j->lane_key, j->m->ev->version, j, &displaced);
+    if (v == IW_LANE_SEND) {
+        j->in_lane = true;
+        j->state = JOB_READY;
+        q_push(&p->ready_q, j);
+    } else if (v == IW_LANE_WAIT) {
+        j->state = JOB_LANE;
+    } else if (v == IW_LANE_SUPERSEDED) {
+        set_result(j, IW_RES_SUPERSEDED, IW_ERR_NONE, NULL, NULL);
+        j->state = JOB_COMPLETE;
+        q_push(&p->complete_q, j);
+    } else {
+        p->fatal = true; /* out of memory */
+    }
+    if (displaced) {
+        job *d = displaced;
+        set_result(d, IW_RES_SUPERSEDED, IW_ERR_NONE, NULL, NULL);
+        d->state = JOB_COMPLETE;
+        q_push(&p->complete_q, d);
+    }
+}
+
+static void run_claims(iw_pipeline *p)
+{
+    int64_t now = mono_ms();
+    /* BUSY jobs whose wait is over go back to claiming (busy_q is in due order) */
+    while (p->busy_q.head && p->busy_q.head->due_ms <= now) {
+        job *j = q_pop(&p->busy_q);
+        j->state = JOB_CLAIM;
+        q_push(&p->claim_q, j);
+    }
+    if (!p->ledger_ok || !p->claim_q.n)
+        return;
+    size_t n = p->claim_q.n < LEDGER_BATCH ? p->claim_q.n : LEDGER_BATCH;
+    iw_ledger_op *ops = calloc(n, sizeof(*ops));
+    job **js = calloc(n, sizeof(*js));
+    if (!ops || !js) {
+        free(ops);
+        free(js);
+        return;
+    }
+    job *j = p->claim_q.head;
+    for (size_t i = 0; i < n; i++, j = j->qnext) {
+        js[i] = j;
+        fill_op(j, &ops[i]);
+    }
+    if (iw_ledger_claim(p->ledger, ops, n, p->cfg->worker_id, p->cfg->lease_ms) != 0) {
+        ledger_failed(p, "claim");
+        free(ops);
+        free(js);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        q_pop(&p->claim_q);
+    for (size_t i = 0; i < n; i++) {
+        j = js[i];
+        switch (ops[i].answer) {
+        case IW_CLAIM_CLAIMED:
+            j->leased = true;
+            offer_to_lane(p, j);
+            break;
+        case IW_CLAIM_DUPLICATE:
+            set_result(j, IW_RES_DUPLICATE, IW_ERR_NONE, NULL, NULL);
+            publish(p, j);
+            break;
+        case IW_CLAIM_STALE:
+            set_result(j, IW_RES_STALE, IW_ERR_NONE, NULL, NULL);
+            publish(p, j);
+            break;
+        default: { /* BUSY: another owner is on it; look again later */
+            int64_t wait = (int64_t)BUSY_RETRY_MS << (j->busy_tries < 6 ? j->busy_tries : 6);
+            if (wait > p->cfg->lease_ms)
+                wait = p->cfg->lease_ms;
+            j->busy_tries++;
+            j->due_ms = mono_ms() + wait;
+            j->state = JOB_BUSY;
+            /* keep busy_q in due order: most waits are equal, so append is nearly always right */
+            if (!p->busy_q.tail || p->busy_q.tail->due_ms <= j->due_ms) {
+                q_push(&p->busy_q, j);
+            } else {
+                job **pp = &p->busy_q.head;
+                while ((*pp)->due_ms <= j->due_ms)
+                    pp = &(*pp)->qnext;
+                j->qnext = *pp;
+                *pp = j;
+                p->busy_q.n++;
+            }
+            break;
+        }
+        }
+    }
+    free(ops);
+    free(js);
+}
+
+/* Frees a job's lane slot; the lane's next waiting job becomes ready (or is abandoned). */
+static void lane_release(iw_pipeline *p, job *j)
+{
+    if (!j->in_lane)
+        return;
+    j->in_lane = false;
+    job *next = iw_lanes_done(p->lanes, j->lane_key);
+    if (next) {
+        next->in_lane = true;
+        next->state = JOB_READY;
+        q_push(&p->ready_q, next);
+    }
+}
+
+static void run_ledger_writes(iw_pipeline *p, jobq *q, bool release)
+{
+    if (!p->ledger_ok || !q->n)
+        return;
+    /* jobs without a lease (unknown target, poison) skip the ledger */
+    size_t n = q->n < LEDGER_BATCH ? q->n : LEDGER_BATCH;
+    iw_ledger_op *ops = calloc(n, sizeof(*ops));
+    job **js = calloc(n, sizeof(*js));
+    if (!ops || !js) {
+        free(ops);
+        free(js);
+        return;
+    }
+    size_t k = 0;
+    job *j = q->head;
+    for (size_t i = 0; i < n; i++, j = j->qnext) {
+        js[i] = j;
+        if (!j->leased)
+            continue;
+        fill_op(j, &ops[k]);
+        ops[k].status = STATUS_NAMES[j->status];
+        ops[k].target_ref = j->target_ref[0] ? j->target_ref : NULL;
+        k++;
+    }
+    int rc = 0;
+    if (k)
+        rc = release ? iw_ledger_release(p->ledger, ops, k, p->cfg->worker_id)
+                     : iw_ledger_complete(p->ledger, ops, k, p->cfg->worker_id);
+    if (rc != 0) {
+        ledger_failed(p, release ? "release" : "complete");
+        free(ops);
+        free(js);
+        return;
+    }
+    k = 0;
+    for (size_t i = 0; i < n; i++) {
+        j = q_pop(q);
+        if (j->leased && ops[k++].answer == IW_LEDGER_LOST)
+            iw_log(IW_LOG_WARN, "lease lost before completion; another worker owns this pair now",
+                   "event_id", j->m->ev->event_id, "target", j->target, NULL);
+        j->leased = false;
+        lane_release(p, j);
+        if (release)
+            job_terminal(p, j, JOB_DROPPED);
+        else
+            publish(p, j);
+    }
+    free(ops);
+    free(js);
+}
+
+static void renew_leases(iw_pipeline *p)
+{
+    int64_t now = mono_ms();
+    if (!p->ledger_ok || now - p->last_renew_ms < p->cfg->lease_ms / 3)
+        return;
+    p->last_renew_ms = now;
+    /* Leases held by jobs waiting in lanes or in flight: walk the partition windows. */
+    size_t cap = 256, n = 0;
+    iw_ledger_op *ops = malloc(cap * sizeof(*ops));
+    if (!ops)
+        return;
+    for (int32_t i = 0; i < p->n_parts; i++) {
+        for (msg *m = p->parts[i].head; m; m = m->next) {
+            for (size_t k = 0; k < m->n_jobs; k++) {
+                job *j = &m->jobs[k];
+                if (!j->leased || (j->state != JOB_LANE && j->state != JOB_READY &&
+                                   j->state != JOB_CALLING))
+                    continue;
+                if (n == cap) {
+                    iw_ledger_op *o = realloc(ops, cap * 2 * sizeof(*ops));
+                    if (!o)
+                        goto send;
+                    ops = o;
+                    cap *= 2;
+                }
+                fill_op(j, &ops[n++]);
+            }
+        }
+    }
+send:
+    if (n && iw_ledger_renew(p->ledger, ops, n, p->cfg->worker_id, p->cfg->lease_ms) != 0)
+        ledger_failed(p, "renew");
+    free(ops);
+}
+
+static void ledger_health(iw_pipeline *p)
+{
+    if (p->ledger_ok || mono_ms() < p->ledger_retry_at)
+        return;
+    char err[256];
+    if (!p->ledger)
+        p->ledger = iw_ledger_new(p->cfg->redis_host, p->cfg->redis_port, p->cfg->redis_password,
+                                  p->cfg->ledger_ttl_s, 2000, err, sizeof(err));
+    else if (iw_ledger_reconnect(p->ledger, err, sizeof(err)) != 0)
+        err[0] = '\0';
+    if (p->ledger && iw_ledger_ping(p->ledger) == 0) {
+        iw_log(IW_LOG_INFO, "redis reachable again; resuming", NULL);
+        p->ledger_ok = true;
+        p->ledger_backoff_ms = 0;
+        return;
+    }
+    p->ledger_backoff_ms = p->ledger_backoff_ms * 2 > REDIS_BACKOFF_MAX_MS
+                               ? REDIS_BACKOFF_MAX_MS
+                               : p->ledger_backoff_ms * 2;
+    p->ledger_retry_at = mono_ms() + p->ledger_backoff_ms;
+}
+
+/* ---- calls ---- */
+
+static void call_done(void *arg, const iw_call_result *res)
+{
+    job *j = arg;
+    iw_pipeline *p = j->m->p;
+    j->attempts = res->attempts;
+    j->http_status = res->http_status;
+    j->first_attempt_ms = res->first_attempt_at_ms;
+    j->finished_ms = res->finished_at_ms ? res->finished_at_ms : wall_ms();
+    if (res->abandoned) {
+        j->state = JOB_RELEASE;
+        q_push(&p->release_q, j);
+        return;
+    }
+    const iw_outcome *o = &res->outcome;
+    if (o->kind == IW_OUTCOME_OK) {
+        snprintf(j->target_ref, sizeof(j->target_ref), "%s", o->target_ref);
+        set_result(j, IW_RES_SUCCEEDED, IW_ERR_NONE, NULL, NULL);
+    } else if (res->rejected) {
+        set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, o->code, o->message);
+    } else {
+        set_result(j, IW_RES_FAILED, o->error_kind ? o->error_kind : IW_ERR_REMOTE, o->code,
+                   o->message);
+    }
+    j->state = JOB_COMPLETE;
+    q_push(&p->complete_q, j);
+}
+
+static void submit_ready(iw_pipeline *p)
+{
+    while (p->ready_q.n && iw_dispatch_has_capacity(p->dispatch)) {
+        job *j = q_pop(&p->ready_q);
+        if (p->stopping) { /* no new calls while draining: give the lease back */
+            j->state = JOB_RELEASE;
+            q_push(&p->release_q, j);
+            continue;
+        }
+        j->state = JOB_CALLING;
+        if (iw_dispatch_submit(p->dispatch, j->tc, j->m->ev, j->m->traceparent, call_done, j) != 0) {
+            set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, NULL, "no adapter for this target type");
+            j->state = JOB_COMPLETE;
+            q_push(&p->complete_q, j);
+        }
+    }
+}
+
+/* ---- consuming ---- */
+
+static char *header_dup(rd_kafka_message_t *km, const char *name)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t sz;
+    if (rd_kafka_message_headers(km, &h) || !h ||
+        rd_kafka_header_get_last(h, name, &v, &sz) || !v)
+        return NULL;
+    return strndup(v, sz);
+}
+
+/* A message that cannot be processed: one rejected result + dead letter for it. */
+static void poison(iw_pipeline *p, msg *m, const char *target, const char *reason)
+{
+    p->stats.poison++;
+    m->jobs = calloc(1, sizeof(job));
+    if (!m->jobs) {
+        p->fatal = true;
+        return;
+    }
+    m->n_jobs = 1;
+    m->open = 1;
+    p->open_jobs++;
+    job *j = &m->jobs[0];
+    j->m = m;
+    j->target = target ? strdup(target) : NULL;
+    j->first_attempt_ms = 0;
+    set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, NULL, reason);
+    iw_log(IW_LOG_WARN, "poison event", "reason", reason, NULL);
+    publish(p, j);
+}
+
+static void route(iw_pipeline *p, msg *m, const char *only)
+{
+    const iw_event *ev = m->ev;
+    char **names;
+    size_t n;
+    char *single[1];
+    if (only) {
+        single[0] = (char *)only;
+        names = single;
+        n = 1;
+    } else if (ev->n_targets) {
+        names = ev->targets;
+        n = ev->n_targets;
+    } else {
+        const iw_route *r = iw_config_route(p->cfg, ev->tenant);
+        if (!r) {
+            char why[200];
+            snprintf(why, sizeof(why), "no targets in the event and no route for tenant \"%.64s\"",
+                     ev->tenant);
+            poison(p, m, NULL, why);
+            return;
+        }
+        names = r->targets;
+        n = r->n_targets;
+    }
+    m->jobs = calloc(n, sizeof(job));
+    if (!m->jobs) {
+        p->fatal = true;
+        return;
+    }
+    m->n_jobs = n;
+    m->open = n;
+    p->open_jobs += n;
+    for (size_t i = 0; i < n; i++) {
+        job *j = &m->jobs[i];
+        j->m = m;
+        j->target = strdup(names[i]);
+        j->tc = iw_config_target(p->cfg, names[i]);
+        size_t kl = strlen(ev->tenant) + strlen(ev->invoice.id) + strlen(names[i]) + 3;
+        j->lane_key = malloc(kl);
+        if (!j->target || !j->lane_key) {
+            p->fatal = true;
+            return;
+        }
+        snprintf(j->lane_key, kl, "%s\x1f%s\x1f%s", ev->tenant, ev->invoice.id, names[i]);
+        if (!j->tc) {
+            char why[200];
+            snprintf(why, sizeof(why), "unknown target instance \"%.64s\"", names[i]);
+            set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, NULL, why);
+            publish(p, j);
+            continue;
+        }
+        j->state = JOB_CLAIM;
+        q_push(&p->claim_q, j);
+    }
+}
+
+static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
+{
+    part *pt = get_part(p, km->partition);
+    msg *m = calloc(1, sizeof(*m));
+    if (!pt || !m) {
+        free(m);
+        p->fatal = true;
+        return;
+    }
+    p->stats.consumed++;
+    m->p = p;
+    m->partition = km->partition;
+    m->offset = km->offset;
+    m->tracked = true;
+    if (km->key_len) {
+        m->key = malloc(km->key_len);
+        if (m->key)
+            memcpy(m->key, km->key, km->key_len);
+        m->key_len = km->key_len;
+    }
+    m->value = malloc(km->len + 1);
+    if (!m->value || (km->key_len && !m->key)) {
+        msg_free(m);
+        p->fatal = true;
+        return;
+    }
+    if (km->len)
+        memcpy(m->value, km->payload, km->len);
+    m->value[km->len] = '\0';
+    m->value_len = km->len;
+    m->traceparent = header_dup(km, "traceparent");
+    char *only = header_dup(km, REPLAY_TARGET_HEADER);
+
+    if (pt->tail)
+        pt->tail->next = m;
+    else
+        pt->head = m;
+    pt->tail = m;
+    pt->count++;
+    pt->last_seen = km->offset;
+
+    char err[512];
+    if (iw_event_parse(m->value, m->value_len, &m->ev, err, sizeof(err)) != 0) {
+        m->ev = NULL;
+        poison(p, m, only, err);
+    } else {
+        route(p, m, only);
+    }
+    free(only);
+}
+
+static void poll_consumer(iw_pipeline *p)
+{
+    p->more_msgs = false;
+    for (int i = 0; i < POLL_BATCH; i++) {
+        rd_kafka_message_t *km = rd_kafka_consumer_poll(p->consumer, 0);
+        if (!km)
+            return;
+        if (km->err) {
+            if (km->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                iw_log(IW_LOG_WARN, "consumer error", "error", rd_kafka_message_errstr(km), NULL);
+        } else if (!p->stopping) {
+            take_message(p, km);
+        }
+        /* while stopping, a message is not taken: its offset is not stored, it replays */
+        rd_kafka_message_destroy(km);
+    }
+    p->more_msgs = true;
+}
+
+/* ---- flow control ---- */
+
+static void set_paused(iw_pipeline *p, int32_t partition, bool pause)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, p->cfg->input_topic, partition);
+    if (pause)
+        rd_kafka_pause_partitions(p->consumer, l);
+    else
+        rd_kafka_resume_partitions(p->consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    p->parts[partition].paused = pause;
+}
+
+static void flow_control(iw_pipeline *p)
+{
+    size_t cap = (size_t)p->cfg->max_in_flight;
+    bool block = !p->ledger_ok || p->stopping || p->open_jobs >= cap * 4;
+    bool unblock = p->ledger_ok && !p->stopping && p->open_jobs < cap * 2;
+    if (block)
+        p->paused_all = true;
+    else if (unblock)
+        p->paused_all = false;
+    size_t maxp = (size_t)p->cfg->max_pending_per_partition;
+    for (int32_t i = 0; i < p->n_parts; i++) {
+        part *pt = &p->parts[i];
+        if (!pt->assigned)
+            continue;
+        bool want = pt->paused;
+        if (p->paused_all || pt->count >= maxp)
+            want = true;
+        else if (pt->count < maxp / 2 + 1)
+            want = false;
+        if (want != pt->paused)
+            set_paused(p, i, want);
+    }
+}
+
+/* ---- Kafka callbacks ---- */
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    iw_pipeline *p = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++) {
+            part *pt = get_part(p, parts->elems[i].partition);
+            if (!pt)
+                continue;
+            pt->assigned = true;
+            pt->paused = false;
+            pt->stored = -1;
+            pt->done_upto = -1;
+        }
+        p->ever_assigned = true;
+        rd_kafka_assign(rk, parts);
+        char n[16];
+        snprintf(n, sizeof(n), "%d", parts->cnt);
+        iw_log(IW_LOG_INFO, "partitions assigned", "count", n, NULL);
+        return;
+    }
+    /* Revoked: store and commit what is finished, then let go. Unfinished messages keep
+     * running (the ledger keeps the new owner from sending them twice) but are no longer
+     * tracked, so their offsets are never stored by us. */
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t pn = parts->elems[i].partition;
+        if (pn < p->n_parts && p->parts[pn].assigned)
+            advance_partition(p, pn);
+    }
+    rd_kafka_commit(rk, NULL, 0);
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t pn = parts->elems[i].partition;
+        if (pn >= p->n_parts)
+            continue;
+        part *pt = &p->parts[pn];
+        for (msg *m = pt->head, *next; m; m = next) {
+            next = m->next;
+            m->tracked = false;
+            m->next = p->orphans;
+            p->orphans = m;
+        }
+        pt->head = pt->tail = NULL;
+        pt->count = 0;
+        pt->assigned = false;
+        pt->paused = false;
+        pt->stored = -1;
+    }
+    rd_kafka_assign(rk, NULL);
+    char n[16];
+    snprintf(n, sizeof(n), "%d", parts->cnt);
+    iw_log(IW_LOG_INFO, "partitions revoked", "count", n, NULL);
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *km, void *opaque)
+{
+    iw_pipeline *p = opaque;
+    job *j = km->_private;
+    if (km->err) {
+        /* With message.timeout.ms = 0 the producer retries forever; an error here is fatal
+         * (or the producer was purged at shutdown). Nothing unfinished is committed. */
+        iw_log(IW_LOG_ERROR, "result not delivered; stopping", "error", rd_kafka_err2str(km->err),
+               NULL);
+        p->fatal = true;
+        return;
+    }
+    if (!j)
+        return;
+    if (strcmp(rd_kafka_topic_name(km->rkt), p->cfg->dlq_topic) == 0)
+        p->stats.dead_letters++;
+    delivery_done(p, j);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    iw_pipeline *p = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[512];
+        rd_kafka_fatal_error(rk, buf, sizeof(buf));
+        iw_log(IW_LOG_ERROR, "fatal kafka error; stopping", "error", buf, NULL);
+        p->fatal = true;
+        return;
+    }
+    iw_log(IW_LOG_WARN, "kafka", "error", reason, NULL);
+}
+
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    iw_pipeline *p = opaque;
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!root)
+        return 0;
+    int64_t lag = 0;
+    bool any = false;
+    const cJSON *topics = cJSON_GetObjectItemCaseSensitive(root, "topics");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(topics, p->cfg->input_topic);
+    const cJSON *parts = cJSON_GetObjectItemCaseSensitive(t, "partitions");
+    for (const cJSON *pc = parts ? parts->child : NULL; pc; pc = pc->next) {
+        const cJSON *cl = cJSON_GetObjectItemCaseSensitive(pc, "consumer_lag");
+        if (cJSON_IsNumber(cl) && cl->valuedouble >= 0) {
+            lag += (int64_t)cl->valuedouble;
+            any = true;
+        }
+    }
+    p->stats.consumer_lag = any ? lag : -1;
+    cJSON_Delete(root);
+    return 0;
+}
+
+/* ---- construction ---- */
+
+static int set_conf(rd_kafka_conf_t *c, const char *k, const char *v, char *errbuf, size_t errlen)
+{
+    char e[256];
+    if (rd_kafka_conf_set(c, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+        snprintf(errbuf, errlen, "kafka property %s: %s", k, e);
+        return -1;
+    }
+    return 0;
+}
+
+static rd_kafka_conf_t *base_conf(iw_pipeline *p, char *errbuf, size_t errlen)
+{
+    const iw_config *cfg = p->cfg;
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    if (set_conf(c, "bootstrap.servers", cfg->kafka_brokers, errbuf, errlen) ||
+        set_conf(c, "client.id", cfg->worker_id, errbuf, errlen))
+        goto fail;
+    for (size_t i = 0; i < cfg->n_kafka_props; i++)
+        if (set_conf(c, cfg->kafka_props[2 * i], cfg->kafka_props[2 * i + 1], errbuf, errlen))
+            goto fail;
+    rd_kafka_conf_set_opaque(c, p);
+    rd_kafka_conf_set_error_cb(c, error_cb);
+    return c;
+fail:
+    rd_kafka_conf_destroy(c);
+    return NULL;
+}
+
+iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
+{
+    if (!cfg->kafka_brokers) {
+        snprintf(errbuf, errlen, "kafka.brokers is not set (config or IW_KAFKA_BROKERS)");
+        return NULL;
+    }
+    iw_pipeline *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->cfg = cfg;
+    p->wake[0] = p->wake[1] = -1;
+    pthread_mutex_init(&p->lock, NULL);
+    p->stats.consumer_lag = -1;
+    p->target_results = calloc(cfg->n_targets * IW_RES__COUNT + 1, sizeof(uint64_t));
+    p->lanes = iw_lanes_new();
+    if (!p->target_results || !p->lanes || pipe2(p->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+        snprintf(errbuf, errlen, "out of resources");
+        goto fail;
+    }
+    char err[512];
+    p->ledger = iw_ledger_new(cfg->redis_host, cfg->redis_port, cfg->redis_password,
+                              cfg->ledger_ttl_s, 2000, err, sizeof(err));
+    p->ledger_ok = p->ledger != NULL;
+    if (!p->ledger) {
+        /* Start anyway, paused: Redis may come up after us (the readiness probe says not ready). */
+        iw_log(IW_LOG_ERROR, "redis unreachable at start; will retry", "error", err, NULL);
+        p->ledger_backoff_ms = 250;
+        p->ledger_retry_at = mono_ms() + p->ledger_backoff_ms;
+    }
+    p->dispatch = iw_dispatch_new(cfg, err, sizeof(err));
+    if (!p->dispatch) {
+        snprintf(errbuf, errlen, "dispatcher: %s", err);
+        goto fail;
+    }
+
+    rd_kafka_conf_t *pc = base_conf(p, errbuf, errlen);
+    if (!pc || set_conf(pc, "enable.idempotence", "true", errbuf, errlen) ||
+        set_conf(pc, "acks", "all", errbuf, errlen) ||
+        set_conf(pc, "message.timeout.ms", "0", errbuf, errlen) ||
+        set_conf(pc, "linger.ms", "5", errbuf, errlen) ||
+        set_conf(pc, "queue.buffering.max.messages", "1000000", errbuf, errlen)) {
+        if (pc)
+            rd_kafka_conf_destroy(pc);
+        goto fail;
+    }
+    rd_kafka_conf_set_dr_msg_cb(pc, dr_cb);
+    p->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
+    if (!p->producer) { /* rd_kafka_new() frees conf only on success */
+        rd_kafka_conf_destroy(pc);
+        snprintf(errbuf, errlen, "producer: %s", err);
+        goto fail;
+    }
+    pc = NULL; /* owned by the producer */
+
+    rd_kafka_conf_t *cc = base_conf(p, errbuf, errlen);
+    if (!cc || set_conf(cc, "group.id", cfg->kafka_group_id, errbuf, errlen) ||
+        set_conf(cc, "enable.auto.offset.store", "false", errbuf, errlen) ||
+        set_conf(cc, "enable.auto.commit", "true", errbuf, errlen) ||
+        set_conf(cc, "auto.offset.reset", "earliest", errbuf, errlen) ||
+        set_conf(cc, "partition.assignment.strategy", "range", errbuf, errlen) ||
+        set_conf(cc, "statistics.interval.ms", "5000", errbuf, errlen)) {
+        if (cc)
+            rd_kafka_conf_destroy(cc);
+        goto fail;
+    }
+    /* a config may choose another assignor; re-apply the user's choice after our default */
+    for (size_t i = 0; i < cfg->n_kafka_props; i++)
+        if (strcmp(cfg->kafka_props[2 * i], "partition.assignment.strategy") == 0)
+            set_conf(cc, cfg->kafka_props[2 * i], cfg->kafka_props[2 * i + 1], errbuf, errlen);
+    rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
+    rd_kafka_conf_set_stats_cb(cc, stats_cb);
+    p->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
+    if (!p->consumer) {
+        rd_kafka_conf_destroy(cc);
+        snprintf(errbuf, errlen, "consumer: %s", err);
+        goto fail;
+    }
+    rd_kafka_poll_set_consumer(p->consumer);
+    rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(p->consumer);
+    rd_kafka_queue_io_event_enable(cq, p->wake[1], "c", 1);
+    rd_kafka_queue_destroy(cq);
+    rd_kafka_queue_t *pq = rd_kafka_queue_get_main(p->producer);
+    rd_kafka_queue_io_event_enable(pq, p->wake[1], "p", 1);
+    rd_kafka_queue_destroy(pq);
+
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, cfg->input_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(p->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        snprintf(errbuf, errlen, "subscribe %s: %s", cfg->input_topic, rd_kafka_err2str(e));
+        goto fail;
+    }
+    p->stats.ledger_ok = p->ledger_ok;
+    p->stats.producer_ok = true;
+    return p;
+fail:
+    iw_pipeline_free(p);
+    return NULL;
+}
+
+/* ---- the loop ---- */
+
+static bool has_immediate_work(const iw_pipeline *p)
+{
+    return p->more_msgs || (p->ledger_ok && (p->claim_q.n || p->complete_q.n || p->release_q.n)) ||
+           (p->ready_q.n && iw_dispatch_has_capacity(p->dispatch));
+}
+
+static int next_timeout_ms(const iw_pipeline *p)
+{
+    if (has_immediate_work(p))
+        return 0;
+    int t = 100;
+    if (p->busy_q.head) {
+        int64_t d = p->busy_q.head->due_ms - mono_ms();
+        if (d < t)
+            t = d < 0 ? 0 : (int)d;
+    }
+    return t;
+}
+
+static void publish_snapshot(iw_pipeline *p)
+{
+    p->stats.in_flight = p->open_jobs;
+    p->stats.ledger_ok = p->ledger_ok;
+    p->stats.producer_ok = !p->fatal;
+    p->stats.assigned = true; /* assigned, or in the group waiting for an assignment */
+    p->stats.last_loop_ms = mono_ms();
+    pthread_mutex_lock(&p->lock);
+    p->snapshot = p->stats;
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void sweep_orphans(iw_pipeline *p)
+{
+    for (msg **pp = &p->orphans; *pp;) {
+        msg *m = *pp;
+        if (m->open == 0) {
+            *pp = m->next;
+            msg_free(m);
+        } else {
+            pp = &m->next;
+        }
+    }
+}
+
+static void loop_turn(iw_pipeline *p)
+{
+    wake_drain(p);
+    poll_consumer(p);
+    ledger_health(p);
+    run_ledger_writes(p, &p->complete_q, false);
+    run_ledger_writes(p, &p->release_q, true);
+    run_claims(p);
+    submit_ready(p);
+    iw_dispatch_run(p->dispatch, next_timeout_ms(p), p->wake[0]);
+    run_ledger_writes(p, &p->complete_q, false);
+    run_ledger_writes(p, &p->release_q, true);
+    submit_ready(p);
+    rd_kafka_poll(p->producer, 0);
+    renew_leases(p);
+    flow_control(p);
+    sweep_orphans(p);
+    publish_snapshot(p);
+}
+
+/* Jobs that never reached the dispatcher when we stop: give their leases back. */
+static void abandon_unsent(iw_pipeline *p)
+{
+    job *j;
+    while ((j = q_pop(&p->claim_q)))
+        job_terminal(p, j, JOB_DROPPED);
+    while ((j = q_pop(&p->busy_q)))
+        job_terminal(p, j, JOB_DROPPED);
+    while ((j = q_pop(&p->ready_q))) {
+        j->state = JOB_RELEASE;
+        q_push(&p->release_q, j);
+    }
+    /* jobs waiting in lanes: release them too */
+    for (int32_t i = 0; i < p->n_parts; i++)
+        for (msg *m = p->parts[i].head; m; m = m->next)
+            for (size_t k = 0; k < m->n_jobs; k++)
+                if (m->jobs[k].state == JOB_LANE) {
+                    iw_lanes_drop_waiting(p->lanes, m->jobs[k].lane_key, &m->jobs[k]);
+                    m->jobs[k].state = JOB_RELEASE;
+                    q_push(&p->release_q, &m->jobs[k]);
+                }
+}
+
+int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
+{
+    iw_log(IW_LOG_INFO, "worker started", "worker", p->cfg->worker_id, "group",
+           p->cfg->kafka_group_id, "topic", p->cfg->input_topic, NULL);
+    while (!*stop && !p->fatal)
+        loop_turn(p);
+
+    /* Drain: no new messages, no new calls; in-flight calls get the grace period. */
+    p->stopping = true;
+    int64_t deadline = mono_ms() + p->cfg->shutdown_grace_ms;
+    iw_log(IW_LOG_INFO, "stopping: draining in-flight calls", NULL);
+    flow_control(p);
+    abandon_unsent(p);
+    while (mono_ms() < deadline && !p->fatal &&
+           (iw_dispatch_pending(p->dispatch) || p->complete_q.n || p->release_q.n ||
+            p->ready_q.n) &&
+           (p->ledger_ok || mono_ms() < p->ledger_retry_at + 1))
+        loop_turn(p);
+    if (iw_dispatch_pending(p->dispatch)) {
+        iw_log(IW_LOG_WARN, "grace period over: abandoning in-flight calls", NULL);
+        iw_dispatch_abandon_all(p->dispatch);
+    }
+    abandon_unsent(p);
+    ledger_health(p);
+    run_ledger_writes(p, &p->complete_q, false);
+    run_ledger_writes(p, &p->release_q, true);
+    int64_t left = deadline - mono_ms();
+    rd_kafka_flush(p->producer, (int)(left > 5000 ? left : 5000));
+    for (int32_t i = 0; i < p->n_parts; i++)
+        if (p->parts[i].assigned)
+            advance_partition(p, i);
+    rd_kafka_resp_err_t err = rd_kafka_commit(p->consumer, NULL, 0);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        iw_log(IW_LOG_WARN, "final commit failed", "error", rd_kafka_err2str(err), NULL);
+    rd_kafka_consumer_close(p->consumer);
+    publish_snapshot(p);
+    iw_log(IW_LOG_INFO, "worker stopped", NULL);
+    return p->fatal ? 1 : 0;
+}
+
+void iw_pipeline_stats_copy(iw_pipeline *p, iw_pipeline_stats *out)
+{
+    pthread_mutex_lock(&p->lock);
+    *out = p->snapshot;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void iw_pipeline_free(iw_pipeline *p)
+{
+    if (!p)
+        return;
+    if (p->dispatch)
+        iw_dispatch_free(p->dispatch); /* abandons: callbacks push to release_q */
+    if (p->consumer)
+        rd_kafka_destroy(p->consumer);
+    if (p->producer) {
+        rd_kafka_purge(p->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_destroy(p->producer);
+    }
+    for (int32_t i = 0; i < p->n_parts; i++) {
+        for (msg *m = p->parts[i].head, *next; m; m = next) {
+            next = m->next;
+            msg_free(m);
+        }
+    }
+    free(p->parts);
+    for (msg *m = p->orphans, *next; m; m = next) {
+        next = m->next;
+        msg_free(m);
+    }
+    iw_ledger_free(p->ledger);
+    iw_lanes_free(p->lanes);
+    free(p->target_results);
+    if (p->wake[0] >= 0)
+        close(p->wake[0]);
+    if (p->wake[1] >= 0)
+        close(p->wake[1]);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}

@@ -1,0 +1,58 @@
+/* pipeline.h: the worker: Kafka in, ledger, ordered concurrent calls, results and dead letters out. */
+#ifndef IW_PIPELINE_H
+#define IW_PIPELINE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+
+/* Result statuses, in the order of the counters below. */
+typedef enum iw_result_status {
+    IW_RES_SUCCEEDED = 0,
+    IW_RES_DUPLICATE,
+    IW_RES_STALE,
+    IW_RES_SUPERSEDED,
+    IW_RES_REJECTED,
+    IW_RES_FAILED,
+    IW_RES__COUNT
+} iw_result_status;
+
+/* "succeeded", "duplicate", ... */
+const char *iw_result_status_str(iw_result_status s);
+
+/* Counters a test or the metrics endpoint reads (only from the pipeline's own thread, or
+ * through iw_pipeline_stats_copy which is safe from any thread). */
+typedef struct iw_pipeline_stats {
+    uint64_t consumed;         /* messages taken from the input topic */
+    uint64_t poison;           /* messages that did not parse or route */
+    uint64_t results[IW_RES__COUNT]; /* results acknowledged by the broker, by status */
+    uint64_t dead_letters;     /* dead letters acknowledged */
+    uint64_t ledger_errors;    /* Redis failures */
+    uint64_t in_flight;        /* (event, target) jobs not yet terminal */
+    bool ledger_ok;            /* last Redis call worked */
+    bool producer_ok;          /* no fatal producer error */
+    bool assigned;             /* partitions assigned (or waiting for the first assignment) */
+    int64_t consumer_lag;      /* sum over assigned partitions, -1 when unknown */
+    int64_t last_loop_ms;      /* monotonic ms of the last loop turn (liveness) */
+} iw_pipeline_stats;
+
+typedef struct iw_pipeline iw_pipeline;
+
+/* Builds the worker for cfg (which must outlive it): Kafka consumer and producer, Redis
+ * ledger, HTTP dispatcher. NULL with a reason in errbuf. */
+iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen);
+
+/* Runs until *stop becomes non-zero (a signal handler sets it), then drains within the
+ * grace period, releases leases, flushes, commits and closes. Returns 0 on a clean stop,
+ * 1 when it stopped on a fatal error (e.g. a fatal producer error). */
+int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop);
+
+/* A consistent copy of the counters (safe from another thread). */
+void iw_pipeline_stats_copy(iw_pipeline *p, iw_pipeline_stats *out);
+
+/* Frees the pipeline; NULL is a no-op. */
+void iw_pipeline_free(iw_pipeline *p);
+
+#endif
