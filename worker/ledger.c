@@ -1,0 +1,597 @@
+/* ledger.c: the Redis ledger (dedup, version guard, leases) as atomic Lua scripts over hiredis. */
+#include "ledger.h"
+
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "status.h"
+
+/*
+ * Key layout. Every key of one invoice carries the hash tag {<tenant>:<invoice>}, so that all
+ * of them sit in one Redis Cluster slot and one script may touch them together:
+ *
+ *   iw:{T:I}:v:<target>            applied version (decimal string) for (invoice, target)
+ *   iw:{T:I}:e:<event>:<target>    outcome record, a hash: state ("succeeded" | "failed" |
+ *                                  "rejected"), owner, version, target_ref, updated_ms
+ *   iw:{T:I}:l:<event>:<target>    lease: the owner token, expiring after lease_ms (PX)
+ *
+ * Each component (tenant T, invoice I, event, target) is percent-encoded: bytes in
+ * [A-Za-z0-9._-] stay, every other byte becomes %XX. No component can therefore contain '{',
+ * '}' or ':', the tag is exactly "T:I", and the layout cannot be confused by ids such as
+ * "a:e:b" or "x}y". Common ids stay readable in redis-cli.
+ *
+ * The lease is a key of its own so that its expiry is Redis' own clock (PX), not a comparison
+ * against any worker's clock. Claims write only the lease; only complete writes a record.
+ *
+ * TTLs. A record lives ttl_s after its completion. The version key gets ttl_s refreshed by
+ * every completion of its (invoice, target), whatever the outcome, so it outlives every record
+ * written after it. Once it expires, an event older than the last applied version would be
+ * claimed again; ttl_s must therefore exceed the input topic's retention plus the dead-letter
+ * replay window (DESIGN.md section 6), after which such an event can no longer arrive. A
+ * version key without TTL would close even that gap but grow without bound.
+ *
+ * Calls refuse malformed input (NULL strings, empty owner, negative version, lease_ms <= 0,
+ * unknown status) with IW_EINVAL before sending anything.
+ *
+ * Versions are compared as canonical non-negative decimal strings (length, then bytes), not
+ * as Lua numbers, which are doubles and would round versions above 2^53.
+ *
+ * The scripts use TIME (for updated_ms) before writing, which needs effects replication: the
+ * default since Redis 5.
+ */
+
+/* Longest a command may wait on a read or write before the connection counts as dead. */
+#define IO_TIMEOUT_MS 2000
+
+/* Scripts answer an integer equal to an iw_claim or iw_ledger_ack value. */
+
+/* KEYS: record, version, lease. ARGV: version, owner, lease_ms. */
+#define SCRIPT_CLAIM_BODY                                                                          \
+    "if redis.call('HGET', KEYS[1], 'state') == 'succeeded' then return 1 end\n"                   \
+    "local applied = redis.call('GET', KEYS[2])\n"                                                 \
+    "if applied and (#applied > #ARGV[1] or (#applied == #ARGV[1] and applied > ARGV[1])) "        \
+    "then return 2 end\n"                                                                          \
+    "local holder = redis.call('GET', KEYS[3])\n"                                                  \
+    "if holder and holder ~= ARGV[2] then return 3 end\n"                                          \
+    "redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])\n"                                         \
+    "return 0\n"
+
+/* KEYS: record, version, lease. ARGV: version, owner, status, target_ref or "", ttl_s. */
+#define SCRIPT_COMPLETE_BODY                                                                       \
+    "if redis.call('GET', KEYS[3]) ~= ARGV[2] then return 1 end\n"                                 \
+    "local t = redis.call('TIME')\n"                                                               \
+    "local now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))\n"               \
+    "redis.call('DEL', KEYS[1])\n"                                                                 \
+    "redis.call('HSET', KEYS[1], 'state', ARGV[3], 'owner', ARGV[2], 'version', ARGV[1], "         \
+    "'updated_ms', now)\n"                                                                         \
+    "if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'target_ref', ARGV[4]) end\n"               \
+    "redis.call('EXPIRE', KEYS[1], ARGV[5])\n"                                                     \
+    "local applied = redis.call('GET', KEYS[2])\n"                                                 \
+    "if ARGV[3] == 'succeeded' and (not applied or #applied < #ARGV[1] or "                        \
+    "(#applied == #ARGV[1] and applied < ARGV[1])) then\n"                                         \
+    "  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[5])\n"                                       \
+    "elseif applied then\n"                                                                        \
+    "  redis.call('EXPIRE', KEYS[2], ARGV[5])\n"                                                   \
+    "end\n"                                                                                        \
+    "redis.call('DEL', KEYS[3])\n"                                                                 \
+    "return 0\n"
+
+/* KEYS: lease. ARGV: owner. */
+#define SCRIPT_RELEASE_BODY                                                                        \
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 1 end\n"                                 \
+    "redis.call('DEL', KEYS[1])\n"                                                                 \
+    "return 0\n"
+
+/* KEYS: lease. ARGV: owner, lease_ms. */
+#define SCRIPT_RENEW_BODY                                                                          \
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 1 end\n"                                 \
+    "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"                                                    \
+    "return 0\n"
+
+/* The four scripts, indexed by enum kind. */
+enum kind { K_CLAIM, K_COMPLETE, K_RELEASE, K_RENEW, K_COUNT };
+
+static const char *const script_body[K_COUNT] = {SCRIPT_CLAIM_BODY, SCRIPT_COMPLETE_BODY,
+                                                 SCRIPT_RELEASE_BODY, SCRIPT_RENEW_BODY};
+/* Largest answer each script returns. */
+static const long long script_max[K_COUNT] = {IW_CLAIM_BUSY, IW_LEDGER_LOST, IW_LEDGER_LOST,
+                                              IW_LEDGER_LOST};
+
+struct iw_ledger {
+    redisContext *ctx; /* NULL after an I/O failure, until a reconnect */
+    char *host;        /* owned copy */
+    int port;
+    char *password;         /* owned copy, NULL = no AUTH; wiped on free */
+    int64_t ttl_s;          /* outcome records' TTL */
+    int connect_timeout_ms; /* for connect and reconnect */
+    char sha[K_COUNT][41];  /* SHA1 of each loaded script */
+};
+
+/* Most arguments one script call takes: EVALSHA sha numkeys 3 keys 5 args. */
+#define MAX_ARGS 11
+
+/* Scratch space for one op's keys and numbers; grows, freed at the end of a call. */
+typedef struct scratch {
+    char *buf;  /* heap buffer */
+    size_t cap; /* its size */
+} scratch;
+
+/* One built command: argv points into the op's strings and the scratch buffer. */
+typedef struct cmd {
+    int argc;
+    const char *argv[MAX_ARGS];
+    size_t argvlen[MAX_ARGS];
+} cmd;
+
+static bool plain_byte(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+}
+
+static size_t enc_len(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        n += plain_byte(*p) ? 1 : 3;
+    return n;
+}
+
+/* Writes the percent-encoding of s at dst; returns the end. */
+static char *enc_put(char *dst, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (plain_byte(*p)) {
+            *dst++ = (char)*p;
+        } else {
+            *dst++ = '%';
+            *dst++ = hex[*p >> 4];
+            *dst++ = hex[*p & 15];
+        }
+    }
+    return dst;
+}
+
+/* Copies s without its NUL (keys are counted strings); returns the end. */
+static char *put_str(char *dst, const char *s)
+{
+    while (*s)
+        *dst++ = *s++;
+    return dst;
+}
+
+static int scratch_reserve(scratch *s, size_t need)
+{
+    if (need <= s->cap)
+        return 0;
+    size_t cap = s->cap ? s->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    char *b = realloc(s->buf, cap);
+    if (!b)
+        return IW_ENOMEM;
+    s->buf = b;
+    s->cap = cap;
+    return 0;
+}
+
+static void cmd_arg(cmd *c, const char *s, size_t len)
+{
+    c->argv[c->argc] = s;
+    c->argvlen[c->argc] = len;
+    c->argc++;
+}
+
+/* Appends one key "iw:{T:I}:<tag>:<a>[:<b>]" to the scratch at *pos and to c. */
+static void add_key(cmd *c, char *base, size_t *pos, const iw_ledger_op *op, const char *tag,
+                    const char *a, const char *b)
+{
+    char *start = base + *pos, *p = start;
+    p = put_str(p, "iw:{");
+    p = enc_put(p, op->tenant);
+    *p++ = ':';
+    p = enc_put(p, op->invoice_id);
+    p = put_str(p, "}:");
+    p = put_str(p, tag);
+    *p++ = ':';
+    p = enc_put(p, a);
+    if (b) {
+        *p++ = ':';
+        p = enc_put(p, b);
+    }
+    cmd_arg(c, start, (size_t)(p - start));
+    *pos += (size_t)(p - start);
+}
+
+/* Appends a decimal number to the scratch at *pos and to c. */
+static void add_num(cmd *c, char *base, size_t *pos, int64_t v)
+{
+    char *start = base + *pos;
+    int n = snprintf(start, 24, "%" PRId64, v);
+    cmd_arg(c, start, (size_t)n);
+    *pos += (size_t)n;
+}
+
+/*
+ * Builds the script call for ops[i] into c, using s for keys and numbers (c points into s, so
+ * it is valid until the next build). eval sends the script body instead of its SHA.
+ */
+static int build_cmd(const iw_ledger *l, enum kind k, const iw_ledger_op *op, const char *owner,
+                     int64_t lease_ms, bool eval, scratch *s, cmd *c)
+{
+    size_t t = enc_len(op->tenant), inv = enc_len(op->invoice_id), ev = enc_len(op->event_id),
+           tg = enc_len(op->target);
+    /* Three keys at most, each at most "iw:{" T ":" I "}:x:" E ":" G, plus three numbers. */
+    size_t need = 3 * (16 + t + inv + ev + tg) + (size_t)3 * 24;
+    if (scratch_reserve(s, need) != 0)
+        return IW_ENOMEM;
+    size_t pos = 0;
+    c->argc = 0;
+    if (eval) {
+        cmd_arg(c, "EVAL", 4);
+        cmd_arg(c, script_body[k], strlen(script_body[k]));
+    } else {
+        cmd_arg(c, "EVALSHA", 7);
+        cmd_arg(c, l->sha[k], strlen(l->sha[k]));
+    }
+    switch (k) {
+    case K_CLAIM:
+    case K_COMPLETE:
+        cmd_arg(c, "3", 1);
+        add_key(c, s->buf, &pos, op, "e", op->event_id, op->target);
+        add_key(c, s->buf, &pos, op, "v", op->target, NULL);
+        add_key(c, s->buf, &pos, op, "l", op->event_id, op->target);
+        add_num(c, s->buf, &pos, op->version);
+        cmd_arg(c, owner, strlen(owner));
+        if (k == K_CLAIM) {
+            add_num(c, s->buf, &pos, lease_ms);
+        } else {
+            const char *ref = op->target_ref ? op->target_ref : "";
+            cmd_arg(c, op->status, strlen(op->status));
+            cmd_arg(c, ref, strlen(ref));
+            add_num(c, s->buf, &pos, l->ttl_s);
+        }
+        break;
+    case K_RELEASE:
+    case K_RENEW:
+        cmd_arg(c, "1", 1);
+        add_key(c, s->buf, &pos, op, "l", op->event_id, op->target);
+        cmd_arg(c, owner, strlen(owner));
+        if (k == K_RENEW)
+            add_num(c, s->buf, &pos, lease_ms);
+        break;
+    default: return IW_EINVAL;
+    }
+    return 0;
+}
+
+static bool valid_status(const char *s)
+{
+    return s &&
+           (strcmp(s, "succeeded") == 0 || strcmp(s, "failed") == 0 || strcmp(s, "rejected") == 0);
+}
+
+/* Refuses ops the scripts cannot take (a programming error, not a Redis failure). */
+static int check_ops(enum kind k, const iw_ledger_op *ops, size_t n, const char *owner,
+                     int64_t lease_ms)
+{
+    if ((n > 0 && !ops) || !owner || !*owner)
+        return IW_EINVAL;
+    if ((k == K_CLAIM || k == K_RENEW) && lease_ms <= 0)
+        return IW_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        const iw_ledger_op *op = &ops[i];
+        if (!op->tenant || !op->invoice_id || !op->event_id || !op->target)
+            return IW_EINVAL;
+        if ((k == K_CLAIM || k == K_COMPLETE) && op->version < 0)
+            return IW_EINVAL;
+        if (k == K_COMPLETE && !valid_status(op->status))
+            return IW_EINVAL;
+    }
+    return 0;
+}
+
+/* Closes a failed connection so that every call fails fast until a reconnect. */
+static void mark_dead(iw_ledger *l)
+{
+    if (l->ctx) {
+        redisFree(l->ctx);
+        l->ctx = NULL;
+    }
+}
+
+/* Reads one reply; NULL means the connection failed (and is now closed). */
+static redisReply *read_reply(iw_ledger *l)
+{
+    void *r = NULL;
+    if (redisGetReply(l->ctx, &r) != REDIS_OK || !r) {
+        if (r)
+            freeReplyObject(r);
+        mark_dead(l);
+        return NULL;
+    }
+    return r;
+}
+
+static bool is_noscript(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ERROR && r->str && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/* One batch call in progress. */
+typedef struct batch {
+    enum kind kind;    /* which script */
+    iw_ledger_op *ops; /* the caller's ops; answers are written here */
+    size_t n;
+    const char *owner; /* lease owner token */
+    int64_t lease_ms;  /* claim and renew only */
+    bool *need;        /* need[i]: ops[i] is not answered yet */
+} batch;
+
+/*
+ * Sends the script call for every op still needing an answer, in one pipeline, and reads the
+ * answers. An op Redis answered NOSCRIPT keeps needing one. eval sends script bodies and loads
+ * the script again. Returns 0, IW_ENOMEM, or IW_EIO (connection failure: now closed; or an
+ * error reply: connection kept).
+ */
+static int round_trip(iw_ledger *l, batch *b, bool eval)
+{
+    scratch s = {NULL, 0};
+    cmd c;
+    size_t sent = 0;
+    int rc = 0;
+    for (size_t i = 0; i < b->n && rc == 0; i++) {
+        if (!b->need[i])
+            continue;
+        rc = build_cmd(l, b->kind, &b->ops[i], b->owner, b->lease_ms, eval, &s, &c);
+        if (rc == 0 && redisAppendCommandArgv(l->ctx, c.argc, c.argv, c.argvlen) != REDIS_OK)
+            rc = IW_ENOMEM;
+        sent++;
+    }
+    free(s.buf);
+    if (rc == 0 && eval &&
+        redisAppendCommand(l->ctx, "SCRIPT LOAD %s", script_body[b->kind]) != REDIS_OK)
+        rc = IW_ENOMEM;
+    if (rc != 0) {
+        /* Part of a pipeline may sit in the output buffer: this connection is unusable. */
+        mark_dead(l);
+        return rc;
+    }
+    size_t i = 0;
+    for (size_t got = 0; got < sent; got++, i++) {
+        while (!b->need[i])
+            i++;
+        redisReply *r = read_reply(l);
+        if (!r)
+            return IW_EIO;
+        if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0 &&
+            r->integer <= script_max[b->kind]) {
+            b->ops[i].answer = (int)r->integer;
+            b->need[i] = false;
+        } else if (!is_noscript(r)) {
+            rc = IW_EIO; /* an error reply; keep reading so that the pipeline stays in step */
+            b->need[i] = false;
+        }
+        freeReplyObject(r);
+    }
+    if (eval) {
+        redisReply *r = read_reply(l);
+        if (!r)
+            return IW_EIO;
+        if (r->type == REDIS_REPLY_STRING && r->len == 40)
+            memcpy(l->sha[b->kind], r->str, 41);
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+static bool any_needed(const batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (b->need[i])
+            return true;
+    return false;
+}
+
+/* Runs one kind of script for n ops; falls back to EVAL for ops Redis answered NOSCRIPT. */
+static int run_batch(iw_ledger *l, enum kind k, iw_ledger_op *ops, size_t n, const char *owner,
+                     int64_t lease_ms)
+{
+    if (!l)
+        return IW_EINVAL;
+    int rc = check_ops(k, ops, n, owner, lease_ms);
+    if (rc != 0)
+        return rc;
+    if (n == 0)
+        return 0;
+    if (!l->ctx)
+        return IW_EIO;
+    batch b = {.kind = k,
+               .ops = ops,
+               .n = n,
+               .owner = owner,
+               .lease_ms = lease_ms,
+               .need = malloc(n * sizeof(bool))};
+    if (!b.need)
+        return IW_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        b.need[i] = true;
+    rc = round_trip(l, &b, false);
+    /* A flushed script cache (Redis restarted, SCRIPT FLUSH) answers NOSCRIPT: send bodies. */
+    if (rc == 0 && any_needed(&b))
+        rc = round_trip(l, &b, true);
+    if (rc == 0 && any_needed(&b))
+        rc = IW_EIO;
+    free(b.need);
+    return rc;
+}
+
+int iw_ledger_claim(iw_ledger *l, iw_ledger_op *ops, size_t n, const char *owner, int64_t lease_ms)
+{
+    return run_batch(l, K_CLAIM, ops, n, owner, lease_ms);
+}
+
+int iw_ledger_complete(iw_ledger *l, iw_ledger_op *ops, size_t n, const char *owner)
+{
+    return run_batch(l, K_COMPLETE, ops, n, owner, 0);
+}
+
+int iw_ledger_release(iw_ledger *l, iw_ledger_op *ops, size_t n, const char *owner)
+{
+    return run_batch(l, K_RELEASE, ops, n, owner, 0);
+}
+
+int iw_ledger_renew(iw_ledger *l, iw_ledger_op *ops, size_t n, const char *owner, int64_t lease_ms)
+{
+    return run_batch(l, K_RENEW, ops, n, owner, lease_ms);
+}
+
+int iw_ledger_ping(iw_ledger *l)
+{
+    if (!l || !l->ctx)
+        return IW_EIO;
+    redisReply *r = redisCommand(l->ctx, "PING");
+    if (!r) {
+        mark_dead(l);
+        return IW_EIO;
+    }
+    int rc = r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0 ? 0 : IW_EIO;
+    freeReplyObject(r);
+    return rc;
+}
+
+static struct timeval ms_to_tv(int ms)
+{
+    struct timeval tv = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
+    return tv;
+}
+
+/* AUTH and SCRIPT LOAD on a fresh connection, pipelined. Messages never hold the password. */
+static int prepare(iw_ledger *l, char *errbuf, size_t errlen)
+{
+    int rc = 0;
+    size_t sent = 0;
+    if (l->password) {
+        const char *argv[2] = {"AUTH", l->password};
+        size_t argvlen[2] = {4, strlen(l->password)};
+        if (redisAppendCommandArgv(l->ctx, 2, argv, argvlen) != REDIS_OK)
+            rc = IW_ENOMEM;
+        sent++;
+    }
+    for (int k = 0; rc == 0 && k < K_COUNT; k++, sent++)
+        if (redisAppendCommand(l->ctx, "SCRIPT LOAD %s", script_body[k]) != REDIS_OK)
+            rc = IW_ENOMEM;
+    if (rc != 0) {
+        snprintf(errbuf, errlen, "redis %s:%d: out of memory", l->host, l->port);
+        return rc;
+    }
+    for (size_t i = 0; i < sent; i++) {
+        void *v = NULL;
+        if (redisGetReply(l->ctx, &v) != REDIS_OK || !v) {
+            snprintf(errbuf, errlen, "redis %s:%d: %s", l->host, l->port,
+                     l->ctx->err ? l->ctx->errstr : "no reply");
+            if (v)
+                freeReplyObject(v);
+            return IW_EIO;
+        }
+        redisReply *r = v;
+        bool auth = l->password && i == 0;
+        int k = (int)i - (l->password ? 1 : 0);
+        if (r->type == REDIS_REPLY_ERROR && rc == 0) {
+            snprintf(errbuf, errlen, "redis %s:%d: %s refused: %.120s", l->host, l->port,
+                     auth ? "AUTH" : "SCRIPT LOAD", r->str);
+            rc = IW_EIO;
+        } else if (!auth && r->type == REDIS_REPLY_STRING && r->len == 40) {
+            memcpy(l->sha[k], r->str, 41);
+        } else if (!auth && rc == 0) {
+            snprintf(errbuf, errlen, "redis %s:%d: unexpected SCRIPT LOAD reply", l->host, l->port);
+            rc = IW_EIO;
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+/* Connects l->ctx; on failure leaves it NULL with a message in errbuf. */
+static int connect_ledger(iw_ledger *l, char *errbuf, size_t errlen)
+{
+    mark_dead(l);
+    redisContext *c = redisConnectWithTimeout(l->host, l->port, ms_to_tv(l->connect_timeout_ms));
+    if (!c) {
+        snprintf(errbuf, errlen, "redis %s:%d: cannot allocate a context", l->host, l->port);
+        return IW_ENOMEM;
+    }
+    if (c->err) {
+        snprintf(errbuf, errlen, "redis %s:%d: connect: %s", l->host, l->port, c->errstr);
+        redisFree(c);
+        return IW_EIO;
+    }
+    if (redisSetTimeout(c, ms_to_tv(IO_TIMEOUT_MS)) != REDIS_OK) {
+        snprintf(errbuf, errlen, "redis %s:%d: cannot set the timeout: %s", l->host, l->port,
+                 c->errstr);
+        redisFree(c);
+        return IW_EIO;
+    }
+    redisEnableKeepAlive(c);
+    l->ctx = c;
+    int rc = prepare(l, errbuf, errlen);
+    if (rc != 0)
+        mark_dead(l);
+    return rc;
+}
+
+iw_ledger *iw_ledger_new(const char *host, int port, const char *password, int64_t ttl_s,
+                         int connect_timeout_ms, char *errbuf, size_t errlen)
+{
+    if (!host || !*host || port <= 0 || port > 65535 || ttl_s <= 0 || connect_timeout_ms <= 0) {
+        snprintf(errbuf, errlen, "ledger: invalid host, port, ttl or connect timeout");
+        return NULL;
+    }
+    iw_ledger *l = calloc(1, sizeof(*l));
+    if (!l) {
+        snprintf(errbuf, errlen, "ledger: out of memory");
+        return NULL;
+    }
+    l->port = port;
+    l->ttl_s = ttl_s;
+    l->connect_timeout_ms = connect_timeout_ms;
+    l->host = strdup(host);
+    l->password = password ? strdup(password) : NULL;
+    if (!l->host || (password && !l->password)) {
+        snprintf(errbuf, errlen, "ledger: out of memory");
+        iw_ledger_free(l);
+        return NULL;
+    }
+    if (connect_ledger(l, errbuf, errlen) != 0) {
+        iw_ledger_free(l);
+        return NULL;
+    }
+    return l;
+}
+
+int iw_ledger_reconnect(iw_ledger *l, char *errbuf, size_t errlen)
+{
+    if (!l)
+        return IW_EINVAL;
+    int rc = connect_ledger(l, errbuf, errlen);
+    return rc == 0 ? 0 : IW_EIO;
+}
+
+void iw_ledger_free(iw_ledger *l)
+{
+    if (!l)
+        return;
+    mark_dead(l);
+    if (l->password) {
+        explicit_bzero(l->password, strlen(l->password));
+        free(l->password);
+    }
+    free(l->host);
+    free(l);
+}
