@@ -1,0 +1,941 @@
+/* test_event.c: parsing invoice events into the canonical model, and refusing bad ones. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "docpaths.h"
+#include "invoice.h"
+#include "status.h"
+
+#define EVENTS IW_FIXTURES_DIR "/events/"
+
+/* ---- helpers ---- */
+
+static char *load(const char *name, size_t *len)
+{
+    char path[512];
+    snprintf(path, sizeof path, EVENTS "%s", name);
+    char *text = iw_read_file(path, len);
+    cr_assert_not_null(text, "cannot read %s", path);
+    return text;
+}
+
+static cJSON *load_json(const char *name)
+{
+    size_t len;
+    char *text = load(name, &len);
+    cJSON *doc = cJSON_Parse(text);
+    free(text);
+    cr_assert_not_null(doc);
+    return doc;
+}
+
+/* Parses text that must be accepted. */
+static iw_event *parse_ok(const char *text, size_t len)
+{
+    char err[256] = "";
+    iw_event *ev = NULL;
+    int rc = iw_event_parse(text, len, &ev, err, sizeof err);
+    cr_assert_eq(rc, 0, "rejected: %s", err);
+    cr_assert_not_null(ev);
+    return ev;
+}
+
+static iw_event *parse_file(const char *name)
+{
+    size_t len;
+    char *text = load(name, &len);
+    iw_event *ev = parse_ok(text, len);
+    free(text);
+    return ev;
+}
+
+/* Parses text that must be refused with exactly msg. */
+static void expect_reject_text(const char *text, size_t len, const char *msg)
+{
+    char err[256] = "";
+    iw_event *ev = (iw_event *)&err; /* must be reset to NULL */
+    int rc = iw_event_parse(text, len, &ev, err, sizeof err);
+    cr_expect_eq(rc, IW_EINVAL, "rc %d, message \"%s\" (wanted \"%s\")", rc, err, msg);
+    cr_expect_null(ev);
+    cr_expect_str_eq(err, msg);
+    if (rc == 0)
+        iw_event_free(ev);
+}
+
+static void expect_reject(cJSON *doc, const char *msg)
+{
+    char *text = cJSON_PrintUnformatted(doc);
+    cr_assert_not_null(text);
+    expect_reject_text(text, strlen(text), msg);
+    cJSON_free(text);
+}
+
+/* The index in a path segment such as "lines[2]", from the character after '['. */
+static int index_of(const char *s)
+{
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    cr_assert(end != s && *end == ']' && v >= 0 && v < 1000000, "bad index in path: %s", s);
+    return (int)v;
+}
+
+/* Finds the node that holds the last segment of path ("invoice.lines[0].quantity"). */
+static cJSON *walk(cJSON *node, char *seg)
+{
+    char *bracket = strchr(seg, '[');
+    if (bracket)
+        *bracket = '\0';
+    cJSON *next = cJSON_GetObjectItemCaseSensitive(node, seg);
+    cr_assert_not_null(next, "no %s", seg);
+    if (bracket)
+        next = cJSON_GetArrayItem(next, index_of(bracket + 1));
+    cr_assert_not_null(next, "no element in %s", seg);
+    return next;
+}
+
+/* Sets (or, with value NULL, deletes) the node at path; takes ownership of value. */
+static void set(cJSON *root, const char *path, cJSON *value)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    char *seg = buf, *dot;
+    cJSON *node = root;
+    while ((dot = strchr(seg, '.')) != NULL) {
+        *dot = '\0';
+        node = walk(node, seg);
+        seg = dot + 1;
+    }
+    char *bracket = strchr(seg, '[');
+    if (bracket) {
+        *bracket = '\0';
+        cJSON *arr = cJSON_GetObjectItemCaseSensitive(node, seg);
+        cr_assert_not_null(arr);
+        if (value)
+            cJSON_ReplaceItemInArray(arr, index_of(bracket + 1), value);
+        else
+            cJSON_DeleteItemFromArray(arr, index_of(bracket + 1));
+    } else if (!value) {
+        cJSON_DeleteItemFromObjectCaseSensitive(node, seg);
+    } else if (cJSON_GetObjectItemCaseSensitive(node, seg)) {
+        cJSON_ReplaceItemInObjectCaseSensitive(node, seg, value);
+    } else {
+        cJSON_AddItemToObject(node, seg, value);
+    }
+}
+
+/* complete.json with path set to value must be refused with exactly msg. */
+static void reject_with(const char *path, cJSON *value, const char *msg)
+{
+    cJSON *doc = load_json("complete.json");
+    set(doc, path, value);
+    expect_reject(doc, msg);
+    cJSON_Delete(doc);
+}
+
+/* complete.json with path set to value must be accepted; caller frees. */
+static iw_event *accept_with(const char *path, cJSON *value)
+{
+    cJSON *doc = load_json("complete.json");
+    set(doc, path, value);
+    char *text = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    iw_event *ev = parse_ok(text, strlen(text));
+    cJSON_free(text);
+    return ev;
+}
+
+static const char *amount(iw_amount a)
+{
+    static char buf[IW_DECIMAL_BUFLEN];
+    cr_assert(a.set, "amount not set");
+    iw_decimal_format(a.value, buf, sizeof buf);
+    return buf;
+}
+
+/* ---- good events ---- */
+
+Test(event, complete_top_level)
+{
+    iw_event *ev = parse_file("complete.json");
+    cr_expect_str_eq(ev->schema, "invoice-event/v1");
+    cr_expect_str_eq(ev->event_id, "01JD3Q5V8M2K7X9P4R6T0WQYZB");
+    cr_expect_str_eq(ev->type, "invoice.updated");
+    cr_expect_str_eq(ev->occurred_at, "2026-11-21T10:04:05Z");
+    cr_expect_str_eq(ev->source, "orders-eu");
+    cr_expect_str_eq(ev->tenant, "acme");
+    cr_expect_eq(ev->version, 17);
+    cr_assert_eq(ev->n_targets, 5);
+    cr_expect_str_eq(ev->targets[0], "centra_soap");
+    cr_expect_str_eq(ev->targets[2], "midnight");
+    cr_expect_str_eq(ev->targets[4], "invoicexpress");
+    iw_event_free(ev);
+}
+
+Test(event, complete_invoice_header)
+{
+    iw_event *ev = parse_file("complete.json");
+    const iw_invoice *inv = &ev->invoice;
+    cr_expect_str_eq(inv->id, "INV-1001");
+    cr_expect_str_eq(inv->number, "1001");
+    cr_expect_str_eq(inv->number_ext, "A");
+    cr_expect_str_eq(inv->status, "open");
+    cr_expect_str_eq(inv->document_type, "invoice");
+    cr_expect_str_eq(inv->type, "standard");
+    cr_expect_str_eq(inv->store, "eu-store");
+    cr_expect_str_eq(inv->currency, "EUR");
+    cr_expect_str_eq(inv->base_currency, "SEK");
+    cr_expect_str_eq(amount(inv->currency_rate), "11.4521");
+    cr_expect_str_eq(inv->issue_date, "2026-11-21");
+    cr_expect_str_eq(inv->due_date, "2026-12-21");
+    cr_expect_str_eq(inv->order_date, "2026-11-20");
+    cr_expect_str_eq(inv->ship_date, "2026-11-22");
+    cr_expect_str_eq(inv->po_date, "2026-11-19");
+    cr_expect_str_eq(inv->paid_at, "2026-11-21T12:00:00Z");
+    cr_expect_str_eq(inv->terms_code, "NET30");
+    cr_expect_str_eq(inv->terms_description, "Net 30 days");
+    cr_expect_str_eq(inv->shipping_terms, "DAP");
+    cr_expect_str_eq(inv->ship_via, "DHL");
+    cr_expect_str_eq(inv->po_number, "PO-7781");
+    cr_expect_str_eq(inv->so_number, "SO-5512");
+    cr_expect_str_eq(inv->title, "November order");
+    cr_expect_str_eq(inv->description, "Office supplies");
+    cr_expect_str_eq(inv->note_public, "Thank you for your order");
+    cr_expect_str_eq(inv->note_internal, "Priority customer");
+    cr_expect_str_eq(amount(inv->subtotal), "1260.16");
+    cr_expect_str_eq(amount(inv->tax_total), "289.84");
+    cr_expect_str_eq(amount(inv->discount_total), "10.00");
+    cr_expect_str_eq(amount(inv->shipping_total), "15.00");
+    cr_expect_str_eq(amount(inv->total), "1550.00");
+    cr_expect_str_eq(amount(inv->amount_paid), "1525.00");
+    cr_expect_str_eq(amount(inv->amount_due), "25.00");
+    cr_expect_str_eq(amount(inv->retention_pct), "5");
+    iw_event_free(ev);
+}
+
+Test(event, complete_nested_objects)
+{
+    iw_event *ev = parse_file("complete.json");
+    const iw_invoice *inv = &ev->invoice;
+
+    cr_expect_str_eq(inv->target_refs.centra_id, "C-1001");
+    cr_expect_str_eq(inv->target_refs.midnight_guid, "8da872e1-fbca-4a43-8e49-417c9bd9303a");
+    cr_expect_str_eq(inv->target_refs.midnight_invoice_id, "2");
+    cr_expect_str_eq(inv->target_refs.ebiz_internal_id, "5f1c7e2a-4d2a-4e98-9c1b-7a3e2f0b6d11");
+    cr_expect_str_eq(inv->target_refs.invoicexpress_id, "98765");
+
+    cr_expect_str_eq(inv->customer.id, "5");
+    cr_expect_str_eq(inv->customer.contact_id, "1");
+    cr_expect_str_eq(inv->customer.name, "Bruce Norris");
+    cr_expect_str_eq(inv->customer.email, "bruce@example.com");
+    cr_expect_str_eq(inv->customer.phone, "+49 30 1234567");
+    cr_expect_str_eq(inv->customer.phone_ext, "12");
+    cr_expect_str_eq(inv->customer.fax, "+49 30 1234568");
+    cr_expect_str_eq(inv->customer.website, "www.brucenorris.example");
+    cr_expect_str_eq(inv->customer.fiscal_id, "DE123456789");
+    cr_expect_str_eq(inv->customer.ec_vat_no, "DE123456789");
+    cr_expect_str_eq(inv->customer.company_reg_id, "HRB 12345");
+    cr_expect_str_eq(inv->customer.notes, "Pays on time");
+
+    const iw_address *b = &inv->billing_address, *s = &inv->shipping_address;
+    cr_expect_str_eq(b->company, "Norris GmbH");
+    cr_expect_str_eq(b->attn, "Accounts payable");
+    cr_expect_str_eq(b->first_name, "Bruce");
+    cr_expect_str_eq(b->last_name, "Norris");
+    cr_expect_str_eq(b->line1, "Hauptstrasse 1");
+    cr_expect_str_eq(b->line2, "Building B");
+    cr_expect_str_eq(b->line3, "Floor 3");
+    cr_expect_str_eq(b->city, "Berlin");
+    cr_expect_str_eq(b->state, "BE");
+    cr_expect_str_eq(b->postal_code, "10115");
+    cr_expect_str_eq(b->country, "DE");
+    cr_expect_str_eq(b->email, "billing@example.com");
+    cr_expect_str_eq(b->phone, "+49 30 1234567");
+    cr_expect_str_eq(b->fax, "+49 30 1234568");
+    cr_expect_eq(b->is_default, IW_FLAG_YES);
+    cr_expect_str_eq(s->company, "Norris GmbH Warehouse");
+    cr_expect_str_eq(s->first_name, "Chuck");
+    cr_expect_str_eq(s->line3, "Dock 4");
+    cr_expect_str_eq(s->city, "Hamburg");
+    cr_expect_str_eq(s->postal_code, "20095");
+    cr_expect_str_eq(s->fax, "+49 40 7654322");
+    cr_expect_eq(s->is_default, IW_FLAG_NO);
+
+    cr_expect_str_eq(inv->refs.account_id, "ACC-1");
+    cr_expect_str_eq(inv->refs.buyer_id, "BUY-1");
+    cr_expect_str_eq(inv->refs.order_id, "3");
+    cr_expect_str_eq(inv->refs.shipment_id, "SHP-1");
+    cr_expect_str_eq(inv->refs.refund_id, "REF-1");
+    cr_expect_str_eq(inv->refs.division_id, "001");
+    cr_expect_str_eq(inv->refs.location_id, "LOC-1");
+    cr_expect_str_eq(inv->refs.sales_rep_id, "REP-7");
+    cr_expect_str_eq(inv->refs.user_name, "jdoe");
+
+    cr_expect_eq(inv->flags.locked, IW_FLAG_NO);
+    cr_expect_eq(inv->flags.notify_customer, IW_FLAG_NO);
+    cr_expect_eq(inv->flags.email_invoice, IW_FLAG_NO);
+    cr_expect_eq(inv->flags.print_invoice, IW_FLAG_NO);
+    cr_expect_eq(inv->flags.display_item, IW_FLAG_YES);
+
+    cr_assert_eq(inv->n_extra_charges, 1);
+    cr_expect_str_eq(inv->extra_charges[0].key, "shipping");
+    cr_expect_str_eq(inv->extra_charges[0].id, "SH-1");
+    cr_expect_str_eq(inv->extra_charges[0].description, "Shipping");
+    cr_expect_str_eq(amount(inv->extra_charges[0].amount), "15.00");
+    cr_assert_eq(inv->n_custom_fields, 1);
+    cr_expect_str_eq(inv->custom_fields[0].name, "cost_center");
+    cr_expect_str_eq(inv->custom_fields[0].value, "CC-42");
+    iw_event_free(ev);
+}
+
+Test(event, complete_lines)
+{
+    iw_event *ev = parse_file("complete.json");
+    const iw_invoice *inv = &ev->invoice;
+    cr_assert_eq(inv->n_lines, 2);
+    const iw_line *l = &inv->lines[0];
+    cr_expect_str_eq(l->line_no, "1");
+    cr_expect_str_eq(l->line_id, "11");
+    cr_expect_str_eq(l->sku, "PEN-BLUE");
+    cr_expect_str_eq(l->item_id, "18");
+    cr_expect_str_eq(l->product_id, "P-100");
+    cr_expect_str_eq(l->variation_id, "V-1");
+    cr_expect_str_eq(l->size_id, "S-M");
+    cr_expect_str_eq(l->name, "Blue pen");
+    cr_expect_str_eq(l->description, "Ballpoint pen, blue");
+    cr_expect_str_eq(amount(l->quantity), "100");
+    cr_expect_str_eq(l->unit, "unit");
+    cr_expect_str_eq(amount(l->unit_price), "2.50");
+    cr_expect_str_eq(amount(l->gross_price), "3.08");
+    cr_expect_str_eq(amount(l->discount_pct), "0");
+    cr_expect_str_eq(amount(l->discount_amount), "0.00");
+    cr_expect_eq(l->taxable, IW_FLAG_YES);
+    cr_expect_str_eq(amount(l->tax_rate), "23");
+    cr_expect_str_eq(l->tax_name, "IVA23");
+    cr_expect_str_eq(amount(l->tax_amount), "57.50");
+    cr_expect_str_eq(amount(l->line_subtotal), "250.00");
+    cr_expect_str_eq(amount(l->line_total), "307.50");
+    cr_expect_str_eq(l->line_type, "product");
+    cr_expect_str_eq(l->order_id, "3");
+
+    l = &inv->lines[1];
+    cr_expect_str_eq(l->line_no, "2");
+    cr_expect_str_eq(l->sku, "DESK-OAK");
+    cr_expect_str_eq(l->name, "Oak desk");
+    cr_expect_str_eq(amount(l->quantity), "1");
+    cr_expect_str_eq(amount(l->unit_price), "1020.16");
+    cr_expect_str_eq(amount(l->gross_price), "1254.80");
+    cr_expect_str_eq(amount(l->discount_pct), "0.98");
+    cr_expect_str_eq(amount(l->discount_amount), "10.00");
+    cr_expect_str_eq(amount(l->tax_amount), "232.34");
+    cr_expect_str_eq(amount(l->line_subtotal), "1010.16");
+    cr_expect_str_eq(amount(l->line_total), "1242.50");
+
+    /* The amounts are usable as numbers: quantity x price = subtotal for line 1. */
+    iw_decimal p;
+    cr_assert_eq(iw_decimal_mul(inv->lines[0].quantity.value, inv->lines[0].unit_price.value, &p),
+                 0);
+    cr_expect_eq(iw_decimal_cmp(p, inv->lines[0].line_subtotal.value), 0);
+    iw_event_free(ev);
+}
+
+Test(event, minimal)
+{
+    iw_event *ev = parse_file("minimal.json");
+    cr_expect_str_eq(ev->event_id, "01JD3Q5V8M2K7X9P4R6T0WQYZC");
+    cr_expect_str_eq(ev->type, "invoice.created");
+    cr_expect_str_eq(ev->tenant, "acme");
+    cr_expect_eq(ev->version, 1);
+    cr_expect_null(ev->source);
+    cr_expect_null(ev->targets);
+    cr_expect_eq(ev->n_targets, 0);
+    const iw_invoice *inv = &ev->invoice;
+    cr_expect_str_eq(inv->id, "INV-2001");
+    cr_expect_str_eq(inv->currency, "EUR");
+    cr_expect_null(inv->number);
+    cr_expect_null(inv->issue_date);
+    cr_expect_null(inv->customer.name);
+    cr_expect_null(inv->billing_address.country);
+    cr_expect_null(inv->target_refs.midnight_guid);
+    cr_expect_not(inv->total.set);
+    cr_expect_not(inv->currency_rate.set);
+    /* Absent flags are UNSET, not NO: adapters choose their own defaults. */
+    cr_expect_eq(inv->flags.notify_customer, IW_FLAG_UNSET);
+    cr_expect_eq(inv->flags.display_item, IW_FLAG_UNSET);
+    cr_expect_eq(inv->billing_address.is_default, IW_FLAG_UNSET);
+    cr_expect_eq(inv->shipping_address.is_default, IW_FLAG_UNSET);
+    cr_assert_eq(inv->n_lines, 1);
+    cr_expect_str_eq(inv->lines[0].name, "Consulting");
+    cr_expect_str_eq(amount(inv->lines[0].quantity), "1");
+    cr_expect_str_eq(amount(inv->lines[0].unit_price), "100.00");
+    cr_expect_not(inv->lines[0].tax_rate.set);
+    cr_expect_eq(inv->lines[0].taxable, IW_FLAG_UNSET);
+    cr_expect_null(inv->lines[0].sku);
+    cr_expect_null(inv->extra_charges);
+    cr_expect_eq(inv->n_extra_charges, 0);
+    cr_expect_eq(inv->n_custom_fields, 0);
+    iw_event_free(ev);
+}
+
+Test(event, special_chars_byte_exact)
+{
+    iw_event *ev = parse_file("special-chars.json");
+    const iw_invoice *inv = &ev->invoice;
+    cr_expect_str_eq(inv->title, "Tags <b>&amp;</b> \"quotes\" 'apostrophes' ]]> end");
+    cr_expect_str_eq(inv->description,
+                     "Gr\xc3\xbc\xc3\x9f"
+                     "e aus M\xc3\xbcnchen \xe2\x80\x94 \xe6\xbc\xa2\xe5\xad\x97 \xe2\x80\x94 "
+                     "\xf0\x9f\xa7\xbe receipt");
+    cr_expect_str_eq(inv->note_public, "Line one\nLine two\ttabbed");
+    cr_expect_str_eq(inv->customer.name, "Zo\xc3\xab & S\xc3\xb8ren <Ltd>");
+    cr_expect_str_eq(inv->billing_address.line1, "Stra\xc3\x9f"
+                                                 "e 1 & 2");
+    cr_expect_str_eq(inv->billing_address.city, "Z\xc3\xbcrich");
+    cr_expect_str_eq(inv->billing_address.country, "CH");
+    cr_assert_eq(inv->n_lines, 2);
+    cr_expect_str_eq(inv->lines[0].name, "Widget <small> & \"quoted\"");
+    cr_expect_str_eq(inv->lines[0].description,
+                     "]]> not CDATA end; \xe6\xbc\xa2\xe5\xad\x97; \xf0\x9f\xa7\xbe");
+    cr_expect_str_eq(inv->lines[1].name, "Gadget '\xc3\xbc'");
+    cr_expect_str_eq(inv->lines[1].description, "emoji \xf0\x9f\x8e\x89\xf0\x9f\x8e\x89");
+    cr_expect_eq(inv->lines[0].taxable, IW_FLAG_NO);
+    /* 0.10 + 0.20 is exactly the 0.30 subtotal. */
+    iw_decimal sum;
+    cr_assert_eq(
+        iw_decimal_add(inv->lines[0].line_total.value, inv->lines[1].line_total.value, &sum), 0);
+    cr_expect_eq(iw_decimal_cmp(sum, inv->subtotal.value), 0);
+    iw_event_free(ev);
+}
+
+Test(event, unicode_escapes_decoded)
+{
+    iw_event *ev = accept_with("invoice.title", cJSON_CreateString("placeholder"));
+    iw_event_free(ev);
+    const char *text = "{\"schema\":\"invoice-event/v1\",\"event_id\":\"e1\",\"type\":\"invoice."
+                       "created\",\"tenant\":\"t\",\"version\":0,\"invoice\":{\"id\":\"I\","
+                       "\"currency\":\"EUR\",\"title\":\"caf\\u00e9 \\ud83e\\uddfe \\\"q\\\" "
+                       "a\\/b\",\"lines\":[{\"name\":\"x\"}]}}";
+    ev = parse_ok(text, strlen(text));
+    cr_expect_str_eq(ev->invoice.title, "caf\xc3\xa9 \xf0\x9f\xa7\xbe \"q\" a/b");
+    cr_expect_eq(ev->version, 0);
+    iw_event_free(ev);
+}
+
+Test(event, input_need_not_be_nul_terminated)
+{
+    size_t len;
+    char *text = load("minimal.json", &len);
+    char *exact = malloc(len); /* no room for a NUL: ASan catches any over-read */
+    cr_assert_not_null(exact);
+    memcpy(exact, text, len);
+    iw_event *ev = parse_ok(exact, len);
+    cr_expect_str_eq(ev->invoice.id, "INV-2001");
+    iw_event_free(ev);
+    /* The same buffer cut short is refused, not read past. */
+    char err[128];
+    ev = NULL;
+    cr_expect_eq(iw_event_parse(exact, len / 2, &ev, err, sizeof err), IW_EINVAL);
+    cr_expect_null(ev);
+    free(exact);
+    free(text);
+}
+
+Test(event, unknown_keys_ignored)
+{
+    cJSON *doc = load_json("complete.json");
+    cJSON *future = cJSON_CreateObject();
+    cJSON_AddNumberToObject(future, "x", 1);
+    cJSON_AddItemToObject(doc, "future_field", future);
+    set(doc, "invoice.new_thing", cJSON_CreateString("ignored"));
+    set(doc, "invoice.lines[0].warranty", cJSON_CreateTrue());
+    set(doc, "invoice.customer.loyalty_tier", cJSON_CreateNumber(3));
+    char *text = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    iw_event *ev = parse_ok(text, strlen(text));
+    cr_expect_str_eq(ev->invoice.lines[0].sku, "PEN-BLUE");
+    cr_expect_str_eq(ev->invoice.customer.name, "Bruce Norris");
+    iw_event_free(ev);
+    cJSON_free(text);
+}
+
+Test(event, null_means_absent)
+{
+    iw_event *ev = accept_with("invoice.number", cJSON_CreateNull());
+    cr_expect_null(ev->invoice.number);
+    iw_event_free(ev);
+    ev = accept_with("invoice.flags", cJSON_CreateNull());
+    cr_expect_eq(ev->invoice.flags.display_item, IW_FLAG_UNSET);
+    cr_expect_eq(ev->invoice.flags.locked, IW_FLAG_UNSET);
+    iw_event_free(ev);
+    ev = accept_with("invoice.total", cJSON_CreateNull());
+    cr_expect_not(ev->invoice.total.set);
+    iw_event_free(ev);
+    ev = accept_with("targets", cJSON_CreateNull());
+    cr_expect_null(ev->targets);
+    iw_event_free(ev);
+}
+
+Test(event, integer_ids_kept_as_text)
+{
+    iw_event *ev = accept_with("invoice.id", cJSON_CreateNumber(1001));
+    cr_expect_str_eq(ev->invoice.id, "1001");
+    iw_event_free(ev);
+    ev = accept_with("invoice.lines[1].line_no", cJSON_CreateRaw("9007199254740991"));
+    cr_expect_str_eq(ev->invoice.lines[1].line_no, "9007199254740991");
+    iw_event_free(ev);
+    ev = accept_with("invoice.customer.id", cJSON_CreateNumber(0));
+    cr_expect_str_eq(ev->invoice.customer.id, "0");
+    iw_event_free(ev);
+}
+
+Test(event, version_range)
+{
+    iw_event *ev = accept_with("version", cJSON_CreateRaw("9007199254740991"));
+    cr_expect_eq(ev->version, 9007199254740991LL);
+    iw_event_free(ev);
+    ev = accept_with("version", cJSON_CreateNumber(0));
+    cr_expect_eq(ev->version, 0);
+    iw_event_free(ev);
+}
+
+Test(event, dates_and_timestamps_accepted)
+{
+    iw_event *ev = accept_with("invoice.issue_date", cJSON_CreateString("2024-02-29"));
+    cr_expect_str_eq(ev->invoice.issue_date, "2024-02-29");
+    iw_event_free(ev);
+    ev = accept_with("invoice.issue_date", cJSON_CreateString("2000-02-29"));
+    iw_event_free(ev);
+    ev = accept_with("occurred_at", cJSON_CreateString("2026-11-21T10:04:05.123456+01:00"));
+    cr_expect_str_eq(ev->occurred_at, "2026-11-21T10:04:05.123456+01:00");
+    iw_event_free(ev);
+    ev = accept_with("invoice.paid_at", cJSON_CreateString("2016-12-31T23:59:60-08:00"));
+    iw_event_free(ev);
+}
+
+Test(event, event_id_and_tenant_limits)
+{
+    char id[129];
+    memset(id, 'a', 128);
+    id[128] = '\0';
+    iw_event *ev = accept_with("event_id", cJSON_CreateString(id));
+    cr_expect_eq(strlen(ev->event_id), 128);
+    iw_event_free(ev);
+    ev = accept_with("tenant", cJSON_CreateString("acme-eu_2.prod"));
+    cr_expect_str_eq(ev->tenant, "acme-eu_2.prod");
+    iw_event_free(ev);
+}
+
+Test(event, big_but_allowed_string)
+{
+    size_t n = (size_t)7 * 1024 * 1024;
+    char *big = malloc(n + 1);
+    cr_assert_not_null(big);
+    memset(big, 'x', n);
+    big[n] = '\0';
+    iw_event *ev = accept_with("invoice.description", cJSON_CreateString(big));
+    cr_expect_eq(strlen(ev->invoice.description), n);
+    iw_event_free(ev);
+    free(big);
+}
+
+Test(event, depth_limit_is_inclusive)
+{
+    /* An unknown key nested so that the whole event is exactly IW_EVENT_MAX_DEPTH deep:
+     * root object = 1, the value of "x" = 2, ..., the innermost array = 32. */
+    cJSON *doc = load_json("minimal.json");
+    cJSON *x = cJSON_CreateArray(), *cur = x;
+    for (int d = 3; d <= IW_EVENT_MAX_DEPTH; d++) {
+        cJSON *next = cJSON_CreateArray();
+        cJSON_AddItemToArray(cur, next);
+        cur = next;
+    }
+    cJSON_AddItemToObject(doc, "x", x);
+    char *text = cJSON_PrintUnformatted(doc);
+    iw_event *ev = parse_ok(text, strlen(text));
+    iw_event_free(ev);
+    size_t level2 = (size_t)(strstr(text, "\"x\":") + 4 - text);
+    cJSON_free(text);
+
+    /* One more level is refused, at the bracket that opens level 33. */
+    cJSON_AddItemToArray(cur, cJSON_CreateArray());
+    char want[80];
+    snprintf(want, sizeof want, "JSON nested deeper than 32 levels at byte %zu", level2 + 31);
+    expect_reject(doc, want);
+    cJSON_Delete(doc);
+}
+
+/* ---- bad events ---- */
+
+Test(bad_event, empty_input)
+{
+    expect_reject_text("", 0, "event is empty");
+    expect_reject_text(" \n\t ", 4, "event is empty");
+    char err[64];
+    iw_event *ev = (iw_event *)err;
+    cr_expect_eq(iw_event_parse(NULL, 0, &ev, err, sizeof err), IW_EINVAL);
+    cr_expect_null(ev);
+}
+
+Test(bad_event, top_level_not_object)
+{
+    expect_reject_text("[1,2,3]", 7, "an event must be a JSON object");
+    expect_reject_text("\"invoice\"", 9, "an event must be a JSON object");
+    expect_reject_text("42", 2, "an event must be a JSON object");
+    expect_reject_text("null", 4, "an event must be a JSON object");
+}
+
+Test(bad_event, truncated_json)
+{
+    size_t len;
+    char *text = load("complete.json", &len);
+    char err[256] = "";
+    iw_event *ev = NULL;
+    cr_expect_eq(iw_event_parse(text, len / 2, &ev, err, sizeof err), IW_EINVAL);
+    cr_expect_null(ev);
+    cr_expect(strncmp(err, "invalid JSON at byte ", 21) == 0, "got \"%s\"", err);
+    long at = strtol(err + 21, NULL, 10);
+    cr_expect(at > 0 && (size_t)at <= len / 2, "offset %ld outside the input", at);
+    free(text);
+}
+
+Test(bad_event, syntax_error_offset)
+{
+    /* The second comma is byte 30; cJSON may stop on it or just after it. */
+    const char *text = "{\"schema\": \"invoice-event/v1\",, \"x\": 1}";
+    char err[128] = "";
+    iw_event *ev = NULL;
+    cr_expect_eq(iw_event_parse(text, strlen(text), &ev, err, sizeof err), IW_EINVAL);
+    cr_expect_null(ev);
+    cr_assert(strncmp(err, "invalid JSON at byte ", 21) == 0, "got \"%s\"", err);
+    long at = strtol(err + 21, NULL, 10);
+    cr_expect(at == 30 || at == 31, "offset %ld", at);
+    text = "{\"a\": tru}";
+    expect_reject_text(text, strlen(text), "invalid JSON at byte 6");
+    text = "{\"a\": 1} {\"b\": 2}";
+    expect_reject_text(text, strlen(text), "invalid JSON at byte 9: text after the event");
+}
+
+Test(bad_event, wrong_types)
+{
+    reject_with("invoice.total", cJSON_CreateNumber(1550),
+                "invoice.total: expected a decimal string");
+    reject_with("invoice.lines[1].quantity", cJSON_CreateNumber(1),
+                "invoice.lines[1].quantity: expected a decimal string");
+    reject_with("invoice.billing_address.is_default", cJSON_CreateString("yes"),
+                "invoice.billing_address.is_default: expected true or false");
+    reject_with("invoice.flags.locked", cJSON_CreateNumber(0),
+                "invoice.flags.locked: expected true or false");
+    reject_with("invoice.customer.name", cJSON_CreateNumber(5),
+                "invoice.customer.name: expected a string");
+    reject_with("tenant", cJSON_CreateTrue(), "tenant: expected a string");
+    reject_with("version", cJSON_CreateString("17"), "version: expected an integer");
+    reject_with("version", cJSON_CreateNumber(1.5), "version: expected an integer");
+    reject_with("invoice.id", cJSON_CreateFalse(), "invoice.id: expected a string or an integer");
+    reject_with("invoice.refs.order_id", cJSON_CreateNumber(2.5),
+                "invoice.refs.order_id: expected an integer");
+    reject_with("invoice.customer", cJSON_CreateArray(), "invoice.customer: expected an object");
+    reject_with("invoice", cJSON_CreateString("INV-1"), "invoice: expected an object");
+    reject_with("invoice.lines", cJSON_CreateObject(), "invoice.lines: expected an array");
+    reject_with("invoice.lines[1]", cJSON_CreateString("line"),
+                "invoice.lines[1]: expected an object");
+    reject_with("invoice.issue_date", cJSON_CreateNumber(20261121),
+                "invoice.issue_date: expected a date (YYYY-MM-DD)");
+    reject_with("targets", cJSON_CreateString("midnight"), "targets: expected an array of strings");
+}
+
+Test(bad_event, bad_decimal_text)
+{
+    reject_with("invoice.lines[1].quantity", cJSON_CreateString("1,5"),
+                "invoice.lines[1].quantity: not a decimal number");
+    reject_with("invoice.lines[0].unit_price", cJSON_CreateString("1e3"),
+                "invoice.lines[0].unit_price: not a decimal number");
+    reject_with("invoice.total", cJSON_CreateString(""), "invoice.total: not a decimal number");
+    reject_with("invoice.total", cJSON_CreateString(" 10.00"),
+                "invoice.total: not a decimal number");
+    reject_with("invoice.extra_charges[0].amount", cJSON_CreateString("15.00 EUR"),
+                "invoice.extra_charges[0].amount: not a decimal number");
+    reject_with("invoice.total", cJSON_CreateString("99999999999999999999.00"),
+                "invoice.total: number too big for its field");
+    reject_with("invoice.currency_rate", cJSON_CreateString("1.0000000000000000001"),
+                "invoice.currency_rate: more than 18 digits after the point");
+}
+
+static void reject_missing(const char *path, const char *msg)
+{
+    reject_with(path, NULL, msg);
+    reject_with(path, cJSON_CreateNull(), msg); /* null means absent */
+}
+
+Test(bad_event, missing_required_fields)
+{
+    reject_missing("schema", "schema: required field is missing");
+    reject_missing("event_id", "event_id: required field is missing");
+    reject_missing("type", "type: required field is missing");
+    reject_missing("tenant", "tenant: required field is missing");
+    reject_missing("version", "version: required field is missing");
+    reject_missing("invoice", "invoice: required field is missing");
+    reject_missing("invoice.id", "invoice.id: required field is missing");
+    reject_missing("invoice.currency", "invoice.currency: required field is missing");
+    reject_missing("invoice.lines", "invoice.lines: required field is missing");
+}
+
+Test(bad_event, empty_required_strings)
+{
+    reject_with("event_id", cJSON_CreateString(""), "event_id: must not be empty");
+    reject_with("tenant", cJSON_CreateString(""), "tenant: must not be empty");
+    reject_with("invoice.id", cJSON_CreateString(""), "invoice.id: must not be empty");
+}
+
+Test(bad_event, numbers_too_big)
+{
+    reject_with("version", cJSON_CreateRaw("1e300"), "version: number too big for its field");
+    reject_with("version", cJSON_CreateRaw("9007199254740993"),
+                "version: number too big for its field");
+    reject_with("invoice.id", cJSON_CreateRaw("123456789012345678901234"),
+                "invoice.id: number too big for its field");
+    reject_with("invoice.lines[0].line_id", cJSON_CreateRaw("-1e30"),
+                "invoice.lines[0].line_id: number too big for its field");
+}
+
+Test(bad_event, version_negative)
+{
+    reject_with("version", cJSON_CreateNumber(-1), "version: must not be negative");
+}
+
+Test(bad_event, bad_values)
+{
+    reject_with("schema", cJSON_CreateString("invoice-event/v2"),
+                "schema: unsupported schema (want invoice-event/v1)");
+    reject_with("type", cJSON_CreateString("invoice.deleted"),
+                "type: unknown type (want invoice.created or invoice.updated)");
+    reject_with("invoice.currency", cJSON_CreateString("eur"),
+                "invoice.currency: not a currency code (ISO 4217, 3 upper-case letters)");
+    reject_with("invoice.base_currency", cJSON_CreateString("EURO"),
+                "invoice.base_currency: not a currency code (ISO 4217, 3 upper-case letters)");
+}
+
+Test(bad_event, bad_event_id_and_tenant)
+{
+    const char *why = "may hold only visible ASCII characters other than '/', ':', '{' and '}'";
+    char msg[160];
+    const char *ids[] = {"a/b", "a:b", "a b", "caf\xc3\xa9", "a{b"};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        snprintf(msg, sizeof msg, "event_id: %s", why);
+        reject_with("event_id", cJSON_CreateString(ids[i]), msg);
+        snprintf(msg, sizeof msg, "tenant: %s", why);
+        reject_with("tenant", cJSON_CreateString(ids[i]), msg);
+    }
+    char id[130];
+    memset(id, 'a', 129);
+    id[129] = '\0';
+    reject_with("event_id", cJSON_CreateString(id), "event_id: longer than 128 bytes");
+}
+
+Test(bad_event, bad_dates)
+{
+    reject_with("invoice.issue_date", cJSON_CreateString("2026-02-30"),
+                "invoice.issue_date: not a date (YYYY-MM-DD)");
+    reject_with("invoice.due_date", cJSON_CreateString("2100-02-29"),
+                "invoice.due_date: not a date (YYYY-MM-DD)");
+    reject_with("invoice.ship_date", cJSON_CreateString("2026-13-01"),
+                "invoice.ship_date: not a date (YYYY-MM-DD)");
+    reject_with("invoice.po_date", cJSON_CreateString("2026-1-01"),
+                "invoice.po_date: not a date (YYYY-MM-DD)");
+    reject_with("invoice.order_date", cJSON_CreateString("21/11/2026"),
+                "invoice.order_date: not a date (YYYY-MM-DD)");
+    reject_with("invoice.issue_date", cJSON_CreateString("2026-11-21T00:00:00Z"),
+                "invoice.issue_date: not a date (YYYY-MM-DD)");
+    reject_with("invoice.paid_at", cJSON_CreateString("2026-11-21 12:00:00"),
+                "invoice.paid_at: not an RFC 3339 timestamp");
+    reject_with("invoice.paid_at", cJSON_CreateString("2026-11-21T12:00:00"),
+                "invoice.paid_at: not an RFC 3339 timestamp");
+    reject_with("occurred_at", cJSON_CreateString("2026-11-21T24:00:00Z"),
+                "occurred_at: not an RFC 3339 timestamp");
+    reject_with("occurred_at", cJSON_CreateString("2026-11-21T10:04:05+01"),
+                "occurred_at: not an RFC 3339 timestamp");
+    reject_with("occurred_at", cJSON_CreateString("2026-02-30T10:04:05Z"),
+                "occurred_at: not an RFC 3339 timestamp");
+    reject_with("occurred_at", cJSON_CreateString("2026-11-21T10:04:05.Z"),
+                "occurred_at: not an RFC 3339 timestamp");
+}
+
+Test(bad_event, bad_country)
+{
+    const char *msg = "invoice.billing_address.country: not a country code (ISO 3166-1 alpha-2, "
+                      "2 upper-case letters)";
+    reject_with("invoice.billing_address.country", cJSON_CreateString("Germany"), msg);
+    reject_with("invoice.billing_address.country", cJSON_CreateString("de"), msg);
+    reject_with("invoice.shipping_address.country", cJSON_CreateString("DEU"),
+                "invoice.shipping_address.country: not a country code (ISO 3166-1 alpha-2, "
+                "2 upper-case letters)");
+}
+
+Test(bad_event, empty_lines)
+{
+    reject_with("invoice.lines", cJSON_CreateArray(), "invoice.lines: must not be empty");
+}
+
+Test(bad_event, too_many_lines)
+{
+    cJSON *lines = cJSON_CreateArray();
+    for (int i = 0; i < 10001; i++)
+        cJSON_AddItemToArray(lines, cJSON_CreateObject());
+    reject_with("invoice.lines", lines, "invoice.lines: 10001 entries; at most 10000 are allowed");
+}
+
+Test(bad_event, duplicate_known_key)
+{
+    const char *text = "{\"schema\":\"invoice-event/v1\",\"event_id\":\"e\",\"type\":\"invoice."
+                       "created\",\"tenant\":\"t\",\"version\":1,\"version\":99,\"invoice\":{"
+                       "\"id\":\"I\",\"currency\":\"EUR\",\"lines\":[{}]}}";
+    expect_reject_text(text, strlen(text), "version: key appears more than once");
+    /* Repeated unknown keys do not matter. */
+    text = "{\"schema\":\"invoice-event/v1\",\"event_id\":\"e\",\"type\":\"invoice.created\","
+           "\"tenant\":\"t\",\"version\":1,\"z\":1,\"z\":2,\"invoice\":{\"id\":\"I\","
+           "\"currency\":\"EUR\",\"lines\":[{}]}}";
+    iw_event *ev = parse_ok(text, strlen(text));
+    cr_expect_eq(ev->version, 1);
+    iw_event_free(ev);
+}
+
+Test(bad_event, bad_targets)
+{
+    reject_with("targets", cJSON_CreateArray(),
+                "targets: must not be empty (leave it out to use the configured routes)");
+    const char *two[] = {"midnight", ""};
+    reject_with("targets", cJSON_CreateStringArray(two, 2),
+                "targets[1]: expected a non-empty string");
+    const char *dup[] = {"midnight", "ebizcharge", "midnight"};
+    reject_with("targets", cJSON_CreateStringArray(dup, 3),
+                "targets[2]: \"midnight\" is listed twice");
+    cJSON *mixed = cJSON_CreateArray();
+    cJSON_AddItemToArray(mixed, cJSON_CreateString("midnight"));
+    cJSON_AddItemToArray(mixed, cJSON_CreateNumber(7));
+    reject_with("targets", mixed, "targets[1]: expected a non-empty string");
+    cJSON *many = cJSON_CreateArray();
+    for (int i = 0; i < 65; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "t%d", i);
+        cJSON_AddItemToArray(many, cJSON_CreateString(name));
+    }
+    reject_with("targets", many, "targets: 65 entries; at most 64 are allowed");
+}
+
+Test(bad_event, invalid_utf8)
+{
+    /* {"a":"?"} with each bad sequence at byte 6. */
+    const char *bad[] = {
+        "\xc3\x28",         /* continuation byte missing */
+        "\xc0\xaf",         /* overlong '/' */
+        "\xed\xa0\x80",     /* UTF-16 surrogate */
+        "\xf4\x90\x80\x80", /* above U+10FFFF */
+        "\xff",             /* never valid */
+        "\x80",             /* stray continuation */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[64];
+        int n = snprintf(text, sizeof text, "{\"a\":\"%s\"}", bad[i]);
+        expect_reject_text(text, (size_t)n, "invalid UTF-8 at byte 6");
+    }
+    /* Cut off in the middle of a sequence at the very end. */
+    expect_reject_text("{\"a\":\"\xe6\xbc", 8, "invalid UTF-8 at byte 6");
+
+    /* Inside a real event: the offset points at the bad byte. */
+    cJSON *doc = load_json("complete.json");
+    set(doc, "invoice.title", cJSON_CreateString("MARKER"));
+    char *text = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    char *m = strstr(text, "MARKER");
+    cr_assert_not_null(m);
+    m[2] = (char)0xfe;
+    char want[64];
+    snprintf(want, sizeof want, "invalid UTF-8 at byte %zu", (size_t)(m + 2 - text));
+    expect_reject_text(text, strlen(text), want);
+    cJSON_free(text);
+}
+
+Test(bad_event, nul_and_control_characters_in_strings)
+{
+    const char *text = "{\"a\":\"x\\u0000y\"}";
+    expect_reject_text(text, strlen(text),
+                       "string at byte 7 contains \\u0000 (NUL), which is not allowed");
+    cJSON *doc = load_json("complete.json");
+    set(doc, "invoice.customer.name", cJSON_CreateRaw("\"Bruce\\u0000Evil\""));
+    char *printed = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    char want[96];
+    snprintf(want, sizeof want, "string at byte %zu contains \\u0000 (NUL), which is not allowed",
+             (size_t)(strstr(printed, "\\u0000") - printed));
+    expect_reject_text(printed, strlen(printed), want);
+    cJSON_free(printed);
+    text = "{\"a\":\"x\x01y\"}";
+    expect_reject_text(text, strlen(text), "invalid JSON at byte 7: control character in a string");
+    /* A raw NUL byte anywhere. */
+    const char raw[] = {'{', '"', 'a', '"', ':', '1', '\0', '}'};
+    expect_reject_text(raw, sizeof raw, "invalid JSON at byte 6");
+    /* An escaped backslash before u0000 is text, not a NUL. */
+    text = "{\"schema\":\"invoice-event/v1\",\"event_id\":\"e\",\"type\":\"invoice.created\","
+           "\"tenant\":\"t\",\"version\":1,\"invoice\":{\"id\":\"I\",\"currency\":\"EUR\","
+           "\"title\":\"a\\\\u0000b\",\"lines\":[{}]}}";
+    iw_event *ev = parse_ok(text, strlen(text));
+    cr_expect_str_eq(ev->invoice.title, "a\\u0000b");
+    iw_event_free(ev);
+}
+
+Test(bad_event, deep_nesting_10000)
+{
+    size_t depth = 10000;
+    size_t len = 5 + 2 * depth + 1;
+    char *text = malloc(len + 1);
+    cr_assert_not_null(text);
+    memcpy(text, "{\"x\":", 5);
+    memset(text + 5, '[', depth);
+    memset(text + 5 + depth, ']', depth);
+    text[len - 1] = '}';
+    text[len] = '\0';
+    /* '{' is level 1 at byte 0; the first '[' is level 2 at byte 5; level 33 is byte 36. */
+    expect_reject_text(text, len, "JSON nested deeper than 32 levels at byte 36");
+    /* Objects count too, and brackets inside strings do not: {"[[[[":{"a":{"a":... */
+    size_t n = 0;
+    memcpy(text, "{\"[[[[\":", 8);
+    for (n = 8; n + 5 <= len; n += 5)
+        memcpy(text + n, "{\"a\":", 5);
+    /* Level 2 starts at byte 8, each level takes 5 bytes: level 33 starts at 8 + 31 * 5. */
+    expect_reject_text(text, n, "JSON nested deeper than 32 levels at byte 163");
+    free(text);
+}
+
+Test(bad_event, ten_megabyte_string)
+{
+    size_t n = (size_t)10 * 1024 * 1024;
+    static const char head[] = "{\"schema\":\"invoice-event/v1\",\"invoice\":{\"description\":\"";
+    size_t len = sizeof head - 1 + n + 3;
+    char *text = malloc(len + 1);
+    cr_assert_not_null(text);
+    snprintf(text, len + 1, "%s", head);
+    memset(text + sizeof head - 1, 'x', n);
+    snprintf(text + sizeof head - 1 + n, 4, "\"}}");
+    char want[96];
+    snprintf(want, sizeof want, "event is %zu bytes; the limit is 8388608", len);
+    expect_reject_text(text, len, want);
+    free(text);
+}
+
+Test(bad_event, error_buffer_handling)
+{
+    /* No buffer at all: still refused, nothing written. */
+    iw_event *ev = NULL;
+    cr_expect_eq(iw_event_parse("[]", 2, &ev, NULL, 0), IW_EINVAL);
+    cr_expect_null(ev);
+    /* A small buffer gets a truncated, terminated message. */
+    char err[8];
+    memset(err, 'Z', sizeof err);
+    cr_expect_eq(iw_event_parse("[]", 2, &ev, err, sizeof err), IW_EINVAL);
+    cr_expect_str_eq(err, "an even");
+    /* No place for the result. */
+    cr_expect_eq(iw_event_parse("{}", 2, NULL, NULL, 0), IW_EINVAL);
+    iw_event_free(NULL);
+}
