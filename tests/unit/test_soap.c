@@ -1,0 +1,472 @@
+/* test_soap.c: the shared SOAP pieces: request and envelope, the mapping-table writer, Fault
+ * reading and the classification rules every SOAP adapter shares. */
+#include <criterion/criterion.h>
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libxml/parser.h>
+
+#include "soap.h"
+#include "status.h"
+
+/* ------------------------------------------------------------ request and envelope */
+
+Test(soap, request_init_sets_post_content_type_and_quoted_action)
+{
+    iw_request r = {0};
+    char err[128];
+    cr_assert_eq(iw_soap_request_init(&r, "https://h.example/api", "urn:x/Do", err, sizeof(err)),
+                 0);
+    cr_assert_str_eq(r.method, "POST");
+    cr_assert_str_eq(r.url, "https://h.example/api");
+    cr_assert_str_eq(iw_request_header(&r, "Content-Type"), "text/xml; charset=utf-8");
+    cr_assert_str_eq(iw_request_header(&r, "SOAPAction"), "\"urn:x/Do\"");
+    iw_request_clear(&r);
+}
+
+Test(soap, request_init_without_url_is_refused)
+{
+    iw_request r = {0};
+    char err[128] = "";
+    cr_assert_eq(iw_soap_request_init(&r, NULL, "urn:x", err, sizeof(err)), IW_EINVAL);
+    cr_assert(strstr(err, "url"), "message: %s", err);
+    cr_assert_null(r.url);
+    cr_assert_eq(r.n_headers, 0);
+}
+
+Test(soap, envelope_has_namespaces_header_and_body)
+{
+    iw_xmlw x;
+    iw_request r = {0};
+    cr_assert_eq(iw_soap_open(&x, "soapenv", "ebiz", "urn:ebiz", true), 0);
+    iw_xmlw_text(&x, "ebiz", "Ping", "1");
+    cr_assert_eq(iw_soap_close(&x, &r), 0);
+    cr_assert(strstr(r.body, "<soapenv:Envelope"), "%s", r.body);
+    cr_assert(strstr(r.body, "xmlns:soapenv=\"" IW_SOAP11_ENV_NS "\""), "%s", r.body);
+    cr_assert(strstr(r.body, "xmlns:ebiz=\"urn:ebiz\""), "%s", r.body);
+    const char *h = strstr(r.body, "<soapenv:Header/>");
+    const char *b = strstr(r.body, "<soapenv:Body><ebiz:Ping>1</ebiz:Ping></soapenv:Body>");
+    cr_assert(h && b && h < b, "%s", r.body);
+    cr_assert_eq(r.body_len, strlen(r.body));
+    iw_request_clear(&r);
+}
+
+Test(soap, envelope_without_header)
+{
+    iw_xmlw x;
+    iw_request r = {0};
+    cr_assert_eq(iw_soap_open(&x, "SOAP-ENV", "ns1", "urn:c", false), 0);
+    cr_assert_eq(iw_soap_close(&x, &r), 0);
+    cr_assert_null(strstr(r.body, "Header"), "%s", r.body);
+    cr_assert(strstr(r.body, "<SOAP-ENV:Body/>") ||
+                  strstr(r.body, "<SOAP-ENV:Body></SOAP-ENV:Body>"),
+              "%s", r.body);
+    iw_request_clear(&r);
+}
+
+/* ------------------------------------------------------------ mapping-table writer */
+
+/* A small model of its own, so the writer is tested apart from the invoice. */
+typedef struct part {
+    char *code;
+    iw_amount price;
+} part;
+
+typedef struct thing {
+    char *name;
+    char *note;
+    iw_amount amount;
+    iw_flag on;
+    char *ref_id;
+    char *ref_label;
+    part *parts;
+    size_t n_parts;
+} thing;
+
+static const char *part_pos(const void *obj, const void *root, size_t index, char *buf, size_t len)
+{
+    const thing *t = root;
+    snprintf(buf, len, "%zu/%zu", index + 1, t->n_parts);
+    return buf;
+}
+
+static const iw_soap_field ref_fields[] = {
+    {.name = "id", .kind = IW_SOAP_STR, .off = offsetof(thing, ref_id), .flags = IW_SOAP_KEY},
+    {.name = "label", .kind = IW_SOAP_STR, .off = offsetof(thing, ref_label)},
+    {.name = NULL},
+};
+static const iw_soap_field rooted_fields[] = {
+    {.name = "n", .kind = IW_SOAP_STR, .off = offsetof(thing, name), .flags = IW_SOAP_ROOT},
+    {.name = NULL},
+};
+static const iw_soap_field part_fields[] = {
+    {.name = "code", .kind = IW_SOAP_STR, .off = offsetof(part, code)},
+    {.name = "price", .kind = IW_SOAP_AMOUNT, .off = offsetof(part, price)},
+    {.name = "pos", .kind = IW_SOAP_CALL, .get = part_pos},
+    {.name = NULL},
+};
+static const iw_soap_field thing_fields[] = {
+    {.name = "name", .kind = IW_SOAP_STR, .off = offsetof(thing, name)},
+    {.name = "note", .kind = IW_SOAP_STR, .off = offsetof(thing, note)},
+    {.name = "amount", .kind = IW_SOAP_AMOUNT, .off = offsetof(thing, amount)},
+    {.name = "on", .kind = IW_SOAP_FLAG, .off = offsetof(thing, on), .dflt = "false"},
+    {.name = "const", .kind = IW_SOAP_CONST, .dflt = "k"},
+    {.name = "none", .kind = IW_SOAP_NONE},
+    {.name = "ref", .kind = IW_SOAP_GROUP, .off = 0, .sub = ref_fields},
+    {.name = "rooted", .kind = IW_SOAP_GROUP, .off = 0, .sub = rooted_fields},
+    {.name = "onlyb", .kind = IW_SOAP_CONST, .dflt = "b", .only = 2},
+    {.name = "parts",
+     .kind = IW_SOAP_LIST,
+     .off = offsetof(thing, parts),
+     .count_off = offsetof(thing, n_parts),
+     .elem_size = sizeof(part),
+     .sub = part_fields},
+    {.name = NULL},
+};
+
+/* Writes thing_fields over t inside <r> and returns the body text (caller frees). */
+static char *write_thing(const thing *t, iw_soap_absent absent, unsigned variant, int *rc,
+                         char *err, size_t errlen)
+{
+    iw_xmlw x;
+    cr_assert_eq(iw_xmlw_open(&x, false), 0);
+    iw_xmlw_start(&x, "p", "r", "urn:p");
+    iw_soap_map m = {.prefix = "p", .root = t, .absent = absent, .variant = variant};
+    *rc = iw_soap_write(&x, &m, thing_fields, t, err, errlen);
+    if (*rc) {
+        iw_xmlw_discard(&x);
+        return NULL;
+    }
+    iw_xmlw_end(&x);
+    char *out;
+    size_t len;
+    cr_assert_eq(iw_xmlw_close(&x, &out, &len), 0);
+    return out;
+}
+
+static iw_amount amt(const char *s)
+{
+    iw_amount a = {.set = true};
+    cr_assert_eq(iw_decimal_parse(s, &a.value), 0, "%s", s);
+    return a;
+}
+
+Test(soap, writer_omit_policy_defaults_and_unused_groups)
+{
+    thing t = {.name = "A & <B>",
+               .amount = amt("0.10"),
+               .on = IW_FLAG_UNSET,
+               .ref_label = "label without id"};
+    int rc;
+    char err[128];
+    char *s = write_thing(&t, IW_SOAP_OMIT, 1, &rc, err, sizeof(err));
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert_str_eq(s, "<p:r xmlns:p=\"urn:p\"><p:name>A &amp; &lt;B&gt;</p:name>"
+                        "<p:amount>0.10</p:amount><p:on>false</p:on><p:const>k</p:const>"
+                        "<p:none/></p:r>\n");
+    free(s);
+}
+
+Test(soap, writer_empty_policy_writes_absent_leaves_empty)
+{
+    thing t = {.name = "n", .on = IW_FLAG_YES};
+    int rc;
+    char err[128];
+    char *s = write_thing(&t, IW_SOAP_EMPTY, 1, &rc, err, sizeof(err));
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert_str_eq(s, "<p:r xmlns:p=\"urn:p\"><p:name>n</p:name><p:note/><p:amount/>"
+                        "<p:on>true</p:on><p:const>k</p:const><p:none/></p:r>\n");
+    free(s);
+}
+
+Test(soap, writer_key_group_list_and_variant)
+{
+    part parts[2] = {{.code = "c1", .price = amt("1.005")}, {.code = "c2", .price = amt("7")}};
+    thing t = {.on = IW_FLAG_NO, .ref_id = "R1", .parts = parts, .n_parts = 2};
+    int rc;
+    char err[128];
+    char *s = write_thing(&t, IW_SOAP_OMIT, 2, &rc, err, sizeof(err));
+    cr_assert_eq(rc, 0, "%s", err);
+    /* ref is written because its KEY is set; rooted is not (a ROOT row never makes a group
+     * used); onlyb belongs to variant 2; the CALL sees the list index. */
+    cr_assert_str_eq(
+        s, "<p:r xmlns:p=\"urn:p\"><p:on>false</p:on><p:const>k</p:const><p:none/>"
+           "<p:ref><p:id>R1</p:id></p:ref><p:onlyb>b</p:onlyb>"
+           "<p:parts><p:code>c1</p:code><p:price>1.005</p:price><p:pos>1/2</p:pos></p:parts>"
+           "<p:parts><p:code>c2</p:code><p:price>7</p:price><p:pos>2/2</p:pos></p:parts>"
+           "</p:r>\n");
+    free(s);
+}
+
+Test(soap, writer_refuses_control_characters_and_names_the_element)
+{
+    thing t = {.name = "ok", .note = "bell\x07here", .on = IW_FLAG_UNSET};
+    int rc;
+    char err[128] = "";
+    char *s = write_thing(&t, IW_SOAP_OMIT, 1, &rc, err, sizeof(err));
+    cr_assert_null(s);
+    cr_assert_eq(rc, IW_EINVAL);
+    cr_assert(strstr(err, "note:"), "message: %s", err);
+}
+
+Test(soap, writer_refuses_noncharacter_ffff)
+{
+    thing t = {.name = "x\xEF\xBF\xBFy", .on = IW_FLAG_UNSET};
+    int rc;
+    char err[128] = "";
+    cr_assert_null(write_thing(&t, IW_SOAP_OMIT, 1, &rc, err, sizeof(err)));
+    cr_assert(strstr(err, "name:"), "message: %s", err);
+}
+
+Test(soap, writer_keeps_tab_newline_and_carriage_return)
+{
+    thing t = {.name = "a\tb\nc\rd", .on = IW_FLAG_UNSET};
+    int rc;
+    char err[128];
+    char *s = write_thing(&t, IW_SOAP_OMIT, 1, &rc, err, sizeof(err));
+    cr_assert_eq(rc, 0, "%s", err);
+    xmlDocPtr d = xmlReadMemory(s, (int)strlen(s), "t.xml", NULL, XML_PARSE_NONET);
+    cr_assert_not_null(d);
+    xmlChar *c = xmlNodeGetContent(xmlDocGetRootElement(d)->children);
+    cr_assert_str_eq((char *)c, "a\tb\nc\rd");
+    xmlFree(c);
+    xmlFreeDoc(d);
+    free(s);
+}
+
+/* ------------------------------------------------------------ replies and Faults */
+
+static int read_reply(const char *text, iw_soap_reply *rep)
+{
+    return iw_soap_reply_read(text, text ? strlen(text) : 0, rep);
+}
+
+#define ENV11(body)                                                                                \
+    "<?xml version=\"1.0\"?><SOAP-ENV:Envelope xmlns:SOAP-ENV=\"" IW_SOAP11_ENV_NS                 \
+    "\"><SOAP-ENV:Body>" body "</SOAP-ENV:Body></SOAP-ENV:Envelope>"
+#define ENV12(body)                                                                                \
+    "<env:Envelope xmlns:env=\"" IW_SOAP12_ENV_NS "\"><env:Header/><env:Body>" body                \
+    "</env:Body></env:Envelope>"
+
+Test(soap, fault_11_with_prefix)
+{
+    iw_soap_reply rep;
+    cr_assert_eq(read_reply(ENV11("<SOAP-ENV:Fault><faultcode>SOAP-ENV:Client</faultcode>"
+                                  "<faultstring> Bad invoice </faultstring></SOAP-ENV:Fault>"),
+                            &rep),
+                 0);
+    cr_assert_eq(rep.fault, IW_SOAP_FAULT_CLIENT);
+    cr_assert_str_eq(rep.faultcode, "SOAP-ENV:Client");
+    cr_assert_str_eq(rep.faultstring, "Bad invoice");
+    iw_soap_reply_free(&rep);
+}
+
+Test(soap, fault_11_without_prefix_and_dotted_subcode)
+{
+    iw_soap_reply rep;
+    cr_assert_eq(read_reply(ENV11("<SOAP-ENV:Fault><faultcode>Server</faultcode>"
+                                  "<faultstring>db down</faultstring></SOAP-ENV:Fault>"),
+                            &rep),
+                 0);
+    cr_assert_eq(rep.fault, IW_SOAP_FAULT_SERVER);
+    iw_soap_reply_free(&rep);
+    cr_assert_eq(read_reply(ENV11("<SOAP-ENV:Fault><faultcode>s:Client.Authentication</faultcode>"
+                                  "</SOAP-ENV:Fault>"),
+                            &rep),
+                 0);
+    cr_assert_eq(rep.fault, IW_SOAP_FAULT_CLIENT);
+    cr_assert_str_eq(rep.faultstring, "");
+    iw_soap_reply_free(&rep);
+}
+
+Test(soap, fault_12_sender_and_receiver)
+{
+    iw_soap_reply rep;
+    cr_assert_eq(read_reply(ENV12("<env:Fault><env:Code><env:Value>env:Sender</env:Value>"
+                                  "<env:Subcode><env:Value>m:BadData</env:Value></env:Subcode>"
+                                  "</env:Code><env:Reason><env:Text xml:lang=\"en\">bad data"
+                                  "</env:Text></env:Reason></env:Fault>"),
+                            &rep),
+                 0);
+    cr_assert_eq(rep.fault, IW_SOAP_FAULT_CLIENT);
+    cr_assert_str_eq(rep.faultcode, "env:Sender/m:BadData");
+    cr_assert_str_eq(rep.faultstring, "bad data");
+    iw_soap_reply_free(&rep);
+    cr_assert_eq(read_reply(ENV12("<env:Fault><env:Code><env:Value>env:Receiver</env:Value>"
+                                  "</env:Code><env:Reason><env:Text>busy</env:Text></env:Reason>"
+                                  "</env:Fault>"),
+                            &rep),
+                 0);
+    cr_assert_eq(rep.fault, IW_SOAP_FAULT_SERVER);
+    cr_assert_str_eq(rep.faultstring, "busy");
+    iw_soap_reply_free(&rep);
+}
+
+Test(soap, fault_protocol_and_unknown_codes)
+{
+    iw_soap_reply rep;
+    cr_assert_eq(read_reply(ENV11("<SOAP-ENV:Fault><faultcode>SOAP-ENV:VersionMismatch"
+                                  "</faultcode></SOAP-ENV:Fault>"),
+                            &rep),
+                 0);
+    cr_assert_eq(rep.fault, IW_SOAP_FAULT_PROTOCOL);
+    iw_soap_reply_free(&rep);
+    cr_assert_eq(read_reply(ENV11("<SOAP-ENV:Fault><faultcode>x:Clientish</faultcode>"
+                                  "</SOAP-ENV:Fault>"),
+                            &rep),
+                 0);
+    cr_assert_eq(rep.fault, IW_SOAP_FAULT_OTHER);
+    iw_soap_reply_free(&rep);
+}
+
+Test(soap, no_fault_and_fault_outside_the_soap_namespace)
+{
+    iw_soap_reply rep;
+    cr_assert_eq(read_reply(ENV11("<ns1:result xmlns:ns1=\"urn:c\"/>"), &rep), 0);
+    cr_assert_eq(rep.fault, IW_SOAP_FAULT_NONE);
+    cr_assert_not_null(rep.body);
+    iw_soap_reply_free(&rep);
+    cr_assert_eq(
+        read_reply(ENV11("<Fault xmlns=\"urn:app\"><faultcode>Client</faultcode></Fault>"), &rep),
+        0);
+    cr_assert_eq(rep.fault, IW_SOAP_FAULT_NONE);
+    iw_soap_reply_free(&rep);
+}
+
+Test(soap, unreadable_replies_say_why)
+{
+    iw_soap_reply rep;
+    cr_assert_eq(read_reply("", &rep), IW_EINVAL);
+    cr_assert(strstr(rep.error, "empty"), "%s", rep.error);
+    iw_soap_reply_free(&rep);
+    cr_assert_eq(read_reply("<html><body>Bad gateway</body></html>", &rep), IW_EINVAL);
+    cr_assert(strstr(rep.error, "not a SOAP envelope"), "%s", rep.error);
+    iw_soap_reply_free(&rep);
+    cr_assert_eq(
+        read_reply("<SOAP-ENV:Envelope xmlns:SOAP-ENV=\"" IW_SOAP11_ENV_NS "\"><SOAP-EN", &rep),
+        IW_EINVAL);
+    cr_assert(strstr(rep.error, "well-formed"), "%s", rep.error);
+    iw_soap_reply_free(&rep);
+    cr_assert_eq(read_reply("<e:Envelope xmlns:e=\"urn:not-soap\"><e:Body/></e:Envelope>", &rep),
+                 IW_EINVAL);
+    iw_soap_reply_free(&rep);
+    cr_assert_eq(read_reply("<SOAP-ENV:Envelope xmlns:SOAP-ENV=\"" IW_SOAP11_ENV_NS "\"/>", &rep),
+                 IW_EINVAL);
+    cr_assert(strstr(rep.error, "without a Body"), "%s", rep.error);
+    iw_soap_reply_free(&rep);
+}
+
+Test(soap, entity_declarations_are_refused)
+{
+    iw_soap_reply rep;
+    cr_assert_eq(
+        read_reply("<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e SYSTEM "
+                   "\"file:///etc/passwd\">]><SOAP-ENV:Envelope xmlns:SOAP-ENV=\"" IW_SOAP11_ENV_NS
+                   "\"><SOAP-ENV:Body>&e;</SOAP-ENV:Body></SOAP-ENV:Envelope>",
+                   &rep),
+        IW_EINVAL);
+    cr_assert_null(rep.body);
+    iw_soap_reply_free(&rep);
+}
+
+/* ------------------------------------------------------------ shared classification */
+
+static const char *const words[] = {"login", "password", NULL};
+
+static bool classify_text(long status, const char *body, const char *retry_after,
+                          const iw_target_conf *tc, iw_outcome *out)
+{
+    iw_header h = {"Retry-After", (char *)retry_after};
+    iw_response resp = {.status = status,
+                        .headers = retry_after ? &h : NULL,
+                        .n_headers = retry_after ? 1 : 0,
+                        .body = body,
+                        .body_len = body ? strlen(body) : 0,
+                        .now_ms = 1700000000000};
+    iw_soap_reply rep;
+    iw_soap_reply_read(resp.body, resp.body_len, &rep);
+    bool final = iw_soap_classify_common(tc, &resp, &rep, words, out);
+    iw_soap_reply_free(&rep);
+    return final;
+}
+
+#define FAULT(code, text)                                                                          \
+    ENV11("<SOAP-ENV:Fault><faultcode>" code "</faultcode><faultstring>" text                      \
+          "</faultstring></SOAP-ENV:Fault>")
+
+Test(soap, common_rules)
+{
+    iw_target_conf tc = {.password = "hunter2"};
+    iw_outcome o;
+
+    cr_assert(classify_text(500, FAULT("SOAP-ENV:Client", "bad field"), NULL, &tc, &o));
+    cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT);
+    cr_assert_eq(o.error_kind, IW_ERR_REMOTE);
+    cr_assert_str_eq(o.code, "SOAP-ENV:Client");
+    cr_assert(strstr(o.message, "bad field"), "%s", o.message);
+
+    cr_assert(classify_text(500, FAULT("SOAP-ENV:Server", "busy"), "7", &tc, &o));
+    cr_assert_eq(o.kind, IW_OUTCOME_RETRY);
+    cr_assert_eq(o.retry_after_ms, 7000);
+
+    cr_assert(classify_text(200, FAULT("SOAP-ENV:Server", "Login failed"), NULL, &tc, &o));
+    cr_assert_eq(o.kind, IW_OUTCOME_AUTH);
+    cr_assert_eq(o.error_kind, IW_ERR_AUTH);
+
+    cr_assert(classify_text(500, FAULT("Zzz", "odd"), NULL, &tc, &o));
+    cr_assert_eq(o.kind, IW_OUTCOME_RETRY);
+    cr_assert(strstr(o.message, "unknown fault code"), "%s", o.message);
+
+    cr_assert(classify_text(401, "nope", NULL, &tc, &o));
+    cr_assert_eq(o.kind, IW_OUTCOME_AUTH);
+    cr_assert(classify_text(429, NULL, "3", &tc, &o));
+    cr_assert_eq(o.kind, IW_OUTCOME_RETRY);
+    cr_assert_eq(o.error_kind, IW_ERR_RATE_LIMITED);
+    cr_assert_eq(o.retry_after_ms, 3000);
+    cr_assert(classify_text(404, "<html>not found</html>", NULL, &tc, &o));
+    cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT);
+    cr_assert(classify_text(503, "<html>down</html>", NULL, &tc, &o));
+    cr_assert_eq(o.kind, IW_OUTCOME_RETRY);
+    cr_assert(strstr(o.message, "not a SOAP envelope"), "%s", o.message);
+
+    cr_assert(classify_text(200, "<html>proxy</html>", NULL, &tc, &o));
+    cr_assert_eq(o.kind, IW_OUTCOME_RETRY);
+    cr_assert_eq(o.error_kind, IW_ERR_TRANSPORT);
+    cr_assert(classify_text(200, "", NULL, &tc, &o));
+    cr_assert_eq(o.kind, IW_OUTCOME_RETRY);
+
+    cr_assert_not(classify_text(200, ENV11("<r/>"), NULL, &tc, &o));
+}
+
+Test(soap, fault_messages_never_carry_secrets)
+{
+    iw_target_conf tc = {.password = "hunter2", .security_id = "SID-123-secret"};
+    iw_outcome o;
+    cr_assert(classify_text(500, FAULT("Client", "password hunter2 wrong for SID-123-secret"), NULL,
+                            &tc, &o));
+    cr_assert_null(strstr(o.message, "hunter2"), "%s", o.message);
+    cr_assert_null(strstr(o.message, "SID-123-secret"), "%s", o.message);
+    cr_assert(strstr(o.message, "password *** wrong for ***"), "%s", o.message);
+}
+
+Test(soap, scrub_without_secrets_leaves_text)
+{
+    iw_target_conf tc = {0};
+    char msg[32] = "plain text";
+    iw_soap_scrub(&tc, msg, sizeof(msg));
+    cr_assert_str_eq(msg, "plain text");
+}
+
+Test(soap, child_finds_direct_children_only)
+{
+    xmlDocPtr d = xmlReadMemory("<a><b><c>deep</c></b><c>top</c></a>", 35, "t.xml", NULL, 0);
+    cr_assert_not_null(d);
+    xmlNodePtr c = iw_soap_child(xmlDocGetRootElement(d), "c");
+    char t[16];
+    iw_xml_text(c, t, sizeof(t));
+    cr_assert_str_eq(t, "top");
+    cr_assert_null(iw_soap_child(NULL, "c"));
+    xmlFreeDoc(d);
+}

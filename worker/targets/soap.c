@@ -1,0 +1,443 @@
+/* soap.c: the SOAP 1.1 request and envelope, the mapping-table writer and Fault reading shared
+ * by the centra_soap, centra_navision and ebizcharge adapters. */
+#include "soap.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "status.h"
+
+/* ---------------------------------------------------------------- requests */
+
+int iw_soap_request_init(iw_request *r, const char *url, const char *action, char *errbuf,
+                         size_t errlen)
+{
+    if (!url || !*url) {
+        snprintf(errbuf, errlen, "url: not configured");
+        return IW_EINVAL;
+    }
+    snprintf(r->method, sizeof(r->method), "POST");
+    if (!(r->url = strdup(url)))
+        goto nomem;
+    if (iw_request_add_header(r, "Content-Type", "text/xml; charset=utf-8"))
+        goto nomem;
+    size_t alen = strlen(action ? action : "") + 3;
+    char *quoted = malloc(alen);
+    if (!quoted)
+        goto nomem;
+    snprintf(quoted, alen, "\"%s\"", action ? action : "");
+    int rc = iw_request_add_header(r, "SOAPAction", quoted);
+    free(quoted);
+    if (rc)
+        goto nomem;
+    return 0;
+nomem:
+    iw_request_clear(r);
+    snprintf(errbuf, errlen, "out of memory");
+    return IW_ENOMEM;
+}
+
+int iw_soap_open(iw_xmlw *x, const char *env_prefix, const char *ns_prefix, const char *ns_uri,
+                 bool header)
+{
+    int rc = iw_xmlw_open(x, true);
+    if (rc) {
+        iw_xmlw_discard(x);
+        return rc;
+    }
+    /* Both declarations as attributes, so they appear in the seed samples' order. */
+    char env_decl[64], ns_decl[64];
+    snprintf(env_decl, sizeof(env_decl), "xmlns:%s", env_prefix);
+    snprintf(ns_decl, sizeof(ns_decl), "xmlns:%s", ns_prefix);
+    iw_xmlw_start(x, env_prefix, "Envelope", NULL);
+    iw_xmlw_attr(x, env_decl, IW_SOAP11_ENV_NS);
+    iw_xmlw_attr(x, ns_decl, ns_uri);
+    if (header) {
+        iw_xmlw_start(x, env_prefix, "Header", NULL);
+        iw_xmlw_end(x);
+    }
+    iw_xmlw_start(x, env_prefix, "Body", NULL);
+    if (x->err) {
+        rc = x->err;
+        iw_xmlw_discard(x);
+    }
+    return rc;
+}
+
+int iw_soap_close(iw_xmlw *x, iw_request *r)
+{
+    iw_xmlw_end(x); /* Body */
+    iw_xmlw_end(x); /* Envelope */
+    char *doc;
+    size_t len;
+    int rc = iw_xmlw_close(x, &doc, &len);
+    if (rc == 0)
+        iw_request_set_body(r, doc, len);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- mapping tables */
+
+/* Reads a pointer-sized or size_t field at an offset without aliasing games. */
+static const void *ptr_at(const void *base, size_t off)
+{
+    const void *p;
+    memcpy(&p, (const char *)base + off, sizeof(p));
+    return p;
+}
+
+static size_t size_at(const void *base, size_t off)
+{
+    size_t n;
+    memcpy(&n, (const char *)base + off, sizeof(n));
+    return n;
+}
+
+/* The object a row reads from: the invoice for ROOT rows, else the current object. */
+static const void *row_base(const iw_soap_map *m, const iw_soap_field *f, const void *obj)
+{
+    return (f->flags & IW_SOAP_ROOT) ? m->root : obj;
+}
+
+static bool row_active(const iw_soap_map *m, const iw_soap_field *f)
+{
+    return f->only == 0 || (f->only & m->variant) != 0;
+}
+
+/* The text of a leaf row, or NULL when its source is absent (dflt not applied). */
+static const char *leaf_text(const iw_soap_map *m, const iw_soap_field *f, const void *obj,
+                             size_t index, char *buf, size_t len)
+{
+    const void *base = row_base(m, f, obj);
+    switch (f->kind) {
+    case IW_SOAP_STR: return ptr_at(base, f->off);
+    case IW_SOAP_AMOUNT: {
+        const iw_amount *a = (const iw_amount *)((const char *)base + f->off);
+        if (!a->set)
+            return NULL;
+        iw_decimal_format(a->value, buf, len);
+        return buf;
+    }
+    case IW_SOAP_FLAG: {
+        iw_flag v;
+        memcpy(&v, (const char *)base + f->off, sizeof(v));
+        return v == IW_FLAG_UNSET ? NULL : v == IW_FLAG_YES ? "true" : "false";
+    }
+    case IW_SOAP_CALL: return f->get(base, m->root, index, buf, len);
+    case IW_SOAP_CONST: return f->dflt;
+    default: return NULL;
+    }
+}
+
+static bool group_used(const iw_soap_map *m, const iw_soap_field *fields, const void *obj);
+
+/* True when a row has a value of its own (ROOT rows, constants and defaults do not count). */
+static bool row_set(const iw_soap_map *m, const iw_soap_field *f, const void *obj)
+{
+    if (!row_active(m, f) || (f->flags & IW_SOAP_ROOT))
+        return false;
+    char buf[IW_DECIMAL_BUFLEN];
+    switch (f->kind) {
+    case IW_SOAP_STR:
+    case IW_SOAP_AMOUNT:
+    case IW_SOAP_FLAG:
+    case IW_SOAP_CALL: return leaf_text(m, f, obj, 0, buf, sizeof(buf)) != NULL;
+    case IW_SOAP_GROUP: return group_used(m, f->sub, (const char *)obj + f->off);
+    case IW_SOAP_LIST: return size_at(obj, f->count_off) > 0 && ptr_at(obj, f->off) != NULL;
+    default: return false;
+    }
+}
+
+static bool group_used(const iw_soap_map *m, const iw_soap_field *fields, const void *obj)
+{
+    bool has_key = false;
+    for (const iw_soap_field *f = fields; f->name; f++) {
+        if (row_active(m, f) && (f->flags & IW_SOAP_KEY)) {
+            has_key = true;
+            if (row_set(m, f, obj))
+                return true;
+        }
+    }
+    if (has_key)
+        return false;
+    for (const iw_soap_field *f = fields; f->name; f++)
+        if (row_set(m, f, obj))
+            return true;
+    return false;
+}
+
+/* XML 1.0 cannot carry C0 controls other than tab, LF and CR, nor U+FFFE / U+FFFF. */
+static bool xml_text_ok(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r')
+            return false;
+        if (p[0] == 0xEF && p[1] == 0xBF && (p[2] == 0xBE || p[2] == 0xBF))
+            return false;
+    }
+    return true;
+}
+
+static int write_rows(iw_xmlw *x, const iw_soap_map *m, const iw_soap_field *fields,
+                      const void *obj, size_t index, char *errbuf, size_t errlen);
+
+static int write_leaf(iw_xmlw *x, const iw_soap_map *m, const iw_soap_field *f, const void *obj,
+                      size_t index, char *errbuf, size_t errlen)
+{
+    char buf[IW_DECIMAL_BUFLEN];
+    const char *text =
+        f->kind == IW_SOAP_NONE ? NULL : leaf_text(m, f, obj, index, buf, sizeof(buf));
+    if (!text)
+        text = f->dflt;
+    if (text && !xml_text_ok(text)) {
+        snprintf(errbuf, errlen, "%s: text holds a control character XML 1.0 cannot carry",
+                 f->name);
+        return IW_EINVAL;
+    }
+    if (text)
+        iw_xmlw_text(x, m->prefix, f->name, text);
+    else if (f->kind == IW_SOAP_NONE || m->absent == IW_SOAP_EMPTY)
+        iw_xmlw_text_or_empty(x, m->prefix, f->name, NULL);
+    return 0;
+}
+
+static int write_row(iw_xmlw *x, const iw_soap_map *m, const iw_soap_field *f, const void *obj,
+                     size_t index, char *errbuf, size_t errlen)
+{
+    const void *base = row_base(m, f, obj);
+    if (f->kind == IW_SOAP_GROUP) {
+        const void *sub = (const char *)base + f->off;
+        if (!group_used(m, f->sub, sub))
+            return 0;
+        iw_xmlw_start(x, m->prefix, f->name, NULL);
+        int rc = write_rows(x, m, f->sub, sub, index, errbuf, errlen);
+        iw_xmlw_end(x);
+        return rc;
+    }
+    if (f->kind == IW_SOAP_LIST) {
+        const char *items = ptr_at(base, f->off);
+        size_t n = items ? size_at(base, f->count_off) : 0;
+        for (size_t i = 0; i < n; i++) {
+            iw_xmlw_start(x, m->prefix, f->name, NULL);
+            int rc = write_rows(x, m, f->sub, items + i * f->elem_size, i, errbuf, errlen);
+            iw_xmlw_end(x);
+            if (rc)
+                return rc;
+        }
+        return 0;
+    }
+    return write_leaf(x, m, f, obj, index, errbuf, errlen);
+}
+
+static int write_rows(iw_xmlw *x, const iw_soap_map *m, const iw_soap_field *fields,
+                      const void *obj, size_t index, char *errbuf, size_t errlen)
+{
+    for (const iw_soap_field *f = fields; f->name; f++) {
+        if (!row_active(m, f))
+            continue;
+        int rc = write_row(x, m, f, obj, index, errbuf, errlen);
+        if (rc)
+            return rc;
+        if (x->err) {
+            snprintf(errbuf, errlen, "%s: the XML writer refused the element", f->name);
+            return x->err;
+        }
+    }
+    return 0;
+}
+
+int iw_soap_write(iw_xmlw *x, const iw_soap_map *m, const iw_soap_field *fields, const void *obj,
+                  char *errbuf, size_t errlen)
+{
+    return write_rows(x, m, fields, obj, 0, errbuf, errlen);
+}
+
+/* ---------------------------------------------------------------- replies */
+
+xmlNodePtr iw_soap_child(xmlNodePtr n, const char *name)
+{
+    if (!n)
+        return NULL;
+    for (xmlNodePtr c = n->children; c; c = c->next)
+        if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, name) == 0)
+            return c;
+    return NULL;
+}
+
+static bool is_soap_ns(xmlNodePtr n)
+{
+    const char *href = n->ns && n->ns->href ? (const char *)n->ns->href : "";
+    return strcmp(href, IW_SOAP11_ENV_NS) == 0 || strcmp(href, IW_SOAP12_ENV_NS) == 0;
+}
+
+/* Classifies a faultcode: the QName's local part, up to the first '.' (SOAP 1.1 dotted
+ * subcodes such as "Client.Authentication"). */
+static iw_soap_fault_code fault_code_of(const char *text)
+{
+    const char *local = strrchr(text, ':');
+    local = local ? local + 1 : text;
+    size_t n = strcspn(local, "./ ");
+    static const struct {
+        const char *name;
+        iw_soap_fault_code code;
+    } codes[] = {
+        {"Client", IW_SOAP_FAULT_CLIENT},
+        {"Sender", IW_SOAP_FAULT_CLIENT},
+        {"Server", IW_SOAP_FAULT_SERVER},
+        {"Receiver", IW_SOAP_FAULT_SERVER},
+        {"VersionMismatch", IW_SOAP_FAULT_PROTOCOL},
+        {"MustUnderstand", IW_SOAP_FAULT_PROTOCOL},
+        {"DataEncodingUnknown", IW_SOAP_FAULT_PROTOCOL},
+    };
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        if (strlen(codes[i].name) == n && strncasecmp(local, codes[i].name, n) == 0)
+            return codes[i].code;
+    return IW_SOAP_FAULT_OTHER;
+}
+
+static void read_fault(xmlNodePtr fault, iw_soap_reply *rep)
+{
+    xmlNodePtr code = iw_soap_child(fault, "faultcode");
+    xmlNodePtr text = iw_soap_child(fault, "faultstring");
+    char sub[64] = "";
+    if (!code) { /* SOAP 1.2: Code/Value (+ Subcode/Value), Reason/Text */
+        xmlNodePtr c = iw_soap_child(fault, "Code");
+        code = iw_soap_child(c, "Value");
+        iw_xml_text(iw_soap_child(iw_soap_child(c, "Subcode"), "Value"), sub, sizeof(sub));
+        text = iw_soap_child(iw_soap_child(fault, "Reason"), "Text");
+    }
+    char value[64];
+    iw_xml_text(code, value, sizeof(value));
+    rep->fault = fault_code_of(value);
+    snprintf(rep->faultcode, sizeof(rep->faultcode), "%s%s%.40s", value, *sub ? "/" : "", sub);
+    iw_xml_text(text, rep->faultstring, sizeof(rep->faultstring));
+}
+
+int iw_soap_reply_read(const char *body, size_t len, iw_soap_reply *rep)
+{
+    memset(rep, 0, sizeof(*rep));
+    char err[128];
+    rep->doc = iw_xml_parse(body, len, err, sizeof(err));
+    if (!rep->doc) {
+        snprintf(rep->error, sizeof(rep->error), "%s", err);
+        return IW_EINVAL;
+    }
+    xmlNodePtr root = xmlDocGetRootElement(rep->doc);
+    if (!root || strcmp((const char *)root->name, "Envelope") != 0 || !is_soap_ns(root)) {
+        snprintf(rep->error, sizeof(rep->error), "not a SOAP envelope (root element <%.40s>)",
+                 root ? (const char *)root->name : "");
+        return IW_EINVAL;
+    }
+    rep->body = iw_soap_child(root, "Body");
+    if (!rep->body) {
+        snprintf(rep->error, sizeof(rep->error), "SOAP envelope without a Body");
+        return IW_EINVAL;
+    }
+    xmlNodePtr fault = iw_soap_child(rep->body, "Fault");
+    if (fault && is_soap_ns(fault))
+        read_fault(fault, rep);
+    return 0;
+}
+
+void iw_soap_reply_free(iw_soap_reply *rep)
+{
+    if (rep->doc)
+        xmlFreeDoc(rep->doc);
+    rep->doc = NULL;
+    rep->body = NULL;
+}
+
+void iw_soap_scrub(const iw_target_conf *tc, char *msg, size_t cap)
+{
+    if (!tc || cap == 0)
+        return;
+    char *secrets[6];
+    size_t n = 0;
+    const char *cand[] = {tc->password,  tc->security_id,    tc->api_key,
+                          tc->prc_token, tc->midnight_token, tc->mis_key};
+    for (size_t i = 0; i < sizeof(cand) / sizeof(cand[0]); i++)
+        if (cand[i] && *cand[i])
+            secrets[n++] = (char *)cand[i];
+    if (n == 0)
+        return;
+    char *masked = iw_mask_secrets(msg, strlen(msg), secrets, n);
+    if (!masked) { /* cannot prove the message is clean: drop it */
+        snprintf(msg, cap, "(message withheld)");
+        return;
+    }
+    snprintf(msg, cap, "%s", masked);
+    free(masked);
+}
+
+static bool matches_any(const char *text, const char *const *words)
+{
+    for (size_t i = 0; words && words[i]; i++)
+        if (strcasestr(text, words[i]))
+            return true;
+    return false;
+}
+
+static void fault_outcome(const iw_target_conf *tc, const iw_response *resp,
+                          const iw_soap_reply *rep, const char *const *auth_words, iw_outcome *out)
+{
+    bool auth =
+        matches_any(rep->faultcode, auth_words) || matches_any(rep->faultstring, auth_words);
+    iw_outcome_kind kind = IW_OUTCOME_RETRY;
+    iw_error_kind ek = IW_ERR_REMOTE;
+    const char *what = "";
+    if (auth) {
+        kind = IW_OUTCOME_AUTH;
+        ek = IW_ERR_AUTH;
+        what = " (credentials refused)";
+    } else if (rep->fault == IW_SOAP_FAULT_CLIENT || rep->fault == IW_SOAP_FAULT_PROTOCOL) {
+        kind = IW_OUTCOME_PERMANENT;
+    } else if (rep->fault == IW_SOAP_FAULT_OTHER) {
+        /* Server faults are the service's own trouble; a code we do not know is treated the
+         * same way, so an update is retried (bounded) rather than dropped on a guess. */
+        what = " (unknown fault code)";
+    }
+    iw_outcome_set(out, kind, ek, rep->faultcode, "HTTP %ld, SOAP Fault %s%s: %s", resp->status,
+                   *rep->faultcode ? rep->faultcode : "(no faultcode)", what,
+                   *rep->faultstring ? rep->faultstring : "(no faultstring)");
+    iw_soap_scrub(tc, out->message, sizeof(out->message));
+    iw_soap_scrub(tc, out->code, sizeof(out->code));
+    out->retry_after_ms = -1;
+    if (out->kind == IW_OUTCOME_RETRY)
+        out->retry_after_ms =
+            iw_retry_after_ms(iw_response_header(resp, "Retry-After"), resp->now_ms);
+}
+
+bool iw_soap_classify_common(const iw_target_conf *tc, const iw_response *resp,
+                             const iw_soap_reply *rep, const char *const *auth_words,
+                             iw_outcome *out)
+{
+    iw_outcome_from_status(resp, out);
+    long st = resp->status;
+    if (st == 401 || st == 403 || st == 408 || st == 429)
+        return true;
+    if (rep->fault != IW_SOAP_FAULT_NONE) {
+        fault_outcome(tc, resp, rep, auth_words, out);
+        return true;
+    }
+    if (st < 200 || st >= 300) {
+        if (!rep->body) {
+            size_t l = strlen(out->message);
+            snprintf(out->message + l, sizeof(out->message) - l, " (reply: %s)", rep->error);
+        }
+        return true;
+    }
+    if (!rep->body) {
+        /* A 2xx we cannot read (empty, truncated, an HTML page from a proxy) may or may not
+         * have been applied; re-sending the same full state is harmless, losing it is not. */
+        iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
+                       "HTTP %ld but the reply cannot be read (%s); retrying, an unreadable "
+                       "reply is never taken as success",
+                       st, rep->error);
+        out->retry_after_ms = -1;
+        return true;
+    }
+    return false;
+}
