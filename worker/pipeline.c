@@ -138,6 +138,9 @@ struct iw_pipeline {
 
     iw_pipeline_stats stats;
     uint64_t *target_results;     /* [n_targets][IW_RES__COUNT] */
+    iw_metrics *metrics;
+    char **target_labels;         /* target="name" per target instance, escaped */
+    int64_t last_gauges_ms;
     pthread_mutex_t lock;         /* guards snapshot */
     iw_pipeline_stats snapshot;
 };
@@ -405,8 +408,17 @@ static void delivery_done(iw_pipeline *p, job *j)
     if (--j->deliveries > 0)
         return;
     p->stats.results[j->status]++;
-    if (j->tc)
-        p->target_results[(size_t)(j->tc - p->cfg->targets) * IW_RES__COUNT + j->status]++;
+    char labels[256], esc[160];
+    if (j->tc) {
+        size_t ti = (size_t)(j->tc - p->cfg->targets);
+        p->target_results[ti * IW_RES__COUNT + j->status]++;
+        snprintf(labels, sizeof(labels), "%s,status=\"%s\"", p->target_labels[ti],
+                 STATUS_NAMES[j->status]);
+    } else {
+        snprintf(labels, sizeof(labels), "target=\"%s\",status=\"%s\"",
+                 iw_metrics_escape(j->target, esc, sizeof(esc)), STATUS_NAMES[j->status]);
+    }
+    iw_metrics_add(p->metrics, "iw_results_total", labels, 1);
     job_terminal(p, j, JOB_DONE);
 }
 
@@ -484,6 +496,7 @@ static void fill_op(const job *j, iw_ledger_op *op)
 static void ledger_failed(iw_pipeline *p, const char *what)
 {
     p->stats.ledger_errors++;
+    iw_metrics_add(p->metrics, "iw_ledger_errors_total", "", 1);
     if (p->ledger_ok)
         iw_log(IW_LOG_ERROR, "redis unreachable; pausing consumption", "during", what, NULL);
     p->ledger_ok = false;
@@ -862,6 +875,7 @@ static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
         return;
     }
     p->stats.consumed++;
+    iw_metrics_add(p->metrics, "iw_events_consumed_total", "", 1);
     m->p = p;
     m->partition = km->partition;
     m->offset = km->offset;
@@ -1070,6 +1084,80 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     return 0;
 }
 
+/* ---- metrics ---- */
+
+static void on_attempt(void *arg, const iw_target_conf *tc, long status, double seconds)
+{
+    iw_pipeline *p = arg;
+    size_t ti = (size_t)(tc - p->cfg->targets);
+    char labels[256];
+    snprintf(labels, sizeof(labels), "%s,code=\"%ld\"", p->target_labels[ti], status);
+    iw_metrics_add(p->metrics, "iw_http_requests_total", labels, 1);
+    iw_metrics_observe(p->metrics, "iw_http_request_duration_seconds", p->target_labels[ti],
+                       seconds);
+}
+
+static int declare_metrics(iw_pipeline *p)
+{
+    static const struct {
+        const char *name;
+        iw_metric_type type;
+        const char *help;
+    } defs[] = {
+        {"iw_events_consumed_total", IW_COUNTER, "Messages taken from the input topic."},
+        {"iw_results_total", IW_COUNTER, "Results acknowledged by the broker, by target and status."},
+        {"iw_http_requests_total", IW_COUNTER, "HTTP attempts by target and status code (0 = transport error)."},
+        {"iw_http_request_duration_seconds", IW_HISTOGRAM, "HTTP attempt duration by target."},
+        {"iw_retries_total", IW_COUNTER, "Attempts scheduled after a transient failure, by target."},
+        {"iw_in_flight", IW_GAUGE, "HTTP calls submitted and not finished."},
+        {"iw_jobs_open", IW_GAUGE, "(event, target) pairs consumed and not yet terminal."},
+        {"iw_breaker_open", IW_GAUGE, "1 while the target's circuit breaker is open."},
+        {"iw_consumer_lag", IW_GAUGE, "Messages behind the end of the assigned input partitions."},
+        {"iw_ledger_errors_total", IW_COUNTER, "Redis failures of the ledger."},
+        {"iw_ledger_up", IW_GAUGE, "1 while the ledger (Redis) answers."},
+    };
+    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++)
+        if (iw_metrics_declare(p->metrics, defs[i].name, defs[i].type, defs[i].help))
+            return IW_ENOMEM;
+    p->target_labels = calloc(p->cfg->n_targets + 1, sizeof(char *));
+    if (!p->target_labels)
+        return IW_ENOMEM;
+    for (size_t i = 0; i < p->cfg->n_targets; i++) {
+        char esc[160], l[200];
+        snprintf(l, sizeof(l), "target=\"%s\"",
+                 iw_metrics_escape(p->cfg->targets[i].name, esc, sizeof(esc)));
+        if (!(p->target_labels[i] = strdup(l)))
+            return IW_ENOMEM;
+        iw_metrics_add(p->metrics, "iw_retries_total", l, 0);
+        iw_metrics_set(p->metrics, "iw_breaker_open", l, 0);
+    }
+    iw_metrics_add(p->metrics, "iw_events_consumed_total", "", 0);
+    iw_metrics_add(p->metrics, "iw_ledger_errors_total", "", 0);
+    return 0;
+}
+
+static void update_gauges(iw_pipeline *p)
+{
+    int64_t now = mono_ms();
+    if (now - p->last_gauges_ms < 1000)
+        return;
+    p->last_gauges_ms = now;
+    for (size_t i = 0; i < p->cfg->n_targets; i++) {
+        iw_dispatch_stats ds = iw_dispatch_target_stats(p->dispatch, p->cfg->targets[i].name);
+        iw_metrics_set(p->metrics, "iw_retries_total", p->target_labels[i], (double)ds.retries);
+        iw_metrics_set(p->metrics, "iw_breaker_open", p->target_labels[i], ds.breaker_open ? 1 : 0);
+    }
+    iw_metrics_set(p->metrics, "iw_in_flight", "", (double)iw_dispatch_pending(p->dispatch));
+    iw_metrics_set(p->metrics, "iw_jobs_open", "", (double)p->open_jobs);
+    iw_metrics_set(p->metrics, "iw_consumer_lag", "", (double)p->stats.consumer_lag);
+    iw_metrics_set(p->metrics, "iw_ledger_up", "", p->ledger_ok ? 1 : 0);
+}
+
+iw_metrics *iw_pipeline_metrics(iw_pipeline *p)
+{
+    return p->metrics;
+}
+
 /* ---- construction ---- */
 
 static int set_conf(rd_kafka_conf_t *c, const char *k, const char *v, char *errbuf, size_t errlen)
@@ -1115,7 +1203,9 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
     p->stats.consumer_lag = -1;
     p->target_results = calloc(cfg->n_targets * IW_RES__COUNT + 1, sizeof(uint64_t));
     p->lanes = iw_lanes_new();
-    if (!p->target_results || !p->lanes || pipe2(p->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+    p->metrics = iw_metrics_new();
+    if (!p->target_results || !p->lanes || !p->metrics || declare_metrics(p) != 0 ||
+        pipe2(p->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
         snprintf(errbuf, errlen, "out of resources");
         goto fail;
     }
@@ -1134,6 +1224,7 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "dispatcher: %s", err);
         goto fail;
     }
+    iw_dispatch_set_observer(p->dispatch, on_attempt, p);
 
     rd_kafka_conf_t *pc = base_conf(p, errbuf, errlen);
     if (!pc || set_conf(pc, "enable.idempotence", "true", errbuf, errlen) ||
@@ -1264,6 +1355,7 @@ static void loop_turn(iw_pipeline *p)
     renew_leases(p);
     flow_control(p);
     sweep_orphans(p);
+    update_gauges(p);
     publish_snapshot(p);
 }
 
@@ -1363,6 +1455,10 @@ void iw_pipeline_free(iw_pipeline *p)
     iw_ledger_free(p->ledger);
     iw_lanes_free(p->lanes);
     free(p->target_results);
+    for (size_t i = 0; p->target_labels && i < p->cfg->n_targets; i++)
+        free(p->target_labels[i]);
+    free(p->target_labels);
+    iw_metrics_free(p->metrics);
     if (p->wake[0] >= 0)
         close(p->wake[0]);
     if (p->wake[1] >= 0)

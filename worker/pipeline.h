@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "metrics.h"
 
 /* Result statuses, in the order of the counters below. */
 typedef enum iw_result_status {
@@ -51,6 +52,9 @@ int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop);
 
 /* A consistent copy of the counters (safe from another thread). */
 void iw_pipeline_stats_copy(iw_pipeline *p, iw_pipeline_stats *out);
+
+/* The metrics registry the pipeline updates (read by the HTTP endpoint from any thread). */
+iw_metrics *iw_pipeline_metrics(iw_pipeline *p);
 
 /* Frees the pipeline; NULL is a no-op. */
 void iw_pipeline_free(iw_pipeline *p);

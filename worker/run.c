@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "http.h"
 #include "log.h"
 #include "pipeline.h"
 
@@ -68,7 +69,18 @@ int iw_cli_run(int argc, char **argv)
         iw_config_free(cfg);
         return 1;
     }
+    iw_http *http = NULL;
+    if (cfg->http_listen && *cfg->http_listen) {
+        http = iw_http_start(cfg->http_listen, p, err, sizeof(err));
+        if (!http) {
+            iw_log(IW_LOG_ERROR, "cannot start the HTTP endpoint", "error", err, NULL);
+            iw_pipeline_free(p);
+            iw_config_free(cfg);
+            return 1;
+        }
+    }
     int rc = iw_pipeline_run(p, &stop_requested);
+    iw_http_stop(http);
     iw_pipeline_free(p);
     iw_config_free(cfg);
     return rc;

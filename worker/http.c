@@ -1,0 +1,128 @@
+/* http.c: /metrics, /healthz and /readyz on libmicrohttpd's own thread; reads only snapshots. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "metrics.h"
+
+#define HEALTH_STALL_MS 15000 /* the loop is dead when it has not turned for this long */
+
+struct iw_http {
+    struct MHD_Daemon *d;
+    iw_pipeline *p;
+    int port;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *type,
+                             char *body, enum MHD_ResponseMemoryMode mode)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, mode);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", type);
+    enum MHD_Result rc = MHD_queue_response(c, code, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **state)
+{
+    iw_http *h = cls;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return reply(c, 405, "text/plain", "method not allowed\n", MHD_RESPMEM_PERSISTENT);
+    iw_pipeline_stats st;
+    iw_pipeline_stats_copy(h->p, &st);
+    if (strcmp(url, "/metrics") == 0) {
+        char *text = iw_metrics_render(iw_pipeline_metrics(h->p));
+        if (!text)
+            return reply(c, 500, "text/plain", "out of memory\n", MHD_RESPMEM_PERSISTENT);
+        return reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", text,
+                     MHD_RESPMEM_MUST_FREE);
+    }
+    if (strcmp(url, "/healthz") == 0) {
+        bool alive = st.last_loop_ms && mono_ms() - st.last_loop_ms < HEALTH_STALL_MS;
+        return alive ? reply(c, 200, "text/plain", "ok\n", MHD_RESPMEM_PERSISTENT)
+                     : reply(c, 503, "text/plain", "event loop stalled\n", MHD_RESPMEM_PERSISTENT);
+    }
+    if (strcmp(url, "/readyz") == 0) {
+        if (!st.last_loop_ms)
+            return reply(c, 503, "text/plain", "starting\n", MHD_RESPMEM_PERSISTENT);
+        if (!st.ledger_ok)
+            return reply(c, 503, "text/plain", "redis unreachable: consumption paused\n",
+                         MHD_RESPMEM_PERSISTENT);
+        if (!st.producer_ok)
+            return reply(c, 503, "text/plain", "producer failed\n", MHD_RESPMEM_PERSISTENT);
+        if (!st.assigned)
+            return reply(c, 503, "text/plain", "not in the consumer group\n", MHD_RESPMEM_PERSISTENT);
+        return reply(c, 200, "text/plain", "ready\n", MHD_RESPMEM_PERSISTENT);
+    }
+    return reply(c, 404, "text/plain", "not found: try /metrics, /healthz, /readyz\n",
+                 MHD_RESPMEM_PERSISTENT);
+}
+
+iw_http *iw_http_start(const char *listen, iw_pipeline *p, char *errbuf, size_t errlen)
+{
+    char host[128] = "0.0.0.0";
+    const char *colon = strrchr(listen, ':');
+    if (!colon) {
+        snprintf(errbuf, errlen, "http.listen: expected host:port, got \"%s\"", listen);
+        return NULL;
+    }
+    if (colon > listen)
+        snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    if (*end || port < 0 || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        snprintf(errbuf, errlen, "http.listen: expected IPv4-address:port, got \"%s\"", listen);
+        return NULL;
+    }
+    iw_http *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->p = p;
+    h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY,
+                            (uint16_t)port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, &sa,
+                            MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+    if (!h->d) {
+        snprintf(errbuf, errlen, "cannot listen on %s", listen);
+        free(h);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di ? di->port : (int)port;
+    return h;
+}
+
+int iw_http_port(const iw_http *h)
+{
+    return h->port;
+}
+
+void iw_http_stop(iw_http *h)
+{
+    if (!h)
+        return;
+    MHD_stop_daemon(h->d);
+    free(h);
+}
