@@ -58,6 +58,12 @@ void iw_dispatch_set_observer(iw_dispatch *d, iw_attempt_fn fn, void *arg);
 int iw_dispatch_submit(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
                        const char *traceparent, iw_call_done_fn done, void *arg);
 
+/* Same as iw_dispatch_submit with an explicit adapter (tests pass a fake one). ops must
+ * outlive the call. Returns 0. */
+int iw_dispatch_submit_ops(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf *tc,
+                           const iw_event *ev, const char *traceparent, iw_call_done_fn done,
+                           void *arg);
+
 /* Drives the engine: waits up to timeout_ms for network activity or the next timer, moves
  * transfers forward, and runs done callbacks of finished calls. extra_fd (or -1) is also
  * waited on for readability so a caller can wake the loop. Returns 0 or IW_EIO. */

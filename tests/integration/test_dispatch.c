@@ -1,0 +1,1094 @@
+/* test_dispatch.c: the HTTP engine against a scripted libmicrohttpd server run inside the test:
+ * retries, Retry-After, timeouts, limits, keep-alive, breakers, rate limits, token refresh. */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dispatch.h"
+#include "status.h"
+#include "testproc.h"
+
+/* ------------------------------------------------------------------ the scripted server */
+
+#define MAX_REC 4096
+#define MAX_STEPS 64
+
+/* What the server does for one request. */
+typedef struct step {
+    int status;              /* HTTP status */
+    const char *retry_after; /* Retry-After value, NULL = none, "DATE+2" = an HTTP-date 2 s ahead */
+    int delay_ms;            /* sleep before answering */
+} step;
+
+/* One request as the server saw it. */
+typedef struct rec {
+    long long at;      /* arrival, monotonic ms */
+    long long done_at; /* answer queued, monotonic ms */
+    char idem[160];    /* Idempotency-Key */
+    char reqid[200];   /* X-Request-ID */
+    char auth[80];     /* Authorization */
+    char trace[96];    /* traceparent */
+} rec;
+
+typedef struct srv {
+    struct MHD_Daemon *mhd;
+    int port;
+    char url[64];       /* http://127.0.0.1:port/x */
+    char token_url[64]; /* http://127.0.0.1:port/token */
+    pthread_mutex_t mu;
+    step steps[MAX_STEPS]; /* the script for requests 0..n_steps-1 of /x */
+    int n_steps;
+    step dflt;              /* for later requests */
+    const char *good_token; /* when set, /x answers 401 unless "Bearer <good_token>" */
+    const char *new_token;  /* what /token hands out */
+    atomic_int quit;        /* ends sleeping handlers at teardown */
+    rec recs[MAX_REC];
+    int n;         /* requests to /x */
+    int refreshes; /* requests to /token */
+    int cur, peak; /* concurrent /x requests in the handler, and the most seen */
+    int conns;     /* TCP connections accepted */
+} srv;
+
+static void copy_header(struct MHD_Connection *c, const char *name, char *dst, size_t len)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+    snprintf(dst, len, "%s", v ? v : "");
+}
+
+static void nap(srv *s, int ms)
+{
+    for (int i = 0; i < ms / 10 && !atomic_load(&s->quit); i++)
+        iw_sleep_ms(10);
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, int status, const char *body, const char *ra)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (ra && strcmp(ra, "DATE+2") == 0) {
+        char date[64];
+        time_t t = time(NULL) + 2;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        MHD_add_response_header(r, "Retry-After", date);
+    } else if (ra) {
+        MHD_add_response_header(r, "Retry-After", ra);
+    }
+    enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **req_cls)
+{
+    srv *s = cls;
+    bool is_token = strcmp(url, "/token") == 0;
+    if (*req_cls == NULL) { /* headers are in: record the arrival */
+        pthread_mutex_lock(&s->mu);
+        intptr_t tag = -1;
+        if (is_token) {
+            s->refreshes++;
+        } else if (s->n < MAX_REC) {
+            rec *r = &s->recs[s->n];
+            r->at = iw_now_ms();
+            copy_header(c, "Idempotency-Key", r->idem, sizeof(r->idem));
+            copy_header(c, "X-Request-ID", r->reqid, sizeof(r->reqid));
+            copy_header(c, "Authorization", r->auth, sizeof(r->auth));
+            copy_header(c, "traceparent", r->trace, sizeof(r->trace));
+            tag = s->n++;
+            if (++s->cur > s->peak)
+                s->peak = s->cur;
+        }
+        pthread_mutex_unlock(&s->mu);
+        *req_cls = (void *)(tag + 2); /* never NULL */
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    intptr_t idx = (intptr_t)*req_cls - 2;
+    if (is_token)
+        return reply(c, 200, s->new_token ? s->new_token : "", NULL);
+    if (idx < 0)
+        return reply(c, 500, "too many requests for the recorder", NULL);
+
+    pthread_mutex_lock(&s->mu);
+    step st = idx < s->n_steps ? s->steps[idx] : s->dflt;
+    bool authorized = true;
+    if (s->good_token) {
+        char want[96];
+        snprintf(want, sizeof(want), "Bearer %s", s->good_token);
+        authorized = strcmp(s->recs[idx].auth, want) == 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+
+    nap(s, st.delay_ms);
+    char body[32];
+    snprintf(body, sizeof(body), "ref-%ld", (long)idx);
+    enum MHD_Result ok = authorized ? reply(c, st.status, body, st.retry_after)
+                                    : reply(c, 401, "unauthorized", NULL);
+    pthread_mutex_lock(&s->mu);
+    s->recs[idx].done_at = iw_now_ms();
+    s->cur--;
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    srv *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        pthread_mutex_lock(&s->mu);
+        s->conns++;
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+static srv *srv_start(void)
+{
+    srv *s = calloc(1, sizeof(*s));
+    cr_assert_not_null(s);
+    pthread_mutex_init(&s->mu, NULL);
+    s->dflt.status = 200;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = 0;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    s->mhd = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
+        NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, s, MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+    cr_assert_not_null(s->mhd, "libmicrohttpd did not start");
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    cr_assert_not_null(info);
+    s->port = info->port;
+    snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d/x", s->port);
+    snprintf(s->token_url, sizeof(s->token_url), "http://127.0.0.1:%d/token", s->port);
+    return s;
+}
+
+static void srv_stop(srv *s)
+{
+    if (!s)
+        return;
+    atomic_store(&s->quit, 1);
+    MHD_stop_daemon(s->mhd);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+static void srv_script(srv *s, int n, const step *steps)
+{
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < n; i++)
+        s->steps[i] = steps[i];
+    s->n_steps = n;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void srv_default(srv *s, step st)
+{
+    pthread_mutex_lock(&s->mu);
+    s->dflt = st;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static int srv_count(srv *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = s->n;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* ------------------------------------------------------------------ the fake adapter */
+
+static int fake_validate(const iw_event *ev, const iw_target_conf *tc, char *errbuf, size_t errlen)
+{
+    if (!ev->tenant) {
+        snprintf(errbuf, errlen, "tenant: required");
+        return IW_EINVAL;
+    }
+    return 0;
+}
+
+static int fake_render(const iw_event *ev, const iw_target_conf *tc, const iw_render_ctx *ctx,
+                       iw_request *out, char *errbuf, size_t errlen)
+{
+    if (strncmp(ev->event_id, "norender", 8) == 0) {
+        snprintf(errbuf, errlen, "invoice.lines: nothing to render");
+        return IW_EINVAL;
+    }
+    char auth[128];
+    snprintf(auth, sizeof(auth), "Bearer %s", ctx->auth_token ? ctx->auth_token : "old");
+    snprintf(out->method, sizeof(out->method), "POST");
+    out->url = strdup(tc->url);
+    char *body = strdup("hello");
+    cr_assert(out->url && body);
+    iw_request_set_body(out, body, 5);
+    if (iw_request_add_header(out, "Content-Type", "text/plain") ||
+        iw_request_add_header(out, "Authorization", auth)) {
+        iw_request_clear(out);
+        return IW_ENOMEM;
+    }
+    return 0;
+}
+
+static void fake_classify(const iw_target_conf *tc, const iw_response *resp, iw_outcome *out)
+{
+    iw_outcome_from_status(resp, out);
+    if (out->kind == IW_OUTCOME_OK && resp->body_len < sizeof(out->target_ref))
+        snprintf(out->target_ref, sizeof(out->target_ref), "%.*s", (int)resp->body_len,
+                 resp->body ? resp->body : "");
+    if (out->kind == IW_OUTCOME_AUTH)
+        out->refresh_token = true;
+}
+
+static int fake_render_refresh(const iw_target_conf *tc, iw_request *out, char *errbuf,
+                               size_t errlen)
+{
+    snprintf(out->method, sizeof(out->method), "POST");
+    out->url = strdup(tc->token_url);
+    char *body = strdup("{}");
+    cr_assert(out->url && body);
+    iw_request_set_body(out, body, 2);
+    return 0;
+}
+
+static int fake_parse_refresh(const iw_response *resp, char *tok, size_t toklen)
+{
+    if (!resp->body_len || resp->body_len >= toklen)
+        return IW_EINVAL;
+    memcpy(tok, resp->body, resp->body_len);
+    tok[resp->body_len] = '\0';
+    return 0;
+}
+
+static const iw_target_ops fake_ops = {"fake",        fake_validate, fake_render,
+                                       fake_classify, NULL,          NULL};
+static const iw_target_ops fake_refresh_ops = {
+    "fake", fake_validate, fake_render, fake_classify, fake_render_refresh, fake_parse_refresh};
+
+/* ------------------------------------------------------------------ config, events, results */
+
+#define MAX_CALLS 2100
+
+static iw_config cfg;
+static iw_target_conf tconf[2];
+static iw_event evs[MAX_CALLS];
+static char ids[MAX_CALLS][32];
+
+/* Result of one call as the callback saw it. */
+typedef struct slot {
+    int calls; /* callbacks received: must end at 1 */
+    int order; /* order of the callback among all */
+    iw_call_result res;
+} slot;
+
+static slot slots[MAX_CALLS];
+static int done_order;
+
+static void on_done(void *arg, const iw_call_result *r)
+{
+    slot *s = arg;
+    s->calls++;
+    s->order = done_order++;
+    s->res = *r;
+}
+
+static void target_init(iw_target_conf *tc, const char *name, const srv *s)
+{
+    memset(tc, 0, sizeof(*tc));
+    tc->name = (char *)name;
+    tc->type = (char *)"fake";
+    tc->url = (char *)(s ? s->url : "http://127.0.0.1:9/x");
+    tc->token_url = (char *)(s ? s->token_url : "http://127.0.0.1:9/token");
+    tc->retry.max_attempts = 8;
+    tc->retry.max_elapsed_ms = 60000;
+    tc->retry.base_ms = 10;
+    tc->retry.max_delay_ms = 50;
+    tc->retry.max_retry_after_ms = 5000;
+    tc->connect_timeout_ms = 2000;
+    tc->request_timeout_ms = 15000;
+    tc->max_concurrency = 8;
+    tc->rate_per_s = 0;
+    tc->rate_burst = 0;
+    tc->breaker_failures = 1000;
+    tc->breaker_open_ms = 1000;
+    tc->max_response_bytes = 1 << 20;
+    tc->tls_verify = true;
+    tc->tls_ca_file = NULL;
+    tc->follow_redirects = false;
+}
+
+static void config_init(size_t n_targets)
+{
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.max_in_flight = 4096;
+    cfg.targets = tconf;
+    cfg.n_targets = n_targets;
+    memset(slots, 0, sizeof(slots));
+    done_order = 0;
+    for (int i = 0; i < MAX_CALLS; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "evt-%d", i);
+        memset(&evs[i], 0, sizeof(evs[i]));
+        evs[i].event_id = ids[i];
+        evs[i].tenant = (char *)"acme";
+        evs[i].version = 1;
+    }
+}
+
+static iw_dispatch *engine(void)
+{
+    char err[256] = "";
+    iw_dispatch *d = iw_dispatch_new(&cfg, err, sizeof(err));
+    cr_assert_not_null(d, "iw_dispatch_new: %s", err);
+    return d;
+}
+
+static void submit(iw_dispatch *d, const iw_target_ops *ops, int t, int i)
+{
+    cr_assert_eq(iw_dispatch_submit_ops(d, ops, &tconf[t], &evs[i], NULL, on_done, &slots[i]), 0);
+}
+
+/* Runs the engine until nothing is pending; a safety cap turns a hang into a failure. */
+static void drain(iw_dispatch *d)
+{
+    long long start = iw_now_ms();
+    while (iw_dispatch_pending(d) > 0 && iw_now_ms() - start < 60000)
+        cr_assert_eq(iw_dispatch_run(d, 100, -1), 0);
+    cr_assert_eq(iw_dispatch_pending(d), 0, "calls still pending after 60 s");
+}
+
+/* Runs the engine for ms milliseconds. */
+static void run_for(iw_dispatch *d, long long ms)
+{
+    long long start = iw_now_ms();
+    while (iw_now_ms() - start < ms)
+        cr_assert_eq(iw_dispatch_run(d, 20, -1), 0);
+}
+
+static srv *server;
+
+static void setup(void)
+{
+    server = srv_start();
+}
+
+static void teardown(void)
+{
+    srv_stop(server);
+    server = NULL;
+}
+
+TestSuite(dispatch, .init = setup, .fini = teardown, .timeout = 120);
+
+/* ------------------------------------------------------------------ tests */
+
+Test(dispatch, success_in_one_attempt)
+{
+    target_init(&tconf[0], "t1", server);
+    config_init(1);
+    iw_dispatch *d = engine();
+    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0],
+                                        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                                        on_done, &slots[0]),
+                 0);
+    cr_assert_eq(iw_dispatch_pending(d), 1);
+    cr_assert_eq(slots[0].calls, 0, "the callback runs from iw_dispatch_run only");
+    drain(d);
+    const iw_call_result *r = &slots[0].res;
+    cr_assert_eq(slots[0].calls, 1);
+    cr_assert_eq(r->outcome.kind, IW_OUTCOME_OK);
+    cr_assert_eq(r->outcome.error_kind, IW_ERR_NONE);
+    cr_assert_eq(r->attempts, 1);
+    cr_assert_eq(r->http_status, 200);
+    cr_assert_str_eq(r->outcome.target_ref, "ref-0");
+    cr_assert_not(r->rejected || r->abandoned);
+    cr_assert(r->first_attempt_at_ms > 1600000000000LL, "wall clock ms");
+    cr_assert(r->finished_at_ms >= r->first_attempt_at_ms);
+    cr_assert_eq(srv_count(server), 1);
+    cr_assert_str_eq(server->recs[0].idem, "evt-0:t1");
+    cr_assert_str_eq(server->recs[0].reqid, "evt-0:t1:1");
+    cr_assert_str_eq(server->recs[0].trace,
+                     "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    iw_dispatch_stats st = iw_dispatch_target_stats(d, "t1");
+    cr_assert_eq(st.requests, 1);
+    cr_assert_eq(st.retries, 0);
+    cr_assert_eq(st.in_flight, 0);
+    cr_assert_eq(st.waiting, 0);
+    iw_dispatch_stats none = iw_dispatch_target_stats(d, "nope");
+    cr_assert_eq(none.requests, 0);
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, retries_keep_the_idempotency_key_and_number_attempts)
+{
+    target_init(&tconf[0], "t1", server);
+    config_init(1);
+    step s[] = {{503, NULL, 0}, {503, NULL, 0}};
+    srv_script(server, 2, s);
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 0, 7);
+    drain(d);
+    const iw_call_result *r = &slots[7].res;
+    cr_assert_eq(r->outcome.kind, IW_OUTCOME_OK);
+    cr_assert_eq(r->attempts, 3);
+    cr_assert_eq(r->http_status, 200);
+    cr_assert_str_eq(r->outcome.target_ref, "ref-2");
+    iw_dispatch_stats st = iw_dispatch_target_stats(d, "t1");
+    cr_assert_eq(st.requests, 3);
+    cr_assert_eq(st.retries, 2);
+    cr_assert_eq(srv_count(server), 3);
+    for (int i = 0; i < 3; i++) {
+        char want[64];
+        cr_assert_str_eq(server->recs[i].idem, "evt-7:t1");
+        snprintf(want, sizeof(want), "evt-7:t1:%d", i + 1);
+        cr_assert_str_eq(server->recs[i].reqid, want);
+        cr_assert_str_eq(server->recs[i].trace, "", "no traceparent when none was given");
+    }
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, retry_after_seconds_is_honoured)
+{
+    target_init(&tconf[0], "t1", server);
+    config_init(1);
+    step s[] = {{429, "1", 0}};
+    srv_script(server, 1, s);
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 0, 0);
+    drain(d);
+    cr_assert_eq(slots[0].res.outcome.kind, IW_OUTCOME_OK);
+    cr_assert_eq(slots[0].res.attempts, 2);
+    cr_assert_eq(srv_count(server), 2);
+    long long gap = server->recs[1].at - server->recs[0].done_at;
+    cr_assert(gap >= 950, "the retry came %lld ms after a Retry-After of 1 s", gap);
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, retry_after_http_date_is_honoured)
+{
+    target_init(&tconf[0], "t1", server);
+    config_init(1);
+    step s[] = {{503, "DATE+2", 0}};
+    srv_script(server, 1, s);
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 0, 0);
+    drain(d);
+    cr_assert_eq(slots[0].res.outcome.kind, IW_OUTCOME_OK);
+    cr_assert_eq(slots[0].res.attempts, 2);
+    /* the date is whole seconds 2 s ahead of a moment within the current second: >= 1 s away */
+    long long gap = server->recs[1].at - server->recs[0].done_at;
+    cr_assert(gap >= 950, "the retry came %lld ms after a Retry-After date >= 1 s ahead", gap);
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, permanent_error_is_not_retried)
+{
+    target_init(&tconf[0], "t1", server);
+    config_init(1);
+    srv_default(server, (step){400, NULL, 0});
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 0, 0);
+    drain(d);
+    const iw_call_result *r = &slots[0].res;
+    cr_assert_eq(r->outcome.kind, IW_OUTCOME_PERMANENT);
+    cr_assert_eq(r->outcome.error_kind, IW_ERR_REMOTE);
+    cr_assert_eq(r->attempts, 1);
+    cr_assert_eq(r->http_status, 400);
+    cr_assert_not(r->rejected);
+    cr_assert_eq(srv_count(server), 1);
+    cr_assert_eq(iw_dispatch_target_stats(d, "t1").retries, 0);
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, exhausted_after_max_attempts)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].retry.max_attempts = 3;
+    config_init(1);
+    srv_default(server, (step){503, NULL, 0});
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 0, 0);
+    drain(d);
+    const iw_call_result *r = &slots[0].res;
+    cr_assert_eq(r->outcome.kind, IW_OUTCOME_PERMANENT);
+    cr_assert_eq(r->outcome.error_kind, IW_ERR_EXHAUSTED);
+    cr_assert_eq(r->attempts, 3);
+    cr_assert_eq(r->http_status, 503);
+    cr_assert_str_eq(r->outcome.message, "after 3 attempts: HTTP 503");
+    cr_assert_str_eq(r->outcome.code, "503");
+    cr_assert_eq(srv_count(server), 3);
+    cr_assert_eq(iw_dispatch_target_stats(d, "t1").retries, 2);
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, exhausted_after_max_elapsed)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].retry.max_attempts = 1000;
+    tconf[0].retry.max_elapsed_ms = 500;
+    tconf[0].retry.base_ms = 20;
+    tconf[0].retry.max_delay_ms = 40;
+    config_init(1);
+    srv_default(server, (step){503, NULL, 0});
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 0, 0);
+    drain(d);
+    const iw_call_result *r = &slots[0].res;
+    cr_assert_eq(r->outcome.error_kind, IW_ERR_EXHAUSTED);
+    cr_assert(r->attempts >= 3 && r->attempts < 1000, "attempts %d", r->attempts);
+    cr_assert_eq(srv_count(server), r->attempts);
+    /* it gives up only when the next start would pass 500 ms: at least 500 - max_delay */
+    long long spent = r->finished_at_ms - r->first_attempt_at_ms;
+    cr_assert(spent >= 450, "gave up after %lld ms", spent);
+    iw_dispatch_free(d);
+}
+
+static long obs_status[16];
+static double obs_seconds[16];
+static int obs_n;
+
+static void observe(void *arg, const iw_target_conf *tc, long status, double seconds)
+{
+    cr_assert_str_eq(tc->name, "t1");
+    if (obs_n < 16) {
+        obs_status[obs_n] = status;
+        obs_seconds[obs_n] = seconds;
+    }
+    obs_n++;
+}
+
+Test(dispatch, request_timeout_is_a_timeout_then_retried)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].request_timeout_ms = 300;
+    config_init(1);
+    step s[] = {{200, NULL, 2000}};
+    srv_script(server, 1, s);
+    iw_dispatch *d = engine();
+    obs_n = 0;
+    iw_dispatch_set_observer(d, observe, NULL);
+    submit(d, &fake_ops, 0, 0);
+    drain(d);
+    cr_assert_eq(slots[0].res.outcome.kind, IW_OUTCOME_OK);
+    cr_assert_eq(slots[0].res.attempts, 2);
+    cr_assert_eq(obs_n, 2);
+    cr_assert_eq(obs_status[0], 0, "the first attempt got no reply");
+    cr_assert(obs_seconds[0] >= 0.25, "it waited the request timeout (%f s)", obs_seconds[0]);
+    cr_assert_eq(obs_status[1], 200);
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, timeout_kind_is_kept_when_exhausted)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].request_timeout_ms = 200;
+    tconf[0].retry.max_attempts = 1;
+    config_init(1);
+    srv_default(server, (step){200, NULL, 1500});
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 0, 0);
+    drain(d);
+    const iw_call_result *r = &slots[0].res;
+    cr_assert_eq(r->outcome.kind, IW_OUTCOME_PERMANENT);
+    cr_assert_eq(r->outcome.error_kind, IW_ERR_EXHAUSTED);
+    cr_assert_str_eq(r->outcome.code, "timeout");
+    cr_assert(strstr(r->outcome.message, "after 1 attempts: Timeout"), "%s", r->outcome.message);
+    cr_assert_null(strstr(r->outcome.message, "127.0.0.1"), "no URL in messages");
+    cr_assert_eq(r->http_status, 0);
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, closed_port_is_a_transport_error)
+{
+    int port = iw_free_port();
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/x?api_key=s3cret", port);
+    target_init(&tconf[0], "t1", server);
+    tconf[0].url = url;
+    tconf[0].retry.max_attempts = 2;
+    config_init(1);
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 0, 0);
+    drain(d);
+    const iw_call_result *r = &slots[0].res;
+    cr_assert_eq(r->outcome.error_kind, IW_ERR_EXHAUSTED);
+    cr_assert_str_eq(r->outcome.code, "transport");
+    cr_assert_eq(r->attempts, 2);
+    cr_assert_null(strstr(r->outcome.message, "s3cret"));
+    cr_assert_null(strstr(r->outcome.message, "127.0.0.1"));
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, oversized_reply_is_aborted)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].max_response_bytes = 3; /* the server answers "ref-N" */
+    tconf[0].retry.max_attempts = 2;
+    config_init(1);
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 0, 0);
+    drain(d);
+    const iw_call_result *r = &slots[0].res;
+    cr_assert_eq(r->outcome.error_kind, IW_ERR_EXHAUSTED);
+    cr_assert_eq(r->attempts, 2);
+    cr_assert_str_eq(r->outcome.message, "after 2 attempts: reply larger than 3 bytes");
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, max_concurrency_is_never_exceeded)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].max_concurrency = 4;
+    config_init(1);
+    srv_default(server, (step){200, NULL, 50});
+    iw_dispatch *d = engine();
+    for (int i = 0; i < 100; i++)
+        submit(d, &fake_ops, 0, i);
+    iw_dispatch_run(d, 0, -1);
+    iw_dispatch_stats st = iw_dispatch_target_stats(d, "t1");
+    int finished = 0;
+    for (int i = 0; i < 100; i++)
+        finished += slots[i].calls;
+    cr_assert_eq(st.in_flight, 4, "as many transfers as the limit allows, no more");
+    cr_assert_eq(st.waiting, 100 - 4 - finished);
+    drain(d);
+    for (int i = 0; i < 100; i++) {
+        cr_assert_eq(slots[i].calls, 1);
+        cr_assert_eq(slots[i].res.outcome.kind, IW_OUTCOME_OK);
+    }
+    cr_assert_eq(srv_count(server), 100);
+    cr_assert_eq(server->peak, 4, "peak concurrency %d with a limit of 4", server->peak);
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, keep_alive_connections_are_reused)
+{
+    enum { N = 2000, LIMIT = 8 };
+    target_init(&tconf[0], "t1", server);
+    tconf[0].max_concurrency = LIMIT;
+    config_init(1);
+    iw_dispatch *d = engine();
+    long long t0 = iw_now_ms();
+    for (int i = 0; i < N; i++)
+        submit(d, &fake_ops, 0, i);
+    drain(d);
+    long long ms = iw_now_ms() - t0;
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(slots[i].res.outcome.kind, IW_OUTCOME_OK);
+    cr_assert_eq(srv_count(server), N);
+    pthread_mutex_lock(&server->mu);
+    int conns = server->conns;
+    pthread_mutex_unlock(&server->mu);
+    cr_log_info("%d requests over %d connections in %lld ms (%.0f requests/s)", N, conns, ms,
+                ms > 0 ? N * 1000.0 / (double)ms : 0.0);
+    fprintf(stderr, "keep-alive: %d requests over %d connections in %lld ms (%.0f requests/s)\n", N,
+            conns, ms, ms > 0 ? N * 1000.0 / (double)ms : 0.0);
+    cr_assert(conns >= 1 && conns <= 2 * LIMIT, "%d connections for %d requests", conns, N);
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, a_dead_target_does_not_slow_another)
+{
+    srv *dead = srv_start();
+    srv_default(dead, (step){200, NULL, 5000});
+    target_init(&tconf[0], "dead", dead);
+    tconf[0].max_concurrency = 4;
+    target_init(&tconf[1], "alive", server);
+    tconf[1].max_concurrency = 4;
+    config_init(2);
+    iw_dispatch *d = engine();
+    for (int i = 0; i < 8; i++) /* the dead target's calls come first */
+        submit(d, &fake_ops, 0, i);
+    for (int i = 8; i < 58; i++)
+        submit(d, &fake_ops, 1, i);
+    long long start = iw_now_ms();
+    int alive_done = 0;
+    while (alive_done < 50 && iw_now_ms() - start < 60000) {
+        cr_assert_eq(iw_dispatch_run(d, 50, -1), 0);
+        alive_done = 0;
+        for (int i = 8; i < 58; i++)
+            alive_done += slots[i].calls;
+    }
+    cr_assert_eq(alive_done, 50);
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(slots[i].calls, 0, "the dead target's call %d is still pending", i);
+    iw_dispatch_stats st = iw_dispatch_target_stats(d, "dead");
+    cr_assert_eq(st.in_flight, 4);
+    cr_assert_eq(st.waiting, 4);
+    for (int i = 8; i < 58; i++)
+        cr_assert_eq(slots[i].res.outcome.kind, IW_OUTCOME_OK);
+    iw_dispatch_abandon_all(d);
+    for (int i = 0; i < 8; i++) {
+        cr_assert_eq(slots[i].calls, 1);
+        cr_assert(slots[i].res.abandoned);
+    }
+    iw_dispatch_free(d);
+    srv_stop(dead);
+}
+
+Test(dispatch, breaker_opens_waits_and_probes_once)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].max_concurrency = 4;
+    tconf[0].breaker_failures = 3;
+    tconf[0].breaker_open_ms = 3000;
+    tconf[0].retry.max_attempts = 100;
+    tconf[0].retry.base_ms = 20;
+    tconf[0].retry.max_delay_ms = 50;
+    config_init(1);
+    srv_default(server, (step){503, NULL, 0});
+    iw_dispatch *d = engine();
+    for (int i = 0; i < 6; i++)
+        submit(d, &fake_ops, 0, i);
+    long long start = iw_now_ms();
+    iw_dispatch_stats st = iw_dispatch_target_stats(d, "t1");
+    while (!(st.breaker_open && st.in_flight == 0) && iw_now_ms() - start < 20000) {
+        cr_assert_eq(iw_dispatch_run(d, 20, -1), 0);
+        st = iw_dispatch_target_stats(d, "t1");
+    }
+    cr_assert(st.breaker_open);
+    cr_assert_eq(st.breaker_opens, 1);
+    cr_assert_eq(st.waiting, 6);
+    int n1 = srv_count(server);
+    cr_assert(n1 >= 3);
+    srv_default(server, (step){200, NULL, 300});
+
+    run_for(d, 1000);
+    cr_assert_eq(srv_count(server), n1, "no request while the breaker is open");
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(slots[i].calls, 0);
+
+    drain(d);
+    int total_attempts = 0;
+    for (int i = 0; i < 6; i++) {
+        cr_assert_eq(slots[i].res.outcome.kind, IW_OUTCOME_OK);
+        total_attempts += slots[i].res.attempts;
+    }
+    cr_assert_eq(srv_count(server), total_attempts, "waiting burned no attempts");
+    cr_assert_eq(srv_count(server), n1 + 6);
+
+    /* the breaker opened no earlier than the third failed reply; the probe came >= 3 s later */
+    long long done[MAX_STEPS];
+    int nd = n1 < MAX_STEPS ? n1 : MAX_STEPS;
+    for (int i = 0; i < nd; i++)
+        done[i] = server->recs[i].done_at;
+    for (int i = 0; i < nd; i++) /* sort ascending */
+        for (int k = i + 1; k < nd; k++)
+            if (done[k] < done[i]) {
+                long long tmp = done[i];
+                done[i] = done[k];
+                done[k] = tmp;
+            }
+    long long probe_at = server->recs[n1].at;
+    cr_assert(probe_at - done[2] >= 2950, "the probe came %lld ms after the opening failure",
+              probe_at - done[2]);
+    /* one probe alone: the next request arrived after the probe was answered */
+    cr_assert(server->recs[n1 + 1].at >= server->recs[n1].done_at,
+              "a second request arrived while the probe was in flight");
+    st = iw_dispatch_target_stats(d, "t1");
+    cr_assert_not(st.breaker_open);
+    cr_assert_eq(st.breaker_opens, 1);
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, failed_probe_reopens_the_breaker)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].max_concurrency = 1;
+    tconf[0].breaker_failures = 2;
+    tconf[0].breaker_open_ms = 400;
+    tconf[0].retry.max_attempts = 4;
+    config_init(1);
+    srv_default(server, (step){503, NULL, 0});
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 0, 0);
+    drain(d);
+    /* 2 failures open it; attempts 3 and 4 are probes that fail and re-open it each time */
+    cr_assert_eq(slots[0].res.attempts, 4);
+    cr_assert_eq(slots[0].res.outcome.error_kind, IW_ERR_EXHAUSTED);
+    cr_assert_eq(iw_dispatch_target_stats(d, "t1").breaker_opens, 3);
+    cr_assert(server->recs[2].at - server->recs[1].done_at >= 380);
+    cr_assert(server->recs[3].at - server->recs[2].done_at >= 380);
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, rate_limit_spaces_requests)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].rate_per_s = 20;
+    tconf[0].rate_burst = 2;
+    config_init(1);
+    iw_dispatch *d = engine();
+    for (int i = 0; i < 40; i++)
+        submit(d, &fake_ops, 0, i);
+    drain(d);
+    cr_assert_eq(srv_count(server), 40);
+    long long lo = server->recs[0].at, hi = lo;
+    for (int i = 0; i < 40; i++) {
+        cr_assert_eq(slots[i].res.outcome.kind, IW_OUTCOME_OK);
+        cr_assert_eq(slots[i].res.attempts, 1, "waiting for a token burns no attempt");
+        lo = server->recs[i].at < lo ? server->recs[i].at : lo;
+        hi = server->recs[i].at > hi ? server->recs[i].at : hi;
+    }
+    /* 2 at once, then 38 more at 20/s: 1.9 s */
+    cr_assert(hi - lo >= 1850, "40 requests at 20/s took %lld ms", hi - lo);
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, validation_and_render_failures_are_rejected_unsent)
+{
+    target_init(&tconf[0], "t1", server);
+    config_init(1);
+    evs[0].tenant = NULL;
+    snprintf(ids[1], sizeof(ids[1]), "norender-1");
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 0, 0);
+    submit(d, &fake_ops, 0, 1);
+    submit(d, &fake_ops, 0, 2);
+    cr_assert_eq(slots[0].calls, 0, "not called back from submit");
+    drain(d);
+    for (int i = 0; i < 2; i++) {
+        const iw_call_result *r = &slots[i].res;
+        cr_assert_eq(slots[i].calls, 1);
+        cr_assert(r->rejected);
+        cr_assert_eq(r->outcome.kind, IW_OUTCOME_PERMANENT);
+        cr_assert_eq(r->outcome.error_kind, IW_ERR_VALIDATION);
+        cr_assert_eq(r->attempts, 0);
+        cr_assert_eq(r->http_status, 0);
+        cr_assert_eq(r->first_attempt_at_ms, 0);
+    }
+    cr_assert_str_eq(slots[0].res.outcome.message, "tenant: required");
+    cr_assert_str_eq(slots[1].res.outcome.message, "invoice.lines: nothing to render");
+    cr_assert_eq(slots[2].res.outcome.kind, IW_OUTCOME_OK);
+    cr_assert_eq(srv_count(server), 1, "only the valid call was sent");
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, unknown_adapter_type_is_refused)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].type = (char *)"no-such-adapter";
+    config_init(1);
+    iw_dispatch *d = engine();
+    cr_assert_eq(iw_dispatch_submit(d, &tconf[0], &evs[0], NULL, on_done, &slots[0]), IW_EINVAL);
+    cr_assert_eq(iw_dispatch_pending(d), 0);
+    iw_dispatch_free(d);
+    cr_assert_eq(slots[0].calls, 0, "a refused submit never calls back");
+}
+
+Test(dispatch, global_capacity_counts_unfinished_calls)
+{
+    target_init(&tconf[0], "t1", server);
+    config_init(1);
+    cfg.max_in_flight = 3;
+    iw_dispatch *d = engine();
+    cr_assert(iw_dispatch_has_capacity(d));
+    submit(d, &fake_ops, 0, 0);
+    submit(d, &fake_ops, 0, 1);
+    cr_assert(iw_dispatch_has_capacity(d));
+    submit(d, &fake_ops, 0, 2);
+    cr_assert_not(iw_dispatch_has_capacity(d));
+    drain(d);
+    cr_assert(iw_dispatch_has_capacity(d));
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, abandon_all_calls_every_callback_once)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].max_concurrency = 2;
+    target_init(&tconf[1], "t2", server);
+    tconf[1].retry.base_ms = 60000;
+    tconf[1].retry.max_delay_ms = 60000;
+    config_init(2);
+    step s[] = {{503, "30", 0}}; /* the first request: t2's call waits 30 s for its retry */
+    srv_script(server, 1, s);
+    srv_default(server, (step){200, NULL, 3000});
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 1, 0);
+    long long start = iw_now_ms();
+    while (iw_dispatch_target_stats(d, "t2").requests == 0 && iw_now_ms() - start < 20000)
+        iw_dispatch_run(d, 20, -1);
+    for (int i = 1; i < 10; i++)
+        submit(d, &fake_ops, 0, i);
+    run_for(d, 300);
+    cr_assert_eq(iw_dispatch_target_stats(d, "t1").in_flight, 2);
+    cr_assert_eq(iw_dispatch_target_stats(d, "t2").waiting, 1);
+    cr_assert_eq(iw_dispatch_pending(d), 10);
+    iw_dispatch_abandon_all(d);
+    cr_assert_eq(iw_dispatch_pending(d), 0);
+    for (int i = 0; i < 10; i++) {
+        cr_assert_eq(slots[i].calls, 1, "call %d called back %d times", i, slots[i].calls);
+        cr_assert(slots[i].res.abandoned);
+        cr_assert_neq(slots[i].res.outcome.kind, IW_OUTCOME_OK);
+    }
+    cr_assert_eq(slots[0].res.attempts, 1);
+    iw_dispatch_stats st = iw_dispatch_target_stats(d, "t1");
+    cr_assert_eq(st.in_flight + st.waiting, 0);
+    /* the engine still works afterwards */
+    srv_default(server, (step){200, NULL, 0});
+    submit(d, &fake_ops, 0, 20);
+    drain(d);
+    cr_assert_eq(slots[20].res.outcome.kind, IW_OUTCOME_OK);
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, free_abandons_pending_calls)
+{
+    target_init(&tconf[0], "t1", server);
+    config_init(1);
+    srv_default(server, (step){200, NULL, 3000});
+    iw_dispatch *d = engine();
+    for (int i = 0; i < 3; i++)
+        submit(d, &fake_ops, 0, i);
+    run_for(d, 200);
+    iw_dispatch_free(d);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(slots[i].calls, 1);
+        cr_assert(slots[i].res.abandoned);
+    }
+}
+
+Test(dispatch, auth_refreshes_the_token_once_then_retries)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].max_concurrency = 5;
+    config_init(1);
+    server->good_token = "new-token";
+    server->new_token = "new-token";
+    iw_dispatch *d = engine();
+    for (int i = 0; i < 5; i++)
+        submit(d, &fake_refresh_ops, 0, i);
+    drain(d);
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(slots[i].res.outcome.kind, IW_OUTCOME_OK, "call %d: %s", i,
+                     slots[i].res.outcome.message);
+        cr_assert_eq(slots[i].res.attempts, 2);
+    }
+    cr_assert_eq(server->refreshes, 1, "one refresh for all the calls of the target");
+    cr_assert_eq(srv_count(server), 10);
+    cr_assert_str_eq(server->recs[0].auth, "Bearer old");
+    cr_assert_str_eq(server->recs[9].auth, "Bearer new-token");
+    /* later calls use the refreshed token right away */
+    submit(d, &fake_refresh_ops, 0, 5);
+    drain(d);
+    cr_assert_eq(slots[5].res.attempts, 1);
+    cr_assert_eq(server->refreshes, 1);
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, calls_wait_for_a_refresh_in_flight)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].max_concurrency = 1;
+    config_init(1);
+    server->good_token = "new-token";
+    server->new_token = "new-token";
+    iw_dispatch *d = engine();
+    for (int i = 0; i < 3; i++)
+        submit(d, &fake_refresh_ops, 0, i);
+    drain(d);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(slots[i].res.outcome.kind, IW_OUTCOME_OK);
+    cr_assert_eq(slots[0].res.attempts, 2);
+    cr_assert_eq(slots[1].res.attempts, 1, "call 1 waited for the token instead of a 401");
+    cr_assert_eq(slots[2].res.attempts, 1);
+    cr_assert_eq(server->refreshes, 1);
+    cr_assert_eq(srv_count(server), 4);
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, auth_after_refresh_is_final)
+{
+    target_init(&tconf[0], "t1", server);
+    config_init(1);
+    server->good_token = "the-right-one";
+    server->new_token = "still-wrong";
+    iw_dispatch *d = engine();
+    submit(d, &fake_refresh_ops, 0, 0);
+    drain(d);
+    const iw_call_result *r = &slots[0].res;
+    cr_assert_eq(r->outcome.kind, IW_OUTCOME_AUTH);
+    cr_assert_eq(r->outcome.error_kind, IW_ERR_AUTH);
+    cr_assert_eq(r->attempts, 2);
+    cr_assert_eq(r->http_status, 401);
+    cr_assert_eq(server->refreshes, 1);
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, auth_without_refresh_is_final)
+{
+    target_init(&tconf[0], "t1", server);
+    config_init(1);
+    srv_default(server, (step){403, NULL, 0});
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 0, 0);
+    drain(d);
+    cr_assert_eq(slots[0].res.outcome.kind, IW_OUTCOME_AUTH);
+    cr_assert_eq(slots[0].res.outcome.error_kind, IW_ERR_AUTH);
+    cr_assert_eq(slots[0].res.attempts, 1);
+    cr_assert_eq(server->refreshes, 0);
+    iw_dispatch_free(d);
+}
+
+Test(dispatch, failed_refresh_ends_the_waiting_calls)
+{
+    target_init(&tconf[0], "t1", server);
+    config_init(1);
+    server->good_token = "x";
+    server->new_token = NULL; /* /token answers an empty body: no token */
+    iw_dispatch *d = engine();
+    submit(d, &fake_refresh_ops, 0, 0);
+    drain(d);
+    const iw_call_result *r = &slots[0].res;
+    cr_assert_eq(r->outcome.kind, IW_OUTCOME_AUTH);
+    cr_assert_eq(r->outcome.error_kind, IW_ERR_AUTH);
+    cr_assert_eq(r->attempts, 1);
+    cr_assert(strstr(r->outcome.message, "token refresh failed"), "%s", r->outcome.message);
+    cr_assert_eq(server->refreshes, 1);
+    cr_assert_eq(srv_count(server), 1);
+    iw_dispatch_free(d);
+}
+
+static int extra_fd_pipe[2];
+
+Test(dispatch, extra_fd_wakes_the_loop)
+{
+    target_init(&tconf[0], "t1", server);
+    config_init(1);
+    iw_dispatch *d = engine();
+    cr_assert_eq(pipe(extra_fd_pipe), 0);
+    cr_assert_eq(write(extra_fd_pipe[1], "x", 1), 1);
+    long long t0 = iw_now_ms();
+    cr_assert_eq(iw_dispatch_run(d, 30000, extra_fd_pipe[0]), 0);
+    /* a readable extra fd ends the wait; without it this would sleep 30 s */
+    cr_assert(iw_now_ms() - t0 < 30000);
+    /* and an idle loop does wait: at least ~100 ms */
+    char c;
+    cr_assert_eq(read(extra_fd_pipe[0], &c, 1), 1);
+    t0 = iw_now_ms();
+    cr_assert_eq(iw_dispatch_run(d, 100, extra_fd_pipe[0]), 0);
+    cr_assert(iw_now_ms() - t0 >= 90);
+    close(extra_fd_pipe[0]);
+    close(extra_fd_pipe[1]);
+    iw_dispatch_free(d);
+}

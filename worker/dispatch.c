@@ -1,0 +1,1036 @@
+/* dispatch.c: the HTTP engine: per-target queues over one libcurl multi handle, with retries,
+ * token refresh, token-bucket rate limits and circuit breakers (DESIGN.md section 7).
+ *
+ * A call moves between these places, and is in exactly one of them at a time:
+ *   ready queue of its target -> a running transfer -> (timer heap | auth queue) -> ... -> done
+ * queue -> its callback. Starting a transfer needs a free slot of the target (max_concurrency),
+ * a token of its bucket and a breaker that lets it go; a call waiting for any of these burns no
+ * attempt. Nothing waits on one target in a way that stops the others: every target's queue is
+ * looked at on every turn of iw_dispatch_run.
+ *
+ * A reply larger than max_response_bytes is aborted and treated like a transport error (RETRY,
+ * error kind transport, "reply larger than N bytes"): the reply was not read, so whether the
+ * target accepted the call is unknown, and the full-state upserts make a retry harmless; the
+ * attempt limits bound it when the target always answers that way. */
+#include "dispatch.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "breaker.h"
+#include "ratelimit.h"
+#include "status.h"
+
+#define MAX_REPLY_HEADERS 128 /* reply headers kept per reply; more are ignored */
+#define MAX_REDIRECTS 5L      /* when a target follows redirects */
+#define TOKEN_MAX 4096        /* longest refreshed token accepted */
+
+typedef struct call call;
+typedef struct xfer xfer;
+typedef struct tstate tstate;
+
+/* A FIFO of calls linked through call.next. */
+typedef struct callq {
+    call *head, *tail;
+} callq;
+
+/* One submitted (event, target) call. */
+struct call {
+    call *next;               /* link in a callq */
+    tstate *t;                /* its target */
+    const iw_target_ops *ops; /* adapter rendering and classifying it */
+    const iw_event *ev;       /* borrowed until done */
+    const char *traceparent;  /* borrowed until done, may be NULL */
+    iw_call_done_fn done;     /* called once */
+    void *arg;                /* for done */
+    int64_t first_mono;       /* monotonic ms of the first attempt */
+    int64_t due;              /* monotonic ms when its backoff ends (timer heap) */
+    uint64_t seq;             /* tie-break of equal due times: first come, first served */
+    unsigned token_gen;       /* token generation the last attempt was rendered with */
+    bool refreshed;           /* the one retry after a token refresh is used */
+    iw_call_result res;       /* attempts, last outcome; final once in the done queue */
+};
+
+/* One running transfer (a call's attempt or a token refresh) and its reusable easy handle. */
+struct xfer {
+    xfer *prev, *next;       /* the active list; the free list uses next only */
+    CURL *easy;              /* kept across transfers so its settings' memory is reused */
+    struct curl_slist *hdrs; /* request headers */
+    iw_request req;          /* rendered request; its body must live as long as the transfer */
+    char *body;              /* reply body */
+    size_t body_len, body_cap;
+    iw_header *rh; /* reply headers of the last header block */
+    size_t n_rh;
+    int64_t max_bytes;        /* reply body cap */
+    bool too_large;           /* the body went past max_bytes and the transfer was aborted */
+    call *c;                  /* the call, NULL for a token refresh */
+    tstate *t;                /* the target */
+    const iw_target_ops *ops; /* token refresh: the adapter that parses the reply */
+};
+
+/* Per target instance state. */
+struct tstate {
+    const iw_target_conf *tc;
+    callq ready; /* calls that may go once a slot, a token and the breaker allow */
+    callq authq; /* calls waiting for the token refresh in flight */
+    int running; /* call transfers in flight */
+    iw_breaker br;
+    iw_ratelimit rl;
+    uint64_t requests, retries, breaker_opens; /* counters for iw_dispatch_target_stats */
+    char *token;        /* secret: the refreshed auth token, NULL until one refresh */
+    unsigned token_gen; /* bumped on every refresh */
+    xfer *refresh;      /* the token refresh in flight, NULL when none */
+};
+
+struct iw_dispatch {
+    const iw_config *cfg; /* borrowed; outlives the engine */
+    CURLM *multi;
+    tstate *targets; /* one per cfg->targets entry, same order */
+    size_t n_targets;
+    call **heap; /* calls waiting for their backoff, min-heap on (due, seq) */
+    size_t n_heap, cap_heap;
+    callq doneq;       /* finished calls whose callbacks have not run yet */
+    xfer *active;      /* transfers added to the multi handle */
+    xfer *spare;       /* finished transfers kept for reuse */
+    size_t pending;    /* calls submitted and not yet called back */
+    uint64_t seq;      /* next call.seq */
+    uint64_t rng;      /* splitmix64 state for the backoff jitter */
+    iw_attempt_fn obs; /* observer of finished attempts, may be NULL */
+    void *obs_arg;
+    bool closing; /* iw_dispatch_free is running: submits are refused */
+};
+
+/* --- small helpers --- */
+
+static int64_t clock_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+    return clock_ms(CLOCK_MONOTONIC);
+}
+static int64_t wall_ms(void)
+{
+    return clock_ms(CLOCK_REALTIME);
+}
+
+static uint64_t next_rnd(iw_dispatch *d)
+{
+    uint64_t z = (d->rng += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static int max_conc(const tstate *t)
+{
+    return t->tc->max_concurrency > 0 ? t->tc->max_concurrency : 1;
+}
+
+static void q_push(callq *q, call *c)
+{
+    c->next = NULL;
+    if (q->tail)
+        q->tail->next = c;
+    else
+        q->head = c;
+    q->tail = c;
+}
+
+static call *q_pop(callq *q)
+{
+    call *c = q->head;
+    if (c) {
+        q->head = c->next;
+        if (!q->head)
+            q->tail = NULL;
+        c->next = NULL;
+    }
+    return c;
+}
+
+static size_t q_len(const callq *q)
+{
+    size_t n = 0;
+    for (const call *c = q->head; c; c = c->next)
+        n++;
+    return n;
+}
+
+/* --- the timer heap --- */
+
+static bool heap_less(const call *a, const call *b)
+{
+    return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+}
+
+static int heap_push(iw_dispatch *d, call *c)
+{
+    if (d->n_heap == d->cap_heap) {
+        size_t cap = d->cap_heap ? d->cap_heap * 2 : 64;
+        call **h = realloc(d->heap, cap * sizeof(*h));
+        if (!h)
+            return IW_ENOMEM;
+        d->heap = h;
+        d->cap_heap = cap;
+    }
+    size_t i = d->n_heap++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!heap_less(c, d->heap[p]))
+            break;
+        d->heap[i] = d->heap[p];
+        i = p;
+    }
+    d->heap[i] = c;
+    return 0;
+}
+
+static call *heap_pop(iw_dispatch *d)
+{
+    call *top = d->heap[0];
+    call *last = d->heap[--d->n_heap];
+    size_t i = 0, n = d->n_heap;
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        const call *best = last;
+        if (l < n && heap_less(d->heap[l], best)) {
+            m = l;
+            best = d->heap[l];
+        }
+        if (l + 1 < n && heap_less(d->heap[l + 1], best))
+            m = l + 1;
+        if (m == i)
+            break;
+        d->heap[i] = d->heap[m];
+        i = m;
+    }
+    if (n > 0)
+        d->heap[i] = last;
+    return top;
+}
+
+/* --- ending calls --- */
+
+/* Queues c for its callback with its result as it stands. */
+static void finish(iw_dispatch *d, call *c)
+{
+    c->res.finished_at_ms = wall_ms();
+    q_push(&d->doneq, c);
+}
+
+/* Ends c with a final outcome. */
+static void finish_with(iw_dispatch *d, call *c, iw_outcome_kind kind, iw_error_kind ek,
+                        const char *code, const char *message)
+{
+    iw_outcome *o = &c->res.outcome;
+    memset(o, 0, sizeof(*o));
+    o->retry_after_ms = -1;
+    iw_outcome_set(o, kind, ek, code, "%s", message);
+    finish(d, c);
+}
+
+/* Ends c as refused before sending (validation or render). */
+static void reject(iw_dispatch *d, call *c, const char *message)
+{
+    c->res.rejected = c->res.attempts == 0;
+    finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_VALIDATION, "validation", message);
+}
+
+/* Ends c without an answer (abandon_all). */
+static void abandon(iw_dispatch *d, call *c)
+{
+    char msg[sizeof(c->res.outcome.message)];
+    iw_error_kind ek = c->res.attempts > 0 ? c->res.outcome.error_kind : IW_ERR_NONE;
+    if (c->res.attempts > 0)
+        snprintf(msg, sizeof(msg), "abandoned after %d attempts (last: %.200s)", c->res.attempts,
+                 c->res.outcome.message);
+    else
+        snprintf(msg, sizeof(msg), "abandoned before the first attempt");
+    c->res.abandoned = true;
+    finish_with(d, c, IW_OUTCOME_RETRY, ek != IW_ERR_NONE ? ek : IW_ERR_TRANSPORT, "abandoned",
+                msg);
+}
+
+/* Runs the callbacks of finished calls; a callback may submit new calls. */
+static void deliver(iw_dispatch *d)
+{
+    call *c;
+    while ((c = q_pop(&d->doneq))) {
+        iw_call_result res = c->res;
+        iw_call_done_fn done = c->done;
+        void *arg = c->arg;
+        d->pending--;
+        free(c);
+        done(arg, &res);
+    }
+}
+
+/* --- transfers --- */
+
+static void xfer_release(iw_dispatch *d, xfer *x)
+{
+    iw_request_clear(&x->req);
+    curl_slist_free_all(x->hdrs);
+    x->hdrs = NULL;
+    for (size_t i = 0; i < x->n_rh; i++) {
+        free(x->rh[i].name);
+        free(x->rh[i].value);
+    }
+    x->n_rh = 0;
+    if (x->body_cap > 65536) { /* keep small buffers only */
+        free(x->body);
+        x->body = NULL;
+        x->body_cap = 0;
+    }
+    x->body_len = 0;
+    x->too_large = false;
+    x->c = NULL;
+    x->t = NULL;
+    x->ops = NULL;
+    x->prev = NULL;
+    x->next = d->spare;
+    d->spare = x;
+}
+
+static void xfer_destroy(xfer *x)
+{
+    iw_request_clear(&x->req);
+    curl_slist_free_all(x->hdrs);
+    for (size_t i = 0; i < x->n_rh; i++) {
+        free(x->rh[i].name);
+        free(x->rh[i].value);
+    }
+    free(x->rh);
+    free(x->body);
+    if (x->easy)
+        curl_easy_cleanup(x->easy);
+    free(x);
+}
+
+static xfer *xfer_get(iw_dispatch *d)
+{
+    xfer *x = d->spare;
+    if (x) {
+        d->spare = x->next;
+        x->next = NULL;
+        curl_easy_reset(x->easy);
+        return x;
+    }
+    x = calloc(1, sizeof(*x));
+    if (!x)
+        return NULL;
+    x->rh = calloc(MAX_REPLY_HEADERS, sizeof(*x->rh));
+    x->easy = curl_easy_init();
+    if (!x->rh || !x->easy) {
+        xfer_destroy(x);
+        return NULL;
+    }
+    return x;
+}
+
+static void active_link(iw_dispatch *d, xfer *x)
+{
+    x->prev = NULL;
+    x->next = d->active;
+    if (d->active)
+        d->active->prev = x;
+    d->active = x;
+}
+
+static void active_unlink(iw_dispatch *d, xfer *x)
+{
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        d->active = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    x->prev = x->next = NULL;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    xfer *x = ud;
+    size_t len = size * n;
+    if (x->max_bytes > 0 && (uint64_t)(x->body_len + len) > (uint64_t)x->max_bytes) {
+        x->too_large = true;
+        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+    }
+    if (x->body_len + len + 1 > x->body_cap) {
+        size_t cap = x->body_cap ? x->body_cap : 4096;
+        while (cap < x->body_len + len + 1)
+            cap *= 2;
+        char *b = realloc(x->body, cap);
+        if (!b)
+            return 0;
+        x->body = b;
+        x->body_cap = cap;
+    }
+    memcpy(x->body + x->body_len, p, len);
+    x->body_len += len;
+    x->body[x->body_len] = '\0';
+    return len;
+}
+
+static void drop_reply_headers(xfer *x)
+{
+    for (size_t i = 0; i < x->n_rh; i++) {
+        free(x->rh[i].name);
+        free(x->rh[i].value);
+    }
+    x->n_rh = 0;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    xfer *x = ud;
+    size_t len = size * n;
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a new block: 100 Continue, redirect */
+        drop_reply_headers(x);
+        return len;
+    }
+    const char *colon = memchr(p, ':', len);
+    if (!colon || colon == p || x->n_rh >= MAX_REPLY_HEADERS)
+        return len;
+    const char *v = colon + 1, *end = p + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    char *name = strndup(p, (size_t)(colon - p));
+    char *value = strndup(v, (size_t)(end - v));
+    if (!name || !value) {
+        free(name);
+        free(value);
+        return 0;
+    }
+    x->rh[x->n_rh].name = name;
+    x->rh[x->n_rh].value = value;
+    x->n_rh++;
+    return len;
+}
+
+/* Applies the request and the target's limits to x's easy handle. */
+static int xfer_setup(xfer *x, const iw_target_conf *tc)
+{
+    CURL *e = x->easy;
+    const iw_request *r = &x->req;
+    char line[8192];
+    for (size_t i = 0; i < r->n_headers; i++) {
+        if (*r->headers[i].value)
+            snprintf(line, sizeof(line), "%s: %s", r->headers[i].name, r->headers[i].value);
+        else
+            snprintf(line, sizeof(line), "%s;", r->headers[i].name); /* curl's "send empty" */
+        struct curl_slist *s = curl_slist_append(x->hdrs, line);
+        if (!s)
+            return IW_ENOMEM;
+        x->hdrs = s;
+    }
+    struct curl_slist *s = curl_slist_append(x->hdrs, "Expect:"); /* no 100-continue round trip */
+    if (!s)
+        return IW_ENOMEM;
+    x->hdrs = s;
+    x->max_bytes = tc->max_response_bytes;
+
+    CURLcode rc = curl_easy_setopt(e, CURLOPT_URL, r->url);
+    if (strcmp(r->method, "GET") == 0) {
+        rc |= curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else {
+        rc |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+        rc |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? r->body : "");
+        if (strcmp(r->method, "POST") != 0)
+            rc |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
+    }
+    rc |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
+    rc |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    rc |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    rc |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    if (tc->connect_timeout_ms > 0)
+        rc |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)tc->connect_timeout_ms);
+    if (tc->request_timeout_ms > 0)
+        rc |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)tc->request_timeout_ms);
+    rc |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, tc->follow_redirects ? 1L : 0L);
+    if (tc->follow_redirects)
+        rc |= curl_easy_setopt(e, CURLOPT_MAXREDIRS, MAX_REDIRECTS);
+    rc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, tc->tls_verify ? 1L : 0L);
+    rc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, tc->tls_verify ? 2L : 0L);
+    if (tc->tls_ca_file && *tc->tls_ca_file)
+        rc |= curl_easy_setopt(e, CURLOPT_CAINFO, tc->tls_ca_file);
+    rc |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    rc |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    rc |= curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    rc |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    rc |= curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    rc |= curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    return rc == CURLE_OK ? 0 : IW_EINVAL;
+}
+
+/* Sets up x (request already in x->req) and hands it to the multi handle. */
+static int xfer_start(iw_dispatch *d, xfer *x, const iw_target_conf *tc)
+{
+    int rc = xfer_setup(x, tc);
+    if (rc)
+        return rc;
+    if (curl_multi_add_handle(d->multi, x->easy) != CURLM_OK)
+        return IW_EIO;
+    active_link(d, x);
+    return 0;
+}
+
+/* The reply as classify and parse_refresh see it. */
+static iw_response reply_of(const xfer *x, long status)
+{
+    iw_response r = {
+        .status = status,
+        .headers = x->rh,
+        .n_headers = x->n_rh,
+        .body = x->body_len ? x->body : NULL,
+        .body_len = x->body_len,
+        .now_ms = wall_ms(),
+    };
+    return r;
+}
+
+/* --- attempts --- */
+
+/* Renders and starts c's next attempt; on failure ends c. */
+static void start_attempt(iw_dispatch *d, call *c, int64_t now)
+{
+    tstate *t = c->t;
+    const iw_target_conf *tc = t->tc;
+    int attempt = c->res.attempts + 1;
+    char err[256] = "";
+    iw_request req;
+    memset(&req, 0, sizeof(req));
+    iw_render_ctx ctx = {.auth_token = t->token};
+
+    int rc = iw_target_render(c->ops, c->ev, tc, &ctx, &req, err, sizeof(err));
+    if (rc) {
+        if (!*err)
+            snprintf(err, sizeof(err), "render failed: %s", iw_status_str(rc));
+        reject(d, c, err);
+        return;
+    }
+    const char *event_id = c->ev->event_id ? c->ev->event_id : "";
+    if (iw_request_add_call_headers(&req, event_id, tc->name, attempt, c->traceparent)) {
+        iw_request_clear(&req);
+        finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_TRANSPORT, "transport", "out of memory");
+        return;
+    }
+    xfer *x = xfer_get(d);
+    if (!x) {
+        iw_request_clear(&req);
+        finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_TRANSPORT, "transport",
+                    "could not create a transfer");
+        return;
+    }
+    x->req = req; /* x owns it now */
+    x->c = c;
+    x->t = t;
+    if (xfer_start(d, x, tc)) {
+        xfer_release(d, x);
+        finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_TRANSPORT, "transport",
+                    "could not start the transfer");
+        return;
+    }
+    iw_ratelimit_take(&t->rl, now);
+    iw_breaker_on_send(&t->br, now);
+    c->res.attempts = attempt;
+    if (attempt == 1) {
+        c->res.first_attempt_at_ms = wall_ms();
+        c->first_mono = now;
+    }
+    c->token_gen = t->token_gen;
+    t->running++;
+}
+
+/* Starts every ready call its target lets go now. */
+static void start_ready(iw_dispatch *d, int64_t now)
+{
+    for (size_t i = 0; i < d->n_targets; i++) {
+        tstate *t = &d->targets[i];
+        if (t->refresh)
+            continue; /* its calls wait for the new token */
+        while (t->ready.head && t->running < max_conc(t)) {
+            if (!iw_breaker_allow(&t->br, now) || iw_ratelimit_wait_ms(&t->rl, now) > 0)
+                break;
+            start_attempt(d, q_pop(&t->ready), now);
+        }
+    }
+}
+
+/* Moves calls whose backoff ended to their targets' ready queues. */
+static void fire_timers(iw_dispatch *d, int64_t now)
+{
+    while (d->n_heap && d->heap[0]->due <= now) {
+        call *c = heap_pop(d);
+        q_push(&c->t->ready, c);
+    }
+}
+
+/* Schedules c's next attempt after a transient failure, or ends it when the limits say so. */
+static void retry_or_exhaust(iw_dispatch *d, call *c, const iw_outcome *out, int64_t now)
+{
+    tstate *t = c->t;
+    const iw_retry_conf *rc = &t->tc->retry;
+    int64_t delay = iw_backoff_next_ms(rc, c->res.attempts, out->retry_after_ms, next_rnd(d));
+    if (iw_backoff_may_retry(rc, c->res.attempts, c->first_mono, now + delay)) {
+        c->due = now + delay;
+        c->seq = d->seq++;
+        if (heap_push(d, c) == 0) {
+            t->retries++;
+            return;
+        }
+    }
+    char msg[sizeof(out->message)];
+    snprintf(msg, sizeof(msg), "after %d attempts: %.200s", c->res.attempts, out->message);
+    iw_outcome *o = &c->res.outcome;
+    o->kind = IW_OUTCOME_PERMANENT;
+    o->error_kind = IW_ERR_EXHAUSTED;
+    o->retry_after_ms = -1;
+    snprintf(o->message, sizeof(o->message), "%s", msg);
+    finish(d, c);
+}
+
+static void start_refresh(iw_dispatch *d, tstate *t, const iw_target_ops *ops);
+
+/* Acts on the classified reply of c's attempt. */
+static void handle_outcome(iw_dispatch *d, call *c, const iw_outcome *out, int64_t now)
+{
+    tstate *t = c->t;
+    iw_breaker_event be = out->kind == IW_OUTCOME_OK      ? IW_BREAKER_SUCCESS
+                          : out->kind == IW_OUTCOME_RETRY ? IW_BREAKER_FAILURE
+                                                          : IW_BREAKER_NEUTRAL;
+    if (iw_breaker_record(&t->br, be, now))
+        t->breaker_opens++;
+    c->res.outcome = *out;
+
+    switch (out->kind) {
+    case IW_OUTCOME_OK:
+    case IW_OUTCOME_PERMANENT: finish(d, c); return;
+    case IW_OUTCOME_RETRY: retry_or_exhaust(d, c, out, now); return;
+    case IW_OUTCOME_AUTH: break;
+    }
+    if (c->res.outcome.error_kind == IW_ERR_NONE)
+        c->res.outcome.error_kind = IW_ERR_AUTH;
+    bool can_refresh = out->refresh_token && c->ops->render_refresh && c->ops->parse_refresh;
+    if (!can_refresh || c->refreshed ||
+        !iw_backoff_may_retry(&t->tc->retry, c->res.attempts, c->first_mono, now)) {
+        finish(d, c);
+        return;
+    }
+    c->refreshed = true;
+    if (c->token_gen != t->token_gen) { /* refreshed since this attempt was rendered */
+        q_push(&t->ready, c);
+        return;
+    }
+    q_push(&t->authq, c);
+    if (!t->refresh)
+        start_refresh(d, t, c->ops);
+}
+
+/* Ends every call waiting for t's token refresh with an auth failure. */
+static void fail_auth_waiters(iw_dispatch *d, tstate *t, const char *why)
+{
+    call *c;
+    while ((c = q_pop(&t->authq))) {
+        char msg[sizeof(c->res.outcome.message)];
+        snprintf(msg, sizeof(msg), "%.100s; token refresh failed: %.100s", c->res.outcome.message,
+                 why);
+        iw_outcome *o = &c->res.outcome;
+        o->kind = IW_OUTCOME_AUTH;
+        o->error_kind = IW_ERR_AUTH;
+        snprintf(o->message, sizeof(o->message), "%s", msg);
+        finish(d, c);
+    }
+}
+
+/* Starts the one token refresh of t; the calls in t->authq wait for it. */
+static void start_refresh(iw_dispatch *d, tstate *t, const iw_target_ops *ops)
+{
+    char err[256] = "";
+    iw_request req;
+    memset(&req, 0, sizeof(req));
+    if (ops->render_refresh(t->tc, &req, err, sizeof(err))) {
+        fail_auth_waiters(d, t, *err ? err : "could not render the refresh call");
+        return;
+    }
+    xfer *x = xfer_get(d);
+    if (!x) {
+        iw_request_clear(&req);
+        fail_auth_waiters(d, t, "could not create a transfer");
+        return;
+    }
+    x->req = req;
+    x->t = t;
+    x->ops = ops;
+    if (xfer_start(d, x, t->tc)) {
+        xfer_release(d, x);
+        fail_auth_waiters(d, t, "could not start the transfer");
+        return;
+    }
+    t->refresh = x;
+}
+
+/* The token refresh of t ended: store the token and release the waiting calls. */
+static void refresh_done(iw_dispatch *d, tstate *t, xfer *x, CURLcode cc, long status)
+{
+    char tok[TOKEN_MAX];
+    char why[128];
+    bool ok = false;
+    t->refresh = NULL;
+    tok[0] = '\0';
+    if (cc != CURLE_OK) {
+        snprintf(why, sizeof(why), "%s", curl_easy_strerror(cc));
+    } else if (status < 200 || status > 299) {
+        snprintf(why, sizeof(why), "HTTP %ld", status);
+    } else {
+        iw_response resp = reply_of(x, status);
+        ok = x->ops->parse_refresh(&resp, tok, sizeof(tok)) == 0 && tok[0];
+        snprintf(why, sizeof(why), "the reply held no token");
+    }
+    if (ok) {
+        char *copy = strdup(tok);
+        if (copy) {
+            free(t->token);
+            t->token = copy;
+            t->token_gen++;
+        } else {
+            ok = false;
+            snprintf(why, sizeof(why), "out of memory");
+        }
+    }
+    memset(tok, 0, sizeof(tok));
+    xfer_release(d, x);
+    if (!ok) {
+        fail_auth_waiters(d, t, why);
+        return;
+    }
+    call *c;
+    while ((c = q_pop(&t->authq)))
+        q_push(&t->ready, c);
+}
+
+/* A transfer ended (CURLMSG_DONE). */
+static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
+{
+    xfer *x = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+    if (!x)
+        return;
+    curl_multi_remove_handle(d->multi, easy);
+    active_unlink(d, x);
+
+    long status = 0;
+    curl_off_t us = 0;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &us);
+    tstate *t = x->t;
+    t->requests++;
+    if (d->obs)
+        d->obs(d->obs_arg, t->tc, cc == CURLE_OK ? status : 0, (double)us / 1e6);
+
+    if (!x->c) {
+        refresh_done(d, t, x, cc, status);
+        return;
+    }
+    call *c = x->c;
+    t->running--;
+    iw_outcome out;
+    memset(&out, 0, sizeof(out));
+    out.retry_after_ms = -1;
+    if (x->too_large) {
+        iw_outcome_set(&out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "transport",
+                       "reply larger than %lld bytes", (long long)x->max_bytes);
+    } else if (cc == CURLE_OPERATION_TIMEDOUT) {
+        iw_outcome_set(&out, IW_OUTCOME_RETRY, IW_ERR_TIMEOUT, "timeout", "%s",
+                       curl_easy_strerror(cc));
+    } else if (cc != CURLE_OK) {
+        /* never the URL or curl's error buffer: URLs may carry secrets (api_key) */
+        iw_outcome_set(&out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "transport", "%s",
+                       curl_easy_strerror(cc));
+    } else {
+        iw_response resp = reply_of(x, status);
+        iw_target_classify(c->ops, t->tc, &resp, &out);
+    }
+    c->res.http_status = status;
+    xfer_release(d, x);
+    handle_outcome(d, c, &out, mono_ms());
+}
+
+/* Milliseconds the loop may sleep: the caller's timeout, the next backoff and the next moment
+ * a blocked target (rate limit, open breaker) may send again. */
+static int wait_ms(const iw_dispatch *d, int64_t now, int timeout_ms)
+{
+    int64_t w = timeout_ms > 0 ? timeout_ms : 0;
+    if (d->doneq.head)
+        return 0;
+    if (d->n_heap) {
+        int64_t h = d->heap[0]->due - now;
+        w = h < w ? (h > 0 ? h : 0) : w;
+    }
+    for (size_t i = 0; i < d->n_targets; i++) {
+        const tstate *t = &d->targets[i];
+        if (!t->ready.head || t->running >= max_conc(t) || t->refresh)
+            continue; /* a finishing transfer wakes the loop */
+        if (t->br.state == IW_BREAKER_HALF_OPEN && t->br.probe_out)
+            continue; /* the probe's reply wakes the loop */
+        int64_t b = iw_breaker_wait_ms(&t->br, now);
+        int64_t r = iw_ratelimit_wait_ms(&t->rl, now);
+        int64_t tw = b > r ? b : r;
+        if (tw < 1)
+            tw = 1; /* it could not start a moment ago: never spin */
+        if (tw < w)
+            w = tw;
+    }
+    return (int)w;
+}
+
+/* Fires due timers and starts what may start. */
+static void advance(iw_dispatch *d)
+{
+    int64_t now = mono_ms();
+    fire_timers(d, now);
+    start_ready(d, now);
+}
+
+/* --- public API --- */
+
+iw_dispatch *iw_dispatch_new(const iw_config *cfg, char *errbuf, size_t errlen)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        snprintf(errbuf, errlen, "libcurl could not be initialised");
+        return NULL;
+    }
+    iw_dispatch *d = calloc(1, sizeof(*d));
+    if (!d)
+        goto fail_global;
+    d->cfg = cfg;
+    d->n_targets = cfg->n_targets;
+    d->targets = calloc(d->n_targets ? d->n_targets : 1, sizeof(*d->targets));
+    if (!d->targets)
+        goto fail_alloc;
+    int64_t now = mono_ms();
+    long conns = 0;
+    for (size_t i = 0; i < d->n_targets; i++) {
+        tstate *t = &d->targets[i];
+        t->tc = &cfg->targets[i];
+        iw_breaker_init(&t->br, t->tc->breaker_failures, t->tc->breaker_open_ms);
+        iw_ratelimit_init(&t->rl, t->tc->rate_per_s, t->tc->rate_burst, now);
+        conns += max_conc(t) + 1; /* + 1 for a token refresh */
+    }
+    d->multi = curl_multi_init();
+    if (!d->multi)
+        goto fail_alloc;
+    /* keep one idle connection per possible transfer so keep-alive connections are reused */
+    curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, conns > 0 ? conns : 1L);
+    d->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)d;
+    return d;
+
+fail_alloc:
+    snprintf(errbuf, errlen, "out of memory");
+    free(d->targets);
+    free(d);
+fail_global:
+    curl_global_cleanup();
+    return NULL;
+}
+
+void iw_dispatch_set_observer(iw_dispatch *d, iw_attempt_fn fn, void *arg)
+{
+    d->obs = fn;
+    d->obs_arg = arg;
+}
+
+/* The engine's state for tc: by address when tc is one of cfg's entries, else by name. */
+static tstate *find_target(iw_dispatch *d, const iw_target_conf *tc)
+{
+    const iw_target_conf *first = d->cfg->targets;
+    if (first && tc >= first && tc < first + d->n_targets)
+        return &d->targets[tc - first];
+    for (size_t i = 0; tc->name && i < d->n_targets; i++)
+        if (d->targets[i].tc->name && strcmp(d->targets[i].tc->name, tc->name) == 0)
+            return &d->targets[i];
+    return NULL;
+}
+
+int iw_dispatch_submit_ops(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf *tc,
+                           const iw_event *ev, const char *traceparent, iw_call_done_fn done,
+                           void *arg)
+{
+    if (d->closing || !ops || !tc || !ev || !done)
+        return IW_EINVAL;
+    tstate *t = find_target(d, tc);
+    if (!t)
+        return IW_EINVAL;
+    call *c = calloc(1, sizeof(*c));
+    if (!c)
+        return IW_ENOMEM;
+    c->t = t;
+    c->ops = ops;
+    c->ev = ev;
+    c->traceparent = traceparent;
+    c->done = done;
+    c->arg = arg;
+    c->res.outcome.retry_after_ms = -1;
+    d->pending++;
+
+    char err[256] = "";
+    int rc = iw_target_validate(ops, ev, t->tc, err, sizeof(err));
+    if (rc) {
+        if (!*err)
+            snprintf(err, sizeof(err), "validation failed: %s", iw_status_str(rc));
+        reject(d, c, err); /* called back from the next iw_dispatch_run */
+        return 0;
+    }
+    q_push(&t->ready, c);
+    return 0;
+}
+
+int iw_dispatch_submit(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
+                       const char *traceparent, iw_call_done_fn done, void *arg)
+{
+    const iw_target_ops *ops = tc ? iw_target_find(tc->type) : NULL;
+    if (!ops)
+        return IW_EINVAL;
+    return iw_dispatch_submit_ops(d, ops, tc, ev, traceparent, done, arg);
+}
+
+/* Handles every finished transfer curl reports; returns how many. */
+static int read_messages(iw_dispatch *d)
+{
+    CURLMsg *m;
+    int left, n = 0;
+    while ((m = curl_multi_info_read(d->multi, &left))) {
+        if (m->msg == CURLMSG_DONE) {
+            on_done(d, m->easy_handle, m->data.result);
+            n++;
+        }
+    }
+    return n;
+}
+
+int iw_dispatch_run(iw_dispatch *d, int timeout_ms, int extra_fd)
+{
+    int rc = 0, running = 0;
+    read_messages(d);
+    advance(d);
+    struct curl_waitfd wfd = {.fd = extra_fd, .events = CURL_WAIT_POLLIN, .revents = 0};
+    int wait = wait_ms(d, mono_ms(), timeout_ms);
+    if (curl_multi_poll(d->multi, extra_fd >= 0 ? &wfd : NULL, extra_fd >= 0 ? 1u : 0u, wait,
+                        NULL) != CURLM_OK)
+        rc = IW_EIO;
+    /* On loopback a reused connection can send and read a whole exchange within one perform,
+     * so keep going while transfers finish (bounded); what is left is picked up at the top. */
+    for (int round = 0; round < 8; round++) {
+        if (curl_multi_perform(d->multi, &running) != CURLM_OK) {
+            rc = IW_EIO;
+            break;
+        }
+        if (read_messages(d) == 0)
+            break;
+        advance(d);
+    }
+    deliver(d);
+    return rc;
+}
+
+size_t iw_dispatch_pending(const iw_dispatch *d)
+{
+    return d->pending;
+}
+
+bool iw_dispatch_has_capacity(const iw_dispatch *d)
+{
+    return d->cfg->max_in_flight <= 0 || d->pending < (size_t)d->cfg->max_in_flight;
+}
+
+/* Ends every call the engine holds (not those already finished) and runs the callbacks. */
+static void abandon_round(iw_dispatch *d)
+{
+    while (d->active) {
+        xfer *x = d->active;
+        active_unlink(d, x);
+        curl_multi_remove_handle(d->multi, x->easy);
+        if (x->c) {
+            x->t->running--;
+            abandon(d, x->c);
+        } else {
+            x->t->refresh = NULL;
+        }
+        xfer_release(d, x);
+    }
+    while (d->n_heap)
+        abandon(d, heap_pop(d));
+    for (size_t i = 0; i < d->n_targets; i++) {
+        tstate *t = &d->targets[i];
+        call *c;
+        while ((c = q_pop(&t->ready)))
+            abandon(d, c);
+        while ((c = q_pop(&t->authq)))
+            abandon(d, c);
+        if (t->br.state == IW_BREAKER_HALF_OPEN)
+            t->br.probe_out = false; /* an abandoned probe must not block the target */
+    }
+    deliver(d);
+}
+
+void iw_dispatch_abandon_all(iw_dispatch *d)
+{
+    /* callbacks may submit again; those calls are abandoned too, a bounded number of times */
+    for (int round = 0; round < 16 && d->pending > 0; round++)
+        abandon_round(d);
+}
+
+iw_dispatch_stats iw_dispatch_target_stats(const iw_dispatch *d, const char *target)
+{
+    iw_dispatch_stats s;
+    memset(&s, 0, sizeof(s));
+    for (size_t i = 0; target && i < d->n_targets; i++) {
+        const tstate *t = &d->targets[i];
+        if (!t->tc->name || strcmp(t->tc->name, target) != 0)
+            continue;
+        s.requests = t->requests;
+        s.retries = t->retries;
+        s.breaker_opens = t->breaker_opens;
+        s.breaker_open = t->br.state != IW_BREAKER_CLOSED;
+        s.in_flight = t->running + (t->refresh ? 1 : 0);
+        size_t w = q_len(&t->ready) + q_len(&t->authq);
+        for (size_t k = 0; k < d->n_heap; k++)
+            if (d->heap[k]->t == t)
+                w++;
+        s.waiting = (int)w;
+        break;
+    }
+    return s;
+}
+
+void iw_dispatch_free(iw_dispatch *d)
+{
+    if (!d)
+        return;
+    d->closing = true;
+    iw_dispatch_abandon_all(d);
+    while (d->spare) {
+        xfer *x = d->spare;
+        d->spare = x->next;
+        xfer_destroy(x);
+    }
+    curl_multi_cleanup(d->multi);
+    for (size_t i = 0; i < d->n_targets; i++)
+        free(d->targets[i].token);
+    free(d->targets);
+    free(d->heap);
+    free(d);
+    curl_global_cleanup();
+}
