@@ -667,6 +667,8 @@ static void load_kafka(loader *ld, const cJSON *k, iw_config *cfg)
     static const char *const keys[] = {"brokers", "group_id", "topics", "properties", NULL};
     check_keys(ld, k, "kafka", keys);
     get_string(ld, k, "kafka", "brokers", &cfg->kafka_brokers);
+    if (cfg->kafka_brokers && !*cfg->kafka_brokers)
+        add_error(ld, "kafka.brokers", "must not be empty (host:port[,host:port...])");
     get_string(ld, k, "kafka", "group_id", &cfg->kafka_group_id);
     const cJSON *t = get_object(ld, k, "kafka", "topics");
     if (t) {

@@ -206,7 +206,7 @@ char *iw_metrics_render(iw_metrics *m)
         for (series *s = f->series; s; s = s->next) {
             const char *sep = s->labels[0] ? "," : "";
             if (f->type != IW_HISTOGRAM) {
-                put(&o, "%s%s%s%s %.17g\n", f->name, s->labels[0] ? "{" : "", s->labels,
+                put(&o, "%s%s%s%s %.15g\n", f->name, s->labels[0] ? "{" : "", s->labels,
                     s->labels[0] ? "}" : "", s->value);
                 continue;
             }
@@ -218,7 +218,7 @@ char *iw_metrics_render(iw_metrics *m)
             }
             put(&o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", f->name, s->labels, sep,
                 (unsigned long long)s->count);
-            put(&o, "%s_sum%s%s%s %.17g\n", f->name, s->labels[0] ? "{" : "", s->labels,
+            put(&o, "%s_sum%s%s%s %.9g\n", f->name, s->labels[0] ? "{" : "", s->labels,
                 s->labels[0] ? "}" : "", s->sum);
             put(&o, "%s_count%s%s%s %llu\n", f->name, s->labels[0] ? "{" : "", s->labels,
                 s->labels[0] ? "}" : "", (unsigned long long)s->count);

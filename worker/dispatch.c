@@ -522,7 +522,8 @@ static void start_attempt(iw_dispatch *d, call *c, int64_t now)
         return;
     }
     const char *event_id = c->ev->event_id ? c->ev->event_id : "";
-    if (iw_request_add_call_headers(&req, event_id, tc->name, attempt, c->traceparent)) {
+    if (iw_request_add_call_headers(&req, event_id, tc->name, attempt, c->ev->version,
+                                    c->traceparent)) {
         iw_request_clear(&req);
         finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_TRANSPORT, "transport", "out of memory");
         return;

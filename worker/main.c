@@ -149,7 +149,7 @@ static int cmd_render(int argc, char **argv)
         fprintf(stderr, "render: %s: %s\n", tc->name, err);
         goto out_event;
     }
-    if (iw_request_add_call_headers(&req, ev->event_id, tc->name, 1, NULL) != 0)
+    if (iw_request_add_call_headers(&req, ev->event_id, tc->name, 1, ev->version, NULL) != 0)
         goto out_request;
     char *text = iw_request_format_masked(&req);
     if (!text)

@@ -1170,18 +1170,36 @@ static int set_conf(rd_kafka_conf_t *c, const char *k, const char *v, char *errb
     return 0;
 }
 
-static rd_kafka_conf_t *base_conf(iw_pipeline *p, char *errbuf, size_t errlen)
+/* librdkafka's own log lines, as JSON lines like ours. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    iw_log_level l = level <= 3 ? IW_LOG_ERROR : level <= 4 ? IW_LOG_WARN
+                                                 : level <= 6 ? IW_LOG_INFO : IW_LOG_DEBUG;
+    iw_log(l, buf, "component", "librdkafka", "facility", fac, "client", rd_kafka_name(rk), NULL);
+}
+
+/* Properties apply to both clients, except "consumer.X" / "producer.X", which set X on one. */
+static rd_kafka_conf_t *base_conf(iw_pipeline *p, const char *role, char *errbuf, size_t errlen)
 {
     const iw_config *cfg = p->cfg;
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     if (set_conf(c, "bootstrap.servers", cfg->kafka_brokers, errbuf, errlen) ||
         set_conf(c, "client.id", cfg->worker_id, errbuf, errlen))
         goto fail;
-    for (size_t i = 0; i < cfg->n_kafka_props; i++)
-        if (set_conf(c, cfg->kafka_props[2 * i], cfg->kafka_props[2 * i + 1], errbuf, errlen))
+    for (size_t i = 0; i < cfg->n_kafka_props; i++) {
+        const char *k = cfg->kafka_props[2 * i];
+        size_t rl = strlen(role);
+        if (strncmp(k, "consumer.", 9) == 0 || strncmp(k, "producer.", 9) == 0) {
+            if (strncmp(k, role, rl) != 0 || k[rl] != '.')
+                continue;
+            k += rl + 1;
+        }
+        if (set_conf(c, k, cfg->kafka_props[2 * i + 1], errbuf, errlen))
             goto fail;
+    }
     rd_kafka_conf_set_opaque(c, p);
     rd_kafka_conf_set_error_cb(c, error_cb);
+    rd_kafka_conf_set_log_cb(c, log_cb);
     return c;
 fail:
     rd_kafka_conf_destroy(c);
@@ -1190,7 +1208,7 @@ fail:
 
 iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
 {
-    if (!cfg->kafka_brokers) {
+    if (!cfg->kafka_brokers || !*cfg->kafka_brokers) {
         snprintf(errbuf, errlen, "kafka.brokers is not set (config or IW_KAFKA_BROKERS)");
         return NULL;
     }
@@ -1226,7 +1244,7 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
     }
     iw_dispatch_set_observer(p->dispatch, on_attempt, p);
 
-    rd_kafka_conf_t *pc = base_conf(p, errbuf, errlen);
+    rd_kafka_conf_t *pc = base_conf(p, "producer", errbuf, errlen);
     if (!pc || set_conf(pc, "enable.idempotence", "true", errbuf, errlen) ||
         set_conf(pc, "acks", "all", errbuf, errlen) ||
         set_conf(pc, "message.timeout.ms", "0", errbuf, errlen) ||
@@ -1245,7 +1263,7 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
     }
     pc = NULL; /* owned by the producer */
 
-    rd_kafka_conf_t *cc = base_conf(p, errbuf, errlen);
+    rd_kafka_conf_t *cc = base_conf(p, "consumer", errbuf, errlen);
     if (!cc || set_conf(cc, "group.id", cfg->kafka_group_id, errbuf, errlen) ||
         set_conf(cc, "enable.auto.offset.store", "false", errbuf, errlen) ||
         set_conf(cc, "enable.auto.commit", "true", errbuf, errlen) ||
@@ -1257,9 +1275,13 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
         goto fail;
     }
     /* a config may choose another assignor; re-apply the user's choice after our default */
-    for (size_t i = 0; i < cfg->n_kafka_props; i++)
-        if (strcmp(cfg->kafka_props[2 * i], "partition.assignment.strategy") == 0)
-            set_conf(cc, cfg->kafka_props[2 * i], cfg->kafka_props[2 * i + 1], errbuf, errlen);
+    for (size_t i = 0; i < cfg->n_kafka_props; i++) {
+        const char *k = cfg->kafka_props[2 * i];
+        if (strncmp(k, "consumer.", 9) == 0)
+            k += 9;
+        if (strcmp(k, "partition.assignment.strategy") == 0)
+            set_conf(cc, k, cfg->kafka_props[2 * i + 1], errbuf, errlen);
+    }
     rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
     rd_kafka_conf_set_stats_cb(cc, stats_cb);
     p->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));

@@ -80,7 +80,7 @@ void iw_request_set_body(iw_request *r, char *buf, size_t len)
 }
 
 int iw_request_add_call_headers(iw_request *r, const char *event_id, const char *target,
-                                int attempt, const char *traceparent)
+                                int attempt, int64_t version, const char *traceparent)
 {
     char buf[512];
     snprintf(buf, sizeof(buf), "%s:%s", event_id, target);
@@ -91,7 +91,8 @@ int iw_request_add_call_headers(iw_request *r, const char *event_id, const char 
         return IW_ENOMEM;
     if (traceparent && *traceparent && iw_request_add_header(r, "traceparent", traceparent))
         return IW_ENOMEM;
-    return 0;
+    snprintf(buf, sizeof(buf), "%lld", (long long)version);
+    return iw_request_add_header(r, "X-Invoice-Version", buf) ? IW_ENOMEM : 0;
 }
 
 const char *iw_request_header(const iw_request *r, const char *name)

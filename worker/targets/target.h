@@ -144,10 +144,11 @@ int iw_request_add_secret(iw_request *r, const char *value);
 /* Sets the body, taking ownership of buf (len bytes, NUL-terminated at buf[len]). */
 void iw_request_set_body(iw_request *r, char *buf, size_t len);
 
-/* Adds the per-call headers of DESIGN.md section 5: Idempotency-Key, X-Request-ID and, when
- * traceparent is not NULL, traceparent. Returns 0 or IW_ENOMEM. */
+/* Adds the per-call headers of DESIGN.md section 5: Idempotency-Key, X-Request-ID, when
+ * traceparent is not NULL, traceparent, and X-Invoice-Version (the event's version: targets
+ * ignore it, their logs and the simulator can tell which state arrived). 0 or IW_ENOMEM. */
 int iw_request_add_call_headers(iw_request *r, const char *event_id, const char *target,
-                                int attempt, const char *traceparent);
+                                int attempt, int64_t version, const char *traceparent);
 
 /* Returns the value of the first header named `name` (case-insensitive), or NULL. */
 const char *iw_request_header(const iw_request *r, const char *name);
