@@ -1,0 +1,731 @@
+/* midnight.c: the Midnight MIS adapter (seed 002): InvoiceUpdateRequest as JSON (or XML), two
+ * Authorization headers plus MISKEY, Midnight token refresh on 401. */
+#include "target.h"
+
+#include <ctype.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+
+#include "status.h"
+#include "xml.h"
+
+/* Guess: the seed page gives only the relative path "v1/Generic/InvoiceUpdate"; the host is
+ * per installation. Configure targets.<name>.url. */
+#define DEFAULT_URL "https://api.midnightmis.com/v1/Generic/InvoiceUpdate"
+/* Token refresh path, appended to the API base (see token_url_of). */
+#define REFRESH_PATH "/v1/Token/RegenerateAuthToken"
+/* Namespace declarations the seed's XML sample carries on its root. */
+#define XSI_NS "http://www.w3.org/2001/XMLSchema-instance"
+#define XSD_NS "http://www.w3.org/2001/XMLSchema"
+
+/* How a source field becomes a value. */
+typedef enum kind {
+    K_NONE,  /* in the seed, but the canonical model has no source: never sent (see below) */
+    K_STR,   /* char *, sent as a string */
+    K_INT,   /* char * holding an id; sent as a JSON integer, omitted unless all digits */
+    K_DEC,   /* iw_amount, sent as a JSON number with the decimal's exact text */
+    K_DATE,  /* char * "YYYY-MM-DD", sent as "YYYY-MM-DDT00:00:00" */
+    K_STAMP, /* char * RFC 3339 timestamp, sent as is */
+    K_BOOL,  /* iw_flag, sent as true/false, omitted when unset */
+    K_LINES, /* the invoice lines, as InvoiceLine[] of line_fields */
+    K_DETAIL /* the line's one InvoiceLineItem detail, of detail_fields */
+} kind;
+
+/* Where the source field lives. */
+typedef enum scope {
+    S_EVENT, /* offset into iw_event (so ev->source and ev->invoice.* both reach) */
+    S_LINE   /* offset into iw_line */
+} scope;
+
+/* One key of the request: its name, how to render it, where its value comes from. */
+typedef struct field {
+    const char *key; /* JSON key / XML element name, exactly as in the seed */
+    kind kind;
+    scope from;
+    size_t off; /* offsetof the source in the scope's struct */
+} field;
+
+#define EV(f) S_EVENT, offsetof(iw_event, f)
+#define INV(f) S_EVENT, offsetof(iw_event, invoice.f)
+#define LN(f) S_LINE, offsetof(iw_line, f)
+#define NONE S_EVENT, 0
+
+/* The mapping, in the seed's key order. Keys marked K_NONE are Midnight-internal (billing
+ * progress, GL accounts, order versions, parent lines) and have no source in the canonical
+ * invoice; they are left out rather than invented. Midnight's integers are sent only when the
+ * canonical id is all digits: a string where the API wants an integer would fail model
+ * binding of the whole request (400), so a non-numeric id is omitted instead.
+ * The canonical model has one line type; Midnight asks for a type at four places, and all
+ * four carry line_type. */
+static const field detail_fields[] = {
+    /* InvoiceLineItemSelectResponse: one detail per line, carrying its quantity and amounts */
+    {"InvoiceLineItemID", K_NONE, NONE},
+    {"InvoiceID", K_INT, INV(target_refs.midnight_invoice_id)},
+    {"InvoiceLineID", K_INT, LN(line_id)},
+    {"OrderID", K_INT, LN(order_id)},
+    {"OrderVersionID", K_NONE, NONE},
+    {"OrderVersionDetailID", K_NONE, NONE},
+    {"ServiceID", K_NONE, NONE},
+    {"InvoiceLineDetailType", K_STR, LN(line_type)},
+    {"Quantity", K_DEC, LN(quantity)},
+    {"Amount", K_DEC, LN(line_subtotal)},
+    {"Tax", K_DEC, LN(tax_amount)},
+    {"AccountingGLID", K_NONE, NONE},
+    {"PaymentAccountID", K_NONE, NONE},
+    {"OrderVersionPostageID", K_NONE, NONE},
+    {"AmountApplied", K_NONE, NONE},
+    {"DisplayItem", K_BOOL, INV(flags.display_item)},
+    {"PreviouslyInvoiced", K_NONE, NONE},
+    {"PreviouslyInvoicedBalance", K_NONE, NONE},
+    {"InitialTotal", K_NONE, NONE},
+};
+
+static const field line_fields[] = {
+    /* InvoiceLineSelectResponse, one per canonical line */
+    {"InvoiceLineID", K_INT, LN(line_id)},
+    {"InvoiceID", K_INT, INV(target_refs.midnight_invoice_id)},
+    {"ParentInvoiceLineID", K_NONE, NONE},
+    {"OrderID", K_INT, LN(order_id)},
+    {"InvoiceLineType", K_STR, LN(line_type)},
+    {"Title", K_STR, LN(name)},
+    {"Priority", K_INT, LN(line_no)}, /* the line's position orders it */
+    {"Quantity", K_DEC, LN(quantity)},
+    {"Rate", K_DEC, LN(unit_price)},
+    {"AmountBilled", K_DEC, LN(line_total)},
+    {"PreviouslyInvoiced", K_NONE, NONE},
+    {"PreviouslyInvoicedBalance", K_NONE, NONE},
+    {"InitialTotal", K_NONE, NONE},
+    {"Note", K_STR, LN(description)},
+    {"bNoteVisible", K_NONE, NONE},
+    {"DisplayItem", K_BOOL, INV(flags.display_item)},
+    {"LineSubTotal", K_DEC, LN(line_subtotal)},
+    {"Tax", K_DEC, LN(tax_amount)},
+    {"ItemId", K_INT, LN(item_id)},
+    {"ItemType", K_STR, LN(line_type)},
+    {"LineType", K_STR, LN(line_type)},
+    {"TempInvoiceLineID", K_INT, LN(line_no)}, /* the sender's line number, for new lines */
+    {"InvoiceLineGuid", K_NONE, NONE},
+    {"ParentInvoiceLineGuid", K_NONE, NONE},
+    {"InvoiceLineItem", K_DETAIL, NONE},
+    {"ParentObjectType", K_NONE, NONE},
+    {"ParentObjectID", K_NONE, NONE},
+};
+
+static const field invoice_fields[] = {
+    /* InvoiceUpdateRequest */
+    {"Guid", K_STR, INV(target_refs.midnight_guid)},
+    {"InvoiceID", K_INT, INV(target_refs.midnight_invoice_id)},
+    {"InvoiceNumber", K_STR, INV(number)},
+    {"InvoiceNumberExt", K_STR, INV(number_ext)},
+    {"CustomerId", K_INT, INV(customer.id)},
+    {"UserName", K_STR, INV(refs.user_name)},
+    {"InvoiceDate", K_DATE, INV(issue_date)},
+    {"InvoiceDueDate", K_DATE, INV(due_date)},
+    {"TermsCode", K_STR, INV(terms_code)},
+    {"SubTotalBilledAmount", K_DEC, INV(subtotal)},
+    {"InvoiceTaxAmount", K_DEC, INV(tax_total)},
+    {"TotalBilledAmount", K_DEC, INV(total)},
+    {"PaymentDueAmount", K_DEC, INV(amount_due)},
+    {"PaymentBilledDateTime", K_STAMP, INV(paid_at)},
+    {"AddressLine1", K_STR, INV(billing_address.line1)},
+    {"AddressLine2", K_STR, INV(billing_address.line2)},
+    {"AddressLine3", K_STR, INV(billing_address.line3)},
+    {"City", K_STR, INV(billing_address.city)},
+    {"StateCode", K_STR, INV(billing_address.state)},
+    {"ZipCode", K_STR, INV(billing_address.postal_code)},
+    {"Phone", K_STR, INV(customer.phone)},
+    {"Extension", K_STR, INV(customer.phone_ext)},
+    {"EmailAddress", K_STR, INV(customer.email)},
+    {"ContactID", K_INT, INV(customer.contact_id)},
+    {"InvoiceNote", K_STR, INV(note_public)},
+    {"SourceModule", K_STR, EV(source)}, /* the upstream system that published the event */
+    {"InvoiceTitle", K_STR, INV(title)},
+    {"Note", K_STR, INV(note_internal)},
+    {"DisplayItem", K_BOOL, INV(flags.display_item)},
+    {"InvoiceStatus", K_STR, INV(status)},
+    {"InvoiceLine", K_LINES, NONE},
+    {"PurchaseOrderNumber", K_STR, INV(po_number)},
+    {"ItemDisplaySetting", K_NONE, NONE},
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ------------------------------------------------------------------------------------------ */
+/* The writer: one walk over the tables, two outputs (cJSON tree or xmlTextWriter). */
+
+/* Output of one walk. JSON keeps a small stack of open containers. */
+typedef struct sink {
+    bool xml;
+    iw_xmlw x;
+    cJSON *stack[8]; /* open JSON containers, [0] the root object; 5 levels used */
+    int depth;
+    bool oom;
+} sink;
+
+/* Adds a scalar: text is a string, raw JSON number, or "true"/"false". */
+typedef enum vtype { V_STRING, V_RAW, V_BOOL } vtype;
+
+static void put(sink *s, const char *key, const char *text, vtype t)
+{
+    if (s->xml) {
+        iw_xmlw_text(&s->x, NULL, key, text);
+        return;
+    }
+    cJSON *v = t == V_STRING ? cJSON_CreateString(text)
+               : t == V_RAW  ? cJSON_CreateRaw(text)
+                             : cJSON_CreateBool(strcmp(text, "true") == 0);
+    if (!v || !cJSON_AddItemToObject(s->stack[s->depth], key, v)) {
+        cJSON_Delete(v);
+        s->oom = true;
+    }
+}
+
+/* Opens "key" as a list whose elements are named elem in XML (JSON: an array). */
+static void open_list(sink *s, const char *key)
+{
+    if (s->xml) {
+        iw_xmlw_start(&s->x, NULL, key, NULL);
+        return;
+    }
+    cJSON *a = cJSON_AddArrayToObject(s->stack[s->depth], key);
+    if (!a)
+        s->oom = true;
+    else
+        s->stack[++s->depth] = a;
+}
+
+static void open_elem(sink *s, const char *elem)
+{
+    if (s->xml) {
+        iw_xmlw_start(&s->x, NULL, elem, NULL);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddItemToArray(s->stack[s->depth], o)) {
+        cJSON_Delete(o);
+        s->oom = true;
+        return;
+    }
+    s->stack[++s->depth] = o;
+}
+
+static void close_one(sink *s)
+{
+    if (s->xml)
+        iw_xmlw_end(&s->x);
+    else if (s->depth > 0)
+        s->depth--;
+}
+
+/* Writes an integer id: digits only, leading zeros dropped ("001" is 1). False when the
+ * text is not a plain non-negative integer that fits 18 digits. */
+static bool int_text(const char *s, char *buf, size_t len)
+{
+    if (!s || !*s)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return false;
+    while (s[0] == '0' && s[1])
+        s++;
+    if (strlen(s) > 18 || strlen(s) >= len)
+        return false;
+    strcpy(buf, s);
+    return true;
+}
+
+/* True when text holds a character XML 1.0 cannot carry (C0 controls but tab, LF, CR). */
+static bool has_xml_illegal(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 && *s != '\t' && *s != '\n' && *s != '\r')
+            return true;
+    return false;
+}
+
+static void write_fields(sink *s, const field *tab, size_t n, const iw_event *ev, const iw_line *ln,
+                         char *errbuf, size_t errlen, int *rc);
+
+static void write_one(sink *s, const field *f, const iw_event *ev, const iw_line *ln, char *errbuf,
+                      size_t errlen, int *rc)
+{
+    const char *base = f->from == S_LINE ? (const char *)ln : (const char *)ev;
+    const void *src = base + f->off;
+    const char *str =
+        (f->kind == K_STR || f->kind == K_INT || f->kind == K_DATE || f->kind == K_STAMP)
+            ? *(char *const *)src
+            : NULL;
+    char buf[IW_DECIMAL_BUFLEN + 16];
+
+    if (s->xml && str && has_xml_illegal(str)) {
+        snprintf(errbuf, errlen, "%s: contains a control character XML cannot carry", f->key);
+        *rc = IW_EINVAL;
+        return;
+    }
+    switch (f->kind) {
+    case K_NONE: break;
+    case K_STR:
+    case K_STAMP:
+        if (str)
+            put(s, f->key, str, V_STRING);
+        break;
+    case K_INT:
+        if (int_text(str, buf, sizeof(buf)))
+            put(s, f->key, buf, V_RAW);
+        break;
+    case K_DATE:
+        if (str) {
+            snprintf(buf, sizeof(buf), "%.10sT00:00:00", str);
+            put(s, f->key, buf, V_STRING);
+        }
+        break;
+    case K_DEC: {
+        const iw_amount *a = src;
+        if (a->set) {
+            iw_decimal_format(a->value, buf, sizeof(buf));
+            put(s, f->key, buf, V_RAW);
+        }
+        break;
+    }
+    case K_BOOL: {
+        iw_flag fl = *(const iw_flag *)src;
+        if (fl != IW_FLAG_UNSET)
+            put(s, f->key, fl == IW_FLAG_YES ? "true" : "false", V_BOOL);
+        break;
+    }
+    case K_LINES:
+        open_list(s, f->key);
+        for (size_t i = 0; i < ev->invoice.n_lines && !*rc && !s->oom; i++) {
+            open_elem(s, "InvoiceLineSelectResponse");
+            write_fields(s, line_fields, COUNT(line_fields), ev, &ev->invoice.lines[i], errbuf,
+                         errlen, rc);
+            close_one(s);
+        }
+        close_one(s);
+        break;
+    case K_DETAIL:
+        open_list(s, f->key);
+        open_elem(s, "InvoiceLineItemSelectResponse");
+        write_fields(s, detail_fields, COUNT(detail_fields), ev, ln, errbuf, errlen, rc);
+        close_one(s);
+        close_one(s);
+        break;
+    }
+}
+
+static void write_fields(sink *s, const field *tab, size_t n, const iw_event *ev, const iw_line *ln,
+                         char *errbuf, size_t errlen, int *rc)
+{
+    for (size_t i = 0; i < n && !*rc && !s->oom; i++)
+        write_one(s, &tab[i], ev, ln, errbuf, errlen, rc);
+}
+
+/* Renders the body into *body / *len in the configured format. */
+static int render_body(const iw_event *ev, bool xml, char **body, size_t *len, char *errbuf,
+                       size_t errlen)
+{
+    sink s;
+    int rc = 0;
+    memset(&s, 0, sizeof(s));
+    s.xml = xml;
+    if (xml) {
+        if (iw_xmlw_open(&s.x, true))
+            goto oom;
+        iw_xmlw_start(&s.x, NULL, "InvoiceUpdateRequest", NULL);
+        iw_xmlw_attr(&s.x, "xmlns:xsi", XSI_NS);
+        iw_xmlw_attr(&s.x, "xmlns:xsd", XSD_NS);
+        write_fields(&s, invoice_fields, COUNT(invoice_fields), ev, NULL, errbuf, errlen, &rc);
+        iw_xmlw_end(&s.x);
+        if (rc) {
+            iw_xmlw_discard(&s.x);
+            return rc;
+        }
+        rc = iw_xmlw_close(&s.x, body, len);
+        if (rc)
+            snprintf(errbuf, errlen, "XML writer refused the invoice (invalid UTF-8?)");
+        return rc;
+    }
+    if (!(s.stack[0] = cJSON_CreateObject()))
+        goto oom;
+    write_fields(&s, invoice_fields, COUNT(invoice_fields), ev, NULL, errbuf, errlen, &rc);
+    if (!rc && !s.oom) {
+        *body = cJSON_PrintUnformatted(s.stack[0]);
+        if (!*body)
+            s.oom = true;
+        else
+            *len = strlen(*body);
+    }
+    cJSON_Delete(s.stack[0]);
+    if (rc)
+        return rc;
+    if (s.oom)
+        goto oom;
+    return 0;
+oom:
+    snprintf(errbuf, errlen, "out of memory");
+    return IW_ENOMEM;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+/* True for the 8-4-4-4-12 hexadecimal form ("8da872e1-fbca-4a43-8e49-417c9bd9303a"). */
+static bool is_guid(const char *s)
+{
+    static const int group[] = {8, 4, 4, 4, 12};
+    for (int g = 0; g < 5; g++) {
+        for (int i = 0; i < group[g]; i++, s++)
+            if (!isxdigit((unsigned char)*s))
+                return false;
+        if (g < 4 && *s++ != '-')
+            return false;
+    }
+    return *s == '\0';
+}
+
+static int mn_validate(const iw_event *ev, const iw_target_conf *tc, char *errbuf, size_t errlen)
+{
+    const char *g = ev->invoice.target_refs.midnight_guid;
+    if (!g || !*g) {
+        snprintf(errbuf, errlen, "target_refs.midnight_guid: required (Midnight updates by Guid)");
+        return IW_EINVAL;
+    }
+    if (!is_guid(g)) {
+        snprintf(errbuf, errlen, "target_refs.midnight_guid: not a GUID (want 8-4-4-4-12 hex)");
+        return IW_EINVAL;
+    }
+    return 0;
+}
+
+static bool is_xml_format(const iw_target_conf *tc)
+{
+    return tc->format && strcmp(tc->format, "xml") == 0;
+}
+
+/* Adds the auth headers and records their values as secrets. The seed page says both the PRC
+ * token and the Midnight token go in `Authorization`; we follow the page and send two
+ * Authorization lines, PRC first, then MISKEY. */
+static int add_auth(iw_request *r, const iw_target_conf *tc, const char *token, char *errbuf,
+                    size_t errlen)
+{
+    if (!tc->prc_token || !*tc->prc_token || !token || !*token || !tc->mis_key || !*tc->mis_key) {
+        snprintf(errbuf, errlen,
+                 "midnight: prc_token, midnight_token and mis_key must be configured");
+        return IW_EINVAL;
+    }
+    if (iw_request_add_secret(r, tc->prc_token) || iw_request_add_secret(r, token) ||
+        iw_request_add_secret(r, tc->mis_key) ||
+        iw_request_add_header(r, "Authorization", tc->prc_token) ||
+        iw_request_add_header(r, "Authorization", token) ||
+        iw_request_add_header(r, "MISKEY", tc->mis_key)) {
+        snprintf(errbuf, errlen, "out of memory");
+        return IW_ENOMEM;
+    }
+    return 0;
+}
+
+static int mn_render(const iw_event *ev, const iw_target_conf *tc, const iw_render_ctx *ctx,
+                     iw_request *out, char *errbuf, size_t errlen)
+{
+    int rc = mn_validate(ev, tc, errbuf, errlen);
+    if (rc)
+        return rc;
+    bool xml = is_xml_format(tc);
+    const char *token = ctx && ctx->auth_token ? ctx->auth_token : tc->midnight_token;
+    char *body = NULL;
+    size_t len = 0;
+
+    snprintf(out->method, sizeof(out->method), "POST");
+    if (!(out->url = strdup(tc->url ? tc->url : DEFAULT_URL)))
+        goto oom;
+    if ((rc = add_auth(out, tc, token, errbuf, errlen)))
+        goto fail;
+    if (iw_request_add_header(out, "Content-Type",
+                              xml ? "application/xml; charset=utf-8"
+                                  : "application/json; charset=utf-8") ||
+        iw_request_add_header(out, "Accept", xml ? "application/xml" : "application/json"))
+        goto oom;
+    if ((rc = render_body(ev, xml, &body, &len, errbuf, errlen)))
+        goto fail;
+    iw_request_set_body(out, body, len);
+    return 0;
+oom:
+    snprintf(errbuf, errlen, "out of memory");
+    rc = IW_ENOMEM;
+fail:
+    iw_request_clear(out);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Reading replies. */
+
+/* Copies at most len-1 bytes of s into buf without cutting a UTF-8 sequence, turning control
+ * characters into spaces. */
+static void copy_clean(char *buf, size_t len, const char *s, size_t n)
+{
+    size_t o = 0;
+    if (len == 0)
+        return;
+    for (size_t i = 0; i < n && o + 1 < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\0')
+            break;
+        buf[o++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+    }
+    /* drop a trailing partial UTF-8 sequence */
+    size_t k = o;
+    while (k > 0 && ((unsigned char)buf[k - 1] & 0xC0) == 0x80)
+        k--;
+    if (k > 0 && (unsigned char)buf[k - 1] >= 0xC0) {
+        unsigned char lead = (unsigned char)buf[k - 1];
+        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+        if (o - (k - 1) < need)
+            o = k - 1;
+    }
+    buf[o] = '\0';
+}
+
+/* True when the body looks like an HTML page (a proxy's or a server's error page). */
+static bool looks_html(const char *b, size_t n)
+{
+    while (n > 0 && isspace((unsigned char)*b))
+        b++, n--;
+    return (n >= 9 && strncasecmp(b, "<!doctype", 9) == 0) ||
+           (n >= 5 && strncasecmp(b, "<html", 5) == 0);
+}
+
+/* Reads the reply's string: a JSON string ("abc") or XML <string>abc</string>. Returns true
+ * and copies it into buf when the body is exactly that. */
+static bool reply_string(const iw_response *resp, char *buf, size_t len)
+{
+    if (!resp->body || resp->body_len == 0)
+        return false;
+    cJSON *j = cJSON_ParseWithLength(resp->body, resp->body_len);
+    if (j) {
+        bool ok = cJSON_IsString(j);
+        if (ok)
+            copy_clean(buf, len, j->valuestring, strlen(j->valuestring));
+        cJSON_Delete(j);
+        return ok;
+    }
+    if (looks_html(resp->body, resp->body_len))
+        return false;
+    char err[128];
+    xmlDocPtr doc = iw_xml_parse(resp->body, resp->body_len, err, sizeof(err));
+    if (!doc)
+        return false;
+    xmlNodePtr root = xmlDocGetRootElement(doc);
+    bool ok = root && strcmp((const char *)root->name, "string") == 0;
+    if (ok) {
+        char tmp[1024];
+        iw_xml_text(root, tmp, sizeof(tmp));
+        copy_clean(buf, len, tmp, strlen(tmp));
+    }
+    xmlFreeDoc(doc);
+    return ok;
+}
+
+/* Extracts a human reason from an error body: a JSON string, the Message (and the first
+ * ModelState error) of an ASP.NET error object, XML <Message>, or a text snippet. */
+static void error_text(const iw_response *resp, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (!resp->body || resp->body_len == 0) {
+        snprintf(buf, len, "empty body");
+        return;
+    }
+    if (looks_html(resp->body, resp->body_len)) {
+        snprintf(buf, len, "HTML error page");
+        return;
+    }
+    cJSON *j = cJSON_ParseWithLength(resp->body, resp->body_len);
+    if (j) {
+        char tmp[512] = "";
+        const cJSON *m = cJSON_IsString(j) ? j : cJSON_GetObjectItemCaseSensitive(j, "Message");
+        if (!m)
+            m = cJSON_GetObjectItemCaseSensitive(j, "message");
+        if (cJSON_IsString(m))
+            snprintf(tmp, sizeof(tmp), "%s", m->valuestring);
+        /* ASP.NET model errors: {"ModelState": {"field": ["reason", ...]}}; name the first */
+        const cJSON *ms = cJSON_GetObjectItemCaseSensitive(j, "ModelState");
+        const cJSON *bad = cJSON_IsObject(ms) ? ms->child : NULL;
+        const cJSON *why = cJSON_IsArray(bad) ? bad->child : bad;
+        if (bad && bad->string && cJSON_IsString(why)) {
+            size_t used = strlen(tmp);
+            snprintf(tmp + used, sizeof(tmp) - used, "%s(%s: %s)", used ? " " : "", bad->string,
+                     why->valuestring);
+        }
+        cJSON_Delete(j);
+        if (tmp[0]) {
+            copy_clean(buf, len, tmp, strlen(tmp));
+            return;
+        }
+    } else if (resp->body[0] == '<') {
+        char err[128];
+        xmlDocPtr doc = iw_xml_parse(resp->body, resp->body_len, err, sizeof(err));
+        if (doc) {
+            xmlNodePtr root = xmlDocGetRootElement(doc);
+            xmlNodePtr m = iw_xml_find(root, "Message");
+            char tmp[512];
+            iw_xml_text(m ? m : root, tmp, sizeof(tmp));
+            xmlFreeDoc(doc);
+            copy_clean(buf, len, tmp, strlen(tmp));
+            return;
+        }
+    }
+    copy_clean(buf, len, resp->body, resp->body_len < 160 ? resp->body_len : 160);
+}
+
+/* Writes "HTTP <st>: <reason>" into out->message with the instance's secrets masked. */
+static void set_message(const iw_target_conf *tc, long status, iw_outcome *out, const char *what,
+                        const char *reason)
+{
+    char raw[sizeof(out->message)];
+    snprintf(raw, sizeof(raw), "HTTP %ld: %s%s%s", status, what, reason[0] ? ": " : "", reason);
+    char *secrets[3];
+    size_t n = 0;
+    if (tc->prc_token && *tc->prc_token)
+        secrets[n++] = tc->prc_token;
+    if (tc->midnight_token && *tc->midnight_token)
+        secrets[n++] = tc->midnight_token;
+    if (tc->mis_key && *tc->mis_key)
+        secrets[n++] = tc->mis_key;
+    char *m = iw_mask_secrets(raw, strlen(raw), secrets, n);
+    copy_clean(out->message, sizeof(out->message), m ? m : "(message dropped)", m ? strlen(m) : 17);
+    free(m);
+}
+
+static void mn_classify(const iw_target_conf *tc, const iw_response *resp, iw_outcome *out)
+{
+    char reason[200];
+    iw_outcome_from_status(resp, out);
+    long st = resp->status;
+
+    if (out->kind == IW_OUTCOME_OK) {
+        char ref[sizeof(out->target_ref)];
+        if (reply_string(resp, ref, sizeof(ref))) {
+            snprintf(out->target_ref, sizeof(out->target_ref), "%s", ref);
+            return;
+        }
+        /* The API always answers a string. Without it we cannot tell the update was applied
+         * (a proxy page, a cut reply), and re-sending the same full state is harmless. */
+        out->kind = IW_OUTCOME_RETRY;
+        out->error_kind = IW_ERR_REMOTE;
+        out->retry_after_ms = -1;
+        const char *why = !resp->body || resp->body_len == 0       ? "empty body"
+                          : looks_html(resp->body, resp->body_len) ? "an HTML page"
+                                                                   : "not a JSON or XML string";
+        snprintf(reason, sizeof(reason), "reply is %s; update not confirmed", why);
+        set_message(tc, resp->status, out, "unreadable success reply", reason);
+        return;
+    }
+    error_text(resp, reason, sizeof(reason));
+    if (st == 401) {
+        out->refresh_token = true;
+        set_message(tc, resp->status, out, "Midnight token refused", reason);
+    } else if (st == 403) {
+        set_message(tc, resp->status, out, "access denied", reason);
+    } else if (st == 404) {
+        set_message(tc, resp->status, out, "invoice not found", reason);
+    } else if (out->kind == IW_OUTCOME_PERMANENT) {
+        set_message(tc, resp->status, out, "request refused", reason);
+    } else {
+        set_message(tc, resp->status, out, st == 429 ? "rate limited" : "server error", reason);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Token refresh. */
+
+/* The refresh URL: tc->token_url, else the API base of tc->url (everything before "/v1/",
+ * or scheme://host when the URL has no "/v1/") + REFRESH_PATH. */
+static char *token_url_of(const iw_target_conf *tc)
+{
+    if (tc->token_url && *tc->token_url)
+        return strdup(tc->token_url);
+    const char *url = tc->url ? tc->url : DEFAULT_URL;
+    const char *host = strstr(url, "://");
+    host = host ? host + 3 : url;
+    const char *v1 = strstr(host, "/v1/");
+    size_t blen = v1 ? (size_t)(v1 - url) : (size_t)(host - url) + strcspn(host, "/?#");
+    size_t n = blen + sizeof(REFRESH_PATH);
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%.*s%s", (int)blen, url, REFRESH_PATH);
+    return s;
+}
+
+/* Guess: the seed names the endpoint (DESIGN.md section 5) but not its contract. We POST with
+ * the same three headers as the update (PRC token, current Midnight token, MISKEY) and an
+ * empty body; the reply is read as a JSON string or a {"Token": ...} object. */
+static int mn_render_refresh(const iw_target_conf *tc, iw_request *out, char *errbuf, size_t errlen)
+{
+    int rc;
+    char *body = NULL;
+    snprintf(out->method, sizeof(out->method), "POST");
+    if (!(out->url = token_url_of(tc)))
+        goto oom;
+    if ((rc = add_auth(out, tc, tc->midnight_token, errbuf, errlen)))
+        goto fail;
+    if (iw_request_add_header(out, "Accept", "application/json") ||
+        iw_request_add_header(out, "Content-Type", "application/json; charset=utf-8") ||
+        !(body = calloc(1, 1)))
+        goto oom;
+    iw_request_set_body(out, body, 0);
+    return 0;
+oom:
+    snprintf(errbuf, errlen, "out of memory");
+    rc = IW_ENOMEM;
+fail:
+    iw_request_clear(out);
+    return rc;
+}
+
+static int mn_parse_refresh(const iw_response *resp, char *tok, size_t toklen)
+{
+    if (toklen == 0 || resp->status < 200 || resp->status > 299 || !resp->body ||
+        resp->body_len == 0)
+        return IW_EINVAL;
+    const char *val = NULL;
+    cJSON *j = cJSON_ParseWithLength(resp->body, resp->body_len);
+    if (cJSON_IsString(j)) {
+        val = j->valuestring;
+    } else if (cJSON_IsObject(j)) {
+        static const char *const keys[] = {"Token", "token", "AuthToken", "authToken"};
+        for (size_t i = 0; i < COUNT(keys) && !val; i++) {
+            const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
+            if (cJSON_IsString(t))
+                val = t->valuestring;
+        }
+    }
+    int rc = IW_EINVAL;
+    char xmltok[1024];
+    if (!j && !looks_html(resp->body, resp->body_len) && reply_string(resp, xmltok, sizeof(xmltok)))
+        val = xmltok;
+    /* a token is one printable header value: no controls, no spaces at the ends */
+    if (val && *val && strlen(val) < toklen && !isspace((unsigned char)val[0]) &&
+        !isspace((unsigned char)val[strlen(val) - 1])) {
+        rc = 0;
+        for (const char *p = val; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                rc = IW_EINVAL;
+        if (!rc)
+            strcpy(tok, val);
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+const iw_target_ops iw_target_midnight = {
+    .type = "midnight",
+    .validate = mn_validate,
+    .render = mn_render,
+    .classify = mn_classify,
+    .render_refresh = mn_render_refresh,
+    .parse_refresh = mn_parse_refresh,
+};
