@@ -40,7 +40,7 @@ typedef enum job_state {
     JOB_LANE,       /* claimed, waiting in its lane behind an in-flight call */
     JOB_READY,      /* claimed, first in its lane, waiting for dispatcher capacity */
     JOB_CALLING,    /* submitted to the dispatcher */
-    JOB_COMPLETE,   /* finished or superseded: waiting for the ledger complete */
+    JOB_COMPLETE,   /* finished or superseded: waiting for its ledger write */
     JOB_RELEASE,    /* abandoned at shutdown: waiting for the ledger release */
     JOB_PUBLISH,    /* results produced, waiting for the broker's acknowledgement */
     JOB_DONE,       /* terminal */
@@ -619,55 +619,69 @@ static void lane_release(iw_pipeline *p, job *j)
     }
 }
 
-static void run_ledger_writes(iw_pipeline *p, jobq *q, bool release)
+/* A job's ledger write: an outcome that was sent (or refused) is recorded with complete; a
+ * superseded or abandoned job was never sent, so its lease is only released. */
+static bool wants_release(const job *j, bool abandoning)
+{
+    return abandoning || j->status == IW_RES_SUPERSEDED;
+}
+
+/* Runs one batch of ledger writes for queue q (complete_q, or release_q when abandoning),
+ * then publishes the results (or drops abandoned jobs). */
+static void run_ledger_writes(iw_pipeline *p, jobq *q, bool abandoning)
 {
     if (!p->ledger_ok || !q->n)
         return;
-    /* jobs without a lease (unknown target, poison) skip the ledger */
     size_t n = q->n < LEDGER_BATCH ? q->n : LEDGER_BATCH;
-    iw_ledger_op *ops = calloc(n, sizeof(*ops));
-    job **js = calloc(n, sizeof(*js));
-    if (!ops || !js) {
-        free(ops);
-        free(js);
+    iw_ledger_op *cops = calloc(n, sizeof(*cops)), *rops = calloc(n, sizeof(*rops));
+    if (!cops || !rops) {
+        free(cops);
+        free(rops);
         return;
     }
-    size_t k = 0;
+    size_t nc = 0, nr = 0;
     job *j = q->head;
     for (size_t i = 0; i < n; i++, j = j->qnext) {
-        js[i] = j;
-        if (!j->leased)
+        if (!j->leased) /* unknown target or poison: nothing in the ledger */
             continue;
-        fill_op(j, &ops[k]);
-        ops[k].status = STATUS_NAMES[j->status];
-        ops[k].target_ref = j->target_ref[0] ? j->target_ref : NULL;
-        k++;
+        iw_ledger_op *op = wants_release(j, abandoning) ? &rops[nr++] : &cops[nc++];
+        fill_op(j, op);
+        op->status = STATUS_NAMES[j->status];
+        op->target_ref = j->target_ref[0] ? j->target_ref : NULL;
     }
-    int rc = 0;
-    if (k)
-        rc = release ? iw_ledger_release(p->ledger, ops, k, p->cfg->worker_id)
-                     : iw_ledger_complete(p->ledger, ops, k, p->cfg->worker_id);
-    if (rc != 0) {
-        ledger_failed(p, release ? "release" : "complete");
-        free(ops);
-        free(js);
+    int rc = nc ? iw_ledger_complete(p->ledger, cops, nc, p->cfg->worker_id) : 0;
+    if (!rc && nr)
+        rc = iw_ledger_release(p->ledger, rops, nr, p->cfg->worker_id);
+    if (rc == IW_EIO) {
+        ledger_failed(p, nc ? "complete" : "release");
+    } else if (rc) {
+        /* the ledger refused our own input: a bug, not an outage; stop and get restarted */
+        iw_log(IW_LOG_ERROR, "ledger refused a write; stopping", "error", iw_status_str(rc), NULL);
+        p->fatal = true;
+    }
+    if (rc) {
+        free(cops);
+        free(rops);
         return;
     }
-    k = 0;
+    nc = nr = 0;
     for (size_t i = 0; i < n; i++) {
         j = q_pop(q);
-        if (j->leased && ops[k++].answer == IW_LEDGER_LOST)
-            iw_log(IW_LOG_WARN, "lease lost before completion; another worker owns this pair now",
-                   "event_id", j->m->ev->event_id, "target", j->target, NULL);
+        if (j->leased) {
+            const iw_ledger_op *op = wants_release(j, abandoning) ? &rops[nr++] : &cops[nc++];
+            if (op->answer == IW_LEDGER_LOST)
+                iw_log(IW_LOG_WARN, "lease lost before completion; another worker owns this pair now",
+                       "event_id", j->m->ev->event_id, "target", j->target, NULL);
+        }
         j->leased = false;
         lane_release(p, j);
-        if (release)
+        if (abandoning)
             job_terminal(p, j, JOB_DROPPED);
         else
             publish(p, j);
     }
-    free(ops);
-    free(js);
+    free(cops);
+    free(rops);
 }
 
 static void renew_leases(iw_pipeline *p)

@@ -1,0 +1,508 @@
+/* stack.c: the local stack (redis, kafka-local, target-sim, workers) and clients for tests. */
+#include "stack.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <librdkafka/rdkafka.h>
+
+#include "docpaths.h"
+
+#ifndef IW_FIXTURES_DIR
+#define IW_FIXTURES_DIR "tests/fixtures"
+#endif
+
+int iw_stack_start(iw_stack *s, int partitions, bool aof)
+{
+    memset(s, 0, sizeof(*s));
+    s->partitions = partitions;
+    snprintf(s->dir, sizeof(s->dir), "/tmp/iw-stack-XXXXXX");
+    if (!mkdtemp(s->dir)) {
+        perror("stack: mkdtemp");
+        return -1;
+    }
+    if (iw_redis_start(&s->redis, aof) != 0) {
+        fprintf(stderr, "stack: redis-server did not start\n");
+        return -1;
+    }
+    char parts[16];
+    snprintf(parts, sizeof(parts), "%d", partitions);
+    char *kargv[] = {(char *)iw_build_path("kafka-local"), "--partitions", parts, NULL};
+    char kpath[512];
+    snprintf(kpath, sizeof(kpath), "%s", kargv[0]);
+    kargv[0] = kpath;
+    if (iw_proc_start(&s->kafka, kargv, true) != 0 ||
+        iw_proc_read_line(&s->kafka, s->brokers, sizeof(s->brokers), 20000) <= 0) {
+        fprintf(stderr, "stack: kafka-local did not start\n");
+        return -1;
+    }
+    s->sim_port = iw_free_port();
+    char listen[64];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->sim_port);
+    char spath[512];
+    snprintf(spath, sizeof(spath), "%s", iw_build_path("target-sim"));
+    char *sargv[] = {spath, "--listen", listen, NULL};
+    if (iw_proc_start(&s->sim, sargv, true) != 0 || iw_wait_port(s->sim_port, 10000) != 0) {
+        fprintf(stderr, "stack: target-sim did not start\n");
+        return -1;
+    }
+    snprintf(s->sim_base, sizeof(s->sim_base), "http://127.0.0.1:%d", s->sim_port);
+    return 0;
+}
+
+void iw_stack_stop(iw_stack *s)
+{
+    iw_proc_stop(&s->sim, 5000);
+    iw_proc_stop(&s->kafka, 10000);
+    iw_redis_stop(&s->redis);
+    if (s->dir[0] && !getenv("IW_KEEP_STACK")) {
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "stack: could not remove %s\n", s->dir);
+    } else if (s->dir[0]) {
+        fprintf(stderr, "stack: kept %s\n", s->dir);
+    }
+}
+
+/* Merges every member of src into dst (replacing; objects merged recursively). */
+static void merge(cJSON *dst, const cJSON *src)
+{
+    for (const cJSON *c = src ? src->child : NULL; c; c = c->next) {
+        cJSON *have = cJSON_GetObjectItemCaseSensitive(dst, c->string);
+        if (have && cJSON_IsObject(have) && cJSON_IsObject(c)) {
+            merge(have, c);
+        } else {
+            cJSON_DeleteItemFromObjectCaseSensitive(dst, c->string);
+            cJSON_AddItemToObject(dst, c->string, cJSON_Duplicate(c, 1));
+        }
+    }
+}
+
+const char *iw_stack_config(iw_stack *s, const char *name, const char *extra_targets_json,
+                            const char *extra_worker_json)
+{
+    static char path[512];
+    const char *b = s->sim_base;
+    char json[8192];
+    snprintf(json, sizeof(json),
+             "{\"worker\": {\"id\": \"test-worker\", \"log_level\": \"info\", \"max_in_flight\": 256,"
+             "  \"shutdown_grace_s\": 10},"
+             " \"kafka\": {\"brokers\": \"%s\", \"group_id\": \"invoice-worker\","
+             "  \"properties\": {\"session.timeout.ms\": 6000, \"heartbeat.interval.ms\": 500,"
+             "   \"topic.metadata.refresh.interval.ms\": 2000}},"
+             " \"redis\": {\"host\": \"127.0.0.1\", \"port\": %d, \"lease_s\": 15},"
+             " \"http\": {\"listen\": \"\"},"
+             " \"targets\": {"
+             "  \"centra_soap\": {\"type\": \"centra_soap\", \"url\": \"%s/amsdocs/system/service/module/soap/api\","
+             "   \"username\": \"demo\", \"password\": \"demo\"},"
+             "  \"centra_navision\": {\"type\": \"centra_navision\", \"url\": \"%s/amsdemo/system/service/module/navision/api\"},"
+             "  \"midnight\": {\"type\": \"midnight\", \"url\": \"%s/v1/Generic/InvoiceUpdate\","
+             "   \"prc_token\": \"sim-prc\", \"midnight_token\": \"sim-midnight\", \"mis_key\": \"sim-mis\"},"
+             "  \"ebizcharge\": {\"type\": \"ebizcharge\", \"url\": \"%s/eBizService.svc\","
+             "   \"security_id\": \"sim-security-id\"},"
+             "  \"invoicexpress\": {\"type\": \"invoicexpress\", \"url\": \"%s\", \"api_key\": \"sim-api-key\","
+             "   \"tax_names\": {\"23\": \"IVA23\", \"13\": \"IVA13\", \"6\": \"IVA6\"}}"
+             " },"
+             " \"routes\": {\"*\": [\"centra_soap\"]}}",
+             s->brokers, s->redis.port, b, b, b, b, b);
+    cJSON *root = cJSON_Parse(json);
+    if (!root)
+        return NULL;
+    cJSON *common = cJSON_Parse("{\"retry\": {\"max_attempts\": 6, \"base_ms\": 50, \"max_delay_ms\": 1000,"
+                                " \"max_elapsed_s\": 120},"
+                                " \"timeouts\": {\"connect_ms\": 2000, \"request_ms\": 5000}}");
+    cJSON *extra = extra_targets_json ? cJSON_Parse(extra_targets_json) : NULL;
+    cJSON *wextra = extra_worker_json ? cJSON_Parse(extra_worker_json) : NULL;
+    if ((extra_targets_json && !extra) || (extra_worker_json && !wextra)) {
+        fprintf(stderr, "stack: extra config is not JSON\n");
+        cJSON_Delete(root);
+        cJSON_Delete(common);
+        cJSON_Delete(extra);
+        cJSON_Delete(wextra);
+        return NULL;
+    }
+    cJSON *targets = cJSON_GetObjectItemCaseSensitive(root, "targets");
+    for (cJSON *t = targets->child; t; t = t->next) {
+        merge(t, common);
+        merge(t, extra);
+    }
+    merge(cJSON_GetObjectItemCaseSensitive(root, "worker"), wextra);
+    cJSON_Delete(common);
+    cJSON_Delete(extra);
+    cJSON_Delete(wextra);
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f || !text) {
+        free(text);
+        if (f)
+            fclose(f);
+        return NULL;
+    }
+    fputs(text, f);
+    fclose(f);
+    free(text);
+    return path;
+}
+
+int iw_stack_worker_start(iw_stack *s, iw_proc *w, const char *config, const char *log_name)
+{
+    char log[512], bin[512], cfg[512];
+    snprintf(log, sizeof(log), "%s/%s", s->dir, log_name);
+    snprintf(bin, sizeof(bin), "%s", iw_build_path("invoice-worker"));
+    snprintf(cfg, sizeof(cfg), "%s", config);
+    /* stderr to the log file through a shell-free redirect: exec via sh is simplest */
+    char cmd[1600];
+    snprintf(cmd, sizeof(cmd), "exec '%s' run -c '%s' 2>>'%s'", bin, cfg, log);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    return iw_proc_start(w, argv, false);
+}
+
+/* ---- Kafka clients ---- */
+
+static void dr_count(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    long *failed = opaque;
+    if (m->err)
+        (*failed)++;
+}
+
+int iw_kafka_produce(const char *brokers, const char *topic, const char *const *keys,
+                     const char *const *values, size_t n, const char *header)
+{
+    char err[512];
+    long failed = 0;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err));
+    rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err));
+    rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof(err));
+    rd_kafka_conf_set_opaque(conf, &failed);
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_count);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        fprintf(stderr, "produce: %s\n", err);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_headers_t *h = NULL;
+        if (header) {
+            const char *eq = strchr(header, '=');
+            h = rd_kafka_headers_new(1);
+            rd_kafka_header_add(h, header, eq ? eq - header : -1, eq ? eq + 1 : "", -1);
+        }
+        for (;;) {
+            rd_kafka_resp_err_t e = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(keys[i], strlen(keys[i])),
+                RD_KAFKA_V_VALUE((void *)values[i], strlen(values[i])),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+            if (!e)
+                break;
+            if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                fprintf(stderr, "produce: %s\n", rd_kafka_err2str(e));
+                if (h)
+                    rd_kafka_headers_destroy(h);
+                rd_kafka_destroy(rk);
+                return -1;
+            }
+            rd_kafka_poll(rk, 50);
+        }
+        rd_kafka_poll(rk, 0);
+    }
+    int rc = rd_kafka_flush(rk, 60000) == RD_KAFKA_RESP_ERR_NO_ERROR && failed == 0 ? 0 : -1;
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+static char *dup_n(const void *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (s) {
+        if (n)
+            memcpy(s, p, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+size_t iw_kafka_read_all(const char *brokers, const char *topic, size_t want, int timeout_ms,
+                         int idle_ms, iw_kmsg **out)
+{
+    *out = NULL;
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err));
+    rd_kafka_conf_set(conf, "group.id", "iw-test-reader", err, sizeof(err));
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err));
+    rd_kafka_conf_set(conf, "enable.partition.eof", "false", err, sizeof(err));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return 0;
+    }
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    int parts = 0;
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1)
+        parts = md->topics[0].partition_cnt;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts);
+    for (int i = 0; i < parts; i++)
+        rd_kafka_topic_partition_list_add(l, topic, i)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    size_t n = 0, cap = 1024;
+    iw_kmsg *v = calloc(cap, sizeof(*v));
+    long long start = iw_now_ms(), last = start;
+    while (v && (want == 0 || n < want)) {
+        long long now = iw_now_ms();
+        if (now - start > timeout_ms || (idle_ms > 0 && now - last > idle_ms))
+            break;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m)
+            continue;
+        if (!m->err) {
+            if (n == cap) {
+                iw_kmsg *nv = realloc(v, cap * 2 * sizeof(*v));
+                if (!nv) {
+                    rd_kafka_message_destroy(m);
+                    break;
+                }
+                v = nv;
+                cap *= 2;
+            }
+            iw_kmsg *k = &v[n++];
+            memset(k, 0, sizeof(*k));
+            k->key = dup_n(m->key, m->key_len);
+            k->value = dup_n(m->payload, m->len);
+            k->len = m->len;
+            k->partition = m->partition;
+            k->offset = m->offset;
+            rd_kafka_headers_t *h = NULL;
+            size_t hl = 0;
+            char *hs = calloc(1, 1);
+            if (!rd_kafka_message_headers(m, &h) && h) {
+                const char *name;
+                const void *val;
+                size_t sz;
+                for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &val, &sz); i++) {
+                    size_t add = strlen(name) + sz + 3;
+                    char *ns = realloc(hs, hl + add);
+                    if (!ns)
+                        break;
+                    hs = ns;
+                    hl += (size_t)snprintf(hs + hl, add, "%s=%.*s\n", name, (int)sz, (const char *)val);
+                }
+            }
+            k->headers = hs;
+            last = iw_now_ms();
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    *out = v;
+    return n;
+}
+
+void iw_kmsgs_free(iw_kmsg *m, size_t n)
+{
+    for (size_t i = 0; m && i < n; i++) {
+        free(m[i].key);
+        free(m[i].value);
+        free(m[i].headers);
+    }
+    free(m);
+}
+
+char *iw_kmsg_header(const iw_kmsg *m, const char *name)
+{
+    size_t nl = strlen(name);
+    for (const char *p = m->headers; p && *p;) {
+        const char *nlp = strchr(p, '\n');
+        size_t ll = nlp ? (size_t)(nlp - p) : strlen(p);
+        if (ll > nl && strncmp(p, name, nl) == 0 && p[nl] == '=')
+            return dup_n(p + nl + 1, ll - nl - 1);
+        p += ll + (nlp ? 1 : 0);
+    }
+    return NULL;
+}
+
+int64_t iw_kafka_group_lag(const char *brokers, const char *group, const char *topic)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err));
+    rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    int parts = 0;
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1)
+        parts = md->topics[0].partition_cnt;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts);
+    for (int i = 0; i < parts; i++)
+        rd_kafka_topic_partition_list_add(l, topic, i);
+    int64_t lag = -1;
+    if (parts && rd_kafka_committed(rk, l, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        lag = 0;
+        for (int i = 0; i < parts; i++) {
+            int64_t lo = 0, hi = 0;
+            if (rd_kafka_query_watermark_offsets(rk, topic, i, &lo, &hi, 10000)) {
+                lag = -1;
+                break;
+            }
+            int64_t c = l->elems[i].offset;
+            lag += hi - (c < 0 ? lo : c);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(rk);
+    return lag;
+}
+
+/* ---- HTTP ---- */
+
+typedef struct buf {
+    char *p;
+    size_t n;
+} buf;
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    buf *b = ud;
+    size_t add = size * nmemb;
+    char *np = realloc(b->p, b->n + add + 1);
+    if (!np)
+        return 0;
+    memcpy(np + b->n, ptr, add);
+    b->p = np;
+    b->n += add;
+    b->p[b->n] = '\0';
+    return add;
+}
+
+char *iw_http(const char *method, const char *url, const char *body, long *status)
+{
+    CURL *c = curl_easy_init();
+    if (!c)
+        return NULL;
+    buf b = {calloc(1, 1), 0};
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (rc != CURLE_OK) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+long iw_sim_control(const iw_stack *s, const char *path, const char *json)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s%s", s->sim_base, path);
+    long st = -1;
+    char *r = iw_http("POST", url, json ? json : "{}", &st);
+    if (!r)
+        return -1;
+    free(r);
+    return st;
+}
+
+struct cJSON *iw_sim_get(const iw_stack *s, const char *path)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s%s", s->sim_base, path);
+    long st = 0;
+    char *r = iw_http("GET", url, NULL, &st);
+    if (!r)
+        return NULL;
+    cJSON *j = st == 200 ? cJSON_Parse(r) : NULL;
+    free(r);
+    return j;
+}
+
+/* ---- events ---- */
+
+static uint64_t fnv(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+char *iw_make_event(const char *event_id, const char *tenant, const char *invoice_id,
+                    long long version, const char *targets_csv)
+{
+    static char *tmpl;
+    if (!tmpl && !(tmpl = iw_read_file(IW_FIXTURES_DIR "/events/complete.json", NULL)))
+        return NULL;
+    cJSON *e = cJSON_Parse(tmpl);
+    if (!e)
+        return NULL;
+    cJSON_ReplaceItemInObject(e, "event_id", cJSON_CreateString(event_id));
+    cJSON_ReplaceItemInObject(e, "tenant", cJSON_CreateString(tenant));
+    cJSON_ReplaceItemInObject(e, "version", cJSON_CreateNumber((double)version));
+    if (targets_csv) {
+        cJSON *arr = cJSON_CreateArray();
+        char tmp[256];
+        snprintf(tmp, sizeof(tmp), "%s", targets_csv);
+        char *save = NULL;
+        for (char *t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save))
+            cJSON_AddItemToArray(arr, cJSON_CreateString(t));
+        cJSON_ReplaceItemInObject(e, "targets", arr);
+    } else {
+        cJSON_DeleteItemFromObject(e, "targets");
+    }
+    cJSON *inv = cJSON_GetObjectItem(e, "invoice");
+    cJSON_ReplaceItemInObject(inv, "id", cJSON_CreateString(invoice_id));
+    uint64_t h = fnv(invoice_id);
+    char num[64];
+    snprintf(num, sizeof(num), "N%llu", (unsigned long long)(h % 1000000000ULL));
+    cJSON_ReplaceItemInObject(inv, "number", cJSON_CreateString(num));
+    cJSON *refs = cJSON_GetObjectItem(inv, "target_refs");
+    char ref[64];
+    snprintf(ref, sizeof(ref), "%llu", (unsigned long long)(h % 100000000ULL) + 1);
+    cJSON_ReplaceItemInObject(refs, "invoicexpress_id", cJSON_CreateString(ref));
+    snprintf(ref, sizeof(ref), "%08x-%04x-4%03x-8%03x-%012llx", (unsigned)(h >> 32),
+             (unsigned)(h >> 16) & 0xffff, (unsigned)(h >> 4) & 0xfff, (unsigned)h & 0xfff,
+             (unsigned long long)(h * 2654435761ULL) & 0xffffffffffffULL);
+    cJSON_ReplaceItemInObject(refs, "midnight_guid", cJSON_CreateString(ref));
+    snprintf(ref, sizeof(ref), "ebiz-%016llx", (unsigned long long)h);
+    cJSON_ReplaceItemInObject(refs, "ebiz_internal_id", cJSON_CreateString(ref));
+    snprintf(ref, sizeof(ref), "C-%s", invoice_id);
+    cJSON_ReplaceItemInObject(refs, "centra_id", cJSON_CreateString(ref));
+    char *out = cJSON_PrintUnformatted(e);
+    cJSON_Delete(e);
+    return out;
+}
