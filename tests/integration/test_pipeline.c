@@ -42,101 +42,12 @@ static void produce(char **values, char **keys, size_t n)
                  0, "produce failed");
 }
 
-typedef struct results {
-    iw_kmsg *msgs;
-    size_t n;
-    cJSON **json; /* parsed values */
-} results;
-
-static void results_free(results *r)
+/* Final state check: every invoice at target ends at `version`, none went backwards. */
+static int final_versions(const char *target, long long version)
 {
-    for (size_t i = 0; i < r->n; i++)
-        cJSON_Delete(r->json[i]);
-    free(r->json);
-    iw_kmsgs_free(r->msgs, r->n);
-    memset(r, 0, sizeof(*r));
-}
-
-static results read_results(const char *topic, size_t want, int timeout_ms)
-{
-    results r = {0};
-    r.n = iw_kafka_read_all(S.brokers, topic, want, timeout_ms, 0, &r.msgs);
-    r.json = calloc(r.n + 1, sizeof(cJSON *));
-    for (size_t i = 0; i < r.n; i++)
-        r.json[i] = cJSON_Parse(r.msgs[i].value);
-    return r;
-}
-
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static size_t count_status(const results *r, const char *target, const char *status)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < r->n; i++) {
-        const char *t = jstr(r->json[i], "target"), *s = jstr(r->json[i], "status");
-        if (s && strcmp(s, status) == 0 && (!target || (t && strcmp(t, target) == 0)))
-            n++;
-    }
-    return n;
-}
-
-/* Number of distinct result_id values. */
-static size_t distinct_ids(const results *r)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < r->n; i++) {
-        const char *id = jstr(r->json[i], "result_id");
-        bool seen = false;
-        for (size_t k = 0; k < i && !seen && id; k++) {
-            const char *o = jstr(r->json[k], "result_id");
-            seen = o && strcmp(o, id) == 0;
-        }
-        if (id && !seen)
-            n++;
-    }
-    return n;
-}
-
-/* Calls the simulator saw for event part "<event_id>:<target>". */
-static int sim_calls(const char *event_id, const char *target)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "/_sim/calls?key=%s:%s", event_id, target);
-    cJSON *j = iw_sim_get(&S, path);
-    if (!j)
-        return -1;
-    char key[200];
-    snprintf(key, sizeof(key), "%s:%s", event_id, target);
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "calls"), key);
-    const cJSON *cnt = cJSON_GetObjectItemCaseSensitive(e, "count");
-    int n = cJSON_IsNumber(cnt) ? (int)cnt->valuedouble : 0;
-    cJSON_Delete(j);
-    return n;
-}
-
-/* Checks the simulator's state for target: exactly `count` invoices, each last accepted at
- * X-Invoice-Version `version` (the highest it saw). Returns how many invoices match. */
-static int sim_final_versions(const char *target, long long version)
-{
-    char path[128];
-    snprintf(path, sizeof(path), "/_sim/state?target=%s", target);
-    cJSON *j = iw_sim_get(&S, path);
-    cr_assert_not_null(j, "simulator state");
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "targets"), target);
-    const cJSON *invs = cJSON_GetObjectItemCaseSensitive(t, "invoices");
-    int ok = 0;
-    for (const cJSON *inv = invs ? invs->child : NULL; inv; inv = inv->next) {
-        const char *v = jstr(inv, "version"), *mx = jstr(inv, "max_version");
-        cr_assert(v && mx && strcmp(v, mx) == 0, "%s %s: last %s, highest seen %s", target,
-                  inv->string, v ? v : "?", mx ? mx : "?");
-        if (atoll(v) == version)
-            ok++;
-    }
-    cJSON_Delete(j);
+    int regressed = 0;
+    int ok = iw_sim_final_versions(&S, target, version, &regressed);
+    cr_assert_eq(regressed, 0, "%s: %d invoices ended older than their newest state", target, regressed);
     return ok;
 }
 
@@ -160,23 +71,23 @@ Test(pipeline, end_to_end_five_targets, .init = up, .fini = down, .timeout = 600
     produce(vals, keys, n);
 
     size_t want = n * 5;
-    results r = read_results("invoice-results", want, 300000);
+    iw_results r = iw_results_read(&S, "invoice-results", want, 300000);
     cr_assert_eq(r.n, want, "results: %zu of %zu", r.n, want);
-    cr_assert_eq(distinct_ids(&r), want, "every (event, target) has exactly one result");
-    size_t ok = count_status(&r, NULL, "succeeded"), sup = count_status(&r, NULL, "superseded");
-    size_t stale = count_status(&r, NULL, "stale");
+    cr_assert_eq(iw_results_distinct(&r), want, "every (event, target) has exactly one result");
+    size_t ok = iw_results_count(&r, NULL, "succeeded"), sup = iw_results_count(&r, NULL, "superseded");
+    size_t stale = iw_results_count(&r, NULL, "stale");
     cr_assert_eq(ok + sup + stale, want, "only succeeded/superseded/stale: %zu %zu %zu", ok, sup, stale);
     cr_assert_geq(ok, INVOICES * 5, "at least the last version of every invoice succeeded");
 
     /* the simulator's final state per invoice and target is the highest version */
     const char *tl[] = {"centra_soap", "centra_navision", "midnight", "ebizcharge", "invoicexpress"};
     for (int t = 0; t < 5; t++)
-        cr_assert_eq(sim_final_versions(tl[t], VERSIONS), INVOICES, "%s", tl[t]);
+        cr_assert_eq(final_versions(tl[t], VERSIONS), INVOICES, "%s", tl[t]);
     /* a clean stop commits everything */
     cr_assert_eq(iw_proc_stop(&W, 30000), 0, "worker exits 0 on SIGTERM");
     cr_assert_eq(iw_kafka_group_lag(S.brokers, "invoice-worker", "invoice-events"), 0,
                  "committed offsets reach the end of every partition");
-    results_free(&r);
+    iw_results_free(&r);
     for (size_t i = 0; i < n; i++) {
         free(vals[i]);
         free(keys[i]);
@@ -199,20 +110,20 @@ Test(pipeline, duplicates_are_not_sent_twice, .init = up, .fini = down, .timeout
     }
     start_worker(&W, NULL, NULL, "worker.log");
     produce(vals, keys, N);
-    results r = read_results("invoice-results", N * 2, 120000);
-    cr_assert_eq(count_status(&r, NULL, "succeeded"), N * 2);
-    results_free(&r);
+    iw_results r = iw_results_read(&S, "invoice-results", N * 2, 120000);
+    cr_assert_eq(iw_results_count(&r, NULL, "succeeded"), N * 2);
+    iw_results_free(&r);
     produce(vals, keys, N); /* the same events again */
-    r = read_results("invoice-results", N * 4, 120000);
+    r = iw_results_read(&S, "invoice-results", N * 4, 120000);
     cr_assert_eq(r.n, N * 4);
-    cr_assert_eq(count_status(&r, NULL, "duplicate"), N * 2, "the replays are duplicates");
+    cr_assert_eq(iw_results_count(&r, NULL, "duplicate"), N * 2, "the replays are duplicates");
     for (int i = 0; i < N; i++) {
         char eid[64];
         snprintf(eid, sizeof(eid), "DUP-%02d", i);
-        cr_assert_eq(sim_calls(eid, "centra_soap"), 1, "%s sent once", eid);
-        cr_assert_eq(sim_calls(eid, "invoicexpress"), 1, "%s sent once", eid);
+        cr_assert_eq(iw_sim_calls(&S, eid, "centra_soap"), 1, "%s sent once", eid);
+        cr_assert_eq(iw_sim_calls(&S, eid, "invoicexpress"), 1, "%s sent once", eid);
     }
-    results_free(&r);
+    iw_results_free(&r);
     for (int i = 0; i < N; i++) {
         free(vals[i]);
         free(keys[i]);
@@ -238,13 +149,13 @@ Test(pipeline, out_of_order_versions_never_overwrite_newer, .init = up, .fini = 
     }
     start_worker(&W, NULL, NULL, "worker.log");
     produce(vals, keys, INV * 5);
-    results r = read_results("invoice-results", INV * 5 * 2, 120000);
+    iw_results r = iw_results_read(&S, "invoice-results", INV * 5 * 2, 120000);
     cr_assert_eq(r.n, INV * 5 * 2);
-    cr_assert_eq(count_status(&r, NULL, "succeeded"), INV * 2, "only v5 was sent");
-    cr_assert_eq(count_status(&r, NULL, "stale") + count_status(&r, NULL, "superseded"), INV * 4 * 2);
-    cr_assert_eq(sim_final_versions("midnight", 5), INV);
-    cr_assert_eq(sim_final_versions("ebizcharge", 5), INV);
-    results_free(&r);
+    cr_assert_eq(iw_results_count(&r, NULL, "succeeded"), INV * 2, "only v5 was sent");
+    cr_assert_eq(iw_results_count(&r, NULL, "stale") + iw_results_count(&r, NULL, "superseded"), INV * 4 * 2);
+    cr_assert_eq(final_versions("midnight", 5), INV);
+    cr_assert_eq(final_versions("ebizcharge", 5), INV);
+    iw_results_free(&r);
     for (int i = 0; i < INV * 5; i++) {
         free(vals[i]);
         free(keys[i]);
@@ -266,11 +177,11 @@ Test(pipeline, poison_events_go_to_the_dead_letter_topic, .init = up, .fini = do
     const char *keys[] = {"acme/INV-P", "acme/INV-P", "acme/INV-P", "acme/INV-P"};
     start_worker(&W, NULL, NULL, "worker.log");
     cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 4, NULL), 0);
-    results r = read_results("invoice-results", 4, 120000);
+    iw_results r = iw_results_read(&S, "invoice-results", 4, 120000);
     cr_assert_eq(r.n, 4);
-    cr_assert_eq(count_status(&r, NULL, "rejected"), 3);
-    cr_assert_eq(count_status(&r, "centra_soap", "succeeded"), 1, "the partition kept moving");
-    results_free(&r);
+    cr_assert_eq(iw_results_count(&r, NULL, "rejected"), 3);
+    cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), 1, "the partition kept moving");
+    iw_results_free(&r);
 
     iw_kmsg *dl = NULL;
     size_t n = iw_kafka_read_all(S.brokers, "invoice-events-dlq", 3, 60000, 0, &dl);

@@ -88,7 +88,9 @@ const char *iw_stack_config(iw_stack *s, const char *name, const char *extra_tar
 {
     static char path[512];
     const char *b = s->sim_base;
-    char json[8192];
+    char json[8192], listen[64] = "";
+    if (s->http_port)
+        snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->http_port);
     snprintf(json, sizeof(json),
              "{\"worker\": {\"id\": \"test-worker\", \"log_level\": \"info\", \"max_in_flight\": 256,"
              "  \"shutdown_grace_s\": 10},"
@@ -96,7 +98,7 @@ const char *iw_stack_config(iw_stack *s, const char *name, const char *extra_tar
              "  \"properties\": {\"session.timeout.ms\": 6000, \"heartbeat.interval.ms\": 500,"
              "   \"topic.metadata.refresh.interval.ms\": 2000}},"
              " \"redis\": {\"host\": \"127.0.0.1\", \"port\": %d, \"lease_s\": 15},"
-             " \"http\": {\"listen\": \"\"},"
+             " \"http\": {\"listen\": \"%s\"},"
              " \"targets\": {"
              "  \"centra_soap\": {\"type\": \"centra_soap\", \"url\": \"%s/amsdocs/system/service/module/soap/api\","
              "   \"username\": \"demo\", \"password\": \"demo\"},"
@@ -109,7 +111,7 @@ const char *iw_stack_config(iw_stack *s, const char *name, const char *extra_tar
              "   \"tax_names\": {\"23\": \"IVA23\", \"13\": \"IVA13\", \"6\": \"IVA6\"}}"
              " },"
              " \"routes\": {\"*\": [\"centra_soap\"]}}",
-             s->brokers, s->redis.port, b, b, b, b, b);
+             s->brokers, s->redis.port, listen, b, b, b, b, b);
     cJSON *root = cJSON_Parse(json);
     if (!root)
         return NULL;
@@ -505,4 +507,99 @@ char *iw_make_event(const char *event_id, const char *tenant, const char *invoic
     char *out = cJSON_PrintUnformatted(e);
     cJSON_Delete(e);
     return out;
+}
+
+/* ---- results and simulator state ---- */
+
+iw_results iw_results_read(const iw_stack *s, const char *topic, size_t want, int timeout_ms)
+{
+    iw_results r = {0};
+    r.n = iw_kafka_read_all(s->brokers, topic, want, timeout_ms, 0, &r.msgs);
+    r.json = calloc(r.n + 1, sizeof(cJSON *));
+    for (size_t i = 0; r.json && i < r.n; i++)
+        r.json[i] = cJSON_Parse(r.msgs[i].value);
+    return r;
+}
+
+void iw_results_free(iw_results *r)
+{
+    for (size_t i = 0; r->json && i < r->n; i++)
+        cJSON_Delete(r->json[i]);
+    free(r->json);
+    iw_kmsgs_free(r->msgs, r->n);
+    memset(r, 0, sizeof(*r));
+}
+
+const char *iw_json_str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+size_t iw_results_count(const iw_results *r, const char *target, const char *status)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const char *t = iw_json_str(r->json[i], "target"), *st = iw_json_str(r->json[i], "status");
+        if (st && strcmp(st, status) == 0 && (!target || (t && strcmp(t, target) == 0)))
+            n++;
+    }
+    return n;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+size_t iw_results_distinct(const iw_results *r)
+{
+    const char **ids = calloc(r->n + 1, sizeof(char *));
+    size_t k = 0, n = 0;
+    for (size_t i = 0; ids && i < r->n; i++)
+        if ((ids[k] = iw_json_str(r->json[i], "result_id")))
+            k++;
+    qsort(ids, k, sizeof(char *), cmp_str);
+    for (size_t i = 0; i < k; i++)
+        if (i == 0 || strcmp(ids[i], ids[i - 1]) != 0)
+            n++;
+    free(ids);
+    return n;
+}
+
+int iw_sim_calls(const iw_stack *s, const char *event_id, const char *target)
+{
+    char path[256], key[200];
+    snprintf(key, sizeof(key), "%s:%s", event_id, target);
+    snprintf(path, sizeof(path), "/_sim/calls?key=%s", key);
+    cJSON *j = iw_sim_get(s, path);
+    if (!j)
+        return -1;
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "calls"), key);
+    const cJSON *cnt = cJSON_GetObjectItemCaseSensitive(e, "count");
+    int n = cJSON_IsNumber(cnt) ? (int)cnt->valuedouble : 0;
+    cJSON_Delete(j);
+    return n;
+}
+
+int iw_sim_final_versions(const iw_stack *s, const char *target, long long version, int *regressed)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/_sim/state?target=%s", target);
+    cJSON *j = iw_sim_get(s, path);
+    if (!j)
+        return -1;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "targets"), target);
+    const cJSON *invs = cJSON_GetObjectItemCaseSensitive(t, "invoices");
+    int ok = 0;
+    *regressed = 0;
+    for (const cJSON *inv = invs ? invs->child : NULL; inv; inv = inv->next) {
+        const char *v = iw_json_str(inv, "version"), *mx = iw_json_str(inv, "max_version");
+        if (!v || !mx || atoll(v) < atoll(mx))
+            (*regressed)++;
+        else if (atoll(v) == version)
+            ok++;
+    }
+    cJSON_Delete(j);
+    return ok;
 }

@@ -19,6 +19,7 @@ typedef struct iw_stack {
     char sim_base[64];  /* http://127.0.0.1:PORT */
     char dir[256];      /* temp folder: configs, logs */
     int partitions;     /* of every topic */
+    int http_port;      /* when set before iw_stack_config: the worker's /metrics port */
 } iw_stack;
 
 /* Starts redis-server (AOF when aof), kafka-local (3 brokers, `partitions` each topic) and
@@ -84,5 +85,34 @@ struct cJSON *iw_sim_get(const iw_stack *s, const char *path);
  * invoice's target refs get values derived from invoice_id so every adapter accepts it. */
 char *iw_make_event(const char *event_id, const char *tenant, const char *invoice_id,
                     long long version, const char *targets_csv);
+
+/* Results read back from a topic, with each value parsed as JSON. */
+typedef struct iw_results {
+    iw_kmsg *msgs;
+    size_t n;
+    struct cJSON **json; /* json[i] parses msgs[i].value (NULL when not JSON) */
+} iw_results;
+
+/* Reads up to `want` messages of topic (see iw_kafka_read_all) and parses them. */
+iw_results iw_results_read(const iw_stack *s, const char *topic, size_t want, int timeout_ms);
+
+void iw_results_free(iw_results *r);
+
+/* Results with this status (and target, unless NULL). */
+size_t iw_results_count(const iw_results *r, const char *target, const char *status);
+
+/* Distinct result_id values. */
+size_t iw_results_distinct(const iw_results *r);
+
+/* A string member of a JSON object, or NULL. */
+const char *iw_json_str(const struct cJSON *o, const char *key);
+
+/* Calls the simulator saw for event part "<event_id>:<target>" (-1 on error). */
+int iw_sim_calls(const iw_stack *s, const char *event_id, const char *target);
+
+/* Invoices at target whose last accepted X-Invoice-Version is `version`; *regressed counts
+ * invoices whose last version is lower than the highest the target ever accepted (an older
+ * state overwrote a newer one). Returns -1 on error. */
+int iw_sim_final_versions(const iw_stack *s, const char *target, long long version, int *regressed);
 
 #endif

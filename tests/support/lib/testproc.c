@@ -158,13 +158,8 @@ int iw_proc_stop(iw_proc *p, int timeout_ms)
     return st;
 }
 
-int iw_redis_start(iw_redis *r, bool aof)
+static int redis_spawn(iw_redis *r, bool aof)
 {
-    memset(r, 0, sizeof(*r));
-    snprintf(r->dir, sizeof(r->dir), "/tmp/iw-redis-XXXXXX");
-    if (!mkdtemp(r->dir))
-        return -1;
-    r->port = iw_free_port();
     char port[16];
     snprintf(port, sizeof(port), "%d", r->port);
     char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", r->dir,
@@ -173,6 +168,26 @@ int iw_redis_start(iw_redis *r, bool aof)
     if (iw_proc_start(&r->proc, argv, false) != 0)
         return -1;
     return iw_wait_port(r->port, 10000);
+}
+
+int iw_redis_start(iw_redis *r, bool aof)
+{
+    memset(r, 0, sizeof(*r));
+    snprintf(r->dir, sizeof(r->dir), "/tmp/iw-redis-XXXXXX");
+    if (!mkdtemp(r->dir))
+        return -1;
+    r->port = iw_free_port();
+    return redis_spawn(r, aof);
+}
+
+void iw_redis_kill(iw_redis *r)
+{
+    iw_proc_stop(&r->proc, 5000);
+}
+
+int iw_redis_restart(iw_redis *r, bool aof)
+{
+    return redis_spawn(r, aof);
 }
 
 void iw_redis_stop(iw_redis *r)

@@ -51,6 +51,12 @@ int iw_redis_start(iw_redis *r, bool aof);
 /* Stops it (SIGTERM) and removes its directory. */
 void iw_redis_stop(iw_redis *r);
 
+/* Stops the server (SIGTERM, so an AOF is flushed) but keeps its directory and port. */
+void iw_redis_kill(iw_redis *r);
+
+/* Starts the server again on the same port and directory (data kept when AOF was on). */
+int iw_redis_restart(iw_redis *r, bool aof);
+
 /* Path of a program built beside the tests (IW_BUILD_DIR/name), in a static buffer. */
 const char *iw_build_path(const char *name);
 

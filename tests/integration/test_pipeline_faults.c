@@ -1,0 +1,323 @@
+/* test_pipeline_faults.c: the worker's guarantees under faults: retries and Retry-After, dead
+ * letters, a dead target, Redis down, kill -9, two workers in a group, SIGTERM under load. */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cjson/cJSON.h>
+
+#include "stack.h"
+
+#define PARTS 8
+
+static iw_stack S;
+static iw_proc W, W2;
+
+static void up(void)
+{
+    cr_assert_eq(iw_stack_start(&S, PARTS, true), 0, "local stack did not start");
+}
+
+static void down(void)
+{
+    iw_proc_stop(&W, 20000);
+    iw_proc_stop(&W2, 20000);
+    iw_stack_stop(&S);
+}
+
+/* Events E<prefix>-<i> for invoices <prefix>-<i> (one version each) to the given targets. */
+static void produce_n(const char *prefix, int n, const char *targets)
+{
+    char **vals = calloc((size_t)n, sizeof(char *)), **keys = calloc((size_t)n, sizeof(char *));
+    for (int i = 0; i < n; i++) {
+        char eid[64], id[64];
+        snprintf(eid, sizeof(eid), "E%s-%04d", prefix, i);
+        snprintf(id, sizeof(id), "%s-%04d", prefix, i);
+        vals[i] = iw_make_event(eid, "acme", id, 1, targets);
+        keys[i] = malloc(80);
+        snprintf(keys[i], 80, "acme/%s", id);
+    }
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", (const char *const *)keys,
+                                  (const char *const *)vals, (size_t)n, NULL),
+                 0);
+    for (int i = 0; i < n; i++) {
+        free(vals[i]);
+        free(keys[i]);
+    }
+    free(vals);
+    free(keys);
+}
+
+static void fault(const char *json)
+{
+    cr_assert_eq(iw_sim_control(&S, "/_sim/faults", json), 200, "fault %s", json);
+}
+
+/* Waits until the result topic holds at least `want` messages; returns how many it holds. */
+static size_t wait_results(size_t want, int timeout_ms)
+{
+    iw_results r = iw_results_read(&S, "invoice-results", want, timeout_ms);
+    size_t n = r.n;
+    iw_results_free(&r);
+    return n;
+}
+
+/* Reads the result topic until it holds `want` distinct result ids (replays around a
+ * rebalance or a kill may publish a result twice; consumers keep one per result_id). */
+static iw_results read_distinct(size_t want, int timeout_ms)
+{
+    iw_results r = iw_results_read(&S, "invoice-results", want, timeout_ms);
+    for (long long t0 = iw_now_ms(); iw_results_distinct(&r) < want && iw_now_ms() - t0 < timeout_ms;) {
+        iw_results_free(&r);
+        r = iw_results_read(&S, "invoice-results", 0, 5000);
+    }
+    return r;
+}
+
+Test(faults, retries_and_retry_after, .init = up, .fini = down, .timeout = 300)
+{
+    enum { N = 200 };
+    fault("{\"target\": \"centra_soap\", \"kind\": \"error\", \"status\": 503, \"rate\": 0.3}");
+    fault("{\"target\": \"invoicexpress\", \"kind\": \"rate_limit\", \"retry_after\": \"1\", \"count\": 20}");
+    const char *cfg = iw_stack_config(&S, "w.json", "{\"retry\": {\"max_attempts\": 20}}", NULL);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    produce_n("RT", N, "centra_soap,invoicexpress");
+    iw_results r = iw_results_read(&S, "invoice-results", N * 2, 180000);
+    cr_assert_eq(r.n, N * 2);
+    cr_assert_eq(iw_results_count(&r, NULL, "succeeded"), N * 2, "everything succeeds in the end");
+    iw_results_free(&r);
+
+    /* Retry-After: 1 was respected: after every 429 the next call came >= 1 s later */
+    cJSON *calls = iw_sim_get(&S, "/_sim/calls?prefix=ERT-");
+    cr_assert_not_null(calls);
+    int throttled = 0, retried_503 = 0;
+    for (const cJSON *c = cJSON_GetObjectItem(calls, "calls")->child; c; c = c->next) {
+        const cJSON *at = cJSON_GetObjectItem(c, "at_ms"), *st = cJSON_GetObjectItem(c, "status");
+        int n = cJSON_GetArraySize(st);
+        for (int i = 0; i + 1 < n; i++) {
+            int status = (int)cJSON_GetArrayItem(st, i)->valuedouble;
+            double gap = cJSON_GetArrayItem(at, i + 1)->valuedouble - cJSON_GetArrayItem(at, i)->valuedouble;
+            if (status == 429) {
+                throttled++;
+                cr_assert_geq(gap, 995, "%s: retried %.0f ms after a 429 with Retry-After: 1", c->string, gap);
+            } else if (status == 503) {
+                retried_503++;
+            }
+        }
+    }
+    cr_assert_eq(throttled, 20, "the 20 throttled calls were retried");
+    cr_assert_gt(retried_503, 20, "about 30%% of centra calls were retried (%d)", retried_503);
+    cr_log_info("retries: %d after 429, %d after 503", throttled, retried_503);
+    cJSON_Delete(calls);
+}
+
+Test(faults, permanent_failures_become_dead_letters, .init = up, .fini = down, .timeout = 300)
+{
+    enum { N = 10 };
+    /* settle every invoice at InvoiceXpress: it refuses updates with 422 */
+    for (int i = 0; i < N; i++) {
+        char id[64];
+        snprintf(id, sizeof(id), "PF-%04d", i);
+        char *ev = iw_make_event("x", "acme", id, 1, NULL);
+        cJSON *j = cJSON_Parse(ev);
+        const char *ixid = iw_json_str(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "invoice"), "target_refs"),
+                                       "invoicexpress_id");
+        char body[128];
+        snprintf(body, sizeof(body), "{\"target\": \"invoicexpress\", \"id\": \"%s\"}", ixid);
+        cr_assert_eq(iw_sim_control(&S, "/_sim/settle", body), 200);
+        cJSON_Delete(j);
+        free(ev);
+    }
+    const char *cfg = iw_stack_config(&S, "w.json", NULL, NULL);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    produce_n("PF", N, "invoicexpress,centra_soap");
+    iw_results r = iw_results_read(&S, "invoice-results", N * 2, 120000);
+    cr_assert_eq(iw_results_count(&r, "invoicexpress", "failed"), N);
+    cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), N, "the other target is unaffected");
+    for (size_t i = 0; i < r.n; i++) {
+        if (strcmp(iw_json_str(r.json[i], "status"), "failed") != 0)
+            continue;
+        const cJSON *err = cJSON_GetObjectItem(r.json[i], "error");
+        cr_assert_str_eq(iw_json_str(err, "kind"), "remote");
+        cr_assert_str_eq(iw_json_str(err, "code"), "settled");
+        cr_assert_eq((int)cJSON_GetObjectItem(r.json[i], "attempts")->valuedouble, 1, "permanent: no retry");
+    }
+    iw_results_free(&r);
+    iw_kmsg *dl = NULL;
+    size_t n = iw_kafka_read_all(S.brokers, "invoice-events-dlq", N, 60000, 0, &dl);
+    cr_assert_eq(n, N);
+    for (size_t i = 0; i < n; i++) {
+        char *t = iw_kmsg_header(&dl[i], "x-iw-target"), *k = iw_kmsg_header(&dl[i], "x-iw-error-kind");
+        char *a = iw_kmsg_header(&dl[i], "x-iw-attempts"), *e = iw_kmsg_header(&dl[i], "x-iw-error");
+        char *p = iw_kmsg_header(&dl[i], "x-iw-source-partition");
+        cr_assert_str_eq(t, "invoicexpress");
+        cr_assert_str_eq(k, "remote");
+        cr_assert_str_eq(a, "1");
+        cr_assert(e && strstr(e, "settled"), "x-iw-error: %s", e ? e : "(none)");
+        cr_assert_eq(atoi(p), dl[i].partition < 0 ? -1 : atoi(p)); /* a number */
+        cr_assert(strstr(dl[i].value, "\"invoice-event/v1\""), "the original event is kept");
+        free(t);
+        free(k);
+        free(a);
+        free(e);
+        free(p);
+    }
+    iw_kmsgs_free(dl, n);
+}
+
+Test(faults, dead_target_does_not_slow_the_others, .init = up, .fini = down, .timeout = 300)
+{
+    enum { N = 100 };
+    fault("{\"target\": \"midnight\", \"kind\": \"error\", \"status\": 503, \"rate\": 1.0}");
+    const char *cfg = iw_stack_config(&S, "w.json",
+                                      "{\"retry\": {\"max_attempts\": 100, \"max_elapsed_s\": 300},"
+                                      " \"breaker\": {\"failures\": 5, \"open_s\": 2}}", NULL);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    produce_n("DT", N, "midnight,centra_soap");
+    /* every centra result arrives while midnight is still failing */
+    size_t centra = 0, midnight = 0;
+    long long start = iw_now_ms();
+    while (centra < N && iw_now_ms() - start < 120000) {
+        iw_results r = iw_results_read(&S, "invoice-results", N, 5000);
+        centra = iw_results_count(&r, "centra_soap", "succeeded");
+        midnight = r.n - centra;
+        iw_results_free(&r);
+    }
+    cr_assert_eq(centra, N, "the healthy target finished");
+    cr_assert_eq(midnight, 0, "while the dead one had finished nothing");
+    cJSON *stats = iw_sim_get(&S, "/_sim/stats");
+    cr_log_info("sim stats while midnight is down: %s", stats ? cJSON_PrintUnformatted(stats) : "?");
+    cJSON_Delete(stats);
+    /* the target recovers: the breaker's probe succeeds and the waiting events go through */
+    fault("{\"target\": \"midnight\", \"kind\": \"clear\"}");
+    iw_results r = iw_results_read(&S, "invoice-results", N * 2, 120000);
+    cr_assert_eq(iw_results_count(&r, "midnight", "succeeded"), N);
+    iw_results_free(&r);
+}
+
+Test(faults, redis_outage_pauses_and_resumes, .init = up, .fini = down, .timeout = 300)
+{
+    enum { N = 400 };
+    S.http_port = iw_free_port();
+    fault("{\"target\": \"*\", \"kind\": \"latency\", \"ms\": 300}");
+    const char *cfg = iw_stack_config(&S, "w.json", "{\"max_concurrency\": 8}", NULL);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    produce_n("RD", N, "centra_soap,invoicexpress");
+    cr_assert_geq(wait_results(50, 60000), 50);
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", S.http_port);
+    long st = 0;
+    free(iw_http("GET", url, NULL, &st));
+    cr_assert_eq(st, 200, "ready before the outage");
+
+    iw_redis_kill(&S.redis);
+    iw_sleep_ms(2500);
+    free(iw_http("GET", url, NULL, &st));
+    cr_assert_eq(st, 503, "not ready while Redis is down");
+    size_t during = wait_results(N * 2, 2500);
+    cr_assert_lt(during, N * 2, "work paused (%zu results)", during);
+    cr_assert_eq(iw_redis_restart(&S.redis, true), 0);
+
+    iw_results r = iw_results_read(&S, "invoice-results", N * 2, 120000);
+    cr_assert_eq(iw_results_distinct(&r), N * 2, "nothing lost, nothing skipped");
+    cr_assert_eq(iw_results_count(&r, NULL, "failed") + iw_results_count(&r, NULL, "rejected"), 0);
+    iw_results_free(&r);
+    long long t0 = iw_now_ms();
+    do {
+        free(iw_http("GET", url, NULL, &st));
+    } while (st != 200 && iw_now_ms() - t0 < 30000 && (iw_sleep_ms(200), 1));
+    cr_assert_eq(st, 200, "ready again after Redis is back");
+}
+
+Test(faults, kill_9_and_restart_loses_nothing, .init = up, .fini = down, .timeout = 300)
+{
+    enum { N = 1000 };
+    fault("{\"target\": \"*\", \"kind\": \"latency\", \"ms\": 100}");
+    const char *cfg = iw_stack_config(&S, "w.json", "{\"max_concurrency\": 8}", NULL);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    produce_n("K9", N, "centra_soap");
+    cr_assert_geq(wait_results(200, 60000), 200);
+    iw_proc_signal(&W, SIGKILL);
+    iw_proc_wait(&W, 5000);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker2.log"), 0);
+    iw_results r = read_distinct(N, 180000); /* a replayed event may publish twice */
+    cr_assert_eq(iw_results_distinct(&r), N, "nothing lost after kill -9");
+    cr_assert_eq(iw_results_count(&r, NULL, "failed"), 0);
+    cJSON *calls = iw_sim_get(&S, "/_sim/calls?prefix=EK9-");
+    int keys = 0, total = 0;
+    for (const cJSON *c = cJSON_GetObjectItem(calls, "calls")->child; c; c = c->next) {
+        keys++;
+        total += (int)cJSON_GetObjectItem(c, "count")->valuedouble;
+    }
+    cr_assert_eq(keys, N, "every event reached the target");
+    cr_log_info("kill -9: %d repeated calls for %d events (%zu results, %zu distinct)", total - keys,
+                N, r.n, iw_results_distinct(&r));
+    fprintf(stderr, "kill -9: %d repeated calls for %d events\n", total - keys, N);
+    cJSON_Delete(calls);
+    iw_results_free(&r);
+}
+
+Test(faults, two_workers_share_partitions_and_hand_over, .init = up, .fini = down, .timeout = 300)
+{
+    enum { N = 600 };
+    fault("{\"target\": \"*\", \"kind\": \"latency\", \"ms\": 20}");
+    const char *c1 = iw_stack_config(&S, "w1.json", NULL, "{\"id\": \"w1\"}");
+    cr_assert_eq(iw_stack_worker_start(&S, &W, c1, "w1.log"), 0);
+    const char *c2 = iw_stack_config(&S, "w2.json", NULL, "{\"id\": \"w2\"}");
+    cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "w2.log"), 0);
+    iw_sleep_ms(8000); /* both joined: the mock's first rebalance takes a few seconds */
+    produce_n("TW", N / 2, "centra_soap");
+    cr_assert_geq(wait_results(N / 2, 120000), N / 2);
+    iw_results r = iw_results_read(&S, "invoice-results", N / 2, 10000);
+    size_t by_w1 = 0, by_w2 = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        const char *w = iw_json_str(r.json[i], "worker");
+        by_w1 += w && strcmp(w, "w1") == 0;
+        by_w2 += w && strcmp(w, "w2") == 0;
+    }
+    iw_results_free(&r);
+    cr_assert_gt(by_w1, 0, "w1 took part (%zu)", by_w1);
+    cr_assert_gt(by_w2, 0, "w2 took part (%zu)", by_w2);
+    /* w1 leaves; w2 gets its partitions and finishes what is sent next */
+    cr_assert_eq(iw_proc_stop(&W, 30000), 0, "w1 exits 0");
+    produce_n("TX", N / 2, "centra_soap");
+    r = read_distinct(N, 120000);
+    cr_assert_eq(iw_results_distinct(&r), N);
+    size_t late_w2 = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        const char *id = iw_json_str(r.json[i], "event_id"), *w = iw_json_str(r.json[i], "worker");
+        if (id && strncmp(id, "ETX-", 4) == 0 && w && strcmp(w, "w2") == 0)
+            late_w2++;
+    }
+    cr_assert_geq(late_w2, N / 2, "after the handover w2 did all of the new work");
+    iw_results_free(&r);
+}
+
+Test(faults, sigterm_under_load_drains_and_restart_finishes, .init = up, .fini = down, .timeout = 300)
+{
+    enum { N = 600 };
+    fault("{\"target\": \"*\", \"kind\": \"latency\", \"ms\": 200}");
+    const char *cfg = iw_stack_config(&S, "w.json", "{\"max_concurrency\": 8}", "{\"shutdown_grace_s\": 10}");
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    produce_n("ST", N, "centra_soap");
+    cr_assert_geq(wait_results(40, 60000), 40);
+    long long t0 = iw_now_ms();
+    iw_proc_signal(&W, SIGTERM);
+    int status = iw_proc_wait(&W, 30000);
+    long long took = iw_now_ms() - t0;
+    cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit 0 (status %d)", status);
+    /* grace 10 s, then the flush; only a worker that ignores its grace period is this slow */
+    cr_assert_lt(took, 25000, "stopped within the grace period (+ flush): %lld ms", took);
+    size_t before = wait_results(N, 3000);
+    cr_assert_lt(before, N, "the first worker did not finish everything (%zu)", before);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker2.log"), 0);
+    iw_results r = iw_results_read(&S, "invoice-results", N, 180000);
+    cr_assert_eq(iw_results_distinct(&r), N, "the restarted worker finished the rest");
+    cr_assert_eq(iw_results_count(&r, NULL, "failed"), 0);
+    cr_assert_eq(r.n, N, "a clean stop commits what it finished: no result twice (%zu)", r.n);
+    iw_results_free(&r);
+}
