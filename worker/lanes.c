@@ -130,6 +130,13 @@ int iw_lanes_drop_waiting(iw_lanes *l, const char *key, void *job)
     return 1;
 }
 
+void iw_lanes_peek(const iw_lanes *l, const char *key, void **inflight, void **waiting)
+{
+    lane *n = *find((iw_lanes *)l, key, hash_str(key));
+    *inflight = n ? n->inflight : NULL;
+    *waiting = n ? n->waiting : NULL;
+}
+
 size_t iw_lanes_active(const iw_lanes *l)
 {
     return l->count;

@@ -31,6 +31,9 @@ void *iw_lanes_done(iw_lanes *l, const char *key);
  * Returns 1 when removed, 0 when it was not waiting there. */
 int iw_lanes_drop_waiting(iw_lanes *l, const char *key, void *job);
 
+/* The job in flight on lane `key` and the one waiting behind it (either may be NULL). */
+void iw_lanes_peek(const iw_lanes *l, const char *key, void **inflight, void **waiting);
+
 /* Lanes with a job in flight. */
 size_t iw_lanes_active(const iw_lanes *l);
 

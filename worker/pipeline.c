@@ -125,6 +125,7 @@ struct iw_pipeline {
     jobq claim_q, busy_q, ready_q, complete_q, release_q;
     size_t open_jobs;             /* jobs not yet terminal */
 
+    char owner[192];              /* lease owner token: worker id + process, unique per run */
     bool ledger_ok;
     int64_t ledger_retry_at;
     int64_t ledger_backoff_ms;
@@ -507,8 +508,23 @@ static void ledger_failed(iw_pipeline *p, const char *what)
 
 static void lane_release(iw_pipeline *p, job *j);
 
+static bool same_event(const job *a, const job *b)
+{
+    return a && b && strcmp(a->m->ev->event_id, b->m->ev->event_id) == 0;
+}
+
 static void offer_to_lane(iw_pipeline *p, job *j)
 {
+    /* A redelivery of the event already in flight or waiting on this lane (our own lease, so
+     * the claim said CLAIMED): it is a duplicate, and the lease stays with the first copy. */
+    void *in, *wait;
+    iw_lanes_peek(p->lanes, j->lane_key, &in, &wait);
+    if (same_event(in, j) || same_event(wait, j)) {
+        j->leased = false;
+        set_result(j, IW_RES_DUPLICATE, IW_ERR_NONE, NULL, NULL);
+        publish(p, j);
+        return;
+    }
     void *displaced = NULL;
     int v = iw_lanes_offer(p->lanes, j->lane_key, j->m->ev->version, j, &displaced);
     if (v == IW_LANE_SEND) {
@@ -556,7 +572,7 @@ static void run_claims(iw_pipeline *p)
         js[i] = j;
         fill_op(j, &ops[i]);
     }
-    if (iw_ledger_claim(p->ledger, ops, n, p->cfg->worker_id, p->cfg->lease_ms) != 0) {
+    if (iw_ledger_claim(p->ledger, ops, n, p->owner, p->cfg->lease_ms) != 0) {
         ledger_failed(p, "claim");
         free(ops);
         free(js);
@@ -649,9 +665,9 @@ static void run_ledger_writes(iw_pipeline *p, jobq *q, bool abandoning)
         op->status = STATUS_NAMES[j->status];
         op->target_ref = j->target_ref[0] ? j->target_ref : NULL;
     }
-    int rc = nc ? iw_ledger_complete(p->ledger, cops, nc, p->cfg->worker_id) : 0;
+    int rc = nc ? iw_ledger_complete(p->ledger, cops, nc, p->owner) : 0;
     if (!rc && nr)
-        rc = iw_ledger_release(p->ledger, rops, nr, p->cfg->worker_id);
+        rc = iw_ledger_release(p->ledger, rops, nr, p->owner);
     if (rc == IW_EIO) {
         ledger_failed(p, nc ? "complete" : "release");
     } else if (rc) {
@@ -714,7 +730,7 @@ static void renew_leases(iw_pipeline *p)
         }
     }
 send:
-    if (n && iw_ledger_renew(p->ledger, ops, n, p->cfg->worker_id, p->cfg->lease_ms) != 0)
+    if (n && iw_ledger_renew(p->ledger, ops, n, p->owner, p->cfg->lease_ms) != 0)
         ledger_failed(p, "renew");
     free(ops);
 }
@@ -1231,6 +1247,10 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
         return NULL;
     p->cfg = cfg;
     p->wake[0] = p->wake[1] = -1;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(p->owner, sizeof(p->owner), "%s/%ld-%lx", cfg->worker_id, (long)getpid(),
+             (unsigned long)(ts.tv_nsec ^ (ts.tv_sec << 20)));
     pthread_mutex_init(&p->lock, NULL);
     p->stats.consumer_lag = -1;
     p->target_results = calloc(cfg->n_targets * IW_RES__COUNT + 1, sizeof(uint64_t));

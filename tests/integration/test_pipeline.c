@@ -223,3 +223,29 @@ Test(pipeline, poison_events_go_to_the_dead_letter_topic, .init = up, .fini = do
     free(unknown);
     free(good);
 }
+
+Test(pipeline, redelivery_while_in_flight_is_a_duplicate, .init = up, .fini = down, .timeout = 300)
+{
+    /* the target is slow, so the second copy arrives while the first is still being sent */
+    cr_assert_eq(iw_sim_control(&S, "/_sim/faults",
+                                "{\"target\": \"*\", \"kind\": \"latency\", \"ms\": 1500}"), 200);
+    char *ev = iw_make_event("REDELIVER-1", "acme", "INV-R1", 3, "centra_soap,midnight");
+    const char *vals[] = {ev, ev};
+    const char *keys[] = {"acme/INV-R1", "acme/INV-R1"};
+    start_worker(&W, NULL, NULL, "worker.log");
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 2, NULL), 0);
+    iw_results r = iw_results_read(&S, "invoice-results", 4, 120000);
+    cr_assert_eq(r.n, 4);
+    cr_assert_eq(iw_results_count(&r, NULL, "succeeded"), 2);
+    cr_assert_eq(iw_results_count(&r, NULL, "duplicate"), 2);
+    /* the duplicate is published first, so "latest per result_id" is the success */
+    for (size_t i = 0; i < r.n; i++)
+        if (strcmp(iw_json_str(r.json[i], "status"), "succeeded") == 0)
+            for (size_t k = i + 1; k < r.n; k++)
+                cr_assert_str_neq(iw_json_str(r.json[k], "result_id"),
+                                  iw_json_str(r.json[i], "result_id"), "a later result replaces success");
+    cr_assert_eq(iw_sim_calls(&S, "REDELIVER-1", "centra_soap"), 1);
+    cr_assert_eq(iw_sim_calls(&S, "REDELIVER-1", "midnight"), 1);
+    iw_results_free(&r);
+    free(ev);
+}

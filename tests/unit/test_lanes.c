@@ -71,3 +71,18 @@ Test(lanes, drop_waiting)
     cr_assert_null(iw_lanes_done(l, "k"));
     iw_lanes_free(l);
 }
+
+Test(lanes, peek_shows_inflight_and_waiting)
+{
+    iw_lanes *l = iw_lanes_new();
+    void *d, *in, *wait;
+    iw_lanes_peek(l, "k", &in, &wait);
+    cr_assert_null(in);
+    cr_assert_null(wait);
+    iw_lanes_offer(l, "k", 1, &jobs[0], &d);
+    iw_lanes_offer(l, "k", 2, &jobs[1], &d);
+    iw_lanes_peek(l, "k", &in, &wait);
+    cr_assert_eq(in, &jobs[0]);
+    cr_assert_eq(wait, &jobs[1]);
+    iw_lanes_free(l);
+}
