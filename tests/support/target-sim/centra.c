@@ -1,0 +1,241 @@
+/* centra.c: the Centra SOAP invoices_Update contract (seed 000) and its navision twin (seed
+ * 001): element tables in seed order, login or Basic auth, <ns1:result/> / OK replies. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "contract.h"
+#include "state.h"
+
+#define CENTRA_NS "http://www.centra.com/webservices/"
+#define NAVISION_NS "http://www.silkvms.com/webservices/"
+#define CENTRA_ACTION "http://www.centra.com/webservices/Invoices_Update"
+#define NAVISION_ACTION "http://www.silkvms.com/webservices/Invoices_Update"
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+#define S(n)                                                                                       \
+    {                                                                                              \
+        n, IW_SIM_STR, 0, NULL, NULL                                                               \
+    }
+#define DEC(n)                                                                                     \
+    {                                                                                              \
+        n, IW_SIM_DEC, 0, NULL, NULL                                                               \
+    }
+#define DATE(n)                                                                                    \
+    {                                                                                              \
+        n, IW_SIM_DATE, 0, NULL, NULL                                                              \
+    }
+#define OBJ(n, sub)                                                                                \
+    {                                                                                              \
+        n, IW_SIM_OBJ, 0, sub, NULL                                                                \
+    }
+
+static const iw_sim_field idd_f[] = {S("id"), S("description")};
+static const iw_sim_schema idd = IW_SIM_SCHEMA(idd_f, true);
+
+/* Seed 000's address; seed 001 (navision) has the same without the last one, ecvatno. */
+static const iw_sim_field addr_f[] = {S("id"),       S("description"), S("company"),
+                                      S("attn"),     S("firstname"),   S("lastname"),
+                                      S("address1"), S("address2"),    S("city"),
+                                      S("state"),    S("zipcode"),     S("country"),
+                                      S("email"),    S("telephone"),   S("fax"),
+                                      S("vat"),      S("url"),         S("companyregistrationid"),
+                                      S("ecvatno")};
+static const iw_sim_schema addr_soap = {addr_f, COUNT(addr_f), true};
+static const iw_sim_schema addr_nav = {addr_f, COUNT(addr_f) - 1, true};
+
+static const iw_sim_field item_f[] = {S("itemid"),
+                                      DEC("qty"),
+                                      DEC("price"),
+                                      DEC("tax"),
+                                      DEC("subtotal"),
+                                      S("description"),
+                                      OBJ("product", &idd),
+                                      OBJ("variation", &idd),
+                                      OBJ("size", &idd),
+                                      DEC("discount"),
+                                      S("sku")};
+static const iw_sim_schema item = IW_SIM_SCHEMA(item_f, true);
+
+static const iw_sim_field additional_f[] = {DEC("subtotal"), S("description"), S("key"), S("id")};
+static const iw_sim_schema additional = IW_SIM_SCHEMA(additional_f, true);
+
+/* Items hold invoiceitem and additional entries, each repeatable; their mix is free. */
+static const iw_sim_field items_f[] = {{"invoiceitem", IW_SIM_OBJ, IW_SIM_REP, &item, NULL},
+                                       {"additional", IW_SIM_OBJ, IW_SIM_REP, &additional, NULL}};
+static const iw_sim_schema items = IW_SIM_SCHEMA(items_f, false);
+
+#define INVOICE_FIELDS(addr)                                                                       \
+    {                                                                                              \
+        {"id", IW_SIM_STR, IW_SIM_REQ, NULL, NULL}, S("store"), S("status"), S("serialno"),        \
+            S("documenttype"), S("type"), S("currency"), DEC("currencyrate"), S("basecurrency"),   \
+            DEC("total"), DEC("vat"), DEC("totalpaid"), DATE("invoicedate"), DATE("orderdate"),    \
+            DATE("duedate"), OBJ("buyer", &idd), OBJ("account", &idd), OBJ("order", &idd),         \
+            OBJ("shipment", &idd), OBJ("refund", &idd), S("paymentterms"), S("shippingterms"),     \
+            S("internalinformation"), S("ponumber"), OBJ("billingaddress", addr),                  \
+            OBJ("shippingaddress", addr), OBJ("items", &items),                                    \
+            {"locked", IW_SIM_BOOL, 0, NULL, NULL},                                                \
+    }
+
+static const iw_sim_field invoice_soap_f[] = INVOICE_FIELDS(&addr_soap);
+static const iw_sim_schema invoice_soap = IW_SIM_SCHEMA(invoice_soap_f, true);
+static const iw_sim_field invoice_nav_f[] = INVOICE_FIELDS(&addr_nav);
+static const iw_sim_schema invoice_nav = IW_SIM_SCHEMA(invoice_nav_f, true);
+
+static const iw_sim_field login_f[] = {{"username", IW_SIM_STR, IW_SIM_REQ, NULL, NULL},
+                                       {"password", IW_SIM_STR, IW_SIM_REQ, NULL, NULL}};
+static const iw_sim_schema login = IW_SIM_SCHEMA(login_f, true);
+
+static const iw_sim_field op_soap_f[] = {
+    {"login", IW_SIM_OBJ, IW_SIM_REQ, &login, NULL},
+    {"invoices", IW_SIM_ARR, IW_SIM_REQ, &invoice_soap, "invoice"}};
+static const iw_sim_schema op_soap = IW_SIM_SCHEMA(op_soap_f, true);
+
+static const iw_sim_field op_nav_f[] = {
+    {"invoices", IW_SIM_ARR, IW_SIM_REQ, &invoice_nav, "invoice"}};
+static const iw_sim_schema op_nav = IW_SIM_SCHEMA(op_nav_f, true);
+
+/* What the state keeps of each invoice. */
+static const char *const kept[] = {"id",        "status",      "currency", "total",    "vat",
+                                   "totalpaid", "invoicedate", "duedate",  "ponumber", NULL};
+
+static bool login_ok(xmlNodePtr opn, const iw_sim_creds *k)
+{
+    char user[256], pass[256];
+    xmlNodePtr l = iw_sim_xml_child(opn, "login");
+    if (!l)
+        return false;
+    iw_sim_xml_child_text(l, "username", user, sizeof(user));
+    iw_sim_xml_child_text(l, "password", pass, sizeof(pass));
+    return strcmp(user, k->username) == 0 && strcmp(pass, k->password) == 0;
+}
+
+static int b64val(int c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* Decodes standard base64 into out (NUL-terminated); -1 on bad input or overflow. */
+static int b64decode(const char *in, char *out, size_t len)
+{
+    size_t o = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (; *in && *in != '='; in++) {
+        int v = b64val((unsigned char)*in);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o + 1 >= len)
+                return -1;
+            out[o++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+static bool basic_ok(const iw_sim_request *rq, const iw_sim_creds *k)
+{
+    for (int i = 0; i < rq->n_authorization; i++) {
+        const char *a = rq->authorization[i];
+        if (strncasecmp(a, "Basic ", 6) != 0)
+            continue;
+        char dec[512], want[2 * IW_SIM_SECRET_LEN + 2];
+        if (b64decode(a + 6, dec, sizeof(dec)) != 0)
+            continue;
+        snprintf(want, sizeof(want), "%s:%s", k->username, k->password);
+        if (strcmp(dec, want) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void reply_ok(int t, iw_sim_reply *rp)
+{
+    iw_xmlw x;
+    iw_xmlw_open(&x, true);
+    iw_xmlw_start(&x, "SOAP-ENV", "Envelope", "http://schemas.xmlsoap.org/soap/envelope/");
+    if (t == IW_SIM_CENTRA_SOAP)
+        iw_xmlw_attr(&x, "xmlns:ns1", CENTRA_NS);
+    iw_xmlw_start(&x, "SOAP-ENV", "Body", NULL);
+    if (t == IW_SIM_CENTRA_SOAP) {
+        iw_xmlw_start(&x, "ns1", "result", NULL);
+        iw_xmlw_end(&x);
+    } else {
+        iw_xmlw_text(&x, NULL, "invoicesUpdateResponse", "OK");
+    }
+    iw_xmlw_end(&x);
+    iw_xmlw_end(&x);
+    iw_sim_reply_xml(rp, 200, "text/xml; charset=utf-8", &x);
+}
+
+/* Records every invoice of the request; returns how many had an id. */
+static int record(int t, xmlNodePtr opn, const iw_sim_request *rq)
+{
+    int n = 0;
+    char id[256];
+    for (xmlNodePtr inv = iw_sim_xml_first(iw_sim_xml_child(opn, "invoices")); inv;
+         inv = inv->next) {
+        if (inv->type != XML_ELEMENT_NODE || strcmp((const char *)inv->name, "invoice") != 0)
+            continue;
+        if (!*iw_sim_xml_child_text(inv, "id", id, sizeof(id)))
+            continue;
+        cJSON *v = iw_sim_values_xml(inv, kept);
+        xmlNodePtr its = iw_sim_xml_child(inv, "items");
+        cJSON_AddNumberToObject(v, "items", iw_sim_xml_count(its, "invoiceitem"));
+        cJSON_AddNumberToObject(v, "additional", iw_sim_xml_count(its, "additional"));
+        iw_sim_state_accept(t, id, v, rq, NULL, NULL, 0);
+        n++;
+    }
+    return n;
+}
+
+void iw_sim_centra_handle(int t, const iw_sim_request *rq, iw_sim_reply *rp)
+{
+    bool soap = t == IW_SIM_CENTRA_SOAP;
+    const iw_sim_creds *k = &rq->conf->creds[t];
+    if (!soap && k->basic_auth && !basic_ok(rq, k)) {
+        iw_sim_contract_auth_failure(t, rp);
+        return;
+    }
+    xmlDocPtr doc;
+    xmlNodePtr opn =
+        iw_sim_soap_operation(rq, soap ? CENTRA_NS : NAVISION_NS, "invoices_Update",
+                              soap ? CENTRA_ACTION : NAVISION_ACTION, IW_SIM_SOAP_CENTRA, &doc, rp);
+    if (!opn)
+        return;
+    if (soap && !login_ok(opn, k)) {
+        iw_sim_contract_auth_failure(t, rp);
+        xmlFreeDoc(doc);
+        return;
+    }
+    if (rq->validate) {
+        iw_sim_errors errs = {0};
+        iw_sim_vctx v = {soap ? CENTRA_NS : NAVISION_NS, IW_SIM_DATE_YMD_OR_EMPTY, NULL, &errs};
+        iw_sim_check_xml(&v, opn, soap ? &op_soap : &op_nav, "invoices_Update");
+        if (errs.total) {
+            char msg[1024];
+            iw_sim_errors_join(&errs, msg, sizeof(msg));
+            iw_sim_reply_soap_fault(rp, IW_SIM_SOAP_CENTRA, "Client", msg);
+            xmlFreeDoc(doc);
+            return;
+        }
+    }
+    if (record(t, opn, rq) == 0)
+        iw_sim_reply_soap_fault(rp, IW_SIM_SOAP_CENTRA, "Client",
+                                "invoices_Update/invoices: no invoice with an id");
+    else
+        reply_ok(t, rp);
+    xmlFreeDoc(doc);
+}

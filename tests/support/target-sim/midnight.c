@@ -1,0 +1,363 @@
+/* midnight.c: the Midnight InvoiceUpdate contract (seed 002): JSON or XML bodies, the
+ * Authorization (PRC + Midnight token) and MISKEY headers, and the token refresh endpoint. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "contract.h"
+#include "state.h"
+
+#define S(n)                                                                                       \
+    {                                                                                              \
+        n, IW_SIM_STR, 0, NULL, NULL                                                               \
+    }
+#define DEC(n)                                                                                     \
+    {                                                                                              \
+        n, IW_SIM_DEC, 0, NULL, NULL                                                               \
+    }
+#define INT(n)                                                                                     \
+    {                                                                                              \
+        n, IW_SIM_INT, 0, NULL, NULL                                                               \
+    }
+#define BOOL(n)                                                                                    \
+    {                                                                                              \
+        n, IW_SIM_BOOL, 0, NULL, NULL                                                              \
+    }
+#define DATE(n)                                                                                    \
+    {                                                                                              \
+        n, IW_SIM_DATE, 0, NULL, NULL                                                              \
+    }
+#define GUID(n)                                                                                    \
+    {                                                                                              \
+        n, IW_SIM_GUID, 0, NULL, NULL                                                              \
+    }
+
+static const iw_sim_field line_item_f[] = {INT("InvoiceLineItemID"),
+                                           INT("InvoiceID"),
+                                           INT("InvoiceLineID"),
+                                           INT("OrderID"),
+                                           INT("OrderVersionID"),
+                                           INT("OrderVersionDetailID"),
+                                           INT("ServiceID"),
+                                           S("InvoiceLineDetailType"),
+                                           DEC("Quantity"),
+                                           DEC("Amount"),
+                                           DEC("Tax"),
+                                           S("AccountingGLID"),
+                                           INT("PaymentAccountID"),
+                                           INT("OrderVersionPostageID"),
+                                           DEC("AmountApplied"),
+                                           BOOL("DisplayItem"),
+                                           DEC("PreviouslyInvoiced"),
+                                           DEC("PreviouslyInvoicedBalance"),
+                                           DEC("InitialTotal")};
+static const iw_sim_schema line_item = IW_SIM_SCHEMA(line_item_f, false);
+
+static const iw_sim_field line_f[] = {
+    INT("InvoiceLineID"),
+    INT("InvoiceID"),
+    INT("ParentInvoiceLineID"),
+    INT("OrderID"),
+    S("InvoiceLineType"),
+    S("Title"),
+    INT("Priority"),
+    DEC("Quantity"),
+    DEC("Rate"),
+    DEC("AmountBilled"),
+    DEC("PreviouslyInvoiced"),
+    DEC("PreviouslyInvoicedBalance"),
+    DEC("InitialTotal"),
+    S("Note"),
+    BOOL("bNoteVisible"),
+    BOOL("DisplayItem"),
+    DEC("LineSubTotal"),
+    DEC("Tax"),
+    INT("ItemId"),
+    S("ItemType"),
+    S("LineType"),
+    INT("TempInvoiceLineID"),
+    GUID("InvoiceLineGuid"),
+    GUID("ParentInvoiceLineGuid"),
+    {"InvoiceLineItem", IW_SIM_ARR, 0, &line_item, "InvoiceLineItemSelectResponse"},
+    S("ParentObjectType"),
+    INT("ParentObjectID")};
+static const iw_sim_schema line = IW_SIM_SCHEMA(line_f, false);
+
+static const iw_sim_field request_f[] = {
+    {"Guid", IW_SIM_GUID, IW_SIM_REQ, NULL, NULL},
+    INT("InvoiceID"),
+    S("InvoiceNumber"),
+    S("InvoiceNumberExt"),
+    INT("CustomerId"),
+    S("UserName"),
+    DATE("InvoiceDate"),
+    DATE("InvoiceDueDate"),
+    S("TermsCode"),
+    DEC("SubTotalBilledAmount"),
+    DEC("InvoiceTaxAmount"),
+    DEC("TotalBilledAmount"),
+    DEC("PaymentDueAmount"),
+    DATE("PaymentBilledDateTime"),
+    S("AddressLine1"),
+    S("AddressLine2"),
+    S("AddressLine3"),
+    S("City"),
+    S("StateCode"),
+    S("ZipCode"),
+    S("Phone"),
+    S("Extension"),
+    S("EmailAddress"),
+    INT("ContactID"),
+    S("InvoiceNote"),
+    S("SourceModule"),
+    S("InvoiceTitle"),
+    S("Note"),
+    BOOL("DisplayItem"),
+    S("InvoiceStatus"),
+    {"InvoiceLine", IW_SIM_ARR, 0, &line, "InvoiceLineSelectResponse"},
+    S("PurchaseOrderNumber"),
+    S("ItemDisplaySetting")};
+static const iw_sim_schema request = IW_SIM_SCHEMA(request_f, false);
+
+/* What the state keeps of each invoice. */
+static const char *const kept[] = {"Guid",
+                                   "InvoiceID",
+                                   "InvoiceNumber",
+                                   "InvoiceStatus",
+                                   "InvoiceDate",
+                                   "InvoiceDueDate",
+                                   "SubTotalBilledAmount",
+                                   "InvoiceTaxAmount",
+                                   "TotalBilledAmount",
+                                   "PaymentDueAmount",
+                                   NULL};
+
+static bool is_json_type(const char *ct)
+{
+    return ct &&
+           (strncasecmp(ct, "application/json", 16) == 0 || strncasecmp(ct, "text/json", 9) == 0);
+}
+
+static bool is_xml_type(const char *ct)
+{
+    return ct &&
+           (strncasecmp(ct, "application/xml", 15) == 0 || strncasecmp(ct, "text/xml", 8) == 0);
+}
+
+/* True when `tok` is one of the credentials in the Authorization headers. Each header (or
+ * comma-separated part) is "<scheme> <token>" or just "<token>"; both headers may be sent
+ * separately or folded into one. */
+static bool has_token(const iw_sim_request *rq, const char *tok)
+{
+    size_t tl = strlen(tok);
+    if (tl == 0)
+        return false;
+    for (int i = 0; i < rq->n_authorization; i++) {
+        const char *p = rq->authorization[i];
+        while (*p) {
+            size_t part = strcspn(p, ",");
+            size_t end = part;
+            while (end > 0 && isspace((unsigned char)p[end - 1]))
+                end--;
+            size_t start = end;
+            while (start > 0 && !isspace((unsigned char)p[start - 1]))
+                start--;
+            if (end - start == tl && strncmp(p + start, tok, tl) == 0)
+                return true;
+            p += part;
+            if (*p == ',')
+                p++;
+        }
+    }
+    return false;
+}
+
+static bool auth_ok(const iw_sim_request *rq, bool need_midnight)
+{
+    const iw_sim_creds *k = &rq->conf->creds[IW_SIM_MIDNIGHT];
+    if (!rq->miskey || strcmp(rq->miskey, k->mis_key) != 0)
+        return false;
+    if (!has_token(rq, k->prc_token))
+        return false;
+    if (!need_midnight)
+        return true;
+    char cur[IW_SIM_SECRET_LEN];
+    iw_sim_token_current(cur, sizeof(cur));
+    return *cur && has_token(rq, cur);
+}
+
+/* Replies with a string, as JSON or as the ASP.NET XML serialization. */
+static void reply_string(const iw_sim_request *rq, bool xml, const char *s, iw_sim_reply *rp)
+{
+    if (rq->accept && strstr(rq->accept, "json"))
+        xml = false;
+    else if (rq->accept && strstr(rq->accept, "xml"))
+        xml = true;
+    if (xml) {
+        iw_xmlw x;
+        iw_xmlw_open(&x, false);
+        iw_xmlw_start(&x, NULL, "string", NULL);
+        iw_xmlw_attr(&x, "xmlns", "http://schemas.microsoft.com/2003/10/Serialization/");
+        if (!x.err && xmlTextWriterWriteString(x.w, (const xmlChar *)s) < 0)
+            x.err = -1;
+        iw_xmlw_end(&x);
+        iw_sim_reply_xml(rp, 200, "application/xml; charset=utf-8", &x);
+        return;
+    }
+    cJSON *j = cJSON_CreateString(s);
+    iw_sim_reply_json(rp, 200, j);
+    cJSON_Delete(j);
+}
+
+/* 400 in ASP.NET Web API's shape: {"Message": ..., "ModelState": {"request": [msgs]}}. */
+static void reply_invalid(const iw_sim_errors *errs, const char *single, iw_sim_reply *rp)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "Message", "The request is invalid.");
+    cJSON *ms = cJSON_AddObjectToObject(o, "ModelState");
+    cJSON *arr = cJSON_AddArrayToObject(ms, "request");
+    if (single)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(single));
+    for (int i = 0; errs && i < errs->n; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(errs->msg[i]));
+    iw_sim_reply_json(rp, 400, o);
+    cJSON_Delete(o);
+}
+
+static cJSON *values_json(const cJSON *doc, const iw_sim_jnums *nums)
+{
+    cJSON *o = cJSON_CreateObject();
+    for (size_t i = 0; kept[i]; i++) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, kept[i]);
+        const char *raw = cJSON_IsString(m)   ? m->valuestring
+                          : cJSON_IsNumber(m) ? iw_sim_jnum_raw(nums, m)
+                                              : NULL;
+        cJSON_AddStringToObject(o, kept[i], raw ? raw : "");
+    }
+    const cJSON *lines = cJSON_GetObjectItemCaseSensitive(doc, "InvoiceLine");
+    cJSON_AddNumberToObject(o, "lines", cJSON_IsArray(lines) ? cJSON_GetArraySize(lines) : 0);
+    return o;
+}
+
+static void lower(char *s)
+{
+    for (; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
+}
+
+/* Checks and records a JSON body; false when it was refused (rp set). */
+static bool handle_json(const iw_sim_request *rq, char *guid, size_t glen, cJSON **values,
+                        iw_sim_reply *rp)
+{
+    iw_sim_jnums nums;
+    cJSON *doc = iw_sim_json_parse(rq->body, rq->body_len, &nums);
+    if (!cJSON_IsObject(doc)) {
+        reply_invalid(NULL, "request: the body is not a JSON object", rp);
+        cJSON_Delete(doc);
+        iw_sim_jnums_free(&nums);
+        return false;
+    }
+    bool ok = true;
+    if (rq->validate) {
+        iw_sim_errors errs = {0};
+        iw_sim_vctx v = {NULL, IW_SIM_DATE_ISO_ANY, &nums, &errs};
+        iw_sim_check_json(&v, doc, &request, "");
+        if (errs.total) {
+            reply_invalid(&errs, NULL, rp);
+            ok = false;
+        }
+    }
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(doc, "Guid");
+    if (ok && (!cJSON_IsString(g) || !*g->valuestring)) {
+        reply_invalid(NULL, "Guid: required member missing", rp);
+        ok = false;
+    }
+    if (ok) {
+        snprintf(guid, glen, "%s", g->valuestring);
+        *values = values_json(doc, &nums);
+    }
+    cJSON_Delete(doc);
+    iw_sim_jnums_free(&nums);
+    return ok;
+}
+
+static bool handle_xml(const iw_sim_request *rq, char *guid, size_t glen, cJSON **values,
+                       iw_sim_reply *rp)
+{
+    char err[256];
+    xmlDocPtr doc = iw_xml_parse(rq->body, rq->body_len, err, sizeof(err));
+    if (!doc) {
+        reply_invalid(NULL, err, rp);
+        return false;
+    }
+    xmlNodePtr root = xmlDocGetRootElement(doc);
+    bool ok = true;
+    if (strcmp((const char *)root->name, "InvoiceUpdateRequest") != 0) {
+        reply_invalid(NULL, "request: the root element is not InvoiceUpdateRequest", rp);
+        ok = false;
+    } else if (rq->validate) {
+        iw_sim_errors errs = {0};
+        iw_sim_vctx v = {NULL, IW_SIM_DATE_ISO_ANY, NULL, &errs};
+        iw_sim_check_xml(&v, root, &request, "InvoiceUpdateRequest");
+        if (errs.total) {
+            reply_invalid(&errs, NULL, rp);
+            ok = false;
+        }
+    }
+    if (ok && !*iw_sim_xml_child_text(root, "Guid", guid, glen)) {
+        reply_invalid(NULL, "Guid: required element missing", rp);
+        ok = false;
+    }
+    if (ok) {
+        *values = iw_sim_values_xml(root, kept);
+        cJSON_AddNumberToObject(
+            *values, "lines",
+            iw_sim_xml_count(iw_sim_xml_child(root, "InvoiceLine"), "InvoiceLineSelectResponse"));
+    }
+    xmlFreeDoc(doc);
+    return ok;
+}
+
+void iw_sim_midnight_handle(const iw_sim_request *rq, iw_sim_reply *rp)
+{
+    if (!auth_ok(rq, true)) {
+        iw_sim_contract_auth_failure(IW_SIM_MIDNIGHT, rp);
+        return;
+    }
+    bool xml = is_xml_type(rq->content_type);
+    if (!xml && !is_json_type(rq->content_type)) {
+        char msg[256];
+        snprintf(msg, sizeof(msg),
+                 "The request entity's media type '%.80s' is not supported for this resource.",
+                 rq->content_type ? rq->content_type : "");
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "Message", msg);
+        iw_sim_reply_json(rp, 415, o);
+        cJSON_Delete(o);
+        return;
+    }
+    char guid[128];
+    cJSON *values = NULL;
+    bool ok = xml ? handle_xml(rq, guid, sizeof(guid), &values, rp)
+                  : handle_json(rq, guid, sizeof(guid), &values, rp);
+    if (!ok)
+        return;
+    char reply[128];
+    snprintf(reply, sizeof(reply), "%s", guid);
+    lower(guid);
+    iw_sim_state_accept(IW_SIM_MIDNIGHT, guid, values, rq, NULL, NULL, 0);
+    reply_string(rq, xml, reply, rp);
+}
+
+void iw_sim_midnight_token(const iw_sim_request *rq, iw_sim_reply *rp)
+{
+    if (!auth_ok(rq, false)) {
+        iw_sim_contract_auth_failure(IW_SIM_MIDNIGHT, rp);
+        return;
+    }
+    char tok[IW_SIM_SECRET_LEN];
+    iw_sim_token_rotate(tok, sizeof(tok));
+    reply_string(rq, false, tok, rp);
+}

@@ -1,0 +1,154 @@
+/* sim.h: the target simulator's shared types: targets, settings, one request, one reply. */
+#ifndef IW_SIM_H
+#define IW_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "xml.h"
+
+/* The five contracts the simulator serves. */
+typedef enum iw_sim_target {
+    IW_SIM_CENTRA_SOAP = 0,
+    IW_SIM_CENTRA_NAVISION,
+    IW_SIM_MIDNIGHT,
+    IW_SIM_EBIZCHARGE,
+    IW_SIM_INVOICEXPRESS,
+    IW_SIM_N_TARGETS
+} iw_sim_target;
+
+/* Returns the target id ("centra_soap", ...) of t. */
+const char *iw_sim_target_name(int t);
+
+/* Finds a target by id; -1 when unknown. */
+int iw_sim_target_find(const char *name);
+
+#define IW_SIM_SECRET_LEN 128 /* longest credential kept */
+
+/* The credentials a target expects (each target uses its own subset). */
+typedef struct iw_sim_creds {
+    char username[IW_SIM_SECRET_LEN];       /* centra_soap login, navision Basic user */
+    char password[IW_SIM_SECRET_LEN];       /* centra_soap login, navision Basic password */
+    char security_id[IW_SIM_SECRET_LEN];    /* ebizcharge SecurityId */
+    char api_key[IW_SIM_SECRET_LEN];        /* invoicexpress api_key query parameter */
+    char prc_token[IW_SIM_SECRET_LEN];      /* midnight PRC Authorization token */
+    char midnight_token[IW_SIM_SECRET_LEN]; /* midnight token at start (rotated by refresh) */
+    char mis_key[IW_SIM_SECRET_LEN];        /* midnight MISKEY header */
+    bool basic_auth;                        /* navision: HTTP Basic required (default: none) */
+} iw_sim_creds;
+
+/* Settings from the command line and the config file. */
+typedef struct iw_sim_conf {
+    char listen_host[64];                 /* --listen host part, "127.0.0.1" */
+    int listen_port;                      /* --listen port part; 0 = any free port */
+    bool validate;                        /* contract checks on (the default) */
+    iw_sim_creds creds[IW_SIM_N_TARGETS]; /* per target */
+    char **units;                         /* invoicexpress accepted units */
+    size_t n_units;
+    char **countries; /* invoicexpress accepted country names */
+    size_t n_countries;
+    cJSON *faults;    /* faults to install at start and on reset (array) */
+    int threads_hint; /* connection limit, default 4096 */
+    uint64_t seed;    /* random seed for faults (0 = from the clock) */
+} iw_sim_conf;
+
+/* Fills defaults: validation on, credentials "demo"/"demo", "sim-security-id",
+ * "sim-api-key", "sim-prc", "sim-midnight", "sim-mis", navision auth none, the built-in unit
+ * and country lists. */
+void iw_sim_conf_defaults(iw_sim_conf *c);
+
+/* Reads a JSON config file over the defaults. Every key is optional; unknown keys are errors:
+ *   {"validate": true, "seed": 42,
+ *    "targets": {"<target>": {"username", "password", "security_id", "api_key", "prc_token",
+ *                             "midnight_token", "mis_key": "...",
+ *                             "auth": "basic" | "none"            (centra_navision),
+ *                             "accepted_units": [...], "countries": [...]  (invoicexpress),
+ *                             "faults": [{"kind": ..., ...}]      (target implied)}},
+ *    "faults": [{"target": ..., "kind": ..., ...}]}
+ * (fault specs as for POST /_sim/faults, see faults.h). Example:
+ * tests/fixtures/sim/config-example.json. Returns 0, or -1 with a reason in errbuf. */
+int iw_sim_conf_load(iw_sim_conf *c, const char *path, char *errbuf, size_t errlen);
+
+/* Frees what the settings own. */
+void iw_sim_conf_clear(iw_sim_conf *c);
+
+/* True when name is one of the accepted InvoiceXpress units / country names. */
+bool iw_sim_conf_unit_ok(const iw_sim_conf *c, const char *name);
+bool iw_sim_conf_country_ok(const iw_sim_conf *c, const char *name);
+
+/* What a contract handler needs of one request; borrowed pointers, NULL when absent. */
+typedef struct iw_sim_request {
+    const char *method;           /* "POST", "PUT" */
+    const char *path;             /* URL path, no query */
+    const char *content_type;     /* Content-Type header */
+    const char *soap_action;      /* SOAPAction header (quotes included as received) */
+    const char *authorization[4]; /* every Authorization header, in order */
+    int n_authorization;
+    const char *miskey;          /* MISKEY header */
+    const char *accept;          /* Accept header */
+    const char *api_key;         /* api_key query parameter */
+    const char *request_id;      /* X-Request-ID */
+    const char *idempotency_key; /* Idempotency-Key */
+    const char *invoice_version; /* X-Invoice-Version */
+    const char *body;            /* request body (NUL-terminated), may be "" */
+    size_t body_len;
+    bool validate; /* contract checks on for this request */
+    const iw_sim_conf *conf;
+} iw_sim_request;
+
+/* One extra reply header. */
+typedef struct iw_sim_header {
+    char name[40];
+    char value[200];
+} iw_sim_header;
+
+/* A reply, built by a handler and sent by the server. */
+typedef struct iw_sim_reply {
+    int status;            /* HTTP status */
+    char content_type[64]; /* "" = none */
+    char *body;            /* malloc'd, owned */
+    size_t body_len;
+    iw_sim_header headers[4]; /* extra headers (Retry-After, WWW-Authenticate, ...) */
+    int n_headers;
+} iw_sim_reply;
+
+/* Sets status, content type and a copy of body (len bytes). */
+void iw_sim_reply_set(iw_sim_reply *r, int status, const char *ctype, const char *body, size_t len);
+
+/* Like iw_sim_reply_set but takes ownership of a malloc'd body. */
+void iw_sim_reply_take(iw_sim_reply *r, int status, const char *ctype, char *body, size_t len);
+
+/* Adds a reply header (ignored past four). */
+void iw_sim_reply_header(iw_sim_reply *r, const char *name, const char *value);
+
+/* Frees the body and zeroes the reply. */
+void iw_sim_reply_clear(iw_sim_reply *r);
+
+/* SOAP 1.1 envelope flavours for faults: Centra's (PHP) and EBizCharge's (WCF). */
+typedef enum iw_sim_soap_style { IW_SIM_SOAP_CENTRA, IW_SIM_SOAP_WCF } iw_sim_soap_style;
+
+/* Replies HTTP 500 with a SOAP 1.1 Fault (faultcode Client or Server, faultstring msg). */
+void iw_sim_reply_soap_fault(iw_sim_reply *r, iw_sim_soap_style style, const char *code,
+                             const char *msg);
+
+/* Finishes the writer x and makes its document the reply body (500 when writing failed). */
+void iw_sim_reply_xml(iw_sim_reply *r, int status, const char *ctype, iw_xmlw *x);
+
+/* Replies with a JSON document (printed unformatted); takes nothing. */
+void iw_sim_reply_json(iw_sim_reply *r, int status, const cJSON *doc);
+
+/* Wall-clock and monotonic milliseconds. */
+int64_t iw_sim_wall_ms(void);
+int64_t iw_sim_mono_ms(void);
+
+/* Sleeps ms milliseconds, waking early when the simulator stops. Returns false when woken
+ * by the stop. */
+bool iw_sim_sleep_ms(int64_t ms);
+
+/* Wakes every sleeper; later sleeps return at once. */
+void iw_sim_stop_sleepers(void);
+
+#endif
