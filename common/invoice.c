@@ -432,7 +432,7 @@ static int read_string(ctx *c, const field *f, const cJSON *item, char **dst)
 static int read_id(ctx *c, const field *f, const cJSON *item, char **dst)
 {
     if (cJSON_IsNumber(item)) {
-        int64_t v;
+        int64_t v = 0;
         int rc = exact_int(c, item, &v);
         if (rc)
             return rc;
