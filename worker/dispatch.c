@@ -738,10 +738,11 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
     curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &us);
     tstate *t = x->t;
     t->requests++;
-    if (d->obs)
-        d->obs(d->obs_arg, t->tc, cc == CURLE_OK ? status : 0, (double)us / 1e6);
+    iw_attempt_info info = {t->tc, NULL, 0, cc == CURLE_OK ? status : 0, (double)us / 1e6, NULL};
 
     if (!x->c) {
+        if (d->obs)
+            d->obs(d->obs_arg, &info);
         refresh_done(d, t, x, cc, status);
         return;
     }
@@ -763,6 +764,12 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
     } else {
         iw_response resp = reply_of(x, status);
         iw_target_classify(c->ops, t->tc, &resp, &out);
+    }
+    if (d->obs) {
+        info.ev = c->ev;
+        info.attempt = c->res.attempts;
+        info.outcome = &out;
+        d->obs(d->obs_arg, &info);
     }
     c->res.http_status = status;
     xfer_release(d, x);

@@ -40,8 +40,18 @@ typedef struct iw_dispatch_stats {
     int waiting;            /* calls queued for a slot, a backoff delay or the breaker */
 } iw_dispatch_stats;
 
-/* Optional observer of every finished HTTP attempt (metrics). status 0 = transport error. */
-typedef void (*iw_attempt_fn)(void *arg, const iw_target_conf *tc, long status, double seconds);
+/* One finished HTTP attempt, for an observer (metrics, logs). Borrowed pointers. */
+typedef struct iw_attempt_info {
+    const iw_target_conf *tc;
+    const iw_event *ev;        /* NULL for a token refresh call */
+    int attempt;               /* 1-based attempt of the call; 0 for a token refresh */
+    long status;               /* HTTP status, 0 = transport error */
+    double seconds;            /* duration of the attempt */
+    const iw_outcome *outcome; /* how the reply was classified; NULL for a token refresh */
+} iw_attempt_info;
+
+/* Optional observer of every finished HTTP attempt. */
+typedef void (*iw_attempt_fn)(void *arg, const iw_attempt_info *a);
 
 /* Creates the engine for cfg's targets (cfg must outlive it). NULL with errbuf on failure. */
 iw_dispatch *iw_dispatch_new(const iw_config *cfg, char *errbuf, size_t errlen);

@@ -1116,15 +1116,25 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 
 /* ---- metrics ---- */
 
-static void on_attempt(void *arg, const iw_target_conf *tc, long status, double seconds)
+static void on_attempt(void *arg, const iw_attempt_info *a)
 {
     iw_pipeline *p = arg;
-    size_t ti = (size_t)(tc - p->cfg->targets);
+    size_t ti = (size_t)(a->tc - p->cfg->targets);
     char labels[256];
-    snprintf(labels, sizeof(labels), "%s,code=\"%ld\"", p->target_labels[ti], status);
+    snprintf(labels, sizeof(labels), "%s,code=\"%ld\"", p->target_labels[ti], a->status);
     iw_metrics_add(p->metrics, "iw_http_requests_total", labels, 1);
     iw_metrics_observe(p->metrics, "iw_http_request_duration_seconds", p->target_labels[ti],
-                       seconds);
+                       a->seconds);
+    /* one warn line per attempt that did not succeed (the terminal outcome is logged apart) */
+    if (a->outcome && a->outcome->kind != IW_OUTCOME_OK && iw_log_enabled(IW_LOG_WARN)) {
+        char code[16], ms[24], att[16];
+        snprintf(code, sizeof(code), "%ld", a->status);
+        snprintf(ms, sizeof(ms), "%.0f", a->seconds * 1000);
+        snprintf(att, sizeof(att), "%d", a->attempt);
+        iw_log(IW_LOG_WARN, "attempt failed", "event_id", a->ev->event_id, "target", a->tc->name,
+               "attempt", att, "http_status", code, "ms", ms, "error_kind",
+               iw_error_kind_str(a->outcome->error_kind), "error", a->outcome->message, NULL);
+    }
 }
 
 static int declare_metrics(iw_pipeline *p)

@@ -566,8 +566,14 @@ static long obs_status[16];
 static double obs_seconds[16];
 static int obs_n;
 
-static void observe(void *arg, const iw_target_conf *tc, long status, double seconds)
+static void observe(void *arg, const iw_attempt_info *a)
 {
+    const iw_target_conf *tc = a->tc;
+    long status = a->status;
+    double seconds = a->seconds;
+    cr_assert_not_null(a->ev, "an attempt of a call names its event");
+    cr_assert_not_null(a->outcome, "and how it was classified");
+    cr_assert_geq(a->attempt, 1);
     cr_assert_str_eq(tc->name, "t1");
     if (obs_n < 16) {
         obs_status[obs_n] = status;
