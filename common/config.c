@@ -883,13 +883,22 @@ iw_config *iw_config_defaults(void)
         iw_target_conf_defaults(t, TYPE_DEFAULTS[i].type);
         /* placeholders, so `render --target TYPE` shows where credentials go */
         t->username = strdup("demo");
-        t->password = strdup("demo");
+        t->password = strdup("PASSWORD");
         t->user_id = strdup("");
         t->security_id = strdup("SECURITY-ID");
         t->api_key = strdup("API-KEY");
         t->prc_token = strdup("PRC-TOKEN");
         t->midnight_token = strdup("MIDNIGHT-TOKEN");
         t->mis_key = strdup("MIS-KEY");
+        if (strcmp(t->type, "invoicexpress") == 0) { /* Portugal's VAT rates, as an example */
+            static const char *const rates[][2] = {{"23", "IVA23"}, {"13", "IVA13"}, {"6", "IVA6"}};
+            t->tax_names = calloc(3, sizeof(*t->tax_names));
+            for (size_t k = 0; t->tax_names && k < 3; k++) {
+                t->tax_names[k].rate = strdup(rates[k][0]);
+                t->tax_names[k].name = strdup(rates[k][1]);
+                t->n_tax_names++;
+            }
+        }
     }
     cfg->worker_id = strdup("render");
     return cfg;

@@ -1,0 +1,148 @@
+/* test_cli.c: the invoice-worker command line as a user runs it: render, check-config, usage. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cjson/cJSON.h>
+#include <libxml/parser.h>
+
+#include "docpaths.h"
+#include "testproc.h"
+
+/* Runs a shell command; returns its exit status and its stdout (malloc'd) in *out. */
+static int run(const char *cmd, char **out)
+{
+    char full[2048];
+    snprintf(full, sizeof(full), "%s 2>/tmp/iw-cli-stderr", cmd);
+    FILE *p = popen(full, "r");
+    cr_assert_not_null(p);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += got;
+        if (n + 1 >= cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = '\0';
+    int st = pclose(p);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *stderr_text(void)
+{
+    return iw_read_file("/tmp/iw-cli-stderr", NULL);
+}
+
+Test(cli, render_prints_a_well_formed_request_for_every_adapter)
+{
+    const char *types[] = {"centra_soap", "centra_navision", "midnight", "ebizcharge", "invoicexpress"};
+    const char *methods[] = {"POST", "POST", "POST", "POST", "PUT"};
+    for (int i = 0; i < 5; i++) {
+        char cmd[1024], *out = NULL;
+        snprintf(cmd, sizeof(cmd), "'%s' render --target %s '%s/events/complete.json'",
+                 iw_build_path("invoice-worker"), types[i], IW_FIXTURES_DIR);
+        cr_assert_eq(run(cmd, &out), 0, "%s: %s", types[i], stderr_text());
+        /* first line METHOD URL, headers, a blank line, the body */
+        cr_assert(strncmp(out, methods[i], strlen(methods[i])) == 0, "%s: %.40s", types[i], out);
+        char *blank = strstr(out, "\n\n");
+        cr_assert_not_null(blank, "%s: no blank line before the body", types[i]);
+        cr_assert(strstr(out, "\nIdempotency-Key: 01JD3Q5V8M2K7X9P4R6T0WQYZB:") != NULL);
+        cr_assert(strstr(out, "\nX-Request-ID: 01JD3Q5V8M2K7X9P4R6T0WQYZB:") != NULL);
+        const char *body = blank + 2;
+        if (strcmp(types[i], "midnight") == 0) {
+            cJSON *j = cJSON_Parse(body);
+            cr_assert_not_null(j, "midnight body is JSON");
+            cJSON_Delete(j);
+        } else {
+            xmlDocPtr d = xmlReadMemory(body, (int)strlen(body), "b.xml", NULL, XML_PARSE_NONET);
+            cr_assert_not_null(d, "%s body is well-formed XML", types[i]);
+            xmlFreeDoc(d);
+        }
+        /* the placeholder credentials are secrets: printed as *** */
+        const char *secrets[] = {"PASSWORD", "SECURITY-ID", "API-KEY", "PRC-TOKEN", "MIDNIGHT-TOKEN", "MIS-KEY"};
+        for (size_t k = 0; k < 6; k++)
+            cr_assert_null(strstr(out, secrets[k]), "%s prints %s", types[i], secrets[k]);
+        if (strcmp(types[i], "centra_navision") != 0) /* navision defaults to no auth */
+            cr_assert(strstr(out, "***") != NULL, "%s masks its credentials", types[i]);
+        free(out);
+    }
+}
+
+Test(cli, render_explains_a_rejected_event_and_a_bad_event)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "'%s' render --target ebizcharge '%s/events/minimal.json'",
+             iw_build_path("invoice-worker"), IW_FIXTURES_DIR);
+    cr_assert_eq(run(cmd, NULL), 1);
+    char *err = stderr_text();
+    cr_assert(strstr(err, "ebizcharge rejects this event: invoice.") != NULL, "%s", err);
+    free(err);
+    snprintf(cmd, sizeof(cmd), "echo '{\"schema\": 1}' > /tmp/iw-cli-bad.json && '%s' render "
+             "--target centra_soap /tmp/iw-cli-bad.json", iw_build_path("invoice-worker"));
+    cr_assert_eq(run(cmd, NULL), 1);
+    err = stderr_text();
+    cr_assert(strstr(err, "invalid event: schema") != NULL, "%s", err);
+    free(err);
+    snprintf(cmd, sizeof(cmd), "'%s' render --target sap '%s/events/complete.json'",
+             iw_build_path("invoice-worker"), IW_FIXTURES_DIR);
+    cr_assert_eq(run(cmd, NULL), 1);
+    err = stderr_text();
+    cr_assert(strstr(err, "no target \"sap\"") != NULL, "%s", err);
+    free(err);
+}
+
+Test(cli, check_config_names_every_error_by_path)
+{
+    char cmd[1024], *out = NULL;
+    snprintf(cmd, sizeof(cmd), "'%s' check-config -c '%s/config/broken.json'",
+             iw_build_path("invoice-worker"), IW_FIXTURES_DIR);
+    cr_assert_eq(run(cmd, NULL), 1);
+    char *err = stderr_text();
+    const char *paths[] = {"worker.max_in_flight:", "targets.ebiz.url:", "targets.bad.type:",
+                           "routes.acme[1]:", "targets.ix.api_key_file:", "typo: unknown key"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+        cr_assert(strstr(err, paths[i]) != NULL, "missing %s in:\n%s", paths[i], err);
+    free(err);
+    /* a valid config passes and lists its targets */
+    FILE *f = fopen("/tmp/iw-cli-ok.json", "w");
+    fputs("{\"kafka\": {\"brokers\": \"127.0.0.1:9092\"}, \"targets\": {\"ix\": {\"type\": "
+          "\"invoicexpress\", \"url\": \"https://acme.app.invoicexpress.com\", \"api_key\": "
+          "\"${IW_CLI_TEST_KEY}\"}}}", f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "IW_CLI_TEST_KEY=k3y-value-Zz '%s' check-config -c /tmp/iw-cli-ok.json",
+             iw_build_path("invoice-worker"));
+    cr_assert_eq(run(cmd, &out), 0, "%s", stderr_text());
+    cr_assert(strstr(out, "ok: 1 target instance") != NULL, "%s", out);
+    cr_assert_null(strstr(out, "k3y-value-Zz"), "check-config never prints a secret");
+    free(out);
+}
+
+Test(cli, help_version_and_usage_errors)
+{
+    char cmd[512], *out = NULL;
+    const char *helps[] = {"--help", "run --help", "render --help", "check-config --help",
+                           "send --help", "replay --help"};
+    for (size_t i = 0; i < sizeof(helps) / sizeof(helps[0]); i++) {
+        snprintf(cmd, sizeof(cmd), "'%s' %s", iw_build_path("invoice-worker"), helps[i]);
+        cr_assert_eq(run(cmd, &out), 0, "%s", helps[i]);
+        cr_assert(strstr(out, "usage: invoice-worker") != NULL, "%s: %s", helps[i], out);
+        free(out);
+    }
+    snprintf(cmd, sizeof(cmd), "'%s' --version", iw_build_path("invoice-worker"));
+    cr_assert_eq(run(cmd, &out), 0);
+    cr_assert(strncmp(out, "invoice-worker ", 15) == 0, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof(cmd), "'%s' frobnicate", iw_build_path("invoice-worker"));
+    cr_assert_eq(run(cmd, NULL), 2);
+    snprintf(cmd, sizeof(cmd), "'%s' run", iw_build_path("invoice-worker"));
+    cr_assert_eq(run(cmd, NULL), 2, "run without -c is a usage error");
+    snprintf(cmd, sizeof(cmd), "'%s' run -c /nonexistent.json", iw_build_path("invoice-worker"));
+    cr_assert_eq(run(cmd, NULL), 2, "an unreadable config is a config error");
+}
