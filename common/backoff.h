@@ -14,7 +14,8 @@ int64_t iw_backoff_delay_ms(const iw_retry_conf *rc, int attempt, uint64_t rnd);
 
 /* The delay to wait after a transient failure: Retry-After when given (capped at
  * rc->max_retry_after_ms), else the full-jitter delay. */
-int64_t iw_backoff_next_ms(const iw_retry_conf *rc, int attempt, int64_t retry_after_ms, uint64_t rnd);
+int64_t iw_backoff_next_ms(const iw_retry_conf *rc, int attempt, int64_t retry_after_ms,
+                           uint64_t rnd);
 
 /* True when another attempt is allowed: attempts made < max_attempts and the attempt would
  * start before first_attempt + max_elapsed. Times in ms on one clock. */

@@ -1,4 +1,5 @@
-/* config.c: loading and checking the worker's JSON config; every problem is named by its JSON path. */
+/* config.c: loading and checking the worker's JSON config; every problem is named by its JSON path.
+ */
 #include "config.h"
 
 #include <errno.h>
@@ -29,7 +30,8 @@ static const struct type_defaults {
     /* guess: the page gives only the relative path v1/Generic/InvoiceUpdate */
     {"midnight", "https://api.midnightmis.com/v1/Generic/InvoiceUpdate", NULL, NULL},
     /* guess: the page names no host; eBizService.svc is the service's SOAP endpoint name */
-    {"ebizcharge", "https://soap.ebizcharge.net/eBizService.svc", "http://eBizCharge.ServiceModel.SOAP",
+    {"ebizcharge", "https://soap.ebizcharge.net/eBizService.svc",
+     "http://eBizCharge.ServiceModel.SOAP",
      "http://eBizCharge.ServiceModel.SOAP/IeBizService/UpdateInvoice"},
     /* guess: accounts live under <account>.app.invoicexpress.com; /invoices/{id}.xml is appended */
     {"invoicexpress", "https://ACCOUNT.app.invoicexpress.com", NULL, NULL},
@@ -216,8 +218,8 @@ static void get_secret(loader *ld, const cJSON *obj, const char *base, const cha
 }
 
 /* An integer at obj.key within [min, max]; *dst keeps the default when absent. */
-static void get_int64(loader *ld, const cJSON *obj, const char *base, const char *key,
-                      int64_t min, int64_t max, int64_t *dst)
+static void get_int64(loader *ld, const cJSON *obj, const char *base, const char *key, int64_t min,
+                      int64_t max, int64_t *dst)
 {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!j || cJSON_IsNull(j))
@@ -245,7 +247,8 @@ static void get_int64(loader *ld, const cJSON *obj, const char *base, const char
         add_error(ld, path, "expected an integer");
         return;
     }
-    if (d != (double)(int64_t)d) {
+    /* converting a double outside int64_t (1e300, inf) to an integer is undefined: refuse first */
+    if (!(d > -9.2e18 && d < 9.2e18) || d != (double)(int64_t)d) {
         add_error(ld, path, "expected an integer");
         return;
     }
@@ -392,10 +395,11 @@ int iw_target_conf_defaults(iw_target_conf *t, const char *type)
 
 void iw_target_conf_clear(iw_target_conf *t)
 {
-    char **strs[] = {&t->name, &t->type, &t->url, &t->username, &t->password, &t->user_id,
-                     &t->security_id, &t->api_key, &t->prc_token, &t->midnight_token,
-                     &t->mis_key, &t->token_url, &t->namespace_uri, &t->soap_action, &t->auth,
-                     &t->format, &t->default_unit, &t->tls_ca_file};
+    char **strs[] = {&t->name,          &t->type,           &t->url,         &t->username,
+                     &t->password,      &t->user_id,        &t->security_id, &t->api_key,
+                     &t->prc_token,     &t->midnight_token, &t->mis_key,     &t->token_url,
+                     &t->namespace_uri, &t->soap_action,    &t->auth,        &t->format,
+                     &t->default_unit,  &t->tls_ca_file};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         free(*strs[i]);
         *strs[i] = NULL;
@@ -446,13 +450,39 @@ static void load_tax_names(loader *ld, const cJSON *obj, const char *base, iw_ta
     }
 }
 
-static const char *const TARGET_KEYS[] = {
-    "type", "url", "username", "password", "password_file", "user_id", "security_id",
-    "security_id_file", "api_key", "api_key_file", "prc_token", "prc_token_file",
-    "midnight_token", "midnight_token_file", "mis_key", "mis_key_file", "token_url", "namespace",
-    "soap_action", "auth", "format", "default_unit", "accepted_units", "tax_names", "retry",
-    "timeouts", "max_concurrency", "rate", "breaker", "tls", "follow_redirects",
-    "max_response_bytes", NULL};
+static const char *const TARGET_KEYS[] = {"type",
+                                          "url",
+                                          "username",
+                                          "password",
+                                          "password_file",
+                                          "user_id",
+                                          "security_id",
+                                          "security_id_file",
+                                          "api_key",
+                                          "api_key_file",
+                                          "prc_token",
+                                          "prc_token_file",
+                                          "midnight_token",
+                                          "midnight_token_file",
+                                          "mis_key",
+                                          "mis_key_file",
+                                          "token_url",
+                                          "namespace",
+                                          "soap_action",
+                                          "auth",
+                                          "format",
+                                          "default_unit",
+                                          "accepted_units",
+                                          "tax_names",
+                                          "retry",
+                                          "timeouts",
+                                          "max_concurrency",
+                                          "rate",
+                                          "breaker",
+                                          "tls",
+                                          "follow_redirects",
+                                          "max_response_bytes",
+                                          NULL};
 
 static void load_target(loader *ld, const cJSON *obj, const char *name, iw_target_conf *t)
 {
@@ -469,9 +499,14 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
     char path[200];
     join_path(path, sizeof(path), base, "type");
     if (!type) {
-        add_error(ld, path, "required: one of centra_soap, centra_navision, midnight, ebizcharge, invoicexpress");
+        add_error(
+            ld, path,
+            "required: one of centra_soap, centra_navision, midnight, ebizcharge, invoicexpress");
     } else if (iw_target_conf_defaults(t, type) != 0) {
-        add_error(ld, path, "unknown adapter type \"%.40s\"; use one of centra_soap, centra_navision, midnight, ebizcharge, invoicexpress", type);
+        add_error(ld, path,
+                  "unknown adapter type \"%.40s\"; use one of centra_soap, centra_navision, "
+                  "midnight, ebizcharge, invoicexpress",
+                  type);
     }
     free(type);
     char *url = NULL;
@@ -517,8 +552,8 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
     const cJSON *r = get_object(ld, obj, base, "retry");
     join_path(sub, sizeof(sub), base, "retry");
     if (r) {
-        static const char *const k[] = {"max_attempts", "max_elapsed_s", "base_ms", "max_delay_ms",
-                                        "max_retry_after_s", NULL};
+        static const char *const k[] = {"max_attempts", "max_elapsed_s",     "base_ms",
+                                        "max_delay_ms", "max_retry_after_s", NULL};
         check_keys(ld, r, sub, k);
         get_int(ld, r, sub, "max_attempts", 1, 1000, &t->retry.max_attempts);
         get_seconds_ms(ld, r, sub, "max_elapsed_s", 1, 7 * 86400, &t->retry.max_elapsed_ms);
@@ -598,7 +633,8 @@ static void load_routes(loader *ld, const cJSON *routes, iw_config *cfg)
             if (!iw_config_target(cfg, r->targets[i])) {
                 char ipath[224];
                 snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
-                add_error(ld, ipath, "no target instance named \"%.60s\" under targets", r->targets[i]);
+                add_error(ld, ipath, "no target instance named \"%.60s\" under targets",
+                          r->targets[i]);
             }
         }
     }
@@ -722,12 +758,14 @@ static void load_kafka(loader *ld, const cJSON *k, iw_config *cfg)
 
 static void load_root(loader *ld, const cJSON *root, iw_config *cfg)
 {
-    static const char *const keys[] = {"worker", "kafka", "redis", "http", "targets", "routes", NULL};
+    static const char *const keys[] = {"worker",  "kafka",  "redis", "http",
+                                       "targets", "routes", NULL};
     check_keys(ld, root, "", keys);
     const cJSON *w = get_object(ld, root, "", "worker");
     if (w) {
-        static const char *const k[] = {"id", "log_level", "max_in_flight",
-                                        "max_pending_per_partition", "shutdown_grace_s", NULL};
+        static const char *const k[] = {
+            "id", "log_level", "max_in_flight", "max_pending_per_partition", "shutdown_grace_s",
+            NULL};
         check_keys(ld, w, "worker", k);
         get_string(ld, w, "worker", "id", &cfg->worker_id);
         get_string(ld, w, "worker", "log_level", &cfg->log_level);
@@ -741,7 +779,7 @@ static void load_root(loader *ld, const cJSON *root, iw_config *cfg)
         load_kafka(ld, k, cfg);
     const cJSON *r = get_object(ld, root, "", "redis");
     if (r) {
-        static const char *const rk[] = {"host", "port", "password", "password_file",
+        static const char *const rk[] = {"host",         "port",    "password", "password_file",
                                          "ledger_ttl_s", "lease_s", NULL};
         check_keys(ld, r, "redis", rk);
         get_string(ld, r, "redis", "host", &cfg->redis_host);
@@ -908,9 +946,10 @@ void iw_config_free(iw_config *cfg)
 {
     if (!cfg)
         return;
-    char **strs[] = {&cfg->worker_id, &cfg->log_level, &cfg->kafka_brokers, &cfg->kafka_group_id,
-                     &cfg->input_topic, &cfg->result_topic, &cfg->dlq_topic, &cfg->redis_host,
-                     &cfg->redis_password, &cfg->http_listen};
+    char **strs[] = {&cfg->worker_id,      &cfg->log_level,   &cfg->kafka_brokers,
+                     &cfg->kafka_group_id, &cfg->input_topic, &cfg->result_topic,
+                     &cfg->dlq_topic,      &cfg->redis_host,  &cfg->redis_password,
+                     &cfg->http_listen};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(*strs[i]);
     for (size_t i = 0; i < cfg->n_kafka_props * 2; i++)

@@ -1,4 +1,5 @@
-/* config.h: the worker's configuration file (JSON, ${ENV} references, *_file secrets, IW_* overrides). */
+/* config.h: the worker's configuration file (JSON, ${ENV} references, *_file secrets, IW_*
+ * overrides). */
 #ifndef IW_CONFIG_H
 #define IW_CONFIG_H
 
@@ -14,10 +15,10 @@ typedef struct iw_tax_name {
 
 /* Retry, limit and breaker settings of one target instance (DESIGN.md section 7). */
 typedef struct iw_retry_conf {
-    int max_attempts;      /* attempts in all, default 8 */
+    int max_attempts;       /* attempts in all, default 8 */
     int64_t max_elapsed_ms; /* give up after this long since the first attempt, default 10 min */
-    int64_t base_ms;       /* backoff base, default 250 */
-    int64_t max_delay_ms;  /* backoff cap, default 60 s */
+    int64_t base_ms;        /* backoff base, default 250 */
+    int64_t max_delay_ms;   /* backoff cap, default 60 s */
     int64_t max_retry_after_ms; /* longest Retry-After honoured, default 5 min */
 } iw_retry_conf;
 
@@ -25,8 +26,10 @@ typedef struct iw_retry_conf {
  * already resolved (from ${ENV} or *_file); never print them. */
 typedef struct iw_target_conf {
     char *name; /* instance name, the key under "targets" */
-    char *type; /* adapter type: centra_soap, centra_navision, midnight, ebizcharge, invoicexpress */
-    char *url;  /* full endpoint URL; for invoicexpress the base URL (".../invoices/{id}.xml" is appended) */
+    char
+        *type; /* adapter type: centra_soap, centra_navision, midnight, ebizcharge, invoicexpress */
+    char *url; /* full endpoint URL; for invoicexpress the base URL (".../invoices/{id}.xml" is
+                  appended) */
 
     /* credentials: each adapter uses its own subset; NULL when unset */
     char *username;       /* centra_soap login, centra_navision Basic user */
@@ -37,14 +40,15 @@ typedef struct iw_target_conf {
     char *prc_token;      /* secret: midnight PRC Authorization token */
     char *midnight_token; /* secret: midnight Authorization token (refreshed on 401) */
     char *mis_key;        /* secret: midnight MISKEY header */
-    char *token_url;      /* midnight token refresh URL (default: <url base>/v1/Token/RegenerateAuthToken) */
+    char *token_url;      /* midnight token refresh URL (default: <url
+                             base>/v1/Token/RegenerateAuthToken) */
 
     /* protocol knobs (seed values by default) */
-    char *namespace_uri; /* SOAP body namespace */
-    char *soap_action;   /* SOAPAction header value, without quotes */
-    char *auth;          /* centra_navision: "basic" or "none" (default none) */
-    char *format;        /* midnight: "json" (default) or "xml" */
-    char *default_unit;  /* invoicexpress: unit when a line has none (default "unit") */
+    char *namespace_uri;   /* SOAP body namespace */
+    char *soap_action;     /* SOAPAction header value, without quotes */
+    char *auth;            /* centra_navision: "basic" or "none" (default none) */
+    char *format;          /* midnight: "json" (default) or "xml" */
+    char *default_unit;    /* invoicexpress: unit when a line has none (default "unit") */
     char **accepted_units; /* invoicexpress: accepted unit names; NULL = the built-in list */
     size_t n_accepted_units;
     iw_tax_name *tax_names; /* invoicexpress: tax rate -> tax name */
@@ -62,8 +66,8 @@ typedef struct iw_target_conf {
     int64_t max_response_bytes; /* replies larger than this are aborted, default 4 MiB */
 
     /* TLS */
-    bool tls_verify;   /* default true; false needs an explicit "tls": {"verify": false} */
-    char *tls_ca_file; /* CA bundle for this target, NULL = system store */
+    bool tls_verify;       /* default true; false needs an explicit "tls": {"verify": false} */
+    char *tls_ca_file;     /* CA bundle for this target, NULL = system store */
     bool follow_redirects; /* default false */
 } iw_target_conf;
 
@@ -76,30 +80,31 @@ typedef struct iw_route {
 
 typedef struct iw_config {
     /* worker */
-    char *worker_id;        /* pod or host name; default: $HOSTNAME or gethostname() */
-    char *log_level;        /* debug, info, warn, error; default info */
-    int max_in_flight;      /* global requests in flight, default 512 */
-    int max_pending_per_partition; /* unfinished events per partition before pausing it, default 2000 */
-    int64_t shutdown_grace_ms; /* default 25 s */
+    char *worker_id;               /* pod or host name; default: $HOSTNAME or gethostname() */
+    char *log_level;               /* debug, info, warn, error; default info */
+    int max_in_flight;             /* global requests in flight, default 512 */
+    int max_pending_per_partition; /* unfinished events per partition before pausing it, default
+                                      2000 */
+    int64_t shutdown_grace_ms;     /* default 25 s */
 
     /* kafka */
-    char *kafka_brokers;     /* bootstrap servers, required for run */
-    char *kafka_group_id;    /* default "invoice-worker" */
-    char *input_topic;       /* default "invoice-events" */
-    char *result_topic;      /* default "invoice-results" */
-    char *dlq_topic;         /* default "invoice-events-dlq" */
-    char **kafka_props;      /* librdkafka properties passed through: key0, value0, key1, ... */
-    size_t n_kafka_props;    /* number of pairs */
+    char *kafka_brokers;  /* bootstrap servers, required for run */
+    char *kafka_group_id; /* default "invoice-worker" */
+    char *input_topic;    /* default "invoice-events" */
+    char *result_topic;   /* default "invoice-results" */
+    char *dlq_topic;      /* default "invoice-events-dlq" */
+    char **kafka_props;   /* librdkafka properties passed through: key0, value0, key1, ... */
+    size_t n_kafka_props; /* number of pairs */
 
     /* redis */
-    char *redis_host;        /* default 127.0.0.1 */
-    int redis_port;          /* default 6379 */
-    char *redis_password;    /* secret, NULL = none */
-    int64_t ledger_ttl_s;    /* outcome records' TTL, default 7 days */
-    int64_t lease_ms;        /* claim lease, default 60 s */
+    char *redis_host;     /* default 127.0.0.1 */
+    int redis_port;       /* default 6379 */
+    char *redis_password; /* secret, NULL = none */
+    int64_t ledger_ttl_s; /* outcome records' TTL, default 7 days */
+    int64_t lease_ms;     /* claim lease, default 60 s */
 
     /* http */
-    char *http_listen;       /* "host:port", default "0.0.0.0:8080"; "" disables */
+    char *http_listen; /* "host:port", default "0.0.0.0:8080"; "" disables */
 
     iw_target_conf *targets;
     size_t n_targets;
@@ -107,7 +112,8 @@ typedef struct iw_config {
     size_t n_routes;
 } iw_config;
 
-/* One problem found in a config file, named by its JSON path ("targets.ebiz.retry.max_attempts"). */
+/* One problem found in a config file, named by its JSON path ("targets.ebiz.retry.max_attempts").
+ */
 typedef struct iw_config_error {
     char path[128];
     char message[256];

@@ -92,7 +92,7 @@ typedef struct iw_event {
     char *type;        /* "invoice.created" or "invoice.updated" */
     char *occurred_at; /* RFC 3339 */
     char *source;
-    char *tenant; /* required */
+    char *tenant;    /* required */
     int64_t version; /* >= 0, required */
     char **targets;  /* target instance names; NULL when absent (routes decide) */
     size_t n_targets;

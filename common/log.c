@@ -1,4 +1,5 @@
-/* log.c: JSON-lines logging to stderr, one write per line so lines from threads never interleave. */
+/* log.c: JSON-lines logging to stderr, one write per line so lines from threads never interleave.
+ */
 #include "log.h"
 
 #include <stdarg.h>

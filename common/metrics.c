@@ -14,10 +14,10 @@ static const double BUCKETS[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.
 
 typedef struct series {
     char *labels;
-    double value;                 /* counter or gauge */
-    uint64_t buckets[N_BUCKETS];  /* histogram: observations <= BUCKETS[i] (not cumulative) */
-    uint64_t count;               /* histogram */
-    double sum;                   /* histogram */
+    double value;                /* counter or gauge */
+    uint64_t buckets[N_BUCKETS]; /* histogram: observations <= BUCKETS[i] (not cumulative) */
+    uint64_t count;              /* histogram */
+    double sum;                  /* histogram */
     struct series *next;
 } series;
 

@@ -63,4 +63,3 @@ iw_config *iw_cli_load_config(const char *path)
     }
     return cfg;
 }
-

@@ -13,15 +13,15 @@
 
 /* The end of one (event, target) call, after every attempt. */
 typedef struct iw_call_result {
-    iw_outcome outcome;        /* OK, PERMANENT, AUTH; retries used up are PERMANENT with
-                                * error_kind IW_ERR_EXHAUSTED (or the last transient kind when
-                                * the validation/render failed: IW_ERR_VALIDATION) */
-    bool rejected;             /* validation or render refused it: nothing was sent */
-    bool abandoned;            /* iw_dispatch_abandon_all ended it before an answer */
-    int attempts;              /* HTTP attempts made (0 when rejected) */
-    long http_status;          /* status of the last reply, 0 when none */
+    iw_outcome outcome;          /* OK, PERMANENT, AUTH; retries used up are PERMANENT with
+                                  * error_kind IW_ERR_EXHAUSTED (or the last transient kind when
+                                  * the validation/render failed: IW_ERR_VALIDATION) */
+    bool rejected;               /* validation or render refused it: nothing was sent */
+    bool abandoned;              /* iw_dispatch_abandon_all ended it before an answer */
+    int attempts;                /* HTTP attempts made (0 when rejected) */
+    long http_status;            /* status of the last reply, 0 when none */
     int64_t first_attempt_at_ms; /* wall clock (ms since epoch) of the first attempt, 0 if none */
-    int64_t finished_at_ms;    /* wall clock when it ended */
+    int64_t finished_at_ms;      /* wall clock when it ended */
 } iw_call_result;
 
 /* Called once per submitted call, from inside iw_dispatch_run (or abandon_all). The event

@@ -28,8 +28,8 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *type,
-                             char *body, enum MHD_ResponseMemoryMode mode)
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *type, char *body,
+                             enum MHD_ResponseMemoryMode mode)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, mode);
     if (!r)
@@ -70,7 +70,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (!st.producer_ok)
             return reply(c, 503, "text/plain", "producer failed\n", MHD_RESPMEM_PERSISTENT);
         if (!st.assigned)
-            return reply(c, 503, "text/plain", "not in the consumer group\n", MHD_RESPMEM_PERSISTENT);
+            return reply(c, 503, "text/plain", "not in the consumer group\n",
+                         MHD_RESPMEM_PERSISTENT);
         return reply(c, 200, "text/plain", "ready\n", MHD_RESPMEM_PERSISTENT);
     }
     return reply(c, 404, "text/plain", "not found: try /metrics, /healthz, /readyz\n",

@@ -9,11 +9,11 @@
 typedef struct lane {
     char *key;
     uint64_t hash;
-    void *inflight;          /* the job being sent */
+    void *inflight; /* the job being sent */
     int64_t inflight_version;
-    void *waiting;           /* the newest job waiting, or NULL */
+    void *waiting; /* the newest job waiting, or NULL */
     int64_t waiting_version;
-    struct lane *next;       /* bucket chain */
+    struct lane *next; /* bucket chain */
 } lane;
 
 struct iw_lanes {

@@ -24,7 +24,7 @@ typedef struct iw_ledger_op {
     const char *tenant;
     const char *invoice_id;
     const char *event_id;
-    const char *target;     /* target instance name */
+    const char *target; /* target instance name */
     int64_t version;
     const char *status;     /* complete only: "succeeded", "failed", "rejected" */
     const char *target_ref; /* complete only: may be NULL */

@@ -15,7 +15,8 @@ static const char USAGE[] =
     "usage: invoice-worker COMMAND [OPTIONS]\n"
     "\n"
     "Consumes invoice-change events from Kafka, drops duplicates and stale versions through a\n"
-    "Redis ledger, and updates each target invoice API, publishing one result per (event, target).\n"
+    "Redis ledger, and updates each target invoice API, publishing one result per (event, "
+    "target).\n"
     "\n"
     "commands:\n"
     "  run -c FILE                  run the worker (until SIGTERM)\n"
@@ -87,12 +88,10 @@ static int cmd_check_config(int argc, char **argv)
 
 static int cmd_render(int argc, char **argv)
 {
-    static const struct option opts[] = {{"target", required_argument, NULL, 't'},
-                                         {"config", required_argument, NULL, 'c'},
-                                         {"no-validate", no_argument, NULL, 'n'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"version", no_argument, NULL, 'V'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"target", required_argument, NULL, 't'}, {"config", required_argument, NULL, 'c'},
+        {"no-validate", no_argument, NULL, 'n'},  {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
     const char *target = NULL, *cpath = NULL;
     int validate = 1, c;
     while ((c = getopt_long(argc, argv, "t:c:hV", opts, NULL)) != -1) {

@@ -28,37 +28,37 @@
 #include "status.h"
 #include "target.h"
 
-#define POLL_BATCH 1000         /* messages taken per loop turn at most */
-#define LEDGER_BATCH 2000       /* ledger ops per round trip at most */
-#define BUSY_RETRY_MS 500       /* first wait before claiming a BUSY pair again */
+#define POLL_BATCH 1000   /* messages taken per loop turn at most */
+#define LEDGER_BATCH 2000 /* ledger ops per round trip at most */
+#define BUSY_RETRY_MS 500 /* first wait before claiming a BUSY pair again */
 #define REDIS_BACKOFF_MAX_MS 10000
 #define REPLAY_TARGET_HEADER "x-iw-replay-target"
 
 typedef enum job_state {
-    JOB_CLAIM,      /* waiting for a ledger claim */
-    JOB_BUSY,       /* another owner holds the lease; claim again at due_ms */
-    JOB_LANE,       /* claimed, waiting in its lane behind an in-flight call */
-    JOB_READY,      /* claimed, first in its lane, waiting for dispatcher capacity */
-    JOB_CALLING,    /* submitted to the dispatcher */
-    JOB_COMPLETE,   /* finished or superseded: waiting for its ledger write */
-    JOB_RELEASE,    /* abandoned at shutdown: waiting for the ledger release */
-    JOB_PUBLISH,    /* results produced, waiting for the broker's acknowledgement */
-    JOB_DONE,       /* terminal */
-    JOB_DROPPED     /* abandoned; its message will never finish (not committed) */
+    JOB_CLAIM,    /* waiting for a ledger claim */
+    JOB_BUSY,     /* another owner holds the lease; claim again at due_ms */
+    JOB_LANE,     /* claimed, waiting in its lane behind an in-flight call */
+    JOB_READY,    /* claimed, first in its lane, waiting for dispatcher capacity */
+    JOB_CALLING,  /* submitted to the dispatcher */
+    JOB_COMPLETE, /* finished or superseded: waiting for its ledger write */
+    JOB_RELEASE,  /* abandoned at shutdown: waiting for the ledger release */
+    JOB_PUBLISH,  /* results produced, waiting for the broker's acknowledgement */
+    JOB_DONE,     /* terminal */
+    JOB_DROPPED   /* abandoned; its message will never finish (not committed) */
 } job_state;
 
 struct msg;
 
 /* One (event, target) pair. */
 typedef struct job {
-    struct msg *m;                /* owner */
-    const iw_target_conf *tc;     /* NULL for a poison message or an unknown target */
-    char *target;                 /* instance name (copy; may name an unknown target) */
-    char *lane_key;               /* tenant \x1f invoice \x1f target */
+    struct msg *m;            /* owner */
+    const iw_target_conf *tc; /* NULL for a poison message or an unknown target */
+    char *target;             /* instance name (copy; may name an unknown target) */
+    char *lane_key;           /* tenant \x1f invoice \x1f target */
     job_state state;
-    bool leased;                  /* we hold the ledger lease */
-    bool in_lane;                 /* occupies its lane (in flight there) */
-    int64_t due_ms;               /* JOB_BUSY: when to claim again */
+    bool leased;    /* we hold the ledger lease */
+    bool in_lane;   /* occupies its lane (in flight there) */
+    int64_t due_ms; /* JOB_BUSY: when to claim again */
     int busy_tries;
     /* the result being built */
     iw_result_status status;
@@ -69,39 +69,39 @@ typedef struct job {
     int attempts;
     long http_status;
     int64_t first_attempt_ms, finished_ms;
-    int deliveries;               /* produced messages not yet acknowledged */
-    struct job *qnext;            /* link in the queue matching its state */
+    int deliveries;    /* produced messages not yet acknowledged */
+    struct job *qnext; /* link in the queue matching its state */
 } job;
 
 /* One consumed message. */
 typedef struct msg {
-    struct iw_pipeline *p;        /* the pipeline it belongs to */
+    struct iw_pipeline *p; /* the pipeline it belongs to */
     int32_t partition;
     int64_t offset;
-    bool tracked;                 /* counted in its partition's window (false after revoke) */
+    bool tracked; /* counted in its partition's window (false after revoke) */
     char *key;
     size_t key_len;
     char *value;
     size_t value_len;
     char *traceparent;
-    iw_event *ev;                 /* NULL for a poison message */
+    iw_event *ev; /* NULL for a poison message */
     job *jobs;
     size_t n_jobs;
-    size_t open;                  /* jobs not yet DONE */
-    bool dropped;                 /* a job was abandoned: never finishes */
-    struct msg *next;             /* partition window (or orphan list), offset order */
+    size_t open;      /* jobs not yet DONE */
+    bool dropped;     /* a job was abandoned: never finishes */
+    struct msg *next; /* partition window (or orphan list), offset order */
 } msg;
 
 /* Per input partition: the window of unfinished messages. */
 typedef struct part {
     bool assigned;
     bool paused;
-    msg *head, *tail;             /* messages in offset order */
+    msg *head, *tail; /* messages in offset order */
     size_t count;
-    int64_t stored;               /* offset last stored, -1 none */
-    int64_t done_upto;            /* offset just past the last finished message, -1 none */
-    int64_t hi_watermark;         /* for lag */
-    int64_t last_seen;            /* last consumed offset */
+    int64_t stored;       /* offset last stored, -1 none */
+    int64_t done_upto;    /* offset just past the last finished message, -1 none */
+    int64_t hi_watermark; /* for lag */
+    int64_t last_seen;    /* last consumed offset */
 } part;
 
 /* A FIFO of jobs linked through qnext. */
@@ -117,15 +117,15 @@ struct iw_pipeline {
     iw_ledger *ledger;
     iw_dispatch *dispatch;
     iw_lanes *lanes;
-    int wake[2];                  /* librdkafka queues write here when they have work */
+    int wake[2]; /* librdkafka queues write here when they have work */
 
     part *parts;
     int32_t n_parts;
 
     jobq claim_q, busy_q, ready_q, complete_q, release_q;
-    size_t open_jobs;             /* jobs not yet terminal */
+    size_t open_jobs; /* jobs not yet terminal */
 
-    char owner[192];              /* lease owner token: worker id + process, unique per run */
+    char owner[192]; /* lease owner token: worker id + process, unique per run */
     bool ledger_ok;
     int64_t ledger_retry_at;
     int64_t ledger_backoff_ms;
@@ -134,20 +134,20 @@ struct iw_pipeline {
     bool stopping;
     bool fatal;
     bool ever_assigned;
-    bool more_msgs;               /* the last poll stopped at POLL_BATCH */
-    msg *orphans;                 /* messages of revoked partitions still running */
+    bool more_msgs; /* the last poll stopped at POLL_BATCH */
+    msg *orphans;   /* messages of revoked partitions still running */
 
     iw_pipeline_stats stats;
-    uint64_t *target_results;     /* [n_targets][IW_RES__COUNT] */
+    uint64_t *target_results; /* [n_targets][IW_RES__COUNT] */
     iw_metrics *metrics;
-    char **target_labels;         /* target="name" per target instance, escaped */
+    char **target_labels; /* target="name" per target instance, escaped */
     int64_t last_gauges_ms;
-    pthread_mutex_t lock;         /* guards snapshot */
+    pthread_mutex_t lock; /* guards snapshot */
     iw_pipeline_stats snapshot;
 };
 
-static const char *const STATUS_NAMES[IW_RES__COUNT] = {
-    "succeeded", "duplicate", "stale", "superseded", "rejected", "failed"};
+static const char *const STATUS_NAMES[IW_RES__COUNT] = {"succeeded",  "duplicate", "stale",
+                                                        "superseded", "rejected",  "failed"};
 
 const char *iw_result_status_str(iw_result_status s)
 {
@@ -360,8 +360,8 @@ static char *result_json(iw_pipeline *p, const job *j)
     }
     fmt_time(j->finished_ms, buf, sizeof(buf));
     cJSON_AddStringToObject(o, "finished_at", buf);
-    cJSON_AddNumberToObject(o, "duration_ms",
-                            j->first_attempt_ms ? (double)(j->finished_ms - j->first_attempt_ms) : 0);
+    cJSON_AddNumberToObject(
+        o, "duration_ms", j->first_attempt_ms ? (double)(j->finished_ms - j->first_attempt_ms) : 0);
     cJSON_AddStringToObject(o, "worker", p->cfg->worker_id);
     /* traceparent is 00-<32 hex trace id>-<16 hex parent>-<flags> */
     if (m->traceparent && strlen(m->traceparent) >= 35 && m->traceparent[2] == '-') {
@@ -378,9 +378,8 @@ static char *result_json(iw_pipeline *p, const job *j)
 }
 
 /* Produces one message; on a full local queue it serves delivery reports and tries again. */
-static int produce(iw_pipeline *p, const char *topic, const char *key, size_t key_len,
-                   char *value, size_t value_len, rd_kafka_headers_t *hdrs, bool free_value,
-                   job *j)
+static int produce(iw_pipeline *p, const char *topic, const char *key, size_t key_len, char *value,
+                   size_t value_len, rd_kafka_headers_t *hdrs, bool free_value, job *j)
 {
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
@@ -467,8 +466,8 @@ static void publish(iw_pipeline *p, job *j)
         else
             p->fatal = true;
     }
-    iw_log_level lvl = j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED ? IW_LOG_WARN
-                                                                                    : IW_LOG_INFO;
+    iw_log_level lvl =
+        j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED ? IW_LOG_WARN : IW_LOG_INFO;
     if (iw_log_enabled(lvl)) {
         char att[16];
         snprintf(att, sizeof(att), "%d", j->attempts);
@@ -686,7 +685,8 @@ static void run_ledger_writes(iw_pipeline *p, jobq *q, bool abandoning)
         if (j->leased) {
             const iw_ledger_op *op = wants_release(j, abandoning) ? &rops[nr++] : &cops[nc++];
             if (op->answer == IW_LEDGER_LOST)
-                iw_log(IW_LOG_WARN, "lease lost before completion; another worker owns this pair now",
+                iw_log(IW_LOG_WARN,
+                       "lease lost before completion; another worker owns this pair now",
                        "event_id", j->m->ev->event_id, "target", j->target, NULL);
         }
         j->leased = false;
@@ -715,8 +715,8 @@ static void renew_leases(iw_pipeline *p)
         for (msg *m = p->parts[i].head; m; m = m->next) {
             for (size_t k = 0; k < m->n_jobs; k++) {
                 job *j = &m->jobs[k];
-                if (!j->leased || (j->state != JOB_LANE && j->state != JOB_READY &&
-                                   j->state != JOB_CALLING))
+                if (!j->leased ||
+                    (j->state != JOB_LANE && j->state != JOB_READY && j->state != JOB_CALLING))
                     continue;
                 if (n == cap) {
                     iw_ledger_op *o = realloc(ops, cap * 2 * sizeof(*ops));
@@ -796,8 +796,10 @@ static void submit_ready(iw_pipeline *p)
             continue;
         }
         j->state = JOB_CALLING;
-        if (iw_dispatch_submit(p->dispatch, j->tc, j->m->ev, j->m->traceparent, call_done, j) != 0) {
-            set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, NULL, "no adapter for this target type");
+        if (iw_dispatch_submit(p->dispatch, j->tc, j->m->ev, j->m->traceparent, call_done, j) !=
+            0) {
+            set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, NULL,
+                       "no adapter for this target type");
             j->state = JOB_COMPLETE;
             q_push(&p->complete_q, j);
         }
@@ -811,8 +813,7 @@ static char *header_dup(rd_kafka_message_t *km, const char *name)
     rd_kafka_headers_t *h = NULL;
     const void *v;
     size_t sz;
-    if (rd_kafka_message_headers(km, &h) || !h ||
-        rd_kafka_header_get_last(h, name, &v, &sz) || !v)
+    if (rd_kafka_message_headers(km, &h) || !h || rd_kafka_header_get_last(h, name, &v, &sz) || !v)
         return NULL;
     return strndup(v, sz);
 }
@@ -1145,10 +1146,13 @@ static int declare_metrics(iw_pipeline *p)
         const char *help;
     } defs[] = {
         {"iw_events_consumed_total", IW_COUNTER, "Messages taken from the input topic."},
-        {"iw_results_total", IW_COUNTER, "Results acknowledged by the broker, by target and status."},
-        {"iw_http_requests_total", IW_COUNTER, "HTTP attempts by target and status code (0 = transport error)."},
+        {"iw_results_total", IW_COUNTER,
+         "Results acknowledged by the broker, by target and status."},
+        {"iw_http_requests_total", IW_COUNTER,
+         "HTTP attempts by target and status code (0 = transport error)."},
         {"iw_http_request_duration_seconds", IW_HISTOGRAM, "HTTP attempt duration by target."},
-        {"iw_retries_total", IW_COUNTER, "Attempts scheduled after a transient failure, by target."},
+        {"iw_retries_total", IW_COUNTER,
+         "Attempts scheduled after a transient failure, by target."},
         {"iw_in_flight", IW_GAUGE, "HTTP calls submitted and not finished."},
         {"iw_jobs_open", IW_GAUGE, "(event, target) pairs consumed and not yet terminal."},
         {"iw_breaker_open", IW_GAUGE, "1 while the target's circuit breaker is open."},
@@ -1213,8 +1217,10 @@ static int set_conf(rd_kafka_conf_t *c, const char *k, const char *v, char *errb
 /* librdkafka's own log lines, as JSON lines like ours. */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    iw_log_level l = level <= 3 ? IW_LOG_ERROR : level <= 4 ? IW_LOG_WARN
-                                                 : level <= 6 ? IW_LOG_INFO : IW_LOG_DEBUG;
+    iw_log_level l = level <= 3   ? IW_LOG_ERROR
+                     : level <= 4 ? IW_LOG_WARN
+                     : level <= 6 ? IW_LOG_INFO
+                                  : IW_LOG_DEBUG;
     iw_log(l, buf, "component", "librdkafka", "facility", fac, "client", rd_kafka_name(rk), NULL);
 }
 
@@ -1461,10 +1467,10 @@ int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
     iw_log(IW_LOG_INFO, "stopping: draining in-flight calls", NULL);
     flow_control(p);
     abandon_unsent(p);
-    while (mono_ms() < deadline && !p->fatal &&
-           (iw_dispatch_pending(p->dispatch) || p->complete_q.n || p->release_q.n ||
-            p->ready_q.n) &&
-           (p->ledger_ok || mono_ms() < p->ledger_retry_at + 1))
+    while (
+        mono_ms() < deadline && !p->fatal &&
+        (iw_dispatch_pending(p->dispatch) || p->complete_q.n || p->release_q.n || p->ready_q.n) &&
+        (p->ledger_ok || mono_ms() < p->ledger_retry_at + 1))
         loop_turn(p);
     if (iw_dispatch_pending(p->dispatch)) {
         iw_log(IW_LOG_WARN, "grace period over: abandoning in-flight calls", NULL);

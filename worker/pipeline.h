@@ -1,4 +1,5 @@
-/* pipeline.h: the worker: Kafka in, ledger, ordered concurrent calls, results and dead letters out. */
+/* pipeline.h: the worker: Kafka in, ledger, ordered concurrent calls, results and dead letters out.
+ */
 #ifndef IW_PIPELINE_H
 #define IW_PIPELINE_H
 
@@ -26,17 +27,17 @@ const char *iw_result_status_str(iw_result_status s);
 /* Counters a test or the metrics endpoint reads (only from the pipeline's own thread, or
  * through iw_pipeline_stats_copy which is safe from any thread). */
 typedef struct iw_pipeline_stats {
-    uint64_t consumed;         /* messages taken from the input topic */
-    uint64_t poison;           /* messages that did not parse or route */
+    uint64_t consumed;               /* messages taken from the input topic */
+    uint64_t poison;                 /* messages that did not parse or route */
     uint64_t results[IW_RES__COUNT]; /* results acknowledged by the broker, by status */
-    uint64_t dead_letters;     /* dead letters acknowledged */
-    uint64_t ledger_errors;    /* Redis failures */
-    uint64_t in_flight;        /* (event, target) jobs not yet terminal */
-    bool ledger_ok;            /* last Redis call worked */
-    bool producer_ok;          /* no fatal producer error */
-    bool assigned;             /* partitions assigned (or waiting for the first assignment) */
-    int64_t consumer_lag;      /* sum over assigned partitions, -1 when unknown */
-    int64_t last_loop_ms;      /* monotonic ms of the last loop turn (liveness) */
+    uint64_t dead_letters;           /* dead letters acknowledged */
+    uint64_t ledger_errors;          /* Redis failures */
+    uint64_t in_flight;              /* (event, target) jobs not yet terminal */
+    bool ledger_ok;                  /* last Redis call worked */
+    bool producer_ok;                /* no fatal producer error */
+    bool assigned;                   /* partitions assigned (or waiting for the first assignment) */
+    int64_t consumer_lag;            /* sum over assigned partitions, -1 when unknown */
+    int64_t last_loop_ms;            /* monotonic ms of the last loop turn (liveness) */
 } iw_pipeline_stats;
 
 typedef struct iw_pipeline iw_pipeline;

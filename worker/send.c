@@ -15,7 +15,8 @@ static const char SEND_USAGE[] =
     "usage: invoice-worker send (-c FILE | -b BROKERS) [-t TOPIC] [--lines] [--no-check] FILE...\n"
     "\n"
     "Produces each FILE (one JSON event; with --lines, one event per line) to the input topic\n"
-    "(default: the config's kafka.topics.input, else invoice-events), keyed <tenant>/<invoice.id>.\n"
+    "(default: the config's kafka.topics.input, else invoice-events), keyed "
+    "<tenant>/<invoice.id>.\n"
     "Events are parsed first and an invalid one is refused unless --no-check (to test the\n"
     "dead-letter path). '-' reads standard input. Prints how many were sent.\n";
 
@@ -44,14 +45,15 @@ static int send_one(sender *s, const char *json, size_t len, const char *where)
         snprintf(key, sizeof(key), "%s/%s", ev->tenant, ev->invoice.id);
         iw_event_free(ev);
     } else if (s->check) {
-        fprintf(stderr, "send: %s: invalid event: %s (use --no-check to send it anyway)\n", where, err);
+        fprintf(stderr, "send: %s: invalid event: %s (use --no-check to send it anyway)\n", where,
+                err);
         return -1;
     }
     for (;;) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            s->rk, RD_KAFKA_V_TOPIC(s->topic), RD_KAFKA_V_KEY(key, strlen(key)),
-            RD_KAFKA_V_VALUE((void *)json, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_END);
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(s->rk, RD_KAFKA_V_TOPIC(s->topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                              RD_KAFKA_V_VALUE((void *)json, len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (!e)
             break;
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -117,14 +119,11 @@ static int send_file(sender *s, const char *path, int lines)
 
 int iw_cli_send(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"brokers", required_argument, NULL, 'b'},
-                                         {"topic", required_argument, NULL, 't'},
-                                         {"lines", no_argument, NULL, 'l'},
-                                         {"no-check", no_argument, NULL, 'n'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"version", no_argument, NULL, 'V'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"brokers", required_argument, NULL, 'b'},
+        {"topic", required_argument, NULL, 't'},  {"lines", no_argument, NULL, 'l'},
+        {"no-check", no_argument, NULL, 'n'},     {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
     const char *cpath = NULL, *brokers = NULL, *topic = NULL;
     int lines = 0, check = 1, c;
     while ((c = getopt_long(argc, argv, "c:b:t:hV", opts, NULL)) != -1) {
@@ -162,7 +161,8 @@ int iw_cli_send(int argc, char **argv)
     rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err));
     rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof(err));
     for (size_t i = 0; cfg && i < cfg->n_kafka_props; i++)
-        rd_kafka_conf_set(conf, cfg->kafka_props[2 * i], cfg->kafka_props[2 * i + 1], err, sizeof(err));
+        rd_kafka_conf_set(conf, cfg->kafka_props[2 * i], cfg->kafka_props[2 * i + 1], err,
+                          sizeof(err));
     rd_kafka_conf_set_opaque(conf, &s);
     rd_kafka_conf_set_dr_msg_cb(conf, dr);
     s.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
@@ -182,8 +182,8 @@ int iw_cli_send(int argc, char **argv)
     }
     if (s.failed)
         rc = 1;
-    printf("sent %ld event%s to %s (%ld failed)\n", s.sent - s.failed, s.sent - s.failed == 1 ? "" : "s",
-           topic, s.failed);
+    printf("sent %ld event%s to %s (%ld failed)\n", s.sent - s.failed,
+           s.sent - s.failed == 1 ? "" : "s", topic, s.failed);
     rd_kafka_destroy(s.rk);
     iw_config_free(cfg);
     return rc;

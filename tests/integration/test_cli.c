@@ -42,7 +42,8 @@ static char *stderr_text(void)
 
 Test(cli, render_prints_a_well_formed_request_for_every_adapter)
 {
-    const char *types[] = {"centra_soap", "centra_navision", "midnight", "ebizcharge", "invoicexpress"};
+    const char *types[] = {"centra_soap", "centra_navision", "midnight", "ebizcharge",
+                           "invoicexpress"};
     const char *methods[] = {"POST", "POST", "POST", "POST", "PUT"};
     for (int i = 0; i < 5; i++) {
         char cmd[1024], *out = NULL;
@@ -66,7 +67,8 @@ Test(cli, render_prints_a_well_formed_request_for_every_adapter)
             xmlFreeDoc(d);
         }
         /* the placeholder credentials are secrets: printed as *** */
-        const char *secrets[] = {"PASSWORD", "SECURITY-ID", "API-KEY", "PRC-TOKEN", "MIDNIGHT-TOKEN", "MIS-KEY"};
+        const char *secrets[] = {"PASSWORD",  "SECURITY-ID",    "API-KEY",
+                                 "PRC-TOKEN", "MIDNIGHT-TOKEN", "MIS-KEY"};
         for (size_t k = 0; k < 6; k++)
             cr_assert_null(strstr(out, secrets[k]), "%s prints %s", types[i], secrets[k]);
         if (strcmp(types[i], "centra_navision") != 0) /* navision defaults to no auth */
@@ -84,8 +86,10 @@ Test(cli, render_explains_a_rejected_event_and_a_bad_event)
     char *err = stderr_text();
     cr_assert(strstr(err, "ebizcharge rejects this event: invoice.") != NULL, "%s", err);
     free(err);
-    snprintf(cmd, sizeof(cmd), "echo '{\"schema\": 1}' > /tmp/iw-cli-bad.json && '%s' render "
-             "--target centra_soap /tmp/iw-cli-bad.json", iw_build_path("invoice-worker"));
+    snprintf(cmd, sizeof(cmd),
+             "echo '{\"schema\": 1}' > /tmp/iw-cli-bad.json && '%s' render "
+             "--target centra_soap /tmp/iw-cli-bad.json",
+             iw_build_path("invoice-worker"));
     cr_assert_eq(run(cmd, NULL), 1);
     err = stderr_text();
     cr_assert(strstr(err, "invalid event: schema") != NULL, "%s", err);
@@ -105,8 +109,9 @@ Test(cli, check_config_names_every_error_by_path)
              iw_build_path("invoice-worker"), IW_FIXTURES_DIR);
     cr_assert_eq(run(cmd, NULL), 1);
     char *err = stderr_text();
-    const char *paths[] = {"worker.max_in_flight:", "targets.ebiz.url:", "targets.bad.type:",
-                           "routes.acme[1]:", "targets.ix.api_key_file:", "typo: unknown key"};
+    const char *paths[] = {
+        "worker.max_in_flight:", "targets.ebiz.url:",        "targets.bad.type:",
+        "routes.acme[1]:",       "targets.ix.api_key_file:", "typo: unknown key"};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
         cr_assert(strstr(err, paths[i]) != NULL, "missing %s in:\n%s", paths[i], err);
     free(err);
@@ -114,9 +119,11 @@ Test(cli, check_config_names_every_error_by_path)
     FILE *f = fopen("/tmp/iw-cli-ok.json", "w");
     fputs("{\"kafka\": {\"brokers\": \"127.0.0.1:9092\"}, \"targets\": {\"ix\": {\"type\": "
           "\"invoicexpress\", \"url\": \"https://acme.app.invoicexpress.com\", \"api_key\": "
-          "\"${IW_CLI_TEST_KEY}\"}}}", f);
+          "\"${IW_CLI_TEST_KEY}\"}}}",
+          f);
     fclose(f);
-    snprintf(cmd, sizeof(cmd), "IW_CLI_TEST_KEY=k3y-value-Zz '%s' check-config -c /tmp/iw-cli-ok.json",
+    snprintf(cmd, sizeof(cmd),
+             "IW_CLI_TEST_KEY=k3y-value-Zz '%s' check-config -c /tmp/iw-cli-ok.json",
              iw_build_path("invoice-worker"));
     cr_assert_eq(run(cmd, &out), 0, "%s", stderr_text());
     cr_assert(strstr(out, "ok: 1 target instance") != NULL, "%s", out);
@@ -127,7 +134,7 @@ Test(cli, check_config_names_every_error_by_path)
 Test(cli, help_version_and_usage_errors)
 {
     char cmd[512], *out = NULL;
-    const char *helps[] = {"--help", "run --help", "render --help", "check-config --help",
+    const char *helps[] = {"--help",      "run --help",   "render --help", "check-config --help",
                            "send --help", "replay --help"};
     for (size_t i = 0; i < sizeof(helps) / sizeof(helps[0]); i++) {
         snprintf(cmd, sizeof(cmd), "'%s' %s", iw_build_path("invoice-worker"), helps[i]);

@@ -47,7 +47,8 @@ static int final_versions(const char *target, long long version)
 {
     int regressed = 0;
     int ok = iw_sim_final_versions(&S, target, version, &regressed);
-    cr_assert_eq(regressed, 0, "%s: %d invoices ended older than their newest state", target, regressed);
+    cr_assert_eq(regressed, 0, "%s: %d invoices ended older than their newest state", target,
+                 regressed);
     return ok;
 }
 
@@ -74,13 +75,16 @@ Test(pipeline, end_to_end_five_targets, .init = up, .fini = down, .timeout = 600
     iw_results r = iw_results_read(&S, "invoice-results", want, 300000);
     cr_assert_eq(r.n, want, "results: %zu of %zu", r.n, want);
     cr_assert_eq(iw_results_distinct(&r), want, "every (event, target) has exactly one result");
-    size_t ok = iw_results_count(&r, NULL, "succeeded"), sup = iw_results_count(&r, NULL, "superseded");
+    size_t ok = iw_results_count(&r, NULL, "succeeded"),
+           sup = iw_results_count(&r, NULL, "superseded");
     size_t stale = iw_results_count(&r, NULL, "stale");
-    cr_assert_eq(ok + sup + stale, want, "only succeeded/superseded/stale: %zu %zu %zu", ok, sup, stale);
+    cr_assert_eq(ok + sup + stale, want, "only succeeded/superseded/stale: %zu %zu %zu", ok, sup,
+                 stale);
     cr_assert_geq(ok, INVOICES * 5, "at least the last version of every invoice succeeded");
 
     /* the simulator's final state per invoice and target is the highest version */
-    const char *tl[] = {"centra_soap", "centra_navision", "midnight", "ebizcharge", "invoicexpress"};
+    const char *tl[] = {"centra_soap", "centra_navision", "midnight", "ebizcharge",
+                        "invoicexpress"};
     for (int t = 0; t < 5; t++)
         cr_assert_eq(final_versions(tl[t], VERSIONS), INVOICES, "%s", tl[t]);
     /* a clean stop commits everything */
@@ -130,7 +134,8 @@ Test(pipeline, duplicates_are_not_sent_twice, .init = up, .fini = down, .timeout
     }
 }
 
-Test(pipeline, out_of_order_versions_never_overwrite_newer, .init = up, .fini = down, .timeout = 300)
+Test(pipeline, out_of_order_versions_never_overwrite_newer, .init = up, .fini = down,
+     .timeout = 300)
 {
     /* per invoice: 5 first, then 3, 4, 1, 2 (same key, so same partition, in this order) */
     enum { INV = 20 };
@@ -152,7 +157,8 @@ Test(pipeline, out_of_order_versions_never_overwrite_newer, .init = up, .fini = 
     iw_results r = iw_results_read(&S, "invoice-results", INV * 5 * 2, 120000);
     cr_assert_eq(r.n, INV * 5 * 2);
     cr_assert_eq(iw_results_count(&r, NULL, "succeeded"), INV * 2, "only v5 was sent");
-    cr_assert_eq(iw_results_count(&r, NULL, "stale") + iw_results_count(&r, NULL, "superseded"), INV * 4 * 2);
+    cr_assert_eq(iw_results_count(&r, NULL, "stale") + iw_results_count(&r, NULL, "superseded"),
+                 INV * 4 * 2);
     cr_assert_eq(final_versions("midnight", 5), INV);
     cr_assert_eq(final_versions("ebizcharge", 5), INV);
     iw_results_free(&r);
@@ -215,7 +221,8 @@ Test(pipeline, poison_events_go_to_the_dead_letter_topic, .init = up, .fini = do
         free(off);
         free(top);
     }
-    cr_assert(saw_json && saw_missing && saw_unknown, "%d %d %d", saw_json, saw_missing, saw_unknown);
+    cr_assert(saw_json && saw_missing && saw_unknown, "%d %d %d", saw_json, saw_missing,
+              saw_unknown);
     iw_kmsgs_free(dl, n);
     cr_assert_eq(iw_proc_stop(&W, 30000), 0);
     cr_assert_eq(iw_kafka_group_lag(S.brokers, "invoice-worker", "invoice-events"), 0);
@@ -228,7 +235,8 @@ Test(pipeline, redelivery_while_in_flight_is_a_duplicate, .init = up, .fini = do
 {
     /* the target is slow, so the second copy arrives while the first is still being sent */
     cr_assert_eq(iw_sim_control(&S, "/_sim/faults",
-                                "{\"target\": \"*\", \"kind\": \"latency\", \"ms\": 1500}"), 200);
+                                "{\"target\": \"*\", \"kind\": \"latency\", \"ms\": 1500}"),
+                 200);
     char *ev = iw_make_event("REDELIVER-1", "acme", "INV-R1", 3, "centra_soap,midnight");
     const char *vals[] = {ev, ev};
     const char *keys[] = {"acme/INV-R1", "acme/INV-R1"};
@@ -243,7 +251,8 @@ Test(pipeline, redelivery_while_in_flight_is_a_duplicate, .init = up, .fini = do
         if (strcmp(iw_json_str(r.json[i], "status"), "succeeded") == 0)
             for (size_t k = i + 1; k < r.n; k++)
                 cr_assert_str_neq(iw_json_str(r.json[k], "result_id"),
-                                  iw_json_str(r.json[i], "result_id"), "a later result replaces success");
+                                  iw_json_str(r.json[i], "result_id"),
+                                  "a later result replaces success");
     cr_assert_eq(iw_sim_calls(&S, "REDELIVER-1", "centra_soap"), 1);
     cr_assert_eq(iw_sim_calls(&S, "REDELIVER-1", "midnight"), 1);
     iw_results_free(&r);

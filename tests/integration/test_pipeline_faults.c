@@ -71,7 +71,8 @@ static size_t wait_results(size_t want, int timeout_ms)
 static iw_results read_distinct(size_t want, int timeout_ms)
 {
     iw_results r = iw_results_read(&S, "invoice-results", want, timeout_ms);
-    for (long long t0 = iw_now_ms(); iw_results_distinct(&r) < want && iw_now_ms() - t0 < timeout_ms;) {
+    for (long long t0 = iw_now_ms();
+         iw_results_distinct(&r) < want && iw_now_ms() - t0 < timeout_ms;) {
         iw_results_free(&r);
         r = iw_results_read(&S, "invoice-results", 0, 5000);
     }
@@ -82,7 +83,8 @@ Test(faults, retries_and_retry_after, .init = up, .fini = down, .timeout = 300)
 {
     enum { N = 200 };
     fault("{\"target\": \"centra_soap\", \"kind\": \"error\", \"status\": 503, \"rate\": 0.3}");
-    fault("{\"target\": \"invoicexpress\", \"kind\": \"rate_limit\", \"retry_after\": \"1\", \"count\": 20}");
+    fault("{\"target\": \"invoicexpress\", \"kind\": \"rate_limit\", \"retry_after\": \"1\", "
+          "\"count\": 20}");
     const char *cfg = iw_stack_config(&S, "w.json", "{\"retry\": {\"max_attempts\": 20}}", NULL);
     cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
     produce_n("RT", N, "centra_soap,invoicexpress");
@@ -100,10 +102,12 @@ Test(faults, retries_and_retry_after, .init = up, .fini = down, .timeout = 300)
         int n = cJSON_GetArraySize(st);
         for (int i = 0; i + 1 < n; i++) {
             int status = (int)cJSON_GetArrayItem(st, i)->valuedouble;
-            double gap = cJSON_GetArrayItem(at, i + 1)->valuedouble - cJSON_GetArrayItem(at, i)->valuedouble;
+            double gap =
+                cJSON_GetArrayItem(at, i + 1)->valuedouble - cJSON_GetArrayItem(at, i)->valuedouble;
             if (status == 429) {
                 throttled++;
-                cr_assert_geq(gap, 995, "%s: retried %.0f ms after a 429 with Retry-After: 1", c->string, gap);
+                cr_assert_geq(gap, 995, "%s: retried %.0f ms after a 429 with Retry-After: 1",
+                              c->string, gap);
             } else if (status == 503) {
                 retried_503++;
             }
@@ -124,8 +128,9 @@ Test(faults, permanent_failures_become_dead_letters, .init = up, .fini = down, .
         snprintf(id, sizeof(id), "PF-%04d", i);
         char *ev = iw_make_event("x", "acme", id, 1, NULL);
         cJSON *j = cJSON_Parse(ev);
-        const char *ixid = iw_json_str(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "invoice"), "target_refs"),
-                                       "invoicexpress_id");
+        const char *ixid =
+            iw_json_str(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "invoice"), "target_refs"),
+                        "invoicexpress_id");
         char body[128];
         snprintf(body, sizeof(body), "{\"target\": \"invoicexpress\", \"id\": \"%s\"}", ixid);
         cr_assert_eq(iw_sim_control(&S, "/_sim/settle", body), 200);
@@ -137,22 +142,26 @@ Test(faults, permanent_failures_become_dead_letters, .init = up, .fini = down, .
     produce_n("PF", N, "invoicexpress,centra_soap");
     iw_results r = iw_results_read(&S, "invoice-results", N * 2, 120000);
     cr_assert_eq(iw_results_count(&r, "invoicexpress", "failed"), N);
-    cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), N, "the other target is unaffected");
+    cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), N,
+                 "the other target is unaffected");
     for (size_t i = 0; i < r.n; i++) {
         if (strcmp(iw_json_str(r.json[i], "status"), "failed") != 0)
             continue;
         const cJSON *err = cJSON_GetObjectItem(r.json[i], "error");
         cr_assert_str_eq(iw_json_str(err, "kind"), "remote");
         cr_assert_str_eq(iw_json_str(err, "code"), "settled");
-        cr_assert_eq((int)cJSON_GetObjectItem(r.json[i], "attempts")->valuedouble, 1, "permanent: no retry");
+        cr_assert_eq((int)cJSON_GetObjectItem(r.json[i], "attempts")->valuedouble, 1,
+                     "permanent: no retry");
     }
     iw_results_free(&r);
     iw_kmsg *dl = NULL;
     size_t n = iw_kafka_read_all(S.brokers, "invoice-events-dlq", N, 60000, 0, &dl);
     cr_assert_eq(n, N);
     for (size_t i = 0; i < n; i++) {
-        char *t = iw_kmsg_header(&dl[i], "x-iw-target"), *k = iw_kmsg_header(&dl[i], "x-iw-error-kind");
-        char *a = iw_kmsg_header(&dl[i], "x-iw-attempts"), *e = iw_kmsg_header(&dl[i], "x-iw-error");
+        char *t = iw_kmsg_header(&dl[i], "x-iw-target"),
+             *k = iw_kmsg_header(&dl[i], "x-iw-error-kind");
+        char *a = iw_kmsg_header(&dl[i], "x-iw-attempts"),
+             *e = iw_kmsg_header(&dl[i], "x-iw-error");
         char *p = iw_kmsg_header(&dl[i], "x-iw-source-partition");
         cr_assert_str_eq(t, "invoicexpress");
         cr_assert_str_eq(k, "remote");
@@ -175,7 +184,8 @@ Test(faults, dead_target_does_not_slow_the_others, .init = up, .fini = down, .ti
     fault("{\"target\": \"midnight\", \"kind\": \"error\", \"status\": 503, \"rate\": 1.0}");
     const char *cfg = iw_stack_config(&S, "w.json",
                                       "{\"retry\": {\"max_attempts\": 100, \"max_elapsed_s\": 300},"
-                                      " \"breaker\": {\"failures\": 5, \"open_s\": 2}}", NULL);
+                                      " \"breaker\": {\"failures\": 5, \"open_s\": 2}}",
+                                      NULL);
     cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
     produce_n("DT", N, "midnight,centra_soap");
     /* every centra result arrives while midnight is still failing */
@@ -190,7 +200,8 @@ Test(faults, dead_target_does_not_slow_the_others, .init = up, .fini = down, .ti
     cr_assert_eq(centra, N, "the healthy target finished");
     cr_assert_eq(midnight, 0, "while the dead one had finished nothing");
     cJSON *stats = iw_sim_get(&S, "/_sim/stats");
-    cr_log_info("sim stats while midnight is down: %s", stats ? cJSON_PrintUnformatted(stats) : "?");
+    cr_log_info("sim stats while midnight is down: %s",
+                stats ? cJSON_PrintUnformatted(stats) : "?");
     cJSON_Delete(stats);
     /* the target recovers: the breaker's probe succeeds and the waiting events go through */
     fault("{\"target\": \"midnight\", \"kind\": \"clear\"}");
@@ -254,8 +265,8 @@ Test(faults, kill_9_and_restart_loses_nothing, .init = up, .fini = down, .timeou
         total += (int)cJSON_GetObjectItem(c, "count")->valuedouble;
     }
     cr_assert_eq(keys, N, "every event reached the target");
-    cr_log_info("kill -9: %d repeated calls for %d events (%zu results, %zu distinct)", total - keys,
-                N, r.n, iw_results_distinct(&r));
+    cr_log_info("kill -9: %d repeated calls for %d events (%zu results, %zu distinct)",
+                total - keys, N, r.n, iw_results_distinct(&r));
     fprintf(stderr, "kill -9: %d repeated calls for %d events\n", total - keys, N);
     cJSON_Delete(calls);
     iw_results_free(&r);
@@ -297,11 +308,13 @@ Test(faults, two_workers_share_partitions_and_hand_over, .init = up, .fini = dow
     iw_results_free(&r);
 }
 
-Test(faults, sigterm_under_load_drains_and_restart_finishes, .init = up, .fini = down, .timeout = 300)
+Test(faults, sigterm_under_load_drains_and_restart_finishes, .init = up, .fini = down,
+     .timeout = 300)
 {
     enum { N = 600 };
     fault("{\"target\": \"*\", \"kind\": \"latency\", \"ms\": 200}");
-    const char *cfg = iw_stack_config(&S, "w.json", "{\"max_concurrency\": 8}", "{\"shutdown_grace_s\": 10}");
+    const char *cfg =
+        iw_stack_config(&S, "w.json", "{\"max_concurrency\": 8}", "{\"shutdown_grace_s\": 10}");
     cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
     produce_n("ST", N, "centra_soap");
     cr_assert_geq(wait_results(40, 60000), 40);
@@ -309,7 +322,8 @@ Test(faults, sigterm_under_load_drains_and_restart_finishes, .init = up, .fini =
     iw_proc_signal(&W, SIGTERM);
     int status = iw_proc_wait(&W, 30000);
     long long took = iw_now_ms() - t0;
-    cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit 0 (status %d)", status);
+    cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit 0 (status %d)",
+              status);
     /* grace 10 s, then the flush; only a worker that ignores its grace period is this slow */
     cr_assert_lt(took, 25000, "stopped within the grace period (+ flush): %lld ms", took);
     size_t before = wait_results(N, 3000);

@@ -1,4 +1,5 @@
-/* test_config.c: the config loader: defaults, ${ENV}, *_file secrets, IW_* overrides, errors by path. */
+/* test_config.c: the config loader: defaults, ${ENV}, *_file secrets, IW_* overrides, errors by
+ * path. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,18 +59,19 @@ Test(config, env_references_and_defaults)
     setenv("IW_TEST_HOST", "ebiz.example", 1);
     unsetenv("IW_TEST_UNSET");
     iw_config_errors e;
-    iw_config *c = iw_config_parse(
-        "{\"targets\": {\"e\": {\"type\": \"ebizcharge\", \"url\": \"https://${IW_TEST_HOST}/x.svc\","
-        " \"security_id\": \"${IW_TEST_UNSET:-fallback-id}\"}}}",
-        NULL, &e);
+    iw_config *c = iw_config_parse("{\"targets\": {\"e\": {\"type\": \"ebizcharge\", \"url\": "
+                                   "\"https://${IW_TEST_HOST}/x.svc\","
+                                   " \"security_id\": \"${IW_TEST_UNSET:-fallback-id}\"}}}",
+                                   NULL, &e);
     dump(&e);
     cr_assert_not_null(c);
     cr_assert_str_eq(iw_config_target(c, "e")->url, "https://ebiz.example/x.svc");
     cr_assert_str_eq(iw_config_target(c, "e")->security_id, "fallback-id");
     iw_config_free(c);
 
-    c = iw_config_parse("{\"targets\": {\"e\": {\"type\": \"ebizcharge\", \"security_id\": \"${IW_TEST_UNSET}\"}}}",
-                        NULL, &e);
+    c = iw_config_parse(
+        "{\"targets\": {\"e\": {\"type\": \"ebizcharge\", \"security_id\": \"${IW_TEST_UNSET}\"}}}",
+        NULL, &e);
     cr_assert_null(c);
     cr_assert(has_error(&e, "targets.e.security_id", "IW_TEST_UNSET is not set"));
 }
@@ -95,13 +97,15 @@ Test(config, secret_files)
     iw_config_free(c);
 
     /* a missing file is named, its would-be content never is */
-    c = iw_config_parse("{\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"api_key_file\": \"/nonexistent/k\"}}}",
+    c = iw_config_parse("{\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"api_key_file\": "
+                        "\"/nonexistent/k\"}}}",
                         NULL, &e);
     cr_assert_null(c);
     cr_assert(has_error(&e, "targets.ix.api_key_file", "cannot read secret file /nonexistent/k"));
 
     /* both forms at once is ambiguous */
-    c = iw_config_parse("{\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"api_key\": \"a\", \"api_key_file\": \"b\"}}}",
+    c = iw_config_parse("{\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"api_key\": \"a\", "
+                        "\"api_key_file\": \"b\"}}}",
                         NULL, &e);
     cr_assert_null(c);
     cr_assert(has_error(&e, "targets.ix.api_key", "not both"));
@@ -116,9 +120,10 @@ Test(config, iw_env_overrides)
     setenv("IW_MAX_IN_FLIGHT", "64", 1);
     setenv("IW_LOG_LEVEL", "debug", 1);
     iw_config_errors e;
-    iw_config *c = iw_config_parse(
-        "{\"kafka\": {\"brokers\": \"other:9092\"}, \"redis\": {\"port\": 6379},"
-        " \"targets\": {\"c\": {\"type\": \"centra_soap\"}}}", NULL, &e);
+    iw_config *c =
+        iw_config_parse("{\"kafka\": {\"brokers\": \"other:9092\"}, \"redis\": {\"port\": 6379},"
+                        " \"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
+                        NULL, &e);
     unsetenv("IW_KAFKA_BROKERS");
     unsetenv("IW_REDIS_PORT");
     unsetenv("IW_MAX_IN_FLIGHT");
@@ -142,12 +147,14 @@ Test(config, target_settings)
     iw_config_errors e;
     iw_config *c = iw_config_parse(
         "{\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"url\": \"http://127.0.0.1:9\","
-        " \"retry\": {\"max_attempts\": 3, \"max_elapsed_s\": 20, \"base_ms\": 10, \"max_delay_ms\": 100},"
+        " \"retry\": {\"max_attempts\": 3, \"max_elapsed_s\": 20, \"base_ms\": 10, "
+        "\"max_delay_ms\": 100},"
         " \"timeouts\": {\"connect_ms\": 100, \"request_ms\": 200}, \"max_concurrency\": 4,"
         " \"rate\": {\"per_s\": 2.5}, \"breaker\": {\"failures\": 3, \"open_s\": 2},"
         " \"tls\": {\"verify\": false}, \"tax_names\": {\"23\": \"IVA23\", \"6.5\": \"X\"},"
         " \"accepted_units\": [\"unit\", \"hour\"]}},"
-        " \"routes\": {\"acme\": [\"ix\"], \"*\": [\"ix\"]}}", NULL, &e);
+        " \"routes\": {\"acme\": [\"ix\"], \"*\": [\"ix\"]}}",
+        NULL, &e);
     dump(&e);
     cr_assert_not_null(c);
     const iw_target_conf *t = iw_config_target(c, "ix");
@@ -235,8 +242,8 @@ Test(config, example_config_is_valid)
         *o++ = *p++;
     }
     *o = '\0';
-    const char *files[] = {"redis-password", "centra-password", "midnight-prc-token",
-                           "midnight-token", "midnight-mis-key", "ebiz-security-id",
+    const char *files[] = {"redis-password",       "centra-password",  "midnight-prc-token",
+                           "midnight-token",       "midnight-mis-key", "ebiz-security-id",
                            "invoicexpress-api-key"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char p[300];
@@ -266,7 +273,8 @@ Test(config, defaults_config_has_every_adapter)
 {
     iw_config *c = iw_config_defaults();
     cr_assert_not_null(c);
-    const char *types[] = {"centra_soap", "centra_navision", "midnight", "ebizcharge", "invoicexpress"};
+    const char *types[] = {"centra_soap", "centra_navision", "midnight", "ebizcharge",
+                           "invoicexpress"};
     for (size_t i = 0; i < 5; i++) {
         const iw_target_conf *t = iw_config_target(c, types[i]);
         cr_assert_not_null(t, "%s", types[i]);
@@ -276,7 +284,8 @@ Test(config, defaults_config_has_every_adapter)
     iw_target_conf tc = {0};
     cr_assert_eq(iw_target_conf_defaults(&tc, "sap"), -5);
     cr_assert_eq(iw_target_conf_defaults(&tc, "ebizcharge"), 0);
-    cr_assert_str_eq(tc.soap_action, "http://eBizCharge.ServiceModel.SOAP/IeBizService/UpdateInvoice");
+    cr_assert_str_eq(tc.soap_action,
+                     "http://eBizCharge.ServiceModel.SOAP/IeBizService/UpdateInvoice");
     iw_target_conf_clear(&tc);
     iw_config_free(c);
 }

@@ -464,28 +464,65 @@ fail:
 /* ------------------------------------------------------------------------------------------ */
 /* Reading replies. */
 
-/* Copies at most len-1 bytes of s into buf without cutting a UTF-8 sequence, turning control
- * characters into spaces. */
+/* Length of the well-formed UTF-8 sequence at s (n bytes available), 0 when there is none;
+ * *need gets the length its first byte announces. */
+static size_t utf8_seq(const unsigned char *s, size_t n, size_t *need)
+{
+    unsigned c = s[0], min;
+    size_t k;
+    *need = 1;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xE0) == 0xC0)
+        k = 2, min = 0x80, c &= 0x1F;
+    else if ((c & 0xF0) == 0xE0)
+        k = 3, min = 0x800, c &= 0x0F;
+    else if ((c & 0xF8) == 0xF0)
+        k = 4, min = 0x10000, c &= 0x07;
+    else
+        return 0;
+    *need = k;
+    if (n < k)
+        return 0;
+    for (size_t i = 1; i < k; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        c = (c << 6) | (s[i] & 0x3F);
+    }
+    return c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF) ? 0 : k;
+}
+
+/* Copies at most len-1 bytes of s into buf as valid UTF-8: a sequence is never cut, bytes that
+ * are not UTF-8 (a Latin-1 page, binary) become '?', control characters become spaces, and a
+ * sequence cut short at the end of s is dropped. */
 static void copy_clean(char *buf, size_t len, const char *s, size_t n)
 {
     size_t o = 0;
     if (len == 0)
         return;
-    for (size_t i = 0; i < n && o + 1 < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\0')
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n && u[i] != '\0';) {
+        size_t need, k = utf8_seq(u + i, n - i, &need);
+        if (k == 0 && n - i < need) {
+            size_t j = i + 1;
+            while (j < n && (u[j] & 0xC0) == 0x80)
+                j++;
+            if (j == n)
+                break; /* the text was cut inside its last character */
+        }
+        if (o + (k ? k : 1) >= len)
             break;
-        buf[o++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
-    }
-    /* drop a trailing partial UTF-8 sequence */
-    size_t k = o;
-    while (k > 0 && ((unsigned char)buf[k - 1] & 0xC0) == 0x80)
-        k--;
-    if (k > 0 && (unsigned char)buf[k - 1] >= 0xC0) {
-        unsigned char lead = (unsigned char)buf[k - 1];
-        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
-        if (o - (k - 1) < need)
-            o = k - 1;
+        if (k == 0) {
+            buf[o++] = '?';
+            i++;
+        } else if (k == 1) {
+            buf[o++] = u[i] < 0x20 || u[i] == 0x7f ? ' ' : (char)u[i];
+            i++;
+        } else {
+            memmove(buf + o, u + i, k);
+            o += k;
+            i += k;
+        }
     }
     buf[o] = '\0';
 }

@@ -1,4 +1,5 @@
-/* request.c: building, printing and masking rendered requests; the status rules all adapters share. */
+/* request.c: building, printing and masking rendered requests; the status rules all adapters share.
+ */
 #include "target.h"
 
 #include <ctype.h>
@@ -13,7 +14,7 @@
 
 const iw_target_ops *const iw_targets_all[] = {
     &iw_target_centra_soap, &iw_target_centra_navision, &iw_target_midnight,
-    &iw_target_ebizcharge, &iw_target_invoicexpress, NULL,
+    &iw_target_ebizcharge,  &iw_target_invoicexpress,   NULL,
 };
 
 const iw_target_ops *iw_target_find(const char *type)
@@ -158,7 +159,8 @@ char *iw_request_format_masked(const iw_request *r)
     for (size_t i = 0; !rc && i < r->n_headers; i++) {
         rc = grow_append(&raw, &len, &cap, r->headers[i].name, strlen(r->headers[i].name));
         rc = rc ? rc : grow_append(&raw, &len, &cap, ": ", 2);
-        rc = rc ? rc : grow_append(&raw, &len, &cap, r->headers[i].value, strlen(r->headers[i].value));
+        rc = rc ? rc
+                : grow_append(&raw, &len, &cap, r->headers[i].value, strlen(r->headers[i].value));
         rc = rc ? rc : grow_append(&raw, &len, &cap, "\n", 1);
     }
     rc = rc ? rc : grow_append(&raw, &len, &cap, "\n", 1);
@@ -224,16 +226,33 @@ int64_t iw_retry_after_ms(const char *value, int64_t now_ms)
     return d < 0 ? 0 : d;
 }
 
+/* Drops a UTF-8 sequence cut short at the end of s (left by a truncating snprintf). */
+static void trim_cut_utf8(char *s)
+{
+    size_t n = strlen(s), k = n;
+    while (k > 0 && ((unsigned char)s[k - 1] & 0xC0) == 0x80)
+        k--;
+    if (k == 0 || (unsigned char)s[k - 1] < 0xC0)
+        return;
+    unsigned char lead = (unsigned char)s[k - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+    if (n - (k - 1) < need)
+        s[k - 1] = '\0';
+}
+
 void iw_outcome_set(iw_outcome *out, iw_outcome_kind kind, iw_error_kind ek, const char *code,
                     const char *fmt, ...)
 {
     out->kind = kind;
     out->error_kind = kind == IW_OUTCOME_OK ? IW_ERR_NONE : ek;
-    snprintf(out->code, sizeof(out->code), "%s", code ? code : "");
+    if (snprintf(out->code, sizeof(out->code), "%s", code ? code : "") >= (int)sizeof(out->code))
+        trim_cut_utf8(out->code);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(out->message, sizeof(out->message), fmt, ap);
+    int n = vsnprintf(out->message, sizeof(out->message), fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof(out->message))
+        trim_cut_utf8(out->message);
 }
 
 void iw_outcome_from_status(const iw_response *resp, iw_outcome *out)
@@ -246,7 +265,8 @@ void iw_outcome_from_status(const iw_response *resp, iw_outcome *out)
     if (st >= 200 && st < 300) {
         iw_outcome_set(out, IW_OUTCOME_OK, IW_ERR_NONE, code, "HTTP %ld", st);
     } else if (st == 401 || st == 403) {
-        iw_outcome_set(out, IW_OUTCOME_AUTH, IW_ERR_AUTH, code, "HTTP %ld: credentials refused", st);
+        iw_outcome_set(out, IW_OUTCOME_AUTH, IW_ERR_AUTH, code, "HTTP %ld: credentials refused",
+                       st);
     } else if (st == 429) {
         iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_RATE_LIMITED, code, "HTTP 429: rate limited");
     } else if (st == 408 || st >= 500) {
@@ -255,5 +275,6 @@ void iw_outcome_from_status(const iw_response *resp, iw_outcome *out)
         iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, code, "HTTP %ld", st);
     }
     if (out->kind == IW_OUTCOME_RETRY)
-        out->retry_after_ms = iw_retry_after_ms(iw_response_header(resp, "Retry-After"), resp->now_ms);
+        out->retry_after_ms =
+            iw_retry_after_ms(iw_response_header(resp, "Retry-After"), resp->now_ms);
 }

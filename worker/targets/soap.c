@@ -298,6 +298,30 @@ static iw_soap_fault_code fault_code_of(const char *text)
     return IW_SOAP_FAULT_OTHER;
 }
 
+/* Drops a UTF-8 sequence cut short at the end of s (left by a truncating snprintf). */
+static void trim_cut_utf8(char *s)
+{
+    size_t n = strlen(s), k = n;
+    while (k > 0 && ((unsigned char)s[k - 1] & 0xC0) == 0x80)
+        k--;
+    if (k == 0 || (unsigned char)s[k - 1] < 0xC0)
+        return;
+    unsigned char lead = (unsigned char)s[k - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+    if (n - (k - 1) < need)
+        s[k - 1] = '\0';
+}
+
+/* The longest prefix of UTF-8 text s, at most max bytes, that ends on a character boundary. */
+static int utf8_prefix(const char *s, size_t max)
+{
+    size_t l = strnlen(s, max);
+    if (l == max)
+        while (l > 0 && ((unsigned char)s[l] & 0xC0) == 0x80)
+            l--;
+    return (int)l;
+}
+
 static void read_fault(xmlNodePtr fault, iw_soap_reply *rep)
 {
     xmlNodePtr code = iw_soap_child(fault, "faultcode");
@@ -312,7 +336,9 @@ static void read_fault(xmlNodePtr fault, iw_soap_reply *rep)
     char value[64];
     iw_xml_text(code, value, sizeof(value));
     rep->fault = fault_code_of(value);
-    snprintf(rep->faultcode, sizeof(rep->faultcode), "%s%s%.40s", value, *sub ? "/" : "", sub);
+    snprintf(rep->faultcode, sizeof(rep->faultcode), "%s%s%.*s", value, *sub ? "/" : "",
+             utf8_prefix(sub, 40), sub);
+    trim_cut_utf8(rep->faultcode);
     iw_xml_text(text, rep->faultstring, sizeof(rep->faultstring));
 }
 
@@ -327,8 +353,9 @@ int iw_soap_reply_read(const char *body, size_t len, iw_soap_reply *rep)
     }
     xmlNodePtr root = xmlDocGetRootElement(rep->doc);
     if (!root || strcmp((const char *)root->name, "Envelope") != 0 || !is_soap_ns(root)) {
-        snprintf(rep->error, sizeof(rep->error), "not a SOAP envelope (root element <%.40s>)",
-                 root ? (const char *)root->name : "");
+        const char *name = root ? (const char *)root->name : "";
+        snprintf(rep->error, sizeof(rep->error), "not a SOAP envelope (root element <%.*s>)",
+                 utf8_prefix(name, 40), name);
         return IW_EINVAL;
     }
     rep->body = iw_soap_child(root, "Body");
@@ -369,6 +396,7 @@ void iw_soap_scrub(const iw_target_conf *tc, char *msg, size_t cap)
         return;
     }
     snprintf(msg, cap, "%s", masked);
+    trim_cut_utf8(msg); /* "***" may be longer than the secret it hides */
     free(masked);
 }
 

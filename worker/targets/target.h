@@ -18,13 +18,13 @@ typedef struct iw_header {
 
 /* A rendered HTTP request; owns everything it points to (iw_request_clear frees it). */
 typedef struct iw_request {
-    char method[8];   /* "POST", "PUT" */
-    char *url;        /* absolute URL, query included */
+    char method[8]; /* "POST", "PUT" */
+    char *url;      /* absolute URL, query included */
     iw_header *headers;
     size_t n_headers;
-    char *body;       /* NUL-terminated for convenience; body_len excludes the NUL */
+    char *body; /* NUL-terminated for convenience; body_len excludes the NUL */
     size_t body_len;
-    char **secrets;   /* values to mask as *** whenever the request is printed or logged */
+    char **secrets; /* values to mask as *** whenever the request is printed or logged */
     size_t n_secrets;
 } iw_request;
 
@@ -67,14 +67,15 @@ typedef struct iw_response {
     long status;              /* HTTP status */
     const iw_header *headers; /* reply headers, names as received */
     size_t n_headers;
-    const char *body;         /* may be NULL when body_len is 0; not NUL-terminated */
+    const char *body; /* may be NULL when body_len is 0; not NUL-terminated */
     size_t body_len;
-    int64_t now_ms;           /* wall clock at receipt (ms since epoch), for HTTP-date Retry-After */
+    int64_t now_ms; /* wall clock at receipt (ms since epoch), for HTTP-date Retry-After */
 } iw_response;
 
 /* Per-call state the renderer may need that is not part of the config. */
 typedef struct iw_render_ctx {
-    const char *auth_token; /* midnight: the current (possibly refreshed) Midnight token, NULL = config's */
+    const char *
+        auth_token; /* midnight: the current (possibly refreshed) Midnight token, NULL = config's */
 } iw_render_ctx;
 
 /* An adapter. One const instance per adapter type. Slots marked "may be NULL" are optional. */
