@@ -1007,6 +1007,14 @@ static void flow_control(iw_pipeline *p)
 
 /* ---- Kafka callbacks ---- */
 
+/* True with the cooperative-sticky assignor (a config choice for newer librdkafka builds):
+ * assignments then change incrementally. */
+static bool cooperative(rd_kafka_t *rk)
+{
+    const char *proto = rd_kafka_rebalance_protocol(rk);
+    return proto && strcmp(proto, "COOPERATIVE") == 0;
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -1022,7 +1030,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             pt->done_upto = -1;
         }
         p->ever_assigned = true;
-        rd_kafka_assign(rk, parts);
+        if (cooperative(rk))
+            rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
         char n[16];
         snprintf(n, sizeof(n), "%d", parts->cnt);
         iw_log(IW_LOG_INFO, "partitions assigned", "count", n, NULL);
@@ -1054,7 +1065,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         pt->paused = false;
         pt->stored = -1;
     }
-    rd_kafka_assign(rk, NULL);
+    if (cooperative(rk))
+        rd_kafka_incremental_unassign(rk, parts);
+    else
+        rd_kafka_assign(rk, NULL);
     char n[16];
     snprintf(n, sizeof(n), "%d", parts->cnt);
     iw_log(IW_LOG_INFO, "partitions revoked", "count", n, NULL);
