@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,32 +79,61 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                  MHD_RESPMEM_PERSISTENT);
 }
 
-iw_http *iw_http_start(const char *listen, iw_pipeline *p, char *errbuf, size_t errlen)
+/* Parses "host:port", ":port" or "[v6-address]:port" into ss; 0 or -1. */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sl)
 {
     char host[128] = "0.0.0.0";
     const char *colon = strrchr(listen, ':');
-    if (!colon) {
-        snprintf(errbuf, errlen, "http.listen: expected host:port, got \"%s\"", listen);
-        return NULL;
-    }
-    if (colon > listen)
+    if (!colon)
+        return -1;
+    bool v6 = listen[0] == '[';
+    if (v6) {
+        const char *close = strchr(listen, ']');
+        if (!close || close + 1 != colon)
+            return -1;
+        snprintf(host, sizeof(host), "%.*s", (int)(close - listen - 1), listen + 1);
+    } else if (colon > listen) {
         snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
+    }
     char *end;
     long port = strtol(colon + 1, &end, 10);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    if (*end || port < 0 || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-        snprintf(errbuf, errlen, "http.listen: expected IPv4-address:port, got \"%s\"", listen);
+    if (*end || colon[1] == '\0' || port < 0 || port > 65535)
+        return -1;
+    memset(ss, 0, sizeof(*ss));
+    if (v6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        *sl = sizeof(*a);
+        return inet_pton(AF_INET6, host, &a->sin6_addr) == 1 ? 0 : -1;
+    }
+    struct sockaddr_in *a = (struct sockaddr_in *)ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    *sl = sizeof(*a);
+    return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -1;
+}
+
+iw_http *iw_http_start(const char *listen, iw_pipeline *p, char *errbuf, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (parse_listen(listen, &ss, &sl) != 0) {
+        snprintf(errbuf, errlen,
+                 "http.listen: expected IPv4-address:port or [IPv6-address]:port, got \"%s\"",
+                 listen);
         return NULL;
     }
     iw_http *h = calloc(1, sizeof(*h));
     if (!h)
         return NULL;
     h->p = p;
-    h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY,
-                            (uint16_t)port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, &sa,
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    uint16_t port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                    : ((struct sockaddr_in *)&ss)->sin_port);
+    h->d = MHD_start_daemon(flags, port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, &ss,
                             MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
     if (!h->d) {
         snprintf(errbuf, errlen, "cannot listen on %s", listen);
