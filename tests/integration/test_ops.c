@@ -1,0 +1,778 @@
+/* test_ops.c: what an operator relies on: /metrics agrees with the result topic and parses with
+ * Prometheus' own parser, /healthz and /readyz answer, no secret reaches a log line, a result,
+ * a dead letter or /metrics, and TLS to a target is verified (or loudly not). */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "dispatch.h"
+#include "docpaths.h"
+#include "invoice.h"
+#include "stack.h"
+
+#define PARTS 4
+#define ALL_TARGETS "centra_soap,centra_navision,midnight,ebizcharge,invoicexpress"
+
+static iw_stack S;
+static iw_proc W;
+
+static void up(void)
+{
+    cr_assert_eq(iw_stack_start(&S, PARTS, false), 0, "local stack did not start");
+}
+
+static void down(void)
+{
+    iw_proc_stop(&W, 20000);
+    iw_stack_stop(&S);
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+/* Runs a shell command line (printf-style); returns its exit status, *out = stdout+stderr. */
+static int shell(char **out, const char *fmt, ...)
+{
+    static int seq;
+    char line[4096], cmd[4600], opath[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    snprintf(opath, sizeof(opath), "/tmp/iw-ops-out-%d-%d", (int)getpid(), seq++);
+    snprintf(cmd, sizeof(cmd), "( %s ) >'%s' 2>&1", line, opath);
+    int st = system(cmd);
+    char *text = iw_read_file(opath, NULL);
+    unlink(opath);
+    cr_log_info("$ %s -> %d\n%s", line, st, text ? text : "");
+    if (out)
+        *out = text ? text : strdup("");
+    else
+        free(text);
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *http_get(const char *path, long *status)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", S.http_port, path);
+    *status = 0;
+    return iw_http("GET", url, NULL, status);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Produces events E<prefix>-<i> for invoices <prefix>-<i> to targets. */
+static void produce_n(const char *prefix, int n, const char *targets)
+{
+    for (int i = 0; i < n; i++) {
+        char eid[64], id[64], key[80];
+        snprintf(eid, sizeof(eid), "E%s-%d", prefix, i);
+        snprintf(id, sizeof(id), "%s-%d", prefix, i);
+        snprintf(key, sizeof(key), "acme/%s", id);
+        char *v = iw_make_event(eid, "acme", id, 1, targets);
+        const char *keys[] = {key}, *vals[] = {v};
+        cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 1, NULL), 0);
+        free(v);
+    }
+}
+
+static void produce_poison(int n)
+{
+    for (int i = 0; i < n; i++) {
+        char key[32], val[64];
+        snprintf(key, sizeof(key), "acme/poison-%d", i);
+        snprintf(val, sizeof(val), "{\"schema\": \"invoice-event/v1\", \"version\": %d", i);
+        const char *keys[] = {key}, *vals[] = {val};
+        cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 1, NULL), 0);
+    }
+}
+
+static void settle_at_ix(const char *invoice_id)
+{
+    char *ev = iw_make_event("x", "acme", invoice_id, 1, NULL);
+    cJSON *j = cJSON_Parse(ev);
+    const char *id = iw_json_str(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(j, "invoice"), "target_refs"), "invoicexpress_id");
+    char body[160];
+    snprintf(body, sizeof(body), "{\"target\": \"invoicexpress\", \"id\": \"%s\"}", id);
+    cr_assert_eq(iw_sim_control(&S, "/_sim/settle", body), 200);
+    cJSON_Delete(j);
+    free(ev);
+}
+
+static void fault(const char *json)
+{
+    cr_assert_eq(iw_sim_control(&S, "/_sim/faults", json), 200, "fault %s", json);
+}
+
+/* ------------------------------------------------------------------ Prometheus text */
+
+/* The value of label `name` in the label part of a sample line ("" when absent). */
+static void label_value(const char *labels, const char *name, char *buf, size_t len)
+{
+    char pat[64];
+    snprintf(pat, sizeof(pat), "%s=\"", name);
+    buf[0] = '\0';
+    for (const char *p = labels; (p = strstr(p, pat)); p++) {
+        if (p != labels && p[-1] != '{' && p[-1] != ',')
+            continue;
+        p += strlen(pat);
+        size_t n = 0;
+        while (p[n] && p[n] != '"' && n + 1 < len)
+            n++;
+        memcpy(buf, p, n);
+        buf[n] = '\0';
+        return;
+    }
+}
+
+/* Sum of the samples of metric `name` whose labels match every given (label, value) pair
+ * (pairs end with NULL; a NULL value matches any). */
+static double metric_sum(const char *text, const char *name, ...)
+{
+    double sum = 0;
+    size_t nl = strlen(name);
+    for (const char *p = text; p && *p;) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        char line[1024];
+        snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) - 1 ? len : sizeof(line) - 1),
+                 p);
+        p += len + (eol ? 1 : 0);
+        if (line[0] == '#' || strncmp(line, name, nl) != 0 || (line[nl] != '{' && line[nl] != ' '))
+            continue;
+        const char *val = strrchr(line, ' ');
+        bool ok = val != NULL;
+        va_list ap;
+        va_start(ap, name);
+        for (const char *k; ok && (k = va_arg(ap, const char *));) {
+            const char *want = va_arg(ap, const char *);
+            char have[256];
+            label_value(line + nl, k, have, sizeof(have));
+            ok = !want || strcmp(have, want) == 0;
+        }
+        va_end(ap);
+        if (ok)
+            sum += strtod(val + 1, NULL);
+    }
+    return sum;
+}
+
+/* Runs `promtool check metrics` on text; returns its exit status (0 clean, 1 unparsable,
+ * 3 lint problems) and the report in *report. */
+static int promtool(const char *text, char **report)
+{
+    char path[200];
+    snprintf(path, sizeof(path), "/tmp/iw-ops-metrics-%d.txt", (int)getpid());
+    write_file(path, text);
+    int rc = shell(report, "promtool check metrics < '%s'", path);
+    unlink(path);
+    cr_assert_neq(rc, 127, "promtool is missing: install the Debian package prometheus");
+    return rc;
+}
+
+/* ------------------------------------------------------------------ metrics and probes */
+
+Test(ops, metrics_agree_with_the_result_topic_and_parse, .init = up, .fini = down, .timeout = 300)
+{
+    enum { GOOD = 45, POISON = 5 };
+    S.http_port = iw_free_port();
+    settle_at_ix("MX-7");
+    const char *cfg = iw_stack_config(&S, "w.json", NULL, NULL);
+    cr_assert_not_null(cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    produce_n("MX", GOOD, ALL_TARGETS);
+    produce_poison(POISON);
+
+    const size_t want = GOOD * 5 + POISON;
+    iw_results r = iw_results_read(&S, "invoice-results", want, 180000);
+    cr_assert_eq(r.n, want);
+    cr_assert_eq(iw_results_count(&r, "invoicexpress", "failed"), 1, "the settled invoice");
+    cr_assert_eq(iw_results_count(&r, NULL, "rejected"), POISON);
+    cr_assert_eq(iw_results_count(&r, NULL, "succeeded"), want - 1 - POISON);
+
+    /* a result is counted once its delivery is acknowledged: wait for the counters to catch up */
+    char *text = NULL;
+    long st = 0;
+    for (long long t0 = iw_now_ms(); iw_now_ms() - t0 < 30000; iw_sleep_ms(200)) {
+        free(text);
+        text = http_get("/metrics", &st);
+        if (text && metric_sum(text, "iw_results_total", NULL) >= (double)want)
+            break;
+    }
+    cr_assert_not_null(text);
+    cr_assert_eq(st, 200);
+    cr_log_info("/metrics:\n%s", text);
+    cr_assert_eq(metric_sum(text, "iw_results_total", NULL), (double)want, "%s", text);
+    cr_assert_eq(metric_sum(text, "iw_events_consumed_total", NULL), (double)(GOOD + POISON));
+
+    /* per target and status, exactly what the result topic holds */
+    static const char *const targets[] = {"centra_soap", "centra_navision", "midnight",
+                                          "ebizcharge",  "invoicexpress",   ""};
+    static const char *const statuses[] = {"succeeded",  "duplicate", "stale",
+                                           "superseded", "rejected",  "failed"};
+    for (size_t t = 0; t < sizeof(targets) / sizeof(*targets); t++) {
+        for (size_t s = 0; s < sizeof(statuses) / sizeof(*statuses); s++) {
+            size_t topic = 0;
+            for (size_t i = 0; i < r.n; i++) {
+                const char *rt = iw_json_str(r.json[i], "target");
+                const char *rs = iw_json_str(r.json[i], "status");
+                topic +=
+                    strcmp(rt ? rt : "", targets[t]) == 0 && rs && strcmp(rs, statuses[s]) == 0;
+            }
+            double metric = metric_sum(text, "iw_results_total", "target", targets[t], "status",
+                                       statuses[s], NULL);
+            cr_assert_eq(metric, (double)topic,
+                         "iw_results_total{target=\"%s\",status=\"%s\"} = %g, "
+                         "the result topic has %zu",
+                         targets[t], statuses[s], metric, topic);
+        }
+    }
+    /* every HTTP attempt is counted: the settled invoice was refused exactly once */
+    cr_assert_eq(
+        metric_sum(text, "iw_http_requests_total", "target", "invoicexpress", "code", "422", NULL),
+        1.0);
+    cr_assert_geq(
+        metric_sum(text, "iw_http_requests_total", "target", "midnight", "code", "200", NULL),
+        (double)GOOD);
+    iw_results_free(&r);
+
+    /* Prometheus' own parser accepts the exposition ... */
+    char *report = NULL;
+    int rc = promtool(text, &report);
+    cr_assert_eq(rc, 0, "promtool check metrics: exit %d\n%s", rc, report);
+    free(report);
+    /* ... and would notice a malformed one: an unterminated label value, a non-number */
+    char *broken = malloc(strlen(text) + 64);
+    cr_assert_not_null(broken);
+    const char *at = strstr(text, "iw_results_total{");
+    cr_assert_not_null(at);
+    const char *quote = strchr(strchr(at, '"') + 1, '"'); /* closing quote of the first value */
+    memcpy(broken, text, (size_t)(quote - text));
+    strcpy(broken + (quote - text), quote + 1);
+    cr_assert_eq(promtool(broken, &report), 1, "a broken label must not parse:\n%s", report);
+    free(report);
+    snprintf(broken, strlen(text) + 64, "%s", text);
+    char *val = strstr(broken, "\niw_events_consumed_total ");
+    cr_assert_not_null(val);
+    val = strchr(val + 1, ' ') + 1;
+    memcpy(val, "x!", 2);
+    cr_assert_eq(promtool(broken, &report), 1, "a non-number must not parse:\n%s", report);
+    free(report);
+    free(broken);
+    free(text);
+
+    /* probes */
+    char *body = http_get("/healthz", &st);
+    cr_assert_eq(st, 200, "healthz: %s", body ? body : "(no answer)");
+    free(body);
+    body = http_get("/readyz", &st);
+    cr_assert_eq(st, 200, "readyz: %s", body ? body : "(no answer)");
+    cr_assert(body && strstr(body, "ready"));
+    free(body);
+    body = http_get("/nothing-here", &st);
+    cr_assert_eq(st, 404);
+    free(body);
+}
+
+/* ------------------------------------------------------------------ secrets */
+
+/* Distinctive values; every one contains "Zq9" so a partial leak is caught too. */
+#define SEC_CENTRA "Zq9-centra-SECRET-7x"
+#define SEC_NAV "Zq9-nav-SECRET-4k"
+#define SEC_EBIZ "Zq9-ebiz-SECRET"
+#define SEC_IX "Zq9-ix-SECRET"
+#define SEC_PRC "Zq9-prc-SECRET"
+#define SEC_MIDNIGHT "Zq9-midnight-SECRET"
+#define SEC_MIS "Zq9-mis-SECRET"
+#define NAV_USER "iw-nav-user"
+
+static void base64(const char *in, char *out)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = strlen(in), o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned char)in[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned char)in[i + 1] << 8;
+        if (i + 2 < n)
+            v |= (unsigned char)in[i + 2];
+        out[o++] = tbl[(v >> 18) & 63];
+        out[o++] = tbl[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? tbl[v & 63] : '=';
+    }
+    out[o] = '\0';
+}
+
+/* Restarts the simulator with credentials from a config file (on a new port). */
+static void restart_sim_with_secrets(void)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/sim.json", S.dir);
+    write_file(
+        path,
+        "{\"targets\": {"
+        " \"centra_soap\": {\"username\": \"iw-centra-user\", \"password\": \"" SEC_CENTRA "\"},"
+        " \"centra_navision\": {\"username\": \"" NAV_USER "\", \"password\": \"" SEC_NAV "\","
+        "   \"auth\": \"basic\"},"
+        " \"midnight\": {\"prc_token\": \"" SEC_PRC "\", \"midnight_token\": \"" SEC_MIDNIGHT "\","
+        "   \"mis_key\": \"" SEC_MIS "\"},"
+        " \"ebizcharge\": {\"security_id\": \"" SEC_EBIZ "\"},"
+        " \"invoicexpress\": {\"api_key\": \"" SEC_IX "\"}}}");
+    iw_proc_stop(&S.sim, 5000);
+    S.sim_port = iw_free_port();
+    snprintf(S.sim_base, sizeof(S.sim_base), "http://127.0.0.1:%d", S.sim_port);
+    char listen[64], bin[512];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", S.sim_port);
+    snprintf(bin, sizeof(bin), "%s", iw_build_path("target-sim"));
+    char *argv[] = {bin, "--listen", listen, "--config", path, NULL};
+    cr_assert_eq(iw_proc_start(&S.sim, argv, true), 0);
+    cr_assert_eq(iw_wait_port(S.sim_port, 10000), 0, "target-sim with --config did not start");
+}
+
+/* Rewrites the worker config at path: every credential from a *_file in S.dir/secrets. */
+static void secrets_to_files(const char *path)
+{
+    char dir[300];
+    snprintf(dir, sizeof(dir), "%s/secrets", S.dir);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    char *text = iw_read_file(path, NULL);
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    cr_assert_not_null(root);
+    cJSON *targets = cJSON_GetObjectItem(root, "targets");
+    static const struct {
+        const char *target, *key, *value;
+    } secrets[] = {
+        {"centra_soap", "password", SEC_CENTRA}, {"centra_navision", "password", SEC_NAV},
+        {"midnight", "prc_token", SEC_PRC},      {"midnight", "midnight_token", SEC_MIDNIGHT},
+        {"midnight", "mis_key", SEC_MIS},        {"ebizcharge", "security_id", SEC_EBIZ},
+        {"invoicexpress", "api_key", SEC_IX},
+    };
+    for (size_t i = 0; i < sizeof(secrets) / sizeof(*secrets); i++) {
+        cJSON *t = cJSON_GetObjectItem(targets, secrets[i].target);
+        cr_assert_not_null(t);
+        cJSON_DeleteItemFromObject(t, secrets[i].key);
+        char file[400], key[64], value[128];
+        snprintf(file, sizeof(file), "%s/%s-%s", dir, secrets[i].target, secrets[i].key);
+        snprintf(value, sizeof(value), "%s\n",
+                 secrets[i].value); /* as `kubectl create secret` leaves it */
+        write_file(file, value);
+        snprintf(key, sizeof(key), "%s_file", secrets[i].key);
+        cJSON_AddStringToObject(t, key, file);
+    }
+    cJSON *t = cJSON_GetObjectItem(targets, "centra_soap");
+    cJSON_ReplaceItemInObject(t, "username", cJSON_CreateString("iw-centra-user"));
+    t = cJSON_GetObjectItem(targets, "centra_navision");
+    cJSON_AddStringToObject(t, "auth", "basic");
+    cJSON_AddStringToObject(t, "username", NAV_USER);
+    char *out = cJSON_Print(root);
+    cJSON_Delete(root);
+    write_file(path, out);
+    free(out);
+}
+
+/* Appends what a message carries (key, value, headers) to a growing text. */
+static char *append(char *acc, const char *label, const char *text)
+{
+    size_t have = acc ? strlen(acc) : 0, add = strlen(label) + strlen(text ? text : "") + 4;
+    char *n = realloc(acc, have + add);
+    cr_assert_not_null(n);
+    snprintf(n + have, add, "%s: %s\n", label, text ? text : "");
+    return n;
+}
+
+static char *append_topic(char *acc, const char *topic, size_t want)
+{
+    iw_kmsg *m = NULL;
+    size_t n = iw_kafka_read_all(S.brokers, topic, want, 60000, 0, &m);
+    cr_assert_geq(n, want, "%s: %zu messages", topic, n);
+    for (size_t i = 0; i < n; i++) {
+        acc = append(acc, "key", m[i].key);
+        acc = append(acc, "value", m[i].value);
+        acc = append(acc, "headers", m[i].headers);
+    }
+    iw_kmsgs_free(m, n);
+    return acc;
+}
+
+/* Fails when text contains any secret (or a part of one: "Zq9"). */
+static void assert_no_secret(const char *what, const char *text)
+{
+    char basic[200], b64[300];
+    snprintf(basic, sizeof(basic), "%s:%s", NAV_USER, SEC_NAV);
+    base64(basic, b64);
+    const char *const secrets[] = {SEC_CENTRA,   SEC_NAV, SEC_EBIZ, SEC_IX, SEC_PRC,
+                                   SEC_MIDNIGHT, SEC_MIS, b64,      "Zq9",  "zq9"};
+    for (size_t i = 0; i < sizeof(secrets) / sizeof(*secrets); i++) {
+        const char *hit = strstr(text, secrets[i]);
+        cr_assert_null(hit, "%s leaks \"%s\": ...%.200s", what, secrets[i],
+                       hit ? (hit - text > 100 ? hit - 100 : text) : "");
+    }
+}
+
+Test(ops, secrets_never_leak, .init = up, .fini = down, .timeout = 300)
+{
+    enum { N = 20 };
+    restart_sim_with_secrets();
+    S.http_port = iw_free_port();
+    const char *c = iw_stack_config(&S, "w.json", "{\"retry\": {\"max_attempts\": 4}}",
+                                    "{\"log_level\": \"debug\"}");
+    cr_assert_not_null(c);
+    char cfg[512];
+    snprintf(cfg, sizeof(cfg), "%s", c);
+    secrets_to_files(cfg);
+
+    /* failures of every kind: refused credentials, a token to refresh, a settled invoice,
+     * transport errors and 5xx (retried), a poison event */
+    fault("{\"target\": \"centra_soap\", \"kind\": \"auth\", \"count\": 2}");
+    fault("{\"target\": \"ebizcharge\", \"kind\": \"auth\", \"count\": 1}");
+    fault("{\"target\": \"invoicexpress\", \"kind\": \"auth\", \"count\": 1}");
+    fault("{\"target\": \"centra_navision\", \"kind\": \"auth\", \"count\": 1}");
+    fault("{\"target\": \"invoicexpress\", \"kind\": \"reset\", \"count\": 2}");
+    fault("{\"target\": \"midnight\", \"kind\": \"error\", \"status\": 503, \"count\": 2}");
+    cr_assert_eq(iw_sim_control(&S, "/_sim/expire-token", "{}"), 200);
+    settle_at_ix("SC-3");
+
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    produce_n("SC", N, ALL_TARGETS);
+    produce_poison(1);
+    iw_results r = iw_results_read(&S, "invoice-results", N * 5 + 1, 180000);
+    cr_assert_eq(r.n, N * 5 + 1);
+    /* the credentials did reach the simulator: it accepted calls at every target */
+    static const char *const targets[] = {"centra_soap", "centra_navision", "midnight",
+                                          "ebizcharge", "invoicexpress"};
+    for (size_t t = 0; t < 5; t++)
+        cr_assert_geq(iw_results_count(&r, targets[t], "succeeded"), N - 3,
+                      "%s accepted the credentials", targets[t]);
+    cr_assert_eq(iw_results_count(&r, "midnight", "succeeded"), N, "the refreshed token worked");
+    size_t auth_failed = 0, failed = iw_results_count(&r, NULL, "failed");
+    for (size_t i = 0; i < r.n; i++) {
+        const cJSON *e = cJSON_GetObjectItem(r.json[i], "error");
+        const char *k = e ? iw_json_str(e, "kind") : NULL;
+        auth_failed += k && strcmp(k, "auth") == 0;
+    }
+    cr_assert_geq(auth_failed, 4, "the refused credentials were reported (%zu)", auth_failed);
+    cr_assert_geq(failed, 5, "auth failures and the settled invoice");
+    iw_results_free(&r);
+    /* midnight answered 401 to the expired token, then accepted the refreshed one */
+    cJSON *calls = iw_sim_get(&S, "/_sim/calls?prefix=ESC-");
+    cr_assert_not_null(calls);
+    int unauthorized = 0;
+    for (const cJSON *k = cJSON_GetObjectItem(calls, "calls")->child; k; k = k->next) {
+        if (!strstr(k->string, ":midnight"))
+            continue;
+        const cJSON *s;
+        cJSON_ArrayForEach(s, cJSON_GetObjectItem(k, "status"))
+        {
+            unauthorized += (int)s->valuedouble == 401;
+        }
+    }
+    cJSON_Delete(calls);
+    cr_assert_geq(unauthorized, 1, "the token refresh was exercised");
+
+    /* everything an operator or a consumer can see */
+    char *seen = NULL;
+    seen = append_topic(seen, "invoice-results", N * 5 + 1);
+    size_t dl = failed + 1;
+    seen = append_topic(seen, "invoice-events-dlq", dl);
+    long st = 0;
+    char *metrics = http_get("/metrics", &st);
+    cr_assert_eq(st, 200);
+    seen = append(seen, "metrics", metrics);
+    free(metrics);
+    char *out = NULL;
+    cr_assert_eq(shell(&out, "'%s' check-config -c '%s'", iw_build_path("invoice-worker"), cfg), 0);
+    seen = append(seen, "check-config", out);
+    free(out);
+    char evpath[400];
+    snprintf(evpath, sizeof(evpath), "%s/event.json", S.dir);
+    char *ev = iw_make_event("ESC-render", "acme", "SC-render", 1, NULL);
+    write_file(evpath, ev);
+    free(ev);
+    for (size_t t = 0; t < 5; t++) {
+        cr_assert_eq(shell(&out, "'%s' render --target %s -c '%s' '%s'",
+                           iw_build_path("invoice-worker"), targets[t], cfg, evpath),
+                     0);
+        cr_assert(strstr(out, "***"), "render masks the %s credentials", targets[t]);
+        seen = append(seen, "render", out);
+        free(out);
+    }
+    iw_proc_stop(&W, 20000); /* the shutdown lines too */
+    char logpath[400];
+    snprintf(logpath, sizeof(logpath), "%s/worker.log", S.dir);
+    char *log = iw_read_file(logpath, NULL);
+    cr_assert_not_null(log);
+    int lines = 0;
+    for (const char *p = log; (p = strchr(p, '\n')); p++)
+        lines++;
+    cr_assert_gt(lines, N * 5, "a debug log of the whole run (%d lines)", lines);
+    seen = append(seen, "log", log);
+    free(log);
+
+    /* the check can fail: what was seen does hold the events, errors and a known credential */
+    cr_assert(strstr(seen, "ESC-7"), "the corpus holds the events");
+    cr_assert(strstr(seen, "settled"), "and the settled invoice's error");
+    cr_assert(strstr(seen, "\"auth\""), "and the auth errors");
+    cr_assert(strstr(seen, "x-iw-error="), "and the dead letters' headers");
+    cr_assert(strstr(seen, "iw_results_total{"), "and the metrics");
+    cr_assert(strstr(seen, "iw-centra-user"),
+              "and the rendered requests (user names are no secret)");
+    assert_no_secret("the run", seen);
+    free(seen);
+}
+
+/* ------------------------------------------------------------------ TLS */
+
+typedef struct tls_srv {
+    struct MHD_Daemon *mhd;
+    int port;
+    char *reply; /* centra_soap success body */
+    pthread_mutex_t mu;
+    int answered; /* requests that got past the TLS handshake */
+} tls_srv;
+
+static enum MHD_Result tls_handle(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **req_cls)
+{
+    tls_srv *s = cls;
+    if (!*req_cls) {
+        *req_cls = s;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->answered++;
+    pthread_mutex_unlock(&s->mu);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(s->reply), s->reply, MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(r, "Content-Type", "text/xml; charset=utf-8");
+    enum MHD_Result ok = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+static int tls_answered(tls_srv *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = s->answered;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+typedef struct call_slot {
+    int done;
+    iw_call_result res;
+} call_slot;
+
+static void on_call_done(void *arg, const iw_call_result *res)
+{
+    call_slot *s = arg;
+    s->done++;
+    s->res = *res;
+}
+
+/* One centra_soap call through the dispatcher with the given "tls" object (or none). */
+static call_slot call_with_tls(const tls_srv *srv, const char *tls_json)
+{
+    char json[1024];
+    snprintf(json, sizeof(json),
+             "{\"kafka\": {\"brokers\": \"127.0.0.1:1\"},"
+             " \"targets\": {\"secure\": {\"type\": \"centra_soap\","
+             "   \"url\": \"https://127.0.0.1:%d/amsdocs/system/service/module/soap/api\","
+             "   \"username\": \"demo\", \"password\": \"demo\", \"retry\": {\"max_attempts\": 3, "
+             "\"base_ms\": 10},"
+             "   \"timeouts\": {\"connect_ms\": 3000, \"request_ms\": 10000}%s%s}},"
+             " \"routes\": {\"*\": [\"secure\"]}}",
+             srv->port, tls_json ? ", \"tls\": " : "", tls_json ? tls_json : "");
+    iw_config_errors errs;
+    iw_config *cfg = iw_config_parse(json, NULL, &errs);
+    cr_assert_not_null(cfg, "config: %s: %s", errs.count ? errs.items[0].path : "",
+                       errs.count ? errs.items[0].message : "");
+    char err[256];
+    iw_dispatch *d = iw_dispatch_new(cfg, err, sizeof(err));
+    cr_assert_not_null(d, "%s", err);
+    char *text = iw_make_event("ETLS-1", "acme", "TLS-1", 1, "secure");
+    iw_event *ev = NULL;
+    cr_assert_eq(iw_event_parse(text, strlen(text), &ev, err, sizeof(err)), 0, "%s", err);
+    free(text);
+    call_slot slot = {0};
+    cr_assert_eq(
+        iw_dispatch_submit(d, iw_config_target(cfg, "secure"), ev, NULL, on_call_done, &slot), 0);
+    for (long long t0 = iw_now_ms(); !slot.done && iw_now_ms() - t0 < 30000;)
+        cr_assert_eq(iw_dispatch_run(d, 100, -1), 0);
+    cr_assert_eq(slot.done, 1, "the call ended");
+    iw_dispatch_free(d);
+    iw_event_free(ev);
+    iw_config_free(cfg);
+    return slot;
+}
+
+Test(ops, tls_is_verified_unless_turned_off_loudly, .timeout = 180)
+{
+    cr_assert_eq(MHD_is_feature_supported(MHD_FEATURE_TLS), MHD_YES,
+                 "libmicrohttpd was built without TLS");
+    char dir[] = "/tmp/iw-tls-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    /* a CA and a server certificate for 127.0.0.1, made now */
+    char ext[300];
+    snprintf(ext, sizeof(ext), "%s/san.ext", dir);
+    write_file(ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+    char *out = NULL;
+    int rc = shell(&out,
+                   "cd '%s' && "
+                   "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+                   " -keyout ca.key -out ca.pem -days 2 -subj '/CN=invoice-worker test CA' && "
+                   "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+                   " -keyout srv.key -out srv.csr -subj '/CN=127.0.0.1' && "
+                   "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial"
+                   " -out srv.pem -days 2 -extfile san.ext && "
+                   "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+                   " -keyout other.key -out other.pem -days 2 -subj '/CN=some other CA'",
+                   dir);
+    cr_assert_eq(rc, 0, "openssl: %s", out);
+    free(out);
+    char path[400];
+    snprintf(path, sizeof(path), "%s/srv.key", dir);
+    char *key = iw_read_file(path, NULL);
+    snprintf(path, sizeof(path), "%s/srv.pem", dir);
+    char *cert = iw_read_file(path, NULL);
+    cr_assert(key && cert);
+
+    tls_srv srv;
+    memset(&srv, 0, sizeof(srv));
+    pthread_mutex_init(&srv.mu, NULL);
+    srv.reply = iw_read_file(IW_FIXTURES_DIR "/centra_soap/response-success.xml", NULL);
+    cr_assert_not_null(srv.reply);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    srv.mhd = MHD_start_daemon(MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
+                               NULL, NULL, tls_handle, &srv, MHD_OPTION_SOCK_ADDR, &sa,
+                               MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, cert,
+                               MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+    cr_assert_not_null(srv.mhd, "the HTTPS server did not start");
+    srv.port = MHD_get_daemon_info(srv.mhd, MHD_DAEMON_INFO_BIND_PORT)->port;
+
+    /* the system store does not know our CA: refused before anything is sent */
+    call_slot s = call_with_tls(&srv, NULL);
+    cr_assert_neq(s.res.outcome.kind, IW_OUTCOME_OK, "an unknown CA must be refused");
+    cr_assert_eq(s.res.http_status, 0);
+    cr_assert(s.res.outcome.error_kind == IW_ERR_TRANSPORT ||
+                  s.res.outcome.error_kind == IW_ERR_EXHAUSTED,
+              "kind %s", iw_error_kind_str(s.res.outcome.error_kind));
+    cr_log_info("without the CA: %s (%s, %d attempts)", s.res.outcome.message,
+                iw_error_kind_str(s.res.outcome.error_kind), s.res.attempts);
+    cr_assert(strstr(s.res.outcome.message, "SSL") || strstr(s.res.outcome.message, "certificate"),
+              "a TLS error: %s", s.res.outcome.message);
+    cr_assert_eq(tls_answered(&srv), 0, "nothing got past the handshake");
+
+    /* with the CA file it is trusted */
+    char tls[600];
+    snprintf(tls, sizeof(tls), "{\"ca_file\": \"%s/ca.pem\"}", dir);
+    s = call_with_tls(&srv, tls);
+    cr_assert_eq(s.res.outcome.kind, IW_OUTCOME_OK, "with the CA: %s", s.res.outcome.message);
+    cr_assert_eq(s.res.http_status, 200);
+    cr_assert_eq(tls_answered(&srv), 1);
+
+    /* another CA does not vouch for this server */
+    snprintf(tls, sizeof(tls), "{\"ca_file\": \"%s/other.pem\"}", dir);
+    s = call_with_tls(&srv, tls);
+    cr_assert_neq(s.res.outcome.kind, IW_OUTCOME_OK);
+    cr_assert_eq(tls_answered(&srv), 1);
+
+    /* verification off: it goes through ... */
+    s = call_with_tls(&srv, "{\"verify\": false}");
+    cr_assert_eq(s.res.outcome.kind, IW_OUTCOME_OK, "verify off: %s", s.res.outcome.message);
+    cr_assert_eq(tls_answered(&srv), 2);
+
+    /* ... and `run` says so at start */
+    char cfgpath[400], logpath[400];
+    snprintf(cfgpath, sizeof(cfgpath), "%s/insecure.json", dir);
+    snprintf(logpath, sizeof(logpath), "%s/run.log", dir);
+    char json[1024];
+    snprintf(json, sizeof(json),
+             "{\"kafka\": {\"brokers\": \"127.0.0.1:1\"}, \"redis\": {\"port\": 1},"
+             " \"http\": {\"listen\": \"\"},"
+             " \"targets\": {\"secure\": {\"type\": \"centra_soap\", \"url\": "
+             "\"https://127.0.0.1:%d/x\","
+             "   \"username\": \"demo\", \"password\": \"demo\", \"tls\": {\"verify\": false}}},"
+             " \"routes\": {\"*\": [\"secure\"]}}",
+             srv.port);
+    write_file(cfgpath, json);
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "exec '%s' run -c '%s' 2>'%s'", iw_build_path("invoice-worker"),
+             cfgpath, logpath);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    iw_proc w;
+    cr_assert_eq(iw_proc_start(&w, argv, false), 0);
+    char *log = NULL;
+    for (long long t0 = iw_now_ms(); iw_now_ms() - t0 < 15000; iw_sleep_ms(100)) {
+        free(log);
+        log = iw_read_file(logpath, NULL);
+        if (log && strstr(log, "TLS certificate verification is OFF"))
+            break;
+    }
+    iw_proc_stop(&w, 15000);
+    cr_assert(log && strstr(log, "TLS certificate verification is OFF"), "run log: %s",
+              log ? log : "");
+    const char *line = strstr(log, "TLS certificate verification is OFF");
+    while (line > log && line[-1] != '\n')
+        line--;
+    cJSON *j = cJSON_Parse(line); /* one JSON object per line; cJSON stops at its end */
+    cr_assert_not_null(j, "a JSON log line: %.200s", line);
+    cr_assert_str_eq(iw_json_str(j, "level"), "warn");
+    cr_assert_str_eq(iw_json_str(j, "target"), "secure");
+    cJSON_Delete(j);
+    free(log);
+
+    /* check-config names a missing CA file by its JSON path */
+    snprintf(
+        json, sizeof(json),
+        "{\"kafka\": {\"brokers\": \"127.0.0.1:1\"},"
+        " \"targets\": {\"secure\": {\"type\": \"centra_soap\", \"url\": \"https://127.0.0.1:1/x\","
+        "   \"username\": \"demo\", \"password\": \"demo\","
+        "   \"tls\": {\"ca_file\": \"%s/no-such-ca.pem\"}}},"
+        " \"routes\": {\"*\": [\"secure\"]}}",
+        dir);
+    write_file(cfgpath, json);
+    rc = shell(&out, "'%s' check-config -c '%s'", iw_build_path("invoice-worker"), cfgpath);
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "targets.secure.tls.ca_file: "), "%s", out);
+    cr_assert(strstr(out, "no-such-ca.pem"), "%s", out);
+    free(out);
+
+    MHD_stop_daemon(srv.mhd);
+    pthread_mutex_destroy(&srv.mu);
+    free(srv.reply);
+    free(key);
+    free(cert);
+    rc = shell(NULL, "rm -rf '%s'", dir);
+    cr_assert_eq(rc, 0);
+}

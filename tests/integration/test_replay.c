@@ -1,0 +1,483 @@
+/* test_replay.c: `invoice-worker replay` against the whole local stack: a dry run sends nothing,
+ * a replay re-drives only the failed target of each dead letter, and the filters choose exactly
+ * the letters they name (poison letters included, re-sent without a target). */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <librdkafka/rdkafka.h>
+
+#include "docpaths.h"
+#include "stack.h"
+
+#define PARTS 4
+#define TRACEPARENT "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+static iw_stack S;
+static iw_proc W;
+
+static void up(void)
+{
+    cr_assert_eq(iw_stack_start(&S, PARTS, false), 0, "local stack did not start");
+}
+
+static void down(void)
+{
+    iw_proc_stop(&W, 20000);
+    iw_stack_stop(&S);
+}
+
+/* Sum of the end offsets of every partition of topic: how many messages it ever held. */
+static int64_t topic_end(const char *topic)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", S.brokers, err, sizeof(err));
+    rd_kafka_conf_set(conf, "group.id", "iw-test-offsets", err, sizeof(err));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    cr_assert_not_null(rk, "%s", err);
+    int64_t sum = 0;
+    for (int p = 0; p < PARTS; p++) {
+        int64_t lo = 0, hi = 0;
+        cr_assert_eq(rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000), 0);
+        sum += hi;
+    }
+    rd_kafka_destroy(rk);
+    return sum;
+}
+
+/* Runs `invoice-worker ARGS` (ARGS is shell text); returns the exit status, *out its stdout. */
+static int cli(char **out, const char *fmt, ...)
+{
+    char args[2048], cmd[3072], opath[512], epath[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    snprintf(opath, sizeof(opath), "%s/cli.out", S.dir);
+    snprintf(epath, sizeof(epath), "%s/cli.err", S.dir);
+    snprintf(cmd, sizeof(cmd), "'%s' %s >'%s' 2>'%s'", iw_build_path("invoice-worker"), args, opath,
+             epath);
+    int st = system(cmd);
+    *out = iw_read_file(opath, NULL);
+    cr_assert_not_null(*out);
+    char *err = iw_read_file(epath, NULL);
+    cr_log_info("invoice-worker %s -> %d\n%s%s", args, st, *out, err ? err : "");
+    free(err);
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Lines of text containing needle. */
+static int count_lines(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        char line[1024];
+        snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) - 1 ? len : sizeof(line) - 1),
+                 p);
+        if (strstr(line, needle))
+            n++;
+        p += len + (nl ? 1 : 0);
+    }
+    return n;
+}
+
+/* The invoicexpress id iw_make_event derives for invoice id. */
+static char *ix_id(const char *invoice_id)
+{
+    char *ev = iw_make_event("x", "acme", invoice_id, 1, NULL);
+    cJSON *j = cJSON_Parse(ev);
+    const char *id = iw_json_str(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(j, "invoice"), "target_refs"), "invoicexpress_id");
+    char *out = strdup(id);
+    cJSON_Delete(j);
+    free(ev);
+    return out;
+}
+
+static void settle_at_ix(const char *invoice_id)
+{
+    char *id = ix_id(invoice_id), body[160];
+    snprintf(body, sizeof(body), "{\"target\": \"invoicexpress\", \"id\": \"%s\"}", id);
+    cr_assert_eq(iw_sim_control(&S, "/_sim/settle", body), 200);
+    free(id);
+}
+
+/* Produces events E<prefix>-<i> (invoices <prefix>-<i>, version 1) to targets, with header. */
+static void produce_n(const char *prefix, int n, const char *targets, const char *header)
+{
+    for (int i = 0; i < n; i++) {
+        char eid[64], id[64], key[80];
+        snprintf(eid, sizeof(eid), "E%s-%d", prefix, i);
+        snprintf(id, sizeof(id), "%s-%d", prefix, i);
+        snprintf(key, sizeof(key), "acme/%s", id);
+        char *v = iw_make_event(eid, "acme", id, 1, targets);
+        const char *keys[] = {key}, *vals[] = {v};
+        cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 1, header), 0);
+        free(v);
+    }
+}
+
+/* Reads the result topic until it holds `want` messages (fails the test otherwise). */
+static iw_results results(size_t want)
+{
+    iw_results r = iw_results_read(&S, "invoice-results", want, 120000);
+    cr_assert_eq(r.n, want, "%zu results, expected %zu", r.n, want);
+    return r;
+}
+
+Test(replay, dry_run_then_replay_redrives_only_the_failed_target, .init = up, .fini = down,
+     .timeout = 300)
+{
+    enum { N = 6 };
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "RP-%d", i);
+        settle_at_ix(id);
+    }
+    const char *cfg = iw_stack_config(&S, "w.json", NULL, NULL);
+    cr_assert_not_null(cfg);
+    char cfgpath[512];
+    snprintf(cfgpath, sizeof(cfgpath), "%s", cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfgpath, "worker.log"), 0);
+    produce_n("RP", N, "invoicexpress,centra_soap", "traceparent=" TRACEPARENT);
+
+    iw_results r = results(2 * N);
+    cr_assert_eq(iw_results_count(&r, "invoicexpress", "failed"), N);
+    cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), N);
+    iw_results_free(&r);
+    iw_kmsg *dl = NULL;
+    size_t ndl = iw_kafka_read_all(S.brokers, "invoice-events-dlq", N, 60000, 0, &dl);
+    cr_assert_eq(ndl, N, "one dead letter per failed event");
+    iw_kmsgs_free(dl, ndl);
+    for (int i = 0; i < N; i++) {
+        char eid[32];
+        snprintf(eid, sizeof(eid), "ERP-%d", i);
+        cr_assert_eq(iw_sim_calls(&S, eid, "invoicexpress"), 1, "%s: one refused call", eid);
+        cr_assert_eq(iw_sim_calls(&S, eid, "centra_soap"), 1, "%s: one accepted call", eid);
+    }
+
+    /* the operator fixes the target: the settled marks go (and the call log restarts at 0) */
+    cr_assert_eq(iw_sim_control(&S, "/_sim/reset", "{}"), 200);
+    int64_t input_before = topic_end("invoice-events");
+    cr_assert_eq(input_before, N);
+
+    char *out = NULL;
+    cr_assert_eq(cli(&out, "replay -c '%s' --dry-run", cfgpath), 0);
+    cr_assert(strstr(out, "would replay 6 of 6 dead letters (no filters)"), "summary: %s", out);
+    cr_assert_eq(count_lines(out, "invoicexpress"), N, "one line per dead letter");
+    cr_assert_eq(count_lines(out, "settled"), N, "with the error text");
+    for (int i = 0; i < N; i++) {
+        char eid[32];
+        snprintf(eid, sizeof(eid), "ERP-%d ", i);
+        cr_assert_eq(count_lines(out, eid), 1, "%s listed once", eid);
+    }
+    free(out);
+    cr_assert_eq(topic_end("invoice-events"), input_before, "a dry run sends nothing");
+
+    cr_assert_eq(cli(&out, "replay -c '%s' --target centra_soap", cfgpath), 0);
+    cr_assert(strstr(out, "replayed 0 of 6 dead letters (target=centra_soap)"), "%s", out);
+    free(out);
+    cr_assert_eq(topic_end("invoice-events"), input_before);
+
+    cr_assert_eq(cli(&out, "replay -c '%s' --target invoicexpress", cfgpath), 0);
+    cr_assert(strstr(out, "replayed 6 of 6 dead letters (target=invoicexpress)"), "%s", out);
+    free(out);
+    cr_assert_eq(topic_end("invoice-events"), input_before + N);
+
+    /* the copies: original key and value, only the failed target, where they came from */
+    iw_kmsg *in = NULL;
+    size_t nin = iw_kafka_read_all(S.brokers, "invoice-events", 2 * N, 30000, 0, &in);
+    cr_assert_eq(nin, 2 * N);
+    int copies = 0;
+    for (size_t i = 0; i < nin; i++) {
+        char *only = iw_kmsg_header(&in[i], "x-iw-replay-target");
+        char *from = iw_kmsg_header(&in[i], "x-iw-replayed-from");
+        char *tp = iw_kmsg_header(&in[i], "traceparent");
+        cr_assert_str_eq(tp ? tp : "", TRACEPARENT, "the trace goes on");
+        if (from) {
+            copies++;
+            cr_assert_str_eq(only ? only : "", "invoicexpress");
+            int part = -1;
+            long long off = -1;
+            cr_assert_eq(sscanf(from, "%d:%lld", &part, &off), 2, "x-iw-replayed-from: %s", from);
+            cr_assert(part >= 0 && part < PARTS && off >= 0);
+            cr_assert(strstr(in[i].value, "\"invoice-event/v1\""));
+            cr_assert(strncmp(in[i].key, "acme/RP-", 8) == 0, "key kept: %s", in[i].key);
+        } else {
+            cr_assert_null(only);
+        }
+        free(only);
+        free(from);
+        free(tp);
+    }
+    iw_kmsgs_free(in, nin);
+    cr_assert_eq(copies, N);
+
+    r = results(3 * N);
+    cr_assert_eq(iw_results_count(&r, "invoicexpress", "succeeded"), N, "each replay succeeded");
+    cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), N,
+                 "centra got no second result");
+    cr_assert_eq(iw_results_count(&r, "centra_soap", "duplicate"), 0);
+    iw_results_free(&r);
+    for (int i = 0; i < N; i++) {
+        char eid[32];
+        snprintf(eid, sizeof(eid), "ERP-%d", i);
+        /* 1 refused call before the reset + 1 accepted after it */
+        cr_assert_eq(iw_sim_calls(&S, eid, "invoicexpress"), 1, "%s: accepted exactly once", eid);
+        cr_assert_eq(iw_sim_calls(&S, eid, "centra_soap"), 0, "%s: centra not called again", eid);
+    }
+    int regressed = 0;
+    cr_assert_eq(iw_sim_final_versions(&S, "invoicexpress", 1, &regressed), N);
+    cr_assert_eq(regressed, 0);
+    /* nothing new was dead-lettered */
+    cr_assert_eq(topic_end("invoice-events-dlq"), N);
+}
+
+Test(replay, filters_choose_exactly_what_they_name, .init = up, .fini = down, .timeout = 300)
+{
+    /* 3 letters: invoicexpress refuses (remote); 2: centra_soap refuses the login (auth);
+     * 1 poison (validation, no target) */
+    for (int i = 0; i < 3; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "FX-%d", i);
+        settle_at_ix(id);
+    }
+    cr_assert_eq(
+        iw_sim_control(&S, "/_sim/faults", "{\"target\": \"centra_soap\", \"kind\": \"auth\"}"),
+        200);
+    const char *cfg = iw_stack_config(&S, "w.json", NULL, NULL);
+    cr_assert_not_null(cfg);
+    char cfgpath[512];
+    snprintf(cfgpath, sizeof(cfgpath), "%s", cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfgpath, "worker.log"), 0);
+    produce_n("FX", 3, "invoicexpress", NULL);
+    produce_n("FA", 2, "centra_soap", NULL);
+    const char *pk[] = {"acme/poison"},
+               *pv[] = {"{\"schema\": \"invoice-event/v1\", \"event_id\": "};
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", pk, pv, 1, NULL), 0);
+    iw_results r = results(6);
+    cr_assert_eq(iw_results_count(&r, "invoicexpress", "failed"), 3);
+    cr_assert_eq(iw_results_count(&r, "centra_soap", "failed"), 2);
+    cr_assert_eq(iw_results_count(&r, NULL, "rejected"), 1);
+    iw_results_free(&r);
+    iw_kmsg *dl = NULL;
+    size_t ndl = iw_kafka_read_all(S.brokers, "invoice-events-dlq", 6, 60000, 0, &dl);
+    cr_assert_eq(ndl, 6);
+    iw_kmsgs_free(dl, ndl);
+    int64_t input_before = topic_end("invoice-events");
+    cr_assert_eq(input_before, 6);
+
+    char *out = NULL;
+    cr_assert_eq(cli(&out, "replay -c '%s' --dry-run --kind auth", cfgpath), 0);
+    cr_assert(strstr(out, "would replay 2 of 6 dead letters (kind=auth)"), "%s", out);
+    cr_assert_eq(count_lines(out, "EFA-"), 2);
+    cr_assert_eq(count_lines(out, "EFX-"), 0);
+    free(out);
+
+    cr_assert_eq(
+        cli(&out, "replay -c '%s' --dry-run --target invoicexpress --kind remote", cfgpath), 0);
+    cr_assert(strstr(out, "would replay 3 of 6"), "%s", out);
+    cr_assert_eq(count_lines(out, "EFX-"), 3);
+    free(out);
+
+    cr_assert_eq(cli(&out, "replay -c '%s' --dry-run --event-id EFX-1", cfgpath), 0);
+    cr_assert(strstr(out, "would replay 1 of 6 dead letters (event_id=EFX-1)"), "%s", out);
+    cr_assert_eq(count_lines(out, "EFX-1 "), 1);
+    free(out);
+
+    /* the poison letter has no event id and no target, but matches on its kind */
+    cr_assert_eq(cli(&out, "replay -c '%s' --dry-run --kind validation", cfgpath), 0);
+    cr_assert(strstr(out, "would replay 1 of 6"), "%s", out);
+    free(out);
+
+    /* time: everything is younger than an hour, nothing is older */
+    cr_assert_eq(cli(&out, "replay -c '%s' --dry-run --since 1h", cfgpath), 0);
+    cr_assert(strstr(out, "would replay 6 of 6"), "%s", out);
+    free(out);
+    cr_assert_eq(cli(&out, "replay -c '%s' --dry-run --until 1h", cfgpath), 0);
+    cr_assert(strstr(out, "would replay 0 of 6"), "%s", out);
+    free(out);
+    cr_assert_eq(cli(&out,
+                     "replay -c '%s' --dry-run --since 2000-01-01T00:00:00Z --until "
+                     "2999-01-01T00:00:00+02:00",
+                     cfgpath),
+                 0);
+    cr_assert(strstr(out, "would replay 6 of 6"), "%s", out);
+    free(out);
+    cr_assert_eq(topic_end("invoice-events"), input_before, "dry runs sent nothing");
+
+    /* mistakes are usage errors and send nothing */
+    cr_assert_eq(cli(&out, "replay -c '%s' --kind nonsense", cfgpath), 2);
+    free(out);
+    cr_assert_eq(cli(&out, "replay -c '%s' --since yesterday", cfgpath), 2);
+    free(out);
+    cr_assert_eq(cli(&out, "replay --target invoicexpress"), 2);
+    free(out);
+    cr_assert_eq(topic_end("invoice-events"), input_before);
+
+    /* a replay into a target that still fails dead-letters again; the next run skips the
+     * repeated (event, target) pairs */
+    cr_assert_eq(cli(&out, "replay -c '%s' --kind auth", cfgpath), 0);
+    cr_assert(strstr(out, "replayed 2 of 6 dead letters (kind=auth)"), "%s", out);
+    free(out);
+    r = results(8);
+    cr_assert_eq(iw_results_count(&r, "centra_soap", "failed"), 4);
+    iw_results_free(&r);
+    ndl = iw_kafka_read_all(S.brokers, "invoice-events-dlq", 8, 60000, 0, &dl);
+    cr_assert_eq(ndl, 8);
+    iw_kmsgs_free(dl, ndl);
+    cr_assert_eq(cli(&out, "replay -c '%s' --dry-run --kind auth", cfgpath), 0);
+    cr_assert(strstr(out, "would replay 2 of 8 dead letters (kind=auth)"), "%s", out);
+    cr_assert(strstr(out, "skipped 2 repeats"), "%s", out);
+    cr_assert_eq(count_lines(out, "EFA-"), 2);
+    free(out);
+    input_before = topic_end("invoice-events");
+    cr_assert_eq(input_before, 8);
+
+    /* one event, for real; then the poison letter, re-sent without a target */
+    cr_assert_eq(iw_sim_control(&S, "/_sim/reset", "{}"), 200);
+    cr_assert_eq(cli(&out, "replay -c '%s' --event-id EFX-1", cfgpath), 0);
+    cr_assert(strstr(out, "replayed 1 of 8 dead letters (event_id=EFX-1)"), "%s", out);
+    free(out);
+    cr_assert_eq(cli(&out, "replay -b '%s' -c '%s' --kind validation", S.brokers, cfgpath), 0);
+    cr_assert(strstr(out, "replayed 1 of 8"), "%s", out);
+    free(out);
+    cr_assert_eq(topic_end("invoice-events"), input_before + 2);
+    iw_kmsg *in = NULL;
+    size_t nin = iw_kafka_read_all(S.brokers, "invoice-events", 10, 30000, 0, &in);
+    cr_assert_eq(nin, 10);
+    int copies = 0, poison = 0;
+    for (size_t i = 0; i < nin; i++) {
+        char *from = iw_kmsg_header(&in[i], "x-iw-replayed-from");
+        char *only = iw_kmsg_header(&in[i], "x-iw-replay-target");
+        if (from) {
+            copies++;
+            if (strstr(in[i].value, "EFX-1")) {
+                cr_assert_str_eq(only ? only : "", "invoicexpress");
+            } else if (strstr(in[i].value, "EFA-")) {
+                cr_assert_str_eq(only ? only : "", "centra_soap");
+            } else {
+                poison++;
+                cr_assert_str_eq(in[i].value, pv[0], "the poison value is re-sent as it was");
+                cr_assert_str_eq(in[i].key, "acme/poison");
+                cr_assert_null(only, "a letter without a target is re-sent without one");
+            }
+        }
+        free(from);
+        free(only);
+    }
+    iw_kmsgs_free(in, nin);
+    cr_assert_eq(copies, 4);
+    cr_assert_eq(poison, 1);
+
+    r = results(10);
+    cr_assert_eq(iw_results_count(&r, "invoicexpress", "succeeded"), 1, "EFX-1 went through");
+    cr_assert_eq(iw_results_count(&r, NULL, "rejected"), 2, "the poison is poison again");
+    iw_results_free(&r);
+    cr_assert_eq(iw_sim_calls(&S, "EFX-1", "invoicexpress"), 1);
+    cr_assert_eq(iw_sim_calls(&S, "EFX-0", "invoicexpress"), 0, "the others were left alone");
+    cr_assert_eq(iw_sim_calls(&S, "EFA-0", "centra_soap"), 0);
+}
+
+/* Without the stack: a kafka-local with a control pipe, dead letters produced by hand. */
+Test(replay, delivery_failure_exits_1_and_brokers_flag_wins, .timeout = 120)
+{
+    char dir[] = "/tmp/iw-replay-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char fifo[300], cfgpath[300], parts[8];
+    snprintf(fifo, sizeof(fifo), "%s/control", dir);
+    snprintf(cfgpath, sizeof(cfgpath), "%s/replay.json", dir);
+    snprintf(parts, sizeof(parts), "%d", PARTS);
+    char kpath[512];
+    snprintf(kpath, sizeof(kpath), "%s", iw_build_path("kafka-local"));
+    char *kargv[] = {kpath, "--partitions", parts, "--control-fifo", fifo, NULL};
+    iw_proc k;
+    cr_assert_eq(iw_proc_start(&k, kargv, true), 0);
+    cr_assert_gt(iw_proc_read_line(&k, S.brokers, sizeof(S.brokers), 20000), 0);
+    snprintf(S.dir, sizeof(S.dir), "%s", dir); /* cli() writes its output files here */
+
+    /* two letters of one (event, target) pair and one of another target */
+    const char *keys[] = {"acme/A", "acme/A", "acme/B"};
+    const char *vals[] = {"{\"event_id\": \"EV-A\"}", "{\"event_id\": \"EV-A\"}",
+                          "{\"event_id\": \"EV-B\"}"};
+    cr_assert_eq(
+        iw_kafka_produce(S.brokers, "invoice-events-dlq", keys, vals, 2, "x-iw-target=midnight"),
+        0);
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events-dlq", keys + 2, vals + 2, 1,
+                                  "x-iw-target=ebizcharge"),
+                 0);
+    /* the config names no reachable broker: -b must be what is used */
+    FILE *f = fopen(cfgpath, "w");
+    cr_assert_not_null(f);
+    fputs("{\"kafka\": {\"brokers\": \"127.0.0.1:1\"}, \"targets\": {\"midnight\": {\"type\": "
+          "\"midnight\","
+          " \"prc_token\": \"p\", \"midnight_token\": \"m\", \"mis_key\": \"k\"}},"
+          " \"routes\": {\"*\": [\"midnight\"]}}",
+          f);
+    fclose(f);
+
+    char *out = NULL;
+    cr_assert_eq(cli(&out, "replay -c '%s' -b '%s' --target midnight", cfgpath, S.brokers), 0);
+    cr_assert(strstr(out, "replayed 1 of 3 dead letters (target=midnight)"), "%s", out);
+    cr_assert(strstr(out, "skipped 1 repeat "), "the second EV-A/midnight letter: %s", out);
+    free(out);
+    cr_assert_eq(topic_end("invoice-events"), 1);
+
+    /* the forms of WHEN */
+    cr_assert_eq(cli(&out,
+                     "replay -c '%s' -b '%s' --dry-run --since 2000-01-01"
+                     " --until 2999-12-31T23:59:59.999-01:30",
+                     cfgpath, S.brokers),
+                 0);
+    cr_assert(strstr(out, "would replay 2 of 3"), "%s", out);
+    free(out);
+    cr_assert_eq(cli(&out,
+                     "replay -c '%s' -b '%s' --dry-run --since 1d12h --until 2999-01-01t00:00:00z",
+                     cfgpath, S.brokers),
+                 0);
+    cr_assert(strstr(out, "would replay 2 of 3"), "%s", out);
+    free(out);
+    cr_assert_eq(
+        cli(&out, "replay -c '%s' -b '%s' --dry-run --since 2999-01-01", cfgpath, S.brokers), 0);
+    cr_assert(strstr(out, "would replay 0 of 3"), "%s", out);
+    free(out);
+    static const char *const bad[] = {"2026-13-01T00:00:00Z", "1h30", "2026-11-21T10:04:05",
+                                      "2026-11-21T25:00:00Z", "-2h",  ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        cr_assert_eq(cli(&out, "replay -c '%s' --dry-run --until '%s'", cfgpath, bad[i]), 2, "%s",
+                     bad[i]);
+        free(out);
+    }
+
+    /* the broker refuses every write from now on: exit 1, nothing claimed as replayed */
+    int fd = open(fifo, O_WRONLY);
+    cr_assert_geq(fd, 0);
+    const char *cmd = "errors Produce 1000 TOPIC_AUTHORIZATION_FAILED\n";
+    cr_assert_eq(write(fd, cmd, strlen(cmd)), (ssize_t)strlen(cmd));
+    close(fd);
+    iw_sleep_ms(500);
+    cr_assert_eq(cli(&out, "replay -c '%s' -b '%s'", cfgpath, S.brokers), 1);
+    cr_assert(strstr(out, "replayed 0 of 3 dead letters (no filters)"), "%s", out);
+    free(out);
+    char epath[400];
+    snprintf(epath, sizeof(epath), "%s/cli.err", dir);
+    char *err = iw_read_file(epath, NULL);
+    cr_assert(err && strstr(err, "2 of 2 chosen dead letters were not delivered"), "%s",
+              err ? err : "");
+    free(err);
+
+    iw_proc_stop(&k, 10000);
+    char rm[400];
+    snprintf(rm, sizeof(rm), "rm -rf '%s'", dir);
+    cr_assert_eq(system(rm), 0);
+}

@@ -1,0 +1,871 @@
+/* replay.c: `invoice-worker replay`: re-drives chosen dead letters to the input topic, reading the
+ * dead-letter topic from the beginning up to the end it had at start, committing nothing. */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <librdkafka/rdkafka.h>
+
+#include "cli.h"
+#include "status.h"
+#include "target.h"
+
+#define REPLAY_TARGET_HEADER "x-iw-replay-target"
+#define REPLAYED_FROM_HEADER "x-iw-replayed-from"
+#define STALL_MS 30000           /* reading gives up when nothing arrives for this long */
+#define DELIVERY_TIMEOUT "60000" /* ms: a copy not acknowledged by then is a failure */
+#define FLUSH_LIMIT_MS 600000    /* waiting for acknowledgements ends here whatever the config */
+#define BAR_WIDTH 30
+
+static const char REPLAY_USAGE[] =
+    "usage: invoice-worker replay -c FILE [-b BROKERS] [--target NAME] [--kind KIND]\n"
+    "                             [--since WHEN] [--until WHEN] [--event-id ID] [--dry-run]\n"
+    "\n"
+    "Reads the dead-letter topic (kafka.topics.dead_letter) from the beginning of every\n"
+    "partition up to the end it had when the command started, chooses the dead letters that\n"
+    "match every filter given, and produces each one's original key and value to the input\n"
+    "topic (kafka.topics.input). A letter that names a target is sent with the header\n"
+    "x-iw-replay-target: TARGET, so the worker re-drives that target only; a poison letter\n"
+    "without a target is sent as it was. Every copy carries x-iw-replayed-from:\n"
+    "PARTITION:OFFSET and the original traceparent. Nothing is committed or deleted.\n"
+    "The ledger lets failed (event, target) pairs be claimed again; one that has succeeded\n"
+    "meanwhile ends as a `duplicate` result. Letters repeating an (event, target) pair already\n"
+    "chosen in this run are skipped.\n"
+    "\n"
+    "  -c, --config FILE    the worker's config (brokers, topics, kafka.properties)\n"
+    "  -b, --brokers LIST   bootstrap servers instead of kafka.brokers\n"
+    "  --target NAME        only letters of this target instance (header x-iw-target)\n"
+    "  --kind KIND          only this error kind (header x-iw-error-kind): validation, auth,\n"
+    "                       remote, transport, timeout, rate_limited, exhausted\n"
+    "  --since WHEN         only letters dead-lettered at or after WHEN\n"
+    "  --until WHEN         only letters dead-lettered before WHEN\n"
+    "                       WHEN is RFC 3339 (2026-11-21T10:04:05Z, ...+01:00), a date\n"
+    "                       (2026-11-21, midnight UTC) or an age: 90s, 30m, 2h, 1d12h, 1w\n"
+    "  --event-id ID        only letters of this event (event_id of the JSON value)\n"
+    "  --dry-run            list the chosen letters (offset, target, kind, event id, error)\n"
+    "                       and send nothing\n"
+    "\n"
+    "Draws a progress bar when stderr is a terminal, else prints a count line.\n"
+    "Exit status: 0 every chosen letter re-sent (or listed), 1 a read or delivery failure,\n"
+    "2 usage or config error.\n";
+
+/* What chooses a dead letter; unset filters are NULL / 0. */
+typedef struct filters {
+    const char *target;     /* x-iw-target must equal this */
+    const char *kind;       /* x-iw-error-kind must equal this */
+    const char *event_id;   /* the value's event_id must equal this */
+    const char *since_text; /* as given, for the summary */
+    const char *until_text;
+    int64_t since_ms; /* timestamp >= since_ms (ms since epoch) */
+    int64_t until_ms; /* timestamp < until_ms */
+    bool has_since, has_until;
+} filters;
+
+/* A set of strings (event id + target pairs already chosen); open addressing. */
+typedef struct seen_set {
+    char **slots;
+    size_t cap; /* a power of two, 0 before the first insert */
+    size_t n;
+} seen_set;
+
+/* The state of one run. */
+typedef struct replayer {
+    rd_kafka_t *consumer; /* reads the dead-letter topic (assign, no group join, no commit) */
+    rd_kafka_t *producer; /* idempotent, acks=all; NULL on a dry run */
+    const char *dlq_topic;
+    const char *input_topic;
+    filters f;
+    bool dry_run;
+    bool tty;       /* stderr is a terminal: draw a bar */
+    bool bar_shown; /* a bar line is on the screen (erase before printing) */
+    int32_t n_parts;
+    int64_t *end; /* per partition: the end offset (high watermark) at start */
+    bool *done;   /* per partition: read up to end */
+    int32_t parts_left;
+    int64_t total;          /* letters to read: sum of end - low watermark */
+    int64_t scanned;        /* letters read */
+    int64_t chosen;         /* letters matching the filters (repeats excluded) */
+    int64_t repeats;        /* letters skipped as a repeat of a chosen (event, target) */
+    long delivered, failed; /* delivery reports */
+    int64_t drawn_ms;
+    char last_error[256]; /* the last Kafka error printed, so repeats are not */
+    bool fatal;
+    seen_set seen;
+} replayer;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- WHEN: RFC 3339, a date, or an age ---- */
+
+/* Reads exactly n digits at *p into *out and advances; false when they are not there. */
+static bool take_digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)(*p)[i]))
+            return false;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+/* "90s", "30m", "2h", "1d12h", "1w": true with *ms set when s is wholly such an age. */
+static bool parse_age(const char *s, int64_t *ms)
+{
+    int64_t total = 0;
+    const char *p = s;
+    if (!*p)
+        return false;
+    while (*p) {
+        if (!isdigit((unsigned char)*p))
+            return false;
+        errno = 0;
+        char *end;
+        long long n = strtoll(p, &end, 10);
+        if (errno || n > 100000000LL)
+            return false;
+        int64_t unit;
+        switch (*end) {
+        case 's': unit = 1000; break;
+        case 'm': unit = 60000; break;
+        case 'h': unit = 3600000; break;
+        case 'd': unit = 86400000; break;
+        case 'w': unit = 604800000; break;
+        default: return false;
+        }
+        total += n * unit;
+        p = end + 1;
+    }
+    *ms = total;
+    return true;
+}
+
+/* An RFC 3339 timestamp (or a bare date, midnight UTC) as ms since the epoch. */
+static bool parse_rfc3339(const char *s, int64_t *ms)
+{
+    const char *p = s;
+    int y, mo, d, h = 0, mi = 0, se = 0, frac_ms = 0, off_min = 0;
+    if (!take_digits(&p, 4, &y) || *p++ != '-' || !take_digits(&p, 2, &mo) || *p++ != '-' ||
+        !take_digits(&p, 2, &d))
+        return false;
+    if (*p) {
+        if (*p != 'T' && *p != 't' && *p != ' ')
+            return false;
+        p++;
+        if (!take_digits(&p, 2, &h) || *p++ != ':' || !take_digits(&p, 2, &mi) || *p++ != ':' ||
+            !take_digits(&p, 2, &se))
+            return false;
+        if (*p == '.') {
+            p++;
+            if (!isdigit((unsigned char)*p))
+                return false;
+            for (int scale = 100; isdigit((unsigned char)*p); p++, scale /= 10)
+                frac_ms += (*p - '0') * scale;
+        }
+        if (*p == 'Z' || *p == 'z') {
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            int sign = *p++ == '-' ? -1 : 1, oh, om;
+            if (!take_digits(&p, 2, &oh) || *p++ != ':' || !take_digits(&p, 2, &om) || oh > 23 ||
+                om > 59)
+                return false;
+            off_min = sign * (oh * 60 + om);
+        } else {
+            return false;
+        }
+        if (*p)
+            return false;
+    }
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+        return false;
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = se;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return false;
+    *ms = ((int64_t)t - (int64_t)off_min * 60) * 1000 + frac_ms;
+    return true;
+}
+
+/* WHEN as ms since the epoch: an absolute time, or now minus an age. */
+static bool parse_when(const char *s, int64_t now_ms, int64_t *ms)
+{
+    int64_t age;
+    if (parse_age(s, &age)) {
+        *ms = now_ms - age;
+        return true;
+    }
+    return parse_rfc3339(s, ms);
+}
+
+/* ---- the set of chosen (event, target) pairs ---- */
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Inserts without growing; cap must have room. */
+static void seen_place(char **slots, size_t cap, char *key)
+{
+    size_t i = (size_t)hash_str(key) & (cap - 1);
+    while (slots[i])
+        i = (i + 1) & (cap - 1);
+    slots[i] = key;
+}
+
+/* Adds key: 1 when it is new, 0 when it was there, or IW_ENOMEM. */
+static int seen_add(seen_set *s, const char *key)
+{
+    if (s->cap) {
+        for (size_t i = (size_t)hash_str(key) & (s->cap - 1); s->slots[i];
+             i = (i + 1) & (s->cap - 1))
+            if (strcmp(s->slots[i], key) == 0)
+                return 0;
+    }
+    if ((s->n + 1) * 10 > s->cap * 7) {
+        size_t cap = s->cap ? s->cap * 2 : 256;
+        char **slots = calloc(cap, sizeof(*slots));
+        if (!slots)
+            return IW_ENOMEM;
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->slots[i])
+                seen_place(slots, cap, s->slots[i]);
+        free(s->slots);
+        s->slots = slots;
+        s->cap = cap;
+    }
+    char *copy = strdup(key);
+    if (!copy)
+        return IW_ENOMEM;
+    seen_place(s->slots, s->cap, copy);
+    s->n++;
+    return 1;
+}
+
+static void seen_free(seen_set *s)
+{
+    for (size_t i = 0; i < s->cap; i++)
+        free(s->slots[i]);
+    free(s->slots);
+    memset(s, 0, sizeof(*s));
+}
+
+/* ---- output ---- */
+
+static void erase_bar(replayer *r)
+{
+    if (r->bar_shown) {
+        fputs("\r\033[K", stderr);
+        r->bar_shown = false;
+    }
+}
+
+/* Redraws the progress bar (terminal only), at most every 100 ms unless forced. */
+static void draw_bar(replayer *r, bool force)
+{
+    if (!r->tty)
+        return;
+    int64_t now = mono_ms();
+    if (!force && now - r->drawn_ms < 100)
+        return;
+    r->drawn_ms = now;
+    int64_t total = r->total > 0 ? r->total : 1;
+    int64_t seen = r->scanned < total ? r->scanned : total;
+    int fill = (int)(seen * BAR_WIDTH / total);
+    char bar[BAR_WIDTH + 1];
+    for (int i = 0; i < BAR_WIDTH; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[BAR_WIDTH] = '\0';
+    fprintf(stderr, "\r[%s] %3d%%  %" PRId64 "/%" PRId64 " read, %" PRId64 " chosen", bar,
+            (int)(seen * 100 / total), r->scanned, r->total, r->chosen);
+    if (!r->dry_run)
+        fprintf(stderr, ", %ld acknowledged", r->delivered);
+    fputs("\033[K", stderr);
+    fflush(stderr);
+    r->bar_shown = true;
+}
+
+/* Prints a Kafka error once (a repeat of the last one is not printed again). */
+static void kafka_error(replayer *r, const char *what, const char *msg)
+{
+    char line[256];
+    snprintf(line, sizeof(line), "%s: %s", what, msg);
+    if (strcmp(line, r->last_error) == 0)
+        return;
+    snprintf(r->last_error, sizeof(r->last_error), "%s", line);
+    erase_bar(r);
+    fprintf(stderr, "replay: %s\n", line);
+}
+
+/* Copies text into dst (len bytes) with control characters as spaces. */
+static void printable(char *dst, size_t len, const char *src, size_t n)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < n && j + 1 < len; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[j++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+    }
+    dst[j] = '\0';
+}
+
+static void add_filter(char *buf, size_t len, size_t *n, const char *name, const char *val)
+{
+    if (val && *n < len)
+        *n += (size_t)snprintf(buf + *n, len - *n, "%s%s=%s", *n ? ", " : "", name, val);
+}
+
+/* The summary of the filters: "target=x, kind=y" or "no filters". */
+static void describe_filters(const filters *f, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    add_filter(buf, len, &n, "target", f->target);
+    add_filter(buf, len, &n, "kind", f->kind);
+    add_filter(buf, len, &n, "since", f->since_text);
+    add_filter(buf, len, &n, "until", f->until_text);
+    add_filter(buf, len, &n, "event_id", f->event_id);
+    if (!buf[0])
+        snprintf(buf, len, "no filters");
+}
+
+/* ---- Kafka callbacks ---- */
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    replayer *r = opaque;
+    if (m->err) {
+        r->failed++;
+        char what[64];
+        snprintf(what, sizeof(what), "not delivered to %s", r->input_topic);
+        kafka_error(r, what, rd_kafka_err2str(m->err));
+    } else {
+        r->delivered++;
+    }
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    replayer *r = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[256];
+        rd_kafka_fatal_error(rk, buf, sizeof(buf));
+        kafka_error(r, "fatal", buf);
+        r->fatal = true;
+        return;
+    }
+    kafka_error(r, "kafka", reason);
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    /* warnings and worse; not the notes that a shared property does not apply to one role */
+    if (level <= 4 && !(strcmp(fac, "CONFWARN") == 0 && strstr(buf, "will be ignored")))
+        fprintf(stderr, "replay: kafka %s: %s\n", fac, buf);
+}
+
+/* ---- one dead letter ---- */
+
+/* The value of header name (at most len-1 bytes, control characters as spaces); "" when absent. */
+static void header_text(rd_kafka_headers_t *h, const char *name, char *buf, size_t len)
+{
+    const void *v = NULL;
+    size_t sz = 0;
+    buf[0] = '\0';
+    if (h && rd_kafka_header_get_last(h, name, &v, &sz) == RD_KAFKA_RESP_ERR_NO_ERROR && v)
+        printable(buf, len, v, sz);
+}
+
+/* The event_id of a JSON value, "" when the value is not JSON or has none. */
+static void value_event_id(const rd_kafka_message_t *m, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (!m->payload || !m->len)
+        return;
+    cJSON *j = cJSON_ParseWithLength(m->payload, m->len);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "event_id");
+    if (cJSON_IsString(id))
+        printable(buf, len, id->valuestring, strlen(id->valuestring));
+    cJSON_Delete(j);
+}
+
+static bool matches(const filters *f, const char *target, const char *kind, const char *event_id,
+                    int64_t ts)
+{
+    if (f->target && strcmp(f->target, target) != 0)
+        return false;
+    if (f->kind && strcmp(f->kind, kind) != 0)
+        return false;
+    if (f->event_id && strcmp(f->event_id, event_id) != 0)
+        return false;
+    if ((f->has_since || f->has_until) && ts < 0)
+        return false; /* no timestamp: a time filter cannot say yes */
+    if (f->has_since && ts < f->since_ms)
+        return false;
+    if (f->has_until && ts >= f->until_ms)
+        return false;
+    return true;
+}
+
+/* Copies header name of src (when present and not empty) into dst under the name as. */
+static void copy_header(rd_kafka_headers_t *src, const char *name, rd_kafka_headers_t *dst,
+                        const char *as)
+{
+    const void *v = NULL;
+    size_t sz = 0;
+    if (src && rd_kafka_header_get_last(src, name, &v, &sz) == RD_KAFKA_RESP_ERR_NO_ERROR && v &&
+        sz)
+        rd_kafka_header_add(dst, as, -1, v, (ssize_t)sz);
+}
+
+/* Produces the copy of m to the input topic: the letter's target (if any) as the only target,
+ * where it came from, its traceparent. 0 or -1. */
+static int resend(replayer *r, const rd_kafka_message_t *m, rd_kafka_headers_t *src)
+{
+    rd_kafka_headers_t *h = rd_kafka_headers_new(3);
+    char from[48];
+    snprintf(from, sizeof(from), "%" PRId32 ":%" PRId64, m->partition, m->offset);
+    copy_header(src, "x-iw-target", h, REPLAY_TARGET_HEADER);
+    rd_kafka_header_add(h, REPLAYED_FROM_HEADER, -1, from, -1);
+    copy_header(src, "traceparent", h, "traceparent");
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            r->producer, RD_KAFKA_V_TOPIC(r->input_topic), RD_KAFKA_V_KEY(m->key, m->key_len),
+            RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+        if (!err)
+            return 0; /* the producer owns h now */
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_headers_destroy(h);
+            kafka_error(r, "cannot produce", rd_kafka_err2str(err));
+            return -1;
+        }
+        rd_kafka_poll(r->producer, 100);
+    }
+}
+
+/* Decides about one dead letter and lists or re-sends it. 0, or -1 when out of memory. */
+static int take_letter(replayer *r, const rd_kafka_message_t *m)
+{
+    r->scanned++;
+    rd_kafka_headers_t *h = NULL;
+    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        h = NULL;
+    char target[160], kind[40], error[200], event_id[160];
+    header_text(h, "x-iw-target", target, sizeof(target));
+    header_text(h, "x-iw-error-kind", kind, sizeof(kind));
+    value_event_id(m, event_id, sizeof(event_id));
+    if (!matches(&r->f, target, kind, event_id, rd_kafka_message_timestamp(m, NULL)))
+        return 0;
+    if (*event_id) {
+        char key[330];
+        snprintf(key, sizeof(key), "%s\x1f%s", event_id, target);
+        int added = seen_add(&r->seen, key);
+        if (added < 0)
+            return -1;
+        if (added == 0) {
+            r->repeats++;
+            return 0;
+        }
+    }
+    r->chosen++;
+    if (r->dry_run) {
+        header_text(h, "x-iw-error", error, sizeof(error));
+        erase_bar(r);
+        printf("%" PRId32 ":%-10" PRId64 " %-18s %-13s %-28s %s\n", m->partition, m->offset,
+               *target ? target : "-", *kind ? kind : "-", *event_id ? event_id : "-",
+               *error ? error : "-");
+        return 0;
+    }
+    resend(r, m, h); /* a copy not queued is counted as not delivered */
+    return 0;
+}
+
+/* ---- reading the dead-letter topic ---- */
+
+/* Finds the partitions and their watermarks and assigns the non-empty ones from their start.
+ * 0, or -1 with the reason printed. */
+static int plan_read(replayer *r)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(r->consumer, r->dlq_topic, NULL);
+    rd_kafka_resp_err_t err = rd_kafka_metadata(r->consumer, 0, rkt, &md, 15000);
+    rd_kafka_topic_destroy(rkt);
+    if (err || !md || md->topic_cnt != 1 || md->topics[0].err) {
+        fprintf(stderr, "replay: cannot read the dead-letter topic %s: %s\n", r->dlq_topic,
+                rd_kafka_err2str(err                        ? err
+                                 : md && md->topic_cnt == 1 ? md->topics[0].err
+                                                            : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        return -1;
+    }
+    r->n_parts = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    r->end = calloc((size_t)r->n_parts + 1, sizeof(*r->end));
+    r->done = calloc((size_t)r->n_parts + 1, sizeof(*r->done));
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(r->n_parts);
+    if (!r->end || !r->done || !l) {
+        if (l)
+            rd_kafka_topic_partition_list_destroy(l);
+        fprintf(stderr, "replay: out of memory\n");
+        return -1;
+    }
+    for (int32_t i = 0; i < r->n_parts; i++) {
+        int64_t lo = 0, hi = 0;
+        err = rd_kafka_query_watermark_offsets(r->consumer, r->dlq_topic, i, &lo, &hi, 15000);
+        if (err) {
+            fprintf(stderr, "replay: %s [%" PRId32 "]: cannot read the offsets: %s\n", r->dlq_topic,
+                    i, rd_kafka_err2str(err));
+            rd_kafka_topic_partition_list_destroy(l);
+            return -1;
+        }
+        r->end[i] = hi;
+        if (hi > lo) {
+            rd_kafka_topic_partition_list_add(l, r->dlq_topic, i)->offset = lo;
+            r->total += hi - lo;
+            r->parts_left++;
+        } else {
+            r->done[i] = true;
+        }
+    }
+    err = l->cnt ? rd_kafka_assign(r->consumer, l) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (err) {
+        fprintf(stderr, "replay: cannot assign %s: %s\n", r->dlq_topic, rd_kafka_err2str(err));
+        return -1;
+    }
+    return 0;
+}
+
+static void part_done(replayer *r, int32_t p)
+{
+    if (p >= 0 && p < r->n_parts && !r->done[p]) {
+        r->done[p] = true;
+        r->parts_left--;
+    }
+}
+
+/* Reads every assigned partition up to its end at start. 0, or -1 (printed). */
+static int read_letters(replayer *r)
+{
+    int64_t last = mono_ms();
+    while (r->parts_left > 0 && !r->fatal) {
+        draw_bar(r, false);
+        if (r->producer)
+            rd_kafka_poll(r->producer, 0);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, 100);
+        if (!m) {
+            if (mono_ms() - last > STALL_MS) {
+                erase_bar(r);
+                fprintf(stderr,
+                        "replay: nothing arrived from %s for %d s; %" PRId32
+                        " partition(s) not read to the end\n",
+                        r->dlq_topic, STALL_MS / 1000, r->parts_left);
+                return -1;
+            }
+            continue;
+        }
+        int32_t p = m->partition;
+        bool ours = p >= 0 && p < r->n_parts && !r->done[p];
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (ours && m->offset >= r->end[p])
+                part_done(r, p);
+        } else if (m->err) {
+            kafka_error(r, "reading", rd_kafka_message_errstr(m));
+        } else if (ours) {
+            last = mono_ms();
+            if (m->offset < r->end[p] && take_letter(r, m) != 0) {
+                rd_kafka_message_destroy(m);
+                fprintf(stderr, "replay: out of memory\n");
+                return -1;
+            }
+            if (m->offset + 1 >= r->end[p])
+                part_done(r, p);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    return r->fatal ? -1 : 0;
+}
+
+/* Waits for every queued copy to be acknowledged (or to fail). */
+static void wait_acks(replayer *r)
+{
+    int64_t start = mono_ms();
+    while (rd_kafka_outq_len(r->producer) > 0 && mono_ms() - start < FLUSH_LIMIT_MS) {
+        rd_kafka_flush(r->producer, 100);
+        draw_bar(r, false);
+    }
+}
+
+/* ---- clients ---- */
+
+/* Sets a property, printing the error. 0 or -1. */
+static int set_prop(rd_kafka_conf_t *c, const char *key, const char *value)
+{
+    char err[512];
+    if (rd_kafka_conf_set(c, key, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+        fprintf(stderr, "replay: kafka property %s: %s\n", key, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* A client conf: defaults (key, value, ..., NULL) first, then the config's kafka.properties
+ * ("consumer.X"/"producer.X" apply to one role only). */
+static rd_kafka_conf_t *client_conf(const iw_config *cfg, const char *brokers, const char *role,
+                                    const char *const *defaults, replayer *r)
+{
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    size_t rl = strlen(role);
+    if (set_prop(c, "bootstrap.servers", brokers) != 0)
+        goto fail;
+    for (size_t i = 0; defaults && defaults[i]; i += 2)
+        if (set_prop(c, defaults[i], defaults[i + 1]) != 0)
+            goto fail;
+    for (size_t i = 0; i < cfg->n_kafka_props; i++) {
+        const char *k = cfg->kafka_props[2 * i];
+        if (strncmp(k, "consumer.", 9) == 0 || strncmp(k, "producer.", 9) == 0) {
+            if (strncmp(k, role, rl) != 0 || k[rl] != '.')
+                continue;
+            k += rl + 1;
+        }
+        if (set_prop(c, k, cfg->kafka_props[2 * i + 1]) != 0)
+            goto fail;
+    }
+    rd_kafka_conf_set_opaque(c, r);
+    rd_kafka_conf_set_error_cb(c, on_error);
+    rd_kafka_conf_set_log_cb(c, on_log);
+    return c;
+fail:
+    rd_kafka_conf_destroy(c);
+    return NULL;
+}
+
+static int make_clients(replayer *r, const iw_config *cfg, const char *brokers)
+{
+    char err[512], group[300];
+    rd_kafka_conf_t *cc = client_conf(cfg, brokers, "consumer", NULL, r);
+    snprintf(group, sizeof(group), "%s-replay", cfg->kafka_group_id);
+    /* group.id only because librdkafka's consumer wants one: partitions are assigned directly,
+     * the group is never joined and nothing is committed */
+    if (!cc || set_prop(cc, "group.id", group) || set_prop(cc, "enable.auto.commit", "false") ||
+        set_prop(cc, "enable.auto.offset.store", "false") ||
+        set_prop(cc, "enable.partition.eof", "true")) {
+        if (cc)
+            rd_kafka_conf_destroy(cc);
+        return -1;
+    }
+    r->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
+    if (!r->consumer) { /* rd_kafka_new() takes ownership of conf only on success */
+        rd_kafka_conf_destroy(cc);
+        fprintf(stderr, "replay: consumer: %s\n", err);
+        return -1;
+    }
+    rd_kafka_poll_set_consumer(r->consumer);
+    if (r->dry_run)
+        return 0;
+    /* a copy not acknowledged within the timeout is a failure (a config may change it);
+     * idempotence and acks=all are not negotiable */
+    static const char *const defaults[] = {"message.timeout.ms", DELIVERY_TIMEOUT, "linger.ms", "5",
+                                           NULL};
+    rd_kafka_conf_t *pc = client_conf(cfg, brokers, "producer", defaults, r);
+    if (!pc || set_prop(pc, "enable.idempotence", "true") || set_prop(pc, "acks", "all")) {
+        if (pc)
+            rd_kafka_conf_destroy(pc);
+        return -1;
+    }
+    rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
+    r->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
+    if (!r->producer) {
+        rd_kafka_conf_destroy(pc);
+        fprintf(stderr, "replay: producer: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the command ---- */
+
+/* Reads the command line into f; 0, 1 after --help/--version, or 2 on a mistake (printed). */
+static int parse_args(int argc, char **argv, filters *f, const char **cpath, const char **brokers,
+                      bool *dry_run)
+{
+    enum { O_TARGET = 256, O_KIND, O_SINCE, O_UNTIL, O_EVENT, O_DRY };
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"brokers", required_argument, NULL, 'b'},
+                                         {"target", required_argument, NULL, O_TARGET},
+                                         {"kind", required_argument, NULL, O_KIND},
+                                         {"since", required_argument, NULL, O_SINCE},
+                                         {"until", required_argument, NULL, O_UNTIL},
+                                         {"event-id", required_argument, NULL, O_EVENT},
+                                         {"dry-run", no_argument, NULL, O_DRY},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
+    int64_t now = wall_ms();
+    int c;
+    while ((c = getopt_long(argc, argv, "c:b:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': *cpath = optarg; break;
+        case 'b': *brokers = optarg; break;
+        case O_TARGET: f->target = optarg; break;
+        case O_EVENT: f->event_id = optarg; break;
+        case O_DRY: *dry_run = true; break;
+        case O_KIND: {
+            iw_error_kind k;
+            for (k = IW_ERR_VALIDATION; k <= IW_ERR_EXHAUSTED; k++)
+                if (strcmp(optarg, iw_error_kind_str(k)) == 0)
+                    break;
+            if (k > IW_ERR_EXHAUSTED) {
+                fprintf(stderr,
+                        "replay: --kind %s: not an error kind (validation, auth, remote, "
+                        "transport, timeout, rate_limited, exhausted)\n",
+                        optarg);
+                return 2;
+            }
+            f->kind = optarg;
+            break;
+        }
+        case O_SINCE:
+        case O_UNTIL: {
+            bool since = c == O_SINCE;
+            int64_t ms;
+            if (!parse_when(optarg, now, &ms)) {
+                fprintf(stderr,
+                        "replay: --%s %s: expected RFC 3339 (2026-11-21T10:04:05Z), a "
+                        "date (2026-11-21) or an age (30m, 2h, 1d)\n",
+                        since ? "since" : "until", optarg);
+                return 2;
+            }
+            if (since) {
+                f->since_ms = ms;
+                f->has_since = true;
+                f->since_text = optarg;
+            } else {
+                f->until_ms = ms;
+                f->has_until = true;
+                f->until_text = optarg;
+            }
+            break;
+        }
+        case 'h': fputs(REPLAY_USAGE, stdout); return 1;
+        case 'V': iw_cli_print_version(); return 1;
+        default: fputs(REPLAY_USAGE, stderr); return 2;
+        }
+    }
+    if (!*cpath || optind != argc) {
+        fputs(REPLAY_USAGE, stderr);
+        return 2;
+    }
+    return 0;
+}
+
+int iw_cli_replay(int argc, char **argv)
+{
+    replayer r;
+    memset(&r, 0, sizeof(r));
+    const char *cpath = NULL, *brokers = NULL;
+    int rc = parse_args(argc, argv, &r.f, &cpath, &brokers, &r.dry_run);
+    if (rc != 0)
+        return rc == 1 ? 0 : rc;
+    iw_config *cfg = iw_cli_load_config(cpath);
+    if (!cfg)
+        return 2;
+    if (!brokers)
+        brokers = cfg->kafka_brokers;
+    if (!brokers || !*brokers) {
+        fprintf(stderr, "replay: no brokers: set kafka.brokers or use -b\n");
+        iw_config_free(cfg);
+        return 2;
+    }
+    r.dlq_topic = cfg->dlq_topic;
+    r.input_topic = cfg->input_topic;
+    r.tty = isatty(STDERR_FILENO) == 1;
+    char desc[700];
+    describe_filters(&r.f, desc, sizeof(desc));
+
+    rc = 1;
+    if (make_clients(&r, cfg, brokers) != 0 || plan_read(&r) != 0)
+        goto out;
+    if (!r.tty)
+        fprintf(
+            stderr, "replay: reading %" PRId64 " dead letter%s from %s (%" PRId32 " partition%s)\n",
+            r.total, r.total == 1 ? "" : "s", r.dlq_topic, r.n_parts, r.n_parts == 1 ? "" : "s");
+    if (r.dry_run)
+        printf("%-12s %-18s %-13s %-28s %s\n", "PART:OFFSET", "TARGET", "KIND", "EVENT_ID",
+               "ERROR");
+    int read_rc = read_letters(&r);
+    if (r.producer)
+        wait_acks(&r);
+    if (r.tty && r.bar_shown) { /* leave the final bar on the screen */
+        draw_bar(&r, true);
+        fputc('\n', stderr);
+        r.bar_shown = false;
+    }
+    if (!r.tty)
+        fprintf(stderr,
+                "replay: read %" PRId64 " of %" PRId64 ", chose %" PRId64 ", skipped %" PRId64
+                " repeat%s\n",
+                r.scanned, r.total, r.chosen, r.repeats, r.repeats == 1 ? "" : "s");
+    long not_sent = r.dry_run ? 0 : (long)(r.chosen - r.delivered);
+    if (r.dry_run)
+        printf("dry run: would replay %" PRId64 " of %" PRId64 " dead letters (%s); nothing sent\n",
+               r.chosen, r.scanned, desc);
+    else
+        printf("replayed %ld of %" PRId64 " dead letters (%s) to %s\n", r.delivered, r.scanned,
+               desc, r.input_topic);
+    if (r.repeats)
+        printf("skipped %" PRId64 " repeat%s of an (event, target) pair already chosen\n",
+               r.repeats, r.repeats == 1 ? "" : "s");
+    if (not_sent > 0)
+        fprintf(stderr, "replay: %ld of %" PRId64 " chosen dead letters were not delivered\n",
+                not_sent, r.chosen);
+    rc = read_rc == 0 && not_sent == 0 ? 0 : 1;
+out:
+    if (r.consumer) {
+        rd_kafka_consumer_close(r.consumer);
+        rd_kafka_destroy(r.consumer);
+    }
+    if (r.producer)
+        rd_kafka_destroy(r.producer);
+    free(r.end);
+    free(r.done);
+    seen_free(&r.seen);
+    iw_config_free(cfg);
+    return rc;
+}
