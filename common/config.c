@@ -603,6 +603,16 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
         check_keys(ld, tls, sub, k);
         get_bool(ld, tls, sub, "verify", &t->tls_verify);
         get_string(ld, tls, sub, "ca_file", &t->tls_ca_file);
+        if (t->tls_ca_file && t->tls_ca_file[0] != '/' && ld->base_dir) {
+            /* relative to the config file, like *_file secrets */
+            size_t n = strlen(ld->base_dir) + strlen(t->tls_ca_file) + 2;
+            char *full = malloc(n);
+            if (full) {
+                snprintf(full, n, "%s/%s", ld->base_dir, t->tls_ca_file);
+                free(t->tls_ca_file);
+                t->tls_ca_file = full;
+            }
+        }
         if (t->tls_ca_file && access(t->tls_ca_file, R_OK) != 0) {
             char p2[220];
             join_path(p2, sizeof(p2), sub, "ca_file");

@@ -252,7 +252,8 @@ static void abandon(iw_dispatch *d, call *c)
     char msg[sizeof(c->res.outcome.message)];
     iw_error_kind ek = c->res.attempts > 0 ? c->res.outcome.error_kind : IW_ERR_NONE;
     if (c->res.attempts > 0)
-        snprintf(msg, sizeof(msg), "abandoned after %d attempts (last: %.200s)", c->res.attempts,
+        snprintf(msg, sizeof(msg), "abandoned after %d attempt%s (last: %.200s)", c->res.attempts,
+                 c->res.attempts == 1 ? "" : "s",
                  c->res.outcome.message);
     else
         snprintf(msg, sizeof(msg), "abandoned before the first attempt");
@@ -594,7 +595,8 @@ static void retry_or_exhaust(iw_dispatch *d, call *c, const iw_outcome *out, int
         }
     }
     char msg[sizeof(out->message)];
-    snprintf(msg, sizeof(msg), "after %d attempts: %.200s", c->res.attempts, out->message);
+    snprintf(msg, sizeof(msg), "after %d attempt%s: %.200s", c->res.attempts,
+             c->res.attempts == 1 ? "" : "s", out->message);
     iw_outcome *o = &c->res.outcome;
     o->kind = IW_OUTCOME_PERMANENT;
     o->error_kind = IW_ERR_EXHAUSTED;
@@ -754,6 +756,11 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
     if (x->too_large) {
         iw_outcome_set(&out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "transport",
                        "reply larger than %lld bytes", (long long)x->max_bytes);
+    } else if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
+               cc == CURLE_SSL_CERTPROBLEM) {
+        /* the certificate (or our CA file) is wrong: retrying cannot help, a person must act */
+        iw_outcome_set(&out, IW_OUTCOME_PERMANENT, IW_ERR_TRANSPORT, "tls", "%s",
+                       curl_easy_strerror(cc));
     } else if (cc == CURLE_OPERATION_TIMEDOUT) {
         iw_outcome_set(&out, IW_OUTCOME_RETRY, IW_ERR_TIMEOUT, "timeout", "%s",
                        curl_easy_strerror(cc));

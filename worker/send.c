@@ -160,9 +160,16 @@ int iw_cli_send(int argc, char **argv)
     rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err));
     rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err));
     rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof(err));
-    for (size_t i = 0; cfg && i < cfg->n_kafka_props; i++)
-        rd_kafka_conf_set(conf, cfg->kafka_props[2 * i], cfg->kafka_props[2 * i + 1], err,
-                          sizeof(err));
+    for (size_t i = 0; cfg && i < cfg->n_kafka_props; i++) {
+        const char *k = cfg->kafka_props[2 * i];
+        if (strncmp(k, "consumer.", 9) == 0)
+            continue; /* for the worker's consumer only */
+        if (strncmp(k, "producer.", 9) == 0)
+            k += 9;
+        if (rd_kafka_conf_set(conf, k, cfg->kafka_props[2 * i + 1], err, sizeof(err)) !=
+            RD_KAFKA_CONF_OK)
+            fprintf(stderr, "send: kafka property %s: %s\n", k, err);
+    }
     rd_kafka_conf_set_opaque(conf, &s);
     rd_kafka_conf_set_dr_msg_cb(conf, dr);
     s.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));

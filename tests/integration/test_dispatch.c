@@ -617,7 +617,7 @@ Test(dispatch, timeout_kind_is_kept_when_exhausted)
     cr_assert_eq(r->outcome.kind, IW_OUTCOME_PERMANENT);
     cr_assert_eq(r->outcome.error_kind, IW_ERR_EXHAUSTED);
     cr_assert_str_eq(r->outcome.code, "timeout");
-    cr_assert(strstr(r->outcome.message, "after 1 attempts: Timeout"), "%s", r->outcome.message);
+    cr_assert(strstr(r->outcome.message, "after 1 attempt: Timeout"), "%s", r->outcome.message);
     cr_assert_null(strstr(r->outcome.message, "127.0.0.1"), "no URL in messages");
     cr_assert_eq(r->http_status, 0);
     iw_dispatch_free(d);

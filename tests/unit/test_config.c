@@ -289,3 +289,24 @@ Test(config, defaults_config_has_every_adapter)
     iw_target_conf_clear(&tc);
     iw_config_free(c);
 }
+
+Test(config, relative_ca_file_is_relative_to_the_config)
+{
+    char dir[] = "/tmp/iw-ca-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[300];
+    snprintf(path, sizeof(path), "%s/ca.pem", dir);
+    FILE *f = fopen(path, "w");
+    fputs("not really a CA\n", f);
+    fclose(f);
+    iw_config_errors e;
+    iw_config *c = iw_config_parse("{\"targets\": {\"c\": {\"type\": \"centra_soap\","
+                                   " \"tls\": {\"ca_file\": \"ca.pem\"}}}}",
+                                   dir, &e);
+    dump(&e);
+    cr_assert_not_null(c);
+    cr_assert_str_eq(iw_config_target(c, "c")->tls_ca_file, path);
+    iw_config_free(c);
+    unlink(path);
+    rmdir(dir);
+}

@@ -95,7 +95,7 @@ const char *iw_stack_config(iw_stack *s, const char *name, const char *extra_tar
              "{\"worker\": {\"id\": \"test-worker\", \"log_level\": \"info\", \"max_in_flight\": 256,"
              "  \"shutdown_grace_s\": 10},"
              " \"kafka\": {\"brokers\": \"%s\", \"group_id\": \"invoice-worker\","
-             "  \"properties\": {\"session.timeout.ms\": 6000, \"heartbeat.interval.ms\": 500,"
+             "  \"properties\": {\"consumer.session.timeout.ms\": 6000, \"consumer.heartbeat.interval.ms\": 500,"
              "   \"topic.metadata.refresh.interval.ms\": 2000}},"
              " \"redis\": {\"host\": \"127.0.0.1\", \"port\": %d, \"lease_s\": 15},"
              " \"http\": {\"listen\": \"%s\"},"
