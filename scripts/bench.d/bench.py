@@ -1,0 +1,805 @@
+#!/usr/bin/python3
+"""bench.py: the scenarios behind scripts/bench. Starts the local stack (redis-server, kafka-local,
+target-sim) on free loopback ports, runs invoice-worker, the Python reference worker and wrk
+against it, runs the worker under callgrind, and writes results.json, report.md and the plots'
+data under the output folder (plots.gp turns the data into PNGs). Every comparison is measured
+in the same run as the figure it is compared with.
+"""
+import argparse
+import atexit
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+from confluent_kafka import Consumer, TopicPartition
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+FIXTURE = os.path.join(ROOT, "tests", "fixtures", "events", "complete.json")
+ADAPTERS = ["centra_soap", "centra_navision", "midnight", "ebizcharge", "invoicexpress"]
+PARTITIONS = 32
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# Sizes per mode: the full run and --quick (a smoke check).
+SIZES = {
+    "full": dict(s1_events=100000, s1_invoices=10000, py_events=100000, wrk_s=10,
+                 s2_events=20000, s2_invoices=10000, s3_events=50000, s3_invoices=100,
+                 s4_seconds=8, s4_max=20000, s5_events=10000),
+    "quick": dict(s1_events=3000, s1_invoices=600, py_events=1500, wrk_s=2,
+                  s2_events=2000, s2_invoices=1000, s3_events=2000, s3_invoices=100,
+                  s4_seconds=1, s4_max=1000, s5_events=300),
+}
+
+T0 = time.monotonic()
+PROCS = []  # (Popen, name): everything this script started, stopped at exit
+
+
+def say(msg):
+    print("[%6.1fs] %s" % (time.monotonic() - T0, msg), flush=True)
+
+
+def progress(msg):
+    """A progress line that rewrites itself on a terminal and prints plainly otherwise."""
+    if sys.stdout.isatty():
+        sys.stdout.write("\r[%6.1fs]   %s\033[K" % (time.monotonic() - T0, msg))
+        sys.stdout.flush()
+    else:
+        say("  " + msg)
+
+
+def progress_end():
+    if sys.stdout.isatty():
+        sys.stdout.write("\n")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, what, timeout=20):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("%s does not listen on port %d" % (what, port))
+
+
+def start(argv, name, **kw):
+    p = subprocess.Popen(argv, **kw)
+    PROCS.append((p, name))
+    return p
+
+
+def stop(p, timeout=30):
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    for i, (q, _) in enumerate(PROCS):
+        if q is p:
+            del PROCS[i]
+            break
+
+
+def stop_all():
+    for p, _ in reversed(PROCS[:]):
+        stop(p, 10)
+
+
+atexit.register(stop_all)
+
+
+def http(method, url, body=None, timeout=10):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def proc_cpu_s(pid):
+    """user + system CPU seconds of a process (and its reaped children: none here)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_hwm_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def fmt(n, digits=0):
+    return ("{:,.%df}" % digits).format(n)
+
+
+class Stack:
+    """redis-server and target-sim for the whole run; a fresh kafka-local per measured run."""
+
+    def __init__(self, build, work):
+        self.build, self.work = build, work
+        self.redis_port = free_port()
+        self.redis = start(["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                            "--save", "", "--appendonly", "no", "--dir", work,
+                            "--logfile", os.path.join(work, "redis.log")], "redis-server")
+        wait_port(self.redis_port, "redis-server")
+        self.sim_port = free_port()
+        self.sim_base = "http://127.0.0.1:%d" % self.sim_port
+        self.sim = start([os.path.join(build, "target-sim"), "--listen",
+                          "127.0.0.1:%d" % self.sim_port],
+                         "target-sim", stdout=subprocess.DEVNULL,
+                         stderr=open(os.path.join(work, "sim.log"), "ab"))
+        wait_port(self.sim_port, "target-sim")
+        self.kafka = None
+        self.brokers = None
+
+    def kafka_start(self):
+        out = os.path.join(self.work, "kafka.out")
+        self.kafka = start([os.path.join(self.build, "kafka-local"), "--partitions",
+                            str(PARTITIONS)], "kafka-local",
+                           stdout=open(out, "wb"), stderr=open(os.path.join(self.work, "kafka.log"), "ab"))
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            with open(out) as f:
+                line = f.readline().strip()
+            if line:
+                self.brokers = line
+                return line
+            time.sleep(0.05)
+        raise RuntimeError("kafka-local did not print its bootstrap address")
+
+    def kafka_stop(self):
+        if self.kafka:
+            stop(self.kafka)
+            self.kafka = None
+
+    def sim_call(self, method, path, body=None):
+        st, text = http(method, self.sim_base + path, body)
+        if st >= 300:
+            raise RuntimeError("target-sim %s %s: %d %s" % (method, path, st, text[:200]))
+        return json.loads(text) if text.strip().startswith("{") else text
+
+    def prepare(self, latency_ms):
+        """A clean ledger and simulator, validation on, the given latency on every target."""
+        import redis
+        redis.Redis(port=self.redis_port).flushall()
+        self.sim_call("POST", "/_sim/reset")
+        self.sim_call("POST", "/_sim/validate", {"on": True})
+        self.sim_call("POST", "/_sim/faults", {"target": "*", "kind": "clear"})
+        if latency_ms:
+            self.sim_call("POST", "/_sim/faults", {"target": "*", "kind": "latency", "ms": latency_ms})
+
+    def worker_config(self, path, http_port, max_in_flight=512, max_concurrency=None,
+                      compress=False):
+        s = self.sim_base
+        targets = {
+            "centra_soap": {"type": "centra_soap",
+                            "url": s + "/amsdocs/system/service/module/soap/api",
+                            "username": "demo", "password": "demo"},
+            "centra_navision": {"type": "centra_navision",
+                                "url": s + "/amsdemo/system/service/module/navision/api"},
+            "midnight": {"type": "midnight", "url": s + "/v1/Generic/InvoiceUpdate",
+                         "prc_token": "sim-prc", "midnight_token": "sim-midnight",
+                         "mis_key": "sim-mis"},
+            "ebizcharge": {"type": "ebizcharge", "url": s + "/eBizService.svc",
+                           "security_id": "sim-security-id"},
+            "invoicexpress": {"type": "invoicexpress", "url": s, "api_key": "sim-api-key",
+                              "tax_names": {"23": "IVA23", "13": "IVA13", "6": "IVA6", "0": "IVA0"}},
+        }
+        if max_concurrency:
+            for t in targets.values():
+                t["max_concurrency"] = max_concurrency
+        props = {"consumer.session.timeout.ms": 6000}
+        if compress:  # only the sender's copy: the input must fit the mock's 5 MB per partition
+            props = {"compression.type": "lz4"}
+        cfg = {"worker": {"id": "bench-worker", "log_level": "info",
+                          "max_in_flight": max_in_flight},
+               "kafka": {"brokers": self.brokers, "group_id": "bench", "properties": props},
+               "redis": {"host": "127.0.0.1", "port": self.redis_port},
+               "http": {"listen": "127.0.0.1:%d" % http_port},
+               "targets": targets}
+        with open(path, "w") as f:
+            json.dump(cfg, f, indent=2)
+        return path
+
+
+# ---- Kafka read-back ----
+
+def _consumer(brokers):
+    return Consumer({"bootstrap.servers": brokers, "group.id": "bench-reader",
+                     "enable.auto.commit": False, "enable.partition.eof": True,
+                     "fetch.max.bytes": 52428800})
+
+
+def first_timestamp(brokers, topic):
+    """CreateTime (ms) of the earliest message of topic: the first produce."""
+    c = _consumer(brokers)
+    parts = list(c.list_topics(topic, timeout=10).topics[topic].partitions)
+    c.assign([TopicPartition(topic, p, 0) for p in parts])
+    first, seen, end = None, set(), time.monotonic() + 30
+    while len(seen) < len(parts) and time.monotonic() < end:
+        for m in c.consume(num_messages=len(parts), timeout=1):
+            if m.partition() in seen:
+                continue
+            seen.add(m.partition())
+            if not m.error():
+                ts = m.timestamp()[1]
+                first = ts if first is None else min(first, ts)
+            c.pause([TopicPartition(topic, m.partition())])
+    c.close()
+    return first
+
+
+def read_results(brokers, topic, want, timeout=120):
+    """Reads topic from the start: count, last CreateTime (ms), statuses, versions by invoice."""
+    c = _consumer(brokers)
+    parts = list(c.list_topics(topic, timeout=10).topics[topic].partitions)
+    c.assign([TopicPartition(topic, p, 0) for p in parts])
+    n, last, statuses, eof = 0, 0, {}, set()
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not (n >= want and len(eof) == len(parts)):
+        for m in c.consume(num_messages=10000, timeout=1):
+            if m.error():
+                if m.error().code() == -191:  # _PARTITION_EOF
+                    eof.add(m.partition())
+                continue
+            eof.discard(m.partition())
+            n += 1
+            last = max(last, m.timestamp()[1])
+            try:
+                st = json.loads(m.value()).get("status")
+            except ValueError:
+                st = "unparsable"
+            statuses[st] = statuses.get(st, 0) + 1
+    c.close()
+    return {"count": n, "last_ts": last, "statuses": statuses}
+
+
+def metric_sum(port, name):
+    try:
+        st, text = http("GET", "http://127.0.0.1:%d/metrics" % port, timeout=5)
+    except OSError:
+        return None
+    if st != 200:
+        return None
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def wait_log(path, text, proc, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError("process exited (%s) before '%s'; see %s" % (proc.returncode, text, path))
+        try:
+            with open(path, errors="replace") as f:
+                if text in f.read():
+                    return
+        except FileNotFoundError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("no '%s' in %s within %d s" % (text, path, timeout))
+
+
+# ---- one measured run ----
+
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        self.sz = dict(SIZES["quick" if a.quick else "full"])
+        for k in self.sz:  # IW_BENCH_<KEY>=N overrides a size (for experiments)
+            v = os.environ.get("IW_BENCH_" + k.upper())
+            if v:
+                self.sz[k] = int(v)
+        self.build = a.build
+        self.bin = os.path.join(a.build, "invoice-worker")
+        self.out = a.out
+        self.work = os.path.join(a.out, "work")
+        shutil.rmtree(self.work, ignore_errors=True)
+        os.makedirs(self.work)
+        self.results = {"mode": "quick" if a.quick else "full", "scenarios": {}, "checks": []}
+        self.stack = None
+        self.run_no = 0
+
+    def check(self, what, ok, detail=""):
+        self.results["checks"].append({"what": what, "ok": bool(ok), "detail": detail})
+        if not ok:
+            say("CHECK FAILED: %s %s" % (what, detail))
+
+    def events(self, name, n, invoices, targets="mixed"):
+        path = os.path.join(self.work, name + ".jsonl")
+        if not os.path.exists(path):
+            subprocess.run([sys.executable, os.path.join(HERE, "gen_events.py"), "--fixture", FIXTURE,
+                            "--events", str(n), "--invoices", str(invoices), "--targets", targets,
+                            "--prefix", name.upper(), "-o", path], check=True,
+                           stdout=subprocess.DEVNULL)
+        return path
+
+    def run(self, label, events_path, n_events, expect, latency_ms=0, max_in_flight=512,
+            max_concurrency=None, python=False, valgrind_out=None, timeout=600):
+        """Runs one worker (invoice-worker, or the Python reference when python) over a fresh
+        Kafka, produces the events while it runs and waits for `expect` results."""
+        st = self.stack
+        self.run_no += 1
+        tag = "run%02d" % self.run_no
+        st.prepare(latency_ms)
+        st.kafka_start()
+        http_port = free_port()
+        cfg = st.worker_config(os.path.join(self.work, tag + "-worker.json"), http_port,
+                               max_in_flight, max_concurrency)
+        send_cfg = st.worker_config(os.path.join(self.work, tag + "-send.json"), free_port(),
+                                    compress=True)
+        log = os.path.join(self.work, tag + "-worker.log")
+        if python:
+            argv = [sys.executable, os.path.join(HERE, "reference_worker.py"),
+                    "--brokers", st.brokers, "--redis-port", str(st.redis_port),
+                    "--url", st.sim_base + "/amsdocs/system/service/module/soap/api"]
+            out_path = os.path.join(self.work, tag + "-reference.out")
+            w = start(argv, "reference worker", stdout=open(out_path, "wb"), stderr=open(log, "wb"))
+        else:
+            argv = [self.bin, "run", "-c", cfg]
+            if valgrind_out:
+                # instrumentation is switched on once the worker is in the group and off after
+                # the last result: the counts cover exactly the events' processing
+                argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes",
+                        "--callgrind-out-file=" + valgrind_out] + argv
+            w = start(argv, "invoice-worker", stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+        say("%s: %s (%s events, latency %d ms, max_in_flight %d)" %
+            (tag, label, fmt(n_events), latency_ms, max_in_flight))
+        if python:
+            wait_log(out_path, "assigned", w, 60)
+        else:
+            wait_log(log, "partitions assigned", w, 300 if valgrind_out else 60)
+        if valgrind_out:
+            subprocess.run(["callgrind_control", "--instr=on", str(w.pid)], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cpu0 = proc_cpu_s(w.pid)
+        others = {"target-sim": st.sim.pid, "redis-server": st.redis.pid, "kafka-local": st.kafka.pid}
+        others0 = {k: proc_cpu_s(pid) for k, pid in others.items()}
+        wall0 = time.time()
+        sender = start([self.bin, "send", "-c", send_cfg, "--lines", "--no-check", events_path],
+                       "send", stdout=subprocess.DEVNULL, stderr=open(log + ".send", "wb"))
+        done, last_print, last_done, last_t = 0, 0.0, 0, time.monotonic()
+        samples = []  # the worker's iw_in_flight gauge (updated once a second) while busy
+        end = time.monotonic() + timeout
+        while done < expect:
+            if w.poll() is not None:
+                raise RuntimeError("%s exited with %s; see %s" % (label, w.returncode, log))
+            if time.monotonic() > end:
+                raise RuntimeError("%s: %d of %d results after %d s" % (label, done, expect, timeout))
+            time.sleep(1.0 if valgrind_out else 0.25)
+            if python:
+                with open(out_path) as f:
+                    lines = [l for l in f.read().split("\n") if l.startswith("results ")]
+                done = int(lines[-1].split()[1]) if lines else 0
+            else:
+                v = metric_sum(http_port, "iw_results_total")
+                done = int(v) if v is not None else done
+                inf = metric_sum(http_port, "iw_in_flight")
+                if inf is not None and 0 < done < expect:
+                    samples.append(inf)
+            now = time.monotonic()
+            if now - last_print >= 1.0:
+                rate = (done - last_done) / (now - last_t) if now > last_t else 0
+                progress("%s: %s/%s results, %s/s" % (label, fmt(done), fmt(expect), fmt(rate)))
+                last_print, last_done, last_t = now, done, now
+        progress_end()
+        if valgrind_out:
+            subprocess.run(["callgrind_control", "--instr=off", str(w.pid)], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wall1 = time.time()
+        cpu1 = proc_cpu_s(w.pid)
+        hwm = proc_hwm_kb(w.pid)
+        others1 = {k: proc_cpu_s(pid) for k, pid in others.items()}
+        _, status, ru = os.wait4(sender.pid, 0)  # reaps it, with its CPU time
+        sender.returncode = os.waitstatus_to_exitcode(status)
+        stop(sender)
+        if sender.returncode != 0:
+            raise RuntimeError("send failed; see %s.send" % log)
+        first = first_timestamp(st.brokers, "invoice-events")
+        res = read_results(st.brokers, "invoice-results", expect)
+        stats = st.sim_call("GET", "/_sim/stats")
+        r = {
+            "label": label, "events": n_events, "expect": expect, "latency_ms": latency_ms,
+            "max_in_flight": max_in_flight, "max_concurrency": max_concurrency or 32,
+            "results": res["count"], "statuses": res["statuses"],
+            "seconds": (res["last_ts"] - first) / 1000.0 if first and res["last_ts"] else None,
+            "wall_seconds": wall1 - wall0, "cpu_s": cpu1 - cpu0, "peak_rss_kb": hwm,
+            "sim_requests": stats.get("requests", 0),
+            "sim_2xx": sum(v for k, v in stats.get("by_status", {}).items() if k.startswith("2")),
+            "command": " ".join(argv),
+            "other_cpu_us_per_event": dict(
+                {k: (others1[k] - others0[k]) * 1e6 / n_events for k in others},
+                **{"invoice-worker send": (ru.ru_utime + ru.ru_stime) * 1e6 / n_events}),
+            "in_flight_max": max(samples) if samples else None,
+            "in_flight_mean": sum(samples) / len(samples) if samples else None,
+        }
+        r["events_per_s"] = n_events / r["seconds"] if r["seconds"] else 0
+        r["cpu_us_per_event"] = r["cpu_s"] * 1e6 / n_events
+        self._stop_worker(w, valgrind_out)
+        st.kafka_stop()
+        say("   %s events/s end to end (%.2f s), %s us CPU/event, peak RSS %s MiB, "
+            "%s calls (%s 2xx)" % (fmt(r["events_per_s"]), r["seconds"] or 0,
+                                   fmt(r["cpu_us_per_event"]), fmt(hwm / 1024, 1),
+                                   fmt(r["sim_requests"]), fmt(r["sim_2xx"])))
+        self.check("%s: %d results" % (label, expect), res["count"] == expect,
+                   "read %d" % res["count"])
+        return r
+
+    def _stop_worker(self, w, valgrind_out):
+        stop(w, timeout=120 if valgrind_out else 30)
+
+    # ---- scenario 1 ----
+
+    def wrk_requests(self, event_path, targets):
+        """The exact requests the worker sends for one event, one per target, via
+        `invoice-worker render` (secrets are printed as *** and put back here)."""
+        secrets = {"centra_soap": ["demo", "demo"], "centra_navision": [],
+                   "midnight": ["sim-prc", "sim-midnight", "sim-mis"],
+                   "ebizcharge": ["sim-security-id"], "invoicexpress": ["sim-api-key"]}
+        with open(event_path) as f:
+            ev = json.loads(f.readline())
+        one = os.path.join(self.work, "wrk-event.json")
+        self.stack.brokers = self.stack.brokers or "127.0.0.1:9"  # render does not connect
+        cfg = self.stack.worker_config(os.path.join(self.work, "wrk-render.json"), 1)
+        reqs = []
+        for t in targets:
+            e = dict(ev, targets=[t])
+            with open(one, "w") as f:
+                json.dump(e, f)
+            text = subprocess.run([self.bin, "render", "-c", cfg, "--target", t, one], check=True,
+                                  capture_output=True).stdout.decode("utf-8")
+            for s in secrets[t]:
+                text = text.replace("***", s, 1)
+            if "***" in text:
+                raise RuntimeError("render of %s hides a secret this script does not know" % t)
+            head, body = text.split("\n\n", 1)
+            lines = head.split("\n")
+            method, url = lines[0].split(" ", 1)
+            path = "/" + url.split("/", 3)[3]
+            hdrs = [l for l in lines[1:] if l and not l.lower().startswith(("idempotency-key:", "x-request-id:"))]
+            if body.endswith("\n"):  # render ends its output with a newline; the body has none
+                body = body[:-1]
+            body = body.encode()
+            reqs.append({"target": t, "method": method, "path": path, "headers": hdrs,
+                         "body": body})
+        return reqs
+
+    def wrk(self, label, reqs, connections, seconds, latency_ms=0):
+        """wrk POSTing the rendered requests round-robin, each with its own request id."""
+        lua = os.path.join(self.work, "wrk-%s.lua" % label)
+        parts = []
+        for r in reqs:
+            head = "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\nContent-Length: %d\r\n" % (
+                r["method"], r["path"], self.stack.sim_port, "\r\n".join(r["headers"]), len(r["body"]))
+            parts.append((head, r["target"], r["body"]))
+
+        def lstr(b):
+            """A Lua quoted string holding exactly the bytes b (long brackets would fold CR LF)."""
+            out = []
+            for c in b:
+                ch = chr(c)
+                if ch in '"\\':
+                    out.append("\\" + ch)
+                elif 32 <= c < 127:
+                    out.append(ch)
+                else:
+                    out.append("\\%03d" % c)
+            return '"' + "".join(out) + '"'
+        with open(lua, "w") as f:
+            f.write("-- generated by scripts/bench.d/bench.py: the worker's rendered requests\n")
+            f.write("local reqs = {\n")
+            for head, t, body in parts:
+                f.write("  {%s, %s, %s},\n" % (lstr(head.encode()), lstr(t.encode()),
+                                               lstr(b"\r\n" + body)))
+            f.write("}\n")
+            f.write("""
+local n = 0 -- tid is set per thread by setup()
+local threads = 0
+function setup(thread) threads = threads + 1; thread:set("tid", threads) end
+function request()
+  n = n + 1
+  local r = reqs[(n % #reqs) + 1]
+  local id = string.format("WRK-%d-%d:%s", tid, n, r[2])
+  return r[1] .. "Idempotency-Key: " .. id .. "\\r\\nX-Request-ID: " .. id .. ":1\\r\\n" .. r[3]
+end
+""")
+        self.stack.prepare(latency_ms)
+        argv = ["wrk", "-t2", "-c%d" % connections, "-d%ds" % seconds, "-s", lua,
+                self.stack.sim_base + "/"]
+        say("wrk: %s, %d connections, %d s, latency %d ms" % (label, connections, seconds, latency_ms))
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
+        m = re.search(r"Requests/sec:\s*([\d.]+)", out)
+        stats = self.stack.sim_call("GET", "/_sim/stats")
+        total = stats.get("requests", 0)
+        ok = sum(v for k, v in stats.get("by_status", {}).items() if k.startswith("2"))
+        rps = float(m.group(1)) if m else 0.0
+        say("   %s requests/s, %s of %s answered 2xx" % (fmt(rps), fmt(ok), fmt(total)))
+        self.check("wrk %s: every request accepted (2xx)" % label, total > 0 and ok == total,
+                   "%d of %d" % (ok, total))
+        return {"label": label, "connections": connections, "seconds": seconds,
+                "requests_per_s": rps, "sim_requests": total, "sim_2xx": ok,
+                "command": " ".join(argv)}
+
+    def scenario1(self):
+        sz = self.sz
+        n, inv = sz["s1_events"], sz["s1_invoices"]
+        mixed = self.events("s1mixed", n, inv)
+        # one event per invoice: nothing to coalesce, so both workers make one call per event
+        centra = self.events("s1centra", sz["py_events"], sz["py_events"], "centra_soap")
+        s = {}
+        s["worker_mixed"] = self.run("invoice-worker, mixed adapters", mixed, n, n)
+        s["worker_centra"] = self.run("invoice-worker, centra_soap only", centra, sz["py_events"],
+                                      sz["py_events"])
+        s["python_centra"] = self.run("Python reference worker, centra_soap only", centra,
+                                      sz["py_events"], sz["py_events"], python=True,
+                                      timeout=1800)
+        reqs = self.wrk_requests(mixed, ADAPTERS)
+        s["wrk"] = []
+        for c in (64, 160):
+            s["wrk"].append(self.wrk("mixed", reqs, c, sz["wrk_s"]))
+        s["wrk_centra"] = self.wrk("centra_soap", [r for r in reqs if r["target"] == "centra_soap"],
+                                   64, sz["wrk_s"])
+        s["wrk_ceiling"] = max(x["requests_per_s"] for x in s["wrk"])
+        for k in ("worker_mixed", "worker_centra"):
+            ok = s[k]["statuses"].get("succeeded", 0)
+            sup = s[k]["statuses"].get("superseded", 0)
+            self.check("%s: every result succeeded or superseded" % k, ok + sup == s[k]["expect"],
+                       str(s[k]["statuses"]))
+            self.check("%s: one accepted call per succeeded result" % k,
+                       s[k]["sim_2xx"] == s[k]["sim_requests"] == ok,
+                       "%d 2xx of %d calls, %d succeeded" % (s[k]["sim_2xx"], s[k]["sim_requests"], ok))
+        p = s["python_centra"]
+        self.check("python: every result succeeded", p["statuses"].get("succeeded", 0) == p["expect"],
+                   str(p["statuses"]))
+        self.check("python: every call accepted by the simulator (validation on)",
+                   p["sim_2xx"] == p["sim_requests"] == p["expect"],
+                   "%d 2xx of %d calls" % (p["sim_2xx"], p["sim_requests"]))
+        self.results["scenarios"]["s1"] = s
+
+    # ---- scenario 2 ----
+
+    def scenario2(self):
+        n, inv = self.sz["s2_events"], self.sz["s2_invoices"]
+        path = self.events("s2", n, inv)
+        r = self.run("slow target", path, n, n, latency_ms=100, max_in_flight=512,
+                     max_concurrency=512)
+        r["bound"] = 512 / 0.1
+        # the same simulator at the same latency driven by wrk with 512 connections: what a
+        # client holding 512 requests in flight gets from it on this machine right now
+        r["wrk"] = self.wrk("slow", self.wrk_requests(path, ADAPTERS), 512,
+                            max(3, self.sz["wrk_s"]), latency_ms=100)
+        self.check("slow target: every result succeeded", r["statuses"].get("succeeded", 0) == n,
+                   str(r["statuses"]))
+        self.results["scenarios"]["s2"] = r
+
+    # ---- scenario 3 ----
+
+    def scenario3(self):
+        n, inv = self.sz["s3_events"], self.sz["s3_invoices"]
+        path = self.events("s3", n, inv)
+        r = self.run("hot invoices", path, n, n, latency_ms=50)
+        highest = n // inv  # every invoice gets the same number of versions
+        final_ok, regressed, seen = 0, 0, 0
+        for t in ADAPTERS:
+            state = self.stack.sim_call("GET", "/_sim/state?target=" + t)
+            invs = state.get("targets", {}).get(t, {}).get("invoices", {})
+            for rec in invs.values():
+                seen += 1
+                if int(rec.get("version") or 0) == highest:
+                    final_ok += 1
+                if int(rec.get("version") or 0) < int(rec.get("max_version") or 0):
+                    regressed += 1
+        r.update(highest=highest, invoices=inv, final_ok=final_ok, final_seen=seen,
+                 regressed=regressed)
+        self.check("hot invoices: every invoice ends at its highest version (%d)" % highest,
+                   final_ok == inv and seen == inv and regressed == 0,
+                   "%d of %d at v%d, %d regressed" % (final_ok, seen, highest, regressed))
+        sup = r["statuses"].get("superseded", 0)
+        self.check("hot invoices: calls + superseded = events",
+                   r["statuses"].get("succeeded", 0) + sup == n, str(r["statuses"]))
+        self.results["scenarios"]["s3"] = r
+
+    # ---- scenario 4 ----
+
+    def scenario4(self):
+        rows = []
+        for mif in (1, 8, 64, 512):
+            bound = mif / 0.02
+            n = int(min(self.sz["s4_max"], max(50, bound * self.sz["s4_seconds"])))
+            path = self.events("s4n%d" % n, n, n)
+            r = self.run("scaling, max_in_flight %d" % mif, path, n, n, latency_ms=20,
+                         max_in_flight=mif, max_concurrency=512)
+            r["bound"] = bound
+            rows.append(r)
+        self.results["scenarios"]["s4"] = rows
+
+    # ---- scenario 5 ----
+
+    STAGES = [
+        # (stage, functions whose inclusive cost counts, functions subtracted, note)
+        ("parse", ["iw_event_parse"], [], "iw_event_parse (cJSON parse + model read)"),
+        ("ledger", ["iw_ledger_claim", "iw_ledger_complete", "iw_ledger_release",
+                    "iw_ledger_renew"], [], "iw_ledger_claim/complete/release/renew"),
+        ("render", ["centra_render", "ebiz_render", "ix_render", "mn_render",
+                    "centra_validate", "ebiz_validate", "ix_validate", "mn_validate",
+                    "iw_request_add_call_headers"], [],
+         "the adapters' *_render and *_validate, iw_request_add_call_headers"),
+        ("HTTP", ["iw_dispatch_run"],
+         ["centra_render", "ebiz_render", "ix_render", "mn_render", "iw_request_add_call_headers",
+          "centra_classify", "ebiz_classify", "ix_classify", "mn_classify", "deliver"],
+         "iw_dispatch_run (libcurl multi) minus render, classify and the completion callbacks"),
+        ("classify", ["centra_classify", "ebiz_classify", "ix_classify", "mn_classify"], [],
+         "the adapters' *_classify (reply parsing)"),
+        ("produce", ["publish"], ["iw_log"],
+         "publish (result JSON + rd_kafka_producev + delivery bookkeeping) minus iw_log"),
+        ("log", ["iw_log"], [], "iw_log (one JSON line per result at info level)"),
+        ("consume", ["take_message", "rd_kafka_consumer_poll"], ["iw_event_parse"],
+         "rd_kafka_consumer_poll + take_message minus parse"),
+    ]
+
+    @staticmethod
+    def annotate(path):
+        """callgrind_annotate's inclusive listing of one profile: (text, total, {function: Ir})."""
+        text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100",
+                               "--auto=no", path], capture_output=True, text=True, check=True).stdout
+        total, incl = 0, {}
+        for line in text.splitlines():
+            m = re.match(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(.*?)(\s+\[.*\])?$", line)
+            if not m:
+                continue
+            ir = int(m.group(1).replace(",", ""))
+            what = m.group(2).strip()
+            if what == "PROGRAM TOTALS":
+                total = ir
+                continue
+            if not m.group(3):
+                continue
+            fn = what.rsplit(":", 1)[-1].strip()
+            if "'" in fn:  # a recursion level; the outer call's inclusive count covers it
+                continue
+            fn = re.sub(r"\.(constprop|isra|part|cold)\.\d+.*$", "", fn)
+            incl[fn] = max(incl.get(fn, 0), ir)  # a name listed under several files: the whole
+        return text, total, incl
+
+    def scenario5(self):
+        n = self.sz["s5_events"]
+        path = self.events("s5", n, n)
+        cg = os.path.join(self.out, "callgrind.out")
+        for old in os.listdir(self.out):
+            if old.startswith("callgrind.out"):
+                os.remove(os.path.join(self.out, old))
+        r = self.run("callgrind, %d events" % n, path, n, n, valgrind_out=cg, timeout=3600)
+        # one profile per thread (--separate-threads=yes): -01 is the main thread (the loop)
+        files = sorted(f for f in os.listdir(self.out) if re.match(r"callgrind\.out-\d+$", f))
+        main_text, main_total, incl = self.annotate(os.path.join(self.out, files[0]))
+        with open(os.path.join(self.out, "callgrind-inclusive.txt"), "w") as f:
+            f.write(main_text)
+        kafka_ir, http_ir = 0, 0
+        for f in files[1:]:
+            p = os.path.join(self.out, f)
+            _, t, _ = self.annotate(p)
+            with open(p, errors="replace") as fh:
+                if "libmicrohttpd" in fh.read():
+                    http_ir += t
+                else:
+                    kafka_ir += t
+        stages, missing = [], []
+        optional = {"iw_ledger_release", "iw_ledger_renew"}  # not called in every run
+        for name, plus, minus, note in self.STAGES:
+            for fn in plus:
+                if fn not in incl and fn not in optional:
+                    missing.append(fn)
+            v = sum(incl.get(fn, 0) for fn in plus) - sum(incl.get(fn, 0) for fn in minus)
+            stages.append({"stage": name, "ir": v, "per_event": v / n, "functions": note})
+        staged = sum(x["ir"] for x in stages)
+        stages.append({"stage": "loop", "ir": main_total - staged,
+                       "per_event": (main_total - staged) / n,
+                       "functions": "the rest of the main thread: the loop, lanes, queues, flow "
+                                    "control, offsets, metrics, malloc/free between stages"})
+        stages.append({"stage": "librdkafka threads", "ir": kafka_ir, "per_event": kafka_ir / n,
+                       "functions": "librdkafka's broker and background threads (fetch, lz4, "
+                                    "produce requests)"})
+        total = main_total + kafka_ir
+        r.update(total_ir=total, per_event=total / n, main_per_event=main_total / n,
+                 metrics_thread_per_event=http_ir / n, stages=stages, missing=missing,
+                 annotate="callgrind_annotate --inclusive=yes " + os.path.join(self.out, files[0]))
+        if missing:
+            say("callgrind: functions not found (renamed or inlined?): " + ", ".join(missing))
+        self.check("callgrind: every stage function found", not missing, ", ".join(missing))
+        say("   %s instructions/event (main thread %s, librdkafka threads %s)" % (
+            fmt(total / n), fmt(main_total / n), fmt(kafka_ir / n)))
+        self.results["scenarios"]["s5"] = r
+
+    # ---- all ----
+
+    def machine(self):
+        model = ""
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+
+        def pkg(p):
+            r = subprocess.run(["dpkg-query", "-W", "-f=${Version}", p], capture_output=True, text=True)
+            return r.stdout.strip() or "not installed"
+        pkgs = ["librdkafka1", "libcurl4", "libxml2", "libcjson1", "libhiredis0.14",
+                "libmicrohttpd12", "redis-server", "kcat", "wrk", "valgrind", "gnuplot-nox",
+                "python3", "python3-confluent-kafka", "python3-redis", "python3-requests", "gcc"]
+        ver = subprocess.run([self.bin, "--version"], capture_output=True, text=True).stdout.strip()
+        cache = os.path.join(self.build, "CMakeCache.txt")
+        btype = ""
+        if os.path.exists(cache):
+            m = re.search(r"^CMAKE_BUILD_TYPE:\w+=(.*)$", open(cache).read(), re.M)
+            btype = m.group(1) if m else ""
+        with open("/proc/loadavg") as f:
+            load = " ".join(f.read().split()[:3])
+        return {"cores": os.cpu_count(), "cpu": model, "kernel": platform.release(),
+                "worker_version": ver, "build_type": btype or "RelWithDebInfo (default)",
+                "packages": {p: pkg(p) for p in pkgs}, "load_before": load}
+
+    def main(self):
+        self.results["machine"] = self.machine()
+        self.results["sizes"] = self.sz
+        self.stack = Stack(self.build, self.work)
+        only = set(self.a.only.split(",")) if self.a.only else None
+        for key, fn in (("s1", self.scenario1), ("s2", self.scenario2), ("s3", self.scenario3),
+                        ("s4", self.scenario4), ("s5", self.scenario5)):
+            if only and key not in only:
+                continue
+            say("== scenario %s" % key[1])
+            fn()
+            self._save()
+        self.results["runtime_s"] = time.monotonic() - T0
+        with open("/proc/loadavg") as f:
+            self.results["machine"]["load_after"] = " ".join(f.read().split()[:3])
+        self._save()
+
+    def _save(self):
+        with open(os.path.join(self.out, "results.json"), "w") as f:
+            json.dump(self.results, f, indent=2)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", required=True, help="build folder with invoice-worker etc.")
+    ap.add_argument("--out", required=True, help="output folder")
+    ap.add_argument("--quick", action="store_true", help="small sizes: a smoke check")
+    ap.add_argument("--only", help="comma list of scenarios to run (s1,...,s5)")
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    Bench(a).main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,352 @@
+#!/usr/bin/python3
+"""report.py: turns build/bench/results.json (written by bench.py) into report.md and the data
+files plots.gp draws (throughput.dat, scaling.dat, stages.dat, cpu.dat)."""
+import argparse
+import json
+import os
+import sys
+import time
+
+TARGET_EPS = 10000  # scenario 1: events per second
+TARGET_X_PY = 10    # scenario 1: times the Python worker
+TARGET_WRK = 0.30   # scenario 1: share of the wrk ceiling
+TARGET_BOUND = 0.90  # scenario 2: share of max_in_flight / latency
+
+
+def n(v, digits=0):
+    if v is None:
+        return "n/a"
+    return ("{:,.%df}" % digits).format(v)
+
+
+def met(ok):
+    return "met" if ok else "**not met**"
+
+
+class Report:
+    def __init__(self, res, out):
+        self.r, self.out, self.lines = res, out, []
+
+    def w(self, text=""):
+        self.lines.append(text)
+
+    def table(self, head, rows):
+        self.w("| " + " | ".join(head) + " |")
+        self.w("|" + "|".join("---" for _ in head) + "|")
+        for row in rows:
+            self.w("| " + " | ".join(str(c) for c in row) + " |")
+        self.w()
+
+    def run_rows(self, runs):
+        rows = []
+        for x in runs:
+            rows.append([x["label"], n(x["events"]), n(x["seconds"], 2), n(x["events_per_s"]),
+                         n(x["cpu_us_per_event"]), n(x["peak_rss_kb"] / 1024, 1),
+                         n(x["sim_requests"]), ", ".join("%s %s" % (v, k) for k, v in
+                                                         sorted(x["statuses"].items()))])
+        self.table(["run", "events", "seconds", "events/s", "worker CPU us/event",
+                    "peak RSS MiB", "calls sent", "results"], rows)
+
+    def build(self):
+        r = self.r
+        m = r["machine"]
+        sc = r["scenarios"]
+        quick = r["mode"] == "quick"
+        self.w("# invoice-worker benchmark")
+        self.w()
+        self.w("Written by `scripts/bench%s` on %s; the whole run took %s s. %s" % (
+            " --quick" if quick else "", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            n(r.get("runtime_s")),
+            "**Quick mode: small sizes, a smoke check; the figures are not the benchmark.**"
+            if quick else ""))
+        self.w()
+        self.w("## Machine")
+        self.w()
+        self.w("- %d cores, %s, Linux %s; load average %s before, %s after (the machine is shared: "
+               "other work ran at the same time, which is why every comparison is measured in "
+               "the same run)." % (m["cores"], m["cpu"], m["kernel"], m["load_before"],
+                                   m.get("load_after", "n/a")))
+        self.w("- %s, build type %s." % (m["worker_version"], m["build_type"]))
+        self.w("- Debian packages: " + ", ".join("%s %s" % kv for kv in m["packages"].items()) + ".")
+        self.w()
+        self.summary(sc)
+        self.method()
+        if "s1" in sc:
+            self.s1(sc["s1"])
+        if "s2" in sc:
+            self.s2(sc["s2"])
+        if "s3" in sc:
+            self.s3(sc["s3"])
+        if "s4" in sc:
+            self.s4(sc["s4"])
+        if "s5" in sc:
+            self.s5(sc["s5"])
+        self.checks()
+        return "\n".join(self.lines) + "\n"
+
+    def summary(self, sc):
+        self.w("## Summary")
+        self.w()
+        rows = []
+        if "s1" in sc:
+            s = sc["s1"]
+            wm, py, wc = s["worker_mixed"], s["python_centra"], s["worker_centra"]
+            rows.append(["1. throughput, fast target (mixed adapters)",
+                         "%s events/s" % n(wm["events_per_s"]), ">= %s events/s" % n(TARGET_EPS),
+                         met(wm["events_per_s"] >= TARGET_EPS)])
+            x = wc["events_per_s"] / py["events_per_s"] if py["events_per_s"] else 0
+            rows.append(["1. vs the Python reference worker (centra_soap only, same events)",
+                         "%.1fx (%s vs %s events/s); CPU per event %.1fx less" % (
+                             x, n(wc["events_per_s"]), n(py["events_per_s"]),
+                             py["cpu_us_per_event"] / wc["cpu_us_per_event"]),
+                         ">= %dx" % TARGET_X_PY, met(x >= TARGET_X_PY)])
+            share = wm["events_per_s"] / s["wrk_ceiling"] if s["wrk_ceiling"] else 0
+            rows.append(["1. share of the wrk ceiling (same requests, same simulator)",
+                         "%.0f%% (%s of %s requests/s)" % (100 * share, n(wm["events_per_s"]),
+                                                          n(s["wrk_ceiling"])),
+                         ">= %d%%" % (100 * TARGET_WRK), met(share >= TARGET_WRK)])
+        if "s2" in sc:
+            s = sc["s2"]
+            share = s["events_per_s"] / s["bound"]
+            rows.append(["2. slow target (100 ms, max_in_flight 512)",
+                         "%s events/s = %.0f%% of %s" % (n(s["events_per_s"]), 100 * share,
+                                                         n(s["bound"])),
+                         ">= %d%% of the bound" % (100 * TARGET_BOUND), met(share >= TARGET_BOUND)])
+        if "s3" in sc:
+            s = sc["s3"]
+            ok = s["final_ok"] == s["invoices"] and s["regressed"] == 0
+            rows.append(["3. hot invoices (coalescing)",
+                         "%s calls for %s events (%.1f%%); %d of %d invoices end at v%d" % (
+                             n(s["sim_requests"]), n(s["events"]),
+                             100.0 * s["sim_requests"] / s["events"], s["final_ok"], s["invoices"],
+                             s["highest"]),
+                         "final state = highest version", met(ok)])
+        if "s4" in sc:
+            rows.append(["4. scaling curve (20 ms)", ", ".join(
+                "%d: %s/s" % (x["max_in_flight"], n(x["events_per_s"])) for x in sc["s4"]),
+                "plotted", "-"])
+        if "s5" in sc:
+            s = sc["s5"]
+            rows.append(["5. cost per event (callgrind)", "%s instructions/event" % n(s["per_event"]),
+                         "tracked for regressions", "-"])
+        self.table(["scenario", "measured", "target", ""], rows)
+
+    def method(self):
+        m = self.r["sizes"]
+        self.w("## Method")
+        self.w()
+        self.w("- The local stack: `redis-server`, `target-sim` (all five APIs, **validation on**: "
+               "every request is checked against its contract) and, for each measured run, a "
+               "fresh `kafka-local` (librdkafka's mock cluster: 3 brokers, 32 partitions per "
+               "topic). The ledger and the simulator are reset before each run.")
+        self.w("- Events are the complete fixture invoice (`tests/fixtures/events/complete.json`, "
+               "2 lines, about 3.5 KB of JSON) with ids, version and target replaced "
+               "(`scripts/bench.d/gen_events.py`). \"Mixed adapters\": invoice *i* goes to "
+               "adapter *i* mod 5; events of one invoice come in version order.")
+        self.w("- The worker is started first and measured once it has joined the group (its "
+               "\"partitions assigned\" log line). Then `invoice-worker send --lines` produces "
+               "the events (lz4-compressed, so they fit the mock's 5 MB per partition) **while "
+               "the worker runs**, on the same 2 cores.")
+        self.w("- **End to end** = from the CreateTime of the first input message (the first "
+               "produce) to the CreateTime of the last result message, both read back from "
+               "Kafka. events/s = events / that time.")
+        self.w("- **Worker CPU** = user + system time of the worker process (`/proc/PID/stat`) "
+               "from just before the first produce to the last result, divided by events. "
+               "**Peak RSS** = `VmHWM`. The worker logs at `info` (one line per result), as "
+               "in production.")
+        self.w("- Results are read back and counted; every run must produce exactly one result "
+               "per event; the simulator's `/_sim/stats` gives the calls it received and "
+               "their statuses.")
+        self.w("- Sizes of this run: `%s`." % json.dumps(m))
+        self.w()
+
+    def s1(self, s):
+        self.w("## 1. Throughput, fast target")
+        self.w()
+        self.w("Simulator latency 0, validation on, `max_in_flight` 512, `max_concurrency` 32 "
+               "per target (the defaults). The Python reference worker "
+               "(`scripts/bench.d/reference_worker.py`: confluent-kafka consumer and producer, "
+               "Redis `SET NX EX` dedup, xml.etree rendering of centra_soap with the same "
+               "mapping, a pool of 64 threads with a keep-alive `requests.Session` each) "
+               "implements one adapter, so it is compared on a centra_soap-only event set with "
+               "one event per invoice (nothing to coalesce), which invoice-worker also runs.")
+        self.w()
+        self.run_rows([s["worker_mixed"], s["worker_centra"], s["python_centra"]])
+        rows = [[x["label"], x["connections"], x["seconds"], n(x["requests_per_s"]),
+                 "%s of %s" % (n(x["sim_2xx"]), n(x["sim_requests"]))]
+                for x in s["wrk"] + [s["wrk_centra"]]]
+        self.w("The HTTP ceiling: `wrk` (2 threads) sending the requests `invoice-worker render` "
+               "prints for one event (one per adapter, round robin; each with its own "
+               "Idempotency-Key and X-Request-ID) to the same simulator. The ceiling is the best "
+               "mixed figure: **%s requests/s**." % n(s["wrk_ceiling"]))
+        self.w()
+        self.table(["wrk run", "connections", "seconds", "requests/s", "2xx"], rows)
+        wm = s["worker_mixed"]
+        if wm.get("other_cpu_us_per_event"):
+            self.w("CPU per event of every process in the mixed run (the machine has 2 cores, so "
+                   "the sum bounds the throughput at about 2 s / sum):")
+            self.w()
+            procs = dict(wm["other_cpu_us_per_event"])
+            procs = dict({"invoice-worker run": wm["cpu_us_per_event"]}, **procs)
+            total = sum(procs.values())
+            rows = [[k, n(v), "%.0f%%" % (100 * v / total)] for k, v in procs.items()]
+            rows.append(["**sum**", n(total), "-> at most %s events/s on 2 idle cores" %
+                         n(2e6 / total)])
+            self.table(["process", "CPU us/event", "share"], rows)
+        self.w("![throughput](throughput.png)")
+        self.w()
+        self.w("![cpu](cpu.png)")
+        self.w()
+        self.commands([wm, s["worker_centra"], s["python_centra"]] + s["wrk"] + [s["wrk_centra"]])
+
+    def commands(self, runs):
+        self.w("Command lines (config files are kept under `build/bench/work/`):")
+        self.w()
+        self.w("```")
+        for x in runs:
+            self.w(x["command"])
+        self.w("invoice-worker send -c runNN-send.json --lines --no-check EVENTS.jsonl  # the producer")
+        self.w("```")
+        self.w()
+
+    def s2(self, s):
+        self.w("## 2. Slow target")
+        self.w()
+        self.w("Simulator latency 100 ms on every target, %s events over %s invoices, "
+               "`max_in_flight` 512 and `max_concurrency` 512 per target (so the global bound "
+               "is the one that binds). Concurrency bound: 512 / 0.1 s = %s events/s." % (
+                   n(s["events"]), n(self.r["sizes"]["s2_invoices"]), n(s["bound"])))
+        self.w()
+        self.run_rows([s])
+        self.w("Measured: **%s events/s = %.0f%% of the bound**. The worker's `iw_in_flight` "
+               "gauge (sampled once a second while busy) averaged %s, peak %s; by Little's law "
+               "a call took %s ms on average against 100 ms of simulator latency." % (
+                   n(s["events_per_s"]), 100 * s["events_per_s"] / s["bound"],
+                   n(s["in_flight_mean"]), n(s["in_flight_max"]),
+                   n(1000 * s["in_flight_mean"] / s["events_per_s"]) if s["in_flight_mean"]
+                   else "n/a"))
+        self.w()
+        if s.get("wrk"):
+            x = s["wrk"]
+            self.w("In the same run, `wrk` with %d connections against the same simulator at the "
+                   "same 100 ms got **%s requests/s** (%.0f%% of the bound): that is what the "
+                   "simulator and this machine allow a client that keeps 512 requests in flight." % (
+                       x["connections"], n(x["requests_per_s"]), 100 * x["requests_per_s"] / s["bound"]))
+            self.w()
+        self.commands([s] + ([s["wrk"]] if s.get("wrk") else []))
+
+    def s3(self, s):
+        self.w("## 3. Hot invoices")
+        self.w()
+        self.w("%s events over %s invoices (versions 1..%d of each), latency 50 ms." % (
+            n(s["events"]), n(s["invoices"]), s["highest"]))
+        self.w()
+        self.run_rows([s])
+        sup = s["statuses"].get("superseded", 0)
+        self.w("- Calls sent: **%s for %s events** (%.1f%%); %s events were superseded by a newer "
+               "version while they waited behind their invoice's call in flight." % (
+                   n(s["sim_requests"]), n(s["events"]), 100.0 * s["sim_requests"] / s["events"],
+                   n(sup)))
+        self.w("- Final state at the simulator: %d of %d invoices hold version %d (their highest); "
+               "%d ever went back to a lower version." % (s["final_ok"], s["final_seen"],
+                                                          s["highest"], s["regressed"]))
+        self.w()
+        self.commands([s])
+
+    def s4(self, rows):
+        self.w("## 4. Scaling with max_in_flight")
+        self.w()
+        self.w("Latency 20 ms, one event per invoice, `max_concurrency` 512 per target; the "
+               "bound is max_in_flight / 20 ms.")
+        self.w()
+        self.table(["max_in_flight", "events", "events/s", "bound", "share of bound",
+                    "worker CPU us/event"],
+                   [[x["max_in_flight"], n(x["events"]), n(x["events_per_s"]), n(x["bound"]),
+                     "%.0f%%" % (100 * x["events_per_s"] / x["bound"]),
+                     n(x["cpu_us_per_event"])] for x in rows])
+        self.w("![scaling](scaling.png)")
+        self.w()
+        self.commands(rows)
+
+    def s5(self, s):
+        self.w("## 5. Cost per event (instructions, callgrind)")
+        self.w()
+        self.w("The worker under `valgrind --tool=callgrind --separate-threads=yes "
+               "--instr-atstart=no` for %s events (mixed adapters, latency 0); instrumentation is "
+               "switched on with `callgrind_control` once the worker has joined the group and off "
+               "after the last result, so startup and shutdown are not counted. Instruction "
+               "counts do not depend on the machine's load: this is the figure to compare "
+               "between commits. **%s instructions per event** (main thread %s, librdkafka "
+               "threads %s; the metrics HTTP thread, polled by the benchmark, %s, not "
+               "counted). Inclusive counts of the main thread from `%s`, split by stage:" % (
+                   n(s["events"]), n(s["per_event"]), n(s.get("main_per_event")),
+                   n(s["stages"][-1]["per_event"]), n(s.get("metrics_thread_per_event")),
+                   s["annotate"]))
+        self.w()
+        total = s["total_ir"] or 1
+        self.table(["stage", "instructions/event", "share", "counted as"],
+                   [[x["stage"], n(x["per_event"]), "%.1f%%" % (100.0 * x["ir"] / total),
+                     x["functions"]] for x in s["stages"]])
+        if s.get("missing"):
+            self.w("Functions not found in the profile: %s." % ", ".join(s["missing"]))
+            self.w()
+        self.w("![stages](stages.png)")
+        self.w()
+        self.w("The full inclusive listing is `callgrind-inclusive.txt`; open `callgrind.out` "
+               "with `callgrind_annotate` or KCachegrind for call trees.")
+        self.w()
+        self.commands([s])
+
+    def checks(self):
+        self.w("## Checks")
+        self.w()
+        for c in self.r["checks"]:
+            self.w("- [%s] %s%s" % ("x" if c["ok"] else " ", c["what"],
+                                    (" (%s)" % c["detail"]) if c["detail"] and not c["ok"] else ""))
+        self.w()
+
+    def data(self):
+        sc = self.r["scenarios"]
+        if "s1" in sc:
+            s = sc["s1"]
+            with open(os.path.join(self.out, "throughput.dat"), "w") as f:
+                f.write("# label value\n")
+                f.write('"invoice-worker\\nmixed" %.1f\n' % s["worker_mixed"]["events_per_s"])
+                f.write('"invoice-worker\\ncentra_soap" %.1f\n' % s["worker_centra"]["events_per_s"])
+                f.write('"Python worker\\ncentra_soap" %.1f\n' % s["python_centra"]["events_per_s"])
+                f.write('"wrk ceiling\\nmixed" %.1f\n' % s["wrk_ceiling"])
+                f.write('"wrk\\ncentra_soap" %.1f\n' % s["wrk_centra"]["requests_per_s"])
+            wm = s["worker_mixed"]
+            with open(os.path.join(self.out, "cpu.dat"), "w") as f:
+                f.write("# process cpu_us_per_event\n")
+                f.write('"invoice-worker" %.1f\n' % wm["cpu_us_per_event"])
+                for k, v in (wm.get("other_cpu_us_per_event") or {}).items():
+                    f.write('"%s" %.1f\n' % (k, v))
+        if "s4" in sc:
+            with open(os.path.join(self.out, "scaling.dat"), "w") as f:
+                f.write("# max_in_flight events_per_s bound\n")
+                for x in sc["s4"]:
+                    f.write("%d %.1f %.1f\n" % (x["max_in_flight"], x["events_per_s"], x["bound"]))
+        if "s5" in sc:
+            with open(os.path.join(self.out, "stages.dat"), "w") as f:
+                f.write("# stage instructions_per_event\n")
+                for x in sc["s5"]["stages"]:
+                    f.write('"%s" %.0f\n' % (x["stage"], max(0, x["per_event"])))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    with open(os.path.join(a.out, "results.json")) as f:
+        res = json.load(f)
+    rep = Report(res, a.out)
+    text = rep.build()
+    rep.data()
+    with open(os.path.join(a.out, "report.md"), "w") as f:
+        f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
