@@ -246,14 +246,25 @@ static void reject(iw_dispatch *d, call *c, const char *message)
     finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_VALIDATION, "validation", message);
 }
 
+/* Bytes of UTF-8 text s to print with "%.*s" so that at most max bytes are shown and no
+ * character is cut (a reply's text may be multi-byte). */
+static int utf8_prec(const char *s, size_t max)
+{
+    size_t l = strnlen(s, max);
+    if (l == max)
+        while (l > 0 && ((unsigned char)s[l] & 0xC0) == 0x80)
+            l--;
+    return (int)l;
+}
+
 /* Ends c without an answer (abandon_all). */
 static void abandon(iw_dispatch *d, call *c)
 {
     char msg[sizeof(c->res.outcome.message)];
     iw_error_kind ek = c->res.attempts > 0 ? c->res.outcome.error_kind : IW_ERR_NONE;
     if (c->res.attempts > 0)
-        snprintf(msg, sizeof(msg), "abandoned after %d attempt%s (last: %.200s)", c->res.attempts,
-                 c->res.attempts == 1 ? "" : "s",
+        snprintf(msg, sizeof(msg), "abandoned after %d attempt%s (last: %.*s)", c->res.attempts,
+                 c->res.attempts == 1 ? "" : "s", utf8_prec(c->res.outcome.message, 200),
                  c->res.outcome.message);
     else
         snprintf(msg, sizeof(msg), "abandoned before the first attempt");
@@ -461,6 +472,11 @@ static int xfer_setup(xfer *x, const iw_target_conf *tc)
     if (tc->request_timeout_ms > 0)
         rc |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)tc->request_timeout_ms);
     rc |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, tc->follow_redirects ? 1L : 0L);
+    /* When redirects are followed, a 301/302/303 must not turn the update into a bodiless GET
+     * whose 200 would count as success. (Custom headers such as MISKEY go to the new location:
+     * enable follow_redirects only for endpoints you trust.) */
+    rc |= curl_easy_setopt(e, CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL);
+    rc |= curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
     if (tc->follow_redirects)
         rc |= curl_easy_setopt(e, CURLOPT_MAXREDIRS, MAX_REDIRECTS);
     rc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, tc->tls_verify ? 1L : 0L);
@@ -595,8 +611,8 @@ static void retry_or_exhaust(iw_dispatch *d, call *c, const iw_outcome *out, int
         }
     }
     char msg[sizeof(out->message)];
-    snprintf(msg, sizeof(msg), "after %d attempt%s: %.200s", c->res.attempts,
-             c->res.attempts == 1 ? "" : "s", out->message);
+    snprintf(msg, sizeof(msg), "after %d attempt%s: %.*s", c->res.attempts,
+             c->res.attempts == 1 ? "" : "s", utf8_prec(out->message, 200), out->message);
     iw_outcome *o = &c->res.outcome;
     o->kind = IW_OUTCOME_PERMANENT;
     o->error_kind = IW_ERR_EXHAUSTED;
@@ -648,8 +664,9 @@ static void fail_auth_waiters(iw_dispatch *d, tstate *t, const char *why)
     call *c;
     while ((c = q_pop(&t->authq))) {
         char msg[sizeof(c->res.outcome.message)];
-        snprintf(msg, sizeof(msg), "%.100s; token refresh failed: %.100s", c->res.outcome.message,
-                 why);
+        snprintf(msg, sizeof(msg), "%.*s; token refresh failed: %.*s",
+                 utf8_prec(c->res.outcome.message, 100), c->res.outcome.message,
+                 utf8_prec(why, 100), why);
         iw_outcome *o = &c->res.outcome;
         o->kind = IW_OUTCOME_AUTH;
         o->error_kind = IW_ERR_AUTH;
