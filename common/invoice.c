@@ -28,6 +28,8 @@
 #define MAX_ITEMS 10000
 /* Longest JSON path we report ("invoice.lines[12].discount_amount"). */
 #define PATH_MAX_BYTES 256
+/* Most fields in one table: read_object marks the fields it has seen in a 64-bit mask. */
+#define MAX_FIELDS 64
 
 /* How a JSON value maps onto a struct member. */
 enum kind {
@@ -253,20 +255,62 @@ static const field event_fields[] = {
 static const table event_table = TABLE(iw_event, event_fields);
 /* clang-format on */
 
-/* Parse state: the JSON path of the value being read, and where errors go. */
+/* read_object keeps one bit per field of a table. */
+#define FITS(f) _Static_assert(sizeof(f) / sizeof((f)[0]) <= MAX_FIELDS, #f " has too many fields")
+FITS(customer_fields);
+FITS(address_fields);
+FITS(target_refs_fields);
+FITS(refs_fields);
+FITS(flags_fields);
+FITS(line_fields);
+FITS(extra_charge_fields);
+FITS(custom_field_fields);
+FITS(invoice_fields);
+FITS(event_fields);
+
+/* Deepest path the schema has ("invoice.lines[2].quantity" is 4 frames), with room to spare. */
+#define MAX_FRAMES 8
+
+/* One step of the JSON path: ".key" when key is set, else "[index]". */
+typedef struct frame {
+    const char *key; /* field name (static table text), or NULL for an array index */
+    size_t index;    /* 0-based array index when key is NULL */
+} frame;
+
+/* Parse state: the JSON path of the value being read, and where errors go. The path is kept as
+ * frames and only turned into text when an error is reported. */
 typedef struct ctx {
-    char path[PATH_MAX_BYTES]; /* "invoice.lines[2].quantity" */
-    size_t plen;               /* strlen(path) */
-    char *errbuf;              /* caller's buffer, may be NULL */
-    size_t errlen;             /* its size */
+    frame frames[MAX_FRAMES]; /* invoice, lines, [2], quantity */
+    size_t depth;             /* frames in use */
+    char *errbuf;             /* caller's buffer, may be NULL */
+    size_t errlen;            /* its size */
 } ctx;
+
+/* Writes the jq-style path of the frames into path (PATH_MAX_BYTES, cut short if it must be)
+ * and returns its length. */
+static size_t format_path(const ctx *c, char *path)
+{
+    size_t plen = 0;
+    path[0] = '\0';
+    for (size_t d = 0; d < c->depth && d < MAX_FRAMES; d++) {
+        const frame *fr = &c->frames[d];
+        size_t room = PATH_MAX_BYTES - plen;
+        int n = fr->key ? snprintf(path + plen, room, "%s%s", plen ? "." : "", fr->key)
+                        : snprintf(path + plen, room, "[%zu]", fr->index);
+        if (n > 0)
+            plen = (size_t)n < room ? plen + (size_t)n : PATH_MAX_BYTES - 1;
+    }
+    return plen;
+}
 
 /* Writes "path: reason" (or just the reason at the top) and returns rc. */
 __attribute__((format(printf, 3, 4))) static int fail(ctx *c, int rc, const char *fmt, ...)
 {
     if (!c->errbuf || c->errlen == 0)
         return rc;
-    int n = c->plen ? snprintf(c->errbuf, c->errlen, "%s: ", c->path) : 0;
+    char path[PATH_MAX_BYTES];
+    size_t plen = format_path(c, path);
+    int n = plen ? snprintf(c->errbuf, c->errlen, "%s: ", path) : 0;
     if (n < 0 || (size_t)n >= c->errlen)
         return rc;
     va_list ap;
@@ -276,22 +320,17 @@ __attribute__((format(printf, 3, 4))) static int fail(ctx *c, int rc, const char
     return rc;
 }
 
-/* Appends ".key" or "[i]" to the path; returns the length to restore with path_pop. */
-static size_t path_push(ctx *c, const char *key, size_t index)
+/* Enters ".key" (key set) or "[index]" (key NULL); path_pop leaves it again. */
+static void path_push(ctx *c, const char *key, size_t index)
 {
-    size_t old = c->plen;
-    size_t room = sizeof c->path - old;
-    int n = key ? snprintf(c->path + old, room, "%s%s", old ? "." : "", key)
-                : snprintf(c->path + old, room, "[%zu]", index);
-    if (n > 0)
-        c->plen = (size_t)n < room ? old + (size_t)n : sizeof c->path - 1;
-    return old;
+    if (c->depth < MAX_FRAMES)
+        c->frames[c->depth] = (frame){.key = key, .index = index};
+    c->depth++;
 }
 
-static void path_pop(ctx *c, size_t old)
+static void path_pop(ctx *c)
 {
-    c->plen = old;
-    c->path[old] = '\0';
+    c->depth--;
 }
 
 /* ---- value rules ---- */
@@ -416,7 +455,7 @@ static int exact_int(ctx *c, const cJSON *item, int64_t *out)
     return 0;
 }
 
-static int read_string(ctx *c, const field *f, const cJSON *item, char **dst)
+static int read_string(ctx *c, const field *f, cJSON *item, char **dst)
 {
     if (!cJSON_IsString(item))
         return fail(c, IW_EINVAL, "expected a string");
@@ -426,10 +465,10 @@ static int read_string(ctx *c, const field *f, const cJSON *item, char **dst)
     const char *why = f->check ? f->check(s) : NULL;
     if (why)
         return fail(c, IW_EINVAL, "%s", why);
-    return store_copy(c, dst, s);
+    return store_copy(c, dst, item->valuestring);
 }
 
-static int read_id(ctx *c, const field *f, const cJSON *item, char **dst)
+static int read_id(ctx *c, const field *f, cJSON *item, char **dst)
 {
     if (cJSON_IsNumber(item)) {
         int64_t v = 0;
@@ -463,9 +502,8 @@ static int read_amount(ctx *c, const cJSON *item, iw_amount *dst)
     return 0;
 }
 
-/* Checks a string with a syntax rule, then stores a copy. */
-static int read_checked(ctx *c, const cJSON *item, char **dst, bool (*ok)(const char *),
-                        const char *want)
+/* Checks a string with a syntax rule, then stores it. */
+static int read_checked(ctx *c, cJSON *item, char **dst, bool (*ok)(const char *), const char *want)
 {
     if (!cJSON_IsString(item))
         return fail(c, IW_EINVAL, "expected %s", want);
@@ -484,7 +522,7 @@ static bool currency_ok(const char *s)
     return upper_letters(s, 3);
 }
 
-static int read_strlist(ctx *c, const field *f, const cJSON *item, char *base)
+static int read_strlist(ctx *c, const field *f, cJSON *item, char *base)
 {
     if (!cJSON_IsArray(item))
         return fail(c, IW_EINVAL, "expected an array of strings");
@@ -501,19 +539,19 @@ static int read_strlist(ctx *c, const field *f, const cJSON *item, char *base)
     *count = (size_t)n;
 
     size_t i = 0;
-    const cJSON *el;
+    cJSON *el;
     cJSON_ArrayForEach(el, item)
     {
-        size_t old = path_push(c, NULL, i);
+        path_push(c, NULL, i);
         int rc = 0;
         if (!cJSON_IsString(el) || el->valuestring[0] == '\0')
             rc = fail(c, IW_EINVAL, "expected a non-empty string");
         for (size_t k = 0; rc == 0 && k < i; k++)
             if (strcmp(list[k], el->valuestring) == 0)
                 rc = fail(c, IW_EINVAL, "\"%s\" is listed twice", list[k]);
-        if (rc == 0)
-            rc = store_copy(c, &list[i], el->valuestring);
-        path_pop(c, old);
+        if (rc == 0 && !(list[i] = strdup(el->valuestring)))
+            rc = fail(c, IW_ENOMEM, "out of memory");
+        path_pop(c);
         if (rc)
             return rc;
         i++;
@@ -521,9 +559,9 @@ static int read_strlist(ctx *c, const field *f, const cJSON *item, char *base)
     return 0;
 }
 
-static int read_object(ctx *c, const table *t, const cJSON *obj, char *base);
+static int read_object(ctx *c, const table *t, cJSON *obj, char *base);
 
-static int read_array(ctx *c, const field *f, const cJSON *item, char *base)
+static int read_array(ctx *c, const field *f, cJSON *item, char *base)
 {
     if (!cJSON_IsArray(item))
         return fail(c, IW_EINVAL, "expected an array");
@@ -543,13 +581,13 @@ static int read_array(ctx *c, const field *f, const cJSON *item, char *base)
     *(size_t *)(base + f->count_off) = (size_t)n;
 
     size_t i = 0;
-    const cJSON *el;
+    cJSON *el;
     cJSON_ArrayForEach(el, item)
     {
-        size_t old = path_push(c, NULL, i);
+        path_push(c, NULL, i);
         int rc = cJSON_IsObject(el) ? read_object(c, f->sub, el, arr + i * f->sub->size)
                                     : fail(c, IW_EINVAL, "expected an object");
-        path_pop(c, old);
+        path_pop(c);
         if (rc)
             return rc;
         i++;
@@ -558,7 +596,7 @@ static int read_array(ctx *c, const field *f, const cJSON *item, char *base)
 }
 
 /* Reads one present, non-null value into base + f->off. */
-static int read_value(ctx *c, const field *f, const cJSON *item, char *base)
+static int read_value(ctx *c, const field *f, cJSON *item, char *base)
 {
     char *p = base + f->off;
     switch (f->kind) {
@@ -608,32 +646,67 @@ static void set_absent(const table *t, char *base)
     }
 }
 
-/* True when a later member of the same object has item's key. cJSON keeps duplicates and
- * finds the first; another reader might take the last, so a known key must be unambiguous. */
-static bool repeated(const cJSON *item)
+/* Index in t of the field named key, or t->n when key is not one of them. Members usually come
+ * in table order, so the field after the last match (*next) is tried first. */
+static size_t find_field(const table *t, const char *key, size_t *next)
 {
-    for (const cJSON *o = item->next; o; o = o->next)
-        if (o->string && strcmp(o->string, item->string) == 0)
-            return true;
-    return false;
+    size_t i = *next;
+    if (i < t->n && strcmp(t->fields[i].name, key) == 0) {
+        *next = i + 1;
+        return i;
+    }
+    for (i = 0; i < t->n; i++) {
+        const char *name = t->fields[i].name;
+        if (name[0] == key[0] && strcmp(name, key) == 0) {
+            *next = i + 1;
+            return i;
+        }
+    }
+    return t->n;
 }
 
-/* Reads the fields of t from obj into base (zeroed); unknown keys are ignored. */
-static int read_object(ctx *c, const table *t, const cJSON *obj, char *base)
+/* Reads the fields of t from obj into base (zeroed); unknown keys are ignored. Each member is
+ * looked at once: the first one with a field's name is the value (as cJSON finds it), and a
+ * later one with the same name makes the key ambiguous, since another reader might take the
+ * last, so a known key given twice is refused. */
+static int read_object(ctx *c, const table *t, cJSON *obj, char *base)
 {
-    set_absent(t, base);
+    cJSON *items[MAX_FIELDS];
+    uint64_t seen = 0, twice = 0;
+    size_t next = 0;
+    for (cJSON *m = obj->child; m && m->string; m = m->next) {
+        size_t i = find_field(t, m->string, &next);
+        if (i == t->n)
+            continue;
+        uint64_t bit = (uint64_t)1 << i;
+        if (seen & bit) {
+            twice |= bit;
+        } else {
+            seen |= bit;
+            items[i] = m;
+        }
+    }
+
     for (size_t i = 0; i < t->n; i++) {
         const field *f = &t->fields[i];
-        const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, f->name);
-        size_t old = path_push(c, f->name, 0);
-        int rc = 0;
-        if (item && !cJSON_IsNull(item) && repeated(item))
-            rc = fail(c, IW_EINVAL, "key appears more than once");
-        else if (item && !cJSON_IsNull(item))
-            rc = read_value(c, f, item, base);
-        else if (f->required)
+        uint64_t bit = (uint64_t)1 << i;
+        cJSON *item = (seen & bit) && !cJSON_IsNull(items[i]) ? items[i] : NULL;
+        if (!item && !f->required) {
+            if (f->kind == K_FLAG)
+                *(iw_flag *)(base + f->off) = IW_FLAG_UNSET;
+            else if (f->kind == K_OBJECT)
+                set_absent(f->sub, base + f->off);
+            continue;
+        }
+        path_push(c, f->name, 0);
+        int rc;
+        if (!item)
             rc = fail(c, IW_EINVAL, "required field is missing");
-        path_pop(c, old);
+        else if (twice & bit)
+            rc = fail(c, IW_EINVAL, "key appears more than once");
+        else
+            rc = read_value(c, f, item, base);
+        path_pop(c);
         if (rc)
             return rc;
     }
@@ -679,12 +752,55 @@ static void free_fields(const table *t, char *base)
 
 /* ---- raw text checks, before cJSON sees the bytes ---- */
 
+/* Word-at-a-time helpers: each byte of a uint64_t, and its top bits. */
+#define ONE_BYTES 0x0101010101010101ull
+#define HIGH_BITS 0x8080808080808080ull
+
+/* Eight bytes of s as one word (any alignment, any byte order). */
+static uint64_t load8(const unsigned char *s)
+{
+    uint64_t w;
+    memcpy(&w, s, sizeof w);
+    return w;
+}
+
+/* Bytes that end the plain run of a string: '"', '\\' and control characters (below 0x20). */
+/* clang-format off */
+static const bool string_stop[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['"'] = 1, ['\\'] = 1,
+};
+/* clang-format on */
+
+/* Offset of the first byte at or after i that ends the plain run of a string, or len. */
+static size_t skip_plain(const unsigned char *s, size_t i, size_t len)
+{
+    for (; len - i >= 4; i += 4) {
+        if (string_stop[s[i]])
+            return i;
+        if (string_stop[s[i + 1]])
+            return i + 1;
+        if (string_stop[s[i + 2]])
+            return i + 2;
+        if (string_stop[s[i + 3]])
+            return i + 3;
+    }
+    while (i < len && !string_stop[s[i]])
+        i++;
+    return i;
+}
+
 /* Offset of the first byte that does not start a well-formed UTF-8 sequence (RFC 3629: no
  * overlong forms, no surrogates, nothing above U+10FFFF), or len when all is well. */
 static size_t utf8_invalid_at(const unsigned char *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
+        if (len - i >= 16 && ((load8(s + i) | load8(s + i + 8)) & HIGH_BITS) == 0) {
+            i += 16; /* sixteen ASCII bytes */
+            continue;
+        }
         unsigned char b = s[i];
         if (b < 0x80) {
             i++;
@@ -727,31 +843,42 @@ static int prescan(ctx *c, const char *json, size_t len)
     if (bad < len)
         return fail(c, IW_EINVAL, "invalid UTF-8 at byte %zu", bad);
 
-    bool in_string = false, blank = true;
+    bool blank = true;
     int depth = 0;
-    for (size_t i = 0; i < len; i++) {
+    size_t i = 0;
+    while (i < len) {
         unsigned char ch = s[i];
-        if (in_string) {
-            if (ch == '"') {
-                in_string = false;
-            } else if (ch == '\\' && i + 1 < len) {
-                if (s[i + 1] == 'u' && len - i >= 6 && memcmp(s + i + 2, "0000", 4) == 0)
-                    return fail(c, IW_EINVAL,
-                                "string at byte %zu contains \\u0000 (NUL), which is not allowed",
-                                i);
-                i++; /* the escaped character cannot end the string */
-            } else if (ch < 0x20) {
-                return fail(c, IW_EINVAL, "invalid JSON at byte %zu: control character in a string",
-                            i);
-            }
-            continue;
-        }
         switch (ch) {
         case ' ':
         case '\t':
         case '\n':
-        case '\r': continue;
-        case '"': in_string = true; break;
+        case '\r':
+            i++;
+            while (len - i >= 8 && load8(s + i) == ' ' * ONE_BYTES)
+                i += 8; /* indentation */
+            while (i < len && s[i] == ' ')
+                i++;
+            continue;
+        case '"':
+            for (i++;; i++) {
+                i = skip_plain(s, i, len);
+                if (i == len)
+                    return 0; /* unterminated: cJSON reports where */
+                ch = s[i];
+                if (ch == '"')
+                    break;
+                if (ch == '\\' && i + 1 < len) {
+                    if (s[i + 1] == 'u' && len - i >= 6 && memcmp(s + i + 2, "0000", 4) == 0)
+                        return fail(
+                            c, IW_EINVAL,
+                            "string at byte %zu contains \\u0000 (NUL), which is not allowed", i);
+                    i++; /* the escaped character cannot end the string */
+                } else if (ch < 0x20) {
+                    return fail(c, IW_EINVAL,
+                                "invalid JSON at byte %zu: control character in a string", i);
+                }
+            }
+            break;
         case '{':
         case '[':
             if (++depth > IW_EVENT_MAX_DEPTH)
@@ -769,6 +896,7 @@ static int prescan(ctx *c, const char *json, size_t len)
             break;
         }
         blank = false;
+        i++;
     }
     if (blank)
         return fail(c, IW_EINVAL, "event is empty");

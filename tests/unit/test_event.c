@@ -491,6 +491,93 @@ Test(event, integer_ids_kept_as_text)
     iw_event_free(ev);
 }
 
+/* Relinks the members of every object under node in reverse order (arrays keep theirs). */
+static void reverse_members(cJSON *node)
+{
+    cJSON *items[64];
+    size_t n = 0;
+    for (cJSON *it = node->child; it; it = it->next) {
+        reverse_members(it);
+        cr_assert_lt(n, 64);
+        items[n++] = it;
+    }
+    if (!cJSON_IsObject(node) || n == 0)
+        return;
+    for (size_t j = 0; j < n; j++) {
+        cJSON *it = items[n - 1 - j];
+        it->next = j + 1 < n ? items[n - 2 - j] : NULL;
+        it->prev = j > 0 ? items[n - j] : items[0]; /* the first one's prev is the last one */
+    }
+    node->child = items[n - 1];
+}
+
+Test(event, member_order_does_not_matter)
+{
+    cJSON *doc = load_json("complete.json");
+    reverse_members(doc);
+    cr_assert_str_eq(doc->child->string, "invoice", "the reversal did not happen");
+    cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(doc, "invoice"), "later",
+                          cJSON_CreateTrue());
+    char *text = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    iw_event *ev = parse_ok(text, strlen(text));
+    cJSON_free(text);
+    iw_event *want = parse_file("complete.json");
+
+    cr_expect_str_eq(ev->schema, want->schema);
+    cr_expect_str_eq(ev->event_id, want->event_id);
+    cr_expect_str_eq(ev->tenant, want->tenant);
+    cr_expect_eq(ev->version, want->version);
+    cr_assert_eq(ev->n_targets, want->n_targets);
+    for (size_t i = 0; i < ev->n_targets; i++)
+        cr_expect_str_eq(ev->targets[i], want->targets[i]);
+    const iw_invoice *a = &ev->invoice, *b = &want->invoice;
+    cr_expect_str_eq(a->id, b->id);
+    cr_expect_str_eq(a->currency, b->currency);
+    cr_expect_str_eq(a->paid_at, b->paid_at);
+    cr_expect_str_eq(amount(a->retention_pct), "5");
+    cr_expect_str_eq(a->target_refs.invoicexpress_id, b->target_refs.invoicexpress_id);
+    cr_expect_str_eq(a->customer.id, b->customer.id);
+    cr_expect_str_eq(a->customer.notes, b->customer.notes);
+    cr_expect_str_eq(a->billing_address.country, b->billing_address.country);
+    cr_expect_eq(a->billing_address.is_default, b->billing_address.is_default);
+    cr_expect_str_eq(a->shipping_address.company, b->shipping_address.company);
+    cr_expect_str_eq(a->refs.user_name, b->refs.user_name);
+    cr_expect_eq(a->flags.locked, b->flags.locked);
+    cr_expect_eq(a->flags.display_item, b->flags.display_item);
+    cr_assert_eq(a->n_lines, b->n_lines);
+    cr_expect_str_eq(a->lines[0].line_no, "1");
+    cr_expect_str_eq(a->lines[1].line_no, "2");
+    cr_expect_str_eq(a->lines[1].order_id, b->lines[1].order_id);
+    cr_expect_str_eq(amount(a->lines[1].line_total), "1242.50");
+    cr_expect_eq(a->lines[0].taxable, b->lines[0].taxable);
+    cr_assert_eq(a->n_extra_charges, b->n_extra_charges);
+    cr_expect_str_eq(a->extra_charges[0].key, b->extra_charges[0].key);
+    cr_assert_eq(a->n_custom_fields, b->n_custom_fields);
+    cr_expect_str_eq(a->custom_fields[a->n_custom_fields - 1].value,
+                     b->custom_fields[b->n_custom_fields - 1].value);
+    iw_event_free(ev);
+    iw_event_free(want);
+}
+
+Test(event, strings_are_owned_one_by_one)
+{
+    iw_event *ev = parse_file("complete.json");
+    /* Each string is its own allocation: freeing and replacing one leaves the rest intact. */
+    cr_expect_str_eq(ev->invoice.id, "INV-1001");
+    free(ev->invoice.id);
+    ev->invoice.id = strdup("INV-2");
+    cr_expect_str_eq(ev->targets[0], "centra_soap");
+    free(ev->targets[0]);
+    ev->targets[0] = NULL;
+    free(ev->invoice.lines[1].name);
+    ev->invoice.lines[1].name = NULL;
+    cr_expect_str_eq(ev->invoice.lines[0].name, "Blue pen");
+    cr_expect_str_eq(ev->targets[1], "centra_navision");
+    cr_expect_str_eq(ev->invoice.id, "INV-2");
+    iw_event_free(ev);
+}
+
 Test(event, version_range)
 {
     iw_event *ev = accept_with("version", cJSON_CreateRaw("9007199254740991"));
@@ -799,6 +886,48 @@ Test(bad_event, duplicate_known_key)
     iw_event *ev = parse_ok(text, strlen(text));
     cr_expect_eq(ev->version, 1);
     iw_event_free(ev);
+}
+
+/* The object at path ("invoice.lines[1]") under root. */
+static cJSON *node_at(cJSON *root, const char *path)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    cJSON *node = root;
+    char *save = NULL;
+    for (char *seg = strtok_r(buf, ".", &save); seg; seg = strtok_r(NULL, ".", &save))
+        node = walk(node, seg);
+    return node;
+}
+
+/* complete.json with a second "key": value appended to the object at path. */
+static char *with_duplicate(const char *path, const char *key, cJSON *value)
+{
+    cJSON *doc = load_json("complete.json");
+    cJSON_AddItemToObject(node_at(doc, path), key, value);
+    char *text = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    cr_assert_not_null(text);
+    return text;
+}
+
+Test(bad_event, duplicate_key_in_nested_objects)
+{
+    char *text = with_duplicate("invoice.lines[1]", "quantity", cJSON_CreateString("5"));
+    expect_reject_text(text, strlen(text), "invoice.lines[1].quantity: key appears more than once");
+    cJSON_free(text);
+    text = with_duplicate("invoice.customer", "id", cJSON_CreateNull());
+    expect_reject_text(text, strlen(text), "invoice.customer.id: key appears more than once");
+    cJSON_free(text);
+    /* Fields are checked in their fixed order, whatever the order of the members. */
+    cJSON *doc = load_json("complete.json");
+    set(doc, "invoice.lines[0].quantity", cJSON_CreateString("lots"));
+    cJSON_AddItemToObject(node_at(doc, "invoice.lines[0]"), "line_no", cJSON_CreateNumber(1));
+    expect_reject(doc, "invoice.lines[0].line_no: key appears more than once");
+    cJSON_DeleteItemFromObjectCaseSensitive(node_at(doc, "invoice.lines[0]"), "line_no");
+    cJSON_AddItemToObject(node_at(doc, "invoice.lines[0]"), "order_id", cJSON_CreateNumber(1));
+    expect_reject(doc, "invoice.lines[0].quantity: not a decimal number");
+    cJSON_Delete(doc);
 }
 
 Test(bad_event, bad_targets)
