@@ -21,6 +21,7 @@
 #include "config.h"
 #include "dispatch.h"
 #include "docpaths.h"
+#include "testdata.h"
 #include "invoice.h"
 #include "status.h"
 #include "testproc.h"
@@ -261,37 +262,6 @@ static iw_call_result call(const char *name, long long *elapsed_ms)
     if (elapsed_ms)
         *elapsed_ms = e.at - start;
     return e.res;
-}
-
-/* True when s is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
-static bool utf8_ok(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned c = *p, min;
-        size_t k;
-        if (c < 0x80) {
-            p++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            k = 1, min = 0x80, c &= 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            k = 2, min = 0x800, c &= 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            k = 3, min = 0x10000, c &= 0x07;
-        } else {
-            return false;
-        }
-        for (size_t i = 1; i <= k; i++) {
-            if ((p[i] & 0xC0) != 0x80)
-                return false;
-            c = (c << 6) | (p[i] & 0x3F);
-        }
-        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-            return false;
-        p += k + 1;
-    }
-    return true;
 }
 
 /* Resident set size of this process in bytes. */
@@ -536,10 +506,11 @@ Test(hostile, invalid_utf8_never_reaches_a_message)
             srv_fixed(server, statuses[s], "text/plain", bodies[b], lens[b]);
             for (size_t t = 0; t < sizeof(all_types) / sizeof(all_types[0]); t++) {
                 iw_call_result r = call(all_types[t], NULL);
-                cr_assert(utf8_ok(r.outcome.message), "%s, body %zu, HTTP %d: message %s",
+                cr_assert(iw_t_utf8_ok(r.outcome.message), "%s, body %zu, HTTP %d: message %s",
                           all_types[t], b, statuses[s], r.outcome.message);
-                cr_assert(utf8_ok(r.outcome.code), "%s: code %s", all_types[t], r.outcome.code);
-                cr_assert(utf8_ok(r.outcome.target_ref), "%s: target_ref %s", all_types[t],
+                cr_assert(iw_t_utf8_ok(r.outcome.code), "%s: code %s", all_types[t],
+                          r.outcome.code);
+                cr_assert(iw_t_utf8_ok(r.outcome.target_ref), "%s: target_ref %s", all_types[t],
                           r.outcome.target_ref);
                 if (statuses[s] != 200 || strcmp(all_types[t], "invoicexpress") != 0)
                     cr_assert_neq(r.outcome.kind, IW_OUTCOME_OK, "%s, body %zu, HTTP %d",
@@ -567,12 +538,13 @@ Test(hostile, long_multibyte_reasons_stay_utf8_through_the_dispatcher)
         srv_fixed(server, 500, "text/xml", body, strlen(body));
         iw_call_result r = call("ebizcharge", NULL);
         cr_assert_eq(r.outcome.error_kind, IW_ERR_EXHAUSTED);
-        cr_assert(utf8_ok(r.outcome.message), "ebizcharge, pad %d: %s", pad, r.outcome.message);
+        cr_assert(iw_t_utf8_ok(r.outcome.message), "ebizcharge, pad %d: %s", pad,
+                  r.outcome.message);
         snprintf(body, sizeof(body), "{\"Message\": \"%s\"}", text);
         srv_fixed(server, 500, "application/json", body, strlen(body));
         r = call("midnight", NULL);
         cr_assert_eq(r.outcome.error_kind, IW_ERR_EXHAUSTED);
-        cr_assert(utf8_ok(r.outcome.message), "midnight, pad %d: %s", pad, r.outcome.message);
+        cr_assert(iw_t_utf8_ok(r.outcome.message), "midnight, pad %d: %s", pad, r.outcome.message);
     }
 }
 

@@ -11,6 +11,7 @@
 #include <libxml/parser.h>
 
 #include "docpaths.h"
+#include "testdata.h"
 #include "status.h"
 #include "target.h"
 
@@ -18,27 +19,6 @@
 #define USERNAME "api-user"
 
 /* ------------------------------------------------------------ helpers */
-
-static iw_event *parse_event(const char *json, size_t len)
-{
-    iw_event *ev = NULL;
-    char err[256] = "";
-    int rc = iw_event_parse(json, len, &ev, err, sizeof(err));
-    cr_assert_eq(rc, 0, "event does not parse: %s", err);
-    return ev;
-}
-
-static iw_event *load_event(const char *name)
-{
-    char path[512];
-    size_t len;
-    snprintf(path, sizeof(path), "%s/events/%s", IW_FIXTURES_DIR, name);
-    char *json = iw_read_file(path, &len);
-    cr_assert_not_null(json, "cannot read %s", path);
-    iw_event *ev = parse_event(json, len);
-    free(json);
-    return ev;
-}
 
 static void conf_for(iw_target_conf *tc, const char *type)
 {
@@ -165,7 +145,7 @@ static xmlNodePtr update_element(xmlDocPtr d, const char *ns)
 
 Test(centra, soap_complete_matches_seed_structure)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc;
     conf_for(&tc, "centra_soap");
     iw_request r;
@@ -181,7 +161,7 @@ Test(centra, soap_complete_matches_seed_structure)
 
 Test(centra, navision_complete_matches_seed_structure)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc;
     conf_for(&tc, "centra_navision");
     iw_request r;
@@ -200,7 +180,7 @@ Test(centra, navision_complete_matches_seed_structure)
 /* The structure check itself must catch a renamed, dropped, added or moved element. */
 Test(centra, structure_check_catches_rename_drop_add_move)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc;
     conf_for(&tc, "centra_soap");
     iw_request r;
@@ -231,7 +211,7 @@ Test(centra, structure_check_catches_rename_drop_add_move)
 /* Values of complete.json land where the mapping table says. */
 Test(centra, soap_complete_values)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc;
     conf_for(&tc, "centra_soap");
     iw_request r;
@@ -326,7 +306,7 @@ Test(centra, soap_complete_values)
 /* A minimal invoice: absent fields and unused objects are left out, not sent empty. */
 Test(centra, minimal_omits_unknown_fields)
 {
-    iw_event *ev = load_event("minimal.json");
+    iw_event *ev = iw_t_load_event("minimal.json");
     iw_target_conf tc;
     conf_for(&tc, "centra_soap");
     iw_request r;
@@ -459,7 +439,7 @@ static void roundtrip(const iw_target_ops *ops, const char *type, const char *ns
 {
     char *big = big_string(10 * 1024);
     char *json = roundtrip_json(big);
-    iw_event *ev = parse_event(json, strlen(json));
+    iw_event *ev = iw_t_parse(json, strlen(json));
     iw_target_conf tc;
     conf_for(&tc, type);
     iw_request r;
@@ -537,7 +517,7 @@ Test(centra, navision_roundtrip_special_text_big_strings_many_lines, .timeout = 
 
 Test(centra, special_chars_fixture_roundtrips)
 {
-    iw_event *ev = load_event("special-chars.json");
+    iw_event *ev = iw_t_load_event("special-chars.json");
     iw_target_conf tc;
     conf_for(&tc, "centra_soap");
     iw_request r;
@@ -562,7 +542,7 @@ Test(centra, control_character_is_refused_with_the_element_name)
         "\"tenant\":\"t\",\"version\":1,\"invoice\":{\"id\":\"I1\",\"currency\":\"EUR\","
         "\"store\":\"bad\\u0001store\",\"lines\":[{\"name\":\"n\",\"quantity\":\"1\","
         "\"unit_price\":\"1.00\"}]}}";
-    iw_event *ev = parse_event(json, strlen(json));
+    iw_event *ev = iw_t_parse(json, strlen(json));
     iw_target_conf tc;
     conf_for(&tc, "centra_soap");
     iw_request r = {0};
@@ -580,7 +560,7 @@ Test(centra, control_character_is_refused_with_the_element_name)
 
 Test(centra, soap_request_line_and_headers)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc;
     conf_for(&tc, "centra_soap");
     iw_request r;
@@ -599,7 +579,7 @@ Test(centra, soap_request_line_and_headers)
 
 Test(centra, namespace_action_and_url_are_configurable)
 {
-    iw_event *ev = load_event("minimal.json");
+    iw_event *ev = iw_t_load_event("minimal.json");
     iw_target_conf tc;
     conf_for(&tc, "centra_soap");
     free(tc.url);
@@ -622,7 +602,7 @@ Test(centra, namespace_action_and_url_are_configurable)
 
 Test(centra, soap_without_credentials_is_refused)
 {
-    iw_event *ev = load_event("minimal.json");
+    iw_event *ev = iw_t_load_event("minimal.json");
     iw_target_conf tc;
     conf_for(&tc, "centra_soap");
     free(tc.password);
@@ -639,7 +619,7 @@ Test(centra, soap_without_credentials_is_refused)
 
 Test(centra, navision_basic_auth)
 {
-    iw_event *ev = load_event("minimal.json");
+    iw_event *ev = iw_t_load_event("minimal.json");
     iw_target_conf tc;
     conf_for(&tc, "centra_navision");
     cr_assert_str_eq(tc.auth, "none");
@@ -686,7 +666,7 @@ Test(centra, navision_basic_auth)
 
 Test(centra, validate_requires_invoice_id)
 {
-    iw_event *ev = load_event("minimal.json");
+    iw_event *ev = iw_t_load_event("minimal.json");
     iw_target_conf tc;
     conf_for(&tc, "centra_soap");
     char err[256] = "";
@@ -864,7 +844,7 @@ Test(centra, reply_echoing_the_password_is_masked)
 
 Test(centra, masked_print_hides_the_password)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc;
     conf_for(&tc, "centra_soap");
     iw_request r;

@@ -11,6 +11,7 @@
 #include <libxml/parser.h>
 
 #include "docpaths.h"
+#include "testdata.h"
 #include "status.h"
 #include "target.h"
 
@@ -22,40 +23,11 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static iw_event *parse_event(const char *json, size_t len)
-{
-    iw_event *ev = NULL;
-    char err[256] = "";
-    int rc = iw_event_parse(json, len, &ev, err, sizeof(err));
-    cr_assert_eq(rc, 0, "event does not parse: %s", err);
-    return ev;
-}
-
-static char *fixture(const char *rel, size_t *len)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", IW_FIXTURES_DIR, rel);
-    char *s = iw_read_file(path, len);
-    cr_assert_not_null(s, "cannot read %s", path);
-    return s;
-}
-
-static iw_event *load_event(const char *name)
-{
-    char rel[256];
-    size_t len;
-    snprintf(rel, sizeof(rel), "events/%s", name);
-    char *json = fixture(rel, &len);
-    iw_event *ev = parse_event(json, len);
-    free(json);
-    return ev;
-}
-
 /* complete.json as a cJSON tree, to derive variants from. */
 static cJSON *complete_tree(void)
 {
     size_t len;
-    char *json = fixture("events/complete.json", &len);
+    char *json = iw_t_fixture("events/complete.json", &len);
     cJSON *root = cJSON_ParseWithLength(json, len);
     free(json);
     cr_assert_not_null(root);
@@ -66,7 +38,7 @@ static iw_event *event_from_tree(cJSON *root)
 {
     char *json = cJSON_PrintUnformatted(root);
     cr_assert_not_null(json);
-    iw_event *ev = parse_event(json, strlen(json));
+    iw_event *ev = iw_t_parse(json, strlen(json));
     free(json);
     return ev;
 }
@@ -205,7 +177,7 @@ static int compare_structure(const char *doc, size_t len, char *msg, size_t msgl
                              size_t *n_excepted)
 {
     size_t rlen;
-    char *ref = fixture("ebizcharge/reference-request.xml", &rlen);
+    char *ref = iw_t_fixture("ebizcharge/reference-request.xml", &rlen);
     iw_paths want, got;
     cr_assert_eq(iw_paths_xml(ref, rlen, &want), 0);
     size_t k = 0;
@@ -232,7 +204,7 @@ static int compare_structure(const char *doc, size_t len, char *msg, size_t msgl
 
 Test(ebizcharge, complete_matches_seed_structure)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc;
     conf_for(&tc);
     iw_request r;
@@ -251,7 +223,7 @@ Test(ebizcharge, complete_matches_seed_structure)
 
 Test(ebizcharge, structure_check_catches_rename_drop_add_move)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc;
     conf_for(&tc);
     iw_request r;
@@ -282,7 +254,7 @@ Test(ebizcharge, structure_check_catches_rename_drop_add_move)
 
 Test(ebizcharge, complete_values)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc;
     conf_for(&tc);
     iw_request r;
@@ -381,7 +353,7 @@ Test(ebizcharge, complete_values)
 
 Test(ebizcharge, request_line_headers_and_config)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc;
     conf_for(&tc);
     iw_request r;
@@ -482,7 +454,7 @@ Test(ebizcharge, unused_objects_omitted_unknown_fields_empty_flags_honoured)
 
 Test(ebizcharge, taxable_derived_false_without_tax)
 {
-    iw_event *ev = load_event("special-chars.json");
+    iw_event *ev = iw_t_load_event("special-chars.json");
     /* special-chars.json lines say taxable false explicitly; drop the flag on a copy */
     iw_line *l = &ev->invoice.lines[0];
     l->taxable = IW_FLAG_UNSET;
@@ -607,7 +579,7 @@ Test(ebizcharge, roundtrip_special_text_big_strings_many_lines, .timeout = 120)
 {
     char *big = big_string(10 * 1024);
     char *json = roundtrip_json(big);
-    iw_event *ev = parse_event(json, strlen(json));
+    iw_event *ev = iw_t_parse(json, strlen(json));
     iw_target_conf tc;
     conf_for(&tc);
     iw_request r;
@@ -694,7 +666,7 @@ static void expect_rejected(iw_event *ev, const char *message)
 
 Test(ebizcharge, validate_accepts_complete)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc;
     conf_for(&tc);
     char err[256] = "";
@@ -774,7 +746,7 @@ Test(ebizcharge, validate_needs_number_or_internal_id)
 
 Test(ebizcharge, minimal_event_is_rejected_not_sent_with_made_up_totals)
 {
-    expect_rejected(load_event("minimal.json"),
+    expect_rejected(iw_t_load_event("minimal.json"),
                     "invoice.number: ebizcharge needs invoice.number or "
                     "invoice.target_refs.ebiz_internal_id to identify the invoice");
 }
@@ -839,7 +811,7 @@ Test(ebizcharge, classifies_every_fixture_reply)
         char rel[256];
         size_t len;
         snprintf(rel, sizeof(rel), "ebizcharge/%s", c->file);
-        char *body = fixture(rel, &len);
+        char *body = iw_t_fixture(rel, &len);
         iw_header h = {"Retry-After", (char *)c->retry_after};
         iw_response resp = {.status = c->status,
                             .headers = c->retry_after ? &h : NULL,
@@ -890,7 +862,7 @@ Test(ebizcharge, odd_status_is_not_success_and_secrets_are_masked)
 
 Test(ebizcharge, masked_print_hides_security_id_and_password)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc;
     conf_for(&tc);
     iw_request r;

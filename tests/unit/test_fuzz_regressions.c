@@ -2,6 +2,7 @@
  * reply or a config can put into a message stays well-formed UTF-8, and out-of-range numbers in
  * a config are refused without undefined behaviour. */
 #include <criterion/criterion.h>
+#include "testdata.h"
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,42 +13,11 @@
 #include "target.h"
 #include "xml.h"
 
-/* True when s is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
-static bool utf8_ok(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned c = *p, min;
-        size_t k;
-        if (c < 0x80) {
-            p++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            k = 1, min = 0x80, c &= 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            k = 2, min = 0x800, c &= 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            k = 3, min = 0x10000, c &= 0x07;
-        } else {
-            return false;
-        }
-        for (size_t i = 1; i <= k; i++) {
-            if ((p[i] & 0xC0) != 0x80)
-                return false;
-            c = (c << 6) | (p[i] & 0x3F);
-        }
-        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-            return false;
-        p += k + 1;
-    }
-    return true;
-}
-
 static void assert_outcome_utf8(const iw_outcome *o)
 {
-    cr_assert(utf8_ok(o->code), "code is not UTF-8: %s", o->code);
-    cr_assert(utf8_ok(o->message), "message is not UTF-8: %s", o->message);
-    cr_assert(utf8_ok(o->target_ref), "target_ref is not UTF-8: %s", o->target_ref);
+    cr_assert(iw_t_utf8_ok(o->code), "code is not UTF-8: %s", o->code);
+    cr_assert(iw_t_utf8_ok(o->message), "message is not UTF-8: %s", o->message);
+    cr_assert(iw_t_utf8_ok(o->target_ref), "target_ref is not UTF-8: %s", o->target_ref);
 }
 
 static void conf(iw_target_conf *tc, const char *type)
@@ -131,7 +101,7 @@ Test(fuzz_regressions, xml_error_quoting_invalid_bytes_is_cleaned)
         xmlFreeDoc(d);
     cr_assert_null(d, "a namespace URI with bytes that are not UTF-8 is not well-formed");
     cr_assert(strstr(err, "not well-formed XML"), "%s", err);
-    cr_assert(utf8_ok(err), "%s", err);
+    cr_assert(iw_t_utf8_ok(err), "%s", err);
 
     const char *types[] = {"centra_soap", "centra_navision", "ebizcharge", "midnight",
                            "invoicexpress"};
@@ -146,7 +116,7 @@ Test(fuzz_regressions, xml_error_quoting_invalid_bytes_is_cleaned)
     /* a libxml2 message cut by a small buffer still ends on a character boundary */
     char tiny[24];
     cr_assert_null(iw_xml_parse(body, sizeof(body) - 1, tiny, sizeof(tiny)));
-    cr_assert(utf8_ok(tiny), "%s", tiny);
+    cr_assert(iw_t_utf8_ok(tiny), "%s", tiny);
 }
 
 /* fuzz_classify: Midnight quoted the first 160 bytes of a non-JSON error body as they were,

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "docpaths.h"
+#include "testdata.h"
 #include "invoice.h"
 #include "status.h"
 #include "target.h"
@@ -46,40 +47,11 @@ static iw_target_conf conf(void)
     return tc;
 }
 
-static iw_event *parse_text(const char *json)
-{
-    iw_event *ev = NULL;
-    char err[256];
-    int rc = iw_event_parse(json, strlen(json), &ev, err, sizeof(err));
-    cr_assert_eq(rc, 0, "event does not parse: %s", err);
-    return ev;
-}
-
-static iw_event *load_event(const char *name)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/events/%s", IW_FIXTURES_DIR, name);
-    size_t len;
-    char *json = iw_read_file(path, &len);
-    cr_assert_not_null(json, "cannot read %s", path);
-    iw_event *ev = parse_text(json);
-    free(json);
-    return ev;
-}
-
 static char *fixture(const char *name, size_t *len)
 {
-    char path[512];
-    snprintf(path, sizeof(path), "%s/invoicexpress/%s", IW_FIXTURES_DIR, name);
-    char *s = iw_read_file(path, len);
-    cr_assert_not_null(s, "cannot read %s", path);
-    return s;
-}
-
-static void set_str(char **field, const char *v)
-{
-    free(*field);
-    *field = v ? strdup(v) : NULL;
+    char rel[256];
+    snprintf(rel, sizeof(rel), "invoicexpress/%s", name);
+    return iw_t_fixture(rel, len);
 }
 
 static iw_decimal dec(const char *s)
@@ -132,7 +104,7 @@ static void item_children(xmlDocPtr doc, int n, char *buf, size_t len)
 
 Test(invoicexpress, golden_xml)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     /* The seed's first item carries no tax and its second does; the path list records first
      * appearances, so the canonical event's first line is made untaxed to match that shape.
      * No element of the sample lacks a canonical source: there is no exception list. */
@@ -202,7 +174,7 @@ Test(invoicexpress, golden_xml)
 
 Test(invoicexpress, request_line_and_values)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc = conf();
     iw_request req;
     render_ok(ev, &tc, &req);
@@ -225,7 +197,7 @@ Test(invoicexpress, request_line_and_values)
 
 Test(invoicexpress, tax_rate_matches_by_value_and_untaxed_lines_have_no_tax)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     set_amount(&ev->invoice.lines[0].tax_rate, "23.000");
     set_amount(&ev->invoice.lines[1].tax_rate, "0");
     iw_target_conf tc = conf();
@@ -242,9 +214,9 @@ Test(invoicexpress, tax_rate_matches_by_value_and_untaxed_lines_have_no_tax)
 
 Test(invoicexpress, missing_unit_takes_the_default_unit)
 {
-    iw_event *ev = load_event("minimal.json");
-    set_str(&ev->invoice.target_refs.invoicexpress_id, "5");
-    set_str(&ev->invoice.customer.name, "Client");
+    iw_event *ev = iw_t_load_event("minimal.json");
+    iw_t_set_str(&ev->invoice.target_refs.invoicexpress_id, "5");
+    iw_t_set_str(&ev->invoice.customer.name, "Client");
     iw_target_conf tc = conf();
     iw_request req;
     render_ok(ev, &tc, &req);
@@ -356,7 +328,7 @@ Test(invoicexpress, round_trip)
 {
     char *big = big_string();
     char *json = awkward_event(big);
-    iw_event *ev = parse_text(json);
+    iw_event *ev = iw_t_parse(json, strlen(json));
     iw_target_conf tc = conf();
     iw_request req;
     render_ok(ev, &tc, &req);
@@ -422,7 +394,7 @@ Test(invoicexpress, round_trip)
 
 Test(invoicexpress, special_chars_fixture)
 {
-    iw_event *ev = load_event("special-chars.json");
+    iw_event *ev = iw_t_load_event("special-chars.json");
     iw_target_conf tc = conf();
     iw_request req;
     render_ok(ev, &tc, &req);
@@ -569,7 +541,7 @@ static void expect_validation(const iw_event *ev, const iw_target_conf *tc, cons
 /* Loads complete.json, lets mutate change the invoice or the conf, expects the message. */
 static void run_rule(void (*mutate)(iw_invoice *, iw_target_conf *), const char *want)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc = conf();
     size_t n_lines = ev->invoice.n_lines;
     mutate(&ev->invoice, &tc);
@@ -603,12 +575,12 @@ RULE(validate_complete_event_passes, NULL)
 RULE(validate_needs_invoicexpress_id,
      "target_refs.invoicexpress_id: required (InvoiceXpress updates by its invoice id)")
 {
-    set_str(&inv->target_refs.invoicexpress_id, NULL);
+    iw_t_set_str(&inv->target_refs.invoicexpress_id, NULL);
 }
 
 RULE(validate_invoicexpress_id_is_numeric, "target_refs.invoicexpress_id: must be a number")
 {
-    set_str(&inv->target_refs.invoicexpress_id, "INV-1001");
+    iw_t_set_str(&inv->target_refs.invoicexpress_id, "INV-1001");
 }
 
 RULE(validate_at_least_one_item, "lines: at least one item is required")
@@ -619,12 +591,12 @@ RULE(validate_at_least_one_item, "lines: at least one item is required")
 RULE(validate_item_name_required,
      "lines[1].name: required (InvoiceXpress items are matched by name)")
 {
-    set_str(&inv->lines[1].name, "   ");
+    iw_t_set_str(&inv->lines[1].name, "   ");
 }
 
 RULE(validate_item_name_absent, "lines[0].name: required (InvoiceXpress items are matched by name)")
 {
-    set_str(&inv->lines[0].name, NULL);
+    iw_t_set_str(&inv->lines[0].name, NULL);
 }
 
 RULE(validate_unit_price_positive, "lines[0].unit_price: must be greater than 0")
@@ -649,13 +621,13 @@ RULE(validate_quantity_positive, "lines[1].quantity: must be greater than 0")
 
 RULE(validate_unit_accepted, "lines[0].unit: \"kg\" is not an accepted unit (accepted_units)")
 {
-    set_str(&inv->lines[0].unit, "kg");
+    iw_t_set_str(&inv->lines[0].unit, "kg");
 }
 
 RULE(validate_configured_units_replace_the_defaults, NULL)
 {
-    set_str(&inv->lines[0].unit, "kg");
-    set_str(&inv->lines[1].unit, "kg");
+    iw_t_set_str(&inv->lines[0].unit, "kg");
+    iw_t_set_str(&inv->lines[1].unit, "kg");
     only_units(tc, "kg");
 }
 
@@ -697,32 +669,32 @@ RULE(validate_retention_99_99_is_allowed, NULL)
 
 RULE(validate_client_name_required, "customer.name: required (the client name)")
 {
-    set_str(&inv->customer.name, NULL);
+    iw_t_set_str(&inv->customer.name, NULL);
 }
 
 RULE(validate_email_valid_if_present, "customer.email: not a valid e-mail address")
 {
-    set_str(&inv->customer.email, "bruce at example.com");
+    iw_t_set_str(&inv->customer.email, "bruce at example.com");
 }
 
 RULE(validate_email_needs_a_domain_dot, "customer.email: not a valid e-mail address")
 {
-    set_str(&inv->customer.email, "bruce@localhost");
+    iw_t_set_str(&inv->customer.email, "bruce@localhost");
 }
 
 RULE(validate_email_absent_is_fine, NULL)
 {
-    set_str(&inv->customer.email, NULL);
+    iw_t_set_str(&inv->customer.email, NULL);
 }
 
 RULE(validate_due_date_not_before_date, "due_date: 2026-11-20 is before issue_date 2026-11-21")
 {
-    set_str(&inv->due_date, "2026-11-20");
+    iw_t_set_str(&inv->due_date, "2026-11-20");
 }
 
 RULE(validate_due_date_same_day_is_fine, NULL)
 {
-    set_str(&inv->due_date, "2026-11-21");
+    iw_t_set_str(&inv->due_date, "2026-11-21");
 }
 
 RULE(validate_tax_rate_needs_a_configured_name,
@@ -750,14 +722,14 @@ RULE(validate_untaxed_line_needs_no_name, NULL)
 RULE(validate_country_must_be_known,
      "billing_address.country: no InvoiceXpress country name for \"XX\"")
 {
-    set_str(&inv->billing_address.country, "XX");
+    iw_t_set_str(&inv->billing_address.country, "XX");
 }
 
 /* ---- (e) masking ---- */
 
 Test(invoicexpress, masked_print_hides_api_key)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc = conf();
     iw_request req;
     render_ok(ev, &tc, &req);
@@ -789,9 +761,9 @@ Test(invoicexpress, masked_print_hides_api_key)
 
 Test(invoicexpress, render_needs_url_and_api_key)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc = conf();
-    set_str(&tc.api_key, NULL);
+    iw_t_set_str(&tc.api_key, NULL);
     iw_request req;
     memset(&req, 0, sizeof(req));
     char err[256];

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "docpaths.h"
+#include "testdata.h"
 #include "invoice.h"
 #include "status.h"
 #include "target.h"
@@ -67,40 +68,11 @@ static iw_target_conf conf(const char *format)
     return tc;
 }
 
-static iw_event *parse_text(const char *json)
-{
-    iw_event *ev = NULL;
-    char err[256];
-    int rc = iw_event_parse(json, strlen(json), &ev, err, sizeof(err));
-    cr_assert_eq(rc, 0, "event does not parse: %s", err);
-    return ev;
-}
-
-static iw_event *load_event(const char *name)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/events/%s", IW_FIXTURES_DIR, name);
-    size_t len;
-    char *json = iw_read_file(path, &len);
-    cr_assert_not_null(json, "cannot read %s", path);
-    iw_event *ev = parse_text(json);
-    free(json);
-    return ev;
-}
-
 static char *fixture(const char *name, size_t *len)
 {
-    char path[512];
-    snprintf(path, sizeof(path), "%s/midnight/%s", IW_FIXTURES_DIR, name);
-    char *s = iw_read_file(path, len);
-    cr_assert_not_null(s, "cannot read %s", path);
-    return s;
-}
-
-static void set_str(char **field, const char *v)
-{
-    free(*field);
-    *field = v ? strdup(v) : NULL;
+    char rel[256];
+    snprintf(rel, sizeof(rel), "midnight/%s", name);
+    return iw_t_fixture(rel, len);
 }
 
 /* Renders ev, failing the test on an error. */
@@ -166,7 +138,7 @@ static char *exception_path(const char *neutral, bool xml)
 static void golden(const char *format, const char *ref_name)
 {
     bool xml = strcmp(format, "xml") == 0;
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc = conf(format);
     iw_request req;
     render_ok(ev, &tc, NULL, &req);
@@ -233,7 +205,7 @@ Test(midnight, golden_xml)
 
 Test(midnight, xml_root_declares_sample_namespaces)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc = conf("xml");
     iw_request req;
     render_ok(ev, &tc, NULL, &req);
@@ -262,7 +234,7 @@ Test(midnight, xml_root_declares_sample_namespaces)
 
 Test(midnight, request_line_headers_and_values)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc = conf(NULL);
     iw_request req;
     render_ok(ev, &tc, NULL, &req);
@@ -301,7 +273,7 @@ Test(midnight, request_line_headers_and_values)
 
 Test(midnight, refreshed_token_from_ctx_replaces_config_token)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc = conf(NULL);
     iw_render_ctx ctx = {.auth_token = "fresh-SECRET-1"};
     iw_request req;
@@ -318,9 +290,9 @@ Test(midnight, refreshed_token_from_ctx_replaces_config_token)
 
 Test(midnight, non_numeric_ids_are_omitted_and_leading_zeros_dropped)
 {
-    iw_event *ev = load_event("complete.json");
-    set_str(&ev->invoice.customer.id, "C-5");
-    set_str(&ev->invoice.customer.contact_id, "007");
+    iw_event *ev = iw_t_load_event("complete.json");
+    iw_t_set_str(&ev->invoice.customer.id, "C-5");
+    iw_t_set_str(&ev->invoice.customer.contact_id, "007");
     iw_target_conf tc = conf(NULL);
     iw_request req;
     render_ok(ev, &tc, NULL, &req);
@@ -336,9 +308,9 @@ Test(midnight, non_numeric_ids_are_omitted_and_leading_zeros_dropped)
 
 Test(midnight, missing_credentials_refuse_to_render)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc = conf(NULL);
-    set_str(&tc.mis_key, NULL);
+    iw_t_set_str(&tc.mis_key, NULL);
     iw_request req;
     memset(&req, 0, sizeof(req));
     char err[256];
@@ -450,7 +422,7 @@ Test(midnight, round_trip_json)
 {
     char *big = big_string();
     char *json = awkward_event(big);
-    iw_event *ev = parse_text(json);
+    iw_event *ev = iw_t_parse(json, strlen(json));
     iw_target_conf tc = conf(NULL);
     iw_request req;
     render_ok(ev, &tc, NULL, &req);
@@ -519,7 +491,7 @@ Test(midnight, round_trip_xml)
 {
     char *big = big_string();
     char *json = awkward_event(big);
-    iw_event *ev = parse_text(json);
+    iw_event *ev = iw_t_parse(json, strlen(json));
     iw_target_conf tc = conf("xml");
     iw_request req;
     render_ok(ev, &tc, NULL, &req);
@@ -567,7 +539,7 @@ Test(midnight, round_trip_xml)
 
 Test(midnight, special_chars_fixture_renders_both_formats)
 {
-    iw_event *ev = load_event("special-chars.json");
+    iw_event *ev = iw_t_load_event("special-chars.json");
     for (int f = 0; f < 2; f++) {
         iw_target_conf tc = conf(f ? "xml" : "json");
         iw_request req;
@@ -596,8 +568,8 @@ Test(midnight, special_chars_fixture_renders_both_formats)
 
 Test(midnight, xml_refuses_control_characters)
 {
-    iw_event *ev = load_event("complete.json");
-    set_str(&ev->invoice.title, "bell\x07here");
+    iw_event *ev = iw_t_load_event("complete.json");
+    iw_t_set_str(&ev->invoice.title, "bell\x07here");
     iw_target_conf tc = conf("xml");
     iw_request req;
     memset(&req, 0, sizeof(req));
@@ -752,7 +724,7 @@ Test(midnight, classify_long_body_is_truncated_on_a_character)
 
 Test(midnight, validate_complete_event_passes)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc = conf(NULL);
     char err[256] = "";
     cr_assert_eq(iw_target_validate(&iw_target_midnight, ev, &tc, err, sizeof(err)), 0, "%s", err);
@@ -762,7 +734,7 @@ Test(midnight, validate_complete_event_passes)
 
 Test(midnight, validate_guid_required)
 {
-    iw_event *ev = load_event("minimal.json");
+    iw_event *ev = iw_t_load_event("minimal.json");
     iw_target_conf tc = conf(NULL);
     char err[256] = "";
     cr_assert_eq(iw_target_validate(&iw_target_midnight, ev, &tc, err, sizeof(err)), IW_EINVAL);
@@ -785,16 +757,16 @@ Test(midnight, validate_guid_must_look_like_a_guid)
                                       "8da872e1-fbca-4a43-8e49-417c9bd9303ab",
                                       "8da872e1-fbca-4a43-8e49-417c9bd9303g",
                                       ""};
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc = conf(NULL);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        set_str(&ev->invoice.target_refs.midnight_guid, bad[i]);
+        iw_t_set_str(&ev->invoice.target_refs.midnight_guid, bad[i]);
         char err[256] = "";
         cr_assert_eq(iw_target_validate(&iw_target_midnight, ev, &tc, err, sizeof(err)), IW_EINVAL,
                      "%s accepted", bad[i]);
         cr_assert_not_null(strstr(err, "target_refs.midnight_guid"), "%s", err);
     }
-    set_str(&ev->invoice.target_refs.midnight_guid, "8DA872E1-FBCA-4A43-8E49-417C9BD9303A");
+    iw_t_set_str(&ev->invoice.target_refs.midnight_guid, "8DA872E1-FBCA-4A43-8E49-417C9BD9303A");
     char err[256] = "";
     cr_assert_eq(iw_target_validate(&iw_target_midnight, ev, &tc, err, sizeof(err)), 0, "%s", err);
     iw_target_conf_clear(&tc);
@@ -805,7 +777,7 @@ Test(midnight, validate_guid_must_look_like_a_guid)
 
 Test(midnight, masked_print_hides_tokens_and_miskey)
 {
-    iw_event *ev = load_event("complete.json");
+    iw_event *ev = iw_t_load_event("complete.json");
     for (int f = 0; f < 2; f++) {
         iw_target_conf tc = conf(f ? "xml" : "json");
         iw_request req;
@@ -831,8 +803,8 @@ static void refresh_url(const char *url, const char *token_url, const char *want
 {
     iw_target_conf tc = conf(NULL);
     if (url)
-        set_str(&tc.url, url);
-    set_str(&tc.token_url, token_url);
+        iw_t_set_str(&tc.url, url);
+    iw_t_set_str(&tc.token_url, token_url);
     iw_request req;
     memset(&req, 0, sizeof(req));
     char err[256] = "";

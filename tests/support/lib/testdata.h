@@ -1,0 +1,89 @@
+/* testdata.h: fixture loading and checks shared by the Criterion suites (header-only, since
+ * the helpers assert with Criterion and the support library is also linked into programs). */
+#ifndef IW_TESTDATA_H
+#define IW_TESTDATA_H
+
+#include <criterion/criterion.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "docpaths.h"
+#include "invoice.h"
+
+#ifndef IW_FIXTURES_DIR
+#define IW_FIXTURES_DIR "tests/fixtures"
+#endif
+
+/* Reads tests/fixtures/<rel>; asserts it exists. Caller frees. */
+static inline char *iw_t_fixture(const char *rel, size_t *len)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", IW_FIXTURES_DIR, rel);
+    char *s = iw_read_file(path, len);
+    cr_assert_not_null(s, "cannot read %s", path);
+    return s;
+}
+
+/* Parses an event that must be valid. Caller frees with iw_event_free. */
+static inline iw_event *iw_t_parse(const char *json, size_t len)
+{
+    iw_event *ev = NULL;
+    char err[256] = "";
+    int rc = iw_event_parse(json, len, &ev, err, sizeof(err));
+    cr_assert_eq(rc, 0, "event does not parse: %s", err);
+    return ev;
+}
+
+/* Loads and parses tests/fixtures/events/<name>. */
+static inline iw_event *iw_t_load_event(const char *name)
+{
+    char rel[256];
+    size_t len;
+    snprintf(rel, sizeof(rel), "events/%s", name);
+    char *json = iw_t_fixture(rel, &len);
+    iw_event *ev = iw_t_parse(json, len);
+    free(json);
+    return ev;
+}
+
+/* Replaces an owned string field (NULL clears it). */
+static inline void iw_t_set_str(char **field, const char *v)
+{
+    free(*field);
+    *field = v ? strdup(v) : NULL;
+}
+
+/* True when s is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
+static inline bool iw_t_utf8_ok(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p, min;
+        size_t k;
+        if (c < 0x80) {
+            p++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            k = 1, min = 0x80, c &= 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            k = 2, min = 0x800, c &= 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            k = 3, min = 0x10000, c &= 0x07;
+        } else {
+            return false;
+        }
+        for (size_t i = 1; i <= k; i++) {
+            if ((p[i] & 0xC0) != 0x80)
+                return false;
+            c = (c << 6) | (p[i] & 0x3F);
+        }
+        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+            return false;
+        p += k + 1;
+    }
+    return true;
+}
+
+#endif
