@@ -1,0 +1,50 @@
+/* test_chaos.c: the quick form of the chaos run (build/chaos --quick: 6,000 events, two workers,
+ * kill -9 every 5-10 s, a Redis restart, a broker outage, a breaker burst, HTTP faults) must
+ * lose nothing, leave every invoice at its highest version and dead-letter every poison event. */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "docpaths.h"
+#include "testproc.h"
+
+/* The figure printed after `label` on the summary line that starts with it, or -1. */
+static long figure(const char *text, const char *label)
+{
+    const char *p = strstr(text, label);
+    if (!p)
+        return -1;
+    p += strlen(label);
+    while (*p == ' ')
+        p++;
+    char *end;
+    long v = strtol(p, &end, 10);
+    return end == p ? -1 : v;
+}
+
+Test(chaos, quick_form_keeps_the_guarantees, .timeout = 600)
+{
+    char log[] = "/tmp/iw-chaos-XXXXXX";
+    int fd = mkstemp(log);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "'%s' --quick > '%s' 2>&1", iw_build_path("chaos"), log);
+    int st = system(cmd);
+    char *out = iw_read_file(log, NULL);
+    cr_assert_not_null(out, "no output from %s", cmd);
+    const char *sum = strstr(out, "== chaos summary");
+    fprintf(stderr, "%s\n", sum ? sum : out); /* the figures, for the ctest log */
+    cr_assert_not_null(sum, "the run printed no summary (exit status %d)", st);
+    cr_expect_eq(figure(sum, "\nlost"), 0, "no (event, target) pair without a result");
+    cr_expect_eq(figure(sum, "\nwrong final state"), 0, "every invoice at its highest version");
+    cr_expect_eq(figure(sum, "\npoison not dead-lettered"), 0, "every poison event dead-lettered");
+    cr_expect_gt(figure(sum, "\nfaults"), 0, "workers were killed during the run");
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "chaos exit status %d (log %s)", st, log);
+    free(out);
+    unlink(log);
+}

@@ -1,0 +1,262 @@
+/* chaos.h: the chaos driver's parts: the event plan, the paced feeder, the result watcher, the
+ * final checks and the process sampler, shared by main.c and the files that implement them. */
+#ifndef IW_CHAOS_H
+#define IW_CHAOS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stack.h"
+
+#define CH_N_TARGETS 5   /* target instances of the stack config */
+#define CH_TENANT "acme" /* tenant of every event */
+#define CH_INPUT "invoice-events"
+#define CH_RESULTS "invoice-results"
+#define CH_DLQ "invoice-events-dlq"
+
+/* Target instance names, indexed like the bits of ch_event.targets. */
+extern const char *const ch_target_names[CH_N_TARGETS];
+
+/* One distinct event (one event_id): what the driver produced for an invoice version. */
+typedef struct ch_event {
+    int32_t invoice; /* invoice index */
+    int32_t version; /* that invoice's counter at this change */
+    uint8_t targets; /* bit i: routed to ch_target_names[i] */
+    uint8_t copies;  /* deliveries of this event (1 + deliberate duplicates) */
+} ch_event;
+
+/* What a produced message is. */
+typedef enum ch_msg_kind {
+    CH_MSG_EVENT,     /* the first delivery of an event */
+    CH_MSG_LATE,      /* the first delivery of an event, sent after a newer version */
+    CH_MSG_DUPLICATE, /* an identical resend of an event already sent */
+    CH_MSG_POISON     /* not a valid event: truncated JSON or no invoice.id */
+} ch_msg_kind;
+
+/* One message to produce, in production order. */
+typedef struct ch_msg {
+    int32_t event;             /* index into plan events (poison: its serial number) */
+    int32_t invoice;           /* invoice index (its key) */
+    uint8_t kind;              /* ch_msg_kind */
+    volatile int8_t delivered; /* 0 pending, 1 acknowledged, -1 failed (delivery report) */
+    int32_t partition;         /* where it was written (from the delivery report) */
+    int64_t offset;
+} ch_msg;
+
+/* The whole run's input, generated up front from a seed. */
+typedef struct ch_plan {
+    ch_event *events;
+    size_t n_events;
+    ch_msg *msgs;
+    size_t n_msgs;
+    int n_invoices;
+    size_t n_poison, n_late, n_dup; /* message counts by kind */
+    size_t n_pairs;                 /* (event, target) pairs: the results expected */
+    char run[16];                   /* event id prefix, unique per run */
+} ch_plan;
+
+/* Builds a plan of n_msgs messages over n_invoices invoices with the given ratios (poison,
+ * late = out of order, dup = identical resends). 0 or -1. */
+int ch_plan_build(ch_plan *p, size_t n_msgs, int n_invoices, double poison, double late, double dup,
+                  uint64_t seed);
+
+void ch_plan_free(ch_plan *p);
+
+/* The event id of event i ("E<run>-<i, 7 digits>") into buf. */
+void ch_event_id(const ch_plan *p, size_t i, char *buf, size_t len);
+
+/* The invoice id of invoice i ("CH-<i>") into buf. */
+void ch_invoice_id(int i, char *buf, size_t len);
+
+/* Event index from an event id of this plan, or -1. */
+long ch_event_index(const ch_plan *p, const char *event_id);
+
+/* The value of message m (malloc'd) and its key into key. NULL on error. */
+char *ch_msg_value(const ch_plan *p, const ch_msg *m, char *key, size_t keylen);
+
+/* ---- the result table, shared by the feeder (poison ids) and the watcher ---- */
+
+/* Status bits of results seen for one result_id. */
+enum {
+    CH_ST_SUCCEEDED = 1 << 0,
+    CH_ST_DUPLICATE = 1 << 1,
+    CH_ST_STALE = 1 << 2,
+    CH_ST_SUPERSEDED = 1 << 3,
+    CH_ST_REJECTED = 1 << 4,
+    CH_ST_FAILED = 1 << 5,
+    CH_ST_OTHER = 1 << 6
+};
+#define CH_N_STATUS 7
+
+/* Names of the status bits, in bit order. */
+extern const char *const ch_status_names[CH_N_STATUS];
+
+/* One result_id: expected by the plan and/or seen on the result topic. */
+typedef struct ch_slot {
+    char *key;         /* result_id */
+    uint32_t results;  /* results seen */
+    uint16_t statuses; /* CH_ST_* bits seen */
+    uint8_t expected;  /* the plan expects it */
+    uint8_t copies;    /* deliveries of its event */
+} ch_slot;
+
+/* A hash table of result ids with counters; every function locks mu. */
+typedef struct ch_table {
+    pthread_mutex_t mu;
+    ch_slot *slots;
+    size_t cap; /* a power of two */
+    size_t used;
+    size_t expected; /* slots with expected */
+    size_t terminal; /* expected slots with results > 0 */
+    size_t results;  /* results seen */
+    size_t unparsed; /* result messages that were not JSON with a result_id */
+    size_t by_status[CH_N_STATUS];
+    long long last_terminal_ms; /* monotonic time the terminal count last grew */
+} ch_table;
+
+int ch_table_init(ch_table *t, size_t expect);
+void ch_table_free(ch_table *t);
+
+/* Marks result_id as expected (copies = deliveries of its event). 0 or -1 (no memory). */
+int ch_table_expect(ch_table *t, const char *result_id, int copies);
+
+/* Counts one result for result_id with this status bit. 0 or -1. */
+int ch_table_seen(ch_table *t, const char *result_id, int status_bit);
+
+/* A snapshot copy of the slot for result_id (zeroed when absent). */
+ch_slot ch_table_get(ch_table *t, const char *result_id);
+
+/* ---- the feeder: one producer, paced ---- */
+
+/* The paced producer thread's state. */
+typedef struct ch_feed {
+    const ch_plan *plan;
+    ch_table *table; /* poison result ids are registered on delivery */
+    const char *brokers;
+    double rate;          /* messages per second */
+    atomic_size_t queued; /* messages handed to librdkafka */
+    atomic_size_t acked;  /* delivery reports: success */
+    atomic_size_t failed; /* delivery reports: failure */
+    atomic_bool stop;     /* ask the thread to stop early */
+    atomic_bool done;     /* every message queued and every report in (or stopped) */
+    long long started_ms, finished_ms;
+    pthread_t thread;
+    char error[256]; /* why the feeder stopped early, if it did */
+} ch_feed;
+
+/* Starts the feeder thread. 0 or -1. */
+int ch_feed_start(ch_feed *f);
+
+/* Joins the feeder thread. */
+void ch_feed_join(ch_feed *f);
+
+/* ---- the watcher: reads results and dead letters as they come ---- */
+
+/* One dead letter's source position. */
+typedef struct ch_dead {
+    int32_t partition;
+    int64_t offset;
+    char target[32]; /* x-iw-target, "" for none */
+} ch_dead;
+
+/* The watcher thread's state. */
+typedef struct ch_watch {
+    ch_table *table;
+    const char *brokers;
+    atomic_bool stop;
+    pthread_t thread;
+    pthread_mutex_t mu; /* guards dead */
+    ch_dead *dead;
+    size_t n_dead, cap_dead;
+    _Atomic long long last_msg_ms; /* monotonic time of the last message read */
+    char error[256];
+} ch_watch;
+
+int ch_watch_start(ch_watch *w);
+
+/* Stops and joins the watcher (its dead letters stay readable). */
+void ch_watch_stop(ch_watch *w);
+
+/* Frees what the watcher collected. */
+void ch_watch_free(ch_watch *w);
+
+/* Dead letters whose source is (partition, offset). */
+size_t ch_watch_dead_at(ch_watch *w, int32_t partition, int64_t offset);
+
+/* ---- final checks against the simulator ---- */
+
+/* Figures of the final checks. */
+typedef struct ch_figures {
+    size_t lost;            /* expected pairs with no result */
+    size_t wrong_state;     /* (invoice, target) whose final version is not the highest sent */
+    size_t state_checked;   /* (invoice, target) pairs compared */
+    size_t poison_missing;  /* poison messages without a dead letter */
+    size_t poison;          /* poison messages delivered */
+    size_t dup_results;     /* results whose result_id was already seen */
+    size_t dup_beyond;      /* of those, more than the deliberate duplicate deliveries explain */
+    size_t repeated_sends;  /* calls of a pair after one got 200 */
+    size_t pairs_repeated;  /* pairs with such a call */
+    size_t repeated_killed; /* of the repeated sends: a worker was killed between the first
+                             * 200 and the repeat */
+    size_t calls;           /* calls the simulator saw */
+    size_t calls_ok;        /* calls answered 200 */
+    size_t unknown_results; /* result ids the plan did not expect */
+    size_t produce_failed;  /* messages whose delivery failed (not counted anywhere else) */
+    size_t trimmed;         /* of the lost pairs and missing dead letters: input the mock
+                             * cluster dropped (retention) before a worker could read it */
+} ch_figures;
+
+/* Runs the checks (the workers must be stopped): fills fig, prints examples of failures.
+ * kill_ms: the monotonic times of the kills (the simulator logs calls on the same clock).
+ * 0, or -1 when the simulator could not be read. */
+int ch_check_run(const ch_plan *plan, ch_table *table, ch_watch *watch, const iw_stack *s,
+                 const long long *kill_ms, size_t n_kills, ch_figures *fig);
+
+/* ---- process figures ---- */
+
+/* VmRSS of pid in kB, or -1. */
+long ch_proc_rss_kb(int pid);
+
+/* Open file descriptors of pid, or -1. */
+int ch_proc_fds(int pid);
+
+/* GETs url with a short timeout; body (malloc'd) or NULL. */
+char *ch_http_get(const char *url, long timeout_ms, long *status);
+
+/* The value of a Prometheus sample line "name{labels} value" (labels "" for none) in text,
+ * or -1 when absent. */
+double ch_metric(const char *text, const char *name, const char *labels);
+
+/* Partitions of topic where group's committed offset is behind the end, listed into buf as
+ * "p3 120/180, ..." (committed/end). Returns how many, or -1. */
+int ch_lag_report(const char *brokers, const char *group, const char *topic, char *buf, size_t len);
+
+/* The first offset the cluster still holds of each partition of topic (*lows malloc'd).
+ * Returns the partition count, or -1. */
+int ch_low_watermarks(const char *brokers, const char *topic, int64_t **lows);
+
+/* ---- the soak: resource samples of the workers over time ---- */
+
+#define CH_SOAK_WORKERS 2
+
+/* Samples taken every few seconds during a soak. */
+typedef struct ch_soak {
+    size_t n, cap;
+    long long *t_ms;               /* since the start of production */
+    long *rss_kb[CH_SOAK_WORKERS]; /* VmRSS, -1 when unreadable */
+    int *fds[CH_SOAK_WORKERS];     /* open descriptors, -1 when unreadable */
+} ch_soak;
+
+/* Records one sample of the workers' pids at t_ms. 0 or -1. */
+int ch_soak_sample(ch_soak *s, long long t_ms, const int pids[CH_SOAK_WORKERS]);
+
+/* Prints the table and the start/end figures; returns the number of workers that failed the
+ * criterion (RSS growth over rss_limit after warm-up, or fds growing steadily). */
+int ch_soak_verdict(const ch_soak *s, long long warmup_ms, double rss_limit);
+
+void ch_soak_free(ch_soak *s);
+
+#endif

@@ -1,0 +1,871 @@
+/* main.c: chaos, the proof that the worker keeps its guarantees under faults. It runs the local
+ * stack (32-partition mock Kafka, redis-server with AOF, the target simulator with HTTP faults)
+ * and two workers in one group, produces invoice events at a steady rate while it kills workers,
+ * restarts Redis, takes a broker down and trips a breaker, then checks what arrived. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "chaos.h"
+#include "docpaths.h"
+
+#define N_WORKERS 2
+#define LEASE_S 6         /* a killed worker's leases expire this fast */
+#define MAX_IN_FLIGHT 256 /* per worker (the stack config's value) */
+#define REQUEST_MS 2000   /* per-call timeout; the simulator's hangs last longer */
+#define HANG_MS 3000
+#define BREAKER_TARGET "midnight"
+#define BREAKER_BURST_MS 4000
+#define REDIS_DOWN_MS 3000
+#define BROKER_DOWN_MS 10000
+#define TICK_MS 100
+#define MAX_KILLS 4096
+#define BUSY_WAIT_MS                                                                               \
+    30000 /* a one-off fault waits at most this long for the workers to be busy                    \
+           */
+#define BUSY_POLL_MS 500
+#define PROGRESS_MS 10000
+#define SOAK_SAMPLE_MS 10000
+#define SOAK_RSS_LIMIT 0.30
+#define STALL_MS 30000 /* no pair finished for this long: print what the workers say */
+#define EXIT_FAIL 1
+#define EXIT_ERROR 2
+
+/* Command-line settings. */
+typedef struct opts {
+    const char *mode;     /* "quick", "short", "long" or "soak" */
+    size_t events;        /* messages to produce */
+    double rate;          /* messages per second */
+    int invoices;         /* distinct invoices the events change */
+    int partitions;       /* of every topic */
+    uint64_t seed;        /* the plan's and the fault timing's */
+    int soak_min;         /* soak: minutes of production */
+    long drain_timeout_s; /* give up when no pair finished for this long */
+    unsigned faults;      /* FAULT_* bits to inject */
+} opts;
+
+enum {
+    FAULT_KILL = 1,
+    FAULT_REDIS = 2,
+    FAULT_BROKER = 4,
+    FAULT_BREAKER = 8,
+    FAULT_HTTP = 16,
+    FAULT_ALL = 31
+};
+
+/* --faults names, in bit order. */
+static const char *const fault_names[] = {"kill", "redis", "broker", "breaker", "http"};
+
+/* One worker process and what happened to it. */
+typedef struct worker {
+    iw_proc proc;
+    char name[8]; /* w1, w2: also its worker id in results */
+    char config[512];
+    char log[64];
+    int http_port;
+    int kills; /* kill -9 received */
+    int exits; /* exits nobody asked for */
+} worker;
+
+/* The fault schedule and what the faults did. */
+typedef struct schedule {
+    long long t0;        /* production start (monotonic ms) */
+    long long next_kill; /* 0: no more kills */
+    long long kill_until;
+    int kill_turn;
+    long long breaker_at, breaker_end;
+    int breaker_state;      /* 0 pending, 1 burst on, 2 done */
+    bool breaker_seen_open; /* a worker's iw_breaker_open for the target read 1 */
+    long long redis_at;
+    int redis_state; /* 0 pending, 1 down, 2 back */
+    long long broker_at;
+    int broker_state;     /* 0 pending, 1 down, 2 back */
+    long long last_fault; /* the end of the last fault */
+    int kills;
+    double in_flight_at_kills;    /* sum of the victims' iw_in_flight just before the kills */
+    double jobs_open_at_kills;    /* sum of their iw_jobs_open */
+    int kills_unscraped;          /* kills whose victim's metrics could not be read */
+    long long kill_ms[MAX_KILLS]; /* when each kill happened (monotonic) */
+    long long busy_read_ms;       /* when the workers' gauges were last read */
+    double jobs_open, in_flight;  /* their sums then */
+} schedule;
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f,
+        "usage: chaos [--quick | --long | --soak [MINUTES]] [--events N] [--rate PER_S]\n"
+        "             [--invoices N] [--partitions N] [--seed N] [--drain-timeout S]\n"
+        "             [--faults kill,redis,broker,breaker,http]\n"
+        "Runs the local stack with two workers under faults and checks that no (event,\n"
+        "target) pair is lost, every invoice ends at its highest version at every target and\n"
+        "every poison event is dead-lettered. Forms: default 20,000 events; --long 200,000;\n"
+        "--quick 6,000 (the ctest form); --soak MINUTES (default 10): a steady rate with the\n"
+        "same faults but no kills, sampling the workers' RSS and open fds every 10 s.\n"
+        "Exit status: 0 all guarantees held, 1 a guarantee failed, 2 the run could not be made.\n"
+        "IW_KEEP_STACK=1 keeps the stack folder (configs, worker logs).\n");
+}
+
+/* "kill,http" into FAULT_* bits ("none" for none). 0 or -1. */
+static int parse_faults(const char *arg, unsigned *out)
+{
+    char buf[128];
+    snprintf(buf, sizeof(buf), "%s", arg);
+    *out = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        size_t i = 0;
+        while (i < sizeof(fault_names) / sizeof(fault_names[0]) && strcmp(t, fault_names[i]) != 0)
+            i++;
+        if (i < sizeof(fault_names) / sizeof(fault_names[0]))
+            *out |= 1u << i;
+        else if (strcmp(t, "none") != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int parse_opts(int argc, char **argv, opts *o)
+{
+    *o = (opts){.mode = "short",
+                .events = 20000,
+                .rate = 250,
+                .invoices = 2000,
+                .partitions = 32,
+                .seed = 0,
+                .soak_min = 0,
+                .drain_timeout_s = 180,
+                .faults = FAULT_ALL};
+    size_t events = 0;
+    double rate = 0;
+    int partitions = 0;
+    static const struct option lo[] = {{"quick", no_argument, NULL, 'q'},
+                                       {"long", no_argument, NULL, 'l'},
+                                       {"soak", optional_argument, NULL, 's'},
+                                       {"events", required_argument, NULL, 'n'},
+                                       {"rate", required_argument, NULL, 'r'},
+                                       {"invoices", required_argument, NULL, 'i'},
+                                       {"partitions", required_argument, NULL, 'p'},
+                                       {"seed", required_argument, NULL, 'S'},
+                                       {"drain-timeout", required_argument, NULL, 'd'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {"faults", required_argument, NULL, 'f'},
+                                       {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'q': o->mode = "quick"; break;
+        case 'l': o->mode = "long"; break;
+        case 's':
+            o->mode = "soak";
+            o->soak_min = 10;
+            if (!optarg && optind < argc && argv[optind][0] != '-')
+                optarg = argv[optind++];
+            if (optarg && (o->soak_min = atoi(optarg)) <= 0)
+                return -1;
+            break;
+        case 'n': events = strtoull(optarg, NULL, 10); break;
+        case 'r': rate = strtod(optarg, NULL); break;
+        case 'i': o->invoices = atoi(optarg); break;
+        case 'p': partitions = atoi(optarg); break;
+        case 'S': o->seed = strtoull(optarg, NULL, 0); break;
+        case 'd': o->drain_timeout_s = atol(optarg); break;
+        case 'f':
+            if (parse_faults(optarg, &o->faults) != 0)
+                return -1;
+            break;
+        case 'h': usage(stdout); exit(0);
+        default: return -1;
+        }
+    }
+    if (optind < argc)
+        return -1;
+    if (strcmp(o->mode, "quick") == 0) {
+        o->events = 6000;
+        o->rate = 200;
+    } else if (strcmp(o->mode, "long") == 0) {
+        o->events = 200000;
+        o->rate = 250;
+        o->partitions = 256; /* the mock keeps 5 MB per partition: room for the backlog */
+    } else if (strcmp(o->mode, "soak") == 0) {
+        o->rate = 100;
+        o->faults &= ~(unsigned)FAULT_KILL;
+    }
+    if (rate > 0)
+        o->rate = rate;
+    if (partitions)
+        o->partitions = partitions;
+    if (strcmp(o->mode, "soak") == 0)
+        o->events = (size_t)(o->rate * 60.0 * o->soak_min);
+    if (events)
+        o->events = events;
+    if (!o->seed)
+        o->seed = (uint64_t)time(NULL) * 2654435761ULL ^ (uint64_t)getpid();
+    return o->events >= 100 && o->rate > 0 && o->invoices > 0 && o->partitions > 0 &&
+                   o->drain_timeout_s > 0
+               ? 0
+               : -1;
+}
+
+static double secs(long long ms)
+{
+    return (double)ms / 1000.0;
+}
+
+static long long now_ms(void)
+{
+    return iw_now_ms();
+}
+
+/* A uniform delay between lo and hi ms (the plan's seed does not drive fault timing). */
+static long long jitter(long long lo, long long hi)
+{
+    return lo + (long long)(rand() % (int)(hi - lo + 1));
+}
+
+/* ---- the stack and the workers ---- */
+
+/* Sets redis.lease_s in a config written by iw_stack_config. 0 or -1. */
+static int set_lease(const char *path)
+{
+    char *text = iw_read_file(path, NULL);
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    cJSON *redis = cJSON_GetObjectItemCaseSensitive(root, "redis");
+    if (!redis) {
+        cJSON_Delete(root);
+        return -1;
+    }
+    cJSON_ReplaceItemInObjectCaseSensitive(redis, "lease_s", cJSON_CreateNumber(LEASE_S));
+    char *out = cJSON_Print(root);
+    cJSON_Delete(root);
+    FILE *f = out ? fopen(path, "w") : NULL;
+    int rc = f && fputs(out, f) >= 0 ? 0 : -1;
+    if (f && fclose(f) != 0)
+        rc = -1;
+    free(out);
+    return rc;
+}
+
+static int worker_config(iw_stack *s, worker *w, int idx)
+{
+    snprintf(w->name, sizeof(w->name), "w%d", idx + 1);
+    snprintf(w->log, sizeof(w->log), "%s.log", w->name);
+    w->http_port = iw_free_port();
+    s->http_port = w->http_port;
+    char name[32], wextra[128], textra[512];
+    snprintf(name, sizeof(name), "%s.json", w->name);
+    snprintf(wextra, sizeof(wextra), "{\"id\": \"%s\", \"max_in_flight\": %d}", w->name,
+             MAX_IN_FLIGHT);
+    snprintf(textra, sizeof(textra),
+             "{\"retry\": {\"max_attempts\": 40, \"base_ms\": 50, \"max_delay_ms\": 1000,"
+             "  \"max_elapsed_s\": 900},"
+             " \"timeouts\": {\"connect_ms\": 1000, \"request_ms\": %d},"
+             " \"breaker\": {\"failures\": 8, \"open_s\": 2}}",
+             REQUEST_MS);
+    const char *path = iw_stack_config(s, name, textra, wextra);
+    if (!path)
+        return -1;
+    snprintf(w->config, sizeof(w->config), "%s", path);
+    return set_lease(w->config);
+}
+
+/* Appends a line to a worker's log so that its log shows where the driver acted. */
+static void log_mark(const iw_stack *s, const worker *w, const char *what)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", s->dir, w->log);
+    FILE *f = fopen(path, "a");
+    if (f) {
+        fprintf(f, "{\"chaos\": \"%s\", \"at_ms\": %lld}\n", what, now_ms());
+        fclose(f);
+    }
+}
+
+static int worker_start(iw_stack *s, worker *w)
+{
+    return iw_stack_worker_start(s, &w->proc, w->config, w->log);
+}
+
+/* The worker's /metrics page (malloc'd) or NULL. */
+static char *worker_metrics(const worker *w)
+{
+    char url[96];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", w->http_port);
+    long st;
+    char *body = ch_http_get(url, 1000, &st);
+    if (body && st != 200) {
+        free(body);
+        body = NULL;
+    }
+    return body;
+}
+
+static bool worker_ready(const worker *w)
+{
+    char url[96];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", w->http_port);
+    long st;
+    free(ch_http_get(url, 1000, &st));
+    return st == 200;
+}
+
+/* Restarts workers that exited without being asked (as Kubernetes would). */
+static void reap_workers(iw_stack *s, worker *ws)
+{
+    for (int i = 0; i < N_WORKERS; i++) {
+        int st = iw_proc_wait(&ws[i].proc, 0);
+        if (st == -1)
+            continue;
+        ws[i].exits++;
+        fprintf(stderr, "chaos: worker %s exited by itself (%s %d); restarting it\n", ws[i].name,
+                WIFSIGNALED(st) ? "signal" : "status",
+                WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+        log_mark(s, &ws[i], "exited by itself; restarted");
+        if (worker_start(s, &ws[i]) != 0)
+            fprintf(stderr, "chaos: cannot restart %s\n", ws[i].name);
+    }
+}
+
+/* ---- faults ---- */
+
+static int sim_fault(const iw_stack *s, const char *json)
+{
+    long st = iw_sim_control(s, "/_sim/faults", json);
+    if (st != 200)
+        fprintf(stderr, "chaos: the simulator refused fault %s (%ld)\n", json, st);
+    return st == 200 ? 0 : -1;
+}
+
+/* The steady HTTP faults: 5% 503, 2% 429 with Retry-After, 1% hangs past the timeout, 1%
+ * resets. The simulator tries faults in order and applies the first that hits, so each rate
+ * is divided by the share of calls the earlier ones left. */
+static int steady_faults(const iw_stack *s)
+{
+    char json[768];
+    double e = 0.05, rl = 0.02, h = 0.01, r = 0.01;
+    snprintf(
+        json, sizeof(json),
+        "[{\"target\": \"*\", \"kind\": \"error\", \"status\": 503, \"rate\": %.6f},"
+        " {\"target\": \"*\", \"kind\": \"rate_limit\", \"retry_after\": \"1\", \"rate\": %.6f},"
+        " {\"target\": \"*\", \"kind\": \"hang\", \"ms\": %d, \"rate\": %.6f},"
+        " {\"target\": \"*\", \"kind\": \"reset\", \"rate\": %.6f}]",
+        e, rl / (1 - e), HANG_MS, h / (1 - e - rl), r / (1 - e - rl - h));
+    return sim_fault(s, json);
+}
+
+/* Kills the worker with the most open jobs (the other one in turn when neither has any), so
+ * that the kills hit work in progress, and restarts it at once. */
+static void kill_one(iw_stack *s, worker *ws, schedule *sc)
+{
+    double fls[N_WORKERS], jos[N_WORKERS];
+    int victim = sc->kill_turn++ % N_WORKERS;
+    for (int i = 0; i < N_WORKERS; i++) {
+        char *m = worker_metrics(&ws[i]);
+        fls[i] = m ? ch_metric(m, "iw_in_flight", "") : -1;
+        jos[i] = m ? ch_metric(m, "iw_jobs_open", "") : -1;
+        free(m);
+    }
+    for (int i = 0; i < N_WORKERS; i++)
+        if (jos[i] > 0 && jos[i] > jos[victim])
+            victim = i;
+    worker *w = &ws[victim];
+    double fl = fls[victim], jo = jos[victim];
+    if (fl >= 0)
+        sc->in_flight_at_kills += fl;
+    else
+        sc->kills_unscraped++;
+    if (jo >= 0)
+        sc->jobs_open_at_kills += jo;
+    if (sc->kills < MAX_KILLS)
+        sc->kill_ms[sc->kills] = now_ms();
+    iw_proc_signal(&w->proc, SIGKILL);
+    iw_proc_wait(&w->proc, 5000);
+    w->kills++;
+    sc->kills++;
+    log_mark(s, w, "kill -9; restarting");
+    if (worker_start(s, w) != 0)
+        fprintf(stderr, "chaos: cannot restart %s\n", w->name);
+    sc->last_fault = now_ms();
+    printf("[%5.0fs] kill -9 %s (in flight %.0f, jobs open %.0f); restarted\n",
+           secs(now_ms() - sc->t0), w->name, fl, jo);
+}
+
+/* Reads the breaker gauge of the burst's target on every worker. */
+static void look_at_breaker(const worker *ws, schedule *sc)
+{
+    for (int i = 0; i < N_WORKERS && !sc->breaker_seen_open; i++) {
+        char *m = worker_metrics(&ws[i]);
+        if (m && ch_metric(m, "iw_breaker_open", "target=\"" BREAKER_TARGET "\"") == 1) {
+            sc->breaker_seen_open = true;
+            printf("[%5.0fs] breaker of %s open at %s\n", secs(now_ms() - sc->t0), BREAKER_TARGET,
+                   ws[i].name);
+        }
+        free(m);
+    }
+}
+
+/* Whether a one-off fault due at `at` should start now: once the workers have work open (calls
+ * in flight when calls is set), or BUSY_WAIT_MS after it was due whatever they do. */
+static bool busy_enough(const worker *ws, schedule *sc, long long at, bool calls)
+{
+    long long t = now_ms();
+    if (t < at)
+        return false;
+    if (t - at >= BUSY_WAIT_MS)
+        return true;
+    if (t - sc->busy_read_ms >= BUSY_POLL_MS) {
+        sc->busy_read_ms = t;
+        sc->jobs_open = sc->in_flight = 0;
+        for (int i = 0; i < N_WORKERS; i++) {
+            char *m = worker_metrics(&ws[i]);
+            double jo = m ? ch_metric(m, "iw_jobs_open", "") : -1;
+            double fl = m ? ch_metric(m, "iw_in_flight", "") : -1;
+            sc->jobs_open += jo > 0 ? jo : 0;
+            sc->in_flight += fl > 0 ? fl : 0;
+            free(m);
+        }
+    }
+    return calls ? sc->in_flight > 0 : sc->jobs_open > 0;
+}
+
+/* Runs whatever fault is due. Returns true while some fault is still to come or under way. */
+static bool run_faults(iw_stack *s, worker *ws, schedule *sc)
+{
+    long long t = now_ms();
+    if (sc->next_kill && t >= sc->next_kill) {
+        kill_one(s, ws, sc);
+        sc->next_kill = now_ms() + jitter(5000, 10000);
+        if (sc->next_kill > sc->kill_until)
+            sc->next_kill = 0;
+    }
+    if (sc->breaker_state == 0 && busy_enough(ws, sc, sc->breaker_at, true)) {
+        char json[256];
+        snprintf(json, sizeof(json),
+                 "{\"target\": \"%s\", \"kind\": \"error\", \"status\": 503, \"rate\": 1.0,"
+                 " \"for_ms\": %d}",
+                 BREAKER_TARGET, BREAKER_BURST_MS);
+        sim_fault(s, json);
+        sc->breaker_end = now_ms() + BREAKER_BURST_MS;
+        sc->breaker_state = 1;
+        printf("[%5.0fs] %s answers 503 to everything for %d s\n", secs(t - sc->t0), BREAKER_TARGET,
+               BREAKER_BURST_MS / 1000);
+    } else if (sc->breaker_state == 1) {
+        look_at_breaker(ws, sc);
+        if (t >= sc->breaker_end + 1500) { /* gauges refresh every second */
+            sc->breaker_state = 2;
+            if (sc->breaker_end > sc->last_fault)
+                sc->last_fault = sc->breaker_end;
+        }
+    }
+    if (sc->redis_state == 0 && busy_enough(ws, sc, sc->redis_at, false)) {
+        sc->redis_at = now_ms(); /* the outage starts now */
+        iw_redis_kill(&s->redis);
+        sc->redis_state = 1;
+        printf("[%5.0fs] redis-server stopped\n", secs(now_ms() - sc->t0));
+    } else if (sc->redis_state == 1 && t >= sc->redis_at + REDIS_DOWN_MS) {
+        if (iw_redis_restart(&s->redis, true) != 0)
+            fprintf(stderr, "chaos: redis-server did not come back\n");
+        sc->redis_state = 2;
+        sc->last_fault = now_ms();
+        printf("[%5.0fs] redis-server restarted (AOF)\n", secs(now_ms() - sc->t0));
+    }
+    if (sc->broker_state == 0 && busy_enough(ws, sc, sc->broker_at, false)) {
+        sc->broker_at = now_ms();           /* the outage starts now */
+        iw_proc_signal(&s->kafka, SIGUSR1); /* kafka-local: broker 1 down */
+        sc->broker_state = 1;
+        printf("[%5.0fs] Kafka broker 1 down\n", secs(t - sc->t0));
+    } else if (sc->broker_state == 1 && t >= sc->broker_at + BROKER_DOWN_MS) {
+        iw_proc_signal(&s->kafka, SIGUSR2);
+        sc->broker_state = 2;
+        sc->last_fault = t;
+        printf("[%5.0fs] Kafka broker 1 up\n", secs(t - sc->t0));
+    }
+    return sc->next_kill || sc->breaker_state < 2 || sc->redis_state < 2 || sc->broker_state < 2;
+}
+
+/* ---- the run ---- */
+
+/* What the run measured besides the checks. */
+typedef struct run_figs {
+    long long produce_ms; /* production start to the last acknowledgement */
+    long long drained_at; /* every expected pair terminal (0: never) */
+    long long final_lag;  /* group lag after the drain (-1 unknown) */
+    int stop_status[N_WORKERS];
+} run_figs;
+
+static void progress(const ch_feed *f, ch_table *t, const worker *ws, const schedule *sc,
+                     const opts *o)
+{
+    pthread_mutex_lock(&t->mu);
+    size_t results = t->results, term = t->terminal, exp = t->expected;
+    pthread_mutex_unlock(&t->mu);
+    char wl[256];
+    size_t n = 0;
+    wl[0] = '\0';
+    for (int i = 0; i < N_WORKERS; i++) {
+        char *m = worker_metrics(&ws[i]);
+        if (m)
+            n += (size_t)snprintf(wl + n, sizeof(wl) - n, "  %s[jobs %.0f calls %.0f lag %.0f]",
+                                  ws[i].name, ch_metric(m, "iw_jobs_open", ""),
+                                  ch_metric(m, "iw_in_flight", ""),
+                                  ch_metric(m, "iw_consumer_lag", ""));
+        else
+            n += (size_t)snprintf(wl + n, sizeof(wl) - n, "  %s[down]", ws[i].name);
+        free(m);
+    }
+    printf(
+        "[%5.0fs] produced %zu/%zu (acked %zu)  results %zu  terminal pairs %zu/%zu  kills %d%s\n",
+        secs(now_ms() - sc->t0), (size_t)f->queued, o->events, (size_t)f->acked, results, term, exp,
+        sc->kills, wl);
+    fflush(stdout);
+}
+
+/* Whether a /metrics line is one of the gauges a stall report shows. */
+static bool gauge_line(const char *line)
+{
+    static const char *const shown[] = {"iw_jobs_open",    "iw_in_flight",
+                                        "iw_consumer_lag", "iw_ledger_up",
+                                        "iw_breaker_open", "iw_events_consumed_total"};
+    for (size_t i = 0; i < sizeof(shown) / sizeof(shown[0]); i++)
+        if (strncmp(line, shown[i], strlen(shown[i])) == 0)
+            return true;
+    return false;
+}
+
+/* When nothing finishes any more: the workers' gauges and the partitions the group is
+ * behind on, as evidence. */
+static void stall_report(const iw_stack *s, const worker *ws)
+{
+    printf("chaos: no pair finished for %d s; what the workers report:\n", STALL_MS / 1000);
+    for (int i = 0; i < N_WORKERS; i++) {
+        char *m = worker_metrics(&ws[i]);
+        printf("  %s (pid %d):", ws[i].name, (int)ws[i].proc.pid);
+        for (const char *p = m; p && *p;) {
+            const char *nl = strchr(p, '\n');
+            size_t ll = nl ? (size_t)(nl - p) : strlen(p);
+            if (ll < 200 && gauge_line(p))
+                printf(" %.*s;", (int)ll, p);
+            p = nl ? nl + 1 : NULL;
+        }
+        printf("%s\n", m ? "" : " no /metrics");
+        free(m);
+    }
+    char lag[2048];
+    int n = ch_lag_report(s->brokers, "invoice-worker", CH_INPUT, lag, sizeof(lag));
+    printf("  group invoice-worker behind on %d partitions (committed/end): %s\n", n, lag);
+}
+
+/* Registers every (event, target) pair the plan makes. 0 or -1. */
+static int expect_pairs(const ch_plan *p, ch_table *t)
+{
+    for (size_t i = 0; i < p->n_events; i++) {
+        char eid[64], rid[160];
+        ch_event_id(p, i, eid, sizeof(eid));
+        for (int k = 0; k < CH_N_TARGETS; k++) {
+            if (!((p->events[i].targets >> k) & 1))
+                continue;
+            snprintf(rid, sizeof(rid), "%s/%s", eid, ch_target_names[k]);
+            if (ch_table_expect(t, rid, p->events[i].copies) != 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static bool soak_mode(const opts *o)
+{
+    return strcmp(o->mode, "soak") == 0;
+}
+
+static long long soak_warmup_ms(const opts *o)
+{
+    long long run = (long long)o->soak_min * 60000, w = run / 5;
+    if (w < 60000)
+        w = 60000;
+    if (w > run / 2)
+        w = run / 2;
+    return w;
+}
+
+/* Production (the feeder is running), faults and the drain. Returns 0, or -1 when
+ * interrupted. */
+static int run(iw_stack *s, worker *ws, const opts *o, ch_feed *feed, ch_table *table, schedule *sc,
+               ch_soak *soak, run_figs *rf)
+{
+    long long d = (long long)((double)o->events * 1000.0 / o->rate);
+    sc->t0 = now_ms();
+    sc->kill_until = sc->t0 + d;
+    sc->next_kill = o->faults & FAULT_KILL ? sc->t0 + jitter(5000, 10000) : 0;
+    if (sc->next_kill > sc->kill_until)
+        sc->next_kill = 0;
+    sc->breaker_at = sc->t0 + d / 5;
+    sc->redis_at = sc->t0 + d * 2 / 5;
+    sc->broker_at = sc->t0 + d * 3 / 5;
+    sc->breaker_state = o->faults & FAULT_BREAKER ? 0 : 2;
+    sc->redis_state = o->faults & FAULT_REDIS ? 0 : 2;
+    sc->broker_state = o->faults & FAULT_BROKER ? 0 : 2;
+    sc->last_fault = sc->t0;
+    long long next_progress = sc->t0 + PROGRESS_MS, next_sample = sc->t0;
+    bool faults_left = true, stall_reported = false;
+    while (!interrupted) {
+        long long t = now_ms();
+        faults_left = run_faults(s, ws, sc);
+        reap_workers(s, ws);
+        if (t >= next_progress) {
+            progress(feed, table, ws, sc, o);
+            next_progress += PROGRESS_MS;
+        }
+        if (soak && t >= next_sample && !feed->done) {
+            int pids[CH_SOAK_WORKERS] = {ws[0].proc.pid, ws[1].proc.pid};
+            ch_soak_sample(soak, t - sc->t0, pids);
+            next_sample += SOAK_SAMPLE_MS;
+        }
+        if (feed->done && !rf->produce_ms)
+            rf->produce_ms = feed->finished_ms - sc->t0;
+        pthread_mutex_lock(&table->mu);
+        bool all = table->terminal == table->expected;
+        long long last_term = table->last_terminal_ms;
+        pthread_mutex_unlock(&table->mu);
+        if (feed->done && !faults_left && all) {
+            rf->drained_at = t;
+            break;
+        }
+        long long quiet_since = last_term > sc->last_fault ? last_term : sc->last_fault;
+        if (feed->done && !faults_left && !stall_reported && t - quiet_since > STALL_MS) {
+            stall_report(s, ws);
+            stall_reported = true;
+        }
+        if (feed->done && !faults_left && t - quiet_since > o->drain_timeout_s * 1000) {
+            fprintf(stderr, "chaos: no pair finished for %ld s; giving up on the drain\n",
+                    o->drain_timeout_s);
+            break;
+        }
+        iw_sleep_ms(TICK_MS);
+    }
+    if (feed->error[0])
+        fprintf(stderr, "chaos: %s\n", feed->error);
+    progress(feed, table, ws, sc, o);
+    return interrupted ? -1 : 0;
+}
+
+/* After the drain: the group commits everything, the workers stop cleanly, the watcher reads
+ * the last results. */
+static void settle(iw_stack *s, worker *ws, ch_watch *watch, run_figs *rf)
+{
+    long long t0 = now_ms();
+    rf->final_lag = -1;
+    while (!interrupted && now_ms() - t0 < 60000) {
+        rf->final_lag = iw_kafka_group_lag(s->brokers, "invoice-worker", CH_INPUT);
+        if (rf->final_lag == 0)
+            break;
+        iw_sleep_ms(1000);
+    }
+    for (int i = 0; i < N_WORKERS; i++)
+        rf->stop_status[i] = iw_proc_stop(&ws[i].proc, 30000);
+    t0 = now_ms();
+    while (now_ms() - t0 < 30000 && now_ms() - watch->last_msg_ms < 3000)
+        iw_sleep_ms(200);
+}
+
+static const char *verdict(size_t n)
+{
+    return n ? "FAIL" : "ok";
+}
+
+static void summary(const opts *o, const ch_plan *p, const ch_table *t, const schedule *sc,
+                    const run_figs *rf, const ch_figures *fig, const worker *ws, int soak_failed,
+                    bool pass)
+{
+    printf("\n== chaos summary (%s form, seed %llu) ==\n", o->mode, (unsigned long long)o->seed);
+    printf("events produced         %zu messages over %d invoices: %zu distinct events, %zu late "
+           "(out of order), %zu identical resends, %zu poison\n",
+           p->n_msgs, p->n_invoices, p->n_events, p->n_late, p->n_dup, p->n_poison);
+    printf("rate                    %.0f/s target, production took %.1f s (%.0f/s)\n", o->rate,
+           secs(rf->produce_ms),
+           rf->produce_ms ? (double)p->n_msgs * 1000.0 / (double)rf->produce_ms : 0);
+    if (o->faults & FAULT_HTTP)
+        printf("http faults             5%% 503, 2%% 429 Retry-After 1, 1%% hang %d ms (timeout %d "
+               "ms), 1%% reset\n",
+               HANG_MS, REQUEST_MS);
+    else
+        printf("http faults             none\n");
+    printf("faults                  %d kill -9 (w1 %d, w2 %d)", sc->kills, ws[0].kills,
+           ws[1].kills);
+    if (o->faults & FAULT_REDIS)
+        printf("; redis-server restart (down %d s)", REDIS_DOWN_MS / 1000);
+    if (o->faults & FAULT_BROKER)
+        printf("; broker 1 down %d s", BROKER_DOWN_MS / 1000);
+    if (o->faults & FAULT_BREAKER)
+        printf("; %s 503 burst %d s (breaker open seen: %s)", BREAKER_TARGET,
+               BREAKER_BURST_MS / 1000, sc->breaker_seen_open ? "yes" : "NO");
+    printf("\n");
+    printf("worker exits by itself  %d\n", ws[0].exits + ws[1].exits);
+    printf("(event,target) pairs    %zu expected (incl. %zu poison), %zu terminal\n", t->expected,
+           fig->poison, t->terminal);
+    printf("lost                    %zu   (must be 0: %s)\n", fig->lost, verdict(fig->lost));
+    printf("wrong final state       %zu of %zu (invoice, target)   (must be 0: %s)\n",
+           fig->wrong_state, fig->state_checked, verdict(fig->wrong_state));
+    printf("poison not dead-lettered %zu of %zu   (must be 0: %s)\n", fig->poison_missing,
+           fig->poison, verdict(fig->poison_missing));
+    printf("repeated sends          %zu over %zu pairs (calls after one answered 200); %zu of them "
+           "with a kill -9 between the 200 and the repeat\n",
+           fig->repeated_sends, fig->pairs_repeated, fig->repeated_killed);
+    printf("  bound                 max_in_flight x kills = %d x %d = %d; at the kills the victims "
+           "had %.0f calls in flight and %.0f jobs open%s\n",
+           MAX_IN_FLIGHT, sc->kills, MAX_IN_FLIGHT * sc->kills, sc->in_flight_at_kills,
+           sc->jobs_open_at_kills,
+           sc->kills_unscraped ? " (some victims' metrics unreadable)" : "");
+    printf("duplicate results       %zu (same result_id again); %zu beyond the %zu deliberate "
+           "resends' share\n",
+           fig->dup_results, fig->dup_beyond, p->n_dup);
+    printf("results by status      ");
+    for (int i = 0; i < CH_N_STATUS; i++)
+        printf(" %s %zu", ch_status_names[i], t->by_status[i]);
+    printf("  (total %zu, unparsed %zu, unexpected ids %zu)\n", t->results, t->unparsed,
+           fig->unknown_results);
+    printf("simulator calls         %zu (%zu answered 200)\n", fig->calls, fig->calls_ok);
+    if (rf->drained_at)
+        printf("drain after last fault  %.1f s (after the last acknowledged event %.1f s)\n",
+               secs(rf->drained_at - sc->last_fault),
+               secs(rf->drained_at - sc->t0 - rf->produce_ms));
+    else
+        printf("drain after last fault  never (gave up)\n");
+    printf("group lag at the end    %lld; workers stopped with %d, %d\n", rf->final_lag,
+           rf->stop_status[0], rf->stop_status[1]);
+    if (fig->produce_failed)
+        printf("produce failures        %zu (not counted above)\n", fig->produce_failed);
+    if (fig->trimmed)
+        printf("INCONCLUSIVE            %zu of the misses are input the mock cluster dropped (5 MB "
+               "per partition) before a worker read it: use more --partitions\n",
+               fig->trimmed);
+    if (soak_failed >= 0)
+        printf("soak resources          %s\n", soak_failed ? "FAIL" : "ok");
+    printf("RESULT: %s\n", pass ? "PASS" : "FAIL");
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    opts o;
+    if (parse_opts(argc, argv, &o) != 0) {
+        usage(stderr);
+        return EXIT_ERROR;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    srand((unsigned)o.seed);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+
+    ch_plan plan;
+    if (ch_plan_build(&plan, o.events, o.invoices, 0.01, 0.05, 0.05, o.seed) != 0) {
+        fprintf(stderr, "chaos: out of memory\n");
+        return EXIT_ERROR;
+    }
+    printf("chaos: %s form: %zu messages at %.0f/s over %d invoices, %d partitions, seed %llu\n",
+           o.mode, plan.n_msgs, o.rate, o.invoices, o.partitions, (unsigned long long)o.seed);
+
+    int rc = EXIT_ERROR, soak_failed = -1;
+    iw_stack s;
+    worker ws[N_WORKERS];
+    memset(ws, 0, sizeof(ws));
+    ch_table table;
+    ch_watch watch = {0};
+    ch_feed feed = {0};
+    schedule sc = {0};
+    run_figs rf = {0};
+    ch_figures fig = {0};
+    ch_soak soak = {0};
+    bool watching = false, watch_made = false;
+    memset(&s, 0, sizeof(s));
+    if (ch_table_init(&table, plan.n_pairs + plan.n_poison) != 0) {
+        fprintf(stderr, "chaos: out of memory\n");
+        ch_plan_free(&plan);
+        return EXIT_ERROR;
+    }
+    if (expect_pairs(&plan, &table) != 0) {
+        fprintf(stderr, "chaos: out of memory\n");
+        goto out;
+    }
+    if (iw_stack_start(&s, o.partitions, true) != 0)
+        goto out;
+    printf("chaos: stack in %s (kafka %s, redis :%d, simulator %s)\n", s.dir, s.brokers,
+           s.redis.port, s.sim_base);
+    if ((o.faults & FAULT_HTTP) && steady_faults(&s) != 0)
+        goto out;
+    for (int i = 0; i < N_WORKERS; i++) {
+        if (worker_config(&s, &ws[i], i) != 0 || worker_start(&s, &ws[i]) != 0) {
+            fprintf(stderr, "chaos: cannot start worker %d\n", i + 1);
+            goto out;
+        }
+    }
+    long long t0 = now_ms();
+    while (!interrupted && now_ms() - t0 < 60000 && !(worker_ready(&ws[0]) && worker_ready(&ws[1])))
+        iw_sleep_ms(250);
+    printf("chaos: workers ready after %.1f s\n", secs(now_ms() - t0));
+    watch.table = &table;
+    watch.brokers = s.brokers;
+    if (ch_watch_start(&watch) != 0)
+        goto out;
+    watching = watch_made = true;
+    feed.plan = &plan;
+    feed.table = &table;
+    feed.brokers = s.brokers;
+    feed.rate = o.rate;
+    if (ch_feed_start(&feed) != 0)
+        goto out;
+    int r = run(&s, ws, &o, &feed, &table, &sc, soak_mode(&o) ? &soak : NULL, &rf);
+    if (r != 0)
+        feed.stop = true;
+    ch_feed_join(&feed);
+    if (r != 0)
+        goto out;
+    settle(&s, ws, &watch, &rf);
+    ch_watch_stop(&watch);
+    watching = false;
+    if (watch.error[0])
+        fprintf(stderr, "chaos: %s\n", watch.error);
+    if (ch_check_run(&plan, &table, &watch, &s, sc.kill_ms,
+                     (size_t)(sc.kills < MAX_KILLS ? sc.kills : MAX_KILLS), &fig) != 0)
+        goto out;
+    if (soak_mode(&o))
+        soak_failed = ch_soak_verdict(&soak, soak_warmup_ms(&o), SOAK_RSS_LIMIT);
+    bool pass = fig.lost == 0 && fig.wrong_state == 0 && fig.poison_missing == 0 &&
+                soak_failed <= 0 && !watch.error[0];
+    summary(&o, &plan, &table, &sc, &rf, &fig, ws, soak_failed, pass);
+    rc = pass ? 0 : EXIT_FAIL;
+    if (!pass)
+        setenv("IW_KEEP_STACK", "1", 1); /* keep the worker logs as evidence */
+out:
+    if (interrupted)
+        fprintf(stderr, "chaos: interrupted\n");
+    feed.stop = true;
+    if (watching)
+        ch_watch_stop(&watch);
+    for (int i = 0; i < N_WORKERS; i++)
+        iw_proc_stop(&ws[i].proc, 20000);
+    if (s.dir[0])
+        iw_stack_stop(&s);
+    if (watch_made)
+        ch_watch_free(&watch);
+    ch_soak_free(&soak);
+    ch_table_free(&table);
+    ch_plan_free(&plan);
+    return rc;
+}

@@ -1,0 +1,222 @@
+/* plan.c: the chaos run's input, decided up front from a seed: which invoice versions go to
+ * which targets, in what order, with out-of-order sends, identical resends and poison. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "chaos.h"
+
+const char *const ch_target_names[CH_N_TARGETS] = {"centra_soap", "centra_navision", "midnight",
+                                                   "ebizcharge", "invoicexpress"};
+
+#define LATE_MAX_GAP 30 /* a held-back older version goes out within this many messages */
+#define DUP_RECENT 50   /* half the resends repeat one of the last this many messages */
+#define POISON_VERSION 9999999
+
+/* xorshift64*: deterministic per seed, good enough for a test plan. */
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ULL;
+}
+
+static double rng_unit(uint64_t *s)
+{
+    return (double)(rng_next(s) >> 11) / 9007199254740992.0;
+}
+
+static size_t rng_below(uint64_t *s, size_t n)
+{
+    return n ? (size_t)(rng_next(s) % n) : 0;
+}
+
+/* 2 or 3 distinct targets. */
+static uint8_t pick_targets(uint64_t *s)
+{
+    int want = 2 + (int)rng_below(s, 2), have = 0;
+    uint8_t bits = 0;
+    while (have < want) {
+        uint8_t b = (uint8_t)(1u << rng_below(s, CH_N_TARGETS));
+        if (!(bits & b)) {
+            bits |= b;
+            have++;
+        }
+    }
+    return bits;
+}
+
+/* A new event: the invoice's next version. Returns its index. */
+static int32_t new_event(ch_plan *p, int32_t *counters, int invoice, uint64_t *s)
+{
+    ch_event *e = &p->events[p->n_events];
+    e->invoice = invoice;
+    e->version = ++counters[invoice];
+    e->targets = pick_targets(s);
+    e->copies = 1;
+    for (int t = 0; t < CH_N_TARGETS; t++)
+        p->n_pairs += (e->targets >> t) & 1;
+    return (int32_t)p->n_events++;
+}
+
+static void emit(ch_plan *p, int32_t event, int32_t invoice, ch_msg_kind kind)
+{
+    ch_msg *m = &p->msgs[p->n_msgs++];
+    m->event = event;
+    m->invoice = invoice;
+    m->kind = (uint8_t)kind;
+    m->partition = -1;
+    m->offset = -1;
+}
+
+/* A random earlier first delivery (recent half the time), or -1. */
+static int32_t earlier_event(const ch_plan *p, uint64_t *s)
+{
+    for (int tries = 0; tries < 16 && p->n_msgs; tries++) {
+        size_t span = rng_below(s, 2) && p->n_msgs > DUP_RECENT ? DUP_RECENT : p->n_msgs;
+        const ch_msg *m = &p->msgs[p->n_msgs - 1 - rng_below(s, span)];
+        if (m->kind == CH_MSG_EVENT || m->kind == CH_MSG_LATE)
+            return m->event;
+    }
+    return -1;
+}
+
+/* An older version held back to go out after a newer one. */
+typedef struct held {
+    int32_t event;
+    size_t due; /* message number it goes out at */
+} held;
+
+int ch_plan_build(ch_plan *p, size_t n_msgs, int n_invoices, double poison, double late, double dup,
+                  uint64_t seed)
+{
+    memset(p, 0, sizeof(*p));
+    uint64_t s = seed ? seed : 0x9e3779b97f4a7c15ULL;
+    snprintf(p->run, sizeof(p->run), "%04x", (unsigned)(rng_next(&s) & 0xffff));
+    p->n_invoices = n_invoices;
+    p->events = calloc(n_msgs + 1, sizeof(*p->events));
+    p->msgs = calloc(n_msgs + 1, sizeof(*p->msgs));
+    int32_t *counters = calloc((size_t)n_invoices, sizeof(*counters));
+    held *hold = calloc(n_msgs + 1, sizeof(*hold));
+    size_t n_hold = 0;
+    if (!p->events || !p->msgs || !counters || !hold) {
+        free(counters);
+        free(hold);
+        ch_plan_free(p);
+        return -1;
+    }
+    while (p->n_msgs < n_msgs) {
+        size_t left = n_msgs - p->n_msgs;
+        size_t due = n_hold;
+        for (size_t i = 0; i < n_hold && due == n_hold; i++)
+            if (hold[i].due <= p->n_msgs || left <= n_hold)
+                due = i;
+        if (due < n_hold) {
+            emit(p, hold[due].event, p->events[hold[due].event].invoice, CH_MSG_LATE);
+            p->n_late++;
+            hold[due] = hold[--n_hold];
+            continue;
+        }
+        double r = rng_unit(&s);
+        int inv = (int)rng_below(&s, (size_t)n_invoices);
+        int32_t again;
+        if (r < poison) {
+            emit(p, (int32_t)p->n_poison++, inv, CH_MSG_POISON);
+        } else if (r < poison + dup && (again = earlier_event(p, &s)) >= 0 &&
+                   p->events[again].copies < 255) {
+            p->events[again].copies++;
+            emit(p, again, p->events[again].invoice, CH_MSG_DUPLICATE);
+            p->n_dup++;
+        } else if (r < poison + dup + late && left > n_hold + 2) {
+            int32_t older = new_event(p, counters, inv, &s);
+            int32_t newer = new_event(p, counters, inv, &s);
+            emit(p, newer, inv, CH_MSG_EVENT);
+            hold[n_hold].event = older;
+            hold[n_hold].due = p->n_msgs + 1 + rng_below(&s, LATE_MAX_GAP);
+            n_hold++;
+        } else {
+            emit(p, new_event(p, counters, inv, &s), inv, CH_MSG_EVENT);
+        }
+    }
+    free(counters);
+    free(hold);
+    return 0;
+}
+
+void ch_plan_free(ch_plan *p)
+{
+    free(p->events);
+    free(p->msgs);
+    memset(p, 0, sizeof(*p));
+}
+
+void ch_event_id(const ch_plan *p, size_t i, char *buf, size_t len)
+{
+    snprintf(buf, len, "E%s-%07zu", p->run, i);
+}
+
+void ch_invoice_id(int i, char *buf, size_t len)
+{
+    snprintf(buf, len, "CH-%05d", i);
+}
+
+long ch_event_index(const ch_plan *p, const char *event_id)
+{
+    size_t rl = strlen(p->run);
+    if (event_id[0] != 'E' || strncmp(event_id + 1, p->run, rl) != 0 || event_id[1 + rl] != '-')
+        return -1;
+    char *end;
+    long v = strtol(event_id + 2 + rl, &end, 10);
+    if (*end || v < 0 || (size_t)v >= p->n_events)
+        return -1;
+    return v;
+}
+
+/* "centra_soap,midnight" for a target bit set. */
+static void targets_csv(uint8_t bits, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int t = 0; t < CH_N_TARGETS; t++)
+        if (bits & (1u << t))
+            n += (size_t)snprintf(buf + n, len > n ? len - n : 0, "%s%s", n ? "," : "",
+                                  ch_target_names[t]);
+}
+
+/* A poison value: even serials are cut-off JSON, odd ones lack invoice.id. */
+static char *poison_value(const ch_plan *p, const ch_msg *m, const char *invoice_id)
+{
+    char eid[64];
+    snprintf(eid, sizeof(eid), "P%s-%07d", p->run, m->event);
+    char *v = iw_make_event(eid, CH_TENANT, invoice_id, POISON_VERSION, "centra_soap,midnight");
+    if (!v || m->event % 2 == 0) {
+        if (v)
+            v[strlen(v) / 2] = '\0';
+        return v;
+    }
+    cJSON *e = cJSON_Parse(v);
+    free(v);
+    if (!e)
+        return NULL;
+    cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(e, "invoice"), "id");
+    v = cJSON_PrintUnformatted(e);
+    cJSON_Delete(e);
+    return v;
+}
+
+char *ch_msg_value(const ch_plan *p, const ch_msg *m, char *key, size_t keylen)
+{
+    char inv[32];
+    ch_invoice_id(m->invoice, inv, sizeof(inv));
+    snprintf(key, keylen, "%s/%s", CH_TENANT, inv);
+    if (m->kind == CH_MSG_POISON)
+        return poison_value(p, m, inv);
+    const ch_event *e = &p->events[m->event];
+    char eid[64], csv[128];
+    ch_event_id(p, (size_t)m->event, eid, sizeof(eid));
+    targets_csv(e->targets, csv, sizeof(csv));
+    return iw_make_event(eid, CH_TENANT, inv, e->version, csv);
+}
