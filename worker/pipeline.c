@@ -1034,6 +1034,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_incremental_assign(rk, parts);
         else
             rd_kafka_assign(rk, parts);
+        /* librdkafka keeps an application pause across unassign/assign (librdkafka #1849):
+         * a partition we paused before it was revoked would stay paused for good. */
+        rd_kafka_resume_partitions(rk, parts);
         char n[16];
         snprintf(n, sizeof(n), "%d", parts->cnt);
         iw_log(IW_LOG_INFO, "partitions assigned", "count", n, NULL);
