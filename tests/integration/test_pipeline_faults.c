@@ -335,3 +335,29 @@ Test(faults, sigterm_under_load_drains_and_restart_finishes, .init = up, .fini =
     cr_assert_eq(r.n, N, "a clean stop commits what it finished: no result twice (%zu)", r.n);
     iw_results_free(&r);
 }
+
+Test(faults, paused_partitions_resume_after_reassignment, .init = up, .fini = down, .timeout = 300)
+{
+    /* A window of 2 unfinished events per partition with 300 ms targets keeps partitions paused
+     * most of the time; a second worker joining and leaving revokes and reassigns them. Every
+     * partition must keep moving afterwards (librdkafka keeps a pause across assignments). */
+    enum { N = 240 };
+    fault("{\"target\": \"*\", \"kind\": \"latency\", \"ms\": 300}");
+    const char *c1 = iw_stack_config(&S, "p1.json", NULL,
+                                     "{\"id\": \"p1\", \"max_pending_per_partition\": 2}");
+    cr_assert_eq(iw_stack_worker_start(&S, &W, c1, "p1.log"), 0);
+    produce_n("PZ", N, "centra_soap");
+    cr_assert_geq(wait_results(20, 60000), 20); /* p1 is working, its partitions pause */
+    const char *c2 = iw_stack_config(&S, "p2.json", NULL,
+                                     "{\"id\": \"p2\", \"max_pending_per_partition\": 2}");
+    cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "p2.log"), 0);
+    iw_sleep_ms(9000); /* p2 joins: p1's partitions are revoked, half come back */
+    cr_assert_eq(iw_proc_stop(&W2, 30000), 0, "p2 exits 0");
+    /* p2 left: everything is p1's again, including partitions it had paused before; new
+     * events must be fetched from every partition */
+    produce_n("PY", N, "centra_soap");
+    iw_results r = read_distinct(2 * N, 120000);
+    cr_assert_eq(iw_results_distinct(&r), 2 * N, "every partition kept moving (%zu of %d)",
+                 iw_results_distinct(&r), 2 * N);
+    iw_results_free(&r);
+}
