@@ -343,13 +343,13 @@ Test(faults, paused_partitions_resume_after_reassignment, .init = up, .fini = do
      * partition must keep moving afterwards (librdkafka keeps a pause across assignments). */
     enum { N = 240 };
     fault("{\"target\": \"*\", \"kind\": \"latency\", \"ms\": 300}");
-    const char *c1 = iw_stack_config(&S, "p1.json", NULL,
-                                     "{\"id\": \"p1\", \"max_pending_per_partition\": 2}");
+    const char *c1 =
+        iw_stack_config(&S, "p1.json", NULL, "{\"id\": \"p1\", \"max_pending_per_partition\": 2}");
     cr_assert_eq(iw_stack_worker_start(&S, &W, c1, "p1.log"), 0);
     produce_n("PZ", N, "centra_soap");
     cr_assert_geq(wait_results(20, 60000), 20); /* p1 is working, its partitions pause */
-    const char *c2 = iw_stack_config(&S, "p2.json", NULL,
-                                     "{\"id\": \"p2\", \"max_pending_per_partition\": 2}");
+    const char *c2 =
+        iw_stack_config(&S, "p2.json", NULL, "{\"id\": \"p2\", \"max_pending_per_partition\": 2}");
     cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "p2.log"), 0);
     iw_sleep_ms(9000); /* p2 joins: p1's partitions are revoked, half come back */
     cr_assert_eq(iw_proc_stop(&W2, 30000), 0, "p2 exits 0");
