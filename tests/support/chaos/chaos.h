@@ -223,9 +223,6 @@ long ch_proc_rss_kb(int pid);
 /* Open file descriptors of pid, or -1. */
 int ch_proc_fds(int pid);
 
-/* GETs url with a short timeout; body (malloc'd) or NULL. */
-char *ch_http_get(const char *url, long timeout_ms, long *status);
-
 /* The value of a Prometheus sample line "name{labels} value" (labels "" for none) in text,
  * or -1 when absent. */
 double ch_metric(const char *text, const char *name, const char *labels);

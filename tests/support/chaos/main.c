@@ -308,7 +308,7 @@ static char *worker_metrics(const worker *w)
     char url[96];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", w->http_port);
     long st;
-    char *body = ch_http_get(url, 1000, &st);
+    char *body = iw_http_timed("GET", url, NULL, 1000, &st);
     if (body && st != 200) {
         free(body);
         body = NULL;
@@ -321,7 +321,7 @@ static bool worker_ready(const worker *w)
     char url[96];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", w->http_port);
     long st;
-    free(ch_http_get(url, 1000, &st));
+    free(iw_http_timed("GET", url, NULL, 1000, &st));
     return st == 200;
 }
 

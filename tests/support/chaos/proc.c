@@ -41,48 +41,6 @@ int ch_proc_fds(int pid)
     return n;
 }
 
-/* A growing body buffer for curl. */
-typedef struct body {
-    char *p;
-    size_t n;
-} body;
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    body *b = ud;
-    size_t add = size * nmemb;
-    char *np = realloc(b->p, b->n + add + 1);
-    if (!np)
-        return 0;
-    memcpy(np + b->n, ptr, add);
-    b->p = np;
-    b->n += add;
-    b->p[b->n] = '\0';
-    return add;
-}
-
-char *ch_http_get(const char *url, long timeout_ms, long *status)
-{
-    *status = 0;
-    CURL *c = curl_easy_init();
-    if (!c)
-        return NULL;
-    body b = {calloc(1, 1), 0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    curl_easy_cleanup(c);
-    if (rc != CURLE_OK || !b.p) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
-}
-
 double ch_metric(const char *text, const char *name, const char *labels)
 {
     char head[256];

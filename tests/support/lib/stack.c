@@ -91,33 +91,40 @@ const char *iw_stack_config(iw_stack *s, const char *name, const char *extra_tar
     char json[8192], listen[64] = "";
     if (s->http_port)
         snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->http_port);
-    snprintf(json, sizeof(json),
-             "{\"worker\": {\"id\": \"test-worker\", \"log_level\": \"info\", \"max_in_flight\": 256,"
-             "  \"shutdown_grace_s\": 10},"
-             " \"kafka\": {\"brokers\": \"%s\", \"group_id\": \"invoice-worker\","
-             "  \"properties\": {\"consumer.session.timeout.ms\": 6000, \"consumer.heartbeat.interval.ms\": 500,"
-             "   \"topic.metadata.refresh.interval.ms\": 2000}},"
-             " \"redis\": {\"host\": \"127.0.0.1\", \"port\": %d, \"lease_s\": 15},"
-             " \"http\": {\"listen\": \"%s\"},"
-             " \"targets\": {"
-             "  \"centra_soap\": {\"type\": \"centra_soap\", \"url\": \"%s/amsdocs/system/service/module/soap/api\","
-             "   \"username\": \"demo\", \"password\": \"demo\"},"
-             "  \"centra_navision\": {\"type\": \"centra_navision\", \"url\": \"%s/amsdemo/system/service/module/navision/api\"},"
-             "  \"midnight\": {\"type\": \"midnight\", \"url\": \"%s/v1/Generic/InvoiceUpdate\","
-             "   \"prc_token\": \"sim-prc\", \"midnight_token\": \"sim-midnight\", \"mis_key\": \"sim-mis\"},"
-             "  \"ebizcharge\": {\"type\": \"ebizcharge\", \"url\": \"%s/eBizService.svc\","
-             "   \"security_id\": \"sim-security-id\"},"
-             "  \"invoicexpress\": {\"type\": \"invoicexpress\", \"url\": \"%s\", \"api_key\": \"sim-api-key\","
-             "   \"tax_names\": {\"23\": \"IVA23\", \"13\": \"IVA13\", \"6\": \"IVA6\"}}"
-             " },"
-             " \"routes\": {\"*\": [\"centra_soap\"]}}",
-             s->brokers, s->redis.port, listen, b, b, b, b, b);
+    snprintf(
+        json, sizeof(json),
+        "{\"worker\": {\"id\": \"test-worker\", \"log_level\": \"info\", \"max_in_flight\": 256,"
+        "  \"shutdown_grace_s\": 10},"
+        " \"kafka\": {\"brokers\": \"%s\", \"group_id\": \"invoice-worker\","
+        "  \"properties\": {\"consumer.session.timeout.ms\": 6000, "
+        "\"consumer.heartbeat.interval.ms\": 500,"
+        "   \"topic.metadata.refresh.interval.ms\": 2000}},"
+        " \"redis\": {\"host\": \"127.0.0.1\", \"port\": %d, \"lease_s\": 15},"
+        " \"http\": {\"listen\": \"%s\"},"
+        " \"targets\": {"
+        "  \"centra_soap\": {\"type\": \"centra_soap\", \"url\": "
+        "\"%s/amsdocs/system/service/module/soap/api\","
+        "   \"username\": \"demo\", \"password\": \"demo\"},"
+        "  \"centra_navision\": {\"type\": \"centra_navision\", \"url\": "
+        "\"%s/amsdemo/system/service/module/navision/api\"},"
+        "  \"midnight\": {\"type\": \"midnight\", \"url\": \"%s/v1/Generic/InvoiceUpdate\","
+        "   \"prc_token\": \"sim-prc\", \"midnight_token\": \"sim-midnight\", \"mis_key\": "
+        "\"sim-mis\"},"
+        "  \"ebizcharge\": {\"type\": \"ebizcharge\", \"url\": \"%s/eBizService.svc\","
+        "   \"security_id\": \"sim-security-id\"},"
+        "  \"invoicexpress\": {\"type\": \"invoicexpress\", \"url\": \"%s\", \"api_key\": "
+        "\"sim-api-key\","
+        "   \"tax_names\": {\"23\": \"IVA23\", \"13\": \"IVA13\", \"6\": \"IVA6\"}}"
+        " },"
+        " \"routes\": {\"*\": [\"centra_soap\"]}}",
+        s->brokers, s->redis.port, listen, b, b, b, b, b);
     cJSON *root = cJSON_Parse(json);
     if (!root)
         return NULL;
-    cJSON *common = cJSON_Parse("{\"retry\": {\"max_attempts\": 6, \"base_ms\": 50, \"max_delay_ms\": 1000,"
-                                " \"max_elapsed_s\": 120},"
-                                " \"timeouts\": {\"connect_ms\": 2000, \"request_ms\": 5000}}");
+    cJSON *common =
+        cJSON_Parse("{\"retry\": {\"max_attempts\": 6, \"base_ms\": 50, \"max_delay_ms\": 1000,"
+                    " \"max_elapsed_s\": 120},"
+                    " \"timeouts\": {\"connect_ms\": 2000, \"request_ms\": 5000}}");
     cJSON *extra = extra_targets_json ? cJSON_Parse(extra_targets_json) : NULL;
     cJSON *wextra = extra_worker_json ? cJSON_Parse(extra_worker_json) : NULL;
     if ((extra_targets_json && !extra) || (extra_worker_json && !wextra)) {
@@ -251,7 +258,8 @@ size_t iw_kafka_read_all(const char *brokers, const char *topic, size_t want, in
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     int parts = 0;
-    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1)
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topic_cnt == 1)
         parts = md->topics[0].partition_cnt;
     if (md)
         rd_kafka_metadata_destroy(md);
@@ -301,7 +309,8 @@ size_t iw_kafka_read_all(const char *brokers, const char *topic, size_t want, in
                     if (!ns)
                         break;
                     hs = ns;
-                    hl += (size_t)snprintf(hs + hl, add, "%s=%.*s\n", name, (int)sz, (const char *)val);
+                    hl += (size_t)snprintf(hs + hl, add, "%s=%.*s\n", name, (int)sz,
+                                           (const char *)val);
                 }
             }
             k->headers = hs;
@@ -352,7 +361,8 @@ int64_t iw_kafka_group_lag(const char *brokers, const char *group, const char *t
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     int parts = 0;
-    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1)
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topic_cnt == 1)
         parts = md->topics[0].partition_cnt;
     if (md)
         rd_kafka_metadata_destroy(md);
@@ -401,6 +411,13 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 
 char *iw_http(const char *method, const char *url, const char *body, long *status)
 {
+    return iw_http_timed(method, url, body, 30000, status);
+}
+
+char *iw_http_timed(const char *method, const char *url, const char *body, long timeout_ms,
+                    long *status)
+{
+    *status = 0;
     CURL *c = curl_easy_init();
     if (!c)
         return NULL;
@@ -413,7 +430,7 @@ char *iw_http(const char *method, const char *url, const char *body, long *statu
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     CURLcode rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
@@ -575,7 +592,8 @@ int iw_sim_calls(const iw_stack *s, const char *event_id, const char *target)
     cJSON *j = iw_sim_get(s, path);
     if (!j)
         return -1;
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "calls"), key);
+    const cJSON *e =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "calls"), key);
     const cJSON *cnt = cJSON_GetObjectItemCaseSensitive(e, "count");
     int n = cJSON_IsNumber(cnt) ? (int)cnt->valuedouble : 0;
     cJSON_Delete(j);
@@ -589,7 +607,8 @@ int iw_sim_final_versions(const iw_stack *s, const char *target, long long versi
     cJSON *j = iw_sim_get(s, path);
     if (!j)
         return -1;
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "targets"), target);
+    const cJSON *t =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "targets"), target);
     const cJSON *invs = cJSON_GetObjectItemCaseSensitive(t, "invoices");
     int ok = 0;
     *regressed = 0;

@@ -13,13 +13,13 @@
 typedef struct iw_stack {
     iw_redis redis;
     iw_proc kafka;
-    char brokers[512];  /* bootstrap address printed by kafka-local */
+    char brokers[512]; /* bootstrap address printed by kafka-local */
     iw_proc sim;
     int sim_port;
-    char sim_base[64];  /* http://127.0.0.1:PORT */
-    char dir[256];      /* temp folder: configs, logs */
-    int partitions;     /* of every topic */
-    int http_port;      /* when set before iw_stack_config: the worker's /metrics port */
+    char sim_base[64]; /* http://127.0.0.1:PORT */
+    char dir[256];     /* temp folder: configs, logs */
+    int partitions;    /* of every topic */
+    int http_port;     /* when set before iw_stack_config: the worker's /metrics port */
 } iw_stack;
 
 /* Starts redis-server (AOF when aof), kafka-local (3 brokers, `partitions` each topic) and
@@ -72,6 +72,10 @@ char *iw_kmsg_header(const iw_kmsg *m, const char *name);
 /* HTTP: method + url (+ body), returns the body (malloc'd) and sets *status. NULL on a
  * transport error. */
 char *iw_http(const char *method, const char *url, const char *body, long *status);
+
+/* Like iw_http with a whole-request timeout of timeout_ms. */
+char *iw_http_timed(const char *method, const char *url, const char *body, long timeout_ms,
+                    long *status);
 
 /* POSTs a JSON body to the simulator's control path (e.g. "/_sim/faults"). Returns the HTTP
  * status (or -1). */
