@@ -53,6 +53,8 @@ struct call {
     uint64_t seq;             /* tie-break of equal due times: first come, first served */
     unsigned token_gen;       /* token generation the last attempt was rendered with */
     bool refreshed;           /* the one retry after a token refresh is used */
+    bool cancelled;           /* iw_dispatch_cancel while on the wire: no further attempt */
+    const int64_t *lease_until; /* the caller's fence lease end (monotonic ms), NULL = none */
     iw_call_result res;       /* attempts, last outcome; final once in the done queue */
 };
 
@@ -526,6 +528,13 @@ static void start_attempt(iw_dispatch *d, call *c, int64_t now)
     tstate *t = c->t;
     const iw_target_conf *tc = t->tc;
     int attempt = c->res.attempts + 1;
+    if (c->lease_until && now + tc->request_timeout_ms + IW_DISPATCH_LEASE_GUARD_MS > *c->lease_until) {
+        /* the attempt could outlive the fence lease: another worker could then send a newer
+         * version before this one lands */
+        c->res.lease_expired = true;
+        abandon(d, c);
+        return;
+    }
     char err[256] = "";
     iw_request req;
     memset(&req, 0, sizeof(req));
@@ -633,6 +642,10 @@ static void handle_outcome(iw_dispatch *d, call *c, const iw_outcome *out, int64
     if (iw_breaker_record(&t->br, be, now))
         t->breaker_opens++;
     c->res.outcome = *out;
+    if (c->cancelled && (out->kind == IW_OUTCOME_RETRY || out->kind == IW_OUTCOME_AUTH)) {
+        abandon(d, c);
+        return;
+    }
 
     switch (out->kind) {
     case IW_OUTCOME_OK:
@@ -896,9 +909,9 @@ static tstate *find_target(iw_dispatch *d, const iw_target_conf *tc)
     return NULL;
 }
 
-int iw_dispatch_submit_ops(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf *tc,
-                           const iw_event *ev, const char *traceparent, iw_call_done_fn done,
-                           void *arg)
+static int submit(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf *tc,
+                  const iw_event *ev, const char *traceparent, const int64_t *lease_until,
+                  iw_call_done_fn done, void *arg)
 {
     if (d->closing || !ops || !tc || !ev || !done)
         return IW_EINVAL;
@@ -914,6 +927,7 @@ int iw_dispatch_submit_ops(iw_dispatch *d, const iw_target_ops *ops, const iw_ta
     c->traceparent = traceparent;
     c->done = done;
     c->arg = arg;
+    c->lease_until = lease_until;
     c->res.outcome.retry_after_ms = -1;
     d->pending++;
 
@@ -929,13 +943,106 @@ int iw_dispatch_submit_ops(iw_dispatch *d, const iw_target_ops *ops, const iw_ta
     return 0;
 }
 
-int iw_dispatch_submit(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
-                       const char *traceparent, iw_call_done_fn done, void *arg)
+int iw_dispatch_submit_ops(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf *tc,
+                           const iw_event *ev, const char *traceparent, iw_call_done_fn done,
+                           void *arg)
+{
+    return submit(d, ops, tc, ev, traceparent, NULL, done, arg);
+}
+
+int iw_dispatch_submit_fenced(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
+                              const char *traceparent, const int64_t *lease_until,
+                              iw_call_done_fn done, void *arg)
 {
     const iw_target_ops *ops = tc ? iw_target_find(tc->type) : NULL;
     if (!ops)
         return IW_EINVAL;
-    return iw_dispatch_submit_ops(d, ops, tc, ev, traceparent, done, arg);
+    return submit(d, ops, tc, ev, traceparent, lease_until, done, arg);
+}
+
+int iw_dispatch_submit(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
+                       const char *traceparent, iw_call_done_fn done, void *arg)
+{
+    return iw_dispatch_submit_fenced(d, tc, ev, traceparent, NULL, done, arg);
+}
+
+/* Removes c from q; true when it was there. */
+static bool q_remove(callq *q, call *c)
+{
+    call *prev = NULL;
+    for (call *x = q->head; x; prev = x, x = x->next) {
+        if (x != c)
+            continue;
+        if (prev)
+            prev->next = x->next;
+        else
+            q->head = x->next;
+        if (q->tail == x)
+            q->tail = prev;
+        x->next = NULL;
+        return true;
+    }
+    return false;
+}
+
+/* Removes c from the timer heap (rare: a linear search, then the heap is rebuilt). */
+static bool heap_remove(iw_dispatch *d, call *c)
+{
+    size_t i = 0;
+    while (i < d->n_heap && d->heap[i] != c)
+        i++;
+    if (i == d->n_heap)
+        return false;
+    call **rest = d->heap;
+    size_t n = d->n_heap;
+    rest[i] = rest[n - 1];
+    d->n_heap = 0;
+    for (size_t k = 0; k < n - 1; k++)
+        heap_push(d, rest[k]); /* in place: the slot written is never past k */
+    return true;
+}
+
+/* The pending call submitted with arg that is waiting somewhere (not on the wire), removed
+ * from where it waits; NULL when none. */
+static call *unlink_waiting(iw_dispatch *d, void *arg)
+{
+    for (size_t i = 0; i < d->n_targets; i++) {
+        tstate *t = &d->targets[i];
+        callq *qs[2] = {&t->ready, &t->authq};
+        for (int k = 0; k < 2; k++)
+            for (call *c = qs[k]->head; c; c = c->next)
+                if (c->arg == arg && q_remove(qs[k], c))
+                    return c;
+    }
+    for (size_t i = 0; i < d->n_heap; i++) {
+        call *c = d->heap[i];
+        if (c->arg == arg && heap_remove(d, c))
+            return c;
+    }
+    return NULL;
+}
+
+int iw_dispatch_cancel(iw_dispatch *d, void *arg)
+{
+    for (xfer *x = d->active; x; x = x->next) {
+        if (x->c && x->c->arg == arg) {
+            x->c->cancelled = true;
+            return 0;
+        }
+    }
+    call *c = unlink_waiting(d, arg);
+    if (c) {
+        abandon(d, c);
+    } else {
+        const call *q = d->doneq.head;
+        while (q && q->arg != arg)
+            q = q->next;
+        if (!q)
+            return -1;
+        /* already finished: its callback runs now */
+    }
+    deliver(d);
+    return 1;
 }
 
 /* Handles every finished transfer curl reports; returns how many. */

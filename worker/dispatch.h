@@ -17,7 +17,9 @@ typedef struct iw_call_result {
                                   * error_kind IW_ERR_EXHAUSTED (or the last transient kind when
                                   * the validation/render failed: IW_ERR_VALIDATION) */
     bool rejected;               /* validation or render refused it: nothing was sent */
-    bool abandoned;              /* iw_dispatch_abandon_all ended it before an answer */
+    bool abandoned;              /* abandon_all or cancel ended it before an answer */
+    bool lease_expired;          /* with abandoned: its fence lease could not cover another
+                                  * attempt, so none was started (see submit_fenced) */
     int attempts;                /* HTTP attempts made (0 when rejected) */
     long http_status;            /* status of the last reply, 0 when none */
     int64_t first_attempt_at_ms; /* wall clock (ms since epoch) of the first attempt, 0 if none */
@@ -68,6 +70,18 @@ void iw_dispatch_set_observer(iw_dispatch *d, iw_attempt_fn fn, void *arg);
 int iw_dispatch_submit(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
                        const char *traceparent, iw_call_done_fn done, void *arg);
 
+/* Same as iw_dispatch_submit for a call sent under a ledger fence lease: *lease_until (monotonic
+ * ms, kept current by the caller, borrowed until done) is when the lease may be gone. An
+ * attempt starts only when it must end, by the target's timeouts.request_ms, at least
+ * IW_DISPATCH_LEASE_GUARD_MS before that; otherwise the call ends abandoned with
+ * lease_expired. A NULL lease_until means no fence. */
+int iw_dispatch_submit_fenced(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
+                              const char *traceparent, const int64_t *lease_until,
+                              iw_call_done_fn done, void *arg);
+
+/* Slack between the end of the last attempt a lease may cover and the lease's end. */
+#define IW_DISPATCH_LEASE_GUARD_MS 1000
+
 /* Same as iw_dispatch_submit with an explicit adapter (tests pass a fake one). ops must
  * outlive the call. Returns 0. */
 int iw_dispatch_submit_ops(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf *tc,
@@ -84,6 +98,12 @@ size_t iw_dispatch_pending(const iw_dispatch *d);
 
 /* True while the global max_in_flight allows another submit. */
 bool iw_dispatch_has_capacity(const iw_dispatch *d);
+
+/* Cancels the call submitted with `arg`: when it is queued, backing off or waiting for a token,
+ * it ends now (done is called from here, abandoned = true); when a transfer is on the wire, it
+ * may finish but no further attempt starts. Returns 1 when it ended now, 0 when it is on the
+ * wire, -1 when no such call is pending. */
+int iw_dispatch_cancel(iw_dispatch *d, void *arg);
 
 /* Ends every pending call now: done is called with abandoned = true. */
 void iw_dispatch_abandon_all(iw_dispatch *d);

@@ -16,24 +16,33 @@
  * of them sit in one Redis Cluster slot and one script may touch them together:
  *
  *   iw:{T:I}:v:<target>            applied version (decimal string) for (invoice, target)
+ *   iw:{T:I}:c:<target>            claimed: "<version> <event>", the highest version anyone
+ *                                  has claimed there (sent, sending or about to send) and the
+ *                                  event that claimed it
+ *   iw:{T:I}:f:<target>            the fence lease: the owner token that may send to this
+ *                                  (invoice, target) now, expiring after lease_ms (PX)
  *   iw:{T:I}:e:<event>:<target>    outcome record, a hash: state ("succeeded" | "failed" |
  *                                  "rejected"), owner, version, target_ref, updated_ms
- *   iw:{T:I}:l:<event>:<target>    lease: the owner token, expiring after lease_ms (PX)
  *
  * Each component (tenant T, invoice I, event, target) is percent-encoded: bytes in
  * [A-Za-z0-9._-] stay, every other byte becomes %XX. No component can therefore contain '{',
  * '}' or ':', the tag is exactly "T:I", and the layout cannot be confused by ids such as
  * "a:e:b" or "x}y". Common ids stay readable in redis-cli.
  *
- * The lease is a key of its own so that its expiry is Redis' own clock (PX), not a comparison
- * against any worker's clock. Claims write only the lease; only complete writes a record.
+ * The fence. The unit of exclusion is the (invoice, target), across every process: one owner
+ * at a time may send to it, and nobody may claim a version below the highest one claimed
+ * there. A claim that raised `claimed` belongs to an event that is in some consumer's
+ * uncommitted window until it is terminal, so it is sent or replayed later: an older version
+ * is never sent after it. The lease is a key of its own so that its expiry is Redis' own
+ * clock (PX), not a comparison against any worker's clock; a worker starts an attempt only
+ * when the attempt ends, by its timeout, before the lease it last saw renewed can expire.
  *
- * TTLs. A record lives ttl_s after its completion. The version key gets ttl_s refreshed by
- * every completion of its (invoice, target), whatever the outcome, so it outlives every record
- * written after it. Once it expires, an event older than the last applied version would be
- * claimed again; ttl_s must therefore exceed the input topic's retention plus the dead-letter
- * replay window (DESIGN.md section 6), after which such an event can no longer arrive. A
- * version key without TTL would close even that gap but grow without bound.
+ * TTLs. A record lives ttl_s after its completion. The version and claimed keys get ttl_s
+ * refreshed by every claim or completion of their (invoice, target), so they outlive every
+ * record written after them. Once they expire, an event older than the last applied version
+ * would be claimed again; ttl_s must therefore exceed the input topic's retention plus the
+ * dead-letter replay window (DESIGN.md section 6), after which such an event can no longer
+ * arrive. Keys without TTL would close even that gap but grow without bound.
  *
  * Calls refuse malformed input (NULL strings, empty owner, negative version, lease_ms <= 0,
  * unknown status) with IW_EINVAL before sending anything.
@@ -50,20 +59,48 @@
 
 /* Scripts answer an integer equal to an iw_claim or iw_ledger_ack value. */
 
-/* KEYS: record, version, lease. ARGV: version, owner, lease_ms. */
+/* a > b for canonical decimal strings. */
+#define LUA_GT "local function gt(a, b) return #a > #b or (#a == #b and a > b) end\n"
+
+/*
+ * KEYS: record, applied, claimed, fence. ARGV: version, owner, lease_ms, event, ttl_s.
+ * DUPLICATE when this event succeeded here; STALE when a higher version was applied or
+ * claimed, or the same version by another event (or applied: then by another event, since
+ * this one has no success record); else the claim is raised to this version and the fence
+ * is taken (CLAIMED) unless another owner holds it (BUSY). A BUSY claim still raises
+ * `claimed`: the event stays unfinished in its consumer's window, so it will be sent or
+ * replayed, and older versions queued elsewhere need not be sent before it.
+ */
 #define SCRIPT_CLAIM_BODY                                                                          \
+    LUA_GT                                                                                         \
     "if redis.call('HGET', KEYS[1], 'state') == 'succeeded' then return 1 end\n"                   \
+    "local v = ARGV[1]\n"                                                                          \
     "local applied = redis.call('GET', KEYS[2])\n"                                                 \
-    "if applied and (#applied > #ARGV[1] or (#applied == #ARGV[1] and applied > ARGV[1])) "        \
-    "then return 2 end\n"                                                                          \
-    "local holder = redis.call('GET', KEYS[3])\n"                                                  \
+    "if applied and not gt(v, applied) then return 2 end\n"                                        \
+    "local c = redis.call('GET', KEYS[3])\n"                                                       \
+    "if c then\n"                                                                                  \
+    "  local sp = string.find(c, ' ', 1, true)\n"                                                  \
+    "  local cv, ce = string.sub(c, 1, sp - 1), string.sub(c, sp + 1)\n"                           \
+    "  if gt(cv, v) or (cv == v and ce ~= ARGV[4]) then return 2 end\n"                            \
+    "end\n"                                                                                        \
+    "redis.call('SET', KEYS[3], v .. ' ' .. ARGV[4], 'EX', ARGV[5])\n"                             \
+    "local holder = redis.call('GET', KEYS[4])\n"                                                  \
     "if holder and holder ~= ARGV[2] then return 3 end\n"                                          \
-    "redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])\n"                                         \
+    "redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])\n"                                         \
     "return 0\n"
 
-/* KEYS: record, version, lease. ARGV: version, owner, status, target_ref or "", ttl_s. */
+/*
+ * KEYS: record, applied, claimed, fence. ARGV: version, owner, status, target_ref or "",
+ * ttl_s, event. LOST (nothing written) unless the fence is ours, or free with the claim still
+ * this very (version, event): then no other owner can have sent anything since our claim
+ * (a lease that only ran out while Redis was away).
+ */
 #define SCRIPT_COMPLETE_BODY                                                                       \
-    "if redis.call('GET', KEYS[3]) ~= ARGV[2] then return 1 end\n"                                 \
+    LUA_GT                                                                                         \
+    "local holder = redis.call('GET', KEYS[4])\n"                                                  \
+    "if holder ~= ARGV[2] then\n"                                                                  \
+    "  if holder or redis.call('GET', KEYS[3]) ~= ARGV[1] .. ' ' .. ARGV[6] then return 1 end\n"   \
+    "end\n"                                                                                        \
     "local t = redis.call('TIME')\n"                                                               \
     "local now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))\n"               \
     "redis.call('DEL', KEYS[1])\n"                                                                 \
@@ -72,22 +109,22 @@
     "if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'target_ref', ARGV[4]) end\n"               \
     "redis.call('EXPIRE', KEYS[1], ARGV[5])\n"                                                     \
     "local applied = redis.call('GET', KEYS[2])\n"                                                 \
-    "if ARGV[3] == 'succeeded' and (not applied or #applied < #ARGV[1] or "                        \
-    "(#applied == #ARGV[1] and applied < ARGV[1])) then\n"                                         \
+    "if ARGV[3] == 'succeeded' and (not applied or gt(ARGV[1], applied)) then\n"                   \
     "  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[5])\n"                                       \
     "elseif applied then\n"                                                                        \
     "  redis.call('EXPIRE', KEYS[2], ARGV[5])\n"                                                   \
     "end\n"                                                                                        \
-    "redis.call('DEL', KEYS[3])\n"                                                                 \
+    "redis.call('EXPIRE', KEYS[3], ARGV[5])\n"                                                     \
+    "if holder then redis.call('DEL', KEYS[4]) end\n"                                              \
     "return 0\n"
 
-/* KEYS: lease. ARGV: owner. */
+/* KEYS: fence. ARGV: owner. */
 #define SCRIPT_RELEASE_BODY                                                                        \
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 1 end\n"                                 \
     "redis.call('DEL', KEYS[1])\n"                                                                 \
     "return 0\n"
 
-/* KEYS: lease. ARGV: owner, lease_ms. */
+/* KEYS: fence. ARGV: owner, lease_ms. */
 #define SCRIPT_RENEW_BODY                                                                          \
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 1 end\n"                                 \
     "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"                                                    \
@@ -112,8 +149,8 @@ struct iw_ledger {
     char sha[K_COUNT][41];  /* SHA1 of each loaded script */
 };
 
-/* Most arguments one script call takes: EVALSHA sha numkeys 3 keys 5 args. */
-#define MAX_ARGS 11
+/* Most arguments one script call takes: EVALSHA sha numkeys 4 keys 6 args. */
+#define MAX_ARGS 13
 
 /* Scratch space for one op's keys and numbers; grows, freed at the end of a call. */
 typedef struct scratch {
@@ -227,8 +264,8 @@ static int build_cmd(const iw_ledger *l, enum kind k, const iw_ledger_op *op, co
 {
     size_t t = enc_len(op->tenant), inv = enc_len(op->invoice_id), ev = enc_len(op->event_id),
            tg = enc_len(op->target);
-    /* Three keys at most, each at most "iw:{" T ":" I "}:x:" E ":" G, plus three numbers. */
-    size_t need = 3 * (16 + t + inv + ev + tg) + (size_t)3 * 24;
+    /* Four keys at most, each at most "iw:{" T ":" I "}:x:" E ":" G, plus three numbers. */
+    size_t need = 4 * (16 + t + inv + ev + tg) + (size_t)3 * 24;
     if (scratch_reserve(s, need) != 0)
         return IW_ENOMEM;
     size_t pos = 0;
@@ -243,25 +280,29 @@ static int build_cmd(const iw_ledger *l, enum kind k, const iw_ledger_op *op, co
     switch (k) {
     case K_CLAIM:
     case K_COMPLETE:
-        cmd_arg(c, "3", 1);
+        cmd_arg(c, "4", 1);
         add_key(c, s->buf, &pos, op, "e", op->event_id, op->target);
         add_key(c, s->buf, &pos, op, "v", op->target, NULL);
-        add_key(c, s->buf, &pos, op, "l", op->event_id, op->target);
+        add_key(c, s->buf, &pos, op, "c", op->target, NULL);
+        add_key(c, s->buf, &pos, op, "f", op->target, NULL);
         add_num(c, s->buf, &pos, op->version);
         cmd_arg(c, owner, strlen(owner));
         if (k == K_CLAIM) {
             add_num(c, s->buf, &pos, lease_ms);
+            cmd_arg(c, op->event_id, strlen(op->event_id));
+            add_num(c, s->buf, &pos, l->ttl_s);
         } else {
             const char *ref = op->target_ref ? op->target_ref : "";
             cmd_arg(c, op->status, strlen(op->status));
             cmd_arg(c, ref, strlen(ref));
             add_num(c, s->buf, &pos, l->ttl_s);
+            cmd_arg(c, op->event_id, strlen(op->event_id));
         }
         break;
     case K_RELEASE:
     case K_RENEW:
         cmd_arg(c, "1", 1);
-        add_key(c, s->buf, &pos, op, "l", op->event_id, op->target);
+        add_key(c, s->buf, &pos, op, "f", op->target, NULL);
         cmd_arg(c, owner, strlen(owner));
         if (k == K_RENEW)
             add_num(c, s->buf, &pos, lease_ms);

@@ -1,4 +1,5 @@
-/* ledger.h: the Redis ledger of DESIGN.md section 6: dedup, version guard and leases, in Lua. */
+/* ledger.h: the Redis ledger of DESIGN.md section 6: dedup, the version guard and one fence per
+ * (tenant, invoice, target) across all processes, in Lua. */
 #ifndef IW_LEDGER_H
 #define IW_LEDGER_H
 
@@ -7,16 +8,18 @@
 
 /* What a claim answered. */
 typedef enum iw_claim {
-    IW_CLAIM_CLAIMED = 0, /* ours: send it */
+    IW_CLAIM_CLAIMED = 0, /* the fence is ours: send it */
     IW_CLAIM_DUPLICATE,   /* this (event, target) already succeeded: send nothing */
-    IW_CLAIM_STALE,       /* a higher version of the invoice was already applied at this target */
-    IW_CLAIM_BUSY         /* another live owner holds the lease: leave it, try later */
+    IW_CLAIM_STALE,       /* a higher version was applied or claimed at this target (or the
+                           * same version by another event): send nothing */
+    IW_CLAIM_BUSY         /* another live owner holds the fence: leave it, try later */
 } iw_claim;
 
 /* What a complete or release answered. */
 typedef enum iw_ledger_ack {
     IW_LEDGER_DONE = 0, /* recorded */
-    IW_LEDGER_LOST      /* the lease is no longer ours (expired and taken): nothing written */
+    IW_LEDGER_LOST      /* the fence is no longer ours (taken, or the claim was overtaken):
+                         * nothing written */
 } iw_ledger_ack;
 
 /* One (event, target) in a batch. Strings are borrowed for the duration of the call. */
@@ -38,20 +41,26 @@ typedef struct iw_ledger iw_ledger;
 iw_ledger *iw_ledger_new(const char *host, int port, const char *password, int64_t ttl_s,
                          int connect_timeout_ms, char *errbuf, size_t errlen);
 
-/* Claims n ops for owner with a lease of lease_ms, pipelined in one round trip. Sets each
- * op's answer. Returns 0, or IW_EIO when Redis failed (answers then mean nothing; reconnect
- * with iw_ledger_reconnect and try again). */
+/* Claims the (invoice, target) fence for n ops for owner with a lease of lease_ms, pipelined in
+ * one round trip; a claim also raises the highest claimed version there (see ledger.c). The
+ * same owner may claim a fence it holds again. Sets each op's answer. Returns 0, or IW_EIO
+ * when Redis failed (answers then mean nothing; reconnect with iw_ledger_reconnect and try
+ * again). */
 int iw_ledger_claim(iw_ledger *l, iw_ledger_op *ops, size_t n, const char *owner, int64_t lease_ms);
 
-/* Records outcomes (op->status) for n ops whose lease owner is `owner`; a "succeeded" outcome
- * raises the invoice's applied version for that target and makes later claims DUPLICATE.
- * Other outcomes drop the lease so a replay can claim again. Returns 0 or IW_EIO. */
+/* Records outcomes (op->status) for n ops whose fence owner is `owner`, and frees the fence; a
+ * "succeeded" outcome raises the invoice's applied version for that target and makes later
+ * claims of the event DUPLICATE. An op whose fence another owner took (or whose claim was
+ * overtaken after the lease ran out) answers IW_LEDGER_LOST and writes nothing: its outcome
+ * must not be reported. Returns 0 or IW_EIO. */
 int iw_ledger_complete(iw_ledger *l, iw_ledger_op *ops, size_t n, const char *owner);
 
-/* Drops owner's leases on n ops without recording an outcome (shutdown). 0 or IW_EIO. */
+/* Frees owner's fences of n ops without recording an outcome (revoke, shutdown). Answers
+ * IW_LEDGER_LOST for a fence that was not ours. 0 or IW_EIO. */
 int iw_ledger_release(iw_ledger *l, iw_ledger_op *ops, size_t n, const char *owner);
 
-/* Extends owner's leases on n ops to lease_ms from now (long retries). 0 or IW_EIO. */
+/* Extends owner's fence leases of n ops to lease_ms from now; an op whose fence is no longer
+ * ours answers IW_LEDGER_LOST (its call must not be sent again). 0 or IW_EIO. */
 int iw_ledger_renew(iw_ledger *l, iw_ledger_op *ops, size_t n, const char *owner, int64_t lease_ms);
 
 /* PING. 0 when Redis answers, IW_EIO otherwise. */
