@@ -821,6 +821,16 @@ static void load_root(loader *ld, const cJSON *root, iw_config *cfg)
 static void finish(loader *ld, iw_config *cfg)
 {
     apply_env(ld, cfg);
+    /* A call on the wire when its partition moves (or its fence cannot be renewed) must end
+     * before its fence lease does, or another worker could send a newer version first. */
+    for (size_t i = 0; i < cfg->n_targets; i++) {
+        const iw_target_conf *t = &cfg->targets[i];
+        if (t->request_timeout_ms + IW_LEASE_MARGIN_MS >= cfg->lease_ms)
+            add_error(ld, "redis.lease_s",
+                      "must exceed targets.%s.timeouts.request_ms (%lld ms) by more than %d ms",
+                      t->name ? t->name : "?", (long long)t->request_timeout_ms,
+                      IW_LEASE_MARGIN_MS);
+    }
     if (!cfg->worker_id) {
         const char *h = getenv("HOSTNAME");
         char buf[256] = "";

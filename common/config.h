@@ -8,6 +8,9 @@
 #include <stdint.h>
 
 /* One "rate -> tax name" row of an InvoiceXpress tax table ("23" -> "IVA23"). */
+/* How much longer the fence lease (redis.lease_s) must be than any target's request_ms. */
+#define IW_LEASE_MARGIN_MS 2000
+
 typedef struct iw_tax_name {
     char *rate; /* decimal text, compared by value */
     char *name;
@@ -101,7 +104,7 @@ typedef struct iw_config {
     int redis_port;       /* default 6379 */
     char *redis_password; /* secret, NULL = none */
     int64_t ledger_ttl_s; /* outcome records' TTL, default 7 days */
-    int64_t lease_ms;     /* claim lease, default 60 s */
+    int64_t lease_ms;     /* fence lease, default 60 s; > every request_ms + IW_LEASE_MARGIN_MS */
 
     /* http */
     char *http_listen; /* "host:port", default "0.0.0.0:8080"; "" disables */

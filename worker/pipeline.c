@@ -34,14 +34,28 @@
 #define REDIS_BACKOFF_MAX_MS 10000
 #define REPLAY_TARGET_HEADER "x-iw-replay-target"
 
+/*
+ * A job's life: it enters its lane (one per tenant, invoice and target in this process). The
+ * first in the lane claims the ledger fence of that (invoice, target), which is one across all
+ * processes; only with it is the job sent. Jobs behind wait in the lane without a claim, and a
+ * newer one displaces an older one (superseded: never sent). When the lane's job is terminal
+ * (its outcome recorded by complete, which frees the fence) the next one claims.
+ *
+ *   LANE -> CLAIM -> (BUSY -> CLAIM)* -> READY -> CALLING -> COMPLETE -> PUBLISH -> DONE
+ *                \-> PUBLISH (duplicate, stale)      \-> RELEASE -> DROPPED (revoke, stop)
+ *
+ * A job whose fence was lost (complete or renew said so, or the lease could not cover another
+ * attempt) is not done: on an assigned partition it claims again from the front of its lane;
+ * on a revoked one it is dropped and left to the partition's new owner.
+ */
 typedef enum job_state {
-    JOB_CLAIM,    /* waiting for a ledger claim */
-    JOB_BUSY,     /* another owner holds the lease; claim again at due_ms */
-    JOB_LANE,     /* claimed, waiting in its lane behind an in-flight call */
-    JOB_READY,    /* claimed, first in its lane, waiting for dispatcher capacity */
+    JOB_CLAIM,    /* first in its lane, waiting for a ledger claim of the fence */
+    JOB_BUSY,     /* another owner holds the fence; claim again at due_ms */
+    JOB_LANE,     /* waiting in its lane behind the lane's first job (holds nothing) */
+    JOB_READY,    /* holds the fence, waiting for dispatcher capacity */
     JOB_CALLING,  /* submitted to the dispatcher */
-    JOB_COMPLETE, /* finished or superseded: waiting for its ledger write */
-    JOB_RELEASE,  /* abandoned at shutdown: waiting for the ledger release */
+    JOB_COMPLETE, /* finished: waiting for its ledger write */
+    JOB_RELEASE,  /* abandoned (revoke, shutdown): waiting for the fence release */
     JOB_PUBLISH,  /* results produced, waiting for the broker's acknowledgement */
     JOB_DONE,     /* terminal */
     JOB_DROPPED   /* abandoned; its message will never finish (not committed) */
@@ -56,8 +70,9 @@ typedef struct job {
     char *target;             /* instance name (copy; may name an unknown target) */
     char *lane_key;           /* tenant \x1f invoice \x1f target */
     job_state state;
-    bool leased;    /* we hold the ledger lease */
-    bool in_lane;   /* occupies its lane (in flight there) */
+    bool leased;         /* we hold the (invoice, target) fence */
+    bool in_lane;        /* first in its lane */
+    int64_t lease_until; /* monotonic ms when the fence lease may be gone (0: treat as gone) */
     int64_t due_ms; /* JOB_BUSY: when to claim again */
     int busy_tries;
     /* the result being built */
@@ -125,7 +140,8 @@ struct iw_pipeline {
     jobq claim_q, busy_q, ready_q, complete_q, release_q;
     size_t open_jobs; /* jobs not yet terminal */
 
-    char owner[192]; /* lease owner token: worker id + process, unique per run */
+    char owner[192];    /* lease owner token: worker id + process, unique per run */
+    int64_t renew_every_ms; /* fence renewal period: keeps every lease able to cover an attempt */
     bool ledger_ok;
     int64_t ledger_retry_at;
     int64_t ledger_backoff_ms;
@@ -505,6 +521,12 @@ static void ledger_failed(iw_pipeline *p, const char *what)
     p->ledger_retry_at = mono_ms() + p->ledger_backoff_ms;
 }
 
+static void count_fence_lost(iw_pipeline *p)
+{
+    p->stats.fence_lost++;
+    iw_metrics_add(p->metrics, "iw_fence_lost_total", "", 1);
+}
+
 static void lane_release(iw_pipeline *p, job *j);
 
 static bool same_event(const job *a, const job *b)
@@ -512,14 +534,21 @@ static bool same_event(const job *a, const job *b)
     return a && b && strcmp(a->m->ev->event_id, b->m->ev->event_id) == 0;
 }
 
+/* Publishes j as superseded: a newer version of its invoice is in its lane, so j is never
+ * sent and needs no ledger write (the newer one raises the claimed version when it claims). */
+static void supersede(iw_pipeline *p, job *j)
+{
+    set_result(j, IW_RES_SUPERSEDED, IW_ERR_NONE, NULL, NULL);
+    publish(p, j);
+}
+
 static void offer_to_lane(iw_pipeline *p, job *j)
 {
-    /* A redelivery of the event already in flight or waiting on this lane (our own lease, so
-     * the claim said CLAIMED): it is a duplicate, and the lease stays with the first copy. */
+    /* A redelivery of the event already first or waiting in this lane: it is a duplicate,
+     * and the first copy goes on. */
     void *in, *wait;
     iw_lanes_peek(p->lanes, j->lane_key, &in, &wait);
     if (same_event(in, j) || same_event(wait, j)) {
-        j->leased = false;
         set_result(j, IW_RES_DUPLICATE, IW_ERR_NONE, NULL, NULL);
         publish(p, j);
         return;
@@ -528,23 +557,31 @@ static void offer_to_lane(iw_pipeline *p, job *j)
     int v = iw_lanes_offer(p->lanes, j->lane_key, j->m->ev->version, j, &displaced);
     if (v == IW_LANE_SEND) {
         j->in_lane = true;
-        j->state = JOB_READY;
-        q_push(&p->ready_q, j);
+        j->state = JOB_CLAIM;
+        q_push(&p->claim_q, j);
     } else if (v == IW_LANE_WAIT) {
         j->state = JOB_LANE;
     } else if (v == IW_LANE_SUPERSEDED) {
-        set_result(j, IW_RES_SUPERSEDED, IW_ERR_NONE, NULL, NULL);
-        j->state = JOB_COMPLETE;
-        q_push(&p->complete_q, j);
+        supersede(p, j);
     } else {
         p->fatal = true; /* out of memory */
     }
-    if (displaced) {
-        job *d = displaced;
-        set_result(d, IW_RES_SUPERSEDED, IW_ERR_NONE, NULL, NULL);
-        d->state = JOB_COMPLETE;
-        q_push(&p->complete_q, d);
-    }
+    if (displaced)
+        supersede(p, displaced);
+}
+
+/* Puts j, first in its lane, back to claiming its fence (it was lost before j was done). */
+static void reclaim(iw_pipeline *p, job *j)
+{
+    j->leased = false;
+    j->lease_until = 0;
+    j->status = IW_RES_SUCCEEDED;
+    j->error_kind = IW_ERR_NONE;
+    j->error_code[0] = j->error_msg[0] = j->target_ref[0] = '\0';
+    j->http_status = 0;
+    j->finished_ms = 0;
+    j->state = JOB_CLAIM;
+    q_push(&p->claim_q, j);
 }
 
 static void run_claims(iw_pipeline *p)
@@ -571,6 +608,7 @@ static void run_claims(iw_pipeline *p)
         js[i] = j;
         fill_op(j, &ops[i]);
     }
+    int64_t sent = mono_ms(); /* the lease runs from no later than this */
     if (iw_ledger_claim(p->ledger, ops, n, p->owner, p->cfg->lease_ms) != 0) {
         ledger_failed(p, "claim");
         free(ops);
@@ -584,14 +622,19 @@ static void run_claims(iw_pipeline *p)
         switch (ops[i].answer) {
         case IW_CLAIM_CLAIMED:
             j->leased = true;
-            offer_to_lane(p, j);
+            j->lease_until = sent + p->cfg->lease_ms;
+            j->busy_tries = 0;
+            j->state = JOB_READY;
+            q_push(&p->ready_q, j);
             break;
         case IW_CLAIM_DUPLICATE:
             set_result(j, IW_RES_DUPLICATE, IW_ERR_NONE, NULL, NULL);
+            lane_release(p, j);
             publish(p, j);
             break;
         case IW_CLAIM_STALE:
             set_result(j, IW_RES_STALE, IW_ERR_NONE, NULL, NULL);
+            lane_release(p, j);
             publish(p, j);
             break;
         default: { /* BUSY: another owner is on it; look again later */
@@ -620,7 +663,7 @@ static void run_claims(iw_pipeline *p)
     free(js);
 }
 
-/* Frees a job's lane slot; the lane's next waiting job becomes ready (or is abandoned). */
+/* Frees a job's lane slot; the lane's next waiting job claims the fence next. */
 static void lane_release(iw_pipeline *p, job *j)
 {
     if (!j->in_lane)
@@ -629,110 +672,139 @@ static void lane_release(iw_pipeline *p, job *j)
     job *next = iw_lanes_done(p->lanes, j->lane_key);
     if (next) {
         next->in_lane = true;
-        next->state = JOB_READY;
-        q_push(&p->ready_q, next);
+        next->state = JOB_CLAIM;
+        q_push(&p->claim_q, next);
     }
 }
 
-/* A job's ledger write: an outcome that was sent (or refused) is recorded with complete; a
- * superseded or abandoned job was never sent, so its lease is only released. */
-static bool wants_release(const job *j, bool abandoning)
-{
-    return abandoning || j->status == IW_RES_SUPERSEDED;
-}
-
-/* Runs one batch of ledger writes for queue q (complete_q, or release_q when abandoning),
- * then publishes the results (or drops abandoned jobs). */
+/* Runs one batch of ledger writes for queue q: complete_q records outcomes (complete), then
+ * publishes them; release_q (abandoning) frees the fences of abandoned jobs, which are then
+ * dropped. An outcome whose fence was lost is not reported: the job claims again, or is
+ * dropped when its partition is gone (or we are stopping) and replays elsewhere. */
 static void run_ledger_writes(iw_pipeline *p, jobq *q, bool abandoning)
 {
     if (!p->ledger_ok || !q->n)
         return;
     size_t n = q->n < LEDGER_BATCH ? q->n : LEDGER_BATCH;
-    iw_ledger_op *cops = calloc(n, sizeof(*cops)), *rops = calloc(n, sizeof(*rops));
-    if (!cops || !rops) {
-        free(cops);
-        free(rops);
+    iw_ledger_op *ops = calloc(n, sizeof(*ops));
+    if (!ops)
         return;
-    }
-    size_t nc = 0, nr = 0;
+    size_t no = 0;
     job *j = q->head;
     for (size_t i = 0; i < n; i++, j = j->qnext) {
-        if (!j->leased) /* unknown target or poison: nothing in the ledger */
+        if (!j->leased) /* never claimed: nothing in the ledger */
             continue;
-        iw_ledger_op *op = wants_release(j, abandoning) ? &rops[nr++] : &cops[nc++];
+        iw_ledger_op *op = &ops[no++];
         fill_op(j, op);
         op->status = STATUS_NAMES[j->status];
         op->target_ref = j->target_ref[0] ? j->target_ref : NULL;
     }
-    int rc = nc ? iw_ledger_complete(p->ledger, cops, nc, p->owner) : 0;
-    if (!rc && nr)
-        rc = iw_ledger_release(p->ledger, rops, nr, p->owner);
+    int rc = 0;
+    if (no)
+        rc = abandoning ? iw_ledger_release(p->ledger, ops, no, p->owner)
+                        : iw_ledger_complete(p->ledger, ops, no, p->owner);
     if (rc == IW_EIO) {
-        ledger_failed(p, nc ? "complete" : "release");
+        ledger_failed(p, abandoning ? "release" : "complete");
     } else if (rc) {
         /* the ledger refused our own input: a bug, not an outage; stop and get restarted */
         iw_log(IW_LOG_ERROR, "ledger refused a write; stopping", "error", iw_status_str(rc), NULL);
         p->fatal = true;
     }
     if (rc) {
-        free(cops);
-        free(rops);
+        free(ops);
         return;
     }
-    nc = nr = 0;
+    no = 0;
     for (size_t i = 0; i < n; i++) {
         j = q_pop(q);
-        if (j->leased) {
-            const iw_ledger_op *op = wants_release(j, abandoning) ? &rops[nr++] : &cops[nc++];
-            if (op->answer == IW_LEDGER_LOST)
-                iw_log(IW_LOG_WARN,
-                       "lease lost before completion; another worker owns this pair now",
-                       "event_id", j->m->ev->event_id, "target", j->target, NULL);
-        }
+        bool lost = j->leased && ops[no++].answer == IW_LEDGER_LOST;
         j->leased = false;
-        lane_release(p, j);
-        if (abandoning)
+        if (abandoning) {
+            lane_release(p, j);
             job_terminal(p, j, JOB_DROPPED);
-        else
-            publish(p, j);
+            continue;
+        }
+        if (lost) {
+            count_fence_lost(p);
+            iw_log(IW_LOG_WARN, "fence lost before completion; outcome not reported", "event_id",
+                   j->m->ev->event_id, "target", j->target, "outcome", STATUS_NAMES[j->status],
+                   NULL);
+            if (j->m->tracked && !p->stopping) {
+                reclaim(p, j);
+            } else {
+                lane_release(p, j);
+                job_terminal(p, j, JOB_DROPPED);
+            }
+            continue;
+        }
+        lane_release(p, j);
+        publish(p, j);
     }
-    free(cops);
-    free(rops);
+    free(ops);
 }
 
+/* Adds the fence renewal of every leased job of the messages in list m to ops. */
+static int collect_leased(msg *m, iw_ledger_op **ops, job ***js, size_t *n, size_t *cap)
+{
+    for (; m; m = m->next) {
+        for (size_t k = 0; k < m->n_jobs; k++) {
+            job *j = &m->jobs[k];
+            if (!j->leased || (j->state != JOB_READY && j->state != JOB_CALLING &&
+                               j->state != JOB_COMPLETE))
+                continue;
+            if (*n == *cap) {
+                size_t c = *cap ? *cap * 2 : 256;
+                iw_ledger_op *o = realloc(*ops, c * sizeof(**ops));
+                if (o)
+                    *ops = o;
+                job **jj = realloc(*js, c * sizeof(**js));
+                if (jj)
+                    *js = jj;
+                if (!o || !jj)
+                    return IW_ENOMEM;
+                *cap = c;
+            }
+            fill_op(j, &(*ops)[*n]);
+            (*js)[(*n)++] = j;
+        }
+    }
+    return 0;
+}
+
+/* Renews the fence of every job that holds one (assigned and revoked partitions alike), per
+ * key: a job whose fence is gone gets no further attempt (its call is cancelled, or the
+ * dispatcher's lease guard stops it) and is not reported done. */
 static void renew_leases(iw_pipeline *p)
 {
     int64_t now = mono_ms();
-    if (!p->ledger_ok || now - p->last_renew_ms < p->cfg->lease_ms / 3)
+    if (!p->ledger_ok || now - p->last_renew_ms < p->renew_every_ms)
         return;
     p->last_renew_ms = now;
-    /* Leases held by jobs waiting in lanes or in flight: walk the partition windows. */
-    size_t cap = 256, n = 0;
-    iw_ledger_op *ops = malloc(cap * sizeof(*ops));
-    if (!ops)
-        return;
-    for (int32_t i = 0; i < p->n_parts; i++) {
-        for (msg *m = p->parts[i].head; m; m = m->next) {
-            for (size_t k = 0; k < m->n_jobs; k++) {
-                job *j = &m->jobs[k];
-                if (!j->leased ||
-                    (j->state != JOB_LANE && j->state != JOB_READY && j->state != JOB_CALLING))
-                    continue;
-                if (n == cap) {
-                    iw_ledger_op *o = realloc(ops, cap * 2 * sizeof(*ops));
-                    if (!o)
-                        goto send;
-                    ops = o;
-                    cap *= 2;
-                }
-                fill_op(j, &ops[n++]);
+    iw_ledger_op *ops = NULL;
+    job **js = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    for (int32_t i = 0; i < p->n_parts && rc == 0; i++)
+        rc = collect_leased(p->parts[i].head, &ops, &js, &n, &cap);
+    if (rc == 0)
+        rc = collect_leased(p->orphans, &ops, &js, &n, &cap);
+    /* out of memory: renew what was collected; the rest stop at the lease guard */
+    if (n && iw_ledger_renew(p->ledger, ops, n, p->owner, p->cfg->lease_ms) != 0) {
+        ledger_failed(p, "renew");
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            job *j = js[i];
+            if (ops[i].answer != IW_LEDGER_LOST) {
+                j->lease_until = now + p->cfg->lease_ms;
+                continue;
             }
+            j->lease_until = 0; /* no attempt may start on it */
+            if (j->state == JOB_CALLING)
+                iw_dispatch_cancel(p->dispatch, j); /* may call call_done from here */
         }
     }
-send:
-    if (n && iw_ledger_renew(p->ledger, ops, n, p->owner, p->cfg->lease_ms) != 0)
-        ledger_failed(p, "renew");
     free(ops);
+    free(js);
 }
 
 static void ledger_health(iw_pipeline *p)
@@ -763,11 +835,19 @@ static void call_done(void *arg, const iw_call_result *res)
 {
     job *j = arg;
     iw_pipeline *p = j->m->p;
-    j->attempts = res->attempts;
+    j->attempts += res->attempts;
     j->http_status = res->http_status;
-    j->first_attempt_ms = res->first_attempt_at_ms;
+    if (!j->first_attempt_ms)
+        j->first_attempt_ms = res->first_attempt_at_ms;
     j->finished_ms = res->finished_at_ms ? res->finished_at_ms : wall_ms();
     if (res->abandoned) {
+        /* On an assigned partition while running, only a lost or expiring fence abandons a
+         * call: claim it again. Otherwise (revoke, shutdown) give the fence back. */
+        if (j->m->tracked && !p->stopping) {
+            count_fence_lost(p);
+            reclaim(p, j);
+            return;
+        }
         j->state = JOB_RELEASE;
         q_push(&p->release_q, j);
         return;
@@ -796,8 +876,8 @@ static void submit_ready(iw_pipeline *p)
             continue;
         }
         j->state = JOB_CALLING;
-        if (iw_dispatch_submit(p->dispatch, j->tc, j->m->ev, j->m->traceparent, call_done, j) !=
-            0) {
+        if (iw_dispatch_submit_fenced(p->dispatch, j->tc, j->m->ev, j->m->traceparent,
+                                      &j->lease_until, call_done, j) != 0) {
             set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, NULL,
                        "no adapter for this target type");
             j->state = JOB_COMPLETE;
@@ -891,8 +971,7 @@ static void route(iw_pipeline *p, msg *m, const char *only)
             publish(p, j);
             continue;
         }
-        j->state = JOB_CLAIM;
-        q_push(&p->claim_q, j);
+        offer_to_lane(p, j);
     }
 }
 
@@ -1015,6 +1094,59 @@ static bool cooperative(rd_kafka_t *rk)
     return proto && strcmp(proto, "COOPERATIVE") == 0;
 }
 
+/* Removes the jobs of revoked (untracked) messages from q into *out (linked through qnext). */
+static void take_untracked(jobq *q, job **out)
+{
+    jobq keep = {NULL, NULL, 0};
+    job *j;
+    while ((j = q_pop(q))) {
+        if (j->m->tracked) {
+            q_push(&keep, j);
+        } else {
+            j->qnext = *out;
+            *out = j;
+        }
+    }
+    *q = keep;
+}
+
+/* Stops the work of revoked partitions: jobs waiting in lanes or for a claim are dropped,
+ * claimed ones not yet on the wire give their fence back (release), queued and backing-off
+ * calls are cancelled. Calls on the wire finish and are completed as usual. */
+static void abandon_revoked(iw_pipeline *p)
+{
+    for (msg *m = p->orphans; m; m = m->next) {
+        for (size_t k = 0; k < m->n_jobs; k++) {
+            job *j = &m->jobs[k];
+            if (j->state == JOB_LANE && iw_lanes_drop_waiting(p->lanes, j->lane_key, j))
+                job_terminal(p, j, JOB_DROPPED);
+        }
+    }
+    /* dropping a lane's first job lets the next one claim: it may be revoked too, so again */
+    for (bool again = true; again;) {
+        job *out = NULL;
+        take_untracked(&p->claim_q, &out);
+        take_untracked(&p->busy_q, &out);
+        take_untracked(&p->ready_q, &out);
+        again = out != NULL;
+        while (out) {
+            job *j = out;
+            out = j->qnext;
+            if (j->leased) {
+                j->state = JOB_RELEASE;
+                q_push(&p->release_q, j);
+            } else {
+                lane_release(p, j);
+                job_terminal(p, j, JOB_DROPPED);
+            }
+        }
+    }
+    for (msg *m = p->orphans; m; m = m->next)
+        for (size_t k = 0; k < m->n_jobs; k++)
+            if (m->jobs[k].state == JOB_CALLING)
+                iw_dispatch_cancel(p->dispatch, &m->jobs[k]); /* may call call_done */
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -1042,9 +1174,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         iw_log(IW_LOG_INFO, "partitions assigned", "count", n, NULL);
         return;
     }
-    /* Revoked: store and commit what is finished, then let go. Unfinished messages keep
-     * running (the ledger keeps the new owner from sending them twice) but are no longer
-     * tracked, so their offsets are never stored by us. */
+    /* Revoked: store and commit what is finished, then let go. Unfinished messages are no
+     * longer tracked (their offsets are never stored by us) and stop sending: only calls on
+     * the wire may finish (bounded by the lease guard); everything else is dropped and its
+     * fence released now, so the partition's new owner can send the newest version. */
     for (int i = 0; i < parts->cnt; i++) {
         int32_t pn = parts->elems[i].partition;
         if (pn < p->n_parts && p->parts[pn].assigned)
@@ -1068,6 +1201,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         pt->paused = false;
         pt->stored = -1;
     }
+    abandon_revoked(p);
     if (cooperative(rk))
         rd_kafka_incremental_unassign(rk, parts);
     else
@@ -1176,6 +1310,9 @@ static int declare_metrics(iw_pipeline *p)
         {"iw_consumer_lag", IW_GAUGE, "Messages behind the end of the assigned input partitions."},
         {"iw_ledger_errors_total", IW_COUNTER, "Redis failures of the ledger."},
         {"iw_ledger_up", IW_GAUGE, "1 while the ledger (Redis) answers."},
+        {"iw_fence_lost_total", IW_COUNTER,
+         "Calls or outcomes whose (invoice, target) fence was lost: claimed again, never "
+         "reported."},
     };
     for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++)
         if (iw_metrics_declare(p->metrics, defs[i].name, defs[i].type, defs[i].help))
@@ -1194,6 +1331,7 @@ static int declare_metrics(iw_pipeline *p)
     }
     iw_metrics_add(p->metrics, "iw_events_consumed_total", "", 0);
     iw_metrics_add(p->metrics, "iw_ledger_errors_total", "", 0);
+    iw_metrics_add(p->metrics, "iw_fence_lost_total", "", 0);
     return 0;
 }
 
@@ -1269,6 +1407,21 @@ fail:
     return NULL;
 }
 
+/* How often fences are renewed: often enough that a lease, renewed one period ago, still
+ * covers the longest attempt plus the guard (check-config ensures the lease is long enough),
+ * with the other half of the slack left for a slow loop turn or Redis reply. */
+static int64_t renew_period_ms(const iw_config *cfg)
+{
+    int64_t longest = 0;
+    for (size_t i = 0; i < cfg->n_targets; i++)
+        if (cfg->targets[i].request_timeout_ms > longest)
+            longest = cfg->targets[i].request_timeout_ms;
+    int64_t every = (cfg->lease_ms - longest - IW_DISPATCH_LEASE_GUARD_MS) / 2;
+    if (every > cfg->lease_ms / 3)
+        every = cfg->lease_ms / 3;
+    return every < 100 ? 100 : every;
+}
+
 iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
 {
     if (!cfg->kafka_brokers || !*cfg->kafka_brokers) {
@@ -1284,6 +1437,7 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
     clock_gettime(CLOCK_REALTIME, &ts);
     snprintf(p->owner, sizeof(p->owner), "%s/%ld-%lx", cfg->worker_id, (long)getpid(),
              (unsigned long)(ts.tv_nsec ^ (ts.tv_sec << 20)));
+    p->renew_every_ms = renew_period_ms(cfg);
     pthread_mutex_init(&p->lock, NULL);
     p->stats.consumer_lag = -1;
     p->target_results = calloc(cfg->n_targets * IW_RES__COUNT + 1, sizeof(uint64_t));

@@ -32,6 +32,8 @@ typedef struct iw_pipeline_stats {
     uint64_t results[IW_RES__COUNT]; /* results acknowledged by the broker, by status */
     uint64_t dead_letters;           /* dead letters acknowledged */
     uint64_t ledger_errors;          /* Redis failures */
+    uint64_t fence_lost;             /* calls or outcomes whose fence was lost (claimed again
+                                      * or left to a partition's new owner; never reported) */
     uint64_t in_flight;              /* (event, target) jobs not yet terminal */
     bool ledger_ok;                  /* last Redis call worked */
     bool producer_ok;                /* no fatal producer error */
