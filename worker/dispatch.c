@@ -41,21 +41,21 @@ typedef struct callq {
 
 /* One submitted (event, target) call. */
 struct call {
-    call *next;               /* link in a callq */
-    tstate *t;                /* its target */
-    const iw_target_ops *ops; /* adapter rendering and classifying it */
-    const iw_event *ev;       /* borrowed until done */
-    const char *traceparent;  /* borrowed until done, may be NULL */
-    iw_call_done_fn done;     /* called once */
-    void *arg;                /* for done */
-    int64_t first_mono;       /* monotonic ms of the first attempt */
-    int64_t due;              /* monotonic ms when its backoff ends (timer heap) */
-    uint64_t seq;             /* tie-break of equal due times: first come, first served */
-    unsigned token_gen;       /* token generation the last attempt was rendered with */
-    bool refreshed;           /* the one retry after a token refresh is used */
-    bool cancelled;           /* iw_dispatch_cancel while on the wire: no further attempt */
+    call *next;                 /* link in a callq */
+    tstate *t;                  /* its target */
+    const iw_target_ops *ops;   /* adapter rendering and classifying it */
+    const iw_event *ev;         /* borrowed until done */
+    const char *traceparent;    /* borrowed until done, may be NULL */
+    iw_call_done_fn done;       /* called once */
+    void *arg;                  /* for done */
+    int64_t first_mono;         /* monotonic ms of the first attempt */
+    int64_t due;                /* monotonic ms when its backoff ends (timer heap) */
+    uint64_t seq;               /* tie-break of equal due times: first come, first served */
+    unsigned token_gen;         /* token generation the last attempt was rendered with */
+    bool refreshed;             /* the one retry after a token refresh is used */
+    bool cancelled;             /* iw_dispatch_cancel while on the wire: no further attempt */
     const int64_t *lease_until; /* the caller's fence lease end (monotonic ms), NULL = none */
-    iw_call_result res;       /* attempts, last outcome; final once in the done queue */
+    iw_call_result res;         /* attempts, last outcome; final once in the done queue */
 };
 
 /* One running transfer (a call's attempt or a token refresh) and its reusable easy handle. */
@@ -528,7 +528,8 @@ static void start_attempt(iw_dispatch *d, call *c, int64_t now)
     tstate *t = c->t;
     const iw_target_conf *tc = t->tc;
     int attempt = c->res.attempts + 1;
-    if (c->lease_until && now + tc->request_timeout_ms + IW_DISPATCH_LEASE_GUARD_MS > *c->lease_until) {
+    if (c->lease_until &&
+        now + tc->request_timeout_ms + IW_DISPATCH_LEASE_GUARD_MS > *c->lease_until) {
         /* the attempt could outlive the fence lease: another worker could then send a newer
          * version before this one lands */
         c->res.lease_expired = true;

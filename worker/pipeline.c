@@ -27,6 +27,7 @@
 #include "log.h"
 #include "status.h"
 #include "target.h"
+#include "window.h"
 
 #define POLL_BATCH 1000   /* messages taken per loop turn at most */
 #define LEDGER_BATCH 2000 /* ledger ops per round trip at most */
@@ -73,7 +74,7 @@ typedef struct job {
     bool leased;         /* we hold the (invoice, target) fence */
     bool in_lane;        /* first in its lane */
     int64_t lease_until; /* monotonic ms when the fence lease may be gone (0: treat as gone) */
-    int64_t due_ms; /* JOB_BUSY: when to claim again */
+    int64_t due_ms;      /* JOB_BUSY: when to claim again */
     int busy_tries;
     /* the result being built */
     iw_result_status status;
@@ -90,9 +91,9 @@ typedef struct job {
 
 /* One consumed message. */
 typedef struct msg {
+    iw_window_entry we;    /* first: offset, open jobs, dropped; its window (or orphan) link */
     struct iw_pipeline *p; /* the pipeline it belongs to */
     int32_t partition;
-    int64_t offset;
     bool tracked; /* counted in its partition's window (false after revoke) */
     char *key;
     size_t key_len;
@@ -102,19 +103,20 @@ typedef struct msg {
     iw_event *ev; /* NULL for a poison message */
     job *jobs;
     size_t n_jobs;
-    size_t open;      /* jobs not yet DONE */
-    bool dropped;     /* a job was abandoned: never finishes */
-    struct msg *next; /* partition window (or orphan list), offset order */
 } msg;
+
+/* The message whose window entry is e (the entry is its first member). */
+static msg *msg_of(iw_window_entry *e)
+{
+    return (msg *)e;
+}
 
 /* Per input partition: the window of unfinished messages. */
 typedef struct part {
     bool assigned;
     bool paused;
-    msg *head, *tail; /* messages in offset order */
-    size_t count;
+    iw_window win;        /* unfinished messages in offset order */
     int64_t stored;       /* offset last stored, -1 none */
-    int64_t done_upto;    /* offset just past the last finished message, -1 none */
     int64_t hi_watermark; /* for lag */
     int64_t last_seen;    /* last consumed offset */
 } part;
@@ -140,7 +142,7 @@ struct iw_pipeline {
     jobq claim_q, busy_q, ready_q, complete_q, release_q;
     size_t open_jobs; /* jobs not yet terminal */
 
-    char owner[192];    /* lease owner token: worker id + process, unique per run */
+    char owner[192];        /* lease owner token: worker id + process, unique per run */
     int64_t renew_every_ms; /* fence renewal period: keeps every lease able to cover an attempt */
     bool ledger_ok;
     int64_t ledger_retry_at;
@@ -238,7 +240,7 @@ static part *get_part(iw_pipeline *p, int32_t partition)
         for (int32_t i = p->n_parts; i < n; i++) {
             memset(&np[i], 0, sizeof(np[i]));
             np[i].stored = -1;
-            np[i].done_upto = -1;
+            iw_window_init(&np[i].win);
             np[i].hi_watermark = -1;
             np[i].last_seen = -1;
         }
@@ -272,16 +274,10 @@ static void advance_partition(iw_pipeline *p, int32_t partition)
     part *pt = get_part(p, partition);
     if (!pt)
         return;
-    while (pt->head && pt->head->open == 0 && !pt->head->dropped) {
-        msg *m = pt->head;
-        pt->head = m->next;
-        if (!pt->head)
-            pt->tail = NULL;
-        pt->count--;
-        pt->done_upto = m->offset + 1;
-        msg_free(m);
-    }
-    int64_t off = pt->head ? pt->head->offset : pt->done_upto;
+    iw_window_entry *e;
+    while ((e = iw_window_pop_finished(&pt->win)))
+        msg_free(msg_of(e));
+    int64_t off = iw_window_commit_offset(&pt->win);
     if (!pt->assigned || off < 0 || off == pt->stored)
         return;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -298,9 +294,9 @@ static void job_terminal(iw_pipeline *p, job *j, job_state st)
     p->open_jobs--;
     msg *m = j->m;
     if (st == JOB_DROPPED)
-        m->dropped = true;
-    m->open--;
-    if (m->open == 0 && m->tracked)
+        m->we.dropped = true;
+    m->we.open--;
+    if (m->we.open == 0 && m->tracked)
         advance_partition(p, m->partition);
     /* untracked (revoked) messages are freed by sweep_orphans */
 }
@@ -332,7 +328,7 @@ static char *result_json(iw_pipeline *p, const job *j)
         snprintf(eid, sizeof(eid), "%s", ev->event_id);
     else
         snprintf(eid, sizeof(eid), "kafka:%s:%d:%lld", p->cfg->input_topic, (int)m->partition,
-                 (long long)m->offset);
+                 (long long)m->we.offset);
     cJSON_AddStringToObject(o, "event_id", eid);
     if (ev) {
         cJSON_AddStringToObject(o, "tenant", ev->tenant);
@@ -472,7 +468,7 @@ static void publish(iw_pipeline *p, job *j)
         rd_kafka_header_add(h, "x-iw-source-topic", -1, p->cfg->input_topic, -1);
         snprintf(num, sizeof(num), "%d", (int)m->partition);
         rd_kafka_header_add(h, "x-iw-source-partition", -1, num, -1);
-        snprintf(num, sizeof(num), "%lld", (long long)m->offset);
+        snprintf(num, sizeof(num), "%lld", (long long)m->we.offset);
         rd_kafka_header_add(h, "x-iw-source-offset", -1, num, -1);
         if (m->traceparent)
             rd_kafka_header_add(h, "traceparent", -1, m->traceparent, -1);
@@ -746,11 +742,11 @@ static void run_ledger_writes(iw_pipeline *p, jobq *q, bool abandoning)
 /* Adds the fence renewal of every leased job of the messages in list m to ops. */
 static int collect_leased(msg *m, iw_ledger_op **ops, job ***js, size_t *n, size_t *cap)
 {
-    for (; m; m = m->next) {
+    for (; m; m = msg_of(m->we.next)) {
         for (size_t k = 0; k < m->n_jobs; k++) {
             job *j = &m->jobs[k];
-            if (!j->leased || (j->state != JOB_READY && j->state != JOB_CALLING &&
-                               j->state != JOB_COMPLETE))
+            if (!j->leased ||
+                (j->state != JOB_READY && j->state != JOB_CALLING && j->state != JOB_COMPLETE))
                 continue;
             if (*n == *cap) {
                 size_t c = *cap ? *cap * 2 : 256;
@@ -785,7 +781,7 @@ static void renew_leases(iw_pipeline *p)
     size_t n = 0, cap = 0;
     int rc = 0;
     for (int32_t i = 0; i < p->n_parts && rc == 0; i++)
-        rc = collect_leased(p->parts[i].head, &ops, &js, &n, &cap);
+        rc = collect_leased(msg_of(p->parts[i].win.head), &ops, &js, &n, &cap);
     if (rc == 0)
         rc = collect_leased(p->orphans, &ops, &js, &n, &cap);
     /* out of memory: renew what was collected; the rest stop at the lease guard */
@@ -904,11 +900,12 @@ static void poison(iw_pipeline *p, msg *m, const char *target, const char *reaso
     p->stats.poison++;
     m->jobs = calloc(1, sizeof(job));
     if (!m->jobs) {
+        m->we.dropped = true; /* never finishes: its offset is never passed */
         p->fatal = true;
         return;
     }
     m->n_jobs = 1;
-    m->open = 1;
+    m->we.open = 1;
     p->open_jobs++;
     job *j = &m->jobs[0];
     j->m = m;
@@ -946,11 +943,12 @@ static void route(iw_pipeline *p, msg *m, const char *only)
     }
     m->jobs = calloc(n, sizeof(job));
     if (!m->jobs) {
+        m->we.dropped = true; /* never finishes: its offset is never passed */
         p->fatal = true;
         return;
     }
     m->n_jobs = n;
-    m->open = n;
+    m->we.open = n;
     p->open_jobs += n;
     for (size_t i = 0; i < n; i++) {
         job *j = &m->jobs[i];
@@ -960,6 +958,7 @@ static void route(iw_pipeline *p, msg *m, const char *only)
         size_t kl = strlen(ev->tenant) + strlen(ev->invoice.id) + strlen(names[i]) + 3;
         j->lane_key = malloc(kl);
         if (!j->target || !j->lane_key) {
+            m->we.dropped = true; /* jobs from i on never finish */
             p->fatal = true;
             return;
         }
@@ -978,9 +977,11 @@ static void route(iw_pipeline *p, msg *m, const char *only)
 static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
 {
     part *pt = get_part(p, km->partition);
-    msg *m = calloc(1, sizeof(*m));
-    if (!pt || !m) {
-        free(m);
+    msg *m = pt ? calloc(1, sizeof(*m)) : NULL;
+    if (!m) {
+        /* without a part nothing is ever stored for this partition; with one, block it */
+        if (pt)
+            iw_window_block(&pt->win, km->offset);
         p->fatal = true;
         return;
     }
@@ -988,7 +989,7 @@ static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
     iw_metrics_add(p->metrics, "iw_events_consumed_total", "", 1);
     m->p = p;
     m->partition = km->partition;
-    m->offset = km->offset;
+    m->we.offset = km->offset;
     m->tracked = true;
     if (km->key_len) {
         m->key = malloc(km->key_len);
@@ -999,6 +1000,7 @@ static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
     m->value = malloc(km->len + 1);
     if (!m->value || (km->key_len && !m->key)) {
         msg_free(m);
+        iw_window_block(&pt->win, km->offset);
         p->fatal = true;
         return;
     }
@@ -1009,12 +1011,7 @@ static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
     m->traceparent = header_dup(km, "traceparent");
     char *only = header_dup(km, REPLAY_TARGET_HEADER);
 
-    if (pt->tail)
-        pt->tail->next = m;
-    else
-        pt->head = m;
-    pt->tail = m;
-    pt->count++;
+    iw_window_push(&pt->win, &m->we);
     pt->last_seen = km->offset;
 
     char err[512];
@@ -1037,7 +1034,7 @@ static void poll_consumer(iw_pipeline *p)
         if (km->err) {
             if (km->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 iw_log(IW_LOG_WARN, "consumer error", "error", rd_kafka_message_errstr(km), NULL);
-        } else if (!p->stopping) {
+        } else if (!p->stopping && !p->fatal) {
             take_message(p, km);
         }
         /* while stopping, a message is not taken: its offset is not stored, it replays */
@@ -1075,9 +1072,9 @@ static void flow_control(iw_pipeline *p)
         if (!pt->assigned)
             continue;
         bool want = pt->paused;
-        if (p->paused_all || pt->count >= maxp)
+        if (p->paused_all || pt->win.count >= maxp)
             want = true;
-        else if (pt->count < maxp / 2 + 1)
+        else if (pt->win.count < maxp / 2 + 1)
             want = false;
         if (want != pt->paused)
             set_paused(p, i, want);
@@ -1115,7 +1112,7 @@ static void take_untracked(jobq *q, job **out)
  * calls are cancelled. Calls on the wire finish and are completed as usual. */
 static void abandon_revoked(iw_pipeline *p)
 {
-    for (msg *m = p->orphans; m; m = m->next) {
+    for (msg *m = p->orphans; m; m = msg_of(m->we.next)) {
         for (size_t k = 0; k < m->n_jobs; k++) {
             job *j = &m->jobs[k];
             if (j->state == JOB_LANE && iw_lanes_drop_waiting(p->lanes, j->lane_key, j))
@@ -1141,7 +1138,7 @@ static void abandon_revoked(iw_pipeline *p)
             }
         }
     }
-    for (msg *m = p->orphans; m; m = m->next)
+    for (msg *m = p->orphans; m; m = msg_of(m->we.next))
         for (size_t k = 0; k < m->n_jobs; k++)
             if (m->jobs[k].state == JOB_CALLING)
                 iw_dispatch_cancel(p->dispatch, &m->jobs[k]); /* may call call_done */
@@ -1159,7 +1156,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             pt->assigned = true;
             pt->paused = false;
             pt->stored = -1;
-            pt->done_upto = -1;
+            iw_window_init(&pt->win); /* empty since its revoke (or never used) */
         }
         p->ever_assigned = true;
         if (cooperative(rk))
@@ -1189,14 +1186,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (pn >= p->n_parts)
             continue;
         part *pt = &p->parts[pn];
-        for (msg *m = pt->head, *next; m; m = next) {
-            next = m->next;
+        for (msg *m = msg_of(iw_window_take_all(&pt->win)), *next; m; m = next) {
+            next = msg_of(m->we.next);
             m->tracked = false;
-            m->next = p->orphans;
+            m->we.next = p->orphans ? &p->orphans->we : NULL;
             p->orphans = m;
         }
-        pt->head = pt->tail = NULL;
-        pt->count = 0;
         pt->assigned = false;
         pt->paused = false;
         pt->stored = -1;
@@ -1572,11 +1567,11 @@ static void sweep_orphans(iw_pipeline *p)
 {
     for (msg **pp = &p->orphans; *pp;) {
         msg *m = *pp;
-        if (m->open == 0) {
-            *pp = m->next;
+        if (m->we.open == 0) {
+            *pp = msg_of(m->we.next);
             msg_free(m);
         } else {
-            pp = &m->next;
+            pp = (msg **)&m->we.next;
         }
     }
 }
@@ -1616,7 +1611,7 @@ static void abandon_unsent(iw_pipeline *p)
     }
     /* jobs waiting in lanes: release them too */
     for (int32_t i = 0; i < p->n_parts; i++)
-        for (msg *m = p->parts[i].head; m; m = m->next)
+        for (msg *m = msg_of(p->parts[i].win.head); m; m = msg_of(m->we.next))
             for (size_t k = 0; k < m->n_jobs; k++)
                 if (m->jobs[k].state == JOB_LANE) {
                     iw_lanes_drop_waiting(p->lanes, m->jobs[k].lane_key, &m->jobs[k]);
@@ -1685,14 +1680,14 @@ void iw_pipeline_free(iw_pipeline *p)
         rd_kafka_destroy(p->producer);
     }
     for (int32_t i = 0; i < p->n_parts; i++) {
-        for (msg *m = p->parts[i].head, *next; m; m = next) {
-            next = m->next;
+        for (msg *m = msg_of(p->parts[i].win.head), *next; m; m = next) {
+            next = msg_of(m->we.next);
             msg_free(m);
         }
     }
     free(p->parts);
     for (msg *m = p->orphans, *next; m; m = next) {
-        next = m->next;
+        next = msg_of(m->we.next);
         msg_free(m);
     }
     iw_ledger_free(p->ledger);
