@@ -1,9 +1,11 @@
-/* test_ledger.c: the Redis ledger against a real redis-server started per test. */
+/* test_ledger.c: the Redis ledger against a real redis-server started per test: one fence per
+ * (tenant, invoice, target) and the highest claimed version there (see worker/ledger.c). */
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,16 +143,720 @@ static void redis_start_on(iw_redis *r, int port)
     cr_assert_eq(iw_wait_port(port, 10000), 0, "redis-server did not come back on %d", port);
 }
 
+/* A raw command (printf-style, as redisCommand) that must not fail; the caller frees it. */
+static redisReply *rawv(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(raw, fmt, ap);
+    va_end(ap);
+    cr_assert_not_null(r, "raw command %s failed: %s", fmt, raw->errstr);
+    cr_assert_neq(r->type, REDIS_REPLY_ERROR, "raw command %s: %s", fmt, r->str);
+    return r;
+}
+
+/* Integer answer of a raw command. */
+static long long rawint(const char *fmt, const char *key)
+{
+    redisReply *r = rawv(fmt, key);
+    cr_assert_eq(r->type, REDIS_REPLY_INTEGER, "%s %s did not answer an integer", fmt, key);
+    long long n = r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+/* A key of invoice inv (tenant acme): "iw:{acme:<inv>}:<tag>:<rest>". Ids passed here use only
+ * bytes that the ledger does not encode. */
+static void key_of(char *buf, size_t len, const char *inv, const char *tag, const char *rest)
+{
+    snprintf(buf, len, "iw:{acme:%s}:%s:%s", inv, tag, rest);
+}
+
+/* Asserts that the string key holds want, or is absent when want is NULL. */
+static void expect_val(const char *key, const char *want, const char *ctx)
+{
+    redisReply *r = rawv("GET %s", key);
+    if (!want) {
+        cr_assert_eq(r->type, REDIS_REPLY_NIL, "%s: %s holds '%s', expected nothing", ctx, key,
+                     r->type == REDIS_REPLY_STRING ? r->str : "?");
+    } else {
+        cr_assert_eq(r->type, REDIS_REPLY_STRING, "%s: %s is missing, expected '%s'", ctx, key,
+                     want);
+        cr_assert_str_eq(r->str, want, "%s: %s holds '%s', expected '%s'", ctx, key, r->str, want);
+    }
+    freeReplyObject(r);
+}
+
+/* Asserts that key's TTL (seconds) lies in [lo, hi]. */
+static void expect_ttl(const char *key, long long lo, long long hi, const char *ctx)
+{
+    long long t = rawint("TTL %s", key);
+    cr_assert(t >= lo && t <= hi, "%s: TTL of %s is %lld, expected %lld..%lld", ctx, key, t, lo,
+              hi);
+}
+
+/* Asserts that key's PTTL (milliseconds) lies in [lo, hi]. */
+static void expect_pttl(const char *key, long long lo, long long hi, const char *ctx)
+{
+    long long t = rawint("PTTL %s", key);
+    cr_assert(t >= lo && t <= hi, "%s: PTTL of %s is %lld, expected %lld..%lld", ctx, key, t, lo,
+              hi);
+}
+
+/* Number of keys matching pattern. */
+static size_t count_keys(const char *pattern)
+{
+    redisReply *r = keys(pattern);
+    size_t n = r->elements;
+    freeReplyObject(r);
+    return n;
+}
+
+static int renew1(iw_ledger *l, iw_ledger_op op, const char *owner, int64_t lease_ms)
+{
+    cr_assert_eq(iw_ledger_renew(l, &op, 1, owner, lease_ms), 0, "renew failed");
+    return op.answer;
+}
+
+/* Waits until the fence key is gone (its lease expired), up to 5 s. */
+static void wait_fence_gone(const char *fence)
+{
+    long long deadline = iw_now_ms() + 5000;
+    while (rawint("EXISTS %s", fence) != 0) {
+        cr_assert_lt(iw_now_ms(), deadline, "the fence %s never expired", fence);
+        iw_sleep_ms(10);
+    }
+}
+
+static const char *const CLAIM_NAME[] = {"CLAIMED", "DUPLICATE", "STALE", "BUSY"};
+static const char *const ACK_NAME[] = {"DONE", "LOST"};
+
+/* Names an answer for messages (-1 and other values when nothing was answered). */
+static const char *claim_name(int a)
+{
+    return a >= 0 && a <= IW_CLAIM_BUSY ? CLAIM_NAME[a] : "none";
+}
+
+static const char *ack_name(int a)
+{
+    return a >= 0 && a <= IW_LEDGER_LOST ? ACK_NAME[a] : "none";
+}
+
+/* ---- the state tables ----
+ *
+ * Every row is one invoice "<prefix>-<n>" at target ebiz, put into a state with raw commands,
+ * then driven by one op of event ev-100 at version TV (one batch for the whole table). The
+ * states:
+ *   record   the outcome record of (ev-100, ebiz): none, succeeded or failed (owner B)
+ *   applied  the applied version: none, below (50), equal (100) or above (150) TV
+ *   claimed  the highest claim: none, below ("70 ev-70"), equal by this event ("100 ev-100"),
+ *            equal by another event ("100 ev-other"), above ("120 ev-120")
+ *   fence    free, ours (A), another owner's (B), or expired (B's lease that ran out)
+ * Keys set up here carry a TTL of PRE_TTL s and live fences a PTTL of PRE_PX ms, well below
+ * what the ledger sets, so that a refresh or a renewal shows in the TTL. */
+
+#define TV 100
+#define PRE_TTL 1000
+#define PRE_PX 20000
+
+enum rec_state { REC_NONE, REC_SUCCEEDED, REC_FAILED, REC_N };
+enum app_state { APP_NONE, APP_BELOW, APP_EQUAL, APP_ABOVE, APP_N };
+enum clm_state { CLM_NONE, CLM_BELOW, CLM_SAME, CLM_OTHER, CLM_ABOVE, CLM_N };
+enum fen_state { FEN_FREE, FEN_OURS, FEN_OTHER, FEN_EXPIRED, FEN_N };
+
+static const char *const REC_NAME[] = {"none", "succeeded", "failed"};
+static const char *const APP_NAME[] = {"none", "below", "equal", "above"};
+static const char *const CLM_NAME[] = {"none", "below", "equal-same-event", "equal-other-event",
+                                       "above"};
+static const char *const FEN_NAME[] = {"free", "ours", "other owner", "expired"};
+
+static const char *const APP_VAL[] = {NULL, "50", "100", "150"};
+static const char *const CLM_VAL[] = {NULL, "70 ev-70", "100 ev-100", "100 ev-other", "120 ev-120"};
+#define CLAIMED_BY_TV "100 ev-100"
+
+typedef struct row {
+    char inv[32];
+    int rec, app, clm, fen;
+    char ctx[160];  /* the state, for messages */
+    char rkey[128]; /* record, applied, claimed and fence keys */
+    char vkey[128];
+    char ckey[128];
+    char fkey[128];
+} row;
+
+static void row_init(row *w, const char *prefix, size_t n, int rec, int app, int clm, int fen)
+{
+    snprintf(w->inv, sizeof(w->inv), "%s-%zu", prefix, n);
+    w->rec = rec;
+    w->app = app;
+    w->clm = clm;
+    w->fen = fen;
+    snprintf(w->ctx, sizeof(w->ctx), "%s: record=%s applied=%s claimed=%s fence=%s", w->inv,
+             REC_NAME[rec], APP_NAME[app], CLM_NAME[clm], FEN_NAME[fen]);
+    key_of(w->rkey, sizeof(w->rkey), w->inv, "e", "ev-100:ebiz");
+    key_of(w->vkey, sizeof(w->vkey), w->inv, "v", "ebiz");
+    key_of(w->ckey, sizeof(w->ckey), w->inv, "c", "ebiz");
+    key_of(w->fkey, sizeof(w->fkey), w->inv, "f", "ebiz");
+}
+
+/* Writes the row's state into Redis. An expired fence is set to expire after 1 ms. */
+static void row_put(const row *w)
+{
+    if (w->rec != REC_NONE) {
+        freeReplyObject(rawv("HSET %s state %s owner B version 100 target_ref OLD-REF", w->rkey,
+                             REC_NAME[w->rec]));
+        freeReplyObject(rawv("EXPIRE %s %d", w->rkey, PRE_TTL));
+    }
+    if (APP_VAL[w->app])
+        freeReplyObject(rawv("SET %s %s EX %d", w->vkey, APP_VAL[w->app], PRE_TTL));
+    if (CLM_VAL[w->clm])
+        freeReplyObject(rawv("SET %s %s EX %d", w->ckey, CLM_VAL[w->clm], PRE_TTL));
+    if (w->fen == FEN_OURS)
+        freeReplyObject(rawv("SET %s A PX %d", w->fkey, PRE_PX));
+    else if (w->fen == FEN_OTHER)
+        freeReplyObject(rawv("SET %s B PX %d", w->fkey, PRE_PX));
+    else if (w->fen == FEN_EXPIRED)
+        freeReplyObject(rawv("SET %s B PX 1", w->fkey));
+}
+
+/* Lets the expired fences of rows expire, and checks that they did. */
+static void rows_expire(const row *rows, size_t n)
+{
+    iw_sleep_ms(50);
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].fen == FEN_EXPIRED)
+            cr_assert_eq(rawint("PTTL %s", rows[i].fkey), -2, "%s: the fence did not expire",
+                         rows[i].ctx);
+}
+
+/* The record as the row set it up (or absent). */
+static void expect_record_unchanged(const row *w, const char *ctx)
+{
+    if (w->rec == REC_NONE) {
+        cr_assert_eq(rawint("EXISTS %s", w->rkey), 0, "%s: a record was written", ctx);
+        return;
+    }
+    char v[64];
+    hget(w->rkey, "state", v, sizeof(v));
+    cr_assert_str_eq(v, REC_NAME[w->rec], "%s: record state %s", ctx, v);
+    hget(w->rkey, "owner", v, sizeof(v));
+    cr_assert_str_eq(v, "B", "%s: record owner %s", ctx, v);
+    hget(w->rkey, "target_ref", v, sizeof(v));
+    cr_assert_str_eq(v, "OLD-REF", "%s: record target_ref %s", ctx, v);
+    expect_ttl(w->rkey, 1, PRE_TTL, ctx);
+}
+
+/* The applied version as the row set it up, TTL untouched. */
+static void expect_applied_unchanged(const row *w, const char *ctx)
+{
+    expect_val(w->vkey, APP_VAL[w->app], ctx);
+    if (APP_VAL[w->app])
+        expect_ttl(w->vkey, 1, PRE_TTL, ctx);
+}
+
+/* The claimed key as the row set it up, TTL untouched. */
+static void expect_claimed_unchanged(const row *w, const char *ctx)
+{
+    expect_val(w->ckey, CLM_VAL[w->clm], ctx);
+    if (CLM_VAL[w->clm])
+        expect_ttl(w->ckey, 1, PRE_TTL, ctx);
+}
+
+/* The fence as the row set it up: PTTL not renewed; a free or expired one still absent. */
+static void expect_fence_unchanged(const row *w, const char *ctx)
+{
+    if (w->fen == FEN_OURS || w->fen == FEN_OTHER) {
+        expect_val(w->fkey, w->fen == FEN_OURS ? "A" : "B", ctx);
+        expect_pttl(w->fkey, 1, PRE_PX, ctx);
+    } else {
+        expect_val(w->fkey, NULL, ctx);
+    }
+}
+
+/* What a claim by A of (ev-100, TV) must answer in a state: the rules of ledger.h. */
+static int claim_expect(const row *w)
+{
+    if (w->rec == REC_SUCCEEDED)
+        return IW_CLAIM_DUPLICATE;
+    if (w->app == APP_EQUAL || w->app == APP_ABOVE)
+        return IW_CLAIM_STALE;
+    if (w->clm == CLM_OTHER || w->clm == CLM_ABOVE)
+        return IW_CLAIM_STALE;
+    return w->fen == FEN_OTHER ? IW_CLAIM_BUSY : IW_CLAIM_CLAIMED;
+}
+
+#define CLAIM_ROWS (REC_N * APP_N * CLM_N * FEN_N)
+
+Test(ledger, claim_in_every_state)
+{
+    static row rows[CLAIM_ROWS];
+    static iw_ledger_op ops[CLAIM_ROWS];
+    size_t n = 0;
+    for (int rec = 0; rec < REC_N; rec++)
+        for (int app = 0; app < APP_N; app++)
+            for (int clm = 0; clm < CLM_N; clm++)
+                for (int fen = 0; fen < FEN_N; fen++, n++) {
+                    row_init(&rows[n], "CT", n, rec, app, clm, fen);
+                    row_put(&rows[n]);
+                    ops[n] = op_of(rows[n].inv, "ev-100", "ebiz", TV);
+                }
+    cr_assert_eq(n, 240);
+    rows_expire(rows, n);
+    cr_assert_eq(iw_ledger_claim(L, ops, n, "A", LONG_LEASE), 0);
+
+    int tally[4] = {0};
+    for (size_t i = 0; i < n; i++) {
+        const row *w = &rows[i];
+        int want = claim_expect(w), got = ops[i].answer;
+        cr_assert_eq(got, want, "%s: claim answered %s, expected %s", w->ctx, claim_name(got),
+                     claim_name(want));
+        tally[got]++;
+        /* A claim that is neither DUPLICATE nor STALE raises `claimed`, BUSY too. */
+        if (want == IW_CLAIM_CLAIMED || want == IW_CLAIM_BUSY) {
+            expect_val(w->ckey, CLAIMED_BY_TV, w->ctx);
+            expect_ttl(w->ckey, TTL_S - 60, TTL_S, w->ctx);
+        } else {
+            expect_claimed_unchanged(w, w->ctx);
+        }
+        /* CLAIMED takes or renews the fence for A; nothing else touches it. */
+        if (want == IW_CLAIM_CLAIMED) {
+            expect_val(w->fkey, "A", w->ctx);
+            expect_pttl(w->fkey, LONG_LEASE - 10000, LONG_LEASE, w->ctx);
+        } else {
+            expect_fence_unchanged(w, w->ctx);
+        }
+        /* A claim never writes the applied version or a record. */
+        expect_applied_unchanged(w, w->ctx);
+        expect_record_unchanged(w, w->ctx);
+    }
+    /* Counted by hand from the rules: 80 rows hold a success record; of the other 160, 80
+     * have applied >= TV and 32 more a claim above or by another event at TV; the 48 left
+     * are BUSY when B holds the fence (12), else CLAIMED (36). */
+    cr_assert_eq(tally[IW_CLAIM_DUPLICATE], 80);
+    cr_assert_eq(tally[IW_CLAIM_STALE], 112);
+    cr_assert_eq(tally[IW_CLAIM_BUSY], 12);
+    cr_assert_eq(tally[IW_CLAIM_CLAIMED], 36);
+}
+
+/* Whether A's complete of (ev-100, TV) may write in a state: the fence is A's, or free with
+ * the claim still exactly (TV, ev-100). */
+static bool complete_allowed(const row *w)
+{
+    return w->fen == FEN_OURS || (w->fen != FEN_OTHER && w->clm == CLM_SAME);
+}
+
+static const char *const STATUSES[] = {"succeeded", "failed", "rejected"};
+#define N_STATUS 3
+#define COMPLETE_ROWS (CLAIM_ROWS * N_STATUS)
+
+Test(ledger, complete_in_every_state)
+{
+    static row rows[COMPLETE_ROWS];
+    static iw_ledger_op ops[COMPLETE_ROWS];
+    static char refs[COMPLETE_ROWS][24];
+    static int status[COMPLETE_ROWS];
+    size_t n = 0;
+    for (int rec = 0; rec < REC_N; rec++)
+        for (int app = 0; app < APP_N; app++)
+            for (int clm = 0; clm < CLM_N; clm++)
+                for (int fen = 0; fen < FEN_N; fen++)
+                    for (int s = 0; s < N_STATUS; s++, n++) {
+                        row *w = &rows[n];
+                        row_init(w, "KT", n, rec, app, clm, fen);
+                        row_put(w);
+                        size_t len = strlen(w->ctx);
+                        snprintf(w->ctx + len, sizeof(w->ctx) - len, " status=%s", STATUSES[s]);
+                        status[n] = s;
+                        ops[n] = op_of(w->inv, "ev-100", "ebiz", TV);
+                        ops[n].status = STATUSES[s];
+                        /* "failed" carries no reference: the old record's must not survive */
+                        snprintf(refs[n], sizeof(refs[n]), "REF-%zu", n);
+                        ops[n].target_ref = s == 1 ? NULL : refs[n];
+                    }
+    cr_assert_eq(n, 720);
+    rows_expire(rows, n);
+    cr_assert_eq(iw_ledger_complete(L, ops, n, "A"), 0);
+
+    int done = 0;
+    for (size_t i = 0; i < n; i++) {
+        const row *w = &rows[i];
+        bool ok = complete_allowed(w);
+        int got = ops[i].answer;
+        cr_assert_eq(got, ok ? IW_LEDGER_DONE : IW_LEDGER_LOST, "%s: complete answered %s", w->ctx,
+                     ack_name(got));
+        if (!ok) {
+            /* LOST writes nothing at all. */
+            expect_record_unchanged(w, w->ctx);
+            expect_applied_unchanged(w, w->ctx);
+            expect_claimed_unchanged(w, w->ctx);
+            expect_fence_unchanged(w, w->ctx);
+            continue;
+        }
+        done++;
+        /* The record is replaced whole: A's outcome, no field left from the old one. */
+        char v[64];
+        hget(w->rkey, "state", v, sizeof(v));
+        cr_assert_str_eq(v, STATUSES[status[i]], "%s: record state %s", w->ctx, v);
+        hget(w->rkey, "owner", v, sizeof(v));
+        cr_assert_str_eq(v, "A", "%s: record owner %s", w->ctx, v);
+        hget(w->rkey, "version", v, sizeof(v));
+        cr_assert_str_eq(v, "100", "%s: record version %s", w->ctx, v);
+        hget(w->rkey, "target_ref", v, sizeof(v));
+        cr_assert_str_eq(v, ops[i].target_ref ? ops[i].target_ref : "", "%s: record target_ref %s",
+                         w->ctx, v);
+        expect_ttl(w->rkey, TTL_S - 60, TTL_S, w->ctx);
+        /* Only a success raises the applied version, and only upwards; an existing applied
+         * key gets its TTL refreshed in any case, a missing one is not created. */
+        bool raise = status[i] == 0 && (w->app == APP_NONE || w->app == APP_BELOW);
+        const char *applied = raise ? "100" : APP_VAL[w->app];
+        expect_val(w->vkey, applied, w->ctx);
+        if (applied)
+            expect_ttl(w->vkey, TTL_S - 60, TTL_S, w->ctx);
+        /* The claim is left as it is (complete never lowers or moves it), TTL refreshed. */
+        expect_val(w->ckey, CLM_VAL[w->clm], w->ctx);
+        if (CLM_VAL[w->clm])
+            expect_ttl(w->ckey, TTL_S - 60, TTL_S, w->ctx);
+        /* The fence is freed. */
+        expect_val(w->fkey, NULL, w->ctx);
+    }
+    /* 180 rows where A holds the fence, and 72 with a free or expired fence and the claim
+     * still (TV, ev-100). */
+    cr_assert_eq(done, 252);
+}
+
+/* One row of the release/renew table. */
+typedef struct fence_row {
+    const char *name;
+    const char *holder; /* fence value, NULL = free */
+    long long px;       /* its PTTL; 1 = expired before the calls */
+    const char *event;  /* the op's event and version */
+    int64_t version;
+    int dup_of; /* >= 0: the same (invoice, target) as that row, else its own */
+    int renew_a, release_a, renew_b;
+} fence_row;
+
+Test(ledger, release_and_renew_answer_per_op)
+{
+    /* Renew by A, then release by A, then renew by B: one batch each, over the same ops. */
+    static const fence_row t[] = {
+        {"free", NULL, 0, "ev-100", 100, -1, IW_LEDGER_LOST, IW_LEDGER_LOST, IW_LEDGER_LOST},
+        {"ours", "A", PRE_PX, "ev-100", 100, -1, IW_LEDGER_DONE, IW_LEDGER_DONE, IW_LEDGER_LOST},
+        {"other owner", "B", PRE_PX, "ev-100", 100, -1, IW_LEDGER_LOST, IW_LEDGER_LOST,
+         IW_LEDGER_DONE},
+        {"ours, expired", "A", 1, "ev-100", 100, -1, IW_LEDGER_LOST, IW_LEDGER_LOST,
+         IW_LEDGER_LOST},
+        {"other's, expired", "B", 1, "ev-100", 100, -1, IW_LEDGER_LOST, IW_LEDGER_LOST,
+         IW_LEDGER_LOST},
+        /* The fence is per (invoice, target): any event of the pair renews or frees it. */
+        {"ours, op of another event", "A", PRE_PX, "ev-7", 7, -1, IW_LEDGER_DONE, IW_LEDGER_DONE,
+         IW_LEDGER_LOST},
+        /* A second op on row 1's pair in the same batch: renewed again; freed already. */
+        {"ours, second op of a pair", NULL, 0, "ev-101", 101, 1, IW_LEDGER_DONE, IW_LEDGER_LOST,
+         IW_LEDGER_LOST},
+    };
+    enum { N = sizeof(t) / sizeof(t[0]) };
+    char inv[N][16], fkey[N][64], ckey[N][64];
+    iw_ledger_op ops[N];
+    for (int i = 0; i < N; i++) {
+        int pair = t[i].dup_of >= 0 ? t[i].dup_of : i;
+        snprintf(inv[i], sizeof(inv[i]), "RR-%d", pair);
+        key_of(fkey[i], sizeof(fkey[i]), inv[i], "f", "ebiz");
+        key_of(ckey[i], sizeof(ckey[i]), inv[i], "c", "ebiz");
+        if (t[i].dup_of < 0) {
+            freeReplyObject(rawv("SET %s %s EX %d", ckey[i], "100 ev-100", PRE_TTL));
+            if (t[i].holder)
+                freeReplyObject(rawv("SET %s %s PX %lld", fkey[i], t[i].holder, t[i].px));
+        }
+        ops[i] = op_of(inv[i], t[i].event, "ebiz", t[i].version);
+    }
+    iw_sleep_ms(50);
+
+    cr_assert_eq(iw_ledger_renew(L, ops, N, "A", 90000), 0);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(ops[i].answer, t[i].renew_a, "renew by A, fence %s: %s", t[i].name,
+                     ack_name(ops[i].answer));
+        if (t[i].dup_of >= 0)
+            continue;
+        if (t[i].renew_a == IW_LEDGER_DONE) {
+            expect_val(fkey[i], "A", t[i].name);
+            expect_pttl(fkey[i], 80000, 90000, t[i].name);
+        } else if (t[i].holder && t[i].px > 1) {
+            expect_val(fkey[i], t[i].holder, t[i].name);
+            expect_pttl(fkey[i], 1, PRE_PX, t[i].name);
+        } else {
+            expect_val(fkey[i], NULL, t[i].name); /* renew never takes a fence */
+        }
+    }
+
+    cr_assert_eq(iw_ledger_release(L, ops, N, "A"), 0);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(ops[i].answer, t[i].release_a, "release by A, fence %s: %s", t[i].name,
+                     ack_name(ops[i].answer));
+        if (t[i].dup_of >= 0)
+            continue;
+        if (t[i].holder && t[i].px > 1 && strcmp(t[i].holder, "B") == 0) {
+            expect_val(fkey[i], "B", t[i].name);
+            expect_pttl(fkey[i], 1, PRE_PX, t[i].name);
+        } else {
+            expect_val(fkey[i], NULL, t[i].name);
+        }
+    }
+
+    cr_assert_eq(iw_ledger_renew(L, ops, N, "B", 45000), 0);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(ops[i].answer, t[i].renew_b, "renew by B, fence %s: %s", t[i].name,
+                     ack_name(ops[i].answer));
+    expect_pttl(fkey[2], 40000, 45000, "B's renewed fence");
+
+    /* None of this touched a claim, an applied version or a record. */
+    for (int i = 0; i < N; i++) {
+        expect_val(ckey[i], "100 ev-100", t[i].name);
+        expect_ttl(ckey[i], 1, PRE_TTL, t[i].name);
+    }
+    cr_assert_eq(count_keys("iw:*:v:*"), 0);
+    cr_assert_eq(count_keys("iw:*:e:*"), 0);
+    cr_assert_eq(count_keys("iw:*:f:*"), 1, "only B's fence is left");
+}
+
+/* ---- scenarios ---- */
+
+/* Issue 10's first case: a partition moves while A still has v107 on the wire. */
+Test(ledger, scenario_busy_claim_raises_the_version_and_stales_the_older_one)
+{
+    char ckey[64], fkey[64], vkey[64];
+    key_of(ckey, sizeof(ckey), "INV-S1", "c", "centra");
+    key_of(fkey, sizeof(fkey), "INV-S1", "f", "centra");
+    key_of(vkey, sizeof(vkey), "INV-S1", "v", "centra");
+    iw_ledger_op v107 = op_of("INV-S1", "ev-107", "centra", 107);
+    iw_ledger_op v114 = op_of("INV-S1", "ev-114", "centra", 114);
+    iw_ledger_op v128 = op_of("INV-S1", "ev-128", "centra", 128);
+
+    cr_assert_eq(claim1(L, v107, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
+    /* B got the partition: its v128 waits for A's fence, but nobody may claim below 128 now. */
+    cr_assert_eq(claim1(L, v128, "B", LONG_LEASE), IW_CLAIM_BUSY);
+    expect_val(ckey, "128 ev-128", "after B's BUSY claim");
+    expect_val(fkey, "A", "after B's BUSY claim");
+    /* A's queued v114 is older than a claimed version: never sent. */
+    cr_assert_eq(claim1(L, v114, "A", LONG_LEASE), IW_CLAIM_STALE);
+    expect_val(ckey, "128 ev-128", "after A's STALE claim");
+    /* A's call on the wire finishes under its fence. */
+    cr_assert_eq(complete1(L, v107, "A", "succeeded", "R-107"), IW_LEDGER_DONE);
+    expect_val(vkey, "107", "after A's complete");
+    expect_val(fkey, NULL, "after A's complete");
+    cr_assert_eq(claim1(L, v128, "B", LONG_LEASE), IW_CLAIM_CLAIMED);
+    expect_val(fkey, "B", "after B's second claim");
+    cr_assert_eq(complete1(L, v128, "B", "succeeded", "R-128"), IW_LEDGER_DONE);
+    expect_val(vkey, "128", "after B's complete");
+    /* Every later delivery: v128 is a duplicate, v114 and v107 are stale. */
+    cr_assert_eq(claim1(L, v128, "A", LONG_LEASE), IW_CLAIM_DUPLICATE);
+    cr_assert_eq(claim1(L, v114, "A", LONG_LEASE), IW_CLAIM_STALE);
+    cr_assert_eq(claim1(L, op_of("INV-S1", "ev-107", "centra", 107), "B", LONG_LEASE),
+                 IW_CLAIM_DUPLICATE);
+    cr_assert_eq(count_keys("iw:*:e:*"), 2, "a record for v107 and one for v128, none for v114");
+}
+
+/* Issue 10's second case: A dies with v9 claimed (maybe sent), and the partition is replayed. */
+Test(ledger, scenario_owner_dies_then_replay_sends_no_older_version)
+{
+    char fkey[64];
+    key_of(fkey, sizeof(fkey), "INV-S2", "f", "navision");
+    iw_ledger_op v9 = op_of("INV-S2", "ev-9", "navision", 9);
+    cr_assert_eq(claim1(L, v9, "A", 150), IW_CLAIM_CLAIMED);
+    wait_fence_gone(fkey); /* A was killed: no complete, no release */
+
+    /* The replay starts before v9: v7 (superseded earlier, never claimed) is stale. */
+    cr_assert_eq(claim1(L, op_of("INV-S2", "ev-7", "navision", 7), "B", LONG_LEASE),
+                 IW_CLAIM_STALE);
+    expect_val(fkey, NULL, "a STALE claim took the fence");
+    /* v9 itself may be sent again (the same state, never an older one). */
+    cr_assert_eq(claim1(L, v9, "B", LONG_LEASE), IW_CLAIM_CLAIMED);
+    expect_val(fkey, "B", "after B's claim");
+    /* A stale claim by a third worker does not disturb B either. */
+    cr_assert_eq(claim1(L, op_of("INV-S2", "ev-8", "navision", 8), "C", LONG_LEASE),
+                 IW_CLAIM_STALE);
+    cr_assert_eq(complete1(L, v9, "B", "succeeded", NULL), IW_LEDGER_DONE);
+    cr_assert_eq(claim1(L, op_of("INV-S2", "ev-7", "navision", 7), "C", LONG_LEASE),
+                 IW_CLAIM_STALE);
+    cr_assert_eq(claim1(L, v9, "C", LONG_LEASE), IW_CLAIM_DUPLICATE);
+}
+
+/* Issue 10's third case: A's lease ran out (Redis away, or a slow call) before complete. */
+Test(ledger, scenario_complete_after_the_lease_ran_out)
+{
+    char rkey[64], vkey[64], fkey[64];
+    /* (a) Nobody claimed meanwhile: the free fence and the unchanged claim let A record. */
+    key_of(fkey, sizeof(fkey), "INV-S3a", "f", "ebiz");
+    key_of(vkey, sizeof(vkey), "INV-S3a", "v", "ebiz");
+    key_of(rkey, sizeof(rkey), "INV-S3a", "e", "ev-5:ebiz");
+    iw_ledger_op a5 = op_of("INV-S3a", "ev-5", "ebiz", 5);
+    cr_assert_eq(claim1(L, a5, "A", 100), IW_CLAIM_CLAIMED);
+    wait_fence_gone(fkey);
+    cr_assert_eq(complete1(L, a5, "A", "succeeded", "R-5"), IW_LEDGER_DONE);
+    char v[64];
+    hget(rkey, "owner", v, sizeof(v));
+    cr_assert_str_eq(v, "A");
+    expect_val(vkey, "5", "(a)");
+    expect_val(fkey, NULL, "(a): complete created a fence");
+    cr_assert_eq(claim1(L, a5, "B", LONG_LEASE), IW_CLAIM_DUPLICATE);
+
+    /* (b) B replays the same event and holds the fence: A is LOST and writes nothing. */
+    key_of(fkey, sizeof(fkey), "INV-S3b", "f", "ebiz");
+    iw_ledger_op b6 = op_of("INV-S3b", "ev-6", "ebiz", 6);
+    cr_assert_eq(claim1(L, b6, "A", 100), IW_CLAIM_CLAIMED);
+    wait_fence_gone(fkey);
+    cr_assert_eq(claim1(L, b6, "B", LONG_LEASE), IW_CLAIM_CLAIMED);
+    cr_assert_eq(complete1(L, b6, "A", "succeeded", "A-REF"), IW_LEDGER_LOST);
+    cr_assert_eq(count_keys("iw:{acme:INV-S3b}:e:*"), 0, "(b): A's LOST complete wrote a record");
+    cr_assert_eq(count_keys("iw:{acme:INV-S3b}:v:*"), 0, "(b): A's LOST complete wrote a version");
+    expect_val(fkey, "B", "(b): A's LOST complete freed B's fence");
+
+    /* (c) B claimed a newer version and already completed it (the fence is free again): the
+     * claim moved on, so A is LOST. */
+    key_of(fkey, sizeof(fkey), "INV-S3c", "f", "ebiz");
+    key_of(vkey, sizeof(vkey), "INV-S3c", "v", "ebiz");
+    iw_ledger_op c6 = op_of("INV-S3c", "ev-6", "ebiz", 6);
+    iw_ledger_op c7 = op_of("INV-S3c", "ev-7", "ebiz", 7);
+    cr_assert_eq(claim1(L, c6, "A", 100), IW_CLAIM_CLAIMED);
+    wait_fence_gone(fkey);
+    cr_assert_eq(claim1(L, c7, "B", LONG_LEASE), IW_CLAIM_CLAIMED);
+    cr_assert_eq(complete1(L, c7, "B", "failed", NULL), IW_LEDGER_DONE);
+    expect_val(fkey, NULL, "(c)");
+    cr_assert_eq(complete1(L, c6, "A", "succeeded", "A-REF"), IW_LEDGER_LOST);
+    cr_assert_eq(count_keys("iw:{acme:INV-S3c}:e:ev-6:*"), 0, "(c): A's LOST complete wrote");
+    expect_val(vkey, NULL, "(c): A's LOST complete wrote the version");
+
+    /* (d) B's claim was BUSY on a third owner's fence: the claim still moved on. */
+    key_of(fkey, sizeof(fkey), "INV-S3d", "f", "ebiz");
+    iw_ledger_op d6 = op_of("INV-S3d", "ev-6", "ebiz", 6);
+    cr_assert_eq(claim1(L, d6, "A", 100), IW_CLAIM_CLAIMED);
+    wait_fence_gone(fkey);
+    freeReplyObject(rawv("SET %s C PX 100", fkey));
+    cr_assert_eq(claim1(L, op_of("INV-S3d", "ev-8", "ebiz", 8), "B", LONG_LEASE), IW_CLAIM_BUSY);
+    wait_fence_gone(fkey);
+    cr_assert_eq(complete1(L, d6, "A", "succeeded", NULL), IW_LEDGER_LOST);
+    cr_assert_eq(count_keys("iw:{acme:INV-S3d}:e:*"), 0, "(d): A's LOST complete wrote");
+
+    /* (e) B replayed the same event and completed it before A did: the fence is free and the
+     * claim is still (9, ev-9), so A's late complete is DONE (the same state, sent twice). It
+     * replaces B's record, but it cannot lower the applied version, and the event is never
+     * claimable again. */
+    key_of(fkey, sizeof(fkey), "INV-S3e", "f", "ebiz");
+    key_of(vkey, sizeof(vkey), "INV-S3e", "v", "ebiz");
+    key_of(rkey, sizeof(rkey), "INV-S3e", "e", "ev-9:ebiz");
+    iw_ledger_op e9 = op_of("INV-S3e", "ev-9", "ebiz", 9);
+    cr_assert_eq(claim1(L, e9, "A", 100), IW_CLAIM_CLAIMED);
+    wait_fence_gone(fkey);
+    cr_assert_eq(claim1(L, e9, "B", LONG_LEASE), IW_CLAIM_CLAIMED);
+    cr_assert_eq(complete1(L, e9, "B", "succeeded", "B-REF"), IW_LEDGER_DONE);
+    cr_assert_eq(complete1(L, e9, "A", "failed", NULL), IW_LEDGER_DONE);
+    hget(rkey, "owner", v, sizeof(v));
+    cr_assert_str_eq(v, "A");
+    expect_val(vkey, "9", "(e): A's failed outcome moved the applied version");
+    expect_val(fkey, NULL, "(e)");
+    cr_assert_eq(claim1(L, e9, "C", LONG_LEASE), IW_CLAIM_STALE);
+}
+
+/* Versions are compared as decimal strings: 2^53 + 1 and 2^53 are one double. */
+Test(ledger, scenario_versions_beyond_2_pow_53_compare_exactly)
+{
+    const int64_t p53 = INT64_C(9007199254740992);
+    char ckey[64], vkey[64];
+    key_of(ckey, sizeof(ckey), "INV-big", "c", "ebiz");
+    key_of(vkey, sizeof(vkey), "INV-big", "v", "ebiz");
+
+    /* Applied 2^53: 2^53 + 1 is newer (as doubles they would be equal, hence STALE). */
+    iw_ledger_op lo = op_of("INV-big", "ev-lo", "ebiz", p53);
+    cr_assert_eq(claim1(L, lo, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
+    cr_assert_eq(complete1(L, lo, "A", "succeeded", NULL), IW_LEDGER_DONE);
+    expect_val(vkey, "9007199254740992", "applied");
+    iw_ledger_op hi = op_of("INV-big", "ev-hi", "ebiz", p53 + 1);
+    cr_assert_eq(claim1(L, hi, "B", LONG_LEASE), IW_CLAIM_CLAIMED);
+    expect_val(ckey, "9007199254740993 ev-hi", "claimed");
+    /* Claimed 2^53 + 1 (B holds the fence): 2^53 + 2 is above it, so C's claim is BUSY. */
+    iw_ledger_op hi2 = op_of("INV-big", "ev-hi2", "ebiz", p53 + 2);
+    cr_assert_eq(claim1(L, hi2, "C", LONG_LEASE), IW_CLAIM_BUSY);
+    expect_val(ckey, "9007199254740994 ev-hi2", "claimed after a BUSY claim");
+    /* B's 2^53 + 1 completes (its fence); applied rises from 2^53 by exactly one. */
+    cr_assert_eq(complete1(L, hi, "B", "succeeded", NULL), IW_LEDGER_DONE);
+    expect_val(vkey, "9007199254740993", "applied");
+    cr_assert_eq(claim1(L, hi2, "C", LONG_LEASE), IW_CLAIM_CLAIMED);
+    cr_assert_eq(complete1(L, hi2, "C", "succeeded", NULL), IW_LEDGER_DONE);
+    expect_val(vkey, "9007199254740994", "applied");
+    /* The claimed version alone (no applied version at midnight): 2^53 + 1 by another event
+     * is above a claimed 2^53 (as doubles, the same version: STALE), and 2^53 below it. */
+    cr_assert_eq(claim1(L, op_of("INV-big", "ev-m0", "midnight", p53), "B", LONG_LEASE),
+                 IW_CLAIM_CLAIMED);
+    cr_assert_eq(claim1(L, op_of("INV-big", "ev-m1", "midnight", p53 + 1), "C", LONG_LEASE),
+                 IW_CLAIM_BUSY);
+    expect_val("iw:{acme:INV-big}:c:midnight", "9007199254740993 ev-m1", "claimed at midnight");
+    cr_assert_eq(claim1(L, op_of("INV-big", "ev-m2", "midnight", p53), "B", LONG_LEASE),
+                 IW_CLAIM_STALE);
+    /* Shorter and longer decimal strings. */
+    cr_assert_eq(claim1(L, op_of("INV-big", "ev-short", "ebiz", 999), "A", LONG_LEASE),
+                 IW_CLAIM_STALE);
+    iw_ledger_op top = op_of("INV-big", "ev-top", "ebiz", INT64_MAX);
+    cr_assert_eq(claim1(L, top, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
+    cr_assert_eq(complete1(L, top, "A", "succeeded", NULL), IW_LEDGER_DONE);
+    expect_val(vkey, "9223372036854775807", "applied");
+    cr_assert_eq(claim1(L, op_of("INV-big", "ev-late", "ebiz", INT64_MAX - 1), "A", LONG_LEASE),
+                 IW_CLAIM_STALE);
+    /* The version is also exact in the record. */
+    char rkey[64], v[32];
+    key_of(rkey, sizeof(rkey), "INV-big", "e", "ev-hi:ebiz");
+    hget(rkey, "version", v, sizeof(v));
+    cr_assert_str_eq(v, "9007199254740993");
+}
+
+/*
+ * The fence holds only the owner, not the event: one owner's claims of several events of the
+ * same (invoice, target) share it, and the complete (or release) of any one of them frees it
+ * for all. The other CLAIMED answers the owner holds then protect nothing: another owner can
+ * claim a newer version at once. The owner learns it only from renew (LOST) or a new claim, so
+ * a caller must check the fence in Redis before sending each such event (or hold one claimed
+ * event per pair at a time); the scripts cannot detect it themselves.
+ */
+Test(ledger, one_owner_events_of_a_pair_share_one_fence)
+{
+    char fkey[64];
+    key_of(fkey, sizeof(fkey), "INV-H", "f", "ebiz");
+    iw_ledger_op v5 = op_of("INV-H", "ev-5", "ebiz", 5), v6 = op_of("INV-H", "ev-6", "ebiz", 6);
+    cr_assert_eq(claim1(L, v5, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
+    cr_assert_eq(claim1(L, v6, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
+    cr_assert_eq(complete1(L, v5, "A", "succeeded", NULL), IW_LEDGER_DONE);
+    expect_val(fkey, NULL, "completing v5 freed the fence v6 was claimed under");
+    cr_assert_eq(renew1(L, v6, "A", LONG_LEASE), IW_LEDGER_LOST);
+    cr_assert_eq(claim1(L, op_of("INV-H", "ev-7", "ebiz", 7), "B", LONG_LEASE), IW_CLAIM_CLAIMED);
+    /* From here A's v6 is refused everywhere. */
+    cr_assert_eq(claim1(L, v6, "A", LONG_LEASE), IW_CLAIM_STALE);
+    cr_assert_eq(complete1(L, v6, "A", "succeeded", NULL), IW_LEDGER_LOST);
+    cr_assert_eq(count_keys("iw:*:e:ev-6:*"), 0);
+
+    /* The same with a release (a superseded job) while an older call is still in flight. */
+    key_of(fkey, sizeof(fkey), "INV-H2", "f", "ebiz");
+    iw_ledger_op w5 = op_of("INV-H2", "ev-5", "ebiz", 5), w6 = op_of("INV-H2", "ev-6", "ebiz", 6);
+    cr_assert_eq(claim1(L, w5, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
+    cr_assert_eq(claim1(L, w6, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
+    cr_assert_eq(release1(L, w6, "A"), IW_LEDGER_DONE);
+    expect_val(fkey, NULL, "releasing v6 freed the fence v5 was claimed under");
+    cr_assert_eq(claim1(L, op_of("INV-H2", "ev-8", "ebiz", 8), "B", LONG_LEASE), IW_CLAIM_CLAIMED);
+    cr_assert_eq(renew1(L, w5, "A", LONG_LEASE), IW_LEDGER_LOST);
+    cr_assert_eq(complete1(L, w5, "A", "succeeded", NULL), IW_LEDGER_LOST);
+}
+
+/* ---- the ledger's other behaviour ---- */
+
 Test(ledger, claim_complete_then_duplicate)
 {
     iw_ledger_op op = op_of("INV-1", "ev-1", "ebiz", 1);
     cr_assert_eq(claim1(L, op, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
+    cr_assert_eq(count_keys("iw:*:f:*"), 1, "a claim takes one fence");
     cr_assert_eq(complete1(L, op, "A", "succeeded", "REF-9"), IW_LEDGER_DONE);
     cr_assert_eq(claim1(L, op, "A", LONG_LEASE), IW_CLAIM_DUPLICATE);
     cr_assert_eq(claim1(L, op, "B", LONG_LEASE), IW_CLAIM_DUPLICATE);
 
     char key[256], v[64];
     one_key("iw:*:e:*", key, sizeof(key));
+    cr_assert_str_eq(key, "iw:{acme:INV-1}:e:ev-1:ebiz");
     hget(key, "state", v, sizeof(v));
     cr_assert_str_eq(v, "succeeded");
     hget(key, "owner", v, sizeof(v));
@@ -163,9 +869,10 @@ Test(ledger, claim_complete_then_duplicate)
     long long ms = strtoll(v, NULL, 10);
     long long wall = (long long)time(NULL) * 1000;
     cr_assert(ms > wall - 60000 && ms < wall + 60000, "updated_ms %s is not now", v);
-    redisReply *r = keys("iw:*:l:*");
-    cr_assert_eq(r->elements, 0, "the lease outlived complete");
-    freeReplyObject(r);
+    cr_assert_eq(count_keys("iw:*:f:*"), 0, "the fence outlived complete");
+    expect_val("iw:{acme:INV-1}:v:ebiz", "1", "applied");
+    expect_val("iw:{acme:INV-1}:c:ebiz", "1 ev-1", "claimed");
+    cr_assert_eq(count_keys("iw:*"), 3, "record, applied and claimed");
 }
 
 Test(ledger, version_guard)
@@ -180,9 +887,10 @@ Test(ledger, version_guard)
                  IW_CLAIM_CLAIMED);
     cr_assert_eq(claim1(L, op_of("INV-3", "ev-3", "navision", 3), "A", LONG_LEASE),
                  IW_CLAIM_CLAIMED);
-    /* The same version under another event id is not stale (a full-state re-send). */
+    /* Changed meaning: the same version under another event id used to be claimable (a
+     * full-state re-send); now the applied version is not re-sent by another event. */
     cr_assert_eq(claim1(L, op_of("INV-2", "ev-5b", "navision", 5), "A", LONG_LEASE),
-                 IW_CLAIM_CLAIMED);
+                 IW_CLAIM_STALE);
     /* A succeeded event answers DUPLICATE before anything else. */
     cr_assert_eq(claim1(L, e5, "B", LONG_LEASE), IW_CLAIM_DUPLICATE);
 
@@ -194,29 +902,12 @@ Test(ledger, version_guard)
     redisReply *r = rawcmd("GET %s", key, NULL);
     cr_assert_str_eq(r->str, "5", "a failed outcome moved the applied version");
     freeReplyObject(r);
-    cr_assert_eq(claim1(L, op_of("INV-2", "ev-6", "navision", 6), "A", LONG_LEASE),
+    /* Changed meaning: a failed v7 no longer lets v6 through. v7 stays the highest claimed
+     * version (its replay may still succeed), so v6 is older than a claimed version. */
+    cr_assert_eq(claim1(L, op_of("INV-2", "ev-6", "navision", 6), "A", LONG_LEASE), IW_CLAIM_STALE);
+    cr_assert_eq(claim1(L, e7, "B", LONG_LEASE), IW_CLAIM_CLAIMED, "v7's replay");
+    cr_assert_eq(claim1(L, op_of("INV-2", "ev-8", "navision", 8), "B", LONG_LEASE),
                  IW_CLAIM_CLAIMED);
-}
-
-Test(ledger, versions_compare_exactly_beyond_2_pow_53)
-{
-    /* 2^53 + 1 and 2^53 are one double; the ledger must still tell them apart. */
-    iw_ledger_op hi = op_of("INV-big", "ev-hi", "ebiz", INT64_C(9007199254740993));
-    cr_assert_eq(claim1(L, hi, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
-    cr_assert_eq(complete1(L, hi, "A", "succeeded", NULL), IW_LEDGER_DONE);
-    cr_assert_eq(
-        claim1(L, op_of("INV-big", "ev-lo", "ebiz", INT64_C(9007199254740992)), "A", LONG_LEASE),
-        IW_CLAIM_STALE);
-    cr_assert_eq(claim1(L, op_of("INV-big", "ev-short", "ebiz", 999), "A", LONG_LEASE),
-                 IW_CLAIM_STALE);
-    iw_ledger_op top = op_of("INV-big", "ev-top", "ebiz", INT64_MAX);
-    cr_assert_eq(claim1(L, top, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
-    cr_assert_eq(complete1(L, top, "A", "succeeded", NULL), IW_LEDGER_DONE);
-    /* A lower version completing afterwards does not lower the applied version. */
-    iw_ledger_op mid = op_of("INV-big", "ev-mid", "midnight", 10);
-    cr_assert_eq(claim1(L, mid, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
-    cr_assert_eq(claim1(L, op_of("INV-big", "ev-late", "ebiz", INT64_MAX - 1), "A", LONG_LEASE),
-                 IW_CLAIM_STALE);
 }
 
 Test(ledger, busy_then_expiry_then_lost)
@@ -224,7 +915,7 @@ Test(ledger, busy_then_expiry_then_lost)
     iw_ledger_op op = op_of("INV-4", "ev-1", "ebiz", 1);
     cr_assert_eq(claim1(L, op, "A", 200), IW_CLAIM_CLAIMED);
     cr_assert_eq(claim1(L, op, "B", 200), IW_CLAIM_BUSY);
-    /* Re-claiming one's own live lease is fine (a local retry). */
+    /* Re-claiming one's own live fence is fine (a local retry). */
     cr_assert_eq(claim1(L, op, "A", 200), IW_CLAIM_CLAIMED);
 
     long long start = iw_now_ms(), deadline = start + 5000;
@@ -233,18 +924,14 @@ Test(ledger, busy_then_expiry_then_lost)
         iw_sleep_ms(20);
         answer = claim1(L, op, "B", LONG_LEASE);
     }
-    cr_assert_eq(answer, IW_CLAIM_CLAIMED, "B never got the expired lease");
-    cr_assert_geq(iw_now_ms() - start, 100, "the lease expired too early");
+    cr_assert_eq(answer, IW_CLAIM_CLAIMED, "B never got the expired fence");
+    cr_assert_geq(iw_now_ms() - start, 100, "the fence expired too early");
 
     cr_assert_eq(complete1(L, op, "A", "succeeded", "A-REF"), IW_LEDGER_LOST);
-    redisReply *r = keys("iw:*:e:*");
-    cr_assert_eq(r->elements, 0, "a LOST complete wrote a record");
-    freeReplyObject(r);
-    r = keys("iw:*:v:*");
-    cr_assert_eq(r->elements, 0, "a LOST complete wrote the version");
-    freeReplyObject(r);
+    cr_assert_eq(count_keys("iw:*:e:*"), 0, "a LOST complete wrote a record");
+    cr_assert_eq(count_keys("iw:*:v:*"), 0, "a LOST complete wrote the version");
     cr_assert_eq(release1(L, op, "A"), IW_LEDGER_LOST);
-    cr_assert_eq(claim1(L, op, "C", LONG_LEASE), IW_CLAIM_BUSY, "A's release dropped B's lease");
+    cr_assert_eq(claim1(L, op, "C", LONG_LEASE), IW_CLAIM_BUSY, "A's release dropped B's fence");
 
     cr_assert_eq(complete1(L, op, "B", "succeeded", "B-REF"), IW_LEDGER_DONE);
     char key[256], v[64];
@@ -260,17 +947,22 @@ Test(ledger, release_lets_another_claim)
     iw_ledger_op op = op_of("INV-5", "ev-1", "centra", 1);
     cr_assert_eq(claim1(L, op, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
     cr_assert_eq(release1(L, op, "A"), IW_LEDGER_DONE);
+    /* A release records nothing: the same event may be claimed again, by anyone. */
     cr_assert_eq(claim1(L, op, "B", LONG_LEASE), IW_CLAIM_CLAIMED);
 
+    /* Changed meaning: the fence is per (invoice, target), so another event of INV-5 at centra
+     * is BUSY while B holds it (it used to have a lease of its own). */
     iw_ledger_op other = op_of("INV-5", "ev-2", "centra", 2);
-    cr_assert_eq(claim1(L, other, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
-    cr_assert_eq(release1(L, other, "B"), IW_LEDGER_LOST);
-    cr_assert_eq(claim1(L, other, "C", LONG_LEASE), IW_CLAIM_BUSY, "B released A's lease");
+    cr_assert_eq(claim1(L, other, "A", LONG_LEASE), IW_CLAIM_BUSY);
+    cr_assert_eq(release1(L, other, "A"), IW_LEDGER_LOST);
+    cr_assert_eq(claim1(L, other, "C", LONG_LEASE), IW_CLAIM_BUSY, "A released B's fence");
+    cr_assert_eq(release1(L, other, "B"), IW_LEDGER_DONE);
+    cr_assert_eq(claim1(L, other, "C", LONG_LEASE), IW_CLAIM_CLAIMED);
     /* Releasing something never claimed is LOST too, and writes nothing. */
-    cr_assert_eq(release1(L, op_of("INV-5", "ev-9", "centra", 9), "A"), IW_LEDGER_LOST);
-    redisReply *r = keys("iw:*:e:*");
-    cr_assert_eq(r->elements, 0, "release wrote a record");
-    freeReplyObject(r);
+    cr_assert_eq(release1(L, op_of("INV-5", "ev-9", "navision", 9), "A"), IW_LEDGER_LOST);
+    cr_assert_eq(count_keys("iw:*:e:*"), 0, "release wrote a record");
+    cr_assert_eq(count_keys("iw:*:v:*"), 0, "release wrote a version");
+    cr_assert_eq(count_keys("iw:*navision*"), 0, "release of a free fence wrote something");
 }
 
 Test(ledger, failed_and_rejected_outcomes_allow_replay)
@@ -292,36 +984,33 @@ Test(ledger, failed_and_rejected_outcomes_allow_replay)
     cr_assert_eq(claim1(L, op, "B", LONG_LEASE), IW_CLAIM_DUPLICATE);
 }
 
-Test(ledger, renew_extends_only_own_lease)
+Test(ledger, renew_extends_only_own_fence)
 {
     iw_ledger_op op = op_of("INV-7", "ev-1", "ebiz", 1);
     cr_assert_eq(claim1(L, op, "A", 300), IW_CLAIM_CLAIMED);
-    iw_ledger_op r1 = op;
-    cr_assert_eq(iw_ledger_renew(L, &r1, 1, "A", 10000), 0);
-    cr_assert_eq(r1.answer, IW_LEDGER_DONE);
+    cr_assert_eq(renew1(L, op, "A", 10000), IW_LEDGER_DONE);
     iw_sleep_ms(500);
     cr_assert_eq(claim1(L, op, "B", LONG_LEASE), IW_CLAIM_BUSY, "renew did not extend");
-    iw_ledger_op r2 = op;
-    cr_assert_eq(iw_ledger_renew(L, &r2, 1, "B", 10000), 0);
-    cr_assert_eq(r2.answer, IW_LEDGER_LOST);
+    cr_assert_eq(renew1(L, op, "B", 10000), IW_LEDGER_LOST);
 
     char key[256];
-    one_key("iw:*:l:*", key, sizeof(key));
-    redisReply *r = rawcmd("PTTL %s", key, NULL);
-    cr_assert(r->integer > 8000 && r->integer <= 10000, "lease PTTL %lld", r->integer);
-    freeReplyObject(r);
+    one_key("iw:*:f:*", key, sizeof(key));
+    cr_assert_str_eq(key, "iw:{acme:INV-7}:f:ebiz");
+    expect_val(key, "A", "B's renew");
+    expect_pttl(key, 8000, 10000, "after A's renew");
 }
 
 Test(ledger, thousand_op_batches)
 {
+    /* 200 invoices x 5 targets: each op has a fence of its own. */
     enum { N = 1000 };
     static const char *targets[] = {"centra", "navision", "ebiz", "invoicexpress", "midnight"};
     static iw_ledger_op ops[N];
     static char inv[N][32], ev[N][32];
     for (int i = 0; i < N; i++) {
-        snprintf(inv[i], sizeof(inv[i]), "INV-%d", i % 50);
+        snprintf(inv[i], sizeof(inv[i]), "INV-%d", i % 200);
         snprintf(ev[i], sizeof(ev[i]), "ev-%d", i);
-        ops[i] = op_of(inv[i], ev[i], targets[(i / 50) % 5], i);
+        ops[i] = op_of(inv[i], ev[i], targets[i / 200], i);
         ops[i].status = "succeeded";
     }
     double t0 = now_us();
@@ -329,8 +1018,12 @@ Test(ledger, thousand_op_batches)
     double t1 = now_us();
     for (int i = 0; i < N; i++)
         cr_assert_eq(ops[i].answer, IW_CLAIM_CLAIMED, "op %d answered %d", i, ops[i].answer);
+    cr_assert_eq(count_keys("iw:*:f:*"), N);
     for (int i = 0; i < N; i++)
         ops[i].answer = -1;
+    cr_assert_eq(iw_ledger_renew(L, ops, N, "B", LONG_LEASE), 0);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(ops[i].answer, IW_LEDGER_LOST, "op %d answered %d", i, ops[i].answer);
     double t2 = now_us();
     cr_assert_eq(iw_ledger_complete(L, ops, N, "A"), 0);
     double t3 = now_us();
@@ -342,12 +1035,9 @@ Test(ledger, thousand_op_batches)
     cr_assert_eq(iw_ledger_claim(L, ops, N, "B", LONG_LEASE), 0);
     for (int i = 0; i < N; i++)
         cr_assert_eq(ops[i].answer, IW_CLAIM_DUPLICATE, "op %d answered %d", i, ops[i].answer);
-    redisReply *r = keys("iw:*:e:*");
-    cr_assert_eq(r->elements, N);
-    freeReplyObject(r);
-    r = keys("iw:*:v:*");
-    cr_assert_eq(r->elements, 250, "50 invoices x 5 targets");
-    freeReplyObject(r);
+    cr_assert_eq(count_keys("iw:*:e:*"), N);
+    cr_assert_eq(count_keys("iw:*:v:*"), N);
+    cr_assert_eq(count_keys("iw:*:f:*"), 0);
 }
 
 Test(ledger, mixed_answers_in_one_batch)
@@ -358,31 +1048,38 @@ Test(ledger, mixed_answers_in_one_batch)
     iw_ledger_op held = op_of("INV-9", "ev-1", "ebiz", 1);
     cr_assert_eq(claim1(L, held, "B", LONG_LEASE), IW_CLAIM_CLAIMED);
 
-    iw_ledger_op batch[5] = {
+    /* The ops of a batch run in order: 5 and 6 see what 4 did. */
+    iw_ledger_op batch[7] = {
         op_of("INV-8", "ev-10", "ebiz", 10), /* duplicate */
         op_of("INV-8", "ev-4", "ebiz", 4),   /* stale */
-        op_of("INV-9", "ev-1", "ebiz", 1),   /* busy: B holds it */
+        op_of("INV-9", "ev-2", "ebiz", 2),   /* busy: B holds INV-9's fence */
         op_of("INV-8", "ev-11", "ebiz", 11), /* claimed */
         op_of("INV-10", "ev-1", "ebiz", 1),  /* claimed */
+        op_of("INV-10", "ev-2", "ebiz", 2),  /* claimed: A holds the fence, 2 > 1 */
+        op_of("INV-10", "ev-0", "ebiz", 0),  /* stale: 2 is claimed */
     };
-    cr_assert_eq(iw_ledger_claim(L, batch, 5, "A", LONG_LEASE), 0);
-    cr_assert_eq(batch[0].answer, IW_CLAIM_DUPLICATE);
-    cr_assert_eq(batch[1].answer, IW_CLAIM_STALE);
-    cr_assert_eq(batch[2].answer, IW_CLAIM_BUSY);
-    cr_assert_eq(batch[3].answer, IW_CLAIM_CLAIMED);
-    cr_assert_eq(batch[4].answer, IW_CLAIM_CLAIMED);
+    int want[7] = {IW_CLAIM_DUPLICATE, IW_CLAIM_STALE,   IW_CLAIM_BUSY, IW_CLAIM_CLAIMED,
+                   IW_CLAIM_CLAIMED,   IW_CLAIM_CLAIMED, IW_CLAIM_STALE};
+    cr_assert_eq(iw_ledger_claim(L, batch, 7, "A", LONG_LEASE), 0);
+    for (int i = 0; i < 7; i++)
+        cr_assert_eq(batch[i].answer, want[i], "op %d: %s", i, claim_name(batch[i].answer));
 
-    /* A's complete of all five: only the two it holds are recorded. */
-    const char *st[5] = {"succeeded", "failed", "succeeded", "succeeded", "rejected"};
-    for (int i = 0; i < 5; i++)
-        batch[i].status = st[i];
-    cr_assert_eq(iw_ledger_complete(L, batch, 5, "A"), 0);
-    cr_assert_eq(batch[0].answer, IW_LEDGER_LOST);
-    cr_assert_eq(batch[1].answer, IW_LEDGER_LOST);
-    cr_assert_eq(batch[2].answer, IW_LEDGER_LOST);
-    cr_assert_eq(batch[3].answer, IW_LEDGER_DONE);
-    cr_assert_eq(batch[4].answer, IW_LEDGER_DONE);
-    cr_assert_eq(claim1(L, held, "C", LONG_LEASE), IW_CLAIM_BUSY, "A's complete touched B's");
+    /* A completes what it holds, plus INV-9 (B's fence) and INV-10's v1 last: v2's complete
+     * freed the fence and the claim is (2, ev-2), so v1 is LOST. */
+    iw_ledger_op c[4] = {batch[2], batch[3], batch[5], batch[4]};
+    int cwant[4] = {IW_LEDGER_LOST, IW_LEDGER_DONE, IW_LEDGER_DONE, IW_LEDGER_LOST};
+    for (int i = 0; i < 4; i++)
+        c[i].status = "succeeded";
+    cr_assert_eq(iw_ledger_complete(L, c, 4, "A"), 0);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(c[i].answer, cwant[i], "complete %d: %s", i, ack_name(c[i].answer));
+    expect_val("iw:{acme:INV-9}:f:ebiz", "B", "A's complete touched B's fence");
+    /* A's BUSY claim raised INV-9's claim to 2: B's v1 is stale now, a v3 waits for B. */
+    cr_assert_eq(claim1(L, held, "C", LONG_LEASE), IW_CLAIM_STALE);
+    cr_assert_eq(claim1(L, op_of("INV-9", "ev-3", "ebiz", 3), "C", LONG_LEASE), IW_CLAIM_BUSY);
+    cr_assert_eq(count_keys("iw:{acme:INV-9}:e:*"), 0);
+    cr_assert_eq(count_keys("iw:{acme:INV-10}:e:ev-1:*"), 0);
+    expect_val("iw:{acme:INV-10}:v:ebiz", "2", "INV-10 applied");
     cr_assert_eq(claim1(L, op_of("INV-8", "ev-x", "ebiz", 10), "C", LONG_LEASE), IW_CLAIM_STALE,
                  "v11 succeeded, so v10 is stale now");
 }
@@ -391,11 +1088,11 @@ Test(ledger, records_carry_the_ttl)
 {
     iw_ledger_op op = op_of("INV-11", "ev-1", "midnight", 3);
     cr_assert_eq(claim1(L, op, "A", 5000), IW_CLAIM_CLAIMED);
-    char lease[256], rec[256], ver[256];
-    one_key("iw:*:l:*", lease, sizeof(lease));
-    redisReply *r = rawcmd("PTTL %s", lease, NULL);
-    cr_assert(r->integer > 4000 && r->integer <= 5000, "lease PTTL %lld", r->integer);
-    freeReplyObject(r);
+    char fence[256], rec[256], ver[256], clm[256];
+    one_key("iw:*:f:*", fence, sizeof(fence));
+    expect_pttl(fence, 4000, 5000, "fence");
+    one_key("iw:*:c:*", clm, sizeof(clm));
+    expect_ttl(clm, TTL_S - 10, TTL_S, "claimed");
 
     cr_assert_eq(complete1(L, op, "A", "succeeded", NULL), IW_LEDGER_DONE);
     one_key("iw:*:e:*", rec, sizeof(rec));
@@ -405,18 +1102,22 @@ Test(ledger, records_carry_the_ttl)
     t = ttl_of(ver);
     cr_assert(t > TTL_S - 10 && t <= TTL_S, "version TTL %lld", t);
 
-    /* A later outcome of any kind refreshes the version key, so it outlives every record. */
+    /* A later claim or outcome of any kind refreshes the version and claimed keys, so they
+     * outlive every record. */
     char err[256];
     iw_ledger *shorter = iw_ledger_new("127.0.0.1", R.port, NULL, 100, 2000, err, sizeof(err));
     cr_assert_not_null(shorter, "%s", err);
     iw_ledger_op f = op_of("INV-11", "ev-2", "midnight", 4);
     cr_assert_eq(claim1(shorter, f, "A", 5000), IW_CLAIM_CLAIMED);
+    expect_ttl(clm, 90, 100, "claimed after a claim");
     cr_assert_eq(complete1(shorter, f, "A", "failed", NULL), IW_LEDGER_DONE);
     t = ttl_of(ver);
     cr_assert(t > 90 && t <= 100, "version TTL %lld after a failed outcome", t);
+    expect_ttl(clm, 90, 100, "claimed after a failed outcome");
     one_key("iw:*:e:ev-2:*", rec, sizeof(rec));
     t = ttl_of(rec);
     cr_assert(t > 90 && t <= 100, "record TTL %lld", t);
+    cr_assert_eq(count_keys("iw:*:f:*"), 0);
     iw_ledger_free(shorter);
 }
 
@@ -444,8 +1145,8 @@ Test(ledger, hash_tags_and_nasty_ids)
         }
     }
     redisReply *r = keys("iw:*");
-    /* 2 records + 2 versions (event 1), 2 leases (event 2). */
-    cr_assert_eq(r->elements, 6);
+    /* Per target: a record and a version (event 1), a claim and a fence (event 2). */
+    cr_assert_eq(r->elements, 8);
     char first[512] = "", tag[512];
     for (size_t i = 0; i < r->elements; i++) {
         tag_of(r->element[i]->str, tag, sizeof(tag));
@@ -463,8 +1164,9 @@ Test(ledger, hash_tags_and_nasty_ids)
     cr_assert_eq(claim1(L, op_of("INV {7}", evs[0], tgs[0], 1), "B", LONG_LEASE), IW_CLAIM_CLAIMED);
     cr_assert_eq(claim1(L, op_of(nasty, "ev", "1}:ebiz", 1), "B", LONG_LEASE), IW_CLAIM_CLAIMED);
     r = keys("iw:{acme:INV%20%7B7%7D}*");
-    cr_assert_eq(r->elements, 1, "the shorter invoice id has a tag of its own");
+    cr_assert_eq(r->elements, 2, "the shorter invoice id has a tag of its own (claim, fence)");
     freeReplyObject(r);
+    cr_assert_eq(count_keys("iw:*:f:1%7D%3Aebiz"), 1, "the odd target has a fence of its own");
 }
 
 Test(ledger, redis_down_then_reconnect)
@@ -538,7 +1240,8 @@ Test(ledger, noscript_falls_back_to_eval)
     redisReply *r = rawcmd("SCRIPT FLUSH", NULL, NULL);
     freeReplyObject(r);
 
-    iw_ledger_op batch[3] = {op_of("INV-14", "ev-1", "ebiz", 1), op_of("INV-14", "ev-2", "ebiz", 2),
+    iw_ledger_op batch[3] = {op_of("INV-14", "ev-1", "ebiz", 1),
+                             op_of("INV-14", "ev-2", "navision", 2),
                              op_of("INV-15", "ev-1", "ebiz", 1)};
     cr_assert_eq(iw_ledger_claim(L, batch, 3, "B", LONG_LEASE), 0);
     cr_assert_eq(batch[0].answer, IW_CLAIM_BUSY);
@@ -616,16 +1319,17 @@ Test(ledger, refuses_bad_input)
     iw_ledger_free(NULL);
 }
 
-/* Two workers race for the same ops; the scripts must let exactly one win each. */
+/* Two workers race over the same ops; the scripts must let exactly one win each fence. */
 typedef struct racer {
     int port;
     const char *owner;
     bool reverse;
+    bool one_pair; /* all ops on one (invoice, target), rising versions; else one pair each */
     int answers[200];
     int rc;
 } racer;
 
-static char race_ev[200][16];
+static char race_inv[200][16], race_ev[2][200][16];
 
 static void *race(void *arg)
 {
@@ -636,9 +1340,11 @@ static void *race(void *arg)
         r->rc = IW_EIO;
         return NULL;
     }
+    int me = r->owner[0] == 'A' ? 0 : 1;
     for (int k = 0; k < 200 && r->rc == 0; k++) {
         int i = r->reverse ? 199 - k : k;
-        iw_ledger_op op = op_of("INV-race", race_ev[i], "ebiz", 1);
+        iw_ledger_op op = r->one_pair ? op_of("INV-race", race_ev[me][i], "ebiz", 2 * i + me + 1)
+                                      : op_of(race_inv[i], "ev-1", "ebiz", 1);
         r->rc = iw_ledger_claim(l, &op, 1, r->owner, LONG_LEASE);
         r->answers[i] = op.answer;
     }
@@ -646,19 +1352,28 @@ static void *race(void *arg)
     return NULL;
 }
 
-Test(ledger, concurrent_claims_have_one_winner)
+static void race_run(racer *a, racer *b)
 {
-    for (int i = 0; i < 200; i++)
-        snprintf(race_ev[i], sizeof(race_ev[i]), "ev-%d", i);
-    racer a = {.port = R.port, .owner = "A", .reverse = false};
-    racer b = {.port = R.port, .owner = "B", .reverse = true};
+    for (int i = 0; i < 200; i++) {
+        snprintf(race_inv[i], sizeof(race_inv[i]), "INV-race-%d", i);
+        snprintf(race_ev[0][i], sizeof(race_ev[0][i]), "ev-a%d", i);
+        snprintf(race_ev[1][i], sizeof(race_ev[1][i]), "ev-b%d", i);
+    }
     pthread_t ta, tb;
-    cr_assert_eq(pthread_create(&ta, NULL, race, &a), 0);
-    cr_assert_eq(pthread_create(&tb, NULL, race, &b), 0);
+    cr_assert_eq(pthread_create(&ta, NULL, race, a), 0);
+    cr_assert_eq(pthread_create(&tb, NULL, race, b), 0);
     pthread_join(ta, NULL);
     pthread_join(tb, NULL);
-    cr_assert_eq(a.rc, 0);
-    cr_assert_eq(b.rc, 0);
+    cr_assert_eq(a->rc, 0);
+    cr_assert_eq(b->rc, 0);
+}
+
+Test(ledger, concurrent_claims_have_one_winner)
+{
+    /* 200 invoices, one event each, claimed by A from the first and by B from the last. */
+    racer a = {.port = R.port, .owner = "A", .reverse = false};
+    racer b = {.port = R.port, .owner = "B", .reverse = true};
+    race_run(&a, &b);
     int wins_a = 0, wins_b = 0;
     for (int i = 0; i < 200; i++) {
         bool wa = a.answers[i] == IW_CLAIM_CLAIMED, wb = b.answers[i] == IW_CLAIM_CLAIMED;
@@ -669,4 +1384,32 @@ Test(ledger, concurrent_claims_have_one_winner)
         wins_b += wb;
     }
     cr_assert_eq(wins_a + wins_b, 200);
+}
+
+Test(ledger, concurrent_rising_versions_on_one_fence)
+{
+    /* A claims versions 1, 3, ..., 399 and B 2, 4, ..., 400 of one (invoice, target), each its
+     * own event: whoever claims first holds the fence for good (nobody completes), the other
+     * only ever gets BUSY or STALE, and the highest version ends up claimed. */
+    racer a = {.port = R.port, .owner = "A", .one_pair = true};
+    racer b = {.port = R.port, .owner = "B", .one_pair = true};
+    race_run(&a, &b);
+    int claimed[2] = {0, 0};
+    racer *rs[2] = {&a, &b};
+    for (int who = 0; who < 2; who++)
+        for (int i = 0; i < 200; i++) {
+            int x = rs[who]->answers[i];
+            cr_assert(x == IW_CLAIM_CLAIMED || x == IW_CLAIM_STALE || x == IW_CLAIM_BUSY,
+                      "%s's v%d answered %s", rs[who]->owner, 2 * i + who + 1, claim_name(x));
+            claimed[who] += x == IW_CLAIM_CLAIMED;
+        }
+    cr_assert((claimed[0] > 0) != (claimed[1] > 0), "A got %d CLAIMED, B %d", claimed[0],
+              claimed[1]);
+    int winner = claimed[0] > 0 ? 0 : 1;
+    /* The winner's first claim was CLAIMED: nothing was claimed before it. */
+    cr_assert_eq(rs[winner]->answers[0], IW_CLAIM_CLAIMED);
+    expect_val("iw:{acme:INV-race}:f:ebiz", rs[winner]->owner, "fence");
+    /* B's v400 is above everything, so it raised the claim whatever it answered. */
+    cr_assert_neq(b.answers[199], IW_CLAIM_STALE);
+    expect_val("iw:{acme:INV-race}:c:ebiz", "400 ev-b199", "claimed");
 }
