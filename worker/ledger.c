@@ -92,14 +92,17 @@
 /*
  * KEYS: record, applied, claimed, fence. ARGV: version, owner, status, target_ref or "",
  * ttl_s, event. LOST (nothing written) unless the fence is ours, or free with the claim still
- * this very (version, event): then no other owner can have sent anything since our claim
- * (a lease that only ran out while Redis was away).
+ * this very (version, event) and no success recorded for it: then no other owner can have
+ * sent anything since our claim (a lease that only ran out while Redis was away). A success
+ * another owner recorded for the same event is never overwritten: the claim again answers
+ * DUPLICATE.
  */
 #define SCRIPT_COMPLETE_BODY                                                                       \
     LUA_GT                                                                                         \
     "local holder = redis.call('GET', KEYS[4])\n"                                                  \
     "if holder ~= ARGV[2] then\n"                                                                  \
-    "  if holder or redis.call('GET', KEYS[3]) ~= ARGV[1] .. ' ' .. ARGV[6] then return 1 end\n"   \
+    "  if holder or redis.call('GET', KEYS[3]) ~= ARGV[1] .. ' ' .. ARGV[6] or "                  \
+    "redis.call('HGET', KEYS[1], 'state') == 'succeeded' then return 1 end\n"                      \
     "end\n"                                                                                        \
     "local t = redis.call('TIME')\n"                                                               \
     "local now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))\n"               \
