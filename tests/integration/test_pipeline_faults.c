@@ -399,6 +399,75 @@ static int by_arrival(const void *a, const void *b)
     return d < 0 ? -1 : d > 0;
 }
 
+/* What the target accepted, judged per invoice BR-<i> from the simulator's call log. */
+typedef struct verdict {
+    int regressions; /* an older version accepted after a newer one */
+    int not_newest;  /* invoices whose last accepted version is not `newest` */
+    int repeats;     /* the same version accepted again (allowed: the one window) */
+    int unreceived;  /* `succeeded` results for calls the target never accepted */
+} verdict;
+
+static verdict judge_versions(int newest, const iw_results *r)
+{
+    verdict out = {0, 0, 0, 0};
+    cJSON *calls = iw_sim_get(&S, "/_sim/calls?prefix=EBR-");
+    cr_assert_not_null(calls);
+    static accepted acc[BR_INVOICES][128];
+    int n_acc[BR_INVOICES] = {0};
+    bool got[BR_INVOICES][BR_VERSIONS + 1];
+    memset(got, 0, sizeof(got));
+    for (const cJSON *c = cJSON_GetObjectItem(calls, "calls")->child; c; c = c->next) {
+        int inv, ver;
+        cr_assert_eq(sscanf(c->string, "EBR-%d-%d", &inv, &ver), 2, "call key %s", c->string);
+        cr_assert(inv >= 0 && inv < BR_INVOICES && ver > 0 && ver <= BR_VERSIONS);
+        const cJSON *at = cJSON_GetObjectItem(c, "mono_ms"), *st = cJSON_GetObjectItem(c, "status");
+        for (int i = 0; i < cJSON_GetArraySize(st); i++) {
+            if ((int)cJSON_GetArrayItem(st, i)->valuedouble != 200)
+                continue;
+            cr_assert_lt(n_acc[inv], 128);
+            acc[inv][n_acc[inv]++] = (accepted){cJSON_GetArrayItem(at, i)->valuedouble, ver};
+            got[inv][ver] = true;
+        }
+    }
+    cJSON_Delete(calls);
+    for (int i = 0; i < BR_INVOICES; i++) {
+        qsort(acc[i], (size_t)n_acc[i], sizeof(accepted), by_arrival);
+        for (int k = 1; k < n_acc[i]; k++) {
+            if (acc[i][k].version < acc[i][k - 1].version) {
+                out.regressions++;
+                cr_log_error("BR-%02d: v%d accepted after v%d", i, acc[i][k].version,
+                             acc[i][k - 1].version);
+            }
+            out.repeats += acc[i][k].version == acc[i][k - 1].version;
+        }
+        if (n_acc[i] == 0 || acc[i][n_acc[i] - 1].version != newest) {
+            out.not_newest++;
+            cr_log_error("BR-%02d ends at v%d", i, n_acc[i] ? acc[i][n_acc[i] - 1].version : 0);
+        }
+    }
+    for (size_t k = 0; k < r->n; k++) {
+        const char *st = iw_json_str(r->json[k], "status"),
+                   *id = iw_json_str(r->json[k], "event_id");
+        int inv, ver;
+        if (st && strcmp(st, "succeeded") == 0 && id && sscanf(id, "EBR-%d-%d", &inv, &ver) == 2 &&
+            inv >= 0 && inv < BR_INVOICES && ver > 0 && ver <= BR_VERSIONS && !got[inv][ver]) {
+            out.unreceived++;
+            cr_log_error("%s reported succeeded, never accepted by the target", id);
+        }
+    }
+    return out;
+}
+
+static void assert_verdict(const char *scenario, verdict v)
+{
+    cr_log_info("%s: %d regressions, %d not at the newest, %d repeats, %d succeeded but never "
+                "received",
+                scenario, v.regressions, v.not_newest, v.repeats, v.unreceived);
+    cr_assert_eq(v.regressions, 0, "an older version was accepted after a newer one");
+    cr_assert_eq(v.not_newest, 0, "an invoice did not end at its newest version");
+    cr_assert_eq(v.unreceived, 0, "a result said succeeded for a call the target never took");
+}
+
 /*
  * A target brownout (every call 503 for 12 s) while a second worker joins the group: the
  * first worker is retrying old versions with newer ones queued behind them when its
@@ -440,57 +509,91 @@ Test(faults, brownout_rebalance_never_sends_an_older_version, .init = up, .fini 
     cr_assert_eq(iw_results_count(&r, NULL, "failed"), 0);
     iw_sleep_ms(2000); /* let any late call land before the log is read */
 
+    assert_verdict("brownout + join", judge_versions(BR_VERSIONS, &r));
+    iw_results_free(&r);
+}
+
+/* Rewrites redis.lease_s in a config file written by iw_stack_config. */
+static void set_lease_s(const char *path, int lease_s)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    char buf[16384];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    cJSON *root = cJSON_Parse(buf);
+    cr_assert_not_null(root);
+    cJSON *redis = cJSON_GetObjectItemCaseSensitive(root, "redis");
+    cJSON_ReplaceItemInObjectCaseSensitive(redis, "lease_s", cJSON_CreateNumber(lease_s));
+    char *out = cJSON_Print(root);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(out, f);
+    fclose(f);
+    free(out);
+    cJSON_Delete(root);
+}
+
+/*
+ * Redis stopped (SIGSTOP: connections hang, nothing answers) for twice the fence lease while
+ * calls are being retried through a target outage. Once the leases the worker last renewed
+ * have run out, no call may reach the target until Redis answers again; afterwards every
+ * invoice ends at its newest version without ever going back. Judged by arrival times in the
+ * simulator's call log.
+ */
+Test(faults, redis_stopped_past_the_lease_sends_nothing, .init = up, .fini = down, .timeout = 300)
+{
+    enum { LEASE_MS = 4000 };
+    const char *cfg = iw_stack_config(
+        &S, "w.json",
+        "{\"timeouts\": {\"connect_ms\": 500, \"request_ms\": 1000}, \"retry\": {\"max_attempts\": "
+        "400, \"base_ms\": 100, \"max_delay_ms\": 400, \"max_elapsed_s\": 120},"
+        " \"breaker\": {\"failures\": 1000000}}",
+        NULL);
+    set_lease_s(cfg, LEASE_MS / 1000);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    produce_versions(1);
+    cr_assert_geq(wait_results(BR_INVOICES, 60000), BR_INVOICES);
+
+    fault("{\"target\": \"centra_navision\", \"kind\": \"error\", \"status\": 503, \"rate\": 1, "
+          "\"for_ms\": 9000}");
+    produce_versions(2);
+    iw_sleep_ms(300);
+    produce_versions(3);
+    iw_sleep_ms(1500); /* calls of v2 are retrying, v3 waits behind them */
+    iw_proc_signal(&S.redis.proc, SIGSTOP);
+    long long stopped = iw_now_ms();
+    iw_sleep_ms(2 * LEASE_MS);
+    long long resumed = iw_now_ms();
+    iw_proc_signal(&S.redis.proc, SIGCONT);
+    produce_versions(4);
+
+    size_t want = (size_t)BR_INVOICES * 4;
+    iw_results r = read_distinct(want, 150000);
+    cr_assert_eq(iw_results_distinct(&r), want, "every (event, target) has a result");
+    iw_sleep_ms(1000);
+
     cJSON *calls = iw_sim_get(&S, "/_sim/calls?prefix=EBR-");
     cr_assert_not_null(calls);
-    accepted acc[BR_INVOICES][64];
-    int n_acc[BR_INVOICES] = {0};
-    bool got[BR_INVOICES][BR_VERSIONS + 1];
-    memset(got, 0, sizeof(got));
+    int before = 0, unfenced = 0;
     for (const cJSON *c = cJSON_GetObjectItem(calls, "calls")->child; c; c = c->next) {
-        int inv, ver;
-        cr_assert_eq(sscanf(c->string, "EBR-%d-%d", &inv, &ver), 2, "call key %s", c->string);
-        const cJSON *at = cJSON_GetObjectItem(c, "mono_ms"), *st = cJSON_GetObjectItem(c, "status");
-        for (int i = 0; i < cJSON_GetArraySize(st); i++) {
-            if ((int)cJSON_GetArrayItem(st, i)->valuedouble != 200)
-                continue;
-            cr_assert_lt(n_acc[inv], 64);
-            acc[inv][n_acc[inv]++] =
-                (accepted){cJSON_GetArrayItem(at, i)->valuedouble, ver};
-            got[inv][ver] = true;
+        const cJSON *at = cJSON_GetObjectItem(c, "mono_ms");
+        for (int i = 0; i < cJSON_GetArraySize(at); i++) {
+            double t = cJSON_GetArrayItem(at, i)->valuedouble;
+            before += t > stopped - 1000 && t <= stopped;
+            if (t > stopped + LEASE_MS && t < resumed) {
+                unfenced++;
+                cr_log_error("%s: a call arrived %.0f ms after Redis stopped", c->string,
+                             t - stopped);
+            }
         }
     }
     cJSON_Delete(calls);
-    int regressions = 0, not_newest = 0, repeats = 0;
-    for (int i = 0; i < BR_INVOICES; i++) {
-        qsort(acc[i], (size_t)n_acc[i], sizeof(accepted), by_arrival);
-        for (int k = 1; k < n_acc[i]; k++) {
-            if (acc[i][k].version < acc[i][k - 1].version) {
-                regressions++;
-                cr_log_error("BR-%02d: v%d accepted after v%d", i, acc[i][k].version,
-                             acc[i][k - 1].version);
-            }
-            repeats += acc[i][k].version == acc[i][k - 1].version;
-        }
-        if (n_acc[i] == 0 || acc[i][n_acc[i] - 1].version != BR_VERSIONS) {
-            not_newest++;
-            cr_log_error("BR-%02d ends at v%d", i, n_acc[i] ? acc[i][n_acc[i] - 1].version : 0);
-        }
-    }
-    int unreceived = 0;
-    for (size_t k = 0; k < r.n; k++) {
-        const char *st = iw_json_str(r.json[k], "status"), *id = iw_json_str(r.json[k], "event_id");
-        int inv, ver;
-        if (st && strcmp(st, "succeeded") == 0 && id && sscanf(id, "EBR-%d-%d", &inv, &ver) == 2 &&
-            !got[inv][ver]) {
-            unreceived++;
-            cr_log_error("%s reported succeeded, never accepted by the target", id);
-        }
-    }
+    cr_log_info("redis stopped: %d calls in the second before, %d after the lease ran out", before,
+                unfenced);
+    cr_assert_gt(before, 0, "calls were being retried when Redis stopped");
+    cr_assert_eq(unfenced, 0, "calls were sent without a valid fence lease");
+    assert_verdict("redis stopped", judge_versions(4, &r));
     iw_results_free(&r);
-    cr_log_info("brownout + join: %d regressions, %d not at the newest, %d repeats, %d "
-                "succeeded but never received",
-                regressions, not_newest, repeats, unreceived);
-    cr_assert_eq(regressions, 0, "an older version was accepted after a newer one");
-    cr_assert_eq(not_newest, 0, "an invoice did not end at its newest version");
-    cr_assert_eq(unreceived, 0, "a result said succeeded for a call the target never took");
 }
