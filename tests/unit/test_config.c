@@ -310,3 +310,32 @@ Test(config, relative_ca_file_is_relative_to_the_config)
     unlink(path);
     rmdir(dir);
 }
+
+/* A call on the wire when its partition moves must end before its fence lease: the lease must
+ * exceed every target's request timeout by more than IW_LEASE_MARGIN_MS. */
+Test(config, lease_must_outlast_every_request_timeout)
+{
+    iw_config_errors e;
+    /* default lease 60 s, default request timeout 30 s: fine */
+    iw_config *c = iw_config_parse("{\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}", NULL, &e);
+    cr_assert_not_null(c);
+    cr_assert_eq(c->lease_ms, 60000);
+    iw_config_free(c);
+
+    c = iw_config_parse(
+        "{\"redis\": {\"lease_s\": 5}, \"targets\": {"
+        "\"fast\": {\"type\": \"centra_soap\", \"timeouts\": {\"request_ms\": 2000}},"
+        "\"slow\": {\"type\": \"centra_soap\", \"timeouts\": {\"request_ms\": 3000}}}}",
+        NULL, &e);
+    dump(&e);
+    cr_assert_null(c, "a 5 s lease with a 3 s request timeout leaves no margin");
+    cr_assert_eq(e.count, 1, "only the slow target is named");
+    cr_assert(has_error(&e, "redis.lease_s", "targets.slow.timeouts.request_ms (3000 ms)"));
+
+    c = iw_config_parse(
+        "{\"redis\": {\"lease_s\": 6}, \"targets\": {"
+        "\"slow\": {\"type\": \"centra_soap\", \"timeouts\": {\"request_ms\": 3000}}}}",
+        NULL, &e);
+    cr_assert_not_null(c, "6 s > 3 s + 2 s");
+    iw_config_free(c);
+}
