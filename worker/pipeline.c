@@ -3,8 +3,14 @@
  *
  * One thread drives everything. An (event, target) pair is a job; a consumed message owns its
  * jobs and is finished when every job's result is acknowledged by the broker. Per partition the
- * stored offset is that of the oldest unfinished message, so a crash replays at most the
- * unfinished window and never skips anything. */
+ * stored offset is that of the oldest unfinished message (window.c), so a crash replays at most
+ * the unfinished window and never skips anything.
+ *
+ * Ordering across processes rests on the ledger's fence per (tenant, invoice, target): a job is
+ * sent only while it holds that fence, claimed from the front of its lane; the claim raises the
+ * highest claimed version, so no worker sends an older version afterwards; no attempt starts
+ * unless it ends before the lease can; and an outcome whose fence was lost is never reported.
+ * On revoke, nothing but calls already on the wire goes on. */
 #include "pipeline.h"
 
 #include <errno.h>
