@@ -200,8 +200,9 @@ Test(faults, dead_target_does_not_slow_the_others, .init = up, .fini = down, .ti
     cr_assert_eq(centra, N, "the healthy target finished");
     cr_assert_eq(midnight, 0, "while the dead one had finished nothing");
     cJSON *stats = iw_sim_get(&S, "/_sim/stats");
-    cr_log_info("sim stats while midnight is down: %s",
-                stats ? cJSON_PrintUnformatted(stats) : "?");
+    char *stats_text = stats ? cJSON_PrintUnformatted(stats) : NULL;
+    cr_log_info("sim stats while midnight is down: %s", stats_text ? stats_text : "?");
+    free(stats_text);
     cJSON_Delete(stats);
     /* the target recovers: the breaker's probe succeeds and the waiting events go through */
     fault("{\"target\": \"midnight\", \"kind\": \"clear\"}");
