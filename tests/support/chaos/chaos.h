@@ -273,6 +273,7 @@ typedef struct ch_scenario {
     int partitions_long;          /* partitions of the long form (0: as the short form) */
     int lease_s;                  /* redis.lease_s of the workers */
     int request_ms;               /* timeouts.request_ms of every target */
+    int grace_s;                  /* worker.shutdown_grace_s (0: the test stack's 10 s) */
     unsigned faults;              /* CH_FAULT_* */
     int kill_min_ms, kill_max_ms; /* CH_FAULT_KILL: pause between kills */
     int lat_min_ms, lat_max_ms;   /* every reply is delayed by this much (0: not) */

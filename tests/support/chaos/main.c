@@ -31,8 +31,9 @@
 #define TICK_MS 100
 #define MAX_KILLS 4096
 #define MAX_EPISODES 64
-#define BUSY_WAIT_MS 30000 /* a one-off fault waits at most this long for the workers to be busy   \
-                            */
+#define BUSY_WAIT_MS                                                                               \
+    30000 /* a one-off fault waits at most this long for the workers to be busy                    \
+           */
 #define BUSY_POLL_MS 500
 #define PROGRESS_MS 10000
 #define SOAK_SAMPLE_MS 10000
@@ -328,8 +329,12 @@ static int worker_config(iw_stack *s, worker *w, int idx, const opts *o)
     s->http_port = w->http_port;
     char name[32], wextra[128], textra[512];
     snprintf(name, sizeof(name), "%s.json", w->name);
-    snprintf(wextra, sizeof(wextra), "{\"id\": \"%s\", \"max_in_flight\": %d}", w->name,
-             MAX_IN_FLIGHT);
+    int n = snprintf(wextra, sizeof(wextra), "{\"id\": \"%s\", \"max_in_flight\": %d", w->name,
+                     MAX_IN_FLIGHT);
+    if (o->sc->grace_s > 0)
+        n += snprintf(wextra + n, sizeof(wextra) - (size_t)n, ", \"shutdown_grace_s\": %d",
+                      o->sc->grace_s);
+    snprintf(wextra + n, sizeof(wextra) - (size_t)n, "}");
     snprintf(textra, sizeof(textra),
              "{\"retry\": {\"max_attempts\": 40, \"base_ms\": 50, \"max_delay_ms\": 1000,"
              "  \"max_elapsed_s\": 900},"
@@ -605,7 +610,7 @@ static void plan_episodes(schedule *sc, const opts *o, long long d)
         n = (int)(d / o->sc->episode_ms);
     if (n > MAX_EPISODES)
         n = MAX_EPISODES;
-    double start = redis ? 0.15 : 0.3; /* share of a period before its outage */
+    double start = 0.3; /* share of a period before its outage */
     for (int i = 0; i < n; i++) {
         episode *e = &sc->eps[sc->n_eps++];
         memset(e, 0, sizeof(*e));
@@ -984,8 +989,9 @@ static void summary_faults(const opts *o, const schedule *sc, const worker *ws)
                c->lat_min_ms, c->lat_max_ms, o->err_rate * 100, o->request_ms);
     if (!(o->faults & CH_FAULT_HTTP) && c->lat_max_ms == 0 && o->err_rate == 0)
         printf("http faults             none\n");
-    printf("lease                   %d s (redis.lease_s), request timeout %d ms\n", o->lease_s,
-           o->request_ms);
+    printf("lease                   %d s (redis.lease_s), request timeout %d ms, shutdown grace %d "
+           "s\n",
+           o->lease_s, o->request_ms, c->grace_s > 0 ? c->grace_s : 10);
     printf("faults                  %d kill -9 (", sc->kills);
     for (int i = 0, first = 1; i < MAX_WORKERS; i++)
         if (ws[i].used) {
