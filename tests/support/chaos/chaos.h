@@ -192,6 +192,27 @@ void ch_watch_free(ch_watch *w);
 /* Dead letters whose source is (partition, offset). */
 size_t ch_watch_dead_at(ch_watch *w, int32_t partition, int64_t offset);
 
+/* ---- the verdict on one history ---- */
+
+/* What one accepted update is, against those the same (invoice, target) accepted before it. */
+typedef enum ch_update_kind {
+    CH_UPDATE_NEWER,     /* newer than every one before (or the first) */
+    CH_UPDATE_REPEAT,    /* the newest version accepted again: allowed, reported */
+    CH_UPDATE_REGRESSION /* older, by header or by body, than one accepted before */
+} ch_update_kind;
+
+/* The newest versions an (invoice, target) history accepted so far. */
+typedef struct ch_judge {
+    long long max_version; /* highest X-Invoice-Version (-1: none yet) */
+    long long max_body;    /* highest version a body carried (-1: none yet) */
+} ch_judge;
+
+void ch_judge_init(ch_judge *j);
+
+/* Judges the next accepted update (version: its header; body: the version its body carried;
+ * -1 for either when absent) and takes it into account. */
+ch_update_kind ch_judge_update(ch_judge *j, long long version, long long body);
+
 /* ---- final checks against the simulator ---- */
 
 /* Figures of the final checks. */

@@ -233,7 +233,8 @@ static void read_update(const ch_plan *plan, const oracle *o, const cJSON *e, in
 static void check_history(const ch_plan *plan, oracle *o, const cJSON *hist, int inv, int t,
                           ch_figures *fig)
 {
-    long long max_h = -1, max_b = -1;
+    ch_judge jd;
+    ch_judge_init(&jd);
     accepted_update top = {.version = -1, .key = "-"};
     bool regressed = false, repeated = false;
     for (const cJSON *e = hist ? hist->child : NULL; e; e = e->next) {
@@ -251,7 +252,8 @@ static void check_history(const ch_plan *plan, oracle *o, const cJSON *hist, int
                         "accepted with header v%lld, body v%lld\n",
                         inv, ch_target_names[t], u.key, u.attempt, planned, u.version, u.body);
         }
-        if ((u.version >= 0 && u.version < max_h) || (u.body >= 0 && u.body < max_b)) {
+        ch_update_kind k = ch_judge_update(&jd, u.version, u.body);
+        if (k == CH_UPDATE_REGRESSION) {
             regressed = true;
             if (fig->regressions++ < EXAMPLES)
                 fprintf(stderr,
@@ -259,16 +261,12 @@ static void check_history(const ch_plan *plan, oracle *o, const cJSON *hist, int
                         "accepted after v%lld (%s attempt %d, at %.1f s)\n",
                         inv, ch_target_names[t], u.version, u.key, u.attempt, u.at_s, top.version,
                         top.key, top.attempt, top.at_s);
-        } else if (u.version == max_h) {
+        } else if (k == CH_UPDATE_REPEAT) {
             repeated = true;
             fig->repeats++;
-        }
-        if (u.version > max_h) {
-            max_h = u.version;
+        } else {
             top = u;
         }
-        if (u.body > max_b)
-            max_b = u.body;
     }
     fig->pairs_regressed += regressed;
     fig->pairs_repeats += repeated;

@@ -1056,7 +1056,7 @@ static void summary(const opts *o, const ch_plan *p, const ch_table *t, const sc
     printf("poison not dead-lettered %zu of %zu   (must be 0: %s)\n", fig->poison_missing,
            fig->poison, verdict(fig->poison_missing));
     printf("repeats                 %zu accepted updates repeating the newest version, at %zu "
-           "(invoice, target)   (allowed: a worker died after the target answered)\n",
+           "(invoice, target)   (allowed, reported: the same state sent again)\n",
            fig->repeats, fig->pairs_repeats);
     printf("history                 %zu accepted updates judged (%zu older ones dropped by the "
            "simulator's bound)\n",
