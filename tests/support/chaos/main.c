@@ -1145,7 +1145,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     ch_plan plan;
-    if (ch_plan_build(&plan, o.events, o.invoices, 0.01, 0.05, 0.05, o.sc->targets, o.seed) != 0) {
+    double late = o.sc->late > 0 ? o.sc->late : 0.05;
+    if (ch_plan_build(&plan, o.events, o.invoices, 0.01, late, 0.05, o.sc->targets, o.seed) != 0) {
         fprintf(stderr, "chaos: out of memory\n");
         return EXIT_ERROR;
     }
