@@ -1,6 +1,7 @@
 /* test_target_sim.c: the target simulator, black-box over plain libcurl: each seed request is
  * accepted, each contract violation refused in the target's own shape, every fault kind seen
- * as specified, and state and call counts right after a burst of 1,000 concurrent requests. */
+ * as specified, the per-invoice history of accepted versions, and state and call counts right
+ * after a burst of 1,000 concurrent requests. */
 #include <criterion/criterion.h>
 
 #include <signal.h>
@@ -797,6 +798,117 @@ Test(sim, state_keeps_versions_keys_and_settled_invoices)
     cr_expect_null(invoice_state(st, "invoicexpress", "98765"));
     cJSON_Delete(st);
     free(body);
+    expect_clean_exit();
+}
+
+/* Sends the navision seed request for invoice INV-1001 with X-Invoice-Version `version`, the
+ * body's po number set to PO-V<body_version>, and X-Request-ID <event>:centra_navision:<attempt>.
+ * Returns the HTTP status. */
+static long send_nav_version(const char *seed, int version, int body_version, const char *event,
+                             int attempt)
+{
+    char po[64], h[160];
+    snprintf(po, sizeof(po), "<ns1:ponumber>PO-V%d</ns1:ponumber>", body_version);
+    char *body = replace(seed, "<ns1:ponumber>PO-7781</ns1:ponumber>", po);
+    req q = base(C_NAV);
+    snprintf(h, sizeof(h), "X-Invoice-Version: %d", version);
+    req_set(&q, h);
+    snprintf(h, sizeof(h), "X-Request-ID: %s:centra_navision:%d", event, attempt);
+    req_set(&q, h);
+    http_res r;
+    req_send(&q, body, strlen(body), 0, &r);
+    cr_assert_eq(r.rc, CURLE_OK);
+    long st = r.status;
+    res_free(&r);
+    free(body);
+    return st;
+}
+
+/* The history of INV-1001 at centra_navision (borrowed from doc). */
+static const cJSON *nav_history(const cJSON *doc, const cJSON **rec)
+{
+    *rec = invoice_state(doc, "centra_navision", "INV-1001");
+    cr_assert_not_null(*rec, "no state for INV-1001");
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(*rec, "history");
+    cr_assert(cJSON_IsArray(h), "no history array");
+    return h;
+}
+
+Test(sim, history_keeps_accepted_versions_in_order_bounded_and_reset)
+{
+    size_t len;
+    char *seed = load(C_NAV, &len);
+    int64_t t0 = (int64_t)time(NULL) * 1000 - 1000;
+    /* Accepted in the order 3, 5, 4 (an older one after a newer), 5 again (a repeat, attempt 2);
+     * one 503 in between is no accepted update; the last body carries a different version. */
+    cr_assert_eq(send_nav_version(seed, 3, 3, "ev-3", 1), 200);
+    cr_assert_eq(send_nav_version(seed, 5, 5, "ev-5", 1), 200);
+    fault("{\"target\": \"centra_navision\", \"kind\": \"error\", \"status\": 503, \"count\": 1}");
+    cr_assert_eq(send_nav_version(seed, 6, 6, "ev-6", 1), 503);
+    cr_assert_eq(send_nav_version(seed, 4, 4, "ev-4", 1), 200);
+    cr_assert_eq(send_nav_version(seed, 5, 7, "ev-5", 2), 200);
+
+    cJSON *st = ctl_get("/_sim/state?target=centra_navision&id=INV-1001");
+    const cJSON *rec, *h = nav_history(st, &rec);
+    static const struct {
+        const char *version, *body_version, *event;
+        int attempt;
+    } want[] = {{"3", "3", "ev-3:centra_navision", 1},
+                {"5", "5", "ev-5:centra_navision", 1},
+                {"4", "4", "ev-4:centra_navision", 1},
+                {"5", "7", "ev-5:centra_navision", 2}};
+    cr_assert_eq(cJSON_GetArraySize(h), 4, "history of %d entries", cJSON_GetArraySize(h));
+    double prev_wall = 0, prev_mono = 0;
+    for (int i = 0; i < 4; i++) {
+        const cJSON *e = cJSON_GetArrayItem(h, i);
+        cr_expect_str_eq(str(e, "version"), want[i].version, "entry %d", i);
+        cr_expect_str_eq(str(e, "body_version"), want[i].body_version, "entry %d", i);
+        cr_expect_str_eq(str(e, "event"), want[i].event, "entry %d", i);
+        cr_expect_eq(num(e, "attempt"), want[i].attempt, "entry %d", i);
+        cr_expect_geq(num(e, "at_ms"), (double)t0, "entry %d: wall arrival", i);
+        cr_expect_geq(num(e, "at_ms"), prev_wall, "entry %d: arrival order", i);
+        cr_expect_gt(num(e, "mono_ms"), 0);
+        cr_expect_geq(num(e, "mono_ms"), prev_mono, "entry %d: monotonic arrival order", i);
+        prev_wall = num(e, "at_ms");
+        prev_mono = num(e, "mono_ms");
+    }
+    cr_expect_eq(num(rec, "history_dropped"), 0);
+    cr_expect_str_eq(str(rec, "version"), "5");
+    cr_expect_str_eq(str(rec, "body_version"), "7");
+    cr_expect_str_eq(str(cJSON_GetObjectItemCaseSensitive(rec, "last"), "ponumber"), "PO-V7");
+    cJSON_Delete(st);
+
+    /* Bounded: past IW_SIM_HISTORY_MAX (4096) the oldest entries go and are counted. */
+    cr_assert_eq(ctl_post("/_sim/validate", "{\"on\": false}"), 200);
+    int extra = 4096 + 10 - 4;
+    for (int i = 0; i < extra; i++)
+        cr_assert_eq(send_nav_version(seed, 100 + i, 100 + i, "ev-bulk", 1), 200, "request %d", i);
+    st = ctl_get("/_sim/state?target=centra_navision&id=INV-1001");
+    h = nav_history(st, &rec);
+    cr_expect_eq(cJSON_GetArraySize(h), 4096);
+    cr_expect_eq(num(rec, "history_dropped"), 10);
+    cr_expect_eq(num(rec, "updates"), 4096 + 10);
+    /* the oldest kept is the 11th accepted: bulk version 100 + 6 */
+    cr_expect_str_eq(str(cJSON_GetArrayItem(h, 0), "version"), "106");
+    char last[16];
+    snprintf(last, sizeof(last), "%d", 100 + extra - 1);
+    cr_expect_str_eq(str(cJSON_GetArrayItem(h, 4095), "version"), last);
+    cr_expect_str_eq(str(cJSON_GetArrayItem(h, 4095), "body_version"), last);
+    cJSON_Delete(st);
+
+    /* Reset forgets the history with the rest of the state. */
+    cr_assert_eq(ctl_post("/_sim/reset", "{}"), 200);
+    st = ctl_get("/_sim/state?target=centra_navision");
+    cr_expect_null(invoice_state(st, "centra_navision", "INV-1001"));
+    cJSON_Delete(st);
+    cr_assert_eq(send_nav_version(seed, 9, 9, "ev-9", 3), 200);
+    st = ctl_get("/_sim/state?target=centra_navision&id=INV-1001");
+    h = nav_history(st, &rec);
+    cr_expect_eq(cJSON_GetArraySize(h), 1);
+    cr_expect_eq(num(rec, "history_dropped"), 0);
+    cr_expect_str_eq(str(cJSON_GetArrayItem(h, 0), "event"), "ev-9:centra_navision");
+    cJSON_Delete(st);
+    free(seed);
     expect_clean_exit();
 }
 

@@ -55,13 +55,19 @@ typedef struct ch_plan {
     int n_invoices;
     size_t n_poison, n_late, n_dup; /* message counts by kind */
     size_t n_pairs;                 /* (event, target) pairs: the results expected */
+    uint8_t target_mask;            /* targets events may go to (bits of ch_target_names) */
     char run[16];                   /* event id prefix, unique per run */
 } ch_plan;
 
 /* Builds a plan of n_msgs messages over n_invoices invoices with the given ratios (poison,
- * late = out of order, dup = identical resends). 0 or -1. */
+ * late = out of order, dup = identical resends); each event goes to 2 or 3 targets of
+ * target_mask (to all of it when it holds one or two; 0 = all five). 0 or -1. */
 int ch_plan_build(ch_plan *p, size_t n_msgs, int n_invoices, double poison, double late, double dup,
-                  uint64_t seed);
+                  uint8_t target_mask, uint64_t seed);
+
+/* The text an event of this version carries in invoice.po_number ("PO-V<version>"); the
+ * simulator reads the version back from it (IW_SIM_BODY_MARK). */
+void ch_body_version_text(int32_t version, char *buf, size_t len);
 
 void ch_plan_free(ch_plan *p);
 
@@ -186,34 +192,124 @@ void ch_watch_free(ch_watch *w);
 /* Dead letters whose source is (partition, offset). */
 size_t ch_watch_dead_at(ch_watch *w, int32_t partition, int64_t offset);
 
+/* ---- the verdict on one history ---- */
+
+/* What one accepted update is, against those the same (invoice, target) accepted before it. */
+typedef enum ch_update_kind {
+    CH_UPDATE_NEWER,     /* newer than every one before (or the first) */
+    CH_UPDATE_REPEAT,    /* the newest version accepted again: allowed, reported */
+    CH_UPDATE_REGRESSION /* older, by header or by body, than one accepted before */
+} ch_update_kind;
+
+/* The newest versions an (invoice, target) history accepted so far. */
+typedef struct ch_judge {
+    long long max_version; /* highest X-Invoice-Version (-1: none yet) */
+    long long max_body;    /* highest version a body carried (-1: none yet) */
+} ch_judge;
+
+void ch_judge_init(ch_judge *j);
+
+/* Judges the next accepted update (version: its header; body: the version its body carried;
+ * -1 for either when absent) and takes it into account. */
+ch_update_kind ch_judge_update(ch_judge *j, long long version, long long body);
+
 /* ---- final checks against the simulator ---- */
 
 /* Figures of the final checks. */
 typedef struct ch_figures {
-    size_t lost;            /* expected pairs with no result */
-    size_t wrong_state;     /* (invoice, target) whose final version is not the highest sent */
-    size_t state_checked;   /* (invoice, target) pairs compared */
-    size_t poison_missing;  /* poison messages without a dead letter */
-    size_t poison;          /* poison messages delivered */
-    size_t dup_results;     /* results whose result_id was already seen */
-    size_t dup_beyond;      /* of those, more than the deliberate duplicate deliveries explain */
-    size_t repeated_sends;  /* calls of a pair after one got 200 */
-    size_t pairs_repeated;  /* pairs with such a call */
-    size_t repeated_killed; /* of the repeated sends: a worker was killed between the first
-                             * 200 and the repeat */
-    size_t calls;           /* calls the simulator saw */
-    size_t calls_ok;        /* calls answered 200 */
-    size_t unknown_results; /* result ids the plan did not expect */
-    size_t produce_failed;  /* messages whose delivery failed (not counted anywhere else) */
-    size_t trimmed;         /* of the lost pairs and missing dead letters: input the mock
-                             * cluster dropped (retention) before a worker could read it */
+    size_t lost;              /* expected pairs with no result */
+    size_t wrong_state;       /* (invoice, target) whose final version is not the highest sent */
+    size_t wrong_body;        /* (invoice, target) whose final body does not carry the highest
+                               * version sent (the version in the body, not the header) */
+    size_t mismatches;        /* (invoice, target) with a wrong final state or body */
+    size_t state_checked;     /* (invoice, target) pairs compared */
+    size_t accepted;          /* updates in the simulator's histories (applied, 2xx sent) */
+    size_t history_dropped;   /* older updates the simulator dropped (bounded histories) */
+    size_t regressions;       /* accepted updates older than one accepted before them at the same
+                               * (invoice, target), by header or by body version */
+    size_t pairs_regressed;   /* (invoice, target) with at least one regression */
+    size_t repeats;           /* accepted updates repeating the newest version accepted so far */
+    size_t pairs_repeats;     /* (invoice, target) with at least one repeat */
+    size_t disagreements;     /* accepted updates whose header version, body version and event
+                               * do not name the same version */
+    size_t succeeded_unseen;  /* pairs reported `succeeded` that the target never accepted */
+    size_t succeeded_checked; /* pairs reported `succeeded` */
+    size_t poison_missing;    /* poison messages without a dead letter */
+    size_t poison;            /* poison messages delivered */
+    size_t dup_results;       /* results whose result_id was already seen */
+    size_t dup_beyond;        /* of those, more than the deliberate duplicate deliveries explain */
+    size_t repeated_sends;    /* calls of a pair after one got 200 */
+    size_t pairs_repeated;    /* pairs with such a call */
+    size_t repeated_killed;   /* of the repeated sends: a worker was killed between the first
+                               * 200 and the repeat */
+    size_t calls;             /* calls the simulator saw */
+    size_t calls_ok;          /* calls answered 200 */
+    size_t unknown_results;   /* result ids the plan did not expect */
+    size_t produce_failed;    /* messages whose delivery failed (not counted anywhere else) */
+    size_t trimmed;           /* of the lost pairs and missing dead letters: input the mock
+                               * cluster dropped (retention) before a worker could read it */
 } ch_figures;
 
 /* Runs the checks (the workers must be stopped): fills fig, prints examples of failures.
- * kill_ms: the monotonic times of the kills (the simulator logs calls on the same clock).
+ * kill_ms: the monotonic times of the kills (the simulator logs calls on the same clock);
+ * t0_ms: the start of production on that clock, for the times in examples.
  * 0, or -1 when the simulator could not be read. */
 int ch_check_run(const ch_plan *plan, ch_table *table, ch_watch *watch, const iw_stack *s,
-                 const long long *kill_ms, size_t n_kills, ch_figures *fig);
+                 const long long *kill_ms, size_t n_kills, long long t0_ms, ch_figures *fig);
+
+/* Whether the figures show every guarantee the chaos run judges: nothing lost, no regression,
+ * no final-state mismatch, no `succeeded` the target never accepted, no header/body
+ * disagreement, every poison event dead-lettered. */
+bool ch_figures_pass(const ch_figures *fig);
+
+/* ---- scenarios ---- */
+
+/* Faults a run injects (bits; --faults selects them by name). */
+enum {
+    CH_FAULT_KILL = 1 << 0,      /* kill -9 a worker every few seconds, restart it at once */
+    CH_FAULT_REDIS = 1 << 1,     /* one redis-server restart (down 3 s) */
+    CH_FAULT_BROKER = 1 << 2,    /* Kafka broker 1 down 10 s */
+    CH_FAULT_BREAKER = 1 << 3,   /* midnight answers 503 for 4 s: its breaker opens */
+    CH_FAULT_HTTP = 1 << 4,      /* steady: 5% 503, 2% 429, 1% hangs, 1% resets */
+    CH_FAULT_BROWNOUT = 1 << 5,  /* every target answers 503 to everything for 10-12 s */
+    CH_FAULT_JOIN = 1 << 6,      /* a worker joins the group during each brownout */
+    CH_FAULT_LEAVE = 1 << 7,     /* a worker leaves by SIGTERM during each brownout */
+    CH_FAULT_REDIS_OUT = 1 << 8, /* Redis out for twice the lease: SIGSTOP, then killed */
+    CH_N_FAULTS = 9
+};
+
+/* --faults names, in bit order. */
+extern const char *const ch_fault_names[CH_N_FAULTS];
+
+/* A named chaos scenario: the group, the input and the faults. */
+typedef struct ch_scenario {
+    const char *name;
+    const char *about;            /* one line for --help */
+    int workers;                  /* in the group from the start */
+    uint8_t targets;              /* target bits of the events (0: 2 or 3 of all five) */
+    int invoices;                 /* distinct invoices (few: many versions each) */
+    size_t events_short;          /* messages of the short form (the ctest form) */
+    size_t events_long;           /* messages of the long form */
+    double rate;                  /* messages per second */
+    int partitions_long;          /* partitions of the long form (0: as the short form) */
+    int lease_s;                  /* redis.lease_s of the workers */
+    int request_ms;               /* timeouts.request_ms of every target */
+    int grace_s;                  /* worker.shutdown_grace_s (0: the test stack's 10 s) */
+    unsigned faults;              /* CH_FAULT_* */
+    int kill_min_ms, kill_max_ms; /* CH_FAULT_KILL: pause between kills */
+    int lat_min_ms, lat_max_ms;   /* every reply is delayed by this much (0: not) */
+    double err_min, err_max;      /* share of 503 replies, drawn per run (0: none) */
+    double late;                  /* share of messages that are older versions sent after a
+                                   * newer one (0: 5%) */
+    int episode_ms;               /* long forms: one brownout or Redis outage per this much
+                                   * production (the short form has one, Redis two) */
+} ch_scenario;
+
+/* The scenario called name, or NULL. */
+const ch_scenario *ch_scenario_find(const char *name);
+
+/* Every scenario, NULL-terminated. */
+extern const ch_scenario *const ch_scenarios[];
 
 /* ---- process figures ---- */
 

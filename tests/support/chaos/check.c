@@ -1,5 +1,7 @@
-/* check.c: the chaos run's verdict: lost pairs, wrong final states at the targets, poison
- * without a dead letter, repeated sends and duplicate results, with examples of each failure. */
+/* check.c: the chaos run's verdict, judged by the simulator as an independent oracle: lost
+ * pairs, regressions (an older version accepted after a newer one), wrong final states (header
+ * and body), `succeeded` results the target never accepted, poison without a dead letter,
+ * repeats and duplicate results, with examples of each failure. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,27 +155,139 @@ static void check_poison(const ch_plan *plan, ch_watch *watch, const retention *
     }
 }
 
-/* The final version at the simulator of each (invoice, target) pair against the highest
- * version the plan sent there. */
-static int check_state(const ch_plan *plan, ch_table *table, const iw_stack *s, ch_figures *fig)
+/* What the simulator's histories say, for the checks that use them. */
+typedef struct oracle {
+    uint8_t *accepted;  /* per event: bit t when target t accepted it */
+    uint8_t *truncated; /* per (invoice, target) cell: its history dropped older entries */
+    int32_t *want;      /* per cell: the highest version the plan sent there (0: none) */
+    long long t0;       /* production start (monotonic ms), for the times in examples */
+} oracle;
+
+static int oracle_init(oracle *o, const ch_plan *plan, long long t0)
 {
     size_t cells = (size_t)plan->n_invoices * CH_N_TARGETS;
-    int32_t *want = calloc(cells, sizeof(*want)), *got = calloc(cells, sizeof(*got));
-    if (!want || !got) {
-        free(want);
-        free(got);
+    o->accepted = calloc(plan->n_events + 1, 1);
+    o->truncated = calloc(cells, 1);
+    o->want = calloc(cells, sizeof(*o->want));
+    o->t0 = t0;
+    if (!o->accepted || !o->truncated || !o->want)
         return -1;
-    }
     for (size_t i = 0; i < plan->n_events; i++) {
         const ch_event *e = &plan->events[i];
         for (int t = 0; t < CH_N_TARGETS; t++) {
-            int32_t *w = &want[(size_t)e->invoice * CH_N_TARGETS + (size_t)t];
+            int32_t *w = &o->want[(size_t)e->invoice * CH_N_TARGETS + (size_t)t];
             if ((e->targets >> t) & 1 && e->version > *w)
                 *w = e->version;
         }
     }
+    return 0;
+}
+
+static void oracle_free(oracle *o)
+{
+    free(o->accepted);
+    free(o->truncated);
+    free(o->want);
+}
+
+/* A version string as a number; -1 when empty or not a number. */
+static long long version_num(const char *v)
+{
+    if (!v || !*v)
+        return -1;
+    char *end;
+    long long n = strtoll(v, &end, 10);
+    return *end ? -1 : n;
+}
+
+/* One accepted update from a history. */
+typedef struct accepted_update {
+    long long version; /* X-Invoice-Version (-1: none) */
+    long long body;    /* the version the body carried (-1: none) */
+    long event;        /* plan event index (-1: not an event of this run) */
+    const char *key;   /* "<event_id>:<target>" as the simulator recorded it */
+    int attempt;
+    double at_s; /* arrival, seconds after the start of production */
+} accepted_update;
+
+static void read_update(const ch_plan *plan, const oracle *o, const cJSON *e, int t,
+                        accepted_update *u)
+{
+    const cJSON *att = cJSON_GetObjectItemCaseSensitive(e, "attempt");
+    const cJSON *mono = cJSON_GetObjectItemCaseSensitive(e, "mono_ms");
+    int tt = -1;
+    u->version = version_num(iw_json_str(e, "version"));
+    u->body = version_num(iw_json_str(e, "body_version"));
+    u->key = iw_json_str(e, "event");
+    if (!u->key || split_pair(plan, u->key, &u->event, &tt) != 0 || tt != t)
+        u->event = -1;
+    if (!u->key)
+        u->key = "-";
+    u->attempt = cJSON_IsNumber(att) ? att->valueint : -1;
+    u->at_s = cJSON_IsNumber(mono) ? (mono->valuedouble - (double)o->t0) / 1000.0 : 0;
+}
+
+/* Walks the history of invoice inv at target t in arrival order: regressions (an older
+ * version, by header or by body, after a newer one), repeats of the newest version, updates
+ * whose header, body and event disagree; marks the events the target accepted. */
+static void check_history(const ch_plan *plan, oracle *o, const cJSON *hist, int inv, int t,
+                          ch_figures *fig)
+{
+    ch_judge jd;
+    ch_judge_init(&jd);
+    accepted_update top = {.version = -1, .key = "-"};
+    bool regressed = false, repeated = false;
+    for (const cJSON *e = hist ? hist->child : NULL; e; e = e->next) {
+        accepted_update u;
+        read_update(plan, o, e, t, &u);
+        fig->accepted++;
+        if (u.event >= 0)
+            o->accepted[u.event] |= (uint8_t)(1u << t);
+        long long planned = u.event >= 0 ? plan->events[u.event].version : -1;
+        if (u.event < 0 || plan->events[u.event].invoice != inv || u.version != planned ||
+            u.body != planned) {
+            if (fig->disagreements++ < EXAMPLES)
+                fprintf(stderr,
+                        "  DISAGREEMENT: invoice CH-%05d at %s: %s attempt %d (plan v%lld) "
+                        "accepted with header v%lld, body v%lld\n",
+                        inv, ch_target_names[t], u.key, u.attempt, planned, u.version, u.body);
+        }
+        ch_update_kind k = ch_judge_update(&jd, u.version, u.body);
+        if (k == CH_UPDATE_REGRESSION) {
+            regressed = true;
+            if (fig->regressions++ < EXAMPLES)
+                fprintf(stderr,
+                        "  REGRESSION: invoice CH-%05d at %s: v%lld (%s attempt %d, at %.1f s) "
+                        "accepted after v%lld (%s attempt %d, at %.1f s)\n",
+                        inv, ch_target_names[t], u.version, u.key, u.attempt, u.at_s, top.version,
+                        top.key, top.attempt, top.at_s);
+        } else if (k == CH_UPDATE_REPEAT) {
+            repeated = true;
+            fig->repeats++;
+        } else {
+            top = u;
+        }
+    }
+    fig->pairs_regressed += regressed;
+    fig->pairs_repeats += repeated;
+}
+
+/* The final version (header and body) at the simulator of each (invoice, target) against the
+ * highest version the plan sent there, and each history. */
+static int check_state(const ch_plan *plan, ch_table *table, const iw_stack *s, oracle *o,
+                       ch_figures *fig)
+{
+    size_t cells = (size_t)plan->n_invoices * CH_N_TARGETS;
+    long long *got = calloc(cells, sizeof(*got)), *body = calloc(cells, sizeof(*body));
+    if (!got || !body) {
+        free(got);
+        free(body);
+        return -1;
+    }
     int rc = 0;
     for (int t = 0; t < CH_N_TARGETS && rc == 0; t++) {
+        if (!((plan->target_mask >> t) & 1))
+            continue;
         char path[96];
         snprintf(path, sizeof(path), "/_sim/state?target=%s", ch_target_names[t]);
         cJSON *j = iw_sim_get(s, path);
@@ -187,6 +301,7 @@ static int check_state(const ch_plan *plan, ch_table *table, const iw_stack *s, 
         }
         for (const cJSON *r = invs ? invs->child : NULL; r; r = r->next) {
             const char *ev = iw_json_str(r, "event"), *ver = iw_json_str(r, "version");
+            const cJSON *dropped = cJSON_GetObjectItemCaseSensitive(r, "history_dropped");
             long e;
             int tt;
             if (!ev || !ver || split_pair(plan, ev, &e, &tt) != 0 || tt != t) {
@@ -194,22 +309,35 @@ static int check_state(const ch_plan *plan, ch_table *table, const iw_stack *s, 
                         ch_target_names[t], r->string, ev ? ev : "-");
                 continue;
             }
-            got[(size_t)plan->events[e].invoice * CH_N_TARGETS + (size_t)t] = (int32_t)atol(ver);
+            int inv = plan->events[e].invoice;
+            size_t c = (size_t)inv * CH_N_TARGETS + (size_t)t;
+            got[c] = version_num(ver);
+            body[c] = version_num(iw_json_str(r, "body_version"));
+            if (cJSON_IsNumber(dropped) && dropped->valuedouble > 0) {
+                o->truncated[c] = 1;
+                fig->history_dropped += (size_t)dropped->valuedouble;
+            }
+            check_history(plan, o, cJSON_GetObjectItemCaseSensitive(r, "history"), inv, t, fig);
         }
         cJSON_Delete(j);
     }
     for (size_t c = 0; c < cells && rc == 0; c++) {
-        if (!want[c])
+        if (!o->want[c])
             continue;
         fig->state_checked++;
-        if (got[c] == want[c] || fig->wrong_state++ >= EXAMPLES)
+        bool bad_h = got[c] != o->want[c], bad_b = body[c] != o->want[c];
+        fig->wrong_state += bad_h;
+        fig->wrong_body += bad_b;
+        if (!bad_h && !bad_b)
+            continue;
+        if (fig->mismatches++ >= EXAMPLES)
             continue;
         /* which event carried the wanted version there, and what became of it */
         int inv = (int)(c / CH_N_TARGETS), t = (int)(c % CH_N_TARGETS);
         char rid[160] = "?", st[96] = "?";
         for (size_t i = 0; i < plan->n_events; i++) {
             const ch_event *e = &plan->events[i];
-            if (e->invoice == inv && e->version == want[c]) {
+            if (e->invoice == inv && e->version == o->want[c]) {
                 char eid[64];
                 ch_event_id(plan, i, eid, sizeof(eid));
                 snprintf(rid, sizeof(rid), "%s/%s", eid, ch_target_names[t]);
@@ -218,12 +346,56 @@ static int check_state(const ch_plan *plan, ch_table *table, const iw_stack *s, 
             }
         }
         fprintf(stderr,
-                "  WRONG STATE: invoice CH-%05d at %s holds v%d, highest sent v%d (%s: %s)\n", inv,
-                ch_target_names[t], got[c], want[c], rid, st);
+                "  WRONG STATE: invoice CH-%05d at %s holds v%lld (body v%lld), highest sent v%d "
+                "(%s: %s)\n",
+                inv, ch_target_names[t], got[c], body[c], o->want[c], rid, st);
     }
-    free(want);
     free(got);
+    free(body);
     return rc;
+}
+
+/* Every pair reported `succeeded` must be one the target accepted: in its history, or, where
+ * the history dropped older entries, in the call log with a 200. */
+static void check_succeeded(const ch_plan *plan, ch_table *table, const iw_stack *s,
+                            const oracle *o, ch_figures *fig)
+{
+    char eids[EXAMPLES][96], targets[EXAMPLES][32], st[EXAMPLES][96];
+    size_t n_ex = 0;
+    pthread_mutex_lock(&table->mu);
+    for (size_t i = 0; i < table->cap; i++) {
+        const ch_slot *sl = &table->slots[i];
+        if (!sl->key || !sl->expected || !(sl->statuses & CH_ST_SUCCEEDED))
+            continue;
+        char eid[96];
+        snprintf(eid, sizeof(eid), "%s", sl->key);
+        char *slash = strrchr(eid, '/');
+        if (!slash)
+            continue;
+        *slash = '\0';
+        long e = ch_event_index(plan, eid);
+        int t = target_index(slash + 1);
+        if (e < 0 || t < 0)
+            continue;
+        fig->succeeded_checked++;
+        if ((o->accepted[e] >> t) & 1)
+            continue;
+        if (fig->succeeded_unseen++ < EXAMPLES) {
+            snprintf(eids[n_ex], sizeof(eids[n_ex]), "%s", eid);
+            snprintf(targets[n_ex], sizeof(targets[n_ex]), "%s", slash + 1);
+            status_text(sl->statuses, st[n_ex], sizeof(st[n_ex]));
+            n_ex++;
+        }
+    }
+    pthread_mutex_unlock(&table->mu);
+    for (size_t i = 0; i < n_ex; i++) {
+        long e = ch_event_index(plan, eids[i]);
+        fprintf(stderr,
+                "  SUCCEEDED, NEVER ACCEPTED: %s/%s (invoice CH-%05d v%d; results %s; %d calls "
+                "at the target)\n",
+                eids[i], targets[i], plan->events[e].invoice, plan->events[e].version, st[i],
+                iw_sim_calls(s, eids[i], targets[i]));
+    }
 }
 
 /* Whether a kill happened in (from, to]. */
@@ -237,7 +409,7 @@ static bool killed_between(const long long *kill_ms, size_t n, double from, doub
 
 /* Calls per pair from the simulator's call log, in chunks of event ids. */
 static int check_calls(const ch_plan *plan, const iw_stack *s, const long long *kill_ms,
-                       size_t n_kills, ch_figures *fig)
+                       size_t n_kills, oracle *o, ch_figures *fig)
 {
     for (size_t from = 0; from < plan->n_events; from += CALLS_CHUNK) {
         char eid[64], path[128];
@@ -253,7 +425,11 @@ static int check_calls(const ch_plan *plan, const iw_stack *s, const long long *
         }
         for (const cJSON *c = calls->child; c; c = c->next) {
             const cJSON *st = cJSON_GetObjectItemCaseSensitive(c, "status");
-            int n = cJSON_GetArraySize(st), first_ok = -1;
+            int n = cJSON_GetArraySize(st), first_ok = -1, tt;
+            long e;
+            bool truncated =
+                c->string && split_pair(plan, c->string, &e, &tt) == 0 &&
+                o->truncated[(size_t)plan->events[e].invoice * CH_N_TARGETS + (size_t)tt];
             for (int i = 0; i < n; i++) {
                 int code = (int)cJSON_GetArrayItem(st, i)->valuedouble;
                 fig->calls++;
@@ -261,6 +437,8 @@ static int check_calls(const ch_plan *plan, const iw_stack *s, const long long *
                     fig->calls_ok++;
                     if (first_ok < 0)
                         first_ok = i;
+                    if (truncated)
+                        o->accepted[e] |= (uint8_t)(1u << tt);
                 }
             }
             if (first_ok >= 0 && n - 1 - first_ok > 0) {
@@ -279,7 +457,7 @@ static int check_calls(const ch_plan *plan, const iw_stack *s, const long long *
 }
 
 int ch_check_run(const ch_plan *plan, ch_table *table, ch_watch *watch, const iw_stack *s,
-                 const long long *kill_ms, size_t n_kills, ch_figures *fig)
+                 const long long *kill_ms, size_t n_kills, long long t0_ms, ch_figures *fig)
 {
     memset(fig, 0, sizeof(*fig));
     retention ret = {0};
@@ -287,7 +465,20 @@ int ch_check_run(const ch_plan *plan, ch_table *table, ch_watch *watch, const iw
     check_lost(plan, table, s, &ret, fig);
     check_poison(plan, watch, &ret, fig);
     free(ret.low);
-    if (check_state(plan, table, s, fig) != 0)
-        return -1;
-    return check_calls(plan, s, kill_ms, n_kills, fig);
+    oracle o = {0};
+    int rc = oracle_init(&o, plan, t0_ms);
+    if (rc == 0)
+        rc = check_state(plan, table, s, &o, fig);
+    if (rc == 0)
+        rc = check_calls(plan, s, kill_ms, n_kills, &o, fig);
+    if (rc == 0)
+        check_succeeded(plan, table, s, &o, fig);
+    oracle_free(&o);
+    return rc;
+}
+
+bool ch_figures_pass(const ch_figures *fig)
+{
+    return fig->lost == 0 && fig->regressions == 0 && fig->mismatches == 0 &&
+           fig->succeeded_unseen == 0 && fig->disagreements == 0 && fig->poison_missing == 0;
 }

@@ -1,7 +1,8 @@
 /* main.c: chaos, the proof that the worker keeps its guarantees under faults. It runs the local
- * stack (32-partition mock Kafka, redis-server with AOF, the target simulator with HTTP faults)
- * and two workers in one group, produces invoice events at a steady rate while it kills workers,
- * restarts Redis, takes a broker down and trips a breaker, then checks what arrived. */
+ * stack (mock Kafka, redis-server with AOF, the target simulator with HTTP faults) and a group of
+ * workers, produces invoice events at a steady rate while a scenario's faults hit (kills, Redis
+ * and broker outages, target brownouts while workers join or leave), then judges what arrived
+ * against the simulator's history of accepted versions. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,17 +17,20 @@
 #include "chaos.h"
 #include "docpaths.h"
 
-#define N_WORKERS 2
-#define LEASE_S 6         /* a killed worker's leases expire this fast */
+#define MAX_WORKERS 5     /* worker slots: the scenario's group plus joiners */
 #define MAX_IN_FLIGHT 256 /* per worker (the stack config's value) */
-#define REQUEST_MS 2000   /* per-call timeout; the simulator's hangs last longer */
-#define HANG_MS 3000
+#define HANG_MS 3000      /* the steady faults' hangs: longer than the default request timeout */
 #define BREAKER_TARGET "midnight"
 #define BREAKER_BURST_MS 4000
 #define REDIS_DOWN_MS 3000
 #define BROKER_DOWN_MS 10000
+#define BROWNOUT_MIN_MS 10000
+#define BROWNOUT_MAX_MS 12000
+#define ACT_MIN_MS 2000 /* a worker joins or leaves this long into a brownout, at the least */
+#define ACT_MAX_MS 4000
 #define TICK_MS 100
 #define MAX_KILLS 4096
+#define MAX_EPISODES 64
 #define BUSY_WAIT_MS                                                                               \
     30000 /* a one-off fault waits at most this long for the workers to be busy                    \
            */
@@ -40,39 +44,50 @@
 
 /* Command-line settings. */
 typedef struct opts {
-    const char *mode;     /* "quick", "short", "long" or "soak" */
-    size_t events;        /* messages to produce */
-    double rate;          /* messages per second */
-    int invoices;         /* distinct invoices the events change */
-    int partitions;       /* of every topic */
-    uint64_t seed;        /* the plan's and the fault timing's */
-    int soak_min;         /* soak: minutes of production */
-    long drain_timeout_s; /* give up when no pair finished for this long */
-    unsigned faults;      /* FAULT_* bits to inject */
+    const ch_scenario *sc; /* the scenario */
+    const char *mode;      /* "quick", "short", "long" or "soak" */
+    size_t events;         /* messages to produce */
+    double rate;           /* messages per second */
+    int invoices;          /* distinct invoices the events change */
+    int partitions;        /* of every topic */
+    uint64_t seed;         /* the plan's and the fault timing's */
+    int soak_min;          /* soak: minutes of production */
+    long drain_timeout_s;  /* give up when no pair finished for this long */
+    unsigned faults;       /* CH_FAULT_* bits to inject */
+    int lease_s;           /* redis.lease_s of the workers */
+    int request_ms;        /* timeouts.request_ms of every target */
+    double err_rate;       /* share of 503 replies drawn for this run (0: none) */
 } opts;
 
-enum {
-    FAULT_KILL = 1,
-    FAULT_REDIS = 2,
-    FAULT_BROKER = 4,
-    FAULT_BREAKER = 8,
-    FAULT_HTTP = 16,
-    FAULT_ALL = 31
-};
-
-/* --faults names, in bit order. */
-static const char *const fault_names[] = {"kill", "redis", "broker", "breaker", "http"};
-
-/* One worker process and what happened to it. */
+/* One worker slot and what happened to it. */
 typedef struct worker {
     iw_proc proc;
-    char name[8]; /* w1, w2: also its worker id in results */
+    char name[8]; /* w1, w2, ...: also its worker id in results */
     char config[512];
     char log[64];
     int http_port;
-    int kills; /* kill -9 received */
-    int exits; /* exits nobody asked for */
+    bool used;       /* configured (started at least once) */
+    bool running;    /* a member of the group: restarted when it dies */
+    bool leaving;    /* sent SIGTERM on purpose: not restarted */
+    int kills;       /* kill -9 received */
+    int exits;       /* exits nobody asked for */
+    int left;        /* clean leaves (SIGTERM) */
+    int left_status; /* exit status of the last leave */
 } worker;
+
+/* One outage of a scenario: a brownout (with a worker joining or leaving) or Redis out. */
+typedef struct episode {
+    int kind;          /* CH_FAULT_BROWNOUT or CH_FAULT_REDIS_OUT */
+    bool redis_kill;   /* Redis out: killed and restarted (else SIGSTOP and SIGCONT) */
+    long long due;     /* when it should start */
+    long long started; /* when it started (0: not yet) */
+    long long ends;    /* when the outage ends */
+    long long act_at;  /* brownout: when the worker joins or leaves */
+    long long undo_at; /* long forms: when the inverse happens (leave after a join, rejoin after
+                        * a leave) before the next brownout; 0: never */
+    int state;         /* 0 pending, 1 under way, 2 done */
+    bool acted, undone;
+} episode;
 
 /* The fault schedule and what the faults did. */
 typedef struct schedule {
@@ -84,7 +99,8 @@ typedef struct schedule {
     int breaker_state;      /* 0 pending, 1 burst on, 2 done */
     bool breaker_seen_open; /* a worker's iw_breaker_open for the target read 1 */
     long long redis_at;
-    int redis_state; /* 0 pending, 1 down, 2 back */
+    int redis_state;    /* 0 pending, 1 down, 2 back */
+    bool redis_stopped; /* redis-server is SIGSTOPped now */
     long long broker_at;
     int broker_state;     /* 0 pending, 1 down, 2 back */
     long long last_fault; /* the end of the last fault */
@@ -95,6 +111,10 @@ typedef struct schedule {
     long long kill_ms[MAX_KILLS]; /* when each kill happened (monotonic) */
     long long busy_read_ms;       /* when the workers' gauges were last read */
     double jobs_open, in_flight;  /* their sums then */
+    episode eps[MAX_EPISODES];    /* brownouts and Redis outages, in order */
+    int n_eps;
+    int joins, leaves; /* workers that joined or left during the run */
+    int brownouts, redis_stops, redis_kills;
 } schedule;
 
 static volatile sig_atomic_t interrupted;
@@ -107,32 +127,42 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
+    fprintf(f,
+            "usage: chaos [--scenario NAME] [--quick | --long | --soak [MINUTES]] [--events N]\n"
+            "             [--rate PER_S] [--invoices N] [--partitions N] [--seed N]\n"
+            "             [--drain-timeout S] [--lease-s S] [--request-ms MS]\n"
+            "             [--faults kill,redis,broker,breaker,http,brownout,join,leave,"
+            "redis-out]\n"
+            "Runs the local stack with a group of workers under faults and judges the run\n"
+            "against the target simulator's history of accepted versions: no (event, target)\n"
+            "pair lost, no older version accepted after a newer one, every invoice ending at\n"
+            "its newest version (by the X-Invoice-Version header and by the version the body\n"
+            "carries), no `succeeded` result for a pair the target never accepted, every poison\n"
+            "event dead-lettered; repeats of the newest version are counted and reported.\n"
+            "Scenarios (the short form is the ctest form; --long runs longer by hand):\n");
+    for (size_t i = 0; ch_scenarios[i]; i++)
+        fprintf(f, "  %-15s %s\n", ch_scenarios[i]->name, ch_scenarios[i]->about);
     fprintf(
         f,
-        "usage: chaos [--quick | --long | --soak [MINUTES]] [--events N] [--rate PER_S]\n"
-        "             [--invoices N] [--partitions N] [--seed N] [--drain-timeout S]\n"
-        "             [--faults kill,redis,broker,breaker,http]\n"
-        "Runs the local stack with two workers under faults and checks that no (event,\n"
-        "target) pair is lost, every invoice ends at its highest version at every target and\n"
-        "every poison event is dead-lettered. Forms: default 20,000 events; --long 200,000;\n"
-        "--quick 6,000 (the ctest form); --soak MINUTES (default 10): a steady rate with the\n"
-        "same faults but no kills, sampling the workers' RSS and open fds every 10 s.\n"
+        "Forms of `default`: 20,000 events; --quick 6,000 (its ctest form); --long 200,000;\n"
+        "--soak MINUTES (default 10): a steady rate with the same faults but no kills,\n"
+        "sampling the workers' RSS and open fds every 10 s.\n"
         "Exit status: 0 all guarantees held, 1 a guarantee failed, 2 the run could not be made.\n"
         "IW_KEEP_STACK=1 keeps the stack folder (configs, worker logs).\n");
 }
 
-/* "kill,http" into FAULT_* bits ("none" for none). 0 or -1. */
+/* "kill,http" into CH_FAULT_* bits ("none" for none). 0 or -1. */
 static int parse_faults(const char *arg, unsigned *out)
 {
-    char buf[128];
+    char buf[256];
     snprintf(buf, sizeof(buf), "%s", arg);
     *out = 0;
     char *save = NULL;
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        size_t i = 0;
-        while (i < sizeof(fault_names) / sizeof(fault_names[0]) && strcmp(t, fault_names[i]) != 0)
+        int i = 0;
+        while (i < CH_N_FAULTS && strcmp(t, ch_fault_names[i]) != 0)
             i++;
-        if (i < sizeof(fault_names) / sizeof(fault_names[0]))
+        if (i < CH_N_FAULTS)
             *out |= 1u << i;
         else if (strcmp(t, "none") != 0)
             return -1;
@@ -140,21 +170,52 @@ static int parse_faults(const char *arg, unsigned *out)
     return 0;
 }
 
+/* Settings of the chosen form, then the command line's overrides. */
+static void apply_form(opts *o, size_t events, double rate, int partitions, int invoices)
+{
+    const ch_scenario *sc = o->sc;
+    bool dflt = strcmp(sc->name, "default") == 0;
+    o->events = sc->events_short;
+    o->rate = sc->rate;
+    o->invoices = sc->invoices;
+    if (strcmp(o->mode, "quick") == 0 && dflt) {
+        o->events = 6000;
+        o->rate = 200;
+    } else if (strcmp(o->mode, "quick") == 0) {
+        o->mode = "short"; /* the short form of a scenario is its quick form */
+    } else if (strcmp(o->mode, "long") == 0) {
+        o->events = sc->events_long;
+        if (sc->partitions_long)
+            o->partitions = sc->partitions_long;
+    } else if (strcmp(o->mode, "soak") == 0) {
+        o->rate = 100;
+        o->faults &= ~(unsigned)CH_FAULT_KILL;
+    }
+    if (rate > 0)
+        o->rate = rate;
+    if (partitions)
+        o->partitions = partitions;
+    if (invoices)
+        o->invoices = invoices;
+    if (strcmp(o->mode, "soak") == 0)
+        o->events = (size_t)(o->rate * 60.0 * o->soak_min);
+    if (events)
+        o->events = events;
+}
+
 static int parse_opts(int argc, char **argv, opts *o)
 {
-    *o = (opts){.mode = "short",
-                .events = 20000,
-                .rate = 250,
-                .invoices = 2000,
+    *o = (opts){.sc = ch_scenario_find("default"),
+                .mode = "short",
                 .partitions = 32,
-                .seed = 0,
-                .soak_min = 0,
-                .drain_timeout_s = 180,
-                .faults = FAULT_ALL};
+                .drain_timeout_s = 180};
     size_t events = 0;
     double rate = 0;
-    int partitions = 0;
-    static const struct option lo[] = {{"quick", no_argument, NULL, 'q'},
+    int partitions = 0, invoices = 0, lease = 0, request = 0;
+    const char *faults = NULL;
+    static const struct option lo[] = {{"scenario", required_argument, NULL, 'c'},
+                                       {"quick", no_argument, NULL, 'q'},
+                                       {"short", no_argument, NULL, 'o'},
                                        {"long", no_argument, NULL, 'l'},
                                        {"soak", optional_argument, NULL, 's'},
                                        {"events", required_argument, NULL, 'n'},
@@ -163,13 +224,22 @@ static int parse_opts(int argc, char **argv, opts *o)
                                        {"partitions", required_argument, NULL, 'p'},
                                        {"seed", required_argument, NULL, 'S'},
                                        {"drain-timeout", required_argument, NULL, 'd'},
+                                       {"lease-s", required_argument, NULL, 'L'},
+                                       {"request-ms", required_argument, NULL, 'R'},
                                        {"help", no_argument, NULL, 'h'},
                                        {"faults", required_argument, NULL, 'f'},
                                        {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
+        case 'c':
+            if (!(o->sc = ch_scenario_find(optarg))) {
+                fprintf(stderr, "chaos: no scenario %s\n", optarg);
+                return -1;
+            }
+            break;
         case 'q': o->mode = "quick"; break;
+        case 'o': o->mode = "short"; break;
         case 'l': o->mode = "long"; break;
         case 's':
             o->mode = "soak";
@@ -181,39 +251,25 @@ static int parse_opts(int argc, char **argv, opts *o)
             break;
         case 'n': events = strtoull(optarg, NULL, 10); break;
         case 'r': rate = strtod(optarg, NULL); break;
-        case 'i': o->invoices = atoi(optarg); break;
+        case 'i': invoices = atoi(optarg); break;
         case 'p': partitions = atoi(optarg); break;
         case 'S': o->seed = strtoull(optarg, NULL, 0); break;
         case 'd': o->drain_timeout_s = atol(optarg); break;
-        case 'f':
-            if (parse_faults(optarg, &o->faults) != 0)
-                return -1;
-            break;
+        case 'L': lease = atoi(optarg); break;
+        case 'R': request = atoi(optarg); break;
+        case 'f': faults = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: return -1;
         }
     }
     if (optind < argc)
         return -1;
-    if (strcmp(o->mode, "quick") == 0) {
-        o->events = 6000;
-        o->rate = 200;
-    } else if (strcmp(o->mode, "long") == 0) {
-        o->events = 200000;
-        o->rate = 250;
-        o->partitions = 256; /* the mock keeps 5 MB per partition: room for the backlog */
-    } else if (strcmp(o->mode, "soak") == 0) {
-        o->rate = 100;
-        o->faults &= ~(unsigned)FAULT_KILL;
-    }
-    if (rate > 0)
-        o->rate = rate;
-    if (partitions)
-        o->partitions = partitions;
-    if (strcmp(o->mode, "soak") == 0)
-        o->events = (size_t)(o->rate * 60.0 * o->soak_min);
-    if (events)
-        o->events = events;
+    o->faults = o->sc->faults;
+    if (faults && parse_faults(faults, &o->faults) != 0)
+        return -1;
+    apply_form(o, events, rate, partitions, invoices);
+    o->lease_s = lease > 0 ? lease : o->sc->lease_s;
+    o->request_ms = request > 0 ? request : o->sc->request_ms;
     if (!o->seed)
         o->seed = (uint64_t)time(NULL) * 2654435761ULL ^ (uint64_t)getpid();
     return o->events >= 100 && o->rate > 0 && o->invoices > 0 && o->partitions > 0 &&
@@ -232,7 +288,7 @@ static long long now_ms(void)
     return iw_now_ms();
 }
 
-/* A uniform delay between lo and hi ms (the plan's seed does not drive fault timing). */
+/* A uniform delay between lo and hi ms (rand() is seeded with the run's seed). */
 static long long jitter(long long lo, long long hi)
 {
     return lo + (long long)(rand() % (int)(hi - lo + 1));
@@ -241,7 +297,7 @@ static long long jitter(long long lo, long long hi)
 /* ---- the stack and the workers ---- */
 
 /* Sets redis.lease_s in a config written by iw_stack_config. 0 or -1. */
-static int set_lease(const char *path)
+static int set_lease(const char *path, int lease_s)
 {
     char *text = iw_read_file(path, NULL);
     cJSON *root = text ? cJSON_Parse(text) : NULL;
@@ -251,7 +307,7 @@ static int set_lease(const char *path)
         cJSON_Delete(root);
         return -1;
     }
-    cJSON_ReplaceItemInObjectCaseSensitive(redis, "lease_s", cJSON_CreateNumber(LEASE_S));
+    cJSON_ReplaceItemInObjectCaseSensitive(redis, "lease_s", cJSON_CreateNumber(lease_s));
     char *out = cJSON_Print(root);
     cJSON_Delete(root);
     FILE *f = out ? fopen(path, "w") : NULL;
@@ -262,27 +318,35 @@ static int set_lease(const char *path)
     return rc;
 }
 
-static int worker_config(iw_stack *s, worker *w, int idx)
+/* Writes slot idx's config (once). 0 or -1. */
+static int worker_config(iw_stack *s, worker *w, int idx, const opts *o)
 {
+    if (w->used)
+        return 0;
     snprintf(w->name, sizeof(w->name), "w%d", idx + 1);
     snprintf(w->log, sizeof(w->log), "%s.log", w->name);
     w->http_port = iw_free_port();
     s->http_port = w->http_port;
     char name[32], wextra[128], textra[512];
     snprintf(name, sizeof(name), "%s.json", w->name);
-    snprintf(wextra, sizeof(wextra), "{\"id\": \"%s\", \"max_in_flight\": %d}", w->name,
-             MAX_IN_FLIGHT);
+    int n = snprintf(wextra, sizeof(wextra), "{\"id\": \"%s\", \"max_in_flight\": %d", w->name,
+                     MAX_IN_FLIGHT);
+    if (o->sc->grace_s > 0)
+        n += snprintf(wextra + n, sizeof(wextra) - (size_t)n, ", \"shutdown_grace_s\": %d",
+                      o->sc->grace_s);
+    snprintf(wextra + n, sizeof(wextra) - (size_t)n, "}");
     snprintf(textra, sizeof(textra),
              "{\"retry\": {\"max_attempts\": 40, \"base_ms\": 50, \"max_delay_ms\": 1000,"
              "  \"max_elapsed_s\": 900},"
              " \"timeouts\": {\"connect_ms\": 1000, \"request_ms\": %d},"
              " \"breaker\": {\"failures\": 8, \"open_s\": 2}}",
-             REQUEST_MS);
+             o->request_ms);
     const char *path = iw_stack_config(s, name, textra, wextra);
     if (!path)
         return -1;
     snprintf(w->config, sizeof(w->config), "%s", path);
-    return set_lease(w->config);
+    w->used = true;
+    return set_lease(w->config, o->lease_s);
 }
 
 /* Appends a line to a worker's log so that its log shows where the driver acted. */
@@ -299,12 +363,16 @@ static void log_mark(const iw_stack *s, const worker *w, const char *what)
 
 static int worker_start(iw_stack *s, worker *w)
 {
-    return iw_stack_worker_start(s, &w->proc, w->config, w->log);
+    int rc = iw_stack_worker_start(s, &w->proc, w->config, w->log);
+    w->running = rc == 0;
+    return rc;
 }
 
 /* The worker's /metrics page (malloc'd) or NULL. */
 static char *worker_metrics(const worker *w)
 {
+    if (!w->proc.pid)
+        return NULL;
     char url[96];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", w->http_port);
     long st;
@@ -325,13 +393,24 @@ static bool worker_ready(const worker *w)
     return st == 200;
 }
 
-/* Restarts workers that exited without being asked (as Kubernetes would). */
-static void reap_workers(iw_stack *s, worker *ws)
+/* Restarts group members that exited without being asked (as Kubernetes would); a worker that
+ * was asked to leave is only reaped. */
+static void reap_workers(iw_stack *s, worker *ws, schedule *sc)
 {
-    for (int i = 0; i < N_WORKERS; i++) {
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        if (!ws[i].proc.pid)
+            continue;
         int st = iw_proc_wait(&ws[i].proc, 0);
         if (st == -1)
             continue;
+        if (ws[i].leaving) {
+            ws[i].leaving = false;
+            ws[i].left_status = st;
+            printf("[%5.0fs] %s left the group (%s %d)\n", secs(now_ms() - sc->t0), ws[i].name,
+                   WIFSIGNALED(st) ? "signal" : "status",
+                   WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+            continue;
+        }
         ws[i].exits++;
         fprintf(stderr, "chaos: worker %s exited by itself (%s %d); restarting it\n", ws[i].name,
                 WIFSIGNALED(st) ? "signal" : "status",
@@ -369,23 +448,63 @@ static int steady_faults(const iw_stack *s)
     return sim_fault(s, json);
 }
 
-/* Kills the worker with the most open jobs (the other one in turn when neither has any), so
- * that the kills hit work in progress, and restarts it at once. */
-static void kill_one(iw_stack *s, worker *ws, schedule *sc)
+/* The scenario's reply latency and share of 503s, for the whole run. */
+static int scenario_faults(const iw_stack *s, const opts *o)
 {
-    double fls[N_WORKERS], jos[N_WORKERS];
-    int victim = sc->kill_turn++ % N_WORKERS;
-    for (int i = 0; i < N_WORKERS; i++) {
-        char *m = worker_metrics(&ws[i]);
+    char json[256];
+    if (o->sc->lat_max_ms > 0) {
+        snprintf(json, sizeof(json),
+                 "{\"target\": \"*\", \"kind\": \"latency\", \"min_ms\": %d, \"max_ms\": %d}",
+                 o->sc->lat_min_ms, o->sc->lat_max_ms);
+        if (sim_fault(s, json) != 0)
+            return -1;
+    }
+    if (o->err_rate > 0) {
+        snprintf(json, sizeof(json),
+                 "{\"target\": \"*\", \"kind\": \"error\", \"status\": 503, \"rate\": %.4f}",
+                 o->err_rate);
+        if (sim_fault(s, json) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The running member with the most open jobs (the next in turn when none has any), or -1. */
+static int busiest_worker(worker *ws, schedule *sc, double *fl_out, double *jo_out)
+{
+    double fls[MAX_WORKERS], jos[MAX_WORKERS];
+    int victim = -1;
+    for (int k = 0; k < MAX_WORKERS; k++) {
+        int i = (sc->kill_turn + k) % MAX_WORKERS;
+        if (ws[i].running && !ws[i].leaving && victim < 0)
+            victim = i;
+    }
+    if (victim < 0)
+        return -1;
+    sc->kill_turn = victim + 1;
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        char *m = ws[i].running && !ws[i].leaving ? worker_metrics(&ws[i]) : NULL;
         fls[i] = m ? ch_metric(m, "iw_in_flight", "") : -1;
         jos[i] = m ? ch_metric(m, "iw_jobs_open", "") : -1;
         free(m);
     }
-    for (int i = 0; i < N_WORKERS; i++)
-        if (jos[i] > 0 && jos[i] > jos[victim])
+    for (int i = 0; i < MAX_WORKERS; i++)
+        if (ws[i].running && !ws[i].leaving && jos[i] > 0 && jos[i] > jos[victim])
             victim = i;
+    *fl_out = fls[victim];
+    *jo_out = jos[victim];
+    return victim;
+}
+
+/* Kills the worker with the most open jobs, so that the kills hit work in progress, and
+ * restarts it at once. */
+static void kill_one(iw_stack *s, worker *ws, schedule *sc)
+{
+    double fl, jo;
+    int victim = busiest_worker(ws, sc, &fl, &jo);
+    if (victim < 0)
+        return;
     worker *w = &ws[victim];
-    double fl = fls[victim], jo = jos[victim];
     if (fl >= 0)
         sc->in_flight_at_kills += fl;
     else
@@ -406,10 +525,45 @@ static void kill_one(iw_stack *s, worker *ws, schedule *sc)
            secs(now_ms() - sc->t0), w->name, fl, jo);
 }
 
+/* A worker joins the group: a slot never used, or one whose worker left. */
+static void join_one(iw_stack *s, worker *ws, schedule *sc, const opts *o)
+{
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        if (ws[i].running || ws[i].proc.pid)
+            continue;
+        if (worker_config(s, &ws[i], i, o) != 0 || worker_start(s, &ws[i]) != 0) {
+            fprintf(stderr, "chaos: cannot start %s\n", ws[i].name);
+            return;
+        }
+        log_mark(s, &ws[i], "joins the group");
+        sc->joins++;
+        printf("[%5.0fs] %s joins the group\n", secs(now_ms() - sc->t0), ws[i].name);
+        return;
+    }
+    fprintf(stderr, "chaos: no free worker slot to join\n");
+}
+
+/* The busiest member leaves the group by SIGTERM (it drains and exits by itself). */
+static void leave_one(iw_stack *s, worker *ws, schedule *sc)
+{
+    double fl, jo;
+    int i = busiest_worker(ws, sc, &fl, &jo);
+    if (i < 0)
+        return;
+    log_mark(s, &ws[i], "SIGTERM: leaves the group");
+    iw_proc_signal(&ws[i].proc, SIGTERM);
+    ws[i].running = false;
+    ws[i].leaving = true;
+    ws[i].left++;
+    sc->leaves++;
+    printf("[%5.0fs] SIGTERM %s (in flight %.0f, jobs open %.0f): it leaves the group\n",
+           secs(now_ms() - sc->t0), ws[i].name, fl, jo);
+}
+
 /* Reads the breaker gauge of the burst's target on every worker. */
 static void look_at_breaker(const worker *ws, schedule *sc)
 {
-    for (int i = 0; i < N_WORKERS && !sc->breaker_seen_open; i++) {
+    for (int i = 0; i < MAX_WORKERS && !sc->breaker_seen_open; i++) {
         char *m = worker_metrics(&ws[i]);
         if (m && ch_metric(m, "iw_breaker_open", "target=\"" BREAKER_TARGET "\"") == 1) {
             sc->breaker_seen_open = true;
@@ -432,7 +586,7 @@ static bool busy_enough(const worker *ws, schedule *sc, long long at, bool calls
     if (t - sc->busy_read_ms >= BUSY_POLL_MS) {
         sc->busy_read_ms = t;
         sc->jobs_open = sc->in_flight = 0;
-        for (int i = 0; i < N_WORKERS; i++) {
+        for (int i = 0; i < MAX_WORKERS; i++) {
             char *m = worker_metrics(&ws[i]);
             double jo = m ? ch_metric(m, "iw_jobs_open", "") : -1;
             double fl = m ? ch_metric(m, "iw_in_flight", "") : -1;
@@ -444,13 +598,133 @@ static bool busy_enough(const worker *ws, schedule *sc, long long at, bool calls
     return calls ? sc->in_flight > 0 : sc->jobs_open > 0;
 }
 
+/* Plans the scenario's brownouts and Redis outages over production of d ms: one brownout (two
+ * Redis outages, stopped then killed) in the short form, one per episode_ms in the long form. */
+static void plan_episodes(schedule *sc, const opts *o, long long d)
+{
+    bool brown = o->faults & CH_FAULT_BROWNOUT, redis = o->faults & CH_FAULT_REDIS_OUT;
+    if (!brown && !redis)
+        return;
+    int n = redis ? 2 : 1;
+    if (strcmp(o->mode, "long") == 0 && o->sc->episode_ms > 0 && d / o->sc->episode_ms > n)
+        n = (int)(d / o->sc->episode_ms);
+    if (n > MAX_EPISODES)
+        n = MAX_EPISODES;
+    double start = 0.3; /* share of a period before its outage */
+    for (int i = 0; i < n; i++) {
+        episode *e = &sc->eps[sc->n_eps++];
+        memset(e, 0, sizeof(*e));
+        e->kind = brown ? CH_FAULT_BROWNOUT : CH_FAULT_REDIS_OUT;
+        e->redis_kill = i % 2 == 1;
+        e->due = sc->t0 + (long long)((double)d * (i + start) / n);
+    }
+}
+
+static void redis_out_start(iw_stack *s, schedule *sc, episode *e, const opts *o)
+{
+    long long t = now_ms();
+    e->started = t;
+    e->ends = t + 2000LL * o->lease_s;
+    if (e->redis_kill) {
+        iw_redis_kill(&s->redis);
+        sc->redis_kills++;
+        printf("[%5.0fs] redis-server killed for %d s (twice the lease)\n", secs(t - sc->t0),
+               2 * o->lease_s);
+    } else {
+        iw_proc_signal(&s->redis.proc, SIGSTOP);
+        sc->redis_stopped = true;
+        sc->redis_stops++;
+        printf("[%5.0fs] redis-server stopped (SIGSTOP) for %d s (twice the lease)\n",
+               secs(t - sc->t0), 2 * o->lease_s);
+    }
+}
+
+static void redis_out_end(iw_stack *s, schedule *sc, episode *e)
+{
+    if (e->redis_kill) {
+        if (iw_redis_restart(&s->redis, true) != 0)
+            fprintf(stderr, "chaos: redis-server did not come back\n");
+        printf("[%5.0fs] redis-server restarted (AOF)\n", secs(now_ms() - sc->t0));
+    } else {
+        iw_proc_signal(&s->redis.proc, SIGCONT);
+        sc->redis_stopped = false;
+        printf("[%5.0fs] redis-server continued (SIGCONT)\n", secs(now_ms() - sc->t0));
+    }
+}
+
+static void brownout_start(iw_stack *s, schedule *sc, episode *e)
+{
+    long long t = now_ms(), ms = jitter(BROWNOUT_MIN_MS, BROWNOUT_MAX_MS);
+    char json[160];
+    snprintf(json, sizeof(json),
+             "{\"target\": \"*\", \"kind\": \"error\", \"status\": 503, \"for_ms\": %lld}", ms);
+    sim_fault(s, json);
+    e->started = t;
+    e->ends = t + ms;
+    e->act_at = t + jitter(ACT_MIN_MS, ACT_MAX_MS);
+    sc->brownouts++;
+    printf("[%5.0fs] the target answers 503 to everything for %.1f s\n", secs(t - sc->t0),
+           secs(ms));
+}
+
+/* Runs the episode under way, or starts the next one when due. The inverse of a brownout's
+ * join or leave happens halfway to the next brownout, so each one finds the same group. */
+static void run_episodes(iw_stack *s, worker *ws, schedule *sc, const opts *o)
+{
+    long long t = now_ms();
+    for (int i = 0; i < sc->n_eps; i++) {
+        episode *e = &sc->eps[i];
+        if (e->state == 2)
+            continue;
+        if (e->state == 0) {
+            if (!busy_enough(ws, sc, e->due, e->kind == CH_FAULT_BROWNOUT))
+                return;
+            if (e->kind == CH_FAULT_BROWNOUT)
+                brownout_start(s, sc, e);
+            else
+                redis_out_start(s, sc, e, o);
+            e->state = 1;
+            if (i + 1 < sc->n_eps && e->kind == CH_FAULT_BROWNOUT) {
+                long long next = sc->eps[i + 1].due;
+                e->undo_at = e->ends + (next > e->ends ? (next - e->ends) / 2 : 0);
+            }
+            return;
+        }
+        if (e->kind == CH_FAULT_BROWNOUT && !e->acted && t >= e->act_at) {
+            e->acted = true;
+            if (o->faults & CH_FAULT_JOIN)
+                join_one(s, ws, sc, o);
+            if (o->faults & CH_FAULT_LEAVE)
+                leave_one(s, ws, sc);
+        }
+        if (e->kind == CH_FAULT_REDIS_OUT && e->ends && t >= e->ends) {
+            redis_out_end(s, sc, e);
+            e->ends = 0;
+            sc->last_fault = now_ms();
+        }
+        if (e->kind == CH_FAULT_BROWNOUT && t >= e->ends && e->ends > sc->last_fault)
+            sc->last_fault = e->ends;
+        bool out_over = e->kind == CH_FAULT_REDIS_OUT ? e->ends == 0 : t >= e->ends && e->acted;
+        if (out_over && e->undo_at && !e->undone && t >= e->undo_at) {
+            e->undone = true;
+            if (o->faults & CH_FAULT_JOIN)
+                leave_one(s, ws, sc);
+            if (o->faults & CH_FAULT_LEAVE)
+                join_one(s, ws, sc, o);
+        }
+        if (out_over && (!e->undo_at || e->undone))
+            e->state = 2;
+        return; /* one episode at a time */
+    }
+}
+
 /* Runs whatever fault is due. Returns true while some fault is still to come or under way. */
-static bool run_faults(iw_stack *s, worker *ws, schedule *sc)
+static bool run_faults(iw_stack *s, worker *ws, schedule *sc, const opts *o)
 {
     long long t = now_ms();
     if (sc->next_kill && t >= sc->next_kill) {
         kill_one(s, ws, sc);
-        sc->next_kill = now_ms() + jitter(5000, 10000);
+        sc->next_kill = now_ms() + jitter(o->sc->kill_min_ms, o->sc->kill_max_ms);
         if (sc->next_kill > sc->kill_until)
             sc->next_kill = 0;
     }
@@ -496,7 +770,12 @@ static bool run_faults(iw_stack *s, worker *ws, schedule *sc)
         sc->last_fault = t;
         printf("[%5.0fs] Kafka broker 1 up\n", secs(t - sc->t0));
     }
-    return sc->next_kill || sc->breaker_state < 2 || sc->redis_state < 2 || sc->broker_state < 2;
+    run_episodes(s, ws, sc, o);
+    bool eps_left = sc->n_eps > 0 && sc->eps[sc->n_eps - 1].state < 2;
+    for (int i = 0; i < MAX_WORKERS; i++)
+        eps_left |= ws[i].leaving; /* a leave is over when the worker has exited */
+    return sc->next_kill || sc->breaker_state < 2 || sc->redis_state < 2 || sc->broker_state < 2 ||
+           eps_left;
 }
 
 /* ---- the run ---- */
@@ -506,7 +785,7 @@ typedef struct run_figs {
     long long produce_ms; /* production start to the last acknowledgement */
     long long drained_at; /* every expected pair terminal (0: never) */
     long long final_lag;  /* group lag after the drain (-1 unknown) */
-    int stop_status[N_WORKERS];
+    int stop_status[MAX_WORKERS];
 } run_figs;
 
 static void progress(const ch_feed *f, ch_table *t, const worker *ws, const schedule *sc,
@@ -515,10 +794,12 @@ static void progress(const ch_feed *f, ch_table *t, const worker *ws, const sche
     pthread_mutex_lock(&t->mu);
     size_t results = t->results, term = t->terminal, exp = t->expected;
     pthread_mutex_unlock(&t->mu);
-    char wl[256];
+    char wl[512];
     size_t n = 0;
     wl[0] = '\0';
-    for (int i = 0; i < N_WORKERS; i++) {
+    for (int i = 0; i < MAX_WORKERS && n < sizeof(wl); i++) {
+        if (!ws[i].used)
+            continue;
         char *m = worker_metrics(&ws[i]);
         if (m)
             n += (size_t)snprintf(wl + n, sizeof(wl) - n, "  %s[jobs %.0f calls %.0f lag %.0f]",
@@ -553,7 +834,9 @@ static bool gauge_line(const char *line)
 static void stall_report(const iw_stack *s, const worker *ws)
 {
     printf("chaos: no pair finished for %d s; what the workers report:\n", STALL_MS / 1000);
-    for (int i = 0; i < N_WORKERS; i++) {
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        if (!ws[i].used)
+            continue;
         char *m = worker_metrics(&ws[i]);
         printf("  %s (pid %d):", ws[i].name, (int)ws[i].proc.pid);
         for (const char *p = m; p && *p;) {
@@ -611,22 +894,24 @@ static int run(iw_stack *s, worker *ws, const opts *o, ch_feed *feed, ch_table *
     long long d = (long long)((double)o->events * 1000.0 / o->rate);
     sc->t0 = now_ms();
     sc->kill_until = sc->t0 + d;
-    sc->next_kill = o->faults & FAULT_KILL ? sc->t0 + jitter(5000, 10000) : 0;
+    sc->next_kill =
+        o->faults & CH_FAULT_KILL ? sc->t0 + jitter(o->sc->kill_min_ms, o->sc->kill_max_ms) : 0;
     if (sc->next_kill > sc->kill_until)
         sc->next_kill = 0;
     sc->breaker_at = sc->t0 + d / 5;
     sc->redis_at = sc->t0 + d * 2 / 5;
     sc->broker_at = sc->t0 + d * 3 / 5;
-    sc->breaker_state = o->faults & FAULT_BREAKER ? 0 : 2;
-    sc->redis_state = o->faults & FAULT_REDIS ? 0 : 2;
-    sc->broker_state = o->faults & FAULT_BROKER ? 0 : 2;
+    sc->breaker_state = o->faults & CH_FAULT_BREAKER ? 0 : 2;
+    sc->redis_state = o->faults & CH_FAULT_REDIS ? 0 : 2;
+    sc->broker_state = o->faults & CH_FAULT_BROKER ? 0 : 2;
     sc->last_fault = sc->t0;
+    plan_episodes(sc, o, d);
     long long next_progress = sc->t0 + PROGRESS_MS, next_sample = sc->t0;
     bool faults_left = true, stall_reported = false;
     while (!interrupted) {
         long long t = now_ms();
-        faults_left = run_faults(s, ws, sc);
-        reap_workers(s, ws);
+        faults_left = run_faults(s, ws, sc, o);
+        reap_workers(s, ws, sc);
         if (t >= next_progress) {
             progress(feed, table, ws, sc, o);
             next_progress += PROGRESS_MS;
@@ -676,8 +961,12 @@ static void settle(iw_stack *s, worker *ws, ch_watch *watch, run_figs *rf)
             break;
         iw_sleep_ms(1000);
     }
-    for (int i = 0; i < N_WORKERS; i++)
-        rf->stop_status[i] = iw_proc_stop(&ws[i].proc, 30000);
+    for (int i = 0; i < MAX_WORKERS; i++)
+        iw_proc_signal(&ws[i].proc, SIGTERM);
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        rf->stop_status[i] = ws[i].proc.pid ? iw_proc_stop(&ws[i].proc, 30000) : -1;
+        ws[i].running = false;
+    }
     t0 = now_ms();
     while (now_ms() - t0 < 30000 && now_ms() - watch->last_msg_ms < 3000)
         iw_sleep_ms(200);
@@ -688,41 +977,90 @@ static const char *verdict(size_t n)
     return n ? "FAIL" : "ok";
 }
 
+static void summary_faults(const opts *o, const schedule *sc, const worker *ws)
+{
+    const ch_scenario *c = o->sc;
+    if (o->faults & CH_FAULT_HTTP)
+        printf("http faults             5%% 503, 2%% 429 Retry-After 1, 1%% hang %d ms (timeout %d "
+               "ms), 1%% reset\n",
+               HANG_MS, o->request_ms);
+    if (c->lat_max_ms > 0 || o->err_rate > 0)
+        printf("replies                 latency %d-%d ms, %.0f%% 503 (timeout %d ms)\n",
+               c->lat_min_ms, c->lat_max_ms, o->err_rate * 100, o->request_ms);
+    if (!(o->faults & CH_FAULT_HTTP) && c->lat_max_ms == 0 && o->err_rate == 0)
+        printf("http faults             none\n");
+    printf("lease                   %d s (redis.lease_s), request timeout %d ms, shutdown grace %d "
+           "s\n",
+           o->lease_s, o->request_ms, c->grace_s > 0 ? c->grace_s : 10);
+    printf("faults                  %d kill -9 (", sc->kills);
+    for (int i = 0, first = 1; i < MAX_WORKERS; i++)
+        if (ws[i].used) {
+            printf("%s%s %d", first ? "" : ", ", ws[i].name, ws[i].kills);
+            first = 0;
+        }
+    printf(")");
+    if (o->faults & CH_FAULT_REDIS)
+        printf("; redis-server restart (down %d s)", REDIS_DOWN_MS / 1000);
+    if (o->faults & CH_FAULT_BROKER)
+        printf("; broker 1 down %d s", BROKER_DOWN_MS / 1000);
+    if (o->faults & CH_FAULT_BREAKER)
+        printf("; %s 503 burst %d s (breaker open seen: %s)", BREAKER_TARGET,
+               BREAKER_BURST_MS / 1000, sc->breaker_seen_open ? "yes" : "NO");
+    if (sc->brownouts)
+        printf("; %d brownout(s) of 10-12 s", sc->brownouts);
+    if (sc->joins || sc->leaves)
+        printf("; %d join(s), %d leave(s) by SIGTERM", sc->joins, sc->leaves);
+    if (sc->redis_stops || sc->redis_kills)
+        printf("; Redis out for %d s: %d SIGSTOP, %d killed and restarted", 2 * o->lease_s,
+               sc->redis_stops, sc->redis_kills);
+    printf("\n");
+}
+
 static void summary(const opts *o, const ch_plan *p, const ch_table *t, const schedule *sc,
                     const run_figs *rf, const ch_figures *fig, const worker *ws, int soak_failed,
                     bool pass)
 {
-    printf("\n== chaos summary (%s form, seed %llu) ==\n", o->mode, (unsigned long long)o->seed);
+    int exits = 0, n_workers = 0;
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        exits += ws[i].exits;
+        n_workers += ws[i].used;
+    }
+    printf("\n== chaos summary (scenario %s, %s form, seed %llu) ==\n", o->sc->name, o->mode,
+           (unsigned long long)o->seed);
     printf("events produced         %zu messages over %d invoices: %zu distinct events, %zu late "
            "(out of order), %zu identical resends, %zu poison\n",
            p->n_msgs, p->n_invoices, p->n_events, p->n_late, p->n_dup, p->n_poison);
     printf("rate                    %.0f/s target, production took %.1f s (%.0f/s)\n", o->rate,
            secs(rf->produce_ms),
            rf->produce_ms ? (double)p->n_msgs * 1000.0 / (double)rf->produce_ms : 0);
-    if (o->faults & FAULT_HTTP)
-        printf("http faults             5%% 503, 2%% 429 Retry-After 1, 1%% hang %d ms (timeout %d "
-               "ms), 1%% reset\n",
-               HANG_MS, REQUEST_MS);
-    else
-        printf("http faults             none\n");
-    printf("faults                  %d kill -9 (w1 %d, w2 %d)", sc->kills, ws[0].kills,
-           ws[1].kills);
-    if (o->faults & FAULT_REDIS)
-        printf("; redis-server restart (down %d s)", REDIS_DOWN_MS / 1000);
-    if (o->faults & FAULT_BROKER)
-        printf("; broker 1 down %d s", BROKER_DOWN_MS / 1000);
-    if (o->faults & FAULT_BREAKER)
-        printf("; %s 503 burst %d s (breaker open seen: %s)", BREAKER_TARGET,
-               BREAKER_BURST_MS / 1000, sc->breaker_seen_open ? "yes" : "NO");
-    printf("\n");
-    printf("worker exits by itself  %d\n", ws[0].exits + ws[1].exits);
+    printf("workers                 %d in the group at the start, %d slots used\n", o->sc->workers,
+           n_workers);
+    summary_faults(o, sc, ws);
+    printf("worker exits by itself  %d\n", exits);
     printf("(event,target) pairs    %zu expected (incl. %zu poison), %zu terminal\n", t->expected,
            fig->poison, t->terminal);
     printf("lost                    %zu   (must be 0: %s)\n", fig->lost, verdict(fig->lost));
+    printf("regressions             %zu accepted updates older than one accepted before, at %zu "
+           "(invoice, target)   (must be 0: %s)\n",
+           fig->regressions, fig->pairs_regressed, verdict(fig->regressions));
+    printf("final-state mismatches  %zu of %zu (invoice, target): %zu by header, %zu by body   "
+           "(must be 0: %s)\n",
+           fig->mismatches, fig->state_checked, fig->wrong_state, fig->wrong_body,
+           verdict(fig->mismatches));
     printf("wrong final state       %zu of %zu (invoice, target)   (must be 0: %s)\n",
            fig->wrong_state, fig->state_checked, verdict(fig->wrong_state));
+    printf("succeeded never received %zu of %zu pairs reported succeeded   (must be 0: %s)\n",
+           fig->succeeded_unseen, fig->succeeded_checked, verdict(fig->succeeded_unseen));
+    printf("header/body disagreements %zu accepted updates   (must be 0: %s)\n", fig->disagreements,
+           verdict(fig->disagreements));
     printf("poison not dead-lettered %zu of %zu   (must be 0: %s)\n", fig->poison_missing,
            fig->poison, verdict(fig->poison_missing));
+    printf("repeats                 %zu accepted updates repeating the newest version, at %zu "
+           "(invoice, target)   (allowed, reported: the same state sent again)\n",
+           fig->repeats, fig->pairs_repeats);
+    printf("history                 %zu accepted updates judged (%zu older ones dropped by the "
+           "simulator's bound)\n",
+           fig->accepted, fig->history_dropped);
     printf("repeated sends          %zu over %zu pairs (calls after one answered 200); %zu of them "
            "with a kill -9 between the 200 and the repeat\n",
            fig->repeated_sends, fig->pairs_repeated, fig->repeated_killed);
@@ -746,8 +1084,11 @@ static void summary(const opts *o, const ch_plan *p, const ch_table *t, const sc
                secs(rf->drained_at - sc->t0 - rf->produce_ms));
     else
         printf("drain after last fault  never (gave up)\n");
-    printf("group lag at the end    %lld; workers stopped with %d, %d\n", rf->final_lag,
-           rf->stop_status[0], rf->stop_status[1]);
+    printf("group lag at the end    %lld; workers stopped with", rf->final_lag);
+    for (int i = 0; i < MAX_WORKERS; i++)
+        if (ws[i].used)
+            printf(" %s %d", ws[i].name, rf->stop_status[i]);
+    printf("\n");
     if (fig->produce_failed)
         printf("produce failures        %zu (not counted above)\n", fig->produce_failed);
     if (fig->trimmed)
@@ -756,8 +1097,36 @@ static void summary(const opts *o, const ch_plan *p, const ch_table *t, const sc
                fig->trimmed);
     if (soak_failed >= 0)
         printf("soak resources          %s\n", soak_failed ? "FAIL" : "ok");
+    printf("FIGURES scenario=%s form=%s seed=%llu lost=%zu regressions=%zu mismatches=%zu "
+           "succeeded_never_received=%zu repeats=%zu disagreements=%zu poison_missing=%zu\n",
+           o->sc->name, o->mode, (unsigned long long)o->seed, fig->lost, fig->regressions,
+           fig->mismatches, fig->succeeded_unseen, fig->repeats, fig->disagreements,
+           fig->poison_missing);
     printf("RESULT: %s\n", pass ? "PASS" : "FAIL");
     fflush(stdout);
+}
+
+/* Starts the scenario's group and waits until its members are ready. 0 or -1. */
+static int start_group(iw_stack *s, worker *ws, const opts *o)
+{
+    for (int i = 0; i < o->sc->workers && i < MAX_WORKERS; i++) {
+        if (worker_config(s, &ws[i], i, o) != 0 || worker_start(s, &ws[i]) != 0) {
+            fprintf(stderr, "chaos: cannot start worker %d\n", i + 1);
+            return -1;
+        }
+    }
+    long long t0 = now_ms();
+    bool all = false;
+    while (!interrupted && now_ms() - t0 < 60000 && !all) {
+        all = true;
+        for (int i = 0; i < MAX_WORKERS && all; i++)
+            all = !ws[i].running || worker_ready(&ws[i]);
+        if (!all)
+            iw_sleep_ms(250);
+    }
+    printf("chaos: workers %s after %.1f s\n", all ? "ready" : "NOT all ready",
+           secs(now_ms() - t0));
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -769,26 +1138,31 @@ int main(int argc, char **argv)
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     srand((unsigned)o.seed);
+    if (o.sc->err_max > 0)
+        o.err_rate = o.sc->err_min + (o.sc->err_max - o.sc->err_min) * (rand() % 1001) / 1000.0;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
 
     ch_plan plan;
-    if (ch_plan_build(&plan, o.events, o.invoices, 0.01, 0.05, 0.05, o.seed) != 0) {
+    double late = o.sc->late > 0 ? o.sc->late : 0.05;
+    if (ch_plan_build(&plan, o.events, o.invoices, 0.01, late, 0.05, o.sc->targets, o.seed) != 0) {
         fprintf(stderr, "chaos: out of memory\n");
         return EXIT_ERROR;
     }
-    printf("chaos: %s form: %zu messages at %.0f/s over %d invoices, %d partitions, seed %llu\n",
-           o.mode, plan.n_msgs, o.rate, o.invoices, o.partitions, (unsigned long long)o.seed);
+    printf("chaos: scenario %s, %s form: %zu messages at %.0f/s over %d invoices, %d partitions, "
+           "%d workers, seed %llu\n",
+           o.sc->name, o.mode, plan.n_msgs, o.rate, o.invoices, o.partitions, o.sc->workers,
+           (unsigned long long)o.seed);
 
     int rc = EXIT_ERROR, soak_failed = -1;
     iw_stack s;
-    worker ws[N_WORKERS];
+    worker ws[MAX_WORKERS];
     memset(ws, 0, sizeof(ws));
     ch_table table;
     ch_watch watch = {0};
     ch_feed feed = {0};
-    schedule sc = {0};
+    static schedule sc; /* large: kill times and episodes */
     run_figs rf = {0};
     ch_figures fig = {0};
     ch_soak soak = {0};
@@ -807,18 +1181,12 @@ int main(int argc, char **argv)
         goto out;
     printf("chaos: stack in %s (kafka %s, redis :%d, simulator %s)\n", s.dir, s.brokers,
            s.redis.port, s.sim_base);
-    if ((o.faults & FAULT_HTTP) && steady_faults(&s) != 0)
+    if ((o.faults & CH_FAULT_HTTP) && steady_faults(&s) != 0)
         goto out;
-    for (int i = 0; i < N_WORKERS; i++) {
-        if (worker_config(&s, &ws[i], i) != 0 || worker_start(&s, &ws[i]) != 0) {
-            fprintf(stderr, "chaos: cannot start worker %d\n", i + 1);
-            goto out;
-        }
-    }
-    long long t0 = now_ms();
-    while (!interrupted && now_ms() - t0 < 60000 && !(worker_ready(&ws[0]) && worker_ready(&ws[1])))
-        iw_sleep_ms(250);
-    printf("chaos: workers ready after %.1f s\n", secs(now_ms() - t0));
+    if (scenario_faults(&s, &o) != 0)
+        goto out;
+    if (start_group(&s, ws, &o) != 0)
+        goto out;
     watch.table = &table;
     watch.brokers = s.brokers;
     if (ch_watch_start(&watch) != 0)
@@ -842,12 +1210,11 @@ int main(int argc, char **argv)
     if (watch.error[0])
         fprintf(stderr, "chaos: %s\n", watch.error);
     if (ch_check_run(&plan, &table, &watch, &s, sc.kill_ms,
-                     (size_t)(sc.kills < MAX_KILLS ? sc.kills : MAX_KILLS), &fig) != 0)
+                     (size_t)(sc.kills < MAX_KILLS ? sc.kills : MAX_KILLS), sc.t0, &fig) != 0)
         goto out;
     if (soak_mode(&o))
         soak_failed = ch_soak_verdict(&soak, soak_warmup_ms(&o), SOAK_RSS_LIMIT);
-    bool pass = fig.lost == 0 && fig.wrong_state == 0 && fig.poison_missing == 0 &&
-                soak_failed <= 0 && !watch.error[0];
+    bool pass = ch_figures_pass(&fig) && soak_failed <= 0 && !watch.error[0];
     summary(&o, &plan, &table, &sc, &rf, &fig, ws, soak_failed, pass);
     rc = pass ? 0 : EXIT_FAIL;
     if (!pass)
@@ -858,8 +1225,10 @@ out:
     feed.stop = true;
     if (watching)
         ch_watch_stop(&watch);
-    for (int i = 0; i < N_WORKERS; i++)
+    for (int i = 0; i < MAX_WORKERS; i++)
         iw_proc_stop(&ws[i].proc, 20000);
+    if (sc.redis_stopped)
+        iw_proc_signal(&s.redis.proc, SIGCONT); /* so that it can stop */
     if (s.dir[0])
         iw_stack_stop(&s);
     if (watch_made)

@@ -1,5 +1,7 @@
 /* plan.c: the chaos run's input, decided up front from a seed: which invoice versions go to
- * which targets, in what order, with out-of-order sends, identical resends and poison. */
+ * which targets, in what order, with out-of-order sends, identical resends and poison. Every
+ * event's body carries its version as "PO-V<version>" in invoice.po_number, which every adapter
+ * sends, so the simulator's history can check the body against X-Invoice-Version. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,14 +36,24 @@ static size_t rng_below(uint64_t *s, size_t n)
     return n ? (size_t)(rng_next(s) % n) : 0;
 }
 
-/* 2 or 3 distinct targets. */
-static uint8_t pick_targets(uint64_t *s)
+static int bit_count(uint8_t bits)
 {
+    int n = 0;
+    for (; bits; bits &= (uint8_t)(bits - 1))
+        n++;
+    return n;
+}
+
+/* 2 or 3 distinct targets of mask (all of mask when it holds at most two). */
+static uint8_t pick_targets(uint64_t *s, uint8_t mask)
+{
+    if (bit_count(mask) <= 2)
+        return mask;
     int want = 2 + (int)rng_below(s, 2), have = 0;
     uint8_t bits = 0;
     while (have < want) {
         uint8_t b = (uint8_t)(1u << rng_below(s, CH_N_TARGETS));
-        if (!(bits & b)) {
+        if ((mask & b) && !(bits & b)) {
             bits |= b;
             have++;
         }
@@ -55,7 +67,7 @@ static int32_t new_event(ch_plan *p, int32_t *counters, int invoice, uint64_t *s
     ch_event *e = &p->events[p->n_events];
     e->invoice = invoice;
     e->version = ++counters[invoice];
-    e->targets = pick_targets(s);
+    e->targets = pick_targets(s, p->target_mask);
     e->copies = 1;
     for (int t = 0; t < CH_N_TARGETS; t++)
         p->n_pairs += (e->targets >> t) & 1;
@@ -91,9 +103,12 @@ typedef struct held {
 } held;
 
 int ch_plan_build(ch_plan *p, size_t n_msgs, int n_invoices, double poison, double late, double dup,
-                  uint64_t seed)
+                  uint8_t target_mask, uint64_t seed)
 {
     memset(p, 0, sizeof(*p));
+    p->target_mask = target_mask & ((1u << CH_N_TARGETS) - 1);
+    if (!p->target_mask)
+        p->target_mask = (1u << CH_N_TARGETS) - 1;
     uint64_t s = seed ? seed : 0x9e3779b97f4a7c15ULL;
     snprintf(p->run, sizeof(p->run), "%04x", (unsigned)(rng_next(&s) & 0xffff));
     p->n_invoices = n_invoices;
@@ -215,8 +230,25 @@ char *ch_msg_value(const ch_plan *p, const ch_msg *m, char *key, size_t keylen)
     if (m->kind == CH_MSG_POISON)
         return poison_value(p, m, inv);
     const ch_event *e = &p->events[m->event];
-    char eid[64], csv[128];
+    char eid[64], csv[128], po[32];
     ch_event_id(p, (size_t)m->event, eid, sizeof(eid));
     targets_csv(e->targets, csv, sizeof(csv));
-    return iw_make_event(eid, CH_TENANT, inv, e->version, csv);
+    char *v = iw_make_event(eid, CH_TENANT, inv, e->version, csv);
+    cJSON *j = v ? cJSON_Parse(v) : NULL;
+    free(v);
+    cJSON *invoice = cJSON_GetObjectItemCaseSensitive(j, "invoice");
+    if (!invoice) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    ch_body_version_text(e->version, po, sizeof(po));
+    cJSON_ReplaceItemInObjectCaseSensitive(invoice, "po_number", cJSON_CreateString(po));
+    v = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return v;
+}
+
+void ch_body_version_text(int32_t version, char *buf, size_t len)
+{
+    snprintf(buf, len, "PO-V%d", (int)version);
 }

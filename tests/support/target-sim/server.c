@@ -127,6 +127,8 @@ static void fill_request(struct MHD_Connection *c, const char *method, const cha
     rq->body_len = cr->len;
     rq->validate = atomic_load(&rt->validate);
     rq->conf = rt->conf;
+    rq->arrival_wall_ms = cr->wall_ms;
+    rq->arrival_mono_ms = cr->mono_ms;
 }
 
 static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)

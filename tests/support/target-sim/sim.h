@@ -97,6 +97,8 @@ typedef struct iw_sim_request {
     size_t body_len;
     bool validate; /* contract checks on for this request */
     const iw_sim_conf *conf;
+    int64_t arrival_wall_ms; /* when the request's headers arrived, ms since the epoch */
+    int64_t arrival_mono_ms; /* the same, CLOCK_MONOTONIC ms */
 } iw_sim_request;
 
 /* One extra reply header. */

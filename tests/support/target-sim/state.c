@@ -1,4 +1,5 @@
-/* state.c: the simulator's memory: per-invoice documents, per-event calls, counts, token. */
+/* state.c: the simulator's memory: per-invoice documents and histories, per-event calls, counts,
+ * token. */
 #include "state.h"
 
 #include <pthread.h>
@@ -101,17 +102,33 @@ static void tclear(table *t, void (*free_val)(void *))
 
 /* ---- records ---- */
 
+/* One accepted update of an invoice, as the history keeps it. */
+typedef struct hist_entry {
+    char version[32];      /* X-Invoice-Version ("" when absent) */
+    char body_version[32]; /* digits after IW_SIM_BODY_MARK in the body ("" when absent) */
+    char *event;           /* X-Request-ID without the attempt (malloc'd, may be NULL) */
+    int attempt;           /* attempt from X-Request-ID, -1 when unreadable */
+    int64_t wall_ms;       /* arrival of the request, ms since the epoch */
+    int64_t mono_ms;       /* arrival, CLOCK_MONOTONIC ms */
+} hist_entry;
+
 /* One invoice at one target. */
 typedef struct invoice_rec {
-    int64_t updates;      /* accepted updates */
-    cJSON *last;          /* parsed values of the last accepted document */
-    char event[160];      /* X-Request-ID event part of the last accepted update */
-    char version[32];     /* X-Invoice-Version of the last accepted update */
-    char max_version[32]; /* highest X-Invoice-Version accepted (integers compared) */
-    char idem[200];       /* Idempotency-Key of the last accepted update */
-    char internal_id[64]; /* stable id the target hands out (ebizcharge) */
-    bool settled;         /* invoicexpress: refuses updates */
-    int64_t updated_ms;   /* wall clock of the last accepted update */
+    int64_t updates;       /* accepted updates */
+    cJSON *last;           /* parsed values of the last accepted document */
+    char event[160];       /* X-Request-ID event part of the last accepted update */
+    char version[32];      /* X-Invoice-Version of the last accepted update */
+    char max_version[32];  /* highest X-Invoice-Version accepted (integers compared) */
+    char idem[200];        /* Idempotency-Key of the last accepted update */
+    char internal_id[64];  /* stable id the target hands out (ebizcharge) */
+    bool settled;          /* invoicexpress: refuses updates */
+    int64_t updated_ms;    /* wall clock of the last accepted update */
+    char body_version[32]; /* body version of the last accepted update */
+    hist_entry *hist;      /* ring of the last accepted updates, in the order applied */
+    size_t hist_cap;       /* entries allocated (grows to IW_SIM_HISTORY_MAX) */
+    size_t hist_n;         /* entries kept */
+    size_t hist_head;      /* index of the oldest kept entry */
+    int64_t hist_dropped;  /* older entries dropped to stay within IW_SIM_HISTORY_MAX */
 } invoice_rec;
 
 /* The calls of one (event, target) pair. */
@@ -139,8 +156,12 @@ static bool token_expired;
 static void free_invoice(void *p)
 {
     invoice_rec *r = p;
-    if (r)
+    if (r) {
         cJSON_Delete(r->last);
+        for (size_t i = 0; i < r->hist_n; i++)
+            free(r->hist[(r->hist_head + i) % r->hist_cap].event);
+        free(r->hist);
+    }
     free(r);
 }
 
@@ -241,6 +262,66 @@ static bool version_higher(const char *v, const char *max)
     return strcmp(v, max) > 0;
 }
 
+void iw_sim_body_version(const char *body, char *out, size_t len)
+{
+    out[0] = '\0';
+    const char *m = body ? strstr(body, IW_SIM_BODY_MARK) : NULL;
+    if (!m || !len)
+        return;
+    m += strlen(IW_SIM_BODY_MARK);
+    size_t n = strspn(m, "0123456789");
+    if (n >= len)
+        n = len - 1;
+    memcpy(out, m, n);
+    out[n] = '\0';
+}
+
+/* The slot for a new history entry: grows the ring up to IW_SIM_HISTORY_MAX, then reuses the
+ * oldest slot (counted as dropped). NULL on no memory. mu held. */
+static hist_entry *hist_push_locked(invoice_rec *r)
+{
+    if (r->hist_n == r->hist_cap && r->hist_cap < IW_SIM_HISTORY_MAX) {
+        size_t cap = r->hist_cap ? r->hist_cap * 2 : 8;
+        if (cap > IW_SIM_HISTORY_MAX)
+            cap = IW_SIM_HISTORY_MAX;
+        hist_entry *h = malloc(cap * sizeof(*h));
+        if (!h)
+            return NULL;
+        for (size_t i = 0; i < r->hist_n; i++) /* unrolled: the oldest first */
+            h[i] = r->hist[(r->hist_head + i) % r->hist_cap];
+        free(r->hist);
+        r->hist = h;
+        r->hist_cap = cap;
+        r->hist_head = 0;
+    }
+    if (r->hist_n < r->hist_cap)
+        return &r->hist[(r->hist_head + r->hist_n++) % r->hist_cap];
+    hist_entry *oldest = &r->hist[r->hist_head];
+    free(oldest->event);
+    r->hist_head = (r->hist_head + 1) % r->hist_cap;
+    r->hist_dropped++;
+    return oldest;
+}
+
+/* Appends the accepted request rq to r's history. mu held. */
+static void hist_add_locked(invoice_rec *r, const iw_sim_request *rq)
+{
+    hist_entry *h = hist_push_locked(r);
+    if (!h)
+        return;
+    memset(h, 0, sizeof(*h));
+    snprintf(h->version, sizeof(h->version), "%s", rq->invoice_version ? rq->invoice_version : "");
+    snprintf(h->body_version, sizeof(h->body_version), "%s", r->body_version);
+    h->attempt = -1;
+    if (rq->request_id) {
+        char ev[160];
+        event_part(rq->request_id, ev, sizeof(ev), &h->attempt);
+        h->event = strdup(ev);
+    }
+    h->wall_ms = rq->arrival_wall_ms;
+    h->mono_ms = rq->arrival_mono_ms;
+}
+
 void iw_sim_state_accept(int t, const char *key, cJSON *values, const iw_sim_request *rq,
                          const char *given, char *internal_id, size_t idlen)
 {
@@ -270,6 +351,8 @@ void iw_sim_state_accept(int t, const char *key, cJSON *values, const iw_sim_req
     else if (!r->internal_id[0])
         derive_id(t, key, r->internal_id, sizeof(r->internal_id));
     r->updated_ms = iw_sim_wall_ms();
+    iw_sim_body_version(rq->body, r->body_version, sizeof(r->body_version));
+    hist_add_locked(r, rq);
     if (internal_id && idlen)
         snprintf(internal_id, idlen, "%s", r->internal_id);
     pthread_mutex_unlock(&mu);
@@ -394,6 +477,23 @@ void iw_sim_token_expire(void)
 
 /* ---- JSON views ---- */
 
+static cJSON *history_json(const invoice_rec *r)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < r->hist_n; i++) {
+        const hist_entry *h = &r->hist[(r->hist_head + i) % r->hist_cap];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "version", h->version);
+        cJSON_AddStringToObject(o, "body_version", h->body_version);
+        cJSON_AddStringToObject(o, "event", h->event ? h->event : "");
+        cJSON_AddNumberToObject(o, "attempt", h->attempt);
+        cJSON_AddNumberToObject(o, "at_ms", (double)h->wall_ms);
+        cJSON_AddNumberToObject(o, "mono_ms", (double)h->mono_ms);
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}
+
 static cJSON *invoice_json(const invoice_rec *r)
 {
     cJSON *o = cJSON_CreateObject();
@@ -406,6 +506,9 @@ static cJSON *invoice_json(const invoice_rec *r)
     cJSON_AddStringToObject(o, "internal_id", r->internal_id);
     cJSON_AddBoolToObject(o, "settled", r->settled);
     cJSON_AddNumberToObject(o, "updated_at_ms", (double)r->updated_ms);
+    cJSON_AddStringToObject(o, "body_version", r->body_version);
+    cJSON_AddItemToObject(o, "history", history_json(r));
+    cJSON_AddNumberToObject(o, "history_dropped", (double)r->hist_dropped);
     return o;
 }
 

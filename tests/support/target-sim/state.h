@@ -1,5 +1,6 @@
-/* state.h: what the simulator remembers: the last accepted document per invoice, calls per
- * (event, target), reply counts and the Midnight token. Every function is thread-safe. */
+/* state.h: what the simulator remembers: the last accepted document and the history of accepted
+ * versions per invoice, calls per (event, target), reply counts and the Midnight token. Every
+ * function is thread-safe. */
 #ifndef IW_SIM_STATE_H
 #define IW_SIM_STATE_H
 
@@ -10,6 +11,19 @@
 #include <cjson/cJSON.h>
 
 #include "sim.h"
+
+/* Accepted updates kept per (target, invoice) in its history; older ones are dropped and
+ * counted in "history_dropped". */
+#define IW_SIM_HISTORY_MAX 4096
+
+/* The body version: a request body may carry the invoice version it was rendered from as this
+ * mark followed by digits (the chaos driver writes "PO-V<version>" into invoice.po_number, which
+ * every adapter sends). The history keeps it beside X-Invoice-Version, so a check of ordering
+ * need not trust the sender's header alone. */
+#define IW_SIM_BODY_MARK "PO-V"
+
+/* The digits after the first IW_SIM_BODY_MARK in body into out ("" when there is none). */
+void iw_sim_body_version(const char *body, char *out, size_t len);
 
 /* Sets up empty state; the Midnight token starts as the configured one. */
 void iw_sim_state_init(const iw_sim_conf *c);
@@ -22,8 +36,10 @@ void iw_sim_state_free(void);
 
 /* Records an accepted document for invoice `key` of target t: takes ownership of values
  * (parsed fields), keeps the request's X-Request-ID event part, X-Invoice-Version and
- * Idempotency-Key, counts one update. internal_id (may be NULL) receives the invoice's
- * stable internal id: `given` when not empty (and remembered), else one derived from key. */
+ * Idempotency-Key, counts one update and appends the update to the invoice's history (version,
+ * body version, event part, attempt, arrival time). internal_id (may be NULL) receives the
+ * invoice's stable internal id: `given` when not empty (and remembered), else one derived from key.
+ */
 void iw_sim_state_accept(int t, const char *key, cJSON *values, const iw_sim_request *rq,
                          const char *given, char *internal_id, size_t idlen);
 
@@ -55,6 +71,10 @@ void iw_sim_token_rotate(char *buf, size_t len);
 void iw_sim_token_expire(void);
 
 /* JSON views for the control endpoint; t < 0 / id NULL / key and prefix NULL = everything.
+ * Each invoice record of the state view carries its history, oldest first:
+ *   "history": [{"version": "17", "body_version": "17", "event": "<event_id>:<target>",
+ *                "attempt": 1, "at_ms": <wall ms>, "mono_ms": <monotonic ms>}, ...],
+ *   "history_dropped": <older entries dropped>, "body_version": "<of the last update>".
  * Caller deletes. */
 cJSON *iw_sim_state_json(int t, const char *id);
 cJSON *iw_sim_calls_json(const char *key, const char *prefix);
