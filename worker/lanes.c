@@ -101,6 +101,16 @@ int iw_lanes_offer(iw_lanes *l, const char *key, int64_t version, void *job, voi
     return IW_LANE_WAIT;
 }
 
+int iw_lanes_wait_behind(iw_lanes *l, const char *key, int64_t version, void *job)
+{
+    lane *n = *find(l, key, hash_str(key));
+    if (!n || n->waiting)
+        return 0;
+    n->waiting = job;
+    n->waiting_version = version;
+    return 1;
+}
+
 void *iw_lanes_done(iw_lanes *l, const char *key)
 {
     uint64_t h = hash_str(key);

@@ -23,6 +23,11 @@ iw_lanes *iw_lanes_new(void);
  * NULL. Returns the verdict, or a negative IW_ENOMEM. */
 int iw_lanes_offer(iw_lanes *l, const char *key, int64_t version, void *job, void **displaced);
 
+/* Puts job (same version as the in-flight one, e.g. a redelivery of it) behind the in-flight
+ * job of lane `key` when nothing waits there. Returns 1 when queued, 0 when the lane is idle or
+ * a job already waits. */
+int iw_lanes_wait_behind(iw_lanes *l, const char *key, int64_t version, void *job);
+
 /* Ends the in-flight job of lane `key`; returns the waiting job that is now in flight (send
  * it), or NULL when the lane is idle (and forgotten). */
 void *iw_lanes_done(iw_lanes *l, const char *key);

@@ -547,9 +547,16 @@ static void supersede(iw_pipeline *p, job *j)
 static void offer_to_lane(iw_pipeline *p, job *j)
 {
     /* A redelivery of the event already first or waiting in this lane: it is a duplicate,
-     * and the first copy goes on. */
+     * and the first copy goes on. But when the first copy's partition was revoked (a
+     * rebalance gave it back to us), that copy may end without a recorded outcome (a lost
+     * fence drops it): this one then waits behind it and asks the ledger. */
     void *in, *wait;
     iw_lanes_peek(p->lanes, j->lane_key, &in, &wait);
+    if (same_event(in, j) && !((job *)in)->m->tracked &&
+        iw_lanes_wait_behind(p->lanes, j->lane_key, j->m->ev->version, j)) {
+        j->state = JOB_LANE;
+        return;
+    }
     if (same_event(in, j) || same_event(wait, j)) {
         set_result(j, IW_RES_DUPLICATE, IW_ERR_NONE, NULL, NULL);
         publish(p, j);

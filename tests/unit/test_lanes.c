@@ -89,3 +89,28 @@ Test(lanes, peek_shows_inflight_and_waiting)
     cr_assert_eq(wait, &jobs[1]);
     iw_lanes_free(l);
 }
+
+Test(lanes, wait_behind_queues_a_copy_of_the_inflight_version_once)
+{
+    iw_lanes *l = iw_lanes_new();
+    void *d, *in, *wait;
+    cr_assert_eq(iw_lanes_wait_behind(l, "k", 5, &jobs[1]), 0, "an idle lane takes nothing");
+    cr_assert_eq(iw_lanes_offer(l, "k", 5, &jobs[0], &d), IW_LANE_SEND);
+    cr_assert_eq(iw_lanes_wait_behind(l, "k", 5, &jobs[1]), 1);
+    iw_lanes_peek(l, "k", &in, &wait);
+    cr_assert_eq(in, &jobs[0]);
+    cr_assert_eq(wait, &jobs[1]);
+    cr_assert_eq(iw_lanes_wait_behind(l, "k", 5, &jobs[2]), 0, "only one job waits");
+    /* a newer version still displaces the waiting copy */
+    cr_assert_eq(iw_lanes_offer(l, "k", 6, &jobs[3], &d), IW_LANE_WAIT);
+    cr_assert_eq(d, &jobs[1]);
+    cr_assert_eq(iw_lanes_done(l, "k"), &jobs[3]);
+    iw_lanes_free(l);
+
+    l = iw_lanes_new();
+    cr_assert_eq(iw_lanes_offer(l, "k", 5, &jobs[0], &d), IW_LANE_SEND);
+    cr_assert_eq(iw_lanes_wait_behind(l, "k", 5, &jobs[1]), 1);
+    cr_assert_eq(iw_lanes_done(l, "k"), &jobs[1], "the copy goes next (it claims in the ledger)");
+    cr_assert_null(iw_lanes_done(l, "k"));
+    iw_lanes_free(l);
+}
