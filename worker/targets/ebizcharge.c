@@ -331,9 +331,6 @@ fail:
 
 /* ------------------------------------------------------------------ classify */
 
-/* Fault text that means the SecurityId or login was refused (guess: the seed lists none). */
-static const char *const ebiz_auth_words[] = {"security", "token", "auth", NULL};
-
 /* UpdateInvoiceResult: Status Success + StatusCode 1 is success (InvoiceInternalId becomes the
  * target_ref); Status Error is a refusal with ErrorCode and Error. */
 static void judge_ebiz(const iw_target_conf *tc, const iw_response *resp, const iw_soap_reply *rep,
@@ -376,7 +373,7 @@ static void ebiz_classify(const iw_target_conf *tc, const iw_response *resp, iw_
 {
     iw_soap_reply rep;
     iw_soap_reply_read(resp->body, resp->body_len, &rep);
-    if (!iw_soap_classify_common(tc, resp, &rep, ebiz_auth_words, out))
+    if (!iw_soap_classify_common(tc, resp, &rep, out))
         judge_ebiz(tc, resp, &rep, out);
     iw_soap_reply_free(&rep);
 }

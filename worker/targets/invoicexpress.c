@@ -553,63 +553,76 @@ static bool looks_html(const char *b, size_t n)
            (n >= 5 && strncasecmp(b, "<html", 5) == 0);
 }
 
-/* Joins the <error> texts of an <errors> reply with "; " into buf. Returns the number of
- * errors read (0 when the body is not such a document); *settled is set when one says the
- * invoice is settled. */
-static int read_errors(const iw_response *resp, char *buf, size_t len, bool *settled)
+/* Joins the <error> texts of an <errors> document with "; " into buf. Returns the number of
+ * errors read (0 when root is not <errors>); *settled is set when one says the invoice is
+ * settled (the seed's own error text, seed 004 line 299). */
+static int errors_of(xmlNodePtr root, char *buf, size_t len, bool *settled)
 {
-    char err[128], one[256];
+    char one[256];
     size_t used = 0;
     int n = 0;
     buf[0] = '\0';
     *settled = false;
-    if (!resp->body || resp->body_len == 0 || looks_html(resp->body, resp->body_len))
+    if (!root || strcmp((const char *)root->name, "errors") != 0)
         return 0;
-    xmlDocPtr doc = iw_xml_parse(resp->body, resp->body_len, err, sizeof(err));
-    if (!doc)
-        return 0;
-    xmlNodePtr root = xmlDocGetRootElement(doc);
-    if (root && strcmp((const char *)root->name, "errors") == 0) {
-        for (xmlNodePtr c = root->children; c; c = c->next) {
-            if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "error") != 0)
-                continue;
-            iw_xml_text(c, one, sizeof(one));
-            if (strcasestr(one, "settled"))
-                *settled = true;
-            if (used + 1 < len)
-                used += (size_t)snprintf(buf + used, len - used, "%s%s", n ? "; " : "", one);
-            n++;
-        }
+    for (xmlNodePtr c = root->children; c; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "error") != 0)
+            continue;
+        iw_xml_text(c, one, sizeof(one));
+        if (strcasestr(one, "settled"))
+            *settled = true;
+        if (used + 1 < len)
+            used += (size_t)snprintf(buf + used, len - used, "%s%s", n ? "; " : "", one);
+        n++;
     }
-    xmlFreeDoc(doc);
     if (used >= len)
         used = len - 1;
     copy_clean(buf, len, buf, used); /* drop a cut UTF-8 tail */
     return n;
 }
 
-/* Reads <invoice><id> from a success reply into ref (left "" when there is none). */
-static void read_id(const iw_response *resp, char *ref, size_t len)
+/* Parses the reply as XML unless it is empty or an HTML page; NULL otherwise. */
+static xmlDocPtr parse_reply(const iw_response *resp)
 {
     char err[128];
-    ref[0] = '\0';
     if (!resp->body || resp->body_len == 0 || looks_html(resp->body, resp->body_len))
-        return;
-    xmlDocPtr doc = iw_xml_parse(resp->body, resp->body_len, err, sizeof(err));
+        return NULL;
+    return iw_xml_parse(resp->body, resp->body_len, err, sizeof(err));
+}
+
+static int read_errors(const iw_response *resp, char *buf, size_t len, bool *settled)
+{
+    buf[0] = '\0';
+    *settled = false;
+    xmlDocPtr doc = parse_reply(resp);
     if (!doc)
-        return;
-    xmlNodePtr root = xmlDocGetRootElement(doc);
-    if (root && strcmp((const char *)root->name, "invoice") == 0) {
-        for (xmlNodePtr c = root->children; c; c = c->next)
-            if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, "id") == 0) {
-                char tmp[128];
-                iw_xml_text(c, tmp, sizeof(tmp));
-                if (all_digits(tmp))
-                    snprintf(ref, len, "%s", tmp);
-                break;
-            }
-    }
+        return 0;
+    int n = errors_of(xmlDocGetRootElement(doc), buf, len, settled);
     xmlFreeDoc(doc);
+    return n;
+}
+
+/* Reads <invoice><id> into ref (left "" when there is none or it is not a number). */
+static void invoice_id_of(xmlNodePtr root, char *ref, size_t len)
+{
+    ref[0] = '\0';
+    for (xmlNodePtr c = root->children; c; c = c->next)
+        if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, "id") == 0) {
+            char tmp[128];
+            iw_xml_text(c, tmp, sizeof(tmp));
+            if (all_digits(tmp))
+                snprintf(ref, len, "%s", tmp);
+            break;
+        }
+}
+
+/* True when the body holds nothing but white space. */
+static bool blank_body(const iw_response *resp)
+{
+    for (size_t i = 0; resp->body && i < resp->body_len; i++)
+        if (!isspace((unsigned char)resp->body[i]))
+            return false;
+    return true;
 }
 
 /* Sets the message with the api_key masked (a reply may echo the URL). */
@@ -634,6 +647,64 @@ static void set_message(const iw_target_conf *tc, long status, iw_outcome *out,
     free(esc);
 }
 
+/* A 2xx reply. The seed shows no success body (seed 004 lines 293-294); the API answers
+ * either nothing or the invoice as XML. Success is only that: an empty body, or an XML
+ * document whose root is <invoice> (its <id> becomes target_ref). Anything else is not a
+ * success: the seed's <errors> document is a refusal even with a 2xx (permanent, the
+ * settled text coded "settled"); an HTML or XHTML page is a proxy's or maintenance page
+ * (retry: the update is unconfirmed and re-sending the same full state is harmless); a reply
+ * that is not well-formed (cut short) is retried for the same reason; a well-formed reply of
+ * another shape (JSON, a SOAP Fault, another root) is what some other service answers and is
+ * refused with its own text, since resending cannot change it. */
+static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outcome *out)
+{
+    char detail[200];
+    bool settled;
+    if (blank_body(resp))
+        return; /* OK, no id */
+    out->retry_after_ms = -1;
+    if (looks_html(resp->body, resp->body_len)) {
+        iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "html", "%s", "");
+        set_message(tc, resp->status, out, "HTML page instead of an API reply; update not confirmed",
+                    "");
+        return;
+    }
+    xmlDocPtr doc = parse_reply(resp);
+    xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
+    const char *name = root ? (const char *)root->name : "";
+    if (root && strcmp(name, "invoice") == 0 && !root->ns) {
+        invoice_id_of(root, out->target_ref, sizeof(out->target_ref));
+    } else if (root && strcmp(name, "errors") == 0) {
+        int n = errors_of(root, detail, sizeof(detail), &settled);
+        iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, settled ? "settled" : "errors",
+                       "%s", "");
+        set_message(tc, resp->status, out,
+                    settled ? "invoice is settled" : "errors in a success reply",
+                    n ? detail : "(empty error list)");
+    } else if (root && strcasecmp(name, "html") == 0) {
+        iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "html", "%s", "");
+        set_message(tc, resp->status, out,
+                    "XHTML page instead of an API reply; update not confirmed", "");
+    } else if (root) {
+        iw_xml_text(root, detail, sizeof(detail));
+        char what[96];
+        snprintf(what, sizeof(what), "unexpected <%.40s> reply, not an InvoiceXpress invoice",
+                 name);
+        iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "unexpected-reply", "%s", "");
+        set_message(tc, resp->status, out, what, detail);
+    } else if (resp->body[0] == '{' || resp->body[0] == '[' || resp->body[0] == '"') {
+        copy_clean(detail, sizeof(detail), resp->body, resp->body_len < 160 ? resp->body_len : 160);
+        iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "unexpected-reply", "%s", "");
+        set_message(tc, resp->status, out, "JSON reply, not an InvoiceXpress invoice", detail);
+    } else {
+        iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable", "%s", "");
+        set_message(tc, resp->status, out,
+                    "reply is not well-formed XML (cut short?); update not confirmed", "");
+    }
+    if (doc)
+        xmlFreeDoc(doc);
+}
+
 static void ix_classify(const iw_target_conf *tc, const iw_response *resp, iw_outcome *out)
 {
     char detail[200];
@@ -642,18 +713,7 @@ static void ix_classify(const iw_target_conf *tc, const iw_response *resp, iw_ou
     iw_outcome_from_status(resp, out);
 
     if (out->kind == IW_OUTCOME_OK) {
-        /* Success is the status (the seed shows no success body). An HTML page with a 2xx is
-         * not the API (a captive proxy or maintenance page): the update is unconfirmed and
-         * re-sending the same full state is harmless, so retry. */
-        if (resp->body && looks_html(resp->body, resp->body_len)) {
-            out->kind = IW_OUTCOME_RETRY;
-            out->error_kind = IW_ERR_REMOTE;
-            out->retry_after_ms = -1;
-            set_message(tc, resp->status, out,
-                        "HTML page instead of an API reply; update not confirmed", "");
-            return;
-        }
-        read_id(resp, out->target_ref, sizeof(out->target_ref));
+        judge_2xx(tc, resp, out);
         return;
     }
     int n = read_errors(resp, detail, sizeof(detail), &settled);

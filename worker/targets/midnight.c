@@ -637,6 +637,65 @@ static void set_message(const iw_target_conf *tc, long status, iw_outcome *out, 
     free(m);
 }
 
+/* True when s is a whole number (an id), at most 18 digits. */
+static bool is_number(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 18)
+        return false;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s))
+            return false;
+    return true;
+}
+
+/* A 2xx reply. The seed's reply is a string (seed 002 lines 601-609), whose content the page
+ * does not document ("sample string 1" is the help page's placeholder for any string). A
+ * string is success only when it is a GUID or a number (an id Midnight returns; it becomes
+ * target_ref) or one of the instance's success_replies ("*" = any string); any other string
+ * is Midnight's own text and is refused with it, since a 200 carrying an error message is how
+ * such APIs often refuse. A reply that is not a string (an object, a page, a cut reply) is
+ * retried when it cannot be read (the update is unconfirmed, re-sending is harmless) and
+ * refused with its text when it is well-formed JSON of another shape. */
+static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outcome *out)
+{
+    char ref[sizeof(out->target_ref)], reason[200];
+    out->retry_after_ms = -1;
+    if (reply_string(resp, ref, sizeof(ref))) {
+        bool id = is_guid(ref) || is_number(ref);
+        bool listed = false;
+        for (size_t i = 0; i < tc->n_success_replies && !listed; i++)
+            listed = strcmp(tc->success_replies[i], "*") == 0 ||
+                     strcasecmp(tc->success_replies[i], ref) == 0;
+        if (id || listed) {
+            if (id)
+                snprintf(out->target_ref, sizeof(out->target_ref), "%s", ref);
+            return;
+        }
+        iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "unexpected-reply", "%s", "");
+        set_message(tc, resp->status, out,
+                    "reply string is not a GUID, an id or a configured success reply", ref);
+        return;
+    }
+    cJSON *j = resp->body && resp->body_len ? cJSON_ParseWithLength(resp->body, resp->body_len)
+                                            : NULL;
+    if (j) {
+        cJSON_Delete(j);
+        error_text(resp, reason, sizeof(reason));
+        iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "unexpected-reply", "%s", "");
+        set_message(tc, resp->status, out, "reply is JSON but not a string", reason);
+        return;
+    }
+    /* The API always answers a string. Without it we cannot tell the update was applied
+     * (a proxy page, a cut reply), and re-sending the same full state is harmless. */
+    iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "unreadable", "%s", "");
+    const char *why = !resp->body || resp->body_len == 0       ? "empty body"
+                      : looks_html(resp->body, resp->body_len) ? "an HTML page"
+                                                               : "not a JSON or XML string";
+    snprintf(reason, sizeof(reason), "reply is %s; update not confirmed", why);
+    set_message(tc, resp->status, out, "unreadable success reply", reason);
+}
+
 static void mn_classify(const iw_target_conf *tc, const iw_response *resp, iw_outcome *out)
 {
     char reason[200];
@@ -644,21 +703,7 @@ static void mn_classify(const iw_target_conf *tc, const iw_response *resp, iw_ou
     long st = resp->status;
 
     if (out->kind == IW_OUTCOME_OK) {
-        char ref[sizeof(out->target_ref)];
-        if (reply_string(resp, ref, sizeof(ref))) {
-            snprintf(out->target_ref, sizeof(out->target_ref), "%s", ref);
-            return;
-        }
-        /* The API always answers a string. Without it we cannot tell the update was applied
-         * (a proxy page, a cut reply), and re-sending the same full state is harmless. */
-        out->kind = IW_OUTCOME_RETRY;
-        out->error_kind = IW_ERR_REMOTE;
-        out->retry_after_ms = -1;
-        const char *why = !resp->body || resp->body_len == 0       ? "empty body"
-                          : looks_html(resp->body, resp->body_len) ? "an HTML page"
-                                                                   : "not a JSON or XML string";
-        snprintf(reason, sizeof(reason), "reply is %s; update not confirmed", why);
-        set_message(tc, resp->status, out, "unreadable success reply", reason);
+        judge_2xx(tc, resp, out);
         return;
     }
     error_text(resp, reason, sizeof(reason));
