@@ -47,13 +47,14 @@ static const char RENDER_USAGE[] =
 
 static const char CLASSIFY_USAGE[] =
     "usage: invoice-worker classify --target NAME [-c FILE] [--status N]\n"
-    "                               [--header 'Name: value']... REPLY\n"
+    "                               [--header 'Name: value']... [--now-ms MS] REPLY\n"
     "\n"
     "Reads a reply body from the file REPLY ('-' for stdin) as target NAME's adapter would, for\n"
     "HTTP status N (default 200) and the given reply headers, and prints one JSON object:\n"
     "  {\"outcome\": \"ok\"|\"retry\"|\"permanent\"|\"auth\", \"error_kind\", \"code\",\n"
     "   \"message\", \"target_ref\", \"retry_after_ms\", \"refresh_token\"}\n"
-    "error_kind is null for ok. NAME is an adapter type or, with -c, a target instance of the\n"
+    "error_kind is null for ok. --now-ms is the wall clock (ms since the epoch) an HTTP-date\n"
+    "Retry-After is measured from (default: now). NAME is an adapter type or, with -c, a target instance of the\n"
     "config (its secrets are masked in the message as the worker masks them).\n"
     "Exit status: 0 printed, 1 unreadable input or unknown target, 2 usage error.\n";
 
@@ -234,15 +235,16 @@ static int cmd_classify(int argc, char **argv)
     static const struct option opts[] = {
         {"target", required_argument, NULL, 't'}, {"config", required_argument, NULL, 'c'},
         {"status", required_argument, NULL, 's'}, {"header", required_argument, NULL, 'H'},
-        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0}};
+        {"now-ms", required_argument, NULL, 'N'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
     enum { MAX_HEADERS = 32 };
     const char *target = NULL, *cpath = NULL;
     iw_header headers[MAX_HEADERS];
     size_t n_headers = 0;
     long status = 200;
+    int64_t now_ms = (int64_t)time(NULL) * 1000;
     int c;
-    while ((c = getopt_long(argc, argv, "t:c:s:H:hV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:c:s:H:N:hV", opts, NULL)) != -1) {
         char *end;
         switch (c) {
         case 't': target = optarg; break;
@@ -261,6 +263,14 @@ static int cmd_classify(int argc, char **argv)
                 return 2;
             }
             n_headers++;
+            break;
+        case 'N':
+            now_ms = strtoll(optarg, &end, 10);
+            if (*end || now_ms < 0) {
+                fprintf(stderr, "classify: --now-ms %s: want milliseconds since the epoch\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 'h': fputs(CLASSIFY_USAGE, stdout); return 0;
         case 'V': return iw_cli_print_version();
@@ -294,7 +304,7 @@ static int cmd_classify(int argc, char **argv)
                         .n_headers = n_headers,
                         .body = len ? body : NULL,
                         .body_len = len,
-                        .now_ms = (int64_t)time(NULL) * 1000};
+                        .now_ms = now_ms};
     iw_outcome out;
     memset(&out, 0, sizeof(out));
     iw_target_classify(ops, tc, &resp, &out);

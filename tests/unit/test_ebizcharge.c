@@ -753,90 +753,9 @@ Test(ebizcharge, minimal_event_is_rejected_not_sent_with_made_up_totals)
 
 /* ------------------------------------------------------------ (c) classification */
 
-#define NOW_MS 1795255200000LL /* 2026-11-21T10:00:00Z */
 
-typedef struct reply_case {
-    const char *file;
-    long status;
-    const char *retry_after;
-    iw_outcome_kind kind;
-    iw_error_kind error_kind;
-    const char *code;         /* "" = not checked */
-    const char *message_part; /* "" = not checked */
-    int64_t retry_after_ms;
-    const char *target_ref; /* OK only */
-} reply_case;
-
-static const reply_case cases[] = {
-    {"response-success.xml", 200, NULL, IW_OUTCOME_OK, IW_ERR_NONE, "1", "Success", -1,
-     "*************-4d2a-ae98-************"},
-    {"response-error.xml", 200, NULL, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "3",
-     "Update Record error The parameterized query", -1, ""},
-    {"response-fault-client.xml", 500, NULL, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "s:Client",
-     "InvoiceAmount is not a decimal", -1, ""},
-    {"response-fault-server.xml", 500, NULL, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "s:Server",
-     "internal error", -1, ""},
-    {"response-fault-server.xml", 503, "Sat, 21 Nov 2026 10:01:30 GMT", IW_OUTCOME_RETRY,
-     IW_ERR_REMOTE, "s:Server", "", 90000, ""},
-    {"response-fault-internal.xml", 500, NULL, IW_OUTCOME_RETRY, IW_ERR_REMOTE,
-     "a:InternalServiceFault", "unknown fault code", -1, ""},
-    {"response-fault-auth.xml", 500, NULL, IW_OUTCOME_AUTH, IW_ERR_AUTH, "s:Client",
-     "Invalid SecurityId", -1, ""},
-    {"response-401.html", 401, NULL, IW_OUTCOME_AUTH, IW_ERR_AUTH, "401", "", -1, ""},
-    {"response-403.html", 403, NULL, IW_OUTCOME_AUTH, IW_ERR_AUTH, "403", "", -1, ""},
-    {"response-404.html", 404, NULL, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "404", "HTTP 404", -1,
-     ""},
-    {"response-429.html", 429, "30", IW_OUTCOME_RETRY, IW_ERR_RATE_LIMITED, "429", "", 30000, ""},
-    {"response-429.html", 429, "Sat, 21 Nov 2026 10:01:30 GMT", IW_OUTCOME_RETRY,
-     IW_ERR_RATE_LIMITED, "429", "", 90000, ""},
-    {"response-500.html", 500, NULL, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "500", "HTTP 500", -1, ""},
-    {"response-503.html", 503, "5", IW_OUTCOME_RETRY, IW_ERR_REMOTE, "503", "", 5000, ""},
-    {"response-error-page.html", 200, NULL, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
-     "cannot be read", -1, ""},
-    {"response-empty.xml", 200, NULL, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
-     "empty body", -1, ""},
-    {"response-truncated.xml", 200, NULL, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
-     "not well-formed", -1, ""},
-    /* a Centra success envelope has no UpdateInvoiceResult: not an EBizCharge success */
-    {"../centra_soap/response-success.xml", 200, NULL, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT,
-     "unreadable", "UpdateInvoiceResult", -1, ""},
-};
-
-Test(ebizcharge, classifies_every_fixture_reply)
-{
-    iw_target_conf tc;
-    conf_for(&tc);
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const reply_case *c = &cases[i];
-        char rel[256];
-        size_t len;
-        snprintf(rel, sizeof(rel), "ebizcharge/%s", c->file);
-        char *body = iw_t_fixture(rel, &len);
-        iw_header h = {"Retry-After", (char *)c->retry_after};
-        iw_response resp = {.status = c->status,
-                            .headers = c->retry_after ? &h : NULL,
-                            .n_headers = c->retry_after ? 1 : 0,
-                            .body = len ? body : NULL,
-                            .body_len = len,
-                            .now_ms = NOW_MS};
-        iw_outcome o;
-        memset(&o, 0x5a, sizeof(o));
-        iw_target_classify(&iw_target_ebizcharge, &tc, &resp, &o);
-        cr_assert_eq(o.kind, c->kind, "%s (HTTP %ld): kind %d, want %d; %s", c->file, c->status,
-                     o.kind, c->kind, o.message);
-        cr_assert_eq(o.error_kind, c->error_kind, "%s: error kind %d", c->file, o.error_kind);
-        if (*c->code)
-            cr_assert_str_eq(o.code, c->code, "%s", c->file);
-        cr_assert(strstr(o.message, c->message_part), "%s: message '%s' lacks '%s'", c->file,
-                  o.message, c->message_part);
-        if (o.kind == IW_OUTCOME_RETRY)
-            cr_assert_eq(o.retry_after_ms, c->retry_after_ms, "%s: %lld", c->file,
-                         (long long)o.retry_after_ms);
-        cr_assert_str_eq(o.target_ref, c->target_ref, "%s", c->file);
-        free(body);
-    }
-    iw_target_conf_clear(&tc);
-}
+/* Every reply fixture is classified by tests/integration/test_classify_replies.c from
+ * tests/fixtures/replies/cases.json. */
 
 Test(ebizcharge, odd_status_is_not_success_and_secrets_are_masked)
 {
