@@ -24,14 +24,13 @@
 /* Keys of the seed's sample with no source in the canonical invoice, so never sent. Written
  * as "InvoiceLine/<key>" for line keys and "InvoiceLine/InvoiceLineItem/<key>" for detail
  * keys; midnight.c marks the same keys K_NONE. Each is Midnight-internal bookkeeping
- * (billing progress, GL and payment accounts, order versions, parent lines, line GUIDs). */
+ * (billing progress, GL and payment accounts, order versions, parent lines). */
 static const char *const no_source[] = {
     "InvoiceLine/ParentInvoiceLineID",
     "InvoiceLine/PreviouslyInvoiced",
     "InvoiceLine/PreviouslyInvoicedBalance",
     "InvoiceLine/InitialTotal",
     "InvoiceLine/bNoteVisible",
-    "InvoiceLine/InvoiceLineGuid",
     "InvoiceLine/ParentInvoiceLineGuid",
     "InvoiceLine/InvoiceLineItem/InvoiceLineItemID",
     "InvoiceLine/InvoiceLineItem/OrderVersionID",
@@ -288,18 +287,73 @@ Test(midnight, refreshed_token_from_ctx_replaces_config_token)
     iw_event_free(ev);
 }
 
-Test(midnight, non_numeric_ids_are_omitted_and_leading_zeros_dropped)
+/* Regression: CustomerId, ContactID, InvoiceLineID, OrderID and ItemId were filled from
+ * upstream's customer.id, contact_id, line_id, order_id and item_id (numbers of another system
+ * that point at unrelated Midnight rows), and silently left out when not all digits. */
+Test(midnight, midnight_keys_come_only_from_target_refs)
 {
     iw_event *ev = iw_t_load_event("complete.json");
-    iw_t_set_str(&ev->invoice.customer.id, "C-5");
-    iw_t_set_str(&ev->invoice.customer.contact_id, "007");
+    iw_t_set_str(&ev->invoice.customer.id, "777");
+    iw_t_set_str(&ev->invoice.customer.contact_id, "778");
+    iw_t_set_str(&ev->invoice.lines[0].line_id, "779");
+    iw_t_set_str(&ev->invoice.lines[0].item_id, "780");
+    iw_t_set_str(&ev->invoice.lines[0].order_id, "781");
+    iw_t_set_str(&ev->invoice.target_refs.midnight_customer_id, "0042");
+    iw_t_set_str(&ev->invoice.target_refs.midnight_contact_id, "43");
+    iw_t_set_str(&ev->invoice.lines[0].target_refs.midnight_line_id, "44");
+    iw_t_set_str(&ev->invoice.lines[0].target_refs.midnight_item_id, "45");
+    iw_t_set_str(&ev->invoice.lines[0].target_refs.midnight_order_id, "46");
     iw_target_conf tc = conf(NULL);
     iw_request req;
     render_ok(ev, &tc, NULL, &req);
-    cr_assert_null(strstr(req.body, "\"CustomerId\""), "a non-numeric id must be left out");
-    cr_assert_not_null(strstr(req.body, "\"ContactID\":7,"));
+    for (int v = 777; v <= 781; v++) {
+        char num[8];
+        snprintf(num, sizeof(num), ":%d", v);
+        cr_assert_null(strstr(req.body, num), "upstream id %d was sent as a Midnight key", v);
+    }
+    cr_assert_not_null(strstr(req.body, "\"CustomerId\":42,"), "%s", req.body);
+    cr_assert_not_null(strstr(req.body, "\"ContactID\":43,"));
+    cr_assert_not_null(strstr(req.body, "{\"InvoiceLineID\":44,"));
+    cr_assert_not_null(strstr(req.body, "\"OrderID\":46,"));
+    cr_assert_not_null(strstr(req.body, "\"ItemId\":45,"));
+    iw_request_clear(&req);
+
+    /* a Midnight id that is not a number is refused by name, never silently left out */
+    iw_t_set_str(&ev->invoice.target_refs.midnight_customer_id, "C-5");
+    char err[256];
+    cr_assert_eq(iw_target_validate(&iw_target_midnight, ev, &tc, err, sizeof(err)), IW_EINVAL);
+    cr_assert_str_eq(err, "target_refs.midnight_customer_id: a Midnight id is a whole number");
+    iw_target_conf_clear(&tc);
+    iw_event_free(ev);
+}
+
+/* Regression: a line without a Midnight id carried only TempInvoiceLineID, so every update
+ * most likely added the line again. It is refused, naming the line, unless the instance sends
+ * such lines as new ones. */
+Test(midnight, lines_without_a_midnight_id_are_refused_unless_configured_new)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    iw_t_set_str(&ev->invoice.lines[1].target_refs.midnight_line_id, NULL);
+    iw_t_set_str(&ev->invoice.lines[1].target_refs.midnight_line_guid, NULL);
+    iw_target_conf tc = conf(NULL);
+    char err[256];
+    cr_assert_eq(iw_target_validate(&iw_target_midnight, ev, &tc, err, sizeof(err)), IW_EINVAL);
+    cr_assert(strstr(err, "lines[1].target_refs.midnight_line_id: required: line 2 has no "
+                          "Midnight id"),
+              "%s", err);
+    /* the line GUID alone identifies it */
+    iw_t_set_str(&ev->invoice.lines[1].target_refs.midnight_line_guid,
+                 "9fee6ac8-0eb9-455d-8a0a-4b9f29cff281");
+    cr_assert_eq(iw_target_validate(&iw_target_midnight, ev, &tc, err, sizeof(err)), 0, "%s", err);
+    iw_t_set_str(&ev->invoice.lines[1].target_refs.midnight_line_guid, NULL);
+    iw_t_set_str(&tc.lines_without_id, "new");
+    cr_assert_eq(iw_target_validate(&iw_target_midnight, ev, &tc, err, sizeof(err)), 0, "%s", err);
+    iw_request req;
+    render_ok(ev, &tc, NULL, &req);
     cJSON *j = cJSON_Parse(req.body);
-    cr_assert_not_null(j, "body must stay valid JSON");
+    const cJSON *l2 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "InvoiceLine"), 1);
+    cr_assert_null(cJSON_GetObjectItem(l2, "InvoiceLineID"));
+    cr_assert_eq(cJSON_GetObjectItem(l2, "TempInvoiceLineID")->valueint, 2);
     cJSON_Delete(j);
     iw_request_clear(&req);
     iw_target_conf_clear(&tc);
@@ -424,6 +478,7 @@ Test(midnight, round_trip_json)
     char *json = awkward_event(big);
     iw_event *ev = iw_t_parse(json, strlen(json));
     iw_target_conf tc = conf(NULL);
+    iw_t_set_str(&tc.lines_without_id, "new"); /* generated lines carry no Midnight ids */
     iw_request req;
     render_ok(ev, &tc, NULL, &req);
 
@@ -493,6 +548,7 @@ Test(midnight, round_trip_xml)
     char *json = awkward_event(big);
     iw_event *ev = iw_t_parse(json, strlen(json));
     iw_target_conf tc = conf("xml");
+    iw_t_set_str(&tc.lines_without_id, "new"); /* generated lines carry no Midnight ids */
     iw_request req;
     render_ok(ev, &tc, NULL, &req);
 
@@ -785,4 +841,85 @@ Test(midnight, refresh_reply_parsing)
     cr_assert_eq(parse_refresh_body(200, "\"bad\\ntoken\"", tok, sizeof(tok)), IW_EINVAL);
     cr_assert_eq(parse_refresh_body(200, "\"0123456789\"", tok, 8), IW_EINVAL,
                  "too long for buffer");
+}
+
+/* Seed 002 lines 7-8 list two Authorization headers; auth_header "folded" sends the one
+ * comma-joined line a server that folds repeated headers (IIS) would see. */
+Test(midnight, authorization_header_form_is_configurable)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    iw_target_conf tc = conf(NULL);
+    iw_request req;
+    render_ok(ev, &tc, NULL, &req);
+    size_t n = 0;
+    for (size_t i = 0; i < req.n_headers; i++)
+        n += strcasecmp(req.headers[i].name, "Authorization") == 0;
+    cr_assert_eq(n, 2, "the seed's form: two Authorization lines");
+    iw_request_clear(&req);
+    iw_t_set_str(&tc.auth_header, "folded");
+    render_ok(ev, &tc, NULL, &req);
+    n = 0;
+    for (size_t i = 0; i < req.n_headers; i++)
+        n += strcasecmp(req.headers[i].name, "Authorization") == 0;
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(iw_request_header(&req, "Authorization"), PRC ", " TOKEN);
+    char *printed = iw_request_format_masked(&req);
+    cr_assert_null(strstr(printed, PRC), "%s", printed);
+    cr_assert_null(strstr(printed, TOKEN), "%s", printed);
+    free(printed);
+    iw_request_clear(&req);
+    iw_target_conf_clear(&tc);
+    iw_event_free(ev);
+}
+
+/* token_refresh "off": a 401 is final (the token is rotated through the Secret). */
+Test(midnight, token_refresh_can_be_turned_off)
+{
+    iw_target_conf tc = conf(NULL);
+    const char body[] = "{\"Message\":\"Authorization has been denied for this request.\"}";
+    iw_response resp = {.status = 401, .body = body, .body_len = strlen(body)};
+    iw_outcome o;
+    iw_target_classify(&iw_target_midnight, &tc, &resp, &o);
+    cr_assert_eq(o.kind, IW_OUTCOME_AUTH);
+    cr_assert(o.refresh_token);
+    iw_t_set_str(&tc.token_refresh, "off");
+    iw_target_classify(&iw_target_midnight, &tc, &resp, &o);
+    cr_assert_eq(o.kind, IW_OUTCOME_AUTH);
+    cr_assert_not(o.refresh_token);
+    iw_target_conf_clear(&tc);
+}
+
+/* Regression: any 200 JSON string was success and became target_ref. A string that is not a
+ * GUID or an id is success only when the instance lists it in success_replies. */
+Test(midnight, success_replies_are_configured_not_guessed)
+{
+    iw_target_conf tc = conf(NULL);
+    const char locked[] = "\"Invoice could not be updated: it is locked\"";
+    iw_response resp = {.status = 200, .body = locked, .body_len = strlen(locked)};
+    iw_outcome o;
+    iw_target_classify(&iw_target_midnight, &tc, &resp, &o);
+    cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT, "%s", o.message);
+    cr_assert_str_eq(o.target_ref, "");
+    cr_assert(strstr(o.message, "it is locked"), "%s", o.message);
+
+    const char ok[] = "\"Success\"";
+    resp.body = ok;
+    resp.body_len = strlen(ok);
+    iw_target_classify(&iw_target_midnight, &tc, &resp, &o);
+    cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT);
+    tc.success_replies = calloc(1, sizeof(char *));
+    tc.success_replies[0] = strdup("success");
+    tc.n_success_replies = 1;
+    iw_target_classify(&iw_target_midnight, &tc, &resp, &o);
+    cr_assert_eq(o.kind, IW_OUTCOME_OK, "%s", o.message);
+    cr_assert_str_eq(o.target_ref, "", "a word is not an id");
+    resp.body = locked;
+    resp.body_len = strlen(locked);
+    iw_target_classify(&iw_target_midnight, &tc, &resp, &o);
+    cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT);
+    free(tc.success_replies[0]);
+    tc.success_replies[0] = strdup("*");
+    iw_target_classify(&iw_target_midnight, &tc, &resp, &o);
+    cr_assert_eq(o.kind, IW_OUTCOME_OK, "\"*\" accepts any string");
+    iw_target_conf_clear(&tc);
 }
