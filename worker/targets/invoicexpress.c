@@ -95,7 +95,10 @@ typedef enum kind {
     K_ADDRESS, /* iw_address: line1..line3 and city, one per text line */
     K_COUNTRY, /* char * ISO alpha-2 -> English name */
     K_UNIT,    /* the line's unit, or the instance's default_unit */
-    K_TAX,     /* <tax><name> from the instance's rate table; no element when untaxed */
+    K_TAX,     /* <tax><name>: the line's tax_name, else the instance's rate table; none when
+                * untaxed */
+    K_DISCOUNT, /* the line's discount percentage: discount_pct, else discount_amount as a
+                 * percentage of unit_price x quantity */
     K_CLIENT,  /* the <client> group, of client_fields */
     K_ITEMS    /* <items type="array">, one <item> of item_fields per line */
 } kind;
@@ -125,7 +128,9 @@ static const field client_fields[] = {
     {"website", K_STR, INV(customer.website)},
     {"phone", K_STR, INV(customer.phone)},
     {"fax", K_STR, INV(customer.fax)},
-    {"observations", K_STR, INV(customer.notes)},
+    /* client/observations is not sent: the seed (line 259) says it is added to the
+     * observations of every invoice of the client, so customer.notes (internal notes such as
+     * "VIP") would be printed on invoices. */
 };
 
 static const field item_fields[] = {
@@ -135,7 +140,7 @@ static const field item_fields[] = {
     {"quantity", K_DEC, LN(quantity)},
     {"unit", K_UNIT, LN(unit)},
     {"tax", K_TAX, LN(tax_rate)},
-    {"discount", K_DEC, LN(discount_pct)}, /* the API's discount is a percentage */
+    {"discount", K_DISCOUNT, LN(discount_pct)}, /* the API's discount is a percentage */
 };
 
 static const field invoice_fields[] = {
@@ -193,6 +198,78 @@ static const char *tax_name_of(iw_decimal rate, const iw_target_conf *tc)
             return tc->tax_names[i].name;
     }
     return NULL;
+}
+
+/* True when the line is taxed: taxable is yes, or unset with a non-zero rate or tax amount. */
+static bool line_taxable(const iw_line *ln)
+{
+    if (ln->taxable != IW_FLAG_UNSET)
+        return ln->taxable == IW_FLAG_YES;
+    return (ln->tax_rate.set && !iw_decimal_is_zero(ln->tax_rate.value)) ||
+           (ln->tax_amount.set && !iw_decimal_is_zero(ln->tax_amount.value));
+}
+
+/* The tax name sent for a line, NULL when none is sent. The line's own tax_name wins (the
+ * API matches taxes by name, seed line 164); else the configured name of its non-zero rate. */
+static const char *line_tax_name(const iw_line *ln, const iw_target_conf *tc)
+{
+    if (!line_taxable(ln))
+        return NULL;
+    if (ln->tax_name && *ln->tax_name)
+        return ln->tax_name;
+    if (line_taxed(ln))
+        return tax_name_of(ln->tax_rate.value, tc);
+    return NULL;
+}
+
+static __int128 pow10_128(int n)
+{
+    __int128 p = 1;
+    while (n-- > 0)
+        p *= 10;
+    return p;
+}
+
+/* The line's discount as the API's percentage: discount_pct when given; else discount_amount
+ * as a percentage of unit_price x quantity, when that is exact within 6 decimals. Returns 0
+ * (pct->set false when there is no discount) or IW_EINVAL when the amount is not an exact
+ * percentage. */
+static int line_discount(const iw_line *ln, iw_amount *pct)
+{
+    memset(pct, 0, sizeof(*pct));
+    if (ln->discount_pct.set) {
+        *pct = ln->discount_pct;
+        return 0;
+    }
+    if (!ln->discount_amount.set)
+        return 0;
+    if (iw_decimal_is_zero(ln->discount_amount.value)) {
+        *pct = ln->discount_amount; /* "0.00": no discount, said explicitly */
+        return 0;
+    }
+    iw_decimal gross;
+    if (!ln->unit_price.set || !ln->quantity.set ||
+        iw_decimal_mul(ln->unit_price.value, ln->quantity.value, &gross) != 0 ||
+        iw_decimal_sign(gross) <= 0)
+        return IW_EINVAL;
+    /* pct = amount * 100 / gross, both brought to one scale */
+    iw_decimal a = ln->discount_amount.value;
+    int sc = a.scale > gross.scale ? a.scale : gross.scale;
+    __int128 num = (__int128)a.coef * pow10_128(sc - a.scale) * 100;
+    __int128 den = (__int128)gross.coef * pow10_128(sc - gross.scale);
+    for (int k = 0; k <= 6; k++) {
+        __int128 n = num * pow10_128(k);
+        if (n % den == 0) {
+            __int128 q = n / den;
+            if (q > INT64_MAX || q < INT64_MIN)
+                return IW_EINVAL;
+            pct->value.coef = (int64_t)q;
+            pct->value.scale = k;
+            pct->set = true;
+            return 0;
+        }
+    }
+    return IW_EINVAL;
 }
 
 /* A plain e-mail check: local@domain.tld, no spaces or controls, one '@', a dot in the domain
@@ -256,10 +333,40 @@ static int validate_line(const iw_line *ln, size_t i, const iw_target_conf *tc, 
         (iw_decimal_sign(ln->discount_pct.value) < 0 ||
          iw_decimal_cmp(ln->discount_pct.value, iw_decimal_from_int(100)) > 0))
         FAIL("lines[%zu].discount_pct: must be between 0 and 100", i);
-    if (line_taxed(ln) && !tax_name_of(ln->tax_rate.value, tc)) {
+    iw_amount pct;
+    if (line_discount(ln, &pct) != 0) {
+        iw_decimal_format(ln->discount_amount.value, buf, sizeof(buf));
+        FAIL("lines[%zu].discount_amount: %s is not an exact percentage of unit_price x quantity "
+             "(InvoiceXpress takes a percentage); send discount_pct",
+             i, buf);
+    }
+    if (pct.set && (iw_decimal_sign(pct.value) < 0 ||
+                    iw_decimal_cmp(pct.value, iw_decimal_from_int(100)) > 0))
+        FAIL("lines[%zu].discount_amount: more than the line's amount", i);
+    if (line_taxable(ln) && !(ln->tax_name && *ln->tax_name) && !ln->tax_rate.set)
+        FAIL("lines[%zu].tax_rate: required for a taxable line (or tax_name); without it the "
+             "line would go out untaxed",
+             i);
+    if (line_taxed(ln) && !(ln->tax_name && *ln->tax_name) &&
+        !tax_name_of(ln->tax_rate.value, tc)) {
         iw_decimal_format(ln->tax_rate.value, buf, sizeof(buf));
         FAIL("lines[%zu].tax_rate: no tax name configured for rate %s (tax_names)", i, buf);
     }
+    return 0;
+}
+
+/* Extra charges (shipping, handling) are sent as items: every update replaces all items (seed
+ * lines 165, 263), so a charge left out would be deleted. */
+static int validate_charge(const iw_extra_charge *c, size_t i, char *errbuf, size_t errlen)
+{
+    if (!c->amount.set)
+        FAIL("extra_charges[%zu].amount: required (sent as an item's unit_price)", i);
+    if (iw_decimal_sign(c->amount.value) < 0)
+        FAIL("extra_charges[%zu].amount: must not be negative (an item's unit_price is greater "
+             "than 0)",
+             i);
+    if (blank(c->description) && blank(c->key))
+        FAIL("extra_charges[%zu].description: required (the item name)", i);
     return 0;
 }
 
@@ -276,6 +383,12 @@ static int ix_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
         FAIL("target_refs.invoicexpress_id: must be a number");
     if (inv->n_lines == 0)
         FAIL("lines: at least one item is required");
+    /* invoices.update takes no currency (seed 004): the invoice is booked in the account's */
+    const char *acct = tc->account_currency ? tc->account_currency : "EUR";
+    if (inv->currency && strcasecmp(inv->currency, acct) != 0)
+        FAIL("currency: %.8s is not the account's currency %.8s (account_currency); "
+             "InvoiceXpress takes no currency and would book the amounts as %.8s",
+             inv->currency, acct, acct);
     if (inv->retention_pct.set && (iw_decimal_sign(inv->retention_pct.value) < 0 ||
                                    iw_decimal_cmp(inv->retention_pct.value, max_retention) > 0))
         FAIL("retention_pct: must be between 0 and 99.99");
@@ -290,6 +403,11 @@ static int ix_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
              inv->billing_address.country);
     for (size_t i = 0; i < inv->n_lines; i++) {
         int rc = validate_line(&inv->lines[i], i, tc, errbuf, errlen);
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; i < inv->n_extra_charges; i++) {
+        int rc = validate_charge(&inv->extra_charges[i], i, errbuf, errlen);
         if (rc)
             return rc;
     }
@@ -343,6 +461,27 @@ static char *address_text(const iw_address *a)
 static int write_fields(iw_xmlw *x, const field *tab, size_t n, const iw_event *ev,
                         const iw_line *ln, const iw_target_conf *tc, char *errbuf, size_t errlen);
 
+/* An extra charge as an item: name (description, else key), the amount as unit_price,
+ * quantity 1, the default unit, no tax (the model carries none for charges). A zero charge
+ * bills nothing and is not sent (the API wants unit_price > 0). */
+static int write_charge(iw_xmlw *x, const iw_extra_charge *c, const iw_target_conf *tc,
+                        char *errbuf, size_t errlen)
+{
+    char buf[IW_DECIMAL_BUFLEN];
+    if (!c->amount.set || iw_decimal_sign(c->amount.value) <= 0)
+        return 0;
+    iw_xmlw_start(x, NULL, "item", NULL);
+    int rc = put(x, "name", !blank(c->description) ? c->description : c->key, errbuf, errlen);
+    iw_decimal_format(c->amount.value, buf, sizeof(buf));
+    rc = rc ? rc : put(x, "unit_price", buf, errbuf, errlen);
+    rc = rc ? rc : put(x, "quantity", "1", errbuf, errlen);
+    rc = rc ? rc
+            : put(x, "unit", tc->default_unit && *tc->default_unit ? tc->default_unit : "unit",
+                  errbuf, errlen);
+    iw_xmlw_end(x);
+    return rc;
+}
+
 static int write_one(iw_xmlw *x, const field *f, const iw_event *ev, const iw_line *ln,
                      const iw_target_conf *tc, char *errbuf, size_t errlen)
 {
@@ -385,14 +524,21 @@ static int write_one(iw_xmlw *x, const field *f, const iw_event *ev, const iw_li
         return put(x, f->name, name, errbuf, errlen);
     }
     case K_UNIT: return put(x, f->name, line_unit(ln, tc), errbuf, errlen);
-    case K_TAX: {
-        if (!line_taxed(ln))
+    case K_DISCOUNT: {
+        iw_amount pct;
+        if (line_discount(ln, &pct) != 0)
+            FAIL("discount_amount: not an exact percentage of unit_price x quantity");
+        if (!pct.set)
             return 0;
-        const char *name = tax_name_of(ln->tax_rate.value, tc);
-        if (!name) {
-            iw_decimal_format(ln->tax_rate.value, buf, sizeof(buf));
-            FAIL("tax_rate: no tax name configured for rate %s (tax_names)", buf);
-        }
+        iw_decimal_format(pct.value, buf, sizeof(buf));
+        return put(x, f->name, buf, errbuf, errlen);
+    }
+    case K_TAX: {
+        const char *name = line_tax_name(ln, tc);
+        if (!name && line_taxable(ln) && (line_taxed(ln) || !ln->tax_rate.set))
+            FAIL("tax_rate: no tax name for a taxable line (tax_name, tax_names)");
+        if (!name)
+            return 0;
         iw_xmlw_start(x, NULL, f->name, NULL);
         rc = put(x, "name", name, errbuf, errlen);
         iw_xmlw_end(x);
@@ -412,6 +558,8 @@ static int write_one(iw_xmlw *x, const field *f, const iw_event *ev, const iw_li
                               errbuf, errlen);
             iw_xmlw_end(x);
         }
+        for (size_t i = 0; i < ev->invoice.n_extra_charges && !rc && !x->err; i++)
+            rc = write_charge(x, &ev->invoice.extra_charges[i], tc, errbuf, errlen);
         iw_xmlw_end(x);
         return rc;
     }
