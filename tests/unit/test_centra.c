@@ -318,7 +318,8 @@ Test(centra, minimal_omits_unknown_fields)
     expect_text(inv, "items/invoiceitem/qty", CENTRA_NS, "1");
     expect_text(inv, "items/invoiceitem/price", CENTRA_NS, "100.00");
     expect_text(inv, "items/invoiceitem/description", CENTRA_NS, "Consulting"); /* name fallback */
-    expect_text(inv, "items/invoiceitem/product", CENTRA_NS, NULL);             /* no product id */
+    expect_text(inv, "items/invoiceitem/product/description", CENTRA_NS, "Consulting");
+    expect_text(inv, "items/invoiceitem/product/id", CENTRA_NS, NULL); /* no product id */
     expect_text(inv, "serialno", CENTRA_NS, NULL);
     expect_text(inv, "buyer", CENTRA_NS, NULL);
     expect_text(inv, "billingaddress", CENTRA_NS, NULL);
@@ -328,6 +329,34 @@ Test(centra, minimal_omits_unknown_fields)
     xmlFreeDoc(d);
     iw_request_clear(&r);
     iw_target_conf_clear(&tc);
+    iw_event_free(ev);
+}
+
+/* Regression: the line name (product/description) and the customer name (buyer/description)
+ * were dropped when product_id or buyer_id was absent. */
+Test(centra, names_are_sent_without_their_ids)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    iw_t_set_str(&ev->invoice.refs.buyer_id, NULL);
+    iw_t_set_str(&ev->invoice.lines[0].product_id, NULL);
+    const char *types[] = {"centra_soap", "centra_navision"};
+    const iw_target_ops *ops[] = {&iw_target_centra_soap, &iw_target_centra_navision};
+    const char *ns[] = {CENTRA_NS, NAVISION_NS};
+    for (int k = 0; k < 2; k++) {
+        iw_target_conf tc;
+        conf_for(&tc, types[k]);
+        iw_request r;
+        render_ok(ops[k], ev, &tc, &r);
+        xmlDocPtr d = parse_back(&r);
+        xmlNodePtr inv = at(update_element(d, ns[k]), "invoices/invoice", ns[k]);
+        expect_text(inv, "buyer/description", ns[k], "Bruce Norris");
+        expect_text(inv, "buyer/id", ns[k], NULL);
+        expect_text(inv, "items/invoiceitem/product/description", ns[k], "Blue pen");
+        expect_text(inv, "items/invoiceitem/product/id", ns[k], NULL);
+        xmlFreeDoc(d);
+        iw_request_clear(&r);
+        iw_target_conf_clear(&tc);
+    }
     iw_event_free(ev);
 }
 
@@ -489,7 +518,8 @@ static void roundtrip(const iw_target_ops *ops, const char *type, const char *ns
         expect_text(it, "subtotal", ns, i % 2 ? "0.20" : "0.10");
         expect_text(it, "tax", ns, "0.00");
         expect_text(it, "description", ns, name);
-        expect_text(it, "product/description", ns, NULL); /* no product id: no product */
+        expect_text(it, "product/id", ns, NULL);       /* no product id */
+        expect_text(it, "product/description", ns, name); /* but the name is sent */
         expect_text(it, "sku", ns, sku);
         free(name);
         free(sku);
@@ -524,7 +554,8 @@ Test(centra, special_chars_fixture_roundtrips)
     render_ok(&iw_target_centra_soap, ev, &tc, &r);
     xmlDocPtr d = parse_back(&r);
     xmlNodePtr inv = at(update_element(d, CENTRA_NS), "invoices/invoice", CENTRA_NS);
-    expect_text(inv, "buyer", CENTRA_NS, NULL);
+    expect_text(inv, "buyer/id", CENTRA_NS, NULL); /* no buyer id, the name still goes */
+    expect_text(inv, "buyer/description", CENTRA_NS, "Zoë & Søren <Ltd>");
     expect_text(inv, "billingaddress/company", CENTRA_NS, "Zoë & Søren <Ltd>");
     expect_text(inv, "billingaddress/address1", CENTRA_NS, "Straße 1 & 2");
     expect_text(inv, "items/invoiceitem/description", CENTRA_NS, "]]> not CDATA end; 漢字; 🧾");

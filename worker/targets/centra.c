@@ -68,11 +68,22 @@ static const char *item_description(const void *obj, const void *root, size_t in
      .only = V_SOAP}
 #define END {.name = NULL}
 
+/* The customer's name, the buyer's description (read from the invoice, but counted as the
+ * buyer group's own value, so the name is sent when the buyer id is not known). */
+static const char *buyer_name(const void *obj, const void *root, size_t index, char *buf,
+                              size_t len)
+{
+    const iw_invoice *inv = root;
+    return inv->customer.name;
+}
+
 /* Centra "reference" objects are {id, description}: the id links, the description is a label.
- * Each is written only when its id is known. Descriptions are best guesses from the model. */
+ * The buyer and the product are written when either their id or their name is known (the name
+ * is upstream's data and must not be dropped for want of an id); the others only with their
+ * id, since their descriptions are best guesses from the model. */
 static const iw_soap_field buyer_ref[] = {
-    KEY("id", iw_refs, buyer_id),
-    FROM_INVOICE("description", customer.name), /* guess */
+    STR("id", iw_refs, buyer_id),
+    CALL("description", buyer_name),
     END,
 };
 static const iw_soap_field account_ref[] = {
@@ -122,7 +133,7 @@ static const iw_soap_field address_fields[] = {
 };
 
 static const iw_soap_field product_ref[] = {
-    KEY("id", iw_line, product_id),
+    STR("id", iw_line, product_id),
     STR("description", iw_line, name),
     END,
 };
