@@ -270,10 +270,10 @@ Test(ebizcharge, complete_values)
         {"invoice/CustomerId", "5"},
         {"invoice/SubCustomerId", ""},
         {"invoice/InvoiceNumber", "1001"},
-        {"invoice/InvoiceDate", "2026-11-21"},
+        {"invoice/InvoiceDate", "11/21/2026"}, /* date_format mdy, the seed's examples */
         {"invoice/Currency", "EUR"},
         {"invoice/InvoiceAmount", "1550.00"},
-        {"invoice/InvoiceDueDate", "2026-12-21"},
+        {"invoice/InvoiceDueDate", "12/21/2026"},
         {"invoice/AmountDue", "25.00"},
         {"invoice/PoNum", "PO-7781"},
         {"invoice/SoNum", "SO-5512"},
@@ -318,7 +318,7 @@ Test(ebizcharge, complete_values)
         {"invoice/ShippingAddress/IsDefault", "false"},
         {"invoice/InvoiceCustomerMessage", "Thank you for your order"},
         {"invoice/InvoiceMemo", "Priority customer"},
-        {"invoice/InvoiceShipDate", "2026-11-22"},
+        {"invoice/InvoiceShipDate", "11/22/2026"},
         {"invoice/InvoiceShipVia", "DHL"},
         {"invoice/InvoiceTermsId", "NET30"},
         {"invoice/InvoiceSalesRepId", "REP-7"},
@@ -328,7 +328,7 @@ Test(ebizcharge, complete_values)
         {"invoice/TotalDiscountAmount", "10.00"},
         {"invoice/TotalShippingAmount", "15.00"},
         {"invoice/LocationId", "LOC-1"},
-        {"invoice/PoDate", "2026-11-19"},
+        {"invoice/PoDate", "11/19/2026"},
         {"invoice/OrderedBy", "jdoe"},
         {"invoice/InvoiceClass", "invoice"},
         {"invoice/InvoiceFOB", "DAP"},
@@ -407,8 +407,8 @@ Test(ebizcharge, unused_objects_omitted_unknown_fields_empty_flags_honoured)
     cJSON_ReplaceItemInObjectCaseSensitive(flags, "email_invoice", cJSON_CreateTrue());
     cJSON_DeleteItemFromObjectCaseSensitive(flags, "print_invoice");
     cJSON *line = node(root, "invoice.lines[1]");
-    static const char *const line_drop[] = {"line_no",         "taxable", "gross_price",
-                                            "discount_amount", "sku",     "line_type"};
+    static const char *const line_drop[] = {"line_no", "taxable", "discount_amount", "sku",
+                                            "line_type"};
     for (size_t i = 0; i < sizeof(line_drop) / sizeof(line_drop[0]); i++)
         cJSON_DeleteItemFromObjectCaseSensitive(line, line_drop[i]);
     cJSON_DeleteItemFromObjectCaseSensitive(node(root, "invoice.billing_address"), "is_default");
@@ -441,7 +441,7 @@ Test(ebizcharge, unused_objects_omitted_unknown_fields_empty_flags_honoured)
             second = c;                         /* the last Item */
     expect_text(second, "ItemLineNumber", "2"); /* its position */
     expect_text(second, "Taxable", "true");     /* derived from tax_rate 23 */
-    expect_text(second, "GrossPrice", "0");
+    expect_text(second, "GrossPrice", "1254.80");
     expect_text(second, "SalesDiscount", "0");
     expect_text(second, "WarrantyDiscount", "0");
     expect_text(second, "ItemId", "");
@@ -565,6 +565,7 @@ static char *roundtrip_json(const char *big)
         cJSON_AddStringToObject(l, "tax_amount", "0.00");
         cJSON_AddBoolToObject(l, "taxable", i % 2);
         cJSON_AddStringToObject(l, "tax_rate", i % 2 ? "7.5" : "0");
+        cJSON_AddStringToObject(l, "gross_price", i % 2 ? "0.215" : "0.10");
         free(name);
         free(desc);
         cJSON_AddItemToArray(lines, l);
@@ -706,6 +707,59 @@ Test(ebizcharge, validate_taxable_line_needs_a_rate)
     expect_rejected(complete_without("invoice.lines[0]", "tax_rate"),
                     "invoice.lines[0].tax_rate: required by ebizcharge (TaxRate) for a taxable "
                     "line");
+}
+
+/* Regression: GrossPrice and TaxRate were written as made-up zeros when absent, overwriting
+ * the real values at EBizCharge. */
+Test(ebizcharge, validate_taxable_line_needs_a_gross_price)
+{
+    expect_rejected(complete_without("invoice.lines[0]", "gross_price"),
+                    "invoice.lines[0].gross_price: required by ebizcharge (GrossPrice) for a "
+                    "taxable line");
+}
+
+Test(ebizcharge, untaxed_line_gross_price_is_its_unit_price_and_rate_zero)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    iw_line *l = &ev->invoice.lines[0];
+    l->taxable = IW_FLAG_NO;
+    l->gross_price.set = false;
+    l->tax_rate.set = false;
+    iw_target_conf tc;
+    conf_for(&tc);
+    iw_request r;
+    render_ok(ev, &tc, &r);
+    xmlDocPtr d = parse_back(&r);
+    xmlNodePtr item = at(update_element(d), "invoice/Items/Item");
+    expect_text(item, "GrossPrice", "2.50");
+    expect_text(item, "TaxRate", "0");
+    xmlFreeDoc(d);
+    iw_request_clear(&r);
+    iw_target_conf_clear(&tc);
+    iw_event_free(ev);
+}
+
+/* Dates: MM/DD/YYYY by default (seed 003 lines 258-259, 281, 284), YYYY-MM-DD with date_format
+ * "iso" (the "Defaults to 1900-01-01" notes, lines 70-73). */
+Test(ebizcharge, date_format_is_configurable)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    iw_target_conf tc;
+    conf_for(&tc);
+    free(tc.date_format);
+    tc.date_format = strdup("iso");
+    iw_request r;
+    render_ok(ev, &tc, &r);
+    xmlDocPtr d = parse_back(&r);
+    xmlNodePtr u = update_element(d);
+    expect_text(u, "invoice/InvoiceDate", "2026-11-21");
+    expect_text(u, "invoice/InvoiceDueDate", "2026-12-21");
+    expect_text(u, "invoice/InvoiceShipDate", "2026-11-22");
+    expect_text(u, "invoice/PoDate", "2026-11-19");
+    xmlFreeDoc(d);
+    iw_request_clear(&r);
+    iw_target_conf_clear(&tc);
+    iw_event_free(ev);
 }
 
 Test(ebizcharge, validate_line_no_must_be_a_whole_number)

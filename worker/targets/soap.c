@@ -114,6 +114,13 @@ static const char *leaf_text(const iw_soap_map *m, const iw_soap_field *f, const
     const void *base = row_base(m, f, obj);
     switch (f->kind) {
     case IW_SOAP_STR: return ptr_at(base, f->off);
+    case IW_SOAP_MDY: {
+        const char *d = ptr_at(base, f->off);
+        if (!d || strlen(d) < 10)
+            return d;
+        snprintf(buf, len, "%.2s/%.2s/%.4s", d + 5, d + 8, d);
+        return buf;
+    }
     case IW_SOAP_AMOUNT: {
         const iw_amount *a = (const iw_amount *)((const char *)base + f->off);
         if (!a->set)
@@ -142,6 +149,7 @@ static bool row_set(const iw_soap_map *m, const iw_soap_field *f, const void *ob
     char buf[IW_DECIMAL_BUFLEN];
     switch (f->kind) {
     case IW_SOAP_STR:
+    case IW_SOAP_MDY:
     case IW_SOAP_AMOUNT:
     case IW_SOAP_FLAG:
     case IW_SOAP_CALL: return leaf_text(m, f, obj, 0, buf, sizeof(buf)) != NULL;

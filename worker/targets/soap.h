@@ -36,6 +36,7 @@ int iw_soap_close(iw_xmlw *x, iw_request *r);
 /* Where an element's text comes from. */
 typedef enum iw_soap_kind {
     IW_SOAP_STR = 1, /* char * at off (NULL = absent) */
+    IW_SOAP_MDY,     /* char * "YYYY-MM-DD" at off, written "MM/DD/YYYY" */
     IW_SOAP_AMOUNT,  /* iw_amount at off, formatted exactly as given (scale kept) */
     IW_SOAP_FLAG,    /* iw_flag at off, "true" / "false" */
     IW_SOAP_CALL,    /* text computed by get() (a fallback or a derived value) */
