@@ -174,18 +174,21 @@ static bool has_token(const iw_sim_request *rq, const char *tok)
     return false;
 }
 
-static bool auth_ok(const iw_sim_request *rq, bool need_midnight)
+/* The update needs the current Midnight token. The refresh call (seed 002 does not document
+ * it) needs a Midnight token too: the issued one or the current one, or with refresh_auth
+ * "current" only the current one (a server where regenerating invalidates the old token). */
+static bool auth_ok(const iw_sim_request *rq, bool refresh)
 {
     const iw_sim_creds *k = &rq->conf->creds[IW_SIM_MIDNIGHT];
     if (!rq->miskey || strcmp(rq->miskey, k->mis_key) != 0)
         return false;
     if (!has_token(rq, k->prc_token))
         return false;
-    if (!need_midnight)
-        return true;
     char cur[IW_SIM_SECRET_LEN];
     iw_sim_token_current(cur, sizeof(cur));
-    return *cur && has_token(rq, cur);
+    if (*cur && has_token(rq, cur))
+        return true;
+    return refresh && strcmp(k->refresh_auth, "issued") == 0 && has_token(rq, k->midnight_token);
 }
 
 /* Replies with a string, as JSON or as the ASP.NET XML serialization. */
@@ -322,8 +325,8 @@ static bool handle_xml(const iw_sim_request *rq, char *guid, size_t glen, cJSON 
 
 void iw_sim_midnight_handle(const iw_sim_request *rq, iw_sim_reply *rp)
 {
-    if (!auth_ok(rq, true)) {
-        iw_sim_contract_auth_failure(IW_SIM_MIDNIGHT, rp);
+    if (!auth_ok(rq, false)) {
+        iw_sim_contract_auth_failure(rq->conf, IW_SIM_MIDNIGHT, rp);
         return;
     }
     bool xml = is_xml_type(rq->content_type);
@@ -353,8 +356,8 @@ void iw_sim_midnight_handle(const iw_sim_request *rq, iw_sim_reply *rp)
 
 void iw_sim_midnight_token(const iw_sim_request *rq, iw_sim_reply *rp)
 {
-    if (!auth_ok(rq, false)) {
-        iw_sim_contract_auth_failure(IW_SIM_MIDNIGHT, rp);
+    if (!auth_ok(rq, true)) {
+        iw_sim_contract_auth_failure(rq->conf, IW_SIM_MIDNIGHT, rp);
         return;
     }
     char tok[IW_SIM_SECRET_LEN];
