@@ -54,7 +54,8 @@ static const char CLASSIFY_USAGE[] =
     "  {\"outcome\": \"ok\"|\"retry\"|\"permanent\"|\"auth\", \"error_kind\", \"code\",\n"
     "   \"message\", \"target_ref\", \"retry_after_ms\", \"refresh_token\"}\n"
     "error_kind is null for ok. --now-ms is the wall clock (ms since the epoch) an HTTP-date\n"
-    "Retry-After is measured from (default: now). NAME is an adapter type or, with -c, a target instance of the\n"
+    "Retry-After is measured from (default: now). NAME is an adapter type or, with -c, a target "
+    "instance of the\n"
     "config (its secrets are masked in the message as the worker masks them).\n"
     "Exit status: 0 printed, 1 unreadable input or unknown target, 2 usage error.\n";
 

@@ -77,8 +77,8 @@ Test(classify_replies, every_case_prints_its_expected_outcome, .timeout = 600)
         const cJSON *h;
         cJSON_ArrayForEach(h, cJSON_GetObjectItem(c, "headers"))
         {
-            used += snprintf(cmd + used, sizeof(cmd) - (size_t)used, " --header '%s'",
-                             h->valuestring);
+            used +=
+                snprintf(cmd + used, sizeof(cmd) - (size_t)used, " --header '%s'", h->valuestring);
         }
         snprintf(cmd + used, sizeof(cmd) - (size_t)used, " '%s/%s'", IW_FIXTURES_DIR, reply);
         snprintf(label, sizeof(label), "%s %s (HTTP %d)", target, reply, status);

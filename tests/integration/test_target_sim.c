@@ -531,8 +531,7 @@ static const refusal refusals[] = {
      "<Status>Error</Status>", "UnitPrice: '$20.25' is not a plain decimal"},
     {"ebizcharge: bad date", C_EBIZ, "<ebiz:InvoiceDate>2026-11-21</ebiz:InvoiceDate>",
      "<ebiz:InvoiceDate>21.11.2026</ebiz:InvoiceDate>", NULL, NULL, NULL, NULL, NULL, 200,
-     "<Status>Error</Status>",
-     "InvoiceDate: '21.11.2026' is not a date YYYY-MM-DD or MM/DD/YYYY"},
+     "<Status>Error</Status>", "InvoiceDate: '21.11.2026' is not a date YYYY-MM-DD or MM/DD/YYYY"},
     {"ebizcharge: bad boolean", C_EBIZ, "<ebiz:NotifyCustomer>false</ebiz:NotifyCustomer>",
      "<ebiz:NotifyCustomer>no</ebiz:NotifyCustomer>", NULL, NULL, NULL, NULL, NULL, 200,
      "<Status>Error</Status>", "NotifyCustomer: 'no' is not a boolean"},
@@ -730,8 +729,8 @@ Test(sim, seed_silences_are_configurable)
     cr_expect(strstr(r.body, "<faultcode>s:Client</faultcode>"), "%s", r.body);
     res_free(&r);
     char *soap = load(C_SOAP, &len);
-    char *nope = replace(soap, "<ns1:password>demo</ns1:password>",
-                         "<ns1:password>nope</ns1:password>");
+    char *nope =
+        replace(soap, "<ns1:password>demo</ns1:password>", "<ns1:password>nope</ns1:password>");
     send_std(C_SOAP, nope, &r);
     cr_expect_eq(r.status, 401, "%s", r.body);
     res_free(&r);

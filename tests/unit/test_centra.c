@@ -518,7 +518,7 @@ static void roundtrip(const iw_target_ops *ops, const char *type, const char *ns
         expect_text(it, "subtotal", ns, i % 2 ? "0.20" : "0.10");
         expect_text(it, "tax", ns, "0.00");
         expect_text(it, "description", ns, name);
-        expect_text(it, "product/id", ns, NULL);       /* no product id */
+        expect_text(it, "product/id", ns, NULL);          /* no product id */
         expect_text(it, "product/description", ns, name); /* but the name is sent */
         expect_text(it, "sku", ns, sku);
         free(name);

@@ -807,7 +807,6 @@ Test(ebizcharge, minimal_event_is_rejected_not_sent_with_made_up_totals)
 
 /* ------------------------------------------------------------ (c) classification */
 
-
 /* Every reply fixture is classified by tests/integration/test_classify_replies.c from
  * tests/fixtures/replies/cases.json. */
 

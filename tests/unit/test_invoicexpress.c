@@ -429,7 +429,6 @@ Test(invoicexpress, special_chars_fixture)
 
 /* ---- (c) classification over fixture replies ---- */
 
-
 /* Every reply fixture is classified by tests/integration/test_classify_replies.c from
  * tests/fixtures/replies/cases.json. */
 

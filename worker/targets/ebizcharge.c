@@ -48,7 +48,7 @@ static const char *line_gross_price(const void *obj, const void *root, size_t in
                                     size_t len)
 {
     const iw_line *l = obj;
-    const iw_amount *a = l->gross_price.set ? &l->gross_price
+    const iw_amount *a = l->gross_price.set    ? &l->gross_price
                          : !line_is_taxable(l) ? &l->unit_price
                                                : NULL;
     if (!a || !a->set)
@@ -366,8 +366,8 @@ static int ebiz_render(const iw_event *ev, const iw_target_conf *tc, const iw_re
     iw_soap_map map = {.prefix = "ebiz",
                        .root = &ev->invoice,
                        .absent = IW_SOAP_EMPTY,
-                       .variant = tc->date_format && strcmp(tc->date_format, "iso") == 0 ? V_ISO
-                                                                                         : V_MDY};
+                       .variant =
+                           tc->date_format && strcmp(tc->date_format, "iso") == 0 ? V_ISO : V_MDY};
     iw_xmlw_start(&x, "ebiz", "invoice", NULL);
     if ((rc = iw_soap_write(&x, &map, invoice_fields, &ev->invoice, errbuf, errlen)))
         goto fail_writer;

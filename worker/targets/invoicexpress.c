@@ -89,18 +89,18 @@ static const struct country {
 
 /* How a source field becomes element text. */
 typedef enum kind {
-    K_STR,     /* char *, as is */
-    K_DMY,     /* char * "YYYY-MM-DD" -> "dd/mm/yyyy" */
-    K_DEC,     /* iw_amount, exact decimal text */
-    K_ADDRESS, /* iw_address: line1..line3 and city, one per text line */
-    K_COUNTRY, /* char * ISO alpha-2 -> English name */
-    K_UNIT,    /* the line's unit, or the instance's default_unit */
-    K_TAX,     /* <tax><name>: the line's tax_name, else the instance's rate table; none when
-                * untaxed */
+    K_STR,      /* char *, as is */
+    K_DMY,      /* char * "YYYY-MM-DD" -> "dd/mm/yyyy" */
+    K_DEC,      /* iw_amount, exact decimal text */
+    K_ADDRESS,  /* iw_address: line1..line3 and city, one per text line */
+    K_COUNTRY,  /* char * ISO alpha-2 -> English name */
+    K_UNIT,     /* the line's unit, or the instance's default_unit */
+    K_TAX,      /* <tax><name>: the line's tax_name, else the instance's rate table; none when
+                 * untaxed */
     K_DISCOUNT, /* the line's discount percentage: discount_pct, else discount_amount as a
                  * percentage of unit_price x quantity */
-    K_CLIENT,  /* the <client> group, of client_fields */
-    K_ITEMS    /* <items type="array">, one <item> of item_fields per line */
+    K_CLIENT,   /* the <client> group, of client_fields */
+    K_ITEMS     /* <items type="array">, one <item> of item_fields per line */
 } kind;
 
 typedef enum scope { S_INVOICE, S_LINE } scope;
@@ -340,8 +340,8 @@ static int validate_line(const iw_line *ln, size_t i, const iw_target_conf *tc, 
              "(InvoiceXpress takes a percentage); send discount_pct",
              i, buf);
     }
-    if (pct.set && (iw_decimal_sign(pct.value) < 0 ||
-                    iw_decimal_cmp(pct.value, iw_decimal_from_int(100)) > 0))
+    if (pct.set &&
+        (iw_decimal_sign(pct.value) < 0 || iw_decimal_cmp(pct.value, iw_decimal_from_int(100)) > 0))
         FAIL("lines[%zu].discount_amount: more than the line's amount", i);
     if (line_taxable(ln) && !(ln->tax_name && *ln->tax_name) && !ln->tax_rate.set)
         FAIL("lines[%zu].tax_rate: required for a taxable line (or tax_name); without it the "
@@ -813,8 +813,8 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
     out->retry_after_ms = -1;
     if (looks_html(resp->body, resp->body_len)) {
         iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "html", "%s", "");
-        set_message(tc, resp->status, out, "HTML page instead of an API reply; update not confirmed",
-                    "");
+        set_message(tc, resp->status, out,
+                    "HTML page instead of an API reply; update not confirmed", "");
         return;
     }
     xmlDocPtr doc = parse_reply(resp);

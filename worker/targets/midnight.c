@@ -260,11 +260,10 @@ static void write_one(sink *s, const field *f, const iw_event *ev, const iw_line
 {
     const char *base = f->from == S_LINE ? (const char *)ln : (const char *)ev;
     const void *src = base + f->off;
-    const char *str =
-        (f->kind == K_STR || f->kind == K_INT || f->kind == K_ID ||
-         f->kind == K_DATE || f->kind == K_STAMP)
-            ? *(char *const *)src
-            : NULL;
+    const char *str = (f->kind == K_STR || f->kind == K_INT || f->kind == K_ID ||
+                       f->kind == K_DATE || f->kind == K_STAMP)
+                          ? *(char *const *)src
+                          : NULL;
     char buf[IW_DECIMAL_BUFLEN + 16];
 
     if (s->xml && str && has_xml_illegal(str)) {
@@ -740,8 +739,8 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
                     "reply string is not a GUID, an id or a configured success reply", ref);
         return;
     }
-    cJSON *j = resp->body && resp->body_len ? cJSON_ParseWithLength(resp->body, resp->body_len)
-                                            : NULL;
+    cJSON *j =
+        resp->body && resp->body_len ? cJSON_ParseWithLength(resp->body, resp->body_len) : NULL;
     if (j) {
         cJSON_Delete(j);
         error_text(resp, reason, sizeof(reason));

@@ -293,8 +293,8 @@ static int load_target(iw_sim_conf *c, int t, const cJSON *o, char *errbuf, size
             }
             c->creds[t].basic_auth = strcmp(m->valuestring, "basic") == 0;
         } else if (strcmp(m->string, "refresh_auth") == 0) {
-            if (!cJSON_IsString(m) || (strcmp(m->valuestring, "issued") != 0 &&
-                                       strcmp(m->valuestring, "current") != 0)) {
+            if (!cJSON_IsString(m) ||
+                (strcmp(m->valuestring, "issued") != 0 && strcmp(m->valuestring, "current") != 0)) {
                 snprintf(errbuf, errlen, "%s: \"issued\" or \"current\"", path);
                 return -1;
             }
