@@ -408,29 +408,15 @@ int iw_target_conf_defaults(iw_target_conf *t, const char *type)
 
 void iw_target_conf_clear(iw_target_conf *t)
 {
-    char **strs[] = {&t->name,
-                     &t->type,
-                     &t->url,
-                     &t->username,
-                     &t->password,
-                     &t->user_id,
-                     &t->security_id,
-                     &t->api_key,
-                     &t->prc_token,
-                     &t->midnight_token,
-                     &t->mis_key,
-                     &t->token_url,
-                     &t->namespace_uri,
-                     &t->soap_action,
-                     &t->auth,
-                     &t->format,
-                     &t->default_unit,
-                     &t->tls_ca_file,
-                     &t->account_currency,
-                     &t->date_format,
-                     &t->auth_header,
-                     &t->lines_without_id,
+    char **strs[] = {&t->name,          &t->type,           &t->url,         &t->username,
+                     &t->password,      &t->user_id,        &t->security_id, &t->api_key,
+                     &t->prc_token,     &t->midnight_token, &t->mis_key,     &t->token_url,
+                     &t->namespace_uri, &t->soap_action,    &t->auth,        &t->format,
+                     &t->default_unit,  &t->tls_ca_file};
+    char **opts[] = {&t->account_currency, &t->date_format, &t->auth_header, &t->lines_without_id,
                      &t->token_refresh};
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+        free(*opts[i]);
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         free(*strs[i]);
         *strs[i] = NULL;
@@ -524,7 +510,7 @@ static const char *const TARGET_KEYS[] = {"type",
                                           "max_response_bytes",
                                           NULL};
 
-/* The adapter options of issue 12: each is one of a few words. */
+/* Adapter options that pick one reading where an API page is silent or allows several. */
 static void load_adapter_options(loader *ld, const cJSON *obj, const char *base, iw_target_conf *t)
 {
     static const struct {
