@@ -773,6 +773,42 @@ Test(sim, seed_silences_are_configurable)
     free(ebiz);
 }
 
+/* Midnight keeps the lines it holds: an update replaces the lines it names and adds the ones
+ * that name no InvoiceLineID or InvoiceLineGuid, so lines sent without their ids pile up. */
+Test(sim, midnight_lines_without_ids_pile_up)
+{
+    size_t len;
+    char *body = load(C_MID_JSON, &len);
+    cJSON *doc = cJSON_Parse(body);
+    cr_assert_not_null(doc);
+    cJSON *l;
+    cJSON_ArrayForEach(l, cJSON_GetObjectItemCaseSensitive(doc, "InvoiceLine"))
+    {
+        cJSON_DeleteItemFromObjectCaseSensitive(l, "InvoiceLineID");
+        cJSON_DeleteItemFromObjectCaseSensitive(l, "InvoiceLineGuid");
+    }
+    char *noid = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    const char *guid = "8da872e1-fbca-4a43-8e49-417c9bd9303a";
+    double want[] = {1, 1, 3, 5}; /* the sample's two lines share InvoiceLineID 1 */
+    for (int i = 0; i < 4; i++) {
+        http_res r;
+        send_std(C_MID_JSON, i < 2 ? body : noid, &r);
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        res_free(&r);
+        cJSON *st = ctl_get("/_sim/state");
+        const cJSON *inv = invoice_state(st, "midnight", guid);
+        cr_assert_not_null(inv);
+        const cJSON *last = cJSON_GetObjectItemCaseSensitive(inv, "last");
+        cr_expect_eq(num(last, "lines"), 2);
+        cr_expect_eq(num(last, "lines_stored"), want[i], "after update %d", i + 1);
+        cJSON_Delete(st);
+    }
+    cr_assert_eq(ctl_post("/_sim/reset", "{}"), 200);
+    free(noid);
+    free(body);
+}
+
 Test(sim, unknown_paths_and_a_bad_config)
 {
     req q = {.method = "GET", .path = "/nothing/here", .n = 0};

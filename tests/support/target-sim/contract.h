@@ -18,6 +18,9 @@ void iw_sim_midnight_handle(const iw_sim_request *rq, iw_sim_reply *rp);
 /* midnight.c: POST v1/Token/RegenerateAuthToken: a new Midnight token as a JSON string. */
 void iw_sim_midnight_token(const iw_sim_request *rq, iw_sim_reply *rp);
 
+/* midnight.c: forgets the invoice lines Midnight holds (POST /_sim/reset). */
+void iw_sim_midnight_reset(void);
+
 /* ebizcharge.c: POST SOAP 1.1 UpdateInvoice. */
 void iw_sim_ebiz_handle(const iw_sim_request *rq, iw_sim_reply *rp);
 
