@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <cjson/cJSON.h>
+
 #include "status.h"
 #include "xml.h"
 
@@ -693,6 +695,49 @@ static void copy_clean(char *buf, size_t len, const char *s, size_t n)
     buf[o] = '\0';
 }
 
+/* Copies at most len-1 bytes of s (n bytes) into buf as valid UTF-8: a byte that does not
+ * start a well-formed sequence becomes '?', controls become spaces, a cut tail is dropped. */
+static void copy_utf8(char *buf, size_t len, const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t o = 0;
+    for (size_t i = 0; i < n && u[i] && o + 1 < len;) {
+        unsigned c = u[i];
+        size_t k = c < 0x80             ? 1
+                   : (c & 0xE0) == 0xC0 ? 2
+                   : (c & 0xF0) == 0xE0 ? 3
+                   : (c & 0xF8) == 0xF0 ? 4
+                                        : 0;
+        unsigned cp = k == 2 ? c & 0x1F : k == 3 ? c & 0x0F : c & 0x07;
+        bool ok = k > 0 && i + k <= n;
+        for (size_t j = 1; ok && j < k; j++) {
+            ok = (u[i + j] & 0xC0) == 0x80;
+            cp = (cp << 6) | (u[i + j] & 0x3F);
+        }
+        if (ok && k > 1) {
+            static const unsigned min[] = {0, 0, 0x80, 0x800, 0x10000};
+            ok = cp >= min[k] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
+        }
+        if (!ok) {
+            if (i + k > n && k > 1)
+                break; /* cut inside the last character */
+            buf[o++] = '?';
+            i++;
+        } else if (k == 1) {
+            buf[o++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+            i++;
+        } else {
+            if (o + k >= len)
+                break;
+            memcpy(buf + o, u + i, k);
+            o += k;
+            i += k;
+        }
+    }
+    if (len)
+        buf[o] = '\0';
+}
+
 static bool looks_html(const char *b, size_t n)
 {
     while (n > 0 && isspace((unsigned char)*b))
@@ -795,6 +840,14 @@ static void set_message(const iw_target_conf *tc, long status, iw_outcome *out,
     free(esc);
 }
 
+/* True when the body is one well-formed JSON value (another API's answer, not a cut reply). */
+static bool is_json(const iw_response *resp)
+{
+    cJSON *j = cJSON_ParseWithLength(resp->body, resp->body_len);
+    cJSON_Delete(j);
+    return j != NULL;
+}
+
 /* A 2xx reply. The seed shows no success body (seed 004 lines 293-294); the API answers
  * either nothing or the invoice as XML. Success is only that: an empty body, or an XML
  * document whose root is <invoice> (its <id> becomes target_ref). Anything else is not a
@@ -840,8 +893,8 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
                  name);
         iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "unexpected-reply", "%s", "");
         set_message(tc, resp->status, out, what, detail);
-    } else if (resp->body[0] == '{' || resp->body[0] == '[' || resp->body[0] == '"') {
-        copy_clean(detail, sizeof(detail), resp->body, resp->body_len < 160 ? resp->body_len : 160);
+    } else if (is_json(resp)) {
+        copy_utf8(detail, sizeof(detail), resp->body, resp->body_len < 160 ? resp->body_len : 160);
         iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "unexpected-reply", "%s", "");
         set_message(tc, resp->status, out, "JSON reply, not an InvoiceXpress invoice", detail);
     } else {
