@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -375,6 +376,18 @@ int iw_target_conf_defaults(iw_target_conf *t, const char *type)
         t->format = strdup("json");
     if (!t->default_unit && strcmp(type, "invoicexpress") == 0)
         t->default_unit = strdup("unit");
+    if (!t->account_currency && strcmp(type, "invoicexpress") == 0)
+        t->account_currency = strdup("EUR");
+    if (!t->date_format && strcmp(type, "ebizcharge") == 0)
+        t->date_format = strdup("mdy");
+    if (strcmp(type, "midnight") == 0) {
+        if (!t->auth_header)
+            t->auth_header = strdup("separate");
+        if (!t->lines_without_id)
+            t->lines_without_id = strdup("refuse");
+        if (!t->token_refresh)
+            t->token_refresh = strdup("on");
+    }
     t->retry.max_attempts = 8;
     t->retry.max_elapsed_ms = 10 * 60 * 1000;
     t->retry.base_ms = 250;
@@ -400,6 +413,10 @@ void iw_target_conf_clear(iw_target_conf *t)
                      &t->prc_token,     &t->midnight_token, &t->mis_key,     &t->token_url,
                      &t->namespace_uri, &t->soap_action,    &t->auth,        &t->format,
                      &t->default_unit,  &t->tls_ca_file};
+    char **opts[] = {&t->account_currency, &t->date_format, &t->auth_header, &t->lines_without_id,
+                     &t->token_refresh};
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+        free(*opts[i]);
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         free(*strs[i]);
         *strs[i] = NULL;
@@ -407,6 +424,9 @@ void iw_target_conf_clear(iw_target_conf *t)
     for (size_t i = 0; i < t->n_accepted_units; i++)
         free(t->accepted_units[i]);
     free(t->accepted_units);
+    for (size_t i = 0; i < t->n_success_replies; i++)
+        free(t->success_replies[i]);
+    free(t->success_replies);
     for (size_t i = 0; i < t->n_tax_names; i++) {
         free(t->tax_names[i].rate);
         free(t->tax_names[i].name);
@@ -474,6 +494,12 @@ static const char *const TARGET_KEYS[] = {"type",
                                           "default_unit",
                                           "accepted_units",
                                           "tax_names",
+                                          "account_currency",
+                                          "date_format",
+                                          "auth_header",
+                                          "lines_without_id",
+                                          "token_refresh",
+                                          "success_replies",
                                           "retry",
                                           "timeouts",
                                           "max_concurrency",
@@ -483,6 +509,34 @@ static const char *const TARGET_KEYS[] = {"type",
                                           "follow_redirects",
                                           "max_response_bytes",
                                           NULL};
+
+/* Adapter options that pick one reading where an API page is silent or allows several. */
+static void load_adapter_options(loader *ld, const cJSON *obj, const char *base, iw_target_conf *t)
+{
+    static const struct {
+        const char *key;
+        size_t off;
+        const char *allowed[3];
+    } opts[] = {
+        {"date_format", offsetof(iw_target_conf, date_format), {"mdy", "iso", NULL}},
+        {"auth_header", offsetof(iw_target_conf, auth_header), {"separate", "folded", NULL}},
+        {"lines_without_id", offsetof(iw_target_conf, lines_without_id), {"refuse", "new", NULL}},
+        {"token_refresh", offsetof(iw_target_conf, token_refresh), {"on", "off", NULL}},
+    };
+    char path[200];
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+        char **slot = (char **)((char *)t + opts[i].off);
+        get_string(ld, obj, base, opts[i].key, slot);
+        if (*slot && strcmp(*slot, opts[i].allowed[0]) != 0 &&
+            strcmp(*slot, opts[i].allowed[1]) != 0) {
+            join_path(path, sizeof(path), base, opts[i].key);
+            add_error(ld, path, "expected \"%s\" or \"%s\"", opts[i].allowed[0],
+                      opts[i].allowed[1]);
+        }
+    }
+    get_string(ld, obj, base, "account_currency", &t->account_currency);
+    get_string_list(ld, obj, base, "success_replies", &t->success_replies, &t->n_success_replies);
+}
 
 static void load_target(loader *ld, const cJSON *obj, const char *name, iw_target_conf *t)
 {
@@ -535,6 +589,7 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
     get_string(ld, obj, base, "default_unit", &t->default_unit);
     get_string_list(ld, obj, base, "accepted_units", &t->accepted_units, &t->n_accepted_units);
     load_tax_names(ld, obj, base, t);
+    load_adapter_options(ld, obj, base, t);
     if (t->auth && strcmp(t->auth, "none") != 0 && strcmp(t->auth, "basic") != 0) {
         join_path(path, sizeof(path), base, "auth");
         add_error(ld, path, "expected \"basic\" or \"none\"");

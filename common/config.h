@@ -56,6 +56,16 @@ typedef struct iw_target_conf {
     size_t n_accepted_units;
     iw_tax_name *tax_names; /* invoicexpress: tax rate -> tax name */
     size_t n_tax_names;
+    char *account_currency; /* invoicexpress: the account's currency (default "EUR"); the API
+                               takes no currency, so an invoice in another one is refused */
+    char *date_format;      /* ebizcharge: "mdy" (MM/DD/YYYY, default) or "iso" (YYYY-MM-DD) */
+    char *auth_header;      /* midnight: "separate" (two Authorization lines, default) or
+                               "folded" (one line, "PRC, Midnight") */
+    char *lines_without_id; /* midnight: "refuse" (default) or "new" (send them as new lines) */
+    char *token_refresh;    /* midnight: "on" (default: refresh once on 401) or "off" */
+    char **success_replies; /* midnight: reply strings that mean success besides a GUID or a
+                               number; "*" = any string */
+    size_t n_success_replies;
 
     /* limits */
     iw_retry_conf retry;

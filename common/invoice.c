@@ -127,6 +127,8 @@ static const field target_refs_fields[] = {
     F(iw_target_refs, midnight_invoice_id, K_ID),
     F(iw_target_refs, ebiz_internal_id, K_ID),
     F(iw_target_refs, invoicexpress_id, K_ID),
+    F(iw_target_refs, midnight_customer_id, K_ID),
+    F(iw_target_refs, midnight_contact_id, K_ID),
 };
 static const table target_refs_table = TABLE(iw_target_refs, target_refs_fields);
 
@@ -152,6 +154,14 @@ static const field flags_fields[] = {
 };
 static const table flags_table = TABLE(iw_flags, flags_fields);
 
+static const field line_refs_fields[] = {
+    F(iw_line_refs, midnight_line_id, K_ID),
+    F(iw_line_refs, midnight_line_guid, K_ID),
+    F(iw_line_refs, midnight_item_id, K_ID),
+    F(iw_line_refs, midnight_order_id, K_ID),
+};
+static const table line_refs_table = TABLE(iw_line_refs, line_refs_fields);
+
 static const field line_fields[] = {
     F(iw_line, line_no, K_ID),
     F(iw_line, line_id, K_ID),
@@ -176,6 +186,7 @@ static const field line_fields[] = {
     F(iw_line, line_total, K_AMOUNT),
     F(iw_line, line_type, K_STR),
     F(iw_line, order_id, K_ID),
+    OBJ(iw_line, target_refs, line_refs_table, false),
 };
 static const table line_table = TABLE(iw_line, line_fields);
 
@@ -260,6 +271,7 @@ static const table event_table = TABLE(iw_event, event_fields);
 FITS(customer_fields);
 FITS(address_fields);
 FITS(target_refs_fields);
+FITS(line_refs_fields);
 FITS(refs_fields);
 FITS(flags_fields);
 FITS(line_fields);

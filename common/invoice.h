@@ -27,9 +27,21 @@ typedef struct iw_address {
     iw_flag is_default;
 } iw_address;
 
+/* The ids each target knows the invoice by (never upstream's own ids). Midnight's customer
+ * and contact are Midnight row ids, carried here because upstream's customer.id and
+ * contact_id are numbers of another system. */
 typedef struct iw_target_refs {
     char *centra_id, *midnight_guid, *midnight_invoice_id, *ebiz_internal_id, *invoicexpress_id;
+    char *midnight_customer_id, *midnight_contact_id;
 } iw_target_refs;
+
+/* The ids a target knows one invoice line by. */
+typedef struct iw_line_refs {
+    char *midnight_line_id;   /* Midnight InvoiceLineID (integer) */
+    char *midnight_line_guid; /* Midnight InvoiceLineGuid */
+    char *midnight_item_id;   /* Midnight ItemId (integer) */
+    char *midnight_order_id;  /* Midnight OrderID (integer) */
+} iw_line_refs;
 
 typedef struct iw_refs {
     char *account_id, *buyer_id, *order_id, *shipment_id, *refund_id, *division_id;
@@ -49,6 +61,7 @@ typedef struct iw_line {
     char *tax_name;
     iw_amount tax_amount, line_subtotal, line_total;
     char *line_type, *order_id;
+    iw_line_refs target_refs; /* the line's ids at the targets */
 } iw_line;
 
 typedef struct iw_extra_charge {

@@ -1,9 +1,12 @@
-/* main.c: the invoice-worker command line: run, render, check-config, replay, send. */
+/* main.c: the invoice-worker command line: run, render, classify, check-config, replay, send. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
 
 #include "cli.h"
 #include "config.h"
@@ -22,6 +25,8 @@ static const char USAGE[] =
     "  run -c FILE                  run the worker (until SIGTERM)\n"
     "  render --target NAME [-c FILE] EVENT.json\n"
     "                               print the exact HTTP request for one event (secrets as ***)\n"
+    "  classify --target NAME [-c FILE] [--status N] [--header 'Name: value']... REPLY\n"
+    "                               print how the worker reads one reply (one JSON object)\n"
     "  check-config -c FILE         check a config file; every error is named by its JSON path\n"
     "  send -c FILE|-b BROKERS [-t TOPIC] FILE...\n"
     "                               produce events from JSON files to the input topic\n"
@@ -39,6 +44,20 @@ static const char RENDER_USAGE[] =
     "NAME is an adapter type (centra_soap, centra_navision, midnight, ebizcharge, invoicexpress;\n"
     "seed URLs and placeholder credentials) or, with -c, a target instance of the config.\n"
     "The target's validation runs first; a rejected event exits 1 with the reason.\n";
+
+static const char CLASSIFY_USAGE[] =
+    "usage: invoice-worker classify --target NAME [-c FILE] [--status N]\n"
+    "                               [--header 'Name: value']... [--now-ms MS] REPLY\n"
+    "\n"
+    "Reads a reply body from the file REPLY ('-' for stdin) as target NAME's adapter would, for\n"
+    "HTTP status N (default 200) and the given reply headers, and prints one JSON object:\n"
+    "  {\"outcome\": \"ok\"|\"retry\"|\"permanent\"|\"auth\", \"error_kind\", \"code\",\n"
+    "   \"message\", \"target_ref\", \"retry_after_ms\", \"refresh_token\"}\n"
+    "error_kind is null for ok. --now-ms is the wall clock (ms since the epoch) an HTTP-date\n"
+    "Retry-After is measured from (default: now). NAME is an adapter type or, with -c, a target "
+    "instance of the\n"
+    "config (its secrets are masked in the message as the worker masks them).\n"
+    "Exit status: 0 printed, 1 unreadable input or unknown target, 2 usage error.\n";
 
 static const char CHECK_USAGE[] =
     "usage: invoice-worker check-config -c FILE\n"
@@ -169,6 +188,134 @@ out_config:
     return rc;
 }
 
+static const char *const outcome_names[] = {"ok", "retry", "permanent", "auth"};
+
+/* Splits "Name: value" into h (pointers into text, which is modified). False when no colon. */
+static bool split_header(char *text, iw_header *h)
+{
+    char *colon = strchr(text, ':');
+    if (!colon || colon == text)
+        return false;
+    *colon = '\0';
+    char *v = colon + 1;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    h->name = text;
+    h->value = v;
+    return true;
+}
+
+/* Prints the outcome as one JSON object; 0 or 1 when out of memory. */
+static int print_outcome(const iw_outcome *o)
+{
+    cJSON *j = cJSON_CreateObject();
+    if (!j)
+        return 1;
+    cJSON_AddStringToObject(j, "outcome", outcome_names[o->kind]);
+    if (o->error_kind == IW_ERR_NONE)
+        cJSON_AddNullToObject(j, "error_kind");
+    else
+        cJSON_AddStringToObject(j, "error_kind", iw_error_kind_str(o->error_kind));
+    cJSON_AddStringToObject(j, "code", o->code);
+    cJSON_AddStringToObject(j, "message", o->message);
+    cJSON_AddStringToObject(j, "target_ref", o->target_ref);
+    cJSON_AddNumberToObject(j, "retry_after_ms",
+                            o->kind == IW_OUTCOME_RETRY ? (double)o->retry_after_ms : -1);
+    cJSON_AddBoolToObject(j, "refresh_token", o->kind == IW_OUTCOME_AUTH && o->refresh_token);
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!text)
+        return 1;
+    puts(text);
+    free(text);
+    return 0;
+}
+
+static int cmd_classify(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"target", required_argument, NULL, 't'}, {"config", required_argument, NULL, 'c'},
+        {"status", required_argument, NULL, 's'}, {"header", required_argument, NULL, 'H'},
+        {"now-ms", required_argument, NULL, 'N'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
+    enum { MAX_HEADERS = 32 };
+    const char *target = NULL, *cpath = NULL;
+    iw_header headers[MAX_HEADERS];
+    size_t n_headers = 0;
+    long status = 200;
+    int64_t now_ms = (int64_t)time(NULL) * 1000;
+    int c;
+    while ((c = getopt_long(argc, argv, "t:c:s:H:N:hV", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 't': target = optarg; break;
+        case 'c': cpath = optarg; break;
+        case 's':
+            status = strtol(optarg, &end, 10);
+            if (*end || status < 100 || status > 599) {
+                fprintf(stderr, "classify: --status %s: want an HTTP status 100..599\n", optarg);
+                return 2;
+            }
+            break;
+        case 'H':
+            if (n_headers == MAX_HEADERS || !split_header(optarg, &headers[n_headers])) {
+                fprintf(stderr, "classify: --header wants 'Name: value' (at most %d)\n",
+                        MAX_HEADERS);
+                return 2;
+            }
+            n_headers++;
+            break;
+        case 'N':
+            now_ms = strtoll(optarg, &end, 10);
+            if (*end || now_ms < 0) {
+                fprintf(stderr, "classify: --now-ms %s: want milliseconds since the epoch\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'h': fputs(CLASSIFY_USAGE, stdout); return 0;
+        case 'V': return iw_cli_print_version();
+        default: fputs(CLASSIFY_USAGE, stderr); return 2;
+        }
+    }
+    if (!target || optind != argc - 1) {
+        fputs(CLASSIFY_USAGE, stderr);
+        return 2;
+    }
+    const char *path = argv[optind];
+    iw_config *cfg = cpath ? iw_cli_load_config(cpath) : iw_config_defaults();
+    if (!cfg)
+        return 1;
+    int rc = 1;
+    const iw_target_conf *tc = iw_config_target(cfg, target);
+    const iw_target_ops *ops = tc ? iw_target_find(tc->type) : NULL;
+    if (!tc || !ops) {
+        fprintf(stderr, "classify: no target \"%s\"%s\n", target, cpath ? " in the config" : "");
+        goto out_config;
+    }
+    size_t len = 0;
+    char *body = iw_cli_read_file(strcmp(path, "-") == 0 ? "/dev/stdin" : path,
+                                  (size_t)tc->max_response_bytes, &len);
+    if (!body) {
+        fprintf(stderr, "classify: cannot read %s: %s\n", path, strerror(errno));
+        goto out_config;
+    }
+    iw_response resp = {.status = status,
+                        .headers = n_headers ? headers : NULL,
+                        .n_headers = n_headers,
+                        .body = len ? body : NULL,
+                        .body_len = len,
+                        .now_ms = now_ms};
+    iw_outcome out;
+    memset(&out, 0, sizeof(out));
+    iw_target_classify(ops, tc, &resp, &out);
+    rc = print_outcome(&out);
+    free(body);
+out_config:
+    iw_config_free(cfg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -186,6 +333,8 @@ int main(int argc, char **argv)
     argv[1] = argv[0];
     if (strcmp(cmd, "render") == 0)
         return cmd_render(argc - 1, argv + 1);
+    if (strcmp(cmd, "classify") == 0)
+        return cmd_classify(argc - 1, argv + 1);
     if (strcmp(cmd, "check-config") == 0)
         return cmd_check_config(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0)

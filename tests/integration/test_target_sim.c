@@ -446,8 +446,8 @@ static const refusal refusals[] = {
      "SOAPAction: \"http://www.centra.com/webservices/Invoices_Get\"", NULL, NULL, 500,
      "SOAP-ENV:Client", "SOAPAction"},
     {"centra_soap: wrong password", C_SOAP, "<ns1:password>demo</ns1:password>",
-     "<ns1:password>nope</ns1:password>", NULL, NULL, NULL, NULL, NULL, 500, "SOAP-ENV:Client",
-     "Invalid login or password"},
+     "<ns1:password>nope</ns1:password>", NULL, NULL, NULL, NULL, NULL, 500,
+     "SOAP-ENV:Client.Authentication", "The request was refused."},
     {"centra_soap: not well-formed", C_SOAP, "</ns1:invoices_Update>", "", NULL, NULL, NULL, NULL,
      NULL, 500, "SOAP-ENV:Client", "not well-formed"},
     {"centra_soap: unknown element", C_SOAP, "<ns1:locked>false</ns1:locked>",
@@ -531,8 +531,8 @@ static const refusal refusals[] = {
      "<ebiz:UnitPrice>$20.25</ebiz:UnitPrice>", NULL, NULL, NULL, NULL, NULL, 200,
      "<Status>Error</Status>", "UnitPrice: '$20.25' is not a plain decimal"},
     {"ebizcharge: bad date", C_EBIZ, "<ebiz:InvoiceDate>2026-11-21</ebiz:InvoiceDate>",
-     "<ebiz:InvoiceDate>11/21/2026</ebiz:InvoiceDate>", NULL, NULL, NULL, NULL, NULL, 200,
-     "<Status>Error</Status>", "InvoiceDate: '11/21/2026' is not a date YYYY-MM-DD"},
+     "<ebiz:InvoiceDate>21.11.2026</ebiz:InvoiceDate>", NULL, NULL, NULL, NULL, NULL, 200,
+     "<Status>Error</Status>", "InvoiceDate: '21.11.2026' is not a date YYYY-MM-DD or MM/DD/YYYY"},
     {"ebizcharge: bad boolean", C_EBIZ, "<ebiz:NotifyCustomer>false</ebiz:NotifyCustomer>",
      "<ebiz:NotifyCustomer>no</ebiz:NotifyCustomer>", NULL, NULL, NULL, NULL, NULL, 200,
      "<Status>Error</Status>", "NotifyCustomer: 'no' is not a boolean"},
@@ -546,8 +546,8 @@ static const refusal refusals[] = {
      "SOAPAction: \"http://eBizCharge.ServiceModel.SOAP/IeBizService/AddInvoice\"", NULL, NULL, 500,
      "s:Client", "SOAPAction"},
     {"ebizcharge: wrong security id", C_EBIZ, "<ebiz:SecurityId>sim-security-id</ebiz:SecurityId>",
-     "<ebiz:SecurityId>other</ebiz:SecurityId>", NULL, NULL, NULL, NULL, NULL, 500, "s:Client",
-     "Invalid security token"},
+     "<ebiz:SecurityId>other</ebiz:SecurityId>", NULL, NULL, NULL, NULL, NULL, 500,
+     "wsse:FailedAuthentication", "The request was refused."},
     /* invoicexpress: 422 <errors> with the seed's wording */
     {"invoicexpress: client name removed", C_IXP, "<name>Bruce Norris</name>", "", NULL, NULL, NULL,
      NULL, NULL, 422, "<errors><error>", "Client is invalid"},
@@ -685,6 +685,129 @@ Test(sim, navision_basic_auth_and_validation_off_from_the_command_line)
     free(kg);
     free(ixp);
     free(nav);
+}
+
+/* Where seed 003 is silent the simulator acts out each reading: EBizCharge dates in either
+ * form by default (the seed's examples write MM/DD/YYYY, its notes YYYY-MM-DD), one form when
+ * configured; refused credentials as a coded Fault, a plain Client Fault or an HTTP 401. */
+Test(sim, seed_silences_are_configurable)
+{
+    size_t len;
+    char *ebiz = load(C_EBIZ, &len);
+    char *mdy = replace(ebiz, "<ebiz:InvoiceDate>2026-11-21</ebiz:InvoiceDate>",
+                        "<ebiz:InvoiceDate>11/21/2026</ebiz:InvoiceDate>");
+    http_res r;
+    send_std(C_EBIZ, mdy, &r);
+    cr_expect(strstr(r.body, "<Status>Success</Status>"), "MM/DD/YYYY by default: %s", r.body);
+    res_free(&r);
+    send_std(C_EBIZ, ebiz, &r);
+    cr_expect(strstr(r.body, "<Status>Success</Status>"), "YYYY-MM-DD by default: %s", r.body);
+    res_free(&r);
+
+    iw_proc_stop(&sim, 5000);
+    char path[] = "/tmp/iw-sim-conf-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    static const char conf[] =
+        "{\"targets\": {\"ebizcharge\": {\"dates\": \"iso\", \"auth_failure\": \"fault\"},"
+        " \"centra_soap\": {\"auth_failure\": \"http\"},"
+        " \"midnight\": {\"refresh_auth\": \"current\"}}}";
+    cr_assert_eq(write(fd, conf, sizeof(conf) - 1), (ssize_t)(sizeof(conf) - 1));
+    close(fd);
+    const char *extra[] = {"--config", path, NULL};
+    start_args(extra);
+    unlink(path);
+    send_std(C_EBIZ, mdy, &r);
+    cr_expect(strstr(r.body, "InvoiceDate: '11/21/2026' is not a date YYYY-MM-DD"), "%s", r.body);
+    res_free(&r);
+    send_std(C_EBIZ, ebiz, &r);
+    cr_expect(strstr(r.body, "<Status>Success</Status>"), "%s", r.body);
+    res_free(&r);
+    char *bad = replace(ebiz, "<ebiz:SecurityId>sim-security-id</ebiz:SecurityId>",
+                        "<ebiz:SecurityId>other</ebiz:SecurityId>");
+    send_std(C_EBIZ, bad, &r);
+    cr_expect_eq(r.status, 500);
+    cr_expect(strstr(r.body, "<faultcode>s:Client</faultcode>"), "%s", r.body);
+    res_free(&r);
+    char *soap = load(C_SOAP, &len);
+    char *nope =
+        replace(soap, "<ns1:password>demo</ns1:password>", "<ns1:password>nope</ns1:password>");
+    send_std(C_SOAP, nope, &r);
+    cr_expect_eq(r.status, 401, "%s", r.body);
+    res_free(&r);
+
+    /* refresh_auth "current": once the token was replaced, the issued one cannot refresh */
+    cr_assert_eq(ctl_post("/_sim/expire-token", "{}"), 200);
+    req t = {.method = "POST", .path = "/v1/Token/RegenerateAuthToken", .n = 0};
+    req_set(&t, "Authorization: PRC sim-prc, Midnight sim-midnight");
+    req_set(&t, "MISKEY: sim-mis");
+    req_send(&t, "", 0, 0, &r);
+    cr_expect_eq(r.status, 401, "%s", r.body);
+    res_free(&r);
+    req_set(&t, "Authorization: PRC sim-prc"); /* without a Midnight token: refused too */
+    req_send(&t, "", 0, 0, &r);
+    cr_expect_eq(r.status, 401, "%s", r.body);
+    res_free(&r);
+
+    /* a refusal in each target's own shape: Centra's success=false */
+    fault("{\"target\": \"centra_soap\", \"kind\": \"refusal\", \"count\": 1, \"message\": "
+          "\"store closed\"}");
+    send_std(C_SOAP, soap, &r);
+    cr_expect_eq(r.status, 200);
+    cr_expect(strstr(r.body, "<ns1:success>false</ns1:success>") &&
+                  strstr(r.body, "<ns1:message>store closed</ns1:message>"),
+              "%s", r.body);
+    res_free(&r);
+
+    /* units: the seed refuses kg; any other unit passes by default */
+    char *ixp = load(C_IXP, &len);
+    char *box = replace(ixp, "<unit>unit</unit>", "<unit>box</unit>");
+    send_std(C_IXP, box, &r);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    res_free(&r);
+    free(box);
+    free(ixp);
+    free(nope);
+    free(soap);
+    free(bad);
+    free(mdy);
+    free(ebiz);
+}
+
+/* Midnight keeps the lines it holds: an update replaces the lines it names and adds the ones
+ * that name no InvoiceLineID or InvoiceLineGuid, so lines sent without their ids pile up. */
+Test(sim, midnight_lines_without_ids_pile_up)
+{
+    size_t len;
+    char *body = load(C_MID_JSON, &len);
+    cJSON *doc = cJSON_Parse(body);
+    cr_assert_not_null(doc);
+    cJSON *l;
+    cJSON_ArrayForEach(l, cJSON_GetObjectItemCaseSensitive(doc, "InvoiceLine"))
+    {
+        cJSON_DeleteItemFromObjectCaseSensitive(l, "InvoiceLineID");
+        cJSON_DeleteItemFromObjectCaseSensitive(l, "InvoiceLineGuid");
+    }
+    char *noid = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    const char *guid = "8da872e1-fbca-4a43-8e49-417c9bd9303a";
+    double want[] = {1, 1, 3, 5}; /* the sample's two lines share InvoiceLineID 1 */
+    for (int i = 0; i < 4; i++) {
+        http_res r;
+        send_std(C_MID_JSON, i < 2 ? body : noid, &r);
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        res_free(&r);
+        cJSON *st = ctl_get("/_sim/state");
+        const cJSON *inv = invoice_state(st, "midnight", guid);
+        cr_assert_not_null(inv);
+        const cJSON *last = cJSON_GetObjectItemCaseSensitive(inv, "last");
+        cr_expect_eq(num(last, "lines"), 2);
+        cr_expect_eq(num(last, "lines_stored"), want[i], "after update %d", i + 1);
+        cJSON_Delete(st);
+    }
+    cr_assert_eq(ctl_post("/_sim/reset", "{}"), 200);
+    free(noid);
+    free(body);
 }
 
 Test(sim, unknown_paths_and_a_bad_config)
@@ -972,13 +1095,18 @@ Test(sim, midnight_token_refresh_flow)
     cr_expect_eq(r.status, 401);
     res_free(&r);
 
-    /* The refresh needs the MISKEY and PRC token; it answers a JSON string. */
+    /* The refresh needs the MISKEY, the PRC token and a Midnight token (the issued one will
+     * do by default); it answers a JSON string. */
     req t = {.method = "POST", .path = "/v1/Token/RegenerateAuthToken", .n = 0};
     req_set(&t, "Authorization: PRC sim-prc");
     req_send(&t, "", 0, 0, &r);
     cr_expect_eq(r.status, 401);
     res_free(&r);
     req_set(&t, "MISKEY: sim-mis");
+    req_send(&t, "", 0, 0, &r);
+    cr_expect_eq(r.status, 401, "no Midnight token: %s", r.body);
+    res_free(&r);
+    req_set(&t, "Authorization: PRC sim-prc, Midnight sim-midnight"); /* folded, RFC 9110 */
     req_send(&t, "", 0, 0, &r);
     cr_assert_eq(r.status, 200, "%s", r.body);
     cJSON *tok = cJSON_Parse(r.body);
@@ -1169,10 +1297,11 @@ Test(sim, soap_faults_and_auth_failures_in_each_targets_shape)
         long auth_status;
         const char *auth_expect;
     } cases[] = {
-        {C_SOAP, 500, "<faultcode>SOAP-ENV:Server</faultcode>", 500, "Invalid login or password"},
+        {C_SOAP, 500, "<faultcode>SOAP-ENV:Server</faultcode>", 500,
+         "<faultcode>SOAP-ENV:Client.Authentication</faultcode>"},
         {C_NAV, 500, "<faultcode>SOAP-ENV:Server</faultcode>", 401, "401"},
         {C_MID_JSON, 500, "\"Message\"", 401, "Authorization has been denied"},
-        {C_EBIZ, 500, "<faultcode>s:Server</faultcode>", 500, "Invalid security token"},
+        {C_EBIZ, 500, "<faultcode>s:Server</faultcode>", 500, "wsse:FailedAuthentication"},
         {C_IXP, 500, "<errors>", 401, "API Key"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

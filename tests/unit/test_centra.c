@@ -318,7 +318,8 @@ Test(centra, minimal_omits_unknown_fields)
     expect_text(inv, "items/invoiceitem/qty", CENTRA_NS, "1");
     expect_text(inv, "items/invoiceitem/price", CENTRA_NS, "100.00");
     expect_text(inv, "items/invoiceitem/description", CENTRA_NS, "Consulting"); /* name fallback */
-    expect_text(inv, "items/invoiceitem/product", CENTRA_NS, NULL);             /* no product id */
+    expect_text(inv, "items/invoiceitem/product/description", CENTRA_NS, "Consulting");
+    expect_text(inv, "items/invoiceitem/product/id", CENTRA_NS, NULL); /* no product id */
     expect_text(inv, "serialno", CENTRA_NS, NULL);
     expect_text(inv, "buyer", CENTRA_NS, NULL);
     expect_text(inv, "billingaddress", CENTRA_NS, NULL);
@@ -328,6 +329,34 @@ Test(centra, minimal_omits_unknown_fields)
     xmlFreeDoc(d);
     iw_request_clear(&r);
     iw_target_conf_clear(&tc);
+    iw_event_free(ev);
+}
+
+/* Regression: the line name (product/description) and the customer name (buyer/description)
+ * were dropped when product_id or buyer_id was absent. */
+Test(centra, names_are_sent_without_their_ids)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    iw_t_set_str(&ev->invoice.refs.buyer_id, NULL);
+    iw_t_set_str(&ev->invoice.lines[0].product_id, NULL);
+    const char *types[] = {"centra_soap", "centra_navision"};
+    const iw_target_ops *ops[] = {&iw_target_centra_soap, &iw_target_centra_navision};
+    const char *ns[] = {CENTRA_NS, NAVISION_NS};
+    for (int k = 0; k < 2; k++) {
+        iw_target_conf tc;
+        conf_for(&tc, types[k]);
+        iw_request r;
+        render_ok(ops[k], ev, &tc, &r);
+        xmlDocPtr d = parse_back(&r);
+        xmlNodePtr inv = at(update_element(d, ns[k]), "invoices/invoice", ns[k]);
+        expect_text(inv, "buyer/description", ns[k], "Bruce Norris");
+        expect_text(inv, "buyer/id", ns[k], NULL);
+        expect_text(inv, "items/invoiceitem/product/description", ns[k], "Blue pen");
+        expect_text(inv, "items/invoiceitem/product/id", ns[k], NULL);
+        xmlFreeDoc(d);
+        iw_request_clear(&r);
+        iw_target_conf_clear(&tc);
+    }
     iw_event_free(ev);
 }
 
@@ -489,7 +518,8 @@ static void roundtrip(const iw_target_ops *ops, const char *type, const char *ns
         expect_text(it, "subtotal", ns, i % 2 ? "0.20" : "0.10");
         expect_text(it, "tax", ns, "0.00");
         expect_text(it, "description", ns, name);
-        expect_text(it, "product/description", ns, NULL); /* no product id: no product */
+        expect_text(it, "product/id", ns, NULL);          /* no product id */
+        expect_text(it, "product/description", ns, name); /* but the name is sent */
         expect_text(it, "sku", ns, sku);
         free(name);
         free(sku);
@@ -524,7 +554,8 @@ Test(centra, special_chars_fixture_roundtrips)
     render_ok(&iw_target_centra_soap, ev, &tc, &r);
     xmlDocPtr d = parse_back(&r);
     xmlNodePtr inv = at(update_element(d, CENTRA_NS), "invoices/invoice", CENTRA_NS);
-    expect_text(inv, "buyer", CENTRA_NS, NULL);
+    expect_text(inv, "buyer/id", CENTRA_NS, NULL); /* no buyer id, the name still goes */
+    expect_text(inv, "buyer/description", CENTRA_NS, "Zoë & Søren <Ltd>");
     expect_text(inv, "billingaddress/company", CENTRA_NS, "Zoë & Søren <Ltd>");
     expect_text(inv, "billingaddress/address1", CENTRA_NS, "Straße 1 & 2");
     expect_text(inv, "items/invoiceitem/description", CENTRA_NS, "]]> not CDATA end; 漢字; 🧾");
@@ -686,125 +717,8 @@ Test(centra, validate_requires_invoice_id)
 
 #define NOW_MS 1795255200000LL /* 2026-11-21T10:00:00Z */
 
-typedef struct reply_case {
-    const char *file;         /* body fixture under tests/fixtures/<adapter>/ */
-    long status;              /* HTTP status the fixture is served with */
-    const char *retry_after;  /* Retry-After header, NULL = none */
-    iw_outcome_kind kind;     /* expected outcome */
-    iw_error_kind error_kind; /* expected error kind */
-    const char *code;         /* expected code ("" = not checked) */
-    const char *message_part; /* expected part of the message ("" = not checked) */
-    int64_t retry_after_ms;   /* expected delay for RETRY */
-} reply_case;
-
-static const reply_case soap_cases[] = {
-    {"response-success.xml", 200, NULL, IW_OUTCOME_OK, IW_ERR_NONE, "200", "result", -1},
-    {"response-business-error.xml", 200, NULL, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "success=false",
-     "currency XYZ does not exist; Invoice INV-1001: store eu-store is closed", -1},
-    {"response-fault-client.xml", 500, NULL, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "SOAP-ENV:Client",
-     "Invalid value for field currencyrate", -1},
-    {"response-fault-soap12.xml", 400, NULL, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "env:Sender",
-     "Invoice currency is missing", -1},
-    {"response-fault-server.xml", 500, NULL, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "SOAP-ENV:Server",
-     "Database temporarily unavailable", -1},
-    {"response-fault-server.xml", 503, "12", IW_OUTCOME_RETRY, IW_ERR_REMOTE, "SOAP-ENV:Server", "",
-     12000},
-    {"response-fault-auth.xml", 500, NULL, IW_OUTCOME_AUTH, IW_ERR_AUTH, "SOAP-ENV:Client",
-     "Login failed", -1},
-    {"response-401.html", 401, NULL, IW_OUTCOME_AUTH, IW_ERR_AUTH, "401", "", -1},
-    {"response-403.html", 403, NULL, IW_OUTCOME_AUTH, IW_ERR_AUTH, "403", "", -1},
-    {"response-404.html", 404, NULL, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "404", "HTTP 404", -1},
-    {"response-429.html", 429, "30", IW_OUTCOME_RETRY, IW_ERR_RATE_LIMITED, "429", "", 30000},
-    {"response-429.html", 429, "Sat, 21 Nov 2026 10:01:30 GMT", IW_OUTCOME_RETRY,
-     IW_ERR_RATE_LIMITED, "429", "", 90000},
-    {"response-500.html", 500, NULL, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "500", "HTTP 500", -1},
-    {"response-503.html", 503, "5", IW_OUTCOME_RETRY, IW_ERR_REMOTE, "503", "HTTP 503", 5000},
-    {"response-error-page.html", 200, NULL, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
-     "cannot be read", -1},
-    {"response-empty.xml", 200, NULL, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
-     "empty body", -1},
-    {"response-truncated.xml", 200, NULL, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
-     "not well-formed", -1},
-    {"response-no-result.xml", 200, NULL, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
-     "no result element", -1},
-};
-
-static const reply_case navision_cases[] = {
-    {"response-success.xml", 200, NULL, IW_OUTCOME_OK, IW_ERR_NONE, "200", "OK", -1},
-    {"response-not-ok.xml", 200, NULL, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "not-ok",
-     "Invoice 1001 is locked", -1},
-    {"response-fault-client.xml", 500, NULL, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "SOAP-ENV:Client",
-     "Unknown store", -1},
-    {"response-fault-server.xml", 500, NULL, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "SOAP-ENV:Server",
-     "Navision connector unavailable", -1},
-    {"response-401.html", 401, NULL, IW_OUTCOME_AUTH, IW_ERR_AUTH, "401", "", -1},
-    {"response-403.html", 403, NULL, IW_OUTCOME_AUTH, IW_ERR_AUTH, "403", "", -1},
-    {"response-404.html", 404, NULL, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "404", "", -1},
-    {"response-429.html", 429, "30", IW_OUTCOME_RETRY, IW_ERR_RATE_LIMITED, "429", "", 30000},
-    {"response-429.html", 429, "Sat, 21 Nov 2026 10:01:30 GMT", IW_OUTCOME_RETRY,
-     IW_ERR_RATE_LIMITED, "429", "", 90000},
-    {"response-500.html", 500, NULL, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "500", "", -1},
-    {"response-503.html", 503, NULL, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "503", "", -1},
-    {"response-error-page.html", 200, NULL, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
-     "cannot be read", -1},
-    {"response-empty.xml", 200, NULL, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable", "", -1},
-    {"response-truncated.xml", 200, NULL, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable", "", -1},
-    /* centra_soap's success reply has no invoicesUpdateResponse: not a navision success */
-    {"../centra_soap/response-success.xml", 200, NULL, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT,
-     "unreadable", "invoicesUpdateResponse", -1},
-};
-
-static void run_cases(const iw_target_ops *ops, const char *dir, const reply_case *cases, size_t n)
-{
-    iw_target_conf tc;
-    conf_for(&tc, ops->type);
-    for (size_t i = 0; i < n; i++) {
-        const reply_case *c = &cases[i];
-        char path[512];
-        size_t len;
-        snprintf(path, sizeof(path), "%s/%s/%s", IW_FIXTURES_DIR, dir, c->file);
-        char *body = iw_read_file(path, &len);
-        cr_assert_not_null(body, "cannot read %s", path);
-        iw_header h = {"Retry-After", (char *)c->retry_after};
-        iw_response resp = {.status = c->status,
-                            .headers = c->retry_after ? &h : NULL,
-                            .n_headers = c->retry_after ? 1 : 0,
-                            .body = len ? body : NULL,
-                            .body_len = len,
-                            .now_ms = NOW_MS};
-        iw_outcome o;
-        memset(&o, 0x5a, sizeof(o)); /* the classifier must fill everything */
-        iw_target_classify(ops, &tc, &resp, &o);
-        cr_assert_eq(o.kind, c->kind, "%s (HTTP %ld): kind %d, want %d; %s", c->file, c->status,
-                     o.kind, c->kind, o.message);
-        cr_assert_eq(o.error_kind, c->error_kind, "%s: error kind %d, want %d", c->file,
-                     o.error_kind, c->error_kind);
-        if (*c->code)
-            cr_assert_str_eq(o.code, c->code, "%s", c->file);
-        cr_assert(strstr(o.message, c->message_part), "%s: message '%s' lacks '%s'", c->file,
-                  o.message, c->message_part);
-        if (o.kind == IW_OUTCOME_RETRY)
-            cr_assert_eq(o.retry_after_ms, c->retry_after_ms, "%s: retry_after_ms %lld", c->file,
-                         (long long)o.retry_after_ms);
-        if (o.kind != IW_OUTCOME_OK)
-            cr_assert_str_eq(o.target_ref, "", "%s", c->file);
-        cr_assert_null(strstr(o.message, PASSWORD));
-        free(body);
-    }
-    iw_target_conf_clear(&tc);
-}
-
-Test(centra, soap_classifies_every_fixture_reply)
-{
-    run_cases(&iw_target_centra_soap, "centra_soap", soap_cases,
-              sizeof(soap_cases) / sizeof(soap_cases[0]));
-}
-
-Test(centra, navision_classifies_every_fixture_reply)
-{
-    run_cases(&iw_target_centra_navision, "centra_navision", navision_cases,
-              sizeof(navision_cases) / sizeof(navision_cases[0]));
-}
+/* Every reply fixture is classified by tests/integration/test_classify_replies.c from
+ * tests/fixtures/replies/cases.json. */
 
 Test(centra, navision_fault_text_about_login_is_not_auth)
 {

@@ -270,10 +270,10 @@ Test(ebizcharge, complete_values)
         {"invoice/CustomerId", "5"},
         {"invoice/SubCustomerId", ""},
         {"invoice/InvoiceNumber", "1001"},
-        {"invoice/InvoiceDate", "2026-11-21"},
+        {"invoice/InvoiceDate", "11/21/2026"}, /* date_format mdy, the seed's examples */
         {"invoice/Currency", "EUR"},
         {"invoice/InvoiceAmount", "1550.00"},
-        {"invoice/InvoiceDueDate", "2026-12-21"},
+        {"invoice/InvoiceDueDate", "12/21/2026"},
         {"invoice/AmountDue", "25.00"},
         {"invoice/PoNum", "PO-7781"},
         {"invoice/SoNum", "SO-5512"},
@@ -318,7 +318,7 @@ Test(ebizcharge, complete_values)
         {"invoice/ShippingAddress/IsDefault", "false"},
         {"invoice/InvoiceCustomerMessage", "Thank you for your order"},
         {"invoice/InvoiceMemo", "Priority customer"},
-        {"invoice/InvoiceShipDate", "2026-11-22"},
+        {"invoice/InvoiceShipDate", "11/22/2026"},
         {"invoice/InvoiceShipVia", "DHL"},
         {"invoice/InvoiceTermsId", "NET30"},
         {"invoice/InvoiceSalesRepId", "REP-7"},
@@ -328,7 +328,7 @@ Test(ebizcharge, complete_values)
         {"invoice/TotalDiscountAmount", "10.00"},
         {"invoice/TotalShippingAmount", "15.00"},
         {"invoice/LocationId", "LOC-1"},
-        {"invoice/PoDate", "2026-11-19"},
+        {"invoice/PoDate", "11/19/2026"},
         {"invoice/OrderedBy", "jdoe"},
         {"invoice/InvoiceClass", "invoice"},
         {"invoice/InvoiceFOB", "DAP"},
@@ -407,8 +407,8 @@ Test(ebizcharge, unused_objects_omitted_unknown_fields_empty_flags_honoured)
     cJSON_ReplaceItemInObjectCaseSensitive(flags, "email_invoice", cJSON_CreateTrue());
     cJSON_DeleteItemFromObjectCaseSensitive(flags, "print_invoice");
     cJSON *line = node(root, "invoice.lines[1]");
-    static const char *const line_drop[] = {"line_no",         "taxable", "gross_price",
-                                            "discount_amount", "sku",     "line_type"};
+    static const char *const line_drop[] = {"line_no", "taxable", "discount_amount", "sku",
+                                            "line_type"};
     for (size_t i = 0; i < sizeof(line_drop) / sizeof(line_drop[0]); i++)
         cJSON_DeleteItemFromObjectCaseSensitive(line, line_drop[i]);
     cJSON_DeleteItemFromObjectCaseSensitive(node(root, "invoice.billing_address"), "is_default");
@@ -441,7 +441,7 @@ Test(ebizcharge, unused_objects_omitted_unknown_fields_empty_flags_honoured)
             second = c;                         /* the last Item */
     expect_text(second, "ItemLineNumber", "2"); /* its position */
     expect_text(second, "Taxable", "true");     /* derived from tax_rate 23 */
-    expect_text(second, "GrossPrice", "0");
+    expect_text(second, "GrossPrice", "1254.80");
     expect_text(second, "SalesDiscount", "0");
     expect_text(second, "WarrantyDiscount", "0");
     expect_text(second, "ItemId", "");
@@ -565,6 +565,7 @@ static char *roundtrip_json(const char *big)
         cJSON_AddStringToObject(l, "tax_amount", "0.00");
         cJSON_AddBoolToObject(l, "taxable", i % 2);
         cJSON_AddStringToObject(l, "tax_rate", i % 2 ? "7.5" : "0");
+        cJSON_AddStringToObject(l, "gross_price", i % 2 ? "0.215" : "0.10");
         free(name);
         free(desc);
         cJSON_AddItemToArray(lines, l);
@@ -708,6 +709,59 @@ Test(ebizcharge, validate_taxable_line_needs_a_rate)
                     "line");
 }
 
+/* Regression: GrossPrice and TaxRate were written as made-up zeros when absent, overwriting
+ * the real values at EBizCharge. */
+Test(ebizcharge, validate_taxable_line_needs_a_gross_price)
+{
+    expect_rejected(complete_without("invoice.lines[0]", "gross_price"),
+                    "invoice.lines[0].gross_price: required by ebizcharge (GrossPrice) for a "
+                    "taxable line");
+}
+
+Test(ebizcharge, untaxed_line_gross_price_is_its_unit_price_and_rate_zero)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    iw_line *l = &ev->invoice.lines[0];
+    l->taxable = IW_FLAG_NO;
+    l->gross_price.set = false;
+    l->tax_rate.set = false;
+    iw_target_conf tc;
+    conf_for(&tc);
+    iw_request r;
+    render_ok(ev, &tc, &r);
+    xmlDocPtr d = parse_back(&r);
+    xmlNodePtr item = at(update_element(d), "invoice/Items/Item");
+    expect_text(item, "GrossPrice", "2.50");
+    expect_text(item, "TaxRate", "0");
+    xmlFreeDoc(d);
+    iw_request_clear(&r);
+    iw_target_conf_clear(&tc);
+    iw_event_free(ev);
+}
+
+/* Dates: MM/DD/YYYY by default (seed 003 lines 258-259, 281, 284), YYYY-MM-DD with date_format
+ * "iso" (the "Defaults to 1900-01-01" notes, lines 70-73). */
+Test(ebizcharge, date_format_is_configurable)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    iw_target_conf tc;
+    conf_for(&tc);
+    free(tc.date_format);
+    tc.date_format = strdup("iso");
+    iw_request r;
+    render_ok(ev, &tc, &r);
+    xmlDocPtr d = parse_back(&r);
+    xmlNodePtr u = update_element(d);
+    expect_text(u, "invoice/InvoiceDate", "2026-11-21");
+    expect_text(u, "invoice/InvoiceDueDate", "2026-12-21");
+    expect_text(u, "invoice/InvoiceShipDate", "2026-11-22");
+    expect_text(u, "invoice/PoDate", "2026-11-19");
+    xmlFreeDoc(d);
+    iw_request_clear(&r);
+    iw_target_conf_clear(&tc);
+    iw_event_free(ev);
+}
+
 Test(ebizcharge, validate_line_no_must_be_a_whole_number)
 {
     cJSON *root = complete_tree();
@@ -753,90 +807,8 @@ Test(ebizcharge, minimal_event_is_rejected_not_sent_with_made_up_totals)
 
 /* ------------------------------------------------------------ (c) classification */
 
-#define NOW_MS 1795255200000LL /* 2026-11-21T10:00:00Z */
-
-typedef struct reply_case {
-    const char *file;
-    long status;
-    const char *retry_after;
-    iw_outcome_kind kind;
-    iw_error_kind error_kind;
-    const char *code;         /* "" = not checked */
-    const char *message_part; /* "" = not checked */
-    int64_t retry_after_ms;
-    const char *target_ref; /* OK only */
-} reply_case;
-
-static const reply_case cases[] = {
-    {"response-success.xml", 200, NULL, IW_OUTCOME_OK, IW_ERR_NONE, "1", "Success", -1,
-     "*************-4d2a-ae98-************"},
-    {"response-error.xml", 200, NULL, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "3",
-     "Update Record error The parameterized query", -1, ""},
-    {"response-fault-client.xml", 500, NULL, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "s:Client",
-     "InvoiceAmount is not a decimal", -1, ""},
-    {"response-fault-server.xml", 500, NULL, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "s:Server",
-     "internal error", -1, ""},
-    {"response-fault-server.xml", 503, "Sat, 21 Nov 2026 10:01:30 GMT", IW_OUTCOME_RETRY,
-     IW_ERR_REMOTE, "s:Server", "", 90000, ""},
-    {"response-fault-internal.xml", 500, NULL, IW_OUTCOME_RETRY, IW_ERR_REMOTE,
-     "a:InternalServiceFault", "unknown fault code", -1, ""},
-    {"response-fault-auth.xml", 500, NULL, IW_OUTCOME_AUTH, IW_ERR_AUTH, "s:Client",
-     "Invalid SecurityId", -1, ""},
-    {"response-401.html", 401, NULL, IW_OUTCOME_AUTH, IW_ERR_AUTH, "401", "", -1, ""},
-    {"response-403.html", 403, NULL, IW_OUTCOME_AUTH, IW_ERR_AUTH, "403", "", -1, ""},
-    {"response-404.html", 404, NULL, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "404", "HTTP 404", -1,
-     ""},
-    {"response-429.html", 429, "30", IW_OUTCOME_RETRY, IW_ERR_RATE_LIMITED, "429", "", 30000, ""},
-    {"response-429.html", 429, "Sat, 21 Nov 2026 10:01:30 GMT", IW_OUTCOME_RETRY,
-     IW_ERR_RATE_LIMITED, "429", "", 90000, ""},
-    {"response-500.html", 500, NULL, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "500", "HTTP 500", -1, ""},
-    {"response-503.html", 503, "5", IW_OUTCOME_RETRY, IW_ERR_REMOTE, "503", "", 5000, ""},
-    {"response-error-page.html", 200, NULL, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
-     "cannot be read", -1, ""},
-    {"response-empty.xml", 200, NULL, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
-     "empty body", -1, ""},
-    {"response-truncated.xml", 200, NULL, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
-     "not well-formed", -1, ""},
-    /* a Centra success envelope has no UpdateInvoiceResult: not an EBizCharge success */
-    {"../centra_soap/response-success.xml", 200, NULL, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT,
-     "unreadable", "UpdateInvoiceResult", -1, ""},
-};
-
-Test(ebizcharge, classifies_every_fixture_reply)
-{
-    iw_target_conf tc;
-    conf_for(&tc);
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const reply_case *c = &cases[i];
-        char rel[256];
-        size_t len;
-        snprintf(rel, sizeof(rel), "ebizcharge/%s", c->file);
-        char *body = iw_t_fixture(rel, &len);
-        iw_header h = {"Retry-After", (char *)c->retry_after};
-        iw_response resp = {.status = c->status,
-                            .headers = c->retry_after ? &h : NULL,
-                            .n_headers = c->retry_after ? 1 : 0,
-                            .body = len ? body : NULL,
-                            .body_len = len,
-                            .now_ms = NOW_MS};
-        iw_outcome o;
-        memset(&o, 0x5a, sizeof(o));
-        iw_target_classify(&iw_target_ebizcharge, &tc, &resp, &o);
-        cr_assert_eq(o.kind, c->kind, "%s (HTTP %ld): kind %d, want %d; %s", c->file, c->status,
-                     o.kind, c->kind, o.message);
-        cr_assert_eq(o.error_kind, c->error_kind, "%s: error kind %d", c->file, o.error_kind);
-        if (*c->code)
-            cr_assert_str_eq(o.code, c->code, "%s", c->file);
-        cr_assert(strstr(o.message, c->message_part), "%s: message '%s' lacks '%s'", c->file,
-                  o.message, c->message_part);
-        if (o.kind == IW_OUTCOME_RETRY)
-            cr_assert_eq(o.retry_after_ms, c->retry_after_ms, "%s: %lld", c->file,
-                         (long long)o.retry_after_ms);
-        cr_assert_str_eq(o.target_ref, c->target_ref, "%s", c->file);
-        free(body);
-    }
-    iw_target_conf_clear(&tc);
-}
+/* Every reply fixture is classified by tests/integration/test_classify_replies.c from
+ * tests/fixtures/replies/cases.json. */
 
 Test(ebizcharge, odd_status_is_not_success_and_secrets_are_masked)
 {

@@ -24,14 +24,13 @@
 /* Keys of the seed's sample with no source in the canonical invoice, so never sent. Written
  * as "InvoiceLine/<key>" for line keys and "InvoiceLine/InvoiceLineItem/<key>" for detail
  * keys; midnight.c marks the same keys K_NONE. Each is Midnight-internal bookkeeping
- * (billing progress, GL and payment accounts, order versions, parent lines, line GUIDs). */
+ * (billing progress, GL and payment accounts, order versions, parent lines). */
 static const char *const no_source[] = {
     "InvoiceLine/ParentInvoiceLineID",
     "InvoiceLine/PreviouslyInvoiced",
     "InvoiceLine/PreviouslyInvoicedBalance",
     "InvoiceLine/InitialTotal",
     "InvoiceLine/bNoteVisible",
-    "InvoiceLine/InvoiceLineGuid",
     "InvoiceLine/ParentInvoiceLineGuid",
     "InvoiceLine/InvoiceLineItem/InvoiceLineItemID",
     "InvoiceLine/InvoiceLineItem/OrderVersionID",
@@ -288,18 +287,73 @@ Test(midnight, refreshed_token_from_ctx_replaces_config_token)
     iw_event_free(ev);
 }
 
-Test(midnight, non_numeric_ids_are_omitted_and_leading_zeros_dropped)
+/* Regression: CustomerId, ContactID, InvoiceLineID, OrderID and ItemId were filled from
+ * upstream's customer.id, contact_id, line_id, order_id and item_id (numbers of another system
+ * that point at unrelated Midnight rows), and silently left out when not all digits. */
+Test(midnight, midnight_keys_come_only_from_target_refs)
 {
     iw_event *ev = iw_t_load_event("complete.json");
-    iw_t_set_str(&ev->invoice.customer.id, "C-5");
-    iw_t_set_str(&ev->invoice.customer.contact_id, "007");
+    iw_t_set_str(&ev->invoice.customer.id, "777");
+    iw_t_set_str(&ev->invoice.customer.contact_id, "778");
+    iw_t_set_str(&ev->invoice.lines[0].line_id, "779");
+    iw_t_set_str(&ev->invoice.lines[0].item_id, "780");
+    iw_t_set_str(&ev->invoice.lines[0].order_id, "781");
+    iw_t_set_str(&ev->invoice.target_refs.midnight_customer_id, "0042");
+    iw_t_set_str(&ev->invoice.target_refs.midnight_contact_id, "43");
+    iw_t_set_str(&ev->invoice.lines[0].target_refs.midnight_line_id, "44");
+    iw_t_set_str(&ev->invoice.lines[0].target_refs.midnight_item_id, "45");
+    iw_t_set_str(&ev->invoice.lines[0].target_refs.midnight_order_id, "46");
     iw_target_conf tc = conf(NULL);
     iw_request req;
     render_ok(ev, &tc, NULL, &req);
-    cr_assert_null(strstr(req.body, "\"CustomerId\""), "a non-numeric id must be left out");
-    cr_assert_not_null(strstr(req.body, "\"ContactID\":7,"));
+    for (int v = 777; v <= 781; v++) {
+        char num[8];
+        snprintf(num, sizeof(num), ":%d", v);
+        cr_assert_null(strstr(req.body, num), "upstream id %d was sent as a Midnight key", v);
+    }
+    cr_assert_not_null(strstr(req.body, "\"CustomerId\":42,"), "%s", req.body);
+    cr_assert_not_null(strstr(req.body, "\"ContactID\":43,"));
+    cr_assert_not_null(strstr(req.body, "{\"InvoiceLineID\":44,"));
+    cr_assert_not_null(strstr(req.body, "\"OrderID\":46,"));
+    cr_assert_not_null(strstr(req.body, "\"ItemId\":45,"));
+    iw_request_clear(&req);
+
+    /* a Midnight id that is not a number is refused by name, never silently left out */
+    iw_t_set_str(&ev->invoice.target_refs.midnight_customer_id, "C-5");
+    char err[256];
+    cr_assert_eq(iw_target_validate(&iw_target_midnight, ev, &tc, err, sizeof(err)), IW_EINVAL);
+    cr_assert_str_eq(err, "target_refs.midnight_customer_id: a Midnight id is a whole number");
+    iw_target_conf_clear(&tc);
+    iw_event_free(ev);
+}
+
+/* Regression: a line without a Midnight id carried only TempInvoiceLineID, so every update
+ * most likely added the line again. It is refused, naming the line, unless the instance sends
+ * such lines as new ones. */
+Test(midnight, lines_without_a_midnight_id_are_refused_unless_configured_new)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    iw_t_set_str(&ev->invoice.lines[1].target_refs.midnight_line_id, NULL);
+    iw_t_set_str(&ev->invoice.lines[1].target_refs.midnight_line_guid, NULL);
+    iw_target_conf tc = conf(NULL);
+    char err[256];
+    cr_assert_eq(iw_target_validate(&iw_target_midnight, ev, &tc, err, sizeof(err)), IW_EINVAL);
+    cr_assert(strstr(err, "lines[1].target_refs.midnight_line_id: required: line 2 has no "
+                          "Midnight id"),
+              "%s", err);
+    /* the line GUID alone identifies it */
+    iw_t_set_str(&ev->invoice.lines[1].target_refs.midnight_line_guid,
+                 "9fee6ac8-0eb9-455d-8a0a-4b9f29cff281");
+    cr_assert_eq(iw_target_validate(&iw_target_midnight, ev, &tc, err, sizeof(err)), 0, "%s", err);
+    iw_t_set_str(&ev->invoice.lines[1].target_refs.midnight_line_guid, NULL);
+    iw_t_set_str(&tc.lines_without_id, "new");
+    cr_assert_eq(iw_target_validate(&iw_target_midnight, ev, &tc, err, sizeof(err)), 0, "%s", err);
+    iw_request req;
+    render_ok(ev, &tc, NULL, &req);
     cJSON *j = cJSON_Parse(req.body);
-    cr_assert_not_null(j, "body must stay valid JSON");
+    const cJSON *l2 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "InvoiceLine"), 1);
+    cr_assert_null(cJSON_GetObjectItem(l2, "InvoiceLineID"));
+    cr_assert_eq(cJSON_GetObjectItem(l2, "TempInvoiceLineID")->valueint, 2);
     cJSON_Delete(j);
     iw_request_clear(&req);
     iw_target_conf_clear(&tc);
@@ -424,6 +478,7 @@ Test(midnight, round_trip_json)
     char *json = awkward_event(big);
     iw_event *ev = iw_t_parse(json, strlen(json));
     iw_target_conf tc = conf(NULL);
+    iw_t_set_str(&tc.lines_without_id, "new"); /* generated lines carry no Midnight ids */
     iw_request req;
     render_ok(ev, &tc, NULL, &req);
 
@@ -493,6 +548,7 @@ Test(midnight, round_trip_xml)
     char *json = awkward_event(big);
     iw_event *ev = iw_t_parse(json, strlen(json));
     iw_target_conf tc = conf("xml");
+    iw_t_set_str(&tc.lines_without_id, "new"); /* generated lines carry no Midnight ids */
     iw_request req;
     render_ok(ev, &tc, NULL, &req);
 
@@ -583,105 +639,8 @@ Test(midnight, xml_refuses_control_characters)
 
 /* ---- (c) classification over fixture replies ---- */
 
-/* Wed, 21 Oct 2026 07:28:00 GMT */
-#define DATE_HDR "Wed, 21 Oct 2026 07:28:00 GMT"
-
-static int64_t date_ms(void)
-{
-    struct tm tm;
-    memset(&tm, 0, sizeof(tm));
-    strptime(DATE_HDR, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    return (int64_t)timegm(&tm) * 1000;
-}
-
-typedef struct row {
-    long status;
-    const char *file;        /* reply body fixture */
-    const char *retry_after; /* Retry-After header or NULL */
-    iw_outcome_kind kind;
-    iw_error_kind ek;
-    const char *code;
-    const char *msg_has; /* substring of the message */
-    const char *ref;     /* expected target_ref (OK rows) */
-    int64_t retry_ms;    /* expected retry_after_ms (RETRY rows) */
-    bool refresh;
-} row;
-
-static const row rows[] = {
-    {200, "response-success.json", NULL, IW_OUTCOME_OK, IW_ERR_NONE, "200", "", "sample string 1",
-     -1, false},
-    {200, "response-success.xml", NULL, IW_OUTCOME_OK, IW_ERR_NONE, "200", "", "sample string 1",
-     -1, false},
-    {400, "response-error-400.json", NULL, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "400",
-     "The request is invalid. (request.InvoiceDueDate: The value '31/02/2026' is not valid", NULL,
-     -1, false},
-    {404, "response-error-404.json", NULL, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "404",
-     "invoice not found: Invoice with guid", NULL, -1, false},
-    {401, "response-auth-401.json", NULL, IW_OUTCOME_AUTH, IW_ERR_AUTH, "401",
-     "Authorization has been denied", NULL, -1, true},
-    {403, "response-auth-403.json", NULL, IW_OUTCOME_AUTH, IW_ERR_AUTH, "403",
-     "MIS key is not allowed", NULL, -1, false},
-    {429, "response-rate-429.json", "7", IW_OUTCOME_RETRY, IW_ERR_RATE_LIMITED, "429",
-     "rate limited", NULL, 7000, false},
-    {429, "response-rate-429.json", DATE_HDR, IW_OUTCOME_RETRY, IW_ERR_RATE_LIMITED, "429",
-     "rate limited", NULL, 90000, false},
-    {500, "response-error-500.json", NULL, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "500",
-     "An error has occurred", NULL, -1, false},
-    {503, "response-error.html", "120", IW_OUTCOME_RETRY, IW_ERR_REMOTE, "503", "HTML error page",
-     NULL, 120000, false},
-    {408, "response-empty.txt", NULL, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "408", "empty body", NULL,
-     -1, false},
-    /* 2xx whose body is not the API's string: not confirmed, so retried */
-    {200, "response-error.html", NULL, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "200", "an HTML page", NULL,
-     -1, false},
-    {200, "response-empty.txt", NULL, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "200", "empty body", NULL,
-     -1, false},
-    {200, "response-truncated.json", NULL, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "200",
-     "not a JSON or XML string", NULL, -1, false},
-    {200, "response-error-400.json", NULL, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "200",
-     "not a JSON or XML string", NULL, -1, false},
-    {404, "response-error.html", NULL, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "404",
-     "HTML error page", NULL, -1, false},
-    {400, "response-truncated.json", NULL, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "400",
-     "\"sample str", NULL, -1, false},
-};
-
-static void classify_row(const row *r)
-{
-    iw_target_conf tc = conf(NULL);
-    size_t len;
-    char *body = fixture(r->file, &len);
-    iw_header h = {(char *)"Retry-After", (char *)r->retry_after};
-    iw_response resp = {.status = r->status,
-                        .headers = r->retry_after ? &h : NULL,
-                        .n_headers = r->retry_after ? 1 : 0,
-                        .body = len ? body : NULL,
-                        .body_len = len,
-                        .now_ms = date_ms() - 90000};
-    iw_outcome o;
-    memset(&o, 0x5a, sizeof(o));
-    iw_target_classify(&iw_target_midnight, &tc, &resp, &o);
-    cr_assert_eq(o.kind, r->kind, "%ld %s: kind %d, message %s", r->status, r->file, o.kind,
-                 o.message);
-    cr_assert_eq(o.error_kind, r->ek, "%ld %s: error kind", r->status, r->file);
-    cr_assert_str_eq(o.code, r->code);
-    cr_assert_not_null(strstr(o.message, r->msg_has), "%ld %s: message \"%s\" lacks \"%s\"",
-                       r->status, r->file, o.message, r->msg_has);
-    cr_assert_eq(o.refresh_token, r->refresh);
-    if (r->kind == IW_OUTCOME_OK)
-        cr_assert_str_eq(o.target_ref, r->ref);
-    if (r->kind == IW_OUTCOME_RETRY)
-        cr_assert_eq(o.retry_after_ms, r->retry_ms, "%ld %s: retry %lld", r->status, r->file,
-                     (long long)o.retry_after_ms);
-    free(body);
-    iw_target_conf_clear(&tc);
-}
-
-Test(midnight, classify_every_fixture_row)
-{
-    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-        classify_row(&rows[i]);
-}
+/* Every reply fixture is classified by tests/integration/test_classify_replies.c from
+ * tests/fixtures/replies/cases.json. */
 
 Test(midnight, classify_message_never_echoes_secrets)
 {
@@ -882,4 +841,85 @@ Test(midnight, refresh_reply_parsing)
     cr_assert_eq(parse_refresh_body(200, "\"bad\\ntoken\"", tok, sizeof(tok)), IW_EINVAL);
     cr_assert_eq(parse_refresh_body(200, "\"0123456789\"", tok, 8), IW_EINVAL,
                  "too long for buffer");
+}
+
+/* Seed 002 lines 7-8 list two Authorization headers; auth_header "folded" sends the one
+ * comma-joined line a server that folds repeated headers (IIS) would see. */
+Test(midnight, authorization_header_form_is_configurable)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    iw_target_conf tc = conf(NULL);
+    iw_request req;
+    render_ok(ev, &tc, NULL, &req);
+    size_t n = 0;
+    for (size_t i = 0; i < req.n_headers; i++)
+        n += strcasecmp(req.headers[i].name, "Authorization") == 0;
+    cr_assert_eq(n, 2, "the seed's form: two Authorization lines");
+    iw_request_clear(&req);
+    iw_t_set_str(&tc.auth_header, "folded");
+    render_ok(ev, &tc, NULL, &req);
+    n = 0;
+    for (size_t i = 0; i < req.n_headers; i++)
+        n += strcasecmp(req.headers[i].name, "Authorization") == 0;
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(iw_request_header(&req, "Authorization"), PRC ", " TOKEN);
+    char *printed = iw_request_format_masked(&req);
+    cr_assert_null(strstr(printed, PRC), "%s", printed);
+    cr_assert_null(strstr(printed, TOKEN), "%s", printed);
+    free(printed);
+    iw_request_clear(&req);
+    iw_target_conf_clear(&tc);
+    iw_event_free(ev);
+}
+
+/* token_refresh "off": a 401 is final (the token is rotated through the Secret). */
+Test(midnight, token_refresh_can_be_turned_off)
+{
+    iw_target_conf tc = conf(NULL);
+    const char body[] = "{\"Message\":\"Authorization has been denied for this request.\"}";
+    iw_response resp = {.status = 401, .body = body, .body_len = strlen(body)};
+    iw_outcome o;
+    iw_target_classify(&iw_target_midnight, &tc, &resp, &o);
+    cr_assert_eq(o.kind, IW_OUTCOME_AUTH);
+    cr_assert(o.refresh_token);
+    iw_t_set_str(&tc.token_refresh, "off");
+    iw_target_classify(&iw_target_midnight, &tc, &resp, &o);
+    cr_assert_eq(o.kind, IW_OUTCOME_AUTH);
+    cr_assert_not(o.refresh_token);
+    iw_target_conf_clear(&tc);
+}
+
+/* Regression: any 200 JSON string was success and became target_ref. A string that is not a
+ * GUID or an id is success only when the instance lists it in success_replies. */
+Test(midnight, success_replies_are_configured_not_guessed)
+{
+    iw_target_conf tc = conf(NULL);
+    const char locked[] = "\"Invoice could not be updated: it is locked\"";
+    iw_response resp = {.status = 200, .body = locked, .body_len = strlen(locked)};
+    iw_outcome o;
+    iw_target_classify(&iw_target_midnight, &tc, &resp, &o);
+    cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT, "%s", o.message);
+    cr_assert_str_eq(o.target_ref, "");
+    cr_assert(strstr(o.message, "it is locked"), "%s", o.message);
+
+    const char ok[] = "\"Success\"";
+    resp.body = ok;
+    resp.body_len = strlen(ok);
+    iw_target_classify(&iw_target_midnight, &tc, &resp, &o);
+    cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT);
+    tc.success_replies = calloc(1, sizeof(char *));
+    tc.success_replies[0] = strdup("success");
+    tc.n_success_replies = 1;
+    iw_target_classify(&iw_target_midnight, &tc, &resp, &o);
+    cr_assert_eq(o.kind, IW_OUTCOME_OK, "%s", o.message);
+    cr_assert_str_eq(o.target_ref, "", "a word is not an id");
+    resp.body = locked;
+    resp.body_len = strlen(locked);
+    iw_target_classify(&iw_target_midnight, &tc, &resp, &o);
+    cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT);
+    free(tc.success_replies[0]);
+    tc.success_replies[0] = strdup("*");
+    iw_target_classify(&iw_target_midnight, &tc, &resp, &o);
+    cr_assert_eq(o.kind, IW_OUTCOME_OK, "\"*\" accepts any string");
+    iw_target_conf_clear(&tc);
 }

@@ -276,7 +276,7 @@ Test(soap, fault_11_without_prefix_and_dotted_subcode)
                                   "</SOAP-ENV:Fault>"),
                             &rep),
                  0);
-    cr_assert_eq(rep.fault, IW_SOAP_FAULT_CLIENT);
+    cr_assert_eq(rep.fault, IW_SOAP_FAULT_AUTH); /* the subcode says so, not a word */
     cr_assert_str_eq(rep.faultstring, "");
     iw_soap_reply_free(&rep);
 }
@@ -373,8 +373,6 @@ Test(soap, entity_declarations_are_refused)
 
 /* ------------------------------------------------------------ shared classification */
 
-static const char *const words[] = {"login", "password", NULL};
-
 static bool classify_text(long status, const char *body, const char *retry_after,
                           const iw_target_conf *tc, iw_outcome *out)
 {
@@ -387,7 +385,7 @@ static bool classify_text(long status, const char *body, const char *retry_after
                         .now_ms = 1700000000000};
     iw_soap_reply rep;
     iw_soap_reply_read(resp.body, resp.body_len, &rep);
-    bool final = iw_soap_classify_common(tc, &resp, &rep, words, out);
+    bool final = iw_soap_classify_common(tc, &resp, &rep, out);
     iw_soap_reply_free(&rep);
     return final;
 }
@@ -411,9 +409,10 @@ Test(soap, common_rules)
     cr_assert_eq(o.kind, IW_OUTCOME_RETRY);
     cr_assert_eq(o.retry_after_ms, 7000);
 
+    /* the code decides, not the words: a Server fault naming a login is the server's trouble */
     cr_assert(classify_text(200, FAULT("SOAP-ENV:Server", "Login failed"), NULL, &tc, &o));
-    cr_assert_eq(o.kind, IW_OUTCOME_AUTH);
-    cr_assert_eq(o.error_kind, IW_ERR_AUTH);
+    cr_assert_eq(o.kind, IW_OUTCOME_RETRY);
+    cr_assert_eq(o.error_kind, IW_ERR_REMOTE);
 
     cr_assert(classify_text(500, FAULT("Zzz", "odd"), NULL, &tc, &o));
     cr_assert_eq(o.kind, IW_OUTCOME_RETRY);
@@ -438,6 +437,59 @@ Test(soap, common_rules)
     cr_assert_eq(o.kind, IW_OUTCOME_RETRY);
 
     cr_assert_not(classify_text(200, ENV11("<r/>"), NULL, &tc, &o));
+}
+
+/* Regression: WCF dispatcher faults were retried until attempts ran out (and counted towards
+ * the breaker); a Server fault mentioning authorization, or a Client fault quoting a password
+ * field, was classified auth by its words. */
+Test(soap, faults_are_classified_by_code_not_words)
+{
+    iw_target_conf tc = {0};
+    iw_outcome o;
+    static const struct {
+        const char *code, *text;
+        iw_outcome_kind kind;
+    } cases[] = {
+        {"a:ActionNotSupported",
+         "The message with Action 'x' cannot be processed at the receiver, due to a "
+         "ContractFilter mismatch at the EndpointDispatcher.",
+         IW_OUTCOME_PERMANENT},
+        {"a:DeserializationFailed",
+         "The formatter threw an exception while trying to deserialize the message",
+         IW_OUTCOME_PERMANENT},
+        {"a:DestinationUnreachable", "no endpoint", IW_OUTCOME_PERMANENT},
+        {"a:InternalServiceFault", "Object reference not set", IW_OUTCOME_RETRY},
+        {"s:Server", "Could not reach the authorization service; try again", IW_OUTCOME_RETRY},
+        {"s:Client", "Invalid value 'x' for field password", IW_OUTCOME_PERMANENT},
+        {"s:Client", "Security token expired", IW_OUTCOME_PERMANENT},
+        {"wsse:FailedAuthentication", "The security token could not be authenticated",
+         IW_OUTCOME_AUTH},
+        {"wsse:InvalidSecurityToken", "bad token", IW_OUTCOME_AUTH},
+        {"SOAP-ENV:Client.Authentication", "no", IW_OUTCOME_AUTH},
+        {"SOAP-ENV:Server.Authentication", "auth backend down", IW_OUTCOME_RETRY},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char body[1024];
+        snprintf(body, sizeof(body),
+                 "<SOAP-ENV:Envelope xmlns:SOAP-ENV=\"" IW_SOAP11_ENV_NS
+                 "\" xmlns:a=\"urn:a\" xmlns:s=\"urn:s\" xmlns:wsse=\"urn:w\"><SOAP-ENV:Body>"
+                 "<SOAP-ENV:Fault><faultcode>%s</faultcode><faultstring>%s</faultstring>"
+                 "</SOAP-ENV:Fault></SOAP-ENV:Body></SOAP-ENV:Envelope>",
+                 cases[i].code, cases[i].text);
+        cr_assert(classify_text(500, body, NULL, &tc, &o));
+        cr_assert_eq(o.kind, cases[i].kind, "%s: kind %d, want %d (%s)", cases[i].code, o.kind,
+                     cases[i].kind, o.message);
+        cr_assert(strstr(o.message, cases[i].text), "%s", o.message);
+    }
+    /* SOAP 1.2: a Subcode refines Sender */
+    cr_assert(classify_text(500,
+                            "<e:Envelope xmlns:e=\"" IW_SOAP12_ENV_NS
+                            "\"><e:Body><e:Fault><e:Code><e:Value>e:Sender</e:Value><e:Subcode>"
+                            "<e:Value>a:DeserializationFailed</e:Value></e:Subcode></e:Code>"
+                            "<e:Reason><e:Text>bad</e:Text></e:Reason></e:Fault></e:Body>"
+                            "</e:Envelope>",
+                            NULL, &tc, &o));
+    cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT, "%s", o.message);
 }
 
 Test(soap, fault_messages_never_carry_secrets)

@@ -68,11 +68,22 @@ static const char *item_description(const void *obj, const void *root, size_t in
      .only = V_SOAP}
 #define END {.name = NULL}
 
+/* The customer's name, the buyer's description (read from the invoice, but counted as the
+ * buyer group's own value, so the name is sent when the buyer id is not known). */
+static const char *buyer_name(const void *obj, const void *root, size_t index, char *buf,
+                              size_t len)
+{
+    const iw_invoice *inv = root;
+    return inv->customer.name;
+}
+
 /* Centra "reference" objects are {id, description}: the id links, the description is a label.
- * Each is written only when its id is known. Descriptions are best guesses from the model. */
+ * The buyer and the product are written when either their id or their name is known (the name
+ * is upstream's data and must not be dropped for want of an id); the others only with their
+ * id, since their descriptions are best guesses from the model. */
 static const iw_soap_field buyer_ref[] = {
-    KEY("id", iw_refs, buyer_id),
-    FROM_INVOICE("description", customer.name), /* guess */
+    STR("id", iw_refs, buyer_id),
+    CALL("description", buyer_name),
     END,
 };
 static const iw_soap_field account_ref[] = {
@@ -122,7 +133,7 @@ static const iw_soap_field address_fields[] = {
 };
 
 static const iw_soap_field product_ref[] = {
-    KEY("id", iw_line, product_id),
+    STR("id", iw_line, product_id),
     STR("description", iw_line, name),
     END,
 };
@@ -360,9 +371,6 @@ static int centra_validate(const iw_event *ev, const iw_target_conf *tc, char *e
 
 /* ------------------------------------------------------------------ classify */
 
-/* Fault text that means the login was refused (seed 000 has no fault catalogue; guess). */
-static const char *const centra_auth_words[] = {"login", "password", "auth", NULL};
-
 /* Appends the text of every <message> below n, joined by "; ". */
 static void collect_messages(xmlNodePtr n, char *buf, size_t len)
 {
@@ -388,30 +396,56 @@ static bool is_false(xmlNodePtr n)
     return strcasecmp(t, "false") == 0 || strcmp(t, "0") == 0;
 }
 
-/* A readable 200 envelope without a Fault: ns1:result is success unless it says
- * <success>false</success>, then errors/message explains (shape of the error reply: guess). */
+/* True when n holds no element and no text but white space: the seed's <ns1:result/>. */
+static bool is_empty_element(xmlNodePtr n)
+{
+    for (xmlNodePtr c = n->children; c; c = c->next) {
+        if (c->type == XML_ELEMENT_NODE)
+            return false;
+        if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) {
+            for (const xmlChar *p = c->content; p && *p; p++)
+                if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+                    return false;
+        }
+    }
+    return true;
+}
+
+/* A readable 200 envelope without a Fault. Success is only the seed's reply, an empty
+ * <ns1:result/> (seed 000 line 159). A result holding errors/message (with or without
+ * <success>false</success>: the error shape is a guess) is a refusal, permanent, with the
+ * messages as its text; a result holding anything else is not the documented success either
+ * and is refused with its text, so an operator sees what came back. */
 static void judge_centra_soap(const iw_target_conf *tc, const iw_response *resp,
                               const iw_soap_reply *rep, iw_outcome *out)
 {
-    xmlNodePtr success = iw_xml_find(rep->body->children, "success");
-    if (success && is_false(success)) {
-        xmlNodePtr errors = iw_xml_find(rep->body->children, "errors");
-        char msg[200] = "", code[64] = "";
-        collect_messages(errors ? errors->children : rep->body->children, msg, sizeof(msg));
-        iw_xml_text(iw_xml_find(errors ? errors->children : NULL, "code"), code, sizeof(code));
-        iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, *code ? code : "success=false",
-                       "centra refused the invoice: %s", *msg ? msg : "(no error message)");
-        iw_soap_scrub(tc, out->message, sizeof(out->message));
-        return;
-    }
-    if (!iw_xml_find(rep->body->children, "result")) {
+    xmlNodePtr result = iw_soap_child(rep->body, "result");
+    if (!result) {
         iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
                        "HTTP %ld but the envelope holds no result element; retrying, an "
                        "unreadable reply is never taken as success",
                        resp->status);
         return;
     }
-    iw_outcome_set(out, IW_OUTCOME_OK, IW_ERR_NONE, "200", "HTTP %ld, result", resp->status);
+    if (is_empty_element(result)) {
+        iw_outcome_set(out, IW_OUTCOME_OK, IW_ERR_NONE, "200", "HTTP %ld, result", resp->status);
+        return;
+    }
+    xmlNodePtr success = iw_xml_find(result->children, "success");
+    xmlNodePtr errors = iw_xml_find(result->children, "errors");
+    char msg[200] = "", code[64] = "";
+    collect_messages(errors ? errors->children : result->children, msg, sizeof(msg));
+    iw_xml_text(iw_xml_find(errors ? errors->children : NULL, "code"), code, sizeof(code));
+    const char *dflt = success && is_false(success) ? "success=false"
+                       : errors || *msg             ? "errors"
+                                                    : "unexpected-result";
+    if (!*msg)
+        iw_xml_text(result, msg, sizeof(msg));
+    iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, *code ? code : dflt,
+                   "centra refused the invoice: %s",
+                   *msg ? msg : "(a result that is not the empty success result)");
+    iw_soap_scrub(tc, out->message, sizeof(out->message));
+    iw_soap_scrub(tc, out->code, sizeof(out->code));
 }
 
 /* Navision answers <invoicesUpdateResponse>OK</invoicesUpdateResponse>; any other text is the
@@ -443,8 +477,8 @@ static void centra_classify(bool soap, const iw_target_conf *tc, const iw_respon
 {
     iw_soap_reply rep;
     iw_soap_reply_read(resp->body, resp->body_len, &rep);
-    /* Navision authenticates over HTTP (401/403); its Faults are never about the login. */
-    if (!iw_soap_classify_common(tc, resp, &rep, soap ? centra_auth_words : NULL, out)) {
+    /* Faults are classified by code alone: seed 000 documents no fault texts. */
+    if (!iw_soap_classify_common(tc, resp, &rep, out)) {
         if (soap)
             judge_centra_soap(tc, resp, &rep, out);
         else

@@ -11,7 +11,51 @@
 #define EBIZ_NS "http://eBizCharge.ServiceModel.SOAP"
 #define EBIZ_ACTION "http://eBizCharge.ServiceModel.SOAP/IeBizService/UpdateInvoice"
 
+/* Variant bits (iw_soap_field.only): the date form. Seed 003's C# and PHP examples write
+ * MM/DD/YYYY (lines 258-259, 281, 284); only its "Defaults to 1900-01-01" notes (lines 70,
+ * 71, 73) hint that ISO is read too, and InvoiceShipDate's default is "1/1/1900 12:00:00 AM"
+ * (line 72), a US-culture DateTime. So MM/DD/YYYY is the default and date_format "iso" sends
+ * YYYY-MM-DD. */
+enum { V_MDY = 1, V_ISO = 2 };
+
 /* ------------------------------------------------------------------ mapping */
+
+static bool line_is_taxable(const iw_line *l)
+{
+    if (l->taxable != IW_FLAG_UNSET)
+        return l->taxable == IW_FLAG_YES;
+    return (l->tax_rate.set && !iw_decimal_is_zero(l->tax_rate.value)) ||
+           (l->tax_amount.set && !iw_decimal_is_zero(l->tax_amount.value));
+}
+
+/* TaxRate: the line's rate; "0" only for a line that is not taxable (the event says so, or
+ * carries no rate and no tax); a taxable line without a rate is refused by validate. */
+static const char *line_tax_rate(const void *obj, const void *root, size_t index, char *buf,
+                                 size_t len)
+{
+    const iw_line *l = obj;
+    if (l->tax_rate.set) {
+        iw_decimal_format(l->tax_rate.value, buf, len);
+        return buf;
+    }
+    return line_is_taxable(l) ? NULL : "0";
+}
+
+/* GrossPrice: the line's gross_price; for a line that is not taxable its unit_price (gross and
+ * net are the same); a taxable line without gross_price is refused by validate, never sent a
+ * made-up 0 (every update replaces the whole invoice). */
+static const char *line_gross_price(const void *obj, const void *root, size_t index, char *buf,
+                                    size_t len)
+{
+    const iw_line *l = obj;
+    const iw_amount *a = l->gross_price.set    ? &l->gross_price
+                         : !line_is_taxable(l) ? &l->unit_price
+                                               : NULL;
+    if (!a || !a->set)
+        return NULL;
+    iw_decimal_format(a->value, buf, len);
+    return buf;
+}
 
 /* Taxable: the line's flag, else true when it carries a non-zero tax rate or tax amount. */
 static const char *line_taxable(const void *obj, const void *root, size_t index, char *buf,
@@ -41,6 +85,10 @@ static const char *line_number(const void *obj, const void *root, size_t index, 
 /* clang-format off */
 /* NOLINTBEGIN(bugprone-macro-parentheses) */
 #define STR(el, T, m) {.name = el, .kind = IW_SOAP_STR, .off = offsetof(T, m)}
+/* A date in the instance's date_format: one row per form, the variant picks it. */
+#define DATE(el, T, m) \
+    {.name = el, .kind = IW_SOAP_MDY, .off = offsetof(T, m), .only = V_MDY}, \
+    {.name = el, .kind = IW_SOAP_STR, .off = offsetof(T, m), .only = V_ISO}
 #define AMT(el, T, m) {.name = el, .kind = IW_SOAP_AMOUNT, .off = offsetof(T, m)}
 #define AMT_OR(el, T, m, d) {.name = el, .kind = IW_SOAP_AMOUNT, .off = offsetof(T, m), .dflt = d}
 #define FLAG_OR(el, T, m, d) {.name = el, .kind = IW_SOAP_FLAG, .off = offsetof(T, m), .dflt = d}
@@ -68,12 +116,12 @@ static const iw_soap_field item_fields[] = {
     AMT("UnitPrice", iw_line, unit_price),
     AMT("Qty", iw_line, quantity),
     CALL("Taxable", line_taxable),
-    AMT_OR("TaxRate", iw_line, tax_rate, "0"), /* percent as given ("23"); guess */
+    CALL("TaxRate", line_tax_rate), /* percent as given ("23"); guess */
     STR("UnitOfMeasure", iw_line, unit),
     AMT("TotalLineAmount", iw_line, line_total),
     AMT("TotalLineTax", iw_line, tax_amount),
     CALL("ItemLineNumber", line_number),
-    AMT_OR("GrossPrice", iw_line, gross_price, "0"),
+    CALL("GrossPrice", line_gross_price),
     CONST("WarrantyDiscount", "0"), /* no source in the model */
     AMT_OR("SalesDiscount", iw_line, discount_amount, "0"),
     STR("ItemClass", iw_line, line_type), /* guess */
@@ -125,10 +173,10 @@ static const iw_soap_field invoice_fields[] = {
     STR("CustomerId", iw_invoice, customer.id),
     NONE("SubCustomerId"), /* no sub-customer in the model */
     STR("InvoiceNumber", iw_invoice, number),
-    STR("InvoiceDate", iw_invoice, issue_date), /* YYYY-MM-DD (ISO, unambiguous); guess */
+    DATE("InvoiceDate", iw_invoice, issue_date), /* date_format, see V_MDY */
     STR("Currency", iw_invoice, currency),
     AMT("InvoiceAmount", iw_invoice, total),
-    STR("InvoiceDueDate", iw_invoice, due_date),
+    DATE("InvoiceDueDate", iw_invoice, due_date),
     AMT("AmountDue", iw_invoice, amount_due),
     STR("PoNum", iw_invoice, po_number),
     STR("SoNum", iw_invoice, so_number),
@@ -146,7 +194,7 @@ static const iw_soap_field invoice_fields[] = {
     GROUP("ShippingAddress", iw_invoice, shipping_address, address_fields),
     STR("InvoiceCustomerMessage", iw_invoice, note_public),
     STR("InvoiceMemo", iw_invoice, note_internal), /* guess: the merchant-side memo */
-    STR("InvoiceShipDate", iw_invoice, ship_date),
+    DATE("InvoiceShipDate", iw_invoice, ship_date),
     STR("InvoiceShipVia", iw_invoice, ship_via),
     STR("InvoiceTermsId", iw_invoice, terms_code),
     STR("InvoiceSalesRepId", iw_invoice, refs.sales_rep_id),
@@ -156,7 +204,7 @@ static const iw_soap_field invoice_fields[] = {
     AMT("TotalDiscountAmount", iw_invoice, discount_total),
     AMT("TotalShippingAmount", iw_invoice, shipping_total),
     STR("LocationId", iw_invoice, refs.location_id),
-    STR("PoDate", iw_invoice, po_date),
+    DATE("PoDate", iw_invoice, po_date),
     STR("OrderedBy", iw_invoice, refs.user_name),   /* guess: who placed the order upstream */
     STR("InvoiceClass", iw_invoice, document_type), /* guess */
     STR("InvoiceFOB", iw_invoice, shipping_terms),  /* FOB is a shipping term (Incoterm) */
@@ -193,8 +241,10 @@ static const struct {
     {"shipping_total", offsetof(iw_invoice, shipping_total), "TotalShippingAmount"},
 };
 
-/* Per line. Taxable (derived), TaxRate (0 when not taxable), GrossPrice, SalesDiscount (0),
- * WarrantyDiscount (always 0) and ItemLineNumber (position) have documented defaults. */
+/* Per line. Taxable (derived), TaxRate (0 only when not taxable), GrossPrice (unit_price only
+ * when not taxable), SalesDiscount (0: no discount), WarrantyDiscount (always 0: the model has
+ * none) and ItemLineNumber (position) have documented defaults; a taxable line needs its
+ * tax_rate and gross_price. */
 static const struct {
     const char *path;
     size_t off; /* iw_amount in iw_line */
@@ -249,7 +299,14 @@ static int ebiz_validate(const iw_event *ev, const iw_target_conf *tc, char *err
                 return IW_EINVAL;
             }
         }
-        if (l->taxable == IW_FLAG_YES && !l->tax_rate.set) {
+        if (line_is_taxable(l) && !l->gross_price.set) {
+            snprintf(errbuf, errlen,
+                     "invoice.lines[%zu].gross_price: required by ebizcharge (GrossPrice) for a "
+                     "taxable line",
+                     n);
+            return IW_EINVAL;
+        }
+        if (line_is_taxable(l) && !l->tax_rate.set) {
             snprintf(errbuf, errlen,
                      "invoice.lines[%zu].tax_rate: required by ebizcharge (TaxRate) for a "
                      "taxable line",
@@ -306,7 +363,11 @@ static int ebiz_render(const iw_event *ev, const iw_target_conf *tc, const iw_re
     iw_xmlw_start(&x, "ebiz", "UpdateInvoice", NULL);
     if ((rc = write_token(&x, tc, out, errbuf, errlen)))
         goto fail_writer;
-    iw_soap_map map = {.prefix = "ebiz", .root = &ev->invoice, .absent = IW_SOAP_EMPTY};
+    iw_soap_map map = {.prefix = "ebiz",
+                       .root = &ev->invoice,
+                       .absent = IW_SOAP_EMPTY,
+                       .variant =
+                           tc->date_format && strcmp(tc->date_format, "iso") == 0 ? V_ISO : V_MDY};
     iw_xmlw_start(&x, "ebiz", "invoice", NULL);
     if ((rc = iw_soap_write(&x, &map, invoice_fields, &ev->invoice, errbuf, errlen)))
         goto fail_writer;
@@ -330,9 +391,6 @@ fail:
 }
 
 /* ------------------------------------------------------------------ classify */
-
-/* Fault text that means the SecurityId or login was refused (guess: the seed lists none). */
-static const char *const ebiz_auth_words[] = {"security", "token", "auth", NULL};
 
 /* UpdateInvoiceResult: Status Success + StatusCode 1 is success (InvoiceInternalId becomes the
  * target_ref); Status Error is a refusal with ErrorCode and Error. */
@@ -376,7 +434,7 @@ static void ebiz_classify(const iw_target_conf *tc, const iw_response *resp, iw_
 {
     iw_soap_reply rep;
     iw_soap_reply_read(resp->body, resp->body_len, &rep);
-    if (!iw_soap_classify_common(tc, resp, &rep, ebiz_auth_words, out))
+    if (!iw_soap_classify_common(tc, resp, &rep, out))
         judge_ebiz(tc, resp, &rep, out);
     iw_soap_reply_free(&rep);
 }

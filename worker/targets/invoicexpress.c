@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <cjson/cJSON.h>
+
 #include "status.h"
 #include "xml.h"
 
@@ -89,15 +91,18 @@ static const struct country {
 
 /* How a source field becomes element text. */
 typedef enum kind {
-    K_STR,     /* char *, as is */
-    K_DMY,     /* char * "YYYY-MM-DD" -> "dd/mm/yyyy" */
-    K_DEC,     /* iw_amount, exact decimal text */
-    K_ADDRESS, /* iw_address: line1..line3 and city, one per text line */
-    K_COUNTRY, /* char * ISO alpha-2 -> English name */
-    K_UNIT,    /* the line's unit, or the instance's default_unit */
-    K_TAX,     /* <tax><name> from the instance's rate table; no element when untaxed */
-    K_CLIENT,  /* the <client> group, of client_fields */
-    K_ITEMS    /* <items type="array">, one <item> of item_fields per line */
+    K_STR,      /* char *, as is */
+    K_DMY,      /* char * "YYYY-MM-DD" -> "dd/mm/yyyy" */
+    K_DEC,      /* iw_amount, exact decimal text */
+    K_ADDRESS,  /* iw_address: line1..line3 and city, one per text line */
+    K_COUNTRY,  /* char * ISO alpha-2 -> English name */
+    K_UNIT,     /* the line's unit, or the instance's default_unit */
+    K_TAX,      /* <tax><name>: the line's tax_name, else the instance's rate table; none when
+                 * untaxed */
+    K_DISCOUNT, /* the line's discount percentage: discount_pct, else discount_amount as a
+                 * percentage of unit_price x quantity */
+    K_CLIENT,   /* the <client> group, of client_fields */
+    K_ITEMS     /* <items type="array">, one <item> of item_fields per line */
 } kind;
 
 typedef enum scope { S_INVOICE, S_LINE } scope;
@@ -125,7 +130,9 @@ static const field client_fields[] = {
     {"website", K_STR, INV(customer.website)},
     {"phone", K_STR, INV(customer.phone)},
     {"fax", K_STR, INV(customer.fax)},
-    {"observations", K_STR, INV(customer.notes)},
+    /* client/observations is not sent: the seed (line 259) says it is added to the
+     * observations of every invoice of the client, so customer.notes (internal notes such as
+     * "VIP") would be printed on invoices. */
 };
 
 static const field item_fields[] = {
@@ -135,7 +142,7 @@ static const field item_fields[] = {
     {"quantity", K_DEC, LN(quantity)},
     {"unit", K_UNIT, LN(unit)},
     {"tax", K_TAX, LN(tax_rate)},
-    {"discount", K_DEC, LN(discount_pct)}, /* the API's discount is a percentage */
+    {"discount", K_DISCOUNT, LN(discount_pct)}, /* the API's discount is a percentage */
 };
 
 static const field invoice_fields[] = {
@@ -193,6 +200,78 @@ static const char *tax_name_of(iw_decimal rate, const iw_target_conf *tc)
             return tc->tax_names[i].name;
     }
     return NULL;
+}
+
+/* True when the line is taxed: taxable is yes, or unset with a non-zero rate or tax amount. */
+static bool line_taxable(const iw_line *ln)
+{
+    if (ln->taxable != IW_FLAG_UNSET)
+        return ln->taxable == IW_FLAG_YES;
+    return (ln->tax_rate.set && !iw_decimal_is_zero(ln->tax_rate.value)) ||
+           (ln->tax_amount.set && !iw_decimal_is_zero(ln->tax_amount.value));
+}
+
+/* The tax name sent for a line, NULL when none is sent. The line's own tax_name wins (the
+ * API matches taxes by name, seed line 164); else the configured name of its non-zero rate. */
+static const char *line_tax_name(const iw_line *ln, const iw_target_conf *tc)
+{
+    if (!line_taxable(ln))
+        return NULL;
+    if (ln->tax_name && *ln->tax_name)
+        return ln->tax_name;
+    if (line_taxed(ln))
+        return tax_name_of(ln->tax_rate.value, tc);
+    return NULL;
+}
+
+static __int128 pow10_128(int n)
+{
+    __int128 p = 1;
+    while (n-- > 0)
+        p *= 10;
+    return p;
+}
+
+/* The line's discount as the API's percentage: discount_pct when given; else discount_amount
+ * as a percentage of unit_price x quantity, when that is exact within 6 decimals. Returns 0
+ * (pct->set false when there is no discount) or IW_EINVAL when the amount is not an exact
+ * percentage. */
+static int line_discount(const iw_line *ln, iw_amount *pct)
+{
+    memset(pct, 0, sizeof(*pct));
+    if (ln->discount_pct.set) {
+        *pct = ln->discount_pct;
+        return 0;
+    }
+    if (!ln->discount_amount.set)
+        return 0;
+    if (iw_decimal_is_zero(ln->discount_amount.value)) {
+        *pct = ln->discount_amount; /* "0.00": no discount, said explicitly */
+        return 0;
+    }
+    iw_decimal gross;
+    if (!ln->unit_price.set || !ln->quantity.set ||
+        iw_decimal_mul(ln->unit_price.value, ln->quantity.value, &gross) != 0 ||
+        iw_decimal_sign(gross) <= 0)
+        return IW_EINVAL;
+    /* pct = amount * 100 / gross, both brought to one scale */
+    iw_decimal a = ln->discount_amount.value;
+    int sc = a.scale > gross.scale ? a.scale : gross.scale;
+    __int128 num = (__int128)a.coef * pow10_128(sc - a.scale) * 100;
+    __int128 den = (__int128)gross.coef * pow10_128(sc - gross.scale);
+    for (int k = 0; k <= 6; k++) {
+        __int128 n = num * pow10_128(k);
+        if (n % den == 0) {
+            __int128 q = n / den;
+            if (q > INT64_MAX || q < INT64_MIN)
+                return IW_EINVAL;
+            pct->value.coef = (int64_t)q;
+            pct->value.scale = k;
+            pct->set = true;
+            return 0;
+        }
+    }
+    return IW_EINVAL;
 }
 
 /* A plain e-mail check: local@domain.tld, no spaces or controls, one '@', a dot in the domain
@@ -256,10 +335,40 @@ static int validate_line(const iw_line *ln, size_t i, const iw_target_conf *tc, 
         (iw_decimal_sign(ln->discount_pct.value) < 0 ||
          iw_decimal_cmp(ln->discount_pct.value, iw_decimal_from_int(100)) > 0))
         FAIL("lines[%zu].discount_pct: must be between 0 and 100", i);
-    if (line_taxed(ln) && !tax_name_of(ln->tax_rate.value, tc)) {
+    iw_amount pct;
+    if (line_discount(ln, &pct) != 0) {
+        iw_decimal_format(ln->discount_amount.value, buf, sizeof(buf));
+        FAIL("lines[%zu].discount_amount: %s is not an exact percentage of unit_price x quantity "
+             "(InvoiceXpress takes a percentage); send discount_pct",
+             i, buf);
+    }
+    if (pct.set &&
+        (iw_decimal_sign(pct.value) < 0 || iw_decimal_cmp(pct.value, iw_decimal_from_int(100)) > 0))
+        FAIL("lines[%zu].discount_amount: more than the line's amount", i);
+    if (line_taxable(ln) && !(ln->tax_name && *ln->tax_name) && !ln->tax_rate.set)
+        FAIL("lines[%zu].tax_rate: required for a taxable line (or tax_name); without it the "
+             "line would go out untaxed",
+             i);
+    if (line_taxed(ln) && !(ln->tax_name && *ln->tax_name) &&
+        !tax_name_of(ln->tax_rate.value, tc)) {
         iw_decimal_format(ln->tax_rate.value, buf, sizeof(buf));
         FAIL("lines[%zu].tax_rate: no tax name configured for rate %s (tax_names)", i, buf);
     }
+    return 0;
+}
+
+/* Extra charges (shipping, handling) are sent as items: every update replaces all items (seed
+ * lines 165, 263), so a charge left out would be deleted. */
+static int validate_charge(const iw_extra_charge *c, size_t i, char *errbuf, size_t errlen)
+{
+    if (!c->amount.set)
+        FAIL("extra_charges[%zu].amount: required (sent as an item's unit_price)", i);
+    if (iw_decimal_sign(c->amount.value) < 0)
+        FAIL("extra_charges[%zu].amount: must not be negative (an item's unit_price is greater "
+             "than 0)",
+             i);
+    if (blank(c->description) && blank(c->key))
+        FAIL("extra_charges[%zu].description: required (the item name)", i);
     return 0;
 }
 
@@ -276,6 +385,12 @@ static int ix_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
         FAIL("target_refs.invoicexpress_id: must be a number");
     if (inv->n_lines == 0)
         FAIL("lines: at least one item is required");
+    /* invoices.update takes no currency (seed 004): the invoice is booked in the account's */
+    const char *acct = tc->account_currency ? tc->account_currency : "EUR";
+    if (inv->currency && strcasecmp(inv->currency, acct) != 0)
+        FAIL("currency: %.8s is not the account's currency %.8s (account_currency); "
+             "InvoiceXpress takes no currency and would book the amounts as %.8s",
+             inv->currency, acct, acct);
     if (inv->retention_pct.set && (iw_decimal_sign(inv->retention_pct.value) < 0 ||
                                    iw_decimal_cmp(inv->retention_pct.value, max_retention) > 0))
         FAIL("retention_pct: must be between 0 and 99.99");
@@ -290,6 +405,11 @@ static int ix_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
              inv->billing_address.country);
     for (size_t i = 0; i < inv->n_lines; i++) {
         int rc = validate_line(&inv->lines[i], i, tc, errbuf, errlen);
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; i < inv->n_extra_charges; i++) {
+        int rc = validate_charge(&inv->extra_charges[i], i, errbuf, errlen);
         if (rc)
             return rc;
     }
@@ -343,6 +463,27 @@ static char *address_text(const iw_address *a)
 static int write_fields(iw_xmlw *x, const field *tab, size_t n, const iw_event *ev,
                         const iw_line *ln, const iw_target_conf *tc, char *errbuf, size_t errlen);
 
+/* An extra charge as an item: name (description, else key), the amount as unit_price,
+ * quantity 1, the default unit, no tax (the model carries none for charges). A zero charge
+ * bills nothing and is not sent (the API wants unit_price > 0). */
+static int write_charge(iw_xmlw *x, const iw_extra_charge *c, const iw_target_conf *tc,
+                        char *errbuf, size_t errlen)
+{
+    char buf[IW_DECIMAL_BUFLEN];
+    if (!c->amount.set || iw_decimal_sign(c->amount.value) <= 0)
+        return 0;
+    iw_xmlw_start(x, NULL, "item", NULL);
+    int rc = put(x, "name", !blank(c->description) ? c->description : c->key, errbuf, errlen);
+    iw_decimal_format(c->amount.value, buf, sizeof(buf));
+    rc = rc ? rc : put(x, "unit_price", buf, errbuf, errlen);
+    rc = rc ? rc : put(x, "quantity", "1", errbuf, errlen);
+    rc = rc ? rc
+            : put(x, "unit", tc->default_unit && *tc->default_unit ? tc->default_unit : "unit",
+                  errbuf, errlen);
+    iw_xmlw_end(x);
+    return rc;
+}
+
 static int write_one(iw_xmlw *x, const field *f, const iw_event *ev, const iw_line *ln,
                      const iw_target_conf *tc, char *errbuf, size_t errlen)
 {
@@ -385,14 +526,21 @@ static int write_one(iw_xmlw *x, const field *f, const iw_event *ev, const iw_li
         return put(x, f->name, name, errbuf, errlen);
     }
     case K_UNIT: return put(x, f->name, line_unit(ln, tc), errbuf, errlen);
-    case K_TAX: {
-        if (!line_taxed(ln))
+    case K_DISCOUNT: {
+        iw_amount pct;
+        if (line_discount(ln, &pct) != 0)
+            FAIL("discount_amount: not an exact percentage of unit_price x quantity");
+        if (!pct.set)
             return 0;
-        const char *name = tax_name_of(ln->tax_rate.value, tc);
-        if (!name) {
-            iw_decimal_format(ln->tax_rate.value, buf, sizeof(buf));
-            FAIL("tax_rate: no tax name configured for rate %s (tax_names)", buf);
-        }
+        iw_decimal_format(pct.value, buf, sizeof(buf));
+        return put(x, f->name, buf, errbuf, errlen);
+    }
+    case K_TAX: {
+        const char *name = line_tax_name(ln, tc);
+        if (!name && line_taxable(ln) && (line_taxed(ln) || !ln->tax_rate.set))
+            FAIL("tax_rate: no tax name for a taxable line (tax_name, tax_names)");
+        if (!name)
+            return 0;
         iw_xmlw_start(x, NULL, f->name, NULL);
         rc = put(x, "name", name, errbuf, errlen);
         iw_xmlw_end(x);
@@ -412,6 +560,8 @@ static int write_one(iw_xmlw *x, const field *f, const iw_event *ev, const iw_li
                               errbuf, errlen);
             iw_xmlw_end(x);
         }
+        for (size_t i = 0; i < ev->invoice.n_extra_charges && !rc && !x->err; i++)
+            rc = write_charge(x, &ev->invoice.extra_charges[i], tc, errbuf, errlen);
         iw_xmlw_end(x);
         return rc;
     }
@@ -545,6 +695,49 @@ static void copy_clean(char *buf, size_t len, const char *s, size_t n)
     buf[o] = '\0';
 }
 
+/* Copies at most len-1 bytes of s (n bytes) into buf as valid UTF-8: a byte that does not
+ * start a well-formed sequence becomes '?', controls become spaces, a cut tail is dropped. */
+static void copy_utf8(char *buf, size_t len, const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t o = 0;
+    for (size_t i = 0; i < n && u[i] && o + 1 < len;) {
+        unsigned c = u[i];
+        size_t k = c < 0x80             ? 1
+                   : (c & 0xE0) == 0xC0 ? 2
+                   : (c & 0xF0) == 0xE0 ? 3
+                   : (c & 0xF8) == 0xF0 ? 4
+                                        : 0;
+        unsigned cp = k == 2 ? c & 0x1F : k == 3 ? c & 0x0F : c & 0x07;
+        bool ok = k > 0 && i + k <= n;
+        for (size_t j = 1; ok && j < k; j++) {
+            ok = (u[i + j] & 0xC0) == 0x80;
+            cp = (cp << 6) | (u[i + j] & 0x3F);
+        }
+        if (ok && k > 1) {
+            static const unsigned min[] = {0, 0, 0x80, 0x800, 0x10000};
+            ok = cp >= min[k] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
+        }
+        if (!ok) {
+            if (i + k > n && k > 1)
+                break; /* cut inside the last character */
+            buf[o++] = '?';
+            i++;
+        } else if (k == 1) {
+            buf[o++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+            i++;
+        } else {
+            if (o + k >= len)
+                break;
+            memcpy(buf + o, u + i, k);
+            o += k;
+            i += k;
+        }
+    }
+    if (len)
+        buf[o] = '\0';
+}
+
 static bool looks_html(const char *b, size_t n)
 {
     while (n > 0 && isspace((unsigned char)*b))
@@ -553,63 +746,76 @@ static bool looks_html(const char *b, size_t n)
            (n >= 5 && strncasecmp(b, "<html", 5) == 0);
 }
 
-/* Joins the <error> texts of an <errors> reply with "; " into buf. Returns the number of
- * errors read (0 when the body is not such a document); *settled is set when one says the
- * invoice is settled. */
-static int read_errors(const iw_response *resp, char *buf, size_t len, bool *settled)
+/* Joins the <error> texts of an <errors> document with "; " into buf. Returns the number of
+ * errors read (0 when root is not <errors>); *settled is set when one says the invoice is
+ * settled (the seed's own error text, seed 004 line 299). */
+static int errors_of(xmlNodePtr root, char *buf, size_t len, bool *settled)
 {
-    char err[128], one[256];
+    char one[256];
     size_t used = 0;
     int n = 0;
     buf[0] = '\0';
     *settled = false;
-    if (!resp->body || resp->body_len == 0 || looks_html(resp->body, resp->body_len))
+    if (!root || strcmp((const char *)root->name, "errors") != 0)
         return 0;
-    xmlDocPtr doc = iw_xml_parse(resp->body, resp->body_len, err, sizeof(err));
-    if (!doc)
-        return 0;
-    xmlNodePtr root = xmlDocGetRootElement(doc);
-    if (root && strcmp((const char *)root->name, "errors") == 0) {
-        for (xmlNodePtr c = root->children; c; c = c->next) {
-            if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "error") != 0)
-                continue;
-            iw_xml_text(c, one, sizeof(one));
-            if (strcasestr(one, "settled"))
-                *settled = true;
-            if (used + 1 < len)
-                used += (size_t)snprintf(buf + used, len - used, "%s%s", n ? "; " : "", one);
-            n++;
-        }
+    for (xmlNodePtr c = root->children; c; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "error") != 0)
+            continue;
+        iw_xml_text(c, one, sizeof(one));
+        if (strcasestr(one, "settled"))
+            *settled = true;
+        if (used + 1 < len)
+            used += (size_t)snprintf(buf + used, len - used, "%s%s", n ? "; " : "", one);
+        n++;
     }
-    xmlFreeDoc(doc);
     if (used >= len)
         used = len - 1;
     copy_clean(buf, len, buf, used); /* drop a cut UTF-8 tail */
     return n;
 }
 
-/* Reads <invoice><id> from a success reply into ref (left "" when there is none). */
-static void read_id(const iw_response *resp, char *ref, size_t len)
+/* Parses the reply as XML unless it is empty or an HTML page; NULL otherwise. */
+static xmlDocPtr parse_reply(const iw_response *resp)
 {
     char err[128];
-    ref[0] = '\0';
     if (!resp->body || resp->body_len == 0 || looks_html(resp->body, resp->body_len))
-        return;
-    xmlDocPtr doc = iw_xml_parse(resp->body, resp->body_len, err, sizeof(err));
+        return NULL;
+    return iw_xml_parse(resp->body, resp->body_len, err, sizeof(err));
+}
+
+static int read_errors(const iw_response *resp, char *buf, size_t len, bool *settled)
+{
+    buf[0] = '\0';
+    *settled = false;
+    xmlDocPtr doc = parse_reply(resp);
     if (!doc)
-        return;
-    xmlNodePtr root = xmlDocGetRootElement(doc);
-    if (root && strcmp((const char *)root->name, "invoice") == 0) {
-        for (xmlNodePtr c = root->children; c; c = c->next)
-            if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, "id") == 0) {
-                char tmp[128];
-                iw_xml_text(c, tmp, sizeof(tmp));
-                if (all_digits(tmp))
-                    snprintf(ref, len, "%s", tmp);
-                break;
-            }
-    }
+        return 0;
+    int n = errors_of(xmlDocGetRootElement(doc), buf, len, settled);
     xmlFreeDoc(doc);
+    return n;
+}
+
+/* Reads <invoice><id> into ref (left "" when there is none or it is not a number). */
+static void invoice_id_of(xmlNodePtr root, char *ref, size_t len)
+{
+    ref[0] = '\0';
+    for (xmlNodePtr c = root->children; c; c = c->next)
+        if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, "id") == 0) {
+            char tmp[128];
+            iw_xml_text(c, tmp, sizeof(tmp));
+            if (all_digits(tmp))
+                snprintf(ref, len, "%s", tmp);
+            break;
+        }
+}
+
+/* True when the body holds nothing but white space. */
+static bool blank_body(const iw_response *resp)
+{
+    for (size_t i = 0; resp->body && i < resp->body_len; i++)
+        if (!isspace((unsigned char)resp->body[i]))
+            return false;
+    return true;
 }
 
 /* Sets the message with the api_key masked (a reply may echo the URL). */
@@ -634,6 +840,72 @@ static void set_message(const iw_target_conf *tc, long status, iw_outcome *out,
     free(esc);
 }
 
+/* True when the body is one well-formed JSON value (another API's answer, not a cut reply). */
+static bool is_json(const iw_response *resp)
+{
+    cJSON *j = cJSON_ParseWithLength(resp->body, resp->body_len);
+    cJSON_Delete(j);
+    return j != NULL;
+}
+
+/* A 2xx reply. The seed shows no success body (seed 004 lines 293-294); the API answers
+ * either nothing or the invoice as XML. Success is only that: an empty body, or an XML
+ * document whose root is <invoice> (its <id> becomes target_ref). Anything else is not a
+ * success: the seed's <errors> document is a refusal even with a 2xx (permanent, the
+ * settled text coded "settled"); an HTML or XHTML page is a proxy's or maintenance page
+ * (retry: the update is unconfirmed and re-sending the same full state is harmless); a reply
+ * that is not well-formed (cut short) is retried for the same reason; a well-formed reply of
+ * another shape (JSON, a SOAP Fault, another root) is what some other service answers and is
+ * refused with its own text, since resending cannot change it. */
+static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outcome *out)
+{
+    char detail[200];
+    bool settled;
+    if (blank_body(resp))
+        return; /* OK, no id */
+    out->retry_after_ms = -1;
+    if (looks_html(resp->body, resp->body_len)) {
+        iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "html", "%s", "");
+        set_message(tc, resp->status, out,
+                    "HTML page instead of an API reply; update not confirmed", "");
+        return;
+    }
+    xmlDocPtr doc = parse_reply(resp);
+    xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
+    const char *name = root ? (const char *)root->name : "";
+    if (root && strcmp(name, "invoice") == 0 && !root->ns) {
+        invoice_id_of(root, out->target_ref, sizeof(out->target_ref));
+    } else if (root && strcmp(name, "errors") == 0) {
+        int n = errors_of(root, detail, sizeof(detail), &settled);
+        iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, settled ? "settled" : "errors",
+                       "%s", "");
+        set_message(tc, resp->status, out,
+                    settled ? "invoice is settled" : "errors in a success reply",
+                    n ? detail : "(empty error list)");
+    } else if (root && strcasecmp(name, "html") == 0) {
+        iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "html", "%s", "");
+        set_message(tc, resp->status, out,
+                    "XHTML page instead of an API reply; update not confirmed", "");
+    } else if (root) {
+        iw_xml_text(root, detail, sizeof(detail));
+        char what[96];
+        snprintf(what, sizeof(what), "unexpected <%.40s> reply, not an InvoiceXpress invoice",
+                 name);
+        iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "unexpected-reply", "%s", "");
+        set_message(tc, resp->status, out, what, detail);
+    } else if (is_json(resp)) {
+        copy_utf8(detail, sizeof(detail), resp->body, resp->body_len < 160 ? resp->body_len : 160);
+        iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "unexpected-reply", "%s", "");
+        set_message(tc, resp->status, out, "JSON reply, not an InvoiceXpress invoice", detail);
+    } else {
+        iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable", "%s", "");
+        set_message(tc, resp->status, out,
+                    "reply is not well-formed XML (cut short?); update not confirmed", "");
+    }
+    if (doc)
+        xmlFreeDoc(doc);
+}
+
 static void ix_classify(const iw_target_conf *tc, const iw_response *resp, iw_outcome *out)
 {
     char detail[200];
@@ -642,18 +914,7 @@ static void ix_classify(const iw_target_conf *tc, const iw_response *resp, iw_ou
     iw_outcome_from_status(resp, out);
 
     if (out->kind == IW_OUTCOME_OK) {
-        /* Success is the status (the seed shows no success body). An HTML page with a 2xx is
-         * not the API (a captive proxy or maintenance page): the update is unconfirmed and
-         * re-sending the same full state is harmless, so retry. */
-        if (resp->body && looks_html(resp->body, resp->body_len)) {
-            out->kind = IW_OUTCOME_RETRY;
-            out->error_kind = IW_ERR_REMOTE;
-            out->retry_after_ms = -1;
-            set_message(tc, resp->status, out,
-                        "HTML page instead of an API reply; update not confirmed", "");
-            return;
-        }
-        read_id(resp, out->target_ref, sizeof(out->target_ref));
+        judge_2xx(tc, resp, out);
         return;
     }
     int n = read_errors(resp, detail, sizeof(detail), &settled);

@@ -27,7 +27,9 @@
 typedef enum kind {
     K_NONE,  /* in the seed, but the canonical model has no source: never sent (see below) */
     K_STR,   /* char *, sent as a string */
-    K_INT,   /* char * holding an id; sent as a JSON integer, omitted unless all digits */
+    K_INT,   /* char * holding a number; sent as a JSON integer, omitted unless all digits */
+    K_ID,    /* char * holding a Midnight id from target_refs; a JSON integer (validate() has
+              * refused one that is not all digits) */
     K_DEC,   /* iw_amount, sent as a JSON number with the decimal's exact text */
     K_DATE,  /* char * "YYYY-MM-DD", sent as "YYYY-MM-DDT00:00:00" */
     K_STAMP, /* char * RFC 3339 timestamp, sent as is */
@@ -57,17 +59,19 @@ typedef struct field {
 
 /* The mapping, in the seed's key order. Keys marked K_NONE are Midnight-internal (billing
  * progress, GL accounts, order versions, parent lines) and have no source in the canonical
- * invoice; they are left out rather than invented. Midnight's integers are sent only when the
- * canonical id is all digits: a string where the API wants an integer would fail model
- * binding of the whole request (400), so a non-numeric id is omitted instead.
+ * invoice; they are left out rather than invented. Midnight's own keys (InvoiceID, CustomerId,
+ * ContactID, InvoiceLineID, OrderID, ItemId, InvoiceLineGuid) come only from target_refs,
+ * never from upstream's ids, which are numbers of another system and would point at unrelated
+ * Midnight rows. A line without a Midnight id is refused by validate() unless the instance
+ * sends such lines as new ones (lines_without_id "new"; they then carry TempInvoiceLineID).
  * The canonical model has one line type; Midnight asks for a type at four places, and all
  * four carry line_type. */
 static const field detail_fields[] = {
     /* InvoiceLineItemSelectResponse: one detail per line, carrying its quantity and amounts */
     {"InvoiceLineItemID", K_NONE, NONE},
-    {"InvoiceID", K_INT, INV(target_refs.midnight_invoice_id)},
-    {"InvoiceLineID", K_INT, LN(line_id)},
-    {"OrderID", K_INT, LN(order_id)},
+    {"InvoiceID", K_ID, INV(target_refs.midnight_invoice_id)},
+    {"InvoiceLineID", K_ID, LN(target_refs.midnight_line_id)},
+    {"OrderID", K_ID, LN(target_refs.midnight_order_id)},
     {"OrderVersionID", K_NONE, NONE},
     {"OrderVersionDetailID", K_NONE, NONE},
     {"ServiceID", K_NONE, NONE},
@@ -87,10 +91,10 @@ static const field detail_fields[] = {
 
 static const field line_fields[] = {
     /* InvoiceLineSelectResponse, one per canonical line */
-    {"InvoiceLineID", K_INT, LN(line_id)},
-    {"InvoiceID", K_INT, INV(target_refs.midnight_invoice_id)},
+    {"InvoiceLineID", K_ID, LN(target_refs.midnight_line_id)},
+    {"InvoiceID", K_ID, INV(target_refs.midnight_invoice_id)},
     {"ParentInvoiceLineID", K_NONE, NONE},
-    {"OrderID", K_INT, LN(order_id)},
+    {"OrderID", K_ID, LN(target_refs.midnight_order_id)},
     {"InvoiceLineType", K_STR, LN(line_type)},
     {"Title", K_STR, LN(name)},
     {"Priority", K_INT, LN(line_no)}, /* the line's position orders it */
@@ -105,11 +109,11 @@ static const field line_fields[] = {
     {"DisplayItem", K_BOOL, INV(flags.display_item)},
     {"LineSubTotal", K_DEC, LN(line_subtotal)},
     {"Tax", K_DEC, LN(tax_amount)},
-    {"ItemId", K_INT, LN(item_id)},
+    {"ItemId", K_ID, LN(target_refs.midnight_item_id)},
     {"ItemType", K_STR, LN(line_type)},
     {"LineType", K_STR, LN(line_type)},
-    {"TempInvoiceLineID", K_INT, LN(line_no)}, /* the sender's line number, for new lines */
-    {"InvoiceLineGuid", K_NONE, NONE},
+    {"TempInvoiceLineID", K_INT, LN(line_no)}, /* the sender's line number (new lines) */
+    {"InvoiceLineGuid", K_STR, LN(target_refs.midnight_line_guid)},
     {"ParentInvoiceLineGuid", K_NONE, NONE},
     {"InvoiceLineItem", K_DETAIL, NONE},
     {"ParentObjectType", K_NONE, NONE},
@@ -119,10 +123,10 @@ static const field line_fields[] = {
 static const field invoice_fields[] = {
     /* InvoiceUpdateRequest */
     {"Guid", K_STR, INV(target_refs.midnight_guid)},
-    {"InvoiceID", K_INT, INV(target_refs.midnight_invoice_id)},
+    {"InvoiceID", K_ID, INV(target_refs.midnight_invoice_id)},
     {"InvoiceNumber", K_STR, INV(number)},
     {"InvoiceNumberExt", K_STR, INV(number_ext)},
-    {"CustomerId", K_INT, INV(customer.id)},
+    {"CustomerId", K_ID, INV(target_refs.midnight_customer_id)},
     {"UserName", K_STR, INV(refs.user_name)},
     {"InvoiceDate", K_DATE, INV(issue_date)},
     {"InvoiceDueDate", K_DATE, INV(due_date)},
@@ -141,7 +145,7 @@ static const field invoice_fields[] = {
     {"Phone", K_STR, INV(customer.phone)},
     {"Extension", K_STR, INV(customer.phone_ext)},
     {"EmailAddress", K_STR, INV(customer.email)},
-    {"ContactID", K_INT, INV(customer.contact_id)},
+    {"ContactID", K_ID, INV(target_refs.midnight_contact_id)},
     {"InvoiceNote", K_STR, INV(note_public)},
     {"SourceModule", K_STR, EV(source)}, /* the upstream system that published the event */
     {"InvoiceTitle", K_STR, INV(title)},
@@ -256,10 +260,10 @@ static void write_one(sink *s, const field *f, const iw_event *ev, const iw_line
 {
     const char *base = f->from == S_LINE ? (const char *)ln : (const char *)ev;
     const void *src = base + f->off;
-    const char *str =
-        (f->kind == K_STR || f->kind == K_INT || f->kind == K_DATE || f->kind == K_STAMP)
-            ? *(char *const *)src
-            : NULL;
+    const char *str = (f->kind == K_STR || f->kind == K_INT || f->kind == K_ID ||
+                       f->kind == K_DATE || f->kind == K_STAMP)
+                          ? *(char *const *)src
+                          : NULL;
     char buf[IW_DECIMAL_BUFLEN + 16];
 
     if (s->xml && str && has_xml_illegal(str)) {
@@ -275,6 +279,7 @@ static void write_one(sink *s, const field *f, const iw_event *ev, const iw_line
             put(s, f->key, str, V_STRING);
         break;
     case K_INT:
+    case K_ID:
         if (int_text(str, buf, sizeof(buf)))
             put(s, f->key, buf, V_RAW);
         break;
@@ -398,6 +403,49 @@ static int mn_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
         snprintf(errbuf, errlen, "target_refs.midnight_guid: not a GUID (want 8-4-4-4-12 hex)");
         return IW_EINVAL;
     }
+    const iw_target_refs *r = &ev->invoice.target_refs;
+    const struct {
+        const char *path, *value;
+    } ids[] = {
+        {"target_refs.midnight_invoice_id", r->midnight_invoice_id},
+        {"target_refs.midnight_customer_id", r->midnight_customer_id},
+        {"target_refs.midnight_contact_id", r->midnight_contact_id},
+    };
+    char buf[32];
+    for (size_t i = 0; i < COUNT(ids); i++)
+        if (ids[i].value && !int_text(ids[i].value, buf, sizeof(buf))) {
+            snprintf(errbuf, errlen, "%s: a Midnight id is a whole number", ids[i].path);
+            return IW_EINVAL;
+        }
+    bool as_new = tc && tc->lines_without_id && strcmp(tc->lines_without_id, "new") == 0;
+    for (size_t n = 0; n < ev->invoice.n_lines; n++) {
+        const iw_line_refs *lr = &ev->invoice.lines[n].target_refs;
+        const struct {
+            const char *name, *value;
+        } lids[] = {{"midnight_line_id", lr->midnight_line_id},
+                    {"midnight_item_id", lr->midnight_item_id},
+                    {"midnight_order_id", lr->midnight_order_id}};
+        for (size_t i = 0; i < COUNT(lids); i++)
+            if (lids[i].value && !int_text(lids[i].value, buf, sizeof(buf))) {
+                snprintf(errbuf, errlen,
+                         "lines[%zu].target_refs.%s: a Midnight id is a whole number", n,
+                         lids[i].name);
+                return IW_EINVAL;
+            }
+        if (lr->midnight_line_guid && !is_guid(lr->midnight_line_guid)) {
+            snprintf(errbuf, errlen, "lines[%zu].target_refs.midnight_line_guid: not a GUID", n);
+            return IW_EINVAL;
+        }
+        if (!lr->midnight_line_id && !lr->midnight_line_guid && !as_new) {
+            snprintf(errbuf, errlen,
+                     "lines[%zu].target_refs.midnight_line_id: required: line %s has no Midnight "
+                     "id (midnight_line_id or midnight_line_guid), and an update without one "
+                     "adds the line again; set lines_without_id to \"new\" to send such lines "
+                     "as new ones",
+                     n, ev->invoice.lines[n].line_no ? ev->invoice.lines[n].line_no : "?");
+            return IW_EINVAL;
+        }
+    }
     return 0;
 }
 
@@ -406,9 +454,11 @@ static bool is_xml_format(const iw_target_conf *tc)
     return tc->format && strcmp(tc->format, "xml") == 0;
 }
 
-/* Adds the auth headers and records their values as secrets. The seed page says both the PRC
- * token and the Midnight token go in `Authorization`; we follow the page and send two
- * Authorization lines, PRC first, then MISKEY. */
+/* Adds the auth headers and records their values as secrets. Seed 002 lines 7-9 list two
+ * Authorization headers (the PRC token, then the Midnight token) and MISKEY. RFC 9110 section
+ * 5.3 lets a recipient fold repeated lines into one comma-joined value, which is what IIS
+ * hands the application, so both forms reach the same API: auth_header "separate" (default)
+ * sends the two lines the seed shows, "folded" one line "PRC, Midnight". */
 static int add_auth(iw_request *r, const iw_target_conf *tc, const char *token, char *errbuf,
                     size_t errlen)
 {
@@ -417,11 +467,23 @@ static int add_auth(iw_request *r, const iw_target_conf *tc, const char *token, 
                  "midnight: prc_token, midnight_token and mis_key must be configured");
         return IW_EINVAL;
     }
-    if (iw_request_add_secret(r, tc->prc_token) || iw_request_add_secret(r, token) ||
-        iw_request_add_secret(r, tc->mis_key) ||
-        iw_request_add_header(r, "Authorization", tc->prc_token) ||
-        iw_request_add_header(r, "Authorization", token) ||
-        iw_request_add_header(r, "MISKEY", tc->mis_key)) {
+    bool folded = tc->auth_header && strcmp(tc->auth_header, "folded") == 0;
+    int rc = iw_request_add_secret(r, tc->prc_token) || iw_request_add_secret(r, token) ||
+             iw_request_add_secret(r, tc->mis_key);
+    if (!rc && folded) {
+        size_t n = strlen(tc->prc_token) + strlen(token) + 3;
+        char *both = malloc(n);
+        rc = !both;
+        if (both) {
+            snprintf(both, n, "%s, %s", tc->prc_token, token);
+            rc = iw_request_add_header(r, "Authorization", both);
+            free(both);
+        }
+    } else if (!rc) {
+        rc = iw_request_add_header(r, "Authorization", tc->prc_token) ||
+             iw_request_add_header(r, "Authorization", token);
+    }
+    if (rc || iw_request_add_header(r, "MISKEY", tc->mis_key)) {
         snprintf(errbuf, errlen, "out of memory");
         return IW_ENOMEM;
     }
@@ -637,6 +699,65 @@ static void set_message(const iw_target_conf *tc, long status, iw_outcome *out, 
     free(m);
 }
 
+/* True when s is a whole number (an id), at most 18 digits. */
+static bool is_number(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 18)
+        return false;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s))
+            return false;
+    return true;
+}
+
+/* A 2xx reply. The seed's reply is a string (seed 002 lines 601-609), whose content the page
+ * does not document ("sample string 1" is the help page's placeholder for any string). A
+ * string is success only when it is a GUID or a number (an id Midnight returns; it becomes
+ * target_ref) or one of the instance's success_replies ("*" = any string); any other string
+ * is Midnight's own text and is refused with it, since a 200 carrying an error message is how
+ * such APIs often refuse. A reply that is not a string (an object, a page, a cut reply) is
+ * retried when it cannot be read (the update is unconfirmed, re-sending is harmless) and
+ * refused with its text when it is well-formed JSON of another shape. */
+static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outcome *out)
+{
+    char ref[sizeof(out->target_ref)], reason[200];
+    out->retry_after_ms = -1;
+    if (reply_string(resp, ref, sizeof(ref))) {
+        bool id = is_guid(ref) || is_number(ref);
+        bool listed = false;
+        for (size_t i = 0; i < tc->n_success_replies && !listed; i++)
+            listed = strcmp(tc->success_replies[i], "*") == 0 ||
+                     strcasecmp(tc->success_replies[i], ref) == 0;
+        if (id || listed) {
+            if (id)
+                snprintf(out->target_ref, sizeof(out->target_ref), "%s", ref);
+            return;
+        }
+        iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "unexpected-reply", "%s", "");
+        set_message(tc, resp->status, out,
+                    "reply string is not a GUID, an id or a configured success reply", ref);
+        return;
+    }
+    cJSON *j =
+        resp->body && resp->body_len ? cJSON_ParseWithLength(resp->body, resp->body_len) : NULL;
+    if (j) {
+        cJSON_Delete(j);
+        error_text(resp, reason, sizeof(reason));
+        iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "unexpected-reply", "%s", "");
+        set_message(tc, resp->status, out, "reply is JSON but not a string", reason);
+        return;
+    }
+    /* The API always answers a string. Without it we cannot tell the update was applied
+     * (a proxy page, a cut reply), and re-sending the same full state is harmless. */
+    iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "unreadable", "%s", "");
+    const char *why = !resp->body || resp->body_len == 0       ? "empty body"
+                      : looks_html(resp->body, resp->body_len) ? "an HTML page"
+                                                               : "not a JSON or XML string";
+    snprintf(reason, sizeof(reason), "reply is %s; update not confirmed", why);
+    set_message(tc, resp->status, out, "unreadable success reply", reason);
+}
+
 static void mn_classify(const iw_target_conf *tc, const iw_response *resp, iw_outcome *out)
 {
     char reason[200];
@@ -644,26 +765,13 @@ static void mn_classify(const iw_target_conf *tc, const iw_response *resp, iw_ou
     long st = resp->status;
 
     if (out->kind == IW_OUTCOME_OK) {
-        char ref[sizeof(out->target_ref)];
-        if (reply_string(resp, ref, sizeof(ref))) {
-            snprintf(out->target_ref, sizeof(out->target_ref), "%s", ref);
-            return;
-        }
-        /* The API always answers a string. Without it we cannot tell the update was applied
-         * (a proxy page, a cut reply), and re-sending the same full state is harmless. */
-        out->kind = IW_OUTCOME_RETRY;
-        out->error_kind = IW_ERR_REMOTE;
-        out->retry_after_ms = -1;
-        const char *why = !resp->body || resp->body_len == 0       ? "empty body"
-                          : looks_html(resp->body, resp->body_len) ? "an HTML page"
-                                                                   : "not a JSON or XML string";
-        snprintf(reason, sizeof(reason), "reply is %s; update not confirmed", why);
-        set_message(tc, resp->status, out, "unreadable success reply", reason);
+        judge_2xx(tc, resp, out);
         return;
     }
     error_text(resp, reason, sizeof(reason));
     if (st == 401) {
-        out->refresh_token = true;
+        /* token_refresh "off": the token is rotated outside the worker (see mn_render_refresh) */
+        out->refresh_token = !(tc->token_refresh && strcmp(tc->token_refresh, "off") == 0);
         set_message(tc, resp->status, out, "Midnight token refused", reason);
     } else if (st == 403) {
         set_message(tc, resp->status, out, "access denied", reason);
@@ -698,8 +806,13 @@ static char *token_url_of(const iw_target_conf *tc)
 }
 
 /* Guess: the seed names the endpoint (DESIGN.md section 5) but not its contract. We POST with
- * the same three headers as the update (PRC token, current Midnight token, MISKEY) and an
- * empty body; the reply is read as a JSON string or a {"Token": ...} object. */
+ * the same three headers as the update (PRC token, the configured Midnight token, MISKEY) and
+ * an empty body; the reply is read as a JSON string or a {"Token": ...} object.
+ * Several pods: each pod refreshes on its own, always authenticating with the configured token
+ * (the Kubernetes Secret every pod shares), and keeps the new token in its memory only. That is
+ * right when regenerating leaves the configured token valid. When Midnight invalidates the old
+ * token on regeneration, pods would invalidate each other: set token_refresh "off" and rotate
+ * the token through the Secret instead (README, "Midnight tokens"). */
 static int mn_render_refresh(const iw_target_conf *tc, iw_request *out, char *errbuf, size_t errlen)
 {
     int rc;

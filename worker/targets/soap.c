@@ -114,6 +114,13 @@ static const char *leaf_text(const iw_soap_map *m, const iw_soap_field *f, const
     const void *base = row_base(m, f, obj);
     switch (f->kind) {
     case IW_SOAP_STR: return ptr_at(base, f->off);
+    case IW_SOAP_MDY: {
+        const char *d = ptr_at(base, f->off);
+        if (!d || strlen(d) < 10)
+            return d;
+        snprintf(buf, len, "%.2s/%.2s/%.4s", d + 5, d + 8, d);
+        return buf;
+    }
     case IW_SOAP_AMOUNT: {
         const iw_amount *a = (const iw_amount *)((const char *)base + f->off);
         if (!a->set)
@@ -142,6 +149,7 @@ static bool row_set(const iw_soap_map *m, const iw_soap_field *f, const void *ob
     char buf[IW_DECIMAL_BUFLEN];
     switch (f->kind) {
     case IW_SOAP_STR:
+    case IW_SOAP_MDY:
     case IW_SOAP_AMOUNT:
     case IW_SOAP_FLAG:
     case IW_SOAP_CALL: return leaf_text(m, f, obj, 0, buf, sizeof(buf)) != NULL;
@@ -273,29 +281,72 @@ static bool is_soap_ns(xmlNodePtr n)
     return strcmp(href, IW_SOAP11_ENV_NS) == 0 || strcmp(href, IW_SOAP12_ENV_NS) == 0;
 }
 
-/* Classifies a faultcode: the QName's local part, up to the first '.' (SOAP 1.1 dotted
- * subcodes such as "Client.Authentication"). */
-static iw_soap_fault_code fault_code_of(const char *text)
+/* Fault codes by local name. The SOAP 1.1 / 1.2 codes; the WCF dispatcher's own codes, which
+ * a .svc endpoint such as EBizCharge's sends in place of Client/Server (a wrong SOAPAction, a
+ * value it cannot deserialize, a wrong To address: resending never helps; InternalServiceFault
+ * is the service's own failure); and the WS-Security codes of a refused credential. */
+static const struct {
+    const char *name;
+    iw_soap_fault_code code;
+} fault_codes[] = {
+    {"Client", IW_SOAP_FAULT_CLIENT},
+    {"Sender", IW_SOAP_FAULT_CLIENT},
+    {"Server", IW_SOAP_FAULT_SERVER},
+    {"Receiver", IW_SOAP_FAULT_SERVER},
+    {"VersionMismatch", IW_SOAP_FAULT_PROTOCOL},
+    {"MustUnderstand", IW_SOAP_FAULT_PROTOCOL},
+    {"DataEncodingUnknown", IW_SOAP_FAULT_PROTOCOL},
+    /* WCF dispatcher and WS-Addressing */
+    {"ActionNotSupported", IW_SOAP_FAULT_CLIENT},
+    {"DeserializationFailed", IW_SOAP_FAULT_CLIENT},
+    {"DestinationUnreachable", IW_SOAP_FAULT_CLIENT},
+    {"ContractFilter", IW_SOAP_FAULT_CLIENT},
+    {"InvalidMessageInformationHeader", IW_SOAP_FAULT_CLIENT},
+    {"MessageAddressingHeaderRequired", IW_SOAP_FAULT_CLIENT},
+    {"InternalServiceFault", IW_SOAP_FAULT_SERVER},
+    {"EndpointUnavailable", IW_SOAP_FAULT_SERVER},
+    {"ServerTooBusy", IW_SOAP_FAULT_SERVER},
+    /* WS-Security (OASIS WSS 1.1 section 12) */
+    {"FailedAuthentication", IW_SOAP_FAULT_AUTH},
+    {"InvalidSecurityToken", IW_SOAP_FAULT_AUTH},
+    {"InvalidSecurity", IW_SOAP_FAULT_AUTH},
+    {"SecurityTokenUnavailable", IW_SOAP_FAULT_AUTH},
+    {"FailedCheck", IW_SOAP_FAULT_AUTH},
+    {"MessageExpired", IW_SOAP_FAULT_AUTH},
+};
+
+static iw_soap_fault_code code_by_name(const char *local, size_t n)
+{
+    for (size_t i = 0; i < sizeof(fault_codes) / sizeof(fault_codes[0]); i++)
+        if (strlen(fault_codes[i].name) == n && strncasecmp(local, fault_codes[i].name, n) == 0)
+            return fault_codes[i].code;
+    return IW_SOAP_FAULT_OTHER;
+}
+
+/* True for a dotted SOAP 1.1 subcode or a SOAP 1.2 Subcode naming authentication or
+ * authorization ("Client.Authentication", "Client.AuthorizationFailed"). */
+static bool auth_subcode(const char *s)
+{
+    return strncasecmp(s, "Authentication", 14) == 0 || strncasecmp(s, "Authorization", 13) == 0;
+}
+
+/* Classifies a faultcode QName (and the SOAP 1.2 Subcode Value, "" when none) by local name,
+ * up to the first '.'; a known subcode refines a Client code. */
+static iw_soap_fault_code fault_code_of(const char *text, const char *subcode)
 {
     const char *local = strrchr(text, ':');
     local = local ? local + 1 : text;
     size_t n = strcspn(local, "./ ");
-    static const struct {
-        const char *name;
-        iw_soap_fault_code code;
-    } codes[] = {
-        {"Client", IW_SOAP_FAULT_CLIENT},
-        {"Sender", IW_SOAP_FAULT_CLIENT},
-        {"Server", IW_SOAP_FAULT_SERVER},
-        {"Receiver", IW_SOAP_FAULT_SERVER},
-        {"VersionMismatch", IW_SOAP_FAULT_PROTOCOL},
-        {"MustUnderstand", IW_SOAP_FAULT_PROTOCOL},
-        {"DataEncodingUnknown", IW_SOAP_FAULT_PROTOCOL},
-    };
-    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
-        if (strlen(codes[i].name) == n && strncasecmp(local, codes[i].name, n) == 0)
-            return codes[i].code;
-    return IW_SOAP_FAULT_OTHER;
+    iw_soap_fault_code c = code_by_name(local, n);
+    const char *sub = subcode ? strrchr(subcode, ':') : NULL;
+    sub = sub ? sub + 1 : subcode;
+    /* A Server fault stays the service's own trouble whatever its subcode says. */
+    if (c != IW_SOAP_FAULT_CLIENT && c != IW_SOAP_FAULT_OTHER)
+        return c;
+    if ((local[n] == '.' && auth_subcode(local + n + 1)) || (sub && auth_subcode(sub)))
+        return IW_SOAP_FAULT_AUTH;
+    iw_soap_fault_code s2 = sub && *sub ? code_by_name(sub, strcspn(sub, "./ ")) : c;
+    return s2 != IW_SOAP_FAULT_OTHER ? s2 : c;
 }
 
 /* Drops a UTF-8 sequence cut short at the end of s (left by a truncating snprintf). */
@@ -335,7 +386,7 @@ static void read_fault(xmlNodePtr fault, iw_soap_reply *rep)
     }
     char value[64];
     iw_xml_text(code, value, sizeof(value));
-    rep->fault = fault_code_of(value);
+    rep->fault = fault_code_of(value, sub);
     snprintf(rep->faultcode, sizeof(rep->faultcode), "%s%s%.*s", value, *sub ? "/" : "",
              utf8_prefix(sub, 40), sub);
     trim_cut_utf8(rep->faultcode);
@@ -400,32 +451,26 @@ void iw_soap_scrub(const iw_target_conf *tc, char *msg, size_t cap)
     free(masked);
 }
 
-static bool matches_any(const char *text, const char *const *words)
-{
-    for (size_t i = 0; words && words[i]; i++)
-        if (strcasestr(text, words[i]))
-            return true;
-    return false;
-}
-
 static void fault_outcome(const iw_target_conf *tc, const iw_response *resp,
-                          const iw_soap_reply *rep, const char *const *auth_words, iw_outcome *out)
+                          const iw_soap_reply *rep, iw_outcome *out)
 {
-    bool auth =
-        matches_any(rep->faultcode, auth_words) || matches_any(rep->faultstring, auth_words);
     iw_outcome_kind kind = IW_OUTCOME_RETRY;
     iw_error_kind ek = IW_ERR_REMOTE;
     const char *what = "";
-    if (auth) {
+    switch (rep->fault) {
+    case IW_SOAP_FAULT_AUTH:
         kind = IW_OUTCOME_AUTH;
         ek = IW_ERR_AUTH;
         what = " (credentials refused)";
-    } else if (rep->fault == IW_SOAP_FAULT_CLIENT || rep->fault == IW_SOAP_FAULT_PROTOCOL) {
-        kind = IW_OUTCOME_PERMANENT;
-    } else if (rep->fault == IW_SOAP_FAULT_OTHER) {
+        break;
+    case IW_SOAP_FAULT_CLIENT:
+    case IW_SOAP_FAULT_PROTOCOL: kind = IW_OUTCOME_PERMANENT; break;
+    case IW_SOAP_FAULT_OTHER:
         /* Server faults are the service's own trouble; a code we do not know is treated the
          * same way, so an update is retried (bounded) rather than dropped on a guess. */
         what = " (unknown fault code)";
+        break;
+    default: break;
     }
     iw_outcome_set(out, kind, ek, rep->faultcode, "HTTP %ld, SOAP Fault %s%s: %s", resp->status,
                    *rep->faultcode ? rep->faultcode : "(no faultcode)", what,
@@ -439,15 +484,14 @@ static void fault_outcome(const iw_target_conf *tc, const iw_response *resp,
 }
 
 bool iw_soap_classify_common(const iw_target_conf *tc, const iw_response *resp,
-                             const iw_soap_reply *rep, const char *const *auth_words,
-                             iw_outcome *out)
+                             const iw_soap_reply *rep, iw_outcome *out)
 {
     iw_outcome_from_status(resp, out);
     long st = resp->status;
     if (st == 401 || st == 403 || st == 408 || st == 429)
         return true;
     if (rep->fault != IW_SOAP_FAULT_NONE) {
-        fault_outcome(tc, resp, rep, auth_words, out);
+        fault_outcome(tc, resp, rep, out);
         return true;
     }
     if (st < 200 || st >= 300) {

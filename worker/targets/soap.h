@@ -36,6 +36,7 @@ int iw_soap_close(iw_xmlw *x, iw_request *r);
 /* Where an element's text comes from. */
 typedef enum iw_soap_kind {
     IW_SOAP_STR = 1, /* char * at off (NULL = absent) */
+    IW_SOAP_MDY,     /* char * "YYYY-MM-DD" at off, written "MM/DD/YYYY" */
     IW_SOAP_AMOUNT,  /* iw_amount at off, formatted exactly as given (scale kept) */
     IW_SOAP_FLAG,    /* iw_flag at off, "true" / "false" */
     IW_SOAP_CALL,    /* text computed by get() (a fallback or a derived value) */
@@ -101,6 +102,8 @@ typedef enum iw_soap_fault_code {
     IW_SOAP_FAULT_CLIENT,   /* Client, Client.*, Sender: the request is wrong */
     IW_SOAP_FAULT_SERVER,   /* Server, Server.*, Receiver: the service failed */
     IW_SOAP_FAULT_PROTOCOL, /* VersionMismatch, MustUnderstand, DataEncodingUnknown */
+    IW_SOAP_FAULT_AUTH,     /* WS-Security FailedAuthentication, InvalidSecurityToken...,
+                             * or a Client.Authentication / Client.Authorization subcode */
     IW_SOAP_FAULT_OTHER     /* a code we do not know */
 } iw_soap_fault_code;
 
@@ -123,14 +126,14 @@ int iw_soap_reply_read(const char *body, size_t len, iw_soap_reply *rep);
 void iw_soap_reply_free(iw_soap_reply *rep);
 
 /* The rules every SOAP adapter shares, in order: 401/403 AUTH; 408/429 RETRY (Retry-After
- * honoured); a Fault: text matching one of auth_words (case-insensitive; NULL = no such rule)
- * AUTH, Client or protocol PERMANENT, Server or unknown RETRY; other non-2xx by status (5xx
- * RETRY, 404 PERMANENT ...); a 2xx that is not a SOAP envelope RETRY (a reply we cannot read is
- * never a success). Returns true when *out is final, false when the reply is a readable 2xx
- * envelope without a Fault for the adapter to judge. Secrets of tc never reach a message. */
+ * honoured); a Fault, by its code alone (no seed page documents fault texts): an auth code
+ * AUTH, Client, a WCF dispatcher refusal (ActionNotSupported, DeserializationFailed, ...) or a
+ * protocol code PERMANENT, Server or unknown RETRY; other non-2xx by status (5xx RETRY, 404
+ * PERMANENT ...); a 2xx that is not a SOAP envelope RETRY (a reply we cannot read is never a
+ * success). Returns true when *out is final, false when the reply is a readable 2xx envelope
+ * without a Fault for the adapter to judge. Secrets of tc never reach a message. */
 bool iw_soap_classify_common(const iw_target_conf *tc, const iw_response *resp,
-                             const iw_soap_reply *rep, const char *const *auth_words,
-                             iw_outcome *out);
+                             const iw_soap_reply *rep, iw_outcome *out);
 
 /* First element named `name` among the direct children of n; NULL when none. */
 xmlNodePtr iw_soap_child(xmlNodePtr n, const char *name);

@@ -206,7 +206,7 @@ void iw_sim_centra_handle(int t, const iw_sim_request *rq, iw_sim_reply *rp)
     bool soap = t == IW_SIM_CENTRA_SOAP;
     const iw_sim_creds *k = &rq->conf->creds[t];
     if (!soap && k->basic_auth && !basic_ok(rq, k)) {
-        iw_sim_contract_auth_failure(t, rp);
+        iw_sim_contract_auth_failure(rq->conf, t, rp);
         return;
     }
     xmlDocPtr doc;
@@ -216,7 +216,7 @@ void iw_sim_centra_handle(int t, const iw_sim_request *rq, iw_sim_reply *rp)
     if (!opn)
         return;
     if (soap && !login_ok(opn, k)) {
-        iw_sim_contract_auth_failure(t, rp);
+        iw_sim_contract_auth_failure(rq->conf, t, rp);
         xmlFreeDoc(doc);
         return;
     }

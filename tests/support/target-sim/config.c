@@ -7,12 +7,16 @@
 
 #include "sim.h"
 
-/* Same default list as the invoicexpress adapter (worker/targets/invoicexpress.c): the seed
- * only says "kg" is refused. A config file may replace it ("accepted_units"). */
-static const char *const default_units[] = {"unit", "hour", "day", "month", "service"};
+/* InvoiceXpress units, from seed 004 alone: its sample uses "unit" (line 192) and its errors
+ * refuse "kg" and an empty unit (line 299); it lists no other unit. So by default every other
+ * unit is accepted (a real account may have more), and a config that names its
+ * "accepted_units" acts out a stricter account. */
+static const char *const seed_refused_units[] = {"kg", ""};
 
-/* English short names accepted as InvoiceXpress countries: every name the adapter maps to,
- * plus the rest of Europe and the larger economies. A config may replace it ("countries"). */
+/* English short names accepted as InvoiceXpress countries, as in the seed's sample
+ * ("Germany", line 180) and its refusal ("Country Germani was not found", line 299): the
+ * names of ISO 3166-1, kept apart from the adapter's own table. A config may replace it
+ * ("countries"). */
 static const char *const default_countries[] = {"Albania",
                                                 "Andorra",
                                                 "Angola",
@@ -151,9 +155,13 @@ void iw_sim_conf_defaults(iw_sim_conf *c)
         snprintf(k->prc_token, sizeof(k->prc_token), "sim-prc");
         snprintf(k->midnight_token, sizeof(k->midnight_token), "sim-midnight");
         snprintf(k->mis_key, sizeof(k->mis_key), "sim-mis");
+        /* neither seed 000 nor 003 shows a refused login: the defaults are readings a real
+         * server might give, coded rather than worded; "fault" and "http" act out others */
+        snprintf(k->auth_failure, sizeof(k->auth_failure), "%s",
+                 t == IW_SIM_EBIZCHARGE ? "wsse" : "subcode");
+        snprintf(k->dates, sizeof(k->dates), "any");
+        snprintf(k->refresh_auth, sizeof(k->refresh_auth), "issued");
     }
-    c->units = copy_list(default_units, COUNT(default_units));
-    c->n_units = c->units ? COUNT(default_units) : 0;
     c->countries = copy_list(default_countries, COUNT(default_countries));
     c->n_countries = c->countries ? COUNT(default_countries) : 0;
 }
@@ -170,6 +178,12 @@ void iw_sim_conf_clear(iw_sim_conf *c)
 
 bool iw_sim_conf_unit_ok(const iw_sim_conf *c, const char *name)
 {
+    if (!c->units) {
+        for (size_t i = 0; i < COUNT(seed_refused_units); i++)
+            if (!name || strcmp(name, seed_refused_units[i]) == 0)
+                return false;
+        return true;
+    }
     for (size_t i = 0; name && i < c->n_units; i++)
         if (strcmp(c->units[i], name) == 0)
             return true;
@@ -278,6 +292,31 @@ static int load_target(iw_sim_conf *c, int t, const cJSON *o, char *errbuf, size
                 return -1;
             }
             c->creds[t].basic_auth = strcmp(m->valuestring, "basic") == 0;
+        } else if (strcmp(m->string, "refresh_auth") == 0) {
+            if (!cJSON_IsString(m) ||
+                (strcmp(m->valuestring, "issued") != 0 && strcmp(m->valuestring, "current") != 0)) {
+                snprintf(errbuf, errlen, "%s: \"issued\" or \"current\"", path);
+                return -1;
+            }
+            snprintf(c->creds[t].refresh_auth, sizeof(c->creds[t].refresh_auth), "%s",
+                     m->valuestring);
+        } else if (strcmp(m->string, "auth_failure") == 0 || strcmp(m->string, "dates") == 0) {
+            bool af = strcmp(m->string, "auth_failure") == 0;
+            static const char *const shapes[] = {"subcode", "wsse", "fault", "http", NULL};
+            static const char *const forms[] = {"any", "mdy", "iso", NULL};
+            const char *const *ok = af ? shapes : forms;
+            size_t k = 0;
+            while (cJSON_IsString(m) && ok[k] && strcmp(ok[k], m->valuestring) != 0)
+                k++;
+            if (!cJSON_IsString(m) || !ok[k]) {
+                snprintf(errbuf, errlen, "%s: one of %s", path,
+                         af ? "subcode, wsse, fault, http" : "any, mdy, iso");
+                return -1;
+            }
+            if (af)
+                snprintf(c->creds[t].auth_failure, sizeof(c->creds[t].auth_failure), "%s", ok[k]);
+            else
+                snprintf(c->creds[t].dates, sizeof(c->creds[t].dates), "%s", ok[k]);
         } else if (strcmp(m->string, "accepted_units") == 0) {
             free_list(c->units, c->n_units);
             c->units = NULL;

@@ -35,13 +35,49 @@ static void midnight_message(iw_sim_reply *rp, int status, const char *msg)
     cJSON_Delete(o);
 }
 
-void iw_sim_contract_auth_failure(int t, iw_sim_reply *rp)
+/* A SOAP 1.1 Fault whose faultcode is wsse:FailedAuthentication (OASIS WSS 1.1). */
+static void wsse_fault(iw_sim_reply *rp, iw_sim_soap_style style)
+{
+    const char *p = style == IW_SIM_SOAP_WCF ? "s" : "SOAP-ENV";
+    iw_xmlw x;
+    iw_xmlw_open(&x, true);
+    iw_xmlw_start(&x, p, "Envelope", "http://schemas.xmlsoap.org/soap/envelope/");
+    iw_xmlw_start(&x, p, "Body", NULL);
+    iw_xmlw_start(&x, p, "Fault", NULL);
+    iw_xmlw_start(&x, NULL, "faultcode", NULL);
+    iw_xmlw_attr(&x, "xmlns:wsse",
+                 "http://docs.oasis-open.org/wss/2004/01/"
+                 "oasis-200401-wss-wssecurity-secext-1.0.xsd");
+    if (!x.err && xmlTextWriterWriteString(x.w, (const xmlChar *)"wsse:FailedAuthentication") < 0)
+        x.err = -1;
+    iw_xmlw_end(&x);
+    iw_xmlw_text(&x, NULL, "faultstring", "The request was refused.");
+    iw_xmlw_end(&x);
+    iw_xmlw_end(&x);
+    iw_xmlw_end(&x);
+    iw_sim_reply_xml(rp, 500, "text/xml; charset=utf-8", &x);
+}
+
+/* centra_soap and ebizcharge: the configured shape. The texts are neutral on purpose: the
+ * worker must read the code, never the words. */
+static void soap_auth_failure(const iw_sim_creds *k, iw_sim_soap_style style, iw_sim_reply *rp)
+{
+    static const char page[] = "401 Unauthorized\n";
+    if (strcmp(k->auth_failure, "wsse") == 0)
+        wsse_fault(rp, style);
+    else if (strcmp(k->auth_failure, "fault") == 0)
+        iw_sim_reply_soap_fault(rp, style, "Client", "The request was refused.");
+    else if (strcmp(k->auth_failure, "http") == 0)
+        iw_sim_reply_set(rp, 401, "text/plain; charset=utf-8", page, sizeof(page) - 1);
+    else
+        iw_sim_reply_soap_fault(rp, style, "Client.Authentication", "The request was refused.");
+}
+
+void iw_sim_contract_auth_failure(const iw_sim_conf *c, int t, iw_sim_reply *rp)
 {
     static const char page[] = "401 Unauthorized\n";
     switch (t) {
-    case IW_SIM_CENTRA_SOAP:
-        iw_sim_reply_soap_fault(rp, IW_SIM_SOAP_CENTRA, "Client", "Invalid login or password");
-        break;
+    case IW_SIM_CENTRA_SOAP: soap_auth_failure(&c->creds[t], IW_SIM_SOAP_CENTRA, rp); break;
     case IW_SIM_CENTRA_NAVISION:
         iw_sim_reply_set(rp, 401, "text/plain; charset=utf-8", page, sizeof(page) - 1);
         iw_sim_reply_header(rp, "WWW-Authenticate", "Basic realm=\"Centra\"");
@@ -49,12 +85,63 @@ void iw_sim_contract_auth_failure(int t, iw_sim_reply *rp)
     case IW_SIM_MIDNIGHT:
         midnight_message(rp, 401, "Authorization has been denied for this request.");
         break;
-    case IW_SIM_EBIZCHARGE:
-        iw_sim_reply_soap_fault(rp, IW_SIM_SOAP_WCF, "Client", "Invalid security token");
-        break;
+    case IW_SIM_EBIZCHARGE: soap_auth_failure(&c->creds[t], IW_SIM_SOAP_WCF, rp); break;
     default:
         ixp_errors(rp, 401, "The API Key parameter is missing or is incorrectly entered.");
         break;
+    }
+}
+
+void iw_sim_contract_refusal(int t, const char *msg, iw_sim_reply *rp)
+{
+    if (!msg || !*msg)
+        msg = "The invoice was refused (simulated)";
+    iw_xmlw x;
+    switch (t) {
+    case IW_SIM_CENTRA_SOAP:
+    case IW_SIM_CENTRA_NAVISION:
+        iw_xmlw_open(&x, true);
+        iw_xmlw_start(&x, "SOAP-ENV", "Envelope", "http://schemas.xmlsoap.org/soap/envelope/");
+        if (t == IW_SIM_CENTRA_SOAP)
+            iw_xmlw_attr(&x, "xmlns:ns1", "http://www.centra.com/webservices/");
+        iw_xmlw_start(&x, "SOAP-ENV", "Body", NULL);
+        if (t == IW_SIM_CENTRA_SOAP) {
+            iw_xmlw_start(&x, "ns1", "result", NULL);
+            iw_xmlw_text(&x, "ns1", "success", "false");
+            iw_xmlw_start(&x, "ns1", "errors", NULL);
+            iw_xmlw_text(&x, "ns1", "message", msg);
+            iw_xmlw_end(&x);
+            iw_xmlw_end(&x);
+        } else {
+            iw_xmlw_text(&x, NULL, "invoicesUpdateResponse", msg);
+        }
+        iw_xmlw_end(&x);
+        iw_xmlw_end(&x);
+        iw_sim_reply_xml(rp, 200, "text/xml; charset=utf-8", &x);
+        break;
+    case IW_SIM_EBIZCHARGE:
+        iw_xmlw_open(&x, true);
+        iw_xmlw_start(&x, "s", "Envelope", "http://schemas.xmlsoap.org/soap/envelope/");
+        iw_xmlw_start(&x, "s", "Body", NULL);
+        iw_xmlw_start(&x, NULL, "UpdateInvoiceResponse", "http://eBizCharge.ServiceModel.SOAP");
+        iw_xmlw_start(&x, NULL, "UpdateInvoiceResult", NULL);
+        iw_xmlw_text(&x, NULL, "Status", "Error");
+        iw_xmlw_text(&x, NULL, "StatusCode", "0");
+        iw_xmlw_text(&x, NULL, "Error", msg);
+        iw_xmlw_text(&x, NULL, "ErrorCode", "3");
+        iw_xmlw_end(&x);
+        iw_xmlw_end(&x);
+        iw_xmlw_end(&x);
+        iw_xmlw_end(&x);
+        iw_sim_reply_xml(rp, 200, "text/xml; charset=utf-8", &x);
+        break;
+    case IW_SIM_MIDNIGHT: {
+        cJSON *j = cJSON_CreateString(msg);
+        iw_sim_reply_json(rp, 200, j);
+        cJSON_Delete(j);
+        break;
+    }
+    default: ixp_errors(rp, 422, msg); break;
     }
 }
 

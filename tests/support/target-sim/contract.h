@@ -18,17 +18,26 @@ void iw_sim_midnight_handle(const iw_sim_request *rq, iw_sim_reply *rp);
 /* midnight.c: POST v1/Token/RegenerateAuthToken: a new Midnight token as a JSON string. */
 void iw_sim_midnight_token(const iw_sim_request *rq, iw_sim_reply *rp);
 
+/* midnight.c: forgets the invoice lines Midnight holds (POST /_sim/reset). */
+void iw_sim_midnight_reset(void);
+
 /* ebizcharge.c: POST SOAP 1.1 UpdateInvoice. */
 void iw_sim_ebiz_handle(const iw_sim_request *rq, iw_sim_reply *rp);
 
 /* invoicexpress.c: PUT /invoices/{id}.xml. */
 void iw_sim_ixp_handle(const iw_sim_request *rq, const char *invoice_id, iw_sim_reply *rp);
 
-/* contract.c: target t's reply to refused credentials. */
-void iw_sim_contract_auth_failure(int t, iw_sim_reply *rp);
+/* contract.c: target t's reply to refused credentials, in the shape c configures. */
+void iw_sim_contract_auth_failure(const iw_sim_conf *c, int t, iw_sim_reply *rp);
 
 /* contract.c: a SOAP Server fault (SOAP targets) or a 500 in the target's error shape. */
 void iw_sim_contract_server_fault(int t, const char *msg, iw_sim_reply *rp);
+
+/* contract.c: target t's own refusal of an invoice, with msg: centra_soap 200 <ns1:result>
+ * with success=false and errors/message (the shape is not in seed 000: a reading), navision
+ * 200 with msg in place of OK, EBizCharge 200 Status Error, Midnight 200 with msg as the
+ * string (an API answering errors as its string), InvoiceXpress 422 <errors>. */
+void iw_sim_contract_refusal(int t, const char *msg, iw_sim_reply *rp);
 
 /* contract.c: a bare gateway-style error page with `status`. */
 void iw_sim_contract_http_error(int status, const char *msg, iw_sim_reply *rp);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "contract.h"
 #include "faults.h"
 #include "server.h"
 #include "state.h"
@@ -42,6 +43,7 @@ static void reset(const iw_sim_runtime *rt)
 {
     char err[256];
     iw_sim_state_reset();
+    iw_sim_midnight_reset();
     iw_sim_faults_clear(-1);
     if (rt->conf->faults)
         iw_sim_faults_add(rt->conf->faults, err, sizeof(err));

@@ -168,12 +168,17 @@ void iw_sim_ebiz_handle(const iw_sim_request *rq, iw_sim_reply *rp)
     char sid[IW_SIM_SECRET_LEN + 8];
     iw_sim_xml_child_text(iw_sim_xml_child(opn, "securityToken"), "SecurityId", sid, sizeof(sid));
     if (strcmp(sid, rq->conf->creds[IW_SIM_EBIZCHARGE].security_id) != 0) {
-        iw_sim_contract_auth_failure(IW_SIM_EBIZCHARGE, rp);
+        iw_sim_contract_auth_failure(rq->conf, IW_SIM_EBIZCHARGE, rp);
         goto out;
     }
     if (rq->validate) {
         iw_sim_errors errs = {0};
-        iw_sim_vctx v = {EBIZ_NS, IW_SIM_DATE_YMD_OR_EMPTY, NULL, &errs};
+        const char *forms = rq->conf->creds[IW_SIM_EBIZCHARGE].dates;
+        iw_sim_vctx v = {EBIZ_NS,
+                         strcmp(forms, "mdy") == 0   ? IW_SIM_DATE_MDY
+                         : strcmp(forms, "iso") == 0 ? IW_SIM_DATE_YMD_OR_EMPTY
+                                                     : IW_SIM_DATE_YMD_OR_MDY,
+                         NULL, &errs};
         iw_sim_check_xml(&v, opn, &op, "UpdateInvoice");
         if (errs.total) {
             char msg[1024];

@@ -20,7 +20,9 @@ typedef enum iw_sim_fault_kind {
     IW_SIM_FAULT_RESET,      /* read the request, then reset the connection (RST) */
     IW_SIM_FAULT_SLOW_BODY,  /* handle normally, trickle the reply chunk_bytes per interval_ms */
     IW_SIM_FAULT_OVERSIZED,  /* 200 with a body of `bytes` bytes */
-    IW_SIM_FAULT_GARBAGE     /* 200 with a body that is no XML or JSON at all */
+    IW_SIM_FAULT_GARBAGE,    /* 200 with a body that is no XML or JSON at all */
+    IW_SIM_FAULT_REFUSAL     /* the target's own business refusal (centra_soap: 200 with
+                              * success=false and errors/message; see contract.c) */
 } iw_sim_fault_kind;
 
 /* What to do to one request. */
@@ -34,7 +36,7 @@ typedef struct iw_sim_fault_action {
     int64_t interval_ms;    /* SLOW_BODY: pause between chunks */
     size_t bytes;           /* OVERSIZED: body size */
     bool chunked;           /* OVERSIZED: no Content-Length */
-    char message[160];      /* ERROR / SOAP: text of the reply */
+    char message[160];      /* ERROR / SOAP / REFUSAL: text of the reply */
 } iw_sim_fault_action;
 
 /* Seeds the random choices (0 = from the clock). */

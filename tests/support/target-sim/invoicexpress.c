@@ -190,7 +190,7 @@ void iw_sim_ixp_handle(const iw_sim_request *rq, const char *invoice_id, iw_sim_
 {
     const iw_sim_conf *c = rq->conf;
     if (!rq->api_key || strcmp(rq->api_key, c->creds[IW_SIM_INVOICEXPRESS].api_key) != 0) {
-        iw_sim_contract_auth_failure(IW_SIM_INVOICEXPRESS, rp);
+        iw_sim_contract_auth_failure(rq->conf, IW_SIM_INVOICEXPRESS, rp);
         return;
     }
     if (!iw_sim_is_int(invoice_id) || invoice_id[0] == '-') {

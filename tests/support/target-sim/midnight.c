@@ -1,6 +1,7 @@
 /* midnight.c: the Midnight InvoiceUpdate contract (seed 002): JSON or XML bodies, the
  * Authorization (PRC + Midnight token) and MISKEY headers, and the token refresh endpoint. */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,18 +175,21 @@ static bool has_token(const iw_sim_request *rq, const char *tok)
     return false;
 }
 
-static bool auth_ok(const iw_sim_request *rq, bool need_midnight)
+/* The update needs the current Midnight token. The refresh call (seed 002 does not document
+ * it) needs a Midnight token too: the issued one or the current one, or with refresh_auth
+ * "current" only the current one (a server where regenerating invalidates the old token). */
+static bool auth_ok(const iw_sim_request *rq, bool refresh)
 {
     const iw_sim_creds *k = &rq->conf->creds[IW_SIM_MIDNIGHT];
     if (!rq->miskey || strcmp(rq->miskey, k->mis_key) != 0)
         return false;
     if (!has_token(rq, k->prc_token))
         return false;
-    if (!need_midnight)
-        return true;
     char cur[IW_SIM_SECRET_LEN];
     iw_sim_token_current(cur, sizeof(cur));
-    return *cur && has_token(rq, cur);
+    if (*cur && has_token(rq, cur))
+        return true;
+    return refresh && strcmp(k->refresh_auth, "issued") == 0 && has_token(rq, k->midnight_token);
 }
 
 /* Replies with a string, as JSON or as the ASP.NET XML serialization. */
@@ -241,6 +245,143 @@ static cJSON *values_json(const cJSON *doc, const iw_sim_jnums *nums)
     return o;
 }
 
+/* ---- the lines Midnight holds per invoice ----
+ * An update replaces the fields of the lines it names (InvoiceLineID or InvoiceLineGuid) and,
+ * like a real InvoiceUpdate most likely does, adds a line that names none as a new one. The
+ * state shows "lines" (sent) and "lines_stored" (held), so a client that sends the same lines
+ * without their ids sees them pile up. */
+
+#define MAX_HELD 256 /* invoices whose lines are tracked */
+
+typedef struct held {
+    char guid[64];  /* the invoice */
+    char **keys;    /* line ids held ("id:7" or "guid:..."), one per line */
+    size_t n, cap;  /* lines held, capacity */
+    long long next; /* id given to the next new line */
+} held;
+
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+static held helds[MAX_HELD];
+static size_t n_helds;
+
+void iw_sim_midnight_reset(void)
+{
+    pthread_mutex_lock(&held_mu);
+    for (size_t i = 0; i < n_helds; i++) {
+        for (size_t k = 0; k < helds[i].n; k++)
+            free(helds[i].keys[k]);
+        free(helds[i].keys);
+    }
+    memset(helds, 0, sizeof(helds));
+    n_helds = 0;
+    pthread_mutex_unlock(&held_mu);
+}
+
+static held *held_of(const char *guid)
+{
+    for (size_t i = 0; i < n_helds; i++)
+        if (strcasecmp(helds[i].guid, guid) == 0)
+            return &helds[i];
+    if (n_helds == MAX_HELD)
+        return NULL;
+    held *h = &helds[n_helds++];
+    snprintf(h->guid, sizeof(h->guid), "%s", guid);
+    h->next = 1000000;
+    return h;
+}
+
+static void held_add(held *h, const char *key)
+{
+    for (size_t k = 0; k < h->n; k++)
+        if (strcmp(h->keys[k], key) == 0)
+            return; /* an update of a line it holds */
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? 2 * h->cap : 8;
+        char **keys = realloc(h->keys, cap * sizeof(*keys));
+        if (!keys)
+            return;
+        h->keys = keys;
+        h->cap = cap;
+    }
+    char *dup = strdup(key);
+    if (dup)
+        h->keys[h->n++] = dup;
+}
+
+/* Merges the lines of one accepted update (keys[i] "" = a line without an id); returns how
+ * many lines the invoice now holds. */
+static long long lines_stored(const char *guid, char keys[][80], size_t n)
+{
+    pthread_mutex_lock(&held_mu);
+    held *h = held_of(guid);
+    long long total = -1;
+    if (h) {
+        for (size_t i = 0; i < n; i++) {
+            char fresh[80];
+            if (!keys[i][0])
+                snprintf(fresh, sizeof(fresh), "id:%lld", h->next++);
+            held_add(h, keys[i][0] ? keys[i] : fresh);
+        }
+        total = (long long)h->n;
+    }
+    pthread_mutex_unlock(&held_mu);
+    return total;
+}
+
+/* The key of one line: "id:<InvoiceLineID>", else "guid:<InvoiceLineGuid>", else "". */
+static void line_key(const char *id, const char *guid, char *key, size_t len)
+{
+    if (id && *id && strcmp(id, "0") != 0)
+        snprintf(key, len, "id:%s", id);
+    else if (guid && *guid)
+        snprintf(key, len, "guid:%s", guid);
+    else
+        key[0] = '\0';
+}
+
+static void count_json_lines(const cJSON *doc, const char *guid, cJSON *values,
+                             const iw_sim_jnums *nums)
+{
+    const cJSON *lines = cJSON_GetObjectItemCaseSensitive(doc, "InvoiceLine");
+    size_t n = 0, total = (size_t)cJSON_GetArraySize(lines);
+    char(*keys)[80] = calloc(total ? total : 1, sizeof(*keys));
+    const cJSON *l;
+    cJSON_ArrayForEach(l, lines)
+    {
+        if (!keys || n == total)
+            break;
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(l, "InvoiceLineID");
+        const cJSON *g = cJSON_GetObjectItemCaseSensitive(l, "InvoiceLineGuid");
+        line_key(cJSON_IsNumber(id) ? iw_sim_jnum_raw(nums, id) : NULL,
+                 cJSON_IsString(g) ? g->valuestring : NULL, keys[n], sizeof(keys[n]));
+        n++;
+    }
+    cJSON_AddNumberToObject(values, "lines_stored",
+                            keys ? (double)lines_stored(guid, keys, n) : -1);
+    free(keys);
+}
+
+static void count_xml_lines(xmlNodePtr root, const char *guid, cJSON *values)
+{
+    xmlNodePtr list = iw_sim_xml_child(root, "InvoiceLine");
+    size_t n = 0, total = 0;
+    for (xmlNodePtr l = list ? list->children : NULL; l; l = l->next)
+        total += l->type == XML_ELEMENT_NODE;
+    char(*keys)[80] = calloc(total ? total : 1, sizeof(*keys));
+    for (xmlNodePtr l = list ? list->children : NULL; keys && l; l = l->next) {
+        if (l->type != XML_ELEMENT_NODE)
+            continue;
+        char id[40], g[64];
+        iw_sim_xml_child_text(l, "InvoiceLineID", id, sizeof(id));
+        iw_sim_xml_child_text(l, "InvoiceLineGuid", g, sizeof(g));
+        line_key(id, g, keys[n], sizeof(keys[n]));
+        n++;
+    }
+    cJSON_AddNumberToObject(values, "lines_stored",
+                            keys ? (double)lines_stored(guid, keys, n) : -1);
+    free(keys);
+}
+
 static void lower(char *s)
 {
     for (; *s; s++)
@@ -277,6 +418,7 @@ static bool handle_json(const iw_sim_request *rq, char *guid, size_t glen, cJSON
     if (ok) {
         snprintf(guid, glen, "%s", g->valuestring);
         *values = values_json(doc, &nums);
+        count_json_lines(doc, guid, *values, &nums);
     }
     cJSON_Delete(doc);
     iw_sim_jnums_free(&nums);
@@ -315,6 +457,7 @@ static bool handle_xml(const iw_sim_request *rq, char *guid, size_t glen, cJSON 
         cJSON_AddNumberToObject(
             *values, "lines",
             iw_sim_xml_count(iw_sim_xml_child(root, "InvoiceLine"), "InvoiceLineSelectResponse"));
+        count_xml_lines(root, guid, *values);
     }
     xmlFreeDoc(doc);
     return ok;
@@ -322,8 +465,8 @@ static bool handle_xml(const iw_sim_request *rq, char *guid, size_t glen, cJSON 
 
 void iw_sim_midnight_handle(const iw_sim_request *rq, iw_sim_reply *rp)
 {
-    if (!auth_ok(rq, true)) {
-        iw_sim_contract_auth_failure(IW_SIM_MIDNIGHT, rp);
+    if (!auth_ok(rq, false)) {
+        iw_sim_contract_auth_failure(rq->conf, IW_SIM_MIDNIGHT, rp);
         return;
     }
     bool xml = is_xml_type(rq->content_type);
@@ -353,8 +496,8 @@ void iw_sim_midnight_handle(const iw_sim_request *rq, iw_sim_reply *rp)
 
 void iw_sim_midnight_token(const iw_sim_request *rq, iw_sim_reply *rp)
 {
-    if (!auth_ok(rq, false)) {
-        iw_sim_contract_auth_failure(IW_SIM_MIDNIGHT, rp);
+    if (!auth_ok(rq, true)) {
+        iw_sim_contract_auth_failure(rq->conf, IW_SIM_MIDNIGHT, rp);
         return;
     }
     char tok[IW_SIM_SECRET_LEN];

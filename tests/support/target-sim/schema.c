@@ -182,6 +182,45 @@ bool iw_sim_is_dmy(const char *s, long *days)
     return valid_ymd(y, m, d, days);
 }
 
+/* Reads 1 or 2 digits into *v; returns the count read. */
+static int one_or_two(const char *s, int *v)
+{
+    if (!isdigit((unsigned char)s[0]))
+        return 0;
+    if (isdigit((unsigned char)s[1])) {
+        *v = (s[0] - '0') * 10 + (s[1] - '0');
+        return 2;
+    }
+    *v = s[0] - '0';
+    return 1;
+}
+
+bool iw_sim_is_mdy(const char *s, long *days)
+{
+    int y, m, d, n;
+    if (!s || !(n = one_or_two(s, &m)) || s[n] != '/')
+        return false;
+    s += n + 1;
+    if (!(n = one_or_two(s, &d)) || s[n] != '/')
+        return false;
+    s += n + 1;
+    if (!digits(s, 4, &y))
+        return false;
+    s += 4;
+    if (*s) { /* " 12:00:00 AM" */
+        int h, mi, se;
+        if (*s++ != ' ' || !(n = one_or_two(s, &h)) || h < 1 || h > 12 || s[n] != ':')
+            return false;
+        s += n + 1;
+        if (!digits(s, 2, &mi) || s[2] != ':' || !digits(s + 3, 2, &se) || mi > 59 || se > 59)
+            return false;
+        s += 5;
+        if (strcmp(s, " AM") != 0 && strcmp(s, " PM") != 0)
+            return false;
+    }
+    return valid_ymd(y, m, d, days);
+}
+
 int iw_sim_dec_cmp(const char *a, const char *b)
 {
     iw_decimal x, y;
@@ -274,6 +313,12 @@ static void check_value(const iw_sim_vctx *v, const iw_sim_field *f, const char 
         if (v->dates == IW_SIM_DATE_DMY) {
             ok = iw_sim_is_dmy(val, NULL);
             want = "a date dd/mm/yyyy";
+        } else if (v->dates == IW_SIM_DATE_MDY) {
+            ok = iw_sim_is_mdy(val, NULL);
+            want = "a date MM/DD/YYYY";
+        } else if (v->dates == IW_SIM_DATE_YMD_OR_MDY) {
+            ok = iw_sim_is_ymd(val, NULL) || iw_sim_is_mdy(val, NULL);
+            want = "a date YYYY-MM-DD or MM/DD/YYYY";
         } else if (v->dates == IW_SIM_DATE_ISO_ANY) {
             ok = iw_sim_is_ymd(val, NULL) || iw_sim_is_iso_datetime(val);
             want = "an ISO 8601 date or date-time";

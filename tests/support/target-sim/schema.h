@@ -50,7 +50,9 @@ typedef struct iw_sim_schema {
 typedef enum iw_sim_date_style {
     IW_SIM_DATE_YMD_OR_EMPTY, /* Centra, EBizCharge: YYYY-MM-DD or empty */
     IW_SIM_DATE_ISO_ANY,      /* Midnight: YYYY-MM-DD or an ISO 8601 date-time */
-    IW_SIM_DATE_DMY           /* InvoiceXpress: dd/mm/yyyy */
+    IW_SIM_DATE_DMY,          /* InvoiceXpress: dd/mm/yyyy */
+    IW_SIM_DATE_MDY,          /* EBizCharge "mdy": MM/DD/YYYY (seed 003 lines 258-259, 281) */
+    IW_SIM_DATE_YMD_OR_MDY    /* EBizCharge "any": either (the seed shows both, lines 70-73) */
 } iw_sim_date_style;
 
 #define IW_SIM_MAX_ERRORS 16
@@ -124,6 +126,9 @@ bool iw_sim_is_email(const char *s);
 bool iw_sim_is_ymd(const char *s, long *days);
 bool iw_sim_is_iso_datetime(const char *s);
 bool iw_sim_is_dmy(const char *s, long *days);
+/* M/D/YYYY or MM/DD/YYYY, optionally followed by " h:mm:ss AM|PM" (.NET's US culture form,
+ * seed 003 line 72). */
+bool iw_sim_is_mdy(const char *s, long *days);
 
 /* Compares two plain decimals by value (both must pass iw_sim_is_decimal; 0 otherwise). */
 int iw_sim_dec_cmp(const char *a, const char *b);

@@ -242,7 +242,8 @@ static void handle_contract(int t, route_kind rk, const char *ixp_id, const iw_s
 
 /* Applies a non-latency fault that replaces the normal answer. Returns true when rp holds
  * the faulted reply. */
-static bool fault_reply(int t, const iw_sim_fault_action *fa, iw_sim_reply *rp)
+static bool fault_reply(const iw_sim_conf *conf, int t, const iw_sim_fault_action *fa,
+                        iw_sim_reply *rp)
 {
     static const char garbage[] = "\x1f\x8b\xff\xfe<<garbage>> {{ \"not\": xml or json ]]\n";
     switch (fa->kind) {
@@ -255,7 +256,8 @@ static bool fault_reply(int t, const iw_sim_fault_action *fa, iw_sim_reply *rp)
         return true;
     }
     case IW_SIM_FAULT_SOAP: iw_sim_contract_server_fault(t, fa->message, rp); return true;
-    case IW_SIM_FAULT_AUTH: iw_sim_contract_auth_failure(t, rp); return true;
+    case IW_SIM_FAULT_AUTH: iw_sim_contract_auth_failure(conf, t, rp); return true;
+    case IW_SIM_FAULT_REFUSAL: iw_sim_contract_refusal(t, fa->message, rp); return true;
     case IW_SIM_FAULT_GARBAGE:
         iw_sim_reply_set(rp, 200, iw_sim_contract_ctype(t), garbage, sizeof(garbage) - 1);
         return true;
@@ -324,7 +326,7 @@ static enum MHD_Result serve(iw_sim_server *s, struct MHD_Connection *c, const c
             iw_sim_sleep_ms(fa.hang_ms);
             return MHD_NO;
         }
-        if (!fault_reply(t, &fa, &rp)) {
+        if (!fault_reply(s->rt->conf, t, &fa, &rp)) {
             iw_sim_request rq;
             fill_request(c, method, path, cr, s->rt, &rq);
             handle_contract(t, rk, ixp_id, &rq, &rp);

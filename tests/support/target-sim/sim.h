@@ -38,6 +38,15 @@ typedef struct iw_sim_creds {
     char midnight_token[IW_SIM_SECRET_LEN]; /* midnight token at start (rotated by refresh) */
     char mis_key[IW_SIM_SECRET_LEN];        /* midnight MISKEY header */
     bool basic_auth;                        /* navision: HTTP Basic required (default: none) */
+    char auth_failure[16]; /* centra_soap, ebizcharge: how refused credentials are answered
+                            * (the seeds are silent): "subcode" (Fault Client.Authentication),
+                            * "wsse" (Fault wsse:FailedAuthentication), "fault" (a plain Client
+                            * Fault), "http" (HTTP 401) */
+    char dates[8];         /* ebizcharge: date forms accepted: "any" (default), "mdy", "iso" */
+    char refresh_auth[16]; /* midnight: the Midnight token the refresh call must carry:
+                            * "issued" (the configured one or the current one, default) or
+                            * "current" (only the current one: a refreshed token invalidates
+                            * the one it replaced) */
 } iw_sim_creds;
 
 /* Settings from the command line and the config file. */
@@ -46,7 +55,7 @@ typedef struct iw_sim_conf {
     int listen_port;                      /* --listen port part; 0 = any free port */
     bool validate;                        /* contract checks on (the default) */
     iw_sim_creds creds[IW_SIM_N_TARGETS]; /* per target */
-    char **units;                         /* invoicexpress accepted units */
+    char **units; /* invoicexpress accepted units; NULL = the seed's rule (all but kg and "") */
     size_t n_units;
     char **countries; /* invoicexpress accepted country names */
     size_t n_countries;
@@ -65,6 +74,10 @@ void iw_sim_conf_defaults(iw_sim_conf *c);
  *    "targets": {"<target>": {"username", "password", "security_id", "api_key", "prc_token",
  *                             "midnight_token", "mis_key": "...",
  *                             "auth": "basic" | "none"            (centra_navision),
+ *                             "auth_failure": "subcode" | "wsse" | "fault" | "http"
+ *                                                        (centra_soap, ebizcharge),
+ *                             "dates": "any" | "mdy" | "iso"     (ebizcharge),
+ *                             "refresh_auth": "issued" | "current" (midnight),
  *                             "accepted_units": [...], "countries": [...]  (invoicexpress),
  *                             "faults": [{"kind": ..., ...}]      (target implied)}},
  *    "faults": [{"target": ..., "kind": ..., ...}]}
