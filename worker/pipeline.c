@@ -27,6 +27,7 @@
 #include "log.h"
 #include "status.h"
 #include "target.h"
+#include "text.h"
 
 #define POLL_BATCH 1000   /* messages taken per loop turn at most */
 #define LEDGER_BATCH 2000 /* ledger ops per round trip at most */
@@ -363,9 +364,7 @@ static char *result_json(iw_pipeline *p, const job *j)
     cJSON_AddNumberToObject(
         o, "duration_ms", j->first_attempt_ms ? (double)(j->finished_ms - j->first_attempt_ms) : 0);
     cJSON_AddStringToObject(o, "worker", p->cfg->worker_id);
-    /* traceparent is 00-<32 hex trace id>-<16 hex parent>-<flags> */
-    if (m->traceparent && strlen(m->traceparent) >= 35 && m->traceparent[2] == '-') {
-        snprintf(buf, sizeof(buf), "%.32s", m->traceparent + 3);
+    if (iw_text_trace_id(m->traceparent, buf, sizeof(buf))) {
         cJSON_AddStringToObject(o, "trace_id", buf);
     } else {
         cJSON_AddNullToObject(o, "trace_id");
@@ -408,15 +407,16 @@ static void delivery_done(iw_pipeline *p, job *j)
     if (--j->deliveries > 0)
         return;
     p->stats.results[j->status]++;
-    char labels[256], esc[160];
+    char labels[256];
     if (j->tc) {
         size_t ti = (size_t)(j->tc - p->cfg->targets);
         p->target_results[ti * IW_RES__COUNT + j->status]++;
         snprintf(labels, sizeof(labels), "%s,status=\"%s\"", p->target_labels[ti],
                  STATUS_NAMES[j->status]);
     } else {
-        snprintf(labels, sizeof(labels), "target=\"%s\",status=\"%s\"",
-                 iw_metrics_escape(j->target, esc, sizeof(esc)), STATUS_NAMES[j->status]);
+        /* names from events are not configured instances: one fixed label, a bounded series */
+        snprintf(labels, sizeof(labels), "target=\"%s\",status=\"%s\"", IW_UNKNOWN_TARGET_LABEL,
+                 STATUS_NAMES[j->status]);
     }
     iw_metrics_add(p->metrics, "iw_results_total", labels, 1);
     job_terminal(p, j, JOB_DONE);
@@ -818,6 +818,22 @@ static char *header_dup(rd_kafka_message_t *km, const char *name)
     return strndup(v, sz);
 }
 
+/* The message's traceparent when it is a valid W3C value; an invalid one is dropped and counted
+ * (it would become a request header). */
+static char *traceparent_of(iw_pipeline *p, rd_kafka_message_t *km)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v = NULL;
+    size_t sz = 0;
+    if (rd_kafka_message_headers(km, &h) || !h ||
+        rd_kafka_header_get_last(h, "traceparent", &v, &sz))
+        return NULL;
+    if (v && iw_text_traceparent_valid(v, sz))
+        return strndup(v, sz);
+    iw_metrics_add(p->metrics, "iw_traceparent_invalid_total", "", 1);
+    return NULL;
+}
+
 /* A message that cannot be processed: one rejected result + dead letter for it. */
 static void poison(iw_pipeline *p, msg *m, const char *target, const char *reason)
 {
@@ -927,8 +943,9 @@ static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
         memcpy(m->value, km->payload, km->len);
     m->value[km->len] = '\0';
     m->value_len = km->len;
-    m->traceparent = header_dup(km, "traceparent");
+    m->traceparent = traceparent_of(p, km);
     char *only = header_dup(km, REPLAY_TARGET_HEADER);
+    const char *bad_only = only ? iw_text_name_problem(only) : NULL;
 
     if (pt->tail)
         pt->tail->next = m;
@@ -939,7 +956,10 @@ static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
     pt->last_seen = km->offset;
 
     char err[512];
-    if (iw_event_parse(m->value, m->value_len, &m->ev, err, sizeof(err)) != 0) {
+    if (bad_only) {
+        snprintf(err, sizeof(err), "header %s %s", REPLAY_TARGET_HEADER, bad_only);
+        poison(p, m, NULL, err);
+    } else if (iw_event_parse(m->value, m->value_len, &m->ev, err, sizeof(err)) != 0) {
         m->ev = NULL;
         poison(p, m, only, err);
     } else {
@@ -1176,6 +1196,8 @@ static int declare_metrics(iw_pipeline *p)
         {"iw_consumer_lag", IW_GAUGE, "Messages behind the end of the assigned input partitions."},
         {"iw_ledger_errors_total", IW_COUNTER, "Redis failures of the ledger."},
         {"iw_ledger_up", IW_GAUGE, "1 while the ledger (Redis) answers."},
+        {"iw_traceparent_invalid_total", IW_COUNTER,
+         "traceparent headers dropped because they are not valid W3C trace-context."},
     };
     for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++)
         if (iw_metrics_declare(p->metrics, defs[i].name, defs[i].type, defs[i].help))
@@ -1194,6 +1216,7 @@ static int declare_metrics(iw_pipeline *p)
     }
     iw_metrics_add(p->metrics, "iw_events_consumed_total", "", 0);
     iw_metrics_add(p->metrics, "iw_ledger_errors_total", "", 0);
+    iw_metrics_add(p->metrics, "iw_traceparent_invalid_total", "", 0);
     return 0;
 }
 

@@ -40,6 +40,10 @@ typedef struct iw_pipeline_stats {
     int64_t last_loop_ms;            /* monotonic ms of the last loop turn (liveness) */
 } iw_pipeline_stats;
 
+/* The target label of iw_results_total for a name that is no configured instance (names from
+ * events never become label values, so the series stay bounded). */
+#define IW_UNKNOWN_TARGET_LABEL "(unknown)"
+
 typedef struct iw_pipeline iw_pipeline;
 
 /* Builds the worker for cfg (which must outlive it): Kafka consumer and producer, Redis
