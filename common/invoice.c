@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "status.h"
+#include "text.h"
 
 /* Rules beyond the header, in short: paths in messages are jq-style with 0-based indexes
  * ("invoice.lines[0].quantity"); integer ids and version must be exact integers within
@@ -468,6 +469,16 @@ static int read_string(ctx *c, const field *f, cJSON *item, char **dst)
     return store_copy(c, dst, item->valuestring);
 }
 
+/* Ids and target names reach results, logs and metric labels: no control or bidirectional
+ * formatting characters (they could forge lines or reorder what an operator reads). */
+static int read_name(ctx *c, const field *f, cJSON *item, char **dst)
+{
+    const char *why = cJSON_IsString(item) ? iw_text_name_problem(item->valuestring) : NULL;
+    if (why)
+        return fail(c, IW_EINVAL, "%s", why);
+    return read_string(c, f, item, dst);
+}
+
 static int read_id(ctx *c, const field *f, cJSON *item, char **dst)
 {
     if (cJSON_IsNumber(item)) {
@@ -481,7 +492,7 @@ static int read_id(ctx *c, const field *f, cJSON *item, char **dst)
     }
     if (!cJSON_IsString(item))
         return fail(c, IW_EINVAL, "expected a string or an integer");
-    return read_string(c, f, item, dst);
+    return read_name(c, f, item, dst);
 }
 
 static int read_amount(ctx *c, const cJSON *item, iw_amount *dst)
@@ -544,8 +555,11 @@ static int read_strlist(ctx *c, const field *f, cJSON *item, char *base)
     {
         path_push(c, NULL, i);
         int rc = 0;
+        const char *why = NULL;
         if (!cJSON_IsString(el) || el->valuestring[0] == '\0')
             rc = fail(c, IW_EINVAL, "expected a non-empty string");
+        else if ((why = iw_text_name_problem(el->valuestring)))
+            rc = fail(c, IW_EINVAL, "%s", why);
         for (size_t k = 0; rc == 0 && k < i; k++)
             if (strcmp(list[k], el->valuestring) == 0)
                 rc = fail(c, IW_EINVAL, "\"%s\" is listed twice", list[k]);
@@ -834,10 +848,11 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t len)
 /* Refuses what cJSON would accept or choke on: oversize input, bad UTF-8, nesting deeper than
  * IW_EVENT_MAX_DEPTH (cJSON recurses per level), raw control characters and \u0000 in strings
  * (a NUL would silently cut the C string short). Tracks strings exactly as cJSON does. */
-static int prescan(ctx *c, const char *json, size_t len)
+static int prescan_limits(ctx *c, const char *json, size_t len, size_t max_bytes, int max_depth,
+                          const char *what)
 {
-    if (len > (size_t)IW_EVENT_MAX_BYTES)
-        return fail(c, IW_EINVAL, "event is %zu bytes; the limit is %u", len, IW_EVENT_MAX_BYTES);
+    if (len > max_bytes)
+        return fail(c, IW_EINVAL, "%s is %zu bytes; the limit is %zu", what, len, max_bytes);
     const unsigned char *s = (const unsigned char *)json;
     size_t bad = utf8_invalid_at(s, len);
     if (bad < len)
@@ -881,9 +896,9 @@ static int prescan(ctx *c, const char *json, size_t len)
             break;
         case '{':
         case '[':
-            if (++depth > IW_EVENT_MAX_DEPTH)
+            if (++depth > max_depth)
                 return fail(c, IW_EINVAL, "JSON nested deeper than %d levels at byte %zu",
-                            IW_EVENT_MAX_DEPTH, i);
+                            max_depth, i);
             break;
         case '}':
         case ']':
@@ -899,8 +914,25 @@ static int prescan(ctx *c, const char *json, size_t len)
         i++;
     }
     if (blank)
-        return fail(c, IW_EINVAL, "event is empty");
+        return fail(c, IW_EINVAL, "%s is empty", what);
     return 0;
+}
+
+static int prescan(ctx *c, const char *json, size_t len)
+{
+    return prescan_limits(c, json, len, IW_EVENT_MAX_BYTES, IW_EVENT_MAX_DEPTH, "event");
+}
+
+int iw_json_prescan(const char *json, size_t len, size_t max_bytes, int max_depth, const char *what,
+                    char *errbuf, size_t errlen)
+{
+    ctx c = {.errbuf = errbuf, .errlen = errlen};
+    if (errbuf && errlen)
+        errbuf[0] = '\0';
+    if (memchr(json, '\0', len))
+        return fail(&c, IW_EINVAL, "NUL byte at byte %zu",
+                    (size_t)((const char *)memchr(json, '\0', len) - json));
+    return prescan_limits(&c, json, len, max_bytes, max_depth, what);
 }
 
 /* ---- public ---- */
