@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "config.h"
 #include "invoice.h"
+#include "kafkaconf.h"
 #include "status.h"
 #include "target.h"
 
@@ -72,6 +73,12 @@ static int cmd_check_config(int argc, char **argv)
     iw_config *cfg = iw_cli_load_config(path);
     if (!cfg)
         return 1;
+    char kerr[512];
+    if (iw_kafkaconf_check(cfg, kerr, sizeof(kerr))) { /* what run would refuse at start */
+        fprintf(stderr, "%s: %s\n", path, kerr);
+        iw_config_free(cfg);
+        return 1;
+    }
     printf("%s: ok: %zu target instance%s, %zu route%s, kafka %s, redis %s:%d\n", path,
            cfg->n_targets, cfg->n_targets == 1 ? "" : "s", cfg->n_routes,
            cfg->n_routes == 1 ? "" : "s", cfg->kafka_brokers ? cfg->kafka_brokers : "(not set)",

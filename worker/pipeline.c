@@ -22,6 +22,7 @@
 
 #include "dispatch.h"
 #include "invoice.h"
+#include "kafkaconf.h"
 #include "lanes.h"
 #include "ledger.h"
 #include "log.h"
@@ -1272,17 +1273,8 @@ static rd_kafka_conf_t *base_conf(iw_pipeline *p, const char *role, char *errbuf
     if (set_conf(c, "bootstrap.servers", cfg->kafka_brokers, errbuf, errlen) ||
         set_conf(c, "client.id", cfg->worker_id, errbuf, errlen))
         goto fail;
-    for (size_t i = 0; i < cfg->n_kafka_props; i++) {
-        const char *k = cfg->kafka_props[2 * i];
-        size_t rl = strlen(role);
-        if (strncmp(k, "consumer.", 9) == 0 || strncmp(k, "producer.", 9) == 0) {
-            if (strncmp(k, role, rl) != 0 || k[rl] != '.')
-                continue;
-            k += rl + 1;
-        }
-        if (set_conf(c, k, cfg->kafka_props[2 * i + 1], errbuf, errlen))
-            goto fail;
-    }
+    if (iw_kafkaconf_apply(c, cfg, role, errbuf, errlen)) /* as check-config does */
+        goto fail;
     rd_kafka_conf_set_opaque(c, p);
     rd_kafka_conf_set_error_cb(c, error_cb);
     rd_kafka_conf_set_log_cb(c, log_cb);
