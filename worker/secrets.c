@@ -219,6 +219,44 @@ int iw_secrets_add_basic(iw_secrets *s, const char *user, const char *password)
     return rc;
 }
 
+/* The password of a URL's userinfo ("scheme://user:password@host/..."), as written (already
+ * percent-encoded) and decoded; a URL without one adds nothing. */
+static int add_userinfo(iw_secrets *s, const char *url)
+{
+    const char *p = url ? strstr(url, "://") : NULL;
+    if (!p)
+        return 0;
+    p += 3;
+    size_t auth = strcspn(p, "/?#");
+    const char *at = memchr(p, '@', auth);
+    const char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+    if (!colon || colon + 1 == at)
+        return 0;
+    size_t n = (size_t)(at - colon - 1);
+    char *raw = strndup(colon + 1, n), *dec = malloc(n + 1);
+    int rc = raw && dec ? 0 : IW_ENOMEM;
+    if (!rc) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            unsigned v;
+            if (raw[i] == '%' && i + 2 < n && sscanf(raw + i + 1, "%2x", &v) == 1) {
+                dec[k++] = (char)v;
+                i += 2;
+            } else {
+                dec[k++] = raw[i];
+            }
+        }
+        dec[k] = '\0';
+        rc = iw_secrets_add(s, raw);
+        rc = rc ? rc : iw_secrets_add(s, dec);
+        memset(raw, 0, n);
+        memset(dec, 0, k);
+    }
+    free(raw);
+    free(dec);
+    return rc;
+}
+
 iw_secrets *iw_secrets_for_target(const iw_target_conf *tc)
 {
     iw_secrets *s = iw_secrets_new();
@@ -230,6 +268,8 @@ iw_secrets *iw_secrets_for_target(const iw_target_conf *tc)
     for (size_t i = 0; !rc && i < sizeof(values) / sizeof(values[0]); i++)
         rc = iw_secrets_add(s, values[i]);
     rc = rc ? rc : iw_secrets_add_basic(s, tc->username, tc->password);
+    rc = rc ? rc : add_userinfo(s, tc->url);
+    rc = rc ? rc : add_userinfo(s, tc->token_url);
     if (rc) {
         iw_secrets_free(s);
         return NULL;

@@ -14,8 +14,8 @@ typedef struct iw_secrets iw_secrets;
 iw_secrets *iw_secrets_new(void);
 
 /* Creates the registry of a target instance: every secret of tc (password, security_id,
- * api_key, prc_token, midnight_token, mis_key) and the base64 of the "username:password"
- * Basic pair. NULL when out of memory. */
+ * api_key, prc_token, midnight_token, mis_key), the base64 of the "username:password" Basic
+ * pair and the password of a userinfo in url or token_url. NULL when out of memory. */
 iw_secrets *iw_secrets_for_target(const iw_target_conf *tc);
 
 /* Records secret value and every form it takes on the wire: raw, XML-escaped (with and without
