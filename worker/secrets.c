@@ -249,6 +249,11 @@ static int add_userinfo(iw_secrets *s, const char *url)
         dec[k] = '\0';
         rc = iw_secrets_add(s, raw);
         rc = rc ? rc : iw_secrets_add(s, dec);
+        if (!rc) { /* curl sends the userinfo as a Basic credential */
+            char *user = strndup(p, (size_t)(colon - p));
+            rc = user ? iw_secrets_add_basic(s, user, dec) : IW_ENOMEM;
+            free(user);
+        }
         memset(raw, 0, n);
         memset(dec, 0, k);
     }
