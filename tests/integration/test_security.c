@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "dispatch.h"
+#include "docpaths.h"
 #include "invoice.h"
 #include "pipeline.h"
 #include "stack.h"
@@ -476,4 +477,239 @@ Test(security, api_key_in_other_percent_encodings_is_masked)
     cr_assert(strstr(r.outcome.message, "bad key"), "%s", r.outcome.message);
     assert_no_secret("the outcome", r.outcome.message);
     assert_no_secret("the attempts", observed);
+}
+
+/* ------------------------------------------------------------------ every channel */
+
+static iw_stack S;
+static iw_proc W;
+static srv *echo;
+
+static void stack_up(void)
+{
+    cr_assert_eq(iw_stack_start(&S, 4, false), 0, "local stack did not start");
+    echo = srv_start();
+}
+
+static void stack_down(void)
+{
+    iw_proc_stop(&W, 20000);
+    iw_stack_stop(&S);
+    srv_stop(echo);
+}
+
+/* Runs a shell command line (printf-style); returns its exit status, *out = stdout+stderr. */
+static int shell(char **out, const char *fmt, ...)
+{
+    static int seq;
+    char line[4096], cmd[4600], opath[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    snprintf(opath, sizeof(opath), "/tmp/iw-sec-out-%d-%d", (int)getpid(), seq++);
+    snprintf(cmd, sizeof(cmd), "( %s ) >'%s' 2>&1", line, opath);
+    int st = system(cmd);
+    char *text = iw_read_file(opath, NULL);
+    unlink(opath);
+    *out = text ? text : strdup("");
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+static char *append(char *acc, const char *label, const char *text)
+{
+    size_t have = acc ? strlen(acc) : 0, add = strlen(label) + strlen(text ? text : "") + 4;
+    char *n = realloc(acc, have + add);
+    cr_assert_not_null(n);
+    snprintf(n + have, add, "%s: %s\n", label, text ? text : "");
+    return n;
+}
+
+/* Appends every message of topic (key, headers and, when with_value, value); sets *got. */
+static char *append_topic(char *acc, const char *topic, size_t want, size_t *got, bool with_value)
+{
+    iw_kmsg *m = NULL;
+    size_t n = iw_kafka_read_all(S.brokers, topic, want, 60000, want ? 0 : 3000, &m);
+    for (size_t i = 0; i < n; i++) {
+        acc = append(acc, "key", m[i].key);
+        if (with_value)
+            acc = append(acc, "value", m[i].value);
+        acc = append(acc, "headers", m[i].headers);
+    }
+    iw_kmsgs_free(m, n);
+    *got = n;
+    return acc;
+}
+
+/* The stack's worker config with the echo server's five targets and their secrets. */
+static const char *hostile_config(void)
+{
+    const char *path = iw_stack_config(&S, "w.json", NULL, "{\"log_level\": \"debug\"}");
+    cr_assert_not_null(path);
+    static char saved[512];
+    snprintf(saved, sizeof(saved), "%s", path);
+    char *text = iw_read_file(saved, NULL);
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    cr_assert_not_null(root);
+    char base[64];
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", echo->port);
+    char *json = config_json(base);
+    cJSON *ours = cJSON_Parse(json);
+    free(json);
+    cr_assert_not_null(ours);
+    cJSON *targets = cJSON_DetachItemFromObject(ours, "targets");
+    for (cJSON *t = targets->child; t; t = t->next)
+        cJSON_AddItemToObject(t, "retry", cJSON_Parse("{\"max_attempts\": 2, \"base_ms\": 10}"));
+    cJSON_ReplaceItemInObject(root, "targets", targets);
+    cJSON_Delete(ours);
+    char *out = cJSON_Print(root);
+    cJSON_Delete(root);
+    write_file(saved, out);
+    free(out);
+    return saved;
+}
+
+/* Issue 11: the hostile-reply and hostile-event suite on the whole worker, then every output
+ * channel searched for every form of every secret. */
+Test(channels, no_form_of_any_secret_reaches_any_output, .init = stack_up, .fini = stack_down,
+     .timeout = 400)
+{
+    enum { N = 5, UNKNOWN = 12 };
+    S.http_port = iw_free_port();
+    const char *cfg_path = hostile_config();
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg_path, "worker.log"), 0);
+
+    /* hostile replies at every target, events whose traceparent tries to add headers */
+    char *keys[N], *vals[N];
+    for (int i = 0; i < N; i++) {
+        char id[32], inv[32];
+        snprintf(id, sizeof(id), "SEC-E-%d", i);
+        snprintf(inv, sizeof(inv), "INV-E-%d", i);
+        keys[i] = strdup(inv);
+        vals[i] = iw_make_event(id, "acme", inv, 1,
+                                "centra_soap,centra_navision,midnight,"
+                                "ebizcharge,invoicexpress");
+    }
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", (const char *const *)keys,
+                                  (const char *const *)vals, N, "traceparent=" TP_EVIL),
+                 0);
+    for (int i = 0; i < N; i++) {
+        free(keys[i]);
+        free(vals[i]);
+    }
+    /* unknown target names (a metric series each, before) */
+    char *ukeys[UNKNOWN], *uvals[UNKNOWN];
+    for (int i = 0; i < UNKNOWN; i++) {
+        char id[32], inv[32], targets[64];
+        snprintf(id, sizeof(id), "SEC-U-%d", i);
+        snprintf(inv, sizeof(inv), "INV-U-%d", i);
+        snprintf(targets, sizeof(targets), "nope-%d", i);
+        ukeys[i] = strdup(inv);
+        uvals[i] = iw_make_event(id, "acme", inv, 1, targets);
+    }
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", (const char *const *)ukeys,
+                                  (const char *const *)uvals, UNKNOWN, NULL),
+                 0);
+    for (int i = 0; i < UNKNOWN; i++) {
+        free(ukeys[i]);
+        free(uvals[i]);
+    }
+    /* names with bidi and control characters, and a replay-target header with a line break */
+    const char *k1[] = {"INV-B"}, *k2[] = {"INV-C"}, *k3[] = {"INV-R"};
+    char *v1 = iw_make_event("SEC-B-1", "acme", "INV-B", 1,
+                             "ix\xe2\x80\xae"
+                             "gol");
+    char *v2 = iw_make_event("SEC-C-1", "acme", "INV-C\x1b[2J", 1, "invoicexpress");
+    char *v3 = iw_make_event("SEC-R-1", "acme", "INV-R", 1, "invoicexpress");
+    cr_assert_eq(
+        iw_kafka_produce(S.brokers, "invoice-events", k1, (const char *const *)&v1, 1, NULL), 0);
+    cr_assert_eq(
+        iw_kafka_produce(S.brokers, "invoice-events", k2, (const char *const *)&v2, 1, NULL), 0);
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", k3, (const char *const *)&v3, 1,
+                                  "x-iw-replay-target=invoicexpress\r\nX-Evil: 1"),
+                 0);
+    free(v1);
+    free(v2);
+    free(v3);
+
+    size_t want = N * 5 + UNKNOWN + 3, got = 0, dl = 0;
+    char *corpus = NULL;
+    corpus = append_topic(corpus, "invoice-results", want, &got, true);
+    cr_assert_eq(got, want, "results: %zu of %zu", got, want);
+    /* a dead letter's value is the original event, as it came (replay sends it again): it is
+     * searched for secrets, but it is not printed text */
+    corpus = append_topic(corpus, "invoice-events-dlq", 0, &dl, false);
+    cr_assert_geq(dl, N * 5, "every hostile reply failed its call: %zu dead letters", dl);
+    char *originals = append_topic(NULL, "invoice-events-dlq", dl, &got, true);
+    assert_no_secret("the dead letters' values", originals);
+    free(originals);
+
+    long st = 0;
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", S.http_port);
+    char *metrics = iw_http("GET", url, NULL, &st);
+    cr_assert_eq(st, 200);
+    cr_assert_null(strstr(metrics, "nope-"), "event names never become label values");
+    cr_assert(strstr(metrics, "target=\"" IW_UNKNOWN_TARGET_LABEL "\""), "%s", metrics);
+    const char *inv = strstr(metrics, "\niw_traceparent_invalid_total ");
+    cr_assert_not_null(inv, "%s", metrics);
+    cr_assert_geq(atol(inv + strlen("\niw_traceparent_invalid_total ")), N);
+    corpus = append(corpus, "metrics", metrics);
+    free(metrics);
+
+    char *out = NULL;
+    cr_assert_eq(
+        shell(&out, "'%s' check-config -c '%s'", iw_build_path("invoice-worker"), cfg_path), 0,
+        "%s", out);
+    corpus = append(corpus, "check-config", out);
+    free(out);
+    char evpath[400];
+    snprintf(evpath, sizeof(evpath), "%s/event.json", S.dir);
+    char *ev = iw_make_event("SEC-render", "acme", "INV-render", 1, NULL);
+    write_file(evpath, ev);
+    free(ev);
+    static const char *const targets[] = {"centra_soap", "centra_navision", "midnight",
+                                          "ebizcharge", "invoicexpress"};
+    for (size_t t = 0; t < 5; t++) {
+        cr_assert_eq(shell(&out, "'%s' render --target %s -c '%s' '%s'",
+                           iw_build_path("invoice-worker"), targets[t], cfg_path, evpath),
+                     0, "%s", out);
+        cr_assert(strstr(out, "***"), "render masks the %s credentials", targets[t]);
+        corpus = append(corpus, "render", out);
+        free(out);
+    }
+    iw_proc_stop(&W, 20000);
+    char logpath[400];
+    snprintf(logpath, sizeof(logpath), "%s/worker.log", S.dir);
+    char *log = iw_read_file(logpath, NULL);
+    cr_assert_not_null(log);
+    corpus = append(corpus, "log", log);
+    free(log);
+
+    /* the targets saw the credentials (so replies could quote them) and no injected header */
+    pthread_mutex_lock(&echo->mu);
+    cr_assert(strstr(echo->log, "Authorization: " SEC_NEW_TOKEN), "the token was refreshed");
+    cr_assert_null(strstr(echo->log, "X-Evil"), "no injected header reached a target");
+    pthread_mutex_unlock(&echo->mu);
+    /* the corpus holds what the search must look through */
+    cr_assert(strstr(corpus, "SEC-E-4"), "the events' results");
+    cr_assert(strstr(corpus, "x-iw-error="), "the dead letters' headers");
+    cr_assert(strstr(corpus, "bad login ***"), "the quoted credentials, masked");
+    cr_assert(strstr(corpus, "iw_results_total{"), "the metrics");
+    cr_assert(strstr(corpus, "attempt failed"), "the debug log");
+    cr_assert(strstr(corpus, "\"trace_id\":null"), "an invalid traceparent gives no trace_id");
+    const char *bidi = strstr(corpus, "\xe2\x80\xae");
+    cr_assert_null(bidi, "no bidi override is printed: ...%.300s", bidi ? bidi - 200 : "");
+    cr_assert_null(strstr(corpus, "\x1b"), "no escape character is printed");
+    assert_no_secret("the outputs", corpus);
+    free(corpus);
 }
