@@ -54,6 +54,20 @@ typedef struct loader {
 static void add_error(loader *ld, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Drops a UTF-8 sequence cut short at the end of s (left by a truncating snprintf). */
+static void trim_cut_utf8(char *s)
+{
+    size_t n = strlen(s), k = n;
+    while (k > 0 && ((unsigned char)s[k - 1] & 0xC0) == 0x80)
+        k--;
+    if (k == 0 || (unsigned char)s[k - 1] < 0xC0)
+        return;
+    unsigned char lead = (unsigned char)s[k - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+    if (n - (k - 1) < need)
+        s[k - 1] = '\0';
+}
+
 static void add_error(loader *ld, const char *path, const char *fmt, ...)
 {
     iw_config_errors *e = ld->errs;
@@ -64,6 +78,8 @@ static void add_error(loader *ld, const char *path, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(it->message, sizeof(it->message), fmt, ap);
         va_end(ap);
+        trim_cut_utf8(it->path); /* names from the file may be cut inside a character */
+        trim_cut_utf8(it->message);
     }
     e->count++;
 }
@@ -961,7 +977,7 @@ static cJSON *parse_strict(loader *ld, const char *json, size_t len)
     return root;
 }
 
-static iw_config *parse_text(const char *json, size_t len, const char *base_dir,
+iw_config *iw_config_parse_n(const char *json, size_t len, const char *base_dir,
                              iw_config_errors *errs)
 {
     memset(errs, 0, sizeof(*errs));
@@ -987,7 +1003,7 @@ static iw_config *parse_text(const char *json, size_t len, const char *base_dir,
 
 iw_config *iw_config_parse(const char *json, const char *base_dir, iw_config_errors *errs)
 {
-    return parse_text(json, json ? strlen(json) : 0, base_dir, errs);
+    return iw_config_parse_n(json ? json : "", json ? strlen(json) : 0, base_dir, errs);
 }
 
 iw_config *iw_config_load(const char *path, iw_config_errors *errs)
@@ -1028,7 +1044,7 @@ iw_config *iw_config_load(const char *path, iw_config_errors *errs)
     char *slash = strrchr(dir, '/');
     if (slash)
         *slash = '\0';
-    iw_config *cfg = parse_text(buf, n, slash ? dir : ".", errs); /* a NUL byte is an error */
+    iw_config *cfg = iw_config_parse_n(buf, n, slash ? dir : ".", errs); /* NUL bytes refused */
     free(buf);
     return cfg;
 }

@@ -135,6 +135,11 @@ iw_config *iw_config_load(const char *path, iw_config_errors *errs);
  * *_file paths (NULL = the current directory). */
 iw_config *iw_config_parse(const char *json, const char *base_dir, iw_config_errors *errs);
 
+/* Same as iw_config_parse from len bytes (need not be NUL-terminated; a NUL byte inside is an
+ * error, as in a file). */
+iw_config *iw_config_parse_n(const char *json, size_t len, const char *base_dir,
+                             iw_config_errors *errs);
+
 /* A config with no file: defaults, and one instance per adapter type with seed URLs and
  * placeholder credentials (what `render --target TYPE` uses without -c). */
 iw_config *iw_config_defaults(void);
