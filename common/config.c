@@ -724,6 +724,7 @@ static void set_defaults(iw_config *cfg)
     cfg->log_level = strdup("info");
     cfg->max_in_flight = 512;
     cfg->max_pending_per_partition = 2000;
+    cfg->max_pending_bytes = IW_DEFAULT_MAX_PENDING_BYTES;
     cfg->shutdown_grace_ms = 25000;
     cfg->kafka_group_id = strdup("invoice-worker");
     cfg->input_topic = strdup("invoice-events");
@@ -842,15 +843,21 @@ static void load_root(loader *ld, const cJSON *root, iw_config *cfg)
     check_keys(ld, root, "", keys);
     const cJSON *w = get_object(ld, root, "", "worker");
     if (w) {
-        static const char *const k[] = {
-            "id", "log_level", "max_in_flight", "max_pending_per_partition", "shutdown_grace_s",
-            NULL};
+        static const char *const k[] = {"id",
+                                        "log_level",
+                                        "max_in_flight",
+                                        "max_pending_per_partition",
+                                        "max_pending_bytes",
+                                        "shutdown_grace_s",
+                                        NULL};
         check_keys(ld, w, "worker", k);
         get_string(ld, w, "worker", "id", &cfg->worker_id);
         get_string(ld, w, "worker", "log_level", &cfg->log_level);
         get_int(ld, w, "worker", "max_in_flight", 1, 100000, &cfg->max_in_flight);
         get_int(ld, w, "worker", "max_pending_per_partition", 1, 10000000,
                 &cfg->max_pending_per_partition);
+        get_int64(ld, w, "worker", "max_pending_bytes", 1024 * 1024, 64LL * 1024 * 1024 * 1024,
+                  &cfg->max_pending_bytes);
         get_seconds_ms(ld, w, "worker", "shutdown_grace_s", 1, 3600, &cfg->shutdown_grace_ms);
     }
     const cJSON *k = get_object(ld, root, "", "kafka");

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "status.h"
@@ -11,6 +12,51 @@
 static bool sensitive(const char *k)
 {
     return strstr(k, "password") || strstr(k, "secret") || strstr(k, "key") || strstr(k, "token");
+}
+
+/* True when the config sets key for role (plainly or as "<role>.key"). */
+static bool user_sets(const iw_config *cfg, const char *role, const char *key)
+{
+    size_t rl = strlen(role);
+    for (size_t i = 0; i < cfg->n_kafka_props; i++) {
+        const char *k = cfg->kafka_props[2 * i];
+        if (strncmp(k, role, rl) == 0 && k[rl] == '.')
+            k += rl + 1;
+        if (strcmp(k, key) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The consumer's prefetch, sized from worker.max_pending_bytes so that what librdkafka holds
+ * ahead of the pipeline stays a fraction of the pipeline's own bound: a quarter of it (1 MiB to
+ * 64 MiB) in its local queue, half of that per fetch (at least message.max.bytes, which
+ * librdkafka requires). A property the config sets itself is left alone. */
+static int set_prefetch(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, size_t errlen)
+{
+    int64_t kb = cfg->max_pending_bytes / 4 / 1024;
+    kb = kb < 1024 ? 1024 : kb > 65536 ? 65536 : kb;
+    char v[32], e[256];
+    size_t vl = sizeof(v);
+    int64_t fetch = kb * 1024 / 2, msg_max = 1000000;
+    if (rd_kafka_conf_get(c, "message.max.bytes", v, &vl) == RD_KAFKA_CONF_OK)
+        msg_max = atoll(v);
+    if (fetch < msg_max)
+        fetch = msg_max;
+    if (!user_sets(cfg, "consumer", "queued.max.messages.kbytes")) {
+        snprintf(v, sizeof(v), "%lld", (long long)kb);
+        if (rd_kafka_conf_set(c, "queued.max.messages.kbytes", v, e, sizeof(e)) != RD_KAFKA_CONF_OK)
+            goto fail;
+    }
+    if (!user_sets(cfg, "consumer", "fetch.max.bytes")) {
+        snprintf(v, sizeof(v), "%lld", (long long)fetch);
+        if (rd_kafka_conf_set(c, "fetch.max.bytes", v, e, sizeof(e)) != RD_KAFKA_CONF_OK)
+            goto fail;
+    }
+    return 0;
+fail:
+    snprintf(errbuf, errlen, "worker.max_pending_bytes: prefetch: %s", e);
+    return IW_EINVAL;
 }
 
 int iw_kafkaconf_apply(rd_kafka_conf_t *c, const iw_config *cfg, const char *role, char *errbuf,
@@ -32,7 +78,7 @@ int iw_kafkaconf_apply(rd_kafka_conf_t *c, const iw_config *cfg, const char *rol
             return IW_EINVAL;
         }
     }
-    return 0;
+    return strcmp(role, "consumer") == 0 ? set_prefetch(c, cfg, errbuf, errlen) : 0;
 }
 
 /* The worker's own settings of one client (as in pipeline.c), then the config's properties. */

@@ -137,6 +137,7 @@ struct iw_pipeline {
     bool fatal;
     bool ever_assigned;
     bool more_msgs; /* the last poll stopped at POLL_BATCH */
+    int64_t pending_bytes; /* values of consumed messages not yet freed (max_pending_bytes) */
     msg *orphans;   /* messages of revoked partitions still running */
 
     iw_pipeline_stats stats;
@@ -248,6 +249,7 @@ static void msg_free(msg *m)
     iw_event_free(m->ev);
     free(m->key);
     free(m->value);
+    m->p->pending_bytes -= (int64_t)m->value_len;
     free(m->traceparent);
     free(m);
 }
@@ -944,6 +946,7 @@ static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
         memcpy(m->value, km->payload, km->len);
     m->value[km->len] = '\0';
     m->value_len = km->len;
+    p->pending_bytes += (int64_t)km->len;
     m->traceparent = traceparent_of(p, km);
     char *only = header_dup(km, REPLAY_TARGET_HEADER);
     const char *bad_only = only ? iw_text_name_problem(only) : NULL;
@@ -1005,8 +1008,11 @@ static void set_paused(iw_pipeline *p, int32_t partition, bool pause)
 static void flow_control(iw_pipeline *p)
 {
     size_t cap = (size_t)p->cfg->max_in_flight;
-    bool block = !p->ledger_ok || p->stopping || p->open_jobs >= cap * 4;
-    bool unblock = p->ledger_ok && !p->stopping && p->open_jobs < cap * 2;
+    int64_t maxb = p->cfg->max_pending_bytes; /* memory, not only counts, bounds the backlog */
+    bool block =
+        !p->ledger_ok || p->stopping || p->open_jobs >= cap * 4 || p->pending_bytes >= maxb;
+    bool unblock =
+        p->ledger_ok && !p->stopping && p->open_jobs < cap * 2 && p->pending_bytes < maxb / 2;
     if (block)
         p->paused_all = true;
     else if (unblock)
