@@ -1227,12 +1227,22 @@ static int declare_metrics(iw_pipeline *p)
     return 0;
 }
 
+/* True while the consumer is a member of its group (librdkafka holds a member id): /readyz. */
+static bool in_group(iw_pipeline *p)
+{
+    char *id = p->consumer ? rd_kafka_memberid(p->consumer) : NULL;
+    bool in = id && *id;
+    free(id);
+    return in;
+}
+
 static void update_gauges(iw_pipeline *p)
 {
     int64_t now = mono_ms();
     if (now - p->last_gauges_ms < 1000)
         return;
     p->last_gauges_ms = now;
+    p->stats.assigned = in_group(p); /* a member, with or without partitions */
     for (size_t i = 0; i < p->cfg->n_targets; i++) {
         iw_dispatch_stats ds = iw_dispatch_target_stats(p->dispatch, p->cfg->targets[i].name);
         iw_metrics_set(p->metrics, "iw_retries_total", p->target_labels[i], (double)ds.retries);
@@ -1428,7 +1438,6 @@ static void publish_snapshot(iw_pipeline *p)
     p->stats.in_flight = p->open_jobs;
     p->stats.ledger_ok = p->ledger_ok;
     p->stats.producer_ok = !p->fatal;
-    p->stats.assigned = true; /* assigned, or in the group waiting for an assignment */
     p->stats.last_loop_ms = mono_ms();
     pthread_mutex_lock(&p->lock);
     p->snapshot = p->stats;

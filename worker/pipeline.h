@@ -35,7 +35,7 @@ typedef struct iw_pipeline_stats {
     uint64_t in_flight;              /* (event, target) jobs not yet terminal */
     bool ledger_ok;                  /* last Redis call worked */
     bool producer_ok;                /* no fatal producer error */
-    bool assigned;                   /* partitions assigned (or waiting for the first assignment) */
+    bool assigned; /* a member of the consumer group (it has a member id), partitions or not */
     int64_t consumer_lag;            /* sum over assigned partitions, -1 when unknown */
     int64_t last_loop_ms;            /* monotonic ms of the last loop turn (liveness) */
 } iw_pipeline_stats;
