@@ -58,7 +58,7 @@ typedef struct field {
     bool required;                      /* missing or null is an error; strings must be non-empty */
     const struct table *sub;            /* K_OBJECT, K_ARRAY: layout of the nested struct */
     size_t count_off;                   /* K_ARRAY, K_STRLIST: offsetof the size_t count */
-    const char *(*check)(const char *); /* K_STR: extra rule; returns a reason or NULL */
+    const char *(*check)(const char *); /* K_STR, K_ID as text: extra rule; reason or NULL */
 } field;
 
 /* The fields of one struct. */
@@ -82,6 +82,9 @@ typedef struct table {
 #define STRLIST(T, m, n) {.name = #m, .off = offsetof(T, m), .kind = K_STRLIST, \
                           .count_off = offsetof(T, n)}
 #define TABLE(T, f) {(f), sizeof(f) / sizeof((f)[0]), sizeof(T)}
+/* A required id that is printed in results and logs: see iw_text_name_problem. */
+#define PRINTED_ID(T, m) {.name = #m, .off = offsetof(T, m), .kind = K_ID, .required = true, \
+                          .check = iw_text_name_problem}
 
 static const char *check_schema(const char *s);
 static const char *check_type(const char *s);
@@ -195,7 +198,7 @@ static const field custom_field_fields[] = {
 static const table custom_field_table = TABLE(iw_custom_field, custom_field_fields);
 
 static const field invoice_fields[] = {
-    REQ(iw_invoice, id, K_ID),
+    PRINTED_ID(iw_invoice, id),
     F(iw_invoice, number, K_ID),
     F(iw_invoice, number_ext, K_STR),
     F(iw_invoice, status, K_STR),
@@ -469,16 +472,6 @@ static int read_string(ctx *c, const field *f, cJSON *item, char **dst)
     return store_copy(c, dst, item->valuestring);
 }
 
-/* Ids and target names reach results, logs and metric labels: no control or bidirectional
- * formatting characters (they could forge lines or reorder what an operator reads). */
-static int read_name(ctx *c, const field *f, cJSON *item, char **dst)
-{
-    const char *why = cJSON_IsString(item) ? iw_text_name_problem(item->valuestring) : NULL;
-    if (why)
-        return fail(c, IW_EINVAL, "%s", why);
-    return read_string(c, f, item, dst);
-}
-
 static int read_id(ctx *c, const field *f, cJSON *item, char **dst)
 {
     if (cJSON_IsNumber(item)) {
@@ -492,7 +485,7 @@ static int read_id(ctx *c, const field *f, cJSON *item, char **dst)
     }
     if (!cJSON_IsString(item))
         return fail(c, IW_EINVAL, "expected a string or an integer");
-    return read_name(c, f, item, dst);
+    return read_string(c, f, item, dst);
 }
 
 static int read_amount(ctx *c, const cJSON *item, iw_amount *dst)

@@ -1069,8 +1069,9 @@ Test(bad_event, error_buffer_handling)
     iw_event_free(NULL);
 }
 
-/* Issue 11, item 7: target names and ids with control or bidirectional formatting characters
- * would reach results, logs and metric labels. */
+/* Issue 11, item 7: target names and the invoice id with control or bidirectional formatting
+ * characters would reach results, logs and metric labels (other fields are payload: escaped by
+ * the writers, never printed). */
 Test(event, names_and_ids_with_control_or_bidi_characters_are_refused)
 {
     cJSON *t = cJSON_CreateArray();
@@ -1087,10 +1088,6 @@ Test(event, names_and_ids_with_control_or_bidi_characters_are_refused)
                 cJSON_CreateString("INV-\xe2\x81\xa6"
                                    "1"),
                 "invoice.id: contains a bidirectional formatting character");
-    reject_with("invoice.customer.id",
-                cJSON_CreateString("C\xc2\x85"
-                                   "1"),
-                "invoice.customer.id: contains a control character");
     iw_event *ev = accept_with("invoice.id", cJSON_CreateString("INV-\xc3\xa9t\xc3\xa9-1"));
     cr_assert_str_eq(ev->invoice.id, "INV-\xc3\xa9t\xc3\xa9-1");
     iw_event_free(ev);
