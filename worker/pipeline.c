@@ -417,9 +417,10 @@ static void delivery_done(iw_pipeline *p, job *j)
         snprintf(labels, sizeof(labels), "%s,status=\"%s\"", p->target_labels[ti],
                  STATUS_NAMES[j->status]);
     } else {
-        /* names from events are not configured instances: one fixed label, a bounded series */
-        snprintf(labels, sizeof(labels), "target=\"%s\",status=\"%s\"", IW_UNKNOWN_TARGET_LABEL,
-                 STATUS_NAMES[j->status]);
+        /* a name from an event is no configured instance: one fixed label value, so the
+         * series stay bounded ("" when the message named no target: poison) */
+        snprintf(labels, sizeof(labels), "target=\"%s\",status=\"%s\"",
+                 j->target ? IW_UNKNOWN_TARGET_LABEL : "", STATUS_NAMES[j->status]);
     }
     iw_metrics_add(p->metrics, "iw_results_total", labels, 1);
     job_terminal(p, j, JOB_DONE);
