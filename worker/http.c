@@ -116,8 +116,7 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -1;
 }
 
-iw_http *iw_http_start(const char *listen, const iw_health *health, char *errbuf,
-                       size_t errlen)
+iw_http *iw_http_start(const char *listen, const iw_health *health, char *errbuf, size_t errlen)
 {
     struct sockaddr_storage ss;
     socklen_t sl;

@@ -29,8 +29,7 @@ typedef struct iw_health {
 /* Serves on listen ("host:port", "0.0.0.0:8080", ":8080") from its own thread. health (copied)
  * may be NULL (every probe then says "starting"); what it points to must outlive the server.
  * NULL with a reason in errbuf. */
-iw_http *iw_http_start(const char *listen, const iw_health *health, char *errbuf,
-                       size_t errlen);
+iw_http *iw_http_start(const char *listen, const iw_health *health, char *errbuf, size_t errlen);
 
 /* The port actually bound (useful with port 0). */
 int iw_http_port(const iw_http *h);
