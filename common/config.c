@@ -14,7 +14,13 @@
 #include <cjson/cJSON.h>
 
 #include "decimal.h"
+#include "invoice.h"
 #include "status.h"
+#include "text.h"
+
+#define CONFIG_MAX_BYTES (16u * 1024u * 1024u) /* largest config text accepted */
+#define CONFIG_MAX_DEPTH 16                    /* deepest nesting a config needs is 4 */
+#define CONFIG_MAX_KEYS 4096                   /* members of one object, at most */
 
 /* Seed values per adapter type. URLs marked "guess" are not in the API pages: configure them. */
 static const struct type_defaults {
@@ -49,6 +55,20 @@ typedef struct loader {
 static void add_error(loader *ld, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Drops a UTF-8 sequence cut short at the end of s (left by a truncating snprintf). */
+static void trim_cut_utf8(char *s)
+{
+    size_t n = strlen(s), k = n;
+    while (k > 0 && ((unsigned char)s[k - 1] & 0xC0) == 0x80)
+        k--;
+    if (k == 0 || (unsigned char)s[k - 1] < 0xC0)
+        return;
+    unsigned char lead = (unsigned char)s[k - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+    if (n - (k - 1) < need)
+        s[k - 1] = '\0';
+}
+
 static void add_error(loader *ld, const char *path, const char *fmt, ...)
 {
     iw_config_errors *e = ld->errs;
@@ -59,6 +79,8 @@ static void add_error(loader *ld, const char *path, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(it->message, sizeof(it->message), fmt, ap);
         va_end(ap);
+        trim_cut_utf8(it->path); /* names from the file may be cut inside a character */
+        trim_cut_utf8(it->message);
     }
     e->count++;
 }
@@ -538,11 +560,39 @@ static void load_adapter_options(loader *ld, const cJSON *obj, const char *base,
     get_string_list(ld, obj, base, "success_replies", &t->success_replies, &t->n_success_replies);
 }
 
+/* A value that becomes an HTTP header, a URL part or a SOAP element: no CR, LF or other
+ * control character (they would split a header or smuggle a new one). */
+static void check_wire(loader *ld, const char *base, const char *key, const char *value)
+{
+    const char *why = value ? iw_text_header_problem(value) : NULL;
+    if (why) {
+        char path[224];
+        join_path(path, sizeof(path), base, key);
+        add_error(ld, path, "%s; it would be sent in a header, a URL or a request body", why);
+    }
+}
+
+/* Instance names go into headers (Idempotency-Key), result ids, logs and metric labels. */
+static bool valid_instance_name(const char *s)
+{
+    if (!s || !*s || strlen(s) > 64)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '-' || *s == '.'))
+            return false;
+    return true;
+}
+
 static void load_target(loader *ld, const cJSON *obj, const char *name, iw_target_conf *t)
 {
     char base[160];
     join_path(base, sizeof(base), "targets", name);
     t->name = strdup(name);
+    if (!valid_instance_name(name))
+        add_error(ld, base,
+                  "an instance name is 1 to 64 letters, digits, '_', '-' or '.' (it is sent in "
+                  "headers and printed in results, logs and metric labels)");
     if (!cJSON_IsObject(obj)) {
         add_error(ld, base, "expected an object");
         return;
@@ -602,6 +652,25 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
         join_path(path, sizeof(path), base, "token_url");
         add_error(ld, path, "expected an http:// or https:// URL");
     }
+    const struct {
+        const char *key;
+        const char *value;
+    } wire[] = {
+        {"url", t->url},
+        {"username", t->username},
+        {"password", t->password},
+        {"user_id", t->user_id},
+        {"security_id", t->security_id},
+        {"api_key", t->api_key},
+        {"prc_token", t->prc_token},
+        {"midnight_token", t->midnight_token},
+        {"mis_key", t->mis_key},
+        {"token_url", t->token_url},
+        {"namespace", t->namespace_uri},
+        {"soap_action", t->soap_action},
+    };
+    for (size_t i = 0; i < sizeof(wire) / sizeof(wire[0]); i++)
+        check_wire(ld, base, wire[i].key, wire[i].value);
 
     char sub[200];
     const cJSON *r = get_object(ld, obj, base, "retry");
@@ -710,6 +779,7 @@ static void set_defaults(iw_config *cfg)
     cfg->log_level = strdup("info");
     cfg->max_in_flight = 512;
     cfg->max_pending_per_partition = 2000;
+    cfg->max_pending_bytes = IW_DEFAULT_MAX_PENDING_BYTES;
     cfg->shutdown_grace_ms = 25000;
     cfg->kafka_group_id = strdup("invoice-worker");
     cfg->input_topic = strdup("invoice-events");
@@ -828,15 +898,21 @@ static void load_root(loader *ld, const cJSON *root, iw_config *cfg)
     check_keys(ld, root, "", keys);
     const cJSON *w = get_object(ld, root, "", "worker");
     if (w) {
-        static const char *const k[] = {
-            "id", "log_level", "max_in_flight", "max_pending_per_partition", "shutdown_grace_s",
-            NULL};
+        static const char *const k[] = {"id",
+                                        "log_level",
+                                        "max_in_flight",
+                                        "max_pending_per_partition",
+                                        "max_pending_bytes",
+                                        "shutdown_grace_s",
+                                        NULL};
         check_keys(ld, w, "worker", k);
         get_string(ld, w, "worker", "id", &cfg->worker_id);
         get_string(ld, w, "worker", "log_level", &cfg->log_level);
         get_int(ld, w, "worker", "max_in_flight", 1, 100000, &cfg->max_in_flight);
         get_int(ld, w, "worker", "max_pending_per_partition", 1, 10000000,
                 &cfg->max_pending_per_partition);
+        get_int64(ld, w, "worker", "max_pending_bytes", 1024 * 1024, 64LL * 1024 * 1024 * 1024,
+                  &cfg->max_pending_bytes);
         get_seconds_ms(ld, w, "worker", "shutdown_grace_s", 1, 3600, &cfg->shutdown_grace_ms);
     }
     const cJSON *k = get_object(ld, root, "", "kafka");
@@ -896,6 +972,9 @@ static void finish(loader *ld, iw_config *cfg)
         }
         cfg->worker_id = strdup(h);
     }
+    const char *why = iw_text_name_problem(cfg->worker_id);
+    if (why)
+        add_error(ld, "worker.id", "%s (it is printed in results and logs)", why);
     static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
     bool ok = false;
     for (size_t i = 0; levels[i] && !ok; i++)
@@ -904,22 +983,80 @@ static void finish(loader *ld, iw_config *cfg)
         add_error(ld, "worker.log_level", "expected debug, info, warn or error");
 }
 
-iw_config *iw_config_parse(const char *json, const char *base_dir, iw_config_errors *errs)
+/* Reports every key that appears twice in one object, anywhere in the tree (cJSON keeps both
+ * and lookups find the first, so a second "url" or "tls" would be silently ignored). */
+static void check_duplicates(loader *ld, const cJSON *node, const char *path, int *budget)
 {
-    memset(errs, 0, sizeof(*errs));
-    loader ld = {errs, base_dir};
-    cJSON *root = cJSON_Parse(json);
-    if (!root) {
-        const char *at = cJSON_GetErrorPtr();
-        add_error(&ld, "", "invalid JSON near byte %ld",
-                  at && at >= json ? (long)(at - json) : -1L);
+    if (!cJSON_IsObject(node) && !cJSON_IsArray(node))
+        return;
+    size_t i = 0;
+    for (const cJSON *c = node->child; c; c = c->next, i++) {
+        char sub[160];
+        if (cJSON_IsObject(node)) {
+            if (i >= CONFIG_MAX_KEYS) {
+                add_error(ld, path, "more than %u keys in one object", CONFIG_MAX_KEYS);
+                return;
+            }
+            join_path(sub, sizeof(sub), path, c->string);
+            for (const cJSON *p = node->child; p != c; p = p->next) {
+                if (strcmp(p->string, c->string) == 0) {
+                    add_error(ld, sub, "duplicate key (each key may appear once)");
+                    break;
+                }
+            }
+        } else {
+            snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+        }
+        if (--*budget < 0)
+            return; /* a pathological tree: the first errors are enough */
+        check_duplicates(ld, c, sub, budget);
+    }
+}
+
+/* Parses len bytes of config text as strictly as an event: see iw_json_prescan, then no text
+ * after the object and no duplicate key. */
+static cJSON *parse_strict(loader *ld, const char *json, size_t len)
+{
+    char err[256];
+    if (iw_json_prescan(json, len, CONFIG_MAX_BYTES, CONFIG_MAX_DEPTH, "config", err,
+                        sizeof(err))) {
+        add_error(ld, "", "%s", err);
         return NULL;
     }
-    if (!cJSON_IsObject(root)) {
-        add_error(&ld, "", "expected a JSON object at the top level");
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, false);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        add_error(ld, "", "invalid JSON near byte %ld", at && at >= json ? (long)(at - json) : -1L);
+        return NULL;
+    }
+    size_t tail = (size_t)(end - json);
+    while (tail < len &&
+           (json[tail] == ' ' || json[tail] == '\t' || json[tail] == '\r' || json[tail] == '\n'))
+        tail++;
+    if (tail < len) {
+        add_error(ld, "", "invalid JSON at byte %zu: text after the top-level object", tail);
+    } else if (!cJSON_IsObject(root)) {
+        add_error(ld, "", "expected a JSON object at the top level");
+    } else {
+        int budget = 100000;
+        check_duplicates(ld, root, "", &budget);
+    }
+    if (ld->errs->count) {
         cJSON_Delete(root);
         return NULL;
     }
+    return root;
+}
+
+iw_config *iw_config_parse_n(const char *json, size_t len, const char *base_dir,
+                             iw_config_errors *errs)
+{
+    memset(errs, 0, sizeof(*errs));
+    loader ld = {errs, base_dir};
+    cJSON *root = parse_strict(&ld, json, len);
+    if (!root)
+        return NULL;
     iw_config *cfg = calloc(1, sizeof(*cfg));
     if (!cfg) {
         cJSON_Delete(root);
@@ -934,6 +1071,11 @@ iw_config *iw_config_parse(const char *json, const char *base_dir, iw_config_err
         return NULL;
     }
     return cfg;
+}
+
+iw_config *iw_config_parse(const char *json, const char *base_dir, iw_config_errors *errs)
+{
+    return iw_config_parse_n(json ? json : "", json ? strlen(json) : 0, base_dir, errs);
 }
 
 iw_config *iw_config_load(const char *path, iw_config_errors *errs)
@@ -974,7 +1116,7 @@ iw_config *iw_config_load(const char *path, iw_config_errors *errs)
     char *slash = strrchr(dir, '/');
     if (slash)
         *slash = '\0';
-    iw_config *cfg = iw_config_parse(buf, slash ? dir : ".", errs);
+    iw_config *cfg = iw_config_parse_n(buf, n, slash ? dir : ".", errs); /* NUL bytes refused */
     free(buf);
     return cfg;
 }

@@ -91,6 +91,12 @@ typedef struct iw_route {
     size_t n_targets;
 } iw_route;
 
+/* Default worker.max_pending_bytes: 64 MiB of event values. A pending event also holds its parsed
+ * form and, while a call runs, a rendered request per target (a few times its size in all), so
+ * this plus librdkafka's prefetch (sized from it) leaves room under the 512 MiB limit of the base
+ * deployment; the production overlay (1 GiB) sets 256 MiB. */
+#define IW_DEFAULT_MAX_PENDING_BYTES (64LL * 1024 * 1024)
+
 typedef struct iw_config {
     /* worker */
     char *worker_id;               /* pod or host name; default: $HOSTNAME or gethostname() */
@@ -99,6 +105,8 @@ typedef struct iw_config {
     int max_pending_per_partition; /* unfinished events per partition before pausing it, default
                                       2000 */
     int64_t shutdown_grace_ms;     /* default 25 s */
+    int64_t max_pending_bytes;     /* bytes of consumed, unfinished event values before
+                                      consumption pauses; default IW_DEFAULT_MAX_PENDING_BYTES */
 
     /* kafka */
     char *kafka_brokers;  /* bootstrap servers, required for run */
@@ -147,6 +155,11 @@ iw_config *iw_config_load(const char *path, iw_config_errors *errs);
 /* Same as iw_config_load from a JSON text already in memory. base_dir resolves relative
  * *_file paths (NULL = the current directory). */
 iw_config *iw_config_parse(const char *json, const char *base_dir, iw_config_errors *errs);
+
+/* Same as iw_config_parse from len bytes (need not be NUL-terminated; a NUL byte inside is an
+ * error, as in a file). */
+iw_config *iw_config_parse_n(const char *json, size_t len, const char *base_dir,
+                             iw_config_errors *errs);
 
 /* A config with no file: defaults, and one instance per adapter type with seed URLs and
  * placeholder credentials (what `render --target TYPE` uses without -c). */

@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "status.h"
+#include "text.h"
 
 /* Rules beyond the header, in short: paths in messages are jq-style with 0-based indexes
  * ("invoice.lines[0].quantity"); integer ids and version must be exact integers within
@@ -57,7 +58,7 @@ typedef struct field {
     bool required;                      /* missing or null is an error; strings must be non-empty */
     const struct table *sub;            /* K_OBJECT, K_ARRAY: layout of the nested struct */
     size_t count_off;                   /* K_ARRAY, K_STRLIST: offsetof the size_t count */
-    const char *(*check)(const char *); /* K_STR: extra rule; returns a reason or NULL */
+    const char *(*check)(const char *); /* K_STR, K_ID as text: extra rule; reason or NULL */
 } field;
 
 /* The fields of one struct. */
@@ -81,6 +82,9 @@ typedef struct table {
 #define STRLIST(T, m, n) {.name = #m, .off = offsetof(T, m), .kind = K_STRLIST, \
                           .count_off = offsetof(T, n)}
 #define TABLE(T, f) {(f), sizeof(f) / sizeof((f)[0]), sizeof(T)}
+/* A required id that is printed in results and logs: see iw_text_name_problem. */
+#define PRINTED_ID(T, m) {.name = #m, .off = offsetof(T, m), .kind = K_ID, .required = true, \
+                          .check = iw_text_name_problem}
 
 static const char *check_schema(const char *s);
 static const char *check_type(const char *s);
@@ -205,7 +209,7 @@ static const field custom_field_fields[] = {
 static const table custom_field_table = TABLE(iw_custom_field, custom_field_fields);
 
 static const field invoice_fields[] = {
-    REQ(iw_invoice, id, K_ID),
+    PRINTED_ID(iw_invoice, id),
     F(iw_invoice, number, K_ID),
     F(iw_invoice, number_ext, K_STR),
     F(iw_invoice, status, K_STR),
@@ -556,8 +560,11 @@ static int read_strlist(ctx *c, const field *f, cJSON *item, char *base)
     {
         path_push(c, NULL, i);
         int rc = 0;
+        const char *why = NULL;
         if (!cJSON_IsString(el) || el->valuestring[0] == '\0')
             rc = fail(c, IW_EINVAL, "expected a non-empty string");
+        else if ((why = iw_text_name_problem(el->valuestring)))
+            rc = fail(c, IW_EINVAL, "%s", why);
         for (size_t k = 0; rc == 0 && k < i; k++)
             if (strcmp(list[k], el->valuestring) == 0)
                 rc = fail(c, IW_EINVAL, "\"%s\" is listed twice", list[k]);
@@ -846,10 +853,11 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t len)
 /* Refuses what cJSON would accept or choke on: oversize input, bad UTF-8, nesting deeper than
  * IW_EVENT_MAX_DEPTH (cJSON recurses per level), raw control characters and \u0000 in strings
  * (a NUL would silently cut the C string short). Tracks strings exactly as cJSON does. */
-static int prescan(ctx *c, const char *json, size_t len)
+static int prescan_limits(ctx *c, const char *json, size_t len, size_t max_bytes, int max_depth,
+                          const char *what)
 {
-    if (len > (size_t)IW_EVENT_MAX_BYTES)
-        return fail(c, IW_EINVAL, "event is %zu bytes; the limit is %u", len, IW_EVENT_MAX_BYTES);
+    if (len > max_bytes)
+        return fail(c, IW_EINVAL, "%s is %zu bytes; the limit is %zu", what, len, max_bytes);
     const unsigned char *s = (const unsigned char *)json;
     size_t bad = utf8_invalid_at(s, len);
     if (bad < len)
@@ -893,9 +901,9 @@ static int prescan(ctx *c, const char *json, size_t len)
             break;
         case '{':
         case '[':
-            if (++depth > IW_EVENT_MAX_DEPTH)
+            if (++depth > max_depth)
                 return fail(c, IW_EINVAL, "JSON nested deeper than %d levels at byte %zu",
-                            IW_EVENT_MAX_DEPTH, i);
+                            max_depth, i);
             break;
         case '}':
         case ']':
@@ -911,8 +919,25 @@ static int prescan(ctx *c, const char *json, size_t len)
         i++;
     }
     if (blank)
-        return fail(c, IW_EINVAL, "event is empty");
+        return fail(c, IW_EINVAL, "%s is empty", what);
     return 0;
+}
+
+static int prescan(ctx *c, const char *json, size_t len)
+{
+    return prescan_limits(c, json, len, IW_EVENT_MAX_BYTES, IW_EVENT_MAX_DEPTH, "event");
+}
+
+int iw_json_prescan(const char *json, size_t len, size_t max_bytes, int max_depth, const char *what,
+                    char *errbuf, size_t errlen)
+{
+    ctx c = {.errbuf = errbuf, .errlen = errlen};
+    if (errbuf && errlen)
+        errbuf[0] = '\0';
+    if (memchr(json, '\0', len))
+        return fail(&c, IW_EINVAL, "NUL byte at byte %zu",
+                    (size_t)((const char *)memchr(json, '\0', len) - json));
+    return prescan_limits(&c, json, len, max_bytes, max_depth, what);
 }
 
 /* ---- public ---- */

@@ -119,6 +119,13 @@ typedef struct iw_event {
  * UTF-8, deep nesting and huge strings are refused with a message. */
 int iw_event_parse(const char *json, size_t len, iw_event **out, char *errbuf, size_t errlen);
 
+/* The checks the event parser makes before cJSON sees a text, for any JSON document (the
+ * config loader uses them too): at most max_bytes, no NUL byte, valid UTF-8 (RFC 3629), no
+ * raw control character or \u0000 in a string, nesting at most max_depth. Returns 0 or
+ * IW_EINVAL with errbuf naming the byte; `what` names the document ("event", "config"). */
+int iw_json_prescan(const char *json, size_t len, size_t max_bytes, int max_depth, const char *what,
+                    char *errbuf, size_t errlen);
+
 /* Frees an event and everything it owns; NULL is a no-op. */
 void iw_event_free(iw_event *ev);
 

@@ -24,6 +24,9 @@
 #include "backoff.h"
 #include "breaker.h"
 #include "ratelimit.h"
+#include "secrets.h"
+#include "text.h"
+#include "wire.h"
 #include "status.h"
 
 #define MAX_REPLY_HEADERS 128 /* reply headers kept per reply; more are ignored */
@@ -87,6 +90,7 @@ struct tstate {
     char *token;        /* secret: the refreshed auth token, NULL until one refresh */
     unsigned token_gen; /* bumped on every refresh */
     xfer *refresh;      /* the token refresh in flight, NULL when none */
+    iw_secrets *secrets; /* every wire form of tc's secrets and of each refreshed token */
 };
 
 struct iw_dispatch {
@@ -224,10 +228,21 @@ static call *heap_pop(iw_dispatch *d)
 /* --- ending calls --- */
 
 /* Queues c for its callback with its result as it stands. */
+static void mask_outcome(const iw_secrets *s, iw_outcome *o);
+
 static void finish(iw_dispatch *d, call *c)
 {
     c->res.finished_at_ms = wall_ms();
+    mask_outcome(c->t->secrets, &c->res.outcome); /* the message goes to results, logs, DLQ */
     q_push(&d->doneq, c);
+}
+
+/* Masks every recorded secret form in an outcome's printable fields. */
+static void mask_outcome(const iw_secrets *s, iw_outcome *o)
+{
+    iw_secrets_mask_inplace(s, o->message, sizeof(o->message));
+    iw_secrets_mask_inplace(s, o->code, sizeof(o->code));
+    iw_secrets_mask_inplace(s, o->target_ref, sizeof(o->target_ref));
 }
 
 /* Ends c with a final outcome. */
@@ -555,6 +570,11 @@ static void start_attempt(iw_dispatch *d, call *c, int64_t now)
         finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_TRANSPORT, "transport", "out of memory");
         return;
     }
+    if (iw_wire_check(&req, err, sizeof(err))) { /* nothing from an event becomes a header */
+        iw_request_clear(&req);
+        reject(d, c, err);
+        return;
+    }
     xfer *x = xfer_get(d);
     if (!x) {
         iw_request_clear(&req);
@@ -739,6 +759,10 @@ static void refresh_done(iw_dispatch *d, tstate *t, xfer *x, CURLcode cc, long s
             free(t->token);
             t->token = copy;
             t->token_gen++;
+            if (iw_secrets_add(t->secrets, copy)) {
+                ok = false; /* a token that cannot be masked is not used */
+                snprintf(why, sizeof(why), "out of memory");
+            }
         } else {
             ok = false;
             snprintf(why, sizeof(why), "out of memory");
@@ -803,6 +827,7 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
         iw_response resp = reply_of(x, status);
         iw_target_classify(c->ops, t->tc, &resp, &out);
     }
+    mask_outcome(t->secrets, &out);
     if (d->obs) {
         info.ev = c->ev;
         info.attempt = c->res.attempts;
@@ -873,6 +898,8 @@ iw_dispatch *iw_dispatch_new(const iw_config *cfg, char *errbuf, size_t errlen)
         t->tc = &cfg->targets[i];
         iw_breaker_init(&t->br, t->tc->breaker_failures, t->tc->breaker_open_ms);
         iw_ratelimit_init(&t->rl, t->tc->rate_per_s, t->tc->rate_burst, now);
+        if (!(t->secrets = iw_secrets_for_target(t->tc)))
+            goto fail_alloc;
         conns += max_conc(t) + 1; /* + 1 for a token refresh */
     }
     d->multi = curl_multi_init();
@@ -885,6 +912,8 @@ iw_dispatch *iw_dispatch_new(const iw_config *cfg, char *errbuf, size_t errlen)
 
 fail_alloc:
     snprintf(errbuf, errlen, "out of memory");
+    for (size_t i = 0; d->targets && i < d->n_targets; i++)
+        iw_secrets_free(d->targets[i].secrets);
     free(d->targets);
     free(d);
 fail_global:
@@ -925,7 +954,11 @@ static int submit(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf
     c->t = t;
     c->ops = ops;
     c->ev = ev;
-    c->traceparent = traceparent;
+    /* a traceparent becomes a header: only a valid W3C value is sent (the pipeline drops and
+     * counts invalid ones; this keeps every other caller to the same rule) */
+    c->traceparent = traceparent && iw_text_traceparent_valid(traceparent, strlen(traceparent))
+                         ? traceparent
+                         : NULL;
     c->done = done;
     c->arg = arg;
     c->lease_until = lease_until;
@@ -1167,8 +1200,10 @@ void iw_dispatch_free(iw_dispatch *d)
         xfer_destroy(x);
     }
     curl_multi_cleanup(d->multi);
-    for (size_t i = 0; i < d->n_targets; i++)
+    for (size_t i = 0; i < d->n_targets; i++) {
         free(d->targets[i].token);
+        iw_secrets_free(d->targets[i].secrets);
+    }
     free(d->targets);
     free(d->heap);
     free(d);

@@ -17,9 +17,9 @@
 #define HEALTH_STALL_MS 15000 /* the loop is dead when it has not turned for this long */
 
 struct iw_http {
-    struct MHD_Daemon *d;
-    iw_pipeline *p;
-    int port;
+    struct MHD_Daemon *d; /* its own polling thread */
+    iw_health health;     /* what the probes and /metrics read; zeroed when none */
+    int port;             /* bound port */
 };
 
 static int64_t mono_ms(void)
@@ -48,10 +48,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     iw_http *h = cls;
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return reply(c, 405, "text/plain", "method not allowed\n", MHD_RESPMEM_PERSISTENT);
-    iw_pipeline_stats st;
-    iw_pipeline_stats_copy(h->p, &st);
+    iw_health_status st;
+    memset(&st, 0, sizeof(st));
+    if (h->health.status)
+        h->health.status(h->health.ctx, &st);
     if (strcmp(url, "/metrics") == 0) {
-        char *text = iw_metrics_render(iw_pipeline_metrics(h->p));
+        char *text = h->health.metrics ? iw_metrics_render(h->health.metrics) : strdup("");
         if (!text)
             return reply(c, 500, "text/plain", "out of memory\n", MHD_RESPMEM_PERSISTENT);
         return reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", text,
@@ -70,7 +72,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                          MHD_RESPMEM_PERSISTENT);
         if (!st.producer_ok)
             return reply(c, 503, "text/plain", "producer failed\n", MHD_RESPMEM_PERSISTENT);
-        if (!st.assigned)
+        if (!st.in_group)
             return reply(c, 503, "text/plain", "not in the consumer group\n",
                          MHD_RESPMEM_PERSISTENT);
         return reply(c, 200, "text/plain", "ready\n", MHD_RESPMEM_PERSISTENT);
@@ -114,7 +116,7 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -1;
 }
 
-iw_http *iw_http_start(const char *listen, iw_pipeline *p, char *errbuf, size_t errlen)
+iw_http *iw_http_start(const char *listen, const iw_health *health, char *errbuf, size_t errlen)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
@@ -127,7 +129,8 @@ iw_http *iw_http_start(const char *listen, iw_pipeline *p, char *errbuf, size_t 
     iw_http *h = calloc(1, sizeof(*h));
     if (!h)
         return NULL;
-    h->p = p;
+    if (health)
+        h->health = *health;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;

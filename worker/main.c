@@ -11,6 +11,8 @@
 #include "cli.h"
 #include "config.h"
 #include "invoice.h"
+#include "kafkaconf.h"
+#include "secrets.h"
 #include "status.h"
 #include "target.h"
 
@@ -91,6 +93,12 @@ static int cmd_check_config(int argc, char **argv)
     iw_config *cfg = iw_cli_load_config(path);
     if (!cfg)
         return 1;
+    char kerr[512];
+    if (iw_kafkaconf_check(cfg, kerr, sizeof(kerr))) { /* what run would refuse at start */
+        fprintf(stderr, "%s: %s\n", path, kerr);
+        iw_config_free(cfg);
+        return 1;
+    }
     printf("%s: ok: %zu target instance%s, %zu route%s, kafka %s, redis %s:%d\n", path,
            cfg->n_targets, cfg->n_targets == 1 ? "" : "s", cfg->n_routes,
            cfg->n_routes == 1 ? "" : "s", cfg->kafka_brokers ? cfg->kafka_brokers : "(not set)",
@@ -103,6 +111,25 @@ static int cmd_check_config(int argc, char **argv)
     }
     iw_config_free(cfg);
     return 0;
+}
+
+/* The request as text with every wire form of the instance's secrets (and of those the
+ * adapter recorded) masked through one registry. Malloc'd, NULL when out of memory. */
+static char *render_masked(const iw_target_conf *tc, const iw_request *req)
+{
+    iw_request plain = *req;
+    plain.n_secrets = 0; /* the text as sent; the registry masks it */
+    char *raw = iw_request_format_masked(&plain);
+    iw_secrets *s = iw_secrets_for_target(tc);
+    int rc = raw && s ? 0 : IW_ENOMEM;
+    for (size_t i = 0; !rc && i < req->n_secrets; i++)
+        rc = iw_secrets_add(s, req->secrets[i]);
+    char *text = rc ? NULL : iw_secrets_mask(s, raw, strlen(raw));
+    if (raw)
+        memset(raw, 0, strlen(raw));
+    free(raw);
+    iw_secrets_free(s);
+    return text;
 }
 
 static int cmd_render(int argc, char **argv)
@@ -169,7 +196,7 @@ static int cmd_render(int argc, char **argv)
     }
     if (iw_request_add_call_headers(&req, ev->event_id, tc->name, 1, ev->version, NULL) != 0)
         goto out_request;
-    char *text = iw_request_format_masked(&req);
+    char *text = render_masked(tc, &req);
     if (!text)
         goto out_request;
     fputs(text, stdout);

@@ -28,11 +28,13 @@
 
 #include "dispatch.h"
 #include "invoice.h"
+#include "kafkaconf.h"
 #include "lanes.h"
 #include "ledger.h"
 #include "log.h"
 #include "status.h"
 #include "target.h"
+#include "text.h"
 #include "window.h"
 
 #define POLL_BATCH 1000   /* messages taken per loop turn at most */
@@ -159,6 +161,7 @@ struct iw_pipeline {
     bool fatal;
     bool ever_assigned;
     bool more_msgs; /* the last poll stopped at POLL_BATCH */
+    int64_t pending_bytes; /* values of consumed messages not yet freed (max_pending_bytes) */
     msg *orphans;   /* messages of revoked partitions still running */
 
     iw_pipeline_stats stats;
@@ -270,6 +273,7 @@ static void msg_free(msg *m)
     iw_event_free(m->ev);
     free(m->key);
     free(m->value);
+    m->p->pending_bytes -= (int64_t)m->value_len;
     free(m->traceparent);
     free(m);
 }
@@ -381,9 +385,7 @@ static char *result_json(iw_pipeline *p, const job *j)
     cJSON_AddNumberToObject(
         o, "duration_ms", j->first_attempt_ms ? (double)(j->finished_ms - j->first_attempt_ms) : 0);
     cJSON_AddStringToObject(o, "worker", p->cfg->worker_id);
-    /* traceparent is 00-<32 hex trace id>-<16 hex parent>-<flags> */
-    if (m->traceparent && strlen(m->traceparent) >= 35 && m->traceparent[2] == '-') {
-        snprintf(buf, sizeof(buf), "%.32s", m->traceparent + 3);
+    if (iw_text_trace_id(m->traceparent, buf, sizeof(buf))) {
         cJSON_AddStringToObject(o, "trace_id", buf);
     } else {
         cJSON_AddNullToObject(o, "trace_id");
@@ -426,15 +428,17 @@ static void delivery_done(iw_pipeline *p, job *j)
     if (--j->deliveries > 0)
         return;
     p->stats.results[j->status]++;
-    char labels[256], esc[160];
+    char labels[256];
     if (j->tc) {
         size_t ti = (size_t)(j->tc - p->cfg->targets);
         p->target_results[ti * IW_RES__COUNT + j->status]++;
         snprintf(labels, sizeof(labels), "%s,status=\"%s\"", p->target_labels[ti],
                  STATUS_NAMES[j->status]);
     } else {
+        /* a name from an event is no configured instance: one fixed label value, so the
+         * series stay bounded ("" when the message named no target: poison) */
         snprintf(labels, sizeof(labels), "target=\"%s\",status=\"%s\"",
-                 iw_metrics_escape(j->target, esc, sizeof(esc)), STATUS_NAMES[j->status]);
+                 j->target ? IW_UNKNOWN_TARGET_LABEL : "", STATUS_NAMES[j->status]);
     }
     iw_metrics_add(p->metrics, "iw_results_total", labels, 1);
     job_terminal(p, j, JOB_DONE);
@@ -907,6 +911,22 @@ static char *header_dup(rd_kafka_message_t *km, const char *name)
     return strndup(v, sz);
 }
 
+/* The message's traceparent when it is a valid W3C value; an invalid one is dropped and counted
+ * (it would become a request header). */
+static char *traceparent_of(iw_pipeline *p, rd_kafka_message_t *km)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v = NULL;
+    size_t sz = 0;
+    if (rd_kafka_message_headers(km, &h) || !h ||
+        rd_kafka_header_get_last(h, "traceparent", &v, &sz))
+        return NULL;
+    if (v && iw_text_traceparent_valid(v, sz))
+        return strndup(v, sz);
+    iw_metrics_add(p->metrics, "iw_traceparent_invalid_total", "", 1);
+    return NULL;
+}
+
 /* A message that cannot be processed: one rejected result + dead letter for it. */
 static void poison(iw_pipeline *p, msg *m, const char *target, const char *reason)
 {
@@ -1021,14 +1041,19 @@ static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
         memcpy(m->value, km->payload, km->len);
     m->value[km->len] = '\0';
     m->value_len = km->len;
-    m->traceparent = header_dup(km, "traceparent");
+    p->pending_bytes += (int64_t)km->len;
+    m->traceparent = traceparent_of(p, km);
     char *only = header_dup(km, REPLAY_TARGET_HEADER);
+    const char *bad_only = only ? iw_text_name_problem(only) : NULL;
 
     iw_window_push(&pt->win, &m->we);
     pt->last_seen = km->offset;
 
     char err[512];
-    if (iw_event_parse(m->value, m->value_len, &m->ev, err, sizeof(err)) != 0) {
+    if (bad_only) {
+        snprintf(err, sizeof(err), "header %s %s", REPLAY_TARGET_HEADER, bad_only);
+        poison(p, m, NULL, err);
+    } else if (iw_event_parse(m->value, m->value_len, &m->ev, err, sizeof(err)) != 0) {
         m->ev = NULL;
         poison(p, m, only, err);
     } else {
@@ -1073,8 +1098,11 @@ static void set_paused(iw_pipeline *p, int32_t partition, bool pause)
 static void flow_control(iw_pipeline *p)
 {
     size_t cap = (size_t)p->cfg->max_in_flight;
-    bool block = !p->ledger_ok || p->stopping || p->open_jobs >= cap * 4;
-    bool unblock = p->ledger_ok && !p->stopping && p->open_jobs < cap * 2;
+    int64_t maxb = p->cfg->max_pending_bytes; /* memory, not only counts, bounds the backlog */
+    bool block =
+        !p->ledger_ok || p->stopping || p->open_jobs >= cap * 4 || p->pending_bytes >= maxb;
+    bool unblock =
+        p->ledger_ok && !p->stopping && p->open_jobs < cap * 2 && p->pending_bytes < maxb / 2;
     if (block)
         p->paused_all = true;
     else if (unblock)
@@ -1321,6 +1349,8 @@ static int declare_metrics(iw_pipeline *p)
         {"iw_fence_lost_total", IW_COUNTER,
          "Calls or outcomes whose (invoice, target) fence was lost: claimed again, never "
          "reported."},
+        {"iw_traceparent_invalid_total", IW_COUNTER,
+         "traceparent headers dropped because they are not valid W3C trace-context."},
     };
     for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++)
         if (iw_metrics_declare(p->metrics, defs[i].name, defs[i].type, defs[i].help))
@@ -1340,7 +1370,17 @@ static int declare_metrics(iw_pipeline *p)
     iw_metrics_add(p->metrics, "iw_events_consumed_total", "", 0);
     iw_metrics_add(p->metrics, "iw_ledger_errors_total", "", 0);
     iw_metrics_add(p->metrics, "iw_fence_lost_total", "", 0);
+    iw_metrics_add(p->metrics, "iw_traceparent_invalid_total", "", 0);
     return 0;
+}
+
+/* True while the consumer is a member of its group (librdkafka holds a member id): /readyz. */
+static bool in_group(iw_pipeline *p)
+{
+    char *id = p->consumer ? rd_kafka_memberid(p->consumer) : NULL;
+    bool in = id && *id;
+    free(id);
+    return in;
 }
 
 static void update_gauges(iw_pipeline *p)
@@ -1349,6 +1389,7 @@ static void update_gauges(iw_pipeline *p)
     if (now - p->last_gauges_ms < 1000)
         return;
     p->last_gauges_ms = now;
+    p->stats.assigned = in_group(p); /* a member, with or without partitions */
     for (size_t i = 0; i < p->cfg->n_targets; i++) {
         iw_dispatch_stats ds = iw_dispatch_target_stats(p->dispatch, p->cfg->targets[i].name);
         iw_metrics_set(p->metrics, "iw_retries_total", p->target_labels[i], (double)ds.retries);
@@ -1395,17 +1436,8 @@ static rd_kafka_conf_t *base_conf(iw_pipeline *p, const char *role, char *errbuf
     if (set_conf(c, "bootstrap.servers", cfg->kafka_brokers, errbuf, errlen) ||
         set_conf(c, "client.id", cfg->worker_id, errbuf, errlen))
         goto fail;
-    for (size_t i = 0; i < cfg->n_kafka_props; i++) {
-        const char *k = cfg->kafka_props[2 * i];
-        size_t rl = strlen(role);
-        if (strncmp(k, "consumer.", 9) == 0 || strncmp(k, "producer.", 9) == 0) {
-            if (strncmp(k, role, rl) != 0 || k[rl] != '.')
-                continue;
-            k += rl + 1;
-        }
-        if (set_conf(c, k, cfg->kafka_props[2 * i + 1], errbuf, errlen))
-            goto fail;
-    }
+    if (iw_kafkaconf_apply(c, cfg, role, errbuf, errlen)) /* as check-config does */
+        goto fail;
     rd_kafka_conf_set_opaque(c, p);
     rd_kafka_conf_set_error_cb(c, error_cb);
     rd_kafka_conf_set_log_cb(c, log_cb);
@@ -1569,7 +1601,6 @@ static void publish_snapshot(iw_pipeline *p)
     p->stats.in_flight = p->open_jobs;
     p->stats.ledger_ok = p->ledger_ok;
     p->stats.producer_ok = !p->fatal;
-    p->stats.assigned = true; /* assigned, or in the group waiting for an assignment */
     p->stats.last_loop_ms = mono_ms();
     pthread_mutex_lock(&p->lock);
     p->snapshot = p->stats;

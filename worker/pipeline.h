@@ -37,10 +37,14 @@ typedef struct iw_pipeline_stats {
     uint64_t in_flight;              /* (event, target) jobs not yet terminal */
     bool ledger_ok;                  /* last Redis call worked */
     bool producer_ok;                /* no fatal producer error */
-    bool assigned;                   /* partitions assigned (or waiting for the first assignment) */
+    bool assigned; /* a member of the consumer group (it has a member id), partitions or not */
     int64_t consumer_lag;            /* sum over assigned partitions, -1 when unknown */
     int64_t last_loop_ms;            /* monotonic ms of the last loop turn (liveness) */
 } iw_pipeline_stats;
+
+/* The target label of iw_results_total for a name that is no configured instance (names from
+ * events never become label values, so the series stay bounded). */
+#define IW_UNKNOWN_TARGET_LABEL "(unknown)"
 
 typedef struct iw_pipeline iw_pipeline;
 

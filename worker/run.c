@@ -11,6 +11,17 @@
 
 static volatile sig_atomic_t stop_requested;
 
+/* The pipeline seen through the health interface of the HTTP endpoint. */
+static void pipeline_health(void *ctx, iw_health_status *out)
+{
+    iw_pipeline_stats st;
+    iw_pipeline_stats_copy(ctx, &st);
+    out->last_loop_ms = st.last_loop_ms;
+    out->ledger_ok = st.ledger_ok;
+    out->producer_ok = st.producer_ok;
+    out->in_group = st.assigned;
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -71,7 +82,8 @@ int iw_cli_run(int argc, char **argv)
     }
     iw_http *http = NULL;
     if (cfg->http_listen && *cfg->http_listen) {
-        http = iw_http_start(cfg->http_listen, p, err, sizeof(err));
+        iw_health health = {p, pipeline_health, iw_pipeline_metrics(p)};
+        http = iw_http_start(cfg->http_listen, &health, err, sizeof(err));
         if (!http) {
             iw_log(IW_LOG_ERROR, "cannot start the HTTP endpoint", "error", err, NULL);
             iw_pipeline_free(p);

@@ -131,6 +131,45 @@ Test(cli, check_config_names_every_error_by_path)
     free(out);
 }
 
+/* Issue 11, item 4: check-config refuses what run would refuse at start: every kafka.properties
+ * entry is applied to a real producer and consumer configuration. */
+Test(cli, check_config_applies_kafka_properties_to_both_clients)
+{
+    static const struct {
+        const char *props; /* the "properties" object */
+        const char *want;  /* in stderr */
+    } cases[] = {
+        {"{\"security.protocol\": \"bogus\"}", "kafka.properties.security.protocol:"},
+        {"{\"sasl.passwrd\": \"x\"}", "kafka.properties.sasl.passwrd: No such configuration"},
+        {"{\"consumer.auto.offset.reset\": \"sideways\"}",
+         "kafka.properties.consumer.auto.offset.reset:"},
+        {"{\"producer.linger.ms\": \"-5\"}", "kafka.properties.producer.linger.ms:"},
+        {"{\"ssl.key.password\": \"Zq9-not-shown\", \"ssl.key.pem\": \"x\", "
+         "\"security.protocol\": \"ssl\"}",
+         "kafka.properties"},
+    };
+    char cmd[1024], json[1024];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(json, sizeof(json),
+                 "{\"kafka\": {\"brokers\": \"127.0.0.1:9092\", \"properties\": %s}, "
+                 "\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"url\": "
+                 "\"https://acme.app.invoicexpress.com\", \"api_key\": \"k\"}}}",
+                 cases[i].props);
+        FILE *f = fopen("/tmp/iw-cli-kafka.json", "w");
+        cr_assert_not_null(f);
+        fputs(json, f);
+        fclose(f);
+        snprintf(cmd, sizeof(cmd), "'%s' check-config -c /tmp/iw-cli-kafka.json",
+                 iw_build_path("invoice-worker"));
+        cr_assert_eq(run(cmd, NULL), 1, "%s passed check-config", cases[i].props);
+        char *err = stderr_text();
+        cr_assert(strstr(err, cases[i].want) != NULL, "%s: %s", cases[i].props, err);
+        cr_assert_null(strstr(err, "Zq9"), "a secret property's value is never printed: %s", err);
+        free(err);
+    }
+    unlink("/tmp/iw-cli-kafka.json");
+}
+
 Test(cli, help_version_and_usage_errors)
 {
     char cmd[512], *out = NULL;

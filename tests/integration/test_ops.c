@@ -776,3 +776,27 @@ Test(ops, tls_is_verified_unless_turned_off_loudly, .timeout = 180)
     rc = shell(NULL, "rm -rf '%s'", dir);
     cr_assert_eq(rc, 0);
 }
+
+/* Issue 11, item 5: "not in the consumer group" was unreachable (assigned was always true).
+ * The local Kafka's first join takes about 3 s: /readyz says so until the worker is a member. */
+Test(ops, readyz_is_not_ready_until_the_worker_is_in_the_group, .init = up, .fini = down,
+     .timeout = 120)
+{
+    S.http_port = iw_free_port();
+    const char *cfg = iw_stack_config(&S, "w.json", NULL, NULL);
+    cr_assert_not_null(cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    bool saw_not_in_group = false, ready = false;
+    long long until = iw_now_ms() + 60000;
+    while (!ready && iw_now_ms() < until) {
+        long st = 0;
+        char *body = http_get("/readyz", &st);
+        if (st == 503 && body && strstr(body, "not in the consumer group"))
+            saw_not_in_group = true;
+        ready = st == 200;
+        free(body);
+        iw_sleep_ms(50);
+    }
+    cr_assert(saw_not_in_group, "readyz said \"not in the consumer group\" before the join");
+    cr_assert(ready, "and became ready once the worker joined");
+}

@@ -339,3 +339,115 @@ Test(config, lease_must_outlast_every_request_timeout)
     cr_assert_not_null(c, "6 s > 3 s + 2 s");
     iw_config_free(c);
 }
+
+/* ---- issue 11: strictness (items 3 and 4) ---- */
+
+static iw_config *parse_errs(const char *json, iw_config_errors *e)
+{
+    iw_config *c = iw_config_parse(json, NULL, e);
+    if (c)
+        iw_config_free(c);
+    else
+        dump(e);
+    return c;
+}
+
+Test(config, duplicate_keys_are_refused_by_path)
+{
+    iw_config_errors e;
+    cr_assert_null(parse_errs("{\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"url\": "
+                              "\"http://a.example\", \"url\": \"http://evil.example\"}}}",
+                              &e));
+    cr_assert(has_error(&e, "targets.ix.url", "duplicate key"));
+    cr_assert_null(
+        parse_errs("{\"targets\": {\"c\": {\"type\": \"centra_soap\"}, \"c\": {\"type\": "
+                   "\"midnight\"}}}",
+                   &e));
+    cr_assert(has_error(&e, "targets.c", "duplicate key"));
+    cr_assert_null(parse_errs("{\"targets\": {\"c\": {\"type\": \"centra_soap\", \"tls\": "
+                              "{\"verify\": true, \"verify\": false}}}}",
+                              &e));
+    cr_assert(has_error(&e, "targets.c.tls.verify", "duplicate key"));
+    cr_assert_null(parse_errs("{\"worker\": {}, \"worker\": {}, \"targets\": {\"c\": {\"type\": "
+                              "\"centra_soap\"}}}",
+                              &e));
+    cr_assert(has_error(&e, "worker", "duplicate key"));
+}
+
+Test(config, invalid_utf8_nul_escape_and_trailing_text_are_refused)
+{
+    iw_config_errors e;
+    cr_assert_null(parse_errs("{\"targets\": {\"c\": {\"type\": \"centra_soap\", \"username\": "
+                              "\"a\xff\"}}}",
+                              &e));
+    cr_assert(has_error(&e, "", "invalid UTF-8"));
+    cr_assert_null(parse_errs("{\"targets\": {\"c\": {\"type\": \"centra_soap\", \"url\": "
+                              "\"http://a.example\\u0000.evil\"}}}",
+                              &e));
+    cr_assert(has_error(&e, "", "\\u0000"));
+    cr_assert_null(parse_errs("{\"targets\": {\"c\": {\"type\": \"centra_soap\"}}} trailing", &e));
+    cr_assert(has_error(&e, "", "text after"));
+    cr_assert_null(parse_errs("{\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}{}", &e));
+    cr_assert(has_error(&e, "", "text after"));
+    /* whitespace after the object is fine */
+    iw_config *c =
+        iw_config_parse("{\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}\n\n", NULL, &e);
+    cr_assert_not_null(c);
+    iw_config_free(c);
+}
+
+Test(config, nul_byte_in_a_file_is_refused)
+{
+    char path[] = "/tmp/iw-config-nul-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    static const char text[] = "{\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}\0garbage";
+    cr_assert_eq(write(fd, text, sizeof(text) - 1), (ssize_t)sizeof(text) - 1);
+    close(fd);
+    iw_config_errors e;
+    iw_config *c = iw_config_load(path, &e);
+    unlink(path);
+    cr_assert_null(c);
+    cr_assert(has_error(&e, "", "NUL byte"));
+}
+
+Test(config, control_characters_in_header_and_url_values_are_refused_by_path)
+{
+    static const char *const keys[] = {"mis_key",   "prc_token", "midnight_token", "soap_action",
+                                       "api_key",   "password",  "security_id",    "username",
+                                       "namespace", "user_id"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        char json[512], path[128];
+        snprintf(json, sizeof(json),
+                 "{\"targets\": {\"t\": {\"type\": \"midnight\", \"%s\": \"v\\r\\nX-Evil: 1\"}}}",
+                 keys[i]);
+        iw_config_errors e;
+        cr_assert_null(parse_errs(json, &e), "%s", keys[i]);
+        snprintf(path, sizeof(path), "targets.t.%s", keys[i]);
+        cr_assert(has_error(&e, path, "line break"), "%s", keys[i]);
+        for (size_t k = 0; k < e.count && k < 64; k++)
+            cr_assert_null(strstr(e.items[k].message, "X-Evil"), "value echoed");
+    }
+    iw_config_errors e;
+    cr_assert_null(parse_errs("{\"targets\": {\"t\": {\"type\": \"centra_soap\", \"soap_action\": "
+                              "\"a\\tb\"}}}",
+                              &e));
+    cr_assert(has_error(&e, "targets.t.soap_action", "control character"));
+    cr_assert_null(parse_errs("{\"targets\": {\"t\": {\"type\": \"centra_soap\", \"url\": "
+                              "\"http://a.example/\\r\\nHost: b\"}}}",
+                              &e));
+    cr_assert(has_error(&e, "targets.t.url", "line break"));
+}
+
+Test(config, instance_names_and_worker_id_are_printable)
+{
+    iw_config_errors e;
+    cr_assert_null(parse_errs("{\"targets\": {\"a b\\r\\n\": {\"type\": \"centra_soap\"}}}", &e));
+    cr_assert(has_error(&e, "targets.a b\r\n", "instance name"));
+    cr_assert_null(parse_errs("{\"targets\": {\"(unknown)\": {\"type\": \"centra_soap\"}}}", &e));
+    cr_assert(has_error(&e, "targets.(unknown)", "instance name"));
+    cr_assert_null(parse_errs("{\"worker\": {\"id\": \"w\\u202e1\"}, \"targets\": {\"c\": "
+                              "{\"type\": \"centra_soap\"}}}",
+                              &e));
+    cr_assert(has_error(&e, "worker.id", "bidirectional"));
+}

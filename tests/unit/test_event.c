@@ -1068,3 +1068,27 @@ Test(bad_event, error_buffer_handling)
     cr_expect_eq(iw_event_parse("{}", 2, NULL, NULL, 0), IW_EINVAL);
     iw_event_free(NULL);
 }
+
+/* Issue 11, item 7: target names and the invoice id with control or bidirectional formatting
+ * characters would reach results, logs and metric labels (other fields are payload: escaped by
+ * the writers, never printed). */
+Test(event, names_and_ids_with_control_or_bidi_characters_are_refused)
+{
+    cJSON *t = cJSON_CreateArray();
+    cJSON_AddItemToArray(t, cJSON_CreateString("centra_soap"));
+    cJSON_AddItemToArray(t, cJSON_CreateString("ix\xe2\x80\xae"
+                                               "gol"));
+    reject_with("targets", t, "targets[1]: contains a bidirectional formatting character");
+    t = cJSON_CreateArray();
+    cJSON_AddItemToArray(t, cJSON_CreateString("a\nfake log line"));
+    reject_with("targets", t, "targets[0]: contains a control character");
+    reject_with("invoice.id", cJSON_CreateString("INV-1\x1b[2J"),
+                "invoice.id: contains a control character");
+    reject_with("invoice.id",
+                cJSON_CreateString("INV-\xe2\x81\xa6"
+                                   "1"),
+                "invoice.id: contains a bidirectional formatting character");
+    iw_event *ev = accept_with("invoice.id", cJSON_CreateString("INV-\xc3\xa9t\xc3\xa9-1"));
+    cr_assert_str_eq(ev->invoice.id, "INV-\xc3\xa9t\xc3\xa9-1");
+    iw_event_free(ev);
+}

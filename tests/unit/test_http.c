@@ -1,5 +1,11 @@
-/* test_http.c: the operator endpoint's listen address parsing and binding. */
+/* test_http.c: the operator endpoint: listen address parsing and binding, and the probes
+ * through the health interface. */
 #include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -17,11 +23,93 @@ Test(http, binds_ipv4_and_ipv6_and_refuses_bad_addresses)
         cr_assert_gt(iw_http_port(h), 0);
         iw_http_stop(h);
     }
-    const char *bad[] = {"8080", "localhost:8080", "127.0.0.1:", "127.0.0.1:99999", "[::1:80",
-                         "[::1]8080", "1.2.3.4:x"};
+    const char *bad[] = {"8080",    "localhost:8080", "127.0.0.1:", "127.0.0.1:99999",
+                         "[::1:80", "[::1]8080",      "1.2.3.4:x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cr_assert_null(iw_http_start(bad[i], NULL, err, sizeof(err)), "%s accepted", bad[i]);
         cr_assert(strstr(err, "http.listen") != NULL, "%s", err);
     }
     iw_http_stop(NULL);
+}
+
+/* ---- the probes through the health interface (issue 11, item 5) ---- */
+
+static iw_health_status fake; /* what the fake pipeline reports */
+
+static void fake_status(void *ctx, iw_health_status *out)
+{
+    *out = fake;
+}
+
+static long long mono_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    char *body = arg;
+    size_t have = strlen(body), add = size * n;
+    if (have + add < 256) {
+        memcpy(body + have, data, add);
+        body[have + add] = '\0';
+    }
+    return size * n;
+}
+
+/* GETs path from the server into body (256 bytes); returns the HTTP status. */
+static long get(int port, const char *path, char *body, size_t len)
+{
+    cr_assert_geq(len, 256);
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    body[0] = '\0';
+    CURL *e = curl_easy_init();
+    cr_assert_not_null(e);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
+    long st = 0;
+    cr_assert_eq(curl_easy_perform(e), CURLE_OK);
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &st);
+    curl_easy_cleanup(e);
+    return st;
+}
+
+Test(http, readyz_names_each_reason_through_the_health_interface)
+{
+    char err[256], body[256];
+    iw_metrics *m = iw_metrics_new();
+    cr_assert_eq(iw_metrics_declare(m, "iw_probe_total", IW_COUNTER, "A probe."), 0);
+    iw_metrics_add(m, "iw_probe_total", "", 3);
+    iw_health h = {NULL, fake_status, m};
+    iw_http *srv = iw_http_start("127.0.0.1:0", &h, err, sizeof(err));
+    cr_assert_not_null(srv, "%s", err);
+    int port = iw_http_port(srv);
+
+    memset(&fake, 0, sizeof(fake));
+    cr_assert_eq(get(port, "/readyz", body, sizeof(body)), 503);
+    cr_assert_str_eq(body, "starting\n");
+    fake = (iw_health_status){mono_now_ms(), true, true, false};
+    cr_assert_eq(get(port, "/readyz", body, sizeof(body)), 503);
+    cr_assert_str_eq(body, "not in the consumer group\n");
+    fake.in_group = true;
+    cr_assert_eq(get(port, "/readyz", body, sizeof(body)), 200);
+    fake.ledger_ok = false;
+    cr_assert_eq(get(port, "/readyz", body, sizeof(body)), 503);
+    cr_assert(strstr(body, "redis"), "%s", body);
+    fake.ledger_ok = true;
+    fake.producer_ok = false;
+    cr_assert_eq(get(port, "/readyz", body, sizeof(body)), 503);
+    cr_assert(strstr(body, "producer"), "%s", body);
+    cr_assert_eq(get(port, "/healthz", body, sizeof(body)), 200);
+    fake.last_loop_ms = mono_now_ms() - 60000; /* a stalled loop */
+    cr_assert_eq(get(port, "/healthz", body, sizeof(body)), 503);
+    cr_assert_eq(get(port, "/metrics", body, sizeof(body)), 200);
+    cr_assert(strstr(body, "iw_probe_total 3"), "%s", body);
+    iw_http_stop(srv);
+    iw_metrics_free(m);
 }

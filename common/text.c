@@ -1,0 +1,110 @@
+/* text.c: rules for text that crosses a trust boundary (traceparent, header values, names). */
+#include "text.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+static bool lower_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static bool all_zero(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != '0')
+            return false;
+    return true;
+}
+
+bool iw_text_traceparent_valid(const char *s, size_t len)
+{
+    /* 2 + 1 + 32 + 1 + 16 + 1 + 2 = 55 (W3C trace-context level 1, section 3.2) */
+    if (!s || len != 55 || s[2] != '-' || s[35] != '-' || s[52] != '-')
+        return false;
+    if (!lower_hex(s, 2) || !lower_hex(s + 3, 32) || !lower_hex(s + 36, 16) ||
+        !lower_hex(s + 53, 2))
+        return false;
+    if (memcmp(s, "ff", 2) == 0)
+        return false; /* forbidden version */
+    return !all_zero(s + 3, 32) && !all_zero(s + 36, 16);
+}
+
+bool iw_text_trace_id(const char *tp, char *out, size_t outlen)
+{
+    if (outlen)
+        out[0] = '\0';
+    if (!tp || outlen < 33 || !iw_text_traceparent_valid(tp, strlen(tp)))
+        return false;
+    memcpy(out, tp + 3, 32);
+    out[32] = '\0';
+    return true;
+}
+
+const char *iw_text_header_problem(const char *s)
+{
+    for (; s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '\r' || ch == '\n')
+            return "contains a line break (CR or LF)";
+        if (ch < 0x20 || ch == 0x7f)
+            return "contains a control character";
+    }
+    return NULL;
+}
+
+/* Decodes one UTF-8 sequence at s; returns its length (0 when malformed) and sets *cp. */
+static size_t utf8_next(const unsigned char *s, uint32_t *cp)
+{
+    unsigned char b = s[0];
+    size_t n;
+    uint32_t c, min;
+    if (b < 0x80) {
+        *cp = b;
+        return 1;
+    } else if ((b & 0xE0) == 0xC0) {
+        n = 2, c = b & 0x1Fu, min = 0x80;
+    } else if ((b & 0xF0) == 0xE0) {
+        n = 3, c = b & 0x0Fu, min = 0x800;
+    } else if ((b & 0xF8) == 0xF0) {
+        n = 4, c = b & 0x07u, min = 0x10000;
+    } else {
+        return 0;
+    }
+    for (size_t k = 1; k < n; k++) {
+        if ((s[k] & 0xC0) != 0x80) /* also stops at the NUL */
+            return 0;
+        c = (c << 6) | (s[k] & 0x3Fu);
+    }
+    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+        return 0;
+    *cp = c;
+    return n;
+}
+
+static bool is_bidi(uint32_t c)
+{
+    return c == 0x061C || c == 0x200E || c == 0x200F || (c >= 0x202A && c <= 0x202E) ||
+           (c >= 0x2066 && c <= 0x2069) || c == 0x2028 || c == 0x2029;
+}
+
+const char *iw_text_name_problem(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (p && *p) {
+        uint32_t c = 0;
+        size_t n = utf8_next(p, &c);
+        if (n == 0)
+            return "is not valid UTF-8";
+        if (c < 0x20 || c == 0x7f || (c >= 0x80 && c <= 0x9f))
+            return "contains a control character";
+        if (is_bidi(c))
+            return "contains a bidirectional formatting character";
+        p += n;
+    }
+    return NULL;
+}

@@ -1,0 +1,29 @@
+/* text.h: rules for text that crosses a trust boundary: W3C traceparent values, header and URL
+ * values, and names that end up in results, logs and metric labels. */
+#ifndef IW_TEXT_H
+#define IW_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* True when s (len bytes) is a W3C trace-context traceparent this worker forwards:
+ * "vv-<32 hex trace id>-<16 hex parent id>-<2 hex flags>", lowercase hex only, exactly 55
+ * bytes, version not "ff", neither id all zeros. Longer values of future versions are refused
+ * too: the worker forwards only what it can check. */
+bool iw_text_traceparent_valid(const char *s, size_t len);
+
+/* Copies the 32 hex trace id of a valid traceparent into out (at least 33 bytes); returns
+ * false (out = "") when tp is NULL or invalid. */
+bool iw_text_trace_id(const char *tp, char *out, size_t outlen);
+
+/* Returns NULL when s may become an HTTP header value or a URL part, else a reason: it holds a
+ * control character (below 0x20, or 0x7f), CR and LF included. */
+const char *iw_text_header_problem(const char *s);
+
+/* Returns NULL when s is fit to print as a name or id in results, logs and metric labels, else
+ * a reason: s must be valid UTF-8 without control characters (C0, DEL, C1) and without
+ * bidirectional formatting characters (U+061C, U+200E, U+200F, U+202A..U+202E,
+ * U+2066..U+2069) or line/paragraph separators (U+2028, U+2029). */
+const char *iw_text_name_problem(const char *s);
+
+#endif

@@ -1,0 +1,105 @@
+/* test_secrets.c: the per-target secret registry: every wire form of a secret is masked. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "secrets.h"
+
+/* Masks text and asserts that `form` is gone and *** is there. */
+static void assert_masked(const iw_secrets *s, const char *form)
+{
+    char text[512];
+    snprintf(text, sizeof(text), "before <%s> after", form);
+    char *m = iw_secrets_mask(s, text, strlen(text));
+    cr_assert_not_null(m);
+    cr_assert_null(strstr(m, form), "form \"%s\" left in \"%s\"", form, m);
+    cr_assert(strstr(m, "before <***> after"), "form \"%s\" gave \"%s\"", form, m);
+    free(m);
+}
+
+/* Issue 11, item 2 (a), (d): escaped and encoded forms of one password. */
+Test(secrets, every_wire_form_of_a_secret_is_masked)
+{
+    iw_secrets *s = iw_secrets_new();
+    cr_assert_eq(iw_secrets_add(s, "p&<>\"'s w/rd+%"), 0);
+    const char *forms[] = {
+        "p&<>\"'s w/rd+%",                    /* raw */
+        "p&amp;&lt;&gt;\"'s w/rd+%",          /* XML text */
+        "p&amp;&lt;&gt;&quot;&apos;s w/rd+%", /* XML attribute, named */
+        "p&amp;&lt;&gt;&#34;&#39;s w/rd+%",   /* XML, numeric */
+        "p&<>\\\"'s w/rd+%",                  /* JSON */
+        "p&<>\\\"'s w\\/rd+%",                /* JSON with \/ */
+        "p%26%3C%3E%22%27s%20w%2Frd%2B%25",   /* percent, upper */
+        "p%26%3c%3e%22%27s%20w%2frd%2b%25",   /* percent, lower */
+        "p%26%3C%3E%22%27s+w%2Frd%2B%25",     /* form encoding, upper */
+        "p%26%3c%3e%22%27s+w%2frd%2b%25",     /* form encoding, lower */
+    };
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
+        assert_masked(s, forms[i]);
+    iw_secrets_free(s);
+}
+
+/* Issue 11, item 2 (b) and (e): the Basic pair in base64, a URL userinfo password. */
+Test(secrets, target_registry_holds_basic_pair_and_userinfo)
+{
+    iw_target_conf tc;
+    memset(&tc, 0, sizeof(tc));
+    tc.username = "nav";
+    tc.password = "Sesame-42";
+    tc.url = "https://svc:p%40ss-W0rd@nav.example/api";
+    iw_secrets *s = iw_secrets_for_target(&tc);
+    cr_assert_not_null(s);
+    assert_masked(s, "bmF2OlNlc2FtZS00Mg=="); /* base64("nav:Sesame-42") */
+    assert_masked(s, "Sesame-42");
+    assert_masked(s, "p%40ss-W0rd");
+    assert_masked(s, "p@ss-W0rd");
+    iw_secrets_free(s);
+}
+
+/* Issue 11, item 2 (c): a refreshed token is masked from the moment it is added. */
+Test(secrets, refreshed_token_is_masked_once_added)
+{
+    iw_target_conf tc;
+    memset(&tc, 0, sizeof(tc));
+    tc.midnight_token = "old-token-1";
+    iw_secrets *s = iw_secrets_for_target(&tc);
+    const char *text = "400: token new-token-2 is not valid for this invoice";
+    char *m = iw_secrets_mask(s, text, strlen(text));
+    cr_assert(strstr(m, "new-token-2")); /* not known yet */
+    free(m);
+    cr_assert_eq(iw_secrets_add(s, "new-token-2"), 0);
+    assert_masked(s, "new-token-2");
+    assert_masked(s, "old-token-1");
+    iw_secrets_free(s);
+}
+
+Test(secrets, inplace_masking_cuts_a_secret_left_at_a_cut_end)
+{
+    iw_secrets *s = iw_secrets_new();
+    cr_assert_eq(iw_secrets_add(s, "abcdefghSECRET"), 0);
+    char buf[32] = "error: token abcdefgh"; /* the message was cut inside the secret */
+    iw_secrets_mask_inplace(s, buf, sizeof(buf));
+    cr_assert_null(strstr(buf, "abcdefgh"), "%s", buf);
+    char buf2[64] = "x abcdefghSECRET y abcdefghSECRET";
+    iw_secrets_mask_inplace(s, buf2, sizeof(buf2));
+    cr_assert_str_eq(buf2, "x *** y ***");
+    char other[16] = "abcxyzabc"; /* ends in 3 bytes of it only: too short to tell */
+    iw_secrets_mask_inplace(s, other, sizeof(other));
+    cr_assert_str_eq(other, "abcxyzabc");
+    iw_secrets_free(s);
+}
+
+Test(secrets, empty_and_null_are_ignored)
+{
+    iw_secrets *s = iw_secrets_new();
+    cr_assert_eq(iw_secrets_add(s, NULL), 0);
+    cr_assert_eq(iw_secrets_add(s, ""), 0);
+    cr_assert_eq(iw_secrets_count(s), 0);
+    char *m = iw_secrets_mask(s, "text", 4);
+    cr_assert_str_eq(m, "text");
+    free(m);
+    iw_secrets_free(s);
+    iw_secrets_free(NULL);
+}

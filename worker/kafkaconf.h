@@ -1,0 +1,26 @@
+/* kafkaconf.h: the config's kafka.properties applied to real librdkafka confs, the same way for
+ * `run` and `check-config`, so that check-config refuses whatever run would refuse. */
+#ifndef IW_KAFKACONF_H
+#define IW_KAFKACONF_H
+
+#include <stddef.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "config.h"
+
+/* Sets every kafka.properties entry of cfg that applies to role ("consumer" or "producer") on
+ * c: plain keys apply to both clients, "consumer.X" / "producer.X" set X on one. The consumer
+ * also gets a prefetch sized from worker.max_pending_bytes (queued.max.messages.kbytes,
+ * fetch.max.bytes) unless the properties set those keys. Returns 0, or
+ * IW_EINVAL with errbuf "kafka.properties.KEY: librdkafka's reason" (never the value). */
+int iw_kafkaconf_apply(rd_kafka_conf_t *c, const iw_config *cfg, const char *role, char *errbuf,
+                       size_t errlen);
+
+/* check-config: builds the producer's and the consumer's conf as `run` does (the worker's own
+ * settings and every property), then creates each client without brokers and destroys it, so
+ * that unknown properties, invalid values and invalid combinations are all reported. Returns 0
+ * or IW_EINVAL with errbuf naming the client and the property. Opens no connection. */
+int iw_kafkaconf_check(const iw_config *cfg, char *errbuf, size_t errlen);
+
+#endif

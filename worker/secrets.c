@@ -1,0 +1,344 @@
+/* secrets.c: the per-target secret registry: wire forms of each secret and masking through them. */
+#include "secrets.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "status.h"
+#include "target.h"
+
+struct iw_secrets {
+    char **forms; /* every recorded form, distinct, each non-empty */
+    size_t n;     /* forms in use */
+    size_t cap;   /* slots allocated */
+};
+
+/* A growing string; ok turns false on the first allocation failure. */
+typedef struct sbuf {
+    char *p;    /* NUL-terminated text, NULL until the first append */
+    size_t len; /* bytes used, without the NUL */
+    size_t cap; /* bytes allocated */
+    bool ok;    /* false once an allocation failed */
+} sbuf;
+
+static void sb_put(sbuf *b, const char *s, size_t n)
+{
+    if (!b->ok)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t c = b->cap ? b->cap * 2 : 64;
+        while (c < b->len + n + 1)
+            c *= 2;
+        char *q = realloc(b->p, c);
+        if (!q) {
+            b->ok = false;
+            return;
+        }
+        b->p = q;
+        b->cap = c;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_str(sbuf *b, const char *s)
+{
+    sb_put(b, s, strlen(s));
+}
+
+iw_secrets *iw_secrets_new(void)
+{
+    return calloc(1, sizeof(iw_secrets));
+}
+
+/* Takes ownership of form (wiped and freed when already known). */
+static int add_form(iw_secrets *s, char *form)
+{
+    if (!form)
+        return IW_ENOMEM;
+    if (!*form) {
+        free(form);
+        return 0;
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        if (strcmp(s->forms[i], form) == 0) {
+            memset(form, 0, strlen(form));
+            free(form);
+            return 0;
+        }
+    }
+    if (s->n == s->cap) {
+        size_t c = s->cap ? s->cap * 2 : 16;
+        char **f = realloc(s->forms, c * sizeof(*f));
+        if (!f) {
+            free(form);
+            return IW_ENOMEM;
+        }
+        s->forms = f;
+        s->cap = c;
+    }
+    s->forms[s->n++] = form;
+    return 0;
+}
+
+static int add_sbuf(iw_secrets *s, sbuf *b)
+{
+    if (!b->ok) {
+        free(b->p);
+        return IW_ENOMEM;
+    }
+    return add_form(s, b->p ? b->p : strdup(""));
+}
+
+/* XML escaping: quotes as named or numeric entities, or left alone (text content). */
+typedef enum xml_quotes { XQ_NONE, XQ_NAMED, XQ_NUMERIC } xml_quotes;
+
+static int add_xml(iw_secrets *s, const char *v, xml_quotes q)
+{
+    sbuf b = {.ok = true};
+    for (; *v; v++) {
+        switch (*v) {
+        case '&': sb_str(&b, "&amp;"); break;
+        case '<': sb_str(&b, "&lt;"); break;
+        case '>': sb_str(&b, "&gt;"); break;
+        case '"': sb_str(&b, q == XQ_NAMED ? "&quot;" : q == XQ_NUMERIC ? "&#34;" : "\""); break;
+        case '\'': sb_str(&b, q == XQ_NAMED ? "&apos;" : q == XQ_NUMERIC ? "&#39;" : "'"); break;
+        case '\r': sb_str(&b, q == XQ_NONE ? "\r" : "&#13;"); break;
+        case '\t': sb_str(&b, q == XQ_NONE ? "\t" : "&#9;"); break;
+        case '\n': sb_str(&b, q == XQ_NONE ? "\n" : "&#10;"); break;
+        default: sb_put(&b, v, 1); break;
+        }
+    }
+    return add_sbuf(s, &b);
+}
+
+/* JSON string escaping as cJSON writes it; slash_too also writes '/' as "\/". */
+static int add_json(iw_secrets *s, const char *v, bool slash_too)
+{
+    sbuf b = {.ok = true};
+    char u[8];
+    for (; *v; v++) {
+        unsigned char ch = (unsigned char)*v;
+        switch (ch) {
+        case '"': sb_str(&b, "\\\""); break;
+        case '\\': sb_str(&b, "\\\\"); break;
+        case '\b': sb_str(&b, "\\b"); break;
+        case '\f': sb_str(&b, "\\f"); break;
+        case '\n': sb_str(&b, "\\n"); break;
+        case '\r': sb_str(&b, "\\r"); break;
+        case '\t': sb_str(&b, "\\t"); break;
+        case '/': sb_str(&b, slash_too ? "\\/" : "/"); break;
+        default:
+            if (ch < 0x20) {
+                snprintf(u, sizeof(u), "\\u%04x", ch);
+                sb_str(&b, u);
+            } else {
+                sb_put(&b, v, 1);
+            }
+        }
+    }
+    return add_sbuf(s, &b);
+}
+
+/* Percent-encoding of everything but RFC 3986 unreserved characters. */
+static int add_percent(iw_secrets *s, const char *v, bool lower, bool plus)
+{
+    sbuf b = {.ok = true};
+    char e[4];
+    for (; *v; v++) {
+        unsigned char ch = (unsigned char)*v;
+        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+            sb_put(&b, v, 1);
+        } else if (ch == ' ' && plus) {
+            sb_str(&b, "+");
+        } else {
+            snprintf(e, sizeof(e), lower ? "%%%02x" : "%%%02X", ch);
+            sb_str(&b, e);
+        }
+    }
+    return add_sbuf(s, &b);
+}
+
+static int add_base64(iw_secrets *s, const char *v, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *p = (const unsigned char *)v;
+    sbuf b = {.ok = true};
+    char q[4];
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t w = (uint32_t)p[i] << 16;
+        if (i + 1 < n)
+            w |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < n)
+            w |= p[i + 2];
+        q[0] = tab[(w >> 18) & 63];
+        q[1] = tab[(w >> 12) & 63];
+        q[2] = i + 1 < n ? tab[(w >> 6) & 63] : '=';
+        q[3] = i + 2 < n ? tab[w & 63] : '=';
+        sb_put(&b, q, 4);
+    }
+    return add_sbuf(s, &b);
+}
+
+int iw_secrets_add(iw_secrets *s, const char *value)
+{
+    if (!s || !value || !*value)
+        return 0;
+    int rc = add_form(s, strdup(value));
+    rc = rc ? rc : add_xml(s, value, XQ_NONE);
+    rc = rc ? rc : add_xml(s, value, XQ_NAMED);
+    rc = rc ? rc : add_xml(s, value, XQ_NUMERIC);
+    rc = rc ? rc : add_json(s, value, false);
+    rc = rc ? rc : add_json(s, value, true);
+    for (int lower = 0; !rc && lower < 2; lower++)
+        for (int plus = 0; !rc && plus < 2; plus++)
+            rc = add_percent(s, value, lower, plus);
+    return rc ? rc : add_base64(s, value, strlen(value));
+}
+
+int iw_secrets_add_basic(iw_secrets *s, const char *user, const char *password)
+{
+    if (!s || !password || !*password)
+        return 0;
+    sbuf b = {.ok = true};
+    sb_str(&b, user ? user : "");
+    sb_str(&b, ":");
+    sb_str(&b, password);
+    if (!b.ok) {
+        free(b.p);
+        return IW_ENOMEM;
+    }
+    int rc = add_base64(s, b.p, b.len);
+    memset(b.p, 0, b.len);
+    free(b.p);
+    return rc;
+}
+
+/* The password of a URL's userinfo ("scheme://user:password@host/..."), as written (already
+ * percent-encoded) and decoded; a URL without one adds nothing. */
+static int add_userinfo(iw_secrets *s, const char *url)
+{
+    const char *p = url ? strstr(url, "://") : NULL;
+    if (!p)
+        return 0;
+    p += 3;
+    size_t auth = strcspn(p, "/?#");
+    const char *at = memchr(p, '@', auth);
+    const char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+    if (!colon || colon + 1 == at)
+        return 0;
+    size_t n = (size_t)(at - colon - 1);
+    char *raw = strndup(colon + 1, n), *dec = malloc(n + 1);
+    int rc = raw && dec ? 0 : IW_ENOMEM;
+    if (!rc) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            unsigned v;
+            if (raw[i] == '%' && i + 2 < n && sscanf(raw + i + 1, "%2x", &v) == 1) {
+                dec[k++] = (char)v;
+                i += 2;
+            } else {
+                dec[k++] = raw[i];
+            }
+        }
+        dec[k] = '\0';
+        rc = iw_secrets_add(s, raw);
+        rc = rc ? rc : iw_secrets_add(s, dec);
+        if (!rc) { /* curl sends the userinfo as a Basic credential */
+            char *user = strndup(p, (size_t)(colon - p));
+            rc = user ? iw_secrets_add_basic(s, user, dec) : IW_ENOMEM;
+            free(user);
+        }
+        memset(raw, 0, n);
+        memset(dec, 0, k);
+    }
+    free(raw);
+    free(dec);
+    return rc;
+}
+
+iw_secrets *iw_secrets_for_target(const iw_target_conf *tc)
+{
+    iw_secrets *s = iw_secrets_new();
+    if (!s)
+        return NULL;
+    const char *const values[] = {tc->password,  tc->security_id,    tc->api_key,
+                                  tc->prc_token, tc->midnight_token, tc->mis_key};
+    int rc = 0;
+    for (size_t i = 0; !rc && i < sizeof(values) / sizeof(values[0]); i++)
+        rc = iw_secrets_add(s, values[i]);
+    rc = rc ? rc : iw_secrets_add_basic(s, tc->username, tc->password);
+    rc = rc ? rc : add_userinfo(s, tc->url);
+    rc = rc ? rc : add_userinfo(s, tc->token_url);
+    if (rc) {
+        iw_secrets_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+size_t iw_secrets_count(const iw_secrets *s)
+{
+    return s ? s->n : 0;
+}
+
+char *iw_secrets_mask(const iw_secrets *s, const char *text, size_t len)
+{
+    return iw_mask_secrets(text, len, s ? s->forms : NULL, s ? s->n : 0);
+}
+
+/* A message cut short to fit its buffer may end in the first bytes of a secret that masking
+ * could not match whole: replaces such an ending (4 bytes or more) by ***. */
+static void cut_secret_prefix(const iw_secrets *s, char *buf, size_t cap)
+{
+    size_t n = strlen(buf);
+    for (size_t i = 0; i < s->n; i++) {
+        size_t fl = strlen(s->forms[i]);
+        for (size_t k = fl - 1 < n ? fl - 1 : n; k >= 4; k--) {
+            if (memcmp(buf + n - k, s->forms[i], k) == 0) {
+                n -= k;
+                snprintf(buf + n, cap - n, "%s", cap - n > 3 ? "***" : "");
+                n = strlen(buf);
+                break;
+            }
+        }
+    }
+}
+
+void iw_secrets_mask_inplace(const iw_secrets *s, char *buf, size_t cap)
+{
+    if (!s || !s->n || !cap)
+        return;
+    char *m = iw_secrets_mask(s, buf, strnlen(buf, cap));
+    if (!m) {
+        buf[0] = '\0';
+        return;
+    }
+    size_t n = strlen(m);
+    if (n >= cap) {
+        n = cap - 1;
+        while (n > 0 && ((unsigned char)m[n] & 0xC0) == 0x80)
+            n--; /* do not cut a character */
+    }
+    memcpy(buf, m, n);
+    buf[n] = '\0';
+    free(m);
+    cut_secret_prefix(s, buf, cap);
+}
+
+void iw_secrets_free(iw_secrets *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++) {
+        memset(s->forms[i], 0, strlen(s->forms[i]));
+        free(s->forms[i]);
+    }
+    free(s->forms);
+    free(s);
+}

@@ -1,0 +1,45 @@
+/* secrets.h: the secret registry of one target instance: every form a secret takes on the wire,
+ * and the masking every printer (render, logs, results, dead letters, error messages) goes
+ * through. */
+#ifndef IW_SECRETS_H
+#define IW_SECRETS_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+typedef struct iw_secrets iw_secrets;
+
+/* Creates an empty registry; NULL when out of memory. */
+iw_secrets *iw_secrets_new(void);
+
+/* Creates the registry of a target instance: every secret of tc (password, security_id,
+ * api_key, prc_token, midnight_token, mis_key), the base64 of the "username:password" Basic
+ * pair and the password of a userinfo in url or token_url. NULL when out of memory. */
+iw_secrets *iw_secrets_for_target(const iw_target_conf *tc);
+
+/* Records secret value and every form it takes on the wire: raw, XML-escaped (with and without
+ * quotes escaped, named or numeric), JSON-escaped, percent-encoded with upper- or lower-case
+ * hex and with '+' or %20 for a space, and base64. NULL or "" is ignored. Returns 0 or
+ * IW_ENOMEM. Used for configured secrets and for every refreshed token as it arrives. */
+int iw_secrets_add(iw_secrets *s, const char *value);
+
+/* Records the HTTP Basic credential of user and password: base64 of "user:password". */
+int iw_secrets_add_basic(iw_secrets *s, const char *user, const char *password);
+
+/* Number of forms recorded (for tests). */
+size_t iw_secrets_count(const iw_secrets *s);
+
+/* Returns a malloc'd copy of text (len bytes) with every recorded form replaced by ***, the
+ * longest form winning where two overlap; NULL when out of memory. s may be NULL. */
+char *iw_secrets_mask(const iw_secrets *s, const char *text, size_t len);
+
+/* Masks a NUL-terminated string in place within its buffer of cap bytes (the result is cut at
+ * a UTF-8 boundary when "***" makes it longer). When masking cannot be done, buf is emptied so
+ * that nothing unmasked is printed. */
+void iw_secrets_mask_inplace(const iw_secrets *s, char *buf, size_t cap);
+
+/* Frees the registry and wipes the recorded forms; NULL is a no-op. */
+void iw_secrets_free(iw_secrets *s);
+
+#endif
