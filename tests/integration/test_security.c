@@ -567,8 +567,11 @@ static const char *hostile_config(void)
     free(json);
     cr_assert_not_null(ours);
     cJSON *targets = cJSON_DetachItemFromObject(ours, "targets");
-    for (cJSON *t = targets->child; t; t = t->next)
+    for (cJSON *t = targets->child; t; t = t->next) {
         cJSON_AddItemToObject(t, "retry", cJSON_Parse("{\"max_attempts\": 2, \"base_ms\": 10}"));
+        /* within the stack's 15 s fence lease (check-config refuses the 30 s default) */
+        cJSON_AddItemToObject(t, "timeouts", cJSON_Parse("{\"request_ms\": 5000}"));
+    }
     cJSON_ReplaceItemInObject(root, "targets", targets);
     cJSON_Delete(ours);
     char *out = cJSON_Print(root);
