@@ -191,23 +191,28 @@ class Report:
                "worker process from `/proc/PID/stat` over the measured interval, divided by "
                "events; for wrk, its rusage divided by the requests it completed. "
                "**RSS** = peak (`VmHWM`; wrk: `ru_maxrss`). Throughput is end to end for the "
-               "workers (first produce to last result), requests/s for wrk.")
+               "workers (first produce to last result), requests/s for wrk. Every worker starts cold "
+               "and is measured from the first produce, so start-up costs (for Node, JIT "
+               "warm-up) weigh more in small runs: with `--quick` sizes the Node peer's CPU "
+               "per event is well above its steady state.")
         self.w()
         rows = []
         for scen, runs in rows_by:
             iw = runs.get("invoice-worker")
             for who, x in runs.items():
                 if not x:
-                    rows.append([scen, who, "not run", "", "", ""])
+                    rows.append([scen, who, "not run", "", "", "", ""])
                     continue
                 cpu = x.get("cpu_us_per_event", x.get("cpu_us_per_request"))
                 thr = x.get("events_per_s", x.get("requests_per_s"))
                 ratio = ("%.2f" % (iw["cpu_us_per_event"] / cpu)
                          if iw and cpu and who != "invoice-worker" else "-")
-                rows.append([scen, who, n(cpu, 1) if cpu is not None else "n/a",
+                rows.append([scen, who, n(x.get("events", x.get("requests"))),
+                             n(cpu, 1) if cpu is not None else "n/a",
                              n(x["peak_rss_kb"] / 1024, 1) if x.get("peak_rss_kb") else "n/a",
                              n(thr), ratio])
-        self.table(["target latency", "process", "CPU us per event (wrk: per request)",
+        self.table(["target latency", "process", "events (wrk: requests)",
+                    "CPU us per event (wrk: per request)",
                     "peak RSS MiB", "events/s (wrk: requests/s)",
                     "invoice-worker CPU / this"], rows)
         for scen, runs in rows_by:
