@@ -81,8 +81,8 @@ function ref(name, id, desc) {
 
 function address(name, a, c) {
   if (!a || Object.keys(a).length === 0) return '';
-  return `<tns:${name}><tns:id/><tns:description/>${el('company', a.company)}${el('attn', a.attn)}` +
-    `${el('firstname', a.first_name)}${el('lastname', a.last_name)}${el('address1', a.line1)}` +
+  return `<tns:${name}><tns:id/><tns:description/>` +
+    `${el('company', a.company)}${el('attn', a.attn)}${el('firstname', a.first_name)}${el('lastname', a.last_name)}${el('address1', a.line1)}` +
     `${el('address2', a.line2)}${el('city', a.city)}${el('state', a.state)}` +
     `${el('zipcode', a.postal_code)}${el('country', a.country)}${el('email', a.email)}` +
     `${el('telephone', a.phone)}${el('fax', a.fax)}${el('vat', c.fiscal_id)}` +
@@ -295,7 +295,9 @@ class Worker {
 
 async function main() {
   const w = new Worker(parseArgs(process.argv));
-  const onSignal = () => { w.stop().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); }); };
+  const onSignal = () => {
+    w.stop().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
+  };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   await w.start();
