@@ -2,8 +2,9 @@
 """bench.py: the scenarios behind scripts/bench. Starts the local stack (redis-server, kafka-local,
 target-sim) on free loopback ports, runs invoice-worker, the Python reference worker, the Node.js
 peer (node_worker/, when scripts/bench could install it) and wrk against it, runs the worker under
-callgrind, and writes results.json, report.md and the plots' data under the output folder (plots.gp turns the data into PNGs). Every comparison is measured
-in the same run as the figure it is compared with.
+callgrind, and writes results.json, report.md and the plots' data under the output folder
+(plots.gp turns the data into PNGs). Every comparison is measured in the same run as the figure it
+is compared with.
 """
 import argparse
 import atexit
