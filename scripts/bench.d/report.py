@@ -192,8 +192,8 @@ class Report:
                "events; for wrk, its rusage divided by the requests it completed. "
                "**RSS** = peak (`VmHWM`; wrk: `ru_maxrss`). Throughput is end to end for the "
                "workers (first produce to last result), requests/s for wrk. Every worker starts cold "
-               "and is measured from the first produce, so start-up costs (for Node, JIT "
-               "warm-up) weigh more in small runs: with `--quick` sizes the Node peer's CPU "
+               "and is measured from the first produce, so start-up costs (for Node, most "
+               "likely JIT warm-up and opening its pool's connections) weigh more in small runs: with `--quick` sizes the Node peer's CPU "
                "per event is well above its steady state.")
         self.w()
         rows = []
