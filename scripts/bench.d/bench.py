@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """bench.py: the scenarios behind scripts/bench. Starts the local stack (redis-server, kafka-local,
-target-sim) on free loopback ports, runs invoice-worker, the Python reference worker and wrk
-against it, runs the worker under callgrind, and writes results.json, report.md and the plots'
-data under the output folder (plots.gp turns the data into PNGs). Every comparison is measured
-in the same run as the figure it is compared with.
+target-sim) on free loopback ports, runs invoice-worker, the Python reference worker, the Node.js
+peer (node_worker/, when scripts/bench could install it) and wrk against it, runs the worker under
+callgrind, and writes results.json, report.md and the plots' data under the output folder
+(plots.gp turns the data into PNGs). Every comparison is measured in the same run as the figure it
+is compared with.
 """
 import argparse
 import atexit
@@ -327,6 +328,23 @@ class Bench:
         self.results = {"mode": "quick" if a.quick else "full", "scenarios": {}, "checks": []}
         self.stack = None
         self.run_no = 0
+        self.node_bin = shutil.which("node") if a.node else None
+        self.results["node_peer"] = self.node_peer_info()
+
+    def node_peer_info(self):
+        """What the Node.js peer is built from, or why it is not measured."""
+        if not self.a.node:
+            return {"available": False, "reason": self.a.node_unavailable or "not requested"}
+        if not self.node_bin:
+            return {"available": False, "reason": "node is not on PATH"}
+        info = {"available": True, "node": subprocess.run([self.node_bin, "--version"],
+                                                          capture_output=True, text=True).stdout.strip()}
+        with open(os.path.join(self.a.node, "package.json")) as f:
+            info["dependencies"] = json.load(f).get("dependencies", {})
+        r = subprocess.run([self.node_bin, "-e", "process.stdout.write(require('node-rdkafka')"
+                            ".librdkafkaVersion)"], cwd=self.a.node, capture_output=True, text=True)
+        info["librdkafka"] = r.stdout.strip() or "unknown"
+        return info
 
     def check(self, what, ok, detail=""):
         self.results["checks"].append({"what": what, "ok": bool(ok), "detail": detail})
@@ -343,9 +361,10 @@ class Bench:
         return path
 
     def run(self, label, events_path, n_events, expect, latency_ms=0, max_in_flight=512,
-            max_concurrency=None, python=False, valgrind_out=None, timeout=600):
-        """Runs one worker (invoice-worker, or the Python reference when python) over a fresh
-        Kafka, produces the events while it runs and waits for `expect` results."""
+            max_concurrency=None, python=False, node=False, valgrind_out=None, timeout=600):
+        """Runs one worker (invoice-worker, the Python reference when python, the Node.js peer
+        when node) over a fresh Kafka, produces the events while it runs and waits for `expect`
+        results."""
         st = self.stack
         self.run_no += 1
         tag = "run%02d" % self.run_no
@@ -363,6 +382,13 @@ class Bench:
                     "--url", st.sim_base + "/amsdocs/system/service/module/soap/api"]
             out_path = os.path.join(self.work, tag + "-reference.out")
             w = start(argv, "reference worker", stdout=open(out_path, "wb"), stderr=open(log, "wb"))
+        elif node:
+            argv = [self.node_bin, os.path.join(self.a.node, "worker.js"),
+                    "--brokers", st.brokers, "--redis-port", str(st.redis_port),
+                    "--url", st.sim_base + "/amsdocs/system/service/module/soap/api",
+                    "--max-in-flight", str(max_in_flight)]
+            out_path = os.path.join(self.work, tag + "-node.out")
+            w = start(argv, "node peer", stdout=open(out_path, "wb"), stderr=open(log, "wb"))
         else:
             argv = [self.bin, "run", "-c", cfg]
             if valgrind_out:
@@ -373,7 +399,7 @@ class Bench:
             w = start(argv, "invoice-worker", stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
         say("%s: %s (%s events, latency %d ms, max_in_flight %d)" %
             (tag, label, fmt(n_events), latency_ms, max_in_flight))
-        if python:
+        if python or node:
             wait_log(out_path, "assigned", w, 60)
         else:
             wait_log(log, "partitions assigned", w, 300 if valgrind_out else 60)
@@ -395,7 +421,7 @@ class Bench:
             if time.monotonic() > end:
                 raise RuntimeError("%s: %d of %d results after %d s" % (label, done, expect, timeout))
             time.sleep(1.0 if valgrind_out else 0.25)
-            if python:
+            if python or node:
                 with open(out_path) as f:
                     lines = [l for l in f.read().split("\n") if l.startswith("results ")]
                 done = int(lines[-1].split()[1]) if lines else 0
@@ -535,18 +561,32 @@ end
         argv = ["wrk", "-t2", "-c%d" % connections, "-d%ds" % seconds, "-s", lua,
                 self.stack.sim_base + "/"]
         say("wrk: %s, %d connections, %d s, latency %d ms" % (label, connections, seconds, latency_ms))
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
+        # wrk's own CPU (user + system of all its threads, from wait4's rusage) per request it
+        # completed: the client-side cost of one HTTP call, to compare with a worker's per event
+        out_path = os.path.join(self.work, "wrk-%s-%d.out" % (label, connections))
+        p = subprocess.Popen(argv, stdout=open(out_path, "w"), stderr=subprocess.STDOUT)
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        with open(out_path) as f:
+            out = f.read()
         m = re.search(r"Requests/sec:\s*([\d.]+)", out)
+        mn = re.search(r"(\d+) requests in", out)
+        done = int(mn.group(1)) if mn else 0
+        cpu_s = ru.ru_utime + ru.ru_stime
         stats = self.stack.sim_call("GET", "/_sim/stats")
         total = stats.get("requests", 0)
         ok = sum(v for k, v in stats.get("by_status", {}).items() if k.startswith("2"))
         rps = float(m.group(1)) if m else 0.0
-        say("   %s requests/s, %s of %s answered 2xx" % (fmt(rps), fmt(ok), fmt(total)))
+        say("   %s requests/s, %s of %s answered 2xx, client CPU %s us/request, peak RSS %s MiB" % (
+            fmt(rps), fmt(ok), fmt(total), fmt(cpu_s * 1e6 / done if done else 0, 1),
+            fmt(ru.ru_maxrss / 1024, 1)))
         self.check("wrk %s: every request accepted (2xx)" % label, total > 0 and ok == total,
                    "%d of %d" % (ok, total))
         return {"label": label, "connections": connections, "seconds": seconds,
                 "requests_per_s": rps, "sim_requests": total, "sim_2xx": ok,
-                "command": " ".join(argv)}
+                "requests": done, "cpu_s": cpu_s,
+                "cpu_us_per_request": cpu_s * 1e6 / done if done else None,
+                "peak_rss_kb": ru.ru_maxrss, "command": " ".join(argv)}
 
     def scenario1(self):
         sz = self.sz
@@ -561,6 +601,10 @@ end
         s["python_centra"] = self.run("Python reference worker, centra_soap only", centra,
                                       sz["py_events"], sz["py_events"], python=True,
                                       timeout=1800)
+        if self.node_ok():
+            s["node_centra"] = self.run("Node.js peer, centra_soap only", centra, sz["py_events"],
+                                        sz["py_events"], node=True, timeout=1800)
+            self.peer_checks("node (0 ms)", s["node_centra"])
         reqs = self.wrk_requests(mixed, ADAPTERS)
         s["wrk"] = []
         for c in (64, 160):
@@ -598,7 +642,38 @@ end
                             max(3, self.sz["wrk_s"]), latency_ms=100)
         self.check("slow target: every result succeeded", r["statuses"].get("succeeded", 0) == n,
                    str(r["statuses"]))
+        # the peers at the same latency and bound: they implement centra_soap only, so all
+        # three run one centra_soap event set (one event per invoice), and wrk posts the same
+        # centra_soap request with 512 connections
+        centra = self.events("s2centra", n, n, "centra_soap")
+        peers = {"worker_centra": self.run("slow target, invoice-worker, centra_soap only", centra,
+                                           n, n, latency_ms=100, max_in_flight=512,
+                                           max_concurrency=512)}
+        w = peers["worker_centra"]
+        self.check("slow target, centra_soap only: every result succeeded",
+                   w["statuses"].get("succeeded", 0) == n, str(w["statuses"]))
+        if self.node_ok():
+            peers["node_centra"] = self.run("slow target, Node.js peer, centra_soap only", centra,
+                                            n, n, latency_ms=100, max_in_flight=512, node=True,
+                                            timeout=1800)
+            self.peer_checks("node (100 ms)", peers["node_centra"])
+        peers["python_centra"] = self.run("slow target, Python reference, centra_soap only",
+                                          centra, n, n, latency_ms=100, python=True, timeout=1800)
+        self.peer_checks("python (100 ms)", peers["python_centra"])
+        peers["wrk_centra"] = self.wrk("slow-centra", [x for x in self.wrk_requests(centra, ["centra_soap"])],
+                                       512, max(3, self.sz["wrk_s"]), latency_ms=100)
+        r["peers"] = peers
         self.results["scenarios"]["s2"] = r
+
+    def node_ok(self):
+        return bool(self.a.node) and self.node_bin is not None
+
+    def peer_checks(self, who, p):
+        self.check("%s: every result succeeded" % who, p["statuses"].get("succeeded", 0) == p["expect"],
+                   str(p["statuses"]))
+        self.check("%s: every call accepted by the simulator (validation on)" % who,
+                   p["sim_2xx"] == p["sim_requests"] == p["expect"],
+                   "%d 2xx of %d calls" % (p["sim_2xx"], p["sim_requests"]))
 
     # ---- scenario 3 ----
 
@@ -794,6 +869,8 @@ def main():
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke check")
     ap.add_argument("--only", help="comma list of scenarios to run (s1,...,s5)")
+    ap.add_argument("--node", help="the Node.js peer's folder (dependencies installed)")
+    ap.add_argument("--node-unavailable", help="why the Node.js peer is not measured")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

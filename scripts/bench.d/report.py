@@ -11,6 +11,9 @@ TARGET_EPS = 10000  # scenario 1: events per second
 TARGET_X_PY = 10    # scenario 1: times the Python worker
 TARGET_WRK = 0.30   # scenario 1: share of the wrk ceiling
 TARGET_BOUND = 0.90  # scenario 2: share of max_in_flight / latency
+TARGET_X_NODE = {"0 ms": 4, "100 ms": 3}  # worker CPU per event: times less than the Node peer
+TARGET_X_WRK = 3    # worker CPU per call: at most this many times wrk's client CPU per request
+PEER_MIN_EVENTS = 10000  # fewer events: start-up weighs too much to judge the Node comparison
 
 
 def n(v, digits=0):
@@ -21,6 +24,12 @@ def n(v, digits=0):
 
 def met(ok):
     return "met" if ok else "**not met**"
+
+
+def peer_met(ok, events):
+    if events < PEER_MIN_EVENTS:
+        return "not judged (%s events; start-up weighs below %s)" % (n(events), n(PEER_MIN_EVENTS))
+    return met(ok)
 
 
 class Report:
@@ -71,6 +80,7 @@ class Report:
         self.w()
         self.summary(sc)
         self.method()
+        self.peers(sc)
         if "s1" in sc:
             self.s1(sc["s1"])
         if "s2" in sc:
@@ -105,6 +115,19 @@ class Report:
                          "%.0f%% (%s of %s requests/s)" % (100 * share, n(wm["events_per_s"]),
                                                           n(s["wrk_ceiling"])),
                          ">= %d%%" % (100 * TARGET_WRK), met(share >= TARGET_WRK)])
+        for scen, runs in self.peer_rows(sc):
+            iw, nd = runs.get("invoice-worker"), runs.get("Node.js peer")
+            if iw and nd:
+                x = nd["cpu_us_per_event"] / iw["cpu_us_per_event"]
+                rows.append(["CPU per event vs the Node.js peer, %s (centra_soap only)" % scen,
+                             "%.2fx less (%s vs %s us/event)" % (
+                                 x, n(iw["cpu_us_per_event"]), n(nd["cpu_us_per_event"])),
+                             ">= %dx" % TARGET_X_NODE[scen],
+                             peer_met(x >= TARGET_X_NODE[scen], nd["events"])])
+            elif iw:
+                rows.append(["CPU per event vs the Node.js peer, %s" % scen,
+                             "peer unavailable: %s" % (self.r.get("node_peer") or {}).get("reason"),
+                             ">= %dx" % TARGET_X_NODE[scen], "-"])
         if "s2" in sc:
             s = sc["s2"]
             share = s["events_per_s"] / s["bound"]
@@ -130,6 +153,92 @@ class Report:
             rows.append(["5. cost per event (callgrind)", "%s instructions/event" % n(s["per_event"]),
                          "tracked for regressions", "-"])
         self.table(["scenario", "measured", "target", ""], rows)
+
+    def peer_rows(self, sc):
+        """(scenario, {who: run}) for every scenario that ran the peers side by side."""
+        out = []
+        if "s1" in sc:
+            s = sc["s1"]
+            out.append(("0 ms", {"invoice-worker": s.get("worker_centra"),
+                                 "Node.js peer": s.get("node_centra"),
+                                 "Python reference": s.get("python_centra"),
+                                 "wrk": s.get("wrk_centra")}))
+        if "s2" in sc and sc["s2"].get("peers"):
+            p = sc["s2"]["peers"]
+            out.append(("100 ms", {"invoice-worker": p.get("worker_centra"),
+                                   "Node.js peer": p.get("node_centra"),
+                                   "Python reference": p.get("python_centra"),
+                                   "wrk": p.get("wrk_centra")}))
+        return out
+
+    def peers(self, sc):
+        rows_by = self.peer_rows(sc)
+        if not rows_by:
+            return
+        info = self.r.get("node_peer") or {}
+        self.w("## Against a Node.js peer, the Python reference and wrk")
+        self.w()
+        if info.get("available"):
+            self.w("The Node.js peer (`scripts/bench.d/node_worker/worker.js`, node %s; %s; "
+                   "node-rdkafka linked to librdkafka %s) does what the Python reference does, "
+                   "as a Node team would write it: batch consume, Redis `SET NX EX` per (event, "
+                   "target) through ioredis with auto-pipelining, the centra_soap request from "
+                   "template literals (the same mapping; the simulator validates every call), "
+                   "one keep-alive undici Pool with at most 512 requests in flight, one result "
+                   "per event." % (info.get("node"), ", ".join(
+                       "%s %s" % kv for kv in sorted(info.get("dependencies", {}).items())),
+                       info.get("librdkafka")))
+        else:
+            self.w("**The Node.js peer is unavailable in this run: %s.**" % info.get("reason"))
+        self.w()
+        self.w("All workers run the same centra_soap-only events (one event per invoice) against "
+               "the same simulator with validation on, one after the other in this run; "
+               "`max_in_flight` 512 for invoice-worker and the Node peer (the Python reference has "
+               "64 threads). wrk posts invoice-worker's rendered centra_soap request to the same "
+               "endpoint (64 connections at 0 ms, 512 at 100 ms). **CPU** = user + system of the "
+               "worker process from `/proc/PID/stat` over the measured interval, divided by "
+               "events; for wrk, its rusage divided by the requests it completed. "
+               "**RSS** = peak (`VmHWM`; wrk: `ru_maxrss`). Throughput is end to end for the "
+               "workers (first produce to last result), requests/s for wrk. Every worker starts cold "
+               "and is measured from the first produce, so start-up costs (for Node, most "
+               "likely JIT warm-up and opening its pool's connections) weigh more in small runs: with `--quick` sizes the Node peer's CPU "
+               "per event is well above its steady state.")
+        self.w()
+        rows = []
+        for scen, runs in rows_by:
+            iw = runs.get("invoice-worker")
+            for who, x in runs.items():
+                if not x:
+                    rows.append([scen, who, "not run", "", "", "", ""])
+                    continue
+                cpu = x.get("cpu_us_per_event", x.get("cpu_us_per_request"))
+                thr = x.get("events_per_s", x.get("requests_per_s"))
+                ratio = ("%.2f" % (iw["cpu_us_per_event"] / cpu)
+                         if iw and cpu and who != "invoice-worker" else "-")
+                rows.append([scen, who, n(x.get("events", x.get("requests"))),
+                             n(cpu, 1) if cpu is not None else "n/a",
+                             n(x["peak_rss_kb"] / 1024, 1) if x.get("peak_rss_kb") else "n/a",
+                             n(thr), ratio])
+        self.table(["target latency", "process", "events (wrk: requests)",
+                    "CPU us per event (wrk: per request)",
+                    "peak RSS MiB", "events/s (wrk: requests/s)",
+                    "invoice-worker CPU / this"], rows)
+        for scen, runs in rows_by:
+            iw, nd, wk = runs.get("invoice-worker"), runs.get("Node.js peer"), runs.get("wrk")
+            if iw and nd:
+                x = nd["cpu_us_per_event"] / iw["cpu_us_per_event"]
+                self.w("- %s: invoice-worker/Node CPU per event = %.2f (Node uses %.2fx "
+                       "invoice-worker's CPU; goal %dx: %s); RSS %s vs %s MiB." % (
+                           scen, iw["cpu_us_per_event"] / nd["cpu_us_per_event"], x,
+                           TARGET_X_NODE[scen], peer_met(x >= TARGET_X_NODE[scen], nd["events"]),
+                           n(iw["peak_rss_kb"] / 1024, 1), n(nd["peak_rss_kb"] / 1024, 1)))
+            if iw and wk and wk.get("cpu_us_per_request"):
+                x = iw["cpu_us_per_event"] / wk["cpu_us_per_request"]
+                self.w("- %s: invoice-worker CPU per call = %.1fx wrk's client CPU per request "
+                       "(goal at most %dx: %s)." % (scen, x, TARGET_X_WRK, met(x <= TARGET_X_WRK)))
+        self.w()
+        cmds = [x for _, runs in rows_by for x in runs.values() if x]
+        self.commands(cmds)
 
     def method(self):
         m = self.r["sizes"]
@@ -314,6 +423,8 @@ class Report:
                 f.write('"invoice-worker\\nmixed" %.1f\n' % s["worker_mixed"]["events_per_s"])
                 f.write('"invoice-worker\\ncentra_soap" %.1f\n' % s["worker_centra"]["events_per_s"])
                 f.write('"Python worker\\ncentra_soap" %.1f\n' % s["python_centra"]["events_per_s"])
+                if s.get("node_centra"):
+                    f.write('"Node.js peer\\ncentra_soap" %.1f\n' % s["node_centra"]["events_per_s"])
                 f.write('"wrk ceiling\\nmixed" %.1f\n' % s["wrk_ceiling"])
                 f.write('"wrk\\ncentra_soap" %.1f\n' % s["wrk_centra"]["requests_per_s"])
             wm = s["worker_mixed"]
