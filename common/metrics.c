@@ -13,6 +13,7 @@ static const double BUCKETS[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.
 #define N_BUCKETS (sizeof(BUCKETS) / sizeof(BUCKETS[0]))
 
 typedef struct series {
+    struct iw_metrics *owner; /* its registry (for the lock) */
     char *labels;
     double value;                /* counter or gauge */
     uint64_t buckets[N_BUCKETS]; /* histogram: observations <= BUCKETS[i] (not cumulative) */
@@ -81,12 +82,76 @@ static series *find(iw_metrics *m, const char *name, const char *labels, family 
         free(s);
         return NULL;
     }
+    s->owner = m;
     if (f->last)
         f->last->next = s;
     else
         f->series = s;
     f->last = s;
     return s;
+}
+
+/* The series of a declared family of this type, created when new; NULL otherwise. */
+static series *typed(iw_metrics *m, const char *name, const char *labels, iw_metric_type type)
+{
+    if (!m || !name || !labels)
+        return NULL;
+    series *s = NULL;
+    pthread_mutex_lock(&m->lock);
+    family *f = m->families;
+    while (f && strcmp(f->name, name) != 0)
+        f = f->next;
+    if (f && f->type == type) /* no series is created for a name of another type */
+        s = find(m, name, labels, &f);
+    pthread_mutex_unlock(&m->lock);
+    return s;
+}
+
+iw_counter *iw_metrics_counter(iw_metrics *m, const char *name, const char *labels)
+{
+    return (iw_counter *)typed(m, name, labels, IW_COUNTER);
+}
+
+iw_gauge *iw_metrics_gauge(iw_metrics *m, const char *name, const char *labels)
+{
+    return (iw_gauge *)typed(m, name, labels, IW_GAUGE);
+}
+
+iw_histogram *iw_metrics_histogram(iw_metrics *m, const char *name, const char *labels)
+{
+    return (iw_histogram *)typed(m, name, labels, IW_HISTOGRAM);
+}
+
+void iw_counter_add(iw_counter *c, uint64_t by)
+{
+    series *s = (series *)c;
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->owner->lock);
+    s->value += (double)by;
+    pthread_mutex_unlock(&s->owner->lock);
+}
+
+void iw_gauge_set(iw_gauge *g, double value)
+{
+    series *s = (series *)g;
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->owner->lock);
+    s->value = value;
+    pthread_mutex_unlock(&s->owner->lock);
+}
+
+static void observe_locked(series *s, double seconds);
+
+void iw_histogram_observe(iw_histogram *h, double seconds)
+{
+    series *s = (series *)h;
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->owner->lock);
+    observe_locked(s, seconds);
+    pthread_mutex_unlock(&s->owner->lock);
 }
 
 void iw_metrics_add(iw_metrics *m, const char *name, const char *labels, uint64_t by)
@@ -109,20 +174,24 @@ void iw_metrics_set(iw_metrics *m, const char *name, const char *labels, double 
     pthread_mutex_unlock(&m->lock);
 }
 
+static void observe_locked(series *s, double seconds)
+{
+    size_t i = 0;
+    while (i < N_BUCKETS && seconds > BUCKETS[i])
+        i++;
+    if (i < N_BUCKETS)
+        s->buckets[i]++;
+    s->count++;
+    s->sum += seconds;
+}
+
 void iw_metrics_observe(iw_metrics *m, const char *name, const char *labels, double seconds)
 {
     family *f;
     pthread_mutex_lock(&m->lock);
     series *s = find(m, name, labels, &f);
-    if (s) {
-        size_t i = 0;
-        while (i < N_BUCKETS && seconds > BUCKETS[i])
-            i++;
-        if (i < N_BUCKETS)
-            s->buckets[i]++;
-        s->count++;
-        s->sum += seconds;
-    }
+    if (s)
+        observe_locked(s, seconds);
     pthread_mutex_unlock(&m->lock);
 }
 

@@ -26,6 +26,27 @@ void iw_metrics_set(iw_metrics *m, const char *name, const char *labels, double 
 /* Records one observation (seconds) in a histogram series (fixed buckets 5 ms .. 60 s). */
 void iw_metrics_observe(iw_metrics *m, const char *name, const char *labels, double seconds);
 
+/* Typed handles on one series. A handle is resolved once (at start-up): it is NULL when the
+ * name is not declared with that type, so a misspelt or mistyped metric fails there instead
+ * of being dropped. Handles live as long as the registry; the calls are thread-safe and
+ * NULL-safe. A counter only goes up. */
+typedef struct iw_counter iw_counter;
+typedef struct iw_gauge iw_gauge;
+typedef struct iw_histogram iw_histogram;
+
+iw_counter *iw_metrics_counter(iw_metrics *m, const char *name, const char *labels);
+iw_gauge *iw_metrics_gauge(iw_metrics *m, const char *name, const char *labels);
+iw_histogram *iw_metrics_histogram(iw_metrics *m, const char *name, const char *labels);
+
+/* Adds `by` to a counter. */
+void iw_counter_add(iw_counter *c, uint64_t by);
+
+/* Sets a gauge. */
+void iw_gauge_set(iw_gauge *g, double value);
+
+/* Records one observation (seconds). */
+void iw_histogram_observe(iw_histogram *h, double seconds);
+
 /* Reads a counter or gauge series; 0 when absent. */
 double iw_metrics_get(iw_metrics *m, const char *name, const char *labels);
 

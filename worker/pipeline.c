@@ -129,6 +129,27 @@ typedef struct part {
     int64_t last_seen;    /* last consumed offset */
 } part;
 
+/* HTTP status codes with a series handle of their own (curl reports 0 to 999). */
+#define HTTP_CODES 1000
+
+/* Metric handles of one target instance (or of the (unknown) and poison labels: results only),
+ * resolved at start-up so that a misspelt or mistyped metric stops the worker there. */
+typedef struct target_metrics {
+    iw_counter *results[IW_RES__COUNT]; /* iw_results_total{target,status} */
+    iw_counter *retries;                /* iw_retries_total{target} */
+    uint64_t retries_seen;              /* the dispatcher's retry count already added */
+    iw_gauge *breaker_open;             /* iw_breaker_open{target} */
+    iw_histogram *duration;             /* iw_http_request_duration_seconds{target} */
+    iw_counter **requests;              /* [HTTP_CODES] iw_http_requests_total, made on first use */
+    char label[200];                    /* target="name", escaped */
+} target_metrics;
+
+/* Handles of the series without labels. */
+typedef struct global_metrics {
+    iw_counter *consumed, *ledger_errors, *fence_lost, *traceparent_invalid;
+    iw_gauge *in_flight, *jobs_open, *consumer_lag, *ledger_up;
+} global_metrics;
+
 /* A FIFO of jobs linked through qnext. */
 typedef struct jobq {
     job *head, *tail;
@@ -160,14 +181,15 @@ struct iw_pipeline {
     bool stopping;
     bool fatal;
     bool ever_assigned;
-    bool more_msgs; /* the last poll stopped at POLL_BATCH */
+    bool more_msgs;        /* the last poll stopped at POLL_BATCH */
     int64_t pending_bytes; /* values of consumed messages not yet freed (max_pending_bytes) */
-    msg *orphans;   /* messages of revoked partitions still running */
+    msg *orphans;          /* messages of revoked partitions still running */
 
     iw_pipeline_stats stats;
     uint64_t *target_results; /* [n_targets][IW_RES__COUNT] */
     iw_metrics *metrics;
-    char **target_labels; /* target="name" per target instance, escaped */
+    target_metrics *tm; /* [n_targets]: the instances, then (unknown) and "" (poison) */
+    global_metrics gm;
     int64_t last_gauges_ms;
     pthread_mutex_t lock; /* guards snapshot */
     iw_pipeline_stats snapshot;
@@ -428,19 +450,12 @@ static void delivery_done(iw_pipeline *p, job *j)
     if (--j->deliveries > 0)
         return;
     p->stats.results[j->status]++;
-    char labels[256];
-    if (j->tc) {
-        size_t ti = (size_t)(j->tc - p->cfg->targets);
+    /* a name from an event that is no configured instance counts under one fixed label value,
+     * so the series stay bounded ("" when the message named no target: poison) */
+    size_t ti = j->tc ? (size_t)(j->tc - p->cfg->targets) : p->cfg->n_targets + (j->target ? 0 : 1);
+    if (j->tc)
         p->target_results[ti * IW_RES__COUNT + j->status]++;
-        snprintf(labels, sizeof(labels), "%s,status=\"%s\"", p->target_labels[ti],
-                 STATUS_NAMES[j->status]);
-    } else {
-        /* a name from an event is no configured instance: one fixed label value, so the
-         * series stay bounded ("" when the message named no target: poison) */
-        snprintf(labels, sizeof(labels), "target=\"%s\",status=\"%s\"",
-                 j->target ? IW_UNKNOWN_TARGET_LABEL : "", STATUS_NAMES[j->status]);
-    }
-    iw_metrics_add(p->metrics, "iw_results_total", labels, 1);
+    iw_counter_add(p->tm[ti].results[j->status], 1);
     job_terminal(p, j, JOB_DONE);
 }
 
@@ -518,7 +533,7 @@ static void fill_op(const job *j, iw_ledger_op *op)
 static void ledger_failed(iw_pipeline *p, const char *what)
 {
     p->stats.ledger_errors++;
-    iw_metrics_add(p->metrics, "iw_ledger_errors_total", "", 1);
+    iw_counter_add(p->gm.ledger_errors, 1);
     if (p->ledger_ok)
         iw_log(IW_LOG_ERROR, "redis unreachable; pausing consumption", "during", what, NULL);
     p->ledger_ok = false;
@@ -530,7 +545,7 @@ static void ledger_failed(iw_pipeline *p, const char *what)
 static void count_fence_lost(iw_pipeline *p)
 {
     p->stats.fence_lost++;
-    iw_metrics_add(p->metrics, "iw_fence_lost_total", "", 1);
+    iw_counter_add(p->gm.fence_lost, 1);
 }
 
 static void lane_release(iw_pipeline *p, job *j);
@@ -923,7 +938,7 @@ static char *traceparent_of(iw_pipeline *p, rd_kafka_message_t *km)
         return NULL;
     if (v && iw_text_traceparent_valid(v, sz))
         return strndup(v, sz);
-    iw_metrics_add(p->metrics, "iw_traceparent_invalid_total", "", 1);
+    iw_counter_add(p->gm.traceparent_invalid, 1);
     return NULL;
 }
 
@@ -1019,7 +1034,7 @@ static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
         return;
     }
     p->stats.consumed++;
-    iw_metrics_add(p->metrics, "iw_events_consumed_total", "", 1);
+    iw_counter_add(p->gm.consumed, 1);
     m->p = p;
     m->partition = km->partition;
     m->we.offset = km->offset;
@@ -1308,11 +1323,15 @@ static void on_attempt(void *arg, const iw_attempt_info *a)
 {
     iw_pipeline *p = arg;
     size_t ti = (size_t)(a->tc - p->cfg->targets);
-    char labels[256];
-    snprintf(labels, sizeof(labels), "%s,code=\"%ld\"", p->target_labels[ti], a->status);
-    iw_metrics_add(p->metrics, "iw_http_requests_total", labels, 1);
-    iw_metrics_observe(p->metrics, "iw_http_request_duration_seconds", p->target_labels[ti],
-                       a->seconds);
+    target_metrics *tm = &p->tm[ti];
+    long sc = a->status >= 0 && a->status < HTTP_CODES ? a->status : 0;
+    if (!tm->requests[sc]) {
+        char labels[256];
+        snprintf(labels, sizeof(labels), "%s,code=\"%ld\"", tm->label, sc);
+        tm->requests[sc] = iw_metrics_counter(p->metrics, "iw_http_requests_total", labels);
+    }
+    iw_counter_add(tm->requests[sc], 1);
+    iw_histogram_observe(tm->duration, a->seconds);
     /* one warn line per attempt that did not succeed (the terminal outcome is logged apart) */
     if (a->outcome && a->outcome->kind != IW_OUTCOME_OK && iw_log_enabled(IW_LOG_WARN)) {
         char code[16], ms[24], att[16];
@@ -1355,23 +1374,46 @@ static int declare_metrics(iw_pipeline *p)
     for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++)
         if (iw_metrics_declare(p->metrics, defs[i].name, defs[i].type, defs[i].help))
             return IW_ENOMEM;
-    p->target_labels = calloc(p->cfg->n_targets + 1, sizeof(char *));
-    if (!p->target_labels)
+    size_t n = p->cfg->n_targets;
+    p->tm = calloc(n + 2, sizeof(*p->tm));
+    if (!p->tm)
         return IW_ENOMEM;
-    for (size_t i = 0; i < p->cfg->n_targets; i++) {
-        char esc[160], l[200];
-        snprintf(l, sizeof(l), "target=\"%s\"",
-                 iw_metrics_escape(p->cfg->targets[i].name, esc, sizeof(esc)));
-        if (!(p->target_labels[i] = strdup(l)))
+    int missing = 0;
+    for (size_t i = 0; i < n + 2; i++) {
+        target_metrics *tm = &p->tm[i];
+        char esc[160], l[256];
+        const char *name = i < n ? p->cfg->targets[i].name : i == n ? IW_UNKNOWN_TARGET_LABEL : "";
+        snprintf(tm->label, sizeof(tm->label), "target=\"%s\"",
+                 iw_metrics_escape(name, esc, sizeof(esc)));
+        for (int st = 0; st < IW_RES__COUNT; st++) {
+            snprintf(l, sizeof(l), "%s,status=\"%s\"", tm->label, STATUS_NAMES[st]);
+            /* every series exists from the start, at 0, as Prometheus prefers */
+            tm->results[st] = iw_metrics_counter(p->metrics, "iw_results_total", l);
+            missing += !tm->results[st];
+        }
+        if (i >= n)
+            continue;
+        tm->retries = iw_metrics_counter(p->metrics, "iw_retries_total", tm->label);
+        tm->breaker_open = iw_metrics_gauge(p->metrics, "iw_breaker_open", tm->label);
+        tm->duration =
+            iw_metrics_histogram(p->metrics, "iw_http_request_duration_seconds", tm->label);
+        tm->requests = calloc(HTTP_CODES, sizeof(*tm->requests));
+        if (!tm->requests)
             return IW_ENOMEM;
-        iw_metrics_add(p->metrics, "iw_retries_total", l, 0);
-        iw_metrics_set(p->metrics, "iw_breaker_open", l, 0);
+        missing += !tm->retries + !tm->breaker_open + !tm->duration;
     }
-    iw_metrics_add(p->metrics, "iw_events_consumed_total", "", 0);
-    iw_metrics_add(p->metrics, "iw_ledger_errors_total", "", 0);
-    iw_metrics_add(p->metrics, "iw_fence_lost_total", "", 0);
-    iw_metrics_add(p->metrics, "iw_traceparent_invalid_total", "", 0);
-    return 0;
+    global_metrics *g = &p->gm;
+    g->consumed = iw_metrics_counter(p->metrics, "iw_events_consumed_total", "");
+    g->ledger_errors = iw_metrics_counter(p->metrics, "iw_ledger_errors_total", "");
+    g->fence_lost = iw_metrics_counter(p->metrics, "iw_fence_lost_total", "");
+    g->traceparent_invalid = iw_metrics_counter(p->metrics, "iw_traceparent_invalid_total", "");
+    g->in_flight = iw_metrics_gauge(p->metrics, "iw_in_flight", "");
+    g->jobs_open = iw_metrics_gauge(p->metrics, "iw_jobs_open", "");
+    g->consumer_lag = iw_metrics_gauge(p->metrics, "iw_consumer_lag", "");
+    g->ledger_up = iw_metrics_gauge(p->metrics, "iw_ledger_up", "");
+    missing += !g->consumed + !g->ledger_errors + !g->fence_lost + !g->traceparent_invalid +
+               !g->in_flight + !g->jobs_open + !g->consumer_lag + !g->ledger_up;
+    return missing ? IW_EINVAL : 0;
 }
 
 /* True while the consumer is a member of its group (librdkafka holds a member id): /readyz. */
@@ -1391,14 +1433,17 @@ static void update_gauges(iw_pipeline *p)
     p->last_gauges_ms = now;
     p->stats.assigned = in_group(p); /* a member, with or without partitions */
     for (size_t i = 0; i < p->cfg->n_targets; i++) {
+        target_metrics *tm = &p->tm[i];
         iw_dispatch_stats ds = iw_dispatch_target_stats(p->dispatch, p->cfg->targets[i].name);
-        iw_metrics_set(p->metrics, "iw_retries_total", p->target_labels[i], (double)ds.retries);
-        iw_metrics_set(p->metrics, "iw_breaker_open", p->target_labels[i], ds.breaker_open ? 1 : 0);
+        if (ds.retries > tm->retries_seen) /* a counter only goes up: add what is new */
+            iw_counter_add(tm->retries, ds.retries - tm->retries_seen);
+        tm->retries_seen = ds.retries;
+        iw_gauge_set(tm->breaker_open, ds.breaker_open ? 1 : 0);
     }
-    iw_metrics_set(p->metrics, "iw_in_flight", "", (double)iw_dispatch_pending(p->dispatch));
-    iw_metrics_set(p->metrics, "iw_jobs_open", "", (double)p->open_jobs);
-    iw_metrics_set(p->metrics, "iw_consumer_lag", "", (double)p->stats.consumer_lag);
-    iw_metrics_set(p->metrics, "iw_ledger_up", "", p->ledger_ok ? 1 : 0);
+    iw_gauge_set(p->gm.in_flight, (double)iw_dispatch_pending(p->dispatch));
+    iw_gauge_set(p->gm.jobs_open, (double)p->open_jobs);
+    iw_gauge_set(p->gm.consumer_lag, (double)p->stats.consumer_lag);
+    iw_gauge_set(p->gm.ledger_up, p->ledger_ok ? 1 : 0);
 }
 
 iw_metrics *iw_pipeline_metrics(iw_pipeline *p)
@@ -1483,7 +1528,12 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
     p->target_results = calloc(cfg->n_targets * IW_RES__COUNT + 1, sizeof(uint64_t));
     p->lanes = iw_lanes_new();
     p->metrics = iw_metrics_new();
-    if (!p->target_results || !p->lanes || !p->metrics || declare_metrics(p) != 0 ||
+    int mrc = p->metrics ? declare_metrics(p) : IW_ENOMEM;
+    if (mrc == IW_EINVAL) { /* a programming error: a metric used but not declared as such */
+        snprintf(errbuf, errlen, "a metric is used that is not declared with its type");
+        goto fail;
+    }
+    if (!p->target_results || !p->lanes || mrc != 0 ||
         pipe2(p->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
         snprintf(errbuf, errlen, "out of resources");
         goto fail;
@@ -1737,9 +1787,9 @@ void iw_pipeline_free(iw_pipeline *p)
     iw_ledger_free(p->ledger);
     iw_lanes_free(p->lanes);
     free(p->target_results);
-    for (size_t i = 0; p->target_labels && i < p->cfg->n_targets; i++)
-        free(p->target_labels[i]);
-    free(p->target_labels);
+    for (size_t i = 0; p->tm && i < p->cfg->n_targets; i++)
+        free(p->tm[i].requests);
+    free(p->tm);
     iw_metrics_free(p->metrics);
     if (p->wake[0] >= 0)
         close(p->wake[0]);
