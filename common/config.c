@@ -55,20 +55,6 @@ typedef struct loader {
 static void add_error(loader *ld, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Drops a UTF-8 sequence cut short at the end of s (left by a truncating snprintf). */
-static void trim_cut_utf8(char *s)
-{
-    size_t n = strlen(s), k = n;
-    while (k > 0 && ((unsigned char)s[k - 1] & 0xC0) == 0x80)
-        k--;
-    if (k == 0 || (unsigned char)s[k - 1] < 0xC0)
-        return;
-    unsigned char lead = (unsigned char)s[k - 1];
-    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
-    if (n - (k - 1) < need)
-        s[k - 1] = '\0';
-}
-
 static void add_error(loader *ld, const char *path, const char *fmt, ...)
 {
     iw_config_errors *e = ld->errs;
@@ -79,8 +65,8 @@ static void add_error(loader *ld, const char *path, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(it->message, sizeof(it->message), fmt, ap);
         va_end(ap);
-        trim_cut_utf8(it->path); /* names from the file may be cut inside a character */
-        trim_cut_utf8(it->message);
+        iw_text_trim_cut_utf8(it->path); /* names from the file may be cut inside a character */
+        iw_text_trim_cut_utf8(it->message);
     }
     e->count++;
 }

@@ -26,4 +26,7 @@ const char *iw_text_header_problem(const char *s);
  * U+2066..U+2069) or line/paragraph separators (U+2028, U+2029). */
 const char *iw_text_name_problem(const char *s);
 
+/* Drops a UTF-8 sequence cut short at the end of s (left by a truncating snprintf). */
+void iw_text_trim_cut_utf8(char *s);
+
 #endif

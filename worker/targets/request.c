@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "status.h"
+#include "text.h"
 
 const iw_target_ops *const iw_targets_all[] = {
     &iw_target_centra_soap, &iw_target_centra_navision, &iw_target_midnight,
@@ -226,33 +227,19 @@ int64_t iw_retry_after_ms(const char *value, int64_t now_ms)
     return d < 0 ? 0 : d;
 }
 
-/* Drops a UTF-8 sequence cut short at the end of s (left by a truncating snprintf). */
-static void trim_cut_utf8(char *s)
-{
-    size_t n = strlen(s), k = n;
-    while (k > 0 && ((unsigned char)s[k - 1] & 0xC0) == 0x80)
-        k--;
-    if (k == 0 || (unsigned char)s[k - 1] < 0xC0)
-        return;
-    unsigned char lead = (unsigned char)s[k - 1];
-    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
-    if (n - (k - 1) < need)
-        s[k - 1] = '\0';
-}
-
 void iw_outcome_set(iw_outcome *out, iw_outcome_kind kind, iw_error_kind ek, const char *code,
                     const char *fmt, ...)
 {
     out->kind = kind;
     out->error_kind = kind == IW_OUTCOME_OK ? IW_ERR_NONE : ek;
     if (snprintf(out->code, sizeof(out->code), "%s", code ? code : "") >= (int)sizeof(out->code))
-        trim_cut_utf8(out->code);
+        iw_text_trim_cut_utf8(out->code);
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(out->message, sizeof(out->message), fmt, ap);
     va_end(ap);
     if (n >= (int)sizeof(out->message))
-        trim_cut_utf8(out->message);
+        iw_text_trim_cut_utf8(out->message);
 }
 
 void iw_outcome_from_status(const iw_response *resp, iw_outcome *out)

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "status.h"
+#include "text.h"
 
 /* ---------------------------------------------------------------- requests */
 
@@ -349,20 +350,6 @@ static iw_soap_fault_code fault_code_of(const char *text, const char *subcode)
     return s2 != IW_SOAP_FAULT_OTHER ? s2 : c;
 }
 
-/* Drops a UTF-8 sequence cut short at the end of s (left by a truncating snprintf). */
-static void trim_cut_utf8(char *s)
-{
-    size_t n = strlen(s), k = n;
-    while (k > 0 && ((unsigned char)s[k - 1] & 0xC0) == 0x80)
-        k--;
-    if (k == 0 || (unsigned char)s[k - 1] < 0xC0)
-        return;
-    unsigned char lead = (unsigned char)s[k - 1];
-    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
-    if (n - (k - 1) < need)
-        s[k - 1] = '\0';
-}
-
 /* The longest prefix of UTF-8 text s, at most max bytes, that ends on a character boundary. */
 static int utf8_prefix(const char *s, size_t max)
 {
@@ -389,7 +376,7 @@ static void read_fault(xmlNodePtr fault, iw_soap_reply *rep)
     rep->fault = fault_code_of(value, sub);
     snprintf(rep->faultcode, sizeof(rep->faultcode), "%s%s%.*s", value, *sub ? "/" : "",
              utf8_prefix(sub, 40), sub);
-    trim_cut_utf8(rep->faultcode);
+    iw_text_trim_cut_utf8(rep->faultcode);
     iw_xml_text(text, rep->faultstring, sizeof(rep->faultstring));
 }
 
@@ -447,7 +434,7 @@ void iw_soap_scrub(const iw_target_conf *tc, char *msg, size_t cap)
         return;
     }
     snprintf(msg, cap, "%s", masked);
-    trim_cut_utf8(msg); /* "***" may be longer than the secret it hides */
+    iw_text_trim_cut_utf8(msg); /* "***" may be longer than the secret it hides */
     free(masked);
 }
 
