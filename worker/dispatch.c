@@ -87,9 +87,9 @@ struct tstate {
     iw_breaker br;
     iw_ratelimit rl;
     uint64_t requests, retries, breaker_opens; /* counters for iw_dispatch_target_stats */
-    char *token;        /* secret: the refreshed auth token, NULL until one refresh */
-    unsigned token_gen; /* bumped on every refresh */
-    xfer *refresh;      /* the token refresh in flight, NULL when none */
+    char *token;         /* secret: the refreshed auth token, NULL until one refresh */
+    unsigned token_gen;  /* bumped on every refresh */
+    xfer *refresh;       /* the token refresh in flight, NULL when none */
     iw_secrets *secrets; /* every wire form of tc's secrets and of each refreshed token */
 };
 
@@ -1114,6 +1114,10 @@ int iw_dispatch_run(iw_dispatch *d, int timeout_ms, int extra_fd)
             break;
         advance(d);
     }
+    /* attempts started by the last advance go out now, not after the caller's next turn: the
+     * lease guard counted their time from their start */
+    if (curl_multi_perform(d->multi, &running) != CURLM_OK)
+        rc = IW_EIO;
     deliver(d);
     return rc;
 }
@@ -1137,6 +1141,7 @@ static void abandon_round(iw_dispatch *d)
         curl_multi_remove_handle(d->multi, x->easy);
         if (x->c) {
             x->t->running--;
+            x->c->res.on_wire = true;
             abandon(d, x->c);
         } else {
             x->t->refresh = NULL;

@@ -18,6 +18,8 @@ typedef struct iw_call_result {
                                   * the validation/render failed: IW_ERR_VALIDATION) */
     bool rejected;               /* validation or render refused it: nothing was sent */
     bool abandoned;              /* abandon_all or cancel ended it before an answer */
+    bool on_wire;                /* with abandoned: a transfer was cut off on the wire, so
+                                  * the target may still apply it */
     bool lease_expired;          /* with abandoned: its fence lease could not cover another
                                   * attempt, so none was started (see submit_fenced) */
     int attempts;                /* HTTP attempts made (0 when rejected) */

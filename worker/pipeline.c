@@ -459,6 +459,14 @@ static void delivery_done(iw_pipeline *p, job *j)
     job_terminal(p, j, JOB_DONE);
 }
 
+/* A result or dead letter of m could not be produced: stop, and never store m's offset (its
+ * event has no result; it replays after the restart). */
+static void produce_failed(iw_pipeline *p, msg *m)
+{
+    m->we.dropped = true;
+    p->fatal = true;
+}
+
 static void publish(iw_pipeline *p, job *j)
 {
     msg *m = j->m;
@@ -466,7 +474,7 @@ static void publish(iw_pipeline *p, job *j)
     j->deliveries = 1; /* a guard: a delivery report served while producing cannot end the job */
     char *val = result_json(p, j);
     if (!val) {
-        p->fatal = true;
+        produce_failed(p, m);
         return;
     }
     if (m->traceparent) {
@@ -475,12 +483,12 @@ static void publish(iw_pipeline *p, job *j)
         if (produce(p, p->cfg->result_topic, m->key, m->key_len, val, strlen(val), h, true, j) == 0)
             j->deliveries++;
         else
-            p->fatal = true;
+            produce_failed(p, m);
     } else if (produce(p, p->cfg->result_topic, m->key, m->key_len, val, strlen(val), NULL, true,
                        j) == 0) {
         j->deliveries++;
     } else {
-        p->fatal = true;
+        produce_failed(p, m);
     }
     if (j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED) {
         char num[32];
@@ -501,7 +509,7 @@ static void publish(iw_pipeline *p, job *j)
                     j) == 0)
             j->deliveries++;
         else
-            p->fatal = true;
+            produce_failed(p, m);
     }
     iw_log_level lvl =
         j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED ? IW_LOG_WARN : IW_LOG_INFO;
@@ -874,6 +882,14 @@ static void call_done(void *arg, const iw_call_result *res)
         if (j->m->tracked && !p->stopping) {
             count_fence_lost(p);
             reclaim(p, j);
+            return;
+        }
+        if (res->on_wire) {
+            /* cut off on the wire (grace period over): the target may still apply it, so the
+             * fence is kept until its lease runs out; the event replays elsewhere after that */
+            j->leased = false;
+            lane_release(p, j);
+            job_terminal(p, j, JOB_DROPPED);
             return;
         }
         j->state = JOB_RELEASE;

@@ -598,3 +598,71 @@ Test(faults, redis_stopped_past_the_lease_sends_nothing, .init = up, .fini = dow
     assert_verdict("redis stopped", judge_versions(4, &r));
     iw_results_free(&r);
 }
+
+/* Per invoice BR-<i> at centra_navision, from the simulator's history (the order in which the
+ * target applied updates, not the order they arrived): versions that went back, and invoices
+ * whose last applied version is not `newest`. */
+static void applied_history(int newest, int *regressions, int *not_newest)
+{
+    *regressions = *not_newest = 0;
+    cJSON *st = iw_sim_get(&S, "/_sim/state?target=centra_navision");
+    cr_assert_not_null(st);
+    const cJSON *invs = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(st, "targets"), "centra_navision"), "invoices");
+    cr_assert_not_null(invs);
+    int seen = 0;
+    for (const cJSON *r = invs->child; r; r = r->next) {
+        const cJSON *h = cJSON_GetObjectItem(r, "history");
+        int last = 0;
+        for (const cJSON *e = h ? h->child : NULL; e; e = e->next) {
+            int v = atoi(iw_json_str(e, "version") ? iw_json_str(e, "version") : "0");
+            if (v < last) {
+                (*regressions)++;
+                cr_log_error("%s: v%d applied after v%d", r->string, v, last);
+            }
+            last = v;
+        }
+        if (last != newest) {
+            (*not_newest)++;
+            cr_log_error("%s ends at v%d", r->string, last);
+        }
+        seen++;
+    }
+    cJSON_Delete(st);
+    cr_assert_eq(seen, BR_INVOICES, "every invoice reached the target");
+}
+
+/*
+ * SIGTERM with a call on the wire that outlives the grace period: the worker stops waiting for
+ * it, but the target still applies it later. Its fence must stay until the lease runs out, so
+ * the next owner cannot send a newer version that the late call then overwrites. Judged by
+ * the order in which the simulator applied the updates.
+ */
+Test(faults, sigterm_keeps_the_fence_of_a_call_cut_off_on_the_wire, .init = up, .fini = down,
+     .timeout = 300)
+{
+    const char *cfg = iw_stack_config(
+        &S, "w.json", "{\"timeouts\": {\"request_ms\": 15000}, \"retry\": {\"max_attempts\": 5}}",
+        "{\"shutdown_grace_s\": 1}");
+    set_lease_s(cfg, 20);
+    /* the first update the target gets is applied 12 s after it arrived */
+    fault("{\"target\": \"centra_navision\", \"kind\": \"latency\", \"ms\": 12000, \"count\": 1}");
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "w1.log"), 0);
+    produce_versions(1);
+    cr_assert_geq(wait_results(BR_INVOICES - 1, 60000), BR_INVOICES - 1);
+    iw_proc_signal(&W, SIGTERM); /* the slow call is on the wire: cut off after 1 s */
+    int status = iw_proc_wait(&W, 30000);
+    cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "w1 exits 0");
+    cr_assert_eq(iw_stack_worker_start(&S, &W2, cfg, "w2.log"), 0);
+    produce_versions(2);
+    iw_results r = read_distinct((size_t)BR_INVOICES * 2, 150000);
+    cr_assert_eq(iw_results_distinct(&r), (size_t)BR_INVOICES * 2, "every pair has a result");
+    iw_results_free(&r);
+    iw_sleep_ms(1000);
+    int regressions, not_newest;
+    applied_history(2, &regressions, &not_newest);
+    cr_log_info("sigterm with a call on the wire: %d regressions, %d not at the newest",
+                regressions, not_newest);
+    cr_assert_eq(regressions, 0, "the late call overwrote a newer version");
+    cr_assert_eq(not_newest, 0);
+}
