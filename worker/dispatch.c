@@ -23,6 +23,7 @@
 
 #include "backoff.h"
 #include "breaker.h"
+#include "loop.h"
 #include "ratelimit.h"
 #include "secrets.h"
 #include "text.h"
@@ -109,6 +110,11 @@ struct iw_dispatch {
     iw_attempt_fn obs; /* observer of finished attempts, may be NULL */
     void *obs_arg;
     bool closing; /* iw_dispatch_free is running: submits are refused */
+    iw_loop *loop; /* the loop that owns every wait (our own when own_loop) */
+    bool own_loop;
+    iw_timer curl_timer; /* libcurl's one timeout (CURLMOPT_TIMERFUNCTION) */
+    iw_timer tick;       /* the next backoff end, breaker probe or rate-limit token */
+    bool pumping;        /* pump() is running: a nested call returns at once */
 };
 
 /* --- small helpers --- */
@@ -839,17 +845,14 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
     handle_outcome(d, c, &out, mono_ms());
 }
 
-/* Milliseconds the loop may sleep: the caller's timeout, the next backoff and the next moment
- * a blocked target (rate limit, open breaker) may send again. */
-static int wait_ms(const iw_dispatch *d, int64_t now, int timeout_ms)
+/* When the engine next has something to do on its own (monotonic ms): a callback to run, the
+ * end of a backoff, or the moment a blocked target (rate limit, open breaker) may send again;
+ * -1 when nothing waits on time. */
+static int64_t next_due(const iw_dispatch *d, int64_t now)
 {
-    int64_t w = timeout_ms > 0 ? timeout_ms : 0;
     if (d->doneq.head)
-        return 0;
-    if (d->n_heap) {
-        int64_t h = d->heap[0]->due - now;
-        w = h < w ? (h > 0 ? h : 0) : w;
-    }
+        return now;
+    int64_t due = d->n_heap ? d->heap[0]->due : -1;
     for (size_t i = 0; i < d->n_targets; i++) {
         const tstate *t = &d->targets[i];
         if (!t->ready.head || t->running >= max_conc(t) || t->refresh)
@@ -861,23 +864,102 @@ static int wait_ms(const iw_dispatch *d, int64_t now, int timeout_ms)
         int64_t tw = b > r ? b : r;
         if (tw < 1)
             tw = 1; /* it could not start a moment ago: never spin */
-        if (tw < w)
-            w = tw;
+        if (due < 0 || now + tw < due)
+            due = now + tw;
     }
-    return (int)w;
+    return due;
 }
 
-/* Fires due timers and starts what may start. */
-static void advance(iw_dispatch *d)
+static int read_messages(iw_dispatch *d);
+
+/*
+ * Moves everything that can move now: due backoffs to their queues, ready calls onto the wire
+ * (libcurl asked for a 0 ms timeout when they were added: they are started here, in the turn
+ * they were started in, since the lease guard counted their time from now), finished
+ * transfers to their outcomes; then runs the callbacks and sets the engine's one timer.
+ */
+static void pump(iw_dispatch *d)
 {
-    int64_t now = mono_ms();
-    fire_timers(d, now);
-    start_ready(d, now);
+    if (d->pumping)
+        return;
+    d->pumping = true;
+    for (int round = 0; round < 8; round++) {
+        int64_t now = mono_ms();
+        fire_timers(d, now);
+        start_ready(d, now);
+        if (iw_timer_armed(&d->curl_timer) && d->curl_timer.due <= now) {
+            int running;
+            iw_timer_stop(d->loop, &d->curl_timer);
+            curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        }
+        if (read_messages(d) == 0)
+            break;
+    }
+    deliver(d);
+    d->pumping = false;
+    int64_t due = next_due(d, mono_ms());
+    if (due < 0)
+        iw_timer_stop(d->loop, &d->tick);
+    else
+        iw_timer_at(d->loop, &d->tick, due);
+}
+
+/* A socket libcurl watches is ready: only its transfer is looked at. */
+static void on_socket(void *arg, int fd, unsigned events)
+{
+    iw_dispatch *d = arg;
+    int mask = (events & IW_LOOP_READ ? CURL_CSELECT_IN : 0) |
+               (events & IW_LOOP_WRITE ? CURL_CSELECT_OUT : 0) |
+               (events & IW_LOOP_ERROR ? CURL_CSELECT_ERR : 0);
+    int running;
+    curl_multi_socket_action(d->multi, fd, mask, &running);
+    pump(d);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: libcurl says which sockets to watch for what. */
+static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    iw_dispatch *d = userp;
+    if (what == CURL_POLL_REMOVE) {
+        iw_loop_unwatch(d->loop, s);
+        return 0;
+    }
+    unsigned ev = (what & CURL_POLL_IN ? IW_LOOP_READ : 0u) | (what & CURL_POLL_OUT ? IW_LOOP_WRITE : 0u);
+    return iw_loop_watch(d->loop, s, ev, on_socket, d) == 0 ? 0 : -1;
+}
+
+/* CURLMOPT_TIMERFUNCTION: libcurl's single timeout; -1 disarms it. */
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    iw_dispatch *d = userp;
+    if (timeout_ms < 0) {
+        iw_timer_stop(d->loop, &d->curl_timer);
+        return 0;
+    }
+    return iw_timer_at(d->loop, &d->curl_timer, mono_ms() + timeout_ms) == 0 ? 0 : -1;
+}
+
+static void on_curl_timer(void *arg)
+{
+    iw_dispatch *d = arg;
+    int running;
+    curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    pump(d);
+}
+
+static void on_tick(void *arg)
+{
+    pump(arg);
 }
 
 /* --- public API --- */
 
 iw_dispatch *iw_dispatch_new(const iw_config *cfg, char *errbuf, size_t errlen)
+{
+    return iw_dispatch_new_in(cfg, NULL, errbuf, errlen);
+}
+
+iw_dispatch *iw_dispatch_new_in(const iw_config *cfg, iw_loop *loop, char *errbuf, size_t errlen)
 {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         snprintf(errbuf, errlen, "libcurl could not be initialised");
@@ -902,9 +984,17 @@ iw_dispatch *iw_dispatch_new(const iw_config *cfg, char *errbuf, size_t errlen)
             goto fail_alloc;
         conns += max_conc(t) + 1; /* + 1 for a token refresh */
     }
+    d->own_loop = loop == NULL;
+    d->loop = loop ? loop : iw_loop_new();
     d->multi = curl_multi_init();
-    if (!d->multi)
+    if (!d->loop || !d->multi)
         goto fail_alloc;
+    iw_timer_init(&d->curl_timer, on_curl_timer, d);
+    iw_timer_init(&d->tick, on_tick, d);
+    curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
+    curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
     /* keep one idle connection per possible transfer so keep-alive connections are reused */
     curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, conns > 0 ? conns : 1L);
     d->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)d;
@@ -912,6 +1002,10 @@ iw_dispatch *iw_dispatch_new(const iw_config *cfg, char *errbuf, size_t errlen)
 
 fail_alloc:
     snprintf(errbuf, errlen, "out of memory");
+    if (d->multi)
+        curl_multi_cleanup(d->multi);
+    if (d->own_loop)
+        iw_loop_free(d->loop);
     for (size_t i = 0; d->targets && i < d->n_targets; i++)
         iw_secrets_free(d->targets[i].secrets);
     free(d->targets);
@@ -970,10 +1064,12 @@ static int submit(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf
     if (rc) {
         if (!*err)
             snprintf(err, sizeof(err), "validation failed: %s", iw_status_str(rc));
-        reject(d, c, err); /* called back from the next iw_dispatch_run */
-        return 0;
+        reject(d, c, err); /* called back from the engine's next turn */
+    } else {
+        q_push(&t->ready, c);
     }
-    q_push(&t->ready, c);
+    if (!d->pumping)
+        iw_timer_at(d->loop, &d->tick, mono_ms()); /* the loop moves it (or a flush does) */
     return 0;
 }
 
@@ -1093,32 +1189,29 @@ static int read_messages(iw_dispatch *d)
     return n;
 }
 
+void iw_dispatch_flush(iw_dispatch *d)
+{
+    pump(d);
+}
+
+static void on_extra_fd(void *arg, int fd, unsigned events)
+{
+    (void)arg;
+    (void)fd;
+    (void)events; /* the caller reads it */
+}
+
 int iw_dispatch_run(iw_dispatch *d, int timeout_ms, int extra_fd)
 {
-    int rc = 0, running = 0;
-    read_messages(d);
-    advance(d);
-    struct curl_waitfd wfd = {.fd = extra_fd, .events = CURL_WAIT_POLLIN, .revents = 0};
-    int wait = wait_ms(d, mono_ms(), timeout_ms);
-    if (curl_multi_poll(d->multi, extra_fd >= 0 ? &wfd : NULL, extra_fd >= 0 ? 1u : 0u, wait,
-                        NULL) != CURLM_OK)
-        rc = IW_EIO;
-    /* On loopback a reused connection can send and read a whole exchange within one perform,
-     * so keep going while transfers finish (bounded); what is left is picked up at the top. */
-    for (int round = 0; round < 8; round++) {
-        if (curl_multi_perform(d->multi, &running) != CURLM_OK) {
-            rc = IW_EIO;
-            break;
-        }
-        if (read_messages(d) == 0)
-            break;
-        advance(d);
-    }
-    /* attempts started by the last advance go out now, not after the caller's next turn: the
-     * lease guard counted their time from their start */
-    if (curl_multi_perform(d->multi, &running) != CURLM_OK)
-        rc = IW_EIO;
-    deliver(d);
+    pump(d);
+    if (d->doneq.head)
+        return 0;
+    if (extra_fd >= 0 && iw_loop_watch(d->loop, extra_fd, IW_LOOP_READ, on_extra_fd, NULL) != 0)
+        return IW_EIO;
+    int rc = iw_loop_run_once(d->loop, timeout_ms) < 0 ? IW_EIO : 0;
+    if (extra_fd >= 0)
+        iw_loop_unwatch(d->loop, extra_fd);
+    pump(d);
     return rc;
 }
 
@@ -1204,7 +1297,11 @@ void iw_dispatch_free(iw_dispatch *d)
         d->spare = x->next;
         xfer_destroy(x);
     }
-    curl_multi_cleanup(d->multi);
+    curl_multi_cleanup(d->multi); /* unwatches its sockets through socket_cb */
+    iw_timer_stop(d->loop, &d->curl_timer);
+    iw_timer_stop(d->loop, &d->tick);
+    if (d->own_loop)
+        iw_loop_free(d->loop);
     for (size_t i = 0; i < d->n_targets; i++) {
         free(d->targets[i].token);
         iw_secrets_free(d->targets[i].secrets);

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "invoice.h"
+#include "loop.h"
 #include "target.h"
 
 /* The end of one (event, target) call, after every attempt. */
@@ -60,6 +61,11 @@ typedef void (*iw_attempt_fn)(void *arg, const iw_attempt_info *a);
 /* Creates the engine for cfg's targets (cfg must outlive it). NULL with errbuf on failure. */
 iw_dispatch *iw_dispatch_new(const iw_config *cfg, char *errbuf, size_t errlen);
 
+/* Same, on the caller's loop (which must outlive it): libcurl's sockets and timeout and the
+ * engine's own timer are watched there (curl_multi_socket_action), and the engine moves and
+ * calls back from the loop's handlers. */
+iw_dispatch *iw_dispatch_new_in(const iw_config *cfg, iw_loop *loop, char *errbuf, size_t errlen);
+
 /* Sets an observer for finished attempts (may be NULL). */
 void iw_dispatch_set_observer(iw_dispatch *d, iw_attempt_fn fn, void *arg);
 
@@ -90,10 +96,15 @@ int iw_dispatch_submit_ops(iw_dispatch *d, const iw_target_ops *ops, const iw_ta
                            const iw_event *ev, const char *traceparent, iw_call_done_fn done,
                            void *arg);
 
-/* Drives the engine: waits up to timeout_ms for network activity or the next timer, moves
- * transfers forward, and runs done callbacks of finished calls. extra_fd (or -1) is also
- * waited on for readability so a caller can wake the loop. Returns 0 or IW_EIO. */
+/* Drives the engine through one turn of its loop: waits up to timeout_ms for network activity
+ * or the next timer, moves transfers forward, and runs done callbacks of finished calls.
+ * extra_fd (or -1) is also waited on for readability so a caller can wake it. For an engine
+ * on its own loop (iw_dispatch_new); on a shared loop, run the loop instead. 0 or IW_EIO. */
 int iw_dispatch_run(iw_dispatch *d, int timeout_ms, int extra_fd);
+
+/* Starts now what may start now (calls just submitted go on the wire in this turn) and runs
+ * the callbacks of finished calls. */
+void iw_dispatch_flush(iw_dispatch *d);
 
 /* Calls submitted and not yet done. */
 size_t iw_dispatch_pending(const iw_dispatch *d);

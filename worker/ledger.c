@@ -1,6 +1,7 @@
 /* ledger.c: the Redis ledger (dedup, version guard, leases) as atomic Lua scripts over hiredis. */
 #include "ledger.h"
 
+#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "loop.h"
 #include "status.h"
 
 /*
@@ -262,8 +264,8 @@ static void add_num(cmd *c, char *base, size_t *pos, int64_t v)
  * Builds the script call for ops[i] into c, using s for keys and numbers (c points into s, so
  * it is valid until the next build). eval sends the script body instead of its SHA.
  */
-static int build_cmd(const iw_ledger *l, enum kind k, const iw_ledger_op *op, const char *owner,
-                     int64_t lease_ms, bool eval, scratch *s, cmd *c)
+static int build_cmd(const char (*sha)[41], int64_t ttl_s, enum kind k, const iw_ledger_op *op,
+                     const char *owner, int64_t lease_ms, bool eval, scratch *s, cmd *c)
 {
     size_t t = enc_len(op->tenant), inv = enc_len(op->invoice_id), ev = enc_len(op->event_id),
            tg = enc_len(op->target);
@@ -278,7 +280,7 @@ static int build_cmd(const iw_ledger *l, enum kind k, const iw_ledger_op *op, co
         cmd_arg(c, script_body[k], strlen(script_body[k]));
     } else {
         cmd_arg(c, "EVALSHA", 7);
-        cmd_arg(c, l->sha[k], strlen(l->sha[k]));
+        cmd_arg(c, sha[k], strlen(sha[k]));
     }
     switch (k) {
     case K_CLAIM:
@@ -293,12 +295,12 @@ static int build_cmd(const iw_ledger *l, enum kind k, const iw_ledger_op *op, co
         if (k == K_CLAIM) {
             add_num(c, s->buf, &pos, lease_ms);
             cmd_arg(c, op->event_id, strlen(op->event_id));
-            add_num(c, s->buf, &pos, l->ttl_s);
+            add_num(c, s->buf, &pos, ttl_s);
         } else {
             const char *ref = op->target_ref ? op->target_ref : "";
             cmd_arg(c, op->status, strlen(op->status));
             cmd_arg(c, ref, strlen(ref));
-            add_num(c, s->buf, &pos, l->ttl_s);
+            add_num(c, s->buf, &pos, ttl_s);
             cmd_arg(c, op->event_id, strlen(op->event_id));
         }
         break;
@@ -393,7 +395,8 @@ static int round_trip(iw_ledger *l, batch *b, bool eval)
     for (size_t i = 0; i < b->n && rc == 0; i++) {
         if (!b->need[i])
             continue;
-        rc = build_cmd(l, b->kind, &b->ops[i], b->owner, b->lease_ms, eval, &s, &c);
+        rc = build_cmd((const char(*)[41])l->sha, l->ttl_s, b->kind, &b->ops[i], b->owner, b->lease_ms,
+                       eval, &s, &c);
         if (rc == 0 && redisAppendCommandArgv(l->ctx, c.argc, c.argv, c.argvlen) != REDIS_OK)
             rc = IW_ENOMEM;
         sent++;
@@ -638,4 +641,453 @@ void iw_ledger_free(iw_ledger *l)
     }
     free(l->host);
     free(l);
+}
+
+/* ---- the ledger on the event loop (hiredis async) ---- */
+
+/* Where one command's reply goes: its batch and op. */
+typedef struct aslot {
+    struct abatch *b;
+    size_t i;
+    bool evaled; /* sent again as EVAL after NOSCRIPT */
+} aslot;
+
+/* One batch in flight. */
+typedef struct abatch {
+    struct abatch *next; /* pending batches, oldest first (Redis answers in order) */
+    iw_aledger *a;
+    enum kind kind;
+    iw_ledger_op *ops; /* the caller's, until done runs */
+    size_t n;
+    const char *owner; /* the caller's, until done runs */
+    int64_t lease_ms;
+    size_t waiting; /* replies still to come */
+    int rc;
+    int64_t sent_ms;
+    iw_ledger_done_fn done;
+    void *arg;
+    aslot slots[]; /* one per op */
+} abatch;
+
+typedef enum astate { A_DOWN, A_CONNECTING, A_UP } astate;
+
+struct iw_aledger {
+    iw_loop *loop;
+    redisAsyncContext *ac;    /* the connection commands go to; NULL when down */
+    redisAsyncContext *io_ac; /* the context the loop watches for (until hiredis' cleanup) */
+    int fd;
+    unsigned watched; /* IW_LOOP_* bits watched now */
+    unsigned want;    /* IW_LOOP_* bits hiredis asked for */
+    astate state;
+    size_t setup_waiting;   /* AUTH and SCRIPT LOAD replies still to come */
+    bool setup_failed;
+    char why[256];          /* why the last connection ended or failed */
+    char *host, *password;  /* owned; the password is wiped on free */
+    int port;
+    int64_t ttl_s;
+    int io_timeout_ms;
+    int64_t connect_started;
+    char sha[K_COUNT][41];
+    abatch *head, *tail;    /* pending batches */
+    iw_timer watchdog;      /* connect and reply timeouts */
+    iw_ledger_state_fn on_state;
+    void *state_arg;
+    scratch s;              /* command building, reused */
+};
+
+static void a_io(void *arg, int fd, unsigned events);
+
+static void a_set(iw_aledger *a, unsigned bits, bool on)
+{
+    unsigned want = on ? a->want | bits : a->want & ~bits;
+    if (want == a->watched) {
+        a->want = want;
+        return;
+    }
+    a->want = want;
+    if (want)
+        iw_loop_watch(a->loop, a->fd, want, a_io, a);
+    else
+        iw_loop_unwatch(a->loop, a->fd);
+    a->watched = want;
+}
+
+static void ev_add_read(void *d) { a_set(d, IW_LOOP_READ, true); }
+static void ev_del_read(void *d) { a_set(d, IW_LOOP_READ, false); }
+static void ev_add_write(void *d) { a_set(d, IW_LOOP_WRITE, true); }
+static void ev_del_write(void *d) { a_set(d, IW_LOOP_WRITE, false); }
+
+static void ev_cleanup(void *d)
+{
+    iw_aledger *a = d;
+    if (a->fd >= 0)
+        iw_loop_unwatch(a->loop, a->fd);
+    a->fd = -1;
+    a->want = a->watched = 0;
+    a->io_ac = NULL;
+}
+
+static void a_io(void *arg, int fd, unsigned events)
+{
+    iw_aledger *a = arg;
+    (void)fd;
+    if (a->io_ac && (events & (IW_LOOP_READ | IW_LOOP_ERROR)))
+        redisAsyncHandleRead(a->io_ac); /* may end the connection: io_ac is then NULL */
+    if (a->io_ac && (events & IW_LOOP_WRITE))
+        redisAsyncHandleWrite(a->io_ac);
+}
+
+static void arm_watchdog(iw_aledger *a)
+{
+    int64_t since = a->state == A_CONNECTING ? a->connect_started
+                    : a->head                ? a->head->sent_ms
+                                             : -1;
+    if (since < 0)
+        iw_timer_stop(a->loop, &a->watchdog);
+    else
+        iw_timer_at(a->loop, &a->watchdog, since + a->io_timeout_ms);
+}
+
+/* The connection is gone (or given up): every later call fails fast until a reconnect. */
+static void went_down(iw_aledger *a, const char *why)
+{
+    bool was_up = a->state != A_DOWN;
+    a->state = A_DOWN;
+    a->ac = NULL;
+    if (why && !a->why[0])
+        snprintf(a->why, sizeof(a->why), "%s", why);
+    arm_watchdog(a);
+    if (was_up && a->on_state)
+        a->on_state(a->state_arg, false, a->why);
+}
+
+/* Closes the connection on purpose; pending replies fail (their batches end with IW_EIO). */
+static void drop(iw_aledger *a, const char *why)
+{
+    redisAsyncContext *ac = a->ac;
+    if (!ac)
+        return;
+    snprintf(a->why, sizeof(a->why), "%s", why);
+    went_down(a, why);
+    redisAsyncFree(ac); /* inside a hiredis callback it is freed when the callback returns */
+}
+
+static void on_watchdog(void *arg)
+{
+    iw_aledger *a = arg;
+    char why[96];
+    if (a->state == A_CONNECTING)
+        snprintf(why, sizeof(why), "no answer to connect within %d ms", a->io_timeout_ms);
+    else
+        snprintf(why, sizeof(why), "no reply within %d ms", a->io_timeout_ms);
+    drop(a, why);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    iw_aledger *a = ac->data;
+    if (status != REDIS_OK && a->ac == ac) {
+        snprintf(a->why, sizeof(a->why), "redis %s:%d: connect: %s", a->host, a->port,
+                 ac->errstr);
+        went_down(a, NULL); /* hiredis frees the context after this callback */
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    iw_aledger *a = ac->data;
+    if (a->ac == ac) {
+        snprintf(a->why, sizeof(a->why), "redis %s:%d: connection lost: %s", a->host, a->port,
+                 ac->errstr ? ac->errstr : "closed");
+        went_down(a, NULL);
+    }
+}
+
+/* AUTH and SCRIPT LOAD replies; priv is the script kind + 1, or NULL for AUTH. */
+static void on_setup(redisAsyncContext *ac, void *r, void *priv)
+{
+    iw_aledger *a = ac->data;
+    redisReply *reply = r;
+    a->setup_waiting--;
+    if (!reply)
+        return; /* the connection ended: on_connect or on_disconnect said why */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        if (!a->setup_failed)
+            snprintf(a->why, sizeof(a->why), "redis %s:%d: %s refused: %.120s", a->host, a->port,
+                     priv ? "SCRIPT LOAD" : "AUTH", reply->str);
+        a->setup_failed = true;
+    } else if (priv && reply->type == REDIS_REPLY_STRING && reply->len == 40) {
+        memcpy(a->sha[(intptr_t)priv - 1], reply->str, 41);
+    } else if (priv) {
+        a->setup_failed = true;
+        snprintf(a->why, sizeof(a->why), "redis %s:%d: unexpected SCRIPT LOAD reply", a->host,
+                 a->port);
+    }
+    if (a->setup_waiting > 0 || a->ac != ac)
+        return;
+    if (a->setup_failed) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", a->why);
+        drop(a, why);
+        return;
+    }
+    a->state = A_UP;
+    a->why[0] = '\0';
+    arm_watchdog(a);
+    if (a->on_state)
+        a->on_state(a->state_arg, true, NULL);
+}
+
+int iw_aledger_connect(iw_aledger *a)
+{
+    if (!a)
+        return IW_EINVAL;
+    if (a->state != A_DOWN || a->io_ac)
+        return 0; /* connecting or up, or the last context is still being freed */
+    a->why[0] = '\0';
+    a->setup_failed = false;
+    redisAsyncContext *ac = redisAsyncConnect(a->host, a->port);
+    if (!ac)
+        return IW_ENOMEM;
+    if (ac->err) {
+        snprintf(a->why, sizeof(a->why), "redis %s:%d: connect: %s", a->host, a->port,
+                 ac->errstr);
+        redisAsyncFree(ac);
+        return IW_EIO;
+    }
+    ac->data = a;
+    ac->ev.data = a;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    a->fd = ac->c.fd;
+    a->io_ac = ac;
+    a->ac = ac;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    a->state = A_CONNECTING;
+    a->connect_started = iw_loop_now_ms();
+    a->setup_waiting = 0;
+    int rc = REDIS_OK;
+    if (a->password) {
+        const char *argv[2] = {"AUTH", a->password};
+        size_t argvlen[2] = {4, strlen(a->password)};
+        rc = redisAsyncCommandArgv(ac, on_setup, NULL, 2, argv, argvlen);
+        a->setup_waiting += rc == REDIS_OK;
+    }
+    for (int k = 0; rc == REDIS_OK && k < K_COUNT; k++) {
+        rc = redisAsyncCommand(ac, on_setup, (void *)(intptr_t)(k + 1), "SCRIPT LOAD %s",
+                               script_body[k]);
+        a->setup_waiting += rc == REDIS_OK;
+    }
+    if (rc != REDIS_OK) {
+        drop(a, "out of memory");
+        return IW_ENOMEM;
+    }
+    arm_watchdog(a);
+    return 0;
+}
+
+bool iw_aledger_up(const iw_aledger *a)
+{
+    return a && a->state == A_UP;
+}
+
+const char *iw_aledger_why(const iw_aledger *a)
+{
+    return a && a->why[0] ? a->why : "not connected";
+}
+
+static void batch_unlink(iw_aledger *a, abatch *b)
+{
+    abatch **pp = &a->head, *prev = NULL;
+    while (*pp && *pp != b) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp)
+        return;
+    *pp = b->next;
+    if (a->tail == b)
+        a->tail = prev;
+}
+
+static void batch_finish(abatch *b)
+{
+    iw_aledger *a = b->a;
+    batch_unlink(a, b);
+    arm_watchdog(a);
+    if (b->rc == IW_EIO && a->ac)
+        drop(a, "redis answered a ledger script with an error");
+    iw_ledger_done_fn done = b->done;
+    void *arg = b->arg;
+    int rc = b->rc;
+    free(b);
+    done(arg, rc);
+}
+
+static int send_op(iw_aledger *a, abatch *b, size_t i, bool eval);
+
+static void on_script_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    aslot *s = priv;
+    abatch *b = s->b;
+    redisReply *reply = r;
+    if (!reply) {
+        b->rc = IW_EIO;
+    } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0 &&
+               reply->integer <= script_max[b->kind]) {
+        b->ops[s->i].answer = (int)reply->integer;
+    } else if (is_noscript(reply) && !s->evaled && b->rc == 0 && b->a->ac == ac) {
+        /* the script cache was flushed (Redis restarted): send the body; it comes back last */
+        s->evaled = true;
+        if (send_op(b->a, b, s->i, true) == 0)
+            b->waiting++;
+        else
+            b->rc = IW_EIO;
+    } else {
+        b->rc = IW_EIO;
+    }
+    if (--b->waiting == 0)
+        batch_finish(b);
+}
+
+static int send_op(iw_aledger *a, abatch *b, size_t i, bool eval)
+{
+    cmd c;
+    int rc = build_cmd((const char(*)[41])a->sha, a->ttl_s, b->kind, &b->ops[i], b->owner,
+                       b->lease_ms, eval, &a->s, &c);
+    if (rc)
+        return rc;
+    return redisAsyncCommandArgv(a->ac, on_script_reply, &b->slots[i], c.argc, c.argv,
+                                 c.argvlen) == REDIS_OK
+               ? 0
+               : IW_EIO;
+}
+
+static int a_batch(iw_aledger *a, enum kind k, iw_ledger_op *ops, size_t n, const char *owner,
+                   int64_t lease_ms, iw_ledger_done_fn done, void *arg)
+{
+    if (!a || !done)
+        return IW_EINVAL;
+    int rc = check_ops(k, ops, n, owner, lease_ms);
+    if (rc)
+        return rc;
+    if (n == 0)
+        return IW_EINVAL; /* nothing to call back for */
+    if (a->state != A_UP || !a->ac)
+        return IW_EIO;
+    abatch *b = calloc(1, sizeof(*b) + n * sizeof(aslot));
+    if (!b)
+        return IW_ENOMEM;
+    b->a = a;
+    b->kind = k;
+    b->ops = ops;
+    b->n = n;
+    b->owner = owner;
+    b->lease_ms = lease_ms;
+    b->done = done;
+    b->arg = arg;
+    b->sent_ms = iw_loop_now_ms();
+    for (size_t i = 0; i < n; i++) {
+        b->slots[i].b = b;
+        b->slots[i].i = i;
+        if (send_op(a, b, i, false) != 0) {
+            /* part of the batch may be queued: this connection is unusable */
+            b->rc = IW_EIO;
+            if (b->waiting == 0) {
+                free(b);
+                drop(a, "could not queue a ledger command");
+                return IW_EIO;
+            }
+            break;
+        }
+        b->waiting++;
+    }
+    if (a->tail)
+        a->tail->next = b;
+    else
+        a->head = b;
+    a->tail = b;
+    arm_watchdog(a);
+    if (b->rc) {
+        drop(a, "could not queue a ledger command"); /* the queued part ends with IW_EIO */
+        return 0;
+    }
+    if (a->io_ac)
+        redisAsyncHandleWrite(a->io_ac); /* out now, not after the next wait */
+    return 0;
+}
+
+int iw_aledger_claim(iw_aledger *a, iw_ledger_op *ops, size_t n, const char *owner,
+                     int64_t lease_ms, iw_ledger_done_fn done, void *arg)
+{
+    return a_batch(a, K_CLAIM, ops, n, owner, lease_ms, done, arg);
+}
+
+int iw_aledger_complete(iw_aledger *a, iw_ledger_op *ops, size_t n, const char *owner,
+                        iw_ledger_done_fn done, void *arg)
+{
+    return a_batch(a, K_COMPLETE, ops, n, owner, 0, done, arg);
+}
+
+int iw_aledger_release(iw_aledger *a, iw_ledger_op *ops, size_t n, const char *owner,
+                       iw_ledger_done_fn done, void *arg)
+{
+    return a_batch(a, K_RELEASE, ops, n, owner, 0, done, arg);
+}
+
+int iw_aledger_renew(iw_aledger *a, iw_ledger_op *ops, size_t n, const char *owner,
+                     int64_t lease_ms, iw_ledger_done_fn done, void *arg)
+{
+    return a_batch(a, K_RENEW, ops, n, owner, lease_ms, done, arg);
+}
+
+iw_aledger *iw_aledger_new(iw_loop *loop, const char *host, int port, const char *password,
+                           int64_t ttl_s, int io_timeout_ms, iw_ledger_state_fn on_state,
+                           void *state_arg)
+{
+    if (!loop || !host || !*host || port <= 0 || port > 65535 || ttl_s <= 0 || io_timeout_ms <= 0)
+        return NULL;
+    iw_aledger *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->loop = loop;
+    a->fd = -1;
+    a->port = port;
+    a->ttl_s = ttl_s;
+    a->io_timeout_ms = io_timeout_ms;
+    a->on_state = on_state;
+    a->state_arg = state_arg;
+    a->host = strdup(host);
+    a->password = password ? strdup(password) : NULL;
+    iw_timer_init(&a->watchdog, on_watchdog, a);
+    if (!a->host || (password && !a->password)) {
+        iw_aledger_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void iw_aledger_free(iw_aledger *a)
+{
+    if (!a)
+        return;
+    a->on_state = NULL;
+    if (a->ac) {
+        redisAsyncContext *ac = a->ac;
+        a->ac = NULL;
+        a->state = A_DOWN;
+        redisAsyncFree(ac); /* pending batches end with IW_EIO */
+    }
+    iw_timer_stop(a->loop, &a->watchdog);
+    if (a->password) {
+        explicit_bzero(a->password, strlen(a->password));
+        free(a->password);
+    }
+    free(a->host);
+    free(a->s.buf);
+    free(a);
 }

@@ -3,6 +3,7 @@
 #ifndef IW_LEDGER_H
 #define IW_LEDGER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,5 +72,52 @@ int iw_ledger_reconnect(iw_ledger *l, char *errbuf, size_t errlen);
 
 /* Frees the ledger; NULL is a no-op. */
 void iw_ledger_free(iw_ledger *l);
+
+/*
+ * The same ledger on the event loop, through hiredis' async API: nothing waits on Redis. A
+ * batch is sent at once (pipelined) and its done callback runs from the loop when the last
+ * answer is in, with 0 (answers in ops) or IW_EIO (the connection failed, timed out or Redis
+ * answered an error: answers mean nothing, the connection is closed, connect again). A reply
+ * that takes longer than io_timeout_ms, or a connect that does, closes the connection.
+ */
+typedef struct iw_aledger iw_aledger;
+struct iw_loop;
+
+/* A batch's end. ops (and owner) belong to the caller until this runs. */
+typedef void (*iw_ledger_done_fn)(void *arg, int rc);
+
+/* The connection came up (AUTH and scripts loaded), or went down with a reason (never holding
+ * the password). */
+typedef void (*iw_ledger_state_fn)(void *arg, bool up, const char *why);
+
+/* Creates the ledger on loop (not connected yet). NULL on invalid input or out of memory. */
+iw_aledger *iw_aledger_new(struct iw_loop *loop, const char *host, int port, const char *password,
+                           int64_t ttl_s, int io_timeout_ms, iw_ledger_state_fn on_state,
+                           void *state_arg);
+
+/* Starts connecting when down (a no-op while connecting or up); on_state reports the end.
+ * 0, or IW_EIO / IW_ENOMEM when the attempt failed at once (iw_aledger_why says why). */
+int iw_aledger_connect(iw_aledger *a);
+
+/* True once connected with the scripts loaded, until the connection ends. */
+bool iw_aledger_up(const iw_aledger *a);
+
+/* Why the last connection ended or failed. */
+const char *iw_aledger_why(const iw_aledger *a);
+
+/* As iw_ledger_claim/complete/release/renew, for n > 0 ops. 0: done runs later, exactly once
+ * (on an internal failure it may run before this returns). Otherwise done never runs:
+ * IW_EIO when not up, IW_EINVAL on malformed input, IW_ENOMEM. */
+int iw_aledger_claim(iw_aledger *a, iw_ledger_op *ops, size_t n, const char *owner,
+                     int64_t lease_ms, iw_ledger_done_fn done, void *arg);
+int iw_aledger_complete(iw_aledger *a, iw_ledger_op *ops, size_t n, const char *owner,
+                        iw_ledger_done_fn done, void *arg);
+int iw_aledger_release(iw_aledger *a, iw_ledger_op *ops, size_t n, const char *owner,
+                       iw_ledger_done_fn done, void *arg);
+int iw_aledger_renew(iw_aledger *a, iw_ledger_op *ops, size_t n, const char *owner,
+                     int64_t lease_ms, iw_ledger_done_fn done, void *arg);
+
+/* Closes the connection and frees; pending batches end first with IW_EIO. NULL is a no-op. */
+void iw_aledger_free(iw_aledger *a);
 
 #endif

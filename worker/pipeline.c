@@ -31,6 +31,7 @@
 #include "kafkaconf.h"
 #include "lanes.h"
 #include "ledger.h"
+#include "loop.h"
 #include "log.h"
 #include "status.h"
 #include "target.h"
@@ -41,6 +42,7 @@
 #define LEDGER_BATCH 2000 /* ledger ops per round trip at most */
 #define BUSY_RETRY_MS 500 /* first wait before claiming a BUSY pair again */
 #define REDIS_BACKOFF_MAX_MS 10000
+#define LEDGER_IO_TIMEOUT_MS 2000 /* a Redis reply (or connect) later than this drops the link */
 #define REPLAY_TARGET_HEADER "x-iw-replay-target"
 
 /*
@@ -160,7 +162,10 @@ struct iw_pipeline {
     const iw_config *cfg;
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
-    iw_ledger *ledger;
+    iw_loop *loop; /* owns every wait: Kafka's wake pipe, libcurl's sockets, Redis, timers */
+    iw_aledger *aledger;
+    struct lbatch *inflight[4]; /* the ledger batch of each kind on its way, NULL if none */
+    iw_timer wake_timer;        /* the next moment the loop turn has timed work (busy, renew) */
     iw_dispatch *dispatch;
     iw_lanes *lanes;
     int wake[2]; /* librdkafka queues write here when they have work */
@@ -174,6 +179,9 @@ struct iw_pipeline {
     char owner[192];        /* lease owner token: worker id + process, unique per run */
     int64_t renew_every_ms; /* fence renewal period: keeps every lease able to cover an attempt */
     bool ledger_ok;
+    bool ledger_connecting;
+    bool ledger_was_up; /* connected once: later connects are recoveries */
+    bool freeing;       /* iw_pipeline_free runs: batch answers change nothing */
     int64_t ledger_retry_at;
     int64_t ledger_backoff_ms;
     int64_t last_renew_ms;
@@ -252,10 +260,19 @@ static job *q_pop(jobq *q)
     return j;
 }
 
-static void wake_drain(iw_pipeline *p)
+/* The pipeline's own deadline came: the loop turn that follows does the work. */
+static void wake_timer_fired(void *arg)
+{
+    (void)arg;
+}
+
+/* librdkafka wrote to the wake pipe: its queues have work, which the loop turn serves. */
+static void wake_drain(void *arg, int fd, unsigned events)
 {
     char buf[256];
-    while (read(p->wake[0], buf, sizeof(buf)) > 0)
+    (void)arg;
+    (void)events;
+    while (read(fd, buf, sizeof(buf)) > 0)
         ;
 }
 
@@ -320,6 +337,8 @@ static void advance_partition(iw_pipeline *p, int32_t partition)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+static void msg_unref(iw_pipeline *p, msg *m);
+
 static void job_terminal(iw_pipeline *p, job *j, job_state st)
 {
     j->state = st;
@@ -327,10 +346,7 @@ static void job_terminal(iw_pipeline *p, job *j, job_state st)
     msg *m = j->m;
     if (st == JOB_DROPPED)
         m->we.dropped = true;
-    m->we.open--;
-    if (m->we.open == 0 && m->tracked)
-        advance_partition(p, m->partition);
-    /* untracked (revoked) messages are freed by sweep_orphans */
+    msg_unref(p, m);
 }
 
 /* ---- results and dead letters ---- */
@@ -525,7 +541,37 @@ static void publish(iw_pipeline *p, job *j)
     delivery_done(p, j);
 }
 
-/* ---- the ledger steps ---- */
+/* ---- the ledger steps ----
+ *
+ * Every ledger call is a batch sent on the loop; its answer comes back through ledger_done.
+ * At most one batch of each kind is in flight. A job in a batch is in no queue, so nothing
+ * else moves it meanwhile; a renewal holds a reference on its job's message instead (the job
+ * may finish meanwhile), so the message outlives the batch. */
+
+enum lkind { LB_CLAIM, LB_COMPLETE, LB_RELEASE, LB_RENEW, LB__COUNT };
+
+static const char *const LKIND_NAMES[LB__COUNT] = {"claim", "complete", "release", "renew"};
+
+typedef struct lbatch {
+    iw_pipeline *p;
+    enum lkind kind;
+    size_t n;
+    int64_t sent_ms; /* the leases it grants or extends run from no later than this */
+    job **js;
+    iw_ledger_op *ops;
+} lbatch;
+
+static lbatch *lbatch_new(iw_pipeline *p, enum lkind kind, size_t cap)
+{
+    lbatch *b = calloc(1, sizeof(*b) + cap * (sizeof(job *) + sizeof(iw_ledger_op)));
+    if (!b)
+        return NULL;
+    b->p = p;
+    b->kind = kind;
+    b->ops = (iw_ledger_op *)(b + 1);
+    b->js = (job **)(b->ops + cap);
+    return b;
+}
 
 static void fill_op(const job *j, iw_ledger_op *op)
 {
@@ -538,16 +584,73 @@ static void fill_op(const job *j, iw_ledger_op *op)
     op->version = ev->version;
 }
 
+static void lbatch_add(lbatch *b, job *j)
+{
+    fill_op(j, &b->ops[b->n]);
+    b->js[b->n++] = j;
+}
+
+/* A message stays alive while its jobs are open or a batch refers to it. */
+static void msg_unref(iw_pipeline *p, msg *m)
+{
+    m->we.open--;
+    if (m->we.open == 0 && m->tracked)
+        advance_partition(p, m->partition);
+    /* untracked (revoked) messages are freed by sweep_orphans */
+}
+
+static void ledger_backoff(iw_pipeline *p)
+{
+    int64_t b = p->ledger_backoff_ms ? p->ledger_backoff_ms * 2 : 250;
+    p->ledger_backoff_ms = b > REDIS_BACKOFF_MAX_MS ? REDIS_BACKOFF_MAX_MS : b;
+    p->ledger_retry_at = mono_ms() + p->ledger_backoff_ms;
+}
+
 static void ledger_failed(iw_pipeline *p, const char *what)
 {
     p->stats.ledger_errors++;
     iw_counter_add(p->gm.ledger_errors, 1);
     if (p->ledger_ok)
-        iw_log(IW_LOG_ERROR, "redis unreachable; pausing consumption", "during", what, NULL);
+        iw_log(IW_LOG_ERROR, "redis unreachable; pausing consumption", "during", what, "error",
+               iw_aledger_why(p->aledger), NULL);
+    if (p->ledger_ok || !p->ledger_retry_at || p->ledger_retry_at <= mono_ms())
+        ledger_backoff(p);
     p->ledger_ok = false;
-    if (p->ledger_backoff_ms == 0)
-        p->ledger_backoff_ms = 250;
-    p->ledger_retry_at = mono_ms() + p->ledger_backoff_ms;
+}
+
+/* The connection came up (scripts loaded) or went down. */
+static void ledger_state(void *arg, bool up, const char *why)
+{
+    iw_pipeline *p = arg;
+    p->ledger_connecting = false;
+    if (up) {
+        iw_log(IW_LOG_INFO, p->ledger_was_up ? "redis reachable again; resuming" : "redis connected",
+               NULL);
+        p->ledger_ok = p->ledger_was_up = true;
+        p->ledger_backoff_ms = 0;
+        return;
+    }
+    if (p->ledger_ok) {
+        ledger_failed(p, "connection");
+        return;
+    }
+    if (!p->ledger_was_up && p->ledger_backoff_ms == 0)
+        iw_log(IW_LOG_ERROR, "redis unreachable at start; will retry", "error", why, NULL);
+    ledger_backoff(p);
+}
+
+static void ledger_health(iw_pipeline *p)
+{
+    if (p->ledger_ok || p->ledger_connecting || mono_ms() < p->ledger_retry_at)
+        return;
+    if (iw_aledger_connect(p->aledger) == 0) {
+        p->ledger_connecting = !iw_aledger_up(p->aledger);
+        return;
+    }
+    if (!p->ledger_was_up && p->ledger_backoff_ms == 0)
+        iw_log(IW_LOG_ERROR, "redis unreachable at start; will retry", "error",
+               iw_aledger_why(p->aledger), NULL);
+    ledger_backoff(p);
 }
 
 static void count_fence_lost(iw_pipeline *p)
@@ -620,6 +723,65 @@ static void reclaim(iw_pipeline *p, job *j)
     q_push(&p->claim_q, j);
 }
 
+/* Puts the jobs of a failed batch back at the front of q, in their order. */
+static void q_prepend(jobq *q, job **js, size_t n)
+{
+    for (size_t i = n; i-- > 0;) {
+        js[i]->qnext = q->head;
+        q->head = js[i];
+        if (!q->tail)
+            q->tail = js[i];
+        q->n++;
+    }
+}
+
+static void ledger_done(void *arg, int rc);
+
+/* Sends b; on an immediate failure its jobs go back (ledger_done with the error). */
+static void lbatch_send(iw_pipeline *p, lbatch *b)
+{
+    p->inflight[b->kind] = b;
+    b->sent_ms = mono_ms();
+    int rc;
+    switch (b->kind) {
+    case LB_CLAIM:
+        rc = iw_aledger_claim(p->aledger, b->ops, b->n, p->owner, p->cfg->lease_ms, ledger_done, b);
+        break;
+    case LB_COMPLETE:
+        rc = iw_aledger_complete(p->aledger, b->ops, b->n, p->owner, ledger_done, b);
+        break;
+    case LB_RELEASE:
+        rc = iw_aledger_release(p->aledger, b->ops, b->n, p->owner, ledger_done, b);
+        break;
+    default:
+        rc = iw_aledger_renew(p->aledger, b->ops, b->n, p->owner, p->cfg->lease_ms, ledger_done, b);
+        break;
+    }
+    if (rc)
+        ledger_done(b, rc);
+}
+
+static void insert_busy(iw_pipeline *p, job *j)
+{
+    int64_t wait = (int64_t)BUSY_RETRY_MS << (j->busy_tries < 6 ? j->busy_tries : 6);
+    if (wait > p->cfg->lease_ms)
+        wait = p->cfg->lease_ms;
+    j->busy_tries++;
+    j->due_ms = mono_ms() + wait;
+    j->state = JOB_BUSY;
+    /* keep busy_q in due order: most waits are equal, so append is nearly always right */
+    if (!p->busy_q.tail || p->busy_q.tail->due_ms <= j->due_ms) {
+        q_push(&p->busy_q, j);
+        return;
+    }
+    job **pp = &p->busy_q.head;
+    while ((*pp)->due_ms <= j->due_ms)
+        pp = &(*pp)->qnext;
+    j->qnext = *pp;
+    *pp = j;
+    p->busy_q.n++;
+}
+
 static void run_claims(iw_pipeline *p)
 {
     int64_t now = mono_ms();
@@ -629,74 +791,55 @@ static void run_claims(iw_pipeline *p)
         j->state = JOB_CLAIM;
         q_push(&p->claim_q, j);
     }
-    if (!p->ledger_ok || !p->claim_q.n)
+    if (!p->ledger_ok || !p->claim_q.n || p->inflight[LB_CLAIM])
         return;
     size_t n = p->claim_q.n < LEDGER_BATCH ? p->claim_q.n : LEDGER_BATCH;
-    iw_ledger_op *ops = calloc(n, sizeof(*ops));
-    job **js = calloc(n, sizeof(*js));
-    if (!ops || !js) {
-        free(ops);
-        free(js);
+    lbatch *b = lbatch_new(p, LB_CLAIM, n);
+    if (!b)
         return;
-    }
-    job *j = p->claim_q.head;
-    for (size_t i = 0; i < n; i++, j = j->qnext) {
-        js[i] = j;
-        fill_op(j, &ops[i]);
-    }
-    int64_t sent = mono_ms(); /* the lease runs from no later than this */
-    if (iw_ledger_claim(p->ledger, ops, n, p->owner, p->cfg->lease_ms) != 0) {
-        ledger_failed(p, "claim");
-        free(ops);
-        free(js);
-        return;
-    }
     for (size_t i = 0; i < n; i++)
-        q_pop(&p->claim_q);
-    for (size_t i = 0; i < n; i++) {
-        j = js[i];
-        switch (ops[i].answer) {
-        case IW_CLAIM_CLAIMED:
+        lbatch_add(b, q_pop(&p->claim_q));
+    lbatch_send(p, b);
+}
+
+static void claims_done(iw_pipeline *p, lbatch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        job *j = b->js[i];
+        int answer = b->ops[i].answer;
+        if (answer == IW_CLAIM_CLAIMED) {
             j->leased = true;
-            j->lease_until = sent + p->cfg->lease_ms;
+            j->lease_until = b->sent_ms + p->cfg->lease_ms;
             j->busy_tries = 0;
+        }
+        if (!j->m->tracked || p->stopping) {
+            /* revoked (or stopping) while the claim was out: nothing more is sent for it */
+            if (j->leased) {
+                j->state = JOB_RELEASE;
+                q_push(&p->release_q, j);
+            } else {
+                lane_release(p, j);
+                job_terminal(p, j, JOB_DROPPED);
+            }
+            continue;
+        }
+        switch (answer) {
+        case IW_CLAIM_CLAIMED:
             j->state = JOB_READY;
             q_push(&p->ready_q, j);
             break;
         case IW_CLAIM_DUPLICATE:
-            set_result(j, IW_RES_DUPLICATE, IW_ERR_NONE, NULL, NULL);
-            lane_release(p, j);
-            publish(p, j);
-            break;
         case IW_CLAIM_STALE:
-            set_result(j, IW_RES_STALE, IW_ERR_NONE, NULL, NULL);
+            set_result(j, answer == IW_CLAIM_STALE ? IW_RES_STALE : IW_RES_DUPLICATE, IW_ERR_NONE,
+                       NULL, NULL);
             lane_release(p, j);
             publish(p, j);
             break;
-        default: { /* BUSY: another owner is on it; look again later */
-            int64_t wait = (int64_t)BUSY_RETRY_MS << (j->busy_tries < 6 ? j->busy_tries : 6);
-            if (wait > p->cfg->lease_ms)
-                wait = p->cfg->lease_ms;
-            j->busy_tries++;
-            j->due_ms = mono_ms() + wait;
-            j->state = JOB_BUSY;
-            /* keep busy_q in due order: most waits are equal, so append is nearly always right */
-            if (!p->busy_q.tail || p->busy_q.tail->due_ms <= j->due_ms) {
-                q_push(&p->busy_q, j);
-            } else {
-                job **pp = &p->busy_q.head;
-                while ((*pp)->due_ms <= j->due_ms)
-                    pp = &(*pp)->qnext;
-                j->qnext = *pp;
-                *pp = j;
-                p->busy_q.n++;
-            }
+        default: /* BUSY: another owner is on it; look again later */
+            insert_busy(p, j);
             break;
-        }
         }
     }
-    free(ops);
-    free(js);
 }
 
 /* Frees a job's lane slot; the lane's next waiting job claims the fence next. */
@@ -713,74 +856,70 @@ static void lane_release(iw_pipeline *p, job *j)
     }
 }
 
-/* Runs one batch of ledger writes for queue q: complete_q records outcomes (complete), then
- * publishes them; release_q (abandoning) frees the fences of abandoned jobs, which are then
- * dropped. An outcome whose fence was lost is not reported: the job claims again, or is
- * dropped when its partition is gone (or we are stopping) and replays elsewhere. */
-static void run_ledger_writes(iw_pipeline *p, jobq *q, bool abandoning)
+/* j's outcome is recorded (complete) or its fence freed (release, abandoning); lost: the fence
+ * was no longer ours. An outcome whose fence was lost is not reported: the job claims again,
+ * or is dropped when its partition is gone (or we are stopping) and replays elsewhere. */
+static void write_done(iw_pipeline *p, job *j, bool abandoning, bool lost)
 {
-    if (!p->ledger_ok || !q->n)
+    j->leased = false;
+    if (abandoning) {
+        lane_release(p, j);
+        job_terminal(p, j, JOB_DROPPED);
+        return;
+    }
+    if (lost) {
+        count_fence_lost(p);
+        iw_log(IW_LOG_WARN, "fence lost before completion; outcome not reported", "event_id",
+               j->m->ev->event_id, "target", j->target, "outcome", STATUS_NAMES[j->status], NULL);
+        if (j->m->tracked && !p->stopping) {
+            reclaim(p, j);
+        } else {
+            lane_release(p, j);
+            job_terminal(p, j, JOB_DROPPED);
+        }
+        return;
+    }
+    lane_release(p, j);
+    publish(p, j);
+}
+
+/* Sends one batch of ledger writes: complete_q records outcomes (complete), then publishes
+ * them; release_q frees the fences of abandoned jobs, which are then dropped. */
+static void run_ledger_writes(iw_pipeline *p, enum lkind kind)
+{
+    jobq *q = kind == LB_COMPLETE ? &p->complete_q : &p->release_q;
+    if (!p->ledger_ok || !q->n || p->inflight[kind])
         return;
     size_t n = q->n < LEDGER_BATCH ? q->n : LEDGER_BATCH;
-    iw_ledger_op *ops = calloc(n, sizeof(*ops));
-    if (!ops)
+    lbatch *b = lbatch_new(p, kind, n);
+    if (!b)
         return;
-    size_t no = 0;
-    job *j = q->head;
-    for (size_t i = 0; i < n; i++, j = j->qnext) {
-        if (!j->leased) /* never claimed: nothing in the ledger */
+    for (size_t i = 0; i < n; i++) {
+        job *j = q_pop(q);
+        if (!j->leased) { /* never claimed: nothing in the ledger */
+            write_done(p, j, kind == LB_RELEASE, false);
             continue;
-        iw_ledger_op *op = &ops[no++];
-        fill_op(j, op);
+        }
+        lbatch_add(b, j);
+        iw_ledger_op *op = &b->ops[b->n - 1];
         op->status = STATUS_NAMES[j->status];
         op->target_ref = j->target_ref[0] ? j->target_ref : NULL;
     }
-    int rc = 0;
-    if (no)
-        rc = abandoning ? iw_ledger_release(p->ledger, ops, no, p->owner)
-                        : iw_ledger_complete(p->ledger, ops, no, p->owner);
-    if (rc == IW_EIO) {
-        ledger_failed(p, abandoning ? "release" : "complete");
-    } else if (rc) {
-        /* the ledger refused our own input: a bug, not an outage; stop and get restarted */
-        iw_log(IW_LOG_ERROR, "ledger refused a write; stopping", "error", iw_status_str(rc), NULL);
-        p->fatal = true;
-    }
-    if (rc) {
-        free(ops);
-        return;
-    }
-    no = 0;
-    for (size_t i = 0; i < n; i++) {
-        j = q_pop(q);
-        bool lost = j->leased && ops[no++].answer == IW_LEDGER_LOST;
-        j->leased = false;
-        if (abandoning) {
-            lane_release(p, j);
-            job_terminal(p, j, JOB_DROPPED);
-            continue;
-        }
-        if (lost) {
-            count_fence_lost(p);
-            iw_log(IW_LOG_WARN, "fence lost before completion; outcome not reported", "event_id",
-                   j->m->ev->event_id, "target", j->target, "outcome", STATUS_NAMES[j->status],
-                   NULL);
-            if (j->m->tracked && !p->stopping) {
-                reclaim(p, j);
-            } else {
-                lane_release(p, j);
-                job_terminal(p, j, JOB_DROPPED);
-            }
-            continue;
-        }
-        lane_release(p, j);
-        publish(p, j);
-    }
-    free(ops);
+    if (b->n)
+        lbatch_send(p, b);
+    else
+        free(b);
 }
 
-/* Adds the fence renewal of every leased job of the messages in list m to ops. */
-static int collect_leased(msg *m, iw_ledger_op **ops, job ***js, size_t *n, size_t *cap)
+static void writes_done(iw_pipeline *p, lbatch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        write_done(p, b->js[i], b->kind == LB_RELEASE, b->ops[i].answer == IW_LEDGER_LOST);
+}
+
+/* Adds the fence renewal of every leased job of the messages in list m to b (grown as
+ * needed); each holds a reference on its message until the answer. */
+static int collect_leased(msg *m, lbatch **b, size_t *cap)
 {
     for (; m; m = msg_of(m->we.next)) {
         for (size_t k = 0; k < m->n_jobs; k++) {
@@ -788,20 +927,18 @@ static int collect_leased(msg *m, iw_ledger_op **ops, job ***js, size_t *n, size
             if (!j->leased ||
                 (j->state != JOB_READY && j->state != JOB_CALLING && j->state != JOB_COMPLETE))
                 continue;
-            if (*n == *cap) {
-                size_t c = *cap ? *cap * 2 : 256;
-                iw_ledger_op *o = realloc(*ops, c * sizeof(**ops));
-                if (o)
-                    *ops = o;
-                job **jj = realloc(*js, c * sizeof(**js));
-                if (jj)
-                    *js = jj;
-                if (!o || !jj)
+            if ((*b)->n == *cap) {
+                lbatch *nb = lbatch_new((*b)->p, LB_RENEW, *cap * 2);
+                if (!nb)
                     return IW_ENOMEM;
-                *cap = c;
+                for (size_t i = 0; i < (*b)->n; i++)
+                    lbatch_add(nb, (*b)->js[i]);
+                free(*b);
+                *b = nb;
+                *cap *= 2;
             }
-            fill_op(j, &(*ops)[*n]);
-            (*js)[(*n)++] = j;
+            lbatch_add(*b, j);
+            m->we.open++;
         }
     }
     return 0;
@@ -813,56 +950,84 @@ static int collect_leased(msg *m, iw_ledger_op **ops, job ***js, size_t *n, size
 static void renew_leases(iw_pipeline *p)
 {
     int64_t now = mono_ms();
-    if (!p->ledger_ok || now - p->last_renew_ms < p->renew_every_ms)
+    if (!p->ledger_ok || p->inflight[LB_RENEW] || now - p->last_renew_ms < p->renew_every_ms)
         return;
     p->last_renew_ms = now;
-    iw_ledger_op *ops = NULL;
-    job **js = NULL;
-    size_t n = 0, cap = 0;
+    size_t cap = 256;
+    lbatch *b = lbatch_new(p, LB_RENEW, cap);
+    if (!b)
+        return;
     int rc = 0;
     for (int32_t i = 0; i < p->n_parts && rc == 0; i++)
-        rc = collect_leased(msg_of(p->parts[i].win.head), &ops, &js, &n, &cap);
+        rc = collect_leased(msg_of(p->parts[i].win.head), &b, &cap);
     if (rc == 0)
-        rc = collect_leased(p->orphans, &ops, &js, &n, &cap);
+        collect_leased(p->orphans, &b, &cap);
     /* out of memory: renew what was collected; the rest stop at the lease guard */
-    if (n && iw_ledger_renew(p->ledger, ops, n, p->owner, p->cfg->lease_ms) != 0) {
-        ledger_failed(p, "renew");
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            job *j = js[i];
-            if (ops[i].answer != IW_LEDGER_LOST) {
-                j->lease_until = now + p->cfg->lease_ms;
-                continue;
-            }
+    if (b->n)
+        lbatch_send(p, b);
+    else
+        free(b);
+}
+
+static void renews_done(iw_pipeline *p, lbatch *b, bool ok)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        job *j = b->js[i];
+        if (ok && b->ops[i].answer != IW_LEDGER_LOST) {
+            j->lease_until = b->sent_ms + p->cfg->lease_ms;
+        } else if (ok) {
             j->lease_until = 0; /* no attempt may start on it */
             if (j->state == JOB_CALLING)
                 iw_dispatch_cancel(p->dispatch, j); /* may call call_done from here */
         }
+        msg_unref(p, j->m);
     }
-    free(ops);
-    free(js);
 }
 
-static void ledger_health(iw_pipeline *p)
+/* A batch's answer (or failure). */
+static void ledger_done(void *arg, int rc)
 {
-    if (p->ledger_ok || mono_ms() < p->ledger_retry_at)
-        return;
-    char err[256];
-    if (!p->ledger)
-        p->ledger = iw_ledger_new(p->cfg->redis_host, p->cfg->redis_port, p->cfg->redis_password,
-                                  p->cfg->ledger_ttl_s, 2000, err, sizeof(err));
-    else if (iw_ledger_reconnect(p->ledger, err, sizeof(err)) != 0)
-        err[0] = '\0';
-    if (p->ledger && iw_ledger_ping(p->ledger) == 0) {
-        iw_log(IW_LOG_INFO, "redis reachable again; resuming", NULL);
-        p->ledger_ok = true;
-        p->ledger_backoff_ms = 0;
+    lbatch *b = arg;
+    iw_pipeline *p = b->p;
+    p->inflight[b->kind] = NULL;
+    if (p->freeing) {
+        free(b);
         return;
     }
-    p->ledger_backoff_ms = p->ledger_backoff_ms * 2 > REDIS_BACKOFF_MAX_MS
-                               ? REDIS_BACKOFF_MAX_MS
-                               : p->ledger_backoff_ms * 2;
-    p->ledger_retry_at = mono_ms() + p->ledger_backoff_ms;
+    if (rc == 0) {
+        switch (b->kind) {
+        case LB_CLAIM: claims_done(p, b); break;
+        case LB_RENEW: renews_done(p, b, true); break;
+        default: writes_done(p, b); break;
+        }
+        free(b);
+        return;
+    }
+    if (rc == IW_EIO || rc == IW_ENOMEM) {
+        ledger_failed(p, LKIND_NAMES[b->kind]);
+    } else {
+        /* the ledger refused our own input: a bug, not an outage; stop and get restarted */
+        iw_log(IW_LOG_ERROR, "ledger refused a call; stopping", "call", LKIND_NAMES[b->kind],
+               "error", iw_status_str(rc), NULL);
+        p->fatal = true;
+    }
+    switch (b->kind) {
+    case LB_CLAIM:
+        for (size_t i = b->n; i-- > 0;) {
+            job *j = b->js[i];
+            if (j->m->tracked && !p->stopping) {
+                q_prepend(&p->claim_q, &b->js[i], 1);
+            } else {
+                lane_release(p, j);
+                job_terminal(p, j, JOB_DROPPED);
+            }
+        }
+        break;
+    case LB_COMPLETE: q_prepend(&p->complete_q, b->js, b->n); break;
+    case LB_RELEASE: q_prepend(&p->release_q, b->js, b->n); break;
+    default: renews_done(p, b, false); break;
+    }
+    free(b);
 }
 
 /* ---- calls ---- */
@@ -912,6 +1077,7 @@ static void call_done(void *arg, const iw_call_result *res)
 
 static void submit_ready(iw_pipeline *p)
 {
+    bool sent = false;
     while (p->ready_q.n && iw_dispatch_has_capacity(p->dispatch)) {
         job *j = q_pop(&p->ready_q);
         if (p->stopping) { /* no new calls while draining: give the lease back */
@@ -920,6 +1086,7 @@ static void submit_ready(iw_pipeline *p)
             continue;
         }
         j->state = JOB_CALLING;
+        sent = true;
         if (iw_dispatch_submit_fenced(p->dispatch, j->tc, j->m->ev, j->m->traceparent,
                                       &j->lease_until, call_done, j) != 0) {
             set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, NULL,
@@ -928,6 +1095,8 @@ static void submit_ready(iw_pipeline *p)
             q_push(&p->complete_q, j);
         }
     }
+    if (sent)
+        iw_dispatch_flush(p->dispatch); /* what was submitted goes on the wire in this turn */
 }
 
 /* ---- consuming ---- */
@@ -1555,16 +1724,22 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
         goto fail;
     }
     char err[512];
-    p->ledger = iw_ledger_new(cfg->redis_host, cfg->redis_port, cfg->redis_password,
-                              cfg->ledger_ttl_s, 2000, err, sizeof(err));
-    p->ledger_ok = p->ledger != NULL;
-    if (!p->ledger) {
-        /* Start anyway, paused: Redis may come up after us (the readiness probe says not ready). */
-        iw_log(IW_LOG_ERROR, "redis unreachable at start; will retry", "error", err, NULL);
-        p->ledger_backoff_ms = 250;
-        p->ledger_retry_at = mono_ms() + p->ledger_backoff_ms;
+    p->loop = iw_loop_new();
+    if (!p->loop || iw_loop_watch(p->loop, p->wake[0], IW_LOOP_READ, wake_drain, p) != 0) {
+        snprintf(errbuf, errlen, "out of resources");
+        goto fail;
     }
-    p->dispatch = iw_dispatch_new(cfg, err, sizeof(err));
+    iw_timer_init(&p->wake_timer, wake_timer_fired, p);
+    /* Redis is connected from the loop, and may come up after us: until then consumption is
+     * paused and the readiness probe says not ready. */
+    p->aledger = iw_aledger_new(p->loop, cfg->redis_host, cfg->redis_port, cfg->redis_password,
+                                cfg->ledger_ttl_s, LEDGER_IO_TIMEOUT_MS, ledger_state, p);
+    if (!p->aledger) {
+        snprintf(errbuf, errlen, "ledger: invalid redis settings or out of memory");
+        goto fail;
+    }
+    ledger_health(p);
+    p->dispatch = iw_dispatch_new_in(cfg, p->loop, err, sizeof(err));
     if (!p->dispatch) {
         snprintf(errbuf, errlen, "dispatcher: %s", err);
         goto fail;
@@ -1645,21 +1820,29 @@ fail:
 
 static bool has_immediate_work(const iw_pipeline *p)
 {
-    return p->more_msgs || (p->ledger_ok && (p->claim_q.n || p->complete_q.n || p->release_q.n)) ||
-           (p->ready_q.n && iw_dispatch_has_capacity(p->dispatch));
+    bool ledger = p->ledger_ok && ((p->claim_q.n && !p->inflight[LB_CLAIM]) ||
+                                   (p->complete_q.n && !p->inflight[LB_COMPLETE]) ||
+                                   (p->release_q.n && !p->inflight[LB_RELEASE]));
+    return p->more_msgs || ledger || (p->ready_q.n && iw_dispatch_has_capacity(p->dispatch));
 }
 
-static int next_timeout_ms(const iw_pipeline *p)
+/* The longest the loop may sleep: 0 with work at hand; otherwise the pipeline's own next
+ * deadline (a BUSY claim due, a renewal, a Redis reconnect) goes into the loop's timer heap
+ * beside libcurl's, the dispatcher's and the ledger's, and the wait is capped so that a stop
+ * request is seen soon. */
+static int next_timeout_ms(iw_pipeline *p)
 {
     if (has_immediate_work(p))
         return 0;
-    int t = 100;
-    if (p->busy_q.head) {
-        int64_t d = p->busy_q.head->due_ms - mono_ms();
-        if (d < t)
-            t = d < 0 ? 0 : (int)d;
-    }
-    return t;
+    int64_t now = mono_ms(), due = now + 250;
+    if (p->busy_q.head && p->busy_q.head->due_ms < due)
+        due = p->busy_q.head->due_ms;
+    if (p->ledger_ok && p->last_renew_ms + p->renew_every_ms < due)
+        due = p->last_renew_ms + p->renew_every_ms;
+    if (!p->ledger_ok && !p->ledger_connecting && p->ledger_retry_at < due)
+        due = p->ledger_retry_at;
+    iw_timer_at(p->loop, &p->wake_timer, due > now ? due : now);
+    return 250;
 }
 
 static void publish_snapshot(iw_pipeline *p)
@@ -1686,18 +1869,17 @@ static void sweep_orphans(iw_pipeline *p)
     }
 }
 
+/* One turn: wait for anything (Kafka, HTTP sockets, Redis, a timer) and let its handlers run,
+ * then move every queue forward. Nothing here blocks: ledger calls are sent and answered on
+ * the loop, HTTP transfers move on their own sockets' readiness. */
 static void loop_turn(iw_pipeline *p)
 {
-    wake_drain(p);
+    iw_loop_run_once(p->loop, next_timeout_ms(p));
     poll_consumer(p);
     ledger_health(p);
-    run_ledger_writes(p, &p->complete_q, false);
-    run_ledger_writes(p, &p->release_q, true);
+    run_ledger_writes(p, LB_COMPLETE);
+    run_ledger_writes(p, LB_RELEASE);
     run_claims(p);
-    submit_ready(p);
-    iw_dispatch_run(p->dispatch, next_timeout_ms(p), p->wake[0]);
-    run_ledger_writes(p, &p->complete_q, false);
-    run_ledger_writes(p, &p->release_q, true);
     submit_ready(p);
     rd_kafka_poll(p->producer, 0);
     renew_leases(p);
@@ -1705,6 +1887,14 @@ static void loop_turn(iw_pipeline *p)
     sweep_orphans(p);
     update_gauges(p);
     publish_snapshot(p);
+}
+
+static bool ledger_busy(const iw_pipeline *p)
+{
+    for (int k = 0; k < LB__COUNT; k++)
+        if (p->inflight[k])
+            return true;
+    return false;
 }
 
 /* Jobs that never reached the dispatcher when we stop: give their leases back. */
@@ -1745,7 +1935,8 @@ int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
     abandon_unsent(p);
     while (
         mono_ms() < deadline && !p->fatal &&
-        (iw_dispatch_pending(p->dispatch) || p->complete_q.n || p->release_q.n || p->ready_q.n) &&
+        (iw_dispatch_pending(p->dispatch) || p->complete_q.n || p->release_q.n || p->ready_q.n ||
+         ledger_busy(p)) &&
         (p->ledger_ok || mono_ms() < p->ledger_retry_at + 1))
         loop_turn(p);
     if (iw_dispatch_pending(p->dispatch)) {
@@ -1753,9 +1944,14 @@ int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
         iw_dispatch_abandon_all(p->dispatch);
     }
     abandon_unsent(p);
-    ledger_health(p);
-    run_ledger_writes(p, &p->complete_q, false);
-    run_ledger_writes(p, &p->release_q, true);
+    /* the last outcomes and releases go out; their answers are awaited a bounded while */
+    for (int64_t until = mono_ms() + 2000;
+         p->ledger_ok && (ledger_busy(p) || p->complete_q.n || p->release_q.n) &&
+         mono_ms() < until;) {
+        run_ledger_writes(p, LB_COMPLETE);
+        run_ledger_writes(p, LB_RELEASE);
+        iw_loop_run_once(p->loop, 50);
+    }
     int64_t left = deadline - mono_ms();
     rd_kafka_flush(p->producer, (int)(left > 5000 ? left : 5000));
     for (int32_t i = 0; i < p->n_parts; i++)
@@ -1781,6 +1977,8 @@ void iw_pipeline_free(iw_pipeline *p)
 {
     if (!p)
         return;
+    p->freeing = true;
+    iw_aledger_free(p->aledger); /* batches on their way end here, changing nothing */
     if (p->dispatch)
         iw_dispatch_free(p->dispatch); /* abandons: callbacks push to release_q */
     if (p->consumer)
@@ -1800,7 +1998,8 @@ void iw_pipeline_free(iw_pipeline *p)
         next = msg_of(m->we.next);
         msg_free(m);
     }
-    iw_ledger_free(p->ledger);
+    if (p->loop)
+        iw_loop_free(p->loop);
     iw_lanes_free(p->lanes);
     free(p->target_results);
     for (size_t i = 0; p->tm && i < p->cfg->n_targets; i++)
