@@ -28,6 +28,7 @@
 
 #include "dispatch.h"
 #include "invoice.h"
+#include "jobfsm.h"
 #include "kafkaconf.h"
 #include "lanes.h"
 #include "ledger.h"
@@ -46,31 +47,18 @@
 #define REPLAY_TARGET_HEADER "x-iw-replay-target"
 
 /*
- * A job's life: it enters its lane (one per tenant, invoice and target in this process). The
- * first in the lane claims the ledger fence of that (invoice, target), which is one across all
- * processes; only with it is the job sent. Jobs behind wait in the lane without a claim, and a
- * newer one displaces an older one (superseded: never sent). When the lane's job is terminal
- * (its outcome recorded by complete, which frees the fence) the next one claims.
- *
- *   LANE -> CLAIM -> (BUSY -> CLAIM)* -> READY -> CALLING -> COMPLETE -> PUBLISH -> DONE
- *                \-> PUBLISH (duplicate, stale)      \-> RELEASE -> DROPPED (revoke, stop)
+ * A job's life (jobfsm.h has the whole table): it enters its lane (one per tenant, invoice and
+ * target in this process). The first in the lane claims the ledger fence of that (invoice,
+ * target), which is one across all processes; only with it is the job sent. Jobs behind wait
+ * in the lane without a claim, and a newer one displaces an older one (superseded: never
+ * sent). When the lane's job is terminal (its outcome recorded by complete, which frees the
+ * fence) the next one claims. Every move goes through job_to.
  *
  * A job whose fence was lost (complete or renew said so, or the lease could not cover another
  * attempt) is not done: on an assigned partition it claims again from the front of its lane;
  * on a revoked one it is dropped and left to the partition's new owner.
  */
-typedef enum job_state {
-    JOB_CLAIM,    /* first in its lane, waiting for a ledger claim of the fence */
-    JOB_BUSY,     /* another owner holds the fence; claim again at due_ms */
-    JOB_LANE,     /* waiting in its lane behind the lane's first job (holds nothing) */
-    JOB_READY,    /* holds the fence, waiting for dispatcher capacity */
-    JOB_CALLING,  /* submitted to the dispatcher */
-    JOB_COMPLETE, /* finished: waiting for its ledger write */
-    JOB_RELEASE,  /* abandoned (revoke, shutdown): waiting for the fence release */
-    JOB_PUBLISH,  /* results produced, waiting for the broker's acknowledgement */
-    JOB_DONE,     /* terminal */
-    JOB_DROPPED   /* abandoned; its message will never finish (not committed) */
-} job_state;
+typedef iw_job_state job_state;
 
 struct msg;
 
@@ -84,7 +72,7 @@ typedef struct job {
     bool leased;         /* we hold the (invoice, target) fence */
     bool in_lane;        /* first in its lane */
     int64_t lease_until; /* monotonic ms when the fence lease may be gone (0: treat as gone) */
-    int64_t due_ms;      /* JOB_BUSY: when to claim again */
+    int64_t due_ms;      /* BUSY: when to claim again */
     int busy_tries;
     /* the result being built */
     iw_result_status status;
@@ -339,12 +327,31 @@ static void advance_partition(iw_pipeline *p, int32_t partition)
 
 static void msg_unref(iw_pipeline *p, msg *m);
 
-static void job_terminal(iw_pipeline *p, job *j, job_state st)
+/* Moves j by event e; a move the table does not allow stops the worker (a bug), and j's
+ * message is then never committed. False when refused. */
+static bool job_to(iw_pipeline *p, job *j, iw_job_event e)
 {
-    j->state = st;
+    iw_job_state next = iw_job_next(j->state, e);
+    if (next == IW_JOB__COUNT) {
+        iw_log(IW_LOG_ERROR, "job moved against its state machine; stopping", "state",
+               iw_job_state_str(j->state), "event", iw_job_event_str(e), "target", j->target,
+               NULL);
+        j->m->we.dropped = true;
+        p->fatal = true;
+        return false;
+    }
+    j->state = next;
+    return true;
+}
+
+/* j ends: e is DELIVERED (done) or DROP. */
+static void job_terminal(iw_pipeline *p, job *j, iw_job_event e)
+{
+    if (!job_to(p, j, e) || !iw_job_terminal(j->state))
+        return;
     p->open_jobs--;
     msg *m = j->m;
-    if (st == JOB_DROPPED)
+    if (j->state == IW_JOB_DROPPED)
         m->we.dropped = true;
     msg_unref(p, m);
 }
@@ -472,7 +479,7 @@ static void delivery_done(iw_pipeline *p, job *j)
     if (j->tc)
         p->target_results[ti * IW_RES__COUNT + j->status]++;
     iw_counter_add(p->tm[ti].results[j->status], 1);
-    job_terminal(p, j, JOB_DONE);
+    job_terminal(p, j, IW_JEV_DELIVERED);
 }
 
 /* A result or dead letter of m could not be produced: stop, and never store m's offset (its
@@ -486,7 +493,7 @@ static void produce_failed(iw_pipeline *p, msg *m)
 static void publish(iw_pipeline *p, job *j)
 {
     msg *m = j->m;
-    j->state = JOB_PUBLISH;
+    job_to(p, j, IW_JEV_RESULT);
     j->deliveries = 1; /* a guard: a delivery report served while producing cannot end the job */
     char *val = result_json(p, j);
     if (!val) {
@@ -684,7 +691,7 @@ static void offer_to_lane(iw_pipeline *p, job *j)
     iw_lanes_peek(p->lanes, j->lane_key, &in, &wait);
     if (same_event(in, j) && !((job *)in)->m->tracked &&
         iw_lanes_wait_behind(p->lanes, j->lane_key, j->m->ev->version, j)) {
-        j->state = JOB_LANE;
+        job_to(p, j, IW_JEV_WAIT);
         return;
     }
     if (same_event(in, j) || same_event(wait, j)) {
@@ -696,10 +703,10 @@ static void offer_to_lane(iw_pipeline *p, job *j)
     int v = iw_lanes_offer(p->lanes, j->lane_key, j->m->ev->version, j, &displaced);
     if (v == IW_LANE_SEND) {
         j->in_lane = true;
-        j->state = JOB_CLAIM;
+        job_to(p, j, IW_JEV_FIRST);
         q_push(&p->claim_q, j);
     } else if (v == IW_LANE_WAIT) {
-        j->state = JOB_LANE;
+        job_to(p, j, IW_JEV_WAIT);
     } else if (v == IW_LANE_SUPERSEDED) {
         supersede(p, j);
     } else {
@@ -719,7 +726,7 @@ static void reclaim(iw_pipeline *p, job *j)
     j->error_code[0] = j->error_msg[0] = j->target_ref[0] = '\0';
     j->http_status = 0;
     j->finished_ms = 0;
-    j->state = JOB_CLAIM;
+    job_to(p, j, IW_JEV_FENCE_LOST);
     q_push(&p->claim_q, j);
 }
 
@@ -768,7 +775,7 @@ static void insert_busy(iw_pipeline *p, job *j)
         wait = p->cfg->lease_ms;
     j->busy_tries++;
     j->due_ms = mono_ms() + wait;
-    j->state = JOB_BUSY;
+    job_to(p, j, IW_JEV_BUSY);
     /* keep busy_q in due order: most waits are equal, so append is nearly always right */
     if (!p->busy_q.tail || p->busy_q.tail->due_ms <= j->due_ms) {
         q_push(&p->busy_q, j);
@@ -788,7 +795,7 @@ static void run_claims(iw_pipeline *p)
     /* BUSY jobs whose wait is over go back to claiming (busy_q is in due order) */
     while (p->busy_q.head && p->busy_q.head->due_ms <= now) {
         job *j = q_pop(&p->busy_q);
-        j->state = JOB_CLAIM;
+        job_to(p, j, IW_JEV_BUSY_OVER);
         q_push(&p->claim_q, j);
     }
     if (!p->ledger_ok || !p->claim_q.n || p->inflight[LB_CLAIM])
@@ -797,8 +804,11 @@ static void run_claims(iw_pipeline *p)
     lbatch *b = lbatch_new(p, LB_CLAIM, n);
     if (!b)
         return;
-    for (size_t i = 0; i < n; i++)
-        lbatch_add(b, q_pop(&p->claim_q));
+    for (size_t i = 0; i < n; i++) {
+        job *j = q_pop(&p->claim_q);
+        job_to(p, j, IW_JEV_CLAIM_SENT);
+        lbatch_add(b, j);
+    }
     lbatch_send(p, b);
 }
 
@@ -815,17 +825,17 @@ static void claims_done(iw_pipeline *p, lbatch *b)
         if (!j->m->tracked || p->stopping) {
             /* revoked (or stopping) while the claim was out: nothing more is sent for it */
             if (j->leased) {
-                j->state = JOB_RELEASE;
+                job_to(p, j, IW_JEV_GIVE_BACK);
                 q_push(&p->release_q, j);
             } else {
                 lane_release(p, j);
-                job_terminal(p, j, JOB_DROPPED);
+                job_terminal(p, j, IW_JEV_DROP);
             }
             continue;
         }
         switch (answer) {
         case IW_CLAIM_CLAIMED:
-            j->state = JOB_READY;
+            job_to(p, j, IW_JEV_CLAIMED);
             q_push(&p->ready_q, j);
             break;
         case IW_CLAIM_DUPLICATE:
@@ -851,7 +861,7 @@ static void lane_release(iw_pipeline *p, job *j)
     job *next = iw_lanes_done(p->lanes, j->lane_key);
     if (next) {
         next->in_lane = true;
-        next->state = JOB_CLAIM;
+        job_to(p, next, IW_JEV_FIRST);
         q_push(&p->claim_q, next);
     }
 }
@@ -864,7 +874,7 @@ static void write_done(iw_pipeline *p, job *j, bool abandoning, bool lost)
     j->leased = false;
     if (abandoning) {
         lane_release(p, j);
-        job_terminal(p, j, JOB_DROPPED);
+        job_terminal(p, j, IW_JEV_DROP);
         return;
     }
     if (lost) {
@@ -875,7 +885,7 @@ static void write_done(iw_pipeline *p, job *j, bool abandoning, bool lost)
             reclaim(p, j);
         } else {
             lane_release(p, j);
-            job_terminal(p, j, JOB_DROPPED);
+            job_terminal(p, j, IW_JEV_DROP);
         }
         return;
     }
@@ -900,6 +910,7 @@ static void run_ledger_writes(iw_pipeline *p, enum lkind kind)
             write_done(p, j, kind == LB_RELEASE, false);
             continue;
         }
+        job_to(p, j, IW_JEV_WRITE_SENT);
         lbatch_add(b, j);
         iw_ledger_op *op = &b->ops[b->n - 1];
         op->status = STATUS_NAMES[j->status];
@@ -925,7 +936,8 @@ static int collect_leased(msg *m, lbatch **b, size_t *cap)
         for (size_t k = 0; k < m->n_jobs; k++) {
             job *j = &m->jobs[k];
             if (!j->leased ||
-                (j->state != JOB_READY && j->state != JOB_CALLING && j->state != JOB_COMPLETE))
+                (j->state != IW_JOB_READY && j->state != IW_JOB_CALLING &&
+                 j->state != IW_JOB_COMPLETE && j->state != IW_JOB_COMPLETING))
                 continue;
             if ((*b)->n == *cap) {
                 lbatch *nb = lbatch_new((*b)->p, LB_RENEW, *cap * 2);
@@ -977,7 +989,7 @@ static void renews_done(iw_pipeline *p, lbatch *b, bool ok)
             j->lease_until = b->sent_ms + p->cfg->lease_ms;
         } else if (ok) {
             j->lease_until = 0; /* no attempt may start on it */
-            if (j->state == JOB_CALLING)
+            if (j->state == IW_JOB_CALLING)
                 iw_dispatch_cancel(p->dispatch, j); /* may call call_done from here */
         }
         msg_unref(p, j->m);
@@ -1016,15 +1028,20 @@ static void ledger_done(void *arg, int rc)
         for (size_t i = b->n; i-- > 0;) {
             job *j = b->js[i];
             if (j->m->tracked && !p->stopping) {
+                job_to(p, j, IW_JEV_LEDGER_FAILED);
                 q_prepend(&p->claim_q, &b->js[i], 1);
             } else {
                 lane_release(p, j);
-                job_terminal(p, j, JOB_DROPPED);
+                job_terminal(p, j, IW_JEV_DROP);
             }
         }
         break;
-    case LB_COMPLETE: q_prepend(&p->complete_q, b->js, b->n); break;
-    case LB_RELEASE: q_prepend(&p->release_q, b->js, b->n); break;
+    case LB_COMPLETE:
+    case LB_RELEASE:
+        for (size_t i = 0; i < b->n; i++)
+            job_to(p, b->js[i], IW_JEV_LEDGER_FAILED);
+        q_prepend(b->kind == LB_COMPLETE ? &p->complete_q : &p->release_q, b->js, b->n);
+        break;
     default: renews_done(p, b, false); break;
     }
     free(b);
@@ -1054,10 +1071,10 @@ static void call_done(void *arg, const iw_call_result *res)
              * fence is kept until its lease runs out; the event replays elsewhere after that */
             j->leased = false;
             lane_release(p, j);
-            job_terminal(p, j, JOB_DROPPED);
+            job_terminal(p, j, IW_JEV_DROP);
             return;
         }
-        j->state = JOB_RELEASE;
+        job_to(p, j, IW_JEV_GIVE_BACK);
         q_push(&p->release_q, j);
         return;
     }
@@ -1071,7 +1088,7 @@ static void call_done(void *arg, const iw_call_result *res)
         set_result(j, IW_RES_FAILED, o->error_kind ? o->error_kind : IW_ERR_REMOTE, o->code,
                    o->message);
     }
-    j->state = JOB_COMPLETE;
+    job_to(p, j, IW_JEV_FINISHED);
     q_push(&p->complete_q, j);
 }
 
@@ -1081,17 +1098,17 @@ static void submit_ready(iw_pipeline *p)
     while (p->ready_q.n && iw_dispatch_has_capacity(p->dispatch)) {
         job *j = q_pop(&p->ready_q);
         if (p->stopping) { /* no new calls while draining: give the lease back */
-            j->state = JOB_RELEASE;
+            job_to(p, j, IW_JEV_GIVE_BACK);
             q_push(&p->release_q, j);
             continue;
         }
-        j->state = JOB_CALLING;
+        job_to(p, j, IW_JEV_SUBMITTED);
         sent = true;
         if (iw_dispatch_submit_fenced(p->dispatch, j->tc, j->m->ev, j->m->traceparent,
                                       &j->lease_until, call_done, j) != 0) {
             set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, NULL,
                        "no adapter for this target type");
-            j->state = JOB_COMPLETE;
+            job_to(p, j, IW_JEV_FINISHED);
             q_push(&p->complete_q, j);
         }
     }
@@ -1356,8 +1373,8 @@ static void abandon_revoked(iw_pipeline *p)
     for (msg *m = p->orphans; m; m = msg_of(m->we.next)) {
         for (size_t k = 0; k < m->n_jobs; k++) {
             job *j = &m->jobs[k];
-            if (j->state == JOB_LANE && iw_lanes_drop_waiting(p->lanes, j->lane_key, j))
-                job_terminal(p, j, JOB_DROPPED);
+            if (j->state == IW_JOB_LANE && iw_lanes_drop_waiting(p->lanes, j->lane_key, j))
+                job_terminal(p, j, IW_JEV_DROP);
         }
     }
     /* dropping a lane's first job lets the next one claim: it may be revoked too, so again */
@@ -1371,17 +1388,17 @@ static void abandon_revoked(iw_pipeline *p)
             job *j = out;
             out = j->qnext;
             if (j->leased) {
-                j->state = JOB_RELEASE;
+                job_to(p, j, IW_JEV_GIVE_BACK);
                 q_push(&p->release_q, j);
             } else {
                 lane_release(p, j);
-                job_terminal(p, j, JOB_DROPPED);
+                job_terminal(p, j, IW_JEV_DROP);
             }
         }
     }
     for (msg *m = p->orphans; m; m = msg_of(m->we.next))
         for (size_t k = 0; k < m->n_jobs; k++)
-            if (m->jobs[k].state == JOB_CALLING)
+            if (m->jobs[k].state == IW_JOB_CALLING)
                 iw_dispatch_cancel(p->dispatch, &m->jobs[k]); /* may call call_done */
 }
 
@@ -1902,20 +1919,20 @@ static void abandon_unsent(iw_pipeline *p)
 {
     job *j;
     while ((j = q_pop(&p->claim_q)))
-        job_terminal(p, j, JOB_DROPPED);
+        job_terminal(p, j, IW_JEV_DROP);
     while ((j = q_pop(&p->busy_q)))
-        job_terminal(p, j, JOB_DROPPED);
+        job_terminal(p, j, IW_JEV_DROP);
     while ((j = q_pop(&p->ready_q))) {
-        j->state = JOB_RELEASE;
+        job_to(p, j, IW_JEV_GIVE_BACK);
         q_push(&p->release_q, j);
     }
     /* jobs waiting in lanes: release them too */
     for (int32_t i = 0; i < p->n_parts; i++)
         for (msg *m = msg_of(p->parts[i].win.head); m; m = msg_of(m->we.next))
             for (size_t k = 0; k < m->n_jobs; k++)
-                if (m->jobs[k].state == JOB_LANE) {
+                if (m->jobs[k].state == IW_JOB_LANE) {
                     iw_lanes_drop_waiting(p->lanes, m->jobs[k].lane_key, &m->jobs[k]);
-                    m->jobs[k].state = JOB_RELEASE;
+                    job_to(p, &m->jobs[k], IW_JEV_GIVE_BACK);
                     q_push(&p->release_q, &m->jobs[k]);
                 }
 }
