@@ -97,14 +97,19 @@
  * this very (version, event) and no success recorded for it: then no other owner can have
  * sent anything since our claim (a lease that only ran out while Redis was away). A success
  * another owner recorded for the same event is never overwritten: the claim again answers
- * DUPLICATE.
+ * DUPLICATE. A retry of our own complete whose answer was lost (the record holds our owner
+ * token, this version and this status) answers DONE and writes nothing again.
  */
 #define SCRIPT_COMPLETE_BODY                                                                       \
     LUA_GT                                                                                         \
     "local holder = redis.call('GET', KEYS[4])\n"                                                  \
     "if holder ~= ARGV[2] then\n"                                                                  \
     "  if holder or redis.call('GET', KEYS[3]) ~= ARGV[1] .. ' ' .. ARGV[6] or "                  \
-    "redis.call('HGET', KEYS[1], 'state') == 'succeeded' then return 1 end\n"                      \
+    "redis.call('HGET', KEYS[1], 'state') == 'succeeded' then\n"                                   \
+    "    local r = redis.call('HMGET', KEYS[1], 'owner', 'version', 'state')\n"                    \
+    "    if r[1] == ARGV[2] and r[2] == ARGV[1] and r[3] == ARGV[3] then return 0 end\n"           \
+    "    return 1\n"                                                                               \
+    "  end\n"                                                                                      \
     "end\n"                                                                                        \
     "local t = redis.call('TIME')\n"                                                               \
     "local now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))\n"               \

@@ -292,14 +292,8 @@ static void msg_free(msg *m)
 {
     if (!m)
         return;
-    for (size_t i = 0; i < m->n_jobs; i++) {
-        free(m->jobs[i].target);
-        free(m->jobs[i].lane_key);
-    }
-    free(m->jobs);
+    free(m->jobs); /* with the jobs' strings (one block) */
     iw_event_free(m->ev);
-    free(m->key);
-    free(m->value);
     m->p->pending_bytes -= (int64_t)m->value_len;
     free(m->traceparent);
     free(m);
@@ -1148,7 +1142,8 @@ static char *traceparent_of(iw_pipeline *p, rd_kafka_message_t *km)
 static void poison(iw_pipeline *p, msg *m, const char *target, const char *reason)
 {
     p->stats.poison++;
-    m->jobs = calloc(1, sizeof(job));
+    size_t tl = target ? strlen(target) + 1 : 0;
+    m->jobs = calloc(1, sizeof(job) + tl);
     if (!m->jobs) {
         m->we.dropped = true; /* never finishes: its offset is never passed */
         p->fatal = true;
@@ -1159,7 +1154,7 @@ static void poison(iw_pipeline *p, msg *m, const char *target, const char *reaso
     p->open_jobs++;
     job *j = &m->jobs[0];
     j->m = m;
-    j->target = target ? strdup(target) : NULL;
+    j->target = target ? memcpy(m->jobs + 1, target, tl) : NULL;
     j->first_attempt_ms = 0;
     set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, NULL, reason);
     iw_log(IW_LOG_WARN, "poison event", "reason", reason, NULL);
@@ -1191,7 +1186,11 @@ static void route(iw_pipeline *p, msg *m, const char *only)
         names = r->targets;
         n = r->n_targets;
     }
-    m->jobs = calloc(n, sizeof(job));
+    /* the jobs and their strings (target name, lane key) in one block */
+    size_t prefix = strlen(ev->tenant) + strlen(ev->invoice.id) + 2, strings = 0;
+    for (size_t i = 0; i < n; i++)
+        strings += 2 * strlen(names[i]) + 2 + prefix;
+    m->jobs = calloc(1, n * sizeof(job) + strings);
     if (!m->jobs) {
         m->we.dropped = true; /* never finishes: its offset is never passed */
         p->fatal = true;
@@ -1200,19 +1199,16 @@ static void route(iw_pipeline *p, msg *m, const char *only)
     m->n_jobs = n;
     m->we.open = n;
     p->open_jobs += n;
+    char *str = (char *)(m->jobs + n);
     for (size_t i = 0; i < n; i++) {
         job *j = &m->jobs[i];
+        size_t nl = strlen(names[i]) + 1;
         j->m = m;
-        j->target = strdup(names[i]);
+        j->target = memcpy(str, names[i], nl);
+        str += nl;
         j->tc = iw_config_target(p->cfg, names[i]);
-        size_t kl = strlen(ev->tenant) + strlen(ev->invoice.id) + strlen(names[i]) + 3;
-        j->lane_key = malloc(kl);
-        if (!j->target || !j->lane_key) {
-            m->we.dropped = true; /* jobs from i on never finish */
-            p->fatal = true;
-            return;
-        }
-        snprintf(j->lane_key, kl, "%s\x1f%s\x1f%s", ev->tenant, ev->invoice.id, names[i]);
+        j->lane_key = str;
+        str += snprintf(str, prefix + nl, "%s\x1f%s\x1f%s", ev->tenant, ev->invoice.id, names[i]) + 1;
         if (!j->tc) {
             char why[200];
             snprintf(why, sizeof(why), "unknown target instance \"%.64s\"", names[i]);
@@ -1227,7 +1223,8 @@ static void route(iw_pipeline *p, msg *m, const char *only)
 static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
 {
     part *pt = get_part(p, km->partition);
-    msg *m = pt ? calloc(1, sizeof(*m)) : NULL;
+    /* the message with copies of its key and value in one block */
+    msg *m = pt ? calloc(1, sizeof(*m) + km->key_len + km->len + 1) : NULL;
     if (!m) {
         /* without a part nothing is ever stored for this partition; with one, block it */
         if (pt)
@@ -1242,18 +1239,11 @@ static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
     m->we.offset = km->offset;
     m->tracked = true;
     if (km->key_len) {
-        m->key = malloc(km->key_len);
-        if (m->key)
-            memcpy(m->key, km->key, km->key_len);
+        m->key = (char *)(m + 1);
+        memcpy(m->key, km->key, km->key_len);
         m->key_len = km->key_len;
     }
-    m->value = malloc(km->len + 1);
-    if (!m->value || (km->key_len && !m->key)) {
-        msg_free(m);
-        iw_window_block(&pt->win, km->offset);
-        p->fatal = true;
-        return;
-    }
+    m->value = (char *)(m + 1) + km->key_len;
     if (km->len)
         memcpy(m->value, km->payload, km->len);
     m->value[km->len] = '\0';

@@ -681,6 +681,36 @@ Test(ledger, scenario_owner_dies_then_replay_sends_no_older_version)
     cr_assert_eq(claim1(L, v9, "C", LONG_LEASE), IW_CLAIM_DUPLICATE);
 }
 
+/* A complete whose answer was lost (Redis went away after running it) is sent again: the
+ * retry finds A's own record and answers DONE, so the outcome is reported as what it was,
+ * not as a duplicate. Another owner, or another status, still answers LOST. */
+Test(ledger, a_retried_complete_finds_its_own_record)
+{
+    char rkey[64], fkey[64];
+    key_of(fkey, sizeof(fkey), "INV-RC", "f", "ebiz");
+    key_of(rkey, sizeof(rkey), "INV-RC", "e", "ev-3:ebiz");
+    iw_ledger_op o = op_of("INV-RC", "ev-3", "ebiz", 3);
+    cr_assert_eq(claim1(L, o, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
+    cr_assert_eq(complete1(L, o, "A", "succeeded", "R-3"), IW_LEDGER_DONE);
+    expect_val(fkey, NULL, "the first complete freed the fence");
+    cr_assert_eq(complete1(L, o, "A", "succeeded", "R-3"), IW_LEDGER_DONE, "A's retry");
+    expect_val(fkey, NULL, "the retry created no fence");
+    char v[64];
+    hget(rkey, "target_ref", v, sizeof(v));
+    cr_assert_str_eq(v, "R-3");
+    cr_assert_eq(complete1(L, o, "A", "failed", NULL), IW_LEDGER_LOST, "another status");
+    cr_assert_eq(complete1(L, o, "B", "succeeded", "R-B"), IW_LEDGER_LOST, "another owner");
+    hget(rkey, "owner", v, sizeof(v));
+    cr_assert_str_eq(v, "A", "nothing was overwritten");
+    hget(rkey, "state", v, sizeof(v));
+    cr_assert_str_eq(v, "succeeded");
+    /* a newer claim by B since: A's retry still finds its own record */
+    iw_ledger_op o4 = op_of("INV-RC", "ev-4", "ebiz", 4);
+    cr_assert_eq(claim1(L, o4, "B", LONG_LEASE), IW_CLAIM_CLAIMED);
+    cr_assert_eq(complete1(L, o, "A", "succeeded", "R-3"), IW_LEDGER_DONE, "retry under B's fence");
+    expect_val(fkey, "B", "B's fence untouched");
+}
+
 /* Issue 10's third case: A's lease ran out (Redis away, or a slow call) before complete. */
 Test(ledger, scenario_complete_after_the_lease_ran_out)
 {
