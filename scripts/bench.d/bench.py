@@ -341,7 +341,7 @@ class Bench:
                                                           capture_output=True, text=True).stdout.strip()}
         with open(os.path.join(self.a.node, "package.json")) as f:
             info["dependencies"] = json.load(f).get("dependencies", {})
-        r = subprocess.run([self.node_bin, "-e", "process.stdout.write(require('node-rdkafka')"
+        r = subprocess.run([self.node_bin, "-e", "process.stdout.write(require('@confluentinc/kafka-javascript')"
                             ".librdkafkaVersion)"], cwd=self.a.node, capture_output=True, text=True)
         info["librdkafka"] = r.stdout.strip() or "unknown"
         return info

@@ -180,14 +180,26 @@ class Report:
         self.w()
         if info.get("available"):
             self.w("The Node.js peer (`scripts/bench.d/node_worker/worker.js`, node %s; %s; "
-                   "node-rdkafka linked to librdkafka %s) does what the Python reference does, "
-                   "as a Node team would write it: batch consume, Redis `SET NX EX` per (event, "
-                   "target) through ioredis with auto-pipelining, the centra_soap request from "
-                   "template literals (the same mapping; the simulator validates every call), "
-                   "one keep-alive undici Pool with at most 512 requests in flight, one result "
-                   "per event." % (info.get("node"), ", ".join(
+                   "the Kafka client linked to librdkafka %s) does what the Python reference "
+                   "does, as a Node team would write it: batch consume, Redis `SET NX EX` per "
+                   "(event, target) through ioredis with auto-pipelining, the centra_soap "
+                   "request from template literals (the same mapping; the simulator validates "
+                   "every call), one keep-alive undici Pool with at most 512 requests in "
+                   "flight, one result per event." % (info.get("node"), ", ".join(
                        "%s %s" % kv for kv in sorted(info.get("dependencies", {}).items())),
                        info.get("librdkafka")))
+            if "@confluentinc/kafka-javascript" in info.get("dependencies", {}):
+                self.w()
+                self.w("Its Kafka client is `@confluentinc/kafka-javascript`, built from source "
+                       "against Debian's librdkafka (`BUILD_LIBRDKAFKA=0 CKJS_LINKING=dynamic "
+                       "npm ci`: its prebuilt binaries cannot be downloaded here) and used "
+                       "through its node-rdkafka-compatible API, whose `consume(n, cb)` reads "
+                       "in batches. 0.1.9-devel is an early-access release (its README: \"not "
+                       "meant for production use\"), and the newest whose native code compiles "
+                       "against librdkafka 2.0.2: 0.1.11-devel to 1.10.1 (from 0.2.0 on they ask "
+                       "for librdkafka 2.5.3 to 2.15.1) fail on `rd_kafka_Node_rack` or "
+                       "`rd_kafka_Uuid_t`, added in librdkafka 2.3.0. In 0.1.9-devel the "
+                       "KafkaJS-compatible API rejects `eachBatch` as not implemented.")
         else:
             self.w("**The Node.js peer is unavailable in this run: %s.**" % info.get("reason"))
         self.w()
