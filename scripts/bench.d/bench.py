@@ -148,6 +148,12 @@ class Stack:
                             "--save", "", "--appendonly", "no", "--dir", work,
                             "--logfile", os.path.join(work, "redis.log")], "redis-server")
         wait_port(self.redis_port, "redis-server")
+        # the pid whose /proc/PID/stat is read for Redis CPU: the server's own word for it (the
+        # process started above, all of its threads)
+        self.redis_pid = int(self.redis_client().info("server")["process_id"])
+        if self.redis_pid != self.redis.pid:
+            raise RuntimeError("redis-server reports pid %d, started as %d" % (self.redis_pid,
+                                                                                self.redis.pid))
         self.sim_port = free_port()
         self.sim_base = "http://127.0.0.1:%d" % self.sim_port
         self.sim = start([os.path.join(build, "target-sim"), "--listen",
@@ -157,6 +163,17 @@ class Stack:
         wait_port(self.sim_port, "target-sim")
         self.kafka = None
         self.brokers = None
+
+    def redis_client(self):
+        import redis
+        return redis.Redis(port=self.redis_port)
+
+    def redis_calls(self):
+        """Calls per command so far ({"evalsha": n, "set": n, ...}) from INFO commandstats.
+        Redis counts the commands a Lua script runs under their own names as well."""
+        stats = self.redis_client().info("commandstats")
+        return {k[len("cmdstat_"):]: v["calls"] for k, v in stats.items()
+                if k.startswith("cmdstat_")}
 
     def kafka_start(self):
         out = os.path.join(self.work, "kafka.out")
@@ -186,8 +203,7 @@ class Stack:
 
     def prepare(self, latency_ms):
         """A clean ledger and simulator, validation on, the given latency on every target."""
-        import redis
-        redis.Redis(port=self.redis_port).flushall()
+        self.redis_client().flushall()
         self.sim_call("POST", "/_sim/reset")
         self.sim_call("POST", "/_sim/validate", {"on": True})
         self.sim_call("POST", "/_sim/faults", {"target": "*", "kind": "clear"})
@@ -407,8 +423,9 @@ class Bench:
             subprocess.run(["callgrind_control", "--instr=on", str(w.pid)], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu0 = proc_cpu_s(w.pid)
-        others = {"target-sim": st.sim.pid, "redis-server": st.redis.pid, "kafka-local": st.kafka.pid}
+        others = {"target-sim": st.sim.pid, "redis-server": st.redis_pid, "kafka-local": st.kafka.pid}
         others0 = {k: proc_cpu_s(pid) for k, pid in others.items()}
+        calls0 = st.redis_calls()
         wall0 = time.time()
         sender = start([self.bin, "send", "-c", send_cfg, "--lines", "--no-check", events_path],
                        "send", stdout=subprocess.DEVNULL, stderr=open(log + ".send", "wb"))
@@ -444,6 +461,7 @@ class Bench:
         cpu1 = proc_cpu_s(w.pid)
         hwm = proc_hwm_kb(w.pid)
         others1 = {k: proc_cpu_s(pid) for k, pid in others.items()}
+        calls1 = st.redis_calls()
         _, status, ru = os.wait4(sender.pid, 0)  # reaps it, with its CPU time
         sender.returncode = os.waitstatus_to_exitcode(status)
         stop(sender)
@@ -469,12 +487,24 @@ class Bench:
         }
         r["events_per_s"] = n_events / r["seconds"] if r["seconds"] else 0
         r["cpu_us_per_event"] = r["cpu_s"] * 1e6 / n_events
+        # Redis over the same interval: redis-server's CPU, and its commands by name (the two
+        # INFO commandstats calls that take the snapshots are left out)
+        calls = {k: v - calls0.get(k, 0) for k, v in calls1.items()}
+        calls["info"] = calls.get("info", 0) - 1
+        calls = {k: v for k, v in calls.items() if v > 0}
+        r["redis_cpu_us_per_event"] = r["other_cpu_us_per_event"]["redis-server"]
+        r["redis_commands"] = calls
+        r["redis_commands_per_event"] = sum(calls.values()) / n_events
+        r["redis_script_calls_per_event"] = sum(
+            v for k, v in calls.items() if k in ("eval", "evalsha", "eval_ro", "evalsha_ro",
+                                                  "fcall", "fcall_ro")) / n_events
         self._stop_worker(w, valgrind_out)
         st.kafka_stop()
         say("   %s events/s end to end (%.2f s), %s us CPU/event, peak RSS %s MiB, "
-            "%s calls (%s 2xx)" % (fmt(r["events_per_s"]), r["seconds"] or 0,
-                                   fmt(r["cpu_us_per_event"]), fmt(hwm / 1024, 1),
-                                   fmt(r["sim_requests"]), fmt(r["sim_2xx"])))
+            "%s calls (%s 2xx); Redis %s us CPU/event, %s commands/event" % (
+                fmt(r["events_per_s"]), r["seconds"] or 0, fmt(r["cpu_us_per_event"]),
+                fmt(hwm / 1024, 1), fmt(r["sim_requests"]), fmt(r["sim_2xx"]),
+                fmt(r["redis_cpu_us_per_event"], 1), fmt(r["redis_commands_per_event"], 2)))
         self.check("%s: %d results" % (label, expect), res["count"] == expect,
                    "read %d" % res["count"])
         return r
@@ -838,6 +868,7 @@ end
         with open("/proc/loadavg") as f:
             load = " ".join(f.read().split()[:3])
         return {"cores": os.cpu_count(), "cpu": model, "kernel": platform.release(),
+                "clk_tck": CLK_TCK,
                 "worker_version": ver, "build_type": btype or "RelWithDebInfo (default)",
                 "packages": {p: pkg(p) for p in pkgs}, "load_before": load}
 
