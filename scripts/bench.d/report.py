@@ -13,6 +13,7 @@ TARGET_WRK = 0.30   # scenario 1: share of the wrk ceiling
 TARGET_BOUND = 0.90  # scenario 2: share of max_in_flight / latency
 TARGET_X_NODE = {"0 ms": 4, "100 ms": 3}  # worker CPU per event: times less than the Node peer
 TARGET_X_WRK = 3    # worker CPU per call: at most this many times wrk's client CPU per request
+TARGET_IR = 300000  # scenario 5: instructions per event, all threads
 SCRIPT_CMDS = ("eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro")
 PEER_MIN_EVENTS = 10000  # fewer events: start-up weighs too much to judge the Node comparison
 
@@ -195,8 +196,10 @@ class Report:
                 "plotted", "-"])
         if "s5" in sc:
             s = sc["s5"]
-            rows.append(["5. cost per event (callgrind)", "%s instructions/event" % n(s["per_event"]),
-                         "tracked for regressions", "-"])
+            target = s.get("target_per_event", TARGET_IR)
+            rows.append(["5. instructions per event (callgrind, %s %s events, all threads)" % (
+                n(s["events"]), "centra_soap" if "centra_soap" in s["label"] else "mixed"),
+                "%s" % n(s["per_event"]), "<= %s" % n(target), met(s["per_event"] <= target)])
         self.table(["scenario", "measured", "target", ""], rows)
 
     def peer_rows(self, sc):
@@ -475,29 +478,55 @@ class Report:
     def s5(self, s):
         self.w("## 5. Cost per event (instructions, callgrind)")
         self.w()
+        target = s.get("target_per_event", TARGET_IR)
+        centra = "centra_soap" in s["label"]
         self.w("The worker under `valgrind --tool=callgrind --separate-threads=yes "
-               "--instr-atstart=no` for %s events (mixed adapters, latency 0); instrumentation is "
-               "switched on with `callgrind_control` once the worker has joined the group and off "
-               "after the last result, so startup and shutdown are not counted. Instruction "
-               "counts do not depend on the machine's load: this is the figure to compare "
-               "between commits. **%s instructions per event** (main thread %s, librdkafka "
-               "threads %s; the metrics HTTP thread, polled by the benchmark, %s, not "
-               "counted). Inclusive counts of the main thread from `%s`, split by stage:" % (
-                   n(s["events"]), n(s["per_event"]), n(s.get("main_per_event")),
-                   n(s["stages"][-1]["per_event"]), n(s.get("metrics_thread_per_event")),
-                   s["annotate"]))
+               "--instr-atstart=no` for %s %s events (one event per invoice, latency 0); "
+               "instrumentation is switched on with `callgrind_control` once the worker has "
+               "joined the group and off after the last result, so startup and shutdown are not "
+               "counted. Instruction counts do not depend on the machine's load: this is the "
+               "figure to compare between commits. **%s instructions per event** against the "
+               "target of %s: %s (main thread %s, librdkafka threads %s; the metrics HTTP "
+               "thread, polled by the benchmark, %s, not counted)." % (
+                   n(s["events"]), "centra_soap" if centra else "mixed-adapter",
+                   n(s["per_event"]), n(target), met(s["per_event"] <= target),
+                   n(s.get("main_per_event")),
+                   n(s.get("kafka_thread_per_event", s["stages"][-1]["per_event"])),
+                   n(s.get("metrics_thread_per_event"))))
+        self.w()
+        self.w("The main thread split by stage through the call graph in `%s`: a function "
+               "named in \"counted as\" (or any function of the library named there) and "
+               "everything it calls belong to that stage, except what another stage claims "
+               "(malloc and free are the allocator's wherever they are called from; the "
+               "adapters' render and classify, called by the dispatcher, are stages of their "
+               "own); a function several stages call "
+               "has its own instructions shared among them in proportion to what each "
+               "caller's calls to it cost. The stages do not overlap and add up to the total." %
+               s["annotate"].rsplit(" ", 1)[-1])
         self.w()
         total = s["total_ir"] or 1
-        self.table(["stage", "instructions/event", "share", "counted as"],
-                   [[x["stage"], n(x["per_event"]), "%.1f%%" % (100.0 * x["ir"] / total),
-                     x["functions"]] for x in s["stages"]])
-        if s.get("missing"):
-            self.w("Functions not found in the profile: %s." % ", ".join(s["missing"]))
+        rows = [[x["stage"], n(x["per_event"]), "%.1f%%" % (100.0 * x["ir"] / total),
+                 x["functions"]] for x in s["stages"]]
+        rows.append(["**total**", "**%s**" % n(s["per_event"]), "100%",
+                     "main thread + librdkafka threads; target %s per event: %s" % (
+                         n(target), met(s["per_event"] <= target))])
+        self.table(["stage", "instructions/event", "share", "counted as"], rows)
+        if s.get("malloc_by_stage"):
+            self.w("The allocator's %s instructions per event by the stage that called it: %s." % (
+                n(next((x["per_event"] for x in s["stages"] if x["stage"] == "malloc"), None)),
+                ", ".join("%s %s" % (k, n(v)) for k, v in s["malloc_by_stage"].items()
+                          if v >= 0.5)))
             self.w()
+        if s.get("missing"):
+            self.w("Stages with no instructions (functions renamed or inlined?): %s." %
+                   ", ".join(s["missing"]))
+            self.w()
+        self.redis_table([s])
         self.w("![stages](stages.png)")
         self.w()
-        self.w("The full inclusive listing is `callgrind-inclusive.txt`; open `callgrind.out` "
-               "with `callgrind_annotate` or KCachegrind for call trees.")
+        self.w("The full inclusive listing is `callgrind-inclusive.txt` (`%s`); open "
+               "`callgrind.out-01` with `callgrind_annotate --tree=calling` or KCachegrind "
+               "for call trees." % s["annotate"])
         self.w()
         self.commands([s])
 
