@@ -13,6 +13,7 @@ TARGET_WRK = 0.30   # scenario 1: share of the wrk ceiling
 TARGET_BOUND = 0.90  # scenario 2: share of max_in_flight / latency
 TARGET_X_NODE = {"0 ms": 4, "100 ms": 3}  # worker CPU per event: times less than the Node peer
 TARGET_X_WRK = 3    # worker CPU per call: at most this many times wrk's client CPU per request
+TARGET_RSS_MIB = 64  # scenario 2: invoice-worker's peak RSS (VmHWM), 512 in flight, 100 ms
 TARGET_IR = 300000  # scenario 5: instructions per event, all threads
 SCRIPT_CMDS = ("eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro")
 PEER_MIN_EVENTS = 10000  # fewer events: start-up weighs too much to judge the Node comparison
@@ -181,6 +182,10 @@ class Report:
                          "%s events/s = %.0f%% of %s" % (n(s["events_per_s"]), 100 * share,
                                                          n(s["bound"])),
                          ">= %d%% of the bound" % (100 * TARGET_BOUND), met(share >= TARGET_BOUND)])
+            mib = s["peak_rss_kb"] / 1024
+            rows.append(["2. invoice-worker's peak RSS (VmHWM), %s events, %d in flight, %d ms" % (
+                n(s["events"]), s["max_in_flight"], s["latency_ms"]),
+                "%s MiB" % n(mib, 1), "<= %d MiB" % TARGET_RSS_MIB, met(mib <= TARGET_RSS_MIB)])
         if "s3" in sc:
             s = sc["s3"]
             ok = s["final_ok"] == s["invoices"] and s["regressed"] == 0
@@ -438,6 +443,14 @@ class Report:
                    "simulator and this machine allow a client that keeps 512 requests in flight." % (
                        x["connections"], n(x["requests_per_s"]), 100 * x["requests_per_s"] / s["bound"]))
             self.w()
+        mib = s["peak_rss_kb"] / 1024
+        self.w("invoice-worker's peak RSS (`VmHWM`) in this run: **%s MiB** against the goal of "
+               "at most %d MiB: %s.%s" % (
+                   n(mib, 1), TARGET_RSS_MIB, met(mib <= TARGET_RSS_MIB),
+                   (" The centra_soap-only run at the same latency and bound: %s MiB." %
+                    n(s["peers"]["worker_centra"]["peak_rss_kb"] / 1024, 1))
+                   if (s.get("peers") or {}).get("worker_centra") else ""))
+        self.w()
         self.redis_table([s])
         self.commands([s] + ([s["wrk"]] if s.get("wrk") else []))
 
