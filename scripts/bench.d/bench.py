@@ -148,6 +148,12 @@ class Stack:
                             "--save", "", "--appendonly", "no", "--dir", work,
                             "--logfile", os.path.join(work, "redis.log")], "redis-server")
         wait_port(self.redis_port, "redis-server")
+        # the pid whose /proc/PID/stat is read for Redis CPU: the server's own word for it (the
+        # process started above, all of its threads)
+        self.redis_pid = int(self.redis_client().info("server")["process_id"])
+        if self.redis_pid != self.redis.pid:
+            raise RuntimeError("redis-server reports pid %d, started as %d" % (self.redis_pid,
+                                                                                self.redis.pid))
         self.sim_port = free_port()
         self.sim_base = "http://127.0.0.1:%d" % self.sim_port
         self.sim = start([os.path.join(build, "target-sim"), "--listen",
@@ -157,6 +163,17 @@ class Stack:
         wait_port(self.sim_port, "target-sim")
         self.kafka = None
         self.brokers = None
+
+    def redis_client(self):
+        import redis
+        return redis.Redis(port=self.redis_port)
+
+    def redis_calls(self):
+        """Calls per command so far ({"evalsha": n, "set": n, ...}) from INFO commandstats.
+        Redis counts the commands a Lua script runs under their own names as well."""
+        stats = self.redis_client().info("commandstats")
+        return {k[len("cmdstat_"):]: v["calls"] for k, v in stats.items()
+                if k.startswith("cmdstat_")}
 
     def kafka_start(self):
         out = os.path.join(self.work, "kafka.out")
@@ -186,8 +203,7 @@ class Stack:
 
     def prepare(self, latency_ms):
         """A clean ledger and simulator, validation on, the given latency on every target."""
-        import redis
-        redis.Redis(port=self.redis_port).flushall()
+        self.redis_client().flushall()
         self.sim_call("POST", "/_sim/reset")
         self.sim_call("POST", "/_sim/validate", {"on": True})
         self.sim_call("POST", "/_sim/faults", {"target": "*", "kind": "clear"})
@@ -341,7 +357,7 @@ class Bench:
                                                           capture_output=True, text=True).stdout.strip()}
         with open(os.path.join(self.a.node, "package.json")) as f:
             info["dependencies"] = json.load(f).get("dependencies", {})
-        r = subprocess.run([self.node_bin, "-e", "process.stdout.write(require('node-rdkafka')"
+        r = subprocess.run([self.node_bin, "-e", "process.stdout.write(require('@confluentinc/kafka-javascript')"
                             ".librdkafkaVersion)"], cwd=self.a.node, capture_output=True, text=True)
         info["librdkafka"] = r.stdout.strip() or "unknown"
         return info
@@ -407,8 +423,9 @@ class Bench:
             subprocess.run(["callgrind_control", "--instr=on", str(w.pid)], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu0 = proc_cpu_s(w.pid)
-        others = {"target-sim": st.sim.pid, "redis-server": st.redis.pid, "kafka-local": st.kafka.pid}
+        others = {"target-sim": st.sim.pid, "redis-server": st.redis_pid, "kafka-local": st.kafka.pid}
         others0 = {k: proc_cpu_s(pid) for k, pid in others.items()}
+        calls0 = st.redis_calls()
         wall0 = time.time()
         sender = start([self.bin, "send", "-c", send_cfg, "--lines", "--no-check", events_path],
                        "send", stdout=subprocess.DEVNULL, stderr=open(log + ".send", "wb"))
@@ -444,6 +461,7 @@ class Bench:
         cpu1 = proc_cpu_s(w.pid)
         hwm = proc_hwm_kb(w.pid)
         others1 = {k: proc_cpu_s(pid) for k, pid in others.items()}
+        calls1 = st.redis_calls()
         _, status, ru = os.wait4(sender.pid, 0)  # reaps it, with its CPU time
         sender.returncode = os.waitstatus_to_exitcode(status)
         stop(sender)
@@ -469,12 +487,24 @@ class Bench:
         }
         r["events_per_s"] = n_events / r["seconds"] if r["seconds"] else 0
         r["cpu_us_per_event"] = r["cpu_s"] * 1e6 / n_events
+        # Redis over the same interval: redis-server's CPU, and its commands by name (the two
+        # INFO commandstats calls that take the snapshots are left out)
+        calls = {k: v - calls0.get(k, 0) for k, v in calls1.items()}
+        calls["info"] = calls.get("info", 0) - 1
+        calls = {k: v for k, v in calls.items() if v > 0}
+        r["redis_cpu_us_per_event"] = r["other_cpu_us_per_event"]["redis-server"]
+        r["redis_commands"] = calls
+        r["redis_commands_per_event"] = sum(calls.values()) / n_events
+        r["redis_script_calls_per_event"] = sum(
+            v for k, v in calls.items() if k in ("eval", "evalsha", "eval_ro", "evalsha_ro",
+                                                  "fcall", "fcall_ro")) / n_events
         self._stop_worker(w, valgrind_out)
         st.kafka_stop()
         say("   %s events/s end to end (%.2f s), %s us CPU/event, peak RSS %s MiB, "
-            "%s calls (%s 2xx)" % (fmt(r["events_per_s"]), r["seconds"] or 0,
-                                   fmt(r["cpu_us_per_event"]), fmt(hwm / 1024, 1),
-                                   fmt(r["sim_requests"]), fmt(r["sim_2xx"])))
+            "%s calls (%s 2xx); Redis %s us CPU/event, %s commands/event" % (
+                fmt(r["events_per_s"]), r["seconds"] or 0, fmt(r["cpu_us_per_event"]),
+                fmt(hwm / 1024, 1), fmt(r["sim_requests"]), fmt(r["sim_2xx"]),
+                fmt(r["redis_cpu_us_per_event"], 1), fmt(r["redis_commands_per_event"], 2)))
         self.check("%s: %d results" % (label, expect), res["count"] == expect,
                    "read %d" % res["count"])
         return r
@@ -718,99 +748,223 @@ end
 
     # ---- scenario 5 ----
 
-    STAGES = [
-        # (stage, functions whose inclusive cost counts, functions subtracted, note)
-        ("parse", ["iw_event_parse"], [], "iw_event_parse (cJSON parse + model read)"),
-        ("ledger", ["iw_ledger_claim", "iw_ledger_complete", "iw_ledger_release",
-                    "iw_ledger_renew"], [], "iw_ledger_claim/complete/release/renew"),
-        ("render", ["centra_render", "ebiz_render", "ix_render", "mn_render",
-                    "centra_validate", "ebiz_validate", "ix_validate", "mn_validate",
-                    "iw_request_add_call_headers"], [],
-         "the adapters' *_render and *_validate, iw_request_add_call_headers"),
-        ("HTTP", ["iw_dispatch_run"],
-         ["centra_render", "ebiz_render", "ix_render", "mn_render", "iw_request_add_call_headers",
-          "centra_classify", "ebiz_classify", "ix_classify", "mn_classify", "deliver"],
-         "iw_dispatch_run (libcurl multi) minus render, classify and the completion callbacks"),
-        ("classify", ["centra_classify", "ebiz_classify", "ix_classify", "mn_classify"], [],
-         "the adapters' *_classify (reply parsing)"),
-        ("produce", ["publish"], ["iw_log"],
-         "publish (result JSON + rd_kafka_producev + delivery bookkeeping) minus iw_log"),
-        ("log", ["iw_log"], [], "iw_log (one JSON line per result at info level)"),
-        ("consume", ["take_message", "rd_kafka_consumer_poll"], ["iw_event_parse"],
-         "rd_kafka_consumer_poll + take_message minus parse"),
+    # Stages of the main thread. Every function is given to a stage: a function that matches a
+    # rule (its name, or the library it is in) is that stage's entry point and all of its own
+    # instructions are that stage's; any other function's own instructions are shared among its
+    # callers' stages in proportion to the inclusive cost of each caller's calls to it
+    # (gprof-style), through the call graph callgrind recorded. The rules are tried in order, so
+    # malloc and free are the allocator's wherever they are called from: the stages below add up
+    # to the main thread's total with no overlap.
+    STAGE_RULES = [
+        # (stage, function name regex or None, object regex or None, what it counts)
+        ("malloc", r"^(malloc|free|calloc|realloc|reallocarray|cfree|posix_memalign|"
+                   r"aligned_alloc|memalign|valloc|pvalloc|_int_malloc|_int_free|_int_realloc|"
+                   r"_int_memalign|malloc_consolidate|sysmalloc|systrim|unlink_chunk|"
+                   r"tcache_\w+|__libc_(malloc|free|calloc|realloc|memalign))$", r"libc\.so",
+         "glibc's malloc, free, calloc, realloc and their internals, whoever calls them"),
+        ("parse", r"^iw_event_parse$", None,
+         "iw_event_parse: cJSON parse, the model read, cJSON_Delete"),
+        ("render", r"(_render|_validate)$|^iw_request_add_call_headers$", None,
+         "the adapters' *_render and *_validate (libxml2's writer, decimal formatting), "
+         "iw_request_add_call_headers"),
+        ("HTTP/libcurl", r"^iw_dispatch_run$", r"libcurl\.so",
+         "iw_dispatch_run and every libcurl function: requests, sockets, reply bodies, "
+         "completion handling"),
+        ("classify", r"_classify$", None, "the adapters' *_classify (reply parsing)"),
+        ("ledger/hiredis", r"^iw_ledger_", r"libhiredis\.so",
+         "iw_ledger_* (claim, complete, renew, release: EVALSHA commands) and every hiredis "
+         "function"),
+        ("kafka", r"^take_message$", r"librdkafka\.so",
+         "every librdkafka call on the main thread: consumer poll, produce, statistics, and "
+         "delivery reports with what they finish (offsets; freeing the message and its parsed "
+         "invoice); take_message (the message copied into the pipeline)"),
+        ("result", r"^publish$", None, "publish: the result JSON (cJSON) and its bookkeeping"),
+        ("log", r"^iw_log$", None, "iw_log (one JSON line per result at info level)"),
     ]
+    STAGE_OTHER = ("other", "the rest of the main thread: the loop, lanes, queues, flow "
+                   "control, metrics")
+    TARGET_IR = 300000  # instructions per event, all threads
 
     @staticmethod
     def annotate(path):
-        """callgrind_annotate's inclusive listing of one profile: (text, total, {function: Ir})."""
+        """callgrind_annotate's inclusive listing of one profile: (text, total)."""
         text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100",
                                "--auto=no", path], capture_output=True, text=True, check=True).stdout
-        total, incl = 0, {}
+        total = 0
         for line in text.splitlines():
-            m = re.match(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(.*?)(\s+\[.*\])?$", line)
+            m = re.match(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+PROGRAM TOTALS", line)
+            if m:
+                total = int(m.group(1).replace(",", ""))
+        return text, total
+
+    @staticmethod
+    def callgraph(path):
+        """Reads a callgrind profile (format version 1, one event): ({fn: own Ir},
+        {(caller, callee): inclusive Ir of the calls}, totals). A function is (object, name),
+        recursion levels (name'2) folded into their function."""
+        names = {"ob": {}, "fn": {}}
+        own, arcs, totals = {}, {}, 0
+        ob = cob = fn = cfn = None
+        in_call = False
+
+        def name(kind, v):
+            m = re.match(r"^\((\d+)\)(?:\s+(.*))?$", v)
             if not m:
-                continue
-            ir = int(m.group(1).replace(",", ""))
-            what = m.group(2).strip()
-            if what == "PROGRAM TOTALS":
-                total = ir
-                continue
-            if not m.group(3):
-                continue
-            fn = what.rsplit(":", 1)[-1].strip()
-            if "'" in fn:  # a recursion level; the outer call's inclusive count covers it
-                continue
-            fn = re.sub(r"\.(constprop|isra|part|cold)\.\d+.*$", "", fn)
-            incl[fn] = max(incl.get(fn, 0), ir)  # a name listed under several files: the whole
-        return text, total, incl
+                return v
+            if m.group(2) is not None:
+                names[kind][m.group(1)] = m.group(2)
+            return names[kind].get(m.group(1), v)
+
+        def fold(v):
+            return re.sub(r"'\d+$", "", v)
+
+        with open(path, errors="replace") as f:
+            for line in f:
+                line = line.rstrip("\n")
+                c = line[:1]
+                if (c.isdigit() or c in "+-*") and fn is not None:
+                    parts = line.split()
+                    ir = int(parts[1]) if len(parts) > 1 else 0
+                    if in_call:
+                        if cfn != fn:
+                            arcs[(fn, cfn)] = arcs.get((fn, cfn), 0) + ir
+                        in_call = False
+                    else:
+                        own[fn] = own.get(fn, 0) + ir
+                    continue
+                key, _, val = line.partition("=")
+                if key == "ob":
+                    ob = name("ob", val)
+                elif key == "fn":
+                    fn = (ob, fold(name("fn", val)))
+                    cob = None
+                elif key == "cob":
+                    cob = name("ob", val)
+                elif key == "cfn":
+                    cfn = (cob or ob, fold(name("fn", val)))
+                elif key == "calls":
+                    in_call = True
+                    cob = None
+                elif line.startswith("totals:"):
+                    totals = int(line.split()[1])
+        return own, arcs, totals
+
+    def stage_split(self, path, skip=()):
+        """{stage: Ir} over one thread's profile (see STAGE_RULES, less the stages in skip),
+        its total, and {function: {stage: share of its own instructions}}."""
+        own, arcs, totals = self.callgraph(path)
+        rules = [(st, re.compile(fr) if fr else None, re.compile(orx) if orx else None)
+                 for st, fr, orx, _ in self.STAGE_RULES if st not in skip]
+        fns = set(own) | {a for a, _ in arcs} | {b for _, b in arcs}
+        share = {}
+        for f in fns:
+            for st, fr, orx in rules:
+                by_name = bool(fr and fr.search(f[1]))
+                in_obj = bool(orx and orx.search(f[0] or ""))
+                # malloc: those names in libc only; the others: the name, or anything in the
+                # library
+                if (by_name and in_obj) if st == "malloc" else (by_name or in_obj):
+                    share[f] = {st: 1.0}
+                    break
+        callers = {}
+        for (a, b), ir in arcs.items():
+            callers.setdefault(b, []).append((a, ir))
+        other = self.STAGE_OTHER[0]
+        for f in fns:  # called by nothing recorded (the loop, already running at --instr=on)
+            if f not in share and f not in callers:
+                share[f] = {other: 1.0}
+        entries = set(share)
+        for _ in range(200):  # to a fixed point: call cycles converge within a few passes
+            changed = False
+            for f in fns:
+                if f in entries:
+                    continue
+                acc, weight = {}, 0
+                for a, ir in callers.get(f, []):
+                    sa = share.get(a)
+                    if sa is None or ir <= 0:
+                        continue
+                    weight += ir
+                    for st, v in sa.items():
+                        acc[st] = acc.get(st, 0.0) + v * ir
+                if not weight:
+                    continue
+                new = {st: v / weight for st, v in acc.items()}
+                old = share.get(f)
+                if old is None or any(abs(new.get(k, 0) - old.get(k, 0)) > 1e-9
+                                      for k in set(new) | set(old)):
+                    share[f] = new
+                    changed = True
+            if not changed:
+                break
+        out = {st: 0.0 for st, _, _, _ in self.STAGE_RULES if st not in skip}
+        out[other] = 0.0
+        for f, ir in own.items():
+            for st, v in (share.get(f) or {other: 1.0}).items():
+                out[st] += ir * v
+        return out, totals, share
 
     def scenario5(self):
         n = self.sz["s5_events"]
-        path = self.events("s5", n, n)
+        path = self.events("s5centra", n, n, "centra_soap")
         cg = os.path.join(self.out, "callgrind.out")
         for old in os.listdir(self.out):
             if old.startswith("callgrind.out"):
                 os.remove(os.path.join(self.out, old))
-        r = self.run("callgrind, %d events" % n, path, n, n, valgrind_out=cg, timeout=3600)
+        r = self.run("callgrind, %d centra_soap events" % n, path, n, n, valgrind_out=cg,
+                     timeout=3600)
         # one profile per thread (--separate-threads=yes): -01 is the main thread (the loop)
         files = sorted(f for f in os.listdir(self.out) if re.match(r"callgrind\.out-\d+$", f))
-        main_text, main_total, incl = self.annotate(os.path.join(self.out, files[0]))
+        main_path = os.path.join(self.out, files[0])
+        main_text, main_total = self.annotate(main_path)
         with open(os.path.join(self.out, "callgrind-inclusive.txt"), "w") as f:
             f.write(main_text)
+        split, totals, share = self.stage_split(main_path)
+        # the allocator's instructions by the stage that called it: the same split without the
+        # malloc rule, read for the functions that rule took
+        _, _, share_nm = self.stage_split(main_path, skip=("malloc",))
+        own, _, _ = self.callgraph(main_path)
+        malloc_by = {}
+        for f, ir in own.items():
+            if share.get(f) == {"malloc": 1.0}:
+                for st, v in (share_nm.get(f) or {self.STAGE_OTHER[0]: 1.0}).items():
+                    malloc_by[st] = malloc_by.get(st, 0.0) + ir * v
         kafka_ir, http_ir = 0, 0
         for f in files[1:]:
             p = os.path.join(self.out, f)
-            _, t, _ = self.annotate(p)
+            _, t = self.annotate(p)
             with open(p, errors="replace") as fh:
                 if "libmicrohttpd" in fh.read():
                     http_ir += t
                 else:
                     kafka_ir += t
-        stages, missing = [], []
-        optional = {"iw_ledger_release", "iw_ledger_renew"}  # not called in every run
-        for name, plus, minus, note in self.STAGES:
-            for fn in plus:
-                if fn not in incl and fn not in optional:
-                    missing.append(fn)
-            v = sum(incl.get(fn, 0) for fn in plus) - sum(incl.get(fn, 0) for fn in minus)
-            stages.append({"stage": name, "ir": v, "per_event": v / n, "functions": note})
-        staged = sum(x["ir"] for x in stages)
-        stages.append({"stage": "loop", "ir": main_total - staged,
-                       "per_event": (main_total - staged) / n,
-                       "functions": "the rest of the main thread: the loop, lanes, queues, flow "
-                                    "control, offsets, metrics, malloc/free between stages"})
-        stages.append({"stage": "librdkafka threads", "ir": kafka_ir, "per_event": kafka_ir / n,
-                       "functions": "librdkafka's broker and background threads (fetch, lz4, "
-                                    "produce requests)"})
+        notes = dict((st, note) for st, _, _, note in self.STAGE_RULES)
+        notes[self.STAGE_OTHER[0]] = self.STAGE_OTHER[1]
+        stages = [{"stage": st, "ir": v, "per_event": v / n, "functions": notes[st]}
+                  for st, v in split.items()]
+        stages.append({"stage": "kafka: librdkafka threads", "ir": kafka_ir,
+                       "per_event": kafka_ir / n,
+                       "functions": "librdkafka's broker and background threads (fetch, "
+                                    "decompression, produce requests)"})
+        unmatched = [st for st, _, _, _ in self.STAGE_RULES if not split.get(st)]
         total = main_total + kafka_ir
         r.update(total_ir=total, per_event=total / n, main_per_event=main_total / n,
-                 metrics_thread_per_event=http_ir / n, stages=stages, missing=missing,
-                 annotate="callgrind_annotate --inclusive=yes " + os.path.join(self.out, files[0]))
-        if missing:
-            say("callgrind: functions not found (renamed or inlined?): " + ", ".join(missing))
-        self.check("callgrind: every stage function found", not missing, ", ".join(missing))
-        say("   %s instructions/event (main thread %s, librdkafka threads %s)" % (
-            fmt(total / n), fmt(main_total / n), fmt(kafka_ir / n)))
+                 kafka_thread_per_event=kafka_ir / n, metrics_thread_per_event=http_ir / n,
+                 target_per_event=self.TARGET_IR, stages=stages, missing=unmatched,
+                 malloc_by_stage={k: v / n for k, v in sorted(malloc_by.items(),
+                                                              key=lambda kv: -kv[1])},
+                 attribution_gap=abs(sum(split.values()) - main_total),
+                 annotate="callgrind_annotate --inclusive=yes " + main_path)
+        if unmatched:
+            say("callgrind: no instructions in stage " + ", ".join(unmatched) +
+                " (functions renamed or inlined?)")
+        self.check("callgrind: every stage has instructions", not unmatched, ", ".join(unmatched))
+        self.check("callgrind: the stages add up to the main thread's total",
+                   totals == main_total and abs(sum(split.values()) - main_total) <= n,
+                   "stages %d, callgrind_annotate %d, file totals %d" % (
+                       sum(split.values()), main_total, totals))
+        say("   %s instructions/event (main thread %s, librdkafka threads %s; target %s)" % (
+            fmt(total / n), fmt(main_total / n), fmt(kafka_ir / n), fmt(self.TARGET_IR)))
         self.results["scenarios"]["s5"] = r
 
     # ---- all ----
@@ -838,6 +992,7 @@ end
         with open("/proc/loadavg") as f:
             load = " ".join(f.read().split()[:3])
         return {"cores": os.cpu_count(), "cpu": model, "kernel": platform.release(),
+                "clk_tck": CLK_TCK,
                 "worker_version": ver, "build_type": btype or "RelWithDebInfo (default)",
                 "packages": {p: pkg(p) for p in pkgs}, "load_before": load}
 

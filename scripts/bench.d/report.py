@@ -13,6 +13,9 @@ TARGET_WRK = 0.30   # scenario 1: share of the wrk ceiling
 TARGET_BOUND = 0.90  # scenario 2: share of max_in_flight / latency
 TARGET_X_NODE = {"0 ms": 4, "100 ms": 3}  # worker CPU per event: times less than the Node peer
 TARGET_X_WRK = 3    # worker CPU per call: at most this many times wrk's client CPU per request
+TARGET_RSS_MIB = 64  # scenario 2: invoice-worker's peak RSS (VmHWM), 512 in flight, 100 ms
+TARGET_IR = 300000  # scenario 5: instructions per event, all threads
+SCRIPT_CMDS = ("eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro")
 PEER_MIN_EVENTS = 10000  # fewer events: start-up weighs too much to judge the Node comparison
 
 
@@ -24,6 +27,33 @@ def n(v, digits=0):
 
 def met(ok):
     return "met" if ok else "**not met**"
+
+
+CLK_TCK = 100  # /proc/PID/stat's unit, replaced by the one the results were measured with
+
+
+def redis_cpu(x):
+    """Redis CPU per event of a run, or n/a (a run without Redis, or results from before);
+    below one clock tick, the bound."""
+    v = x.get("redis_cpu_us_per_event") if x else None
+    if v is None:
+        return "n/a"
+    if v == 0:
+        return "< %s" % n(1e6 / CLK_TCK / (x.get("events") or 1), 1)
+    return n(v, 1)
+
+
+def redis_cmds(x):
+    v = x.get("redis_commands_per_event") if x else None
+    return n(v, 2) if v is not None else "n/a"
+
+
+def by_command(x):
+    """"evalsha 3.00, get 6.04, ..." per event, most called first."""
+    calls = x.get("redis_commands") or {}
+    ev = x.get("events") or 1
+    return ", ".join("%s %s" % (k.upper() if k in SCRIPT_CMDS else k, n(v / ev, 2))
+                     for k, v in sorted(calls.items(), key=lambda kv: (-kv[1], kv[0]))) or "none"
 
 
 def peer_met(ok, events):
@@ -50,11 +80,28 @@ class Report:
         rows = []
         for x in runs:
             rows.append([x["label"], n(x["events"]), n(x["seconds"], 2), n(x["events_per_s"]),
-                         n(x["cpu_us_per_event"]), n(x["peak_rss_kb"] / 1024, 1),
+                         n(x["cpu_us_per_event"]), redis_cpu(x), redis_cmds(x),
+                         n(x["peak_rss_kb"] / 1024, 1),
                          n(x["sim_requests"]), ", ".join("%s %s" % (v, k) for k, v in
                                                          sorted(x["statuses"].items()))])
         self.table(["run", "events", "seconds", "events/s", "worker CPU us/event",
-                    "peak RSS MiB", "calls sent", "results"], rows)
+                    "Redis CPU us/event", "Redis commands/event", "peak RSS MiB", "calls sent",
+                    "results"], rows)
+
+    def redis_table(self, runs):
+        """Redis's side of each run: its CPU and its commands per event, by command."""
+        runs = [x for x in runs if x and x.get("redis_commands") is not None]
+        if not runs:
+            return
+        self.w("Redis over the same interval (redis-server's CPU and `INFO commandstats`, per "
+               "event; commands a Lua script runs count under their own names too):")
+        self.w()
+        rows = []
+        for x in runs:
+            rows.append([x["label"], n(x["cpu_us_per_event"], 1), redis_cpu(x), redis_cmds(x),
+                         n(x.get("redis_script_calls_per_event"), 2), by_command(x)])
+        self.table(["run", "worker CPU us/event", "Redis CPU us/event", "Redis commands/event",
+                    "of which script calls", "commands per event"], rows)
 
     def build(self):
         r = self.r
@@ -135,6 +182,10 @@ class Report:
                          "%s events/s = %.0f%% of %s" % (n(s["events_per_s"]), 100 * share,
                                                          n(s["bound"])),
                          ">= %d%% of the bound" % (100 * TARGET_BOUND), met(share >= TARGET_BOUND)])
+            mib = s["peak_rss_kb"] / 1024
+            rows.append(["2. invoice-worker's peak RSS (VmHWM), %s events, %d in flight, %d ms" % (
+                n(s["events"]), s["max_in_flight"], s["latency_ms"]),
+                "%s MiB" % n(mib, 1), "<= %d MiB" % TARGET_RSS_MIB, met(mib <= TARGET_RSS_MIB)])
         if "s3" in sc:
             s = sc["s3"]
             ok = s["final_ok"] == s["invoices"] and s["regressed"] == 0
@@ -150,8 +201,10 @@ class Report:
                 "plotted", "-"])
         if "s5" in sc:
             s = sc["s5"]
-            rows.append(["5. cost per event (callgrind)", "%s instructions/event" % n(s["per_event"]),
-                         "tracked for regressions", "-"])
+            target = s.get("target_per_event", TARGET_IR)
+            rows.append(["5. instructions per event (callgrind, %s %s events, all threads)" % (
+                n(s["events"]), "centra_soap" if "centra_soap" in s["label"] else "mixed"),
+                "%s" % n(s["per_event"]), "<= %s" % n(target), met(s["per_event"] <= target)])
         self.table(["scenario", "measured", "target", ""], rows)
 
     def peer_rows(self, sc):
@@ -180,14 +233,26 @@ class Report:
         self.w()
         if info.get("available"):
             self.w("The Node.js peer (`scripts/bench.d/node_worker/worker.js`, node %s; %s; "
-                   "node-rdkafka linked to librdkafka %s) does what the Python reference does, "
-                   "as a Node team would write it: batch consume, Redis `SET NX EX` per (event, "
-                   "target) through ioredis with auto-pipelining, the centra_soap request from "
-                   "template literals (the same mapping; the simulator validates every call), "
-                   "one keep-alive undici Pool with at most 512 requests in flight, one result "
-                   "per event." % (info.get("node"), ", ".join(
+                   "the Kafka client linked to librdkafka %s) does what the Python reference "
+                   "does, as a Node team would write it: batch consume, Redis `SET NX EX` per "
+                   "(event, target) through ioredis with auto-pipelining, the centra_soap "
+                   "request from template literals (the same mapping; the simulator validates "
+                   "every call), one keep-alive undici Pool with at most 512 requests in "
+                   "flight, one result per event." % (info.get("node"), ", ".join(
                        "%s %s" % kv for kv in sorted(info.get("dependencies", {}).items())),
                        info.get("librdkafka")))
+            if "@confluentinc/kafka-javascript" in info.get("dependencies", {}):
+                self.w()
+                self.w("Its Kafka client is `@confluentinc/kafka-javascript`, built from source "
+                       "against Debian's librdkafka (`BUILD_LIBRDKAFKA=0 CKJS_LINKING=dynamic "
+                       "npm ci`: its prebuilt binaries cannot be downloaded here) and used "
+                       "through its node-rdkafka-compatible API, whose `consume(n, cb)` reads "
+                       "in batches. 0.1.9-devel is an early-access release (its README: \"not "
+                       "meant for production use\"), and the newest whose native code compiles "
+                       "against librdkafka 2.0.2: 0.1.11-devel to 1.10.1 (from 0.2.0 on they ask "
+                       "for librdkafka 2.5.3 to 2.15.1) fail on `rd_kafka_Node_rack` or "
+                       "`rd_kafka_Uuid_t`, added in librdkafka 2.3.0. In 0.1.9-devel the "
+                       "KafkaJS-compatible API rejects `eachBatch` as not implemented.")
         else:
             self.w("**The Node.js peer is unavailable in this run: %s.**" % info.get("reason"))
         self.w()
@@ -198,7 +263,10 @@ class Report:
                "endpoint (64 connections at 0 ms, 512 at 100 ms). **CPU** = user + system of the "
                "worker process from `/proc/PID/stat` over the measured interval, divided by "
                "events; for wrk, its rusage divided by the requests it completed. "
-               "**RSS** = peak (`VmHWM`; wrk: `ru_maxrss`). Throughput is end to end for the "
+               "**RSS** = peak (`VmHWM`; wrk: `ru_maxrss`). **Redis CPU** = user + system of "
+               "redis-server (all its threads) over the same interval, divided by the same "
+               "events; **Redis commands** = the growth of `INFO commandstats` over that "
+               "interval per event (wrk does not use Redis). Throughput is end to end for the "
                "workers (first produce to last result), requests/s for wrk. Every worker starts cold "
                "and is measured from the first produce, so start-up costs (for Node, most "
                "likely JIT warm-up and opening its pool's connections) weigh more in small runs: with `--quick` sizes the Node peer's CPU "
@@ -209,7 +277,7 @@ class Report:
             iw = runs.get("invoice-worker")
             for who, x in runs.items():
                 if not x:
-                    rows.append([scen, who, "not run", "", "", "", ""])
+                    rows.append([scen, who, "not run", "", "", "", "", "", ""])
                     continue
                 cpu = x.get("cpu_us_per_event", x.get("cpu_us_per_request"))
                 thr = x.get("events_per_s", x.get("requests_per_s"))
@@ -217,12 +285,25 @@ class Report:
                          if iw and cpu and who != "invoice-worker" else "-")
                 rows.append([scen, who, n(x.get("events", x.get("requests"))),
                              n(cpu, 1) if cpu is not None else "n/a",
+                             redis_cpu(x), redis_cmds(x),
                              n(x["peak_rss_kb"] / 1024, 1) if x.get("peak_rss_kb") else "n/a",
                              n(thr), ratio])
         self.table(["target latency", "process", "events (wrk: requests)",
-                    "CPU us per event (wrk: per request)",
-                    "peak RSS MiB", "events/s (wrk: requests/s)",
+                    "CPU us per event (wrk: per request)", "Redis CPU us per event",
+                    "Redis commands per event", "peak RSS MiB", "events/s (wrk: requests/s)",
                     "invoice-worker CPU / this"], rows)
+        self.w("Redis commands per event by command, for the same runs. invoice-worker claims "
+               "and completes each (event, target) with its Lua scripts (`EVALSHA`; the "
+               "commands each script runs are counted too, under their own names); the Node "
+               "peer and the Python reference send one `SET NX EX` per (event, target) and a "
+               "`DEL` when the call fails.")
+        self.w()
+        self.table(["target latency", "process", "Redis commands per event", "of which script "
+                    "calls", "by command (per event)"],
+                   [[scen, who, redis_cmds(x), n(x.get("redis_script_calls_per_event"), 2),
+                     by_command(x)]
+                    for scen, runs in rows_by for who, x in runs.items()
+                    if x and x.get("redis_commands") is not None])
         for scen, runs in rows_by:
             iw, nd, wk = runs.get("invoice-worker"), runs.get("Node.js peer"), runs.get("wrk")
             if iw and nd:
@@ -232,6 +313,14 @@ class Report:
                            scen, iw["cpu_us_per_event"] / nd["cpu_us_per_event"], x,
                            TARGET_X_NODE[scen], peer_met(x >= TARGET_X_NODE[scen], nd["events"]),
                            n(iw["peak_rss_kb"] / 1024, 1), n(nd["peak_rss_kb"] / 1024, 1)))
+            if iw and iw.get("redis_commands") is not None:
+                parts = ["invoice-worker %s us (%s commands)" % (redis_cpu(iw), redis_cmds(iw))]
+                for who in ("Node.js peer", "Python reference"):
+                    x = runs.get(who)
+                    if x and x.get("redis_commands") is not None:
+                        parts.append("%s %s us (%s commands)" % (who, redis_cpu(x),
+                                                                 redis_cmds(x)))
+                self.w("- %s: Redis CPU per event: %s." % (scen, "; ".join(parts)))
             if iw and wk and wk.get("cpu_us_per_request"):
                 x = iw["cpu_us_per_event"] / wk["cpu_us_per_request"]
                 self.w("- %s: invoice-worker CPU per call = %.1fx wrk's client CPU per request "
@@ -263,6 +352,17 @@ class Report:
                "from just before the first produce to the last result, divided by events. "
                "**Peak RSS** = `VmHWM`. The worker logs at `info` (one line per result), as "
                "in production.")
+        self.w("- **Redis CPU** = user + system time of redis-server (started by the benchmark; "
+               "its pid checked against `INFO server`'s `process_id`; `/proc/PID/stat` covers "
+               "all of its threads) over the same interval as the worker's CPU, divided by the "
+               "same events. **Redis commands** = the growth of `INFO commandstats` `calls` over "
+               "that interval, per command and in all, divided by events; the two `INFO` calls "
+               "that take the snapshots are left out. Redis counts each command a Lua script "
+               "runs under that command's name as well as the `EVALSHA` that ran the script. "
+               "`/proc` counts CPU in clock ticks (%s ms here): a run of 2,000 events sees Redis "
+               "CPU in steps of %s us per event, and a run in which Redis used less than one "
+               "tick shows \"< tick/events\"; read Redis CPU from the full-size runs." % (
+                   n(1000.0 / CLK_TCK), n(1e6 / CLK_TCK / 2000, 1)))
         self.w("- Results are read back and counted; every run must produce exactly one result "
                "per event; the simulator's `/_sim/stats` gives the calls it received and "
                "their statuses.")
@@ -302,6 +402,7 @@ class Report:
             rows.append(["**sum**", n(total), "-> at most %s events/s on 2 idle cores" %
                          n(2e6 / total)])
             self.table(["process", "CPU us/event", "share"], rows)
+        self.redis_table([wm])
         self.w("![throughput](throughput.png)")
         self.w()
         self.w("![cpu](cpu.png)")
@@ -342,6 +443,15 @@ class Report:
                    "simulator and this machine allow a client that keeps 512 requests in flight." % (
                        x["connections"], n(x["requests_per_s"]), 100 * x["requests_per_s"] / s["bound"]))
             self.w()
+        mib = s["peak_rss_kb"] / 1024
+        self.w("invoice-worker's peak RSS (`VmHWM`) in this run: **%s MiB** against the goal of "
+               "at most %d MiB: %s.%s" % (
+                   n(mib, 1), TARGET_RSS_MIB, met(mib <= TARGET_RSS_MIB),
+                   (" The centra_soap-only run at the same latency and bound: %s MiB." %
+                    n(s["peers"]["worker_centra"]["peak_rss_kb"] / 1024, 1))
+                   if (s.get("peers") or {}).get("worker_centra") else ""))
+        self.w()
+        self.redis_table([s])
         self.commands([s] + ([s["wrk"]] if s.get("wrk") else []))
 
     def s3(self, s):
@@ -360,6 +470,7 @@ class Report:
                "%d ever went back to a lower version." % (s["final_ok"], s["final_seen"],
                                                           s["highest"], s["regressed"]))
         self.w()
+        self.redis_table([s])
         self.commands([s])
 
     def s4(self, rows):
@@ -369,10 +480,10 @@ class Report:
                "bound is max_in_flight / 20 ms.")
         self.w()
         self.table(["max_in_flight", "events", "events/s", "bound", "share of bound",
-                    "worker CPU us/event"],
+                    "worker CPU us/event", "Redis CPU us/event", "Redis commands/event"],
                    [[x["max_in_flight"], n(x["events"]), n(x["events_per_s"]), n(x["bound"]),
                      "%.0f%%" % (100 * x["events_per_s"] / x["bound"]),
-                     n(x["cpu_us_per_event"])] for x in rows])
+                     n(x["cpu_us_per_event"]), redis_cpu(x), redis_cmds(x)] for x in rows])
         self.w("![scaling](scaling.png)")
         self.w()
         self.commands(rows)
@@ -380,29 +491,55 @@ class Report:
     def s5(self, s):
         self.w("## 5. Cost per event (instructions, callgrind)")
         self.w()
+        target = s.get("target_per_event", TARGET_IR)
+        centra = "centra_soap" in s["label"]
         self.w("The worker under `valgrind --tool=callgrind --separate-threads=yes "
-               "--instr-atstart=no` for %s events (mixed adapters, latency 0); instrumentation is "
-               "switched on with `callgrind_control` once the worker has joined the group and off "
-               "after the last result, so startup and shutdown are not counted. Instruction "
-               "counts do not depend on the machine's load: this is the figure to compare "
-               "between commits. **%s instructions per event** (main thread %s, librdkafka "
-               "threads %s; the metrics HTTP thread, polled by the benchmark, %s, not "
-               "counted). Inclusive counts of the main thread from `%s`, split by stage:" % (
-                   n(s["events"]), n(s["per_event"]), n(s.get("main_per_event")),
-                   n(s["stages"][-1]["per_event"]), n(s.get("metrics_thread_per_event")),
-                   s["annotate"]))
+               "--instr-atstart=no` for %s %s events (one event per invoice, latency 0); "
+               "instrumentation is switched on with `callgrind_control` once the worker has "
+               "joined the group and off after the last result, so startup and shutdown are not "
+               "counted. Instruction counts do not depend on the machine's load: this is the "
+               "figure to compare between commits. **%s instructions per event** against the "
+               "target of %s: %s (main thread %s, librdkafka threads %s; the metrics HTTP "
+               "thread, polled by the benchmark, %s, not counted)." % (
+                   n(s["events"]), "centra_soap" if centra else "mixed-adapter",
+                   n(s["per_event"]), n(target), met(s["per_event"] <= target),
+                   n(s.get("main_per_event")),
+                   n(s.get("kafka_thread_per_event", s["stages"][-1]["per_event"])),
+                   n(s.get("metrics_thread_per_event"))))
+        self.w()
+        self.w("The main thread split by stage through the call graph in `%s`: a function "
+               "named in \"counted as\" (or any function of the library named there) and "
+               "everything it calls belong to that stage, except what another stage claims "
+               "(malloc and free are the allocator's wherever they are called from; the "
+               "adapters' render and classify, called by the dispatcher, are stages of their "
+               "own); a function several stages call "
+               "has its own instructions shared among them in proportion to what each "
+               "caller's calls to it cost. The stages do not overlap and add up to the total." %
+               s["annotate"].rsplit(" ", 1)[-1])
         self.w()
         total = s["total_ir"] or 1
-        self.table(["stage", "instructions/event", "share", "counted as"],
-                   [[x["stage"], n(x["per_event"]), "%.1f%%" % (100.0 * x["ir"] / total),
-                     x["functions"]] for x in s["stages"]])
-        if s.get("missing"):
-            self.w("Functions not found in the profile: %s." % ", ".join(s["missing"]))
+        rows = [[x["stage"], n(x["per_event"]), "%.1f%%" % (100.0 * x["ir"] / total),
+                 x["functions"]] for x in s["stages"]]
+        rows.append(["**total**", "**%s**" % n(s["per_event"]), "100%",
+                     "main thread + librdkafka threads; target %s per event: %s" % (
+                         n(target), met(s["per_event"] <= target))])
+        self.table(["stage", "instructions/event", "share", "counted as"], rows)
+        if s.get("malloc_by_stage"):
+            self.w("The allocator's %s instructions per event by the stage that called it: %s." % (
+                n(next((x["per_event"] for x in s["stages"] if x["stage"] == "malloc"), None)),
+                ", ".join("%s %s" % (k, n(v)) for k, v in s["malloc_by_stage"].items()
+                          if v >= 0.5)))
             self.w()
+        if s.get("missing"):
+            self.w("Stages with no instructions (functions renamed or inlined?): %s." %
+                   ", ".join(s["missing"]))
+            self.w()
+        self.redis_table([s])
         self.w("![stages](stages.png)")
         self.w()
-        self.w("The full inclusive listing is `callgrind-inclusive.txt`; open `callgrind.out` "
-               "with `callgrind_annotate` or KCachegrind for call trees.")
+        self.w("The full inclusive listing is `callgrind-inclusive.txt` (`%s`); open "
+               "`callgrind.out-01` with `callgrind_annotate --tree=calling` or KCachegrind "
+               "for call trees." % s["annotate"])
         self.w()
         self.commands([s])
 
@@ -451,6 +588,8 @@ def main():
     a = ap.parse_args()
     with open(os.path.join(a.out, "results.json")) as f:
         res = json.load(f)
+    global CLK_TCK
+    CLK_TCK = res.get("machine", {}).get("clk_tck", CLK_TCK)
     rep = Report(res, a.out)
     text = rep.build()
     rep.data()

@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // worker.js: the Node.js peer for scripts/bench, written the way a Node team would write this
-// worker: node-rdkafka (librdkafka), ioredis, an undici Pool and XML string templates.
+// worker: @confluentinc/kafka-javascript through its node-rdkafka-compatible API (librdkafka),
+// ioredis, an undici Pool and XML string templates. That API, not the KafkaJS-compatible one,
+// because it consumes in batches (consume(n, cb)); the KafkaJS API of the release that builds
+// against Debian's librdkafka 2.0.2 (0.1.9-devel) rejects eachBatch as not implemented.
 //
 // It consumes invoice events in batches, drops duplicates with a Redis SET NX EX per
 // (event, target) (ioredis with auto-pipelining, so the SETs of one batch share round trips),
@@ -13,7 +16,7 @@
 // acknowledged by the broker, as reference_worker.py does.
 'use strict';
 
-const Kafka = require('node-rdkafka');
+const Kafka = require('@confluentinc/kafka-javascript');
 const Redis = require('ioredis');
 const { Pool } = require('undici');
 
