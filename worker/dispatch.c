@@ -65,12 +65,20 @@ struct call {
 /* One running transfer (a call's attempt or a token refresh) and its reusable easy handle. */
 struct xfer {
     xfer *prev, *next;       /* the active list; the free list uses next only */
-    CURL *easy;              /* kept across transfers so its settings' memory is reused */
-    struct curl_slist *hdrs; /* request headers */
+    CURL *easy;              /* kept across transfers of one target: set up once */
+    const iw_target_conf *set_for; /* the target easy's settings are for, NULL: none yet */
+    struct curl_slist *hdrs; /* request headers: nodes[] linked, data in lines */
+    struct curl_slist *nodes;
+    size_t cap_nodes;
+    char *lines; /* request header lines, NUL-separated */
+    size_t cap_lines;
+    char *hbuf; /* reply header names and values, NUL-terminated, rh[] points here */
+    size_t len_hbuf, cap_hbuf;
+    size_t hoff[MAX_REPLY_HEADERS][2]; /* offsets of each reply header's name and value */
     iw_request req;          /* rendered request; its body must live as long as the transfer */
     char *body;              /* reply body */
     size_t body_len, body_cap;
-    iw_header *rh; /* reply headers of the last header block */
+    iw_header *rh; /* reply headers of the last header block (set by reply_of) */
     size_t n_rh;
     int64_t max_bytes;        /* reply body cap */
     bool too_large;           /* the body went past max_bytes and the transfer was aborted */
@@ -91,6 +99,7 @@ struct tstate {
     char *token;         /* secret: the refreshed auth token, NULL until one refresh */
     unsigned token_gen;  /* bumped on every refresh */
     xfer *refresh;       /* the token refresh in flight, NULL when none */
+    xfer *spare;         /* finished transfers of this target, kept for reuse */
     iw_secrets *secrets; /* every wire form of tc's secrets and of each refreshed token */
 };
 
@@ -103,7 +112,6 @@ struct iw_dispatch {
     size_t n_heap, cap_heap;
     callq doneq;       /* finished calls whose callbacks have not run yet */
     xfer *active;      /* transfers added to the multi handle */
-    xfer *spare;       /* finished transfers kept for reuse */
     size_t pending;    /* calls submitted and not yet called back */
     uint64_t seq;      /* next call.seq */
     uint64_t rng;      /* splitmix64 state for the backoff jitter */
@@ -315,13 +323,9 @@ static void deliver(iw_dispatch *d)
 static void xfer_release(iw_dispatch *d, xfer *x)
 {
     iw_request_clear(&x->req);
-    curl_slist_free_all(x->hdrs);
     x->hdrs = NULL;
-    for (size_t i = 0; i < x->n_rh; i++) {
-        free(x->rh[i].name);
-        free(x->rh[i].value);
-    }
     x->n_rh = 0;
+    x->len_hbuf = 0;
     if (x->body_cap > 65536) { /* keep small buffers only */
         free(x->body);
         x->body = NULL;
@@ -329,22 +333,21 @@ static void xfer_release(iw_dispatch *d, xfer *x)
     }
     x->body_len = 0;
     x->too_large = false;
+    tstate *t = x->t;
     x->c = NULL;
     x->t = NULL;
     x->ops = NULL;
     x->prev = NULL;
-    x->next = d->spare;
-    d->spare = x;
+    x->next = t->spare;
+    t->spare = x;
 }
 
 static void xfer_destroy(xfer *x)
 {
     iw_request_clear(&x->req);
-    curl_slist_free_all(x->hdrs);
-    for (size_t i = 0; i < x->n_rh; i++) {
-        free(x->rh[i].name);
-        free(x->rh[i].value);
-    }
+    free(x->nodes);
+    free(x->lines);
+    free(x->hbuf);
     free(x->rh);
     free(x->body);
     if (x->easy)
@@ -352,13 +355,15 @@ static void xfer_destroy(xfer *x)
     free(x);
 }
 
-static xfer *xfer_get(iw_dispatch *d)
+/* A transfer for target t: one of its own finished ones (its handle keeps t's settings), or
+ * a new one. */
+static xfer *xfer_get(tstate *t)
 {
-    xfer *x = d->spare;
+    xfer *x = t->spare;
     if (x) {
-        d->spare = x->next;
+        t->spare = x->next;
         x->next = NULL;
-        curl_easy_reset(x->easy);
+        x->t = t;
         return x;
     }
     x = calloc(1, sizeof(*x));
@@ -370,6 +375,7 @@ static xfer *xfer_get(iw_dispatch *d)
         xfer_destroy(x);
         return NULL;
     }
+    x->t = t;
     return x;
 }
 
@@ -419,11 +425,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 
 static void drop_reply_headers(xfer *x)
 {
-    for (size_t i = 0; i < x->n_rh; i++) {
-        free(x->rh[i].name);
-        free(x->rh[i].value);
-    }
     x->n_rh = 0;
+    x->len_hbuf = 0;
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
@@ -442,52 +445,75 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         v++;
     while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
         end--;
-    char *name = strndup(p, (size_t)(colon - p));
-    char *value = strndup(v, (size_t)(end - v));
-    if (!name || !value) {
-        free(name);
-        free(value);
-        return 0;
+    size_t nl = (size_t)(colon - p), vl = (size_t)(end - v);
+    size_t need = x->len_hbuf + nl + vl + 2;
+    if (need > x->cap_hbuf) {
+        size_t cap = x->cap_hbuf ? x->cap_hbuf : 1024;
+        while (cap < need)
+            cap *= 2;
+        char *b = realloc(x->hbuf, cap);
+        if (!b)
+            return 0;
+        x->hbuf = b;
+        x->cap_hbuf = cap;
     }
-    x->rh[x->n_rh].name = name;
-    x->rh[x->n_rh].value = value;
+    char *dst = x->hbuf + x->len_hbuf;
+    memcpy(dst, p, nl);
+    dst[nl] = '\0';
+    memcpy(dst + nl + 1, v, vl);
+    dst[nl + 1 + vl] = '\0';
+    x->hoff[x->n_rh][0] = x->len_hbuf;
+    x->hoff[x->n_rh][1] = x->len_hbuf + nl + 1;
+    x->len_hbuf = need;
     x->n_rh++;
     return len;
 }
 
 /* Applies the request and the target's limits to x's easy handle. */
-static int xfer_setup(xfer *x, const iw_target_conf *tc)
+/* Builds the request header list of x from x->req without an allocation per header: the lines
+ * go into one buffer, the list nodes into one array (libcurl only reads the list). */
+static int build_headers(xfer *x)
+{
+    const iw_request *r = &x->req;
+    size_t n = r->n_headers + 1, need = sizeof("Expect:");
+    for (size_t i = 0; i < r->n_headers; i++)
+        need += strlen(r->headers[i].name) + strlen(r->headers[i].value) + 3;
+    if (need > x->cap_lines) {
+        char *b = realloc(x->lines, need);
+        if (!b)
+            return IW_ENOMEM;
+        x->lines = b;
+        x->cap_lines = need;
+    }
+    if (n > x->cap_nodes) {
+        struct curl_slist *nodes = realloc(x->nodes, n * sizeof(*nodes));
+        if (!nodes)
+            return IW_ENOMEM;
+        x->nodes = nodes;
+        x->cap_nodes = n;
+    }
+    char *at = x->lines;
+    for (size_t i = 0; i < n; i++) {
+        x->nodes[i].data = at;
+        x->nodes[i].next = i + 1 < n ? &x->nodes[i + 1] : NULL;
+        if (i == n - 1) {
+            at = stpcpy(at, "Expect:") + 1; /* no 100-continue round trip */
+        } else if (*r->headers[i].value) {
+            at = stpcpy(stpcpy(stpcpy(at, r->headers[i].name), ": "), r->headers[i].value) + 1;
+        } else {
+            at = stpcpy(stpcpy(at, r->headers[i].name), ";") + 1; /* curl's "send empty" */
+        }
+    }
+    x->hdrs = x->nodes;
+    return 0;
+}
+
+/* The settings of x's handle that depend on the target only: set once per handle (a handle
+ * stays with its target). */
+static CURLcode target_setup(xfer *x, const iw_target_conf *tc)
 {
     CURL *e = x->easy;
-    const iw_request *r = &x->req;
-    char line[8192];
-    for (size_t i = 0; i < r->n_headers; i++) {
-        if (*r->headers[i].value)
-            snprintf(line, sizeof(line), "%s: %s", r->headers[i].name, r->headers[i].value);
-        else
-            snprintf(line, sizeof(line), "%s;", r->headers[i].name); /* curl's "send empty" */
-        struct curl_slist *s = curl_slist_append(x->hdrs, line);
-        if (!s)
-            return IW_ENOMEM;
-        x->hdrs = s;
-    }
-    struct curl_slist *s = curl_slist_append(x->hdrs, "Expect:"); /* no 100-continue round trip */
-    if (!s)
-        return IW_ENOMEM;
-    x->hdrs = s;
-    x->max_bytes = tc->max_response_bytes;
-
-    CURLcode rc = curl_easy_setopt(e, CURLOPT_URL, r->url);
-    if (strcmp(r->method, "GET") == 0) {
-        rc |= curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    } else {
-        rc |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-        rc |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? r->body : "");
-        if (strcmp(r->method, "POST") != 0)
-            rc |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
-    }
-    rc |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
-    rc |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     rc |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     rc |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     if (tc->connect_timeout_ms > 0)
@@ -512,6 +538,36 @@ static int xfer_setup(xfer *x, const iw_target_conf *tc)
     rc |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     rc |= curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     rc |= curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    return rc;
+}
+
+static int xfer_setup(xfer *x, const iw_target_conf *tc)
+{
+    CURL *e = x->easy;
+    const iw_request *r = &x->req;
+    if (build_headers(x))
+        return IW_ENOMEM;
+    x->max_bytes = tc->max_response_bytes;
+    CURLcode rc = CURLE_OK;
+    if (x->set_for != tc) {
+        curl_easy_reset(e);
+        x->set_for = NULL;
+        rc = target_setup(x, tc);
+        if (rc != CURLE_OK)
+            return IW_EINVAL;
+        x->set_for = tc;
+    }
+    rc |= curl_easy_setopt(e, CURLOPT_URL, r->url);
+    if (strcmp(r->method, "GET") == 0) {
+        rc |= curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        rc |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
+    } else {
+        rc |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+        rc |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? r->body : "");
+        rc |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
+                               strcmp(r->method, "POST") != 0 ? r->method : (char *)NULL);
+    }
+    rc |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
     return rc == CURLE_OK ? 0 : IW_EINVAL;
 }
 
@@ -528,8 +584,12 @@ static int xfer_start(iw_dispatch *d, xfer *x, const iw_target_conf *tc)
 }
 
 /* The reply as classify and parse_refresh see it. */
-static iw_response reply_of(const xfer *x, long status)
+static iw_response reply_of(xfer *x, long status)
 {
+    for (size_t i = 0; i < x->n_rh; i++) {
+        x->rh[i].name = x->hbuf + x->hoff[i][0];
+        x->rh[i].value = x->hbuf + x->hoff[i][1];
+    }
     iw_response r = {
         .status = status,
         .headers = x->rh,
@@ -581,7 +641,7 @@ static void start_attempt(iw_dispatch *d, call *c, int64_t now)
         reject(d, c, err);
         return;
     }
-    xfer *x = xfer_get(d);
+    xfer *x = xfer_get(t);
     if (!x) {
         iw_request_clear(&req);
         finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_TRANSPORT, "transport",
@@ -725,7 +785,7 @@ static void start_refresh(iw_dispatch *d, tstate *t, const iw_target_ops *ops)
         fail_auth_waiters(d, t, *err ? err : "could not render the refresh call");
         return;
     }
-    xfer *x = xfer_get(d);
+    xfer *x = xfer_get(t);
     if (!x) {
         iw_request_clear(&req);
         fail_auth_waiters(d, t, "could not create a transfer");
@@ -1292,11 +1352,12 @@ void iw_dispatch_free(iw_dispatch *d)
         return;
     d->closing = true;
     iw_dispatch_abandon_all(d);
-    while (d->spare) {
-        xfer *x = d->spare;
-        d->spare = x->next;
-        xfer_destroy(x);
-    }
+    for (size_t i = 0; i < d->n_targets; i++)
+        while (d->targets[i].spare) {
+            xfer *x = d->targets[i].spare;
+            d->targets[i].spare = x->next;
+            xfer_destroy(x);
+        }
     curl_multi_cleanup(d->multi); /* unwatches its sockets through socket_cb */
     iw_timer_stop(d->loop, &d->curl_timer);
     iw_timer_stop(d->loop, &d->tick);
