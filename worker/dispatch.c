@@ -112,6 +112,7 @@ struct iw_dispatch {
     size_t n_heap, cap_heap;
     callq doneq;       /* finished calls whose callbacks have not run yet */
     xfer *active;      /* transfers added to the multi handle */
+    call *free_calls;  /* finished calls' memory, reused by submit (as many as were in flight) */
     size_t pending;    /* calls submitted and not yet called back */
     uint64_t seq;      /* next call.seq */
     uint64_t rng;      /* splitmix64 state for the backoff jitter */
@@ -313,7 +314,8 @@ static void deliver(iw_dispatch *d)
         iw_call_done_fn done = c->done;
         void *arg = c->arg;
         d->pending--;
-        free(c);
+        c->next = d->free_calls; /* kept for the next submit */
+        d->free_calls = c;
         done(arg, &res);
     }
 }
@@ -1102,9 +1104,13 @@ static int submit(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf
     tstate *t = find_target(d, tc);
     if (!t)
         return IW_EINVAL;
-    call *c = calloc(1, sizeof(*c));
-    if (!c)
+    call *c = d->free_calls;
+    if (c) {
+        d->free_calls = c->next;
+        memset(c, 0, sizeof(*c));
+    } else if (!(c = calloc(1, sizeof(*c)))) {
         return IW_ENOMEM;
+    }
     c->t = t;
     c->ops = ops;
     c->ev = ev;
@@ -1366,6 +1372,11 @@ void iw_dispatch_free(iw_dispatch *d)
     for (size_t i = 0; i < d->n_targets; i++) {
         free(d->targets[i].token);
         iw_secrets_free(d->targets[i].secrets);
+    }
+    while (d->free_calls) {
+        call *c = d->free_calls;
+        d->free_calls = c->next;
+        free(c);
     }
     free(d->targets);
     free(d->heap);
