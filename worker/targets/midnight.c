@@ -243,12 +243,16 @@ static bool int_text(const char *s, char *buf, size_t len)
     return true;
 }
 
-/* True when text holds a character XML 1.0 cannot carry (C0 controls but tab, LF, CR). */
+/* True when text holds a character XML 1.0 cannot carry: a C0 control but tab, LF and CR, or
+ * the noncharacters U+FFFE and U+FFFF. */
 static bool has_xml_illegal(const char *s)
 {
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 && *s != '\t' && *s != '\n' && *s != '\r')
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r')
             return true;
+        if (p[0] == 0xEF && p[1] == 0xBF && (p[2] == 0xBE || p[2] == 0xBF))
+            return true;
+    }
     return false;
 }
 
