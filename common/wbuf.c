@@ -26,7 +26,8 @@ void iw_wbuf_reset(iw_wbuf *b)
     if (b->data)
         b->data[0] = '\0';
     b->err = 0;
-    b->what = b->why = NULL;
+    b->why = NULL;
+    b->what[0] = '\0';
 }
 
 void iw_wbuf_free(iw_wbuf *b)
@@ -40,8 +41,8 @@ void iw_wbuf_fail(iw_wbuf *b, int err, const char *what, const char *why)
     if (b->err)
         return;
     b->err = err;
-    b->what = what;
     b->why = why;
+    snprintf(b->what, sizeof(b->what), "%s", what ? what : "");
 }
 
 /* Makes room for n more bytes and the NUL; false (and the sticky IW_ENOMEM) when it cannot. */
@@ -90,7 +91,7 @@ int iw_wbuf_error(const iw_wbuf *b, char *errbuf, size_t errlen)
     if (b->err == IW_ENOMEM || (b->err && !b->why))
         snprintf(errbuf, errlen, "%s", b->err == IW_ENOMEM ? "out of memory" : "invalid input");
     else if (b->err)
-        snprintf(errbuf, errlen, "%s: %s", b->what ? b->what : "(document)", b->why);
+        snprintf(errbuf, errlen, "%s: %s", b->what[0] ? b->what : "(document)", b->why);
     return b->err;
 }
 

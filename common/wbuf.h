@@ -27,16 +27,15 @@
 typedef struct iw_wbuf {
     char *data;
     size_t len, cap;
-    int err;          /* 0, or the first error: IW_ENOMEM, IW_EINVAL */
-    const char *what; /* IW_EINVAL: the element, attribute or key whose text was refused */
-    const char *why;  /* IW_EINVAL: why, a constant ("text holds a control character ...") */
+    int err;         /* 0, or the first error: IW_ENOMEM, IW_EINVAL */
+    const char *why; /* IW_EINVAL: why, a constant ("text holds a control character ...") */
+    char what[64];   /* IW_EINVAL: the element, attribute or key whose text was refused */
 } iw_wbuf;
 
 /* An empty buffer (no memory yet). */
-#define IW_WBUF_INIT                                                                               \
-    {                                                                                              \
-        NULL, 0, 0, 0, NULL, NULL                                                                  \
-    }
+/* clang-format off */
+#define IW_WBUF_INIT {NULL, 0, 0, 0, NULL, ""}
+/* clang-format on */
 
 /* Empties the buffer and clears its error; keeps its memory. */
 void iw_wbuf_reset(iw_wbuf *b);
@@ -53,8 +52,8 @@ iw_wbuf *iw_wbuf_scratch(void);
 void iw_wbuf_add(iw_wbuf *b, const char *s, size_t n);
 void iw_wbuf_adds(iw_wbuf *b, const char *s);
 
-/* Records an error unless one is recorded already (what and why must outlive the buffer's use:
- * constants or names from static tables). */
+/* Records an error unless one is recorded already: what (copied; NULL for none) names the
+ * element or key, why (a constant) says what is wrong. */
 void iw_wbuf_fail(iw_wbuf *b, int err, const char *what, const char *why);
 
 /* Returns the sticky error (0 when none) and, when there is one, writes "what: why" (or "out of
