@@ -112,17 +112,18 @@ int iw_wbuf_copy(const iw_wbuf *b, char **out, size_t *len)
     return 0;
 }
 
-/* One buffer per thread: the pointer lives in thread-local storage (so leak checkers see it
- * while the thread runs) and under a key whose destructor frees it when the thread ends. */
+/* One buffer per thread, in thread-local storage (so leak checkers see its memory while the
+ * thread runs), registered under a key whose destructor frees that memory when the thread
+ * ends. */
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 static bool scratch_key_ok;
-static _Thread_local iw_wbuf *scratch;
+static _Thread_local iw_wbuf scratch = IW_WBUF_INIT;
+static _Thread_local bool scratch_registered;
 
 static void scratch_release(void *p)
 {
     iw_wbuf_free(p);
-    free(p);
 }
 
 static void scratch_key_init(void)
@@ -132,20 +133,14 @@ static void scratch_key_init(void)
 
 iw_wbuf *iw_wbuf_scratch(void)
 {
-    if (!scratch) {
+    if (!scratch_registered) {
         pthread_once(&scratch_once, scratch_key_init);
-        if (!scratch_key_ok || !(scratch = calloc(1, sizeof(*scratch))))
-            return NULL;
-        if (pthread_setspecific(scratch_key, scratch) != 0) {
-            free(scratch);
-            scratch = NULL;
-            return NULL;
-        }
+        scratch_registered = scratch_key_ok && pthread_setspecific(scratch_key, &scratch) == 0;
     }
-    if (scratch->cap > SCRATCH_KEEP)
-        iw_wbuf_free(scratch);
-    iw_wbuf_reset(scratch);
-    return scratch;
+    if (scratch.cap > SCRATCH_KEEP)
+        iw_wbuf_free(&scratch);
+    iw_wbuf_reset(&scratch);
+    return &scratch;
 }
 
 /* ------------------------------------------------------------------ escaping */
@@ -370,9 +365,16 @@ void iw_xw_text(iw_xw *x, const char *prefix, const char *name, const char *text
     if (x->b->err || !text)
         return;
     iw_xw_start(x, prefix, name, NULL);
-    content(x);
-    xml_escape(x->b, name, text, false);
+    iw_xw_chars(x, text);
     iw_xw_end(x);
+}
+
+void iw_xw_chars(iw_xw *x, const char *text)
+{
+    if (x->b->err)
+        return;
+    content(x);
+    xml_escape(x->b, x->depth ? x->open[x->depth - 1].name : NULL, text, false);
 }
 
 void iw_xw_text_or_empty(iw_xw *x, const char *prefix, const char *name, const char *text)

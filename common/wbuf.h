@@ -43,9 +43,9 @@ void iw_wbuf_reset(iw_wbuf *b);
 /* Frees the buffer's memory and empties it. */
 void iw_wbuf_free(iw_wbuf *b);
 
-/* The calling thread's reusable buffer, reset; NULL when out of memory. It is freed when the
- * thread ends; one render at a time uses it (it is not re-entrant). A buffer that grew past
- * 1 MiB is given back at the next call rather than kept. */
+/* The calling thread's reusable buffer, reset (never NULL). Its memory is freed when the thread
+ * ends; one render at a time uses it (it is not re-entrant). Memory past 1 MiB is given back at
+ * the next call rather than kept. */
 iw_wbuf *iw_wbuf_scratch(void);
 
 /* Appends n bytes / a NUL-terminated string. */
@@ -98,6 +98,9 @@ void iw_xw_end(iw_xw *x);
 
 /* <prefix:name>text</prefix:name>; text NULL: nothing at all, "" gives <name></name>. */
 void iw_xw_text(iw_xw *x, const char *prefix, const char *name, const char *text);
+
+/* Text inside the innermost element, escaped as iw_xw_text escapes it (several calls join). */
+void iw_xw_chars(iw_xw *x, const char *text);
 
 /* Like iw_xw_text, but text NULL gives the empty element <prefix:name/>. */
 void iw_xw_text_or_empty(iw_xw *x, const char *prefix, const char *name, const char *text);

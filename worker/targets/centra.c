@@ -315,8 +315,7 @@ static int centra_render(unsigned variant, const iw_event *ev, const iw_target_c
         goto fail;
 
     iw_xw x;
-    if ((rc = iw_soap_open(&x, "SOAP-ENV", "ns1", ns, false)))
-        goto fail;
+    iw_soap_open(&x, "SOAP-ENV", "ns1", ns, false);
     iw_xw_start(&x, "ns1", "invoices_Update", NULL);
     if (soap && (rc = write_login(&x, tc, out, errbuf, errlen)))
         goto fail;

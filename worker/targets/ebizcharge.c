@@ -356,8 +356,7 @@ static int ebiz_render(const iw_event *ev, const iw_target_conf *tc, const iw_re
         return rc;
 
     iw_xw x;
-    if ((rc = iw_soap_open(&x, "soapenv", "ebiz", ns, true)))
-        goto fail;
+    iw_soap_open(&x, "soapenv", "ebiz", ns, true);
     iw_xw_start(&x, "ebiz", "UpdateInvoice", NULL);
     if ((rc = write_token(&x, tc, out, errbuf, errlen)))
         goto fail;

@@ -41,13 +41,10 @@ nomem:
     return IW_ENOMEM;
 }
 
-int iw_soap_open(iw_xw *x, const char *env_prefix, const char *ns_prefix, const char *ns_uri,
-                 bool header)
+void iw_soap_open(iw_xw *x, const char *env_prefix, const char *ns_prefix, const char *ns_uri,
+                  bool header)
 {
-    iw_wbuf *b = iw_wbuf_scratch();
-    if (!b)
-        return IW_ENOMEM;
-    iw_xw_begin(x, b, true);
+    iw_xw_begin(x, iw_wbuf_scratch(), true);
     /* Both declarations as attributes, so they appear in the seed samples' order. */
     char env_decl[64], ns_decl[64];
     snprintf(env_decl, sizeof(env_decl), "xmlns:%s", env_prefix);
@@ -60,25 +57,12 @@ int iw_soap_open(iw_xw *x, const char *env_prefix, const char *ns_prefix, const 
         iw_xw_end(x);
     }
     iw_xw_start(x, env_prefix, "Body", NULL);
-    return 0;
 }
 
 int iw_soap_close(iw_xw *x, iw_request *r, char *errbuf, size_t errlen)
 {
-    char *doc;
-    size_t len;
-    int rc = iw_xw_finish(x); /* Body, Envelope */
-    if (!rc)
-        rc = iw_wbuf_copy(x->b, &doc, &len);
-    if (rc) {
-        if (x->b->err)
-            iw_wbuf_error(x->b, errbuf, errlen);
-        else
-            snprintf(errbuf, errlen, "out of memory");
-        return rc;
-    }
-    iw_request_set_body(r, doc, len);
-    return 0;
+    iw_xw_finish(x); /* Body, Envelope */
+    return iw_request_set_body_from(r, x->b, errbuf, errlen);
 }
 
 /* ---------------------------------------------------------------- mapping tables */

@@ -25,9 +25,9 @@ int iw_soap_request_init(iw_request *r, const char *url, const char *action, cha
 
 /* Opens <?xml?><env:Envelope xmlns:env=SOAP 1.1 xmlns:ns_prefix=ns_uri>, an empty <env:Header/>
  * when header is true, and <env:Body>, in the calling thread's scratch buffer (iw_wbuf_scratch).
- * Returns 0 or IW_ENOMEM. */
-int iw_soap_open(iw_xw *x, const char *env_prefix, const char *ns_prefix, const char *ns_uri,
-                 bool header);
+ * A failure shows at iw_soap_close. */
+void iw_soap_open(iw_xw *x, const char *env_prefix, const char *ns_prefix, const char *ns_uri,
+                  bool header);
 
 /* Closes Body and Envelope and hands a copy of the document to r as its body. Returns 0, or the
  * writer's error with errbuf naming what was refused ("ponumber: text holds ..."). */
