@@ -45,8 +45,9 @@ void iw_wbuf_fail(iw_wbuf *b, int err, const char *what, const char *why)
     snprintf(b->what, sizeof(b->what), "%s", what ? what : "");
 }
 
-/* Makes room for n more bytes and the NUL; false (and the sticky IW_ENOMEM) when it cannot. */
-static bool grow(iw_wbuf *b, size_t n)
+/* Makes room for n more bytes and the NUL; false (and the sticky IW_ENOMEM) when it cannot.
+ * Out of line, so that claim() below stays small enough to inline everywhere. */
+__attribute__((noinline)) static bool grow(iw_wbuf *b, size_t n)
 {
     size_t want = b->len + n + 1, cap = b->cap ? b->cap : FIRST_CAP;
     if (want < n)
@@ -67,13 +68,23 @@ nomem:
     return false;
 }
 
-void iw_wbuf_add(iw_wbuf *b, const char *s, size_t n)
+/* Room for n more bytes, counted as written (the caller fills them; the NUL after them is
+ * set); NULL after an error. */
+static inline char *claim(iw_wbuf *b, size_t n)
 {
     if (b->err || (b->cap - b->len <= n && !grow(b, n)))
-        return;
-    memcpy(b->data + b->len, s, n);
+        return NULL;
+    char *p = b->data + b->len;
     b->len += n;
     b->data[b->len] = '\0';
+    return p;
+}
+
+void iw_wbuf_add(iw_wbuf *b, const char *s, size_t n)
+{
+    char *p = claim(b, n);
+    if (p)
+        memcpy(p, s, n);
 }
 
 void iw_wbuf_adds(iw_wbuf *b, const char *s)
@@ -81,9 +92,11 @@ void iw_wbuf_adds(iw_wbuf *b, const char *s)
     iw_wbuf_add(b, s, strlen(s));
 }
 
-static void add_char(iw_wbuf *b, char c)
+static inline void add_char(iw_wbuf *b, char c)
 {
-    iw_wbuf_add(b, &c, 1);
+    char *p = claim(b, 1);
+    if (p)
+        *p = c;
 }
 
 int iw_wbuf_error(const iw_wbuf *b, char *errbuf, size_t errlen)
@@ -265,19 +278,41 @@ static void json_escape(iw_wbuf *b, const char *what, const char *s)
 
 /* ------------------------------------------------------------------ XML */
 
-static void xml_name(iw_wbuf *b, const char *prefix, const char *name)
+typedef struct iw_xw_name xw_name;
+
+static xw_name name_of(const char *prefix, const char *name)
 {
-    if (prefix) {
-        iw_wbuf_adds(b, prefix);
-        add_char(b, ':');
+    return (xw_name){prefix, name, prefix ? strlen(prefix) : 0, strlen(name)};
+}
+
+/* Writes "<" ("</" when end), prefix:name (name alone without a prefix) and, when close, ">",
+ * in one piece. */
+static void xml_tag(iw_wbuf *b, const xw_name *q, bool end, bool close)
+{
+    char *p = claim(b, 1 + end + (q->prefix ? q->plen + 1 : 0) + q->nlen + close);
+    if (!p)
+        return;
+    *p++ = '<';
+    if (end)
+        *p++ = '/';
+    if (q->prefix) {
+        memcpy(p, q->prefix, q->plen);
+        p += q->plen;
+        *p++ = ':';
     }
-    iw_wbuf_adds(b, name);
+    memcpy(p, q->name, q->nlen);
+    if (close)
+        p[q->nlen] = '>';
 }
 
 static void xml_attr(iw_wbuf *b, const char *prefix, const char *name, const char *value)
 {
     add_char(b, ' ');
-    xml_name(b, prefix, name);
+    if (prefix) {
+        iw_wbuf_adds(b, prefix);
+        add_char(b, ':');
+    }
+    iw_wbuf_adds(b, name);
     iw_wbuf_add(b, "=\"", 2);
     xml_escape(b, name, value, true);
     add_char(b, '"');
@@ -297,8 +332,6 @@ static void close_start(iw_xw *x, const char *close)
 /* Something goes inside the innermost element: its start tag ends with '>'. */
 static void content(iw_xw *x)
 {
-    if (x->depth > 0)
-        x->open[x->depth - 1].content = true;
     if (x->in_tag)
         close_start(x, ">");
 }
@@ -320,11 +353,8 @@ void iw_xw_start(iw_xw *x, const char *prefix, const char *name, const char *ns_
         return;
     }
     content(x);
-    add_char(x->b, '<');
-    xml_name(x->b, prefix, name);
-    x->open[x->depth].prefix = prefix;
-    x->open[x->depth].name = name;
-    x->open[x->depth].content = false;
+    x->open[x->depth] = name_of(prefix, name);
+    xml_tag(x->b, &x->open[x->depth], false, false);
     x->depth++;
     x->in_tag = true;
     x->ns_prefix = prefix;
@@ -355,18 +385,19 @@ void iw_xw_end(iw_xw *x)
         close_start(x, "/>");
         return;
     }
-    iw_wbuf_add(x->b, "</", 2);
-    xml_name(x->b, x->open[x->depth].prefix, x->open[x->depth].name);
-    add_char(x->b, '>');
+    xml_tag(x->b, &x->open[x->depth], true, true);
 }
 
+/* The element is written whole, without going through the stack of open elements. */
 void iw_xw_text(iw_xw *x, const char *prefix, const char *name, const char *text)
 {
     if (x->b->err || !text)
         return;
-    iw_xw_start(x, prefix, name, NULL);
-    iw_xw_chars(x, text);
-    iw_xw_end(x);
+    content(x);
+    xw_name q = name_of(prefix, name);
+    xml_tag(x->b, &q, false, true);
+    xml_escape(x->b, name, text, false);
+    xml_tag(x->b, &q, true, true);
 }
 
 void iw_xw_chars(iw_xw *x, const char *text)
@@ -397,18 +428,39 @@ int iw_xw_finish(iw_xw *x)
 
 /* ------------------------------------------------------------------ JSON */
 
-/* The separator and the key in front of a value. */
+/* The separator and the key in front of a value; a key that needs no escaping (every key the
+ * adapters write) goes out in one piece. */
 static void json_member(iw_jw *j, const char *key)
 {
+    bool comma = false;
     if (j->depth > 0) {
-        if (j->more[j->depth - 1])
-            add_char(j->b, ',');
+        comma = j->more[j->depth - 1];
         j->more[j->depth - 1] = true;
     }
-    if (key) {
+    if (!key) {
+        if (comma)
+            add_char(j->b, ',');
+        return;
+    }
+    size_t n = 0;
+    while (json_plain[(unsigned char)key[n]])
+        n++;
+    if (key[n]) { /* a key to escape */
+        if (comma)
+            add_char(j->b, ',');
         json_escape(j->b, key, key);
         add_char(j->b, ':');
+        return;
     }
+    char *p = claim(j->b, comma + n + 3);
+    if (!p)
+        return;
+    if (comma)
+        *p++ = ',';
+    *p++ = '"';
+    memcpy(p, key, n);
+    p[n] = '"';
+    p[n + 1] = ':';
 }
 
 static void json_open(iw_jw *j, const char *key, char open, char close)

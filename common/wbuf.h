@@ -76,9 +76,9 @@ typedef struct iw_xw {
     const char *ns_prefix; /* the open tag's namespace declaration, written as it closes */
     const char *ns_uri;    /* (after its attributes, where xmlTextWriter put it) */
     int depth;             /* open elements */
-    struct {
-        const char *prefix, *name;
-        bool content; /* something was written inside: ends as </name>, else <name/> */
+    struct iw_xw_name {
+        const char *prefix, *name; /* prefix NULL: none */
+        size_t plen, nlen;
     } open[IW_XW_MAX_DEPTH];
 } iw_xw;
 
