@@ -181,19 +181,18 @@ static const unsigned char json_plain[256] = {
 };
 /* clang-format on */
 
-/* Checks the UTF-8 sequence at p; returns its length, or 0 after recording why it is refused
- * (noncharacters only when xml). */
-static size_t utf8_ok(iw_wbuf *b, const char *what, const unsigned char *p, bool xml)
+/* Steps *p over the UTF-8 sequence it points at (written as it is); false after recording why
+ * it is refused: not UTF-8, or (when xml) a noncharacter XML 1.0 excludes. */
+static bool skip_utf8(iw_wbuf *b, const char *what, const unsigned char **p, bool xml)
 {
     uint32_t cp;
-    size_t n = iw_text_utf8_next(p, &cp);
+    size_t n = iw_text_utf8_next(*p, &cp);
     if (n == 0)
         iw_wbuf_fail(b, IW_EINVAL, what, WHY_UTF8);
     else if (xml && (cp == 0xFFFE || cp == 0xFFFF))
         iw_wbuf_fail(b, IW_EINVAL, what, WHY_NONCHAR);
-    else
-        return n;
-    return 0;
+    *p += n;
+    return !b->err;
 }
 
 /* Writes s escaped as xmlTextWriter does in element text (attr false) or in an attribute
@@ -215,15 +214,11 @@ static void xml_escape(iw_wbuf *b, const char *what, const char *s, bool attr)
         case '\t': rep = attr ? "&#9;" : NULL; break;
         case '\n': rep = attr ? "&#10;" : NULL; break;
         default:
-            if (*p < 0x20) {
+            if (*p < 0x20)
                 iw_wbuf_fail(b, IW_EINVAL, what, WHY_CONTROL);
-                return;
-            }
-            size_t n = utf8_ok(b, what, p, true);
-            if (n == 0)
-                return;
-            p += n;
-            continue;
+            else if (skip_utf8(b, what, &p, true))
+                continue;
+            return;
         }
         if (!rep) {
             p++;
@@ -264,11 +259,9 @@ static void json_escape(iw_wbuf *b, const char *what, const char *s)
                 rep[5] = hex[*p & 15];
                 break;
             }
-            size_t n = utf8_ok(b, what, p, false);
-            if (n == 0)
-                return;
-            p += n;
-            continue;
+            if (skip_utf8(b, what, &p, false))
+                continue;
+            return;
         }
         iw_wbuf_add(b, (const char *)run, (size_t)(p - run));
         iw_wbuf_adds(b, rep);
