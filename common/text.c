@@ -57,8 +57,7 @@ const char *iw_text_header_problem(const char *s)
     return NULL;
 }
 
-/* Decodes one UTF-8 sequence at s; returns its length (0 when malformed) and sets *cp. */
-static size_t utf8_next(const unsigned char *s, uint32_t *cp)
+size_t iw_text_utf8_next(const unsigned char *s, uint32_t *cp)
 {
     unsigned char b = s[0];
     size_t n;
@@ -97,7 +96,7 @@ const char *iw_text_name_problem(const char *s)
     const unsigned char *p = (const unsigned char *)s;
     while (p && *p) {
         uint32_t c = 0;
-        size_t n = utf8_next(p, &c);
+        size_t n = iw_text_utf8_next(p, &c);
         if (n == 0)
             return "is not valid UTF-8";
         if (c < 0x20 || c == 0x7f || (c >= 0x80 && c <= 0x9f))

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* True when s (len bytes) is a W3C trace-context traceparent this worker forwards:
  * "vv-<32 hex trace id>-<16 hex parent id>-<2 hex flags>", lowercase hex only, exactly 55
@@ -25,6 +26,11 @@ const char *iw_text_header_problem(const char *s);
  * bidirectional formatting characters (U+061C, U+200E, U+200F, U+202A..U+202E,
  * U+2066..U+2069) or line/paragraph separators (U+2028, U+2029). */
 const char *iw_text_name_problem(const char *s);
+
+/* Decodes the UTF-8 sequence at s (RFC 3629: no overlongs, surrogates or code points past
+ * U+10FFFF; a NUL ends it): returns its length and sets *cp, or returns 0 when it is malformed
+ * or cut short. */
+size_t iw_text_utf8_next(const unsigned char *s, uint32_t *cp);
 
 /* Drops a UTF-8 sequence cut short at the end of s (left by a truncating snprintf). */
 void iw_text_trim_cut_utf8(char *s);

@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "secrets.h"
+#include "status.h"
+#include "target.h"
+
 int iw_cli_print_version(void)
 {
     printf("invoice-worker %s\n", IW_VERSION);
@@ -62,4 +66,32 @@ iw_config *iw_cli_load_config(const char *path)
             fprintf(stderr, "%s: ... and %zu more\n", path, errs.count - shown);
     }
     return cfg;
+}
+
+char *iw_cli_request_text(const iw_target_conf *tc, const iw_request *req)
+{
+    iw_request plain = *req;
+    plain.n_secrets = 0; /* the text as sent; the registry masks it */
+    char *raw = iw_request_format_masked(&plain);
+    iw_secrets *s = iw_secrets_for_target(tc);
+    int rc = raw && s ? 0 : IW_ENOMEM;
+    for (size_t i = 0; !rc && i < req->n_secrets; i++)
+        rc = iw_secrets_add(s, req->secrets[i]);
+    char *text = rc ? NULL : iw_secrets_mask(s, raw, strlen(raw));
+    if (raw)
+        memset(raw, 0, strlen(raw));
+    free(raw);
+    iw_secrets_free(s);
+    size_t n = text ? strlen(text) : 0;
+    if (text && (req->body_len == 0 || req->body[req->body_len - 1] != '\n')) {
+        char *t = realloc(text, n + 2);
+        if (!t) {
+            free(text);
+            return NULL;
+        }
+        t[n] = '\n';
+        t[n + 1] = '\0';
+        text = t;
+    }
+    return text;
 }

@@ -25,4 +25,11 @@ int iw_cli_print_version(void);
  * errno set on failure (EFBIG when larger than max). */
 char *iw_cli_read_file(const char *path, size_t max, size_t *len);
 
+struct iw_request;
+
+/* The text `render` prints for a rendered request: the request line, the headers, a blank line
+ * and the body, ending in a newline, with every wire form of the instance's secrets (and of
+ * those the adapter recorded) masked through one registry. Malloc'd; NULL when out of memory. */
+char *iw_cli_request_text(const iw_target_conf *tc, const struct iw_request *req);
+
 #endif

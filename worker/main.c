@@ -12,7 +12,6 @@
 #include "config.h"
 #include "invoice.h"
 #include "kafkaconf.h"
-#include "secrets.h"
 #include "status.h"
 #include "target.h"
 
@@ -113,25 +112,6 @@ static int cmd_check_config(int argc, char **argv)
     return 0;
 }
 
-/* The request as text with every wire form of the instance's secrets (and of those the
- * adapter recorded) masked through one registry. Malloc'd, NULL when out of memory. */
-static char *render_masked(const iw_target_conf *tc, const iw_request *req)
-{
-    iw_request plain = *req;
-    plain.n_secrets = 0; /* the text as sent; the registry masks it */
-    char *raw = iw_request_format_masked(&plain);
-    iw_secrets *s = iw_secrets_for_target(tc);
-    int rc = raw && s ? 0 : IW_ENOMEM;
-    for (size_t i = 0; !rc && i < req->n_secrets; i++)
-        rc = iw_secrets_add(s, req->secrets[i]);
-    char *text = rc ? NULL : iw_secrets_mask(s, raw, strlen(raw));
-    if (raw)
-        memset(raw, 0, strlen(raw));
-    free(raw);
-    iw_secrets_free(s);
-    return text;
-}
-
 static int cmd_render(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -196,12 +176,10 @@ static int cmd_render(int argc, char **argv)
     }
     if (iw_request_add_call_headers(&req, ev->event_id, tc->name, 1, ev->version, NULL) != 0)
         goto out_request;
-    char *text = render_masked(tc, &req);
+    char *text = iw_cli_request_text(tc, &req);
     if (!text)
         goto out_request;
     fputs(text, stdout);
-    if (req.body_len == 0 || req.body[req.body_len - 1] != '\n')
-        fputc('\n', stdout);
     free(text);
     rc = 0;
 out_request:

@@ -427,6 +427,28 @@ Test(invoicexpress, special_chars_fixture)
     iw_event_free(ev);
 }
 
+/* XML 1.0 has no U+FFFE or U+FFFF: a text holding one is refused, naming the element, and
+ * never sent as a body no parser accepts. */
+Test(invoicexpress, noncharacters_are_refused)
+{
+    static const char *const texts[] = {"PO \xEF\xBF\xBE 1", "PO \xEF\xBF\xBF"};
+    for (size_t i = 0; i < 2; i++) {
+        iw_event *ev = iw_t_load_event("complete.json");
+        iw_t_set_str(&ev->invoice.po_number, texts[i]);
+        iw_target_conf tc = conf();
+        iw_request req;
+        memset(&req, 0, sizeof(req));
+        char err[256] = "";
+        cr_assert_eq(
+            iw_target_render(&iw_target_invoicexpress, ev, &tc, NULL, &req, err, sizeof(err)),
+            IW_EINVAL);
+        cr_assert(strstr(err, "reference:"), "%s", err);
+        cr_assert_null(req.body);
+        iw_target_conf_clear(&tc);
+        iw_event_free(ev);
+    }
+}
+
 /* ---- (c) classification over fixture replies ---- */
 
 /* Every reply fixture is classified by tests/integration/test_classify_replies.c from

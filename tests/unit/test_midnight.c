@@ -637,6 +637,37 @@ Test(midnight, xml_refuses_control_characters)
     iw_event_free(ev);
 }
 
+/* XML 1.0 has no U+FFFE or U+FFFF: the XML format refuses them, naming the key; JSON carries
+ * them as they are (they are legal JSON text). */
+Test(midnight, xml_refuses_noncharacters_json_carries_them)
+{
+    static const char *const texts[] = {"t \xEF\xBF\xBE", "t \xEF\xBF\xBF end"};
+    for (size_t i = 0; i < 2; i++) {
+        iw_event *ev = iw_t_load_event("complete.json");
+        iw_t_set_str(&ev->invoice.lines[0].name, texts[i]);
+        iw_target_conf tc = conf("xml");
+        iw_request req;
+        memset(&req, 0, sizeof(req));
+        char err[256] = "";
+        cr_assert_eq(iw_target_render(&iw_target_midnight, ev, &tc, NULL, &req, err, sizeof(err)),
+                     IW_EINVAL);
+        cr_assert_not_null(strstr(err, "Title:"), "%s", err);
+        cr_assert_null(req.body);
+        iw_target_conf_clear(&tc);
+
+        tc = conf(NULL);
+        render_ok(ev, &tc, NULL, &req);
+        cJSON *j = cJSON_ParseWithLength(req.body, req.body_len);
+        cr_assert_not_null(j);
+        cJSON *l = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "InvoiceLine"), 0);
+        cr_assert_str_eq(cJSON_GetObjectItem(l, "Title")->valuestring, texts[i]);
+        cJSON_Delete(j);
+        iw_request_clear(&req);
+        iw_target_conf_clear(&tc);
+        iw_event_free(ev);
+    }
+}
+
 /* ---- (c) classification over fixture replies ---- */
 
 /* Every reply fixture is classified by tests/integration/test_classify_replies.c from

@@ -284,7 +284,7 @@ static int add_navision_auth(const iw_target_conf *tc, iw_request *r, char *errb
     return rc;
 }
 
-static int write_login(iw_xmlw *x, const iw_target_conf *tc, iw_request *r, char *errbuf,
+static int write_login(iw_xw *x, const iw_target_conf *tc, iw_request *r, char *errbuf,
                        size_t errlen)
 {
     if (!tc->username || !*tc->username || !tc->password) {
@@ -293,13 +293,11 @@ static int write_login(iw_xmlw *x, const iw_target_conf *tc, iw_request *r, char
     }
     if (iw_request_add_secret(r, tc->password))
         return IW_ENOMEM;
-    iw_xmlw_start(x, "ns1", "login", NULL);
-    iw_xmlw_text(x, "ns1", "username", tc->username);
-    iw_xmlw_text(x, "ns1", "password", tc->password);
-    iw_xmlw_end(x);
-    if (x->err)
-        snprintf(errbuf, errlen, "login: username or password cannot be written as XML");
-    return x->err;
+    iw_xw_start(x, "ns1", "login", NULL);
+    iw_xw_text(x, "ns1", "username", tc->username);
+    iw_xw_text(x, "ns1", "password", tc->password);
+    iw_xw_end(x);
+    return iw_wbuf_error(x->b, errbuf, errlen);
 }
 
 static int centra_render(unsigned variant, const iw_event *ev, const iw_target_conf *tc,
@@ -316,29 +314,22 @@ static int centra_render(unsigned variant, const iw_event *ev, const iw_target_c
     if (!soap && (rc = add_navision_auth(tc, out, errbuf, errlen)))
         goto fail;
 
-    iw_xmlw x;
-    if ((rc = iw_soap_open(&x, "SOAP-ENV", "ns1", ns, false)))
-        goto fail;
-    iw_xmlw_start(&x, "ns1", "invoices_Update", NULL);
+    iw_xw x;
+    iw_soap_open(&x, "SOAP-ENV", "ns1", ns, false);
+    iw_xw_start(&x, "ns1", "invoices_Update", NULL);
     if (soap && (rc = write_login(&x, tc, out, errbuf, errlen)))
-        goto fail_writer;
-    iw_xmlw_start(&x, "ns1", "invoices", NULL);
-    iw_xmlw_start(&x, "ns1", "invoice", NULL);
+        goto fail;
+    iw_xw_start(&x, "ns1", "invoices", NULL);
+    iw_xw_start(&x, "ns1", "invoice", NULL);
     iw_soap_map map = {
         .prefix = "ns1", .root = &ev->invoice, .absent = IW_SOAP_OMIT, .variant = variant};
     if ((rc = iw_soap_write(&x, &map, invoice_fields, &ev->invoice, errbuf, errlen)))
-        goto fail_writer;
-    iw_xmlw_end(&x); /* invoice */
-    iw_xmlw_end(&x); /* invoices */
-    iw_xmlw_end(&x); /* invoices_Update */
-    if ((rc = iw_soap_close(&x, out))) {
-        snprintf(errbuf, errlen, "the XML writer failed (%s)", iw_status_str(rc));
         goto fail;
-    }
+    /* iw_soap_close ends invoice, invoices and invoices_Update with Body and Envelope */
+    if ((rc = iw_soap_close(&x, out, errbuf, errlen)))
+        goto fail;
     return 0;
 
-fail_writer:
-    iw_xmlw_discard(&x);
 fail:
     if (rc == IW_ENOMEM)
         snprintf(errbuf, errlen, "out of memory");

@@ -326,7 +326,7 @@ static int ebiz_validate(const iw_event *ev, const iw_target_conf *tc, char *err
 
 /* ------------------------------------------------------------------ render */
 
-static int write_token(iw_xmlw *x, const iw_target_conf *tc, iw_request *r, char *errbuf,
+static int write_token(iw_xw *x, const iw_target_conf *tc, iw_request *r, char *errbuf,
                        size_t errlen)
 {
     if (!tc->security_id || !*tc->security_id) {
@@ -335,14 +335,12 @@ static int write_token(iw_xmlw *x, const iw_target_conf *tc, iw_request *r, char
     }
     if (iw_request_add_secret(r, tc->security_id) || iw_request_add_secret(r, tc->password))
         return IW_ENOMEM;
-    iw_xmlw_start(x, "ebiz", "securityToken", NULL);
-    iw_xmlw_text_or_empty(x, "ebiz", "SecurityId", tc->security_id);
-    iw_xmlw_text_or_empty(x, "ebiz", "UserId", tc->user_id);
-    iw_xmlw_text_or_empty(x, "ebiz", "Password", tc->password);
-    iw_xmlw_end(x);
-    if (x->err)
-        snprintf(errbuf, errlen, "securityToken: credentials cannot be written as XML");
-    return x->err;
+    iw_xw_start(x, "ebiz", "securityToken", NULL);
+    iw_xw_text_or_empty(x, "ebiz", "SecurityId", tc->security_id);
+    iw_xw_text_or_empty(x, "ebiz", "UserId", tc->user_id);
+    iw_xw_text_or_empty(x, "ebiz", "Password", tc->password);
+    iw_xw_end(x);
+    return iw_wbuf_error(x->b, errbuf, errlen);
 }
 
 static int ebiz_render(const iw_event *ev, const iw_target_conf *tc, const iw_render_ctx *ctx,
@@ -357,32 +355,27 @@ static int ebiz_render(const iw_event *ev, const iw_target_conf *tc, const iw_re
                                    errbuf, errlen)))
         return rc;
 
-    iw_xmlw x;
-    if ((rc = iw_soap_open(&x, "soapenv", "ebiz", ns, true)))
-        goto fail;
-    iw_xmlw_start(&x, "ebiz", "UpdateInvoice", NULL);
+    iw_xw x;
+    iw_soap_open(&x, "soapenv", "ebiz", ns, true);
+    iw_xw_start(&x, "ebiz", "UpdateInvoice", NULL);
     if ((rc = write_token(&x, tc, out, errbuf, errlen)))
-        goto fail_writer;
+        goto fail;
     iw_soap_map map = {.prefix = "ebiz",
                        .root = &ev->invoice,
                        .absent = IW_SOAP_EMPTY,
                        .variant =
                            tc->date_format && strcmp(tc->date_format, "iso") == 0 ? V_ISO : V_MDY};
-    iw_xmlw_start(&x, "ebiz", "invoice", NULL);
+    iw_xw_start(&x, "ebiz", "invoice", NULL);
     if ((rc = iw_soap_write(&x, &map, invoice_fields, &ev->invoice, errbuf, errlen)))
-        goto fail_writer;
-    iw_xmlw_end(&x); /* invoice */
-    if ((rc = iw_soap_write(&x, &map, update_args, &ev->invoice, errbuf, errlen)))
-        goto fail_writer;
-    iw_xmlw_end(&x); /* UpdateInvoice */
-    if ((rc = iw_soap_close(&x, out))) {
-        snprintf(errbuf, errlen, "the XML writer failed (%s)", iw_status_str(rc));
         goto fail;
-    }
+    iw_xw_end(&x); /* invoice */
+    if ((rc = iw_soap_write(&x, &map, update_args, &ev->invoice, errbuf, errlen)))
+        goto fail;
+    /* iw_soap_close ends UpdateInvoice with Body and Envelope */
+    if ((rc = iw_soap_close(&x, out, errbuf, errlen)))
+        goto fail;
     return 0;
 
-fail_writer:
-    iw_xmlw_discard(&x);
 fail:
     if (rc == IW_ENOMEM)
         snprintf(errbuf, errlen, "out of memory");

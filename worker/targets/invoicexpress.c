@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "status.h"
+#include "wbuf.h"
 #include "xml.h"
 
 /* Guess: the seed does not list its units. It rejects "kg" ("Unit kg is not included in the
@@ -419,72 +420,55 @@ static int ix_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
 /* ------------------------------------------------------------------------------------------ */
 /* The writer. */
 
-/* True when text holds a character XML 1.0 cannot carry (C0 controls but tab, LF, CR). */
-static bool has_xml_illegal(const char *s)
+/* Writes <name>text</name> (nothing when text is NULL); a text XML 1.0 cannot carry stops the
+ * writer with the element's name (see ix_render). */
+static int put(iw_xw *x, const char *name, const char *text)
 {
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 && *s != '\t' && *s != '\n' && *s != '\r')
-            return true;
-    return false;
-}
-
-/* Writes <name>text</name>, refusing text XML cannot carry. */
-static int put(iw_xmlw *x, const char *name, const char *text, char *errbuf, size_t errlen)
-{
-    if (!text)
-        return 0;
-    if (has_xml_illegal(text))
-        FAIL("%s: contains a control character XML cannot carry", name);
-    iw_xmlw_text(x, NULL, name, text);
+    iw_xw_text(x, NULL, name, text);
     return 0;
 }
 
-/* Joins the address lines and the city with newlines (the client has no city element). */
-static char *address_text(const iw_address *a)
+/* The address lines and the city, one per text line (the client has no city element); no
+ * element when all are empty. */
+static void put_address(iw_xw *x, const char *name, const iw_address *a)
 {
     const char *parts[] = {a->line1, a->line2, a->line3, a->city};
-    size_t n = 1;
-    for (size_t i = 0; i < COUNT(parts); i++)
-        n += parts[i] ? strlen(parts[i]) + 1 : 0;
-    char *s = malloc(n);
-    if (!s)
-        return NULL;
-    s[0] = '\0';
+    bool open = false;
     for (size_t i = 0; i < COUNT(parts); i++) {
         if (!parts[i] || !*parts[i])
             continue;
-        if (s[0])
-            strcat(s, "\n");
-        strcat(s, parts[i]);
+        if (open)
+            iw_xw_chars(x, "\n");
+        else
+            iw_xw_start(x, NULL, name, NULL);
+        open = true;
+        iw_xw_chars(x, parts[i]);
     }
-    return s;
+    if (open)
+        iw_xw_end(x);
 }
 
-static int write_fields(iw_xmlw *x, const field *tab, size_t n, const iw_event *ev,
-                        const iw_line *ln, const iw_target_conf *tc, char *errbuf, size_t errlen);
+static int write_fields(iw_xw *x, const field *tab, size_t n, const iw_event *ev, const iw_line *ln,
+                        const iw_target_conf *tc, char *errbuf, size_t errlen);
 
 /* An extra charge as an item: name (description, else key), the amount as unit_price,
  * quantity 1, the default unit, no tax (the model carries none for charges). A zero charge
  * bills nothing and is not sent (the API wants unit_price > 0). */
-static int write_charge(iw_xmlw *x, const iw_extra_charge *c, const iw_target_conf *tc,
-                        char *errbuf, size_t errlen)
+static void write_charge(iw_xw *x, const iw_extra_charge *c, const iw_target_conf *tc)
 {
     char buf[IW_DECIMAL_BUFLEN];
     if (!c->amount.set || iw_decimal_sign(c->amount.value) <= 0)
-        return 0;
-    iw_xmlw_start(x, NULL, "item", NULL);
-    int rc = put(x, "name", !blank(c->description) ? c->description : c->key, errbuf, errlen);
+        return;
+    iw_xw_start(x, NULL, "item", NULL);
+    put(x, "name", !blank(c->description) ? c->description : c->key);
     iw_decimal_format(c->amount.value, buf, sizeof(buf));
-    rc = rc ? rc : put(x, "unit_price", buf, errbuf, errlen);
-    rc = rc ? rc : put(x, "quantity", "1", errbuf, errlen);
-    rc = rc ? rc
-            : put(x, "unit", tc->default_unit && *tc->default_unit ? tc->default_unit : "unit",
-                  errbuf, errlen);
-    iw_xmlw_end(x);
-    return rc;
+    put(x, "unit_price", buf);
+    put(x, "quantity", "1");
+    put(x, "unit", tc->default_unit && *tc->default_unit ? tc->default_unit : "unit");
+    iw_xw_end(x);
 }
 
-static int write_one(iw_xmlw *x, const field *f, const iw_event *ev, const iw_line *ln,
+static int write_one(iw_xw *x, const field *f, const iw_event *ev, const iw_line *ln,
                      const iw_target_conf *tc, char *errbuf, size_t errlen)
 {
     const char *src = (f->from == S_LINE ? (const char *)ln : (const char *)&ev->invoice) + f->off;
@@ -492,30 +476,22 @@ static int write_one(iw_xmlw *x, const field *f, const iw_event *ev, const iw_li
     int rc = 0;
 
     switch (f->kind) {
-    case K_STR: return put(x, f->name, *(char *const *)src, errbuf, errlen);
+    case K_STR: return put(x, f->name, *(char *const *)src);
     case K_DMY: {
         const char *d = *(char *const *)src;
         if (!d)
             return 0;
         snprintf(buf, sizeof(buf), "%.2s/%.2s/%.4s", d + 8, d + 5, d);
-        return put(x, f->name, buf, errbuf, errlen);
+        return put(x, f->name, buf);
     }
     case K_DEC: {
         const iw_amount *a = (const iw_amount *)src;
         if (!a->set)
             return 0;
         iw_decimal_format(a->value, buf, sizeof(buf));
-        return put(x, f->name, buf, errbuf, errlen);
+        return put(x, f->name, buf);
     }
-    case K_ADDRESS: {
-        char *s = address_text((const iw_address *)src);
-        if (!s)
-            FAIL("out of memory");
-        if (*s)
-            rc = put(x, f->name, s, errbuf, errlen);
-        free(s);
-        return rc;
-    }
+    case K_ADDRESS: put_address(x, f->name, (const iw_address *)src); return 0;
     case K_COUNTRY: {
         const char *code = *(char *const *)src;
         if (!code)
@@ -523,9 +499,9 @@ static int write_one(iw_xmlw *x, const field *f, const iw_event *ev, const iw_li
         const char *name = country_name(code);
         if (!name)
             FAIL("billing_address.country: no InvoiceXpress country name for \"%.8s\"", code);
-        return put(x, f->name, name, errbuf, errlen);
+        return put(x, f->name, name);
     }
-    case K_UNIT: return put(x, f->name, line_unit(ln, tc), errbuf, errlen);
+    case K_UNIT: return put(x, f->name, line_unit(ln, tc));
     case K_DISCOUNT: {
         iw_amount pct;
         if (line_discount(ln, &pct) != 0)
@@ -533,7 +509,7 @@ static int write_one(iw_xmlw *x, const field *f, const iw_event *ev, const iw_li
         if (!pct.set)
             return 0;
         iw_decimal_format(pct.value, buf, sizeof(buf));
-        return put(x, f->name, buf, errbuf, errlen);
+        return put(x, f->name, buf);
     }
     case K_TAX: {
         const char *name = line_tax_name(ln, tc);
@@ -541,38 +517,38 @@ static int write_one(iw_xmlw *x, const field *f, const iw_event *ev, const iw_li
             FAIL("tax_rate: no tax name for a taxable line (tax_name, tax_names)");
         if (!name)
             return 0;
-        iw_xmlw_start(x, NULL, f->name, NULL);
-        rc = put(x, "name", name, errbuf, errlen);
-        iw_xmlw_end(x);
-        return rc;
+        iw_xw_start(x, NULL, f->name, NULL);
+        put(x, "name", name);
+        iw_xw_end(x);
+        return 0;
     }
     case K_CLIENT:
-        iw_xmlw_start(x, NULL, f->name, NULL);
+        iw_xw_start(x, NULL, f->name, NULL);
         rc = write_fields(x, client_fields, COUNT(client_fields), ev, NULL, tc, errbuf, errlen);
-        iw_xmlw_end(x);
+        iw_xw_end(x);
         return rc;
     case K_ITEMS:
-        iw_xmlw_start(x, NULL, f->name, NULL);
-        iw_xmlw_attr(x, "type", "array");
-        for (size_t i = 0; i < ev->invoice.n_lines && !rc && !x->err; i++) {
-            iw_xmlw_start(x, NULL, "item", NULL);
+        iw_xw_start(x, NULL, f->name, NULL);
+        iw_xw_attr(x, "type", "array");
+        for (size_t i = 0; i < ev->invoice.n_lines && !rc && !x->b->err; i++) {
+            iw_xw_start(x, NULL, "item", NULL);
             rc = write_fields(x, item_fields, COUNT(item_fields), ev, &ev->invoice.lines[i], tc,
                               errbuf, errlen);
-            iw_xmlw_end(x);
+            iw_xw_end(x);
         }
-        for (size_t i = 0; i < ev->invoice.n_extra_charges && !rc && !x->err; i++)
-            rc = write_charge(x, &ev->invoice.extra_charges[i], tc, errbuf, errlen);
-        iw_xmlw_end(x);
+        for (size_t i = 0; i < ev->invoice.n_extra_charges && !rc && !x->b->err; i++)
+            write_charge(x, &ev->invoice.extra_charges[i], tc);
+        iw_xw_end(x);
         return rc;
     }
     return 0;
 }
 
-static int write_fields(iw_xmlw *x, const field *tab, size_t n, const iw_event *ev,
-                        const iw_line *ln, const iw_target_conf *tc, char *errbuf, size_t errlen)
+static int write_fields(iw_xw *x, const field *tab, size_t n, const iw_event *ev, const iw_line *ln,
+                        const iw_target_conf *tc, char *errbuf, size_t errlen)
 {
     int rc = 0;
-    for (size_t i = 0; i < n && !rc && !x->err; i++)
+    for (size_t i = 0; i < n && !rc && !x->b->err; i++)
         rc = write_one(x, &tab[i], ev, ln, tc, errbuf, errlen);
     return rc;
 }
@@ -641,26 +617,15 @@ static int ix_render(const iw_event *ev, const iw_target_conf *tc, const iw_rend
         goto fail;
     }
 
-    iw_xmlw x;
-    if (iw_xmlw_open(&x, true)) {
-        snprintf(errbuf, errlen, "out of memory");
-        rc = IW_ENOMEM;
+    iw_xw x;
+    iw_xw_begin(&x, iw_wbuf_scratch(), true);
+    iw_xw_start(&x, NULL, "invoice", NULL);
+    if ((rc =
+             write_fields(&x, invoice_fields, COUNT(invoice_fields), ev, NULL, tc, errbuf, errlen)))
         goto fail;
-    }
-    iw_xmlw_start(&x, NULL, "invoice", NULL);
-    rc = write_fields(&x, invoice_fields, COUNT(invoice_fields), ev, NULL, tc, errbuf, errlen);
-    iw_xmlw_end(&x);
-    if (rc) {
-        iw_xmlw_discard(&x);
+    iw_xw_finish(&x);
+    if ((rc = iw_request_set_body_from(out, x.b, errbuf, errlen)))
         goto fail;
-    }
-    char *body;
-    size_t len;
-    if ((rc = iw_xmlw_close(&x, &body, &len))) {
-        snprintf(errbuf, errlen, "XML writer refused the invoice (invalid UTF-8?)");
-        goto fail;
-    }
-    iw_request_set_body(out, body, len);
     return 0;
 fail:
     iw_request_clear(out);

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "status.h"
+#include "wbuf.h"
 #include "xml.h"
 
 /* Guess: the seed page gives only the relative path "v1/Generic/InvoiceUpdate"; the host is
@@ -160,15 +161,15 @@ static const field invoice_fields[] = {
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ------------------------------------------------------------------------------------------ */
-/* The writer: one walk over the tables, two outputs (cJSON tree or xmlTextWriter). */
+/* The writer: one walk over the tables, two outputs (JSON or XML), both straight into the
+ * thread's scratch buffer. */
 
-/* Output of one walk. JSON keeps a small stack of open containers. */
+/* Output of one walk. */
 typedef struct sink {
     bool xml;
-    iw_xmlw x;
-    cJSON *stack[8]; /* open JSON containers, [0] the root object; 5 levels used */
-    int depth;
-    bool oom;
+    iw_xw x;
+    iw_jw j;
+    iw_wbuf *b; /* the buffer both write into; its sticky error stops the walk */
 } sink;
 
 /* Adds a scalar: text is a string, raw JSON number, or "true"/"false". */
@@ -176,54 +177,39 @@ typedef enum vtype { V_STRING, V_RAW, V_BOOL } vtype;
 
 static void put(sink *s, const char *key, const char *text, vtype t)
 {
-    if (s->xml) {
-        iw_xmlw_text(&s->x, NULL, key, text);
-        return;
-    }
-    cJSON *v = t == V_STRING ? cJSON_CreateString(text)
-               : t == V_RAW  ? cJSON_CreateRaw(text)
-                             : cJSON_CreateBool(strcmp(text, "true") == 0);
-    if (!v || !cJSON_AddItemToObject(s->stack[s->depth], key, v)) {
-        cJSON_Delete(v);
-        s->oom = true;
-    }
+    if (s->xml)
+        iw_xw_text(&s->x, NULL, key, text);
+    else if (t == V_STRING)
+        iw_jw_string(&s->j, key, text);
+    else if (t == V_RAW)
+        iw_jw_raw(&s->j, key, text);
+    else
+        iw_jw_bool(&s->j, key, strcmp(text, "true") == 0);
 }
 
 /* Opens "key" as a list whose elements are named elem in XML (JSON: an array). */
 static void open_list(sink *s, const char *key)
 {
-    if (s->xml) {
-        iw_xmlw_start(&s->x, NULL, key, NULL);
-        return;
-    }
-    cJSON *a = cJSON_AddArrayToObject(s->stack[s->depth], key);
-    if (!a)
-        s->oom = true;
+    if (s->xml)
+        iw_xw_start(&s->x, NULL, key, NULL);
     else
-        s->stack[++s->depth] = a;
+        iw_jw_array(&s->j, key);
 }
 
 static void open_elem(sink *s, const char *elem)
 {
-    if (s->xml) {
-        iw_xmlw_start(&s->x, NULL, elem, NULL);
-        return;
-    }
-    cJSON *o = cJSON_CreateObject();
-    if (!o || !cJSON_AddItemToArray(s->stack[s->depth], o)) {
-        cJSON_Delete(o);
-        s->oom = true;
-        return;
-    }
-    s->stack[++s->depth] = o;
+    if (s->xml)
+        iw_xw_start(&s->x, NULL, elem, NULL);
+    else
+        iw_jw_object(&s->j, NULL);
 }
 
 static void close_one(sink *s)
 {
     if (s->xml)
-        iw_xmlw_end(&s->x);
-    else if (s->depth > 0)
-        s->depth--;
+        iw_xw_end(&s->x);
+    else
+        iw_jw_end(&s->j);
 }
 
 /* Writes an integer id: digits only, leading zeros dropped ("001" is 1). False when the
@@ -243,20 +229,10 @@ static bool int_text(const char *s, char *buf, size_t len)
     return true;
 }
 
-/* True when text holds a character XML 1.0 cannot carry (C0 controls but tab, LF, CR). */
-static bool has_xml_illegal(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 && *s != '\t' && *s != '\n' && *s != '\r')
-            return true;
-    return false;
-}
+static void write_fields(sink *s, const field *tab, size_t n, const iw_event *ev,
+                         const iw_line *ln);
 
-static void write_fields(sink *s, const field *tab, size_t n, const iw_event *ev, const iw_line *ln,
-                         char *errbuf, size_t errlen, int *rc);
-
-static void write_one(sink *s, const field *f, const iw_event *ev, const iw_line *ln, char *errbuf,
-                      size_t errlen, int *rc)
+static void write_one(sink *s, const field *f, const iw_event *ev, const iw_line *ln)
 {
     const char *base = f->from == S_LINE ? (const char *)ln : (const char *)ev;
     const void *src = base + f->off;
@@ -266,11 +242,6 @@ static void write_one(sink *s, const field *f, const iw_event *ev, const iw_line
                           : NULL;
     char buf[IW_DECIMAL_BUFLEN + 16];
 
-    if (s->xml && str && has_xml_illegal(str)) {
-        snprintf(errbuf, errlen, "%s: contains a control character XML cannot carry", f->key);
-        *rc = IW_EINVAL;
-        return;
-    }
     switch (f->kind) {
     case K_NONE: break;
     case K_STR:
@@ -305,10 +276,9 @@ static void write_one(sink *s, const field *f, const iw_event *ev, const iw_line
     }
     case K_LINES:
         open_list(s, f->key);
-        for (size_t i = 0; i < ev->invoice.n_lines && !*rc && !s->oom; i++) {
+        for (size_t i = 0; i < ev->invoice.n_lines && !s->b->err; i++) {
             open_elem(s, "InvoiceLineSelectResponse");
-            write_fields(s, line_fields, COUNT(line_fields), ev, &ev->invoice.lines[i], errbuf,
-                         errlen, rc);
+            write_fields(s, line_fields, COUNT(line_fields), ev, &ev->invoice.lines[i]);
             close_one(s);
         }
         close_one(s);
@@ -316,64 +286,38 @@ static void write_one(sink *s, const field *f, const iw_event *ev, const iw_line
     case K_DETAIL:
         open_list(s, f->key);
         open_elem(s, "InvoiceLineItemSelectResponse");
-        write_fields(s, detail_fields, COUNT(detail_fields), ev, ln, errbuf, errlen, rc);
+        write_fields(s, detail_fields, COUNT(detail_fields), ev, ln);
         close_one(s);
         close_one(s);
         break;
     }
 }
 
-static void write_fields(sink *s, const field *tab, size_t n, const iw_event *ev, const iw_line *ln,
-                         char *errbuf, size_t errlen, int *rc)
+static void write_fields(sink *s, const field *tab, size_t n, const iw_event *ev, const iw_line *ln)
 {
-    for (size_t i = 0; i < n && !*rc && !s->oom; i++)
-        write_one(s, &tab[i], ev, ln, errbuf, errlen, rc);
+    for (size_t i = 0; i < n && !s->b->err; i++)
+        write_one(s, &tab[i], ev, ln);
 }
 
-/* Renders the body into *body / *len in the configured format. */
-static int render_body(const iw_event *ev, bool xml, char **body, size_t *len, char *errbuf,
-                       size_t errlen)
+/* Renders the body in the configured format and hands it to out. */
+static int render_body(const iw_event *ev, bool xml, iw_request *out, char *errbuf, size_t errlen)
 {
-    sink s;
-    int rc = 0;
-    memset(&s, 0, sizeof(s));
-    s.xml = xml;
+    sink s = {.xml = xml, .b = iw_wbuf_scratch()};
     if (xml) {
-        if (iw_xmlw_open(&s.x, true))
-            goto oom;
-        iw_xmlw_start(&s.x, NULL, "InvoiceUpdateRequest", NULL);
-        iw_xmlw_attr(&s.x, "xmlns:xsi", XSI_NS);
-        iw_xmlw_attr(&s.x, "xmlns:xsd", XSD_NS);
-        write_fields(&s, invoice_fields, COUNT(invoice_fields), ev, NULL, errbuf, errlen, &rc);
-        iw_xmlw_end(&s.x);
-        if (rc) {
-            iw_xmlw_discard(&s.x);
-            return rc;
-        }
-        rc = iw_xmlw_close(&s.x, body, len);
-        if (rc)
-            snprintf(errbuf, errlen, "XML writer refused the invoice (invalid UTF-8?)");
-        return rc;
+        iw_xw_begin(&s.x, s.b, true);
+        iw_xw_start(&s.x, NULL, "InvoiceUpdateRequest", NULL);
+        iw_xw_attr(&s.x, "xmlns:xsi", XSI_NS);
+        iw_xw_attr(&s.x, "xmlns:xsd", XSD_NS);
+    } else {
+        iw_jw_begin(&s.j, s.b);
+        iw_jw_object(&s.j, NULL);
     }
-    if (!(s.stack[0] = cJSON_CreateObject()))
-        goto oom;
-    write_fields(&s, invoice_fields, COUNT(invoice_fields), ev, NULL, errbuf, errlen, &rc);
-    if (!rc && !s.oom) {
-        *body = cJSON_PrintUnformatted(s.stack[0]);
-        if (!*body)
-            s.oom = true;
-        else
-            *len = strlen(*body);
-    }
-    cJSON_Delete(s.stack[0]);
-    if (rc)
-        return rc;
-    if (s.oom)
-        goto oom;
-    return 0;
-oom:
-    snprintf(errbuf, errlen, "out of memory");
-    return IW_ENOMEM;
+    write_fields(&s, invoice_fields, COUNT(invoice_fields), ev, NULL);
+    if (xml)
+        iw_xw_finish(&s.x);
+    else
+        iw_jw_finish(&s.j);
+    return iw_request_set_body_from(out, s.b, errbuf, errlen);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -498,8 +442,6 @@ static int mn_render(const iw_event *ev, const iw_target_conf *tc, const iw_rend
         return rc;
     bool xml = is_xml_format(tc);
     const char *token = ctx && ctx->auth_token ? ctx->auth_token : tc->midnight_token;
-    char *body = NULL;
-    size_t len = 0;
 
     snprintf(out->method, sizeof(out->method), "POST");
     if (!(out->url = strdup(tc->url ? tc->url : DEFAULT_URL)))
@@ -511,9 +453,8 @@ static int mn_render(const iw_event *ev, const iw_target_conf *tc, const iw_rend
                                   : "application/json; charset=utf-8") ||
         iw_request_add_header(out, "Accept", xml ? "application/xml" : "application/json"))
         goto oom;
-    if ((rc = render_body(ev, xml, &body, &len, errbuf, errlen)))
+    if ((rc = render_body(ev, xml, out, errbuf, errlen)))
         goto fail;
-    iw_request_set_body(out, body, len);
     return 0;
 oom:
     snprintf(errbuf, errlen, "out of memory");

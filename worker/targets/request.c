@@ -81,6 +81,20 @@ void iw_request_set_body(iw_request *r, char *buf, size_t len)
     r->body_len = len;
 }
 
+int iw_request_set_body_from(iw_request *r, const iw_wbuf *b, char *errbuf, size_t errlen)
+{
+    char *body;
+    size_t len;
+    int rc = iw_wbuf_copy(b, &body, &len);
+    if (rc) {
+        if (!iw_wbuf_error(b, errbuf, errlen))
+            snprintf(errbuf, errlen, "out of memory");
+        return rc;
+    }
+    iw_request_set_body(r, body, len);
+    return 0;
+}
+
 int iw_request_add_call_headers(iw_request *r, const char *event_id, const char *target,
                                 int attempt, int64_t version, const char *traceparent)
 {

@@ -41,43 +41,28 @@ nomem:
     return IW_ENOMEM;
 }
 
-int iw_soap_open(iw_xmlw *x, const char *env_prefix, const char *ns_prefix, const char *ns_uri,
-                 bool header)
+void iw_soap_open(iw_xw *x, const char *env_prefix, const char *ns_prefix, const char *ns_uri,
+                  bool header)
 {
-    int rc = iw_xmlw_open(x, true);
-    if (rc) {
-        iw_xmlw_discard(x);
-        return rc;
-    }
+    iw_xw_begin(x, iw_wbuf_scratch(), true);
     /* Both declarations as attributes, so they appear in the seed samples' order. */
     char env_decl[64], ns_decl[64];
     snprintf(env_decl, sizeof(env_decl), "xmlns:%s", env_prefix);
     snprintf(ns_decl, sizeof(ns_decl), "xmlns:%s", ns_prefix);
-    iw_xmlw_start(x, env_prefix, "Envelope", NULL);
-    iw_xmlw_attr(x, env_decl, IW_SOAP11_ENV_NS);
-    iw_xmlw_attr(x, ns_decl, ns_uri);
+    iw_xw_start(x, env_prefix, "Envelope", NULL);
+    iw_xw_attr(x, env_decl, IW_SOAP11_ENV_NS);
+    iw_xw_attr(x, ns_decl, ns_uri);
     if (header) {
-        iw_xmlw_start(x, env_prefix, "Header", NULL);
-        iw_xmlw_end(x);
+        iw_xw_start(x, env_prefix, "Header", NULL);
+        iw_xw_end(x);
     }
-    iw_xmlw_start(x, env_prefix, "Body", NULL);
-    if (x->err) {
-        rc = x->err;
-        iw_xmlw_discard(x);
-    }
-    return rc;
+    iw_xw_start(x, env_prefix, "Body", NULL);
 }
 
-int iw_soap_close(iw_xmlw *x, iw_request *r)
+int iw_soap_close(iw_xw *x, iw_request *r, char *errbuf, size_t errlen)
 {
-    iw_xmlw_end(x); /* Body */
-    iw_xmlw_end(x); /* Envelope */
-    char *doc;
-    size_t len;
-    int rc = iw_xmlw_close(x, &doc, &len);
-    if (rc == 0)
-        iw_request_set_body(r, doc, len);
-    return rc;
+    iw_xw_finish(x); /* Body, Envelope */
+    return iw_request_set_body_from(r, x->b, errbuf, errlen);
 }
 
 /* ---------------------------------------------------------------- mapping tables */
@@ -178,42 +163,22 @@ static bool group_used(const iw_soap_map *m, const iw_soap_field *fields, const 
     return false;
 }
 
-/* XML 1.0 cannot carry C0 controls other than tab, LF and CR, nor U+FFFE / U+FFFF. */
-static bool xml_text_ok(const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r')
-            return false;
-        if (p[0] == 0xEF && p[1] == 0xBF && (p[2] == 0xBE || p[2] == 0xBF))
-            return false;
-    }
-    return true;
-}
+static int write_rows(iw_xw *x, const iw_soap_map *m, const iw_soap_field *fields, const void *obj,
+                      size_t index, char *errbuf, size_t errlen);
 
-static int write_rows(iw_xmlw *x, const iw_soap_map *m, const iw_soap_field *fields,
-                      const void *obj, size_t index, char *errbuf, size_t errlen);
-
-static int write_leaf(iw_xmlw *x, const iw_soap_map *m, const iw_soap_field *f, const void *obj,
-                      size_t index, char *errbuf, size_t errlen)
+static void write_leaf(iw_xw *x, const iw_soap_map *m, const iw_soap_field *f, const void *obj,
+                       size_t index)
 {
     char buf[IW_DECIMAL_BUFLEN];
     const char *text =
         f->kind == IW_SOAP_NONE ? NULL : leaf_text(m, f, obj, index, buf, sizeof(buf));
     if (!text)
         text = f->dflt;
-    if (text && !xml_text_ok(text)) {
-        snprintf(errbuf, errlen, "%s: text holds a control character XML 1.0 cannot carry",
-                 f->name);
-        return IW_EINVAL;
-    }
-    if (text)
-        iw_xmlw_text(x, m->prefix, f->name, text);
-    else if (f->kind == IW_SOAP_NONE || m->absent == IW_SOAP_EMPTY)
-        iw_xmlw_text_or_empty(x, m->prefix, f->name, NULL);
-    return 0;
+    if (text || f->kind == IW_SOAP_NONE || m->absent == IW_SOAP_EMPTY)
+        iw_xw_text_or_empty(x, m->prefix, f->name, text);
 }
 
-static int write_row(iw_xmlw *x, const iw_soap_map *m, const iw_soap_field *f, const void *obj,
+static int write_row(iw_xw *x, const iw_soap_map *m, const iw_soap_field *f, const void *obj,
                      size_t index, char *errbuf, size_t errlen)
 {
     const void *base = row_base(m, f, obj);
@@ -221,28 +186,29 @@ static int write_row(iw_xmlw *x, const iw_soap_map *m, const iw_soap_field *f, c
         const void *sub = (const char *)base + f->off;
         if (!group_used(m, f->sub, sub))
             return 0;
-        iw_xmlw_start(x, m->prefix, f->name, NULL);
+        iw_xw_start(x, m->prefix, f->name, NULL);
         int rc = write_rows(x, m, f->sub, sub, index, errbuf, errlen);
-        iw_xmlw_end(x);
+        iw_xw_end(x);
         return rc;
     }
     if (f->kind == IW_SOAP_LIST) {
         const char *items = ptr_at(base, f->off);
         size_t n = items ? size_at(base, f->count_off) : 0;
         for (size_t i = 0; i < n; i++) {
-            iw_xmlw_start(x, m->prefix, f->name, NULL);
+            iw_xw_start(x, m->prefix, f->name, NULL);
             int rc = write_rows(x, m, f->sub, items + i * f->elem_size, i, errbuf, errlen);
-            iw_xmlw_end(x);
+            iw_xw_end(x);
             if (rc)
                 return rc;
         }
         return 0;
     }
-    return write_leaf(x, m, f, obj, index, errbuf, errlen);
+    write_leaf(x, m, f, obj, index);
+    return 0;
 }
 
-static int write_rows(iw_xmlw *x, const iw_soap_map *m, const iw_soap_field *fields,
-                      const void *obj, size_t index, char *errbuf, size_t errlen)
+static int write_rows(iw_xw *x, const iw_soap_map *m, const iw_soap_field *fields, const void *obj,
+                      size_t index, char *errbuf, size_t errlen)
 {
     for (const iw_soap_field *f = fields; f->name; f++) {
         if (!row_active(m, f))
@@ -250,15 +216,13 @@ static int write_rows(iw_xmlw *x, const iw_soap_map *m, const iw_soap_field *fie
         int rc = write_row(x, m, f, obj, index, errbuf, errlen);
         if (rc)
             return rc;
-        if (x->err) {
-            snprintf(errbuf, errlen, "%s: the XML writer refused the element", f->name);
-            return x->err;
-        }
+        if (x->b->err)
+            return iw_wbuf_error(x->b, errbuf, errlen);
     }
     return 0;
 }
 
-int iw_soap_write(iw_xmlw *x, const iw_soap_map *m, const iw_soap_field *fields, const void *obj,
+int iw_soap_write(iw_xw *x, const iw_soap_map *m, const iw_soap_field *fields, const void *obj,
                   char *errbuf, size_t errlen)
 {
     return write_rows(x, m, fields, obj, 0, errbuf, errlen);

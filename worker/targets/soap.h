@@ -9,6 +9,7 @@
 #include <libxml/tree.h>
 
 #include "target.h"
+#include "wbuf.h"
 #include "xml.h"
 
 #define IW_SOAP11_ENV_NS "http://schemas.xmlsoap.org/soap/envelope/"
@@ -23,13 +24,14 @@ int iw_soap_request_init(iw_request *r, const char *url, const char *action, cha
                          size_t errlen);
 
 /* Opens <?xml?><env:Envelope xmlns:env=SOAP 1.1 xmlns:ns_prefix=ns_uri>, an empty <env:Header/>
- * when header is true, and <env:Body>. Returns 0 or IW_ENOMEM (the writer is then discarded). */
-int iw_soap_open(iw_xmlw *x, const char *env_prefix, const char *ns_prefix, const char *ns_uri,
-                 bool header);
+ * when header is true, and <env:Body>, in the calling thread's scratch buffer (iw_wbuf_scratch).
+ * A failure shows at iw_soap_close. */
+void iw_soap_open(iw_xw *x, const char *env_prefix, const char *ns_prefix, const char *ns_uri,
+                  bool header);
 
-/* Closes Body and Envelope and hands the document to r as its body. Returns 0, or the writer's
- * error (the writer is freed in every case). */
-int iw_soap_close(iw_xmlw *x, iw_request *r);
+/* Closes Body and Envelope and hands a copy of the document to r as its body. Returns 0, or the
+ * writer's error with errbuf naming what was refused ("ponumber: text holds ..."). */
+int iw_soap_close(iw_xw *x, iw_request *r, char *errbuf, size_t errlen);
 
 /* --- mapping tables: one readable table per adapter drives the element writer --- */
 
@@ -87,10 +89,10 @@ typedef struct iw_soap_map {
 } iw_soap_map;
 
 /* Writes the rows of `fields` over obj. Groups and lists are omitted when unused (no set
- * source of their own, or no KEY set; empty lists). Returns 0, or IW_EINVAL with errbuf naming
- * the element when a text cannot be carried by XML 1.0 (control characters), or the writer's
- * error. */
-int iw_soap_write(iw_xmlw *x, const iw_soap_map *m, const iw_soap_field *fields, const void *obj,
+ * source of their own, or no KEY set; empty lists). Returns 0, or the writer's error with
+ * errbuf naming the element: IW_EINVAL when a text cannot be carried by XML 1.0 (control
+ * characters, U+FFFE / U+FFFF, invalid UTF-8), IW_ENOMEM. */
+int iw_soap_write(iw_xw *x, const iw_soap_map *m, const iw_soap_field *fields, const void *obj,
                   char *errbuf, size_t errlen);
 
 /* --- replies --- */

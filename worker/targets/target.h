@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "invoice.h"
+#include "wbuf.h"
 
 /* One HTTP header. */
 typedef struct iw_header {
@@ -144,6 +145,11 @@ int iw_request_add_secret(iw_request *r, const char *value);
 
 /* Sets the body, taking ownership of buf (len bytes, NUL-terminated at buf[len]). */
 void iw_request_set_body(iw_request *r, char *buf, size_t len);
+
+/* Sets the body to a copy of what b holds (a render's scratch buffer). Returns 0, or b's sticky
+ * error (IW_ENOMEM when the copy fails) with errbuf saying why ("ponumber: text holds a
+ * control character XML 1.0 cannot carry"). */
+int iw_request_set_body_from(iw_request *r, const iw_wbuf *b, char *errbuf, size_t errlen);
 
 /* Adds the per-call headers of DESIGN.md section 5: Idempotency-Key, X-Request-ID, when
  * traceparent is not NULL, traceparent, and X-Invoice-Version (the event's version: targets

@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "xml.h"
+#include "xmlw.h"
 
 /* The five contracts the simulator serves. */
 typedef enum iw_sim_target {
