@@ -37,6 +37,7 @@
 #include "status.h"
 #include "target.h"
 #include "text.h"
+#include "wbuf.h"
 #include "window.h"
 
 #define POLL_BATCH 1000   /* messages taken per loop turn at most */
@@ -363,77 +364,82 @@ static void set_result(job *j, iw_result_status st, iw_error_kind ek, const char
         j->finished_ms = wall_ms();
 }
 
-static char *result_json(iw_pipeline *p, const job *j)
+/* Writes j's result (invoice-result/v1) into the thread's scratch buffer; NULL when out of
+ * memory. Numbers are written as integers, exactly (a version above 2^53 stays exact). */
+static const iw_wbuf *result_json(iw_pipeline *p, const job *j)
 {
     const msg *m = j->m;
     const iw_event *ev = m->ev;
-    char buf[64], rid[512];
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    cJSON_AddStringToObject(o, "schema", "invoice-result/v1");
-    char eid[96];
+    char buf[64], rid[512], eid[96];
+    iw_wbuf *b = iw_wbuf_scratch();
+    iw_jw w;
+    iw_jw_begin(&w, b);
+    iw_jw_object(&w, NULL);
+    iw_jw_string(&w, "schema", "invoice-result/v1");
     if (ev)
         snprintf(eid, sizeof(eid), "%s", ev->event_id);
     else
         snprintf(eid, sizeof(eid), "kafka:%s:%d:%lld", p->cfg->input_topic, (int)m->partition,
                  (long long)m->we.offset);
-    cJSON_AddStringToObject(o, "event_id", eid);
+    iw_jw_string(&w, "event_id", eid);
     if (ev) {
-        cJSON_AddStringToObject(o, "tenant", ev->tenant);
-        cJSON_AddStringToObject(o, "invoice_id", ev->invoice.id);
-        cJSON_AddNumberToObject(o, "version", (double)ev->version);
+        iw_jw_string(&w, "tenant", ev->tenant);
+        iw_jw_string(&w, "invoice_id", ev->invoice.id);
+        snprintf(buf, sizeof(buf), "%lld", (long long)ev->version);
+        iw_jw_raw(&w, "version", buf);
     } else {
-        cJSON_AddNullToObject(o, "tenant");
-        cJSON_AddNullToObject(o, "invoice_id");
-        cJSON_AddNullToObject(o, "version");
+        iw_jw_null(&w, "tenant");
+        iw_jw_null(&w, "invoice_id");
+        iw_jw_null(&w, "version");
     }
     if (j->target)
-        cJSON_AddStringToObject(o, "target", j->target);
+        iw_jw_string(&w, "target", j->target);
     else
-        cJSON_AddNullToObject(o, "target");
-    cJSON_AddStringToObject(o, "status", STATUS_NAMES[j->status]);
-    cJSON_AddNumberToObject(o, "attempts", j->attempts);
-    if (j->http_status)
-        cJSON_AddNumberToObject(o, "http_status", (double)j->http_status);
-    else
-        cJSON_AddNullToObject(o, "http_status");
-    if (j->target_ref[0])
-        cJSON_AddStringToObject(o, "target_ref", j->target_ref);
-    else
-        cJSON_AddNullToObject(o, "target_ref");
-    if (j->status == IW_RES_REJECTED || j->status == IW_RES_FAILED) {
-        cJSON *e = cJSON_AddObjectToObject(o, "error");
-        cJSON_AddStringToObject(e, "kind", iw_error_kind_str(j->error_kind));
-        cJSON_AddStringToObject(e, "message", j->error_msg);
-        if (j->error_code[0])
-            cJSON_AddStringToObject(e, "code", j->error_code);
-        else
-            cJSON_AddNullToObject(e, "code");
+        iw_jw_null(&w, "target");
+    iw_jw_string(&w, "status", STATUS_NAMES[j->status]);
+    snprintf(buf, sizeof(buf), "%d", j->attempts);
+    iw_jw_raw(&w, "attempts", buf);
+    if (j->http_status) {
+        snprintf(buf, sizeof(buf), "%ld", j->http_status);
+        iw_jw_raw(&w, "http_status", buf);
     } else {
-        cJSON_AddNullToObject(o, "error");
+        iw_jw_null(&w, "http_status");
+    }
+    if (j->target_ref[0])
+        iw_jw_string(&w, "target_ref", j->target_ref);
+    else
+        iw_jw_null(&w, "target_ref");
+    if (j->status == IW_RES_REJECTED || j->status == IW_RES_FAILED) {
+        iw_jw_object(&w, "error");
+        iw_jw_string(&w, "kind", iw_error_kind_str(j->error_kind));
+        iw_jw_string(&w, "message", j->error_msg);
+        if (j->error_code[0])
+            iw_jw_string(&w, "code", j->error_code);
+        else
+            iw_jw_null(&w, "code");
+        iw_jw_end(&w);
+    } else {
+        iw_jw_null(&w, "error");
     }
     if (j->first_attempt_ms) {
         fmt_time(j->first_attempt_ms, buf, sizeof(buf));
-        cJSON_AddStringToObject(o, "first_attempt_at", buf);
+        iw_jw_string(&w, "first_attempt_at", buf);
     } else {
-        cJSON_AddNullToObject(o, "first_attempt_at");
+        iw_jw_null(&w, "first_attempt_at");
     }
     fmt_time(j->finished_ms, buf, sizeof(buf));
-    cJSON_AddStringToObject(o, "finished_at", buf);
-    cJSON_AddNumberToObject(
-        o, "duration_ms", j->first_attempt_ms ? (double)(j->finished_ms - j->first_attempt_ms) : 0);
-    cJSON_AddStringToObject(o, "worker", p->cfg->worker_id);
-    if (iw_text_trace_id(m->traceparent, buf, sizeof(buf))) {
-        cJSON_AddStringToObject(o, "trace_id", buf);
-    } else {
-        cJSON_AddNullToObject(o, "trace_id");
-    }
+    iw_jw_string(&w, "finished_at", buf);
+    snprintf(buf, sizeof(buf), "%lld",
+             j->first_attempt_ms ? (long long)(j->finished_ms - j->first_attempt_ms) : 0LL);
+    iw_jw_raw(&w, "duration_ms", buf);
+    iw_jw_string(&w, "worker", p->cfg->worker_id);
+    if (iw_text_trace_id(m->traceparent, buf, sizeof(buf)))
+        iw_jw_string(&w, "trace_id", buf);
+    else
+        iw_jw_null(&w, "trace_id");
     snprintf(rid, sizeof(rid), "%s/%s", eid, j->target ? j->target : "-");
-    cJSON_AddStringToObject(o, "result_id", rid);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return s;
+    iw_jw_string(&w, "result_id", rid);
+    return iw_jw_finish(&w) == 0 ? b : NULL;
 }
 
 /* Produces one message; on a full local queue it serves delivery reports and tries again. */
@@ -489,7 +495,7 @@ static void publish(iw_pipeline *p, job *j)
     msg *m = j->m;
     job_to(p, j, IW_JEV_RESULT);
     j->deliveries = 1; /* a guard: a delivery report served while producing cannot end the job */
-    char *val = result_json(p, j);
+    const iw_wbuf *val = result_json(p, j); /* copied by the producer */
     if (!val) {
         produce_failed(p, m);
         return;
@@ -497,12 +503,13 @@ static void publish(iw_pipeline *p, job *j)
     if (m->traceparent) {
         rd_kafka_headers_t *h = rd_kafka_headers_new(1);
         rd_kafka_header_add(h, "traceparent", -1, m->traceparent, -1);
-        if (produce(p, p->cfg->result_topic, m->key, m->key_len, val, strlen(val), h, true, j) == 0)
+        if (produce(p, p->cfg->result_topic, m->key, m->key_len, val->data, val->len, h, false,
+                    j) == 0)
             j->deliveries++;
         else
             produce_failed(p, m);
-    } else if (produce(p, p->cfg->result_topic, m->key, m->key_len, val, strlen(val), NULL, true,
-                       j) == 0) {
+    } else if (produce(p, p->cfg->result_topic, m->key, m->key_len, val->data, val->len, NULL,
+                       false, j) == 0) {
         j->deliveries++;
     } else {
         produce_failed(p, m);
