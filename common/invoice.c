@@ -697,7 +697,8 @@ static uint64_t stop_marks(uint64_t w)
 
 /* Offset of the first byte at or after i that ends the plain run of a string, or len. The bytes
  * looked at are ORed into *high (so a byte of 0x80 or more sets a bit of HIGH_BITS there). */
-static size_t skip_plain(const unsigned char *s, size_t i, size_t len, uint64_t *high)
+static inline __attribute__((always_inline)) size_t skip_plain(const unsigned char *s, size_t i,
+                                                                size_t len, uint64_t *high)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     for (; len - i >= 8; i += 8) {
@@ -902,11 +903,8 @@ static void skip_space(reader *r)
     static const bool space[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1};
     const unsigned char *s = r->s;
     size_t i = r->pos, len = r->len;
-    while (i < len && space[s[i]]) {
+    while (i < len && space[s[i]])
         i++;
-        while (len - i >= 8 && load8(s + i) == ' ' * ONE_BYTES)
-            i += 8; /* indentation */
-    }
     r->pos = i;
 }
 
@@ -1101,6 +1099,14 @@ static char *keep_text(reader *r, const span *sp, const char *s, size_t n)
         copy_text(r, sp, out);
     }
     return out;
+}
+
+/* Whether the string token at pos (a '"') is f's name, without escapes. */
+static bool key_is(const reader *r, const field *f)
+{
+    size_t n = f->name_len;
+    return r->len - r->pos > n + 1 && r->s[r->pos + 1 + n] == '"' &&
+           memcmp(r->s + r->pos + 1, f->name, n) == 0;
 }
 
 /* Index in t of the field named by key, or t->n when there is none. Members usually come in
@@ -1422,16 +1428,22 @@ static int read_object(reader *r, const table *t, char *base)
     } else {
         for (;;) {
             span key;
+            size_t i;
             if (peek(r) != '"')
                 return syntax_error(r, r->pos);
-            if (scan_string(r, &key))
+            if (t && next < t->n && key_is(r, &t->fields[next])) {
+                i = next++; /* members usually come in table order */
+                r->pos += t->fields[i].name_len + 2;
+            } else if (scan_string(r, &key)) {
                 return -1;
+            } else {
+                i = t ? find_field(r, t, &key, &next) : 0;
+            }
             skip_space(r);
             if (peek(r) != ':')
                 return syntax_error(r, r->pos);
             r->pos++;
             skip_space(r);
-            size_t i = t ? find_field(r, t, &key, &next) : 0;
             uint64_t bit = (uint64_t)1 << (i & 63);
             int rc;
             if (r->stop) {
