@@ -654,6 +654,57 @@ static char *text_space(iw_event *ev, size_t n, size_t first)
     return p;
 }
 
+/* Moves the strings of the structs under base that point into [from, from + n) to the same
+ * place in to. */
+static void rebase_text(const table *t, char *base, uintptr_t from, size_t n, char *to)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        const field *f = &t->fields[i];
+        char *p = base + f->off;
+        size_t count = f->count_off ? *(size_t *)(base + f->count_off) : 1;
+        char **strs = f->kind == K_STRLIST ? *(char ***)p : (char **)p;
+        switch (f->kind) {
+        case K_STR:
+        case K_ID:
+        case K_DATE:
+        case K_TIME:
+        case K_COUNTRY:
+        case K_CURRENCY:
+        case K_STRLIST:
+            for (size_t k = 0; strs && k < count; k++)
+                if (strs[k] && (uintptr_t)strs[k] - from < n)
+                    strs[k] = to + ((uintptr_t)strs[k] - from);
+            break;
+        case K_OBJECT: rebase_text(f->sub, p, from, n, to); break;
+        case K_ARRAY:
+            for (size_t k = 0; *(char **)p && k < count; k++)
+                rebase_text(f->sub, *(char **)p + k * f->sub->size, from, n, to);
+            break;
+        case K_AMOUNT:
+        case K_FLAG:
+        case K_UINT: break;
+        }
+    }
+}
+
+/* Gives back the unused end of ev's block when it is one piece (in place as a rule; when the
+ * allocator moves it, the strings follow). */
+static void fit_text(iw_event *ev)
+{
+    struct iw_event_text *t = ev->text;
+    if (!t || t->prev || t->size - t->used < 64)
+        return;
+    uintptr_t from = (uintptr_t)t->text;
+    size_t used = t->used;
+    struct iw_event_text *fit = realloc(t, sizeof *t + used);
+    if (!fit)
+        return; /* the old piece is still whole */
+    fit->size = used;
+    ev->text = fit;
+    if ((uintptr_t)fit->text != from)
+        rebase_text(&event_table, (char *)ev, from, used, fit->text);
+}
+
 static void free_text(struct iw_event_text *t)
 {
     while (t) {
@@ -1201,6 +1252,14 @@ static int wrong_type(reader *r, const char *want)
     return skip_value(r);
 }
 
+/* Gives back the unused end of an array of n entries of size bytes in a block of cap. */
+static void fit_array(void **arr, size_t n, size_t cap, size_t size)
+{
+    void *fit = n < cap && n > 0 ? realloc(*arr, n * size) : NULL;
+    if (fit)
+        *arr = fit;
+}
+
 /* One element of a K_STRLIST (targets): a non-empty printable name, listed once. */
 typedef struct name_list {
     char ***list;
@@ -1263,6 +1322,7 @@ static int read_strlist(reader *r, const field *f, char *base)
     size_t n;
     if (read_elements(r, read_name_at, &nl, &n))
         return -1;
+    fit_array((void **)nl.list, *nl.count, nl.cap, sizeof(char *));
     if (n == 0)
         note(r->c, "must not be empty (leave it out to use the configured routes)");
     else if (n > MAX_TARGETS)
@@ -1308,6 +1368,7 @@ static int read_items(reader *r, const field *f, char *base)
     size_t n;
     if (read_elements(r, read_item, &il, &n))
         return -1;
+    fit_array((void **)(base + f->off), *(size_t *)(base + f->count_off), il.cap, f->sub->size);
     if (n == 0 && f->required)
         note(r->c, "must not be empty");
     else if (n > MAX_ITEMS)
@@ -1536,6 +1597,7 @@ int iw_event_parse(const char *json, size_t len, iw_event **out, char *errbuf, s
         iw_event_free(ev);
         return rc;
     }
+    fit_text(ev);
     *out = ev;
     return 0;
 }
