@@ -1,23 +1,25 @@
-/* invoice.c: parses and validates an invoice event (JSON, cJSON) into the canonical model. */
+/* invoice.c: parses and validates an invoice event (JSON) into the canonical model, in one pass
+ * over the text: no intermediate tree. */
 #include "invoice.h"
 
+#include <locale.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "status.h"
 #include "text.h"
 
 /* Rules beyond the header, in short: paths in messages are jq-style with 0-based indexes
  * ("invoice.lines[0].quantity"); integer ids and version must be exact integers within
- * +-(2^53 - 1), since cJSON reads numbers as doubles (so 17.0 is 17, and 1e2 is "100");
- * a known key given twice is refused; unknown keys are ignored; null is the same as absent. */
+ * +-(2^53 - 1), since numbers are read as doubles (so 17.0 is 17, and 1e2 is "100");
+ * a known key given twice is refused; unknown keys are ignored; null is the same as absent.
+ * When an event breaks several rules, the one reported is the first in the order of the tables
+ * below (depth first), whatever the order of the members; a syntax error anywhere comes first. */
 
-/* Largest integer a JSON number carries exactly through cJSON's double: 2^53 - 1. Anything
+/* Largest integer a JSON number carries exactly through a double: 2^53 - 1. Anything
  * larger may already have been rounded, so it is refused rather than silently changed. */
 #define MAX_EXACT_INT 9007199254740991LL
 /* Longest event_id or tenant; both become parts of Redis keys, result ids and headers. */
@@ -53,6 +55,7 @@ struct table;
 /* One JSON key of an object and where its value lands. */
 typedef struct field {
     const char *name;                   /* JSON key, the same as the struct member */
+    size_t name_len;                    /* strlen(name) */
     size_t off;                         /* offsetof the member */
     enum kind kind;                     /* how to read and store it */
     bool required;                      /* missing or null is an error; strings must be non-empty */
@@ -71,20 +74,17 @@ typedef struct table {
 /* Table entries: F optional, REQ required, CHECKED required string with a rule, OBJ nested
  * struct, LIST array of structs (required: at least one), STRLIST array of strings. */
 /* clang-format off */
-#define F(T, m, k) {.name = #m, .off = offsetof(T, m), .kind = (k)}
-#define REQ(T, m, k) {.name = #m, .off = offsetof(T, m), .kind = (k), .required = true}
-#define CHECKED(T, m, fn) \
-    {.name = #m, .off = offsetof(T, m), .kind = K_STR, .required = true, .check = (fn)}
-#define OBJ(T, m, t, req) {.name = #m, .off = offsetof(T, m), .kind = K_OBJECT, .sub = &(t), \
-                           .required = (req)}
-#define LIST(T, m, n, t, req) {.name = #m, .off = offsetof(T, m), .kind = K_ARRAY, .sub = &(t), \
-                               .count_off = offsetof(T, n), .required = (req)}
-#define STRLIST(T, m, n) {.name = #m, .off = offsetof(T, m), .kind = K_STRLIST, \
-                          .count_off = offsetof(T, n)}
+#define FIELD(T, m, k) .name = #m, .name_len = sizeof(#m) - 1, .off = offsetof(T, m), .kind = (k)
+#define F(T, m, k) {FIELD(T, m, k)}
+#define REQ(T, m, k) {FIELD(T, m, k), .required = true}
+#define CHECKED(T, m, fn) {FIELD(T, m, K_STR), .required = true, .check = (fn)}
+#define OBJ(T, m, t, req) {FIELD(T, m, K_OBJECT), .sub = &(t), .required = (req)}
+#define LIST(T, m, n, t, req) {FIELD(T, m, K_ARRAY), .sub = &(t), .count_off = offsetof(T, n), \
+                               .required = (req)}
+#define STRLIST(T, m, n) {FIELD(T, m, K_STRLIST), .count_off = offsetof(T, n)}
 #define TABLE(T, f) {(f), sizeof(f) / sizeof((f)[0]), sizeof(T)}
 /* A required id that is printed in results and logs: see iw_text_name_problem. */
-#define PRINTED_ID(T, m) {.name = #m, .off = offsetof(T, m), .kind = K_ID, .required = true, \
-                          .check = iw_text_name_problem}
+#define PRINTED_ID(T, m) {FIELD(T, m, K_ID), .required = true, .check = iw_text_name_problem}
 
 static const char *check_schema(const char *s);
 static const char *check_type(const char *s);
@@ -290,14 +290,17 @@ FITS(event_fields);
 /* One step of the JSON path: ".key" when key is set, else "[index]". */
 typedef struct frame {
     const char *key; /* field name (static table text), or NULL for an array index */
-    size_t index;    /* 0-based array index when key is NULL */
+    size_t index;    /* 0-based array index; for a key, the field's place in its table */
 } frame;
 
-/* Parse state: the JSON path of the value being read, and where errors go. The path is kept as
- * frames and only turned into text when an error is reported. */
+/* Parse state: the JSON path of the value being read, the rule broken first so far, and where
+ * errors go. The path is kept as frames and only turned into text when an error is reported. */
 typedef struct ctx {
     frame frames[MAX_FRAMES]; /* invoice, lines, [2], quantity */
     size_t depth;             /* frames in use */
+    int err_rc;               /* 0, or the error kept (its message is in errbuf) */
+    size_t err_at[MAX_FRAMES]; /* the index of each frame of its path */
+    size_t err_depth;          /* frames in its path */
     char *errbuf;             /* caller's buffer, may be NULL */
     size_t errlen;            /* its size */
 } ctx;
@@ -319,8 +322,7 @@ static size_t format_path(const ctx *c, char *path)
     return plen;
 }
 
-/* Writes "path: reason" (or just the reason at the top) and returns rc. */
-__attribute__((format(printf, 3, 4))) static int fail(ctx *c, int rc, const char *fmt, ...)
+static int vfail(ctx *c, int rc, const char *fmt, va_list ap)
 {
     if (!c->errbuf || c->errlen == 0)
         return rc;
@@ -329,14 +331,67 @@ __attribute__((format(printf, 3, 4))) static int fail(ctx *c, int rc, const char
     int n = plen ? snprintf(c->errbuf, c->errlen, "%s: ", path) : 0;
     if (n < 0 || (size_t)n >= c->errlen)
         return rc;
+    vsnprintf(c->errbuf + n, c->errlen - (size_t)n, fmt, ap);
+    return rc;
+}
+
+/* Writes "path: reason" (or just the reason at the top) and returns rc. */
+__attribute__((format(printf, 3, 4))) static int fail(ctx *c, int rc, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->errbuf + n, c->errlen - (size_t)n, fmt, ap);
+    vfail(c, rc, fmt, ap);
     va_end(ap);
     return rc;
 }
 
-/* Enters ".key" (key set) or "[index]" (key NULL); path_pop leaves it again. */
+/* Whether the current path comes before the kept error's, in table order, depth first (a path
+ * before the paths under it); a tie goes to the current path when tie is set. */
+static bool comes_first(const ctx *c, bool tie)
+{
+    if (!c->err_rc)
+        return true;
+    size_t n = c->depth < c->err_depth ? c->depth : c->err_depth;
+    for (size_t d = 0; d < n && d < MAX_FRAMES; d++)
+        if (c->frames[d].index != c->err_at[d])
+            return c->frames[d].index < c->err_at[d];
+    return c->depth < c->err_depth || (tie && c->depth == c->err_depth);
+}
+
+/* Keeps the current path as the error's. */
+static void keep_path(ctx *c)
+{
+    c->err_rc = IW_EINVAL;
+    c->err_depth = c->depth;
+    for (size_t d = 0; d < c->depth && d < MAX_FRAMES; d++)
+        c->err_at[d] = c->frames[d].index;
+}
+
+/* Notes a broken rule at the current path and lets reading go on: the message is kept when it
+ * comes before the one kept so far (the first rule the fixed order would have met). */
+__attribute__((format(printf, 2, 3))) static void note(ctx *c, const char *fmt, ...)
+{
+    if (!comes_first(c, false))
+        return;
+    keep_path(c);
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(c, IW_EINVAL, fmt, ap);
+    va_end(ap);
+}
+
+/* A known key given twice: at its path this comes before anything wrong with the first value,
+ * which is then never looked at. */
+static void note_twice(ctx *c)
+{
+    if (!comes_first(c, true))
+        return;
+    keep_path(c);
+    fail(c, IW_EINVAL, "key appears more than once");
+}
+
+/* Enters ".key" (key set; index is the field's place in its table) or "[index]" (key NULL);
+ * path_pop leaves it again. */
 static void path_push(ctx *c, const char *key, size_t index)
 {
     if (c->depth < MAX_FRAMES)
@@ -450,84 +505,6 @@ static bool valid_timestamp(const char *s)
     return (*p == '+' || *p == '-') && strlen(p) == 6 && hour_min_ok(p + 1);
 }
 
-/* ---- reading values ---- */
-
-static int store_copy(ctx *c, char **dst, const char *s)
-{
-    *dst = strdup(s);
-    return *dst ? 0 : fail(c, IW_ENOMEM, "out of memory");
-}
-
-/* A JSON number that is an integer and survived the double exactly. */
-static int exact_int(ctx *c, const cJSON *item, int64_t *out)
-{
-    double v = item->valuedouble;
-    if (!(v >= -(double)MAX_EXACT_INT && v <= (double)MAX_EXACT_INT))
-        return fail(c, IW_EINVAL, "number too big for its field");
-    int64_t i = (int64_t)v;
-    if ((double)i != v)
-        return fail(c, IW_EINVAL, "expected an integer");
-    *out = i;
-    return 0;
-}
-
-static int read_string(ctx *c, const field *f, cJSON *item, char **dst)
-{
-    if (!cJSON_IsString(item))
-        return fail(c, IW_EINVAL, "expected a string");
-    const char *s = item->valuestring;
-    if (f->required && s[0] == '\0')
-        return fail(c, IW_EINVAL, "must not be empty");
-    const char *why = f->check ? f->check(s) : NULL;
-    if (why)
-        return fail(c, IW_EINVAL, "%s", why);
-    return store_copy(c, dst, item->valuestring);
-}
-
-static int read_id(ctx *c, const field *f, cJSON *item, char **dst)
-{
-    if (cJSON_IsNumber(item)) {
-        int64_t v = 0;
-        int rc = exact_int(c, item, &v);
-        if (rc)
-            return rc;
-        char text[24];
-        snprintf(text, sizeof text, "%lld", (long long)v);
-        return store_copy(c, dst, text);
-    }
-    if (!cJSON_IsString(item))
-        return fail(c, IW_EINVAL, "expected a string or an integer");
-    return read_string(c, f, item, dst);
-}
-
-static int read_amount(ctx *c, const cJSON *item, iw_amount *dst)
-{
-    if (!cJSON_IsString(item))
-        return fail(c, IW_EINVAL, "expected a decimal string");
-    const char *s = item->valuestring;
-    int rc = iw_decimal_parse(s, &dst->value);
-    if (rc == IW_ERANGE) {
-        const char *point = strchr(s, '.');
-        if (point && strlen(point + 1) > IW_DECIMAL_MAX_SCALE)
-            return fail(c, IW_EINVAL, "more than %d digits after the point", IW_DECIMAL_MAX_SCALE);
-        return fail(c, IW_EINVAL, "number too big for its field");
-    }
-    if (rc)
-        return fail(c, IW_EINVAL, "not a decimal number");
-    dst->set = true;
-    return 0;
-}
-
-/* Checks a string with a syntax rule, then stores it. */
-static int read_checked(ctx *c, cJSON *item, char **dst, bool (*ok)(const char *), const char *want)
-{
-    if (!cJSON_IsString(item))
-        return fail(c, IW_EINVAL, "expected %s", want);
-    if (!ok(item->valuestring))
-        return fail(c, IW_EINVAL, "not %s", want);
-    return store_copy(c, dst, item->valuestring);
-}
-
 static bool country_ok(const char *s)
 {
     return upper_letters(s, 2);
@@ -538,119 +515,71 @@ static bool currency_ok(const char *s)
     return upper_letters(s, 3);
 }
 
-static int read_strlist(ctx *c, const field *f, cJSON *item, char *base)
-{
-    if (!cJSON_IsArray(item))
-        return fail(c, IW_EINVAL, "expected an array of strings");
-    int n = cJSON_GetArraySize(item);
-    if (n == 0)
-        return fail(c, IW_EINVAL, "must not be empty (leave it out to use the configured routes)");
-    if (n > MAX_TARGETS)
-        return fail(c, IW_EINVAL, "%d entries; at most %d are allowed", n, MAX_TARGETS);
-    char **list = calloc((size_t)n, sizeof *list);
-    if (!list)
-        return fail(c, IW_ENOMEM, "out of memory");
-    *(char ***)(base + f->off) = list;
-    size_t *count = (size_t *)(base + f->count_off);
-    *count = (size_t)n;
+/* What a text kind wants ("expected ..." when the value is no string, "not ..." when the text
+ * breaks ok), and its syntax rule (NULL: any text; K_STR and K_ID use field.check instead). */
+static const struct text_rule {
+    const char *want;
+    bool (*ok)(const char *);
+} text_rules[] = {
+    [K_STR] = {"a string", NULL},
+    [K_ID] = {"a string or an integer", NULL},
+    [K_DATE] = {"a date (YYYY-MM-DD)", valid_date},
+    [K_TIME] = {"an RFC 3339 timestamp", valid_timestamp},
+    [K_COUNTRY] = {"a country code (ISO 3166-1 alpha-2, 2 upper-case letters)", country_ok},
+    [K_CURRENCY] = {"a currency code (ISO 4217, 3 upper-case letters)", currency_ok},
+};
 
-    size_t i = 0;
-    cJSON *el;
-    cJSON_ArrayForEach(el, item)
-    {
-        path_push(c, NULL, i);
-        int rc = 0;
-        const char *why = NULL;
-        if (!cJSON_IsString(el) || el->valuestring[0] == '\0')
-            rc = fail(c, IW_EINVAL, "expected a non-empty string");
-        else if ((why = iw_text_name_problem(el->valuestring)))
-            rc = fail(c, IW_EINVAL, "%s", why);
-        for (size_t k = 0; rc == 0 && k < i; k++)
-            if (strcmp(list[k], el->valuestring) == 0)
-                rc = fail(c, IW_EINVAL, "\"%s\" is listed twice", list[k]);
-        if (rc == 0 && !(list[i] = strdup(el->valuestring)))
-            rc = fail(c, IW_ENOMEM, "out of memory");
-        path_pop(c);
-        if (rc)
-            return rc;
-        i++;
+/* Whether s, read for text field f, keeps f's rules; notes the one it breaks. */
+static bool text_ok(ctx *c, const field *f, const char *s)
+{
+    const struct text_rule *rule = &text_rules[f->kind];
+    if (rule->ok) {
+        if (rule->ok(s))
+            return true;
+        note(c, "not %s", rule->want);
+        return false;
     }
-    return 0;
+    const char *why = NULL;
+    if (f->required && s[0] == '\0')
+        note(c, "must not be empty");
+    else if (f->check && (why = f->check(s)))
+        note(c, "%s", why);
+    else
+        return true;
+    return false;
 }
 
-static int read_object(ctx *c, const table *t, cJSON *obj, char *base);
-
-static int read_array(ctx *c, const field *f, cJSON *item, char *base)
+/* A JSON number that is an integer and survived the double exactly; notes why not. */
+static bool exact_int(ctx *c, double v, int64_t *out)
 {
-    if (!cJSON_IsArray(item))
-        return fail(c, IW_EINVAL, "expected an array");
-    int n = cJSON_GetArraySize(item);
-    if (n == 0) {
-        if (f->required)
-            return fail(c, IW_EINVAL, "must not be empty");
-        return 0;
+    if (!(v >= -(double)MAX_EXACT_INT && v <= (double)MAX_EXACT_INT)) {
+        note(c, "number too big for its field");
+        return false;
     }
-    if (n > MAX_ITEMS)
-        return fail(c, IW_EINVAL, "%d entries; at most %d are allowed", n, MAX_ITEMS);
-    char *arr = calloc((size_t)n, f->sub->size);
-    if (!arr)
-        return fail(c, IW_ENOMEM, "out of memory");
-    /* Owned by the event from here on, so a failure below frees it with the rest. */
-    *(void **)(base + f->off) = arr;
-    *(size_t *)(base + f->count_off) = (size_t)n;
-
-    size_t i = 0;
-    cJSON *el;
-    cJSON_ArrayForEach(el, item)
-    {
-        path_push(c, NULL, i);
-        int rc = cJSON_IsObject(el) ? read_object(c, f->sub, el, arr + i * f->sub->size)
-                                    : fail(c, IW_EINVAL, "expected an object");
-        path_pop(c);
-        if (rc)
-            return rc;
-        i++;
+    int64_t i = (int64_t)v;
+    if ((double)i != v) {
+        note(c, "expected an integer");
+        return false;
     }
-    return 0;
+    *out = i;
+    return true;
 }
 
-/* Reads one present, non-null value into base + f->off. */
-static int read_value(ctx *c, const field *f, cJSON *item, char *base)
+/* A decimal string into *dst; notes why not. */
+static void amount_from(ctx *c, const char *s, iw_amount *dst)
 {
-    char *p = base + f->off;
-    switch (f->kind) {
-    case K_STR: return read_string(c, f, item, (char **)p);
-    case K_ID: return read_id(c, f, item, (char **)p);
-    case K_DATE: return read_checked(c, item, (char **)p, valid_date, "a date (YYYY-MM-DD)");
-    case K_TIME: return read_checked(c, item, (char **)p, valid_timestamp, "an RFC 3339 timestamp");
-    case K_COUNTRY:
-        return read_checked(c, item, (char **)p, country_ok,
-                            "a country code (ISO 3166-1 alpha-2, 2 upper-case letters)");
-    case K_CURRENCY:
-        return read_checked(c, item, (char **)p, currency_ok,
-                            "a currency code (ISO 4217, 3 upper-case letters)");
-    case K_AMOUNT: return read_amount(c, item, (iw_amount *)p);
-    case K_FLAG:
-        if (!cJSON_IsBool(item))
-            return fail(c, IW_EINVAL, "expected true or false");
-        *(iw_flag *)p = cJSON_IsTrue(item) ? IW_FLAG_YES : IW_FLAG_NO;
-        return 0;
-    case K_UINT: {
-        if (!cJSON_IsNumber(item))
-            return fail(c, IW_EINVAL, "expected an integer");
-        int rc = exact_int(c, item, (int64_t *)p);
-        if (rc == 0 && *(int64_t *)p < 0)
-            rc = fail(c, IW_EINVAL, "must not be negative");
-        return rc;
+    int rc = iw_decimal_parse(s, &dst->value);
+    if (rc == IW_ERANGE) {
+        const char *point = strchr(s, '.');
+        if (point && strlen(point + 1) > IW_DECIMAL_MAX_SCALE)
+            note(c, "more than %d digits after the point", IW_DECIMAL_MAX_SCALE);
+        else
+            note(c, "number too big for its field");
+    } else if (rc) {
+        note(c, "not a decimal number");
+    } else {
+        dst->set = true;
     }
-    case K_STRLIST: return read_strlist(c, f, item, base);
-    case K_OBJECT:
-        if (!cJSON_IsObject(item))
-            return fail(c, IW_EINVAL, "expected an object");
-        return read_object(c, f->sub, item, p);
-    case K_ARRAY: return read_array(c, f, item, base);
-    }
-    return fail(c, IW_EINVAL, "unhandled field kind");
 }
 
 /* Gives the fields of an absent struct their "absent" values (flags are UNSET, not NO). */
@@ -665,103 +594,92 @@ static void set_absent(const table *t, char *base)
     }
 }
 
-/* Index in t of the field named key, or t->n when key is not one of them. Members usually come
- * in table order, so the field after the last match (*next) is tried first. */
-static size_t find_field(const table *t, const char *key, size_t *next)
+/* Whether structs of t hold arrays of their own (or in nested structs). */
+static bool holds_arrays(const table *t)
 {
-    size_t i = *next;
-    if (i < t->n && strcmp(t->fields[i].name, key) == 0) {
-        *next = i + 1;
-        return i;
-    }
-    for (i = 0; i < t->n; i++) {
-        const char *name = t->fields[i].name;
-        if (name[0] == key[0] && strcmp(name, key) == 0) {
-            *next = i + 1;
-            return i;
-        }
-    }
-    return t->n;
-}
-
-/* Reads the fields of t from obj into base (zeroed); unknown keys are ignored. Each member is
- * looked at once: the first one with a field's name is the value (as cJSON finds it), and a
- * later one with the same name makes the key ambiguous, since another reader might take the
- * last, so a known key given twice is refused. */
-static int read_object(ctx *c, const table *t, cJSON *obj, char *base)
-{
-    cJSON *items[MAX_FIELDS];
-    uint64_t seen = 0, twice = 0;
-    size_t next = 0;
-    for (cJSON *m = obj->child; m && m->string; m = m->next) {
-        size_t i = find_field(t, m->string, &next);
-        if (i == t->n)
-            continue;
-        uint64_t bit = (uint64_t)1 << i;
-        if (seen & bit) {
-            twice |= bit;
-        } else {
-            seen |= bit;
-            items[i] = m;
-        }
-    }
-
     for (size_t i = 0; i < t->n; i++) {
         const field *f = &t->fields[i];
-        uint64_t bit = (uint64_t)1 << i;
-        cJSON *item = (seen & bit) && !cJSON_IsNull(items[i]) ? items[i] : NULL;
-        if (!item && !f->required) {
-            if (f->kind == K_FLAG)
-                *(iw_flag *)(base + f->off) = IW_FLAG_UNSET;
-            else if (f->kind == K_OBJECT)
-                set_absent(f->sub, base + f->off);
-            continue;
-        }
-        path_push(c, f->name, 0);
-        int rc;
-        if (!item)
-            rc = fail(c, IW_EINVAL, "required field is missing");
-        else if (twice & bit)
-            rc = fail(c, IW_EINVAL, "key appears more than once");
-        else
-            rc = read_value(c, f, item, base);
-        path_pop(c);
-        if (rc)
-            return rc;
+        if (f->kind == K_ARRAY || f->kind == K_STRLIST ||
+            (f->kind == K_OBJECT && holds_arrays(f->sub)))
+            return true;
     }
-    return 0;
+    return false;
 }
 
-/* Frees what read_object stored under base; works on a partly filled struct. */
-static void free_fields(const table *t, char *base)
+/* Frees the arrays read_object allocated under base (the strings are in the event's block);
+ * works on a partly filled struct. */
+static void free_arrays(const table *t, char *base)
 {
     for (size_t i = 0; i < t->n; i++) {
         const field *f = &t->fields[i];
         char *p = base + f->off;
+        if (f->kind == K_STRLIST) {
+            free(*(char ***)p);
+        } else if (f->kind == K_OBJECT) {
+            free_arrays(f->sub, p);
+        } else if (f->kind == K_ARRAY) {
+            char *arr = *(char **)p;
+            size_t n = *(size_t *)(base + f->count_off);
+            for (size_t k = 0; arr && k < n && holds_arrays(f->sub); k++)
+                free_arrays(f->sub, arr + k * f->sub->size);
+            free(arr);
+        }
+    }
+}
+
+/* ---- the event's block of strings ---- */
+
+/* One piece of the block: strings packed one after another. */
+struct iw_event_text {
+    struct iw_event_text *prev; /* the piece filled before this one, or NULL */
+    size_t size, used;          /* bytes in text, bytes given out */
+    char text[];
+};
+
+/* n bytes in ev's block; when the current piece is full, a new one of twice its size (first for
+ * the first piece), or n if that is more. NULL when out of memory. */
+static char *text_space(iw_event *ev, size_t n, size_t first)
+{
+    struct iw_event_text *t = ev->text;
+    if (!t || t->size - t->used < n) {
+        size_t size = t ? 2 * t->size : first;
+        struct iw_event_text *fresh = malloc(sizeof *fresh + (size > n ? size : n));
+        if (!fresh)
+            return NULL;
+        *fresh = (struct iw_event_text){.prev = t, .size = size > n ? size : n};
+        ev->text = t = fresh;
+    }
+    char *p = t->text + t->used;
+    t->used += n;
+    return p;
+}
+
+/* Moves the strings of the structs under base that point into [from, from + n) to the same
+ * place in to. */
+static void rebase_text(const table *t, char *base, uintptr_t from, size_t n, char *to)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        const field *f = &t->fields[i];
+        char *p = base + f->off;
+        size_t count = f->count_off ? *(size_t *)(base + f->count_off) : 1;
+        char **strs = f->kind == K_STRLIST ? *(char ***)p : (char **)p;
         switch (f->kind) {
         case K_STR:
         case K_ID:
         case K_DATE:
         case K_TIME:
         case K_COUNTRY:
-        case K_CURRENCY: free(*(char **)p); break;
-        case K_STRLIST: {
-            char **list = *(char ***)p;
-            size_t n = *(size_t *)(base + f->count_off);
-            for (size_t k = 0; list && k < n; k++)
-                free(list[k]);
-            free(list);
+        case K_CURRENCY:
+        case K_STRLIST:
+            for (size_t k = 0; strs && k < count; k++)
+                if (strs[k] && (uintptr_t)strs[k] - from < n)
+                    strs[k] = to + ((uintptr_t)strs[k] - from);
             break;
-        }
-        case K_OBJECT: free_fields(f->sub, p); break;
-        case K_ARRAY: {
-            char *arr = *(char **)p;
-            size_t n = *(size_t *)(base + f->count_off);
-            for (size_t k = 0; arr && k < n; k++)
-                free_fields(f->sub, arr + k * f->sub->size);
-            free(arr);
+        case K_OBJECT: rebase_text(f->sub, p, from, n, to); break;
+        case K_ARRAY:
+            for (size_t k = 0; *(char **)p && k < count; k++)
+                rebase_text(f->sub, *(char **)p + k * f->sub->size, from, n, to);
             break;
-        }
         case K_AMOUNT:
         case K_FLAG:
         case K_UINT: break;
@@ -769,7 +687,34 @@ static void free_fields(const table *t, char *base)
     }
 }
 
-/* ---- raw text checks, before cJSON sees the bytes ---- */
+/* Gives back the unused end of ev's block when it is one piece (in place as a rule; when the
+ * allocator moves it, the strings follow). */
+static void fit_text(iw_event *ev)
+{
+    struct iw_event_text *t = ev->text;
+    if (!t || t->prev || t->size - t->used < 64)
+        return;
+    uintptr_t from = (uintptr_t)t->text;
+    size_t used = t->used;
+    struct iw_event_text *fit = realloc(t, sizeof *t + used);
+    if (!fit)
+        return; /* the old piece is still whole */
+    fit->size = used;
+    ev->text = fit;
+    if ((uintptr_t)fit->text != from)
+        rebase_text(&event_table, (char *)ev, from, used, fit->text);
+}
+
+static void free_text(struct iw_event_text *t)
+{
+    while (t) {
+        struct iw_event_text *prev = t->prev;
+        free(t);
+        t = prev;
+    }
+}
+
+/* ---- raw text checks, before the reader sees the bytes ---- */
 
 /* Word-at-a-time helpers: each byte of a uint64_t, and its top bits. */
 #define ONE_BYTES 0x0101010101010101ull
@@ -792,21 +737,30 @@ static const bool string_stop[256] = {
 };
 /* clang-format on */
 
-/* Offset of the first byte at or after i that ends the plain run of a string, or len. */
-static size_t skip_plain(const unsigned char *s, size_t i, size_t len)
+/* Marks with their top bit the bytes of w that end the plain run of a string. A mark may be
+ * wrong only above a right one (a borrow carries upwards), so the lowest mark is exact. */
+static uint64_t stop_marks(uint64_t w)
 {
-    for (; len - i >= 4; i += 4) {
-        if (string_stop[s[i]])
-            return i;
-        if (string_stop[s[i + 1]])
-            return i + 1;
-        if (string_stop[s[i + 2]])
-            return i + 2;
-        if (string_stop[s[i + 3]])
-            return i + 3;
+    uint64_t q = w ^ (ONE_BYTES * '"'), b = w ^ (ONE_BYTES * '\\');
+    return (((q - ONE_BYTES) & ~q) | ((b - ONE_BYTES) & ~b) | ((w - ONE_BYTES * 0x20) & ~w)) &
+           HIGH_BITS;
+}
+
+/* Offset of the first byte at or after i that ends the plain run of a string, or len. The bytes
+ * looked at are ORed into *high (so a byte of 0x80 or more sets a bit of HIGH_BITS there). */
+static inline __attribute__((always_inline)) size_t skip_plain(const unsigned char *s, size_t i,
+                                                                size_t len, uint64_t *high)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; len - i >= 8; i += 8) {
+        uint64_t w = load8(s + i), m = stop_marks(w);
+        *high |= w;
+        if (m)
+            return i + (size_t)__builtin_ctzll(m) / 8;
     }
-    while (i < len && !string_stop[s[i]])
-        i++;
+#endif
+    for (; i < len && !string_stop[s[i]]; i++)
+        *high |= s[i];
     return i;
 }
 
@@ -850,9 +804,10 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t len)
     return len;
 }
 
-/* Refuses what cJSON would accept or choke on: oversize input, bad UTF-8, nesting deeper than
- * IW_EVENT_MAX_DEPTH (cJSON recurses per level), raw control characters and \u0000 in strings
- * (a NUL would silently cut the C string short). Tracks strings exactly as cJSON does. */
+/* Refuses what a parser (cJSON for the config, the reader below for events) would accept or
+ * choke on: oversize input, bad UTF-8, nesting deeper than max_depth (both recurse per level),
+ * raw control characters and \u0000 in strings (a NUL would silently cut the C string short).
+ * Tracks strings exactly as both do. */
 static int prescan_limits(ctx *c, const char *json, size_t len, size_t max_bytes, int max_depth,
                           const char *what)
 {
@@ -881,9 +836,10 @@ static int prescan_limits(ctx *c, const char *json, size_t len, size_t max_bytes
             continue;
         case '"':
             for (i++;; i++) {
-                i = skip_plain(s, i, len);
+                uint64_t high = 0;
+                i = skip_plain(s, i, len, &high);
                 if (i == len)
-                    return 0; /* unterminated: cJSON reports where */
+                    return 0; /* unterminated: the parser reports where */
                 ch = s[i];
                 if (ch == '"')
                     break;
@@ -940,6 +896,656 @@ int iw_json_prescan(const char *json, size_t len, size_t max_bytes, int max_dept
     return prescan_limits(&c, json, len, max_bytes, max_depth, what);
 }
 
+/* ---- the reader: JSON text straight into the model ---- */
+
+/* The grammar is the one cJSON 1.7 (the parser used before, and the config loader's) accepts:
+ * JSON, but a number is what strtod takes from the run of [0-9+-eE.] there (at most 63 bytes;
+ * "01" and "1." are numbers), and a UTF-8 byte order mark may come first. One difference: "\u"
+ * must be followed by four hex digits (cJSON read other text as U+0000 and cut the string
+ * short there). The pre-scan has already refused what this reader relies on never seeing: bad
+ * UTF-8, raw control characters, \u0000, nesting deeper than IW_EVENT_MAX_DEPTH.
+ *
+ * Members are read in the order they come and stored as they are read; a broken rule is noted
+ * (see note) and reading goes on, so that a syntax error later still wins and the rule reported
+ * is the first in table order. */
+
+typedef struct reader {
+    const unsigned char *s; /* the text */
+    size_t len;             /* its length */
+    size_t pos;             /* the next byte to read */
+    int depth;              /* objects and arrays open */
+    int stop;               /* 0, or why reading stopped: IW_EINVAL (syntax, at bad_at), IW_ENOMEM */
+    size_t bad_at;          /* where the text stopped being JSON */
+    ctx *c;
+    iw_event *ev;      /* whose block the strings go to */
+    size_t first_text; /* size of the block's first piece */
+} reader;
+
+/* The bytes between the quotes of a string token. */
+typedef struct span {
+    size_t start, end;
+    bool escaped; /* holds a backslash */
+} span;
+
+/* Every function below that returns int returns 0, or -1 when reading stopped. */
+
+static int syntax_error(reader *r, size_t at)
+{
+    r->stop = IW_EINVAL;
+    r->bad_at = at;
+    return -1;
+}
+
+static int out_of_memory(reader *r)
+{
+    r->stop = IW_ENOMEM;
+    fail(r->c, IW_ENOMEM, "out of memory");
+    return -1;
+}
+
+/* The byte at pos, or 0 at the end (the pre-scan refuses NUL bytes). */
+static unsigned char peek(const reader *r)
+{
+    return r->pos < r->len ? r->s[r->pos] : 0;
+}
+
+static void skip_space(reader *r)
+{
+    static const bool space[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1};
+    const unsigned char *s = r->s;
+    size_t i = r->pos, len = r->len;
+    while (i < len && space[s[i]])
+        i++;
+    r->pos = i;
+}
+
+/* Whether the literal word (true, false, null) is next. */
+static bool next_is(const reader *r, const char *word, size_t n)
+{
+    return r->len - r->pos >= n && memcmp(r->s + r->pos, word, n) == 0;
+}
+
+static int literal(reader *r, const char *word, size_t n)
+{
+    if (!next_is(r, word, n))
+        return syntax_error(r, r->pos);
+    r->pos += n;
+    return 0;
+}
+
+static bool number_start(unsigned char ch)
+{
+    return ch == '-' || (ch >= '0' && ch <= '9');
+}
+
+static bool number_byte(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || ch == '-' || ch == '+' || ch == '.' || ch == 'e' ||
+           ch == 'E';
+}
+
+/* A number, as cJSON reads it (see above). */
+static int read_number(reader *r, double *out)
+{
+    const unsigned char *s = r->s + r->pos;
+    size_t room = r->len - r->pos;
+    if (room == 0 || !number_start(s[0]))
+        return syntax_error(r, r->pos);
+    /* Up to 15 digits alone: exact in a double, the value strtod gives. */
+    size_t neg = s[0] == '-', i = neg;
+    uint64_t v = 0;
+    while (i < room && i - neg < 16 && s[i] >= '0' && s[i] <= '9')
+        v = v * 10 + (uint64_t)(s[i++] - '0');
+    if (i > neg && i - neg <= 15 && (i == room || !number_byte(s[i]))) {
+        *out = neg ? -(double)v : (double)v;
+        r->pos += i;
+        return 0;
+    }
+    char buf[64];
+    char point = localeconv()->decimal_point[0];
+    size_t n = 0;
+    for (; n < room && n < sizeof buf - 1 && number_byte(s[n]); n++)
+        buf[n] = s[n] == '.' ? point : (char)s[n];
+    buf[n] = '\0';
+    char *end = NULL;
+    *out = strtod(buf, &end);
+    if (end == buf)
+        return syntax_error(r, r->pos);
+    r->pos += (size_t)(end - buf);
+    return 0;
+}
+
+/* Four hex digits, or -1. */
+static long hex4(const unsigned char *s)
+{
+    long v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char ch = s[i];
+        int d = ch >= '0' && ch <= '9'   ? ch - '0'
+                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                         : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* Decodes the escapes of sp into out (room for the span's length plus a NUL), or with out NULL
+ * only checks them. Returns the decoded length, or -1 after a syntax error at the backslash. */
+static long unescape(reader *r, const span *sp, char *out)
+{
+    const unsigned char *s = r->s;
+    size_t n = 0;
+    for (size_t i = sp->start; i < sp->end;) {
+        if (s[i] != '\\') {
+            if (out)
+                out[n] = (char)s[i];
+            n++, i++;
+            continue;
+        }
+        static const char simple[256] = {['b'] = '\b', ['f'] = '\f', ['n'] = '\n', ['r'] = '\r',
+                                          ['t'] = '\t', ['"'] = '"',   ['\\'] = '\\', ['/'] = '/'};
+        unsigned char e = s[i + 1]; /* the scan paired every backslash with a byte */
+        if (simple[e]) {
+            if (out)
+                out[n] = simple[e];
+            n++, i += 2;
+            continue;
+        }
+        long cp = e == 'u' && sp->end - i >= 6 ? hex4(s + i + 2) : -1;
+        size_t used = 6;
+        if (cp >= 0xD800 && cp <= 0xDBFF) { /* a UTF-16 pair: the low half must follow */
+            long lo = sp->end - i >= 12 && s[i + 6] == '\\' && s[i + 7] == 'u' ? hex4(s + i + 8)
+                                                                                : -1;
+            cp = lo >= 0xDC00 && lo <= 0xDFFF ? 0x10000 + ((cp & 0x3FF) << 10) + (lo & 0x3FF) : -1;
+            used = 12;
+        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+            cp = -1;
+        }
+        if (cp <= 0)
+            return syntax_error(r, i); /* \\u0000 included */
+        unsigned char u[4];
+        size_t k = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+        static const unsigned char lead[5] = {0, 0x00, 0xC0, 0xE0, 0xF0};
+        for (size_t j = k - 1; j > 0; j--, cp >>= 6)
+            u[j] = (unsigned char)(0x80 | (cp & 0x3F));
+        u[0] = (unsigned char)(lead[k] | cp);
+        if (out)
+            memcpy(out + n, u, k);
+        n += k, i += used;
+    }
+    if (out)
+        out[n] = '\0';
+    return (long)n;
+}
+
+/* Reads the string token at pos (a '"'). A control character, bad UTF-8 or \u0000 stops reading
+ * as a syntax error: the pre-scan, run then, names it. */
+static int scan_string(reader *r, span *sp)
+{
+    size_t i = r->pos + 1;
+    uint64_t high = 0;
+    bool escaped = false;
+    for (;;) {
+        i = skip_plain(r->s, i, r->len, &high);
+        if (i == r->len)
+            return syntax_error(r, r->pos + 1); /* where cJSON reported it */
+        if (r->s[i] == '"')
+            break;
+        if (r->s[i] != '\\')
+            return syntax_error(r, i);
+        if (i + 1 == r->len)
+            return syntax_error(r, r->pos + 1);
+        escaped = true;
+        i += 2;
+    }
+    *sp = (span){.start = r->pos + 1, .end = i, .escaped = escaped};
+    if (escaped && unescape(r, sp, NULL) < 0)
+        return -1;
+    if ((high & HIGH_BITS) && utf8_invalid_at(r->s + sp->start, i - sp->start) < i - sp->start)
+        return syntax_error(r, sp->start);
+    r->pos = i + 1;
+    return 0;
+}
+
+/* Writes the text of a scanned string into out (room for the span's length plus a NUL). */
+static void copy_text(reader *r, const span *sp, char *out)
+{
+    size_t n = sp->end - sp->start;
+    if (sp->escaped) {
+        unescape(r, sp, out);
+    } else {
+        memcpy(out, r->s + sp->start, n);
+        out[n] = '\0';
+    }
+}
+
+/* The text of a scanned string: in buf when it fits in cap bytes, else in a new block stored in
+ * *heap (the caller frees it). NULL when out of memory (reading has stopped). */
+static char *text_of(reader *r, const span *sp, char *buf, size_t cap, char **heap)
+{
+    size_t n = sp->end - sp->start;
+    *heap = NULL;
+    if (n >= cap && !(buf = *heap = malloc(n + 1))) {
+        out_of_memory(r);
+        return NULL;
+    }
+    copy_text(r, sp, buf);
+    return buf;
+}
+
+/* A copy of s (n bytes and a NUL), or of the scanned string sp when s is NULL, in the event's
+ * block. NULL when out of memory (reading has stopped). */
+static char *keep_text(reader *r, const span *sp, const char *s, size_t n)
+{
+    char *out = text_space(r->ev, (s ? n : sp->end - sp->start) + 1, r->first_text);
+    if (!out) {
+        out_of_memory(r);
+    } else if (s) {
+        memcpy(out, s, n);
+        out[n] = '\0';
+    } else {
+        copy_text(r, sp, out);
+    }
+    return out;
+}
+
+/* Whether the string token at pos (a '"') is f's name, without escapes. */
+static bool key_is(const reader *r, const field *f)
+{
+    size_t n = f->name_len;
+    return r->len - r->pos > n + 1 && r->s[r->pos + 1 + n] == '"' &&
+           memcmp(r->s + r->pos + 1, f->name, n) == 0;
+}
+
+/* Index in t of the field named by key, or t->n when there is none. Members usually come in
+ * table order, so the field after the last match (*next) is tried first. */
+static size_t find_field(reader *r, const table *t, const span *key, size_t *next)
+{
+    const char *k = (const char *)r->s + key->start;
+    size_t n = key->end - key->start;
+    char buf[64], *heap = NULL;
+    if (key->escaped) {
+        if (!(k = text_of(r, key, buf, sizeof buf, &heap)))
+            return t->n;
+        n = strlen(k);
+    }
+    size_t i = *next;
+    if (!(i < t->n && t->fields[i].name_len == n && memcmp(t->fields[i].name, k, n) == 0)) {
+        for (i = 0; i < t->n; i++) {
+            const field *f = &t->fields[i];
+            if (f->name_len == n && f->name[0] == k[0] && memcmp(f->name, k, n) == 0)
+                break;
+        }
+    }
+    free(heap);
+    if (i < t->n)
+        *next = i + 1;
+    return i;
+}
+
+static int skip_value(reader *r);
+static int read_object(reader *r, const table *t, char *base);
+
+/* Reads the array at pos, calling each(r, index, arg) with pos at every element; *count gets
+ * their number. */
+static int read_elements(reader *r, int (*each)(reader *, size_t, void *), void *arg,
+                         size_t *count)
+{
+    if (++r->depth > IW_EVENT_MAX_DEPTH)
+        return syntax_error(r, r->pos);
+    size_t n = 0;
+    r->pos++;
+    skip_space(r);
+    if (peek(r) == ']') {
+        r->pos++;
+    } else {
+        for (;; n++) {
+            if (each(r, n, arg))
+                return -1;
+            skip_space(r);
+            unsigned char ch = peek(r);
+            if (ch == ']') {
+                r->pos++;
+                n++;
+                break;
+            }
+            if (ch != ',')
+                return syntax_error(r, r->pos);
+            r->pos++;
+            skip_space(r);
+        }
+    }
+    r->depth--;
+    *count = n;
+    return 0;
+}
+
+static int skip_element(reader *r, size_t i, void *arg)
+{
+    return skip_value(r);
+}
+
+/* Reads over one value of any kind. */
+static int skip_value(reader *r)
+{
+    span sp;
+    size_t n;
+    double v;
+    switch (peek(r)) {
+    case '"': return scan_string(r, &sp);
+    case '{': return read_object(r, NULL, NULL);
+    case '[': return read_elements(r, skip_element, NULL, &n);
+    case 't': return literal(r, "true", 4);
+    case 'f': return literal(r, "false", 5);
+    case 'n': return literal(r, "null", 4);
+    default: return read_number(r, &v);
+    }
+}
+
+/* Notes that the value is not what f wants and reads over it. */
+static int wrong_type(reader *r, const char *want)
+{
+    note(r->c, "expected %s", want);
+    return skip_value(r);
+}
+
+/* Gives back the unused end of an array of n entries of size bytes in a block of cap. */
+static void fit_array(void **arr, size_t n, size_t cap, size_t size)
+{
+    void *fit = n < cap && n > 0 ? realloc(*arr, n * size) : NULL;
+    if (fit)
+        *arr = fit;
+}
+
+/* One element of a K_STRLIST (targets): a non-empty printable name, listed once. */
+typedef struct name_list {
+    char ***list;
+    size_t *count;
+    size_t cap;
+} name_list;
+
+static int read_name(reader *r, size_t i, void *arg)
+{
+    name_list *nl = arg;
+    if (i >= MAX_TARGETS)
+        return skip_value(r); /* refused by count; only the syntax matters */
+    if (i == nl->cap) {
+        size_t cap = nl->cap ? nl->cap * 2 : 8;
+        char **grown = realloc(*nl->list, cap * sizeof *grown);
+        if (!grown)
+            return out_of_memory(r);
+        *nl->list = grown;
+        nl->cap = cap;
+    }
+    char **list = *nl->list;
+    list[i] = NULL;
+    *nl->count = i + 1;
+    if (peek(r) != '"')
+        return wrong_type(r, "a non-empty string");
+    span sp;
+    char *s;
+    if (scan_string(r, &sp) || !(s = keep_text(r, &sp, NULL, 0)))
+        return -1;
+    const char *why = NULL;
+    bool ok = false;
+    if (s[0] == '\0') {
+        note(r->c, "expected a non-empty string");
+    } else if ((why = iw_text_name_problem(s))) {
+        note(r->c, "%s", why);
+    } else {
+        ok = true;
+        for (size_t k = 0; ok && k < i; k++)
+            if (list[k] && strcmp(list[k], s) == 0) {
+                note(r->c, "\"%s\" is listed twice", list[k]);
+                ok = false;
+            }
+    }
+    if (ok)
+        list[i] = s;
+    return 0;
+}
+
+static int read_name_at(reader *r, size_t i, void *arg)
+{
+    path_push(r->c, NULL, i);
+    int rc = read_name(r, i, arg);
+    path_pop(r->c);
+    return rc;
+}
+
+static int read_strlist(reader *r, const field *f, char *base)
+{
+    name_list nl = {(char ***)(base + f->off), (size_t *)(base + f->count_off), 0};
+    size_t n;
+    if (read_elements(r, read_name_at, &nl, &n))
+        return -1;
+    fit_array((void **)nl.list, *nl.count, nl.cap, sizeof(char *));
+    if (n == 0)
+        note(r->c, "must not be empty (leave it out to use the configured routes)");
+    else if (n > MAX_TARGETS)
+        note(r->c, "%zu entries; at most %d are allowed", n, MAX_TARGETS);
+    return 0;
+}
+
+/* One element of a K_ARRAY: an object read into the next struct of the array. */
+typedef struct item_list {
+    const field *f;
+    char *base;
+    size_t cap;
+} item_list;
+
+static int read_item(reader *r, size_t i, void *arg)
+{
+    item_list *il = arg;
+    if (i >= MAX_ITEMS)
+        return skip_value(r); /* refused by count; only the syntax matters */
+    const table *sub = il->f->sub;
+    char **arr = (char **)(il->base + il->f->off);
+    if (i == il->cap) {
+        size_t cap = il->cap ? il->cap * 2 : 2;
+        cap = cap < MAX_ITEMS ? cap : MAX_ITEMS;
+        char *grown = realloc(*arr, cap * sub->size);
+        if (!grown)
+            return out_of_memory(r);
+        *arr = grown;
+        il->cap = cap;
+    }
+    char *el = *arr + i * sub->size;
+    memset(el, 0, sub->size);
+    *(size_t *)(il->base + il->f->count_off) = i + 1;
+    path_push(r->c, NULL, i);
+    int rc = peek(r) == '{' ? read_object(r, sub, el) : wrong_type(r, "an object");
+    path_pop(r->c);
+    return rc;
+}
+
+static int read_items(reader *r, const field *f, char *base)
+{
+    item_list il = {f, base, 0};
+    size_t n;
+    if (read_elements(r, read_item, &il, &n))
+        return -1;
+    fit_array((void **)(base + f->off), *(size_t *)(base + f->count_off), il.cap, f->sub->size);
+    if (n == 0 && f->required)
+        note(r->c, "must not be empty");
+    else if (n > MAX_ITEMS)
+        note(r->c, "%zu entries; at most %d are allowed", n, MAX_ITEMS);
+    return 0;
+}
+
+/* Reads the (non-null) value at pos for field f of the struct at base. */
+static int read_field(reader *r, const field *f, char *base)
+{
+    char *p = base + f->off;
+    unsigned char ch = peek(r);
+    switch (f->kind) {
+    case K_STR:
+    case K_ID:
+    case K_DATE:
+    case K_TIME:
+    case K_COUNTRY:
+    case K_CURRENCY: {
+        char *s;
+        if (ch == '"') {
+            span sp;
+            if (scan_string(r, &sp) || !(s = keep_text(r, &sp, NULL, 0)))
+                return -1;
+        } else if (f->kind == K_ID && number_start(ch)) {
+            double v;
+            int64_t i;
+            if (read_number(r, &v))
+                return -1;
+            if (!exact_int(r->c, v, &i))
+                return 0;
+            char text[24];
+            int n = snprintf(text, sizeof text, "%lld", (long long)i);
+            if (!(s = keep_text(r, NULL, text, (size_t)n)))
+                return -1;
+        } else {
+            return wrong_type(r, text_rules[f->kind].want);
+        }
+        if (text_ok(r->c, f, s))
+            *(char **)p = s;
+        return 0;
+    }
+    case K_AMOUNT: {
+        if (ch != '"')
+            return wrong_type(r, "a decimal string");
+        span sp;
+        char buf[64], *s, *heap;
+        if (scan_string(r, &sp) || !(s = text_of(r, &sp, buf, sizeof buf, &heap)))
+            return -1;
+        amount_from(r->c, s, (iw_amount *)p);
+        free(heap);
+        return 0;
+    }
+    case K_FLAG:
+        if (next_is(r, "true", 4) || next_is(r, "false", 5)) {
+            *(iw_flag *)p = ch == 't' ? IW_FLAG_YES : IW_FLAG_NO;
+            r->pos += ch == 't' ? 4 : 5;
+            return 0;
+        }
+        return wrong_type(r, "true or false");
+    case K_UINT: {
+        double v;
+        if (!number_start(ch))
+            return wrong_type(r, "an integer");
+        if (read_number(r, &v))
+            return -1;
+        if (exact_int(r->c, v, (int64_t *)p) && *(int64_t *)p < 0)
+            note(r->c, "must not be negative");
+        return 0;
+    }
+    case K_STRLIST:
+        return ch == '[' ? read_strlist(r, f, base) : wrong_type(r, "an array of strings");
+    case K_OBJECT: return ch == '{' ? read_object(r, f->sub, p) : wrong_type(r, "an object");
+    case K_ARRAY: return ch == '[' ? read_items(r, f, base) : wrong_type(r, "an array");
+    }
+    return wrong_type(r, "a known kind of value");
+}
+
+/* After the members of an object for t: notes the fields missing or given twice, and gives the
+ * absent ones their "absent" values. */
+static void finish_object(ctx *c, const table *t, char *base, uint64_t present, uint64_t twice)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        const field *f = &t->fields[i];
+        uint64_t bit = (uint64_t)1 << i;
+        if (present & bit) {
+            if (twice & bit) {
+                path_push(c, f->name, i);
+                note_twice(c);
+                path_pop(c);
+            }
+        } else if (f->required) {
+            path_push(c, f->name, i);
+            note(c, "required field is missing");
+            path_pop(c);
+        } else if (f->kind == K_FLAG) {
+            *(iw_flag *)(base + f->off) = IW_FLAG_UNSET;
+        } else if (f->kind == K_OBJECT) {
+            set_absent(f->sub, base + f->off);
+        }
+    }
+}
+
+/* Reads the object at pos into base (zeroed), the fields of t; with t NULL only reads over it.
+ * Unknown keys are ignored. The first member with a field's name is the value; a later one with
+ * the same name makes the key ambiguous (another reader might take the last), so a known key
+ * given twice is refused. A null first value is the same as absent. */
+static int read_object(reader *r, const table *t, char *base)
+{
+    if (++r->depth > IW_EVENT_MAX_DEPTH)
+        return syntax_error(r, r->pos);
+    uint64_t seen = 0, null = 0, twice = 0;
+    size_t next = 0;
+    r->pos++;
+    skip_space(r);
+    if (peek(r) == '}') {
+        r->pos++;
+    } else {
+        for (;;) {
+            span key;
+            size_t i;
+            if (peek(r) != '"')
+                return syntax_error(r, r->pos);
+            if (t && next < t->n && key_is(r, &t->fields[next])) {
+                i = next++; /* members usually come in table order */
+                r->pos += t->fields[i].name_len + 2;
+            } else if (scan_string(r, &key)) {
+                return -1;
+            } else {
+                i = t ? find_field(r, t, &key, &next) : 0;
+            }
+            skip_space(r);
+            if (peek(r) != ':')
+                return syntax_error(r, r->pos);
+            r->pos++;
+            skip_space(r);
+            uint64_t bit = (uint64_t)1 << (i & 63);
+            int rc;
+            if (r->stop) {
+                return -1;
+            } else if (!t || i == t->n) {
+                rc = skip_value(r);
+            } else if (seen & bit) {
+                twice |= bit;
+                rc = skip_value(r);
+            } else {
+                seen |= bit;
+                if (next_is(r, "null", 4)) {
+                    null |= bit;
+                    r->pos += 4;
+                    rc = 0;
+                } else {
+                    path_push(r->c, t->fields[i].name, i);
+                    rc = read_field(r, &t->fields[i], base);
+                    path_pop(r->c);
+                }
+            }
+            if (rc)
+                return -1;
+            skip_space(r);
+            unsigned char ch = peek(r);
+            if (ch == '}') {
+                r->pos++;
+                break;
+            }
+            if (ch != ',')
+                return syntax_error(r, r->pos);
+            r->pos++;
+            skip_space(r);
+        }
+    }
+    r->depth--;
+    if (t)
+        finish_object(r->c, t, base, seen & ~null, twice);
+    return 0;
+}
+
 /* ---- public ---- */
 
 int iw_event_parse(const char *json, size_t len, iw_event **out, char *errbuf, size_t errlen)
@@ -952,39 +1558,46 @@ int iw_event_parse(const char *json, size_t len, iw_event **out, char *errbuf, s
     *out = NULL;
     if (!json)
         return fail(&c, IW_EINVAL, "event is empty");
-    int rc = prescan(&c, json, len);
-    if (rc)
-        return rc;
-
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, false);
-    if (!root)
-        return fail(&c, IW_EINVAL, "invalid JSON at byte %zu", end ? (size_t)(end - json) : 0);
-    size_t tail = (size_t)(end - json);
-    while (tail < len &&
-           (json[tail] == ' ' || json[tail] == '\t' || json[tail] == '\r' || json[tail] == '\n'))
-        tail++;
-    if (tail < len) {
-        rc = fail(&c, IW_EINVAL, "invalid JSON at byte %zu: text after the event", tail);
-    } else if (!cJSON_IsObject(root)) {
-        rc = fail(&c, IW_EINVAL, "an event must be a JSON object");
-    }
-    if (rc) {
-        cJSON_Delete(root);
-        return rc;
-    }
+    if (len > IW_EVENT_MAX_BYTES)
+        return prescan(&c, json, len);
 
     iw_event *ev = calloc(1, sizeof *ev);
-    if (!ev) {
-        cJSON_Delete(root);
+    if (!ev)
         return fail(&c, IW_ENOMEM, "out of memory");
+    /* Stored strings take at most the bytes of their tokens (ids written out from numbers
+     * aside); the values are usually less than half of an event. */
+    reader r = {.s = (const unsigned char *)json, .len = len, .c = &c, .ev = ev,
+                .first_text = len / 2 < 65536 ? len / 2 + 64 : 65536};
+    if (len >= 5 && memcmp(json, "\xEF\xBB\xBF", 3) == 0)
+        r.pos = 3; /* a UTF-8 byte order mark */
+    skip_space(&r);
+    bool object = peek(&r) == '{';
+    int rc = object ? read_object(&r, &event_table, (char *)ev) : skip_value(&r);
+    c.depth = 0;
+    bool tail = false;
+    if (rc == 0) {
+        skip_space(&r);
+        tail = r.pos < len;
     }
-    rc = read_object(&c, &event_table, root, (char *)ev);
-    cJSON_Delete(root);
+    if (rc || tail) {
+        /* What the pre-scan refuses comes first, wherever it is; it has not run yet because a
+         * text that reads to the end without a syntax error passes it. */
+        if (r.stop == IW_ENOMEM)
+            rc = IW_ENOMEM;
+        else if (!(rc = prescan(&c, json, len)))
+            rc = tail ? fail(&c, IW_EINVAL, "invalid JSON at byte %zu: text after the event", r.pos)
+                      : fail(&c, IW_EINVAL, "invalid JSON at byte %zu",
+                             r.bad_at < len ? r.bad_at : len - 1);
+    } else if (!object) {
+        rc = fail(&c, IW_EINVAL, "an event must be a JSON object");
+    } else {
+        rc = c.err_rc;
+    }
     if (rc) {
         iw_event_free(ev);
         return rc;
     }
+    fit_text(ev);
     *out = ev;
     return 0;
 }
@@ -993,6 +1606,7 @@ void iw_event_free(iw_event *ev)
 {
     if (!ev)
         return;
-    free_fields(&event_table, (char *)ev);
+    free_arrays(&event_table, (char *)ev);
+    free_text(ev->text);
     free(ev);
 }

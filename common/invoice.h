@@ -10,8 +10,10 @@
 /* A yes/no field that may be absent. */
 typedef enum iw_flag { IW_FLAG_UNSET = -1, IW_FLAG_NO = 0, IW_FLAG_YES = 1 } iw_flag;
 
-/* Every char * below is owned by the invoice, NUL-terminated UTF-8, and NULL when the event
- * did not carry the field. Dates are "YYYY-MM-DD", timestamps RFC 3339, both checked on
+/* Every char * below is NUL-terminated UTF-8, and NULL when the event did not carry the field.
+ * The parser keeps them all in one block the event owns, freed by iw_event_free: never free one
+ * on its own. A field may be pointed at other text that outlives the event (iw_event_free
+ * leaves such text alone). Dates are "YYYY-MM-DD", timestamps RFC 3339, both checked on
  * parse. Ids may arrive as JSON strings or integers; they are kept as text. */
 
 typedef struct iw_customer {
@@ -110,6 +112,7 @@ typedef struct iw_event {
     char **targets;  /* target instance names; NULL when absent (routes decide) */
     size_t n_targets;
     iw_invoice invoice;
+    struct iw_event_text *text; /* the block the parser keeps the strings in (invoice.c's own) */
 } iw_event;
 
 /* Parses one event from len bytes of JSON (need not be NUL-terminated). On success returns 0
@@ -119,14 +122,14 @@ typedef struct iw_event {
  * UTF-8, deep nesting and huge strings are refused with a message. */
 int iw_event_parse(const char *json, size_t len, iw_event **out, char *errbuf, size_t errlen);
 
-/* The checks the event parser makes before cJSON sees a text, for any JSON document (the
+/* The checks the event parser makes before it reads a text, for any JSON document (the
  * config loader uses them too): at most max_bytes, no NUL byte, valid UTF-8 (RFC 3629), no
  * raw control character or \u0000 in a string, nesting at most max_depth. Returns 0 or
  * IW_EINVAL with errbuf naming the byte; `what` names the document ("event", "config"). */
 int iw_json_prescan(const char *json, size_t len, size_t max_bytes, int max_depth, const char *what,
                     char *errbuf, size_t errlen);
 
-/* Frees an event and everything it owns; NULL is a no-op. */
+/* Frees an event, its arrays and the parser's block of strings; NULL is a no-op. */
 void iw_event_free(iw_event *ev);
 
 /* Largest event the parser accepts, in bytes. */

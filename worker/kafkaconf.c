@@ -28,35 +28,49 @@ static bool user_sets(const iw_config *cfg, const char *role, const char *key)
     return false;
 }
 
-/* The consumer's prefetch, sized from worker.max_pending_bytes so that what librdkafka holds
- * ahead of the pipeline stays a fraction of the pipeline's own bound: a quarter of it (1 MiB to
- * 64 MiB) in its local queue, half of that per fetch (at least message.max.bytes, which
- * librdkafka requires). A property the config sets itself is left alone. */
+/* Sets key to v on c unless the config sets it itself; errbuf names the setting behind it. */
+static int set_default(rd_kafka_conf_t *c, const iw_config *cfg, const char *key, int64_t v,
+                       char *errbuf, size_t errlen)
+{
+    char text[32], e[256];
+    if (user_sets(cfg, "consumer", key))
+        return 0;
+    snprintf(text, sizeof(text), "%lld", (long long)v);
+    if (rd_kafka_conf_set(c, key, text, e, sizeof(e)) == RD_KAFKA_CONF_OK)
+        return 0;
+    snprintf(errbuf, errlen, "worker.max_pending_bytes: prefetch %s: %s", key, e);
+    return IW_EINVAL;
+}
+
+/* A numeric property of c as librdkafka holds it, or dflt. */
+static int64_t conf_int(rd_kafka_conf_t *c, const char *key, int64_t dflt)
+{
+    char v[32];
+    size_t vl = sizeof(v);
+    return rd_kafka_conf_get(c, key, v, &vl) == RD_KAFKA_CONF_OK ? atoll(v) : dflt;
+}
+
+/* The consumer's prefetch, sized to what the pipeline takes: it stops taking messages at
+ * 4 x worker.max_in_flight open calls or worker.max_pending_bytes of values, so librdkafka only
+ * has to keep it fed while the next fetch is on its way, not hold a backlog of its own (its
+ * defaults, 64 MiB and 100,000 messages, and a 50 MB fetch decompressed at once, were most of
+ * the worker's memory). Its queue holds a sixteenth of max_pending_bytes (1 to 64 MiB: 4 MiB at
+ * the default) and at most 4 x max_in_flight messages; one fetch brings a quarter of the queue
+ * (at least message.max.bytes, which librdkafka requires). A property the config sets itself is
+ * left alone, and the fetch follows the config's queue size when it sets one. */
 static int set_prefetch(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, size_t errlen)
 {
-    int64_t kb = cfg->max_pending_bytes / 4 / 1024;
+    int64_t kb = cfg->max_pending_bytes / 16 / 1024;
     kb = kb < 1024 ? 1024 : kb > 65536 ? 65536 : kb;
-    char v[32], e[256];
-    size_t vl = sizeof(v);
-    int64_t fetch = kb * 1024 / 2, msg_max = 1000000;
-    if (rd_kafka_conf_get(c, "message.max.bytes", v, &vl) == RD_KAFKA_CONF_OK)
-        msg_max = atoll(v);
-    if (fetch < msg_max)
-        fetch = msg_max;
-    if (!user_sets(cfg, "consumer", "queued.max.messages.kbytes")) {
-        snprintf(v, sizeof(v), "%lld", (long long)kb);
-        if (rd_kafka_conf_set(c, "queued.max.messages.kbytes", v, e, sizeof(e)) != RD_KAFKA_CONF_OK)
-            goto fail;
-    }
-    if (!user_sets(cfg, "consumer", "fetch.max.bytes")) {
-        snprintf(v, sizeof(v), "%lld", (long long)fetch);
-        if (rd_kafka_conf_set(c, "fetch.max.bytes", v, e, sizeof(e)) != RD_KAFKA_CONF_OK)
-            goto fail;
-    }
-    return 0;
-fail:
-    snprintf(errbuf, errlen, "worker.max_pending_bytes: prefetch: %s", e);
-    return IW_EINVAL;
+    int64_t msgs = 4 * (int64_t)(cfg->max_in_flight > 0 ? cfg->max_in_flight : 1);
+    if (set_default(c, cfg, "queued.max.messages.kbytes", kb, errbuf, errlen) ||
+        set_default(c, cfg, "queued.min.messages", msgs < 10000000 ? msgs : 10000000, errbuf,
+                    errlen))
+        return IW_EINVAL;
+    int64_t fetch = conf_int(c, "queued.max.messages.kbytes", kb) * 1024 / 4;
+    int64_t msg_max = conf_int(c, "message.max.bytes", 1000000);
+    return set_default(c, cfg, "fetch.max.bytes", fetch > msg_max ? fetch : msg_max, errbuf,
+                       errlen);
 }
 
 int iw_kafkaconf_apply(rd_kafka_conf_t *c, const iw_config *cfg, const char *role, char *errbuf,

@@ -11,8 +11,9 @@
 
 /* Sets every kafka.properties entry of cfg that applies to role ("consumer" or "producer") on
  * c: plain keys apply to both clients, "consumer.X" / "producer.X" set X on one. The consumer
- * also gets a prefetch sized from worker.max_pending_bytes (queued.max.messages.kbytes,
- * fetch.max.bytes) unless the properties set those keys. Returns 0, or
+ * also gets a prefetch sized from worker.max_pending_bytes and worker.max_in_flight
+ * (queued.max.messages.kbytes, queued.min.messages, fetch.max.bytes) unless the properties set
+ * those keys. Returns 0, or
  * IW_EINVAL with errbuf "kafka.properties.KEY: librdkafka's reason" (never the value). */
 int iw_kafkaconf_apply(rd_kafka_conf_t *c, const iw_config *cfg, const char *role, char *errbuf,
                        size_t errlen);

@@ -211,8 +211,8 @@ Test(invoicexpress, tax_rate_matches_by_value_and_untaxed_lines_have_no_tax)
     iw_event *ev = iw_t_load_event("complete.json");
     set_amount(&ev->invoice.lines[0].tax_rate, "23.000");
     set_amount(&ev->invoice.lines[1].tax_rate, "0");
-    iw_t_set_str(&ev->invoice.lines[0].tax_name, NULL); /* the rate table decides */
-    iw_t_set_str(&ev->invoice.lines[1].tax_name, NULL);
+    iw_t_set_text(&ev->invoice.lines[0].tax_name, NULL); /* the rate table decides */
+    iw_t_set_text(&ev->invoice.lines[1].tax_name, NULL);
     iw_target_conf tc = conf();
     iw_request req;
     render_ok(ev, &tc, &req);
@@ -228,8 +228,8 @@ Test(invoicexpress, tax_rate_matches_by_value_and_untaxed_lines_have_no_tax)
 Test(invoicexpress, missing_unit_takes_the_default_unit)
 {
     iw_event *ev = iw_t_load_event("minimal.json");
-    iw_t_set_str(&ev->invoice.target_refs.invoicexpress_id, "5");
-    iw_t_set_str(&ev->invoice.customer.name, "Client");
+    iw_t_set_text(&ev->invoice.target_refs.invoicexpress_id, "5");
+    iw_t_set_text(&ev->invoice.customer.name, "Client");
     iw_target_conf tc = conf();
     iw_request req;
     render_ok(ev, &tc, &req);
@@ -513,12 +513,12 @@ RULE(validate_complete_event_passes, NULL)
 RULE(validate_needs_invoicexpress_id,
      "target_refs.invoicexpress_id: required (InvoiceXpress updates by its invoice id)")
 {
-    iw_t_set_str(&inv->target_refs.invoicexpress_id, NULL);
+    iw_t_set_text(&inv->target_refs.invoicexpress_id, NULL);
 }
 
 RULE(validate_invoicexpress_id_is_numeric, "target_refs.invoicexpress_id: must be a number")
 {
-    iw_t_set_str(&inv->target_refs.invoicexpress_id, "INV-1001");
+    iw_t_set_text(&inv->target_refs.invoicexpress_id, "INV-1001");
 }
 
 RULE(validate_at_least_one_item, "lines: at least one item is required")
@@ -529,12 +529,12 @@ RULE(validate_at_least_one_item, "lines: at least one item is required")
 RULE(validate_item_name_required,
      "lines[1].name: required (InvoiceXpress items are matched by name)")
 {
-    iw_t_set_str(&inv->lines[1].name, "   ");
+    iw_t_set_text(&inv->lines[1].name, "   ");
 }
 
 RULE(validate_item_name_absent, "lines[0].name: required (InvoiceXpress items are matched by name)")
 {
-    iw_t_set_str(&inv->lines[0].name, NULL);
+    iw_t_set_text(&inv->lines[0].name, NULL);
 }
 
 RULE(validate_unit_price_positive, "lines[0].unit_price: must be greater than 0")
@@ -559,13 +559,13 @@ RULE(validate_quantity_positive, "lines[1].quantity: must be greater than 0")
 
 RULE(validate_unit_accepted, "lines[0].unit: \"kg\" is not an accepted unit (accepted_units)")
 {
-    iw_t_set_str(&inv->lines[0].unit, "kg");
+    iw_t_set_text(&inv->lines[0].unit, "kg");
 }
 
 RULE(validate_configured_units_replace_the_defaults, NULL)
 {
-    iw_t_set_str(&inv->lines[0].unit, "kg");
-    iw_t_set_str(&inv->lines[1].unit, "kg");
+    iw_t_set_text(&inv->lines[0].unit, "kg");
+    iw_t_set_text(&inv->lines[1].unit, "kg");
     only_units(tc, "kg");
 }
 
@@ -607,39 +607,39 @@ RULE(validate_retention_99_99_is_allowed, NULL)
 
 RULE(validate_client_name_required, "customer.name: required (the client name)")
 {
-    iw_t_set_str(&inv->customer.name, NULL);
+    iw_t_set_text(&inv->customer.name, NULL);
 }
 
 RULE(validate_email_valid_if_present, "customer.email: not a valid e-mail address")
 {
-    iw_t_set_str(&inv->customer.email, "bruce at example.com");
+    iw_t_set_text(&inv->customer.email, "bruce at example.com");
 }
 
 RULE(validate_email_needs_a_domain_dot, "customer.email: not a valid e-mail address")
 {
-    iw_t_set_str(&inv->customer.email, "bruce@localhost");
+    iw_t_set_text(&inv->customer.email, "bruce@localhost");
 }
 
 RULE(validate_email_absent_is_fine, NULL)
 {
-    iw_t_set_str(&inv->customer.email, NULL);
+    iw_t_set_text(&inv->customer.email, NULL);
 }
 
 RULE(validate_due_date_not_before_date, "due_date: 2026-11-20 is before issue_date 2026-11-21")
 {
-    iw_t_set_str(&inv->due_date, "2026-11-20");
+    iw_t_set_text(&inv->due_date, "2026-11-20");
 }
 
 RULE(validate_due_date_same_day_is_fine, NULL)
 {
-    iw_t_set_str(&inv->due_date, "2026-11-21");
+    iw_t_set_text(&inv->due_date, "2026-11-21");
 }
 
 RULE(validate_tax_rate_needs_a_configured_name,
      "lines[1].tax_rate: no tax name configured for rate 7.5 (tax_names)")
 {
     set_amount(&inv->lines[1].tax_rate, "7.5");
-    iw_t_set_str(&inv->lines[1].tax_name, NULL); /* a line's own tax_name needs no table */
+    iw_t_set_text(&inv->lines[1].tax_name, NULL); /* a line's own tax_name needs no table */
 }
 
 RULE(validate_tax_table_empty_refuses_taxed_lines,
@@ -651,7 +651,7 @@ RULE(validate_tax_table_empty_refuses_taxed_lines,
     }
     tc->n_tax_names = 0;
     for (size_t k = 0; k < inv->n_lines; k++)
-        iw_t_set_str(&inv->lines[k].tax_name, NULL);
+        iw_t_set_text(&inv->lines[k].tax_name, NULL);
 }
 
 RULE(validate_untaxed_line_needs_no_name, NULL)
@@ -663,7 +663,7 @@ RULE(validate_untaxed_line_needs_no_name, NULL)
 RULE(validate_country_must_be_known,
      "billing_address.country: no InvoiceXpress country name for \"XX\"")
 {
-    iw_t_set_str(&inv->billing_address.country, "XX");
+    iw_t_set_text(&inv->billing_address.country, "XX");
 }
 
 /* ---- (e) masking ---- */
@@ -753,12 +753,12 @@ RULE(validate_currency_must_be_the_account_currency,
      "currency: USD is not the account's currency EUR (account_currency); InvoiceXpress takes no "
      "currency and would book the amounts as EUR")
 {
-    iw_t_set_str(&inv->currency, "USD");
+    iw_t_set_text(&inv->currency, "USD");
 }
 
 RULE(validate_currency_follows_account_currency, NULL)
 {
-    iw_t_set_str(&inv->currency, "USD");
+    iw_t_set_text(&inv->currency, "USD");
     iw_t_set_str(&tc->account_currency, "usd");
 }
 
@@ -797,7 +797,7 @@ RULE(validate_taxable_line_without_rate_or_name_is_refused,
      "out untaxed")
 {
     inv->lines[0].tax_rate.set = false;
-    iw_t_set_str(&inv->lines[0].tax_name, NULL);
+    iw_t_set_text(&inv->lines[0].tax_name, NULL);
 }
 
 RULE(validate_taxed_by_amount_alone_is_refused,
@@ -806,14 +806,14 @@ RULE(validate_taxed_by_amount_alone_is_refused,
 {
     inv->lines[0].taxable = IW_FLAG_UNSET;
     inv->lines[0].tax_rate.set = false;
-    iw_t_set_str(&inv->lines[0].tax_name, NULL);
+    iw_t_set_text(&inv->lines[0].tax_name, NULL);
 }
 
 /* Regression: lines[].tax_name was ignored; the API matches taxes by name (seed line 164). */
 Test(invoicexpress, line_tax_name_is_sent)
 {
     iw_event *ev = iw_t_load_event("complete.json");
-    iw_t_set_str(&ev->invoice.lines[0].tax_name, "IVA-Reduzido");
+    iw_t_set_text(&ev->invoice.lines[0].tax_name, "IVA-Reduzido");
     set_amount(&ev->invoice.lines[0].tax_rate, "7.5"); /* no table entry: the name decides */
     iw_target_conf tc = conf();
     iw_request req;
@@ -829,7 +829,7 @@ Test(invoicexpress, line_tax_name_is_sent)
 Test(invoicexpress, customer_notes_never_reach_client_observations)
 {
     iw_event *ev = iw_t_load_event("complete.json");
-    iw_t_set_str(&ev->invoice.customer.notes, "VIP: never chase payment");
+    iw_t_set_text(&ev->invoice.customer.notes, "VIP: never chase payment");
     iw_target_conf tc = conf();
     iw_request req;
     render_ok(ev, &tc, &req);

@@ -293,16 +293,16 @@ Test(midnight, refreshed_token_from_ctx_replaces_config_token)
 Test(midnight, midnight_keys_come_only_from_target_refs)
 {
     iw_event *ev = iw_t_load_event("complete.json");
-    iw_t_set_str(&ev->invoice.customer.id, "777");
-    iw_t_set_str(&ev->invoice.customer.contact_id, "778");
-    iw_t_set_str(&ev->invoice.lines[0].line_id, "779");
-    iw_t_set_str(&ev->invoice.lines[0].item_id, "780");
-    iw_t_set_str(&ev->invoice.lines[0].order_id, "781");
-    iw_t_set_str(&ev->invoice.target_refs.midnight_customer_id, "0042");
-    iw_t_set_str(&ev->invoice.target_refs.midnight_contact_id, "43");
-    iw_t_set_str(&ev->invoice.lines[0].target_refs.midnight_line_id, "44");
-    iw_t_set_str(&ev->invoice.lines[0].target_refs.midnight_item_id, "45");
-    iw_t_set_str(&ev->invoice.lines[0].target_refs.midnight_order_id, "46");
+    iw_t_set_text(&ev->invoice.customer.id, "777");
+    iw_t_set_text(&ev->invoice.customer.contact_id, "778");
+    iw_t_set_text(&ev->invoice.lines[0].line_id, "779");
+    iw_t_set_text(&ev->invoice.lines[0].item_id, "780");
+    iw_t_set_text(&ev->invoice.lines[0].order_id, "781");
+    iw_t_set_text(&ev->invoice.target_refs.midnight_customer_id, "0042");
+    iw_t_set_text(&ev->invoice.target_refs.midnight_contact_id, "43");
+    iw_t_set_text(&ev->invoice.lines[0].target_refs.midnight_line_id, "44");
+    iw_t_set_text(&ev->invoice.lines[0].target_refs.midnight_item_id, "45");
+    iw_t_set_text(&ev->invoice.lines[0].target_refs.midnight_order_id, "46");
     iw_target_conf tc = conf(NULL);
     iw_request req;
     render_ok(ev, &tc, NULL, &req);
@@ -319,7 +319,7 @@ Test(midnight, midnight_keys_come_only_from_target_refs)
     iw_request_clear(&req);
 
     /* a Midnight id that is not a number is refused by name, never silently left out */
-    iw_t_set_str(&ev->invoice.target_refs.midnight_customer_id, "C-5");
+    iw_t_set_text(&ev->invoice.target_refs.midnight_customer_id, "C-5");
     char err[256];
     cr_assert_eq(iw_target_validate(&iw_target_midnight, ev, &tc, err, sizeof(err)), IW_EINVAL);
     cr_assert_str_eq(err, "target_refs.midnight_customer_id: a Midnight id is a whole number");
@@ -333,8 +333,8 @@ Test(midnight, midnight_keys_come_only_from_target_refs)
 Test(midnight, lines_without_a_midnight_id_are_refused_unless_configured_new)
 {
     iw_event *ev = iw_t_load_event("complete.json");
-    iw_t_set_str(&ev->invoice.lines[1].target_refs.midnight_line_id, NULL);
-    iw_t_set_str(&ev->invoice.lines[1].target_refs.midnight_line_guid, NULL);
+    iw_t_set_text(&ev->invoice.lines[1].target_refs.midnight_line_id, NULL);
+    iw_t_set_text(&ev->invoice.lines[1].target_refs.midnight_line_guid, NULL);
     iw_target_conf tc = conf(NULL);
     char err[256];
     cr_assert_eq(iw_target_validate(&iw_target_midnight, ev, &tc, err, sizeof(err)), IW_EINVAL);
@@ -342,10 +342,10 @@ Test(midnight, lines_without_a_midnight_id_are_refused_unless_configured_new)
                           "Midnight id"),
               "%s", err);
     /* the line GUID alone identifies it */
-    iw_t_set_str(&ev->invoice.lines[1].target_refs.midnight_line_guid,
+    iw_t_set_text(&ev->invoice.lines[1].target_refs.midnight_line_guid,
                  "9fee6ac8-0eb9-455d-8a0a-4b9f29cff281");
     cr_assert_eq(iw_target_validate(&iw_target_midnight, ev, &tc, err, sizeof(err)), 0, "%s", err);
-    iw_t_set_str(&ev->invoice.lines[1].target_refs.midnight_line_guid, NULL);
+    iw_t_set_text(&ev->invoice.lines[1].target_refs.midnight_line_guid, NULL);
     iw_t_set_str(&tc.lines_without_id, "new");
     cr_assert_eq(iw_target_validate(&iw_target_midnight, ev, &tc, err, sizeof(err)), 0, "%s", err);
     iw_request req;
@@ -625,7 +625,7 @@ Test(midnight, special_chars_fixture_renders_both_formats)
 Test(midnight, xml_refuses_control_characters)
 {
     iw_event *ev = iw_t_load_event("complete.json");
-    iw_t_set_str(&ev->invoice.title, "bell\x07here");
+    iw_t_set_text(&ev->invoice.title, "bell\x07here");
     iw_target_conf tc = conf("xml");
     iw_request req;
     memset(&req, 0, sizeof(req));
@@ -750,13 +750,13 @@ Test(midnight, validate_guid_must_look_like_a_guid)
     iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc = conf(NULL);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        iw_t_set_str(&ev->invoice.target_refs.midnight_guid, bad[i]);
+        iw_t_set_text(&ev->invoice.target_refs.midnight_guid, bad[i]);
         char err[256] = "";
         cr_assert_eq(iw_target_validate(&iw_target_midnight, ev, &tc, err, sizeof(err)), IW_EINVAL,
                      "%s accepted", bad[i]);
         cr_assert_not_null(strstr(err, "target_refs.midnight_guid"), "%s", err);
     }
-    iw_t_set_str(&ev->invoice.target_refs.midnight_guid, "8DA872E1-FBCA-4A43-8E49-417C9BD9303A");
+    iw_t_set_text(&ev->invoice.target_refs.midnight_guid, "8DA872E1-FBCA-4A43-8E49-417C9BD9303A");
     char err[256] = "";
     cr_assert_eq(iw_target_validate(&iw_target_midnight, ev, &tc, err, sizeof(err)), 0, "%s", err);
     iw_target_conf_clear(&tc);

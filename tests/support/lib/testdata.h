@@ -55,6 +55,13 @@ static inline void iw_t_set_str(char **field, const char *v)
     *field = v ? strdup(v) : NULL;
 }
 
+/* Points a string of an event at v (static text, or NULL): the event's own strings live in its
+ * block and are never freed one by one. */
+static inline void iw_t_set_text(char **field, const char *v)
+{
+    *field = (char *)v;
+}
+
 /* True when s is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
 static inline bool iw_t_utf8_ok(const char *s)
 {

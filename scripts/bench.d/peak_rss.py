@@ -1,0 +1,78 @@
+#!/usr/bin/python3
+"""peak_rss.py: one run of scripts/bench's scenario 2 with invoice-worker alone (no peers, no wrk):
+N centra_soap events, one per invoice, every target answering after L ms, max_in_flight M, on the
+same local stack. Prints the run's figures, peak RSS (VmHWM) among them.
+
+    /usr/bin/python3 scripts/bench.d/peak_rss.py --build build [--events 20000] [--latency-ms 100]
+        [--max-in-flight 512] [--worker path/to/invoice-worker] [--prop KEY=VALUE]...
+        [--setting worker.KEY=VALUE]...
+
+--prop adds a kafka.properties entry to the worker's config, --setting sets a worker.* key
+(both for experiments: which setting moves the peak).
+"""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", required=True, help="build folder with kafka-local, target-sim")
+    ap.add_argument("--out", help="output folder (default BUILD/bench-rss)")
+    ap.add_argument("--worker", help="the invoice-worker to measure (default BUILD/invoice-worker)")
+    ap.add_argument("--events", type=int, default=20000)
+    ap.add_argument("--latency-ms", type=int, default=100)
+    ap.add_argument("--max-in-flight", type=int, default=512)
+    ap.add_argument("--prop", action="append", default=[], help="kafka.properties KEY=VALUE")
+    ap.add_argument("--setting", action="append", default=[], help="worker.KEY=VALUE (a number)")
+    a = ap.parse_args()
+    out = a.out or os.path.join(a.build, "bench-rss")
+    os.makedirs(out, exist_ok=True)
+    b = bench.Bench(argparse.Namespace(build=a.build, out=out, quick=False, only=None, node=None,
+                                       node_unavailable="not run here"))
+    if a.worker:  # the worker only: the sender stays BUILD/invoice-worker
+        plain_start = bench.start
+
+        def start(argv, name, **kw):
+            if name == "invoice-worker":
+                argv = [os.path.abspath(a.worker)] + argv[1:]
+            return plain_start(argv, name, **kw)
+        bench.start = start
+    b.stack = bench.Stack(b.build, b.work)
+    if a.prop or a.setting:
+        plain = b.stack.worker_config
+
+        def worker_config(path, http_port, *args, **kw):
+            plain(path, http_port, *args, **kw)
+            if kw.get("compress"):  # the sender's config
+                return path
+            with open(path) as f:
+                cfg = json.load(f)
+            for kv in a.prop:
+                k, v = kv.split("=", 1)
+                cfg["kafka"]["properties"][k] = v
+            for kv in a.setting:
+                k, v = kv.split("=", 1)
+                cfg["worker"][k.split(".", 1)[1]] = int(v)
+            with open(path, "w") as f:
+                json.dump(cfg, f, indent=2)
+            return path
+        b.stack.worker_config = worker_config
+    n = a.events
+    events = b.events("s2centra", n, n, "centra_soap")
+    r = b.run("invoice-worker alone, centra_soap only", events, n, n, latency_ms=a.latency_ms,
+              max_in_flight=a.max_in_flight, max_concurrency=a.max_in_flight)
+    ok = r["statuses"].get("succeeded", 0) == n
+    print(json.dumps({k: r[k] for k in ("label", "events", "latency_ms", "max_in_flight",
+                                        "events_per_s", "cpu_us_per_event", "peak_rss_kb",
+                                        "statuses", "command")}, indent=2))
+    print("peak RSS %.1f MiB%s" % (r["peak_rss_kb"] / 1024, "" if ok else " (NOT every result succeeded)"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
