@@ -434,7 +434,7 @@ Test(invoicexpress, noncharacters_are_refused)
     static const char *const texts[] = {"PO \xEF\xBF\xBE 1", "PO \xEF\xBF\xBF"};
     for (size_t i = 0; i < 2; i++) {
         iw_event *ev = iw_t_load_event("complete.json");
-        iw_t_set_str(&ev->invoice.po_number, texts[i]);
+        iw_t_set_text(&ev->invoice.po_number, texts[i]);
         iw_target_conf tc = conf();
         iw_request req;
         memset(&req, 0, sizeof(req));

@@ -644,7 +644,7 @@ Test(midnight, xml_refuses_noncharacters_json_carries_them)
     static const char *const texts[] = {"t \xEF\xBF\xBE", "t \xEF\xBF\xBF end"};
     for (size_t i = 0; i < 2; i++) {
         iw_event *ev = iw_t_load_event("complete.json");
-        iw_t_set_str(&ev->invoice.lines[0].name, texts[i]);
+        iw_t_set_text(&ev->invoice.lines[0].name, texts[i]);
         iw_target_conf tc = conf("xml");
         iw_request req;
         memset(&req, 0, sizeof(req));
