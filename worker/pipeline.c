@@ -813,6 +813,19 @@ static void run_claims(iw_pipeline *p)
     lbatch_send(p, b);
 }
 
+/* Nothing more is sent for j (revoke, stop): a fence it holds is given back, else it is
+ * dropped and its lane moves on. */
+static void abandon_job(iw_pipeline *p, job *j)
+{
+    if (j->leased) {
+        job_to(p, j, IW_JEV_GIVE_BACK);
+        q_push(&p->release_q, j);
+    } else {
+        lane_release(p, j);
+        job_terminal(p, j, IW_JEV_DROP);
+    }
+}
+
 static void claims_done(iw_pipeline *p, lbatch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
@@ -824,14 +837,7 @@ static void claims_done(iw_pipeline *p, lbatch *b)
             j->busy_tries = 0;
         }
         if (!j->m->tracked || p->stopping) {
-            /* revoked (or stopping) while the claim was out: nothing more is sent for it */
-            if (j->leased) {
-                job_to(p, j, IW_JEV_GIVE_BACK);
-                q_push(&p->release_q, j);
-            } else {
-                lane_release(p, j);
-                job_terminal(p, j, IW_JEV_DROP);
-            }
+            abandon_job(p, j); /* revoked (or stopping) while the claim was out */
             continue;
         }
         switch (answer) {
@@ -1384,13 +1390,7 @@ static void abandon_revoked(iw_pipeline *p)
         while (out) {
             job *j = out;
             out = j->qnext;
-            if (j->leased) {
-                job_to(p, j, IW_JEV_GIVE_BACK);
-                q_push(&p->release_q, j);
-            } else {
-                lane_release(p, j);
-                job_terminal(p, j, IW_JEV_DROP);
-            }
+            abandon_job(p, j);
         }
     }
     for (msg *m = p->orphans; m; m = msg_of(m->we.next))
