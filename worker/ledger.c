@@ -257,12 +257,32 @@ static void add_key(cmd *c, char *base, size_t *pos, const iw_ledger_op *op, con
 }
 
 /* Appends a decimal number to the scratch at *pos and to c. */
+/* Writes v in decimal at dst; returns the end. */
+static char *put_u64(char *dst, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *dst++ = tmp[--n];
+    return dst;
+}
+
 static void add_num(cmd *c, char *base, size_t *pos, int64_t v)
 {
     char *start = base + *pos;
-    int n = snprintf(start, 24, "%" PRId64, v);
-    cmd_arg(c, start, (size_t)n);
-    *pos += (size_t)n;
+    size_t n;
+    if (v < 0) { /* never sent (check_ops refuses negative numbers), kept exact anyway */
+        *start = '-';
+        n = (size_t)(put_u64(start + 1, (uint64_t)0 - (uint64_t)v) - start);
+    } else {
+        n = (size_t)(put_u64(start, (uint64_t)v) - start);
+    }
+    cmd_arg(c, start, n);
+    *pos += n;
 }
 
 /*
@@ -320,6 +340,33 @@ static int build_cmd(const char (*sha)[41], int64_t ttl_s, enum kind k, const iw
     default: return IW_EINVAL;
     }
     return 0;
+}
+
+/* Writes c in Redis' protocol (RESP) into out: hiredis then sends it as it is, without
+ * formatting it again argument by argument. Returns the length, or 0 when out of memory. */
+static size_t resp_format(const cmd *c, scratch *out)
+{
+    size_t need = 24;
+    for (int i = 0; i < c->argc; i++)
+        need += c->argvlen[i] + 28;
+    if (scratch_reserve(out, need) != 0)
+        return 0;
+    char *p = out->buf;
+    *p++ = '*';
+    p = put_u64(p, (uint64_t)c->argc);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < c->argc; i++) {
+        *p++ = '$';
+        p = put_u64(p, c->argvlen[i]);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, c->argv[i], c->argvlen[i]);
+        p += c->argvlen[i];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    return (size_t)(p - out->buf);
 }
 
 static bool valid_status(const char *s)
@@ -393,7 +440,7 @@ typedef struct batch {
  */
 static int round_trip(iw_ledger *l, batch *b, bool eval)
 {
-    scratch s = {NULL, 0};
+    scratch s = {NULL, 0}, f = {NULL, 0};
     cmd c;
     size_t sent = 0;
     int rc = 0;
@@ -402,11 +449,13 @@ static int round_trip(iw_ledger *l, batch *b, bool eval)
             continue;
         rc = build_cmd((const char(*)[41])l->sha, l->ttl_s, b->kind, &b->ops[i], b->owner, b->lease_ms,
                        eval, &s, &c);
-        if (rc == 0 && redisAppendCommandArgv(l->ctx, c.argc, c.argv, c.argvlen) != REDIS_OK)
+        size_t len = rc == 0 ? resp_format(&c, &f) : 0;
+        if (rc == 0 && (!len || redisAppendFormattedCommand(l->ctx, f.buf, len) != REDIS_OK))
             rc = IW_ENOMEM;
         sent++;
     }
     free(s.buf);
+    free(f.buf);
     if (rc == 0 && eval &&
         redisAppendCommand(l->ctx, "SCRIPT LOAD %s", script_body[b->kind]) != REDIS_OK)
         rc = IW_ENOMEM;
@@ -698,6 +747,7 @@ struct iw_aledger {
     iw_ledger_state_fn on_state;
     void *state_arg;
     scratch s;              /* command building, reused */
+    scratch f;              /* the command in Redis' protocol, reused */
 };
 
 static void a_io(void *arg, int fd, unsigned events);
@@ -966,8 +1016,11 @@ static int send_op(iw_aledger *a, abatch *b, size_t i, bool eval)
                        b->lease_ms, eval, &a->s, &c);
     if (rc)
         return rc;
-    return redisAsyncCommandArgv(a->ac, on_script_reply, &b->slots[i], c.argc, c.argv,
-                                 c.argvlen) == REDIS_OK
+    size_t len = resp_format(&c, &a->f);
+    if (!len)
+        return IW_ENOMEM;
+    return redisAsyncFormattedCommand(a->ac, on_script_reply, &b->slots[i], a->f.buf, len) ==
+                   REDIS_OK
                ? 0
                : IW_EIO;
 }
@@ -1094,5 +1147,6 @@ void iw_aledger_free(iw_aledger *a)
     }
     free(a->host);
     free(a->s.buf);
+    free(a->f.buf);
     free(a);
 }
