@@ -296,13 +296,13 @@ typedef struct frame {
 /* Parse state: the JSON path of the value being read, the rule broken first so far, and where
  * errors go. The path is kept as frames and only turned into text when an error is reported. */
 typedef struct ctx {
-    frame frames[MAX_FRAMES]; /* invoice, lines, [2], quantity */
-    size_t depth;             /* frames in use */
-    int err_rc;               /* 0, or the error kept (its message is in errbuf) */
+    frame frames[MAX_FRAMES];  /* invoice, lines, [2], quantity */
+    size_t depth;              /* frames in use */
+    int err_rc;                /* 0, or the error kept (its message is in errbuf) */
     size_t err_at[MAX_FRAMES]; /* the index of each frame of its path */
     size_t err_depth;          /* frames in its path */
-    char *errbuf;             /* caller's buffer, may be NULL */
-    size_t errlen;            /* its size */
+    char *errbuf;              /* caller's buffer, may be NULL */
+    size_t errlen;             /* its size */
 } ctx;
 
 /* Writes the jq-style path of the frames into path (PATH_MAX_BYTES, cut short if it must be)
@@ -654,6 +654,13 @@ static char *text_space(iw_event *ev, size_t n, size_t first)
     return p;
 }
 
+/* Whether values of kind k are stored as text (char *). */
+static bool is_text(enum kind k)
+{
+    return k == K_STR || k == K_ID || k == K_DATE || k == K_TIME || k == K_COUNTRY ||
+           k == K_CURRENCY;
+}
+
 /* Moves the strings of the structs under base that point into [from, from + n) to the same
  * place in to. */
 static void rebase_text(const table *t, char *base, uintptr_t from, size_t n, char *to)
@@ -663,26 +670,15 @@ static void rebase_text(const table *t, char *base, uintptr_t from, size_t n, ch
         char *p = base + f->off;
         size_t count = f->count_off ? *(size_t *)(base + f->count_off) : 1;
         char **strs = f->kind == K_STRLIST ? *(char ***)p : (char **)p;
-        switch (f->kind) {
-        case K_STR:
-        case K_ID:
-        case K_DATE:
-        case K_TIME:
-        case K_COUNTRY:
-        case K_CURRENCY:
-        case K_STRLIST:
+        if (is_text(f->kind) || f->kind == K_STRLIST) {
             for (size_t k = 0; strs && k < count; k++)
                 if (strs[k] && (uintptr_t)strs[k] - from < n)
                     strs[k] = to + ((uintptr_t)strs[k] - from);
-            break;
-        case K_OBJECT: rebase_text(f->sub, p, from, n, to); break;
-        case K_ARRAY:
+        } else if (f->kind == K_OBJECT) {
+            rebase_text(f->sub, p, from, n, to);
+        } else if (f->kind == K_ARRAY) {
             for (size_t k = 0; *(char **)p && k < count; k++)
                 rebase_text(f->sub, *(char **)p + k * f->sub->size, from, n, to);
-            break;
-        case K_AMOUNT:
-        case K_FLAG:
-        case K_UINT: break;
         }
     }
 }
@@ -749,7 +745,7 @@ static uint64_t stop_marks(uint64_t w)
 /* Offset of the first byte at or after i that ends the plain run of a string, or len. The bytes
  * looked at are ORed into *high (so a byte of 0x80 or more sets a bit of HIGH_BITS there). */
 static inline __attribute__((always_inline)) size_t skip_plain(const unsigned char *s, size_t i,
-                                                                size_t len, uint64_t *high)
+                                                               size_t len, uint64_t *high)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     for (; len - i >= 8; i += 8) {
@@ -914,8 +910,8 @@ typedef struct reader {
     size_t len;             /* its length */
     size_t pos;             /* the next byte to read */
     int depth;              /* objects and arrays open */
-    int stop;               /* 0, or why reading stopped: IW_EINVAL (syntax, at bad_at), IW_ENOMEM */
-    size_t bad_at;          /* where the text stopped being JSON */
+    int stop;      /* 0, or why reading stopped: IW_EINVAL (syntax, at bad_at), IW_ENOMEM */
+    size_t bad_at; /* where the text stopped being JSON */
     ctx *c;
     iw_event *ev;      /* whose block the strings go to */
     size_t first_text; /* size of the block's first piece */
@@ -1045,8 +1041,8 @@ static long unescape(reader *r, const span *sp, char *out)
             n++, i++;
             continue;
         }
-        static const char simple[256] = {['b'] = '\b', ['f'] = '\f', ['n'] = '\n', ['r'] = '\r',
-                                          ['t'] = '\t', ['"'] = '"',   ['\\'] = '\\', ['/'] = '/'};
+        static const char simple[256] = {['b'] = '\b', ['f'] = '\f', ['n'] = '\n',  ['r'] = '\r',
+                                         ['t'] = '\t', ['"'] = '"',  ['\\'] = '\\', ['/'] = '/'};
         unsigned char e = s[i + 1]; /* the scan paired every backslash with a byte */
         if (simple[e]) {
             if (out)
@@ -1057,8 +1053,8 @@ static long unescape(reader *r, const span *sp, char *out)
         long cp = e == 'u' && sp->end - i >= 6 ? hex4(s + i + 2) : -1;
         size_t used = 6;
         if (cp >= 0xD800 && cp <= 0xDBFF) { /* a UTF-16 pair: the low half must follow */
-            long lo = sp->end - i >= 12 && s[i + 6] == '\\' && s[i + 7] == 'u' ? hex4(s + i + 8)
-                                                                                : -1;
+            long lo =
+                sp->end - i >= 12 && s[i + 6] == '\\' && s[i + 7] == 'u' ? hex4(s + i + 8) : -1;
             cp = lo >= 0xDC00 && lo <= 0xDFFF ? 0x10000 + ((cp & 0x3FF) << 10) + (lo & 0x3FF) : -1;
             used = 12;
         } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
@@ -1189,38 +1185,50 @@ static size_t find_field(reader *r, const table *t, const span *key, size_t *nex
 static int skip_value(reader *r);
 static int read_object(reader *r, const table *t, char *base);
 
-/* Reads the array at pos, calling each(r, index, arg) with pos at every element; *count gets
- * their number. */
-static int read_elements(reader *r, int (*each)(reader *, size_t, void *), void *arg,
-                         size_t *count)
+/* Enters the object or array at pos: 1 when close follows at once (read past it, and left),
+ * else 0 with pos at the first member or element; -1 when nested too deep. */
+static int open_container(reader *r, unsigned char close)
 {
     if (++r->depth > IW_EVENT_MAX_DEPTH)
         return syntax_error(r, r->pos);
-    size_t n = 0;
     r->pos++;
     skip_space(r);
-    if (peek(r) == ']') {
-        r->pos++;
-    } else {
-        for (;; n++) {
-            if (each(r, n, arg))
-                return -1;
-            skip_space(r);
-            unsigned char ch = peek(r);
-            if (ch == ']') {
-                r->pos++;
-                n++;
-                break;
-            }
-            if (ch != ',')
-                return syntax_error(r, r->pos);
-            r->pos++;
-            skip_space(r);
-        }
-    }
+    if (peek(r) != close)
+        return 0;
+    r->pos++;
     r->depth--;
-    *count = n;
+    return 1;
+}
+
+/* After a member or element: 1 when close ends the container (read past it, and left), 0 when a
+ * ',' leads to the next one, -1 after a syntax error. */
+static inline __attribute__((always_inline)) int next_or_close(reader *r, unsigned char close)
+{
+    skip_space(r);
+    unsigned char ch = peek(r);
+    if (ch != ',' && ch != close)
+        return syntax_error(r, r->pos);
+    r->pos++;
+    if (ch == close) {
+        r->depth--;
+        return 1;
+    }
+    skip_space(r);
     return 0;
+}
+
+/* Reads the array at pos, calling each(r, index, arg) with pos at every element; *count gets
+ * their number. */
+static int read_elements(reader *r, int (*each)(reader *, size_t, void *), void *arg, size_t *count)
+{
+    int rc = open_container(r, ']');
+    size_t n = 0;
+    while (rc == 0 && (rc = each(r, n, arg)) == 0) {
+        n++;
+        rc = next_or_close(r, ']');
+    }
+    *count = n;
+    return rc < 0 ? -1 : 0;
 }
 
 static int skip_element(reader *r, size_t i, void *arg)
@@ -1252,41 +1260,58 @@ static int wrong_type(reader *r, const char *want)
     return skip_value(r);
 }
 
-/* Gives back the unused end of an array of n entries of size bytes in a block of cap. */
-static void fit_array(void **arr, size_t n, size_t cap, size_t size)
-{
-    void *fit = n < cap && n > 0 ? realloc(*arr, n * size) : NULL;
-    if (fit)
-        *arr = fit;
-}
-
-/* One element of a K_STRLIST (targets): a non-empty printable name, listed once. */
-typedef struct name_list {
-    char ***list;
+/* An array being read into a field: where it and its count are stored, entries of size bytes,
+ * room for cap of them so far (first to begin with, doubled up to most; elements past most are
+ * only read over, the count refuses them), and how one element is read into its zeroed entry. */
+typedef struct list_read {
+    void **arr;
     size_t *count;
-    size_t cap;
-} name_list;
+    size_t size, cap, first, most;
+    const table *sub; /* K_ARRAY: the table of the structs */
+    int (*entry)(reader *r, struct list_read *l, size_t i);
+} list_read;
 
-static int read_name(reader *r, size_t i, void *arg)
+static int read_entry(reader *r, size_t i, void *arg)
 {
-    name_list *nl = arg;
-    if (i >= MAX_TARGETS)
+    list_read *l = arg;
+    if (i >= l->most)
         return skip_value(r); /* refused by count; only the syntax matters */
-    if (i == nl->cap) {
-        size_t cap = nl->cap ? nl->cap * 2 : 8;
-        char **grown = realloc(*nl->list, cap * sizeof *grown);
+    if (i == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : l->first;
+        cap = cap < l->most ? cap : l->most;
+        void *grown = realloc(*l->arr, cap * l->size);
         if (!grown)
             return out_of_memory(r);
-        *nl->list = grown;
-        nl->cap = cap;
+        *l->arr = grown;
+        l->cap = cap;
     }
-    char **list = *nl->list;
-    list[i] = NULL;
-    *nl->count = i + 1;
+    memset((char *)*l->arr + i * l->size, 0, l->size);
+    *l->count = i + 1;
+    path_push(r->c, NULL, i);
+    int rc = l->entry(r, l, i);
+    path_pop(r->c);
+    return rc;
+}
+
+/* Reads the array at pos into l, then gives back the room it did not use; *n gets the number of
+ * elements (those past l->most too). */
+static int read_list(reader *r, list_read *l, size_t *n)
+{
+    if (read_elements(r, read_entry, l, n))
+        return -1;
+    void *fit = *l->count && *l->count < l->cap ? realloc(*l->arr, *l->count * l->size) : NULL;
+    if (fit)
+        *l->arr = fit;
+    return 0;
+}
+
+/* An element of targets: a non-empty printable name, listed once. */
+static int read_name(reader *r, list_read *l, size_t i)
+{
     if (peek(r) != '"')
         return wrong_type(r, "a non-empty string");
     span sp;
-    char *s;
+    char *s, **list = *(char ***)l->arr;
     if (scan_string(r, &sp) || !(s = keep_text(r, &sp, NULL, 0)))
         return -1;
     const char *why = NULL;
@@ -1308,21 +1333,17 @@ static int read_name(reader *r, size_t i, void *arg)
     return 0;
 }
 
-static int read_name_at(reader *r, size_t i, void *arg)
-{
-    path_push(r->c, NULL, i);
-    int rc = read_name(r, i, arg);
-    path_pop(r->c);
-    return rc;
-}
-
 static int read_strlist(reader *r, const field *f, char *base)
 {
-    name_list nl = {(char ***)(base + f->off), (size_t *)(base + f->count_off), 0};
+    list_read l = {.arr = (void **)(base + f->off),
+                   .count = (size_t *)(base + f->count_off),
+                   .size = sizeof(char *),
+                   .first = 8,
+                   .most = MAX_TARGETS,
+                   .entry = read_name};
     size_t n;
-    if (read_elements(r, read_name_at, &nl, &n))
+    if (read_list(r, &l, &n))
         return -1;
-    fit_array((void **)nl.list, *nl.count, nl.cap, sizeof(char *));
     if (n == 0)
         note(r->c, "must not be empty (leave it out to use the configured routes)");
     else if (n > MAX_TARGETS)
@@ -1330,49 +1351,58 @@ static int read_strlist(reader *r, const field *f, char *base)
     return 0;
 }
 
-/* One element of a K_ARRAY: an object read into the next struct of the array. */
-typedef struct item_list {
-    const field *f;
-    char *base;
-    size_t cap;
-} item_list;
-
-static int read_item(reader *r, size_t i, void *arg)
+/* An element of a K_ARRAY: an object read into the next struct. */
+static int read_item(reader *r, list_read *l, size_t i)
 {
-    item_list *il = arg;
-    if (i >= MAX_ITEMS)
-        return skip_value(r); /* refused by count; only the syntax matters */
-    const table *sub = il->f->sub;
-    char **arr = (char **)(il->base + il->f->off);
-    if (i == il->cap) {
-        size_t cap = il->cap ? il->cap * 2 : 2;
-        cap = cap < MAX_ITEMS ? cap : MAX_ITEMS;
-        char *grown = realloc(*arr, cap * sub->size);
-        if (!grown)
-            return out_of_memory(r);
-        *arr = grown;
-        il->cap = cap;
-    }
-    char *el = *arr + i * sub->size;
-    memset(el, 0, sub->size);
-    *(size_t *)(il->base + il->f->count_off) = i + 1;
-    path_push(r->c, NULL, i);
-    int rc = peek(r) == '{' ? read_object(r, sub, el) : wrong_type(r, "an object");
-    path_pop(r->c);
-    return rc;
+    char *el = (char *)*l->arr + i * l->size;
+    return peek(r) == '{' ? read_object(r, l->sub, el) : wrong_type(r, "an object");
 }
 
 static int read_items(reader *r, const field *f, char *base)
 {
-    item_list il = {f, base, 0};
+    list_read l = {.arr = (void **)(base + f->off),
+                   .count = (size_t *)(base + f->count_off),
+                   .size = f->sub->size,
+                   .first = 2,
+                   .most = MAX_ITEMS,
+                   .sub = f->sub,
+                   .entry = read_item};
     size_t n;
-    if (read_elements(r, read_item, &il, &n))
+    if (read_list(r, &l, &n))
         return -1;
-    fit_array((void **)(base + f->off), *(size_t *)(base + f->count_off), il.cap, f->sub->size);
     if (n == 0 && f->required)
         note(r->c, "must not be empty");
     else if (n > MAX_ITEMS)
         note(r->c, "%zu entries; at most %d are allowed", n, MAX_ITEMS);
+    return 0;
+}
+
+/* Reads the value at pos for a text field f into *dst: a string, or for K_ID an integer written
+ * out. */
+static int read_text(reader *r, const field *f, char **dst)
+{
+    unsigned char ch = peek(r);
+    char *s;
+    if (ch == '"') {
+        span sp;
+        if (scan_string(r, &sp) || !(s = keep_text(r, &sp, NULL, 0)))
+            return -1;
+    } else if (f->kind == K_ID && number_start(ch)) {
+        double v;
+        int64_t i;
+        if (read_number(r, &v))
+            return -1;
+        if (!exact_int(r->c, v, &i))
+            return 0;
+        char text[24];
+        int n = snprintf(text, sizeof text, "%lld", (long long)i);
+        if (!(s = keep_text(r, NULL, text, (size_t)n)))
+            return -1;
+    } else {
+        return wrong_type(r, text_rules[f->kind].want);
+    }
+    if (text_ok(r->c, f, s))
+        *dst = s;
     return 0;
 }
 
@@ -1381,36 +1411,9 @@ static int read_field(reader *r, const field *f, char *base)
 {
     char *p = base + f->off;
     unsigned char ch = peek(r);
+    if (is_text(f->kind))
+        return read_text(r, f, (char **)p);
     switch (f->kind) {
-    case K_STR:
-    case K_ID:
-    case K_DATE:
-    case K_TIME:
-    case K_COUNTRY:
-    case K_CURRENCY: {
-        char *s;
-        if (ch == '"') {
-            span sp;
-            if (scan_string(r, &sp) || !(s = keep_text(r, &sp, NULL, 0)))
-                return -1;
-        } else if (f->kind == K_ID && number_start(ch)) {
-            double v;
-            int64_t i;
-            if (read_number(r, &v))
-                return -1;
-            if (!exact_int(r->c, v, &i))
-                return 0;
-            char text[24];
-            int n = snprintf(text, sizeof text, "%lld", (long long)i);
-            if (!(s = keep_text(r, NULL, text, (size_t)n)))
-                return -1;
-        } else {
-            return wrong_type(r, text_rules[f->kind].want);
-        }
-        if (text_ok(r->c, f, s))
-            *(char **)p = s;
-        return 0;
-    }
     case K_AMOUNT: {
         if (ch != '"')
             return wrong_type(r, "a decimal string");
@@ -1443,6 +1446,7 @@ static int read_field(reader *r, const field *f, char *base)
         return ch == '[' ? read_strlist(r, f, base) : wrong_type(r, "an array of strings");
     case K_OBJECT: return ch == '{' ? read_object(r, f->sub, p) : wrong_type(r, "an object");
     case K_ARRAY: return ch == '[' ? read_items(r, f, base) : wrong_type(r, "an array");
+    default: break;
     }
     return wrong_type(r, "a known kind of value");
 }
@@ -1478,69 +1482,51 @@ static void finish_object(ctx *c, const table *t, char *base, uint64_t present, 
  * given twice is refused. A null first value is the same as absent. */
 static int read_object(reader *r, const table *t, char *base)
 {
-    if (++r->depth > IW_EVENT_MAX_DEPTH)
-        return syntax_error(r, r->pos);
     uint64_t seen = 0, null = 0, twice = 0;
     size_t next = 0;
-    r->pos++;
-    skip_space(r);
-    if (peek(r) == '}') {
-        r->pos++;
-    } else {
-        for (;;) {
-            span key;
-            size_t i;
-            if (peek(r) != '"')
-                return syntax_error(r, r->pos);
-            if (t && next < t->n && key_is(r, &t->fields[next])) {
-                i = next++; /* members usually come in table order */
-                r->pos += t->fields[i].name_len + 2;
-            } else if (scan_string(r, &key)) {
-                return -1;
-            } else {
-                i = t ? find_field(r, t, &key, &next) : 0;
-            }
-            skip_space(r);
-            if (peek(r) != ':')
-                return syntax_error(r, r->pos);
-            r->pos++;
-            skip_space(r);
-            uint64_t bit = (uint64_t)1 << (i & 63);
-            int rc;
-            if (r->stop) {
-                return -1;
-            } else if (!t || i == t->n) {
-                rc = skip_value(r);
-            } else if (seen & bit) {
-                twice |= bit;
-                rc = skip_value(r);
-            } else {
-                seen |= bit;
-                if (next_is(r, "null", 4)) {
-                    null |= bit;
-                    r->pos += 4;
-                    rc = 0;
-                } else {
-                    path_push(r->c, t->fields[i].name, i);
-                    rc = read_field(r, &t->fields[i], base);
-                    path_pop(r->c);
-                }
-            }
-            if (rc)
-                return -1;
-            skip_space(r);
-            unsigned char ch = peek(r);
-            if (ch == '}') {
-                r->pos++;
-                break;
-            }
-            if (ch != ',')
-                return syntax_error(r, r->pos);
-            r->pos++;
-            skip_space(r);
+    int rc = open_container(r, '}');
+    while (rc == 0) {
+        span key;
+        size_t i;
+        if (peek(r) != '"')
+            return syntax_error(r, r->pos);
+        if (t && next < t->n && key_is(r, &t->fields[next])) {
+            i = next++; /* members usually come in table order */
+            r->pos += t->fields[i].name_len + 2;
+        } else if (scan_string(r, &key)) {
+            return -1;
+        } else {
+            i = t ? find_field(r, t, &key, &next) : 0;
         }
+        skip_space(r);
+        if (peek(r) != ':')
+            return syntax_error(r, r->pos);
+        r->pos++;
+        skip_space(r);
+        uint64_t bit = (uint64_t)1 << (i & 63);
+        if (r->stop) {
+            return -1;
+        } else if (!t || i == t->n) {
+            rc = skip_value(r);
+        } else if (seen & bit) {
+            twice |= bit;
+            rc = skip_value(r);
+        } else {
+            seen |= bit;
+            if (next_is(r, "null", 4)) {
+                null |= bit;
+                r->pos += 4;
+            } else {
+                path_push(r->c, t->fields[i].name, i);
+                rc = read_field(r, &t->fields[i], base);
+                path_pop(r->c);
+            }
+        }
+        if (rc == 0)
+            rc = next_or_close(r, '}');
     }
-    r->depth--;
+    if (rc < 0)
+        return -1;
     if (t)
         finish_object(r->c, t, base, seen & ~null, twice);
     return 0;
@@ -1566,7 +1552,10 @@ int iw_event_parse(const char *json, size_t len, iw_event **out, char *errbuf, s
         return fail(&c, IW_ENOMEM, "out of memory");
     /* Stored strings take at most the bytes of their tokens (ids written out from numbers
      * aside); the values are usually less than half of an event. */
-    reader r = {.s = (const unsigned char *)json, .len = len, .c = &c, .ev = ev,
+    reader r = {.s = (const unsigned char *)json,
+                .len = len,
+                .c = &c,
+                .ev = ev,
                 .first_text = len / 2 < 65536 ? len / 2 + 64 : 65536};
     if (len >= 5 && memcmp(json, "\xEF\xBB\xBF", 3) == 0)
         r.pos = 3; /* a UTF-8 byte order mark */

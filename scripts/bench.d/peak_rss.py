@@ -30,9 +30,10 @@ def main():
     ap.add_argument("--prop", action="append", default=[], help="kafka.properties KEY=VALUE")
     ap.add_argument("--setting", action="append", default=[], help="worker.KEY=VALUE (a number)")
     a = ap.parse_args()
-    out = a.out or os.path.join(a.build, "bench-rss")
+    build = os.path.abspath(a.build)  # redis-server resolves its paths after changing directory
+    out = os.path.abspath(a.out or os.path.join(build, "bench-rss"))
     os.makedirs(out, exist_ok=True)
-    b = bench.Bench(argparse.Namespace(build=a.build, out=out, quick=False, only=None, node=None,
+    b = bench.Bench(argparse.Namespace(build=build, out=out, quick=False, only=None, node=None,
                                        node_unavailable="not run here"))
     if a.worker:  # the worker only: the sender stays BUILD/invoice-worker
         plain_start = bench.start

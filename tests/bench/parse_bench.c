@@ -8,36 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "docpaths.h" /* iw_read_file */
 #include "invoice.h"
-
-/* Reads a whole file; NULL on error. */
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 65536;
-            char *grown = realloc(buf, cap);
-            if (!grown) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = grown;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        if (got == 0)
-            break;
-        n += got;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
 
 /* One parse and free; the function callgrind collects (noinline so it stays a symbol). */
 __attribute__((noinline)) int bench_one(const char *json, size_t len)
@@ -64,7 +36,7 @@ int main(int argc, char **argv)
     long parses = 0;
     for (int a = first; a < argc; a++) {
         size_t len = 0;
-        char *json = slurp(argv[a], &len);
+        char *json = iw_read_file(argv[a], &len);
         if (!json) {
             fprintf(stderr, "parse_bench: cannot read %s\n", argv[a]);
             return 1;

@@ -12,8 +12,8 @@
 static rd_kafka_conf_t *consumer(const char *members, iw_config **cfg)
 {
     char json[512];
-    snprintf(json, sizeof(json), "{%s%s\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
-             members, *members ? ", " : "");
+    snprintf(json, sizeof(json), "{%s%s\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}", members,
+             *members ? ", " : "");
     iw_config_errors e;
     memset(&e, 0, sizeof(e));
     *cfg = iw_config_parse(json, NULL, &e);
@@ -33,54 +33,39 @@ static long long get(rd_kafka_conf_t *c, const char *key)
     return atoll(v);
 }
 
-Test(kafkaconf, prefetch_follows_the_pipeline_bounds)
+/* The consumer's prefetch from a config with the given members. */
+static void expect_prefetch(const char *members, long long kbytes, long long min_messages,
+                            long long fetch)
 {
     iw_config *cfg;
-    rd_kafka_conf_t *c = consumer("", &cfg); /* 64 MiB pending, 512 in flight */
-    cr_expect_eq(get(c, "queued.max.messages.kbytes"), 4096);
-    cr_expect_eq(get(c, "queued.min.messages"), 2048);
-    cr_expect_eq(get(c, "fetch.max.bytes"), 1048576);
-    rd_kafka_conf_destroy(c);
-    iw_config_free(cfg);
-
-    c = consumer("\"worker\": {\"max_pending_bytes\": 268435456, \"max_in_flight\": 64}", &cfg);
-    cr_expect_eq(get(c, "queued.max.messages.kbytes"), 16384);
-    cr_expect_eq(get(c, "queued.min.messages"), 256);
-    cr_expect_eq(get(c, "fetch.max.bytes"), 4194304);
-    rd_kafka_conf_destroy(c);
-    iw_config_free(cfg);
-
-    /* a small bound: the queue keeps 1 MiB, a fetch at least message.max.bytes */
-    c = consumer("\"worker\": {\"max_pending_bytes\": 1048576}", &cfg);
-    cr_expect_eq(get(c, "queued.max.messages.kbytes"), 1024);
-    cr_expect_eq(get(c, "fetch.max.bytes"), 1000000);
+    rd_kafka_conf_t *c = consumer(members, &cfg);
+    cr_expect_eq(get(c, "queued.max.messages.kbytes"), kbytes, "%s", members);
+    cr_expect_eq(get(c, "queued.min.messages"), min_messages, "%s", members);
+    cr_expect_eq(get(c, "fetch.max.bytes"), fetch, "%s", members);
     rd_kafka_conf_destroy(c);
     iw_config_free(cfg);
 }
 
-Test(kafkaconf, properties_the_config_sets_win)
+Test(kafkaconf, prefetch_follows_the_pipeline_bounds)
 {
-    iw_config *cfg;
-    rd_kafka_conf_t *c =
-        consumer("\"kafka\": {\"properties\": {\"consumer.queued.max.messages.kbytes\": 16384, "
-                 "\"queued.min.messages\": 50000}}",
-                 &cfg);
-    cr_expect_eq(get(c, "queued.max.messages.kbytes"), 16384);
-    cr_expect_eq(get(c, "queued.min.messages"), 50000);
-    cr_expect_eq(get(c, "fetch.max.bytes"), 4194304, "a fetch follows the configured queue");
-    rd_kafka_conf_destroy(c);
-    iw_config_free(cfg);
+    expect_prefetch("", 4096, 2048, 1048576); /* 64 MiB pending, 512 in flight */
+    expect_prefetch("\"worker\": {\"max_pending_bytes\": 268435456, \"max_in_flight\": 64}", 16384,
+                    256, 4194304);
+    /* a small bound: the queue keeps 1 MiB, a fetch at least message.max.bytes */
+    expect_prefetch("\"worker\": {\"max_pending_bytes\": 1048576}", 1024, 2048, 1000000);
+    /* what the config sets wins; a fetch follows the configured queue */
+    expect_prefetch("\"kafka\": {\"properties\": {\"consumer.queued.max.messages.kbytes\": "
+                    "16384, \"queued.min.messages\": 50000}}",
+                    16384, 50000, 4194304);
+    expect_prefetch("\"kafka\": {\"properties\": {\"fetch.max.bytes\": 2000000}}", 4096, 2048,
+                    2000000);
+}
 
-    c = consumer("\"kafka\": {\"properties\": {\"fetch.max.bytes\": 2000000}}", &cfg);
-    cr_expect_eq(get(c, "fetch.max.bytes"), 2000000);
-    cr_expect_eq(get(c, "queued.max.messages.kbytes"), 4096);
-    rd_kafka_conf_destroy(c);
-    iw_config_free(cfg);
-
-    /* the producer gets none of it */
-    c = rd_kafka_conf_new();
+Test(kafkaconf, the_producer_gets_no_prefetch)
+{
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
     char err[256] = "";
-    cfg = iw_config_defaults();
+    iw_config *cfg = iw_config_defaults();
     cr_assert_not_null(cfg);
     cr_assert_eq(iw_kafkaconf_apply(c, cfg, "producer", err, sizeof(err)), 0, "%s", err);
     cr_expect_eq(get(c, "queued.max.messages.kbytes"), 65536);

@@ -343,7 +343,7 @@ Test(midnight, lines_without_a_midnight_id_are_refused_unless_configured_new)
               "%s", err);
     /* the line GUID alone identifies it */
     iw_t_set_text(&ev->invoice.lines[1].target_refs.midnight_line_guid,
-                 "9fee6ac8-0eb9-455d-8a0a-4b9f29cff281");
+                  "9fee6ac8-0eb9-455d-8a0a-4b9f29cff281");
     cr_assert_eq(iw_target_validate(&iw_target_midnight, ev, &tc, err, sizeof(err)), 0, "%s", err);
     iw_t_set_text(&ev->invoice.lines[1].target_refs.midnight_line_guid, NULL);
     iw_t_set_str(&tc.lines_without_id, "new");
