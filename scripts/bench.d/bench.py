@@ -720,7 +720,7 @@ end
 
     STAGES = [
         # (stage, functions whose inclusive cost counts, functions subtracted, note)
-        ("parse", ["iw_event_parse"], [], "iw_event_parse (cJSON parse + model read)"),
+        ("parse", ["iw_event_parse"], [], "iw_event_parse (one pass from JSON into the model)"),
         ("ledger", ["iw_ledger_claim", "iw_ledger_complete", "iw_ledger_release",
                     "iw_ledger_renew"], [], "iw_ledger_claim/complete/release/renew"),
         ("render", ["centra_render", "ebiz_render", "ix_render", "mn_render",
