@@ -763,22 +763,22 @@ end
                    r"tcache_\w+|__libc_(malloc|free|calloc|realloc|memalign))$", r"libc\.so",
          "glibc's malloc, free, calloc, realloc and their internals, whoever calls them"),
         ("parse", r"^iw_event_parse$", None,
-         "iw_event_parse: cJSON parse, the model read, cJSON_Delete"),
+         "iw_event_parse: the one-pass read into the model, and freeing it"),
         ("render", r"(_render|_validate)$|^iw_request_add_call_headers$", None,
-         "the adapters' *_render and *_validate (libxml2's writer, decimal formatting), "
+         "the adapters' *_render and *_validate (the buffer writer, decimal formatting), "
          "iw_request_add_call_headers"),
         ("HTTP/libcurl", r"^iw_dispatch_run$", r"libcurl\.so",
-         "iw_dispatch_run and every libcurl function: requests, sockets, reply bodies, "
-         "completion handling"),
+         "every libcurl function (requests, sockets, reply bodies, completion handling) and "
+         "iw_dispatch_run; the dispatcher's own bookkeeping on the loop counts under other"),
         ("classify", r"_classify$", None, "the adapters' *_classify (reply parsing)"),
-        ("ledger/hiredis", r"^iw_ledger_", r"libhiredis\.so",
-         "iw_ledger_* (claim, complete, renew, release: EVALSHA commands) and every hiredis "
+        ("ledger/hiredis", r"^iw_a?ledger_", r"libhiredis\.so",
+         "iw_ledger_*/iw_aledger_* (claim, complete, renew, release: EVALSHA commands) and every hiredis "
          "function"),
         ("kafka", r"^take_message$", r"librdkafka\.so",
          "every librdkafka call on the main thread: consumer poll, produce, statistics, and "
          "delivery reports with what they finish (offsets; freeing the message and its parsed "
          "invoice); take_message (the message copied into the pipeline)"),
-        ("result", r"^publish$", None, "publish: the result JSON (cJSON) and its bookkeeping"),
+        ("result", r"^publish$", None, "publish: the result JSON (the buffer writer) and its bookkeeping"),
         ("log", r"^iw_log$", None, "iw_log (one JSON line per result at info level)"),
     ]
     STAGE_OTHER = ("other", "the rest of the main thread: the loop, lanes, queues, flow "
