@@ -258,3 +258,30 @@ Test(pipeline, redelivery_while_in_flight_is_a_duplicate, .init = up, .fini = do
     iw_results_free(&r);
     free(ev);
 }
+
+/* The largest version an event may carry (2^53 - 1: events are JSON) keeps every digit in the
+ * result, as a plain integer. */
+Test(pipeline, the_largest_version_is_exact_in_the_result, .init = up, .fini = down,
+     .timeout = 300)
+{
+    /* the event helper writes numbers through a double: put the digits in by hand */
+    char *one = iw_make_event("BIGV-1", "acme", "INV-BIGV", 1, "centra_soap");
+    char *at = strstr(one, "\"version\":1,");
+    cr_assert_not_null(at, "%s", one);
+    char *ev = NULL;
+    cr_assert_gt(asprintf(&ev, "%.*s\"version\":9007199254740991,%s", (int)(at - one), one,
+                          at + strlen("\"version\":1,")),
+                 0);
+    free(one);
+    const char *vals[] = {ev};
+    const char *keys[] = {"acme/INV-BIGV"};
+    start_worker(&W, NULL, NULL, "worker.log");
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 1, NULL), 0);
+    iw_results r = iw_results_read(&S, "invoice-results", 1, 120000);
+    cr_assert_eq(r.n, 1);
+    cr_assert_not_null(strstr(r.msgs[0].value, "\"version\":9007199254740991,"), "%s",
+                       r.msgs[0].value);
+    cr_assert_str_eq(iw_json_str(r.json[0], "event_id"), "BIGV-1");
+    iw_results_free(&r);
+    free(ev);
+}
