@@ -594,9 +594,9 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
             "required: one of centra_soap, centra_navision, midnight, ebizcharge, invoicexpress");
     } else if (iw_target_conf_defaults(t, type) != 0) {
         add_error(ld, path,
-                  "unknown adapter type \"%.40s\"; use one of centra_soap, centra_navision, "
+                  "unknown adapter type \"%.*s\"; use one of centra_soap, centra_navision, "
                   "midnight, ebizcharge, invoicexpress",
-                  type);
+                  iw_text_utf8_prec(type, 40), type);
     }
     free(type);
     char *url = NULL;
@@ -753,8 +753,8 @@ static void load_routes(loader *ld, const cJSON *routes, iw_config *cfg)
             if (!iw_config_target(cfg, r->targets[i])) {
                 char ipath[224];
                 snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
-                add_error(ld, ipath, "no target instance named \"%.60s\" under targets",
-                          r->targets[i]);
+                add_error(ld, ipath, "no target instance named \"%.*s\" under targets",
+                          iw_text_utf8_prec(r->targets[i], 60), r->targets[i]);
             }
         }
     }

@@ -120,3 +120,12 @@ void iw_text_trim_cut_utf8(char *s)
     if (n - (k - 1) < need)
         s[k - 1] = '\0';
 }
+
+int iw_text_utf8_prec(const char *s, size_t max)
+{
+    size_t l = strnlen(s, max);
+    if (l == max) /* s goes on: s[l] exists; step back to the start of its character */
+        while (l > 0 && ((unsigned char)s[l] & 0xC0) == 0x80)
+            l--;
+    return (int)l;
+}

@@ -35,4 +35,8 @@ size_t iw_text_utf8_next(const unsigned char *s, uint32_t *cp);
 /* Drops a UTF-8 sequence cut short at the end of s (left by a truncating snprintf). */
 void iw_text_trim_cut_utf8(char *s);
 
+/* A printf precision for s of at most max bytes that does not cut a UTF-8 sequence: use as
+ * "%.*s", iw_text_utf8_prec(s, max), s. */
+int iw_text_utf8_prec(const char *s, size_t max);
+
 #endif

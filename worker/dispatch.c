@@ -278,17 +278,6 @@ static void reject(iw_dispatch *d, call *c, const char *message)
     finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_VALIDATION, "validation", message);
 }
 
-/* Bytes of UTF-8 text s to print with "%.*s" so that at most max bytes are shown and no
- * character is cut (a reply's text may be multi-byte). */
-static int utf8_prec(const char *s, size_t max)
-{
-    size_t l = strnlen(s, max);
-    if (l == max)
-        while (l > 0 && ((unsigned char)s[l] & 0xC0) == 0x80)
-            l--;
-    return (int)l;
-}
-
 /* Ends c without an answer (abandon_all). */
 static void abandon(iw_dispatch *d, call *c)
 {
@@ -296,7 +285,7 @@ static void abandon(iw_dispatch *d, call *c)
     iw_error_kind ek = c->res.attempts > 0 ? c->res.outcome.error_kind : IW_ERR_NONE;
     if (c->res.attempts > 0)
         snprintf(msg, sizeof(msg), "abandoned after %d attempt%s (last: %.*s)", c->res.attempts,
-                 c->res.attempts == 1 ? "" : "s", utf8_prec(c->res.outcome.message, 200),
+                 c->res.attempts == 1 ? "" : "s", iw_text_utf8_prec(c->res.outcome.message, 200),
                  c->res.outcome.message);
     else
         snprintf(msg, sizeof(msg), "abandoned before the first attempt");
@@ -713,7 +702,7 @@ static void retry_or_exhaust(iw_dispatch *d, call *c, const iw_outcome *out, int
     }
     char msg[sizeof(out->message)];
     snprintf(msg, sizeof(msg), "after %d attempt%s: %.*s", c->res.attempts,
-             c->res.attempts == 1 ? "" : "s", utf8_prec(out->message, 200), out->message);
+             c->res.attempts == 1 ? "" : "s", iw_text_utf8_prec(out->message, 200), out->message);
     iw_outcome *o = &c->res.outcome;
     o->kind = IW_OUTCOME_PERMANENT;
     o->error_kind = IW_ERR_EXHAUSTED;
@@ -770,8 +759,8 @@ static void fail_auth_waiters(iw_dispatch *d, tstate *t, const char *why)
     while ((c = q_pop(&t->authq))) {
         char msg[sizeof(c->res.outcome.message)];
         snprintf(msg, sizeof(msg), "%.*s; token refresh failed: %.*s",
-                 utf8_prec(c->res.outcome.message, 100), c->res.outcome.message,
-                 utf8_prec(why, 100), why);
+                 iw_text_utf8_prec(c->res.outcome.message, 100), c->res.outcome.message,
+                 iw_text_utf8_prec(why, 100), why);
         iw_outcome *o = &c->res.outcome;
         o->kind = IW_OUTCOME_AUTH;
         o->error_kind = IW_ERR_AUTH;

@@ -366,6 +366,41 @@ static void set_result(job *j, iw_result_status st, iw_error_kind ek, const char
 
 /* Writes j's result (invoice-result/v1) into the thread's scratch buffer; NULL when out of
  * memory. Numbers are written as integers, exactly (a version above 2^53 stays exact). */
+/* Writes s as a JSON string; text that is not valid UTF-8 (a message cut inside a character,
+ * bytes from a reply) has each bad byte replaced by U+FFFD, so a result is always written. */
+static void jw_text(iw_jw *w, const char *key, const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, n = strlen(s);
+    uint32_t cp;
+    while (i < n) {
+        size_t k = iw_text_utf8_next(u + i, &cp);
+        if (!k)
+            break;
+        i += k;
+    }
+    if (i == n) {
+        iw_jw_string(w, key, s);
+        return;
+    }
+    char fixed[1024];
+    size_t o = 0;
+    for (i = 0; i < n && o + 4 < sizeof(fixed);) {
+        size_t k = iw_text_utf8_next(u + i, &cp);
+        if (k) {
+            memcpy(fixed + o, s + i, k);
+            o += k;
+            i += k;
+        } else {
+            memcpy(fixed + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        }
+    }
+    fixed[o] = '\0';
+    iw_jw_string(w, key, fixed);
+}
+
 static const iw_wbuf *result_json(iw_pipeline *p, const job *j)
 {
     const msg *m = j->m;
@@ -381,10 +416,10 @@ static const iw_wbuf *result_json(iw_pipeline *p, const job *j)
     else
         snprintf(eid, sizeof(eid), "kafka:%s:%d:%lld", p->cfg->input_topic, (int)m->partition,
                  (long long)m->we.offset);
-    iw_jw_string(&w, "event_id", eid);
+    jw_text(&w, "event_id", eid);
     if (ev) {
-        iw_jw_string(&w, "tenant", ev->tenant);
-        iw_jw_string(&w, "invoice_id", ev->invoice.id);
+        jw_text(&w, "tenant", ev->tenant);
+        jw_text(&w, "invoice_id", ev->invoice.id);
         snprintf(buf, sizeof(buf), "%lld", (long long)ev->version);
         iw_jw_raw(&w, "version", buf);
     } else {
@@ -393,10 +428,10 @@ static const iw_wbuf *result_json(iw_pipeline *p, const job *j)
         iw_jw_null(&w, "version");
     }
     if (j->target)
-        iw_jw_string(&w, "target", j->target);
+        jw_text(&w, "target", j->target);
     else
         iw_jw_null(&w, "target");
-    iw_jw_string(&w, "status", STATUS_NAMES[j->status]);
+    jw_text(&w, "status", STATUS_NAMES[j->status]);
     snprintf(buf, sizeof(buf), "%d", j->attempts);
     iw_jw_raw(&w, "attempts", buf);
     if (j->http_status) {
@@ -406,15 +441,15 @@ static const iw_wbuf *result_json(iw_pipeline *p, const job *j)
         iw_jw_null(&w, "http_status");
     }
     if (j->target_ref[0])
-        iw_jw_string(&w, "target_ref", j->target_ref);
+        jw_text(&w, "target_ref", j->target_ref);
     else
         iw_jw_null(&w, "target_ref");
     if (j->status == IW_RES_REJECTED || j->status == IW_RES_FAILED) {
         iw_jw_object(&w, "error");
-        iw_jw_string(&w, "kind", iw_error_kind_str(j->error_kind));
-        iw_jw_string(&w, "message", j->error_msg);
+        jw_text(&w, "kind", iw_error_kind_str(j->error_kind));
+        jw_text(&w, "message", j->error_msg);
         if (j->error_code[0])
-            iw_jw_string(&w, "code", j->error_code);
+            jw_text(&w, "code", j->error_code);
         else
             iw_jw_null(&w, "code");
         iw_jw_end(&w);
@@ -423,22 +458,22 @@ static const iw_wbuf *result_json(iw_pipeline *p, const job *j)
     }
     if (j->first_attempt_ms) {
         fmt_time(j->first_attempt_ms, buf, sizeof(buf));
-        iw_jw_string(&w, "first_attempt_at", buf);
+        jw_text(&w, "first_attempt_at", buf);
     } else {
         iw_jw_null(&w, "first_attempt_at");
     }
     fmt_time(j->finished_ms, buf, sizeof(buf));
-    iw_jw_string(&w, "finished_at", buf);
+    jw_text(&w, "finished_at", buf);
     snprintf(buf, sizeof(buf), "%lld",
              j->first_attempt_ms ? (long long)(j->finished_ms - j->first_attempt_ms) : 0LL);
     iw_jw_raw(&w, "duration_ms", buf);
-    iw_jw_string(&w, "worker", p->cfg->worker_id);
+    jw_text(&w, "worker", p->cfg->worker_id);
     if (iw_text_trace_id(m->traceparent, buf, sizeof(buf)))
-        iw_jw_string(&w, "trace_id", buf);
+        jw_text(&w, "trace_id", buf);
     else
         iw_jw_null(&w, "trace_id");
     snprintf(rid, sizeof(rid), "%s/%s", eid, j->target ? j->target : "-");
-    iw_jw_string(&w, "result_id", rid);
+    jw_text(&w, "result_id", rid);
     return iw_jw_finish(&w) == 0 ? b : NULL;
 }
 
@@ -1191,8 +1226,8 @@ static void route(iw_pipeline *p, msg *m, const char *only)
         const iw_route *r = iw_config_route(p->cfg, ev->tenant);
         if (!r) {
             char why[200];
-            snprintf(why, sizeof(why), "no targets in the event and no route for tenant \"%.64s\"",
-                     ev->tenant);
+            snprintf(why, sizeof(why), "no targets in the event and no route for tenant \"%.*s\"",
+                     iw_text_utf8_prec(ev->tenant, 64), ev->tenant);
             poison(p, m, NULL, why);
             return;
         }
@@ -1224,7 +1259,8 @@ static void route(iw_pipeline *p, msg *m, const char *only)
         str += snprintf(str, prefix + nl, "%s\x1f%s\x1f%s", ev->tenant, ev->invoice.id, names[i]) + 1;
         if (!j->tc) {
             char why[200];
-            snprintf(why, sizeof(why), "unknown target instance \"%.64s\"", names[i]);
+            snprintf(why, sizeof(why), "unknown target instance \"%.*s\"",
+                     iw_text_utf8_prec(names[i], 64), names[i]);
             set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, NULL, why);
             publish(p, j);
             continue;
