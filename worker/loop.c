@@ -21,6 +21,7 @@ typedef struct watch {
     iw_io_fn fn; /* NULL: not watched */
     void *arg;
     unsigned events;
+    unsigned parked; /* not watched, but still in epoll for these events (iw_loop_park) */
 } watch;
 
 struct iw_loop {
@@ -91,14 +92,22 @@ int iw_loop_watch(iw_loop *l, int fd, unsigned events, iw_io_fn fn, void *arg)
         l->n_w = n;
     }
     watch *w = &l->w[fd];
+    if (w->parked == events) { /* still in epoll for exactly these: nothing to tell the kernel */
+        w->parked = 0;
+        w->fn = fn;
+        w->arg = arg;
+        w->events = events;
+        return 0;
+    }
     struct epoll_event ev = {.events = ep_bits(events), .data.fd = fd};
     /* a descriptor closed without an unwatch left its slot behind: ADD and MOD both tried */
-    int op = w->fn ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    int op = w->fn || w->parked ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     if (epoll_ctl(l->ep, op, fd, &ev) != 0) {
         int alt = op == EPOLL_CTL_MOD ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
         if ((errno != ENOENT && errno != EEXIST) || epoll_ctl(l->ep, alt, fd, &ev) != 0)
             return IW_EIO;
     }
+    w->parked = 0;
     w->fn = fn;
     w->arg = arg;
     w->events = events;
@@ -107,10 +116,27 @@ int iw_loop_watch(iw_loop *l, int fd, unsigned events, iw_io_fn fn, void *arg)
 
 void iw_loop_unwatch(iw_loop *l, int fd)
 {
-    if (fd < 0 || (size_t)fd >= l->n_w || !l->w[fd].fn)
+    if (fd < 0 || (size_t)fd >= l->n_w || (!l->w[fd].fn && !l->w[fd].parked))
         return;
     epoll_ctl(l->ep, EPOLL_CTL_DEL, fd, NULL); /* ENOENT/EBADF after a close: nothing to do */
     memset(&l->w[fd], 0, sizeof(l->w[fd]));
+}
+
+void iw_loop_park(iw_loop *l, int fd)
+{
+    if (fd < 0 || (size_t)fd >= l->n_w || !l->w[fd].fn)
+        return;
+    watch *w = &l->w[fd];
+    w->parked = w->events;
+    w->fn = NULL;
+    w->arg = NULL;
+    w->events = 0;
+}
+
+void iw_loop_forget(iw_loop *l, int fd)
+{
+    if (fd >= 0 && (size_t)fd < l->n_w)
+        memset(&l->w[fd], 0, sizeof(l->w[fd]));
 }
 
 /* --- timers --- */
@@ -241,8 +267,13 @@ int iw_loop_run_once(iw_loop *l, int max_wait_ms)
     int ran = 0;
     for (int i = 0; i < n; i++) {
         int fd = evs[i].data.fd;
-        if ((size_t)fd >= l->n_w || !l->w[fd].fn)
-            continue; /* unwatched by an earlier handler of this batch */
+        if ((size_t)fd >= l->n_w)
+            continue;
+        if (!l->w[fd].fn) { /* unwatched by an earlier handler of this batch, or parked */
+            if (l->w[fd].parked)
+                iw_loop_unwatch(l, fd); /* parked and ready (a peer closing): now it goes */
+            continue;
+        }
         uint32_t e = evs[i].events;
         unsigned bits = (e & EPOLLIN ? IW_LOOP_READ : 0u) | (e & EPOLLOUT ? IW_LOOP_WRITE : 0u);
         if (e & (EPOLLERR | EPOLLHUP))

@@ -45,6 +45,18 @@ int iw_loop_watch(iw_loop *l, int fd, unsigned events, iw_io_fn fn, void *arg);
 /* Stops watching fd (before it is closed). A no-op when it is not watched. */
 void iw_loop_unwatch(iw_loop *l, int fd);
 
+/* Stops watching fd but leaves it in epoll, so that watching it again for the same events
+ * costs no system call (libcurl drops a connection's socket after every transfer and takes it
+ * back for the next one). Only for a descriptor whose close is reported by iw_loop_forget
+ * before it happens: a closed descriptor's number can come back as another socket, which a
+ * stale parked slot would then believe registered. A parked descriptor that becomes ready is
+ * removed from epoll then. */
+void iw_loop_park(iw_loop *l, int fd);
+
+/* fd is about to be closed: forgets its slot without a system call (closing removes it from
+ * epoll). */
+void iw_loop_forget(iw_loop *l, int fd);
+
 /* Sets a timer's callback (once, before arming it). */
 void iw_timer_init(iw_timer *t, iw_timer_fn fn, void *arg);
 
