@@ -1,15 +1,55 @@
-/* log.c: JSON-lines logging to stderr, one write per line so lines from threads never interleave.
- */
+/* log.c: JSON-lines logging to stderr; whole lines per write, so lines from threads never
+ * interleave. */
 #include "log.h"
 
+#include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 static iw_log_level min_level = IW_LOG_INFO;
+
+/* A thread's held lines (iw_log_hold). */
+static _Thread_local struct {
+    bool on;
+    size_t len;
+    char buf[PIPE_BUF];
+} held;
+
+static void write_all(const char *p, size_t n)
+{
+    ssize_t w = write(STDERR_FILENO, p, n);
+    (void)w; /* a log line that cannot be written has nowhere else to go */
+}
+
+void iw_log_flush(void)
+{
+    if (held.len)
+        write_all(held.buf, held.len);
+    held.len = 0;
+}
+
+static void flush_at_exit(void)
+{
+    iw_log_flush();
+}
+
+void iw_log_hold(int on)
+{
+    static bool registered; /* exit() runs in the thread that holds: the main loop's */
+    if (on && !registered) {
+        registered = true;
+        atexit(flush_at_exit);
+    }
+    if (!on)
+        iw_log_flush();
+    held.on = on != 0;
+}
 
 void iw_log_set_level(const char *name)
 {
@@ -58,7 +98,7 @@ void iw_log(iw_log_level level, const char *msg, ...)
     static const char *const names[] = {"debug", "info", "warn", "error"};
     if (level < min_level)
         return;
-    char line[4096];
+    char line[PIPE_BUF]; /* a line always fits the held buffer */
     struct timeval tv;
     gettimeofday(&tv, NULL);
     struct tm tm;
@@ -92,6 +132,14 @@ void iw_log(iw_log_level level, const char *msg, ...)
     va_end(ap);
     line[at++] = '}';
     line[at++] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, at);
-    (void)w;
+    if (!held.on) {
+        write_all(line, at);
+        return;
+    }
+    if (held.len + at > sizeof(held.buf))
+        iw_log_flush();
+    memcpy(held.buf + held.len, line, at);
+    held.len += at;
+    if (level >= IW_LOG_WARN)
+        iw_log_flush();
 }

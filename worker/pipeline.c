@@ -1924,6 +1924,7 @@ static void sweep_orphans(iw_pipeline *p)
  * the loop, HTTP transfers move on their own sockets' readiness. */
 static void loop_turn(iw_pipeline *p)
 {
+    iw_log_flush(); /* held lines go out before the loop may wait */
     iw_loop_run_once(p->loop, next_timeout_ms(p));
     poll_consumer(p);
     ledger_health(p);
@@ -1974,6 +1975,7 @@ int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
 {
     iw_log(IW_LOG_INFO, "worker started", "worker", p->cfg->worker_id, "group",
            p->cfg->kafka_group_id, "topic", p->cfg->input_topic, NULL);
+    iw_log_hold(1);
     while (!*stop && !p->fatal)
         loop_turn(p);
 
@@ -1989,6 +1991,7 @@ int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
          ledger_busy(p)) &&
         (p->ledger_ok || mono_ms() < p->ledger_retry_at + 1))
         loop_turn(p);
+    iw_log_hold(0); /* what follows waits in librdkafka and hiredis: lines go out at once */
     if (iw_dispatch_pending(p->dispatch)) {
         iw_log(IW_LOG_WARN, "grace period over: abandoning in-flight calls", NULL);
         iw_dispatch_abandon_all(p->dispatch);
