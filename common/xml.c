@@ -1,10 +1,13 @@
 /* xml.c: hardened reply parsing over libxml2 (requests are written by wbuf.c). */
 #include "xml.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <libxml/dict.h>
 #include <libxml/parser.h>
 
 /* Largest reply we hand to the parser; the transport caps replies earlier. */
@@ -48,6 +51,58 @@ static void clean_line(char *out, size_t len, const char *msg)
     out[o] = '\0';
 }
 
+/* A parser context per thread, reused: a new context creates a name dictionary and input
+ * buffers, about a third of what a small reply's parse costs. Its dictionary keeps every
+ * element name it has seen, so the context is made anew after REUSE_MAX parses or once the
+ * dictionary holds more than DICT_MAX names (replies are not ours to trust). */
+#define REUSE_MAX 4096
+#define DICT_MAX 2048
+
+typedef struct reuse {
+    xmlParserCtxtPtr ctx;
+    unsigned uses;
+} reuse;
+
+static pthread_key_t reuse_key;
+static pthread_once_t reuse_once = PTHREAD_ONCE_INIT;
+
+static void reuse_free(void *p)
+{
+    reuse *r = p;
+    if (r->ctx)
+        xmlFreeParserCtxt(r->ctx);
+    free(r);
+}
+
+static void reuse_init(void)
+{
+    if (pthread_key_create(&reuse_key, reuse_free) != 0)
+        abort(); /* only fails without resources at start-up */
+}
+
+/* This thread's context, made anew when it has served long enough; NULL without memory. */
+static xmlParserCtxtPtr parser_ctx(void)
+{
+    pthread_once(&reuse_once, reuse_init);
+    reuse *r = pthread_getspecific(reuse_key);
+    if (!r) {
+        if (!(r = calloc(1, sizeof(*r))) || pthread_setspecific(reuse_key, r) != 0) {
+            free(r);
+            return NULL;
+        }
+    }
+    if (r->ctx && (r->uses >= REUSE_MAX || !r->ctx->dict || xmlDictSize(r->ctx->dict) > DICT_MAX)) {
+        xmlFreeParserCtxt(r->ctx);
+        r->ctx = NULL;
+    }
+    if (!r->ctx) {
+        r->ctx = xmlNewParserCtxt();
+        r->uses = 0;
+    }
+    r->uses++;
+    return r->ctx;
+}
+
 xmlDocPtr iw_xml_parse(const char *buf, size_t len, char *errbuf, size_t errlen)
 {
     if (!buf || len == 0) {
@@ -60,12 +115,13 @@ xmlDocPtr iw_xml_parse(const char *buf, size_t len, char *errbuf, size_t errlen)
     }
     /* No XML_PARSE_NOENT (entities stay unexpanded), no DTD loading, no network. */
     int opts = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA;
-    xmlParserCtxtPtr ctx = xmlNewParserCtxt();
+    xmlParserCtxtPtr ctx = parser_ctx();
     if (!ctx) {
         snprintf(errbuf, errlen, "out of memory");
         return NULL;
     }
-    xmlDocPtr doc = xmlCtxtReadMemory(ctx, buf, (int)len, "reply.xml", NULL, opts);
+    /* no URL: libxml2 would parse and unescape it as a URI on every call */
+    xmlDocPtr doc = xmlCtxtReadMemory(ctx, buf, (int)len, NULL, NULL, opts);
     if (!doc) {
         const xmlError *e = xmlCtxtGetLastError(ctx);
         int n = snprintf(errbuf, errlen, "not well-formed XML");
@@ -81,7 +137,6 @@ xmlDocPtr iw_xml_parse(const char *buf, size_t len, char *errbuf, size_t errlen)
         xmlFreeDoc(doc);
         doc = NULL;
     }
-    xmlFreeParserCtxt(ctx);
     return doc;
 }
 
@@ -106,7 +161,10 @@ size_t iw_xml_text(xmlNodePtr n, char *buf, size_t len)
     buf[0] = '\0';
     if (!n)
         return 0;
-    xmlChar *t = xmlNodeGetContent(n);
+    /* the usual element holds one text node: read it in place, without a copy */
+    xmlNodePtr only = n->type == XML_ELEMENT_NODE ? n->children : NULL;
+    bool in_place = only && !only->next && only->type == XML_TEXT_NODE && only->content;
+    xmlChar *t = in_place ? only->content : xmlNodeGetContent(n);
     if (!t)
         return 0;
     const char *s = (const char *)t;
@@ -122,6 +180,7 @@ size_t iw_xml_text(xmlNodePtr n, char *buf, size_t len)
     }
     memcpy(buf, s, l);
     buf[l] = '\0';
-    xmlFree(t);
+    if (!in_place)
+        xmlFree(t);
     return l;
 }
