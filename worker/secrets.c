@@ -312,8 +312,16 @@ static void cut_secret_prefix(const iw_secrets *s, char *buf, size_t cap)
 
 void iw_secrets_mask_inplace(const iw_secrets *s, char *buf, size_t cap)
 {
-    if (!s || !s->n || !cap)
+    if (!s || !s->n || !cap || !buf[0])
         return;
+    size_t len = strnlen(buf, cap);
+    bool any = false;
+    for (size_t i = 0; i < s->n && !any; i++)
+        any = memmem(buf, len, s->forms[i], strlen(s->forms[i])) != NULL;
+    if (!any) { /* the usual case: nothing to copy */
+        cut_secret_prefix(s, buf, cap);
+        return;
+    }
     char *m = iw_secrets_mask(s, buf, strnlen(buf, cap));
     if (!m) {
         buf[0] = '\0';

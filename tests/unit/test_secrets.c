@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "secrets.h"
+#include "target.h"
 
 /* Masks text and asserts that `form` is gone and *** is there. */
 static void assert_masked(const iw_secrets *s, const char *form)
@@ -102,4 +103,50 @@ Test(secrets, empty_and_null_are_ignored)
     free(m);
     iw_secrets_free(s);
     iw_secrets_free(NULL);
+}
+
+/* The plain rule, one byte at a time: at each position the longest secret that starts there
+ * becomes ***, else the byte is kept. */
+static char *mask_reference(const char *text, size_t len, char *const *secrets, size_t n)
+{
+    char *out = malloc(3 * len + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t hit = 0;
+        for (size_t k = 0; k < n; k++) {
+            size_t sl = strlen(secrets[k]);
+            if (sl && sl <= len - i && memcmp(text + i, secrets[k], sl) == 0 && sl > hit)
+                hit = sl;
+        }
+        if (hit) {
+            memcpy(out + o, "***", 3);
+            o += 3;
+            i += hit;
+        } else {
+            out[o++] = text[i++];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Masking copies plain runs in bulk; it must give what the plain rule gives, overlapping and
+ * nested secrets included, over many random texts of a small alphabet. */
+Test(secrets, masking_equals_the_plain_rule_on_random_texts)
+{
+    char *secrets[] = {"ab", "abc", "b", "cab", "aaaa"};
+    size_t n = sizeof(secrets) / sizeof(secrets[0]);
+    unsigned seed = 12345;
+    for (int round = 0; round < 5000; round++) {
+        char text[40];
+        size_t len = (size_t)(rand_r(&seed) % (int)sizeof(text));
+        for (size_t i = 0; i < len; i++)
+            text[i] = "abc"[rand_r(&seed) % 3];
+        char *want = mask_reference(text, len, secrets, n);
+        char *got = iw_mask_secrets(text, len, secrets, n);
+        cr_assert_not_null(got);
+        cr_assert_str_eq(got, want, "text \"%.*s\" (seed 12345, round %d)", (int)len, text, round);
+        free(want);
+        free(got);
+    }
 }

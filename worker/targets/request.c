@@ -144,21 +144,31 @@ char *iw_mask_secrets(const char *text, size_t len, char *const *secrets, size_t
     size_t olen = 0, cap = 0;
     if (grow_append(&out, &olen, &cap, "", 0))
         return NULL;
-    size_t i = 0;
+    size_t i = 0, run = 0; /* text[run, i) is plain, not yet appended */
     while (i < len) {
         size_t hit = 0;
         for (size_t k = 0; k < n_secrets; k++) {
+            if (secrets[k][0] != text[i])
+                continue;
             size_t sl = strlen(secrets[k]);
-            if (sl && sl <= len - i && memcmp(text + i, secrets[k], sl) == 0 && sl > hit)
+            if (sl <= len - i && memcmp(text + i, secrets[k], sl) == 0 && sl > hit)
                 hit = sl; /* the longest secret wins when two overlap */
         }
-        int rc = hit ? grow_append(&out, &olen, &cap, "***", 3)
-                     : grow_append(&out, &olen, &cap, text + i, 1);
-        if (rc) {
+        if (!hit) {
+            i++;
+            continue;
+        }
+        if (grow_append(&out, &olen, &cap, text + run, i - run) ||
+            grow_append(&out, &olen, &cap, "***", 3)) {
             free(out);
             return NULL;
         }
-        i += hit ? hit : 1;
+        i += hit;
+        run = i;
+    }
+    if (grow_append(&out, &olen, &cap, text + run, len - run)) {
+        free(out);
+        return NULL;
     }
     return out;
 }
