@@ -1272,8 +1272,11 @@ static void route(iw_pipeline *p, msg *m, const char *only)
 static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
 {
     part *pt = get_part(p, km->partition);
-    /* the message with copies of its key and value in one block */
-    msg *m = pt ? calloc(1, sizeof(*m) + km->key_len + km->len + 1) : NULL;
+    /* the message with copies of its key and value in one block; only the struct is zeroed,
+     * the copies overwrite the rest */
+    msg *m = pt ? malloc(sizeof(*m) + km->key_len + km->len + 1) : NULL;
+    if (m)
+        memset(m, 0, sizeof(*m));
     if (!m) {
         /* without a part nothing is ever stored for this partition; with one, block it */
         if (pt)
