@@ -405,7 +405,9 @@ static const iw_wbuf *result_json(iw_pipeline *p, const job *j)
 {
     const msg *m = j->m;
     const iw_event *ev = m->ev;
-    char buf[64], rid[512], eid[96];
+    /* eid: an event_id (at most 128 bytes) or "kafka:<topic>:<partition>:<offset>" (a topic
+     * name is at most 249 bytes: 288 in all); rid: eid, '/' and a target name that fits */
+    char buf[64], rid[512], eid[320];
     iw_wbuf *b = iw_wbuf_scratch();
     iw_jw w;
     iw_jw_begin(&w, b);
@@ -472,8 +474,16 @@ static const iw_wbuf *result_json(iw_pipeline *p, const job *j)
         jw_text(&w, "trace_id", buf);
     else
         iw_jw_null(&w, "trace_id");
-    snprintf(rid, sizeof(rid), "%s/%s", eid, j->target ? j->target : "-");
-    jw_text(&w, "result_id", rid);
+    /* an event may name an unknown target of any length: the id is never cut */
+    const char *tname = j->target ? j->target : "-";
+    size_t need = strlen(eid) + 1 + strlen(tname) + 1;
+    char *id = need <= sizeof(rid) ? rid : malloc(need);
+    if (!id)
+        return NULL;
+    snprintf(id, need, "%s/%s", eid, tname);
+    jw_text(&w, "result_id", id);
+    if (id != rid)
+        free(id);
     return iw_jw_finish(&w) == 0 ? b : NULL;
 }
 

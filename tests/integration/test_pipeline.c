@@ -261,6 +261,57 @@ Test(pipeline, redelivery_while_in_flight_is_a_duplicate, .init = up, .fini = do
 
 /* The largest version an event may carry (2^53 - 1: events are JSON) keeps every digit in the
  * result, as a plain integer. */
+/* An event_id may be 128 bytes and an unknown target name any length: the result carries the
+ * id whole and its result_id ("<event_id>/<target>") too, since that is how results are matched
+ * to events and told apart. */
+Test(pipeline, the_longest_ids_are_whole_in_the_result, .init = up, .fini = down,
+     .timeout = 300)
+{
+    char eid[129], target[601];
+    for (int i = 0; i < 128; i++)
+        eid[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~"[i % 40];
+    eid[128] = '\0';
+    memset(target, 'z', 600);
+    target[600] = '\0';
+    char *ev1 = iw_make_event(eid, "acme", "INV-LONGID", 1, "centra_soap");
+    /* the event helper keeps target lists short: the long name goes in by hand */
+    char *short_one = iw_make_event("LONG-TARGET-1", "acme", "INV-LONGT", 1, "LONGNAME");
+    char *at = strstr(short_one, "\"LONGNAME\"");
+    cr_assert_not_null(at, "%s", short_one);
+    char *ev2 = NULL;
+    cr_assert_gt(asprintf(&ev2, "%.*s\"%s\"%s", (int)(at - short_one), short_one, target,
+                          at + strlen("\"LONGNAME\"")),
+                 0);
+    free(short_one);
+    const char *vals[] = {ev1, ev2};
+    const char *keys[] = {"acme/INV-LONGID", "acme/INV-LONGT"};
+    start_worker(&W, NULL, NULL, "worker.log");
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 2, NULL), 0);
+    iw_results r = iw_results_read(&S, "invoice-results", 2, 120000);
+    cr_assert_eq(r.n, 2);
+    int seen = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        const char *id = iw_json_str(r.json[i], "event_id");
+        char want[800];
+        if (id && strcmp(id, eid) == 0) {
+            cr_assert_str_eq(iw_json_str(r.json[i], "status"), "succeeded", "%s", r.msgs[i].value);
+            snprintf(want, sizeof(want), "%s/centra_soap", eid);
+            seen |= 1;
+        } else {
+            cr_assert_str_eq(id, "LONG-TARGET-1", "%s", r.msgs[i].value);
+            cr_assert_str_eq(iw_json_str(r.json[i], "status"), "rejected", "%s", r.msgs[i].value);
+            cr_assert_str_eq(iw_json_str(r.json[i], "target"), target);
+            snprintf(want, sizeof(want), "LONG-TARGET-1/%s", target);
+            seen |= 2;
+        }
+        cr_assert_str_eq(iw_json_str(r.json[i], "result_id"), want, "%s", r.msgs[i].value);
+    }
+    cr_assert_eq(seen, 3);
+    iw_results_free(&r);
+    free(ev1);
+    free(ev2);
+}
+
 Test(pipeline, the_largest_version_is_exact_in_the_result, .init = up, .fini = down,
      .timeout = 300)
 {
