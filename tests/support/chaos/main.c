@@ -296,28 +296,6 @@ static long long jitter(long long lo, long long hi)
 
 /* ---- the stack and the workers ---- */
 
-/* Sets redis.lease_s in a config written by iw_stack_config. 0 or -1. */
-static int set_lease(const char *path, int lease_s)
-{
-    char *text = iw_read_file(path, NULL);
-    cJSON *root = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    cJSON *redis = cJSON_GetObjectItemCaseSensitive(root, "redis");
-    if (!redis) {
-        cJSON_Delete(root);
-        return -1;
-    }
-    cJSON_ReplaceItemInObjectCaseSensitive(redis, "lease_s", cJSON_CreateNumber(lease_s));
-    char *out = cJSON_Print(root);
-    cJSON_Delete(root);
-    FILE *f = out ? fopen(path, "w") : NULL;
-    int rc = f && fputs(out, f) >= 0 ? 0 : -1;
-    if (f && fclose(f) != 0)
-        rc = -1;
-    free(out);
-    return rc;
-}
-
 /* Writes slot idx's config (once). 0 or -1. */
 static int worker_config(iw_stack *s, worker *w, int idx, const opts *o)
 {
@@ -341,12 +319,15 @@ static int worker_config(iw_stack *s, worker *w, int idx, const opts *o)
              " \"timeouts\": {\"connect_ms\": 1000, \"request_ms\": %d},"
              " \"breaker\": {\"failures\": 8, \"open_s\": 2}}",
              o->request_ms);
-    const char *path = iw_stack_config(s, name, textra, wextra);
+    char rextra[64];
+    snprintf(rextra, sizeof(rextra), "{\"redis\": {\"lease_s\": %d}}", o->lease_s);
+    const iw_stack_overlay extra = {.root = rextra, .worker = wextra, .targets = textra};
+    const char *path = iw_stack_config_with(s, name, &extra);
     if (!path)
         return -1;
     snprintf(w->config, sizeof(w->config), "%s", path);
     w->used = true;
-    return set_lease(w->config, o->lease_s);
+    return 0;
 }
 
 /* Appends a line to a worker's log so that its log shows where the driver acted. */
