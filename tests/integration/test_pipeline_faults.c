@@ -631,10 +631,10 @@ Test(faults, redis_stopped_past_the_lease_sends_nothing, .init = up, .fini = dow
     snprintf(lease, sizeof(lease), "{\"redis\": {\"lease_s\": %d}}", LEASE_MS / 1000);
     const iw_stack_overlay extra = {
         .root = lease,
-        .targets =
-            "{\"timeouts\": {\"connect_ms\": 500, \"request_ms\": 1000}, \"retry\": {\"max_attempts\": "
-            "400, \"base_ms\": 100, \"max_delay_ms\": 400, \"max_elapsed_s\": 120},"
-            " \"breaker\": {\"failures\": 1000000}}"};
+        .targets = "{\"timeouts\": {\"connect_ms\": 500, \"request_ms\": 1000},"
+                   " \"retry\": {\"max_attempts\": 400, \"base_ms\": 100, \"max_delay_ms\": 400,"
+                   " \"max_elapsed_s\": 120},"
+                   " \"breaker\": {\"failures\": 1000000}}"};
     const char *cfg = iw_stack_config_with(&S, "w.json", &extra);
     cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
     produce_versions(1);

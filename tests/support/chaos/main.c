@@ -425,7 +425,8 @@ static void run_faults_json(const opts *o, char *buf, size_t len)
         n += (size_t)snprintf(
             buf + n, len - n,
             "{\"target\": \"*\", \"kind\": \"error\", \"status\": 503, \"rate\": %.6f},"
-            " {\"target\": \"*\", \"kind\": \"rate_limit\", \"retry_after\": \"1\", \"rate\": %.6f},"
+            " {\"target\": \"*\", \"kind\": \"rate_limit\", \"retry_after\": \"1\","
+            " \"rate\": %.6f},"
             " {\"target\": \"*\", \"kind\": \"hang\", \"ms\": %d, \"rate\": %.6f},"
             " {\"target\": \"*\", \"kind\": \"reset\", \"rate\": %.6f}",
             e, rl / (1 - e), HANG_MS, h / (1 - e - rl), r / (1 - e - rl - h));
@@ -1153,7 +1154,8 @@ int main(int argc, char **argv)
     }
     char faults[1024];
     run_faults_json(&o, faults, sizeof(faults));
-    const iw_stack_opts so = {.partitions = o.partitions, .aof = true,
+    const iw_stack_opts so = {.partitions = o.partitions,
+                              .aof = true,
                               .faults = strcmp(faults, "[]") != 0 ? faults : NULL};
     if (iw_stack_launch(&s, &so) != 0)
         goto out;
