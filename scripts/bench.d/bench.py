@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""bench.py: the scenarios behind scripts/bench. Starts the local stack (redis-server, kafka-local,
-target-sim) on free loopback ports, runs invoice-worker, the Python reference worker, the Node.js
-peer (node_worker/, when scripts/bench could install it) and wrk against it, runs the worker under
+"""bench.py: the scenarios behind scripts/bench. Starts the local stack (build/local-stack:
+redis-server, kafka-local, target-sim) on free loopback ports, fresh for each measured run, runs
+invoice-worker, the Python reference worker, the Node.js peer (node_worker/, when scripts/bench
+could install it) and wrk against it, runs the worker under
 callgrind, and writes results.json, report.md and the plots' data under the output folder
 (plots.gp turns the data into PNGs). Every comparison is measured in the same run as the figure it
 is compared with.
@@ -69,17 +70,6 @@ def free_port():
     return port
 
 
-def wait_port(port, what, timeout=20):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("%s does not listen on port %d" % (what, port))
-
-
 def start(argv, name, **kw):
     p = subprocess.Popen(argv, **kw)
     PROCS.append((p, name))
@@ -138,31 +128,74 @@ def fmt(n, digits=0):
     return ("{:,.%df}" % digits).format(n)
 
 
-class Stack:
-    """redis-server and target-sim for the whole run; a fresh kafka-local per measured run."""
+# The config keys whose values `invoice-worker render` prints as ***, in the order it prints them.
+SECRET_KEYS = {"centra_soap": ["username", "password"], "centra_navision": [],
+               "midnight": ["prc_token", "midnight_token", "mis_key"],
+               "ebizcharge": ["security_id"], "invoicexpress": ["api_key"]}
 
-    def __init__(self, build, work):
+
+def stack_config(build, path, brokers, redis_port, sim_base, http_port, max_in_flight=512,
+                 max_concurrency=None, compress=False, extra=None):
+    """The worker config of the local stack (`local-stack config`: the one template, all five
+    targets pointing at the simulator) with the bench's settings merged over it; extra is merged
+    over the whole config."""
+    argv = [os.path.join(build, "local-stack"), "config", "--kafka", brokers,
+            "--redis-port", str(redis_port), "--sim", sim_base, "--http-port", str(http_port),
+            "--config", path,
+            "--worker", json.dumps({"id": "bench-worker", "max_in_flight": max_in_flight}),
+            "--set", json.dumps({"kafka": {"group_id": "bench"}})]
+    if compress:  # only the sender's copy: the input must fit the mock's 5 MB per partition
+        argv += ["--set", json.dumps({"kafka": {"properties": {"compression.type": "lz4"}}})]
+    if extra:
+        argv += ["--set", json.dumps(extra)]
+    if max_concurrency:
+        argv += ["--targets", json.dumps({"max_concurrency": max_concurrency})]
+    subprocess.run(argv, check=True)
+    return path
+
+
+class Stack:
+    """One local stack from build/local-stack: redis-server, kafka-local (PARTITIONS per topic)
+    and target-sim (validation on, every reply delayed latency_ms), fresh for each measured run
+    (an empty ledger, topics and simulator). It stops what it started when stopped or when this
+    script ends (its stdin closes)."""
+
+    def __init__(self, build, work, tag, latency_ms=0, kafka=True):
         self.build, self.work = build, work
-        self.redis_port = free_port()
-        self.redis = start(["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                            "--save", "", "--appendonly", "no", "--dir", work,
-                            "--logfile", os.path.join(work, "redis.log")], "redis-server")
-        wait_port(self.redis_port, "redis-server")
+        argv = [os.path.join(build, "local-stack"), "--dir", os.path.join(work, tag + "-stack"),
+                "--partitions", str(PARTITIONS), "--validate", "on", "--latency", str(latency_ms)]
+        if not kafka:
+            argv.append("--no-kafka")
+        log = os.path.join(work, tag + "-stack.log")
+        self.proc = start(argv, "local-stack", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=open(log, "ab"))
+        info = {}
+        for line in self.proc.stdout:  # KEY=value lines up to READY=1
+            k, _, v = line.decode().rstrip("\n").partition("=")
+            info[k] = v
+            if k == "READY":
+                break
+        if "READY" not in info:
+            raise RuntimeError("local-stack did not start; see %s" % log)
+        self.redis_port, self.redis_pid = int(info["REDIS_PORT"]), int(info["REDIS_PID"])
+        self.sim_port, self.sim_pid, self.sim_base = (int(info["SIM_PORT"]), int(info["SIM_PID"]),
+                                                      info["SIM_URL"])
+        self.brokers = info.get("BROKERS")
+        self.kafka_pid = int(info["KAFKA_PID"]) if "KAFKA_PID" in info else None
+        with open(info["ENV_FILE"]) as f:  # the simulator's credentials: ${IW_SIM_*} in configs
+            for line in f:
+                k, eq, v = line.strip().partition("=")
+                if eq and not k.startswith("#"):
+                    os.environ.setdefault(k, v)
         # the pid whose /proc/PID/stat is read for Redis CPU: the server's own word for it (the
-        # process started above, all of its threads)
-        self.redis_pid = int(self.redis_client().info("server")["process_id"])
-        if self.redis_pid != self.redis.pid:
-            raise RuntimeError("redis-server reports pid %d, started as %d" % (self.redis_pid,
-                                                                                self.redis.pid))
-        self.sim_port = free_port()
-        self.sim_base = "http://127.0.0.1:%d" % self.sim_port
-        self.sim = start([os.path.join(build, "target-sim"), "--listen",
-                          "127.0.0.1:%d" % self.sim_port],
-                         "target-sim", stdout=subprocess.DEVNULL,
-                         stderr=open(os.path.join(work, "sim.log"), "ab"))
-        wait_port(self.sim_port, "target-sim")
-        self.kafka = None
-        self.brokers = None
+        # process the stack started, all of its threads)
+        reported = int(self.redis_client().info("server")["process_id"])
+        if reported != self.redis_pid:
+            raise RuntimeError("redis-server reports pid %d, started as %d" % (reported,
+                                                                                self.redis_pid))
+
+    def stop(self):
+        stop(self.proc)
 
     def redis_client(self):
         import redis
@@ -175,73 +208,15 @@ class Stack:
         return {k[len("cmdstat_"):]: v["calls"] for k, v in stats.items()
                 if k.startswith("cmdstat_")}
 
-    def kafka_start(self):
-        out = os.path.join(self.work, "kafka.out")
-        self.kafka = start([os.path.join(self.build, "kafka-local"), "--partitions",
-                            str(PARTITIONS)], "kafka-local",
-                           stdout=open(out, "wb"), stderr=open(os.path.join(self.work, "kafka.log"), "ab"))
-        end = time.monotonic() + 20
-        while time.monotonic() < end:
-            with open(out) as f:
-                line = f.readline().strip()
-            if line:
-                self.brokers = line
-                return line
-            time.sleep(0.05)
-        raise RuntimeError("kafka-local did not print its bootstrap address")
-
-    def kafka_stop(self):
-        if self.kafka:
-            stop(self.kafka)
-            self.kafka = None
-
     def sim_call(self, method, path, body=None):
         st, text = http(method, self.sim_base + path, body)
         if st >= 300:
             raise RuntimeError("target-sim %s %s: %d %s" % (method, path, st, text[:200]))
         return json.loads(text) if text.strip().startswith("{") else text
 
-    def prepare(self, latency_ms):
-        """A clean ledger and simulator, validation on, the given latency on every target."""
-        self.redis_client().flushall()
-        self.sim_call("POST", "/_sim/reset")
-        self.sim_call("POST", "/_sim/validate", {"on": True})
-        self.sim_call("POST", "/_sim/faults", {"target": "*", "kind": "clear"})
-        if latency_ms:
-            self.sim_call("POST", "/_sim/faults", {"target": "*", "kind": "latency", "ms": latency_ms})
-
-    def worker_config(self, path, http_port, max_in_flight=512, max_concurrency=None,
-                      compress=False):
-        s = self.sim_base
-        targets = {
-            "centra_soap": {"type": "centra_soap",
-                            "url": s + "/amsdocs/system/service/module/soap/api",
-                            "username": "demo", "password": "demo"},
-            "centra_navision": {"type": "centra_navision",
-                                "url": s + "/amsdemo/system/service/module/navision/api"},
-            "midnight": {"type": "midnight", "url": s + "/v1/Generic/InvoiceUpdate",
-                         "prc_token": "sim-prc", "midnight_token": "sim-midnight",
-                         "mis_key": "sim-mis"},
-            "ebizcharge": {"type": "ebizcharge", "url": s + "/eBizService.svc",
-                           "security_id": "sim-security-id"},
-            "invoicexpress": {"type": "invoicexpress", "url": s, "api_key": "sim-api-key",
-                              "tax_names": {"23": "IVA23", "13": "IVA13", "6": "IVA6", "0": "IVA0"}},
-        }
-        if max_concurrency:
-            for t in targets.values():
-                t["max_concurrency"] = max_concurrency
-        props = {"consumer.session.timeout.ms": 6000}
-        if compress:  # only the sender's copy: the input must fit the mock's 5 MB per partition
-            props = {"compression.type": "lz4"}
-        cfg = {"worker": {"id": "bench-worker", "log_level": "info",
-                          "max_in_flight": max_in_flight},
-               "kafka": {"brokers": self.brokers, "group_id": "bench", "properties": props},
-               "redis": {"host": "127.0.0.1", "port": self.redis_port},
-               "http": {"listen": "127.0.0.1:%d" % http_port},
-               "targets": targets}
-        with open(path, "w") as f:
-            json.dump(cfg, f, indent=2)
-        return path
+    def worker_config(self, path, http_port, **kw):
+        return stack_config(self.build, path, self.brokers, self.redis_port, self.sim_base,
+                            http_port, **kw)
 
 
 # ---- Kafka read-back ----
@@ -342,7 +317,8 @@ class Bench:
         shutil.rmtree(self.work, ignore_errors=True)
         os.makedirs(self.work)
         self.results = {"mode": "quick" if a.quick else "full", "scenarios": {}, "checks": []}
-        self.stack = None
+        self.stack = None  # the current run's local stack
+        self.worker_extra = None  # merged over the measured worker's config (peak_rss.py)
         self.run_no = 0
         self.node_bin = shutil.which("node") if a.node else None
         self.results["node_peer"] = self.node_peer_info()
@@ -381,14 +357,13 @@ class Bench:
         """Runs one worker (invoice-worker, the Python reference when python, the Node.js peer
         when node) over a fresh Kafka, produces the events while it runs and waits for `expect`
         results."""
-        st = self.stack
         self.run_no += 1
         tag = "run%02d" % self.run_no
-        st.prepare(latency_ms)
-        st.kafka_start()
+        st = self.new_stack(tag, latency_ms)
         http_port = free_port()
         cfg = st.worker_config(os.path.join(self.work, tag + "-worker.json"), http_port,
-                               max_in_flight, max_concurrency)
+                               max_in_flight=max_in_flight, max_concurrency=max_concurrency,
+                               extra=self.worker_extra)
         send_cfg = st.worker_config(os.path.join(self.work, tag + "-send.json"), free_port(),
                                     compress=True)
         log = os.path.join(self.work, tag + "-worker.log")
@@ -423,7 +398,7 @@ class Bench:
             subprocess.run(["callgrind_control", "--instr=on", str(w.pid)], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu0 = proc_cpu_s(w.pid)
-        others = {"target-sim": st.sim.pid, "redis-server": st.redis_pid, "kafka-local": st.kafka.pid}
+        others = {"target-sim": st.sim_pid, "redis-server": st.redis_pid, "kafka-local": st.kafka_pid}
         others0 = {k: proc_cpu_s(pid) for k, pid in others.items()}
         calls0 = st.redis_calls()
         wall0 = time.time()
@@ -498,8 +473,7 @@ class Bench:
         r["redis_script_calls_per_event"] = sum(
             v for k, v in calls.items() if k in ("eval", "evalsha", "eval_ro", "evalsha_ro",
                                                   "fcall", "fcall_ro")) / n_events
-        self._stop_worker(w, valgrind_out)
-        st.kafka_stop()
+        self._stop_worker(w, valgrind_out)  # the stack stays until the next run (scenario 3 reads it)
         say("   %s events/s end to end (%.2f s), %s us CPU/event, peak RSS %s MiB, "
             "%s calls (%s 2xx); Redis %s us CPU/event, %s commands/event" % (
                 fmt(r["events_per_s"]), r["seconds"] or 0, fmt(r["cpu_us_per_event"]),
@@ -509,6 +483,14 @@ class Bench:
                    "read %d" % res["count"])
         return r
 
+    def new_stack(self, tag, latency_ms=0, kafka=True):
+        """Stops the last run's stack and starts a fresh one."""
+        if self.stack:
+            self.stack.stop()
+        self.stack = None
+        self.stack = Stack(self.build, self.work, tag, latency_ms, kafka)
+        return self.stack
+
     def _stop_worker(self, w, valgrind_out):
         stop(w, timeout=120 if valgrind_out else 30)
 
@@ -517,14 +499,16 @@ class Bench:
     def wrk_requests(self, event_path, targets):
         """The exact requests the worker sends for one event, one per target, via
         `invoice-worker render` (secrets are printed as *** and put back here)."""
-        secrets = {"centra_soap": ["demo", "demo"], "centra_navision": [],
-                   "midnight": ["sim-prc", "sim-midnight", "sim-mis"],
-                   "ebizcharge": ["sim-security-id"], "invoicexpress": ["sim-api-key"]}
         with open(event_path) as f:
             ev = json.loads(f.readline())
         one = os.path.join(self.work, "wrk-event.json")
-        self.stack.brokers = self.stack.brokers or "127.0.0.1:9"  # render does not connect
-        cfg = self.stack.worker_config(os.path.join(self.work, "wrk-render.json"), 1)
+        # render connects to nothing: the addresses only have to be well-formed
+        cfg = stack_config(self.build, os.path.join(self.work, "wrk-render.json"), "127.0.0.1:9",
+                           9, "http://127.0.0.1:9", 1)
+        with open(cfg) as f:
+            conf = json.load(f)["targets"]
+        secrets = {t: [os.path.expandvars(conf[t][k]) for k in keys]
+                   for t, keys in SECRET_KEYS.items()}
         reqs = []
         for t in targets:
             e = dict(ev, targets=[t])
@@ -550,6 +534,7 @@ class Bench:
 
     def wrk(self, label, reqs, connections, seconds, latency_ms=0):
         """wrk POSTing the rendered requests round-robin, each with its own request id."""
+        self.new_stack("wrk-%s-%d" % (label, connections), latency_ms, kafka=False)
         lua = os.path.join(self.work, "wrk-%s.lua" % label)
         parts = []
         for r in reqs:
@@ -587,7 +572,6 @@ function request()
   return r[1] .. "Idempotency-Key: " .. id .. "\\r\\nX-Request-ID: " .. id .. ":1\\r\\n" .. r[3]
 end
 """)
-        self.stack.prepare(latency_ms)
         argv = ["wrk", "-t2", "-c%d" % connections, "-d%ds" % seconds, "-s", lua,
                 self.stack.sim_base + "/"]
         say("wrk: %s, %d connections, %d s, latency %d ms" % (label, connections, seconds, latency_ms))
@@ -999,7 +983,6 @@ end
     def main(self):
         self.results["machine"] = self.machine()
         self.results["sizes"] = self.sz
-        self.stack = Stack(self.build, self.work)
         only = set(self.a.only.split(",")) if self.a.only else None
         for key, fn in (("s1", self.scenario1), ("s2", self.scenario2), ("s3", self.scenario3),
                         ("s4", self.scenario4), ("s5", self.scenario5)):

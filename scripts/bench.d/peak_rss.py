@@ -43,26 +43,14 @@ def main():
                 argv = [os.path.abspath(a.worker)] + argv[1:]
             return plain_start(argv, name, **kw)
         bench.start = start
-    b.stack = bench.Stack(b.build, b.work)
-    if a.prop or a.setting:
-        plain = b.stack.worker_config
-
-        def worker_config(path, http_port, *args, **kw):
-            plain(path, http_port, *args, **kw)
-            if kw.get("compress"):  # the sender's config
-                return path
-            with open(path) as f:
-                cfg = json.load(f)
-            for kv in a.prop:
-                k, v = kv.split("=", 1)
-                cfg["kafka"]["properties"][k] = v
-            for kv in a.setting:
-                k, v = kv.split("=", 1)
-                cfg["worker"][k.split(".", 1)[1]] = int(v)
-            with open(path, "w") as f:
-                json.dump(cfg, f, indent=2)
-            return path
-        b.stack.worker_config = worker_config
+    extra = {}
+    for kv in a.prop:
+        k, v = kv.split("=", 1)
+        extra.setdefault("kafka", {}).setdefault("properties", {})[k] = v
+    for kv in a.setting:
+        k, v = kv.split("=", 1)
+        extra.setdefault("worker", {})[k.split(".", 1)[1]] = int(v)
+    b.worker_extra = extra or None  # the measured worker's config only, not the sender's
     n = a.events
     events = b.events("s2centra", n, n, "centra_soap")
     r = b.run("invoice-worker alone, centra_soap only", events, n, n, latency_ms=a.latency_ms,

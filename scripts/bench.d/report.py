@@ -333,10 +333,11 @@ class Report:
         m = self.r["sizes"]
         self.w("## Method")
         self.w()
-        self.w("- The local stack: `redis-server`, `target-sim` (all five APIs, **validation on**: "
-               "every request is checked against its contract) and, for each measured run, a "
-               "fresh `kafka-local` (librdkafka's mock cluster: 3 brokers, 32 partitions per "
-               "topic). The ledger and the simulator are reset before each run.")
+        self.w("- The local stack (`build/local-stack`), fresh for each measured run: "
+               "`redis-server`, `target-sim` (all five APIs, **validation on**: every request is "
+               "checked against its contract) and `kafka-local` (librdkafka's mock cluster: 3 "
+               "brokers, 32 partitions per topic), so every run starts from an empty ledger, "
+               "simulator and topics.")
         self.w("- Events are the complete fixture invoice (`tests/fixtures/events/complete.json`, "
                "2 lines, about 3.5 KB of JSON) with ids, version and target replaced "
                "(`scripts/bench.d/gen_events.py`). \"Mixed adapters\": invoice *i* goes to "
@@ -352,8 +353,8 @@ class Report:
                "from just before the first produce to the last result, divided by events. "
                "**Peak RSS** = `VmHWM`. The worker logs at `info` (one line per result), as "
                "in production.")
-        self.w("- **Redis CPU** = user + system time of redis-server (started by the benchmark; "
-               "its pid checked against `INFO server`'s `process_id`; `/proc/PID/stat` covers "
+        self.w("- **Redis CPU** = user + system time of redis-server (the local stack's; the pid "
+               "it reported checked against `INFO server`'s `process_id`; `/proc/PID/stat` covers "
                "all of its threads) over the same interval as the worker's CPU, divided by the "
                "same events. **Redis commands** = the growth of `INFO commandstats` `calls` over "
                "that interval, per command and in all, divided by events; the two `INFO` calls "

@@ -617,28 +617,6 @@ Test(faults, brownout_rebalance_never_sends_an_older_version, .init = up, .fini 
     iw_results_free(&r);
 }
 
-/* Rewrites redis.lease_s in a config file written by iw_stack_config. */
-static void set_lease_s(const char *path, int lease_s)
-{
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f);
-    char buf[16384];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    cJSON *root = cJSON_Parse(buf);
-    cr_assert_not_null(root);
-    cJSON *redis = cJSON_GetObjectItemCaseSensitive(root, "redis");
-    cJSON_ReplaceItemInObjectCaseSensitive(redis, "lease_s", cJSON_CreateNumber(lease_s));
-    char *out = cJSON_Print(root);
-    f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(out, f);
-    fclose(f);
-    free(out);
-    cJSON_Delete(root);
-}
-
 /*
  * Redis stopped (SIGSTOP: connections hang, nothing answers) for twice the fence lease while
  * calls are being retried through a target outage. Once the leases the worker last renewed
@@ -649,13 +627,15 @@ static void set_lease_s(const char *path, int lease_s)
 Test(faults, redis_stopped_past_the_lease_sends_nothing, .init = up, .fini = down, .timeout = 300)
 {
     enum { LEASE_MS = 4000 };
-    const char *cfg = iw_stack_config(
-        &S, "w.json",
-        "{\"timeouts\": {\"connect_ms\": 500, \"request_ms\": 1000}, \"retry\": {\"max_attempts\": "
-        "400, \"base_ms\": 100, \"max_delay_ms\": 400, \"max_elapsed_s\": 120},"
-        " \"breaker\": {\"failures\": 1000000}}",
-        NULL);
-    set_lease_s(cfg, LEASE_MS / 1000);
+    char lease[48];
+    snprintf(lease, sizeof(lease), "{\"redis\": {\"lease_s\": %d}}", LEASE_MS / 1000);
+    const iw_stack_overlay extra = {
+        .root = lease,
+        .targets = "{\"timeouts\": {\"connect_ms\": 500, \"request_ms\": 1000},"
+                   " \"retry\": {\"max_attempts\": 400, \"base_ms\": 100, \"max_delay_ms\": 400,"
+                   " \"max_elapsed_s\": 120},"
+                   " \"breaker\": {\"failures\": 1000000}}"};
+    const char *cfg = iw_stack_config_with(&S, "w.json", &extra);
     cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
     produce_versions(1);
     cr_assert_geq(wait_results(BR_INVOICES, 60000), BR_INVOICES);
@@ -744,10 +724,11 @@ static void applied_history(int newest, int *regressions, int *not_newest)
 Test(faults, sigterm_keeps_the_fence_of_a_call_cut_off_on_the_wire, .init = up, .fini = down,
      .timeout = 300)
 {
-    const char *cfg = iw_stack_config(
-        &S, "w.json", "{\"timeouts\": {\"request_ms\": 15000}, \"retry\": {\"max_attempts\": 5}}",
-        "{\"shutdown_grace_s\": 1}");
-    set_lease_s(cfg, 20);
+    const iw_stack_overlay extra = {
+        .root = "{\"redis\": {\"lease_s\": 20}}",
+        .worker = "{\"shutdown_grace_s\": 1}",
+        .targets = "{\"timeouts\": {\"request_ms\": 15000}, \"retry\": {\"max_attempts\": 5}}"};
+    const char *cfg = iw_stack_config_with(&S, "w.json", &extra);
     /* the first update the target gets is applied 12 s after it arrived */
     fault("{\"target\": \"centra_navision\", \"kind\": \"latency\", \"ms\": 12000, \"count\": 1}");
     cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "w1.log"), 0);

@@ -296,28 +296,6 @@ static long long jitter(long long lo, long long hi)
 
 /* ---- the stack and the workers ---- */
 
-/* Sets redis.lease_s in a config written by iw_stack_config. 0 or -1. */
-static int set_lease(const char *path, int lease_s)
-{
-    char *text = iw_read_file(path, NULL);
-    cJSON *root = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    cJSON *redis = cJSON_GetObjectItemCaseSensitive(root, "redis");
-    if (!redis) {
-        cJSON_Delete(root);
-        return -1;
-    }
-    cJSON_ReplaceItemInObjectCaseSensitive(redis, "lease_s", cJSON_CreateNumber(lease_s));
-    char *out = cJSON_Print(root);
-    cJSON_Delete(root);
-    FILE *f = out ? fopen(path, "w") : NULL;
-    int rc = f && fputs(out, f) >= 0 ? 0 : -1;
-    if (f && fclose(f) != 0)
-        rc = -1;
-    free(out);
-    return rc;
-}
-
 /* Writes slot idx's config (once). 0 or -1. */
 static int worker_config(iw_stack *s, worker *w, int idx, const opts *o)
 {
@@ -341,12 +319,15 @@ static int worker_config(iw_stack *s, worker *w, int idx, const opts *o)
              " \"timeouts\": {\"connect_ms\": 1000, \"request_ms\": %d},"
              " \"breaker\": {\"failures\": 8, \"open_s\": 2}}",
              o->request_ms);
-    const char *path = iw_stack_config(s, name, textra, wextra);
+    char rextra[64];
+    snprintf(rextra, sizeof(rextra), "{\"redis\": {\"lease_s\": %d}}", o->lease_s);
+    const iw_stack_overlay extra = {.root = rextra, .worker = wextra, .targets = textra};
+    const char *path = iw_stack_config_with(s, name, &extra);
     if (!path)
         return -1;
     snprintf(w->config, sizeof(w->config), "%s", path);
     w->used = true;
-    return set_lease(w->config, o->lease_s);
+    return 0;
 }
 
 /* Appends a line to a worker's log so that its log shows where the driver acted. */
@@ -431,42 +412,36 @@ static int sim_fault(const iw_stack *s, const char *json)
     return st == 200 ? 0 : -1;
 }
 
-/* The steady HTTP faults: 5% 503, 2% 429 with Retry-After, 1% hangs past the timeout, 1%
- * resets. The simulator tries faults in order and applies the first that hits, so each rate
- * is divided by the share of calls the earlier ones left. */
-static int steady_faults(const iw_stack *s)
+/* The faults of the whole run, as one JSON array for the stack to install at start (into buf):
+ * the steady HTTP faults when asked (5% 503, 2% 429 with Retry-After, 1% hangs past the
+ * timeout, 1% resets), then the scenario's reply latency and share of 503s. The simulator tries
+ * faults in order and applies the first that hits, so each steady rate is divided by the share
+ * of calls the earlier ones left. */
+static void run_faults_json(const opts *o, char *buf, size_t len)
 {
-    char json[768];
-    double e = 0.05, rl = 0.02, h = 0.01, r = 0.01;
-    snprintf(
-        json, sizeof(json),
-        "[{\"target\": \"*\", \"kind\": \"error\", \"status\": 503, \"rate\": %.6f},"
-        " {\"target\": \"*\", \"kind\": \"rate_limit\", \"retry_after\": \"1\", \"rate\": %.6f},"
-        " {\"target\": \"*\", \"kind\": \"hang\", \"ms\": %d, \"rate\": %.6f},"
-        " {\"target\": \"*\", \"kind\": \"reset\", \"rate\": %.6f}]",
-        e, rl / (1 - e), HANG_MS, h / (1 - e - rl), r / (1 - e - rl - h));
-    return sim_fault(s, json);
-}
-
-/* The scenario's reply latency and share of 503s, for the whole run. */
-static int scenario_faults(const iw_stack *s, const opts *o)
-{
-    char json[256];
-    if (o->sc->lat_max_ms > 0) {
-        snprintf(json, sizeof(json),
-                 "{\"target\": \"*\", \"kind\": \"latency\", \"min_ms\": %d, \"max_ms\": %d}",
-                 o->sc->lat_min_ms, o->sc->lat_max_ms);
-        if (sim_fault(s, json) != 0)
-            return -1;
+    size_t n = (size_t)snprintf(buf, len, "[");
+    if (o->faults & CH_FAULT_HTTP) {
+        double e = 0.05, rl = 0.02, h = 0.01, r = 0.01;
+        n += (size_t)snprintf(
+            buf + n, len - n,
+            "{\"target\": \"*\", \"kind\": \"error\", \"status\": 503, \"rate\": %.6f},"
+            " {\"target\": \"*\", \"kind\": \"rate_limit\", \"retry_after\": \"1\","
+            " \"rate\": %.6f},"
+            " {\"target\": \"*\", \"kind\": \"hang\", \"ms\": %d, \"rate\": %.6f},"
+            " {\"target\": \"*\", \"kind\": \"reset\", \"rate\": %.6f}",
+            e, rl / (1 - e), HANG_MS, h / (1 - e - rl), r / (1 - e - rl - h));
     }
-    if (o->err_rate > 0) {
-        snprintf(json, sizeof(json),
-                 "{\"target\": \"*\", \"kind\": \"error\", \"status\": 503, \"rate\": %.4f}",
-                 o->err_rate);
-        if (sim_fault(s, json) != 0)
-            return -1;
-    }
-    return 0;
+    if (o->sc->lat_max_ms > 0)
+        n += (size_t)snprintf(
+            buf + n, len - n,
+            "%s{\"target\": \"*\", \"kind\": \"latency\", \"min_ms\": %d, \"max_ms\": %d}",
+            n > 1 ? ", " : "", o->sc->lat_min_ms, o->sc->lat_max_ms);
+    if (o->err_rate > 0)
+        n += (size_t)snprintf(
+            buf + n, len - n,
+            "%s{\"target\": \"*\", \"kind\": \"error\", \"status\": 503, \"rate\": %.4f}",
+            n > 1 ? ", " : "", o->err_rate);
+    snprintf(buf + n, len - n, "]");
 }
 
 /* The running member with the most open jobs (the next in turn when none has any), or -1. */
@@ -1177,14 +1152,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "chaos: out of memory\n");
         goto out;
     }
-    if (iw_stack_start(&s, o.partitions, true) != 0)
+    char faults[1024];
+    run_faults_json(&o, faults, sizeof(faults));
+    const iw_stack_opts so = {.partitions = o.partitions,
+                              .aof = true,
+                              .faults = strcmp(faults, "[]") != 0 ? faults : NULL};
+    if (iw_stack_launch(&s, &so) != 0)
         goto out;
     printf("chaos: stack in %s (kafka %s, redis :%d, simulator %s)\n", s.dir, s.brokers,
            s.redis.port, s.sim_base);
-    if ((o.faults & CH_FAULT_HTTP) && steady_faults(&s) != 0)
-        goto out;
-    if (scenario_faults(&s, &o) != 0)
-        goto out;
     if (start_group(&s, ws, &o) != 0)
         goto out;
     watch.table = &table;

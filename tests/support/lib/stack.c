@@ -1,9 +1,12 @@
-/* stack.c: the local stack (redis, kafka-local, target-sim, workers) and clients for tests. */
+/* stack.c: the local stack (redis, kafka-local, target-sim, workers), its one worker config, and
+ * clients for tests. */
 #include "stack.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -16,42 +19,122 @@
 #define IW_FIXTURES_DIR "tests/fixtures"
 #endif
 
-int iw_stack_start(iw_stack *s, int partitions, bool aof)
+#define STACK_TEMPLATE IW_FIXTURES_DIR "/config/local-stack.json"
+#define STACK_ENV IW_FIXTURES_DIR "/config/local-stack.env"
+
+const iw_stack_overlay iw_stack_test_profile = {
+    .root = "{\"worker\": {\"id\": \"test-worker\", \"max_in_flight\": 256},"
+            " \"kafka\": {\"properties\": {\"consumer.heartbeat.interval.ms\": 500,"
+            "  \"topic.metadata.refresh.interval.ms\": 2000}},"
+            " \"redis\": {\"lease_s\": 15}}",
+    .targets = "{\"retry\": {\"max_attempts\": 6, \"base_ms\": 50, \"max_delay_ms\": 1000,"
+               " \"max_elapsed_s\": 120},"
+               " \"timeouts\": {\"connect_ms\": 2000, \"request_ms\": 5000}}",
+};
+
+const char *iw_stack_env_file(void)
 {
-    memset(s, 0, sizeof(*s));
-    s->partitions = partitions;
-    snprintf(s->dir, sizeof(s->dir), "/tmp/iw-stack-XXXXXX");
-    if (!mkdtemp(s->dir)) {
-        perror("stack: mkdtemp");
+    return STACK_ENV;
+}
+
+/* Sets every KEY=value of the credentials file that is not set yet. 0 or -1. */
+static int load_env(void)
+{
+    FILE *f = fopen(STACK_ENV, "r");
+    if (!f) {
+        fprintf(stderr, "stack: %s: %s\n", STACK_ENV, strerror(errno));
         return -1;
     }
-    if (iw_redis_start(&s->redis, aof) != 0) {
-        fprintf(stderr, "stack: redis-server did not start\n");
-        return -1;
+    char line[512];
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        char *eq = strchr(line, '=');
+        if (line[0] == '#' || !eq)
+            continue;
+        *eq = '\0';
+        setenv(line, eq + 1, 0);
     }
-    char parts[16];
-    snprintf(parts, sizeof(parts), "%d", partitions);
-    char *kargv[] = {(char *)iw_build_path("kafka-local"), "--partitions", parts, NULL};
-    char kpath[512];
-    snprintf(kpath, sizeof(kpath), "%s", kargv[0]);
-    kargv[0] = kpath;
-    if (iw_proc_start(&s->kafka, kargv, true) != 0 ||
-        iw_proc_read_line(&s->kafka, s->brokers, sizeof(s->brokers), 20000) <= 0) {
-        fprintf(stderr, "stack: kafka-local did not start\n");
-        return -1;
-    }
+    fclose(f);
+    return 0;
+}
+
+/* Starts target-sim on a free port and installs the start faults. 0 or -1. */
+static int sim_start(iw_stack *s, const iw_stack_opts *o)
+{
     s->sim_port = iw_free_port();
-    char listen[64];
+    char listen[64], spath[512], validate[8];
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->sim_port);
-    char spath[512];
     snprintf(spath, sizeof(spath), "%s", iw_build_path("target-sim"));
-    char *sargv[] = {spath, "--listen", listen, NULL};
+    snprintf(validate, sizeof(validate), "%s", o->validate ? o->validate : "on");
+    char *sargv[] = {spath, "--listen", listen, "--validate", validate, NULL};
     if (iw_proc_start(&s->sim, sargv, true) != 0 || iw_wait_port(s->sim_port, 10000) != 0) {
         fprintf(stderr, "stack: target-sim did not start\n");
         return -1;
     }
     snprintf(s->sim_base, sizeof(s->sim_base), "http://127.0.0.1:%d", s->sim_port);
+    if (o->latency_ms > 0) {
+        char json[96];
+        snprintf(json, sizeof(json), "{\"target\": \"*\", \"kind\": \"latency\", \"ms\": %d}",
+                 o->latency_ms);
+        if (iw_sim_control(s, "/_sim/faults", json) != 200) {
+            fprintf(stderr, "stack: the simulator refused latency %d ms\n", o->latency_ms);
+            return -1;
+        }
+    }
+    if (o->faults && iw_sim_control(s, "/_sim/faults", o->faults) != 200) {
+        fprintf(stderr, "stack: the simulator refused faults %s\n", o->faults);
+        return -1;
+    }
     return 0;
+}
+
+int iw_stack_launch(iw_stack *s, const iw_stack_opts *o)
+{
+    static const iw_stack_opts none;
+    if (!o)
+        o = &none;
+    memset(s, 0, sizeof(*s));
+    s->partitions = o->partitions > 0 ? o->partitions : 8;
+    if (o->dir) {
+        snprintf(s->dir, sizeof(s->dir), "%s", o->dir);
+        if (mkdir(s->dir, 0700) != 0 && errno != EEXIST) {
+            fprintf(stderr, "stack: %s: %s\n", s->dir, strerror(errno));
+            return -1;
+        }
+    } else {
+        snprintf(s->dir, sizeof(s->dir), "/tmp/iw-stack-XXXXXX");
+        if (!mkdtemp(s->dir)) {
+            perror("stack: mkdtemp");
+            s->dir[0] = '\0';
+            return -1;
+        }
+        s->own_dir = true;
+    }
+    if (load_env() != 0)
+        return -1;
+    if (iw_redis_start(&s->redis, o->aof) != 0) {
+        fprintf(stderr, "stack: redis-server did not start\n");
+        return -1;
+    }
+    if (!o->no_kafka) {
+        char parts[16], brokers[16], kpath[512];
+        snprintf(parts, sizeof(parts), "%d", s->partitions);
+        snprintf(brokers, sizeof(brokers), "%d", o->brokers > 0 ? o->brokers : 3);
+        snprintf(kpath, sizeof(kpath), "%s", iw_build_path("kafka-local"));
+        char *kargv[] = {kpath, "--brokers", brokers, "--partitions", parts, NULL};
+        if (iw_proc_start(&s->kafka, kargv, true) != 0 ||
+            iw_proc_read_line(&s->kafka, s->brokers, sizeof(s->brokers), 20000) <= 0) {
+            fprintf(stderr, "stack: kafka-local did not start\n");
+            return -1;
+        }
+    }
+    return sim_start(s, o);
+}
+
+int iw_stack_start(iw_stack *s, int partitions, bool aof)
+{
+    iw_stack_opts o = {.partitions = partitions, .aof = aof};
+    return iw_stack_launch(s, &o);
 }
 
 void iw_stack_stop(iw_stack *s)
@@ -59,14 +142,15 @@ void iw_stack_stop(iw_stack *s)
     iw_proc_stop(&s->sim, 5000);
     iw_proc_stop(&s->kafka, 10000);
     iw_redis_stop(&s->redis);
-    if (s->dir[0] && !getenv("IW_KEEP_STACK")) {
+    if (s->own_dir && !getenv("IW_KEEP_STACK")) {
         char cmd[300];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
         if (system(cmd) != 0)
             fprintf(stderr, "stack: could not remove %s\n", s->dir);
-    } else if (s->dir[0]) {
+    } else if (s->own_dir) {
         fprintf(stderr, "stack: kept %s\n", s->dir);
     }
+    s->dir[0] = '\0';
 }
 
 /* Merges every member of src into dst (replacing; objects merged recursively). */
@@ -83,81 +167,123 @@ static void merge(cJSON *dst, const cJSON *src)
     }
 }
 
+/* A placeholder of the template and what it becomes. */
+typedef struct fill {
+    const char *name; /* "@SIM@" */
+    const char *text;
+    bool number; /* a string that is only this placeholder becomes a JSON number */
+} fill;
+
+/* Replaces the placeholders in every string under j. 0 or -1 (no memory). */
+static int fill_in(cJSON *j, const fill *f, size_t n)
+{
+    for (cJSON *c = j->child; c; c = c->next) {
+        if (c->child && fill_in(c, f, n) != 0)
+            return -1;
+        if (!cJSON_IsString(c))
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            if (f[i].number && strcmp(c->valuestring, f[i].name) == 0) {
+                c->type = cJSON_Number;
+                cJSON_SetNumberValue(c, strtod(f[i].text, NULL));
+                free(c->valuestring);
+                c->valuestring = NULL;
+                break;
+            }
+            const char *at = strstr(c->valuestring, f[i].name);
+            if (!at)
+                continue;
+            size_t nl = strlen(f[i].name), tl = strlen(f[i].text);
+            size_t len = strlen(c->valuestring) - nl + tl;
+            char *v = malloc(len + 1);
+            if (!v)
+                return -1;
+            snprintf(v, len + 1, "%.*s%s%s", (int)(at - c->valuestring), c->valuestring, f[i].text,
+                     at + nl);
+            if (!cJSON_SetValuestring(c, v)) {
+                free(v);
+                return -1;
+            }
+            free(v);
+            i--; /* the same placeholder may come again */
+        }
+    }
+    return 0;
+}
+
+/* Parses an overlay member; *bad when it is not a JSON object. */
+static cJSON *overlay_part(const char *json, bool *bad)
+{
+    if (!json)
+        return NULL;
+    cJSON *j = cJSON_Parse(json);
+    if (!cJSON_IsObject(j)) {
+        fprintf(stderr, "stack: overlay is not a JSON object: %s\n", json);
+        *bad = true;
+    }
+    return j;
+}
+
+int iw_stack_config_write(const char *path, const iw_stack_addrs *a, const iw_stack_overlay *ov,
+                          size_t n)
+{
+    char *tmpl = iw_read_file(STACK_TEMPLATE, NULL);
+    cJSON *root = tmpl ? cJSON_Parse(tmpl) : NULL;
+    free(tmpl);
+    if (!root) {
+        fprintf(stderr, "stack: cannot read %s\n", STACK_TEMPLATE);
+        return -1;
+    }
+    char port[16], listen[64] = "";
+    snprintf(port, sizeof(port), "%d", a->redis_port);
+    if (a->http_port > 0)
+        snprintf(listen, sizeof(listen), "127.0.0.1:%d", a->http_port);
+    const fill f[] = {{"@BROKERS@", a->brokers ? a->brokers : "", false},
+                      {"@REDIS_PORT@", port, true},
+                      {"@SIM@", a->sim_base ? a->sim_base : "", false},
+                      {"@HTTP_LISTEN@", listen, false}};
+    bool bad = fill_in(root, f, sizeof(f) / sizeof(*f)) != 0;
+    cJSON *targets = cJSON_GetObjectItemCaseSensitive(root, "targets");
+    for (size_t i = 0; i < n && !bad; i++) {
+        cJSON *r = overlay_part(ov[i].root, &bad), *w = overlay_part(ov[i].worker, &bad),
+              *t = overlay_part(ov[i].targets, &bad);
+        if (!bad) {
+            merge(root, r);
+            merge(cJSON_GetObjectItemCaseSensitive(root, "worker"), w);
+            for (cJSON *c = targets ? targets->child : NULL; c && t; c = c->next)
+                merge(c, t);
+        }
+        cJSON_Delete(r);
+        cJSON_Delete(w);
+        cJSON_Delete(t);
+    }
+    char *text = bad ? NULL : cJSON_Print(root);
+    cJSON_Delete(root);
+    bool to_stdout = strcmp(path, "-") == 0;
+    FILE *out = !text ? NULL : to_stdout ? stdout : fopen(path, "w");
+    int rc = out && fputs(text, out) >= 0 && fputc('\n', out) != EOF ? 0 : -1;
+    if (out && (to_stdout ? fflush(out) : fclose(out)) != 0)
+        rc = -1;
+    if (rc != 0 && !bad)
+        fprintf(stderr, "stack: cannot write %s\n", path);
+    free(text);
+    return rc;
+}
+
+const char *iw_stack_config_with(iw_stack *s, const char *name, const iw_stack_overlay *extra)
+{
+    static char path[512];
+    snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+    const iw_stack_addrs a = {s->brokers, s->redis.port, s->sim_base, s->http_port};
+    const iw_stack_overlay ov[] = {iw_stack_test_profile, extra ? *extra : (iw_stack_overlay){0}};
+    return iw_stack_config_write(path, &a, ov, 2) == 0 ? path : NULL;
+}
+
 const char *iw_stack_config(iw_stack *s, const char *name, const char *extra_targets_json,
                             const char *extra_worker_json)
 {
-    static char path[512];
-    const char *b = s->sim_base;
-    char json[8192], listen[64] = "";
-    if (s->http_port)
-        snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->http_port);
-    snprintf(
-        json, sizeof(json),
-        "{\"worker\": {\"id\": \"test-worker\", \"log_level\": \"info\", \"max_in_flight\": 256,"
-        "  \"shutdown_grace_s\": 10},"
-        " \"kafka\": {\"brokers\": \"%s\", \"group_id\": \"invoice-worker\","
-        "  \"properties\": {\"consumer.session.timeout.ms\": 6000, "
-        "\"consumer.heartbeat.interval.ms\": 500,"
-        "   \"topic.metadata.refresh.interval.ms\": 2000}},"
-        " \"redis\": {\"host\": \"127.0.0.1\", \"port\": %d, \"lease_s\": 15},"
-        " \"http\": {\"listen\": \"%s\"},"
-        " \"targets\": {"
-        "  \"centra_soap\": {\"type\": \"centra_soap\", \"url\": "
-        "\"%s/amsdocs/system/service/module/soap/api\","
-        "   \"username\": \"demo\", \"password\": \"demo\"},"
-        "  \"centra_navision\": {\"type\": \"centra_navision\", \"url\": "
-        "\"%s/amsdemo/system/service/module/navision/api\"},"
-        "  \"midnight\": {\"type\": \"midnight\", \"url\": \"%s/v1/Generic/InvoiceUpdate\","
-        "   \"prc_token\": \"sim-prc\", \"midnight_token\": \"sim-midnight\", \"mis_key\": "
-        "\"sim-mis\"},"
-        "  \"ebizcharge\": {\"type\": \"ebizcharge\", \"url\": \"%s/eBizService.svc\","
-        "   \"security_id\": \"sim-security-id\"},"
-        "  \"invoicexpress\": {\"type\": \"invoicexpress\", \"url\": \"%s\", \"api_key\": "
-        "\"sim-api-key\","
-        "   \"tax_names\": {\"23\": \"IVA23\", \"13\": \"IVA13\", \"6\": \"IVA6\"}}"
-        " },"
-        " \"routes\": {\"*\": [\"centra_soap\"]}}",
-        s->brokers, s->redis.port, listen, b, b, b, b, b);
-    cJSON *root = cJSON_Parse(json);
-    if (!root)
-        return NULL;
-    cJSON *common =
-        cJSON_Parse("{\"retry\": {\"max_attempts\": 6, \"base_ms\": 50, \"max_delay_ms\": 1000,"
-                    " \"max_elapsed_s\": 120},"
-                    " \"timeouts\": {\"connect_ms\": 2000, \"request_ms\": 5000}}");
-    cJSON *extra = extra_targets_json ? cJSON_Parse(extra_targets_json) : NULL;
-    cJSON *wextra = extra_worker_json ? cJSON_Parse(extra_worker_json) : NULL;
-    if ((extra_targets_json && !extra) || (extra_worker_json && !wextra)) {
-        fprintf(stderr, "stack: extra config is not JSON\n");
-        cJSON_Delete(root);
-        cJSON_Delete(common);
-        cJSON_Delete(extra);
-        cJSON_Delete(wextra);
-        return NULL;
-    }
-    cJSON *targets = cJSON_GetObjectItemCaseSensitive(root, "targets");
-    for (cJSON *t = targets->child; t; t = t->next) {
-        merge(t, common);
-        merge(t, extra);
-    }
-    merge(cJSON_GetObjectItemCaseSensitive(root, "worker"), wextra);
-    cJSON_Delete(common);
-    cJSON_Delete(extra);
-    cJSON_Delete(wextra);
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    snprintf(path, sizeof(path), "%s/%s", s->dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f || !text) {
-        free(text);
-        if (f)
-            fclose(f);
-        return NULL;
-    }
-    fputs(text, f);
-    fclose(f);
-    free(text);
-    return path;
+    const iw_stack_overlay extra = {.worker = extra_worker_json, .targets = extra_targets_json};
+    return iw_stack_config_with(s, name, &extra);
 }
 
 int iw_stack_worker_start(iw_stack *s, iw_proc *w, const char *config, const char *log_name)

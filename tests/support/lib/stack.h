@@ -1,5 +1,7 @@
-/* stack.h: the local stack for integration tests: redis-server, kafka-local, target-sim and
- * worker processes on loopback, plus small Kafka and HTTP clients to drive and inspect them. */
+/* stack.h: the local stack: redis-server, kafka-local, target-sim and worker processes on
+ * loopback, with the one worker config for it, plus small Kafka and HTTP clients to drive and
+ * inspect them. The C tests and the chaos driver call it; build/local-stack (scripts/demo,
+ * scripts/bench) is its command line. */
 #ifndef IW_STACK_H
 #define IW_STACK_H
 
@@ -9,32 +11,86 @@
 
 #include "testproc.h"
 
-/* The running servers of one test. */
+/* The running servers of one stack. */
 typedef struct iw_stack {
     iw_redis redis;
     iw_proc kafka;
-    char brokers[512]; /* bootstrap address printed by kafka-local */
+    char brokers[512]; /* bootstrap address printed by kafka-local ("" without kafka) */
     iw_proc sim;
     int sim_port;
     char sim_base[64]; /* http://127.0.0.1:PORT */
-    char dir[256];     /* temp folder: configs, logs */
+    char dir[256];     /* the stack folder: configs, logs */
+    bool own_dir;      /* dir was made by iw_stack_launch: removed at stop */
     int partitions;    /* of every topic */
     int http_port;     /* when set before iw_stack_config: the worker's /metrics port */
 } iw_stack;
 
-/* Starts redis-server (AOF when aof), kafka-local (3 brokers, `partitions` each topic) and
- * target-sim. 0 or -1 (with a message on stderr). */
+/* How a stack starts; zero values are the defaults. */
+typedef struct iw_stack_opts {
+    int partitions;       /* of every topic (0: 8) */
+    int brokers;          /* kafka-local brokers (0: 3) */
+    bool aof;             /* redis-server with appendonly (a restart keeps the ledger) */
+    bool no_kafka;        /* start no kafka-local (brokers stays "") */
+    const char *validate; /* target-sim --validate "on" or "off" (NULL: its default, on) */
+    int latency_ms;       /* every simulator reply delayed this much (0: none) */
+    const char *faults;   /* a fault spec or array of them installed once the simulator runs
+                           * (POST /_sim/faults), or NULL */
+    const char *dir;      /* the stack folder, made when missing and kept (NULL: a new
+                           * /tmp/iw-stack-XXXXXX, removed at stop unless IW_KEEP_STACK is set) */
+} iw_stack_opts;
+
+/* Starts redis-server, kafka-local and target-sim on free loopback ports, and sets the
+ * simulator's credentials (tests/fixtures/config/local-stack.env) in the environment unless
+ * already set, for the ${IW_SIM_*} references of the config. 0, or -1 with a message on stderr
+ * (what did start is stopped by iw_stack_stop). */
+int iw_stack_launch(iw_stack *s, const iw_stack_opts *o);
+
+/* iw_stack_launch with `partitions` per topic and AOF when aof, the rest by default. */
 int iw_stack_start(iw_stack *s, int partitions, bool aof);
 
-/* Stops everything started and removes the temp folder. */
+/* Stops everything started (by pid) and removes the temp folder. */
 void iw_stack_stop(iw_stack *s);
 
-/* Writes a worker config into s->dir/name with all five target instances pointing at the
- * simulator, retry settings suited to tests, and extra_targets_json (a JSON object merged
- * over each target, e.g. "{\"retry\": {\"max_attempts\": 3}}", or NULL) and extra_worker_json
- * (merged over "worker", or NULL). Returns the path in a static buffer, NULL on error. */
+/* The one worker config of the local stack: tests/fixtures/config/local-stack.json (all five
+ * target instances pointing at the simulator, secrets as ${IW_SIM_*}) with its placeholders
+ * filled from these addresses. */
+typedef struct iw_stack_addrs {
+    const char *brokers;  /* @BROKERS@ */
+    int redis_port;       /* @REDIS_PORT@ */
+    const char *sim_base; /* @SIM@, http://127.0.0.1:PORT */
+    int http_port;        /* @HTTP_LISTEN@ = 127.0.0.1:PORT (0: "", no HTTP server) */
+} iw_stack_addrs;
+
+/* JSON objects merged over the template (objects merged member by member, anything else
+ * replaced); NULL members merge nothing. */
+typedef struct iw_stack_overlay {
+    const char *root;    /* over the whole config */
+    const char *worker;  /* over "worker" */
+    const char *targets; /* over each target instance */
+} iw_stack_overlay;
+
+/* What the C tests and the chaos driver run with over the template (worker id test-worker,
+ * max_in_flight 256, quick group rebalances, a 15 s lease, short retries and timeouts).
+ * build/local-stack --profile test applies the same. */
+extern const iw_stack_overlay iw_stack_test_profile;
+
+/* Writes the config to path ("-": stdout): the template filled from a, then the n overlays in
+ * order.
+ * 0, or -1 with a message on stderr. */
+int iw_stack_config_write(const char *path, const iw_stack_addrs *a, const iw_stack_overlay *ov,
+                          size_t n);
+
+/* Writes a worker config into s->dir/name: the template for this stack with the test profile
+ * and then extra (or NULL) merged over it. Returns the path in a static buffer, NULL on error. */
+const char *iw_stack_config_with(iw_stack *s, const char *name, const iw_stack_overlay *extra);
+
+/* iw_stack_config_with with extra_targets_json merged over each target (e.g. "{\"retry\":
+ * {\"max_attempts\": 3}}", or NULL) and extra_worker_json over "worker" (or NULL). */
 const char *iw_stack_config(iw_stack *s, const char *name, const char *extra_targets_json,
                             const char *extra_worker_json);
+
+/* The file of the simulator's credentials (KEY=value lines) the config refers to. */
+const char *iw_stack_env_file(void);
 
 /* Starts `invoice-worker run -c config` with stderr to s->dir/<log_name>. 0 or -1. */
 int iw_stack_worker_start(iw_stack *s, iw_proc *w, const char *config, const char *log_name);
