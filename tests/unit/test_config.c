@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "centra.h"
 #include "config.h"
 #include "ebizcharge.h"
@@ -455,4 +457,32 @@ Test(config, instance_names_and_worker_id_are_printable)
                               "{\"type\": \"centra_soap\"}}}",
                               &e));
     cr_assert(has_error(&e, "worker.id", "bidirectional"));
+}
+
+/* Each adapter's config part: named as its ops, no more secrets than the masking lists hold,
+ * and placeholders (what `render --target TYPE` shows) that its own fields load cleanly. */
+Test(config, every_adapter_describes_its_keys)
+{
+    for (size_t i = 0; iw_targets_all[i]; i++) {
+        const iw_target_ops *ops = iw_targets_all[i];
+        cr_assert_not_null(ops->conf, "%s", ops->type);
+        cr_assert_str_eq(ops->conf->type, ops->type);
+        size_t secrets = 0;
+        for (const iw_conf_field *f = ops->conf->fields; f->key; f++)
+            secrets += f->kind == IW_CONF_SECRET;
+        cr_assert_leq(secrets, IW_TARGET_MAX_SECRETS, "%s", ops->type);
+        cJSON *obj = cJSON_Parse(ops->conf->placeholders);
+        cr_assert(cJSON_IsObject(obj), "%s", ops->type);
+        cJSON_AddStringToObject(obj, "type", ops->type);
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddItemToObject(cJSON_AddObjectToObject(root, "targets"), "t", obj);
+        char *json = cJSON_PrintUnformatted(root);
+        iw_config_errors e;
+        iw_config *c = iw_config_parse(json, NULL, &e);
+        dump(&e);
+        cr_assert_not_null(c, "%s", ops->type);
+        iw_config_free(c);
+        free(json);
+        cJSON_Delete(root);
+    }
 }
