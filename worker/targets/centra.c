@@ -252,23 +252,23 @@ static char *basic_credentials(const char *user, const char *pass)
 }
 
 /* Navision: HTTP Basic when auth is "basic", nothing when it is unset or "none". */
-static int add_navision_auth(const iw_centra_conf *tc, iw_request *r, char *errbuf, size_t errlen)
+static int add_navision_auth(const iw_centra_conf *cc, iw_request *r, char *errbuf, size_t errlen)
 {
-    if (!tc->auth || strcmp(tc->auth, "none") == 0)
+    if (!cc->auth || strcmp(cc->auth, "none") == 0)
         return 0;
-    if (strcmp(tc->auth, "basic") != 0) {
-        snprintf(errbuf, errlen, "auth: \"%s\" is not one of basic, none", tc->auth);
+    if (strcmp(cc->auth, "basic") != 0) {
+        snprintf(errbuf, errlen, "auth: \"%s\" is not one of basic, none", cc->auth);
         return IW_EINVAL;
     }
-    if (!tc->username || !*tc->username || !tc->password) {
+    if (!cc->username || !*cc->username || !cc->password) {
         snprintf(errbuf, errlen, "username, password: required for basic auth");
         return IW_EINVAL;
     }
-    if (strchr(tc->username, ':')) {
+    if (strchr(cc->username, ':')) {
         snprintf(errbuf, errlen, "username: a Basic auth user name cannot contain ':'");
         return IW_EINVAL;
     }
-    char *cred = basic_credentials(tc->username, tc->password);
+    char *cred = basic_credentials(cc->username, cc->password);
     if (!cred)
         return IW_ENOMEM;
     size_t hl = strlen(cred) + 7;
@@ -277,7 +277,7 @@ static int add_navision_auth(const iw_centra_conf *tc, iw_request *r, char *errb
     if (hdr) {
         snprintf(hdr, hl, "Basic %s", cred);
         rc = iw_request_add_secret(r, cred);
-        rc = rc ? rc : iw_request_add_secret(r, tc->password);
+        rc = rc ? rc : iw_request_add_secret(r, cc->password);
         rc = rc ? rc : iw_request_add_header(r, "Authorization", hdr);
     }
     free(hdr);
@@ -285,18 +285,18 @@ static int add_navision_auth(const iw_centra_conf *tc, iw_request *r, char *errb
     return rc;
 }
 
-static int write_login(iw_xw *x, const iw_centra_conf *tc, iw_request *r, char *errbuf,
+static int write_login(iw_xw *x, const iw_centra_conf *cc, iw_request *r, char *errbuf,
                        size_t errlen)
 {
-    if (!tc->username || !*tc->username || !tc->password) {
+    if (!cc->username || !*cc->username || !cc->password) {
         snprintf(errbuf, errlen, "username, password: required for the centra_soap login");
         return IW_EINVAL;
     }
-    if (iw_request_add_secret(r, tc->password))
+    if (iw_request_add_secret(r, cc->password))
         return IW_ENOMEM;
     iw_xw_start(x, "ns1", "login", NULL);
-    iw_xw_text(x, "ns1", "username", tc->username);
-    iw_xw_text(x, "ns1", "password", tc->password);
+    iw_xw_text(x, "ns1", "username", cc->username);
+    iw_xw_text(x, "ns1", "password", cc->password);
     iw_xw_end(x);
     return iw_wbuf_error(x->b, errbuf, errlen);
 }

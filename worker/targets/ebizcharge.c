@@ -327,18 +327,18 @@ static int ebiz_validate(const iw_event *ev, const iw_target_conf *tc, char *err
 
 /* ------------------------------------------------------------------ render */
 
-static int write_token(iw_xw *x, const iw_ebiz_conf *tc, iw_request *r, char *errbuf, size_t errlen)
+static int write_token(iw_xw *x, const iw_ebiz_conf *ec, iw_request *r, char *errbuf, size_t errlen)
 {
-    if (!tc->security_id || !*tc->security_id) {
+    if (!ec->security_id || !*ec->security_id) {
         snprintf(errbuf, errlen, "security_id: required by ebizcharge");
         return IW_EINVAL;
     }
-    if (iw_request_add_secret(r, tc->security_id) || iw_request_add_secret(r, tc->password))
+    if (iw_request_add_secret(r, ec->security_id) || iw_request_add_secret(r, ec->password))
         return IW_ENOMEM;
     iw_xw_start(x, "ebiz", "securityToken", NULL);
-    iw_xw_text_or_empty(x, "ebiz", "SecurityId", tc->security_id);
-    iw_xw_text_or_empty(x, "ebiz", "UserId", tc->user_id);
-    iw_xw_text_or_empty(x, "ebiz", "Password", tc->password);
+    iw_xw_text_or_empty(x, "ebiz", "SecurityId", ec->security_id);
+    iw_xw_text_or_empty(x, "ebiz", "UserId", ec->user_id);
+    iw_xw_text_or_empty(x, "ebiz", "Password", ec->password);
     iw_xw_end(x);
     return iw_wbuf_error(x->b, errbuf, errlen);
 }

@@ -416,31 +416,31 @@ static bool is_xml_format(const iw_target_conf *tc)
  * 5.3 lets a recipient fold repeated lines into one comma-joined value, which is what IIS
  * hands the application, so both forms reach the same API: auth_header "separate" (default)
  * sends the two lines the seed shows, "folded" one line "PRC, Midnight". */
-static int add_auth(iw_request *r, const iw_midnight_conf *tc, const char *token, char *errbuf,
+static int add_auth(iw_request *r, const iw_midnight_conf *mc, const char *token, char *errbuf,
                     size_t errlen)
 {
-    if (!tc->prc_token || !*tc->prc_token || !token || !*token || !tc->mis_key || !*tc->mis_key) {
+    if (!mc->prc_token || !*mc->prc_token || !token || !*token || !mc->mis_key || !*mc->mis_key) {
         snprintf(errbuf, errlen,
                  "midnight: prc_token, midnight_token and mis_key must be configured");
         return IW_EINVAL;
     }
-    bool folded = tc->auth_header && strcmp(tc->auth_header, "folded") == 0;
-    int rc = iw_request_add_secret(r, tc->prc_token) || iw_request_add_secret(r, token) ||
-             iw_request_add_secret(r, tc->mis_key);
+    bool folded = mc->auth_header && strcmp(mc->auth_header, "folded") == 0;
+    int rc = iw_request_add_secret(r, mc->prc_token) || iw_request_add_secret(r, token) ||
+             iw_request_add_secret(r, mc->mis_key);
     if (!rc && folded) {
-        size_t n = strlen(tc->prc_token) + strlen(token) + 3;
+        size_t n = strlen(mc->prc_token) + strlen(token) + 3;
         char *both = malloc(n);
         rc = !both;
         if (both) {
-            snprintf(both, n, "%s, %s", tc->prc_token, token);
+            snprintf(both, n, "%s, %s", mc->prc_token, token);
             rc = iw_request_add_header(r, "Authorization", both);
             free(both);
         }
     } else if (!rc) {
-        rc = iw_request_add_header(r, "Authorization", tc->prc_token) ||
+        rc = iw_request_add_header(r, "Authorization", mc->prc_token) ||
              iw_request_add_header(r, "Authorization", token);
     }
-    if (rc || iw_request_add_header(r, "MISKEY", tc->mis_key)) {
+    if (rc || iw_request_add_header(r, "MISKEY", mc->mis_key)) {
         snprintf(errbuf, errlen, "out of memory");
         return IW_ENOMEM;
     }
