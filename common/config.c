@@ -81,9 +81,10 @@ static void join_path(char *out, size_t len, const char *base, const char *key)
     snprintf(out, len, "%s%s%s", base, *base ? "." : "", key);
 }
 
-/* Expands ${VAR} and ${VAR:-default} in s. Returns a malloc'd string or NULL with an error. */
-static char *expand_env(loader *ld, const char *path, const char *s)
+char *iw_config_expand_env(const char *s, char *errbuf, size_t errlen)
 {
+    if (errlen)
+        errbuf[0] = '\0';
     size_t cap = strlen(s) + 64, n = 0;
     char *out = malloc(cap);
     if (!out)
@@ -95,14 +96,14 @@ static char *expand_env(loader *ld, const char *path, const char *s)
         if (p[0] == '$' && p[1] == '{') {
             const char *end = strchr(p + 2, '}');
             if (!end) {
-                add_error(ld, path, "unterminated ${ in value");
+                snprintf(errbuf, errlen, "unterminated ${ in value");
                 free(out);
                 return NULL;
             }
             const char *def = strstr(p + 2, ":-");
             size_t nlen = (size_t)((def && def < end ? def : end) - (p + 2));
             if (nlen == 0 || nlen >= sizeof(name)) {
-                add_error(ld, path, "bad environment reference");
+                snprintf(errbuf, errlen, "bad environment reference");
                 free(out);
                 return NULL;
             }
@@ -113,7 +114,7 @@ static char *expand_env(loader *ld, const char *path, const char *s)
                 val = def + 2;
                 vlen = (size_t)(end - val);
             } else if (!val) {
-                add_error(ld, path, "environment variable %s is not set", name);
+                snprintf(errbuf, errlen, "environment variable %s is not set", name);
                 free(out);
                 return NULL;
             } else {
@@ -138,6 +139,16 @@ static char *expand_env(loader *ld, const char *path, const char *s)
         p += adv;
     }
     out[n] = '\0';
+    return out;
+}
+
+/* Expands ${VAR} and ${VAR:-default} in s. Returns a malloc'd string or NULL with an error. */
+static char *expand_env(loader *ld, const char *path, const char *s)
+{
+    char why[192];
+    char *out = iw_config_expand_env(s, why, sizeof(why));
+    if (!out && *why)
+        add_error(ld, path, "%s", why);
     return out;
 }
 
@@ -368,15 +379,18 @@ int iw_target_conf_defaults(iw_target_conf *t, const char *type)
     for (size_t i = 0; i < N_TYPES; i++)
         if (type && strcmp(TYPE_DEFAULTS[i].type, type) == 0)
             d = &TYPE_DEFAULTS[i];
-    if (!d)
+    /* "generic": a target defined by its mapping file (worker/targets/generic.c); it has no
+     * seed values, its url is required */
+    bool generic = type && strcmp(type, "generic") == 0;
+    if (!d && !generic)
         return IW_ENOTFOUND;
     free(t->type);
-    t->type = strdup(d->type);
-    if (!t->url)
+    t->type = strdup(type);
+    if (d && !t->url)
         t->url = xstrdup(d->url);
-    if (!t->namespace_uri)
+    if (d && !t->namespace_uri)
         t->namespace_uri = xstrdup(d->namespace_uri);
-    if (!t->soap_action)
+    if (d && !t->soap_action)
         t->soap_action = xstrdup(d->soap_action);
     if (!t->auth && strcmp(type, "centra_navision") == 0)
         t->auth = strdup("none");
@@ -420,7 +434,7 @@ void iw_target_conf_clear(iw_target_conf *t)
                      &t->password,      &t->user_id,        &t->security_id, &t->api_key,
                      &t->prc_token,     &t->midnight_token, &t->mis_key,     &t->token_url,
                      &t->namespace_uri, &t->soap_action,    &t->auth,        &t->format,
-                     &t->default_unit,  &t->tls_ca_file};
+                     &t->default_unit,  &t->tls_ca_file,    &t->mapping};
     char **opts[] = {&t->account_currency, &t->date_format, &t->auth_header, &t->lines_without_id,
                      &t->token_refresh};
     for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
@@ -516,6 +530,7 @@ static const char *const TARGET_KEYS[] = {"type",
                                           "tls",
                                           "follow_redirects",
                                           "max_response_bytes",
+                                          "mapping",
                                           NULL};
 
 /* Adapter options that pick one reading where an API page is silent or allows several. */
@@ -570,6 +585,35 @@ static bool valid_instance_name(const char *s)
     return true;
 }
 
+/* Makes a relative file path relative to the config file, like *_file secrets. */
+static void relative_to_config(loader *ld, char **file)
+{
+    if (!*file || (*file)[0] == '/' || !ld->base_dir)
+        return;
+    size_t n = strlen(ld->base_dir) + strlen(*file) + 2;
+    char *full = malloc(n);
+    if (full) {
+        snprintf(full, n, "%s/%s", ld->base_dir, *file);
+        free(*file);
+        *file = full;
+    }
+}
+
+/* A generic target's mapping file, relative to the config file. To be moved into the generic
+ * adapter's own config parser with the per-adapter config of the ops table. */
+static void load_mapping_path(loader *ld, const cJSON *obj, const char *base, iw_target_conf *t)
+{
+    char path[200];
+    join_path(path, sizeof(path), base, "mapping");
+    get_string(ld, obj, base, "mapping", &t->mapping);
+    bool generic = t->type && strcmp(t->type, "generic") == 0;
+    if (generic && (!t->mapping || !*t->mapping))
+        add_error(ld, path, "required for a generic target: the path of its mapping file");
+    else if (!generic && t->mapping && t->type)
+        add_error(ld, path, "only a generic target takes a mapping file");
+    relative_to_config(ld, &t->mapping);
+}
+
 static void load_target(loader *ld, const cJSON *obj, const char *name, iw_target_conf *t)
 {
     char base[160];
@@ -591,11 +635,12 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
     if (!type) {
         add_error(
             ld, path,
-            "required: one of centra_soap, centra_navision, midnight, ebizcharge, invoicexpress");
+            "required: one of centra_soap, centra_navision, midnight, ebizcharge, invoicexpress, "
+            "generic");
     } else if (iw_target_conf_defaults(t, type) != 0) {
         add_error(ld, path,
                   "unknown adapter type \"%.*s\"; use one of centra_soap, centra_navision, "
-                  "midnight, ebizcharge, invoicexpress",
+                  "midnight, ebizcharge, invoicexpress, generic",
                   iw_text_utf8_prec(type, 40), type);
     }
     free(type);
@@ -609,6 +654,7 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
     if (t->type && !valid_url(t->url))
         add_error(ld, path, "expected an http:// or https:// URL");
 
+    load_mapping_path(ld, obj, base, t);
     get_string(ld, obj, base, "username", &t->username);
     get_secret(ld, obj, base, "password", &t->password);
     get_string(ld, obj, base, "user_id", &t->user_id);
@@ -713,16 +759,7 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
         check_keys(ld, tls, sub, k);
         get_bool(ld, tls, sub, "verify", &t->tls_verify);
         get_string(ld, tls, sub, "ca_file", &t->tls_ca_file);
-        if (t->tls_ca_file && t->tls_ca_file[0] != '/' && ld->base_dir) {
-            /* relative to the config file, like *_file secrets */
-            size_t n = strlen(ld->base_dir) + strlen(t->tls_ca_file) + 2;
-            char *full = malloc(n);
-            if (full) {
-                snprintf(full, n, "%s/%s", ld->base_dir, t->tls_ca_file);
-                free(t->tls_ca_file);
-                t->tls_ca_file = full;
-            }
-        }
+        relative_to_config(ld, &t->tls_ca_file);
         if (t->tls_ca_file && access(t->tls_ca_file, R_OK) != 0) {
             char p2[220];
             join_path(p2, sizeof(p2), sub, "ca_file");

@@ -82,6 +82,10 @@ typedef struct iw_target_conf {
     bool tls_verify;       /* default true; false needs an explicit "tls": {"verify": false} */
     char *tls_ca_file;     /* CA bundle for this target, NULL = system store */
     bool follow_redirects; /* default false */
+
+    /* generic: the mapping file (absolute, or relative to the working directory). To move into
+     * the generic adapter's own config with the per-adapter config of the ops table. */
+    char *mapping;
 } iw_target_conf;
 
 /* Tenant routes: which target instances get a tenant's events when the event names none. */
@@ -178,6 +182,10 @@ const iw_route *iw_config_route(const iw_config *cfg, const char *tenant);
  * Used by the loader and by tests that build a conf by hand. Returns 0 or IW_ENOTFOUND for
  * an unknown type. */
 int iw_target_conf_defaults(iw_target_conf *t, const char *type);
+
+/* Expands ${VAR} and ${VAR:-default} in s as config values are expanded. Returns a malloc'd
+ * string, or NULL with errbuf saying why (empty when out of memory). */
+char *iw_config_expand_env(const char *s, char *errbuf, size_t errlen);
 
 /* Frees what a target conf owns (not the struct itself). */
 void iw_target_conf_clear(iw_target_conf *t);
