@@ -181,6 +181,40 @@ static void parse_url(fparser *p, const char *tmpl, const char *path)
     }
 }
 
+/* An HTTP header name: 1 to 64 token characters (RFC 9110 section 5.6.2). */
+static bool header_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              strchr("!#$%&'*+-.^_`|~", *s)))
+            return false;
+    return true;
+}
+
+/* Registers the value of every ${ENV} reference in raw as a secret to mask (the literal text
+ * around it, such as "Bearer ", is not secret). raw expanded already, so each one expands. */
+static void add_env_secrets(iw_generic *g, const char *raw)
+{
+    for (const char *p = strstr(raw, "${"); p; p = strstr(p + 2, "${")) {
+        const char *end = strchr(p, '}');
+        if (!end)
+            return;
+        char *ref = strndup(p, (size_t)(end - p) + 1), why[192];
+        char *val = ref ? iw_config_expand_env(ref, why, sizeof(why)) : NULL;
+        char **more = realloc(g->secrets, (g->n_secrets + 1) * sizeof(*g->secrets));
+        if (more)
+            g->secrets = more;
+        if (val && *val && more)
+            g->secrets[g->n_secrets++] = val;
+        else
+            free(val);
+        free(ref);
+    }
+}
+
 static void parse_headers(fparser *p, const cJSON *v, const char *path)
 {
     iw_generic *g = p->g;
@@ -192,11 +226,10 @@ static void parse_headers(fparser *p, const cJSON *v, const char *path)
     }
     size_t n = (size_t)cJSON_GetArraySize(v) + 1;
     g->headers = calloc(n, sizeof(*g->headers));
-    g->secrets = calloc(n, sizeof(*g->secrets));
-    for (const cJSON *c = v->child; c && g->headers && g->secrets; c = c->next) {
+    for (const cJSON *c = v->child; c && g->headers; c = c->next) {
         char sub[224];
         snprintf(sub, sizeof(sub), "%s.%s", path, c->string);
-        if (!*c->string || iw_text_name_problem(c->string)) {
+        if (!header_name_ok(c->string)) {
             iw_map_error(p->errs, sub, "not a valid header name");
             continue;
         }
@@ -216,8 +249,7 @@ static void parse_headers(fparser *p, const cJSON *v, const char *path)
             free(val);
             continue;
         }
-        if (strstr(c->valuestring, "${") && *val)
-            g->secrets[g->n_secrets++] = strdup(val);
+        add_env_secrets(g, c->valuestring);
         g->headers[g->n_headers].name = strdup(c->string);
         g->headers[g->n_headers++].value = val;
     }
