@@ -123,20 +123,6 @@ typedef struct scope_ctx {
     const void *obj[SC_COUNT];
 } scope_ctx;
 
-static const void *ptr_at(const void *base, size_t off)
-{
-    const void *p;
-    memcpy(&p, (const char *)base + off, sizeof(p));
-    return p;
-}
-
-static size_t size_at(const void *base, size_t off)
-{
-    size_t n;
-    memcpy(&n, (const char *)base + off, sizeof(n));
-    return n;
-}
-
 /* The field's text: a string as it is, an amount as its decimal text (in buf), a flag as
  * true/false, a list as "" when it has an element. NULL when absent. */
 static const char *field_raw(const iw_map_field *f, const scope_ctx *c, char *buf, size_t len)
@@ -146,7 +132,7 @@ static const char *field_raw(const iw_map_field *f, const scope_ctx *c, char *bu
         return NULL;
     const char *at = (const char *)base + f->off;
     switch (f->type) {
-    case FT_STR: return ptr_at(base, f->off);
+    case FT_STR: return iw_map_ptr_at(base, f->off);
     case FT_AMOUNT: {
         const iw_amount *a = (const iw_amount *)(const void *)at;
         if (!a->set)
@@ -165,7 +151,8 @@ static const char *field_raw(const iw_map_field *f, const scope_ctx *c, char *bu
         snprintf(buf, len, "%lld", (long long)v);
         return buf;
     }
-    default: return size_at(base, f->count_off) > 0 && ptr_at(base, f->off) ? "" : NULL;
+    default:
+        return iw_map_size_at(base, f->count_off) > 0 && iw_map_ptr_at(base, f->off) ? "" : NULL;
     }
 }
 
@@ -687,8 +674,8 @@ static void write_each(writer *w, const iw_map_node *n)
 {
     const iw_map_field *f = n->each;
     const void *base = w->sc.obj[f->scope];
-    const char *items = base ? ptr_at(base, f->off) : NULL;
-    size_t count = items ? size_at(base, f->count_off) : 0;
+    const char *items = base ? iw_map_ptr_at(base, f->off) : NULL;
+    size_t count = items ? iw_map_size_at(base, f->count_off) : 0;
     if (w->dialect == IW_MAP_JSON) {
         if (count == 0 && n->absent == IW_ABSENT_OMIT)
             return;

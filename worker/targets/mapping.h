@@ -12,11 +12,28 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
 #include "invoice.h"
 #include "wbuf.h"
+
+/* Reads a pointer or a size_t stored at base + off (tables name struct members by offset;
+ * memcpy keeps it free of aliasing games). */
+static inline const void *iw_map_ptr_at(const void *base, size_t off)
+{
+    const void *p;
+    memcpy(&p, (const char *)base + off, sizeof(p));
+    return p;
+}
+
+static inline size_t iw_map_size_at(const void *base, size_t off)
+{
+    size_t n;
+    memcpy(&n, (const char *)base + off, sizeof(n));
+    return n;
+}
 
 /* Problems found while reading a mapping, each named by its JSON path. */
 typedef struct iw_map_errors {
