@@ -82,21 +82,39 @@ static int render_both(const iw_event *ev, const char *what)
     return 0;
 }
 
-Test(generic_navision, every_fixture_event_renders_byte_for_byte_alike)
+/* Calls fn for every file of IW_FIXTURES_DIR/dir whose name starts with prefix and ends with
+ * suffix; returns how many fn counted (returned true for). */
+static size_t each_fixture(const char *dir, const char *prefix, const char *suffix,
+                           bool (*fn)(const char *name))
 {
-    DIR *d = opendir(IW_FIXTURES_DIR "/events");
-    cr_assert_not_null(d);
-    size_t rendered = 0;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", IW_FIXTURES_DIR, dir);
+    DIR *d = opendir(path);
+    cr_assert_not_null(d, "%s", path);
+    size_t counted = 0;
     for (struct dirent *e; (e = readdir(d));) {
-        size_t n = strlen(e->d_name);
-        if (n < 6 || strcmp(e->d_name + n - 5, ".json") != 0)
+        size_t n = strlen(e->d_name), pl = strlen(prefix), sl = strlen(suffix);
+        if (n < pl + sl || strncmp(e->d_name, prefix, pl) != 0 ||
+            strcmp(e->d_name + n - sl, suffix) != 0)
             continue;
-        iw_event *ev = iw_t_load_event(e->d_name);
-        if (render_both(ev, e->d_name) == 0)
-            rendered++;
-        iw_event_free(ev);
+        if (fn(e->d_name))
+            counted++;
     }
     closedir(d);
+    return counted;
+}
+
+static bool event_renders_alike(const char *name)
+{
+    iw_event *ev = iw_t_load_event(name);
+    bool rendered = render_both(ev, name) == 0;
+    iw_event_free(ev);
+    return rendered;
+}
+
+Test(generic_navision, every_fixture_event_renders_byte_for_byte_alike)
+{
+    size_t rendered = each_fixture("events", "", ".json", event_renders_alike);
     cr_assert_geq(rendered, 3, "complete, minimal and special-chars at least: %zu", rendered);
 }
 
@@ -157,39 +175,36 @@ static long status_of(const char *name)
     return 200;
 }
 
+static bool reply_classifies_alike(const char *name)
+{
+    char rel[300];
+    size_t len;
+    snprintf(rel, sizeof(rel), "centra_navision/%s", name);
+    char *body = iw_t_fixture(rel, &len);
+    iw_header ra = {"Retry-After", "5"};
+    iw_response resp = {.status = status_of(name),
+                        .headers = &ra,
+                        .n_headers = 1,
+                        .body = body,
+                        .body_len = len,
+                        .now_ms = 0};
+    iw_outcome a, b;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    iw_target_classify(iw_target_find("centra_navision"), builtin, &resp, &a);
+    iw_target_classify(iw_target_find("generic"), generic, &resp, &b);
+    cr_assert_eq(a.kind, b.kind, "%s", name);
+    cr_assert_eq(a.error_kind, b.error_kind, "%s", name);
+    cr_assert_str_eq(a.code, b.code, "%s", name);
+    cr_assert_str_eq(a.message, b.message, "%s", name);
+    cr_assert_eq(a.retry_after_ms, b.retry_after_ms, "%s", name);
+    cr_assert_str_eq(a.target_ref, b.target_ref, "%s", name);
+    free(body);
+    return true;
+}
+
 Test(generic_navision, every_reply_fixture_is_classified_alike)
 {
-    DIR *d = opendir(IW_FIXTURES_DIR "/centra_navision");
-    cr_assert_not_null(d);
-    size_t n = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (strncmp(e->d_name, "response-", 9) != 0)
-            continue;
-        char rel[300];
-        size_t len;
-        snprintf(rel, sizeof(rel), "centra_navision/%s", e->d_name);
-        char *body = iw_t_fixture(rel, &len);
-        iw_header ra = {"Retry-After", "5"};
-        iw_response resp = {.status = status_of(e->d_name),
-                            .headers = &ra,
-                            .n_headers = 1,
-                            .body = body,
-                            .body_len = len,
-                            .now_ms = 0};
-        iw_outcome a, b;
-        memset(&a, 0, sizeof(a));
-        memset(&b, 0, sizeof(b));
-        iw_target_classify(iw_target_find("centra_navision"), builtin, &resp, &a);
-        iw_target_classify(iw_target_find("generic"), generic, &resp, &b);
-        cr_assert_eq(a.kind, b.kind, "%s", e->d_name);
-        cr_assert_eq(a.error_kind, b.error_kind, "%s", e->d_name);
-        cr_assert_str_eq(a.code, b.code, "%s", e->d_name);
-        cr_assert_str_eq(a.message, b.message, "%s", e->d_name);
-        cr_assert_eq(a.retry_after_ms, b.retry_after_ms, "%s", e->d_name);
-        cr_assert_str_eq(a.target_ref, b.target_ref, "%s", e->d_name);
-        free(body);
-        n++;
-    }
-    closedir(d);
+    size_t n = each_fixture("centra_navision", "response-", "", reply_classifies_alike);
     cr_assert_geq(n, 10, "reply fixtures: %zu", n);
 }
