@@ -618,8 +618,10 @@ static const char *apply_format(const iw_map_node *n, const char *raw, char *buf
             return NULL;
         }
         int scale = n->format == IW_FMT_INTEGER ? 0 : n->scale;
-        if (scale < 0)
-            return raw;
+        if (scale < 0) { /* the scale as given, in the one decimal spelling */
+            iw_decimal_format(d, buf, len);
+            return buf;
+        }
         iw_decimal r;
         if (iw_decimal_round(d, scale, &r) != 0) {
             *why = "out of range";
