@@ -524,6 +524,10 @@ Test(mapping_file, a_missing_file_is_an_error_at_config_time_and_at_render)
         iw_target_render(&iw_target_generic, ev, &cfg->targets[0], NULL, &req, err, sizeof(err)),
         IW_EINVAL);
     cr_assert_str_eq(err, "mapping: cannot read /nonexistent/m.json");
+    iw_generic *g = NULL;
+    iw_map_errors me = {.count = 0};
+    cr_assert_eq(iw_generic_load("/dev/null", &g, &me), IW_EINVAL, "a device is never read");
+    cr_assert_str_eq(me.items[0].message, "/dev/null is not a regular file");
     iw_event_free(ev);
     iw_config_free(cfg);
 }

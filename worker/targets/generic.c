@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 #include <libxml/xpath.h>
@@ -412,6 +413,11 @@ int iw_generic_parse(const char *json, size_t len, iw_generic **out, iw_map_erro
 int iw_generic_load(const char *file, iw_generic **out, iw_map_errors *errs)
 {
     *out = NULL;
+    struct stat st;
+    if (stat(file, &st) == 0 && !S_ISREG(st.st_mode)) { /* never block on a FIFO or a device */
+        iw_map_error(errs, "mapping", "%s is not a regular file", file);
+        return IW_EINVAL;
+    }
     FILE *f = fopen(file, "rb");
     char *buf = f ? malloc(MAX_MAPPING_BYTES + 1) : NULL;
     size_t n = buf ? fread(buf, 1, MAX_MAPPING_BYTES + 1, f) : 0;
@@ -527,8 +533,10 @@ static iw_generic *target_mapping(const iw_target_conf *tc, char *errbuf, size_t
 {
     iw_map_errors me = {.count = 0};
     iw_generic *g = mapping_for(tc->mapping, &me);
-    if (!g)
+    if (!g) {
         snprintf(errbuf, errlen, "mapping: %s", me.count ? me.items[0].message : "not configured");
+        iw_text_trim_cut_utf8(errbuf);
+    }
     return g;
 }
 

@@ -10,6 +10,7 @@
 
 #include "decimal.h"
 #include "status.h"
+#include "text.h"
 
 /* ------------------------------------------------------------------ the model's fields */
 
@@ -180,6 +181,8 @@ void iw_map_error(iw_map_errors *e, const char *path, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(e->items[e->count].message, sizeof(e->items[0].message), fmt, ap);
         va_end(ap);
+        iw_text_trim_cut_utf8(e->items[e->count].path); /* names from the file may be cut */
+        iw_text_trim_cut_utf8(e->items[e->count].message);
     }
     e->count++;
 }
