@@ -434,12 +434,7 @@ static iw_outcome classify_with(const iw_target_conf *tc, long status, const cha
                                 const char *retry_after)
 {
     iw_header h = {"Retry-After", (char *)retry_after};
-    iw_response resp = {.status = status,
-                        .headers = retry_after ? &h : NULL,
-                        .n_headers = retry_after ? 1 : 0,
-                        .body = body,
-                        .body_len = body ? strlen(body) : 0,
-                        .now_ms = 0};
+    iw_response resp = iw_t_reply(status, body, retry_after ? &h : NULL, 0);
     iw_outcome out;
     memset(&out, 0, sizeof(out));
     iw_target_classify(&iw_target_generic, tc, &resp, &out);
