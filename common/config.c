@@ -13,7 +13,6 @@
 
 #include <cjson/cJSON.h>
 
-#include "decimal.h"
 #include "invoice.h"
 #include "status.h"
 #include "text.h"
@@ -22,53 +21,44 @@
 #define CONFIG_MAX_DEPTH 16                    /* deepest nesting a config needs is 4 */
 #define CONFIG_MAX_KEYS 4096                   /* members of one object, at most */
 
-/* Seed values per adapter type. URLs marked "guess" are not in the API pages: configure them. */
-static const struct type_defaults {
-    const char *type;
-    const char *url;
-    const char *namespace_uri;
-    const char *soap_action;
-} TYPE_DEFAULTS[] = {
-    {"centra_soap", "https://demo-docs.centra.com/amsdocs/system/service/module/soap/api",
-     "http://www.centra.com/webservices/", "http://www.centra.com/webservices/Invoices_Update"},
-    {"centra_navision",
-     "https://demo1337.centraqa.com/amsdemo1337/system/service/module/navision/api",
-     "http://www.silkvms.com/webservices/", "http://www.silkvms.com/webservices/Invoices_Update"},
-    /* guess: the page gives only the relative path v1/Generic/InvoiceUpdate */
-    {"midnight", "https://api.midnightmis.com/v1/Generic/InvoiceUpdate", NULL, NULL},
-    /* guess: the page names no host; eBizService.svc is the service's SOAP endpoint name */
-    {"ebizcharge", "https://soap.ebizcharge.net/eBizService.svc",
-     "http://eBizCharge.ServiceModel.SOAP",
-     "http://eBizCharge.ServiceModel.SOAP/IeBizService/UpdateInvoice"},
-    /* guess: accounts live under <account>.app.invoicexpress.com; /invoices/{id}.xml is appended */
-    {"invoicexpress", "https://ACCOUNT.app.invoicexpress.com", NULL, NULL},
-};
-
-#define N_TYPES (sizeof(TYPE_DEFAULTS) / sizeof(TYPE_DEFAULTS[0]))
-
-/* Loader state: where we are and what went wrong. */
-typedef struct loader {
+/* Loader state: where we are, which adapter types exist and what went wrong. */
+struct iw_conf_reader {
     iw_config_errors *errs;
-    const char *base_dir; /* for relative *_file paths; NULL = cwd */
-} loader;
+    const char *base_dir;      /* for relative *_file paths; NULL = cwd */
+    iw_conf_adapters adapters; /* the adapter types, from the caller */
+};
+typedef struct iw_conf_reader loader;
+
+static void add_errorv(loader *ld, const char *path, const char *fmt, va_list ap)
+{
+    iw_config_errors *e = ld->errs;
+    if (e->count < sizeof(e->items) / sizeof(e->items[0])) {
+        iw_config_error *it = &e->items[e->count];
+        snprintf(it->path, sizeof(it->path), "%s", path);
+        vsnprintf(it->message, sizeof(it->message), fmt, ap);
+        iw_text_trim_cut_utf8(it->path); /* names from the file may be cut inside a character */
+        iw_text_trim_cut_utf8(it->message);
+    }
+    e->count++;
+}
 
 static void add_error(loader *ld, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void add_error(loader *ld, const char *path, const char *fmt, ...)
 {
-    iw_config_errors *e = ld->errs;
-    if (e->count < sizeof(e->items) / sizeof(e->items[0])) {
-        iw_config_error *it = &e->items[e->count];
-        snprintf(it->path, sizeof(it->path), "%s", path);
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(it->message, sizeof(it->message), fmt, ap);
-        va_end(ap);
-        iw_text_trim_cut_utf8(it->path); /* names from the file may be cut inside a character */
-        iw_text_trim_cut_utf8(it->message);
-    }
-    e->count++;
+    va_list ap;
+    va_start(ap, fmt);
+    add_errorv(ld, path, fmt, ap);
+    va_end(ap);
+}
+
+void iw_conf_error(iw_conf_reader *rd, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    add_errorv(rd, path, fmt, ap);
+    va_end(ap);
 }
 
 static char *xstrdup(const char *s)
@@ -149,6 +139,36 @@ static char *expand_env(loader *ld, const char *path, const char *s)
     char *out = iw_config_expand_env(s, why, sizeof(why));
     if (!out && *why)
         add_error(ld, path, "%s", why);
+    return out;
+}
+
+/* Makes a relative file path relative to the config file's folder, like *_file secrets. */
+static void relative_to_config(const loader *ld, char **file)
+{
+    if (!*file || (*file)[0] == '/' || !ld->base_dir)
+        return;
+    size_t n = strlen(ld->base_dir) + strlen(*file) + 2;
+    char *full = malloc(n);
+    if (full) {
+        snprintf(full, n, "%s/%s", ld->base_dir, *file);
+        free(*file);
+        *file = full;
+    }
+}
+
+char *iw_conf_text(iw_conf_reader *rd, const cJSON *value, const char *path)
+{
+    if (!cJSON_IsString(value)) {
+        add_error(rd, path, "expected a string");
+        return NULL;
+    }
+    return expand_env(rd, path, value->valuestring);
+}
+
+char *iw_conf_file(const iw_conf_reader *rd, const char *file)
+{
+    char *out = file ? strdup(file) : NULL;
+    relative_to_config(rd, &out);
     return out;
 }
 
@@ -373,43 +393,154 @@ static void get_string_list(loader *ld, const cJSON *obj, const char *base, cons
     *n = k;
 }
 
-int iw_target_conf_defaults(iw_target_conf *t, const char *type)
+static bool valid_url(const char *u)
 {
-    const struct type_defaults *d = NULL;
-    for (size_t i = 0; i < N_TYPES; i++)
-        if (type && strcmp(TYPE_DEFAULTS[i].type, type) == 0)
-            d = &TYPE_DEFAULTS[i];
-    /* "generic": a target defined by its mapping file (worker/targets/generic.c); it has no
-     * seed values, its url is required */
-    bool generic = type && strcmp(type, "generic") == 0;
-    if (!d && !generic)
-        return IW_ENOTFOUND;
-    free(t->type);
-    t->type = strdup(type);
-    if (d && !t->url)
-        t->url = xstrdup(d->url);
-    if (d && !t->namespace_uri)
-        t->namespace_uri = xstrdup(d->namespace_uri);
-    if (d && !t->soap_action)
-        t->soap_action = xstrdup(d->soap_action);
-    if (!t->auth && strcmp(type, "centra_navision") == 0)
-        t->auth = strdup("none");
-    if (!t->format && strcmp(type, "midnight") == 0)
-        t->format = strdup("json");
-    if (!t->default_unit && strcmp(type, "invoicexpress") == 0)
-        t->default_unit = strdup("unit");
-    if (!t->account_currency && strcmp(type, "invoicexpress") == 0)
-        t->account_currency = strdup("EUR");
-    if (!t->date_format && strcmp(type, "ebizcharge") == 0)
-        t->date_format = strdup("mdy");
-    if (strcmp(type, "midnight") == 0) {
-        if (!t->auth_header)
-            t->auth_header = strdup("separate");
-        if (!t->lines_without_id)
-            t->lines_without_id = strdup("refuse");
-        if (!t->token_refresh)
-            t->token_refresh = strdup("on");
+    return u && (strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0) &&
+           strlen(u) > 8 && !strpbrk(u, " \t\r\n");
+}
+
+/* A value that becomes an HTTP header, a URL part or a SOAP element: no CR, LF or other
+ * control character (they would split a header or smuggle a new one). */
+static void check_wire(loader *ld, const char *base, const char *key, const char *value)
+{
+    const char *why = value ? iw_text_header_problem(value) : NULL;
+    if (why) {
+        char path[224];
+        join_path(path, sizeof(path), base, key);
+        add_error(ld, path, "%s; it would be sent in a header, a URL or a request body", why);
     }
+}
+
+static void *field_slot(const iw_conf_field *f, void *conf)
+{
+    return (char *)conf + f->off;
+}
+
+/* True when obj gives f a value (not null): its key or, for a secret, <key>_file. */
+static bool field_given(const cJSON *obj, const iw_conf_field *f)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, f->key);
+    if (j && !cJSON_IsNull(j))
+        return true;
+    if (f->kind != IW_CONF_SECRET)
+        return false;
+    char fkey[80];
+    snprintf(fkey, sizeof(fkey), "%s_file", f->key);
+    j = cJSON_GetObjectItemCaseSensitive(obj, fkey);
+    return j && !cJSON_IsNull(j);
+}
+
+/* Reads field f of the target object obj (at path base) into the adapter settings conf. */
+static void read_field(loader *ld, const cJSON *obj, const char *base, const iw_conf_field *f,
+                       void *conf)
+{
+    char **str = field_slot(f, conf);
+    char path[200];
+    join_path(path, sizeof(path), base, f->key);
+    if (f->required && !field_given(obj, f))
+        add_error(ld, path, "required: %s", f->required);
+    if (f->kind == IW_CONF_CUSTOM) {
+        const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, f->key);
+        if (j && !cJSON_IsNull(j))
+            f->parse(ld, j, path, conf);
+        return;
+    }
+    if (f->kind == IW_CONF_LIST) {
+        get_string_list(ld, obj, base, f->key, field_slot(f, conf),
+                        (size_t *)((char *)conf + f->count_off));
+        return;
+    }
+    if (f->kind == IW_CONF_SECRET)
+        get_secret(ld, obj, base, f->key, str);
+    else
+        get_string(ld, obj, base, f->key, str);
+    if (f->kind == IW_CONF_CHOICE && *str && strcmp(*str, f->choices[0]) != 0 &&
+        strcmp(*str, f->choices[1]) != 0)
+        add_error(ld, path, "expected \"%s\" or \"%s\"", f->choices[0], f->choices[1]);
+    if (f->kind == IW_CONF_URL && *str && !valid_url(*str))
+        add_error(ld, path, "expected an http:// or https:// URL");
+    if (f->wire)
+        check_wire(ld, base, f->key, *str);
+}
+
+/* Frees an adapter's settings struct and what its fields own. */
+static void free_settings(const iw_conf_adapter *ad, void *conf)
+{
+    for (const iw_conf_field *f = ad->fields; conf && f->key; f++) {
+        if (f->kind == IW_CONF_CUSTOM) {
+            f->free(conf);
+        } else if (f->kind == IW_CONF_LIST) {
+            char **list = *(char ***)field_slot(f, conf);
+            size_t n = *(size_t *)((char *)conf + f->count_off);
+            for (size_t i = 0; list && i < n; i++)
+                free(list[i]);
+            free(list);
+        } else {
+            free(*(char **)field_slot(f, conf));
+        }
+    }
+    free(conf);
+}
+
+/* A new settings struct for ad holding its seed values; NULL when out of memory. */
+static void *new_settings(const iw_conf_adapter *ad)
+{
+    void *conf = calloc(1, ad->size ? ad->size : 1);
+    for (const iw_conf_field *f = ad->fields; conf && f->key; f++) {
+        if (!f->seed)
+            continue;
+        char **str = field_slot(f, conf);
+        if (!(*str = strdup(f->seed))) {
+            free_settings(ad, conf);
+            return NULL;
+        }
+    }
+    return conf;
+}
+
+static const iw_conf_field *find_field(const iw_conf_adapter *ad, const char *key)
+{
+    for (const iw_conf_field *f = ad ? ad->fields : NULL; f && f->key; f++)
+        if (strcmp(f->key, key) == 0)
+            return f;
+    return NULL;
+}
+
+/* True when key names f: its own key, or <key>_file for a secret. */
+static bool key_names(const iw_conf_field *f, const char *key)
+{
+    size_t n = strlen(f->key);
+    return strcmp(key, f->key) == 0 || (f->kind == IW_CONF_SECRET && strncmp(key, f->key, n) == 0 &&
+                                        strcmp(key + n, "_file") == 0);
+}
+
+static const iw_conf_adapter *adapter_at(const loader *ld, size_t i)
+{
+    return ld->adapters ? ld->adapters(i) : NULL;
+}
+
+static const iw_conf_adapter *find_adapter(const loader *ld, const char *type)
+{
+    const iw_conf_adapter *ad;
+    for (size_t i = 0; type && (ad = adapter_at(ld, i)); i++)
+        if (strcmp(ad->type, type) == 0)
+            return ad;
+    return NULL;
+}
+
+int iw_target_conf_seed(iw_target_conf *t, const iw_conf_adapter *ad)
+{
+    if (t->adapter_conf && t->adapter != ad) {
+        free_settings(t->adapter, t->adapter_conf);
+        t->adapter_conf = NULL;
+    }
+    t->adapter = ad;
+    if (!t->adapter_conf && !(t->adapter_conf = new_settings(ad)))
+        return IW_ENOMEM;
+    free(t->type);
+    t->type = strdup(ad->type);
+    if (!t->url)
+        t->url = xstrdup(ad->url);
     t->retry.max_attempts = 8;
     t->retry.max_elapsed_ms = 10 * 60 * 1000;
     t->retry.base_ms = 250;
@@ -425,152 +556,105 @@ int iw_target_conf_defaults(iw_target_conf *t, const char *type)
     t->max_response_bytes = 4 * 1024 * 1024;
     t->tls_verify = true;
     t->follow_redirects = false;
-    return 0;
+    return t->type ? 0 : IW_ENOMEM;
+}
+
+size_t iw_target_conf_secrets(const iw_target_conf *t, const char **out, size_t max)
+{
+    size_t n = 0;
+    const iw_conf_field *f = t->adapter && t->adapter_conf ? t->adapter->fields : NULL;
+    for (; f && f->key; f++) {
+        const char *v = f->kind == IW_CONF_SECRET ? *(char **)field_slot(f, t->adapter_conf) : NULL;
+        if (v && *v && n < max)
+            out[n++] = v;
+    }
+    return n;
 }
 
 void iw_target_conf_clear(iw_target_conf *t)
 {
-    char **strs[] = {&t->name,          &t->type,           &t->url,         &t->username,
-                     &t->password,      &t->user_id,        &t->security_id, &t->api_key,
-                     &t->prc_token,     &t->midnight_token, &t->mis_key,     &t->token_url,
-                     &t->namespace_uri, &t->soap_action,    &t->auth,        &t->format,
-                     &t->default_unit,  &t->tls_ca_file,    &t->mapping};
-    char **opts[] = {&t->account_currency, &t->date_format, &t->auth_header, &t->lines_without_id,
-                     &t->token_refresh};
-    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
-        free(*opts[i]);
-    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
-        free(*strs[i]);
-        *strs[i] = NULL;
-    }
-    for (size_t i = 0; i < t->n_accepted_units; i++)
-        free(t->accepted_units[i]);
-    free(t->accepted_units);
-    for (size_t i = 0; i < t->n_success_replies; i++)
-        free(t->success_replies[i]);
-    free(t->success_replies);
-    for (size_t i = 0; i < t->n_tax_names; i++) {
-        free(t->tax_names[i].rate);
-        free(t->tax_names[i].name);
-    }
-    free(t->tax_names);
+    free(t->name);
+    free(t->type);
+    free(t->url);
+    free(t->tls_ca_file);
+    if (t->adapter)
+        free_settings(t->adapter, t->adapter_conf);
     memset(t, 0, sizeof(*t));
 }
 
-static bool valid_url(const char *u)
+/* The keys every target has; the rest belong to its adapter (iw_conf_adapter). */
+static const char *const TARGET_KEYS[] = {
+    "type", "url",     "retry", "timeouts",         "max_concurrency",
+    "rate", "breaker", "tls",   "follow_redirects", "max_response_bytes",
+    NULL};
+
+/* Reports keys of a target object that neither every target nor some adapter type has. */
+static void check_target_keys(loader *ld, const cJSON *obj, const char *base)
 {
-    return u && (strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0) &&
-           strlen(u) > 8 && !strpbrk(u, " \t\r\n");
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        bool ok = false;
+        for (size_t i = 0; TARGET_KEYS[i] && !ok; i++)
+            ok = strcmp(c->string, TARGET_KEYS[i]) == 0;
+        const iw_conf_adapter *ad;
+        for (size_t i = 0; !ok && (ad = adapter_at(ld, i)); i++)
+            for (const iw_conf_field *f = ad->fields; f->key && !ok; f++)
+                ok = key_names(f, c->string);
+        if (!ok) {
+            char path[160];
+            join_path(path, sizeof(path), base, c->string);
+            add_error(ld, path, "unknown key");
+        }
+    }
 }
 
-static void load_tax_names(loader *ld, const cJSON *obj, const char *base, iw_target_conf *t)
+/* True when obj sets f (its key or, for a secret, <key>_file). */
+static bool sets_field(const cJSON *obj, const iw_conf_field *f)
 {
-    const cJSON *tn = get_object(ld, obj, base, "tax_names");
-    if (!tn)
-        return;
-    char path[160];
-    join_path(path, sizeof(path), base, "tax_names");
-    int count = cJSON_GetArraySize(tn);
-    t->tax_names = calloc((size_t)count + 1, sizeof(*t->tax_names));
-    if (!t->tax_names)
-        return;
-    for (const cJSON *c = tn->child; c; c = c->next) {
-        char ipath[224];
-        join_path(ipath, sizeof(ipath), path, c->string);
-        iw_decimal d;
-        if (iw_decimal_parse(c->string, &d) != 0) {
-            add_error(ld, ipath, "the key must be a tax rate such as \"23\" or \"7.5\"");
+    for (const cJSON *c = obj->child; c; c = c->next)
+        if (key_names(f, c->string))
+            return true;
+    return false;
+}
+
+/* True when an adapter listed before the i-th one has a field named key. */
+static bool field_seen_before(const loader *ld, size_t i, const char *key)
+{
+    for (size_t k = 0; k < i; k++)
+        if (find_field(adapter_at(ld, k), key))
+            return true;
+    return false;
+}
+
+/* Keys of other adapter types than the instance's own are accepted, and checked as the first
+ * adapter having them reads them (one config may hand the same credentials to several
+ * instances), but not kept. */
+static void read_foreign_fields(loader *ld, const cJSON *obj, const char *base,
+                                const iw_conf_adapter *own)
+{
+    const iw_conf_adapter *ad;
+    for (size_t i = 0; (ad = adapter_at(ld, i)); i++) {
+        if (ad == own)
             continue;
+        void *scratch = NULL;
+        for (const iw_conf_field *f = ad->fields; f->key; f++) {
+            if (!sets_field(obj, f) || find_field(own, f->key) || field_seen_before(ld, i, f->key))
+                continue;
+            if (!scratch && !(scratch = calloc(1, ad->size ? ad->size : 1)))
+                return;
+            read_field(ld, obj, base, f, scratch);
         }
-        if (!cJSON_IsString(c) || !*c->valuestring) {
-            add_error(ld, ipath, "expected a tax name string");
-            continue;
-        }
-        iw_tax_name *row = &t->tax_names[t->n_tax_names++];
-        row->rate = strdup(c->string);
-        row->name = strdup(c->valuestring);
+        free_settings(ad, scratch);
     }
 }
 
-static const char *const TARGET_KEYS[] = {"type",
-                                          "url",
-                                          "username",
-                                          "password",
-                                          "password_file",
-                                          "user_id",
-                                          "security_id",
-                                          "security_id_file",
-                                          "api_key",
-                                          "api_key_file",
-                                          "prc_token",
-                                          "prc_token_file",
-                                          "midnight_token",
-                                          "midnight_token_file",
-                                          "mis_key",
-                                          "mis_key_file",
-                                          "token_url",
-                                          "namespace",
-                                          "soap_action",
-                                          "auth",
-                                          "format",
-                                          "default_unit",
-                                          "accepted_units",
-                                          "tax_names",
-                                          "account_currency",
-                                          "date_format",
-                                          "auth_header",
-                                          "lines_without_id",
-                                          "token_refresh",
-                                          "success_replies",
-                                          "retry",
-                                          "timeouts",
-                                          "max_concurrency",
-                                          "rate",
-                                          "breaker",
-                                          "tls",
-                                          "follow_redirects",
-                                          "max_response_bytes",
-                                          "mapping",
-                                          NULL};
-
-/* Adapter options that pick one reading where an API page is silent or allows several. */
-static void load_adapter_options(loader *ld, const cJSON *obj, const char *base, iw_target_conf *t)
+/* Writes "a, b, c" of every adapter type into buf (for messages). */
+static void type_names(const loader *ld, char *buf, size_t len)
 {
-    static const struct {
-        const char *key;
-        size_t off;
-        const char *allowed[3];
-    } opts[] = {
-        {"date_format", offsetof(iw_target_conf, date_format), {"mdy", "iso", NULL}},
-        {"auth_header", offsetof(iw_target_conf, auth_header), {"separate", "folded", NULL}},
-        {"lines_without_id", offsetof(iw_target_conf, lines_without_id), {"refuse", "new", NULL}},
-        {"token_refresh", offsetof(iw_target_conf, token_refresh), {"on", "off", NULL}},
-    };
-    char path[200];
-    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
-        char **slot = (char **)((char *)t + opts[i].off);
-        get_string(ld, obj, base, opts[i].key, slot);
-        if (*slot && strcmp(*slot, opts[i].allowed[0]) != 0 &&
-            strcmp(*slot, opts[i].allowed[1]) != 0) {
-            join_path(path, sizeof(path), base, opts[i].key);
-            add_error(ld, path, "expected \"%s\" or \"%s\"", opts[i].allowed[0],
-                      opts[i].allowed[1]);
-        }
-    }
-    get_string(ld, obj, base, "account_currency", &t->account_currency);
-    get_string_list(ld, obj, base, "success_replies", &t->success_replies, &t->n_success_replies);
-}
-
-/* A value that becomes an HTTP header, a URL part or a SOAP element: no CR, LF or other
- * control character (they would split a header or smuggle a new one). */
-static void check_wire(loader *ld, const char *base, const char *key, const char *value)
-{
-    const char *why = value ? iw_text_header_problem(value) : NULL;
-    if (why) {
-        char path[224];
-        join_path(path, sizeof(path), base, key);
-        add_error(ld, path, "%s; it would be sent in a header, a URL or a request body", why);
-    }
+    const iw_conf_adapter *ad;
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; (ad = adapter_at(ld, i)) && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " : "", ad->type);
 }
 
 /* Instance names go into headers (Idempotency-Key), result ids, logs and metric labels. */
@@ -583,35 +667,6 @@ static bool valid_instance_name(const char *s)
               *s == '_' || *s == '-' || *s == '.'))
             return false;
     return true;
-}
-
-/* Makes a relative file path relative to the config file, like *_file secrets. */
-static void relative_to_config(loader *ld, char **file)
-{
-    if (!*file || (*file)[0] == '/' || !ld->base_dir)
-        return;
-    size_t n = strlen(ld->base_dir) + strlen(*file) + 2;
-    char *full = malloc(n);
-    if (full) {
-        snprintf(full, n, "%s/%s", ld->base_dir, *file);
-        free(*file);
-        *file = full;
-    }
-}
-
-/* A generic target's mapping file, relative to the config file. To be moved into the generic
- * adapter's own config parser with the per-adapter config of the ops table. */
-static void load_mapping_path(loader *ld, const cJSON *obj, const char *base, iw_target_conf *t)
-{
-    char path[200];
-    join_path(path, sizeof(path), base, "mapping");
-    get_string(ld, obj, base, "mapping", &t->mapping);
-    bool generic = t->type && strcmp(t->type, "generic") == 0;
-    if (generic && (!t->mapping || !*t->mapping))
-        add_error(ld, path, "required for a generic target: the path of its mapping file");
-    else if (!generic && t->mapping && t->type)
-        add_error(ld, path, "only a generic target takes a mapping file");
-    relative_to_config(ld, &t->mapping);
 }
 
 static void load_target(loader *ld, const cJSON *obj, const char *name, iw_target_conf *t)
@@ -627,21 +682,20 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
         add_error(ld, base, "expected an object");
         return;
     }
-    check_keys(ld, obj, base, TARGET_KEYS);
+    check_target_keys(ld, obj, base);
     char *type = NULL;
     get_string(ld, obj, base, "type", &type);
-    char path[200];
+    char path[200], types[200];
     join_path(path, sizeof(path), base, "type");
+    type_names(ld, types, sizeof(types));
+    const iw_conf_adapter *ad = find_adapter(ld, type);
     if (!type) {
-        add_error(
-            ld, path,
-            "required: one of centra_soap, centra_navision, midnight, ebizcharge, invoicexpress, "
-            "generic");
-    } else if (iw_target_conf_defaults(t, type) != 0) {
-        add_error(ld, path,
-                  "unknown adapter type \"%.*s\"; use one of centra_soap, centra_navision, "
-                  "midnight, ebizcharge, invoicexpress, generic",
-                  iw_text_utf8_prec(type, 40), type);
+        add_error(ld, path, "required: one of %s", types);
+    } else if (!ad) {
+        add_error(ld, path, "unknown adapter type \"%.*s\"; use one of %s",
+                  iw_text_utf8_prec(type, 40), type, types);
+    } else if (iw_target_conf_seed(t, ad) != 0) {
+        add_error(ld, path, "out of memory");
     }
     free(type);
     char *url = NULL;
@@ -653,56 +707,10 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
     join_path(path, sizeof(path), base, "url");
     if (t->type && !valid_url(t->url))
         add_error(ld, path, "expected an http:// or https:// URL");
-
-    load_mapping_path(ld, obj, base, t);
-    get_string(ld, obj, base, "username", &t->username);
-    get_secret(ld, obj, base, "password", &t->password);
-    get_string(ld, obj, base, "user_id", &t->user_id);
-    get_secret(ld, obj, base, "security_id", &t->security_id);
-    get_secret(ld, obj, base, "api_key", &t->api_key);
-    get_secret(ld, obj, base, "prc_token", &t->prc_token);
-    get_secret(ld, obj, base, "midnight_token", &t->midnight_token);
-    get_secret(ld, obj, base, "mis_key", &t->mis_key);
-    get_string(ld, obj, base, "token_url", &t->token_url);
-    get_string(ld, obj, base, "namespace", &t->namespace_uri);
-    get_string(ld, obj, base, "soap_action", &t->soap_action);
-    get_string(ld, obj, base, "auth", &t->auth);
-    get_string(ld, obj, base, "format", &t->format);
-    get_string(ld, obj, base, "default_unit", &t->default_unit);
-    get_string_list(ld, obj, base, "accepted_units", &t->accepted_units, &t->n_accepted_units);
-    load_tax_names(ld, obj, base, t);
-    load_adapter_options(ld, obj, base, t);
-    if (t->auth && strcmp(t->auth, "none") != 0 && strcmp(t->auth, "basic") != 0) {
-        join_path(path, sizeof(path), base, "auth");
-        add_error(ld, path, "expected \"basic\" or \"none\"");
-    }
-    if (t->format && strcmp(t->format, "json") != 0 && strcmp(t->format, "xml") != 0) {
-        join_path(path, sizeof(path), base, "format");
-        add_error(ld, path, "expected \"json\" or \"xml\"");
-    }
-    if (t->token_url && !valid_url(t->token_url)) {
-        join_path(path, sizeof(path), base, "token_url");
-        add_error(ld, path, "expected an http:// or https:// URL");
-    }
-    const struct {
-        const char *key;
-        const char *value;
-    } wire[] = {
-        {"url", t->url},
-        {"username", t->username},
-        {"password", t->password},
-        {"user_id", t->user_id},
-        {"security_id", t->security_id},
-        {"api_key", t->api_key},
-        {"prc_token", t->prc_token},
-        {"midnight_token", t->midnight_token},
-        {"mis_key", t->mis_key},
-        {"token_url", t->token_url},
-        {"namespace", t->namespace_uri},
-        {"soap_action", t->soap_action},
-    };
-    for (size_t i = 0; i < sizeof(wire) / sizeof(wire[0]); i++)
-        check_wire(ld, base, wire[i].key, wire[i].value);
+    check_wire(ld, base, "url", t->url);
+    for (const iw_conf_field *f = t->adapter_conf ? ad->fields : NULL; f && f->key; f++)
+        read_field(ld, obj, base, f, t->adapter_conf);
+    read_foreign_fields(ld, obj, base, t->adapter_conf ? ad : NULL);
 
     char sub[200];
     const cJSON *r = get_object(ld, obj, base, "retry");
@@ -1072,11 +1080,11 @@ static cJSON *parse_strict(loader *ld, const char *json, size_t len)
     return root;
 }
 
-iw_config *iw_config_parse_n(const char *json, size_t len, const char *base_dir,
-                             iw_config_errors *errs)
+iw_config *iw_config_parse_with(const char *json, size_t len, const char *base_dir,
+                                iw_conf_adapters adapters, iw_config_errors *errs)
 {
     memset(errs, 0, sizeof(*errs));
-    loader ld = {errs, base_dir};
+    loader ld = {errs, base_dir, adapters};
     cJSON *root = parse_strict(&ld, json, len);
     if (!root)
         return NULL;
@@ -1096,15 +1104,10 @@ iw_config *iw_config_parse_n(const char *json, size_t len, const char *base_dir,
     return cfg;
 }
 
-iw_config *iw_config_parse(const char *json, const char *base_dir, iw_config_errors *errs)
-{
-    return iw_config_parse_n(json ? json : "", json ? strlen(json) : 0, base_dir, errs);
-}
-
-iw_config *iw_config_load(const char *path, iw_config_errors *errs)
+iw_config *iw_config_load_with(const char *path, iw_conf_adapters adapters, iw_config_errors *errs)
 {
     memset(errs, 0, sizeof(*errs));
-    loader ld = {errs, NULL};
+    loader ld = {errs, NULL, adapters};
     FILE *f = fopen(path, "rb");
     if (!f) {
         add_error(&ld, "", "cannot open %s: %s", path, strerror(errno));
@@ -1139,44 +1142,44 @@ iw_config *iw_config_load(const char *path, iw_config_errors *errs)
     char *slash = strrchr(dir, '/');
     if (slash)
         *slash = '\0';
-    iw_config *cfg = iw_config_parse_n(buf, n, slash ? dir : ".", errs); /* NUL bytes refused */
+    iw_config *cfg =
+        iw_config_parse_with(buf, n, slash ? dir : ".", adapters, errs); /* NUL bytes refused */
     free(buf);
     return cfg;
 }
 
-iw_config *iw_config_defaults(void)
+/* Reads ad's placeholder credentials into t (they are the adapter's own example, checked by
+ * its tests: a problem with them would be a bug, not a config error). */
+static void apply_placeholders(const iw_conf_adapter *ad, iw_target_conf *t)
+{
+    cJSON *obj = ad->placeholders ? cJSON_Parse(ad->placeholders) : NULL;
+    iw_config_errors errs = {0};
+    loader ld = {&errs, NULL, NULL};
+    for (const iw_conf_field *f = ad->fields; obj && f->key; f++)
+        read_field(&ld, obj, t->name, f, t->adapter_conf);
+    cJSON_Delete(obj);
+}
+
+iw_config *iw_config_defaults_with(iw_conf_adapters adapters)
 {
     iw_config *cfg = calloc(1, sizeof(*cfg));
     if (!cfg)
         return NULL;
     set_defaults(cfg);
-    cfg->targets = calloc(N_TYPES, sizeof(*cfg->targets));
+    size_t n = 0;
+    while (adapters(n))
+        n++;
+    cfg->targets = calloc(n ? n : 1, sizeof(*cfg->targets));
     if (!cfg->targets) {
         iw_config_free(cfg);
         return NULL;
     }
-    for (size_t i = 0; i < N_TYPES; i++) {
+    for (size_t i = 0; i < n; i++) {
+        const iw_conf_adapter *ad = adapters(i);
         iw_target_conf *t = &cfg->targets[cfg->n_targets++];
-        t->name = strdup(TYPE_DEFAULTS[i].type);
-        iw_target_conf_defaults(t, TYPE_DEFAULTS[i].type);
-        /* placeholders, so `render --target TYPE` shows where credentials go */
-        t->username = strdup("demo");
-        t->password = strdup("PASSWORD");
-        t->user_id = strdup("");
-        t->security_id = strdup("SECURITY-ID");
-        t->api_key = strdup("API-KEY");
-        t->prc_token = strdup("PRC-TOKEN");
-        t->midnight_token = strdup("MIDNIGHT-TOKEN");
-        t->mis_key = strdup("MIS-KEY");
-        if (strcmp(t->type, "invoicexpress") == 0) { /* Portugal's VAT rates, as an example */
-            static const char *const rates[][2] = {{"23", "IVA23"}, {"13", "IVA13"}, {"6", "IVA6"}};
-            t->tax_names = calloc(3, sizeof(*t->tax_names));
-            for (size_t k = 0; t->tax_names && k < 3; k++) {
-                t->tax_names[k].rate = strdup(rates[k][0]);
-                t->tax_names[k].name = strdup(rates[k][1]);
-                t->n_tax_names++;
-            }
-        }
+        t->name = strdup(ad->type);
+        if (iw_target_conf_seed(t, ad) == 0)
+            apply_placeholders(ad, t);
     }
     cfg->worker_id = strdup("render");
     return cfg;

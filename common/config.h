@@ -7,14 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One "rate -> tax name" row of an InvoiceXpress tax table ("23" -> "IVA23"). */
 /* How much longer the fence lease (redis.lease_s) must be than any target's request_ms. */
 #define IW_LEASE_MARGIN_MS 2000
-
-typedef struct iw_tax_name {
-    char *rate; /* decimal text, compared by value */
-    char *name;
-} iw_tax_name;
 
 /* Retry, limit and breaker settings of one target instance (DESIGN.md section 7). */
 typedef struct iw_retry_conf {
@@ -25,47 +19,96 @@ typedef struct iw_retry_conf {
     int64_t max_retry_after_ms; /* longest Retry-After honoured, default 5 min */
 } iw_retry_conf;
 
-/* One target instance: an adapter type plus its endpoint, credentials and limits. Secrets are
- * already resolved (from ${ENV} or *_file); never print them. */
+/* The seam between the loader and the adapters. common/ knows only the keys every target has
+ * (type, url, retry, timeouts, limits, tls, rate, breaker, follow_redirects); everything else
+ * in a target's object belongs to its adapter, which describes it as a table of fields in its
+ * own file (worker/targets). The loader reads a field by its kind, so ${ENV}, *_file secrets,
+ * the control-character check and the error paths ("targets.<name>.<key>") stay one code
+ * path for every adapter, and the adapter gets back its own settings struct, opaque here.
+ * Callers pass the adapter types in (iw_conf_adapters): common/ names none, and adding an
+ * adapter never touches it. */
+typedef struct iw_conf_reader iw_conf_reader; /* the loader's state, for a field's own parser */
+struct cJSON;
+
+typedef enum iw_conf_kind {
+    IW_CONF_TEXT,   /* a string, ${ENV} expanded (char * in the settings struct) */
+    IW_CONF_SECRET, /* a string or the content of the file named by <key>_file; masked */
+    IW_CONF_URL,    /* an http:// or https:// URL */
+    IW_CONF_CHOICE, /* one of the two words in choices */
+    IW_CONF_LIST,   /* an array of non-empty strings: char ** at off, its count at count_off */
+    IW_CONF_CUSTOM  /* read by the field's parse, freed by its free (off is unused) */
+} iw_conf_kind;
+
+/* One key of an adapter's part of a target object. */
+typedef struct iw_conf_field {
+    const char *key; /* the JSON key; NULL ends a table */
+    iw_conf_kind kind;
+    size_t off;             /* offsetof the value in the adapter's settings struct */
+    size_t count_off;       /* IW_CONF_LIST: offsetof its size_t count */
+    const char *seed;       /* default, a seed page's value; NULL = unset */
+    bool wire;              /* sent in a header, a URL or a body: control characters are refused */
+    const char *choices[2]; /* IW_CONF_CHOICE */
+    /* IW_CONF_CUSTOM: reads value (not null) into the settings struct conf, reporting
+     * problems under path; free frees what it read */
+    void (*parse)(iw_conf_reader *rd, const struct cJSON *value, const char *path, void *conf);
+    void (*free)(void *conf);
+    /* not NULL: an instance of the adapter must set the key; the loader reports
+     * "required: <this text>" when it is absent */
+    const char *required;
+} iw_conf_field;
+
+/* Rows of a field table for settings struct S: a string (TEXT, SECRET or URL; wire as above),
+ * one of two words, a list of strings with its count. */
+/* clang-format off */
+#define IW_CONF_STR(key_, kind_, S, member, seed_, wire_)                                          \
+    {.key = key_, .kind = kind_, .off = offsetof(S, member), .seed = seed_, .wire = wire_}
+#define IW_CONF_ONE_OF(key_, S, member, seed_, a, b)                                               \
+    {.key = key_, .kind = IW_CONF_CHOICE, .off = offsetof(S, member), .seed = seed_,              \
+     .choices = {a, b}}
+#define IW_CONF_STRINGS(key_, S, member, count)                                                    \
+    {.key = key_, .kind = IW_CONF_LIST, .off = offsetof(S, member),                               \
+     .count_off = offsetof(S, count)}
+/* clang-format on */
+
+/* What the loader knows of one adapter type (the config part of its ops table). */
+typedef struct iw_conf_adapter {
+    const char *type;            /* as in the config's "type" */
+    const char *url;             /* seed URL; "guess" when the API pages give none */
+    size_t size;                 /* sizeof its settings struct */
+    const iw_conf_field *fields; /* its keys */
+    const char *placeholders;    /* JSON object of placeholder credentials, so `render --target
+                                    TYPE` without a config shows where they go */
+} iw_conf_adapter;
+
+/* The adapter types a loader accepts: adapters(0), adapters(1)... until NULL. */
+typedef const iw_conf_adapter *(*iw_conf_adapters)(size_t i);
+
+/* Reports a problem with a config value at path (for an IW_CONF_CUSTOM field's parse). */
+void iw_conf_error(iw_conf_reader *rd, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* For an IW_CONF_CUSTOM field's parse: value as a string with ${ENV} expanded (malloc'd), or
+ * NULL with the problem reported at path. */
+char *iw_conf_text(iw_conf_reader *rd, const struct cJSON *value, const char *path);
+
+/* A file named in the config, made relative to the config file's folder as *_file secrets and
+ * tls.ca_file are (an absolute path is kept). Returns a malloc'd path, NULL when out of
+ * memory or file is NULL. */
+char *iw_conf_file(const iw_conf_reader *rd, const char *file);
+
+/* Expands ${VAR} and ${VAR:-default} in s as config values are expanded. Returns a malloc'd
+ * string, or NULL with errbuf saying why (empty when out of memory). */
+char *iw_config_expand_env(const char *s, char *errbuf, size_t errlen);
+
+/* One target instance: an adapter type plus its endpoint, limits and the adapter's own
+ * settings. Secrets are already resolved (from ${ENV} or *_file); never print them. */
 typedef struct iw_target_conf {
     char *name; /* instance name, the key under "targets" */
-    char
-        *type; /* adapter type: centra_soap, centra_navision, midnight, ebizcharge, invoicexpress */
-    char *url; /* full endpoint URL; for invoicexpress the base URL (".../invoices/{id}.xml" is
-                  appended) */
+    char *type; /* adapter type, as in the config */
+    char *url;  /* endpoint URL (an adapter may append to it) */
 
-    /* credentials: each adapter uses its own subset; NULL when unset */
-    char *username;       /* centra_soap login, centra_navision Basic user */
-    char *password;       /* secret: centra_soap login, navision Basic, ebizcharge Password */
-    char *user_id;        /* ebizcharge UserId */
-    char *security_id;    /* secret: ebizcharge SecurityId */
-    char *api_key;        /* secret: invoicexpress api_key */
-    char *prc_token;      /* secret: midnight PRC Authorization token */
-    char *midnight_token; /* secret: midnight Authorization token (refreshed on 401) */
-    char *mis_key;        /* secret: midnight MISKEY header */
-    char *token_url;      /* midnight token refresh URL (default: <url
-                             base>/v1/Token/RegenerateAuthToken) */
-
-    /* protocol knobs (seed values by default) */
-    char *namespace_uri;   /* SOAP body namespace */
-    char *soap_action;     /* SOAPAction header value, without quotes */
-    char *auth;            /* centra_navision: "basic" or "none" (default none) */
-    char *format;          /* midnight: "json" (default) or "xml" */
-    char *default_unit;    /* invoicexpress: unit when a line has none (default "unit") */
-    char **accepted_units; /* invoicexpress: accepted unit names; NULL = the built-in list */
-    size_t n_accepted_units;
-    iw_tax_name *tax_names; /* invoicexpress: tax rate -> tax name */
-    size_t n_tax_names;
-    char *account_currency; /* invoicexpress: the account's currency (default "EUR"); the API
-                               takes no currency, so an invoice in another one is refused */
-    char *date_format;      /* ebizcharge: "mdy" (MM/DD/YYYY, default) or "iso" (YYYY-MM-DD) */
-    char *auth_header;      /* midnight: "separate" (two Authorization lines, default) or
-                               "folded" (one line, "PRC, Midnight") */
-    char *lines_without_id; /* midnight: "refuse" (default) or "new" (send them as new lines) */
-    char *token_refresh;    /* midnight: "on" (default: refresh once on 401) or "off" */
-    char **success_replies; /* midnight: reply strings that mean success besides a GUID or a
-                               number; "*" = any string */
-    size_t n_success_replies;
+    const iw_conf_adapter *adapter; /* the type's fields, NULL until a type is set */
+    void *adapter_conf;             /* the adapter's settings struct (adapter->size bytes) */
 
     /* limits */
     iw_retry_conf retry;
@@ -82,10 +125,6 @@ typedef struct iw_target_conf {
     bool tls_verify;       /* default true; false needs an explicit "tls": {"verify": false} */
     char *tls_ca_file;     /* CA bundle for this target, NULL = system store */
     bool follow_redirects; /* default false */
-
-    /* generic: the mapping file (absolute, or relative to the working directory). To move into
-     * the generic adapter's own config with the per-adapter config of the ops table. */
-    char *mapping;
 } iw_target_conf;
 
 /* Tenant routes: which target instances get a tenant's events when the event names none. */
@@ -150,24 +189,22 @@ typedef struct iw_config_errors {
     size_t count;              /* problems found (may exceed 64) */
 } iw_config_errors;
 
-/* Loads and checks a config file. Returns a new config (free with iw_config_free), or NULL with
- * every problem in errs (path + message; a secret's value is never part of a message).
- * Applies IW_* environment overrides: IW_KAFKA_BROKERS, IW_KAFKA_GROUP_ID, IW_REDIS_HOST,
- * IW_REDIS_PORT, IW_HTTP_LISTEN, IW_LOG_LEVEL, IW_WORKER_ID, IW_MAX_IN_FLIGHT. */
-iw_config *iw_config_load(const char *path, iw_config_errors *errs);
+/* Loads and checks a config file, with the adapter types adapters lists (the worker's are
+ * iw_targets_conf, worker/targets/target.h). Returns a new config (free with iw_config_free),
+ * or NULL with every problem in errs (path + message; a secret's value is never part of a
+ * message). Applies IW_* environment overrides: IW_KAFKA_BROKERS, IW_KAFKA_GROUP_ID,
+ * IW_REDIS_HOST, IW_REDIS_PORT, IW_HTTP_LISTEN, IW_LOG_LEVEL, IW_WORKER_ID, IW_MAX_IN_FLIGHT. */
+iw_config *iw_config_load_with(const char *path, iw_conf_adapters adapters, iw_config_errors *errs);
 
-/* Same as iw_config_load from a JSON text already in memory. base_dir resolves relative
+/* Same as iw_config_load_with from len bytes of JSON text already in memory (need not be
+ * NUL-terminated; a NUL byte inside is an error, as in a file). base_dir resolves relative
  * *_file paths (NULL = the current directory). */
-iw_config *iw_config_parse(const char *json, const char *base_dir, iw_config_errors *errs);
-
-/* Same as iw_config_parse from len bytes (need not be NUL-terminated; a NUL byte inside is an
- * error, as in a file). */
-iw_config *iw_config_parse_n(const char *json, size_t len, const char *base_dir,
-                             iw_config_errors *errs);
+iw_config *iw_config_parse_with(const char *json, size_t len, const char *base_dir,
+                                iw_conf_adapters adapters, iw_config_errors *errs);
 
 /* A config with no file: defaults, and one instance per adapter type with seed URLs and
  * placeholder credentials (what `render --target TYPE` uses without -c). */
-iw_config *iw_config_defaults(void);
+iw_config *iw_config_defaults_with(iw_conf_adapters adapters);
 
 /* Frees a config; NULL is a no-op. */
 void iw_config_free(iw_config *cfg);
@@ -178,14 +215,13 @@ const iw_target_conf *iw_config_target(const iw_config *cfg, const char *name);
 /* The route for a tenant: its own, else the "*" route; NULL when neither exists. */
 const iw_route *iw_config_route(const iw_config *cfg, const char *tenant);
 
-/* Sets a target instance's defaults for its adapter type (seed URL, namespace, SOAPAction...).
- * Used by the loader and by tests that build a conf by hand. Returns 0 or IW_ENOTFOUND for
- * an unknown type. */
-int iw_target_conf_defaults(iw_target_conf *t, const char *type);
+/* Sets a target instance's type and defaults for adapter ad (its seed URL and every seed value
+ * of its fields); a URL or adapter settings already there are kept. Returns 0 or IW_ENOMEM. */
+int iw_target_conf_seed(iw_target_conf *t, const iw_conf_adapter *ad);
 
-/* Expands ${VAR} and ${VAR:-default} in s as config values are expanded. Returns a malloc'd
- * string, or NULL with errbuf saying why (empty when out of memory). */
-char *iw_config_expand_env(const char *s, char *errbuf, size_t errlen);
+/* Lists the values of t's secret fields that are set (not NULL, not ""), at most max; returns
+ * how many. */
+size_t iw_target_conf_secrets(const iw_target_conf *t, const char **out, size_t max);
 
 /* Frees what a target conf owns (not the struct itself). */
 void iw_target_conf_clear(iw_target_conf *t);

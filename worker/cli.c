@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "generic.h"
 #include "secrets.h"
 #include "status.h"
 #include "target.h"
@@ -58,10 +57,6 @@ iw_config *iw_cli_load_config(const char *path)
 {
     iw_config_errors errs;
     iw_config *cfg = iw_config_load(path, &errs);
-    if (cfg && iw_generic_prepare(cfg, &errs) != 0) { /* generic targets' mapping files */
-        iw_config_free(cfg);
-        cfg = NULL;
-    }
     if (!cfg) {
         size_t shown = errs.count < 64 ? errs.count : 64;
         for (size_t i = 0; i < shown; i++)

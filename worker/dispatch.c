@@ -97,8 +97,9 @@ struct tstate {
     iw_breaker br;
     iw_ratelimit rl;
     uint64_t requests, retries, breaker_opens; /* counters for iw_dispatch_target_stats */
-    char *token;         /* secret: the refreshed auth token, NULL until one refresh */
-    unsigned token_gen;  /* bumped on every refresh */
+    void *state;                    /* the adapter's state of this instance (state_new) */
+    const iw_target_ops *state_ops; /* the adapter that made state, NULL until it is made */
+    unsigned token_gen;             /* bumped on every refresh */
     xfer *refresh;       /* the token refresh in flight, NULL when none */
     xfer *spare;         /* finished transfers of this target, kept for reuse */
     iw_secrets *secrets; /* every wire form of tc's secrets and of each refreshed token */
@@ -607,6 +608,18 @@ static iw_response reply_of(xfer *x, long status)
 
 /* --- attempts --- */
 
+/* Makes t's adapter state on its first call (the adapter comes with the call: tests pass fake
+ * ones). 0 or IW_ENOMEM. */
+static int ensure_state(tstate *t, const iw_target_ops *ops)
+{
+    if (t->state_ops || !ops->state_new)
+        return 0;
+    if (!(t->state = ops->state_new(t->tc)))
+        return IW_ENOMEM;
+    t->state_ops = ops;
+    return 0;
+}
+
 /* Renders and starts c's next attempt; on failure ends c. */
 static void start_attempt(iw_dispatch *d, call *c, int64_t now)
 {
@@ -624,9 +637,9 @@ static void start_attempt(iw_dispatch *d, call *c, int64_t now)
     char err[256] = "";
     iw_request req;
     memset(&req, 0, sizeof(req));
-    iw_render_ctx ctx = {.auth_token = t->token};
-
-    int rc = iw_target_render(c->ops, c->ev, tc, &ctx, &req, err, sizeof(err));
+    int rc = ensure_state(t, c->ops);
+    iw_render_ctx ctx = {.state = t->state};
+    rc = rc ? rc : iw_target_render(c->ops, c->ev, tc, &ctx, &req, err, sizeof(err));
     if (rc) {
         if (!*err)
             snprintf(err, sizeof(err), "render failed: %s", iw_status_str(rc));
@@ -746,7 +759,8 @@ static void handle_outcome(iw_dispatch *d, call *c, const iw_outcome *out, int64
     }
     if (c->res.outcome.error_kind == IW_ERR_NONE)
         c->res.outcome.error_kind = IW_ERR_AUTH;
-    bool can_refresh = out->refresh_token && c->ops->render_refresh && c->ops->parse_refresh;
+    bool can_refresh = out->refresh_token && c->ops->render_refresh && c->ops->parse_refresh &&
+                       c->ops->store_refresh && t->state;
     if (!can_refresh || c->refreshed ||
         !iw_backoff_may_retry(&t->tc->retry, c->res.attempts, c->first_mono, now)) {
         finish(d, c);
@@ -823,20 +837,12 @@ static void refresh_done(iw_dispatch *d, tstate *t, xfer *x, CURLcode cc, long s
         ok = x->ops->parse_refresh(&resp, tok, sizeof(tok)) == 0 && tok[0];
         snprintf(why, sizeof(why), "the reply held no token");
     }
-    if (ok) {
-        char *copy = strdup(tok);
-        if (copy) {
-            free(t->token);
-            t->token = copy;
-            t->token_gen++;
-            if (iw_secrets_add(t->secrets, copy)) {
-                ok = false; /* a token that cannot be masked is not used */
-                snprintf(why, sizeof(why), "out of memory");
-            }
-        } else {
-            ok = false;
-            snprintf(why, sizeof(why), "out of memory");
-        }
+    /* a token that cannot be masked is not used */
+    if (ok && (iw_secrets_add(t->secrets, tok) || x->ops->store_refresh(t->state, tok))) {
+        ok = false;
+        snprintf(why, sizeof(why), "out of memory");
+    } else if (ok) {
+        t->token_gen++;
     }
     memset(tok, 0, sizeof(tok));
     xfer_release(d, x);
@@ -1419,8 +1425,10 @@ void iw_dispatch_free(iw_dispatch *d)
     if (d->own_loop)
         iw_loop_free(d->loop);
     for (size_t i = 0; i < d->n_targets; i++) {
-        free(d->targets[i].token);
-        iw_secrets_free(d->targets[i].secrets);
+        tstate *t = &d->targets[i];
+        if (t->state_ops && t->state_ops->state_free)
+            t->state_ops->state_free(t->state);
+        iw_secrets_free(t->secrets);
     }
     while (d->free_calls) {
         call *c = d->free_calls;

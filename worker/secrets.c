@@ -221,7 +221,7 @@ int iw_secrets_add_basic(iw_secrets *s, const char *user, const char *password)
 
 /* The password of a URL's userinfo ("scheme://user:password@host/..."), as written (already
  * percent-encoded) and decoded; a URL without one adds nothing. */
-static int add_userinfo(iw_secrets *s, const char *url)
+int iw_secrets_add_userinfo(iw_secrets *s, const char *url)
 {
     const char *p = url ? strstr(url, "://") : NULL;
     if (!p)
@@ -267,14 +267,15 @@ iw_secrets *iw_secrets_for_target(const iw_target_conf *tc)
     iw_secrets *s = iw_secrets_new();
     if (!s)
         return NULL;
-    const char *const values[] = {tc->password,  tc->security_id,    tc->api_key,
-                                  tc->prc_token, tc->midnight_token, tc->mis_key};
+    const char *values[IW_TARGET_MAX_SECRETS];
+    size_t n = iw_target_conf_secrets(tc, values, IW_TARGET_MAX_SECRETS);
     int rc = 0;
-    for (size_t i = 0; !rc && i < sizeof(values) / sizeof(values[0]); i++)
+    for (size_t i = 0; !rc && i < n; i++)
         rc = iw_secrets_add(s, values[i]);
-    rc = rc ? rc : iw_secrets_add_basic(s, tc->username, tc->password);
-    rc = rc ? rc : add_userinfo(s, tc->url);
-    rc = rc ? rc : add_userinfo(s, tc->token_url);
+    const iw_target_ops *ops = iw_target_find(tc->type);
+    if (!rc && ops && ops->secret_forms)
+        rc = ops->secret_forms(tc, s);
+    rc = rc ? rc : iw_secrets_add_userinfo(s, tc->url);
     if (rc) {
         iw_secrets_free(s);
         return NULL;

@@ -13,9 +13,10 @@ typedef struct iw_secrets iw_secrets;
 /* Creates an empty registry; NULL when out of memory. */
 iw_secrets *iw_secrets_new(void);
 
-/* Creates the registry of a target instance: every secret of tc (password, security_id,
- * api_key, prc_token, midnight_token, mis_key), the base64 of the "username:password" Basic
- * pair and the password of a userinfo in url or token_url. NULL when out of memory. */
+/* Creates the registry of a target instance: every secret field of its adapter
+ * (iw_target_conf_secrets), the other forms the adapter says they take on the wire (a Basic
+ * pair, a userinfo in another URL: iw_target_ops.secret_forms) and the password of a userinfo
+ * in url. NULL when out of memory. */
 iw_secrets *iw_secrets_for_target(const iw_target_conf *tc);
 
 /* Records secret value and every form it takes on the wire: raw, XML-escaped (with and without
@@ -26,6 +27,11 @@ int iw_secrets_add(iw_secrets *s, const char *value);
 
 /* Records the HTTP Basic credential of user and password: base64 of "user:password". */
 int iw_secrets_add_basic(iw_secrets *s, const char *user, const char *password);
+
+/* Records the password of a URL's userinfo ("scheme://user:password@host/..."), as written
+ * and decoded, and the Basic credential curl sends for it; a URL without one (or NULL) adds
+ * nothing. 0 or IW_ENOMEM. */
+int iw_secrets_add_userinfo(iw_secrets *s, const char *url);
 
 /* Number of forms recorded (for tests). */
 size_t iw_secrets_count(const iw_secrets *s);

@@ -38,7 +38,7 @@ static void check_loaded(const iw_config *cfg)
             iw_fuzz_fail("a loaded target has a known type", tc->type, strlen(tc->type) + 1);
         iw_request req;
         memset(&req, 0, sizeof(req));
-        iw_render_ctx ctx = {.auth_token = NULL};
+        iw_render_ctx ctx = {.state = NULL};
         char err[256] = "";
         if (iw_target_render(ops, event, tc, &ctx, &req, err, sizeof(err)) == 0) {
             if (iw_request_add_call_headers(&req, event->event_id, tc->name, 1, 1, NULL) == 0 &&

@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         iw_request req;
         memset(&req, 0, sizeof(req));
-        iw_render_ctx ctx = {.auth_token = NULL};
+        iw_render_ctx ctx = {.state = NULL};
         int rrc = iw_target_render(ops, ev, tc, &ctx, &req, verr, sizeof(verr));
         if (rrc != 0)
             IW_FUZZ_REQUIRE_UTF8("a render error", verr, sizeof(verr));

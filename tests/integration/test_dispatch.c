@@ -235,8 +235,9 @@ static int fake_render(const iw_event *ev, const iw_target_conf *tc, const iw_re
         snprintf(errbuf, errlen, "invoice.lines: nothing to render");
         return IW_EINVAL;
     }
+    const char *token = ctx->state; /* fake_store_refresh's copy, NULL without state */
     char auth[128];
-    snprintf(auth, sizeof(auth), "Bearer %s", ctx->auth_token ? ctx->auth_token : "old");
+    snprintf(auth, sizeof(auth), "Bearer %s", token && *token ? token : "old");
     snprintf(out->method, sizeof(out->method), "POST");
     out->url = strdup(tc->url);
     char *body = strdup("hello");
@@ -264,7 +265,7 @@ static int fake_render_refresh(const iw_target_conf *tc, iw_request *out, char *
                                size_t errlen)
 {
     snprintf(out->method, sizeof(out->method), "POST");
-    out->url = strdup(tc->token_url);
+    out->url = strdup(tc->adapter_conf); /* the fake adapter's one setting: its token URL */
     char *body = strdup("{}");
     cr_assert(out->url && body);
     iw_request_set_body(out, body, 2);
@@ -280,10 +281,29 @@ static int fake_parse_refresh(const iw_response *resp, char *tok, size_t toklen)
     return 0;
 }
 
-static const iw_target_ops fake_ops = {"fake",        fake_validate, fake_render,
-                                       fake_classify, NULL,          NULL};
-static const iw_target_ops fake_refresh_ops = {
-    "fake", fake_validate, fake_render, fake_classify, fake_render_refresh, fake_parse_refresh};
+/* The fake adapter's state: the token of the last refresh, "" before one. */
+static void *fake_state_new(const iw_target_conf *tc)
+{
+    return calloc(1, 128);
+}
+
+static int fake_store_refresh(void *state, const char *tok)
+{
+    snprintf(state, 128, "%s", tok);
+    return 0;
+}
+
+static const iw_target_ops fake_ops = {
+    .type = "fake", .validate = fake_validate, .render = fake_render, .classify = fake_classify};
+static const iw_target_ops fake_refresh_ops = {.type = "fake",
+                                               .state_new = fake_state_new,
+                                               .state_free = free,
+                                               .validate = fake_validate,
+                                               .render = fake_render,
+                                               .classify = fake_classify,
+                                               .render_refresh = fake_render_refresh,
+                                               .parse_refresh = fake_parse_refresh,
+                                               .store_refresh = fake_store_refresh};
 
 /* ------------------------------------------------------------------ config, events, results */
 
@@ -318,7 +338,7 @@ static void target_init(iw_target_conf *tc, const char *name, const srv *s)
     tc->name = (char *)name;
     tc->type = (char *)"fake";
     tc->url = (char *)(s ? s->url : "http://127.0.0.1:9/x");
-    tc->token_url = (char *)(s ? s->token_url : "http://127.0.0.1:9/token");
+    tc->adapter_conf = (char *)(s ? s->token_url : "http://127.0.0.1:9/token");
     tc->retry.max_attempts = 8;
     tc->retry.max_elapsed_ms = 60000;
     tc->retry.base_ms = 10;

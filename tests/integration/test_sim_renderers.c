@@ -10,9 +10,13 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
+#include "centra.h"
 #include "config.h"
 #include "docpaths.h"
+#include "ebizcharge.h"
 #include "invoice.h"
+#include "invoicexpress.h"
+#include "midnight.h"
 #include "target.h"
 #include "testproc.h"
 
@@ -160,20 +164,25 @@ static void conf_for(iw_target_conf *tc, const char *type)
     tc->name = strdup(type);
     tc->url = strdup(url);
     cr_assert_eq(iw_target_conf_defaults(tc, type), 0);
-    tc->username = strdup("demo");
-    tc->password = strdup("demo");
-    tc->security_id = strdup("sim-security-id");
-    tc->api_key = strdup("sim-api-key");
-    tc->prc_token = strdup("sim-prc");
-    tc->midnight_token = strdup("sim-midnight");
-    tc->mis_key = strdup("sim-mis");
-    if (strcmp(type, "invoicexpress") == 0) {
+    if (strncmp(type, "centra_", 7) == 0) {
+        iw_centra_conf_of(tc)->username = strdup("demo");
+        iw_centra_conf_of(tc)->password = strdup("demo");
+    } else if (strcmp(type, "ebizcharge") == 0) {
+        iw_ebiz_conf_of(tc)->password = strdup("demo");
+        iw_ebiz_conf_of(tc)->security_id = strdup("sim-security-id");
+    } else if (strcmp(type, "midnight") == 0) {
+        iw_midnight_conf_of(tc)->prc_token = strdup("sim-prc");
+        iw_midnight_conf_of(tc)->midnight_token = strdup("sim-midnight");
+        iw_midnight_conf_of(tc)->mis_key = strdup("sim-mis");
+    } else if (strcmp(type, "invoicexpress") == 0) {
+        iw_ix_conf *ix = iw_ix_conf_of(tc);
+        ix->api_key = strdup("sim-api-key");
         /* The account's tax table (the sample events use 23 % and 0 %). */
-        tc->tax_names = calloc(2, sizeof(*tc->tax_names));
-        cr_assert_not_null(tc->tax_names);
-        tc->tax_names[0] = (iw_tax_name){strdup("23"), strdup("IVA23")};
-        tc->tax_names[1] = (iw_tax_name){strdup("0"), strdup("IVA0")};
-        tc->n_tax_names = 2;
+        ix->tax_names = calloc(2, sizeof(*ix->tax_names));
+        cr_assert_not_null(ix->tax_names);
+        ix->tax_names[0] = (iw_tax_name){strdup("23"), strdup("IVA23")};
+        ix->tax_names[1] = (iw_tax_name){strdup("0"), strdup("IVA0")};
+        ix->n_tax_names = 2;
     }
 }
 
@@ -196,10 +205,14 @@ static long render_and_send(const iw_target_ops *ops, const iw_event *ev, const 
 {
     iw_request q;
     memset(&q, 0, sizeof(q));
-    iw_render_ctx ctx = {.auth_token = token};
+    void *state = token ? ops->state_new(tc) : NULL; /* as after a token refresh */
+    cr_assert(!token || (state && ops->store_refresh(state, token) == 0));
+    iw_render_ctx ctx = {.state = state};
     char err[256];
     cr_assert_eq(iw_target_render(ops, ev, tc, &ctx, &q, err, sizeof(err)), 0, "%s: %s", tc->type,
                  err);
+    if (state)
+        ops->state_free(state);
     cr_assert_eq(iw_request_add_call_headers(&q, ev->event_id, tc->name, 1, ev->version, NULL), 0);
     reply r;
     send_request(&q, &r);
@@ -273,8 +286,8 @@ Test(sim_renderers, midnight_xml_form_is_accepted)
     const iw_target_ops *ops = iw_target_find("midnight");
     iw_target_conf tc;
     conf_for(&tc, "midnight");
-    free(tc.format);
-    tc.format = strdup("xml");
+    free(iw_midnight_conf_of(&tc)->format);
+    iw_midnight_conf_of(&tc)->format = strdup("xml");
     iw_outcome out;
     cr_expect_eq(render_and_send(ops, ev, &tc, NULL, &out), 200);
     cr_expect_eq(out.kind, IW_OUTCOME_OK, "%s", out.message);

@@ -14,6 +14,7 @@
 #include "testdata.h"
 #include "status.h"
 #include "target.h"
+#include "centra.h"
 
 #define PASSWORD "s3cr3t-Pw!x"
 #define USERNAME "api-user"
@@ -25,8 +26,8 @@ static void conf_for(iw_target_conf *tc, const char *type)
     memset(tc, 0, sizeof(*tc));
     cr_assert_eq(iw_target_conf_defaults(tc, type), 0);
     tc->name = strdup(type);
-    tc->username = strdup(USERNAME);
-    tc->password = strdup(PASSWORD);
+    iw_centra_conf_of(tc)->username = strdup(USERNAME);
+    iw_centra_conf_of(tc)->password = strdup(PASSWORD);
 }
 
 static void render_ok(const iw_target_ops *ops, const iw_event *ev, const iw_target_conf *tc,
@@ -614,11 +615,11 @@ Test(centra, namespace_action_and_url_are_configurable)
     iw_target_conf tc;
     conf_for(&tc, "centra_soap");
     free(tc.url);
-    free(tc.namespace_uri);
-    free(tc.soap_action);
+    free(iw_centra_conf_of(&tc)->namespace_uri);
+    free(iw_centra_conf_of(&tc)->soap_action);
     tc.url = strdup("https://c.example/x/api");
-    tc.namespace_uri = strdup("urn:custom");
-    tc.soap_action = strdup("urn:custom/Up");
+    iw_centra_conf_of(&tc)->namespace_uri = strdup("urn:custom");
+    iw_centra_conf_of(&tc)->soap_action = strdup("urn:custom/Up");
     iw_request r;
     render_ok(&iw_target_centra_soap, ev, &tc, &r);
     cr_assert_str_eq(r.url, "https://c.example/x/api");
@@ -636,8 +637,8 @@ Test(centra, soap_without_credentials_is_refused)
     iw_event *ev = iw_t_load_event("minimal.json");
     iw_target_conf tc;
     conf_for(&tc, "centra_soap");
-    free(tc.password);
-    tc.password = NULL;
+    free(iw_centra_conf_of(&tc)->password);
+    iw_centra_conf_of(&tc)->password = NULL;
     iw_request r = {0};
     char err[256] = "";
     cr_assert_eq(iw_target_render(&iw_target_centra_soap, ev, &tc, NULL, &r, err, sizeof(err)),
@@ -653,7 +654,7 @@ Test(centra, navision_basic_auth)
     iw_event *ev = iw_t_load_event("minimal.json");
     iw_target_conf tc;
     conf_for(&tc, "centra_navision");
-    cr_assert_str_eq(tc.auth, "none");
+    cr_assert_str_eq(iw_centra_conf_of(&tc)->auth, "none");
     iw_request r;
     render_ok(&iw_target_centra_navision, ev, &tc, &r);
     cr_assert_null(iw_request_header(&r, "Authorization"), "auth none sends no header");
@@ -661,12 +662,12 @@ Test(centra, navision_basic_auth)
                      "\"http://www.silkvms.com/webservices/Invoices_Update\"");
     iw_request_clear(&r);
 
-    free(tc.auth);
-    tc.auth = strdup("basic");
-    free(tc.username);
-    free(tc.password);
-    tc.username = strdup("demo");
-    tc.password = strdup("secret");
+    free(iw_centra_conf_of(&tc)->auth);
+    iw_centra_conf_of(&tc)->auth = strdup("basic");
+    free(iw_centra_conf_of(&tc)->username);
+    free(iw_centra_conf_of(&tc)->password);
+    iw_centra_conf_of(&tc)->username = strdup("demo");
+    iw_centra_conf_of(&tc)->password = strdup("secret");
     render_ok(&iw_target_centra_navision, ev, &tc, &r);
     /* base64("demo:secret") */
     cr_assert_str_eq(iw_request_header(&r, "Authorization"), "Basic ZGVtbzpzZWNyZXQ=");
@@ -677,15 +678,15 @@ Test(centra, navision_basic_auth)
     free(printed);
     iw_request_clear(&r);
 
-    free(tc.password);
-    tc.password = strdup("pw"); /* "demo:pw" needs one '=' of padding */
+    free(iw_centra_conf_of(&tc)->password);
+    iw_centra_conf_of(&tc)->password = strdup("pw"); /* "demo:pw" needs one '=' of padding */
     render_ok(&iw_target_centra_navision, ev, &tc, &r);
     cr_assert_str_eq(iw_request_header(&r, "Authorization"), "Basic ZGVtbzpwdw==");
     iw_request_clear(&r);
 
     char err[256] = "";
-    free(tc.auth);
-    tc.auth = strdup("digest");
+    free(iw_centra_conf_of(&tc)->auth);
+    iw_centra_conf_of(&tc)->auth = strdup("digest");
     cr_assert_eq(iw_target_render(&iw_target_centra_navision, ev, &tc, NULL, &r, err, sizeof(err)),
                  IW_EINVAL);
     cr_assert(strstr(err, "auth"), "%s", err);

@@ -6,7 +6,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
+#include "centra.h"
 #include "config.h"
+#include "ebizcharge.h"
+#include "invoicexpress.h"
+#include "target.h"
 
 /* True when some error has exactly this path and a message containing `part`. */
 static bool has_error(const iw_config_errors *e, const char *path, const char *part)
@@ -37,8 +43,9 @@ Test(config, minimal_gets_defaults)
     const iw_target_conf *t = iw_config_target(c, "c");
     cr_assert_not_null(t);
     cr_assert_str_eq(t->type, "centra_soap");
-    cr_assert_str_eq(t->soap_action, "http://www.centra.com/webservices/Invoices_Update");
-    cr_assert_str_eq(t->namespace_uri, "http://www.centra.com/webservices/");
+    cr_assert_str_eq(iw_centra_conf_of(t)->soap_action,
+                     "http://www.centra.com/webservices/Invoices_Update");
+    cr_assert_str_eq(iw_centra_conf_of(t)->namespace_uri, "http://www.centra.com/webservices/");
     cr_assert_eq(t->retry.max_attempts, 8);
     cr_assert_eq(t->retry.base_ms, 250);
     cr_assert_eq(t->retry.max_delay_ms, 60000);
@@ -66,7 +73,7 @@ Test(config, env_references_and_defaults)
     dump(&e);
     cr_assert_not_null(c);
     cr_assert_str_eq(iw_config_target(c, "e")->url, "https://ebiz.example/x.svc");
-    cr_assert_str_eq(iw_config_target(c, "e")->security_id, "fallback-id");
+    cr_assert_str_eq(iw_ebiz_conf_of(iw_config_target(c, "e"))->security_id, "fallback-id");
     iw_config_free(c);
 
     c = iw_config_parse(
@@ -93,7 +100,7 @@ Test(config, secret_files)
     iw_config *c = iw_config_parse(json, dir, &e); /* relative to the config's folder */
     dump(&e);
     cr_assert_not_null(c);
-    cr_assert_str_eq(iw_config_target(c, "ix")->api_key, "s3cr3t-key-value");
+    cr_assert_str_eq(iw_ix_conf_of(iw_config_target(c, "ix"))->api_key, "s3cr3t-key-value");
     iw_config_free(c);
 
     /* a missing file is named, its would-be content never is */
@@ -169,11 +176,11 @@ Test(config, target_settings)
     cr_assert_eq(t->breaker_failures, 3);
     cr_assert_eq(t->breaker_open_ms, 2000);
     cr_assert(!t->tls_verify);
-    cr_assert_eq(t->n_tax_names, 2);
-    cr_assert_str_eq(t->tax_names[1].rate, "6.5");
-    cr_assert_str_eq(t->tax_names[1].name, "X");
-    cr_assert_eq(t->n_accepted_units, 2);
-    cr_assert_str_eq(t->accepted_units[1], "hour");
+    cr_assert_eq(iw_ix_conf_of(t)->n_tax_names, 2);
+    cr_assert_str_eq(iw_ix_conf_of(t)->tax_names[1].rate, "6.5");
+    cr_assert_str_eq(iw_ix_conf_of(t)->tax_names[1].name, "X");
+    cr_assert_eq(iw_ix_conf_of(t)->n_accepted_units, 2);
+    cr_assert_str_eq(iw_ix_conf_of(t)->accepted_units[1], "hour");
     const iw_route *r = iw_config_route(c, "acme");
     cr_assert_not_null(r);
     cr_assert_str_eq(r->targets[0], "ix");
@@ -257,7 +264,7 @@ Test(config, example_config_is_valid)
     dump(&e);
     cr_assert_not_null(c);
     cr_assert_eq(c->n_targets, 5);
-    cr_assert_str_eq(iw_config_target(c, "centra_soap")->password, "value-1");
+    cr_assert_str_eq(iw_centra_conf_of(iw_config_target(c, "centra_soap"))->password, "value-1");
     cr_assert_str_eq(iw_config_target(c, "centra_soap")->url,
                      "https://centra.example/amsdocs/system/service/module/soap/api");
     cr_assert_eq(c->n_kafka_props, 2);
@@ -284,7 +291,7 @@ Test(config, defaults_config_has_every_adapter)
     iw_target_conf tc = {0};
     cr_assert_eq(iw_target_conf_defaults(&tc, "sap"), -5);
     cr_assert_eq(iw_target_conf_defaults(&tc, "ebizcharge"), 0);
-    cr_assert_str_eq(tc.soap_action,
+    cr_assert_str_eq(iw_ebiz_conf_of(&tc)->soap_action,
                      "http://eBizCharge.ServiceModel.SOAP/IeBizService/UpdateInvoice");
     iw_target_conf_clear(&tc);
     iw_config_free(c);
@@ -450,4 +457,37 @@ Test(config, instance_names_and_worker_id_are_printable)
                               "{\"type\": \"centra_soap\"}}}",
                               &e));
     cr_assert(has_error(&e, "worker.id", "bidirectional"));
+}
+
+/* Each adapter's config part: named as its ops, no more secrets than the masking lists hold,
+ * and placeholders (what `render --target TYPE` shows) that its own fields load cleanly; an
+ * adapter without placeholders has no seed URL either (generic). */
+Test(config, every_adapter_describes_its_keys)
+{
+    for (size_t i = 0; iw_targets_all[i]; i++) {
+        const iw_target_ops *ops = iw_targets_all[i];
+        cr_assert_not_null(ops->conf, "%s", ops->type);
+        cr_assert_str_eq(ops->conf->type, ops->type);
+        size_t secrets = 0;
+        for (const iw_conf_field *f = ops->conf->fields; f->key; f++)
+            secrets += f->kind == IW_CONF_SECRET;
+        cr_assert_leq(secrets, IW_TARGET_MAX_SECRETS, "%s", ops->type);
+        if (!ops->conf->placeholders) { /* generic: its mapping file says it all, no seed */
+            cr_assert_null(ops->conf->url, "%s", ops->type);
+            continue;
+        }
+        cJSON *obj = cJSON_Parse(ops->conf->placeholders);
+        cr_assert(cJSON_IsObject(obj), "%s", ops->type);
+        cJSON_AddStringToObject(obj, "type", ops->type);
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddItemToObject(cJSON_AddObjectToObject(root, "targets"), "t", obj);
+        char *json = cJSON_PrintUnformatted(root);
+        iw_config_errors e;
+        iw_config *c = iw_config_parse(json, NULL, &e);
+        dump(&e);
+        cr_assert_not_null(c, "%s", ops->type);
+        iw_config_free(c);
+        free(json);
+        cJSON_Delete(root);
+    }
 }

@@ -14,6 +14,7 @@
 #include "testdata.h"
 #include "status.h"
 #include "target.h"
+#include "ebizcharge.h"
 
 #define SECURITY_ID "9f8e7d6c-4621-b899-0a1b-SECRET-SID"
 #define PASSWORD "merchant-Pw-42"
@@ -80,9 +81,9 @@ static void conf_for(iw_target_conf *tc)
     memset(tc, 0, sizeof(*tc));
     cr_assert_eq(iw_target_conf_defaults(tc, "ebizcharge"), 0);
     tc->name = strdup("ebizcharge");
-    tc->security_id = strdup(SECURITY_ID);
-    tc->user_id = strdup(USER_ID);
-    tc->password = strdup(PASSWORD);
+    iw_ebiz_conf_of(tc)->security_id = strdup(SECURITY_ID);
+    iw_ebiz_conf_of(tc)->user_id = strdup(USER_ID);
+    iw_ebiz_conf_of(tc)->password = strdup(PASSWORD);
 }
 
 static void render_ok(const iw_event *ev, const iw_target_conf *tc, iw_request *r)
@@ -366,11 +367,11 @@ Test(ebizcharge, request_line_headers_and_config)
     cr_assert(strstr(r.body, "xmlns:ebiz=\"" EBIZ_NS "\""));
     iw_request_clear(&r);
 
-    free(tc.namespace_uri);
-    free(tc.soap_action);
+    free(iw_ebiz_conf_of(&tc)->namespace_uri);
+    free(iw_ebiz_conf_of(&tc)->soap_action);
     free(tc.url);
-    tc.namespace_uri = strdup("urn:ebiz-test");
-    tc.soap_action = strdup("urn:ebiz-test/Update");
+    iw_ebiz_conf_of(&tc)->namespace_uri = strdup("urn:ebiz-test");
+    iw_ebiz_conf_of(&tc)->soap_action = strdup("urn:ebiz-test/Update");
     tc.url = strdup("https://ebiz.example/svc");
     render_ok(ev, &tc, &r);
     cr_assert_str_eq(r.url, "https://ebiz.example/svc");
@@ -378,8 +379,8 @@ Test(ebizcharge, request_line_headers_and_config)
     cr_assert(strstr(r.body, "xmlns:ebiz=\"urn:ebiz-test\""));
     iw_request_clear(&r);
 
-    free(tc.security_id);
-    tc.security_id = NULL;
+    free(iw_ebiz_conf_of(&tc)->security_id);
+    iw_ebiz_conf_of(&tc)->security_id = NULL;
     char err[256] = "";
     cr_assert_eq(iw_target_render(&iw_target_ebizcharge, ev, &tc, NULL, &r, err, sizeof(err)),
                  IW_EINVAL);
@@ -746,8 +747,8 @@ Test(ebizcharge, date_format_is_configurable)
     iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc;
     conf_for(&tc);
-    free(tc.date_format);
-    tc.date_format = strdup("iso");
+    free(iw_ebiz_conf_of(&tc)->date_format);
+    iw_ebiz_conf_of(&tc)->date_format = strdup("iso");
     iw_request r;
     render_ok(ev, &tc, &r);
     xmlDocPtr d = parse_back(&r);

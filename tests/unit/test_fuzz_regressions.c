@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "centra.h"
 #include "config.h"
 #include "status.h"
 #include "target.h"
@@ -210,9 +211,9 @@ Test(fuzz_regressions, masked_message_cut_on_a_character_boundary)
 {
     iw_target_conf tc;
     conf(&tc, "centra_soap");
-    free(tc.password);
-    tc.password = strdup("x");
-    cr_assert_not_null(tc.password);
+    free(iw_centra_conf_of(&tc)->password);
+    iw_centra_conf_of(&tc)->password = strdup("x");
+    cr_assert_not_null(iw_centra_conf_of(&tc)->password);
     for (size_t pad = 0; pad < 6; pad++) {
         char *text = repeat("x\xc3\xa9", 60);
         char body[1024];

@@ -29,8 +29,6 @@ static void load(void)
     cfg = iw_config_load(EXAMPLE, &errs);
     cr_assert_not_null(cfg, "%s: %s", errs.count ? errs.items[0].path : "",
                        errs.count ? errs.items[0].message : "");
-    cr_assert_eq(iw_generic_prepare(cfg, &errs), 0, "%s: %s", errs.items[0].path,
-                 errs.items[0].message);
     builtin = iw_config_target(cfg, "navision");
     generic = iw_config_target(cfg, "navision_generic");
     cr_assert_not_null(builtin);

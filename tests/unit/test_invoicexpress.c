@@ -16,6 +16,7 @@
 #include "invoice.h"
 #include "status.h"
 #include "target.h"
+#include "invoicexpress.h"
 
 #define API_KEY "s3cr3t+key/="
 #define API_KEY_ESC "s3cr3t%2Bkey%2F%3D"
@@ -24,12 +25,13 @@
 
 static void add_tax(iw_target_conf *tc, const char *rate, const char *name)
 {
-    iw_tax_name *t = realloc(tc->tax_names, (tc->n_tax_names + 1) * sizeof(*t));
+    iw_ix_conf *ix = iw_ix_conf_of(tc);
+    iw_tax_name *t = realloc(ix->tax_names, (ix->n_tax_names + 1) * sizeof(*t));
     cr_assert_not_null(t);
-    tc->tax_names = t;
-    t[tc->n_tax_names].rate = strdup(rate);
-    t[tc->n_tax_names].name = strdup(name);
-    tc->n_tax_names++;
+    ix->tax_names = t;
+    t[ix->n_tax_names].rate = strdup(rate);
+    t[ix->n_tax_names].name = strdup(name);
+    ix->n_tax_names++;
 }
 
 static iw_target_conf conf(void)
@@ -40,7 +42,7 @@ static iw_target_conf conf(void)
     tc.name = strdup("invoicexpress");
     free(tc.url);
     tc.url = strdup("https://acme.app.invoicexpress.com/");
-    tc.api_key = strdup(API_KEY);
+    iw_ix_conf_of(&tc)->api_key = strdup(API_KEY);
     add_tax(&tc, "23", "IVA23");
     add_tax(&tc, "13", "IVA13");
     add_tax(&tc, "6", "IVA6");
@@ -500,9 +502,9 @@ static void run_rule(void (*mutate)(iw_invoice *, iw_target_conf *), const char 
 
 static void only_units(iw_target_conf *tc, const char *unit)
 {
-    tc->accepted_units = calloc(1, sizeof(char *));
-    tc->accepted_units[0] = strdup(unit);
-    tc->n_accepted_units = 1;
+    iw_ix_conf_of(tc)->accepted_units = calloc(1, sizeof(char *));
+    iw_ix_conf_of(tc)->accepted_units[0] = strdup(unit);
+    iw_ix_conf_of(tc)->n_accepted_units = 1;
 }
 
 RULE(validate_complete_event_passes, NULL)
@@ -645,11 +647,11 @@ RULE(validate_tax_rate_needs_a_configured_name,
 RULE(validate_tax_table_empty_refuses_taxed_lines,
      "lines[0].tax_rate: no tax name configured for rate 23 (tax_names)")
 {
-    for (size_t k = 0; k < tc->n_tax_names; k++) {
-        free(tc->tax_names[k].rate);
-        free(tc->tax_names[k].name);
+    for (size_t k = 0; k < iw_ix_conf_of(tc)->n_tax_names; k++) {
+        free(iw_ix_conf_of(tc)->tax_names[k].rate);
+        free(iw_ix_conf_of(tc)->tax_names[k].name);
     }
-    tc->n_tax_names = 0;
+    iw_ix_conf_of(tc)->n_tax_names = 0;
     for (size_t k = 0; k < inv->n_lines; k++)
         iw_t_set_text(&inv->lines[k].tax_name, NULL);
 }
@@ -704,7 +706,7 @@ Test(invoicexpress, render_needs_url_and_api_key)
 {
     iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc = conf();
-    iw_t_set_str(&tc.api_key, NULL);
+    iw_t_set_str(&iw_ix_conf_of(&tc)->api_key, NULL);
     iw_request req;
     memset(&req, 0, sizeof(req));
     char err[256];
@@ -759,7 +761,7 @@ RULE(validate_currency_must_be_the_account_currency,
 RULE(validate_currency_follows_account_currency, NULL)
 {
     iw_t_set_text(&inv->currency, "USD");
-    iw_t_set_str(&tc->account_currency, "usd");
+    iw_t_set_str(&iw_ix_conf_of(tc)->account_currency, "usd");
 }
 
 /* Regression: a line with only discount_amount lost its discount. */

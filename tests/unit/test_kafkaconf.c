@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "kafkaconf.h"
+#include "target.h"
 
 /* The consumer conf built from a config with the given members (and one target); *cfg is kept
  * for the caller to free. */

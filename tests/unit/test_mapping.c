@@ -375,7 +375,10 @@ static iw_target_conf conf_with(const char *mapping_file)
     cr_assert_eq(iw_target_conf_defaults(&tc, "generic"), 0);
     tc.name = strdup("gen");
     tc.url = strdup("https://api.example.com/v1");
-    tc.mapping = strdup(mapping_file);
+    iw_map_errors me = {.count = 0};
+    cr_assert_eq(iw_generic_use(&tc, mapping_file, &me), 0, "%s: %s",
+                 me.count ? me.items[0].path : "", me.count ? me.items[0].message : "");
+    cr_assert_str_eq(iw_generic_conf_of(&tc)->mapping, mapping_file);
     return tc;
 }
 
@@ -417,6 +420,12 @@ Test(mapping_file, url_template_headers_secrets_and_validation)
     cr_assert_null(strstr(shown, "tok-123"), "the header secret is masked: %s", shown);
     cr_assert(strstr(shown, "Authorization: Bearer ***"), "%s", shown);
     free(shown);
+    iw_secrets *sec = iw_secrets_for_target(&tc); /* the instance's registry has it too */
+    cr_assert_not_null(sec);
+    char *logged = iw_secrets_mask(sec, "sent tok-123/secret", strlen("sent tok-123/secret"));
+    cr_assert_str_eq(logged, "sent ***");
+    free(logged);
+    iw_secrets_free(sec);
     iw_request_clear(&req);
     ev->invoice.po_number = NULL;
     cr_assert_eq(iw_target_validate(&iw_target_generic, ev, &tc, err, sizeof(err)), IW_EINVAL);
@@ -497,32 +506,36 @@ Test(mapping_file, a_missing_file_is_an_error_at_config_time_and_at_render)
              "\"generic\",\"url\":\"https://x.example\",\"mapping\":\"/nonexistent/m.json\"},"
              "\"h\":{\"type\":\"generic\",\"url\":\"https://x.example\"}}}");
     iw_config *cfg = iw_config_parse(cfg_text, NULL, &errs);
-    cr_assert_null(cfg, "a generic target without mapping is refused");
-    cr_assert_eq(errs.count, 1);
-    cr_assert_str_eq(errs.items[0].path, "targets.h.mapping");
-    snprintf(cfg_text, sizeof(cfg_text),
-             "{\"kafka\":{\"brokers\":\"localhost:9092\"},\"targets\":{\"g\":{\"type\":"
-             "\"generic\",\"url\":\"https://x.example\",\"mapping\":\"/nonexistent/m.json\"}}}");
-    errs.count = 0;
-    cfg = iw_config_parse(cfg_text, NULL, &errs);
-    cr_assert_not_null(cfg);
-    cr_assert_eq(iw_generic_prepare(cfg, &errs), IW_EINVAL);
-    cr_assert_eq(errs.count, 1);
+    cr_assert_null(cfg, "a generic target without a readable mapping is refused");
+    cr_assert_eq(errs.count, 2);
     cr_assert_str_eq(errs.items[0].path, "targets.g.mapping");
     cr_assert_str_eq(errs.items[0].message,
                      "/nonexistent/m.json: mapping: cannot read /nonexistent/m.json");
+    cr_assert_str_eq(errs.items[1].path, "targets.h.mapping");
+    cr_assert_str_eq(errs.items[1].message, "required: the path of the instance's mapping file");
+    /* a relative path is the config file's folder's */
+    snprintf(cfg_text, sizeof(cfg_text),
+             "{\"kafka\":{\"brokers\":\"localhost:9092\"},\"targets\":{\"g\":{\"type\":"
+             "\"generic\",\"url\":\"https://x.example\",\"mapping\":\"m.json\"}}}");
+    cfg = iw_config_parse(cfg_text, "/nonexistent", &errs);
+    cr_assert_null(cfg);
+    cr_assert_eq(errs.count, 1);
+    cr_assert_str_eq(errs.items[0].message,
+                     "/nonexistent/m.json: mapping: cannot read /nonexistent/m.json");
+    iw_target_conf tc;
+    memset(&tc, 0, sizeof(tc));
+    cr_assert_eq(iw_target_conf_defaults(&tc, "generic"), 0);
     iw_event *ev = iw_t_load_event("minimal.json");
     iw_request req;
     memset(&req, 0, sizeof(req));
     char err[256];
-    cr_assert_eq(
-        iw_target_render(&iw_target_generic, ev, &cfg->targets[0], NULL, &req, err, sizeof(err)),
-        IW_EINVAL);
-    cr_assert_str_eq(err, "mapping: cannot read /nonexistent/m.json");
+    cr_assert_eq(iw_target_render(&iw_target_generic, ev, &tc, NULL, &req, err, sizeof(err)),
+                 IW_EINVAL);
+    cr_assert_str_eq(err, "mapping: not configured");
     iw_generic *g = NULL;
     iw_map_errors me = {.count = 0};
     cr_assert_eq(iw_generic_load("/dev/null", &g, &me), IW_EINVAL, "a device is never read");
     cr_assert_str_eq(me.items[0].message, "/dev/null is not a regular file");
     iw_event_free(ev);
-    iw_config_free(cfg);
+    iw_target_conf_clear(&tc);
 }

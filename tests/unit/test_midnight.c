@@ -16,6 +16,7 @@
 #include "invoice.h"
 #include "status.h"
 #include "target.h"
+#include "midnight.h"
 
 #define PRC "prc-SECRET-7f3a"
 #define TOKEN "mid-SECRET-4c1d"
@@ -57,12 +58,12 @@ static iw_target_conf conf(const char *format)
     memset(&tc, 0, sizeof(tc));
     cr_assert_eq(iw_target_conf_defaults(&tc, "midnight"), 0);
     tc.name = strdup("midnight");
-    tc.prc_token = strdup(PRC);
-    tc.midnight_token = strdup(TOKEN);
-    tc.mis_key = strdup(MISKEY);
+    iw_midnight_conf_of(&tc)->prc_token = strdup(PRC);
+    iw_midnight_conf_of(&tc)->midnight_token = strdup(TOKEN);
+    iw_midnight_conf_of(&tc)->mis_key = strdup(MISKEY);
     if (format) {
-        free(tc.format);
-        tc.format = strdup(format);
+        free(iw_midnight_conf_of(&tc)->format);
+        iw_midnight_conf_of(&tc)->format = strdup(format);
     }
     return tc;
 }
@@ -274,9 +275,13 @@ Test(midnight, refreshed_token_from_ctx_replaces_config_token)
 {
     iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc = conf(NULL);
-    iw_render_ctx ctx = {.auth_token = "fresh-SECRET-1"};
+    void *state = iw_target_midnight.state_new(&tc); /* as after a token refresh */
+    cr_assert_not_null(state);
+    cr_assert_eq(iw_target_midnight.store_refresh(state, "fresh-SECRET-1"), 0);
+    iw_render_ctx ctx = {.state = state};
     iw_request req;
     render_ok(ev, &tc, &ctx, &req);
+    iw_target_midnight.state_free(state);
     cr_assert_str_eq(req.headers[1].name, "Authorization");
     cr_assert_str_eq(req.headers[1].value, "fresh-SECRET-1");
     char *m = iw_request_format_masked(&req);
@@ -346,7 +351,7 @@ Test(midnight, lines_without_a_midnight_id_are_refused_unless_configured_new)
                   "9fee6ac8-0eb9-455d-8a0a-4b9f29cff281");
     cr_assert_eq(iw_target_validate(&iw_target_midnight, ev, &tc, err, sizeof(err)), 0, "%s", err);
     iw_t_set_text(&ev->invoice.lines[1].target_refs.midnight_line_guid, NULL);
-    iw_t_set_str(&tc.lines_without_id, "new");
+    iw_t_set_str(&iw_midnight_conf_of(&tc)->lines_without_id, "new");
     cr_assert_eq(iw_target_validate(&iw_target_midnight, ev, &tc, err, sizeof(err)), 0, "%s", err);
     iw_request req;
     render_ok(ev, &tc, NULL, &req);
@@ -364,7 +369,7 @@ Test(midnight, missing_credentials_refuse_to_render)
 {
     iw_event *ev = iw_t_load_event("complete.json");
     iw_target_conf tc = conf(NULL);
-    iw_t_set_str(&tc.mis_key, NULL);
+    iw_t_set_str(&iw_midnight_conf_of(&tc)->mis_key, NULL);
     iw_request req;
     memset(&req, 0, sizeof(req));
     char err[256];
@@ -478,7 +483,8 @@ Test(midnight, round_trip_json)
     char *json = awkward_event(big);
     iw_event *ev = iw_t_parse(json, strlen(json));
     iw_target_conf tc = conf(NULL);
-    iw_t_set_str(&tc.lines_without_id, "new"); /* generated lines carry no Midnight ids */
+    /* generated lines carry no Midnight ids */
+    iw_t_set_str(&iw_midnight_conf_of(&tc)->lines_without_id, "new");
     iw_request req;
     render_ok(ev, &tc, NULL, &req);
 
@@ -548,7 +554,8 @@ Test(midnight, round_trip_xml)
     char *json = awkward_event(big);
     iw_event *ev = iw_t_parse(json, strlen(json));
     iw_target_conf tc = conf("xml");
-    iw_t_set_str(&tc.lines_without_id, "new"); /* generated lines carry no Midnight ids */
+    /* generated lines carry no Midnight ids */
+    iw_t_set_str(&iw_midnight_conf_of(&tc)->lines_without_id, "new");
     iw_request req;
     render_ok(ev, &tc, NULL, &req);
 
@@ -794,7 +801,7 @@ static void refresh_url(const char *url, const char *token_url, const char *want
     iw_target_conf tc = conf(NULL);
     if (url)
         iw_t_set_str(&tc.url, url);
-    iw_t_set_str(&tc.token_url, token_url);
+    iw_t_set_str(&iw_midnight_conf_of(&tc)->token_url, token_url);
     iw_request req;
     memset(&req, 0, sizeof(req));
     char err[256] = "";
@@ -887,7 +894,7 @@ Test(midnight, authorization_header_form_is_configurable)
         n += strcasecmp(req.headers[i].name, "Authorization") == 0;
     cr_assert_eq(n, 2, "the seed's form: two Authorization lines");
     iw_request_clear(&req);
-    iw_t_set_str(&tc.auth_header, "folded");
+    iw_t_set_str(&iw_midnight_conf_of(&tc)->auth_header, "folded");
     render_ok(ev, &tc, NULL, &req);
     n = 0;
     for (size_t i = 0; i < req.n_headers; i++)
@@ -913,7 +920,7 @@ Test(midnight, token_refresh_can_be_turned_off)
     iw_target_classify(&iw_target_midnight, &tc, &resp, &o);
     cr_assert_eq(o.kind, IW_OUTCOME_AUTH);
     cr_assert(o.refresh_token);
-    iw_t_set_str(&tc.token_refresh, "off");
+    iw_t_set_str(&iw_midnight_conf_of(&tc)->token_refresh, "off");
     iw_target_classify(&iw_target_midnight, &tc, &resp, &o);
     cr_assert_eq(o.kind, IW_OUTCOME_AUTH);
     cr_assert_not(o.refresh_token);
@@ -938,9 +945,9 @@ Test(midnight, success_replies_are_configured_not_guessed)
     resp.body_len = strlen(ok);
     iw_target_classify(&iw_target_midnight, &tc, &resp, &o);
     cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT);
-    tc.success_replies = calloc(1, sizeof(char *));
-    tc.success_replies[0] = strdup("success");
-    tc.n_success_replies = 1;
+    iw_midnight_conf_of(&tc)->success_replies = calloc(1, sizeof(char *));
+    iw_midnight_conf_of(&tc)->success_replies[0] = strdup("success");
+    iw_midnight_conf_of(&tc)->n_success_replies = 1;
     iw_target_classify(&iw_target_midnight, &tc, &resp, &o);
     cr_assert_eq(o.kind, IW_OUTCOME_OK, "%s", o.message);
     cr_assert_str_eq(o.target_ref, "", "a word is not an id");
@@ -948,8 +955,8 @@ Test(midnight, success_replies_are_configured_not_guessed)
     resp.body_len = strlen(locked);
     iw_target_classify(&iw_target_midnight, &tc, &resp, &o);
     cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT);
-    free(tc.success_replies[0]);
-    tc.success_replies[0] = strdup("*");
+    free(iw_midnight_conf_of(&tc)->success_replies[0]);
+    iw_midnight_conf_of(&tc)->success_replies[0] = strdup("*");
     iw_target_classify(&iw_target_midnight, &tc, &resp, &o);
     cr_assert_eq(o.kind, IW_OUTCOME_OK, "\"*\" accepts any string");
     iw_target_conf_clear(&tc);

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "config.h"
+#include "centra.h"
+#include "midnight.h"
 #include "secrets.h"
 #include "target.h"
 
@@ -45,11 +47,10 @@ Test(secrets, every_wire_form_of_a_secret_is_masked)
 /* Issue 11, item 2 (b) and (e): the Basic pair in base64, a URL userinfo password. */
 Test(secrets, target_registry_holds_basic_pair_and_userinfo)
 {
-    iw_target_conf tc;
-    memset(&tc, 0, sizeof(tc));
-    tc.username = "nav";
-    tc.password = "Sesame-42";
-    tc.url = "https://svc:p%40ss-W0rd@nav.example/api";
+    iw_target_conf tc = {.url = strdup("https://svc:p%40ss-W0rd@nav.example/api")};
+    cr_assert_eq(iw_target_conf_defaults(&tc, "centra_navision"), 0);
+    iw_centra_conf_of(&tc)->username = strdup("nav");
+    iw_centra_conf_of(&tc)->password = strdup("Sesame-42");
     iw_secrets *s = iw_secrets_for_target(&tc);
     cr_assert_not_null(s);
     assert_masked(s, "bmF2OlNlc2FtZS00Mg=="); /* base64("nav:Sesame-42") */
@@ -57,14 +58,15 @@ Test(secrets, target_registry_holds_basic_pair_and_userinfo)
     assert_masked(s, "p%40ss-W0rd");
     assert_masked(s, "p@ss-W0rd");
     iw_secrets_free(s);
+    iw_target_conf_clear(&tc);
 }
 
 /* Issue 11, item 2 (c): a refreshed token is masked from the moment it is added. */
 Test(secrets, refreshed_token_is_masked_once_added)
 {
-    iw_target_conf tc;
-    memset(&tc, 0, sizeof(tc));
-    tc.midnight_token = "old-token-1";
+    iw_target_conf tc = {0};
+    cr_assert_eq(iw_target_conf_defaults(&tc, "midnight"), 0);
+    iw_midnight_conf_of(&tc)->midnight_token = strdup("old-token-1");
     iw_secrets *s = iw_secrets_for_target(&tc);
     const char *text = "400: token new-token-2 is not valid for this invoice";
     char *m = iw_secrets_mask(s, text, strlen(text));
@@ -74,6 +76,7 @@ Test(secrets, refreshed_token_is_masked_once_added)
     assert_masked(s, "new-token-2");
     assert_masked(s, "old-token-1");
     iw_secrets_free(s);
+    iw_target_conf_clear(&tc);
 }
 
 Test(secrets, inplace_masking_cuts_a_secret_left_at_a_cut_end)

@@ -8,6 +8,8 @@
 
 #include <libxml/parser.h>
 
+#include "centra.h"
+#include "ebizcharge.h"
 #include "soap.h"
 #include "status.h"
 #include "testdata.h"
@@ -393,9 +395,18 @@ static bool classify_text(long status, const char *body, const char *retry_after
     ENV11("<SOAP-ENV:Fault><faultcode>" code "</faultcode><faultstring>" text                      \
           "</faultstring></SOAP-ENV:Fault>")
 
+/* A centra_soap instance with its login password set. */
+static void centra_conf(iw_target_conf *tc, const char *password)
+{
+    memset(tc, 0, sizeof(*tc));
+    cr_assert_eq(iw_target_conf_defaults(tc, "centra_soap"), 0);
+    cr_assert_not_null(iw_centra_conf_of(tc)->password = strdup(password));
+}
+
 Test(soap, common_rules)
 {
-    iw_target_conf tc = {.password = "hunter2"};
+    iw_target_conf tc;
+    centra_conf(&tc, "hunter2");
     iw_outcome o;
 
     cr_assert(classify_text(500, FAULT("SOAP-ENV:Client", "bad field"), NULL, &tc, &o));
@@ -436,6 +447,7 @@ Test(soap, common_rules)
     cr_assert_eq(o.kind, IW_OUTCOME_RETRY);
 
     cr_assert_not(classify_text(200, ENV11("<r/>"), NULL, &tc, &o));
+    iw_target_conf_clear(&tc);
 }
 
 /* Regression: WCF dispatcher faults were retried until attempts ran out (and counted towards
@@ -493,13 +505,17 @@ Test(soap, faults_are_classified_by_code_not_words)
 
 Test(soap, fault_messages_never_carry_secrets)
 {
-    iw_target_conf tc = {.password = "hunter2", .security_id = "SID-123-secret"};
+    iw_target_conf tc = {0};
+    cr_assert_eq(iw_target_conf_defaults(&tc, "ebizcharge"), 0);
+    iw_ebiz_conf_of(&tc)->password = strdup("hunter2");
+    iw_ebiz_conf_of(&tc)->security_id = strdup("SID-123-secret");
     iw_outcome o;
     cr_assert(classify_text(500, FAULT("Client", "password hunter2 wrong for SID-123-secret"), NULL,
                             &tc, &o));
     cr_assert_null(strstr(o.message, "hunter2"), "%s", o.message);
     cr_assert_null(strstr(o.message, "SID-123-secret"), "%s", o.message);
     cr_assert(strstr(o.message, "password *** wrong for ***"), "%s", o.message);
+    iw_target_conf_clear(&tc);
 }
 
 Test(soap, scrub_without_secrets_leaves_text)

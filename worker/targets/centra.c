@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "centra.h"
 #include "soap.h"
 #include "status.h"
 
@@ -250,24 +251,24 @@ static char *basic_credentials(const char *user, const char *pass)
     return out;
 }
 
-/* Navision: HTTP Basic when tc->auth is "basic", nothing when it is unset or "none". */
-static int add_navision_auth(const iw_target_conf *tc, iw_request *r, char *errbuf, size_t errlen)
+/* Navision: HTTP Basic when auth is "basic", nothing when it is unset or "none". */
+static int add_navision_auth(const iw_centra_conf *cc, iw_request *r, char *errbuf, size_t errlen)
 {
-    if (!tc->auth || strcmp(tc->auth, "none") == 0)
+    if (!cc->auth || strcmp(cc->auth, "none") == 0)
         return 0;
-    if (strcmp(tc->auth, "basic") != 0) {
-        snprintf(errbuf, errlen, "auth: \"%s\" is not one of basic, none", tc->auth);
+    if (strcmp(cc->auth, "basic") != 0) {
+        snprintf(errbuf, errlen, "auth: \"%s\" is not one of basic, none", cc->auth);
         return IW_EINVAL;
     }
-    if (!tc->username || !*tc->username || !tc->password) {
+    if (!cc->username || !*cc->username || !cc->password) {
         snprintf(errbuf, errlen, "username, password: required for basic auth");
         return IW_EINVAL;
     }
-    if (strchr(tc->username, ':')) {
+    if (strchr(cc->username, ':')) {
         snprintf(errbuf, errlen, "username: a Basic auth user name cannot contain ':'");
         return IW_EINVAL;
     }
-    char *cred = basic_credentials(tc->username, tc->password);
+    char *cred = basic_credentials(cc->username, cc->password);
     if (!cred)
         return IW_ENOMEM;
     size_t hl = strlen(cred) + 7;
@@ -276,7 +277,7 @@ static int add_navision_auth(const iw_target_conf *tc, iw_request *r, char *errb
     if (hdr) {
         snprintf(hdr, hl, "Basic %s", cred);
         rc = iw_request_add_secret(r, cred);
-        rc = rc ? rc : iw_request_add_secret(r, tc->password);
+        rc = rc ? rc : iw_request_add_secret(r, cc->password);
         rc = rc ? rc : iw_request_add_header(r, "Authorization", hdr);
     }
     free(hdr);
@@ -284,18 +285,18 @@ static int add_navision_auth(const iw_target_conf *tc, iw_request *r, char *errb
     return rc;
 }
 
-static int write_login(iw_xw *x, const iw_target_conf *tc, iw_request *r, char *errbuf,
+static int write_login(iw_xw *x, const iw_centra_conf *cc, iw_request *r, char *errbuf,
                        size_t errlen)
 {
-    if (!tc->username || !*tc->username || !tc->password) {
+    if (!cc->username || !*cc->username || !cc->password) {
         snprintf(errbuf, errlen, "username, password: required for the centra_soap login");
         return IW_EINVAL;
     }
-    if (iw_request_add_secret(r, tc->password))
+    if (iw_request_add_secret(r, cc->password))
         return IW_ENOMEM;
     iw_xw_start(x, "ns1", "login", NULL);
-    iw_xw_text(x, "ns1", "username", tc->username);
-    iw_xw_text(x, "ns1", "password", tc->password);
+    iw_xw_text(x, "ns1", "username", cc->username);
+    iw_xw_text(x, "ns1", "password", cc->password);
     iw_xw_end(x);
     return iw_wbuf_error(x->b, errbuf, errlen);
 }
@@ -304,20 +305,17 @@ static int centra_render(unsigned variant, const iw_event *ev, const iw_target_c
                          iw_request *out, char *errbuf, size_t errlen)
 {
     bool soap = variant == V_SOAP;
-    const char *ns = tc->namespace_uri ? tc->namespace_uri : soap ? CENTRA_SOAP_NS : NAVISION_NS;
-    const char *action = tc->soap_action ? tc->soap_action
-                         : soap          ? CENTRA_SOAP_ACTION
-                                         : NAVISION_ACTION;
-    int rc = iw_soap_request_init(out, tc->url, action, errbuf, errlen);
+    const iw_centra_conf *cc = iw_centra_conf_of(tc);
+    int rc = iw_soap_request_init(out, tc->url, cc->soap_action, errbuf, errlen);
     if (rc)
         return rc;
-    if (!soap && (rc = add_navision_auth(tc, out, errbuf, errlen)))
+    if (!soap && (rc = add_navision_auth(cc, out, errbuf, errlen)))
         goto fail;
 
     iw_xw x;
-    iw_soap_open(&x, "SOAP-ENV", "ns1", ns, false);
+    iw_soap_open(&x, "SOAP-ENV", "ns1", cc->namespace_uri, false);
     iw_xw_start(&x, "ns1", "invoices_Update", NULL);
-    if (soap && (rc = write_login(&x, tc, out, errbuf, errlen)))
+    if (soap && (rc = write_login(&x, cc, out, errbuf, errlen)))
         goto fail;
     iw_xw_start(&x, "ns1", "invoices", NULL);
     iw_xw_start(&x, "ns1", "invoice", NULL);
@@ -488,8 +486,54 @@ static void navision_classify(const iw_target_conf *tc, const iw_response *resp,
     centra_classify(false, tc, resp, out);
 }
 
+/* ------------------------------------------------------------------ config */
+
+static const iw_conf_field soap_fields[] = {
+    IW_CONF_STR("username", IW_CONF_TEXT, iw_centra_conf, username, NULL, true),
+    IW_CONF_STR("password", IW_CONF_SECRET, iw_centra_conf, password, NULL, true),
+    IW_CONF_STR("namespace", IW_CONF_TEXT, iw_centra_conf, namespace_uri, CENTRA_SOAP_NS, true),
+    IW_CONF_STR("soap_action", IW_CONF_TEXT, iw_centra_conf, soap_action, CENTRA_SOAP_ACTION, true),
+    {0},
+};
+
+static const iw_conf_field navision_fields[] = {
+    IW_CONF_STR("username", IW_CONF_TEXT, iw_centra_conf, username, NULL, true),
+    IW_CONF_STR("password", IW_CONF_SECRET, iw_centra_conf, password, NULL, true),
+    IW_CONF_STR("namespace", IW_CONF_TEXT, iw_centra_conf, namespace_uri, NAVISION_NS, true),
+    IW_CONF_STR("soap_action", IW_CONF_TEXT, iw_centra_conf, soap_action, NAVISION_ACTION, true),
+    IW_CONF_ONE_OF("auth", iw_centra_conf, auth, "none", "basic", "none"),
+    {0},
+};
+
+#define CENTRA_PLACEHOLDERS "{\"username\": \"demo\", \"password\": \"PASSWORD\"}"
+
+static const iw_conf_adapter soap_conf = {
+    .type = "centra_soap",
+    .url = "https://demo-docs.centra.com/amsdocs/system/service/module/soap/api",
+    .size = sizeof(iw_centra_conf),
+    .fields = soap_fields,
+    .placeholders = CENTRA_PLACEHOLDERS,
+};
+
+static const iw_conf_adapter navision_conf = {
+    .type = "centra_navision",
+    .url = "https://demo1337.centraqa.com/amsdemo1337/system/service/module/navision/api",
+    .size = sizeof(iw_centra_conf),
+    .fields = navision_fields,
+    .placeholders = CENTRA_PLACEHOLDERS,
+};
+
+/* The Basic credential of username and password (navision sends it; either variant may). */
+static int centra_secret_forms(const iw_target_conf *tc, iw_secrets *s)
+{
+    const iw_centra_conf *cc = iw_centra_conf_of(tc);
+    return iw_secrets_add_basic(s, cc->username, cc->password);
+}
+
 const iw_target_ops iw_target_centra_soap = {
     .type = "centra_soap",
+    .conf = &soap_conf,
+    .secret_forms = centra_secret_forms,
     .validate = centra_validate,
     .render = soap_render,
     .classify = soap_classify,
@@ -499,6 +543,8 @@ const iw_target_ops iw_target_centra_soap = {
 
 const iw_target_ops iw_target_centra_navision = {
     .type = "centra_navision",
+    .conf = &navision_conf,
+    .secret_forms = centra_secret_forms,
     .validate = centra_validate,
     .render = navision_render,
     .classify = navision_classify,

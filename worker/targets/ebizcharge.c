@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ebizcharge.h"
 #include "soap.h"
 #include "status.h"
 
@@ -326,19 +327,18 @@ static int ebiz_validate(const iw_event *ev, const iw_target_conf *tc, char *err
 
 /* ------------------------------------------------------------------ render */
 
-static int write_token(iw_xw *x, const iw_target_conf *tc, iw_request *r, char *errbuf,
-                       size_t errlen)
+static int write_token(iw_xw *x, const iw_ebiz_conf *ec, iw_request *r, char *errbuf, size_t errlen)
 {
-    if (!tc->security_id || !*tc->security_id) {
+    if (!ec->security_id || !*ec->security_id) {
         snprintf(errbuf, errlen, "security_id: required by ebizcharge");
         return IW_EINVAL;
     }
-    if (iw_request_add_secret(r, tc->security_id) || iw_request_add_secret(r, tc->password))
+    if (iw_request_add_secret(r, ec->security_id) || iw_request_add_secret(r, ec->password))
         return IW_ENOMEM;
     iw_xw_start(x, "ebiz", "securityToken", NULL);
-    iw_xw_text_or_empty(x, "ebiz", "SecurityId", tc->security_id);
-    iw_xw_text_or_empty(x, "ebiz", "UserId", tc->user_id);
-    iw_xw_text_or_empty(x, "ebiz", "Password", tc->password);
+    iw_xw_text_or_empty(x, "ebiz", "SecurityId", ec->security_id);
+    iw_xw_text_or_empty(x, "ebiz", "UserId", ec->user_id);
+    iw_xw_text_or_empty(x, "ebiz", "Password", ec->password);
     iw_xw_end(x);
     return iw_wbuf_error(x->b, errbuf, errlen);
 }
@@ -350,21 +350,20 @@ static int ebiz_render(const iw_event *ev, const iw_target_conf *tc, const iw_re
     int rc = ebiz_validate(ev, tc, errbuf, errlen);
     if (rc)
         return rc;
-    const char *ns = tc->namespace_uri ? tc->namespace_uri : EBIZ_NS;
-    if ((rc = iw_soap_request_init(out, tc->url, tc->soap_action ? tc->soap_action : EBIZ_ACTION,
-                                   errbuf, errlen)))
+    const iw_ebiz_conf *ec = iw_ebiz_conf_of(tc);
+    if ((rc = iw_soap_request_init(out, tc->url, ec->soap_action, errbuf, errlen)))
         return rc;
 
     iw_xw x;
-    iw_soap_open(&x, "soapenv", "ebiz", ns, true);
+    iw_soap_open(&x, "soapenv", "ebiz", ec->namespace_uri, true);
     iw_xw_start(&x, "ebiz", "UpdateInvoice", NULL);
-    if ((rc = write_token(&x, tc, out, errbuf, errlen)))
+    if ((rc = write_token(&x, ec, out, errbuf, errlen)))
         goto fail;
     iw_soap_map map = {.prefix = "ebiz",
                        .root = &ev->invoice,
                        .absent = IW_SOAP_EMPTY,
                        .variant =
-                           tc->date_format && strcmp(tc->date_format, "iso") == 0 ? V_ISO : V_MDY};
+                           ec->date_format && strcmp(ec->date_format, "iso") == 0 ? V_ISO : V_MDY};
     iw_xw_start(&x, "ebiz", "invoice", NULL);
     if ((rc = iw_soap_write(&x, &map, invoice_fields, &ev->invoice, errbuf, errlen)))
         goto fail;
@@ -432,8 +431,31 @@ static void ebiz_classify(const iw_target_conf *tc, const iw_response *resp, iw_
     iw_soap_reply_free(&rep);
 }
 
+/* ------------------------------------------------------------------ config */
+
+static const iw_conf_field ebiz_fields[] = {
+    IW_CONF_STR("user_id", IW_CONF_TEXT, iw_ebiz_conf, user_id, NULL, true),
+    IW_CONF_STR("security_id", IW_CONF_SECRET, iw_ebiz_conf, security_id, NULL, true),
+    IW_CONF_STR("password", IW_CONF_SECRET, iw_ebiz_conf, password, NULL, true),
+    IW_CONF_STR("namespace", IW_CONF_TEXT, iw_ebiz_conf, namespace_uri, EBIZ_NS, true),
+    IW_CONF_STR("soap_action", IW_CONF_TEXT, iw_ebiz_conf, soap_action, EBIZ_ACTION, true),
+    IW_CONF_ONE_OF("date_format", iw_ebiz_conf, date_format, "mdy", "mdy", "iso"),
+    {0},
+};
+
+static const iw_conf_adapter ebiz_conf = {
+    .type = "ebizcharge",
+    /* guess: the page names no host; eBizService.svc is the service's SOAP endpoint name */
+    .url = "https://soap.ebizcharge.net/eBizService.svc",
+    .size = sizeof(iw_ebiz_conf),
+    .fields = ebiz_fields,
+    .placeholders =
+        "{\"security_id\": \"SECURITY-ID\", \"user_id\": \"\", \"password\": \"PASSWORD\"}",
+};
+
 const iw_target_ops iw_target_ebizcharge = {
     .type = "ebizcharge",
+    .conf = &ebiz_conf,
     .validate = ebiz_validate,
     .render = ebiz_render,
     .classify = ebiz_classify,

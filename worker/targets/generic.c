@@ -4,7 +4,6 @@
  * business error code and message are, which codes are retried). */
 #include "generic.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -468,76 +467,99 @@ void iw_generic_free(iw_generic *g)
     free(g);
 }
 
-/* ------------------------------------------------------------------ loaded once per file */
+/* ------------------------------------------------------------------ the instance's settings */
 
-static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct cached {
-    char *file;
-    iw_generic *g;
-} cache[64];
-static size_t n_cache;
-
-/* The mapping of file, loaded on first use and kept for the life of the process. */
-static iw_generic *mapping_for(const char *file, iw_map_errors *errs)
+/* Reports every problem of a mapping file under the config path of its key
+ * ("targets.<name>.mapping": "FILE: mapping.<path>: message"). */
+static void report(iw_conf_reader *rd, const char *path, const char *file, const iw_map_errors *me)
 {
-    if (!file)
-        return NULL;
-    iw_generic *g = NULL;
-    pthread_mutex_lock(&cache_lock);
-    for (size_t i = 0; i < n_cache && !g; i++)
-        if (strcmp(cache[i].file, file) == 0)
-            g = cache[i].g;
-    if (!g && n_cache < sizeof(cache) / sizeof(cache[0]) && iw_generic_load(file, &g, errs) == 0) {
-        cache[n_cache].file = strdup(file);
-        if (cache[n_cache].file)
-            cache[n_cache++].g = g;
-    } else if (!g && n_cache >= sizeof(cache) / sizeof(cache[0])) {
-        iw_map_error(errs, "mapping", "more than 64 mapping files");
-    }
-    pthread_mutex_unlock(&cache_lock);
-    return g;
+    size_t shown = sizeof(me->items) / sizeof(me->items[0]);
+    for (size_t k = 0; k < me->count && k < shown; k++)
+        iw_conf_error(rd, path, "%s: %s: %s", file, me->items[k].path, me->items[k].message);
+    if (me->count > shown)
+        iw_conf_error(rd, path, "%s: ... and %zu more", file, me->count - shown);
 }
 
-int iw_generic_prepare(const iw_config *cfg, iw_config_errors *errs)
+/* The "mapping" key: the file's path (${ENV} expanded, relative to the config file's folder),
+ * read and checked as the config is loaded, so check-config names a mapping file's errors and
+ * every call of the instance uses the one mapping its settings hold. */
+static void parse_mapping(iw_conf_reader *rd, const cJSON *value, const char *path, void *conf)
 {
-    int rc = 0;
-    for (size_t i = 0; i < cfg->n_targets; i++) {
-        const iw_target_conf *t = &cfg->targets[i];
-        if (!t->type || strcmp(t->type, "generic") != 0)
-            continue;
-        iw_map_errors me = {.count = 0};
-        if (mapping_for(t->mapping, &me))
-            continue;
-        rc = IW_EINVAL;
-        for (size_t k = 0; k < me.count; k++) {
-            if (errs->count < sizeof(errs->items) / sizeof(errs->items[0])) {
-                iw_config_error *e = &errs->items[errs->count];
-                snprintf(e->path, sizeof(e->path), "targets.%s.mapping", t->name);
-                if (k < sizeof(me.items) / sizeof(me.items[0]))
-                    snprintf(e->message, sizeof(e->message), "%s: %s: %s", t->mapping,
-                             me.items[k].path, me.items[k].message);
-                else
-                    snprintf(e->message, sizeof(e->message), "%s: ... and %zu more", t->mapping,
-                             me.count - k);
-            }
-            errs->count++;
-            if (k >= sizeof(me.items) / sizeof(me.items[0]))
-                break;
-        }
+    iw_generic_conf *gc = conf;
+    char *text = iw_conf_text(rd, value, path);
+    if (!text)
+        return;
+    char *file = *text ? iw_conf_file(rd, text) : NULL;
+    free(text);
+    if (!file) {
+        iw_conf_error(rd, path, "expected the path of a mapping file");
+        return;
+    }
+    iw_map_errors me = {.count = 0};
+    iw_generic *g = NULL;
+    if (iw_generic_load(file, &g, &me) != 0) {
+        report(rd, path, file, &me);
+        free(file);
+        return;
+    }
+    iw_generic_free(gc->loaded);
+    free(gc->mapping);
+    gc->mapping = file;
+    gc->loaded = g;
+}
+
+static void free_mapping(void *conf)
+{
+    iw_generic_conf *gc = conf;
+    iw_generic_free(gc->loaded);
+    free(gc->mapping);
+    gc->loaded = NULL;
+    gc->mapping = NULL;
+}
+
+int iw_generic_use(iw_target_conf *tc, const char *file, iw_map_errors *errs)
+{
+    iw_generic_conf *gc = tc->adapter == iw_target_generic.conf ? tc->adapter_conf : NULL;
+    iw_generic *g = NULL;
+    if (!gc) {
+        iw_map_error(errs, "mapping", "not a generic target");
+        return IW_EINVAL;
+    }
+    int rc = iw_generic_load(file, &g, errs);
+    char *copy = rc ? NULL : strdup(file);
+    if (!rc && !copy) {
+        iw_generic_free(g);
+        return IW_ENOMEM;
+    }
+    if (!rc) {
+        free_mapping(gc);
+        gc->mapping = copy;
+        gc->loaded = g;
     }
     return rc;
 }
 
 /* The loaded mapping of a target, with errbuf saying why when there is none. */
-static iw_generic *target_mapping(const iw_target_conf *tc, char *errbuf, size_t errlen)
+static const iw_generic *target_mapping(const iw_target_conf *tc, char *errbuf, size_t errlen)
 {
-    iw_map_errors me = {.count = 0};
-    iw_generic *g = mapping_for(tc->mapping, &me);
-    if (!g) {
-        snprintf(errbuf, errlen, "mapping: %s", me.count ? me.items[0].message : "not configured");
-        iw_text_trim_cut_utf8(errbuf);
+    const iw_generic_conf *gc =
+        tc->adapter == iw_target_generic.conf ? iw_generic_conf_of(tc) : NULL;
+    if (!gc || !gc->loaded) {
+        snprintf(errbuf, errlen, "mapping: not configured");
+        return NULL;
     }
-    return g;
+    return gc->loaded;
+}
+
+/* The header values of the mapping that came from ${ENV}, as secrets of the instance. */
+static int generic_secret_forms(const iw_target_conf *tc, iw_secrets *s)
+{
+    char err[8];
+    const iw_generic *g = target_mapping(tc, err, sizeof(err));
+    int rc = 0;
+    for (size_t i = 0; g && !rc && i < g->n_secrets; i++)
+        rc = iw_secrets_add(s, g->secrets[i]);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ render */
@@ -826,8 +848,28 @@ done:
     cJSON_Delete(d.json);
 }
 
+/* No seed URL: the instance's url is required; its mapping file says the rest. */
+static const iw_conf_field generic_fields[] = {
+    {.key = "mapping",
+     .kind = IW_CONF_CUSTOM,
+     .parse = parse_mapping,
+     .free = free_mapping,
+     .required = "the path of the instance's mapping file"},
+    {.key = NULL},
+};
+
+static const iw_conf_adapter generic_conf = {
+    .type = "generic",
+    .url = NULL,
+    .size = sizeof(iw_generic_conf),
+    .fields = generic_fields,
+    .placeholders = NULL,
+};
+
 const iw_target_ops iw_target_generic = {
     .type = "generic",
+    .conf = &generic_conf,
+    .secret_forms = generic_secret_forms,
     .validate = generic_validate,
     .render = generic_render,
     .classify = generic_classify,

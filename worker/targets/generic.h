@@ -5,8 +5,8 @@
 
 #include <stddef.h>
 
-#include "config.h"
 #include "mapping.h"
+#include "target.h"
 
 /* A loaded mapping file. */
 typedef struct iw_generic iw_generic;
@@ -21,9 +21,21 @@ int iw_generic_load(const char *file, iw_generic **out, iw_map_errors *errs);
 
 void iw_generic_free(iw_generic *g);
 
-/* Loads the mapping file of every generic target of cfg, once per file for the life of the
- * process (render and classify find it there). Problems go to errs as
- * "targets.<name>.mapping" + "FILE: mapping.<path>: message". Returns 0 or IW_EINVAL. */
-int iw_generic_prepare(const iw_config *cfg, iw_config_errors *errs);
+/* The settings of a generic instance: its key in a target's config (the field table in
+ * generic.c). The mapping file is read and checked as the config is loaded. */
+typedef struct iw_generic_conf {
+    char *mapping;      /* the mapping file, relative paths made relative to the config file */
+    iw_generic *loaded; /* what it says; NULL until a mapping is loaded */
+} iw_generic_conf;
+
+/* The generic settings of tc. */
+static inline iw_generic_conf *iw_generic_conf_of(const iw_target_conf *tc)
+{
+    return tc->adapter_conf;
+}
+
+/* Loads mapping file into the settings of tc, a generic instance (for tests and tools that
+ * build a conf by hand). 0, or IW_EINVAL / IW_ENOMEM with the problems in errs. */
+int iw_generic_use(iw_target_conf *tc, const char *file, iw_map_errors *errs);
 
 #endif

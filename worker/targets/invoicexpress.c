@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "invoicexpress.h"
 #include "status.h"
 #include "wbuf.h"
 #include "xml.h"
@@ -19,6 +20,18 @@
  * list of accepted units"), so the built-in list is the conservative one below; an account
  * with other units configures targets.<name>.accepted_units. */
 static const char *const default_units[] = {"unit", "hour", "day", "month", "service"};
+
+static const iw_ix_conf *ixc(const iw_target_conf *tc)
+{
+    return iw_ix_conf_of(tc);
+}
+
+/* The unit of a line that has none: default_unit, "unit" when it is set empty. */
+static const char *default_unit(const iw_target_conf *tc)
+{
+    const char *u = ixc(tc)->default_unit;
+    return u && *u ? u : "unit";
+}
 
 /* ISO 3166-1 alpha-2 -> the English name InvoiceXpress matches ("Country Germani was not
  * found" shows names are matched by text). Guess: the API's own list is not public in the
@@ -168,14 +181,15 @@ static const char *line_unit(const iw_line *ln, const iw_target_conf *tc)
 {
     if (ln->unit && *ln->unit)
         return ln->unit;
-    return tc->default_unit && *tc->default_unit ? tc->default_unit : "unit";
+    return default_unit(tc);
 }
 
 static bool unit_accepted(const char *unit, const iw_target_conf *tc)
 {
-    if (tc->accepted_units) {
-        for (size_t i = 0; i < tc->n_accepted_units; i++)
-            if (strcmp(tc->accepted_units[i], unit) == 0)
+    const iw_ix_conf *ix = ixc(tc);
+    if (ix->accepted_units) {
+        for (size_t i = 0; i < ix->n_accepted_units; i++)
+            if (strcmp(ix->accepted_units[i], unit) == 0)
                 return true;
         return false;
     }
@@ -194,11 +208,12 @@ static bool line_taxed(const iw_line *ln)
 /* The configured tax name for a rate (compared by value: "23" == "23.00"); NULL when none. */
 static const char *tax_name_of(iw_decimal rate, const iw_target_conf *tc)
 {
-    for (size_t i = 0; i < tc->n_tax_names; i++) {
+    const iw_ix_conf *ix = ixc(tc);
+    for (size_t i = 0; i < ix->n_tax_names; i++) {
         iw_decimal r;
-        if (tc->tax_names[i].rate && iw_decimal_parse(tc->tax_names[i].rate, &r) == 0 &&
+        if (ix->tax_names[i].rate && iw_decimal_parse(ix->tax_names[i].rate, &r) == 0 &&
             iw_decimal_cmp(r, rate) == 0)
-            return tc->tax_names[i].name;
+            return ix->tax_names[i].name;
     }
     return NULL;
 }
@@ -387,7 +402,7 @@ static int ix_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
     if (inv->n_lines == 0)
         FAIL("lines: at least one item is required");
     /* invoices.update takes no currency (seed 004): the invoice is booked in the account's */
-    const char *acct = tc->account_currency ? tc->account_currency : "EUR";
+    const char *acct = ixc(tc)->account_currency;
     if (inv->currency && strcasecmp(inv->currency, acct) != 0)
         FAIL("currency: %.8s is not the account's currency %.8s (account_currency); "
              "InvoiceXpress takes no currency and would book the amounts as %.8s",
@@ -464,7 +479,7 @@ static void write_charge(iw_xw *x, const iw_extra_charge *c, const iw_target_con
     iw_decimal_format(c->amount.value, buf, sizeof(buf));
     put(x, "unit_price", buf);
     put(x, "quantity", "1");
-    put(x, "unit", tc->default_unit && *tc->default_unit ? tc->default_unit : "unit");
+    put(x, "unit", default_unit(tc));
     iw_xw_end(x);
 }
 
@@ -576,25 +591,26 @@ static void url_escape(const char *s, char *out)
 static int build_url(iw_request *r, const iw_target_conf *tc, const char *id, char *errbuf,
                      size_t errlen)
 {
+    const char *api_key = ixc(tc)->api_key;
     if (!tc->url || !*tc->url)
         FAIL("invoicexpress: url (the account's base URL) is not configured");
-    if (!tc->api_key || !*tc->api_key)
+    if (!api_key || !*api_key)
         FAIL("invoicexpress: api_key is not configured");
     size_t blen = strlen(tc->url);
     while (blen > 0 && tc->url[blen - 1] == '/')
         blen--;
-    char *key = malloc(3 * strlen(tc->api_key) + 1);
-    size_t n = blen + strlen(id) + 3 * strlen(tc->api_key) + 32;
+    char *key = malloc(3 * strlen(api_key) + 1);
+    size_t n = blen + strlen(id) + 3 * strlen(api_key) + 32;
     char *url = malloc(n);
     if (!key || !url) {
         free(key);
         free(url);
         FAIL("out of memory");
     }
-    url_escape(tc->api_key, key);
+    url_escape(api_key, key);
     snprintf(url, n, "%.*s/invoices/%s.xml?api_key=%s", (int)blen, tc->url, id, key);
     r->url = url;
-    int rc = iw_request_add_secret(r, tc->api_key) || iw_request_add_secret(r, key);
+    int rc = iw_request_add_secret(r, api_key) || iw_request_add_secret(r, key);
     free(key);
     if (rc)
         FAIL("out of memory");
@@ -792,10 +808,11 @@ static void set_message(const iw_target_conf *tc, long status, iw_outcome *out,
     char *secrets[2];
     size_t n = 0;
     char *esc = NULL;
-    if (tc->api_key && *tc->api_key) {
-        secrets[n++] = tc->api_key;
-        if ((esc = malloc(3 * strlen(tc->api_key) + 1))) {
-            url_escape(tc->api_key, esc);
+    const char *api_key = ixc(tc)->api_key;
+    if (api_key && *api_key) {
+        secrets[n++] = (char *)api_key;
+        if ((esc = malloc(3 * strlen(api_key) + 1))) {
+            url_escape(api_key, esc);
             secrets[n++] = esc;
         }
     }
@@ -911,8 +928,70 @@ static void ix_classify(const iw_target_conf *tc, const iw_response *resp, iw_ou
     }
 }
 
+/* ------------------------------------------------------------------ config */
+
+/* "tax_names": {"23": "IVA23", ...}, a tax rate (compared by value) -> the account's tax name. */
+static void parse_tax_names(iw_conf_reader *rd, const cJSON *tn, const char *path, void *conf)
+{
+    iw_ix_conf *ix = conf;
+    if (!cJSON_IsObject(tn)) {
+        iw_conf_error(rd, path, "expected an object");
+        return;
+    }
+    ix->tax_names = calloc((size_t)cJSON_GetArraySize(tn) + 1, sizeof(*ix->tax_names));
+    if (!ix->tax_names)
+        return;
+    for (const cJSON *c = tn->child; c; c = c->next) {
+        char ipath[224];
+        snprintf(ipath, sizeof(ipath), "%s.%s", path, c->string);
+        iw_decimal d;
+        if (iw_decimal_parse(c->string, &d) != 0) {
+            iw_conf_error(rd, ipath, "the key must be a tax rate such as \"23\" or \"7.5\"");
+            continue;
+        }
+        if (!cJSON_IsString(c) || !*c->valuestring) {
+            iw_conf_error(rd, ipath, "expected a tax name string");
+            continue;
+        }
+        iw_tax_name *row = &ix->tax_names[ix->n_tax_names++];
+        row->rate = strdup(c->string);
+        row->name = strdup(c->valuestring);
+    }
+}
+
+static void free_tax_names(void *conf)
+{
+    iw_ix_conf *ix = conf;
+    for (size_t i = 0; i < ix->n_tax_names; i++) {
+        free(ix->tax_names[i].rate);
+        free(ix->tax_names[i].name);
+    }
+    free(ix->tax_names);
+}
+
+static const iw_conf_field ix_fields[] = {
+    IW_CONF_STR("api_key", IW_CONF_SECRET, iw_ix_conf, api_key, NULL, true),
+    IW_CONF_STR("default_unit", IW_CONF_TEXT, iw_ix_conf, default_unit, "unit", false),
+    IW_CONF_STRINGS("accepted_units", iw_ix_conf, accepted_units, n_accepted_units),
+    {.key = "tax_names", .kind = IW_CONF_CUSTOM, .parse = parse_tax_names, .free = free_tax_names},
+    IW_CONF_STR("account_currency", IW_CONF_TEXT, iw_ix_conf, account_currency, "EUR", false),
+    {0},
+};
+
+static const iw_conf_adapter ix_conf = {
+    .type = "invoicexpress",
+    /* guess: accounts live under <account>.app.invoicexpress.com; /invoices/{id}.xml is appended */
+    .url = "https://ACCOUNT.app.invoicexpress.com",
+    .size = sizeof(iw_ix_conf),
+    .fields = ix_fields,
+    /* Portugal's VAT rates, as an example */
+    .placeholders = "{\"api_key\": \"API-KEY\", "
+                    "\"tax_names\": {\"23\": \"IVA23\", \"13\": \"IVA13\", \"6\": \"IVA6\"}}",
+};
+
 const iw_target_ops iw_target_invoicexpress = {
     .type = "invoicexpress",
+    .conf = &ix_conf,
     .validate = ix_validate,
     .render = ix_render,
     .classify = ix_classify,

@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "midnight.h"
 #include "status.h"
 #include "wbuf.h"
 #include "xml.h"
@@ -23,6 +24,16 @@
 /* Namespace declarations the seed's XML sample carries on its root. */
 #define XSI_NS "http://www.w3.org/2001/XMLSchema-instance"
 #define XSD_NS "http://www.w3.org/2001/XMLSchema"
+
+static const iw_midnight_conf *mnc(const iw_target_conf *tc)
+{
+    return iw_midnight_conf_of(tc);
+}
+
+/* What an instance keeps between calls: the token of the last refresh. */
+typedef struct mn_state {
+    char *token; /* secret: NULL until a refresh, then used instead of midnight_token */
+} mn_state;
 
 /* How a source field becomes a value. */
 typedef enum kind {
@@ -361,7 +372,8 @@ static int mn_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
             snprintf(errbuf, errlen, "%s: a Midnight id is a whole number", ids[i].path);
             return IW_EINVAL;
         }
-    bool as_new = tc && tc->lines_without_id && strcmp(tc->lines_without_id, "new") == 0;
+    const char *without_id = tc ? mnc(tc)->lines_without_id : NULL;
+    bool as_new = without_id && strcmp(without_id, "new") == 0;
     for (size_t n = 0; n < ev->invoice.n_lines; n++) {
         const iw_line_refs *lr = &ev->invoice.lines[n].target_refs;
         const struct {
@@ -395,7 +407,8 @@ static int mn_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
 
 static bool is_xml_format(const iw_target_conf *tc)
 {
-    return tc->format && strcmp(tc->format, "xml") == 0;
+    const char *format = mnc(tc)->format;
+    return format && strcmp(format, "xml") == 0;
 }
 
 /* Adds the auth headers and records their values as secrets. Seed 002 lines 7-9 list two
@@ -403,31 +416,31 @@ static bool is_xml_format(const iw_target_conf *tc)
  * 5.3 lets a recipient fold repeated lines into one comma-joined value, which is what IIS
  * hands the application, so both forms reach the same API: auth_header "separate" (default)
  * sends the two lines the seed shows, "folded" one line "PRC, Midnight". */
-static int add_auth(iw_request *r, const iw_target_conf *tc, const char *token, char *errbuf,
+static int add_auth(iw_request *r, const iw_midnight_conf *mc, const char *token, char *errbuf,
                     size_t errlen)
 {
-    if (!tc->prc_token || !*tc->prc_token || !token || !*token || !tc->mis_key || !*tc->mis_key) {
+    if (!mc->prc_token || !*mc->prc_token || !token || !*token || !mc->mis_key || !*mc->mis_key) {
         snprintf(errbuf, errlen,
                  "midnight: prc_token, midnight_token and mis_key must be configured");
         return IW_EINVAL;
     }
-    bool folded = tc->auth_header && strcmp(tc->auth_header, "folded") == 0;
-    int rc = iw_request_add_secret(r, tc->prc_token) || iw_request_add_secret(r, token) ||
-             iw_request_add_secret(r, tc->mis_key);
+    bool folded = mc->auth_header && strcmp(mc->auth_header, "folded") == 0;
+    int rc = iw_request_add_secret(r, mc->prc_token) || iw_request_add_secret(r, token) ||
+             iw_request_add_secret(r, mc->mis_key);
     if (!rc && folded) {
-        size_t n = strlen(tc->prc_token) + strlen(token) + 3;
+        size_t n = strlen(mc->prc_token) + strlen(token) + 3;
         char *both = malloc(n);
         rc = !both;
         if (both) {
-            snprintf(both, n, "%s, %s", tc->prc_token, token);
+            snprintf(both, n, "%s, %s", mc->prc_token, token);
             rc = iw_request_add_header(r, "Authorization", both);
             free(both);
         }
     } else if (!rc) {
-        rc = iw_request_add_header(r, "Authorization", tc->prc_token) ||
+        rc = iw_request_add_header(r, "Authorization", mc->prc_token) ||
              iw_request_add_header(r, "Authorization", token);
     }
-    if (rc || iw_request_add_header(r, "MISKEY", tc->mis_key)) {
+    if (rc || iw_request_add_header(r, "MISKEY", mc->mis_key)) {
         snprintf(errbuf, errlen, "out of memory");
         return IW_ENOMEM;
     }
@@ -441,12 +454,13 @@ static int mn_render(const iw_event *ev, const iw_target_conf *tc, const iw_rend
     if (rc)
         return rc;
     bool xml = is_xml_format(tc);
-    const char *token = ctx && ctx->auth_token ? ctx->auth_token : tc->midnight_token;
+    const mn_state *st = ctx ? ctx->state : NULL;
+    const char *token = st && st->token ? st->token : mnc(tc)->midnight_token;
 
     snprintf(out->method, sizeof(out->method), "POST");
     if (!(out->url = strdup(tc->url ? tc->url : DEFAULT_URL)))
         goto oom;
-    if ((rc = add_auth(out, tc, token, errbuf, errlen)))
+    if ((rc = add_auth(out, mnc(tc), token, errbuf, errlen)))
         goto fail;
     if (iw_request_add_header(out, "Content-Type",
                               xml ? "application/xml; charset=utf-8"
@@ -627,15 +641,9 @@ static void set_message(const iw_target_conf *tc, long status, iw_outcome *out, 
 {
     char raw[sizeof(out->message)];
     snprintf(raw, sizeof(raw), "HTTP %ld: %s%s%s", status, what, reason[0] ? ": " : "", reason);
-    char *secrets[3];
-    size_t n = 0;
-    if (tc->prc_token && *tc->prc_token)
-        secrets[n++] = tc->prc_token;
-    if (tc->midnight_token && *tc->midnight_token)
-        secrets[n++] = tc->midnight_token;
-    if (tc->mis_key && *tc->mis_key)
-        secrets[n++] = tc->mis_key;
-    char *m = iw_mask_secrets(raw, strlen(raw), secrets, n);
+    const char *secrets[3];
+    size_t n = iw_target_conf_secrets(tc, secrets, COUNT(secrets));
+    char *m = iw_mask_secrets(raw, strlen(raw), (char *const *)secrets, n);
     copy_clean(out->message, sizeof(out->message), m ? m : "(message dropped)", m ? strlen(m) : 17);
     free(m);
 }
@@ -667,9 +675,10 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
     if (reply_string(resp, ref, sizeof(ref))) {
         bool id = is_guid(ref) || is_number(ref);
         bool listed = false;
-        for (size_t i = 0; i < tc->n_success_replies && !listed; i++)
-            listed = strcmp(tc->success_replies[i], "*") == 0 ||
-                     strcasecmp(tc->success_replies[i], ref) == 0;
+        const iw_midnight_conf *mc = mnc(tc);
+        for (size_t i = 0; i < mc->n_success_replies && !listed; i++)
+            listed = strcmp(mc->success_replies[i], "*") == 0 ||
+                     strcasecmp(mc->success_replies[i], ref) == 0;
         if (id || listed) {
             if (id)
                 snprintf(out->target_ref, sizeof(out->target_ref), "%s", ref);
@@ -712,7 +721,8 @@ static void mn_classify(const iw_target_conf *tc, const iw_response *resp, iw_ou
     error_text(resp, reason, sizeof(reason));
     if (st == 401) {
         /* token_refresh "off": the token is rotated outside the worker (see mn_render_refresh) */
-        out->refresh_token = !(tc->token_refresh && strcmp(tc->token_refresh, "off") == 0);
+        const char *refresh = mnc(tc)->token_refresh;
+        out->refresh_token = !(refresh && strcmp(refresh, "off") == 0);
         set_message(tc, resp->status, out, "Midnight token refused", reason);
     } else if (st == 403) {
         set_message(tc, resp->status, out, "access denied", reason);
@@ -728,12 +738,13 @@ static void mn_classify(const iw_target_conf *tc, const iw_response *resp, iw_ou
 /* ------------------------------------------------------------------------------------------ */
 /* Token refresh. */
 
-/* The refresh URL: tc->token_url, else the API base of tc->url (everything before "/v1/",
+/* The refresh URL: token_url, else the API base of tc->url (everything before "/v1/",
  * or scheme://host when the URL has no "/v1/") + REFRESH_PATH. */
 static char *token_url_of(const iw_target_conf *tc)
 {
-    if (tc->token_url && *tc->token_url)
-        return strdup(tc->token_url);
+    const char *token_url = mnc(tc)->token_url;
+    if (token_url && *token_url)
+        return strdup(token_url);
     const char *url = tc->url ? tc->url : DEFAULT_URL;
     const char *host = strstr(url, "://");
     host = host ? host + 3 : url;
@@ -761,7 +772,7 @@ static int mn_render_refresh(const iw_target_conf *tc, iw_request *out, char *er
     snprintf(out->method, sizeof(out->method), "POST");
     if (!(out->url = token_url_of(tc)))
         goto oom;
-    if ((rc = add_auth(out, tc, tc->midnight_token, errbuf, errlen)))
+    if ((rc = add_auth(out, mnc(tc), mnc(tc)->midnight_token, errbuf, errlen)))
         goto fail;
     if (iw_request_add_header(out, "Accept", "application/json") ||
         iw_request_add_header(out, "Content-Type", "application/json; charset=utf-8") ||
@@ -812,11 +823,80 @@ static int mn_parse_refresh(const iw_response *resp, char *tok, size_t toklen)
     return rc;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Config and state. */
+
+static void *mn_state_new(const iw_target_conf *tc)
+{
+    return calloc(1, sizeof(mn_state));
+}
+
+/* Frees a token, wiping it first. */
+static void free_token(char *tok)
+{
+    if (tok)
+        explicit_bzero(tok, strlen(tok));
+    free(tok);
+}
+
+static void mn_state_free(void *state)
+{
+    mn_state *st = state;
+    if (st)
+        free_token(st->token);
+    free(st);
+}
+
+static int mn_store_refresh(void *state, const char *tok)
+{
+    mn_state *st = state;
+    char *copy = strdup(tok);
+    if (!copy)
+        return IW_ENOMEM;
+    free_token(st->token);
+    st->token = copy;
+    return 0;
+}
+
+/* The password of a userinfo in token_url (the refresh call sends it). */
+static int mn_secret_forms(const iw_target_conf *tc, iw_secrets *s)
+{
+    return iw_secrets_add_userinfo(s, mnc(tc)->token_url);
+}
+
+static const iw_conf_field mn_fields[] = {
+    IW_CONF_STR("prc_token", IW_CONF_SECRET, iw_midnight_conf, prc_token, NULL, true),
+    IW_CONF_STR("midnight_token", IW_CONF_SECRET, iw_midnight_conf, midnight_token, NULL, true),
+    IW_CONF_STR("mis_key", IW_CONF_SECRET, iw_midnight_conf, mis_key, NULL, true),
+    IW_CONF_STR("token_url", IW_CONF_URL, iw_midnight_conf, token_url, NULL, true),
+    IW_CONF_ONE_OF("format", iw_midnight_conf, format, "json", "json", "xml"),
+    IW_CONF_ONE_OF("auth_header", iw_midnight_conf, auth_header, "separate", "separate", "folded"),
+    IW_CONF_ONE_OF("lines_without_id", iw_midnight_conf, lines_without_id, "refuse", "refuse",
+                   "new"),
+    IW_CONF_ONE_OF("token_refresh", iw_midnight_conf, token_refresh, "on", "on", "off"),
+    IW_CONF_STRINGS("success_replies", iw_midnight_conf, success_replies, n_success_replies),
+    {0},
+};
+
+static const iw_conf_adapter mn_conf = {
+    .type = "midnight",
+    .url = DEFAULT_URL,
+    .size = sizeof(iw_midnight_conf),
+    .fields = mn_fields,
+    .placeholders = "{\"prc_token\": \"PRC-TOKEN\", \"midnight_token\": \"MIDNIGHT-TOKEN\", "
+                    "\"mis_key\": \"MIS-KEY\"}",
+};
+
 const iw_target_ops iw_target_midnight = {
     .type = "midnight",
+    .conf = &mn_conf,
+    .secret_forms = mn_secret_forms,
+    .state_new = mn_state_new,
+    .state_free = mn_state_free,
     .validate = mn_validate,
     .render = mn_render,
     .classify = mn_classify,
     .render_refresh = mn_render_refresh,
     .parse_refresh = mn_parse_refresh,
+    .store_refresh = mn_store_refresh,
 };

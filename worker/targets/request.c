@@ -13,26 +13,6 @@
 #include "status.h"
 #include "text.h"
 
-const iw_target_ops *const iw_targets_all[] = {
-    &iw_target_centra_soap,
-    &iw_target_centra_navision,
-    &iw_target_midnight,
-    &iw_target_ebizcharge,
-    &iw_target_invoicexpress,
-    &iw_target_generic,
-    NULL,
-};
-
-const iw_target_ops *iw_target_find(const char *type)
-{
-    if (!type)
-        return NULL;
-    for (size_t i = 0; iw_targets_all[i]; i++)
-        if (strcmp(iw_targets_all[i]->type, type) == 0)
-            return iw_targets_all[i];
-    return NULL;
-}
-
 const char *iw_error_kind_str(iw_error_kind k)
 {
     switch (k) {

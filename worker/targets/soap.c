@@ -372,16 +372,11 @@ void iw_soap_scrub(const iw_target_conf *tc, char *msg, size_t cap)
 {
     if (!tc || cap == 0)
         return;
-    char *secrets[6];
-    size_t n = 0;
-    const char *cand[] = {tc->password,  tc->security_id,    tc->api_key,
-                          tc->prc_token, tc->midnight_token, tc->mis_key};
-    for (size_t i = 0; i < sizeof(cand) / sizeof(cand[0]); i++)
-        if (cand[i] && *cand[i])
-            secrets[n++] = (char *)cand[i];
+    const char *secrets[IW_TARGET_MAX_SECRETS];
+    size_t n = iw_target_conf_secrets(tc, secrets, IW_TARGET_MAX_SECRETS);
     if (n == 0)
         return;
-    char *masked = iw_mask_secrets(msg, strlen(msg), secrets, n);
+    char *masked = iw_mask_secrets(msg, strlen(msg), (char *const *)secrets, n);
     if (!masked) { /* cannot prove the message is clean: drop it */
         snprintf(msg, cap, "(message withheld)");
         return;

@@ -140,8 +140,8 @@ bool iw_soap_classify_common(const iw_target_conf *tc, const iw_response *resp,
 /* First element named `name` among the direct children of n; NULL when none. */
 xmlNodePtr iw_soap_child(xmlNodePtr n, const char *name);
 
-/* Replaces the secrets of tc (password, security_id, api_key, tokens) in msg by ***, in place,
- * truncating to cap. */
+/* Replaces the secrets of tc (its adapter's secret fields) in msg by ***, in place, truncating
+ * to cap. */
 void iw_soap_scrub(const iw_target_conf *tc, char *msg, size_t cap);
 
 #endif

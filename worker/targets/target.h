@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "invoice.h"
+#include "secrets.h"
 #include "wbuf.h"
 
 /* One HTTP header. */
@@ -75,13 +76,31 @@ typedef struct iw_response {
 
 /* Per-call state the renderer may need that is not part of the config. */
 typedef struct iw_render_ctx {
-    const char *
-        auth_token; /* midnight: the current (possibly refreshed) Midnight token, NULL = config's */
+    const void *state; /* the instance's adapter state (state_new), NULL when it has none */
 } iw_render_ctx;
+
+/* The most secret fields an adapter has (iw_target_conf_secrets lists them). */
+#define IW_TARGET_MAX_SECRETS 16
 
 /* An adapter. One const instance per adapter type. Slots marked "may be NULL" are optional. */
 typedef struct iw_target_ops {
     const char *type; /* adapter type name, as in the config's "type" */
+
+    /* Its part of a target's config (common/config.h): its keys, how each is read and checked,
+     * their seed values and which are secrets. Its settings struct, declared in the adapter's
+     * header, is tc->adapter_conf. */
+    const iw_conf_adapter *conf;
+
+    /* Records in s the forms its secrets take on the wire besides each secret's own (which
+     * iw_secrets_for_target records): a Basic pair, a URL's userinfo. 0 or IW_ENOMEM. May be
+     * NULL. */
+    int (*secret_forms)(const iw_target_conf *tc, iw_secrets *s);
+
+    /* Per-instance state kept between calls (a refreshed token): created once per instance by
+     * whoever sends its calls and passed to render as ctx->state. NULL when out of memory.
+     * May be NULL (no state). */
+    void *(*state_new)(const iw_target_conf *tc);
+    void (*state_free)(void *state);
 
     /* Checks the target's own rules before anything is sent. Returns 0, or IW_EINVAL with a
      * message naming the field ("lines[0].unit_price: must be greater than 0"). May be NULL. */
@@ -101,6 +120,11 @@ typedef struct iw_target_ops {
 
     /* Reads the new token from the refresh reply into tok. Returns 0 or IW_EINVAL. May be NULL. */
     int (*parse_refresh)(const iw_response *resp, char *tok, size_t toklen);
+
+    /* Keeps the token parse_refresh read in state, for the renders that follow (the caller
+     * has registered its forms for masking first). 0 or IW_ENOMEM. NULL when there is no
+     * refresh. */
+    int (*store_refresh)(void *state, const char *tok);
 } iw_target_ops;
 
 extern const iw_target_ops iw_target_centra_soap;
@@ -115,6 +139,21 @@ const iw_target_ops *iw_target_find(const char *type);
 
 /* The adapters, NULL-terminated, for listing. */
 extern const iw_target_ops *const iw_targets_all[];
+
+/* The config part of the i-th adapter, NULL past the last: what the config loader is given
+ * (iw_conf_adapters, common/config.h). */
+const iw_conf_adapter *iw_targets_conf(size_t i);
+
+/* The config loader with these adapters (common/config.h: iw_config_load_with...). */
+iw_config *iw_config_load(const char *path, iw_config_errors *errs);
+iw_config *iw_config_parse(const char *json, const char *base_dir, iw_config_errors *errs);
+iw_config *iw_config_parse_n(const char *json, size_t len, const char *base_dir,
+                             iw_config_errors *errs);
+iw_config *iw_config_defaults(void);
+
+/* Sets a target instance's defaults for adapter type `type` (iw_target_conf_seed). Used by
+ * tests that build a conf by hand. Returns 0, IW_ENOTFOUND for an unknown type or IW_ENOMEM. */
+int iw_target_conf_defaults(iw_target_conf *t, const char *type);
 
 /* Wrappers so callers never write ops->fn(...). validate returns 0 when the slot is NULL. */
 static inline int iw_target_validate(const iw_target_ops *o, const iw_event *ev,

@@ -1,0 +1,31 @@
+/* invoicexpress.h: the settings of an invoicexpress instance, its keys in a target's config
+ * (read by the loader from the field table in invoicexpress.c). */
+#ifndef IW_INVOICEXPRESS_H
+#define IW_INVOICEXPRESS_H
+
+#include "target.h"
+
+/* One "rate -> tax name" row of the account's tax table ("23" -> "IVA23"). */
+typedef struct iw_tax_name {
+    char *rate; /* decimal text, compared by value */
+    char *name;
+} iw_tax_name;
+
+typedef struct iw_ix_conf {
+    char *api_key;         /* secret: the api_key query parameter */
+    char *default_unit;    /* unit when a line has none (default "unit") */
+    char **accepted_units; /* accepted unit names; NULL = the built-in list */
+    size_t n_accepted_units;
+    iw_tax_name *tax_names; /* tax rate -> tax name */
+    size_t n_tax_names;
+    char *account_currency; /* the account's currency (default "EUR"); the API takes no
+                               currency, so an invoice in another one is refused */
+} iw_ix_conf;
+
+/* The invoicexpress settings of tc. */
+static inline iw_ix_conf *iw_ix_conf_of(const iw_target_conf *tc)
+{
+    return tc->adapter_conf;
+}
+
+#endif
