@@ -71,9 +71,10 @@ static void join_path(char *out, size_t len, const char *base, const char *key)
     snprintf(out, len, "%s%s%s", base, *base ? "." : "", key);
 }
 
-/* Expands ${VAR} and ${VAR:-default} in s. Returns a malloc'd string or NULL with an error. */
-static char *expand_env(loader *ld, const char *path, const char *s)
+char *iw_config_expand_env(const char *s, char *errbuf, size_t errlen)
 {
+    if (errlen)
+        errbuf[0] = '\0';
     size_t cap = strlen(s) + 64, n = 0;
     char *out = malloc(cap);
     if (!out)
@@ -85,14 +86,14 @@ static char *expand_env(loader *ld, const char *path, const char *s)
         if (p[0] == '$' && p[1] == '{') {
             const char *end = strchr(p + 2, '}');
             if (!end) {
-                add_error(ld, path, "unterminated ${ in value");
+                snprintf(errbuf, errlen, "unterminated ${ in value");
                 free(out);
                 return NULL;
             }
             const char *def = strstr(p + 2, ":-");
             size_t nlen = (size_t)((def && def < end ? def : end) - (p + 2));
             if (nlen == 0 || nlen >= sizeof(name)) {
-                add_error(ld, path, "bad environment reference");
+                snprintf(errbuf, errlen, "bad environment reference");
                 free(out);
                 return NULL;
             }
@@ -103,7 +104,7 @@ static char *expand_env(loader *ld, const char *path, const char *s)
                 val = def + 2;
                 vlen = (size_t)(end - val);
             } else if (!val) {
-                add_error(ld, path, "environment variable %s is not set", name);
+                snprintf(errbuf, errlen, "environment variable %s is not set", name);
                 free(out);
                 return NULL;
             } else {
@@ -128,6 +129,46 @@ static char *expand_env(loader *ld, const char *path, const char *s)
         p += adv;
     }
     out[n] = '\0';
+    return out;
+}
+
+/* Expands ${VAR} and ${VAR:-default} in s. Returns a malloc'd string or NULL with an error. */
+static char *expand_env(loader *ld, const char *path, const char *s)
+{
+    char why[192];
+    char *out = iw_config_expand_env(s, why, sizeof(why));
+    if (!out && *why)
+        add_error(ld, path, "%s", why);
+    return out;
+}
+
+/* Makes a relative file path relative to the config file's folder, like *_file secrets. */
+static void relative_to_config(const loader *ld, char **file)
+{
+    if (!*file || (*file)[0] == '/' || !ld->base_dir)
+        return;
+    size_t n = strlen(ld->base_dir) + strlen(*file) + 2;
+    char *full = malloc(n);
+    if (full) {
+        snprintf(full, n, "%s/%s", ld->base_dir, *file);
+        free(*file);
+        *file = full;
+    }
+}
+
+char *iw_conf_text(iw_conf_reader *rd, const cJSON *value, const char *path)
+{
+    if (!cJSON_IsString(value)) {
+        add_error(rd, path, "expected a string");
+        return NULL;
+    }
+    return expand_env(rd, path, value->valuestring);
+}
+
+char *iw_conf_file(const iw_conf_reader *rd, const char *file)
+{
+    char *out = file ? strdup(file) : NULL;
+    relative_to_config(rd, &out);
     return out;
 }
 
@@ -375,6 +416,20 @@ static void *field_slot(const iw_conf_field *f, void *conf)
     return (char *)conf + f->off;
 }
 
+/* True when obj gives f a value (not null): its key or, for a secret, <key>_file. */
+static bool field_given(const cJSON *obj, const iw_conf_field *f)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, f->key);
+    if (j && !cJSON_IsNull(j))
+        return true;
+    if (f->kind != IW_CONF_SECRET)
+        return false;
+    char fkey[80];
+    snprintf(fkey, sizeof(fkey), "%s_file", f->key);
+    j = cJSON_GetObjectItemCaseSensitive(obj, fkey);
+    return j && !cJSON_IsNull(j);
+}
+
 /* Reads field f of the target object obj (at path base) into the adapter settings conf. */
 static void read_field(loader *ld, const cJSON *obj, const char *base, const iw_conf_field *f,
                        void *conf)
@@ -382,6 +437,8 @@ static void read_field(loader *ld, const cJSON *obj, const char *base, const iw_
     char **str = field_slot(f, conf);
     char path[200];
     join_path(path, sizeof(path), base, f->key);
+    if (f->required && !field_given(obj, f))
+        add_error(ld, path, "required: %s", f->required);
     if (f->kind == IW_CONF_CUSTOM) {
         const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, f->key);
         if (j && !cJSON_IsNull(j))
@@ -710,16 +767,7 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
         check_keys(ld, tls, sub, k);
         get_bool(ld, tls, sub, "verify", &t->tls_verify);
         get_string(ld, tls, sub, "ca_file", &t->tls_ca_file);
-        if (t->tls_ca_file && t->tls_ca_file[0] != '/' && ld->base_dir) {
-            /* relative to the config file, like *_file secrets */
-            size_t n = strlen(ld->base_dir) + strlen(t->tls_ca_file) + 2;
-            char *full = malloc(n);
-            if (full) {
-                snprintf(full, n, "%s/%s", ld->base_dir, t->tls_ca_file);
-                free(t->tls_ca_file);
-                t->tls_ca_file = full;
-            }
-        }
+        relative_to_config(ld, &t->tls_ca_file);
         if (t->tls_ca_file && access(t->tls_ca_file, R_OK) != 0) {
             char p2[220];
             join_path(p2, sizeof(p2), sub, "ca_file");

@@ -52,6 +52,9 @@ typedef struct iw_conf_field {
      * problems under path; free frees what it read */
     void (*parse)(iw_conf_reader *rd, const struct cJSON *value, const char *path, void *conf);
     void (*free)(void *conf);
+    /* not NULL: an instance of the adapter must set the key; the loader reports
+     * "required: <this text>" when it is absent */
+    const char *required;
 } iw_conf_field;
 
 /* Rows of a field table for settings struct S: a string (TEXT, SECRET or URL; wire as above),
@@ -83,6 +86,19 @@ typedef const iw_conf_adapter *(*iw_conf_adapters)(size_t i);
 /* Reports a problem with a config value at path (for an IW_CONF_CUSTOM field's parse). */
 void iw_conf_error(iw_conf_reader *rd, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* For an IW_CONF_CUSTOM field's parse: value as a string with ${ENV} expanded (malloc'd), or
+ * NULL with the problem reported at path. */
+char *iw_conf_text(iw_conf_reader *rd, const struct cJSON *value, const char *path);
+
+/* A file named in the config, made relative to the config file's folder as *_file secrets and
+ * tls.ca_file are (an absolute path is kept). Returns a malloc'd path, NULL when out of
+ * memory or file is NULL. */
+char *iw_conf_file(const iw_conf_reader *rd, const char *file);
+
+/* Expands ${VAR} and ${VAR:-default} in s as config values are expanded. Returns a malloc'd
+ * string, or NULL with errbuf saying why (empty when out of memory). */
+char *iw_config_expand_env(const char *s, char *errbuf, size_t errlen);
 
 /* One target instance: an adapter type plus its endpoint, limits and the adapter's own
  * settings. Secrets are already resolved (from ${ENV} or *_file); never print them. */

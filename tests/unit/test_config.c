@@ -460,7 +460,8 @@ Test(config, instance_names_and_worker_id_are_printable)
 }
 
 /* Each adapter's config part: named as its ops, no more secrets than the masking lists hold,
- * and placeholders (what `render --target TYPE` shows) that its own fields load cleanly. */
+ * and placeholders (what `render --target TYPE` shows) that its own fields load cleanly; an
+ * adapter without placeholders has no seed URL either (generic). */
 Test(config, every_adapter_describes_its_keys)
 {
     for (size_t i = 0; iw_targets_all[i]; i++) {
@@ -471,6 +472,10 @@ Test(config, every_adapter_describes_its_keys)
         for (const iw_conf_field *f = ops->conf->fields; f->key; f++)
             secrets += f->kind == IW_CONF_SECRET;
         cr_assert_leq(secrets, IW_TARGET_MAX_SECRETS, "%s", ops->type);
+        if (!ops->conf->placeholders) { /* generic: its mapping file says it all, no seed */
+            cr_assert_null(ops->conf->url, "%s", ops->type);
+            continue;
+        }
         cJSON *obj = cJSON_Parse(ops->conf->placeholders);
         cr_assert(cJSON_IsObject(obj), "%s", ops->type);
         cJSON_AddStringToObject(obj, "type", ops->type);

@@ -12,6 +12,7 @@
 #include "ebizcharge.h"
 #include "soap.h"
 #include "status.h"
+#include "testdata.h"
 
 /* ------------------------------------------------------------ request and envelope */
 
@@ -382,12 +383,7 @@ static bool classify_text(long status, const char *body, const char *retry_after
                           const iw_target_conf *tc, iw_outcome *out)
 {
     iw_header h = {"Retry-After", (char *)retry_after};
-    iw_response resp = {.status = status,
-                        .headers = retry_after ? &h : NULL,
-                        .n_headers = retry_after ? 1 : 0,
-                        .body = body,
-                        .body_len = body ? strlen(body) : 0,
-                        .now_ms = 1700000000000};
+    iw_response resp = iw_t_reply(status, body, retry_after ? &h : NULL, 1700000000000);
     iw_soap_reply rep;
     iw_soap_reply_read(resp.body, resp.body_len, &rep);
     bool final = iw_soap_classify_common(tc, &resp, &rep, out);

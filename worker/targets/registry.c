@@ -5,8 +5,13 @@
 #include "target.h"
 
 const iw_target_ops *const iw_targets_all[] = {
-    &iw_target_centra_soap, &iw_target_centra_navision, &iw_target_midnight,
-    &iw_target_ebizcharge,  &iw_target_invoicexpress,   NULL,
+    &iw_target_centra_soap,
+    &iw_target_centra_navision,
+    &iw_target_midnight,
+    &iw_target_ebizcharge,
+    &iw_target_invoicexpress,
+    &iw_target_generic,
+    NULL,
 };
 
 const iw_target_ops *iw_target_find(const char *type)

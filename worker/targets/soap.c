@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mapping.h"
 #include "status.h"
 #include "text.h"
 
@@ -68,19 +69,6 @@ int iw_soap_close(iw_xw *x, iw_request *r, char *errbuf, size_t errlen)
 /* ---------------------------------------------------------------- mapping tables */
 
 /* Reads a pointer-sized or size_t field at an offset without aliasing games. */
-static const void *ptr_at(const void *base, size_t off)
-{
-    const void *p;
-    memcpy(&p, (const char *)base + off, sizeof(p));
-    return p;
-}
-
-static size_t size_at(const void *base, size_t off)
-{
-    size_t n;
-    memcpy(&n, (const char *)base + off, sizeof(n));
-    return n;
-}
 
 /* The object a row reads from: the invoice for ROOT rows, else the current object. */
 static const void *row_base(const iw_soap_map *m, const iw_soap_field *f, const void *obj)
@@ -99,9 +87,9 @@ static const char *leaf_text(const iw_soap_map *m, const iw_soap_field *f, const
 {
     const void *base = row_base(m, f, obj);
     switch (f->kind) {
-    case IW_SOAP_STR: return ptr_at(base, f->off);
+    case IW_SOAP_STR: return iw_map_ptr_at(base, f->off);
     case IW_SOAP_MDY: {
-        const char *d = ptr_at(base, f->off);
+        const char *d = iw_map_ptr_at(base, f->off);
         if (!d || strlen(d) < 10)
             return d;
         snprintf(buf, len, "%.2s/%.2s/%.4s", d + 5, d + 8, d);
@@ -140,7 +128,8 @@ static bool row_set(const iw_soap_map *m, const iw_soap_field *f, const void *ob
     case IW_SOAP_FLAG:
     case IW_SOAP_CALL: return leaf_text(m, f, obj, 0, buf, sizeof(buf)) != NULL;
     case IW_SOAP_GROUP: return group_used(m, f->sub, (const char *)obj + f->off);
-    case IW_SOAP_LIST: return size_at(obj, f->count_off) > 0 && ptr_at(obj, f->off) != NULL;
+    case IW_SOAP_LIST:
+        return iw_map_size_at(obj, f->count_off) > 0 && iw_map_ptr_at(obj, f->off) != NULL;
     default: return false;
     }
 }
@@ -192,8 +181,8 @@ static int write_row(iw_xw *x, const iw_soap_map *m, const iw_soap_field *f, con
         return rc;
     }
     if (f->kind == IW_SOAP_LIST) {
-        const char *items = ptr_at(base, f->off);
-        size_t n = items ? size_at(base, f->count_off) : 0;
+        const char *items = iw_map_ptr_at(base, f->off);
+        size_t n = items ? iw_map_size_at(base, f->count_off) : 0;
         for (size_t i = 0; i < n; i++) {
             iw_xw_start(x, m->prefix, f->name, NULL);
             int rc = write_rows(x, m, f->sub, items + i * f->elem_size, i, errbuf, errlen);

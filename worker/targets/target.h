@@ -132,6 +132,7 @@ extern const iw_target_ops iw_target_centra_navision;
 extern const iw_target_ops iw_target_midnight;
 extern const iw_target_ops iw_target_ebizcharge;
 extern const iw_target_ops iw_target_invoicexpress;
+extern const iw_target_ops iw_target_generic; /* defined by a mapping file (generic.h) */
 
 /* Finds an adapter by type name; NULL when unknown. */
 const iw_target_ops *iw_target_find(const char *type);

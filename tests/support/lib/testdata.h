@@ -11,6 +11,7 @@
 
 #include "docpaths.h"
 #include "invoice.h"
+#include "target.h"
 
 #ifndef IW_FIXTURES_DIR
 #define IW_FIXTURES_DIR "tests/fixtures"
@@ -46,6 +47,20 @@ static inline iw_event *iw_t_load_event(const char *name)
     iw_event *ev = iw_t_parse(json, len);
     free(json);
     return ev;
+}
+
+/* A reply of status with body (NULL: none) and, when retry_after is not NULL, the header
+ * *retry_after (which must outlive the reply). */
+static inline iw_response iw_t_reply(long status, const char *body, const iw_header *retry_after,
+                                     int64_t now_ms)
+{
+    iw_response r = {.status = status,
+                     .headers = retry_after,
+                     .n_headers = retry_after ? 1 : 0,
+                     .body = body,
+                     .body_len = body ? strlen(body) : 0,
+                     .now_ms = now_ms};
+    return r;
 }
 
 /* Replaces an owned string field (NULL clears it). */

@@ -1,0 +1,84 @@
+/* test_generic_sim.c: the generic target of examples/generic/centra-navision.json, run by the
+ * worker end to end against the local stack: the simulator (which validates requests against
+ * the seed contract) accepts every request rendered from the mapping file, and records each
+ * invoice at its newest version. */
+#include <criterion/criterion.h>
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "stack.h"
+
+#define MAPPING IW_FIXTURES_DIR "/../../examples/generic/centra-navision.mapping.json"
+
+static iw_stack S;
+static iw_proc W;
+
+static void up(void)
+{
+    iw_stack_opts o = {.partitions = 4, .validate = "on"};
+    cr_assert_eq(iw_stack_launch(&S, &o), 0, "local stack did not start");
+}
+
+static void down(void)
+{
+    iw_proc_stop(&W, 20000);
+    iw_stack_stop(&S);
+}
+
+Test(generic_sim, the_simulator_accepts_the_generic_navision_requests, .init = up, .fini = down,
+     .timeout = 300)
+{
+    enum { INVOICES = 20, VERSIONS = 2 };
+    char mapping[PATH_MAX], root[2 * PATH_MAX];
+    cr_assert_not_null(realpath(MAPPING, mapping), "%s", MAPPING);
+    snprintf(root, sizeof(root),
+             "{\"targets\": {\"navision_generic\": {\"type\": \"generic\", \"url\": "
+             "\"%s/amsdemo/system/service/module/navision/api\", \"mapping\": \"%s\", "
+             "\"timeouts\": {\"request_ms\": 5000}}}}",
+             S.sim_base, mapping);
+    iw_stack_overlay extra = {.root = root};
+    const char *cfg = iw_stack_config_with(&S, "worker.json", &extra);
+    cr_assert_not_null(cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+
+    size_t n = INVOICES * VERSIONS;
+    char *vals[INVOICES * VERSIONS], *keys[INVOICES * VERSIONS];
+    for (int v = 1, i = 0; v <= VERSIONS; v++) {
+        for (int inv = 0; inv < INVOICES; inv++, i++) {
+            char eid[64], id[64];
+            snprintf(eid, sizeof(eid), "G%03d-%02d", inv, v);
+            snprintf(id, sizeof(id), "GEN-%03d", inv);
+            vals[i] = iw_make_event(eid, "acme", id, v, "navision_generic");
+            cr_assert_not_null(vals[i]);
+            keys[i] = malloc(80);
+            snprintf(keys[i], 80, "acme/%s", id);
+        }
+    }
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", (const char *const *)keys,
+                                  (const char *const *)vals, n, NULL),
+                 0);
+    iw_results r = iw_results_read(&S, "invoice-results", n, 120000);
+    cr_assert_eq(r.n, n, "results: %zu of %zu", r.n, n);
+    size_t ok = iw_results_count(&r, "navision_generic", "succeeded");
+    size_t sup = iw_results_count(&r, "navision_generic", "superseded");
+    size_t stale = iw_results_count(&r, "navision_generic", "stale");
+    cr_assert_eq(ok + sup + stale, n, "only succeeded/superseded/stale: %zu %zu %zu (failed %zu)",
+                 ok, sup, stale, iw_results_count(&r, "navision_generic", "failed"));
+    cr_assert_geq(ok, INVOICES, "the newest version of every invoice succeeded");
+    cr_assert_geq(iw_sim_calls(&S, "G000-02", "navision_generic"), 1,
+                  "the simulator saw the generic target's call");
+    int regressed = 0;
+    cr_assert_eq(iw_sim_final_versions(&S, "centra_navision", VERSIONS, &regressed), INVOICES,
+                 "the simulator recorded every invoice at its newest version");
+    cr_assert_eq(regressed, 0);
+    iw_results_free(&r);
+    for (size_t i = 0; i < n; i++) {
+        free(vals[i]);
+        free(keys[i]);
+    }
+}

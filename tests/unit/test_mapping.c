@@ -1,0 +1,541 @@
+/* test_mapping.c: the mapping engine (formats, conditions, repeated groups, XML and JSON
+ * output, hostile text) and mapping files (every error named by its JSON path, URL templates,
+ * ${ENV} header secrets, reading replies). */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "generic.h"
+#include "mapping.h"
+#include "status.h"
+#include "target.h"
+#include "testdata.h"
+
+/* Parses a body template that must be valid. */
+static void parse_ok(const char *json, iw_map *m)
+{
+    cJSON *j = cJSON_Parse(json);
+    cr_assert_not_null(j, "test JSON does not parse: %s", json);
+    iw_map_errors errs = {.count = 0};
+    int rc = iw_map_parse(j, "mapping.body", m, &errs);
+    cr_assert_eq(rc, 0, "%s: %s", errs.count ? errs.items[0].path : "",
+                 errs.count ? errs.items[0].message : "");
+    cJSON_Delete(j);
+}
+
+/* Writes m for ev; returns the body (malloc'd) or NULL with err set. */
+static char *write_body(const iw_map *m, const iw_event *ev, char *err, size_t errlen)
+{
+    iw_wbuf b = IW_WBUF_INIT;
+    int rc = iw_map_write(m, ev, &b, err, errlen);
+    char *out = NULL;
+    size_t len;
+    if (rc == 0)
+        cr_assert_eq(iw_wbuf_copy(&b, &out, &len), 0);
+    iw_wbuf_free(&b);
+    return out;
+}
+
+static char *render_with(const char *tmpl, const iw_event *ev)
+{
+    iw_map m;
+    parse_ok(tmpl, &m);
+    char err[256] = "";
+    char *out = write_body(&m, ev, err, sizeof(err));
+    cr_assert_not_null(out, "render failed: %s", err);
+    iw_map_free(&m);
+    return out;
+}
+
+/* The first error of a template that must be refused, as "path: message". */
+static void parse_err(const char *json, char *out, size_t len, size_t *count)
+{
+    cJSON *j = cJSON_Parse(json);
+    cr_assert_not_null(j, "test JSON does not parse: %s", json);
+    iw_map m;
+    iw_map_errors errs = {.count = 0};
+    cr_assert_eq(iw_map_parse(j, "mapping.body", &m, &errs), IW_EINVAL, "accepted: %s", json);
+    cr_assert_gt(errs.count, 0);
+    snprintf(out, len, "%s: %s", errs.items[0].path, errs.items[0].message);
+    if (count)
+        *count = errs.count;
+    cJSON_Delete(j);
+}
+
+Test(mapping, xml_formats_text_decimal_integer_date_boolean)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    char *out = render_with(
+        "{\"dialect\":\"xml\",\"declaration\":false,\"root\":{\"name\":\"inv\",\"children\":["
+        "{\"name\":\"id\",\"path\":\"invoice.id\"},"
+        "{\"name\":\"total\",\"path\":\"invoice.total\",\"format\":\"decimal\"},"
+        "{\"name\":\"total3\",\"path\":\"invoice.total\",\"format\":\"decimal\",\"scale\":3},"
+        "{\"name\":\"qty\",\"path\":\"version\",\"format\":\"integer\"},"
+        "{\"name\":\"due\",\"path\":\"invoice.issue_date\",\"format\":\"date\","
+        "\"pattern\":\"DD.MM.YYYY\"},"
+        "{\"name\":\"locked\",\"path\":\"invoice.flags.locked\",\"format\":\"boolean\"},"
+        "{\"name\":\"fixed\",\"value\":\"v1\"}]}}",
+        ev);
+    cr_assert_str_eq(out, "<inv><id>INV-1001</id><total>1550.00</total>"
+                          "<total3>1550.000</total3><qty>17</qty><due>21.11.2026</due>"
+                          "<locked>false</locked><fixed>v1</fixed></inv>\n");
+    free(out);
+    iw_event_free(ev);
+}
+
+Test(mapping, a_format_the_value_cannot_take_is_refused_naming_the_element)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    iw_map m;
+    parse_ok("{\"dialect\":\"xml\",\"root\":{\"name\":\"inv\",\"children\":["
+             "{\"name\":\"price\",\"path\":\"invoice.lines[].unit_price\",\"format\":\"integer\""
+             "}],\"each\":\"invoice.lines\"}}",
+             &m);
+    char err[256] = "";
+    cr_assert_null(write_body(&m, ev, err, sizeof(err)));
+    cr_assert_str_eq(err, "price: not a whole number");
+    iw_map_free(&m);
+    parse_ok("{\"dialect\":\"xml\",\"root\":{\"name\":\"inv\",\"children\":["
+             "{\"name\":\"when\",\"path\":\"invoice.number\",\"format\":\"date\"}]}}",
+             &m);
+    cr_assert_null(write_body(&m, ev, err, sizeof(err)));
+    cr_assert_str_eq(err, "when: not a date YYYY-MM-DD");
+    iw_map_free(&m);
+    parse_ok("{\"dialect\":\"json\",\"root\":{\"children\":["
+             "{\"name\":\"n\",\"path\":\"invoice.number\",\"format\":\"boolean\"}]}}",
+             &m);
+    cr_assert_null(write_body(&m, ev, err, sizeof(err)));
+    cr_assert_str_eq(err, "n: not a boolean");
+    iw_map_free(&m);
+    iw_event_free(ev);
+}
+
+Test(mapping, conditions_alternatives_and_absent_policies)
+{
+    iw_event *ev = iw_t_load_event("minimal.json");
+    cr_assert_null(ev->invoice.po_number);
+    char *out = render_with(
+        "{\"dialect\":\"xml\",\"declaration\":false,\"root\":{\"name\":\"r\",\"children\":["
+        "{\"name\":\"po\",\"path\":\"invoice.po_number\"},"
+        "{\"name\":\"po_empty\",\"path\":\"invoice.po_number\",\"absent\":\"empty\"},"
+        "{\"name\":\"alt\",\"path\":[\"invoice.po_number\",\"invoice.id\"]},"
+        "{\"name\":\"g\",\"if\":{\"present\":\"invoice.po_number\"},\"children\":["
+        "{\"name\":\"x\",\"value\":\"1\"}]},"
+        "{\"name\":\"h\",\"if\":{\"present\":[\"invoice.po_number\",\"invoice.currency\"]},"
+        "\"children\":[{\"name\":\"x\",\"value\":\"2\"}]},"
+        "{\"name\":\"l\",\"if\":{\"present\":\"invoice.lines\"},\"children\":[]},"
+        "{\"name\":\"e\",\"if\":{\"present\":\"invoice.extra_charges\"},\"children\":[]},"
+        "{\"name\":\"none\"}]}}",
+        ev);
+    cr_assert_str_eq(out, "<r><po_empty/><alt>INV-2001</alt><h><x>2</x></h><l/><none/></r>\n", "%s",
+                     out);
+    free(out);
+    /* non_empty: an empty text does not count, present does */
+    ev->invoice.po_number = "";
+    out = render_with("{\"dialect\":\"json\",\"root\":{\"children\":["
+                      "{\"name\":\"a\",\"path\":\"invoice.po_number\",\"if\":\"non_empty\"},"
+                      "{\"name\":\"b\",\"path\":\"invoice.po_number\",\"if\":\"present\"},"
+                      "{\"name\":\"c\",\"path\":\"invoice.so_number\",\"absent\":\"null\"},"
+                      "{\"name\":\"d\",\"path\":\"invoice.so_number\",\"absent\":\"empty\"},"
+                      "{\"name\":\"e\",\"path\":\"invoice.so_number\"}]}}",
+                      ev);
+    cr_assert_str_eq(out, "{\"b\":\"\",\"c\":null,\"d\":\"\"}");
+    free(out);
+    iw_event_free(ev);
+}
+
+Test(mapping, repeated_groups_in_xml_and_json)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    cr_assert_eq(ev->invoice.n_lines, 2);
+    char *out = render_with(
+        "{\"dialect\":\"xml\",\"declaration\":false,\"prefix\":\"p\",\"root\":{\"name\":\"r\","
+        "\"attributes\":{\"xmlns:p\":\"urn:x\"},\"children\":["
+        "{\"name\":\"line\",\"each\":\"invoice.lines\",\"children\":["
+        "{\"name\":\"sku\",\"path\":\"lines[].sku\"},"
+        "{\"name\":\"qty\",\"path\":\"invoice.lines[].quantity\",\"format\":\"integer\"},"
+        "{\"name\":\"cur\",\"path\":\"invoice.currency\"}]},"
+        "{\"name\":\"x:charge\",\"each\":\"invoice.extra_charges\",\"attributes\":{\"k\":\"v\"},"
+        "\"children\":[{\"name\":\"amt\",\"path\":\"extra_charges[].amount\","
+        "\"format\":\"decimal\"}]}]}}",
+        ev);
+    cr_assert_str_eq(out,
+                     "<p:r xmlns:p=\"urn:x\"><p:line><p:sku>PEN-BLUE</p:sku><p:qty>100</p:qty>"
+                     "<p:cur>EUR</p:cur></p:line><p:line><p:sku>DESK-OAK</p:sku>"
+                     "<p:qty>1</p:qty><p:cur>EUR</p:cur></p:line><x:charge k=\"v\">"
+                     "<p:amt>15.00</p:amt></x:charge></p:r>\n",
+                     "%s", out);
+    free(out);
+    out = render_with(
+        "{\"dialect\":\"json\",\"root\":{\"children\":["
+        "{\"name\":\"id\",\"path\":\"invoice.id\"},"
+        "{\"name\":\"total\",\"path\":\"invoice.total\",\"format\":\"decimal\"},"
+        "{\"name\":\"total_s\",\"path\":\"invoice.total\",\"format\":\"decimal\",\"as\":\"string\"}"
+        ","
+        "{\"name\":\"locked\",\"path\":\"invoice.flags.locked\",\"format\":\"boolean\"},"
+        "{\"name\":\"customer\",\"children\":[{\"name\":\"name\",\"path\":\"invoice.customer."
+        "name\"}]},"
+        "{\"name\":\"lines\",\"each\":\"invoice.lines\",\"children\":["
+        "{\"name\":\"price\",\"path\":\"lines[].unit_price\",\"format\":\"decimal\"}]},"
+        "{\"name\":\"custom\",\"each\":\"invoice.custom_fields\",\"children\":["
+        "{\"name\":\"k\",\"path\":\"custom_fields[].name\"}]}]}}",
+        ev);
+    cr_assert_str_eq(out,
+                     "{\"id\":\"INV-1001\",\"total\":1550.00,\"total_s\":\"1550.00\","
+                     "\"locked\":false,\"customer\":{\"name\":\"Bruce Norris\"},"
+                     "\"lines\":[{\"price\":2.50},{\"price\":1020.16}],"
+                     "\"custom\":[{\"k\":\"cost_center\"}]}",
+                     "%s", out);
+    free(out);
+    iw_event_free(ev);
+}
+
+Test(mapping, hostile_text_is_escaped_by_the_writer_or_refused_by_name)
+{
+    iw_event *ev = iw_t_load_event("minimal.json");
+    const char *xml = "{\"dialect\":\"xml\",\"declaration\":false,\"root\":{\"name\":\"r\","
+                      "\"children\":[{\"name\":\"po\",\"path\":\"invoice.po_number\"}]}}";
+    const char *json = "{\"dialect\":\"json\",\"root\":{\"children\":["
+                       "{\"name\":\"po\",\"path\":\"invoice.po_number\"}]}}";
+    ev->invoice.po_number = "<a href=\"x\">&amp;</a>\r";
+    char *out = render_with(xml, ev);
+    cr_assert_str_eq(out, "<r><po>&lt;a href=&quot;x&quot;&gt;&amp;amp;&lt;/a&gt;&#13;</po></r>\n");
+    free(out);
+    out = render_with(json, ev);
+    cr_assert_str_eq(out, "{\"po\":\"<a href=\\\"x\\\">&amp;</a>\\r\"}");
+    free(out);
+    ev->invoice.po_number = "a\x01z";
+    iw_map m;
+    parse_ok(xml, &m);
+    char err[256] = "";
+    cr_assert_null(write_body(&m, ev, err, sizeof(err)));
+    cr_assert(strncmp(err, "po: ", 4) == 0 && strstr(err, "control"), "%s", err);
+    iw_map_free(&m);
+    out = render_with(json, ev);
+    cr_assert_str_eq(out, "{\"po\":\"a\\u0001z\"}");
+    free(out);
+    ev->invoice.po_number = "bad \xc3\x28 utf8";
+    parse_ok(json, &m);
+    cr_assert_null(write_body(&m, ev, err, sizeof(err)));
+    cr_assert(strncmp(err, "po: ", 4) == 0, "%s", err);
+    iw_map_free(&m);
+    iw_event_free(ev);
+}
+
+/* Templates that must be refused, and the start of their first error ("path: message"). */
+static const struct {
+    const char *json, *error;
+} BAD_TEMPLATES[] = {
+    {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":[{\"name\":\"a\"},"
+     "{\"name\":\"b\"},{\"name\":\"c\"},{\"name\":\"d\",\"path\":\"invoice.total\","
+     "\"format\":\"money\"}]}}",
+     "mapping.body.root.children[3].format: unknown format \"money\"; use one of text, decimal, "
+     "integer, date, boolean"},
+    {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":["
+     "{\"name\":\"a\",\"path\":\"invoice.nope\"}]}}",
+     "mapping.body.root.children[0].path: unknown field \"invoice.nope\""},
+    {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":["
+     "{\"name\":\"a\",\"path\":\"lines[].sku\"}]}}",
+     "mapping.body.root.children[0].path: \"lines[].sku\" is read per list element"},
+    {"{\"dialect\":\"yaml\",\"root\":{\"name\":\"r\"}}",
+     "mapping.body.dialect: expected \"xml\" or \"json\""},
+    {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":[{\"name\":\"a\","
+     "\"each\":\"invoice.id\",\"children\":[]}]}}",
+     "mapping.body.root.children[0].each: expected a list"},
+    {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":[{\"name\":\"a b\"}]}}",
+     "mapping.body.root.children[0].name: expected a name"},
+    {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":[{\"name\":\"a\","
+     "\"path\":\"invoice.id\",\"value\":\"x\"}]}}",
+     "mapping.body.root.children[0].value: a row takes \"path\" or \"value\", not both"},
+    {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":[{\"name\":\"a\","
+     "\"absent\":\"null\",\"path\":\"invoice.id\"}]}}",
+     "mapping.body.root.children[0].absent: expected \"omit\", \"empty\""},
+    {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":[{\"name\":\"a\","
+     "\"if\":\"present\"}]}}",
+     "mapping.body.root.children[0].if: \"present\" needs the row's own \"path\""},
+    {"{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"a\",\"format\":\"text\","
+     "\"scale\":2,\"path\":\"invoice.id\"}]}}",
+     "mapping.body.root.children[0].scale: a whole number 0 to 18, with format decimal"},
+    {"{\"dialect\":\"json\",\"root\":{\"name\":\"x\",\"path\":\"invoice.id\"}}",
+     "mapping.body.root: a JSON body's root is an object"},
+};
+
+Test(mapping, template_errors_name_their_json_path)
+{
+    char e[512];
+    for (size_t i = 0; i < sizeof(BAD_TEMPLATES) / sizeof(BAD_TEMPLATES[0]); i++) {
+        parse_err(BAD_TEMPLATES[i].json, e, sizeof(e), NULL);
+        cr_assert(strncmp(e, BAD_TEMPLATES[i].error, strlen(BAD_TEMPLATES[i].error)) == 0,
+                  "case %zu: got \"%s\", want \"%s...\"", i, e, BAD_TEMPLATES[i].error);
+    }
+    size_t n = 0;
+    parse_err("{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"a\",\"colour\":1,"
+              "\"path\":[\"invoice.id\",\"invoice.x\"]},{\"path\":\"invoice.id\"}]}}",
+              e, sizeof(e), &n);
+    cr_assert_str_eq(e, "mapping.body.root.children[0].colour: unknown key");
+    cr_assert_eq(n, 3, "every error is reported, not only the first: %zu", n);
+}
+
+Test(mapping, nesting_is_bounded)
+{
+    char json[8192] = "{\"dialect\":\"xml\",\"root\":";
+    for (int i = 0; i < 40; i++)
+        strcat(json, "{\"name\":\"a\",\"children\":[");
+    strcat(json, "{\"name\":\"b\"}");
+    for (int i = 0; i < 40; i++)
+        strcat(json, "]}");
+    strcat(json, "}");
+    char e[512];
+    parse_err(json, e, sizeof(e), NULL);
+    cr_assert(strstr(e, "nested deeper than 24 rows"), "%s", e);
+}
+
+/* ------------------------------------------------------------------ mapping files */
+
+static const char FILE_HEAD[] =
+    "{\"method\":\"PUT\",\"url\":\"{url}/inv/{invoice.id}?n={invoice.number}&t={tenant}\","
+    "\"headers\":{\"Content-Type\":\"application/json\","
+    "\"Authorization\":\"Bearer ${IW_TEST_MAPPING_TOKEN}\"},"
+    "\"required\":[\"invoice.id\", \"invoice.po_number\"],"
+    "\"body\":{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"id\","
+    "\"path\":\"invoice.id\"}]}},";
+
+static iw_generic *file_ok(const char *json)
+{
+    iw_generic *g = NULL;
+    iw_map_errors errs = {.count = 0};
+    int rc = iw_generic_parse(json, strlen(json), &g, &errs);
+    cr_assert_eq(rc, 0, "%s: %s", errs.count ? errs.items[0].path : "",
+                 errs.count ? errs.items[0].message : "");
+    return g;
+}
+
+/* Every error of a mapping file that must be refused, one "path: message" per line. */
+static void file_errs(const char *json, char *out, size_t len)
+{
+    iw_generic *g = NULL;
+    iw_map_errors errs = {.count = 0};
+    cr_assert_eq(iw_generic_parse(json, strlen(json), &g, &errs), IW_EINVAL, "accepted");
+    cr_assert_null(g);
+    out[0] = '\0';
+    for (size_t i = 0; i < errs.count && i < 32; i++) {
+        size_t l = strlen(out);
+        snprintf(out + l, len - l, "%s: %s\n", errs.items[i].path, errs.items[i].message);
+    }
+}
+
+Test(mapping_file, errors_name_their_path_and_never_a_secret)
+{
+    char e[4096];
+    setenv("IW_TEST_MAPPING_SECRET", "s3cr3t-value", 1);
+    unsetenv("IW_TEST_MAPPING_UNSET");
+    file_errs("{\"method\":\"FETCH\",\"url\":\"{url}/{invoice.lines[].sku}\",\"colour\":1,"
+              "\"headers\":{\"Bad Name\":\"x\",\"X-Key\":\"${IW_TEST_MAPPING_UNSET}\","
+              "\"X-Split\":\"a\\r\\nInjected: ${IW_TEST_MAPPING_SECRET}\"},"
+              "\"body\":{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"a\","
+              "\"path\":\"invoice.total\",\"format\":\"money\"}]}},"
+              "\"reply\":{\"format\":\"xml\",\"success\":{\"path\":\"//[[\"},"
+              "\"success_status\":[200,99]}}",
+              e, sizeof(e));
+    const char *want[] = {
+        "mapping.colour: unknown key\n",
+        "mapping.method: expected POST, PUT, PATCH, GET or DELETE\n",
+        "mapping.url: {invoice.lines[].sku}: not a field of the event or the invoice\n",
+        "mapping.headers.Bad Name: not a valid header name\n",
+        "mapping.headers.X-Key: environment variable IW_TEST_MAPPING_UNSET is not set\n",
+        "mapping.headers.X-Split: ",
+        "mapping.body.root.children[0].format: unknown format \"money\"",
+        "mapping.reply.success_status[1]: expected an HTTP status, 100 to 599\n",
+        "mapping.reply: \"//[[\" is not an XPath\n",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        cr_assert(strstr(e, want[i]), "missing \"%s\" in:\n%s", want[i], e);
+    cr_assert_null(strstr(e, "s3cr3t"), "a secret in an error:\n%s", e);
+    file_errs("{\"method\":\"POST\"}", e, sizeof(e));
+    cr_assert(strstr(e, "mapping.body: required\n"), "%s", e);
+    cr_assert(strstr(e, "mapping.reply: required: how a reply is read\n"), "%s", e);
+    file_errs("not json", e, sizeof(e));
+    cr_assert_str_eq(e, "mapping: not a JSON object\n");
+    file_errs("{\"method\":\"POST\",\"body\":{\"dialect\":\"json\",\"root\":{\"children\":[]}},"
+              "\"reply\":{\"format\":\"json\",\"error\":{\"code\":\"no-slash\"}}}",
+              e, sizeof(e));
+    cr_assert(strstr(e, "\"no-slash\" is not a JSON pointer (RFC 6901)"), "%s", e);
+}
+
+static iw_target_conf conf_with(const char *mapping_file)
+{
+    iw_target_conf tc;
+    memset(&tc, 0, sizeof(tc));
+    cr_assert_eq(iw_target_conf_defaults(&tc, "generic"), 0);
+    tc.name = strdup("gen");
+    tc.url = strdup("https://api.example.com/v1");
+    iw_map_errors me = {.count = 0};
+    cr_assert_eq(iw_generic_use(&tc, mapping_file, &me), 0, "%s: %s",
+                 me.count ? me.items[0].path : "", me.count ? me.items[0].message : "");
+    cr_assert_str_eq(iw_generic_conf_of(&tc)->mapping, mapping_file);
+    return tc;
+}
+
+/* Writes text to a new temporary file; returns its path (static). */
+static const char *temp_file(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/iw-mapping-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+Test(mapping_file, url_template_headers_secrets_and_validation)
+{
+    setenv("IW_TEST_MAPPING_TOKEN", "tok-123/secret", 1);
+    char json[2048];
+    snprintf(json, sizeof(json), "%s\"reply\":{}}", FILE_HEAD);
+    iw_generic_free(file_ok(json));
+    const char *file = temp_file(json);
+    iw_target_conf tc = conf_with(file);
+    iw_event *ev = iw_t_load_event("complete.json");
+    ev->invoice.id = "A/B C&?é";
+    char err[256] = "";
+    cr_assert_eq(iw_target_validate(&iw_target_generic, ev, &tc, err, sizeof(err)), 0, "%s", err);
+    iw_request req;
+    memset(&req, 0, sizeof(req));
+    cr_assert_eq(iw_target_render(&iw_target_generic, ev, &tc, NULL, &req, err, sizeof(err)), 0,
+                 "%s", err);
+    cr_assert_str_eq(req.method, "PUT");
+    cr_assert_str_eq(req.url, "https://api.example.com/v1/inv/A%2FB%20C%26%3F%C3%A9?n=1001&t=acme");
+    cr_assert_str_eq(iw_request_header(&req, "Authorization"), "Bearer tok-123/secret");
+    cr_assert_str_eq(req.body, "{\"id\":\"A/B C&?\xc3\xa9\"}");
+    char *shown = iw_request_format_masked(&req);
+    cr_assert_not_null(shown);
+    cr_assert_null(strstr(shown, "tok-123"), "the header secret is masked: %s", shown);
+    cr_assert(strstr(shown, "Authorization: Bearer ***"), "%s", shown);
+    free(shown);
+    iw_secrets *sec = iw_secrets_for_target(&tc); /* the instance's registry has it too */
+    cr_assert_not_null(sec);
+    char *logged = iw_secrets_mask(sec, "sent tok-123/secret", strlen("sent tok-123/secret"));
+    cr_assert_str_eq(logged, "sent ***");
+    free(logged);
+    iw_secrets_free(sec);
+    iw_request_clear(&req);
+    ev->invoice.po_number = NULL;
+    cr_assert_eq(iw_target_validate(&iw_target_generic, ev, &tc, err, sizeof(err)), IW_EINVAL);
+    cr_assert_str_eq(err, "invoice.po_number: required by gen");
+    ev->invoice.number = NULL; /* a URL field that is absent refuses the render */
+    cr_assert_eq(iw_target_render(&iw_target_generic, ev, &tc, NULL, &req, err, sizeof(err)),
+                 IW_EINVAL);
+    cr_assert_str_eq(err, "url: a field of the URL template is absent or empty");
+    iw_event_free(ev);
+    iw_target_conf_clear(&tc);
+    unlink(file);
+}
+
+static iw_outcome classify_with(const iw_target_conf *tc, long status, const char *body,
+                                const char *retry_after)
+{
+    iw_header h = {"Retry-After", (char *)retry_after};
+    iw_response resp = iw_t_reply(status, body, retry_after ? &h : NULL, 0);
+    iw_outcome out;
+    memset(&out, 0, sizeof(out));
+    iw_target_classify(&iw_target_generic, tc, &resp, &out);
+    return out;
+}
+
+Test(mapping_file, json_replies_by_pointer_status_and_retry_codes)
+{
+    setenv("IW_TEST_MAPPING_TOKEN", "tok-456", 1);
+    char json[4096];
+    snprintf(json, sizeof(json),
+             "%s\"reply\":{\"format\":\"json\",\"success_status\":[200,201],"
+             "\"retry_status\":[503],"
+             "\"success\":{\"path\":\"/result/status\",\"equals\":[\"ok\",\"queued\"]},"
+             "\"target_ref\":\"/result/id\","
+             "\"error\":{\"code\":\"/error/code\",\"message\":\"/error/text\","
+             "\"message_prefix\":\"api: \"},\"retry_codes\":[\"BUSY\"]}}",
+             FILE_HEAD);
+    const char *file = temp_file(json);
+    iw_target_conf tc = conf_with(file);
+    iw_outcome o = classify_with(&tc, 201, "{\"result\":{\"status\":\"ok\",\"id\":\"R-9\"}}", NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_OK, "%s", o.message);
+    cr_assert_str_eq(o.target_ref, "R-9");
+    o = classify_with(&tc, 200,
+                      "{\"result\":{\"status\":\"fail\"},\"error\":{\"code\":\"E42\","
+                      "\"text\":\"bad tok-456 total\"}}",
+                      NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT);
+    cr_assert_eq(o.error_kind, IW_ERR_REMOTE);
+    cr_assert_str_eq(o.code, "E42");
+    cr_assert_str_eq(o.message, "api: bad *** total", "the header secret is masked: %s", o.message);
+    o = classify_with(&tc, 200, "{\"result\":{\"status\":\"no\"},\"error\":{\"code\":\"BUSY\"}}",
+                      NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_RETRY);
+    cr_assert_str_eq(o.code, "BUSY");
+    o = classify_with(&tc, 200, "{\"result\":", NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_RETRY, "a cut reply is never success");
+    cr_assert_eq(o.error_kind, IW_ERR_TRANSPORT);
+    o = classify_with(&tc, 200, "{\"other\":1}", NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_RETRY, "no success shape: unreadable, retried");
+    o = classify_with(&tc, 503, "", "7");
+    cr_assert_eq(o.kind, IW_OUTCOME_RETRY);
+    cr_assert_eq(o.retry_after_ms, 7000);
+    o = classify_with(&tc, 202, "{}", NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT, "202 is not listed as success");
+    o = classify_with(&tc, 401, "", NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_AUTH);
+    o = classify_with(&tc, 400, "", NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT);
+    iw_target_conf_clear(&tc);
+    unlink(file);
+}
+
+Test(mapping_file, a_missing_file_is_an_error_at_config_time_and_at_render)
+{
+    iw_config_errors errs = {.count = 0};
+    char cfg_text[1024];
+    snprintf(cfg_text, sizeof(cfg_text),
+             "{\"kafka\":{\"brokers\":\"localhost:9092\"},\"targets\":{\"g\":{\"type\":"
+             "\"generic\",\"url\":\"https://x.example\",\"mapping\":\"/nonexistent/m.json\"},"
+             "\"h\":{\"type\":\"generic\",\"url\":\"https://x.example\"}}}");
+    iw_config *cfg = iw_config_parse(cfg_text, NULL, &errs);
+    cr_assert_null(cfg, "a generic target without a readable mapping is refused");
+    cr_assert_eq(errs.count, 2);
+    cr_assert_str_eq(errs.items[0].path, "targets.g.mapping");
+    cr_assert_str_eq(errs.items[0].message,
+                     "/nonexistent/m.json: mapping: cannot read /nonexistent/m.json");
+    cr_assert_str_eq(errs.items[1].path, "targets.h.mapping");
+    cr_assert_str_eq(errs.items[1].message, "required: the path of the instance's mapping file");
+    /* a relative path is the config file's folder's */
+    snprintf(cfg_text, sizeof(cfg_text),
+             "{\"kafka\":{\"brokers\":\"localhost:9092\"},\"targets\":{\"g\":{\"type\":"
+             "\"generic\",\"url\":\"https://x.example\",\"mapping\":\"m.json\"}}}");
+    cfg = iw_config_parse(cfg_text, "/nonexistent", &errs);
+    cr_assert_null(cfg);
+    cr_assert_eq(errs.count, 1);
+    cr_assert_str_eq(errs.items[0].message,
+                     "/nonexistent/m.json: mapping: cannot read /nonexistent/m.json");
+    iw_target_conf tc;
+    memset(&tc, 0, sizeof(tc));
+    cr_assert_eq(iw_target_conf_defaults(&tc, "generic"), 0);
+    iw_event *ev = iw_t_load_event("minimal.json");
+    iw_request req;
+    memset(&req, 0, sizeof(req));
+    char err[256];
+    cr_assert_eq(iw_target_render(&iw_target_generic, ev, &tc, NULL, &req, err, sizeof(err)),
+                 IW_EINVAL);
+    cr_assert_str_eq(err, "mapping: not configured");
+    iw_generic *g = NULL;
+    iw_map_errors me = {.count = 0};
+    cr_assert_eq(iw_generic_load("/dev/null", &g, &me), IW_EINVAL, "a device is never read");
+    cr_assert_str_eq(me.items[0].message, "/dev/null is not a regular file");
+    iw_event_free(ev);
+    iw_target_conf_clear(&tc);
+}

@@ -1,0 +1,878 @@
+/* generic.c: the `generic` adapter. A mapping file says everything about the target: method,
+ * URL template, headers (${ENV} secrets allowed), the body as an XML or JSON template run by
+ * the mapping engine, and how to read the reply (success statuses and shape, where the
+ * business error code and message are, which codes are retried). */
+#include "generic.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+#include <libxml/xpath.h>
+
+#include "soap.h"
+#include "status.h"
+#include "target.h"
+#include "text.h"
+
+#define MAX_MAPPING_BYTES (1u << 20)
+
+typedef enum reply_format { REPLY_NONE = 0, REPLY_SOAP, REPLY_XML, REPLY_JSON } reply_format;
+
+typedef struct url_part {
+    char *text;                /* literal text, or NULL */
+    const iw_map_field *field; /* an event field, URL-escaped; NULL with text NULL: the url */
+} url_part;
+
+struct iw_generic {
+    char method[8];
+    url_part *url;
+    size_t n_url;
+    iw_header *headers;
+    size_t n_headers;
+    char **secrets; /* header values that came from ${ENV} */
+    size_t n_secrets;
+    iw_map body;
+    const iw_map_field *required[16];
+    size_t n_required;
+    /* reply */
+    reply_format reply;
+    long success_status[16];
+    size_t n_success_status;
+    long retry_status[16];
+    size_t n_retry_status;
+    char *success_path;
+    char **success_equals;
+    size_t n_success_equals;
+    bool ignore_case;
+    char *ref_path, *code_path, *message_path, *default_code, *message_prefix;
+    char **retry_codes;
+    size_t n_retry_codes;
+};
+
+/* ------------------------------------------------------------------ reading the file */
+
+typedef struct fparser {
+    iw_map_errors *errs;
+    iw_generic *g;
+} fparser;
+
+static void check_keys(fparser *p, const cJSON *obj, const char *path, const char *const *keys)
+{
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        bool ok = false;
+        for (size_t i = 0; keys[i] && !ok; i++)
+            ok = strcmp(c->string, keys[i]) == 0;
+        if (!ok) {
+            char sub[224];
+            snprintf(sub, sizeof(sub), "%s.%s", path, c->string);
+            iw_map_error(p->errs, sub, "unknown key");
+        }
+    }
+}
+
+/* A string member, copied; NULL when absent (an error when not a string). */
+static char *get_str(fparser *p, const cJSON *obj, const char *path, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v)
+        return NULL;
+    if (!cJSON_IsString(v)) {
+        char sub[224];
+        snprintf(sub, sizeof(sub), "%s.%s", path, key);
+        iw_map_error(p->errs, sub, "expected a text");
+        return NULL;
+    }
+    return strdup(v->valuestring);
+}
+
+static size_t get_statuses(fparser *p, const cJSON *obj, const char *path, const char *key,
+                           long *dst, size_t cap)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v)
+        return 0;
+    char sub[224];
+    snprintf(sub, sizeof(sub), "%s.%s", path, key);
+    if (!cJSON_IsArray(v) || (size_t)cJSON_GetArraySize(v) > cap) {
+        iw_map_error(p->errs, sub, "expected an array of at most %zu HTTP statuses", cap);
+        return 0;
+    }
+    size_t n = 0, i = 0;
+    for (const cJSON *c = v->child; c; c = c->next, i++) {
+        if (!cJSON_IsNumber(c) || c->valuedouble < 100 || c->valuedouble > 599 ||
+            c->valuedouble != (long)c->valuedouble) {
+            char ipath[240];
+            snprintf(ipath, sizeof(ipath), "%s[%zu]", sub, i);
+            iw_map_error(p->errs, ipath, "expected an HTTP status, 100 to 599");
+            continue;
+        }
+        dst[n++] = (long)c->valuedouble;
+    }
+    return n;
+}
+
+static char **get_strings(fparser *p, const cJSON *obj, const char *path, const char *key,
+                          size_t *n)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    *n = 0;
+    if (!v)
+        return NULL;
+    char sub[224];
+    snprintf(sub, sizeof(sub), "%s.%s", path, key);
+    if (!cJSON_IsArray(v)) {
+        iw_map_error(p->errs, sub, "expected an array of texts");
+        return NULL;
+    }
+    char **list = calloc((size_t)cJSON_GetArraySize(v) + 1, sizeof(*list));
+    size_t i = 0;
+    for (const cJSON *c = v->child; c && list; c = c->next, i++) {
+        if (!cJSON_IsString(c)) {
+            char ipath[240];
+            snprintf(ipath, sizeof(ipath), "%s[%zu]", sub, i);
+            iw_map_error(p->errs, ipath, "expected a text");
+            continue;
+        }
+        list[(*n)++] = strdup(c->valuestring);
+    }
+    return list;
+}
+
+/* "{url}" is the instance's url; "{path}" an event field, URL-escaped; the rest literal. */
+static void parse_url(fparser *p, const char *tmpl, const char *path)
+{
+    iw_generic *g = p->g;
+    size_t cap = 2 * strlen(tmpl) + 2;
+    g->url = calloc(cap, sizeof(*g->url));
+    if (!g->url)
+        return;
+    for (const char *s = tmpl; *s;) {
+        const char *open = strchr(s, '{');
+        if (open != s) {
+            size_t n = open ? (size_t)(open - s) : strlen(s);
+            g->url[g->n_url++].text = strndup(s, n);
+            s += n;
+            continue;
+        }
+        const char *close = strchr(open, '}');
+        if (!close) {
+            iw_map_error(p->errs, path, "a { without its }");
+            return;
+        }
+        char name[128];
+        snprintf(name, sizeof(name), "%.*s", (int)(close - open - 1), open + 1);
+        if (strcmp(name, "url") != 0) {
+            const iw_map_field *f = iw_map_field_find(name);
+            if (!f || strstr(name, "[]") || strcmp(name, "invoice.lines") == 0 ||
+                strcmp(name, "invoice.extra_charges") == 0 ||
+                strcmp(name, "invoice.custom_fields") == 0) {
+                iw_map_error(p->errs, path, "{%.80s}: not a field of the event or the invoice",
+                             name);
+                return;
+            }
+            g->url[g->n_url].field = f;
+        }
+        g->n_url++;
+        s = close + 1;
+    }
+}
+
+/* An HTTP header name: 1 to 64 token characters (RFC 9110 section 5.6.2). */
+static bool header_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              strchr("!#$%&'*+-.^_`|~", *s)))
+            return false;
+    return true;
+}
+
+/* Registers the value of every ${ENV} reference in raw as a secret to mask (the literal text
+ * around it, such as "Bearer ", is not secret). raw expanded already, so each one expands. */
+static void add_env_secrets(iw_generic *g, const char *raw)
+{
+    for (const char *p = strstr(raw, "${"); p; p = strstr(p + 2, "${")) {
+        const char *end = strchr(p, '}');
+        if (!end)
+            return;
+        char *ref = strndup(p, (size_t)(end - p) + 1), why[192];
+        char *val = ref ? iw_config_expand_env(ref, why, sizeof(why)) : NULL;
+        char **more = realloc(g->secrets, (g->n_secrets + 1) * sizeof(*g->secrets));
+        if (more)
+            g->secrets = more;
+        if (val && *val && more)
+            g->secrets[g->n_secrets++] = val;
+        else
+            free(val);
+        free(ref);
+    }
+}
+
+static void parse_headers(fparser *p, const cJSON *v, const char *path)
+{
+    iw_generic *g = p->g;
+    if (!v)
+        return;
+    if (!cJSON_IsObject(v)) {
+        iw_map_error(p->errs, path, "expected an object of header names and values");
+        return;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(v) + 1;
+    g->headers = calloc(n, sizeof(*g->headers));
+    for (const cJSON *c = v->child; c && g->headers; c = c->next) {
+        char sub[224];
+        snprintf(sub, sizeof(sub), "%s.%s", path, c->string);
+        if (!header_name_ok(c->string)) {
+            iw_map_error(p->errs, sub, "not a valid header name");
+            continue;
+        }
+        if (!cJSON_IsString(c)) {
+            iw_map_error(p->errs, sub, "expected a text");
+            continue;
+        }
+        char why[192];
+        char *val = iw_config_expand_env(c->valuestring, why, sizeof(why));
+        if (!val) {
+            iw_map_error(p->errs, sub, "%s", *why ? why : "out of memory");
+            continue;
+        }
+        const char *bad = iw_text_header_problem(val);
+        if (bad) {
+            iw_map_error(p->errs, sub, "%s", bad);
+            free(val);
+            continue;
+        }
+        add_env_secrets(g, c->valuestring);
+        g->headers[g->n_headers].name = strdup(c->string);
+        g->headers[g->n_headers++].value = val;
+    }
+}
+
+static void parse_reply(fparser *p, const cJSON *r, const char *path)
+{
+    iw_generic *g = p->g;
+    if (!cJSON_IsObject(r)) {
+        iw_map_error(p->errs, path, "expected an object");
+        return;
+    }
+    static const char *const KEYS[] = {"format",     "success_status", "retry_status", "success",
+                                       "target_ref", "error",          "retry_codes",  NULL};
+    check_keys(p, r, path, KEYS);
+    char sub[224];
+    char *fmt = get_str(p, r, path, "format");
+    static const char *const FORMATS[] = {"none", "soap", "xml", "json"};
+    g->reply = REPLY_NONE;
+    bool known = !fmt;
+    for (size_t i = 0; fmt && i < 4; i++)
+        if (strcmp(fmt, FORMATS[i]) == 0) {
+            g->reply = (reply_format)i;
+            known = true;
+        }
+    if (!known) {
+        snprintf(sub, sizeof(sub), "%s.format", path);
+        iw_map_error(p->errs, sub, "expected \"soap\", \"xml\", \"json\" or \"none\"");
+    }
+    free(fmt);
+    g->n_success_status = get_statuses(p, r, path, "success_status", g->success_status, 16);
+    g->n_retry_status = get_statuses(p, r, path, "retry_status", g->retry_status, 16);
+    g->retry_codes = get_strings(p, r, path, "retry_codes", &g->n_retry_codes);
+    g->ref_path = get_str(p, r, path, "target_ref");
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(r, "success");
+    snprintf(sub, sizeof(sub), "%s.success", path);
+    if (s && !cJSON_IsObject(s)) {
+        iw_map_error(p->errs, sub, "expected {\"path\", \"equals\", \"ignore_case\"}");
+    } else if (s) {
+        static const char *const SK[] = {"path", "equals", "ignore_case", NULL};
+        check_keys(p, s, sub, SK);
+        g->success_path = get_str(p, s, sub, "path");
+        if (!g->success_path) {
+            char sub2[240];
+            snprintf(sub2, sizeof(sub2), "%s.path", sub);
+            iw_map_error(p->errs, sub2, "required: where the success shape is read");
+        }
+        g->success_equals = get_strings(p, s, sub, "equals", &g->n_success_equals);
+        g->ignore_case = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "ignore_case"));
+    }
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(r, "error");
+    snprintf(sub, sizeof(sub), "%s.error", path);
+    if (e && !cJSON_IsObject(e)) {
+        iw_map_error(p->errs, sub, "expected {\"code\", \"message\", \"default_code\", ...}");
+    } else if (e) {
+        static const char *const EK[] = {"code", "message", "default_code", "message_prefix", NULL};
+        check_keys(p, e, sub, EK);
+        g->code_path = get_str(p, e, sub, "code");
+        g->message_path = get_str(p, e, sub, "message");
+        g->default_code = get_str(p, e, sub, "default_code");
+        g->message_prefix = get_str(p, e, sub, "message_prefix");
+    }
+    if ((g->success_path || g->ref_path || g->code_path || g->message_path) &&
+        g->reply == REPLY_NONE) {
+        snprintf(sub, sizeof(sub), "%s.format", path);
+        iw_map_error(p->errs, sub, "paths need a reply format: \"soap\", \"xml\" or \"json\"");
+    }
+    const char *paths[] = {g->success_path, g->ref_path, g->code_path, g->message_path};
+    for (size_t i = 0; i < 4; i++) {
+        if (!paths[i])
+            continue;
+        bool pointer = paths[i][0] == '/' && g->reply == REPLY_JSON;
+        xmlXPathCompExprPtr x = g->reply == REPLY_JSON ? NULL : xmlXPathCompile(BAD_CAST paths[i]);
+        if ((g->reply == REPLY_JSON && !pointer && paths[i][0]) ||
+            (g->reply != REPLY_JSON && g->reply != REPLY_NONE && !x))
+            iw_map_error(p->errs, path, "\"%.80s\" is not %s", paths[i],
+                         g->reply == REPLY_JSON ? "a JSON pointer (RFC 6901)" : "an XPath");
+        xmlXPathFreeCompExpr(x);
+    }
+}
+
+static void no_xml_errors(void *ctx, const char *msg, ...)
+{
+}
+
+int iw_generic_parse(const char *json, size_t len, iw_generic **out, iw_map_errors *errs)
+{
+    *out = NULL;
+    size_t before = errs->count;
+    char why[192];
+    if (iw_json_prescan(json, len, MAX_MAPPING_BYTES, 64, "mapping", why, sizeof(why))) {
+        iw_map_error(errs, "mapping", "%s", why);
+        return IW_EINVAL;
+    }
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!cJSON_IsObject(root)) {
+        iw_map_error(errs, "mapping", "not a JSON object");
+        cJSON_Delete(root);
+        return IW_EINVAL;
+    }
+    iw_generic *g = calloc(1, sizeof(*g));
+    if (!g) {
+        cJSON_Delete(root);
+        iw_map_error(errs, "mapping", "out of memory");
+        return IW_ENOMEM;
+    }
+    xmlSetGenericErrorFunc(NULL, no_xml_errors); /* XPath compile errors are reported below */
+    fparser p = {.errs = errs, .g = g};
+    static const char *const KEYS[] = {"method", "url",      "headers", "body",
+                                       "reply",  "required", NULL};
+    check_keys(&p, root, "mapping", KEYS);
+    char *method = get_str(&p, root, "mapping", "method");
+    static const char *const METHODS[] = {"POST", "PUT", "PATCH", "GET", "DELETE"};
+    bool ok = false;
+    for (size_t i = 0; method && i < 5; i++)
+        ok = ok || strcmp(method, METHODS[i]) == 0;
+    if (!ok)
+        iw_map_error(errs, "mapping.method", "expected POST, PUT, PATCH, GET or DELETE");
+    else
+        snprintf(g->method, sizeof(g->method), "%s", method);
+    free(method);
+    char *url = get_str(&p, root, "mapping", "url");
+    parse_url(&p, url ? url : "{url}", "mapping.url");
+    free(url);
+    parse_headers(&p, cJSON_GetObjectItemCaseSensitive(root, "headers"), "mapping.headers");
+    const cJSON *body = cJSON_GetObjectItemCaseSensitive(root, "body");
+    if (!body)
+        iw_map_error(errs, "mapping.body", "required");
+    else
+        iw_map_parse(body, "mapping.body", &g->body, errs);
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(root, "required");
+    if (req && (!cJSON_IsArray(req) || cJSON_GetArraySize(req) > 16)) {
+        iw_map_error(errs, "mapping.required", "expected an array of at most 16 field paths");
+    } else if (req) {
+        size_t i = 0;
+        for (const cJSON *c = req->child; c; c = c->next, i++) {
+            char ipath[64];
+            snprintf(ipath, sizeof(ipath), "mapping.required[%zu]", i);
+            const iw_map_field *f = cJSON_IsString(c) ? iw_map_field_find(c->valuestring) : NULL;
+            if (!f || strstr(c->valuestring, "[]"))
+                iw_map_error(errs, ipath, "expected a field of the event or the invoice");
+            else
+                g->required[g->n_required++] = f;
+        }
+    }
+    const cJSON *reply = cJSON_GetObjectItemCaseSensitive(root, "reply");
+    if (!reply)
+        iw_map_error(errs, "mapping.reply", "required: how a reply is read");
+    else
+        parse_reply(&p, reply, "mapping.reply");
+    cJSON_Delete(root);
+    if (errs->count != before) {
+        iw_generic_free(g);
+        return IW_EINVAL;
+    }
+    *out = g;
+    return 0;
+}
+
+int iw_generic_load(const char *file, iw_generic **out, iw_map_errors *errs)
+{
+    *out = NULL;
+    struct stat st;
+    if (stat(file, &st) == 0 && !S_ISREG(st.st_mode)) { /* never block on a FIFO or a device */
+        iw_map_error(errs, "mapping", "%s is not a regular file", file);
+        return IW_EINVAL;
+    }
+    FILE *f = fopen(file, "rb");
+    char *buf = f ? malloc(MAX_MAPPING_BYTES + 1) : NULL;
+    size_t n = buf ? fread(buf, 1, MAX_MAPPING_BYTES + 1, f) : 0;
+    if (f)
+        fclose(f);
+    if (!buf || n > MAX_MAPPING_BYTES) {
+        iw_map_error(errs, "mapping", "cannot read %s%s", file,
+                     !f                      ? ""
+                     : n > MAX_MAPPING_BYTES ? ": larger than 1 MiB"
+                                             : ": out of memory");
+        free(buf);
+        return IW_EINVAL;
+    }
+    int rc = iw_generic_parse(buf, n, out, errs);
+    free(buf);
+    return rc;
+}
+
+static void free_list(char **l, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(l[i]);
+    free(l);
+}
+
+void iw_generic_free(iw_generic *g)
+{
+    if (!g)
+        return;
+    for (size_t i = 0; i < g->n_url; i++)
+        free(g->url[i].text);
+    free(g->url);
+    for (size_t i = 0; i < g->n_headers; i++) {
+        free(g->headers[i].name);
+        free(g->headers[i].value);
+    }
+    free(g->headers);
+    free_list(g->secrets, g->n_secrets);
+    iw_map_free(&g->body);
+    free(g->success_path);
+    free_list(g->success_equals, g->n_success_equals);
+    free(g->ref_path);
+    free(g->code_path);
+    free(g->message_path);
+    free(g->default_code);
+    free(g->message_prefix);
+    free_list(g->retry_codes, g->n_retry_codes);
+    free(g);
+}
+
+/* ------------------------------------------------------------------ the instance's settings */
+
+/* Reports every problem of a mapping file under the config path of its key
+ * ("targets.<name>.mapping": "FILE: mapping.<path>: message"). */
+static void report(iw_conf_reader *rd, const char *path, const char *file, const iw_map_errors *me)
+{
+    size_t shown = sizeof(me->items) / sizeof(me->items[0]);
+    for (size_t k = 0; k < me->count && k < shown; k++)
+        iw_conf_error(rd, path, "%s: %s: %s", file, me->items[k].path, me->items[k].message);
+    if (me->count > shown)
+        iw_conf_error(rd, path, "%s: ... and %zu more", file, me->count - shown);
+}
+
+/* The "mapping" key: the file's path (${ENV} expanded, relative to the config file's folder),
+ * read and checked as the config is loaded, so check-config names a mapping file's errors and
+ * every call of the instance uses the one mapping its settings hold. */
+static void parse_mapping(iw_conf_reader *rd, const cJSON *value, const char *path, void *conf)
+{
+    iw_generic_conf *gc = conf;
+    char *text = iw_conf_text(rd, value, path);
+    if (!text)
+        return;
+    char *file = *text ? iw_conf_file(rd, text) : NULL;
+    free(text);
+    if (!file) {
+        iw_conf_error(rd, path, "expected the path of a mapping file");
+        return;
+    }
+    iw_map_errors me = {.count = 0};
+    iw_generic *g = NULL;
+    if (iw_generic_load(file, &g, &me) != 0) {
+        report(rd, path, file, &me);
+        free(file);
+        return;
+    }
+    iw_generic_free(gc->loaded);
+    free(gc->mapping);
+    gc->mapping = file;
+    gc->loaded = g;
+}
+
+static void free_mapping(void *conf)
+{
+    iw_generic_conf *gc = conf;
+    iw_generic_free(gc->loaded);
+    free(gc->mapping);
+    gc->loaded = NULL;
+    gc->mapping = NULL;
+}
+
+int iw_generic_use(iw_target_conf *tc, const char *file, iw_map_errors *errs)
+{
+    iw_generic_conf *gc = tc->adapter == iw_target_generic.conf ? tc->adapter_conf : NULL;
+    iw_generic *g = NULL;
+    if (!gc) {
+        iw_map_error(errs, "mapping", "not a generic target");
+        return IW_EINVAL;
+    }
+    int rc = iw_generic_load(file, &g, errs);
+    char *copy = rc ? NULL : strdup(file);
+    if (!rc && !copy) {
+        iw_generic_free(g);
+        return IW_ENOMEM;
+    }
+    if (!rc) {
+        free_mapping(gc);
+        gc->mapping = copy;
+        gc->loaded = g;
+    }
+    return rc;
+}
+
+/* The loaded mapping of a target, with errbuf saying why when there is none. */
+static const iw_generic *target_mapping(const iw_target_conf *tc, char *errbuf, size_t errlen)
+{
+    const iw_generic_conf *gc =
+        tc->adapter == iw_target_generic.conf ? iw_generic_conf_of(tc) : NULL;
+    if (!gc || !gc->loaded) {
+        snprintf(errbuf, errlen, "mapping: not configured");
+        return NULL;
+    }
+    return gc->loaded;
+}
+
+/* The header values of the mapping that came from ${ENV}, as secrets of the instance. */
+static int generic_secret_forms(const iw_target_conf *tc, iw_secrets *s)
+{
+    char err[8];
+    const iw_generic *g = target_mapping(tc, err, sizeof(err));
+    int rc = 0;
+    for (size_t i = 0; g && !rc && i < g->n_secrets; i++)
+        rc = iw_secrets_add(s, g->secrets[i]);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ render */
+
+static bool unreserved(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
+/* Percent-encodes everything but RFC 3986's unreserved characters. */
+static void add_escaped(iw_wbuf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (unreserved(*p)) {
+            iw_wbuf_add(b, (const char *)p, 1);
+        } else {
+            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            iw_wbuf_add(b, e, 3);
+        }
+    }
+}
+
+static int build_url(const iw_generic *g, const iw_event *ev, const iw_target_conf *tc,
+                     iw_request *out, char *errbuf, size_t errlen)
+{
+    iw_wbuf b = IW_WBUF_INIT;
+    char buf[IW_DECIMAL_BUFLEN];
+    for (size_t i = 0; i < g->n_url; i++) {
+        const url_part *u = &g->url[i];
+        if (u->text) {
+            iw_wbuf_adds(&b, u->text);
+        } else if (!u->field) {
+            iw_wbuf_adds(&b, tc->url ? tc->url : "");
+        } else {
+            const char *t = iw_map_field_text(u->field, ev, buf, sizeof(buf));
+            if (!t || !*t) {
+                iw_wbuf_free(&b);
+                snprintf(errbuf, errlen, "url: a field of the URL template is absent or empty");
+                return IW_EINVAL;
+            }
+            add_escaped(&b, t);
+        }
+    }
+    size_t len;
+    int rc = iw_wbuf_copy(&b, &out->url, &len);
+    iw_wbuf_free(&b);
+    if (rc)
+        snprintf(errbuf, errlen, "out of memory");
+    return rc;
+}
+
+static int generic_render(const iw_event *ev, const iw_target_conf *tc, const iw_render_ctx *ctx,
+                          iw_request *out, char *errbuf, size_t errlen)
+{
+    const iw_generic *g = target_mapping(tc, errbuf, errlen);
+    if (!g)
+        return IW_EINVAL;
+    snprintf(out->method, sizeof(out->method), "%s", g->method);
+    int rc = build_url(g, ev, tc, out, errbuf, errlen);
+    for (size_t i = 0; !rc && i < g->n_headers; i++)
+        rc = iw_request_add_header(out, g->headers[i].name, g->headers[i].value);
+    for (size_t i = 0; !rc && i < g->n_secrets; i++)
+        rc = iw_request_add_secret(out, g->secrets[i]);
+    if (rc == IW_ENOMEM)
+        snprintf(errbuf, errlen, "out of memory");
+    if (!rc) {
+        iw_wbuf *b = iw_wbuf_scratch();
+        rc = iw_map_write(&g->body, ev, b, errbuf, errlen);
+        rc = rc ? rc : iw_request_set_body_from(out, b, errbuf, errlen);
+    }
+    if (rc)
+        iw_request_clear(out);
+    return rc;
+}
+
+static int generic_validate(const iw_event *ev, const iw_target_conf *tc, char *errbuf,
+                            size_t errlen)
+{
+    const iw_generic *g = target_mapping(tc, errbuf, errlen);
+    if (!g)
+        return IW_EINVAL;
+    char buf[IW_DECIMAL_BUFLEN];
+    for (size_t i = 0; i < g->n_required; i++) {
+        const char *t = iw_map_field_text(g->required[i], ev, buf, sizeof(buf));
+        if (!t || !*t) {
+            snprintf(errbuf, errlen, "%s: required by %s", iw_map_field_path(g->required[i]),
+                     tc->name ? tc->name : "generic");
+            return IW_EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ classify */
+
+/* The text at an XPath in doc into buf; false when nothing matches. */
+static bool xpath_text(xmlDocPtr doc, const char *expr, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (!doc || !expr)
+        return false;
+    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+    xmlXPathObjectPtr r = ctx ? xmlXPathEvalExpression(BAD_CAST expr, ctx) : NULL;
+    bool found = false;
+    if (r && r->type == XPATH_NODESET) {
+        found = r->nodesetval && r->nodesetval->nodeNr > 0;
+        if (found)
+            iw_xml_text(r->nodesetval->nodeTab[0], buf, len);
+    } else if (r) {
+        xmlChar *s = xmlXPathCastToString(r);
+        found = s && *s;
+        snprintf(buf, len, "%s", s ? (const char *)s : "");
+        xmlFree(s);
+    }
+    xmlXPathFreeObject(r);
+    xmlXPathFreeContext(ctx);
+    return found;
+}
+
+/* The value at a JSON pointer (RFC 6901) into buf; false when there is none. */
+static bool pointer_text(const cJSON *root, const char *ptr, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (!root || !ptr)
+        return false;
+    const cJSON *v = root;
+    for (const char *p = ptr; v && *p == '/';) {
+        p++;
+        char tok[128];
+        size_t n = 0;
+        for (; *p && *p != '/' && n + 1 < sizeof(tok); p++) {
+            if (p[0] == '~' && (p[1] == '0' || p[1] == '1'))
+                tok[n++] = *++p == '0' ? '~' : '/';
+            else
+                tok[n++] = *p;
+        }
+        tok[n] = '\0';
+        if (cJSON_IsArray(v)) {
+            char *end;
+            long k = strtol(tok, &end, 10);
+            v = *tok && !*end && k >= 0 ? cJSON_GetArrayItem(v, (int)k) : NULL;
+        } else {
+            v = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, tok) : NULL;
+        }
+    }
+    if (!v)
+        return false;
+    if (cJSON_IsString(v))
+        snprintf(buf, len, "%s", v->valuestring);
+    else if (cJSON_IsBool(v))
+        snprintf(buf, len, "%s", cJSON_IsTrue(v) ? "true" : "false");
+    else if (cJSON_IsNumber(v))
+        snprintf(buf, len, "%.17g", v->valuedouble);
+    else if (!cJSON_IsNull(v))
+        snprintf(buf, len, "%s", cJSON_IsObject(v) ? "(an object)" : "(an array)");
+    return !cJSON_IsNull(v);
+}
+
+typedef struct reply_doc {
+    xmlDocPtr xml;
+    cJSON *json;
+} reply_doc;
+
+static bool read_at(const iw_generic *g, const reply_doc *d, const char *path, char *buf,
+                    size_t len)
+{
+    return g->reply == REPLY_JSON ? pointer_text(d->json, path, buf, len)
+                                  : xpath_text(d->xml, path, buf, len);
+}
+
+static bool in_statuses(const long *list, size_t n, long st)
+{
+    for (size_t i = 0; i < n; i++)
+        if (list[i] == st)
+            return true;
+    return false;
+}
+
+static bool success_value(const iw_generic *g, const char *v)
+{
+    if (!g->n_success_equals)
+        return true;
+    for (size_t i = 0; i < g->n_success_equals; i++)
+        if (g->ignore_case ? strcasecmp(v, g->success_equals[i]) == 0
+                           : strcmp(v, g->success_equals[i]) == 0)
+            return true;
+    return false;
+}
+
+/* A reply of a success status: the documented success shape, else the business error. */
+static void judge(const iw_generic *g, const iw_response *resp, const reply_doc *d, iw_outcome *out)
+{
+    char value[200] = "";
+    if (g->success_path && !read_at(g, d, g->success_path, value, sizeof(value))) {
+        iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
+                       "HTTP %ld but the reply holds no %s; retrying, an unreadable reply is "
+                       "never taken as success",
+                       resp->status, g->success_path);
+        return;
+    }
+    if (success_value(g, value)) {
+        iw_outcome_set(out, IW_OUTCOME_OK, IW_ERR_NONE, "200", "HTTP %ld%s%s", resp->status,
+                       *value ? ", " : "", value);
+        snprintf(out->code, sizeof(out->code), "%ld", resp->status);
+        if (g->ref_path)
+            read_at(g, d, g->ref_path, out->target_ref, sizeof(out->target_ref));
+        return;
+    }
+    char code[64] = "", msg[200] = "";
+    if (g->code_path)
+        read_at(g, d, g->code_path, code, sizeof(code));
+    if (g->message_path)
+        read_at(g, d, g->message_path, msg, sizeof(msg));
+    if (!*msg)
+        snprintf(msg, sizeof(msg), "%s", *value ? value : "(empty response)");
+    if (!*code)
+        snprintf(code, sizeof(code), "%s", g->default_code ? g->default_code : "not-success");
+    bool retry = false;
+    for (size_t i = 0; i < g->n_retry_codes; i++)
+        retry = retry || strcmp(code, g->retry_codes[i]) == 0;
+    iw_outcome_set(out, retry ? IW_OUTCOME_RETRY : IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, code,
+                   "%s%s", g->message_prefix ? g->message_prefix : "", msg);
+}
+
+static void generic_classify(const iw_target_conf *tc, const iw_response *resp, iw_outcome *out)
+{
+    char err[160];
+    const iw_generic *g = target_mapping(tc, err, sizeof(err));
+    if (!g) {
+        iw_outcome_from_status(resp, out);
+        iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_VALIDATION, "mapping", "%s", err);
+        return;
+    }
+    reply_doc d = {NULL, NULL};
+    iw_soap_reply rep;
+    memset(&rep, 0, sizeof(rep));
+    memset(out, 0, sizeof(*out));
+    out->retry_after_ms = -1;
+    bool success_status = g->n_success_status
+                              ? in_statuses(g->success_status, g->n_success_status, resp->status)
+                              : resp->status >= 200 && resp->status < 300;
+    if (g->reply == REPLY_SOAP) {
+        iw_soap_reply_read(resp->body, resp->body_len, &rep);
+        d.xml = rep.doc;
+        if (iw_soap_classify_common(tc, resp, &rep, out))
+            goto done;
+    } else if (in_statuses(g->retry_status, g->n_retry_status, resp->status)) {
+        iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "", "HTTP %ld", resp->status);
+        snprintf(out->code, sizeof(out->code), "%ld", resp->status);
+        out->retry_after_ms =
+            iw_retry_after_ms(iw_response_header(resp, "Retry-After"), resp->now_ms);
+        goto done;
+    } else if (!success_status) {
+        iw_outcome_from_status(resp, out);
+        if (out->kind == IW_OUTCOME_OK)
+            iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, out->code,
+                           "HTTP %ld is not a success status of this target", resp->status);
+        goto done;
+    } else if (g->reply == REPLY_XML) {
+        d.xml = iw_xml_parse(resp->body ? resp->body : "", resp->body_len, err, sizeof(err));
+    } else if (g->reply == REPLY_JSON) {
+        d.json = cJSON_ParseWithLength(resp->body ? resp->body : "", resp->body_len);
+    }
+    if (g->reply != REPLY_NONE && !d.xml && !d.json && (g->success_path || g->n_success_equals)) {
+        iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
+                       "HTTP %ld but the reply cannot be read; retrying, an unreadable reply is "
+                       "never taken as success",
+                       resp->status);
+        goto done;
+    }
+    judge(g, resp, &d, out);
+done:
+    iw_soap_scrub(tc, out->message, sizeof(out->message));
+    char *masked =
+        g->n_secrets ? iw_mask_secrets(out->message, strlen(out->message), g->secrets, g->n_secrets)
+                     : NULL;
+    if (masked)
+        snprintf(out->message, sizeof(out->message), "%s", masked);
+    free(masked);
+    if (g->reply == REPLY_SOAP)
+        iw_soap_reply_free(&rep);
+    else if (d.xml)
+        xmlFreeDoc(d.xml);
+    cJSON_Delete(d.json);
+}
+
+/* No seed URL: the instance's url is required; its mapping file says the rest. */
+static const iw_conf_field generic_fields[] = {
+    {.key = "mapping",
+     .kind = IW_CONF_CUSTOM,
+     .parse = parse_mapping,
+     .free = free_mapping,
+     .required = "the path of the instance's mapping file"},
+    {.key = NULL},
+};
+
+static const iw_conf_adapter generic_conf = {
+    .type = "generic",
+    .url = NULL,
+    .size = sizeof(iw_generic_conf),
+    .fields = generic_fields,
+    .placeholders = NULL,
+};
+
+const iw_target_ops iw_target_generic = {
+    .type = "generic",
+    .conf = &generic_conf,
+    .secret_forms = generic_secret_forms,
+    .validate = generic_validate,
+    .render = generic_render,
+    .classify = generic_classify,
+    .render_refresh = NULL,
+    .parse_refresh = NULL,
+};

@@ -1,0 +1,779 @@
+/* mapping.c: the mapping engine: the event model's fields by path, reading a mapping from
+ * JSON with every error named by its path, and writing a body as XML or JSON. */
+#include "mapping.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decimal.h"
+#include "status.h"
+#include "text.h"
+
+/* ------------------------------------------------------------------ the model's fields */
+
+/* Where a field's struct is: the event, the invoice, or the current element of a list. */
+enum { SC_EVENT, SC_INVOICE, SC_LINE, SC_EXTRA, SC_CUSTOM, SC_COUNT };
+enum { FT_STR, FT_AMOUNT, FT_FLAG, FT_INT64, FT_LIST };
+
+struct iw_map_field {
+    const char *path;
+    unsigned char scope, type;
+    size_t off;
+    size_t count_off, elem_size; /* FT_LIST */
+    unsigned char elem_scope;    /* FT_LIST */
+};
+
+/* Macro arguments are member designators, which cannot be parenthesised. */
+/* clang-format off */
+/* NOLINTBEGIN(bugprone-macro-parentheses) */
+#define EV_S(m) {#m, SC_EVENT, FT_STR, offsetof(iw_event, m), 0, 0, 0}
+#define INV(t, m) {"invoice." #m, SC_INVOICE, t, offsetof(iw_invoice, m), 0, 0, 0}
+#define LINE(t, m) {"invoice.lines[]." #m, SC_LINE, t, offsetof(iw_line, m), 0, 0, 0}
+#define XTRA(t, m) {"invoice.extra_charges[]." #m, SC_EXTRA, t, offsetof(iw_extra_charge, m), 0, 0, 0}
+#define CUST(m) {"invoice.custom_fields[]." #m, SC_CUSTOM, FT_STR, offsetof(iw_custom_field, m), 0, 0, 0}
+#define LIST(m, n, T, sc) \
+    {"invoice." #m, SC_INVOICE, FT_LIST, offsetof(iw_invoice, m), offsetof(iw_invoice, n), sizeof(T), sc}
+#define ADDR(a) \
+    INV(FT_STR, a.company), INV(FT_STR, a.attn), INV(FT_STR, a.first_name), \
+    INV(FT_STR, a.last_name), INV(FT_STR, a.line1), INV(FT_STR, a.line2), INV(FT_STR, a.line3), \
+    INV(FT_STR, a.city), INV(FT_STR, a.state), INV(FT_STR, a.postal_code), \
+    INV(FT_STR, a.country), INV(FT_STR, a.email), INV(FT_STR, a.phone), INV(FT_STR, a.fax), \
+    INV(FT_FLAG, a.is_default)
+
+static const iw_map_field FIELDS[] = {
+    EV_S(schema), EV_S(event_id), EV_S(type), EV_S(occurred_at), EV_S(source), EV_S(tenant),
+    {"version", SC_EVENT, FT_INT64, offsetof(iw_event, version), 0, 0, 0},
+    INV(FT_STR, id), INV(FT_STR, number), INV(FT_STR, number_ext), INV(FT_STR, status),
+    INV(FT_STR, document_type), INV(FT_STR, type), INV(FT_STR, store), INV(FT_STR, currency),
+    INV(FT_STR, base_currency), INV(FT_AMOUNT, currency_rate), INV(FT_STR, issue_date),
+    INV(FT_STR, due_date), INV(FT_STR, order_date), INV(FT_STR, ship_date), INV(FT_STR, po_date),
+    INV(FT_STR, paid_at), INV(FT_STR, terms_code), INV(FT_STR, terms_description),
+    INV(FT_STR, shipping_terms), INV(FT_STR, ship_via), INV(FT_STR, po_number),
+    INV(FT_STR, so_number), INV(FT_STR, title), INV(FT_STR, description),
+    INV(FT_STR, note_public), INV(FT_STR, note_internal), INV(FT_AMOUNT, subtotal),
+    INV(FT_AMOUNT, tax_total), INV(FT_AMOUNT, discount_total), INV(FT_AMOUNT, shipping_total),
+    INV(FT_AMOUNT, total), INV(FT_AMOUNT, amount_paid), INV(FT_AMOUNT, amount_due),
+    INV(FT_AMOUNT, retention_pct),
+    INV(FT_STR, target_refs.centra_id), INV(FT_STR, target_refs.midnight_guid),
+    INV(FT_STR, target_refs.midnight_invoice_id), INV(FT_STR, target_refs.ebiz_internal_id),
+    INV(FT_STR, target_refs.invoicexpress_id), INV(FT_STR, target_refs.midnight_customer_id),
+    INV(FT_STR, target_refs.midnight_contact_id),
+    INV(FT_STR, customer.id), INV(FT_STR, customer.contact_id), INV(FT_STR, customer.name),
+    INV(FT_STR, customer.email), INV(FT_STR, customer.phone), INV(FT_STR, customer.phone_ext),
+    INV(FT_STR, customer.fax), INV(FT_STR, customer.website), INV(FT_STR, customer.fiscal_id),
+    INV(FT_STR, customer.ec_vat_no), INV(FT_STR, customer.company_reg_id),
+    INV(FT_STR, customer.notes),
+    ADDR(billing_address), ADDR(shipping_address),
+    INV(FT_STR, refs.account_id), INV(FT_STR, refs.buyer_id), INV(FT_STR, refs.order_id),
+    INV(FT_STR, refs.shipment_id), INV(FT_STR, refs.refund_id), INV(FT_STR, refs.division_id),
+    INV(FT_STR, refs.location_id), INV(FT_STR, refs.sales_rep_id), INV(FT_STR, refs.user_name),
+    INV(FT_FLAG, flags.locked), INV(FT_FLAG, flags.notify_customer),
+    INV(FT_FLAG, flags.email_invoice), INV(FT_FLAG, flags.print_invoice),
+    INV(FT_FLAG, flags.display_item),
+    LIST(lines, n_lines, iw_line, SC_LINE),
+    LIST(extra_charges, n_extra_charges, iw_extra_charge, SC_EXTRA),
+    LIST(custom_fields, n_custom_fields, iw_custom_field, SC_CUSTOM),
+    LINE(FT_STR, line_no), LINE(FT_STR, line_id), LINE(FT_STR, sku), LINE(FT_STR, item_id),
+    LINE(FT_STR, product_id), LINE(FT_STR, variation_id), LINE(FT_STR, size_id),
+    LINE(FT_STR, name), LINE(FT_STR, description), LINE(FT_STR, unit),
+    LINE(FT_AMOUNT, quantity), LINE(FT_AMOUNT, unit_price), LINE(FT_AMOUNT, gross_price),
+    LINE(FT_AMOUNT, discount_pct), LINE(FT_AMOUNT, discount_amount), LINE(FT_FLAG, taxable),
+    LINE(FT_AMOUNT, tax_rate), LINE(FT_STR, tax_name), LINE(FT_AMOUNT, tax_amount),
+    LINE(FT_AMOUNT, line_subtotal), LINE(FT_AMOUNT, line_total), LINE(FT_STR, line_type),
+    LINE(FT_STR, order_id), LINE(FT_STR, target_refs.midnight_line_id),
+    LINE(FT_STR, target_refs.midnight_line_guid), LINE(FT_STR, target_refs.midnight_item_id),
+    LINE(FT_STR, target_refs.midnight_order_id),
+    XTRA(FT_STR, key), XTRA(FT_STR, id), XTRA(FT_STR, description), XTRA(FT_AMOUNT, amount),
+    CUST(name), CUST(value),
+};
+/* NOLINTEND(bugprone-macro-parentheses) */
+/* clang-format on */
+
+#define N_FIELDS (sizeof(FIELDS) / sizeof(FIELDS[0]))
+
+const iw_map_field *iw_map_field_find(const char *path)
+{
+    if (!path)
+        return NULL;
+    static const char *const short_forms[] = {"lines", "extra_charges", "custom_fields"};
+    char full[160];
+    for (size_t i = 0; i < sizeof(short_forms) / sizeof(short_forms[0]); i++) {
+        size_t n = strlen(short_forms[i]);
+        if (strncmp(path, short_forms[i], n) == 0 && (path[n] == '\0' || path[n] == '[')) {
+            snprintf(full, sizeof(full), "invoice.%s", path);
+            path = full;
+            break;
+        }
+    }
+    for (size_t i = 0; i < N_FIELDS; i++)
+        if (strcmp(FIELDS[i].path, path) == 0)
+            return &FIELDS[i];
+    return NULL;
+}
+
+const char *iw_map_field_path(const iw_map_field *f)
+{
+    return f->path;
+}
+
+/* The current object of each scope while a body is written. */
+typedef struct scope_ctx {
+    const void *obj[SC_COUNT];
+} scope_ctx;
+
+/* The field's text: a string as it is, an amount as its decimal text (in buf), a flag as
+ * true/false, a list as "" when it has an element. NULL when absent. */
+static const char *field_raw(const iw_map_field *f, const scope_ctx *c, char *buf, size_t len)
+{
+    const void *base = c->obj[f->scope];
+    if (!base)
+        return NULL;
+    const char *at = (const char *)base + f->off;
+    switch (f->type) {
+    case FT_STR: return iw_map_ptr_at(base, f->off);
+    case FT_AMOUNT: {
+        const iw_amount *a = (const iw_amount *)(const void *)at;
+        if (!a->set)
+            return NULL;
+        iw_decimal_format(a->value, buf, len);
+        return buf;
+    }
+    case FT_FLAG: {
+        iw_flag v;
+        memcpy(&v, at, sizeof(v));
+        return v == IW_FLAG_UNSET ? NULL : v == IW_FLAG_YES ? "true" : "false";
+    }
+    case FT_INT64: {
+        int64_t v;
+        memcpy(&v, at, sizeof(v));
+        snprintf(buf, len, "%lld", (long long)v);
+        return buf;
+    }
+    default:
+        return iw_map_size_at(base, f->count_off) > 0 && iw_map_ptr_at(base, f->off) ? "" : NULL;
+    }
+}
+
+static void scope_init(scope_ctx *c, const iw_event *ev)
+{
+    memset(c, 0, sizeof(*c));
+    c->obj[SC_EVENT] = ev;
+    c->obj[SC_INVOICE] = &ev->invoice;
+}
+
+const char *iw_map_field_text(const iw_map_field *f, const iw_event *ev, char *buf, size_t len)
+{
+    scope_ctx c;
+    scope_init(&c, ev);
+    return f && f->type != FT_LIST ? field_raw(f, &c, buf, len) : NULL;
+}
+
+/* ------------------------------------------------------------------ errors */
+
+void iw_map_error(iw_map_errors *e, const char *path, const char *fmt, ...)
+{
+    if (e->count < sizeof(e->items) / sizeof(e->items[0])) {
+        snprintf(e->items[e->count].path, sizeof(e->items[0].path), "%s", path);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->items[e->count].message, sizeof(e->items[0].message), fmt, ap);
+        va_end(ap);
+        iw_text_trim_cut_utf8(e->items[e->count].path); /* names from the file may be cut */
+        iw_text_trim_cut_utf8(e->items[e->count].message);
+    }
+    e->count++;
+}
+
+/* ------------------------------------------------------------------ reading a mapping */
+
+#define MAX_NODE_DEPTH 24
+
+typedef struct parser {
+    iw_map_errors *errs;
+    iw_map_dialect dialect;
+    const char *prefix; /* default XML prefix */
+} parser;
+
+static const char *const FORMATS[] = {"text", "decimal", "integer", "date", "boolean"};
+
+/* Reads one path; checks it names a field reachable from the open scopes (bit per scope). */
+static const iw_map_field *read_path(parser *p, const cJSON *v, const char *path, unsigned open)
+{
+    if (!cJSON_IsString(v) || !*v->valuestring) {
+        iw_map_error(p->errs, path, "expected a field path such as \"invoice.id\"");
+        return NULL;
+    }
+    const iw_map_field *f = iw_map_field_find(v->valuestring);
+    if (!f) {
+        iw_map_error(p->errs, path, "unknown field \"%.80s\"", v->valuestring);
+        return NULL;
+    }
+    if (!(open & (1u << f->scope))) {
+        iw_map_error(p->errs, path,
+                     "\"%.80s\" is read per list element: only inside a row with \"each\" over "
+                     "its list",
+                     v->valuestring);
+        return NULL;
+    }
+    return f;
+}
+
+/* A path or an array of paths into dst (at most cap). */
+static size_t read_paths(parser *p, const cJSON *v, const char *path, unsigned open,
+                         const iw_map_field **dst, size_t cap)
+{
+    if (!cJSON_IsArray(v)) {
+        const iw_map_field *f = read_path(p, v, path, open);
+        if (f)
+            dst[0] = f;
+        return f ? 1 : 0;
+    }
+    size_t n = 0, i = 0;
+    if (cJSON_GetArraySize(v) < 1 || (size_t)cJSON_GetArraySize(v) > cap)
+        iw_map_error(p->errs, path, "expected 1 to %zu field paths", cap);
+    for (const cJSON *c = v->child; c; c = c->next, i++) {
+        char ipath[224];
+        snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+        const iw_map_field *f = read_path(p, c, ipath, open);
+        if (f && n < cap)
+            dst[n++] = f;
+    }
+    return n;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void read_name(parser *p, const cJSON *v, const char *path, iw_map_node *n)
+{
+    if (!cJSON_IsString(v) || !*v->valuestring || strlen(v->valuestring) > 60 ||
+        strpbrk(v->valuestring, " \t\r\n<>&\"'/=")) {
+        iw_map_error(p->errs, path, "expected a name of 1 to 60 characters, no space or markup");
+        return;
+    }
+    const char *colon = p->dialect == IW_MAP_XML ? strchr(v->valuestring, ':') : NULL;
+    if (colon) {
+        n->prefix = strndup(v->valuestring, (size_t)(colon - v->valuestring));
+        n->name = strdup(colon + 1);
+        if (!*n->prefix || !*n->name || strchr(n->name, ':'))
+            iw_map_error(p->errs, path, "expected prefix:name or name");
+    } else {
+        n->prefix = dup_or_null(p->dialect == IW_MAP_XML ? p->prefix : NULL);
+        n->name = strdup(v->valuestring);
+    }
+}
+
+static void read_condition(parser *p, const cJSON *v, const char *path, unsigned open,
+                           iw_map_node *n)
+{
+    if (cJSON_IsString(v)) {
+        bool pres = strcmp(v->valuestring, "present") == 0;
+        if (!pres && strcmp(v->valuestring, "non_empty") != 0) {
+            iw_map_error(p->errs, path,
+                         "expected \"present\", \"non_empty\" or {\"present\"|\"non_empty\": "
+                         "path or [paths]}");
+            return;
+        }
+        if (!n->n_src) {
+            iw_map_error(p->errs, path, "\"%s\" needs the row's own \"path\"", v->valuestring);
+            return;
+        }
+        n->cond = pres ? IW_COND_PRESENT : IW_COND_NON_EMPTY;
+        memcpy(n->cond_src, n->src, n->n_src * sizeof(n->src[0]));
+        n->n_cond = n->n_src;
+        return;
+    }
+    const cJSON *c = cJSON_IsObject(v) ? v->child : NULL;
+    if (!c || c->next || (strcmp(c->string, "present") != 0 && strcmp(c->string, "non_empty"))) {
+        iw_map_error(p->errs, path,
+                     "expected {\"present\": path or [paths]} or {\"non_empty\": ...}");
+        return;
+    }
+    char sub[224];
+    snprintf(sub, sizeof(sub), "%s.%s", path, c->string);
+    n->cond = strcmp(c->string, "present") == 0 ? IW_COND_PRESENT : IW_COND_NON_EMPTY;
+    n->n_cond =
+        read_paths(p, c, sub, open, n->cond_src, sizeof(n->cond_src) / sizeof(n->cond_src[0]));
+}
+
+static void read_attributes(parser *p, const cJSON *v, const char *path, iw_map_node *n)
+{
+    if (p->dialect != IW_MAP_XML || !cJSON_IsObject(v)) {
+        iw_map_error(p->errs, path, "expected an object of XML attribute names and texts");
+        return;
+    }
+    n->attrs = calloc((size_t)cJSON_GetArraySize(v) + 1, sizeof(*n->attrs));
+    for (const cJSON *c = v->child; c && n->attrs; c = c->next) {
+        char sub[224];
+        snprintf(sub, sizeof(sub), "%s.%s", path, c->string);
+        if (!cJSON_IsString(c) || !*c->string || strpbrk(c->string, " \t\r\n<>&\"'/=")) {
+            iw_map_error(p->errs, sub, "expected a text value for a valid attribute name");
+            continue;
+        }
+        n->attrs[n->n_attrs].name = strdup(c->string);
+        n->attrs[n->n_attrs++].value = strdup(c->valuestring);
+    }
+}
+
+static int enum_index(const char *s, const char *const *names, size_t n)
+{
+    for (size_t i = 0; s && i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void read_node(parser *p, const cJSON *obj, const char *path, int depth, unsigned open,
+                      bool keyed, iw_map_node *n);
+
+static void read_children(parser *p, const cJSON *v, const char *path, int depth, unsigned open,
+                          iw_map_node *n)
+{
+    if (!cJSON_IsArray(v)) {
+        iw_map_error(p->errs, path, "expected an array of rows");
+        return;
+    }
+    n->group = true;
+    n->children = calloc((size_t)cJSON_GetArraySize(v) + 1, sizeof(*n->children));
+    size_t i = 0;
+    for (const cJSON *c = v->child; c && n->children; c = c->next, i++) {
+        char sub[224];
+        snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+        read_node(p, c, sub, depth + 1, open, true, &n->children[n->n_children++]);
+    }
+}
+
+static void read_format(parser *p, const cJSON *obj, const char *path, iw_map_node *n)
+{
+    char sub[224];
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "format");
+    snprintf(sub, sizeof(sub), "%s.format", path);
+    if (v) {
+        int k = cJSON_IsString(v) ? enum_index(v->valuestring, FORMATS, 5) : -1;
+        if (k < 0)
+            iw_map_error(p->errs, sub,
+                         "unknown format \"%.40s\"; use one of text, decimal, integer, date, "
+                         "boolean",
+                         cJSON_IsString(v) ? v->valuestring : "(not a string)");
+        else
+            n->format = (iw_map_format)k;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(obj, "pattern");
+    snprintf(sub, sizeof(sub), "%s.pattern", path);
+    if (v && (n->format != IW_FMT_DATE || !cJSON_IsString(v) || !strstr(v->valuestring, "YYYY")))
+        iw_map_error(p->errs, sub, "a date pattern holding YYYY (and MM, DD), with format date");
+    else if (v)
+        n->pattern = strdup(v->valuestring);
+    v = cJSON_GetObjectItemCaseSensitive(obj, "scale");
+    snprintf(sub, sizeof(sub), "%s.scale", path);
+    n->scale = -1;
+    if (v && (n->format != IW_FMT_DECIMAL || !cJSON_IsNumber(v) || v->valuedouble < 0 ||
+              v->valuedouble > 18 || v->valuedouble != (int)v->valuedouble))
+        iw_map_error(p->errs, sub, "a whole number 0 to 18, with format decimal");
+    else if (v)
+        n->scale = (int)v->valuedouble;
+    v = cJSON_GetObjectItemCaseSensitive(obj, "as");
+    snprintf(sub, sizeof(sub), "%s.as", path);
+    if (v &&
+        (p->dialect != IW_MAP_JSON || !cJSON_IsString(v) || strcmp(v->valuestring, "string") != 0))
+        iw_map_error(p->errs, sub, "only \"string\" (JSON bodies: a number or boolean as text)");
+    else if (v)
+        n->as_string = true;
+}
+
+static void read_node(parser *p, const cJSON *obj, const char *path, int depth, unsigned open,
+                      bool keyed, iw_map_node *n)
+{
+    n->scale = -1;
+    if (!cJSON_IsObject(obj)) {
+        iw_map_error(p->errs, path, "expected an object");
+        return;
+    }
+    if (depth > MAX_NODE_DEPTH) {
+        iw_map_error(p->errs, path, "nested deeper than %d rows", MAX_NODE_DEPTH);
+        return;
+    }
+    static const char *const KEYS[] = {"name",    "path",       "value", "format",
+                                       "pattern", "scale",      "as",    "absent",
+                                       "if",      "attributes", "each",  "children"};
+    char sub[224];
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        if (enum_index(c->string, KEYS, sizeof(KEYS) / sizeof(KEYS[0])) < 0) {
+            snprintf(sub, sizeof(sub), "%s.%s", path, c->string);
+            iw_map_error(p->errs, sub, "unknown key");
+        }
+    }
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "name");
+    snprintf(sub, sizeof(sub), "%s.name", path);
+    if (v)
+        read_name(p, v, sub, n);
+    else if (keyed || p->dialect == IW_MAP_XML)
+        iw_map_error(p->errs, sub, "required");
+
+    const cJSON *each = cJSON_GetObjectItemCaseSensitive(obj, "each");
+    if (each) {
+        snprintf(sub, sizeof(sub), "%s.each", path);
+        const iw_map_field *f = read_path(p, each, sub, open);
+        if (f && f->type != FT_LIST)
+            iw_map_error(p->errs, sub,
+                         "expected a list: invoice.lines, invoice.extra_charges "
+                         "or invoice.custom_fields");
+        else if (f)
+            n->each = f;
+        if (n->each)
+            open |= 1u << n->each->elem_scope;
+        if (!cJSON_GetObjectItemCaseSensitive(obj, "children")) {
+            snprintf(sub, sizeof(sub), "%s.children", path);
+            iw_map_error(p->errs, sub, "required with \"each\"");
+        }
+    }
+    v = cJSON_GetObjectItemCaseSensitive(obj, "path");
+    if (v) {
+        snprintf(sub, sizeof(sub), "%s.path", path);
+        n->n_src = read_paths(p, v, sub, open, n->src, IW_MAP_MAX_ALT);
+    }
+    v = cJSON_GetObjectItemCaseSensitive(obj, "value");
+    if (v) {
+        snprintf(sub, sizeof(sub), "%s.value", path);
+        if (!cJSON_IsString(v))
+            iw_map_error(p->errs, sub, "expected a text");
+        else
+            n->value = strdup(v->valuestring);
+    }
+    if (n->value && cJSON_GetObjectItemCaseSensitive(obj, "path")) {
+        snprintf(sub, sizeof(sub), "%s.value", path);
+        iw_map_error(p->errs, sub, "a row takes \"path\" or \"value\", not both");
+    }
+    read_format(p, obj, path, n);
+    v = cJSON_GetObjectItemCaseSensitive(obj, "absent");
+    if (v) {
+        static const char *const ABSENT[] = {"omit", "empty", "null"};
+        snprintf(sub, sizeof(sub), "%s.absent", path);
+        int k = cJSON_IsString(v) ? enum_index(v->valuestring, ABSENT, 3) : -1;
+        if (k < 0 || (k == IW_ABSENT_NULL && p->dialect != IW_MAP_JSON))
+            iw_map_error(p->errs, sub, "expected \"omit\", \"empty\"%s",
+                         p->dialect == IW_MAP_JSON ? " or \"null\"" : "");
+        else
+            n->absent = (iw_map_absent)k;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(obj, "if");
+    if (v) {
+        snprintf(sub, sizeof(sub), "%s.if", path);
+        read_condition(p, v, sub, open, n);
+    }
+    v = cJSON_GetObjectItemCaseSensitive(obj, "attributes");
+    if (v) {
+        snprintf(sub, sizeof(sub), "%s.attributes", path);
+        read_attributes(p, v, sub, n);
+    }
+    v = cJSON_GetObjectItemCaseSensitive(obj, "children");
+    if (v) {
+        snprintf(sub, sizeof(sub), "%s.children", path);
+        if (n->n_src || n->value)
+            iw_map_error(p->errs, sub, "a row with children takes no \"path\" or \"value\"");
+        read_children(p, v, sub, depth, open, n);
+    }
+}
+
+int iw_map_parse(const cJSON *obj, const char *path, iw_map *out, iw_map_errors *errs)
+{
+    memset(out, 0, sizeof(*out));
+    size_t before = errs->count;
+    char sub[224];
+    if (!cJSON_IsObject(obj)) {
+        iw_map_error(errs, path, "expected an object");
+        return IW_EINVAL;
+    }
+    static const char *const KEYS[] = {"dialect", "declaration", "prefix", "root"};
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        if (enum_index(c->string, KEYS, 4) < 0) {
+            snprintf(sub, sizeof(sub), "%s.%s", path, c->string);
+            iw_map_error(errs, sub, "unknown key");
+        }
+    }
+    parser p = {.errs = errs};
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "dialect");
+    snprintf(sub, sizeof(sub), "%s.dialect", path);
+    if (cJSON_IsString(v) && strcmp(v->valuestring, "xml") == 0)
+        p.dialect = IW_MAP_XML;
+    else if (cJSON_IsString(v) && strcmp(v->valuestring, "json") == 0)
+        p.dialect = IW_MAP_JSON;
+    else
+        iw_map_error(errs, sub, "expected \"xml\" or \"json\"");
+    out->dialect = p.dialect;
+    out->declaration = p.dialect == IW_MAP_XML;
+    v = cJSON_GetObjectItemCaseSensitive(obj, "declaration");
+    snprintf(sub, sizeof(sub), "%s.declaration", path);
+    if (v && (!cJSON_IsBool(v) || p.dialect != IW_MAP_XML))
+        iw_map_error(errs, sub, "expected true or false (XML bodies only)");
+    else if (v)
+        out->declaration = cJSON_IsTrue(v);
+    v = cJSON_GetObjectItemCaseSensitive(obj, "prefix");
+    snprintf(sub, sizeof(sub), "%s.prefix", path);
+    if (v && (!cJSON_IsString(v) || p.dialect != IW_MAP_XML || !*v->valuestring ||
+              strpbrk(v->valuestring, " \t\r\n<>&\"'/=:")))
+        iw_map_error(errs, sub, "expected an XML prefix (XML bodies only)");
+    else if (v)
+        p.prefix = v->valuestring;
+    v = cJSON_GetObjectItemCaseSensitive(obj, "root");
+    snprintf(sub, sizeof(sub), "%s.root", path);
+    if (!v)
+        iw_map_error(errs, sub, "required");
+    else if (p.dialect)
+        read_node(&p, v, sub, 0, (1u << SC_EVENT) | (1u << SC_INVOICE), false, &out->root);
+    if (p.dialect == IW_MAP_JSON && v && (!out->root.group || out->root.each))
+        iw_map_error(errs, sub, "a JSON body's root is an object: a row with \"children\"");
+    if (errs->count != before) {
+        iw_map_free(out);
+        return IW_EINVAL;
+    }
+    return 0;
+}
+
+static void node_free(iw_map_node *n)
+{
+    free(n->prefix);
+    free(n->name);
+    free(n->value);
+    free(n->pattern);
+    for (size_t i = 0; i < n->n_attrs; i++) {
+        free(n->attrs[i].name);
+        free(n->attrs[i].value);
+    }
+    free(n->attrs);
+    for (size_t i = 0; i < n->n_children; i++)
+        node_free(&n->children[i]);
+    free(n->children);
+    memset(n, 0, sizeof(*n));
+}
+
+void iw_map_free(iw_map *m)
+{
+    if (!m)
+        return;
+    node_free(&m->root);
+    memset(m, 0, sizeof(*m));
+}
+
+/* ------------------------------------------------------------------ writing */
+
+typedef struct writer {
+    iw_map_dialect dialect;
+    iw_xw x;
+    iw_jw j;
+    iw_wbuf *b;
+    scope_ctx sc;
+} writer;
+
+static bool cond_holds(const iw_map_node *n, const scope_ctx *c)
+{
+    if (n->cond == IW_COND_NONE)
+        return true;
+    char buf[IW_DECIMAL_BUFLEN];
+    for (size_t i = 0; i < n->n_cond; i++) {
+        const char *t = field_raw(n->cond_src[i], c, buf, sizeof(buf));
+        if (t && (n->cond == IW_COND_PRESENT || *t || n->cond_src[i]->type == FT_LIST))
+            return true;
+    }
+    return false;
+}
+
+/* Rewrites "YYYY-MM-DD" by pattern into out. Returns false when d is not such a date. */
+static bool format_date(const char *d, const char *pattern, char *out, size_t len)
+{
+    if (strlen(d) != 10 || d[4] != '-' || d[7] != '-')
+        return false;
+    for (int i = 0; i < 10; i++)
+        if (i != 4 && i != 7 && (d[i] < '0' || d[i] > '9'))
+            return false;
+    size_t o = 0;
+    for (const char *p = pattern; *p && o + 5 < len;) {
+        if (strncmp(p, "YYYY", 4) == 0) {
+            memcpy(out + o, d, 4), o += 4, p += 4;
+        } else if (strncmp(p, "MM", 2) == 0) {
+            memcpy(out + o, d + 5, 2), o += 2, p += 2;
+        } else if (strncmp(p, "DD", 2) == 0) {
+            memcpy(out + o, d + 8, 2), o += 2, p += 2;
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    out[o] = '\0';
+    return true;
+}
+
+/* Applies the row's format to raw; returns the text (raw or in buf), or NULL with *why set. */
+static const char *apply_format(const iw_map_node *n, const char *raw, char *buf, size_t len,
+                                const char **why)
+{
+    iw_decimal d;
+    switch (n->format) {
+    case IW_FMT_TEXT: return raw;
+    case IW_FMT_DECIMAL:
+    case IW_FMT_INTEGER: {
+        if (iw_decimal_parse(raw, &d) != 0) {
+            *why = "not a decimal number";
+            return NULL;
+        }
+        int scale = n->format == IW_FMT_INTEGER ? 0 : n->scale;
+        if (scale < 0) { /* the scale as given, in the one decimal spelling */
+            iw_decimal_format(d, buf, len);
+            return buf;
+        }
+        iw_decimal r;
+        if (iw_decimal_round(d, scale, &r) != 0) {
+            *why = "out of range";
+            return NULL;
+        }
+        if (n->format == IW_FMT_INTEGER && iw_decimal_cmp(r, d) != 0) {
+            *why = "not a whole number";
+            return NULL;
+        }
+        iw_decimal_format(r, buf, len);
+        return buf;
+    }
+    case IW_FMT_DATE:
+        if (!format_date(raw, n->pattern ? n->pattern : "YYYY-MM-DD", buf, len)) {
+            *why = "not a date YYYY-MM-DD";
+            return NULL;
+        }
+        return buf;
+    default:
+        if (strcmp(raw, "true") != 0 && strcmp(raw, "false") != 0) {
+            *why = "not a boolean";
+            return NULL;
+        }
+        return raw;
+    }
+}
+
+static void write_rows(writer *w, const iw_map_node *rows, size_t n);
+
+static void open_element(writer *w, const iw_map_node *n, bool array)
+{
+    if (w->dialect == IW_MAP_XML) {
+        iw_xw_start(&w->x, n->prefix, n->name, NULL);
+        for (size_t i = 0; i < n->n_attrs; i++)
+            iw_xw_attr(&w->x, n->attrs[i].name, n->attrs[i].value);
+    } else if (array) {
+        iw_jw_array(&w->j, n->name);
+    } else {
+        iw_jw_object(&w->j, n->name);
+    }
+}
+
+static void close_element(writer *w)
+{
+    if (w->dialect == IW_MAP_XML)
+        iw_xw_end(&w->x);
+    else
+        iw_jw_end(&w->j);
+}
+
+static void write_each(writer *w, const iw_map_node *n)
+{
+    const iw_map_field *f = n->each;
+    const void *base = w->sc.obj[f->scope];
+    const char *items = base ? iw_map_ptr_at(base, f->off) : NULL;
+    size_t count = items ? iw_map_size_at(base, f->count_off) : 0;
+    if (w->dialect == IW_MAP_JSON) {
+        if (count == 0 && n->absent == IW_ABSENT_OMIT)
+            return;
+        if (count == 0 && n->absent == IW_ABSENT_NULL) {
+            iw_jw_null(&w->j, n->name);
+            return;
+        }
+        iw_jw_array(&w->j, n->name);
+    }
+    const void *saved = w->sc.obj[f->elem_scope];
+    for (size_t i = 0; i < count && !w->b->err; i++) {
+        w->sc.obj[f->elem_scope] = items + i * f->elem_size;
+        if (w->dialect == IW_MAP_XML) {
+            open_element(w, n, false);
+        } else {
+            iw_jw_object(&w->j, NULL);
+        }
+        write_rows(w, n->children, n->n_children);
+        close_element(w);
+    }
+    w->sc.obj[f->elem_scope] = saved;
+    if (w->dialect == IW_MAP_JSON)
+        iw_jw_end(&w->j);
+}
+
+static void write_leaf(writer *w, const iw_map_node *n)
+{
+    char raw_buf[IW_DECIMAL_BUFLEN], buf[IW_DECIMAL_BUFLEN * 2];
+    const char *raw = n->value;
+    for (size_t i = 0; !raw && i < n->n_src; i++)
+        raw = field_raw(n->src[i], &w->sc, raw_buf, sizeof(raw_buf));
+    const char *text = NULL, *why = NULL;
+    if (raw && !(text = apply_format(n, raw, buf, sizeof(buf), &why))) {
+        iw_wbuf_fail(w->b, IW_EINVAL, n->name, why);
+        return;
+    }
+    bool has_source = n->n_src > 0 || n->value;
+    if (!text && has_source && n->absent == IW_ABSENT_OMIT)
+        return;
+    if (w->dialect == IW_MAP_XML) {
+        if (n->n_attrs) {
+            open_element(w, n, false);
+            if (text)
+                iw_xw_chars(&w->x, text);
+            iw_xw_end(&w->x);
+        } else {
+            iw_xw_text_or_empty(&w->x, n->prefix, n->name, text);
+        }
+        return;
+    }
+    if (!text && n->absent == IW_ABSENT_EMPTY)
+        iw_jw_string(&w->j, n->name, "");
+    else if (!text)
+        iw_jw_null(&w->j, n->name);
+    else if (n->as_string || n->format == IW_FMT_TEXT || n->format == IW_FMT_DATE)
+        iw_jw_string(&w->j, n->name, text);
+    else if (n->format == IW_FMT_BOOLEAN)
+        iw_jw_bool(&w->j, n->name, strcmp(text, "true") == 0);
+    else
+        iw_jw_raw(&w->j, n->name, text);
+}
+
+static void write_rows(writer *w, const iw_map_node *rows, size_t n)
+{
+    for (size_t i = 0; i < n && !w->b->err; i++) {
+        const iw_map_node *r = &rows[i];
+        if (!cond_holds(r, &w->sc))
+            continue;
+        if (r->each) {
+            write_each(w, r);
+        } else if (r->group) {
+            open_element(w, r, false);
+            write_rows(w, r->children, r->n_children);
+            close_element(w);
+        } else {
+            write_leaf(w, r);
+        }
+    }
+}
+
+int iw_map_write(const iw_map *m, const iw_event *ev, iw_wbuf *b, char *errbuf, size_t errlen)
+{
+    writer w = {.dialect = m->dialect, .b = b};
+    scope_init(&w.sc, ev);
+    if (m->dialect == IW_MAP_XML) {
+        iw_xw_begin(&w.x, b, m->declaration);
+        write_rows(&w, &m->root, 1);
+        iw_xw_finish(&w.x);
+    } else {
+        iw_jw_begin(&w.j, b);
+        iw_jw_object(&w.j, NULL);
+        write_rows(&w, m->root.children, m->root.n_children);
+        iw_jw_finish(&w.j);
+    }
+    return iw_wbuf_error(b, errbuf, errlen);
+}
