@@ -790,8 +790,9 @@ static void generic_classify(const iw_target_conf *tc, const iw_response *resp, 
 {
     char err[160];
     const iw_generic *g = target_mapping(tc, err, sizeof(err));
-    if (!g) {
-        iw_outcome_from_status(resp, out);
+    if (!g) { /* a permanent refusal: no Retry-After, no reference, whatever the status */
+        memset(out, 0, sizeof(*out));
+        out->retry_after_ms = -1;
         iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_VALIDATION, "mapping", "%s", err);
         return;
     }
