@@ -50,19 +50,21 @@ static int64_t conf_int(rd_kafka_conf_t *c, const char *key, int64_t dflt)
     return rd_kafka_conf_get(c, key, v, &vl) == RD_KAFKA_CONF_OK ? atoll(v) : dflt;
 }
 
-/* The consumer's prefetch, sized to what the pipeline takes: it stops taking messages at
- * 4 x worker.max_in_flight open calls or worker.max_pending_bytes of values, so librdkafka only
- * has to keep it fed while the next fetch is on its way, not hold a backlog of its own (its
- * defaults, 64 MiB and 100,000 messages, and a 50 MB fetch decompressed at once, were most of
- * the worker's memory). Its queue holds a sixteenth of max_pending_bytes (1 to 64 MiB: 4 MiB at
- * the default) and at most 4 x max_in_flight messages; one fetch brings a quarter of the queue
- * (at least message.max.bytes, which librdkafka requires). A property the config sets itself is
- * left alone, and the fetch follows the config's queue size when it sets one. */
+/* The consumer's prefetch. The pipeline takes messages at the pace its calls finish (up to
+ * 2 x worker.max_in_flight open calls, or worker.max_pending_bytes of values), so the backlog
+ * waits here, in librdkafka's queue, and consumption is not paused in normal flow.
+ * librdkafka 2.0 (Debian's) looks again at a queue it found full only about once a second (its
+ * broker threads' longest sleep; 2.1 made it fetch.queue.backoff.ms), so the queue holds about a
+ * second of work: an eighth of max_pending_bytes (1 to 64 MiB: 8 MiB at the default) and at
+ * most 8 x max_in_flight messages. One fetch brings a quarter of the queue (at least
+ * message.max.bytes, which librdkafka requires). Its defaults, 64 MiB and 100,000 messages, and
+ * a 50 MB fetch decompressed at once, were most of the worker's memory. A property the config
+ * sets itself is left alone, and the fetch follows the config's queue size when it sets one. */
 static int set_prefetch(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, size_t errlen)
 {
-    int64_t kb = cfg->max_pending_bytes / 16 / 1024;
+    int64_t kb = cfg->max_pending_bytes / 8 / 1024;
     kb = kb < 1024 ? 1024 : kb > 65536 ? 65536 : kb;
-    int64_t msgs = 4 * (int64_t)(cfg->max_in_flight > 0 ? cfg->max_in_flight : 1);
+    int64_t msgs = 8 * (int64_t)(cfg->max_in_flight > 0 ? cfg->max_in_flight : 1);
     if (set_default(c, cfg, "queued.max.messages.kbytes", kb, errbuf, errlen) ||
         set_default(c, cfg, "queued.min.messages", msgs < 10000000 ? msgs : 10000000, errbuf,
                     errlen))

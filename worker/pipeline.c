@@ -42,6 +42,7 @@
 
 #define POLL_BATCH 1000   /* messages taken per loop turn at most */
 #define LEDGER_BATCH 2000 /* ledger ops per round trip at most */
+#define FULL_PAUSE_MS 1000 /* no room for this long: pause, so polling serves rebalances */
 #define BUSY_RETRY_MS 500 /* first wait before claiming a BUSY pair again */
 #define REDIS_BACKOFF_MAX_MS 10000
 #define LEDGER_IO_TIMEOUT_MS 2000 /* a Redis reply (or connect) later than this drops the link */
@@ -179,6 +180,7 @@ struct iw_pipeline {
     bool fatal;
     bool ever_assigned;
     bool more_msgs;        /* the last poll stopped at POLL_BATCH */
+    int64_t full_since_ms; /* when a poll first stopped for want of room; 0 with room */
     int64_t pending_bytes; /* values of consumed messages not yet freed (max_pending_bytes) */
     msg *orphans;          /* messages of revoked partitions still running */
 
@@ -1331,18 +1333,39 @@ static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
     free(only);
 }
 
+/* True while the pipeline has room for another message: fewer than 2 x max_in_flight open jobs
+ * and fewer than max_pending_bytes of values held. Messages are taken at the pace the calls finish, so
+ * the rest wait in librdkafka's prefetch queue, not in ours, and consumption is not paused in
+ * normal flow: a pause drops what librdkafka prefetched for the partition, and librdkafka 2.0
+ * looks at a full prefetch queue again only once a second. */
+static bool has_room(const iw_pipeline *p)
+{
+    return p->open_jobs < 2 * (size_t)p->cfg->max_in_flight &&
+           p->pending_bytes < p->cfg->max_pending_bytes;
+}
+
 static void poll_consumer(iw_pipeline *p)
 {
     p->more_msgs = false;
     for (int i = 0; i < POLL_BATCH; i++) {
-        rd_kafka_message_t *km = rd_kafka_consumer_poll(p->consumer, 0);
-        if (!km)
+        /* Without room, the next message waits in librdkafka; rebalance events wait behind it
+         * until flow_control pauses (FULL_PAUSE_MS), after which polling serves them again. */
+        if (!has_room(p) && !p->paused_all && !p->stopping && !p->fatal) {
+            if (!p->full_since_ms)
+                p->full_since_ms = mono_ms();
             return;
+        }
+        rd_kafka_message_t *km = rd_kafka_consumer_poll(p->consumer, 0);
+        if (!km) {
+            p->full_since_ms = 0;
+            return;
+        }
         if (km->err) {
             if (km->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 iw_log(IW_LOG_WARN, "consumer error", "error", rd_kafka_message_errstr(km), NULL);
         } else if (!p->stopping && !p->fatal) {
             take_message(p, km);
+            p->full_since_ms = 0;
         }
         /* while stopping, a message is not taken: its offset is not stored, it replays */
         rd_kafka_message_destroy(km);
@@ -1364,18 +1387,24 @@ static void set_paused(iw_pipeline *p, int32_t partition, bool pause)
     p->parts[partition].paused = pause;
 }
 
+/* Consumption pauses (every assigned partition) while the ledger is down, while stopping, when
+ * the values held reach max_pending_bytes, or when the pipeline has had no room for a message
+ * for FULL_PAUSE_MS (a slow target): a paused consumer can be polled for rebalance events
+ * without taking messages. It resumes below max_in_flight open jobs and half the bytes.
+ * A partition also pauses on its own at max_pending_per_partition unfinished messages. */
 static void flow_control(iw_pipeline *p)
 {
     size_t cap = (size_t)p->cfg->max_in_flight;
     int64_t maxb = p->cfg->max_pending_bytes; /* memory, not only counts, bounds the backlog */
-    bool block =
-        !p->ledger_ok || p->stopping || p->open_jobs >= cap * 4 || p->pending_bytes >= maxb;
-    bool unblock =
-        p->ledger_ok && !p->stopping && p->open_jobs < cap * 2 && p->pending_bytes < maxb / 2;
+    bool stuck = p->full_since_ms && mono_ms() - p->full_since_ms >= FULL_PAUSE_MS;
+    bool block = !p->ledger_ok || p->stopping || stuck || p->pending_bytes >= maxb;
+    bool unblock = p->ledger_ok && !p->stopping && p->open_jobs < cap && p->pending_bytes < maxb / 2;
     if (block)
         p->paused_all = true;
-    else if (unblock)
+    else if (unblock && p->paused_all) {
         p->paused_all = false;
+        p->full_since_ms = 0;
+    }
     size_t maxp = (size_t)p->cfg->max_pending_per_partition;
     for (int32_t i = 0; i < p->n_parts; i++) {
         part *pt = &p->parts[i];
@@ -1886,7 +1915,9 @@ static bool has_immediate_work(const iw_pipeline *p)
     bool ledger = p->ledger_ok && ((p->claim_q.n && !p->inflight[LB_CLAIM]) ||
                                    (p->complete_q.n && !p->inflight[LB_COMPLETE]) ||
                                    (p->release_q.n && !p->inflight[LB_RELEASE]));
-    return p->more_msgs || ledger || (p->ready_q.n && iw_dispatch_has_capacity(p->dispatch));
+    bool waiting_msgs = p->full_since_ms && has_room(p); /* left in librdkafka for want of room */
+    return p->more_msgs || waiting_msgs || ledger ||
+           (p->ready_q.n && iw_dispatch_has_capacity(p->dispatch));
 }
 
 /* The longest the loop may sleep: 0 with work at hand; otherwise the pipeline's own next

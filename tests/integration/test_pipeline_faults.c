@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "docpaths.h"
 #include "stack.h"
 
 #define PARTS 8
@@ -410,6 +411,57 @@ Test(faults, two_workers_share_partitions_and_hand_over, .init = up, .fini = dow
     }
     cr_assert_geq(late_w2, N / 2, "after the handover w2 did all of the new work");
     iw_results_free(&r);
+}
+
+/* Partitions worker w assigned itself so far, by its log: the largest "count" of its
+ * "partitions assigned" lines (0 when none yet). */
+static int assigned_in_log(const char *log_name)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", S.dir, log_name);
+    char *text = iw_read_file(path, NULL);
+    int most = 0;
+    static const char line[] = "\"msg\":\"partitions assigned\"";
+    for (const char *at = text; at && (at = strstr(at, line));) {
+        at += sizeof(line) - 1;
+        const char *c = strstr(at, "\"count\":\"");
+        if (c && c - at < 40 && atoi(c + 9) > most)
+            most = atoi(c + 9);
+    }
+    free(text);
+    return most;
+}
+
+/* A worker takes messages only while it has room (2 x max_in_flight open jobs); the rest wait
+ * in librdkafka's queue, and so do rebalance events behind them. A worker that has had no
+ * room for a second pauses, so that polling serves the rebalance: without that, a second
+ * worker joining while every call hangs would stall the group until max.poll.interval.ms
+ * (5 minutes) threw the first one out. */
+Test(faults, a_worker_without_room_still_serves_a_rebalance, .init = up, .fini = down,
+     .timeout = 300)
+{
+    fault("{\"target\": \"centra_soap\", \"kind\": \"latency\", \"ms\": 60000, "
+          "\"count\": 1000000}");
+    const char *c1 = iw_stack_config(&S, "w1.json", NULL, "{\"id\": \"w1\", \"max_in_flight\": 2}");
+    cr_assert_eq(iw_stack_worker_start(&S, &W, c1, "w1.log"), 0);
+    long long t0 = iw_now_ms();
+    while (assigned_in_log("w1.log") < PARTS && iw_now_ms() - t0 < 60000)
+        iw_sleep_ms(200);
+    cr_assert_eq(assigned_in_log("w1.log"), PARTS, "w1 has every partition");
+    produce_n("FR", 200, "centra_soap"); /* far more than w1 has room for */
+    iw_sleep_ms(4000);                   /* w1 full for longer than a second */
+    const char *c2 = iw_stack_config(&S, "w2.json", NULL, "{\"id\": \"w2\"}");
+    cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "w2.log"), 0);
+    t0 = iw_now_ms();
+    while (assigned_in_log("w2.log") == 0 && iw_now_ms() - t0 < 90000)
+        iw_sleep_ms(250);
+    int got = assigned_in_log("w2.log");
+    cr_log_info("w2 assigned %d partitions after %lld ms", got, iw_now_ms() - t0);
+    cr_assert_gt(got, 0, "w2 got partitions while w1's calls hang (within 90 s, not 5 min)");
+    /* The local Kafka gives up on a member that does not rejoin after its session timeout
+     * (a real broker waits max.poll.interval.ms): a w1 that never served the rebalance is
+     * thrown out, and w2 gets every partition. w1 that served it keeps half. */
+    cr_assert_eq(got, PARTS / 2, "w1 served the rebalance and kept its half (w2 has %d)", got);
 }
 
 Test(faults, sigterm_under_load_drains_and_restart_finishes, .init = up, .fini = down,

@@ -49,16 +49,16 @@ static void expect_prefetch(const char *members, long long kbytes, long long min
 
 Test(kafkaconf, prefetch_follows_the_pipeline_bounds)
 {
-    expect_prefetch("", 4096, 2048, 1048576); /* 64 MiB pending, 512 in flight */
-    expect_prefetch("\"worker\": {\"max_pending_bytes\": 268435456, \"max_in_flight\": 64}", 16384,
-                    256, 4194304);
+    expect_prefetch("", 8192, 4096, 2097152); /* 64 MiB pending, 512 in flight */
+    expect_prefetch("\"worker\": {\"max_pending_bytes\": 268435456, \"max_in_flight\": 64}", 32768,
+                    512, 8388608);
     /* a small bound: the queue keeps 1 MiB, a fetch at least message.max.bytes */
-    expect_prefetch("\"worker\": {\"max_pending_bytes\": 1048576}", 1024, 2048, 1000000);
+    expect_prefetch("\"worker\": {\"max_pending_bytes\": 1048576}", 1024, 4096, 1000000);
     /* what the config sets wins; a fetch follows the configured queue */
     expect_prefetch("\"kafka\": {\"properties\": {\"consumer.queued.max.messages.kbytes\": "
                     "16384, \"queued.min.messages\": 50000}}",
                     16384, 50000, 4194304);
-    expect_prefetch("\"kafka\": {\"properties\": {\"fetch.max.bytes\": 2000000}}", 4096, 2048,
+    expect_prefetch("\"kafka\": {\"properties\": {\"fetch.max.bytes\": 2000000}}", 8192, 4096,
                     2000000);
 }
 
