@@ -14,6 +14,7 @@
     X(midnight)                                                                                    \
     X(ebizcharge)                                                                                  \
     X(invoicexpress)                                                                               \
+    X(webhook)                                                                                     \
     X(generic) /* defined by a mapping file (generic.h) */
 /* clang-format on */
 

@@ -77,6 +77,9 @@ typedef struct iw_response {
 /* Per-call state the renderer may need that is not part of the config. */
 typedef struct iw_render_ctx {
     const void *state; /* the instance's adapter state (state_new), NULL when it has none */
+    int64_t now_ms;    /* the attempt's wall clock (ms since epoch), for a request that carries
+                        * its time (a signed webhook); 0 where a render must not depend on the
+                        * clock (`render`, golden files) */
 } iw_render_ctx;
 
 /* The most secret fields an adapter has (iw_target_conf_secrets lists them). */
