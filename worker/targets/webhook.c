@@ -28,7 +28,6 @@
 #include <openssl/hmac.h>
 
 #include "status.h"
-#include "text.h"
 #include "wbuf.h"
 
 #define SECRET_PREFIX "whsec_"
