@@ -498,14 +498,6 @@ static void *new_settings(const iw_conf_adapter *ad)
     return conf;
 }
 
-static const iw_conf_field *find_field(const iw_conf_adapter *ad, const char *key)
-{
-    for (const iw_conf_field *f = ad ? ad->fields : NULL; f && f->key; f++)
-        if (strcmp(f->key, key) == 0)
-            return f;
-    return NULL;
-}
-
 /* True when key names f: its own key, or <key>_file for a secret. */
 static bool key_names(const iw_conf_field *f, const char *key)
 {
@@ -588,62 +580,42 @@ static const char *const TARGET_KEYS[] = {
     "rate", "breaker", "tls",   "follow_redirects", "max_response_bytes",
     NULL};
 
-/* Reports keys of a target object that neither every target nor some adapter type has. */
-static void check_target_keys(loader *ld, const cJSON *obj, const char *base)
+/* The first adapter type with a field named key, NULL when none has one. */
+static const iw_conf_adapter *adapter_with_key(const loader *ld, const char *key)
+{
+    const iw_conf_adapter *ad;
+    for (size_t i = 0; (ad = adapter_at(ld, i)); i++)
+        for (const iw_conf_field *f = ad->fields; f->key; f++)
+            if (key_names(f, key))
+                return ad;
+    return NULL;
+}
+
+/* Reports keys of a target object that are neither a key every target has nor one of its own
+ * adapter's (own: NULL when the type is missing or unknown, reported already: then only keys
+ * no adapter has are reported). A key of another adapter type is refused too: it would be
+ * ignored, and a config that sets soap_action on a midnight target is wrong about something. */
+static void check_target_keys(loader *ld, const cJSON *obj, const char *base,
+                              const iw_conf_adapter *own)
 {
     for (const cJSON *c = obj->child; c; c = c->next) {
         bool ok = false;
         for (size_t i = 0; TARGET_KEYS[i] && !ok; i++)
             ok = strcmp(c->string, TARGET_KEYS[i]) == 0;
-        const iw_conf_adapter *ad;
-        for (size_t i = 0; !ok && (ad = adapter_at(ld, i)); i++)
-            for (const iw_conf_field *f = ad->fields; f->key && !ok; f++)
-                ok = key_names(f, c->string);
-        if (!ok) {
-            char path[160];
-            join_path(path, sizeof(path), base, c->string);
-            add_error(ld, path, "unknown key");
-        }
-    }
-}
-
-/* True when obj sets f (its key or, for a secret, <key>_file). */
-static bool sets_field(const cJSON *obj, const iw_conf_field *f)
-{
-    for (const cJSON *c = obj->child; c; c = c->next)
-        if (key_names(f, c->string))
-            return true;
-    return false;
-}
-
-/* True when an adapter listed before the i-th one has a field named key. */
-static bool field_seen_before(const loader *ld, size_t i, const char *key)
-{
-    for (size_t k = 0; k < i; k++)
-        if (find_field(adapter_at(ld, k), key))
-            return true;
-    return false;
-}
-
-/* Keys of other adapter types than the instance's own are accepted, and checked as the first
- * adapter having them reads them (one config may hand the same credentials to several
- * instances), but not kept. */
-static void read_foreign_fields(loader *ld, const cJSON *obj, const char *base,
-                                const iw_conf_adapter *own)
-{
-    const iw_conf_adapter *ad;
-    for (size_t i = 0; (ad = adapter_at(ld, i)); i++) {
-        if (ad == own)
+        for (const iw_conf_field *f = own ? own->fields : NULL; f && f->key && !ok; f++)
+            ok = key_names(f, c->string);
+        if (ok)
             continue;
-        void *scratch = NULL;
-        for (const iw_conf_field *f = ad->fields; f->key; f++) {
-            if (!sets_field(obj, f) || find_field(own, f->key) || field_seen_before(ld, i, f->key))
-                continue;
-            if (!scratch && !(scratch = calloc(1, ad->size ? ad->size : 1)))
-                return;
-            read_field(ld, obj, base, f, scratch);
-        }
-        free_settings(ad, scratch);
+        const iw_conf_adapter *other = adapter_with_key(ld, c->string);
+        if (other && !own)
+            continue;
+        char path[160];
+        join_path(path, sizeof(path), base, c->string);
+        if (other)
+            add_error(ld, path, "unknown key for a %s target (it is a key of %s)", own->type,
+                      other->type);
+        else
+            add_error(ld, path, "unknown key");
     }
 }
 
@@ -682,7 +654,6 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
         add_error(ld, base, "expected an object");
         return;
     }
-    check_target_keys(ld, obj, base);
     char *type = NULL;
     get_string(ld, obj, base, "type", &type);
     char path[200], types[200];
@@ -708,9 +679,9 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
     if (t->type && !valid_url(t->url))
         add_error(ld, path, "expected an http:// or https:// URL");
     check_wire(ld, base, "url", t->url);
+    check_target_keys(ld, obj, base, t->adapter_conf ? ad : NULL);
     for (const iw_conf_field *f = t->adapter_conf ? ad->fields : NULL; f && f->key; f++)
         read_field(ld, obj, base, f, t->adapter_conf);
-    read_foreign_fields(ld, obj, base, t->adapter_conf ? ad : NULL);
 
     char sub[200];
     const cJSON *r = get_object(ld, obj, base, "retry");

@@ -638,7 +638,7 @@ static void start_attempt(iw_dispatch *d, call *c, int64_t now)
     iw_request req;
     memset(&req, 0, sizeof(req));
     int rc = ensure_state(t, c->ops);
-    iw_render_ctx ctx = {.state = t->state};
+    iw_render_ctx ctx = {.state = t->state, .now_ms = wall_ms()};
     rc = rc ? rc : iw_target_render(c->ops, c->ev, tc, &ctx, &req, err, sizeof(err));
     if (rc) {
         if (!*err)

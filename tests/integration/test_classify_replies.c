@@ -100,7 +100,7 @@ Test(classify_replies, every_case_prints_its_expected_outcome, .timeout = 600)
 Test(classify_replies, every_reply_fixture_has_a_case)
 {
     static const char *const targets[] = {"centra_soap", "centra_navision", "ebizcharge",
-                                          "invoicexpress", "midnight"};
+                                          "invoicexpress", "midnight",   "webhook"};
     cJSON *cases = load_cases();
     char *all = cJSON_PrintUnformatted(cases);
     for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {

@@ -52,10 +52,10 @@ static int final_versions(const char *target, long long version)
     return ok;
 }
 
-Test(pipeline, end_to_end_five_targets, .init = up, .fini = down, .timeout = 600)
+Test(pipeline, end_to_end_six_targets, .init = up, .fini = down, .timeout = 600)
 {
     enum { INVOICES = 200, VERSIONS = 10 };
-    const char *targets = "centra_soap,centra_navision,midnight,ebizcharge,invoicexpress";
+    const char *targets = "centra_soap,centra_navision,midnight,ebizcharge,invoicexpress,webhook";
     size_t n = INVOICES * VERSIONS;
     char **vals = calloc(n, sizeof(char *)), **keys = calloc(n, sizeof(char *));
     for (int v = 1, i = 0; v <= VERSIONS; v++) {
@@ -71,7 +71,7 @@ Test(pipeline, end_to_end_five_targets, .init = up, .fini = down, .timeout = 600
     start_worker(&W, NULL, NULL, "worker.log");
     produce(vals, keys, n);
 
-    size_t want = n * 5;
+    size_t want = n * 6;
     iw_results r = iw_results_read(&S, "invoice-results", want, 300000);
     cr_assert_eq(r.n, want, "results: %zu of %zu", r.n, want);
     cr_assert_eq(iw_results_distinct(&r), want, "every (event, target) has exactly one result");
@@ -80,12 +80,12 @@ Test(pipeline, end_to_end_five_targets, .init = up, .fini = down, .timeout = 600
     size_t stale = iw_results_count(&r, NULL, "stale");
     cr_assert_eq(ok + sup + stale, want, "only succeeded/superseded/stale: %zu %zu %zu", ok, sup,
                  stale);
-    cr_assert_geq(ok, INVOICES * 5, "at least the last version of every invoice succeeded");
+    cr_assert_geq(ok, INVOICES * 6, "at least the last version of every invoice succeeded");
 
     /* the simulator's final state per invoice and target is the highest version */
-    const char *tl[] = {"centra_soap", "centra_navision", "midnight", "ebizcharge",
-                        "invoicexpress"};
-    for (int t = 0; t < 5; t++)
+    const char *tl[] = {"centra_soap", "centra_navision", "midnight",
+                        "ebizcharge",  "invoicexpress",   "webhook"};
+    for (int t = 0; t < 6; t++)
         cr_assert_eq(final_versions(tl[t], VERSIONS), INVOICES, "%s", tl[t]);
     /* a clean stop commits everything */
     cr_assert_eq(iw_proc_stop(&W, 30000), 0, "worker exits 0 on SIGTERM");
@@ -264,8 +264,7 @@ Test(pipeline, redelivery_while_in_flight_is_a_duplicate, .init = up, .fini = do
 /* An event_id may be 128 bytes and an unknown target name any length: the result carries the
  * id whole and its result_id ("<event_id>/<target>") too, since that is how results are matched
  * to events and told apart. */
-Test(pipeline, the_longest_ids_are_whole_in_the_result, .init = up, .fini = down,
-     .timeout = 300)
+Test(pipeline, the_longest_ids_are_whole_in_the_result, .init = up, .fini = down, .timeout = 300)
 {
     char eid[129], target[601];
     for (int i = 0; i < 128; i++)
@@ -312,8 +311,7 @@ Test(pipeline, the_longest_ids_are_whole_in_the_result, .init = up, .fini = down
     free(ev2);
 }
 
-Test(pipeline, the_largest_version_is_exact_in_the_result, .init = up, .fini = down,
-     .timeout = 300)
+Test(pipeline, the_largest_version_is_exact_in_the_result, .init = up, .fini = down, .timeout = 300)
 {
     /* the event helper writes numbers through a double: put the digits in by hand */
     char *one = iw_make_event("BIGV-1", "acme", "INV-BIGV", 1, "centra_soap");

@@ -43,6 +43,9 @@
 #define SEC_EBIZ "Ebz<Sec>&Zq9"
 #define SEC_EBIZ_PW "EbzPw-Zq9-11"
 #define SEC_IX "ix Zq9/7+q&z"
+/* base64 text (the key is its 24 decoded bytes), so its own base64 form is searched too */
+#define SEC_WH_B64 "Zq9webhookSecretZq9signingKeyZq9"
+#define SEC_WH "whsec_" SEC_WH_B64
 #define URL_USER "svc"
 #define URL_PW "Url!Zq9-pw"
 #define URL_PW_ENC "Url%21Zq9-pw"
@@ -198,6 +201,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             snprintf(out, sizeof(out), "\"invalid request with %s\"", w.creds);
             ok = reply(c, 400, "application/json", out);
         }
+    } else if (strstr(url, "/webhook")) { /* a receiver quoting the secret it expected */
+        ok = reply(c, 400, "application/json",
+                   "{\"error\": \"signature does not verify with " SEC_WH " (" SEC_WH_B64 ")\"}");
     } else if (strstr(url, ".xml")) { /* invoicexpress */
         snprintf(quote, sizeof(quote), "bad key %s", query);
         xml_escape(quote, esc, sizeof(esc));
@@ -296,6 +302,8 @@ static void assert_no_secret(const char *what, const char *text)
                                         SEC_EBIZ_PW,
                                         SEC_NEW_TOKEN,
                                         SEC_IX,
+                                        SEC_WH,
+                                        SEC_WH_B64,
                                         URL_PW,
                                         NAV_USER ":" SEC_NAV,
                                         URL_USER ":" URL_PW};
@@ -352,8 +360,10 @@ static char *config_json(const char *base)
         "\"},"
         "\"invoicexpress\": {\"type\": \"invoicexpress\", \"url\": \"%s\","
         "  \"api_key\": \"" SEC_IX "\","
-        "  \"tax_names\": {\"23\": \"IVA23\", \"13\": \"IVA13\", \"6\": \"IVA6\"}}}}",
-        base, base, base, base, URL_PW_ENC, base + strlen("http://"), base);
+        "  \"tax_names\": {\"23\": \"IVA23\", \"13\": \"IVA13\", \"6\": \"IVA6\"}},"
+        "\"webhook\": {\"type\": \"webhook\", \"url\": \"%s/webhook\","
+        "  \"secret\": \"" SEC_WH "\"}}}",
+        base, base, base, base, URL_PW_ENC, base + strlen("http://"), base, base);
     return json;
 }
 
@@ -600,7 +610,7 @@ Test(channels, no_form_of_any_secret_reaches_any_output, .init = stack_up, .fini
         keys[i] = strdup(inv);
         vals[i] = iw_make_event(id, "acme", inv, 1,
                                 "centra_soap,centra_navision,midnight,"
-                                "ebizcharge,invoicexpress");
+                                "ebizcharge,invoicexpress,webhook");
     }
     cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", (const char *const *)keys,
                                   (const char *const *)vals, N, "traceparent=" TP_EVIL),
@@ -644,14 +654,14 @@ Test(channels, no_form_of_any_secret_reaches_any_output, .init = stack_up, .fini
     free(v2);
     free(v3);
 
-    size_t want = N * 5 + UNKNOWN + 3, got = 0, dl = 0;
+    size_t want = N * 6 + UNKNOWN + 3, got = 0, dl = 0;
     char *corpus = NULL;
     corpus = append_topic(corpus, "invoice-results", want, &got, true);
     cr_assert_eq(got, want, "results: %zu of %zu", got, want);
     /* a dead letter's value is the original event, as it came (replay sends it again): it is
      * searched for secrets, but it is not printed text */
     corpus = append_topic(corpus, "invoice-events-dlq", 0, &dl, false);
-    cr_assert_geq(dl, N * 5, "every hostile reply failed its call: %zu dead letters", dl);
+    cr_assert_geq(dl, N * 6, "every hostile reply failed its call: %zu dead letters", dl);
     char *originals = append_topic(NULL, "invoice-events-dlq", dl, &got, true);
     assert_no_secret("the dead letters' values", originals);
     free(originals);
@@ -681,12 +691,14 @@ Test(channels, no_form_of_any_secret_reaches_any_output, .init = stack_up, .fini
     write_file(evpath, ev);
     free(ev);
     static const char *const targets[] = {"centra_soap", "centra_navision", "midnight",
-                                          "ebizcharge", "invoicexpress"};
-    for (size_t t = 0; t < 5; t++) {
+                                          "ebizcharge",  "invoicexpress",   "webhook"};
+    for (size_t t = 0; t < 6; t++) {
         cr_assert_eq(shell(&out, "'%s' render --target %s -c '%s' '%s'",
                            iw_build_path("invoice-worker"), targets[t], cfg_path, evpath),
                      0, "%s", out);
-        cr_assert(strstr(out, "***"), "render masks the %s credentials", targets[t]);
+        /* the webhook sends no credential, only a signature made with it */
+        cr_assert(strstr(out, "***") || strcmp(targets[t], "webhook") == 0,
+                  "render masks the %s credentials", targets[t]);
         corpus = append(corpus, "render", out);
         free(out);
     }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -143,9 +144,32 @@ static void classify(const iw_target_ops *ops, const iw_target_conf *tc, const r
     iw_target_classify(ops, tc, &resp, out);
 }
 
+/* A webhook instance pointed at the simulator, with the simulator's default secret (the
+ * webhook's settings struct is its own: it is read from a config as an operator writes it). */
+static iw_config *webhook_config(void)
+{
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"targets\": {\"webhook\": {\"type\": \"webhook\", "
+             "\"url\": \"http://127.0.0.1:%d/hooks/invoices\", "
+             "\"secret\": \"whsec_dGFyZ2V0LXNpbS13ZWJob29rLXNpZ25pbmcta2V5ISE=\"}}}",
+             port);
+    iw_config_errors e;
+    iw_config *cfg = iw_config_parse(json, NULL, &e);
+    cr_assert_not_null(cfg, "%s: %s", e.items[0].path, e.items[0].message);
+    return cfg;
+}
+
 /* An instance of `type` pointed at the simulator with the simulator's default credentials. */
 static void conf_for(iw_target_conf *tc, const char *type)
 {
+    if (strcmp(type, "webhook") == 0) { /* taken out of its config, which then holds nothing */
+        iw_config *cfg = webhook_config();
+        *tc = cfg->targets[0];
+        memset(&cfg->targets[0], 0, sizeof(cfg->targets[0]));
+        iw_config_free(cfg);
+        return;
+    }
     static const struct {
         const char *type, *path;
     } paths[] = {
@@ -154,6 +178,7 @@ static void conf_for(iw_target_conf *tc, const char *type)
         {"midnight", "/v1/Generic/InvoiceUpdate"},
         {"ebizcharge", "/eBizService.svc"},
         {"invoicexpress", ""},
+        {"webhook", "/hooks/invoices"},
     };
     char url[256] = "";
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
@@ -207,7 +232,7 @@ static long render_and_send(const iw_target_ops *ops, const iw_event *ev, const 
     memset(&q, 0, sizeof(q));
     void *state = token ? ops->state_new(tc) : NULL; /* as after a token refresh */
     cr_assert(!token || (state && ops->store_refresh(state, token) == 0));
-    iw_render_ctx ctx = {.state = state};
+    iw_render_ctx ctx = {.state = state, .now_ms = (int64_t)time(NULL) * 1000};
     char err[256];
     cr_assert_eq(iw_target_render(ops, ev, tc, &ctx, &q, err, sizeof(err)), 0, "%s: %s", tc->type,
                  err);
@@ -225,8 +250,8 @@ static long render_and_send(const iw_target_ops *ops, const iw_event *ev, const 
     return st;
 }
 
-static const char *const types[] = {"centra_soap", "centra_navision", "midnight", "ebizcharge",
-                                    "invoicexpress"};
+static const char *const types[] = {"centra_soap", "centra_navision", "midnight",
+                                    "ebizcharge",  "invoicexpress",   "webhook"};
 static const char *const events[] = {"complete.json", "minimal.json", "special-chars.json"};
 
 Test(sim_renderers, rendered_sample_events_are_accepted)
@@ -259,8 +284,8 @@ Test(sim_renderers, rendered_sample_events_are_accepted)
         iw_event_free(ev);
     }
     cr_log_info("%d rendered requests sent", sent);
-    cr_expect_eq(sent_complete, 5);
-    cr_expect_geq(sent, 5);
+    cr_expect_eq(sent_complete, 6);
+    cr_expect_geq(sent, 6);
 
     /* The simulator kept one document per (target, invoice) it accepted. */
     reply r;
@@ -391,5 +416,54 @@ Test(sim_renderers, classifiers_read_the_simulators_faults)
     cr_expect_eq(render_and_send(ops, ev, &tc, NULL, &out), 422);
     cr_expect_eq(out.kind, IW_OUTCOME_PERMANENT, "%s", out.message);
     iw_target_conf_clear(&tc);
+    iw_event_free(ev);
+}
+
+/* The simulator's receiver checks what the spec says a receiver checks, so the end-to-end pass
+ * above proves the signature: a changed body, a stale timestamp, a wrong secret and a missing
+ * header are all refused. */
+Test(sim_renderers, webhook_receiver_verifies_signature_and_time)
+{
+    iw_event *ev = load_event("complete.json");
+    const iw_target_ops *ops = iw_target_find("webhook");
+    iw_config *cfg = webhook_config();
+    const iw_target_conf *tc = iw_config_target(cfg, "webhook");
+    int64_t now = (int64_t)time(NULL) * 1000;
+    static const struct {
+        const char *what;
+        int64_t skew_ms;
+        int tamper; /* 0 none, 1 body, 2 drop webhook-signature, 3 wrong signature */
+        long want;
+    } cases[] = {
+        {"as rendered", 0, 0, 200},
+        {"one byte of the body changed", 0, 1, 401},
+        {"signed 6 minutes ago", -360000, 0, 401},
+        {"signed 6 minutes ahead", 360000, 0, 401},
+        {"no webhook-signature", 0, 2, 400},
+        {"another key's signature", 0, 3, 401},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        iw_request q;
+        memset(&q, 0, sizeof(q));
+        iw_render_ctx ctx = {.state = NULL, .now_ms = now + cases[i].skew_ms};
+        char err[256];
+        cr_assert_eq(iw_target_render(ops, ev, tc, &ctx, &q, err, sizeof(err)), 0, "%s", err);
+        for (size_t h = 0; h < q.n_headers; h++) {
+            if (strcmp(q.headers[h].name, "webhook-signature") != 0)
+                continue;
+            if (cases[i].tamper == 2)
+                q.headers[h].name[0] = 'x'; /* sent as xebhook-signature */
+            if (cases[i].tamper == 3)
+                q.headers[h].value[3] = q.headers[h].value[3] == 'A' ? 'B' : 'A';
+        }
+        if (cases[i].tamper == 1)
+            q.body[q.body_len - 2] = ' ';
+        reply r;
+        send_request(&q, &r);
+        cr_expect_eq(r.status, cases[i].want, "%s: HTTP %ld %s", cases[i].what, r.status, r.body);
+        reply_free(&r);
+        iw_request_clear(&q);
+    }
+    iw_config_free(cfg);
     iw_event_free(ev);
 }

@@ -418,6 +418,16 @@ Test(config, nul_byte_in_a_file_is_refused)
     cr_assert(has_error(&e, "", "NUL byte"));
 }
 
+/* The first adapter type with a key named key (a target may set only its own type's keys). */
+static const char *type_with_key(const char *key)
+{
+    for (size_t i = 0; iw_targets_all[i]; i++)
+        for (const iw_conf_field *f = iw_targets_all[i]->conf->fields; f->key; f++)
+            if (strcmp(f->key, key) == 0)
+                return iw_targets_all[i]->type;
+    return NULL;
+}
+
 Test(config, control_characters_in_header_and_url_values_are_refused_by_path)
 {
     static const char *const keys[] = {"mis_key",   "prc_token", "midnight_token", "soap_action",
@@ -425,9 +435,11 @@ Test(config, control_characters_in_header_and_url_values_are_refused_by_path)
                                        "namespace", "user_id"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         char json[512], path[128];
+        const char *type = type_with_key(keys[i]);
+        cr_assert_not_null(type, "no adapter has %s", keys[i]);
         snprintf(json, sizeof(json),
-                 "{\"targets\": {\"t\": {\"type\": \"midnight\", \"%s\": \"v\\r\\nX-Evil: 1\"}}}",
-                 keys[i]);
+                 "{\"targets\": {\"t\": {\"type\": \"%s\", \"%s\": \"v\\r\\nX-Evil: 1\"}}}",
+                 type, keys[i]);
         iw_config_errors e;
         cr_assert_null(parse_errs(json, &e), "%s", keys[i]);
         snprintf(path, sizeof(path), "targets.t.%s", keys[i]);
@@ -490,4 +502,28 @@ Test(config, every_adapter_describes_its_keys)
         free(json);
         cJSON_Delete(root);
     }
+}
+
+/* A key of another adapter type is not silently ignored: it is refused by its path, with the
+ * type it belongs to; a typo and a generic key keep their own handling. */
+Test(config, a_key_of_another_adapter_type_is_refused_by_path)
+{
+    const char *json = "{\"targets\": {"
+                       "\"md\": {\"type\": \"midnight\", \"prc_token\": \"p\", \"mis_key\": \"m\","
+                       " \"midnight_token\": \"t\", \"soap_action\": \"urn:x\","
+                       " \"api_key_file\": \"/nonexistent\", \"max_concurrency\": 4},"
+                       "\"ix\": {\"type\": \"invoicexpress\", \"api_key\": \"k\", \"namespce\": 1},"
+                       "\"odd\": {\"type\": \"no_such_type\", \"soap_action\": \"urn:x\"}}}";
+    iw_config_errors e;
+    iw_config *c = iw_config_parse(json, NULL, &e);
+    dump(&e);
+    cr_assert_null(c);
+    cr_assert(has_error(&e, "targets.md.soap_action", "unknown key for a midnight target"));
+    cr_assert(has_error(&e, "targets.md.soap_action", "centra_soap"));
+    cr_assert(has_error(&e, "targets.md.api_key_file", "a key of invoicexpress"));
+    cr_assert(has_error(&e, "targets.ix.namespce", "unknown key"));
+    cr_assert(has_error(&e, "targets.odd.type", "unknown adapter type"));
+    cr_assert(!has_error(&e, "targets.odd.soap_action", ""), "only the type is reported");
+    cr_assert(!has_error(&e, "targets.md.max_concurrency", ""));
+    cr_assert(!has_error(&e, "targets.md.prc_token", ""));
 }

@@ -5,6 +5,9 @@
 
 #include "target.h"
 
+IW_TARGET_OPS(centra_soap);     /* defined in centra.c */
+IW_TARGET_OPS(centra_navision); /* defined in centra.c */
+
 typedef struct iw_centra_conf {
     char *username;      /* centra_soap login, centra_navision Basic user */
     char *password;      /* secret: centra_soap login, centra_navision Basic */

@@ -5,6 +5,8 @@
 
 #include "target.h"
 
+IW_TARGET_OPS(ebizcharge); /* defined in ebizcharge.c */
+
 typedef struct iw_ebiz_conf {
     char *user_id;       /* UserId */
     char *security_id;   /* secret: SecurityId */

@@ -8,6 +8,8 @@
 #include "mapping.h"
 #include "target.h"
 
+IW_TARGET_OPS(generic); /* defined in generic.c */
+
 /* A loaded mapping file. */
 typedef struct iw_generic iw_generic;
 

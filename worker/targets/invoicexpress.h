@@ -5,6 +5,8 @@
 
 #include "target.h"
 
+IW_TARGET_OPS(invoicexpress); /* defined in invoicexpress.c */
+
 /* One "rate -> tax name" row of the account's tax table ("23" -> "IVA23"). */
 typedef struct iw_tax_name {
     char *rate; /* decimal text, compared by value */

@@ -5,6 +5,8 @@
 
 #include "target.h"
 
+IW_TARGET_OPS(midnight); /* defined in midnight.c */
+
 typedef struct iw_midnight_conf {
     char *prc_token;      /* secret: the PRC Authorization token */
     char *midnight_token; /* secret: the Midnight Authorization token (refreshed on 401) */

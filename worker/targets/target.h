@@ -77,6 +77,9 @@ typedef struct iw_response {
 /* Per-call state the renderer may need that is not part of the config. */
 typedef struct iw_render_ctx {
     const void *state; /* the instance's adapter state (state_new), NULL when it has none */
+    int64_t now_ms;    /* the attempt's wall clock (ms since epoch), for a request that carries
+                        * its time (a signed webhook); 0 where a render must not depend on the
+                        * clock (`render`, golden files) */
 } iw_render_ctx;
 
 /* The most secret fields an adapter has (iw_target_conf_secrets lists them). */
@@ -127,12 +130,10 @@ typedef struct iw_target_ops {
     int (*store_refresh)(void *state, const char *tok);
 } iw_target_ops;
 
-extern const iw_target_ops iw_target_centra_soap;
-extern const iw_target_ops iw_target_centra_navision;
-extern const iw_target_ops iw_target_midnight;
-extern const iw_target_ops iw_target_ebizcharge;
-extern const iw_target_ops iw_target_invoicexpress;
-extern const iw_target_ops iw_target_generic; /* defined by a mapping file (generic.h) */
+/* Each adapter defines its table as `const iw_target_ops iw_target_NAME` in its own file;
+ * registry.c declares and lists them. Code that names one adapter's table (its tests, generic.c
+ * for itself) declares it with IW_TARGET_OPS(NAME). */
+#define IW_TARGET_OPS(name) extern const iw_target_ops iw_target_##name
 
 /* Finds an adapter by type name; NULL when unknown. */
 const iw_target_ops *iw_target_find(const char *type);

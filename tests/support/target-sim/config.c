@@ -155,6 +155,9 @@ void iw_sim_conf_defaults(iw_sim_conf *c)
         snprintf(k->prc_token, sizeof(k->prc_token), "sim-prc");
         snprintf(k->midnight_token, sizeof(k->midnight_token), "sim-midnight");
         snprintf(k->mis_key, sizeof(k->mis_key), "sim-mis");
+        /* base64 of "target-sim-webhook-signing-key!!" (32 bytes) */
+        snprintf(k->secret, sizeof(k->secret),
+                 "whsec_dGFyZ2V0LXNpbS13ZWJob29rLXNpZ25pbmcta2V5ISE=");
         /* neither seed 000 nor 003 shows a refused login: the defaults are readings a real
          * server might give, coded rather than worded; "fault" and "http" act out others */
         snprintf(k->auth_failure, sizeof(k->auth_failure), "%s",
@@ -263,6 +266,7 @@ static int load_target(iw_sim_conf *c, int t, const cJSON *o, char *errbuf, size
         {"prc_token", offsetof(iw_sim_creds, prc_token)},
         {"midnight_token", offsetof(iw_sim_creds, midnight_token)},
         {"mis_key", offsetof(iw_sim_creds, mis_key)},
+        {"secret", offsetof(iw_sim_creds, secret)},
     };
     const char *name = iw_sim_target_name(t);
     if (!cJSON_IsObject(o)) {

@@ -11,7 +11,8 @@
 const char *iw_sim_contract_ctype(int t)
 {
     switch (t) {
-    case IW_SIM_MIDNIGHT: return "application/json; charset=utf-8";
+    case IW_SIM_MIDNIGHT:
+    case IW_SIM_WEBHOOK: return "application/json; charset=utf-8";
     case IW_SIM_INVOICEXPRESS: return "application/xml; charset=utf-8";
     default: return "text/xml; charset=utf-8";
     }
@@ -25,6 +26,15 @@ static void ixp_errors(iw_sim_reply *rp, int status, const char *msg)
     iw_xmlw_text(&x, NULL, "error", msg);
     iw_xmlw_end(&x);
     iw_sim_reply_xml(rp, status, "application/xml; charset=utf-8", &x);
+}
+
+/* The webhook receiver's error shape: {"error": msg} (the spec fixes none). */
+static void webhook_error(iw_sim_reply *rp, int status, const char *msg)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", msg);
+    iw_sim_reply_json(rp, status, o);
+    cJSON_Delete(o);
 }
 
 static void midnight_message(iw_sim_reply *rp, int status, const char *msg)
@@ -86,6 +96,7 @@ void iw_sim_contract_auth_failure(const iw_sim_conf *c, int t, iw_sim_reply *rp)
         midnight_message(rp, 401, "Authorization has been denied for this request.");
         break;
     case IW_SIM_EBIZCHARGE: soap_auth_failure(&c->creds[t], IW_SIM_SOAP_WCF, rp); break;
+    case IW_SIM_WEBHOOK: webhook_error(rp, 401, "signature verification failed"); break;
     default:
         ixp_errors(rp, 401, "The API Key parameter is missing or is incorrectly entered.");
         break;
@@ -135,6 +146,7 @@ void iw_sim_contract_refusal(int t, const char *msg, iw_sim_reply *rp)
         iw_xmlw_end(&x);
         iw_sim_reply_xml(rp, 200, "text/xml; charset=utf-8", &x);
         break;
+    case IW_SIM_WEBHOOK: webhook_error(rp, 400, msg); break;
     case IW_SIM_MIDNIGHT: {
         cJSON *j = cJSON_CreateString(msg);
         iw_sim_reply_json(rp, 200, j);
@@ -156,6 +168,7 @@ void iw_sim_contract_server_fault(int t, const char *msg, iw_sim_reply *rp)
         break;
     case IW_SIM_EBIZCHARGE: iw_sim_reply_soap_fault(rp, IW_SIM_SOAP_WCF, "Server", msg); break;
     case IW_SIM_MIDNIGHT: midnight_message(rp, 500, msg); break;
+    case IW_SIM_WEBHOOK: webhook_error(rp, 500, msg); break;
     default: ixp_errors(rp, 500, msg); break;
     }
 }

@@ -1,4 +1,4 @@
-/* contract.h: the five contracts: one handler per target family, plus the replies every
+/* contract.h: the contracts: one handler per target family, plus the replies every
  * target gives in its own shape (auth failure, server error, garbage). */
 #ifndef IW_SIM_CONTRACT_H
 #define IW_SIM_CONTRACT_H
@@ -26,6 +26,9 @@ void iw_sim_ebiz_handle(const iw_sim_request *rq, iw_sim_reply *rp);
 
 /* invoicexpress.c: PUT /invoices/{id}.xml. */
 void iw_sim_ixp_handle(const iw_sim_request *rq, const char *invoice_id, iw_sim_reply *rp);
+
+/* webhook.c: POST /hooks/invoices, a Standard Webhooks receiver. */
+void iw_sim_webhook_handle(const iw_sim_request *rq, iw_sim_reply *rp);
 
 /* contract.c: target t's reply to refused credentials, in the shape c configures. */
 void iw_sim_contract_auth_failure(const iw_sim_conf *c, int t, iw_sim_reply *rp);

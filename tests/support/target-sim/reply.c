@@ -11,7 +11,7 @@
 #define SOAP_ENV_NS "http://schemas.xmlsoap.org/soap/envelope/"
 
 static const char *const target_names[IW_SIM_N_TARGETS] = {
-    "centra_soap", "centra_navision", "midnight", "ebizcharge", "invoicexpress"};
+    "centra_soap", "centra_navision", "midnight", "ebizcharge", "invoicexpress", "webhook"};
 
 const char *iw_sim_target_name(int t)
 {

@@ -66,6 +66,7 @@ static route_kind route(const char *path, int *t, char *id, size_t idlen, const 
         {"/v1/Generic/InvoiceUpdate", IW_SIM_MIDNIGHT, ROUTE_UPDATE},
         {"/v1/Token/RegenerateAuthToken", IW_SIM_MIDNIGHT, ROUTE_TOKEN},
         {"/eBizService.svc", IW_SIM_EBIZCHARGE, ROUTE_UPDATE},
+        {"/hooks/invoices", IW_SIM_WEBHOOK, ROUTE_UPDATE},
     };
     *allow = "POST";
     if (strncmp(path, "/_sim/", 6) == 0)
@@ -121,6 +122,9 @@ static void fill_request(struct MHD_Connection *c, const char *method, const cha
     rq->request_id = hdr(c, "X-Request-ID");
     rq->idempotency_key = hdr(c, "Idempotency-Key");
     rq->invoice_version = hdr(c, "X-Invoice-Version");
+    rq->webhook_id = hdr(c, "webhook-id");
+    rq->webhook_timestamp = hdr(c, "webhook-timestamp");
+    rq->webhook_signature = hdr(c, "webhook-signature");
     rq->api_key = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "api_key");
     MHD_get_connection_values(c, MHD_HEADER_KIND, collect_auth, rq);
     rq->body = cr->body ? cr->body : "";
@@ -236,6 +240,7 @@ static void handle_contract(int t, route_kind rk, const char *ixp_id, const iw_s
     case IW_SIM_CENTRA_NAVISION: iw_sim_centra_handle(t, rq, rp); break;
     case IW_SIM_MIDNIGHT: iw_sim_midnight_handle(rq, rp); break;
     case IW_SIM_EBIZCHARGE: iw_sim_ebiz_handle(rq, rp); break;
+    case IW_SIM_WEBHOOK: iw_sim_webhook_handle(rq, rp); break;
     default: iw_sim_ixp_handle(rq, ixp_id, rp); break;
     }
 }

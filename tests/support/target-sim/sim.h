@@ -11,13 +11,14 @@
 #include "xml.h"
 #include "xmlw.h"
 
-/* The five contracts the simulator serves. */
+/* The contracts the simulator serves. */
 typedef enum iw_sim_target {
     IW_SIM_CENTRA_SOAP = 0,
     IW_SIM_CENTRA_NAVISION,
     IW_SIM_MIDNIGHT,
     IW_SIM_EBIZCHARGE,
     IW_SIM_INVOICEXPRESS,
+    IW_SIM_WEBHOOK,
     IW_SIM_N_TARGETS
 } iw_sim_target;
 
@@ -38,6 +39,7 @@ typedef struct iw_sim_creds {
     char prc_token[IW_SIM_SECRET_LEN];      /* midnight PRC Authorization token */
     char midnight_token[IW_SIM_SECRET_LEN]; /* midnight token at start (rotated by refresh) */
     char mis_key[IW_SIM_SECRET_LEN];        /* midnight MISKEY header */
+    char secret[IW_SIM_SECRET_LEN];         /* webhook signing secret, whsec_<base64> */
     bool basic_auth;                        /* navision: HTTP Basic required (default: none) */
     char auth_failure[16]; /* centra_soap, ebizcharge: how refused credentials are answered
                             * (the seeds are silent): "subcode" (Fault Client.Authentication),
@@ -73,7 +75,7 @@ void iw_sim_conf_defaults(iw_sim_conf *c);
 /* Reads a JSON config file over the defaults. Every key is optional; unknown keys are errors:
  *   {"validate": true, "seed": 42,
  *    "targets": {"<target>": {"username", "password", "security_id", "api_key", "prc_token",
- *                             "midnight_token", "mis_key": "...",
+ *                             "midnight_token", "mis_key", "secret": "...",
  *                             "auth": "basic" | "none"            (centra_navision),
  *                             "auth_failure": "subcode" | "wsse" | "fault" | "http"
  *                                                        (centra_soap, ebizcharge),
@@ -101,13 +103,16 @@ typedef struct iw_sim_request {
     const char *soap_action;      /* SOAPAction header (quotes included as received) */
     const char *authorization[4]; /* every Authorization header, in order */
     int n_authorization;
-    const char *miskey;          /* MISKEY header */
-    const char *accept;          /* Accept header */
-    const char *api_key;         /* api_key query parameter */
-    const char *request_id;      /* X-Request-ID */
-    const char *idempotency_key; /* Idempotency-Key */
-    const char *invoice_version; /* X-Invoice-Version */
-    const char *body;            /* request body (NUL-terminated), may be "" */
+    const char *miskey;            /* MISKEY header */
+    const char *accept;            /* Accept header */
+    const char *api_key;           /* api_key query parameter */
+    const char *request_id;        /* X-Request-ID */
+    const char *idempotency_key;   /* Idempotency-Key */
+    const char *invoice_version;   /* X-Invoice-Version */
+    const char *webhook_id;        /* webhook-id (Standard Webhooks) */
+    const char *webhook_timestamp; /* webhook-timestamp */
+    const char *webhook_signature; /* webhook-signature */
+    const char *body;              /* request body (NUL-terminated), may be "" */
     size_t body_len;
     bool validate; /* contract checks on for this request */
     const iw_sim_conf *conf;

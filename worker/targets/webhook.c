@@ -1,0 +1,414 @@
+/* webhook.c: a generic JSON webhook signed as the Standard Webhooks specification says
+ * (standardwebhooks.com, spec/standard-webhooks.md, version 1.0.0): POST of the invoice as JSON
+ * with headers webhook-id, webhook-timestamp and webhook-signature "v1,<base64 HMAC-SHA256>".
+ *
+ * The body (field names are this adapter's own; the spec fixes only the envelope's shape):
+ *   {"type": "invoice.updated",               the event's type, as the event had it
+ *    "timestamp": "2026-11-21T10:04:05Z",     the event's occurred_at
+ *    "data": {"event_id", "tenant", "source", "version": 17,
+ *             "invoice": {"id", "number", "status", "currency", "issue_date", "due_date",
+ *                         "subtotal", "tax_total", "discount_total", "shipping_total", "total",
+ *                         "amount_paid", "amount_due",
+ *                         "customer": {"id", "name", "email", "fiscal_id"},
+ *                         "billing_address": {...}, "shipping_address": {...},
+ *                         "lines": [{"line_no", "sku", "name", "description", "quantity",
+ *                                    "unit", "unit_price", "discount_amount", "tax_rate",
+ *                                    "tax_amount", "line_total"}]}}}
+ * Amounts, quantities and rates are JSON strings holding the event's exact decimal text, never
+ * numbers (a receiver's JSON parser would make them doubles). Absent fields are left out. */
+#include "target.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "status.h"
+#include "wbuf.h"
+
+#define SECRET_PREFIX "whsec_"
+/* The spec: a symmetric secret is random, at least 24 bytes (192 bits) and at most 512 bits. */
+#define SECRET_MIN 24
+#define SECRET_MAX 64
+
+/* The settings of a webhook instance, read by the loader from wh_fields below. */
+typedef struct wh_conf {
+    char *secret; /* secret: "whsec_<base64>", the signing key is the decoded bytes */
+} wh_conf;
+
+static const wh_conf *whc(const iw_target_conf *tc)
+{
+    return tc->adapter_conf;
+}
+
+/* ------------------------------------------------------------------ the body's mapping */
+
+typedef enum kind {
+    K_STR, /* char *, as a JSON string */
+    K_DEC, /* iw_amount, its exact decimal text as a JSON string */
+} kind;
+
+/* One member: its JSON name and where its value is in the source struct. */
+typedef struct field {
+    const char *key;
+    kind kind;
+    size_t off;
+} field;
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+#define INV(k, f)                                                                                  \
+    {                                                                                              \
+        k, K_STR, offsetof(iw_invoice, f)                                                          \
+    }
+#define INV_DEC(k, f)                                                                              \
+    {                                                                                              \
+        k, K_DEC, offsetof(iw_invoice, f)                                                          \
+    }
+#define LN(k, f)                                                                                   \
+    {                                                                                              \
+        k, K_STR, offsetof(iw_line, f)                                                             \
+    }
+#define LN_DEC(k, f)                                                                               \
+    {                                                                                              \
+        k, K_DEC, offsetof(iw_line, f)                                                             \
+    }
+#define CUS(k, f)                                                                                  \
+    {                                                                                              \
+        k, K_STR, offsetof(iw_customer, f)                                                         \
+    }
+#define ADR(k, f)                                                                                  \
+    {                                                                                              \
+        k, K_STR, offsetof(iw_address, f)                                                          \
+    }
+
+static const field invoice_fields[] = {
+    INV("id", id),
+    INV("number", number),
+    INV("status", status),
+    INV("currency", currency),
+    INV("issue_date", issue_date),
+    INV("due_date", due_date),
+    INV("po_number", po_number),
+    INV_DEC("subtotal", subtotal),
+    INV_DEC("tax_total", tax_total),
+    INV_DEC("discount_total", discount_total),
+    INV_DEC("shipping_total", shipping_total),
+    INV_DEC("total", total),
+    INV_DEC("amount_paid", amount_paid),
+    INV_DEC("amount_due", amount_due),
+};
+
+static const field customer_fields[] = {
+    CUS("id", id),
+    CUS("name", name),
+    CUS("email", email),
+    CUS("fiscal_id", fiscal_id),
+};
+
+static const field address_fields[] = {
+    ADR("company", company),
+    ADR("first_name", first_name),
+    ADR("last_name", last_name),
+    ADR("line1", line1),
+    ADR("line2", line2),
+    ADR("city", city),
+    ADR("postal_code", postal_code),
+    ADR("state", state),
+    ADR("country", country),
+};
+
+static const field line_fields[] = {
+    LN("line_no", line_no),
+    LN("sku", sku),
+    LN("name", name),
+    LN("description", description),
+    LN_DEC("quantity", quantity),
+    LN("unit", unit),
+    LN_DEC("unit_price", unit_price),
+    LN_DEC("discount_amount", discount_amount),
+    LN_DEC("tax_rate", tax_rate),
+    LN_DEC("tax_amount", tax_amount),
+    LN_DEC("line_total", line_total),
+};
+
+/* Writes the members of src that are set. */
+static void write_fields(iw_jw *j, const field *fs, size_t n, const void *src)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *at = (const char *)src + fs[i].off;
+        if (fs[i].kind == K_STR) {
+            const char *s = *(char *const *)at;
+            if (s)
+                iw_jw_string(j, fs[i].key, s);
+        } else {
+            const iw_amount *a = (const iw_amount *)at;
+            char buf[IW_DECIMAL_BUFLEN];
+            if (a->set) {
+                iw_decimal_format(a->value, buf, sizeof(buf));
+                iw_jw_string(j, fs[i].key, buf);
+            }
+        }
+    }
+}
+
+/* An object of fs at key, left out when none of its members is set. */
+static void write_object(iw_jw *j, const char *key, const field *fs, size_t n, const void *src)
+{
+    bool any = false;
+    for (size_t i = 0; i < n && !any; i++) {
+        const char *at = (const char *)src + fs[i].off;
+        any = fs[i].kind == K_STR ? *(char *const *)at != NULL : ((const iw_amount *)at)->set;
+    }
+    if (!any)
+        return;
+    iw_jw_object(j, key);
+    write_fields(j, fs, n, src);
+    iw_jw_end(j);
+}
+
+static void write_body(iw_jw *j, const iw_event *ev)
+{
+    const iw_invoice *inv = &ev->invoice;
+    char version[24];
+    snprintf(version, sizeof(version), "%lld", (long long)ev->version);
+    iw_jw_object(j, NULL);
+    iw_jw_string(j, "type", ev->type ? ev->type : "invoice.updated");
+    if (ev->occurred_at)
+        iw_jw_string(j, "timestamp", ev->occurred_at);
+    iw_jw_object(j, "data");
+    iw_jw_string(j, "event_id", ev->event_id);
+    iw_jw_string(j, "tenant", ev->tenant);
+    if (ev->source)
+        iw_jw_string(j, "source", ev->source);
+    iw_jw_raw(j, "version", version); /* an integer, not money */
+    iw_jw_object(j, "invoice");
+    write_fields(j, invoice_fields, COUNT(invoice_fields), inv);
+    write_object(j, "customer", customer_fields, COUNT(customer_fields), &inv->customer);
+    write_object(j, "billing_address", address_fields, COUNT(address_fields),
+                 &inv->billing_address);
+    write_object(j, "shipping_address", address_fields, COUNT(address_fields),
+                 &inv->shipping_address);
+    iw_jw_array(j, "lines");
+    for (size_t i = 0; i < inv->n_lines; i++) {
+        iw_jw_object(j, NULL);
+        write_fields(j, line_fields, COUNT(line_fields), &inv->lines[i]);
+        iw_jw_end(j);
+    }
+    iw_jw_finish(j);
+}
+
+/* ------------------------------------------------------------------ the signature */
+
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* Decodes standard base64 (the '=' padding may be left off) into out; returns the byte count,
+ * or -1 for text that is not base64 or does not fit in cap bytes. */
+static int b64_decode(const char *s, unsigned char *out, size_t cap)
+{
+    size_t n = strlen(s), o = 0;
+    while (n > 0 && s[n - 1] == '=')
+        n--;
+    if (strlen(s) - n > 2 || n % 4 == 1)
+        return -1;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = b64_value((unsigned char)s[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o >= cap)
+                return -1;
+            out[o++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return (int)o;
+}
+
+/* The signing key of secret "whsec_<base64>" into key; its length, or -1 with errbuf set. */
+static int signing_key(const char *secret, unsigned char *key, char *errbuf, size_t errlen)
+{
+    const size_t plen = strlen(SECRET_PREFIX);
+    if (!secret || strncmp(secret, SECRET_PREFIX, plen) != 0) {
+        snprintf(errbuf, errlen, "secret: expected whsec_ followed by the base64 signing key");
+        return -1;
+    }
+    int n = b64_decode(secret + plen, key, SECRET_MAX);
+    if (n < SECRET_MIN) {
+        snprintf(errbuf, errlen,
+                 "secret: the part after whsec_ must be base64 of %d to %d bytes (standard "
+                 "webhooks)",
+                 SECRET_MIN, SECRET_MAX);
+        return -1;
+    }
+    return n;
+}
+
+/* "v1,<base64 HMAC-SHA256(key, id.timestamp.body)>" into sig (at least 64 bytes). */
+static int sign(const unsigned char *key, int keylen, const char *id, const char *ts,
+                const char *body, size_t body_len, char *sig, size_t siglen)
+{
+    size_t idlen = strlen(id), tslen = strlen(ts);
+    size_t n = idlen + 1 + tslen + 1 + body_len;
+    unsigned char *msg = malloc(n ? n : 1);
+    if (!msg)
+        return IW_ENOMEM;
+    memcpy(msg, id, idlen);
+    msg[idlen] = '.';
+    memcpy(msg + idlen + 1, ts, tslen);
+    msg[idlen + 1 + tslen] = '.';
+    memcpy(msg + idlen + tslen + 2, body, body_len);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned maclen = 0;
+    const unsigned char *ok = HMAC(EVP_sha256(), key, keylen, msg, n, mac, &maclen);
+    free(msg);
+    if (!ok || siglen < 4 + 4 * ((maclen + 2) / 3) + 1)
+        return IW_ENOMEM;
+    memcpy(sig, "v1,", 3);
+    EVP_EncodeBlock((unsigned char *)sig + 3, mac, (int)maclen);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ the ops */
+
+/* The webhook-id: the call's result_id "<event_id>/<target>", the same on every attempt. The
+ * spec signs "id.timestamp.body" and warns that an id holding '.' lets a signature be read
+ * with other boundaries, so such an id is refused. */
+static int message_id(const iw_event *ev, const iw_target_conf *tc, char *id, size_t idlen,
+                      char *errbuf, size_t errlen)
+{
+    if (!ev->event_id || !*ev->event_id || strchr(ev->event_id, '.')) {
+        snprintf(errbuf, errlen, "event_id: a webhook-id must be present and hold no '.'");
+        return IW_EINVAL;
+    }
+    if (strchr(tc->name ? tc->name : "", '.')) {
+        snprintf(errbuf, errlen, "target name %s: a webhook-id must hold no '.'", tc->name);
+        return IW_EINVAL;
+    }
+    if ((size_t)snprintf(id, idlen, "%s/%s", ev->event_id, tc->name ? tc->name : "") >= idlen) {
+        snprintf(errbuf, errlen, "event_id: too long for a webhook-id");
+        return IW_EINVAL;
+    }
+    return 0;
+}
+
+static int wh_validate(const iw_event *ev, const iw_target_conf *tc, char *errbuf, size_t errlen)
+{
+    char id[256];
+    return message_id(ev, tc, id, sizeof(id), errbuf, errlen);
+}
+
+static int wh_render(const iw_event *ev, const iw_target_conf *tc, const iw_render_ctx *ctx,
+                     iw_request *out, char *errbuf, size_t errlen)
+{
+    unsigned char key[SECRET_MAX];
+    char id[256], ts[24], sig[128];
+    int rc = message_id(ev, tc, id, sizeof(id), errbuf, errlen);
+    int keylen = rc ? -1 : signing_key(whc(tc)->secret, key, errbuf, errlen);
+    if (keylen < 0)
+        return rc ? rc : IW_EINVAL;
+    /* the attempt's time, not the event's: a retry is signed anew */
+    snprintf(ts, sizeof(ts), "%lld", (long long)((ctx ? ctx->now_ms : 0) / 1000));
+
+    snprintf(out->method, sizeof(out->method), "POST");
+    iw_jw j;
+    iw_jw_begin(&j, iw_wbuf_scratch());
+    write_body(&j, ev);
+    if ((rc = iw_request_set_body_from(out, j.b, errbuf, errlen)))
+        goto fail;
+    if ((rc = sign(key, keylen, id, ts, out->body, out->body_len, sig, sizeof(sig))))
+        goto oom;
+    if (!(out->url = strdup(tc->url)) ||
+        iw_request_add_header(out, "Content-Type", "application/json") ||
+        iw_request_add_header(out, "webhook-id", id) ||
+        iw_request_add_header(out, "webhook-timestamp", ts) ||
+        iw_request_add_header(out, "webhook-signature", sig) ||
+        iw_request_add_secret(out, whc(tc)->secret) ||
+        iw_request_add_secret(out, whc(tc)->secret + strlen(SECRET_PREFIX)))
+        goto oom;
+    OPENSSL_cleanse(key, sizeof(key));
+    return 0;
+oom:
+    rc = IW_ENOMEM;
+    snprintf(errbuf, errlen, "out of memory");
+fail:
+    OPENSSL_cleanse(key, sizeof(key));
+    iw_request_clear(out);
+    return rc;
+}
+
+/* The spec's status handling: 2xx delivered; 429, 502, 504 and other 5xx throttle and retry,
+ * Retry-After honoured; 410 Gone and other 4xx are failures that a retry does not mend; 401
+ * and 403 are a refused signature or credential. */
+static void wh_classify(const iw_target_conf *tc, const iw_response *resp, iw_outcome *out)
+{
+    iw_outcome_from_status(resp, out);
+    long st = resp->status;
+    const char *why = NULL;
+    if (st == 401 || st == 403)
+        why = "signature or credentials refused";
+    else if (st == 410)
+        why = "the endpoint is gone (the receiver asks to stop sending)";
+    else if (st >= 300 && st < 400)
+        why = "redirected: update the target's url";
+    else if (st == 429)
+        why = "rate limited";
+    else if (st >= 500)
+        why = "receiver error";
+    else if (out->kind == IW_OUTCOME_PERMANENT)
+        why = "refused by the receiver";
+    if (why)
+        snprintf(out->message, sizeof(out->message), "HTTP %ld: %s", st, why);
+}
+
+/* The bare base64 part of the secret is a form of it too (a receiver's error may echo it). */
+static int wh_secret_forms(const iw_target_conf *tc, iw_secrets *s)
+{
+    const char *sec = whc(tc)->secret;
+    size_t plen = strlen(SECRET_PREFIX);
+    return sec && strncmp(sec, SECRET_PREFIX, plen) == 0 ? iw_secrets_add(s, sec + plen) : 0;
+}
+
+static const iw_conf_field wh_fields[] = {
+    {.key = "secret",
+     .kind = IW_CONF_SECRET,
+     .off = offsetof(wh_conf, secret),
+     .wire = true,
+     .required = "the endpoint's signing secret, whsec_<base64>"},
+    {0},
+};
+
+static const iw_conf_adapter webhook_conf = {
+    .type = "webhook",
+    /* no seed: the receiver's endpoint */
+    .url = "https://receiver.example/webhooks/invoices",
+    .size = sizeof(wh_conf),
+    .fields = wh_fields,
+    /* base64 of "placeholder-signing-key!" (24 bytes) */
+    .placeholders = "{\"secret\": \"whsec_cGxhY2Vob2xkZXItc2lnbmluZy1rZXkh\"}",
+};
+
+const iw_target_ops iw_target_webhook = {
+    .type = "webhook",
+    .conf = &webhook_conf,
+    .secret_forms = wh_secret_forms,
+    .validate = wh_validate,
+    .render = wh_render,
+    .classify = wh_classify,
+};
