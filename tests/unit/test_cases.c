@@ -34,14 +34,13 @@
  *   no-header Name |
  *   header-count Name N | body-len N | body-has T | body-lacks T | body-file REL |
  *   parses xml|json | structure REL (with any number of structure-except PATH) |
- *   xml-ns URI|- | xml-base PATH | xml PATH = T | xml PATH absent | xml-count PATH NAME N |
- *   xml-first-child PATH NAME | xml-root NAME | xml-root-ns URI|none |
- *   xml-nsdecl PREFIX URI | json PATH = JSON | json PATH absent | json-raw KEY N = T |
- *   masked-has T | masked-lacks T | masked-starts T
- * An XML PATH is child names from the root element ("." is the root), each "name" (in the
- * namespace xml-ns set, unchecked after "xml-ns -") or "{uri}name", under xml-base when one
- * is set. A JSON PATH is keys and
- * [i] indexes from the top ("InvoiceLine[1].TempInvoiceLineID").
+ *   xml-ns URI|- | xml-base PATH | xml PATH = T | xml PATH absent | xml PATH present | xml-count
+ * PATH NAME N | xml-first-child PATH NAME | xml-root NAME | xml-root-ns URI|none | xml-nsdecl
+ * PREFIX URI | json PATH = JSON | json PATH absent | json-raw KEY N = T | masked-has T |
+ * masked-lacks T | masked-starts T An XML PATH is child names from the root element ("." is the
+ * root), each "name" or "name[n]" (the n-th of that name, from 1; in the namespace xml-ns set,
+ * unchecked after "xml-ns -") or "{uri}name", under xml-base when one is set. A JSON PATH is keys
+ * and [i] indexes from the top ("InvoiceLine[1].TempInvoiceLineID").
  *
  * A case must check something; an unknown section or keyword, a missing file or an empty case
  * folder fails the run, naming the file and line. */
@@ -373,12 +372,19 @@ static xmlNodePtr xml_at(xmlNodePtr root, const char *path, const char *ns, bool
             len = e ? (size_t)(e - p) + 1 : 0;
         }
         len += strcspn(p + len, "/");
+        size_t name_len = len, nth = 1; /* "Item[2]": the second Item */
+        const char *br = memchr(p, '[', len);
+        if (br) {
+            name_len = (size_t)(br - p);
+            nth = strtoul(br + 1, NULL, 10);
+        }
         xmlNodePtr hit = NULL;
         bool elsewhere = false;
         for (xmlNodePtr c = n->children; c && !hit; c = c->next)
-            if (step_matches(c, p, len, ns))
-                hit = c;
-            else if (ns && p[0] != '{' && step_matches(c, p, len, NULL))
+            if (step_matches(c, p, name_len, ns)) {
+                if (--nth == 0)
+                    hit = c;
+            } else if (ns && p[0] != '{' && step_matches(c, p, name_len, NULL))
                 elsewhere = true;
         if (!hit && elsewhere) {
             *bad_ns = true;
@@ -597,12 +603,15 @@ static void check_xml(kase *k, const check *c, req_view *v)
                      ch ? (const char *)ch->name : "(none)", name);
         }
     } else if (strcmp(c->word, "xml") == 0) {
-        bool absent = false;
+        bool absent = false, present = false;
         if (!split_eq(arg, &lhs, &rhs)) {
             size_t l = strlen(arg);
             if (l > 7 && strcmp(arg + l - 7, " absent") == 0) {
                 arg[l - 7] = '\0';
                 lhs = arg, rhs = NULL, absent = true;
+            } else if (l > 8 && strcmp(arg + l - 8, " present") == 0) {
+                arg[l - 8] = '\0';
+                lhs = arg, rhs = NULL, present = true;
             } else {
                 fail(k, c->line, "xml: want PATH = TEXT or PATH absent");
                 goto done;
@@ -618,7 +627,7 @@ static void check_xml(kase *k, const check *c, req_view *v)
             fail(k, c->line, "%s should be absent", lhs);
         else if (!absent && !n)
             fail(k, c->line, "%s is missing", lhs);
-        else if (!absent) {
+        else if (!absent && !present) {
             xmlChar *t = xmlNodeGetContent(n);
             if (strcmp((const char *)t, rhs) != 0)
                 fail(k, c->line, "%s: got '%.80s' (%zu bytes), want '%.80s' (%zu)", lhs,
@@ -1379,7 +1388,7 @@ static size_t run_folder(const char *adapter)
 }
 
 /* Each adapter folder is a test of its own; a folder not listed here fails cases.folders. */
-static const char *const FOLDERS[] = {"centra", "midnight"};
+static const char *const FOLDERS[] = {"centra", "midnight", "ebizcharge"};
 
 Test(cases, folders)
 {
@@ -1403,6 +1412,11 @@ Test(cases, centra)
 Test(cases, midnight)
 {
     run_folder("midnight");
+}
+
+Test(cases, ebizcharge)
+{
+    run_folder("ebizcharge");
 }
 
 /* The runner itself: a malformed case fails, naming the file and line. */
