@@ -30,17 +30,20 @@
  *                                    refresh request or the outcome message, plain or escaped
  *
  * Request checks, one a line ("keyword argument"; arguments take \n \r \t \\ \xHH):
- *   method M | url U | header Name: V | header[i] Name: V | header-n N Name: V |
- *   no-header Name |
- *   header-count Name N | body-len N | body-has T | body-lacks T | body-file REL |
- *   parses xml|json | structure REL (with any number of structure-except PATH) |
- *   xml-ns URI|- | xml-base PATH | xml PATH = T | xml PATH absent | xml PATH present | xml-count
- * PATH NAME N | xml-first-child PATH NAME | xml-root NAME | xml-root-ns URI|none | xml-nsdecl
- * PREFIX URI | json PATH = JSON | json PATH absent | json-raw KEY N = T | masked-has T |
- * masked-lacks T | masked-starts T An XML PATH is child names from the root element ("." is the
- * root), each "name" or "name[n]" (the n-th of that name, from 1; in the namespace xml-ns set,
- * unchecked after "xml-ns -") or "{uri}name", under xml-base when one is set. A JSON PATH is keys
- * and [i] indexes from the top ("InvoiceLine[1].TempInvoiceLineID").
+ *   method M           url U              header Name: V       header[i] Name: V
+ *   header-n N Name: V no-header Name     header-count Name N  body-len N
+ *   body-has T         body-lacks T       body-file REL        parses xml|json
+ *   structure REL, with any number of structure-except PATH
+ *   xml-ns URI|-       xml-base PATH      xml PATH = T         xml PATH absent|present
+ *   xml-count PATH NAME N                 xml-first-child PATH NAME
+ *   xml-children PATH = A,B,...           xml-attr PATH NAME = V
+ *   xml-root NAME      xml-root-ns URI|none                    xml-nsdecl PREFIX URI
+ *   json PATH = JSON   json PATH absent   json-raw KEY N = T
+ *   masked-has T       masked-lacks T     masked-starts T
+ * An XML PATH is child names from the root element ("." is the root), each "name" (in the
+ * namespace xml-ns set; unchecked after "xml-ns -") or "{uri}name", either with "[n]" for the
+ * n-th of that name (from 1), under xml-base when one is set. A JSON PATH is keys and [i]
+ * indexes from the top ("InvoiceLine[1].TempInvoiceLineID").
  *
  * A case must check something; an unknown section or keyword, a missing file or an empty case
  * folder fails the run, naming the file and line. */
@@ -602,6 +605,38 @@ static void check_xml(kase *k, const check *c, req_view *v)
                 fail(k, c->line, "first child of %s is <%s>, want <%s>", arg,
                      ch ? (const char *)ch->name : "(none)", name);
         }
+    } else if (strcmp(c->word, "xml-children") == 0 || strcmp(c->word, "xml-attr") == 0) {
+        bool attr_check = c->word[4] == 'a';
+        char *name = NULL;
+        if (!split_eq(arg, &lhs, &rhs) || (attr_check && !(name = strrchr(lhs, ' ')))) {
+            fail(k, c->line, "%s: want %s = TEXT", c->word, attr_check ? "PATH NAME" : "PATH");
+            goto done;
+        }
+        if (name)
+            *name++ = '\0';
+        bool bad_ns;
+        char *full = based(v, lhs);
+        xmlNodePtr n = xml_at(root, full, v->ns, &bad_ns);
+        free(full);
+        if (!n) {
+            fail(k, c->line, "%s is %s", lhs, bad_ns ? "in another namespace" : "missing");
+            goto done;
+        }
+        char got[1024] = "";
+        if (attr_check) {
+            xmlChar *a = xmlGetProp(n, (const xmlChar *)name);
+            snprintf(got, sizeof(got), "%s", a ? (const char *)a : "(none)");
+            xmlFree(a);
+        } else {
+            for (xmlNodePtr ch = n->children; ch; ch = ch->next)
+                if (ch->type == XML_ELEMENT_NODE) {
+                    size_t l = strlen(got);
+                    snprintf(got + l, sizeof(got) - l, "%s%s", l ? "," : "", ch->name);
+                }
+        }
+        if (strcmp(got, rhs) != 0)
+            fail(k, c->line, "%s%s%s is '%s', want '%s'", lhs, name ? " @" : " children",
+                 name ? name : "", got, rhs);
     } else if (strcmp(c->word, "xml") == 0) {
         bool absent = false, present = false;
         if (!split_eq(arg, &lhs, &rhs)) {
@@ -1388,7 +1423,7 @@ static size_t run_folder(const char *adapter)
 }
 
 /* Each adapter folder is a test of its own; a folder not listed here fails cases.folders. */
-static const char *const FOLDERS[] = {"centra", "midnight", "ebizcharge"};
+static const char *const FOLDERS[] = {"centra", "midnight", "ebizcharge", "invoicexpress"};
 
 Test(cases, folders)
 {
@@ -1417,6 +1452,11 @@ Test(cases, midnight)
 Test(cases, ebizcharge)
 {
     run_folder("ebizcharge");
+}
+
+Test(cases, invoicexpress)
+{
+    run_folder("invoicexpress");
 }
 
 /* The runner itself: a malformed case fails, naming the file and line. */
