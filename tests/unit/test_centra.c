@@ -363,12 +363,14 @@ Test(centra, navision_roundtrip_special_text_big_strings_many_lines, .timeout = 
 
 /* ------------------------------------------------------------ auth */
 
-/* The loader accepts only "none" and "basic"; render refuses any other value on its own. */
+/* auth defaults to "none"; the loader accepts only "none" and "basic", and render refuses any
+ * other value on its own. */
 Test(centra, navision_unknown_auth_is_refused)
 {
     iw_event *ev = iw_t_load_event("minimal.json");
     iw_target_conf tc;
     conf_for(&tc, "centra_navision");
+    cr_assert_str_eq(iw_centra_conf_of(&tc)->auth, "none");
     iw_request r = {0};
     char err[256] = "";
     free(iw_centra_conf_of(&tc)->auth);
