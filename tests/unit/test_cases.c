@@ -26,8 +26,9 @@
  *   <refresh-request>                render_refresh must succeed; request checks
  *   <refresh-reply>                  as <reply>, given to parse_refresh
  *   <refresh-token>                  token T | refused, and bufsize N (default 128)
- *   <secrets>                        one value a line: never in the masked request, the masked
- *                                    refresh request or the outcome message, plain or escaped
+ *   <secrets>                        one value a line: never in what leaves the worker, plain or
+ *                                    escaped: the request and refresh request as printed
+ *                                    (iw_cli_request_text) and the outcome message as published
  *
  * Request checks, one a line ("keyword argument"; arguments take \n \r \t \\ \xHH):
  *   method M           url U              header Name: V       header[i] Name: V
@@ -64,8 +65,10 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
+#include "cli.h"
 #include "config.h"
 #include "docpaths.h"
+#include "secrets.h"
 #include "status.h"
 #include "target.h"
 #include "testdata.h"
@@ -1311,7 +1314,7 @@ static void case_run(kase *k)
             fail(k, req_s->line, "render left no body");
         else {
             check_request(k, req_s, &req);
-            masked = iw_request_format_masked(&req);
+            masked = iw_cli_request_text(tc, &req);
         }
     }
     if (rr_s) {
@@ -1322,7 +1325,7 @@ static void case_run(kase *k)
             fail(k, rr_s->line, "render_refresh refused: %s", err);
         else {
             check_request(k, rr_s, &rreq);
-            rmasked = iw_request_format_masked(&rreq);
+            rmasked = iw_cli_request_text(tc, &rreq);
         }
     }
     if (rrep_s || rtok_s)
@@ -1336,6 +1339,15 @@ static void case_run(kase *k)
         reply_clear(&rp);
     }
     if (sec_s) {
+        /* the outcome message as the dispatcher publishes it: masked by the instance's registry */
+        char published[sizeof(o.message)];
+        memcpy(published, o.message, sizeof(published));
+        iw_secrets *reg = iw_secrets_for_target(tc);
+        cr_assert_not_null(reg);
+        for (size_t i = 0; i < req.n_secrets; i++)
+            cr_assert_eq(iw_secrets_add(reg, req.secrets[i]), 0);
+        iw_secrets_mask_inplace(reg, published, sizeof(published));
+        iw_secrets_free(reg);
         size_t n;
         check *c = checks_of(sec_s, &n, false);
         for (size_t i = 0; i < n; i++) {
@@ -1345,7 +1357,7 @@ static void case_run(kase *k)
             expect_no_secret(k, c[i].line, "the masked request", masked, full);
             expect_no_secret(k, c[i].line, "the masked refresh request", rmasked, full);
             if (rep_s)
-                expect_no_secret(k, c[i].line, "the outcome message", o.message, full);
+                expect_no_secret(k, c[i].line, "the outcome message", published, full);
         }
         if (n == 0)
             fail(k, sec_s->line, "<secrets> lists none");
@@ -1459,29 +1471,82 @@ Test(cases, every_case)
     cr_log_info("%zu cases", total);
 }
 
+/* Runs one inline case quietly; returns how many of its checks failed. */
+static int failures_of(const char *text)
+{
+    char *copy = strdup(text);
+    kase k = {.file = "(inline)"};
+    quiet = true;
+    if (case_parse(&k, copy) == 0)
+        case_run(&k);
+    quiet = false;
+    int failures = k.failures;
+    case_free(&k);
+    free(copy);
+    return failures;
+}
+
+#define SOAP_HEAD                                                                                  \
+    "<info>\nx\n</info>\n<config>\n{\"type\":\"centra_soap\",\"username\":\"u-1\","                \
+    "\"password\":\"p<&>w\"}\n</config>\n"
+#define MINIMAL "<event file=\"events/minimal.json\"/>\n"
+
 /* The runner itself: a malformed case fails, naming the file and line. */
 Test(cases, malformed_case_fails)
 {
     static const char *const bad[] = {
-        "<info>\nx\n</info>\n<config>\n{\"type\":\"centra_soap\"}\n</config>\n", /* no check */
-        "<info>\nx\n</info>\n<bogus>\n</bogus>\n",                               /* section */
-        "<info>\nx\n</info>\n<config>\n{}\n",                                    /* unclosed */
-        "stray text\n",                                                          /* outside */
-        "<config>\n{\"type\":\"centra_soap\"}\n</config>\n<event file=\"events/minimal.json\"/>\n"
-        "<validate>\nok\n</validate>\n", /* no info */
-        "<info>\nx\n</info>\n<config>\n{\"type\":\"centra_soap\"}\n</config>\n"
-        "<event file=\"events/minimal.json\"/>\n<validate>\nfine\n</validate>\n", /* keyword */
+        SOAP_HEAD,                                                  /* checks nothing */
+        "<info>\nx\n</info>\n<bogus>\n</bogus>\n",                  /* unknown section */
+        "<info>\nx\n</info>\n<config>\n{}\n",                       /* never closed */
+        "stray text\n",                                             /* outside a section */
+        "<config>\n{\"type\":\"centra_soap\"}\n</config>\n" MINIMAL /* no info */
+        "<validate>\nok\n</validate>\n",
+        SOAP_HEAD MINIMAL "<validate>\nfine\n</validate>\n",   /* unknown check */
+        SOAP_HEAD MINIMAL "<request>\nurl-is x\n</request>\n", /* unknown request check */
+        SOAP_HEAD "<event file=\"events/none.json\"/>\n<validate>\nok\n</validate>\n",  /* file */
+        SOAP_HEAD MINIMAL "<validate>\nok\n</validate>\n<validate>\nok\n</validate>\n", /* twice */
+        SOAP_HEAD "<reply>\n200 OK\n</reply>\n<outcome>\noutcome ok\n</outcome>\n",     /* status */
+        SOAP_HEAD "<reply>\nHTTP/1.1 200 OK\n</reply>\n", /* reply without outcome */
     };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        char *text = strdup(bad[i]);
-        kase k = {.file = "(inline)"};
-        quiet = true;
-        if (case_parse(&k, text) == 0)
-            case_run(&k);
-        quiet = false;
-        bool failed = k.failures > 0;
-        case_free(&k);
-        free(text);
-        cr_assert(failed, "malformed case %zu was accepted", i);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_expect_gt(failures_of(bad[i]), 0, "malformed case %zu was accepted", i);
+}
+
+/* The runner itself: each kind of check fails when the adapter does not do what it says, and
+ * the same case with the right expectation passes. */
+Test(cases, wrong_expectations_fail)
+{
+    static const char *const pairs[][2] = {
+        {"<request>\nmethod POST\n</request>\n", "<request>\nmethod PUT\n</request>\n"},
+        {"<request>\nno-header Authorization\n</request>\n",
+         "<request>\nno-header SOAPAction\n</request>\n"},
+        {"<request>\nbody-has INV-2001\n</request>\n",
+         "<request>\nbody-has INV-2002\n</request>\n"},
+        {"<request>\nxml-ns http://www.centra.com/webservices/\nxml {http://schemas.xmlsoap.org/"
+         "soap/envelope/}Body/invoices_Update/invoices/invoice/id = INV-2001\n</request>\n",
+         "<request>\nxml-ns urn:other\nxml {http://schemas.xmlsoap.org/soap/envelope/}Body/"
+         "invoices_Update/invoices/invoice/id = INV-2001\n</request>\n"},
+        {"<request>\nmasked-lacks p<&>w\n</request>\n",
+         "<request>\nmasked-has p<&>w\n</request>\n"},
+        {"<request>\nmasked-has u-1\n</request>\n<secrets>\np<&>w\n</secrets>\n",
+         "<request>\nmasked-has u-1\n</request>\n<secrets>\nu-1\n</secrets>\n"},
+        {"<validate>\nok\n</validate>\n", "<validate>\nerror-has id\n</validate>\n"},
+        {"<refuse>\n</refuse>\n<event file=\"events/minimal.json\"/>\n", "<refuse>\n</refuse>\n"},
+    };
+    for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+        char good[2048], wrong[2048];
+        bool has_event = strstr(pairs[i][0], "<event") != NULL;
+        snprintf(good, sizeof(good), "%s%s%s", SOAP_HEAD, has_event ? "" : MINIMAL, pairs[i][0]);
+        snprintf(wrong, sizeof(wrong), "%s%s%s", SOAP_HEAD, MINIMAL, pairs[i][1]);
+        if (has_event) /* the refusal pair: an event centra_soap refuses */
+            snprintf(good, sizeof(good),
+                     "%s<event>\n{\"schema\":\"invoice-event/v1\",\"event_id\":\"e1\",\"type\":"
+                     "\"invoice.updated\",\"tenant\":\"t\",\"version\":1,\"invoice\":{\"id\":"
+                     "\"I1\",\"currency\":\"EUR\",\"store\":\"a\\u0001b\",\"lines\":[{\"name\":"
+                     "\"n\",\"quantity\":\"1\",\"unit_price\":\"1.00\"}]}}\n</event>\n"
+                     "<refuse>\nerror-has store:\n</refuse>\n",
+                     SOAP_HEAD);
+        cr_expect_eq(failures_of(good), 0, "pair %zu: the right expectation fails", i);
+        cr_expect_gt(failures_of(wrong), 0, "pair %zu: the wrong expectation passes", i);
     }
 }
