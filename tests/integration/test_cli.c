@@ -42,10 +42,10 @@ static char *stderr_text(void)
 
 Test(cli, render_prints_a_well_formed_request_for_every_adapter)
 {
-    const char *types[] = {"centra_soap", "centra_navision", "midnight", "ebizcharge",
-                           "invoicexpress"};
-    const char *methods[] = {"POST", "POST", "POST", "POST", "PUT"};
-    for (int i = 0; i < 5; i++) {
+    const char *types[] = {"centra_soap", "centra_navision", "midnight",
+                           "ebizcharge",  "invoicexpress",   "webhook"};
+    const char *methods[] = {"POST", "POST", "POST", "POST", "PUT", "POST"};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         char cmd[1024], *out = NULL;
         snprintf(cmd, sizeof(cmd), "'%s' render --target %s '%s/events/complete.json'",
                  iw_build_path("invoice-worker"), types[i], IW_FIXTURES_DIR);
@@ -57,22 +57,27 @@ Test(cli, render_prints_a_well_formed_request_for_every_adapter)
         cr_assert(strstr(out, "\nIdempotency-Key: 01JD3Q5V8M2K7X9P4R6T0WQYZB:") != NULL);
         cr_assert(strstr(out, "\nX-Request-ID: 01JD3Q5V8M2K7X9P4R6T0WQYZB:") != NULL);
         const char *body = blank + 2;
-        if (strcmp(types[i], "midnight") == 0) {
+        if (strcmp(types[i], "midnight") == 0 || strcmp(types[i], "webhook") == 0) {
             cJSON *j = cJSON_Parse(body);
-            cr_assert_not_null(j, "midnight body is JSON");
+            cr_assert_not_null(j, "%s body is JSON", types[i]);
             cJSON_Delete(j);
         } else {
             xmlDocPtr d = xmlReadMemory(body, (int)strlen(body), "b.xml", NULL, XML_PARSE_NONET);
             cr_assert_not_null(d, "%s body is well-formed XML", types[i]);
             xmlFreeDoc(d);
         }
-        /* the placeholder credentials are secrets: printed as *** */
-        const char *secrets[] = {"PASSWORD",  "SECURITY-ID",    "API-KEY",
-                                 "PRC-TOKEN", "MIDNIGHT-TOKEN", "MIS-KEY"};
-        for (size_t k = 0; k < 6; k++)
+        /* the placeholder credentials are secrets: printed as *** (the webhook's placeholder
+         * secret, whsec_ and the base64 of "placeholder-signing-key!", is never printed) */
+        const char *secrets[] = {
+            "PASSWORD",       "SECURITY-ID", "API-KEY", "PRC-TOKEN",
+            "MIDNIGHT-TOKEN", "MIS-KEY",     "whsec_",  "cGxhY2Vob2xkZXItc2lnbmluZy1rZXkh"};
+        for (size_t k = 0; k < sizeof(secrets) / sizeof(secrets[0]); k++)
             cr_assert_null(strstr(out, secrets[k]), "%s prints %s", types[i], secrets[k]);
-        if (strcmp(types[i], "centra_navision") != 0) /* navision defaults to no auth */
+        /* navision defaults to no auth; the webhook sends no credential, only a signature */
+        if (strcmp(types[i], "centra_navision") != 0 && strcmp(types[i], "webhook") != 0)
             cr_assert(strstr(out, "***") != NULL, "%s masks its credentials", types[i]);
+        if (strcmp(types[i], "webhook") == 0)
+            cr_assert(strstr(out, "\nwebhook-signature: v1,") != NULL, "webhook signs: %s", out);
         free(out);
     }
 }

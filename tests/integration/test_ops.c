@@ -25,7 +25,8 @@
 #include "stack.h"
 
 #define PARTS 4
-#define ALL_TARGETS "centra_soap,centra_navision,midnight,ebizcharge,invoicexpress"
+#define ALL_TARGETS "centra_soap,centra_navision,midnight,ebizcharge,invoicexpress,webhook"
+#define N_TARGETS 6 /* the targets in ALL_TARGETS: each event makes one result per target */
 
 static iw_stack S;
 static iw_proc W;
@@ -204,7 +205,7 @@ Test(ops, metrics_agree_with_the_result_topic_and_parse, .init = up, .fini = dow
     produce_n("MX", GOOD, ALL_TARGETS);
     produce_poison(POISON);
 
-    const size_t want = GOOD * 5 + POISON;
+    const size_t want = GOOD * N_TARGETS + POISON;
     iw_results r = iw_results_read(&S, "invoice-results", want, 180000);
     cr_assert_eq(r.n, want);
     cr_assert_eq(iw_results_count(&r, "invoicexpress", "failed"), 1, "the settled invoice");
@@ -227,8 +228,8 @@ Test(ops, metrics_agree_with_the_result_topic_and_parse, .init = up, .fini = dow
     cr_assert_eq(metric_sum(text, "iw_events_consumed_total", NULL), (double)(GOOD + POISON));
 
     /* per target and status, exactly what the result topic holds */
-    static const char *const targets[] = {"centra_soap", "centra_navision", "midnight",
-                                          "ebizcharge",  "invoicexpress",   ""};
+    static const char *const targets[] = {
+        "centra_soap", "centra_navision", "midnight", "ebizcharge", "invoicexpress", "webhook", ""};
     static const char *const statuses[] = {"succeeded",  "duplicate", "stale",
                                            "superseded", "rejected",  "failed"};
     for (size_t t = 0; t < sizeof(targets) / sizeof(*targets); t++) {
@@ -305,6 +306,9 @@ Test(ops, metrics_agree_with_the_result_topic_and_parse, .init = up, .fini = dow
 #define SEC_PRC "Zq9-prc-SECRET"
 #define SEC_MIDNIGHT "Zq9-midnight-SECRET"
 #define SEC_MIS "Zq9-mis-SECRET"
+/* base64 text (the signing key is its 24 decoded bytes); only a signature made with it is sent */
+#define SEC_WH_B64 "Zq9opsWebhookKeyZq9signingKeyZq9"
+#define SEC_WH "whsec_" SEC_WH_B64
 #define NAV_USER "iw-nav-user"
 
 static void base64(const char *in, char *out)
@@ -339,7 +343,8 @@ static void restart_sim_with_secrets(void)
         " \"midnight\": {\"prc_token\": \"" SEC_PRC "\", \"midnight_token\": \"" SEC_MIDNIGHT "\","
         "   \"mis_key\": \"" SEC_MIS "\"},"
         " \"ebizcharge\": {\"security_id\": \"" SEC_EBIZ "\"},"
-        " \"invoicexpress\": {\"api_key\": \"" SEC_IX "\"}}}");
+        " \"invoicexpress\": {\"api_key\": \"" SEC_IX "\"},"
+        " \"webhook\": {\"secret\": \"" SEC_WH "\"}}}");
     iw_proc_stop(&S.sim, 5000);
     S.sim_port = iw_free_port();
     snprintf(S.sim_base, sizeof(S.sim_base), "http://127.0.0.1:%d", S.sim_port);
@@ -368,7 +373,7 @@ static void secrets_to_files(const char *path)
         {"centra_soap", "password", SEC_CENTRA}, {"centra_navision", "password", SEC_NAV},
         {"midnight", "prc_token", SEC_PRC},      {"midnight", "midnight_token", SEC_MIDNIGHT},
         {"midnight", "mis_key", SEC_MIS},        {"ebizcharge", "security_id", SEC_EBIZ},
-        {"invoicexpress", "api_key", SEC_IX},
+        {"invoicexpress", "api_key", SEC_IX},    {"webhook", "secret", SEC_WH},
     };
     for (size_t i = 0; i < sizeof(secrets) / sizeof(*secrets); i++) {
         cJSON *t = cJSON_GetObjectItem(targets, secrets[i].target);
@@ -423,8 +428,8 @@ static void assert_no_secret(const char *what, const char *text)
     char basic[200], b64[300];
     snprintf(basic, sizeof(basic), "%s:%s", NAV_USER, SEC_NAV);
     base64(basic, b64);
-    const char *const secrets[] = {SEC_CENTRA,   SEC_NAV, SEC_EBIZ, SEC_IX, SEC_PRC,
-                                   SEC_MIDNIGHT, SEC_MIS, b64,      "Zq9",  "zq9"};
+    const char *const secrets[] = {SEC_CENTRA, SEC_NAV, SEC_EBIZ, SEC_IX, SEC_PRC, SEC_MIDNIGHT,
+                                   SEC_MIS,    SEC_WH,  b64,      "Zq9",  "zq9"};
     for (size_t i = 0; i < sizeof(secrets) / sizeof(*secrets); i++) {
         const char *hit = strstr(text, secrets[i]);
         cr_assert_null(hit, "%s leaks \"%s\": ...%.200s", what, secrets[i],
@@ -450,6 +455,7 @@ Test(ops, secrets_never_leak, .init = up, .fini = down, .timeout = 300)
     fault("{\"target\": \"ebizcharge\", \"kind\": \"auth\", \"count\": 1}");
     fault("{\"target\": \"invoicexpress\", \"kind\": \"auth\", \"count\": 1}");
     fault("{\"target\": \"centra_navision\", \"kind\": \"auth\", \"count\": 1}");
+    fault("{\"target\": \"webhook\", \"kind\": \"auth\", \"count\": 1}");
     fault("{\"target\": \"invoicexpress\", \"kind\": \"reset\", \"count\": 2}");
     fault("{\"target\": \"midnight\", \"kind\": \"error\", \"status\": 503, \"count\": 2}");
     cr_assert_eq(iw_sim_control(&S, "/_sim/expire-token", "{}"), 200);
@@ -458,12 +464,12 @@ Test(ops, secrets_never_leak, .init = up, .fini = down, .timeout = 300)
     cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
     produce_n("SC", N, ALL_TARGETS);
     produce_poison(1);
-    iw_results r = iw_results_read(&S, "invoice-results", N * 5 + 1, 180000);
-    cr_assert_eq(r.n, N * 5 + 1);
+    iw_results r = iw_results_read(&S, "invoice-results", N * N_TARGETS + 1, 180000);
+    cr_assert_eq(r.n, N * N_TARGETS + 1);
     /* the credentials did reach the simulator: it accepted calls at every target */
     static const char *const targets[] = {"centra_soap", "centra_navision", "midnight",
-                                          "ebizcharge", "invoicexpress"};
-    for (size_t t = 0; t < 5; t++)
+                                          "ebizcharge",  "invoicexpress",   "webhook"};
+    for (size_t t = 0; t < N_TARGETS; t++)
         cr_assert_geq(iw_results_count(&r, targets[t], "succeeded"), N - 3,
                       "%s accepted the credentials", targets[t]);
     cr_assert_eq(iw_results_count(&r, "midnight", "succeeded"), N, "the refreshed token worked");
@@ -473,8 +479,8 @@ Test(ops, secrets_never_leak, .init = up, .fini = down, .timeout = 300)
         const char *k = e ? iw_json_str(e, "kind") : NULL;
         auth_failed += k && strcmp(k, "auth") == 0;
     }
-    cr_assert_geq(auth_failed, 4, "the refused credentials were reported (%zu)", auth_failed);
-    cr_assert_geq(failed, 5, "auth failures and the settled invoice");
+    cr_assert_geq(auth_failed, 5, "the refused credentials were reported (%zu)", auth_failed);
+    cr_assert_geq(failed, 6, "auth failures and the settled invoice");
     iw_results_free(&r);
     /* midnight answered 401 to the expired token, then accepted the refreshed one */
     cJSON *calls = iw_sim_get(&S, "/_sim/calls?prefix=ESC-");
@@ -494,7 +500,7 @@ Test(ops, secrets_never_leak, .init = up, .fini = down, .timeout = 300)
 
     /* everything an operator or a consumer can see */
     char *seen = NULL;
-    seen = append_topic(seen, "invoice-results", N * 5 + 1);
+    seen = append_topic(seen, "invoice-results", N * N_TARGETS + 1);
     size_t dl = failed + 1;
     seen = append_topic(seen, "invoice-events-dlq", dl);
     long st = 0;
@@ -511,11 +517,15 @@ Test(ops, secrets_never_leak, .init = up, .fini = down, .timeout = 300)
     char *ev = iw_make_event("ESC-render", "acme", "SC-render", 1, NULL);
     write_file(evpath, ev);
     free(ev);
-    for (size_t t = 0; t < 5; t++) {
+    for (size_t t = 0; t < N_TARGETS; t++) {
         cr_assert_eq(shell(&out, "'%s' render --target %s -c '%s' '%s'",
                            iw_build_path("invoice-worker"), targets[t], cfg, evpath),
                      0);
-        cr_assert(strstr(out, "***"), "render masks the %s credentials", targets[t]);
+        /* the webhook sends no credential, only a signature made with it */
+        cr_assert(strstr(out, "***") || strcmp(targets[t], "webhook") == 0,
+                  "render masks the %s credentials", targets[t]);
+        cr_assert(strcmp(targets[t], "webhook") != 0 || strstr(out, "\nwebhook-signature: v1,"),
+                  "render prints the webhook's signature: %s", out);
         seen = append(seen, "render", out);
         free(out);
     }
