@@ -539,3 +539,56 @@ Test(mapping_file, a_missing_file_is_an_error_at_config_time_and_at_render)
     iw_event_free(ev);
     iw_target_conf_clear(&tc);
 }
+
+Test(mapping, builtin_mappings_are_read_once_and_written_into_an_open_document)
+{
+    static iw_map_builtin ok = IW_MAP_BUILTIN(
+        "test_xml", "{\"dialect\":\"xml\",\"prefix\":\"p\",\"root\":{\"name\":\"inv\","
+                    "\"children\":[{\"name\":\"id\",\"path\":\"invoice.id\"},"
+                    "{\"name\":\"total\",\"path\":\"invoice.total\",\"format\":\"decimal\"}]}}");
+    char err[256] = "";
+    const iw_map *m = iw_map_builtin_get(&ok, err, sizeof(err));
+    cr_assert_not_null(m, "%s", err);
+    cr_assert_eq(iw_map_builtin_get(&ok, err, sizeof(err)), m, "read once, kept");
+
+    iw_event *ev = iw_t_load_event("complete.json");
+    iw_wbuf b = IW_WBUF_INIT;
+    iw_xw x;
+    iw_xw_begin(&x, &b, false);
+    iw_xw_start(&x, "env", "Body", NULL);
+    cr_assert_eq(iw_map_write_xml(m, ev, &x, err, sizeof(err)), 0, "%s", err);
+    iw_xw_finish(&x);
+    char *out;
+    size_t len;
+    cr_assert_eq(iw_wbuf_copy(&b, &out, &len), 0);
+    char want[256];
+    snprintf(want, sizeof(want), "<env:Body><p:inv><p:id>%s</p:id><p:total>", ev->invoice.id);
+    cr_assert(strncmp(out, want, strlen(want)) == 0, "got %s", out);
+    cr_assert(strstr(out, "</p:total></p:inv></env:Body>"), "got %s", out);
+    free(out);
+    iw_wbuf_free(&b);
+
+    static iw_map_builtin js =
+        IW_MAP_BUILTIN("test_json", "{\"dialect\":\"json\",\"root\":{\"children\":["
+                                    "{\"name\":\"id\",\"path\":\"invoice.id\"}]}}");
+    m = iw_map_builtin_get(&js, err, sizeof(err));
+    cr_assert_not_null(m, "%s", err);
+    iw_jw j;
+    iw_jw_begin(&j, &b);
+    iw_jw_object(&j, NULL);
+    iw_jw_string(&j, "before", "x");
+    cr_assert_eq(iw_map_write_json(m, ev, &j, err, sizeof(err)), 0, "%s", err);
+    iw_jw_finish(&j);
+    cr_assert_eq(iw_wbuf_copy(&b, &out, &len), 0);
+    snprintf(want, sizeof(want), "{\"before\":\"x\",\"id\":\"%s\"}", ev->invoice.id);
+    cr_assert_str_eq(out, want);
+    free(out);
+    iw_wbuf_free(&b);
+    iw_event_free(ev);
+
+    static iw_map_builtin bad = IW_MAP_BUILTIN(
+        "test_bad", "{\"dialect\":\"xml\",\"root\":{\"name\":\"x\",\"path\":\"invoice.nope\"}}");
+    cr_assert_null(iw_map_builtin_get(&bad, err, sizeof(err)));
+    cr_assert_str_eq(err, "test_bad: built-in mapping.root.path: unknown field \"invoice.nope\"");
+    cr_assert_null(iw_map_builtin_get(&bad, err, sizeof(err)), "refused every time");
+}

@@ -2,6 +2,7 @@
  * JSON with every error named by its path, and writing a body as XML or JSON. */
 #include "mapping.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -564,22 +565,43 @@ void iw_map_free(iw_map *m)
 
 typedef struct writer {
     iw_map_dialect dialect;
-    iw_xw x;
-    iw_jw j;
+    iw_xw *x; /* XML: the open document */
+    iw_jw *j; /* JSON: the open document */
     iw_wbuf *b;
     scope_ctx sc;
 } writer;
+
+/* True when the field holds a value (non_empty: a non-empty one), without formatting it: an
+ * amount, flag or number is never empty, a list holds an element. */
+static bool field_holds(const iw_map_field *f, const scope_ctx *c, bool non_empty)
+{
+    const void *base = c->obj[f->scope];
+    if (!base)
+        return false;
+    const char *at = (const char *)base + f->off;
+    switch (f->type) {
+    case FT_STR: {
+        const char *s = iw_map_ptr_at(base, f->off);
+        return s && (!non_empty || *s);
+    }
+    case FT_AMOUNT: return ((const iw_amount *)(const void *)at)->set;
+    case FT_FLAG: {
+        iw_flag v;
+        memcpy(&v, at, sizeof(v));
+        return v != IW_FLAG_UNSET;
+    }
+    case FT_INT64: return true;
+    default: return iw_map_size_at(base, f->count_off) > 0 && iw_map_ptr_at(base, f->off);
+    }
+}
 
 static bool cond_holds(const iw_map_node *n, const scope_ctx *c)
 {
     if (n->cond == IW_COND_NONE)
         return true;
-    char buf[IW_DECIMAL_BUFLEN];
-    for (size_t i = 0; i < n->n_cond; i++) {
-        const char *t = field_raw(n->cond_src[i], c, buf, sizeof(buf));
-        if (t && (n->cond == IW_COND_PRESENT || *t || n->cond_src[i]->type == FT_LIST))
+    for (size_t i = 0; i < n->n_cond; i++)
+        if (field_holds(n->cond_src[i], c, n->cond == IW_COND_NON_EMPTY))
             return true;
-    }
     return false;
 }
 
@@ -652,27 +674,35 @@ static const char *apply_format(const iw_map_node *n, const char *raw, char *buf
     }
 }
 
+/* True when the source's own text is already what the format writes: an amount as a decimal
+ * with its scale kept is the amount's decimal text, a flag is true or false. */
+static bool already_formatted(const iw_map_node *n, const iw_map_field *from)
+{
+    return (n->format == IW_FMT_DECIMAL && n->scale < 0 && from->type == FT_AMOUNT) ||
+           (n->format == IW_FMT_BOOLEAN && from->type == FT_FLAG);
+}
+
 static void write_rows(writer *w, const iw_map_node *rows, size_t n);
 
 static void open_element(writer *w, const iw_map_node *n, bool array)
 {
     if (w->dialect == IW_MAP_XML) {
-        iw_xw_start(&w->x, n->prefix, n->name, NULL);
+        iw_xw_start(w->x, n->prefix, n->name, NULL);
         for (size_t i = 0; i < n->n_attrs; i++)
-            iw_xw_attr(&w->x, n->attrs[i].name, n->attrs[i].value);
+            iw_xw_attr(w->x, n->attrs[i].name, n->attrs[i].value);
     } else if (array) {
-        iw_jw_array(&w->j, n->name);
+        iw_jw_array(w->j, n->name);
     } else {
-        iw_jw_object(&w->j, n->name);
+        iw_jw_object(w->j, n->name);
     }
 }
 
 static void close_element(writer *w)
 {
     if (w->dialect == IW_MAP_XML)
-        iw_xw_end(&w->x);
+        iw_xw_end(w->x);
     else
-        iw_jw_end(&w->j);
+        iw_jw_end(w->j);
 }
 
 static void write_each(writer *w, const iw_map_node *n)
@@ -685,10 +715,10 @@ static void write_each(writer *w, const iw_map_node *n)
         if (count == 0 && n->absent == IW_ABSENT_OMIT)
             return;
         if (count == 0 && n->absent == IW_ABSENT_NULL) {
-            iw_jw_null(&w->j, n->name);
+            iw_jw_null(w->j, n->name);
             return;
         }
-        iw_jw_array(&w->j, n->name);
+        iw_jw_array(w->j, n->name);
     }
     const void *saved = w->sc.obj[f->elem_scope];
     for (size_t i = 0; i < count && !w->b->err; i++) {
@@ -696,24 +726,27 @@ static void write_each(writer *w, const iw_map_node *n)
         if (w->dialect == IW_MAP_XML) {
             open_element(w, n, false);
         } else {
-            iw_jw_object(&w->j, NULL);
+            iw_jw_object(w->j, NULL);
         }
         write_rows(w, n->children, n->n_children);
         close_element(w);
     }
     w->sc.obj[f->elem_scope] = saved;
     if (w->dialect == IW_MAP_JSON)
-        iw_jw_end(&w->j);
+        iw_jw_end(w->j);
 }
 
 static void write_leaf(writer *w, const iw_map_node *n)
 {
     char raw_buf[IW_DECIMAL_BUFLEN], buf[IW_DECIMAL_BUFLEN * 2];
     const char *raw = n->value;
+    const iw_map_field *from = NULL;
     for (size_t i = 0; !raw && i < n->n_src; i++)
-        raw = field_raw(n->src[i], &w->sc, raw_buf, sizeof(raw_buf));
+        raw = field_raw(from = n->src[i], &w->sc, raw_buf, sizeof(raw_buf));
     const char *text = NULL, *why = NULL;
-    if (raw && !(text = apply_format(n, raw, buf, sizeof(buf), &why))) {
+    if (raw && from && already_formatted(n, from))
+        text = raw;
+    else if (raw && !(text = apply_format(n, raw, buf, sizeof(buf), &why))) {
         iw_wbuf_fail(w->b, IW_EINVAL, n->name, why);
         return;
     }
@@ -724,23 +757,23 @@ static void write_leaf(writer *w, const iw_map_node *n)
         if (n->n_attrs) {
             open_element(w, n, false);
             if (text)
-                iw_xw_chars(&w->x, text);
-            iw_xw_end(&w->x);
+                iw_xw_chars(w->x, text);
+            iw_xw_end(w->x);
         } else {
-            iw_xw_text_or_empty(&w->x, n->prefix, n->name, text);
+            iw_xw_text_or_empty(w->x, n->prefix, n->name, text);
         }
         return;
     }
     if (!text && n->absent == IW_ABSENT_EMPTY)
-        iw_jw_string(&w->j, n->name, "");
+        iw_jw_string(w->j, n->name, "");
     else if (!text)
-        iw_jw_null(&w->j, n->name);
+        iw_jw_null(w->j, n->name);
     else if (n->as_string || n->format == IW_FMT_TEXT || n->format == IW_FMT_DATE)
-        iw_jw_string(&w->j, n->name, text);
+        iw_jw_string(w->j, n->name, text);
     else if (n->format == IW_FMT_BOOLEAN)
-        iw_jw_bool(&w->j, n->name, strcmp(text, "true") == 0);
+        iw_jw_bool(w->j, n->name, strcmp(text, "true") == 0);
     else
-        iw_jw_raw(&w->j, n->name, text);
+        iw_jw_raw(w->j, n->name, text);
 }
 
 static void write_rows(writer *w, const iw_map_node *rows, size_t n)
@@ -763,17 +796,68 @@ static void write_rows(writer *w, const iw_map_node *rows, size_t n)
 
 int iw_map_write(const iw_map *m, const iw_event *ev, iw_wbuf *b, char *errbuf, size_t errlen)
 {
-    writer w = {.dialect = m->dialect, .b = b};
-    scope_init(&w.sc, ev);
     if (m->dialect == IW_MAP_XML) {
-        iw_xw_begin(&w.x, b, m->declaration);
-        write_rows(&w, &m->root, 1);
-        iw_xw_finish(&w.x);
+        iw_xw x;
+        iw_xw_begin(&x, b, m->declaration);
+        iw_map_write_xml(m, ev, &x, errbuf, errlen);
+        iw_xw_finish(&x);
     } else {
-        iw_jw_begin(&w.j, b);
-        iw_jw_object(&w.j, NULL);
-        write_rows(&w, m->root.children, m->root.n_children);
-        iw_jw_finish(&w.j);
+        iw_jw j;
+        iw_jw_begin(&j, b);
+        iw_jw_object(&j, NULL);
+        iw_map_write_json(m, ev, &j, errbuf, errlen);
+        iw_jw_finish(&j);
     }
     return iw_wbuf_error(b, errbuf, errlen);
+}
+
+int iw_map_write_xml(const iw_map *m, const iw_event *ev, iw_xw *x, char *errbuf, size_t errlen)
+{
+    writer w = {.dialect = IW_MAP_XML, .x = x, .b = x->b};
+    scope_init(&w.sc, ev);
+    write_rows(&w, &m->root, 1);
+    return iw_wbuf_error(x->b, errbuf, errlen);
+}
+
+int iw_map_write_json(const iw_map *m, const iw_event *ev, iw_jw *j, char *errbuf, size_t errlen)
+{
+    writer w = {.dialect = IW_MAP_JSON, .j = j, .b = j->b};
+    scope_init(&w.sc, ev);
+    write_rows(&w, m->root.children, m->root.n_children);
+    return iw_wbuf_error(j->b, errbuf, errlen);
+}
+
+/* ------------------------------------------------------------------ built-in mappings */
+
+static pthread_mutex_t builtin_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void builtin_read(iw_map_builtin *b)
+{
+    iw_map_errors errs = {.count = 0};
+    cJSON *doc = cJSON_Parse(b->json);
+    if (!doc) {
+        snprintf(b->error, sizeof(b->error), "%s: built-in mapping is not JSON", b->name);
+    } else if (iw_map_parse(doc, "mapping", &b->map, &errs) != 0) {
+        snprintf(b->error, sizeof(b->error), "%s: built-in %s: %s", b->name, errs.items[0].path,
+                 errs.items[0].message);
+    }
+    cJSON_Delete(doc);
+    __atomic_store_n(&b->state, *b->error ? -1 : 1, __ATOMIC_RELEASE);
+}
+
+const iw_map *iw_map_builtin_get(iw_map_builtin *b, char *errbuf, size_t errlen)
+{
+    int state = __atomic_load_n(&b->state, __ATOMIC_ACQUIRE);
+    if (state == 0) {
+        pthread_mutex_lock(&builtin_lock);
+        if (b->state == 0)
+            builtin_read(b);
+        state = b->state;
+        pthread_mutex_unlock(&builtin_lock);
+    }
+    if (state < 0) {
+        snprintf(errbuf, errlen, "%s", b->error);
+        return NULL;
+    }
+    return &b->map;
 }

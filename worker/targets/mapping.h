@@ -131,4 +131,31 @@ void iw_map_free(iw_map *m);
  * naming the element, key or path ("ns1:ponumber: text holds a control character ..."). */
 int iw_map_write(const iw_map *m, const iw_event *ev, iw_wbuf *b, char *errbuf, size_t errlen);
 
+/* Writes the mapping's root row for ev into an XML document the caller has open (a SOAP
+ * envelope the adapter writes itself); m's declaration is not written. Returns 0, or IW_EINVAL
+ * / IW_ENOMEM with errbuf naming the element as iw_map_write does. */
+int iw_map_write_xml(const iw_map *m, const iw_event *ev, iw_xw *x, char *errbuf, size_t errlen);
+
+/* Writes the mapping's top object's rows for ev into a JSON object the caller has open (the
+ * JSON twin of iw_map_write_xml). */
+int iw_map_write_json(const iw_map *m, const iw_event *ev, iw_jw *j, char *errbuf, size_t errlen);
+
+/* A built-in adapter's mapping: its text in the mapping-file dialect, read once, the first time
+ * it is asked for, and kept for the life of the process (never per event). */
+typedef struct iw_map_builtin {
+    const char *name; /* the adapter's type, for errors */
+    const char *json; /* the mapping, as iw_map_parse reads it */
+    int state;        /* 0 unread, 1 read, -1 refused (guarded by mapping.c's lock) */
+    iw_map map;       /* the mapping once read */
+    char error[256];  /* the first problem when refused */
+} iw_map_builtin;
+
+/* clang-format off */
+#define IW_MAP_BUILTIN(type, text) {(type), (text), 0, {0}, ""}
+/* clang-format on */
+
+/* The mapping of b, read on first use (thread-safe). NULL when its text is refused, with
+ * errbuf naming the first problem (a defect of the build, which test_mapping.c catches). */
+const iw_map *iw_map_builtin_get(iw_map_builtin *b, char *errbuf, size_t errlen);
+
 #endif
