@@ -592,3 +592,90 @@ Test(mapping, builtin_mappings_are_read_once_and_written_into_an_open_document)
     cr_assert_str_eq(err, "test_bad: built-in mapping.root.path: unknown field \"invoice.nope\"");
     cr_assert_null(iw_map_builtin_get(&bad, err, sizeof(err)), "refused every time");
 }
+
+/* A computed value for the test below: the line's 1-based position, with its line_no. */
+static const char *position_of(const iw_event *ev, const void *elem, size_t index, char *buf,
+                               size_t len)
+{
+    const iw_line *l = elem;
+    snprintf(buf, len, "%zu/%s/%zu", index + 1, l->line_no ? l->line_no : "-", ev->invoice.n_lines);
+    return buf;
+}
+
+static const char *nothing(const iw_event *ev, const void *elem, size_t index, char *buf,
+                           size_t len)
+{
+    return NULL;
+}
+
+Test(mapping, builtin_fragments_computed_values_defaults_and_a_default_absent_policy)
+{
+    static const iw_map_fn fns[] = {{"pos", position_of}, {"none", nothing}, {NULL, NULL}};
+    static iw_map_builtin b = IW_MAP_BUILTIN_FNS(
+        "test_frag",
+        "{\"dialect\":\"xml\",\"absent\":\"empty\",\"root\":{\"children\":["
+        "{\"name\":\"a\",\"path\":\"invoice.refs.refund_id\"},"
+        "{\"name\":\"b\",\"path\":\"invoice.refs.refund_id\",\"default\":\"dflt\"},"
+        "{\"name\":\"c\",\"path\":\"invoice.refs.refund_id\",\"absent\":\"omit\"},"
+        "{\"name\":\"d\",\"path\":\"invoice.total\",\"format\":\"decimal\",\"scale\":1,"
+        "\"default\":\"0\"},"
+        "{\"name\":\"e\",\"compute\":\"none\"},"
+        "{\"name\":\"l\",\"each\":\"invoice.lines\",\"children\":["
+        "{\"name\":\"n\",\"path\":\"lines[].order_id\",\"compute\":\"pos\"}]}]}}",
+        fns);
+    char err[256] = "";
+    const iw_map *m = iw_map_builtin_get(&b, err, sizeof(err));
+    cr_assert_not_null(m, "%s", err);
+    iw_event *ev = iw_t_load_event("complete.json");
+    ev->invoice.refs.refund_id = NULL; /* texts live in the event's arena */
+    for (size_t i = 0; i < ev->invoice.n_lines; i++)
+        ev->invoice.lines[i].order_id = NULL;
+    iw_wbuf buf = IW_WBUF_INIT;
+    iw_xw x;
+    iw_xw_begin(&x, &buf, false);
+    iw_xw_start(&x, NULL, "args", NULL);
+    cr_assert_eq(iw_map_write_xml(m, ev, &x, err, sizeof(err)), 0, "%s", err);
+    iw_xw_finish(&x);
+    char *out;
+    size_t len;
+    cr_assert_eq(iw_wbuf_copy(&buf, &out, &len), 0);
+    cr_assert_str_eq(out, "<args><a/><b>dflt</b><d>1550.0</d><e/>"
+                          "<l><n>1/1/2</n></l><l><n>2/2/2</n></l></args>\n");
+    free(out);
+    iw_wbuf_free(&buf);
+    iw_event_free(ev);
+
+    /* A mapping file has no computed values and no nameless root. */
+    char msg[512];
+    parse_err("{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":["
+              "{\"name\":\"x\",\"compute\":\"pos\"}]}}",
+              msg, sizeof(msg), NULL);
+    cr_assert_str_eq(msg, "mapping.body.root.children[0].compute: not a computed value of this "
+                          "adapter");
+    parse_err("{\"dialect\":\"xml\",\"root\":{\"children\":[{\"name\":\"x\"}]}}", msg, sizeof(msg),
+              NULL);
+    cr_assert_str_eq(msg, "mapping.body.root.name: required");
+    parse_err("{\"dialect\":\"xml\",\"absent\":\"null\",\"root\":{\"name\":\"r\"}}", msg,
+              sizeof(msg), NULL);
+    cr_assert_str_eq(msg, "mapping.body.absent: expected \"omit\", \"empty\"");
+    parse_err("{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"default\":\"x\",\"children\":[]}}",
+              msg, sizeof(msg), NULL);
+    cr_assert(strstr(msg, "takes no \"path\", \"value\", \"default\" or \"compute\""), "%s", msg);
+}
+
+Test(mapping, json_default_absent_policy_and_plain_rows)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    ev->invoice.refs.refund_id = NULL;
+    char *out = render_with("{\"dialect\":\"json\",\"absent\":\"null\",\"root\":{\"children\":["
+                            "{\"name\":\"id\",\"path\":\"invoice.id\"},"
+                            "{\"name\":\"r\",\"path\":\"invoice.refs.refund_id\"},"
+                            "{\"name\":\"e\",\"path\":\"invoice.refs.refund_id\","
+                            "\"absent\":\"empty\"},"
+                            "{\"name\":\"o\",\"path\":\"invoice.refs.refund_id\","
+                            "\"absent\":\"omit\"}]}}",
+                            ev);
+    cr_assert_str_eq(out, "{\"id\":\"INV-1001\",\"r\":null,\"e\":\"\"}");
+    free(out);
+    iw_event_free(ev);
+}

@@ -195,7 +195,10 @@ void iw_map_error(iw_map_errors *e, const char *path, const char *fmt, ...)
 typedef struct parser {
     iw_map_errors *errs;
     iw_map_dialect dialect;
-    const char *prefix; /* default XML prefix */
+    const char *prefix;   /* default XML prefix */
+    iw_map_absent absent; /* default absent policy */
+    const iw_map_fn *fns; /* built-ins: computed values "compute" may name; NULL = none */
+    bool fragment;        /* built-ins: an XML root may be nameless */
 } parser;
 
 static const char *const FORMATS[] = {"text", "decimal", "integer", "date", "boolean"};
@@ -399,9 +402,9 @@ static void read_node(parser *p, const cJSON *obj, const char *path, int depth, 
         iw_map_error(p->errs, path, "nested deeper than %d rows", MAX_NODE_DEPTH);
         return;
     }
-    static const char *const KEYS[] = {"name",    "path",       "value", "format",
-                                       "pattern", "scale",      "as",    "absent",
-                                       "if",      "attributes", "each",  "children"};
+    static const char *const KEYS[] = {"name",  "path",     "value",   "format", "pattern",
+                                       "scale", "as",       "absent",  "if",     "attributes",
+                                       "each",  "children", "default", "compute"};
     char sub[224];
     for (const cJSON *c = obj->child; c; c = c->next) {
         if (enum_index(c->string, KEYS, sizeof(KEYS) / sizeof(KEYS[0])) < 0) {
@@ -411,9 +414,10 @@ static void read_node(parser *p, const cJSON *obj, const char *path, int depth, 
     }
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "name");
     snprintf(sub, sizeof(sub), "%s.name", path);
+    n->absent = p->absent;
     if (v)
         read_name(p, v, sub, n);
-    else if (keyed || p->dialect == IW_MAP_XML)
+    else if (keyed || (p->dialect == IW_MAP_XML && !(p->fragment && depth == 0)))
         iw_map_error(p->errs, sub, "required");
 
     const cJSON *each = cJSON_GetObjectItemCaseSensitive(obj, "each");
@@ -446,6 +450,23 @@ static void read_node(parser *p, const cJSON *obj, const char *path, int depth, 
         else
             n->value = strdup(v->valuestring);
     }
+    v = cJSON_GetObjectItemCaseSensitive(obj, "default");
+    if (v) {
+        snprintf(sub, sizeof(sub), "%s.default", path);
+        if (!cJSON_IsString(v))
+            iw_map_error(p->errs, sub, "expected a text");
+        else
+            n->dflt = strdup(v->valuestring);
+    }
+    v = cJSON_GetObjectItemCaseSensitive(obj, "compute");
+    if (v) {
+        snprintf(sub, sizeof(sub), "%s.compute", path);
+        for (const iw_map_fn *f = p->fns; f && f->name && !n->compute; f++)
+            if (cJSON_IsString(v) && strcmp(f->name, v->valuestring) == 0)
+                n->compute = f->fn;
+        if (!n->compute)
+            iw_map_error(p->errs, sub, "not a computed value of this adapter");
+    }
     if (n->value && cJSON_GetObjectItemCaseSensitive(obj, "path")) {
         snprintf(sub, sizeof(sub), "%s.value", path);
         iw_map_error(p->errs, sub, "a row takes \"path\" or \"value\", not both");
@@ -475,13 +496,27 @@ static void read_node(parser *p, const cJSON *obj, const char *path, int depth, 
     v = cJSON_GetObjectItemCaseSensitive(obj, "children");
     if (v) {
         snprintf(sub, sizeof(sub), "%s.children", path);
-        if (n->n_src || n->value)
-            iw_map_error(p->errs, sub, "a row with children takes no \"path\" or \"value\"");
+        if (n->n_src || n->value || n->dflt || n->compute)
+            iw_map_error(p->errs, sub,
+                         "a row with children takes no \"path\", \"value\", \"default\" or "
+                         "\"compute\"");
         read_children(p, v, sub, depth, open, n);
     }
+    n->plain = !n->group && !n->each && n->n_src == 1 && n->src[0]->type == FT_STR &&
+               n->format == IW_FMT_TEXT && !n->n_attrs && !n->compute && !n->dflt;
 }
 
+static int map_parse(const cJSON *obj, const char *path, const iw_map_fn *fns, iw_map *out,
+                     iw_map_errors *errs);
+
 int iw_map_parse(const cJSON *obj, const char *path, iw_map *out, iw_map_errors *errs)
+{
+    return map_parse(obj, path, NULL, out, errs);
+}
+
+/* fns not NULL: a built-in mapping, which may compute values and be an XML fragment. */
+static int map_parse(const cJSON *obj, const char *path, const iw_map_fn *fns, iw_map *out,
+                     iw_map_errors *errs)
 {
     memset(out, 0, sizeof(*out));
     size_t before = errs->count;
@@ -490,14 +525,14 @@ int iw_map_parse(const cJSON *obj, const char *path, iw_map *out, iw_map_errors 
         iw_map_error(errs, path, "expected an object");
         return IW_EINVAL;
     }
-    static const char *const KEYS[] = {"dialect", "declaration", "prefix", "root"};
+    static const char *const KEYS[] = {"dialect", "declaration", "prefix", "absent", "root"};
     for (const cJSON *c = obj->child; c; c = c->next) {
-        if (enum_index(c->string, KEYS, 4) < 0) {
+        if (enum_index(c->string, KEYS, 5) < 0) {
             snprintf(sub, sizeof(sub), "%s.%s", path, c->string);
             iw_map_error(errs, sub, "unknown key");
         }
     }
-    parser p = {.errs = errs};
+    parser p = {.errs = errs, .fns = fns, .fragment = fns != NULL};
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "dialect");
     snprintf(sub, sizeof(sub), "%s.dialect", path);
     if (cJSON_IsString(v) && strcmp(v->valuestring, "xml") == 0)
@@ -521,6 +556,17 @@ int iw_map_parse(const cJSON *obj, const char *path, iw_map *out, iw_map_errors 
         iw_map_error(errs, sub, "expected an XML prefix (XML bodies only)");
     else if (v)
         p.prefix = v->valuestring;
+    v = cJSON_GetObjectItemCaseSensitive(obj, "absent");
+    snprintf(sub, sizeof(sub), "%s.absent", path);
+    if (v) {
+        static const char *const ABSENT[] = {"omit", "empty", "null"};
+        int k = cJSON_IsString(v) ? enum_index(v->valuestring, ABSENT, 3) : -1;
+        if (k < 0 || (k == IW_ABSENT_NULL && p.dialect != IW_MAP_JSON))
+            iw_map_error(errs, sub, "expected \"omit\", \"empty\"%s",
+                         p.dialect == IW_MAP_JSON ? " or \"null\"" : "");
+        else
+            p.absent = (iw_map_absent)k;
+    }
     v = cJSON_GetObjectItemCaseSensitive(obj, "root");
     snprintf(sub, sizeof(sub), "%s.root", path);
     if (!v)
@@ -541,6 +587,7 @@ static void node_free(iw_map_node *n)
     free(n->prefix);
     free(n->name);
     free(n->value);
+    free(n->dflt);
     free(n->pattern);
     for (size_t i = 0; i < n->n_attrs; i++) {
         free(n->attrs[i].name);
@@ -569,6 +616,9 @@ typedef struct writer {
     iw_jw *j; /* JSON: the open document */
     iw_wbuf *b;
     scope_ctx sc;
+    const iw_event *ev;
+    const void *elem; /* the innermost repeated group's current element (NULL: none) */
+    size_t index;     /* and its 0-based position */
 } writer;
 
 /* True when the field holds a value (non_empty: a non-empty one), without formatting it: an
@@ -615,11 +665,11 @@ static bool format_date(const char *d, const char *pattern, char *out, size_t le
             return false;
     size_t o = 0;
     for (const char *p = pattern; *p && o + 5 < len;) {
-        if (strncmp(p, "YYYY", 4) == 0) {
+        if (p[0] == 'Y' && p[1] == 'Y' && p[2] == 'Y' && p[3] == 'Y') {
             memcpy(out + o, d, 4), o += 4, p += 4;
-        } else if (strncmp(p, "MM", 2) == 0) {
+        } else if (p[0] == 'M' && p[1] == 'M') {
             memcpy(out + o, d + 5, 2), o += 2, p += 2;
-        } else if (strncmp(p, "DD", 2) == 0) {
+        } else if (p[0] == 'D' && p[1] == 'D') {
             memcpy(out + o, d + 8, 2), o += 2, p += 2;
         } else {
             out[o++] = *p++;
@@ -720,9 +770,11 @@ static void write_each(writer *w, const iw_map_node *n)
         }
         iw_jw_array(w->j, n->name);
     }
-    const void *saved = w->sc.obj[f->elem_scope];
+    const void *saved = w->sc.obj[f->elem_scope], *saved_elem = w->elem;
+    size_t saved_index = w->index;
     for (size_t i = 0; i < count && !w->b->err; i++) {
-        w->sc.obj[f->elem_scope] = items + i * f->elem_size;
+        w->sc.obj[f->elem_scope] = w->elem = items + i * f->elem_size;
+        w->index = i;
         if (w->dialect == IW_MAP_XML) {
             open_element(w, n, false);
         } else {
@@ -732,6 +784,8 @@ static void write_each(writer *w, const iw_map_node *n)
         close_element(w);
     }
     w->sc.obj[f->elem_scope] = saved;
+    w->elem = saved_elem;
+    w->index = saved_index;
     if (w->dialect == IW_MAP_JSON)
         iw_jw_end(w->j);
 }
@@ -743,6 +797,14 @@ static void write_leaf(writer *w, const iw_map_node *n)
     const iw_map_field *from = NULL;
     for (size_t i = 0; !raw && i < n->n_src; i++)
         raw = field_raw(from = n->src[i], &w->sc, raw_buf, sizeof(raw_buf));
+    if (!raw && n->compute) {
+        raw = n->compute(w->ev, w->elem, w->index, raw_buf, sizeof(raw_buf));
+        from = NULL;
+    }
+    if (!raw && n->dflt) {
+        raw = n->dflt;
+        from = NULL;
+    }
     const char *text = NULL, *why = NULL;
     if (raw && from && already_formatted(n, from))
         text = raw;
@@ -750,7 +812,7 @@ static void write_leaf(writer *w, const iw_map_node *n)
         iw_wbuf_fail(w->b, IW_EINVAL, n->name, why);
         return;
     }
-    bool has_source = n->n_src > 0 || n->value;
+    bool has_source = n->n_src > 0 || n->value || n->compute;
     if (!text && has_source && n->absent == IW_ABSENT_OMIT)
         return;
     if (w->dialect == IW_MAP_XML) {
@@ -776,13 +838,30 @@ static void write_leaf(writer *w, const iw_map_node *n)
         iw_jw_raw(w->j, n->name, text);
 }
 
+/* A plain row (see iw_map_node.plain), the most common kind, without the general path. */
+static void write_plain(writer *w, const iw_map_node *n)
+{
+    const void *base = w->sc.obj[n->src[0]->scope];
+    const char *text = base ? iw_map_ptr_at(base, n->src[0]->off) : NULL;
+    if (!text && n->absent == IW_ABSENT_OMIT)
+        return;
+    if (w->dialect == IW_MAP_XML)
+        iw_xw_text_or_empty(w->x, n->prefix, n->name, text);
+    else if (text || n->absent == IW_ABSENT_EMPTY)
+        iw_jw_string(w->j, n->name, text ? text : "");
+    else
+        iw_jw_null(w->j, n->name);
+}
+
 static void write_rows(writer *w, const iw_map_node *rows, size_t n)
 {
     for (size_t i = 0; i < n && !w->b->err; i++) {
         const iw_map_node *r = &rows[i];
         if (!cond_holds(r, &w->sc))
             continue;
-        if (r->each) {
+        if (r->plain) {
+            write_plain(w, r);
+        } else if (r->each) {
             write_each(w, r);
         } else if (r->group) {
             open_element(w, r, false);
@@ -813,15 +892,18 @@ int iw_map_write(const iw_map *m, const iw_event *ev, iw_wbuf *b, char *errbuf, 
 
 int iw_map_write_xml(const iw_map *m, const iw_event *ev, iw_xw *x, char *errbuf, size_t errlen)
 {
-    writer w = {.dialect = IW_MAP_XML, .x = x, .b = x->b};
+    writer w = {.dialect = IW_MAP_XML, .x = x, .b = x->b, .ev = ev};
     scope_init(&w.sc, ev);
-    write_rows(&w, &m->root, 1);
+    if (m->root.name)
+        write_rows(&w, &m->root, 1);
+    else /* a fragment */
+        write_rows(&w, m->root.children, m->root.n_children);
     return iw_wbuf_error(x->b, errbuf, errlen);
 }
 
 int iw_map_write_json(const iw_map *m, const iw_event *ev, iw_jw *j, char *errbuf, size_t errlen)
 {
-    writer w = {.dialect = IW_MAP_JSON, .j = j, .b = j->b};
+    writer w = {.dialect = IW_MAP_JSON, .j = j, .b = j->b, .ev = ev};
     scope_init(&w.sc, ev);
     write_rows(&w, m->root.children, m->root.n_children);
     return iw_wbuf_error(j->b, errbuf, errlen);
@@ -831,13 +913,15 @@ int iw_map_write_json(const iw_map *m, const iw_event *ev, iw_jw *j, char *errbu
 
 static pthread_mutex_t builtin_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static const iw_map_fn NO_FNS[] = {{NULL, NULL}};
+
 static void builtin_read(iw_map_builtin *b)
 {
     iw_map_errors errs = {.count = 0};
     cJSON *doc = cJSON_Parse(b->json);
     if (!doc) {
         snprintf(b->error, sizeof(b->error), "%s: built-in mapping is not JSON", b->name);
-    } else if (iw_map_parse(doc, "mapping", &b->map, &errs) != 0) {
+    } else if (map_parse(doc, "mapping", b->fns ? b->fns : NO_FNS, &b->map, &errs) != 0) {
         snprintf(b->error, sizeof(b->error), "%s: built-in %s: %s", b->name, errs.items[0].path,
                  errs.items[0].message);
     }

@@ -82,6 +82,20 @@ typedef enum iw_map_cond { IW_COND_NONE = 0, IW_COND_PRESENT, IW_COND_NON_EMPTY 
 
 #define IW_MAP_MAX_ALT 8
 
+/* A value only C can compute (a built-in adapter's rule a seed page states, such as a flag
+ * derived from two amounts): ev is the event, elem the current element of the innermost
+ * repeated group (NULL outside one) and index its 0-based position. Returns the text (in buf,
+ * in ev, or a constant) or NULL when there is none. */
+typedef const char *(*iw_map_compute_fn)(const iw_event *ev, const void *elem, size_t index,
+                                         char *buf, size_t len);
+
+/* A named computed value a built-in mapping may use ("compute": name); a list of them ends
+ * with a NULL name. Mapping files have none. */
+typedef struct iw_map_fn {
+    const char *name;
+    iw_map_compute_fn fn;
+} iw_map_fn;
+
 typedef struct iw_map_attr {
     char *name, *value;
 } iw_map_attr;
@@ -92,7 +106,9 @@ typedef struct iw_map_node {
     char *prefix, *name; /* XML: prefix (NULL = none) and local name; JSON: key (NULL at top) */
     const iw_map_field *src[IW_MAP_MAX_ALT];
     size_t n_src;
-    char *value; /* constant text */
+    char *value;               /* constant text */
+    char *dflt;                /* text when every source is absent ("default") */
+    iw_map_compute_fn compute; /* the last source: a computed value ("compute") */
     iw_map_format format;
     char *pattern;  /* IW_FMT_DATE */
     int scale;      /* IW_FMT_DECIMAL: digits after the point, -1 = as given */
@@ -105,6 +121,8 @@ typedef struct iw_map_node {
     size_t n_attrs;
     const iw_map_field *each; /* a list field: one element (XML) or array entry (JSON) each */
     bool group;               /* has children (an element or object holding rows) */
+    bool plain;               /* a leaf of one text path as given, nothing else: written by the
+                               * engine's short path */
     struct iw_map_node *children;
     size_t n_children;
 } iw_map_node;
@@ -112,12 +130,15 @@ typedef struct iw_map_node {
 typedef struct iw_map {
     iw_map_dialect dialect;
     bool declaration; /* XML: <?xml version="1.0" encoding="UTF-8"?> first */
-    iw_map_node root; /* XML: the document element; JSON: the top object */
+    iw_map_node root; /* XML: the document element (nameless in a built-in: a fragment, its
+                       * rows in order); JSON: the top object */
 } iw_map;
 
 /* Reads a body template: {"dialect": "xml"|"json", "declaration": bool (XML, default true),
- * "prefix": default XML prefix for names without one, "root": node}. A node is an object with
- * "name", "path" (string or array: the first present wins), "value", "format", "pattern",
+ * "prefix": default XML prefix for names without one, "absent": the rows' default absent
+ * policy, "root": node}. A node is an object with
+ * "name", "path" (string or array: the first present wins), "default" (the text when every path
+ * is absent), "value", "format", "pattern",
  * "scale", "as" ("string"), "absent" ("omit", "empty", "null"), "if" ("present", "non_empty"
  * for the node's own path, or {"present"|"non_empty": path or [paths]}), "attributes" (XML,
  * {name: value}), "each" (a list path) and "children" (array of nodes). path names the JSON path
@@ -143,15 +164,18 @@ int iw_map_write_json(const iw_map *m, const iw_event *ev, iw_jw *j, char *errbu
 /* A built-in adapter's mapping: its text in the mapping-file dialect, read once, the first time
  * it is asked for, and kept for the life of the process (never per event). */
 typedef struct iw_map_builtin {
-    const char *name; /* the adapter's type, for errors */
-    const char *json; /* the mapping, as iw_map_parse reads it */
-    int state;        /* 0 unread, 1 read, -1 refused (guarded by mapping.c's lock) */
-    iw_map map;       /* the mapping once read */
-    char error[256];  /* the first problem when refused */
+    const char *name;     /* the adapter's type, for errors */
+    const char *json;     /* the mapping, as iw_map_parse reads it, plus "compute" rows and a
+                           * nameless XML root (a fragment) */
+    const iw_map_fn *fns; /* the computed values it may name; NULL = none */
+    int state;            /* 0 unread, 1 read, -1 refused (guarded by mapping.c's lock) */
+    iw_map map;           /* the mapping once read */
+    char error[256];      /* the first problem when refused */
 } iw_map_builtin;
 
 /* clang-format off */
-#define IW_MAP_BUILTIN(type, text) {(type), (text), 0, {0}, ""}
+#define IW_MAP_BUILTIN(type, text) {(type), (text), NULL, 0, {0}, ""}
+#define IW_MAP_BUILTIN_FNS(type, text, fns) {(type), (text), (fns), 0, {0}, ""}
 /* clang-format on */
 
 /* The mapping of b, read on first use (thread-safe). NULL when its text is refused, with
