@@ -556,7 +556,7 @@ Test(mapping, builtin_mappings_are_read_once_and_written_into_an_open_document)
     iw_xw x;
     iw_xw_begin(&x, &b, false);
     iw_xw_start(&x, "env", "Body", NULL);
-    cr_assert_eq(iw_map_write_xml(m, ev, &x, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(iw_map_write_xml(m, ev, NULL, &x, err, sizeof(err)), 0, "%s", err);
     iw_xw_finish(&x);
     char *out;
     size_t len;
@@ -577,7 +577,7 @@ Test(mapping, builtin_mappings_are_read_once_and_written_into_an_open_document)
     iw_jw_begin(&j, &b);
     iw_jw_object(&j, NULL);
     iw_jw_string(&j, "before", "x");
-    cr_assert_eq(iw_map_write_json(m, ev, &j, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(iw_map_write_json(m, ev, NULL, &j, err, sizeof(err)), 0, "%s", err);
     iw_jw_finish(&j);
     cr_assert_eq(iw_wbuf_copy(&b, &out, &len), 0);
     snprintf(want, sizeof(want), "{\"before\":\"x\",\"id\":\"%s\"}", ev->invoice.id);
@@ -594,16 +594,16 @@ Test(mapping, builtin_mappings_are_read_once_and_written_into_an_open_document)
 }
 
 /* A computed value for the test below: the line's 1-based position, with its line_no. */
-static const char *position_of(const iw_event *ev, const void *elem, size_t index, char *buf,
-                               size_t len)
+static const char *position_of(const iw_event *ev, const void *elem, size_t index, const void *ctx,
+                               char *buf, size_t len)
 {
     const iw_line *l = elem;
     snprintf(buf, len, "%zu/%s/%zu", index + 1, l->line_no ? l->line_no : "-", ev->invoice.n_lines);
     return buf;
 }
 
-static const char *nothing(const iw_event *ev, const void *elem, size_t index, char *buf,
-                           size_t len)
+static const char *nothing(const iw_event *ev, const void *elem, size_t index, const void *ctx,
+                           char *buf, size_t len)
 {
     return NULL;
 }
@@ -634,7 +634,7 @@ Test(mapping, builtin_fragments_computed_values_defaults_and_a_default_absent_po
     iw_xw x;
     iw_xw_begin(&x, &buf, false);
     iw_xw_start(&x, NULL, "args", NULL);
-    cr_assert_eq(iw_map_write_xml(m, ev, &x, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(iw_map_write_xml(m, ev, NULL, &x, err, sizeof(err)), 0, "%s", err);
     iw_xw_finish(&x);
     char *out;
     size_t len;
@@ -678,4 +678,67 @@ Test(mapping, json_default_absent_policy_and_plain_rows)
     cr_assert_str_eq(out, "{\"id\":\"INV-1001\",\"r\":null,\"e\":\"\"}");
     free(out);
     iw_event_free(ev);
+}
+
+/* Computed values for the test below: ctx is what the adapter passed. */
+static const char *from_ctx(const iw_event *ev, const void *elem, size_t index, const void *ctx,
+                            char *buf, size_t len)
+{
+    return ctx;
+}
+
+static const char *odd_position(const iw_event *ev, const void *elem, size_t index, const void *ctx,
+                                char *buf, size_t len)
+{
+    return index % 2 == 0 ? "" : NULL;
+}
+
+Test(mapping, joined_texts_computed_conditions_per_element_and_the_adapter_context)
+{
+    static const iw_map_fn fns[] = {{"ctx", from_ctx}, {"first", odd_position}, {NULL, NULL}};
+    static iw_map_builtin b = IW_MAP_BUILTIN_FNS(
+        "test_join",
+        "{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":["
+        "{\"name\":\"addr\",\"join\":\" | \",\"path\":[\"invoice.refs.refund_id\","
+        "\"invoice.billing_address.city\",\"invoice.total\"]},"
+        "{\"name\":\"none\",\"join\":\",\",\"path\":\"invoice.refs.refund_id\"},"
+        "{\"name\":\"c\",\"if\":{\"computed\":\"ctx\"},\"children\":["
+        "{\"name\":\"v\",\"compute\":\"ctx\"}]},"
+        "{\"name\":\"l\",\"each\":\"invoice.lines\",\"if\":{\"computed\":\"first\"},"
+        "\"children\":[{\"name\":\"n\",\"path\":\"lines[].line_no\"}]}]}}",
+        fns);
+    char err[256] = "";
+    const iw_map *m = iw_map_builtin_get(&b, err, sizeof(err));
+    cr_assert_not_null(m, "%s", err);
+    iw_event *ev = iw_t_load_event("complete.json");
+    ev->invoice.refs.refund_id = NULL;
+    ev->invoice.billing_address.city = "Berlin <Mitte>";
+    const char *want[] = {
+        "<r><addr>Berlin &lt;Mitte&gt; | 1550.00</addr><c><v>k</v></c><l><n>1</n></l></r>\n",
+        "<r><addr>Berlin &lt;Mitte&gt; | 1550.00</addr><l><n>1</n></l></r>\n",
+    };
+    for (int i = 0; i < 2; i++) {
+        iw_wbuf buf = IW_WBUF_INIT;
+        iw_xw x;
+        iw_xw_begin(&x, &buf, false);
+        cr_assert_eq(iw_map_write_xml(m, ev, i == 0 ? "k" : NULL, &x, err, sizeof(err)), 0, "%s",
+                     err);
+        iw_xw_finish(&x);
+        char *out;
+        size_t len;
+        cr_assert_eq(iw_wbuf_copy(&buf, &out, &len), 0);
+        cr_assert_str_eq(out, want[i]);
+        free(out);
+        iw_wbuf_free(&buf);
+    }
+    iw_event_free(ev);
+
+    char msg[512];
+    parse_err("{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"a\",\"join\":\",\","
+              "\"path\":\"invoice.id\"}]}}",
+              msg, sizeof(msg), NULL);
+    cr_assert_str_eq(msg, "mapping.body.root.children[0].join: expected a text (XML bodies only)");
+    parse_err("{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"if\":{\"computed\":\"x\"}}}", msg,
+              sizeof(msg), NULL);
+    cr_assert(strstr(msg, "mapping.body.root.if: expected {\"present\""), "%s", msg);
 }

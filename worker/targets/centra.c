@@ -288,7 +288,7 @@ static int centra_render(unsigned variant, const iw_event *ev, const iw_target_c
     if (soap && (rc = write_login(&x, cc, out, errbuf, errlen)))
         goto fail;
     iw_xw_start(&x, "ns1", "invoices", NULL);
-    if ((rc = iw_map_write_xml(map, ev, &x, errbuf, errlen)))
+    if ((rc = iw_map_write_xml(map, ev, NULL, &x, errbuf, errlen)))
         goto fail;
     /* iw_soap_close ends invoices and invoices_Update with Body and Envelope */
     if ((rc = iw_soap_close(&x, out, errbuf, errlen)))

@@ -30,8 +30,8 @@ static bool line_is_taxable(const iw_line *l)
 
 /* TaxRate: the line's rate; "0" only for a line that is not taxable (the event says so, or
  * carries no rate and no tax); a taxable line without a rate is refused by validate. */
-static const char *line_tax_rate(const iw_event *ev, const void *elem, size_t index, char *buf,
-                                 size_t len)
+static const char *line_tax_rate(const iw_event *ev, const void *elem, size_t index,
+                                 const void *ctx, char *buf, size_t len)
 {
     const iw_line *l = elem;
     if (l->tax_rate.set) {
@@ -44,8 +44,8 @@ static const char *line_tax_rate(const iw_event *ev, const void *elem, size_t in
 /* GrossPrice: the line's gross_price; for a line that is not taxable its unit_price (gross and
  * net are the same); a taxable line without gross_price is refused by validate, never sent a
  * made-up 0 (every update replaces the whole invoice). */
-static const char *line_gross_price(const iw_event *ev, const void *elem, size_t index, char *buf,
-                                    size_t len)
+static const char *line_gross_price(const iw_event *ev, const void *elem, size_t index,
+                                    const void *ctx, char *buf, size_t len)
 {
     const iw_line *l = elem;
     const iw_amount *a = l->gross_price.set    ? &l->gross_price
@@ -58,15 +58,15 @@ static const char *line_gross_price(const iw_event *ev, const void *elem, size_t
 }
 
 /* Taxable: the line's flag, else true when it carries a non-zero tax rate or tax amount. */
-static const char *line_taxable(const iw_event *ev, const void *elem, size_t index, char *buf,
-                                size_t len)
+static const char *line_taxable(const iw_event *ev, const void *elem, size_t index, const void *ctx,
+                                char *buf, size_t len)
 {
     return line_is_taxable(elem) ? "true" : "false";
 }
 
 /* ItemLineNumber, when the line has no line_no: its 1-based position. */
-static const char *line_position(const iw_event *ev, const void *elem, size_t index, char *buf,
-                                 size_t len)
+static const char *line_position(const iw_event *ev, const void *elem, size_t index,
+                                 const void *ctx, char *buf, size_t len)
 {
     snprintf(buf, len, "%zu", index + 1);
     return buf;
@@ -356,7 +356,7 @@ static int ebiz_render(const iw_event *ev, const iw_target_conf *tc, const iw_re
     iw_xw_start(&x, "ebiz", "UpdateInvoice", NULL);
     if ((rc = write_token(&x, ec, out, errbuf, errlen)))
         goto fail;
-    if ((rc = iw_map_write_xml(map, ev, &x, errbuf, errlen)))
+    if ((rc = iw_map_write_xml(map, ev, NULL, &x, errbuf, errlen)))
         goto fail;
     /* iw_soap_close ends UpdateInvoice with Body and Envelope */
     if ((rc = iw_soap_close(&x, out, errbuf, errlen)))

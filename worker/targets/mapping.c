@@ -293,6 +293,15 @@ static void read_condition(parser *p, const cJSON *v, const char *path, unsigned
         return;
     }
     const cJSON *c = cJSON_IsObject(v) ? v->child : NULL;
+    if (c && !c->next && p->fns && strcmp(c->string, "computed") == 0) {
+        for (const iw_map_fn *f = p->fns; f->name && !n->cond_fn; f++)
+            if (cJSON_IsString(c) && strcmp(f->name, c->valuestring) == 0)
+                n->cond_fn = f->fn;
+        if (!n->cond_fn)
+            iw_map_error(p->errs, path, "not a computed value of this adapter");
+        n->cond = IW_COND_COMPUTED;
+        return;
+    }
     if (!c || c->next || (strcmp(c->string, "present") != 0 && strcmp(c->string, "non_empty"))) {
         iw_map_error(p->errs, path,
                      "expected {\"present\": path or [paths]} or {\"non_empty\": ...}");
@@ -402,9 +411,9 @@ static void read_node(parser *p, const cJSON *obj, const char *path, int depth, 
         iw_map_error(p->errs, path, "nested deeper than %d rows", MAX_NODE_DEPTH);
         return;
     }
-    static const char *const KEYS[] = {"name",  "path",     "value",   "format", "pattern",
-                                       "scale", "as",       "absent",  "if",     "attributes",
-                                       "each",  "children", "default", "compute"};
+    static const char *const KEYS[] = {"name",  "path",     "value",   "format",  "pattern",
+                                       "scale", "as",       "absent",  "if",      "attributes",
+                                       "each",  "children", "default", "compute", "join"};
     char sub[224];
     for (const cJSON *c = obj->child; c; c = c->next) {
         if (enum_index(c->string, KEYS, sizeof(KEYS) / sizeof(KEYS[0])) < 0) {
@@ -458,6 +467,14 @@ static void read_node(parser *p, const cJSON *obj, const char *path, int depth, 
         else
             n->dflt = strdup(v->valuestring);
     }
+    v = cJSON_GetObjectItemCaseSensitive(obj, "join");
+    if (v) {
+        snprintf(sub, sizeof(sub), "%s.join", path);
+        if (!cJSON_IsString(v) || p->dialect != IW_MAP_XML)
+            iw_map_error(p->errs, sub, "expected a text (XML bodies only)");
+        else
+            n->join = strdup(v->valuestring);
+    }
     v = cJSON_GetObjectItemCaseSensitive(obj, "compute");
     if (v) {
         snprintf(sub, sizeof(sub), "%s.compute", path);
@@ -496,14 +513,14 @@ static void read_node(parser *p, const cJSON *obj, const char *path, int depth, 
     v = cJSON_GetObjectItemCaseSensitive(obj, "children");
     if (v) {
         snprintf(sub, sizeof(sub), "%s.children", path);
-        if (n->n_src || n->value || n->dflt || n->compute)
+        if (n->n_src || n->value || n->dflt || n->compute || n->join)
             iw_map_error(p->errs, sub,
                          "a row with children takes no \"path\", \"value\", \"default\" or "
                          "\"compute\"");
         read_children(p, v, sub, depth, open, n);
     }
     n->plain = !n->group && !n->each && n->n_src == 1 && n->src[0]->type == FT_STR &&
-               n->format == IW_FMT_TEXT && !n->n_attrs && !n->compute && !n->dflt;
+               n->format == IW_FMT_TEXT && !n->n_attrs && !n->compute && !n->dflt && !n->join;
 }
 
 static int map_parse(const cJSON *obj, const char *path, const iw_map_fn *fns, iw_map *out,
@@ -588,6 +605,7 @@ static void node_free(iw_map_node *n)
     free(n->name);
     free(n->value);
     free(n->dflt);
+    free(n->join);
     free(n->pattern);
     for (size_t i = 0; i < n->n_attrs; i++) {
         free(n->attrs[i].name);
@@ -617,6 +635,7 @@ typedef struct writer {
     iw_wbuf *b;
     scope_ctx sc;
     const iw_event *ev;
+    const void *ctx;  /* handed to computed values */
     const void *elem; /* the innermost repeated group's current element (NULL: none) */
     size_t index;     /* and its 0-based position */
 } writer;
@@ -645,12 +664,16 @@ static bool field_holds(const iw_map_field *f, const scope_ctx *c, bool non_empt
     }
 }
 
-static bool cond_holds(const iw_map_node *n, const scope_ctx *c)
+static bool cond_holds(const iw_map_node *n, const writer *w)
 {
     if (n->cond == IW_COND_NONE)
         return true;
+    if (n->cond == IW_COND_COMPUTED) {
+        char buf[IW_DECIMAL_BUFLEN];
+        return n->cond_fn(w->ev, w->elem, w->index, w->ctx, buf, sizeof(buf)) != NULL;
+    }
     for (size_t i = 0; i < n->n_cond; i++)
-        if (field_holds(n->cond_src[i], c, n->cond == IW_COND_NON_EMPTY))
+        if (field_holds(n->cond_src[i], &w->sc, n->cond == IW_COND_NON_EMPTY))
             return true;
     return false;
 }
@@ -775,6 +798,8 @@ static void write_each(writer *w, const iw_map_node *n)
     for (size_t i = 0; i < count && !w->b->err; i++) {
         w->sc.obj[f->elem_scope] = w->elem = items + i * f->elem_size;
         w->index = i;
+        if (!cond_holds(n, w))
+            continue;
         if (w->dialect == IW_MAP_XML) {
             open_element(w, n, false);
         } else {
@@ -790,15 +815,40 @@ static void write_each(writer *w, const iw_map_node *n)
         iw_jw_end(w->j);
 }
 
+/* A joined row (XML): the present, non-empty texts of its paths with n->join between them; no
+ * element when there are none. */
+static void write_joined(writer *w, const iw_map_node *n)
+{
+    char buf[IW_DECIMAL_BUFLEN];
+    bool open = false;
+    for (size_t i = 0; i < n->n_src; i++) {
+        const char *t = field_raw(n->src[i], &w->sc, buf, sizeof(buf));
+        if (!t || !*t)
+            continue;
+        if (open)
+            iw_xw_chars(w->x, n->join);
+        else
+            open_element(w, n, false);
+        open = true;
+        iw_xw_chars(w->x, t);
+    }
+    if (open)
+        iw_xw_end(w->x);
+}
+
 static void write_leaf(writer *w, const iw_map_node *n)
 {
+    if (n->join) {
+        write_joined(w, n);
+        return;
+    }
     char raw_buf[IW_DECIMAL_BUFLEN], buf[IW_DECIMAL_BUFLEN * 2];
     const char *raw = n->value;
     const iw_map_field *from = NULL;
     for (size_t i = 0; !raw && i < n->n_src; i++)
         raw = field_raw(from = n->src[i], &w->sc, raw_buf, sizeof(raw_buf));
     if (!raw && n->compute) {
-        raw = n->compute(w->ev, w->elem, w->index, raw_buf, sizeof(raw_buf));
+        raw = n->compute(w->ev, w->elem, w->index, w->ctx, raw_buf, sizeof(raw_buf));
         from = NULL;
     }
     if (!raw && n->dflt) {
@@ -857,8 +907,8 @@ static void write_rows(writer *w, const iw_map_node *rows, size_t n)
 {
     for (size_t i = 0; i < n && !w->b->err; i++) {
         const iw_map_node *r = &rows[i];
-        if (!cond_holds(r, &w->sc))
-            continue;
+        if (!r->each && !cond_holds(r, w))
+            continue; /* a repeated group tests it per element */
         if (r->plain) {
             write_plain(w, r);
         } else if (r->each) {
@@ -878,21 +928,22 @@ int iw_map_write(const iw_map *m, const iw_event *ev, iw_wbuf *b, char *errbuf, 
     if (m->dialect == IW_MAP_XML) {
         iw_xw x;
         iw_xw_begin(&x, b, m->declaration);
-        iw_map_write_xml(m, ev, &x, errbuf, errlen);
+        iw_map_write_xml(m, ev, NULL, &x, errbuf, errlen);
         iw_xw_finish(&x);
     } else {
         iw_jw j;
         iw_jw_begin(&j, b);
         iw_jw_object(&j, NULL);
-        iw_map_write_json(m, ev, &j, errbuf, errlen);
+        iw_map_write_json(m, ev, NULL, &j, errbuf, errlen);
         iw_jw_finish(&j);
     }
     return iw_wbuf_error(b, errbuf, errlen);
 }
 
-int iw_map_write_xml(const iw_map *m, const iw_event *ev, iw_xw *x, char *errbuf, size_t errlen)
+int iw_map_write_xml(const iw_map *m, const iw_event *ev, const void *ctx, iw_xw *x, char *errbuf,
+                     size_t errlen)
 {
-    writer w = {.dialect = IW_MAP_XML, .x = x, .b = x->b, .ev = ev};
+    writer w = {.dialect = IW_MAP_XML, .x = x, .b = x->b, .ev = ev, .ctx = ctx};
     scope_init(&w.sc, ev);
     if (m->root.name)
         write_rows(&w, &m->root, 1);
@@ -901,9 +952,10 @@ int iw_map_write_xml(const iw_map *m, const iw_event *ev, iw_xw *x, char *errbuf
     return iw_wbuf_error(x->b, errbuf, errlen);
 }
 
-int iw_map_write_json(const iw_map *m, const iw_event *ev, iw_jw *j, char *errbuf, size_t errlen)
+int iw_map_write_json(const iw_map *m, const iw_event *ev, const void *ctx, iw_jw *j, char *errbuf,
+                      size_t errlen)
 {
-    writer w = {.dialect = IW_MAP_JSON, .j = j, .b = j->b, .ev = ev};
+    writer w = {.dialect = IW_MAP_JSON, .j = j, .b = j->b, .ev = ev, .ctx = ctx};
     scope_init(&w.sc, ev);
     write_rows(&w, m->root.children, m->root.n_children);
     return iw_wbuf_error(j->b, errbuf, errlen);

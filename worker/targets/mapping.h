@@ -77,17 +77,24 @@ const char *iw_map_field_text(const iw_map_field *f, const iw_event *ev, char *b
 typedef enum iw_map_absent { IW_ABSENT_OMIT = 0, IW_ABSENT_EMPTY, IW_ABSENT_NULL } iw_map_absent;
 
 /* A condition: the row is written only when any (present) or any non-empty (non_empty) of the
- * paths holds a value. A list is present when it has an element. */
-typedef enum iw_map_cond { IW_COND_NONE = 0, IW_COND_PRESENT, IW_COND_NON_EMPTY } iw_map_cond;
+ * paths holds a value, or (built-ins) when a computed value is not NULL. A list is present
+ * when it has an element. On a repeated group the condition is tested per element. */
+typedef enum iw_map_cond {
+    IW_COND_NONE = 0,
+    IW_COND_PRESENT,
+    IW_COND_NON_EMPTY,
+    IW_COND_COMPUTED
+} iw_map_cond;
 
 #define IW_MAP_MAX_ALT 8
 
 /* A value only C can compute (a built-in adapter's rule a seed page states, such as a flag
  * derived from two amounts): ev is the event, elem the current element of the innermost
- * repeated group (NULL outside one) and index its 0-based position. Returns the text (in buf,
- * in ev, or a constant) or NULL when there is none. */
+ * repeated group (NULL outside one), index its 0-based position and ctx what the adapter passed
+ * to iw_map_write_xml / _json (its target's settings). Returns the text (in buf, in ev, in ctx,
+ * or a constant) or NULL when there is none. */
 typedef const char *(*iw_map_compute_fn)(const iw_event *ev, const void *elem, size_t index,
-                                         char *buf, size_t len);
+                                         const void *ctx, char *buf, size_t len);
 
 /* A named computed value a built-in mapping may use ("compute": name); a list of them ends
  * with a NULL name. Mapping files have none. */
@@ -117,6 +124,8 @@ typedef struct iw_map_node {
     iw_map_cond cond;
     const iw_map_field *cond_src[IW_MAP_MAX_ALT * 4];
     size_t n_cond;
+    iw_map_compute_fn cond_fn; /* IW_COND_COMPUTED */
+    char *join;         /* XML: every present, non-empty path, in order, this text between them */
     iw_map_attr *attrs; /* XML attributes, constants, in order */
     size_t n_attrs;
     const iw_map_field *each; /* a list field: one element (XML) or array entry (JSON) each */
@@ -140,7 +149,8 @@ typedef struct iw_map {
  * "name", "path" (string or array: the first present wins), "default" (the text when every path
  * is absent), "value", "format", "pattern",
  * "scale", "as" ("string"), "absent" ("omit", "empty", "null"), "if" ("present", "non_empty"
- * for the node's own path, or {"present"|"non_empty": path or [paths]}), "attributes" (XML,
+ * for the node's own path, or {"present"|"non_empty": path or [paths]}; built-ins also
+ * {"computed": name}), "join" (XML: the paths' texts joined), "attributes" (XML,
  * {name: value}), "each" (a list path) and "children" (array of nodes). path names the JSON path
  * of obj ("mapping.body"). Returns 0, or IW_EINVAL with every problem in errs. */
 int iw_map_parse(const cJSON *obj, const char *path, iw_map *out, iw_map_errors *errs);
@@ -153,13 +163,16 @@ void iw_map_free(iw_map *m);
 int iw_map_write(const iw_map *m, const iw_event *ev, iw_wbuf *b, char *errbuf, size_t errlen);
 
 /* Writes the mapping's root row for ev into an XML document the caller has open (a SOAP
- * envelope the adapter writes itself); m's declaration is not written. Returns 0, or IW_EINVAL
+ * envelope the adapter writes itself); m's declaration is not written. ctx is handed to the
+ * mapping's computed values. Returns 0, or IW_EINVAL
  * / IW_ENOMEM with errbuf naming the element as iw_map_write does. */
-int iw_map_write_xml(const iw_map *m, const iw_event *ev, iw_xw *x, char *errbuf, size_t errlen);
+int iw_map_write_xml(const iw_map *m, const iw_event *ev, const void *ctx, iw_xw *x, char *errbuf,
+                     size_t errlen);
 
 /* Writes the mapping's top object's rows for ev into a JSON object the caller has open (the
  * JSON twin of iw_map_write_xml). */
-int iw_map_write_json(const iw_map *m, const iw_event *ev, iw_jw *j, char *errbuf, size_t errlen);
+int iw_map_write_json(const iw_map *m, const iw_event *ev, const void *ctx, iw_jw *j, char *errbuf,
+                      size_t errlen);
 
 /* A built-in adapter's mapping: its text in the mapping-file dialect, read once, the first time
  * it is asked for, and kept for the life of the process (never per event). */
