@@ -236,7 +236,7 @@ static const struct {
      "{\"name\":\"b\"},{\"name\":\"c\"},{\"name\":\"d\",\"path\":\"invoice.total\","
      "\"format\":\"money\"}]}}",
      "mapping.body.root.children[3].format: unknown format \"money\"; use one of text, decimal, "
-     "integer, date, boolean"},
+     "integer, date, boolean, digits"},
     {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":["
      "{\"name\":\"a\",\"path\":\"invoice.nope\"}]}}",
      "mapping.body.root.children[0].path: unknown field \"invoice.nope\""},
@@ -741,4 +741,41 @@ Test(mapping, joined_texts_computed_conditions_per_element_and_the_adapter_conte
     parse_err("{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"if\":{\"computed\":\"x\"}}}", msg,
               sizeof(msg), NULL);
     cr_assert(strstr(msg, "mapping.body.root.if: expected {\"present\""), "%s", msg);
+}
+
+Test(mapping, digits_ids_and_a_json_row_as_an_array_of_its_one_object)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    const char *tmpl = "{\"dialect\":\"json\",\"root\":{\"children\":["
+                       "{\"name\":\"a\",\"path\":\"invoice.number\",\"format\":\"digits\"},"
+                       "{\"name\":\"b\",\"path\":\"invoice.number\",\"format\":\"digits\","
+                       "\"as\":\"string\"},"
+                       "{\"name\":\"c\",\"path\":\"invoice.id\",\"format\":\"digits\"},"
+                       "{\"name\":\"d\",\"as\":\"array\",\"children\":["
+                       "{\"name\":\"e\",\"path\":\"invoice.id\"}]}]}}";
+    const struct {
+        const char *number, *want_ab;
+    } cases[] = {
+        {"00120", "\"a\":120,\"b\":\"120\","},
+        {"0", "\"a\":0,\"b\":\"0\","},
+        {"12a", ""},
+        {"", ""},
+        {"1234567890123456789", ""}, /* 19 digits */
+        {"000123456789012345678", "\"a\":123456789012345678,\"b\":\"123456789012345678\","},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ev->invoice.number = (char *)cases[i].number;
+        char *out = render_with(tmpl, ev);
+        char want[256];
+        snprintf(want, sizeof(want), "{%s\"d\":[{\"e\":\"INV-1001\"}]}", cases[i].want_ab);
+        cr_assert_str_eq(out, want, "number %s", cases[i].number);
+        free(out);
+    }
+    ev->invoice.number = NULL;
+    iw_event_free(ev);
+    char msg[512];
+    parse_err("{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"d\",\"as\":\"array\","
+              "\"path\":\"invoice.id\"}]}}",
+              msg, sizeof(msg), NULL);
+    cr_assert(strstr(msg, "mapping.body.root.children[0].as: \"string\""), "%s", msg);
 }

@@ -201,7 +201,7 @@ typedef struct parser {
     bool fragment;        /* built-ins: an XML root may be nameless */
 } parser;
 
-static const char *const FORMATS[] = {"text", "decimal", "integer", "date", "boolean"};
+static const char *const FORMATS[] = {"text", "decimal", "integer", "date", "boolean", "digits"};
 
 /* Reads one path; checks it names a field reachable from the open scopes (bit per scope). */
 static const iw_map_field *read_path(parser *p, const cJSON *v, const char *path, unsigned open)
@@ -367,11 +367,11 @@ static void read_format(parser *p, const cJSON *obj, const char *path, iw_map_no
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "format");
     snprintf(sub, sizeof(sub), "%s.format", path);
     if (v) {
-        int k = cJSON_IsString(v) ? enum_index(v->valuestring, FORMATS, 5) : -1;
+        int k = cJSON_IsString(v) ? enum_index(v->valuestring, FORMATS, 6) : -1;
         if (k < 0)
             iw_map_error(p->errs, sub,
                          "unknown format \"%.40s\"; use one of text, decimal, integer, date, "
-                         "boolean",
+                         "boolean, digits",
                          cJSON_IsString(v) ? v->valuestring : "(not a string)");
         else
             n->format = (iw_map_format)k;
@@ -392,11 +392,16 @@ static void read_format(parser *p, const cJSON *obj, const char *path, iw_map_no
         n->scale = (int)v->valuedouble;
     v = cJSON_GetObjectItemCaseSensitive(obj, "as");
     snprintf(sub, sizeof(sub), "%s.as", path);
-    if (v &&
-        (p->dialect != IW_MAP_JSON || !cJSON_IsString(v) || strcmp(v->valuestring, "string") != 0))
-        iw_map_error(p->errs, sub, "only \"string\" (JSON bodies: a number or boolean as text)");
+    bool array = v && cJSON_IsString(v) && strcmp(v->valuestring, "array") == 0 &&
+                 cJSON_GetObjectItemCaseSensitive(obj, "children") &&
+                 !cJSON_GetObjectItemCaseSensitive(obj, "each");
+    if (v && (p->dialect != IW_MAP_JSON || !cJSON_IsString(v) ||
+              (strcmp(v->valuestring, "string") != 0 && !array)))
+        iw_map_error(p->errs, sub,
+                     "\"string\" (JSON bodies: a number or boolean as text) or \"array\" (a "
+                     "row with children, no each: an array of its one object)");
     else if (v)
-        n->as_string = true;
+        *(array ? &n->as_array : &n->as_string) = true;
 }
 
 static void read_node(parser *p, const cJSON *obj, const char *path, int depth, unsigned open,
@@ -738,6 +743,16 @@ static const char *apply_format(const iw_map_node *n, const char *raw, char *buf
             return NULL;
         }
         return buf;
+    case IW_FMT_DIGITS: {
+        const char *digits = raw;
+        while (digits[0] == '0' && digits[1] >= '0' && digits[1] <= '9')
+            digits++;
+        size_t n_digits = strspn(digits, "0123456789");
+        if (!*raw || digits[n_digits] != '\0' || n_digits > 18 || n_digits >= len)
+            return NULL; /* not an id: absent, *why stays NULL */
+        memcpy(buf, digits, n_digits + 1);
+        return buf;
+    }
     default:
         if (strcmp(raw, "true") != 0 && strcmp(raw, "false") != 0) {
             *why = "not a boolean";
@@ -858,7 +873,7 @@ static void write_leaf(writer *w, const iw_map_node *n)
     const char *text = NULL, *why = NULL;
     if (raw && from && already_formatted(n, from))
         text = raw;
-    else if (raw && !(text = apply_format(n, raw, buf, sizeof(buf), &why))) {
+    else if (raw && !(text = apply_format(n, raw, buf, sizeof(buf), &why)) && why) {
         iw_wbuf_fail(w->b, IW_EINVAL, n->name, why);
         return;
     }
@@ -913,6 +928,12 @@ static void write_rows(writer *w, const iw_map_node *rows, size_t n)
             write_plain(w, r);
         } else if (r->each) {
             write_each(w, r);
+        } else if (r->as_array) {
+            iw_jw_array(w->j, r->name);
+            iw_jw_object(w->j, NULL);
+            write_rows(w, r->children, r->n_children);
+            iw_jw_end(w->j);
+            iw_jw_end(w->j);
         } else if (r->group) {
             open_element(w, r, false);
             write_rows(w, r->children, r->n_children);

@@ -55,7 +55,9 @@ typedef enum iw_map_format {
     IW_FMT_DECIMAL,  /* a decimal number, scale kept (or "scale": N, rounded half away) */
     IW_FMT_INTEGER,  /* a whole number; a source with a fraction is refused */
     IW_FMT_DATE,     /* "YYYY-MM-DD" rewritten by "pattern" (YYYY, MM, DD; other text kept) */
-    IW_FMT_BOOLEAN   /* true / false */
+    IW_FMT_BOOLEAN,  /* true / false */
+    IW_FMT_DIGITS    /* an id of up to 18 digits, leading zeros dropped, a number in JSON; a text
+                      * that is not one counts as absent */
 } iw_map_format;
 
 /* A source field of the event model (mapping.c's table). */
@@ -120,6 +122,7 @@ typedef struct iw_map_node {
     char *pattern;  /* IW_FMT_DATE */
     int scale;      /* IW_FMT_DECIMAL: digits after the point, -1 = as given */
     bool as_string; /* JSON: write a decimal, integer or boolean as a string */
+    bool as_array;  /* JSON: a row with children is an array holding its one object */
     iw_map_absent absent;
     iw_map_cond cond;
     const iw_map_field *cond_src[IW_MAP_MAX_ALT * 4];
@@ -148,8 +151,9 @@ typedef struct iw_map {
  * policy, "root": node}. A node is an object with
  * "name", "path" (string or array: the first present wins), "default" (the text when every path
  * is absent), "value", "format", "pattern",
- * "scale", "as" ("string"), "absent" ("omit", "empty", "null"), "if" ("present", "non_empty"
- * for the node's own path, or {"present"|"non_empty": path or [paths]}; built-ins also
+ * "scale", "as" ("string"; "array" for a JSON row with children), "absent" ("omit", "empty",
+ * "null"), "if" ("present", "non_empty" for the node's own path, or {"present"|"non_empty": path or
+ * [paths]}; built-ins also
  * {"computed": name}), "join" (XML: the paths' texts joined), "attributes" (XML,
  * {name: value}), "each" (a list path) and "children" (array of nodes). path names the JSON path
  * of obj ("mapping.body"). Returns 0, or IW_EINVAL with every problem in errs. */
