@@ -150,16 +150,6 @@ static iw_soap_fault_code fault_code_of(const char *text, const char *subcode)
     return s2 != IW_SOAP_FAULT_OTHER ? s2 : c;
 }
 
-/* The longest prefix of UTF-8 text s, at most max bytes, that ends on a character boundary. */
-static int utf8_prefix(const char *s, size_t max)
-{
-    size_t l = strnlen(s, max);
-    if (l == max)
-        while (l > 0 && ((unsigned char)s[l] & 0xC0) == 0x80)
-            l--;
-    return (int)l;
-}
-
 static void read_fault(xmlNodePtr fault, iw_soap_reply *rep)
 {
     xmlNodePtr code = iw_soap_child(fault, "faultcode");
@@ -175,7 +165,7 @@ static void read_fault(xmlNodePtr fault, iw_soap_reply *rep)
     iw_xml_text(code, value, sizeof(value));
     rep->fault = fault_code_of(value, sub);
     snprintf(rep->faultcode, sizeof(rep->faultcode), "%s%s%.*s", value, *sub ? "/" : "",
-             utf8_prefix(sub, 40), sub);
+             iw_text_utf8_prec(sub, 40), sub);
     iw_text_trim_cut_utf8(rep->faultcode);
     iw_xml_text(text, rep->faultstring, sizeof(rep->faultstring));
 }
@@ -193,7 +183,7 @@ int iw_soap_reply_read(const char *body, size_t len, iw_soap_reply *rep)
     if (!root || strcmp((const char *)root->name, "Envelope") != 0 || !is_soap_ns(root)) {
         const char *name = root ? (const char *)root->name : "";
         snprintf(rep->error, sizeof(rep->error), "not a SOAP envelope (root element <%.*s>)",
-                 utf8_prefix(name, 40), name);
+                 iw_text_utf8_prec(name, 40), name);
         return IW_EINVAL;
     }
     rep->body = iw_soap_child(root, "Body");
