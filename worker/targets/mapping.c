@@ -813,7 +813,7 @@ static void write_each(writer *w, const iw_map_node *n)
     for (size_t i = 0; i < count && !w->b->err; i++) {
         w->sc.obj[f->elem_scope] = w->elem = items + i * f->elem_size;
         w->index = i;
-        if (!cond_holds(n, w))
+        if (n->cond != IW_COND_NONE && !cond_holds(n, w))
             continue;
         if (w->dialect == IW_MAP_XML) {
             open_element(w, n, false);
@@ -922,7 +922,7 @@ static void write_rows(writer *w, const iw_map_node *rows, size_t n)
 {
     for (size_t i = 0; i < n && !w->b->err; i++) {
         const iw_map_node *r = &rows[i];
-        if (!r->each && !cond_holds(r, w))
+        if (r->cond != IW_COND_NONE && !r->each && !cond_holds(r, w))
             continue; /* a repeated group tests it per element */
         if (r->plain) {
             write_plain(w, r);
