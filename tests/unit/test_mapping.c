@@ -236,7 +236,7 @@ static const struct {
      "{\"name\":\"b\"},{\"name\":\"c\"},{\"name\":\"d\",\"path\":\"invoice.total\","
      "\"format\":\"money\"}]}}",
      "mapping.body.root.children[3].format: unknown format \"money\"; use one of text, decimal, "
-     "integer, date, boolean"},
+     "integer, date, boolean, digits"},
     {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":["
      "{\"name\":\"a\",\"path\":\"invoice.nope\"}]}}",
      "mapping.body.root.children[0].path: unknown field \"invoice.nope\""},
@@ -538,4 +538,244 @@ Test(mapping_file, a_missing_file_is_an_error_at_config_time_and_at_render)
     cr_assert_str_eq(me.items[0].message, "/dev/null is not a regular file");
     iw_event_free(ev);
     iw_target_conf_clear(&tc);
+}
+
+Test(mapping, builtin_mappings_are_read_once_and_written_into_an_open_document)
+{
+    static iw_map_builtin ok = IW_MAP_BUILTIN(
+        "test_xml", "{\"dialect\":\"xml\",\"prefix\":\"p\",\"root\":{\"name\":\"inv\","
+                    "\"children\":[{\"name\":\"id\",\"path\":\"invoice.id\"},"
+                    "{\"name\":\"total\",\"path\":\"invoice.total\",\"format\":\"decimal\"}]}}");
+    char err[256] = "";
+    const iw_map *m = iw_map_builtin_get(&ok, err, sizeof(err));
+    cr_assert_not_null(m, "%s", err);
+    cr_assert_eq(iw_map_builtin_get(&ok, err, sizeof(err)), m, "read once, kept");
+
+    iw_event *ev = iw_t_load_event("complete.json");
+    iw_wbuf b = IW_WBUF_INIT;
+    iw_xw x;
+    iw_xw_begin(&x, &b, false);
+    iw_xw_start(&x, "env", "Body", NULL);
+    cr_assert_eq(iw_map_write_xml(m, ev, NULL, &x, err, sizeof(err)), 0, "%s", err);
+    iw_xw_finish(&x);
+    char *out;
+    size_t len;
+    cr_assert_eq(iw_wbuf_copy(&b, &out, &len), 0);
+    char want[256];
+    snprintf(want, sizeof(want), "<env:Body><p:inv><p:id>%s</p:id><p:total>", ev->invoice.id);
+    cr_assert(strncmp(out, want, strlen(want)) == 0, "got %s", out);
+    cr_assert(strstr(out, "</p:total></p:inv></env:Body>"), "got %s", out);
+    free(out);
+    iw_wbuf_free(&b);
+
+    static iw_map_builtin js =
+        IW_MAP_BUILTIN("test_json", "{\"dialect\":\"json\",\"root\":{\"children\":["
+                                    "{\"name\":\"id\",\"path\":\"invoice.id\"}]}}");
+    m = iw_map_builtin_get(&js, err, sizeof(err));
+    cr_assert_not_null(m, "%s", err);
+    iw_jw j;
+    iw_jw_begin(&j, &b);
+    iw_jw_object(&j, NULL);
+    iw_jw_string(&j, "before", "x");
+    cr_assert_eq(iw_map_write_json(m, ev, NULL, &j, err, sizeof(err)), 0, "%s", err);
+    iw_jw_finish(&j);
+    cr_assert_eq(iw_wbuf_copy(&b, &out, &len), 0);
+    snprintf(want, sizeof(want), "{\"before\":\"x\",\"id\":\"%s\"}", ev->invoice.id);
+    cr_assert_str_eq(out, want);
+    free(out);
+    iw_wbuf_free(&b);
+    iw_event_free(ev);
+
+    static iw_map_builtin bad = IW_MAP_BUILTIN(
+        "test_bad", "{\"dialect\":\"xml\",\"root\":{\"name\":\"x\",\"path\":\"invoice.nope\"}}");
+    cr_assert_null(iw_map_builtin_get(&bad, err, sizeof(err)));
+    cr_assert_str_eq(err, "test_bad: built-in mapping.root.path: unknown field \"invoice.nope\"");
+    cr_assert_null(iw_map_builtin_get(&bad, err, sizeof(err)), "refused every time");
+}
+
+/* A computed value for the test below: the line's 1-based position, with its line_no. */
+static const char *position_of(const iw_event *ev, const void *elem, size_t index, const void *ctx,
+                               char *buf, size_t len)
+{
+    const iw_line *l = elem;
+    snprintf(buf, len, "%zu/%s/%zu", index + 1, l->line_no ? l->line_no : "-", ev->invoice.n_lines);
+    return buf;
+}
+
+static const char *nothing(const iw_event *ev, const void *elem, size_t index, const void *ctx,
+                           char *buf, size_t len)
+{
+    return NULL;
+}
+
+Test(mapping, builtin_fragments_computed_values_defaults_and_a_default_absent_policy)
+{
+    static const iw_map_fn fns[] = {{"pos", position_of}, {"none", nothing}, {NULL, NULL}};
+    static iw_map_builtin b = IW_MAP_BUILTIN_FNS(
+        "test_frag",
+        "{\"dialect\":\"xml\",\"absent\":\"empty\",\"root\":{\"children\":["
+        "{\"name\":\"a\",\"path\":\"invoice.refs.refund_id\"},"
+        "{\"name\":\"b\",\"path\":\"invoice.refs.refund_id\",\"default\":\"dflt\"},"
+        "{\"name\":\"c\",\"path\":\"invoice.refs.refund_id\",\"absent\":\"omit\"},"
+        "{\"name\":\"d\",\"path\":\"invoice.total\",\"format\":\"decimal\",\"scale\":1,"
+        "\"default\":\"0\"},"
+        "{\"name\":\"e\",\"compute\":\"none\"},"
+        "{\"name\":\"l\",\"each\":\"invoice.lines\",\"children\":["
+        "{\"name\":\"n\",\"path\":\"lines[].order_id\",\"compute\":\"pos\"}]}]}}",
+        fns);
+    char err[256] = "";
+    const iw_map *m = iw_map_builtin_get(&b, err, sizeof(err));
+    cr_assert_not_null(m, "%s", err);
+    iw_event *ev = iw_t_load_event("complete.json");
+    ev->invoice.refs.refund_id = NULL; /* texts live in the event's arena */
+    for (size_t i = 0; i < ev->invoice.n_lines; i++)
+        ev->invoice.lines[i].order_id = NULL;
+    iw_wbuf buf = IW_WBUF_INIT;
+    iw_xw x;
+    iw_xw_begin(&x, &buf, false);
+    iw_xw_start(&x, NULL, "args", NULL);
+    cr_assert_eq(iw_map_write_xml(m, ev, NULL, &x, err, sizeof(err)), 0, "%s", err);
+    iw_xw_finish(&x);
+    char *out;
+    size_t len;
+    cr_assert_eq(iw_wbuf_copy(&buf, &out, &len), 0);
+    cr_assert_str_eq(out, "<args><a/><b>dflt</b><d>1550.0</d><e/>"
+                          "<l><n>1/1/2</n></l><l><n>2/2/2</n></l></args>\n");
+    free(out);
+    iw_wbuf_free(&buf);
+    iw_event_free(ev);
+
+    /* A mapping file has no computed values and no nameless root. */
+    char msg[512];
+    parse_err("{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":["
+              "{\"name\":\"x\",\"compute\":\"pos\"}]}}",
+              msg, sizeof(msg), NULL);
+    cr_assert_str_eq(msg, "mapping.body.root.children[0].compute: not a computed value of this "
+                          "adapter");
+    parse_err("{\"dialect\":\"xml\",\"root\":{\"children\":[{\"name\":\"x\"}]}}", msg, sizeof(msg),
+              NULL);
+    cr_assert_str_eq(msg, "mapping.body.root.name: required");
+    parse_err("{\"dialect\":\"xml\",\"absent\":\"null\",\"root\":{\"name\":\"r\"}}", msg,
+              sizeof(msg), NULL);
+    cr_assert_str_eq(msg, "mapping.body.absent: expected \"omit\", \"empty\"");
+    parse_err("{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"default\":\"x\",\"children\":[]}}",
+              msg, sizeof(msg), NULL);
+    cr_assert(strstr(msg, "takes no \"path\", \"value\", \"default\" or \"compute\""), "%s", msg);
+}
+
+Test(mapping, json_default_absent_policy_and_plain_rows)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    ev->invoice.refs.refund_id = NULL;
+    char *out = render_with("{\"dialect\":\"json\",\"absent\":\"null\",\"root\":{\"children\":["
+                            "{\"name\":\"id\",\"path\":\"invoice.id\"},"
+                            "{\"name\":\"r\",\"path\":\"invoice.refs.refund_id\"},"
+                            "{\"name\":\"e\",\"path\":\"invoice.refs.refund_id\","
+                            "\"absent\":\"empty\"},"
+                            "{\"name\":\"o\",\"path\":\"invoice.refs.refund_id\","
+                            "\"absent\":\"omit\"}]}}",
+                            ev);
+    cr_assert_str_eq(out, "{\"id\":\"INV-1001\",\"r\":null,\"e\":\"\"}");
+    free(out);
+    iw_event_free(ev);
+}
+
+/* Computed values for the test below: ctx is what the adapter passed. */
+static const char *from_ctx(const iw_event *ev, const void *elem, size_t index, const void *ctx,
+                            char *buf, size_t len)
+{
+    return ctx;
+}
+
+static const char *odd_position(const iw_event *ev, const void *elem, size_t index, const void *ctx,
+                                char *buf, size_t len)
+{
+    return index % 2 == 0 ? "" : NULL;
+}
+
+Test(mapping, joined_texts_computed_conditions_per_element_and_the_adapter_context)
+{
+    static const iw_map_fn fns[] = {{"ctx", from_ctx}, {"first", odd_position}, {NULL, NULL}};
+    static iw_map_builtin b = IW_MAP_BUILTIN_FNS(
+        "test_join",
+        "{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":["
+        "{\"name\":\"addr\",\"join\":\" | \",\"path\":[\"invoice.refs.refund_id\","
+        "\"invoice.billing_address.city\",\"invoice.total\"]},"
+        "{\"name\":\"none\",\"join\":\",\",\"path\":\"invoice.refs.refund_id\"},"
+        "{\"name\":\"c\",\"if\":{\"computed\":\"ctx\"},\"children\":["
+        "{\"name\":\"v\",\"compute\":\"ctx\"}]},"
+        "{\"name\":\"l\",\"each\":\"invoice.lines\",\"if\":{\"computed\":\"first\"},"
+        "\"children\":[{\"name\":\"n\",\"path\":\"lines[].line_no\"}]}]}}",
+        fns);
+    char err[256] = "";
+    const iw_map *m = iw_map_builtin_get(&b, err, sizeof(err));
+    cr_assert_not_null(m, "%s", err);
+    iw_event *ev = iw_t_load_event("complete.json");
+    ev->invoice.refs.refund_id = NULL;
+    ev->invoice.billing_address.city = "Berlin <Mitte>";
+    const char *want[] = {
+        "<r><addr>Berlin &lt;Mitte&gt; | 1550.00</addr><c><v>k</v></c><l><n>1</n></l></r>\n",
+        "<r><addr>Berlin &lt;Mitte&gt; | 1550.00</addr><l><n>1</n></l></r>\n",
+    };
+    for (int i = 0; i < 2; i++) {
+        iw_wbuf buf = IW_WBUF_INIT;
+        iw_xw x;
+        iw_xw_begin(&x, &buf, false);
+        cr_assert_eq(iw_map_write_xml(m, ev, i == 0 ? "k" : NULL, &x, err, sizeof(err)), 0, "%s",
+                     err);
+        iw_xw_finish(&x);
+        char *out;
+        size_t len;
+        cr_assert_eq(iw_wbuf_copy(&buf, &out, &len), 0);
+        cr_assert_str_eq(out, want[i]);
+        free(out);
+        iw_wbuf_free(&buf);
+    }
+    iw_event_free(ev);
+
+    char msg[512];
+    parse_err("{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"a\",\"join\":\",\","
+              "\"path\":\"invoice.id\"}]}}",
+              msg, sizeof(msg), NULL);
+    cr_assert_str_eq(msg, "mapping.body.root.children[0].join: expected a text (XML bodies only)");
+    parse_err("{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"if\":{\"computed\":\"x\"}}}", msg,
+              sizeof(msg), NULL);
+    cr_assert(strstr(msg, "mapping.body.root.if: expected {\"present\""), "%s", msg);
+}
+
+Test(mapping, digits_ids_and_a_json_row_as_an_array_of_its_one_object)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    const char *tmpl = "{\"dialect\":\"json\",\"root\":{\"children\":["
+                       "{\"name\":\"a\",\"path\":\"invoice.number\",\"format\":\"digits\"},"
+                       "{\"name\":\"b\",\"path\":\"invoice.number\",\"format\":\"digits\","
+                       "\"as\":\"string\"},"
+                       "{\"name\":\"c\",\"path\":\"invoice.id\",\"format\":\"digits\"},"
+                       "{\"name\":\"d\",\"as\":\"array\",\"children\":["
+                       "{\"name\":\"e\",\"path\":\"invoice.id\"}]}]}}";
+    const struct {
+        const char *number, *want_ab;
+    } cases[] = {
+        {"00120", "\"a\":120,\"b\":\"120\","},
+        {"0", "\"a\":0,\"b\":\"0\","},
+        {"12a", ""},
+        {"", ""},
+        {"1234567890123456789", ""}, /* 19 digits */
+        {"000123456789012345678", "\"a\":123456789012345678,\"b\":\"123456789012345678\","},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ev->invoice.number = (char *)cases[i].number;
+        char *out = render_with(tmpl, ev);
+        char want[256];
+        snprintf(want, sizeof(want), "{%s\"d\":[{\"e\":\"INV-1001\"}]}", cases[i].want_ab);
+        cr_assert_str_eq(out, want, "number %s", cases[i].number);
+        free(out);
+    }
+    ev->invoice.number = NULL;
+    iw_event_free(ev);
+    char msg[512];
+    parse_err("{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"d\",\"as\":\"array\","
+              "\"path\":\"invoice.id\"}]}}",
+              msg, sizeof(msg), NULL);
+    cr_assert(strstr(msg, "mapping.body.root.children[0].as: \"string\""), "%s", msg);
 }

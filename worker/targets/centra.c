@@ -1,6 +1,7 @@
 /* centra.c: the Centra invoices_Update adapters: centra_soap (seed 000, login in the body) and
  * the legacy centra_navision endpoint (seed 001, silkvms namespace, HTTP Basic or no auth).
- * One mapping table and one renderer serve both; the variant picks what differs. */
+ * One mapping (read by the mapping engine) and one renderer serve both; the variant picks what
+ * differs: the login in the body, HTTP Basic, and ecvatno. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,10 +9,11 @@
 #include <strings.h>
 
 #include "centra.h"
+#include "mapping.h"
 #include "soap.h"
 #include "status.h"
 
-/* Variant bits, matched against iw_soap_field.only. */
+/* The two variants. */
 enum { V_SOAP = 1, V_NAVISION = 2 };
 
 #define CENTRA_SOAP_NS "http://www.centra.com/webservices/"
@@ -21,201 +23,166 @@ enum { V_SOAP = 1, V_NAVISION = 2 };
 
 /* ------------------------------------------------------------------ mapping */
 
-/* Centra's invoice id: the id Centra knows the invoice by when upstream recorded one
- * (target_refs.centra_id), else the canonical id (invoices_Update inserts it under that id).
- * Guess: the seed does not say which id space <id> lives in. */
-static const char *centra_invoice_id(const void *obj, const void *root, size_t index, char *buf,
-                                     size_t len)
-{
-    const iw_invoice *inv = obj;
-    return inv->target_refs.centra_id ? inv->target_refs.centra_id : inv->id;
-}
+/* The mapping, in the dialect of a generic target's mapping file (docs/adapters.md), read once
+ * by the mapping engine. J() turns the JSON written below into a string literal. */
+#define J(...) #__VA_ARGS__
 
-/* Payment terms as printed on the invoice: the description, else the code. */
-static const char *payment_terms(const void *obj, const void *root, size_t index, char *buf,
-                                 size_t len)
-{
-    const iw_invoice *inv = obj;
-    return inv->terms_description ? inv->terms_description : inv->terms_code;
-}
-
-/* An item's description: the line's description, else its name. */
-static const char *item_description(const void *obj, const void *root, size_t index, char *buf,
-                                    size_t len)
-{
-    const iw_line *l = obj;
-    return l->description ? l->description : l->name;
-}
-
-/* The mapping tables read best one row per line. Macro arguments are member designators and
- * names, which cannot be parenthesised. */
 /* clang-format off */
-/* NOLINTBEGIN(bugprone-macro-parentheses) */
-#define STR(el, T, m) {.name = el, .kind = IW_SOAP_STR, .off = offsetof(T, m)}
-#define KEY(el, T, m) {.name = el, .kind = IW_SOAP_STR, .off = offsetof(T, m), .flags = IW_SOAP_KEY}
-#define AMT(el, T, m) {.name = el, .kind = IW_SOAP_AMOUNT, .off = offsetof(T, m)}
-#define FLAG(el, T, m) {.name = el, .kind = IW_SOAP_FLAG, .off = offsetof(T, m)}
-#define FROM_INVOICE(el, m) \
-    {.name = el, .kind = IW_SOAP_STR, .off = offsetof(iw_invoice, m), .flags = IW_SOAP_ROOT}
-#define CALL(el, fn) {.name = el, .kind = IW_SOAP_CALL, .get = fn}
-#define NONE(el) {.name = el, .kind = IW_SOAP_NONE}
-#define GROUP(el, T, m, tbl) {.name = el, .kind = IW_SOAP_GROUP, .off = offsetof(T, m), .sub = tbl}
-#define SELF(el, tbl) {.name = el, .kind = IW_SOAP_GROUP, .off = 0, .sub = tbl}
-#define LIST(el, T, m, cnt, E, tbl) \
-    {.name = el, .kind = IW_SOAP_LIST, .off = offsetof(T, m), .count_off = offsetof(T, cnt), \
-     .elem_size = sizeof(E), .sub = tbl}
-#define FROM_INVOICE_SOAP_ONLY(el, m) \
-    {.name = el, .kind = IW_SOAP_STR, .off = offsetof(iw_invoice, m), .flags = IW_SOAP_ROOT, \
-     .only = V_SOAP}
-#define END {.name = NULL}
-
-/* The customer's name, the buyer's description (read from the invoice, but counted as the
- * buyer group's own value, so the name is sent when the buyer id is not known). */
-static const char *buyer_name(const void *obj, const void *root, size_t index, char *buf,
-                              size_t len)
-{
-    const iw_invoice *inv = root;
-    return inv->customer.name;
-}
-
-/* Centra "reference" objects are {id, description}: the id links, the description is a label.
- * The buyer and the product are written when either their id or their name is known (the name
- * is upstream's data and must not be dropped for want of an id); the others only with their
- * id, since their descriptions are best guesses from the model. */
-static const iw_soap_field buyer_ref[] = {
-    STR("id", iw_refs, buyer_id),
-    CALL("description", buyer_name),
-    END,
-};
-static const iw_soap_field account_ref[] = {
-    KEY("id", iw_refs, account_id),
-    FROM_INVOICE("description", billing_address.company), /* guess */
-    END,
-};
-static const iw_soap_field order_ref[] = {
-    KEY("id", iw_refs, order_id),
-    FROM_INVOICE("description", so_number), /* guess: the sales order number */
-    END,
-};
-static const iw_soap_field shipment_ref[] = {
-    KEY("id", iw_refs, shipment_id),
-    FROM_INVOICE("description", ship_via), /* guess: the carrier */
-    END,
-};
-static const iw_soap_field refund_ref[] = {
-    KEY("id", iw_refs, refund_id),
-    NONE("description"), /* no source in the model */
-    END,
-};
+/* ns1:invoice, in the seed's order. Absent sources are omitted (Centra keeps what it is not
+ * sent; guess), except elements with no source at all, which are sent empty.
+ * - id: the id Centra knows the invoice by when upstream recorded one (target_refs.centra_id),
+ *   else the canonical id (invoices_Update inserts it under that id). Guess: the seed does not
+ *   say which id space <id> lives in.
+ * - Dates are sent as given (YYYY-MM-DD; guess). Amounts keep their scale; tax, subtotal and
+ *   discount of an item are guessed to be amounts (not discount_pct).
+ * - Centra "reference" objects are {id, description}: the id links, the description is a label.
+ *   The buyer and the product are written when either their id or their name is known (the
+ *   name is upstream's data and must not be dropped for want of an id); the others only with
+ *   their id, since their descriptions are best guesses from the model (account: the billing
+ *   company, order: the sales order number, shipment: the carrier; refund: none).
+ * - paymentterms as printed on the invoice: the description, else the code. */
+#define CENTRA_HEAD J( \
+{"name": "invoice", "children": [ \
+  {"name": "id", "path": ["invoice.target_refs.centra_id", "invoice.id"]}, \
+  {"name": "store", "path": "invoice.store"}, \
+  {"name": "status", "path": "invoice.status"}, \
+  {"name": "serialno", "path": "invoice.number"}, \
+  {"name": "documenttype", "path": "invoice.document_type"}, \
+  {"name": "type", "path": "invoice.type"}, \
+  {"name": "currency", "path": "invoice.currency"}, \
+  {"name": "currencyrate", "path": "invoice.currency_rate", "format": "decimal"}, \
+  {"name": "basecurrency", "path": "invoice.base_currency"}, \
+  {"name": "total", "path": "invoice.total", "format": "decimal"}, \
+  {"name": "vat", "path": "invoice.tax_total", "format": "decimal"}, \
+  {"name": "totalpaid", "path": "invoice.amount_paid", "format": "decimal"}, \
+  {"name": "invoicedate", "path": "invoice.issue_date"}, \
+  {"name": "orderdate", "path": "invoice.order_date"}, \
+  {"name": "duedate", "path": "invoice.due_date"}, \
+  {"name": "buyer", "if": {"present": ["invoice.refs.buyer_id", "invoice.customer.name"]}, \
+   "children": [ \
+    {"name": "id", "path": "invoice.refs.buyer_id"}, \
+    {"name": "description", "path": "invoice.customer.name"}]}, \
+  {"name": "account", "if": {"present": "invoice.refs.account_id"}, "children": [ \
+    {"name": "id", "path": "invoice.refs.account_id"}, \
+    {"name": "description", "path": "invoice.billing_address.company"}]}, \
+  {"name": "order", "if": {"present": "invoice.refs.order_id"}, "children": [ \
+    {"name": "id", "path": "invoice.refs.order_id"}, \
+    {"name": "description", "path": "invoice.so_number"}]}, \
+  {"name": "shipment", "if": {"present": "invoice.refs.shipment_id"}, "children": [ \
+    {"name": "id", "path": "invoice.refs.shipment_id"}, \
+    {"name": "description", "path": "invoice.ship_via"}]}, \
+  {"name": "refund", "if": {"present": "invoice.refs.refund_id"}, "children": [ \
+    {"name": "id", "path": "invoice.refs.refund_id"}, \
+    {"name": "description"}]}, \
+  {"name": "paymentterms", "path": ["invoice.terms_description", "invoice.terms_code"]}, \
+  {"name": "shippingterms", "path": "invoice.shipping_terms"}, \
+  {"name": "internalinformation", "path": "invoice.note_internal"}, \
+  {"name": "ponumber", "path": "invoice.po_number"}, )
 
 /* Billing and shipping address. Tax and registration ids live on the customer in the model;
- * Centra repeats them per address. The model's line3 has no element here and is not sent. */
-static const iw_soap_field address_fields[] = {
-    NONE("id"),          /* addresses have no id in the model */
-    NONE("description"), /* nor a label */
-    STR("company", iw_address, company),
-    STR("attn", iw_address, attn),
-    STR("firstname", iw_address, first_name),
-    STR("lastname", iw_address, last_name),
-    STR("address1", iw_address, line1),
-    STR("address2", iw_address, line2),
-    STR("city", iw_address, city),
-    STR("state", iw_address, state),
-    STR("zipcode", iw_address, postal_code),
-    STR("country", iw_address, country), /* ISO alpha-2 as given; guess: Centra takes codes */
-    STR("email", iw_address, email),
-    STR("telephone", iw_address, phone),
-    STR("fax", iw_address, fax),
-    FROM_INVOICE("vat", customer.fiscal_id),
-    FROM_INVOICE("url", customer.website),
-    FROM_INVOICE("companyregistrationid", customer.company_reg_id),
-    FROM_INVOICE_SOAP_ONLY("ecvatno", customer.ec_vat_no), /* not in the navision sample */
-    END,
-};
+ * Centra repeats them per address (they do not make an address present). Addresses have no id
+ * or label in the model: empty elements. The model's line3 has no element here. The country
+ * is ISO alpha-2 as given (guess: Centra takes codes). centra_soap adds ecvatno, which the
+ * navision sample lacks. */
+#define CENTRA_BILLING J( \
+  {"name": "billingaddress", "if": {"present": [ \
+      "invoice.billing_address.company", "invoice.billing_address.attn", \
+      "invoice.billing_address.first_name", "invoice.billing_address.last_name", \
+      "invoice.billing_address.line1", "invoice.billing_address.line2", \
+      "invoice.billing_address.city", "invoice.billing_address.state", \
+      "invoice.billing_address.postal_code", "invoice.billing_address.country", \
+      "invoice.billing_address.email", "invoice.billing_address.phone", \
+      "invoice.billing_address.fax"]}, "children": [ \
+    {"name": "id"}, \
+    {"name": "description"}, \
+    {"name": "company", "path": "invoice.billing_address.company"}, \
+    {"name": "attn", "path": "invoice.billing_address.attn"}, \
+    {"name": "firstname", "path": "invoice.billing_address.first_name"}, \
+    {"name": "lastname", "path": "invoice.billing_address.last_name"}, \
+    {"name": "address1", "path": "invoice.billing_address.line1"}, \
+    {"name": "address2", "path": "invoice.billing_address.line2"}, \
+    {"name": "city", "path": "invoice.billing_address.city"}, \
+    {"name": "state", "path": "invoice.billing_address.state"}, \
+    {"name": "zipcode", "path": "invoice.billing_address.postal_code"}, \
+    {"name": "country", "path": "invoice.billing_address.country"}, \
+    {"name": "email", "path": "invoice.billing_address.email"}, \
+    {"name": "telephone", "path": "invoice.billing_address.phone"}, \
+    {"name": "fax", "path": "invoice.billing_address.fax"}, \
+    {"name": "vat", "path": "invoice.customer.fiscal_id"}, \
+    {"name": "url", "path": "invoice.customer.website"}, \
+    {"name": "companyregistrationid", "path": "invoice.customer.company_reg_id"} )
 
-static const iw_soap_field product_ref[] = {
-    STR("id", iw_line, product_id),
-    STR("description", iw_line, name),
-    END,
-};
-static const iw_soap_field variation_ref[] = {
-    KEY("id", iw_line, variation_id),
-    NONE("description"),
-    END,
-};
-static const iw_soap_field size_ref[] = {
-    KEY("id", iw_line, size_id),
-    NONE("description"),
-    END,
-};
+#define CENTRA_SHIPPING J( \
+  {"name": "shippingaddress", "if": {"present": [ \
+      "invoice.shipping_address.company", "invoice.shipping_address.attn", \
+      "invoice.shipping_address.first_name", "invoice.shipping_address.last_name", \
+      "invoice.shipping_address.line1", "invoice.shipping_address.line2", \
+      "invoice.shipping_address.city", "invoice.shipping_address.state", \
+      "invoice.shipping_address.postal_code", "invoice.shipping_address.country", \
+      "invoice.shipping_address.email", "invoice.shipping_address.phone", \
+      "invoice.shipping_address.fax"]}, "children": [ \
+    {"name": "id"}, \
+    {"name": "description"}, \
+    {"name": "company", "path": "invoice.shipping_address.company"}, \
+    {"name": "attn", "path": "invoice.shipping_address.attn"}, \
+    {"name": "firstname", "path": "invoice.shipping_address.first_name"}, \
+    {"name": "lastname", "path": "invoice.shipping_address.last_name"}, \
+    {"name": "address1", "path": "invoice.shipping_address.line1"}, \
+    {"name": "address2", "path": "invoice.shipping_address.line2"}, \
+    {"name": "city", "path": "invoice.shipping_address.city"}, \
+    {"name": "state", "path": "invoice.shipping_address.state"}, \
+    {"name": "zipcode", "path": "invoice.shipping_address.postal_code"}, \
+    {"name": "country", "path": "invoice.shipping_address.country"}, \
+    {"name": "email", "path": "invoice.shipping_address.email"}, \
+    {"name": "telephone", "path": "invoice.shipping_address.phone"}, \
+    {"name": "fax", "path": "invoice.shipping_address.fax"}, \
+    {"name": "vat", "path": "invoice.customer.fiscal_id"}, \
+    {"name": "url", "path": "invoice.customer.website"}, \
+    {"name": "companyregistrationid", "path": "invoice.customer.company_reg_id"} )
 
-static const iw_soap_field item_fields[] = {
-    STR("itemid", iw_line, item_id),
-    AMT("qty", iw_line, quantity),
-    AMT("price", iw_line, unit_price),
-    AMT("tax", iw_line, tax_amount),         /* guess: an amount, like the invoice's vat */
-    AMT("subtotal", iw_line, line_subtotal), /* guess: net line amount */
-    CALL("description", item_description),
-    SELF("product", product_ref),
-    SELF("variation", variation_ref),
-    SELF("size", size_ref),
-    AMT("discount", iw_line, discount_amount), /* guess: an amount, not discount_pct */
-    STR("sku", iw_line, sku),
-    END,
-};
+#define CENTRA_ECVATNO J(, {"name": "ecvatno", "path": "invoice.customer.ec_vat_no"})
+#define CENTRA_END_ADDRESS J(]},)
 
-/* Extra charges (shipping, handling...) are Centra's "additional" item rows. */
-static const iw_soap_field additional_fields[] = {
-    AMT("subtotal", iw_extra_charge, amount),
-    STR("description", iw_extra_charge, description),
-    STR("key", iw_extra_charge, key),
-    STR("id", iw_extra_charge, id),
-    END,
-};
+/* Items: one invoiceitem per line (description: the line's, else its name) and one
+ * "additional" item per extra charge (shipping, handling...), then the locked flag
+ * ("true"/"false"; guess at Centra's spelling). */
+#define CENTRA_TAIL J( \
+  {"name": "items", "if": {"present": ["invoice.lines", "invoice.extra_charges"]}, \
+   "children": [ \
+    {"name": "invoiceitem", "each": "invoice.lines", "children": [ \
+      {"name": "itemid", "path": "lines[].item_id"}, \
+      {"name": "qty", "path": "lines[].quantity", "format": "decimal"}, \
+      {"name": "price", "path": "lines[].unit_price", "format": "decimal"}, \
+      {"name": "tax", "path": "lines[].tax_amount", "format": "decimal"}, \
+      {"name": "subtotal", "path": "lines[].line_subtotal", "format": "decimal"}, \
+      {"name": "description", "path": ["lines[].description", "lines[].name"]}, \
+      {"name": "product", "if": {"present": ["lines[].product_id", "lines[].name"]}, \
+       "children": [ \
+        {"name": "id", "path": "lines[].product_id"}, \
+        {"name": "description", "path": "lines[].name"}]}, \
+      {"name": "variation", "if": {"present": "lines[].variation_id"}, "children": [ \
+        {"name": "id", "path": "lines[].variation_id"}, \
+        {"name": "description"}]}, \
+      {"name": "size", "if": {"present": "lines[].size_id"}, "children": [ \
+        {"name": "id", "path": "lines[].size_id"}, \
+        {"name": "description"}]}, \
+      {"name": "discount", "path": "lines[].discount_amount", "format": "decimal"}, \
+      {"name": "sku", "path": "lines[].sku"}]}, \
+    {"name": "additional", "each": "invoice.extra_charges", "children": [ \
+      {"name": "subtotal", "path": "extra_charges[].amount", "format": "decimal"}, \
+      {"name": "description", "path": "extra_charges[].description"}, \
+      {"name": "key", "path": "extra_charges[].key"}, \
+      {"name": "id", "path": "extra_charges[].id"}]}]}, \
+  {"name": "locked", "path": "invoice.flags.locked", "format": "boolean"}]})
 
-static const iw_soap_field items_fields[] = {
-    LIST("invoiceitem", iw_invoice, lines, n_lines, iw_line, item_fields),
-    LIST("additional", iw_invoice, extra_charges, n_extra_charges, iw_extra_charge,
-         additional_fields),
-    END,
-};
+#define CENTRA_MAPPING(ecvatno) \
+    J({"dialect": "xml", "prefix": "ns1", "root":) CENTRA_HEAD CENTRA_BILLING ecvatno \
+    CENTRA_END_ADDRESS CENTRA_SHIPPING ecvatno CENTRA_END_ADDRESS CENTRA_TAIL J(})
 
-/* ns1:invoice, in the seed's order. Absent sources are omitted (Centra keeps what it is not
- * sent; guess), except elements with no source at all, which are sent empty. */
-static const iw_soap_field invoice_fields[] = {
-    CALL("id", centra_invoice_id),
-    STR("store", iw_invoice, store),
-    STR("status", iw_invoice, status),
-    STR("serialno", iw_invoice, number),
-    STR("documenttype", iw_invoice, document_type),
-    STR("type", iw_invoice, type),
-    STR("currency", iw_invoice, currency),
-    AMT("currencyrate", iw_invoice, currency_rate),
-    STR("basecurrency", iw_invoice, base_currency),
-    AMT("total", iw_invoice, total),
-    AMT("vat", iw_invoice, tax_total),
-    AMT("totalpaid", iw_invoice, amount_paid),
-    STR("invoicedate", iw_invoice, issue_date), /* YYYY-MM-DD as given; guess */
-    STR("orderdate", iw_invoice, order_date),
-    STR("duedate", iw_invoice, due_date),
-    GROUP("buyer", iw_invoice, refs, buyer_ref),
-    GROUP("account", iw_invoice, refs, account_ref),
-    GROUP("order", iw_invoice, refs, order_ref),
-    GROUP("shipment", iw_invoice, refs, shipment_ref),
-    GROUP("refund", iw_invoice, refs, refund_ref),
-    CALL("paymentterms", payment_terms),
-    STR("shippingterms", iw_invoice, shipping_terms),
-    STR("internalinformation", iw_invoice, note_internal),
-    STR("ponumber", iw_invoice, po_number),
-    GROUP("billingaddress", iw_invoice, billing_address, address_fields),
-    GROUP("shippingaddress", iw_invoice, shipping_address, address_fields),
-    SELF("items", items_fields),
-    FLAG("locked", iw_invoice, flags.locked), /* "true"/"false"; guess at Centra's spelling */
-    END,
-};
-
-/* NOLINTEND(bugprone-macro-parentheses) */
 /* clang-format on */
+
+static iw_map_builtin soap_map = IW_MAP_BUILTIN("centra_soap", CENTRA_MAPPING(CENTRA_ECVATNO));
+static iw_map_builtin navision_map = IW_MAP_BUILTIN("centra_navision", CENTRA_MAPPING());
 
 /* ------------------------------------------------------------------ render */
 
@@ -306,6 +273,9 @@ static int centra_render(unsigned variant, const iw_event *ev, const iw_target_c
 {
     bool soap = variant == V_SOAP;
     const iw_centra_conf *cc = iw_centra_conf_of(tc);
+    const iw_map *map = iw_map_builtin_get(soap ? &soap_map : &navision_map, errbuf, errlen);
+    if (!map)
+        return IW_EINVAL;
     int rc = iw_soap_request_init(out, tc->url, cc->soap_action, errbuf, errlen);
     if (rc)
         return rc;
@@ -318,12 +288,9 @@ static int centra_render(unsigned variant, const iw_event *ev, const iw_target_c
     if (soap && (rc = write_login(&x, cc, out, errbuf, errlen)))
         goto fail;
     iw_xw_start(&x, "ns1", "invoices", NULL);
-    iw_xw_start(&x, "ns1", "invoice", NULL);
-    iw_soap_map map = {
-        .prefix = "ns1", .root = &ev->invoice, .absent = IW_SOAP_OMIT, .variant = variant};
-    if ((rc = iw_soap_write(&x, &map, invoice_fields, &ev->invoice, errbuf, errlen)))
+    if ((rc = iw_map_write_xml(map, ev, NULL, &x, errbuf, errlen)))
         goto fail;
-    /* iw_soap_close ends invoice, invoices and invoices_Update with Body and Envelope */
+    /* iw_soap_close ends invoices and invoices_Update with Body and Envelope */
     if ((rc = iw_soap_close(&x, out, errbuf, errlen)))
         goto fail;
     return 0;

@@ -6,18 +6,17 @@
 #include <strings.h>
 
 #include "ebizcharge.h"
+#include "mapping.h"
 #include "soap.h"
 #include "status.h"
 
 #define EBIZ_NS "http://eBizCharge.ServiceModel.SOAP"
 #define EBIZ_ACTION "http://eBizCharge.ServiceModel.SOAP/IeBizService/UpdateInvoice"
 
-/* Variant bits (iw_soap_field.only): the date form. Seed 003's C# and PHP examples write
- * MM/DD/YYYY (lines 258-259, 281, 284); only its "Defaults to 1900-01-01" notes (lines 70,
- * 71, 73) hint that ISO is read too, and InvoiceShipDate's default is "1/1/1900 12:00:00 AM"
- * (line 72), a US-culture DateTime. So MM/DD/YYYY is the default and date_format "iso" sends
- * YYYY-MM-DD. */
-enum { V_MDY = 1, V_ISO = 2 };
+/* The date form. Seed 003's C# and PHP examples write MM/DD/YYYY (lines 258-259, 281, 284);
+ * only its "Defaults to 1900-01-01" notes (lines 70, 71, 73) hint that ISO is read too, and
+ * InvoiceShipDate's default is "1/1/1900 12:00:00 AM" (line 72), a US-culture DateTime. So
+ * MM/DD/YYYY is the default and date_format "iso" sends YYYY-MM-DD. */
 
 /* ------------------------------------------------------------------ mapping */
 
@@ -31,10 +30,10 @@ static bool line_is_taxable(const iw_line *l)
 
 /* TaxRate: the line's rate; "0" only for a line that is not taxable (the event says so, or
  * carries no rate and no tax); a taxable line without a rate is refused by validate. */
-static const char *line_tax_rate(const void *obj, const void *root, size_t index, char *buf,
-                                 size_t len)
+static const char *line_tax_rate(const iw_event *ev, const void *elem, size_t index,
+                                 const void *ctx, char *buf, size_t len)
 {
-    const iw_line *l = obj;
+    const iw_line *l = elem;
     if (l->tax_rate.set) {
         iw_decimal_format(l->tax_rate.value, buf, len);
         return buf;
@@ -45,10 +44,10 @@ static const char *line_tax_rate(const void *obj, const void *root, size_t index
 /* GrossPrice: the line's gross_price; for a line that is not taxable its unit_price (gross and
  * net are the same); a taxable line without gross_price is refused by validate, never sent a
  * made-up 0 (every update replaces the whole invoice). */
-static const char *line_gross_price(const void *obj, const void *root, size_t index, char *buf,
-                                    size_t len)
+static const char *line_gross_price(const iw_event *ev, const void *elem, size_t index,
+                                    const void *ctx, char *buf, size_t len)
 {
-    const iw_line *l = obj;
+    const iw_line *l = elem;
     const iw_amount *a = l->gross_price.set    ? &l->gross_price
                          : !line_is_taxable(l) ? &l->unit_price
                                                : NULL;
@@ -59,172 +58,166 @@ static const char *line_gross_price(const void *obj, const void *root, size_t in
 }
 
 /* Taxable: the line's flag, else true when it carries a non-zero tax rate or tax amount. */
-static const char *line_taxable(const void *obj, const void *root, size_t index, char *buf,
-                                size_t len)
+static const char *line_taxable(const iw_event *ev, const void *elem, size_t index, const void *ctx,
+                                char *buf, size_t len)
 {
-    const iw_line *l = obj;
-    if (l->taxable != IW_FLAG_UNSET)
-        return l->taxable == IW_FLAG_YES ? "true" : "false";
-    bool taxed = (l->tax_rate.set && !iw_decimal_is_zero(l->tax_rate.value)) ||
-                 (l->tax_amount.set && !iw_decimal_is_zero(l->tax_amount.value));
-    return taxed ? "true" : "false";
+    return line_is_taxable(elem) ? "true" : "false";
 }
 
-/* ItemLineNumber: the line's line_no, else its 1-based position. */
-static const char *line_number(const void *obj, const void *root, size_t index, char *buf,
-                               size_t len)
+/* ItemLineNumber, when the line has no line_no: its 1-based position. */
+static const char *line_position(const iw_event *ev, const void *elem, size_t index,
+                                 const void *ctx, char *buf, size_t len)
 {
-    const iw_line *l = obj;
-    if (l->line_no)
-        return l->line_no;
     snprintf(buf, len, "%zu", index + 1);
     return buf;
 }
 
-/* The mapping tables read best one row per line. Macro arguments are member designators and
- * names, which cannot be parenthesised. */
+static const iw_map_fn ebiz_fns[] = {
+    {"taxable", line_taxable},
+    {"tax_rate", line_tax_rate},
+    {"gross_price", line_gross_price},
+    {"position", line_position},
+    {NULL, NULL},
+};
+
+/* The mapping, in the dialect of a generic target's mapping file (docs/adapters.md) plus the
+ * computed values above, read once by the mapping engine: the ebiz:invoice element and the
+ * arguments after it, inside UpdateInvoice after the securityToken (written in C). J() turns
+ * the JSON written below into a string literal; date is the date pattern.
+ *
+ * Every element of the seed's sample is written; an unknown value is an empty element (the same
+ * effect omission has at EBizCharge, but visible): "absent": "empty". Defaults for required
+ * fields are the documented choices of ebiz_validate below. Rows without a source have none in
+ * the model: MerchantId (the merchant is the SecurityId's owner), SubCustomerId,
+ * EmailTemplateID, InvoiceURL, ItemInternalId (EBizCharge's own line id), AddressId, the
+ * custom fields' FieldId, FieldType, FieldDataType, FieldDescription; WarrantyDiscount is
+ * always 0. Guesses: ItemId is the merchant's item code (sku), TaxRate a percent as given
+ * ("23"), ItemClass the line type, TypeId the invoice type, DeliveryNumber the shipment,
+ * OrderedBy who placed the order upstream, InvoiceClass the document type, InvoiceMemo the
+ * merchant-side memo, FieldCaption the field's name; InvoiceFOB is a shipping term (an
+ * Incoterm). The model has no per-line custom fields, so ItemCustomFields (an optional object)
+ * is never written. Addresses and custom fields are written only when the invoice has them
+ * (unused objects must be left out); the model's line3 has no element. */
+#define J(...) #__VA_ARGS__
+
 /* clang-format off */
-/* NOLINTBEGIN(bugprone-macro-parentheses) */
-#define STR(el, T, m) {.name = el, .kind = IW_SOAP_STR, .off = offsetof(T, m)}
-/* A date in the instance's date_format: one row per form, the variant picks it. */
-#define DATE(el, T, m) \
-    {.name = el, .kind = IW_SOAP_MDY, .off = offsetof(T, m), .only = V_MDY}, \
-    {.name = el, .kind = IW_SOAP_STR, .off = offsetof(T, m), .only = V_ISO}
-#define AMT(el, T, m) {.name = el, .kind = IW_SOAP_AMOUNT, .off = offsetof(T, m)}
-#define AMT_OR(el, T, m, d) {.name = el, .kind = IW_SOAP_AMOUNT, .off = offsetof(T, m), .dflt = d}
-#define FLAG_OR(el, T, m, d) {.name = el, .kind = IW_SOAP_FLAG, .off = offsetof(T, m), .dflt = d}
-#define CALL(el, fn) {.name = el, .kind = IW_SOAP_CALL, .get = fn}
-#define CONST(el, text) {.name = el, .kind = IW_SOAP_CONST, .dflt = text}
-#define NONE(el) {.name = el, .kind = IW_SOAP_NONE}
-#define GROUP(el, T, m, tbl) {.name = el, .kind = IW_SOAP_GROUP, .off = offsetof(T, m), .sub = tbl}
-#define SELF(el, tbl) {.name = el, .kind = IW_SOAP_GROUP, .off = 0, .sub = tbl}
-#define LIST(el, T, m, cnt, E, tbl) \
-    {.name = el, .kind = IW_SOAP_LIST, .off = offsetof(T, m), .count_off = offsetof(T, cnt), \
-     .elem_size = sizeof(E), .sub = tbl}
-#define END {.name = NULL}
-
-/* Every element of the seed's sample is written; an unknown value is an empty element (the
- * same effect omission has at EBizCharge, but visible). Defaults for required fields are the
- * documented choices of ebiz_validate below. */
-
-/* Per line. The model has no per-line custom fields, so ItemCustomFields (an optional object)
- * is never written. */
-static const iw_soap_field item_fields[] = {
-    NONE("ItemInternalId"),      /* EBizCharge's own line id; upstream never knows it */
-    STR("ItemId", iw_line, sku), /* guess: the merchant's item code */
-    STR("Name", iw_line, name),
-    STR("Description", iw_line, description),
-    AMT("UnitPrice", iw_line, unit_price),
-    AMT("Qty", iw_line, quantity),
-    CALL("Taxable", line_taxable),
-    CALL("TaxRate", line_tax_rate), /* percent as given ("23"); guess */
-    STR("UnitOfMeasure", iw_line, unit),
-    AMT("TotalLineAmount", iw_line, line_total),
-    AMT("TotalLineTax", iw_line, tax_amount),
-    CALL("ItemLineNumber", line_number),
-    CALL("GrossPrice", line_gross_price),
-    CONST("WarrantyDiscount", "0"), /* no source in the model */
-    AMT_OR("SalesDiscount", iw_line, discount_amount, "0"),
-    STR("ItemClass", iw_line, line_type), /* guess */
-    END,
-};
-
-static const iw_soap_field items_fields[] = {
-    LIST("Item", iw_invoice, lines, n_lines, iw_line, item_fields),
-    END,
-};
-
-/* Written only when the invoice has that address (unused objects must be left out). */
-static const iw_soap_field address_fields[] = {
-    STR("FirstName", iw_address, first_name),
-    STR("LastName", iw_address, last_name),
-    STR("CompanyName", iw_address, company),
-    STR("Address1", iw_address, line1),
-    STR("Address2", iw_address, line2), /* the model's line3 has no element here */
-    STR("City", iw_address, city),
-    STR("State", iw_address, state),
-    STR("ZipCode", iw_address, postal_code),
-    STR("Country", iw_address, country), /* ISO alpha-2 as given */
-    FLAG_OR("IsDefault", iw_address, is_default, "false"),
-    NONE("AddressId"), /* addresses have no id in the model */
-    END,
-};
-
-/* The invoice's custom_fields, written only when there are some. */
-static const iw_soap_field custom_field_fields[] = {
-    NONE("FieldId"),
-    STR("FieldCaption", iw_custom_field, name), /* guess: the name doubles as the label */
-    STR("FieldName", iw_custom_field, name),
-    STR("FieldValue", iw_custom_field, value),
-    NONE("FieldType"),
-    NONE("FieldDataType"),
-    NONE("FieldDescription"),
-    END,
-};
-
-static const iw_soap_field custom_fields_fields[] = {
-    LIST("EbizCustomField", iw_invoice, custom_fields, n_custom_fields, iw_custom_field,
-         custom_field_fields),
-    END,
-};
-
-/* ebiz:invoice, in the seed's order. */
-static const iw_soap_field invoice_fields[] = {
-    NONE("MerchantId"), /* the merchant is the SecurityId's owner; nothing to send */
-    STR("CustomerId", iw_invoice, customer.id),
-    NONE("SubCustomerId"), /* no sub-customer in the model */
-    STR("InvoiceNumber", iw_invoice, number),
-    DATE("InvoiceDate", iw_invoice, issue_date), /* date_format, see V_MDY */
-    STR("Currency", iw_invoice, currency),
-    AMT("InvoiceAmount", iw_invoice, total),
-    DATE("InvoiceDueDate", iw_invoice, due_date),
-    AMT("AmountDue", iw_invoice, amount_due),
-    STR("PoNum", iw_invoice, po_number),
-    STR("SoNum", iw_invoice, so_number),
-    STR("DivisionId", iw_invoice, refs.division_id),
-    STR("TypeId", iw_invoice, type), /* guess */
-    SELF("Items", items_fields),
-    CONST("Software", "invoice-worker"), /* the software that sent the invoice */
-    FLAG_OR("NotifyCustomer", iw_invoice, flags.notify_customer, "false"),
-    NONE("EmailTemplateID"),
-    NONE("InvoiceURL"),
-    AMT("TotalTaxAmount", iw_invoice, tax_total),
-    STR("InvoiceUniqueId", iw_invoice, id), /* upstream's id, unique per invoice */
-    STR("InvoiceDescription", iw_invoice, description),
-    GROUP("BillingAddress", iw_invoice, billing_address, address_fields),
-    GROUP("ShippingAddress", iw_invoice, shipping_address, address_fields),
-    STR("InvoiceCustomerMessage", iw_invoice, note_public),
-    STR("InvoiceMemo", iw_invoice, note_internal), /* guess: the merchant-side memo */
-    DATE("InvoiceShipDate", iw_invoice, ship_date),
-    STR("InvoiceShipVia", iw_invoice, ship_via),
-    STR("InvoiceTermsId", iw_invoice, terms_code),
-    STR("InvoiceSalesRepId", iw_invoice, refs.sales_rep_id),
-    FLAG_OR("InvoiceIsToBeEmailed", iw_invoice, flags.email_invoice, "false"),
-    FLAG_OR("InvoiceIsToBePrinted", iw_invoice, flags.print_invoice, "false"),
-    STR("DeliveryNumber", iw_invoice, refs.shipment_id), /* guess */
-    AMT("TotalDiscountAmount", iw_invoice, discount_total),
-    AMT("TotalShippingAmount", iw_invoice, shipping_total),
-    STR("LocationId", iw_invoice, refs.location_id),
-    DATE("PoDate", iw_invoice, po_date),
-    STR("OrderedBy", iw_invoice, refs.user_name),   /* guess: who placed the order upstream */
-    STR("InvoiceClass", iw_invoice, document_type), /* guess */
-    STR("InvoiceFOB", iw_invoice, shipping_terms),  /* FOB is a shipping term (Incoterm) */
-    STR("InvoiceTermsDescription", iw_invoice, terms_description),
-    SELF("InvoiceCustomFields", custom_fields_fields),
-    END,
-};
-
-/* The arguments after the invoice that identify which invoice to update. */
-static const iw_soap_field update_args[] = {
-    STR("customerId", iw_invoice, customer.id),
-    NONE("subCustomerId"),
-    STR("invoiceNumber", iw_invoice, number),
-    STR("invoiceInternalId", iw_invoice, target_refs.ebiz_internal_id),
-    END,
-};
-
-/* NOLINTEND(bugprone-macro-parentheses) */
+#define EBIZ_MAPPING(date) J( \
+{"dialect": "xml", "prefix": "ebiz", "absent": "empty", "root": {"children": [ \
+ {"name": "invoice", "children": [ \
+  {"name": "MerchantId"}, \
+  {"name": "CustomerId", "path": "invoice.customer.id"}, \
+  {"name": "SubCustomerId"}, \
+  {"name": "InvoiceNumber", "path": "invoice.number"}, \
+  {"name": "InvoiceDate", "path": "invoice.issue_date", "format": "date", "pattern": date}, \
+  {"name": "Currency", "path": "invoice.currency"}, \
+  {"name": "InvoiceAmount", "path": "invoice.total", "format": "decimal"}, \
+  {"name": "InvoiceDueDate", "path": "invoice.due_date", "format": "date", "pattern": date}, \
+  {"name": "AmountDue", "path": "invoice.amount_due", "format": "decimal"}, \
+  {"name": "PoNum", "path": "invoice.po_number"}, \
+  {"name": "SoNum", "path": "invoice.so_number"}, \
+  {"name": "DivisionId", "path": "invoice.refs.division_id"}, \
+  {"name": "TypeId", "path": "invoice.type"}, \
+  {"name": "Items", "if": {"present": "invoice.lines"}, "children": [ \
+   {"name": "Item", "each": "invoice.lines", "children": [ \
+    {"name": "ItemInternalId"}, \
+    {"name": "ItemId", "path": "lines[].sku"}, \
+    {"name": "Name", "path": "lines[].name"}, \
+    {"name": "Description", "path": "lines[].description"}, \
+    {"name": "UnitPrice", "path": "lines[].unit_price", "format": "decimal"}, \
+    {"name": "Qty", "path": "lines[].quantity", "format": "decimal"}, \
+    {"name": "Taxable", "compute": "taxable"}, \
+    {"name": "TaxRate", "compute": "tax_rate"}, \
+    {"name": "UnitOfMeasure", "path": "lines[].unit"}, \
+    {"name": "TotalLineAmount", "path": "lines[].line_total", "format": "decimal"}, \
+    {"name": "TotalLineTax", "path": "lines[].tax_amount", "format": "decimal"}, \
+    {"name": "ItemLineNumber", "path": "lines[].line_no", "compute": "position"}, \
+    {"name": "GrossPrice", "compute": "gross_price"}, \
+    {"name": "WarrantyDiscount", "value": "0"}, \
+    {"name": "SalesDiscount", "path": "lines[].discount_amount", "format": "decimal", \
+     "default": "0"}, \
+    {"name": "ItemClass", "path": "lines[].line_type"}]}]}, \
+  {"name": "Software", "value": "invoice-worker"}, \
+  {"name": "NotifyCustomer", "path": "invoice.flags.notify_customer", "format": "boolean", \
+   "default": "false"}, \
+  {"name": "EmailTemplateID"}, \
+  {"name": "InvoiceURL"}, \
+  {"name": "TotalTaxAmount", "path": "invoice.tax_total", "format": "decimal"}, \
+  {"name": "InvoiceUniqueId", "path": "invoice.id"}, \
+  {"name": "InvoiceDescription", "path": "invoice.description"}, \
+  {"name": "BillingAddress", "if": {"present": [ \
+     "invoice.billing_address.first_name", "invoice.billing_address.last_name", \
+     "invoice.billing_address.company", "invoice.billing_address.line1", \
+     "invoice.billing_address.line2", "invoice.billing_address.city", \
+     "invoice.billing_address.state", "invoice.billing_address.postal_code", \
+     "invoice.billing_address.country", "invoice.billing_address.is_default"]}, "children": [ \
+   {"name": "FirstName", "path": "invoice.billing_address.first_name"}, \
+   {"name": "LastName", "path": "invoice.billing_address.last_name"}, \
+   {"name": "CompanyName", "path": "invoice.billing_address.company"}, \
+   {"name": "Address1", "path": "invoice.billing_address.line1"}, \
+   {"name": "Address2", "path": "invoice.billing_address.line2"}, \
+   {"name": "City", "path": "invoice.billing_address.city"}, \
+   {"name": "State", "path": "invoice.billing_address.state"}, \
+   {"name": "ZipCode", "path": "invoice.billing_address.postal_code"}, \
+   {"name": "Country", "path": "invoice.billing_address.country"}, \
+   {"name": "IsDefault", "path": "invoice.billing_address.is_default", "format": "boolean", \
+    "default": "false"}, \
+   {"name": "AddressId"}]}, \
+  {"name": "ShippingAddress", "if": {"present": [ \
+     "invoice.shipping_address.first_name", "invoice.shipping_address.last_name", \
+     "invoice.shipping_address.company", "invoice.shipping_address.line1", \
+     "invoice.shipping_address.line2", "invoice.shipping_address.city", \
+     "invoice.shipping_address.state", "invoice.shipping_address.postal_code", \
+     "invoice.shipping_address.country", "invoice.shipping_address.is_default"]}, "children": [ \
+   {"name": "FirstName", "path": "invoice.shipping_address.first_name"}, \
+   {"name": "LastName", "path": "invoice.shipping_address.last_name"}, \
+   {"name": "CompanyName", "path": "invoice.shipping_address.company"}, \
+   {"name": "Address1", "path": "invoice.shipping_address.line1"}, \
+   {"name": "Address2", "path": "invoice.shipping_address.line2"}, \
+   {"name": "City", "path": "invoice.shipping_address.city"}, \
+   {"name": "State", "path": "invoice.shipping_address.state"}, \
+   {"name": "ZipCode", "path": "invoice.shipping_address.postal_code"}, \
+   {"name": "Country", "path": "invoice.shipping_address.country"}, \
+   {"name": "IsDefault", "path": "invoice.shipping_address.is_default", "format": "boolean", \
+    "default": "false"}, \
+   {"name": "AddressId"}]}, \
+  {"name": "InvoiceCustomerMessage", "path": "invoice.note_public"}, \
+  {"name": "InvoiceMemo", "path": "invoice.note_internal"}, \
+  {"name": "InvoiceShipDate", "path": "invoice.ship_date", "format": "date", "pattern": date}, \
+  {"name": "InvoiceShipVia", "path": "invoice.ship_via"}, \
+  {"name": "InvoiceTermsId", "path": "invoice.terms_code"}, \
+  {"name": "InvoiceSalesRepId", "path": "invoice.refs.sales_rep_id"}, \
+  {"name": "InvoiceIsToBeEmailed", "path": "invoice.flags.email_invoice", \
+   "format": "boolean", "default": "false"}, \
+  {"name": "InvoiceIsToBePrinted", "path": "invoice.flags.print_invoice", \
+   "format": "boolean", "default": "false"}, \
+  {"name": "DeliveryNumber", "path": "invoice.refs.shipment_id"}, \
+  {"name": "TotalDiscountAmount", "path": "invoice.discount_total", "format": "decimal"}, \
+  {"name": "TotalShippingAmount", "path": "invoice.shipping_total", "format": "decimal"}, \
+  {"name": "LocationId", "path": "invoice.refs.location_id"}, \
+  {"name": "PoDate", "path": "invoice.po_date", "format": "date", "pattern": date}, \
+  {"name": "OrderedBy", "path": "invoice.refs.user_name"}, \
+  {"name": "InvoiceClass", "path": "invoice.document_type"}, \
+  {"name": "InvoiceFOB", "path": "invoice.shipping_terms"}, \
+  {"name": "InvoiceTermsDescription", "path": "invoice.terms_description"}, \
+  {"name": "InvoiceCustomFields", "if": {"present": "invoice.custom_fields"}, "children": [ \
+   {"name": "EbizCustomField", "each": "invoice.custom_fields", "children": [ \
+    {"name": "FieldId"}, \
+    {"name": "FieldCaption", "path": "custom_fields[].name"}, \
+    {"name": "FieldName", "path": "custom_fields[].name"}, \
+    {"name": "FieldValue", "path": "custom_fields[].value"}, \
+    {"name": "FieldType"}, \
+    {"name": "FieldDataType"}, \
+    {"name": "FieldDescription"}]}]}]}, \
+ {"name": "customerId", "path": "invoice.customer.id"}, \
+ {"name": "subCustomerId"}, \
+ {"name": "invoiceNumber", "path": "invoice.number"}, \
+ {"name": "invoiceInternalId", "path": "invoice.target_refs.ebiz_internal_id"}]}})
 /* clang-format on */
+
+static iw_map_builtin mdy_map =
+    IW_MAP_BUILTIN_FNS("ebizcharge", EBIZ_MAPPING("MM/DD/YYYY"), ebiz_fns);
+static iw_map_builtin iso_map =
+    IW_MAP_BUILTIN_FNS("ebizcharge", EBIZ_MAPPING("YYYY-MM-DD"), ebiz_fns);
 
 /* ------------------------------------------------------------------ validate */
 
@@ -351,6 +344,10 @@ static int ebiz_render(const iw_event *ev, const iw_target_conf *tc, const iw_re
     if (rc)
         return rc;
     const iw_ebiz_conf *ec = iw_ebiz_conf_of(tc);
+    bool iso = ec->date_format && strcmp(ec->date_format, "iso") == 0;
+    const iw_map *map = iw_map_builtin_get(iso ? &iso_map : &mdy_map, errbuf, errlen);
+    if (!map)
+        return IW_EINVAL;
     if ((rc = iw_soap_request_init(out, tc->url, ec->soap_action, errbuf, errlen)))
         return rc;
 
@@ -359,16 +356,7 @@ static int ebiz_render(const iw_event *ev, const iw_target_conf *tc, const iw_re
     iw_xw_start(&x, "ebiz", "UpdateInvoice", NULL);
     if ((rc = write_token(&x, ec, out, errbuf, errlen)))
         goto fail;
-    iw_soap_map map = {.prefix = "ebiz",
-                       .root = &ev->invoice,
-                       .absent = IW_SOAP_EMPTY,
-                       .variant =
-                           ec->date_format && strcmp(ec->date_format, "iso") == 0 ? V_ISO : V_MDY};
-    iw_xw_start(&x, "ebiz", "invoice", NULL);
-    if ((rc = iw_soap_write(&x, &map, invoice_fields, &ev->invoice, errbuf, errlen)))
-        goto fail;
-    iw_xw_end(&x); /* invoice */
-    if ((rc = iw_soap_write(&x, &map, update_args, &ev->invoice, errbuf, errlen)))
+    if ((rc = iw_map_write_xml(map, ev, NULL, &x, errbuf, errlen)))
         goto fail;
     /* iw_soap_close ends UpdateInvoice with Body and Envelope */
     if ((rc = iw_soap_close(&x, out, errbuf, errlen)))

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "invoicexpress.h"
+#include "mapping.h"
 #include "status.h"
 #include "wbuf.h"
 #include "xml.h"
@@ -102,69 +103,6 @@ static const struct country {
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-
-/* How a source field becomes element text. */
-typedef enum kind {
-    K_STR,      /* char *, as is */
-    K_DMY,      /* char * "YYYY-MM-DD" -> "dd/mm/yyyy" */
-    K_DEC,      /* iw_amount, exact decimal text */
-    K_ADDRESS,  /* iw_address: line1..line3 and city, one per text line */
-    K_COUNTRY,  /* char * ISO alpha-2 -> English name */
-    K_UNIT,     /* the line's unit, or the instance's default_unit */
-    K_TAX,      /* <tax><name>: the line's tax_name, else the instance's rate table; none when
-                 * untaxed */
-    K_DISCOUNT, /* the line's discount percentage: discount_pct, else discount_amount as a
-                 * percentage of unit_price x quantity */
-    K_CLIENT,   /* the <client> group, of client_fields */
-    K_ITEMS     /* <items type="array">, one <item> of item_fields per line */
-} kind;
-
-typedef enum scope { S_INVOICE, S_LINE } scope;
-
-/* One element: its name, how to render it, where its value comes from. */
-typedef struct field {
-    const char *name; /* element name, exactly as in the seed */
-    kind kind;
-    scope from;
-    size_t off; /* offsetof the source in iw_invoice or iw_line */
-} field;
-
-#define INV(f) S_INVOICE, offsetof(iw_invoice, f)
-#define LN(f) S_LINE, offsetof(iw_line, f)
-
-/* The mapping, in the seed's element order. Absent sources leave their element out (all
- * are optional in the API except client/name and the item fields validate() insists on). */
-static const field client_fields[] = {
-    {"name", K_STR, INV(customer.name)},
-    {"email", K_STR, INV(customer.email)},
-    {"address", K_ADDRESS, INV(billing_address)},
-    {"postal_code", K_STR, INV(billing_address.postal_code)},
-    {"country", K_COUNTRY, INV(billing_address.country)},
-    {"fiscal_id", K_STR, INV(customer.fiscal_id)},
-    {"website", K_STR, INV(customer.website)},
-    {"phone", K_STR, INV(customer.phone)},
-    {"fax", K_STR, INV(customer.fax)},
-    /* client/observations is not sent: the seed (line 259) says it is added to the
-     * observations of every invoice of the client, so customer.notes (internal notes such as
-     * "VIP") would be printed on invoices. */
-};
-
-static const field item_fields[] = {
-    {"name", K_STR, LN(name)},
-    {"description", K_STR, LN(description)},
-    {"unit_price", K_DEC, LN(unit_price)},
-    {"quantity", K_DEC, LN(quantity)},
-    {"unit", K_UNIT, LN(unit)},
-    {"tax", K_TAX, LN(tax_rate)},
-    {"discount", K_DISCOUNT, LN(discount_pct)}, /* the API's discount is a percentage */
-};
-
-static const field invoice_fields[] = {
-    {"date", K_DMY, INV(issue_date)},         {"due_date", K_DMY, INV(due_date)},
-    {"reference", K_STR, INV(po_number)},     {"observations", K_STR, INV(note_public)},
-    {"retention", K_DEC, INV(retention_pct)}, {"client", K_CLIENT, INV(customer)},
-    {"items", K_ITEMS, INV(lines)},
-};
 
 /* ------------------------------------------------------------------------------------------ */
 /* Lookups shared by validate and render. */
@@ -433,140 +371,121 @@ static int ix_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* The writer. */
+/* The mapping. */
 
-/* Writes <name>text</name> (nothing when text is NULL); a text XML 1.0 cannot carry stops the
- * writer with the element's name (see ix_render). */
-static int put(iw_xw *x, const char *name, const char *text)
+/* Computed values: the rules of seed 004 and the instance's settings (ctx is the target). */
+
+/* client/country: the English name InvoiceXpress matches for the ISO code. */
+static const char *client_country(const iw_event *ev, const void *elem, size_t index,
+                                  const void *ctx, char *buf, size_t len)
 {
-    iw_xw_text(x, NULL, name, text);
-    return 0;
+    return country_name(ev->invoice.billing_address.country);
 }
 
-/* The address lines and the city, one per text line (the client has no city element); no
- * element when all are empty. */
-static void put_address(iw_xw *x, const char *name, const iw_address *a)
+/* item/unit: the line's unit, else the instance's default_unit. */
+static const char *item_unit(const iw_event *ev, const void *elem, size_t index, const void *ctx,
+                             char *buf, size_t len)
 {
-    const char *parts[] = {a->line1, a->line2, a->line3, a->city};
-    bool open = false;
-    for (size_t i = 0; i < COUNT(parts); i++) {
-        if (!parts[i] || !*parts[i])
-            continue;
-        if (open)
-            iw_xw_chars(x, "\n");
-        else
-            iw_xw_start(x, NULL, name, NULL);
-        open = true;
-        iw_xw_chars(x, parts[i]);
-    }
-    if (open)
-        iw_xw_end(x);
+    return line_unit(elem, ctx);
 }
 
-static int write_fields(iw_xw *x, const field *tab, size_t n, const iw_event *ev, const iw_line *ln,
-                        const iw_target_conf *tc, char *errbuf, size_t errlen);
-
-/* An extra charge as an item: name (description, else key), the amount as unit_price,
- * quantity 1, the default unit, no tax (the model carries none for charges). A zero charge
- * bills nothing and is not sent (the API wants unit_price > 0). */
-static void write_charge(iw_xw *x, const iw_extra_charge *c, const iw_target_conf *tc)
+/* The unit of an extra charge sent as an item: the instance's default_unit. */
+static const char *charge_unit(const iw_event *ev, const void *elem, size_t index,
+                               const void *ctx, char *buf, size_t len)
 {
-    char buf[IW_DECIMAL_BUFLEN];
-    if (!c->amount.set || iw_decimal_sign(c->amount.value) <= 0)
-        return;
-    iw_xw_start(x, NULL, "item", NULL);
-    put(x, "name", !blank(c->description) ? c->description : c->key);
-    iw_decimal_format(c->amount.value, buf, sizeof(buf));
-    put(x, "unit_price", buf);
-    put(x, "quantity", "1");
-    put(x, "unit", default_unit(tc));
-    iw_xw_end(x);
+    return default_unit(ctx);
 }
 
-static int write_one(iw_xw *x, const field *f, const iw_event *ev, const iw_line *ln,
-                     const iw_target_conf *tc, char *errbuf, size_t errlen)
+/* item/tax/name: the line's tax name (see line_tax_name); no <tax> when none. */
+static const char *item_tax_name(const iw_event *ev, const void *elem, size_t index,
+                                 const void *ctx, char *buf, size_t len)
 {
-    const char *src = (f->from == S_LINE ? (const char *)ln : (const char *)&ev->invoice) + f->off;
-    char buf[IW_DECIMAL_BUFLEN];
-    int rc = 0;
-
-    switch (f->kind) {
-    case K_STR: return put(x, f->name, *(char *const *)src);
-    case K_DMY: {
-        const char *d = *(char *const *)src;
-        if (!d)
-            return 0;
-        snprintf(buf, sizeof(buf), "%.2s/%.2s/%.4s", d + 8, d + 5, d);
-        return put(x, f->name, buf);
-    }
-    case K_DEC: {
-        const iw_amount *a = (const iw_amount *)src;
-        if (!a->set)
-            return 0;
-        iw_decimal_format(a->value, buf, sizeof(buf));
-        return put(x, f->name, buf);
-    }
-    case K_ADDRESS: put_address(x, f->name, (const iw_address *)src); return 0;
-    case K_COUNTRY: {
-        const char *code = *(char *const *)src;
-        if (!code)
-            return 0;
-        const char *name = country_name(code);
-        if (!name)
-            FAIL("billing_address.country: no InvoiceXpress country name for \"%.8s\"", code);
-        return put(x, f->name, name);
-    }
-    case K_UNIT: return put(x, f->name, line_unit(ln, tc));
-    case K_DISCOUNT: {
-        iw_amount pct;
-        if (line_discount(ln, &pct) != 0)
-            FAIL("discount_amount: not an exact percentage of unit_price x quantity");
-        if (!pct.set)
-            return 0;
-        iw_decimal_format(pct.value, buf, sizeof(buf));
-        return put(x, f->name, buf);
-    }
-    case K_TAX: {
-        const char *name = line_tax_name(ln, tc);
-        if (!name && line_taxable(ln) && (line_taxed(ln) || !ln->tax_rate.set))
-            FAIL("tax_rate: no tax name for a taxable line (tax_name, tax_names)");
-        if (!name)
-            return 0;
-        iw_xw_start(x, NULL, f->name, NULL);
-        put(x, "name", name);
-        iw_xw_end(x);
-        return 0;
-    }
-    case K_CLIENT:
-        iw_xw_start(x, NULL, f->name, NULL);
-        rc = write_fields(x, client_fields, COUNT(client_fields), ev, NULL, tc, errbuf, errlen);
-        iw_xw_end(x);
-        return rc;
-    case K_ITEMS:
-        iw_xw_start(x, NULL, f->name, NULL);
-        iw_xw_attr(x, "type", "array");
-        for (size_t i = 0; i < ev->invoice.n_lines && !rc && !x->b->err; i++) {
-            iw_xw_start(x, NULL, "item", NULL);
-            rc = write_fields(x, item_fields, COUNT(item_fields), ev, &ev->invoice.lines[i], tc,
-                              errbuf, errlen);
-            iw_xw_end(x);
-        }
-        for (size_t i = 0; i < ev->invoice.n_extra_charges && !rc && !x->b->err; i++)
-            write_charge(x, &ev->invoice.extra_charges[i], tc);
-        iw_xw_end(x);
-        return rc;
-    }
-    return 0;
+    return line_tax_name(elem, ctx);
 }
 
-static int write_fields(iw_xw *x, const field *tab, size_t n, const iw_event *ev, const iw_line *ln,
-                        const iw_target_conf *tc, char *errbuf, size_t errlen)
+/* item/discount: the API's discount is a percentage (see line_discount). */
+static const char *item_discount(const iw_event *ev, const void *elem, size_t index,
+                                 const void *ctx, char *buf, size_t len)
 {
-    int rc = 0;
-    for (size_t i = 0; i < n && !rc && !x->b->err; i++)
-        rc = write_one(x, &tab[i], ev, ln, tc, errbuf, errlen);
-    return rc;
+    iw_amount pct;
+    if (line_discount(elem, &pct) != 0 || !pct.set)
+        return NULL; /* an inexact percentage is refused by validate first */
+    iw_decimal_format(pct.value, buf, len);
+    return buf;
 }
+
+/* An extra charge is sent only when it bills something (the API wants unit_price > 0). */
+static const char *charge_billed(const iw_event *ev, const void *elem, size_t index,
+                                 const void *ctx, char *buf, size_t len)
+{
+    const iw_extra_charge *c = elem;
+    return c->amount.set && iw_decimal_sign(c->amount.value) > 0 ? "" : NULL;
+}
+
+/* The item name of an extra charge: its description, else its key. */
+static const char *charge_name(const iw_event *ev, const void *elem, size_t index,
+                               const void *ctx, char *buf, size_t len)
+{
+    const iw_extra_charge *c = elem;
+    return !blank(c->description) ? c->description : c->key;
+}
+
+static const iw_map_fn ix_fns[] = {
+    {"country", client_country},   {"unit", item_unit},         {"charge_unit", charge_unit},
+    {"tax_name", item_tax_name},   {"discount", item_discount}, {"charge_billed", charge_billed},
+    {"charge_name", charge_name},  {NULL, NULL},
+};
+
+/* The mapping, in the dialect of a generic target's mapping file (docs/adapters.md) plus the
+ * computed values above, read once by the mapping engine. The seed's element order; absent
+ * sources leave their element out (all are optional in the API except client/name and the
+ * item fields validate() insists on). Dates are dd/mm/yyyy. The client's address is the
+ * address lines and the city, one per text line (the client has no city element).
+ * client/observations is not sent: the seed (line 259) says it is added to the observations of
+ * every invoice of the client, so customer.notes (internal notes such as "VIP") would be
+ * printed on invoices. Extra charges (shipping, handling) are items too: every update replaces
+ * all items (seed lines 165, 263), so a charge left out would be deleted; a charge is its name,
+ * its amount as unit_price, quantity 1, the default unit and no tax (the model carries none
+ * for charges). J() turns the JSON written below into a string literal. */
+#define J(...) #__VA_ARGS__
+
+/* clang-format off */
+static iw_map_builtin ix_map = IW_MAP_BUILTIN_FNS("invoicexpress", J(
+{"dialect": "xml", "root": {"name": "invoice", "children": [
+  {"name": "date", "path": "invoice.issue_date", "format": "date", "pattern": "DD/MM/YYYY"},
+  {"name": "due_date", "path": "invoice.due_date", "format": "date", "pattern": "DD/MM/YYYY"},
+  {"name": "reference", "path": "invoice.po_number"},
+  {"name": "observations", "path": "invoice.note_public"},
+  {"name": "retention", "path": "invoice.retention_pct", "format": "decimal"},
+  {"name": "client", "children": [
+    {"name": "name", "path": "invoice.customer.name"},
+    {"name": "email", "path": "invoice.customer.email"},
+    {"name": "address", "join": "\n", "path": [
+      "invoice.billing_address.line1", "invoice.billing_address.line2",
+      "invoice.billing_address.line3", "invoice.billing_address.city"]},
+    {"name": "postal_code", "path": "invoice.billing_address.postal_code"},
+    {"name": "country", "compute": "country"},
+    {"name": "fiscal_id", "path": "invoice.customer.fiscal_id"},
+    {"name": "website", "path": "invoice.customer.website"},
+    {"name": "phone", "path": "invoice.customer.phone"},
+    {"name": "fax", "path": "invoice.customer.fax"}]},
+  {"name": "items", "attributes": {"type": "array"}, "children": [
+    {"name": "item", "each": "invoice.lines", "children": [
+      {"name": "name", "path": "lines[].name"},
+      {"name": "description", "path": "lines[].description"},
+      {"name": "unit_price", "path": "lines[].unit_price", "format": "decimal"},
+      {"name": "quantity", "path": "lines[].quantity", "format": "decimal"},
+      {"name": "unit", "compute": "unit"},
+      {"name": "tax", "if": {"computed": "tax_name"}, "children": [
+        {"name": "name", "compute": "tax_name"}]},
+      {"name": "discount", "compute": "discount"}]},
+    {"name": "item", "each": "invoice.extra_charges", "if": {"computed": "charge_billed"},
+     "children": [
+      {"name": "name", "compute": "charge_name"},
+      {"name": "unit_price", "path": "extra_charges[].amount", "format": "decimal"},
+      {"name": "quantity", "value": "1"},
+      {"name": "unit", "compute": "charge_unit"}]}]}]}}), ix_fns);
+/* clang-format on */
 
 /* Appends s percent-encoded (RFC 3986 unreserved characters kept) to out; out must hold
  * 3 * strlen(s) + 1 bytes. */
@@ -623,6 +542,9 @@ static int ix_render(const iw_event *ev, const iw_target_conf *tc, const iw_rend
     int rc = ix_validate(ev, tc, errbuf, errlen);
     if (rc)
         return rc;
+    const iw_map *map = iw_map_builtin_get(&ix_map, errbuf, errlen);
+    if (!map)
+        return IW_EINVAL;
     snprintf(out->method, sizeof(out->method), "PUT");
     if ((rc = build_url(out, tc, ev->invoice.target_refs.invoicexpress_id, errbuf, errlen)))
         goto fail;
@@ -635,9 +557,7 @@ static int ix_render(const iw_event *ev, const iw_target_conf *tc, const iw_rend
 
     iw_xw x;
     iw_xw_begin(&x, iw_wbuf_scratch(), true);
-    iw_xw_start(&x, NULL, "invoice", NULL);
-    if ((rc =
-             write_fields(&x, invoice_fields, COUNT(invoice_fields), ev, NULL, tc, errbuf, errlen)))
+    if ((rc = iw_map_write_xml(map, ev, tc, &x, errbuf, errlen)))
         goto fail;
     iw_xw_finish(&x);
     if ((rc = iw_request_set_body_from(out, x.b, errbuf, errlen)))

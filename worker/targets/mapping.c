@@ -2,6 +2,7 @@
  * JSON with every error named by its path, and writing a body as XML or JSON. */
 #include "mapping.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -194,10 +195,13 @@ void iw_map_error(iw_map_errors *e, const char *path, const char *fmt, ...)
 typedef struct parser {
     iw_map_errors *errs;
     iw_map_dialect dialect;
-    const char *prefix; /* default XML prefix */
+    const char *prefix;   /* default XML prefix */
+    iw_map_absent absent; /* default absent policy */
+    const iw_map_fn *fns; /* built-ins: computed values "compute" may name; NULL = none */
+    bool fragment;        /* built-ins: an XML root may be nameless */
 } parser;
 
-static const char *const FORMATS[] = {"text", "decimal", "integer", "date", "boolean"};
+static const char *const FORMATS[] = {"text", "decimal", "integer", "date", "boolean", "digits"};
 
 /* Reads one path; checks it names a field reachable from the open scopes (bit per scope). */
 static const iw_map_field *read_path(parser *p, const cJSON *v, const char *path, unsigned open)
@@ -289,6 +293,15 @@ static void read_condition(parser *p, const cJSON *v, const char *path, unsigned
         return;
     }
     const cJSON *c = cJSON_IsObject(v) ? v->child : NULL;
+    if (c && !c->next && p->fns && strcmp(c->string, "computed") == 0) {
+        for (const iw_map_fn *f = p->fns; f->name && !n->cond_fn; f++)
+            if (cJSON_IsString(c) && strcmp(f->name, c->valuestring) == 0)
+                n->cond_fn = f->fn;
+        if (!n->cond_fn)
+            iw_map_error(p->errs, path, "not a computed value of this adapter");
+        n->cond = IW_COND_COMPUTED;
+        return;
+    }
     if (!c || c->next || (strcmp(c->string, "present") != 0 && strcmp(c->string, "non_empty"))) {
         iw_map_error(p->errs, path,
                      "expected {\"present\": path or [paths]} or {\"non_empty\": ...}");
@@ -354,11 +367,11 @@ static void read_format(parser *p, const cJSON *obj, const char *path, iw_map_no
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "format");
     snprintf(sub, sizeof(sub), "%s.format", path);
     if (v) {
-        int k = cJSON_IsString(v) ? enum_index(v->valuestring, FORMATS, 5) : -1;
+        int k = cJSON_IsString(v) ? enum_index(v->valuestring, FORMATS, 6) : -1;
         if (k < 0)
             iw_map_error(p->errs, sub,
                          "unknown format \"%.40s\"; use one of text, decimal, integer, date, "
-                         "boolean",
+                         "boolean, digits",
                          cJSON_IsString(v) ? v->valuestring : "(not a string)");
         else
             n->format = (iw_map_format)k;
@@ -379,11 +392,16 @@ static void read_format(parser *p, const cJSON *obj, const char *path, iw_map_no
         n->scale = (int)v->valuedouble;
     v = cJSON_GetObjectItemCaseSensitive(obj, "as");
     snprintf(sub, sizeof(sub), "%s.as", path);
-    if (v &&
-        (p->dialect != IW_MAP_JSON || !cJSON_IsString(v) || strcmp(v->valuestring, "string") != 0))
-        iw_map_error(p->errs, sub, "only \"string\" (JSON bodies: a number or boolean as text)");
+    bool array = v && cJSON_IsString(v) && strcmp(v->valuestring, "array") == 0 &&
+                 cJSON_GetObjectItemCaseSensitive(obj, "children") &&
+                 !cJSON_GetObjectItemCaseSensitive(obj, "each");
+    if (v && (p->dialect != IW_MAP_JSON || !cJSON_IsString(v) ||
+              (strcmp(v->valuestring, "string") != 0 && !array)))
+        iw_map_error(p->errs, sub,
+                     "\"string\" (JSON bodies: a number or boolean as text) or \"array\" (a "
+                     "row with children, no each: an array of its one object)");
     else if (v)
-        n->as_string = true;
+        *(array ? &n->as_array : &n->as_string) = true;
 }
 
 static void read_node(parser *p, const cJSON *obj, const char *path, int depth, unsigned open,
@@ -398,9 +416,9 @@ static void read_node(parser *p, const cJSON *obj, const char *path, int depth, 
         iw_map_error(p->errs, path, "nested deeper than %d rows", MAX_NODE_DEPTH);
         return;
     }
-    static const char *const KEYS[] = {"name",    "path",       "value", "format",
-                                       "pattern", "scale",      "as",    "absent",
-                                       "if",      "attributes", "each",  "children"};
+    static const char *const KEYS[] = {"name",  "path",     "value",   "format",  "pattern",
+                                       "scale", "as",       "absent",  "if",      "attributes",
+                                       "each",  "children", "default", "compute", "join"};
     char sub[224];
     for (const cJSON *c = obj->child; c; c = c->next) {
         if (enum_index(c->string, KEYS, sizeof(KEYS) / sizeof(KEYS[0])) < 0) {
@@ -410,9 +428,10 @@ static void read_node(parser *p, const cJSON *obj, const char *path, int depth, 
     }
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "name");
     snprintf(sub, sizeof(sub), "%s.name", path);
+    n->absent = p->absent;
     if (v)
         read_name(p, v, sub, n);
-    else if (keyed || p->dialect == IW_MAP_XML)
+    else if (keyed || (p->dialect == IW_MAP_XML && !(p->fragment && depth == 0)))
         iw_map_error(p->errs, sub, "required");
 
     const cJSON *each = cJSON_GetObjectItemCaseSensitive(obj, "each");
@@ -445,6 +464,31 @@ static void read_node(parser *p, const cJSON *obj, const char *path, int depth, 
         else
             n->value = strdup(v->valuestring);
     }
+    v = cJSON_GetObjectItemCaseSensitive(obj, "default");
+    if (v) {
+        snprintf(sub, sizeof(sub), "%s.default", path);
+        if (!cJSON_IsString(v))
+            iw_map_error(p->errs, sub, "expected a text");
+        else
+            n->dflt = strdup(v->valuestring);
+    }
+    v = cJSON_GetObjectItemCaseSensitive(obj, "join");
+    if (v) {
+        snprintf(sub, sizeof(sub), "%s.join", path);
+        if (!cJSON_IsString(v) || p->dialect != IW_MAP_XML)
+            iw_map_error(p->errs, sub, "expected a text (XML bodies only)");
+        else
+            n->join = strdup(v->valuestring);
+    }
+    v = cJSON_GetObjectItemCaseSensitive(obj, "compute");
+    if (v) {
+        snprintf(sub, sizeof(sub), "%s.compute", path);
+        for (const iw_map_fn *f = p->fns; f && f->name && !n->compute; f++)
+            if (cJSON_IsString(v) && strcmp(f->name, v->valuestring) == 0)
+                n->compute = f->fn;
+        if (!n->compute)
+            iw_map_error(p->errs, sub, "not a computed value of this adapter");
+    }
     if (n->value && cJSON_GetObjectItemCaseSensitive(obj, "path")) {
         snprintf(sub, sizeof(sub), "%s.value", path);
         iw_map_error(p->errs, sub, "a row takes \"path\" or \"value\", not both");
@@ -474,13 +518,27 @@ static void read_node(parser *p, const cJSON *obj, const char *path, int depth, 
     v = cJSON_GetObjectItemCaseSensitive(obj, "children");
     if (v) {
         snprintf(sub, sizeof(sub), "%s.children", path);
-        if (n->n_src || n->value)
-            iw_map_error(p->errs, sub, "a row with children takes no \"path\" or \"value\"");
+        if (n->n_src || n->value || n->dflt || n->compute || n->join)
+            iw_map_error(p->errs, sub,
+                         "a row with children takes no \"path\", \"value\", \"default\" or "
+                         "\"compute\"");
         read_children(p, v, sub, depth, open, n);
     }
+    n->plain = !n->group && !n->each && n->n_src == 1 && n->src[0]->type == FT_STR &&
+               n->format == IW_FMT_TEXT && !n->n_attrs && !n->compute && !n->dflt && !n->join;
 }
 
+static int map_parse(const cJSON *obj, const char *path, const iw_map_fn *fns, iw_map *out,
+                     iw_map_errors *errs);
+
 int iw_map_parse(const cJSON *obj, const char *path, iw_map *out, iw_map_errors *errs)
+{
+    return map_parse(obj, path, NULL, out, errs);
+}
+
+/* fns not NULL: a built-in mapping, which may compute values and be an XML fragment. */
+static int map_parse(const cJSON *obj, const char *path, const iw_map_fn *fns, iw_map *out,
+                     iw_map_errors *errs)
 {
     memset(out, 0, sizeof(*out));
     size_t before = errs->count;
@@ -489,14 +547,14 @@ int iw_map_parse(const cJSON *obj, const char *path, iw_map *out, iw_map_errors 
         iw_map_error(errs, path, "expected an object");
         return IW_EINVAL;
     }
-    static const char *const KEYS[] = {"dialect", "declaration", "prefix", "root"};
+    static const char *const KEYS[] = {"dialect", "declaration", "prefix", "absent", "root"};
     for (const cJSON *c = obj->child; c; c = c->next) {
-        if (enum_index(c->string, KEYS, 4) < 0) {
+        if (enum_index(c->string, KEYS, 5) < 0) {
             snprintf(sub, sizeof(sub), "%s.%s", path, c->string);
             iw_map_error(errs, sub, "unknown key");
         }
     }
-    parser p = {.errs = errs};
+    parser p = {.errs = errs, .fns = fns, .fragment = fns != NULL};
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "dialect");
     snprintf(sub, sizeof(sub), "%s.dialect", path);
     if (cJSON_IsString(v) && strcmp(v->valuestring, "xml") == 0)
@@ -520,6 +578,17 @@ int iw_map_parse(const cJSON *obj, const char *path, iw_map *out, iw_map_errors 
         iw_map_error(errs, sub, "expected an XML prefix (XML bodies only)");
     else if (v)
         p.prefix = v->valuestring;
+    v = cJSON_GetObjectItemCaseSensitive(obj, "absent");
+    snprintf(sub, sizeof(sub), "%s.absent", path);
+    if (v) {
+        static const char *const ABSENT[] = {"omit", "empty", "null"};
+        int k = cJSON_IsString(v) ? enum_index(v->valuestring, ABSENT, 3) : -1;
+        if (k < 0 || (k == IW_ABSENT_NULL && p.dialect != IW_MAP_JSON))
+            iw_map_error(errs, sub, "expected \"omit\", \"empty\"%s",
+                         p.dialect == IW_MAP_JSON ? " or \"null\"" : "");
+        else
+            p.absent = (iw_map_absent)k;
+    }
     v = cJSON_GetObjectItemCaseSensitive(obj, "root");
     snprintf(sub, sizeof(sub), "%s.root", path);
     if (!v)
@@ -540,6 +609,8 @@ static void node_free(iw_map_node *n)
     free(n->prefix);
     free(n->name);
     free(n->value);
+    free(n->dflt);
+    free(n->join);
     free(n->pattern);
     for (size_t i = 0; i < n->n_attrs; i++) {
         free(n->attrs[i].name);
@@ -564,22 +635,51 @@ void iw_map_free(iw_map *m)
 
 typedef struct writer {
     iw_map_dialect dialect;
-    iw_xw x;
-    iw_jw j;
+    iw_xw *x; /* XML: the open document */
+    iw_jw *j; /* JSON: the open document */
     iw_wbuf *b;
     scope_ctx sc;
+    const iw_event *ev;
+    const void *ctx;  /* handed to computed values */
+    const void *elem; /* the innermost repeated group's current element (NULL: none) */
+    size_t index;     /* and its 0-based position */
 } writer;
 
-static bool cond_holds(const iw_map_node *n, const scope_ctx *c)
+/* True when the field holds a value (non_empty: a non-empty one), without formatting it: an
+ * amount, flag or number is never empty, a list holds an element. */
+static bool field_holds(const iw_map_field *f, const scope_ctx *c, bool non_empty)
+{
+    const void *base = c->obj[f->scope];
+    if (!base)
+        return false;
+    const char *at = (const char *)base + f->off;
+    switch (f->type) {
+    case FT_STR: {
+        const char *s = iw_map_ptr_at(base, f->off);
+        return s && (!non_empty || *s);
+    }
+    case FT_AMOUNT: return ((const iw_amount *)(const void *)at)->set;
+    case FT_FLAG: {
+        iw_flag v;
+        memcpy(&v, at, sizeof(v));
+        return v != IW_FLAG_UNSET;
+    }
+    case FT_INT64: return true;
+    default: return iw_map_size_at(base, f->count_off) > 0 && iw_map_ptr_at(base, f->off);
+    }
+}
+
+static bool cond_holds(const iw_map_node *n, const writer *w)
 {
     if (n->cond == IW_COND_NONE)
         return true;
-    char buf[IW_DECIMAL_BUFLEN];
-    for (size_t i = 0; i < n->n_cond; i++) {
-        const char *t = field_raw(n->cond_src[i], c, buf, sizeof(buf));
-        if (t && (n->cond == IW_COND_PRESENT || *t || n->cond_src[i]->type == FT_LIST))
-            return true;
+    if (n->cond == IW_COND_COMPUTED) {
+        char buf[IW_DECIMAL_BUFLEN];
+        return n->cond_fn(w->ev, w->elem, w->index, w->ctx, buf, sizeof(buf)) != NULL;
     }
+    for (size_t i = 0; i < n->n_cond; i++)
+        if (field_holds(n->cond_src[i], &w->sc, n->cond == IW_COND_NON_EMPTY))
+            return true;
     return false;
 }
 
@@ -593,11 +693,11 @@ static bool format_date(const char *d, const char *pattern, char *out, size_t le
             return false;
     size_t o = 0;
     for (const char *p = pattern; *p && o + 5 < len;) {
-        if (strncmp(p, "YYYY", 4) == 0) {
+        if (p[0] == 'Y' && p[1] == 'Y' && p[2] == 'Y' && p[3] == 'Y') {
             memcpy(out + o, d, 4), o += 4, p += 4;
-        } else if (strncmp(p, "MM", 2) == 0) {
+        } else if (p[0] == 'M' && p[1] == 'M') {
             memcpy(out + o, d + 5, 2), o += 2, p += 2;
-        } else if (strncmp(p, "DD", 2) == 0) {
+        } else if (p[0] == 'D' && p[1] == 'D') {
             memcpy(out + o, d + 8, 2), o += 2, p += 2;
         } else {
             out[o++] = *p++;
@@ -643,6 +743,16 @@ static const char *apply_format(const iw_map_node *n, const char *raw, char *buf
             return NULL;
         }
         return buf;
+    case IW_FMT_DIGITS: {
+        const char *digits = raw;
+        while (digits[0] == '0' && digits[1] >= '0' && digits[1] <= '9')
+            digits++;
+        size_t n_digits = strspn(digits, "0123456789");
+        if (!*raw || digits[n_digits] != '\0' || n_digits > 18 || n_digits >= len)
+            return NULL; /* not an id: absent, *why stays NULL */
+        memcpy(buf, digits, n_digits + 1);
+        return buf;
+    }
     default:
         if (strcmp(raw, "true") != 0 && strcmp(raw, "false") != 0) {
             *why = "not a boolean";
@@ -652,27 +762,35 @@ static const char *apply_format(const iw_map_node *n, const char *raw, char *buf
     }
 }
 
+/* True when the source's own text is already what the format writes: an amount as a decimal
+ * with its scale kept is the amount's decimal text, a flag is true or false. */
+static bool already_formatted(const iw_map_node *n, const iw_map_field *from)
+{
+    return (n->format == IW_FMT_DECIMAL && n->scale < 0 && from->type == FT_AMOUNT) ||
+           (n->format == IW_FMT_BOOLEAN && from->type == FT_FLAG);
+}
+
 static void write_rows(writer *w, const iw_map_node *rows, size_t n);
 
 static void open_element(writer *w, const iw_map_node *n, bool array)
 {
     if (w->dialect == IW_MAP_XML) {
-        iw_xw_start(&w->x, n->prefix, n->name, NULL);
+        iw_xw_start(w->x, n->prefix, n->name, NULL);
         for (size_t i = 0; i < n->n_attrs; i++)
-            iw_xw_attr(&w->x, n->attrs[i].name, n->attrs[i].value);
+            iw_xw_attr(w->x, n->attrs[i].name, n->attrs[i].value);
     } else if (array) {
-        iw_jw_array(&w->j, n->name);
+        iw_jw_array(w->j, n->name);
     } else {
-        iw_jw_object(&w->j, n->name);
+        iw_jw_object(w->j, n->name);
     }
 }
 
 static void close_element(writer *w)
 {
     if (w->dialect == IW_MAP_XML)
-        iw_xw_end(&w->x);
+        iw_xw_end(w->x);
     else
-        iw_jw_end(&w->j);
+        iw_jw_end(w->j);
 }
 
 static void write_each(writer *w, const iw_map_node *n)
@@ -685,72 +803,137 @@ static void write_each(writer *w, const iw_map_node *n)
         if (count == 0 && n->absent == IW_ABSENT_OMIT)
             return;
         if (count == 0 && n->absent == IW_ABSENT_NULL) {
-            iw_jw_null(&w->j, n->name);
+            iw_jw_null(w->j, n->name);
             return;
         }
-        iw_jw_array(&w->j, n->name);
+        iw_jw_array(w->j, n->name);
     }
-    const void *saved = w->sc.obj[f->elem_scope];
+    const void *saved = w->sc.obj[f->elem_scope], *saved_elem = w->elem;
+    size_t saved_index = w->index;
     for (size_t i = 0; i < count && !w->b->err; i++) {
-        w->sc.obj[f->elem_scope] = items + i * f->elem_size;
+        w->sc.obj[f->elem_scope] = w->elem = items + i * f->elem_size;
+        w->index = i;
+        if (n->cond != IW_COND_NONE && !cond_holds(n, w))
+            continue;
         if (w->dialect == IW_MAP_XML) {
             open_element(w, n, false);
         } else {
-            iw_jw_object(&w->j, NULL);
+            iw_jw_object(w->j, NULL);
         }
         write_rows(w, n->children, n->n_children);
         close_element(w);
     }
     w->sc.obj[f->elem_scope] = saved;
+    w->elem = saved_elem;
+    w->index = saved_index;
     if (w->dialect == IW_MAP_JSON)
-        iw_jw_end(&w->j);
+        iw_jw_end(w->j);
+}
+
+/* A joined row (XML): the present, non-empty texts of its paths with n->join between them; no
+ * element when there are none. */
+static void write_joined(writer *w, const iw_map_node *n)
+{
+    char buf[IW_DECIMAL_BUFLEN];
+    bool open = false;
+    for (size_t i = 0; i < n->n_src; i++) {
+        const char *t = field_raw(n->src[i], &w->sc, buf, sizeof(buf));
+        if (!t || !*t)
+            continue;
+        if (open)
+            iw_xw_chars(w->x, n->join);
+        else
+            open_element(w, n, false);
+        open = true;
+        iw_xw_chars(w->x, t);
+    }
+    if (open)
+        iw_xw_end(w->x);
 }
 
 static void write_leaf(writer *w, const iw_map_node *n)
 {
+    if (n->join) {
+        write_joined(w, n);
+        return;
+    }
     char raw_buf[IW_DECIMAL_BUFLEN], buf[IW_DECIMAL_BUFLEN * 2];
     const char *raw = n->value;
+    const iw_map_field *from = NULL;
     for (size_t i = 0; !raw && i < n->n_src; i++)
-        raw = field_raw(n->src[i], &w->sc, raw_buf, sizeof(raw_buf));
+        raw = field_raw(from = n->src[i], &w->sc, raw_buf, sizeof(raw_buf));
+    if (!raw && n->compute) {
+        raw = n->compute(w->ev, w->elem, w->index, w->ctx, raw_buf, sizeof(raw_buf));
+        from = NULL;
+    }
+    if (!raw && n->dflt) {
+        raw = n->dflt;
+        from = NULL;
+    }
     const char *text = NULL, *why = NULL;
-    if (raw && !(text = apply_format(n, raw, buf, sizeof(buf), &why))) {
+    if (raw && from && already_formatted(n, from))
+        text = raw;
+    else if (raw && !(text = apply_format(n, raw, buf, sizeof(buf), &why)) && why) {
         iw_wbuf_fail(w->b, IW_EINVAL, n->name, why);
         return;
     }
-    bool has_source = n->n_src > 0 || n->value;
+    bool has_source = n->n_src > 0 || n->value || n->compute;
     if (!text && has_source && n->absent == IW_ABSENT_OMIT)
         return;
     if (w->dialect == IW_MAP_XML) {
         if (n->n_attrs) {
             open_element(w, n, false);
             if (text)
-                iw_xw_chars(&w->x, text);
-            iw_xw_end(&w->x);
+                iw_xw_chars(w->x, text);
+            iw_xw_end(w->x);
         } else {
-            iw_xw_text_or_empty(&w->x, n->prefix, n->name, text);
+            iw_xw_text_or_empty(w->x, n->prefix, n->name, text);
         }
         return;
     }
     if (!text && n->absent == IW_ABSENT_EMPTY)
-        iw_jw_string(&w->j, n->name, "");
+        iw_jw_string(w->j, n->name, "");
     else if (!text)
-        iw_jw_null(&w->j, n->name);
+        iw_jw_null(w->j, n->name);
     else if (n->as_string || n->format == IW_FMT_TEXT || n->format == IW_FMT_DATE)
-        iw_jw_string(&w->j, n->name, text);
+        iw_jw_string(w->j, n->name, text);
     else if (n->format == IW_FMT_BOOLEAN)
-        iw_jw_bool(&w->j, n->name, strcmp(text, "true") == 0);
+        iw_jw_bool(w->j, n->name, strcmp(text, "true") == 0);
     else
-        iw_jw_raw(&w->j, n->name, text);
+        iw_jw_raw(w->j, n->name, text);
+}
+
+/* A plain row (see iw_map_node.plain), the most common kind, without the general path. */
+static void write_plain(writer *w, const iw_map_node *n)
+{
+    const void *base = w->sc.obj[n->src[0]->scope];
+    const char *text = base ? iw_map_ptr_at(base, n->src[0]->off) : NULL;
+    if (!text && n->absent == IW_ABSENT_OMIT)
+        return;
+    if (w->dialect == IW_MAP_XML)
+        iw_xw_text_or_empty(w->x, n->prefix, n->name, text);
+    else if (text || n->absent == IW_ABSENT_EMPTY)
+        iw_jw_string(w->j, n->name, text ? text : "");
+    else
+        iw_jw_null(w->j, n->name);
 }
 
 static void write_rows(writer *w, const iw_map_node *rows, size_t n)
 {
     for (size_t i = 0; i < n && !w->b->err; i++) {
         const iw_map_node *r = &rows[i];
-        if (!cond_holds(r, &w->sc))
-            continue;
-        if (r->each) {
+        if (r->cond != IW_COND_NONE && !r->each && !cond_holds(r, w))
+            continue; /* a repeated group tests it per element */
+        if (r->plain) {
+            write_plain(w, r);
+        } else if (r->each) {
             write_each(w, r);
+        } else if (r->as_array) {
+            iw_jw_array(w->j, r->name);
+            iw_jw_object(w->j, NULL);
+            write_rows(w, r->children, r->n_children);
+            iw_jw_end(w->j);
+            iw_jw_end(w->j);
         } else if (r->group) {
             open_element(w, r, false);
             write_rows(w, r->children, r->n_children);
@@ -763,17 +946,75 @@ static void write_rows(writer *w, const iw_map_node *rows, size_t n)
 
 int iw_map_write(const iw_map *m, const iw_event *ev, iw_wbuf *b, char *errbuf, size_t errlen)
 {
-    writer w = {.dialect = m->dialect, .b = b};
-    scope_init(&w.sc, ev);
     if (m->dialect == IW_MAP_XML) {
-        iw_xw_begin(&w.x, b, m->declaration);
-        write_rows(&w, &m->root, 1);
-        iw_xw_finish(&w.x);
+        iw_xw x;
+        iw_xw_begin(&x, b, m->declaration);
+        iw_map_write_xml(m, ev, NULL, &x, errbuf, errlen);
+        iw_xw_finish(&x);
     } else {
-        iw_jw_begin(&w.j, b);
-        iw_jw_object(&w.j, NULL);
-        write_rows(&w, m->root.children, m->root.n_children);
-        iw_jw_finish(&w.j);
+        iw_jw j;
+        iw_jw_begin(&j, b);
+        iw_jw_object(&j, NULL);
+        iw_map_write_json(m, ev, NULL, &j, errbuf, errlen);
+        iw_jw_finish(&j);
     }
     return iw_wbuf_error(b, errbuf, errlen);
+}
+
+int iw_map_write_xml(const iw_map *m, const iw_event *ev, const void *ctx, iw_xw *x, char *errbuf,
+                     size_t errlen)
+{
+    writer w = {.dialect = IW_MAP_XML, .x = x, .b = x->b, .ev = ev, .ctx = ctx};
+    scope_init(&w.sc, ev);
+    if (m->root.name)
+        write_rows(&w, &m->root, 1);
+    else /* a fragment */
+        write_rows(&w, m->root.children, m->root.n_children);
+    return iw_wbuf_error(x->b, errbuf, errlen);
+}
+
+int iw_map_write_json(const iw_map *m, const iw_event *ev, const void *ctx, iw_jw *j, char *errbuf,
+                      size_t errlen)
+{
+    writer w = {.dialect = IW_MAP_JSON, .j = j, .b = j->b, .ev = ev, .ctx = ctx};
+    scope_init(&w.sc, ev);
+    write_rows(&w, m->root.children, m->root.n_children);
+    return iw_wbuf_error(j->b, errbuf, errlen);
+}
+
+/* ------------------------------------------------------------------ built-in mappings */
+
+static pthread_mutex_t builtin_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const iw_map_fn NO_FNS[] = {{NULL, NULL}};
+
+static void builtin_read(iw_map_builtin *b)
+{
+    iw_map_errors errs = {.count = 0};
+    cJSON *doc = cJSON_Parse(b->json);
+    if (!doc) {
+        snprintf(b->error, sizeof(b->error), "%s: built-in mapping is not JSON", b->name);
+    } else if (map_parse(doc, "mapping", b->fns ? b->fns : NO_FNS, &b->map, &errs) != 0) {
+        snprintf(b->error, sizeof(b->error), "%s: built-in %s: %s", b->name, errs.items[0].path,
+                 errs.items[0].message);
+    }
+    cJSON_Delete(doc);
+    __atomic_store_n(&b->state, *b->error ? -1 : 1, __ATOMIC_RELEASE);
+}
+
+const iw_map *iw_map_builtin_get(iw_map_builtin *b, char *errbuf, size_t errlen)
+{
+    int state = __atomic_load_n(&b->state, __ATOMIC_ACQUIRE);
+    if (state == 0) {
+        pthread_mutex_lock(&builtin_lock);
+        if (b->state == 0)
+            builtin_read(b);
+        state = b->state;
+        pthread_mutex_unlock(&builtin_lock);
+    }
+    if (state < 0) {
+        snprintf(errbuf, errlen, "%s", b->error);
+        return NULL;
+    }
+    return &b->map;
 }

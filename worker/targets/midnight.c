@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "mapping.h"
 #include "midnight.h"
 #include "status.h"
 #include "wbuf.h"
@@ -21,9 +22,6 @@
 #define DEFAULT_URL "https://api.midnightmis.com/v1/Generic/InvoiceUpdate"
 /* Token refresh path, appended to the API base (see token_url_of). */
 #define REFRESH_PATH "/v1/Token/RegenerateAuthToken"
-/* Namespace declarations the seed's XML sample carries on its root. */
-#define XSI_NS "http://www.w3.org/2001/XMLSchema-instance"
-#define XSD_NS "http://www.w3.org/2001/XMLSchema"
 
 static const iw_midnight_conf *mnc(const iw_target_conf *tc)
 {
@@ -35,196 +33,119 @@ typedef struct mn_state {
     char *token; /* secret: NULL until a refresh, then used instead of midnight_token */
 } mn_state;
 
-/* How a source field becomes a value. */
-typedef enum kind {
-    K_NONE,  /* in the seed, but the canonical model has no source: never sent (see below) */
-    K_STR,   /* char *, sent as a string */
-    K_INT,   /* char * holding a number; sent as a JSON integer, omitted unless all digits */
-    K_ID,    /* char * holding a Midnight id from target_refs; a JSON integer (validate() has
-              * refused one that is not all digits) */
-    K_DEC,   /* iw_amount, sent as a JSON number with the decimal's exact text */
-    K_DATE,  /* char * "YYYY-MM-DD", sent as "YYYY-MM-DDT00:00:00" */
-    K_STAMP, /* char * RFC 3339 timestamp, sent as is */
-    K_BOOL,  /* iw_flag, sent as true/false, omitted when unset */
-    K_LINES, /* the invoice lines, as InvoiceLine[] of line_fields */
-    K_DETAIL /* the line's one InvoiceLineItem detail, of detail_fields */
-} kind;
+/* The mapping, in the seed's key order, one for JSON and one for XML (the same keys; the lists
+ * take a different shape in each). Read once by the mapping engine; J() turns the JSON written
+ * below into a string literal.
+ *
+ * Keys the seed has but the canonical invoice has no source for are Midnight-internal (billing
+ * progress, GL accounts, order versions, parent lines) and are left out rather than invented:
+ * InvoiceLineItemID, OrderVersionID, OrderVersionDetailID, ServiceID, AccountingGLID,
+ * PaymentAccountID, OrderVersionPostageID, AmountApplied, PreviouslyInvoiced,
+ * PreviouslyInvoicedBalance, InitialTotal, ParentInvoiceLineID, bNoteVisible,
+ * ParentInvoiceLineGuid, ParentObjectType, ParentObjectID, ItemDisplaySetting. Midnight's own
+ * keys (InvoiceID, CustomerId, ContactID, InvoiceLineID, OrderID, ItemId, InvoiceLineGuid) come
+ * only from target_refs, never from upstream's ids, which are numbers of another system and
+ * would point at unrelated Midnight rows; an id is sent as a JSON integer ("digits": validate()
+ * has refused one that is not all digits). A line without a Midnight id is refused by
+ * validate() unless the instance sends such lines as new ones (lines_without_id "new"; they
+ * then carry TempInvoiceLineID, the sender's line number, which also orders the line as its
+ * Priority). The canonical model has one line type; Midnight asks for a type at four places,
+ * and all four carry line_type. Dates are sent as "YYYY-MM-DDT00:00:00", paid_at as given
+ * (RFC 3339). SourceModule is the upstream system that published the event. Each line has one
+ * InvoiceLineItem detail, carrying its quantity and amounts. */
+#define J(...) #__VA_ARGS__
 
-/* Where the source field lives. */
-typedef enum scope {
-    S_EVENT, /* offset into iw_event (so ev->source and ev->invoice.* both reach) */
-    S_LINE   /* offset into iw_line */
-} scope;
+/* clang-format off */
+#define MN_HEAD J( \
+  {"name": "Guid", "path": "invoice.target_refs.midnight_guid"}, \
+  {"name": "InvoiceID", "path": "invoice.target_refs.midnight_invoice_id", "format": "digits"}, \
+  {"name": "InvoiceNumber", "path": "invoice.number"}, \
+  {"name": "InvoiceNumberExt", "path": "invoice.number_ext"}, \
+  {"name": "CustomerId", "path": "invoice.target_refs.midnight_customer_id", "format": "digits"}, \
+  {"name": "UserName", "path": "invoice.refs.user_name"}, \
+  {"name": "InvoiceDate", "path": "invoice.issue_date", "format": "date", \
+   "pattern": "YYYY-MM-DDT00:00:00"}, \
+  {"name": "InvoiceDueDate", "path": "invoice.due_date", "format": "date", \
+   "pattern": "YYYY-MM-DDT00:00:00"}, \
+  {"name": "TermsCode", "path": "invoice.terms_code"}, \
+  {"name": "SubTotalBilledAmount", "path": "invoice.subtotal", "format": "decimal"}, \
+  {"name": "InvoiceTaxAmount", "path": "invoice.tax_total", "format": "decimal"}, \
+  {"name": "TotalBilledAmount", "path": "invoice.total", "format": "decimal"}, \
+  {"name": "PaymentDueAmount", "path": "invoice.amount_due", "format": "decimal"}, \
+  {"name": "PaymentBilledDateTime", "path": "invoice.paid_at"}, \
+  {"name": "AddressLine1", "path": "invoice.billing_address.line1"}, \
+  {"name": "AddressLine2", "path": "invoice.billing_address.line2"}, \
+  {"name": "AddressLine3", "path": "invoice.billing_address.line3"}, \
+  {"name": "City", "path": "invoice.billing_address.city"}, \
+  {"name": "StateCode", "path": "invoice.billing_address.state"}, \
+  {"name": "ZipCode", "path": "invoice.billing_address.postal_code"}, \
+  {"name": "Phone", "path": "invoice.customer.phone"}, \
+  {"name": "Extension", "path": "invoice.customer.phone_ext"}, \
+  {"name": "EmailAddress", "path": "invoice.customer.email"}, \
+  {"name": "ContactID", "path": "invoice.target_refs.midnight_contact_id", "format": "digits"}, \
+  {"name": "InvoiceNote", "path": "invoice.note_public"}, \
+  {"name": "SourceModule", "path": "source"}, \
+  {"name": "InvoiceTitle", "path": "invoice.title"}, \
+  {"name": "Note", "path": "invoice.note_internal"}, \
+  {"name": "DisplayItem", "path": "invoice.flags.display_item", "format": "boolean"}, \
+  {"name": "InvoiceStatus", "path": "invoice.status"}, )
 
-/* One key of the request: its name, how to render it, where its value comes from. */
-typedef struct field {
-    const char *key; /* JSON key / XML element name, exactly as in the seed */
-    kind kind;
-    scope from;
-    size_t off; /* offsetof the source in the scope's struct */
-} field;
+#define MN_LINE J( \
+  {"name": "InvoiceLineID", "path": "lines[].target_refs.midnight_line_id", "format": "digits"}, \
+  {"name": "InvoiceID", "path": "invoice.target_refs.midnight_invoice_id", "format": "digits"}, \
+  {"name": "OrderID", "path": "lines[].target_refs.midnight_order_id", "format": "digits"}, \
+  {"name": "InvoiceLineType", "path": "lines[].line_type"}, \
+  {"name": "Title", "path": "lines[].name"}, \
+  {"name": "Priority", "path": "lines[].line_no", "format": "digits"}, \
+  {"name": "Quantity", "path": "lines[].quantity", "format": "decimal"}, \
+  {"name": "Rate", "path": "lines[].unit_price", "format": "decimal"}, \
+  {"name": "AmountBilled", "path": "lines[].line_total", "format": "decimal"}, \
+  {"name": "Note", "path": "lines[].description"}, \
+  {"name": "DisplayItem", "path": "invoice.flags.display_item", "format": "boolean"}, \
+  {"name": "LineSubTotal", "path": "lines[].line_subtotal", "format": "decimal"}, \
+  {"name": "Tax", "path": "lines[].tax_amount", "format": "decimal"}, \
+  {"name": "ItemId", "path": "lines[].target_refs.midnight_item_id", "format": "digits"}, \
+  {"name": "ItemType", "path": "lines[].line_type"}, \
+  {"name": "LineType", "path": "lines[].line_type"}, \
+  {"name": "TempInvoiceLineID", "path": "lines[].line_no", "format": "digits"}, \
+  {"name": "InvoiceLineGuid", "path": "lines[].target_refs.midnight_line_guid"}, )
 
-#define EV(f) S_EVENT, offsetof(iw_event, f)
-#define INV(f) S_EVENT, offsetof(iw_event, invoice.f)
-#define LN(f) S_LINE, offsetof(iw_line, f)
-#define NONE S_EVENT, 0
+#define MN_DETAIL J( \
+  {"name": "InvoiceID", "path": "invoice.target_refs.midnight_invoice_id", "format": "digits"}, \
+  {"name": "InvoiceLineID", "path": "lines[].target_refs.midnight_line_id", "format": "digits"}, \
+  {"name": "OrderID", "path": "lines[].target_refs.midnight_order_id", "format": "digits"}, \
+  {"name": "InvoiceLineDetailType", "path": "lines[].line_type"}, \
+  {"name": "Quantity", "path": "lines[].quantity", "format": "decimal"}, \
+  {"name": "Amount", "path": "lines[].line_subtotal", "format": "decimal"}, \
+  {"name": "Tax", "path": "lines[].tax_amount", "format": "decimal"}, \
+  {"name": "DisplayItem", "path": "invoice.flags.display_item", "format": "boolean"})
 
-/* The mapping, in the seed's key order. Keys marked K_NONE are Midnight-internal (billing
- * progress, GL accounts, order versions, parent lines) and have no source in the canonical
- * invoice; they are left out rather than invented. Midnight's own keys (InvoiceID, CustomerId,
- * ContactID, InvoiceLineID, OrderID, ItemId, InvoiceLineGuid) come only from target_refs,
- * never from upstream's ids, which are numbers of another system and would point at unrelated
- * Midnight rows. A line without a Midnight id is refused by validate() unless the instance
- * sends such lines as new ones (lines_without_id "new"; they then carry TempInvoiceLineID).
- * The canonical model has one line type; Midnight asks for a type at four places, and all
- * four carry line_type. */
-static const field detail_fields[] = {
-    /* InvoiceLineItemSelectResponse: one detail per line, carrying its quantity and amounts */
-    {"InvoiceLineItemID", K_NONE, NONE},
-    {"InvoiceID", K_ID, INV(target_refs.midnight_invoice_id)},
-    {"InvoiceLineID", K_ID, LN(target_refs.midnight_line_id)},
-    {"OrderID", K_ID, LN(target_refs.midnight_order_id)},
-    {"OrderVersionID", K_NONE, NONE},
-    {"OrderVersionDetailID", K_NONE, NONE},
-    {"ServiceID", K_NONE, NONE},
-    {"InvoiceLineDetailType", K_STR, LN(line_type)},
-    {"Quantity", K_DEC, LN(quantity)},
-    {"Amount", K_DEC, LN(line_subtotal)},
-    {"Tax", K_DEC, LN(tax_amount)},
-    {"AccountingGLID", K_NONE, NONE},
-    {"PaymentAccountID", K_NONE, NONE},
-    {"OrderVersionPostageID", K_NONE, NONE},
-    {"AmountApplied", K_NONE, NONE},
-    {"DisplayItem", K_BOOL, INV(flags.display_item)},
-    {"PreviouslyInvoiced", K_NONE, NONE},
-    {"PreviouslyInvoicedBalance", K_NONE, NONE},
-    {"InitialTotal", K_NONE, NONE},
-};
+#define MN_TAIL J({"name": "PurchaseOrderNumber", "path": "invoice.po_number"})
 
-static const field line_fields[] = {
-    /* InvoiceLineSelectResponse, one per canonical line */
-    {"InvoiceLineID", K_ID, LN(target_refs.midnight_line_id)},
-    {"InvoiceID", K_ID, INV(target_refs.midnight_invoice_id)},
-    {"ParentInvoiceLineID", K_NONE, NONE},
-    {"OrderID", K_ID, LN(target_refs.midnight_order_id)},
-    {"InvoiceLineType", K_STR, LN(line_type)},
-    {"Title", K_STR, LN(name)},
-    {"Priority", K_INT, LN(line_no)}, /* the line's position orders it */
-    {"Quantity", K_DEC, LN(quantity)},
-    {"Rate", K_DEC, LN(unit_price)},
-    {"AmountBilled", K_DEC, LN(line_total)},
-    {"PreviouslyInvoiced", K_NONE, NONE},
-    {"PreviouslyInvoicedBalance", K_NONE, NONE},
-    {"InitialTotal", K_NONE, NONE},
-    {"Note", K_STR, LN(description)},
-    {"bNoteVisible", K_NONE, NONE},
-    {"DisplayItem", K_BOOL, INV(flags.display_item)},
-    {"LineSubTotal", K_DEC, LN(line_subtotal)},
-    {"Tax", K_DEC, LN(tax_amount)},
-    {"ItemId", K_ID, LN(target_refs.midnight_item_id)},
-    {"ItemType", K_STR, LN(line_type)},
-    {"LineType", K_STR, LN(line_type)},
-    {"TempInvoiceLineID", K_INT, LN(line_no)}, /* the sender's line number (new lines) */
-    {"InvoiceLineGuid", K_STR, LN(target_refs.midnight_line_guid)},
-    {"ParentInvoiceLineGuid", K_NONE, NONE},
-    {"InvoiceLineItem", K_DETAIL, NONE},
-    {"ParentObjectType", K_NONE, NONE},
-    {"ParentObjectID", K_NONE, NONE},
-};
+/* JSON: InvoiceLine is an array of line objects (empty when there are none), InvoiceLineItem
+ * an array of the line's one detail. */
+static iw_map_builtin json_map = IW_MAP_BUILTIN("midnight",
+    J({"dialect": "json", "root": {"children": [) MN_HEAD
+    J({"name": "InvoiceLine", "each": "invoice.lines", "absent": "empty", "children": [) MN_LINE
+    J({"name": "InvoiceLineItem", "as": "array", "children": [) MN_DETAIL J(]}]},)
+    MN_TAIL J(]}}));
 
-static const field invoice_fields[] = {
-    /* InvoiceUpdateRequest */
-    {"Guid", K_STR, INV(target_refs.midnight_guid)},
-    {"InvoiceID", K_ID, INV(target_refs.midnight_invoice_id)},
-    {"InvoiceNumber", K_STR, INV(number)},
-    {"InvoiceNumberExt", K_STR, INV(number_ext)},
-    {"CustomerId", K_ID, INV(target_refs.midnight_customer_id)},
-    {"UserName", K_STR, INV(refs.user_name)},
-    {"InvoiceDate", K_DATE, INV(issue_date)},
-    {"InvoiceDueDate", K_DATE, INV(due_date)},
-    {"TermsCode", K_STR, INV(terms_code)},
-    {"SubTotalBilledAmount", K_DEC, INV(subtotal)},
-    {"InvoiceTaxAmount", K_DEC, INV(tax_total)},
-    {"TotalBilledAmount", K_DEC, INV(total)},
-    {"PaymentDueAmount", K_DEC, INV(amount_due)},
-    {"PaymentBilledDateTime", K_STAMP, INV(paid_at)},
-    {"AddressLine1", K_STR, INV(billing_address.line1)},
-    {"AddressLine2", K_STR, INV(billing_address.line2)},
-    {"AddressLine3", K_STR, INV(billing_address.line3)},
-    {"City", K_STR, INV(billing_address.city)},
-    {"StateCode", K_STR, INV(billing_address.state)},
-    {"ZipCode", K_STR, INV(billing_address.postal_code)},
-    {"Phone", K_STR, INV(customer.phone)},
-    {"Extension", K_STR, INV(customer.phone_ext)},
-    {"EmailAddress", K_STR, INV(customer.email)},
-    {"ContactID", K_ID, INV(target_refs.midnight_contact_id)},
-    {"InvoiceNote", K_STR, INV(note_public)},
-    {"SourceModule", K_STR, EV(source)}, /* the upstream system that published the event */
-    {"InvoiceTitle", K_STR, INV(title)},
-    {"Note", K_STR, INV(note_internal)},
-    {"DisplayItem", K_BOOL, INV(flags.display_item)},
-    {"InvoiceStatus", K_STR, INV(status)},
-    {"InvoiceLine", K_LINES, NONE},
-    {"PurchaseOrderNumber", K_STR, INV(po_number)},
-    {"ItemDisplaySetting", K_NONE, NONE},
-};
+/* XML: the seed's sample names the list elements (InvoiceLineSelectResponse,
+ * InvoiceLineItemSelectResponse) and declares xsi and xsd on the root. */
+static iw_map_builtin xml_map = IW_MAP_BUILTIN("midnight",
+    J({"dialect": "xml", "root": {"name": "InvoiceUpdateRequest", "attributes": {
+        "xmlns:xsi": "http://www.w3.org/2001/XMLSchema-instance",
+        "xmlns:xsd": "http://www.w3.org/2001/XMLSchema"}, "children": [) MN_HEAD
+    J({"name": "InvoiceLine", "children": [
+       {"name": "InvoiceLineSelectResponse", "each": "invoice.lines", "children": [) MN_LINE
+    J({"name": "InvoiceLineItem", "children": [
+       {"name": "InvoiceLineItemSelectResponse", "children": [) MN_DETAIL J(]}]}]}]},)
+    MN_TAIL J(]}}));
+/* clang-format on */
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-/* ------------------------------------------------------------------------------------------ */
-/* The writer: one walk over the tables, two outputs (JSON or XML), both straight into the
- * thread's scratch buffer. */
-
-/* Output of one walk. */
-typedef struct sink {
-    bool xml;
-    iw_xw x;
-    iw_jw j;
-    iw_wbuf *b; /* the buffer both write into; its sticky error stops the walk */
-} sink;
-
-/* Adds a scalar: text is a string, raw JSON number, or "true"/"false". */
-typedef enum vtype { V_STRING, V_RAW, V_BOOL } vtype;
-
-static void put(sink *s, const char *key, const char *text, vtype t)
-{
-    if (s->xml)
-        iw_xw_text(&s->x, NULL, key, text);
-    else if (t == V_STRING)
-        iw_jw_string(&s->j, key, text);
-    else if (t == V_RAW)
-        iw_jw_raw(&s->j, key, text);
-    else
-        iw_jw_bool(&s->j, key, strcmp(text, "true") == 0);
-}
-
-/* Opens "key" as a list whose elements are named elem in XML (JSON: an array). */
-static void open_list(sink *s, const char *key)
-{
-    if (s->xml)
-        iw_xw_start(&s->x, NULL, key, NULL);
-    else
-        iw_jw_array(&s->j, key);
-}
-
-static void open_elem(sink *s, const char *elem)
-{
-    if (s->xml)
-        iw_xw_start(&s->x, NULL, elem, NULL);
-    else
-        iw_jw_object(&s->j, NULL);
-}
-
-static void close_one(sink *s)
-{
-    if (s->xml)
-        iw_xw_end(&s->x);
-    else
-        iw_jw_end(&s->j);
-}
-
-/* Writes an integer id: digits only, leading zeros dropped ("001" is 1). False when the
- * text is not a plain non-negative integer that fits 18 digits. */
+/* True when s is a whole number of at most 18 digits (a Midnight id). */
 static bool int_text(const char *s, char *buf, size_t len)
 {
     if (!s || !*s)
@@ -240,95 +161,16 @@ static bool int_text(const char *s, char *buf, size_t len)
     return true;
 }
 
-static void write_fields(sink *s, const field *tab, size_t n, const iw_event *ev,
-                         const iw_line *ln);
-
-static void write_one(sink *s, const field *f, const iw_event *ev, const iw_line *ln)
-{
-    const char *base = f->from == S_LINE ? (const char *)ln : (const char *)ev;
-    const void *src = base + f->off;
-    const char *str = (f->kind == K_STR || f->kind == K_INT || f->kind == K_ID ||
-                       f->kind == K_DATE || f->kind == K_STAMP)
-                          ? *(char *const *)src
-                          : NULL;
-    char buf[IW_DECIMAL_BUFLEN + 16];
-
-    switch (f->kind) {
-    case K_NONE: break;
-    case K_STR:
-    case K_STAMP:
-        if (str)
-            put(s, f->key, str, V_STRING);
-        break;
-    case K_INT:
-    case K_ID:
-        if (int_text(str, buf, sizeof(buf)))
-            put(s, f->key, buf, V_RAW);
-        break;
-    case K_DATE:
-        if (str) {
-            snprintf(buf, sizeof(buf), "%.10sT00:00:00", str);
-            put(s, f->key, buf, V_STRING);
-        }
-        break;
-    case K_DEC: {
-        const iw_amount *a = src;
-        if (a->set) {
-            iw_decimal_format(a->value, buf, sizeof(buf));
-            put(s, f->key, buf, V_RAW);
-        }
-        break;
-    }
-    case K_BOOL: {
-        iw_flag fl = *(const iw_flag *)src;
-        if (fl != IW_FLAG_UNSET)
-            put(s, f->key, fl == IW_FLAG_YES ? "true" : "false", V_BOOL);
-        break;
-    }
-    case K_LINES:
-        open_list(s, f->key);
-        for (size_t i = 0; i < ev->invoice.n_lines && !s->b->err; i++) {
-            open_elem(s, "InvoiceLineSelectResponse");
-            write_fields(s, line_fields, COUNT(line_fields), ev, &ev->invoice.lines[i]);
-            close_one(s);
-        }
-        close_one(s);
-        break;
-    case K_DETAIL:
-        open_list(s, f->key);
-        open_elem(s, "InvoiceLineItemSelectResponse");
-        write_fields(s, detail_fields, COUNT(detail_fields), ev, ln);
-        close_one(s);
-        close_one(s);
-        break;
-    }
-}
-
-static void write_fields(sink *s, const field *tab, size_t n, const iw_event *ev, const iw_line *ln)
-{
-    for (size_t i = 0; i < n && !s->b->err; i++)
-        write_one(s, &tab[i], ev, ln);
-}
-
-/* Renders the body in the configured format and hands it to out. */
+/* Renders the body in the configured format into the thread's scratch buffer and hands it to
+ * out. */
 static int render_body(const iw_event *ev, bool xml, iw_request *out, char *errbuf, size_t errlen)
 {
-    sink s = {.xml = xml, .b = iw_wbuf_scratch()};
-    if (xml) {
-        iw_xw_begin(&s.x, s.b, true);
-        iw_xw_start(&s.x, NULL, "InvoiceUpdateRequest", NULL);
-        iw_xw_attr(&s.x, "xmlns:xsi", XSI_NS);
-        iw_xw_attr(&s.x, "xmlns:xsd", XSD_NS);
-    } else {
-        iw_jw_begin(&s.j, s.b);
-        iw_jw_object(&s.j, NULL);
-    }
-    write_fields(&s, invoice_fields, COUNT(invoice_fields), ev, NULL);
-    if (xml)
-        iw_xw_finish(&s.x);
-    else
-        iw_jw_finish(&s.j);
-    return iw_request_set_body_from(out, s.b, errbuf, errlen);
+    const iw_map *m = iw_map_builtin_get(xml ? &xml_map : &json_map, errbuf, errlen);
+    if (!m)
+        return IW_EINVAL;
+    iw_wbuf *b = iw_wbuf_scratch();
+    int rc = iw_map_write(m, ev, b, errbuf, errlen);
+    return rc ? rc : iw_request_set_body_from(out, b, errbuf, errlen);
 }
 
 /* ------------------------------------------------------------------------------------------ */

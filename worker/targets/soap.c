@@ -1,14 +1,12 @@
-/* soap.c: the SOAP 1.1 request and envelope, the mapping-table writer and Fault reading shared
- * by the centra_soap, centra_navision and ebizcharge adapters. */
+/* soap.c: the SOAP 1.1 request and envelope and Fault reading shared by the centra_soap,
+ * centra_navision and ebizcharge adapters. */
 #include "soap.h"
 
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "mapping.h"
 #include "status.h"
 #include "text.h"
 
@@ -64,157 +62,6 @@ int iw_soap_close(iw_xw *x, iw_request *r, char *errbuf, size_t errlen)
 {
     iw_xw_finish(x); /* Body, Envelope */
     return iw_request_set_body_from(r, x->b, errbuf, errlen);
-}
-
-/* ---------------------------------------------------------------- mapping tables */
-
-/* Reads a pointer-sized or size_t field at an offset without aliasing games. */
-
-/* The object a row reads from: the invoice for ROOT rows, else the current object. */
-static const void *row_base(const iw_soap_map *m, const iw_soap_field *f, const void *obj)
-{
-    return (f->flags & IW_SOAP_ROOT) ? m->root : obj;
-}
-
-static bool row_active(const iw_soap_map *m, const iw_soap_field *f)
-{
-    return f->only == 0 || (f->only & m->variant) != 0;
-}
-
-/* The text of a leaf row, or NULL when its source is absent (dflt not applied). */
-static const char *leaf_text(const iw_soap_map *m, const iw_soap_field *f, const void *obj,
-                             size_t index, char *buf, size_t len)
-{
-    const void *base = row_base(m, f, obj);
-    switch (f->kind) {
-    case IW_SOAP_STR: return iw_map_ptr_at(base, f->off);
-    case IW_SOAP_MDY: {
-        const char *d = iw_map_ptr_at(base, f->off);
-        if (!d || strlen(d) < 10)
-            return d;
-        snprintf(buf, len, "%.2s/%.2s/%.4s", d + 5, d + 8, d);
-        return buf;
-    }
-    case IW_SOAP_AMOUNT: {
-        const iw_amount *a = (const iw_amount *)((const char *)base + f->off);
-        if (!a->set)
-            return NULL;
-        iw_decimal_format(a->value, buf, len);
-        return buf;
-    }
-    case IW_SOAP_FLAG: {
-        iw_flag v;
-        memcpy(&v, (const char *)base + f->off, sizeof(v));
-        return v == IW_FLAG_UNSET ? NULL : v == IW_FLAG_YES ? "true" : "false";
-    }
-    case IW_SOAP_CALL: return f->get(base, m->root, index, buf, len);
-    case IW_SOAP_CONST: return f->dflt;
-    default: return NULL;
-    }
-}
-
-static bool group_used(const iw_soap_map *m, const iw_soap_field *fields, const void *obj);
-
-/* True when a row has a value of its own (ROOT rows, constants and defaults do not count). */
-static bool row_set(const iw_soap_map *m, const iw_soap_field *f, const void *obj)
-{
-    if (!row_active(m, f) || (f->flags & IW_SOAP_ROOT))
-        return false;
-    char buf[IW_DECIMAL_BUFLEN];
-    switch (f->kind) {
-    case IW_SOAP_STR:
-    case IW_SOAP_MDY:
-    case IW_SOAP_AMOUNT:
-    case IW_SOAP_FLAG:
-    case IW_SOAP_CALL: return leaf_text(m, f, obj, 0, buf, sizeof(buf)) != NULL;
-    case IW_SOAP_GROUP: return group_used(m, f->sub, (const char *)obj + f->off);
-    case IW_SOAP_LIST:
-        return iw_map_size_at(obj, f->count_off) > 0 && iw_map_ptr_at(obj, f->off) != NULL;
-    default: return false;
-    }
-}
-
-static bool group_used(const iw_soap_map *m, const iw_soap_field *fields, const void *obj)
-{
-    bool has_key = false;
-    for (const iw_soap_field *f = fields; f->name; f++) {
-        if (row_active(m, f) && (f->flags & IW_SOAP_KEY)) {
-            has_key = true;
-            if (row_set(m, f, obj))
-                return true;
-        }
-    }
-    if (has_key)
-        return false;
-    for (const iw_soap_field *f = fields; f->name; f++)
-        if (row_set(m, f, obj))
-            return true;
-    return false;
-}
-
-static int write_rows(iw_xw *x, const iw_soap_map *m, const iw_soap_field *fields, const void *obj,
-                      size_t index, char *errbuf, size_t errlen);
-
-static void write_leaf(iw_xw *x, const iw_soap_map *m, const iw_soap_field *f, const void *obj,
-                       size_t index)
-{
-    char buf[IW_DECIMAL_BUFLEN];
-    const char *text =
-        f->kind == IW_SOAP_NONE ? NULL : leaf_text(m, f, obj, index, buf, sizeof(buf));
-    if (!text)
-        text = f->dflt;
-    if (text || f->kind == IW_SOAP_NONE || m->absent == IW_SOAP_EMPTY)
-        iw_xw_text_or_empty(x, m->prefix, f->name, text);
-}
-
-static int write_row(iw_xw *x, const iw_soap_map *m, const iw_soap_field *f, const void *obj,
-                     size_t index, char *errbuf, size_t errlen)
-{
-    const void *base = row_base(m, f, obj);
-    if (f->kind == IW_SOAP_GROUP) {
-        const void *sub = (const char *)base + f->off;
-        if (!group_used(m, f->sub, sub))
-            return 0;
-        iw_xw_start(x, m->prefix, f->name, NULL);
-        int rc = write_rows(x, m, f->sub, sub, index, errbuf, errlen);
-        iw_xw_end(x);
-        return rc;
-    }
-    if (f->kind == IW_SOAP_LIST) {
-        const char *items = iw_map_ptr_at(base, f->off);
-        size_t n = items ? iw_map_size_at(base, f->count_off) : 0;
-        for (size_t i = 0; i < n; i++) {
-            iw_xw_start(x, m->prefix, f->name, NULL);
-            int rc = write_rows(x, m, f->sub, items + i * f->elem_size, i, errbuf, errlen);
-            iw_xw_end(x);
-            if (rc)
-                return rc;
-        }
-        return 0;
-    }
-    write_leaf(x, m, f, obj, index);
-    return 0;
-}
-
-static int write_rows(iw_xw *x, const iw_soap_map *m, const iw_soap_field *fields, const void *obj,
-                      size_t index, char *errbuf, size_t errlen)
-{
-    for (const iw_soap_field *f = fields; f->name; f++) {
-        if (!row_active(m, f))
-            continue;
-        int rc = write_row(x, m, f, obj, index, errbuf, errlen);
-        if (rc)
-            return rc;
-        if (x->b->err)
-            return iw_wbuf_error(x->b, errbuf, errlen);
-    }
-    return 0;
-}
-
-int iw_soap_write(iw_xw *x, const iw_soap_map *m, const iw_soap_field *fields, const void *obj,
-                  char *errbuf, size_t errlen)
-{
-    return write_rows(x, m, fields, obj, 0, errbuf, errlen);
 }
 
 /* ---------------------------------------------------------------- replies */
@@ -303,16 +150,6 @@ static iw_soap_fault_code fault_code_of(const char *text, const char *subcode)
     return s2 != IW_SOAP_FAULT_OTHER ? s2 : c;
 }
 
-/* The longest prefix of UTF-8 text s, at most max bytes, that ends on a character boundary. */
-static int utf8_prefix(const char *s, size_t max)
-{
-    size_t l = strnlen(s, max);
-    if (l == max)
-        while (l > 0 && ((unsigned char)s[l] & 0xC0) == 0x80)
-            l--;
-    return (int)l;
-}
-
 static void read_fault(xmlNodePtr fault, iw_soap_reply *rep)
 {
     xmlNodePtr code = iw_soap_child(fault, "faultcode");
@@ -328,7 +165,7 @@ static void read_fault(xmlNodePtr fault, iw_soap_reply *rep)
     iw_xml_text(code, value, sizeof(value));
     rep->fault = fault_code_of(value, sub);
     snprintf(rep->faultcode, sizeof(rep->faultcode), "%s%s%.*s", value, *sub ? "/" : "",
-             utf8_prefix(sub, 40), sub);
+             iw_text_utf8_prec(sub, 40), sub);
     iw_text_trim_cut_utf8(rep->faultcode);
     iw_xml_text(text, rep->faultstring, sizeof(rep->faultstring));
 }
@@ -346,7 +183,7 @@ int iw_soap_reply_read(const char *body, size_t len, iw_soap_reply *rep)
     if (!root || strcmp((const char *)root->name, "Envelope") != 0 || !is_soap_ns(root)) {
         const char *name = root ? (const char *)root->name : "";
         snprintf(rep->error, sizeof(rep->error), "not a SOAP envelope (root element <%.*s>)",
-                 utf8_prefix(name, 40), name);
+                 iw_text_utf8_prec(name, 40), name);
         return IW_EINVAL;
     }
     rep->body = iw_soap_child(root, "Body");

@@ -1,5 +1,5 @@
-/* soap.h: what the SOAP adapters share: the SOAP 1.1 request and envelope, the mapping-table
- * writer that turns a canonical invoice into elements, and reading replies and Faults. */
+/* soap.h: what the SOAP adapters share: the SOAP 1.1 request and envelope, and reading replies
+ * and Faults (the body inside the envelope is the mapping engine's, mapping.h). */
 #ifndef IW_SOAP_H
 #define IW_SOAP_H
 
@@ -32,68 +32,6 @@ void iw_soap_open(iw_xw *x, const char *env_prefix, const char *ns_prefix, const
 /* Closes Body and Envelope and hands a copy of the document to r as its body. Returns 0, or the
  * writer's error with errbuf naming what was refused ("ponumber: text holds ..."). */
 int iw_soap_close(iw_xw *x, iw_request *r, char *errbuf, size_t errlen);
-
-/* --- mapping tables: one readable table per adapter drives the element writer --- */
-
-/* Where an element's text comes from. */
-typedef enum iw_soap_kind {
-    IW_SOAP_STR = 1, /* char * at off (NULL = absent) */
-    IW_SOAP_MDY,     /* char * "YYYY-MM-DD" at off, written "MM/DD/YYYY" */
-    IW_SOAP_AMOUNT,  /* iw_amount at off, formatted exactly as given (scale kept) */
-    IW_SOAP_FLAG,    /* iw_flag at off, "true" / "false" */
-    IW_SOAP_CALL,    /* text computed by get() (a fallback or a derived value) */
-    IW_SOAP_CONST,   /* always the literal dflt */
-    IW_SOAP_NONE,    /* the canonical model has no source: always an empty element */
-    IW_SOAP_GROUP,   /* an element holding sub, over the object at off (0 = same object) */
-    IW_SOAP_LIST     /* one element per array entry: pointer at off, count at count_off */
-} iw_soap_kind;
-
-/* Field flags. */
-#define IW_SOAP_ROOT                                                                               \
-    0x1u                 /* off is from the invoice itself, not from the current object; such a    \
-                          * field never makes a group count as used */
-#define IW_SOAP_KEY 0x2u /* a group holding KEY fields is written only when one of them is set */
-
-/* Computes an element's text for IW_SOAP_CALL: obj is the current object, root the invoice,
- * index the position in the enclosing list (0 outside lists). Returns the text (may point into
- * buf or into obj) or NULL when there is nothing to send. */
-typedef const char *(*iw_soap_get_fn)(const void *obj, const void *root, size_t index, char *buf,
-                                      size_t len);
-
-/* One row of a mapping table; a table ends with a row whose name is NULL. */
-typedef struct iw_soap_field {
-    const char *name;                /* element local name, written with the body prefix */
-    iw_soap_kind kind;               /* where the text comes from */
-    size_t off;                      /* source offset (see kind), from the current object */
-    unsigned flags;                  /* IW_SOAP_ROOT, IW_SOAP_KEY */
-    unsigned only;                   /* 0 = every variant; else the variant bits that write it */
-    const char *dflt;                /* text when the source is absent; NULL = absent policy */
-    const struct iw_soap_field *sub; /* GROUP and LIST: the child table */
-    size_t count_off;                /* LIST: offset of the size_t element count */
-    size_t elem_size;                /* LIST: sizeof one element */
-    iw_soap_get_fn get;              /* CALL: the text computer */
-} iw_soap_field;
-
-/* What an absent source (no value and no dflt) becomes. */
-typedef enum iw_soap_absent {
-    IW_SOAP_OMIT = 0, /* no element at all */
-    IW_SOAP_EMPTY     /* an empty element (targets where omission clears the value anyway) */
-} iw_soap_absent;
-
-/* How a table is written. */
-typedef struct iw_soap_map {
-    const char *prefix;    /* element prefix ("ns1", "ebiz") */
-    const void *root;      /* the iw_invoice the table reads */
-    iw_soap_absent absent; /* absent policy */
-    unsigned variant;      /* variant bit matched against iw_soap_field.only */
-} iw_soap_map;
-
-/* Writes the rows of `fields` over obj. Groups and lists are omitted when unused (no set
- * source of their own, or no KEY set; empty lists). Returns 0, or the writer's error with
- * errbuf naming the element: IW_EINVAL when a text cannot be carried by XML 1.0 (control
- * characters, U+FFFE / U+FFFF, invalid UTF-8), IW_ENOMEM. */
-int iw_soap_write(iw_xw *x, const iw_soap_map *m, const iw_soap_field *fields, const void *obj,
-                  char *errbuf, size_t errlen);
 
 /* --- replies --- */
 
