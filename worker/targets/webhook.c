@@ -2,13 +2,15 @@
  * (standardwebhooks.com, spec/standard-webhooks.md, version 1.0.0): POST of the invoice as JSON
  * with headers webhook-id, webhook-timestamp and webhook-signature "v1,<base64 HMAC-SHA256>".
  *
- * The body (field names are this adapter's own; the spec fixes only the envelope's shape):
+ * The body is written by the one mapping engine (mapping.h) from the mapping below, in the
+ * dialect of a mapping file; the signature, headers and secret stay in C. Its shape (field
+ * names are this adapter's own; the spec fixes only the envelope's shape):
  *   {"type": "invoice.updated",               the event's type, as the event had it
  *    "timestamp": "2026-11-21T10:04:05Z",     the event's occurred_at
  *    "data": {"event_id", "tenant", "source", "version": 17,
  *             "invoice": {"id", "number", "status", "currency", "issue_date", "due_date",
- *                         "subtotal", "tax_total", "discount_total", "shipping_total", "total",
- *                         "amount_paid", "amount_due",
+ *                         "po_number", "subtotal", "tax_total", "discount_total",
+ *                         "shipping_total", "total", "amount_paid", "amount_due",
  *                         "customer": {"id", "name", "email", "fiscal_id"},
  *                         "billing_address": {...}, "shipping_address": {...},
  *                         "lines": [{"line_no", "sku", "name", "description", "quantity",
@@ -27,6 +29,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "mapping.h"
 #include "status.h"
 #include "wbuf.h"
 
@@ -47,158 +50,101 @@ static const wh_conf *whc(const iw_target_conf *tc)
 
 /* ------------------------------------------------------------------ the body's mapping */
 
-typedef enum kind {
-    K_STR, /* char *, as a JSON string */
-    K_DEC, /* iw_amount, its exact decimal text as a JSON string */
-} kind;
+/* The body, in the dialect of a generic target's mapping file (docs/adapters.md), read once by
+ * the mapping engine. Amounts are text rows, so their exact decimal text goes out as a JSON
+ * string; version is an integer, a JSON number. An object is left out when none of its members
+ * is set; lines is always there, [] when there are none. J() turns the JSON written below into
+ * a string literal. */
+#define J(...) #__VA_ARGS__
 
-/* One member: its JSON name and where its value is in the source struct. */
-typedef struct field {
-    const char *key;
-    kind kind;
-    size_t off;
-} field;
+/* clang-format off */
+static iw_map_builtin wh_map = IW_MAP_BUILTIN("webhook", J(
+{"dialect": "json", "root": {"children": [
+  {"name": "type", "path": "type", "default": "invoice.updated"},
+  {"name": "timestamp", "path": "occurred_at"},
+  {"name": "data", "children": [
+   {"name": "event_id", "path": "event_id", "absent": "empty"},
+   {"name": "tenant", "path": "tenant", "absent": "empty"},
+   {"name": "source", "path": "source"},
+   {"name": "version", "path": "version", "format": "integer"},
+   {"name": "invoice", "children": [
+    {"name": "id", "path": "invoice.id"},
+    {"name": "number", "path": "invoice.number"},
+    {"name": "status", "path": "invoice.status"},
+    {"name": "currency", "path": "invoice.currency"},
+    {"name": "issue_date", "path": "invoice.issue_date"},
+    {"name": "due_date", "path": "invoice.due_date"},
+    {"name": "po_number", "path": "invoice.po_number"},
+    {"name": "subtotal", "path": "invoice.subtotal"},
+    {"name": "tax_total", "path": "invoice.tax_total"},
+    {"name": "discount_total", "path": "invoice.discount_total"},
+    {"name": "shipping_total", "path": "invoice.shipping_total"},
+    {"name": "total", "path": "invoice.total"},
+    {"name": "amount_paid", "path": "invoice.amount_paid"},
+    {"name": "amount_due", "path": "invoice.amount_due"},
+    {"name": "customer", "if": {"present": [
+      "invoice.customer.id", "invoice.customer.name", "invoice.customer.email",
+      "invoice.customer.fiscal_id"]},
+     "children": [
+      {"name": "id", "path": "invoice.customer.id"},
+      {"name": "name", "path": "invoice.customer.name"},
+      {"name": "email", "path": "invoice.customer.email"},
+      {"name": "fiscal_id", "path": "invoice.customer.fiscal_id"}]},
+    {"name": "billing_address", "if": {"present": [
+      "invoice.billing_address.company", "invoice.billing_address.first_name",
+      "invoice.billing_address.last_name", "invoice.billing_address.line1",
+      "invoice.billing_address.line2", "invoice.billing_address.city",
+      "invoice.billing_address.postal_code", "invoice.billing_address.state",
+      "invoice.billing_address.country"]},
+     "children": [
+      {"name": "company", "path": "invoice.billing_address.company"},
+      {"name": "first_name", "path": "invoice.billing_address.first_name"},
+      {"name": "last_name", "path": "invoice.billing_address.last_name"},
+      {"name": "line1", "path": "invoice.billing_address.line1"},
+      {"name": "line2", "path": "invoice.billing_address.line2"},
+      {"name": "city", "path": "invoice.billing_address.city"},
+      {"name": "postal_code", "path": "invoice.billing_address.postal_code"},
+      {"name": "state", "path": "invoice.billing_address.state"},
+      {"name": "country", "path": "invoice.billing_address.country"}]},
+    {"name": "shipping_address", "if": {"present": [
+      "invoice.shipping_address.company", "invoice.shipping_address.first_name",
+      "invoice.shipping_address.last_name", "invoice.shipping_address.line1",
+      "invoice.shipping_address.line2", "invoice.shipping_address.city",
+      "invoice.shipping_address.postal_code", "invoice.shipping_address.state",
+      "invoice.shipping_address.country"]},
+     "children": [
+      {"name": "company", "path": "invoice.shipping_address.company"},
+      {"name": "first_name", "path": "invoice.shipping_address.first_name"},
+      {"name": "last_name", "path": "invoice.shipping_address.last_name"},
+      {"name": "line1", "path": "invoice.shipping_address.line1"},
+      {"name": "line2", "path": "invoice.shipping_address.line2"},
+      {"name": "city", "path": "invoice.shipping_address.city"},
+      {"name": "postal_code", "path": "invoice.shipping_address.postal_code"},
+      {"name": "state", "path": "invoice.shipping_address.state"},
+      {"name": "country", "path": "invoice.shipping_address.country"}]},
+    {"name": "lines", "each": "invoice.lines", "absent": "empty", "children": [
+      {"name": "line_no", "path": "lines[].line_no"},
+      {"name": "sku", "path": "lines[].sku"},
+      {"name": "name", "path": "lines[].name"},
+      {"name": "description", "path": "lines[].description"},
+      {"name": "quantity", "path": "lines[].quantity"},
+      {"name": "unit", "path": "lines[].unit"},
+      {"name": "unit_price", "path": "lines[].unit_price"},
+      {"name": "discount_amount", "path": "lines[].discount_amount"},
+      {"name": "tax_rate", "path": "lines[].tax_rate"},
+      {"name": "tax_amount", "path": "lines[].tax_amount"},
+      {"name": "line_total", "path": "lines[].line_total"}]}]}]}]}}));
+/* clang-format on */
 
-#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-#define INV(k, f)                                                                                  \
-    {                                                                                              \
-        k, K_STR, offsetof(iw_invoice, f)                                                          \
-    }
-#define INV_DEC(k, f)                                                                              \
-    {                                                                                              \
-        k, K_DEC, offsetof(iw_invoice, f)                                                          \
-    }
-#define LN(k, f)                                                                                   \
-    {                                                                                              \
-        k, K_STR, offsetof(iw_line, f)                                                             \
-    }
-#define LN_DEC(k, f)                                                                               \
-    {                                                                                              \
-        k, K_DEC, offsetof(iw_line, f)                                                             \
-    }
-#define CUS(k, f)                                                                                  \
-    {                                                                                              \
-        k, K_STR, offsetof(iw_customer, f)                                                         \
-    }
-#define ADR(k, f)                                                                                  \
-    {                                                                                              \
-        k, K_STR, offsetof(iw_address, f)                                                          \
-    }
-
-static const field invoice_fields[] = {
-    INV("id", id),
-    INV("number", number),
-    INV("status", status),
-    INV("currency", currency),
-    INV("issue_date", issue_date),
-    INV("due_date", due_date),
-    INV("po_number", po_number),
-    INV_DEC("subtotal", subtotal),
-    INV_DEC("tax_total", tax_total),
-    INV_DEC("discount_total", discount_total),
-    INV_DEC("shipping_total", shipping_total),
-    INV_DEC("total", total),
-    INV_DEC("amount_paid", amount_paid),
-    INV_DEC("amount_due", amount_due),
-};
-
-static const field customer_fields[] = {
-    CUS("id", id),
-    CUS("name", name),
-    CUS("email", email),
-    CUS("fiscal_id", fiscal_id),
-};
-
-static const field address_fields[] = {
-    ADR("company", company),
-    ADR("first_name", first_name),
-    ADR("last_name", last_name),
-    ADR("line1", line1),
-    ADR("line2", line2),
-    ADR("city", city),
-    ADR("postal_code", postal_code),
-    ADR("state", state),
-    ADR("country", country),
-};
-
-static const field line_fields[] = {
-    LN("line_no", line_no),
-    LN("sku", sku),
-    LN("name", name),
-    LN("description", description),
-    LN_DEC("quantity", quantity),
-    LN("unit", unit),
-    LN_DEC("unit_price", unit_price),
-    LN_DEC("discount_amount", discount_amount),
-    LN_DEC("tax_rate", tax_rate),
-    LN_DEC("tax_amount", tax_amount),
-    LN_DEC("line_total", line_total),
-};
-
-/* Writes the members of src that are set. */
-static void write_fields(iw_jw *j, const field *fs, size_t n, const void *src)
+static int write_body(iw_jw *j, const iw_event *ev, char *errbuf, size_t errlen)
 {
-    for (size_t i = 0; i < n; i++) {
-        const char *at = (const char *)src + fs[i].off;
-        if (fs[i].kind == K_STR) {
-            const char *s = *(char *const *)at;
-            if (s)
-                iw_jw_string(j, fs[i].key, s);
-        } else {
-            const iw_amount *a = (const iw_amount *)at;
-            char buf[IW_DECIMAL_BUFLEN];
-            if (a->set) {
-                iw_decimal_format(a->value, buf, sizeof(buf));
-                iw_jw_string(j, fs[i].key, buf);
-            }
-        }
-    }
-}
-
-/* An object of fs at key, left out when none of its members is set. */
-static void write_object(iw_jw *j, const char *key, const field *fs, size_t n, const void *src)
-{
-    bool any = false;
-    for (size_t i = 0; i < n && !any; i++) {
-        const char *at = (const char *)src + fs[i].off;
-        any = fs[i].kind == K_STR ? *(char *const *)at != NULL : ((const iw_amount *)at)->set;
-    }
-    if (!any)
-        return;
-    iw_jw_object(j, key);
-    write_fields(j, fs, n, src);
-    iw_jw_end(j);
-}
-
-static void write_body(iw_jw *j, const iw_event *ev)
-{
-    const iw_invoice *inv = &ev->invoice;
-    char version[24];
-    snprintf(version, sizeof(version), "%lld", (long long)ev->version);
+    const iw_map *m = iw_map_builtin_get(&wh_map, errbuf, errlen);
+    if (!m)
+        return IW_EINVAL;
     iw_jw_object(j, NULL);
-    iw_jw_string(j, "type", ev->type ? ev->type : "invoice.updated");
-    if (ev->occurred_at)
-        iw_jw_string(j, "timestamp", ev->occurred_at);
-    iw_jw_object(j, "data");
-    iw_jw_string(j, "event_id", ev->event_id);
-    iw_jw_string(j, "tenant", ev->tenant);
-    if (ev->source)
-        iw_jw_string(j, "source", ev->source);
-    iw_jw_raw(j, "version", version); /* an integer, not money */
-    iw_jw_object(j, "invoice");
-    write_fields(j, invoice_fields, COUNT(invoice_fields), inv);
-    write_object(j, "customer", customer_fields, COUNT(customer_fields), &inv->customer);
-    write_object(j, "billing_address", address_fields, COUNT(address_fields),
-                 &inv->billing_address);
-    write_object(j, "shipping_address", address_fields, COUNT(address_fields),
-                 &inv->shipping_address);
-    iw_jw_array(j, "lines");
-    for (size_t i = 0; i < inv->n_lines; i++) {
-        iw_jw_object(j, NULL);
-        write_fields(j, line_fields, COUNT(line_fields), &inv->lines[i]);
-        iw_jw_end(j);
-    }
+    int rc = iw_map_write_json(m, ev, NULL, j, errbuf, errlen);
     iw_jw_finish(j);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ the signature */
@@ -329,8 +275,8 @@ static int wh_render(const iw_event *ev, const iw_target_conf *tc, const iw_rend
     snprintf(out->method, sizeof(out->method), "POST");
     iw_jw j;
     iw_jw_begin(&j, iw_wbuf_scratch());
-    write_body(&j, ev);
-    if ((rc = iw_request_set_body_from(out, j.b, errbuf, errlen)))
+    if ((rc = write_body(&j, ev, errbuf, errlen)) ||
+        (rc = iw_request_set_body_from(out, j.b, errbuf, errlen)))
         goto fail;
     if ((rc = sign(key, keylen, id, ts, out->body, out->body_len, sig, sizeof(sig))))
         goto oom;
