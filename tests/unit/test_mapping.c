@@ -680,6 +680,46 @@ Test(mapping, json_default_absent_policy_and_plain_rows)
     iw_event_free(ev);
 }
 
+/* An amount row as given is a plain row too: its decimal text, and the row's absent policy.
+ * version as an integer or a decimal is its digits, as a text a JSON string. */
+Test(mapping, amount_and_version_rows_written_without_reformatting_keep_their_text)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    ev->invoice.discount_total.set = false;
+    ev->version = 1234567890123;
+    char *v = render_with("{\"dialect\":\"json\",\"root\":{\"children\":["
+                          "{\"name\":\"i\",\"path\":\"version\",\"format\":\"integer\"},"
+                          "{\"name\":\"d\",\"path\":\"version\",\"format\":\"decimal\"},"
+                          "{\"name\":\"s\",\"path\":\"version\",\"format\":\"decimal\","
+                          "\"scale\":2},"
+                          "{\"name\":\"t\",\"path\":\"version\"}]}}",
+                          ev);
+    cr_assert_str_eq(v, "{\"i\":1234567890123,\"d\":1234567890123,\"s\":1234567890123.00,"
+                        "\"t\":\"1234567890123\"}");
+    free(v);
+    char *out = render_with("{\"dialect\":\"json\",\"root\":{\"children\":["
+                            "{\"name\":\"s\",\"path\":\"invoice.subtotal\"},"
+                            "{\"name\":\"d\",\"path\":\"invoice.discount_total\"},"
+                            "{\"name\":\"n\",\"path\":\"invoice.discount_total\","
+                            "\"absent\":\"null\"},"
+                            "{\"name\":\"e\",\"path\":\"invoice.discount_total\","
+                            "\"absent\":\"empty\"},"
+                            "{\"name\":\"x\",\"path\":\"invoice.discount_total\","
+                            "\"default\":\"0\"}]}}",
+                            ev);
+    cr_assert_str_eq(out, "{\"s\":\"1260.16\",\"n\":null,\"e\":\"\",\"x\":\"0\"}");
+    free(out);
+    out = render_with("{\"dialect\":\"xml\",\"declaration\":false,\"root\":{\"name\":\"r\","
+                      "\"children\":[{\"name\":\"s\",\"path\":\"invoice.tax_total\"},"
+                      "{\"name\":\"d\",\"path\":\"invoice.discount_total\"},"
+                      "{\"name\":\"e\",\"path\":\"invoice.discount_total\","
+                      "\"absent\":\"empty\"}]}}",
+                      ev);
+    cr_assert_str_eq(out, "<r><s>289.84</s><e/></r>\n");
+    free(out);
+    iw_event_free(ev);
+}
+
 /* Computed values for the test below: ctx is what the adapter passed. */
 static const char *from_ctx(const iw_event *ev, const void *elem, size_t index, const void *ctx,
                             char *buf, size_t len)

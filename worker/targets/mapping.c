@@ -150,7 +150,7 @@ static const char *field_raw(const iw_map_field *f, const scope_ctx *c, char *bu
     case FT_INT64: {
         int64_t v;
         memcpy(&v, at, sizeof(v));
-        snprintf(buf, len, "%lld", (long long)v);
+        iw_decimal_format(iw_decimal_from_int(v), buf, len); /* "%lld", without printf's cost */
         return buf;
     }
     default:
@@ -524,7 +524,8 @@ static void read_node(parser *p, const cJSON *obj, const char *path, int depth, 
                          "\"compute\"");
         read_children(p, v, sub, depth, open, n);
     }
-    n->plain = !n->group && !n->each && n->n_src == 1 && n->src[0]->type == FT_STR &&
+    n->plain = !n->group && !n->each && n->n_src == 1 &&
+               (n->src[0]->type == FT_STR || n->src[0]->type == FT_AMOUNT) &&
                n->format == IW_FMT_TEXT && !n->n_attrs && !n->compute && !n->dflt && !n->join;
 }
 
@@ -763,11 +764,14 @@ static const char *apply_format(const iw_map_node *n, const char *raw, char *buf
 }
 
 /* True when the source's own text is already what the format writes: an amount as a decimal
- * with its scale kept is the amount's decimal text, a flag is true or false. */
+ * with its scale kept is the amount's decimal text, a flag is true or false, a whole number
+ * (version) is an integer and a decimal as it is. */
 static bool already_formatted(const iw_map_node *n, const iw_map_field *from)
 {
     return (n->format == IW_FMT_DECIMAL && n->scale < 0 && from->type == FT_AMOUNT) ||
-           (n->format == IW_FMT_BOOLEAN && from->type == FT_FLAG);
+           (n->format == IW_FMT_BOOLEAN && from->type == FT_FLAG) ||
+           (from->type == FT_INT64 &&
+            (n->format == IW_FMT_INTEGER || (n->format == IW_FMT_DECIMAL && n->scale < 0)));
 }
 
 static void write_rows(writer *w, const iw_map_node *rows, size_t n);
@@ -906,8 +910,12 @@ static void write_leaf(writer *w, const iw_map_node *n)
 /* A plain row (see iw_map_node.plain), the most common kind, without the general path. */
 static void write_plain(writer *w, const iw_map_node *n)
 {
-    const void *base = w->sc.obj[n->src[0]->scope];
-    const char *text = base ? iw_map_ptr_at(base, n->src[0]->off) : NULL;
+    const iw_map_field *f = n->src[0];
+    const void *base = w->sc.obj[f->scope];
+    char buf[IW_DECIMAL_BUFLEN];
+    const char *text = !base               ? NULL
+                       : f->type == FT_STR ? iw_map_ptr_at(base, f->off)
+                                           : field_raw(f, &w->sc, buf, sizeof(buf));
     if (!text && n->absent == IW_ABSENT_OMIT)
         return;
     if (w->dialect == IW_MAP_XML)

@@ -133,8 +133,8 @@ typedef struct iw_map_node {
     size_t n_attrs;
     const iw_map_field *each; /* a list field: one element (XML) or array entry (JSON) each */
     bool group;               /* has children (an element or object holding rows) */
-    bool plain;               /* a leaf of one text path as given, nothing else: written by the
-                               * engine's short path */
+    bool plain;               /* a leaf of one text or amount path as given, nothing else:
+                               * written by the engine's short path */
     struct iw_map_node *children;
     size_t n_children;
 } iw_map_node;
