@@ -442,26 +442,6 @@ static const cJSON *json_at(const cJSON *j, const char *path)
     return j;
 }
 
-/* Raw token after the n-th `"key":` of a JSON text (numbers keep their text). */
-static bool nth_raw(const char *body, const char *key, size_t n, char *buf, size_t len)
-{
-    char pat[128];
-    snprintf(pat, sizeof(pat), "\"%s\":", key);
-    const char *p = body;
-    for (size_t i = 0; i <= n; i++) {
-        p = strstr(p, pat);
-        if (!p)
-            return false;
-        p += strlen(pat);
-    }
-    size_t k = strcspn(p, ",}]");
-    if (k >= len)
-        return false;
-    memcpy(buf, p, k);
-    buf[k] = '\0';
-    return true;
-}
-
 /* ------------------------------------------------------------ request checks */
 
 /* What the request checks of one section look at. */
@@ -699,7 +679,7 @@ static void check_json(kase *k, const check *c, req_view *v)
             fail(k, c->line, "json-raw: want KEY N = TEXT");
         } else {
             *sp = '\0';
-            if (!nth_raw(v->req->body, arg, strtoul(lhs, NULL, 10), raw, sizeof(raw)))
+            if (!iw_t_nth_raw(v->req->body, arg, strtoul(lhs, NULL, 10), raw, sizeof(raw)))
                 fail(k, c->line, "no %s \"%s\" in the body", lhs, arg);
             else if (strcmp(raw, rhs) != 0)
                 fail(k, c->line, "\"%s\" #%s is %s, want %s", arg, lhs, raw, rhs);

@@ -162,36 +162,6 @@ static char *awkward_event(char *big)
 }
 
 /* Raw token after the n-th occurrence of "key": in a JSON text (numbers keep their text). */
-/* The raw text of the next "key": value in body after *at (numbers as written), moving *at past
- * it; scanning forward keeps a 1,000-line body linear (from the start each time it took minutes
- * under AddressSanitizer). */
-static bool next_raw(const char **at, const char *key, char *buf, size_t len)
-{
-    char pat[64];
-    snprintf(pat, sizeof(pat), "\"%s\":", key);
-    const char *p = strstr(*at, pat);
-    if (!p)
-        return false;
-    p += strlen(pat);
-    size_t k = strcspn(p, ",}]");
-    if (k >= len)
-        return false;
-    memcpy(buf, p, k);
-    buf[k] = '\0';
-    *at = p + k;
-    return true;
-}
-
-/* The raw text of the n-th (0-based) "key": value in body. */
-static bool nth_raw(const char *body, const char *key, size_t n, char *buf, size_t len)
-{
-    const char *at = body;
-    for (size_t i = 0; i < n; i++)
-        if (!next_raw(&at, key, buf, len))
-            return false;
-    return next_raw(&at, key, buf, len);
-}
-
 static char *big_string(void)
 {
     const char *unit = "<&>\"'ü漢🎉]]>";
@@ -230,9 +200,9 @@ Test(midnight, round_trip_json)
     cr_assert_str_eq(cJSON_GetObjectItem(j, "AddressLine1")->valuestring, "Straße 1 & 2 <rear>");
     cr_assert_str_eq(cJSON_GetObjectItem(j, "City")->valuestring, "Zürich 🏔");
     char raw[64];
-    cr_assert(nth_raw(req.body, "SubTotalBilledAmount", 0, raw, sizeof(raw)));
+    cr_assert(iw_t_nth_raw(req.body, "SubTotalBilledAmount", 0, raw, sizeof(raw)));
     cr_assert_str_eq(raw, "0.10");
-    cr_assert(nth_raw(req.body, "TotalBilledAmount", 0, raw, sizeof(raw)));
+    cr_assert(iw_t_nth_raw(req.body, "TotalBilledAmount", 0, raw, sizeof(raw)));
     cr_assert_str_eq(raw, "123456789012.345678");
 
     cJSON *lines = cJSON_GetObjectItem(j, "InvoiceLine");
@@ -244,12 +214,12 @@ Test(midnight, round_trip_json)
         cr_assert_str_eq(cJSON_GetObjectItem(l, "Note")->valuestring, inv->lines[i].description);
         char want[64];
         price_of(i, want, sizeof(want));
-        cr_assert(next_raw(&rate_at, "Rate", raw, sizeof(raw))); /* the i-th */
+        cr_assert(iw_t_next_raw(&rate_at, "Rate", raw, sizeof(raw))); /* the i-th */
         cr_assert_str_eq(raw, want, "line %zu Rate", i);
         snprintf(want, sizeof(want), "%zu.125", i + 1);
-        cr_assert(next_raw(&qty_at, "Quantity", raw, sizeof(raw))); /* line: the 2i-th */
+        cr_assert(iw_t_next_raw(&qty_at, "Quantity", raw, sizeof(raw))); /* line: the 2i-th */
         cr_assert_str_eq(raw, want);
-        cr_assert(next_raw(&qty_at, "Quantity", raw, sizeof(raw))); /* its detail: 2i+1-th */
+        cr_assert(iw_t_next_raw(&qty_at, "Quantity", raw, sizeof(raw))); /* its detail: 2i+1-th */
         cr_assert_str_eq(raw, want);
         cr_assert_eq(cJSON_GetObjectItem(l, "Priority")->valueint, (int)i + 1);
     }
