@@ -169,7 +169,7 @@ static int cmd_render(int argc, char **argv)
         fprintf(stderr, "render: %s rejects this event: %s\n", tc->name, err);
         goto out_event;
     }
-    iw_render_ctx ctx = {NULL};
+    iw_render_ctx ctx = {.state = NULL};
     if (iw_target_render(ops, ev, tc, &ctx, &req, err, sizeof(err)) != 0) {
         fprintf(stderr, "render: %s: %s\n", tc->name, err);
         goto out_event;

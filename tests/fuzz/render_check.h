@@ -263,7 +263,7 @@ static inline bool iw_rc_check(const iw_rc *rc, size_t t, const char *po, const 
     bool json = iw_rc_targets[t].json, ok = true;
     iw_request req;
     memset(&req, 0, sizeof(req));
-    iw_render_ctx ctx = {NULL};
+    iw_render_ctx ctx = {.state = NULL};
     int r = iw_target_validate(ops, ev, tc, err, sizeof(err));
     if (r == 0)
         r = iw_target_render(ops, ev, tc, &ctx, &req, err, sizeof(err));

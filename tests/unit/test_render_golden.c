@@ -36,7 +36,7 @@ static char *render_case(const char *config, const char *target, const char *eve
 
     char *out = NULL;
     memset(req, 0, sizeof(*req));
-    iw_render_ctx ctx = {NULL};
+    iw_render_ctx ctx = {.state = NULL};
     *ok = false;
     if (iw_target_validate(ops, ev, tc, err, sizeof(err)) != 0) {
         snprintf(line, sizeof(line), "render: %s rejects this event: %s\n", tc->name, err);

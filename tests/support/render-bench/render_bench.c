@@ -23,7 +23,7 @@ __attribute__((noinline)) size_t render_loop(const iw_target_ops *ops, const iw_
         iw_request req;
         char err[256];
         memset(&req, 0, sizeof(req));
-        iw_render_ctx ctx = {NULL};
+        iw_render_ctx ctx = {.state = NULL};
         if (iw_target_render(ops, ev, tc, &ctx, &req, err, sizeof(err)) != 0) {
             fprintf(stderr, "render-bench: %s\n", err);
             return 0;
@@ -60,7 +60,7 @@ int main(int argc, char **argv)
         iw_request req;
         char warm_err[256];
         memset(&req, 0, sizeof(req));
-        iw_render_ctx ctx = {NULL};
+        iw_render_ctx ctx = {.state = NULL};
         (void)iw_target_render(ops, ev, tc, &ctx, &req, warm_err, sizeof(warm_err));
         iw_request_clear(&req);
     }
