@@ -459,6 +459,9 @@ static void read_field(loader *ld, const cJSON *obj, const char *base, const iw_
         add_error(ld, path, "expected \"%s\" or \"%s\"", f->choices[0], f->choices[1]);
     if (f->kind == IW_CONF_URL && *str && !valid_url(*str))
         add_error(ld, path, "expected an http:// or https:// URL");
+    const char *why = f->check && *str ? f->check(*str) : NULL;
+    if (why)
+        add_error(ld, path, "%s", why);
     if (f->wire)
         check_wire(ld, base, f->key, *str);
 }

@@ -55,6 +55,10 @@ typedef struct iw_conf_field {
     /* not NULL: an instance of the adapter must set the key; the loader reports
      * "required: <this text>" when it is absent */
     const char *required;
+    /* not NULL (text, secret and URL kinds): what is wrong with a value the loader read, or
+     * NULL when it is fine; reported at the key's path. The text must not quote the value (a
+     * secret's would end up in a log). */
+    const char *(*check)(const char *value);
 } iw_conf_field;
 
 /* Rows of a field table for settings struct S: a string (TEXT, SECRET or URL; wire as above),

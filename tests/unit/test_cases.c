@@ -29,6 +29,9 @@
  *   <secrets>                        one value a line: never in what leaves the worker, plain or
  *                                    escaped: the request and refresh request as printed
  *                                    (iw_cli_request_text) and the outcome message as published
+ *                                    (with <config-refused>: the loader's error texts)
+ *   <config-refused>                 the loader must refuse <config>: error PATH: T (one of its
+ *                                    errors is exactly that) | error-has T; with <secrets> only
  *
  * Request checks, one a line ("keyword argument"; arguments take \n \r \t \\ \xHH):
  *   method M           url U              header Name: V       header[i] Name: V
@@ -107,6 +110,19 @@ static bool quiet;
 static const char *covered[32];
 static size_t n_covered;
 
+/* Notes that a case targets adapter type `type` (kept as the registry's own name). */
+static void cover(const char *type)
+{
+    const iw_target_ops *ops = iw_target_find(type);
+    if (!ops)
+        return;
+    for (size_t i = 0; i < n_covered; i++)
+        if (strcmp(covered[i], ops->type) == 0)
+            return;
+    if (n_covered < sizeof(covered) / sizeof(covered[0]))
+        covered[n_covered++] = ops->type;
+}
+
 static void fail(kase *k, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void fail(kase *k, int line, const char *fmt, ...)
@@ -125,7 +141,8 @@ static void fail(kase *k, int line, const char *fmt, ...)
 
 static const char *const KNOWN[] = {
     "info",  "config",  "event",           "state",         "validate",      "request", "refuse",
-    "reply", "outcome", "refresh-request", "refresh-reply", "refresh-token", "secrets"};
+    "reply", "outcome", "refresh-request", "refresh-reply", "refresh-token", "secrets",
+    "config-refused"};
 
 static bool known_section(const char *name)
 {
@@ -1014,8 +1031,9 @@ static void expect_no_secret(kase *k, int line, const char *what, const char *te
 
 /* ------------------------------------------------------------ one case */
 
-/* Builds the target conf from <config> through the config loader. */
-static iw_config *load_config(kase *k, const section *s, const iw_target_conf **tc)
+/* The config file text holding <config> as its one target (malloc'd), with that target's name
+ * in *tname (malloc'd) and its type noted as covered; NULL after a failure. */
+static char *config_text(kase *k, const section *s, char **tname)
 {
     const char *name = attr(s, "name");
     cJSON *obj = cJSON_Parse(s->text);
@@ -1027,12 +1045,80 @@ static iw_config *load_config(kase *k, const section *s, const iw_target_conf **
     const cJSON *type = cJSON_GetObjectItem(obj, "type");
     if (!name)
         name = cJSON_IsString(type) ? type->valuestring : "target";
+    if (cJSON_IsString(type))
+        cover(type->valuestring);
     cJSON *root = cJSON_CreateObject();
     cJSON *targets = cJSON_AddObjectToObject(root, "targets");
-    char *tname = strdup(name);
-    cJSON_AddItemToObject(targets, tname, obj);
+    *tname = strdup(name);
+    cJSON_AddItemToObject(targets, *tname, obj);
     char *json = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
+    return json;
+}
+
+/* <config-refused>: the loader refuses <config> with the errors checked; <secrets> are in
+ * none of its error texts. */
+static void run_config_refused(kase *k, const section *cs, const section *s, const section *sec)
+{
+    char *tname = NULL;
+    char *json = config_text(k, cs, &tname);
+    free(tname);
+    if (!json)
+        return;
+    iw_config_errors errs;
+    memset(&errs, 0, sizeof(errs));
+    iw_config *cfg = iw_config_parse(json, IW_FIXTURES_DIR, &errs);
+    free(json);
+    k->checks++;
+    if (cfg) {
+        fail(k, s->line, "the config loader accepted <config>");
+        iw_config_free(cfg);
+        return;
+    }
+    size_t most = sizeof(errs.items) / sizeof(errs.items[0]);
+    size_t shown = errs.count < most ? errs.count : most;
+    size_t n;
+    check *c = checks_of(s, &n, false);
+    for (size_t i = 0; i < n; i++) {
+        k->checks++;
+        bool exact = strcmp(c[i].word, "error") == 0;
+        if (!exact && strcmp(c[i].word, "error-has") != 0) {
+            fail(k, c[i].line, "unknown config-refused check '%s'", c[i].word);
+            continue;
+        }
+        bool found = false;
+        for (size_t e = 0; e < shown && !found; e++) {
+            char text[sizeof(errs.items[0].path) + sizeof(errs.items[0].message) + 4];
+            snprintf(text, sizeof(text), "%s: %s", errs.items[e].path, errs.items[e].message);
+            found = exact ? strcmp(text, c[i].arg) == 0 : strstr(text, c[i].arg) != NULL;
+        }
+        if (!found)
+            fail(k, c[i].line, "no error %s'%s' (first: %s: %s)", exact ? "" : "holding ",
+                 c[i].arg, shown ? errs.items[0].path : "-", shown ? errs.items[0].message : "-");
+    }
+    if (n == 0)
+        fail(k, s->line, "<config-refused> checks nothing");
+    checks_free(c, n);
+    if (sec) {
+        c = checks_of(sec, &n, false);
+        for (size_t i = 0; i < n; i++) {
+            k->checks++;
+            for (size_t e = 0; e < shown; e++) {
+                expect_no_secret(k, c[i].line, "an error path", errs.items[e].path, c[i].whole);
+                expect_no_secret(k, c[i].line, "an error", errs.items[e].message, c[i].whole);
+            }
+        }
+        checks_free(c, n);
+    }
+}
+
+/* Builds the target conf from <config> through the config loader. */
+static iw_config *load_config(kase *k, const section *s, const iw_target_conf **tc)
+{
+    char *tname = NULL;
+    char *json = config_text(k, s, &tname);
+    if (!json)
+        return NULL;
     iw_config_errors errs;
     memset(&errs, 0, sizeof(errs));
     iw_config *cfg = iw_config_parse(json, IW_FIXTURES_DIR, &errs);
@@ -1251,6 +1337,14 @@ static void case_run(kase *k)
         fail(k, (rep_s ? rep_s : out_s)->line, "<reply> and <outcome> go together");
         return;
     }
+    section *cr_s = find(k, "config-refused");
+    if (cr_s) {
+        if (es || req_s || ref_s || val_s || rep_s || rr_s || rrep_s || rtok_s || st_s)
+            fail(k, cr_s->line, "<config-refused> goes with <info>, <config> and <secrets> only");
+        else
+            run_config_refused(k, cs, cr_s, sec_s);
+        return;
+    }
     if (!req_s && !ref_s && !val_s && !out_s && !rr_s && !rrep_s) {
         fail(k, 1, "the case checks nothing");
         return;
@@ -1262,11 +1356,6 @@ static void case_run(kase *k)
         return;
     const iw_target_ops *ops = iw_target_find(tc->type);
     cr_assert_not_null(ops, "%s: no adapter %s", k->file, tc->type);
-    bool known = false;
-    for (size_t i = 0; i < n_covered; i++)
-        known |= strcmp(covered[i], ops->type) == 0;
-    if (!known && n_covered < sizeof(covered) / sizeof(covered[0]))
-        covered[n_covered++] = ops->type;
     iw_event *ev = es ? load_event(k, es) : NULL;
     void *state = ops->state_new ? ops->state_new(tc) : NULL;
     iw_request req = {0}, rreq = {0};
@@ -1534,4 +1623,27 @@ Test(cases, wrong_expectations_fail)
         cr_expect_eq(failures_of(good), 0, "pair %zu: the right expectation fails", i);
         cr_expect_gt(failures_of(wrong), 0, "pair %zu: the wrong expectation passes", i);
     }
+}
+
+/* The runner itself: <config-refused> fails when the loader accepts the config, when no error
+ * says what it expects, when an error text holds a listed secret, and beside an event. */
+Test(cases, config_refused_checks_fail_when_wrong)
+{
+#define BAD_CONFIG                                                                                 \
+    "<info>\nx\n</info>\n<config>\n{\"type\":\"centra_soap\",\"username\":\"u-1\","                \
+    "\"password\":\"p-1\",\"bogus_key\":1}\n</config>\n"
+    cr_expect_eq(failures_of(BAD_CONFIG "<config-refused>\nerror-has bogus_key\n</config-refused>\n"
+                             "<secrets>\np-1\n</secrets>\n"),
+                 0, "the right expectation fails");
+    cr_expect_gt(failures_of(SOAP_HEAD "<config-refused>\nerror-has bogus_key\n</config-refused>\n"),
+                 0, "an accepted config passes");
+    cr_expect_gt(failures_of(BAD_CONFIG "<config-refused>\nerror-has other_key\n</config-refused>\n"),
+                 0, "an error nobody gave passes");
+    cr_expect_gt(failures_of(BAD_CONFIG "<config-refused>\nerror-has bogus_key\n</config-refused>\n"
+                             "<secrets>\nbogus_key\n</secrets>\n"),
+                 0, "an error text holding a listed secret passes");
+    cr_expect_gt(failures_of(BAD_CONFIG MINIMAL
+                             "<config-refused>\nerror-has bogus_key\n</config-refused>\n"),
+                 0, "<config-refused> beside an event passes");
+#undef BAD_CONFIG
 }

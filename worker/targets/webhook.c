@@ -187,22 +187,43 @@ static int b64_decode(const char *s, unsigned char *out, size_t cap)
     return (int)o;
 }
 
-/* The signing key of secret "whsec_<base64>" into key; its length, or -1 with errbuf set. */
-static int signing_key(const char *secret, unsigned char *key, char *errbuf, size_t errlen)
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* The signing key of secret "whsec_<base64>" into key (SECRET_MAX bytes); its length, or -1
+ * with *why set to what is wrong (never quoting the secret). */
+static int decode_secret(const char *secret, unsigned char *key, const char **why)
 {
     const size_t plen = strlen(SECRET_PREFIX);
     if (!secret || strncmp(secret, SECRET_PREFIX, plen) != 0) {
-        snprintf(errbuf, errlen, "secret: expected whsec_ followed by the base64 signing key");
+        *why = "expected whsec_ followed by the base64 signing key";
         return -1;
     }
     int n = b64_decode(secret + plen, key, SECRET_MAX);
     if (n < SECRET_MIN) {
-        snprintf(errbuf, errlen,
-                 "secret: the part after whsec_ must be base64 of %d to %d bytes (standard "
-                 "webhooks)",
-                 SECRET_MIN, SECRET_MAX);
+        *why = "the part after whsec_ must be base64 of " STR(SECRET_MIN) " to " STR(
+            SECRET_MAX) " bytes (standard webhooks)";
         return -1;
     }
+    return n;
+}
+
+/* The config loader's check of the secret: a malformed one stops the worker at start-up (and
+ * check-config) instead of failing every event. */
+static const char *secret_problem(const char *secret)
+{
+    unsigned char key[SECRET_MAX];
+    const char *why = NULL;
+    return decode_secret(secret, key, &why) < 0 ? why : NULL;
+}
+
+/* The signing key of secret into key; its length, or -1 with errbuf set. */
+static int signing_key(const char *secret, unsigned char *key, char *errbuf, size_t errlen)
+{
+    const char *why = NULL;
+    int n = decode_secret(secret, key, &why);
+    if (n < 0)
+        snprintf(errbuf, errlen, "secret: %s", why);
     return n;
 }
 
@@ -336,7 +357,8 @@ static const iw_conf_field wh_fields[] = {
      .kind = IW_CONF_SECRET,
      .off = offsetof(wh_conf, secret),
      .wire = true,
-     .required = "the endpoint's signing secret, whsec_<base64>"},
+     .required = "the endpoint's signing secret, whsec_<base64>",
+     .check = secret_problem},
     {0},
 };
 
