@@ -486,6 +486,27 @@ static char *based(const req_view *v, const char *path)
     return s;
 }
 
+/* The element at PATH under the xml-base, or NULL; *bad_ns when only another namespace has it. */
+static xmlNodePtr based_at(const req_view *v, xmlNodePtr root, const char *path, bool *bad_ns)
+{
+    char *full = based(v, path);
+    xmlNodePtr n = xml_at(root, full, v->ns, bad_ns);
+    free(full);
+    return n;
+}
+
+/* The element at PATH, or NULL after failing the check at line (missing, or in another
+ * namespace). */
+static xmlNodePtr based_at_or_fail(kase *k, int line, const req_view *v, xmlNodePtr root,
+                                   const char *path)
+{
+    bool bad_ns;
+    xmlNodePtr n = based_at(v, root, path, &bad_ns);
+    if (!n)
+        fail(k, line, "%s is %s", path, bad_ns ? "in another namespace" : "missing");
+    return n;
+}
+
 static xmlDocPtr view_xml(kase *k, int line, req_view *v)
 {
     if (!v->xml) {
@@ -595,14 +616,9 @@ static void check_xml(kase *k, const check *c, req_view *v)
         char *num = strchr(name, ' ');
         if (num)
             *num++ = '\0';
-        bool bad_ns;
-        char *full = based(v, arg);
-        xmlNodePtr n = xml_at(root, full, v->ns, &bad_ns);
-        free(full);
-        if (!n) {
-            fail(k, c->line, "%s is %s", arg, bad_ns ? "in another namespace" : "missing");
+        xmlNodePtr n = based_at_or_fail(k, c->line, v, root, arg);
+        if (!n)
             goto done;
-        }
         if (strcmp(c->word, "xml-count") == 0) {
             size_t got = 0;
             for (xmlNodePtr ch = n->children; ch; ch = ch->next)
@@ -626,14 +642,9 @@ static void check_xml(kase *k, const check *c, req_view *v)
         }
         if (name)
             *name++ = '\0';
-        bool bad_ns;
-        char *full = based(v, lhs);
-        xmlNodePtr n = xml_at(root, full, v->ns, &bad_ns);
-        free(full);
-        if (!n) {
-            fail(k, c->line, "%s is %s", lhs, bad_ns ? "in another namespace" : "missing");
+        xmlNodePtr n = based_at_or_fail(k, c->line, v, root, lhs);
+        if (!n)
             goto done;
-        }
         char got[1024] = "";
         if (attr_check) {
             xmlChar *a = xmlGetProp(n, (const xmlChar *)name);
@@ -665,9 +676,7 @@ static void check_xml(kase *k, const check *c, req_view *v)
             }
         }
         bool bad_ns;
-        char *full = based(v, lhs);
-        xmlNodePtr n = xml_at(root, full, v->ns, &bad_ns);
-        free(full);
+        xmlNodePtr n = based_at(v, root, lhs, &bad_ns);
         if (bad_ns)
             fail(k, c->line, "%s is in another namespace than %s", lhs, v->ns);
         else if (absent && n)
