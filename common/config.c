@@ -670,6 +670,10 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
                   iw_text_utf8_prec(type, 40), type, types);
     } else if (iw_target_conf_seed(t, ad) != 0) {
         add_error(ld, path, "out of memory");
+    } else if (ad->check_name && valid_instance_name(name)) {
+        const char *problem = ad->check_name(name);
+        if (problem)
+            add_error(ld, base, "%s", problem);
     }
     free(type);
     char *url = NULL;

@@ -82,6 +82,9 @@ typedef struct iw_conf_adapter {
     const iw_conf_field *fields; /* its keys */
     const char *placeholders;    /* JSON object of placeholder credentials, so `render --target
                                     TYPE` without a config shows where they go */
+    /* not NULL: what is wrong with an instance name (the key under "targets") for this type,
+       beyond the rule every name follows; NULL when it is fine. Reported at targets.NAME. */
+    const char *(*check_name)(const char *name);
 } iw_conf_adapter;
 
 /* The adapter types a loader accepts: adapters(0), adapters(1)... until NULL. */

@@ -362,6 +362,15 @@ static const iw_conf_field wh_fields[] = {
     {0},
 };
 
+/* The instance name is part of every webhook-id (see message_id), so a '.' in it would make
+ * every event's signed content ambiguous: refused at load rather than at every render. */
+static const char *name_problem(const char *name)
+{
+    return strchr(name, '.') ? "a webhook instance name must hold no '.' (it is part of the "
+                               "signed webhook-id)"
+                             : NULL;
+}
+
 static const iw_conf_adapter webhook_conf = {
     .type = "webhook",
     /* no seed: the receiver's endpoint */
@@ -370,6 +379,7 @@ static const iw_conf_adapter webhook_conf = {
     .fields = wh_fields,
     /* base64 of "placeholder-signing-key!" (24 bytes) */
     .placeholders = "{\"secret\": \"whsec_cGxhY2Vob2xkZXItc2lnbmluZy1rZXkh\"}",
+    .check_name = name_problem,
 };
 
 const iw_target_ops iw_target_webhook = {
