@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "text.h"
+
 static iw_log_level min_level = IW_LOG_INFO;
 
 /* A thread's held lines (iw_log_hold). */
@@ -101,11 +103,8 @@ void iw_log(iw_log_level level, const char *msg, ...)
     char line[PIPE_BUF]; /* a line always fits the held buffer */
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    char ts[40];
-    size_t tl = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ts + tl, sizeof(ts) - tl, ".%03ldZ", (long)(tv.tv_usec / 1000));
+    char ts[IW_TEXT_UTC_LEN];
+    iw_text_utc_ms(ts, (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000);
     size_t at = 0, cap = sizeof(line);
     at = put_raw(line, at, cap, "{\"ts\":\"");
     at = put_raw(line, at, cap, ts);

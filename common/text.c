@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static bool lower_hex(const char *s, size_t n)
 {
@@ -128,4 +129,90 @@ int iw_text_utf8_prec(const char *s, size_t max)
         while (l > 0 && ((unsigned char)s[l] & 0xC0) == 0x80)
             l--;
     return (int)l;
+}
+
+/* ---- hot-path formatting ---- */
+
+size_t iw_text_i64(char *out, int64_t v)
+{
+    char tmp[IW_TEXT_I64_LEN];
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t len = 0;
+    if (v < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = tmp[--n];
+    out[len] = '\0';
+    return len;
+}
+
+static char *two_digits(char *p, unsigned v)
+{
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+    return p + 2;
+}
+
+size_t iw_text_utc_ms(char *out, int64_t unix_ms)
+{
+    /* 253402300800000: 10000-01-01T00:00:00Z */
+    if (unix_ms < 0 || unix_ms >= 253402300800000LL) {
+        time_t secs = (time_t)(unix_ms / 1000 - (unix_ms % 1000 < 0));
+        int ms = (int)(unix_ms % 1000 + (unix_ms % 1000 < 0 ? 1000 : 0));
+        struct tm tm;
+        if (!gmtime_r(&secs, &tm)) {
+            out[0] = '\0';
+            return 0;
+        }
+        size_t n = strftime(out, IW_TEXT_UTC_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
+        int m = snprintf(out + n, IW_TEXT_UTC_LEN - n, ".%03dZ", ms);
+        return m < 0 ? n : n + (size_t)m;
+    }
+    int64_t secs = unix_ms / 1000;
+    unsigned ms = (unsigned)(unix_ms % 1000);
+    int64_t days = secs / 86400;
+    unsigned rem = (unsigned)(secs % 86400);
+    /* days since 1970-01-01 to a civil date (H. Hinnant's algorithm, days >= 0 here) */
+    int64_t z = days + 719468;
+    int64_t era = z / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    unsigned d = doy - (153 * mp + 2) / 5 + 1;
+    unsigned m = mp < 10 ? mp + 3 : mp - 9;
+    unsigned y = (unsigned)(yoe + era * 400) + (m <= 2);
+    char *p = out;
+    p = two_digits(p, y / 100);
+    p = two_digits(p, y % 100);
+    *p++ = '-';
+    p = two_digits(p, m);
+    *p++ = '-';
+    p = two_digits(p, d);
+    *p++ = 'T';
+    p = two_digits(p, rem / 3600);
+    *p++ = ':';
+    p = two_digits(p, rem / 60 % 60);
+    *p++ = ':';
+    p = two_digits(p, rem % 60);
+    *p++ = '.';
+    *p++ = (char)('0' + ms / 100);
+    p = two_digits(p, ms % 100);
+    *p++ = 'Z';
+    *p = '\0';
+    return (size_t)(p - out);
+}
+
+size_t iw_text_copy(char *out, size_t n, const char *s)
+{
+    size_t len = s ? strnlen(s, n - 1) : 0;
+    if (len)
+        memcpy(out, s, len);
+    out[len] = '\0';
+    return len;
 }

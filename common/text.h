@@ -39,4 +39,21 @@ void iw_text_trim_cut_utf8(char *s);
  * "%.*s", iw_text_utf8_prec(s, max), s. */
 int iw_text_utf8_prec(const char *s, size_t max);
 
+/* Hot-path formatting without printf (a result, a log line and a request are written per call). */
+
+/* v in decimal into out, which holds at least IW_TEXT_I64_LEN bytes; returns the length (the
+ * text snprintf's "%lld" gives). */
+#define IW_TEXT_I64_LEN 21
+size_t iw_text_i64(char *out, int64_t v);
+
+/* unix_ms as "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC, the text strftime's "%Y-%m-%dT%H:%M:%S" and the
+ * milliseconds give) into out, which holds at least IW_TEXT_UTC_LEN bytes; returns the length.
+ * Instants before 1970 or after 9999 are written by gmtime_r and snprintf. */
+#define IW_TEXT_UTC_LEN 40
+size_t iw_text_utc_ms(char *out, int64_t unix_ms);
+
+/* s (NULL: "") into out of size n (n > 0), cut to n - 1 bytes as snprintf's "%s" would;
+ * returns the length written. */
+size_t iw_text_copy(char *out, size_t n, const char *s);
+
 #endif

@@ -218,14 +218,6 @@ static int64_t wall_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static void fmt_time(int64_t ms, char *buf, size_t len)
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, len - n, ".%03dZ", (int)(ms % 1000));
-}
 
 static void q_push(jobq *q, job *j)
 {
@@ -360,8 +352,8 @@ static void set_result(job *j, iw_result_status st, iw_error_kind ek, const char
 {
     j->status = st;
     j->error_kind = ek;
-    snprintf(j->error_code, sizeof(j->error_code), "%s", code ? code : "");
-    snprintf(j->error_msg, sizeof(j->error_msg), "%s", message ? message : "");
+    iw_text_copy(j->error_code, sizeof(j->error_code), code);
+    iw_text_copy(j->error_msg, sizeof(j->error_msg), message);
     if (!j->finished_ms)
         j->finished_ms = wall_ms();
 }
@@ -416,7 +408,7 @@ static const iw_wbuf *result_json(iw_pipeline *p, const job *j)
     iw_jw_object(&w, NULL);
     iw_jw_string(&w, "schema", "invoice-result/v1");
     if (ev)
-        snprintf(eid, sizeof(eid), "%s", ev->event_id);
+        iw_text_copy(eid, sizeof(eid), ev->event_id);
     else
         snprintf(eid, sizeof(eid), "kafka:%s:%d:%lld", p->cfg->input_topic, (int)m->partition,
                  (long long)m->we.offset);
@@ -424,7 +416,7 @@ static const iw_wbuf *result_json(iw_pipeline *p, const job *j)
     if (ev) {
         jw_text(&w, "tenant", ev->tenant);
         jw_text(&w, "invoice_id", ev->invoice.id);
-        snprintf(buf, sizeof(buf), "%lld", (long long)ev->version);
+        iw_text_i64(buf, ev->version);
         iw_jw_raw(&w, "version", buf);
     } else {
         iw_jw_null(&w, "tenant");
@@ -436,10 +428,10 @@ static const iw_wbuf *result_json(iw_pipeline *p, const job *j)
     else
         iw_jw_null(&w, "target");
     jw_text(&w, "status", STATUS_NAMES[j->status]);
-    snprintf(buf, sizeof(buf), "%d", j->attempts);
+    iw_text_i64(buf, j->attempts);
     iw_jw_raw(&w, "attempts", buf);
     if (j->http_status) {
-        snprintf(buf, sizeof(buf), "%ld", j->http_status);
+        iw_text_i64(buf, j->http_status);
         iw_jw_raw(&w, "http_status", buf);
     } else {
         iw_jw_null(&w, "http_status");
@@ -461,15 +453,14 @@ static const iw_wbuf *result_json(iw_pipeline *p, const job *j)
         iw_jw_null(&w, "error");
     }
     if (j->first_attempt_ms) {
-        fmt_time(j->first_attempt_ms, buf, sizeof(buf));
+        iw_text_utc_ms(buf, j->first_attempt_ms);
         jw_text(&w, "first_attempt_at", buf);
     } else {
         iw_jw_null(&w, "first_attempt_at");
     }
-    fmt_time(j->finished_ms, buf, sizeof(buf));
+    iw_text_utc_ms(buf, j->finished_ms);
     jw_text(&w, "finished_at", buf);
-    snprintf(buf, sizeof(buf), "%lld",
-             j->first_attempt_ms ? (long long)(j->finished_ms - j->first_attempt_ms) : 0LL);
+    iw_text_i64(buf, j->first_attempt_ms ? j->finished_ms - j->first_attempt_ms : 0);
     iw_jw_raw(&w, "duration_ms", buf);
     jw_text(&w, "worker", p->cfg->worker_id);
     if (iw_text_trace_id(m->traceparent, buf, sizeof(buf)))
@@ -482,7 +473,10 @@ static const iw_wbuf *result_json(iw_pipeline *p, const job *j)
     char *id = need <= sizeof(rid) ? rid : malloc(need);
     if (!id)
         return NULL;
-    snprintf(id, need, "%s/%s", eid, tname);
+    size_t el = strlen(eid);
+    memcpy(id, eid, el);
+    id[el] = '/';
+    memcpy(id + el + 1, tname, need - el - 1); /* with its NUL */
     jw_text(&w, "result_id", id);
     if (id != rid)
         free(id);
@@ -585,8 +579,8 @@ static void publish(iw_pipeline *p, job *j)
     iw_log_level lvl =
         j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED ? IW_LOG_WARN : IW_LOG_INFO;
     if (iw_log_enabled(lvl)) {
-        char att[16];
-        snprintf(att, sizeof(att), "%d", j->attempts);
+        char att[IW_TEXT_I64_LEN];
+        iw_text_i64(att, j->attempts);
         iw_log(lvl, "result", "event_id", m->ev ? m->ev->event_id : NULL, "invoice_id",
                m->ev ? m->ev->invoice.id : NULL, "target", j->target, "status",
                STATUS_NAMES[j->status], "attempts", att, "error_kind",
@@ -1268,7 +1262,11 @@ static void route(iw_pipeline *p, msg *m, const char *only)
         str += nl;
         j->tc = iw_config_target(p->cfg, names[i]);
         j->lane_key = str;
-        str += snprintf(str, prefix + nl, "%s\x1f%s\x1f%s", ev->tenant, ev->invoice.id, names[i]) + 1;
+        str += iw_text_copy(str, prefix + nl, ev->tenant);
+        *str++ = '\x1f';
+        str += iw_text_copy(str, prefix + nl, ev->invoice.id);
+        *str++ = '\x1f';
+        str += iw_text_copy(str, nl, names[i]) + 1; /* "tenant\x1finvoice\x1ftarget" */
         if (!j->tc) {
             char why[200];
             snprintf(why, sizeof(why), "unknown target instance \"%.*s\"",

@@ -1,8 +1,10 @@
 /* test_text.c: the rules for text that crosses a trust boundary (common/text.c) and the last
  * check of a rendered request (worker/wire.c). */
 #include <criterion/criterion.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "target.h"
 #include "text.h"
@@ -127,4 +129,88 @@ Test(wire, header_injection_is_refused_without_echoing_the_value)
     r = req_with("http://127.0.0.1:1/a b", "A", "v");
     cr_assert_neq(iw_wire_check(&r, err, sizeof(err)), 0);
     iw_request_clear(&r);
+}
+
+/* ---- hot-path formatting, judged by libc's snprintf, gmtime_r and strftime ---- */
+
+static void libc_utc_ms(int64_t ms, char *out, size_t n)
+{
+    time_t s = (time_t)(ms / 1000 - (ms % 1000 < 0));
+    int frac = (int)(ms % 1000 + (ms % 1000 < 0 ? 1000 : 0));
+    struct tm tm;
+    cr_assert_not_null(gmtime_r(&s, &tm));
+    size_t l = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + l, n - l, ".%03dZ", frac);
+}
+
+Test(format, i64_writes_what_snprintf_writes)
+{
+    int64_t fixed[] = {0, 1, -1, 9, 10, 99, 100, -10, 1234567890123LL, INT64_MAX, INT64_MIN,
+                       INT64_MIN + 1, 4294967296LL, -4294967296LL};
+    char got[IW_TEXT_I64_LEN], want[32];
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        size_t n = iw_text_i64(got, fixed[i]);
+        snprintf(want, sizeof(want), "%lld", (long long)fixed[i]);
+        cr_assert_str_eq(got, want);
+        cr_assert_eq(n, strlen(want));
+    }
+    uint64_t x = 0x9E3779B97F4A7C15ULL; /* xorshift, fixed seed */
+    for (int i = 0; i < 100000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int64_t v = (int64_t)(x >> (x % 64));
+        if (x & 1)
+            v = -v;
+        iw_text_i64(got, v);
+        snprintf(want, sizeof(want), "%lld", (long long)v);
+        cr_assert_str_eq(got, want, "value %lld", (long long)v);
+    }
+}
+
+Test(format, utc_ms_writes_what_strftime_writes)
+{
+    int64_t fixed[] = {0,
+                       999,
+                       1000,
+                       86399999,
+                       86400000,
+                       951782400000LL,    /* 2000-02-29 */
+                       951868800000LL,    /* 2000-03-01 */
+                       4107456000000LL,   /* 2100-02-28 */
+                       4107542400000LL,   /* 2100-03-01 */
+                       1795255200000LL,   /* 2026-11-21T10:00:00Z */
+                       253402300799999LL, /* 9999-12-31T23:59:59.999Z, the last fast one */
+                       253402300800000LL, /* year 10000: written by libc */
+                       -1,
+                       -1000,
+                       -86400001};
+    char got[IW_TEXT_UTC_LEN], want[64];
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        size_t n = iw_text_utc_ms(got, fixed[i]);
+        libc_utc_ms(fixed[i], want, sizeof(want));
+        cr_assert_str_eq(got, want, "ms %lld", (long long)fixed[i]);
+        cr_assert_eq(n, strlen(want));
+    }
+    cr_assert_str_eq((iw_text_utc_ms(got, 1795255200123LL), got), "2026-11-21T10:00:00.123Z");
+    uint64_t x = 0x2545F4914F6CDD1DULL;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int64_t ms = (int64_t)(x % 253402300800000ULL);
+        iw_text_utc_ms(got, ms);
+        libc_utc_ms(ms, want, sizeof(want));
+        cr_assert_str_eq(got, want, "ms %lld", (long long)ms);
+    }
+}
+
+Test(format, copy_cuts_as_snprintf_does)
+{
+    char got[8], want[8];
+    const char *in[] = {"", "abc", "abcdefg", "abcdefgh", "abcdefghijkl", NULL};
+    for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+        size_t n = iw_text_copy(got, sizeof(got), in[i]);
+        snprintf(want, sizeof(want), "%s", in[i] ? in[i] : "");
+        cr_assert_str_eq(got, want);
+        cr_assert_eq(n, strlen(want));
+    }
+    cr_assert_eq(iw_text_copy(got, 1, "abc"), 0);
+    cr_assert_str_eq(got, "");
 }

@@ -83,17 +83,22 @@ int iw_request_set_body_from(iw_request *r, const iw_wbuf *b, char *errbuf, size
 int iw_request_add_call_headers(iw_request *r, const char *event_id, const char *target,
                                 int attempt, int64_t version, const char *traceparent)
 {
+    /* "<event_id>:<target>", then ":<attempt>" after it; cut to the buffer as snprintf would */
     char buf[512];
-    snprintf(buf, sizeof(buf), "%s:%s", event_id, target);
+    size_t n = iw_text_copy(buf, sizeof(buf), event_id);
+    n += iw_text_copy(buf + n, sizeof(buf) - n, ":");
+    n += iw_text_copy(buf + n, sizeof(buf) - n, target);
     if (iw_request_add_header(r, "Idempotency-Key", buf))
         return IW_ENOMEM;
-    snprintf(buf, sizeof(buf), "%s:%s:%d", event_id, target, attempt);
+    char num[IW_TEXT_I64_LEN + 1] = ":";
+    iw_text_i64(num + 1, attempt);
+    iw_text_copy(buf + n, sizeof(buf) - n, num);
     if (iw_request_add_header(r, "X-Request-ID", buf))
         return IW_ENOMEM;
     if (traceparent && *traceparent && iw_request_add_header(r, "traceparent", traceparent))
         return IW_ENOMEM;
-    snprintf(buf, sizeof(buf), "%lld", (long long)version);
-    return iw_request_add_header(r, "X-Invoice-Version", buf) ? IW_ENOMEM : 0;
+    iw_text_i64(num, version);
+    return iw_request_add_header(r, "X-Invoice-Version", num) ? IW_ENOMEM : 0;
 }
 
 const char *iw_request_header(const iw_request *r, const char *name)
@@ -241,7 +246,7 @@ void iw_outcome_set(iw_outcome *out, iw_outcome_kind kind, iw_error_kind ek, con
 {
     out->kind = kind;
     out->error_kind = kind == IW_OUTCOME_OK ? IW_ERR_NONE : ek;
-    if (snprintf(out->code, sizeof(out->code), "%s", code ? code : "") >= (int)sizeof(out->code))
+    if (iw_text_copy(out->code, sizeof(out->code), code) < (code ? strlen(code) : 0))
         iw_text_trim_cut_utf8(out->code);
     va_list ap;
     va_start(ap, fmt);
@@ -253,9 +258,9 @@ void iw_outcome_set(iw_outcome *out, iw_outcome_kind kind, iw_error_kind ek, con
 
 void iw_outcome_from_status(const iw_response *resp, iw_outcome *out)
 {
-    char code[16];
+    char code[IW_TEXT_I64_LEN];
     long st = resp->status;
-    snprintf(code, sizeof(code), "%ld", st);
+    iw_text_i64(code, st);
     memset(out, 0, sizeof(*out));
     out->retry_after_ms = -1;
     if (st >= 200 && st < 300) {
