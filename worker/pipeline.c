@@ -643,7 +643,17 @@ static void lbatch_add(lbatch *b, job *j)
 static void msg_unref(iw_pipeline *p, msg *m)
 {
     m->we.open--;
-    if (m->we.open == 0 && m->tracked)
+    if (m->we.open != 0)
+        return;
+    /* Every job of m is over: its parsed event and its jobs go now. Only its offset (and its
+     * copied value, which pending_bytes counts) may have to wait for an earlier message of its
+     * partition, which can take minutes behind a slow target. */
+    free(m->jobs);
+    m->jobs = NULL;
+    m->n_jobs = 0;
+    iw_event_free(m->ev);
+    m->ev = NULL;
+    if (m->tracked)
         advance_partition(p, m->partition);
     /* untracked (revoked) messages are freed by sweep_orphans */
 }
