@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "adapters.h"
 #include "casefile.h"
 #include "docpaths.h"
 #include "testproc.h"
@@ -255,15 +256,15 @@ static char *reply_files(void)
     return all;
 }
 
-/* A reply fixture without a case would be a reply nobody checked. */
+/* A reply fixture without a case would be a reply nobody checked; every built-in adapter has
+ * its fixtures under tests/fixtures/TYPE/. */
 Test(classify_replies, every_reply_fixture_has_a_case)
 {
-    static const char *const targets[] = {"centra_soap",   "centra_navision", "ebizcharge",
-                                          "invoicexpress", "midnight",        "webhook"};
     char *all = reply_files();
-    for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+    for (size_t i = 0; i < iw_t_adapter_count(); i++) {
+        const char *type = iw_t_adapter(i);
         char dir[512];
-        snprintf(dir, sizeof(dir), "%s/%s", IW_FIXTURES_DIR, targets[i]);
+        snprintf(dir, sizeof(dir), "%s/%s", IW_FIXTURES_DIR, type);
         size_t n;
         char **names = case_list_dir(dir, "", &n);
         cr_assert_not_null(names, "%s", dir);
@@ -273,9 +274,9 @@ Test(classify_replies, every_reply_fixture_has_a_case)
                 strncmp(names[e], "response-refresh.", 17) == 0)
                 continue;
             char ref[512];
-            snprintf(ref, sizeof(ref), "\n%s/%s\n", targets[i], names[e]);
-            cr_expect_not_null(strstr(all, ref), "no <reply file=\"%s/%s\"> in tests/cases",
-                               targets[i], names[e]);
+            snprintf(ref, sizeof(ref), "\n%s/%s\n", type, names[e]);
+            cr_expect_not_null(strstr(all, ref), "no <reply file=\"%s/%s\"> in tests/cases", type,
+                               names[e]);
         }
         case_list_free(names, n);
     }
