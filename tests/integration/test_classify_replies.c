@@ -1,18 +1,24 @@
-/* test_classify_replies.c: every reply fixture through `invoice-worker classify`, compared with
- * its expected outcome in tests/fixtures/replies/cases.json (one data-driven test). */
+/* test_classify_replies.c: every reply case of tests/cases (a case with <config>, <reply> and
+ * <outcome>) through `invoice-worker classify`, its printed outcome checked against the case's
+ * <outcome> lines, as tests/unit/test_cases.c checks the adapter's classify in process. */
 #include <criterion/criterion.h>
-#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
+#include "adapters.h"
+#include "casefile.h"
 #include "docpaths.h"
 #include "testproc.h"
 
-#define NOW_MS "1795255200000" /* 2026-11-21T10:00:00Z: HTTP-date Retry-Afters are 90 s later */
+#ifndef IW_CASES_DIR
+#define IW_CASES_DIR "tests/cases"
+#endif
 
 /* Runs cmd; returns its exit status and its stdout (malloc'd) in *out. */
 static int run(const char *cmd, char **out)
@@ -30,98 +36,251 @@ static int run(const char *cmd, char **out)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static cJSON *load_cases(void)
+/* Runs argv (no shell); returns its exit status (-1 when it did not exit) and its stdout
+ * (malloc'd) in *out. */
+static int run_argv(char *const argv[], char **out)
 {
-    char path[512];
-    snprintf(path, sizeof(path), "%s/replies/cases.json", IW_FIXTURES_DIR);
-    char *text = iw_read_file(path, NULL);
-    cr_assert_not_null(text, "%s", path);
-    cJSON *cases = cJSON_Parse(text);
-    free(text);
-    cr_assert(cJSON_IsArray(cases), "%s is not a JSON array", path);
-    return cases;
-}
-
-/* Compares one expected key with the printed object; message is a substring match. */
-static void check_key(const char *label, const cJSON *want, const cJSON *got)
-{
-    const char *key = want->string;
-    const cJSON *g = cJSON_GetObjectItemCaseSensitive(got, key);
-    cr_expect_not_null(g, "%s: no \"%s\" in the output", label, key);
-    if (!g)
-        return;
-    if (strcmp(key, "message") == 0) {
-        cr_expect(cJSON_IsString(g) && strstr(g->valuestring, want->valuestring),
-                  "%s: message \"%s\" lacks \"%s\"", label, g->valuestring, want->valuestring);
-        return;
+    iw_proc p;
+    cr_assert_eq(iw_proc_start(&p, argv, true), 0, "cannot start %s", argv[0]);
+    size_t cap = 1 << 14, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        ssize_t got = read(p.out_fd, buf + n, cap - n - 1);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        if ((n += (size_t)got) + 1 >= cap)
+            buf = realloc(buf, cap *= 2);
     }
-    char *w = cJSON_PrintUnformatted(want), *o = cJSON_PrintUnformatted(g);
-    cr_expect_str_eq(o, w, "%s: %s is %s, want %s", label, key, o, w);
-    free(w);
-    free(o);
+    buf[n] = '\0';
+    int st = iw_proc_wait(&p, 30000);
+    *out = buf;
+    return st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-Test(classify_replies, every_case_prints_its_expected_outcome, .timeout = 600)
+static void write_file(const char *path, const char *data, size_t len)
 {
-    cJSON *cases = load_cases();
-    const cJSON *c;
-    int n = 0;
-    cJSON_ArrayForEach(c, cases)
-    {
-        const char *target = cJSON_GetObjectItem(c, "target")->valuestring;
-        const char *reply = cJSON_GetObjectItem(c, "reply")->valuestring;
-        int status = cJSON_GetObjectItem(c, "status")->valueint;
-        char cmd[2048], label[256];
-        int used = snprintf(cmd, sizeof(cmd), "'%s' classify --target %s --status %d --now-ms %s",
-                            iw_build_path("invoice-worker"), target, status, NOW_MS);
-        const cJSON *h;
-        cJSON_ArrayForEach(h, cJSON_GetObjectItem(c, "headers"))
-        {
-            used +=
-                snprintf(cmd + used, sizeof(cmd) - (size_t)used, " --header '%s'", h->valuestring);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "%s", path);
+    cr_assert_eq(fwrite(data, 1, len, f), len, "%s", path);
+    cr_assert_eq(fclose(f), 0, "%s", path);
+}
+
+/* Copies a printed string member into dst; false when it is not a string. */
+static bool copy_str(const cJSON *obj, const char *key, char *dst, size_t len)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsString(v))
+        return false;
+    snprintf(dst, len, "%s", v->valuestring);
+    return true;
+}
+
+/* Reads classify's printed JSON object back into an outcome; false (and a failure in k) when a
+ * member is missing or unknown. */
+static bool outcome_of(case_file *k, int line, const char *text, iw_outcome *o)
+{
+    memset(o, 0, sizeof(*o));
+    cJSON *j = cJSON_Parse(text);
+    bool ok = cJSON_IsObject(j);
+    const cJSON *kind = ok ? cJSON_GetObjectItemCaseSensitive(j, "outcome") : NULL;
+    const cJSON *ek = ok ? cJSON_GetObjectItemCaseSensitive(j, "error_kind") : NULL;
+    const cJSON *ra = ok ? cJSON_GetObjectItemCaseSensitive(j, "retry_after_ms") : NULL;
+    const cJSON *rt = ok ? cJSON_GetObjectItemCaseSensitive(j, "refresh_token") : NULL;
+    ok = ok && cJSON_IsString(kind) && cJSON_IsNumber(ra) && cJSON_IsBool(rt) &&
+         (cJSON_IsNull(ek) || cJSON_IsString(ek)) &&
+         copy_str(j, "code", o->code, sizeof(o->code)) &&
+         copy_str(j, "message", o->message, sizeof(o->message)) &&
+         copy_str(j, "target_ref", o->target_ref, sizeof(o->target_ref));
+    if (ok) {
+        o->kind = (iw_outcome_kind)-1;
+        for (int i = IW_OUTCOME_OK; i <= IW_OUTCOME_AUTH; i++)
+            if (strcmp(case_outcome_name((iw_outcome_kind)i), kind->valuestring) == 0)
+                o->kind = (iw_outcome_kind)i;
+        o->error_kind = IW_ERR_NONE;
+        if (cJSON_IsString(ek)) {
+            o->error_kind = (iw_error_kind)-1;
+            for (int i = IW_ERR_NONE + 1; i <= IW_ERR_EXHAUSTED; i++)
+                if (strcmp(iw_error_kind_str((iw_error_kind)i), ek->valuestring) == 0)
+                    o->error_kind = (iw_error_kind)i;
         }
-        snprintf(cmd + used, sizeof(cmd) - (size_t)used, " '%s/%s'", IW_FIXTURES_DIR, reply);
-        snprintf(label, sizeof(label), "%s %s (HTTP %d)", target, reply, status);
-        char *out;
-        cr_assert_eq(run(cmd, &out), 0, "%s: exit status", label);
-        cJSON *got = cJSON_Parse(out);
-        cr_assert(cJSON_IsObject(got), "%s: not one JSON object: %s", label, out);
-        const cJSON *want;
-        cJSON_ArrayForEach(want, cJSON_GetObjectItem(c, "expect")) check_key(label, want, got);
-        cJSON_Delete(got);
-        free(out);
-        n++;
+        o->retry_after_ms = (int64_t)ra->valuedouble;
+        o->refresh_token = cJSON_IsTrue(rt);
+        ok = (int)o->kind >= 0 && (int)o->error_kind >= 0;
     }
-    cr_assert_gt(n, 90);
-    cJSON_Delete(cases);
+    if (!ok)
+        case_fail(k, line, "classify printed no outcome it can be read as: %.300s", text);
+    cJSON_Delete(j);
+    return ok;
 }
 
-/* A reply fixture without a case would be a reply nobody checked. */
+/* Reports a failure of a case, naming the file and the command it went through. */
+static void report(const case_file *k, int line, const char *msg)
+{
+    cr_expect_fail("%s:%d: %s (invoice-worker classify)", k->file, line, msg);
+}
+
+/* Runs one parsed case through classify when it has <config>, <reply> and <outcome>; returns
+ * whether it did. Its config and (inline) body are written under tmp. */
+static bool classify_case(case_file *k, const char *tmp)
+{
+    const case_section *cs = case_find(k, "config"), *rs = case_find(k, "reply");
+    const case_section *os = case_find(k, "outcome");
+    if (!cs || !rs || !os || case_find(k, "config-refused"))
+        return false;
+    char *tname = NULL, *type = NULL;
+    char *json = case_config_text(k, cs, &tname, &type);
+    free(type);
+    if (!json)
+        return true;
+    case_reply rp;
+    if (case_reply_parse(k, rs, &rp) != 0) {
+        free(json);
+        free(tname);
+        return true;
+    }
+    char conf_path[512], body_path[512], status[16], now[32];
+    snprintf(conf_path, sizeof(conf_path), "%s/config.json", tmp);
+    write_file(conf_path, json, strlen(json));
+    const char *file = case_attr(rs, "file");
+    if (file)
+        snprintf(body_path, sizeof(body_path), "%s/%s", IW_FIXTURES_DIR, file);
+    else {
+        snprintf(body_path, sizeof(body_path), "%s/reply", tmp);
+        write_file(body_path, rp.resp.body ? rp.resp.body : "", rp.resp.body_len);
+    }
+    snprintf(status, sizeof(status), "%ld", rp.resp.status);
+    snprintf(now, sizeof(now), "%lld", CASE_NOW_MS);
+
+    char *argv[16 + 2 * 16], *headers[16];
+    size_t a = 0;
+    argv[a++] = (char *)iw_build_path("invoice-worker");
+    argv[a++] = "classify";
+    argv[a++] = "-c";
+    argv[a++] = conf_path;
+    argv[a++] = "--target";
+    argv[a++] = tname;
+    argv[a++] = "--status";
+    argv[a++] = status;
+    argv[a++] = "--now-ms";
+    argv[a++] = now;
+    for (size_t i = 0; i < rp.resp.n_headers; i++) {
+        size_t hl = strlen(rp.headers[i].name) + strlen(rp.headers[i].value) + 3;
+        headers[i] = malloc(hl);
+        snprintf(headers[i], hl, "%s: %s", rp.headers[i].name, rp.headers[i].value);
+        argv[a++] = "--header";
+        argv[a++] = headers[i];
+    }
+    argv[a++] = body_path;
+    argv[a] = NULL;
+    char *out = NULL;
+    int rc = run_argv(argv, &out);
+    iw_outcome o;
+    if (rc != 0)
+        case_fail(k, rs->line, "classify exited %d: %.300s", rc, out);
+    else if (outcome_of(k, os->line, out, &o))
+        case_check_outcome(k, os, &o);
+    free(out);
+    for (size_t i = 0; i < rp.resp.n_headers; i++)
+        free(headers[i]);
+    case_reply_clear(&rp);
+    free(json);
+    free(tname);
+    return true;
+}
+
+/* Every reply case of every folder under tests/cases prints the outcome its <outcome> says. */
+Test(classify_replies, every_reply_case_prints_its_outcome, .timeout = 600)
+{
+    char tmp[] = "/tmp/iw-classify-XXXXXX";
+    cr_assert_not_null(mkdtemp(tmp));
+    size_t n_dirs, ran = 0;
+    char **dirs = case_list_dir(IW_CASES_DIR, NULL, &n_dirs);
+    cr_assert(dirs && n_dirs > 0, "no case folders in %s", IW_CASES_DIR);
+    for (size_t d = 0; d < n_dirs; d++) {
+        char dir[512];
+        snprintf(dir, sizeof(dir), "%s/%s", IW_CASES_DIR, dirs[d]);
+        size_t n;
+        char **files = case_list_dir(dir, ".case", &n);
+        for (size_t i = 0; i < n; i++) {
+            char path[1024], rel[600];
+            snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+            snprintf(rel, sizeof(rel), "tests/cases/%s/%s", dirs[d], files[i]);
+            case_file k = {.file = rel, .report = report};
+            if (case_read(&k, path) == 0 && classify_case(&k, tmp))
+                ran++;
+            case_free(&k);
+        }
+        case_list_free(files, n);
+    }
+    case_list_free(dirs, n_dirs);
+    char conf_path[600], body_path[600];
+    snprintf(conf_path, sizeof(conf_path), "%s/config.json", tmp);
+    snprintf(body_path, sizeof(body_path), "%s/reply", tmp);
+    unlink(conf_path);
+    unlink(body_path);
+    cr_expect_eq(rmdir(tmp), 0, "%s: %s", tmp, strerror(errno));
+    cr_assert_gt(ran, 130, "only %zu reply cases", ran);
+    cr_log_info("%zu reply cases through classify", ran);
+}
+
+/* The file= of every <reply> of the cases under tests/cases, each as "\nREL\n" (malloc'd). */
+static char *reply_files(void)
+{
+    size_t cap = 1 << 14, len = 0, n_dirs;
+    char *all = calloc(1, cap);
+    char **dirs = case_list_dir(IW_CASES_DIR, NULL, &n_dirs);
+    for (size_t d = 0; d < n_dirs; d++) {
+        char dir[512];
+        snprintf(dir, sizeof(dir), "%s/%s", IW_CASES_DIR, dirs[d]);
+        size_t n;
+        char **files = case_list_dir(dir, ".case", &n);
+        for (size_t i = 0; i < n; i++) {
+            char path[1024];
+            snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+            case_file k = {.file = path};
+            const char *f =
+                case_read(&k, path) == 0 ? case_attr(case_find(&k, "reply"), "file") : NULL;
+            if (f) {
+                size_t fl = strlen(f);
+                while (len + fl + 3 >= cap)
+                    all = realloc(all, cap *= 2);
+                len += (size_t)snprintf(all + len, cap - len, "\n%s\n", f);
+            }
+            case_free(&k);
+        }
+        case_list_free(files, n);
+    }
+    case_list_free(dirs, n_dirs);
+    return all;
+}
+
+/* A reply fixture without a case would be a reply nobody checked; every built-in adapter has
+ * its fixtures under tests/fixtures/TYPE/. */
 Test(classify_replies, every_reply_fixture_has_a_case)
 {
-    static const char *const targets[] = {"centra_soap", "centra_navision", "ebizcharge",
-                                          "invoicexpress", "midnight",   "webhook"};
-    cJSON *cases = load_cases();
-    char *all = cJSON_PrintUnformatted(cases);
-    for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+    char *all = reply_files();
+    for (size_t i = 0; i < iw_t_adapter_count(); i++) {
+        const char *type = iw_t_adapter(i);
         char dir[512];
-        snprintf(dir, sizeof(dir), "%s/%s", IW_FIXTURES_DIR, targets[i]);
-        DIR *d = opendir(dir);
-        cr_assert_not_null(d, "%s", dir);
-        struct dirent *e;
-        while ((e = readdir(d))) {
+        snprintf(dir, sizeof(dir), "%s/%s", IW_FIXTURES_DIR, type);
+        size_t n;
+        char **names = case_list_dir(dir, "", &n);
+        cr_assert_not_null(names, "%s", dir);
+        for (size_t e = 0; e < n; e++) {
             /* token refresh replies are read by parse_refresh, not classify */
-            if (strncmp(e->d_name, "response-", 9) != 0 ||
-                strncmp(e->d_name, "response-refresh.", 17) == 0)
+            if (strncmp(names[e], "response-", 9) != 0 ||
+                strncmp(names[e], "response-refresh.", 17) == 0)
                 continue;
             char ref[512];
-            snprintf(ref, sizeof(ref), "\"%s/%s\"", targets[i], e->d_name);
-            cr_expect_not_null(strstr(all, ref), "no case in cases.json for %s", ref);
+            snprintf(ref, sizeof(ref), "\n%s/%s\n", type, names[e]);
+            cr_expect_not_null(strstr(all, ref), "no <reply file=\"%s/%s\"> in tests/cases", type,
+                               names[e]);
         }
-        closedir(d);
+        case_list_free(names, n);
     }
     free(all);
-    cJSON_Delete(cases);
 }
 
 Test(classify_replies, usage_errors_exit_2)

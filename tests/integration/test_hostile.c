@@ -18,6 +18,9 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
+#include "adapters.h"
 #include "config.h"
 #include "dispatch.h"
 #include "docpaths.h"
@@ -189,8 +192,42 @@ static srv *server;
 static iw_config *cfg;
 static iw_event *event;
 
-/* A config whose six targets (named by their types) all point at url, with one attempt,
- * request_ms as the whole-request timeout and target_extra merged into every target. */
+/* The config json with a target for every built-in adapter (adapters.h) it lacks, named by its
+ * type: its placeholder credentials, url and the members of the object fragment common.
+ * Returns a malloc'd text. */
+static char *with_every_adapter(const char *json, const char *url, const char *common)
+{
+    cJSON *root = cJSON_Parse(json);
+    cJSON *targets = cJSON_GetObjectItem(root, "targets");
+    cr_assert(cJSON_IsObject(targets), "%s", json);
+    char extra[600];
+    snprintf(extra, sizeof(extra), "{%s}", common);
+    for (size_t i = 0; iw_t_adapter(i); i++) {
+        const char *type = iw_t_adapter(i);
+        if (cJSON_GetObjectItem(targets, type))
+            continue;
+        const iw_target_ops *ops = iw_target_find(type);
+        cr_assert_not_null(ops);
+        cJSON *t =
+            ops->conf->placeholders ? cJSON_Parse(ops->conf->placeholders) : cJSON_CreateObject();
+        cJSON *x = cJSON_Parse(extra);
+        cr_assert(cJSON_IsObject(t) && cJSON_IsObject(x), "%s: placeholders or %s", type, extra);
+        while (x->child) {
+            cJSON *m = cJSON_DetachItemViaPointer(x, x->child);
+            cJSON_AddItemToObject(t, m->string, m);
+        }
+        cJSON_Delete(x);
+        cJSON_AddStringToObject(t, "type", type);
+        cJSON_AddStringToObject(t, "url", url);
+        cJSON_AddItemToObject(targets, type, t);
+    }
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return text;
+}
+
+/* A config whose targets, one per built-in adapter (named by its type), all point at url, with one
+ * attempt, request_ms as the whole-request timeout and target_extra merged into every target. */
 static void config_for(const char *url, int64_t request_ms, const char *target_extra)
 {
     char json[8192];
@@ -220,10 +257,12 @@ static void config_for(const char *url, int64_t request_ms, const char *target_e
         "   \"secret\": \"whsec_dW5pdC10ZXN0LXdlYmhvb2stc2lnbmluZy1rZXktMzI=\", %s}"
         " }}",
         url, common, url, common, url, common, url, common, url, common, url, common);
+    char *all = with_every_adapter(json, url, common);
     iw_config_errors errs;
     memset(&errs, 0, sizeof(errs));
     iw_config_free(cfg);
-    cfg = iw_config_parse(json, NULL, &errs);
+    cfg = iw_config_parse(all, NULL, &errs);
+    free(all);
     cr_assert_not_null(cfg, "config refused: %s: %s", errs.count ? errs.items[0].path : "",
                        errs.count ? errs.items[0].message : "");
 }
@@ -277,11 +316,12 @@ static long long rss_bytes(void)
     return resident * sysconf(_SC_PAGESIZE);
 }
 
-static const char *const all_types[] = {"centra_soap", "centra_navision", "midnight",
-                                        "ebizcharge",  "invoicexpress",   "webhook"};
-/* The adapters that judge a 2xx by its body; not the webhook: its spec makes any 2xx a delivery. */
-static const char *const body_judged_types[] = {"centra_soap", "centra_navision", "midnight",
-                                                "ebizcharge", "invoicexpress"};
+/* Whether an adapter judges a 2xx by its body: all but the webhook, whose spec makes any 2xx a
+ * delivery. */
+static bool body_judged(const char *type)
+{
+    return strcmp(type, "webhook") != 0;
+}
 
 static void setup(void)
 {
@@ -350,13 +390,14 @@ Test(hostile, external_entity_is_never_read)
     config_for(server->url, 10000, NULL);
     for (int b = 0; b < 3; b++) {
         srv_fixed(server, 200, "text/xml; charset=utf-8", bodies[b], strlen(bodies[b]));
-        for (size_t t = 0; t < sizeof(all_types) / sizeof(all_types[0]); t++) {
-            iw_call_result r = call(all_types[t], NULL);
-            cr_assert_null(strstr(r.outcome.message, marker), "%s, body %d: %s", all_types[t], b,
+        for (size_t t = 0; t < iw_t_adapter_count(); t++) {
+            const char *type = iw_t_adapter(t);
+            iw_call_result r = call(type, NULL);
+            cr_assert_null(strstr(r.outcome.message, marker), "%s, body %d: %s", type, b,
                            r.outcome.message);
-            cr_assert_null(strstr(r.outcome.target_ref, marker), "%s, body %d", all_types[t], b);
-            cr_assert_null(strstr(r.outcome.code, marker), "%s, body %d", all_types[t], b);
-            if (b == 0 && strcmp(all_types[t], "ebizcharge") == 0) {
+            cr_assert_null(strstr(r.outcome.target_ref, marker), "%s, body %d", type, b);
+            cr_assert_null(strstr(r.outcome.code, marker), "%s, body %d", type, b);
+            if (b == 0 && strcmp(type, "ebizcharge") == 0) {
                 cr_assert_neq(r.outcome.kind, IW_OUTCOME_OK,
                               "a reply declaring entities is refused, not taken as success");
                 cr_assert(strstr(r.outcome.message, "entities"), "%s", r.outcome.message);
@@ -397,17 +438,16 @@ Test(hostile, billion_laughs_is_refused_and_memory_stays_flat)
     config_for(server->url, 10000, NULL);
     srv_fixed(server, 200, "text/xml; charset=utf-8", laughs, sizeof(laughs) - 1);
     long long before = rss_bytes();
-    for (size_t t = 0; t < sizeof(all_types) / sizeof(all_types[0]); t++) {
+    for (size_t t = 0; t < iw_t_adapter_count(); t++) {
+        const char *type = iw_t_adapter(t);
         long long ms = 0;
-        iw_call_result r = call(all_types[t], &ms);
-        cr_log_info("%s: %s in %lld ms", all_types[t], r.outcome.message, ms);
-        cr_assert_null(strstr(r.outcome.target_ref, "lollol"), "%s", all_types[t]);
-        cr_assert_null(strstr(r.outcome.message, "lollollol"), "%s: %s", all_types[t],
-                       r.outcome.message);
-        if (strcmp(all_types[t], "ebizcharge") == 0 || strcmp(all_types[t], "centra_soap") == 0) {
-            cr_assert_neq(r.outcome.kind, IW_OUTCOME_OK, "%s", all_types[t]);
-            cr_assert(strstr(r.outcome.message, "entit"), "%s: %s", all_types[t],
-                      r.outcome.message);
+        iw_call_result r = call(type, &ms);
+        cr_log_info("%s: %s in %lld ms", type, r.outcome.message, ms);
+        cr_assert_null(strstr(r.outcome.target_ref, "lollol"), "%s", type);
+        cr_assert_null(strstr(r.outcome.message, "lollollol"), "%s: %s", type, r.outcome.message);
+        if (strcmp(type, "ebizcharge") == 0 || strcmp(type, "centra_soap") == 0) {
+            cr_assert_neq(r.outcome.kind, IW_OUTCOME_OK, "%s", type);
+            cr_assert(strstr(r.outcome.message, "entit"), "%s: %s", type, r.outcome.message);
         }
     }
     long long growth = rss_bytes() - before;
@@ -470,21 +510,24 @@ Test(hostile, content_type_does_not_decide)
     srv_fixed(server, 200, "application/json", garbage, sizeof(garbage) - 1);
     /* a 2xx alone is no success for any target that reads its reply, InvoiceXpress included: a
      * cut or garbled reply is retried until the attempts run out */
-    for (size_t t = 0; t < sizeof(body_judged_types) / sizeof(body_judged_types[0]); t++) {
-        r = call(body_judged_types[t], NULL);
-        cr_assert_neq(r.outcome.kind, IW_OUTCOME_OK, "%s took JSON garbage as success",
-                      body_judged_types[t]);
-        cr_assert_eq(r.outcome.error_kind, IW_ERR_EXHAUSTED, "%s: retried until exhausted",
-                     body_judged_types[t]);
+    for (size_t t = 0; t < iw_t_adapter_count(); t++) {
+        const char *type = iw_t_adapter(t);
+        if (!body_judged(type))
+            continue;
+        r = call(type, NULL);
+        cr_assert_neq(r.outcome.kind, IW_OUTCOME_OK, "%s took JSON garbage as success", type);
+        cr_assert_eq(r.outcome.error_kind, IW_ERR_EXHAUSTED, "%s: retried until exhausted", type);
         cr_assert_str_eq(r.outcome.target_ref, "", "no id is read out of garbage");
     }
 
     static const char html[] = "<!DOCTYPE html><html><body>Maintenance</body></html>";
     srv_fixed(server, 200, "application/soap+xml", html, sizeof(html) - 1);
-    for (size_t t = 0; t < sizeof(body_judged_types) / sizeof(body_judged_types[0]); t++) {
-        r = call(body_judged_types[t], NULL);
-        cr_assert_neq(r.outcome.kind, IW_OUTCOME_OK, "%s took an HTML page as success",
-                      body_judged_types[t]);
+    for (size_t t = 0; t < iw_t_adapter_count(); t++) {
+        const char *type = iw_t_adapter(t);
+        if (!body_judged(type))
+            continue;
+        r = call(type, NULL);
+        cr_assert_neq(r.outcome.kind, IW_OUTCOME_OK, "%s took an HTML page as success", type);
     }
 }
 
@@ -507,18 +550,18 @@ Test(hostile, invalid_utf8_never_reaches_a_message)
     for (size_t b = 0; b < 4; b++) {
         for (size_t s = 0; s < 4; s++) {
             srv_fixed(server, statuses[s], "text/plain", bodies[b], lens[b]);
-            for (size_t t = 0; t < sizeof(all_types) / sizeof(all_types[0]); t++) {
-                iw_call_result r = call(all_types[t], NULL);
+            for (size_t t = 0; t < iw_t_adapter_count(); t++) {
+                const char *type = iw_t_adapter(t);
+                iw_call_result r = call(type, NULL);
                 cr_assert(iw_t_utf8_ok(r.outcome.message), "%s, body %zu, HTTP %d: message %s",
-                          all_types[t], b, statuses[s], r.outcome.message);
-                cr_assert(iw_t_utf8_ok(r.outcome.code), "%s: code %s", all_types[t],
-                          r.outcome.code);
-                cr_assert(iw_t_utf8_ok(r.outcome.target_ref), "%s: target_ref %s", all_types[t],
+                          type, b, statuses[s], r.outcome.message);
+                cr_assert(iw_t_utf8_ok(r.outcome.code), "%s: code %s", type, r.outcome.code);
+                cr_assert(iw_t_utf8_ok(r.outcome.target_ref), "%s: target_ref %s", type,
                           r.outcome.target_ref);
                 /* the webhook's 2xx is delivered whatever its body (Standard Webhooks) */
-                bool delivered = strcmp(all_types[t], "webhook") == 0 && statuses[s] < 300;
+                bool delivered = !body_judged(type) && statuses[s] < 300;
                 cr_assert_eq(r.outcome.kind == IW_OUTCOME_OK, delivered, "%s, body %zu, HTTP %d",
-                             all_types[t], b, statuses[s]);
+                             type, b, statuses[s]);
             }
         }
     }

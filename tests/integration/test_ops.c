@@ -22,11 +22,14 @@
 #include "dispatch.h"
 #include "docpaths.h"
 #include "invoice.h"
+#include "adapters.h"
 #include "stack.h"
 
 #define PARTS 4
-#define ALL_TARGETS "centra_soap,centra_navision,midnight,ebizcharge,invoicexpress,webhook"
-#define N_TARGETS 6 /* the targets in ALL_TARGETS: each event makes one result per target */
+/* Every built-in adapter's target of the local stack (named by its type): each event makes one
+ * result per target. */
+#define ALL_TARGETS iw_t_adapter_list()
+#define N_TARGETS iw_t_adapter_count()
 
 static iw_stack S;
 static iw_proc W;
@@ -228,25 +231,24 @@ Test(ops, metrics_agree_with_the_result_topic_and_parse, .init = up, .fini = dow
     cr_assert_eq(metric_sum(text, "iw_events_consumed_total", NULL), (double)(GOOD + POISON));
 
     /* per target and status, exactly what the result topic holds */
-    static const char *const targets[] = {
-        "centra_soap", "centra_navision", "midnight", "ebizcharge", "invoicexpress", "webhook", ""};
     static const char *const statuses[] = {"succeeded",  "duplicate", "stale",
                                            "superseded", "rejected",  "failed"};
-    for (size_t t = 0; t < sizeof(targets) / sizeof(*targets); t++) {
+    /* every adapter's target, then "" (the rejected events name none) */
+    for (size_t t = 0; t <= N_TARGETS; t++) {
+        const char *target = t < N_TARGETS ? iw_t_adapter(t) : "";
         for (size_t s = 0; s < sizeof(statuses) / sizeof(*statuses); s++) {
             size_t topic = 0;
             for (size_t i = 0; i < r.n; i++) {
                 const char *rt = iw_json_str(r.json[i], "target");
                 const char *rs = iw_json_str(r.json[i], "status");
-                topic +=
-                    strcmp(rt ? rt : "", targets[t]) == 0 && rs && strcmp(rs, statuses[s]) == 0;
+                topic += strcmp(rt ? rt : "", target) == 0 && rs && strcmp(rs, statuses[s]) == 0;
             }
-            double metric = metric_sum(text, "iw_results_total", "target", targets[t], "status",
-                                       statuses[s], NULL);
+            double metric =
+                metric_sum(text, "iw_results_total", "target", target, "status", statuses[s], NULL);
             cr_assert_eq(metric, (double)topic,
                          "iw_results_total{target=\"%s\",status=\"%s\"} = %g, "
                          "the result topic has %zu",
-                         targets[t], statuses[s], metric, topic);
+                         target, statuses[s], metric, topic);
         }
     }
     /* every HTTP attempt is counted: the settled invoice was refused exactly once */
@@ -470,11 +472,9 @@ Test(ops, secrets_never_leak, .init = up, .fini = down, .timeout = 300)
     iw_results r = iw_results_read(&S, "invoice-results", N * N_TARGETS + 1, 180000);
     cr_assert_eq(r.n, N * N_TARGETS + 1);
     /* the credentials did reach the simulator: it accepted calls at every target */
-    static const char *const targets[] = {"centra_soap", "centra_navision", "midnight",
-                                          "ebizcharge",  "invoicexpress",   "webhook"};
     for (size_t t = 0; t < N_TARGETS; t++)
-        cr_assert_geq(iw_results_count(&r, targets[t], "succeeded"), N - 3,
-                      "%s accepted the credentials", targets[t]);
+        cr_assert_geq(iw_results_count(&r, iw_t_adapter(t), "succeeded"), N - 3,
+                      "%s accepted the credentials", iw_t_adapter(t));
     cr_assert_eq(iw_results_count(&r, "midnight", "succeeded"), N, "the refreshed token worked");
     size_t auth_failed = 0, failed = iw_results_count(&r, NULL, "failed");
     for (size_t i = 0; i < r.n; i++) {
@@ -521,13 +521,14 @@ Test(ops, secrets_never_leak, .init = up, .fini = down, .timeout = 300)
     write_file(evpath, ev);
     free(ev);
     for (size_t t = 0; t < N_TARGETS; t++) {
+        const char *target = iw_t_adapter(t);
         cr_assert_eq(shell(&out, "'%s' render --target %s -c '%s' '%s'",
-                           iw_build_path("invoice-worker"), targets[t], cfg, evpath),
+                           iw_build_path("invoice-worker"), target, cfg, evpath),
                      0);
         /* the webhook sends no credential, only a signature made with it */
-        cr_assert(strstr(out, "***") || strcmp(targets[t], "webhook") == 0,
-                  "render masks the %s credentials", targets[t]);
-        cr_assert(strcmp(targets[t], "webhook") != 0 || strstr(out, "\nwebhook-signature: v1,"),
+        cr_assert(strstr(out, "***") || strcmp(target, "webhook") == 0,
+                  "render masks the %s credentials", target);
+        cr_assert(strcmp(target, "webhook") != 0 || strstr(out, "\nwebhook-signature: v1,"),
                   "render prints the webhook's signature: %s", out);
         seen = append(seen, "render", out);
         free(out);

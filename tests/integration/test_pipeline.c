@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "adapters.h"
 #include "stack.h"
 
 #define PARTS 8
@@ -52,10 +53,11 @@ static int final_versions(const char *target, long long version)
     return ok;
 }
 
-Test(pipeline, end_to_end_six_targets, .init = up, .fini = down, .timeout = 600)
+Test(pipeline, end_to_end_every_target, .init = up, .fini = down, .timeout = 600)
 {
     enum { INVOICES = 200, VERSIONS = 10 };
-    const char *targets = "centra_soap,centra_navision,midnight,ebizcharge,invoicexpress,webhook";
+    const char *targets = iw_t_adapter_list(); /* each a target of the local stack */
+    const size_t n_targets = iw_t_adapter_count();
     size_t n = INVOICES * VERSIONS;
     char **vals = calloc(n, sizeof(char *)), **keys = calloc(n, sizeof(char *));
     for (int v = 1, i = 0; v <= VERSIONS; v++) {
@@ -71,7 +73,7 @@ Test(pipeline, end_to_end_six_targets, .init = up, .fini = down, .timeout = 600)
     start_worker(&W, NULL, NULL, "worker.log");
     produce(vals, keys, n);
 
-    size_t want = n * 6;
+    size_t want = n * n_targets;
     iw_results r = iw_results_read(&S, "invoice-results", want, 300000);
     cr_assert_eq(r.n, want, "results: %zu of %zu", r.n, want);
     cr_assert_eq(iw_results_distinct(&r), want, "every (event, target) has exactly one result");
@@ -80,13 +82,11 @@ Test(pipeline, end_to_end_six_targets, .init = up, .fini = down, .timeout = 600)
     size_t stale = iw_results_count(&r, NULL, "stale");
     cr_assert_eq(ok + sup + stale, want, "only succeeded/superseded/stale: %zu %zu %zu", ok, sup,
                  stale);
-    cr_assert_geq(ok, INVOICES * 6, "at least the last version of every invoice succeeded");
+    cr_assert_geq(ok, INVOICES * n_targets, "at least the last version of every invoice succeeded");
 
     /* the simulator's final state per invoice and target is the highest version */
-    const char *tl[] = {"centra_soap", "centra_navision", "midnight",
-                        "ebizcharge",  "invoicexpress",   "webhook"};
-    for (int t = 0; t < 6; t++)
-        cr_assert_eq(final_versions(tl[t], VERSIONS), INVOICES, "%s", tl[t]);
+    for (size_t t = 0; t < n_targets; t++)
+        cr_assert_eq(final_versions(iw_t_adapter(t), VERSIONS), INVOICES, "%s", iw_t_adapter(t));
     /* a clean stop commits everything */
     cr_assert_eq(iw_proc_stop(&W, 30000), 0, "worker exits 0 on SIGTERM");
     cr_assert_eq(iw_kafka_group_lag(S.brokers, "invoice-worker", "invoice-events"), 0,
