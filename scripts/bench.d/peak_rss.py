@@ -5,10 +5,13 @@ same local stack. Prints the run's figures, peak RSS (VmHWM) among them.
 
     /usr/bin/python3 scripts/bench.d/peak_rss.py --build build [--events 20000] [--latency-ms 100]
         [--max-in-flight 512] [--worker path/to/invoice-worker] [--prop KEY=VALUE]...
-        [--setting worker.KEY=VALUE]...
+        [--setting worker.KEY=VALUE]... [--fault JSON]...
 
 --prop adds a kafka.properties entry to the worker's config, --setting sets a worker.* key
-(both for experiments: which setting moves the peak).
+(both for experiments: which setting moves the peak). --fault installs a target-sim fault spec
+(POST /_sim/faults) on the fresh stack before the run, e.g. a flaky target whose retries hold
+the messages behind them: '{"target": "centra_soap", "kind": "error", "status": 503,
+"rate": 0.02}'. Every result must still succeed.
 """
 import argparse
 import json
@@ -29,6 +32,7 @@ def main():
     ap.add_argument("--max-in-flight", type=int, default=512)
     ap.add_argument("--prop", action="append", default=[], help="kafka.properties KEY=VALUE")
     ap.add_argument("--setting", action="append", default=[], help="worker.KEY=VALUE (a number)")
+    ap.add_argument("--fault", action="append", default=[], help="target-sim fault spec (JSON)")
     a = ap.parse_args()
     build = os.path.abspath(a.build)  # redis-server resolves its paths after changing directory
     out = os.path.abspath(a.out or os.path.join(build, "bench-rss"))
@@ -51,6 +55,15 @@ def main():
         k, v = kv.split("=", 1)
         extra.setdefault("worker", {})[k.split(".", 1)[1]] = int(v)
     b.worker_extra = extra or None  # the measured worker's config only, not the sender's
+    if a.fault:
+        plain_new_stack = b.new_stack
+
+        def new_stack(*args, **kw):
+            st = plain_new_stack(*args, **kw)
+            for spec in a.fault:
+                st.sim_call("POST", "/_sim/faults", json.loads(spec))
+            return st
+        b.new_stack = new_stack
     n = a.events
     events = b.events("s2centra", n, n, "centra_soap")
     r = b.run("invoice-worker alone, centra_soap only", events, n, n, latency_ms=a.latency_ms,
