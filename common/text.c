@@ -216,3 +216,79 @@ size_t iw_text_copy(char *out, size_t n, const char *s)
     out[len] = '\0';
     return len;
 }
+
+/* ---- text from a reply ---- */
+
+/* Length of the well-formed UTF-8 sequence at s (n bytes available), 0 when there is none;
+ * *need gets the length its first byte announces. */
+static size_t utf8_seq(const unsigned char *s, size_t n, size_t *need)
+{
+    unsigned c = s[0], min;
+    size_t k;
+    *need = 1;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xE0) == 0xC0)
+        k = 2, min = 0x80, c &= 0x1F;
+    else if ((c & 0xF0) == 0xE0)
+        k = 3, min = 0x800, c &= 0x0F;
+    else if ((c & 0xF8) == 0xF0)
+        k = 4, min = 0x10000, c &= 0x07;
+    else
+        return 0;
+    *need = k;
+    if (n < k)
+        return 0;
+    for (size_t i = 1; i < k; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        c = (c << 6) | (s[i] & 0x3F);
+    }
+    return c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF) ? 0 : k;
+}
+
+size_t iw_text_clean_copy(char *buf, size_t len, const char *s, size_t n)
+{
+    size_t o = 0;
+    if (len == 0)
+        return 0;
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n && u[i] != '\0';) {
+        size_t need, k = utf8_seq(u + i, n - i, &need);
+        if (k == 0 && n - i < need) {
+            size_t j = i + 1;
+            while (j < n && (u[j] & 0xC0) == 0x80)
+                j++;
+            if (j == n)
+                break; /* the text was cut inside its last character */
+        }
+        if (o + (k ? k : 1) >= len)
+            break;
+        if (k == 0) {
+            buf[o++] = '?';
+            i++;
+        } else if (k == 1) {
+            buf[o++] = u[i] < 0x20 || u[i] == 0x7f ? ' ' : (char)u[i];
+            i++;
+        } else {
+            memmove(buf + o, u + i, k);
+            o += k;
+            i += k;
+        }
+    }
+    buf[o] = '\0';
+    return o;
+}
+
+bool iw_text_id_digits(const char *s, char *buf, size_t len)
+{
+    if (!s || !*s)
+        return false;
+    while (s[0] == '0' && s[1] >= '0' && s[1] <= '9')
+        s++;
+    size_t n = strspn(s, "0123456789");
+    if (s[n] != '\0' || n > 18 || n >= len)
+        return false;
+    memcpy(buf, s, n + 1);
+    return true;
+}

@@ -39,6 +39,17 @@ void iw_text_trim_cut_utf8(char *s);
  * "%.*s", iw_text_utf8_prec(s, max), s. */
 int iw_text_utf8_prec(const char *s, size_t max);
 
+/* Copies at most len-1 bytes of s (n bytes, or up to a NUL) into buf as valid UTF-8, for text
+ * a reply brought (a message, an error page's start): a sequence is never cut, bytes that are
+ * not UTF-8 (a Latin-1 page, binary) become '?', control characters become spaces, and a
+ * sequence cut short at the end of s is dropped. buf may be s. Returns the length written. */
+size_t iw_text_clean_copy(char *buf, size_t len, const char *s, size_t n);
+
+/* True when s is a whole number of at most 18 digits (an id a target keeps as an integer);
+ * copies it without leading zeros ("007" -> "7") into buf (len bytes, more than its digits).
+ * False for NULL, "", a sign, a point or anything else. */
+bool iw_text_id_digits(const char *s, char *buf, size_t len);
+
 /* Hot-path formatting without printf (a result, a log line and a request are written per call). */
 
 /* v in decimal into out, which holds at least IW_TEXT_I64_LEN bytes; returns the length (the

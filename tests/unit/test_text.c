@@ -214,3 +214,61 @@ Test(format, copy_cuts_as_snprintf_does)
     cr_assert_eq(iw_text_copy(got, 1, "abc"), 0);
     cr_assert_str_eq(got, "");
 }
+
+/* ---- reply text: one clean-up for every adapter ---- */
+
+static const char *clean(const char *s, size_t n, size_t len)
+{
+    static char buf[64];
+    size_t w = iw_text_clean_copy(buf, len, s, n);
+    cr_assert_eq(w, strlen(buf));
+    return buf;
+}
+
+Test(reply_text, clean_copy_keeps_utf8_and_replaces_what_is_not)
+{
+    cr_assert_str_eq(clean("plain", 5, 64), "plain");
+    cr_assert_str_eq(clean("a\tb\r\nc\x7f", 7, 64), "a b  c ");
+    cr_assert_str_eq(clean("caf\xe9 au lait", 12, 64), "caf? au lait"); /* Latin-1 */
+    cr_assert_str_eq(clean("\xc0\xaf", 2, 64), "??");                     /* overlong '/' */
+    cr_assert_str_eq(clean("\xed\xa0\x80", 3, 64), "???");               /* a surrogate */
+    cr_assert_str_eq(clean("\xf4\x90\x80\x80", 4, 64), "????");          /* past U+10FFFF */
+    cr_assert_str_eq(clean("\xe2\x82\xac 5", 5, 64), "\xe2\x82\xac 5");  /* the euro sign */
+    cr_assert_str_eq(clean("ok\0hidden", 9, 64), "ok");                  /* a NUL ends it */
+}
+
+Test(reply_text, clean_copy_never_cuts_a_sequence)
+{
+    cr_assert_str_eq(clean("ab\xe2\x82", 4, 64), "ab");      /* the text ends inside one */
+    cr_assert_str_eq(clean("a\xe2" "A", 3, 64), "a?A");       /* a lead byte, then no tail */
+    cr_assert_str_eq(clean("ab\xe2\x82\xac", 5, 5), "ab");    /* the buffer ends inside one */
+    cr_assert_str_eq(clean("ab\xe2\x82\xac", 5, 6), "ab\xe2\x82\xac");
+    cr_assert_str_eq(clean("abcdef", 6, 4), "abc");
+    cr_assert_str_eq(clean("abc", 3, 1), "");
+}
+
+Test(reply_text, clean_copy_works_in_place)
+{
+    char buf[16] = "x\x01y\xffz";
+    iw_text_clean_copy(buf, sizeof(buf), buf, strlen(buf));
+    cr_assert_str_eq(buf, "x y?z");
+}
+
+Test(reply_text, id_digits_is_a_whole_number_of_at_most_18_digits)
+{
+    char buf[32];
+    cr_assert(iw_text_id_digits("42", buf, sizeof(buf)));
+    cr_assert_str_eq(buf, "42");
+    cr_assert(iw_text_id_digits("007", buf, sizeof(buf)));
+    cr_assert_str_eq(buf, "7");
+    cr_assert(iw_text_id_digits("000", buf, sizeof(buf)));
+    cr_assert_str_eq(buf, "0");
+    cr_assert(iw_text_id_digits("123456789012345678", buf, sizeof(buf)));
+    cr_assert(iw_text_id_digits("0000123456789012345678", buf, sizeof(buf)));
+    cr_assert_str_eq(buf, "123456789012345678");
+    const char *bad[] = {NULL, "", "1234567890123456789", "-1", "+1", "1.0", "1e3", " 1", "1 ",
+                         "0x1", "\xd9\xa1" /* ARABIC-INDIC DIGIT ONE */};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_not(iw_text_id_digits(bad[i], buf, sizeof(buf)), "%zu", i);
+    cr_assert_not(iw_text_id_digits("12345", buf, 5)); /* no room for its NUL */
+}

@@ -14,6 +14,7 @@
 #include "invoicexpress.h"
 #include "mapping.h"
 #include "status.h"
+#include "text.h"
 #include "wbuf.h"
 #include "xml.h"
 
@@ -571,74 +572,6 @@ fail:
 /* ------------------------------------------------------------------------------------------ */
 /* Reading replies. */
 
-/* Copies at most len-1 bytes of s into buf without cutting a UTF-8 sequence, turning control
- * characters into spaces. */
-static void copy_clean(char *buf, size_t len, const char *s, size_t n)
-{
-    size_t o = 0;
-    if (len == 0)
-        return;
-    for (size_t i = 0; i < n && o + 1 < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\0')
-            break;
-        buf[o++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
-    }
-    size_t k = o;
-    while (k > 0 && ((unsigned char)buf[k - 1] & 0xC0) == 0x80)
-        k--;
-    if (k > 0 && (unsigned char)buf[k - 1] >= 0xC0) {
-        unsigned char lead = (unsigned char)buf[k - 1];
-        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
-        if (o - (k - 1) < need)
-            o = k - 1;
-    }
-    buf[o] = '\0';
-}
-
-/* Copies at most len-1 bytes of s (n bytes) into buf as valid UTF-8: a byte that does not
- * start a well-formed sequence becomes '?', controls become spaces, a cut tail is dropped. */
-static void copy_utf8(char *buf, size_t len, const char *s, size_t n)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    size_t o = 0;
-    for (size_t i = 0; i < n && u[i] && o + 1 < len;) {
-        unsigned c = u[i];
-        size_t k = c < 0x80             ? 1
-                   : (c & 0xE0) == 0xC0 ? 2
-                   : (c & 0xF0) == 0xE0 ? 3
-                   : (c & 0xF8) == 0xF0 ? 4
-                                        : 0;
-        unsigned cp = k == 2 ? c & 0x1F : k == 3 ? c & 0x0F : c & 0x07;
-        bool ok = k > 0 && i + k <= n;
-        for (size_t j = 1; ok && j < k; j++) {
-            ok = (u[i + j] & 0xC0) == 0x80;
-            cp = (cp << 6) | (u[i + j] & 0x3F);
-        }
-        if (ok && k > 1) {
-            static const unsigned min[] = {0, 0, 0x80, 0x800, 0x10000};
-            ok = cp >= min[k] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
-        }
-        if (!ok) {
-            if (i + k > n && k > 1)
-                break; /* cut inside the last character */
-            buf[o++] = '?';
-            i++;
-        } else if (k == 1) {
-            buf[o++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
-            i++;
-        } else {
-            if (o + k >= len)
-                break;
-            memcpy(buf + o, u + i, k);
-            o += k;
-            i += k;
-        }
-    }
-    if (len)
-        buf[o] = '\0';
-}
-
 static bool looks_html(const char *b, size_t n)
 {
     while (n > 0 && isspace((unsigned char)*b))
@@ -671,7 +604,7 @@ static int errors_of(xmlNodePtr root, char *buf, size_t len, bool *settled)
     }
     if (used >= len)
         used = len - 1;
-    copy_clean(buf, len, buf, used); /* drop a cut UTF-8 tail */
+    iw_text_clean_copy(buf, len, buf, used); /* drop a cut UTF-8 tail */
     return n;
 }
 
@@ -737,7 +670,7 @@ static void set_message(const iw_target_conf *tc, long status, iw_outcome *out,
         }
     }
     char *m = iw_mask_secrets(raw, strlen(raw), secrets, n);
-    copy_clean(out->message, sizeof(out->message), m ? m : "(message dropped)", m ? strlen(m) : 17);
+    iw_text_clean_copy(out->message, sizeof(out->message), m ? m : "(message dropped)", m ? strlen(m) : 17);
     free(m);
     free(esc);
 }
@@ -796,7 +729,7 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
         iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "unexpected-reply", "%s", "");
         set_message(tc, resp->status, out, what, detail);
     } else if (is_json(resp)) {
-        copy_utf8(detail, sizeof(detail), resp->body, resp->body_len < 160 ? resp->body_len : 160);
+        iw_text_clean_copy(detail, sizeof(detail), resp->body, resp->body_len < 160 ? resp->body_len : 160);
         iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "unexpected-reply", "%s", "");
         set_message(tc, resp->status, out, "JSON reply, not an InvoiceXpress invoice", detail);
     } else {

@@ -744,16 +744,9 @@ static const char *apply_format(const iw_map_node *n, const char *raw, char *buf
             return NULL;
         }
         return buf;
-    case IW_FMT_DIGITS: {
-        const char *digits = raw;
-        while (digits[0] == '0' && digits[1] >= '0' && digits[1] <= '9')
-            digits++;
-        size_t n_digits = strspn(digits, "0123456789");
-        if (!*raw || digits[n_digits] != '\0' || n_digits > 18 || n_digits >= len)
-            return NULL; /* not an id: absent, *why stays NULL */
-        memcpy(buf, digits, n_digits + 1);
-        return buf;
-    }
+    case IW_FMT_DIGITS:
+        /* not an id: absent, *why stays NULL */
+        return iw_text_id_digits(raw, buf, len) ? buf : NULL;
     default:
         if (strcmp(raw, "true") != 0 && strcmp(raw, "false") != 0) {
             *why = "not a boolean";

@@ -14,6 +14,7 @@
 #include "mapping.h"
 #include "midnight.h"
 #include "status.h"
+#include "text.h"
 #include "wbuf.h"
 #include "xml.h"
 
@@ -145,22 +146,6 @@ static iw_map_builtin xml_map = IW_MAP_BUILTIN("midnight",
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-/* True when s is a whole number of at most 18 digits (a Midnight id). */
-static bool int_text(const char *s, char *buf, size_t len)
-{
-    if (!s || !*s)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!isdigit((unsigned char)*p))
-            return false;
-    while (s[0] == '0' && s[1])
-        s++;
-    if (strlen(s) > 18 || strlen(s) >= len)
-        return false;
-    strcpy(buf, s);
-    return true;
-}
-
 /* Renders the body in the configured format into the thread's scratch buffer and hands it to
  * out. */
 static int render_body(const iw_event *ev, bool xml, iw_request *out, char *errbuf, size_t errlen)
@@ -210,7 +195,7 @@ static int mn_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
     };
     char buf[32];
     for (size_t i = 0; i < COUNT(ids); i++)
-        if (ids[i].value && !int_text(ids[i].value, buf, sizeof(buf))) {
+        if (ids[i].value && !iw_text_id_digits(ids[i].value, buf, sizeof(buf))) {
             snprintf(errbuf, errlen, "%s: a Midnight id is a whole number", ids[i].path);
             return IW_EINVAL;
         }
@@ -224,7 +209,7 @@ static int mn_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
                     {"midnight_item_id", lr->midnight_item_id},
                     {"midnight_order_id", lr->midnight_order_id}};
         for (size_t i = 0; i < COUNT(lids); i++)
-            if (lids[i].value && !int_text(lids[i].value, buf, sizeof(buf))) {
+            if (lids[i].value && !iw_text_id_digits(lids[i].value, buf, sizeof(buf))) {
                 snprintf(errbuf, errlen,
                          "lines[%zu].target_refs.%s: a Midnight id is a whole number", n,
                          lids[i].name);
@@ -323,69 +308,6 @@ fail:
 /* ------------------------------------------------------------------------------------------ */
 /* Reading replies. */
 
-/* Length of the well-formed UTF-8 sequence at s (n bytes available), 0 when there is none;
- * *need gets the length its first byte announces. */
-static size_t utf8_seq(const unsigned char *s, size_t n, size_t *need)
-{
-    unsigned c = s[0], min;
-    size_t k;
-    *need = 1;
-    if (c < 0x80)
-        return 1;
-    if ((c & 0xE0) == 0xC0)
-        k = 2, min = 0x80, c &= 0x1F;
-    else if ((c & 0xF0) == 0xE0)
-        k = 3, min = 0x800, c &= 0x0F;
-    else if ((c & 0xF8) == 0xF0)
-        k = 4, min = 0x10000, c &= 0x07;
-    else
-        return 0;
-    *need = k;
-    if (n < k)
-        return 0;
-    for (size_t i = 1; i < k; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        c = (c << 6) | (s[i] & 0x3F);
-    }
-    return c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF) ? 0 : k;
-}
-
-/* Copies at most len-1 bytes of s into buf as valid UTF-8: a sequence is never cut, bytes that
- * are not UTF-8 (a Latin-1 page, binary) become '?', control characters become spaces, and a
- * sequence cut short at the end of s is dropped. */
-static void copy_clean(char *buf, size_t len, const char *s, size_t n)
-{
-    size_t o = 0;
-    if (len == 0)
-        return;
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n && u[i] != '\0';) {
-        size_t need, k = utf8_seq(u + i, n - i, &need);
-        if (k == 0 && n - i < need) {
-            size_t j = i + 1;
-            while (j < n && (u[j] & 0xC0) == 0x80)
-                j++;
-            if (j == n)
-                break; /* the text was cut inside its last character */
-        }
-        if (o + (k ? k : 1) >= len)
-            break;
-        if (k == 0) {
-            buf[o++] = '?';
-            i++;
-        } else if (k == 1) {
-            buf[o++] = u[i] < 0x20 || u[i] == 0x7f ? ' ' : (char)u[i];
-            i++;
-        } else {
-            memmove(buf + o, u + i, k);
-            o += k;
-            i += k;
-        }
-    }
-    buf[o] = '\0';
-}
-
 /* True when the body looks like an HTML page (a proxy's or a server's error page). */
 static bool looks_html(const char *b, size_t n)
 {
@@ -405,7 +327,7 @@ static bool reply_string(const iw_response *resp, char *buf, size_t len)
     if (j) {
         bool ok = cJSON_IsString(j);
         if (ok)
-            copy_clean(buf, len, j->valuestring, strlen(j->valuestring));
+            iw_text_clean_copy(buf, len, j->valuestring, strlen(j->valuestring));
         cJSON_Delete(j);
         return ok;
     }
@@ -420,7 +342,7 @@ static bool reply_string(const iw_response *resp, char *buf, size_t len)
     if (ok) {
         char tmp[1024];
         iw_xml_text(root, tmp, sizeof(tmp));
-        copy_clean(buf, len, tmp, strlen(tmp));
+        iw_text_clean_copy(buf, len, tmp, strlen(tmp));
     }
     xmlFreeDoc(doc);
     return ok;
@@ -458,7 +380,7 @@ static void error_text(const iw_response *resp, char *buf, size_t len)
         }
         cJSON_Delete(j);
         if (tmp[0]) {
-            copy_clean(buf, len, tmp, strlen(tmp));
+            iw_text_clean_copy(buf, len, tmp, strlen(tmp));
             return;
         }
     } else if (resp->body[0] == '<') {
@@ -470,11 +392,11 @@ static void error_text(const iw_response *resp, char *buf, size_t len)
             char tmp[512];
             iw_xml_text(m ? m : root, tmp, sizeof(tmp));
             xmlFreeDoc(doc);
-            copy_clean(buf, len, tmp, strlen(tmp));
+            iw_text_clean_copy(buf, len, tmp, strlen(tmp));
             return;
         }
     }
-    copy_clean(buf, len, resp->body, resp->body_len < 160 ? resp->body_len : 160);
+    iw_text_clean_copy(buf, len, resp->body, resp->body_len < 160 ? resp->body_len : 160);
 }
 
 /* Writes "HTTP <st>: <reason>" into out->message with the instance's secrets masked. */
@@ -486,7 +408,7 @@ static void set_message(const iw_target_conf *tc, long status, iw_outcome *out, 
     const char *secrets[3];
     size_t n = iw_target_conf_secrets(tc, secrets, COUNT(secrets));
     char *m = iw_mask_secrets(raw, strlen(raw), (char *const *)secrets, n);
-    copy_clean(out->message, sizeof(out->message), m ? m : "(message dropped)", m ? strlen(m) : 17);
+    iw_text_clean_copy(out->message, sizeof(out->message), m ? m : "(message dropped)", m ? strlen(m) : 17);
     free(m);
 }
 
