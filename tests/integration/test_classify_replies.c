@@ -190,70 +190,60 @@ static bool classify_case(case_file *k, const char *tmp)
     return true;
 }
 
+struct classify_walk {
+    const char *tmp;
+    size_t ran;
+};
+
+static void classify_one(case_file *k, int read_rc, void *arg)
+{
+    struct classify_walk *w = arg;
+    if (read_rc == 0 && classify_case(k, w->tmp))
+        w->ran++;
+}
+
 /* Every reply case of every folder under tests/cases prints the outcome its <outcome> says. */
 Test(classify_replies, every_reply_case_prints_its_outcome, .timeout = 600)
 {
     char tmp[] = "/tmp/iw-classify-XXXXXX";
     cr_assert_not_null(mkdtemp(tmp));
-    size_t n_dirs, ran = 0;
-    char **dirs = case_list_dir(IW_CASES_DIR, NULL, &n_dirs);
-    cr_assert(dirs && n_dirs > 0, "no case folders in %s", IW_CASES_DIR);
-    for (size_t d = 0; d < n_dirs; d++) {
-        char dir[512];
-        snprintf(dir, sizeof(dir), "%s/%s", IW_CASES_DIR, dirs[d]);
-        size_t n;
-        char **files = case_list_dir(dir, ".case", &n);
-        for (size_t i = 0; i < n; i++) {
-            char path[1024], rel[600];
-            snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-            snprintf(rel, sizeof(rel), "tests/cases/%s/%s", dirs[d], files[i]);
-            case_file k = {.file = rel, .report = report};
-            if (case_read(&k, path) == 0 && classify_case(&k, tmp))
-                ran++;
-            case_free(&k);
-        }
-        case_list_free(files, n);
-    }
-    case_list_free(dirs, n_dirs);
+    struct classify_walk w = {.tmp = tmp};
+    size_t n_dirs;
+    case_each(NULL, report, classify_one, &w, &n_dirs);
+    cr_assert(n_dirs > 0, "no case folders in %s", IW_CASES_DIR);
     char conf_path[600], body_path[600];
     snprintf(conf_path, sizeof(conf_path), "%s/config.json", tmp);
     snprintf(body_path, sizeof(body_path), "%s/reply", tmp);
     unlink(conf_path);
     unlink(body_path);
     cr_expect_eq(rmdir(tmp), 0, "%s: %s", tmp, strerror(errno));
-    cr_assert_gt(ran, 130, "only %zu reply cases", ran);
-    cr_log_info("%zu reply cases through classify", ran);
+    cr_assert_gt(w.ran, 130, "only %zu reply cases", w.ran);
+    cr_log_info("%zu reply cases through classify", w.ran);
+}
+
+struct text_list {
+    char *all;
+    size_t len, cap;
+};
+
+static void add_reply_file(case_file *k, int read_rc, void *arg)
+{
+    struct text_list *l = arg;
+    const char *f = read_rc == 0 ? case_attr(case_find(k, "reply"), "file") : NULL;
+    if (!f)
+        return;
+    size_t fl = strlen(f);
+    while (l->len + fl + 3 >= l->cap)
+        l->all = realloc(l->all, l->cap *= 2);
+    l->len += (size_t)snprintf(l->all + l->len, l->cap - l->len, "\n%s\n", f);
 }
 
 /* The file= of every <reply> of the cases under tests/cases, each as "\nREL\n" (malloc'd). */
 static char *reply_files(void)
 {
-    size_t cap = 1 << 14, len = 0, n_dirs;
-    char *all = calloc(1, cap);
-    char **dirs = case_list_dir(IW_CASES_DIR, NULL, &n_dirs);
-    for (size_t d = 0; d < n_dirs; d++) {
-        char dir[512];
-        snprintf(dir, sizeof(dir), "%s/%s", IW_CASES_DIR, dirs[d]);
-        size_t n;
-        char **files = case_list_dir(dir, ".case", &n);
-        for (size_t i = 0; i < n; i++) {
-            char path[1024];
-            snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-            case_file k = {.file = path};
-            const char *f =
-                case_read(&k, path) == 0 ? case_attr(case_find(&k, "reply"), "file") : NULL;
-            if (f) {
-                size_t fl = strlen(f);
-                while (len + fl + 3 >= cap)
-                    all = realloc(all, cap *= 2);
-                len += (size_t)snprintf(all + len, cap - len, "\n%s\n", f);
-            }
-            case_free(&k);
-        }
-        case_list_free(files, n);
-    }
-    case_list_free(dirs, n_dirs);
-    return all;
+    struct text_list l = {.all = calloc(1, 1 << 14), .cap = 1 << 14};
+    case_each(NULL, NULL, add_reply_file, &l, NULL);
+    return l.all;
 }
 
 /* A reply fixture without a case would be a reply nobody checked; every built-in adapter has

@@ -1084,26 +1084,21 @@ out:
 
 /* ------------------------------------------------------------ the folders */
 
+/* Runs one case read by case_each. */
+static void run_one(case_file *k, int read_rc, void *arg)
+{
+    (void)arg;
+    if (read_rc == 0)
+        case_run(k);
+    if (k->failures == 0 && k->checks == 0)
+        case_fail(k, 0, "ran no check");
+}
+
 /* Runs every case of one adapter folder; returns how many ran. */
 static size_t run_folder(const char *adapter)
 {
-    char dir[512];
-    snprintf(dir, sizeof(dir), "%s/%s", IW_CASES_DIR, adapter);
-    size_t n;
-    char **files = case_list_dir(dir, ".case", &n);
+    size_t n = case_each(adapter, report, run_one, NULL, NULL);
     cr_expect_gt(n, 0, "tests/cases/%s holds no .case file", adapter);
-    for (size_t i = 0; i < n; i++) {
-        char path[1024], rel[600];
-        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-        snprintf(rel, sizeof(rel), "tests/cases/%s/%s", adapter, files[i]);
-        case_file k = {.file = rel, .report = report};
-        if (case_read(&k, path) == 0)
-            case_run(&k);
-        if (k.failures == 0 && k.checks == 0)
-            case_fail(&k, 0, "ran no check");
-        case_free(&k);
-    }
-    case_list_free(files, n);
     return n;
 }
 

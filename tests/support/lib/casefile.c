@@ -413,6 +413,34 @@ void case_list_free(char **names, size_t n)
     free(names);
 }
 
+size_t case_each(const char *folder, case_report_fn *report, case_each_fn *fn, void *arg,
+                 size_t *n_folders)
+{
+    size_t n_dirs = 1, total = 0;
+    char **dirs = folder ? NULL : case_list_dir(IW_CASES_DIR, NULL, &n_dirs);
+    if (n_folders)
+        *n_folders = folder || dirs ? n_dirs : 0;
+    for (size_t d = 0; d < n_dirs && (folder || dirs); d++) {
+        const char *name = folder ? folder : dirs[d];
+        char dir[512];
+        snprintf(dir, sizeof(dir), "%s/%s", IW_CASES_DIR, name);
+        size_t n;
+        char **files = case_list_dir(dir, ".case", &n);
+        for (size_t i = 0; i < n; i++) {
+            char path[1024], rel[600];
+            snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+            snprintf(rel, sizeof(rel), "tests/cases/%s/%s", name, files[i]);
+            case_file k = {.file = rel, .report = report};
+            fn(&k, case_read(&k, path), arg);
+            case_free(&k);
+        }
+        case_list_free(files, n);
+        total += n;
+    }
+    case_list_free(dirs, folder ? 0 : n_dirs);
+    return total;
+}
+
 int case_read(case_file *k, const char *path)
 {
     size_t len;

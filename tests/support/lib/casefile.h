@@ -107,4 +107,15 @@ char *case_config_text(case_file *k, const case_section *s, char **tname, char *
 char **case_list_dir(const char *dir, const char *suffix, size_t *n);
 void case_list_free(char **names, size_t n);
 
+/* Called by case_each for each case file, read (read_rc 0) or not (-1, reported through
+ * k->report); k is freed after the call. */
+typedef void case_each_fn(case_file *k, int read_rc, void *arg);
+
+/* Reads every .case file of the folder `folder` under IW_CASES_DIR (every folder when NULL),
+ * in name order, each named "tests/cases/FOLDER/FILE" and reporting through report, and hands
+ * it to fn. Returns how many files there were; *n_folders (when not NULL) gets how many
+ * folders were walked. */
+size_t case_each(const char *folder, case_report_fn *report, case_each_fn *fn, void *arg,
+                 size_t *n_folders);
+
 #endif
