@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 static bool lower_hex(const char *s, size_t n)
@@ -291,4 +292,13 @@ bool iw_text_id_digits(const char *s, char *buf, size_t len)
         return false;
     memcpy(buf, s, n + 1);
     return true;
+}
+
+bool iw_text_looks_html(const char *b, size_t n)
+{
+    while (n > 0 &&
+           (*b == ' ' || *b == '\t' || *b == '\r' || *b == '\n' || *b == '\f' || *b == '\v'))
+        b++, n--;
+    return (n >= 9 && strncasecmp(b, "<!doctype", 9) == 0) ||
+           (n >= 5 && strncasecmp(b, "<html", 5) == 0);
 }

@@ -45,6 +45,10 @@ int iw_text_utf8_prec(const char *s, size_t max);
  * sequence cut short at the end of s is dropped. buf may be s. Returns the length written. */
 size_t iw_text_clean_copy(char *buf, size_t len, const char *s, size_t n);
 
+/* True when the n bytes at b look like an HTML page (a proxy's or a server's error page): after
+ * white space, "<!doctype" or "<html" in any case. */
+bool iw_text_looks_html(const char *b, size_t n);
+
 /* True when s is a whole number of at most 18 digits (an id a target keeps as an integer);
  * copies it without leading zeros ("007" -> "7") into buf (len bytes, more than its digits).
  * False for NULL, "", a sign, a point or anything else. */

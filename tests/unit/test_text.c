@@ -145,8 +145,20 @@ static void libc_utc_ms(int64_t ms, char *out, size_t n)
 
 Test(format, i64_writes_what_snprintf_writes)
 {
-    int64_t fixed[] = {0, 1, -1, 9, 10, 99, 100, -10, 1234567890123LL, INT64_MAX, INT64_MIN,
-                       INT64_MIN + 1, 4294967296LL, -4294967296LL};
+    int64_t fixed[] = {0,
+                       1,
+                       -1,
+                       9,
+                       10,
+                       99,
+                       100,
+                       -10,
+                       1234567890123LL,
+                       INT64_MAX,
+                       INT64_MIN,
+                       INT64_MIN + 1,
+                       4294967296LL,
+                       -4294967296LL};
     char got[IW_TEXT_I64_LEN], want[32];
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         size_t n = iw_text_i64(got, fixed[i]);
@@ -230,18 +242,21 @@ Test(reply_text, clean_copy_keeps_utf8_and_replaces_what_is_not)
     cr_assert_str_eq(clean("plain", 5, 64), "plain");
     cr_assert_str_eq(clean("a\tb\r\nc\x7f", 7, 64), "a b  c ");
     cr_assert_str_eq(clean("caf\xe9 au lait", 12, 64), "caf? au lait"); /* Latin-1 */
-    cr_assert_str_eq(clean("\xc0\xaf", 2, 64), "??");                     /* overlong '/' */
-    cr_assert_str_eq(clean("\xed\xa0\x80", 3, 64), "???");               /* a surrogate */
-    cr_assert_str_eq(clean("\xf4\x90\x80\x80", 4, 64), "????");          /* past U+10FFFF */
-    cr_assert_str_eq(clean("\xe2\x82\xac 5", 5, 64), "\xe2\x82\xac 5");  /* the euro sign */
-    cr_assert_str_eq(clean("ok\0hidden", 9, 64), "ok");                  /* a NUL ends it */
+    cr_assert_str_eq(clean("\xc0\xaf", 2, 64), "??");                   /* overlong '/' */
+    cr_assert_str_eq(clean("\xed\xa0\x80", 3, 64), "???");              /* a surrogate */
+    cr_assert_str_eq(clean("\xf4\x90\x80\x80", 4, 64), "????");         /* past U+10FFFF */
+    cr_assert_str_eq(clean("\xe2\x82\xac 5", 5, 64), "\xe2\x82\xac 5"); /* the euro sign */
+    cr_assert_str_eq(clean("ok\0hidden", 9, 64), "ok");                 /* a NUL ends it */
 }
 
 Test(reply_text, clean_copy_never_cuts_a_sequence)
 {
-    cr_assert_str_eq(clean("ab\xe2\x82", 4, 64), "ab");      /* the text ends inside one */
-    cr_assert_str_eq(clean("a\xe2" "A", 3, 64), "a?A");       /* a lead byte, then no tail */
-    cr_assert_str_eq(clean("ab\xe2\x82\xac", 5, 5), "ab");    /* the buffer ends inside one */
+    cr_assert_str_eq(clean("ab\xe2\x82", 4, 64), "ab"); /* the text ends inside one */
+    cr_assert_str_eq(clean("a\xe2"
+                           "A",
+                           3, 64),
+                     "a?A");                               /* a lead byte, then no tail */
+    cr_assert_str_eq(clean("ab\xe2\x82\xac", 5, 5), "ab"); /* the buffer ends inside one */
     cr_assert_str_eq(clean("ab\xe2\x82\xac", 5, 6), "ab\xe2\x82\xac");
     cr_assert_str_eq(clean("abcdef", 6, 4), "abc");
     cr_assert_str_eq(clean("abc", 3, 1), "");
@@ -266,9 +281,21 @@ Test(reply_text, id_digits_is_a_whole_number_of_at_most_18_digits)
     cr_assert(iw_text_id_digits("123456789012345678", buf, sizeof(buf)));
     cr_assert(iw_text_id_digits("0000123456789012345678", buf, sizeof(buf)));
     cr_assert_str_eq(buf, "123456789012345678");
-    const char *bad[] = {NULL, "", "1234567890123456789", "-1", "+1", "1.0", "1e3", " 1", "1 ",
-                         "0x1", "\xd9\xa1" /* ARABIC-INDIC DIGIT ONE */};
+    const char *bad[] = {
+        NULL,  "",        "1234567890123456789", "-1", "+1", "1.0", "1e3", " 1", "1 ",
+        "0x1", "\xd9\xa1" /* ARABIC-INDIC DIGIT ONE */};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert_not(iw_text_id_digits(bad[i], buf, sizeof(buf)), "%zu", i);
     cr_assert_not(iw_text_id_digits("12345", buf, 5)); /* no room for its NUL */
+}
+
+Test(reply_text, an_html_page_is_told_by_its_start)
+{
+    cr_assert(iw_text_looks_html("<!DOCTYPE html><html>", 21));
+    cr_assert(iw_text_looks_html(" \r\n\t<HTML><body>502</body>", 26));
+    cr_assert(iw_text_looks_html("<html", 5));
+    cr_assert_not(iw_text_looks_html("<htm", 4));
+    cr_assert_not(iw_text_looks_html("<?xml version=\"1.0\"?><html/>", 28));
+    cr_assert_not(iw_text_looks_html("{\"html\": 1}", 11));
+    cr_assert_not(iw_text_looks_html("", 0));
 }

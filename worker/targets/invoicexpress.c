@@ -572,14 +572,6 @@ fail:
 /* ------------------------------------------------------------------------------------------ */
 /* Reading replies. */
 
-static bool looks_html(const char *b, size_t n)
-{
-    while (n > 0 && isspace((unsigned char)*b))
-        b++, n--;
-    return (n >= 9 && strncasecmp(b, "<!doctype", 9) == 0) ||
-           (n >= 5 && strncasecmp(b, "<html", 5) == 0);
-}
-
 /* Joins the <error> texts of an <errors> document with "; " into buf. Returns the number of
  * errors read (0 when root is not <errors>); *settled is set when one says the invoice is
  * settled (the seed's own error text, seed 004 line 299). */
@@ -612,7 +604,7 @@ static int errors_of(xmlNodePtr root, char *buf, size_t len, bool *settled)
 static xmlDocPtr parse_reply(const iw_response *resp)
 {
     char err[128];
-    if (!resp->body || resp->body_len == 0 || looks_html(resp->body, resp->body_len))
+    if (!resp->body || resp->body_len == 0 || iw_text_looks_html(resp->body, resp->body_len))
         return NULL;
     return iw_xml_parse(resp->body, resp->body_len, err, sizeof(err));
 }
@@ -670,7 +662,8 @@ static void set_message(const iw_target_conf *tc, long status, iw_outcome *out,
         }
     }
     char *m = iw_mask_secrets(raw, strlen(raw), secrets, n);
-    iw_text_clean_copy(out->message, sizeof(out->message), m ? m : "(message dropped)", m ? strlen(m) : 17);
+    iw_text_clean_copy(out->message, sizeof(out->message), m ? m : "(message dropped)",
+                       m ? strlen(m) : 17);
     free(m);
     free(esc);
 }
@@ -699,7 +692,7 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
     if (blank_body(resp))
         return; /* OK, no id */
     out->retry_after_ms = -1;
-    if (looks_html(resp->body, resp->body_len)) {
+    if (iw_text_looks_html(resp->body, resp->body_len)) {
         iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "html", "%s", "");
         set_message(tc, resp->status, out,
                     "HTML page instead of an API reply; update not confirmed", "");
@@ -754,9 +747,9 @@ static void ix_classify(const iw_target_conf *tc, const iw_response *resp, iw_ou
     }
     int n = read_errors(resp, detail, sizeof(detail), &settled);
     if (n == 0) {
-        const char *why = !resp->body || resp->body_len == 0       ? ""
-                          : looks_html(resp->body, resp->body_len) ? "HTML error page"
-                                                                   : "unreadable body";
+        const char *why = !resp->body || resp->body_len == 0               ? ""
+                          : iw_text_looks_html(resp->body, resp->body_len) ? "HTML error page"
+                                                                           : "unreadable body";
         snprintf(detail, sizeof(detail), "%s", why);
     }
     switch (st) {

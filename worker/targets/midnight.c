@@ -308,15 +308,6 @@ fail:
 /* ------------------------------------------------------------------------------------------ */
 /* Reading replies. */
 
-/* True when the body looks like an HTML page (a proxy's or a server's error page). */
-static bool looks_html(const char *b, size_t n)
-{
-    while (n > 0 && isspace((unsigned char)*b))
-        b++, n--;
-    return (n >= 9 && strncasecmp(b, "<!doctype", 9) == 0) ||
-           (n >= 5 && strncasecmp(b, "<html", 5) == 0);
-}
-
 /* Reads the reply's string: a JSON string ("abc") or XML <string>abc</string>. Returns true
  * and copies it into buf when the body is exactly that. */
 static bool reply_string(const iw_response *resp, char *buf, size_t len)
@@ -331,7 +322,7 @@ static bool reply_string(const iw_response *resp, char *buf, size_t len)
         cJSON_Delete(j);
         return ok;
     }
-    if (looks_html(resp->body, resp->body_len))
+    if (iw_text_looks_html(resp->body, resp->body_len))
         return false;
     char err[128];
     xmlDocPtr doc = iw_xml_parse(resp->body, resp->body_len, err, sizeof(err));
@@ -357,7 +348,7 @@ static void error_text(const iw_response *resp, char *buf, size_t len)
         snprintf(buf, len, "empty body");
         return;
     }
-    if (looks_html(resp->body, resp->body_len)) {
+    if (iw_text_looks_html(resp->body, resp->body_len)) {
         snprintf(buf, len, "HTML error page");
         return;
     }
@@ -408,7 +399,8 @@ static void set_message(const iw_target_conf *tc, long status, iw_outcome *out, 
     const char *secrets[3];
     size_t n = iw_target_conf_secrets(tc, secrets, COUNT(secrets));
     char *m = iw_mask_secrets(raw, strlen(raw), (char *const *)secrets, n);
-    iw_text_clean_copy(out->message, sizeof(out->message), m ? m : "(message dropped)", m ? strlen(m) : 17);
+    iw_text_clean_copy(out->message, sizeof(out->message), m ? m : "(message dropped)",
+                       m ? strlen(m) : 17);
     free(m);
 }
 
@@ -465,9 +457,9 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
     /* The API always answers a string. Without it we cannot tell the update was applied
      * (a proxy page, a cut reply), and re-sending the same full state is harmless. */
     iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "unreadable", "%s", "");
-    const char *why = !resp->body || resp->body_len == 0       ? "empty body"
-                      : looks_html(resp->body, resp->body_len) ? "an HTML page"
-                                                               : "not a JSON or XML string";
+    const char *why = !resp->body || resp->body_len == 0               ? "empty body"
+                      : iw_text_looks_html(resp->body, resp->body_len) ? "an HTML page"
+                                                                       : "not a JSON or XML string";
     snprintf(reason, sizeof(reason), "reply is %s; update not confirmed", why);
     set_message(tc, resp->status, out, "unreadable success reply", reason);
 }
@@ -571,7 +563,8 @@ static int mn_parse_refresh(const iw_response *resp, char *tok, size_t toklen)
     }
     int rc = IW_EINVAL;
     char xmltok[1024];
-    if (!j && !looks_html(resp->body, resp->body_len) && reply_string(resp, xmltok, sizeof(xmltok)))
+    if (!j && !iw_text_looks_html(resp->body, resp->body_len) &&
+        reply_string(resp, xmltok, sizeof(xmltok)))
         val = xmltok;
     /* a token is one printable header value: no controls, no spaces at the ends */
     if (val && *val && strlen(val) < toklen && !isspace((unsigned char)val[0]) &&
