@@ -597,7 +597,7 @@ static const iw_conf_adapter *adapter_with_key(const loader *ld, const char *key
 /* Reports keys of a target object that are neither a key every target has nor one of its own
  * adapter's (own: NULL when the type is missing or unknown, reported already: then only keys
  * no adapter has are reported). A key of another adapter type is refused too: it would be
- * ignored, and a config that sets soap_action on a midnight target is wrong about something. */
+ * ignored, and a config that sets one adapter's key on another's target is wrong about something. */
 static void check_target_keys(loader *ld, const cJSON *obj, const char *base,
                               const iw_conf_adapter *own)
 {
