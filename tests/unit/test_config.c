@@ -1,6 +1,8 @@
 /* test_config.c: the config loader: defaults, ${ENV}, *_file secrets, IW_* overrides, errors by
  * path. */
 #include <criterion/criterion.h>
+#include <ctype.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,7 @@
 
 #include "centra.h"
 #include "config.h"
+#include "docpaths.h"
 #include "ebizcharge.h"
 #include "invoicexpress.h"
 #include "target.h"
@@ -526,4 +529,51 @@ Test(config, a_key_of_another_adapter_type_is_refused_by_path)
     cr_assert(!has_error(&e, "targets.odd.soap_action", ""), "only the type is reported");
     cr_assert(!has_error(&e, "targets.md.max_concurrency", ""));
     cr_assert(!has_error(&e, "targets.md.prc_token", ""));
+}
+
+/* Whether text holds word as a whole identifier. */
+static bool holds_word(const char *text, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = text; (p = strstr(p, word)); p++) {
+        bool before = p == text || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
+        bool after = !(isalnum((unsigned char)p[n]) || p[n] == '_');
+        if (before && after)
+            return true;
+    }
+    return false;
+}
+
+/* common/ knows only the generic target keys: no source file there names a key of an adapter's
+ * own (those with an underscore: mis_key, soap_action, tax_names...; one-word keys such as
+ * "password" or "format" are words common/ uses for its own things). */
+Test(config, common_names_no_adapter_key)
+{
+    char dir[600];
+    snprintf(dir, sizeof(dir), "%s/../../common", IW_FIXTURES_DIR);
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "%s", dir);
+    size_t files = 0, keys = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t l = strlen(e->d_name);
+        if (l < 3 || (strcmp(e->d_name + l - 2, ".c") != 0 && strcmp(e->d_name + l - 2, ".h") != 0))
+            continue;
+        char path[900];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        char *text = iw_read_file(path, NULL);
+        cr_assert_not_null(text, "%s", path);
+        files++;
+        for (size_t i = 0; iw_targets_all[i]; i++)
+            for (const iw_conf_field *f = iw_targets_all[i]->conf->fields; f->key; f++) {
+                if (!strchr(f->key, '_'))
+                    continue;
+                keys++;
+                cr_expect_not(holds_word(text, f->key), "common/%s names %s, a key of %s",
+                              e->d_name, f->key, iw_targets_all[i]->type);
+            }
+        free(text);
+    }
+    closedir(d);
+    cr_assert_gt(files, 10, "only %zu files in %s", files, dir);
+    cr_assert_gt(keys, 10, "only %zu adapter keys", keys);
 }
