@@ -2,7 +2,7 @@
  * token refresh, token-bucket rate limits and circuit breakers (DESIGN.md section 7).
  *
  * A call moves between these places, and is in exactly one of them at a time:
- *   ready queue of its target -> a running transfer -> (timer heap | auth queue) -> ... -> done
+ *   ready queue of its target -> a running transfer -> (backoff timer | auth queue) -> ... -> done
  * queue -> its callback. Starting a transfer needs a free slot of the target (max_concurrency),
  * a token of its bucket and a breaker that lets it go; a call waiting for any of these burns no
  * attempt. Nothing waits on one target in a way that stops the others: every target's queue is
@@ -46,7 +46,9 @@ typedef struct callq {
 
 /* One submitted (event, target) call. */
 struct call {
-    call *next;                 /* link in a callq */
+    call *next;                 /* link in a callq, or in the backoff list */
+    call *prev;                 /* link in the backoff list */
+    iw_dispatch *d;             /* the engine it was submitted to */
     tstate *t;                  /* its target */
     const iw_target_ops *ops;   /* adapter rendering and classifying it */
     const iw_event *ev;         /* borrowed until done */
@@ -54,8 +56,7 @@ struct call {
     iw_call_done_fn done;       /* called once */
     void *arg;                  /* for done */
     int64_t first_mono;         /* monotonic ms of the first attempt */
-    int64_t due;                /* monotonic ms when its backoff ends (timer heap) */
-    uint64_t seq;               /* tie-break of equal due times: first come, first served */
+    iw_timer backoff;           /* on the loop while it waits for its next attempt */
     unsigned token_gen;         /* token generation the last attempt was rendered with */
     bool refreshed;             /* the one retry after a token refresh is used */
     bool cancelled;             /* iw_dispatch_cancel while on the wire: no further attempt */
@@ -110,13 +111,11 @@ struct iw_dispatch {
     CURLM *multi;
     tstate *targets; /* one per cfg->targets entry, same order */
     size_t n_targets;
-    call **heap; /* calls waiting for their backoff, min-heap on (due, seq) */
-    size_t n_heap, cap_heap;
+    call *backoff; /* calls waiting for their next attempt, each on its loop timer */
     callq doneq;       /* finished calls whose callbacks have not run yet */
     xfer *active;      /* transfers added to the multi handle */
     call *free_calls;  /* finished calls' memory, reused by submit (as many as were in flight) */
     size_t pending;    /* calls submitted and not yet called back */
-    uint64_t seq;      /* next call.seq */
     uint64_t rng;      /* splitmix64 state for the backoff jitter */
     iw_attempt_fn obs; /* observer of finished attempts, may be NULL */
     void *obs_arg;
@@ -124,7 +123,7 @@ struct iw_dispatch {
     iw_loop *loop; /* the loop that owns every wait (our own when own_loop) */
     bool own_loop;
     iw_timer curl_timer; /* libcurl's one timeout (CURLMOPT_TIMERFUNCTION) */
-    iw_timer tick;       /* the next backoff end, breaker probe or rate-limit token */
+    iw_timer tick;       /* the next breaker probe or rate-limit token */
     bool pumping;        /* pump() is running: a nested call returns at once */
     unsigned char *own_fd; /* indexed by fd: a connection socket opened by open_socket */
     size_t n_own_fd;
@@ -191,57 +190,45 @@ static size_t q_len(const callq *q)
     return n;
 }
 
-/* --- the timer heap --- */
+/* --- the backoff list: calls whose loop timer runs until their next attempt --- */
 
-static bool heap_less(const call *a, const call *b)
+static void backoff_unlink(iw_dispatch *d, call *c)
 {
-    return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        d->backoff = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+    iw_timer_stop(d->loop, &c->backoff);
 }
 
-static int heap_push(iw_dispatch *d, call *c)
+static void pump(iw_dispatch *d);
+
+/* c's backoff ended: it joins its target's ready queue (timers of equal due time fire in the
+ * order they were armed, so first come, first served). */
+static void backoff_over(void *arg)
 {
-    if (d->n_heap == d->cap_heap) {
-        size_t cap = d->cap_heap ? d->cap_heap * 2 : 64;
-        call **h = realloc(d->heap, cap * sizeof(*h));
-        if (!h)
-            return IW_ENOMEM;
-        d->heap = h;
-        d->cap_heap = cap;
-    }
-    size_t i = d->n_heap++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!heap_less(c, d->heap[p]))
-            break;
-        d->heap[i] = d->heap[p];
-        i = p;
-    }
-    d->heap[i] = c;
+    call *c = arg;
+    iw_dispatch *d = c->d;
+    backoff_unlink(d, c);
+    q_push(&c->t->ready, c);
+    pump(d);
+}
+
+/* Puts c on the backoff list with its timer armed for due. 0 or IW_ENOMEM. */
+static int backoff_start(iw_dispatch *d, call *c, int64_t due)
+{
+    iw_timer_init(&c->backoff, backoff_over, c);
+    if (iw_timer_at(d->loop, &c->backoff, due) != 0)
+        return IW_ENOMEM;
+    c->prev = NULL;
+    c->next = d->backoff;
+    if (d->backoff)
+        d->backoff->prev = c;
+    d->backoff = c;
     return 0;
-}
-
-static call *heap_pop(iw_dispatch *d)
-{
-    call *top = d->heap[0];
-    call *last = d->heap[--d->n_heap];
-    size_t i = 0, n = d->n_heap;
-    for (;;) {
-        size_t l = 2 * i + 1, m = i;
-        const call *best = last;
-        if (l < n && heap_less(d->heap[l], best)) {
-            m = l;
-            best = d->heap[l];
-        }
-        if (l + 1 < n && heap_less(d->heap[l + 1], best))
-            m = l + 1;
-        if (m == i)
-            break;
-        d->heap[i] = d->heap[m];
-        i = m;
-    }
-    if (n > 0)
-        d->heap[i] = last;
-    return top;
 }
 
 /* --- ending calls --- */
@@ -700,15 +687,6 @@ static void start_ready(iw_dispatch *d, int64_t now)
     }
 }
 
-/* Moves calls whose backoff ended to their targets' ready queues. */
-static void fire_timers(iw_dispatch *d, int64_t now)
-{
-    while (d->n_heap && d->heap[0]->due <= now) {
-        call *c = heap_pop(d);
-        q_push(&c->t->ready, c);
-    }
-}
-
 /* Schedules c's next attempt after a transient failure, or ends it when the limits say so. */
 static void retry_or_exhaust(iw_dispatch *d, call *c, const iw_outcome *out, int64_t now)
 {
@@ -716,9 +694,7 @@ static void retry_or_exhaust(iw_dispatch *d, call *c, const iw_outcome *out, int
     const iw_retry_conf *rc = &t->tc->retry;
     int64_t delay = iw_backoff_next_ms(rc, c->res.attempts, out->retry_after_ms, next_rnd(d));
     if (iw_backoff_may_retry(rc, c->res.attempts, c->first_mono, now + delay)) {
-        c->due = now + delay;
-        c->seq = d->seq++;
-        if (heap_push(d, c) == 0) {
+        if (backoff_start(d, c, now + delay) == 0) {
             t->retries++;
             return;
         }
@@ -915,14 +891,14 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
     handle_outcome(d, c, &out, mono_ms());
 }
 
-/* When the engine next has something to do on its own (monotonic ms): a callback to run, the
- * end of a backoff, or the moment a blocked target (rate limit, open breaker) may send again;
- * -1 when nothing waits on time. */
+/* When the engine next has something to do on its own (monotonic ms): a callback to run, or
+ * the moment a blocked target (rate limit, open breaker) may send again; -1 when nothing waits
+ * on time (a backoff's end is its call's own timer). */
 static int64_t next_due(const iw_dispatch *d, int64_t now)
 {
     if (d->doneq.head)
         return now;
-    int64_t due = d->n_heap ? d->heap[0]->due : -1;
+    int64_t due = -1;
     for (size_t i = 0; i < d->n_targets; i++) {
         const tstate *t = &d->targets[i];
         if (!t->ready.head || t->running >= max_conc(t) || t->refresh)
@@ -943,7 +919,7 @@ static int64_t next_due(const iw_dispatch *d, int64_t now)
 static int read_messages(iw_dispatch *d);
 
 /*
- * Moves everything that can move now: due backoffs to their queues, ready calls onto the wire
+ * Moves everything that can move now: ready calls onto the wire
  * (libcurl asked for a 0 ms timeout when they were added: they are started here, in the turn
  * they were started in, since the lease guard counted their time from now), finished
  * transfers to their outcomes; then runs the callbacks and sets the engine's one timer.
@@ -955,7 +931,6 @@ static void pump(iw_dispatch *d)
     d->pumping = true;
     for (int round = 0; round < 8; round++) {
         int64_t now = mono_ms();
-        fire_timers(d, now);
         start_ready(d, now);
         if (iw_timer_armed(&d->curl_timer) && d->curl_timer.due <= now) {
             int running;
@@ -1166,6 +1141,7 @@ static int submit(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf
     } else if (!(c = calloc(1, sizeof(*c)))) {
         return IW_ENOMEM;
     }
+    c->d = d;
     c->t = t;
     c->ops = ops;
     c->ev = ev;
@@ -1236,23 +1212,6 @@ static bool q_remove(callq *q, call *c)
     return false;
 }
 
-/* Removes c from the timer heap (rare: a linear search, then the heap is rebuilt). */
-static bool heap_remove(iw_dispatch *d, call *c)
-{
-    size_t i = 0;
-    while (i < d->n_heap && d->heap[i] != c)
-        i++;
-    if (i == d->n_heap)
-        return false;
-    call **rest = d->heap;
-    size_t n = d->n_heap;
-    rest[i] = rest[n - 1];
-    d->n_heap = 0;
-    for (size_t k = 0; k < n - 1; k++)
-        heap_push(d, rest[k]); /* in place: the slot written is never past k */
-    return true;
-}
-
 /* The pending call submitted with arg that is waiting somewhere (not on the wire), removed
  * from where it waits; NULL when none. */
 static call *unlink_waiting(iw_dispatch *d, void *arg)
@@ -1265,10 +1224,11 @@ static call *unlink_waiting(iw_dispatch *d, void *arg)
                 if (c->arg == arg && q_remove(qs[k], c))
                     return c;
     }
-    for (size_t i = 0; i < d->n_heap; i++) {
-        call *c = d->heap[i];
-        if (c->arg == arg && heap_remove(d, c))
+    for (call *c = d->backoff; c; c = c->next) {
+        if (c->arg == arg) {
+            backoff_unlink(d, c);
             return c;
+        }
     }
     return NULL;
 }
@@ -1362,8 +1322,11 @@ static void abandon_round(iw_dispatch *d)
         }
         xfer_release(d, x);
     }
-    while (d->n_heap)
-        abandon(d, heap_pop(d));
+    while (d->backoff) {
+        call *c = d->backoff;
+        backoff_unlink(d, c);
+        abandon(d, c);
+    }
     for (size_t i = 0; i < d->n_targets; i++) {
         tstate *t = &d->targets[i];
         call *c;
@@ -1398,8 +1361,8 @@ iw_dispatch_stats iw_dispatch_target_stats(const iw_dispatch *d, const char *tar
         s.breaker_open = t->br.state != IW_BREAKER_CLOSED;
         s.in_flight = t->running + (t->refresh ? 1 : 0);
         size_t w = q_len(&t->ready) + q_len(&t->authq);
-        for (size_t k = 0; k < d->n_heap; k++)
-            if (d->heap[k]->t == t)
+        for (const call *c = d->backoff; c; c = c->next)
+            if (c->t == t)
                 w++;
         s.waiting = (int)w;
         break;
@@ -1436,7 +1399,6 @@ void iw_dispatch_free(iw_dispatch *d)
         free(c);
     }
     free(d->targets);
-    free(d->heap);
     free(d->own_fd);
     free(d);
     curl_global_cleanup();
