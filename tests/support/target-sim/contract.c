@@ -256,9 +256,10 @@ xmlNodePtr iw_sim_soap_operation(const iw_sim_request *rq, const char *ns, const
         iw_sim_reply_set(rp, 415, "text/plain; charset=utf-8", msg, strlen(msg));
         return NULL;
     }
-    if (rq->validate && !action_ok(rq->soap_action, action)) {
+    const char *soap_action = iw_sim_req_header(rq, "SOAPAction");
+    if (rq->validate && !action_ok(soap_action, action)) {
         snprintf(msg, sizeof(msg), "SOAPAction '%.120s' is not '%s'",
-                 rq->soap_action ? rq->soap_action : "(none)", action);
+                 soap_action ? soap_action : "(none)", action);
         return refuse(doc, rp, style, msg);
     }
     char err[256];

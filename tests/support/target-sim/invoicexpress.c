@@ -189,7 +189,8 @@ static void reply_invoice(xmlDocPtr doc, const char *id, iw_sim_reply *rp)
 void iw_sim_ixp_handle(const iw_sim_request *rq, const char *invoice_id, iw_sim_reply *rp)
 {
     const iw_sim_conf *c = rq->conf;
-    if (!rq->api_key || strcmp(rq->api_key, c->creds[IW_SIM_INVOICEXPRESS].api_key) != 0) {
+    const char *api_key = iw_sim_req_query(rq, "api_key");
+    if (!api_key || strcmp(api_key, c->creds[IW_SIM_INVOICEXPRESS].api_key) != 0) {
         iw_sim_contract_auth_failure(rq->conf, IW_SIM_INVOICEXPRESS, rp);
         return;
     }

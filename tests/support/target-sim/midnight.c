@@ -181,7 +181,8 @@ static bool has_token(const iw_sim_request *rq, const char *tok)
 static bool auth_ok(const iw_sim_request *rq, bool refresh)
 {
     const iw_sim_creds *k = &rq->conf->creds[IW_SIM_MIDNIGHT];
-    if (!rq->miskey || strcmp(rq->miskey, k->mis_key) != 0)
+    const char *miskey = iw_sim_req_header(rq, "MISKEY");
+    if (!miskey || strcmp(miskey, k->mis_key) != 0)
         return false;
     if (!has_token(rq, k->prc_token))
         return false;
@@ -195,9 +196,10 @@ static bool auth_ok(const iw_sim_request *rq, bool refresh)
 /* Replies with a string, as JSON or as the ASP.NET XML serialization. */
 static void reply_string(const iw_sim_request *rq, bool xml, const char *s, iw_sim_reply *rp)
 {
-    if (rq->accept && strstr(rq->accept, "json"))
+    const char *accept = iw_sim_req_header(rq, "Accept");
+    if (accept && strstr(accept, "json"))
         xml = false;
-    else if (rq->accept && strstr(rq->accept, "xml"))
+    else if (accept && strstr(accept, "xml"))
         xml = true;
     if (xml) {
         iw_xmlw x;

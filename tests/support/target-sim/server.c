@@ -116,16 +116,9 @@ static void fill_request(struct MHD_Connection *c, const char *method, const cha
     rq->method = method;
     rq->path = path;
     rq->content_type = hdr(c, "Content-Type");
-    rq->soap_action = hdr(c, "SOAPAction");
-    rq->miskey = hdr(c, "MISKEY");
-    rq->accept = hdr(c, "Accept");
     rq->request_id = hdr(c, "X-Request-ID");
     rq->idempotency_key = hdr(c, "Idempotency-Key");
     rq->invoice_version = hdr(c, "X-Invoice-Version");
-    rq->webhook_id = hdr(c, "webhook-id");
-    rq->webhook_timestamp = hdr(c, "webhook-timestamp");
-    rq->webhook_signature = hdr(c, "webhook-signature");
-    rq->api_key = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "api_key");
     MHD_get_connection_values(c, MHD_HEADER_KIND, collect_auth, rq);
     rq->body = cr->body ? cr->body : "";
     rq->body_len = cr->len;
@@ -133,6 +126,17 @@ static void fill_request(struct MHD_Connection *c, const char *method, const cha
     rq->conf = rt->conf;
     rq->arrival_wall_ms = cr->wall_ms;
     rq->arrival_mono_ms = cr->mono_ms;
+    rq->conn = c;
+}
+
+const char *iw_sim_req_header(const iw_sim_request *rq, const char *name)
+{
+    return rq->conn ? hdr(rq->conn, name) : NULL;
+}
+
+const char *iw_sim_req_query(const iw_sim_request *rq, const char *name)
+{
+    return rq->conn ? MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name) : NULL;
 }
 
 static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)

@@ -95,30 +95,32 @@ void iw_sim_conf_clear(iw_sim_conf *c);
 bool iw_sim_conf_unit_ok(const iw_sim_conf *c, const char *name);
 bool iw_sim_conf_country_ok(const iw_sim_conf *c, const char *name);
 
-/* What a contract handler needs of one request; borrowed pointers, NULL when absent. */
+/* What a contract handler needs of one request; borrowed pointers, NULL when absent. The
+ * headers and query parameters only some APIs read come through iw_sim_req_header and
+ * iw_sim_req_query. */
 typedef struct iw_sim_request {
     const char *method;           /* "POST", "PUT" */
     const char *path;             /* URL path, no query */
     const char *content_type;     /* Content-Type header */
-    const char *soap_action;      /* SOAPAction header (quotes included as received) */
     const char *authorization[4]; /* every Authorization header, in order */
     int n_authorization;
-    const char *miskey;            /* MISKEY header */
-    const char *accept;            /* Accept header */
-    const char *api_key;           /* api_key query parameter */
-    const char *request_id;        /* X-Request-ID */
-    const char *idempotency_key;   /* Idempotency-Key */
-    const char *invoice_version;   /* X-Invoice-Version */
-    const char *webhook_id;        /* webhook-id (Standard Webhooks) */
-    const char *webhook_timestamp; /* webhook-timestamp */
-    const char *webhook_signature; /* webhook-signature */
-    const char *body;              /* request body (NUL-terminated), may be "" */
+    const char *request_id;      /* X-Request-ID */
+    const char *idempotency_key; /* Idempotency-Key */
+    const char *invoice_version; /* X-Invoice-Version */
+    const char *body;            /* request body (NUL-terminated), may be "" */
     size_t body_len;
     bool validate; /* contract checks on for this request */
     const iw_sim_conf *conf;
     int64_t arrival_wall_ms; /* when the request's headers arrived, ms since the epoch */
     int64_t arrival_mono_ms; /* the same, CLOCK_MONOTONIC ms */
+    void *conn;              /* the server's connection (server.c), for the accessors */
 } iw_sim_request;
+
+/* The first request header called name (any case), or NULL. */
+const char *iw_sim_req_header(const iw_sim_request *rq, const char *name);
+
+/* The URL query parameter called name, or NULL. */
+const char *iw_sim_req_query(const iw_sim_request *rq, const char *name);
 
 /* One extra reply header. */
 typedef struct iw_sim_header {

@@ -65,7 +65,9 @@ static bool signature_matches(const char *header, const char *want)
 /* 0 when the request's headers verify; otherwise the status to answer, msg saying why. */
 static int verify(const iw_sim_request *rq, char *msg, size_t len)
 {
-    const char *id = rq->webhook_id, *ts = rq->webhook_timestamp, *sig = rq->webhook_signature;
+    const char *id = iw_sim_req_header(rq, "webhook-id");
+    const char *ts = iw_sim_req_header(rq, "webhook-timestamp");
+    const char *sig = iw_sim_req_header(rq, "webhook-signature");
     if (!id || !*id || !ts || !*ts || !sig || !*sig) {
         snprintf(msg, len, "missing webhook-id, webhook-timestamp or webhook-signature");
         return 400;
@@ -173,7 +175,7 @@ static cJSON *values(const cJSON *doc, const iw_sim_request *rq)
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(doc, "data");
     const cJSON *inv = cJSON_GetObjectItemCaseSensitive(data, "invoice");
     cJSON *v = cJSON_CreateObject();
-    cJSON_AddStringToObject(v, "webhook_id", rq->webhook_id);
+    cJSON_AddStringToObject(v, "webhook_id", iw_sim_req_header(rq, "webhook-id"));
     cJSON_AddItemToObject(v, "event_id",
                           cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(data, "event_id"), 1));
     cJSON_AddItemToObject(v, "tenant",
