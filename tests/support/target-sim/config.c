@@ -146,25 +146,9 @@ void iw_sim_conf_defaults(iw_sim_conf *c)
     snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
     c->validate = true;
     c->threads_hint = 4096;
-    for (int t = 0; t < IW_SIM_N_TARGETS; t++) {
-        iw_sim_creds *k = &c->creds[t];
-        snprintf(k->username, sizeof(k->username), "demo");
-        snprintf(k->password, sizeof(k->password), "demo");
-        snprintf(k->security_id, sizeof(k->security_id), "sim-security-id");
-        snprintf(k->api_key, sizeof(k->api_key), "sim-api-key");
-        snprintf(k->prc_token, sizeof(k->prc_token), "sim-prc");
-        snprintf(k->midnight_token, sizeof(k->midnight_token), "sim-midnight");
-        snprintf(k->mis_key, sizeof(k->mis_key), "sim-mis");
-        /* base64 of "target-sim-webhook-signing-key!!" (32 bytes) */
-        snprintf(k->secret, sizeof(k->secret),
-                 "whsec_dGFyZ2V0LXNpbS13ZWJob29rLXNpZ25pbmcta2V5ISE=");
-        /* neither seed 000 nor 003 shows a refused login: the defaults are readings a real
-         * server might give, coded rather than worded; "fault" and "http" act out others */
-        snprintf(k->auth_failure, sizeof(k->auth_failure), "%s",
-                 t == IW_SIM_EBIZCHARGE ? "wsse" : "subcode");
-        snprintf(k->dates, sizeof(k->dates), "any");
-        snprintf(k->refresh_auth, sizeof(k->refresh_auth), "issued");
-    }
+    for (int t = 0; t < IW_SIM_N_TARGETS; t++)
+        if (iw_sim_routes[t]->defaults)
+            iw_sim_routes[t]->defaults(&c->creds[t]);
     c->countries = copy_list(default_countries, COUNT(default_countries));
     c->n_countries = c->countries ? COUNT(default_countries) : 0;
 }

@@ -180,7 +180,7 @@ static bool has_token(const iw_sim_request *rq, const char *tok)
  * "current" only the current one (a server where regenerating invalidates the old token). */
 static bool auth_ok(const iw_sim_request *rq, bool refresh)
 {
-    const iw_sim_creds *k = &rq->conf->creds[IW_SIM_MIDNIGHT];
+    const iw_sim_creds *k = rq->creds;
     const char *miskey = iw_sim_req_header(rq, "MISKEY");
     if (!miskey || strcmp(miskey, k->mis_key) != 0)
         return false;
@@ -465,10 +465,11 @@ static bool handle_xml(const iw_sim_request *rq, char *guid, size_t glen, cJSON 
     return ok;
 }
 
-void iw_sim_midnight_handle(const iw_sim_request *rq, iw_sim_reply *rp)
+/* POST v1/Generic/InvoiceUpdate (JSON or XML). */
+static void handle(const iw_sim_request *rq, iw_sim_reply *rp)
 {
     if (!auth_ok(rq, false)) {
-        iw_sim_contract_auth_failure(rq->conf, IW_SIM_MIDNIGHT, rp);
+        iw_sim_contract_auth_failure(rq->conf, rq->target, rp);
         return;
     }
     bool xml = is_xml_type(rq->content_type);
@@ -492,17 +493,67 @@ void iw_sim_midnight_handle(const iw_sim_request *rq, iw_sim_reply *rp)
     char reply[128];
     snprintf(reply, sizeof(reply), "%s", guid);
     lower(guid);
-    iw_sim_state_accept(IW_SIM_MIDNIGHT, guid, values, rq, NULL, NULL, 0);
+    iw_sim_state_accept(rq->target, guid, values, rq, NULL, NULL, 0);
     reply_string(rq, xml, reply, rp);
 }
 
-void iw_sim_midnight_token(const iw_sim_request *rq, iw_sim_reply *rp)
+/* POST v1/Token/RegenerateAuthToken: a new Midnight token as a JSON string. */
+static void handle_token(const iw_sim_request *rq, iw_sim_reply *rp)
 {
     if (!auth_ok(rq, true)) {
-        iw_sim_contract_auth_failure(rq->conf, IW_SIM_MIDNIGHT, rp);
+        iw_sim_contract_auth_failure(rq->conf, rq->target, rp);
         return;
     }
     char tok[IW_SIM_SECRET_LEN];
     iw_sim_token_rotate(tok, sizeof(tok));
     reply_string(rq, false, tok, rp);
 }
+
+static void message(iw_sim_reply *rp, int status, const char *msg)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "Message", msg);
+    iw_sim_reply_json(rp, status, o);
+    cJSON_Delete(o);
+}
+
+static void auth_failure(const iw_sim_creds *k, iw_sim_reply *rp)
+{
+    message(rp, 401, "Authorization has been denied for this request.");
+}
+
+static void server_fault(const char *msg, iw_sim_reply *rp)
+{
+    message(rp, 500, msg);
+}
+
+/* 200 with msg as the string (an API answering errors as its string). */
+static void refusal(const char *msg, iw_sim_reply *rp)
+{
+    cJSON *j = cJSON_CreateString(msg);
+    iw_sim_reply_json(rp, 200, j);
+    cJSON_Delete(j);
+}
+
+static void defaults(iw_sim_creds *k)
+{
+    snprintf(k->prc_token, sizeof(k->prc_token), "sim-prc");
+    snprintf(k->midnight_token, sizeof(k->midnight_token), "sim-midnight");
+    snprintf(k->mis_key, sizeof(k->mis_key), "sim-mis");
+    snprintf(k->refresh_auth, sizeof(k->refresh_auth), "issued");
+}
+
+const iw_sim_route iw_sim_route_midnight = {
+    .name = "midnight",
+    .about = "Midnight v1/Generic/InvoiceUpdate (JSON or XML) and its token refresh",
+    .content_type = "application/json; charset=utf-8",
+    .paths = {{.suffix = "/v1/Generic/InvoiceUpdate", .method = "POST", .handle = handle},
+              {.suffix = "/v1/Token/RegenerateAuthToken",
+               .method = "POST",
+               .handle = handle_token,
+               .no_faults = true}},
+    .auth_failure = auth_failure,
+    .server_fault = server_fault,
+    .refusal = refusal,
+    .defaults = defaults,
+};

@@ -8,19 +8,16 @@
 
 #include <cjson/cJSON.h>
 
+#include "routes.h"
 #include "xml.h"
 #include "xmlw.h"
 
-/* The contracts the simulator serves. */
-typedef enum iw_sim_target {
-    IW_SIM_CENTRA_SOAP = 0,
-    IW_SIM_CENTRA_NAVISION,
-    IW_SIM_MIDNIGHT,
-    IW_SIM_EBIZCHARGE,
-    IW_SIM_INVOICEXPRESS,
-    IW_SIM_WEBHOOK,
-    IW_SIM_N_TARGETS
-} iw_sim_target;
+/* The targets the simulator serves: ids in the registry's order (routes.h), generated from
+ * it. IW_SIM_ID(midnight) is midnight's id. */
+#define IW_SIM_ID(name) IW_SIM_T_##name
+#define IW_SIM_ENUM_(name) IW_SIM_ID(name),
+typedef enum iw_sim_target { IW_SIM_ROUTES(IW_SIM_ENUM_) IW_SIM_N_TARGETS } iw_sim_target;
+#undef IW_SIM_ENUM_
 
 /* Returns the target id ("centra_soap", ...) of t. */
 const char *iw_sim_target_name(int t);
@@ -67,9 +64,8 @@ typedef struct iw_sim_conf {
     uint64_t seed;    /* random seed for faults (0 = from the clock) */
 } iw_sim_conf;
 
-/* Fills defaults: validation on, credentials "demo"/"demo", "sim-security-id",
- * "sim-api-key", "sim-prc", "sim-midnight", "sim-mis", navision auth none, the built-in unit
- * and country lists. */
+/* Fills defaults: validation on, each target's credentials from its route's `defaults`
+ * (routes.h), the built-in unit and country lists. */
 void iw_sim_conf_defaults(iw_sim_conf *c);
 
 /* Reads a JSON config file over the defaults. Every key is optional; unknown keys are errors:
@@ -99,6 +95,8 @@ bool iw_sim_conf_country_ok(const iw_sim_conf *c, const char *name);
  * headers and query parameters only some APIs read come through iw_sim_req_header and
  * iw_sim_req_query. */
 typedef struct iw_sim_request {
+    int target;                   /* the target id the path routed to */
+    const char *arg;              /* what the path matcher took from the path ("" if none) */
     const char *method;           /* "POST", "PUT" */
     const char *path;             /* URL path, no query */
     const char *content_type;     /* Content-Type header */
@@ -111,9 +109,10 @@ typedef struct iw_sim_request {
     size_t body_len;
     bool validate; /* contract checks on for this request */
     const iw_sim_conf *conf;
-    int64_t arrival_wall_ms; /* when the request's headers arrived, ms since the epoch */
-    int64_t arrival_mono_ms; /* the same, CLOCK_MONOTONIC ms */
-    void *conn;              /* the server's connection (server.c), for the accessors */
+    const iw_sim_creds *creds; /* conf->creds[target] */
+    int64_t arrival_wall_ms;   /* when the request's headers arrived, ms since the epoch */
+    int64_t arrival_mono_ms;   /* the same, CLOCK_MONOTONIC ms */
+    void *conn;                /* the server's connection (server.c), for the accessors */
 } iw_sim_request;
 
 /* The first request header called name (any case), or NULL. */
@@ -173,5 +172,46 @@ bool iw_sim_sleep_ms(int64_t ms);
 
 /* Wakes every sleeper; later sleeps return at once. */
 void iw_sim_stop_sleepers(void);
+
+/* ---- route descriptors: everything the server knows of one simulated API ---- */
+
+/* Answers a request routed to the API (rq->target, rq->arg set). */
+typedef void iw_sim_handler(const iw_sim_request *rq, iw_sim_reply *rp);
+
+/* One path an API answers at. */
+typedef struct iw_sim_path {
+    const char *suffix; /* the request path ends with it; NULL: `match` decides */
+    /* true when path is this API's; may copy a part of it (an invoice id) into arg */
+    bool (*match)(const char *path, char *arg, size_t arglen);
+    const char *method;     /* the one method allowed; any other gets 405 with Allow */
+    iw_sim_handler *handle; /* the contract */
+    bool no_faults;         /* injected faults leave this call alone (a token refresh) */
+} iw_sim_path;
+
+#define IW_SIM_MAX_PATHS 4
+
+/* What the simulator knows of one API; its route file defines it as iw_sim_route_NAME and
+ * routes.h lists it. */
+typedef struct iw_sim_route {
+    const char *name;         /* target type name (config, ?target=, fault specs) */
+    const char *about;        /* one line for --help */
+    const char *content_type; /* of success replies (also the garbage and oversized faults) */
+    iw_sim_path paths[IW_SIM_MAX_PATHS]; /* where it answers; unused entries are zero */
+    /* its reply to refused credentials, in the shape k configures */
+    void (*auth_failure)(const iw_sim_creds *k, iw_sim_reply *rp);
+    /* its server error with msg (a SOAP Server fault, a 500 in its error shape) */
+    void (*server_fault)(const char *msg, iw_sim_reply *rp);
+    /* its own refusal of an invoice with msg */
+    void (*refusal)(const char *msg, iw_sim_reply *rp);
+    /* fills its credentials' defaults (over zeroes); NULL: none */
+    void (*defaults)(iw_sim_creds *k);
+} iw_sim_route;
+
+#define IW_SIM_ROUTE_DECLARE_(name) extern const iw_sim_route iw_sim_route_##name;
+IW_SIM_ROUTES(IW_SIM_ROUTE_DECLARE_)
+#undef IW_SIM_ROUTE_DECLARE_
+
+/* Every route by target id (routes.c). */
+extern const iw_sim_route *const iw_sim_routes[IW_SIM_N_TARGETS];
 
 #endif

@@ -88,7 +88,7 @@ static int verify(const iw_sim_request *rq, char *msg, size_t len)
         return 401;
     }
     unsigned char key[128];
-    int klen = secret_key(rq->conf->creds[IW_SIM_WEBHOOK].secret, key, sizeof(key));
+    int klen = secret_key(rq->creds->secret, key, sizeof(key));
     if (klen <= 0) {
         snprintf(msg, len, "the simulator's secret is not whsec_<base64>");
         return 500;
@@ -188,7 +188,8 @@ static cJSON *values(const cJSON *doc, const iw_sim_request *rq)
     return v;
 }
 
-void iw_sim_webhook_handle(const iw_sim_request *rq, iw_sim_reply *rp)
+/* POST /hooks/invoices. */
+static void handle(const iw_sim_request *rq, iw_sim_reply *rp)
 {
     char msg[200];
     int st = verify(rq, msg, sizeof(msg));
@@ -220,8 +221,40 @@ void iw_sim_webhook_handle(const iw_sim_request *rq, iw_sim_reply *rp)
         refuse(rp, 400, "data.invoice.id: expected a string");
         return;
     }
-    iw_sim_state_accept(IW_SIM_WEBHOOK, id->valuestring, values(doc, rq), rq, NULL, NULL, 0);
+    iw_sim_state_accept(rq->target, id->valuestring, values(doc, rq), rq, NULL, NULL, 0);
     cJSON_Delete(doc);
     static const char ok[] = "{\"received\":true}";
     iw_sim_reply_set(rp, 200, "application/json; charset=utf-8", ok, sizeof(ok) - 1);
 }
+
+static void auth_failure(const iw_sim_creds *k, iw_sim_reply *rp)
+{
+    refuse(rp, 401, "signature verification failed");
+}
+
+static void server_fault(const char *msg, iw_sim_reply *rp)
+{
+    refuse(rp, 500, msg);
+}
+
+static void refusal(const char *msg, iw_sim_reply *rp)
+{
+    refuse(rp, 400, msg);
+}
+
+/* base64 of "target-sim-webhook-signing-key!!" (32 bytes) */
+static void defaults(iw_sim_creds *k)
+{
+    snprintf(k->secret, sizeof(k->secret), "whsec_dGFyZ2V0LXNpbS13ZWJob29rLXNpZ25pbmcta2V5ISE=");
+}
+
+const iw_sim_route iw_sim_route_webhook = {
+    .name = "webhook",
+    .about = "a Standard Webhooks receiver, POST /hooks/invoices (signed with a whsec_ secret)",
+    .content_type = "application/json; charset=utf-8",
+    .paths = {{.suffix = "/hooks/invoices", .method = "POST", .handle = handle}},
+    .auth_failure = auth_failure,
+    .server_fault = server_fault,
+    .refusal = refusal,
+    .defaults = defaults,
+};
