@@ -108,7 +108,8 @@ static bool login_ok(xmlNodePtr opn, const iw_sim_creds *k)
         return false;
     iw_sim_xml_child_text(l, "username", user, sizeof(user));
     iw_sim_xml_child_text(l, "password", pass, sizeof(pass));
-    return strcmp(user, k->username) == 0 && strcmp(pass, k->password) == 0;
+    return strcmp(user, iw_sim_cred(k, "username")) == 0 &&
+           strcmp(pass, iw_sim_cred(k, "password")) == 0;
 }
 
 static int b64val(int c)
@@ -154,7 +155,8 @@ static bool basic_ok(const iw_sim_request *rq, const iw_sim_creds *k)
         char dec[512], want[2 * IW_SIM_SECRET_LEN + 2];
         if (b64decode(a + 6, dec, sizeof(dec)) != 0)
             continue;
-        snprintf(want, sizeof(want), "%s:%s", k->username, k->password);
+        snprintf(want, sizeof(want), "%s:%s", iw_sim_cred(k, "username"),
+                 iw_sim_cred(k, "password"));
         if (strcmp(dec, want) == 0)
             return true;
     }
@@ -206,7 +208,7 @@ static void handle(bool soap, const iw_sim_request *rq, iw_sim_reply *rp)
 {
     int t = rq->target;
     const iw_sim_creds *k = rq->creds;
-    if (!soap && k->basic_auth && !basic_ok(rq, k)) {
+    if (!soap && strcmp(iw_sim_cred(k, "auth"), "basic") == 0 && !basic_ok(rq, k)) {
         iw_sim_contract_auth_failure(rq->conf, t, rp);
         return;
     }
@@ -305,21 +307,7 @@ static void auth_failure_navision(const iw_sim_creds *k, iw_sim_reply *rp)
     iw_sim_reply_header(rp, "WWW-Authenticate", "Basic realm=\"Centra\"");
 }
 
-/* Neither seed 000 nor 003 shows a refused login: the default shape is a reading a real
- * server might give, coded rather than worded; the others are acted out by config. */
-static void defaults_soap(iw_sim_creds *k)
-{
-    snprintf(k->username, sizeof(k->username), "demo");
-    snprintf(k->password, sizeof(k->password), "demo");
-    snprintf(k->auth_failure, sizeof(k->auth_failure), "subcode");
-}
-
-/* navision: no HTTP auth unless the config asks for Basic. */
-static void defaults_navision(iw_sim_creds *k)
-{
-    snprintf(k->username, sizeof(k->username), "demo");
-    snprintf(k->password, sizeof(k->password), "demo");
-}
+static const char *const auth_words[] = {"basic", "none", NULL};
 
 const iw_sim_route iw_sim_route_centra_soap = {
     .name = "centra_soap",
@@ -331,7 +319,11 @@ const iw_sim_route iw_sim_route_centra_soap = {
     .auth_failure = auth_failure_soap,
     .server_fault = server_fault,
     .refusal = refusal_soap,
-    .defaults = defaults_soap,
+    /* neither seed 000 nor 003 shows a refused login: the default shape is a reading a real
+     * server might give, coded rather than worded; the config acts out the others */
+    .settings = {{.key = "username", .value = "demo"},
+                 {.key = "password", .value = "demo"},
+                 IW_SIM_SOAP_AUTH_SETTING("subcode")},
 };
 
 const iw_sim_route iw_sim_route_centra_navision = {
@@ -344,5 +336,8 @@ const iw_sim_route iw_sim_route_centra_navision = {
     .auth_failure = auth_failure_navision,
     .server_fault = server_fault,
     .refusal = refusal_navision,
-    .defaults = defaults_navision,
+    .settings = {{.key = "username", .value = "demo"},
+                 {.key = "password", .value = "demo"},
+                 /* HTTP Basic required, or no HTTP auth */
+                 {"auth", "none", auth_words, "\"basic\" or \"none\""}},
 };

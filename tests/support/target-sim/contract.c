@@ -45,14 +45,17 @@ static void wsse_fault(iw_sim_reply *rp, iw_sim_soap_style style)
     iw_sim_reply_xml(rp, 500, "text/xml; charset=utf-8", &x);
 }
 
+const char *const iw_sim_soap_auth_shapes[] = {"subcode", "wsse", "fault", "http", NULL};
+
 void iw_sim_soap_auth_failure(const iw_sim_creds *k, iw_sim_soap_style style, iw_sim_reply *rp)
 {
     static const char page[] = "401 Unauthorized\n";
-    if (strcmp(k->auth_failure, "wsse") == 0)
+    const char *shape = iw_sim_cred(k, "auth_failure");
+    if (strcmp(shape, "wsse") == 0)
         wsse_fault(rp, style);
-    else if (strcmp(k->auth_failure, "fault") == 0)
+    else if (strcmp(shape, "fault") == 0)
         iw_sim_reply_soap_fault(rp, style, "Client", "The request was refused.");
-    else if (strcmp(k->auth_failure, "http") == 0)
+    else if (strcmp(shape, "http") == 0)
         iw_sim_reply_set(rp, 401, "text/plain; charset=utf-8", page, sizeof(page) - 1);
     else
         iw_sim_reply_soap_fault(rp, style, "Client.Authentication", "The request was refused.");

@@ -35,6 +35,14 @@ const char *iw_sim_contract_ctype(int t);
  * The texts are neutral on purpose: the worker must read the code, never the words. */
 void iw_sim_soap_auth_failure(const iw_sim_creds *k, iw_sim_soap_style style, iw_sim_reply *rp);
 
+/* contract.c: the shapes of iw_sim_soap_auth_failure, and the auth_failure setting that picks
+ * one (def: the default), for a SOAP route's `settings`. */
+extern const char *const iw_sim_soap_auth_shapes[];
+#define IW_SIM_SOAP_AUTH_SETTING(def)                                                              \
+    {                                                                                              \
+        "auth_failure", def, iw_sim_soap_auth_shapes, "one of subcode, wsse, fault, http"          \
+    }
+
 /* contract.c: parses a SOAP 1.1 request and returns its operation element (first child of
  * Body) after checking, when rq->validate: Content-Type text/xml, SOAPAction == action
  * (quotes optional), envelope namespace, operation name and namespace. On failure writes

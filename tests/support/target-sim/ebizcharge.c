@@ -168,13 +168,13 @@ static void handle(const iw_sim_request *rq, iw_sim_reply *rp)
         return;
     char sid[IW_SIM_SECRET_LEN + 8];
     iw_sim_xml_child_text(iw_sim_xml_child(opn, "securityToken"), "SecurityId", sid, sizeof(sid));
-    if (strcmp(sid, rq->creds->security_id) != 0) {
+    if (strcmp(sid, iw_sim_cred(rq->creds, "security_id")) != 0) {
         iw_sim_contract_auth_failure(rq->conf, rq->target, rp);
         goto out;
     }
     if (rq->validate) {
         iw_sim_errors errs = {0};
-        const char *forms = rq->creds->dates;
+        const char *forms = iw_sim_cred(rq->creds, "dates");
         iw_sim_vctx v = {EBIZ_NS,
                          strcmp(forms, "mdy") == 0   ? IW_SIM_DATE_MDY
                          : strcmp(forms, "iso") == 0 ? IW_SIM_DATE_YMD_OR_EMPTY
@@ -241,14 +241,7 @@ static void auth_failure(const iw_sim_creds *k, iw_sim_reply *rp)
     iw_sim_soap_auth_failure(k, IW_SIM_SOAP_WCF, rp);
 }
 
-/* Seed 003 shows no refused login: a wsse:FailedAuthentication fault is a reading a WCF
- * service might give, coded rather than worded; the config acts out the others. */
-static void defaults(iw_sim_creds *k)
-{
-    snprintf(k->security_id, sizeof(k->security_id), "sim-security-id");
-    snprintf(k->auth_failure, sizeof(k->auth_failure), "wsse");
-    snprintf(k->dates, sizeof(k->dates), "any");
-}
+static const char *const date_forms[] = {"any", "mdy", "iso", NULL};
 
 const iw_sim_route iw_sim_route_ebizcharge = {
     .name = "ebizcharge",
@@ -258,5 +251,11 @@ const iw_sim_route iw_sim_route_ebizcharge = {
     .auth_failure = auth_failure,
     .server_fault = server_fault,
     .refusal = refusal,
-    .defaults = defaults,
+    .settings = {{.key = "security_id", .value = "sim-security-id"},
+                 /* seed 003 shows no refused login: a wsse:FailedAuthentication fault is a
+                  * reading a WCF service might give, coded rather than worded; the config
+                  * acts out the others */
+                 IW_SIM_SOAP_AUTH_SETTING("wsse"),
+                 /* date forms accepted: either (the seed shows both), MM/DD/YYYY or ISO */
+                 {"dates", "any", date_forms, "one of any, mdy, iso"}},
 };

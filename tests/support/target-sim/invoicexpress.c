@@ -192,7 +192,7 @@ static void handle(const iw_sim_request *rq, iw_sim_reply *rp)
     const iw_sim_conf *c = rq->conf;
     const char *invoice_id = rq->arg;
     const char *api_key = iw_sim_req_query(rq, "api_key");
-    if (!api_key || strcmp(api_key, rq->creds->api_key) != 0) {
+    if (!api_key || strcmp(api_key, iw_sim_cred(rq->creds, "api_key")) != 0) {
         iw_sim_contract_auth_failure(rq->conf, rq->target, rp);
         return;
     }
@@ -281,11 +281,6 @@ static void refusal(const char *msg, iw_sim_reply *rp)
     reply_errors(rp, 422, NULL, msg);
 }
 
-static void defaults(iw_sim_creds *k)
-{
-    snprintf(k->api_key, sizeof(k->api_key), "sim-api-key");
-}
-
 const iw_sim_route iw_sim_route_invoicexpress = {
     .name = "invoicexpress",
     .about = "InvoiceXpress PUT /invoices/{id}.xml?api_key=",
@@ -294,5 +289,5 @@ const iw_sim_route iw_sim_route_invoicexpress = {
     .auth_failure = auth_failure,
     .server_fault = server_fault,
     .refusal = refusal,
-    .defaults = defaults,
+    .settings = {{.key = "api_key", .value = "sim-api-key"}},
 };

@@ -182,15 +182,16 @@ static bool auth_ok(const iw_sim_request *rq, bool refresh)
 {
     const iw_sim_creds *k = rq->creds;
     const char *miskey = iw_sim_req_header(rq, "MISKEY");
-    if (!miskey || strcmp(miskey, k->mis_key) != 0)
+    if (!miskey || strcmp(miskey, iw_sim_cred(k, "mis_key")) != 0)
         return false;
-    if (!has_token(rq, k->prc_token))
+    if (!has_token(rq, iw_sim_cred(k, "prc_token")))
         return false;
     char cur[IW_SIM_SECRET_LEN];
     iw_sim_token_current(cur, sizeof(cur));
     if (*cur && has_token(rq, cur))
         return true;
-    return refresh && strcmp(k->refresh_auth, "issued") == 0 && has_token(rq, k->midnight_token);
+    return refresh && strcmp(iw_sim_cred(k, "refresh_auth"), "issued") == 0 &&
+           has_token(rq, iw_sim_cred(k, "midnight_token"));
 }
 
 /* Replies with a string, as JSON or as the ASP.NET XML serialization. */
@@ -535,13 +536,7 @@ static void refusal(const char *msg, iw_sim_reply *rp)
     cJSON_Delete(j);
 }
 
-static void defaults(iw_sim_creds *k)
-{
-    snprintf(k->prc_token, sizeof(k->prc_token), "sim-prc");
-    snprintf(k->midnight_token, sizeof(k->midnight_token), "sim-midnight");
-    snprintf(k->mis_key, sizeof(k->mis_key), "sim-mis");
-    snprintf(k->refresh_auth, sizeof(k->refresh_auth), "issued");
-}
+static const char *const refresh_words[] = {"issued", "current", NULL};
 
 const iw_sim_route iw_sim_route_midnight = {
     .name = "midnight",
@@ -555,5 +550,12 @@ const iw_sim_route iw_sim_route_midnight = {
     .auth_failure = auth_failure,
     .server_fault = server_fault,
     .refusal = refusal,
-    .defaults = defaults,
+    .settings = {{.key = "prc_token", .value = "sim-prc"},
+                 /* at start; POST /_sim/expire-token and the refresh call rotate it */
+                 {.key = "midnight_token", .value = "sim-midnight"},
+                 {.key = "mis_key", .value = "sim-mis"},
+                 /* the Midnight token the refresh call must carry: the configured one or the
+                  * current one, or only the current one (a refreshed token invalidates the
+                  * one it replaced) */
+                 {"refresh_auth", "issued", refresh_words, "\"issued\" or \"current\""}},
 };

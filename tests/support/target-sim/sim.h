@@ -25,29 +25,26 @@ const char *iw_sim_target_name(int t);
 /* Finds a target by id; -1 when unknown. */
 int iw_sim_target_find(const char *name);
 
-#define IW_SIM_SECRET_LEN 128 /* longest credential kept */
+#define IW_SIM_SECRET_LEN 128 /* longest setting value kept */
+#define IW_SIM_MAX_SETTINGS 8 /* settings one route declares */
 
-/* The credentials a target expects (each target uses its own subset). */
+/* One setting a route reads (credentials and how the API acts where its page is silent), set
+ * in the config as targets.NAME.KEY. */
+typedef struct iw_sim_setting {
+    const char *key;
+    const char *value;          /* default; NULL: "" */
+    const char *const *allowed; /* the words it may be (NULL-terminated); NULL: any string */
+    const char *expect;         /* with `allowed`: the refusal after "targets.NAME.KEY: " */
+} iw_sim_setting;
+
+/* A target's settings: the keys its route declares, with their values. */
 typedef struct iw_sim_creds {
-    char username[IW_SIM_SECRET_LEN];       /* centra_soap login, navision Basic user */
-    char password[IW_SIM_SECRET_LEN];       /* centra_soap login, navision Basic password */
-    char security_id[IW_SIM_SECRET_LEN];    /* ebizcharge SecurityId */
-    char api_key[IW_SIM_SECRET_LEN];        /* invoicexpress api_key query parameter */
-    char prc_token[IW_SIM_SECRET_LEN];      /* midnight PRC Authorization token */
-    char midnight_token[IW_SIM_SECRET_LEN]; /* midnight token at start (rotated by refresh) */
-    char mis_key[IW_SIM_SECRET_LEN];        /* midnight MISKEY header */
-    char secret[IW_SIM_SECRET_LEN];         /* webhook signing secret, whsec_<base64> */
-    bool basic_auth;                        /* navision: HTTP Basic required (default: none) */
-    char auth_failure[16]; /* centra_soap, ebizcharge: how refused credentials are answered
-                            * (the seeds are silent): "subcode" (Fault Client.Authentication),
-                            * "wsse" (Fault wsse:FailedAuthentication), "fault" (a plain Client
-                            * Fault), "http" (HTTP 401) */
-    char dates[8];         /* ebizcharge: date forms accepted: "any" (default), "mdy", "iso" */
-    char refresh_auth[16]; /* midnight: the Midnight token the refresh call must carry:
-                            * "issued" (the configured one or the current one, default) or
-                            * "current" (only the current one: a refreshed token invalidates
-                            * the one it replaced) */
+    const char *key[IW_SIM_MAX_SETTINGS]; /* NULL past the last */
+    char value[IW_SIM_MAX_SETTINGS][IW_SIM_SECRET_LEN];
 } iw_sim_creds;
+
+/* The value of k's setting key; "" when its route declares no such key. */
+const char *iw_sim_cred(const iw_sim_creds *k, const char *key);
 
 /* Settings from the command line and the config file. */
 typedef struct iw_sim_conf {
@@ -64,24 +61,20 @@ typedef struct iw_sim_conf {
     uint64_t seed;    /* random seed for faults (0 = from the clock) */
 } iw_sim_conf;
 
-/* Fills defaults: validation on, each target's credentials from its route's `defaults`
+/* Fills defaults: validation on, each target's settings from its route's declarations
  * (routes.h), the built-in unit and country lists. */
 void iw_sim_conf_defaults(iw_sim_conf *c);
 
 /* Reads a JSON config file over the defaults. Every key is optional; unknown keys are errors:
  *   {"validate": true, "seed": 42,
- *    "targets": {"<target>": {"username", "password", "security_id", "api_key", "prc_token",
- *                             "midnight_token", "mis_key", "secret": "...",
- *                             "auth": "basic" | "none"            (centra_navision),
- *                             "auth_failure": "subcode" | "wsse" | "fault" | "http"
- *                                                        (centra_soap, ebizcharge),
- *                             "dates": "any" | "mdy" | "iso"     (ebizcharge),
- *                             "refresh_auth": "issued" | "current" (midnight),
+ *    "targets": {"<target>": {"<setting>": "...",
  *                             "accepted_units": [...], "countries": [...]  (invoicexpress),
  *                             "faults": [{"kind": ..., ...}]      (target implied)}},
  *    "faults": [{"target": ..., "kind": ..., ...}]}
- * (fault specs as for POST /_sim/faults, see faults.h). Example:
- * tests/fixtures/sim/config-example.json. Returns 0, or -1 with a reason in errbuf. */
+ * where a setting is a key some route declares in its `settings` (each route file lists
+ * its own). Any target takes any of them, checked as the declaring route says; a target whose
+ * route does not declare the key ignores it. Fault specs as for POST /_sim/faults (faults.h).
+ * Example: tests/fixtures/sim/config-example.json. Returns 0, or -1 with a reason in errbuf. */
 int iw_sim_conf_load(iw_sim_conf *c, const char *path, char *errbuf, size_t errlen);
 
 /* Frees what the settings own. */
@@ -203,8 +196,8 @@ typedef struct iw_sim_route {
     void (*server_fault)(const char *msg, iw_sim_reply *rp);
     /* its own refusal of an invoice with msg */
     void (*refusal)(const char *msg, iw_sim_reply *rp);
-    /* fills its credentials' defaults (over zeroes); NULL: none */
-    void (*defaults)(iw_sim_creds *k);
+    /* the settings it reads (iw_sim_cred), with their defaults; unused entries are zero */
+    iw_sim_setting settings[IW_SIM_MAX_SETTINGS];
 } iw_sim_route;
 
 #define IW_SIM_ROUTE_DECLARE_(name) extern const iw_sim_route iw_sim_route_##name;

@@ -88,7 +88,7 @@ static int verify(const iw_sim_request *rq, char *msg, size_t len)
         return 401;
     }
     unsigned char key[128];
-    int klen = secret_key(rq->creds->secret, key, sizeof(key));
+    int klen = secret_key(iw_sim_cred(rq->creds, "secret"), key, sizeof(key));
     if (klen <= 0) {
         snprintf(msg, len, "the simulator's secret is not whsec_<base64>");
         return 500;
@@ -242,12 +242,6 @@ static void refusal(const char *msg, iw_sim_reply *rp)
     refuse(rp, 400, msg);
 }
 
-/* base64 of "target-sim-webhook-signing-key!!" (32 bytes) */
-static void defaults(iw_sim_creds *k)
-{
-    snprintf(k->secret, sizeof(k->secret), "whsec_dGFyZ2V0LXNpbS13ZWJob29rLXNpZ25pbmcta2V5ISE=");
-}
-
 const iw_sim_route iw_sim_route_webhook = {
     .name = "webhook",
     .about = "a Standard Webhooks receiver, POST /hooks/invoices (signed with a whsec_ secret)",
@@ -256,5 +250,6 @@ const iw_sim_route iw_sim_route_webhook = {
     .auth_failure = auth_failure,
     .server_fault = server_fault,
     .refusal = refusal,
-    .defaults = defaults,
+    /* base64 of "target-sim-webhook-signing-key!!" (32 bytes) */
+    .settings = {{.key = "secret", .value = "whsec_dGFyZ2V0LXNpbS13ZWJob29rLXNpZ25pbmcta2V5ISE="}},
 };
