@@ -97,6 +97,11 @@ static int parse_args(int argc, char **argv, iw_sim_conf *c)
 
 int main(int argc, char **argv)
 {
+    char err[256];
+    if (iw_sim_routes_check(err, sizeof(err)) != 0) {
+        fprintf(stderr, "target-sim: %s\n", err);
+        return 2;
+    }
     iw_sim_conf conf;
     iw_sim_conf_defaults(&conf);
     int rc = parse_args(argc, argv, &conf);
@@ -109,7 +114,6 @@ int main(int argc, char **argv)
     xmlInitParser();
     iw_sim_state_init(&conf);
     iw_sim_faults_init(conf.seed);
-    char err[256];
     if (conf.faults && iw_sim_faults_add(conf.faults, err, sizeof(err)) != 0) {
         fprintf(stderr, "target-sim: config faults: %s\n", err);
         iw_sim_conf_clear(&conf);

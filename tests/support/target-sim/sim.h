@@ -207,4 +207,9 @@ IW_SIM_ROUTES(IW_SIM_ROUTE_DECLARE_)
 /* Every route by target id (routes.c). */
 extern const iw_sim_route *const iw_sim_routes[IW_SIM_N_TARGETS];
 
+/* 0 when every route is complete (name as in routes.h, about, content type, the three error
+ * replies, at least one path, each with a method and a suffix or matcher); else -1 with the
+ * route and what it lacks in errbuf. */
+int iw_sim_routes_check(char *errbuf, size_t errlen);
+
 #endif
