@@ -147,23 +147,12 @@ void iw_sim_conf_defaults(iw_sim_conf *c)
     c->validate = true;
     c->threads_hint = 4096;
     for (int t = 0; t < IW_SIM_N_TARGETS; t++) {
-        iw_sim_creds *k = &c->creds[t];
-        snprintf(k->username, sizeof(k->username), "demo");
-        snprintf(k->password, sizeof(k->password), "demo");
-        snprintf(k->security_id, sizeof(k->security_id), "sim-security-id");
-        snprintf(k->api_key, sizeof(k->api_key), "sim-api-key");
-        snprintf(k->prc_token, sizeof(k->prc_token), "sim-prc");
-        snprintf(k->midnight_token, sizeof(k->midnight_token), "sim-midnight");
-        snprintf(k->mis_key, sizeof(k->mis_key), "sim-mis");
-        /* base64 of "target-sim-webhook-signing-key!!" (32 bytes) */
-        snprintf(k->secret, sizeof(k->secret),
-                 "whsec_dGFyZ2V0LXNpbS13ZWJob29rLXNpZ25pbmcta2V5ISE=");
-        /* neither seed 000 nor 003 shows a refused login: the defaults are readings a real
-         * server might give, coded rather than worded; "fault" and "http" act out others */
-        snprintf(k->auth_failure, sizeof(k->auth_failure), "%s",
-                 t == IW_SIM_EBIZCHARGE ? "wsse" : "subcode");
-        snprintf(k->dates, sizeof(k->dates), "any");
-        snprintf(k->refresh_auth, sizeof(k->refresh_auth), "issued");
+        const iw_sim_setting *decl = iw_sim_routes[t]->settings;
+        for (int i = 0; i < IW_SIM_MAX_SETTINGS && decl[i].key; i++) {
+            c->creds[t].key[i] = decl[i].key;
+            snprintf(c->creds[t].value[i], IW_SIM_SECRET_LEN, "%s",
+                     decl[i].value ? decl[i].value : "");
+        }
     }
     c->countries = copy_list(default_countries, COUNT(default_countries));
     c->n_countries = c->countries ? COUNT(default_countries) : 0;
@@ -177,6 +166,26 @@ void iw_sim_conf_clear(iw_sim_conf *c)
     c->units = c->countries = NULL;
     c->n_units = c->n_countries = 0;
     c->faults = NULL;
+}
+
+const char *iw_sim_cred(const iw_sim_creds *k, const char *key)
+{
+    for (int i = 0; i < IW_SIM_MAX_SETTINGS && k->key[i]; i++)
+        if (strcmp(k->key[i], key) == 0)
+            return k->value[i];
+    return "";
+}
+
+/* The first declaration of setting key among the routes; NULL when none declares it. */
+static const iw_sim_setting *find_setting(const char *key)
+{
+    for (int t = 0; t < IW_SIM_N_TARGETS; t++) {
+        const iw_sim_setting *decl = iw_sim_routes[t]->settings;
+        for (int i = 0; i < IW_SIM_MAX_SETTINGS && decl[i].key; i++)
+            if (strcmp(decl[i].key, key) == 0)
+                return &decl[i];
+    }
+    return NULL;
 }
 
 bool iw_sim_conf_unit_ok(const iw_sim_conf *c, const char *name)
@@ -255,19 +264,6 @@ static int add_faults(iw_sim_conf *c, const cJSON *arr, const char *target, char
 
 static int load_target(iw_sim_conf *c, int t, const cJSON *o, char *errbuf, size_t errlen)
 {
-    static const struct {
-        const char *key;
-        size_t off;
-    } secrets[] = {
-        {"username", offsetof(iw_sim_creds, username)},
-        {"password", offsetof(iw_sim_creds, password)},
-        {"security_id", offsetof(iw_sim_creds, security_id)},
-        {"api_key", offsetof(iw_sim_creds, api_key)},
-        {"prc_token", offsetof(iw_sim_creds, prc_token)},
-        {"midnight_token", offsetof(iw_sim_creds, midnight_token)},
-        {"mis_key", offsetof(iw_sim_creds, mis_key)},
-        {"secret", offsetof(iw_sim_creds, secret)},
-    };
     const char *name = iw_sim_target_name(t);
     if (!cJSON_IsObject(o)) {
         snprintf(errbuf, errlen, "targets.%s: must be an object", name);
@@ -278,49 +274,23 @@ static int load_target(iw_sim_conf *c, int t, const cJSON *o, char *errbuf, size
     {
         char path[96];
         snprintf(path, sizeof(path), "targets.%s.%s", name, m->string);
-        size_t i;
-        for (i = 0; i < COUNT(secrets); i++)
-            if (strcmp(m->string, secrets[i].key) == 0)
-                break;
-        if (i < COUNT(secrets)) {
-            if (!cJSON_IsString(m)) {
-                snprintf(errbuf, errlen, "%s: must be a string", path);
-                return -1;
-            }
-            char *dst = (char *)&c->creds[t] + secrets[i].off;
-            snprintf(dst, IW_SIM_SECRET_LEN, "%s", m->valuestring);
-        } else if (strcmp(m->string, "auth") == 0) {
-            if (!cJSON_IsString(m) ||
-                (strcmp(m->valuestring, "basic") != 0 && strcmp(m->valuestring, "none") != 0)) {
-                snprintf(errbuf, errlen, "%s: \"basic\" or \"none\"", path);
-                return -1;
-            }
-            c->creds[t].basic_auth = strcmp(m->valuestring, "basic") == 0;
-        } else if (strcmp(m->string, "refresh_auth") == 0) {
-            if (!cJSON_IsString(m) ||
-                (strcmp(m->valuestring, "issued") != 0 && strcmp(m->valuestring, "current") != 0)) {
-                snprintf(errbuf, errlen, "%s: \"issued\" or \"current\"", path);
-                return -1;
-            }
-            snprintf(c->creds[t].refresh_auth, sizeof(c->creds[t].refresh_auth), "%s",
-                     m->valuestring);
-        } else if (strcmp(m->string, "auth_failure") == 0 || strcmp(m->string, "dates") == 0) {
-            bool af = strcmp(m->string, "auth_failure") == 0;
-            static const char *const shapes[] = {"subcode", "wsse", "fault", "http", NULL};
-            static const char *const forms[] = {"any", "mdy", "iso", NULL};
-            const char *const *ok = af ? shapes : forms;
+        const iw_sim_setting *decl = find_setting(m->string);
+        if (decl) {
             size_t k = 0;
-            while (cJSON_IsString(m) && ok[k] && strcmp(ok[k], m->valuestring) != 0)
+            while (decl->allowed && cJSON_IsString(m) && decl->allowed[k] &&
+                   strcmp(decl->allowed[k], m->valuestring) != 0)
                 k++;
-            if (!cJSON_IsString(m) || !ok[k]) {
-                snprintf(errbuf, errlen, "%s: one of %s", path,
-                         af ? "subcode, wsse, fault, http" : "any, mdy, iso");
+            if (!cJSON_IsString(m) || (decl->allowed && !decl->allowed[k])) {
+                if (decl->allowed)
+                    snprintf(errbuf, errlen, "%s: %s", path, decl->expect);
+                else
+                    snprintf(errbuf, errlen, "%s: must be a string", path);
                 return -1;
             }
-            if (af)
-                snprintf(c->creds[t].auth_failure, sizeof(c->creds[t].auth_failure), "%s", ok[k]);
-            else
-                snprintf(c->creds[t].dates, sizeof(c->creds[t].dates), "%s", ok[k]);
+            iw_sim_creds *own = &c->creds[t];
+            for (int i = 0; i < IW_SIM_MAX_SETTINGS && own->key[i]; i++)
+                if (strcmp(own->key[i], m->string) == 0)
+                    snprintf(own->value[i], IW_SIM_SECRET_LEN, "%s", m->valuestring);
         } else if (strcmp(m->string, "accepted_units") == 0) {
             free_list(c->units, c->n_units);
             c->units = NULL;

@@ -1,5 +1,6 @@
-/* contract.c: what the contracts share: the SOAP envelope check and the per-target shapes of
- * auth failures, server errors and content types. */
+/* contract.c: what the contracts share: the SOAP envelope check and auth failure shapes, and
+ * the per-target replies (auth failures, server errors, refusals, content types) looked up in
+ * each target's route. */
 #include "contract.h"
 
 #include <stdio.h>
@@ -8,41 +9,17 @@
 
 #define SOAP_ENV_NS "http://schemas.xmlsoap.org/soap/envelope/"
 
+/* Unknown ids (none are routed) get invoicexpress's shapes, as the switches these replace did. */
+static const iw_sim_route *route_of(int t)
+{
+    return t >= 0 && t < IW_SIM_N_TARGETS ? iw_sim_routes[t]
+                                          : iw_sim_routes[IW_SIM_ID(invoicexpress)];
+}
+
 const char *iw_sim_contract_ctype(int t)
 {
-    switch (t) {
-    case IW_SIM_MIDNIGHT:
-    case IW_SIM_WEBHOOK: return "application/json; charset=utf-8";
-    case IW_SIM_INVOICEXPRESS: return "application/xml; charset=utf-8";
-    default: return "text/xml; charset=utf-8";
-    }
-}
-
-static void ixp_errors(iw_sim_reply *rp, int status, const char *msg)
-{
-    iw_xmlw x;
-    iw_xmlw_open(&x, true);
-    iw_xmlw_start(&x, NULL, "errors", NULL);
-    iw_xmlw_text(&x, NULL, "error", msg);
-    iw_xmlw_end(&x);
-    iw_sim_reply_xml(rp, status, "application/xml; charset=utf-8", &x);
-}
-
-/* The webhook receiver's error shape: {"error": msg} (the spec fixes none). */
-static void webhook_error(iw_sim_reply *rp, int status, const char *msg)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "error", msg);
-    iw_sim_reply_json(rp, status, o);
-    cJSON_Delete(o);
-}
-
-static void midnight_message(iw_sim_reply *rp, int status, const char *msg)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "Message", msg);
-    iw_sim_reply_json(rp, status, o);
-    cJSON_Delete(o);
+    return t >= 0 && t < IW_SIM_N_TARGETS ? iw_sim_routes[t]->content_type
+                                          : "text/xml; charset=utf-8";
 }
 
 /* A SOAP 1.1 Fault whose faultcode is wsse:FailedAuthentication (OASIS WSS 1.1). */
@@ -68,16 +45,17 @@ static void wsse_fault(iw_sim_reply *rp, iw_sim_soap_style style)
     iw_sim_reply_xml(rp, 500, "text/xml; charset=utf-8", &x);
 }
 
-/* centra_soap and ebizcharge: the configured shape. The texts are neutral on purpose: the
- * worker must read the code, never the words. */
-static void soap_auth_failure(const iw_sim_creds *k, iw_sim_soap_style style, iw_sim_reply *rp)
+const char *const iw_sim_soap_auth_shapes[] = {"subcode", "wsse", "fault", "http", NULL};
+
+void iw_sim_soap_auth_failure(const iw_sim_creds *k, iw_sim_soap_style style, iw_sim_reply *rp)
 {
     static const char page[] = "401 Unauthorized\n";
-    if (strcmp(k->auth_failure, "wsse") == 0)
+    const char *shape = iw_sim_cred(k, "auth_failure");
+    if (strcmp(shape, "wsse") == 0)
         wsse_fault(rp, style);
-    else if (strcmp(k->auth_failure, "fault") == 0)
+    else if (strcmp(shape, "fault") == 0)
         iw_sim_reply_soap_fault(rp, style, "Client", "The request was refused.");
-    else if (strcmp(k->auth_failure, "http") == 0)
+    else if (strcmp(shape, "http") == 0)
         iw_sim_reply_set(rp, 401, "text/plain; charset=utf-8", page, sizeof(page) - 1);
     else
         iw_sim_reply_soap_fault(rp, style, "Client.Authentication", "The request was refused.");
@@ -85,92 +63,21 @@ static void soap_auth_failure(const iw_sim_creds *k, iw_sim_soap_style style, iw
 
 void iw_sim_contract_auth_failure(const iw_sim_conf *c, int t, iw_sim_reply *rp)
 {
-    static const char page[] = "401 Unauthorized\n";
-    switch (t) {
-    case IW_SIM_CENTRA_SOAP: soap_auth_failure(&c->creds[t], IW_SIM_SOAP_CENTRA, rp); break;
-    case IW_SIM_CENTRA_NAVISION:
-        iw_sim_reply_set(rp, 401, "text/plain; charset=utf-8", page, sizeof(page) - 1);
-        iw_sim_reply_header(rp, "WWW-Authenticate", "Basic realm=\"Centra\"");
-        break;
-    case IW_SIM_MIDNIGHT:
-        midnight_message(rp, 401, "Authorization has been denied for this request.");
-        break;
-    case IW_SIM_EBIZCHARGE: soap_auth_failure(&c->creds[t], IW_SIM_SOAP_WCF, rp); break;
-    case IW_SIM_WEBHOOK: webhook_error(rp, 401, "signature verification failed"); break;
-    default:
-        ixp_errors(rp, 401, "The API Key parameter is missing or is incorrectly entered.");
-        break;
-    }
+    route_of(t)->auth_failure(&c->creds[t >= 0 && t < IW_SIM_N_TARGETS ? t : 0], rp);
 }
 
 void iw_sim_contract_refusal(int t, const char *msg, iw_sim_reply *rp)
 {
     if (!msg || !*msg)
         msg = "The invoice was refused (simulated)";
-    iw_xmlw x;
-    switch (t) {
-    case IW_SIM_CENTRA_SOAP:
-    case IW_SIM_CENTRA_NAVISION:
-        iw_xmlw_open(&x, true);
-        iw_xmlw_start(&x, "SOAP-ENV", "Envelope", "http://schemas.xmlsoap.org/soap/envelope/");
-        if (t == IW_SIM_CENTRA_SOAP)
-            iw_xmlw_attr(&x, "xmlns:ns1", "http://www.centra.com/webservices/");
-        iw_xmlw_start(&x, "SOAP-ENV", "Body", NULL);
-        if (t == IW_SIM_CENTRA_SOAP) {
-            iw_xmlw_start(&x, "ns1", "result", NULL);
-            iw_xmlw_text(&x, "ns1", "success", "false");
-            iw_xmlw_start(&x, "ns1", "errors", NULL);
-            iw_xmlw_text(&x, "ns1", "message", msg);
-            iw_xmlw_end(&x);
-            iw_xmlw_end(&x);
-        } else {
-            iw_xmlw_text(&x, NULL, "invoicesUpdateResponse", msg);
-        }
-        iw_xmlw_end(&x);
-        iw_xmlw_end(&x);
-        iw_sim_reply_xml(rp, 200, "text/xml; charset=utf-8", &x);
-        break;
-    case IW_SIM_EBIZCHARGE:
-        iw_xmlw_open(&x, true);
-        iw_xmlw_start(&x, "s", "Envelope", "http://schemas.xmlsoap.org/soap/envelope/");
-        iw_xmlw_start(&x, "s", "Body", NULL);
-        iw_xmlw_start(&x, NULL, "UpdateInvoiceResponse", "http://eBizCharge.ServiceModel.SOAP");
-        iw_xmlw_start(&x, NULL, "UpdateInvoiceResult", NULL);
-        iw_xmlw_text(&x, NULL, "Status", "Error");
-        iw_xmlw_text(&x, NULL, "StatusCode", "0");
-        iw_xmlw_text(&x, NULL, "Error", msg);
-        iw_xmlw_text(&x, NULL, "ErrorCode", "3");
-        iw_xmlw_end(&x);
-        iw_xmlw_end(&x);
-        iw_xmlw_end(&x);
-        iw_xmlw_end(&x);
-        iw_sim_reply_xml(rp, 200, "text/xml; charset=utf-8", &x);
-        break;
-    case IW_SIM_WEBHOOK: webhook_error(rp, 400, msg); break;
-    case IW_SIM_MIDNIGHT: {
-        cJSON *j = cJSON_CreateString(msg);
-        iw_sim_reply_json(rp, 200, j);
-        cJSON_Delete(j);
-        break;
-    }
-    default: ixp_errors(rp, 422, msg); break;
-    }
+    route_of(t)->refusal(msg, rp);
 }
 
 void iw_sim_contract_server_fault(int t, const char *msg, iw_sim_reply *rp)
 {
     if (!msg || !*msg)
         msg = "Internal server error (simulated)";
-    switch (t) {
-    case IW_SIM_CENTRA_SOAP:
-    case IW_SIM_CENTRA_NAVISION:
-        iw_sim_reply_soap_fault(rp, IW_SIM_SOAP_CENTRA, "Server", msg);
-        break;
-    case IW_SIM_EBIZCHARGE: iw_sim_reply_soap_fault(rp, IW_SIM_SOAP_WCF, "Server", msg); break;
-    case IW_SIM_MIDNIGHT: midnight_message(rp, 500, msg); break;
-    case IW_SIM_WEBHOOK: webhook_error(rp, 500, msg); break;
-    default: ixp_errors(rp, 500, msg); break;
-    }
+    route_of(t)->server_fault(msg, rp);
 }
 
 void iw_sim_contract_http_error(int status, const char *msg, iw_sim_reply *rp)
@@ -256,9 +163,10 @@ xmlNodePtr iw_sim_soap_operation(const iw_sim_request *rq, const char *ns, const
         iw_sim_reply_set(rp, 415, "text/plain; charset=utf-8", msg, strlen(msg));
         return NULL;
     }
-    if (rq->validate && !action_ok(rq->soap_action, action)) {
+    const char *soap_action = iw_sim_req_header(rq, "SOAPAction");
+    if (rq->validate && !action_ok(soap_action, action)) {
         snprintf(msg, sizeof(msg), "SOAPAction '%.120s' is not '%s'",
-                 rq->soap_action ? rq->soap_action : "(none)", action);
+                 soap_action ? soap_action : "(none)", action);
         return refuse(doc, rp, style, msg);
     }
     char err[256];

@@ -1,5 +1,5 @@
-/* contract.h: the contracts: one handler per target family, plus the replies every
- * target gives in its own shape (auth failure, server error, garbage). */
+/* contract.h: what the contracts share, and the replies every target gives in its own shape
+ * (auth failure, server error, refusal, content type), found through its route (sim.h). */
 #ifndef IW_SIM_CONTRACT_H
 #define IW_SIM_CONTRACT_H
 
@@ -8,45 +8,40 @@
 #include "schema.h"
 #include "sim.h"
 
-/* centra.c: centra_soap (t = IW_SIM_CENTRA_SOAP) and the navision endpoint
- * (IW_SIM_CENTRA_NAVISION): POST SOAP 1.1 invoices_Update. */
-void iw_sim_centra_handle(int t, const iw_sim_request *rq, iw_sim_reply *rp);
-
-/* midnight.c: POST v1/Generic/InvoiceUpdate (JSON or XML). */
-void iw_sim_midnight_handle(const iw_sim_request *rq, iw_sim_reply *rp);
-
-/* midnight.c: POST v1/Token/RegenerateAuthToken: a new Midnight token as a JSON string. */
-void iw_sim_midnight_token(const iw_sim_request *rq, iw_sim_reply *rp);
-
 /* midnight.c: forgets the invoice lines Midnight holds (POST /_sim/reset). */
 void iw_sim_midnight_reset(void);
 
-/* ebizcharge.c: POST SOAP 1.1 UpdateInvoice. */
-void iw_sim_ebiz_handle(const iw_sim_request *rq, iw_sim_reply *rp);
-
-/* invoicexpress.c: PUT /invoices/{id}.xml. */
-void iw_sim_ixp_handle(const iw_sim_request *rq, const char *invoice_id, iw_sim_reply *rp);
-
-/* webhook.c: POST /hooks/invoices, a Standard Webhooks receiver. */
-void iw_sim_webhook_handle(const iw_sim_request *rq, iw_sim_reply *rp);
-
-/* contract.c: target t's reply to refused credentials, in the shape c configures. */
+/* contract.c: target t's reply to refused credentials, in the shape c configures (its route's
+ * auth_failure). */
 void iw_sim_contract_auth_failure(const iw_sim_conf *c, int t, iw_sim_reply *rp);
 
-/* contract.c: a SOAP Server fault (SOAP targets) or a 500 in the target's error shape. */
+/* contract.c: a SOAP Server fault (SOAP targets) or a 500 in the target's error shape (its
+ * route's server_fault; an empty msg gets a stock text). */
 void iw_sim_contract_server_fault(int t, const char *msg, iw_sim_reply *rp);
 
-/* contract.c: target t's own refusal of an invoice, with msg: centra_soap 200 <ns1:result>
- * with success=false and errors/message (the shape is not in seed 000: a reading), navision
- * 200 with msg in place of OK, EBizCharge 200 Status Error, Midnight 200 with msg as the
- * string (an API answering errors as its string), InvoiceXpress 422 <errors>. */
+/* contract.c: target t's own refusal of an invoice, with msg (its route's refusal; an empty
+ * msg gets a stock text). */
 void iw_sim_contract_refusal(int t, const char *msg, iw_sim_reply *rp);
 
 /* contract.c: a bare gateway-style error page with `status`. */
 void iw_sim_contract_http_error(int status, const char *msg, iw_sim_reply *rp);
 
-/* contract.c: content type of target t's success replies. */
+/* contract.c: content type of target t's success replies (its route's content_type). */
 const char *iw_sim_contract_ctype(int t);
+
+/* contract.c: centra_soap's and ebizcharge's reply to refused credentials, in the shape
+ * k->auth_failure names: "subcode" (a Client.Authentication fault, also for ""), "wsse"
+ * (faultcode wsse:FailedAuthentication), "fault" (a plain Client fault), "http" (HTTP 401).
+ * The texts are neutral on purpose: the worker must read the code, never the words. */
+void iw_sim_soap_auth_failure(const iw_sim_creds *k, iw_sim_soap_style style, iw_sim_reply *rp);
+
+/* contract.c: the shapes of iw_sim_soap_auth_failure, and the auth_failure setting that picks
+ * one (def: the default), for a SOAP route's `settings`. */
+extern const char *const iw_sim_soap_auth_shapes[];
+#define IW_SIM_SOAP_AUTH_SETTING(def)                                                              \
+    {                                                                                              \
+        "auth_failure", def, iw_sim_soap_auth_shapes, "one of subcode, wsse, fault, http"          \
+    }
 
 /* contract.c: parses a SOAP 1.1 request and returns its operation element (first child of
  * Body) after checking, when rq->validate: Content-Type text/xml, SOAPAction == action

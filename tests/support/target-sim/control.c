@@ -69,7 +69,7 @@ static void post_settle(const iw_sim_control_req *cr, iw_sim_reply *rp)
         return;
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
     const cJSON *tj = cJSON_GetObjectItemCaseSensitive(j, "target");
-    int t = cJSON_IsString(tj) ? iw_sim_target_find(tj->valuestring) : IW_SIM_INVOICEXPRESS;
+    int t = cJSON_IsString(tj) ? iw_sim_target_find(tj->valuestring) : IW_SIM_ID(invoicexpress);
     if (!cJSON_IsString(id) || !*id->valuestring || t < 0) {
         reply_error(rp, 400, "settle: {\"id\": \"...\"} (and an optional known \"target\")");
     } else {

@@ -179,18 +179,21 @@ static void reply_invoice(xmlDocPtr doc, const char *id, iw_sim_reply *rp)
     int len = 0;
     xmlDocDumpMemoryEnc(doc, &out, &len, "UTF-8");
     if (!out) {
-        iw_sim_contract_server_fault(IW_SIM_INVOICEXPRESS, "out of memory", rp);
+        reply_errors(rp, 500, NULL, "out of memory");
         return;
     }
     iw_sim_reply_set(rp, 200, "application/xml; charset=utf-8", (const char *)out, (size_t)len);
     xmlFree(out);
 }
 
-void iw_sim_ixp_handle(const iw_sim_request *rq, const char *invoice_id, iw_sim_reply *rp)
+/* PUT /invoices/{id}.xml?api_key= (the id in rq->arg). */
+static void handle(const iw_sim_request *rq, iw_sim_reply *rp)
 {
     const iw_sim_conf *c = rq->conf;
-    if (!rq->api_key || strcmp(rq->api_key, c->creds[IW_SIM_INVOICEXPRESS].api_key) != 0) {
-        iw_sim_contract_auth_failure(rq->conf, IW_SIM_INVOICEXPRESS, rp);
+    const char *invoice_id = rq->arg;
+    const char *api_key = iw_sim_req_query(rq, "api_key");
+    if (!api_key || strcmp(api_key, iw_sim_cred(rq->creds, "api_key")) != 0) {
+        iw_sim_contract_auth_failure(rq->conf, rq->target, rp);
         return;
     }
     if (!iw_sim_is_int(invoice_id) || invoice_id[0] == '-') {
@@ -204,7 +207,7 @@ void iw_sim_ixp_handle(const iw_sim_request *rq, const char *invoice_id, iw_sim_
         reply_errors(rp, 406, NULL, "Content-Type must be application/xml");
         return;
     }
-    if (iw_sim_state_settled(IW_SIM_INVOICEXPRESS, invoice_id)) {
+    if (iw_sim_state_settled(rq->target, invoice_id)) {
         reply_errors(rp, 422, NULL, "Invoice has been settled so cant be changed anymore.");
         return;
     }
@@ -233,8 +236,58 @@ void iw_sim_ixp_handle(const iw_sim_request *rq, const char *invoice_id, iw_sim_
             return;
         }
     }
-    iw_sim_state_accept(IW_SIM_INVOICEXPRESS, invoice_id, values(root, invoice_id), rq, NULL, NULL,
-                        0);
+    iw_sim_state_accept(rq->target, invoice_id, values(root, invoice_id), rq, NULL, NULL, 0);
     reply_invoice(doc, invoice_id, rp);
     xmlFreeDoc(doc);
 }
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* A path whose last "/invoices/" is followed by "{id}.xml" (no further '/'); the id into arg. */
+static bool match(const char *path, char *arg, size_t arglen)
+{
+    const char *inv = NULL;
+    for (const char *p = strstr(path, "/invoices/"); p; p = strstr(p + 1, "/invoices/"))
+        inv = p;
+    if (!inv)
+        return false;
+    const char *name = inv + strlen("/invoices/");
+    size_t n = strlen(name);
+    if (n > 4 && !strchr(name, '/') && ends_with(name, ".xml") && n - 4 < arglen) {
+        memcpy(arg, name, n - 4);
+        arg[n - 4] = '\0';
+        return true;
+    }
+    return false;
+}
+
+static void auth_failure(const iw_sim_creds *k, iw_sim_reply *rp)
+{
+    reply_errors(rp, 401, NULL, "The API Key parameter is missing or is incorrectly entered.");
+}
+
+static void server_fault(const char *msg, iw_sim_reply *rp)
+{
+    reply_errors(rp, 500, NULL, msg);
+}
+
+/* 422 <errors> with msg. */
+static void refusal(const char *msg, iw_sim_reply *rp)
+{
+    reply_errors(rp, 422, NULL, msg);
+}
+
+const iw_sim_route iw_sim_route_invoicexpress = {
+    .name = "invoicexpress",
+    .about = "InvoiceXpress PUT /invoices/{id}.xml?api_key=",
+    .content_type = "application/xml; charset=utf-8",
+    .paths = {{.match = match, .method = "PUT", .handle = handle}},
+    .auth_failure = auth_failure,
+    .server_fault = server_fault,
+    .refusal = refusal,
+    .settings = {{.key = "api_key", .value = "sim-api-key"}},
+};

@@ -1,4 +1,5 @@
-/* main.c: target-sim, a strict stand-in for the five invoice APIs: command line, start, stop. */
+/* main.c: target-sim, a strict stand-in for the invoice APIs in routes.h: command line, start,
+ * stop. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,13 +16,15 @@
 
 static void usage(FILE *f)
 {
+    fprintf(f, "usage: target-sim --listen 127.0.0.1:PORT [--config FILE] [--validate on|off]\n"
+               "                  [--exit-with-parent]\n"
+               "\n"
+               "Serves these contracts on their real paths:\n");
+    for (int t = 0; t < IW_SIM_N_TARGETS; t++)
+        fprintf(f, "  %-16s %s\n", iw_sim_routes[t]->name, iw_sim_routes[t]->about);
     fprintf(
-        f, "usage: target-sim --listen 127.0.0.1:PORT [--config FILE] [--validate on|off]\n"
-           "                  [--exit-with-parent]\n"
-           "\n"
-           "Serves the centra_soap, centra_navision, midnight, ebizcharge, invoicexpress and\n"
-           "webhook (Standard Webhooks) contracts on their real paths, checks each request\n"
-           "against its contract, keeps what it was sent, and injects faults. Control API under /_sim/ (JSON):\n"
+        f, "checks each request against its contract, keeps what it was sent, and injects faults.\n"
+           "Control API under /_sim/ (JSON):\n"
            "  GET /_sim/state[?target=T&id=ID]  GET /_sim/calls[?key=EVENT:TARGET|?prefix=P]\n"
            "  GET /_sim/stats  GET /_sim/faults  POST /_sim/faults  POST /_sim/reset\n"
            "  POST /_sim/settle {\"id\":..}  POST /_sim/expire-token  POST /_sim/validate\n"
@@ -94,6 +97,11 @@ static int parse_args(int argc, char **argv, iw_sim_conf *c)
 
 int main(int argc, char **argv)
 {
+    char err[256];
+    if (iw_sim_routes_check(err, sizeof(err)) != 0) {
+        fprintf(stderr, "target-sim: %s\n", err);
+        return 2;
+    }
     iw_sim_conf conf;
     iw_sim_conf_defaults(&conf);
     int rc = parse_args(argc, argv, &conf);
@@ -106,7 +114,6 @@ int main(int argc, char **argv)
     xmlInitParser();
     iw_sim_state_init(&conf);
     iw_sim_faults_init(conf.seed);
-    char err[256];
     if (conf.faults && iw_sim_faults_add(conf.faults, err, sizeof(err)) != 0) {
         fprintf(stderr, "target-sim: config faults: %s\n", err);
         iw_sim_conf_clear(&conf);

@@ -180,24 +180,27 @@ static bool has_token(const iw_sim_request *rq, const char *tok)
  * "current" only the current one (a server where regenerating invalidates the old token). */
 static bool auth_ok(const iw_sim_request *rq, bool refresh)
 {
-    const iw_sim_creds *k = &rq->conf->creds[IW_SIM_MIDNIGHT];
-    if (!rq->miskey || strcmp(rq->miskey, k->mis_key) != 0)
+    const iw_sim_creds *k = rq->creds;
+    const char *miskey = iw_sim_req_header(rq, "MISKEY");
+    if (!miskey || strcmp(miskey, iw_sim_cred(k, "mis_key")) != 0)
         return false;
-    if (!has_token(rq, k->prc_token))
+    if (!has_token(rq, iw_sim_cred(k, "prc_token")))
         return false;
     char cur[IW_SIM_SECRET_LEN];
     iw_sim_token_current(cur, sizeof(cur));
     if (*cur && has_token(rq, cur))
         return true;
-    return refresh && strcmp(k->refresh_auth, "issued") == 0 && has_token(rq, k->midnight_token);
+    return refresh && strcmp(iw_sim_cred(k, "refresh_auth"), "issued") == 0 &&
+           has_token(rq, iw_sim_cred(k, "midnight_token"));
 }
 
 /* Replies with a string, as JSON or as the ASP.NET XML serialization. */
 static void reply_string(const iw_sim_request *rq, bool xml, const char *s, iw_sim_reply *rp)
 {
-    if (rq->accept && strstr(rq->accept, "json"))
+    const char *accept = iw_sim_req_header(rq, "Accept");
+    if (accept && strstr(accept, "json"))
         xml = false;
-    else if (rq->accept && strstr(rq->accept, "xml"))
+    else if (accept && strstr(accept, "xml"))
         xml = true;
     if (xml) {
         iw_xmlw x;
@@ -463,10 +466,11 @@ static bool handle_xml(const iw_sim_request *rq, char *guid, size_t glen, cJSON 
     return ok;
 }
 
-void iw_sim_midnight_handle(const iw_sim_request *rq, iw_sim_reply *rp)
+/* POST v1/Generic/InvoiceUpdate (JSON or XML). */
+static void handle(const iw_sim_request *rq, iw_sim_reply *rp)
 {
     if (!auth_ok(rq, false)) {
-        iw_sim_contract_auth_failure(rq->conf, IW_SIM_MIDNIGHT, rp);
+        iw_sim_contract_auth_failure(rq->conf, rq->target, rp);
         return;
     }
     bool xml = is_xml_type(rq->content_type);
@@ -490,17 +494,68 @@ void iw_sim_midnight_handle(const iw_sim_request *rq, iw_sim_reply *rp)
     char reply[128];
     snprintf(reply, sizeof(reply), "%s", guid);
     lower(guid);
-    iw_sim_state_accept(IW_SIM_MIDNIGHT, guid, values, rq, NULL, NULL, 0);
+    iw_sim_state_accept(rq->target, guid, values, rq, NULL, NULL, 0);
     reply_string(rq, xml, reply, rp);
 }
 
-void iw_sim_midnight_token(const iw_sim_request *rq, iw_sim_reply *rp)
+/* POST v1/Token/RegenerateAuthToken: a new Midnight token as a JSON string. */
+static void handle_token(const iw_sim_request *rq, iw_sim_reply *rp)
 {
     if (!auth_ok(rq, true)) {
-        iw_sim_contract_auth_failure(rq->conf, IW_SIM_MIDNIGHT, rp);
+        iw_sim_contract_auth_failure(rq->conf, rq->target, rp);
         return;
     }
     char tok[IW_SIM_SECRET_LEN];
     iw_sim_token_rotate(tok, sizeof(tok));
     reply_string(rq, false, tok, rp);
 }
+
+static void message(iw_sim_reply *rp, int status, const char *msg)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "Message", msg);
+    iw_sim_reply_json(rp, status, o);
+    cJSON_Delete(o);
+}
+
+static void auth_failure(const iw_sim_creds *k, iw_sim_reply *rp)
+{
+    message(rp, 401, "Authorization has been denied for this request.");
+}
+
+static void server_fault(const char *msg, iw_sim_reply *rp)
+{
+    message(rp, 500, msg);
+}
+
+/* 200 with msg as the string (an API answering errors as its string). */
+static void refusal(const char *msg, iw_sim_reply *rp)
+{
+    cJSON *j = cJSON_CreateString(msg);
+    iw_sim_reply_json(rp, 200, j);
+    cJSON_Delete(j);
+}
+
+static const char *const refresh_words[] = {"issued", "current", NULL};
+
+const iw_sim_route iw_sim_route_midnight = {
+    .name = "midnight",
+    .about = "Midnight v1/Generic/InvoiceUpdate (JSON or XML) and its token refresh",
+    .content_type = "application/json; charset=utf-8",
+    .paths = {{.suffix = "/v1/Generic/InvoiceUpdate", .method = "POST", .handle = handle},
+              {.suffix = "/v1/Token/RegenerateAuthToken",
+               .method = "POST",
+               .handle = handle_token,
+               .no_faults = true}},
+    .auth_failure = auth_failure,
+    .server_fault = server_fault,
+    .refusal = refusal,
+    .settings = {{.key = "prc_token", .value = "sim-prc"},
+                 /* at start; POST /_sim/expire-token and the refresh call rotate it */
+                 {.key = "midnight_token", .value = "sim-midnight"},
+                 {.key = "mis_key", .value = "sim-mis"},
+                 /* the Midnight token the refresh call must carry: the configured one or the
+                  * current one, or only the current one (a refreshed token invalidates the
+                  * one it replaced) */
+                 {"refresh_auth", "issued", refresh_words, "\"issued\" or \"current\""}},
+};

@@ -10,22 +10,6 @@
 
 #define SOAP_ENV_NS "http://schemas.xmlsoap.org/soap/envelope/"
 
-static const char *const target_names[IW_SIM_N_TARGETS] = {
-    "centra_soap", "centra_navision", "midnight", "ebizcharge", "invoicexpress", "webhook"};
-
-const char *iw_sim_target_name(int t)
-{
-    return t >= 0 && t < IW_SIM_N_TARGETS ? target_names[t] : "unknown";
-}
-
-int iw_sim_target_find(const char *name)
-{
-    for (int t = 0; name && t < IW_SIM_N_TARGETS; t++)
-        if (strcmp(name, target_names[t]) == 0)
-            return t;
-    return -1;
-}
-
 void iw_sim_reply_take(iw_sim_reply *r, int status, const char *ctype, char *body, size_t len)
 {
     free(r->body);

@@ -1,5 +1,6 @@
-/* server.c: libmicrohttpd glue: reads requests, routes them to a contract or the control API,
- * applies injected faults (delays, resets, hangs, odd bodies) and sends the reply. */
+/* server.c: libmicrohttpd glue: reads requests, routes them to a contract (by the paths of the
+ * routes in routes.h) or the control API, applies injected faults (delays, resets, hangs, odd
+ * bodies) and sends the reply. */
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -27,9 +28,6 @@ struct iw_sim_server {
     int port;
 };
 
-/* What the route of a request is. */
-typedef enum route_kind { ROUTE_NONE, ROUTE_UPDATE, ROUTE_TOKEN, ROUTE_CONTROL } route_kind;
-
 /* Per-request state, from the first callback to the completion notice. */
 typedef struct conn_req {
     char *body;
@@ -53,45 +51,20 @@ static bool ends_with(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-/* Finds the target of a path; for InvoiceXpress copies the invoice id. */
-static route_kind route(const char *path, int *t, char *id, size_t idlen, const char **allow)
+/* The path of the routes (routes.h) that serves path, its target into *t and what its
+ * matcher took from the path into arg; NULL when none does. */
+static const iw_sim_path *route(const char *path, int *t, char *arg, size_t arglen)
 {
-    static const struct {
-        const char *suffix;
-        int target;
-        route_kind kind;
-    } table[] = {
-        {"/system/service/module/soap/api", IW_SIM_CENTRA_SOAP, ROUTE_UPDATE},
-        {"/system/service/module/navision/api", IW_SIM_CENTRA_NAVISION, ROUTE_UPDATE},
-        {"/v1/Generic/InvoiceUpdate", IW_SIM_MIDNIGHT, ROUTE_UPDATE},
-        {"/v1/Token/RegenerateAuthToken", IW_SIM_MIDNIGHT, ROUTE_TOKEN},
-        {"/eBizService.svc", IW_SIM_EBIZCHARGE, ROUTE_UPDATE},
-        {"/hooks/invoices", IW_SIM_WEBHOOK, ROUTE_UPDATE},
-    };
-    *allow = "POST";
-    if (strncmp(path, "/_sim/", 6) == 0)
-        return ROUTE_CONTROL;
-    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
-        if (ends_with(path, table[i].suffix)) {
-            *t = table[i].target;
-            return table[i].kind;
+    for (int i = 0; i < IW_SIM_N_TARGETS; i++) {
+        for (const iw_sim_path *p = iw_sim_routes[i]->paths;
+             p < iw_sim_routes[i]->paths + IW_SIM_MAX_PATHS && p->handle; p++) {
+            if (p->suffix ? ends_with(path, p->suffix) : p->match(path, arg, arglen)) {
+                *t = i;
+                return p;
+            }
         }
     }
-    const char *inv = NULL;
-    for (const char *p = strstr(path, "/invoices/"); p; p = strstr(p + 1, "/invoices/"))
-        inv = p;
-    if (inv) {
-        const char *name = inv + strlen("/invoices/");
-        size_t n = strlen(name);
-        if (n > 4 && !strchr(name, '/') && ends_with(name, ".xml") && n - 4 < idlen) {
-            memcpy(id, name, n - 4);
-            id[n - 4] = '\0';
-            *t = IW_SIM_INVOICEXPRESS;
-            *allow = "PUT";
-            return ROUTE_UPDATE;
-        }
-    }
-    return ROUTE_NONE;
+    return NULL;
 }
 
 static enum MHD_Result collect_auth(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -116,16 +89,9 @@ static void fill_request(struct MHD_Connection *c, const char *method, const cha
     rq->method = method;
     rq->path = path;
     rq->content_type = hdr(c, "Content-Type");
-    rq->soap_action = hdr(c, "SOAPAction");
-    rq->miskey = hdr(c, "MISKEY");
-    rq->accept = hdr(c, "Accept");
     rq->request_id = hdr(c, "X-Request-ID");
     rq->idempotency_key = hdr(c, "Idempotency-Key");
     rq->invoice_version = hdr(c, "X-Invoice-Version");
-    rq->webhook_id = hdr(c, "webhook-id");
-    rq->webhook_timestamp = hdr(c, "webhook-timestamp");
-    rq->webhook_signature = hdr(c, "webhook-signature");
-    rq->api_key = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "api_key");
     MHD_get_connection_values(c, MHD_HEADER_KIND, collect_auth, rq);
     rq->body = cr->body ? cr->body : "";
     rq->body_len = cr->len;
@@ -133,6 +99,17 @@ static void fill_request(struct MHD_Connection *c, const char *method, const cha
     rq->conf = rt->conf;
     rq->arrival_wall_ms = cr->wall_ms;
     rq->arrival_mono_ms = cr->mono_ms;
+    rq->conn = c;
+}
+
+const char *iw_sim_req_header(const iw_sim_request *rq, const char *name)
+{
+    return rq->conn ? hdr(rq->conn, name) : NULL;
+}
+
+const char *iw_sim_req_query(const iw_sim_request *rq, const char *name)
+{
+    return rq->conn ? MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name) : NULL;
 }
 
 static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
@@ -228,23 +205,6 @@ static enum MHD_Result reset_connection(struct MHD_Connection *c)
     return MHD_NO;
 }
 
-static void handle_contract(int t, route_kind rk, const char *ixp_id, const iw_sim_request *rq,
-                            iw_sim_reply *rp)
-{
-    if (rk == ROUTE_TOKEN) {
-        iw_sim_midnight_token(rq, rp);
-        return;
-    }
-    switch (t) {
-    case IW_SIM_CENTRA_SOAP:
-    case IW_SIM_CENTRA_NAVISION: iw_sim_centra_handle(t, rq, rp); break;
-    case IW_SIM_MIDNIGHT: iw_sim_midnight_handle(rq, rp); break;
-    case IW_SIM_EBIZCHARGE: iw_sim_ebiz_handle(rq, rp); break;
-    case IW_SIM_WEBHOOK: iw_sim_webhook_handle(rq, rp); break;
-    default: iw_sim_ixp_handle(rq, ixp_id, rp); break;
-    }
-}
-
 /* Applies a non-latency fault that replaces the normal answer. Returns true when rp holds
  * the faulted reply. */
 static bool fault_reply(const iw_sim_conf *conf, int t, const iw_sim_fault_action *fa,
@@ -295,13 +255,12 @@ static enum MHD_Result serve(iw_sim_server *s, struct MHD_Connection *c, const c
                              const char *path, conn_req *cr)
 {
     int t = -1;
-    char ixp_id[128] = "";
-    const char *allow;
+    char arg[128] = "";
     iw_sim_reply rp = {0};
-    route_kind rk = route(path, &t, ixp_id, sizeof(ixp_id), &allow);
-    if (rk == ROUTE_CONTROL)
+    if (strncmp(path, "/_sim/", 6) == 0)
         return serve_control(s, c, method, path, cr);
-    if (rk == ROUTE_NONE) {
+    const iw_sim_path *p = route(path, &t, arg, sizeof(arg));
+    if (!p) {
         static const char msg[] = "404 Not Found: no simulated API at this path\n";
         iw_sim_reply_set(&rp, 404, "text/plain; charset=utf-8", msg, sizeof(msg) - 1);
         iw_sim_stats_count(-1, 404);
@@ -311,15 +270,15 @@ static enum MHD_Result serve(iw_sim_server *s, struct MHD_Connection *c, const c
     int idx =
         iw_sim_calls_begin(t, hdr(c, "X-Request-ID"), cr->wall_ms, cr->mono_ms, key, sizeof(key));
     iw_sim_fault_action fa = {0};
-    if (strcmp(method, allow) != 0) {
+    if (strcmp(method, p->method) != 0) {
         static const char msg[] = "405 Method Not Allowed\n";
         iw_sim_reply_set(&rp, 405, "text/plain; charset=utf-8", msg, sizeof(msg) - 1);
-        iw_sim_reply_header(&rp, "Allow", allow);
+        iw_sim_reply_header(&rp, "Allow", p->method);
     } else if (cr->too_big) {
         static const char msg[] = "413 Request Entity Too Large\n";
         iw_sim_reply_set(&rp, 413, "text/plain; charset=utf-8", msg, sizeof(msg) - 1);
     } else {
-        if (rk == ROUTE_UPDATE)
+        if (!p->no_faults)
             iw_sim_faults_pick(t, &fa);
         if (fa.latency_ms > 0 && !iw_sim_sleep_ms(fa.latency_ms))
             return MHD_NO;
@@ -334,7 +293,10 @@ static enum MHD_Result serve(iw_sim_server *s, struct MHD_Connection *c, const c
         if (!fault_reply(s->rt->conf, t, &fa, &rp)) {
             iw_sim_request rq;
             fill_request(c, method, path, cr, s->rt, &rq);
-            handle_contract(t, rk, ixp_id, &rq, &rp);
+            rq.target = t;
+            rq.arg = arg;
+            rq.creds = &s->rt->conf->creds[t];
+            p->handle(&rq, &rp);
         }
     }
     iw_sim_calls_finish(key, idx, rp.status);

@@ -180,7 +180,8 @@ static void free_call(void *p)
 void iw_sim_state_init(const iw_sim_conf *c)
 {
     pthread_mutex_lock(&mu);
-    snprintf(token_start, sizeof(token_start), "%s", c->creds[IW_SIM_MIDNIGHT].midnight_token);
+    snprintf(token_start, sizeof(token_start), "%s",
+             iw_sim_cred(&c->creds[IW_SIM_ID(midnight)], "midnight_token"));
     snprintf(token, sizeof(token), "%s", token_start);
     pthread_mutex_unlock(&mu);
 }

@@ -65,7 +65,9 @@ static bool signature_matches(const char *header, const char *want)
 /* 0 when the request's headers verify; otherwise the status to answer, msg saying why. */
 static int verify(const iw_sim_request *rq, char *msg, size_t len)
 {
-    const char *id = rq->webhook_id, *ts = rq->webhook_timestamp, *sig = rq->webhook_signature;
+    const char *id = iw_sim_req_header(rq, "webhook-id");
+    const char *ts = iw_sim_req_header(rq, "webhook-timestamp");
+    const char *sig = iw_sim_req_header(rq, "webhook-signature");
     if (!id || !*id || !ts || !*ts || !sig || !*sig) {
         snprintf(msg, len, "missing webhook-id, webhook-timestamp or webhook-signature");
         return 400;
@@ -86,7 +88,7 @@ static int verify(const iw_sim_request *rq, char *msg, size_t len)
         return 401;
     }
     unsigned char key[128];
-    int klen = secret_key(rq->conf->creds[IW_SIM_WEBHOOK].secret, key, sizeof(key));
+    int klen = secret_key(iw_sim_cred(rq->creds, "secret"), key, sizeof(key));
     if (klen <= 0) {
         snprintf(msg, len, "the simulator's secret is not whsec_<base64>");
         return 500;
@@ -173,7 +175,7 @@ static cJSON *values(const cJSON *doc, const iw_sim_request *rq)
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(doc, "data");
     const cJSON *inv = cJSON_GetObjectItemCaseSensitive(data, "invoice");
     cJSON *v = cJSON_CreateObject();
-    cJSON_AddStringToObject(v, "webhook_id", rq->webhook_id);
+    cJSON_AddStringToObject(v, "webhook_id", iw_sim_req_header(rq, "webhook-id"));
     cJSON_AddItemToObject(v, "event_id",
                           cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(data, "event_id"), 1));
     cJSON_AddItemToObject(v, "tenant",
@@ -186,7 +188,8 @@ static cJSON *values(const cJSON *doc, const iw_sim_request *rq)
     return v;
 }
 
-void iw_sim_webhook_handle(const iw_sim_request *rq, iw_sim_reply *rp)
+/* POST /hooks/invoices. */
+static void handle(const iw_sim_request *rq, iw_sim_reply *rp)
 {
     char msg[200];
     int st = verify(rq, msg, sizeof(msg));
@@ -218,8 +221,35 @@ void iw_sim_webhook_handle(const iw_sim_request *rq, iw_sim_reply *rp)
         refuse(rp, 400, "data.invoice.id: expected a string");
         return;
     }
-    iw_sim_state_accept(IW_SIM_WEBHOOK, id->valuestring, values(doc, rq), rq, NULL, NULL, 0);
+    iw_sim_state_accept(rq->target, id->valuestring, values(doc, rq), rq, NULL, NULL, 0);
     cJSON_Delete(doc);
     static const char ok[] = "{\"received\":true}";
     iw_sim_reply_set(rp, 200, "application/json; charset=utf-8", ok, sizeof(ok) - 1);
 }
+
+static void auth_failure(const iw_sim_creds *k, iw_sim_reply *rp)
+{
+    refuse(rp, 401, "signature verification failed");
+}
+
+static void server_fault(const char *msg, iw_sim_reply *rp)
+{
+    refuse(rp, 500, msg);
+}
+
+static void refusal(const char *msg, iw_sim_reply *rp)
+{
+    refuse(rp, 400, msg);
+}
+
+const iw_sim_route iw_sim_route_webhook = {
+    .name = "webhook",
+    .about = "a Standard Webhooks receiver, POST /hooks/invoices (signed with a whsec_ secret)",
+    .content_type = "application/json; charset=utf-8",
+    .paths = {{.suffix = "/hooks/invoices", .method = "POST", .handle = handle}},
+    .auth_failure = auth_failure,
+    .server_fault = server_fault,
+    .refusal = refusal,
+    /* base64 of "target-sim-webhook-signing-key!!" (32 bytes) */
+    .settings = {{.key = "secret", .value = "whsec_dGFyZ2V0LXNpbS13ZWJob29rLXNpZ25pbmcta2V5ISE="}},
+};
