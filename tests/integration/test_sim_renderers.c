@@ -7,18 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
-#include "centra.h"
+#include "adapters.h"
 #include "config.h"
 #include "docpaths.h"
-#include "ebizcharge.h"
 #include "invoice.h"
-#include "invoicexpress.h"
 #include "midnight.h"
 #include "target.h"
+#include "stack.h"
 #include "testproc.h"
 
 static iw_proc sim;
@@ -144,71 +144,37 @@ static void classify(const iw_target_ops *ops, const iw_target_conf *tc, const r
     iw_target_classify(ops, tc, &resp, out);
 }
 
-/* A webhook instance pointed at the simulator, with the simulator's default secret (the
- * webhook's settings struct is its own: it is read from a config as an operator writes it). */
-static iw_config *webhook_config(void)
+/* The local stack's config (tests/fixtures/config/local-stack.json, where each target instance
+ * is named by its type) pointed at this simulator, with the simulator's credentials from the
+ * stack's env file: what the stack suites and the demo run with. Caller frees. */
+static iw_config *stack_config(void)
 {
-    char json[512];
-    snprintf(json, sizeof(json),
-             "{\"targets\": {\"webhook\": {\"type\": \"webhook\", "
-             "\"url\": \"http://127.0.0.1:%d/hooks/invoices\", "
-             "\"secret\": \"whsec_dGFyZ2V0LXNpbS13ZWJob29rLXNpZ25pbmcta2V5ISE=\"}}}",
-             port);
+    char base[64], path[] = "/tmp/iw-sim-renderers-XXXXXX";
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(iw_stack_load_env(), 0);
+    iw_stack_addrs a = {.brokers = "127.0.0.1:9", .redis_port = 6379, .sim_base = base};
+    cr_assert_eq(iw_stack_config_write(path, &a, NULL, 0), 0);
     iw_config_errors e;
-    iw_config *cfg = iw_config_parse(json, NULL, &e);
+    iw_config *cfg = iw_config_load(path, &e);
+    unlink(path);
     cr_assert_not_null(cfg, "%s: %s", e.items[0].path, e.items[0].message);
     return cfg;
 }
 
-/* An instance of `type` pointed at the simulator with the simulator's default credentials. */
+/* The instance of `type` in the local stack's config, taken out of it (caller clears tc). */
 static void conf_for(iw_target_conf *tc, const char *type)
 {
-    if (strcmp(type, "webhook") == 0) { /* taken out of its config, which then holds nothing */
-        iw_config *cfg = webhook_config();
-        *tc = cfg->targets[0];
-        memset(&cfg->targets[0], 0, sizeof(cfg->targets[0]));
-        iw_config_free(cfg);
-        return;
-    }
-    static const struct {
-        const char *type, *path;
-    } paths[] = {
-        {"centra_soap", "/amsdocs/system/service/module/soap/api"},
-        {"centra_navision", "/amsdemo1337/system/service/module/navision/api"},
-        {"midnight", "/v1/Generic/InvoiceUpdate"},
-        {"ebizcharge", "/eBizService.svc"},
-        {"invoicexpress", ""},
-        {"webhook", "/hooks/invoices"},
-    };
-    char url[256] = "";
-    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
-        if (strcmp(paths[i].type, type) == 0)
-            snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, paths[i].path);
-    cr_assert(*url);
-    memset(tc, 0, sizeof(*tc));
-    tc->name = strdup(type);
-    tc->url = strdup(url);
-    cr_assert_eq(iw_target_conf_defaults(tc, type), 0);
-    if (strncmp(type, "centra_", 7) == 0) {
-        iw_centra_conf_of(tc)->username = strdup("demo");
-        iw_centra_conf_of(tc)->password = strdup("demo");
-    } else if (strcmp(type, "ebizcharge") == 0) {
-        iw_ebiz_conf_of(tc)->password = strdup("demo");
-        iw_ebiz_conf_of(tc)->security_id = strdup("sim-security-id");
-    } else if (strcmp(type, "midnight") == 0) {
-        iw_midnight_conf_of(tc)->prc_token = strdup("sim-prc");
-        iw_midnight_conf_of(tc)->midnight_token = strdup("sim-midnight");
-        iw_midnight_conf_of(tc)->mis_key = strdup("sim-mis");
-    } else if (strcmp(type, "invoicexpress") == 0) {
-        iw_ix_conf *ix = iw_ix_conf_of(tc);
-        ix->api_key = strdup("sim-api-key");
-        /* The account's tax table (the sample events use 23 % and 0 %). */
-        ix->tax_names = calloc(2, sizeof(*ix->tax_names));
-        cr_assert_not_null(ix->tax_names);
-        ix->tax_names[0] = (iw_tax_name){strdup("23"), strdup("IVA23")};
-        ix->tax_names[1] = (iw_tax_name){strdup("0"), strdup("IVA0")};
-        ix->n_tax_names = 2;
-    }
+    iw_config *cfg = stack_config();
+    const iw_target_conf *found = iw_config_target(cfg, type);
+    cr_assert(found && strcmp(found->type, type) == 0,
+              "tests/fixtures/config/local-stack.json has no target %s of that type", type);
+    size_t i = (size_t)(found - cfg->targets);
+    *tc = cfg->targets[i];
+    memset(&cfg->targets[i], 0, sizeof(cfg->targets[i]));
+    iw_config_free(cfg);
 }
 
 static iw_event *load_event(const char *name)
@@ -250,8 +216,7 @@ static long render_and_send(const iw_target_ops *ops, const iw_event *ev, const 
     return st;
 }
 
-static const char *const types[] = {"centra_soap", "centra_navision", "midnight",
-                                    "ebizcharge",  "invoicexpress",   "webhook"};
+
 static const char *const events[] = {"complete.json", "minimal.json", "special-chars.json"};
 
 Test(sim_renderers, rendered_sample_events_are_accepted)
@@ -259,23 +224,23 @@ Test(sim_renderers, rendered_sample_events_are_accepted)
     int sent = 0, sent_complete = 0;
     for (size_t e = 0; e < sizeof(events) / sizeof(events[0]); e++) {
         iw_event *ev = load_event(events[e]);
-        for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
-            const iw_target_ops *ops = iw_target_find(types[t]);
-            cr_assert_not_null(ops, "no adapter %s", types[t]);
+        for (size_t t = 0; t < iw_t_adapter_count(); t++) {
+            const iw_target_ops *ops = iw_target_find(iw_t_adapter(t));
+            cr_assert_not_null(ops, "no adapter %s", iw_t_adapter(t));
             iw_target_conf tc;
-            conf_for(&tc, types[t]);
+            conf_for(&tc, iw_t_adapter(t));
             char err[256];
             if (iw_target_validate(ops, ev, &tc, err, sizeof(err)) != 0) {
                 /* The adapter refuses it itself (never sent); complete.json must pass. */
-                cr_expect_neq(e, 0, "%s refuses complete.json: %s", types[t], err);
-                cr_log_info("%s refuses %s before sending: %s", types[t], events[e], err);
+                cr_expect_neq(e, 0, "%s refuses complete.json: %s", iw_t_adapter(t), err);
+                cr_log_info("%s refuses %s before sending: %s", iw_t_adapter(t), events[e], err);
                 iw_target_conf_clear(&tc);
                 continue;
             }
             iw_outcome out;
             long st = render_and_send(ops, ev, &tc, NULL, &out);
-            cr_expect_eq(st, 200, "%s with %s: HTTP %ld", types[t], events[e], st);
-            cr_expect_eq(out.kind, IW_OUTCOME_OK, "%s with %s: %s", types[t], events[e],
+            cr_expect_eq(st, 200, "%s with %s: HTTP %ld", iw_t_adapter(t), events[e], st);
+            cr_expect_eq(out.kind, IW_OUTCOME_OK, "%s with %s: %s", iw_t_adapter(t), events[e],
                          out.message);
             sent++;
             sent_complete += e == 0;
@@ -375,15 +340,15 @@ Test(sim_renderers, classifiers_read_the_simulators_faults)
     /* Each target's auth failure is AUTH; a SOAP Server fault / 500 is RETRY; a settled
      * InvoiceXpress invoice is PERMANENT. */
     iw_event *ev = load_event("complete.json");
-    for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
-        const iw_target_ops *ops = iw_target_find(types[t]);
+    for (size_t t = 0; t < iw_t_adapter_count(); t++) {
+        const iw_target_ops *ops = iw_target_find(iw_t_adapter(t));
         iw_target_conf tc;
-        conf_for(&tc, types[t]);
+        conf_for(&tc, iw_t_adapter(t));
         char spec[256], url[128];
         snprintf(spec, sizeof(spec),
                  "[{\"target\": \"%s\", \"kind\": \"auth\", \"count\": 1},"
                  " {\"target\": \"%s\", \"kind\": \"soap_fault\", \"count\": 1}]",
-                 types[t], types[t]);
+                 iw_t_adapter(t), iw_t_adapter(t));
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sim/faults", port);
         iw_request q = {.method = "POST", .url = url, .body = spec, .body_len = strlen(spec)};
         reply r;
@@ -392,10 +357,10 @@ Test(sim_renderers, classifiers_read_the_simulators_faults)
         reply_free(&r);
         iw_outcome out;
         render_and_send(ops, ev, &tc, NULL, &out);
-        cr_expect_eq(out.kind, IW_OUTCOME_AUTH, "%s auth failure read as %d: %s", types[t],
+        cr_expect_eq(out.kind, IW_OUTCOME_AUTH, "%s auth failure read as %d: %s", iw_t_adapter(t),
                      out.kind, out.message);
         render_and_send(ops, ev, &tc, NULL, &out);
-        cr_expect_eq(out.kind, IW_OUTCOME_RETRY, "%s server fault read as %d: %s", types[t],
+        cr_expect_eq(out.kind, IW_OUTCOME_RETRY, "%s server fault read as %d: %s", iw_t_adapter(t),
                      out.kind, out.message);
         iw_target_conf_clear(&tc);
     }
@@ -426,7 +391,7 @@ Test(sim_renderers, webhook_receiver_verifies_signature_and_time)
 {
     iw_event *ev = load_event("complete.json");
     const iw_target_ops *ops = iw_target_find("webhook");
-    iw_config *cfg = webhook_config();
+    iw_config *cfg = stack_config();
     const iw_target_conf *tc = iw_config_target(cfg, "webhook");
     int64_t now = (int64_t)time(NULL) * 1000;
     static const struct {

@@ -37,8 +37,7 @@ const char *iw_stack_env_file(void)
     return STACK_ENV;
 }
 
-/* Sets every KEY=value of the credentials file that is not set yet. 0 or -1. */
-static int load_env(void)
+int iw_stack_load_env(void)
 {
     FILE *f = fopen(STACK_ENV, "r");
     if (!f) {
@@ -110,7 +109,7 @@ int iw_stack_launch(iw_stack *s, const iw_stack_opts *o)
         }
         s->own_dir = true;
     }
-    if (load_env() != 0)
+    if (iw_stack_load_env() != 0)
         return -1;
     if (iw_redis_start(&s->redis, o->aof) != 0) {
         fprintf(stderr, "stack: redis-server did not start\n");

@@ -92,6 +92,9 @@ const char *iw_stack_config(iw_stack *s, const char *name, const char *extra_tar
 /* The file of the simulator's credentials (KEY=value lines) the config refers to. */
 const char *iw_stack_env_file(void);
 
+/* Sets every KEY=value of that file that is not set yet. 0 or -1. */
+int iw_stack_load_env(void);
+
 /* Starts `invoice-worker run -c config` with stderr to s->dir/<log_name>. 0 or -1. */
 int iw_stack_worker_start(iw_stack *s, iw_proc *w, const char *config, const char *log_name);
 
