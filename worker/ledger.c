@@ -24,7 +24,9 @@
  *   iw:{T:I}:f:<target>            the fence lease: the owner token that may send to this
  *                                  (invoice, target) now, expiring after lease_ms (PX)
  *   iw:{T:I}:e:<event>:<target>    outcome record, a hash: state ("succeeded" | "failed" |
- *                                  "rejected"), owner, version, target_ref, updated_ms
+ *                                  "rejected"), owner, version, target_ref ("" when the
+ *                                  target returned none), updated_ms; every field is written
+ *                                  by each complete, so none is left from an older record
  *
  * Each component (tenant T, invoice I, event, target) is percent-encoded: bytes in
  * [A-Za-z0-9._-] stay, every other byte becomes %XX. No component can therefore contain '{',
@@ -86,9 +88,9 @@
     "  if gt(cv, v) or (cv == v and ce ~= ARGV[4]) then return 2 end\n"                            \
     "end\n"                                                                                        \
     "redis.call('SET', KEYS[3], v .. ' ' .. ARGV[4], 'EX', ARGV[5])\n"                             \
-    "local holder = redis.call('GET', KEYS[4])\n"                                                  \
-    "if holder and holder ~= ARGV[2] then return 3 end\n"                                          \
-    "redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])\n"                                         \
+    "if redis.call('SET', KEYS[4], ARGV[2], 'NX', 'PX', ARGV[3]) then return 0 end\n"               \
+    "if redis.call('GET', KEYS[4]) ~= ARGV[2] then return 3 end\n"                                 \
+    "redis.call('PEXPIRE', KEYS[4], ARGV[3])\n"                                                    \
     "return 0\n"
 
 /*
@@ -113,10 +115,8 @@
     "end\n"                                                                                        \
     "local t = redis.call('TIME')\n"                                                               \
     "local now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))\n"               \
-    "redis.call('DEL', KEYS[1])\n"                                                                 \
     "redis.call('HSET', KEYS[1], 'state', ARGV[3], 'owner', ARGV[2], 'version', ARGV[1], "         \
-    "'updated_ms', now)\n"                                                                         \
-    "if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'target_ref', ARGV[4]) end\n"               \
+    "'updated_ms', now, 'target_ref', ARGV[4])\n"                                                  \
     "redis.call('EXPIRE', KEYS[1], ARGV[5])\n"                                                     \
     "local applied = redis.call('GET', KEYS[2])\n"                                                 \
     "if ARGV[3] == 'succeeded' and (not applied or gt(ARGV[1], applied)) then\n"                   \
