@@ -218,7 +218,6 @@ static int64_t wall_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-
 static void q_push(jobq *q, job *j)
 {
     j->qnext = NULL;
@@ -1251,7 +1250,7 @@ static void route(iw_pipeline *p, msg *m, const char *only)
         n = r->n_targets;
     }
     /* the jobs and their strings (target name, lane key) in one block */
-    size_t prefix = strlen(ev->tenant) + strlen(ev->invoice.id) + 2, strings = 0;
+    size_t tl = strlen(ev->tenant), il = strlen(ev->invoice.id), prefix = tl + il + 2, strings = 0;
     for (size_t i = 0; i < n; i++)
         strings += 2 * strlen(names[i]) + 2 + prefix;
     m->jobs = calloc(1, n * sizeof(job) + strings);
@@ -1272,11 +1271,13 @@ static void route(iw_pipeline *p, msg *m, const char *only)
         str += nl;
         j->tc = iw_config_target(p->cfg, names[i]);
         j->lane_key = str;
-        str += iw_text_copy(str, prefix + nl, ev->tenant);
-        *str++ = '\x1f';
-        str += iw_text_copy(str, prefix + nl, ev->invoice.id);
-        *str++ = '\x1f';
-        str += iw_text_copy(str, nl, names[i]) + 1; /* "tenant\x1finvoice\x1ftarget" */
+        /* "tenant\x1finvoice\x1ftarget" */
+        memcpy(str, ev->tenant, tl);
+        str[tl] = '\x1f';
+        memcpy(str + tl + 1, ev->invoice.id, il);
+        str[prefix - 1] = '\x1f';
+        memcpy(str + prefix, names[i], nl); /* with its NUL */
+        str += prefix + nl;
         if (!j->tc) {
             char why[200];
             snprintf(why, sizeof(why), "unknown target instance \"%.*s\"",
