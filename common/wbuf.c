@@ -411,6 +411,47 @@ void iw_xw_text_or_empty(iw_xw *x, const char *prefix, const char *name, const c
     iw_xw_end(x);
 }
 
+int iw_xw_tags_make(iw_xw_tags *t, const char *prefix, const char *name)
+{
+    xw_name q = name_of(prefix, name);
+    size_t open = 1 + (prefix ? q.plen + 1 : 0) + q.nlen + 1;
+    iw_wbuf b = IW_WBUF_INIT;
+    xml_tag(&b, &q, false, true);
+    xml_tag(&b, &q, true, true);
+    *t = (iw_xw_tags){.text = b.err ? NULL : b.data, .open_len = open, .len = b.len};
+    if (b.err)
+        iw_wbuf_free(&b);
+    return t->text ? 0 : IW_ENOMEM;
+}
+
+void iw_xw_tags_free(iw_xw_tags *t)
+{
+    free(t->text);
+    *t = (iw_xw_tags){0};
+}
+
+void iw_xw_text_tags(iw_xw *x, const iw_xw_tags *t, const char *name, const char *text)
+{
+    if (x->b->err)
+        return;
+    if (!t->text) {
+        iw_wbuf_fail(x->b, IW_ENOMEM, name, NULL);
+        return;
+    }
+    content(x);
+    if (!text) { /* <prefix:name/>: the start tag with "/>" for its '>' */
+        char *p = claim(x->b, t->open_len + 1);
+        if (p) {
+            memcpy(p, t->text, t->open_len - 1);
+            memcpy(p + t->open_len - 1, "/>", 2);
+        }
+        return;
+    }
+    iw_wbuf_add(x->b, t->text, t->open_len);
+    xml_escape(x->b, name, text, false);
+    iw_wbuf_add(x->b, t->text + t->open_len, t->len - t->open_len);
+}
+
 int iw_xw_finish(iw_xw *x)
 {
     while (!x->b->err && x->depth > 0)

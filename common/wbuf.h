@@ -105,6 +105,21 @@ void iw_xw_chars(iw_xw *x, const char *text);
 /* Like iw_xw_text, but text NULL gives the empty element <prefix:name/>. */
 void iw_xw_text_or_empty(iw_xw *x, const char *prefix, const char *name, const char *text);
 
+/* A name's start and end tags, made once for a name written again and again (a template's
+ * row): text holds "<prefix:name></prefix:name>", the start tag its first open_len bytes. */
+typedef struct iw_xw_tags {
+    char *text; /* NULL: not made (out of memory); writing with it fails the buffer */
+    size_t open_len, len;
+} iw_xw_tags;
+
+/* Makes t for prefix (NULL: none) and name; 0 or IW_ENOMEM. */
+int iw_xw_tags_make(iw_xw_tags *t, const char *prefix, const char *name);
+void iw_xw_tags_free(iw_xw_tags *t);
+
+/* iw_xw_text_or_empty for the name t was made from, its tags copied whole; name names the
+ * element in an error. */
+void iw_xw_text_tags(iw_xw *x, const iw_xw_tags *t, const char *name, const char *text);
+
 /* Ends every open element and the document (a final newline, as xmlTextWriterEndDocument).
  * Returns the buffer's sticky error. */
 int iw_xw_finish(iw_xw *x);

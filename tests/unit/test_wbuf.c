@@ -204,6 +204,68 @@ Test(wbuf, xml_refuses_what_xml_cannot_carry_and_names_the_element)
     iw_wbuf_free(&b);
 }
 
+/* Made tags write what the general path writes: every text (and none: an empty element), with
+ * and without a prefix, inside an element whose start tag is still open and after text; and a
+ * refused text names the element as iw_xw_text does. */
+Test(wbuf, xml_made_tags_write_what_the_general_path_writes)
+{
+    iw_wbuf got = IW_WBUF_INIT, want = IW_WBUF_INIT;
+    char text[512];
+    const char *pieces[IW_RC_N_HOSTILE];
+    size_t n = carried(true, pieces);
+    static const char *const prefixes[] = {NULL, "ebiz", "soapenv"};
+    for (size_t p = 0; p < 3; p++) {
+        iw_xw_tags t;
+        cr_assert_eq(iw_xw_tags_make(&t, prefixes[p], "InvoiceNumber"), 0);
+        for (size_t i = 0; i <= N_TEXTS; i++) {
+            const char *s = NULL;
+            if (i < N_TEXTS) {
+                text_of(i, pieces, n, text, sizeof(text));
+                s = text;
+            }
+            iw_wbuf *bufs[2] = {&want, &got};
+            for (int k = 0; k < 2; k++) {
+                iw_xw x;
+                iw_wbuf_reset(bufs[k]);
+                iw_xw_begin(&x, bufs[k], true);
+                iw_xw_start(&x, "ns", "Invoice", "urn:x");
+                for (int twice = 0; twice < 2; twice++) {
+                    if (k == 0)
+                        iw_xw_text_or_empty(&x, prefixes[p], "InvoiceNumber", s);
+                    else
+                        iw_xw_text_tags(&x, &t, "InvoiceNumber", s);
+                }
+                cr_assert_eq(iw_xw_finish(&x), 0, "text %zu refused", i);
+            }
+            cr_assert_str_eq(got.data, want.data, "prefix %zu, text %zu", p, i);
+            cr_assert_eq(got.len, want.len);
+        }
+        iw_xw_tags_free(&t);
+        cr_assert_null(t.text);
+    }
+    iw_xw_tags t;
+    cr_assert_eq(iw_xw_tags_make(&t, "p", "Title"), 0);
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        iw_xw x;
+        iw_wbuf_reset(&got);
+        iw_xw_begin(&x, &got, true);
+        iw_xw_text_tags(&x, &t, "Title", refused[i].text);
+        cr_assert_eq(iw_xw_finish(&x), IW_EINVAL, "case %zu accepted", i);
+        char err[160];
+        iw_wbuf_error(&got, err, sizeof(err));
+        cr_assert(strncmp(err, "Title: ", 7) == 0 && strstr(err, refused[i].why), "%s", err);
+    }
+    iw_xw_tags_free(&t);
+    /* tags that could not be made: the buffer fails, nothing half-written */
+    iw_xw x;
+    iw_wbuf_reset(&got);
+    iw_xw_begin(&x, &got, false);
+    iw_xw_text_tags(&x, &t, "Title", "x");
+    cr_assert_eq(iw_xw_finish(&x), IW_ENOMEM);
+    iw_wbuf_free(&got);
+    iw_wbuf_free(&want);
+}
+
 Test(wbuf, xml_writer_misuse_is_an_error)
 {
     iw_wbuf b = IW_WBUF_INIT;

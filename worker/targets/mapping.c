@@ -270,6 +270,8 @@ static void read_name(parser *p, const cJSON *v, const char *path, iw_map_node *
         n->prefix = dup_or_null(p->dialect == IW_MAP_XML ? p->prefix : NULL);
         n->name = strdup(v->valuestring);
     }
+    if (p->dialect == IW_MAP_XML && n->name)
+        iw_xw_tags_make(&n->tags, n->prefix, n->name); /* none: writing the row fails */
 }
 
 static void read_condition(parser *p, const cJSON *v, const char *path, unsigned open,
@@ -609,6 +611,7 @@ static void node_free(iw_map_node *n)
 {
     free(n->prefix);
     free(n->name);
+    iw_xw_tags_free(&n->tags);
     free(n->value);
     free(n->dflt);
     free(n->join);
@@ -884,7 +887,7 @@ static void write_leaf(writer *w, const iw_map_node *n)
                 iw_xw_chars(w->x, text);
             iw_xw_end(w->x);
         } else {
-            iw_xw_text_or_empty(w->x, n->prefix, n->name, text);
+            iw_xw_text_tags(w->x, &n->tags, n->name, text);
         }
         return;
     }
@@ -912,7 +915,7 @@ static void write_plain(writer *w, const iw_map_node *n)
     if (!text && n->absent == IW_ABSENT_OMIT)
         return;
     if (w->dialect == IW_MAP_XML)
-        iw_xw_text_or_empty(w->x, n->prefix, n->name, text);
+        iw_xw_text_tags(w->x, &n->tags, n->name, text);
     else if (text || n->absent == IW_ABSENT_EMPTY)
         iw_jw_string(w->j, n->name, text ? text : "");
     else

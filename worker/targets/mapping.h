@@ -113,6 +113,7 @@ typedef struct iw_map_attr {
  * empty element); a group has children; a repeated group has `each` and children. */
 typedef struct iw_map_node {
     char *prefix, *name; /* XML: prefix (NULL = none) and local name; JSON: key (NULL at top) */
+    iw_xw_tags tags;     /* XML: <prefix:name></prefix:name>, made once */
     const iw_map_field *src[IW_MAP_MAX_ALT];
     size_t n_src;
     char *value;               /* constant text */
