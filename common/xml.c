@@ -9,9 +9,14 @@
 
 #include <libxml/dict.h>
 #include <libxml/parser.h>
+#include <libxml/parserInternals.h>
 
 /* Largest reply we hand to the parser; the transport caps replies earlier. */
 #define MAX_XML_BYTES (64u * 1024u * 1024u)
+/* Below libxml2's lookup limit (XML_MAX_LOOKUP_LIMIT, 10,000,000 bytes), which it waives for
+ * a memory input only while the input keeps its callback: a reply this large or larger is read
+ * the usual way (read_undecoded). */
+#define UNDECODED_MAX 10000000u
 
 /* Copies the first line of a libxml2 message into out (len > 0). The message may quote the
  * reply's own bytes, so anything that is not well-formed UTF-8 becomes '?', and a character
@@ -103,6 +108,39 @@ static xmlParserCtxtPtr parser_ctx(void)
     return r->ctx;
 }
 
+/* xmlCtxtReadMemory with one change. libxml2's memory input keeps a read callback that has
+ * nothing to read, and the parser calls it (growing the buffer first) each time fewer than 250
+ * bytes are left, which in a short reply is nearly every step. Without the callback those calls
+ * return at once; the bytes are all in the buffer already, so a reply that needs no decoder
+ * parses the same. One that does (UTF-16, a declared ISO-8859-1) is decoded only as the parser
+ * grows, so for it *again is set and nothing is returned: it is read the usual way. Returns
+ * the document, or NULL as xmlCtxtReadMemory does. */
+static xmlDocPtr read_undecoded(xmlParserCtxtPtr ctx, const char *buf, size_t len, int opts,
+                                bool *again)
+{
+    xmlCtxtReset(ctx);
+    xmlParserInputBufferPtr in = xmlParserInputBufferCreateMem(buf, (int)len, XML_CHAR_ENCODING_NONE);
+    if (!in)
+        return NULL;
+    in->readcallback = NULL;
+    xmlParserInputPtr stream = xmlNewIOInputStream(ctx, in, XML_CHAR_ENCODING_NONE);
+    if (!stream) {
+        xmlFreeParserInputBuffer(in);
+        return NULL;
+    }
+    inputPush(ctx, stream);
+    xmlCtxtUseOptions(ctx, opts);
+    xmlParseDocument(ctx);
+    xmlDocPtr doc = ctx->myDoc;
+    ctx->myDoc = NULL;
+    *again = ctx->input && ctx->input->buf && ctx->input->buf->encoder;
+    if (doc && (!ctx->wellFormed || *again)) {
+        xmlFreeDoc(doc);
+        doc = NULL;
+    }
+    return doc;
+}
+
 xmlDocPtr iw_xml_parse(const char *buf, size_t len, char *errbuf, size_t errlen)
 {
     if (!buf || len == 0) {
@@ -121,7 +159,10 @@ xmlDocPtr iw_xml_parse(const char *buf, size_t len, char *errbuf, size_t errlen)
         return NULL;
     }
     /* no URL: libxml2 would parse and unescape it as a URI on every call */
-    xmlDocPtr doc = xmlCtxtReadMemory(ctx, buf, (int)len, NULL, NULL, opts);
+    bool again = len >= UNDECODED_MAX;
+    xmlDocPtr doc = again ? NULL : read_undecoded(ctx, buf, len, opts, &again);
+    if (again)
+        doc = xmlCtxtReadMemory(ctx, buf, (int)len, NULL, NULL, opts);
     if (!doc) {
         const xmlError *e = xmlCtxtGetLastError(ctx);
         int n = snprintf(errbuf, errlen, "not well-formed XML");
