@@ -119,7 +119,8 @@ static xmlDocPtr read_undecoded(xmlParserCtxtPtr ctx, const char *buf, size_t le
                                 bool *again)
 {
     xmlCtxtReset(ctx);
-    xmlParserInputBufferPtr in = xmlParserInputBufferCreateMem(buf, (int)len, XML_CHAR_ENCODING_NONE);
+    xmlParserInputBufferPtr in =
+        xmlParserInputBufferCreateMem(buf, (int)len, XML_CHAR_ENCODING_NONE);
     if (!in)
         return NULL;
     in->readcallback = NULL;

@@ -72,7 +72,8 @@ Test(xml, utf8_replies_of_every_length_around_the_look_ahead)
         snprintf(what, sizeof(what), "utf-8, %zu bytes", n);
         size_t len = reply_of(buf, sizeof(buf), "", "\xc3\xa9\xe2\x82\xac", n);
         cr_assert(same_as_libxml2(what, buf, len));
-        len = reply_of(buf, sizeof(buf), "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", "\xf0\x9f\x98\x80", n);
+        len = reply_of(buf, sizeof(buf), "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
+                       "\xf0\x9f\x98\x80", n);
         cr_assert(same_as_libxml2(what, buf, len));
     }
 }
