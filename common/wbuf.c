@@ -275,7 +275,8 @@ typedef struct iw_xw_name xw_name;
 
 static xw_name name_of(const char *prefix, const char *name)
 {
-    return (xw_name){prefix, name, prefix ? strlen(prefix) : 0, strlen(name)};
+    return (xw_name){
+        .prefix = prefix, .name = name, .plen = prefix ? strlen(prefix) : 0, .nlen = strlen(name)};
 }
 
 /* Writes "<" ("</" when end), prefix:name (name alone without a prefix) and, when close, ">",
@@ -378,7 +379,11 @@ void iw_xw_end(iw_xw *x)
         close_start(x, "/>");
         return;
     }
-    xml_tag(x->b, &x->open[x->depth], true, true);
+    const iw_xw_tags *t = x->open[x->depth].tags;
+    if (t)
+        iw_wbuf_add(x->b, t->text + t->open_len, t->len - t->open_len);
+    else
+        xml_tag(x->b, &x->open[x->depth], true, true);
 }
 
 /* The element is written whole, without going through the stack of open elements. */
@@ -450,6 +455,26 @@ void iw_xw_text_tags(iw_xw *x, const iw_xw_tags *t, const char *name, const char
     iw_wbuf_add(x->b, t->text, t->open_len);
     xml_escape(x->b, name, text, false);
     iw_wbuf_add(x->b, t->text + t->open_len, t->len - t->open_len);
+}
+
+void iw_xw_start_tags(iw_xw *x, const iw_xw_tags *t, const char *name)
+{
+    if (x->b->err)
+        return;
+    if (!t->text) {
+        iw_wbuf_fail(x->b, IW_ENOMEM, name, NULL);
+        return;
+    }
+    if (x->depth == IW_XW_MAX_DEPTH) {
+        iw_wbuf_fail(x->b, IW_EINVAL, name, WHY_DEPTH);
+        return;
+    }
+    content(x);
+    x->open[x->depth] = (xw_name){.name = name, .tags = t};
+    iw_wbuf_add(x->b, t->text, t->open_len - 1); /* "<prefix:name": attributes may follow */
+    x->depth++;
+    x->in_tag = true;
+    x->ns_prefix = x->ns_uri = NULL;
 }
 
 int iw_xw_finish(iw_xw *x)

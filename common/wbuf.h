@@ -79,6 +79,7 @@ typedef struct iw_xw {
     struct iw_xw_name {
         const char *prefix, *name; /* prefix NULL: none */
         size_t plen, nlen;
+        const struct iw_xw_tags *tags; /* not NULL: started with them (iw_xw_start_tags) */
     } open[IW_XW_MAX_DEPTH];
 } iw_xw;
 
@@ -119,6 +120,10 @@ void iw_xw_tags_free(iw_xw_tags *t);
 /* iw_xw_text_or_empty for the name t was made from, its tags copied whole; name names the
  * element in an error. */
 void iw_xw_text_tags(iw_xw *x, const iw_xw_tags *t, const char *name, const char *text);
+
+/* iw_xw_start(x, prefix, name, NULL) for the name t was made from; its end tag is copied from
+ * t, which must stay valid until the element is ended. */
+void iw_xw_start_tags(iw_xw *x, const iw_xw_tags *t, const char *name);
 
 /* Ends every open element and the document (a final newline, as xmlTextWriterEndDocument).
  * Returns the buffer's sticky error. */

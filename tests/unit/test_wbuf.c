@@ -235,6 +235,17 @@ Test(wbuf, xml_made_tags_write_what_the_general_path_writes)
                     else
                         iw_xw_text_tags(&x, &t, "InvoiceNumber", s);
                 }
+                /* the same name as an element holding one, with an attribute; then empty */
+                for (int empty = 0; empty < 2; empty++) {
+                    if (k == 0)
+                        iw_xw_start(&x, prefixes[p], "InvoiceNumber", NULL);
+                    else
+                        iw_xw_start_tags(&x, &t, "InvoiceNumber");
+                    iw_xw_attr(&x, "kind", "a<b");
+                    if (!empty)
+                        iw_xw_text(&x, NULL, "Inner", s ? s : "");
+                    iw_xw_end(&x);
+                }
                 cr_assert_eq(iw_xw_finish(&x), 0, "text %zu refused", i);
             }
             cr_assert_str_eq(got.data, want.data, "prefix %zu, text %zu", p, i);
@@ -257,11 +268,16 @@ Test(wbuf, xml_made_tags_write_what_the_general_path_writes)
     }
     iw_xw_tags_free(&t);
     /* tags that could not be made: the buffer fails, nothing half-written */
-    iw_xw x;
-    iw_wbuf_reset(&got);
-    iw_xw_begin(&x, &got, false);
-    iw_xw_text_tags(&x, &t, "Title", "x");
-    cr_assert_eq(iw_xw_finish(&x), IW_ENOMEM);
+    for (int start = 0; start < 2; start++) {
+        iw_xw x;
+        iw_wbuf_reset(&got);
+        iw_xw_begin(&x, &got, false);
+        if (start)
+            iw_xw_start_tags(&x, &t, "Title");
+        else
+            iw_xw_text_tags(&x, &t, "Title", "x");
+        cr_assert_eq(iw_xw_finish(&x), IW_ENOMEM);
+    }
     iw_wbuf_free(&got);
     iw_wbuf_free(&want);
 }

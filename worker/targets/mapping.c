@@ -775,7 +775,7 @@ static void write_rows(writer *w, const iw_map_node *rows, size_t n);
 static void open_element(writer *w, const iw_map_node *n, bool array)
 {
     if (w->dialect == IW_MAP_XML) {
-        iw_xw_start(w->x, n->prefix, n->name, NULL);
+        iw_xw_start_tags(w->x, &n->tags, n->name);
         for (size_t i = 0; i < n->n_attrs; i++)
             iw_xw_attr(w->x, n->attrs[i].name, n->attrs[i].value);
     } else if (array) {

@@ -19,16 +19,18 @@ int iw_soap_request_init(iw_request *r, const char *url, const char *action, cha
         snprintf(errbuf, errlen, "url: not configured");
         return IW_EINVAL;
     }
-    snprintf(r->method, sizeof(r->method), "POST");
+    iw_text_copy(r->method, sizeof(r->method), "POST");
     if (!(r->url = strdup(url)))
         goto nomem;
     if (iw_request_add_header(r, "Content-Type", "text/xml; charset=utf-8"))
         goto nomem;
-    size_t alen = strlen(action ? action : "") + 3;
-    char *quoted = malloc(alen);
+    size_t alen = strlen(action ? action : "");
+    char *quoted = malloc(alen + 3);
     if (!quoted)
         goto nomem;
-    snprintf(quoted, alen, "\"%s\"", action ? action : "");
+    quoted[0] = '"';
+    memcpy(quoted + 1, action ? action : "", alen);
+    memcpy(quoted + 1 + alen, "\"", 2);
     int rc = iw_request_add_header(r, "SOAPAction", quoted);
     free(quoted);
     if (rc)
@@ -46,8 +48,10 @@ void iw_soap_open(iw_xw *x, const char *env_prefix, const char *ns_prefix, const
     iw_xw_begin(x, iw_wbuf_scratch(), true);
     /* Both declarations as attributes, so they appear in the seed samples' order. */
     char env_decl[64], ns_decl[64];
-    snprintf(env_decl, sizeof(env_decl), "xmlns:%s", env_prefix);
-    snprintf(ns_decl, sizeof(ns_decl), "xmlns:%s", ns_prefix);
+    size_t n = iw_text_copy(env_decl, sizeof(env_decl), "xmlns:");
+    iw_text_copy(env_decl + n, sizeof(env_decl) - n, env_prefix);
+    iw_text_copy(ns_decl + n, sizeof(ns_decl) - n, ns_prefix);
+    memcpy(ns_decl, env_decl, n);
     iw_xw_start(x, env_prefix, "Envelope", NULL);
     iw_xw_attr(x, env_decl, IW_SOAP11_ENV_NS);
     iw_xw_attr(x, ns_decl, ns_uri);
