@@ -30,17 +30,22 @@ const char *iw_error_kind_str(iw_error_kind k)
 
 int iw_request_add_header(iw_request *r, const char *name, const char *value)
 {
-    iw_header *h = realloc(r->headers, (r->n_headers + 1) * sizeof(*h));
-    if (!h)
-        return IW_ENOMEM;
-    r->headers = h;
-    h[r->n_headers].name = strdup(name);
-    h[r->n_headers].value = strdup(value ? value : "");
-    if (!h[r->n_headers].name || !h[r->n_headers].value) {
-        free(h[r->n_headers].name);
-        free(h[r->n_headers].value);
-        return IW_ENOMEM;
+    /* the array grows to 8, then doubles: its size follows from the count */
+    size_t n = r->n_headers;
+    if (n == 0 || (n >= 8 && (n & (n - 1)) == 0)) {
+        iw_header *h = realloc(r->headers, (n ? 2 * n : 8) * sizeof(*h));
+        if (!h)
+            return IW_ENOMEM;
+        r->headers = h;
     }
+    value = value ? value : "";
+    size_t nl = strlen(name), vl = strlen(value);
+    char *both = malloc(nl + vl + 2); /* "name\0value\0": the value lives in the name's block */
+    if (!both)
+        return IW_ENOMEM;
+    memcpy(both, name, nl + 1);
+    memcpy(both + nl + 1, value, vl + 1);
+    r->headers[n] = (iw_header){.name = both, .value = both + nl + 1};
     r->n_headers++;
     return 0;
 }
@@ -193,10 +198,8 @@ char *iw_request_format_masked(const iw_request *r)
 void iw_request_clear(iw_request *r)
 {
     free(r->url);
-    for (size_t i = 0; i < r->n_headers; i++) {
-        free(r->headers[i].name);
-        free(r->headers[i].value);
-    }
+    for (size_t i = 0; i < r->n_headers; i++)
+        free(r->headers[i].name); /* and the value, in the same block */
     free(r->headers);
     free(r->body);
     for (size_t i = 0; i < r->n_secrets; i++)

@@ -22,7 +22,7 @@ typedef struct iw_header {
 typedef struct iw_request {
     char method[8]; /* "POST", "PUT" */
     char *url;      /* absolute URL, query included */
-    iw_header *headers;
+    iw_header *headers; /* iw_request_add_header: each value lives in its name's block */
     size_t n_headers;
     char *body; /* NUL-terminated for convenience; body_len excludes the NUL */
     size_t body_len;
