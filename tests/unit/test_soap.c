@@ -37,16 +37,17 @@ Test(soap, request_headers_keep_order_and_text_past_every_growth)
     char name[32], value[96];
     for (int i = 0; i < 70; i++) {
         snprintf(name, sizeof(name), "X-H-%d", i);
-        snprintf(value, sizeof(value), "%.*s", i, "v123456789v123456789v123456789v123456789"
-                                                  "v123456789v123456789v123456789v123456789");
+        snprintf(value, sizeof(value), "%.*s", i,
+                 "v123456789v123456789v123456789v123456789"
+                 "v123456789v123456789v123456789v123456789");
         cr_assert_eq(iw_request_add_header(&r, name, i % 9 == 4 ? NULL : value), 0);
     }
     cr_assert_eq(r.n_headers, 70);
     for (int i = 0; i < 70; i++) {
         snprintf(name, sizeof(name), "X-H-%d", i);
         cr_assert_str_eq(r.headers[i].name, name);
-        cr_assert_eq(strlen(r.headers[i].value), i % 9 == 4 ? 0 : (size_t)i,
-                     "header %d: \"%s\"", i, r.headers[i].value);
+        cr_assert_eq(strlen(r.headers[i].value), i % 9 == 4 ? 0 : (size_t)i, "header %d: \"%s\"", i,
+                     r.headers[i].value);
         cr_assert_str_eq(iw_request_header(&r, name), r.headers[i].value);
     }
     iw_request_clear(&r);
