@@ -49,14 +49,14 @@ bool iw_text_trace_id(const char *tp, char *out, size_t outlen)
 
 const char *iw_text_header_problem(const char *s)
 {
-    for (; s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '\r' || ch == '\n')
-            return "contains a line break (CR or LF)";
-        if (ch < 0x20 || ch == 0x7f)
-            return "contains a control character";
-    }
-    return NULL;
+    if (!s)
+        return NULL;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p >= 0x20 && *p != 0x7f) /* one test per plain byte; the NUL stops it too */
+        p++;
+    if (*p == '\r' || *p == '\n')
+        return "contains a line break (CR or LF)";
+    return *p ? "contains a control character" : NULL;
 }
 
 size_t iw_text_utf8_next(const unsigned char *s, uint32_t *cp)

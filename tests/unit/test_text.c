@@ -65,6 +65,21 @@ Test(text, header_values_refuse_line_breaks_and_controls)
     cr_assert_not_null(iw_text_header_problem("a\tb"));
     cr_assert_not_null(iw_text_header_problem("a\x7f"));
     cr_assert_not_null(iw_text_header_problem("a\x01"));
+    cr_assert_null(iw_text_header_problem(NULL));
+    /* every byte, alone and after others: CR and LF are line breaks, the rest below 0x20 and DEL
+     * controls, everything else (UTF-8 bytes included) passes */
+    for (int b = 1; b < 256; b++) {
+        char t[8] = {'a', 'b', (char)b, 'c', '\0'};
+        const char *why = iw_text_header_problem(t);
+        if (b == '\r' || b == '\n')
+            cr_assert(why && strstr(why, "line break"), "byte %d: %s", b, why);
+        else if (b < 0x20 || b == 0x7f)
+            cr_assert(why && strstr(why, "control"), "byte %d: %s", b, why);
+        else
+            cr_assert_null(why, "byte %d: %s", b, why);
+    }
+    cr_assert_str_eq(iw_text_header_problem("a\x01\r"), "contains a control character");
+    cr_assert_str_eq(iw_text_header_problem("a\n\x01"), "contains a line break (CR or LF)");
 }
 
 /* Issue 11, item 7: names from events with control or bidi characters. */
