@@ -452,9 +452,24 @@ void iw_xw_text_tags(iw_xw *x, const iw_xw_tags *t, const char *name, const char
         }
         return;
     }
-    iw_wbuf_add(x->b, t->text, t->open_len);
-    xml_escape(x->b, name, text, false);
-    iw_wbuf_add(x->b, t->text + t->open_len, t->len - t->open_len);
+    /* The plain start of the text (usually all of it) is copied with the start tag in one
+     * piece; what follows it, if anything, is escaped as usual. */
+    const unsigned char *s = (const unsigned char *)text;
+    size_t n = 0;
+    while (xml_plain[s[n]])
+        n++;
+    size_t close_len = t->len - t->open_len;
+    char *p = claim(x->b, t->open_len + n + (s[n] ? 0 : close_len));
+    if (!p)
+        return;
+    memcpy(p, t->text, t->open_len);
+    memcpy(p + t->open_len, s, n);
+    if (s[n]) {
+        xml_escape(x->b, name, text + n, false);
+        iw_wbuf_add(x->b, t->text + t->open_len, close_len);
+    } else {
+        memcpy(p + t->open_len + n, t->text + t->open_len, close_len);
+    }
 }
 
 void iw_xw_start_tags(iw_xw *x, const iw_xw_tags *t, const char *name)
