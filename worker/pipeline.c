@@ -367,6 +367,10 @@ static void jw_text(iw_jw *w, const char *key, const char *s)
     size_t i = 0, n = strlen(s);
     uint32_t cp;
     while (i < n) {
+        if (u[i] < 0x80) { /* ASCII, the usual byte */
+            i++;
+            continue;
+        }
         size_t k = iw_text_utf8_next(u + i, &cp);
         if (!k)
             break;
