@@ -23,7 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
 #include <librdkafka/rdkafka.h>
 
 #include "dispatch.h"
@@ -117,7 +116,6 @@ typedef struct part {
     bool paused;
     iw_window win;        /* unfinished messages in offset order */
     int64_t stored;       /* offset last stored, -1 none */
-    int64_t hi_watermark; /* for lag */
     int64_t last_seen;    /* last consumed offset */
 } part;
 
@@ -271,7 +269,6 @@ static part *get_part(iw_pipeline *p, int32_t partition)
             memset(&np[i], 0, sizeof(np[i]));
             np[i].stored = -1;
             iw_window_init(&np[i].win);
-            np[i].hi_watermark = -1;
             np[i].last_seen = -1;
         }
         p->parts = np;
@@ -1584,29 +1581,6 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     iw_log(IW_LOG_WARN, "kafka", "error", reason, NULL);
 }
 
-static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
-{
-    iw_pipeline *p = opaque;
-    cJSON *root = cJSON_ParseWithLength(json, len);
-    if (!root)
-        return 0;
-    int64_t lag = 0;
-    bool any = false;
-    const cJSON *topics = cJSON_GetObjectItemCaseSensitive(root, "topics");
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(topics, p->cfg->input_topic);
-    const cJSON *parts = cJSON_GetObjectItemCaseSensitive(t, "partitions");
-    for (const cJSON *pc = parts ? parts->child : NULL; pc; pc = pc->next) {
-        const cJSON *cl = cJSON_GetObjectItemCaseSensitive(pc, "consumer_lag");
-        if (cJSON_IsNumber(cl) && cl->valuedouble >= 0) {
-            lag += (int64_t)cl->valuedouble;
-            any = true;
-        }
-    }
-    p->stats.consumer_lag = any ? lag : -1;
-    cJSON_Delete(root);
-    return 0;
-}
-
 /* ---- metrics ---- */
 
 static void on_attempt(void *arg, const iw_attempt_info *a)
@@ -1652,7 +1626,7 @@ static int declare_metrics(iw_pipeline *p)
         {"iw_in_flight", IW_GAUGE, "HTTP calls submitted and not finished."},
         {"iw_jobs_open", IW_GAUGE, "(event, target) pairs consumed and not yet terminal."},
         {"iw_breaker_open", IW_GAUGE, "1 while the target's circuit breaker is open."},
-        {"iw_consumer_lag", IW_GAUGE, "Messages behind the end of the assigned input partitions."},
+        {"iw_consumer_lag", IW_GAUGE, "Input messages not yet done on the assigned partitions."},
         {"iw_ledger_errors_total", IW_COUNTER, "Redis failures of the ledger."},
         {"iw_ledger_up", IW_GAUGE, "1 while the ledger (Redis) answers."},
         {"iw_fence_lost_total", IW_COUNTER,
@@ -1715,6 +1689,29 @@ static bool in_group(iw_pipeline *p)
     return in;
 }
 
+/* Messages not yet done on the assigned input partitions: from the first offset not done (the
+ * one last stored, or the oldest message in the window before any was stored) to the high
+ * watermark librdkafka last heard from the broker (kept from every fetch, no request); -1 when
+ * no partition has both. librdkafka's statistics give the same from the committed offset, but
+ * building and reading them (a JSON document of every broker and partition) cost the loop about
+ * a millisecond each time. */
+static int64_t consumer_lag(iw_pipeline *p)
+{
+    int64_t lag = 0;
+    bool any = false;
+    for (int32_t i = 0; i < p->n_parts; i++) {
+        const part *pt = &p->parts[i];
+        int64_t from = pt->stored >= 0 ? pt->stored : pt->win.head ? pt->win.head->offset : -1;
+        int64_t lo, hi;
+        if (!pt->assigned || from < 0 ||
+            rd_kafka_get_watermark_offsets(p->consumer, p->cfg->input_topic, i, &lo, &hi) || hi < 0)
+            continue;
+        lag += hi > from ? hi - from : 0;
+        any = true;
+    }
+    return any ? lag : -1;
+}
+
 static void update_gauges(iw_pipeline *p)
 {
     int64_t now = mono_ms();
@@ -1732,6 +1729,7 @@ static void update_gauges(iw_pipeline *p)
     }
     iw_gauge_set(p->gm.in_flight, (double)iw_dispatch_pending(p->dispatch));
     iw_gauge_set(p->gm.jobs_open, (double)p->open_jobs);
+    p->stats.consumer_lag = consumer_lag(p);
     iw_gauge_set(p->gm.consumer_lag, (double)p->stats.consumer_lag);
     iw_gauge_set(p->gm.ledger_up, p->ledger_ok ? 1 : 0);
 }
@@ -1875,8 +1873,7 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
         set_conf(cc, "enable.auto.offset.store", "false", errbuf, errlen) ||
         set_conf(cc, "enable.auto.commit", "true", errbuf, errlen) ||
         set_conf(cc, "auto.offset.reset", "earliest", errbuf, errlen) ||
-        set_conf(cc, "partition.assignment.strategy", "range", errbuf, errlen) ||
-        set_conf(cc, "statistics.interval.ms", "5000", errbuf, errlen)) {
+        set_conf(cc, "partition.assignment.strategy", "range", errbuf, errlen)) {
         if (cc)
             rd_kafka_conf_destroy(cc);
         goto fail;
@@ -1890,7 +1887,6 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
             set_conf(cc, k, cfg->kafka_props[2 * i + 1], errbuf, errlen);
     }
     rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
-    rd_kafka_conf_set_stats_cb(cc, stats_cb);
     p->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
     if (!p->consumer) {
         rd_kafka_conf_destroy(cc);

@@ -439,6 +439,48 @@ static void assert_no_secret(const char *what, const char *text)
     }
 }
 
+/* iw_consumer_lag counts the input messages not yet done. The oracle is what the test itself
+ * produced: while every call is held by a slow target, nothing is done and the gauge must show
+ * every message (before any offset was stored too); once the results are out, it must fall to 0. */
+Test(ops, consumer_lag_counts_the_messages_not_yet_done, .init = up, .fini = down, .timeout = 300)
+{
+    enum { N = 20 };
+    S.http_port = iw_free_port();
+    /* every call held 9 s (under the request timeout, which the stack's 15 s lease bounds); the
+     * events are all there when the worker starts */
+    fault("{\"target\": \"centra_soap\", \"kind\": \"latency\", \"ms\": 9000}");
+    produce_n("LAG", N, "centra_soap");
+    const char *cfg =
+        iw_stack_config(&S, "w.json", "{\"timeouts\": {\"request_ms\": 12000}}", NULL);
+    cr_assert_not_null(cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+
+    double lag = -2;
+    char *text = NULL;
+    long st = 0;
+    for (long long t0 = iw_now_ms(); iw_now_ms() - t0 < 15000 && lag != N; iw_sleep_ms(200)) {
+        free(text);
+        text = http_get("/metrics", &st);
+        lag = text && st == 200 ? metric_sum(text, "iw_consumer_lag", NULL) : -2;
+    }
+    cr_assert_eq(lag, (double)N, "iw_consumer_lag %g while all %d calls are held:\n%s", lag, N,
+                 text ? text : "");
+    free(text);
+    text = NULL;
+
+    iw_results r = iw_results_read(&S, "invoice-results", N, 120000);
+    cr_assert_eq(r.n, (size_t)N);
+    cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), (size_t)N);
+    iw_results_free(&r);
+    for (long long t0 = iw_now_ms(); iw_now_ms() - t0 < 30000 && lag != 0; iw_sleep_ms(200)) {
+        free(text);
+        text = http_get("/metrics", &st);
+        lag = text && st == 200 ? metric_sum(text, "iw_consumer_lag", NULL) : -2;
+    }
+    cr_assert_eq(lag, 0.0, "iw_consumer_lag %g after every result:\n%s", lag, text ? text : "");
+    free(text);
+}
+
 Test(ops, secrets_never_leak, .init = up, .fini = down, .timeout = 300)
 {
     enum { N = 20 };
