@@ -87,6 +87,8 @@ struct xfer {
     call *c;                  /* the call, NULL for a token refresh */
     tstate *t;                /* the target */
     const iw_target_ops *ops; /* token refresh: the adapter that parses the reply */
+    CURLU *uh;                /* url parsed (see url_handle), NULL: none yet */
+    char *url;                /* the URL uh holds, NULL: none to reuse */
 };
 
 /* Per target instance state. */
@@ -334,6 +336,8 @@ static void xfer_destroy(xfer *x)
     free(x->body);
     if (x->easy)
         curl_easy_cleanup(x->easy);
+    curl_url_cleanup(x->uh);
+    free(x->url);
     free(x);
 }
 
@@ -533,6 +537,25 @@ static CURLcode target_setup(iw_dispatch *d, xfer *x, const iw_target_conf *tc)
     return rc;
 }
 
+/* url parsed as libcurl parses a URL string (the same flags), kept while the next transfer of
+ * x goes to the same URL: libcurl 7.88 otherwise parses the string and writes the URL back out
+ * on every transfer. NULL when it cannot be parsed or kept: libcurl then parses the string
+ * itself and reports what is wrong with it as before. */
+static CURLU *url_handle(xfer *x, const char *url)
+{
+    if (x->url && strcmp(x->url, url) == 0)
+        return x->uh;
+    free(x->url);
+    x->url = NULL;
+    if (!x->uh && !(x->uh = curl_url()))
+        return NULL;
+    if (curl_url_set(x->uh, CURLUPART_URL, url, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) !=
+            CURLUE_OK ||
+        !(x->url = strdup(url)))
+        return NULL;
+    return x->uh;
+}
+
 static int xfer_setup(iw_dispatch *d, xfer *x, const iw_target_conf *tc)
 {
     CURL *e = x->easy;
@@ -549,7 +572,10 @@ static int xfer_setup(iw_dispatch *d, xfer *x, const iw_target_conf *tc)
             return IW_EINVAL;
         x->set_for = tc;
     }
+    /* Both: libcurl reads the parsed handle, and keeps the string as the transfer's URL (the
+     * base a redirect is resolved against). */
     rc |= curl_easy_setopt(e, CURLOPT_URL, r->url);
+    rc |= curl_easy_setopt(e, CURLOPT_CURLU, url_handle(x, r->url));
     if (strcmp(r->method, "GET") == 0) {
         rc |= curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
         rc |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
