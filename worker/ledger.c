@@ -177,8 +177,9 @@ typedef struct cmd {
 
 static bool plain_byte(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-';
+    /* bit c set for a-z, A-Z, 0-9, '.', '_' and '-' */
+    static const uint64_t plain[2] = {0x03ff600000000000u, 0x07fffffe87fffffeu};
+    return c < 128 && (plain[c >> 6] >> (c & 63)) & 1;
 }
 
 static size_t enc_len(const char *s)
