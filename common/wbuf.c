@@ -419,9 +419,9 @@ void iw_xw_text_or_empty(iw_xw *x, const char *prefix, const char *name, const c
 int iw_xw_tags_make(iw_xw_tags *t, const char *prefix, const char *name)
 {
     xw_name q = name_of(prefix, name);
-    size_t open = 1 + (prefix ? q.plen + 1 : 0) + q.nlen + 1;
     iw_wbuf b = IW_WBUF_INIT;
     xml_tag(&b, &q, false, true);
+    size_t open = b.len;
     xml_tag(&b, &q, true, true);
     *t = (iw_xw_tags){.text = b.err ? NULL : b.data, .open_len = open, .len = b.len};
     if (b.err)

@@ -257,14 +257,15 @@ static void add_key(cmd *c, char *base, size_t *pos, const iw_ledger_op *op, con
     *pos += (size_t)(p - start);
 }
 
-/* Appends a copy of the last key added, its tag (a one-letter tag at byte tag_at) replaced:
- * the keys of one invoice and target differ only there. */
-static void add_key_retagged(cmd *c, char *base, size_t *pos, size_t tag_at, char tag)
+/* Appends a copy of the last key added with its one-letter tag replaced: the keys of one
+ * invoice and target differ only there. The tag follows the key's first "}:" (a '}' inside
+ * the hash tag is percent-encoded). */
+static void add_key_retagged(cmd *c, char *base, size_t *pos, char tag)
 {
     size_t n = c->argvlen[c->argc - 1];
     char *start = base + *pos;
     memcpy(start, c->argv[c->argc - 1], n);
-    start[tag_at] = tag;
+    start[(size_t)((char *)memchr(start, '}', n) - start) + 2] = tag;
     cmd_arg(c, start, n);
     *pos += n;
 }
@@ -326,8 +327,8 @@ static int build_cmd(const char (*sha)[41], int64_t ttl_s, enum kind k, const iw
         cmd_arg(c, "4", 1);
         add_key(c, s->buf, &pos, op, "e", op->event_id, op->target);
         add_key(c, s->buf, &pos, op, "v", op->target, NULL);
-        add_key_retagged(c, s->buf, &pos, 4 + t + 1 + inv + 2, 'c'); /* "iw:{" T ":" I "}:" */
-        add_key_retagged(c, s->buf, &pos, 4 + t + 1 + inv + 2, 'f');
+        add_key_retagged(c, s->buf, &pos, 'c');
+        add_key_retagged(c, s->buf, &pos, 'f');
         add_num(c, s->buf, &pos, op->version);
         cmd_arg(c, owner, strlen(owner));
         if (k == K_CLAIM) {
