@@ -4,7 +4,7 @@ N centra_soap events, one per invoice, every target answering after L ms, max_in
 same local stack. Prints the run's figures, peak RSS (VmHWM) among them.
 
     /usr/bin/python3 scripts/bench.d/peak_rss.py --build build [--events 20000] [--latency-ms 100]
-        [--max-in-flight 512] [--worker path/to/invoice-worker] [--prop KEY=VALUE]...
+        [--max-in-flight 512] [--mixed] [--worker path/to/invoice-worker] [--prop KEY=VALUE]...
         [--setting worker.KEY=VALUE]... [--fault JSON]...
 
 --prop adds a kafka.properties entry to the worker's config, --setting sets a worker.* key
@@ -30,6 +30,8 @@ def main():
     ap.add_argument("--events", type=int, default=20000)
     ap.add_argument("--latency-ms", type=int, default=100)
     ap.add_argument("--max-in-flight", type=int, default=512)
+    ap.add_argument("--mixed", action="store_true",
+                    help="scenario 2's own event set: every adapter, two events per invoice")
     ap.add_argument("--prop", action="append", default=[], help="kafka.properties KEY=VALUE")
     ap.add_argument("--setting", action="append", default=[], help="worker.KEY=VALUE (a number)")
     ap.add_argument("--fault", action="append", default=[], help="target-sim fault spec (JSON)")
@@ -65,8 +67,12 @@ def main():
             return st
         b.new_stack = new_stack
     n = a.events
-    events = b.events("s2centra", n, n, "centra_soap")
-    r = b.run("invoice-worker alone, centra_soap only", events, n, n, latency_ms=a.latency_ms,
+    if a.mixed:
+        label, events = "invoice-worker alone, mixed", b.events("s2", n, n // 2)
+    else:
+        label, events = "invoice-worker alone, centra_soap only", b.events("s2centra", n, n,
+                                                                             "centra_soap")
+    r = b.run(label, events, n, n, latency_ms=a.latency_ms,
               max_in_flight=a.max_in_flight, max_concurrency=a.max_in_flight)
     ok = r["statuses"].get("succeeded", 0) == n
     print(json.dumps({k: r[k] for k in ("label", "events", "latency_ms", "max_in_flight",
