@@ -77,7 +77,8 @@ struct xfer {
     char *hbuf; /* reply header names and values, NUL-terminated, rh[] points here */
     size_t len_hbuf, cap_hbuf;
     size_t hoff[MAX_REPLY_HEADERS][2]; /* offsets of each reply header's name and value */
-    iw_request req;          /* rendered request; its body must live as long as the transfer */
+    iw_request req;          /* rendered request; its body must live as long as the transfer
+                              * (kept reset while x is spare, for the next render) */
     char *body;              /* reply body */
     size_t body_len, body_cap;
     iw_header *rh; /* reply headers of the last header block (set by reply_of) */
@@ -306,7 +307,7 @@ static void deliver(iw_dispatch *d)
 
 static void xfer_release(iw_dispatch *d, xfer *x)
 {
-    iw_request_clear(&x->req);
+    iw_request_reset(&x->req);
     x->hdrs = NULL;
     x->n_rh = 0;
     x->len_hbuf = 0;
@@ -648,39 +649,37 @@ static void start_attempt(iw_dispatch *d, call *c, int64_t now)
         return;
     }
     char err[256] = "";
-    iw_request req;
-    memset(&req, 0, sizeof(req));
+    xfer *x = xfer_get(t);
+    if (!x) {
+        finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_TRANSPORT, "transport",
+                    "could not create a transfer");
+        return;
+    }
+    /* rendered into the transfer's own request, whose memory its last request left */
+    iw_request *req = &x->req;
     int rc = ensure_state(t, c->ops);
     iw_render_ctx ctx = {.state = t->state, .now_ms = wall_ms()};
-    rc = rc ? rc : iw_target_render(c->ops, c->ev, tc, &ctx, &req, err, sizeof(err));
+    rc = rc ? rc : iw_target_render(c->ops, c->ev, tc, &ctx, req, err, sizeof(err));
     if (rc) {
+        xfer_release(d, x);
         if (!*err)
             snprintf(err, sizeof(err), "render failed: %s", iw_status_str(rc));
         reject(d, c, err);
         return;
     }
     const char *event_id = c->ev->event_id ? c->ev->event_id : "";
-    if (iw_request_add_call_headers(&req, event_id, tc->name, attempt, c->ev->version,
+    if (iw_request_add_call_headers(req, event_id, tc->name, attempt, c->ev->version,
                                     c->traceparent)) {
-        iw_request_clear(&req);
+        xfer_release(d, x);
         finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_TRANSPORT, "transport", "out of memory");
         return;
     }
-    if (iw_wire_check(&req, err, sizeof(err))) { /* nothing from an event becomes a header */
-        iw_request_clear(&req);
+    if (iw_wire_check(req, err, sizeof(err))) { /* nothing from an event becomes a header */
+        xfer_release(d, x);
         reject(d, c, err);
         return;
     }
-    xfer *x = xfer_get(t);
-    if (!x) {
-        iw_request_clear(&req);
-        finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_TRANSPORT, "transport",
-                    "could not create a transfer");
-        return;
-    }
-    x->req = req; /* x owns it now */
     x->c = c;
-    x->t = t;
     if (xfer_start(d, x, tc)) {
         xfer_release(d, x);
         finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_TRANSPORT, "transport",
@@ -799,20 +798,16 @@ static void fail_auth_waiters(iw_dispatch *d, tstate *t, const char *why)
 static void start_refresh(iw_dispatch *d, tstate *t, const iw_target_ops *ops)
 {
     char err[256] = "";
-    iw_request req;
-    memset(&req, 0, sizeof(req));
-    if (ops->render_refresh(t->tc, &req, err, sizeof(err))) {
-        fail_auth_waiters(d, t, *err ? err : "could not render the refresh call");
-        return;
-    }
     xfer *x = xfer_get(t);
     if (!x) {
-        iw_request_clear(&req);
         fail_auth_waiters(d, t, "could not create a transfer");
         return;
     }
-    x->req = req;
-    x->t = t;
+    if (ops->render_refresh(t->tc, &x->req, err, sizeof(err))) {
+        xfer_release(d, x);
+        fail_auth_waiters(d, t, *err ? err : "could not render the refresh call");
+        return;
+    }
     x->ops = ops;
     if (xfer_start(d, x, t->tc)) {
         xfer_release(d, x);

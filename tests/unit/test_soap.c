@@ -55,6 +55,83 @@ Test(soap, request_headers_keep_order_and_text_past_every_growth)
     cr_assert_null(r.headers);
 }
 
+/* One request as the dispatcher builds it: a URL, headers, two secrets and a body of n bytes
+ * copied from a render's buffer. */
+static void build_request(iw_request *r, size_t n, char fill)
+{
+    iw_wbuf b = IW_WBUF_INIT;
+    for (size_t i = 0; i < n; i++)
+        iw_wbuf_add(&b, &fill, 1);
+    char err[64] = "";
+    cr_assert_not_null(r->url = strdup("https://h.example/api"));
+    for (int i = 0; i < 12; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "X-H-%d", i);
+        cr_assert_eq(iw_request_add_header(r, name, "value"), 0);
+    }
+    cr_assert_eq(iw_request_add_secret(r, "s3cret-one"), 0);
+    cr_assert_eq(iw_request_add_secret(r, "s3cret-two"), 0);
+    cr_assert_eq(iw_request_set_body_from(r, &b, err, sizeof(err)), 0, "%s", err);
+    iw_wbuf_free(&b);
+}
+
+static void check_request(const iw_request *r, size_t n, char fill)
+{
+    cr_assert_str_eq(r->url, "https://h.example/api");
+    cr_assert_eq(r->n_headers, 12);
+    for (int i = 0; i < 12; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "X-H-%d", i);
+        cr_assert_str_eq(r->headers[i].name, name);
+        cr_assert_str_eq(r->headers[i].value, "value");
+    }
+    cr_assert_eq(r->n_secrets, 2);
+    cr_assert_str_eq(r->secrets[0], "s3cret-one");
+    cr_assert_str_eq(r->secrets[1], "s3cret-two");
+    cr_assert_eq(r->body_len, n);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(r->body[i], fill, "body byte %zu", i);
+    cr_assert_eq(r->body[n], '\0');
+}
+
+Test(soap, a_reset_request_builds_the_next_in_the_memory_the_last_left)
+{
+    iw_request r = {0};
+    build_request(&r, 3000, 'a'); /* past the store's first piece: a second piece holds it */
+    check_request(&r, 3000, 'a');
+    iw_request_reset(&r);
+    cr_assert_null(r.url);
+    cr_assert_null(r.body);
+    cr_assert_eq(r.n_headers + r.n_secrets + r.body_len, 0);
+    cr_assert_not_null(r.store, "the store is kept");
+    const void *store = r.store, *headers = r.headers, *secrets = r.secrets;
+    /* the same request again fits in what was kept: nothing new is allocated */
+    build_request(&r, 3000, 'b');
+    check_request(&r, 3000, 'b');
+    cr_assert_eq(r.store, store);
+    cr_assert_eq(r.headers, headers);
+    cr_assert_eq(r.secrets, secrets);
+
+    /* a body given whole is the request's to free, at reset as at clear (ASan, valgrind) */
+    char *own = strdup("given");
+    iw_request_set_body(&r, own, 5);
+    cr_assert(r.body_owned);
+    iw_request_reset(&r);
+    cr_assert_null(r.body);
+    cr_assert(!r.body_owned);
+
+    /* a store grown past 64 KiB is not kept */
+    build_request(&r, 100000, 'c');
+    check_request(&r, 100000, 'c');
+    iw_request_reset(&r);
+    cr_assert_null(r.store);
+    build_request(&r, 10, 'd');
+    check_request(&r, 10, 'd');
+    iw_request_clear(&r);
+    cr_assert_null(r.store);
+    cr_assert_null(r.headers);
+}
+
 Test(soap, request_init_without_url_is_refused)
 {
     iw_request r = {0};

@@ -28,25 +28,63 @@ const char *iw_error_kind_str(iw_error_kind k)
     return "";
 }
 
+/* A piece of a request's store: text is claimed from the newest piece, front to back; a piece
+ * never moves, so what was claimed stays where it is. */
+struct iw_request_block {
+    iw_request_block *next; /* older, smaller */
+    size_t cap, used;
+    char data[];
+};
+
+#define STORE_FIRST 1024
+#define STORE_KEEP 65536 /* iw_request_reset keeps a piece up to this size */
+
+/* n bytes of r's store, or NULL when out of memory. A new piece is at least twice the last, so
+ * a request that outgrows its store leaves one piece, after iw_request_reset, that holds it. */
+static char *store_claim(iw_request *r, size_t n)
+{
+    iw_request_block *b = r->store;
+    if (!b || b->cap - b->used < n) {
+        size_t cap = b ? 2 * b->cap : STORE_FIRST;
+        while (cap < n)
+            cap *= 2;
+        iw_request_block *nb = malloc(sizeof(*nb) + cap);
+        if (!nb)
+            return NULL;
+        *nb = (iw_request_block){.next = b, .cap = cap};
+        r->store = b = nb;
+    }
+    char *p = b->data + b->used;
+    b->used += n;
+    return p;
+}
+
+/* Makes room in an array of want elements of size sz at *arr (capacity *cap). 0 or IW_ENOMEM. */
+static int array_room(void **arr, size_t *cap, size_t want, size_t sz)
+{
+    if (want <= *cap)
+        return 0;
+    size_t c = *cap ? 2 * *cap : 8;
+    void *a = realloc(*arr, c * sz);
+    if (!a)
+        return IW_ENOMEM;
+    *arr = a;
+    *cap = c;
+    return 0;
+}
+
 int iw_request_add_header(iw_request *r, const char *name, const char *value)
 {
-    /* the array grows to 8, then doubles: its size follows from the count */
-    size_t n = r->n_headers;
-    if (n == 0 || (n >= 8 && (n & (n - 1)) == 0)) {
-        iw_header *h = realloc(r->headers, (n ? 2 * n : 8) * sizeof(*h));
-        if (!h)
-            return IW_ENOMEM;
-        r->headers = h;
-    }
+    if (array_room((void **)&r->headers, &r->cap_headers, r->n_headers + 1, sizeof(iw_header)))
+        return IW_ENOMEM;
     value = value ? value : "";
     size_t nl = strlen(name), vl = strlen(value);
-    char *both = malloc(nl + vl + 2); /* "name\0value\0": the value lives in the name's block */
+    char *both = store_claim(r, nl + vl + 2); /* "name\0value\0" */
     if (!both)
         return IW_ENOMEM;
     memcpy(both, name, nl + 1);
     memcpy(both + nl + 1, value, vl + 1);
-    r->headers[n] = (iw_header){.name = both, .value = both + nl + 1};
-    r->n_headers++;
+    r->headers[r->n_headers++] = (iw_header){.name = both, .value = both + nl + 1};
     return 0;
 }
 
@@ -54,34 +92,49 @@ int iw_request_add_secret(iw_request *r, const char *value)
 {
     if (!value || !*value)
         return 0;
-    char **s = realloc(r->secrets, (r->n_secrets + 1) * sizeof(*s));
+    if (array_room((void **)&r->secrets, &r->cap_secrets, r->n_secrets + 1, sizeof(char *)))
+        return IW_ENOMEM;
+    size_t n = strlen(value) + 1;
+    char *s = store_claim(r, n);
     if (!s)
         return IW_ENOMEM;
-    r->secrets = s;
-    if (!(s[r->n_secrets] = strdup(value)))
-        return IW_ENOMEM;
-    r->n_secrets++;
+    memcpy(s, value, n);
+    r->secrets[r->n_secrets++] = s;
     return 0;
+}
+
+static void drop_body(iw_request *r)
+{
+    if (r->body_owned)
+        free(r->body);
+    r->body = NULL;
+    r->body_len = 0;
+    r->body_owned = false;
 }
 
 void iw_request_set_body(iw_request *r, char *buf, size_t len)
 {
-    free(r->body);
+    drop_body(r);
     r->body = buf;
     r->body_len = len;
+    r->body_owned = buf != NULL;
 }
 
 int iw_request_set_body_from(iw_request *r, const iw_wbuf *b, char *errbuf, size_t errlen)
 {
-    char *body;
-    size_t len;
-    int rc = iw_wbuf_copy(b, &body, &len);
-    if (rc) {
-        if (!iw_wbuf_error(b, errbuf, errlen))
+    int rc = iw_wbuf_error(b, errbuf, errlen);
+    char *body = rc ? NULL : store_claim(r, b->len + 1);
+    if (!body) {
+        if (!rc)
             snprintf(errbuf, errlen, "out of memory");
-        return rc;
+        return rc ? rc : IW_ENOMEM;
     }
-    iw_request_set_body(r, body, len);
+    if (b->len)
+        memcpy(body, b->data, b->len);
+    body[b->len] = '\0';
+    drop_body(r);
+    r->body = body;
+    r->body_len = b->len;
     return 0;
 }
 
@@ -195,17 +248,43 @@ char *iw_request_format_masked(const iw_request *r)
     return masked;
 }
 
+static void free_blocks(iw_request_block *b)
+{
+    while (b) {
+        iw_request_block *next = b->next;
+        free(b);
+        b = next;
+    }
+}
+
 void iw_request_clear(iw_request *r)
 {
     free(r->url);
-    for (size_t i = 0; i < r->n_headers; i++)
-        free(r->headers[i].name); /* and the value, in the same block */
+    drop_body(r);
     free(r->headers);
-    free(r->body);
-    for (size_t i = 0; i < r->n_secrets; i++)
-        free(r->secrets[i]);
     free(r->secrets);
+    free_blocks(r->store);
     memset(r, 0, sizeof(*r));
+}
+
+void iw_request_reset(iw_request *r)
+{
+    iw_request_block *keep = r->store;
+    if (keep && keep->cap > STORE_KEEP)
+        keep = NULL;
+    free_blocks(keep ? keep->next : r->store);
+    if (keep)
+        *keep = (iw_request_block){.cap = keep->cap};
+    iw_header *headers = r->headers;
+    char **secrets = r->secrets;
+    size_t cap_headers = r->cap_headers, cap_secrets = r->cap_secrets;
+    free(r->url);
+    drop_body(r);
+    *r = (iw_request){.headers = headers,
+                      .cap_headers = cap_headers,
+                      .secrets = secrets,
+                      .cap_secrets = cap_secrets,
+                      .store = keep};
 }
 
 const char *iw_response_header(const iw_response *resp, const char *name)

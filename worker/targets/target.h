@@ -18,16 +18,24 @@ typedef struct iw_header {
     char *value;
 } iw_header;
 
-/* A rendered HTTP request; owns everything it points to (iw_request_clear frees it). */
+typedef struct iw_request_block iw_request_block; /* request.c */
+
+/* A rendered HTTP request; owns everything it points to (iw_request_clear frees it, and
+ * iw_request_reset empties it but keeps its memory for the next request). Start from a zeroed
+ * one. */
 typedef struct iw_request {
     char method[8]; /* "POST", "PUT" */
-    char *url;      /* absolute URL, query included */
-    iw_header *headers; /* iw_request_add_header: each value lives in its name's block */
+    char *url;      /* absolute URL, query included (malloc'd) */
+    iw_header *headers; /* iw_request_add_header: name and value live in the request's store */
     size_t n_headers;
     char *body; /* NUL-terminated for convenience; body_len excludes the NUL */
     size_t body_len;
     char **secrets; /* values to mask as *** whenever the request is printed or logged */
     size_t n_secrets;
+    /* memory kept by iw_request_reset */
+    size_t cap_headers, cap_secrets;
+    iw_request_block *store; /* the text of headers, secrets and a copied body */
+    bool body_owned;         /* body was given by iw_request_set_body (freed with the request) */
 } iw_request;
 
 /* What a reply means for the dispatcher. */
@@ -210,6 +218,10 @@ char *iw_mask_secrets(const char *text, size_t len, char *const *secrets, size_t
 
 /* Frees what a request owns and zeroes it; safe on a zeroed request. */
 void iw_request_clear(iw_request *r);
+
+/* Empties a request as iw_request_clear does, but keeps its arrays and the larger part of its
+ * store (up to 64 KiB), so that the next request built in it allocates nothing as a rule. */
+void iw_request_reset(iw_request *r);
 
 /* Looks up a reply header (case-insensitive); NULL when absent. */
 const char *iw_response_header(const iw_response *resp, const char *name);
