@@ -120,7 +120,7 @@ Test(soap, a_reset_request_builds_the_next_in_the_memory_the_last_left)
     cr_assert_null(r.body);
     cr_assert(!r.body_owned);
 
-    /* a store grown past 64 KiB is not kept */
+    /* a store grown past 16 KiB is not kept */
     build_request(&r, 100000, 'c');
     check_request(&r, 100000, 'c');
     iw_request_reset(&r);

@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,7 @@ struct iw_request_block {
 };
 
 #define STORE_FIRST 1024
-#define STORE_KEEP 65536 /* iw_request_reset keeps a piece up to this size */
+#define STORE_KEEP 16384 /* iw_request_reset keeps a piece up to this size */
 
 /* n bytes of r's store, or NULL when out of memory. A new piece is at least twice the last, so
  * a request that outgrows its store leaves one piece, after iw_request_reset, that holds it. */
@@ -45,9 +46,12 @@ static char *store_claim(iw_request *r, size_t n)
 {
     iw_request_block *b = r->store;
     if (!b || b->cap - b->used < n) {
-        size_t cap = b ? 2 * b->cap : STORE_FIRST;
-        while (cap < n)
+        size_t cap = b ? b->cap : STORE_FIRST / 2;
+        do {
+            if (cap > (SIZE_MAX - sizeof(*b)) / 2)
+                return NULL;
             cap *= 2;
+        } while (cap < n);
         iw_request_block *nb = malloc(sizeof(*nb) + cap);
         if (!nb)
             return NULL;
@@ -64,6 +68,8 @@ static int array_room(void **arr, size_t *cap, size_t want, size_t sz)
 {
     if (want <= *cap)
         return 0;
+    if (*cap > SIZE_MAX / 2 / sz)
+        return IW_ENOMEM;
     size_t c = *cap ? 2 * *cap : 8;
     void *a = realloc(*arr, c * sz);
     if (!a)

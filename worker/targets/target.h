@@ -220,7 +220,7 @@ char *iw_mask_secrets(const char *text, size_t len, char *const *secrets, size_t
 void iw_request_clear(iw_request *r);
 
 /* Empties a request as iw_request_clear does, but keeps its arrays and the larger part of its
- * store (up to 64 KiB), so that the next request built in it allocates nothing as a rule. */
+ * store (up to 16 KiB), so that the next request built in it allocates nothing as a rule. */
 void iw_request_reset(iw_request *r);
 
 /* Looks up a reply header (case-insensitive); NULL when absent. */
