@@ -17,6 +17,7 @@
 #include "dispatch.h"
 #include "status.h"
 #include "testproc.h"
+#include "wbuf.h"
 
 /* ------------------------------------------------------------------ the scripted server */
 
@@ -38,6 +39,10 @@ typedef struct rec {
     char reqid[200];   /* X-Request-ID */
     char auth[80];     /* Authorization */
     char trace[96];    /* traceparent */
+    char extra[64];    /* X-Extra (carry_render) */
+    char half[16];     /* X-Half (carry_render) */
+    size_t body_len;   /* the body's length as received */
+    char body[16];     /* its first bytes */
 } rec;
 
 typedef struct srv {
@@ -108,6 +113,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             copy_header(c, "X-Request-ID", r->reqid, sizeof(r->reqid));
             copy_header(c, "Authorization", r->auth, sizeof(r->auth));
             copy_header(c, "traceparent", r->trace, sizeof(r->trace));
+            copy_header(c, "X-Extra", r->extra, sizeof(r->extra));
+            copy_header(c, "X-Half", r->half, sizeof(r->half));
             tag = s->n++;
             if (++s->cur > s->peak)
                 s->peak = s->cur;
@@ -116,11 +123,19 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         *req_cls = (void *)(tag + 2); /* never NULL */
         return MHD_YES;
     }
+    intptr_t idx = (intptr_t)*req_cls - 2;
     if (*upload_size) {
+        if (idx >= 0) {
+            pthread_mutex_lock(&s->mu);
+            rec *r = &s->recs[idx];
+            for (size_t i = 0; i < *upload_size; i++, r->body_len++)
+                if (r->body_len < sizeof(r->body) - 1)
+                    r->body[r->body_len] = upload[i];
+            pthread_mutex_unlock(&s->mu);
+        }
         *upload_size = 0;
         return MHD_YES;
     }
-    intptr_t idx = (intptr_t)*req_cls - 2;
     if (is_token)
         return reply(c, 200, s->new_token ? s->new_token : "", NULL);
     if (idx < 0)
@@ -295,6 +310,33 @@ static int fake_store_refresh(void *state, const char *tok)
 
 static const iw_target_ops fake_ops = {
     .type = "fake", .validate = fake_validate, .render = fake_render, .classify = fake_classify};
+
+/* fake_render, and more where the event asks for it: "extra-*" adds a header and a secret and
+ * sends a 3,000-byte body; "halfway-*" adds headers, then fails without clearing what it wrote. */
+static int carry_render(const iw_event *ev, const iw_target_conf *tc, const iw_render_ctx *ctx,
+                        iw_request *out, char *errbuf, size_t errlen)
+{
+    bool halfway = strncmp(ev->event_id, "halfway", 7) == 0;
+    if (!halfway && strncmp(ev->event_id, "extra", 5) != 0)
+        return fake_render(ev, tc, ctx, out, errbuf, errlen);
+    cr_assert_eq(iw_request_add_header(out, "X-Extra", ev->event_id), 0);
+    cr_assert_eq(iw_request_add_secret(out, "sekrit"), 0);
+    if (halfway) {
+        cr_assert_eq(iw_request_add_header(out, "X-Half", "yes"), 0);
+        snprintf(errbuf, errlen, "halfway: refused after its headers");
+        return IW_EINVAL;
+    }
+    int rc = fake_render(ev, tc, ctx, out, errbuf, errlen);
+    iw_wbuf b = IW_WBUF_INIT;
+    for (int i = 0; i < 3000; i++)
+        iw_wbuf_add(&b, "E", 1);
+    rc = rc ? rc : iw_request_set_body_from(out, &b, errbuf, errlen);
+    iw_wbuf_free(&b);
+    return rc;
+}
+
+static const iw_target_ops carry_ops = {
+    .type = "fake", .validate = fake_validate, .render = carry_render, .classify = fake_classify};
 static const iw_target_ops fake_refresh_ops = {.type = "fake",
                                                .state_new = fake_state_new,
                                                .state_free = free,
@@ -906,6 +948,43 @@ Test(dispatch, validation_and_render_failures_are_rejected_unsent)
     cr_assert_str_eq(slots[1].res.outcome.message, "invoice.lines: nothing to render");
     cr_assert_eq(slots[2].res.outcome.kind, IW_OUTCOME_OK);
     cr_assert_eq(srv_count(server), 1, "only the valid call was sent");
+    iw_dispatch_free(d);
+}
+
+/* One transfer (max_concurrency 1) carries every call in turn, and its request's memory with it:
+ * what one call's render wrote, or a failed render left behind, must not reach the next. */
+Test(dispatch, a_reused_transfer_sends_nothing_of_the_request_before)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].max_concurrency = 1;
+    config_init(1);
+    snprintf(ids[0], sizeof(ids[0]), "extra-0");
+    snprintf(ids[1], sizeof(ids[1]), "halfway-1");
+    snprintf(ids[3], sizeof(ids[3]), "extra-3");
+    iw_dispatch *d = engine();
+    for (int i = 0; i < 5; i++)
+        submit(d, &carry_ops, 0, i);
+    drain(d);
+    cr_assert(slots[1].res.rejected);
+    cr_assert_str_eq(slots[1].res.outcome.message, "halfway: refused after its headers");
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(slots[i].res.outcome.kind, i == 1 ? IW_OUTCOME_PERMANENT : IW_OUTCOME_OK,
+                     "call %d: %s", i, slots[i].res.outcome.message);
+    cr_assert_eq(srv_count(server), 4, "the halfway call is not sent");
+    cr_assert_eq(server->conns, 1, "one connection: the same transfer each time");
+    /* arrival order: extra-0, evt-2, extra-3, evt-4 */
+    const char *want_id[] = {"extra-0", "evt-2", "extra-3", "evt-4"};
+    for (int k = 0; k < 4; k++) {
+        const rec *r = &server->recs[k];
+        bool extra = k % 2 == 0;
+        cr_assert(strncmp(r->idem, want_id[k], strlen(want_id[k])) == 0, "request %d: %s", k,
+                  r->idem);
+        cr_assert_str_eq(r->extra, extra ? want_id[k] : "", "request %d", k);
+        cr_assert_str_eq(r->half, "", "request %d", k);
+        cr_assert_str_eq(r->auth, "Bearer old", "request %d", k);
+        cr_assert_eq(r->body_len, extra ? 3000u : 5u, "request %d", k);
+        cr_assert_str_eq(r->body, extra ? "EEEEEEEEEEEEEEE" : "hello", "request %d", k);
+    }
     iw_dispatch_free(d);
 }
 
