@@ -64,10 +64,29 @@ struct call {
     iw_call_result res;         /* attempts, last outcome; final once in the done queue */
 };
 
+/*
+ * The transfers are spread over pools of at most POOL_XFERS, each a libcurl multi handle with
+ * its own connection cache. To reuse a connection, libcurl 7.88 walks the cache's connections
+ * to the host from the oldest, and the oldest are the busy ones: with one cache for every
+ * transfer that walk checked about 240 connections per transfer at 400 in flight (callgrind).
+ * A transfer stays in the pool it was made for, and so do the connections it makes. The pools
+ * share one DNS cache, as the transfers of one multi handle do.
+ */
+#define POOL_XFERS 64
+#define MAX_POOLS 16
+
+typedef struct pool {
+    iw_dispatch *d;
+    CURLM *multi;
+    iw_timer timer; /* this multi handle's one timeout (CURLMOPT_TIMERFUNCTION) */
+    int n_xfers;    /* transfers made in this pool (they stay in it) */
+} pool;
+
 /* One running transfer (a call's attempt or a token refresh) and its reusable easy handle. */
 struct xfer {
     xfer *prev, *next;       /* the active list; the free list uses next only */
     CURL *easy;              /* kept across transfers of one target: set up once */
+    pool *pl;                /* the multi handle easy is added to, always the same */
     const iw_target_conf *set_for; /* the target easy's settings are for, NULL: none yet */
     struct curl_slist *hdrs; /* request headers: nodes[] linked, data in lines */
     struct curl_slist *nodes;
@@ -111,7 +130,9 @@ struct tstate {
 
 struct iw_dispatch {
     const iw_config *cfg; /* borrowed; outlives the engine */
-    CURLM *multi;
+    pool pools[MAX_POOLS];
+    size_t n_pools;
+    CURLSH *share;   /* the pools' one DNS cache */
     tstate *targets; /* one per cfg->targets entry, same order */
     size_t n_targets;
     call *backoff; /* calls waiting for their next attempt, each on its loop timer */
@@ -125,7 +146,6 @@ struct iw_dispatch {
     bool closing; /* iw_dispatch_free is running: submits are refused */
     iw_loop *loop; /* the loop that owns every wait (our own when own_loop) */
     bool own_loop;
-    iw_timer curl_timer; /* libcurl's one timeout (CURLMOPT_TIMERFUNCTION) */
     iw_timer tick;       /* the next breaker probe or rate-limit token */
     bool pumping;        /* pump() is running: a nested call returns at once */
     unsigned char *own_fd; /* indexed by fd: a connection socket opened by open_socket */
@@ -344,7 +364,7 @@ static void xfer_destroy(xfer *x)
 
 /* A transfer for target t: one of its own finished ones (its handle keeps t's settings), or
  * a new one. */
-static xfer *xfer_get(tstate *t)
+static xfer *xfer_get(iw_dispatch *d, tstate *t)
 {
     xfer *x = t->spare;
     if (x) {
@@ -358,10 +378,16 @@ static xfer *xfer_get(tstate *t)
         return NULL;
     x->rh = calloc(MAX_REPLY_HEADERS, sizeof(*x->rh));
     x->easy = curl_easy_init();
-    if (!x->rh || !x->easy) {
+    if (!x->rh || !x->easy || curl_easy_setopt(x->easy, CURLOPT_SHARE, d->share) != CURLE_OK) {
         xfer_destroy(x);
         return NULL;
     }
+    pool *pl = &d->pools[0];
+    for (size_t i = 1; i < d->n_pools; i++)
+        if (d->pools[i].n_xfers < pl->n_xfers)
+            pl = &d->pools[i];
+    pl->n_xfers++;
+    x->pl = pl;
     x->t = t;
     return x;
 }
@@ -596,7 +622,7 @@ static int xfer_start(iw_dispatch *d, xfer *x, const iw_target_conf *tc)
     int rc = xfer_setup(d, x, tc);
     if (rc)
         return rc;
-    if (curl_multi_add_handle(d->multi, x->easy) != CURLM_OK)
+    if (curl_multi_add_handle(x->pl->multi, x->easy) != CURLM_OK)
         return IW_EIO;
     active_link(d, x);
     return 0;
@@ -649,7 +675,7 @@ static void start_attempt(iw_dispatch *d, call *c, int64_t now)
         return;
     }
     char err[256] = "";
-    xfer *x = xfer_get(t);
+    xfer *x = xfer_get(d, t);
     if (!x) {
         finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_TRANSPORT, "transport",
                     "could not create a transfer");
@@ -798,7 +824,7 @@ static void fail_auth_waiters(iw_dispatch *d, tstate *t, const char *why)
 static void start_refresh(iw_dispatch *d, tstate *t, const iw_target_ops *ops)
 {
     char err[256] = "";
-    xfer *x = xfer_get(t);
+    xfer *x = xfer_get(d, t);
     if (!x) {
         fail_auth_waiters(d, t, "could not create a transfer");
         return;
@@ -859,7 +885,7 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
     if (!x)
         return;
-    curl_multi_remove_handle(d->multi, easy);
+    curl_multi_remove_handle(x->pl->multi, easy);
     active_unlink(d, x);
 
     long status = 0;
@@ -953,10 +979,13 @@ static void pump(iw_dispatch *d)
     for (int round = 0; round < 8; round++) {
         int64_t now = mono_ms();
         start_ready(d, now);
-        if (iw_timer_armed(&d->curl_timer) && d->curl_timer.due <= now) {
-            int running;
-            iw_timer_stop(d->loop, &d->curl_timer);
-            curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        for (size_t i = 0; i < d->n_pools; i++) {
+            pool *pl = &d->pools[i];
+            if (iw_timer_armed(&pl->timer) && pl->timer.due <= now) {
+                int running;
+                iw_timer_stop(d->loop, &pl->timer);
+                curl_multi_socket_action(pl->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+            }
         }
         if (read_messages(d) == 0)
             break;
@@ -973,13 +1002,13 @@ static void pump(iw_dispatch *d)
 /* A socket libcurl watches is ready: only its transfer is looked at. */
 static void on_socket(void *arg, int fd, unsigned events)
 {
-    iw_dispatch *d = arg;
+    pool *pl = arg;
     int mask = (events & IW_LOOP_READ ? CURL_CSELECT_IN : 0) |
                (events & IW_LOOP_WRITE ? CURL_CSELECT_OUT : 0) |
                (events & IW_LOOP_ERROR ? CURL_CSELECT_ERR : 0);
     int running;
-    curl_multi_socket_action(d->multi, fd, mask, &running);
-    pump(d);
+    curl_multi_socket_action(pl->multi, fd, mask, &running);
+    pump(pl->d);
 }
 
 /* CURLOPT_OPENSOCKETFUNCTION: the connection sockets are ours to know, so that their close is
@@ -1027,7 +1056,8 @@ static int close_socket(void *userp, curl_socket_t s)
  * (two fewer per request). */
 static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
-    iw_dispatch *d = userp;
+    pool *pl = userp;
+    iw_dispatch *d = pl->d;
     (void)easy;
     (void)socketp;
     if (what == CURL_POLL_REMOVE) {
@@ -1038,26 +1068,39 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
         return 0;
     }
     unsigned ev = (what & CURL_POLL_IN ? IW_LOOP_READ : 0u) | (what & CURL_POLL_OUT ? IW_LOOP_WRITE : 0u);
-    return iw_loop_watch(d->loop, s, ev, on_socket, d) == 0 ? 0 : -1;
+    return iw_loop_watch(d->loop, s, ev, on_socket, pl) == 0 ? 0 : -1;
 }
 
 /* CURLMOPT_TIMERFUNCTION: libcurl's single timeout; -1 disarms it. */
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
-    iw_dispatch *d = userp;
+    pool *pl = userp;
+    (void)multi;
     if (timeout_ms < 0) {
-        iw_timer_stop(d->loop, &d->curl_timer);
+        iw_timer_stop(pl->d->loop, &pl->timer);
         return 0;
     }
-    return iw_timer_at(d->loop, &d->curl_timer, mono_ms() + timeout_ms) == 0 ? 0 : -1;
+    return iw_timer_at(pl->d->loop, &pl->timer, mono_ms() + timeout_ms) == 0 ? 0 : -1;
 }
 
 static void on_curl_timer(void *arg)
 {
-    iw_dispatch *d = arg;
+    pool *pl = arg;
     int running;
-    curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    pump(d);
+    curl_multi_socket_action(pl->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    pump(pl->d);
+}
+
+static void pools_free(iw_dispatch *d)
+{
+    for (size_t i = 0; i < d->n_pools; i++) {
+        curl_multi_cleanup(d->pools[i].multi); /* unwatches its sockets through socket_cb */
+        iw_timer_stop(d->loop, &d->pools[i].timer);
+    }
+    d->n_pools = 0;
+    if (d->share)
+        curl_share_cleanup(d->share);
+    d->share = NULL;
 }
 
 static void on_tick(void *arg)
@@ -1099,24 +1142,37 @@ iw_dispatch *iw_dispatch_new_in(const iw_config *cfg, iw_loop *loop, char *errbu
     }
     d->own_loop = loop == NULL;
     d->loop = loop ? loop : iw_loop_new();
-    d->multi = curl_multi_init();
-    if (!d->loop || !d->multi)
+    d->share = curl_share_init();
+    if (!d->loop || !d->share ||
+        curl_share_setopt(d->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK)
         goto fail_alloc;
-    iw_timer_init(&d->curl_timer, on_curl_timer, d);
+    /* enough pools that each holds at most POOL_XFERS of the transfers that can be open */
+    long open = cfg->max_in_flight > 0 && cfg->max_in_flight < conns
+                    ? cfg->max_in_flight + (long)d->n_targets
+                    : conns;
+    size_t n_pools = (size_t)((open + POOL_XFERS - 1) / POOL_XFERS);
+    n_pools = n_pools < 1 ? 1 : n_pools > MAX_POOLS ? MAX_POOLS : n_pools;
+    for (; d->n_pools < n_pools; d->n_pools++) {
+        pool *pl = &d->pools[d->n_pools];
+        pl->d = d;
+        if (!(pl->multi = curl_multi_init()))
+            goto fail_alloc;
+        iw_timer_init(&pl->timer, on_curl_timer, pl);
+        curl_multi_setopt(pl->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+        curl_multi_setopt(pl->multi, CURLMOPT_SOCKETDATA, pl);
+        curl_multi_setopt(pl->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+        curl_multi_setopt(pl->multi, CURLMOPT_TIMERDATA, pl);
+        /* keep one idle connection per possible transfer so keep-alive connections are
+         * reused */
+        curl_multi_setopt(pl->multi, CURLMOPT_MAXCONNECTS, conns > 0 ? conns : 1L);
+    }
     iw_timer_init(&d->tick, on_tick, d);
-    curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
-    curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
-    /* keep one idle connection per possible transfer so keep-alive connections are reused */
-    curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, conns > 0 ? conns : 1L);
     d->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)d;
     return d;
 
 fail_alloc:
     snprintf(errbuf, errlen, "out of memory");
-    if (d->multi)
-        curl_multi_cleanup(d->multi);
+    pools_free(d);
     if (d->own_loop)
         iw_loop_free(d->loop);
     for (size_t i = 0; d->targets && i < d->n_targets; i++)
@@ -1282,12 +1338,13 @@ static int read_messages(iw_dispatch *d)
 {
     CURLMsg *m;
     int left, n = 0;
-    while ((m = curl_multi_info_read(d->multi, &left))) {
-        if (m->msg == CURLMSG_DONE) {
-            on_done(d, m->easy_handle, m->data.result);
-            n++;
+    for (size_t i = 0; i < d->n_pools; i++)
+        while ((m = curl_multi_info_read(d->pools[i].multi, &left))) {
+            if (m->msg == CURLMSG_DONE) {
+                on_done(d, m->easy_handle, m->data.result);
+                n++;
+            }
         }
-    }
     return n;
 }
 
@@ -1333,7 +1390,7 @@ static void abandon_round(iw_dispatch *d)
     while (d->active) {
         xfer *x = d->active;
         active_unlink(d, x);
-        curl_multi_remove_handle(d->multi, x->easy);
+        curl_multi_remove_handle(x->pl->multi, x->easy);
         if (x->c) {
             x->t->running--;
             x->c->res.on_wire = true;
@@ -1403,8 +1460,7 @@ void iw_dispatch_free(iw_dispatch *d)
             d->targets[i].spare = x->next;
             xfer_destroy(x);
         }
-    curl_multi_cleanup(d->multi); /* unwatches its sockets through socket_cb */
-    iw_timer_stop(d->loop, &d->curl_timer);
+    pools_free(d);
     iw_timer_stop(d->loop, &d->tick);
     if (d->own_loop)
         iw_loop_free(d->loop);

@@ -774,6 +774,32 @@ Test(dispatch, keep_alive_connections_are_reused)
     iw_dispatch_free(d);
 }
 
+/* Past 64 transfers the engine spreads them over several libcurl multi handles, each with its
+ * own connection cache: a connection is still reused, by the transfers of its own pool. */
+Test(dispatch, transfers_over_several_pools_reuse_their_connections)
+{
+    enum { N = 2000, LIMIT = 150 };
+    target_init(&tconf[0], "t1", server);
+    tconf[0].max_concurrency = LIMIT;
+    config_init(1);
+    srv_default(server, (step){.status = 200, .delay_ms = 20});
+    iw_dispatch *d = engine();
+    for (int i = 0; i < N; i++)
+        submit(d, &fake_ops, 0, i);
+    drain(d);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(slots[i].res.outcome.kind, IW_OUTCOME_OK, "call %d: %s", i,
+                     slots[i].res.outcome.message);
+    cr_assert_eq(srv_count(server), N);
+    pthread_mutex_lock(&server->mu);
+    int conns = server->conns, peak = server->peak;
+    pthread_mutex_unlock(&server->mu);
+    cr_assert(peak > 64 && peak <= LIMIT, "peak %d in flight: more than one pool's worth", peak);
+    cr_assert(conns <= LIMIT, "%d connections for %d requests, at most %d at once", conns, N,
+              LIMIT);
+    iw_dispatch_free(d);
+}
+
 Test(dispatch, a_dead_target_does_not_slow_another)
 {
     srv *dead = srv_start();
