@@ -1,5 +1,6 @@
-/* dispatch.c: the HTTP engine: per-target queues over one libcurl multi handle, with retries,
- * token refresh, token-bucket rate limits and circuit breakers (DESIGN.md section 7).
+/* dispatch.c: the HTTP engine: per-target queues over libcurl multi handles (pools of at most 64
+ * transfers), with retries, token refresh, token-bucket rate limits and circuit breakers (DESIGN.md
+ * section 7).
  *
  * A call moves between these places, and is in exactly one of them at a time:
  *   ready queue of its target -> a running transfer -> (backoff timer | auth queue) -> ... -> done
