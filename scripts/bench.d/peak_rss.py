@@ -5,17 +5,19 @@ same local stack. Prints the run's figures, peak RSS (VmHWM) among them.
 
     /usr/bin/python3 scripts/bench.d/peak_rss.py --build build [--events 20000] [--latency-ms 100]
         [--max-in-flight 512] [--mixed] [--worker path/to/invoice-worker] [--prop KEY=VALUE]...
-        [--setting worker.KEY=VALUE]... [--fault JSON]...
+        [--setting worker.KEY=VALUE]... [--fault JSON]... [--load N]
 
 --prop adds a kafka.properties entry to the worker's config, --setting sets a worker.* key
 (both for experiments: which setting moves the peak). --fault installs a target-sim fault spec
 (POST /_sim/faults) on the fresh stack before the run, e.g. a flaky target whose retries hold
 the messages behind them: '{"target": "centra_soap", "kind": "error", "status": 503,
-"rate": 0.02}'. Every result must still succeed.
+"rate": 0.02}'. Every result must still succeed. --load N runs N busy loops beside the stack for
+the whole run (a machine shared with other work), and ends them, by their pids, at the end.
 """
 import argparse
 import json
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -35,6 +37,7 @@ def main():
     ap.add_argument("--prop", action="append", default=[], help="kafka.properties KEY=VALUE")
     ap.add_argument("--setting", action="append", default=[], help="worker.KEY=VALUE (a number)")
     ap.add_argument("--fault", action="append", default=[], help="target-sim fault spec (JSON)")
+    ap.add_argument("--load", type=int, default=0, help="busy loops running beside the stack")
     a = ap.parse_args()
     build = os.path.abspath(a.build)  # redis-server resolves its paths after changing directory
     out = os.path.abspath(a.out or os.path.join(build, "bench-rss"))
@@ -72,12 +75,19 @@ def main():
     else:
         label, events = "invoice-worker alone, centra_soap only", b.events("s2centra", n, n,
                                                                              "centra_soap")
-    r = b.run(label, events, n, n, latency_ms=a.latency_ms,
-              max_in_flight=a.max_in_flight, max_concurrency=a.max_in_flight)
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(a.load)]
+    try:
+        r = b.run(label, events, n, n, latency_ms=a.latency_ms,
+                  max_in_flight=a.max_in_flight, max_concurrency=a.max_in_flight)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
     ok = r["statuses"].get("succeeded", 0) == n
-    print(json.dumps({k: r[k] for k in ("label", "events", "latency_ms", "max_in_flight",
-                                        "events_per_s", "cpu_us_per_event", "peak_rss_kb",
-                                        "statuses", "command")}, indent=2))
+    shown = {k: r[k] for k in ("label", "events", "latency_ms", "max_in_flight", "events_per_s",
+                               "cpu_us_per_event", "peak_rss_kb", "statuses", "command")}
+    shown["load"] = a.load
+    print(json.dumps(shown, indent=2))
     print("peak RSS %.1f MiB%s" % (r["peak_rss_kb"] / 1024, "" if ok else " (NOT every result succeeded)"))
     return 0 if ok else 1
 
