@@ -50,16 +50,27 @@ static int64_t conf_int(rd_kafka_conf_t *c, const char *key, int64_t dflt)
     return rd_kafka_conf_get(c, key, v, &vl) == RD_KAFKA_CONF_OK ? atoll(v) : dflt;
 }
 
+/* A consumer's own requests (a group leader's assignment among them) must fit its
+ * message.max.bytes, which librdkafka requires to be at most fetch.max.bytes. */
+#define FETCH_FLOOR (256 * 1024)
+
 /* The consumer's prefetch. The pipeline takes messages at the pace its calls finish (up to
  * 2 x worker.max_in_flight open calls, or worker.max_pending_bytes of values), so the backlog
  * waits here, in librdkafka's queue, and consumption is not paused in normal flow.
  * librdkafka 2.0 (Debian's) looks again at a queue it found full only about once a second (its
  * broker threads' longest sleep; 2.1 made it fetch.queue.backoff.ms), so the queue holds about a
  * second of work: an eighth of max_pending_bytes (1 to 64 MiB: 8 MiB at the default) and at
- * most 8 x max_in_flight messages. One fetch brings a quarter of the queue (at least
- * message.max.bytes, which librdkafka requires). Its defaults, 64 MiB and 100,000 messages, and
- * a 50 MB fetch decompressed at once, were most of the worker's memory. A property the config
- * sets itself is left alone, and the fetch follows the config's queue size when it sets one. */
+ * most 8 x max_in_flight messages. Its defaults, 64 MiB and 100,000 messages, and a 50 MB fetch
+ * decompressed at once, were most of the worker's memory.
+ *
+ * The queue is checked before a fetch, and each broker's fetch can still bring fetch.max.bytes
+ * on top of it, counted compressed: a quarter of the queue per broker, with batches that
+ * compress 10 to 20 times (the benchmark's events in LZ4), was 50 MB of decompressed batches
+ * at once. So one fetch is a 32nd of
+ * the queue (at least FETCH_FLOOR), per partition too, and the consumer's message.max.bytes
+ * (its own requests; it does not limit what it receives) is lowered to fit under it. A
+ * property the config sets itself is left alone, and the fetch follows the config's queue size
+ * when it sets one. */
 static int set_prefetch(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, size_t errlen)
 {
     int64_t kb = cfg->max_pending_bytes / 8 / 1024;
@@ -69,10 +80,21 @@ static int set_prefetch(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, 
         set_default(c, cfg, "queued.min.messages", msgs < 10000000 ? msgs : 10000000, errbuf,
                     errlen))
         return IW_EINVAL;
-    int64_t fetch = conf_int(c, "queued.max.messages.kbytes", kb) * 1024 / 4;
+    int64_t fetch = conf_int(c, "queued.max.messages.kbytes", kb) * 1024 / 32;
+    fetch = fetch < FETCH_FLOOR ? FETCH_FLOOR : fetch;
+    if (user_sets(cfg, "consumer", "fetch.max.bytes"))
+        fetch = conf_int(c, "fetch.max.bytes", fetch);
     int64_t msg_max = conf_int(c, "message.max.bytes", 1000000);
-    return set_default(c, cfg, "fetch.max.bytes", fetch > msg_max ? fetch : msg_max, errbuf,
-                       errlen);
+    if (msg_max > fetch && set_default(c, cfg, "message.max.bytes", fetch, errbuf, errlen))
+        return IW_EINVAL;
+    msg_max = conf_int(c, "message.max.bytes", msg_max);
+    fetch = fetch > msg_max ? fetch : msg_max;
+    int64_t part = conf_int(c, "max.partition.fetch.bytes", 1048576);
+    return set_default(c, cfg, "fetch.max.bytes", fetch, errbuf, errlen) ||
+                   (part > fetch &&
+                    set_default(c, cfg, "max.partition.fetch.bytes", fetch, errbuf, errlen))
+               ? IW_EINVAL
+               : 0;
 }
 
 int iw_kafkaconf_apply(rd_kafka_conf_t *c, const iw_config *cfg, const char *role, char *errbuf,

@@ -34,32 +34,44 @@ static long long get(rd_kafka_conf_t *c, const char *key)
     return atoll(v);
 }
 
-/* The consumer's prefetch from a config with the given members. */
+/* The consumer's prefetch from a config with the given members: the queue, and what one fetch
+ * may bring (in all, per partition) with the consumer's message.max.bytes under it. */
 static void expect_prefetch(const char *members, long long kbytes, long long min_messages,
-                            long long fetch)
+                            long long fetch, long long part, long long msg_max)
 {
     iw_config *cfg;
     rd_kafka_conf_t *c = consumer(members, &cfg);
     cr_expect_eq(get(c, "queued.max.messages.kbytes"), kbytes, "%s", members);
     cr_expect_eq(get(c, "queued.min.messages"), min_messages, "%s", members);
     cr_expect_eq(get(c, "fetch.max.bytes"), fetch, "%s", members);
+    cr_expect_eq(get(c, "max.partition.fetch.bytes"), part, "%s", members);
+    cr_expect_eq(get(c, "message.max.bytes"), msg_max, "%s", members);
     rd_kafka_conf_destroy(c);
     iw_config_free(cfg);
 }
 
 Test(kafkaconf, prefetch_follows_the_pipeline_bounds)
 {
-    expect_prefetch("", 8192, 4096, 2097152); /* 64 MiB pending, 512 in flight */
+    /* 64 MiB pending, 512 in flight: an 8 MiB queue, a fetch a 32nd of it */
+    expect_prefetch("", 8192, 4096, 262144, 262144, 262144);
     expect_prefetch("\"worker\": {\"max_pending_bytes\": 268435456, \"max_in_flight\": 64}", 32768,
-                    512, 8388608);
-    /* a small bound: the queue keeps 1 MiB, a fetch at least message.max.bytes */
-    expect_prefetch("\"worker\": {\"max_pending_bytes\": 1048576}", 1024, 4096, 1000000);
+                    512, 1048576, 1048576, 1000000);
+    /* a small bound: the queue keeps 1 MiB, a fetch at least 256 KiB */
+    expect_prefetch("\"worker\": {\"max_pending_bytes\": 1048576}", 1024, 4096, 262144, 262144,
+                    262144);
     /* what the config sets wins; a fetch follows the configured queue */
     expect_prefetch("\"kafka\": {\"properties\": {\"consumer.queued.max.messages.kbytes\": "
                     "16384, \"queued.min.messages\": 50000}}",
-                    16384, 50000, 4194304);
+                    16384, 50000, 524288, 524288, 524288);
     expect_prefetch("\"kafka\": {\"properties\": {\"fetch.max.bytes\": 2000000}}", 8192, 4096,
-                    2000000);
+                    2000000, 1048576, 1000000);
+    expect_prefetch("\"kafka\": {\"properties\": {\"consumer.fetch.max.bytes\": 300000}}", 8192,
+                    4096, 300000, 300000, 300000);
+    /* a larger message.max.bytes (for the results, say) raises the fetch to it */
+    expect_prefetch("\"kafka\": {\"properties\": {\"message.max.bytes\": 5000000}}", 8192, 4096,
+                    5000000, 1048576, 5000000);
+    expect_prefetch("\"kafka\": {\"properties\": {\"max.partition.fetch.bytes\": 65536}}", 8192,
+                    4096, 262144, 65536, 262144);
 }
 
 Test(kafkaconf, the_producer_gets_no_prefetch)
