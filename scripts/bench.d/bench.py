@@ -9,6 +9,7 @@ is compared with.
 """
 import argparse
 import atexit
+import contextlib
 import json
 import os
 import platform
@@ -28,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 FIXTURE = os.path.join(ROOT, "tests", "fixtures", "events", "complete.json")
 ADAPTERS = ["centra_soap", "centra_navision", "midnight", "ebizcharge", "invoicexpress"]
 PARTITIONS = 32
+LOAD_LOOPS = 6  # scenario 2's run under load: busy loops beside the stack (2 cores here)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # Sizes per mode: the full run and --quick (a smoke check).
@@ -96,6 +98,18 @@ def stop_all():
 
 
 atexit.register(stop_all)
+
+
+@contextlib.contextmanager
+def busy_loops(n):
+    """n processes spinning for as long as the block runs (a machine shared with other work),
+    ended by their pids when it ends."""
+    hogs = [start([sys.executable, "-c", "while True: pass"], "busy loop") for _ in range(n)]
+    try:
+        yield
+    finally:
+        for h in hogs:
+            stop(h, 5)
 
 
 def http(method, url, body=None, timeout=10):
@@ -656,6 +670,14 @@ end
                             max(3, self.sz["wrk_s"]), latency_ms=100)
         self.check("slow target: every result succeeded", r["statuses"].get("succeeded", 0) == n,
                    str(r["statuses"]))
+        # the same run on a machine busy with other work: batches and fetches grow, and the
+        # memory bound must hold there too
+        with busy_loops(LOAD_LOOPS):
+            r["loaded"] = self.run("slow target, %d busy loops beside the stack" % LOAD_LOOPS, path,
+                                   n, n, latency_ms=100, max_in_flight=512, max_concurrency=512)
+        r["loaded"]["busy_loops"] = LOAD_LOOPS
+        self.check("slow target under load: every result succeeded",
+                   r["loaded"]["statuses"].get("succeeded", 0) == n, str(r["loaded"]["statuses"]))
         # the peers at the same latency and bound: they implement centra_soap only, so all
         # three run one centra_soap event set (one event per invoice), and wrk posts the same
         # centra_soap request with 512 connections

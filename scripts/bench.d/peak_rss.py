@@ -17,7 +17,6 @@ the whole run (a machine shared with other work), and ends them, by their pids, 
 import argparse
 import json
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -75,14 +74,9 @@ def main():
     else:
         label, events = "invoice-worker alone, centra_soap only", b.events("s2centra", n, n,
                                                                              "centra_soap")
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(a.load)]
-    try:
+    with bench.busy_loops(a.load):
         r = b.run(label, events, n, n, latency_ms=a.latency_ms,
                   max_in_flight=a.max_in_flight, max_concurrency=a.max_in_flight)
-    finally:
-        for h in hogs:
-            h.kill()
-            h.wait()
     ok = r["statuses"].get("succeeded", 0) == n
     shown = {k: r[k] for k in ("label", "events", "latency_ms", "max_in_flight", "events_per_s",
                                "cpu_us_per_event", "peak_rss_kb", "statuses", "command")}
