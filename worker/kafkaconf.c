@@ -66,11 +66,10 @@ static int64_t conf_int(rd_kafka_conf_t *c, const char *key, int64_t dflt)
  * The queue is checked before a fetch, and each broker's fetch can still bring fetch.max.bytes
  * on top of it, counted compressed: a quarter of the queue per broker, with batches that
  * compress 10 to 20 times (the benchmark's events in LZ4), was 50 MB of decompressed batches
- * at once. So one fetch is a 32nd of
- * the queue (at least FETCH_FLOOR), per partition too, and the consumer's message.max.bytes
- * (its own requests; it does not limit what it receives) is lowered to fit under it. A
- * property the config sets itself is left alone, and the fetch follows the config's queue size
- * when it sets one. */
+ * at once. So one fetch is a 32nd of the queue (at least FETCH_FLOOR), per partition too, and
+ * the consumer's message.max.bytes (its own requests; it does not limit what it receives) is
+ * lowered to fit under it. A property the config sets itself is left alone, and the fetch
+ * follows the config's queue size when it sets one. */
 static int set_prefetch(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, size_t errlen)
 {
     int64_t kb = cfg->max_pending_bytes / 8 / 1024;
@@ -89,12 +88,11 @@ static int set_prefetch(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, 
         return IW_EINVAL;
     msg_max = conf_int(c, "message.max.bytes", msg_max);
     fetch = fetch > msg_max ? fetch : msg_max;
-    int64_t part = conf_int(c, "max.partition.fetch.bytes", 1048576);
-    return set_default(c, cfg, "fetch.max.bytes", fetch, errbuf, errlen) ||
-                   (part > fetch &&
-                    set_default(c, cfg, "max.partition.fetch.bytes", fetch, errbuf, errlen))
-               ? IW_EINVAL
-               : 0;
+    if (set_default(c, cfg, "fetch.max.bytes", fetch, errbuf, errlen))
+        return IW_EINVAL;
+    if (conf_int(c, "max.partition.fetch.bytes", 1048576) > fetch)
+        return set_default(c, cfg, "max.partition.fetch.bytes", fetch, errbuf, errlen);
+    return 0;
 }
 
 int iw_kafkaconf_apply(rd_kafka_conf_t *c, const iw_config *cfg, const char *role, char *errbuf,
