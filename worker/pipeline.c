@@ -1852,9 +1852,7 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
     rd_kafka_conf_t *pc = base_conf(p, "producer", errbuf, errlen);
     if (!pc || set_conf(pc, "enable.idempotence", "true", errbuf, errlen) ||
         set_conf(pc, "acks", "all", errbuf, errlen) ||
-        set_conf(pc, "message.timeout.ms", "0", errbuf, errlen) ||
-        set_conf(pc, "linger.ms", "5", errbuf, errlen) ||
-        set_conf(pc, "queue.buffering.max.messages", "1000000", errbuf, errlen)) {
+        set_conf(pc, "message.timeout.ms", "0", errbuf, errlen)) {
         if (pc)
             rd_kafka_conf_destroy(pc);
         goto fail;

@@ -85,3 +85,35 @@ Test(kafkaconf, the_producer_gets_no_prefetch)
     rd_kafka_conf_destroy(c);
     iw_config_free(cfg);
 }
+
+/* The result producer's batching from a config with the given members. */
+static void expect_batching(const char *members, long long linger_ms, long long queue_messages)
+{
+    char json[512];
+    snprintf(json, sizeof(json), "{%s%s\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}", members,
+             *members ? ", " : "");
+    iw_config_errors e;
+    memset(&e, 0, sizeof(e));
+    iw_config *cfg = iw_config_parse(json, NULL, &e);
+    cr_assert_not_null(cfg, "config refused: %s", e.count ? e.items[0].message : "");
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    char err[256] = "";
+    cr_assert_eq(iw_kafkaconf_apply(c, cfg, "producer", err, sizeof(err)), 0, "%s", err);
+    cr_expect_eq(get(c, "linger.ms"), linger_ms, "%s", members);
+    cr_expect_eq(get(c, "queue.buffering.max.messages"), queue_messages, "%s", members);
+    rd_kafka_conf_destroy(c);
+    iw_config_free(cfg);
+}
+
+Test(kafkaconf, the_producer_lets_batches_fill_unless_the_config_says)
+{
+    expect_batching("", IW_RESULT_LINGER_MS, 1000000);
+    /* what the config sets wins, plainly or for the producer alone */
+    expect_batching("\"kafka\": {\"properties\": {\"producer.linger.ms\": 7}}", 7, 1000000);
+    expect_batching("\"kafka\": {\"properties\": {\"linger.ms\": 0, "
+                    "\"queue.buffering.max.messages\": 5000}}",
+                    0, 5000);
+    /* the consumer's setting is not the producer's */
+    expect_batching("\"kafka\": {\"properties\": {\"consumer.linger.ms\": 9}}", IW_RESULT_LINGER_MS,
+                    1000000);
+}
