@@ -243,7 +243,9 @@ class Report:
                    "(event, target) through ioredis with auto-pipelining, the centra_soap "
                    "request from template literals (the same mapping; the simulator validates "
                    "every call), one keep-alive undici Pool with at most 512 requests in "
-                   "flight, one result per event." % (info.get("node"), ", ".join(
+                   "flight, one result per event; its result producer has invoice-worker's "
+                   "`linger.ms` (20: at 5, librdkafka 2.0's producer threads poll without "
+                   "waiting while results trickle in)." % (info.get("node"), ", ".join(
                        "%s %s" % kv for kv in sorted(info.get("dependencies", {}).items())),
                        info.get("librdkafka")))
             if "@confluentinc/kafka-javascript" in info.get("dependencies", {}):

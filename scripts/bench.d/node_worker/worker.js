@@ -155,7 +155,9 @@ class Worker {
     this.redis = new Redis({ host: '127.0.0.1', port: a.redisPort, enableAutoPipelining: true });
     this.producer = new Kafka.Producer({
       'metadata.broker.list': a.brokers,
-      'linger.ms': 5,
+      // the worker's own default: at 5 ms librdkafka 2.0's producer threads poll without
+      // waiting while results trickle in from a slow target
+      'linger.ms': 20,
       'enable.idempotence': true,
       'dr_cb': true,
     });
