@@ -1,5 +1,5 @@
-/* test_kafkaconf.c: the consumer's prefetch sized from the worker's own bounds, and the
- * config's kafka.properties winning over it. */
+/* test_kafkaconf.c: the consumer's prefetch sized from the worker's own bounds, the result
+ * producer's batching, and the config's kafka.properties winning over both. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,9 +8,9 @@
 #include "kafkaconf.h"
 #include "target.h"
 
-/* The consumer conf built from a config with the given members (and one target); *cfg is kept
- * for the caller to free. */
-static rd_kafka_conf_t *consumer(const char *members, iw_config **cfg)
+/* role's conf built from a config with the given members (and one target); *cfg is kept for
+ * the caller to free. */
+static rd_kafka_conf_t *conf_for(const char *role, const char *members, iw_config **cfg)
 {
     char json[512];
     snprintf(json, sizeof(json), "{%s%s\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}", members,
@@ -22,7 +22,7 @@ static rd_kafka_conf_t *consumer(const char *members, iw_config **cfg)
                        e.count ? e.items[0].message : "");
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     char err[256] = "";
-    cr_assert_eq(iw_kafkaconf_apply(c, *cfg, "consumer", err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(iw_kafkaconf_apply(c, *cfg, role, err, sizeof(err)), 0, "%s", err);
     return c;
 }
 
@@ -40,7 +40,7 @@ static void expect_prefetch(const char *members, long long kbytes, long long min
                             long long fetch, long long part, long long msg_max)
 {
     iw_config *cfg;
-    rd_kafka_conf_t *c = consumer(members, &cfg);
+    rd_kafka_conf_t *c = conf_for("consumer", members, &cfg);
     cr_expect_eq(get(c, "queued.max.messages.kbytes"), kbytes, "%s", members);
     cr_expect_eq(get(c, "queued.min.messages"), min_messages, "%s", members);
     cr_expect_eq(get(c, "fetch.max.bytes"), fetch, "%s", members);
@@ -89,16 +89,8 @@ Test(kafkaconf, the_producer_gets_no_prefetch)
 /* The result producer's batching from a config with the given members. */
 static void expect_batching(const char *members, long long linger_ms, long long queue_messages)
 {
-    char json[512];
-    snprintf(json, sizeof(json), "{%s%s\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}", members,
-             *members ? ", " : "");
-    iw_config_errors e;
-    memset(&e, 0, sizeof(e));
-    iw_config *cfg = iw_config_parse(json, NULL, &e);
-    cr_assert_not_null(cfg, "config refused: %s", e.count ? e.items[0].message : "");
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    char err[256] = "";
-    cr_assert_eq(iw_kafkaconf_apply(c, cfg, "producer", err, sizeof(err)), 0, "%s", err);
+    iw_config *cfg;
+    rd_kafka_conf_t *c = conf_for("producer", members, &cfg);
     cr_expect_eq(get(c, "linger.ms"), linger_ms, "%s", members);
     cr_expect_eq(get(c, "queue.buffering.max.messages"), queue_messages, "%s", members);
     rd_kafka_conf_destroy(c);
