@@ -31,8 +31,7 @@ static bool user_sets(const iw_config *cfg, const char *role, const char *key)
 /* Sets key to v on role's conf c unless the config sets it itself; errbuf names the setting
  * behind it (why). */
 static int set_default_for(rd_kafka_conf_t *c, const iw_config *cfg, const char *role,
-                           const char *key, int64_t v, const char *why, char *errbuf,
-                           size_t errlen)
+                           const char *key, int64_t v, const char *why, char *errbuf, size_t errlen)
 {
     char text[32], e[256];
     if (user_sets(cfg, role, key))
@@ -48,8 +47,8 @@ static int set_default_for(rd_kafka_conf_t *c, const iw_config *cfg, const char 
 static int set_default(rd_kafka_conf_t *c, const iw_config *cfg, const char *key, int64_t v,
                        char *errbuf, size_t errlen)
 {
-    return set_default_for(c, cfg, "consumer", key, v, "worker.max_pending_bytes: prefetch",
-                           errbuf, errlen);
+    return set_default_for(c, cfg, "consumer", key, v, "worker.max_pending_bytes: prefetch", errbuf,
+                           errlen);
 }
 
 /* A numeric property of c as librdkafka holds it, or dflt. */
@@ -107,21 +106,20 @@ static int set_prefetch(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, 
 
 /* The result producer's batching. With librdkafka 2.0 (Debian's) and linger.ms at 5, its broker
  * threads poll with no wait while results trickle in (a slow target: calls finishing a few at a
- * time): `perf stat -e syscalls:sys_enter_poll --per-thread` counted 230,000 to 340,000 polls per
- * broker thread for 20,000 results at 100 ms, about 40 us of CPU per result, against 9,000 to
- * 14,000 polls and 2 to 4 us at 20 ms. A result then waits at most IW_RESULT_LINGER_MS more
+ * time): `perf stat -e syscalls:sys_enter_poll --per-thread` counted 100,000 to 340,000 polls per
+ * broker thread for 20,000 results at 100 ms, and the three threads took about 40 us of CPU per
+ * result, against 9,000 to 14,000 polls and 2 to 4 us at 20 ms. A result then waits at most IW_RESULT_LINGER_MS more
  * before it is sent, and its job stays open (holding its event, counted against the pipeline's
  * room) until it is delivered: at 3,000 results a second, about 60 more open jobs. The
  * producer's queue holds every result the window can hold. A property the config sets itself
  * is left alone. */
 static int set_batching(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, size_t errlen)
 {
-    return set_default_for(c, cfg, "producer", "linger.ms", IW_RESULT_LINGER_MS, "producer",
-                           errbuf, errlen) ||
-                   set_default_for(c, cfg, "producer", "queue.buffering.max.messages", 1000000,
-                                   "producer", errbuf, errlen)
-               ? IW_EINVAL
-               : 0;
+    if (set_default_for(c, cfg, "producer", "linger.ms", IW_RESULT_LINGER_MS, "producer", errbuf,
+                        errlen))
+        return IW_EINVAL;
+    return set_default_for(c, cfg, "producer", "queue.buffering.max.messages", 1000000, "producer",
+                           errbuf, errlen);
 }
 
 int iw_kafkaconf_apply(rd_kafka_conf_t *c, const iw_config *cfg, const char *role, char *errbuf,
