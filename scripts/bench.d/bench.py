@@ -130,6 +130,36 @@ def proc_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def proc_threads_cpu_s(pid):
+    """{tid: (thread name, user + system CPU seconds)} for every thread of a process."""
+    out = {}
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for t in tids:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                s = f.read()
+        except OSError:  # the thread ended
+            continue
+        fields = s.rsplit(")", 1)[1].split()
+        out[int(t)] = (s[s.index("(") + 1:s.rindex(")")],
+                       (int(fields[11]) + int(fields[12])) / CLK_TCK)
+    return out
+
+
+def thread_cpu_us_per_event(pid, before, after, n_events):
+    """CPU us per event over an interval by group of threads: the main thread (invoice-worker's
+    loop, Node's JavaScript thread), librdkafka's threads (named rdk:*) and the rest. A thread
+    that ended inside the interval is not counted."""
+    groups = {"main": 0.0, "librdkafka": 0.0, "other": 0.0}
+    for tid, (name, cpu) in after.items():
+        g = "main" if tid == pid else "librdkafka" if name.startswith("rdk:") else "other"
+        groups[g] += cpu - before.get(tid, (name, 0.0))[1]
+    return {k: v * 1e6 / n_events for k, v in groups.items()}
+
+
 def proc_hwm_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -412,6 +442,7 @@ class Bench:
             subprocess.run(["callgrind_control", "--instr=on", str(w.pid)], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu0 = proc_cpu_s(w.pid)
+        threads0 = proc_threads_cpu_s(w.pid)
         others = {"target-sim": st.sim_pid, "redis-server": st.redis_pid, "kafka-local": st.kafka_pid}
         others0 = {k: proc_cpu_s(pid) for k, pid in others.items()}
         calls0 = st.redis_calls()
@@ -448,6 +479,7 @@ class Bench:
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wall1 = time.time()
         cpu1 = proc_cpu_s(w.pid)
+        threads1 = proc_threads_cpu_s(w.pid)
         hwm = proc_hwm_kb(w.pid)
         others1 = {k: proc_cpu_s(pid) for k, pid in others.items()}
         calls1 = st.redis_calls()
@@ -476,6 +508,9 @@ class Bench:
         }
         r["events_per_s"] = n_events / r["seconds"] if r["seconds"] else 0
         r["cpu_us_per_event"] = r["cpu_s"] * 1e6 / n_events
+        if not valgrind_out:  # under valgrind the threads are valgrind's
+            r["thread_cpu_us_per_event"] = thread_cpu_us_per_event(w.pid, threads0, threads1,
+                                                                   n_events)
         # Redis over the same interval: redis-server's CPU, and its commands by name (the two
         # INFO commandstats calls that take the snapshots are left out)
         calls = {k: v - calls0.get(k, 0) for k, v in calls1.items()}

@@ -333,8 +333,27 @@ class Report:
                 self.w("- %s: invoice-worker CPU per call = %.1fx wrk's client CPU per request "
                        "(goal at most %dx: %s)." % (scen, x, TARGET_X_WRK, met(x <= TARGET_X_WRK)))
         self.w()
+        self.thread_table(rows_by)
         cmds = [x for _, runs in rows_by for x in runs.values() if x]
         self.commands(cmds)
+
+    def thread_table(self, rows_by):
+        """Each worker's CPU per event by group of threads (bench.thread_cpu_us_per_event)."""
+        rows = [[scen, who, n(t["main"], 1), n(t["librdkafka"], 1), n(t["other"], 1)]
+                for scen, runs in rows_by for who, x in runs.items()
+                if x and (t := x.get("thread_cpu_us_per_event"))]
+        if not rows:
+            return
+        self.w("The same CPU by thread (`/proc/PID/task/*/stat` over the same interval, us per "
+               "event): the main thread (invoice-worker's loop; Node's JavaScript thread), "
+               "librdkafka's threads (named `rdk:*`: consumer and producer, brokers and "
+               "background) and the rest (Node's libuv and V8 threads, the Python reference's "
+               "worker threads, invoice-worker's metrics server). A thread that ended inside the "
+               "interval is missed.")
+        self.w()
+        self.table(["target latency", "process", "main thread", "librdkafka threads", "other"],
+                   rows)
+        self.w()
 
     def method(self):
         m = self.r["sizes"]
