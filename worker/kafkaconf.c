@@ -108,11 +108,11 @@ static int set_prefetch(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, 
  * threads poll with no wait while results trickle in (a slow target: calls finishing a few at a
  * time): `perf stat -e syscalls:sys_enter_poll --per-thread` counted 100,000 to 340,000 polls per
  * broker thread for 20,000 results at 100 ms, and the three threads took about 40 us of CPU per
- * result, against 9,000 to 14,000 polls and 2 to 4 us at 20 ms. A result then waits at most IW_RESULT_LINGER_MS more
- * before it is sent, and its job stays open (holding its event, counted against the pipeline's
- * room) until it is delivered: at 3,000 results a second, about 60 more open jobs. The
- * producer's queue holds every result the window can hold. A property the config sets itself
- * is left alone. */
+ * result, against 9,000 to 14,000 polls and 2 to 4 us at 20 ms. A result then waits at most
+ * IW_RESULT_LINGER_MS more before it is sent, and its job stays open (holding its event, counted
+ * against the pipeline's room) until it is delivered: at 3,000 results a second, about 60 more
+ * open jobs. The producer's queue holds every result the window can hold. A property the config
+ * sets itself is left alone. */
 static int set_batching(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, size_t errlen)
 {
     if (set_default_for(c, cfg, "producer", "linger.ms", IW_RESULT_LINGER_MS, "producer", errbuf,
