@@ -651,6 +651,35 @@ end
                 "cpu_us_per_request": cpu_s * 1e6 / done if done else None,
                 "peak_rss_kb": ru.ru_maxrss, "command": " ".join(argv)}
 
+    def http_floor(self, label, req, connections, requests, latency_ms=0):
+        """tests/bench/http_floor: libcurl alone, driven as the worker drives it (epoll,
+        multi_socket_action, reused handles, the worker's options and call headers), posting
+        req to a fresh simulator: the floor of the worker's HTTP cost on this machine."""
+        self.new_stack("floor-%s-%d" % (label, connections), latency_ms, kafka=False)
+        path = os.path.join(self.work, "floor-%s.req" % label)
+        with open(path, "wb") as f:
+            f.write(("%s URL\n%s\n\n" % (req["method"], "\n".join(req["headers"]))).encode())
+            f.write(req["body"])
+        argv = [os.path.join(self.build, "http_floor"), path, self.stack.sim_base + req["path"],
+                str(connections), str(requests)]
+        say("http_floor: %s, %d connections, %d requests, latency %d ms" % (
+            label, connections, requests, latency_ms))
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = p.communicate(timeout=600)
+        r = json.loads(out.decode()) if p.returncode in (0, 1) and out else {}
+        stats = self.stack.sim_call("GET", "/_sim/stats")
+        total = stats.get("requests", 0)
+        ok = sum(v for k, v in stats.get("by_status", {}).items() if k.startswith("2"))
+        say("   %s requests/s, %s of %s answered 2xx, CPU %s us/request" % (
+            fmt(r.get("requests_per_s", 0)), fmt(ok), fmt(total),
+            fmt(r.get("cpu_us_per_request", 0), 1)))
+        self.check("http_floor %s: every request accepted (2xx)" % label,
+                   p.returncode == 0 and total == requests and ok == total,
+                   "%d of %d (exit %d, %s)" % (ok, total, p.returncode, err.decode().strip()))
+        r.update({"label": label, "connections": connections, "sim_requests": total,
+                  "sim_2xx": ok, "command": " ".join(argv)})
+        return r
+
     def scenario1(self):
         sz = self.sz
         n, inv = sz["s1_events"], sz["s1_invoices"]
@@ -674,6 +703,9 @@ end
             s["wrk"].append(self.wrk("mixed", reqs, c, sz["wrk_s"]))
         s["wrk_centra"] = self.wrk("centra_soap", [r for r in reqs if r["target"] == "centra_soap"],
                                    64, sz["wrk_s"])
+        s["floor_centra"] = self.http_floor(
+            "centra_soap", [r for r in reqs if r["target"] == "centra_soap"][0], 64,
+            sz["py_events"])
         s["wrk_ceiling"] = max(x["requests_per_s"] for x in s["wrk"])
         for k in ("worker_mixed", "worker_centra"):
             ok = s[k]["statuses"].get("succeeded", 0)
@@ -733,6 +765,8 @@ end
         self.peer_checks("python (100 ms)", peers["python_centra"])
         peers["wrk_centra"] = self.wrk("slow-centra", [x for x in self.wrk_requests(centra, ["centra_soap"])],
                                        512, max(3, self.sz["wrk_s"]), latency_ms=100)
+        peers["floor_centra"] = self.http_floor(
+            "slow-centra", self.wrk_requests(centra, ["centra_soap"])[0], 512, n, latency_ms=100)
         r["peers"] = peers
         self.results["scenarios"]["s2"] = r
 

@@ -220,13 +220,15 @@ class Report:
             out.append(("0 ms", {"invoice-worker": s.get("worker_centra"),
                                  "Node.js peer": s.get("node_centra"),
                                  "Python reference": s.get("python_centra"),
-                                 "wrk": s.get("wrk_centra")}))
+                                 "wrk": s.get("wrk_centra"),
+                                 "libcurl alone": s.get("floor_centra")}))
         if "s2" in sc and sc["s2"].get("peers"):
             p = sc["s2"]["peers"]
             out.append(("100 ms", {"invoice-worker": p.get("worker_centra"),
                                    "Node.js peer": p.get("node_centra"),
                                    "Python reference": p.get("python_centra"),
-                                   "wrk": p.get("wrk_centra")}))
+                                   "wrk": p.get("wrk_centra"),
+                                   "libcurl alone": p.get("floor_centra")}))
         return out
 
     def peers(self, sc):
@@ -267,7 +269,12 @@ class Report:
                "the same simulator with validation on, one after the other in this run; "
                "`max_in_flight` 512 for invoice-worker and the Node peer (the Python reference has "
                "64 threads). wrk posts invoice-worker's rendered centra_soap request to the same "
-               "endpoint (64 connections at 0 ms, 512 at 100 ms). **CPU** = user + system of the "
+               "endpoint (64 connections at 0 ms, 512 at 100 ms). \"libcurl alone\" is "
+               "`tests/bench/http_floor` posting the same request the same number of times as "
+               "the workers have events, with as many calls in flight as wrk, through a libcurl "
+               "multi handle driven as invoice-worker drives it (epoll, "
+               "`curl_multi_socket_action`, reused handles, the worker's options and call "
+               "headers) and nothing else: the floor of the worker's HTTP cost. **CPU** = user + system of the "
                "worker process from `/proc/PID/stat` over the measured interval, divided by "
                "events; for wrk, its rusage divided by the requests it completed. "
                "**RSS** = peak (`VmHWM`; wrk: `ru_maxrss`). **Redis CPU** = user + system of "
@@ -332,6 +339,19 @@ class Report:
                 x = iw["cpu_us_per_event"] / wk["cpu_us_per_request"]
                 self.w("- %s: invoice-worker CPU per call = %.1fx wrk's client CPU per request "
                        "(goal at most %dx: %s)." % (scen, x, TARGET_X_WRK, met(x <= TARGET_X_WRK)))
+            fl = runs.get("libcurl alone")
+            if iw and fl and fl.get("cpu_us_per_request"):
+                c = fl["cpu_us_per_request"]
+                self.w("- %s: libcurl alone (`http_floor`, the worker's way of driving it, "
+                       "nothing else) costs %s us per call: %s of invoice-worker's CPU per "
+                       "event%s." % (
+                           scen, n(c, 1), "%.0f%%" % (100 * c / iw["cpu_us_per_event"]),
+                           "; %.1fx wrk's client CPU per request, so the goal of %dx wrk leaves "
+                           "%s us per event for everything else (Kafka, Redis, parse, render, "
+                           "classify, results)" % (
+                               c / wk["cpu_us_per_request"], TARGET_X_WRK,
+                               n(TARGET_X_WRK * wk["cpu_us_per_request"] - c, 1))
+                           if wk and wk.get("cpu_us_per_request") else ""))
         self.w()
         self.thread_table(rows_by)
         cmds = [x for _, runs in rows_by for x in runs.values() if x]
