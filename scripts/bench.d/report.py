@@ -277,7 +277,7 @@ class Report:
                "headers) and nothing else: the floor of the worker's HTTP cost. **CPU** = user + system of the "
                "worker process from `/proc/PID/stat` over the measured interval, divided by "
                "events; for wrk, its rusage divided by the requests it completed. "
-               "**RSS** = peak (`VmHWM`; wrk: `ru_maxrss`). **Redis CPU** = user + system of "
+               "**RSS** = peak (`VmHWM`). **Redis CPU** = user + system of "
                "redis-server (all its threads) over the same interval, divided by the same "
                "events; **Redis commands** = the growth of `INFO commandstats` over that "
                "interval per event (wrk does not use Redis). Throughput is end to end for the "
