@@ -4,6 +4,8 @@
  * driven the way the worker drives it:
  * - epoll, and curl_multi_socket_action with CURLMOPT_SOCKETFUNCTION and CURLMOPT_TIMERFUNCTION;
  * - sockets parked in epoll between calls, libcurl's timeout kept as a deadline;
+ * - the calls spread over multi handles of at most POOL_MAX transfers each (the worker's pools:
+ *   libcurl 7.88 walks a multi handle's connections to find one to reuse);
  * - easy handles and parsed URLs reused across calls;
  * - the worker's per-handle options (4 KB receive buffer, no "Expect: 100-continue", TCP
  *   keep-alive, no signals) and its call headers (Idempotency-Key, X-Request-ID: each call its
@@ -19,6 +21,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +31,15 @@
 #include <unistd.h>
 
 #define MAX_HEADERS 32
+#define POOL_MAX 64 /* worker/dispatch.c: POOL_XFERS */
 
 typedef struct {
+    CURLM *multi;
+    double deadline; /* libcurl's one timeout for this multi handle; < 0: none */
+} pool;
+
+typedef struct {
+    pool *pl;
     CURL *easy;
     CURLU *url;
     struct curl_slist nodes[MAX_HEADERS + 3];
@@ -37,7 +47,8 @@ typedef struct {
 } slot;
 
 static int ep;
-static CURLM *multi;
+static pool *pools;
+static size_t n_pools;
 static char *body;
 static size_t body_len;
 static char *headers[MAX_HEADERS];
@@ -95,8 +106,8 @@ static unsigned char watched[1 << 16];
 static int socket_cb(CURL *e, curl_socket_t s, int what, void *u, void *sp)
 {
     (void)e;
-    (void)u;
     (void)sp;
+    pool *pl = u;
     if (what == CURL_POLL_REMOVE || s < 0 || s >= (int)sizeof watched)
         return 0;
     unsigned char want =
@@ -104,7 +115,7 @@ static int socket_cb(CURL *e, curl_socket_t s, int what, void *u, void *sp)
     if (watched[s] == want)
         return 0;
     struct epoll_event ev = {.events = (want & 1 ? EPOLLIN : 0) | (want & 2 ? EPOLLOUT : 0),
-                             .data.fd = s};
+                             .data.u64 = (uint64_t)(pl - pools) << 32 | (uint32_t)s};
     epoll_ctl(ep, watched[s] ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev);
     watched[s] = want;
     return 0;
@@ -120,15 +131,13 @@ static int close_socket(void *u, curl_socket_t s)
     return close(s);
 }
 
-/* libcurl's one timeout, as a deadline the loop's wait honours (the worker keeps a timer heap:
- * no system call per change). */
-static double deadline = -1;
-
+/* libcurl's timeout, as a deadline the loop's wait honours (the worker keeps a timer heap: no
+ * system call per change). */
 static int timer_cb(CURLM *m, long ms, void *u)
 {
     (void)m;
-    (void)u;
-    deadline = ms < 0 ? -1 : now_s(CLOCK_MONOTONIC) + (double)ms / 1000;
+    pool *pl = u;
+    pl->deadline = ms < 0 ? -1 : now_s(CLOCK_MONOTONIC) + (double)ms / 1000;
     return 0;
 }
 
@@ -147,14 +156,14 @@ static void start(slot *s)
     for (size_t i = 0; i < k; i++)
         s->nodes[i].next = i + 1 < k ? &s->nodes[i + 1] : NULL;
     curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->nodes);
-    curl_multi_add_handle(multi, s->easy);
+    curl_multi_add_handle(s->pl->multi, s->easy);
 }
 
-static void reap(void)
+static void reap(pool *pl)
 {
     CURLMsg *m;
     int left;
-    while ((m = curl_multi_info_read(multi, &left))) {
+    while ((m = curl_multi_info_read(pl->multi, &left))) {
         if (m->msg != CURLMSG_DONE)
             continue;
         slot *s;
@@ -164,7 +173,7 @@ static void reap(void)
         done++;
         if (m->data.result == CURLE_OK && status >= 200 && status < 300)
             ok++;
-        curl_multi_remove_handle(multi, m->easy_handle);
+        curl_multi_remove_handle(pl->multi, m->easy_handle);
         if (sent < total)
             start(s);
     }
@@ -210,14 +219,22 @@ int main(int argc, char **argv)
         return fail("bad arguments or request file");
     curl_global_init(CURL_GLOBAL_DEFAULT);
     ep = epoll_create1(EPOLL_CLOEXEC);
-    multi = curl_multi_init();
-    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, conns);
+    n_pools = ((size_t)conns + POOL_MAX - 1) / POOL_MAX;
+    pools = calloc(n_pools, sizeof *pools);
     slot *slots = calloc((size_t)conns, sizeof *slots);
-    if (!slots)
+    if (!pools || !slots)
         return fail("out of memory");
+    for (size_t i = 0; i < n_pools; i++) {
+        CURLM *m = pools[i].multi = curl_multi_init();
+        pools[i].deadline = -1;
+        curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, socket_cb);
+        curl_multi_setopt(m, CURLMOPT_SOCKETDATA, &pools[i]);
+        curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, timer_cb);
+        curl_multi_setopt(m, CURLMOPT_TIMERDATA, &pools[i]);
+        curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)POOL_MAX);
+    }
     for (long i = 0; i < conns; i++) {
+        slots[i].pl = &pools[(size_t)i / POOL_MAX];
         CURL *e = slots[i].easy = curl_easy_init();
         /* a parsed URL, as the worker keeps one per handle */
         CURLU *u = slots[i].url = curl_url();
@@ -239,12 +256,17 @@ int main(int argc, char **argv)
     for (long i = 0; i < conns && sent < total; i++)
         start(&slots[i]);
     int running = 0;
-    curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    for (size_t i = 0; i < n_pools; i++)
+        curl_multi_socket_action(pools[i].multi, CURL_SOCKET_TIMEOUT, 0, &running);
     while (done < total) {
         struct epoll_event evs[256];
+        double first = -1;
+        for (size_t i = 0; i < n_pools; i++)
+            if (pools[i].deadline >= 0 && (first < 0 || pools[i].deadline < first))
+                first = pools[i].deadline;
         int wait = 1000;
-        if (deadline >= 0) {
-            double left = deadline - now_s(CLOCK_MONOTONIC);
+        if (first >= 0) {
+            double left = first - now_s(CLOCK_MONOTONIC);
             wait = left <= 0 ? 0 : (int)(left * 1000) + 1;
         }
         int n = epoll_wait(ep, evs, 256, wait);
@@ -252,13 +274,18 @@ int main(int argc, char **argv)
             int bits = (evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
                        (evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
                        (evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
-            curl_multi_socket_action(multi, evs[i].data.fd, bits, &running);
+            pool *pl = &pools[evs[i].data.u64 >> 32];
+            curl_multi_socket_action(pl->multi, (curl_socket_t)(uint32_t)evs[i].data.u64, bits,
+                                     &running);
         }
-        if (deadline >= 0 && now_s(CLOCK_MONOTONIC) >= deadline) {
-            deadline = -1;
-            curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        double now = now_s(CLOCK_MONOTONIC);
+        for (size_t i = 0; i < n_pools; i++) {
+            if (pools[i].deadline >= 0 && now >= pools[i].deadline) {
+                pools[i].deadline = -1;
+                curl_multi_socket_action(pools[i].multi, CURL_SOCKET_TIMEOUT, 0, &running);
+            }
+            reap(&pools[i]);
         }
-        reap();
     }
     double secs = now_s(CLOCK_MONOTONIC) - t0, cpu = cpu_s() - c0;
     printf("{\"requests\": %ld, \"ok\": %ld, \"seconds\": %.3f, \"cpu_s\": %.3f, "
@@ -267,7 +294,9 @@ int main(int argc, char **argv)
     for (long i = 0; i < conns; i++)
         curl_easy_cleanup(slots[i].easy), curl_url_cleanup(slots[i].url);
     free(slots);
-    curl_multi_cleanup(multi);
+    for (size_t i = 0; i < n_pools; i++)
+        curl_multi_cleanup(pools[i].multi);
+    free(pools);
     curl_global_cleanup();
     return ok == total ? 0 : 1;
 }
