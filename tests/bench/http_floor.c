@@ -21,6 +21,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,7 +188,10 @@ static int read_request(const char *path)
         return -1;
     static char buf[1 << 20];
     size_t len = fread(buf, 1, sizeof buf - 1, f);
+    bool whole = feof(f) && !ferror(f);
     fclose(f);
+    if (!whole)
+        return -1; /* unreadable, or larger than the buffer */
     buf[len] = '\0';
     char *p = strchr(buf, '\n');
     if (!p)
