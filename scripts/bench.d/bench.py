@@ -647,9 +647,7 @@ end
         mn = re.search(r"(\d+) requests in", out)
         done = int(mn.group(1)) if mn else 0
         cpu_s = ru.ru_utime + ru.ru_stime
-        stats = self.stack.sim_call("GET", "/_sim/stats")
-        total = stats.get("requests", 0)
-        ok = sum(v for k, v in stats.get("by_status", {}).items() if k.startswith("2"))
+        total, ok = self.sim_counts()
         rps = float(m.group(1)) if m else 0.0
         say("   %s requests/s, %s of %s answered 2xx, client CPU %s us/request, peak RSS %s MiB" % (
             fmt(rps), fmt(ok), fmt(total), fmt(cpu_s * 1e6 / done if done else 0, 1),
@@ -661,6 +659,12 @@ end
                 "requests": done, "cpu_s": cpu_s,
                 "cpu_us_per_request": cpu_s * 1e6 / done if done else None,
                 "peak_rss_kb": hwm, "command": " ".join(argv)}
+
+    def sim_counts(self):
+        """(requests, 2xx) as the current stack's simulator counted them."""
+        stats = self.stack.sim_call("GET", "/_sim/stats")
+        return (stats.get("requests", 0),
+                sum(v for k, v in stats.get("by_status", {}).items() if k.startswith("2")))
 
     def http_floor(self, label, req, connections, requests, latency_ms=0):
         """tests/bench/http_floor: libcurl alone, driven as the worker drives it (epoll,
@@ -678,9 +682,7 @@ end
         p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         out, err = p.communicate(timeout=600)
         r = json.loads(out.decode()) if p.returncode in (0, 1) and out else {}
-        stats = self.stack.sim_call("GET", "/_sim/stats")
-        total = stats.get("requests", 0)
-        ok = sum(v for k, v in stats.get("by_status", {}).items() if k.startswith("2"))
+        total, ok = self.sim_counts()
         say("   %s requests/s, %s of %s answered 2xx, CPU %s us/request" % (
             fmt(r.get("requests_per_s", 0)), fmt(ok), fmt(total),
             fmt(r.get("cpu_us_per_request", 0), 1)))
@@ -712,11 +714,9 @@ end
         s["wrk"] = []
         for c in (64, 160):
             s["wrk"].append(self.wrk("mixed", reqs, c, sz["wrk_s"]))
-        s["wrk_centra"] = self.wrk("centra_soap", [r for r in reqs if r["target"] == "centra_soap"],
-                                   64, sz["wrk_s"])
-        s["floor_centra"] = self.http_floor(
-            "centra_soap", [r for r in reqs if r["target"] == "centra_soap"][0], 64,
-            sz["py_events"])
+        centra_reqs = [r for r in reqs if r["target"] == "centra_soap"]
+        s["wrk_centra"] = self.wrk("centra_soap", centra_reqs, 64, sz["wrk_s"])
+        s["floor_centra"] = self.http_floor("centra_soap", centra_reqs[0], 64, sz["py_events"])
         s["wrk_ceiling"] = max(x["requests_per_s"] for x in s["wrk"])
         for k in ("worker_mixed", "worker_centra"):
             ok = s[k]["statuses"].get("succeeded", 0)
@@ -774,10 +774,11 @@ end
         peers["python_centra"] = self.run("slow target, Python reference, centra_soap only",
                                           centra, n, n, latency_ms=100, python=True, timeout=1800)
         self.peer_checks("python (100 ms)", peers["python_centra"])
-        peers["wrk_centra"] = self.wrk("slow-centra", [x for x in self.wrk_requests(centra, ["centra_soap"])],
-                                       512, max(3, self.sz["wrk_s"]), latency_ms=100)
-        peers["floor_centra"] = self.http_floor(
-            "slow-centra", self.wrk_requests(centra, ["centra_soap"])[0], 512, n, latency_ms=100)
+        centra_reqs = self.wrk_requests(centra, ["centra_soap"])  # rendered once for both
+        peers["wrk_centra"] = self.wrk("slow-centra", centra_reqs, 512, max(3, self.sz["wrk_s"]),
+                                       latency_ms=100)
+        peers["floor_centra"] = self.http_floor("slow-centra", centra_reqs[0], 512, n,
+                                                latency_ms=100)
         r["peers"] = peers
         self.results["scenarios"]["s2"] = r
 
