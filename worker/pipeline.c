@@ -116,7 +116,7 @@ typedef struct part {
     bool paused;
     iw_window win;        /* unfinished messages in offset order */
     int64_t stored;       /* offset last stored, -1 none */
-    int64_t last_seen;    /* last consumed offset */
+    int64_t last_seen;    /* last offset taken in this assignment, -1 none */
 } part;
 
 /* HTTP status codes with a series handle of their own (curl reports 0 to 999). */
@@ -136,7 +136,7 @@ typedef struct target_metrics {
 
 /* Handles of the series without labels. */
 typedef struct global_metrics {
-    iw_counter *consumed, *ledger_errors, *fence_lost, *traceparent_invalid;
+    iw_counter *consumed, *ledger_errors, *fence_lost, *traceparent_invalid, *fetch_wakes;
     iw_gauge *in_flight, *jobs_open, *consumer_lag, *ledger_up;
 } global_metrics;
 
@@ -180,6 +180,10 @@ struct iw_pipeline {
     bool more_msgs;        /* the last poll stopped at POLL_BATCH */
     int64_t full_since_ms; /* when a poll first stopped for want of room; 0 with room */
     int64_t pending_bytes; /* values of consumed messages not yet freed (max_pending_bytes) */
+    int64_t prefetch_bytes; /* librdkafka's queue bounds: queued.max.messages.kbytes in bytes */
+    int64_t prefetch_msgs;  /* and queued.min.messages */
+    int64_t taken_bytes;    /* values polled since the fetchers were last woken */
+    int64_t taken_msgs;     /* and messages */
     msg *orphans;          /* messages of revoked partitions still running */
 
     iw_pipeline_stats stats;
@@ -1354,6 +1358,54 @@ static bool has_room(const iw_pipeline *p)
            p->pending_bytes < p->cfg->max_pending_bytes;
 }
 
+/* librdkafka 2.0 stops fetching while its queue holds queued.max.messages.kbytes (or
+ * queued.min.messages) and looks again only when its broker thread next wakes: up to a second
+ * later when nothing else happens on the connection (librdkafka #2879; 2.1 made the wait
+ * fetch.queue.backoff.ms, still 1000 ms by default). A worker faster than a queue per second
+ * then idles for the rest of each second: at 0 ms targets it took about 3,300 events a second
+ * in bursts of 13,000 a second. So when a poll finds the queue empty after at least half a
+ * queue was taken since the last time, the fetchers are woken now: a seek of each assigned,
+ * unpaused partition to the offset after the last one taken, which is where its fetch stands
+ * (librdkafka wakes the partition's broker thread when a seek is done). The seek is
+ * asynchronous: a fetch reply that lands before it is served carries messages that are fetched
+ * again after it. librdkafka drops those by their fetch version, and poll_consumer skips any at
+ * or below last_seen all the same. The seek also drops what the partition had prefetched, which
+ * is nothing here: the queue was empty. */
+static void wake_fetchers(iw_pipeline *p)
+{
+    if (p->taken_bytes < p->prefetch_bytes / 2 && p->taken_msgs < p->prefetch_msgs / 2)
+        return;
+    p->taken_bytes = p->taken_msgs = 0;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(p->n_parts);
+    for (int32_t i = 0; i < p->n_parts; i++) {
+        const part *pt = &p->parts[i];
+        if (pt->assigned && !pt->paused && pt->last_seen >= 0)
+            rd_kafka_topic_partition_list_add(l, p->cfg->input_topic, i)->offset =
+                pt->last_seen + 1;
+    }
+    if (l->cnt) {
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(p->consumer, l, 0);
+        if (e) {
+            iw_log(IW_LOG_DEBUG, "seek to wake the fetchers failed", "error",
+                   rd_kafka_error_string(e), NULL);
+            rd_kafka_error_destroy(e);
+        } else {
+            p->stats.fetch_wakes++;
+            iw_counter_add(p->gm.fetch_wakes, 1);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* True for a message at or below the last offset taken from its partition in this
+ * assignment: fetched again after a wake's seek, already taken. */
+static bool taken_before(iw_pipeline *p, const rd_kafka_message_t *km)
+{
+    const part *pt =
+        km->partition >= 0 && km->partition < p->n_parts ? &p->parts[km->partition] : NULL;
+    return pt && pt->last_seen >= 0 && km->offset <= pt->last_seen;
+}
+
 static void poll_consumer(iw_pipeline *p)
 {
     p->more_msgs = false;
@@ -1368,11 +1420,16 @@ static void poll_consumer(iw_pipeline *p)
         rd_kafka_message_t *km = rd_kafka_consumer_poll(p->consumer, 0);
         if (!km) {
             p->full_since_ms = 0;
+            wake_fetchers(p);
             return;
         }
+        p->taken_bytes += (int64_t)km->len;
+        p->taken_msgs++;
         if (km->err) {
             if (km->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 iw_log(IW_LOG_WARN, "consumer error", "error", rd_kafka_message_errstr(km), NULL);
+        } else if (taken_before(p, km)) {
+            /* fetched again after a wake's seek: already taken */
         } else if (!p->stopping && !p->fatal) {
             take_message(p, km);
             p->full_since_ms = 0;
@@ -1499,6 +1556,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             pt->assigned = true;
             pt->paused = false;
             pt->stored = -1;
+            pt->last_seen = -1;
             iw_window_init(&pt->win); /* empty since its revoke (or never used) */
         }
         p->ever_assigned = true;
@@ -1538,6 +1596,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         pt->assigned = false;
         pt->paused = false;
         pt->stored = -1;
+        pt->last_seen = -1;
     }
     abandon_revoked(p);
     if (cooperative(rk))
@@ -1634,6 +1693,9 @@ static int declare_metrics(iw_pipeline *p)
          "reported."},
         {"iw_traceparent_invalid_total", IW_COUNTER,
          "traceparent headers dropped because they are not valid W3C trace-context."},
+        {"iw_consumer_fetch_wakes_total", IW_COUNTER,
+         "Times the consumer's fetchers were woken after a full prefetch queue was taken, "
+         "instead of waiting up to a second."},
     };
     for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++)
         if (iw_metrics_declare(p->metrics, defs[i].name, defs[i].type, defs[i].help))
@@ -1671,12 +1733,13 @@ static int declare_metrics(iw_pipeline *p)
     g->ledger_errors = iw_metrics_counter(p->metrics, "iw_ledger_errors_total", "");
     g->fence_lost = iw_metrics_counter(p->metrics, "iw_fence_lost_total", "");
     g->traceparent_invalid = iw_metrics_counter(p->metrics, "iw_traceparent_invalid_total", "");
+    g->fetch_wakes = iw_metrics_counter(p->metrics, "iw_consumer_fetch_wakes_total", "");
     g->in_flight = iw_metrics_gauge(p->metrics, "iw_in_flight", "");
     g->jobs_open = iw_metrics_gauge(p->metrics, "iw_jobs_open", "");
     g->consumer_lag = iw_metrics_gauge(p->metrics, "iw_consumer_lag", "");
     g->ledger_up = iw_metrics_gauge(p->metrics, "iw_ledger_up", "");
     missing += !g->consumed + !g->ledger_errors + !g->fence_lost + !g->traceparent_invalid +
-               !g->in_flight + !g->jobs_open + !g->consumer_lag + !g->ledger_up;
+               !g->fetch_wakes + !g->in_flight + !g->jobs_open + !g->consumer_lag + !g->ledger_up;
     return missing ? IW_EINVAL : 0;
 }
 
@@ -1749,6 +1812,16 @@ static int set_conf(rd_kafka_conf_t *c, const char *k, const char *v, char *errb
         return -1;
     }
     return 0;
+}
+
+/* A numeric property of rk's configuration; INT64_MAX when it has none. */
+static int64_t conf_int(rd_kafka_t *rk, const char *key)
+{
+    char v[32];
+    size_t vl = sizeof(v);
+    if (rd_kafka_conf_get(rd_kafka_conf(rk), key, v, &vl) != RD_KAFKA_CONF_OK)
+        return INT64_MAX;
+    return strtoll(v, NULL, 10);
 }
 
 /* librdkafka's own log lines, as JSON lines like ours. */
@@ -1892,6 +1965,9 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
         goto fail;
     }
     rd_kafka_poll_set_consumer(p->consumer);
+    int64_t kb = conf_int(p->consumer, "queued.max.messages.kbytes");
+    p->prefetch_bytes = kb < INT64_MAX / 1024 ? kb * 1024 : INT64_MAX;
+    p->prefetch_msgs = conf_int(p->consumer, "queued.min.messages");
     rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(p->consumer);
     rd_kafka_queue_io_event_enable(cq, p->wake[1], "c", 1);
     rd_kafka_queue_destroy(cq);

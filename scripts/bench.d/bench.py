@@ -483,6 +483,9 @@ class Bench:
         hwm = proc_hwm_kb(w.pid)
         others1 = {k: proc_cpu_s(pid) for k, pid in others.items()}
         calls1 = st.redis_calls()
+        # how often the worker woke librdkafka's fetchers early (pipeline.c, wake_fetchers)
+        wakes = None if python or node or valgrind_out else metric_sum(
+            http_port, "iw_consumer_fetch_wakes_total")
         _, status, ru = os.wait4(sender.pid, 0)  # reaps it, with its CPU time
         sender.returncode = os.waitstatus_to_exitcode(status)
         stop(sender)
@@ -503,6 +506,7 @@ class Bench:
             "other_cpu_us_per_event": dict(
                 {k: (others1[k] - others0[k]) * 1e6 / n_events for k in others},
                 **{"invoice-worker send": (ru.ru_utime + ru.ru_stime) * 1e6 / n_events}),
+            "fetch_wakes": wakes,
             "in_flight_max": max(samples) if samples else None,
             "in_flight_mean": sum(samples) / len(samples) if samples else None,
         }

@@ -4,7 +4,7 @@ N centra_soap events, one per invoice, every target answering after L ms, max_in
 same local stack. Prints the run's figures, peak RSS (VmHWM) among them.
 
     /usr/bin/python3 scripts/bench.d/peak_rss.py --build build [--events 20000] [--latency-ms 100]
-        [--max-in-flight 512] [--mixed] [--worker path/to/invoice-worker] [--prop KEY=VALUE]...
+        [--max-in-flight 512] [--max-concurrency N] [--mixed] [--worker path/to/invoice-worker] [--prop KEY=VALUE]...
         [--setting worker.KEY=VALUE]... [--fault JSON]... [--load N]
 
 --prop adds a kafka.properties entry to the worker's config, --setting sets a worker.* key
@@ -31,6 +31,9 @@ def main():
     ap.add_argument("--events", type=int, default=20000)
     ap.add_argument("--latency-ms", type=int, default=100)
     ap.add_argument("--max-in-flight", type=int, default=512)
+    ap.add_argument("--max-concurrency", type=int, default=0,
+                    help="each target's max_concurrency (default: --max-in-flight); scenario 1 "
+                    "runs with the worker's default, 32")
     ap.add_argument("--mixed", action="store_true",
                     help="scenario 2's own event set: every adapter, two events per invoice")
     ap.add_argument("--prop", action="append", default=[], help="kafka.properties KEY=VALUE")
@@ -76,10 +79,11 @@ def main():
                                                                              "centra_soap")
     with bench.busy_loops(a.load):
         r = b.run(label, events, n, n, latency_ms=a.latency_ms,
-                  max_in_flight=a.max_in_flight, max_concurrency=a.max_in_flight)
+                  max_in_flight=a.max_in_flight, max_concurrency=a.max_concurrency or a.max_in_flight)
     ok = r["statuses"].get("succeeded", 0) == n
     shown = {k: r[k] for k in ("label", "events", "latency_ms", "max_in_flight", "events_per_s",
-                               "cpu_us_per_event", "peak_rss_kb", "statuses", "command")}
+                               "cpu_us_per_event", "thread_cpu_us_per_event", "fetch_wakes", "peak_rss_kb",
+                               "statuses", "command")}
     shown["load"] = a.load
     print(json.dumps(shown, indent=2))
     print("peak RSS %.1f MiB%s" % (r["peak_rss_kb"] / 1024, "" if ok else " (NOT every result succeeded)"))

@@ -1,5 +1,8 @@
 /* test_backpressure.c: worker.max_pending_bytes bounds the memory a hung target can pin: large
- * events to a target that never answers stop being consumed once their bytes reach the bound. */
+ * events to a target that never answers stop being consumed once their bytes reach the bound.
+ * And a backlog larger than librdkafka's prefetch queue is taken without waiting out the
+ * second librdkafka 2.0 waits after a full queue, taking nothing twice and losing nothing,
+ * a rebalance included. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <stdio.h>
@@ -13,7 +16,7 @@
 #include "testproc.h"
 
 static iw_stack S;
-static iw_proc W;
+static iw_proc W, W2;
 
 static void up(void)
 {
@@ -23,6 +26,7 @@ static void up(void)
 static void down(void)
 {
     iw_proc_stop(&W, 20000);
+    iw_proc_stop(&W2, 20000);
     iw_stack_stop(&S);
 }
 
@@ -120,4 +124,159 @@ Test(backpressure, pending_bytes_bound_consumption_behind_a_hung_target, .init =
     int most = BOUND / BIG + 1 + (2 * 1024 * 1024) / BIG + 1;
     cr_assert_geq(consumed, BOUND / BIG, "it consumed up to the bound (%.0f)", consumed);
     cr_assert_leq(consumed, most, "consumption stopped near the bound: %.0f > %d", consumed, most);
+}
+
+/* ---- a backlog through a small prefetch queue ---- */
+
+enum { INVOICES = 200, VERSIONS = 10 };
+
+/* The consumer's queue at 64 KiB: the backlog fills it many times over. */
+static const char *small_queue_config(const char *name, const char *worker_json)
+{
+    const iw_stack_overlay extra = {
+        .root = "{\"kafka\": {\"properties\": {\"consumer.queued.max.messages.kbytes\": \"64\"}}}",
+        .worker = worker_json,
+    };
+    return iw_stack_config_with(&S, name, &extra);
+}
+
+/* Versions first..last of every invoice, oldest first (one key per invoice: one partition). */
+static void produce_versions(const char *prefix, int first, int last)
+{
+    size_t n = (size_t)INVOICES * (size_t)(last - first + 1), i = 0;
+    char **vals = calloc(n, sizeof(char *)), **keys = calloc(n, sizeof(char *));
+    cr_assert(vals && keys);
+    for (int v = first; v <= last; v++) {
+        for (int inv = 0; inv < INVOICES; inv++, i++) {
+            char eid[64], id[64];
+            snprintf(eid, sizeof(eid), "%s-%03d-%02d", prefix, inv, v);
+            snprintf(id, sizeof(id), "INV-%s-%03d", prefix, inv);
+            vals[i] = iw_make_event(eid, "acme", id, v, "centra_soap");
+            keys[i] = malloc(80);
+            cr_assert(vals[i] && keys[i]);
+            snprintf(keys[i], 80, "acme/%s", id);
+        }
+    }
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", (const char *const *)keys,
+                                  (const char *const *)vals, n, NULL),
+                 0);
+    for (i = 0; i < n; i++) {
+        free(vals[i]);
+        free(keys[i]);
+    }
+    free(vals);
+    free(keys);
+}
+
+/* What the simulator received, which the worker does not share: no event of `prefix` sent
+ * twice, every invoice at its last version, none ever overwritten by an older one. */
+static void check_target(const char *prefix)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "/_sim/calls?prefix=%s-", prefix);
+    cJSON *calls = iw_sim_get(&S, path);
+    cr_assert_not_null(calls);
+    int keys = 0;
+    for (const cJSON *c = cJSON_GetObjectItem(calls, "calls")->child; c; c = c->next, keys++)
+        cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(c, "status")), 1,
+                     "%s was sent %d times", c->string,
+                     cJSON_GetArraySize(cJSON_GetObjectItem(c, "status")));
+    cJSON_Delete(calls);
+    cr_assert_geq(keys, INVOICES, "at least the last version of each invoice was sent (%d)", keys);
+    int regressed = 0;
+    int at_last = iw_sim_final_versions(&S, "centra_soap", VERSIONS, &regressed);
+    cr_assert_eq(regressed, 0, "%d invoices ended older than a version they had", regressed);
+    cr_assert_eq(at_last, INVOICES, "every invoice ends at version %d (%d do)", VERSIONS, at_last);
+}
+
+static double fetch_wakes(int http_port)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", http_port);
+    long st = 0;
+    char *text = iw_http("GET", url, NULL, &st);
+    double v = text && st == 200 ? metric(text, "iw_consumer_fetch_wakes_total") : -1;
+    free(text);
+    return v;
+}
+
+/* librdkafka 2.0 stops fetching at a full queue and looks again up to a second later; the
+ * worker wakes its fetchers with a seek to where each partition stands once it has drained
+ * the queue. The promise at risk: a message the seek fetches again must not be taken twice
+ * (a second call, or a second result), and none may be skipped. 2,000 events wait before
+ * the worker starts, 30 times its 64 KiB queue. */
+Test(backpressure, a_drained_prefetch_queue_is_refilled_at_once_and_nothing_is_taken_twice,
+     .init = up, .fini = down, .timeout = 300)
+{
+    const size_t want = (size_t)INVOICES * VERSIONS;
+    produce_versions("PF", 1, VERSIONS);
+    S.http_port = iw_free_port();
+    const char *cfg = small_queue_config("w.json", NULL);
+    cr_assert_not_null(cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+
+    /* one result per (event, target), and no more: a message taken twice would add one */
+    iw_results r = iw_results_read(&S, "invoice-results", want, 120000);
+    cr_assert_eq(r.n, want, "results: %zu for %zu events", r.n, want);
+    iw_results_free(&r);
+    r = iw_results_read(&S, "invoice-results", want + 1, 5000);
+    cr_assert_eq(r.n, want, "results: %zu for %zu events", r.n, want);
+    cr_assert_eq(iw_results_distinct(&r), want);
+    size_t ok = iw_results_count(&r, NULL, "succeeded"),
+           sup = iw_results_count(&r, NULL, "superseded");
+    cr_assert_eq(ok + sup, want, "succeeded %zu + superseded %zu of %zu", ok, sup, want);
+    iw_results_free(&r);
+    check_target("PF");
+    double wakes = fetch_wakes(S.http_port);
+    cr_log_info("%zu events through a 64 KiB prefetch queue: %.0f fetch wakes", want, wakes);
+    cr_assert_gt(wakes, 0, "the fetchers were woken (%.0f)", wakes);
+    cr_assert_eq(iw_proc_stop(&W, 30000), 0, "worker exits 0 on SIGTERM");
+    cr_assert_eq(iw_kafka_group_lag(S.brokers, "invoice-worker", "invoice-events"), 0,
+                 "committed offsets reach the end of every partition");
+}
+
+/* The same with a second worker joining while the first drains the backlog through a slow
+ * target, so that wakes (seeks) and the rebalance that moves partitions interleave: a seek
+ * issued before a revoke must not move the partition's new fetch past unfinished messages. */
+Test(backpressure, fetch_wakes_during_a_rebalance_lose_and_repeat_nothing, .init = up, .fini = down,
+     .timeout = 300)
+{
+    const size_t want = (size_t)INVOICES * VERSIONS;
+    cr_assert_eq(iw_sim_control(&S, "/_sim/faults",
+                                "{\"target\": \"*\", \"kind\": \"latency\", \"ms\": 50}"),
+                 200);
+    produce_versions("RB", 1, VERSIONS / 2);
+    S.http_port = iw_free_port();
+    int port1 = S.http_port;
+    const char *c1 = small_queue_config("w1.json", "{\"id\": \"w1\", \"max_in_flight\": 32}");
+    cr_assert_not_null(c1);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, c1, "w1.log"), 0);
+    iw_results r = iw_results_read(&S, "invoice-results", 200, 120000);
+    cr_assert_geq(r.n, 200, "w1 is under way (%zu results)", r.n);
+    iw_results_free(&r);
+    S.http_port = iw_free_port();
+    const char *c2 = small_queue_config("w2.json", "{\"id\": \"w2\", \"max_in_flight\": 32}");
+    cr_assert_not_null(c2);
+    cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "w2.log"), 0);
+    produce_versions("RB", VERSIONS / 2 + 1, VERSIONS);
+
+    /* a rebalance may publish a result twice (consumers keep one per result_id): count ids */
+    r = iw_results_read(&S, "invoice-results", want, 180000);
+    for (long long t0 = iw_now_ms(); iw_results_distinct(&r) < want && iw_now_ms() - t0 < 60000;) {
+        iw_results_free(&r);
+        r = iw_results_read(&S, "invoice-results", 0, 5000);
+    }
+    cr_assert_eq(iw_results_distinct(&r), want, "%zu distinct results of %zu",
+                 iw_results_distinct(&r), want);
+    size_t by_w2 = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        const char *w = iw_json_str(r.json[i], "worker");
+        by_w2 += w && strcmp(w, "w2") == 0;
+    }
+    iw_results_free(&r);
+    check_target("RB");
+    double wakes = fetch_wakes(port1);
+    cr_log_info("w2 published %zu results; w1 woke its fetchers %.0f times", by_w2, wakes);
+    cr_assert_gt(by_w2, 0, "w2 joined and took partitions");
+    cr_assert_gt(wakes, 0, "w1 woke its fetchers (%.0f)", wakes);
 }
