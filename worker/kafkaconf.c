@@ -67,7 +67,7 @@ static int64_t conf_int(rd_kafka_conf_t *c, const char *key, int64_t dflt)
  * 2 x worker.max_in_flight open calls, or worker.max_pending_bytes of values), so the backlog
  * waits here, in librdkafka's queue, and consumption is not paused in normal flow.
  * librdkafka 2.0 (Debian's) looks again at a queue it found full only about once a second (its
- * broker threads' longest sleep; 2.1 made it fetch.queue.backoff.ms), so the queue holds about a
+ * broker threads' longest sleep; 2.2 made it fetch.queue.backoff.ms), so the queue holds about a
  * second of work: an eighth of max_pending_bytes (1 to 64 MiB: 8 MiB at the default) and at
  * most 8 x max_in_flight messages. Its defaults, 64 MiB and 100,000 messages, and a 50 MB fetch
  * decompressed at once, were most of the worker's memory.

@@ -1360,20 +1360,25 @@ static bool has_room(const iw_pipeline *p)
 
 /* librdkafka 2.0 stops fetching while its queue holds queued.max.messages.kbytes (or
  * queued.min.messages) and looks again only when its broker thread next wakes: up to a second
- * later when nothing else happens on the connection (librdkafka #2879; 2.1 made the wait
+ * later when nothing else happens on the connection (librdkafka #2879; 2.2 made the wait
  * fetch.queue.backoff.ms, still 1000 ms by default). A worker faster than a queue per second
  * then idles for the rest of each second: at 0 ms targets it took about 3,300 events a second
  * in bursts of 13,000 a second. So when a poll finds the queue empty after at least half a
  * queue was taken since the last time, the fetchers are woken now: a seek of each assigned,
  * unpaused partition to the offset after the last one taken, which is where its fetch stands
  * (librdkafka wakes the partition's broker thread when a seek is done). The seek is
- * asynchronous: a fetch reply that lands before it is served carries messages that are fetched
- * again after it. librdkafka drops those by their fetch version, and poll_consumer skips any at
- * or below last_seen all the same. The seek also drops what the partition had prefetched, which
- * is nothing here: the queue was empty. */
+ * asynchronous, but its version barrier is set when it is issued: a fetch reply that lands
+ * before the seek is served carries messages of the older version, which
+ * rd_kafka_consumer_poll drops, and they are fetched again from last_seen + 1. The seek also
+ * drops what the partition had prefetched, which is nothing here: the queue was empty. A
+ * stream slower than the worker never fills the queue, and then this costs one seek per half
+ * queue taken and the fetch replies it discards. */
 static void wake_fetchers(iw_pipeline *p)
 {
-    if (p->taken_bytes < p->prefetch_bytes / 2 && p->taken_msgs < p->prefetch_msgs / 2)
+    /* at least one message: with queued.min.messages 1, half of it is 0, and each seek's
+     * barrier wakes the loop, whose empty poll would seek again */
+    if (p->taken_msgs == 0 ||
+        (p->taken_bytes < p->prefetch_bytes / 2 && p->taken_msgs < p->prefetch_msgs / 2))
         return;
     p->taken_bytes = p->taken_msgs = 0;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(p->n_parts);
@@ -1395,15 +1400,6 @@ static void wake_fetchers(iw_pipeline *p)
         }
     }
     rd_kafka_topic_partition_list_destroy(l);
-}
-
-/* True for a message at or below the last offset taken from its partition in this
- * assignment: fetched again after a wake's seek, already taken. */
-static bool taken_before(iw_pipeline *p, const rd_kafka_message_t *km)
-{
-    const part *pt =
-        km->partition >= 0 && km->partition < p->n_parts ? &p->parts[km->partition] : NULL;
-    return pt && pt->last_seen >= 0 && km->offset <= pt->last_seen;
 }
 
 static void poll_consumer(iw_pipeline *p)
@@ -1428,8 +1424,6 @@ static void poll_consumer(iw_pipeline *p)
         if (km->err) {
             if (km->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 iw_log(IW_LOG_WARN, "consumer error", "error", rd_kafka_message_errstr(km), NULL);
-        } else if (taken_before(p, km)) {
-            /* fetched again after a wake's seek: already taken */
         } else if (!p->stopping && !p->fatal) {
             take_message(p, km);
             p->full_since_ms = 0;
@@ -1694,7 +1688,7 @@ static int declare_metrics(iw_pipeline *p)
         {"iw_traceparent_invalid_total", IW_COUNTER,
          "traceparent headers dropped because they are not valid W3C trace-context."},
         {"iw_consumer_fetch_wakes_total", IW_COUNTER,
-         "Times the consumer's fetchers were woken after a full prefetch queue was taken, "
+         "Seeks issued to wake the consumer's fetchers after a full prefetch queue was taken, "
          "instead of waiting up to a second."},
     };
     for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++)

@@ -235,9 +235,21 @@ Test(backpressure, a_drained_prefetch_queue_is_refilled_at_once_and_nothing_is_t
                  "committed offsets reach the end of every partition");
 }
 
+/* True once the worker logging to log_name has been assigned partitions. */
+static bool assigned(const char *log_name)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", S.dir, log_name);
+    char *text = iw_read_file(path, NULL);
+    bool yes = text && strstr(text, "\"msg\":\"partitions assigned\"");
+    free(text);
+    return yes;
+}
+
 /* The same with a second worker joining while the first drains the backlog through a slow
  * target, so that wakes (seeks) and the rebalance that moves partitions interleave: a seek
- * issued before a revoke must not move the partition's new fetch past unfinished messages. */
+ * issued before a revoke must not move the partition's new fetch past unfinished messages,
+ * and the first worker goes on waking its fetchers on the partitions it keeps. */
 Test(backpressure, fetch_wakes_during_a_rebalance_lose_and_repeat_nothing, .init = up, .fini = down,
      .timeout = 300)
 {
@@ -258,6 +270,10 @@ Test(backpressure, fetch_wakes_during_a_rebalance_lose_and_repeat_nothing, .init
     const char *c2 = small_queue_config("w2.json", "{\"id\": \"w2\", \"max_in_flight\": 32}");
     cr_assert_not_null(c2);
     cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "w2.log"), 0);
+    for (long long t0 = iw_now_ms(); !assigned("w2.log") && iw_now_ms() - t0 < 60000;)
+        iw_sleep_ms(200);
+    cr_assert(assigned("w2.log"), "w2 joined the group within 60 s");
+    double wakes_before = fetch_wakes(port1);
     produce_versions("RB", VERSIONS / 2 + 1, VERSIONS);
 
     /* a rebalance may publish a result twice (consumers keep one per result_id): count ids */
@@ -276,7 +292,10 @@ Test(backpressure, fetch_wakes_during_a_rebalance_lose_and_repeat_nothing, .init
     iw_results_free(&r);
     check_target("RB");
     double wakes = fetch_wakes(port1);
-    cr_log_info("w2 published %zu results; w1 woke its fetchers %.0f times", by_w2, wakes);
+    cr_log_info("w2 published %zu results; w1 woke its fetchers %.0f times, %.0f of them after "
+                "w2 was assigned partitions",
+                by_w2, wakes, wakes - wakes_before);
     cr_assert_gt(by_w2, 0, "w2 joined and took partitions");
-    cr_assert_gt(wakes, 0, "w1 woke its fetchers (%.0f)", wakes);
+    cr_assert_gt(wakes, wakes_before, "w1 woke its fetchers after the rebalance (%.0f, %.0f)",
+                 wakes_before, wakes);
 }
