@@ -136,7 +136,8 @@ typedef struct target_metrics {
 
 /* Handles of the series without labels. */
 typedef struct global_metrics {
-    iw_counter *consumed, *ledger_errors, *fence_lost, *traceparent_invalid, *fetch_wakes;
+    iw_counter *consumed, *ledger_errors, *fence_lost, *traceparent_invalid;
+    iw_counter *wakes_drained, *wakes_resumed; /* iw_consumer_fetch_wakes_total by reason */
     iw_gauge *in_flight, *jobs_open, *consumer_lag, *ledger_up;
 } global_metrics;
 
@@ -1373,6 +1374,22 @@ static bool has_room(const iw_pipeline *p)
  * drops what the partition had prefetched, which is nothing here: the queue was empty. A
  * stream slower than the worker never fills the queue, and then this costs one seek per half
  * queue taken and the fetch replies it discards. */
+/* Seeks the partitions of l (offsets set) to wake their broker threads; counted by reason. */
+static void seek_to_wake(iw_pipeline *p, rd_kafka_topic_partition_list_t *l, iw_counter *reason)
+{
+    if (!l->cnt)
+        return;
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(p->consumer, l, 0);
+    if (e) {
+        iw_log(IW_LOG_DEBUG, "seek to wake the fetchers failed", "error", rd_kafka_error_string(e),
+               NULL);
+        rd_kafka_error_destroy(e);
+        return;
+    }
+    p->stats.fetch_wakes++;
+    iw_counter_add(reason, 1);
+}
+
 static void wake_fetchers(iw_pipeline *p)
 {
     /* at least one message: with queued.min.messages 1, half of it is 0, and each seek's
@@ -1388,17 +1405,7 @@ static void wake_fetchers(iw_pipeline *p)
             rd_kafka_topic_partition_list_add(l, p->cfg->input_topic, i)->offset =
                 pt->last_seen + 1;
     }
-    if (l->cnt) {
-        rd_kafka_error_t *e = rd_kafka_seek_partitions(p->consumer, l, 0);
-        if (e) {
-            iw_log(IW_LOG_DEBUG, "seek to wake the fetchers failed", "error",
-                   rd_kafka_error_string(e), NULL);
-            rd_kafka_error_destroy(e);
-        } else {
-            p->stats.fetch_wakes++;
-            iw_counter_add(p->gm.fetch_wakes, 1);
-        }
-    }
+    seek_to_wake(p, l, p->gm.wakes_drained);
     rd_kafka_topic_partition_list_destroy(l);
 }
 
@@ -1436,14 +1443,24 @@ static void poll_consumer(iw_pipeline *p)
 
 /* ---- flow control ---- */
 
+/* A resume does not wake librdkafka 2.0's broker thread either (it only clears the pause), and
+ * the pause dropped what was prefetched: without a wake, a partition resumed after a pause for
+ * max_pending_bytes or its window would wait up to a second to fetch again. So a resumed
+ * partition that has given a message is sought where it stands, as wake_fetchers does. */
 static void set_paused(iw_pipeline *p, int32_t partition, bool pause)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, p->cfg->input_topic, partition);
-    if (pause)
+    rd_kafka_topic_partition_t *tp =
+        rd_kafka_topic_partition_list_add(l, p->cfg->input_topic, partition);
+    if (pause) {
         rd_kafka_pause_partitions(p->consumer, l);
-    else
+    } else {
         rd_kafka_resume_partitions(p->consumer, l);
+        if (p->parts[partition].last_seen >= 0) {
+            tp->offset = p->parts[partition].last_seen + 1;
+            seek_to_wake(p, l, p->gm.wakes_resumed);
+        }
+    }
     rd_kafka_topic_partition_list_destroy(l);
     p->parts[partition].paused = pause;
 }
@@ -1688,8 +1705,9 @@ static int declare_metrics(iw_pipeline *p)
         {"iw_traceparent_invalid_total", IW_COUNTER,
          "traceparent headers dropped because they are not valid W3C trace-context."},
         {"iw_consumer_fetch_wakes_total", IW_COUNTER,
-         "Seeks issued to wake the consumer's fetchers after a full prefetch queue was taken, "
-         "instead of waiting up to a second."},
+         "Seeks issued to wake the consumer's fetchers, which librdkafka 2.0 would otherwise "
+         "leave idle for up to a second: reason=drained after a full prefetch queue was "
+         "taken, reason=resumed after a pause."},
     };
     for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++)
         if (iw_metrics_declare(p->metrics, defs[i].name, defs[i].type, defs[i].help))
@@ -1727,13 +1745,17 @@ static int declare_metrics(iw_pipeline *p)
     g->ledger_errors = iw_metrics_counter(p->metrics, "iw_ledger_errors_total", "");
     g->fence_lost = iw_metrics_counter(p->metrics, "iw_fence_lost_total", "");
     g->traceparent_invalid = iw_metrics_counter(p->metrics, "iw_traceparent_invalid_total", "");
-    g->fetch_wakes = iw_metrics_counter(p->metrics, "iw_consumer_fetch_wakes_total", "");
+    g->wakes_drained =
+        iw_metrics_counter(p->metrics, "iw_consumer_fetch_wakes_total", "reason=\"drained\"");
+    g->wakes_resumed =
+        iw_metrics_counter(p->metrics, "iw_consumer_fetch_wakes_total", "reason=\"resumed\"");
     g->in_flight = iw_metrics_gauge(p->metrics, "iw_in_flight", "");
     g->jobs_open = iw_metrics_gauge(p->metrics, "iw_jobs_open", "");
     g->consumer_lag = iw_metrics_gauge(p->metrics, "iw_consumer_lag", "");
     g->ledger_up = iw_metrics_gauge(p->metrics, "iw_ledger_up", "");
     missing += !g->consumed + !g->ledger_errors + !g->fence_lost + !g->traceparent_invalid +
-               !g->fetch_wakes + !g->in_flight + !g->jobs_open + !g->consumer_lag + !g->ledger_up;
+               !g->wakes_drained + !g->wakes_resumed + !g->in_flight + !g->jobs_open +
+               !g->consumer_lag + !g->ledger_up;
     return missing ? IW_EINVAL : 0;
 }
 
