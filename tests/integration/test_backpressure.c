@@ -51,6 +51,41 @@ static long peak_rss_kib(pid_t pid)
     return kib;
 }
 
+/* Produces n invoicexpress events <prefix>-<i> whose note_internal holds big bytes. */
+static void produce_large(const char *prefix, int n, size_t big)
+{
+    char *pad = malloc(big + 1);
+    char **keys = calloc((size_t)n, sizeof(char *)), **vals = calloc((size_t)n, sizeof(char *));
+    cr_assert(pad && keys && vals);
+    memset(pad, 'x', big);
+    pad[big] = '\0';
+    for (int i = 0; i < n; i++) {
+        char id[32], inv[32];
+        snprintf(id, sizeof(id), "%s-%03d", prefix, i);
+        snprintf(inv, sizeof(inv), "INV-%s-%03d", prefix, i);
+        char *ev = iw_make_event(id, "acme", inv, 1, "invoicexpress");
+        cJSON *doc = cJSON_Parse(ev);
+        free(ev);
+        cr_assert_not_null(doc);
+        cJSON *invoice = cJSON_GetObjectItem(doc, "invoice");
+        cJSON_DeleteItemFromObject(invoice, "note_internal");
+        cJSON_AddStringToObject(invoice, "note_internal", pad);
+        keys[i] = strdup(inv);
+        vals[i] = cJSON_PrintUnformatted(doc);
+        cJSON_Delete(doc);
+    }
+    free(pad);
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", (const char *const *)keys,
+                                  (const char *const *)vals, (size_t)n, NULL),
+                 0);
+    for (int i = 0; i < n; i++) {
+        free(keys[i]);
+        free(vals[i]);
+    }
+    free(keys);
+    free(vals);
+}
+
 /* Issue 11, item 6: 823 pending 900 KB events took the worker to 1.53 GB before; events were
  * counted, bytes were not. */
 Test(backpressure, pending_bytes_bound_consumption_behind_a_hung_target, .init = up, .fini = down,
@@ -68,34 +103,7 @@ Test(backpressure, pending_bytes_bound_consumption_behind_a_hung_target, .init =
                  200);
     cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
 
-    char *pad = malloc(BIG + 1);
-    cr_assert_not_null(pad);
-    memset(pad, 'x', BIG);
-    pad[BIG] = '\0';
-    char *keys[N], *vals[N];
-    for (int i = 0; i < N; i++) {
-        char id[32], inv[32];
-        snprintf(id, sizeof(id), "BP-%d", i);
-        snprintf(inv, sizeof(inv), "INV-BP-%d", i);
-        char *ev = iw_make_event(id, "acme", inv, 1, "invoicexpress");
-        cJSON *doc = cJSON_Parse(ev);
-        free(ev);
-        cr_assert_not_null(doc);
-        cJSON *invoice = cJSON_GetObjectItem(doc, "invoice");
-        cJSON_DeleteItemFromObject(invoice, "note_internal");
-        cJSON_AddStringToObject(invoice, "note_internal", pad);
-        keys[i] = strdup(inv);
-        vals[i] = cJSON_PrintUnformatted(doc);
-        cJSON_Delete(doc);
-    }
-    free(pad);
-    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", (const char *const *)keys,
-                                  (const char *const *)vals, N, NULL),
-                 0);
-    for (int i = 0; i < N; i++) {
-        free(keys[i]);
-        free(vals[i]);
-    }
+    produce_large("BP", N, BIG);
 
     /* give it time to take everything it would take */
     char url[128];
@@ -168,9 +176,20 @@ static void produce_versions(const char *prefix, int first, int last)
     free(keys);
 }
 
-/* What the simulator received, which the worker does not share: no event of `prefix` sent
- * twice, every invoice at its last version, none ever overwritten by an older one. */
-static void check_target(const char *prefix)
+/* The result topic once it holds want results, checked to hold no more 5 s later: a message
+ * taken twice would add one. */
+static iw_results exactly(size_t want)
+{
+    iw_results r = iw_results_read(&S, "invoice-results", want, 120000);
+    cr_assert_eq(r.n, want, "results: %zu of %zu", r.n, want);
+    iw_results_free(&r);
+    r = iw_results_read(&S, "invoice-results", want + 1, 5000);
+    cr_assert_eq(r.n, want, "no second result: %zu for %zu", r.n, want);
+    return r;
+}
+
+/* Events of `prefix` the simulator received, each exactly once (no retries here). */
+static int sent_once(const char *prefix)
 {
     char path[96];
     snprintf(path, sizeof(path), "/_sim/calls?prefix=%s-", prefix);
@@ -182,6 +201,14 @@ static void check_target(const char *prefix)
                      "%s was sent %d times", c->string,
                      cJSON_GetArraySize(cJSON_GetObjectItem(c, "status")));
     cJSON_Delete(calls);
+    return keys;
+}
+
+/* What the simulator received, which the worker does not share: no event of `prefix` sent
+ * twice, every invoice at its last version, none ever overwritten by an older one. */
+static void check_target(const char *prefix)
+{
+    int keys = sent_once(prefix);
     cr_assert_geq(keys, INVOICES, "at least the last version of each invoice was sent (%d)", keys);
     int regressed = 0;
     int at_last = iw_sim_final_versions(&S, "centra_soap", VERSIONS, &regressed);
@@ -223,12 +250,7 @@ Test(backpressure, a_drained_prefetch_queue_is_refilled_at_once_and_nothing_is_t
     cr_assert_not_null(cfg);
     cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
 
-    /* one result per (event, target), and no more: a message taken twice would add one */
-    iw_results r = iw_results_read(&S, "invoice-results", want, 120000);
-    cr_assert_eq(r.n, want, "results: %zu for %zu events", r.n, want);
-    iw_results_free(&r);
-    r = iw_results_read(&S, "invoice-results", want + 1, 5000);
-    cr_assert_eq(r.n, want, "results: %zu for %zu events", r.n, want);
+    iw_results r = exactly(want);
     cr_assert_eq(iw_results_distinct(&r), want);
     size_t ok = iw_results_count(&r, NULL, "succeeded"),
            sup = iw_results_count(&r, NULL, "superseded");
@@ -316,34 +338,7 @@ Test(backpressure, partitions_resumed_after_the_bytes_bound_fetch_again_at_once,
      .fini = down, .timeout = 300)
 {
     enum { N = 200, BIG = 48 * 1024, BOUND = 1024 * 1024 };
-    char *pad = malloc(BIG + 1);
-    cr_assert_not_null(pad);
-    memset(pad, 'y', BIG);
-    pad[BIG] = '\0';
-    char *keys[N], *vals[N];
-    for (int i = 0; i < N; i++) {
-        char id[32], inv[32];
-        snprintf(id, sizeof(id), "RS-%03d", i);
-        snprintf(inv, sizeof(inv), "INV-RS-%03d", i);
-        char *ev = iw_make_event(id, "acme", inv, 1, "invoicexpress");
-        cJSON *doc = cJSON_Parse(ev);
-        free(ev);
-        cr_assert_not_null(doc);
-        cJSON *invoice = cJSON_GetObjectItem(doc, "invoice");
-        cJSON_DeleteItemFromObject(invoice, "note_internal");
-        cJSON_AddStringToObject(invoice, "note_internal", pad);
-        keys[i] = strdup(inv);
-        vals[i] = cJSON_PrintUnformatted(doc);
-        cJSON_Delete(doc);
-    }
-    free(pad);
-    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", (const char *const *)keys,
-                                  (const char *const *)vals, N, NULL),
-                 0);
-    for (int i = 0; i < N; i++) {
-        free(keys[i]);
-        free(vals[i]);
-    }
+    produce_large("RS", N, BIG);
     S.http_port = iw_free_port();
     char worker[64];
     snprintf(worker, sizeof(worker), "{\"max_pending_bytes\": %d}", BOUND);
@@ -351,20 +346,10 @@ Test(backpressure, partitions_resumed_after_the_bytes_bound_fetch_again_at_once,
     cr_assert_not_null(cfg);
     cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
 
-    iw_results r = iw_results_read(&S, "invoice-results", N, 120000);
-    cr_assert_eq(r.n, N, "results: %zu of %d", r.n, N);
-    iw_results_free(&r);
-    r = iw_results_read(&S, "invoice-results", N + 1, 5000);
-    cr_assert_eq(r.n, N, "no second result: %zu for %d events", r.n, N);
+    iw_results r = exactly(N);
     cr_assert_eq(iw_results_count(&r, NULL, "succeeded"), N);
     iw_results_free(&r);
-    cJSON *calls = iw_sim_get(&S, "/_sim/calls?prefix=RS-");
-    cr_assert_not_null(calls);
-    int sent = 0;
-    for (const cJSON *c = cJSON_GetObjectItem(calls, "calls")->child; c; c = c->next, sent++)
-        cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(c, "status")), 1, "%s sent %d times",
-                     c->string, cJSON_GetArraySize(cJSON_GetObjectItem(c, "status")));
-    cJSON_Delete(calls);
+    int sent = sent_once("RS");
     cr_assert_eq(sent, N, "every event was sent (%d of %d)", sent, N);
     double resumed = fetch_wakes(S.http_port, "resumed");
     cr_log_info("%d events of %d KiB under max_pending_bytes %d KiB: %.0f wakes on resume", N,
