@@ -1386,7 +1386,6 @@ static void seek_to_wake(iw_pipeline *p, rd_kafka_topic_partition_list_t *l, iw_
         rd_kafka_error_destroy(e);
         return;
     }
-    p->stats.fetch_wakes++;
     iw_counter_add(reason, 1);
 }
 

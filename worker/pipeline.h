@@ -35,7 +35,6 @@ typedef struct iw_pipeline_stats {
     uint64_t fence_lost;             /* calls or outcomes whose fence was lost (claimed again
                                       * or left to a partition's new owner; never reported) */
     uint64_t in_flight;              /* (event, target) jobs not yet terminal */
-    uint64_t fetch_wakes;            /* seeks that woke the fetchers (wake_fetchers) */
     bool ledger_ok;                  /* last Redis call worked */
     bool producer_ok;                /* no fatal producer error */
     bool assigned; /* a member of the consumer group (it has a member id), partitions or not */
