@@ -59,8 +59,12 @@ static int64_t conf_int(rd_kafka_conf_t *c, const char *key, int64_t dflt)
     return rd_kafka_conf_get(c, key, v, &vl) == RD_KAFKA_CONF_OK ? atoll(v) : dflt;
 }
 
-/* A consumer's own requests (a group leader's assignment among them) must fit its
- * message.max.bytes, which librdkafka requires to be at most fetch.max.bytes. */
+/* The smallest fetch the worker sets. librdkafka requires message.max.bytes to be at most
+ * fetch.max.bytes, so the consumer's message.max.bytes comes down with it. That was thought to
+ * bound the consumer's own requests too; librdkafka 2.0.2 (Debian's) checks message.max.bytes
+ * only where it produces and as the first guess of an LZ4 output buffer, so a lower floor
+ * (64 KiB, README "Performance") is open there; 256 KiB stays until it is measured as the
+ * default. */
 #define FETCH_FLOOR (256 * 1024)
 
 /* The consumer's prefetch. The pipeline takes messages at the pace its calls finish (up to
