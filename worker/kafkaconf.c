@@ -51,8 +51,7 @@ static int set_default(rd_kafka_conf_t *c, const iw_config *cfg, const char *key
                            errlen);
 }
 
-/* A numeric property of c as librdkafka holds it, or dflt. */
-static int64_t conf_int(rd_kafka_conf_t *c, const char *key, int64_t dflt)
+int64_t iw_kafkaconf_int(const rd_kafka_conf_t *c, const char *key, int64_t dflt)
 {
     char v[32];
     size_t vl = sizeof(v);
@@ -70,9 +69,10 @@ static int64_t conf_int(rd_kafka_conf_t *c, const char *key, int64_t dflt)
 /* The consumer's prefetch. The pipeline takes messages at the pace its calls finish (up to
  * 2 x worker.max_in_flight open calls, or worker.max_pending_bytes of values), so the backlog
  * waits here, in librdkafka's queue, and consumption is not paused in normal flow.
- * librdkafka 2.0 (Debian's) looks again at a queue it found full only about once a second (its
- * broker threads' longest sleep; 2.2 made it fetch.queue.backoff.ms), so the queue holds about a
- * second of work: an eighth of max_pending_bytes (1 to 64 MiB: 8 MiB at the default) and at
+ * librdkafka 2.0 (Debian's) looks again at a queue it found full only when its broker thread
+ * next wakes, up to a second later (2.2 made it fetch.queue.backoff.ms); the pipeline wakes it
+ * with a seek once it has drained the queue (pipeline.c, wake_fetchers). The queue is an eighth
+ * of max_pending_bytes (1 to 64 MiB: 8 MiB at the default) and at
  * most 8 x max_in_flight messages. Its defaults, 64 MiB and 100,000 messages, and a 50 MB fetch
  * decompressed at once, were most of the worker's memory.
  *
@@ -92,18 +92,18 @@ static int set_prefetch(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, 
         set_default(c, cfg, "queued.min.messages", msgs < 10000000 ? msgs : 10000000, errbuf,
                     errlen))
         return IW_EINVAL;
-    int64_t fetch = conf_int(c, "queued.max.messages.kbytes", kb) * 1024 / 32;
+    int64_t fetch = iw_kafkaconf_int(c, "queued.max.messages.kbytes", kb) * 1024 / 32;
     fetch = fetch < FETCH_FLOOR ? FETCH_FLOOR : fetch;
     if (user_sets(cfg, "consumer", "fetch.max.bytes"))
-        fetch = conf_int(c, "fetch.max.bytes", fetch);
-    int64_t msg_max = conf_int(c, "message.max.bytes", 1000000);
+        fetch = iw_kafkaconf_int(c, "fetch.max.bytes", fetch);
+    int64_t msg_max = iw_kafkaconf_int(c, "message.max.bytes", 1000000);
     if (msg_max > fetch && set_default(c, cfg, "message.max.bytes", fetch, errbuf, errlen))
         return IW_EINVAL;
-    msg_max = conf_int(c, "message.max.bytes", msg_max);
+    msg_max = iw_kafkaconf_int(c, "message.max.bytes", msg_max);
     fetch = fetch > msg_max ? fetch : msg_max;
     if (set_default(c, cfg, "fetch.max.bytes", fetch, errbuf, errlen))
         return IW_EINVAL;
-    if (conf_int(c, "max.partition.fetch.bytes", 1048576) > fetch)
+    if (iw_kafkaconf_int(c, "max.partition.fetch.bytes", 1048576) > fetch)
         return set_default(c, cfg, "max.partition.fetch.bytes", fetch, errbuf, errlen);
     return 0;
 }

@@ -4,6 +4,7 @@
 #define IW_KAFKACONF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -21,6 +22,10 @@
  * IW_EINVAL with errbuf "kafka.properties.KEY: librdkafka's reason" (never the value). */
 int iw_kafkaconf_apply(rd_kafka_conf_t *c, const iw_config *cfg, const char *role, char *errbuf,
                        size_t errlen);
+
+/* A numeric property of c as librdkafka holds it (after defaults and iw_kafkaconf_apply), or
+ * dflt when it has none. */
+int64_t iw_kafkaconf_int(const rd_kafka_conf_t *c, const char *key, int64_t dflt);
 
 /* check-config: builds the producer's and the consumer's conf as `run` does (the worker's own
  * settings and every property), then creates each client without brokers and destroys it, so

@@ -1829,16 +1829,6 @@ static int set_conf(rd_kafka_conf_t *c, const char *k, const char *v, char *errb
     return 0;
 }
 
-/* A numeric property of rk's configuration; INT64_MAX when it has none. */
-static int64_t conf_int(rd_kafka_t *rk, const char *key)
-{
-    char v[32];
-    size_t vl = sizeof(v);
-    if (rd_kafka_conf_get(rd_kafka_conf(rk), key, v, &vl) != RD_KAFKA_CONF_OK)
-        return INT64_MAX;
-    return strtoll(v, NULL, 10);
-}
-
 /* librdkafka's own log lines, as JSON lines like ours. */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
@@ -1980,9 +1970,10 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
         goto fail;
     }
     rd_kafka_poll_set_consumer(p->consumer);
-    int64_t kb = conf_int(p->consumer, "queued.max.messages.kbytes");
+    const rd_kafka_conf_t *kc = rd_kafka_conf(p->consumer);
+    int64_t kb = iw_kafkaconf_int(kc, "queued.max.messages.kbytes", INT64_MAX);
     p->prefetch_bytes = kb < INT64_MAX / 1024 ? kb * 1024 : INT64_MAX;
-    p->prefetch_msgs = conf_int(p->consumer, "queued.min.messages");
+    p->prefetch_msgs = iw_kafkaconf_int(kc, "queued.min.messages", INT64_MAX);
     rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(p->consumer);
     rd_kafka_queue_io_event_enable(cq, p->wake[1], "c", 1);
     rd_kafka_queue_destroy(cq);
