@@ -59,12 +59,14 @@ int64_t iw_kafkaconf_int(const rd_kafka_conf_t *c, const char *key, int64_t dflt
 }
 
 /* The smallest fetch the worker sets. librdkafka requires message.max.bytes to be at most
- * fetch.max.bytes, so the consumer's message.max.bytes comes down with it. That was thought to
- * bound the consumer's own requests too; librdkafka 2.0.2 (Debian's) checks message.max.bytes
- * only where it produces and as the first guess of an LZ4 output buffer, so a lower floor
- * (64 KiB, README "Performance") is open there; 256 KiB stays until it is measured as the
- * default. */
-#define FETCH_FLOOR (256 * 1024)
+ * fetch.max.bytes, so the consumer's message.max.bytes comes down with it; librdkafka 2.0.2
+ * (Debian's) checks message.max.bytes only where it produces and as the first guess of an LZ4
+ * output buffer, so that bounds none of the consumer's own requests. A broker returns the first
+ * record batch of a fetch even when it is larger than the fetch (KIP-74), so a bigger event is
+ * still consumed. */
+#define FETCH_FLOOR (16 * 1024)
+/* A fetch is this fraction of the queue (below). */
+#define FETCH_SHARE 512
 
 /* The consumer's prefetch. The pipeline takes messages at the pace its calls finish (up to
  * 2 x worker.max_in_flight open calls, or worker.max_pending_bytes of values), so the backlog
@@ -76,13 +78,17 @@ int64_t iw_kafkaconf_int(const rd_kafka_conf_t *c, const char *key, int64_t dflt
  * most 8 x max_in_flight messages. Its defaults, 64 MiB and 100,000 messages, and a 50 MB fetch
  * decompressed at once, were most of the worker's memory.
  *
- * The queue is checked before a fetch, and each broker's fetch can still bring fetch.max.bytes
- * on top of it, counted compressed: a quarter of the queue per broker, with batches that
- * compress 10 to 20 times (the benchmark's events in LZ4), was 50 MB of decompressed batches
- * at once. So one fetch is a 32nd of the queue (at least FETCH_FLOOR), per partition too, and
- * the consumer's message.max.bytes (its own requests; it does not limit what it receives) is
- * lowered to fit under it. A property the config sets itself is left alone, and the fetch
- * follows the config's queue size when it sets one. */
+ * The queue is checked before a fetch, and each broker's fetch then brings up to
+ * fetch.max.bytes on top of it, counted compressed, in whole batches: a broker adds one more
+ * partition's batches while the reply is under fetch.max.bytes. Batches of many events compress
+ * 15 to 20 times (the benchmark's events in LZ4, batched by a sender under load: 255 events,
+ * 1 MB decompressed, about 55 KB compressed), so a 256 KiB fetch (a 32nd of the queue, as it
+ * was) brought up to 4 MB per broker and the queue reached 17 MB of its 8 MiB (librdkafka's
+ * debug=fetch lines, README "Performance"). So one fetch is a 512th of the queue (16 KiB at the
+ * default, at least FETCH_FLOOR), per partition too: then a broker's fetch brings one such
+ * batch, or 16 KiB of smaller ones. The consumer's message.max.bytes (its own requests; it does
+ * not limit what it receives) is lowered to fit under it. A property the config sets itself is
+ * left alone, and the fetch follows the config's queue size when it sets one. */
 static int set_prefetch(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, size_t errlen)
 {
     int64_t kb = cfg->max_pending_bytes / 8 / 1024;
@@ -92,7 +98,7 @@ static int set_prefetch(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, 
         set_default(c, cfg, "queued.min.messages", msgs < 10000000 ? msgs : 10000000, errbuf,
                     errlen))
         return IW_EINVAL;
-    int64_t fetch = iw_kafkaconf_int(c, "queued.max.messages.kbytes", kb) * 1024 / 32;
+    int64_t fetch = iw_kafkaconf_int(c, "queued.max.messages.kbytes", kb) * 1024 / FETCH_SHARE;
     fetch = fetch < FETCH_FLOOR ? FETCH_FLOOR : fetch;
     if (user_sets(cfg, "consumer", "fetch.max.bytes"))
         fetch = iw_kafkaconf_int(c, "fetch.max.bytes", fetch);

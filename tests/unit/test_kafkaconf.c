@@ -52,17 +52,17 @@ static void expect_prefetch(const char *members, long long kbytes, long long min
 
 Test(kafkaconf, prefetch_follows_the_pipeline_bounds)
 {
-    /* 64 MiB pending, 512 in flight: an 8 MiB queue, a fetch a 32nd of it */
-    expect_prefetch("", 8192, 4096, 262144, 262144, 262144);
+    /* 64 MiB pending, 512 in flight: an 8 MiB queue, a fetch a 512th of it */
+    expect_prefetch("", 8192, 4096, 16384, 16384, 16384);
     expect_prefetch("\"worker\": {\"max_pending_bytes\": 268435456, \"max_in_flight\": 64}", 32768,
-                    512, 1048576, 1048576, 1000000);
-    /* a small bound: the queue keeps 1 MiB, a fetch at least 256 KiB */
-    expect_prefetch("\"worker\": {\"max_pending_bytes\": 1048576}", 1024, 4096, 262144, 262144,
-                    262144);
+                    512, 65536, 65536, 65536);
+    /* a small bound: the queue keeps 1 MiB, a fetch at least 16 KiB */
+    expect_prefetch("\"worker\": {\"max_pending_bytes\": 1048576}", 1024, 4096, 16384, 16384,
+                    16384);
     /* what the config sets wins; a fetch follows the configured queue */
     expect_prefetch("\"kafka\": {\"properties\": {\"consumer.queued.max.messages.kbytes\": "
                     "16384, \"queued.min.messages\": 50000}}",
-                    16384, 50000, 524288, 524288, 524288);
+                    16384, 50000, 32768, 32768, 32768);
     expect_prefetch("\"kafka\": {\"properties\": {\"fetch.max.bytes\": 2000000}}", 8192, 4096,
                     2000000, 1048576, 1000000);
     expect_prefetch("\"kafka\": {\"properties\": {\"consumer.fetch.max.bytes\": 300000}}", 8192,
@@ -70,8 +70,8 @@ Test(kafkaconf, prefetch_follows_the_pipeline_bounds)
     /* a larger message.max.bytes (for the results, say) raises the fetch to it */
     expect_prefetch("\"kafka\": {\"properties\": {\"message.max.bytes\": 5000000}}", 8192, 4096,
                     5000000, 1048576, 5000000);
-    expect_prefetch("\"kafka\": {\"properties\": {\"max.partition.fetch.bytes\": 65536}}", 8192,
-                    4096, 262144, 65536, 262144);
+    expect_prefetch("\"kafka\": {\"properties\": {\"max.partition.fetch.bytes\": 8192}}", 8192,
+                    4096, 16384, 8192, 16384);
 }
 
 Test(kafkaconf, the_producer_gets_no_prefetch)
