@@ -83,12 +83,12 @@ int64_t iw_kafkaconf_int(const rd_kafka_conf_t *c, const char *key, int64_t dflt
  * partition's batches while the reply is under fetch.max.bytes. Batches of many events compress
  * 15 to 20 times (the benchmark's events in LZ4, batched by a sender under load: 255 events,
  * 1 MB decompressed, about 55 KB compressed), so a 256 KiB fetch (a 32nd of the queue, as it
- * was) brought up to 4 MB per broker and the queue reached 17 MB of its 8 MiB (librdkafka's
+ * was) brought up to 4 MB per broker and the queue reached 17.6 MiB of its 8 MiB (librdkafka's
  * debug=fetch lines, README "Performance"). So one fetch is a 512th of the queue (16 KiB at the
  * default, at least FETCH_FLOOR), per partition too: then a broker's fetch brings one such
- * batch, or 16 KiB of smaller ones. The consumer's message.max.bytes (its own requests; it does
- * not limit what it receives) is lowered to fit under it. A property the config sets itself is
- * left alone, and the fetch follows the config's queue size when it sets one. */
+ * batch, or 16 KiB of smaller ones. The consumer's message.max.bytes is lowered to fit under
+ * it, as librdkafka requires. A property the config sets itself is left alone, and the fetch
+ * follows the config's queue size when it sets one. */
 static int set_prefetch(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, size_t errlen)
 {
     int64_t kb = cfg->max_pending_bytes / 8 / 1024;
