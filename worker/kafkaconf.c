@@ -58,12 +58,8 @@ int64_t iw_kafkaconf_int(const rd_kafka_conf_t *c, const char *key, int64_t dflt
     return rd_kafka_conf_get(c, key, v, &vl) == RD_KAFKA_CONF_OK ? atoll(v) : dflt;
 }
 
-/* The smallest fetch the worker sets. librdkafka requires message.max.bytes to be at most
- * fetch.max.bytes, so the consumer's message.max.bytes comes down with it; librdkafka 2.0.2
- * (Debian's) checks message.max.bytes only where it produces and as the first guess of an LZ4
- * output buffer, so that bounds none of the consumer's own requests. A broker returns the first
- * record batch of a fetch even when it is larger than the fetch (KIP-74), so a bigger event is
- * still consumed. */
+/* The smallest fetch the worker sets. A broker returns the first record batch of a fetch even
+ * when it is larger than the fetch (KIP-74), so a bigger event is still consumed. */
 #define FETCH_FLOOR (16 * 1024)
 /* A fetch is this fraction of the queue (below). */
 #define FETCH_SHARE 512
@@ -87,7 +83,8 @@ int64_t iw_kafkaconf_int(const rd_kafka_conf_t *c, const char *key, int64_t dflt
  * debug=fetch lines, README "Performance"). So one fetch is a 512th of the queue (16 KiB at the
  * default, at least FETCH_FLOOR), per partition too: then a broker's fetch brings one such
  * batch, or 16 KiB of smaller ones. The consumer's message.max.bytes is lowered to fit under
- * it, as librdkafka requires. A property the config sets itself is left alone, and the fetch
+ * it, as librdkafka requires; 2.0.2 (Debian's) reads it only where it produces and as the first
+ * guess of an LZ4 output buffer, so it bounds none of the consumer's own requests. A property the config sets itself is left alone, and the fetch
  * follows the config's queue size when it sets one. */
 static int set_prefetch(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, size_t errlen)
 {
