@@ -84,8 +84,9 @@ int64_t iw_kafkaconf_int(const rd_kafka_conf_t *c, const char *key, int64_t dflt
  * default, at least FETCH_FLOOR), per partition too: then a broker's fetch brings one such
  * batch, or 16 KiB of smaller ones. The consumer's message.max.bytes is lowered to fit under
  * it, as librdkafka requires; 2.0.2 (Debian's) reads it only where it produces and as the first
- * guess of an LZ4 output buffer, so it bounds none of the consumer's own requests. A property the config sets itself is left alone, and the fetch
- * follows the config's queue size when it sets one. */
+ * guess of an LZ4 output buffer, so it bounds none of the consumer's own requests. A property
+ * the config sets itself is left alone, and the fetch follows the config's queue size when it
+ * sets one. */
 static int set_prefetch(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, size_t errlen)
 {
     int64_t kb = cfg->max_pending_bytes / 8 / 1024;
