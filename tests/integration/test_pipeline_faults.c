@@ -228,8 +228,10 @@ Test(faults, redis_outage_pauses_and_resumes, .init = up, .fini = down, .timeout
     cr_assert_eq(st, 200, "ready before the outage");
 
     iw_redis_kill(&S.redis);
-    iw_sleep_ms(2500);
-    free(iw_http("GET", url, NULL, &st));
+    long long t0 = iw_now_ms();
+    do {
+        free(iw_http("GET", url, NULL, &st));
+    } while (st != 503 && iw_now_ms() - t0 < 30000 && (iw_sleep_ms(200), 1));
     cr_assert_eq(st, 503, "not ready while Redis is down");
     size_t during = wait_results(N * 2, 2500);
     cr_assert_lt(during, N * 2, "work paused (%zu results)", during);
@@ -239,7 +241,7 @@ Test(faults, redis_outage_pauses_and_resumes, .init = up, .fini = down, .timeout
     cr_assert_eq(iw_results_distinct(&r), N * 2, "nothing lost, nothing skipped");
     cr_assert_eq(iw_results_count(&r, NULL, "failed") + iw_results_count(&r, NULL, "rejected"), 0);
     iw_results_free(&r);
-    long long t0 = iw_now_ms();
+    t0 = iw_now_ms();
     do {
         free(iw_http("GET", url, NULL, &st));
     } while (st != 200 && iw_now_ms() - t0 < 30000 && (iw_sleep_ms(200), 1));
@@ -377,6 +379,36 @@ Test(faults, kill_9_and_restart_loses_nothing, .init = up, .fini = down, .timeou
     iw_results_free(&r);
 }
 
+/* Partitions worker w assigned itself so far, by its log: the largest "count" of its
+ * "partitions assigned" lines (0 when none yet). */
+static int assigned_in_log(const char *log_name)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", S.dir, log_name);
+    char *text = iw_read_file(path, NULL);
+    int most = 0;
+    static const char line[] = "\"msg\":\"partitions assigned\"";
+    for (const char *at = text; at && (at = strstr(at, line));) {
+        at += sizeof(line) - 1;
+        const char *c = strstr(at, "\"count\":\"");
+        if (c && c - at < 40 && atoi(c + 9) > most)
+            most = atoi(c + 9);
+    }
+    free(text);
+    return most;
+}
+
+/* Waits up to timeout_ms for worker log log_name to show at least `want` partitions assigned;
+ * returns what it shows at the end. A fixed sleep here failed on a slow machine: the local
+ * Kafka's rebalance takes a few seconds, more when the machine is busy. */
+static int wait_assigned(const char *log_name, int want, long long timeout_ms)
+{
+    long long t0 = iw_now_ms();
+    while (assigned_in_log(log_name) < want && iw_now_ms() - t0 < timeout_ms)
+        iw_sleep_ms(200);
+    return assigned_in_log(log_name);
+}
+
 Test(faults, two_workers_share_partitions_and_hand_over, .init = up, .fini = down, .timeout = 300)
 {
     enum { N = 600 };
@@ -385,7 +417,7 @@ Test(faults, two_workers_share_partitions_and_hand_over, .init = up, .fini = dow
     cr_assert_eq(iw_stack_worker_start(&S, &W, c1, "w1.log"), 0);
     const char *c2 = iw_stack_config(&S, "w2.json", NULL, "{\"id\": \"w2\"}");
     cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "w2.log"), 0);
-    iw_sleep_ms(8000); /* both joined: the mock's first rebalance takes a few seconds */
+    cr_assert_gt(wait_assigned("w2.log", 1, 90000), 0, "w2 joined the group");
     produce_n("TW", N / 2, "centra_soap");
     cr_assert_geq(wait_results(N / 2, 120000), N / 2);
     iw_results r = iw_results_read(&S, "invoice-results", N / 2, 10000);
@@ -413,24 +445,6 @@ Test(faults, two_workers_share_partitions_and_hand_over, .init = up, .fini = dow
     iw_results_free(&r);
 }
 
-/* Partitions worker w assigned itself so far, by its log: the largest "count" of its
- * "partitions assigned" lines (0 when none yet). */
-static int assigned_in_log(const char *log_name)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", S.dir, log_name);
-    char *text = iw_read_file(path, NULL);
-    int most = 0;
-    static const char line[] = "\"msg\":\"partitions assigned\"";
-    for (const char *at = text; at && (at = strstr(at, line));) {
-        at += sizeof(line) - 1;
-        const char *c = strstr(at, "\"count\":\"");
-        if (c && c - at < 40 && atoi(c + 9) > most)
-            most = atoi(c + 9);
-    }
-    free(text);
-    return most;
-}
 
 /* A worker takes messages only while it has room (2 x max_in_flight open jobs); the rest wait
  * in librdkafka's queue, and so do rebalance events behind them. A worker that has had no
@@ -444,18 +458,13 @@ Test(faults, a_worker_without_room_still_serves_a_rebalance, .init = up, .fini =
           "\"count\": 1000000}");
     const char *c1 = iw_stack_config(&S, "w1.json", NULL, "{\"id\": \"w1\", \"max_in_flight\": 2}");
     cr_assert_eq(iw_stack_worker_start(&S, &W, c1, "w1.log"), 0);
-    long long t0 = iw_now_ms();
-    while (assigned_in_log("w1.log") < PARTS && iw_now_ms() - t0 < 60000)
-        iw_sleep_ms(200);
-    cr_assert_eq(assigned_in_log("w1.log"), PARTS, "w1 has every partition");
+    cr_assert_eq(wait_assigned("w1.log", PARTS, 60000), PARTS, "w1 has every partition");
     produce_n("FR", 200, "centra_soap"); /* far more than w1 has room for */
     iw_sleep_ms(4000);                   /* w1 full for longer than a second */
     const char *c2 = iw_stack_config(&S, "w2.json", NULL, "{\"id\": \"w2\"}");
     cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "w2.log"), 0);
-    t0 = iw_now_ms();
-    while (assigned_in_log("w2.log") == 0 && iw_now_ms() - t0 < 90000)
-        iw_sleep_ms(250);
-    int got = assigned_in_log("w2.log");
+    long long t0 = iw_now_ms();
+    int got = wait_assigned("w2.log", 1, 90000);
     cr_log_info("w2 assigned %d partitions after %lld ms", got, iw_now_ms() - t0);
     cr_assert_gt(got, 0, "w2 got partitions while w1's calls hang (within 90 s, not 5 min)");
     /* The local Kafka gives up on a member that does not rejoin after its session timeout
@@ -507,7 +516,9 @@ Test(faults, paused_partitions_resume_after_reassignment, .init = up, .fini = do
     const char *c2 =
         iw_stack_config(&S, "p2.json", NULL, "{\"id\": \"p2\", \"max_pending_per_partition\": 2}");
     cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "p2.log"), 0);
-    iw_sleep_ms(9000); /* p2 joins: p1's partitions are revoked, half come back */
+    /* p2 joins: p1's partitions are revoked, half come back */
+    cr_assert_gt(wait_assigned("p2.log", 1, 90000), 0, "p2 joined the group");
+    iw_sleep_ms(2000); /* p1 works on its half, pausing some of it again */
     cr_assert_eq(iw_proc_stop(&W2, 30000), 0, "p2 exits 0");
     /* p2 left: everything is p1's again, including partitions it had paused before; new
      * events must be fetched from every partition */
@@ -653,7 +664,7 @@ Test(faults, brownout_rebalance_never_sends_an_older_version, .init = up, .fini 
     cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "w2.log"), 0);
     /* the group rebalances (the mock takes a few seconds); newer versions keep coming, so
      * the new owner has versions w1 never saw while w1 still holds older ones */
-    iw_sleep_ms(5000);
+    cr_assert_gt(wait_assigned("w2.log", 1, 90000), 0, "w2 joined the group");
     for (int v = BR_BEFORE_JOIN + 1; v <= BR_VERSIONS; v++) {
         produce_versions(v);
         iw_sleep_ms(400);
