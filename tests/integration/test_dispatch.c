@@ -502,7 +502,20 @@ Test(dispatch, success_in_one_attempt)
 
 /* The worker tells libcurl "no proxy" only when the environment names none; a proxy or
  * no_proxy variable set before the engine starts is still honoured. Each test runs in its own
- * process, so the variables stay in it. */
+ * process, so the variables stay in it. One call to tconf[0] must reach the server: `how` says
+ * which way. */
+static void one_call_reaches_the_server(const char *how)
+{
+    config_init(1);
+    iw_dispatch *d = engine();
+    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0], NULL, on_done, &slots[0]),
+                 0);
+    drain(d);
+    cr_assert_eq(slots[0].res.outcome.kind, IW_OUTCOME_OK, "%s", slots[0].res.outcome.message);
+    cr_assert_eq(srv_count(server), 1, "the request went %s", how);
+    iw_dispatch_free(d);
+}
+
 Test(dispatch, a_proxy_in_the_environment_is_used)
 {
     char proxy[64];
@@ -510,14 +523,7 @@ Test(dispatch, a_proxy_in_the_environment_is_used)
     setenv("http_proxy", proxy, 1);
     target_init(&tconf[0], "t1", server);
     tconf[0].url = (char *)"http://proxied.invalid/x"; /* reachable only through the proxy */
-    config_init(1);
-    iw_dispatch *d = engine();
-    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0], NULL, on_done, &slots[0]),
-                 0);
-    drain(d);
-    cr_assert_eq(slots[0].res.outcome.kind, IW_OUTCOME_OK, "%s", slots[0].res.outcome.message);
-    cr_assert_eq(srv_count(server), 1, "the request went through the proxy");
-    iw_dispatch_free(d);
+    one_call_reaches_the_server("through the proxy");
 }
 
 Test(dispatch, no_proxy_in_the_environment_is_honoured)
@@ -525,14 +531,7 @@ Test(dispatch, no_proxy_in_the_environment_is_honoured)
     setenv("http_proxy", "http://127.0.0.1:9", 1); /* nothing listens there */
     setenv("NO_PROXY", "127.0.0.1", 1);
     target_init(&tconf[0], "t1", server);
-    config_init(1);
-    iw_dispatch *d = engine();
-    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0], NULL, on_done, &slots[0]),
-                 0);
-    drain(d);
-    cr_assert_eq(slots[0].res.outcome.kind, IW_OUTCOME_OK, "%s", slots[0].res.outcome.message);
-    cr_assert_eq(srv_count(server), 1, "the request went straight to the target");
-    iw_dispatch_free(d);
+    one_call_reaches_the_server("straight to the target");
 }
 
 Test(dispatch, retries_keep_the_idempotency_key_and_number_attempts)

@@ -445,7 +445,6 @@ Test(faults, two_workers_share_partitions_and_hand_over, .init = up, .fini = dow
     iw_results_free(&r);
 }
 
-
 /* A worker takes messages only while it has room (2 x max_in_flight open jobs); the rest wait
  * in librdkafka's queue, and so do rebalance events behind them. A worker that has had no
  * room for a second pauses, so that polling serves the rebalance: without that, a second
