@@ -157,8 +157,6 @@ struct iw_dispatch {
 
 /* --- small helpers --- */
 
-extern char **environ;
-
 /* True when no environment variable is named *_proxy in any case (http_proxy, HTTPS_PROXY,
  * all_proxy, no_proxy, ...). libcurl 7.88 looks those up with up to five getenv calls on every
  * transfer, each a walk of the whole environment, which in a pod holds a few variables per
