@@ -1217,7 +1217,8 @@ Test(ledger, redis_down_then_reconnect)
     t0 = iw_now_ms();
     cr_assert_eq(iw_ledger_claim(L, &x, 1, "A", LONG_LEASE), IW_EIO);
     cr_assert_eq(iw_ledger_ping(L), IW_EIO);
-    cr_assert_lt(iw_now_ms() - t0, 100, "a dead connection did not fail fast");
+    /* fast: no wait for the 2 s command timeout (a slow machine may still take a while) */
+    cr_assert_lt(iw_now_ms() - t0, 1000, "a dead connection did not fail fast");
     char err[256] = "";
     cr_assert_eq(iw_ledger_reconnect(L, err, sizeof(err)), IW_EIO);
     cr_assert(strstr(err, "connect") != NULL, "reconnect error: %s", err);
@@ -1246,7 +1247,8 @@ Test(ledger, hung_redis_times_out)
     long long took = iw_now_ms() - t0;
     iw_proc_signal(&R.proc, SIGCONT);
     cr_assert_eq(rc, IW_EIO);
-    cr_assert(took >= 1500 && took < 3000, "a hung Redis answered IW_EIO after %lld ms", took);
+    /* after the 2 s command timeout, not sooner and not never (slack for a slow machine) */
+    cr_assert(took >= 1500 && took < 6000, "a hung Redis answered IW_EIO after %lld ms", took);
     char err[256] = "";
     cr_assert_eq(iw_ledger_reconnect(L, err, sizeof(err)), 0, "reconnect: %s", err);
     cr_assert_eq(claim1(L, op, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
