@@ -54,17 +54,19 @@ int iw_decimal_parse_n(const char *s, size_t len, iw_decimal *out)
     if (!s || !out || len == 0)
         return IW_EINVAL;
     /* First the grammar, so that bad text is always IW_EINVAL whatever its length. */
+    /* The digits are summed on the way (v); up to 18 of them cannot overflow. */
     size_t i = s[0] == '-' ? 1 : 0;
     size_t int_start = i;
+    uint64_t v = 0;
     while (i < len && is_digit(s[i]))
-        i++;
+        v = v * 10 + (uint64_t)(s[i++] - '0');
     if (i == int_start)
         return IW_EINVAL;
     size_t frac_digits = 0;
     if (i < len && s[i] == '.') {
         i++;
         while (i < len && is_digit(s[i])) {
-            i++;
+            v = v * 10 + (uint64_t)(s[i++] - '0');
             frac_digits++;
         }
         if (frac_digits == 0)
@@ -74,6 +76,11 @@ int iw_decimal_parse_n(const char *s, size_t len, iw_decimal *out)
         return IW_EINVAL;
     if (frac_digits > IW_DECIMAL_MAX_SCALE)
         return IW_ERANGE;
+    if (len - int_start - (frac_digits ? 1 : 0) <= 18) {
+        out->coef = s[0] == '-' ? -(int64_t)v : (int64_t)v;
+        out->scale = (int)frac_digits;
+        return 0;
+    }
 
     /* Accumulate negatively so that INT64_MIN itself is reachable. */
     int64_t acc = 0;

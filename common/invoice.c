@@ -565,13 +565,13 @@ static bool exact_int(ctx *c, double v, int64_t *out)
     return true;
 }
 
-/* A decimal string into *dst; notes why not. */
-static void amount_from(ctx *c, const char *s, iw_amount *dst)
+/* A decimal string (n bytes) into *dst; notes why not. */
+static void amount_from(ctx *c, const char *s, size_t n, iw_amount *dst)
 {
-    int rc = iw_decimal_parse(s, &dst->value);
+    int rc = iw_decimal_parse_n(s, n, &dst->value);
     if (rc == IW_ERANGE) {
-        const char *point = strchr(s, '.');
-        if (point && strlen(point + 1) > IW_DECIMAL_MAX_SCALE)
+        const char *point = memchr(s, '.', n);
+        if (point && (size_t)(s + n - point - 1) > IW_DECIMAL_MAX_SCALE)
             note(c, "more than %d digits after the point", IW_DECIMAL_MAX_SCALE);
         else
             note(c, "number too big for its field");
@@ -657,8 +657,11 @@ static char *text_space(iw_event *ev, size_t n, size_t first)
 /* Whether values of kind k are stored as text (char *). */
 static bool is_text(enum kind k)
 {
-    return k == K_STR || k == K_ID || k == K_DATE || k == K_TIME || k == K_COUNTRY ||
-           k == K_CURRENCY;
+    enum {
+        TEXT_KINDS = 1u << K_STR | 1u << K_ID | 1u << K_DATE | 1u << K_TIME | 1u << K_COUNTRY |
+                     1u << K_CURRENCY
+    };
+    return (TEXT_KINDS >> k) & 1u;
 }
 
 /* Moves the strings of the structs under base that point into [from, from + n) to the same
@@ -720,6 +723,14 @@ static void free_text(struct iw_event_text *t)
 static uint64_t load8(const unsigned char *s)
 {
     uint64_t w;
+    memcpy(&w, s, sizeof w);
+    return w;
+}
+
+/* Four bytes of s as one word. */
+static uint32_t load4(const unsigned char *s)
+{
+    uint32_t w;
     memcpy(&w, s, sizeof w);
     return w;
 }
@@ -945,11 +956,13 @@ static unsigned char peek(const reader *r)
     return r->pos < r->len ? r->s[r->pos] : 0;
 }
 
-static void skip_space(reader *r)
+static inline void skip_space(reader *r)
 {
     static const bool space[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1};
     const unsigned char *s = r->s;
     size_t i = r->pos, len = r->len;
+    if (i < len && s[i] > ' ')
+        return; /* compact JSON: no space between tokens */
     while (i < len && space[s[i]])
         i++;
     r->pos = i;
@@ -1079,7 +1092,7 @@ static long unescape(reader *r, const span *sp, char *out)
 
 /* Reads the string token at pos (a '"'). A control character, bad UTF-8 or \u0000 stops reading
  * as a syntax error: the pre-scan, run then, names it. */
-static int scan_string(reader *r, span *sp)
+static inline __attribute__((always_inline)) int scan_string(reader *r, span *sp)
 {
     size_t i = r->pos + 1;
     uint64_t high = 0;
@@ -1148,12 +1161,38 @@ static char *keep_text(reader *r, const span *sp, const char *s, size_t n)
     return out;
 }
 
+/* keep_text for a scanned string, with the usual case (room in the current piece) inline. */
+static inline __attribute__((always_inline)) char *keep_span(reader *r, const span *sp)
+{
+    size_t n = sp->end - sp->start;
+    struct iw_event_text *t = r->ev->text;
+    if (!t || t->size - t->used <= n)
+        return keep_text(r, sp, NULL, 0);
+    char *out = t->text + t->used;
+    t->used += n + 1;
+    copy_text(r, sp, out);
+    return out;
+}
+
 /* Whether the string token at pos (a '"') is f's name, without escapes. */
 static bool key_is(const reader *r, const field *f)
 {
     size_t n = f->name_len;
-    return r->len - r->pos > n + 1 && r->s[r->pos + 1 + n] == '"' &&
-           memcmp(r->s + r->pos + 1, f->name, n) == 0;
+    if (r->len - r->pos <= n + 1 || r->s[r->pos + 1 + n] != '"')
+        return false;
+    const unsigned char *k = r->s + r->pos + 1, *name = (const unsigned char *)f->name;
+    if (n < 8) {
+        if (n < 4)
+            return memcmp(k, name, n) == 0;
+        /* two words of four, overlapping when n < 8 */
+        return load4(k) == load4(name) && load4(k + n - 4) == load4(name + n - 4);
+    }
+    /* Eight bytes at a time, the last word overlapping the one before it; both sides hold at
+     * least n + 1 bytes (the name its NUL, the text its closing quote). */
+    for (size_t j = 0; j + 8 < n; j += 8)
+        if (load8(k + j) != load8(name + j))
+            return false;
+    return load8(k + n - 8) == load8(name + n - 8);
 }
 
 /* Index in t of the field named by key, or t->n when there is none. Members usually come in
@@ -1204,8 +1243,11 @@ static int open_container(reader *r, unsigned char close)
  * ',' leads to the next one, -1 after a syntax error. */
 static inline __attribute__((always_inline)) int next_or_close(reader *r, unsigned char close)
 {
-    skip_space(r);
     unsigned char ch = peek(r);
+    if (ch != ',' && ch != close) {
+        skip_space(r);
+        ch = peek(r);
+    }
     if (ch != ',' && ch != close)
         return syntax_error(r, r->pos);
     r->pos++;
@@ -1312,7 +1354,7 @@ static int read_name(reader *r, list_read *l, size_t i)
         return wrong_type(r, "a non-empty string");
     span sp;
     char *s, **list = *(char ***)l->arr;
-    if (scan_string(r, &sp) || !(s = keep_text(r, &sp, NULL, 0)))
+    if (scan_string(r, &sp) || !(s = keep_span(r, &sp)))
         return -1;
     const char *why = NULL;
     bool ok = false;
@@ -1385,7 +1427,7 @@ static int read_text(reader *r, const field *f, char **dst)
     char *s;
     if (ch == '"') {
         span sp;
-        if (scan_string(r, &sp) || !(s = keep_text(r, &sp, NULL, 0)))
+        if (scan_string(r, &sp) || !(s = keep_span(r, &sp)))
             return -1;
     } else if (f->kind == K_ID && number_start(ch)) {
         double v;
@@ -1418,10 +1460,16 @@ static int read_field(reader *r, const field *f, char *base)
         if (ch != '"')
             return wrong_type(r, "a decimal string");
         span sp;
-        char buf[64], *s, *heap;
-        if (scan_string(r, &sp) || !(s = text_of(r, &sp, buf, sizeof buf, &heap)))
+        char buf[64], *s, *heap = NULL;
+        if (scan_string(r, &sp))
             return -1;
-        amount_from(r->c, s, (iw_amount *)p);
+        if (!sp.escaped) { /* read in place */
+            amount_from(r->c, (const char *)r->s + sp.start, sp.end - sp.start, (iw_amount *)p);
+            return 0;
+        }
+        if (!(s = text_of(r, &sp, buf, sizeof buf, &heap)))
+            return -1;
+        amount_from(r->c, s, strlen(s), (iw_amount *)p);
         free(heap);
         return 0;
     }
@@ -1498,7 +1546,8 @@ static int read_object(reader *r, const table *t, char *base)
         } else {
             i = t ? find_field(r, t, &key, &next) : 0;
         }
-        skip_space(r);
+        if (peek(r) != ':')
+            skip_space(r);
         if (peek(r) != ':')
             return syntax_error(r, r->pos);
         r->pos++;

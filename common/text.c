@@ -97,6 +97,10 @@ const char *iw_text_name_problem(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     while (p && *p) {
+        if (*p >= 0x20 && *p < 0x7f) { /* printable ASCII, the usual case */
+            p++;
+            continue;
+        }
         uint32_t c = 0;
         size_t n = iw_text_utf8_next(p, &c);
         if (n == 0)
