@@ -53,8 +53,8 @@ int iw_decimal_parse_n(const char *s, size_t len, iw_decimal *out)
 {
     if (!s || !out || len == 0)
         return IW_EINVAL;
-    /* First the grammar, so that bad text is always IW_EINVAL whatever its length. */
-    /* The digits are summed on the way (v); up to 18 of them cannot overflow. */
+    /* First the grammar, so that bad text is always IW_EINVAL whatever its length; the digits
+     * are summed on the way (v), which up to 18 of them cannot overflow. */
     size_t i = s[0] == '-' ? 1 : 0;
     size_t int_start = i;
     uint64_t v = 0;

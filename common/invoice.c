@@ -1546,7 +1546,7 @@ static int read_object(reader *r, const table *t, char *base)
         } else {
             i = t ? find_field(r, t, &key, &next) : 0;
         }
-        if (peek(r) != ':')
+        if (peek(r) != ':') /* space is looked for only where the byte expected is not next */
             skip_space(r);
         if (peek(r) != ':')
             return syntax_error(r, r->pos);
