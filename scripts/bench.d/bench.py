@@ -160,6 +160,19 @@ def thread_cpu_us_per_event(pid, before, after, n_events):
     return {k: v * 1e6 / n_events for k, v in groups.items()}
 
 
+def main_thread_switches(pid):
+    """(voluntary, involuntary) context switches of pid's main thread so far: it gave up the
+    core to wait, or was put off it while it could run (a woken process on the same core)."""
+    out = [0, 0]
+    with open("/proc/%d/task/%d/status" % (pid, pid)) as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                out[0] = int(line.split()[1])
+            elif line.startswith("nonvoluntary_ctxt_switches:"):
+                out[1] = int(line.split()[1])
+    return out
+
+
 def proc_hwm_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -443,6 +456,7 @@ class Bench:
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu0 = proc_cpu_s(w.pid)
         threads0 = proc_threads_cpu_s(w.pid)
+        switches0 = main_thread_switches(w.pid)
         others = {"target-sim": st.sim_pid, "redis-server": st.redis_pid, "kafka-local": st.kafka_pid}
         others0 = {k: proc_cpu_s(pid) for k, pid in others.items()}
         calls0 = st.redis_calls()
@@ -480,6 +494,7 @@ class Bench:
         wall1 = time.time()
         cpu1 = proc_cpu_s(w.pid)
         threads1 = proc_threads_cpu_s(w.pid)
+        switches1 = main_thread_switches(w.pid)
         hwm = proc_hwm_kb(w.pid)
         others1 = {k: proc_cpu_s(pid) for k, pid in others.items()}
         calls1 = st.redis_calls()
@@ -515,6 +530,9 @@ class Bench:
         if not valgrind_out:  # under valgrind the threads are valgrind's
             r["thread_cpu_us_per_event"] = thread_cpu_us_per_event(w.pid, threads0, threads1,
                                                                    n_events)
+            r["main_switches_per_event"] = {
+                k: (switches1[i] - switches0[i]) / n_events
+                for i, k in enumerate(("voluntary", "involuntary"))}
         # Redis over the same interval: redis-server's CPU, and its commands by name (the two
         # INFO commandstats calls that take the snapshots are left out)
         calls = {k: v - calls0.get(k, 0) for k, v in calls1.items()}

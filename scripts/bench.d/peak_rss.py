@@ -82,7 +82,8 @@ def main():
                   max_in_flight=a.max_in_flight, max_concurrency=a.max_concurrency or a.max_in_flight)
     ok = r["statuses"].get("succeeded", 0) == n
     shown = {k: r[k] for k in ("label", "events", "latency_ms", "max_in_flight", "events_per_s",
-                               "cpu_us_per_event", "thread_cpu_us_per_event", "fetch_wakes", "peak_rss_kb",
+                               "cpu_us_per_event", "thread_cpu_us_per_event", "main_switches_per_event",
+                               "fetch_wakes", "peak_rss_kb",
                                "statuses", "command")}
     shown["load"] = a.load
     print(json.dumps(shown, indent=2))

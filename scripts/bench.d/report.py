@@ -367,7 +367,11 @@ class Report:
 
     def thread_table(self, rows_by):
         """Each worker's CPU per event by group of threads (bench.thread_cpu_us_per_event)."""
-        rows = [[scen, who, n(t["main"], 1), n(t["librdkafka"], 1), n(t["other"], 1)]
+        def switches(x, k):
+            sw = x.get("main_switches_per_event")
+            return n(sw[k], 2) if sw else "n/a"
+        rows = [[scen, who, n(t["main"], 1), n(t["librdkafka"], 1), n(t["other"], 1),
+                 switches(x, "voluntary"), switches(x, "involuntary")]
                 for scen, runs in rows_by for who, x in runs.items()
                 if x and (t := x.get("thread_cpu_us_per_event"))]
         if not rows:
@@ -377,10 +381,16 @@ class Report:
                "librdkafka's threads (named `rdk:*`: consumer and producer, brokers and "
                "background) and the rest (Node's libuv and V8 threads, the Python reference's "
                "worker threads, invoice-worker's metrics server). A thread that ended inside the "
-               "interval is missed.")
+               "interval is missed. The last two columns count the main thread's context "
+               "switches per event (`/proc/PID/task/PID/status`): voluntary when it waited for "
+               "work, involuntary when it could have run but another process took its core. For "
+               "invoice-worker, `perf record -g` puts the involuntary ones at the return from "
+               "sending a request: the simulator, woken by it, takes the core. Each costs the "
+               "measured process a switch out and back and a colder cache, which a target on "
+               "another machine would not.")
         self.w()
-        self.table(["target latency", "process", "main thread", "librdkafka threads", "other"],
-                   rows)
+        self.table(["target latency", "process", "main thread", "librdkafka threads", "other",
+                    "voluntary switches", "involuntary switches"], rows)
         self.w()
 
     def method(self):
