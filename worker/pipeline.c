@@ -96,7 +96,7 @@ typedef struct msg {
     bool tracked; /* counted in its partition's window (false after revoke) */
     char *key;
     size_t key_len;
-    char *value;
+    char *value; /* a block of its own: freed once every job is over (msg_unref) */
     size_t value_len;
     char *traceparent;
     iw_event *ev; /* NULL for a poison message */
@@ -284,13 +284,24 @@ static part *get_part(iw_pipeline *p, int32_t partition)
 
 /* ---- messages and jobs lifecycle ---- */
 
+/* Frees m's parsed event and its copied value, which pending_bytes counts; a second call
+ * does nothing. */
+static void msg_drop_body(msg *m)
+{
+    iw_event_free(m->ev);
+    m->ev = NULL;
+    free(m->value);
+    m->value = NULL;
+    m->p->pending_bytes -= (int64_t)m->value_len;
+    m->value_len = 0;
+}
+
 static void msg_free(msg *m)
 {
     if (!m)
         return;
     free(m->jobs); /* with the jobs' strings (one block) */
-    iw_event_free(m->ev);
-    m->p->pending_bytes -= (int64_t)m->value_len;
+    msg_drop_body(m);
     free(m->traceparent);
     free(m);
 }
@@ -650,14 +661,14 @@ static void msg_unref(iw_pipeline *p, msg *m)
     m->we.open--;
     if (m->we.open != 0)
         return;
-    /* Every job of m is over: its parsed event and its jobs go now. Only its offset (and its
-     * copied value, which pending_bytes counts) may have to wait for an earlier message of its
-     * partition, which can take minutes behind a slow target. */
+    /* Every job of m is over: its jobs, its parsed event and its value go now. Only its offset
+     * may have to wait for an earlier message of its partition, which can take minutes behind a
+     * slow target; its value no longer counts against max_pending_bytes meanwhile, so finished
+     * messages waiting there cannot pause every partition. */
     free(m->jobs);
     m->jobs = NULL;
     m->n_jobs = 0;
-    iw_event_free(m->ev);
-    m->ev = NULL;
+    msg_drop_body(m);
     if (m->tracked)
         advance_partition(p, m->partition);
     /* untracked (revoked) messages are freed by sweep_orphans */
@@ -1299,11 +1310,16 @@ static void route(iw_pipeline *p, msg *m, const char *only)
 static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
 {
     part *pt = get_part(p, km->partition);
-    /* the message with copies of its key and value in one block; only the struct is zeroed,
-     * the copies overwrite the rest */
-    msg *m = pt ? malloc(sizeof(*m) + km->key_len + km->len + 1) : NULL;
+    /* the message with a copy of its key in one block (only the struct is zeroed, the copy
+     * overwrites the rest), and a copy of its value in a block of its own */
+    msg *m = pt ? malloc(sizeof(*m) + km->key_len) : NULL;
+    char *value = m ? malloc(km->len + 1) : NULL;
     if (m)
         memset(m, 0, sizeof(*m));
+    if (!value) {
+        free(m);
+        m = NULL;
+    }
     if (!m) {
         /* without a part nothing is ever stored for this partition; with one, block it */
         if (pt)
@@ -1322,7 +1338,7 @@ static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
         memcpy(m->key, km->key, km->key_len);
         m->key_len = km->key_len;
     }
-    m->value = (char *)(m + 1) + km->key_len;
+    m->value = value;
     if (km->len)
         memcpy(m->value, km->payload, km->len);
     m->value[km->len] = '\0';

@@ -472,6 +472,79 @@ Test(faults, a_worker_without_room_still_serves_a_rebalance, .init = up, .fini =
     cr_assert_eq(got, PARTS / 2, "w1 served the rebalance and kept its half (w2 has %d)", got);
 }
 
+/* Events E<prefix>-<i> for invoices <prefix>-<i> to `target`, all with one Kafka key: one
+ * partition, in this order. */
+static void produce_same_key(const char *prefix, int n, const char *target, const char *key)
+{
+    char **vals = calloc((size_t)n, sizeof(char *));
+    const char **keys = calloc((size_t)n, sizeof(char *));
+    for (int i = 0; i < n; i++) {
+        char eid[64], id[64];
+        snprintf(eid, sizeof(eid), "E%s-%04d", prefix, i);
+        snprintf(id, sizeof(id), "%s-%04d", prefix, i);
+        vals[i] = iw_make_event(eid, "acme", id, 1, target);
+        keys[i] = key;
+    }
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)vals,
+                                  (size_t)n, NULL),
+                 0);
+    for (int i = 0; i < n; i++)
+        free(vals[i]);
+    free(vals);
+    free(keys);
+}
+
+/* Counts the results whose event_id starts with each of the n prefixes, into counts[]. */
+static void count_results(const char *const *prefixes, size_t *counts, size_t n)
+{
+    iw_results r = iw_results_read(&S, "invoice-results", 0, 5000);
+    for (size_t k = 0; k < n; k++)
+        counts[k] = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        const char *id = iw_json_str(r.json[i], "event_id");
+        for (size_t k = 0; id && k < n; k++)
+            counts[k] += strncmp(id, prefixes[k], strlen(prefixes[k])) == 0;
+    }
+    iw_results_free(&r);
+}
+
+/* max_pending_bytes bounds the values of unfinished events. A message whose jobs are all over
+ * but whose offset waits behind an earlier, slow message of its partition holds no value:
+ * otherwise one slow call, with enough finished events behind it, fills max_pending_bytes and
+ * stops consumption everywhere until it ends. Here every centra_soap call hangs (its attempts
+ * time out after 12 s, the longest the test's 15 s lease allows, and are tried again), and 400
+ * midnight events (3.9 KB each, 1.5 MB in all, over the 1 MiB bound) come behind the one
+ * centra_soap event on its partition, and 40 more on others: all 440 must finish while the slow
+ * one is still out. */
+Test(faults, finished_events_behind_a_slow_one_do_not_stop_consumption, .init = up, .fini = down,
+     .timeout = 300)
+{
+    enum { BEHIND = 400, OTHERS = 40 };
+    fault("{\"target\": \"centra_soap\", \"kind\": \"latency\", \"ms\": 600000, "
+          "\"count\": 1000000}");
+    const char *cfg = iw_stack_config(&S, "w.json", "{\"timeouts\": {\"request_ms\": 12000}}",
+                                      "{\"max_pending_bytes\": 1048576}");
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    produce_same_key("SLOW", 1, "centra_soap", "acme/one-partition");
+    produce_same_key("BEHIND", BEHIND, "midnight", "acme/one-partition");
+    produce_n("OTHER", OTHERS, "midnight");
+    static const char *const prefixes[] = {"ESLOW-", "EBEHIND-", "EOTHER-"};
+    size_t c[3] = {0};
+    long long t0 = iw_now_ms();
+    while ((c[1] < BEHIND || c[2] < OTHERS) && iw_now_ms() - t0 < 60000) {
+        count_results(prefixes, c, 3);
+        if (c[1] < BEHIND || c[2] < OTHERS)
+            iw_sleep_ms(500);
+    }
+    cr_log_info("after %lld ms: %zu slow, %zu behind, %zu others", iw_now_ms() - t0, c[0], c[1],
+                c[2]);
+    cr_assert_eq(c[0], 0, "the slow event is still out (its result is not in)");
+    cr_assert_eq(c[1], BEHIND, "every event behind the slow one finished (%zu of %d)", c[1],
+                 BEHIND);
+    cr_assert_eq(c[2], OTHERS, "every event on the other partitions finished (%zu of %d)", c[2],
+                 OTHERS);
+}
+
 Test(faults, sigterm_under_load_drains_and_restart_finishes, .init = up, .fini = down,
      .timeout = 300)
 {
