@@ -543,6 +543,7 @@ int iw_target_conf_seed(iw_target_conf *t, const iw_conf_adapter *ad)
     t->retry.max_retry_after_ms = 5 * 60 * 1000;
     t->connect_timeout_ms = 5000;
     t->request_timeout_ms = 30000;
+    t->settle_ms = -1; /* request_ms unless set */
     t->max_concurrency = 32;
     t->rate_per_s = 0;
     t->rate_burst = 0;
@@ -706,11 +707,14 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
     const cJSON *to = get_object(ld, obj, base, "timeouts");
     join_path(sub, sizeof(sub), base, "timeouts");
     if (to) {
-        static const char *const k[] = {"connect_ms", "request_ms", NULL};
+        static const char *const k[] = {"connect_ms", "request_ms", "settle_ms", NULL};
         check_keys(ld, to, sub, k);
         get_int64(ld, to, sub, "connect_ms", 1, 600000, &t->connect_timeout_ms);
         get_int64(ld, to, sub, "request_ms", 1, 3600000, &t->request_timeout_ms);
+        get_int64(ld, to, sub, "settle_ms", 0, 3600000, &t->settle_ms);
     }
+    if (t->settle_ms < 0)
+        t->settle_ms = t->request_timeout_ms;
     get_int(ld, obj, base, "max_concurrency", 1, 10000, &t->max_concurrency);
     const cJSON *rate = get_object(ld, obj, base, "rate");
     join_path(sub, sizeof(sub), base, "rate");

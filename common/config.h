@@ -121,6 +121,9 @@ typedef struct iw_target_conf {
     iw_retry_conf retry;
     int64_t connect_timeout_ms; /* default 5 s */
     int64_t request_timeout_ms; /* whole request, default 30 s */
+    int64_t settle_ms;          /* after an attempt ended without an answer (its request may
+                                 * still be applied): how long its fence is kept before a newer
+                                 * version may be sent; default request_timeout_ms */
     int max_concurrency;        /* requests in flight to this target, default 32 */
     double rate_per_s;          /* token bucket refill, 0 = unlimited (a rate, not money) */
     int rate_burst;             /* token bucket size, default max(1, rate_per_s) */

@@ -27,6 +27,7 @@
 #include "backoff.h"
 #include "breaker.h"
 #include "loop.h"
+#include "log.h"
 #include "ratelimit.h"
 #include "secrets.h"
 #include "text.h"
@@ -746,6 +747,14 @@ static void start_attempt(iw_dispatch *d, call *c, int64_t now)
     }
     c->token_gen = t->token_gen;
     t->running++;
+    if (iw_log_enabled(IW_LOG_DEBUG)) {
+        char n[16], left[24] = "";
+        snprintf(n, sizeof(n), "%d", attempt);
+        if (c->lease_until)
+            snprintf(left, sizeof(left), "%lld", (long long)(*c->lease_until - now));
+        iw_log(IW_LOG_DEBUG, "attempt started", "event_id", event_id, "target", tc->name,
+               "attempt", n, "lease_left_ms", left, NULL);
+    }
 }
 
 /* Starts every ready call its target lets go now. */
@@ -787,6 +796,19 @@ static void retry_or_exhaust(iw_dispatch *d, call *c, const iw_outcome *out, int
 }
 
 static void start_refresh(iw_dispatch *d, tstate *t, const iw_target_ops *ops);
+
+/* c's attempt ended without an answer: when any of its request went out, the target may still
+ * apply it, so c's fence is to be kept timeouts.settle_ms from now (the caller's job). */
+static void note_in_doubt(call *c, CURL *easy)
+{
+    long sent = 0;
+    if (curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK || sent <= 0)
+        return; /* nothing reached the wire: it cannot be applied */
+    const iw_target_conf *tc = c->t->tc;
+    int64_t until = mono_ms() + (tc->settle_ms >= 0 ? tc->settle_ms : tc->request_timeout_ms);
+    if (until > c->res.settle_until_ms)
+        c->res.settle_until_ms = until;
+}
 
 /* Acts on the classified reply of c's attempt. */
 static void handle_outcome(iw_dispatch *d, call *c, const iw_outcome *out, int64_t now)
@@ -959,6 +981,17 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
         d->obs(d->obs_arg, &info);
     }
     c->res.http_status = status;
+    if (cc != CURLE_OK && !x->too_large)
+        note_in_doubt(c, easy);
+    if (iw_log_enabled(IW_LOG_DEBUG)) {
+        char a[16], st[16], ms[24];
+        snprintf(a, sizeof(a), "%d", c->res.attempts);
+        snprintf(st, sizeof(st), "%ld", cc == CURLE_OK ? status : 0L);
+        snprintf(ms, sizeof(ms), "%lld", (long long)(us / 1000));
+        iw_log(IW_LOG_DEBUG, "attempt ended", "event_id", c->ev->event_id ? c->ev->event_id : "",
+               "target", t->tc->name, "attempt", a, "status", st, "transport",
+               cc == CURLE_OK ? "ok" : curl_easy_strerror(cc), "elapsed_ms", ms, NULL);
+    }
     xfer_release(d, x);
     handle_outcome(d, c, &out, mono_ms());
 }

@@ -27,6 +27,9 @@ typedef struct iw_call_result {
     long http_status;            /* status of the last reply, 0 when none */
     int64_t first_attempt_at_ms; /* wall clock (ms since epoch) of the first attempt, 0 if none */
     int64_t finished_at_ms;      /* wall clock when it ended */
+    int64_t settle_until_ms;     /* monotonic ms until which an attempt that ended without an
+                                  * answer after its request went out may still be applied by
+                                  * the target (its end + timeouts.settle_ms); 0: none */
 } iw_call_result;
 
 /* Called once per submitted call, from inside iw_dispatch_run (or abandon_all). The event

@@ -33,7 +33,7 @@ static const unsigned char NEXT[IW_JOB__COUNT][IW_JEV__COUNT] = {
                         X, X, X, IW_JOB_RELEASE, IW_JOB_DROPPED},
     [IW_JOB_COMPLETE] = {X, X, X, X, X,
                          X, X, X, X, X,
-                         IW_JOB_COMPLETING, IW_JOB_PUBLISH, X, X, X},
+                         IW_JOB_COMPLETING, IW_JOB_PUBLISH, X, X, IW_JOB_DROPPED},
     [IW_JOB_COMPLETING] = {X, X, X, X, X,
                            X, IW_JOB_COMPLETE, X, X, IW_JOB_CLAIM,
                            X, IW_JOB_PUBLISH, X, X, IW_JOB_DROPPED},

@@ -10,6 +10,8 @@
  *   a ledger batch that failed: CLAIMING -> CLAIM, COMPLETING -> COMPLETE, RELEASING -> RELEASE
  *   revoke or stop: a held fence is given back (-> RELEASE -> RELEASING -> DROPPED), anything
  *   else not on the wire is dropped (-> DROPPED; its message is never committed here)
+ *   stop while a finished call's unanswered attempt may still be applied (COMPLETE or RELEASE,
+ *   settling): dropped with its fence kept until the lease runs out
  */
 #ifndef IW_JOBFSM_H
 #define IW_JOBFSM_H

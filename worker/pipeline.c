@@ -73,7 +73,9 @@ typedef struct job {
     bool leased;         /* we hold the (invoice, target) fence */
     bool in_lane;        /* first in its lane */
     int64_t lease_until; /* monotonic ms when the fence lease may be gone (0: treat as gone) */
-    int64_t due_ms;      /* BUSY: when to claim again */
+    int64_t due_ms;      /* BUSY: when to claim again; settling: when its write may go */
+    int64_t settle_until; /* monotonic ms until which an attempt that got no answer may still
+                           * be applied by the target: the fence is kept till then (0: none) */
     int busy_tries;
     /* the result being built */
     iw_result_status status;
@@ -163,6 +165,7 @@ struct iw_pipeline {
     int32_t n_parts;
 
     jobq claim_q, busy_q, ready_q, complete_q, release_q;
+    jobq settle_q; /* COMPLETE or RELEASE jobs holding their fence until settle_until */
     size_t open_jobs; /* jobs not yet terminal */
 
     char owner[192];        /* lease owner token: worker id + process, unique per run */
@@ -340,6 +343,15 @@ static bool job_to(iw_pipeline *p, job *j, iw_job_event e)
         j->m->we.dropped = true;
         p->fatal = true;
         return false;
+    }
+    if (iw_log_enabled(IW_LOG_DEBUG)) {
+        char lease[24] = "";
+        if (j->leased)
+            snprintf(lease, sizeof(lease), "%lld", (long long)(j->lease_until - mono_ms()));
+        iw_log(IW_LOG_DEBUG, "job", "event_id", j->m->ev ? j->m->ev->event_id : "", "target",
+               j->target, "from", iw_job_state_str(j->state), "on", iw_job_event_str(e), "to",
+               iw_job_state_str(next), "tracked", j->m->tracked ? "yes" : "no", "lease_left_ms",
+               lease, NULL);
     }
     j->state = next;
     return true;
@@ -836,6 +848,22 @@ static void lbatch_send(iw_pipeline *p, lbatch *b)
         ledger_done(b, rc);
 }
 
+/* Inserts j into q, kept in due_ms order: most waits are equal, so append is nearly always
+ * right. */
+static void q_insert_due(jobq *q, job *j)
+{
+    if (!q->tail || q->tail->due_ms <= j->due_ms) {
+        q_push(q, j);
+        return;
+    }
+    job **pp = &q->head;
+    while ((*pp)->due_ms <= j->due_ms)
+        pp = &(*pp)->qnext;
+    j->qnext = *pp;
+    *pp = j;
+    q->n++;
+}
+
 static void insert_busy(iw_pipeline *p, job *j)
 {
     int64_t wait = (int64_t)BUSY_RETRY_MS << (j->busy_tries < 6 ? j->busy_tries : 6);
@@ -844,17 +872,31 @@ static void insert_busy(iw_pipeline *p, job *j)
     j->busy_tries++;
     j->due_ms = mono_ms() + wait;
     job_to(p, j, IW_JEV_BUSY);
-    /* keep busy_q in due order: most waits are equal, so append is nearly always right */
-    if (!p->busy_q.tail || p->busy_q.tail->due_ms <= j->due_ms) {
-        q_push(&p->busy_q, j);
+    q_insert_due(&p->busy_q, j);
+}
+
+/* Queues j (COMPLETE or RELEASE) for its ledger write, which frees its fence. While an attempt
+ * of its that got no answer may still be applied by the target, it waits in settle_q first,
+ * its fence renewed: a newer version sent meanwhile could be overwritten by the late one. */
+static void queue_write(iw_pipeline *p, job *j)
+{
+    jobq *q = j->state == IW_JOB_COMPLETE ? &p->complete_q : &p->release_q;
+    if (j->leased && j->settle_until > mono_ms()) {
+        j->due_ms = j->settle_until;
+        q_insert_due(&p->settle_q, j);
         return;
     }
-    job **pp = &p->busy_q.head;
-    while ((*pp)->due_ms <= j->due_ms)
-        pp = &(*pp)->qnext;
-    j->qnext = *pp;
-    *pp = j;
-    p->busy_q.n++;
+    q_push(q, j);
+}
+
+/* Jobs whose unanswered attempts have settled go on to their ledger write. */
+static void run_settled(iw_pipeline *p)
+{
+    int64_t now = mono_ms();
+    while (p->settle_q.head && p->settle_q.head->due_ms <= now) {
+        job *j = q_pop(&p->settle_q);
+        q_push(j->state == IW_JOB_COMPLETE ? &p->complete_q : &p->release_q, j);
+    }
 }
 
 static void run_claims(iw_pipeline *p)
@@ -886,7 +928,7 @@ static void abandon_job(iw_pipeline *p, job *j)
 {
     if (j->leased) {
         job_to(p, j, IW_JEV_GIVE_BACK);
-        q_push(&p->release_q, j);
+        queue_write(p, j);
     } else {
         lane_release(p, j);
         job_terminal(p, j, IW_JEV_DROP);
@@ -1011,7 +1053,8 @@ static int collect_leased(msg *m, lbatch **b, size_t *cap)
             job *j = &m->jobs[k];
             if (!j->leased ||
                 (j->state != IW_JOB_READY && j->state != IW_JOB_CALLING &&
-                 j->state != IW_JOB_COMPLETE && j->state != IW_JOB_COMPLETING))
+                 j->state != IW_JOB_COMPLETE && j->state != IW_JOB_COMPLETING &&
+                 j->state != IW_JOB_RELEASE))
                 continue;
             if ((*b)->n == *cap) {
                 lbatch *nb = lbatch_new((*b)->p, LB_RENEW, *cap * 2);
@@ -1132,6 +1175,8 @@ static void call_done(void *arg, const iw_call_result *res)
     if (!j->first_attempt_ms)
         j->first_attempt_ms = res->first_attempt_at_ms;
     j->finished_ms = res->finished_at_ms ? res->finished_at_ms : wall_ms();
+    if (res->settle_until_ms > j->settle_until)
+        j->settle_until = res->settle_until_ms;
     if (res->abandoned) {
         /* On an assigned partition while running, only a lost or expiring fence abandons a
          * call: claim it again. Otherwise (revoke, shutdown) give the fence back. */
@@ -1149,7 +1194,7 @@ static void call_done(void *arg, const iw_call_result *res)
             return;
         }
         job_to(p, j, IW_JEV_GIVE_BACK);
-        q_push(&p->release_q, j);
+        queue_write(p, j);
         return;
     }
     const iw_outcome *o = &res->outcome;
@@ -1163,7 +1208,7 @@ static void call_done(void *arg, const iw_call_result *res)
                    o->message);
     }
     job_to(p, j, IW_JEV_FINISHED);
-    q_push(&p->complete_q, j);
+    queue_write(p, j);
 }
 
 static void submit_ready(iw_pipeline *p)
@@ -1173,7 +1218,7 @@ static void submit_ready(iw_pipeline *p)
         job *j = q_pop(&p->ready_q);
         if (p->stopping) { /* no new calls while draining: give the lease back */
             job_to(p, j, IW_JEV_GIVE_BACK);
-            q_push(&p->release_q, j);
+            queue_write(p, j);
             continue;
         }
         job_to(p, j, IW_JEV_SUBMITTED);
@@ -2036,6 +2081,8 @@ static int next_timeout_ms(iw_pipeline *p)
     int64_t now = mono_ms(), due = now + 250;
     if (p->busy_q.head && p->busy_q.head->due_ms < due)
         due = p->busy_q.head->due_ms;
+    if (p->settle_q.head && p->settle_q.head->due_ms < due)
+        due = p->settle_q.head->due_ms;
     if (p->ledger_ok && p->last_renew_ms + p->renew_every_ms < due)
         due = p->last_renew_ms + p->renew_every_ms;
     if (!p->ledger_ok && !p->ledger_connecting && p->ledger_retry_at < due)
@@ -2077,6 +2124,7 @@ static void loop_turn(iw_pipeline *p)
     iw_loop_run_once(p->loop, next_timeout_ms(p));
     poll_consumer(p);
     ledger_health(p);
+    run_settled(p);
     run_ledger_writes(p, LB_COMPLETE);
     run_ledger_writes(p, LB_RELEASE);
     run_claims(p);
@@ -2097,6 +2145,19 @@ static bool ledger_busy(const iw_pipeline *p)
     return false;
 }
 
+/* Jobs still settling when the grace period is over: an attempt of theirs may yet be applied,
+ * so their fences are kept until their leases run out (as for a call cut off on the wire);
+ * their events replay elsewhere after that. */
+static void keep_unsettled(iw_pipeline *p)
+{
+    job *j;
+    while ((j = q_pop(&p->settle_q))) {
+        j->leased = false;
+        lane_release(p, j);
+        job_terminal(p, j, IW_JEV_DROP);
+    }
+}
+
 /* Jobs that never reached the dispatcher when we stop: give their leases back. */
 static void abandon_unsent(iw_pipeline *p)
 {
@@ -2107,7 +2168,7 @@ static void abandon_unsent(iw_pipeline *p)
         job_terminal(p, j, IW_JEV_DROP);
     while ((j = q_pop(&p->ready_q))) {
         job_to(p, j, IW_JEV_GIVE_BACK);
-        q_push(&p->release_q, j);
+        queue_write(p, j);
     }
     /* jobs waiting in lanes: release them too */
     for (int32_t i = 0; i < p->n_parts; i++)
@@ -2137,7 +2198,7 @@ int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
     while (
         mono_ms() < deadline && !p->fatal &&
         (iw_dispatch_pending(p->dispatch) || p->complete_q.n || p->release_q.n || p->ready_q.n ||
-         ledger_busy(p)) &&
+         p->settle_q.n || ledger_busy(p)) &&
         (p->ledger_ok || mono_ms() < p->ledger_retry_at + 1))
         loop_turn(p);
     iw_log_hold(0); /* what follows waits in librdkafka and hiredis: lines go out at once */
@@ -2146,6 +2207,7 @@ int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
         iw_dispatch_abandon_all(p->dispatch);
     }
     abandon_unsent(p);
+    keep_unsettled(p);
     /* the last outcomes and releases go out; their answers are awaited a bounded while */
     for (int64_t until = mono_ms() + 2000;
          p->ledger_ok && (ledger_busy(p) || p->complete_q.n || p->release_q.n) &&

@@ -644,11 +644,51 @@ typedef struct verdict {
     int not_newest;  /* invoices whose last accepted version is not `newest` */
     int repeats;     /* the same version accepted again (allowed: the one window) */
     int unreceived;  /* `succeeded` results for calls the target never accepted */
+    bool bad[BR_INVOICES]; /* invoices that went back or did not end at the newest */
 } verdict;
+
+/* On a failed verdict: every call BR-<inv> got (arrival, version, attempt, status) and every
+ * line of the workers' logs that names one of its events, so that a failure under load
+ * explains itself. */
+static void dump_invoice(int inv, const char *const *logs)
+{
+    char prefix[32];
+    snprintf(prefix, sizeof(prefix), "EBR-%02d-", inv);
+    char q[80];
+    snprintf(q, sizeof(q), "/_sim/calls?prefix=%s", prefix);
+    cJSON *calls = iw_sim_get(&S, q);
+    for (const cJSON *c = calls ? cJSON_GetObjectItem(calls, "calls")->child : NULL; c;
+         c = c->next) {
+        const cJSON *at = cJSON_GetObjectItem(c, "at_ms"), *mono = cJSON_GetObjectItem(c, "mono_ms"),
+                    *st = cJSON_GetObjectItem(c, "status"), *att = cJSON_GetObjectItem(c, "attempt");
+        for (int i = 0; i < cJSON_GetArraySize(st); i++)
+            cr_log_error("sim: %s attempt %d arrived wall %.0f mono %.0f, answered %d", c->string,
+                         (int)cJSON_GetArrayItem(att, i)->valuedouble,
+                         cJSON_GetArrayItem(at, i)->valuedouble,
+                         cJSON_GetArrayItem(mono, i)->valuedouble,
+                         (int)cJSON_GetArrayItem(st, i)->valuedouble);
+    }
+    cJSON_Delete(calls);
+    for (; *logs; logs++) {
+        char path[600];
+        snprintf(path, sizeof(path), "%s/%s", S.dir, *logs);
+        char *text = iw_read_file(path, NULL);
+        for (char *line = text, *end; line && *line; line = end ? end + 1 : NULL) {
+            end = strchr(line, '\n');
+            if (end)
+                *end = '\0';
+            if (strstr(line, prefix))
+                cr_log_error("%s: %.400s", *logs, line);
+            if (!end)
+                break;
+        }
+        free(text);
+    }
+}
 
 static verdict judge_versions(int newest, const iw_results *r)
 {
-    verdict out = {0, 0, 0, 0};
+    verdict out = {0};
     cJSON *calls = iw_sim_get(&S, "/_sim/calls?prefix=EBR-");
     cr_assert_not_null(calls);
     static accepted acc[BR_INVOICES][128];
@@ -674,6 +714,7 @@ static verdict judge_versions(int newest, const iw_results *r)
         for (int k = 1; k < n_acc[i]; k++) {
             if (acc[i][k].version < acc[i][k - 1].version) {
                 out.regressions++;
+                out.bad[i] = true;
                 cr_log_error("BR-%02d: v%d accepted after v%d", i, acc[i][k].version,
                              acc[i][k - 1].version);
             }
@@ -681,6 +722,7 @@ static verdict judge_versions(int newest, const iw_results *r)
         }
         if (n_acc[i] == 0 || acc[i][n_acc[i] - 1].version != newest) {
             out.not_newest++;
+            out.bad[i] = true;
             cr_log_error("BR-%02d ends at v%d", i, n_acc[i] ? acc[i][n_acc[i] - 1].version : 0);
         }
     }
@@ -699,6 +741,12 @@ static verdict judge_versions(int newest, const iw_results *r)
 
 static void assert_verdict(const char *scenario, verdict v)
 {
+    if (v.regressions || v.not_newest) {
+        static const char *const logs[] = {"w1.log", "w2.log", "worker.log", NULL};
+        for (int i = 0; i < BR_INVOICES; i++)
+            if (v.bad[i])
+                dump_invoice(i, logs);
+    }
     cr_log_info("%s: %d regressions, %d not at the newest, %d repeats, %d succeeded but never "
                 "received",
                 scenario, v.regressions, v.not_newest, v.repeats, v.unreceived);
@@ -720,7 +768,9 @@ Test(faults, brownout_rebalance_never_sends_an_older_version, .init = up, .fini 
 {
     const char *retry = "{\"retry\": {\"max_attempts\": 60, \"base_ms\": 100, \"max_delay_ms\": "
                         "800, \"max_elapsed_s\": 120}}";
-    const char *c1 = iw_stack_config(&S, "w1.json", retry, "{\"id\": \"w1\"}");
+    /* debug logs: a failure prints every job move and attempt of the invoice that failed */
+    const char *c1 =
+        iw_stack_config(&S, "w1.json", retry, "{\"id\": \"w1\", \"log_level\": \"debug\"}");
     cr_assert_eq(iw_stack_worker_start(&S, &W, c1, "w1.log"), 0);
     produce_versions(1);
     cr_assert_geq(wait_results(BR_INVOICES, 60000), BR_INVOICES);
@@ -732,7 +782,8 @@ Test(faults, brownout_rebalance_never_sends_an_older_version, .init = up, .fini 
         iw_sleep_ms(300);
     }
     iw_sleep_ms(1000); /* w1 now retries older versions with newer ones waiting behind */
-    const char *c2 = iw_stack_config(&S, "w2.json", retry, "{\"id\": \"w2\"}");
+    const char *c2 =
+        iw_stack_config(&S, "w2.json", retry, "{\"id\": \"w2\", \"log_level\": \"debug\"}");
     cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "w2.log"), 0);
     /* the group rebalances (the mock takes a few seconds); newer versions keep coming, so
      * the new owner has versions w1 never saw while w1 still holds older ones */
@@ -848,6 +899,112 @@ static void applied_history(int newest, int *regressions, int *not_newest)
     }
     cJSON_Delete(st);
     cr_assert_eq(seen, BR_INVOICES, "every invoice reached the target");
+}
+
+/*
+ * Attempts the worker gives up on (their requests time out) that the target applies later.
+ * late_first_attempts starts w1 (request_ms 1000, the given settle_ms), sends v1 of every
+ * invoice, then makes the first attempt of each v2 land latency_ms after it arrived (its retry
+ * is answered at once) and sends v2 and v3; v3 waits behind v2 in its lane.
+ */
+static const char *late_first_attempts(int settle_ms, int latency_ms, const char *worker_json)
+{
+    char targets[400];
+    snprintf(targets, sizeof(targets),
+             "{\"timeouts\": {\"connect_ms\": 500, \"request_ms\": 1000, \"settle_ms\": %d},"
+             " \"retry\": {\"max_attempts\": 20, \"base_ms\": 100, \"max_delay_ms\": 200},"
+             " \"breaker\": {\"failures\": 1000000}}",
+             settle_ms);
+    const iw_stack_overlay extra = {.targets = targets, .worker = worker_json};
+    const char *cfg = iw_stack_config_with(&S, "w.json", &extra);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "w1.log"), 0);
+    produce_versions(1);
+    cr_assert_geq(wait_results(BR_INVOICES, 60000), BR_INVOICES);
+    char f[160];
+    snprintf(f, sizeof(f),
+             "{\"target\": \"centra_navision\", \"kind\": \"latency\", \"ms\": %d, \"count\": %d}",
+             latency_ms, BR_INVOICES);
+    fault(f);
+    produce_versions(2);
+    iw_sleep_ms(300);
+    produce_versions(3);
+    return cfg;
+}
+
+/* After every result is in and the late attempts have landed: they did land late (the scenario
+ * happened), and the target applied no invoice's versions out of order. */
+static void assert_late_attempts_not_overtaken(const char *scenario, int latency_ms)
+{
+    iw_results r = read_distinct((size_t)BR_INVOICES * 3, 150000);
+    cr_assert_eq(iw_results_distinct(&r), (size_t)BR_INVOICES * 3, "every pair has a result");
+    iw_results_free(&r);
+    iw_sleep_ms(latency_ms); /* every late update has landed */
+
+    cJSON *calls = iw_sim_get(&S, "/_sim/calls?prefix=EBR-");
+    cr_assert_not_null(calls);
+    int late = 0;
+    for (const cJSON *c = cJSON_GetObjectItem(calls, "calls")->child; c; c = c->next) {
+        int inv, ver;
+        if (sscanf(c->string, "EBR-%d-%d", &inv, &ver) != 2 || ver != 2)
+            continue;
+        /* the call that arrived first (delayed past the worker's timeout) was applied */
+        const cJSON *st = cJSON_GetObjectItem(c, "status"), *at = cJSON_GetObjectItem(c, "mono_ms");
+        int first = 0, n = cJSON_GetArraySize(st);
+        for (int i = 1; i < n; i++)
+            if (cJSON_GetArrayItem(at, i)->valuedouble < cJSON_GetArrayItem(at, first)->valuedouble)
+                first = i;
+        late += n > 0 && (int)cJSON_GetArrayItem(st, first)->valuedouble == 200;
+    }
+    cJSON_Delete(calls);
+    cr_log_info("%s: %d of %d invoices had v2's first call applied after the worker gave up on it",
+                scenario, late, BR_INVOICES);
+    cr_assert_gt(late, 0, "no timed-out attempt was applied late: the scenario did not happen");
+
+    int regressions, not_newest;
+    applied_history(3, &regressions, &not_newest);
+    cr_log_info("%s: %d regressions, %d not at the newest", scenario, regressions, not_newest);
+    cr_assert_eq(regressions, 0, "a timed-out attempt applied late overwrote a newer version");
+    cr_assert_eq(not_newest, 0);
+}
+
+/* One worker: the retry of v2 succeeds at once, but v3 may only go once v2's first attempt,
+ * applied 1.5 s after the worker's timeout, has settled (settle_ms 4000). */
+Test(faults, a_timed_out_attempt_applied_late_is_not_overtaken, .init = up, .fini = down,
+     .timeout = 300)
+{
+    late_first_attempts(4000, 2500, NULL);
+    assert_late_attempts_not_overtaken("one worker", 2500);
+}
+
+/* A second worker joins while the first one's jobs settle: the partitions that move keep their
+ * fences with w1 until the late attempts settled, so w2 cannot send v3 before they land. */
+Test(faults, a_timed_out_attempt_keeps_its_fence_through_a_rebalance, .init = up, .fini = down,
+     .timeout = 300)
+{
+    const char *cfg = late_first_attempts(14000, 9000, NULL);
+    char *c2 = strdup(cfg);
+    cr_assert_not_null(c2);
+    cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "w2.log"), 0);
+    free(c2);
+    cr_assert_gt(wait_assigned("w2.log", 1, 90000), 0, "w2 joined the group");
+    assert_late_attempts_not_overtaken("rebalance", 9000);
+}
+
+/* SIGTERM while jobs settle (grace 1 s): their fences stay until the lease runs out, so the
+ * worker that takes over cannot send v3 before the late v2 attempts land. */
+Test(faults, a_timed_out_attempt_keeps_its_fence_through_a_stop, .init = up, .fini = down,
+     .timeout = 300)
+{
+    const char *cfg = late_first_attempts(14000, 9000, "{\"shutdown_grace_s\": 1}");
+    char *c2 = strdup(cfg);
+    cr_assert_not_null(c2);
+    iw_sleep_ms(1500); /* v2's first attempts have timed out; the jobs settle */
+    iw_proc_signal(&W, SIGTERM);
+    int status = iw_proc_wait(&W, 30000);
+    cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "w1 exits 0");
+    cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "w2.log"), 0);
+    free(c2);
+    assert_late_attempts_not_overtaken("stop", 9000);
 }
 
 /*

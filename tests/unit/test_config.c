@@ -55,6 +55,7 @@ Test(config, minimal_gets_defaults)
     cr_assert_eq(t->retry.max_elapsed_ms, 600000);
     cr_assert_eq(t->connect_timeout_ms, 5000);
     cr_assert_eq(t->request_timeout_ms, 30000);
+    cr_assert_eq(t->settle_ms, 30000, "an unanswered attempt settles for request_ms by default");
     cr_assert_eq(t->max_concurrency, 32);
     cr_assert_eq(t->breaker_failures, 20);
     cr_assert_eq(t->breaker_open_ms, 30000);
@@ -323,6 +324,27 @@ Test(config, relative_ca_file_is_relative_to_the_config)
 
 /* A call on the wire when its partition moves must end before its fence lease: the lease must
  * exceed every target's request timeout by more than IW_LEASE_MARGIN_MS. */
+Test(config, settle_follows_the_request_timeout_unless_set)
+{
+    iw_config_errors e;
+    iw_config *c = iw_config_parse(
+        "{\"targets\": {\"a\": {\"type\": \"centra_soap\", \"timeouts\": {\"request_ms\": 1500}},"
+        " \"b\": {\"type\": \"centra_soap\", \"timeouts\": {\"request_ms\": 1500, \"settle_ms\": 0}},"
+        " \"c\": {\"type\": \"centra_soap\", \"timeouts\": {\"settle_ms\": 90000}}}}",
+        NULL, &e);
+    dump(&e);
+    cr_assert_not_null(c);
+    cr_assert_eq(iw_config_target(c, "a")->settle_ms, 1500);
+    cr_assert_eq(iw_config_target(c, "b")->settle_ms, 0, "0 turns the wait off");
+    cr_assert_eq(iw_config_target(c, "c")->settle_ms, 90000, "longer than the lease is fine");
+    iw_config_free(c);
+    c = iw_config_parse("{\"targets\": {\"a\": {\"type\": \"centra_soap\", \"timeouts\": "
+                        "{\"settle_ms\": -1}}}}",
+                        NULL, &e);
+    cr_assert_null(c);
+    cr_assert(has_error(&e, "targets.a.timeouts.settle_ms", ""));
+}
+
 Test(config, lease_must_outlast_every_request_timeout)
 {
     iw_config_errors e;
