@@ -752,8 +752,8 @@ static void start_attempt(iw_dispatch *d, call *c, int64_t now)
         snprintf(n, sizeof(n), "%d", attempt);
         if (c->lease_until)
             snprintf(left, sizeof(left), "%lld", (long long)(*c->lease_until - now));
-        iw_log(IW_LOG_DEBUG, "attempt started", "event_id", event_id, "target", tc->name,
-               "attempt", n, "lease_left_ms", left, NULL);
+        iw_log(IW_LOG_DEBUG, "attempt started", "event_id", event_id, "target", tc->name, "attempt",
+               n, "lease_left_ms", left, NULL);
     }
 }
 

@@ -165,7 +165,7 @@ struct iw_pipeline {
     int32_t n_parts;
 
     jobq claim_q, busy_q, ready_q, complete_q, release_q;
-    jobq settle_q; /* COMPLETE or RELEASE jobs holding their fence until settle_until */
+    jobq settle_q;    /* COMPLETE or RELEASE jobs holding their fence until settle_until */
     size_t open_jobs; /* jobs not yet terminal */
 
     char owner[192];        /* lease owner token: worker id + process, unique per run */
@@ -1051,10 +1051,9 @@ static int collect_leased(msg *m, lbatch **b, size_t *cap)
     for (; m; m = msg_of(m->we.next)) {
         for (size_t k = 0; k < m->n_jobs; k++) {
             job *j = &m->jobs[k];
-            if (!j->leased ||
-                (j->state != IW_JOB_READY && j->state != IW_JOB_CALLING &&
-                 j->state != IW_JOB_COMPLETE && j->state != IW_JOB_COMPLETING &&
-                 j->state != IW_JOB_RELEASE))
+            if (!j->leased || (j->state != IW_JOB_READY && j->state != IW_JOB_CALLING &&
+                               j->state != IW_JOB_COMPLETE && j->state != IW_JOB_COMPLETING &&
+                               j->state != IW_JOB_RELEASE))
                 continue;
             if ((*b)->n == *cap) {
                 lbatch *nb = lbatch_new((*b)->p, LB_RENEW, *cap * 2);
@@ -2195,11 +2194,10 @@ int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
     iw_log(IW_LOG_INFO, "stopping: draining in-flight calls", NULL);
     flow_control(p);
     abandon_unsent(p);
-    while (
-        mono_ms() < deadline && !p->fatal &&
-        (iw_dispatch_pending(p->dispatch) || p->complete_q.n || p->release_q.n || p->ready_q.n ||
-         p->settle_q.n || ledger_busy(p)) &&
-        (p->ledger_ok || mono_ms() < p->ledger_retry_at + 1))
+    while (mono_ms() < deadline && !p->fatal &&
+           (iw_dispatch_pending(p->dispatch) || p->complete_q.n || p->release_q.n || p->ready_q.n ||
+            p->settle_q.n || ledger_busy(p)) &&
+           (p->ledger_ok || mono_ms() < p->ledger_retry_at + 1))
         loop_turn(p);
     iw_log_hold(0); /* what follows waits in librdkafka and hiredis: lines go out at once */
     if (iw_dispatch_pending(p->dispatch)) {

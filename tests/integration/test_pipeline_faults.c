@@ -659,8 +659,10 @@ static void dump_invoice(int inv, const char *const *logs)
     cJSON *calls = iw_sim_get(&S, q);
     for (const cJSON *c = calls ? cJSON_GetObjectItem(calls, "calls")->child : NULL; c;
          c = c->next) {
-        const cJSON *at = cJSON_GetObjectItem(c, "at_ms"), *mono = cJSON_GetObjectItem(c, "mono_ms"),
-                    *st = cJSON_GetObjectItem(c, "status"), *att = cJSON_GetObjectItem(c, "attempt");
+        const cJSON *at = cJSON_GetObjectItem(c, "at_ms"),
+                    *mono = cJSON_GetObjectItem(c, "mono_ms"),
+                    *st = cJSON_GetObjectItem(c, "status"),
+                    *att = cJSON_GetObjectItem(c, "attempt");
         for (int i = 0; i < cJSON_GetArraySize(st); i++)
             cr_log_error("sim: %s attempt %d arrived wall %.0f mono %.0f, answered %d", c->string,
                          (int)cJSON_GetArrayItem(att, i)->valuedouble,

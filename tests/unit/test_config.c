@@ -329,7 +329,8 @@ Test(config, settle_follows_the_request_timeout_unless_set)
     iw_config_errors e;
     iw_config *c = iw_config_parse(
         "{\"targets\": {\"a\": {\"type\": \"centra_soap\", \"timeouts\": {\"request_ms\": 1500}},"
-        " \"b\": {\"type\": \"centra_soap\", \"timeouts\": {\"request_ms\": 1500, \"settle_ms\": 0}},"
+        " \"b\": {\"type\": \"centra_soap\","
+        " \"timeouts\": {\"request_ms\": 1500, \"settle_ms\": 0}},"
         " \"c\": {\"type\": \"centra_soap\", \"timeouts\": {\"settle_ms\": 90000}}}}",
         NULL, &e);
     dump(&e);
