@@ -140,7 +140,7 @@ typedef struct target_metrics {
 typedef struct global_metrics {
     iw_counter *consumed, *ledger_errors, *fence_lost, *traceparent_invalid;
     iw_counter *wakes_drained, *wakes_resumed; /* iw_consumer_fetch_wakes_total by reason */
-    iw_gauge *in_flight, *jobs_open, *consumer_lag, *ledger_up;
+    iw_gauge *in_flight, *jobs_open, *jobs_settling, *consumer_lag, *ledger_up;
 } global_metrics;
 
 /* A FIFO of jobs linked through qnext. */
@@ -1754,6 +1754,9 @@ static int declare_metrics(iw_pipeline *p)
          "Attempts scheduled after a transient failure, by target."},
         {"iw_in_flight", IW_GAUGE, "HTTP calls submitted and not finished."},
         {"iw_jobs_open", IW_GAUGE, "(event, target) pairs consumed and not yet terminal."},
+        {"iw_jobs_settling", IW_GAUGE,
+         "Finished calls holding their fence because an attempt got no answer and may still be "
+         "applied (timeouts.settle_ms)."},
         {"iw_breaker_open", IW_GAUGE, "1 while the target's circuit breaker is open."},
         {"iw_consumer_lag", IW_GAUGE, "Input messages not yet done on the assigned partitions."},
         {"iw_ledger_errors_total", IW_COUNTER, "Redis failures of the ledger."},
@@ -1810,10 +1813,12 @@ static int declare_metrics(iw_pipeline *p)
         iw_metrics_counter(p->metrics, "iw_consumer_fetch_wakes_total", "reason=\"resumed\"");
     g->in_flight = iw_metrics_gauge(p->metrics, "iw_in_flight", "");
     g->jobs_open = iw_metrics_gauge(p->metrics, "iw_jobs_open", "");
+    g->jobs_settling = iw_metrics_gauge(p->metrics, "iw_jobs_settling", "");
     g->consumer_lag = iw_metrics_gauge(p->metrics, "iw_consumer_lag", "");
     g->ledger_up = iw_metrics_gauge(p->metrics, "iw_ledger_up", "");
     missing += !g->consumed + !g->ledger_errors + !g->fence_lost + !g->traceparent_invalid +
                !g->wakes_drained + !g->wakes_resumed + !g->in_flight + !g->jobs_open +
+               !g->jobs_settling +
                !g->consumer_lag + !g->ledger_up;
     return missing ? IW_EINVAL : 0;
 }
@@ -1867,6 +1872,7 @@ static void update_gauges(iw_pipeline *p)
     }
     iw_gauge_set(p->gm.in_flight, (double)iw_dispatch_pending(p->dispatch));
     iw_gauge_set(p->gm.jobs_open, (double)p->open_jobs);
+    iw_gauge_set(p->gm.jobs_settling, (double)p->settle_q.n);
     p->stats.consumer_lag = consumer_lag(p);
     iw_gauge_set(p->gm.consumer_lag, (double)p->stats.consumer_lag);
     iw_gauge_set(p->gm.ledger_up, p->ledger_ok ? 1 : 0);
@@ -2204,8 +2210,8 @@ int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
         iw_log(IW_LOG_WARN, "grace period over: abandoning in-flight calls", NULL);
         iw_dispatch_abandon_all(p->dispatch);
     }
+    keep_unsettled(p); /* before abandon_unsent: their lanes' next jobs are dropped there */
     abandon_unsent(p);
-    keep_unsettled(p);
     /* the last outcomes and releases go out; their answers are awaited a bounded while */
     for (int64_t until = mono_ms() + 2000;
          p->ledger_ok && (ledger_busy(p) || p->complete_q.n || p->release_q.n) &&

@@ -974,7 +974,22 @@ static void assert_late_attempts_not_overtaken(const char *scenario, int latency
 Test(faults, a_timed_out_attempt_applied_late_is_not_overtaken, .init = up, .fini = down,
      .timeout = 300)
 {
+    S.http_port = iw_free_port();
     late_first_attempts(4000, 2500, NULL);
+    /* while they settle, the jobs are counted: every invoice's v2 holds its fence */
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", S.http_port);
+    double most = 0;
+    for (long long t0 = iw_now_ms(); iw_now_ms() - t0 < 3500; iw_sleep_ms(200)) {
+        long st = 0;
+        char *text = iw_http("GET", url, NULL, &st);
+        const char *g = text ? strstr(text, "\niw_jobs_settling ") : NULL;
+        if (g && atof(g + strlen("\niw_jobs_settling ")) > most)
+            most = atof(g + strlen("\niw_jobs_settling "));
+        free(text);
+    }
+    cr_log_info("one worker: at most %.0f jobs settling", most);
+    cr_assert_eq(most, BR_INVOICES, "iw_jobs_settling counts the jobs holding their fence");
     assert_late_attempts_not_overtaken("one worker", 2500);
 }
 
