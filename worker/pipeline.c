@@ -1818,8 +1818,7 @@ static int declare_metrics(iw_pipeline *p)
     g->ledger_up = iw_metrics_gauge(p->metrics, "iw_ledger_up", "");
     missing += !g->consumed + !g->ledger_errors + !g->fence_lost + !g->traceparent_invalid +
                !g->wakes_drained + !g->wakes_resumed + !g->in_flight + !g->jobs_open +
-               !g->jobs_settling +
-               !g->consumer_lag + !g->ledger_up;
+               !g->jobs_settling + !g->consumer_lag + !g->ledger_up;
     return missing ? IW_EINVAL : 0;
 }
 
