@@ -797,15 +797,19 @@ static void retry_or_exhaust(iw_dispatch *d, call *c, const iw_outcome *out, int
 
 static void start_refresh(iw_dispatch *d, tstate *t, const iw_target_ops *ops);
 
-/* c's attempt ended without an answer: when any of its request went out, the target may still
- * apply it, so c's fence is to be kept timeouts.settle_ms from now (the caller's job). */
+/* c's attempt ended without the target's own answer: when any of its request went out, the
+ * target may still apply it, so c's fence is to be kept timeouts.settle_ms from now (the
+ * caller's job). */
 static void note_in_doubt(call *c, CURL *easy)
 {
     long sent = 0;
     if (curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK || sent <= 0)
         return; /* nothing reached the wire: it cannot be applied */
     const iw_target_conf *tc = c->t->tc;
-    int64_t until = mono_ms() + (tc->settle_ms >= 0 ? tc->settle_ms : tc->request_timeout_ms);
+    int64_t settle = tc->settle_ms >= 0 ? tc->settle_ms : tc->request_timeout_ms;
+    if (settle == 0)
+        return; /* turned off */
+    int64_t until = mono_ms() + settle;
     if (until > c->res.settle_until_ms)
         c->res.settle_until_ms = until;
 }
@@ -981,7 +985,9 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
         d->obs(d->obs_arg, &info);
     }
     c->res.http_status = status;
-    if (cc != CURLE_OK && !x->too_large)
+    /* no answer from the target itself: a transport failure once the request went out, or a
+     * gateway's 502 or 504 (it may have passed the request on before giving up) */
+    if ((cc != CURLE_OK && !x->too_large) || (cc == CURLE_OK && (status == 502 || status == 504)))
         note_in_doubt(c, easy);
     if (iw_log_enabled(IW_LOG_DEBUG)) {
         char a[16], st[16], ms[24];

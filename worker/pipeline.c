@@ -633,7 +633,8 @@ typedef struct lbatch {
     iw_pipeline *p;
     enum lkind kind;
     size_t n;
-    int64_t sent_ms; /* the leases it grants or extends run from no later than this */
+    int64_t sent_ms;  /* the leases it grants or extends run from no later than this */
+    int64_t lease_ms; /* claim and renew: the lease they grant (redis.lease_s unless longer) */
     job **js;
     iw_ledger_op *ops;
 } lbatch;
@@ -645,6 +646,7 @@ static lbatch *lbatch_new(iw_pipeline *p, enum lkind kind, size_t cap)
         return NULL;
     b->p = p;
     b->kind = kind;
+    b->lease_ms = p->cfg->lease_ms;
     b->ops = (iw_ledger_op *)(b + 1);
     b->js = (job **)(b->ops + cap);
     return b;
@@ -832,7 +834,7 @@ static void lbatch_send(iw_pipeline *p, lbatch *b)
     int rc;
     switch (b->kind) {
     case LB_CLAIM:
-        rc = iw_aledger_claim(p->aledger, b->ops, b->n, p->owner, p->cfg->lease_ms, ledger_done, b);
+        rc = iw_aledger_claim(p->aledger, b->ops, b->n, p->owner, b->lease_ms, ledger_done, b);
         break;
     case LB_COMPLETE:
         rc = iw_aledger_complete(p->aledger, b->ops, b->n, p->owner, ledger_done, b);
@@ -841,7 +843,7 @@ static void lbatch_send(iw_pipeline *p, lbatch *b)
         rc = iw_aledger_release(p->aledger, b->ops, b->n, p->owner, ledger_done, b);
         break;
     default:
-        rc = iw_aledger_renew(p->aledger, b->ops, b->n, p->owner, p->cfg->lease_ms, ledger_done, b);
+        rc = iw_aledger_renew(p->aledger, b->ops, b->n, p->owner, b->lease_ms, ledger_done, b);
         break;
     }
     if (rc)
@@ -942,7 +944,7 @@ static void claims_done(iw_pipeline *p, lbatch *b)
         int answer = b->ops[i].answer;
         if (answer == IW_CLAIM_CLAIMED) {
             j->leased = true;
-            j->lease_until = b->sent_ms + p->cfg->lease_ms;
+            j->lease_until = b->sent_ms + b->lease_ms;
             j->busy_tries = 0;
         }
         if (!j->m->tracked || p->stopping) {
@@ -1102,7 +1104,7 @@ static void renews_done(iw_pipeline *p, lbatch *b, bool ok)
     for (size_t i = 0; i < b->n; i++) {
         job *j = b->js[i];
         if (ok && b->ops[i].answer != IW_LEDGER_LOST) {
-            j->lease_until = b->sent_ms + p->cfg->lease_ms;
+            j->lease_until = b->sent_ms + b->lease_ms;
         } else if (ok) {
             j->lease_until = 0; /* no attempt may start on it */
             if (j->state == IW_JOB_CALLING)
@@ -1227,7 +1229,7 @@ static void submit_ready(iw_pipeline *p)
             set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, NULL,
                        "no adapter for this target type");
             job_to(p, j, IW_JEV_FINISHED);
-            q_push(&p->complete_q, j);
+            queue_write(p, j); /* a reclaimed job may have an earlier unanswered attempt */
         }
     }
     if (sent)
@@ -2150,15 +2152,37 @@ static bool ledger_busy(const iw_pipeline *p)
 }
 
 /* Jobs still settling when the grace period is over: an attempt of theirs may yet be applied,
- * so their fences are kept until their leases run out (as for a call cut off on the wire);
- * their events replay elsewhere after that. */
+ * so their fences are kept (as for a call cut off on the wire) and their events replay
+ * elsewhere. The lease left may end before the settle does: one last renewal, with a lease
+ * as long as the longest settle left, stretches every one of them first. */
 static void keep_unsettled(iw_pipeline *p)
 {
+    if (!p->settle_q.n)
+        return;
+    for (int64_t until = mono_ms() + 2000;
+         p->ledger_ok && p->inflight[LB_RENEW] && mono_ms() < until;)
+        iw_loop_run_once(p->loop, 50);
+    lbatch *b = p->ledger_ok && !p->inflight[LB_RENEW] ? lbatch_new(p, LB_RENEW, p->settle_q.n)
+                                                       : NULL;
+    int64_t now = mono_ms(), longest = 0;
     job *j;
     while ((j = q_pop(&p->settle_q))) {
+        if (b && j->leased) {
+            lbatch_add(b, j);
+            j->m->we.open++; /* the batch's reference: the job's memory outlives its drop */
+            if (j->settle_until - now > longest)
+                longest = j->settle_until - now;
+        }
         j->leased = false;
         lane_release(p, j);
         job_terminal(p, j, IW_JEV_DROP);
+    }
+    if (b && b->n) {
+        if (longest + IW_LEASE_MARGIN_MS > b->lease_ms)
+            b->lease_ms = longest + IW_LEASE_MARGIN_MS;
+        lbatch_send(p, b); /* answered in the last ledger loop of iw_pipeline_run */
+    } else {
+        free(b);
     }
 }
 
@@ -2211,10 +2235,12 @@ int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
     }
     keep_unsettled(p); /* before abandon_unsent: their lanes' next jobs are dropped there */
     abandon_unsent(p);
-    /* the last outcomes and releases go out; their answers are awaited a bounded while */
+    /* the last outcomes and releases go out; their answers are awaited a bounded while (a
+     * claim answered meanwhile may give back a fence that still settles: kept as above) */
     for (int64_t until = mono_ms() + 2000;
-         p->ledger_ok && (ledger_busy(p) || p->complete_q.n || p->release_q.n) &&
+         p->ledger_ok && (ledger_busy(p) || p->complete_q.n || p->release_q.n || p->settle_q.n) &&
          mono_ms() < until;) {
+        keep_unsettled(p);
         run_ledger_writes(p, LB_COMPLETE);
         run_ledger_writes(p, LB_RELEASE);
         iw_loop_run_once(p->loop, 50);

@@ -699,6 +699,53 @@ Test(dispatch, request_timeout_is_a_timeout_then_retried)
     iw_dispatch_free(d);
 }
 
+/* An attempt that got no answer from the target after its request went out may still be
+ * applied: the result says until when (its end + settle_ms), for the caller to keep its fence.
+ * A refused connection, the target's own error reply and a success need no wait; a gateway's
+ * 504 does. */
+Test(dispatch, an_unanswered_attempt_reports_when_it_settles)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].request_timeout_ms = 300;
+    tconf[0].settle_ms = 5000;
+    int port = iw_free_port();
+    char closed[64];
+    snprintf(closed, sizeof(closed), "http://127.0.0.1:%d/x", port);
+    target_init(&tconf[1], "t2", NULL);
+    tconf[1].url = closed;
+    tconf[1].retry.max_attempts = 2;
+    tconf[1].settle_ms = 5000;
+    config_init(2);
+    step s[] = {{200, NULL, 2000}, {200, NULL, 0}, {504, NULL, 0},
+                {200, NULL, 0},    {503, NULL, 0}, {200, NULL, 0}};
+    srv_script(server, 6, s);
+    iw_dispatch *d = engine();
+
+    long long t0 = iw_now_ms();
+    submit(d, &fake_ops, 0, 0); /* timed out, then 200 */
+    submit(d, &fake_ops, 1, 1); /* refused twice */
+    drain(d);
+    long long t1 = iw_now_ms();
+    cr_assert_eq(slots[0].res.outcome.kind, IW_OUTCOME_OK);
+    cr_assert_eq(slots[0].res.attempts, 2);
+    cr_assert_geq(slots[0].res.settle_until_ms, t0 + 300 + 5000, "5 s after the timeout");
+    cr_assert_leq(slots[0].res.settle_until_ms, t1 + 5000);
+    cr_assert_eq(slots[1].res.attempts, 2);
+    cr_assert_eq(slots[1].res.settle_until_ms, 0, "nothing reached the wire: no wait");
+
+    t0 = iw_now_ms();
+    submit(d, &fake_ops, 0, 2); /* a gateway's 504, then 200 */
+    drain(d);
+    cr_assert_eq(slots[2].res.attempts, 2);
+    cr_assert_geq(slots[2].res.settle_until_ms, t0 + 5000, "a 504 may have been passed on");
+
+    submit(d, &fake_ops, 0, 3); /* the target's own 503, then 200 */
+    drain(d);
+    cr_assert_eq(slots[3].res.attempts, 2);
+    cr_assert_eq(slots[3].res.settle_until_ms, 0, "the target answered: no wait");
+    iw_dispatch_free(d);
+}
+
 Test(dispatch, timeout_kind_is_kept_when_exhausted)
 {
     target_init(&tconf[0], "t1", server);

@@ -905,11 +905,12 @@ static void applied_history(int newest, int *regressions, int *not_newest)
 
 /*
  * Attempts the worker gives up on (their requests time out) that the target applies later.
- * late_first_attempts starts w1 (request_ms 1000, the given settle_ms), sends v1 of every
+ * late_first_attempts starts w1 (request_ms 1000, the given settle_ms, more settings in `more`),
+ * sends v1 of every
  * invoice, then makes the first attempt of each v2 land latency_ms after it arrived (its retry
  * is answered at once) and sends v2 and v3; v3 waits behind v2 in its lane.
  */
-static const char *late_first_attempts(int settle_ms, int latency_ms, const char *worker_json)
+static const char *late_first_attempts(int settle_ms, int latency_ms, const iw_stack_overlay *more)
 {
     char targets[400];
     snprintf(targets, sizeof(targets),
@@ -917,7 +918,8 @@ static const char *late_first_attempts(int settle_ms, int latency_ms, const char
              " \"retry\": {\"max_attempts\": 20, \"base_ms\": 100, \"max_delay_ms\": 200},"
              " \"breaker\": {\"failures\": 1000000}}",
              settle_ms);
-    const iw_stack_overlay extra = {.targets = targets, .worker = worker_json};
+    const iw_stack_overlay extra = {
+        .targets = targets, .worker = more ? more->worker : NULL, .root = more ? more->root : NULL};
     const char *cfg = iw_stack_config_with(&S, "w.json", &extra);
     cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "w1.log"), 0);
     produce_versions(1);
@@ -1007,12 +1009,16 @@ Test(faults, a_timed_out_attempt_keeps_its_fence_through_a_rebalance, .init = up
     assert_late_attempts_not_overtaken("rebalance", 9000);
 }
 
-/* SIGTERM while jobs settle (grace 1 s): their fences stay until the lease runs out, so the
- * worker that takes over cannot send v3 before the late v2 attempts land. */
+/* SIGTERM while jobs settle (grace 1 s), with a fence lease (5 s) much shorter than the settle
+ * left (about 22 s): the stopping worker stretches its settling fences before it goes, so the
+ * worker that takes over cannot send v3 before the late v2 attempts land, 20 s after they
+ * arrived. */
 Test(faults, a_timed_out_attempt_keeps_its_fence_through_a_stop, .init = up, .fini = down,
      .timeout = 300)
 {
-    const char *cfg = late_first_attempts(14000, 9000, "{\"shutdown_grace_s\": 1}");
+    const iw_stack_overlay more = {.root = "{\"redis\": {\"lease_s\": 5}}",
+                                   .worker = "{\"shutdown_grace_s\": 1}"};
+    const char *cfg = late_first_attempts(25000, 20000, &more);
     char *c2 = strdup(cfg);
     cr_assert_not_null(c2);
     iw_sleep_ms(1500); /* v2's first attempts have timed out; the jobs settle */
@@ -1021,7 +1027,7 @@ Test(faults, a_timed_out_attempt_keeps_its_fence_through_a_stop, .init = up, .fi
     cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "w1 exits 0");
     cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "w2.log"), 0);
     free(c2);
-    assert_late_attempts_not_overtaken("stop", 9000);
+    assert_late_attempts_not_overtaken("stop", 20000);
 }
 
 /*
