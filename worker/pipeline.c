@@ -2162,8 +2162,8 @@ static void keep_unsettled(iw_pipeline *p)
     for (int64_t until = mono_ms() + 2000;
          p->ledger_ok && p->inflight[LB_RENEW] && mono_ms() < until;)
         iw_loop_run_once(p->loop, 50);
-    lbatch *b = p->ledger_ok && !p->inflight[LB_RENEW] ? lbatch_new(p, LB_RENEW, p->settle_q.n)
-                                                       : NULL;
+    lbatch *b =
+        p->ledger_ok && !p->inflight[LB_RENEW] ? lbatch_new(p, LB_RENEW, p->settle_q.n) : NULL;
     int64_t now = mono_ms(), longest = 0;
     job *j;
     while ((j = q_pop(&p->settle_q))) {
