@@ -626,15 +626,17 @@ static void produce_versions(int v)
     }
 }
 
-/* One accepted call: when it arrived and which version it carried. */
+/* One accepted call: its place in the simulator's arrival order (its sequence number: two
+ * calls can share a millisecond, as a completion, the next claim and its send often do) and
+ * which version it carried. */
 typedef struct accepted {
-    double at;
+    double seq;
     int version;
 } accepted;
 
 static int by_arrival(const void *a, const void *b)
 {
-    double d = ((const accepted *)a)->at - ((const accepted *)b)->at;
+    double d = ((const accepted *)a)->seq - ((const accepted *)b)->seq;
     return d < 0 ? -1 : d > 0;
 }
 
@@ -660,12 +662,13 @@ static void dump_invoice(int inv, const char *const *logs)
     for (const cJSON *c = calls ? cJSON_GetObjectItem(calls, "calls")->child : NULL; c;
          c = c->next) {
         const cJSON *at = cJSON_GetObjectItem(c, "at_ms"),
-                    *mono = cJSON_GetObjectItem(c, "mono_ms"),
+                    *mono = cJSON_GetObjectItem(c, "mono_ms"), *seq = cJSON_GetObjectItem(c, "seq"),
                     *st = cJSON_GetObjectItem(c, "status"),
                     *att = cJSON_GetObjectItem(c, "attempt");
         for (int i = 0; i < cJSON_GetArraySize(st); i++)
-            cr_log_error("sim: %s attempt %d arrived wall %.0f mono %.0f, answered %d", c->string,
-                         (int)cJSON_GetArrayItem(att, i)->valuedouble,
+            cr_log_error("sim: %s attempt %d arrived #%.0f wall %.0f mono %.0f, answered %d",
+                         c->string, (int)cJSON_GetArrayItem(att, i)->valuedouble,
+                         cJSON_GetArrayItem(seq, i)->valuedouble,
                          cJSON_GetArrayItem(at, i)->valuedouble,
                          cJSON_GetArrayItem(mono, i)->valuedouble,
                          (int)cJSON_GetArrayItem(st, i)->valuedouble);
@@ -701,12 +704,12 @@ static verdict judge_versions(int newest, const iw_results *r)
         int inv, ver;
         cr_assert_eq(sscanf(c->string, "EBR-%d-%d", &inv, &ver), 2, "call key %s", c->string);
         cr_assert(inv >= 0 && inv < BR_INVOICES && ver > 0 && ver <= BR_VERSIONS);
-        const cJSON *at = cJSON_GetObjectItem(c, "mono_ms"), *st = cJSON_GetObjectItem(c, "status");
+        const cJSON *seq = cJSON_GetObjectItem(c, "seq"), *st = cJSON_GetObjectItem(c, "status");
         for (int i = 0; i < cJSON_GetArraySize(st); i++) {
             if ((int)cJSON_GetArrayItem(st, i)->valuedouble != 200)
                 continue;
             cr_assert_lt(n_acc[inv], 128);
-            acc[inv][n_acc[inv]++] = (accepted){cJSON_GetArrayItem(at, i)->valuedouble, ver};
+            acc[inv][n_acc[inv]++] = (accepted){cJSON_GetArrayItem(seq, i)->valuedouble, ver};
             got[inv][ver] = true;
         }
     }
@@ -952,10 +955,11 @@ static void assert_late_attempts_not_overtaken(const char *scenario, int latency
         if (sscanf(c->string, "EBR-%d-%d", &inv, &ver) != 2 || ver != 2)
             continue;
         /* the call that arrived first (delayed past the worker's timeout) was applied */
-        const cJSON *st = cJSON_GetObjectItem(c, "status"), *at = cJSON_GetObjectItem(c, "mono_ms");
+        const cJSON *st = cJSON_GetObjectItem(c, "status"), *seq = cJSON_GetObjectItem(c, "seq");
         int first = 0, n = cJSON_GetArraySize(st);
         for (int i = 1; i < n; i++)
-            if (cJSON_GetArrayItem(at, i)->valuedouble < cJSON_GetArrayItem(at, first)->valuedouble)
+            if (cJSON_GetArrayItem(seq, i)->valuedouble <
+                cJSON_GetArrayItem(seq, first)->valuedouble)
                 first = i;
         late += n > 0 && (int)cJSON_GetArrayItem(st, first)->valuedouble == 200;
     }

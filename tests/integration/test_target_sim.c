@@ -1453,6 +1453,9 @@ Test(sim, calls_record_arrival_times_for_retry_after_checks)
     cr_expect_eq(cJSON_GetArrayItem(stv, 0)->valueint, 429);
     cr_expect_eq(cJSON_GetArrayItem(stv, 1)->valueint, 200);
     cr_expect_eq(cJSON_GetArrayItem(att, 1)->valueint, 2);
+    /* arrival order without ties: the later call has the higher sequence number */
+    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(k, "seq");
+    cr_expect_gt(cJSON_GetArrayItem(seq, 1)->valuedouble, cJSON_GetArrayItem(seq, 0)->valuedouble);
     /* The monotonic stamps share the tests' clock. */
     cr_expect_lt(iw_now_ms() - (long long)cJSON_GetArrayItem(at, 1)->valuedouble, 5000);
     cJSON_Delete(c);

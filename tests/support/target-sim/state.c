@@ -137,6 +137,7 @@ typedef struct call_rec {
     size_t n, cap;
     int64_t *wall; /* arrival, ms since the epoch */
     int64_t *mono; /* arrival, CLOCK_MONOTONIC ms (comparable with the tests' clock) */
+    int64_t *seq;  /* order of arrival among all calls (no two equal, unlike mono) */
     int *status;   /* status sent, 0 while in progress or when no reply was sent */
     int *attempt;  /* attempt number from X-Request-ID, -1 when unreadable */
 } call_rec;
@@ -146,6 +147,7 @@ typedef struct call_rec {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static table invoices[IW_SIM_N_TARGETS];
 static table calls;
+static int64_t calls_seq;                                 /* calls begun so far */
 static int64_t by_status[IW_SIM_N_TARGETS + 1][N_STATUS]; /* last row: unrouted paths */
 static int64_t requests[IW_SIM_N_TARGETS + 1];
 static char token_start[IW_SIM_SECRET_LEN];
@@ -171,6 +173,7 @@ static void free_call(void *p)
     if (c) {
         free(c->wall);
         free(c->mono);
+        free(c->seq);
         free(c->status);
         free(c->attempt);
     }
@@ -388,6 +391,10 @@ static int grow_call(call_rec *c)
     if (!m)
         return -1;
     c->mono = m;
+    int64_t *q = realloc(c->seq, cap * sizeof(*q));
+    if (!q)
+        return -1;
+    c->seq = q;
     int *s = realloc(c->status, cap * sizeof(*s));
     if (!s)
         return -1;
@@ -424,6 +431,7 @@ int iw_sim_calls_begin(int t, const char *request_id, int64_t wall_ms, int64_t m
         idx = (int)c->n++;
         c->wall[idx] = wall_ms;
         c->mono[idx] = mono_ms;
+        c->seq[idx] = ++calls_seq;
         c->status[idx] = 0;
         c->attempt[idx] = attempt;
     }
@@ -548,11 +556,13 @@ static cJSON *call_json(const call_rec *c)
     cJSON_AddNumberToObject(o, "count", (double)c->n);
     cJSON *w = cJSON_AddArrayToObject(o, "at_ms");
     cJSON *m = cJSON_AddArrayToObject(o, "mono_ms");
+    cJSON *q = cJSON_AddArrayToObject(o, "seq");
     cJSON *s = cJSON_AddArrayToObject(o, "status");
     cJSON *a = cJSON_AddArrayToObject(o, "attempt");
     for (size_t i = 0; i < c->n; i++) {
         cJSON_AddItemToArray(w, cJSON_CreateNumber((double)c->wall[i]));
         cJSON_AddItemToArray(m, cJSON_CreateNumber((double)c->mono[i]));
+        cJSON_AddItemToArray(q, cJSON_CreateNumber((double)c->seq[i]));
         cJSON_AddItemToArray(s, cJSON_CreateNumber(c->status[i]));
         cJSON_AddItemToArray(a, cJSON_CreateNumber(c->attempt[i]));
     }
