@@ -883,7 +883,7 @@ static void insert_busy(iw_pipeline *p, job *j)
 static void queue_write(iw_pipeline *p, job *j)
 {
     jobq *q = j->state == IW_JOB_COMPLETE ? &p->complete_q : &p->release_q;
-    if (j->leased && j->settle_until > mono_ms()) {
+    if (j->leased && j->settle_until && j->settle_until > mono_ms()) {
         j->due_ms = j->settle_until;
         q_insert_due(&p->settle_q, j);
         return;
