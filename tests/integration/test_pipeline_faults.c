@@ -940,30 +940,52 @@ static const char *late_first_attempts(int settle_ms, int latency_ms, const iw_s
 
 /* After every result is in and the late attempts have landed: they did land late (the scenario
  * happened), and the target applied no invoice's versions out of order. */
-static void assert_late_attempts_not_overtaken(const char *scenario, int latency_ms)
+/* Per invoice, the first call of v2 to arrive (the delayed one): its arrival (mono ms) into
+ * *arrived and whether the target applied it (200). Returns how many were applied. */
+static int first_v2_calls(double arrived[BR_INVOICES])
 {
-    iw_results r = read_distinct((size_t)BR_INVOICES * 3, 150000);
-    cr_assert_eq(iw_results_distinct(&r), (size_t)BR_INVOICES * 3, "every pair has a result");
-    iw_results_free(&r);
-    iw_sleep_ms(latency_ms); /* every late update has landed */
-
     cJSON *calls = iw_sim_get(&S, "/_sim/calls?prefix=EBR-");
     cr_assert_not_null(calls);
-    int late = 0;
+    int applied = 0;
     for (const cJSON *c = cJSON_GetObjectItem(calls, "calls")->child; c; c = c->next) {
         int inv, ver;
-        if (sscanf(c->string, "EBR-%d-%d", &inv, &ver) != 2 || ver != 2)
+        if (sscanf(c->string, "EBR-%d-%d", &inv, &ver) != 2 || ver != 2 || inv < 0 ||
+            inv >= BR_INVOICES)
             continue;
-        /* the call that arrived first (delayed past the worker's timeout) was applied */
-        const cJSON *st = cJSON_GetObjectItem(c, "status"), *seq = cJSON_GetObjectItem(c, "seq");
+        const cJSON *st = cJSON_GetObjectItem(c, "status"), *seq = cJSON_GetObjectItem(c, "seq"),
+                    *mono = cJSON_GetObjectItem(c, "mono_ms");
         int first = 0, n = cJSON_GetArraySize(st);
         for (int i = 1; i < n; i++)
             if (cJSON_GetArrayItem(seq, i)->valuedouble <
                 cJSON_GetArrayItem(seq, first)->valuedouble)
                 first = i;
-        late += n > 0 && (int)cJSON_GetArrayItem(st, first)->valuedouble == 200;
+        if (n == 0)
+            continue;
+        arrived[inv] = cJSON_GetArrayItem(mono, first)->valuedouble;
+        applied += (int)cJSON_GetArrayItem(st, first)->valuedouble == 200;
     }
     cJSON_Delete(calls);
+    return applied;
+}
+
+/* After every result is in and the late attempts have landed: they did land late (the scenario
+ * happened), and the target applied no invoice's versions out of order. */
+static void assert_late_attempts_not_overtaken(const char *scenario, int latency_ms)
+{
+    iw_results r = read_distinct((size_t)BR_INVOICES * 3, 150000);
+    cr_assert_eq(iw_results_distinct(&r), (size_t)BR_INVOICES * 3, "every pair has a result");
+    iw_results_free(&r);
+    /* wait until every delayed call has been applied: latency_ms after the last one arrived */
+    double arrived[BR_INVOICES] = {0}, last = 0;
+    first_v2_calls(arrived);
+    for (int i = 0; i < BR_INVOICES; i++)
+        last = arrived[i] > last ? arrived[i] : last;
+    cr_assert_gt(last, 0, "v2 reached the target");
+    long long landed = (long long)last + latency_ms + 500;
+    if (iw_now_ms() < landed)
+        iw_sleep_ms((long)(landed - iw_now_ms()));
+
+    int late = first_v2_calls(arrived);
     cr_log_info("%s: %d of %d invoices had v2's first call applied after the worker gave up on it",
                 scenario, late, BR_INVOICES);
     cr_assert_gt(late, 0, "no timed-out attempt was applied late: the scenario did not happen");
@@ -1013,16 +1035,16 @@ Test(faults, a_timed_out_attempt_keeps_its_fence_through_a_rebalance, .init = up
     assert_late_attempts_not_overtaken("rebalance", 9000);
 }
 
-/* SIGTERM while jobs settle (grace 1 s), with a fence lease (5 s) much shorter than the settle
- * left (about 22 s): the stopping worker stretches its settling fences before it goes, so the
- * worker that takes over cannot send v3 before the late v2 attempts land, 20 s after they
+/* SIGTERM while jobs settle (grace 1 s), with a fence lease (4 s) much shorter than the settle
+ * left (about 13 s): the stopping worker stretches its settling fences before it goes, so the
+ * worker that takes over cannot send v3 before the late v2 attempts land, 12 s after they
  * arrived. */
 Test(faults, a_timed_out_attempt_keeps_its_fence_through_a_stop, .init = up, .fini = down,
      .timeout = 300)
 {
-    const iw_stack_overlay more = {.root = "{\"redis\": {\"lease_s\": 5}}",
+    const iw_stack_overlay more = {.root = "{\"redis\": {\"lease_s\": 4}}",
                                    .worker = "{\"shutdown_grace_s\": 1}"};
-    const char *cfg = late_first_attempts(25000, 20000, &more);
+    const char *cfg = late_first_attempts(15000, 12000, &more);
     char *c2 = strdup(cfg);
     cr_assert_not_null(c2);
     iw_sleep_ms(1500); /* v2's first attempts have timed out; the jobs settle */
@@ -1031,7 +1053,7 @@ Test(faults, a_timed_out_attempt_keeps_its_fence_through_a_stop, .init = up, .fi
     cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "w1 exits 0");
     cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "w2.log"), 0);
     free(c2);
-    assert_late_attempts_not_overtaken("stop", 20000);
+    assert_late_attempts_not_overtaken("stop", 12000);
 }
 
 /*
