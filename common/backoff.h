@@ -22,4 +22,15 @@ int64_t iw_backoff_next_ms(const iw_retry_conf *rc, int attempt, int64_t retry_a
 bool iw_backoff_may_retry(const iw_retry_conf *rc, int attempts_made, int64_t first_attempt_ms,
                           int64_t next_start_ms);
 
+/* First wait before claiming again a fence another worker holds (BUSY), and the longest. */
+#define IW_BUSY_FIRST_MS 500
+#define IW_BUSY_MAX_MS 4000
+
+/* The wait before the claim after `tries` BUSY answers in a row (0 = after the first):
+ * IW_BUSY_FIRST_MS doubling, at most IW_BUSY_MAX_MS and at most lease_ms. The cap bounds how
+ * long a fence stays unused after its holder frees it (a settling or slow call ends, a revoked
+ * partition's fences are released) to one such wait; it costs a claim per waiting job per
+ * IW_BUSY_MAX_MS. */
+int64_t iw_backoff_busy_ms(int tries, int64_t lease_ms);
+
 #endif

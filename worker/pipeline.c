@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "backoff.h"
 #include "dispatch.h"
 #include "invoice.h"
 #include "jobfsm.h"
@@ -42,7 +44,6 @@
 #define POLL_BATCH 1000   /* messages taken per loop turn at most */
 #define LEDGER_BATCH 2000 /* ledger ops per round trip at most */
 #define FULL_PAUSE_MS 1000 /* no room for this long: pause, so polling serves rebalances */
-#define BUSY_RETRY_MS 500 /* first wait before claiming a BUSY pair again */
 #define REDIS_BACKOFF_MAX_MS 10000
 #define LEDGER_IO_TIMEOUT_MS 2000 /* a Redis reply (or connect) later than this drops the link */
 #define REPLAY_TARGET_HEADER "x-iw-replay-target"
@@ -868,10 +869,9 @@ static void q_insert_due(jobq *q, job *j)
 
 static void insert_busy(iw_pipeline *p, job *j)
 {
-    int64_t wait = (int64_t)BUSY_RETRY_MS << (j->busy_tries < 6 ? j->busy_tries : 6);
-    if (wait > p->cfg->lease_ms)
-        wait = p->cfg->lease_ms;
-    j->busy_tries++;
+    int64_t wait = iw_backoff_busy_ms(j->busy_tries, p->cfg->lease_ms);
+    if (j->busy_tries < INT_MAX)
+        j->busy_tries++;
     j->due_ms = mono_ms() + wait;
     job_to(p, j, IW_JEV_BUSY);
     q_insert_due(&p->busy_q, j);

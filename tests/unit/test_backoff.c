@@ -143,3 +143,19 @@ Test(backoff, may_retry_respects_elapsed)
     cr_assert_not(iw_backoff_may_retry(&rc, 2, INT64_MIN + 5, INT64_MAX), "no overflow");
     cr_assert(iw_backoff_may_retry(&rc, 2, 50000, 40000), "a start before the first counts as 0");
 }
+
+/* A claim that finds the fence BUSY is tried again after 0.5, 1, 2 s, then every 4 s: a fence
+ * its holder frees (a settling call ends, a revoked partition's fence is released) is taken
+ * up within 4 s, not after a wait that doubled while the holder kept it. */
+Test(backoff, busy_claims_wait_doubling_then_at_most_four_seconds)
+{
+    const int64_t want[] = {500, 1000, 2000, 4000, 4000, 4000};
+    for (int t = 0; t < 6; t++)
+        cr_assert_eq(iw_backoff_busy_ms(t, 60000), want[t], "tries %d", t);
+    cr_assert_eq(iw_backoff_busy_ms(1000000, 60000), 4000, "no overflow");
+    cr_assert_eq(iw_backoff_busy_ms(-1, 60000), 500);
+    /* never longer than the lease: the holder's fence may be gone by then */
+    cr_assert_eq(iw_backoff_busy_ms(0, 300), 300);
+    cr_assert_eq(iw_backoff_busy_ms(5, 1500), 1500);
+    cr_assert_eq(iw_backoff_busy_ms(1, 1500), 1000);
+}
