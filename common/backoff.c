@@ -51,10 +51,8 @@ bool iw_backoff_may_retry(const iw_retry_conf *rc, int attempts_made, int64_t fi
 
 int64_t iw_backoff_busy_ms(int tries, int64_t lease_ms)
 {
-    int64_t wait = IW_BUSY_MAX_MS;
-    if (tries < 3) /* 500, 1000, 2000, then the cap */
-        wait = (int64_t)IW_BUSY_FIRST_MS << (tries > 0 ? tries : 0);
-    if (wait > IW_BUSY_MAX_MS)
-        wait = IW_BUSY_MAX_MS;
+    /* 500, 1000, 2000, then the cap */
+    int64_t wait =
+        tries >= 3 ? IW_BUSY_MAX_MS : (int64_t)IW_BUSY_FIRST_MS << (tries > 0 ? tries : 0);
     return lease_ms > 0 && wait > lease_ms ? lease_ms : wait;
 }

@@ -713,8 +713,7 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
         get_int64(ld, to, sub, "request_ms", 1, 3600000, &t->request_timeout_ms);
         get_int64(ld, to, sub, "settle_ms", 0, 3600000, &t->settle_ms);
     }
-    if (t->settle_ms < 0)
-        t->settle_ms = t->request_timeout_ms;
+    t->settle_ms = iw_target_settle_ms(t);
     get_int(ld, obj, base, "max_concurrency", 1, 10000, &t->max_concurrency);
     const cJSON *rate = get_object(ld, obj, base, "rate");
     join_path(sub, sizeof(sub), base, "rate");

@@ -137,6 +137,12 @@ typedef struct iw_target_conf {
     bool follow_redirects; /* default false */
 } iw_target_conf;
 
+/* t's settle_ms in effect: request_timeout_ms while unset (< 0, as seeded). */
+static inline int64_t iw_target_settle_ms(const iw_target_conf *t)
+{
+    return t->settle_ms >= 0 ? t->settle_ms : t->request_timeout_ms;
+}
+
 /* Tenant routes: which target instances get a tenant's events when the event names none. */
 typedef struct iw_route {
     char *tenant; /* "*" matches every tenant without its own route */

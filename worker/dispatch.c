@@ -805,8 +805,7 @@ static void note_in_doubt(call *c, CURL *easy)
     long sent = 0;
     if (curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK || sent <= 0)
         return; /* nothing reached the wire: it cannot be applied */
-    const iw_target_conf *tc = c->t->tc;
-    int64_t settle = tc->settle_ms >= 0 ? tc->settle_ms : tc->request_timeout_ms;
+    int64_t settle = iw_target_settle_ms(c->t->tc);
     if (settle == 0)
         return; /* turned off */
     int64_t until = mono_ms() + settle;

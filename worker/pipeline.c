@@ -880,15 +880,19 @@ static void insert_busy(iw_pipeline *p, job *j)
 /* Queues j (COMPLETE or RELEASE) for its ledger write, which frees its fence. While an attempt
  * of its that got no answer may still be applied by the target, it waits in settle_q first,
  * its fence renewed: a newer version sent meanwhile could be overwritten by the late one. */
+static jobq *write_q(iw_pipeline *p, const job *j)
+{
+    return j->state == IW_JOB_COMPLETE ? &p->complete_q : &p->release_q;
+}
+
 static void queue_write(iw_pipeline *p, job *j)
 {
-    jobq *q = j->state == IW_JOB_COMPLETE ? &p->complete_q : &p->release_q;
     if (j->leased && j->settle_until && j->settle_until > mono_ms()) {
         j->due_ms = j->settle_until;
         q_insert_due(&p->settle_q, j);
         return;
     }
-    q_push(q, j);
+    q_push(write_q(p, j), j);
 }
 
 /* Jobs whose unanswered attempts have settled go on to their ledger write. */
@@ -897,7 +901,7 @@ static void run_settled(iw_pipeline *p)
     int64_t now = mono_ms();
     while (p->settle_q.head && p->settle_q.head->due_ms <= now) {
         job *j = q_pop(&p->settle_q);
-        q_push(j->state == IW_JOB_COMPLETE ? &p->complete_q : &p->release_q, j);
+        q_push(write_q(p, j), j);
     }
 }
 
