@@ -299,6 +299,8 @@ typedef struct ch_scenario {
     int kill_min_ms, kill_max_ms; /* CH_FAULT_KILL: pause between kills */
     int lat_min_ms, lat_max_ms;   /* every reply is delayed by this much (0: not) */
     double err_min, err_max;      /* share of 503 replies, drawn per run (0: none) */
+    double held;                  /* share of requests the target holds past the request
+                                   * timeout and then applies (0: none); see held_range */
     double late;                  /* share of messages that are older versions sent after a
                                    * newer one (0: 5%) */
     int episode_ms;               /* long forms: one brownout or Redis outage per this much

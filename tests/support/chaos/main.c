@@ -412,6 +412,15 @@ static int sim_fault(const iw_stack *s, const char *json)
     return st == 200 ? 0 : -1;
 }
 
+/* How long a held request waits before the target applies it: past the request timeout, and
+ * within the settle time the worker then waits (timeouts.settle_ms, by default the request
+ * timeout, counted from the end of the attempt): the worker promises to order what lands in it. */
+static void held_range(const opts *o, int *lo, int *hi)
+{
+    *lo = o->request_ms + 200;
+    *hi = o->request_ms + o->request_ms * 3 / 5;
+}
+
 /* The faults of the whole run, as one JSON array for the stack to install at start (into buf):
  * the steady HTTP faults when asked (5% 503, 2% 429 with Retry-After, 1% hangs past the
  * timeout, 1% resets), then the scenario's reply latency and share of 503s. The simulator tries
@@ -441,6 +450,14 @@ static void run_faults_json(const opts *o, char *buf, size_t len)
             buf + n, len - n,
             "%s{\"target\": \"*\", \"kind\": \"error\", \"status\": 503, \"rate\": %.4f}",
             n > 1 ? ", " : "", o->err_rate);
+    if (o->sc->held > 0) {
+        int lo, hi;
+        held_range(o, &lo, &hi);
+        n += (size_t)snprintf(buf + n, len - n,
+                              "%s{\"target\": \"*\", \"kind\": \"latency\", \"min_ms\": %d, "
+                              "\"max_ms\": %d, \"rate\": %.4f}",
+                              n > 1 ? ", " : "", lo, hi, o->sc->held);
+    }
     snprintf(buf + n, len - n, "]");
 }
 
@@ -962,6 +979,13 @@ static void summary_faults(const opts *o, const schedule *sc, const worker *ws)
     if (c->lat_max_ms > 0 || o->err_rate > 0)
         printf("replies                 latency %d-%d ms, %.0f%% 503 (timeout %d ms)\n",
                c->lat_min_ms, c->lat_max_ms, o->err_rate * 100, o->request_ms);
+    if (c->held > 0) {
+        int lo, hi;
+        held_range(o, &lo, &hi);
+        printf("held requests           %.0f%% held %d-%d ms more, then applied (past the "
+               "timeout)\n",
+               c->held * 100, lo, hi);
+    }
     if (!(o->faults & CH_FAULT_HTTP) && c->lat_max_ms == 0 && o->err_rate == 0)
         printf("http faults             none\n");
     printf("lease                   %d s (redis.lease_s), request timeout %d ms, shutdown grace %d "

@@ -68,6 +68,30 @@ static const ch_scenario brownout_leave = {
     .episode_ms = 45000,
 };
 
+/* (e) Requests the target applies after the worker gave up on them, while the group changes: a
+ * worker that sent the next version as soon as it had given up, or that let its fence go at a
+ * revoke or a stop, would be overtaken by the late one. */
+static const ch_scenario late_leave = {
+    .name = "late-leave",
+    .about = "3 workers, centra_navision, 60 invoices: 10% of requests are held past the 2 s "
+             "timeout and then applied; the target answers 503 to everything for 10-12 s and "
+             "one worker leaves by SIGTERM during it",
+    .workers = 3,
+    .targets = NAVISION,
+    .invoices = 60,
+    .events_short = 2400,
+    .events_long = 14400,
+    .rate = 80,
+    .lease_s = 60,
+    .request_ms = 2000,
+    .grace_s = 25,
+    .faults = CH_FAULT_BROWNOUT | CH_FAULT_LEAVE,
+    .lat_min_ms = 20,
+    .lat_max_ms = 100,
+    .held = 0.10,
+    .episode_ms = 45000,
+};
+
 /* (b) Kills while calls are slow: leases expire under calls in flight. */
 static const ch_scenario kill_slow = {
     .name = "kill-slow",
@@ -113,8 +137,8 @@ static const ch_scenario redis_down = {
     .episode_ms = 30000,
 };
 
-const ch_scenario *const ch_scenarios[] = {&mixed,     &brownout_join, &brownout_leave,
-                                           &kill_slow, &redis_down,    NULL};
+const ch_scenario *const ch_scenarios[] = {
+    &mixed, &brownout_join, &brownout_leave, &kill_slow, &redis_down, &late_leave, NULL};
 
 const ch_scenario *ch_scenario_find(const char *name)
 {
