@@ -693,9 +693,11 @@ static void start_attempt(iw_dispatch *d, call *c, int64_t now)
     const iw_target_conf *tc = t->tc;
     int attempt = c->res.attempts + 1;
     if (c->lease_until &&
-        now + tc->request_timeout_ms + IW_DISPATCH_LEASE_GUARD_MS > *c->lease_until) {
-        /* the attempt could outlive the fence lease: another worker could then send a newer
-         * version before this one lands */
+        now + tc->request_timeout_ms + iw_target_settle_ms(tc) + IW_DISPATCH_LEASE_GUARD_MS >
+            *c->lease_until) {
+        /* the attempt, or the target applying it late, could outlive the fence lease (kept
+         * even if this worker is killed): another worker could then send a newer version
+         * before this one lands */
         c->res.lease_expired = true;
         abandon(d, c);
         return;

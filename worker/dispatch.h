@@ -83,9 +83,9 @@ int iw_dispatch_submit(iw_dispatch *d, const iw_target_conf *tc, const iw_event 
 
 /* Same as iw_dispatch_submit for a call sent under a ledger fence lease: *lease_until (monotonic
  * ms, kept current by the caller, borrowed until done) is when the lease may be gone. An
- * attempt starts only when it must end, by the target's timeouts.request_ms, at least
- * IW_DISPATCH_LEASE_GUARD_MS before that; otherwise the call ends abandoned with
- * lease_expired. A NULL lease_until means no fence. */
+ * attempt starts only when it must end, by the target's timeouts.request_ms, and its settle
+ * time (iw_target_settle_ms) after that, at least IW_DISPATCH_LEASE_GUARD_MS before then;
+ * otherwise the call ends abandoned with lease_expired. A NULL lease_until means no fence. */
 int iw_dispatch_submit_fenced(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
                               const char *traceparent, const int64_t *lease_until,
                               iw_call_done_fn done, void *arg);

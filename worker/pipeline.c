@@ -171,6 +171,7 @@ struct iw_pipeline {
 
     char owner[192];        /* lease owner token: worker id + process, unique per run */
     int64_t renew_every_ms; /* fence renewal period: keeps every lease able to cover an attempt */
+    int64_t lease_grant_ms; /* the lease claims and renewals grant (iw_config_lease_grant_ms) */
     bool ledger_ok;
     bool ledger_connecting;
     bool ledger_was_up; /* connected once: later connects are recoveries */
@@ -635,7 +636,7 @@ typedef struct lbatch {
     enum lkind kind;
     size_t n;
     int64_t sent_ms;  /* the leases it grants or extends run from no later than this */
-    int64_t lease_ms; /* claim and renew: the lease they grant (redis.lease_s unless longer) */
+    int64_t lease_ms; /* claim and renew: the lease they grant (p->lease_grant_ms unless longer) */
     job **js;
     iw_ledger_op *ops;
 } lbatch;
@@ -647,7 +648,7 @@ static lbatch *lbatch_new(iw_pipeline *p, enum lkind kind, size_t cap)
         return NULL;
     b->p = p;
     b->kind = kind;
-    b->lease_ms = p->cfg->lease_ms;
+    b->lease_ms = p->lease_grant_ms;
     b->ops = (iw_ledger_op *)(b + 1);
     b->js = (job **)(b->ops + cap);
     return b;
@@ -1960,6 +1961,7 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
     snprintf(p->owner, sizeof(p->owner), "%s/%ld-%lx", cfg->worker_id, (long)getpid(),
              (unsigned long)(ts.tv_nsec ^ (ts.tv_sec << 20)));
     p->renew_every_ms = renew_period_ms(cfg);
+    p->lease_grant_ms = iw_config_lease_grant_ms(cfg);
     pthread_mutex_init(&p->lock, NULL);
     p->stats.consumer_lag = -1;
     p->target_results = calloc(cfg->n_targets * IW_RES__COUNT + 1, sizeof(uint64_t));

@@ -912,8 +912,11 @@ static void applied_history(int newest, int *regressions, int *not_newest)
  * sends v1 of every
  * invoice, then makes the first attempt of each v2 land latency_ms after it arrived (its retry
  * is answered at once) and sends v2 and v3; v3 waits behind v2 in its lane.
+ * late_first_attempts_for limits the latency fault by `limit` instead ("\"for_ms\": T": every
+ * call in the next T ms lands late, retries included).
  */
-static const char *late_first_attempts(int settle_ms, int latency_ms, const iw_stack_overlay *more)
+static const char *late_first_attempts_for(int settle_ms, int latency_ms, const char *limit,
+                                           const iw_stack_overlay *more)
 {
     char targets[400];
     snprintf(targets, sizeof(targets),
@@ -929,13 +932,20 @@ static const char *late_first_attempts(int settle_ms, int latency_ms, const iw_s
     cr_assert_geq(wait_results(BR_INVOICES, 60000), BR_INVOICES);
     char f[160];
     snprintf(f, sizeof(f),
-             "{\"target\": \"centra_navision\", \"kind\": \"latency\", \"ms\": %d, \"count\": %d}",
-             latency_ms, BR_INVOICES);
+             "{\"target\": \"centra_navision\", \"kind\": \"latency\", \"ms\": %d, %s}", latency_ms,
+             limit);
     fault(f);
     produce_versions(2);
     iw_sleep_ms(300);
     produce_versions(3);
     return cfg;
+}
+
+static const char *late_first_attempts(int settle_ms, int latency_ms, const iw_stack_overlay *more)
+{
+    char limit[40];
+    snprintf(limit, sizeof(limit), "\"count\": %d", BR_INVOICES);
+    return late_first_attempts_for(settle_ms, latency_ms, limit, more);
 }
 
 /* After every result is in and the late attempts have landed: they did land late (the scenario
@@ -1054,6 +1064,53 @@ Test(faults, a_timed_out_attempt_keeps_its_fence_through_a_stop, .init = up, .fi
     cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "w2.log"), 0);
     free(c2);
     assert_late_attempts_not_overtaken("stop", 12000);
+}
+
+/* SIGKILL while jobs settle, with a fence lease (4 s) much shorter than the settle left (about
+ * 19 s): nothing renews or stretches the fences of a killed worker, so they must already cover
+ * the late attempts when they were granted (redis.lease_s plus the longest settle_ms). The
+ * worker that takes over (about 11 s after the kill: the group's 6 s session drops the killed
+ * member, then it rebalances) cannot send v3 before the late v2 attempts land, 20 s after they
+ * arrived. */
+Test(faults, a_timed_out_attempt_keeps_its_fence_through_a_kill, .init = up, .fini = down,
+     .timeout = 300)
+{
+    const iw_stack_overlay more = {.root = "{\"redis\": {\"lease_s\": 4}}"};
+    const char *cfg = late_first_attempts(21000, 20000, &more);
+    char *c2 = strdup(cfg);
+    cr_assert_not_null(c2);
+    iw_sleep_ms(1500); /* v2's first attempts have timed out; the jobs settle */
+    iw_proc_signal(&W, SIGKILL);
+    int status = iw_proc_wait(&W, 30000);
+    cr_assert(status != -1 && WIFSIGNALED(status), "w1 was killed");
+    cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "w2.log"), 0);
+    free(c2);
+    assert_late_attempts_not_overtaken("kill", 20000);
+}
+
+/* SIGTERM while the retries of unanswered attempts are still on the wire when the grace period
+ * (1 s) ends: every call in the first 3 s lands 12 s late (the worker times out at 1 s), so the
+ * cut-off retry and the attempts before it may all still be applied. Their job is dropped with
+ * the call, never reaching the settle queue: the fence it keeps must cover them by its lease
+ * (4 s, plus the 15 s settle). */
+Test(faults, a_retry_cut_off_at_a_stop_keeps_the_fence_of_its_unanswered_attempts, .init = up,
+     .fini = down, .timeout = 300)
+{
+    const iw_stack_overlay more = {.root = "{\"redis\": {\"lease_s\": 4}}",
+                                   .worker = "{\"shutdown_grace_s\": 1}"};
+    const char *cfg = late_first_attempts_for(15000, 12000, "\"for_ms\": 3000", &more);
+    long long landed = iw_now_ms() + 3000 + 12000 + 500; /* the last late call has landed */
+    char *c2 = strdup(cfg);
+    cr_assert_not_null(c2);
+    iw_sleep_ms(1500); /* v2's first attempts timed out; their retries are on the wire */
+    iw_proc_signal(&W, SIGTERM);
+    int status = iw_proc_wait(&W, 30000);
+    cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "w1 exits 0");
+    cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "w2.log"), 0);
+    free(c2);
+    if (iw_now_ms() < landed)
+        iw_sleep_ms((long)(landed - iw_now_ms()));
+    assert_late_attempts_not_overtaken("cut-off retry", 12000);
 }
 
 /*
