@@ -1007,6 +1007,23 @@ static void assert_late_attempts_not_overtaken(const char *scenario, int latency
     cr_assert_eq(not_newest, 0);
 }
 
+/* Waits first_ms, ends w1 with sig (after SIGTERM it must exit 0 by itself) and starts w2 with
+ * config cfg. */
+static void replace_w1(int first_ms, int sig, const char *cfg)
+{
+    char *c2 = strdup(cfg); /* the path is in a static buffer that the next config rewrites */
+    cr_assert_not_null(c2);
+    iw_sleep_ms(first_ms);
+    iw_proc_signal(&W, sig);
+    int status = iw_proc_wait(&W, 30000);
+    if (sig == SIGTERM)
+        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "w1 exits 0");
+    else
+        cr_assert(status != -1 && WIFSIGNALED(status), "w1 was killed");
+    cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "w2.log"), 0);
+    free(c2);
+}
+
 /* One worker: the retry of v2 succeeds at once, but v3 may only go once v2's first attempt,
  * applied 1.5 s after the worker's timeout, has settled (settle_ms 4000). */
 Test(faults, a_timed_out_attempt_applied_late_is_not_overtaken, .init = up, .fini = down,
@@ -1055,14 +1072,7 @@ Test(faults, a_timed_out_attempt_keeps_its_fence_through_a_stop, .init = up, .fi
     const iw_stack_overlay more = {.root = "{\"redis\": {\"lease_s\": 4}}",
                                    .worker = "{\"shutdown_grace_s\": 1}"};
     const char *cfg = late_first_attempts(15000, 12000, &more);
-    char *c2 = strdup(cfg);
-    cr_assert_not_null(c2);
-    iw_sleep_ms(1500); /* v2's first attempts have timed out; the jobs settle */
-    iw_proc_signal(&W, SIGTERM);
-    int status = iw_proc_wait(&W, 30000);
-    cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "w1 exits 0");
-    cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "w2.log"), 0);
-    free(c2);
+    replace_w1(1500, SIGTERM, cfg); /* v2's first attempts have timed out; the jobs settle */
     assert_late_attempts_not_overtaken("stop", 12000);
 }
 
@@ -1077,14 +1087,7 @@ Test(faults, a_timed_out_attempt_keeps_its_fence_through_a_kill, .init = up, .fi
 {
     const iw_stack_overlay more = {.root = "{\"redis\": {\"lease_s\": 4}}"};
     const char *cfg = late_first_attempts(21000, 20000, &more);
-    char *c2 = strdup(cfg);
-    cr_assert_not_null(c2);
-    iw_sleep_ms(1500); /* v2's first attempts have timed out; the jobs settle */
-    iw_proc_signal(&W, SIGKILL);
-    int status = iw_proc_wait(&W, 30000);
-    cr_assert(status != -1 && WIFSIGNALED(status), "w1 was killed");
-    cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "w2.log"), 0);
-    free(c2);
+    replace_w1(1500, SIGKILL, cfg); /* v2's first attempts have timed out; the jobs settle */
     assert_late_attempts_not_overtaken("kill", 20000);
 }
 
@@ -1100,14 +1103,8 @@ Test(faults, a_retry_cut_off_at_a_stop_keeps_the_fence_of_its_unanswered_attempt
                                    .worker = "{\"shutdown_grace_s\": 1}"};
     const char *cfg = late_first_attempts_for(15000, 12000, "\"for_ms\": 3000", &more);
     long long landed = iw_now_ms() + 3000 + 12000 + 500; /* the last late call has landed */
-    char *c2 = strdup(cfg);
-    cr_assert_not_null(c2);
-    iw_sleep_ms(1500); /* v2's first attempts timed out; their retries are on the wire */
-    iw_proc_signal(&W, SIGTERM);
-    int status = iw_proc_wait(&W, 30000);
-    cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "w1 exits 0");
-    cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "w2.log"), 0);
-    free(c2);
+    /* v2's first attempts timed out; their retries are on the wire */
+    replace_w1(1500, SIGTERM, cfg);
     if (iw_now_ms() < landed)
         iw_sleep_ms((long)(landed - iw_now_ms()));
     assert_late_attempts_not_overtaken("cut-off retry", 12000);
