@@ -192,19 +192,15 @@ typedef struct iw_config {
     size_t n_routes;
 } iw_config;
 
-/* The lease a claim or renewal grants: redis.lease_s plus the longest settle_ms of any target.
- * The dispatcher starts an attempt only when the lease left covers its timeout, its settle
- * time and the guard, so the fence outlasts every request the target may still apply even
- * when the worker holding it is killed (no renewal, no release): a killed worker's fences are
- * held this long after its last renewal. Renewals keep the same period as without the settle
- * (every lease_s minus the longest request, halved, at most a third of lease_s). */
-static inline int64_t iw_config_lease_grant_ms(const iw_config *cfg)
+/* The lease a claim or renewal of a fence of target t grants: redis.lease_s plus t's settle_ms.
+ * The dispatcher starts an attempt only when the lease left covers its timeout, its settle time
+ * and the guard, so the fence outlasts every request the target may still apply even when the
+ * worker holding it is killed (no renewal, no release): a killed worker's fences are held this
+ * long after its last renewal. Renewals keep the period they have without the settle (lease_s
+ * minus the longest request and the guard, halved; at most a third of lease_s). */
+static inline int64_t iw_target_lease_grant_ms(const iw_config *cfg, const iw_target_conf *t)
 {
-    int64_t most = 0;
-    for (size_t i = 0; i < cfg->n_targets; i++)
-        if (iw_target_settle_ms(&cfg->targets[i]) > most)
-            most = iw_target_settle_ms(&cfg->targets[i]);
-    return cfg->lease_ms + most;
+    return cfg->lease_ms + iw_target_settle_ms(t);
 }
 
 /* One problem found in a config file, named by its JSON path ("targets.ebiz.retry.max_attempts").

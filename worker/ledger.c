@@ -332,7 +332,7 @@ static int build_cmd(const char (*sha)[41], int64_t ttl_s, enum kind k, const iw
         add_num(c, s->buf, &pos, op->version);
         cmd_arg(c, owner, strlen(owner));
         if (k == K_CLAIM) {
-            add_num(c, s->buf, &pos, lease_ms);
+            add_num(c, s->buf, &pos, op->lease_ms > 0 ? op->lease_ms : lease_ms);
             cmd_arg(c, op->event_id, strlen(op->event_id));
             add_num(c, s->buf, &pos, ttl_s);
         } else {
@@ -349,7 +349,7 @@ static int build_cmd(const char (*sha)[41], int64_t ttl_s, enum kind k, const iw
         add_key(c, s->buf, &pos, op, "f", op->target, NULL);
         cmd_arg(c, owner, strlen(owner));
         if (k == K_RENEW)
-            add_num(c, s->buf, &pos, lease_ms);
+            add_num(c, s->buf, &pos, op->lease_ms > 0 ? op->lease_ms : lease_ms);
         break;
     default: return IW_EINVAL;
     }
@@ -402,6 +402,8 @@ static int check_ops(enum kind k, const iw_ledger_op *ops, size_t n, const char 
         if (!op->tenant || !op->invoice_id || !op->event_id || !op->target)
             return IW_EINVAL;
         if ((k == K_CLAIM || k == K_COMPLETE) && op->version < 0)
+            return IW_EINVAL;
+        if (op->lease_ms < 0)
             return IW_EINVAL;
         if (k == K_COMPLETE && !valid_status(op->status))
             return IW_EINVAL;

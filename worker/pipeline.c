@@ -171,7 +171,6 @@ struct iw_pipeline {
 
     char owner[192];        /* lease owner token: worker id + process, unique per run */
     int64_t renew_every_ms; /* fence renewal period: keeps every lease able to cover an attempt */
-    int64_t lease_grant_ms; /* the lease claims and renewals grant (iw_config_lease_grant_ms) */
     bool ledger_ok;
     bool ledger_connecting;
     bool ledger_was_up; /* connected once: later connects are recoveries */
@@ -636,7 +635,8 @@ typedef struct lbatch {
     enum lkind kind;
     size_t n;
     int64_t sent_ms;  /* the leases it grants or extends run from no later than this */
-    int64_t lease_ms; /* claim and renew: the lease they grant (p->lease_grant_ms unless longer) */
+    int64_t lease_ms; /* claim and renew: the lease of an op that sets none (each job's sets its
+                       * own: iw_target_lease_grant_ms) */
     job **js;
     iw_ledger_op *ops;
 } lbatch;
@@ -648,7 +648,7 @@ static lbatch *lbatch_new(iw_pipeline *p, enum lkind kind, size_t cap)
         return NULL;
     b->p = p;
     b->kind = kind;
-    b->lease_ms = p->lease_grant_ms;
+    b->lease_ms = p->cfg->lease_ms;
     b->ops = (iw_ledger_op *)(b + 1);
     b->js = (job **)(b->ops + cap);
     return b;
@@ -668,7 +668,15 @@ static void fill_op(const job *j, iw_ledger_op *op)
 static void lbatch_add(lbatch *b, job *j)
 {
     fill_op(j, &b->ops[b->n]);
+    if ((b->kind == LB_CLAIM || b->kind == LB_RENEW) && j->tc)
+        b->ops[b->n].lease_ms = iw_target_lease_grant_ms(b->p->cfg, j->tc);
     b->js[b->n++] = j;
+}
+
+/* The lease the ledger granted op i of claim or renew batch b. */
+static int64_t op_lease_ms(const lbatch *b, size_t i)
+{
+    return b->ops[i].lease_ms > 0 ? b->ops[i].lease_ms : b->lease_ms;
 }
 
 /* A message stays alive while its jobs are open or a batch refers to it. */
@@ -949,7 +957,7 @@ static void claims_done(iw_pipeline *p, lbatch *b)
         int answer = b->ops[i].answer;
         if (answer == IW_CLAIM_CLAIMED) {
             j->leased = true;
-            j->lease_until = b->sent_ms + b->lease_ms;
+            j->lease_until = b->sent_ms + op_lease_ms(b, i);
             j->busy_tries = 0;
         }
         if (!j->m->tracked || p->stopping) {
@@ -1109,7 +1117,7 @@ static void renews_done(iw_pipeline *p, lbatch *b, bool ok)
     for (size_t i = 0; i < b->n; i++) {
         job *j = b->js[i];
         if (ok && b->ops[i].answer != IW_LEDGER_LOST) {
-            j->lease_until = b->sent_ms + b->lease_ms;
+            j->lease_until = b->sent_ms + op_lease_ms(b, i);
         } else if (ok) {
             j->lease_until = 0; /* no attempt may start on it */
             if (j->state == IW_JOB_CALLING)
@@ -1961,7 +1969,6 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
     snprintf(p->owner, sizeof(p->owner), "%s/%ld-%lx", cfg->worker_id, (long)getpid(),
              (unsigned long)(ts.tv_nsec ^ (ts.tv_sec << 20)));
     p->renew_every_ms = renew_period_ms(cfg);
-    p->lease_grant_ms = iw_config_lease_grant_ms(cfg);
     pthread_mutex_init(&p->lock, NULL);
     p->stats.consumer_lag = -1;
     p->target_results = calloc(cfg->n_targets * IW_RES__COUNT + 1, sizeof(uint64_t));
@@ -2159,8 +2166,9 @@ static bool ledger_busy(const iw_pipeline *p)
 
 /* Jobs still settling when the grace period is over: an attempt of theirs may yet be applied,
  * so their fences are kept (as for a call cut off on the wire) and their events replay
- * elsewhere. The lease left may end before the settle does: one last renewal, with a lease
- * as long as the longest settle left, stretches every one of them first. */
+ * elsewhere. The lease each was granted already covers its settle (iw_target_lease_grant_ms),
+ * but may run much longer: one last renewal shortens each to the settle left plus 2 s, so that
+ * the next owner can send as soon as nothing more can land. */
 static void keep_unsettled(iw_pipeline *p)
 {
     if (!p->settle_q.n)
@@ -2170,26 +2178,23 @@ static void keep_unsettled(iw_pipeline *p)
         iw_loop_run_once(p->loop, 50);
     lbatch *b =
         p->ledger_ok && !p->inflight[LB_RENEW] ? lbatch_new(p, LB_RENEW, p->settle_q.n) : NULL;
-    int64_t now = mono_ms(), longest = 0;
+    int64_t now = mono_ms();
     job *j;
     while ((j = q_pop(&p->settle_q))) {
         if (b && j->leased) {
             lbatch_add(b, j);
+            int64_t left = j->settle_until > now ? j->settle_until - now : 0;
+            b->ops[b->n - 1].lease_ms = left + IW_LEASE_MARGIN_MS;
             j->m->we.open++; /* the batch's reference: the job's memory outlives its drop */
-            if (j->settle_until - now > longest)
-                longest = j->settle_until - now;
         }
         j->leased = false;
         lane_release(p, j);
         job_terminal(p, j, IW_JEV_DROP);
     }
-    if (b && b->n) {
-        if (longest + IW_LEASE_MARGIN_MS > b->lease_ms)
-            b->lease_ms = longest + IW_LEASE_MARGIN_MS;
+    if (b && b->n)
         lbatch_send(p, b); /* answered in the last ledger loop of iw_pipeline_run */
-    } else {
+    else
         free(b);
-    }
 }
 
 /* Jobs that never reached the dispatcher when we stop: give their leases back. */

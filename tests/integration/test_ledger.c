@@ -1032,6 +1032,32 @@ Test(ledger, renew_extends_only_own_fence)
     expect_pttl(key, 8000, 10000, "after A's renew");
 }
 
+/* An op's own lease_ms wins over the call's, for claims and renewals alike, op by op. */
+Test(ledger, an_op_may_carry_its_own_lease)
+{
+    iw_ledger_op ops[2] = {op_of("INV-8", "ev-1", "ebiz", 1), op_of("INV-9", "ev-1", "ebiz", 1)};
+    ops[0].lease_ms = 40000;
+    cr_assert_eq(iw_ledger_claim(L, ops, 2, "A", 10000), 0);
+    cr_assert_eq(ops[0].answer, IW_CLAIM_CLAIMED);
+    cr_assert_eq(ops[1].answer, IW_CLAIM_CLAIMED);
+    char k8[256], k9[256];
+    key_of(k8, sizeof(k8), "INV-8", "f", "ebiz");
+    key_of(k9, sizeof(k9), "INV-9", "f", "ebiz");
+    expect_pttl(k8, 38000, 40000, "claim with the op's lease");
+    expect_pttl(k9, 8000, 10000, "claim with the call's lease");
+
+    ops[0].lease_ms = 0;
+    ops[1].lease_ms = 25000;
+    cr_assert_eq(iw_ledger_renew(L, ops, 2, "A", 3000), 0);
+    cr_assert_eq(ops[0].answer, IW_LEDGER_DONE);
+    cr_assert_eq(ops[1].answer, IW_LEDGER_DONE);
+    expect_pttl(k8, 1000, 3000, "a renewal may shorten a lease");
+    expect_pttl(k9, 23000, 25000, "renew with the op's lease");
+
+    ops[1].lease_ms = -1;
+    cr_assert_eq(iw_ledger_renew(L, ops, 2, "A", 3000), IW_EINVAL, "a negative lease is refused");
+}
+
 Test(ledger, thousand_op_batches)
 {
     /* 200 invoices x 5 targets: each op has a fence of its own. */

@@ -338,12 +338,15 @@ Test(config, settle_follows_the_request_timeout_unless_set)
     cr_assert_eq(iw_config_target(c, "a")->settle_ms, 1500);
     cr_assert_eq(iw_config_target(c, "b")->settle_ms, 0, "0 turns the wait off");
     cr_assert_eq(iw_config_target(c, "c")->settle_ms, 90000, "longer than the lease is fine");
-    cr_assert_eq(iw_config_lease_grant_ms(c), 60000 + 90000,
-                 "a fence is granted the lease plus the longest settle");
+    cr_assert_eq(iw_target_lease_grant_ms(c, iw_config_target(c, "a")), 60000 + 1500,
+                 "a fence is granted the lease plus its target's settle");
+    cr_assert_eq(iw_target_lease_grant_ms(c, iw_config_target(c, "b")), 60000);
+    cr_assert_eq(iw_target_lease_grant_ms(c, iw_config_target(c, "c")), 60000 + 90000);
     iw_config_free(c);
     c = iw_config_parse("{\"targets\": {\"a\": {\"type\": \"centra_soap\"}}}", NULL, &e);
     cr_assert_not_null(c);
-    cr_assert_eq(iw_config_lease_grant_ms(c), 90000, "60 s lease, 30 s request, settle as request");
+    cr_assert_eq(iw_target_lease_grant_ms(c, iw_config_target(c, "a")), 90000,
+                 "60 s lease, 30 s request, settle as request");
     iw_config_free(c);
     c = iw_config_parse("{\"targets\": {\"a\": {\"type\": \"centra_soap\", \"timeouts\": "
                         "{\"settle_ms\": -1}}}}",
