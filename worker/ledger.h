@@ -43,12 +43,11 @@ typedef struct iw_ledger iw_ledger;
 iw_ledger *iw_ledger_new(const char *host, int port, const char *password, int64_t ttl_s,
                          int connect_timeout_ms, char *errbuf, size_t errlen);
 
-/* Claims the (invoice, target) fence for n ops for owner with a lease of lease_ms (or the op's own
- * lease_ms where it is set), pipelined in
- * one round trip; a claim also raises the highest claimed version there (see ledger.c). The
- * same owner may claim a fence it holds again. Sets each op's answer. Returns 0, or IW_EIO
- * when Redis failed (answers then mean nothing; reconnect with iw_ledger_reconnect and try
- * again). */
+/* Claims the (invoice, target) fence for n ops for owner with a lease of lease_ms (or the op's
+ * own lease_ms where it is set), pipelined in one round trip; a claim also raises the highest
+ * claimed version there (see ledger.c). The same owner may claim a fence it holds again. Sets
+ * each op's answer. Returns 0, or IW_EIO when Redis failed (answers then mean nothing;
+ * reconnect with iw_ledger_reconnect and try again). */
 int iw_ledger_claim(iw_ledger *l, iw_ledger_op *ops, size_t n, const char *owner, int64_t lease_ms);
 
 /* Records outcomes (op->status) for n ops whose fence owner is `owner`, and frees the fence; a
@@ -62,8 +61,8 @@ int iw_ledger_complete(iw_ledger *l, iw_ledger_op *ops, size_t n, const char *ow
  * IW_LEDGER_LOST for a fence that was not ours. 0 or IW_EIO. */
 int iw_ledger_release(iw_ledger *l, iw_ledger_op *ops, size_t n, const char *owner);
 
-/* Extends owner's fence leases of n ops to lease_ms (or the op's own) from now; an op whose fence is no longer
- * ours answers IW_LEDGER_LOST (its call must not be sent again). 0 or IW_EIO. */
+/* Extends owner's fence leases of n ops to lease_ms (or the op's own) from now; an op whose fence
+ * is no longer ours answers IW_LEDGER_LOST (its call must not be sent again). 0 or IW_EIO. */
 int iw_ledger_renew(iw_ledger *l, iw_ledger_op *ops, size_t n, const char *owner, int64_t lease_ms);
 
 /* PING. 0 when Redis answers, IW_EIO otherwise. */
