@@ -521,7 +521,7 @@ class Report:
             self.w("The same run with %d busy loops (`while True: pass`) beside the stack, as on a "
                    "machine shared with other work: **%s MiB** peak RSS (%s), %s events/s. Under "
                    "load the sender's batches grow and librdkafka's fetches bring more "
-                   "decompressed data beyond its queue (README, Performance)." % (
+                   "decompressed data beyond its queue (docs/performance.md)." % (
                        x["busy_loops"], n(x["peak_rss_kb"] / 1024, 1),
                        met(x["peak_rss_kb"] / 1024 <= TARGET_RSS_MIB), n(x["events_per_s"])))
             self.w()
