@@ -1078,7 +1078,7 @@ Test(faults, a_timed_out_attempt_keeps_its_fence_through_a_stop, .init = up, .fi
 
 /* SIGKILL while jobs settle, with a fence lease (4 s) much shorter than the settle left (about
  * 19 s): nothing renews or stretches the fences of a killed worker, so they must already cover
- * the late attempts when they were granted (redis.lease_s plus the longest settle_ms). The
+ * the late attempts when they were granted (redis.lease_s plus their target's settle_ms). The
  * worker that takes over (about 11 s after the kill: the group's 6 s session drops the killed
  * member, then it rebalances) cannot send v3 before the late v2 attempts land, 20 s after they
  * arrived. */
