@@ -1,5 +1,7 @@
 /* test_pipeline_faults.c: the worker's guarantees under faults: retries and Retry-After, dead
- * letters, a dead target, Redis down, kill -9, two workers in a group, SIGTERM under load. */
+ * letters, a dead target, Redis down, kill -9, two workers in a group, SIGTERM under load
+ * (suite faults), and fences kept while an unanswered attempt may still be applied (suite
+ * settle). ctest runs the two suites side by side (tests/CMakeLists.txt). */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <signal.h>
@@ -1026,7 +1028,7 @@ static void replace_w1(int first_ms, int sig, const char *cfg)
 
 /* One worker: the retry of v2 succeeds at once, but v3 may only go once v2's first attempt,
  * applied 1.5 s after the worker's timeout, has settled (settle_ms 4000). */
-Test(faults, a_timed_out_attempt_applied_late_is_not_overtaken, .init = up, .fini = down,
+Test(settle, a_timed_out_attempt_applied_late_is_not_overtaken, .init = up, .fini = down,
      .timeout = 300)
 {
     S.http_port = iw_free_port();
@@ -1050,7 +1052,7 @@ Test(faults, a_timed_out_attempt_applied_late_is_not_overtaken, .init = up, .fin
 
 /* A second worker joins while the first one's jobs settle: the partitions that move keep their
  * fences with w1 until the late attempts settled, so w2 cannot send v3 before they land. */
-Test(faults, a_timed_out_attempt_keeps_its_fence_through_a_rebalance, .init = up, .fini = down,
+Test(settle, a_timed_out_attempt_keeps_its_fence_through_a_rebalance, .init = up, .fini = down,
      .timeout = 300)
 {
     const char *cfg = late_first_attempts(14000, 9000, NULL);
@@ -1066,7 +1068,7 @@ Test(faults, a_timed_out_attempt_keeps_its_fence_through_a_rebalance, .init = up
  * left (about 13 s): the stopping worker stretches its settling fences before it goes, so the
  * worker that takes over cannot send v3 before the late v2 attempts land, 12 s after they
  * arrived. */
-Test(faults, a_timed_out_attempt_keeps_its_fence_through_a_stop, .init = up, .fini = down,
+Test(settle, a_timed_out_attempt_keeps_its_fence_through_a_stop, .init = up, .fini = down,
      .timeout = 300)
 {
     const iw_stack_overlay more = {.root = "{\"redis\": {\"lease_s\": 4}}",
@@ -1082,7 +1084,7 @@ Test(faults, a_timed_out_attempt_keeps_its_fence_through_a_stop, .init = up, .fi
  * worker that takes over (about 11 s after the kill: the group's 6 s session drops the killed
  * member, then it rebalances) cannot send v3 before the late v2 attempts land, 20 s after they
  * arrived. */
-Test(faults, a_timed_out_attempt_keeps_its_fence_through_a_kill, .init = up, .fini = down,
+Test(settle, a_timed_out_attempt_keeps_its_fence_through_a_kill, .init = up, .fini = down,
      .timeout = 300)
 {
     const iw_stack_overlay more = {.root = "{\"redis\": {\"lease_s\": 4}}"};
@@ -1096,7 +1098,7 @@ Test(faults, a_timed_out_attempt_keeps_its_fence_through_a_kill, .init = up, .fi
  * cut-off retry and the attempts before it may all still be applied. Their job is dropped with
  * the call, never reaching the settle queue: the fence it keeps must cover them by its lease
  * (4 s, plus the 15 s settle). */
-Test(faults, a_retry_cut_off_at_a_stop_keeps_the_fence_of_its_unanswered_attempts, .init = up,
+Test(settle, a_retry_cut_off_at_a_stop_keeps_the_fence_of_its_unanswered_attempts, .init = up,
      .fini = down, .timeout = 300)
 {
     const iw_stack_overlay more = {.root = "{\"redis\": {\"lease_s\": 4}}",
@@ -1116,7 +1118,7 @@ Test(faults, a_retry_cut_off_at_a_stop_keeps_the_fence_of_its_unanswered_attempt
  * the next owner cannot send a newer version that the late call then overwrites. Judged by
  * the order in which the simulator applied the updates.
  */
-Test(faults, sigterm_keeps_the_fence_of_a_call_cut_off_on_the_wire, .init = up, .fini = down,
+Test(settle, sigterm_keeps_the_fence_of_a_call_cut_off_on_the_wire, .init = up, .fini = down,
      .timeout = 300)
 {
     const iw_stack_overlay extra = {
