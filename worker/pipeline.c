@@ -512,26 +512,27 @@ static const iw_wbuf *result_json(iw_pipeline *p, const job *j)
     return iw_jw_finish(&w) == 0 ? b : NULL;
 }
 
-/* Produces one message; on a full local queue it serves delivery reports and tries again. */
-static int produce(iw_pipeline *p, const char *topic, const char *key, size_t key_len, char *value,
-                   size_t value_len, rd_kafka_headers_t *hdrs, bool free_value, job *j)
+/* Produces one message; on a full local queue it serves delivery reports and tries again.
+ * Returns librdkafka's error (0 when queued). A message too large for the producer's
+ * message.max.bytes is left for the caller to shorten; any other error is logged here. */
+static rd_kafka_resp_err_t produce(iw_pipeline *p, const char *topic, const char *key,
+                                   size_t key_len, char *value, size_t value_len,
+                                   rd_kafka_headers_t *hdrs, job *j)
 {
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
             p->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
-            RD_KAFKA_V_VALUE(value, value_len),
-            RD_KAFKA_V_MSGFLAGS(free_value ? RD_KAFKA_MSG_F_FREE : RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_VALUE(value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_END);
         if (!err)
-            return 0; /* the producer owns hdrs (and value with F_FREE) now */
+            return 0; /* the producer owns hdrs now */
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            iw_log(IW_LOG_ERROR, "cannot produce", "topic", topic, "error", rd_kafka_err2str(err),
-                   NULL);
+            if (err != RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+                iw_log(IW_LOG_ERROR, "cannot produce", "topic", topic, "error",
+                       rd_kafka_err2str(err), NULL);
             if (hdrs)
                 rd_kafka_headers_destroy(hdrs);
-            if (free_value)
-                free(value);
-            return IW_EIO;
+            return err;
         }
         rd_kafka_poll(p->producer, 50);
     }
@@ -560,51 +561,123 @@ static void produce_failed(iw_pipeline *p, msg *m)
     p->fatal = true;
 }
 
+/* What a result or dead letter leaves out when the message would be larger than Kafka takes
+ * (the producer's message.max.bytes, or the broker's limit for the topic): an input message
+ * just under the limit, or with a key of nearly that size, must not stop the worker on every
+ * restart. Each left-out part is named by a header with its size in bytes. */
+enum { OMIT_KEY = 1, OMIT_VALUE = 2 };
+#define KEY_OMITTED_HEADER "x-iw-key-omitted"
+#define VALUE_OMITTED_HEADER "x-iw-value-omitted"
+
+static bool size_refused(rd_kafka_resp_err_t e)
+{
+    return e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+           e == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
+}
+
+/* What to leave out next after omit was still too large; omit itself when nothing is left.
+ * A dead letter gives up the larger of the event's value and key first, then the other (the
+ * event stays at its source offset, which the letter's headers name); a result has only the
+ * key to give up. */
+static unsigned omit_more(bool letter, unsigned omit, const msg *m)
+{
+    if (!letter || (omit & OMIT_VALUE))
+        return omit | OMIT_KEY;
+    if (omit & OMIT_KEY || m->value_len >= m->key_len)
+        return omit | OMIT_VALUE;
+    return omit | OMIT_KEY;
+}
+
+static void header_size(rd_kafka_headers_t *h, const char *name, size_t n)
+{
+    char num[IW_TEXT_I64_LEN];
+    iw_text_i64(num, (int64_t)n);
+    rd_kafka_header_add(h, name, -1, num, -1);
+}
+
+static rd_kafka_resp_err_t produce_result(iw_pipeline *p, job *j, unsigned omit)
+{
+    msg *m = j->m;
+    const iw_wbuf *val = result_json(p, j); /* copied by the producer */
+    if (!val)
+        return RD_KAFKA_RESP_ERR__FAIL;
+    rd_kafka_headers_t *h = NULL;
+    if (m->traceparent || omit) {
+        h = rd_kafka_headers_new(2);
+        if (m->traceparent)
+            rd_kafka_header_add(h, "traceparent", -1, m->traceparent, -1);
+        if (omit & OMIT_KEY)
+            header_size(h, KEY_OMITTED_HEADER, m->key_len);
+    }
+    return produce(p, p->cfg->result_topic, omit & OMIT_KEY ? NULL : m->key,
+                   omit & OMIT_KEY ? 0 : m->key_len, val->data, val->len, h, j);
+}
+
+static rd_kafka_resp_err_t produce_letter(iw_pipeline *p, job *j, unsigned omit)
+{
+    msg *m = j->m;
+    char num[32];
+    rd_kafka_headers_t *h = rd_kafka_headers_new(11);
+    rd_kafka_header_add(h, "x-iw-target", -1, j->target ? j->target : "", -1);
+    rd_kafka_header_add(h, "x-iw-error-kind", -1, iw_error_kind_str(j->error_kind), -1);
+    rd_kafka_header_add(h, "x-iw-error", -1, j->error_msg, -1);
+    snprintf(num, sizeof(num), "%d", j->attempts);
+    rd_kafka_header_add(h, "x-iw-attempts", -1, num, -1);
+    rd_kafka_header_add(h, "x-iw-source-topic", -1, p->cfg->input_topic, -1);
+    snprintf(num, sizeof(num), "%d", (int)m->partition);
+    rd_kafka_header_add(h, "x-iw-source-partition", -1, num, -1);
+    snprintf(num, sizeof(num), "%lld", (long long)m->we.offset);
+    rd_kafka_header_add(h, "x-iw-source-offset", -1, num, -1);
+    if (m->traceparent)
+        rd_kafka_header_add(h, "traceparent", -1, m->traceparent, -1);
+    if (omit & OMIT_VALUE)
+        header_size(h, VALUE_OMITTED_HEADER, m->value_len);
+    if (omit & OMIT_KEY)
+        header_size(h, KEY_OMITTED_HEADER, m->key_len);
+    return produce(p, p->cfg->dlq_topic, omit & OMIT_KEY ? NULL : m->key,
+                   omit & OMIT_KEY ? 0 : m->key_len, omit & OMIT_VALUE ? NULL : m->value,
+                   omit & OMIT_VALUE ? 0 : m->value_len, h, j);
+}
+
+/* Produces j's result (or dead letter) leaving out omit, and more while Kafka finds it too
+ * large; counts the delivery to wait for. False when it could not be produced. */
+static bool produce_fitting(iw_pipeline *p, job *j, bool letter, unsigned omit)
+{
+    for (;;) {
+        rd_kafka_resp_err_t e = letter ? produce_letter(p, j, omit) : produce_result(p, j, omit);
+        if (!e) {
+            j->deliveries++;
+            return true;
+        }
+        unsigned more = omit_more(letter, omit, j->m);
+        if (!size_refused(e) || more == omit)
+            return false;
+        omit = more;
+        const msg *m = j->m;
+        char pnum[IW_TEXT_I64_LEN], off[IW_TEXT_I64_LEN], key[IW_TEXT_I64_LEN],
+            value[IW_TEXT_I64_LEN];
+        iw_text_i64(pnum, m->partition);
+        iw_text_i64(off, m->we.offset);
+        iw_text_i64(key, (int64_t)m->key_len);
+        iw_text_i64(value, (int64_t)m->value_len);
+        iw_log(IW_LOG_WARN,
+               letter ? "dead letter too large for Kafka; sending it shorter"
+                      : "result too large for Kafka; sending it without the event's key",
+               "partition", pnum, "offset", off, "key_bytes", key, "value_bytes", value, "left_out",
+               omit & OMIT_VALUE ? (omit & OMIT_KEY ? "value,key" : "value") : "key", NULL);
+    }
+}
+
 static void publish(iw_pipeline *p, job *j)
 {
     msg *m = j->m;
     job_to(p, j, IW_JEV_RESULT);
     j->deliveries = 1; /* a guard: a delivery report served while producing cannot end the job */
-    const iw_wbuf *val = result_json(p, j); /* copied by the producer */
-    if (!val) {
+    if (!produce_fitting(p, j, false, 0))
         produce_failed(p, m);
-        return;
-    }
-    if (m->traceparent) {
-        rd_kafka_headers_t *h = rd_kafka_headers_new(1);
-        rd_kafka_header_add(h, "traceparent", -1, m->traceparent, -1);
-        if (produce(p, p->cfg->result_topic, m->key, m->key_len, val->data, val->len, h, false,
-                    j) == 0)
-            j->deliveries++;
-        else
-            produce_failed(p, m);
-    } else if (produce(p, p->cfg->result_topic, m->key, m->key_len, val->data, val->len, NULL,
-                       false, j) == 0) {
-        j->deliveries++;
-    } else {
+    if ((j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED) &&
+        !produce_fitting(p, j, true, 0))
         produce_failed(p, m);
-    }
-    if (j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED) {
-        char num[32];
-        rd_kafka_headers_t *h = rd_kafka_headers_new(9);
-        rd_kafka_header_add(h, "x-iw-target", -1, j->target ? j->target : "", -1);
-        rd_kafka_header_add(h, "x-iw-error-kind", -1, iw_error_kind_str(j->error_kind), -1);
-        rd_kafka_header_add(h, "x-iw-error", -1, j->error_msg, -1);
-        snprintf(num, sizeof(num), "%d", j->attempts);
-        rd_kafka_header_add(h, "x-iw-attempts", -1, num, -1);
-        rd_kafka_header_add(h, "x-iw-source-topic", -1, p->cfg->input_topic, -1);
-        snprintf(num, sizeof(num), "%d", (int)m->partition);
-        rd_kafka_header_add(h, "x-iw-source-partition", -1, num, -1);
-        snprintf(num, sizeof(num), "%lld", (long long)m->we.offset);
-        rd_kafka_header_add(h, "x-iw-source-offset", -1, num, -1);
-        if (m->traceparent)
-            rd_kafka_header_add(h, "traceparent", -1, m->traceparent, -1);
-        if (produce(p, p->cfg->dlq_topic, m->key, m->key_len, m->value, m->value_len, h, false,
-                    j) == 0)
-            j->deliveries++;
-        else
-            produce_failed(p, m);
-    }
     iw_log_level lvl =
         j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED ? IW_LOG_WARN : IW_LOG_INFO;
     if (iw_log_enabled(lvl)) {
@@ -1698,8 +1771,19 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *km, void *opaque)
     iw_pipeline *p = opaque;
     job *j = km->_private;
     if (km->err) {
-        /* With message.timeout.ms = 0 the producer retries forever; an error here is fatal
-         * (or the producer was purged at shutdown). Nothing unfinished is committed. */
+        /* The broker found it too large (its limit for the topic is below the producer's
+         * message.max.bytes): sent again as short as it gets, without key (and value). */
+        bool letter = strcmp(rd_kafka_topic_name(km->rkt), p->cfg->dlq_topic) == 0;
+        if (j && size_refused(km->err) && (km->key_len || (letter && km->len))) {
+            iw_log(IW_LOG_WARN, "the broker refused a message as too large", "topic",
+                   rd_kafka_topic_name(km->rkt), "error", rd_kafka_err2str(km->err), NULL);
+            if (produce_fitting(p, j, letter, letter ? OMIT_VALUE | OMIT_KEY : OMIT_KEY)) {
+                delivery_done(p, j); /* the refused message's; the new one is counted */
+                return;
+            }
+        }
+        /* With message.timeout.ms = 0 the producer retries forever; any other error here is
+         * fatal (or the producer was purged at shutdown). Nothing unfinished is committed. */
         iw_log(IW_LOG_ERROR, "result not delivered; stopping", "error", rd_kafka_err2str(km->err),
                NULL);
         p->fatal = true;

@@ -39,7 +39,9 @@ static const char REPLAY_USAGE[] =
     "PARTITION:OFFSET and the original traceparent. Nothing is committed or deleted.\n"
     "The ledger lets failed (event, target) pairs be claimed again; one that has succeeded\n"
     "meanwhile ends as a `duplicate` result. Letters repeating an (event, target) pair already\n"
-    "chosen in this run are skipped.\n"
+    "chosen in this run are skipped. A letter whose value the worker left out as too large\n"
+    "for Kafka (header x-iw-value-omitted) is not sent: its event is at the source offset\n"
+    "the letter names, and it counts as not delivered.\n"
     "\n"
     "  -c, --config FILE    the worker's config (brokers, topics, kafka.properties)\n"
     "  -b, --brokers LIST   bootstrap servers instead of kafka.brokers\n"
@@ -510,6 +512,22 @@ static int take_letter(replayer *r, const rd_kafka_message_t *m)
                *target ? target : "-", *kind ? kind : "-", *event_id ? event_id : "-",
                *error ? error : "-");
         return 0;
+    }
+    char omitted[32];
+    header_text(h, "x-iw-value-omitted", omitted, sizeof(omitted));
+    if (*omitted) {
+        /* the worker left out a value too large for Kafka: the event is only at its source */
+        char topic[260], part[16], off[32];
+        header_text(h, "x-iw-source-topic", topic, sizeof(topic));
+        header_text(h, "x-iw-source-partition", part, sizeof(part));
+        header_text(h, "x-iw-source-offset", off, sizeof(off));
+        erase_bar(r);
+        fprintf(stderr,
+                "replay: dead letter %" PRId32 ":%" PRId64 " carries no value (x-iw-value-omitted:"
+                " %s bytes, too large for Kafka); the event is at %s %s:%s, not sent\n",
+                m->partition, m->offset, omitted, *topic ? topic : "-", *part ? part : "-",
+                *off ? off : "-");
+        return 0; /* counted as not delivered */
     }
     resend(r, m, h); /* a copy not queued is counted as not delivered */
     return 0;

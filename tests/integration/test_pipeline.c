@@ -231,6 +231,141 @@ Test(pipeline, poison_events_go_to_the_dead_letter_topic, .init = up, .fini = do
     free(good);
 }
 
+/* A string of n copies of ch (malloc'd). */
+static char *filled(size_t n, char ch)
+{
+    char *s = malloc(n + 1);
+    cr_assert_not_null(s);
+    memset(s, ch, n);
+    s[n] = '\0';
+    return s;
+}
+
+/* The decimal value of header name of m, or -1 when it is absent. */
+static long long header_num(const iw_kmsg *m, const char *name)
+{
+    char *v = iw_kmsg_header(m, name);
+    long long n = v ? atoll(v) : -1;
+    free(v);
+    return n;
+}
+
+/* Input messages larger than the worker's producer takes (its message.max.bytes, 100,000 here;
+ * an input topic may take more than a result or dead-letter topic): the dead letter of the one
+ * with a large value, and the result and dead letter of the one with a large key, would be
+ * larger than that. They go shorter, naming what they left out, and the worker (which used to
+ * stop on them, and again after every restart) carries on. */
+Test(pipeline, messages_too_large_for_kafka_are_sent_shorter, .init = up, .fini = down,
+     .timeout = 300)
+{
+    const size_t big = 150000;
+    char *big_value = filled(big, ' ');
+    big_value[0] = '{'; /* JSON, but no event: a poison of 999,000 bytes */
+    big_value[big - 1] = '}';
+    char *big_key = filled(big, 'k');
+    char *good = iw_make_event("GOOD-BIG", "acme", "INV-BIG", 1, "centra_soap");
+    const char *vals[] = {big_value, "{}", good};
+    const char *keys[] = {"acme/INV-BIG", big_key, "acme/INV-BIG"};
+    const iw_stack_overlay small = {
+        .root = "{\"kafka\": {\"properties\": {\"producer.message.max.bytes\": 100000}}}"};
+    const char *cfg = iw_stack_config_with(&S, "worker.json", &small);
+    cr_assert_not_null(cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 3, NULL), 0);
+
+    iw_results r = iw_results_read(&S, "invoice-results", 3, 120000);
+    cr_assert_eq(r.n, 3);
+    cr_assert_eq(iw_results_count(&r, NULL, "rejected"), 2);
+    cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), 1, "the partition kept moving");
+    size_t keyless = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        long long omitted = header_num(&r.msgs[i], "x-iw-key-omitted");
+        if (strcmp(r.msgs[i].key, "acme/INV-BIG") == 0) {
+            cr_assert_eq(omitted, -1, "a result that fits keeps its key, and says nothing");
+        } else {
+            cr_assert_str_eq(r.msgs[i].key, "", "the large key is left out of its result");
+            cr_assert_eq(omitted, (long long)big, "x-iw-key-omitted: %lld", omitted);
+            keyless++;
+        }
+    }
+    cr_assert_eq(keyless, 1);
+    iw_results_free(&r);
+
+    iw_kmsg *dl = NULL;
+    size_t n = iw_kafka_read_all(S.brokers, "invoice-events-dlq", 2, 60000, 0, &dl);
+    cr_assert_eq(n, 2);
+    bool saw_value = false, saw_key = false;
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_not_null(iw_kmsg_header(&dl[i], "x-iw-error"));
+        long long src_off = header_num(&dl[i], "x-iw-source-offset");
+        cr_assert_geq(src_off, 0, "the letter names where the event stays");
+        if (strcmp(dl[i].key, "acme/INV-BIG") == 0) {
+            cr_assert_eq(dl[i].len, 0, "the large value is left out");
+            cr_assert_eq(header_num(&dl[i], "x-iw-value-omitted"), (long long)big);
+            cr_assert_eq(header_num(&dl[i], "x-iw-key-omitted"), -1);
+            saw_value = true;
+        } else {
+            cr_assert_str_eq(dl[i].key, "", "the large key is left out");
+            cr_assert_str_eq(dl[i].value, "{}", "the small value is kept");
+            cr_assert_eq(header_num(&dl[i], "x-iw-key-omitted"), (long long)big);
+            cr_assert_eq(header_num(&dl[i], "x-iw-value-omitted"), -1);
+            saw_key = true;
+        }
+    }
+    cr_assert(saw_value && saw_key, "%d %d", saw_value, saw_key);
+    iw_kmsgs_free(dl, n);
+    cr_assert_eq(iw_proc_stop(&W, 30000), 0, "the worker ran on and stopped cleanly");
+    cr_assert_eq(iw_kafka_group_lag(S.brokers, "invoice-worker", "invoice-events"), 0);
+    free(big_value);
+    free(big_key);
+    free(good);
+}
+
+/* The broker refuses a produce as too large (its limit for the topic below the producer's):
+ * the refused message is sent again without its key (and a dead letter without its value), and
+ * the worker carries on instead of stopping. */
+Test(pipeline, a_message_the_broker_refuses_as_too_large_is_sent_shorter, .init = up, .fini = down,
+     .timeout = 300)
+{
+    char *good = iw_make_event("GOOD-REF", "acme", "INV-REF", 1, "centra_soap");
+    const char *vals[] = {"{\"not\": \"an event\"}", good};
+    const char *keys[] = {"acme/INV-REF", "acme/INV-REF"};
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 2, NULL), 0);
+    char reply[256];
+    cr_assert_eq(
+        iw_stack_kafka_cmd(&S, "errors Produce 1 MSG_SIZE_TOO_LARGE", reply, sizeof(reply)), 0,
+        "kafka-local: %s", reply);
+    start_worker(&W, NULL, NULL, "worker.log"); /* its first produce request is refused */
+
+    iw_results r = iw_results_read(&S, "invoice-results", 2, 120000);
+    cr_assert_eq(r.n, 2);
+    cr_assert_eq(iw_results_count(&r, NULL, "rejected"), 1);
+    cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), 1);
+    size_t shortened = 0;
+    for (size_t i = 0; i < r.n; i++)
+        if (header_num(&r.msgs[i], "x-iw-key-omitted") == (long long)strlen("acme/INV-REF")) {
+            cr_assert_str_eq(r.msgs[i].key, "");
+            shortened++;
+        }
+    iw_results_free(&r);
+    iw_kmsg *dl = NULL;
+    size_t n = iw_kafka_read_all(S.brokers, "invoice-events-dlq", 1, 60000, 0, &dl);
+    cr_assert_eq(n, 1);
+    if (header_num(&dl[0], "x-iw-value-omitted") == (long long)strlen(vals[0])) {
+        cr_assert_eq(dl[0].len, 0);
+        cr_assert_str_eq(dl[0].key, "");
+        cr_assert_eq(header_num(&dl[0], "x-iw-key-omitted"), (long long)strlen(keys[0]));
+        shortened++;
+    } else {
+        cr_assert_str_eq(dl[0].value, vals[0], "a letter the broker took is whole");
+    }
+    iw_kmsgs_free(dl, n);
+    cr_assert_geq(shortened, 1, "the refused message was sent again, shorter");
+    cr_assert_eq(iw_proc_stop(&W, 30000), 0, "the worker ran on and stopped cleanly");
+    cr_assert_eq(iw_kafka_group_lag(S.brokers, "invoice-worker", "invoice-events"), 0);
+    free(good);
+}
+
 Test(pipeline, redelivery_while_in_flight_is_a_duplicate, .init = up, .fini = down, .timeout = 300)
 {
     /* the target is slow, so the second copy arrives while the first is still being sent */

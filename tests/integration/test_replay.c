@@ -390,6 +390,70 @@ Test(replay, filters_choose_exactly_what_they_name, .init = up, .fini = down, .t
 }
 
 /* Without the stack: a kafka-local with a control pipe, dead letters produced by hand. */
+/* A poison event larger than the worker's producer takes gets a dead letter without its value
+ * (x-iw-value-omitted): replay cannot re-send it, says where the event is, sends the others and
+ * exits 1. */
+Test(replay, a_letter_without_its_value_is_not_sent, .init = up, .fini = down, .timeout = 300)
+{
+    const iw_stack_overlay small = {
+        .root = "{\"kafka\": {\"properties\": {\"producer.message.max.bytes\": 100000}}}"};
+    const char *cfg = iw_stack_config_with(&S, "w.json", &small);
+    cr_assert_not_null(cfg);
+    char cfgpath[512];
+    snprintf(cfgpath, sizeof(cfgpath), "%s", cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfgpath, "worker.log"), 0);
+    size_t big = 150000;
+    char *value = malloc(big + 1);
+    cr_assert_not_null(value);
+    memset(value, ' ', big);
+    value[0] = '{';
+    value[big - 1] = '}';
+    value[big] = '\0';
+    const char *keys[] = {"acme/big", "acme/small"};
+    const char *vals[] = {value, "{\"schema\": \"invoice-event/v1\"}"};
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 2, NULL), 0);
+    iw_results r = results(2);
+    cr_assert_eq(iw_results_count(&r, NULL, "rejected"), 2);
+    iw_results_free(&r);
+    iw_kmsg *dl = NULL;
+    size_t ndl = iw_kafka_read_all(S.brokers, "invoice-events-dlq", 2, 60000, 0, &dl);
+    cr_assert_eq(ndl, 2);
+    int64_t big_at = -1;
+    for (size_t i = 0; i < ndl; i++)
+        if (strcmp(dl[i].key, "acme/big") == 0) {
+            char *om = iw_kmsg_header(&dl[i], "x-iw-value-omitted");
+            cr_assert_str_eq(om, "150000");
+            cr_assert_eq(dl[i].len, 0);
+            free(om);
+            char *off = iw_kmsg_header(&dl[i], "x-iw-source-offset");
+            cr_assert_not_null(off);
+            big_at = atoll(off);
+            free(off);
+        }
+    cr_assert_geq(big_at, 0);
+    iw_kmsgs_free(dl, ndl);
+    cr_assert_eq(topic_end("invoice-events"), 2);
+
+    char *out = NULL;
+    cr_assert_eq(cli(&out, "replay -c '%s'", cfgpath), 1, "a letter was not sent: exit 1");
+    cr_assert(strstr(out, "replayed 1 of 2 dead letters"), "%s", out);
+    free(out);
+    char epath[512], want[160];
+    snprintf(epath, sizeof(epath), "%s/cli.err", S.dir);
+    char *err = iw_read_file(epath, NULL);
+    cr_assert_not_null(err);
+    snprintf(want, sizeof(want),
+             "(x-iw-value-omitted: 150000 bytes, too large for Kafka); the "
+             "event is at invoice-events ");
+    cr_assert(strstr(err, want), "%s", err);
+    snprintf(want, sizeof(want), ":%lld, not sent", (long long)big_at);
+    cr_assert(strstr(err, want), "%s", err);
+    cr_assert(strstr(err, "1 of 2 chosen dead letters were not delivered"), "%s", err);
+    free(err);
+    cr_assert_eq(topic_end("invoice-events"), 3, "only the small poison was re-sent");
+    free(value);
+}
+
 Test(replay, delivery_failure_exits_1_and_brokers_flag_wins, .timeout = 120)
 {
     char dir[] = "/tmp/iw-replay-XXXXXX";

@@ -3,6 +3,7 @@
 #include "stack.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,7 +121,9 @@ int iw_stack_launch(iw_stack *s, const iw_stack_opts *o)
         snprintf(parts, sizeof(parts), "%d", s->partitions);
         snprintf(brokers, sizeof(brokers), "%d", o->brokers > 0 ? o->brokers : 3);
         snprintf(kpath, sizeof(kpath), "%s", iw_build_path("kafka-local"));
-        char *kargv[] = {kpath, "--brokers", brokers, "--partitions", parts, NULL};
+        snprintf(s->kafka_ctl, sizeof(s->kafka_ctl), "%s/kafka.ctl", s->dir);
+        char *kargv[] = {kpath, "--brokers",      brokers,      "--partitions",
+                         parts, "--control-fifo", s->kafka_ctl, NULL};
         if (iw_proc_start(&s->kafka, kargv, true) != 0 ||
             iw_proc_read_line(&s->kafka, s->brokers, sizeof(s->brokers), 20000) <= 0) {
             fprintf(stderr, "stack: kafka-local did not start\n");
@@ -128,6 +131,22 @@ int iw_stack_launch(iw_stack *s, const iw_stack_opts *o)
         }
     }
     return sim_start(s, o);
+}
+
+int iw_stack_kafka_cmd(iw_stack *s, const char *cmd, char *reply, size_t len)
+{
+    char line[256];
+    int n = snprintf(line, sizeof(line), "%s\n", cmd);
+    if (!s->kafka.pid || n <= 0 || (size_t)n >= sizeof(line))
+        return -1;
+    int fd = open(s->kafka_ctl, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t w = write(fd, line, (size_t)n);
+    close(fd);
+    if (w != n || iw_proc_read_line(&s->kafka, reply, len, 10000) <= 0)
+        return -1;
+    return strncmp(reply, "ok", 2) == 0 ? 0 : -1;
 }
 
 int iw_stack_start(iw_stack *s, int partitions, bool aof)

@@ -20,6 +20,7 @@ typedef struct iw_stack {
     int sim_port;
     char sim_base[64]; /* http://127.0.0.1:PORT */
     char dir[256];     /* the stack folder: configs, logs */
+    char kafka_ctl[300]; /* kafka-local's control FIFO (in dir) */
     bool own_dir;      /* dir was made by iw_stack_launch: removed at stop */
     int partitions;    /* of every topic */
     int http_port;     /* when set before iw_stack_config: the worker's /metrics port */
@@ -44,6 +45,12 @@ typedef struct iw_stack_opts {
  * already set, for the ${IW_SIM_*} references of the config. 0, or -1 with a message on stderr
  * (what did start is stopped by iw_stack_stop). */
 int iw_stack_launch(iw_stack *s, const iw_stack_opts *o);
+
+/* Sends one control command to the stack's kafka-local ("errors Produce 1
+ * MSG_SIZE_TOO_LARGE", "broker down 1": tests/support/kafka-local/control.h) and reads its
+ * reply line. 0 when it answered "ok ...", -1 otherwise. Not for use while SIGUSR1/SIGUSR2
+ * commands are pending: their replies come on the same line stream. */
+int iw_stack_kafka_cmd(iw_stack *s, const char *cmd, char *reply, size_t len);
 
 /* iw_stack_launch with `partitions` per topic and AOF when aof, the rest by default. */
 int iw_stack_start(iw_stack *s, int partitions, bool aof);
