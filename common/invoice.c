@@ -24,6 +24,7 @@
 #define MAX_EXACT_INT 9007199254740991LL
 /* Longest event_id or tenant; both become parts of Redis keys, result ids and headers. */
 #define MAX_KEY_BYTES 128
+#define MAX_TARGET_NAME_BYTES 1024
 /* Most target names one event may list. */
 #define MAX_TARGETS 64
 /* Most entries in lines, extra_charges or custom_fields. Each costs a few hundred bytes once
@@ -1347,7 +1348,9 @@ static int read_list(reader *r, list_read *l, size_t *n)
     return 0;
 }
 
-/* An element of targets: a non-empty printable name, listed once. */
+/* An element of targets: a non-empty printable name of at most MAX_TARGET_NAME_BYTES (an
+ * instance name is at most 64; an unknown name goes whole into its result, twice, and into a
+ * dead-letter header, which must stay far below any Kafka message limit), listed once. */
 static int read_name(reader *r, list_read *l, size_t i)
 {
     if (peek(r) != '"')
@@ -1360,6 +1363,8 @@ static int read_name(reader *r, list_read *l, size_t i)
     bool ok = false;
     if (s[0] == '\0') {
         note(r->c, "expected a non-empty string");
+    } else if (strlen(s) > MAX_TARGET_NAME_BYTES) {
+        note(r->c, "longer than 1024 bytes");
     } else if ((why = iw_text_name_problem(s))) {
         note(r->c, "%s", why);
     } else {

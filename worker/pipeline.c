@@ -88,8 +88,15 @@ typedef struct job {
     long http_status;
     int64_t first_attempt_ms, finished_ms;
     int deliveries;    /* produced messages not yet acknowledged */
+    int size_refusals; /* its messages the broker refused as too large (redo_refused) */
     struct job *qnext; /* link in the queue matching its state */
 } job;
+
+/* A result (or dead letter) of j the broker refused as too large, to be sent again. */
+struct redo {
+    job *j;
+    bool letter;
+};
 
 /* One consumed message. */
 typedef struct msg {
@@ -190,6 +197,8 @@ struct iw_pipeline {
     int64_t taken_bytes;    /* values polled since the fetchers were last woken */
     int64_t taken_msgs;     /* and messages */
     msg *orphans;          /* messages of revoked partitions still running */
+    struct redo *redo;     /* results and dead letters the broker refused as too large */
+    size_t n_redo, cap_redo;
 
     iw_pipeline_stats stats;
     uint64_t *target_results; /* [n_targets][IW_RES__COUNT] */
@@ -578,14 +587,30 @@ static bool size_refused(rd_kafka_resp_err_t e)
 /* What to leave out next after omit was still too large; omit itself when nothing is left.
  * A dead letter gives up the larger of the event's value and key first, then the other (the
  * event stays at its source offset, which the letter's headers name); a result has only the
- * key to give up. */
+ * key to give up. An empty part is never "left out". */
 static unsigned omit_more(bool letter, unsigned omit, const msg *m)
 {
-    if (!letter || (omit & OMIT_VALUE))
-        return omit | OMIT_KEY;
-    if (omit & OMIT_KEY || m->value_len >= m->key_len)
+    bool key = m->key_len && !(omit & OMIT_KEY);
+    bool value = letter && m->value_len && !(omit & OMIT_VALUE);
+    if (value && (!key || m->value_len >= m->key_len))
         return omit | OMIT_VALUE;
-    return omit | OMIT_KEY;
+    return key ? omit | OMIT_KEY : omit;
+}
+
+/* Logs why a result or dead letter of j could not be produced, with the sizes involved. */
+static void log_unproduced(const job *j, bool letter, rd_kafka_resp_err_t e)
+{
+    const msg *m = j->m;
+    char pnum[IW_TEXT_I64_LEN], off[IW_TEXT_I64_LEN], key[IW_TEXT_I64_LEN], value[IW_TEXT_I64_LEN];
+    iw_text_i64(pnum, m->partition);
+    iw_text_i64(off, m->we.offset);
+    iw_text_i64(key, (int64_t)m->key_len);
+    iw_text_i64(value, (int64_t)m->value_len);
+    iw_log(IW_LOG_ERROR,
+           letter ? "cannot produce the dead letter; stopping"
+                  : "cannot produce the result; stopping",
+           "partition", pnum, "offset", off, "key_bytes", key, "value_bytes", value, "error",
+           e ? rd_kafka_err2str(e) : "out of memory", NULL);
 }
 
 static void header_size(rd_kafka_headers_t *h, const char *name, size_t n)
@@ -640,7 +665,7 @@ static rd_kafka_resp_err_t produce_letter(iw_pipeline *p, job *j, unsigned omit)
 }
 
 /* Produces j's result (or dead letter) leaving out omit, and more while Kafka finds it too
- * large; counts the delivery to wait for. False when it could not be produced. */
+ * large; counts the delivery to wait for. False (logged) when it could not be produced. */
 static bool produce_fitting(iw_pipeline *p, job *j, bool letter, unsigned omit)
 {
     for (;;) {
@@ -650,8 +675,10 @@ static bool produce_fitting(iw_pipeline *p, job *j, bool letter, unsigned omit)
             return true;
         }
         unsigned more = omit_more(letter, omit, j->m);
-        if (!size_refused(e) || more == omit)
+        if (!size_refused(e) || more == omit) {
+            log_unproduced(j, letter, e);
             return false;
+        }
         omit = more;
         const msg *m = j->m;
         char pnum[IW_TEXT_I64_LEN], off[IW_TEXT_I64_LEN], key[IW_TEXT_I64_LEN],
@@ -666,6 +693,54 @@ static bool produce_fitting(iw_pipeline *p, job *j, bool letter, unsigned omit)
                "partition", pnum, "offset", off, "key_bytes", key, "value_bytes", value, "left_out",
                omit & OMIT_VALUE ? (omit & OMIT_KEY ? "value,key" : "value") : "key", NULL);
     }
+}
+
+/* Queues j's result (or dead letter), which the broker refused as too large, to be sent again
+ * by redo_refused, outside the delivery callback (which may run inside produce). 0 or -1. */
+static int redo_push(iw_pipeline *p, job *j, bool letter)
+{
+    if (p->n_redo == p->cap_redo) {
+        size_t cap = p->cap_redo ? 2 * p->cap_redo : 16;
+        struct redo *r = realloc(p->redo, cap * sizeof(*r));
+        if (!r)
+            return -1;
+        p->redo = r;
+        p->cap_redo = cap;
+    }
+    p->redo[p->n_redo++] = (struct redo){j, letter};
+    return 0;
+}
+
+/* The broker refuses a whole batch as too large, not one message, so a message refused so is
+ * shortened only when it is large itself (a part of REDO_SHORTEN_BYTES or more: a key, or a
+ * dead letter's value); a smaller one is sent again as it was. A job refused more than
+ * REDO_TRIES times stops the worker: a topic whose max.message.bytes is below the producer's
+ * batch.size refuses batches of small messages, a config error. */
+#define REDO_SHORTEN_BYTES (64 * 1024)
+#define REDO_TRIES 3
+static void redo_refused(iw_pipeline *p)
+{
+    for (size_t i = 0; i < p->n_redo; i++) { /* produce may add more: by index */
+        job *j = p->redo[i].j;
+        bool letter = p->redo[i].letter;
+        msg *m = j->m;
+        unsigned omit = 0;
+        if (m->key_len >= REDO_SHORTEN_BYTES)
+            omit |= OMIT_KEY;
+        if (letter && m->value_len >= REDO_SHORTEN_BYTES)
+            omit |= OMIT_VALUE;
+        if (++j->size_refusals > REDO_TRIES) {
+            iw_log(IW_LOG_ERROR,
+                   "the broker keeps refusing as too large; stopping (is the topic's "
+                   "max.message.bytes below kafka.properties producer.batch.size?)",
+                   "topic", letter ? p->cfg->dlq_topic : p->cfg->result_topic, NULL);
+            produce_failed(p, m);
+        } else if (!produce_fitting(p, j, letter, omit)) {
+            produce_failed(p, m);
+        }
+        delivery_done(p, j); /* the refused message's */
+    }
+    p->n_redo = 0;
 }
 
 static void publish(iw_pipeline *p, job *j)
@@ -1774,13 +1849,10 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *km, void *opaque)
         /* The broker found it too large (its limit for the topic is below the producer's
          * message.max.bytes): sent again as short as it gets, without key (and value). */
         bool letter = strcmp(rd_kafka_topic_name(km->rkt), p->cfg->dlq_topic) == 0;
-        if (j && size_refused(km->err) && (km->key_len || (letter && km->len))) {
+        if (j && size_refused(km->err) && redo_push(p, j, letter) == 0) {
             iw_log(IW_LOG_WARN, "the broker refused a message as too large", "topic",
                    rd_kafka_topic_name(km->rkt), "error", rd_kafka_err2str(km->err), NULL);
-            if (produce_fitting(p, j, letter, letter ? OMIT_VALUE | OMIT_KEY : OMIT_KEY)) {
-                delivery_done(p, j); /* the refused message's; the new one is counted */
-                return;
-            }
+            return; /* its delivery stays open until redo_refused sends it again */
         }
         /* With message.timeout.ms = 0 the producer retries forever; any other error here is
          * fatal (or the producer was purged at shutdown). Nothing unfinished is committed. */
@@ -2233,6 +2305,7 @@ static void loop_turn(iw_pipeline *p)
     run_claims(p);
     submit_ready(p);
     rd_kafka_poll(p->producer, 0);
+    redo_refused(p);
     renew_leases(p);
     flow_control(p);
     sweep_orphans(p);
@@ -2382,6 +2455,7 @@ void iw_pipeline_free(iw_pipeline *p)
         }
     }
     free(p->parts);
+    free(p->redo);
     for (msg *m = p->orphans, *next; m; m = next) {
         next = msg_of(m->we.next);
         msg_free(m);

@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include <cjson/cJSON.h>
 
 #include "adapters.h"
+#include "docpaths.h"
 #include "stack.h"
 
 #define PARTS 8
@@ -321,11 +323,11 @@ Test(pipeline, messages_too_large_for_kafka_are_sent_shorter, .init = up, .fini 
     free(good);
 }
 
-/* The broker refuses a produce as too large (its limit for the topic below the producer's):
- * the refused message is sent again without its key (and a dead letter without its value), and
- * the worker carries on instead of stopping. */
-Test(pipeline, a_message_the_broker_refuses_as_too_large_is_sent_shorter, .init = up, .fini = down,
-     .timeout = 300)
+/* The worker's first produce requests are refused as too large by the broker (kafka-local
+ * fails the next `count` Produce requests). The broker refuses a whole batch, so small
+ * messages are sent again whole: every result keeps its key, the dead letter its value. */
+Test(pipeline, a_batch_the_broker_refuses_as_too_large_is_sent_again_whole, .init = up,
+     .fini = down, .timeout = 300)
 {
     char *good = iw_make_event("GOOD-REF", "acme", "INV-REF", 1, "centra_soap");
     const char *vals[] = {"{\"not\": \"an event\"}", good};
@@ -333,37 +335,105 @@ Test(pipeline, a_message_the_broker_refuses_as_too_large_is_sent_shorter, .init 
     cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 2, NULL), 0);
     char reply[256];
     cr_assert_eq(
-        iw_stack_kafka_cmd(&S, "errors Produce 1 MSG_SIZE_TOO_LARGE", reply, sizeof(reply)), 0,
+        iw_stack_kafka_cmd(&S, "errors Produce 2 MSG_SIZE_TOO_LARGE", reply, sizeof(reply)), 0,
         "kafka-local: %s", reply);
-    start_worker(&W, NULL, NULL, "worker.log"); /* its first produce request is refused */
+    start_worker(&W, NULL, NULL, "worker.log");
 
     iw_results r = iw_results_read(&S, "invoice-results", 2, 120000);
     cr_assert_eq(r.n, 2);
     cr_assert_eq(iw_results_count(&r, NULL, "rejected"), 1);
     cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), 1);
-    size_t shortened = 0;
-    for (size_t i = 0; i < r.n; i++)
-        if (header_num(&r.msgs[i], "x-iw-key-omitted") == (long long)strlen("acme/INV-REF")) {
-            cr_assert_str_eq(r.msgs[i].key, "");
-            shortened++;
-        }
+    for (size_t i = 0; i < r.n; i++) {
+        cr_assert_str_eq(r.msgs[i].key, "acme/INV-REF");
+        cr_assert_eq(header_num(&r.msgs[i], "x-iw-key-omitted"), -1);
+    }
     iw_results_free(&r);
     iw_kmsg *dl = NULL;
     size_t n = iw_kafka_read_all(S.brokers, "invoice-events-dlq", 1, 60000, 0, &dl);
     cr_assert_eq(n, 1);
-    if (header_num(&dl[0], "x-iw-value-omitted") == (long long)strlen(vals[0])) {
-        cr_assert_eq(dl[0].len, 0);
-        cr_assert_str_eq(dl[0].key, "");
-        cr_assert_eq(header_num(&dl[0], "x-iw-key-omitted"), (long long)strlen(keys[0]));
-        shortened++;
-    } else {
-        cr_assert_str_eq(dl[0].value, vals[0], "a letter the broker took is whole");
-    }
+    cr_assert_str_eq(dl[0].key, "acme/INV-REF");
+    cr_assert_str_eq(dl[0].value, vals[0], "the letter is whole");
     iw_kmsgs_free(dl, n);
-    cr_assert_geq(shortened, 1, "the refused message was sent again, shorter");
+    char path[512];
+    snprintf(path, sizeof(path), "%s/worker.log", S.dir);
+    char *log = iw_read_file(path, NULL);
+    cr_assert_not_null(log);
+    cr_assert(strstr(log, "the broker refused a message as too large"), "the refusal is logged");
+    free(log);
     cr_assert_eq(iw_proc_stop(&W, 30000), 0, "the worker ran on and stopped cleanly");
     cr_assert_eq(iw_kafka_group_lag(S.brokers, "invoice-worker", "invoice-events"), 0);
     free(good);
+}
+
+/* The same for a poison event with a 70,000-byte key: its result and dead letter are large
+ * themselves, so once refused they go again without the key (the letter keeps its value). */
+Test(pipeline, a_large_message_the_broker_refuses_is_sent_shorter, .init = up, .fini = down,
+     .timeout = 300)
+{
+    const size_t big = 70000;
+    char *key = filled(big, 'k');
+    const char *vals[] = {"{}"};
+    const char *keys[] = {key};
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 1, NULL), 0);
+    char reply[256];
+    cr_assert_eq(
+        iw_stack_kafka_cmd(&S, "errors Produce 2 MSG_SIZE_TOO_LARGE", reply, sizeof(reply)), 0,
+        "kafka-local: %s", reply);
+    start_worker(&W, NULL, NULL, "worker.log");
+
+    iw_results r = iw_results_read(&S, "invoice-results", 1, 120000);
+    cr_assert_eq(r.n, 1);
+    cr_assert_eq(iw_results_count(&r, NULL, "rejected"), 1);
+    iw_kmsg *dl = NULL;
+    size_t n = iw_kafka_read_all(S.brokers, "invoice-events-dlq", 1, 60000, 0, &dl);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(dl[0].value, "{}", "the small value is kept");
+    /* the first two produce requests were refused: the result, the letter or both went again
+     * without the key; what the broker took at once is whole */
+    size_t shortened = 0;
+    const iw_kmsg *both[] = {&r.msgs[0], &dl[0]};
+    for (size_t i = 0; i < 2; i++) {
+        long long omitted = header_num(both[i], "x-iw-key-omitted");
+        if (omitted == -1) {
+            cr_assert_str_eq(both[i]->key, key, "a message the broker took is whole");
+        } else {
+            cr_assert_eq(omitted, (long long)big);
+            cr_assert_str_eq(both[i]->key, "");
+            shortened++;
+        }
+    }
+    cr_assert_geq(shortened, 1, "a refused large message went again without its key");
+    iw_kmsgs_free(dl, n);
+    iw_results_free(&r);
+    cr_assert_eq(iw_proc_stop(&W, 30000), 0, "the worker ran on and stopped cleanly");
+    free(key);
+}
+
+/* A broker that keeps refusing batches of small messages (a topic whose max.message.bytes is
+ * below the producer's batch.size) is a config error: after a few tries the worker stops,
+ * saying so, and commits nothing. */
+Test(pipeline, a_broker_that_keeps_refusing_stops_the_worker_with_a_reason, .init = up,
+     .fini = down, .timeout = 300)
+{
+    const char *vals[] = {"{\"not\": \"an event\"}"};
+    const char *keys[] = {"acme/INV-KR"};
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 1, NULL), 0);
+    char reply[256];
+    cr_assert_eq(
+        iw_stack_kafka_cmd(&S, "errors Produce 20 MSG_SIZE_TOO_LARGE", reply, sizeof(reply)), 0,
+        "kafka-local: %s", reply);
+    start_worker(&W, NULL, NULL, "worker.log");
+    int status = iw_proc_wait(&W, 60000);
+    cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 1,
+              "the worker stopped with exit status 1 (status %d)", status);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/worker.log", S.dir);
+    char *log = iw_read_file(path, NULL);
+    cr_assert_not_null(log);
+    cr_assert(strstr(log, "the broker keeps refusing as too large; stopping"), "%s", log);
+    free(log);
+    cr_assert_eq(iw_kafka_group_lag(S.brokers, "invoice-worker", "invoice-events"), 1,
+                 "the event was not committed");
 }
 
 Test(pipeline, redelivery_while_in_flight_is_a_duplicate, .init = up, .fini = down, .timeout = 300)

@@ -819,6 +819,26 @@ Test(bad_event, bad_event_id_and_tenant)
     reject_with("event_id", cJSON_CreateString(id), "event_id: longer than 128 bytes");
 }
 
+/* An unknown target name goes whole into its result (twice) and a dead-letter header: 1024
+ * bytes at most (an instance name is at most 64), so no event can make them too large for
+ * Kafka. */
+Test(bad_event, target_names_are_at_most_1024_bytes)
+{
+    char name[1026];
+    memset(name, 't', 1025);
+    name[1025] = '\0';
+    cJSON *list = cJSON_CreateArray();
+    cJSON_AddItemToArray(list, cJSON_CreateString(name));
+    reject_with("targets", list, "targets[0]: longer than 1024 bytes");
+    name[1024] = '\0';
+    list = cJSON_CreateArray();
+    cJSON_AddItemToArray(list, cJSON_CreateString(name));
+    iw_event *ev = accept_with("targets", list);
+    cr_assert_eq(ev->n_targets, 1);
+    cr_expect_eq(strlen(ev->targets[0]), 1024);
+    iw_event_free(ev);
+}
+
 Test(bad_event, bad_dates)
 {
     reject_with("invoice.issue_date", cJSON_CreateString("2026-02-30"),

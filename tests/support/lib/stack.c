@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,16 +138,28 @@ int iw_stack_kafka_cmd(iw_stack *s, const char *cmd, char *reply, size_t len)
 {
     char line[256];
     int n = snprintf(line, sizeof(line), "%s\n", cmd);
-    if (!s->kafka.pid || n <= 0 || (size_t)n >= sizeof(line))
+    if (reply && len)
+        reply[0] = '\0';
+    if (!s->kafka.pid || n <= 0 || (size_t)n >= sizeof(line) || s->kafka.out_fd < 0)
         return -1;
-    int fd = open(s->kafka_ctl, O_WRONLY | O_CLOEXEC);
+    /* replies nobody read (SIGUSR1/SIGUSR2 commands) must not pass for this one's */
+    char junk[256];
+    for (struct pollfd pfd = {.fd = s->kafka.out_fd, .events = POLLIN};
+         poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN);)
+        if (read(s->kafka.out_fd, junk, sizeof(junk)) <= 0)
+            break;
+    /* non-blocking: with no reader (kafka-local gone) open fails instead of waiting */
+    int fd = open(s->kafka_ctl, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return -1;
     ssize_t w = write(fd, line, (size_t)n);
     close(fd);
     if (w != n || iw_proc_read_line(&s->kafka, reply, len, 10000) <= 0)
         return -1;
-    return strncmp(reply, "ok", 2) == 0 ? 0 : -1;
+    /* kafka-local's "ok" replies repeat the command's first word */
+    const char *sp = strchr(cmd, ' ');
+    size_t word = sp ? (size_t)(sp - cmd) : strlen(cmd);
+    return strncmp(reply, "ok ", 3) == 0 && strncmp(reply + 3, cmd, word) == 0 ? 0 : -1;
 }
 
 int iw_stack_start(iw_stack *s, int partitions, bool aof)
