@@ -24,7 +24,6 @@
 #define MAX_EXACT_INT 9007199254740991LL
 /* Longest event_id or tenant; both become parts of Redis keys, result ids and headers. */
 #define MAX_KEY_BYTES 128
-#define MAX_TARGET_NAME_BYTES 1024
 /* Most target names one event may list. */
 #define MAX_TARGETS 64
 /* Most entries in lines, extra_charges or custom_fields. Each costs a few hundred bytes once
@@ -85,11 +84,12 @@ typedef struct table {
 #define STRLIST(T, m, n) {FIELD(T, m, K_STRLIST), .count_off = offsetof(T, n)}
 #define TABLE(T, f) {(f), sizeof(f) / sizeof((f)[0]), sizeof(T)}
 /* A required id that is printed in results and logs: see iw_text_name_problem. */
-#define PRINTED_ID(T, m) {FIELD(T, m, K_ID), .required = true, .check = iw_text_name_problem}
+#define PRINTED_ID(T, m) {FIELD(T, m, K_ID), .required = true, .check = check_printed_id}
 
 static const char *check_schema(const char *s);
 static const char *check_type(const char *s);
 static const char *check_key(const char *s);
+static const char *check_printed_id(const char *s);
 
 static const field customer_fields[] = {
     F(iw_customer, id, K_ID),
@@ -432,6 +432,15 @@ static const char *check_key(const char *s)
             return "may hold only visible ASCII characters other than '/', ':', '{' and '}'";
     }
     return NULL;
+}
+
+/* invoice.id is printed in results and logs: a printable name of at most
+ * IW_EVENT_MAX_NAME_BYTES. */
+static const char *check_printed_id(const char *s)
+{
+    if (strlen(s) > IW_EVENT_MAX_NAME_BYTES)
+        return "longer than 1024 bytes";
+    return iw_text_name_problem(s);
 }
 
 static bool all_digits(const char *s, int n)
@@ -1348,9 +1357,8 @@ static int read_list(reader *r, list_read *l, size_t *n)
     return 0;
 }
 
-/* An element of targets: a non-empty printable name of at most MAX_TARGET_NAME_BYTES (an
- * instance name is at most 64; an unknown name goes whole into its result, twice, and into a
- * dead-letter header, which must stay far below any Kafka message limit), listed once. */
+/* An element of targets: a non-empty printable name of at most IW_EVENT_MAX_NAME_BYTES, listed
+ * once. */
 static int read_name(reader *r, list_read *l, size_t i)
 {
     if (peek(r) != '"')
@@ -1363,7 +1371,7 @@ static int read_name(reader *r, list_read *l, size_t i)
     bool ok = false;
     if (s[0] == '\0') {
         note(r->c, "expected a non-empty string");
-    } else if (strlen(s) > MAX_TARGET_NAME_BYTES) {
+    } else if (strlen(s) > IW_EVENT_MAX_NAME_BYTES) {
         note(r->c, "longer than 1024 bytes");
     } else if ((why = iw_text_name_problem(s))) {
         note(r->c, "%s", why);

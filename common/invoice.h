@@ -134,6 +134,10 @@ void iw_event_free(iw_event *ev);
 
 /* Largest event the parser accepts, in bytes. */
 #define IW_EVENT_MAX_BYTES (8u * 1024u * 1024u)
+/* The longest target name (in targets, or a replay's x-iw-replay-target header) and invoice.id
+ * an event may carry: both go whole into its results (a target name twice), which must stay far
+ * below any Kafka message limit. A configured instance name is at most 64 bytes. */
+#define IW_EVENT_MAX_NAME_BYTES 1024
 /* Deepest JSON nesting the parser accepts. */
 #define IW_EVENT_MAX_DEPTH 32
 

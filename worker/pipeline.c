@@ -748,10 +748,11 @@ static void publish(iw_pipeline *p, job *j)
     msg *m = j->m;
     job_to(p, j, IW_JEV_RESULT);
     j->deliveries = 1; /* a guard: a delivery report served while producing cannot end the job */
-    if (!produce_fitting(p, j, false, 0))
-        produce_failed(p, m);
-    if ((j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED) &&
-        !produce_fitting(p, j, true, 0))
+    bool ok = produce_fitting(p, j, false, 0);
+    /* without its result the event replays after the restart: its letter would be a copy */
+    if (ok && (j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED))
+        ok = produce_fitting(p, j, true, 0);
+    if (!ok)
         produce_failed(p, m);
     iw_log_level lvl =
         j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED ? IW_LOG_WARN : IW_LOG_INFO;
@@ -1553,7 +1554,9 @@ static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
     p->pending_bytes += (int64_t)km->len;
     m->traceparent = traceparent_of(p, km);
     char *only = header_dup(km, REPLAY_TARGET_HEADER);
-    const char *bad_only = only ? iw_text_name_problem(only) : NULL;
+    const char *bad_only = !only                                    ? NULL
+                           : strlen(only) > IW_EVENT_MAX_NAME_BYTES ? "is longer than 1024 bytes"
+                                                                    : iw_text_name_problem(only);
 
     iw_window_push(&pt->win, &m->we);
     pt->last_seen = km->offset;

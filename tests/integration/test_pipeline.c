@@ -323,6 +323,55 @@ Test(pipeline, messages_too_large_for_kafka_are_sent_shorter, .init = up, .fini 
     free(good);
 }
 
+/* A replay header naming a target of 600,000 bytes (legal, printable, and twice in the result:
+ * too large for Kafka) makes the event poison, not a result the worker cannot produce. */
+Test(pipeline, a_replay_target_header_of_any_length_gets_a_result, .init = up, .fini = down,
+     .timeout = 300)
+{
+    char *name = filled(600000, 't');
+    char *header = NULL;
+    cr_assert_gt(asprintf(&header, "x-iw-replay-target=%s", name), 0);
+    char *ev = iw_make_event("LONG-HDR-1", "acme", "INV-LH", 1, "centra_soap");
+    char *good = iw_make_event("LONG-HDR-2", "acme", "INV-LH", 2, "centra_soap");
+    const char *keys[] = {"acme/INV-LH"};
+    start_worker(&W, NULL, NULL, "worker.log");
+    cr_assert_eq(
+        iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)&ev, 1, header),
+        0);
+    cr_assert_eq(
+        iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)&good, 1, NULL),
+        0);
+    iw_results r = iw_results_read(&S, "invoice-results", 2, 120000);
+    cr_assert_eq(r.n, 2);
+    cr_assert_eq(iw_results_count(&r, NULL, "rejected"), 1);
+    cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), 1, "the partition moved on");
+    for (size_t i = 0; i < r.n; i++)
+        if (strcmp(iw_json_str(r.json[i], "status"), "rejected") == 0) {
+            cJSON *err = cJSON_GetObjectItemCaseSensitive(r.json[i], "error");
+            cr_assert_str_eq(iw_json_str(err, "message"),
+                             "header x-iw-replay-target is longer than 1024 bytes");
+            cr_assert_lt(r.msgs[i].len, 4096, "a small result");
+        }
+    iw_results_free(&r);
+    cr_assert_eq(iw_proc_stop(&W, 30000), 0, "the worker ran on and stopped cleanly");
+    free(name);
+    free(header);
+    free(ev);
+    free(good);
+}
+
+/* Produces n events, makes kafka-local refuse the next `refusals` Produce requests as too large,
+ * and starts the worker (whose first produce requests those are). */
+static void produce_then_refuse(const char *const *keys, const char *const *vals, size_t n,
+                                int refusals)
+{
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, n, NULL), 0);
+    char cmd[64], reply[256];
+    snprintf(cmd, sizeof(cmd), "errors Produce %d MSG_SIZE_TOO_LARGE", refusals);
+    cr_assert_eq(iw_stack_kafka_cmd(&S, cmd, reply, sizeof(reply)), 0, "kafka-local: %s", reply);
+    start_worker(&W, NULL, NULL, "worker.log");
+}
+
 /* The worker's first produce requests are refused as too large by the broker (kafka-local
  * fails the next `count` Produce requests). The broker refuses a whole batch, so small
  * messages are sent again whole: every result keeps its key, the dead letter its value. */
@@ -332,12 +381,7 @@ Test(pipeline, a_batch_the_broker_refuses_as_too_large_is_sent_again_whole, .ini
     char *good = iw_make_event("GOOD-REF", "acme", "INV-REF", 1, "centra_soap");
     const char *vals[] = {"{\"not\": \"an event\"}", good};
     const char *keys[] = {"acme/INV-REF", "acme/INV-REF"};
-    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 2, NULL), 0);
-    char reply[256];
-    cr_assert_eq(
-        iw_stack_kafka_cmd(&S, "errors Produce 2 MSG_SIZE_TOO_LARGE", reply, sizeof(reply)), 0,
-        "kafka-local: %s", reply);
-    start_worker(&W, NULL, NULL, "worker.log");
+    produce_then_refuse(keys, vals, 2, 2);
 
     iw_results r = iw_results_read(&S, "invoice-results", 2, 120000);
     cr_assert_eq(r.n, 2);
@@ -374,12 +418,7 @@ Test(pipeline, a_large_message_the_broker_refuses_is_sent_shorter, .init = up, .
     char *key = filled(big, 'k');
     const char *vals[] = {"{}"};
     const char *keys[] = {key};
-    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 1, NULL), 0);
-    char reply[256];
-    cr_assert_eq(
-        iw_stack_kafka_cmd(&S, "errors Produce 2 MSG_SIZE_TOO_LARGE", reply, sizeof(reply)), 0,
-        "kafka-local: %s", reply);
-    start_worker(&W, NULL, NULL, "worker.log");
+    produce_then_refuse(keys, vals, 1, 2);
 
     iw_results r = iw_results_read(&S, "invoice-results", 1, 120000);
     cr_assert_eq(r.n, 1);
@@ -417,12 +456,7 @@ Test(pipeline, a_broker_that_keeps_refusing_stops_the_worker_with_a_reason, .ini
 {
     const char *vals[] = {"{\"not\": \"an event\"}"};
     const char *keys[] = {"acme/INV-KR"};
-    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 1, NULL), 0);
-    char reply[256];
-    cr_assert_eq(
-        iw_stack_kafka_cmd(&S, "errors Produce 20 MSG_SIZE_TOO_LARGE", reply, sizeof(reply)), 0,
-        "kafka-local: %s", reply);
-    start_worker(&W, NULL, NULL, "worker.log");
+    produce_then_refuse(keys, vals, 1, 20);
     int status = iw_proc_wait(&W, 60000);
     cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 1,
               "the worker stopped with exit status 1 (status %d)", status);

@@ -821,7 +821,7 @@ Test(bad_event, bad_event_id_and_tenant)
 
 /* An unknown target name goes whole into its result (twice) and a dead-letter header: 1024
  * bytes at most (an instance name is at most 64), so no event can make them too large for
- * Kafka. */
+ * Kafka (a 600,000-byte name stopped the worker on every restart). */
 Test(bad_event, target_names_are_at_most_1024_bytes)
 {
     char name[1026];
@@ -836,6 +836,19 @@ Test(bad_event, target_names_are_at_most_1024_bytes)
     iw_event *ev = accept_with("targets", list);
     cr_assert_eq(ev->n_targets, 1);
     cr_expect_eq(strlen(ev->targets[0]), 1024);
+    iw_event_free(ev);
+}
+
+/* invoice.id is printed in every result too: 1024 bytes at most. */
+Test(bad_event, invoice_ids_are_at_most_1024_bytes)
+{
+    char id[1026];
+    memset(id, 'I', 1025);
+    id[1025] = '\0';
+    reject_with("invoice.id", cJSON_CreateString(id), "invoice.id: longer than 1024 bytes");
+    id[1024] = '\0';
+    iw_event *ev = accept_with("invoice.id", cJSON_CreateString(id));
+    cr_expect_eq(strlen(ev->invoice.id), 1024);
     iw_event_free(ev);
 }
 
