@@ -549,6 +549,8 @@ int iw_target_conf_seed(iw_target_conf *t, const iw_conf_adapter *ad)
     t->rate_burst = 0;
     t->breaker_failures = 20;
     t->breaker_open_ms = 30000;
+    t->breaker_shed = true;
+    t->breaker_shed_after_ms = 30000;
     t->max_response_bytes = 4 * 1024 * 1024;
     t->tls_verify = true;
     t->follow_redirects = false;
@@ -736,10 +738,12 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
     const cJSON *br = get_object(ld, obj, base, "breaker");
     join_path(sub, sizeof(sub), base, "breaker");
     if (br) {
-        static const char *const k[] = {"failures", "open_s", NULL};
+        static const char *const k[] = {"failures", "open_s", "shed", "shed_after_s", NULL};
         check_keys(ld, br, sub, k);
         get_int(ld, br, sub, "failures", 1, 1000000, &t->breaker_failures);
         get_seconds_ms(ld, br, sub, "open_s", 1, 86400, &t->breaker_open_ms);
+        get_bool(ld, br, sub, "shed", &t->breaker_shed);
+        get_seconds_ms(ld, br, sub, "shed_after_s", 0, 86400, &t->breaker_shed_after_ms);
     }
     const cJSON *tls = get_object(ld, obj, base, "tls");
     join_path(sub, sizeof(sub), base, "tls");
@@ -1210,4 +1214,17 @@ const iw_route *iw_config_route(const iw_config *cfg, const char *tenant)
             star = &cfg->routes[i];
     }
     return star;
+}
+
+bool iw_env_has_no_proxy_vars(void)
+{
+    static const char suffix[] = "_proxy";
+    const size_t ls = sizeof(suffix) - 1;
+    for (char **e = environ; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        size_t n = eq ? (size_t)(eq - *e) : strlen(*e);
+        if (n >= ls && strncasecmp(*e + n - ls, suffix, ls) == 0)
+            return false;
+    }
+    return true;
 }

@@ -129,6 +129,10 @@ typedef struct iw_target_conf {
     int rate_burst;             /* token bucket size, default max(1, rate_per_s) */
     int breaker_failures;       /* consecutive retryable failures that open it, default 20 */
     int64_t breaker_open_ms;    /* how long it stays open, default 30 s */
+    bool breaker_shed;          /* once it has been down breaker_shed_after_ms, its waiting
+                                 * calls fail (unavailable) while the worker has no room for
+                                 * other work; default true */
+    int64_t breaker_shed_after_ms; /* default 30 s */
     int64_t max_response_bytes; /* replies larger than this are aborted, default 4 MiB */
 
     /* TLS */
@@ -252,5 +256,12 @@ size_t iw_target_conf_secrets(const iw_target_conf *t, const char **out, size_t 
 
 /* Frees what a target conf owns (not the struct itself). */
 void iw_target_conf_clear(iw_target_conf *t);
+
+/* True when no environment variable is named *_proxy in any case (http_proxy, HTTPS_PROXY,
+ * all_proxy, no_proxy, ...). libcurl 7.88 looks those up with up to five getenv calls on every
+ * transfer, each a walk of the whole environment, which in a pod holds a few variables per
+ * service in the namespace. With none set, telling libcurl "no proxy" once is the same answer
+ * without the walks (worker/dispatch.c, tests/bench/http_floor.c). */
+bool iw_env_has_no_proxy_vars(void);
 
 #endif

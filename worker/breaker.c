@@ -9,6 +9,7 @@ void iw_breaker_init(iw_breaker *b, int threshold, int64_t open_ms)
     b->failures = 0;
     b->open_until = 0;
     b->probe_out = false;
+    b->down_since = 0;
 }
 
 bool iw_breaker_allow(iw_breaker *b, int64_t now)
@@ -50,6 +51,7 @@ bool iw_breaker_record(iw_breaker *b, iw_breaker_event ev, int64_t now)
         b->state = IW_BREAKER_CLOSED;
         b->failures = 0;
         b->probe_out = false;
+        b->down_since = 0;
         return false;
     case IW_BREAKER_NEUTRAL:
         /* the target answered: a half-open probe proved it reachable */
@@ -57,6 +59,7 @@ bool iw_breaker_record(iw_breaker *b, iw_breaker_event ev, int64_t now)
             b->state = IW_BREAKER_CLOSED;
             b->failures = 0;
             b->probe_out = false;
+            b->down_since = 0;
         }
         return false;
     case IW_BREAKER_FAILURE:
@@ -68,11 +71,19 @@ bool iw_breaker_record(iw_breaker *b, iw_breaker_event ev, int64_t now)
         }
         if (++b->failures >= b->threshold) {
             trip(b, now);
+            b->down_since = now;
             return true;
         }
         return false;
     }
     return false;
+}
+
+int64_t iw_breaker_down_ms(const iw_breaker *b, int64_t now)
+{
+    if (b->state == IW_BREAKER_CLOSED || now < b->down_since)
+        return 0;
+    return now - b->down_since;
 }
 
 int64_t iw_breaker_wait_ms(const iw_breaker *b, int64_t now)

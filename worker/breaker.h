@@ -26,6 +26,7 @@ typedef struct iw_breaker {
     int failures;       /* consecutive retryable failures while closed */
     int64_t open_until; /* OPEN: when it turns half-open */
     bool probe_out;     /* HALF_OPEN: the probe is in flight */
+    int64_t down_since; /* when it opened from closed (failed probes keep it); 0 while closed */
 } iw_breaker;
 
 /* Starts a closed breaker. */
@@ -40,6 +41,10 @@ void iw_breaker_on_send(iw_breaker *b, int64_t now);
 
 /* Records an attempt's result at now. Returns true when this result opened the breaker. */
 bool iw_breaker_record(iw_breaker *b, iw_breaker_event ev, int64_t now);
+
+/* Milliseconds the breaker has been open or half-open without closing in between (the target
+ * has failed every probe since), at now; 0 while closed. */
+int64_t iw_breaker_down_ms(const iw_breaker *b, int64_t now);
 
 /* Milliseconds until the breaker may let a call go (0 when it may now or when it waits for a
  * probe in flight, which only a result can end). */

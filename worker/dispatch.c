@@ -158,24 +158,6 @@ struct iw_dispatch {
 
 /* --- small helpers --- */
 
-/* True when no environment variable is named *_proxy in any case (http_proxy, HTTPS_PROXY,
- * all_proxy, no_proxy, ...). libcurl 7.88 looks those up with up to five getenv calls on every
- * transfer, each a walk of the whole environment, which in a pod holds a few variables per
- * service in the namespace. With none set, telling libcurl "no proxy" once is the same
- * answer without the walks. */
-static bool environment_has_no_proxy_vars(void)
-{
-    static const char suffix[] = "_proxy";
-    const size_t ls = sizeof(suffix) - 1;
-    for (char **e = environ; e && *e; e++) {
-        const char *eq = strchr(*e, '=');
-        size_t n = eq ? (size_t)(eq - *e) : strlen(*e);
-        if (n >= ls && strncasecmp(*e + n - ls, suffix, ls) == 0)
-            return false;
-    }
-    return true;
-}
-
 static int64_t clock_ms(clockid_t id)
 {
     struct timespec ts;
@@ -312,6 +294,24 @@ static void reject(iw_dispatch *d, call *c, const char *message)
 {
     c->res.rejected = c->res.attempts == 0;
     finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_VALIDATION, "validation", message);
+}
+
+/* Ends c as shed (iw_dispatch_shed): its target's breaker is open. */
+static void shed(iw_dispatch *d, call *c)
+{
+    char msg[sizeof(c->res.outcome.message)];
+    if (c->res.attempts > 0)
+        snprintf(msg, sizeof(msg),
+                 "not sent again: the target's circuit breaker is open and the worker needed the "
+                 "room; after %d attempt%s (last: %.*s)",
+                 c->res.attempts, c->res.attempts == 1 ? "" : "s",
+                 iw_text_utf8_prec(c->res.outcome.message, 200), c->res.outcome.message);
+    else
+        snprintf(msg, sizeof(msg),
+                 "not sent: the target's circuit breaker is open and the worker "
+                 "needed the room");
+    c->res.shed = true;
+    finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_UNAVAILABLE, "unavailable", msg);
 }
 
 /* Ends c without an answer (abandon_all). */
@@ -1190,7 +1190,7 @@ iw_dispatch *iw_dispatch_new_in(const iw_config *cfg, iw_loop *loop, char *errbu
     if (!d)
         goto fail_global;
     d->cfg = cfg;
-    d->no_proxy_env = environment_has_no_proxy_vars();
+    d->no_proxy_env = iw_env_has_no_proxy_vars();
     d->n_targets = cfg->n_targets;
     d->targets = calloc(d->n_targets ? d->n_targets : 1, sizeof(*d->targets));
     if (!d->targets)
@@ -1443,6 +1443,35 @@ int iw_dispatch_run(iw_dispatch *d, int timeout_ms, int extra_fd)
 size_t iw_dispatch_pending(const iw_dispatch *d)
 {
     return d->pending;
+}
+
+size_t iw_dispatch_shed(iw_dispatch *d)
+{
+    size_t n = 0;
+    int64_t now = mono_ms();
+    for (size_t i = 0; i < d->n_targets; i++) {
+        tstate *t = &d->targets[i];
+        if (t->br.state != IW_BREAKER_OPEN || !t->tc->breaker_shed ||
+            iw_breaker_down_ms(&t->br, now) < t->tc->breaker_shed_after_ms)
+            continue;
+        call *c;
+        while ((c = q_pop(&t->ready))) {
+            shed(d, c);
+            n++;
+        }
+        call *next;
+        for (c = d->backoff; c; c = next) {
+            next = c->next;
+            if (c->t == t) {
+                backoff_unlink(d, c);
+                shed(d, c);
+                n++;
+            }
+        }
+    }
+    if (n)
+        deliver(d);
+    return n;
 }
 
 bool iw_dispatch_has_capacity(const iw_dispatch *d)

@@ -23,6 +23,7 @@ typedef struct iw_call_result {
                                   * the target may still apply it */
     bool lease_expired;          /* with abandoned: its fence lease could not cover another
                                   * attempt, so none was started (see submit_fenced) */
+    bool shed;                   /* ended by iw_dispatch_shed: PERMANENT, IW_ERR_UNAVAILABLE */
     int attempts;                /* HTTP attempts made (0 when rejected) */
     long http_status;            /* status of the last reply, 0 when none */
     int64_t first_attempt_at_ms; /* wall clock (ms since epoch) of the first attempt, 0 if none */
@@ -120,6 +121,13 @@ bool iw_dispatch_has_capacity(const iw_dispatch *d);
  * may finish but no further attempt starts. Returns 1 when it ended now, 0 when it is on the
  * wire, -1 when no such call is pending. */
 int iw_dispatch_cancel(iw_dispatch *d, void *arg);
+
+/* Ends, now, every call that waits (queued for a slot, or backing off; never one on the wire or
+ * waiting for a token refresh) at a target whose breaker is open, has been down (no probe
+ * succeeded) for breaker.shed_after_s at least, and whose breaker.shed is on:
+ * done is called from here with outcome PERMANENT, error_kind IW_ERR_UNAVAILABLE and shed set.
+ * For a worker whose room is taken by a dead target's waiting calls. Returns how many ended. */
+size_t iw_dispatch_shed(iw_dispatch *d);
 
 /* Ends every pending call now: done is called with abandoned = true. */
 void iw_dispatch_abandon_all(iw_dispatch *d);

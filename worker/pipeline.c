@@ -199,6 +199,7 @@ struct iw_pipeline {
     msg *orphans;          /* messages of revoked partitions still running */
     struct redo *redo;     /* results and dead letters the broker refused as too large */
     size_t n_redo, cap_redo;
+    int64_t last_shed_ms; /* when shed_waiting last asked the dispatcher */
 
     iw_pipeline_stats stats;
     uint64_t *target_results; /* [n_targets][IW_RES__COUNT] */
@@ -597,20 +598,18 @@ static unsigned omit_more(bool letter, unsigned omit, const msg *m)
     return key ? omit | OMIT_KEY : omit;
 }
 
-/* Logs why a result or dead letter of j could not be produced, with the sizes involved. */
-static void log_unproduced(const job *j, bool letter, rd_kafka_resp_err_t e)
+/* Logs msg_text about a result or dead letter of m, with where m is and its sizes, and one
+ * more field. */
+static void log_sizes(iw_log_level lvl, const char *msg_text, const msg *m, const char *field,
+                      const char *value)
 {
-    const msg *m = j->m;
-    char pnum[IW_TEXT_I64_LEN], off[IW_TEXT_I64_LEN], key[IW_TEXT_I64_LEN], value[IW_TEXT_I64_LEN];
+    char pnum[IW_TEXT_I64_LEN], off[IW_TEXT_I64_LEN], kb[IW_TEXT_I64_LEN], vb[IW_TEXT_I64_LEN];
     iw_text_i64(pnum, m->partition);
     iw_text_i64(off, m->we.offset);
-    iw_text_i64(key, (int64_t)m->key_len);
-    iw_text_i64(value, (int64_t)m->value_len);
-    iw_log(IW_LOG_ERROR,
-           letter ? "cannot produce the dead letter; stopping"
-                  : "cannot produce the result; stopping",
-           "partition", pnum, "offset", off, "key_bytes", key, "value_bytes", value, "error",
-           e ? rd_kafka_err2str(e) : "out of memory", NULL);
+    iw_text_i64(kb, (int64_t)m->key_len);
+    iw_text_i64(vb, (int64_t)m->value_len);
+    iw_log(lvl, msg_text, "partition", pnum, "offset", off, "key_bytes", kb, "value_bytes", vb,
+           field, value, NULL);
 }
 
 static void header_size(rd_kafka_headers_t *h, const char *name, size_t n)
@@ -676,22 +675,18 @@ static bool produce_fitting(iw_pipeline *p, job *j, bool letter, unsigned omit)
         }
         unsigned more = omit_more(letter, omit, j->m);
         if (!size_refused(e) || more == omit) {
-            log_unproduced(j, letter, e);
+            log_sizes(IW_LOG_ERROR,
+                      letter ? "cannot produce the dead letter; stopping"
+                             : "cannot produce the result; stopping",
+                      j->m, "error", e ? rd_kafka_err2str(e) : "out of memory");
             return false;
         }
         omit = more;
-        const msg *m = j->m;
-        char pnum[IW_TEXT_I64_LEN], off[IW_TEXT_I64_LEN], key[IW_TEXT_I64_LEN],
-            value[IW_TEXT_I64_LEN];
-        iw_text_i64(pnum, m->partition);
-        iw_text_i64(off, m->we.offset);
-        iw_text_i64(key, (int64_t)m->key_len);
-        iw_text_i64(value, (int64_t)m->value_len);
-        iw_log(IW_LOG_WARN,
-               letter ? "dead letter too large for Kafka; sending it shorter"
-                      : "result too large for Kafka; sending it without the event's key",
-               "partition", pnum, "offset", off, "key_bytes", key, "value_bytes", value, "left_out",
-               omit & OMIT_VALUE ? (omit & OMIT_KEY ? "value,key" : "value") : "key", NULL);
+        log_sizes(IW_LOG_WARN,
+                  letter ? "dead letter too large for Kafka; sending it shorter"
+                         : "result too large for Kafka; sending it without the event's key",
+                  j->m, "left_out",
+                  omit & OMIT_VALUE ? (omit & OMIT_KEY ? "value,key" : "value") : "key");
     }
 }
 
@@ -1374,6 +1369,34 @@ static void call_done(void *arg, const iw_call_result *res)
     queue_write(p, j);
 }
 
+/* A target whose breaker is open keeps its calls waiting in the dispatcher, and its later jobs
+ * queue behind them. Enough of them take all of max_in_flight or all the room, and then the
+ * other targets' work waits too: a dead target would slow the others (DESIGN.md 7). So while
+ * the worker has work it cannot start for want of dispatcher capacity or room, the waiting
+ * calls of targets down for breaker.shed_after_s (open, no probe succeeded; breaker.shed on)
+ * end now, failed with kind unavailable: their results and dead letters go out, and `replay
+ * --kind unavailable` sends them again once the target is back. A shorter outage only makes
+ * them wait. At most every SHED_EVERY_MS. */
+#define SHED_EVERY_MS 100
+static void shed_waiting(iw_pipeline *p)
+{
+    bool starved = p->full_since_ms || (p->ready_q.n && !iw_dispatch_has_capacity(p->dispatch));
+    if (!starved || p->stopping || p->fatal)
+        return;
+    int64_t now = mono_ms();
+    if (now - p->last_shed_ms < SHED_EVERY_MS)
+        return;
+    p->last_shed_ms = now;
+    size_t n = iw_dispatch_shed(p->dispatch); /* their call_done runs from here */
+    if (n) {
+        char num[IW_TEXT_I64_LEN];
+        iw_text_i64(num, (int64_t)n);
+        iw_log(IW_LOG_WARN,
+               "no room: failing the waiting calls of targets whose circuit breaker is open",
+               "calls", num, "error_kind", "unavailable", NULL);
+    }
+}
+
 static void submit_ready(iw_pipeline *p)
 {
     bool sent = false;
@@ -1579,9 +1602,16 @@ static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
  * the rest wait in librdkafka's prefetch queue, not in ours, and consumption is not paused in
  * normal flow: a pause drops what librdkafka prefetched for the partition, and librdkafka 2.0
  * looks at a full prefetch queue again only once a second. */
+/* Jobs that count against the room: all open ones but those settling (idle, waiting only for
+ * an unanswered attempt's settle time; their memory still counts in pending_bytes). */
+static size_t busy_jobs(const iw_pipeline *p)
+{
+    return p->open_jobs - p->settle_q.n;
+}
+
 static bool has_room(const iw_pipeline *p)
 {
-    return p->open_jobs < 2 * (size_t)p->cfg->max_in_flight &&
+    return busy_jobs(p) < 2 * (size_t)p->cfg->max_in_flight &&
            p->pending_bytes < p->cfg->max_pending_bytes;
 }
 
@@ -1701,7 +1731,8 @@ static void flow_control(iw_pipeline *p)
     int64_t maxb = p->cfg->max_pending_bytes; /* memory, not only counts, bounds the backlog */
     bool stuck = p->full_since_ms && mono_ms() - p->full_since_ms >= FULL_PAUSE_MS;
     bool block = !p->ledger_ok || p->stopping || stuck || p->pending_bytes >= maxb;
-    bool unblock = p->ledger_ok && !p->stopping && p->open_jobs < cap && p->pending_bytes < maxb / 2;
+    bool unblock =
+        p->ledger_ok && !p->stopping && busy_jobs(p) < cap && p->pending_bytes < maxb / 2;
     if (block)
         p->paused_all = true;
     else if (unblock && p->paused_all) {
@@ -2307,6 +2338,7 @@ static void loop_turn(iw_pipeline *p)
     run_ledger_writes(p, LB_RELEASE);
     run_claims(p);
     submit_ready(p);
+    shed_waiting(p);
     rd_kafka_poll(p->producer, 0);
     redo_refused(p);
     renew_leases(p);

@@ -47,7 +47,7 @@ static const char REPLAY_USAGE[] =
     "  -b, --brokers LIST   bootstrap servers instead of kafka.brokers\n"
     "  --target NAME        only letters of this target instance (header x-iw-target)\n"
     "  --kind KIND          only this error kind (header x-iw-error-kind): validation, auth,\n"
-    "                       remote, transport, timeout, rate_limited, exhausted\n"
+    "                       remote, transport, timeout, rate_limited, exhausted, unavailable\n"
     "  --since WHEN         only letters dead-lettered at or after WHEN\n"
     "  --until WHEN         only letters dead-lettered before WHEN\n"
     "                       WHEN is RFC 3339 (2026-11-21T10:04:05Z, ...+01:00), a date\n"
@@ -766,13 +766,13 @@ static int parse_args(int argc, char **argv, filters *f, const char **cpath, con
         case O_DRY: *dry_run = true; break;
         case O_KIND: {
             iw_error_kind k;
-            for (k = IW_ERR_VALIDATION; k <= IW_ERR_EXHAUSTED; k++)
+            for (k = IW_ERR_VALIDATION; k <= IW_ERR_UNAVAILABLE; k++)
                 if (strcmp(optarg, iw_error_kind_str(k)) == 0)
                     break;
-            if (k > IW_ERR_EXHAUSTED) {
+            if (k > IW_ERR_UNAVAILABLE) {
                 fprintf(stderr,
                         "replay: --kind %s: not an error kind (validation, auth, remote, "
-                        "transport, timeout, rate_limited, exhausted)\n",
+                        "transport, timeout, rate_limited, exhausted, unavailable)\n",
                         optarg);
                 return 2;
             }

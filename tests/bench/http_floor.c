@@ -21,7 +21,6 @@
  * usage: http_floor REQUEST_FILE URL CONNECTIONS REQUESTS */
 #include <curl/curl.h>
 #include <errno.h>
-#include <strings.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,6 +31,8 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "config.h" /* iw_env_has_no_proxy_vars */
 
 #define MAX_HEADERS 32
 #define POOL_MAX 64 /* worker/dispatch.c: POOL_XFERS */
@@ -57,23 +58,6 @@ static size_t body_len;
 static char *headers[MAX_HEADERS];
 static size_t n_headers;
 static long sent, done, ok, total;
-
-extern char **environ;
-
-/* worker/dispatch.c: with no *_proxy variable set the worker sets CURLOPT_PROXY and
- * CURLOPT_NOPROXY to "", which spares libcurl its getenv calls on every transfer. */
-static bool environment_has_no_proxy_vars(void)
-{
-    static const char suffix[] = "_proxy";
-    const size_t ls = sizeof(suffix) - 1;
-    for (char **e = environ; e && *e; e++) {
-        const char *eq = strchr(*e, '=');
-        size_t n = eq ? (size_t)(eq - *e) : strlen(*e);
-        if (n >= ls && strncasecmp(*e + n - ls, suffix, ls) == 0)
-            return false;
-    }
-    return true;
-}
 
 static int fail(const char *what)
 {
@@ -256,7 +240,7 @@ int main(int argc, char **argv)
         curl_multi_setopt(m, CURLMOPT_TIMERDATA, &pools[i]);
         curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)POOL_MAX);
     }
-    bool no_proxy_env = environment_has_no_proxy_vars();
+    bool no_proxy_env = iw_env_has_no_proxy_vars();
     for (long i = 0; i < conns; i++) {
         slots[i].pl = &pools[(size_t)i / POOL_MAX];
         CURL *e = slots[i].easy = curl_easy_init();

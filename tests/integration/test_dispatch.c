@@ -352,7 +352,7 @@ static const iw_target_ops fake_refresh_ops = {.type = "fake",
 #define MAX_CALLS 2100
 
 static iw_config cfg;
-static iw_target_conf tconf[2];
+static iw_target_conf tconf[3];
 static iw_event evs[MAX_CALLS];
 static char ids[MAX_CALLS][32];
 
@@ -983,6 +983,76 @@ Test(dispatch, breaker_opens_waits_and_probes_once)
     cr_assert_not(st.breaker_open);
     cr_assert_eq(st.breaker_opens, 1);
     iw_dispatch_free(d);
+}
+
+/* iw_dispatch_shed ends the calls waiting at a target whose breaker is open (queued or backing
+ * off) and has been down for breaker.shed_after_s as unavailable, and nothing else: not before
+ * that time, not the calls of a target whose breaker is closed, not a call on the wire, not a
+ * target with breaker.shed off. */
+Test(dispatch, shed_ends_only_the_waiting_calls_of_an_open_breaker)
+{
+    srv *slow = srv_start();
+    srv_default(slow, (step){200, NULL, 1500});
+    target_init(&tconf[0], "dead", server);
+    tconf[0].max_concurrency = 2;
+    tconf[0].breaker_failures = 3;
+    tconf[0].breaker_open_ms = 30000;
+    tconf[0].breaker_shed = true;
+    tconf[0].breaker_shed_after_ms = 1000;
+    tconf[0].retry.max_attempts = 100;
+    target_init(&tconf[1], "slow", slow);
+    tconf[1].breaker_shed = true;
+    target_init(&tconf[2], "kept", server);
+    tconf[2].max_concurrency = 2;
+    tconf[2].breaker_failures = 3;
+    tconf[2].breaker_open_ms = 30000;
+    tconf[2].breaker_shed = false;
+    tconf[2].retry.max_attempts = 100;
+    config_init(3);
+    srv_default(server, (step){503, NULL, 0});
+    iw_dispatch *d = engine();
+    for (int i = 0; i < 6; i++)
+        submit(d, &fake_ops, 0, i);
+    for (int i = 6; i < 8; i++)
+        submit(d, &fake_ops, 1, i);
+    for (int i = 8; i < 12; i++)
+        submit(d, &fake_ops, 2, i);
+    cr_assert_eq(iw_dispatch_shed(d), 0, "no breaker is open yet");
+    long long start = iw_now_ms();
+    iw_dispatch_stats st0 = iw_dispatch_target_stats(d, "dead");
+    iw_dispatch_stats st2 = iw_dispatch_target_stats(d, "kept");
+    while (!(st0.breaker_open && st0.in_flight == 0 && st2.breaker_open && st2.in_flight == 0) &&
+           iw_now_ms() - start < 20000) {
+        cr_assert_eq(iw_dispatch_run(d, 20, -1), 0);
+        st0 = iw_dispatch_target_stats(d, "dead");
+        st2 = iw_dispatch_target_stats(d, "kept");
+    }
+    cr_assert(st0.breaker_open && st2.breaker_open);
+    cr_assert_eq(iw_dispatch_target_stats(d, "slow").in_flight, 2,
+                 "the slow calls are on the wire");
+    cr_assert_eq(iw_dispatch_shed(d), 0, "not down for a second yet");
+    run_for(d, 1100);
+    cr_assert_eq(iw_dispatch_target_stats(d, "slow").in_flight, 2, "still on the wire");
+    cr_assert_eq(iw_dispatch_shed(d), 6);
+    for (int i = 0; i < 6; i++) {
+        cr_assert_eq(slots[i].calls, 1, "call %d ended", i);
+        cr_assert(slots[i].res.shed);
+        cr_assert_not(slots[i].res.abandoned);
+        cr_assert_eq(slots[i].res.outcome.kind, IW_OUTCOME_PERMANENT);
+        cr_assert_eq(slots[i].res.outcome.error_kind, IW_ERR_UNAVAILABLE);
+        cr_assert_str_eq(iw_error_kind_str(slots[i].res.outcome.error_kind), "unavailable");
+    }
+    for (int i = 6; i < 12; i++)
+        cr_assert_eq(slots[i].calls, 0, "call %d still runs or waits", i);
+    cr_assert_eq(iw_dispatch_shed(d), 0, "nothing more to shed");
+    cr_assert_eq(iw_dispatch_target_stats(d, "kept").waiting, 4);
+    run_for(d, 2000);
+    for (int i = 6; i < 8; i++) {
+        cr_assert_eq(slots[i].calls, 1);
+        cr_assert_eq(slots[i].res.outcome.kind, IW_OUTCOME_OK, "the slow target's calls succeed");
+    }
+    iw_dispatch_free(d);
+    srv_stop(slow);
 }
 
 Test(dispatch, failed_probe_reopens_the_breaker)

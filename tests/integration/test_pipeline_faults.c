@@ -214,6 +214,90 @@ Test(faults, dead_target_does_not_slow_the_others, .init = up, .fini = down, .ti
     iw_results_free(&r);
 }
 
+/* midnight answers every call 503; the worker, with max_in_flight 16 and breaker (JSON
+ * members) for every target, gets n events for midnight and centra_soap (ids E<prefix>-NNNN). */
+static void dead_midnight(const char *breaker, const char *prefix, int n)
+{
+    fault("{\"target\": \"midnight\", \"kind\": \"error\", \"status\": 503, \"rate\": 1.0}");
+    char targets[256];
+    snprintf(targets, sizeof(targets),
+             "{\"retry\": {\"max_attempts\": 100, \"max_elapsed_s\": 300}, \"breaker\": {%s}}",
+             breaker);
+    const char *cfg = iw_stack_config(&S, "w.json", targets, "{\"max_in_flight\": 16}");
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    produce_n(prefix, n, "midnight,centra_soap");
+}
+
+/* A dead target with more waiting events than the worker has room for (2 x max_in_flight open
+ * jobs: 32 here, and 16 calls in the dispatcher) must not stall the healthy target of the same
+ * events: once its breaker has been down for breaker.shed_after_s (2 s here), its waiting calls
+ * fail as `unavailable` (dead letters, for `replay --kind unavailable`) while the worker has
+ * work it cannot start. Before, the healthy target got 15 of 150 results in 60 s: the dead
+ * one's calls held every slot. */
+Test(faults, a_dead_target_with_a_backlog_does_not_stall_the_others, .init = up, .fini = down,
+     .timeout = 300)
+{
+    enum { N = 150 };
+    dead_midnight("\"failures\": 5, \"open_s\": 2, \"shed_after_s\": 2", "DB", N);
+    size_t centra = 0;
+    long long start = iw_now_ms();
+    while (centra < N && iw_now_ms() - start < 60000) {
+        iw_results r = iw_results_read(&S, "invoice-results", 2 * N, 3000);
+        centra = iw_results_count(&r, "centra_soap", "succeeded");
+        iw_results_free(&r);
+    }
+    cr_assert_eq(centra, N, "the healthy target finished all %d in 60 s (%zu)", N, centra);
+    /* the target comes back: what still waited goes through; the rest failed as unavailable */
+    fault("{\"target\": \"midnight\", \"kind\": \"clear\"}");
+    iw_results r = iw_results_read(&S, "invoice-results", 2 * N, 120000);
+    cr_assert_eq(r.n, 2 * N, "one result per (event, target)");
+    size_t ok = iw_results_count(&r, "midnight", "succeeded");
+    size_t unavailable = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        const char *st = iw_json_str(r.json[i], "status");
+        if (strcmp(iw_json_str(r.json[i], "target"), "midnight") != 0 || strcmp(st, "failed"))
+            continue;
+        cJSON *err = cJSON_GetObjectItemCaseSensitive(r.json[i], "error");
+        cr_assert_str_eq(iw_json_str(err, "kind"), "unavailable", "%s", r.msgs[i].value);
+        unavailable++;
+    }
+    cr_log_info("midnight: %zu failed as unavailable, %zu succeeded after it came back",
+                unavailable, ok);
+    cr_assert_eq(ok + unavailable, N);
+    cr_assert_gt(unavailable, 0);
+    iw_results_free(&r);
+    iw_kmsg *dl = NULL;
+    size_t n = iw_kafka_read_all(S.brokers, "invoice-events-dlq", unavailable, 60000, 0, &dl);
+    cr_assert_eq(n, unavailable, "every failed one has its dead letter");
+    for (size_t i = 0; i < n; i++) {
+        char *kind = iw_kmsg_header(&dl[i], "x-iw-error-kind");
+        cr_assert_str_eq(kind, "unavailable");
+        free(kind);
+    }
+    iw_kmsgs_free(dl, n);
+    /* and the simulator accepted exactly one centra_soap update per event */
+    for (int i = 0; i < N; i += 10) {
+        char eid[32];
+        snprintf(eid, sizeof(eid), "EDB-%04d", i);
+        cr_assert_eq(iw_sim_calls(&S, eid, "centra_soap"), 1, "%s", eid);
+    }
+}
+
+/* The same with breaker.shed off: the dead target's calls wait (the others with them), none
+ * fails as unavailable. */
+Test(faults, breaker_shed_off_keeps_a_dead_targets_calls_waiting, .init = up, .fini = down,
+     .timeout = 300)
+{
+    enum { N = 150 };
+    dead_midnight("\"failures\": 5, \"open_s\": 2, \"shed_after_s\": 0, \"shed\": false", "DW", N);
+    iw_sleep_ms(8000); /* with shed on, calls failed within 4 s in the test above */
+    iw_results r = iw_results_read(&S, "invoice-results", 2 * N, 3000);
+    cr_assert_gt(iw_results_count(&r, "centra_soap", "succeeded"), 0);
+    cr_assert_eq(iw_results_count(&r, "midnight", "failed"), 0, "no midnight call was failed");
+    cr_assert_eq(iw_results_count(&r, "midnight", "succeeded"), 0);
+    iw_results_free(&r);
+}
+
 Test(faults, redis_outage_pauses_and_resumes, .init = up, .fini = down, .timeout = 300)
 {
     enum { N = 400 };

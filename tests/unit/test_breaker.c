@@ -85,6 +85,31 @@ Test(breaker, probe_failure_reopens_for_a_full_period)
     cr_assert(iw_breaker_allow(&b, 350));
 }
 
+/* How long the target has been down: from the failure that opened the breaker, through failed
+ * probes, until a probe succeeds. */
+Test(breaker, down_time_runs_through_failed_probes_until_one_succeeds)
+{
+    iw_breaker b;
+    iw_breaker_init(&b, 2, 100);
+    cr_assert_eq(iw_breaker_down_ms(&b, 50), 0, "closed: not down");
+    iw_breaker_record(&b, IW_BREAKER_FAILURE, 10);
+    cr_assert_eq(iw_breaker_down_ms(&b, 50), 0, "one failure does not open it");
+    iw_breaker_record(&b, IW_BREAKER_FAILURE, 20);
+    cr_assert_eq(iw_breaker_down_ms(&b, 70), 50);
+    cr_assert(iw_breaker_allow(&b, 120)); /* half-open */
+    iw_breaker_on_send(&b, 120);
+    cr_assert_eq(iw_breaker_down_ms(&b, 125), 105, "half-open is still down");
+    iw_breaker_record(&b, IW_BREAKER_FAILURE, 130);
+    cr_assert_eq(iw_breaker_down_ms(&b, 300), 280, "a failed probe keeps the count");
+    cr_assert(iw_breaker_allow(&b, 330));
+    iw_breaker_on_send(&b, 330);
+    iw_breaker_record(&b, IW_BREAKER_SUCCESS, 340);
+    cr_assert_eq(iw_breaker_down_ms(&b, 400), 0, "a good probe ends it");
+    iw_breaker_record(&b, IW_BREAKER_FAILURE, 500);
+    iw_breaker_record(&b, IW_BREAKER_FAILURE, 510);
+    cr_assert_eq(iw_breaker_down_ms(&b, 520), 10, "the next opening counts anew");
+}
+
 Test(breaker, neutral_probe_closes)
 {
     iw_breaker b;

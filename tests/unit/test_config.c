@@ -59,6 +59,8 @@ Test(config, minimal_gets_defaults)
     cr_assert_eq(t->max_concurrency, 32);
     cr_assert_eq(t->breaker_failures, 20);
     cr_assert_eq(t->breaker_open_ms, 30000);
+    cr_assert(t->breaker_shed, "shedding is on by default");
+    cr_assert_eq(t->breaker_shed_after_ms, 30000, "once the target has been down 30 s");
     cr_assert(t->tls_verify);
     cr_assert(!t->follow_redirects);
     cr_assert_null(iw_config_target(c, "nope"));
@@ -161,7 +163,8 @@ Test(config, target_settings)
         " \"retry\": {\"max_attempts\": 3, \"max_elapsed_s\": 20, \"base_ms\": 10, "
         "\"max_delay_ms\": 100},"
         " \"timeouts\": {\"connect_ms\": 100, \"request_ms\": 200}, \"max_concurrency\": 4,"
-        " \"rate\": {\"per_s\": 2.5}, \"breaker\": {\"failures\": 3, \"open_s\": 2},"
+        " \"rate\": {\"per_s\": 2.5}, \"breaker\": {\"failures\": 3, \"open_s\": 2,"
+        " \"shed\": false, \"shed_after_s\": 0},"
         " \"tls\": {\"verify\": false}, \"tax_names\": {\"23\": \"IVA23\", \"6.5\": \"X\"},"
         " \"accepted_units\": [\"unit\", \"hour\"]}},"
         " \"routes\": {\"acme\": [\"ix\"], \"*\": [\"ix\"]}}",
@@ -179,6 +182,8 @@ Test(config, target_settings)
     cr_assert_eq(t->rate_burst, 2); /* defaults to the rate */
     cr_assert_eq(t->breaker_failures, 3);
     cr_assert_eq(t->breaker_open_ms, 2000);
+    cr_assert(!t->breaker_shed);
+    cr_assert_eq(t->breaker_shed_after_ms, 0);
     cr_assert(!t->tls_verify);
     cr_assert_eq(iw_ix_conf_of(t)->n_tax_names, 2);
     cr_assert_str_eq(iw_ix_conf_of(t)->tax_names[1].rate, "6.5");

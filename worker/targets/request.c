@@ -24,6 +24,7 @@ const char *iw_error_kind_str(iw_error_kind k)
     case IW_ERR_TIMEOUT: return "timeout";
     case IW_ERR_RATE_LIMITED: return "rate_limited";
     case IW_ERR_EXHAUSTED: return "exhausted";
+    case IW_ERR_UNAVAILABLE: return "unavailable";
     case IW_ERR_NONE: break;
     }
     return "";

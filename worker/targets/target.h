@@ -55,7 +55,9 @@ typedef enum iw_error_kind {
     IW_ERR_TRANSPORT,
     IW_ERR_TIMEOUT,
     IW_ERR_RATE_LIMITED,
-    IW_ERR_EXHAUSTED
+    IW_ERR_EXHAUSTED,
+    IW_ERR_UNAVAILABLE /* shed: its breaker was open while its waiting calls held room others
+                        * needed (iw_dispatch_shed) */
 } iw_error_kind;
 
 /* Returns "validation", "auth", ... ("" for IW_ERR_NONE). */
