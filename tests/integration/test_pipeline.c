@@ -298,7 +298,9 @@ Test(pipeline, messages_too_large_for_kafka_are_sent_shorter, .init = up, .fini 
     cr_assert_eq(n, 2);
     bool saw_value = false, saw_key = false;
     for (size_t i = 0; i < n; i++) {
-        cr_assert_not_null(iw_kmsg_header(&dl[i], "x-iw-error"));
+        char *err = iw_kmsg_header(&dl[i], "x-iw-error");
+        cr_assert_not_null(err);
+        free(err);
         long long src_off = header_num(&dl[i], "x-iw-source-offset");
         cr_assert_geq(src_off, 0, "the letter names where the event stays");
         if (strcmp(dl[i].key, "acme/INV-BIG") == 0) {
