@@ -1597,11 +1597,6 @@ static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
     free(only);
 }
 
-/* True while the pipeline has room for another message: fewer than 2 x max_in_flight open jobs
- * and fewer than max_pending_bytes of values held. Messages are taken at the pace the calls finish, so
- * the rest wait in librdkafka's prefetch queue, not in ours, and consumption is not paused in
- * normal flow: a pause drops what librdkafka prefetched for the partition, and librdkafka 2.0
- * looks at a full prefetch queue again only once a second. */
 /* Jobs that count against the room: all open ones but those settling (idle, waiting only for
  * an unanswered attempt's settle time; their memory still counts in pending_bytes). */
 static size_t busy_jobs(const iw_pipeline *p)
@@ -1609,6 +1604,11 @@ static size_t busy_jobs(const iw_pipeline *p)
     return p->open_jobs - p->settle_q.n;
 }
 
+/* True while the pipeline has room for another message: fewer than 2 x max_in_flight busy jobs
+ * and fewer than max_pending_bytes of values held. Messages are taken at the pace the calls finish,
+ * so the rest wait in librdkafka's prefetch queue, not in ours, and consumption is not paused in
+ * normal flow: a pause drops what librdkafka prefetched for the partition, and librdkafka 2.0
+ * looks at a full prefetch queue again only once a second. */
 static bool has_room(const iw_pipeline *p)
 {
     return busy_jobs(p) < 2 * (size_t)p->cfg->max_in_flight &&
@@ -1880,8 +1880,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *km, void *opaque)
     iw_pipeline *p = opaque;
     job *j = km->_private;
     if (km->err) {
-        /* The broker found it too large (its limit for the topic is below the producer's
-         * message.max.bytes): sent again as short as it gets, without key (and value). */
+        /* The broker refused its batch as too large (its limit for the topic is below the
+         * producer's): redo_refused sends it again, without a large key or value. */
         bool letter = strcmp(rd_kafka_topic_name(km->rkt), p->cfg->dlq_topic) == 0;
         if (j && size_refused(km->err) && redo_push(p, j, letter) == 0) {
             iw_log(IW_LOG_WARN, "the broker refused a message as too large", "topic",
