@@ -123,6 +123,18 @@ static int set_prefetch(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, 
  * sets itself is left alone. */
 static int set_batching(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, size_t errlen)
 {
+    /* With the gapless guarantee, a message the broker refuses (too large for its topic) is a
+     * fatal error to the idempotent producer: the worker would stop on the same event after
+     * every restart, where without it the message is sent again shorter (pipeline.c). */
+    char v[16];
+    size_t vl = sizeof(v);
+    if (rd_kafka_conf_get(c, "enable.gapless.guarantee", v, &vl) == RD_KAFKA_CONF_OK &&
+        strcmp(v, "true") == 0) {
+        snprintf(errbuf, errlen,
+                 "kafka.properties.enable.gapless.guarantee: not supported: a result or dead "
+                 "letter the broker refuses would stop the worker on every restart");
+        return IW_EINVAL;
+    }
     if (set_default_for(c, cfg, "producer", "linger.ms", IW_RESULT_LINGER_MS, "producer", errbuf,
                         errlen))
         return IW_EINVAL;

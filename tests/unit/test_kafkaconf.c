@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "kafkaconf.h"
+#include "status.h"
 #include "target.h"
 
 /* role's conf built from a config with the given members (and one target); *cfg is kept for
@@ -108,4 +109,40 @@ Test(kafkaconf, the_producer_lets_batches_fill_unless_the_config_says)
     /* the consumer's setting is not the producer's */
     expect_batching("\"kafka\": {\"properties\": {\"consumer.linger.ms\": 9}}", IW_RESULT_LINGER_MS,
                     1000000);
+}
+
+/* The gapless guarantee makes any message the broker refuses fatal to the producer, and the
+ * worker would stop on the same event after each restart: refused, for run and check-config. */
+Test(kafkaconf, the_gapless_guarantee_is_refused)
+{
+    static const char *const members[] = {
+        "\"kafka\": {\"properties\": {\"enable.gapless.guarantee\": \"true\"}}",
+        "\"kafka\": {\"properties\": {\"producer.enable.gapless.guarantee\": \"true\"}}",
+    };
+    for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
+        char json[512];
+        snprintf(json, sizeof(json), "{%s, \"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
+                 members[i]);
+        iw_config_errors e;
+        memset(&e, 0, sizeof(e));
+        iw_config *cfg = iw_config_parse(json, NULL, &e);
+        cr_assert_not_null(cfg);
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        char err[256] = "";
+        cr_expect_eq(iw_kafkaconf_apply(c, cfg, "producer", err, sizeof(err)), IW_EINVAL, "%s",
+                     members[i]);
+        cr_expect(strstr(err, "enable.gapless.guarantee: not supported"), "%s", err);
+        rd_kafka_conf_destroy(c);
+        err[0] = '\0';
+        cr_expect_eq(iw_kafkaconf_check(cfg, err, sizeof(err)), IW_EINVAL, "%s", members[i]);
+        cr_expect(strstr(err, "gapless"), "%s", err);
+        iw_config_free(cfg);
+    }
+    /* false is the default, and allowed */
+    iw_config *cfg;
+    rd_kafka_conf_t *c = conf_for(
+        "producer", "\"kafka\": {\"properties\": {\"enable.gapless.guarantee\": \"false\"}}",
+        &cfg);
+    rd_kafka_conf_destroy(c);
+    iw_config_free(cfg);
 }
