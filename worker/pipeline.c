@@ -1890,8 +1890,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *km, void *opaque)
         }
         /* With message.timeout.ms = 0 the producer retries forever; any other error here is
          * fatal (or the producer was purged at shutdown). Nothing unfinished is committed. */
-        iw_log(IW_LOG_ERROR, "result not delivered; stopping", "error", rd_kafka_err2str(km->err),
-               NULL);
+        iw_log(IW_LOG_ERROR, "result not delivered; stopping", "topic",
+               rd_kafka_topic_name(km->rkt), "error", rd_kafka_err2str(km->err), NULL);
         p->fatal = true;
         return;
     }
@@ -2143,6 +2143,47 @@ static int64_t renew_period_ms(const iw_config *cfg)
     return every < 100 ? 100 : every;
 }
 
+/* How long the start waits for the brokers to say whether the output topics exist. */
+#define TOPIC_CHECK_MS 5000
+
+/* The results and dead-letter topics must exist, or be created by the broker on first use. A
+ * produce to a topic the broker does not have fails (after topic.metadata.propagation.max.ms)
+ * and would stop the worker at its first result, after every restart, with that event's
+ * partition held. So the start asks the brokers for both, as the producer would (a broker that
+ * creates topics on use creates them here), and refuses to start when a broker says one does not
+ * exist. A broker that does not answer in time is not a reason to refuse: the worker waits for
+ * Kafka as it always does. */
+static int check_output_topics(iw_pipeline *p, char *errbuf, size_t errlen)
+{
+    const char *names[2] = {p->cfg->result_topic, p->cfg->dlq_topic};
+    const char *keys[2] = {"results", "dead_letter"};
+    for (int i = 0; i < 2; i++) {
+        rd_kafka_topic_t *t = rd_kafka_topic_new(p->producer, names[i], NULL);
+        if (!t)
+            continue; /* an invalid name is refused by produce, with its reason */
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e = rd_kafka_metadata(p->producer, 0, t, &md, TOPIC_CHECK_MS);
+        rd_kafka_resp_err_t te = e;
+        if (!e && md->topic_cnt == 1)
+            te = md->topics[0].err;
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(t);
+        if (te == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+            te == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+            snprintf(errbuf, errlen,
+                     "kafka.topics.%s: the brokers have no topic \"%s\" (create it, or fix the "
+                     "name)",
+                     keys[i], names[i]);
+            return -1;
+        }
+        if (e)
+            iw_log(IW_LOG_WARN, "could not check an output topic at start", "topic", names[i],
+                   "error", rd_kafka_err2str(e), NULL);
+    }
+    return 0;
+}
+
 iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
 {
     if (!cfg->kafka_brokers || !*cfg->kafka_brokers) {
@@ -2213,6 +2254,8 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
         goto fail;
     }
     pc = NULL; /* owned by the producer */
+    if (check_output_topics(p, errbuf, errlen))
+        goto fail;
 
     rd_kafka_conf_t *cc = base_conf(p, "consumer", errbuf, errlen);
     if (!cc || set_conf(cc, "group.id", cfg->kafka_group_id, errbuf, errlen) ||

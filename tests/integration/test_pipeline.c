@@ -472,6 +472,55 @@ Test(pipeline, a_broker_that_keeps_refusing_stops_the_worker_with_a_reason, .ini
                  "the event was not committed");
 }
 
+/* A results or dead-letter topic the brokers do not have (and do not create on use) would stop
+ * the worker at its first result, after every restart, holding that partition: the worker
+ * refuses to start instead, naming the setting and the topic, before it takes any event.
+ * kafka-local's brokers report the topic as unknown in metadata. */
+Test(pipeline, an_output_topic_the_brokers_do_not_have_stops_the_start, .init = up, .fini = down,
+     .timeout = 300)
+{
+    char *ev = iw_make_event("NO-TOPIC-1", "acme", "INV-NT", 1, "centra_soap");
+    const char *vals[] = {ev};
+    const char *keys[] = {"acme/INV-NT"};
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 1, NULL), 0);
+    static const char *const setting[] = {"results", "dead_letter"};
+    static const char *const topic[] = {"no-such-results", "no-such-letters"};
+    for (size_t i = 0; i < 2; i++) {
+        char cmd[128], reply[256], root[256], name[32], log[32], expect[160];
+        snprintf(cmd, sizeof(cmd), "topic-error %s UNKNOWN_TOPIC_OR_PART", topic[i]);
+        cr_assert_eq(iw_stack_kafka_cmd(&S, cmd, reply, sizeof(reply)), 0, "kafka-local: %s",
+                     reply);
+        snprintf(root, sizeof(root), "{\"kafka\": {\"topics\": {\"%s\": \"%s\"}}}", setting[i],
+                 topic[i]);
+        iw_stack_overlay extra = {.root = root};
+        snprintf(name, sizeof(name), "w%zu.json", i);
+        snprintf(log, sizeof(log), "w%zu.log", i);
+        const char *cfg = iw_stack_config_with(&S, name, &extra);
+        cr_assert_not_null(cfg);
+        cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, log), 0);
+        int status = iw_proc_wait(&W, 60000);
+        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 1,
+                  "the worker refused to start (status %d)", status);
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", S.dir, log);
+        char *text = iw_read_file(path, NULL);
+        cr_assert_not_null(text);
+        snprintf(expect, sizeof(expect), "kafka.topics.%s: the brokers have no topic \\\"%s\\\"",
+                 setting[i], topic[i]);
+        cr_assert(strstr(text, expect), "%s", text);
+        cr_assert_null(strstr(text, "partitions assigned"), "it took no partition: %s", text);
+        free(text);
+    }
+    /* the event waits for a worker that can deliver its results */
+    cr_assert_eq(iw_kafka_group_lag(S.brokers, "invoice-worker", "invoice-events"), 1);
+    start_worker(&W, NULL, NULL, "worker.log");
+    iw_results r = iw_results_read(&S, "invoice-results", 1, 120000);
+    cr_assert_eq(r.n, 1);
+    cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), 1);
+    iw_results_free(&r);
+    free(ev);
+}
+
 Test(pipeline, redelivery_while_in_flight_is_a_duplicate, .init = up, .fini = down, .timeout = 300)
 {
     /* the target is slow, so the second copy arrives while the first is still being sent */

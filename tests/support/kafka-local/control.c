@@ -170,6 +170,21 @@ static int cmd_topic(rd_kafka_mock_cluster_t *mc, int replication, char **tok, i
                   what);
 }
 
+/* topic-error NAME CODE: the error the brokers give for the topic in metadata (NO_ERROR clears
+ * it); UNKNOWN_TOPIC_OR_PART makes a topic look absent to clients (the mock cluster creates any
+ * topic a client asks for, whatever its allow.auto.create.topics says). */
+static int cmd_topic_error(rd_kafka_mock_cluster_t *mc, char **tok, int n, char *reply, size_t len)
+{
+    rd_kafka_resp_err_t code;
+    if (n != 3)
+        return fail(reply, len, "usage: topic-error NAME CODE");
+    if (iw_klctl_err_code(tok[2], &code) != 0)
+        return fail(reply, len, "unknown error code");
+    rd_kafka_mock_topic_set_error(mc, tok[1], code);
+    snprintf(reply, len, "ok topic-error %s %s", tok[1], rd_kafka_err2name(code));
+    return 0;
+}
+
 /* leader TOPIC PARTITION ID */
 static int cmd_leader(rd_kafka_mock_cluster_t *mc, char **tok, int n, char *reply, size_t len)
 {
@@ -207,6 +222,8 @@ int iw_klctl_exec(rd_kafka_mock_cluster_t *mc, int replication, const char *line
         return cmd_errors(mc, tok, n, reply, replylen);
     if (strcmp(tok[0], "topic") == 0)
         return cmd_topic(mc, replication, tok, n, reply, replylen);
+    if (strcmp(tok[0], "topic-error") == 0)
+        return cmd_topic_error(mc, tok, n, reply, replylen);
     if (strcmp(tok[0], "leader") == 0)
         return cmd_leader(mc, tok, n, reply, replylen);
     return fail(reply, replylen, "unknown command");

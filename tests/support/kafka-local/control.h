@@ -11,7 +11,8 @@
 /* Runs one command line (without its newline) against the mock cluster and writes the reply,
  * "ok ..." or "error ...", into reply (no newline). replication is used by `topic`.
  * Commands: ping; broker down|up ID; rtt ID MS; errors KEY COUNT CODE; errors KEY clear;
- * topic NAME PARTITIONS; leader TOPIC PARTITION ID. ID may be -1 for all brokers.
+ * topic NAME PARTITIONS; topic-error NAME CODE; leader TOPIC PARTITION ID. ID may be -1 for all
+ * brokers.
  * Returns 0 when the command succeeded, -1 otherwise (the reply says why). */
 int iw_klctl_exec(rd_kafka_mock_cluster_t *mc, int replication, const char *line, char *reply,
                   size_t replylen);
