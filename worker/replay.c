@@ -54,7 +54,7 @@ static const char REPLAY_USAGE[] =
     "                       (2026-11-21, midnight UTC) or an age: 90s, 30m, 2h, 1d12h, 1w\n"
     "  --event-id ID        only letters of this event (event_id of the JSON value)\n"
     "  --dry-run            list the chosen letters (offset, target, kind, event id, error)\n"
-    "                       and send nothing\n"
+    "                       and send nothing; a letter without its value says so\n"
     "\n"
     "Draws a progress bar when stderr is a terminal, else prints a count line.\n"
     "Exit status: 0 every chosen letter re-sent (or listed), 1 a read or delivery failure,\n"
@@ -97,6 +97,7 @@ typedef struct replayer {
     int64_t scanned;        /* letters read */
     int64_t chosen;         /* letters matching the filters (repeats excluded) */
     int64_t repeats;        /* letters skipped as a repeat of a chosen (event, target) */
+    int64_t valueless;      /* chosen letters without their value (x-iw-value-omitted) */
     long delivered, failed; /* delivery reports */
     int64_t drawn_ms;
     char last_error[256]; /* the last Kafka error printed, so repeats are not */
@@ -505,16 +506,21 @@ static int take_letter(replayer *r, const rd_kafka_message_t *m)
         }
     }
     r->chosen++;
+    char omitted[32];
+    header_text(h, "x-iw-value-omitted", omitted, sizeof(omitted));
+    if (*omitted)
+        r->valueless++;
     if (r->dry_run) {
         header_text(h, "x-iw-error", error, sizeof(error));
+        if (*omitted) /* what a real run would say about it */
+            snprintf(error, sizeof(error), "cannot be sent: its value (%s bytes) was left out",
+                     omitted);
         erase_bar(r);
         printf("%" PRId32 ":%-10" PRId64 " %-18s %-13s %-28s %s\n", m->partition, m->offset,
                *target ? target : "-", *kind ? kind : "-", *event_id ? event_id : "-",
                *error ? error : "-");
         return 0;
     }
-    char omitted[32];
-    header_text(h, "x-iw-value-omitted", omitted, sizeof(omitted));
     if (*omitted) {
         /* the worker left out a value too large for Kafka: the event is only at its source */
         char topic[260], part[16], off[32];
@@ -863,10 +869,14 @@ int iw_cli_replay(int argc, char **argv)
     long not_sent = r.dry_run ? 0 : (long)(r.chosen - r.delivered);
     if (r.dry_run)
         printf("dry run: would replay %" PRId64 " of %" PRId64 " dead letters (%s); nothing sent\n",
-               r.chosen, r.scanned, desc);
+               r.chosen - r.valueless, r.scanned, desc);
     else
         printf("replayed %ld of %" PRId64 " dead letters (%s) to %s\n", r.delivered, r.scanned,
                desc, r.input_topic);
+    if (r.dry_run && r.valueless)
+        printf("%" PRId64 " chosen dead letter%s cannot be sent: %s value was left out as too "
+               "large for Kafka (the event is at its source offset)\n",
+               r.valueless, r.valueless == 1 ? "" : "s", r.valueless == 1 ? "its" : "their");
     if (r.repeats)
         printf("skipped %" PRId64 " repeat%s of an (event, target) pair already chosen\n",
                r.repeats, r.repeats == 1 ? "" : "s");

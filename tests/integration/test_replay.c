@@ -435,6 +435,14 @@ Test(replay, a_letter_without_its_value_is_not_sent, .init = up, .fini = down, .
     cr_assert_eq(topic_end("invoice-events"), 2);
 
     char *out = NULL;
+    /* a dry run says which letter a real run could not send, and does not count it */
+    cr_assert_eq(cli(&out, "replay -c '%s' --dry-run", cfgpath), 0);
+    cr_assert(strstr(out, "cannot be sent: its value (150000 bytes) was left out"), "%s", out);
+    cr_assert(strstr(out, "dry run: would replay 1 of 2 dead letters"), "%s", out);
+    cr_assert(strstr(out, "1 chosen dead letter cannot be sent: its value was left out"), "%s",
+              out);
+    free(out);
+    cr_assert_eq(topic_end("invoice-events"), 2, "a dry run sends nothing");
     cr_assert_eq(cli(&out, "replay -c '%s'", cfgpath), 1, "a letter was not sent: exit 1");
     cr_assert(strstr(out, "replayed 1 of 2 dead letters"), "%s", out);
     free(out);
