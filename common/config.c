@@ -2,6 +2,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -849,6 +850,39 @@ static void apply_env(loader *ld, iw_config *cfg)
     }
 }
 
+/* Kafka's own rule for a topic name: 1 to 249 of [A-Za-z0-9._-], and not "." or "..". */
+static bool kafka_topic_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 249 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+            return false;
+    return true;
+}
+
+/* Each topic a valid name, and the three different: a worker reading its own results or dead
+ * letters would take each as a poison event and write it back, without end (and replay would
+ * re-send results as events). */
+static void check_topics(loader *ld, const iw_config *cfg)
+{
+    const char *const names[3] = {cfg->input_topic, cfg->result_topic, cfg->dlq_topic};
+    static const char *const paths[3] = {"kafka.topics.input", "kafka.topics.results",
+                                         "kafka.topics.dead_letter"};
+    for (int i = 0; i < 3; i++) {
+        if (!names[i])
+            continue;
+        if (!kafka_topic_name(names[i])) {
+            add_error(ld, paths[i], "not a Kafka topic name (1 to 249 of A-Z a-z 0-9 . _ -)");
+            continue;
+        }
+        for (int k = 0; k < i; k++)
+            if (names[k] && strcmp(names[k], names[i]) == 0)
+                add_error(ld, paths[i], "must differ from %s (\"%s\")", paths[k], names[k]);
+    }
+}
+
 static void load_kafka(loader *ld, const cJSON *k, iw_config *cfg)
 {
     static const char *const keys[] = {"brokers", "group_id", "topics", "properties", NULL};
@@ -865,6 +899,7 @@ static void load_kafka(loader *ld, const cJSON *k, iw_config *cfg)
         get_string(ld, t, "kafka.topics", "results", &cfg->result_topic);
         get_string(ld, t, "kafka.topics", "dead_letter", &cfg->dlq_topic);
     }
+    check_topics(ld, cfg);
     const cJSON *p = get_object(ld, k, "kafka", "properties");
     if (!p)
         return;

@@ -511,6 +511,59 @@ Test(config, instance_names_and_worker_id_are_printable)
     cr_assert(has_error(&e, "worker.id", "bidirectional"));
 }
 
+/* A topic name Kafka would refuse fails in check-config, not at the first result; and a worker
+ * reading its own results or dead letters would write each back as a poison event, without
+ * end: the three topics must differ. */
+Test(config, topics_are_valid_kafka_names_and_differ)
+{
+    iw_config_errors e;
+    static const char *const bad[] = {"invoice results", "", ".", "..", "a/b", "r\u00e9sultats"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char json[256];
+        snprintf(json, sizeof(json),
+                 "{\"kafka\": {\"topics\": {\"results\": \"%s\"}}, \"targets\": {\"c\": "
+                 "{\"type\": \"centra_soap\"}}}",
+                 bad[i]);
+        cr_assert_null(parse_errs(json, &e), "%s", bad[i]);
+        cr_assert(has_error(&e, "kafka.topics.results", "not a Kafka topic name"), "%s", bad[i]);
+    }
+    char longest[251];
+    memset(longest, 'x', 250);
+    longest[250] = '\0';
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"kafka\": {\"topics\": {\"input\": \"%s\"}}, \"targets\": {\"c\": "
+             "{\"type\": \"centra_soap\"}}}",
+             longest);
+    cr_assert_null(parse_errs(json, &e));
+    cr_assert(has_error(&e, "kafka.topics.input", "not a Kafka topic name"));
+    longest[249] = '\0'; /* 249 is Kafka's longest */
+    snprintf(json, sizeof(json),
+             "{\"kafka\": {\"topics\": {\"input\": \"%s\"}}, \"targets\": {\"c\": "
+             "{\"type\": \"centra_soap\"}}}",
+             longest);
+    cr_assert_not_null(parse_errs(json, &e)); /* (freed by parse_errs) */
+
+    cr_assert_null(parse_errs("{\"kafka\": {\"topics\": {\"input\": \"t\", \"results\": \"t\"}}, "
+                              "\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
+                              &e));
+    cr_assert(has_error(&e, "kafka.topics.results", "must differ from kafka.topics.input"));
+    /* the default dead-letter topic is invoice-events-dlq */
+    cr_assert_null(parse_errs("{\"kafka\": {\"topics\": {\"input\": \"invoice-events-dlq\"}}, "
+                              "\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
+                              &e));
+    cr_assert(has_error(&e, "kafka.topics.dead_letter", "must differ from kafka.topics.input"));
+    cr_assert_null(parse_errs("{\"kafka\": {\"topics\": {\"dead_letter\": \"invoice-results\"}}, "
+                              "\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
+                              &e));
+    cr_assert(has_error(&e, "kafka.topics.dead_letter", "must differ from kafka.topics.results"));
+    cr_assert_not_null(
+        parse_errs("{\"kafka\": {\"topics\": {\"input\": \"a.b_C-9\", \"results\": \"r\", "
+                   "\"dead_letter\": \"d\"}}, \"targets\": {\"c\": {\"type\": "
+                   "\"centra_soap\"}}}",
+                   &e));
+}
+
 /* Each adapter's config part: named as its ops, no more secrets than the masking lists hold,
  * and placeholders (what `render --target TYPE` shows) that its own fields load cleanly; an
  * adapter without placeholders has no seed URL either (generic). */
