@@ -511,57 +511,51 @@ Test(config, instance_names_and_worker_id_are_printable)
     cr_assert(has_error(&e, "worker.id", "bidirectional"));
 }
 
+/* A config whose kafka.topics is the given JSON object. */
+static const char *with_topics(const char *topics)
+{
+    static char json[640];
+    snprintf(json, sizeof(json),
+             "{\"kafka\": {\"topics\": %s}, \"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
+             topics);
+    return json;
+}
+
+/* The config with these topics is refused with an error at path whose message holds part. */
+static void expect_topic_error(const char *topics, const char *path, const char *part)
+{
+    iw_config_errors e;
+    cr_assert_null(parse_errs(with_topics(topics), &e), "%s", topics);
+    cr_assert(has_error(&e, path, part), "%s: %s", topics, part);
+}
+
 /* A topic name Kafka would refuse fails in check-config, not at the first result; and a worker
  * reading its own results or dead letters would write each back as a poison event, without
  * end: the three topics must differ. */
 Test(config, topics_are_valid_kafka_names_and_differ)
 {
-    iw_config_errors e;
-    static const char *const bad[] = {"invoice results", "", ".", "..", "a/b", "r\u00e9sultats"};
+    static const char *const bad[] = {"invoice results", "", ".", "..", "a/b", "r\\u00e9sultats"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        char json[256];
-        snprintf(json, sizeof(json),
-                 "{\"kafka\": {\"topics\": {\"results\": \"%s\"}}, \"targets\": {\"c\": "
-                 "{\"type\": \"centra_soap\"}}}",
-                 bad[i]);
-        cr_assert_null(parse_errs(json, &e), "%s", bad[i]);
-        cr_assert(has_error(&e, "kafka.topics.results", "not a Kafka topic name"), "%s", bad[i]);
+        char topics[128];
+        snprintf(topics, sizeof(topics), "{\"results\": \"%s\"}", bad[i]);
+        expect_topic_error(topics, "kafka.topics.results", "not a Kafka topic name");
     }
-    char longest[251];
-    memset(longest, 'x', 250);
-    longest[250] = '\0';
-    char json[512];
-    snprintf(json, sizeof(json),
-             "{\"kafka\": {\"topics\": {\"input\": \"%s\"}}, \"targets\": {\"c\": "
-             "{\"type\": \"centra_soap\"}}}",
-             longest);
-    cr_assert_null(parse_errs(json, &e));
-    cr_assert(has_error(&e, "kafka.topics.input", "not a Kafka topic name"));
-    longest[249] = '\0'; /* 249 is Kafka's longest */
-    snprintf(json, sizeof(json),
-             "{\"kafka\": {\"topics\": {\"input\": \"%s\"}}, \"targets\": {\"c\": "
-             "{\"type\": \"centra_soap\"}}}",
-             longest);
-    cr_assert_not_null(parse_errs(json, &e)); /* (freed by parse_errs) */
+    char topics[300];
+    snprintf(topics, sizeof(topics), "{\"input\": \"%0250d\"}", 0); /* one over Kafka's 249 */
+    expect_topic_error(topics, "kafka.topics.input", "not a Kafka topic name");
+    iw_config_errors e;
+    snprintf(topics, sizeof(topics), "{\"input\": \"%0249d\"}", 0);
+    cr_assert_not_null(parse_errs(with_topics(topics), &e)); /* (freed by parse_errs) */
+    cr_assert_not_null(parse_errs(
+        with_topics("{\"input\": \"a.b_C-9\", \"results\": \"r\", \"dead_letter\": \"d\"}"), &e));
 
-    cr_assert_null(parse_errs("{\"kafka\": {\"topics\": {\"input\": \"t\", \"results\": \"t\"}}, "
-                              "\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
-                              &e));
-    cr_assert(has_error(&e, "kafka.topics.results", "must differ from kafka.topics.input"));
-    /* the default dead-letter topic is invoice-events-dlq */
-    cr_assert_null(parse_errs("{\"kafka\": {\"topics\": {\"input\": \"invoice-events-dlq\"}}, "
-                              "\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
-                              &e));
-    cr_assert(has_error(&e, "kafka.topics.dead_letter", "must differ from kafka.topics.input"));
-    cr_assert_null(parse_errs("{\"kafka\": {\"topics\": {\"dead_letter\": \"invoice-results\"}}, "
-                              "\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
-                              &e));
-    cr_assert(has_error(&e, "kafka.topics.dead_letter", "must differ from kafka.topics.results"));
-    cr_assert_not_null(
-        parse_errs("{\"kafka\": {\"topics\": {\"input\": \"a.b_C-9\", \"results\": \"r\", "
-                   "\"dead_letter\": \"d\"}}, \"targets\": {\"c\": {\"type\": "
-                   "\"centra_soap\"}}}",
-                   &e));
+    expect_topic_error("{\"input\": \"t\", \"results\": \"t\"}", "kafka.topics.results",
+                       "must differ from kafka.topics.input");
+    /* against the defaults: invoice-results, invoice-events-dlq */
+    expect_topic_error("{\"input\": \"invoice-events-dlq\"}", "kafka.topics.dead_letter",
+                       "must differ from kafka.topics.input");
+    expect_topic_error("{\"dead_letter\": \"invoice-results\"}", "kafka.topics.dead_letter",
+                       "must differ from kafka.topics.results");
 }
 
 /* Each adapter's config part: named as its ops, no more secrets than the masking lists hold,
