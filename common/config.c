@@ -12,6 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <cjson/cJSON.h>
 
 #include "invoice.h"
@@ -809,6 +812,40 @@ static void set_defaults(iw_config *cfg)
     cfg->http_listen = strdup("0.0.0.0:8080");
 }
 
+int iw_listen_parse(const char *listen, struct sockaddr_storage *ss, socklen_t *sl)
+{
+    char host[128] = "0.0.0.0";
+    const char *colon = strrchr(listen, ':');
+    if (!colon)
+        return -1;
+    bool v6 = listen[0] == '[';
+    if (v6) {
+        const char *close = strchr(listen, ']');
+        if (!close || close + 1 != colon)
+            return -1;
+        snprintf(host, sizeof(host), "%.*s", (int)(close - listen - 1), listen + 1);
+    } else if (colon > listen) {
+        snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || colon[1] == '\0' || port < 0 || port > 65535)
+        return -1;
+    memset(ss, 0, sizeof(*ss));
+    if (v6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        *sl = sizeof(*a);
+        return inet_pton(AF_INET6, host, &a->sin6_addr) == 1 ? 0 : -1;
+    }
+    struct sockaddr_in *a = (struct sockaddr_in *)ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    *sl = sizeof(*a);
+    return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -1;
+}
+
 /* IW_* environment variables override the common keys. */
 static void apply_env(loader *ld, iw_config *cfg)
 {
@@ -1003,6 +1040,16 @@ static void load_root(loader *ld, const cJSON *root, iw_config *cfg)
 static void finish(loader *ld, iw_config *cfg)
 {
     apply_env(ld, cfg);
+    /* what run needs of these, checked here so that check-config says it (after IW_*) */
+    if (!cfg->kafka_group_id || !*cfg->kafka_group_id)
+        add_error(ld, "kafka.group_id", "must not be empty (the consumer group's name)");
+    if (!cfg->redis_host || !*cfg->redis_host)
+        add_error(ld, "redis.host", "must not be empty");
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (cfg->http_listen && *cfg->http_listen && iw_listen_parse(cfg->http_listen, &ss, &sl) != 0)
+        add_error(ld, "http.listen",
+                  "expected IPv4-address:port, :port or [IPv6-address]:port (\"\" for none)");
     /* A call on the wire when its partition moves (or its fence cannot be renewed) must end
      * before its fence lease does, or another worker could send a newer version first. */
     for (size_t i = 0; i < cfg->n_targets; i++) {

@@ -4,6 +4,7 @@
 #define IW_CONFIG_H
 
 #include <stdbool.h>
+#include <sys/socket.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -263,5 +264,9 @@ void iw_target_conf_clear(iw_target_conf *t);
  * service in the namespace. With none set, telling libcurl "no proxy" once is the same answer
  * without the walks (worker/dispatch.c, tests/bench/http_floor.c). */
 bool iw_env_has_no_proxy_vars(void);
+
+/* Parses an http.listen value, "host:port", ":port" (every IPv4 address) or
+ * "[v6-address]:port", hosts as numeric addresses, into ss; 0 or -1. */
+int iw_listen_parse(const char *listen, struct sockaddr_storage *ss, socklen_t *sl);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include <microhttpd.h>
 
+#include "config.h"
 #include "metrics.h"
 
 #define HEALTH_STALL_MS 15000 /* the loop is dead when it has not turned for this long */
@@ -81,46 +82,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                  MHD_RESPMEM_PERSISTENT);
 }
 
-/* Parses "host:port", ":port" or "[v6-address]:port" into ss; 0 or -1. */
-static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sl)
-{
-    char host[128] = "0.0.0.0";
-    const char *colon = strrchr(listen, ':');
-    if (!colon)
-        return -1;
-    bool v6 = listen[0] == '[';
-    if (v6) {
-        const char *close = strchr(listen, ']');
-        if (!close || close + 1 != colon)
-            return -1;
-        snprintf(host, sizeof(host), "%.*s", (int)(close - listen - 1), listen + 1);
-    } else if (colon > listen) {
-        snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
-    }
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || colon[1] == '\0' || port < 0 || port > 65535)
-        return -1;
-    memset(ss, 0, sizeof(*ss));
-    if (v6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((uint16_t)port);
-        *sl = sizeof(*a);
-        return inet_pton(AF_INET6, host, &a->sin6_addr) == 1 ? 0 : -1;
-    }
-    struct sockaddr_in *a = (struct sockaddr_in *)ss;
-    a->sin_family = AF_INET;
-    a->sin_port = htons((uint16_t)port);
-    *sl = sizeof(*a);
-    return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -1;
-}
-
 iw_http *iw_http_start(const char *listen, const iw_health *health, char *errbuf, size_t errlen)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
-    if (parse_listen(listen, &ss, &sl) != 0) {
+    if (iw_listen_parse(listen, &ss, &sl) != 0) {
         snprintf(errbuf, errlen,
                  "http.listen: expected IPv4-address:port or [IPv6-address]:port, got \"%s\"",
                  listen);

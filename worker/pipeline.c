@@ -2288,6 +2288,10 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
     p->prefetch_bytes = kb < INT64_MAX / 1024 ? kb * 1024 : INT64_MAX;
     p->prefetch_msgs = iw_kafkaconf_int(kc, "queued.min.messages", INT64_MAX);
     rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(p->consumer);
+    if (!cq) { /* no consumer group (the config refuses an empty kafka.group_id) */
+        snprintf(errbuf, errlen, "consumer: no consumer group queue (kafka.group_id)");
+        goto fail;
+    }
     rd_kafka_queue_io_event_enable(cq, p->wake[1], "c", 1);
     rd_kafka_queue_destroy(cq);
     rd_kafka_queue_t *pq = rd_kafka_queue_get_main(p->producer);

@@ -558,6 +558,46 @@ Test(config, topics_are_valid_kafka_names_and_differ)
                        "must differ from kafka.topics.results");
 }
 
+/* What run needs of the group, the Redis host and the listen address fails in check-config:
+ * an empty group id crashed run, the others were refused only at start. */
+Test(config, what_run_needs_is_checked_here)
+{
+    iw_config_errors e;
+    cr_assert_null(parse_errs("{\"kafka\": {\"group_id\": \"\"}, \"targets\": {\"c\": {\"type\": "
+                              "\"centra_soap\"}}}",
+                              &e));
+    cr_assert(has_error(&e, "kafka.group_id", "must not be empty"));
+    cr_assert_null(parse_errs("{\"redis\": {\"host\": \"\"}, \"targets\": {\"c\": {\"type\": "
+                              "\"centra_soap\"}}}",
+                              &e));
+    cr_assert(has_error(&e, "redis.host", "must not be empty"));
+    static const char *const bad[] = {
+        "localhost:8080", "0.0.0.0", "0.0.0.0:", "0.0.0.0:99999", "[::1:8080", "1.2.3:80"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char json[256];
+        snprintf(json, sizeof(json),
+                 "{\"http\": {\"listen\": \"%s\"}, \"targets\": {\"c\": {\"type\": "
+                 "\"centra_soap\"}}}",
+                 bad[i]);
+        cr_assert_null(parse_errs(json, &e), "%s", bad[i]);
+        cr_assert(has_error(&e, "http.listen", "expected IPv4-address:port"), "%s", bad[i]);
+    }
+    static const char *const good[] = {"", "0.0.0.0:8080", ":9090", "127.0.0.1:0", "[::1]:8080"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char json[256];
+        snprintf(json, sizeof(json),
+                 "{\"http\": {\"listen\": \"%s\"}, \"targets\": {\"c\": {\"type\": "
+                 "\"centra_soap\"}}}",
+                 good[i]);
+        cr_assert_not_null(parse_errs(json, &e), "%s", good[i]);
+    }
+    /* the IW_* overrides are checked too */
+    setenv("IW_KAFKA_GROUP_ID", "", 1);
+    cr_assert_null(parse_errs("{\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}", &e));
+    unsetenv("IW_KAFKA_GROUP_ID");
+    cr_assert(has_error(&e, "kafka.group_id", "must not be empty"));
+}
+
 /* Each adapter's config part: named as its ops, no more secrets than the masking lists hold,
  * and placeholders (what `render --target TYPE` shows) that its own fields load cleanly; an
  * adapter without placeholders has no seed URL either (generic). */
