@@ -899,6 +899,16 @@ static bool kafka_topic_name(const char *s)
     return true;
 }
 
+/* True when Kafka takes a and b as one topic: '.' and '_' collide in its metric names, so it
+ * refuses to create one beside the other. */
+static bool same_topic(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++)
+        if (*a != *b && !((*a == '.' || *a == '_') && (*b == '.' || *b == '_')))
+            return false;
+    return *a == *b;
+}
+
 /* Each topic a valid name, and the three different: a worker reading its own results or dead
  * letters would take each as a poison event and write it back, without end (and replay would
  * re-send results as events). */
@@ -915,8 +925,9 @@ static void check_topics(loader *ld, const iw_config *cfg)
             continue;
         }
         for (int k = 0; k < i; k++)
-            if (names[k] && strcmp(names[k], names[i]) == 0)
-                add_error(ld, paths[i], "must differ from %s (\"%s\")", paths[k], names[k]);
+            if (names[k] && same_topic(names[k], names[i]))
+                add_error(ld, paths[i], "must differ from %s (\"%s\"%s)", paths[k], names[k],
+                          strcmp(names[k], names[i]) ? ": Kafka takes '.' and '_' as one" : "");
     }
 }
 

@@ -2143,45 +2143,80 @@ static int64_t renew_period_ms(const iw_config *cfg)
     return every < 100 ? 100 : every;
 }
 
-/* How long the start waits for the brokers to say whether the output topics exist. */
+/* How long the start waits for the brokers to answer about the output topics, and how long it
+ * waits between two questions while they say a topic does not exist (yet). */
 #define TOPIC_CHECK_MS 5000
+#define TOPIC_RECHECK_MS 500
+
+/* The error of topic `name` in md: its own, or unknown when md does not list it. */
+static rd_kafka_resp_err_t topic_err(const struct rd_kafka_metadata *md, const char *name)
+{
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (strcmp(md->topics[i].topic, name) == 0)
+            return md->topics[i].err;
+    return RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+}
 
 /* The results and dead-letter topics must exist, or be created by the broker on first use. A
- * produce to a topic the broker does not have fails (after topic.metadata.propagation.max.ms)
- * and would stop the worker at its first result, after every restart, with that event's
- * partition held. So the start asks the brokers for both, as the producer would (a broker that
- * creates topics on use creates them here), and refuses to start when a broker says one does not
- * exist. A broker that does not answer in time is not a reason to refuse: the worker waits for
- * Kafka as it always does. */
+ * produce to a topic the brokers do not have fails once topic.metadata.propagation.max.ms has
+ * passed, and would stop the worker at its first result, after every restart, with that
+ * event's partition held. So the start asks the brokers about both, as the producer would (a
+ * broker that creates topics on use creates them here), and refuses to start when they still
+ * say one does not exist after that same time (a topic just created may not have reached every
+ * broker), or refuse its name. A broker that does not answer within TOPIC_CHECK_MS is not a
+ * reason to refuse: the worker waits for Kafka as it always does. */
 static int check_output_topics(iw_pipeline *p, char *errbuf, size_t errlen)
 {
     const char *names[2] = {p->cfg->result_topic, p->cfg->dlq_topic};
-    const char *keys[2] = {"results", "dead_letter"};
-    for (int i = 0; i < 2; i++) {
-        rd_kafka_topic_t *t = rd_kafka_topic_new(p->producer, names[i], NULL);
-        if (!t)
-            continue; /* an invalid name is refused by produce, with its reason */
+    static const char *const keys[2] = {"results", "dead_letter"};
+    rd_kafka_topic_t *t[2];
+    for (int i = 0; i < 2; i++) /* known locally: what a metadata request without a topic asks */
+        t[i] = rd_kafka_topic_new(p->producer, names[i], NULL);
+    int64_t grace =
+        iw_kafkaconf_int(rd_kafka_conf(p->producer), "topic.metadata.propagation.max.ms", 30000);
+    int64_t start = mono_ms();
+    int rc = 0;
+    for (;;) {
         const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t e = rd_kafka_metadata(p->producer, 0, t, &md, TOPIC_CHECK_MS);
-        rd_kafka_resp_err_t te = e;
-        if (!e && md->topic_cnt == 1)
-            te = md->topics[0].err;
-        if (md)
-            rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(t);
-        if (te == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-            te == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+        rd_kafka_resp_err_t e = rd_kafka_metadata(p->producer, 0, NULL, &md, TOPIC_CHECK_MS);
+        if (e) {
+            iw_log(IW_LOG_WARN, "could not check the output topics at start", "error",
+                   rd_kafka_err2str(e), NULL);
+            break;
+        }
+        int missing = -1;
+        for (int i = 0; i < 2 && !rc; i++) {
+            rd_kafka_resp_err_t te = topic_err(md, names[i]);
+            if (te == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                te == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+                missing = missing < 0 ? i : missing;
+            } else if (te == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION) { /* permanent for librdkafka */
+                snprintf(errbuf, errlen, "kafka.topics.%s: the brokers refuse the topic \"%s\": %s",
+                         keys[i], names[i], rd_kafka_err2str(te));
+                rc = -1;
+            } else if (te && te != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE) {
+                iw_log(IW_LOG_WARN, "an output topic at start", "topic", names[i], "error",
+                       rd_kafka_err2str(te), NULL);
+            }
+        }
+        rd_kafka_metadata_destroy(md);
+        if (rc || missing < 0)
+            break;
+        if (mono_ms() - start >= grace) {
             snprintf(errbuf, errlen,
                      "kafka.topics.%s: the brokers have no topic \"%s\" (create it, or fix the "
                      "name)",
-                     keys[i], names[i]);
-            return -1;
+                     keys[missing], names[missing]);
+            rc = -1;
+            break;
         }
-        if (e)
-            iw_log(IW_LOG_WARN, "could not check an output topic at start", "topic", names[i],
-                   "error", rd_kafka_err2str(e), NULL);
+        struct timespec ts = {0, TOPIC_RECHECK_MS * 1000000L};
+        nanosleep(&ts, NULL);
     }
-    return 0;
+    for (int i = 0; i < 2; i++)
+        if (t[i])
+            rd_kafka_topic_destroy(t[i]);
+    return rc;
 }
 
 iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)

@@ -474,7 +474,9 @@ Test(pipeline, a_broker_that_keeps_refusing_stops_the_worker_with_a_reason, .ini
 
 /* A results or dead-letter topic the brokers do not have (and do not create on use) would stop
  * the worker at its first result, after every restart, holding that partition: the worker
- * refuses to start instead, naming the setting and the topic, before it takes any event.
+ * refuses to start instead, naming the setting and the topic, before it takes any event. The
+ * brokers may say so of a topic just created (it has not reached them all yet): the worker asks
+ * again for topic.metadata.propagation.max.ms, as its producer would wait, here 1 s.
  * kafka-local's brokers report the topic as unknown in metadata. */
 Test(pipeline, an_output_topic_the_brokers_do_not_have_stops_the_start, .init = up, .fini = down,
      .timeout = 300)
@@ -490,8 +492,10 @@ Test(pipeline, an_output_topic_the_brokers_do_not_have_stops_the_start, .init = 
         snprintf(cmd, sizeof(cmd), "topic-error %s UNKNOWN_TOPIC_OR_PART", topic[i]);
         cr_assert_eq(iw_stack_kafka_cmd(&S, cmd, reply, sizeof(reply)), 0, "kafka-local: %s",
                      reply);
-        snprintf(root, sizeof(root), "{\"kafka\": {\"topics\": {\"%s\": \"%s\"}}}", setting[i],
-                 topic[i]);
+        snprintf(root, sizeof(root),
+                 "{\"kafka\": {\"topics\": {\"%s\": \"%s\"}, \"properties\": "
+                 "{\"producer.topic.metadata.propagation.max.ms\": 1000}}}",
+                 setting[i], topic[i]);
         iw_stack_overlay extra = {.root = root};
         snprintf(name, sizeof(name), "w%zu.json", i);
         snprintf(log, sizeof(log), "w%zu.log", i);
@@ -511,10 +515,23 @@ Test(pipeline, an_output_topic_the_brokers_do_not_have_stops_the_start, .init = 
         cr_assert_null(strstr(text, "partitions assigned"), "it took no partition: %s", text);
         free(text);
     }
-    /* the event waits for a worker that can deliver its results */
-    cr_assert_eq(iw_kafka_group_lag(S.brokers, "invoice-worker", "invoice-events"), 1);
-    start_worker(&W, NULL, NULL, "worker.log");
-    iw_results r = iw_results_read(&S, "invoice-results", 1, 120000);
+
+    /* a topic the brokers say they lack for 1.5 s, of the 10 s allowed: the worker starts, and
+     * the result lands there */
+    char reply[256];
+    cr_assert_eq(iw_stack_kafka_cmd(&S, "topic-error late-results UNKNOWN_TOPIC_OR_PART", reply,
+                                    sizeof(reply)),
+                 0, "kafka-local: %s", reply);
+    iw_stack_overlay late = {
+        .root = "{\"kafka\": {\"topics\": {\"results\": \"late-results\"}, \"properties\": "
+                "{\"producer.topic.metadata.propagation.max.ms\": 10000}}}"};
+    const char *cfg = iw_stack_config_with(&S, "late.json", &late);
+    cr_assert_not_null(cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "late.log"), 0);
+    iw_sleep_ms(1500);
+    cr_assert_eq(iw_stack_kafka_cmd(&S, "topic-error late-results NO_ERROR", reply, sizeof(reply)),
+                 0, "kafka-local: %s", reply);
+    iw_results r = iw_results_read(&S, "late-results", 1, 120000);
     cr_assert_eq(r.n, 1);
     cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), 1);
     iw_results_free(&r);

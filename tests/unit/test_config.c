@@ -556,6 +556,11 @@ Test(config, topics_are_valid_kafka_names_and_differ)
                        "must differ from kafka.topics.input");
     expect_topic_error("{\"dead_letter\": \"invoice-results\"}", "kafka.topics.dead_letter",
                        "must differ from kafka.topics.results");
+    /* Kafka takes '.' and '_' as one in a topic name */
+    expect_topic_error("{\"results\": \"invoice.events\", \"input\": \"invoice_events\"}",
+                       "kafka.topics.results", "Kafka takes '.' and '_' as one");
+    cr_assert_not_null(parse_errs(
+        with_topics("{\"results\": \"invoice-events.r\", \"input\": \"invoice-events\"}"), &e));
 }
 
 /* What run needs of the group, the Redis host and the listen address fails in check-config:
