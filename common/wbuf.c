@@ -269,6 +269,16 @@ static void json_escape(iw_wbuf *b, const char *what, const char *s)
     }
 }
 
+void iw_xml_escaped(iw_wbuf *b, const char *text, bool attr)
+{
+    xml_escape(b, NULL, text, attr);
+}
+
+void iw_json_escaped(iw_wbuf *b, const char *s)
+{
+    json_escape(b, NULL, s);
+}
+
 /* ------------------------------------------------------------------ XML */
 
 typedef struct iw_xw_name xw_name;

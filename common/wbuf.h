@@ -64,6 +64,12 @@ int iw_wbuf_error(const iw_wbuf *b, char *errbuf, size_t errlen);
  * length into *len. Returns 0, the sticky error, or IW_ENOMEM; *out is NULL on failure. */
 int iw_wbuf_copy(const iw_wbuf *b, char **out, size_t *len);
 
+/* Appends text exactly as the XML writer escapes element text (attr false) or an attribute
+ * value (attr true), and s as the JSON writer writes a string (quotes included): the forms a
+ * secret takes in the bodies this project writes (worker/secrets.c registers them). */
+void iw_xml_escaped(iw_wbuf *b, const char *text, bool attr);
+void iw_json_escaped(iw_wbuf *b, const char *s);
+
 /* --- XML --- */
 
 #define IW_XW_MAX_DEPTH 32

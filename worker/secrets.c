@@ -9,6 +9,7 @@
 
 #include "status.h"
 #include "target.h"
+#include "wbuf.h"
 
 struct iw_secrets {
     char **forms; /* every recorded form, distinct, each non-empty */
@@ -185,6 +186,34 @@ static int add_base64(iw_secrets *s, const char *v, size_t n)
     return add_sbuf(s, &b);
 }
 
+/* The forms the project's own writers give value (common/wbuf.c): whatever they escape, the
+ * registry holds exactly what goes on the wire (the writer leaves ' alone in text, for one,
+ * which none of the uniform forms above does when value also holds "). */
+static int add_writer_forms(iw_secrets *s, const char *value)
+{
+    int rc = 0;
+    for (int form = 0; form < 3 && !rc; form++) {
+        iw_wbuf b = IW_WBUF_INIT;
+        if (form < 2)
+            iw_xml_escaped(&b, value, form == 1);
+        else
+            iw_json_escaped(&b, value);
+        char *text = NULL;
+        size_t len = 0;
+        if (iw_wbuf_copy(&b, &text, &len) == 0) { /* else the writer refuses value anyway */
+            if (form == 2 && len >= 2) {          /* without its quotes */
+                memmove(text, text + 1, len - 2);
+                text[len - 2] = '\0';
+            }
+            rc = add_form(s, text);
+        }
+        if (b.data)
+            memset(b.data, 0, b.cap);
+        iw_wbuf_free(&b);
+    }
+    return rc;
+}
+
 int iw_secrets_add(iw_secrets *s, const char *value)
 {
     if (!s || !value || !*value)
@@ -193,6 +222,7 @@ int iw_secrets_add(iw_secrets *s, const char *value)
     rc = rc ? rc : add_xml(s, value, XQ_NONE);
     rc = rc ? rc : add_xml(s, value, XQ_NAMED);
     rc = rc ? rc : add_xml(s, value, XQ_NUMERIC);
+    rc = rc ? rc : add_writer_forms(s, value);
     rc = rc ? rc : add_json(s, value, false);
     rc = rc ? rc : add_json(s, value, true);
     for (int lower = 0; !rc && lower < 2; lower++)
@@ -221,6 +251,26 @@ int iw_secrets_add_basic(iw_secrets *s, const char *user, const char *password)
 
 /* The password of a URL's userinfo ("scheme://user:password@host/..."), as written (already
  * percent-encoded) and decoded; a URL without one adds nothing. */
+/* s[0..n) with its %XX escapes decoded, as curl decodes a URL's userinfo; malloc'd. */
+static char *pct_decode(const char *s, size_t n)
+{
+    char *dec = malloc(n + 1);
+    if (!dec)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        if (s[i] == '%' && i + 2 < n && sscanf(s + i + 1, "%2x", &v) == 1) {
+            dec[k++] = (char)v;
+            i += 2;
+        } else {
+            dec[k++] = s[i];
+        }
+    }
+    dec[k] = '\0';
+    return dec;
+}
+
 int iw_secrets_add_userinfo(iw_secrets *s, const char *url)
 {
     const char *p = url ? strstr(url, "://") : NULL;
@@ -233,32 +283,20 @@ int iw_secrets_add_userinfo(iw_secrets *s, const char *url)
     if (!colon || colon + 1 == at)
         return 0;
     size_t n = (size_t)(at - colon - 1);
-    char *raw = strndup(colon + 1, n), *dec = malloc(n + 1);
-    int rc = raw && dec ? 0 : IW_ENOMEM;
-    if (!rc) {
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++) {
-            unsigned v;
-            if (raw[i] == '%' && i + 2 < n && sscanf(raw + i + 1, "%2x", &v) == 1) {
-                dec[k++] = (char)v;
-                i += 2;
-            } else {
-                dec[k++] = raw[i];
-            }
-        }
-        dec[k] = '\0';
-        rc = iw_secrets_add(s, raw);
-        rc = rc ? rc : iw_secrets_add(s, dec);
-        if (!rc) { /* curl sends the userinfo as a Basic credential */
-            char *user = strndup(p, (size_t)(colon - p));
-            rc = user ? iw_secrets_add_basic(s, user, dec) : IW_ENOMEM;
-            free(user);
-        }
-        memset(raw, 0, n);
-        memset(dec, 0, k);
-    }
+    char *raw = strndup(colon + 1, n), *dec = pct_decode(colon + 1, n);
+    /* curl sends the userinfo as a Basic credential, both parts decoded */
+    char *user = pct_decode(p, (size_t)(colon - p));
+    int rc = raw && dec && user ? 0 : IW_ENOMEM;
+    rc = rc ? rc : iw_secrets_add(s, raw);
+    rc = rc ? rc : iw_secrets_add(s, dec);
+    rc = rc ? rc : iw_secrets_add_basic(s, user, dec);
+    if (raw)
+        memset(raw, 0, strlen(raw));
+    if (dec)
+        memset(dec, 0, strlen(dec));
     free(raw);
     free(dec);
+    free(user);
     return rc;
 }
 

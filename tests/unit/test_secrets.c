@@ -29,7 +29,8 @@ Test(secrets, every_wire_form_of_a_secret_is_masked)
     cr_assert_eq(iw_secrets_add(s, "p&<>\"'s w/rd+%"), 0);
     const char *forms[] = {
         "p&<>\"'s w/rd+%",                    /* raw */
-        "p&amp;&lt;&gt;\"'s w/rd+%",          /* XML text */
+        "p&amp;&lt;&gt;\"'s w/rd+%",          /* XML text, quotes left alone */
+        "p&amp;&lt;&gt;&quot;'s w/rd+%",      /* XML text as common/wbuf.c writes it */
         "p&amp;&lt;&gt;&quot;&apos;s w/rd+%", /* XML attribute, named */
         "p&amp;&lt;&gt;&#34;&#39;s w/rd+%",   /* XML, numeric */
         "p&<>\\\"'s w/rd+%",                  /* JSON */
@@ -59,6 +60,13 @@ Test(secrets, target_registry_holds_basic_pair_and_userinfo)
     assert_masked(s, "p@ss-W0rd");
     iw_secrets_free(s);
     iw_target_conf_clear(&tc);
+
+    /* a user name percent-encoded in the URL: curl sends it decoded in the Basic pair */
+    s = iw_secrets_new();
+    cr_assert_eq(iw_secrets_add_userinfo(s, "http://a%40b:p%40ssw0rd@127.0.0.1:18777/inv"), 0);
+    assert_masked(s, "YUBiOnBAc3N3MHJk"); /* base64("a@b:p@ssw0rd") */
+    assert_masked(s, "p@ssw0rd");
+    iw_secrets_free(s);
 }
 
 /* Issue 11, item 2 (c): a refreshed token is masked from the moment it is added. */
