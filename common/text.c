@@ -276,8 +276,14 @@ size_t iw_text_clean_copy(char *buf, size_t len, const char *s, size_t n)
             buf[o++] = u[i] < 0x20 || u[i] == 0x7f ? ' ' : (char)u[i];
             i++;
         } else {
-            memmove(buf + o, u + i, k);
-            o += k;
+            uint32_t c = 0;
+            iw_text_utf8_next(u + i, &c);
+            if (c <= 0x9f || is_bidi(c)) { /* a C1 control or bidirectional formatting */
+                buf[o++] = ' ';
+            } else {
+                memmove(buf + o, u + i, k);
+                o += k;
+            }
             i += k;
         }
     }

@@ -41,7 +41,8 @@ int iw_text_utf8_prec(const char *s, size_t max);
 
 /* Copies at most len-1 bytes of s (n bytes, or up to a NUL) into buf as valid UTF-8, for text
  * a reply brought (a message, an error page's start): a sequence is never cut, bytes that are
- * not UTF-8 (a Latin-1 page, binary) become '?', control characters become spaces, and a
+ * not UTF-8 (a Latin-1 page, binary) become '?', control characters (C0, DEL, C1) and
+ * bidirectional formatting characters (those iw_text_name_problem names) become spaces, and a
  * sequence cut short at the end of s is dropped. buf may be s. Returns the length written. */
 size_t iw_text_clean_copy(char *buf, size_t len, const char *s, size_t n);
 

@@ -270,12 +270,17 @@ static void finish(iw_dispatch *d, call *c)
     q_push(&d->doneq, c);
 }
 
-/* Masks every recorded secret form in an outcome's printable fields. */
+/* Masks every recorded secret form in an outcome's printable fields, then makes them plain
+ * text: a message may quote the event (a validation) or the reply, and neither may put a
+ * control or bidirectional formatting character into results, logs or dead-letter headers. */
 static void mask_outcome(const iw_secrets *s, iw_outcome *o)
 {
-    iw_secrets_mask_inplace(s, o->message, sizeof(o->message));
-    iw_secrets_mask_inplace(s, o->code, sizeof(o->code));
-    iw_secrets_mask_inplace(s, o->target_ref, sizeof(o->target_ref));
+    char *fields[3] = {o->message, o->code, o->target_ref};
+    size_t sizes[3] = {sizeof(o->message), sizeof(o->code), sizeof(o->target_ref)};
+    for (int i = 0; i < 3; i++) {
+        iw_secrets_mask_inplace(s, fields[i], sizes[i]);
+        iw_text_clean_copy(fields[i], sizes[i], fields[i], strlen(fields[i]));
+    }
 }
 
 /* Ends c with a final outcome. */

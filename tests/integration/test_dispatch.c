@@ -250,6 +250,10 @@ static int fake_render(const iw_event *ev, const iw_target_conf *tc, const iw_re
         snprintf(errbuf, errlen, "invoice.lines: nothing to render");
         return IW_EINVAL;
     }
+    if (strncmp(ev->event_id, "quote:", 6) == 0) { /* as an adapter quotes the event's text */
+        snprintf(errbuf, errlen, "lines[0].unit: \"%s\" is not accepted", ev->event_id + 6);
+        return IW_EINVAL;
+    }
     const char *token = ctx->state; /* fake_store_refresh's copy, NULL without state */
     char auth[128];
     snprintf(auth, sizeof(auth), "Bearer %s", token && *token ? token : "old");
@@ -1125,6 +1129,23 @@ Test(dispatch, validation_and_render_failures_are_rejected_unsent)
     cr_assert_str_eq(slots[1].res.outcome.message, "invoice.lines: nothing to render");
     cr_assert_eq(slots[2].res.outcome.kind, IW_OUTCOME_OK);
     cr_assert_eq(srv_count(server), 1, "only the valid call was sent");
+    iw_dispatch_free(d);
+}
+
+/* A message quoting the event (or a reply) reaches results, logs and dead-letter headers:
+ * controls (C0, DEL, C1) and bidirectional formatting characters become spaces there. */
+Test(dispatch, a_message_quoting_the_event_is_plain_text)
+{
+    target_init(&tconf[0], "t1", server);
+    config_init(1);
+    snprintf(ids[0], sizeof(ids[0]), "quote:\xe2\x80\xaekg\x07\x1b[31mRED\xc2\x85\xe2\x81\xa6x");
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 0, 0);
+    drain(d);
+    cr_assert(slots[0].res.rejected);
+    cr_assert_str_eq(slots[0].res.outcome.message,
+                     "lines[0].unit: \" kg  [31mRED  x\" is not accepted");
+    cr_assert_eq(srv_count(server), 0);
     iw_dispatch_free(d);
 }
 

@@ -262,6 +262,17 @@ Test(reply_text, clean_copy_keeps_utf8_and_replaces_what_is_not)
     cr_assert_str_eq(clean("\xf4\x90\x80\x80", 4, 64), "????");         /* past U+10FFFF */
     cr_assert_str_eq(clean("\xe2\x82\xac 5", 5, 64), "\xe2\x82\xac 5"); /* the euro sign */
     cr_assert_str_eq(clean("ok\0hidden", 9, 64), "ok");                 /* a NUL ends it */
+    cr_assert_str_eq(clean("a\xc2\x85"
+                           "b\xc2\x9f"
+                           "c\xc2\xa0",
+                           9, 64),
+                     "a b c\xc2\xa0"); /* C1 */
+    cr_assert_str_eq(clean("\xe2\x80\xae"
+                           "1\xd8\x9c"
+                           "2\xe2\x81\xa9"
+                           "3\xe2\x80\xa8",
+                           14, 64),
+                     " 1 2 3 "); /* U+202E, U+061C, U+2069, U+2028: bidirectional formatting */
 }
 
 Test(reply_text, clean_copy_never_cuts_a_sequence)
