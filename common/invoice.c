@@ -560,6 +560,19 @@ static bool text_ok(ctx *c, const field *f, const char *s)
 }
 
 /* A JSON number that is an integer and survived the double exactly; notes why not. */
+/* True when the JSON number text s[0..n) is written as a whole number: no exponent, and a
+ * fraction, if any, of zeros only. A double cannot tell (1.9999999999999999 reads as 2). */
+static bool integer_literal(const unsigned char *s, size_t n)
+{
+    const unsigned char *point = memchr(s, '.', n);
+    if (memchr(s, 'e', n) || memchr(s, 'E', n))
+        return false;
+    for (const unsigned char *p = point ? point + 1 : s + n; p < s + n; p++)
+        if (*p != '0')
+            return false;
+    return true;
+}
+
 static bool exact_int(ctx *c, double v, int64_t *out)
 {
     if (!(v >= -(double)MAX_EXACT_INT && v <= (double)MAX_EXACT_INT)) {
@@ -1432,6 +1445,24 @@ static int read_items(reader *r, const field *f, char *base)
     return 0;
 }
 
+/* Reads the number at pos as an integer field: its text must be a whole number that a double
+ * holds exactly. 0 with *ok telling, or -1 on a syntax error. */
+static int read_integer(reader *r, int64_t *out, bool *ok)
+{
+    size_t start = r->pos;
+    double v;
+    *ok = false;
+    if (read_number(r, &v))
+        return -1;
+    bool in_range = v >= -(double)MAX_EXACT_INT && v <= (double)MAX_EXACT_INT;
+    if (in_range && !integer_literal(r->s + start, r->pos - start)) {
+        note(r->c, "expected an integer");
+        return 0;
+    }
+    *ok = exact_int(r->c, v, out); /* says "too big" first */
+    return 0;
+}
+
 /* Reads the value at pos for a text field f into *dst: a string, or for K_ID an integer written
  * out. */
 static int read_text(reader *r, const field *f, char **dst)
@@ -1443,11 +1474,11 @@ static int read_text(reader *r, const field *f, char **dst)
         if (scan_string(r, &sp) || !(s = keep_span(r, &sp)))
             return -1;
     } else if (f->kind == K_ID && number_start(ch)) {
-        double v;
         int64_t i;
-        if (read_number(r, &v))
+        bool ok;
+        if (read_integer(r, &i, &ok))
             return -1;
-        if (!exact_int(r->c, v, &i))
+        if (!ok)
             return 0;
         char text[24];
         int n = snprintf(text, sizeof text, "%lld", (long long)i);
@@ -1494,12 +1525,12 @@ static int read_field(reader *r, const field *f, char *base)
         }
         return wrong_type(r, "true or false");
     case K_UINT: {
-        double v;
+        bool ok;
         if (!number_start(ch))
             return wrong_type(r, "an integer");
-        if (read_number(r, &v))
+        if (read_integer(r, (int64_t *)p, &ok))
             return -1;
-        if (exact_int(r->c, v, (int64_t *)p) && *(int64_t *)p < 0)
+        if (ok && *(int64_t *)p < 0)
             note(r->c, "must not be negative");
         return 0;
     }

@@ -785,6 +785,31 @@ Test(bad_event, numbers_too_big)
                 "invoice.lines[0].line_id: number too big for its field");
 }
 
+/* A double cannot tell 1.9999999999999999 from 2: an integer field's number must be written
+ * as a whole number (a fraction of zeros is one), or the event is poison. */
+Test(bad_event, integers_are_whole_in_their_text)
+{
+    reject_with("version", cJSON_CreateRaw("16.99999999999999999"), "version: expected an integer");
+    reject_with("invoice.target_refs.midnight_invoice_id", cJSON_CreateRaw("1.9999999999999999"),
+                "invoice.target_refs.midnight_invoice_id: expected an integer");
+    reject_with("invoice.customer.id", cJSON_CreateRaw("9007199254740990.6"),
+                "invoice.customer.id: expected an integer");
+    reject_with("version", cJSON_CreateRaw("1e2"), "version: expected an integer");
+    reject_with("version", cJSON_CreateRaw("17.5e0"), "version: expected an integer");
+}
+
+Test(event, integers_with_a_fraction_of_zeros_are_whole)
+{
+    static const char *const texts[] = {"17", "17.0", "17.000", "-0"};
+    static const long long want[] = {17, 17, 17, 0};
+    for (size_t i = 0; i < 4; i++) {
+        iw_event *ev = accept_with("version", cJSON_CreateRaw(texts[i]));
+        cr_assert_not_null(ev, "%s", texts[i]);
+        cr_assert_eq((long long)ev->version, want[i], "%s", texts[i]);
+        iw_event_free(ev);
+    }
+}
+
 Test(bad_event, version_negative)
 {
     reject_with("version", cJSON_CreateNumber(-1), "version: must not be negative");
