@@ -430,6 +430,20 @@ Test(mapping_file, url_template_headers_secrets_and_validation)
     ev->invoice.po_number = NULL;
     cr_assert_eq(iw_target_validate(&iw_target_generic, ev, &tc, err, sizeof(err)), IW_EINVAL);
     cr_assert_str_eq(err, "invoice.po_number: required by gen");
+    /* "." or ".." in a path segment would move the request to another path */
+    static const char *const dots[] = {".", ".."};
+    for (size_t i = 0; i < 2; i++) {
+        ev->invoice.id = (char *)dots[i];
+        cr_assert_eq(iw_target_render(&iw_target_generic, ev, &tc, NULL, &req, err, sizeof(err)),
+                     IW_EINVAL, "%s", dots[i]);
+        cr_assert(strstr(err, "which would change the path"), "%s", err);
+        iw_request_clear(&req);
+    }
+    ev->invoice.id = "...";
+    cr_assert_eq(iw_target_render(&iw_target_generic, ev, &tc, NULL, &req, err, sizeof(err)), 0,
+                 "%s", err);
+    cr_assert(strstr(req.url, "/v1/inv/...?"), "%s", req.url);
+    iw_request_clear(&req);
     ev->invoice.number = NULL; /* a URL field that is absent refuses the render */
     cr_assert_eq(iw_target_render(&iw_target_generic, ev, &tc, NULL, &req, err, sizeof(err)),
                  IW_EINVAL);

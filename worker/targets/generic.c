@@ -602,6 +602,16 @@ static int build_url(const iw_generic *g, const iw_event *ev, const iw_target_co
                 snprintf(errbuf, errlen, "url: a field of the URL template is absent or empty");
                 return IW_EINVAL;
             }
+            /* "." and ".." are unreserved, but as a path segment they are the folder itself or
+             * the one above: curl (and the server) would resolve them away */
+            if (strcmp(t, ".") == 0 || strcmp(t, "..") == 0) {
+                iw_wbuf_free(&b);
+                snprintf(errbuf, errlen,
+                         "url: a field of the URL template is \"%s\", which would change the "
+                         "path",
+                         t);
+                return IW_EINVAL;
+            }
             add_escaped(&b, t);
         }
     }
