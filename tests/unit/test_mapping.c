@@ -250,6 +250,17 @@ static const struct {
      "mapping.body.root.children[0].each: expected a list"},
     {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":[{\"name\":\"a b\"}]}}",
      "mapping.body.root.children[0].name: expected a name"},
+    /* names that would make the body malformed XML */
+    {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":[{\"name\":\"1total\"}]}}",
+     "mapping.body.root.children[0].name: expected an XML name"},
+    {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":[{\"name\":\"a;b\"}]}}",
+     "mapping.body.root.children[0].name: expected an XML name"},
+    {"{\"dialect\":\"xml\",\"root\":{\"name\":\"-x\"}}",
+     "mapping.body.root.name: expected an XML name"},
+    {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":[{\"name\":\"a\\u0001\"}]}}",
+     "mapping.body.root.children[0].name: expected an XML name"},
+    {"{\"dialect\":\"xml\",\"root\":{\"name\":\"p,q:r\"}}",
+     "mapping.body.root.name: expected an XML name"},
     {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":[{\"name\":\"a\","
      "\"path\":\"invoice.id\",\"value\":\"x\"}]}}",
      "mapping.body.root.children[0].value: a row takes \"path\" or \"value\", not both"},

@@ -253,6 +253,19 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+/* An XML name part (prefix or local name) this project writes: an ASCII letter or '_', then
+ * letters, digits, '.', '-' or '_' (a subset of XML's NCName, so every body is well formed). */
+static bool xml_name_part(const char *s)
+{
+    if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+        return false;
+    for (s++; *s; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+              *s == '.' || *s == '-' || *s == '_'))
+            return false;
+    return true;
+}
+
 static void read_name(parser *p, const cJSON *v, const char *path, iw_map_node *n)
 {
     if (!cJSON_IsString(v) || !*v->valuestring || strlen(v->valuestring) > 60 ||
@@ -269,6 +282,13 @@ static void read_name(parser *p, const cJSON *v, const char *path, iw_map_node *
     } else {
         n->prefix = dup_or_null(p->dialect == IW_MAP_XML ? p->prefix : NULL);
         n->name = strdup(v->valuestring);
+    }
+    if (p->dialect == IW_MAP_XML && n->name && *n->name &&
+        (!xml_name_part(n->name) || (n->prefix && *n->prefix && !xml_name_part(n->prefix)))) {
+        iw_map_error(p->errs, path,
+                     "expected an XML name: a letter or '_', then letters, digits, '.', '-' or "
+                     "'_' (prefix:name alike)");
+        return;
     }
     if (p->dialect == IW_MAP_XML && n->name)
         iw_xw_tags_make(&n->tags, n->prefix, n->name); /* none: writing the row fails */
