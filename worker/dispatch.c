@@ -261,26 +261,12 @@ static int backoff_start(iw_dispatch *d, call *c, int64_t due)
 /* --- ending calls --- */
 
 /* Queues c for its callback with its result as it stands. */
-static void mask_outcome(const iw_secrets *s, iw_outcome *o);
-
 static void finish(iw_dispatch *d, call *c)
 {
     c->res.finished_at_ms = wall_ms();
-    mask_outcome(c->t->secrets, &c->res.outcome); /* the message goes to results, logs, DLQ */
+    iw_secrets_mask_outcome(c->t->secrets,
+                            &c->res.outcome); /* the message goes to results, logs, DLQ */
     q_push(&d->doneq, c);
-}
-
-/* Masks every recorded secret form in an outcome's printable fields, then makes them plain
- * text: a message may quote the event (a validation) or the reply, and neither may put a
- * control or bidirectional formatting character into results, logs or dead-letter headers. */
-static void mask_outcome(const iw_secrets *s, iw_outcome *o)
-{
-    char *fields[3] = {o->message, o->code, o->target_ref};
-    size_t sizes[3] = {sizeof(o->message), sizeof(o->code), sizeof(o->target_ref)};
-    for (int i = 0; i < 3; i++) {
-        iw_secrets_mask_inplace(s, fields[i], sizes[i]);
-        iw_text_clean_copy(fields[i], sizes[i], fields[i], strlen(fields[i]));
-    }
 }
 
 /* Ends c with a final outcome. */
@@ -983,7 +969,7 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
         iw_response resp = reply_of(x, status);
         iw_target_classify(c->ops, t->tc, &resp, &out);
     }
-    mask_outcome(t->secrets, &out);
+    iw_secrets_mask_outcome(t->secrets, &out);
     if (d->obs) {
         info.ev = c->ev;
         info.attempt = c->res.attempts;

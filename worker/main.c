@@ -12,6 +12,7 @@
 #include "config.h"
 #include "invoice.h"
 #include "kafkaconf.h"
+#include "secrets.h"
 #include "status.h"
 #include "target.h"
 
@@ -314,6 +315,14 @@ static int cmd_classify(int argc, char **argv)
     iw_outcome out;
     memset(&out, 0, sizeof(out));
     iw_target_classify(ops, tc, &resp, &out);
+    iw_secrets *sec = iw_secrets_for_target(tc); /* masked as the dispatcher masks it */
+    if (!sec) {
+        fprintf(stderr, "classify: out of memory\n");
+        free(body);
+        goto out_config;
+    }
+    iw_secrets_mask_outcome(sec, &out);
+    iw_secrets_free(sec);
     rc = print_outcome(&out);
     free(body);
 out_config:

@@ -9,6 +9,7 @@
 
 #include "status.h"
 #include "target.h"
+#include "text.h"
 #include "wbuf.h"
 
 struct iw_secrets {
@@ -388,4 +389,14 @@ void iw_secrets_free(iw_secrets *s)
     }
     free(s->forms);
     free(s);
+}
+
+void iw_secrets_mask_outcome(const iw_secrets *s, struct iw_outcome *o)
+{
+    char *fields[3] = {o->message, o->code, o->target_ref};
+    size_t sizes[3] = {sizeof(o->message), sizeof(o->code), sizeof(o->target_ref)};
+    for (int i = 0; i < 3; i++) {
+        iw_secrets_mask_inplace(s, fields[i], sizes[i]);
+        iw_text_clean_copy(fields[i], sizes[i], fields[i], strlen(fields[i]));
+    }
 }

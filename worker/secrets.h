@@ -9,6 +9,7 @@
 #include "config.h"
 
 typedef struct iw_secrets iw_secrets;
+struct iw_outcome; /* targets/target.h */
 
 /* Creates an empty registry; NULL when out of memory. */
 iw_secrets *iw_secrets_new(void);
@@ -47,5 +48,11 @@ void iw_secrets_mask_inplace(const iw_secrets *s, char *buf, size_t cap);
 
 /* Frees the registry and wipes the recorded forms; NULL is a no-op. */
 void iw_secrets_free(iw_secrets *s);
+
+/* Masks every form of s's secrets in an outcome's printable fields (message, code, target_ref),
+ * then makes them plain text (iw_text_clean_copy): a message may quote the event (a validation)
+ * or the reply, and neither may put a secret, a control or a bidirectional formatting character
+ * into results, logs, dead-letter headers or `classify`'s output. s may be NULL. */
+void iw_secrets_mask_outcome(const iw_secrets *s, struct iw_outcome *o);
 
 #endif
