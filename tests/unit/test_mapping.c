@@ -492,6 +492,15 @@ Test(mapping_file, json_replies_by_pointer_status_and_retry_codes)
     iw_outcome o = classify_with(&tc, 201, "{\"result\":{\"status\":\"ok\",\"id\":\"R-9\"}}", NULL);
     cr_assert_eq(o.kind, IW_OUTCOME_OK, "%s", o.message);
     cr_assert_str_eq(o.target_ref, "R-9");
+    /* a numeric id reads back in its shortest exact form */
+    static const char *const ids[][2] = {
+        {"123456789012345", "123456789012345"}, {"0.1", "0.1"}, {"-7", "-7"}, {"1e21", "1e+21"}};
+    for (size_t i = 0; i < 4; i++) {
+        char reply[128];
+        snprintf(reply, sizeof(reply), "{\"result\":{\"status\":\"ok\",\"id\":%s}}", ids[i][0]);
+        o = classify_with(&tc, 200, reply, NULL);
+        cr_assert_str_eq(o.target_ref, ids[i][1], "%s", ids[i][0]);
+    }
     o = classify_with(&tc, 200,
                       "{\"result\":{\"status\":\"fail\"},\"error\":{\"code\":\"E42\","
                       "\"text\":\"bad tok-456 total\"}}",

@@ -692,6 +692,17 @@ static bool xpath_text(xmlDocPtr doc, const char *expr, char *buf, size_t len)
 }
 
 /* The value at a JSON pointer (RFC 6901) into buf; false when there is none. */
+/* A JSON number of a reply as text: the shortest form that reads back as the same double
+ * (0.1, not 0.10000000000000001; an id of up to 15 digits exactly as sent). */
+static void number_text(double v, char *buf, size_t len)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
+}
+
 static bool pointer_text(const cJSON *root, const char *ptr, char *buf, size_t len)
 {
     buf[0] = '\0';
@@ -724,7 +735,7 @@ static bool pointer_text(const cJSON *root, const char *ptr, char *buf, size_t l
     else if (cJSON_IsBool(v))
         snprintf(buf, len, "%s", cJSON_IsTrue(v) ? "true" : "false");
     else if (cJSON_IsNumber(v))
-        snprintf(buf, len, "%.17g", v->valuedouble);
+        number_text(v->valuedouble, buf, len);
     else if (!cJSON_IsNull(v))
         snprintf(buf, len, "%s", cJSON_IsObject(v) ? "(an object)" : "(an array)");
     return !cJSON_IsNull(v);
