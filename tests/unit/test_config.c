@@ -563,6 +563,16 @@ Test(config, topics_are_valid_kafka_names_and_differ)
         with_topics("{\"results\": \"invoice-events.r\", \"input\": \"invoice-events\"}"), &e));
 }
 
+/* A config whose http.listen is the given text. */
+static const char *with_listen(const char *listen)
+{
+    static char json[256];
+    snprintf(json, sizeof(json),
+             "{\"http\": {\"listen\": \"%s\"}, \"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
+             listen);
+    return json;
+}
+
 /* What run needs of the group, the Redis host and the listen address fails in check-config:
  * an empty group id crashed run, the others were refused only at start. */
 Test(config, what_run_needs_is_checked_here)
@@ -579,23 +589,12 @@ Test(config, what_run_needs_is_checked_here)
     static const char *const bad[] = {
         "localhost:8080", "0.0.0.0", "0.0.0.0:", "0.0.0.0:99999", "[::1:8080", "1.2.3:80"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        char json[256];
-        snprintf(json, sizeof(json),
-                 "{\"http\": {\"listen\": \"%s\"}, \"targets\": {\"c\": {\"type\": "
-                 "\"centra_soap\"}}}",
-                 bad[i]);
-        cr_assert_null(parse_errs(json, &e), "%s", bad[i]);
+        cr_assert_null(parse_errs(with_listen(bad[i]), &e), "%s", bad[i]);
         cr_assert(has_error(&e, "http.listen", "expected IPv4-address:port"), "%s", bad[i]);
     }
     static const char *const good[] = {"", "0.0.0.0:8080", ":9090", "127.0.0.1:0", "[::1]:8080"};
-    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        char json[256];
-        snprintf(json, sizeof(json),
-                 "{\"http\": {\"listen\": \"%s\"}, \"targets\": {\"c\": {\"type\": "
-                 "\"centra_soap\"}}}",
-                 good[i]);
-        cr_assert_not_null(parse_errs(json, &e), "%s", good[i]);
-    }
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        cr_assert_not_null(parse_errs(with_listen(good[i]), &e), "%s", good[i]);
     /* the IW_* overrides are checked too */
     setenv("IW_KAFKA_GROUP_ID", "", 1);
     cr_assert_null(parse_errs("{\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}", &e));

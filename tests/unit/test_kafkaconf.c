@@ -141,8 +141,7 @@ Test(kafkaconf, the_gapless_guarantee_is_refused)
     /* false is the default, and allowed */
     iw_config *cfg;
     rd_kafka_conf_t *c = conf_for(
-        "producer", "\"kafka\": {\"properties\": {\"enable.gapless.guarantee\": \"false\"}}",
-        &cfg);
+        "producer", "\"kafka\": {\"properties\": {\"enable.gapless.guarantee\": \"false\"}}", &cfg);
     rd_kafka_conf_destroy(c);
     iw_config_free(cfg);
 }
