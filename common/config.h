@@ -4,9 +4,9 @@
 #define IW_CONFIG_H
 
 #include <stdbool.h>
-#include <sys/socket.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* How much longer the fence lease (redis.lease_s) must be than any target's request_ms. */
 #define IW_LEASE_MARGIN_MS 2000

@@ -559,7 +559,6 @@ static bool text_ok(ctx *c, const field *f, const char *s)
     return false;
 }
 
-/* A JSON number that is an integer and survived the double exactly; notes why not. */
 /* True when the JSON number text s[0..n) is written as a whole number: no exponent, and a
  * fraction, if any, of zeros only. A double cannot tell (1.9999999999999999 reads as 2). */
 static bool integer_literal(const unsigned char *s, size_t n)
@@ -573,6 +572,7 @@ static bool integer_literal(const unsigned char *s, size_t n)
     return true;
 }
 
+/* A JSON number that is an integer and survived the double exactly; notes why not. */
 static bool exact_int(ctx *c, double v, int64_t *out)
 {
     if (!(v >= -(double)MAX_EXACT_INT && v <= (double)MAX_EXACT_INT)) {

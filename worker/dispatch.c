@@ -264,8 +264,8 @@ static int backoff_start(iw_dispatch *d, call *c, int64_t due)
 static void finish(iw_dispatch *d, call *c)
 {
     c->res.finished_at_ms = wall_ms();
-    iw_secrets_mask_outcome(c->t->secrets,
-                            &c->res.outcome); /* the message goes to results, logs, DLQ */
+    /* the message goes to results, logs and dead letters */
+    iw_secrets_mask_outcome(c->t->secrets, &c->res.outcome);
     q_push(&d->doneq, c);
 }
 

@@ -250,8 +250,6 @@ int iw_secrets_add_basic(iw_secrets *s, const char *user, const char *password)
     return rc;
 }
 
-/* The password of a URL's userinfo ("scheme://user:password@host/..."), as written (already
- * percent-encoded) and decoded; a URL without one adds nothing. */
 /* s[0..n) with its %XX escapes decoded, as curl decodes a URL's userinfo; malloc'd. */
 static char *pct_decode(const char *s, size_t n)
 {
@@ -272,6 +270,9 @@ static char *pct_decode(const char *s, size_t n)
     return dec;
 }
 
+/* The password of a URL's userinfo ("scheme://user:password@host/..."), as written (already
+ * percent-encoded) and decoded, and the Basic pair curl sends for it; a URL without one adds
+ * nothing. */
 int iw_secrets_add_userinfo(iw_secrets *s, const char *url)
 {
     const char *p = url ? strstr(url, "://") : NULL;

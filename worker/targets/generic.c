@@ -691,7 +691,6 @@ static bool xpath_text(xmlDocPtr doc, const char *expr, char *buf, size_t len)
     return found;
 }
 
-/* The value at a JSON pointer (RFC 6901) into buf; false when there is none. */
 /* A JSON number of a reply as text: the shortest form that reads back as the same double
  * (0.1, not 0.10000000000000001; an id of up to 15 digits exactly as sent). */
 static void number_text(double v, char *buf, size_t len)
@@ -703,6 +702,7 @@ static void number_text(double v, char *buf, size_t len)
     }
 }
 
+/* The value at a JSON pointer (RFC 6901) into buf; false when there is none. */
 static bool pointer_text(const cJSON *root, const char *ptr, char *buf, size_t len)
 {
     buf[0] = '\0';
