@@ -37,6 +37,22 @@ static void start_worker(iw_proc *w, const char *targets_extra, const char *work
     cr_assert_eq(iw_stack_worker_start(&S, w, cfg, log), 0);
 }
 
+/* The last part of the stack's worker.log (a static buffer), for a failure's message: a run
+ * that ends short of its results says why. */
+static const char *worker_log_tail(void)
+{
+    static char tail[3000];
+    char path[512];
+    snprintf(path, sizeof(path), "%s/worker.log", S.dir);
+    size_t n = 0;
+    char *log = iw_read_file(path, &n);
+    if (!log)
+        return "(no worker.log)";
+    snprintf(tail, sizeof(tail), "%s", n > sizeof(tail) - 1 ? log + n - (sizeof(tail) - 1) : log);
+    free(log);
+    return tail;
+}
+
 /* Produces one event per (invoice, version) with keys <tenant>/<invoice>. */
 static void produce(char **values, char **keys, size_t n)
 {
@@ -594,7 +610,7 @@ Test(pipeline, the_longest_ids_are_whole_in_the_result, .init = up, .fini = down
     start_worker(&W, NULL, NULL, "worker.log");
     cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 2, NULL), 0);
     iw_results r = iw_results_read(&S, "invoice-results", 2, 120000);
-    cr_assert_eq(r.n, 2);
+    cr_assert_eq(r.n, 2, "%zu results; the worker's log ends:\n%s", r.n, worker_log_tail());
     int seen = 0;
     for (size_t i = 0; i < r.n; i++) {
         const char *id = iw_json_str(r.json[i], "event_id");
