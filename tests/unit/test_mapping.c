@@ -447,13 +447,20 @@ Test(mapping_file, url_template_headers_secrets_and_validation)
         ev->invoice.id = (char *)dots[i];
         cr_assert_eq(iw_target_render(&iw_target_generic, ev, &tc, NULL, &req, err, sizeof(err)),
                      IW_EINVAL, "%s", dots[i]);
-        cr_assert(strstr(err, "which would change the path"), "%s", err);
+        cr_assert(strstr(err, "moves the request to another path"), "%s", err);
         iw_request_clear(&req);
     }
     ev->invoice.id = "...";
     cr_assert_eq(iw_target_render(&iw_target_generic, ev, &tc, NULL, &req, err, sizeof(err)), 0,
                  "%s", err);
     cr_assert(strstr(req.url, "/v1/inv/...?"), "%s", req.url);
+    iw_request_clear(&req);
+    /* in the query, "." is only text */
+    ev->invoice.id = "INV-1";
+    ev->invoice.number = "..";
+    cr_assert_eq(iw_target_render(&iw_target_generic, ev, &tc, NULL, &req, err, sizeof(err)), 0,
+                 "%s", err);
+    cr_assert(strstr(req.url, "/v1/inv/INV-1?n=..&t=acme"), "%s", req.url);
     iw_request_clear(&req);
     ev->invoice.number = NULL; /* a URL field that is absent refuses the render */
     cr_assert_eq(iw_target_render(&iw_target_generic, ev, &tc, NULL, &req, err, sizeof(err)),
@@ -493,9 +500,14 @@ Test(mapping_file, json_replies_by_pointer_status_and_retry_codes)
     cr_assert_eq(o.kind, IW_OUTCOME_OK, "%s", o.message);
     cr_assert_str_eq(o.target_ref, "R-9");
     /* a numeric id reads back in its shortest exact form */
-    static const char *const ids[][2] = {
-        {"123456789012345", "123456789012345"}, {"0.1", "0.1"}, {"-7", "-7"}, {"1e21", "1e+21"}};
-    for (size_t i = 0; i < 4; i++) {
+    static const char *const ids[][2] = {{"123456789012345", "123456789012345"},
+                                         {"1234567890123450", "1234567890123450"},
+                                         {"1e15", "1000000000000000"},
+                                         {"9007199254740991", "9007199254740991"},
+                                         {"0.1", "0.1"},
+                                         {"-7", "-7"},
+                                         {"1e21", "1e+21"}};
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
         char reply[128];
         snprintf(reply, sizeof(reply), "{\"result\":{\"status\":\"ok\",\"id\":%s}}", ids[i][0]);
         o = classify_with(&tc, 200, reply, NULL);

@@ -584,6 +584,23 @@ static void add_escaped(iw_wbuf *b, const char *s)
     }
 }
 
+/* True when the path of url (after the authority, before '?' or '#') has a segment that is "."
+ * or "..": unreserved characters, so escaping leaves them, but curl (and the server) resolve
+ * such a segment away, to the folder itself or the one above. */
+static bool has_dot_segment(const char *url)
+{
+    const char *p = strstr(url, "://");
+    p = p ? strchr(p + 3, '/') : url;
+    while (p && *p == '/') {
+        const char *seg = p + 1;
+        size_t n = strcspn(seg, "/?#");
+        if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
+            return true;
+        p = seg + n;
+    }
+    return false;
+}
+
 static int build_url(const iw_generic *g, const iw_event *ev, const iw_target_conf *tc,
                      iw_request *out, char *errbuf, size_t errlen)
 {
@@ -602,16 +619,6 @@ static int build_url(const iw_generic *g, const iw_event *ev, const iw_target_co
                 snprintf(errbuf, errlen, "url: a field of the URL template is absent or empty");
                 return IW_EINVAL;
             }
-            /* "." and ".." are unreserved, but as a path segment they are the folder itself or
-             * the one above: curl (and the server) would resolve them away */
-            if (strcmp(t, ".") == 0 || strcmp(t, "..") == 0) {
-                iw_wbuf_free(&b);
-                snprintf(errbuf, errlen,
-                         "url: a field of the URL template is \"%s\", which would change the "
-                         "path",
-                         t);
-                return IW_EINVAL;
-            }
             add_escaped(&b, t);
         }
     }
@@ -620,6 +627,12 @@ static int build_url(const iw_generic *g, const iw_event *ev, const iw_target_co
     iw_wbuf_free(&b);
     if (rc)
         snprintf(errbuf, errlen, "out of memory");
+    else if (has_dot_segment(out->url)) {
+        snprintf(errbuf, errlen,
+                 "url: the path would hold a \".\" or \"..\" segment, which moves the request "
+                 "to another path (a field of the URL template is or ends in dots)");
+        rc = IW_EINVAL;
+    }
     return rc;
 }
 
@@ -691,10 +704,15 @@ static bool xpath_text(xmlDocPtr doc, const char *expr, char *buf, size_t len)
     return found;
 }
 
-/* A JSON number of a reply as text: the shortest form that reads back as the same double
- * (0.1, not 0.10000000000000001; an id of up to 15 digits exactly as sent). */
+/* A JSON number of a reply as text: a whole number below 2^53 written out in full (an id as
+ * sent, never 1e+15), anything else the shortest form that reads back as the same double (0.1,
+ * not 0.10000000000000001). */
 static void number_text(double v, char *buf, size_t len)
 {
+    if (v == (double)(int64_t)v && v > -9007199254740992.0 && v < 9007199254740992.0) {
+        snprintf(buf, len, "%lld", (long long)v);
+        return;
+    }
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(buf, len, "%.*g", prec, v);
         if (strtod(buf, NULL) == v)
