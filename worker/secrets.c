@@ -215,6 +215,18 @@ static int add_writer_forms(iw_secrets *s, const char *value)
     return rc;
 }
 
+/* value as reply text is cleaned before it is printed (iw_text_clean_copy: controls,
+ * bidirectional formatting characters): a secret holding one is masked in that form too. */
+static int add_cleaned(iw_secrets *s, const char *value)
+{
+    size_t n = strlen(value);
+    char *c = malloc(n + 1);
+    if (!c)
+        return IW_ENOMEM;
+    iw_text_clean_copy(c, n + 1, value, n);
+    return add_form(s, c); /* a form already known is wiped and dropped */
+}
+
 int iw_secrets_add(iw_secrets *s, const char *value)
 {
     if (!s || !value || !*value)
@@ -224,6 +236,7 @@ int iw_secrets_add(iw_secrets *s, const char *value)
     rc = rc ? rc : add_xml(s, value, XQ_NAMED);
     rc = rc ? rc : add_xml(s, value, XQ_NUMERIC);
     rc = rc ? rc : add_writer_forms(s, value);
+    rc = rc ? rc : add_cleaned(s, value);
     rc = rc ? rc : add_json(s, value, false);
     rc = rc ? rc : add_json(s, value, true);
     for (int lower = 0; !rc && lower < 2; lower++)
@@ -396,8 +409,9 @@ void iw_secrets_mask_outcome(const iw_secrets *s, struct iw_outcome *o)
 {
     char *fields[3] = {o->message, o->code, o->target_ref};
     size_t sizes[3] = {sizeof(o->message), sizeof(o->code), sizeof(o->target_ref)};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 3; i++) { /* again after: the clean-up may complete a secret's form */
         iw_secrets_mask_inplace(s, fields[i], sizes[i]);
         iw_text_clean_copy(fields[i], sizes[i], fields[i], strlen(fields[i]));
+        iw_secrets_mask_inplace(s, fields[i], sizes[i]);
     }
 }

@@ -45,6 +45,20 @@ Test(secrets, every_wire_form_of_a_secret_is_masked)
     iw_secrets_free(s);
 }
 
+/* Reply text is cleaned before it is printed (controls and bidirectional formatting characters
+ * become spaces): a secret is masked whether the clean-up touched it or completed it. */
+Test(secrets, a_secret_is_masked_through_the_clean_up_of_reply_text)
+{
+    iw_secrets *s = iw_secrets_new();
+    cr_assert_eq(iw_secrets_add(s, "pa\xc2\x85ss word"), 0); /* a C1 control inside */
+    iw_outcome o;
+    memset(&o, 0, sizeof(o));
+    snprintf(o.message, sizeof(o.message), "a pa\xc2\x85ss word b, c pa ss\x01word d");
+    iw_secrets_mask_outcome(s, &o);
+    cr_assert_str_eq(o.message, "a *** b, c *** d");
+    iw_secrets_free(s);
+}
+
 /* Issue 11, item 2 (b) and (e): the Basic pair in base64, a URL userinfo password. */
 Test(secrets, target_registry_holds_basic_pair_and_userinfo)
 {
