@@ -293,6 +293,22 @@ Test(mapping, template_errors_name_their_json_path)
     cr_assert_eq(n, 3, "every error is reported, not only the first: %zu", n);
 }
 
+/* XML names follow XML's rule, not ASCII's: a non-ASCII element name renders as written. */
+Test(mapping, xml_names_may_be_any_xml_name)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    char *out = render_with("{\"dialect\":\"xml\",\"root\":{\"name\":\"Rechnung\",\"children\":["
+                            "{\"name\":\"Gr\u00f6\u00dfe\",\"path\":\"invoice.id\"}]}}",
+                            ev);
+    cr_assert_not_null(out);
+    cr_assert(strstr(out, "<Gr\xc3\xb6\xc3\x9f"
+                          "e>INV-1001</Gr\xc3\xb6\xc3\x9f"
+                          "e>"),
+              "%s", out);
+    free(out);
+    iw_event_free(ev);
+}
+
 Test(mapping, nesting_is_bounded)
 {
     char json[8192] = "{\"dialect\":\"xml\",\"root\":";

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libxml/tree.h>
+
 #include "decimal.h"
 #include "status.h"
 #include "text.h"
@@ -253,17 +255,11 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-/* An XML name part (prefix or local name) this project writes: an ASCII letter or '_', then
- * letters, digits, '.', '-' or '_' (a subset of XML's NCName, so every body is well formed). */
+/* An XML name part (prefix or local name): an NCName as XML defines it (libxml2's own rule), so
+ * that every body is well formed. */
 static bool xml_name_part(const char *s)
 {
-    if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
-        return false;
-    for (s++; *s; s++)
-        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-              *s == '.' || *s == '-' || *s == '_'))
-            return false;
-    return true;
+    return xmlValidateNCName((const xmlChar *)s, 0) == 0;
 }
 
 static void read_name(parser *p, const cJSON *v, const char *path, iw_map_node *n)
@@ -286,8 +282,8 @@ static void read_name(parser *p, const cJSON *v, const char *path, iw_map_node *
     if (p->dialect == IW_MAP_XML && n->name && *n->name &&
         (!xml_name_part(n->name) || (n->prefix && *n->prefix && !xml_name_part(n->prefix)))) {
         iw_map_error(p->errs, path,
-                     "expected an XML name: a letter or '_', then letters, digits, '.', '-' or "
-                     "'_' (prefix:name alike)");
+                     "expected an XML name (a letter or '_', then letters, digits, '.', '-' or "
+                     "'_'; prefix:name alike)");
         return;
     }
     if (p->dialect == IW_MAP_XML && n->name)
