@@ -559,15 +559,29 @@ static bool text_ok(ctx *c, const field *f, const char *s)
     return false;
 }
 
-/* True when the JSON number text s[0..n) is written as a whole number: no exponent, and a
- * fraction, if any, of zeros only. A double cannot tell (1.9999999999999999 reads as 2). */
+/* True when the JSON number text s[0..n) is a whole number, read as the decimal it is written
+ * in (a double cannot tell: 1.9999999999999999 reads as 2): every digit after the point, once
+ * the exponent has moved it, is zero. 17, 17.0, 1.7e1 and 1.0E7 are whole; 17.5e0 is not. */
 static bool integer_literal(const unsigned char *s, size_t n)
 {
-    const unsigned char *point = memchr(s, '.', n);
-    if (memchr(s, 'e', n) || memchr(s, 'E', n))
-        return false;
-    for (const unsigned char *p = point ? point + 1 : s + n; p < s + n; p++)
-        if (*p != '0')
+    size_t i = s[0] == '-', il = 0, fl = 0;
+    const unsigned char *ip = s + i, *fp = NULL;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++, il++;
+    if (i < n && s[i] == '.')
+        for (fp = s + ++i; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+            fl++;
+    long e = 0;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        bool neg = ++i < n && s[i] == '-';
+        i += i < n && (s[i] == '-' || s[i] == '+');
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+            e = e < 100000 ? e * 10 + (s[i] - '0') : e; /* past any digit count anyway */
+        e = neg ? -e : e;
+    }
+    long point = (long)il + e; /* digits before the point */
+    for (size_t k = 0; k < il + fl; k++)
+        if ((long)k >= point && (k < il ? ip[k] : fp[k - il]) != '0')
             return false;
     return true;
 }

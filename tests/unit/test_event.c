@@ -794,15 +794,18 @@ Test(bad_event, integers_are_whole_in_their_text)
                 "invoice.target_refs.midnight_invoice_id: expected an integer");
     reject_with("invoice.customer.id", cJSON_CreateRaw("9007199254740990.6"),
                 "invoice.customer.id: expected an integer");
-    reject_with("version", cJSON_CreateRaw("1e2"), "version: expected an integer");
     reject_with("version", cJSON_CreateRaw("17.5e0"), "version: expected an integer");
+    reject_with("version", cJSON_CreateRaw("1750e-2"), "version: expected an integer");
+    reject_with("version", cJSON_CreateRaw("1e-400"), "version: expected an integer");
 }
 
 Test(event, integers_with_a_fraction_of_zeros_are_whole)
 {
-    static const char *const texts[] = {"17", "17.0", "17.000", "-0"};
-    static const long long want[] = {17, 17, 17, 0};
-    for (size_t i = 0; i < 4; i++) {
+    /* an exponent is the decimal's too: Java writes a double of 10^7 and up as 1.0E7 */
+    static const char *const texts[] = {"17",  "17.0",    "17.000", "-0",
+                                        "1e2", "1700e-2", "1.0E7",  "0.5e1"};
+    static const long long want[] = {17, 17, 17, 0, 100, 17, 10000000, 5};
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
         iw_event *ev = accept_with("version", cJSON_CreateRaw(texts[i]));
         cr_assert_not_null(ev, "%s", texts[i]);
         cr_assert_eq((long long)ev->version, want[i], "%s", texts[i]);
