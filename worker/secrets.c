@@ -405,13 +405,23 @@ void iw_secrets_free(iw_secrets *s)
     free(s);
 }
 
+static bool printable_ascii(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+            return false;
+    return true;
+}
+
 void iw_secrets_mask_outcome(const iw_secrets *s, struct iw_outcome *o)
 {
     char *fields[3] = {o->message, o->code, o->target_ref};
     size_t sizes[3] = {sizeof(o->message), sizeof(o->code), sizeof(o->target_ref)};
-    for (int i = 0; i < 3; i++) { /* again after: the clean-up may complete a secret's form */
+    for (int i = 0; i < 3; i++) {
         iw_secrets_mask_inplace(s, fields[i], sizes[i]);
+        if (printable_ascii(fields[i]))
+            continue; /* the usual case: nothing for the clean-up to change */
         iw_text_clean_copy(fields[i], sizes[i], fields[i], strlen(fields[i]));
-        iw_secrets_mask_inplace(s, fields[i], sizes[i]);
+        iw_secrets_mask_inplace(s, fields[i], sizes[i]); /* it may complete a secret's form */
     }
 }

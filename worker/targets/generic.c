@@ -590,8 +590,8 @@ static void add_escaped(iw_wbuf *b, const char *s)
 static bool has_dot_segment(const char *url)
 {
     const char *p = strstr(url, "://");
-    p = p ? strchr(p + 3, '/') : url;
-    while (p && *p == '/') {
+    p = p ? p + 3 + strcspn(p + 3, "/?#") : url; /* the path starts after the authority */
+    while (*p == '/') {
         const char *seg = p + 1;
         size_t n = strcspn(seg, "/?#");
         if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))

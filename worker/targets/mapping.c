@@ -282,8 +282,8 @@ static void read_name(parser *p, const cJSON *v, const char *path, iw_map_node *
     if (p->dialect == IW_MAP_XML && n->name && *n->name &&
         (!xml_name_part(n->name) || (n->prefix && *n->prefix && !xml_name_part(n->prefix)))) {
         iw_map_error(p->errs, path,
-                     "expected an XML name (a letter or '_', then letters, digits, '.', '-' or "
-                     "'_'; prefix:name alike)");
+                     "expected an XML name (an NCName: no leading digit, '-' or '.', no "
+                     "space, punctuation or control; prefix:name alike)");
         return;
     }
     if (p->dialect == IW_MAP_XML && n->name)
