@@ -2163,9 +2163,12 @@ static rd_kafka_resp_err_t topic_err(const struct rd_kafka_metadata *md, const c
  * event's partition held. So the start asks the brokers about both, as the producer would (a
  * broker that creates topics on use creates them here), and refuses to start when they still
  * say one does not exist after that same time (a topic just created may not have reached every
- * broker), or refuse its name. A broker that does not answer within TOPIC_CHECK_MS is not a
- * reason to refuse: the worker waits for Kafka as it always does. */
-static int check_output_topics(iw_pipeline *p, char *errbuf, size_t errlen)
+ * broker), or refuse its name, or do not authorize this worker for it (Kafka's write
+ * permission implies describe, so a worker that may not describe a topic may not write to it).
+ * A broker that does not answer within TOPIC_CHECK_MS is not a reason to refuse: the worker
+ * waits for Kafka as it always does. A signal (*stop) ends the wait, as a refusal. */
+static int check_output_topics(iw_pipeline *p, volatile sig_atomic_t *stop, char *errbuf,
+                               size_t errlen)
 {
     const char *names[2] = {p->cfg->result_topic, p->cfg->dlq_topic};
     static const char *const keys[2] = {"results", "dead_letter"};
@@ -2175,7 +2178,7 @@ static int check_output_topics(iw_pipeline *p, char *errbuf, size_t errlen)
     int64_t grace =
         iw_kafkaconf_int(rd_kafka_conf(p->producer), "topic.metadata.propagation.max.ms", 30000);
     int64_t start = mono_ms();
-    int rc = 0;
+    int rc = 0, waiting = 0;
     for (;;) {
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_resp_err_t e = rd_kafka_metadata(p->producer, 0, NULL, &md, TOPIC_CHECK_MS);
@@ -2190,7 +2193,8 @@ static int check_output_topics(iw_pipeline *p, char *errbuf, size_t errlen)
             if (te == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
                 te == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
                 missing = missing < 0 ? i : missing;
-            } else if (te == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION) { /* permanent for librdkafka */
+            } else if (te == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION || /* permanent for librdkafka */
+                       te == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
                 snprintf(errbuf, errlen, "kafka.topics.%s: the brokers refuse the topic \"%s\": %s",
                          keys[i], names[i], rd_kafka_err2str(te));
                 rc = -1;
@@ -2202,6 +2206,13 @@ static int check_output_topics(iw_pipeline *p, char *errbuf, size_t errlen)
         rd_kafka_metadata_destroy(md);
         if (rc || missing < 0)
             break;
+        if (!waiting) { /* say so once: the start may wait this long */
+            char ms[24];
+            snprintf(ms, sizeof(ms), "%lld", (long long)grace);
+            iw_log(IW_LOG_INFO, "waiting for the brokers to know an output topic", "topic",
+                   names[missing], "up_to_ms", ms, NULL);
+            waiting = 1;
+        }
         if (mono_ms() - start >= grace) {
             snprintf(errbuf, errlen,
                      "kafka.topics.%s: the brokers have no topic \"%s\" (create it, or fix the "
@@ -2211,7 +2222,13 @@ static int check_output_topics(iw_pipeline *p, char *errbuf, size_t errlen)
             break;
         }
         struct timespec ts = {0, TOPIC_RECHECK_MS * 1000000L};
-        nanosleep(&ts, NULL);
+        nanosleep(&ts, NULL); /* a signal cuts it short */
+        if (stop && *stop) {
+            snprintf(errbuf, errlen, "stopped by a signal while waiting for topic \"%s\"",
+                     names[missing]);
+            rc = -1;
+            break;
+        }
     }
     for (int i = 0; i < 2; i++)
         if (t[i])
@@ -2219,7 +2236,8 @@ static int check_output_topics(iw_pipeline *p, char *errbuf, size_t errlen)
     return rc;
 }
 
-iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
+iw_pipeline *iw_pipeline_new(const iw_config *cfg, volatile sig_atomic_t *stop, char *errbuf,
+                             size_t errlen)
 {
     if (!cfg->kafka_brokers || !*cfg->kafka_brokers) {
         snprintf(errbuf, errlen, "kafka.brokers is not set (config or IW_KAFKA_BROKERS)");
@@ -2289,7 +2307,7 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen)
         goto fail;
     }
     pc = NULL; /* owned by the producer */
-    if (check_output_topics(p, errbuf, errlen))
+    if (check_output_topics(p, stop, errbuf, errlen))
         goto fail;
 
     rd_kafka_conf_t *cc = base_conf(p, "consumer", errbuf, errlen);

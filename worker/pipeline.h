@@ -49,8 +49,10 @@ typedef struct iw_pipeline_stats {
 typedef struct iw_pipeline iw_pipeline;
 
 /* Builds the worker for cfg (which must outlive it): Kafka consumer and producer, Redis
- * ledger, HTTP dispatcher. NULL with a reason in errbuf. */
-iw_pipeline *iw_pipeline_new(const iw_config *cfg, char *errbuf, size_t errlen);
+ * ledger, HTTP dispatcher. NULL with a reason in errbuf; also when *stop (may be NULL) became
+ * non-zero while the start waited for the brokers to know the output topics. */
+iw_pipeline *iw_pipeline_new(const iw_config *cfg, volatile sig_atomic_t *stop, char *errbuf,
+                             size_t errlen);
 
 /* Runs until *stop becomes non-zero (a signal handler sets it), then drains within the
  * grace period, releases leases, flushes, commits and closes. Returns 0 on a clean stop,

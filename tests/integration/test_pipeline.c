@@ -554,6 +554,64 @@ Test(pipeline, an_output_topic_the_brokers_do_not_have_stops_the_start, .init = 
     free(ev);
 }
 
+/* Waits up to timeout_ms for `text` in the stack's file `log`; true when it appeared. */
+static bool log_shows(const char *log, const char *text, int timeout_ms)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", S.dir, log);
+    for (int waited = 0; waited <= timeout_ms; waited += 100) {
+        char *body = iw_read_file(path, NULL);
+        bool found = body && strstr(body, text);
+        free(body);
+        if (found)
+            return true;
+        iw_sleep_ms(100);
+    }
+    return false;
+}
+
+Test(pipeline, the_start_refuses_a_topic_it_may_not_use_and_stops_on_a_signal_while_it_waits,
+     .init = up, .fini = down, .timeout = 300)
+{
+    char reply[256];
+    /* not authorized: Kafka's write permission implies describe, so this worker cannot write */
+    cr_assert_eq(iw_stack_kafka_cmd(&S, "topic-error locked-results TOPIC_AUTHORIZATION_FAILED",
+                                    reply, sizeof(reply)),
+                 0, "kafka-local: %s", reply);
+    iw_stack_overlay locked = {.root =
+                                   "{\"kafka\": {\"topics\": {\"results\": \"locked-results\"}}}"};
+    const char *cfg = iw_stack_config_with(&S, "locked.json", &locked);
+    cr_assert_not_null(cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "locked.log"), 0);
+    int status = iw_proc_wait(&W, 60000);
+    cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 1,
+              "the worker refused to start (status %d)", status);
+    cr_assert(log_shows("locked.log",
+                        "kafka.topics.results: the brokers refuse the topic \\\"locked-results\\\"",
+                        0),
+              "the refusal names the setting and the topic");
+
+    /* a topic the brokers do not know, with two minutes to appear: SIGTERM ends the wait, and
+     * the worker exits as a stopped worker does, without having joined the group */
+    cr_assert_eq(iw_stack_kafka_cmd(&S, "topic-error slow-results UNKNOWN_TOPIC_OR_PART", reply,
+                                    sizeof(reply)),
+                 0, "kafka-local: %s", reply);
+    iw_stack_overlay slow = {
+        .root = "{\"kafka\": {\"topics\": {\"results\": \"slow-results\"}, \"properties\": "
+                "{\"producer.topic.metadata.propagation.max.ms\": 120000}}}"};
+    cfg = iw_stack_config_with(&S, "slow.json", &slow);
+    cr_assert_not_null(cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "slow.log"), 0);
+    cr_assert(log_shows("slow.log", "waiting for the brokers to know an output topic", 60000),
+              "the worker says what it waits for");
+    iw_proc_signal(&W, SIGTERM);
+    status = iw_proc_wait(&W, 60000); /* half the two minutes it would otherwise wait */
+    cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "SIGTERM during the wait is a clean stop (status %d)", status);
+    cr_assert(log_shows("slow.log", "stopped before the start finished", 0));
+    cr_assert_not(log_shows("slow.log", "partitions assigned", 0), "it took no partition");
+}
+
 Test(pipeline, redelivery_while_in_flight_is_a_duplicate, .init = up, .fini = down, .timeout = 300)
 {
     /* the target is slow, so the second copy arrives while the first is still being sent */
