@@ -39,9 +39,10 @@ static const char REPLAY_USAGE[] =
     "PARTITION:OFFSET and the original traceparent. Nothing is committed or deleted.\n"
     "The ledger lets failed (event, target) pairs be claimed again; one that has succeeded\n"
     "meanwhile ends as a `duplicate` result. Letters repeating an (event, target) pair already\n"
-    "chosen in this run are skipped. A letter whose value the worker left out as too large\n"
-    "for Kafka (header x-iw-value-omitted) is not sent: its event is at the source offset\n"
-    "the letter names, and it counts as not delivered.\n"
+    "chosen in this run are skipped. A letter whose value or key the worker left out as too\n"
+    "large for Kafka (header x-iw-value-omitted or x-iw-key-omitted) is not sent, since a\n"
+    "copy without its key would lose the invoice's partition: its event is at the source\n"
+    "offset the letter names, and it counts as not delivered.\n"
     "\n"
     "  -c, --config FILE    the worker's config (brokers, topics, kafka.properties)\n"
     "  -b, --brokers LIST   bootstrap servers instead of kafka.brokers\n"
@@ -55,7 +56,7 @@ static const char REPLAY_USAGE[] =
     "  --event-id ID        only letters of this event (event_id of the JSON value; a letter\n"
     "                       without its value, x-iw-value-omitted, has none to match)\n"
     "  --dry-run            list the chosen letters (offset, target, kind, event id, error)\n"
-    "                       and send nothing; a letter without its value says so\n"
+    "                       and send nothing; a letter without its value or key says so\n"
     "\n"
     "Draws a progress bar when stderr is a terminal, else prints a count line.\n"
     "Exit status: 0 every chosen letter re-sent (or listed), 1 a read or delivery failure,\n"
@@ -98,7 +99,7 @@ typedef struct replayer {
     int64_t scanned;        /* letters read */
     int64_t chosen;         /* letters matching the filters (repeats excluded) */
     int64_t repeats;        /* letters skipped as a repeat of a chosen (event, target) */
-    int64_t valueless;      /* chosen letters without their value (x-iw-value-omitted) */
+    int64_t partial;        /* chosen letters without their value or key (x-iw-*-omitted) */
     long delivered, failed; /* delivery reports */
     int64_t drawn_ms;
     char last_error[256]; /* the last Kafka error printed, so repeats are not */
@@ -508,14 +509,19 @@ static int take_letter(replayer *r, const rd_kafka_message_t *m)
     }
     r->chosen++;
     char omitted[32];
+    const char *left_out = "value";
     header_text(h, "x-iw-value-omitted", omitted, sizeof(omitted));
+    if (!*omitted) {
+        left_out = "key";
+        header_text(h, "x-iw-key-omitted", omitted, sizeof(omitted));
+    }
     if (*omitted)
-        r->valueless++;
+        r->partial++;
     if (r->dry_run) {
         header_text(h, "x-iw-error", error, sizeof(error));
         if (*omitted) /* what a real run would say about it */
-            snprintf(error, sizeof(error), "cannot be sent: its value (%s bytes) was left out",
-                     omitted);
+            snprintf(error, sizeof(error), "cannot be sent: its %s (%s bytes) was left out",
+                     left_out, omitted);
         erase_bar(r);
         printf("%" PRId32 ":%-10" PRId64 " %-18s %-13s %-28s %s\n", m->partition, m->offset,
                *target ? target : "-", *kind ? kind : "-", *event_id ? event_id : "-",
@@ -523,17 +529,18 @@ static int take_letter(replayer *r, const rd_kafka_message_t *m)
         return 0;
     }
     if (*omitted) {
-        /* the worker left out a value too large for Kafka: the event is only at its source */
+        /* the worker left out a value or key too large for Kafka: the event is only at its
+         * source (a copy without its key would go to another partition than the invoice's) */
         char topic[260], part[16], off[32];
         header_text(h, "x-iw-source-topic", topic, sizeof(topic));
         header_text(h, "x-iw-source-partition", part, sizeof(part));
         header_text(h, "x-iw-source-offset", off, sizeof(off));
         erase_bar(r);
         fprintf(stderr,
-                "replay: dead letter %" PRId32 ":%" PRId64 " carries no value (x-iw-value-omitted:"
-                " %s bytes, too large for Kafka); the event is at %s %s:%s, not sent\n",
-                m->partition, m->offset, omitted, *topic ? topic : "-", *part ? part : "-",
-                *off ? off : "-");
+                "replay: dead letter %" PRId32 ":%" PRId64 " carries no %s (x-iw-%s-omitted: %s"
+                " bytes, too large for Kafka); the event is at %s %s:%s, not sent\n",
+                m->partition, m->offset, left_out, left_out, omitted, *topic ? topic : "-",
+                *part ? part : "-", *off ? off : "-");
         return 0; /* counted as not delivered */
     }
     resend(r, m, h); /* a copy not queued is counted as not delivered */
@@ -870,14 +877,14 @@ int iw_cli_replay(int argc, char **argv)
     long not_sent = r.dry_run ? 0 : (long)(r.chosen - r.delivered);
     if (r.dry_run)
         printf("dry run: would replay %" PRId64 " of %" PRId64 " dead letters (%s); nothing sent\n",
-               r.chosen - r.valueless, r.scanned, desc);
+               r.chosen - r.partial, r.scanned, desc);
     else
         printf("replayed %ld of %" PRId64 " dead letters (%s) to %s\n", r.delivered, r.scanned,
                desc, r.input_topic);
-    if (r.dry_run && r.valueless)
-        printf("%" PRId64 " chosen dead letter%s cannot be sent: %s value was left out as too "
-               "large for Kafka (the event is at its source offset)\n",
-               r.valueless, r.valueless == 1 ? "" : "s", r.valueless == 1 ? "its" : "their");
+    if (r.dry_run && r.partial)
+        printf("%" PRId64 " chosen dead letter%s cannot be sent: %s value or key was left out as "
+               "too large for Kafka (the event is at its source offset)\n",
+               r.partial, r.partial == 1 ? "" : "s", r.partial == 1 ? "its" : "their");
     if (r.repeats)
         printf("skipped %" PRId64 " repeat%s of an (event, target) pair already chosen\n",
                r.repeats, r.repeats == 1 ? "" : "s");

@@ -391,9 +391,10 @@ Test(replay, filters_choose_exactly_what_they_name, .init = up, .fini = down, .t
 
 /* Without the stack: a kafka-local with a control pipe, dead letters produced by hand. */
 /* A poison event larger than the worker's producer takes gets a dead letter without its value
- * (x-iw-value-omitted): replay cannot re-send it, says where the event is, sends the others and
- * exits 1. */
-Test(replay, a_letter_without_its_value_is_not_sent, .init = up, .fini = down, .timeout = 300)
+ * (x-iw-value-omitted) or, when its key is the larger, without its key (x-iw-key-omitted):
+ * replay re-sends neither, says where each event is, sends the others and exits 1. */
+Test(replay, a_letter_without_its_value_or_key_is_not_sent, .init = up, .fini = down,
+     .timeout = 300)
 {
     const iw_stack_overlay small = {
         .root = "{\"kafka\": {\"properties\": {\"producer.message.max.bytes\": 100000}}}"};
@@ -409,18 +410,32 @@ Test(replay, a_letter_without_its_value_is_not_sent, .init = up, .fini = down, .
     value[0] = '{';
     value[big - 1] = '}';
     value[big] = '\0';
-    const char *keys[] = {"acme/big", "acme/small"};
-    const char *vals[] = {value, "{\"schema\": \"invoice-event/v1\"}"};
-    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 2, NULL), 0);
-    iw_results r = results(2);
-    cr_assert_eq(iw_results_count(&r, NULL, "rejected"), 2);
+    /* the third event's key is larger than Kafka takes and than its value: its letter has no
+     * key, and a copy without it would land on another partition than the invoice's */
+    char *bigkey = strdup(value);
+    cr_assert_not_null(bigkey);
+    memset(bigkey, 'k', big);
+    const char *keys[] = {"acme/big", "acme/small", bigkey};
+    const char *vals[] = {value, "{\"schema\": \"invoice-event/v1\"}", "{}"};
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 3, NULL), 0);
+    iw_results r = results(3);
+    cr_assert_eq(iw_results_count(&r, NULL, "rejected"), 3);
     iw_results_free(&r);
     iw_kmsg *dl = NULL;
-    size_t ndl = iw_kafka_read_all(S.brokers, "invoice-events-dlq", 2, 60000, 0, &dl);
-    cr_assert_eq(ndl, 2);
-    int64_t big_at = -1;
-    for (size_t i = 0; i < ndl; i++)
-        if (strcmp(dl[i].key, "acme/big") == 0) {
+    size_t ndl = iw_kafka_read_all(S.brokers, "invoice-events-dlq", 3, 60000, 0, &dl);
+    cr_assert_eq(ndl, 3);
+    int64_t big_at = -1, keyless_at = -1;
+    for (size_t i = 0; i < ndl; i++) {
+        char *kom = iw_kmsg_header(&dl[i], "x-iw-key-omitted");
+        if (kom) {
+            cr_assert_str_eq(kom, "150000");
+            cr_assert(!dl[i].key || !*dl[i].key, "the letter has no key");
+            char *off = iw_kmsg_header(&dl[i], "x-iw-source-offset");
+            cr_assert_not_null(off);
+            keyless_at = atoll(off);
+            free(off);
+            free(kom);
+        } else if (strcmp(dl[i].key, "acme/big") == 0) {
             char *om = iw_kmsg_header(&dl[i], "x-iw-value-omitted");
             cr_assert_str_eq(om, "150000");
             cr_assert_eq(dl[i].len, 0);
@@ -430,21 +445,24 @@ Test(replay, a_letter_without_its_value_is_not_sent, .init = up, .fini = down, .
             big_at = atoll(off);
             free(off);
         }
+    }
     cr_assert_geq(big_at, 0);
+    cr_assert_geq(keyless_at, 0);
     iw_kmsgs_free(dl, ndl);
-    cr_assert_eq(topic_end("invoice-events"), 2);
+    cr_assert_eq(topic_end("invoice-events"), 3);
 
     char *out = NULL;
     /* a dry run says which letter a real run could not send, and does not count it */
     cr_assert_eq(cli(&out, "replay -c '%s' --dry-run", cfgpath), 0);
     cr_assert(strstr(out, "cannot be sent: its value (150000 bytes) was left out"), "%s", out);
-    cr_assert(strstr(out, "dry run: would replay 1 of 2 dead letters"), "%s", out);
-    cr_assert(strstr(out, "1 chosen dead letter cannot be sent: its value was left out"), "%s",
-              out);
+    cr_assert(strstr(out, "cannot be sent: its key (150000 bytes) was left out"), "%s", out);
+    cr_assert(strstr(out, "dry run: would replay 1 of 3 dead letters"), "%s", out);
+    cr_assert(strstr(out, "2 chosen dead letters cannot be sent: their value or key was left out"),
+              "%s", out);
     free(out);
-    cr_assert_eq(topic_end("invoice-events"), 2, "a dry run sends nothing");
+    cr_assert_eq(topic_end("invoice-events"), 3, "a dry run sends nothing");
     cr_assert_eq(cli(&out, "replay -c '%s'", cfgpath), 1, "a letter was not sent: exit 1");
-    cr_assert(strstr(out, "replayed 1 of 2 dead letters"), "%s", out);
+    cr_assert(strstr(out, "replayed 1 of 3 dead letters"), "%s", out);
     free(out);
     char epath[512], want[160];
     snprintf(epath, sizeof(epath), "%s/cli.err", S.dir);
@@ -456,9 +474,16 @@ Test(replay, a_letter_without_its_value_is_not_sent, .init = up, .fini = down, .
     cr_assert(strstr(err, want), "%s", err);
     snprintf(want, sizeof(want), ":%lld, not sent", (long long)big_at);
     cr_assert(strstr(err, want), "%s", err);
-    cr_assert(strstr(err, "1 of 2 chosen dead letters were not delivered"), "%s", err);
+    snprintf(want, sizeof(want),
+             "carries no key (x-iw-key-omitted: 150000 bytes, too large for Kafka); the event is "
+             "at invoice-events ");
+    cr_assert(strstr(err, want), "%s", err);
+    snprintf(want, sizeof(want), ":%lld, not sent", (long long)keyless_at);
+    cr_assert(strstr(err, want), "%s", err);
+    cr_assert(strstr(err, "2 of 3 chosen dead letters were not delivered"), "%s", err);
     free(err);
-    cr_assert_eq(topic_end("invoice-events"), 3, "only the small poison was re-sent");
+    cr_assert_eq(topic_end("invoice-events"), 4, "only the small poison was re-sent");
+    free(bigkey);
     free(value);
 }
 
