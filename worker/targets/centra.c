@@ -367,8 +367,35 @@ static bool is_empty_element(xmlNodePtr n)
     return true;
 }
 
-/* A readable 200 envelope without a Fault. Success is only the seed's reply, an empty
- * <ns1:result/> (seed 000 line 159). A result holding errors/message (with or without
+/* True when the elements of result are only <success> elements saying true (at least one)
+ * and it holds no other text: a success stated outright, as DESIGN's "no success=false" reads. */
+static bool only_success_true(xmlNodePtr result)
+{
+    int seen = 0;
+    for (xmlNodePtr c = result->children; c; c = c->next) {
+        if (c->type == XML_ELEMENT_NODE) {
+            char t[16];
+            if (strcmp((const char *)c->name, "success") != 0 || c->children == NULL ||
+                iw_xml_text(c, t, sizeof(t)) == 0 ||
+                (strcasecmp(t, "true") != 0 && strcmp(t, "1") != 0))
+                return false;
+            for (xmlNodePtr g = c->children; g; g = g->next)
+                if (g->type == XML_ELEMENT_NODE)
+                    return false;
+            seen++;
+        } else if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) {
+            for (const xmlChar *p = c->content; p && *p; p++)
+                if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+                    return false;
+        }
+    }
+    return seen > 0;
+}
+
+/* A readable 200 envelope without a Fault. Success is the seed's reply, an empty
+ * <ns1:result/> (seed 000 line 159), or a result that says <success>true</success> and nothing
+ * else (seed 000 shows no such reply; refusing it would dead-letter an applied update). A
+ * result holding errors/message (with or without
  * <success>false</success>: the error shape is a guess) is a refusal, permanent, with the
  * messages as its text; a result holding anything else is not the documented success either
  * and is refused with its text, so an operator sees what came back. */
@@ -385,6 +412,11 @@ static void judge_centra_soap(const iw_target_conf *tc, const iw_response *resp,
     }
     if (is_empty_element(result)) {
         iw_outcome_set(out, IW_OUTCOME_OK, IW_ERR_NONE, "200", "HTTP %ld, result", resp->status);
+        return;
+    }
+    if (only_success_true(result)) {
+        iw_outcome_set(out, IW_OUTCOME_OK, IW_ERR_NONE, "200", "HTTP %ld, result success=true",
+                       resp->status);
         return;
     }
     xmlNodePtr success = iw_xml_find(result->children, "success");
