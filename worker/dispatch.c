@@ -62,6 +62,7 @@ struct call {
     iw_timer backoff;           /* on the loop while it waits for its next attempt */
     unsigned token_gen;         /* token generation the last attempt was rendered with */
     bool refreshed;             /* the one retry after a token refresh is used */
+    bool maybe_applied;         /* an attempt that will be retried may have been applied */
     bool cancelled;             /* iw_dispatch_cancel while on the wire: no further attempt */
     const int64_t *lease_until; /* the caller's fence lease end (monotonic ms), NULL = none */
     iw_call_result res;         /* attempts, last outcome; final once in the done queue */
@@ -703,7 +704,8 @@ static void start_attempt(iw_dispatch *d, call *c, int64_t now)
     /* rendered into the transfer's own request, whose memory its last request left */
     iw_request *req = &x->req;
     int rc = ensure_state(t, c->ops);
-    iw_render_ctx ctx = {.state = t->state, .now_ms = wall_ms()};
+    iw_render_ctx ctx = {
+        .state = t->state, .now_ms = wall_ms(), .may_be_applied = c->maybe_applied};
     rc = rc ? rc : iw_target_render(c->ops, c->ev, tc, &ctx, req, err, sizeof(err));
     if (rc) {
         xfer_release(d, x);
@@ -804,6 +806,17 @@ static void note_in_doubt(call *c, CURL *easy)
     int64_t until = mono_ms() + settle;
     if (until > c->res.settle_until_ms)
         c->res.settle_until_ms = until;
+}
+
+/* Whether an attempt that ended with curl's cc and HTTP status may have been applied: its
+ * request went out and no answer came, or an answer came that does not say the request was
+ * turned away unprocessed (408, 429 and 503 do; a 500 or an unreadable 200 does not). */
+static bool may_have_applied(CURLcode cc, long status, bool answered, CURL *easy)
+{
+    if (cc == CURLE_OK || answered)
+        return status != 408 && status != 429 && status != 503;
+    long sent = 0;
+    return curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK && sent > 0;
 }
 
 /* Acts on the classified reply of c's attempt. */
@@ -977,6 +990,8 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
         d->obs(d->obs_arg, &info);
     }
     c->res.http_status = status;
+    if (out.kind == IW_OUTCOME_RETRY && may_have_applied(cc, status, x->too_large, easy))
+        c->maybe_applied = true;
     /* no answer from the target itself: a transport failure once the request went out, or a
      * gateway's 502 or 504 (it may have passed the request on before giving up) */
     if ((cc != CURLE_OK && !x->too_large) || (cc == CURLE_OK && (status == 502 || status == 504)))

@@ -1231,3 +1231,80 @@ Test(settle, sigterm_keeps_the_fence_of_a_call_cut_off_on_the_wire, .init = up, 
     cr_assert_eq(regressions, 0, "the late call overwrote a newer version");
     cr_assert_eq(not_newest, 0);
 }
+
+/* The ebizcharge invoice of event event_id at the simulator: its "updates" and "emails" (the
+ * accepted updates that asked it to e-mail the customer). 0, or -1 when it has none yet. */
+static int ebiz_invoice(const char *event_id, int *updates, int *emails)
+{
+    cJSON *st = iw_sim_get(&S, "/_sim/state?target=ebizcharge");
+    cr_assert_not_null(st);
+    const cJSON *inv = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(st, "targets"), "ebizcharge"), "invoices");
+    char want[96];
+    snprintf(want, sizeof(want), "%s:ebizcharge", event_id);
+    int rc = -1;
+    for (const cJSON *r = inv ? inv->child : NULL; r; r = r->next)
+        if (strcmp(iw_json_str(r, "event"), want) == 0) {
+            *updates = cJSON_GetObjectItem(r, "updates")->valueint;
+            *emails = cJSON_GetObjectItem(r, "emails")->valueint;
+            rc = 0;
+        }
+    cJSON_Delete(st);
+    return rc;
+}
+
+/* Sends one ebizcharge event asking for both customer e-mails and waits for its result. */
+static void send_mailing_event(const char *event_id, const char *invoice_id, size_t results)
+{
+    char *ev = iw_make_event(event_id, "acme", invoice_id, 1, "ebizcharge");
+    cJSON *j = cJSON_Parse(ev);
+    cr_assert_not_null(j);
+    cJSON *flags = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "invoice"), "flags");
+    cr_assert_not_null(flags);
+    cJSON_ReplaceItemInObject(flags, "notify_customer", cJSON_CreateTrue());
+    cJSON_ReplaceItemInObject(flags, "email_invoice", cJSON_CreateTrue());
+    char *value = cJSON_PrintUnformatted(j);
+    char key[80];
+    snprintf(key, sizeof(key), "acme/%s", invoice_id);
+    const char *keys[] = {key}, *vals[] = {value};
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 1, NULL), 0);
+    iw_results r = iw_results_read(&S, "invoice-results", results, 120000);
+    cr_assert_eq(r.n, results);
+    cr_assert_eq(iw_results_count(&r, "ebizcharge", "succeeded"), results);
+    iw_results_free(&r);
+    free(value);
+    cJSON_Delete(j);
+    free(ev);
+}
+
+/* DESIGN.md section 5: a retry never e-mails a customer twice. Judged by the simulator: the
+ * updates it accepted that asked for an e-mail. A first attempt that EBizCharge applies after
+ * the worker gave up on it (3 s late, against request_ms 1000) is retried; the retry asks for
+ * no e-mail. A first attempt turned away unprocessed (503) is retried with the e-mails the
+ * event asks for, so the customer is not left without one either. */
+Test(faults, a_retry_never_emails_a_customer_twice, .init = up, .fini = down, .timeout = 300)
+{
+    const char *cfg = iw_stack_config(
+        &S, "w.json",
+        "{\"timeouts\": {\"connect_ms\": 500, \"request_ms\": 1000, \"settle_ms\": 0},"
+        " \"retry\": {\"max_attempts\": 5, \"base_ms\": 100, \"max_delay_ms\": 200}}",
+        NULL);
+    cr_assert_not_null(cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+
+    fault("{\"target\": \"ebizcharge\", \"kind\": \"latency\", \"ms\": 3000, \"count\": 1}");
+    send_mailing_event("MAIL-LATE", "INV-MAIL-LATE", 1);
+    int updates = 0, emails = 0;
+    for (long long t0 = iw_now_ms(); iw_now_ms() - t0 < 60000; iw_sleep_ms(200))
+        if (ebiz_invoice("MAIL-LATE", &updates, &emails) == 0 && updates >= 2)
+            break;
+    cr_assert_eq(updates, 2, "the late first attempt and the retry were both applied");
+    cr_assert_eq(emails, 1, "the customer was e-mailed once, not by the retry");
+
+    fault("{\"target\": \"ebizcharge\", \"kind\": \"error\", \"status\": 503, \"count\": 1}");
+    send_mailing_event("MAIL-503", "INV-MAIL-503", 2);
+    cr_assert_eq(iw_sim_calls(&S, "MAIL-503", "ebizcharge"), 2, "the 503 was retried");
+    cr_assert_eq(ebiz_invoice("MAIL-503", &updates, &emails), 0);
+    cr_assert_eq(updates, 1);
+    cr_assert_eq(emails, 1, "the retry after a 503 still asks for the e-mail");
+}

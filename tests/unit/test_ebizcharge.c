@@ -358,3 +358,43 @@ Test(ebizcharge, ops_table_is_registered)
     cr_assert_not_null(iw_target_ebizcharge.validate);
     cr_assert_null(iw_target_ebizcharge.render_refresh);
 }
+
+/* ------------------------------------------------------------ customer e-mails */
+
+/* The event's notify_customer and email_invoice go out on a first attempt; a retry after an
+ * attempt EBizCharge may have applied sends both false, so the customer is not e-mailed twice
+ * (DESIGN.md section 5). The integration run is faults::a_retry_never_emails_a_customer_twice. */
+Test(ebizcharge, a_retry_after_an_attempt_that_may_have_applied_sends_no_mail)
+{
+    size_t len;
+    char *json = iw_t_fixture("events/complete.json", &len);
+    char *at = strstr(json, "\"notify_customer\": false");
+    cr_assert_not_null(at);
+    memcpy(at, "\"notify_customer\": true ", 24);
+    at = strstr(json, "\"email_invoice\": false");
+    cr_assert_not_null(at);
+    memcpy(at, "\"email_invoice\": true ", 22);
+    iw_event *ev = iw_t_parse(json, len);
+    cr_assert_not_null(ev);
+    iw_target_conf tc;
+    conf_for(&tc);
+    static const char *const want[2] = {"true", "false"};
+    for (int applied = 0; applied < 2; applied++) {
+        iw_render_ctx ctx = {.may_be_applied = applied};
+        iw_request r;
+        memset(&r, 0, sizeof(r));
+        char err[256] = "";
+        cr_assert_eq(iw_target_render(&iw_target_ebizcharge, ev, &tc, &ctx, &r, err, sizeof(err)),
+                     0, "%s", err);
+        xmlDocPtr d = parse_back(&r);
+        xmlNodePtr u = update_element(d);
+        expect_text(u, "invoice/NotifyCustomer", want[applied]);
+        expect_text(u, "invoice/InvoiceIsToBeEmailed", want[applied]);
+        expect_text(u, "invoice/InvoiceIsToBePrinted", "false");
+        xmlFreeDoc(d);
+        iw_request_clear(&r);
+    }
+    iw_target_conf_clear(&tc);
+    iw_event_free(ev);
+    free(json);
+}

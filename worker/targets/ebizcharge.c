@@ -101,7 +101,16 @@ static const iw_map_fn ebiz_fns[] = {
 #define J(...) #__VA_ARGS__
 
 /* clang-format off */
-#define EBIZ_MAPPING(date) J( \
+/* NotifyCustomer and InvoiceIsToBeEmailed: as the event says (false when it does not), or off
+ * on a retry after an attempt EBizCharge may have applied, so a retry never e-mails a
+ * customer twice (DESIGN.md section 5). */
+#define EBIZ_NOTIFY_FROM_EVENT \
+    "path": "invoice.flags.notify_customer", "format": "boolean", "default": "false"
+#define EBIZ_EMAIL_FROM_EVENT \
+    "path": "invoice.flags.email_invoice", "format": "boolean", "default": "false"
+#define EBIZ_MAIL_OFF "value": "false"
+
+#define EBIZ_MAPPING(date, notify, email) J( \
 {"dialect": "xml", "prefix": "ebiz", "absent": "empty", "root": {"children": [ \
  {"name": "invoice", "children": [ \
   {"name": "MerchantId"}, \
@@ -137,8 +146,7 @@ static const iw_map_fn ebiz_fns[] = {
      "default": "0"}, \
     {"name": "ItemClass", "path": "lines[].line_type"}]}]}, \
   {"name": "Software", "value": "invoice-worker"}, \
-  {"name": "NotifyCustomer", "path": "invoice.flags.notify_customer", "format": "boolean", \
-   "default": "false"}, \
+  {"name": "NotifyCustomer", notify}, \
   {"name": "EmailTemplateID"}, \
   {"name": "InvoiceURL"}, \
   {"name": "TotalTaxAmount", "path": "invoice.tax_total", "format": "decimal"}, \
@@ -186,8 +194,7 @@ static const iw_map_fn ebiz_fns[] = {
   {"name": "InvoiceShipVia", "path": "invoice.ship_via"}, \
   {"name": "InvoiceTermsId", "path": "invoice.terms_code"}, \
   {"name": "InvoiceSalesRepId", "path": "invoice.refs.sales_rep_id"}, \
-  {"name": "InvoiceIsToBeEmailed", "path": "invoice.flags.email_invoice", \
-   "format": "boolean", "default": "false"}, \
+  {"name": "InvoiceIsToBeEmailed", email}, \
   {"name": "InvoiceIsToBePrinted", "path": "invoice.flags.print_invoice", \
    "format": "boolean", "default": "false"}, \
   {"name": "DeliveryNumber", "path": "invoice.refs.shipment_id"}, \
@@ -214,10 +221,19 @@ static const iw_map_fn ebiz_fns[] = {
  {"name": "invoiceInternalId", "path": "invoice.target_refs.ebiz_internal_id"}]}})
 /* clang-format on */
 
-static iw_map_builtin mdy_map =
-    IW_MAP_BUILTIN_FNS("ebizcharge", EBIZ_MAPPING("MM/DD/YYYY"), ebiz_fns);
-static iw_map_builtin iso_map =
-    IW_MAP_BUILTIN_FNS("ebizcharge", EBIZ_MAPPING("YYYY-MM-DD"), ebiz_fns);
+/* [date format][mail off] */
+static iw_map_builtin maps[2][2] = {
+    {IW_MAP_BUILTIN_FNS("ebizcharge",
+                        EBIZ_MAPPING("MM/DD/YYYY", EBIZ_NOTIFY_FROM_EVENT, EBIZ_EMAIL_FROM_EVENT),
+                        ebiz_fns),
+     IW_MAP_BUILTIN_FNS("ebizcharge", EBIZ_MAPPING("MM/DD/YYYY", EBIZ_MAIL_OFF, EBIZ_MAIL_OFF),
+                        ebiz_fns)},
+    {IW_MAP_BUILTIN_FNS("ebizcharge",
+                        EBIZ_MAPPING("YYYY-MM-DD", EBIZ_NOTIFY_FROM_EVENT, EBIZ_EMAIL_FROM_EVENT),
+                        ebiz_fns),
+     IW_MAP_BUILTIN_FNS("ebizcharge", EBIZ_MAPPING("YYYY-MM-DD", EBIZ_MAIL_OFF, EBIZ_MAIL_OFF),
+                        ebiz_fns)},
+};
 
 /* ------------------------------------------------------------------ validate */
 
@@ -345,7 +361,8 @@ static int ebiz_render(const iw_event *ev, const iw_target_conf *tc, const iw_re
         return rc;
     const iw_ebiz_conf *ec = iw_ebiz_conf_of(tc);
     bool iso = ec->date_format && strcmp(ec->date_format, "iso") == 0;
-    const iw_map *map = iw_map_builtin_get(iso ? &iso_map : &mdy_map, errbuf, errlen);
+    bool mail_off = ctx && ctx->may_be_applied;
+    const iw_map *map = iw_map_builtin_get(&maps[iso][mail_off], errbuf, errlen);
     if (!map)
         return IW_EINVAL;
     if ((rc = iw_soap_request_init(out, tc->url, ec->soap_action, errbuf, errlen)))

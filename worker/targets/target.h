@@ -90,6 +90,9 @@ typedef struct iw_render_ctx {
     int64_t now_ms;    /* the attempt's wall clock (ms since epoch), for a request that carries
                         * its time (a signed webhook); 0 where a render must not depend on the
                         * clock (`render`, golden files) */
+    bool may_be_applied; /* an earlier attempt of this call may have reached the target and
+                          * been applied: leave out what would make the target act a second
+                          * time beyond the update itself (ebizcharge's customer e-mails) */
 } iw_render_ctx;
 
 /* The most secret fields an adapter has (iw_target_conf_secrets lists them). */

@@ -124,6 +124,8 @@ typedef struct invoice_rec {
     bool settled;          /* invoicexpress: refuses updates */
     int64_t updated_ms;    /* wall clock of the last accepted update */
     char body_version[32]; /* body version of the last accepted update */
+    int64_t emails;        /* accepted updates that ask the target to e-mail the customer
+                            * (ebizcharge: NotifyCustomer or InvoiceIsToBeEmailed true) */
     hist_entry *hist;      /* ring of the last accepted updates, in the order applied */
     size_t hist_cap;       /* entries allocated (grows to IW_SIM_HISTORY_MAX) */
     size_t hist_n;         /* entries kept */
@@ -326,6 +328,20 @@ static void hist_add_locked(invoice_rec *r, const iw_sim_request *rq)
     h->mono_ms = rq->arrival_mono_ms;
 }
 
+/* Whether an accepted document asks the target to e-mail the customer: an xs:boolean true in
+ * NotifyCustomer or InvoiceIsToBeEmailed (ebizcharge, seed 003). */
+static bool asks_for_email(const cJSON *values)
+{
+    static const char *const names[] = {"NotifyCustomer", "InvoiceIsToBeEmailed"};
+    for (size_t i = 0; i < 2; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(values, names[i]);
+        if (cJSON_IsString(v) &&
+            (strcmp(v->valuestring, "true") == 0 || strcmp(v->valuestring, "1") == 0))
+            return true;
+    }
+    return false;
+}
+
 void iw_sim_state_accept(int t, const char *key, cJSON *values, const iw_sim_request *rq,
                          const char *given, char *internal_id, size_t idlen)
 {
@@ -339,6 +355,7 @@ void iw_sim_state_accept(int t, const char *key, cJSON *values, const iw_sim_req
         return;
     }
     r->updates++;
+    r->emails += asks_for_email(values);
     cJSON_Delete(r->last);
     r->last = values;
     int attempt;
@@ -507,6 +524,7 @@ static cJSON *invoice_json(const invoice_rec *r)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "updates", (double)r->updates);
+    cJSON_AddNumberToObject(o, "emails", (double)r->emails);
     cJSON_AddItemToObject(o, "last", r->last ? cJSON_Duplicate(r->last, 1) : cJSON_CreateNull());
     cJSON_AddStringToObject(o, "event", r->event);
     cJSON_AddStringToObject(o, "version", r->version);
