@@ -66,10 +66,45 @@ int iw_log_enabled(iw_log_level level)
     return level >= min_level;
 }
 
-/* Appends s JSON-escaped; stops quietly when the line is full. */
-static size_t put_escaped(char *buf, size_t at, size_t cap, const char *s)
+/* The bytes of the character at s: 1, or a UTF-8 sequence's lead and the continuation bytes
+ * that follow it (at most 4), so a cut never splits a character. */
+static size_t char_len(const char *s)
 {
-    for (; *s && at + 8 < cap; s++) {
+    unsigned char c = (unsigned char)*s;
+    size_t want = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1, n = 1;
+    while (n < want && ((unsigned char)s[n] & 0xc0) == 0x80)
+        n++;
+    return n;
+}
+
+/* How many bytes JSON-escaping the character at s takes. */
+static size_t escaped_len(const char *s, size_t n)
+{
+    unsigned char c = (unsigned char)*s;
+    return c == '"' || c == '\\' || c == '\n' ? 2 : c < 0x20 ? 6 : n;
+}
+
+/* The length of s JSON-escaped, counted up to stop (then stop + 1). */
+static size_t escaped_total(const char *s, size_t stop)
+{
+    size_t total = 0;
+    while (*s && total <= stop) {
+        size_t n = char_len(s);
+        total += escaped_len(s, n);
+        s += n;
+    }
+    return total;
+}
+
+/* Appends s JSON-escaped in at most max bytes; when it does not fit, as much of it as fits
+ * before "..." (whole characters only), so the line stays one valid JSON object. */
+static size_t put_escaped(char *buf, size_t at, size_t max, const char *s)
+{
+    size_t limit = escaped_total(s, max) <= max ? at + max : at + (max > 3 ? max - 3 : 0);
+    while (*s) {
+        size_t n = char_len(s), e = escaped_len(s, n);
+        if (at + e > limit)
+            break;
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\') {
             buf[at++] = '\\';
@@ -78,21 +113,46 @@ static size_t put_escaped(char *buf, size_t at, size_t cap, const char *s)
             buf[at++] = '\\';
             buf[at++] = 'n';
         } else if (c < 0x20) {
-            at += (size_t)snprintf(buf + at, cap - at, "\\u%04x", c);
+            at += (size_t)snprintf(buf + at, 7, "\\u%04x", c);
         } else {
-            buf[at++] = (char)c;
+            memcpy(buf + at, s, n);
+            at += n;
         }
+        s += n;
+    }
+    if (*s && max >= 3) {
+        memcpy(buf + at, "...", 3);
+        at += 3;
     }
     return at;
 }
 
-static size_t put_raw(char *buf, size_t at, size_t cap, const char *s)
+/* Appends s as it is (the caller's reserve makes room). */
+static size_t put_raw(char *buf, size_t at, const char *s)
 {
     size_t l = strlen(s);
-    if (at + l + 4 >= cap)
-        return at;
     memcpy(buf + at, s, l);
     return at + l;
+}
+
+/* At most LOG_FIELDS key/value pairs are written; keys are the caller's short literals. */
+#define LOG_FIELDS 32
+#define LOG_KEY_MAX 64
+
+/* The largest share t such that the values, each cut to t escaped bytes, fit in budget. */
+static size_t fair_share(const size_t *len, size_t n, size_t budget)
+{
+    size_t lo = 0, hi = budget;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo + 1) / 2, sum = 0;
+        for (size_t i = 0; i < n; i++)
+            sum += len[i] < mid ? len[i] : mid;
+        if (sum <= budget)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
 }
 
 void iw_log(iw_log_level level, const char *msg, ...)
@@ -105,14 +165,14 @@ void iw_log(iw_log_level level, const char *msg, ...)
     gettimeofday(&tv, NULL);
     char ts[IW_TEXT_UTC_LEN];
     iw_text_utc_ms(ts, (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000);
-    size_t at = 0, cap = sizeof(line);
-    at = put_raw(line, at, cap, "{\"ts\":\"");
-    at = put_raw(line, at, cap, ts);
-    at = put_raw(line, at, cap, "\",\"level\":\"");
-    at = put_raw(line, at, cap, names[level]);
-    at = put_raw(line, at, cap, "\",\"msg\":\"");
-    at = put_escaped(line, at, cap, msg);
-    at = put_raw(line, at, cap, "\"");
+
+    /* the fields, then what the fixed parts take: a line too long for one write gets its
+     * longest values cut to a fair share, every key kept, so it stays one JSON object */
+    const char *key[LOG_FIELDS], *val[LOG_FIELDS + 1];
+    size_t len[LOG_FIELDS + 1], n = 0;
+    size_t fixed =
+        strlen("{\"ts\":\"\",\"level\":\"\",\"msg\":\"\"}\n") + strlen(ts) + strlen(names[level]);
+    val[0] = msg ? msg : "";
     va_list ap;
     va_start(ap, msg);
     for (;;) {
@@ -120,15 +180,33 @@ void iw_log(iw_log_level level, const char *msg, ...)
         if (!k)
             break;
         const char *v = va_arg(ap, const char *);
-        if (!v)
+        if (!v || n == LOG_FIELDS)
             continue;
-        at = put_raw(line, at, cap, ",\"");
-        at = put_escaped(line, at, cap, k);
-        at = put_raw(line, at, cap, "\":\"");
-        at = put_escaped(line, at, cap, v);
-        at = put_raw(line, at, cap, "\"");
+        key[n++] = k;
+        val[n] = v;
+        fixed += strlen(",\"\":\"\"") + escaped_total(k, LOG_KEY_MAX);
     }
     va_end(ap);
+    size_t budget = fixed < sizeof(line) ? sizeof(line) - fixed : 0;
+    for (size_t i = 0; i <= n; i++)
+        len[i] = escaped_total(val[i], budget);
+    size_t share = fair_share(len, n + 1, budget);
+
+    size_t at = 0;
+    at = put_raw(line, at, "{\"ts\":\"");
+    at = put_raw(line, at, ts);
+    at = put_raw(line, at, "\",\"level\":\"");
+    at = put_raw(line, at, names[level]);
+    at = put_raw(line, at, "\",\"msg\":\"");
+    at = put_escaped(line, at, share, val[0]);
+    at = put_raw(line, at, "\"");
+    for (size_t i = 0; i < n; i++) {
+        at = put_raw(line, at, ",\"");
+        at = put_escaped(line, at, LOG_KEY_MAX, key[i]);
+        at = put_raw(line, at, "\":\"");
+        at = put_escaped(line, at, share, val[i + 1]);
+        at = put_raw(line, at, "\"");
+    }
     line[at++] = '}';
     line[at++] = '\n';
     if (!held.on) {

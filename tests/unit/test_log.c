@@ -5,6 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+
 #include "log.h"
 
 static int saved_stderr = -1;
@@ -107,5 +110,57 @@ Test(log, a_full_buffer_goes_out_in_whole_lines_and_nothing_is_lost)
         snprintf(n, sizeof(n), "\"n\":\"%d\"", i);
         cr_assert_eq(count(s, n), 1, "line %d once", i);
     }
+    free(s);
+}
+
+/* True when s is valid UTF-8 (no character cut in two). */
+static bool utf8_valid(const unsigned char *s)
+{
+    while (*s) {
+        size_t n = *s < 0x80 ? 1 : (*s & 0xe0) == 0xc0 ? 2 : (*s & 0xf0) == 0xe0 ? 3 : 4;
+        for (size_t i = 1; i < n; i++)
+            if ((s[i] & 0xc0) != 0x80)
+                return false;
+        s += n;
+    }
+    return true;
+}
+
+/* A line longer than one write takes (values of event text, 1,024 quotes or 3-byte characters
+ * each) is still one JSON object: every key is there, the long values are cut to a fair share
+ * with "...", no escape or character is cut in two, and a short value is whole. */
+Test(log, a_line_too_long_for_one_write_stays_one_json_object)
+{
+    char quotes[1025], wide[3 * 700 + 1], plain[3000];
+    memset(quotes, '"', 1024);
+    quotes[1024] = '\0';
+    for (int i = 0; i < 700; i++)
+        memcpy(wide + 3 * i, "\xe2\x82\xac", 3); /* U+20AC */
+    wide[3 * 700] = '\0';
+    memset(plain, 'p', sizeof(plain) - 1);
+    plain[sizeof(plain) - 1] = '\0';
+    iw_log(IW_LOG_WARN, "result", "invoice_id", quotes, "target", quotes, "note", wide, "plain",
+           plain, "status", "failed", "error", "HTTP 500", NULL);
+    char *s = written();
+    size_t n = strlen(s);
+    cr_assert_leq(n, 4096, "one write: %zu bytes", n);
+    cr_assert_eq(count(s, "\n"), 1);
+    cr_assert(utf8_valid((const unsigned char *)s), "no character cut: %s", s);
+    cJSON *j = cJSON_Parse(s);
+    cr_assert_not_null(j, "one JSON object: %s", s);
+    static const char *const keys[] = {"ts",   "level", "msg",    "invoice_id", "target",
+                                       "note", "plain", "status", "error"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        cr_assert(cJSON_IsString(cJSON_GetObjectItem(j, keys[i])), "%s is there", keys[i]);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "status")->valuestring, "failed");
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "error")->valuestring, "HTTP 500");
+    const char *q = cJSON_GetObjectItem(j, "invoice_id")->valuestring;
+    size_t ql = strlen(q);
+    cr_assert(ql > 300 && strcmp(q + ql - 3, "...") == 0, "cut with ...: %zu bytes", ql);
+    for (size_t i = 0; i + 3 < ql; i++)
+        cr_assert_eq(q[i], '"');
+    const char *p = cJSON_GetObjectItem(j, "plain")->valuestring;
+    cr_assert(strlen(p) > 300 && strlen(p) < sizeof(plain) - 1, "the longest value gave way");
+    cJSON_Delete(j);
     free(s);
 }
