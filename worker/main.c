@@ -14,6 +14,7 @@
 #include "kafkaconf.h"
 #include "secrets.h"
 #include "status.h"
+#include "text.h"
 #include "target.h"
 
 static const char USAGE[] =
@@ -162,16 +163,20 @@ static int cmd_render(int argc, char **argv)
         fprintf(stderr, "render: cannot read %s: %s\n", epath, strerror(errno));
         goto out_config;
     }
+    /* the errors quote event text: printed as plain text, as the worker logs them */
     if (iw_event_parse(json, len, &ev, err, sizeof(err)) != 0) {
+        iw_text_clean_copy(err, sizeof(err), err, strlen(err));
         fprintf(stderr, "render: %s: invalid event: %s\n", epath, err);
         goto out_json;
     }
     if (validate && iw_target_validate(ops, ev, tc, err, sizeof(err)) != 0) {
+        iw_text_clean_copy(err, sizeof(err), err, strlen(err));
         fprintf(stderr, "render: %s rejects this event: %s\n", tc->name, err);
         goto out_event;
     }
     iw_render_ctx ctx = {.state = NULL};
     if (iw_target_render(ops, ev, tc, &ctx, &req, err, sizeof(err)) != 0) {
+        iw_text_clean_copy(err, sizeof(err), err, strlen(err));
         fprintf(stderr, "render: %s: %s\n", tc->name, err);
         goto out_event;
     }

@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "status.h"
 #include "target.h"
+#include "text.h"
 
 #define REPLAY_TARGET_HEADER "x-iw-replay-target"
 #define REPLAYED_FROM_HEADER "x-iw-replayed-from"
@@ -337,15 +338,11 @@ static void kafka_error(replayer *r, const char *what, const char *msg)
     fprintf(stderr, "replay: %s\n", line);
 }
 
-/* Copies text into dst (len bytes) with control characters as spaces. */
+/* Copies text into dst (len bytes) as plain text: control and bidirectional formatting
+ * characters as spaces, bytes that are not UTF-8 as '?' (a letter's value is event text). */
 static void printable(char *dst, size_t len, const char *src, size_t n)
 {
-    size_t j = 0;
-    for (size_t i = 0; i < n && j + 1 < len; i++) {
-        unsigned char c = (unsigned char)src[i];
-        dst[j++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
-    }
-    dst[j] = '\0';
+    iw_text_clean_copy(dst, len, src, n);
 }
 
 static void add_filter(char *buf, size_t len, size_t *n, const char *name, const char *val)

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "invoice.h"
+#include "text.h"
 
 static const char SEND_USAGE[] =
     "usage: invoice-worker send (-c FILE | -b BROKERS) [-t TOPIC] [--lines] [--no-check] FILE...\n"
@@ -45,6 +46,7 @@ static int send_one(sender *s, const char *json, size_t len, const char *where)
         snprintf(key, sizeof(key), "%s/%s", ev->tenant, ev->invoice.id);
         iw_event_free(ev);
     } else if (s->check) {
+        iw_text_clean_copy(err, sizeof(err), err, strlen(err)); /* it quotes event text */
         fprintf(stderr, "send: %s: invalid event: %s (use --no-check to send it anyway)\n", where,
                 err);
         return -1;

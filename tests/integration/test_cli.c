@@ -143,6 +143,43 @@ Test(cli, render_explains_a_rejected_event_and_a_bad_event)
     free(err);
 }
 
+/* An error that quotes event text (invoicexpress names a refused unit) is printed as plain
+ * text, as the worker logs it: no control or bidirectional formatting character reaches the
+ * operator's terminal. */
+Test(cli, render_prints_event_text_in_an_error_as_plain_text)
+{
+    char *json = iw_read_file(IW_FIXTURES_DIR "/events/complete.json", NULL);
+    cr_assert_not_null(json);
+    cJSON *j = cJSON_Parse(json);
+    cr_assert_not_null(j);
+    cJSON *line =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "invoice"), "lines"), 0);
+    cr_assert_not_null(line);
+    cJSON_ReplaceItemInObject(line, "unit",
+                              cJSON_CreateString("k\x7fg\xc2\x85"
+                                                 "C\xe2\x80\xae"
+                                                 "D\x1b[31mE"));
+    char *hostile = cJSON_PrintUnformatted(j);
+    FILE *f = fopen("/tmp/iw-cli-unit.json", "w");
+    cr_assert_not_null(f);
+    fputs(hostile, f);
+    fclose(f);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "'%s' render --target invoicexpress /tmp/iw-cli-unit.json",
+             iw_build_path("invoice-worker"));
+    cr_assert_eq(run(cmd, NULL), 1);
+    char *err = stderr_text();
+    cr_assert(strstr(err, "unit") != NULL, "the error names the field: %s", err);
+    cr_assert(strstr(err, "D [31mE") != NULL, "the text is quoted, cleaned: %s", err);
+    static const char *const bad[] = {"\x1b", "\x7f", "\xc2\x85", "\xe2\x80\xae"};
+    for (size_t i = 0; i < 4; i++)
+        cr_assert_null(strstr(err, bad[i]), "no control or bidirectional character (%zu)", i);
+    free(err);
+    free(hostile);
+    cJSON_Delete(j);
+    free(json);
+}
+
 Test(cli, check_config_names_every_error_by_path)
 {
     char cmd[1024], *out = NULL;
