@@ -416,6 +416,16 @@ static bool is_number(const char *s)
     return true;
 }
 
+/* True when the id is only zeros (and a GUID's hyphens): .NET's Guid.Empty and an int's 0 are
+ * what a service returns for "nothing found", never the id of an updated invoice. */
+static bool is_nil_id(const char *s)
+{
+    for (; *s; s++)
+        if (*s != '0' && *s != '-')
+            return false;
+    return true;
+}
+
 /* A 2xx reply. The seed's reply is a string (seed 002 lines 601-609), whose content the page
  * does not document ("sample string 1" is the help page's placeholder for any string). A
  * string is success only when it is a GUID or a number (an id Midnight returns; it becomes
@@ -429,7 +439,7 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
     char ref[sizeof(out->target_ref)], reason[200];
     out->retry_after_ms = -1;
     if (reply_string(resp, ref, sizeof(ref))) {
-        bool id = is_guid(ref) || is_number(ref);
+        bool id = (is_guid(ref) || is_number(ref)) && !is_nil_id(ref);
         bool listed = false;
         const iw_midnight_conf *mc = mnc(tc);
         for (size_t i = 0; i < mc->n_success_replies && !listed; i++)
@@ -442,7 +452,10 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
         }
         iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "unexpected-reply", "%s", "");
         set_message(tc, resp->status, out,
-                    "reply string is not a GUID, an id or a configured success reply", ref);
+                    *ref && is_nil_id(ref)
+                        ? "reply is an empty id (all zeros): no invoice was updated"
+                        : "reply string is not a GUID, an id or a configured success reply",
+                    ref);
         return;
     }
     cJSON *j =
