@@ -152,6 +152,16 @@ xmlDocPtr iw_xml_parse(const char *buf, size_t len, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "reply of %zu bytes is too large to parse", len);
         return NULL;
     }
+    /* White space before the XML declaration (a template's leading newline) is not well formed,
+     * but what follows is the server's whole answer: read it, so its errors are still seen */
+    size_t lead = 0;
+    while (lead < len && (buf[lead] == ' ' || buf[lead] == '\t' || buf[lead] == '\r' ||
+                          buf[lead] == '\n'))
+        lead++;
+    if (lead && len - lead >= 5 && memcmp(buf + lead, "<?xml", 5) == 0) {
+        buf += lead;
+        len -= lead;
+    }
     /* No XML_PARSE_NOENT (entities stay unexpanded), no DTD loading, no network. */
     int opts = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA;
     xmlParserCtxtPtr ctx = parser_ctx();
