@@ -17,6 +17,12 @@
 
 #define HEALTH_STALL_MS 15000 /* the loop is dead when it has not turned for this long */
 
+/* Connections: seconds a connection may stay silent, how many at once, how many from one
+ * address (probes and scrapes need one or two each). */
+#define HTTP_IDLE_S 10u
+#define HTTP_MAX_CONNECTIONS 512u
+#define HTTP_MAX_PER_ADDRESS 16u
+
 struct iw_http {
     struct MHD_Daemon *d; /* its own polling thread */
     iw_health health;     /* what the probes and /metrics read; zeroed when none */
@@ -37,6 +43,8 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", type);
+    if (code == 405) /* RFC 9110 section 15.5.6 */
+        MHD_add_response_header(r, "Allow", "GET, HEAD");
     enum MHD_Result rc = MHD_queue_response(c, code, r);
     MHD_destroy_response(r);
     return rc;
@@ -102,8 +110,14 @@ iw_http *iw_http_start(const char *listen, const iw_health *health, char *errbuf
         flags |= MHD_USE_IPv6;
     uint16_t port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                     : ((struct sockaddr_in *)&ss)->sin_port);
+    /* Slow clients (a request trickled a byte at a time resets any idle timeout) hold a
+     * connection each: a per-address limit keeps one address from filling the table, so the
+     * kubelet's probes and the scrape still get in (libmicrohttpd closes a connection over the
+     * limit at once). */
     h->d = MHD_start_daemon(flags, port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, &ss,
-                            MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_S, MHD_OPTION_CONNECTION_LIMIT,
+                            HTTP_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                            HTTP_MAX_PER_ADDRESS, MHD_OPTION_END);
     if (!h->d) {
         snprintf(errbuf, errlen, "cannot listen on %s", listen);
         free(h);

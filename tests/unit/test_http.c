@@ -1,7 +1,11 @@
 /* test_http.c: the operator endpoint: listen address parsing and binding, and the probes
  * through the health interface. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,4 +116,82 @@ Test(http, readyz_names_each_reason_through_the_health_interface)
     cr_assert(strstr(body, "iw_probe_total 3"), "%s", body);
     iw_http_stop(srv);
     iw_metrics_free(m);
+}
+
+/* Opens a TCP connection from source address `from` to 127.0.0.1:port and sends the start of a
+ * request that never ends (a slow client). The fd, or -1. */
+static int slow_client(const char *from, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, from, &a.sin_addr);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        connect(fd, (struct sockaddr *)&to, sizeof(to)) != 0) {
+        close(fd);
+        return -1;
+    }
+    static const char start[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+    if (write(fd, start, sizeof(start) - 1) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* 1,100 slow connections from one address (more than libmicrohttpd's default table of 1,020)
+ * do not keep the liveness probe out: one address gets HTTP_MAX_PER_ADDRESS. And a 405 says
+ * what is allowed. */
+Test(http, slow_clients_from_one_address_do_not_keep_the_probes_out, .timeout = 120)
+{
+    enum { SLOW = 1100 };
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < SLOW + 100) {
+        rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    cr_assert_geq(rl.rlim_cur, SLOW + 100, "this test needs %d open files (ulimit -n)", SLOW + 100);
+    char err[256], body[256];
+    iw_health h = {NULL, fake_status, NULL};
+    fake = (iw_health_status){mono_now_ms(), true, true, true};
+    iw_http *srv = iw_http_start("127.0.0.1:0", &h, err, sizeof(err));
+    cr_assert_not_null(srv, "%s", err);
+    int port = iw_http_port(srv);
+    static int fds[SLOW];
+    int opened = 0;
+    for (int i = 0; i < SLOW; i++)
+        if ((fds[i] = slow_client("127.0.0.2", port)) >= 0)
+            opened++;
+    cr_assert_gt(opened, 1020, "the slow connections were made (%d)", opened);
+    fake.last_loop_ms = mono_now_ms();
+    cr_assert_eq(get(port, "/healthz", body, sizeof(body)), 200, "the probe got in");
+    cr_assert_str_eq(body, "ok\n");
+
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+    CURL *e = curl_easy_init();
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "POST");
+    curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    body[0] = '\0';
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
+    cr_assert_eq(curl_easy_perform(e), CURLE_OK);
+    long st = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &st);
+    cr_assert_eq(st, 405);
+    struct curl_header *allow = NULL;
+    cr_assert_eq(curl_easy_header(e, "Allow", 0, CURLH_HEADER, -1, &allow), CURLHE_OK,
+                 "a 405 names what is allowed");
+    cr_assert_str_eq(allow->value, "GET, HEAD");
+    curl_easy_cleanup(e);
+    for (int i = 0; i < SLOW; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    iw_http_stop(srv);
 }
