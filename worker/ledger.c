@@ -760,6 +760,8 @@ struct iw_aledger {
     char sha[K_COUNT][41];
     abatch *head, *tail;    /* pending batches */
     iw_timer watchdog;      /* connect and reply timeouts */
+    iw_timer idle;          /* a PING when nothing else asked Redis for a while */
+    int64_t ping_sent_ms;   /* when the PING now out was sent; -1 when none is */
     iw_ledger_state_fn on_state;
     void *state_arg;
     scratch s;              /* command building, reused */
@@ -812,7 +814,7 @@ static void arm_watchdog(iw_aledger *a)
 {
     int64_t since = a->state == A_CONNECTING ? a->connect_started
                     : a->head                ? a->head->sent_ms
-                                             : -1;
+                                             : a->ping_sent_ms;
     if (since < 0)
         iw_timer_stop(a->loop, &a->watchdog);
     else
@@ -825,6 +827,7 @@ static void went_down(iw_aledger *a, const char *why)
     bool was_up = a->state != A_DOWN;
     a->state = A_DOWN;
     a->ac = NULL;
+    a->ping_sent_ms = -1; /* its reply will not come */
     if (why && !a->why[0])
         snprintf(a->why, sizeof(a->why), "%s", why);
     arm_watchdog(a);
@@ -852,6 +855,38 @@ static void on_watchdog(void *arg)
     else
         snprintf(why, sizeof(why), "no reply within %d ms", a->io_timeout_ms);
     drop(a, why);
+}
+
+/* How long the ledger may go without a word from Redis before it asks (PING): a Redis that
+ * stopped answering while no event came is then seen within this plus the reply timeout, and
+ * the readiness probe says so, as it does when an event finds it. */
+#define IDLE_PING_MS 5000
+
+static void on_ping(redisAsyncContext *ac, void *r, void *priv)
+{
+    iw_aledger *a = ac->data;
+    (void)priv;
+    if (!r || a->ac != ac)
+        return; /* the connection ended: on_disconnect or the watchdog said why */
+    a->ping_sent_ms = -1;
+    arm_watchdog(a);
+}
+
+static void on_idle(void *arg)
+{
+    iw_aledger *a = arg;
+    if (a->state != A_UP || !a->ac)
+        return; /* armed again when the connection is up */
+    int64_t now = iw_loop_now_ms();
+    if (!a->head && a->ping_sent_ms < 0) {
+        if (redisAsyncCommand(a->ac, on_ping, NULL, "PING") != REDIS_OK) {
+            drop(a, "out of memory");
+            return;
+        }
+        a->ping_sent_ms = now;
+        arm_watchdog(a);
+    }
+    iw_timer_at(a->loop, &a->idle, now + IDLE_PING_MS);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -905,6 +940,7 @@ static void on_setup(redisAsyncContext *ac, void *r, void *priv)
     a->state = A_UP;
     a->why[0] = '\0';
     arm_watchdog(a);
+    iw_timer_at(a->loop, &a->idle, iw_loop_now_ms() + IDLE_PING_MS);
     if (a->on_state)
         a->on_state(a->state_arg, true, NULL);
 }
@@ -1138,6 +1174,8 @@ iw_aledger *iw_aledger_new(iw_loop *loop, const char *host, int port, const char
     a->host = strdup(host);
     a->password = password ? strdup(password) : NULL;
     iw_timer_init(&a->watchdog, on_watchdog, a);
+    iw_timer_init(&a->idle, on_idle, a);
+    a->ping_sent_ms = -1;
     if (!a->host || (password && !a->password)) {
         iw_aledger_free(a);
         return NULL;
@@ -1157,6 +1195,7 @@ void iw_aledger_free(iw_aledger *a)
         redisAsyncFree(ac); /* pending batches end with IW_EIO */
     }
     iw_timer_stop(a->loop, &a->watchdog);
+    iw_timer_stop(a->loop, &a->idle);
     if (a->password) {
         explicit_bzero(a->password, strlen(a->password));
         free(a->password);

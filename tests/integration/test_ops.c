@@ -856,3 +856,35 @@ Test(ops, readyz_is_not_ready_until_the_worker_is_in_the_group, .init = up, .fin
     cr_assert(saw_not_in_group, "readyz said \"not in the consumer group\" before the join");
     cr_assert(ready, "and became ready once the worker joined");
 }
+
+/* Waits up to ms for /readyz to answer `status` (with `text` in its body when not NULL). */
+static bool readyz_becomes(long status, const char *text, long long ms)
+{
+    for (long long until = iw_now_ms() + ms; iw_now_ms() < until; iw_sleep_ms(100)) {
+        long st = 0;
+        char *body = http_get("/readyz", &st);
+        bool hit = st == status && (!text || (body && strstr(body, text)));
+        free(body);
+        if (hit)
+            return true;
+    }
+    return false;
+}
+
+/* README: /readyz is 200 when Redis answers. A worker with nothing to do still asks (PING), so
+ * a Redis that stopped answering while no event came is seen: 503 within the idle ping and the
+ * reply timeout (5 + 2 s), 200 again once it answers. */
+Test(ops, readyz_sees_redis_stop_answering_while_no_event_comes, .init = up, .fini = down,
+     .timeout = 180)
+{
+    S.http_port = iw_free_port();
+    const char *cfg = iw_stack_config(&S, "w.json", NULL, NULL);
+    cr_assert_not_null(cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    cr_assert(readyz_becomes(200, NULL, 60000), "ready once in the group");
+    iw_proc_signal(&S.redis.proc, SIGSTOP);
+    bool seen = readyz_becomes(503, "redis", 30000);
+    iw_proc_signal(&S.redis.proc, SIGCONT);
+    cr_assert(seen, "an idle worker saw Redis stop answering");
+    cr_assert(readyz_becomes(200, NULL, 60000), "and ready again once it answers");
+}
