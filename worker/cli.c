@@ -23,14 +23,9 @@ char *iw_cli_read_file(const char *path, size_t max, size_t *len)
         return NULL;
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
+    int err = 0;
     while (buf) {
         if (n + 1 >= cap) {
-            if (cap > max) {
-                errno = EFBIG;
-                free(buf);
-                buf = NULL;
-                break;
-            }
             char *b = realloc(buf, cap * 2);
             if (!b) {
                 free(buf);
@@ -42,10 +37,17 @@ char *iw_cli_read_file(const char *path, size_t max, size_t *len)
         }
         size_t got = fread(buf + n, 1, cap - n - 1, f);
         n += got;
-        if (got == 0)
+        if (n > max || (got == 0 && ferror(f))) { /* a directory reads as EISDIR */
+            err = n > max ? EFBIG : errno ? errno : EIO;
+            free(buf);
+            buf = NULL;
+        } else if (got == 0) {
             break;
+        }
     }
     fclose(f);
+    if (err)
+        errno = err;
     if (buf) {
         buf[n] = '\0';
         *len = n;

@@ -964,8 +964,7 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
     memset(&out, 0, sizeof(out));
     out.retry_after_ms = -1;
     if (x->too_large) {
-        iw_outcome_set(&out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "transport",
-                       "reply larger than %lld bytes", (long long)x->max_bytes);
+        iw_outcome_too_large(&out, x->max_bytes);
     } else if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
                cc == CURLE_SSL_CERTPROBLEM) {
         /* the certificate (or our CA file) is wrong: retrying cannot help, a person must act */

@@ -307,6 +307,14 @@ static int cmd_classify(int argc, char **argv)
     size_t len = 0;
     char *body = iw_cli_read_file(strcmp(path, "-") == 0 ? "/dev/stdin" : path,
                                   (size_t)tc->max_response_bytes, &len);
+    iw_outcome out;
+    memset(&out, 0, sizeof(out));
+    if (!body && errno == EFBIG) { /* the dispatcher stops reading such a reply: so do we */
+        out.retry_after_ms = -1;
+        iw_outcome_too_large(&out, tc->max_response_bytes);
+        rc = print_outcome(&out);
+        goto out_config;
+    }
     if (!body) {
         fprintf(stderr, "classify: cannot read %s: %s\n", path, strerror(errno));
         goto out_config;
@@ -317,8 +325,6 @@ static int cmd_classify(int argc, char **argv)
                         .body = len ? body : NULL,
                         .body_len = len,
                         .now_ms = now_ms};
-    iw_outcome out;
-    memset(&out, 0, sizeof(out));
     iw_target_classify(ops, tc, &resp, &out);
     iw_secrets *sec = iw_secrets_for_target(tc); /* masked as the dispatcher masks it */
     if (!sec) {

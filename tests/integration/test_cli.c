@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <cjson/cJSON.h>
@@ -15,11 +16,19 @@
 #include "target.h"
 #include "testproc.h"
 
+/* Where run() puts the command's stderr: one file per test process (tests run side by side). */
+static const char *stderr_path(void)
+{
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/iw-cli-stderr-%ld", (long)getpid());
+    return path;
+}
+
 /* Runs a shell command; returns its exit status and its stdout (malloc'd) in *out. */
 static int run(const char *cmd, char **out)
 {
     char full[2048];
-    snprintf(full, sizeof(full), "%s 2>/tmp/iw-cli-stderr", cmd);
+    snprintf(full, sizeof(full), "%s 2>%s", cmd, stderr_path());
     FILE *p = popen(full, "r");
     cr_assert_not_null(p);
     size_t cap = 1 << 16, n = 0;
@@ -41,7 +50,9 @@ static int run(const char *cmd, char **out)
 
 static char *stderr_text(void)
 {
-    return iw_read_file("/tmp/iw-cli-stderr", NULL);
+    char *text = iw_read_file(stderr_path(), NULL);
+    unlink(stderr_path());
+    return text;
 }
 
 /* The method of the request adapter `type` renders in process for complete.json with its seed
@@ -178,6 +189,44 @@ Test(cli, render_prints_event_text_in_an_error_as_plain_text)
     free(hostile);
     cJSON_Delete(j);
     free(json);
+}
+
+/* classify reads a reply as the dispatcher does: one larger than max_response_bytes (4 MiB by
+ * default) is not read and is a transport retry, one of exactly that size is classified, and a
+ * path it cannot read (a directory) is an error, not an empty reply. */
+Test(cli, classify_treats_an_oversized_reply_as_the_dispatcher_does)
+{
+    char *ok = iw_read_file(IW_FIXTURES_DIR "/centra_soap/response-success.xml", NULL);
+    cr_assert_not_null(ok);
+    size_t max = 4u << 20;
+    for (size_t size = max; size <= max + 1; size++) {
+        FILE *f = fopen("/tmp/iw-cli-big.xml", "w");
+        cr_assert_not_null(f);
+        fputs(ok, f);
+        for (size_t i = strlen(ok); i < size; i++)
+            fputc(' ', f);
+        fclose(f);
+        char cmd[512], *out = NULL;
+        snprintf(cmd, sizeof(cmd), "'%s' classify --target centra_soap /tmp/iw-cli-big.xml",
+                 iw_build_path("invoice-worker"));
+        cr_assert_eq(run(cmd, &out), 0);
+        if (size == max)
+            cr_assert(strstr(out, "\"outcome\":\"ok\""), "%zu bytes: %s", size, out);
+        else
+            cr_assert(strstr(out, "\"outcome\":\"retry\"") &&
+                          strstr(out, "reply larger than 4194304 bytes"),
+                      "%zu bytes: %s", size, out);
+        free(out);
+    }
+    unlink("/tmp/iw-cli-big.xml");
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "'%s' classify --target centra_soap /tmp",
+             iw_build_path("invoice-worker"));
+    cr_assert_eq(run(cmd, NULL), 1, "a directory is not a reply");
+    char *err = stderr_text();
+    cr_assert(strstr(err, "cannot read /tmp: Is a directory"), "%s", err);
+    free(err);
+    free(ok);
 }
 
 Test(cli, check_config_names_every_error_by_path)

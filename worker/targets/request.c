@@ -330,6 +330,12 @@ int64_t iw_retry_after_ms(const char *value, int64_t now_ms)
     return d < 0 ? 0 : d;
 }
 
+void iw_outcome_too_large(iw_outcome *out, int64_t max)
+{
+    iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "transport",
+                   "reply larger than %lld bytes", (long long)max);
+}
+
 void iw_outcome_set(iw_outcome *out, iw_outcome_kind kind, iw_error_kind ek, const char *code,
                     const char *fmt, ...)
 {

@@ -240,6 +240,10 @@ int64_t iw_retry_after_ms(const char *value, int64_t now_ms);
  * Adapters call it and then refine by body. */
 void iw_outcome_from_status(const iw_response *resp, iw_outcome *out);
 
+/* The outcome of a reply larger than max bytes (max_response_bytes), which is not read: retry,
+ * transport, "reply larger than N bytes". */
+void iw_outcome_too_large(iw_outcome *out, int64_t max);
+
 /* Sets kind, error kind, code and message (printf-style) in one call. */
 void iw_outcome_set(iw_outcome *out, iw_outcome_kind kind, iw_error_kind ek, const char *code,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
