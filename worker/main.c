@@ -95,6 +95,11 @@ static int cmd_check_config(int argc, char **argv)
     if (!cfg)
         return 1;
     char kerr[512];
+    if (!cfg->kafka_brokers || !*cfg->kafka_brokers) { /* run refuses to start without */
+        fprintf(stderr, "%s: kafka.brokers: not set (in the config or IW_KAFKA_BROKERS)\n", path);
+        iw_config_free(cfg);
+        return 1;
+    }
     if (iw_kafkaconf_check(cfg, kerr, sizeof(kerr))) { /* what run would refuse at start */
         fprintf(stderr, "%s: %s\n", path, kerr);
         iw_config_free(cfg);

@@ -256,6 +256,27 @@ Test(cli, check_config_names_every_error_by_path)
     cr_assert(strstr(out, "ok: 1 target instance") != NULL, "%s", out);
     cr_assert_null(strstr(out, "k3y-value-Zz"), "check-config never prints a secret");
     free(out);
+    /* without brokers run refuses to start, so check-config refuses too: an empty
+     * IW_KAFKA_BROKERS, or a config without them */
+    snprintf(cmd, sizeof(cmd),
+             "IW_CLI_TEST_KEY=k IW_KAFKA_BROKERS= '%s' check-config -c /tmp/iw-cli-ok.json",
+             iw_build_path("invoice-worker"));
+    cr_assert_eq(run(cmd, NULL), 1, "an empty IW_KAFKA_BROKERS passed");
+    err = stderr_text();
+    cr_assert(strstr(err, "kafka.brokers: not set") != NULL, "%s", err);
+    free(err);
+    f = fopen("/tmp/iw-cli-ok.json", "w");
+    fputs("{\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"url\": "
+          "\"https://acme.app.invoicexpress.com\", \"api_key\": \"k\"}}}",
+          f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "'%s' check-config -c /tmp/iw-cli-ok.json",
+             iw_build_path("invoice-worker"));
+    cr_assert_eq(run(cmd, NULL), 1, "a config without brokers passed");
+    err = stderr_text();
+    cr_assert(strstr(err, "kafka.brokers: not set") != NULL, "%s", err);
+    free(err);
+    unlink("/tmp/iw-cli-ok.json");
 }
 
 /* Issue 11, item 4: check-config refuses what run would refuse at start: every kafka.properties
