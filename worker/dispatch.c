@@ -62,7 +62,6 @@ struct call {
     iw_timer backoff;           /* on the loop while it waits for its next attempt */
     unsigned token_gen;         /* token generation the last attempt was rendered with */
     bool refreshed;             /* the one retry after a token refresh is used */
-    bool maybe_applied;         /* an attempt that will be retried may have been applied */
     bool cancelled;             /* iw_dispatch_cancel while on the wire: no further attempt */
     const int64_t *lease_until; /* the caller's fence lease end (monotonic ms), NULL = none */
     iw_call_result res;         /* attempts, last outcome; final once in the done queue */
@@ -705,7 +704,7 @@ static void start_attempt(iw_dispatch *d, call *c, int64_t now)
     iw_request *req = &x->req;
     int rc = ensure_state(t, c->ops);
     iw_render_ctx ctx = {
-        .state = t->state, .now_ms = wall_ms(), .may_be_applied = c->maybe_applied};
+        .state = t->state, .now_ms = wall_ms(), .may_be_applied = c->res.maybe_applied};
     rc = rc ? rc : iw_target_render(c->ops, c->ev, tc, &ctx, req, err, sizeof(err));
     if (rc) {
         xfer_release(d, x);
@@ -990,7 +989,7 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
     }
     c->res.http_status = status;
     if (out.kind == IW_OUTCOME_RETRY && may_have_applied(cc, status, x->too_large, easy))
-        c->maybe_applied = true;
+        c->res.maybe_applied = true;
     /* no answer from the target itself: a transport failure once the request went out, or a
      * gateway's 502 or 504 (it may have passed the request on before giving up) */
     if ((cc != CURLE_OK && !x->too_large) || (cc == CURLE_OK && (status == 502 || status == 504)))
@@ -1275,7 +1274,7 @@ static tstate *find_target(iw_dispatch *d, const iw_target_conf *tc)
 
 static int submit(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf *tc,
                   const iw_event *ev, const char *traceparent, const int64_t *lease_until,
-                  iw_call_done_fn done, void *arg)
+                  bool maybe_applied, iw_call_done_fn done, void *arg)
 {
     if (d->closing || !ops || !tc || !ev || !done)
         return IW_EINVAL;
@@ -1302,6 +1301,7 @@ static int submit(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf
     c->arg = arg;
     c->lease_until = lease_until;
     c->res.outcome.retry_after_ms = -1;
+    c->res.maybe_applied = maybe_applied;
     d->pending++;
 
     char err[256] = "";
@@ -1319,26 +1319,26 @@ static int submit(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf
 }
 
 int iw_dispatch_submit_ops(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf *tc,
-                           const iw_event *ev, const char *traceparent, iw_call_done_fn done,
-                           void *arg)
+                           const iw_event *ev, const char *traceparent, bool maybe_applied,
+                           iw_call_done_fn done, void *arg)
 {
-    return submit(d, ops, tc, ev, traceparent, NULL, done, arg);
+    return submit(d, ops, tc, ev, traceparent, NULL, maybe_applied, done, arg);
 }
 
 int iw_dispatch_submit_fenced(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
                               const char *traceparent, const int64_t *lease_until,
-                              iw_call_done_fn done, void *arg)
+                              bool maybe_applied, iw_call_done_fn done, void *arg)
 {
     const iw_target_ops *ops = tc ? iw_target_find(tc->type) : NULL;
     if (!ops)
         return IW_EINVAL;
-    return submit(d, ops, tc, ev, traceparent, lease_until, done, arg);
+    return submit(d, ops, tc, ev, traceparent, lease_until, maybe_applied, done, arg);
 }
 
 int iw_dispatch_submit(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
                        const char *traceparent, iw_call_done_fn done, void *arg)
 {
-    return iw_dispatch_submit_fenced(d, tc, ev, traceparent, NULL, done, arg);
+    return iw_dispatch_submit_fenced(d, tc, ev, traceparent, NULL, false, done, arg);
 }
 
 /* Removes c from q; true when it was there. */

@@ -31,6 +31,9 @@ typedef struct iw_call_result {
     int64_t settle_until_ms;     /* monotonic ms until which an attempt that ended without an
                                   * answer after its request went out may still be applied by
                                   * the target (its end + timeouts.settle_ms); 0: none */
+    bool maybe_applied;          /* an attempt that was retried (or the one given with submit)
+                                  * may have been applied: later attempts were rendered with
+                                  * iw_render_ctx.may_be_applied */
 } iw_call_result;
 
 /* Called once per submitted call, from inside iw_dispatch_run (or abandon_all). The event
@@ -83,22 +86,23 @@ int iw_dispatch_submit(iw_dispatch *d, const iw_target_conf *tc, const iw_event 
                        const char *traceparent, iw_call_done_fn done, void *arg);
 
 /* Same as iw_dispatch_submit for a call sent under a ledger fence lease: *lease_until (monotonic
- * ms, kept current by the caller, borrowed until done) is when the lease may be gone. An
+ * ms, kept current by the caller, borrowed until done) is when the lease may be gone;
+ * maybe_applied says an earlier call of this (event, target) may have been applied. An
  * attempt starts only when it must end, by the target's timeouts.request_ms, and its settle
  * time (iw_target_settle_ms) after that, at least IW_DISPATCH_LEASE_GUARD_MS before then;
  * otherwise the call ends abandoned with lease_expired. A NULL lease_until means no fence. */
 int iw_dispatch_submit_fenced(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
                               const char *traceparent, const int64_t *lease_until,
-                              iw_call_done_fn done, void *arg);
+                              bool maybe_applied, iw_call_done_fn done, void *arg);
 
 /* Slack between the end of the last attempt a lease may cover and the lease's end. */
 #define IW_DISPATCH_LEASE_GUARD_MS 1000
 
-/* Same as iw_dispatch_submit with an explicit adapter (tests pass a fake one). ops must
- * outlive the call. Returns 0. */
+/* Same as iw_dispatch_submit with an explicit adapter (tests pass a fake one) and
+ * maybe_applied as for iw_dispatch_submit_fenced. ops must outlive the call. Returns 0. */
 int iw_dispatch_submit_ops(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf *tc,
-                           const iw_event *ev, const char *traceparent, iw_call_done_fn done,
-                           void *arg);
+                           const iw_event *ev, const char *traceparent, bool maybe_applied,
+                           iw_call_done_fn done, void *arg);
 
 /* Drives the engine through one turn of its loop: waits up to timeout_ms for network activity
  * or the next timer, moves transfers forward, and runs done callbacks of finished calls.

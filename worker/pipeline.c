@@ -78,6 +78,8 @@ typedef struct job {
     int64_t settle_until; /* monotonic ms until which an attempt that got no answer may still
                            * be applied by the target: the fence is kept till then (0: none) */
     int busy_tries;
+    bool maybe_applied; /* an attempt of an earlier call may have been applied (a reclaimed
+                         * job's next call then asks for no second customer e-mail) */
     /* the result being built */
     iw_result_status status;
     iw_error_kind error_kind;
@@ -1335,6 +1337,7 @@ static void call_done(void *arg, const iw_call_result *res)
     j->finished_ms = res->finished_at_ms ? res->finished_at_ms : wall_ms();
     if (res->settle_until_ms > j->settle_until)
         j->settle_until = res->settle_until_ms;
+    j->maybe_applied |= res->maybe_applied || (res->abandoned && res->on_wire);
     if (res->abandoned) {
         /* On an assigned partition while running, only a lost or expiring fence abandons a
          * call: claim it again. Otherwise (revoke, shutdown) give the fence back. */
@@ -1410,7 +1413,7 @@ static void submit_ready(iw_pipeline *p)
         job_to(p, j, IW_JEV_SUBMITTED);
         sent = true;
         if (iw_dispatch_submit_fenced(p->dispatch, j->tc, j->m->ev, j->m->traceparent,
-                                      &j->lease_until, call_done, j) != 0) {
+                                      &j->lease_until, j->maybe_applied, call_done, j) != 0) {
             set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, NULL,
                        "no adapter for this target type");
             job_to(p, j, IW_JEV_FINISHED);

@@ -41,6 +41,7 @@ typedef struct rec {
     char trace[96];    /* traceparent */
     char extra[64];    /* X-Extra (carry_render) */
     char half[16];     /* X-Half (carry_render) */
+    char applied[8];   /* X-Maybe-Applied (fake_render: iw_render_ctx.may_be_applied) */
     size_t body_len;   /* the body's length as received */
     char body[16];     /* its first bytes */
 } rec;
@@ -115,6 +116,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             copy_header(c, "traceparent", r->trace, sizeof(r->trace));
             copy_header(c, "X-Extra", r->extra, sizeof(r->extra));
             copy_header(c, "X-Half", r->half, sizeof(r->half));
+            copy_header(c, "X-Maybe-Applied", r->applied, sizeof(r->applied));
             tag = s->n++;
             if (++s->cur > s->peak)
                 s->peak = s->cur;
@@ -263,7 +265,8 @@ static int fake_render(const iw_event *ev, const iw_target_conf *tc, const iw_re
     cr_assert(out->url && body);
     iw_request_set_body(out, body, 5);
     if (iw_request_add_header(out, "Content-Type", "text/plain") ||
-        iw_request_add_header(out, "Authorization", auth)) {
+        iw_request_add_header(out, "Authorization", auth) ||
+        (ctx->may_be_applied && iw_request_add_header(out, "X-Maybe-Applied", "yes"))) {
         iw_request_clear(out);
         return IW_ENOMEM;
     }
@@ -430,7 +433,8 @@ static iw_dispatch *engine(void)
 
 static void submit(iw_dispatch *d, const iw_target_ops *ops, int t, int i)
 {
-    cr_assert_eq(iw_dispatch_submit_ops(d, ops, &tconf[t], &evs[i], NULL, on_done, &slots[i]), 0);
+    cr_assert_eq(
+        iw_dispatch_submit_ops(d, ops, &tconf[t], &evs[i], NULL, false, on_done, &slots[i]), 0);
 }
 
 /* Runs the engine until nothing is pending; a safety cap turns a hang into a failure. */
@@ -474,7 +478,7 @@ Test(dispatch, success_in_one_attempt)
     iw_dispatch *d = engine();
     cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0],
                                         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-                                        on_done, &slots[0]),
+                                        false, on_done, &slots[0]),
                  0);
     cr_assert_eq(iw_dispatch_pending(d), 1);
     cr_assert_eq(slots[0].calls, 0, "the callback runs from iw_dispatch_run only");
@@ -512,8 +516,9 @@ static void one_call_reaches_the_server(const char *how)
 {
     config_init(1);
     iw_dispatch *d = engine();
-    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0], NULL, on_done, &slots[0]),
-                 0);
+    cr_assert_eq(
+        iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0], NULL, false, on_done, &slots[0]),
+        0);
     drain(d);
     cr_assert_eq(slots[0].res.outcome.kind, IW_OUTCOME_OK, "%s", slots[0].res.outcome.message);
     cr_assert_eq(srv_count(server), 1, "the request went %s", how);
@@ -747,6 +752,47 @@ Test(dispatch, an_unanswered_attempt_reports_when_it_settles)
     drain(d);
     cr_assert_eq(slots[3].res.attempts, 2);
     cr_assert_eq(slots[3].res.settle_until_ms, 0, "the target answered: no wait");
+    iw_dispatch_free(d);
+}
+
+/* An attempt that may have been applied (no answer once sent, a 500) is reported, and the
+ * attempts after it are rendered knowing it (ebizcharge then asks for no second e-mail); one
+ * turned away unprocessed (503) or never sent is not. A call submitted as maybe_applied (a
+ * reclaimed job whose earlier call may have been) renders its first attempt so. */
+Test(dispatch, an_attempt_that_may_have_been_applied_is_known_to_the_next)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].request_timeout_ms = 300;
+    int port = iw_free_port();
+    char closed[64];
+    snprintf(closed, sizeof(closed), "http://127.0.0.1:%d/x", port);
+    target_init(&tconf[1], "t2", NULL);
+    tconf[1].url = closed;
+    tconf[1].retry.max_attempts = 2;
+    config_init(2);
+    step s[] = {{200, NULL, 2000}, {200, NULL, 0}, {503, NULL, 0}, {200, NULL, 0},
+                {500, NULL, 0},    {200, NULL, 0}, {200, NULL, 0}};
+    srv_script(server, 7, s);
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 0, 0); /* timed out, then 200 */
+    drain(d);
+    submit(d, &fake_ops, 0, 1); /* 503, then 200 */
+    drain(d);
+    submit(d, &fake_ops, 0, 2); /* 500, then 200 */
+    drain(d);
+    cr_assert_eq(
+        iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[3], NULL, true, on_done, &slots[3]),
+        0);
+    drain(d);
+    submit(d, &fake_ops, 1, 4); /* refused twice: nothing sent */
+    drain(d);
+    static const bool reported[] = {true, false, true, true, false};
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(slots[i].res.maybe_applied, reported[i], "call %d", i);
+    static const char *const header[] = {"", "yes", "", "", "", "yes", "yes"};
+    cr_assert_eq(server->n, 7);
+    for (int i = 0; i < 7; i++)
+        cr_assert_str_eq(server->recs[i].applied, header[i], "request %d", i);
     iw_dispatch_free(d);
 }
 

@@ -833,15 +833,21 @@ Test(ops, tls_is_verified_unless_turned_off_loudly, .timeout = 180)
     cr_assert_eq(rc, 0);
 }
 
-/* Issue 11, item 5: "not in the consumer group" was unreachable (assigned was always true).
- * The local Kafka's first join takes about 3 s: /readyz says so until the worker is a member. */
-Test(ops, readyz_is_not_ready_until_the_worker_is_in_the_group, .init = up, .fini = down,
-     .timeout = 120)
+/* Starts the worker with the stack's config and its HTTP endpoint on a free port. */
+static void start_worker_with_http(void)
 {
     S.http_port = iw_free_port();
     const char *cfg = iw_stack_config(&S, "w.json", NULL, NULL);
     cr_assert_not_null(cfg);
     cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+}
+
+/* Issue 11, item 5: "not in the consumer group" was unreachable (assigned was always true).
+ * The local Kafka's first join takes about 3 s: /readyz says so until the worker is a member. */
+Test(ops, readyz_is_not_ready_until_the_worker_is_in_the_group, .init = up, .fini = down,
+     .timeout = 120)
+{
+    start_worker_with_http();
     bool saw_not_in_group = false, ready = false;
     long long until = iw_now_ms() + 60000;
     while (!ready && iw_now_ms() < until) {
@@ -877,10 +883,7 @@ static bool readyz_becomes(long status, const char *text, long long ms)
 Test(ops, readyz_sees_redis_stop_answering_while_no_event_comes, .init = up, .fini = down,
      .timeout = 180)
 {
-    S.http_port = iw_free_port();
-    const char *cfg = iw_stack_config(&S, "w.json", NULL, NULL);
-    cr_assert_not_null(cfg);
-    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    start_worker_with_http();
     cr_assert(readyz_becomes(200, NULL, 60000), "ready once in the group");
     iw_proc_signal(&S.redis.proc, SIGSTOP);
     bool seen = readyz_becomes(503, "redis", 30000);

@@ -1307,4 +1307,16 @@ Test(faults, a_retry_never_emails_a_customer_twice, .init = up, .fini = down, .t
     cr_assert_eq(ebiz_invoice("MAIL-503", &updates, &emails), 0);
     cr_assert_eq(updates, 1);
     cr_assert_eq(emails, 1, "the retry after a 503 still asks for the e-mail");
+
+    /* the operator is told which event's e-mail depends on the late attempt, and only that */
+    char path[512];
+    snprintf(path, sizeof(path), "%s/worker.log", S.dir);
+    char *log = iw_read_file(path, NULL);
+    cr_assert_not_null(log);
+    const char *warn = strstr(log, "customer e-mails left out of a retry");
+    cr_assert_not_null(warn, "the retry without e-mails is logged");
+    const char *eol = strchr(warn, '\n');
+    cr_assert(eol && memmem(warn, (size_t)(eol - warn), "MAIL-LATE", 9), "naming its event");
+    cr_assert_null(strstr(eol, "customer e-mails left out"), "once, for that event only");
+    free(log);
 }

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "ebizcharge.h"
+#include "log.h"
 #include "mapping.h"
 #include "soap.h"
 #include "status.h"
@@ -362,6 +363,14 @@ static int ebiz_render(const iw_event *ev, const iw_target_conf *tc, const iw_re
     const iw_ebiz_conf *ec = iw_ebiz_conf_of(tc);
     bool iso = ec->date_format && strcmp(ec->date_format, "iso") == 0;
     bool mail_off = ctx && ctx->may_be_applied;
+    if (mail_off && (ev->invoice.flags.notify_customer == IW_FLAG_YES ||
+                     ev->invoice.flags.email_invoice == IW_FLAG_YES))
+        /* the e-mail the event asks for goes out only if that earlier attempt was applied:
+         * say so, so an operator can send it when it was not */
+        iw_log(IW_LOG_WARN,
+               "customer e-mails left out of a retry: an earlier attempt may have "
+               "been applied",
+               "event_id", ev->event_id ? ev->event_id : "", "target", tc->name, NULL);
     const iw_map *map = iw_map_builtin_get(&maps[iso][mail_off], errbuf, errlen);
     if (!map)
         return IW_EINVAL;
