@@ -2229,6 +2229,7 @@ static int check_output_topics(iw_pipeline *p, volatile sig_atomic_t *stop, char
         if (stop && *stop) {
             snprintf(errbuf, errlen, "stopped by a signal while waiting for topic \"%s\"",
                      names[missing]);
+            *stop = IW_PIPELINE_STOPPED_AT_START;
             rc = -1;
             break;
         }

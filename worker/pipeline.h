@@ -48,9 +48,13 @@ typedef struct iw_pipeline_stats {
 
 typedef struct iw_pipeline iw_pipeline;
 
+/* What iw_pipeline_new sets *stop to when it gave up because *stop became non-zero (a signal)
+ * while the start waited for the brokers to know the output topics: a stop, not a failure. */
+#define IW_PIPELINE_STOPPED_AT_START 2
+
 /* Builds the worker for cfg (which must outlive it): Kafka consumer and producer, Redis
  * ledger, HTTP dispatcher. NULL with a reason in errbuf; also when *stop (may be NULL) became
- * non-zero while the start waited for the brokers to know the output topics. */
+ * non-zero while the start waited (then *stop is IW_PIPELINE_STOPPED_AT_START). */
 iw_pipeline *iw_pipeline_new(const iw_config *cfg, volatile sig_atomic_t *stop, char *errbuf,
                              size_t errlen);
 

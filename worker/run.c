@@ -94,7 +94,7 @@ int iw_cli_run(int argc, char **argv)
     limit_malloc_arenas();
     char err[512];
     iw_pipeline *p = iw_pipeline_new(cfg, &stop_requested, err, sizeof(err));
-    if (!p && stop_requested) { /* SIGTERM while the start waited: a stop, not a failure */
+    if (!p && stop_requested == IW_PIPELINE_STOPPED_AT_START) { /* SIGTERM while it waited */
         iw_log(IW_LOG_INFO, "stopped before the start finished", "reason", err, NULL);
         iw_config_free(cfg);
         return 0;
