@@ -17,11 +17,13 @@
 
 #define HEALTH_STALL_MS 15000 /* the loop is dead when it has not turned for this long */
 
-/* Connections: seconds a connection may stay silent, how many at once, how many from one
- * address (probes and scrapes need one or two each). */
+/* Connections: seconds a connection may stay silent, and how many from one address (probes and
+ * scrapes need one or two each; the table as a whole keeps libmicrohttpd's default, about
+ * 1,000, since a lower one would let fewer addresses fill it). Where every connection comes from
+ * one address (a service mesh's sidecar) the per-address limit is the only one that counts:
+ * keep it well above what the probes and scrapes use. */
 #define HTTP_IDLE_S 10u
-#define HTTP_MAX_CONNECTIONS 512u
-#define HTTP_MAX_PER_ADDRESS 16u
+#define HTTP_MAX_PER_ADDRESS 64u
 
 struct iw_http {
     struct MHD_Daemon *d; /* its own polling thread */
@@ -114,10 +116,10 @@ iw_http *iw_http_start(const char *listen, const iw_health *health, char *errbuf
      * connection each: a per-address limit keeps one address from filling the table, so the
      * kubelet's probes and the scrape still get in (libmicrohttpd closes a connection over the
      * limit at once). */
-    h->d = MHD_start_daemon(flags, port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, &ss,
-                            MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_S, MHD_OPTION_CONNECTION_LIMIT,
-                            HTTP_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                            HTTP_MAX_PER_ADDRESS, MHD_OPTION_END);
+    h->d =
+        MHD_start_daemon(flags, port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, &ss,
+                         MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_S,
+                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, HTTP_MAX_PER_ADDRESS, MHD_OPTION_END);
     if (!h->d) {
         snprintf(errbuf, errlen, "cannot listen on %s", listen);
         free(h);
