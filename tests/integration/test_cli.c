@@ -1,5 +1,6 @@
 /* test_cli.c: the invoice-worker command line as a user runs it: render, check-config, usage. */
 #include <criterion/criterion.h>
+#include <criterion/logging.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,12 +17,40 @@
 #include "target.h"
 #include "testproc.h"
 
-/* Where run() puts the command's stderr: one file per test process (tests run side by side). */
+/* Each test's own temporary folder: tests run side by side, and a file another user left
+ * in /tmp under a fixed name can be neither replaced nor written (protected_regular). */
+static char tmpdir[64];
+
+static void tmp_init(void)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/iw-cli-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void tmp_fini(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        cr_log_warn("could not remove %s", tmpdir);
+}
+
+TestSuite(cli, .init = tmp_init, .fini = tmp_fini);
+
+/* The path of file `name` in the test's folder (one of four static buffers). */
+static const char *tmp_path(const char *name)
+{
+    static char paths[4][128];
+    static int next;
+    char *p = paths[next++ % 4];
+    snprintf(p, sizeof(paths[0]), "%s/%s", tmpdir, name);
+    return p;
+}
+
+/* Where run() puts the command's stderr. */
 static const char *stderr_path(void)
 {
-    static char path[64];
-    snprintf(path, sizeof(path), "/tmp/iw-cli-stderr-%ld", (long)getpid());
-    return path;
+    return tmp_path("stderr");
 }
 
 /* Runs a shell command; returns its exit status and its stdout (malloc'd) in *out. */
@@ -50,9 +79,7 @@ static int run(const char *cmd, char **out)
 
 static char *stderr_text(void)
 {
-    char *text = iw_read_file(stderr_path(), NULL);
-    unlink(stderr_path());
-    return text;
+    return iw_read_file(stderr_path(), NULL);
 }
 
 /* The method of the request adapter `type` renders in process for complete.json with its seed
@@ -139,9 +166,8 @@ Test(cli, render_explains_a_rejected_event_and_a_bad_event)
     cr_assert(strstr(err, "ebizcharge rejects this event: invoice.") != NULL, "%s", err);
     free(err);
     snprintf(cmd, sizeof(cmd),
-             "echo '{\"schema\": 1}' > /tmp/iw-cli-bad.json && '%s' render "
-             "--target centra_soap /tmp/iw-cli-bad.json",
-             iw_build_path("invoice-worker"));
+             "echo '{\"schema\": 1}' > '%s' && '%s' render --target centra_soap '%s'",
+             tmp_path("bad.json"), iw_build_path("invoice-worker"), tmp_path("bad.json"));
     cr_assert_eq(run(cmd, NULL), 1);
     err = stderr_text();
     cr_assert(strstr(err, "invalid event: schema") != NULL, "%s", err);
@@ -171,13 +197,13 @@ Test(cli, render_prints_event_text_in_an_error_as_plain_text)
                                                  "C\xe2\x80\xae"
                                                  "D\x1b[31mE"));
     char *hostile = cJSON_PrintUnformatted(j);
-    FILE *f = fopen("/tmp/iw-cli-unit.json", "w");
+    FILE *f = fopen(tmp_path("unit.json"), "w");
     cr_assert_not_null(f);
     fputs(hostile, f);
     fclose(f);
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "'%s' render --target invoicexpress /tmp/iw-cli-unit.json",
-             iw_build_path("invoice-worker"));
+    snprintf(cmd, sizeof(cmd), "'%s' render --target invoicexpress '%s'",
+             iw_build_path("invoice-worker"), tmp_path("unit.json"));
     cr_assert_eq(run(cmd, NULL), 1);
     char *err = stderr_text();
     cr_assert(strstr(err, "unit") != NULL, "the error names the field: %s", err);
@@ -200,15 +226,15 @@ Test(cli, classify_treats_an_oversized_reply_as_the_dispatcher_does)
     cr_assert_not_null(ok);
     size_t max = 4u << 20;
     for (size_t size = max; size <= max + 1; size++) {
-        FILE *f = fopen("/tmp/iw-cli-big.xml", "w");
+        FILE *f = fopen(tmp_path("big.xml"), "w");
         cr_assert_not_null(f);
         fputs(ok, f);
         for (size_t i = strlen(ok); i < size; i++)
             fputc(' ', f);
         fclose(f);
         char cmd[512], *out = NULL;
-        snprintf(cmd, sizeof(cmd), "'%s' classify --target centra_soap /tmp/iw-cli-big.xml",
-                 iw_build_path("invoice-worker"));
+        snprintf(cmd, sizeof(cmd), "'%s' classify --target centra_soap '%s'",
+                 iw_build_path("invoice-worker"), tmp_path("big.xml"));
         cr_assert_eq(run(cmd, &out), 0);
         if (size == max)
             cr_assert(strstr(out, "\"outcome\":\"ok\""), "%zu bytes: %s", size, out);
@@ -218,13 +244,12 @@ Test(cli, classify_treats_an_oversized_reply_as_the_dispatcher_does)
                       "%zu bytes: %s", size, out);
         free(out);
     }
-    unlink("/tmp/iw-cli-big.xml");
     char cmd[512];
-    snprintf(cmd, sizeof(cmd), "'%s' classify --target centra_soap /tmp",
-             iw_build_path("invoice-worker"));
+    snprintf(cmd, sizeof(cmd), "'%s' classify --target centra_soap '%s'",
+             iw_build_path("invoice-worker"), tmpdir);
     cr_assert_eq(run(cmd, NULL), 1, "a directory is not a reply");
     char *err = stderr_text();
-    cr_assert(strstr(err, "cannot read /tmp: Is a directory"), "%s", err);
+    cr_assert(strstr(err, "Is a directory"), "%s", err);
     free(err);
     free(ok);
 }
@@ -243,40 +268,37 @@ Test(cli, check_config_names_every_error_by_path)
         cr_assert(strstr(err, paths[i]) != NULL, "missing %s in:\n%s", paths[i], err);
     free(err);
     /* a valid config passes and lists its targets */
-    FILE *f = fopen("/tmp/iw-cli-ok.json", "w");
+    FILE *f = fopen(tmp_path("ok.json"), "w");
     fputs("{\"kafka\": {\"brokers\": \"127.0.0.1:9092\"}, \"targets\": {\"ix\": {\"type\": "
           "\"invoicexpress\", \"url\": \"https://acme.app.invoicexpress.com\", \"api_key\": "
           "\"${IW_CLI_TEST_KEY}\"}}}",
           f);
     fclose(f);
-    snprintf(cmd, sizeof(cmd),
-             "IW_CLI_TEST_KEY=k3y-value-Zz '%s' check-config -c /tmp/iw-cli-ok.json",
-             iw_build_path("invoice-worker"));
+    snprintf(cmd, sizeof(cmd), "IW_CLI_TEST_KEY=k3y-value-Zz '%s' check-config -c '%s'",
+             iw_build_path("invoice-worker"), tmp_path("ok.json"));
     cr_assert_eq(run(cmd, &out), 0, "%s", stderr_text());
     cr_assert(strstr(out, "ok: 1 target instance") != NULL, "%s", out);
     cr_assert_null(strstr(out, "k3y-value-Zz"), "check-config never prints a secret");
     free(out);
     /* without brokers run refuses to start, so check-config refuses too: an empty
      * IW_KAFKA_BROKERS, or a config without them */
-    snprintf(cmd, sizeof(cmd),
-             "IW_CLI_TEST_KEY=k IW_KAFKA_BROKERS= '%s' check-config -c /tmp/iw-cli-ok.json",
-             iw_build_path("invoice-worker"));
+    snprintf(cmd, sizeof(cmd), "IW_CLI_TEST_KEY=k IW_KAFKA_BROKERS= '%s' check-config -c '%s'",
+             iw_build_path("invoice-worker"), tmp_path("ok.json"));
     cr_assert_eq(run(cmd, NULL), 1, "an empty IW_KAFKA_BROKERS passed");
     err = stderr_text();
     cr_assert(strstr(err, "kafka.brokers: not set") != NULL, "%s", err);
     free(err);
-    f = fopen("/tmp/iw-cli-ok.json", "w");
+    f = fopen(tmp_path("ok.json"), "w");
     fputs("{\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"url\": "
           "\"https://acme.app.invoicexpress.com\", \"api_key\": \"k\"}}}",
           f);
     fclose(f);
-    snprintf(cmd, sizeof(cmd), "'%s' check-config -c /tmp/iw-cli-ok.json",
-             iw_build_path("invoice-worker"));
+    snprintf(cmd, sizeof(cmd), "'%s' check-config -c '%s'", iw_build_path("invoice-worker"),
+             tmp_path("ok.json"));
     cr_assert_eq(run(cmd, NULL), 1, "a config without brokers passed");
     err = stderr_text();
     cr_assert(strstr(err, "kafka.brokers: not set") != NULL, "%s", err);
     free(err);
-    unlink("/tmp/iw-cli-ok.json");
 }
 
 /* Issue 11, item 4: check-config refuses what run would refuse at start: every kafka.properties
@@ -303,19 +325,18 @@ Test(cli, check_config_applies_kafka_properties_to_both_clients)
                  "\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"url\": "
                  "\"https://acme.app.invoicexpress.com\", \"api_key\": \"k\"}}}",
                  cases[i].props);
-        FILE *f = fopen("/tmp/iw-cli-kafka.json", "w");
+        FILE *f = fopen(tmp_path("kafka.json"), "w");
         cr_assert_not_null(f);
         fputs(json, f);
         fclose(f);
-        snprintf(cmd, sizeof(cmd), "'%s' check-config -c /tmp/iw-cli-kafka.json",
-                 iw_build_path("invoice-worker"));
+        snprintf(cmd, sizeof(cmd), "'%s' check-config -c '%s'", iw_build_path("invoice-worker"),
+                 tmp_path("kafka.json"));
         cr_assert_eq(run(cmd, NULL), 1, "%s passed check-config", cases[i].props);
         char *err = stderr_text();
         cr_assert(strstr(err, cases[i].want) != NULL, "%s: %s", cases[i].props, err);
         cr_assert_null(strstr(err, "Zq9"), "a secret property's value is never printed: %s", err);
         free(err);
     }
-    unlink("/tmp/iw-cli-kafka.json");
 }
 
 Test(cli, help_version_and_usage_errors)
