@@ -93,7 +93,9 @@ int iw_lanes_offer(iw_lanes *l, const char *key, int64_t version, void *job, voi
         return IW_LANE_SEND;
     }
     /* Sending an older or equal state after the one in flight would be useless or harmful. */
-    if (version <= n->inflight_version || (n->waiting && version <= n->waiting_version))
+    if (version <= n->inflight_version)
+        return IW_LANE_STALE;
+    if (n->waiting && version <= n->waiting_version)
         return IW_LANE_SUPERSEDED;
     *displaced = n->waiting;
     n->waiting = job;

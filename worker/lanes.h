@@ -10,9 +10,11 @@ typedef struct iw_lanes iw_lanes;
 
 /* What iw_lanes_offer decided for the offered job. */
 typedef enum iw_lane_verdict {
-    IW_LANE_SEND = 0,  /* the lane was idle: the job is now in flight, send it */
-    IW_LANE_WAIT,      /* queued behind the in-flight job (may have displaced an older one) */
-    IW_LANE_SUPERSEDED /* an equal or newer version is already in flight or waiting */
+    IW_LANE_SEND = 0,   /* the lane was idle: the job is now in flight, send it */
+    IW_LANE_WAIT,       /* queued behind the in-flight job (may have displaced an older one) */
+    IW_LANE_SUPERSEDED, /* an equal or newer version is already waiting (coalesced) */
+    IW_LANE_STALE       /* an equal or newer version is already in flight: claimed at the
+                         * ledger, which would answer stale too */
 } iw_lane_verdict;
 
 /* Creates an empty set of lanes; NULL when out of memory. */

@@ -947,6 +947,9 @@ static void offer_to_lane(iw_pipeline *p, job *j)
         job_to(p, j, IW_JEV_WAIT);
     } else if (v == IW_LANE_SUPERSEDED) {
         supersede(p, j);
+    } else if (v == IW_LANE_STALE) { /* as the ledger would answer it: never sent */
+        set_result(j, IW_RES_STALE, IW_ERR_NONE, NULL, NULL);
+        publish(p, j);
     } else {
         p->fatal = true; /* out of memory */
     }
