@@ -555,6 +555,23 @@ Test(mapping_file, json_replies_by_pointer_status_and_retry_codes)
     cr_assert_eq(o.kind, IW_OUTCOME_AUTH);
     o = classify_with(&tc, 400, "", NULL);
     cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT);
+    cr_assert_str_eq(o.code, "400");
+    /* a status that decides the outcome keeps the reply's own error text (README: "with the
+     * reply's own text as the message"); the kind stays the status's */
+    o = classify_with(&tc, 422, "{\"error\":{\"code\":\"E7\",\"text\":\"total tok-456 wrong\"}}",
+                      NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT);
+    cr_assert_str_eq(o.code, "E7");
+    cr_assert_str_eq(o.message, "HTTP 422: api: total *** wrong", "%s", o.message);
+    o = classify_with(&tc, 503, "{\"error\":{\"text\":\"maintenance\"}}", "7");
+    cr_assert_eq(o.kind, IW_OUTCOME_RETRY);
+    cr_assert_eq(o.retry_after_ms, 7000);
+    cr_assert_str_eq(o.code, "503");
+    cr_assert_str_eq(o.message, "HTTP 503: api: maintenance");
+    o = classify_with(&tc, 500, "<html>oops</html>", NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_RETRY);
+    cr_assert(strstr(o.message, "HTTP 500") != NULL, "an unreadable body keeps the status: %s",
+              o.message);
     iw_target_conf_clear(&tc);
     unlink(file);
 }

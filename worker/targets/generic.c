@@ -825,6 +825,33 @@ static void judge(const iw_generic *g, const iw_response *resp, const reply_doc 
                    "%s%s", g->message_prefix ? g->message_prefix : "", msg);
 }
 
+/* A reply whose status already decided the outcome (retry_status, or not a success status):
+ * its business error's code and message, where the mapping says they are and the body holds
+ * them, replace the bare "HTTP 422" (an API's 4xx usually says why). */
+static void status_outcome_text(const iw_generic *g, const iw_response *resp, reply_doc *d,
+                                iw_outcome *out)
+{
+    if (!g->code_path && !g->message_path)
+        return;
+    char err[160];
+    if (g->reply == REPLY_XML && !d->xml && resp->body_len)
+        d->xml = iw_xml_parse(resp->body, resp->body_len, err, sizeof(err));
+    else if (g->reply == REPLY_JSON && !d->json && resp->body_len)
+        d->json = cJSON_ParseWithLength(resp->body, resp->body_len);
+    if (!d->xml && !d->json)
+        return;
+    char code[64] = "", msg[200] = "";
+    if (g->code_path)
+        read_at(g, d, g->code_path, code, sizeof(code));
+    if (g->message_path)
+        read_at(g, d, g->message_path, msg, sizeof(msg));
+    if (*code)
+        snprintf(out->code, sizeof(out->code), "%s", code);
+    if (*msg)
+        snprintf(out->message, sizeof(out->message), "HTTP %ld: %s%s", resp->status,
+                 g->message_prefix ? g->message_prefix : "", msg);
+}
+
 static void generic_classify(const iw_target_conf *tc, const iw_response *resp, iw_outcome *out)
 {
     char err[160];
@@ -853,12 +880,14 @@ static void generic_classify(const iw_target_conf *tc, const iw_response *resp, 
         snprintf(out->code, sizeof(out->code), "%ld", resp->status);
         out->retry_after_ms =
             iw_retry_after_ms(iw_response_header(resp, "Retry-After"), resp->now_ms);
+        status_outcome_text(g, resp, &d, out);
         goto done;
     } else if (!success_status) {
         iw_outcome_from_status(resp, out);
         if (out->kind == IW_OUTCOME_OK)
             iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, out->code,
                            "HTTP %ld is not a success status of this target", resp->status);
+        status_outcome_text(g, resp, &d, out);
         goto done;
     } else if (g->reply == REPLY_XML) {
         d.xml = iw_xml_parse(resp->body ? resp->body : "", resp->body_len, err, sizeof(err));
