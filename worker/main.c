@@ -44,8 +44,9 @@ static const char RENDER_USAGE[] =
     "METHOD URL, then one 'Name: value' line per header, a blank line, then the body. Passwords,\n"
     "tokens, API keys and security ids print as ***.\n"
     "\n"
-    "NAME is an adapter type (centra_soap, centra_navision, midnight, ebizcharge, invoicexpress;\n"
-    "seed URLs and placeholder credentials) or, with -c, a target instance of the config.\n"
+    "NAME is an adapter type (centra_soap, centra_navision, midnight, ebizcharge, invoicexpress,\n"
+    "webhook; seed URLs and placeholder credentials) or, with -c, a target instance of the\n"
+    "config (a generic target is always an instance).\n"
     "The target's validation runs first; a rejected event exits 1 with the reason.\n";
 
 static const char CLASSIFY_USAGE[] =
