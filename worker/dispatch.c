@@ -988,8 +988,8 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
         d->obs(d->obs_arg, &info);
     }
     c->res.http_status = status;
-    if (out.kind == IW_OUTCOME_RETRY && may_have_applied(cc, status, x->too_large, easy))
-        c->res.maybe_applied = true;
+    if (out.kind != IW_OUTCOME_AUTH && may_have_applied(cc, status, x->too_large, easy))
+        c->res.maybe_applied = true; /* a success too: a job claimed again must not repeat it */
     /* no answer from the target itself: a transport failure once the request went out, or a
      * gateway's 502 or 504 (it may have passed the request on before giving up) */
     if ((cc != CURLE_OK && !x->too_large) || (cc == CURLE_OK && (status == 502 || status == 504)))

@@ -31,9 +31,10 @@ typedef struct iw_call_result {
     int64_t settle_until_ms;     /* monotonic ms until which an attempt that ended without an
                                   * answer after its request went out may still be applied by
                                   * the target (its end + timeouts.settle_ms); 0: none */
-    bool maybe_applied;          /* an attempt that was retried (or the one given with submit)
-                                  * may have been applied: later attempts were rendered with
-                                  * iw_render_ctx.may_be_applied */
+    bool maybe_applied;          /* an attempt (or the call given with submit) may have been
+                                  * applied, a success included: attempts after it are rendered
+                                  * with iw_render_ctx.may_be_applied, and so should a call of
+                                  * the same (event, target) submitted later */
 } iw_call_result;
 
 /* Called once per submitted call, from inside iw_dispatch_run (or abandon_all). The event

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -24,6 +25,18 @@
  * keep it well above what the probes and scrapes use. */
 #define HTTP_IDLE_S 10u
 #define HTTP_MAX_PER_ADDRESS 64u
+
+/* The table's size: libmicrohttpd's default (about 1,000), but never more than a quarter of the
+ * process's open-file limit, so slow clients cannot take the descriptors the targets, Redis and
+ * Kafka need (run raises the soft limit to the hard one first). */
+static unsigned connection_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 1000u;
+    rlim_t quarter = rl.rlim_cur / 4;
+    return quarter >= 1000u ? 1000u : quarter < 16u ? 16u : (unsigned)quarter;
+}
 
 struct iw_http {
     struct MHD_Daemon *d; /* its own polling thread */
@@ -116,10 +129,10 @@ iw_http *iw_http_start(const char *listen, const iw_health *health, char *errbuf
      * connection each: a per-address limit keeps one address from filling the table, so the
      * kubelet's probes and the scrape still get in (libmicrohttpd closes a connection over the
      * limit at once). */
-    h->d =
-        MHD_start_daemon(flags, port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, &ss,
-                         MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_S,
-                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, HTTP_MAX_PER_ADDRESS, MHD_OPTION_END);
+    h->d = MHD_start_daemon(flags, port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, &ss,
+                            MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_S, MHD_OPTION_CONNECTION_LIMIT,
+                            connection_limit(), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                            HTTP_MAX_PER_ADDRESS, MHD_OPTION_END);
     if (!h->d) {
         snprintf(errbuf, errlen, "cannot listen on %s", listen);
         free(h);

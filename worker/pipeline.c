@@ -1140,6 +1140,8 @@ static void lane_release(iw_pipeline *p, job *j)
     j->in_lane = false;
     job *next = iw_lanes_done(p->lanes, j->lane_key);
     if (next) {
+        if (same_event(j, next)) /* a redelivery of j (a revoke gave it back): what j sent */
+            next->maybe_applied |= j->maybe_applied;
         next->in_lane = true;
         job_to(p, next, IW_JEV_FIRST);
         q_push(&p->claim_q, next);

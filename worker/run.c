@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli.h"
 #include "http.h"
@@ -27,7 +28,8 @@ static void pipeline_health(void *ctx, iw_health_status *out)
 static void on_signal(int sig)
 {
     (void)sig;
-    stop_requested = 1;
+    if (!stop_requested) /* a second signal keeps what the first one led to */
+        stop_requested = 1;
 }
 
 /* glibc gives each thread that allocates while another holds the lock an arena of its own, up
@@ -44,6 +46,18 @@ static void limit_malloc_arenas(void)
     if (!getenv("MALLOC_ARENA_MAX"))
         mallopt(M_ARENA_MAX, 1);
 #endif
+}
+
+/* The soft open-file limit up to the hard one: sockets to the targets, Redis, Kafka and the
+ * HTTP endpoint's clients all need descriptors, and 1,024, a common soft limit, is few (every
+ * wait here is epoll or poll, never select, so a descriptor above 1,023 is fine). */
+static void raise_open_files(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 }
 
 static const char RUN_USAGE[] =
@@ -92,6 +106,7 @@ int iw_cli_run(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     limit_malloc_arenas();
+    raise_open_files();
     char err[512];
     iw_pipeline *p = iw_pipeline_new(cfg, &stop_requested, err, sizeof(err));
     if (!p && stop_requested == IW_PIPELINE_STOPPED_AT_START) { /* SIGTERM while it waited */

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -193,5 +194,50 @@ Test(http, slow_clients_from_one_address_do_not_keep_the_probes_out, .timeout = 
     for (int i = 0; i < SLOW; i++)
         if (fds[i] >= 0)
             close(fds[i]);
+    iw_http_stop(srv);
+}
+
+/* Descriptors this process has open. */
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    cr_assert_not_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* The table is at most a quarter of the open-file limit, so slow clients from many addresses
+ * cannot take the descriptors the targets, Redis and Kafka need: with a soft limit of 256, the
+ * endpoint holds at most 64 of 100 clients (one per address, under the per-address limit). */
+Test(http, slow_clients_cannot_take_the_descriptors_the_worker_needs, .timeout = 60)
+{
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = 256;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    char err[256];
+    iw_health h = {NULL, fake_status, NULL};
+    fake = (iw_health_status){mono_now_ms(), true, true, true};
+    iw_http *srv = iw_http_start("127.0.0.1:0", &h, err, sizeof(err));
+    cr_assert_not_null(srv, "%s", err);
+    int port = iw_http_port(srv);
+    int before = open_fds();
+    enum { N = 100 };
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        char from[32];
+        snprintf(from, sizeof(from), "127.0.1.%d", i + 1);
+        fds[i] = slow_client(from, port);
+        cr_assert_geq(fds[i], 0, "client %d", i);
+    }
+    usleep(500 * 1000); /* the server's thread takes what it will */
+    int held = open_fds() - before - N;
+    cr_assert_leq(held, 64, "the endpoint holds at most 64 connections, not %d", held);
+    cr_assert_geq(held, 32, "and does take clients (%d)", held);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
     iw_http_stop(srv);
 }
