@@ -155,8 +155,8 @@ xmlDocPtr iw_xml_parse(const char *buf, size_t len, char *errbuf, size_t errlen)
     /* White space before the XML declaration (a template's leading newline) is not well formed,
      * but what follows is the server's whole answer: read it, so its errors are still seen */
     size_t lead = 0;
-    while (lead < len && (buf[lead] == ' ' || buf[lead] == '\t' || buf[lead] == '\r' ||
-                          buf[lead] == '\n'))
+    while (lead < len &&
+           (buf[lead] == ' ' || buf[lead] == '\t' || buf[lead] == '\r' || buf[lead] == '\n'))
         lead++;
     if (lead && len - lead >= 5 && memcmp(buf + lead, "<?xml", 5) == 0) {
         buf += lead;

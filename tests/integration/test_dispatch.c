@@ -708,23 +708,29 @@ Test(dispatch, request_timeout_is_a_timeout_then_retried)
     iw_dispatch_free(d);
 }
 
+/* Two targets: t1 the scripted server with a 300 ms request timeout, t2 a closed port tried
+ * twice; both with settle_ms. */
+static void server_and_closed_targets(int64_t settle_ms)
+{
+    static char closed[64];
+    target_init(&tconf[0], "t1", server);
+    tconf[0].request_timeout_ms = 300;
+    tconf[0].settle_ms = settle_ms;
+    snprintf(closed, sizeof(closed), "http://127.0.0.1:%d/x", iw_free_port());
+    target_init(&tconf[1], "t2", NULL);
+    tconf[1].url = closed;
+    tconf[1].retry.max_attempts = 2;
+    tconf[1].settle_ms = settle_ms;
+    config_init(2);
+}
+
 /* An attempt that got no answer from the target after its request went out may still be
  * applied: the result says until when (its end + settle_ms), for the caller to keep its fence.
  * A refused connection, the target's own error reply and a success need no wait; a gateway's
  * 504 does. */
 Test(dispatch, an_unanswered_attempt_reports_when_it_settles)
 {
-    target_init(&tconf[0], "t1", server);
-    tconf[0].request_timeout_ms = 300;
-    tconf[0].settle_ms = 5000;
-    int port = iw_free_port();
-    char closed[64];
-    snprintf(closed, sizeof(closed), "http://127.0.0.1:%d/x", port);
-    target_init(&tconf[1], "t2", NULL);
-    tconf[1].url = closed;
-    tconf[1].retry.max_attempts = 2;
-    tconf[1].settle_ms = 5000;
-    config_init(2);
+    server_and_closed_targets(5000);
     step s[] = {{200, NULL, 2000}, {200, NULL, 0}, {504, NULL, 0},
                 {200, NULL, 0},    {503, NULL, 0}, {200, NULL, 0}};
     srv_script(server, 6, s);
@@ -761,15 +767,7 @@ Test(dispatch, an_unanswered_attempt_reports_when_it_settles)
  * maybe_applied (a reclaimed job whose earlier call may have been) renders its first attempt so. */
 Test(dispatch, an_attempt_that_may_have_been_applied_is_known_to_the_next)
 {
-    target_init(&tconf[0], "t1", server);
-    tconf[0].request_timeout_ms = 300;
-    int port = iw_free_port();
-    char closed[64];
-    snprintf(closed, sizeof(closed), "http://127.0.0.1:%d/x", port);
-    target_init(&tconf[1], "t2", NULL);
-    tconf[1].url = closed;
-    tconf[1].retry.max_attempts = 2;
-    config_init(2);
+    server_and_closed_targets(0);
     step s[] = {{200, NULL, 2000}, {200, NULL, 0}, {503, NULL, 0}, {200, NULL, 0},
                 {500, NULL, 0},    {200, NULL, 0}, {200, NULL, 0}};
     srv_script(server, 7, s);

@@ -791,6 +791,16 @@ static bool success_value(const iw_generic *g, const char *v)
 }
 
 /* A reply of a success status: the documented success shape, else the business error. */
+/* The business error's code and message where the mapping says they are ("" when not). */
+static void read_error(const iw_generic *g, const reply_doc *d, char *code, size_t clen, char *msg,
+                       size_t mlen)
+{
+    if (g->code_path)
+        read_at(g, d, g->code_path, code, clen);
+    if (g->message_path)
+        read_at(g, d, g->message_path, msg, mlen);
+}
+
 static void judge(const iw_generic *g, const iw_response *resp, const reply_doc *d, iw_outcome *out)
 {
     char value[200] = "";
@@ -810,10 +820,7 @@ static void judge(const iw_generic *g, const iw_response *resp, const reply_doc 
         return;
     }
     char code[64] = "", msg[200] = "";
-    if (g->code_path)
-        read_at(g, d, g->code_path, code, sizeof(code));
-    if (g->message_path)
-        read_at(g, d, g->message_path, msg, sizeof(msg));
+    read_error(g, d, code, sizeof(code), msg, sizeof(msg));
     if (!*msg)
         snprintf(msg, sizeof(msg), "%s", *value ? value : "(empty response)");
     if (!*code)
@@ -841,10 +848,7 @@ static void status_outcome_text(const iw_generic *g, const iw_response *resp, re
     if (!d->xml && !d->json)
         return;
     char code[64] = "", msg[200] = "";
-    if (g->code_path)
-        read_at(g, d, g->code_path, code, sizeof(code));
-    if (g->message_path)
-        read_at(g, d, g->message_path, msg, sizeof(msg));
+    read_error(g, d, code, sizeof(code), msg, sizeof(msg));
     if (*code)
         snprintf(out->code, sizeof(out->code), "%s", code);
     if (*msg)
