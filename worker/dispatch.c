@@ -107,6 +107,9 @@ struct xfer {
     size_t n_rh;
     int64_t max_bytes;        /* reply body cap */
     bool too_large;           /* the body went past max_bytes and the transfer was aborted */
+    bool sent;                /* a request of this transfer went out (libcurl's prereq) */
+    bool answered;            /* a reply's status line came for the last request sent */
+    bool resend_refused;      /* libcurl was about to send the request again unanswered */
     call *c;                  /* the call, NULL for a token refresh */
     tstate *t;                /* the target */
     const iw_target_ops *ops; /* token refresh: the adapter that parses the reply */
@@ -351,6 +354,7 @@ static void xfer_release(iw_dispatch *d, xfer *x)
     }
     x->body_len = 0;
     x->too_large = false;
+    x->sent = x->answered = x->resend_refused = false;
     tstate *t = x->t;
     x->c = NULL;
     x->t = NULL;
@@ -460,6 +464,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     xfer *x = ud;
     size_t len = size * n;
     if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a new block: 100 Continue, redirect */
+        x->answered = true;
         drop_reply_headers(x);
         return len;
     }
@@ -537,6 +542,28 @@ static int build_headers(xfer *x)
 static curl_socket_t open_socket(void *userp, curlsocktype purpose, struct curl_sockaddr *a);
 static int close_socket(void *userp, curl_socket_t s);
 
+/*
+ * CURLOPT_PREREQFUNCTION: called before each request of a transfer goes out. A request sent on
+ * a reused connection that closes before any reply byte is sent again by libcurl on a fresh
+ * connection, inside the same transfer and unseen by us. The target may have applied the first
+ * copy, so that second copy is a retry with no backoff, no attempt number and no settle time,
+ * and for EBizCharge it would carry the customer e-mail flags again. It is refused here: the
+ * transfer ends as an unanswered attempt, and the dispatcher's own retry policy takes over. A
+ * redirect's next request follows an answer, and goes; so does a token refresh's.
+ */
+static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    (void)primary_ip, (void)local_ip, (void)primary_port, (void)local_port;
+    xfer *x = ud;
+    if (x->sent && !x->answered && x->c) { /* a token request changes nothing: it may go again */
+        x->resend_refused = true;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    x->sent = true;
+    x->answered = false;
+    return CURL_PREREQFUNC_OK;
+}
+
 /* The settings of x's handle that depend on the target only: set once per handle (a handle
  * stays with its target). */
 static CURLcode target_setup(iw_dispatch *d, xfer *x, const iw_target_conf *tc)
@@ -578,6 +605,8 @@ static CURLcode target_setup(iw_dispatch *d, xfer *x, const iw_target_conf *tc)
     rc |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     rc |= curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     rc |= curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    rc |= curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    rc |= curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
     return rc;
 }
 
@@ -791,14 +820,20 @@ static void retry_or_exhaust(iw_dispatch *d, call *c, const iw_outcome *out, int
 
 static void start_refresh(iw_dispatch *d, tstate *t, const iw_target_ops *ops);
 
-/* c's attempt ended without the target's own answer: when any of its request went out, the
- * target may still apply it, so c's fence is to be kept timeouts.settle_ms from now (the
- * caller's job). */
-static void note_in_doubt(call *c, CURL *easy)
+/* Whether any request of x's transfer reached the wire. */
+static bool went_out(const xfer *x, CURL *easy)
 {
     long sent = 0;
-    if (curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK || sent <= 0)
-        return; /* nothing reached the wire: it cannot be applied */
+    if (x->resend_refused)
+        return true; /* the first copy went, the second was refused */
+    return curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK && sent > 0;
+}
+
+/* c's attempt ended without the target's own answer, after its request went out: the target
+ * may still apply it, so c's fence is to be kept timeouts.settle_ms from now (the caller's
+ * job). */
+static void note_in_doubt(call *c)
+{
     int64_t settle = iw_target_settle_ms(c->t->tc);
     if (settle == 0)
         return; /* turned off */
@@ -808,14 +843,13 @@ static void note_in_doubt(call *c, CURL *easy)
 }
 
 /* Whether an attempt that ended with curl's cc and HTTP status may have been applied: its
- * request went out and no answer came, or an answer came that does not say the request was
- * turned away unprocessed (408, 429 and 503 do; a 500 or an unreadable 200 does not). */
-static bool may_have_applied(CURLcode cc, long status, bool answered, CURL *easy)
+ * request went out (sent) and no answer came, or an answer came that does not say the request
+ * was turned away unprocessed (408, 429 and 503 do; a 500 or an unreadable 200 does not). */
+static bool may_have_applied(CURLcode cc, long status, bool answered, bool sent)
 {
     if (cc == CURLE_OK || answered)
         return status != 408 && status != 429 && status != 503;
-    long sent = 0;
-    return curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK && sent > 0;
+    return sent;
 }
 
 /* Acts on the classified reply of c's attempt. */
@@ -969,6 +1003,10 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
         /* the certificate (or our CA file) is wrong: retrying cannot help, a person must act */
         iw_outcome_set(&out, IW_OUTCOME_PERMANENT, IW_ERR_TRANSPORT, "tls", "%s",
                        curl_easy_strerror(cc));
+    } else if (x->resend_refused) {
+        iw_outcome_set(&out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "transport",
+                       "the connection closed before an answer came; the request may have "
+                       "arrived");
     } else if (cc == CURLE_OPERATION_TIMEDOUT) {
         iw_outcome_set(&out, IW_OUTCOME_RETRY, IW_ERR_TIMEOUT, "timeout", "%s",
                        curl_easy_strerror(cc));
@@ -988,12 +1026,14 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
         d->obs(d->obs_arg, &info);
     }
     c->res.http_status = status;
-    if (out.kind != IW_OUTCOME_AUTH && may_have_applied(cc, status, x->too_large, easy))
+    bool sent = went_out(x, easy);
+    if (out.kind != IW_OUTCOME_AUTH && may_have_applied(cc, status, x->too_large, sent))
         c->res.maybe_applied = true; /* a success too: a job claimed again must not repeat it */
     /* no answer from the target itself: a transport failure once the request went out, or a
      * gateway's 502 or 504 (it may have passed the request on before giving up) */
-    if ((cc != CURLE_OK && !x->too_large) || (cc == CURLE_OK && (status == 502 || status == 504)))
-        note_in_doubt(c, easy);
+    if ((cc != CURLE_OK && !x->too_large && sent) ||
+        (cc == CURLE_OK && (status == 502 || status == 504)))
+        note_in_doubt(c);
     if (iw_log_enabled(IW_LOG_DEBUG)) {
         char a[16], st[16], ms[24];
         snprintf(a, sizeof(a), "%d", c->res.attempts);

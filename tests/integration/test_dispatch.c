@@ -26,7 +26,7 @@
 
 /* What the server does for one request. */
 typedef struct step {
-    int status;              /* HTTP status */
+    int status;              /* HTTP status; 0 = close the connection unanswered */
     const char *retry_after; /* Retry-After value, NULL = none, "DATE+2" = an HTTP-date 2 s ahead */
     int delay_ms;            /* sleep before answering */
 } step;
@@ -154,6 +154,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     pthread_mutex_unlock(&s->mu);
 
     nap(s, st.delay_ms);
+    if (st.status == 0) { /* read it all, then close without a word */
+        pthread_mutex_lock(&s->mu);
+        s->recs[idx].done_at = iw_now_ms();
+        s->cur--;
+        pthread_mutex_unlock(&s->mu);
+        return MHD_NO;
+    }
     char body[32];
     snprintf(body, sizeof(body), "ref-%ld", (long)idx);
     enum MHD_Result ok = authorized ? reply(c, st.status, body, st.retry_after)
@@ -792,6 +799,37 @@ Test(dispatch, an_attempt_that_may_have_been_applied_is_known_to_the_next)
     cr_assert_eq(server->n, 7);
     for (int i = 0; i < 7; i++)
         cr_assert_str_eq(server->recs[i].applied, header[i], "request %d", i);
+    iw_dispatch_free(d);
+}
+
+/* A request sent on a kept-alive connection that then closes unanswered: libcurl would send
+ * it again at once on a fresh connection, inside the same attempt. The target may have applied
+ * the first copy, so the second must be the dispatcher's own retry: numbered, after its backoff,
+ * and knowing the first may have been applied (EBizCharge's e-mail flags). Judged by what the
+ * server received. */
+Test(dispatch, a_connection_closed_unanswered_is_retried_by_the_policy_not_by_libcurl)
+{
+    target_init(&tconf[0], "t1", server);
+    config_init(1);
+    step s[] = {{200, NULL, 0}, {0, NULL, 0}, {200, NULL, 0}};
+    srv_script(server, 3, s);
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 0, 0); /* opens the connection the next call reuses */
+    drain(d);
+    submit(d, &fake_ops, 0, 1);
+    drain(d);
+    cr_assert_eq(srv_count(server), 3);
+    cr_assert_str_eq(server->recs[1].reqid, "evt-1:t1:1");
+    cr_assert_str_eq(server->recs[2].reqid, "evt-1:t1:2", "the second copy is attempt 2");
+    cr_assert_str_eq(server->recs[1].applied, "");
+    cr_assert_str_eq(server->recs[2].applied, "yes", "attempt 2 knows the first may have gone");
+    const iw_call_result *r = &slots[1].res;
+    cr_assert_eq(r->outcome.kind, IW_OUTCOME_OK);
+    cr_assert_eq(r->attempts, 2);
+    cr_assert(r->maybe_applied);
+    iw_dispatch_stats st = iw_dispatch_target_stats(d, "t1");
+    cr_assert_eq(st.requests, 3, "every request on the wire is counted");
+    cr_assert_eq(st.retries, 1);
     iw_dispatch_free(d);
 }
 
