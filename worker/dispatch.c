@@ -1026,7 +1026,7 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
         d->obs(d->obs_arg, &info);
     }
     c->res.http_status = status;
-    bool sent = went_out(x, easy);
+    bool sent = cc != CURLE_OK && went_out(x, easy); /* asked only where no reply came */
     if (out.kind != IW_OUTCOME_AUTH && may_have_applied(cc, status, x->too_large, sent))
         c->res.maybe_applied = true; /* a success too: a job claimed again must not repeat it */
     /* no answer from the target itself: a transport failure once the request went out, or a
