@@ -106,10 +106,11 @@ typedef struct msg {
     struct iw_pipeline *p; /* the pipeline it belongs to */
     int32_t partition;
     bool tracked; /* counted in its partition's window (false after revoke) */
-    char *key;
+    char *key;    /* NULL for a null key; an empty key is a pointer with key_len 0 */
     size_t key_len;
     char *value; /* a block of its own: freed once every job is over (msg_unref) */
     size_t value_len;
+    bool value_null; /* a tombstone (no value): its dead letter has none either */
     char *traceparent;
     iw_event *ev; /* NULL for a poison message */
     job *jobs;
@@ -436,6 +437,17 @@ static void jw_text(iw_jw *w, const char *key, const char *s)
     iw_jw_string(w, key, fixed);
 }
 
+/* m's event_id, or for a message with no event (poison) "kafka:<topic>:<partition>:<offset>",
+ * into buf (320 bytes fit both: an event_id is at most 128 bytes, a topic name 249). */
+static void event_id_of(const iw_pipeline *p, const msg *m, char *buf, size_t n)
+{
+    if (m->ev)
+        iw_text_copy(buf, n, m->ev->event_id);
+    else
+        snprintf(buf, n, "kafka:%s:%d:%lld", p->cfg->input_topic, (int)m->partition,
+                 (long long)m->we.offset);
+}
+
 static const iw_wbuf *result_json(iw_pipeline *p, const job *j)
 {
     const msg *m = j->m;
@@ -448,11 +460,7 @@ static const iw_wbuf *result_json(iw_pipeline *p, const job *j)
     iw_jw_begin(&w, b);
     iw_jw_object(&w, NULL);
     iw_jw_string(&w, "schema", "invoice-result/v1");
-    if (ev)
-        iw_text_copy(eid, sizeof(eid), ev->event_id);
-    else
-        snprintf(eid, sizeof(eid), "kafka:%s:%d:%lld", p->cfg->input_topic, (int)m->partition,
-                 (long long)m->we.offset);
+    event_id_of(p, m, eid, sizeof(eid));
     jw_text(&w, "event_id", eid);
     if (ev) {
         jw_text(&w, "tenant", ev->tenant);
@@ -661,7 +669,8 @@ static rd_kafka_resp_err_t produce_letter(iw_pipeline *p, job *j, unsigned omit)
     if (omit & OMIT_KEY)
         header_size(h, KEY_OMITTED_HEADER, m->key_len);
     return produce(p, p->cfg->dlq_topic, omit & OMIT_KEY ? NULL : m->key,
-                   omit & OMIT_KEY ? 0 : m->key_len, omit & OMIT_VALUE ? NULL : m->value,
+                   omit & OMIT_KEY ? 0 : m->key_len,
+                   omit & OMIT_VALUE || m->value_null ? NULL : m->value,
                    omit & OMIT_VALUE ? 0 : m->value_len, h, j);
 }
 
@@ -1431,14 +1440,34 @@ static void submit_ready(iw_pipeline *p)
 
 /* ---- consuming ---- */
 
-static char *header_dup(rd_kafka_message_t *km, const char *name)
+/* The message's replay target header (its last one): *only is a copy of a valid name (or NULL
+ * when there is no such header); the return is NULL or what is wrong with the value, which makes
+ * the message poison. A header with no value, an empty one, or one with a NUL byte (which a
+ * C string would cut short, to another name) names no target. */
+static const char *replay_target(rd_kafka_message_t *km, char **only)
 {
     rd_kafka_headers_t *h = NULL;
-    const void *v;
-    size_t sz;
-    if (rd_kafka_message_headers(km, &h) || !h || rd_kafka_header_get_last(h, name, &v, &sz) || !v)
+    const void *v = NULL;
+    size_t sz = 0;
+    *only = NULL;
+    if (rd_kafka_message_headers(km, &h) || !h ||
+        rd_kafka_header_get_last(h, REPLAY_TARGET_HEADER, &v, &sz))
         return NULL;
-    return strndup(v, sz);
+    if (!v || !sz)
+        return "is empty";
+    if (sz > IW_EVENT_MAX_NAME_BYTES)
+        return "is longer than 1024 bytes";
+    if (memchr(v, '\0', sz))
+        return "contains a NUL byte";
+    *only = strndup(v, sz);
+    if (!*only)
+        return "could not be copied (out of memory)";
+    const char *bad = iw_text_name_problem(*only);
+    if (bad) {
+        free(*only);
+        *only = NULL;
+    }
+    return bad;
 }
 
 /* The message's traceparent when it is a valid W3C value; an invalid one is dropped and counted
@@ -1476,7 +1505,13 @@ static void poison(iw_pipeline *p, msg *m, const char *target, const char *reaso
     j->target = target ? memcpy(m->jobs + 1, target, tl) : NULL;
     j->first_attempt_ms = 0;
     set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, NULL, reason);
-    iw_log(IW_LOG_WARN, "poison event", "reason", reason, NULL);
+    /* where it is, and the event_id its result carries: a log line matches its dead letter */
+    char pnum[IW_TEXT_I64_LEN], off[IW_TEXT_I64_LEN], eid[320];
+    iw_text_i64(pnum, m->partition);
+    iw_text_i64(off, m->we.offset);
+    event_id_of(p, m, eid, sizeof(eid));
+    iw_log(IW_LOG_WARN, "poison event", "event_id", eid, "partition", pnum, "offset", off, "reason",
+           reason, NULL);
     publish(p, j);
 }
 
@@ -1572,7 +1607,7 @@ static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
     m->partition = km->partition;
     m->we.offset = km->offset;
     m->tracked = true;
-    if (km->key_len) {
+    if (km->key) {
         m->key = (char *)(m + 1);
         memcpy(m->key, km->key, km->key_len);
         m->key_len = km->key_len;
@@ -1582,12 +1617,11 @@ static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
         memcpy(m->value, km->payload, km->len);
     m->value[km->len] = '\0';
     m->value_len = km->len;
+    m->value_null = !km->payload;
     p->pending_bytes += (int64_t)km->len;
     m->traceparent = traceparent_of(p, km);
-    char *only = header_dup(km, REPLAY_TARGET_HEADER);
-    const char *bad_only = !only                                    ? NULL
-                           : strlen(only) > IW_EVENT_MAX_NAME_BYTES ? "is longer than 1024 bytes"
-                                                                    : iw_text_name_problem(only);
+    char *only = NULL;
+    const char *bad_only = replay_target(km, &only);
 
     iw_window_push(&pt->win, &m->we);
     pt->last_seen = km->offset;

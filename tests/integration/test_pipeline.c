@@ -755,3 +755,115 @@ Test(pipeline, the_largest_version_is_exact_in_the_result, .init = up, .fini = d
     iw_results_free(&r);
     free(ev);
 }
+
+/* The "poison event" line of worker.log (parsed; caller cJSON_Delete's) naming this partition
+ * and offset, or NULL. */
+static cJSON *poison_log_line(const char *partition, const char *offset)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/worker.log", S.dir);
+    char *log = iw_read_file(path, NULL);
+    cr_assert_not_null(log);
+    cJSON *found = NULL;
+    for (char *line = strtok(log, "\n"); line && !found; line = strtok(NULL, "\n")) {
+        cJSON *o = cJSON_Parse(line);
+        const char *msg = iw_json_str(o, "msg");
+        const char *p = iw_json_str(o, "partition"), *off = iw_json_str(o, "offset");
+        if (msg && strcmp(msg, "poison event") == 0 && p && off && strcmp(p, partition) == 0 &&
+            strcmp(off, offset) == 0)
+            found = o;
+        else
+            cJSON_Delete(o);
+    }
+    free(log);
+    return found;
+}
+
+/* Messages Kafka allows that are no event: a tombstone, an empty key, no key, and events whose
+ * replay target header has no value, an empty one, or a NUL byte inside (a C string would read
+ * "centra_soap" and send the event there). Each is poison with its reason; its dead letter keeps
+ * the key and value as they came (no value stays none, an empty key stays empty, not absent);
+ * its log line names the partition, offset and the event_id of its result; nothing reached the
+ * simulator for them. */
+Test(pipeline, a_dead_letter_keeps_the_message_as_it_came_and_its_log_line_names_it, .init = up,
+     .fini = down, .timeout = 300)
+{
+    char *ev[3];
+    for (int i = 0; i < 3; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "HDR-%d", i);
+        ev[i] = iw_make_event(id, "acme", "INV-HDR", i + 1, "centra_soap");
+    }
+    char *good = iw_make_event("GOOD-1", "acme", "INV-GOOD", 1, "centra_soap");
+    const char *keys[] = {"acme/INV-T", "", NULL, "acme/INV-GOOD"};
+    const char *vals[] = {NULL, "not json", "{\"schema\": 7}", good};
+    static const char nul_name[] = "centra_soap\0junk";
+    start_worker(&W, NULL, NULL, "worker.log");
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 3, NULL), 0);
+    const char *hk = "acme/INV-HDR", *hn = "x-iw-replay-target";
+    cr_assert_eq(iw_kafka_produce_header(S.brokers, "invoice-events", hk, ev[0], hn, nul_name,
+                                         sizeof(nul_name) - 1),
+                 0);
+    cr_assert_eq(iw_kafka_produce_header(S.brokers, "invoice-events", hk, ev[1], hn, "", 0), 0);
+    cr_assert_eq(iw_kafka_produce_header(S.brokers, "invoice-events", hk, ev[2], hn, NULL, 0), 0);
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys + 3, vals + 3, 1, NULL), 0);
+
+    iw_results r = iw_results_read(&S, "invoice-results", 7, 120000);
+    cr_assert_eq(r.n, 7, "%s", worker_log_tail());
+    cr_assert_eq(iw_results_count(&r, NULL, "rejected"), 6);
+    cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), 1);
+    iw_results_free(&r);
+    for (int i = 0; i < 3; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "HDR-%d", i);
+        cr_assert_eq(iw_sim_calls(&S, id, "centra_soap"), 0, "%s reached the target", id);
+    }
+    cr_assert_eq(iw_sim_calls(&S, "GOOD-1", "centra_soap"), 1);
+
+    iw_kmsg *dl = NULL;
+    size_t n = iw_kafka_read_all(S.brokers, "invoice-events-dlq", 6, 60000, 0, &dl);
+    cr_assert_eq(n, 6);
+    int seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        char *err = iw_kmsg_header(&dl[i], "x-iw-error");
+        char *part = iw_kmsg_header(&dl[i], "x-iw-source-partition");
+        char *off = iw_kmsg_header(&dl[i], "x-iw-source-offset");
+        cr_assert(err && part && off);
+        if (dl[i].value_null) {
+            seen |= 1;
+            cr_assert_str_eq(dl[i].key, "acme/INV-T");
+            cr_assert(!dl[i].key_null);
+            cr_assert_str_eq(err, "event is empty");
+        } else if (strcmp(dl[i].value, "not json") == 0) {
+            seen |= 2;
+            cr_assert(!dl[i].key_null, "an empty key stays a key");
+            cr_assert_str_eq(dl[i].key, "");
+        } else if (strcmp(dl[i].value, "{\"schema\": 7}") == 0) {
+            seen |= 4;
+            cr_assert(dl[i].key_null, "no key stays no key");
+        } else if (strcmp(dl[i].value, ev[0]) == 0) {
+            seen |= 8;
+            cr_assert_str_eq(err, "header x-iw-replay-target contains a NUL byte");
+        } else if (strcmp(dl[i].value, ev[1]) == 0 || strcmp(dl[i].value, ev[2]) == 0) {
+            seen |= strcmp(dl[i].value, ev[1]) == 0 ? 16 : 32;
+            cr_assert_str_eq(err, "header x-iw-replay-target is empty");
+        }
+        cr_assert(dl[i].value_null || dl[i].len == strlen(dl[i].value));
+        cJSON *line = poison_log_line(part, off);
+        cr_assert_not_null(line, "no poison log line for %s:%s", part, off);
+        char eid[128];
+        snprintf(eid, sizeof(eid), "kafka:invoice-events:%s:%s", part, off);
+        cr_assert_str_eq(iw_json_str(line, "event_id"), eid);
+        cr_assert_str_eq(iw_json_str(line, "reason"), err);
+        cJSON_Delete(line);
+        free(err);
+        free(part);
+        free(off);
+    }
+    cr_assert_eq(seen, 63, "letters seen: %#x", seen);
+    iw_kmsgs_free(dl, n);
+    cr_assert_eq(iw_proc_stop(&W, 30000), 0);
+    for (int i = 0; i < 3; i++)
+        free(ev[i]);
+    free(good);
+}

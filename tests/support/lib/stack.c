@@ -339,8 +339,35 @@ static void dr_count(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         (*failed)++;
 }
 
+/* One header to add to every message produced: name, and a value of vlen bytes (-1: a C
+ * string; NULL: no value). */
+typedef struct produce_header {
+    const char *name;
+    ssize_t name_len;
+    const void *value;
+    ssize_t value_len;
+} produce_header;
+
+static int produce_all(const char *brokers, const char *topic, const char *const *keys,
+                       const char *const *values, size_t n, const produce_header *ph);
+
 int iw_kafka_produce(const char *brokers, const char *topic, const char *const *keys,
                      const char *const *values, size_t n, const char *header)
+{
+    const char *eq = header ? strchr(header, '=') : NULL;
+    produce_header ph = {header, eq ? eq - header : -1, eq ? eq + 1 : "", -1};
+    return produce_all(brokers, topic, keys, values, n, header ? &ph : NULL);
+}
+
+int iw_kafka_produce_header(const char *brokers, const char *topic, const char *key,
+                            const char *value, const char *hname, const void *hval, size_t hlen)
+{
+    produce_header ph = {hname, -1, hval, (ssize_t)hlen};
+    return produce_all(brokers, topic, &key, &value, 1, &ph);
+}
+
+static int produce_all(const char *brokers, const char *topic, const char *const *keys,
+                       const char *const *values, size_t n, const produce_header *ph)
 {
     char err[512];
     long failed = 0;
@@ -358,15 +385,14 @@ int iw_kafka_produce(const char *brokers, const char *topic, const char *const *
     }
     for (size_t i = 0; i < n; i++) {
         rd_kafka_headers_t *h = NULL;
-        if (header) {
-            const char *eq = strchr(header, '=');
+        if (ph) {
             h = rd_kafka_headers_new(1);
-            rd_kafka_header_add(h, header, eq ? eq - header : -1, eq ? eq + 1 : "", -1);
+            rd_kafka_header_add(h, ph->name, ph->name_len, ph->value, ph->value_len);
         }
         for (;;) {
             rd_kafka_resp_err_t e = rd_kafka_producev(
-                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(keys[i], strlen(keys[i])),
-                RD_KAFKA_V_VALUE((void *)values[i], strlen(values[i])),
+                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(keys[i], keys[i] ? strlen(keys[i]) : 0),
+                RD_KAFKA_V_VALUE((void *)values[i], values[i] ? strlen(values[i]) : 0),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
             if (!e)
                 break;
@@ -450,6 +476,8 @@ size_t iw_kafka_read_all(const char *brokers, const char *topic, size_t want, in
             memset(k, 0, sizeof(*k));
             k->key = dup_n(m->key, m->key_len);
             k->value = dup_n(m->payload, m->len);
+            k->key_null = !m->key;
+            k->value_null = !m->payload;
             k->len = m->len;
             k->partition = m->partition;
             k->offset = m->offset;

@@ -113,12 +113,19 @@ typedef struct iw_kmsg {
     int32_t partition;
     int64_t offset;
     char *headers; /* "name=value\n" lines */
+    bool key_null; /* the message had no key (key is then "") */
+    bool value_null; /* a tombstone: no value (value is then "") */
 } iw_kmsg;
 
 /* Produces n values (with keys, optional header "name=value" or NULL) and waits for all
- * acknowledgements. 0 or -1. */
+ * acknowledgements. A NULL key or value is produced as none (a tombstone for a value). 0 or -1. */
 int iw_kafka_produce(const char *brokers, const char *topic, const char *const *keys,
                      const char *const *values, size_t n, const char *header);
+
+/* Produces one message with one header of any bytes (hval NULL: a header with no value).
+ * 0 or -1. */
+int iw_kafka_produce_header(const char *brokers, const char *topic, const char *key,
+                            const char *value, const char *hname, const void *hval, size_t hlen);
 
 /* Reads a topic from the beginning of every partition (no consumer group) until `want`
  * messages arrived or timeout_ms passed with nothing new for idle_ms. Returns the count read
