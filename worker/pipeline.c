@@ -31,6 +31,7 @@
 #include "invoice.h"
 #include "jobfsm.h"
 #include "kafkaconf.h"
+#include "lagprobe.h"
 #include "lanes.h"
 #include "ledger.h"
 #include "loop.h"
@@ -130,6 +131,9 @@ typedef struct part {
     iw_window win;        /* unfinished messages in offset order */
     int64_t stored;       /* offset last stored, -1 none */
     int64_t last_seen;    /* last offset taken in this assignment, -1 none */
+    /* what the brokers said (lagprobe.h) of a partition nothing was taken from yet in this
+     * assignment: its committed offset and high watermark, -1 unknown */
+    int64_t probe_from, probe_end;
 } part;
 
 /* HTTP status codes with a series handle of their own (curl reports 0 to 999). */
@@ -210,6 +214,9 @@ struct iw_pipeline {
     target_metrics *tm; /* [n_targets]: the instances, then (unknown) and "" (poison) */
     global_metrics gm;
     int64_t last_gauges_ms;
+    iw_lagprobe *lagprobe; /* asks the brokers where partitions we took nothing from stand */
+    uint64_t assign_gen;   /* counts assignment changes: an answer asked before one is stale */
+    int64_t last_probe_ms; /* when lagprobe was last asked */
     pthread_mutex_t lock; /* guards snapshot */
     iw_pipeline_stats snapshot;
 };
@@ -292,6 +299,7 @@ static part *get_part(iw_pipeline *p, int32_t partition)
             np[i].stored = -1;
             iw_window_init(&np[i].win);
             np[i].last_seen = -1;
+            np[i].probe_from = np[i].probe_end = -1;
         }
         p->parts = np;
         p->n_parts = n;
@@ -1866,8 +1874,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             pt->paused = false;
             pt->stored = -1;
             pt->last_seen = -1;
+            pt->probe_from = pt->probe_end = -1;
             iw_window_init(&pt->win); /* empty since its revoke (or never used) */
         }
+        p->assign_gen++;
         p->ever_assigned = true;
         if (cooperative(rk))
             rd_kafka_incremental_assign(rk, parts);
@@ -1881,6 +1891,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         iw_log(IW_LOG_INFO, "partitions assigned", "count", n, NULL);
         return;
     }
+    p->assign_gen++;
     /* Revoked: store and commit what is finished, then let go. Unfinished messages are no
      * longer tracked (their offsets are never stored by us) and stop sending: only calls on
      * the wire may finish (bounded by the lease guard); everything else is dropped and its
@@ -2078,27 +2089,75 @@ static bool in_group(iw_pipeline *p)
     return in;
 }
 
-/* Messages not yet done on the assigned input partitions: from the first offset not done (the
- * one last stored, or the oldest message in the window before any was stored) to the high
- * watermark librdkafka last heard from the broker (kept from every fetch, no request); -1 when
- * no partition has both. librdkafka's statistics give the same from the committed offset, but
- * building and reading them (a JSON document of every broker and partition) cost the loop about
- * a millisecond each time. */
+/* Where p's backlog on partition pt starts: the offset last stored, else the oldest message in
+ * the window, else (nothing taken yet in this assignment) the committed offset the brokers gave;
+ * -1 unknown. */
+static int64_t backlog_from(const part *pt)
+{
+    return pt->stored >= 0 ? pt->stored : pt->win.head ? pt->win.head->offset : pt->probe_from;
+}
+
+/* Messages not yet done on the assigned input partitions: from backlog_from to the high
+ * watermark librdkafka last heard from the broker (kept from every fetch, no request), or the
+ * brokers' answer for a partition never fetched since its assignment; -1 when no partition has
+ * both. librdkafka's statistics give the same from the committed offset, but building and
+ * reading them (a JSON document of every broker and partition) cost the loop about a
+ * millisecond each time. */
 static int64_t consumer_lag(iw_pipeline *p)
 {
     int64_t lag = 0;
     bool any = false;
     for (int32_t i = 0; i < p->n_parts; i++) {
         const part *pt = &p->parts[i];
-        int64_t from = pt->stored >= 0 ? pt->stored : pt->win.head ? pt->win.head->offset : -1;
-        int64_t lo, hi;
-        if (!pt->assigned || from < 0 ||
-            rd_kafka_get_watermark_offsets(p->consumer, p->cfg->input_topic, i, &lo, &hi) || hi < 0)
+        int64_t from = backlog_from(pt);
+        int64_t lo, hi = -1;
+        if (!pt->assigned || from < 0)
+            continue;
+        if (rd_kafka_get_watermark_offsets(p->consumer, p->cfg->input_topic, i, &lo, &hi))
+            hi = -1;
+        if (pt->probe_end > hi)
+            hi = pt->probe_end;
+        if (hi < 0)
             continue;
         lag += hi > from ? hi - from : 0;
         any = true;
     }
     return any ? lag : -1;
+}
+
+/* Every PROBE_EVERY_MS, asks the brokers (off the loop) where the assigned partitions that
+ * nothing was taken from yet stand, and takes their last answer: a worker that starts paused
+ * (Redis down) with a backlog waiting, or one idle since its assignment, still counts it. */
+#define PROBE_EVERY_MS 5000
+static void probe_lag(iw_pipeline *p, int64_t now)
+{
+    if (!p->lagprobe)
+        return;
+    size_t n = 0;
+    uint64_t tag = 0;
+    iw_lagprobe_answer *a = iw_lagprobe_take(p->lagprobe, &n, &tag);
+    for (size_t i = 0; a && tag == p->assign_gen && i < n; i++) {
+        part *pt = a[i].partition < p->n_parts ? &p->parts[a[i].partition] : NULL;
+        if (pt && pt->assigned) {
+            pt->probe_from = a[i].from;
+            pt->probe_end = a[i].end;
+        }
+    }
+    free(a);
+    if (now - p->last_probe_ms < PROBE_EVERY_MS)
+        return;
+    int32_t *ask = malloc((size_t)(p->n_parts ? p->n_parts : 1) * sizeof(*ask));
+    size_t k = 0;
+    for (int32_t i = 0; ask && i < p->n_parts; i++) {
+        const part *pt = &p->parts[i];
+        if (pt->assigned && pt->stored < 0 && !pt->win.head)
+            ask[k++] = i;
+    }
+    if (k) {
+        iw_lagprobe_ask(p->lagprobe, ask, k, p->assign_gen);
+        p->last_probe_ms = now;
+    }
+    free(ask);
 }
 
 static void update_gauges(iw_pipeline *p)
@@ -2119,6 +2178,7 @@ static void update_gauges(iw_pipeline *p)
     iw_gauge_set(p->gm.in_flight, (double)iw_dispatch_pending(p->dispatch));
     iw_gauge_set(p->gm.jobs_open, (double)p->open_jobs);
     iw_gauge_set(p->gm.jobs_settling, (double)p->settle_q.n);
+    probe_lag(p, now);
     p->stats.consumer_lag = consumer_lag(p);
     iw_gauge_set(p->gm.consumer_lag, (double)p->stats.consumer_lag);
     iw_gauge_set(p->gm.ledger_up, p->ledger_ok ? 1 : 0);
@@ -2379,6 +2439,11 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, volatile sig_atomic_t *stop, 
         goto fail;
     }
     rd_kafka_poll_set_consumer(p->consumer);
+    p->lagprobe = iw_lagprobe_new(p->consumer, cfg->input_topic, p->wake[1]);
+    if (!p->lagprobe) {
+        snprintf(errbuf, errlen, "out of resources");
+        goto fail;
+    }
     const rd_kafka_conf_t *kc = rd_kafka_conf(p->consumer);
     int64_t kb = iw_kafkaconf_int(kc, "queued.max.messages.kbytes", INT64_MAX);
     p->prefetch_bytes = kb < INT64_MAX / 1024 ? kb * 1024 : INT64_MAX;
@@ -2599,6 +2664,8 @@ int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
     rd_kafka_resp_err_t err = rd_kafka_commit(p->consumer, NULL, 0);
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
         iw_log(IW_LOG_WARN, "final commit failed", "error", rd_kafka_err2str(err), NULL);
+    iw_lagprobe_free(p->lagprobe); /* no broker question races the close */
+    p->lagprobe = NULL;
     rd_kafka_consumer_close(p->consumer);
     publish_snapshot(p);
     iw_log(IW_LOG_INFO, "worker stopped", NULL);
@@ -2620,6 +2687,7 @@ void iw_pipeline_free(iw_pipeline *p)
     iw_aledger_free(p->aledger); /* batches on their way end here, changing nothing */
     if (p->dispatch)
         iw_dispatch_free(p->dispatch); /* abandons: callbacks push to release_q */
+    iw_lagprobe_free(p->lagprobe);     /* before its consumer */
     if (p->consumer)
         rd_kafka_destroy(p->consumer);
     if (p->producer) {

@@ -481,6 +481,60 @@ Test(ops, consumer_lag_counts_the_messages_not_yet_done, .init = up, .fini = dow
     free(text);
 }
 
+/* The gauge of iw_consumer_lag until it reads want (or timeout_ms passes): its last reading,
+ * -2 when /metrics did not answer. *text keeps the last page. */
+static double lag_becomes(double want, long long timeout_ms, char **text)
+{
+    double lag = -2;
+    long st = 0;
+    for (long long t0 = iw_now_ms(); iw_now_ms() - t0 < timeout_ms && lag != want;
+         iw_sleep_ms(200)) {
+        free(*text);
+        *text = http_get("/metrics", &st);
+        lag = *text && st == 200 ? metric_sum(*text, "iw_consumer_lag", NULL) : -2;
+    }
+    return lag;
+}
+
+/* A backlog the worker cannot take still counts. The group has committed offsets (a first run
+ * did 10 events); 30 more wait, and the worker starts while Redis answers nothing (SIGSTOP), so
+ * it pauses consumption from its assignment on: it took no message and fetched none. The gauge
+ * used to read -1 then (no stored offset, no window, no watermark); it must read 30, counted from
+ * the committed offsets, not 40 from the start of the topic. Once Redis answers, all 30 go and
+ * it falls to 0. The oracle is what the test produced. */
+Test(ops, consumer_lag_counts_a_backlog_the_worker_has_not_taken, .init = up, .fini = down,
+     .timeout = 300)
+{
+    produce_n("LAGA", 10, "centra_soap");
+    S.http_port = iw_free_port();
+    const char *cfg = iw_stack_config(&S, "w.json", NULL, NULL);
+    cr_assert_not_null(cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    iw_results r = iw_results_read(&S, "invoice-results", 10, 120000);
+    cr_assert_eq(r.n, 10);
+    iw_results_free(&r);
+    cr_assert_eq(iw_proc_stop(&W, 30000), 0);
+    cr_assert_eq(iw_kafka_group_lag(S.brokers, "invoice-worker", "invoice-events"), 0);
+
+    produce_n("LAGB", 30, "centra_soap");
+    iw_proc_signal(&S.redis.proc, SIGSTOP);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    char *text = NULL;
+    double lag = lag_becomes(30, 60000, &text);
+    iw_proc_signal(&S.redis.proc, SIGCONT);
+    cr_assert_eq(lag, 30.0, "iw_consumer_lag %g with 30 messages waiting and Redis stopped:\n%s",
+                 lag, text ? text : "");
+    cr_assert_eq(metric_sum(text, "iw_events_consumed_total", NULL), 0.0,
+                 "the worker took nothing while Redis was stopped");
+
+    r = iw_results_read(&S, "invoice-results", 40, 120000);
+    cr_assert_eq(r.n, 40);
+    iw_results_free(&r);
+    lag = lag_becomes(0, 30000, &text);
+    cr_assert_eq(lag, 0.0, "iw_consumer_lag %g after every result:\n%s", lag, text ? text : "");
+    free(text);
+}
+
 Test(ops, secrets_never_leak, .init = up, .fini = down, .timeout = 300)
 {
     enum { N = 20 };

@@ -1,0 +1,161 @@
+/* lagprobe.c: one thread that asks the brokers where input partitions start and end. */
+#include "lagprobe.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Each broker call waits at most this long: the thread is joined on stop. */
+#define PROBE_TIMEOUT_MS 2000
+
+struct iw_lagprobe {
+    rd_kafka_t *rk;
+    char *topic;
+    int wake_fd;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_bool stop;
+    /* the question (the loop sets it; the thread takes it) */
+    int32_t *ask;
+    size_t n_ask;
+    uint64_t ask_tag;
+    /* the answer (the thread sets it; the loop takes it) */
+    iw_lagprobe_answer *ans;
+    size_t n_ans;
+    uint64_t ans_tag;
+};
+
+/* Asks the brokers about partitions (blocking, bounded): a malloc'd answer per partition, or
+ * NULL when out of memory. */
+static iw_lagprobe_answer *probe(iw_lagprobe *lp, const int32_t *parts, size_t n)
+{
+    iw_lagprobe_answer *a = calloc(n ? n : 1, sizeof(*a));
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+    if (!a || !l) {
+        free(a);
+        if (l)
+            rd_kafka_topic_partition_list_destroy(l);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(l, lp->topic, parts[i]);
+    bool committed = rd_kafka_committed(lp->rk, l, PROBE_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (size_t i = 0; i < n; i++) {
+        a[i].partition = parts[i];
+        a[i].from = a[i].end = -1;
+        int64_t lo = -1, hi = -1;
+        if (atomic_load(&lp->stop) ||
+            rd_kafka_query_watermark_offsets(lp->rk, lp->topic, parts[i], &lo, &hi,
+                                             PROBE_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            continue;
+        a[i].end = hi;
+        /* no committed offset (RD_KAFKA_OFFSET_INVALID): the group reads from the earliest */
+        if (committed && !l->elems[i].err)
+            a[i].from = l->elems[i].offset >= 0 ? l->elems[i].offset : lo;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return a;
+}
+
+static void *run(void *arg)
+{
+    iw_lagprobe *lp = arg;
+    pthread_mutex_lock(&lp->mu);
+    for (;;) {
+        while (!atomic_load(&lp->stop) && !lp->ask)
+            pthread_cond_wait(&lp->cv, &lp->mu);
+        if (atomic_load(&lp->stop))
+            break;
+        int32_t *q = lp->ask;
+        size_t n = lp->n_ask;
+        uint64_t tag = lp->ask_tag;
+        lp->ask = NULL;
+        pthread_mutex_unlock(&lp->mu);
+        iw_lagprobe_answer *a = probe(lp, q, n);
+        free(q);
+        pthread_mutex_lock(&lp->mu);
+        if (a) {
+            free(lp->ans);
+            lp->ans = a;
+            lp->n_ans = n;
+            lp->ans_tag = tag;
+            ssize_t w = write(lp->wake_fd, "l", 1); /* a full pipe wakes the loop already */
+            (void)w;
+        }
+    }
+    pthread_mutex_unlock(&lp->mu);
+    return NULL;
+}
+
+iw_lagprobe *iw_lagprobe_new(rd_kafka_t *rk, const char *topic, int wake_fd)
+{
+    iw_lagprobe *lp = calloc(1, sizeof(*lp));
+    if (!lp)
+        return NULL;
+    lp->rk = rk;
+    lp->wake_fd = wake_fd;
+    atomic_init(&lp->stop, false);
+    lp->topic = strdup(topic);
+    if (!lp->topic) {
+        free(lp);
+        return NULL;
+    }
+    pthread_mutex_init(&lp->mu, NULL);
+    pthread_cond_init(&lp->cv, NULL);
+    if (pthread_create(&lp->thread, NULL, run, lp) != 0) {
+        pthread_cond_destroy(&lp->cv);
+        pthread_mutex_destroy(&lp->mu);
+        free(lp->topic);
+        free(lp);
+        return NULL;
+    }
+    return lp;
+}
+
+void iw_lagprobe_ask(iw_lagprobe *lp, const int32_t *partitions, size_t n, uint64_t tag)
+{
+    int32_t *q = malloc((n ? n : 1) * sizeof(*q));
+    if (!q)
+        return; /* asked again on the next gauge update */
+    memcpy(q, partitions, n * sizeof(*q));
+    pthread_mutex_lock(&lp->mu);
+    free(lp->ask);
+    lp->ask = q;
+    lp->n_ask = n;
+    lp->ask_tag = tag;
+    pthread_cond_signal(&lp->cv);
+    pthread_mutex_unlock(&lp->mu);
+}
+
+iw_lagprobe_answer *iw_lagprobe_take(iw_lagprobe *lp, size_t *n, uint64_t *tag)
+{
+    pthread_mutex_lock(&lp->mu);
+    iw_lagprobe_answer *a = lp->ans;
+    *n = lp->n_ans;
+    *tag = lp->ans_tag;
+    lp->ans = NULL;
+    lp->n_ans = 0;
+    pthread_mutex_unlock(&lp->mu);
+    return a;
+}
+
+void iw_lagprobe_free(iw_lagprobe *lp)
+{
+    if (!lp)
+        return;
+    pthread_mutex_lock(&lp->mu);
+    atomic_store(&lp->stop, true);
+    pthread_cond_signal(&lp->cv);
+    pthread_mutex_unlock(&lp->mu);
+    pthread_join(lp->thread, NULL);
+    pthread_cond_destroy(&lp->cv);
+    pthread_mutex_destroy(&lp->mu);
+    free(lp->ask);
+    free(lp->ans);
+    free(lp->topic);
+    free(lp);
+}
