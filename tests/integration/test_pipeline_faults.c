@@ -1319,4 +1319,15 @@ Test(faults, a_retry_never_emails_a_customer_twice, .init = up, .fini = down, .t
     cr_assert(eol && memmem(warn, (size_t)(eol - warn), "MAIL-LATE", 9), "naming its event");
     cr_assert_null(strstr(eol, "customer e-mails left out"), "once, for that event only");
     free(log);
+
+    /* EBizCharge applies the first attempt and the connection (kept alive from the calls
+     * above) resets before any answer. libcurl would send the same request again on a fresh
+     * connection, unseen, with the e-mail flags; the worker's own retry must be the second
+     * copy, and ask for none. */
+    fault("{\"target\": \"ebizcharge\", \"kind\": \"apply_reset\", \"count\": 1}");
+    send_mailing_event("MAIL-RST", "INV-MAIL-RST", 3);
+    cr_assert_eq(iw_sim_calls(&S, "MAIL-RST", "ebizcharge"), 2, "attempt 1 and the retry");
+    cr_assert_eq(ebiz_invoice("MAIL-RST", &updates, &emails), 0);
+    cr_assert_eq(updates, 2, "both copies were applied");
+    cr_assert_eq(emails, 1, "the customer was e-mailed once, by the first copy");
 }

@@ -1378,6 +1378,44 @@ Test(sim, reset_cuts_the_connection)
     expect_clean_exit();
 }
 
+/* The updates invoicexpress has applied, by the simulator's state. */
+static double ixp_updates(void)
+{
+    cJSON *st = ctl_get("/_sim/state?target=invoicexpress");
+    cr_assert_not_null(st);
+    double n = num(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(st, "targets"),
+                                                    "invoicexpress"),
+                   "updates");
+    cJSON_Delete(st);
+    return n;
+}
+
+/* apply_reset: the request is applied (the state counts the update) and the connection resets
+ * with no answer, as a server that stored the update and crashed does; reset applies nothing. */
+Test(sim, apply_reset_applies_then_cuts_the_connection)
+{
+    size_t len;
+    char *body = load(C_IXP, &len);
+    http_res r;
+    fault("{\"target\": \"invoicexpress\", \"kind\": \"reset\", \"count\": 1}");
+    send_std(C_IXP, body, &r);
+    cr_expect_eq(r.rc, CURLE_RECV_ERROR, "curl said %d (%s)", r.rc, curl_easy_strerror(r.rc));
+    res_free(&r);
+    cr_expect_eq(ixp_updates(), 0, "reset applies nothing");
+    fault("{\"target\": \"invoicexpress\", \"kind\": \"apply_reset\", \"count\": 1}");
+    send_std(C_IXP, body, &r);
+    cr_expect_eq(r.rc, CURLE_RECV_ERROR, "curl said %d (%s)", r.rc, curl_easy_strerror(r.rc));
+    cr_expect_eq(r.status, 0, "no answer");
+    res_free(&r);
+    cr_expect_eq(ixp_updates(), 1, "apply_reset applied the request");
+    send_std(C_IXP, body, &r);
+    cr_expect_eq(r.status, 200, "the fault was for one request");
+    res_free(&r);
+    cr_expect_eq(ixp_updates(), 2);
+    free(body);
+    expect_clean_exit();
+}
+
 Test(sim, slow_oversized_and_garbage_bodies)
 {
     size_t len;

@@ -41,9 +41,9 @@ static int n_faults;
 static int next_id = 1;
 static uint64_t rng = 0x2545F4914F6CDD1DULL;
 
-static const char *const kind_names[] = {"none",       "latency",   "error",   "rate_limit",
-                                         "soap_fault", "auth",      "hang",    "reset",
-                                         "slow_body",  "oversized", "garbage", "refusal"};
+static const char *const kind_names[] = {
+    "none",  "latency",   "error",     "rate_limit", "soap_fault", "auth",       "hang",
+    "reset", "slow_body", "oversized", "garbage",    "refusal",    "apply_reset"};
 
 const char *iw_sim_fault_kind_name(iw_sim_fault_kind k)
 {

@@ -21,8 +21,11 @@ typedef enum iw_sim_fault_kind {
     IW_SIM_FAULT_SLOW_BODY,  /* handle normally, trickle the reply chunk_bytes per interval_ms */
     IW_SIM_FAULT_OVERSIZED,  /* 200 with a body of `bytes` bytes */
     IW_SIM_FAULT_GARBAGE,    /* 200 with a body that is no XML or JSON at all */
-    IW_SIM_FAULT_REFUSAL     /* the target's own business refusal (centra_soap: 200 with
+    IW_SIM_FAULT_REFUSAL,    /* the target's own business refusal (centra_soap: 200 with
                               * success=false and errors/message; see contract.c) */
+    IW_SIM_FAULT_APPLY_RESET /* handle the request normally (the target applies it), then reset
+                              * the connection instead of answering: a server that stored the
+                              * update and crashed, or a reply lost on the way */
 } iw_sim_fault_kind;
 
 /* What to do to one request. */

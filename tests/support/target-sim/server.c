@@ -298,6 +298,12 @@ static enum MHD_Result serve(iw_sim_server *s, struct MHD_Connection *c, const c
             rq.creds = &s->rt->conf->creds[t];
             p->handle(&rq, &rp);
         }
+        if (fa.kind == IW_SIM_FAULT_APPLY_RESET) { /* applied, and the answer never leaves */
+            iw_sim_reply_clear(&rp);
+            iw_sim_calls_finish(key, idx, 0);
+            iw_sim_stats_count(t, 0);
+            return reset_connection(c);
+        }
     }
     iw_sim_calls_finish(key, idx, rp.status);
     iw_sim_stats_count(t, rp.status);
