@@ -23,6 +23,13 @@
  *                                  event that claimed it
  *   iw:{T:I}:f:<target>            the fence lease: the owner token that may send to this
  *                                  (invoice, target) now, expiring after lease_ms (PX)
+ *   iw:{T:I}:d:<target>            in doubt: the event whose calls to this (invoice, target)
+ *                                  may have reached it without an outcome written since (set
+ *                                  by a claim that took the fence; deleted by that event's
+ *                                  complete, or by a release saying none of its attempts can
+ *                                  have been applied). A worker that dies leaves it: the next
+ *                                  owner that claims the same event learns that an attempt of
+ *                                  it may have been applied (EBizCharge then sends no e-mail)
  *   iw:{T:I}:e:<event>:<target>    outcome record, a hash: state ("succeeded" | "failed" |
  *                                  "rejected"), owner, version, target_ref ("" when the
  *                                  target returned none), updated_ms; every field is written
@@ -61,19 +68,23 @@
 /* Longest a command may wait on a read or write before the connection counts as dead. */
 #define IO_TIMEOUT_MS 2000
 
-/* Scripts answer an integer equal to an iw_claim or iw_ledger_ack value. */
+/* Scripts answer an integer equal to an iw_claim or iw_ledger_ack value, or CLAIMED_IN_DOUBT. */
+#define CLAIMED_IN_DOUBT 4
 
 /* a > b for canonical decimal strings. */
 #define LUA_GT "local function gt(a, b) return #a > #b or (#a == #b and a > b) end\n"
 
 /*
- * KEYS: record, applied, claimed, fence. ARGV: version, owner, lease_ms, event, ttl_s.
+ * KEYS: record, applied, claimed, fence, doubt. ARGV: version, owner, lease_ms, event, ttl_s.
  * DUPLICATE when this event succeeded here; STALE when a higher version was applied or
  * claimed, or the same version by another event (or applied: then by another event, since
  * this one has no success record); else the claim is raised to this version and the fence
  * is taken (CLAIMED) unless another owner holds it (BUSY). A BUSY claim still raises
  * `claimed`: the event stays unfinished in its consumer's window, so it will be sent or
- * replayed, and older versions queued elsewhere need not be sent before it.
+ * replayed, and older versions queued elsewhere need not be sent before it. A claim that takes
+ * a free fence marks its event in doubt, and answers CLAIMED_IN_DOUBT when the mark already
+ * named this event: an earlier owner claimed it and never wrote its outcome or said that
+ * nothing it sent can have been applied.
  */
 #define SCRIPT_CLAIM_BODY                                                                          \
     LUA_GT                                                                                         \
@@ -88,25 +99,32 @@
     "  if gt(cv, v) or (cv == v and ce ~= ARGV[4]) then return 2 end\n"                            \
     "end\n"                                                                                        \
     "redis.call('SET', KEYS[3], v .. ' ' .. ARGV[4], 'EX', ARGV[5])\n"                             \
-    "if redis.call('SET', KEYS[4], ARGV[2], 'NX', 'PX', ARGV[3]) then return 0 end\n"               \
+    "if redis.call('SET', KEYS[4], ARGV[2], 'NX', 'PX', ARGV[3]) then\n"                           \
+    "  local d = redis.call('GET', KEYS[5])\n"                                                     \
+    "  redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[5])\n"                                       \
+    "  if d == ARGV[4] then return 4 end\n"                                                        \
+    "  return 0\n"                                                                                 \
+    "end\n"                                                                                        \
     "if redis.call('GET', KEYS[4]) ~= ARGV[2] then return 3 end\n"                                 \
     "redis.call('PEXPIRE', KEYS[4], ARGV[3])\n"                                                    \
+    "redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[5])\n"                                         \
     "return 0\n"
 
 /*
- * KEYS: record, applied, claimed, fence. ARGV: version, owner, status, target_ref or "",
+ * KEYS: record, applied, claimed, fence, doubt. ARGV: version, owner, status, target_ref or "",
  * ttl_s, event. LOST (nothing written) unless the fence is ours, or free with the claim still
  * this very (version, event) and no success recorded for it: then no other owner can have
  * sent anything since our claim (a lease that only ran out while Redis was away). A success
  * another owner recorded for the same event is never overwritten: the claim again answers
  * DUPLICATE. A retry of our own complete whose answer was lost (the record holds our owner
- * token, this version and this status) answers DONE and writes nothing again.
+ * token, this version and this status) answers DONE and writes nothing again. A written
+ * outcome ends the event's doubt mark.
  */
 #define SCRIPT_COMPLETE_BODY                                                                       \
     LUA_GT                                                                                         \
     "local holder = redis.call('GET', KEYS[4])\n"                                                  \
     "if holder ~= ARGV[2] then\n"                                                                  \
-    "  if holder or redis.call('GET', KEYS[3]) ~= ARGV[1] .. ' ' .. ARGV[6] or "                  \
+    "  if holder or redis.call('GET', KEYS[3]) ~= ARGV[1] .. ' ' .. ARGV[6] or "                   \
     "redis.call('HGET', KEYS[1], 'state') == 'succeeded' then\n"                                   \
     "    local r = redis.call('HMGET', KEYS[1], 'owner', 'version', 'state')\n"                    \
     "    if r[1] == ARGV[2] and r[2] == ARGV[1] and r[3] == ARGV[3] then return 0 end\n"           \
@@ -126,12 +144,17 @@
     "end\n"                                                                                        \
     "redis.call('EXPIRE', KEYS[3], ARGV[5])\n"                                                     \
     "if holder then redis.call('DEL', KEYS[4]) end\n"                                              \
+    "if redis.call('GET', KEYS[5]) == ARGV[6] then redis.call('DEL', KEYS[5]) end\n"               \
     "return 0\n"
 
-/* KEYS: fence. ARGV: owner. */
+/* KEYS: fence, doubt. ARGV: owner, event, "1" when none of its attempts can have been
+ * applied (the doubt mark of the event then ends) or "0". */
 #define SCRIPT_RELEASE_BODY                                                                        \
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 1 end\n"                                 \
     "redis.call('DEL', KEYS[1])\n"                                                                 \
+    "if ARGV[3] == '1' and redis.call('GET', KEYS[2]) == ARGV[2] then\n"                           \
+    "  redis.call('DEL', KEYS[2])\n"                                                               \
+    "end\n"                                                                                        \
     "return 0\n"
 
 /* KEYS: fence. ARGV: owner, lease_ms. */
@@ -146,7 +169,7 @@ enum kind { K_CLAIM, K_COMPLETE, K_RELEASE, K_RENEW, K_COUNT };
 static const char *const script_body[K_COUNT] = {SCRIPT_CLAIM_BODY, SCRIPT_COMPLETE_BODY,
                                                  SCRIPT_RELEASE_BODY, SCRIPT_RENEW_BODY};
 /* Largest answer each script returns. */
-static const long long script_max[K_COUNT] = {IW_CLAIM_BUSY, IW_LEDGER_LOST, IW_LEDGER_LOST,
+static const long long script_max[K_COUNT] = {CLAIMED_IN_DOUBT, IW_LEDGER_LOST, IW_LEDGER_LOST,
                                               IW_LEDGER_LOST};
 
 struct iw_ledger {
@@ -159,8 +182,8 @@ struct iw_ledger {
     char sha[K_COUNT][41];  /* SHA1 of each loaded script */
 };
 
-/* Most arguments one script call takes: EVALSHA sha numkeys 4 keys 6 args. */
-#define MAX_ARGS 13
+/* Most arguments one script call takes: EVALSHA sha numkeys 5 keys 6 args. */
+#define MAX_ARGS 14
 
 /* Scratch space for one op's keys and numbers; grows, freed at the end of a call. */
 typedef struct scratch {
@@ -308,8 +331,8 @@ static int build_cmd(const char (*sha)[41], int64_t ttl_s, enum kind k, const iw
 {
     size_t t = enc_len(op->tenant), inv = enc_len(op->invoice_id), ev = enc_len(op->event_id),
            tg = enc_len(op->target);
-    /* Four keys at most, each at most "iw:{" T ":" I "}:x:" E ":" G, plus three numbers. */
-    size_t need = 4 * (16 + t + inv + ev + tg) + (size_t)3 * 24;
+    /* Five keys at most, each at most "iw:{" T ":" I "}:x:" E ":" G, plus three numbers. */
+    size_t need = 5 * (16 + t + inv + ev + tg) + (size_t)3 * 24;
     if (scratch_reserve(s, need) != 0)
         return IW_ENOMEM;
     size_t pos = 0;
@@ -324,11 +347,12 @@ static int build_cmd(const char (*sha)[41], int64_t ttl_s, enum kind k, const iw
     switch (k) {
     case K_CLAIM:
     case K_COMPLETE:
-        cmd_arg(c, "4", 1);
+        cmd_arg(c, "5", 1);
         add_key(c, s->buf, &pos, op, "e", op->event_id, op->target);
         add_key(c, s->buf, &pos, op, "v", op->target, NULL);
         add_key_retagged(c, s->buf, &pos, 'c');
         add_key_retagged(c, s->buf, &pos, 'f');
+        add_key_retagged(c, s->buf, &pos, 'd');
         add_num(c, s->buf, &pos, op->version);
         cmd_arg(c, owner, strlen(owner));
         if (k == K_CLAIM) {
@@ -344,12 +368,18 @@ static int build_cmd(const char (*sha)[41], int64_t ttl_s, enum kind k, const iw
         }
         break;
     case K_RELEASE:
+        cmd_arg(c, "2", 1);
+        add_key(c, s->buf, &pos, op, "f", op->target, NULL);
+        add_key_retagged(c, s->buf, &pos, 'd');
+        cmd_arg(c, owner, strlen(owner));
+        cmd_arg(c, op->event_id, strlen(op->event_id));
+        cmd_arg(c, op->may_be_applied ? "0" : "1", 1);
+        break;
     case K_RENEW:
         cmd_arg(c, "1", 1);
         add_key(c, s->buf, &pos, op, "f", op->target, NULL);
         cmd_arg(c, owner, strlen(owner));
-        if (k == K_RENEW)
-            add_num(c, s->buf, &pos, op->lease_ms > 0 ? op->lease_ms : lease_ms);
+        add_num(c, s->buf, &pos, op->lease_ms > 0 ? op->lease_ms : lease_ms);
         break;
     default: return IW_EINVAL;
     }
@@ -381,6 +411,13 @@ static size_t resp_format(const cmd *c, scratch *out)
         *p++ = '\n';
     }
     return (size_t)(p - out->buf);
+}
+
+/* A script's answer into op (CLAIMED_IN_DOUBT is a claim with in_doubt set). */
+static void set_answer(iw_ledger_op *op, long long v)
+{
+    op->in_doubt = v == CLAIMED_IN_DOUBT;
+    op->answer = op->in_doubt ? IW_CLAIM_CLAIMED : (int)v;
 }
 
 static bool valid_status(const char *s)
@@ -489,7 +526,7 @@ static int round_trip(iw_ledger *l, batch *b, bool eval)
             return IW_EIO;
         if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0 &&
             r->integer <= script_max[b->kind]) {
-            b->ops[i].answer = (int)r->integer;
+            set_answer(&b->ops[i], r->integer);
             b->need[i] = false;
         } else if (!is_noscript(r)) {
             rc = IW_EIO; /* an error reply; keep reading so that the pipeline stays in step */
@@ -1046,7 +1083,7 @@ static void on_script_reply(redisAsyncContext *ac, void *r, void *priv)
         b->rc = IW_EIO;
     } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0 &&
                reply->integer <= script_max[b->kind]) {
-        b->ops[s->i].answer = (int)reply->integer;
+        set_answer(&b->ops[s->i], reply->integer);
     } else if (is_noscript(reply) && !s->evaled && b->rc == 0 && b->a->ac == ac) {
         /* the script cache was flushed (Redis restarted): send the body; it comes back last */
         s->evaled = true;

@@ -1125,6 +1125,9 @@ static void claims_done(iw_pipeline *p, lbatch *b)
             j->leased = true;
             j->lease_until = b->sent_ms + op_lease_ms(b, i);
             j->busy_tries = 0;
+            /* an earlier owner (another worker, or this one before a lost lease) claimed this
+             * event and left no outcome: what it sent may have been applied */
+            j->maybe_applied |= b->ops[i].in_doubt;
         }
         if (!j->m->tracked || p->stopping) {
             abandon_job(p, j); /* revoked (or stopping) while the claim was out */
@@ -1214,6 +1217,7 @@ static void run_ledger_writes(iw_pipeline *p, enum lkind kind)
         iw_ledger_op *op = &b->ops[b->n - 1];
         op->status = STATUS_NAMES[j->status];
         op->target_ref = j->target_ref[0] ? j->target_ref : NULL;
+        op->may_be_applied = j->maybe_applied; /* a release: the event stays in doubt */
     }
     if (b->n)
         lbatch_send(p, b);

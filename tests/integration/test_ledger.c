@@ -681,6 +681,53 @@ Test(ledger, scenario_owner_dies_then_replay_sends_no_older_version)
     cr_assert_eq(claim1(L, v9, "C", LONG_LEASE), IW_CLAIM_DUPLICATE);
 }
 
+/* A claim of an event whose earlier owner died holding the fence answers CLAIMED in doubt: what
+ * that owner sent may have been applied (EBizCharge must not e-mail the customer again). An
+ * outcome, or a release saying that nothing sent can have been applied, ends the doubt; a
+ * release that says it may have been keeps it; another event is never in doubt for it. */
+static bool claim_in_doubt(iw_ledger_op op, const char *owner, int64_t lease_ms)
+{
+    cr_assert_eq(iw_ledger_claim(L, &op, 1, owner, lease_ms), 0, "claim failed");
+    cr_assert_eq(op.answer, IW_CLAIM_CLAIMED, "answer %d", op.answer);
+    return op.in_doubt;
+}
+
+Test(ledger, an_event_its_owner_left_without_an_outcome_is_claimed_in_doubt)
+{
+    char fkey[64];
+    key_of(fkey, sizeof(fkey), "INV-D", "f", "ebiz");
+    iw_ledger_op e1 = op_of("INV-D", "ev-1", "ebiz", 1);
+    cr_assert(!claim_in_doubt(e1, "A", 150), "a first claim");
+    cr_assert(!claim_in_doubt(e1, "A", 150), "its owner claiming again");
+    wait_fence_gone(fkey); /* A was killed: no complete, no release */
+    cr_assert(claim_in_doubt(e1, "B", LONG_LEASE), "A may have sent ev-1");
+
+    /* B says none of its attempts can have been applied, but A's still may have been: a
+     * release ends only what its owner knows of. Here B knows of A's doubt (it got in_doubt)
+     * and releases saying so, as the worker does (maybe_applied carries it). */
+    e1.may_be_applied = true;
+    cr_assert_eq(release1(L, e1, "B"), IW_LEDGER_DONE);
+    cr_assert(claim_in_doubt(e1, "C", LONG_LEASE), "still in doubt after a doubtful release");
+    e1.may_be_applied = false;
+    cr_assert_eq(release1(L, e1, "C"), IW_LEDGER_DONE);
+    cr_assert(!claim_in_doubt(e1, "D", 150), "a release saying nothing was applied");
+    wait_fence_gone(fkey); /* D dies: its claim's mark stays */
+
+    /* another event of the invoice is not in doubt for ev-1's attempts (it is a new update) */
+    iw_ledger_op e2 = op_of("INV-D", "ev-2", "ebiz", 2);
+    cr_assert(!claim_in_doubt(e2, "E", LONG_LEASE));
+    cr_assert_eq(complete1(L, e2, "E", "succeeded", NULL), IW_LEDGER_DONE);
+
+    /* an outcome ends the doubt: a failed event replayed from the dead letters is a new try */
+    iw_ledger_op e3 = op_of("INV-D", "ev-3", "ebiz", 3);
+    cr_assert(!claim_in_doubt(e3, "F", 150));
+    wait_fence_gone(fkey);
+    cr_assert(claim_in_doubt(e3, "G", LONG_LEASE));
+    cr_assert_eq(complete1(L, e3, "G", "failed", NULL), IW_LEDGER_DONE);
+    cr_assert(!claim_in_doubt(e3, "H", LONG_LEASE), "after its outcome");
+    cr_assert_eq(count_keys("iw:*:d:*"), 1, "one mark per (invoice, target)");
+}
+
 /* A complete whose answer was lost (Redis went away after running it) is sent again: the
  * retry finds A's own record and answers DONE, so the outcome is reported as what it was,
  * not as a duplicate. Another owner, or another status, still answers LOST. */
@@ -1203,8 +1250,9 @@ Test(ledger, hash_tags_and_nasty_ids)
         }
     }
     redisReply *r = keys("iw:*");
-    /* Per target: a record and a version (event 1), a claim and a fence (event 2). */
-    cr_assert_eq(r->elements, 8);
+    /* Per target: a record and a version (event 1), a claim, a fence and a doubt mark
+     * (event 2: claimed, no outcome yet). */
+    cr_assert_eq(r->elements, 10);
     char first[512] = "", tag[512];
     for (size_t i = 0; i < r->elements; i++) {
         tag_of(r->element[i]->str, tag, sizeof(tag));
@@ -1222,7 +1270,8 @@ Test(ledger, hash_tags_and_nasty_ids)
     cr_assert_eq(claim1(L, op_of("INV {7}", evs[0], tgs[0], 1), "B", LONG_LEASE), IW_CLAIM_CLAIMED);
     cr_assert_eq(claim1(L, op_of(nasty, "ev", "1}:ebiz", 1), "B", LONG_LEASE), IW_CLAIM_CLAIMED);
     r = keys("iw:{acme:INV%20%7B7%7D}*");
-    cr_assert_eq(r->elements, 2, "the shorter invoice id has a tag of its own (claim, fence)");
+    cr_assert_eq(r->elements, 3,
+                 "the shorter invoice id has a tag of its own (claim, fence, doubt mark)");
     freeReplyObject(r);
     cr_assert_eq(count_keys("iw:*:f:1%7D%3Aebiz"), 1, "the odd target has a fence of its own");
 }

@@ -1253,8 +1253,8 @@ static int ebiz_invoice(const char *event_id, int *updates, int *emails)
     return rc;
 }
 
-/* Sends one ebizcharge event asking for both customer e-mails and waits for its result. */
-static void send_mailing_event(const char *event_id, const char *invoice_id, size_t results)
+/* Produces one ebizcharge event asking for both customer e-mails. */
+static void produce_mailing_event(const char *event_id, const char *invoice_id)
 {
     char *ev = iw_make_event(event_id, "acme", invoice_id, 1, "ebizcharge");
     cJSON *j = cJSON_Parse(ev);
@@ -1268,13 +1268,19 @@ static void send_mailing_event(const char *event_id, const char *invoice_id, siz
     snprintf(key, sizeof(key), "acme/%s", invoice_id);
     const char *keys[] = {key}, *vals[] = {value};
     cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 1, NULL), 0);
+    free(value);
+    cJSON_Delete(j);
+    free(ev);
+}
+
+/* Sends one ebizcharge event asking for both customer e-mails and waits for its result. */
+static void send_mailing_event(const char *event_id, const char *invoice_id, size_t results)
+{
+    produce_mailing_event(event_id, invoice_id);
     iw_results r = iw_results_read(&S, "invoice-results", results, 120000);
     cr_assert_eq(r.n, results);
     cr_assert_eq(iw_results_count(&r, "ebizcharge", "succeeded"), results);
     iw_results_free(&r);
-    free(value);
-    cJSON_Delete(j);
-    free(ev);
 }
 
 /* DESIGN.md section 5: a retry never e-mails a customer twice. Judged by the simulator: the
@@ -1330,4 +1336,38 @@ Test(faults, a_retry_never_emails_a_customer_twice, .init = up, .fini = down, .t
     cr_assert_eq(ebiz_invoice("MAIL-RST", &updates, &emails), 0);
     cr_assert_eq(updates, 2, "both copies were applied");
     cr_assert_eq(emails, 1, "the customer was e-mailed once, by the first copy");
+}
+
+/* The same promise across workers. Worker A sends the event; EBizCharge applies it 2.5 s later
+ * (e-mailing the customer), but A is killed first, holding the fence with no outcome written.
+ * Worker B takes the event over once A's lease runs out: the ledger tells its claim that an
+ * earlier owner may have sent it, and B's call asks for no e-mail. Judged by the updates and
+ * e-mails EBizCharge recorded; before the ledger kept the mark, B e-mailed the customer again. */
+Test(faults, a_worker_taking_over_an_event_never_emails_a_customer_twice, .init = up, .fini = down,
+     .timeout = 300)
+{
+    const char *cfg = iw_stack_config(
+        &S, "w.json", "{\"timeouts\": {\"request_ms\": 4000, \"settle_ms\": 0}}", NULL);
+    cr_assert_not_null(cfg);
+    fault("{\"target\": \"ebizcharge\", \"kind\": \"latency\", \"ms\": 2500, \"count\": 1}");
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    produce_mailing_event("MAIL-KILL", "INV-MAIL-KILL");
+    long long t0 = iw_now_ms();
+    while (iw_sim_calls(&S, "MAIL-KILL", "ebizcharge") < 1 && iw_now_ms() - t0 < 60000)
+        iw_sleep_ms(50);
+    cr_assert_eq(iw_sim_calls(&S, "MAIL-KILL", "ebizcharge"), 1, "A's call arrived");
+    iw_proc_signal(&W, SIGKILL);
+    iw_proc_wait(&W, 5000);
+
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker2.log"), 0);
+    iw_results r = iw_results_read(&S, "invoice-results", 1, 120000);
+    cr_assert_eq(r.n, 1);
+    cr_assert_eq(iw_results_count(&r, "ebizcharge", "succeeded"), 1);
+    iw_results_free(&r);
+    int updates = 0, emails = 0;
+    for (t0 = iw_now_ms(); iw_now_ms() - t0 < 30000; iw_sleep_ms(200))
+        if (ebiz_invoice("MAIL-KILL", &updates, &emails) == 0 && updates >= 2)
+            break;
+    cr_assert_eq(updates, 2, "A's late call and B's were both applied");
+    cr_assert_eq(emails, 1, "the customer was e-mailed once, by A's call");
 }
