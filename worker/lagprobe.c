@@ -4,17 +4,19 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <time.h>
 
-/* Each broker call waits at most this long: the thread is joined on stop. */
+/* The timeout each broker call is given (the watermark query may not keep it: lagprobe.h). */
 #define PROBE_TIMEOUT_MS 2000
+/* How long free waits for the thread before leaving it behind. */
+#define PROBE_JOIN_MS 3000
 
 struct iw_lagprobe {
-    rd_kafka_t *rk;
+    rd_kafka_t *rk; /* its own client, never in the group */
     char *topic;
-    int wake_fd;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -83,34 +85,47 @@ static void *run(void *arg)
             lp->ans = a;
             lp->n_ans = n;
             lp->ans_tag = tag;
-            ssize_t w = write(lp->wake_fd, "l", 1); /* a full pipe wakes the loop already */
-            (void)w;
         }
     }
     pthread_mutex_unlock(&lp->mu);
     return NULL;
 }
 
-iw_lagprobe *iw_lagprobe_new(rd_kafka_t *rk, const char *topic, int wake_fd)
+iw_lagprobe *iw_lagprobe_new(rd_kafka_conf_t *conf, const char *topic, char *errbuf, size_t errlen)
 {
+    char err[256];
     iw_lagprobe *lp = calloc(1, sizeof(*lp));
-    if (!lp)
+    if (lp)
+        lp->topic = strdup(topic);
+    if (!lp || !lp->topic) {
+        rd_kafka_conf_destroy(conf);
+        free(lp);
+        snprintf(errbuf, errlen, "out of memory");
         return NULL;
-    lp->rk = rk;
-    lp->wake_fd = wake_fd;
-    atomic_init(&lp->stop, false);
-    lp->topic = strdup(topic);
-    if (!lp->topic) {
+    }
+    /* errors are logged (no error callback: nobody polls this client), nothing is committed */
+    rd_kafka_conf_set_error_cb(conf, NULL);
+    rd_kafka_conf_set_rebalance_cb(conf, NULL);
+    if (rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)) !=
+            RD_KAFKA_CONF_OK ||
+        !(lp->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)))) {
+        if (!lp->rk)
+            rd_kafka_conf_destroy(conf);
+        snprintf(errbuf, errlen, "lag probe client: %s", err);
+        free(lp->topic);
         free(lp);
         return NULL;
     }
+    atomic_init(&lp->stop, false);
     pthread_mutex_init(&lp->mu, NULL);
     pthread_cond_init(&lp->cv, NULL);
     if (pthread_create(&lp->thread, NULL, run, lp) != 0) {
         pthread_cond_destroy(&lp->cv);
         pthread_mutex_destroy(&lp->mu);
+        rd_kafka_destroy_flags(lp->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
         free(lp->topic);
         free(lp);
+        snprintf(errbuf, errlen, "lag probe: cannot start its thread");
         return NULL;
     }
     return lp;
@@ -143,19 +158,34 @@ iw_lagprobe_answer *iw_lagprobe_take(iw_lagprobe *lp, size_t *n, uint64_t *tag)
     return a;
 }
 
-void iw_lagprobe_free(iw_lagprobe *lp)
+bool iw_lagprobe_free(iw_lagprobe *lp)
 {
     if (!lp)
-        return;
+        return true;
     pthread_mutex_lock(&lp->mu);
     atomic_store(&lp->stop, true);
     pthread_cond_signal(&lp->cv);
     pthread_mutex_unlock(&lp->mu);
-    pthread_join(lp->thread, NULL);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += PROBE_JOIN_MS / 1000;
+    until.tv_nsec += (long)(PROBE_JOIN_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    if (pthread_timedjoin_np(lp->thread, NULL, &until) != 0) {
+        /* inside librdkafka, waiting on brokers that are gone: it sees stop when it returns
+         * and ends; lp and its client stay for it, until the process exits */
+        pthread_detach(lp->thread);
+        return false;
+    }
     pthread_cond_destroy(&lp->cv);
     pthread_mutex_destroy(&lp->mu);
+    rd_kafka_destroy_flags(lp->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     free(lp->ask);
     free(lp->ans);
     free(lp->topic);
     free(lp);
+    return true;
 }

@@ -5,11 +5,17 @@
  * it took nothing from yet (consumption paused since the assignment, while Redis is down or the
  * pipeline full) has neither: its backlog starts at the group's committed offset and ends at the
  * high watermark, which only the brokers know. Asking them blocks (rd_kafka_committed,
- * rd_kafka_query_watermark_offsets), so one thread of its own asks, and the loop takes the
- * answer when it is there, woken through a pipe. */
+ * rd_kafka_query_watermark_offsets), so a thread of its own asks, on a Kafka client of its own
+ * (never joining the group), and the loop takes the last answer when it updates its gauges.
+ *
+ * librdkafka 2.0 (Debian bookworm) does not bound rd_kafka_query_watermark_offsets by its
+ * timeout (librdkafka #2588, fixed in 2.3): with the brokers gone it waits until they are back.
+ * So the thread is never waited for without bound: on free it gets PROBE_JOIN_MS to end, and
+ * if it is still inside librdkafka it is left behind, with its client, for the process exit. */
 #ifndef IW_LAGPROBE_H
 #define IW_LAGPROBE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,9 +31,9 @@ typedef struct iw_lagprobe_answer {
     int64_t end;  /* the high watermark, -1 when the brokers did not say */
 } iw_lagprobe_answer;
 
-/* Starts the thread for consumer rk (which it never outlives: free it first) and its input
- * topic; a byte goes to wake_fd when an answer is ready. NULL when out of resources. */
-iw_lagprobe *iw_lagprobe_new(rd_kafka_t *rk, const char *topic, int wake_fd);
+/* Starts the thread and its client, made from conf (taken, also on failure: the worker's
+ * consumer settings, group.id included) for the input topic. NULL with a reason in errbuf. */
+iw_lagprobe *iw_lagprobe_new(rd_kafka_conf_t *conf, const char *topic, char *errbuf, size_t errlen);
 
 /* Asks about these partitions, tagged (the caller's assignment generation, say). A question
  * asked before the thread took up the last one replaces it. */
@@ -37,7 +43,8 @@ void iw_lagprobe_ask(iw_lagprobe *lp, const int32_t *partitions, size_t n, uint6
  * frees it); NULL when there is none. */
 iw_lagprobe_answer *iw_lagprobe_take(iw_lagprobe *lp, size_t *n, uint64_t *tag);
 
-/* Stops the thread (waiting at most for the broker calls on their way, each bounded) and frees. */
-void iw_lagprobe_free(iw_lagprobe *lp);
+/* Stops the thread and frees, or, when the thread is still waiting on the brokers after
+ * PROBE_JOIN_MS, leaves it behind (it then touches nothing of the caller's). False then. */
+bool iw_lagprobe_free(iw_lagprobe *lp);
 
 #endif

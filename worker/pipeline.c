@@ -2443,11 +2443,14 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, volatile sig_atomic_t *stop, 
         goto fail;
     }
     rd_kafka_poll_set_consumer(p->consumer);
-    p->lagprobe = iw_lagprobe_new(p->consumer, cfg->input_topic, p->wake[1]);
-    if (!p->lagprobe) {
-        snprintf(errbuf, errlen, "out of resources");
+    rd_kafka_conf_t *lc = base_conf(p, "consumer", errbuf, errlen);
+    if (!lc || set_conf(lc, "group.id", cfg->kafka_group_id, errbuf, errlen)) {
+        if (lc)
+            rd_kafka_conf_destroy(lc);
         goto fail;
     }
+    if (!(p->lagprobe = iw_lagprobe_new(lc, cfg->input_topic, errbuf, errlen)))
+        goto fail;
     const rd_kafka_conf_t *kc = rd_kafka_conf(p->consumer);
     int64_t kb = iw_kafkaconf_int(kc, "queued.max.messages.kbytes", INT64_MAX);
     p->prefetch_bytes = kb < INT64_MAX / 1024 ? kb * 1024 : INT64_MAX;
@@ -2668,7 +2671,8 @@ int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
     rd_kafka_resp_err_t err = rd_kafka_commit(p->consumer, NULL, 0);
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
         iw_log(IW_LOG_WARN, "final commit failed", "error", rd_kafka_err2str(err), NULL);
-    iw_lagprobe_free(p->lagprobe); /* no broker question races the close */
+    if (!iw_lagprobe_free(p->lagprobe)) /* bounded: see lagprobe.h */
+        iw_log(IW_LOG_WARN, "lag probe still waiting on the brokers; left to the exit", NULL);
     p->lagprobe = NULL;
     rd_kafka_consumer_close(p->consumer);
     publish_snapshot(p);
@@ -2691,7 +2695,7 @@ void iw_pipeline_free(iw_pipeline *p)
     iw_aledger_free(p->aledger); /* batches on their way end here, changing nothing */
     if (p->dispatch)
         iw_dispatch_free(p->dispatch); /* abandons: callbacks push to release_q */
-    iw_lagprobe_free(p->lagprobe);     /* before its consumer */
+    iw_lagprobe_free(p->lagprobe);     /* when run did not end it */
     if (p->consumer)
         rd_kafka_destroy(p->consumer);
     if (p->producer) {

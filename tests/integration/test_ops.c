@@ -945,3 +945,26 @@ Test(ops, readyz_sees_redis_stop_answering_while_no_event_comes, .init = up, .fi
     cr_assert(seen, "an idle worker saw Redis stop answering");
     cr_assert(readyz_becomes(200, NULL, 60000), "and ready again once it answers");
 }
+
+/* SIGTERM stops a worker whose brokers answer nothing (kafka-local SIGSTOPped), while the lag
+ * probe's question to them is waiting: librdkafka 2.0 does not bound its watermark query by
+ * its timeout. The worker used to wait for the brokers' return (over 240 s); the probe now gets
+ * 3 s and is then left to the exit. The worker is idle, so its partitions are probed every
+ * 5 s: one question is on its way when the signal comes. */
+Test(ops, sigterm_stops_the_worker_while_the_brokers_answer_nothing, .init = up, .fini = down,
+     .timeout = 180)
+{
+    start_worker_with_http();
+    cr_assert(readyz_becomes(200, NULL, 60000), "ready once in the group");
+    iw_sleep_ms(6000); /* a first probe asked and answered */
+    iw_proc_signal(&S.kafka, SIGSTOP);
+    iw_sleep_ms(7000); /* the next one is waiting on the stopped brokers */
+    long long t0 = iw_now_ms();
+    iw_proc_signal(&W, SIGTERM);
+    int st = iw_proc_wait(&W, 60000);
+    long long took = iw_now_ms() - t0;
+    iw_proc_signal(&S.kafka, SIGCONT);
+    cr_assert_neq(st, -1, "the worker did not stop within 60 s of SIGTERM");
+    cr_assert(WIFEXITED(st), "it exited (status %#x), in %lld ms", st, took);
+    cr_log_info("SIGTERM to exit with the brokers stopped: %lld ms", took);
+}
