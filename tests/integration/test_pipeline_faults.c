@@ -1370,4 +1370,15 @@ Test(faults, a_worker_taking_over_an_event_never_emails_a_customer_twice, .init 
             break;
     cr_assert_eq(updates, 2, "A's late call and B's were both applied");
     cr_assert_eq(emails, 1, "the customer was e-mailed once, by A's call");
+    /* B tells the operator, naming the event (when A's call was not applied, this is how they
+     * know to send the e-mail) */
+    char path[512];
+    snprintf(path, sizeof(path), "%s/worker2.log", S.dir);
+    char *log = iw_read_file(path, NULL);
+    cr_assert_not_null(log);
+    const char *warn = strstr(log, "customer e-mails left out of a retry");
+    cr_assert_not_null(warn, "B logs the e-mails it left out");
+    const char *eol = strchr(warn, '\n');
+    cr_assert(eol && memmem(warn, (size_t)(eol - warn), "MAIL-KILL", 9), "naming its event");
+    free(log);
 }
