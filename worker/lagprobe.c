@@ -168,12 +168,9 @@ bool iw_lagprobe_free(iw_lagprobe *lp)
     pthread_mutex_unlock(&lp->mu);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += PROBE_JOIN_MS / 1000;
-    until.tv_nsec += (long)(PROBE_JOIN_MS % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    int64_t ns = (int64_t)until.tv_nsec + (int64_t)PROBE_JOIN_MS * 1000000;
+    until.tv_sec += (time_t)(ns / 1000000000);
+    until.tv_nsec = (long)(ns % 1000000000);
     if (pthread_timedjoin_np(lp->thread, NULL, &until) != 0) {
         /* inside librdkafka, waiting on brokers that are gone: it sees stop when it returns
          * and ends; lp and its client stay for it, until the process exits */

@@ -1253,6 +1253,24 @@ static int ebiz_invoice(const char *event_id, int *updates, int *emails)
     return rc;
 }
 
+/* The first "customer e-mails left out of a retry" line of the stack's log_name names
+ * event_id; with only, no other such line follows it. */
+static void expect_mail_warning(const char *log_name, const char *event_id, bool only)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", S.dir, log_name);
+    char *log = iw_read_file(path, NULL);
+    cr_assert_not_null(log);
+    const char *warn = strstr(log, "customer e-mails left out of a retry");
+    cr_assert_not_null(warn, "%s: the call without e-mails is logged", log_name);
+    const char *eol = strchr(warn, '\n');
+    cr_assert(eol && memmem(warn, (size_t)(eol - warn), event_id, strlen(event_id)),
+              "naming its event %s", event_id);
+    if (only)
+        cr_assert_null(strstr(eol, "customer e-mails left out"), "once, for that event only");
+    free(log);
+}
+
 /* Produces one ebizcharge event asking for both customer e-mails. */
 static void produce_mailing_event(const char *event_id, const char *invoice_id)
 {
@@ -1315,16 +1333,7 @@ Test(faults, a_retry_never_emails_a_customer_twice, .init = up, .fini = down, .t
     cr_assert_eq(emails, 1, "the retry after a 503 still asks for the e-mail");
 
     /* the operator is told which event's e-mail depends on the late attempt, and only that */
-    char path[512];
-    snprintf(path, sizeof(path), "%s/worker.log", S.dir);
-    char *log = iw_read_file(path, NULL);
-    cr_assert_not_null(log);
-    const char *warn = strstr(log, "customer e-mails left out of a retry");
-    cr_assert_not_null(warn, "the retry without e-mails is logged");
-    const char *eol = strchr(warn, '\n');
-    cr_assert(eol && memmem(warn, (size_t)(eol - warn), "MAIL-LATE", 9), "naming its event");
-    cr_assert_null(strstr(eol, "customer e-mails left out"), "once, for that event only");
-    free(log);
+    expect_mail_warning("worker.log", "MAIL-LATE", true);
 
     /* EBizCharge applies the first attempt and the connection (kept alive from the calls
      * above) resets before any answer. libcurl would send the same request again on a fresh
@@ -1372,13 +1381,5 @@ Test(faults, a_worker_taking_over_an_event_never_emails_a_customer_twice, .init 
     cr_assert_eq(emails, 1, "the customer was e-mailed once, by A's call");
     /* B tells the operator, naming the event (when A's call was not applied, this is how they
      * know to send the e-mail) */
-    char path[512];
-    snprintf(path, sizeof(path), "%s/worker2.log", S.dir);
-    char *log = iw_read_file(path, NULL);
-    cr_assert_not_null(log);
-    const char *warn = strstr(log, "customer e-mails left out of a retry");
-    cr_assert_not_null(warn, "B logs the e-mails it left out");
-    const char *eol = strchr(warn, '\n');
-    cr_assert(eol && memmem(warn, (size_t)(eol - warn), "MAIL-KILL", 9), "naming its event");
-    free(log);
+    expect_mail_warning("worker2.log", "MAIL-KILL", false);
 }
