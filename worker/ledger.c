@@ -112,13 +112,16 @@
 
 /*
  * KEYS: record, applied, claimed, fence, doubt. ARGV: version, owner, status, target_ref or "",
- * ttl_s, event. LOST (nothing written) unless the fence is ours, or free with the claim still
- * this very (version, event) and no success recorded for it: then no other owner can have
- * sent anything since our claim (a lease that only ran out while Redis was away). A success
- * another owner recorded for the same event is never overwritten: the claim again answers
- * DUPLICATE. A retry of our own complete whose answer was lost (the record holds our owner
- * token, this version and this status) answers DONE and writes nothing again. A written
- * outcome ends the event's doubt mark.
+ * ttl_s, event, "1" when none of its attempts can have been applied or "0". LOST (nothing written)
+ * unless the fence is ours, or free with the claim still this very (version, event) and no success
+ * recorded for it: then no other owner can have sent anything since our claim (a lease that only
+ * ran out while Redis was away). A success another owner recorded for the same event is never
+ * overwritten: the claim again answers DUPLICATE. A retry of our own complete whose answer was lost
+ * (the record holds our owner token, this version and this status) answers DONE and writes nothing
+ * again. A success ends the event's doubt mark, and so does any outcome whose attempts cannot have
+ * been applied; a failure after attempts that may have been keeps it: the event may come again (its
+ * offset not yet committed when its partition moved, or a dead letter replayed), and its next claim
+ * is then in doubt.
  */
 #define SCRIPT_COMPLETE_BODY                                                                       \
     LUA_GT                                                                                         \
@@ -144,7 +147,10 @@
     "end\n"                                                                                        \
     "redis.call('EXPIRE', KEYS[3], ARGV[5])\n"                                                     \
     "if holder then redis.call('DEL', KEYS[4]) end\n"                                              \
-    "if redis.call('GET', KEYS[5]) == ARGV[6] then redis.call('DEL', KEYS[5]) end\n"               \
+    "if (ARGV[3] == 'succeeded' or ARGV[7] == '1') and redis.call('GET', KEYS[5]) == ARGV[6] "     \
+    "then\n"                                                                                       \
+    "  redis.call('DEL', KEYS[5])\n"                                                               \
+    "end\n"                                                                                        \
     "return 0\n"
 
 /* KEYS: fence, doubt. ARGV: owner, event, "1" when none of its attempts can have been
@@ -182,8 +188,8 @@ struct iw_ledger {
     char sha[K_COUNT][41];  /* SHA1 of each loaded script */
 };
 
-/* Most arguments one script call takes: EVALSHA sha numkeys 5 keys 6 args. */
-#define MAX_ARGS 14
+/* Most arguments one script call takes: EVALSHA sha numkeys 5 keys 7 args. */
+#define MAX_ARGS 15
 
 /* Scratch space for one op's keys and numbers; grows, freed at the end of a call. */
 typedef struct scratch {
@@ -365,6 +371,7 @@ static int build_cmd(const char (*sha)[41], int64_t ttl_s, enum kind k, const iw
             cmd_arg(c, ref, strlen(ref));
             add_num(c, s->buf, &pos, ttl_s);
             cmd_arg(c, op->event_id, strlen(op->event_id));
+            cmd_arg(c, op->may_be_applied ? "0" : "1", 1);
         }
         break;
     case K_RELEASE:

@@ -33,8 +33,9 @@ typedef struct iw_ledger_op {
     const char *status;     /* complete only: "succeeded", "failed", "rejected" */
     const char *target_ref; /* complete only: may be NULL */
     int64_t lease_ms;       /* claim and renew: this op's lease (0: the call's lease_ms) */
-    bool may_be_applied;    /* release only: an attempt of this call may have been applied (its
-                             * event stays in doubt for the fence's next owner) */
+    bool may_be_applied;    /* complete and release: an attempt of this call may have been
+                             * applied (the event stays in doubt for its next claim, unless
+                             * the outcome is a success) */
     int answer;             /* out: iw_claim for claim, iw_ledger_ack for complete/release */
     bool in_doubt;          /* out, claim: CLAIMED, and an earlier owner claimed this event and
                              * left neither its outcome nor word that nothing it sent can have

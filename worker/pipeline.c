@@ -1217,7 +1217,7 @@ static void run_ledger_writes(iw_pipeline *p, enum lkind kind)
         iw_ledger_op *op = &b->ops[b->n - 1];
         op->status = STATUS_NAMES[j->status];
         op->target_ref = j->target_ref[0] ? j->target_ref : NULL;
-        op->may_be_applied = j->maybe_applied; /* a release: the event stays in doubt */
+        op->may_be_applied = j->maybe_applied; /* the event stays in doubt (unless succeeded) */
     }
     if (b->n)
         lbatch_send(p, b);

@@ -718,14 +718,22 @@ Test(ledger, an_event_its_owner_left_without_an_outcome_is_claimed_in_doubt)
     cr_assert(!claim_in_doubt(e2, "E", LONG_LEASE));
     cr_assert_eq(complete1(L, e2, "E", "succeeded", NULL), IW_LEDGER_DONE);
 
-    /* an outcome ends the doubt: a failed event replayed from the dead letters is a new try */
+    /* a failure whose attempts may have been applied keeps the doubt (the event may come
+     * again: redelivered, or replayed from its dead letter); one whose attempts cannot have
+     * been, and a success, end it */
     iw_ledger_op e3 = op_of("INV-D", "ev-3", "ebiz", 3);
     cr_assert(!claim_in_doubt(e3, "F", 150));
     wait_fence_gone(fkey);
     cr_assert(claim_in_doubt(e3, "G", LONG_LEASE));
+    e3.may_be_applied = true;
     cr_assert_eq(complete1(L, e3, "G", "failed", NULL), IW_LEDGER_DONE);
-    cr_assert(!claim_in_doubt(e3, "H", LONG_LEASE), "after its outcome");
-    cr_assert_eq(count_keys("iw:*:d:*"), 1, "one mark per (invoice, target)");
+    cr_assert(claim_in_doubt(e3, "H", LONG_LEASE), "after a failure that may have been applied");
+    e3.may_be_applied = false;
+    cr_assert_eq(complete1(L, e3, "H", "failed", NULL), IW_LEDGER_DONE);
+    cr_assert(!claim_in_doubt(e3, "I", LONG_LEASE), "after a failure that was not applied");
+    e3.may_be_applied = true;
+    cr_assert_eq(complete1(L, e3, "I", "succeeded", NULL), IW_LEDGER_DONE);
+    cr_assert_eq(count_keys("iw:*:d:*"), 0, "a success ends the mark, whatever came before");
 }
 
 /* A complete whose answer was lost (Redis went away after running it) is sent again: the

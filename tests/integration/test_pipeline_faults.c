@@ -1383,3 +1383,47 @@ Test(faults, a_worker_taking_over_an_event_never_emails_a_customer_twice, .init 
      * know to send the e-mail) */
     expect_mail_warning("worker2.log", "MAIL-KILL", false);
 }
+
+/* A failure whose attempts may have been applied keeps the event in doubt. Worker A's two
+ * attempts both time out and EBizCharge applies both 3 s late (the first with the e-mails, the
+ * retry without); the result is failed. A is killed before its offset is committed (the commit
+ * interval is ten minutes here, as a rebalance that fails to commit also leaves it), so worker B
+ * gets the event again: its claim must be in doubt and ask for no e-mail. Before, the failed
+ * outcome ended the mark, and B e-mailed the customer a second time. Judged by EBizCharge's
+ * updates and e-mails. */
+Test(faults, an_event_that_failed_after_attempts_that_may_have_been_applied_never_emails_again,
+     .init = up, .fini = down, .timeout = 300)
+{
+    const iw_stack_overlay x = {
+        .root = "{\"redis\": {\"lease_s\": 6},"
+                " \"kafka\": {\"properties\": {\"consumer.auto.commit.interval.ms\": 600000}}}",
+        .targets = "{\"timeouts\": {\"connect_ms\": 500, \"request_ms\": 1000, \"settle_ms\": 0},"
+                   " \"retry\": {\"max_attempts\": 2, \"base_ms\": 100, \"max_delay_ms\": 200}}"};
+    const char *cfg = iw_stack_config_with(&S, "w.json", &x);
+    cr_assert_not_null(cfg);
+    fault("{\"target\": \"ebizcharge\", \"kind\": \"latency\", \"ms\": 3000, \"count\": 2}");
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    produce_mailing_event("MAIL-FAILED", "INV-MAIL-FAILED");
+    iw_results r = iw_results_read(&S, "invoice-results", 1, 120000);
+    iw_proc_signal(&W, SIGKILL);
+    iw_proc_wait(&W, 5000);
+    cr_assert_eq(r.n, 1);
+    cr_assert_eq(iw_results_count(&r, "ebizcharge", "failed"), 1);
+    iw_results_free(&r);
+    int updates = 0, emails = 0;
+    for (long long t0 = iw_now_ms(); iw_now_ms() - t0 < 30000; iw_sleep_ms(200))
+        if (ebiz_invoice("MAIL-FAILED", &updates, &emails) == 0 && updates >= 2)
+            break;
+    cr_assert_eq(updates, 2, "both late attempts were applied");
+    cr_assert_eq(emails, 1, "the retry asked for no e-mail");
+
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker2.log"), 0);
+    r = iw_results_read(&S, "invoice-results", 2, 120000);
+    cr_assert_eq(r.n, 2, "the event came again");
+    cr_assert_eq(iw_results_count(&r, "ebizcharge", "succeeded"), 1);
+    iw_results_free(&r);
+    cr_assert_eq(ebiz_invoice("MAIL-FAILED", &updates, &emails), 0);
+    cr_assert_eq(updates, 3, "B's call was applied too");
+    cr_assert_eq(emails, 1, "the customer was e-mailed once, by A's first attempt");
+    expect_mail_warning("worker2.log", "MAIL-FAILED", false);
+}
