@@ -31,8 +31,8 @@ struct iw_lagprobe {
     uint64_t ans_tag;
 };
 
-/* Asks the brokers about partitions (blocking, bounded): a malloc'd answer per partition, or
- * NULL when out of memory. */
+/* Asks the brokers about partitions (blocking; the watermark query may not keep its timeout:
+ * lagprobe.h): a malloc'd answer per partition, or NULL when out of memory. */
 static iw_lagprobe_answer *probe(iw_lagprobe *lp, const int32_t *parts, size_t n)
 {
     iw_lagprobe_answer *a = calloc(n ? n : 1, sizeof(*a));

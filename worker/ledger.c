@@ -24,12 +24,13 @@
  *   iw:{T:I}:f:<target>            the fence lease: the owner token that may send to this
  *                                  (invoice, target) now, expiring after lease_ms (PX)
  *   iw:{T:I}:d:<target>            in doubt: the event whose calls to this (invoice, target)
- *                                  may have reached it without an outcome written since (set
+ *                                  may have been applied without a success written since (set
  *                                  by a claim that took the fence; deleted by that event's
- *                                  complete, or by a release saying none of its attempts can
- *                                  have been applied). A worker that dies leaves it: the next
- *                                  owner that claims the same event learns that an attempt of
- *                                  it may have been applied (EBizCharge then sends no e-mail)
+ *                                  success, or by a complete or release saying none of its
+ *                                  attempts can have been applied). A worker that dies, or a
+ *                                  failure that may have been applied, leaves it: the next
+ *                                  claim of the same event learns that an attempt of it may
+ *                                  have been applied (EBizCharge then sends no e-mail)
  *   iw:{T:I}:e:<event>:<target>    outcome record, a hash: state ("succeeded" | "failed" |
  *                                  "rejected"), owner, version, target_ref ("" when the
  *                                  target returned none), updated_ms; every field is written

@@ -2093,12 +2093,19 @@ static bool in_group(iw_pipeline *p)
     return in;
 }
 
+/* True when nothing was taken from pt in this assignment: only the brokers know its backlog. */
+static bool took_nothing(const part *pt)
+{
+    return pt->stored < 0 && !pt->win.head;
+}
+
 /* Where p's backlog on partition pt starts: the offset last stored, else the oldest message in
- * the window, else (nothing taken yet in this assignment) the committed offset the brokers gave;
- * -1 unknown. */
+ * the window, else (took_nothing) the committed offset the brokers gave; -1 unknown. */
 static int64_t backlog_from(const part *pt)
 {
-    return pt->stored >= 0 ? pt->stored : pt->win.head ? pt->win.head->offset : pt->probe_from;
+    if (took_nothing(pt))
+        return pt->probe_from;
+    return pt->stored >= 0 ? pt->stored : pt->win.head->offset;
 }
 
 /* Messages not yet done on the assigned input partitions: from backlog_from to the high
@@ -2154,7 +2161,7 @@ static void probe_lag(iw_pipeline *p, int64_t now)
     size_t k = 0;
     for (int32_t i = 0; ask && i < p->n_parts; i++) {
         const part *pt = &p->parts[i];
-        if (pt->assigned && pt->stored < 0 && !pt->win.head)
+        if (pt->assigned && took_nothing(pt))
             ask[k++] = i;
     }
     if (k) {
