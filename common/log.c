@@ -84,23 +84,55 @@ static size_t escaped_len(const char *s, size_t n)
     return c == '"' || c == '\\' || c == '\n' ? 2 : c < 0x20 ? 6 : n;
 }
 
-/* The length of s JSON-escaped, counted up to stop (then stop + 1). */
+/* Whether JSON-escaping changes byte c: the controls (NUL among them), '"' and '\\'. */
+static inline bool special(unsigned char c)
+{
+    return c < 0x20 || c == '"' || c == '\\';
+}
+
+/* The length of s JSON-escaped, counted byte by byte up to stop (then more than stop). Each byte
+ * of a multi-byte character takes one, so the sum is what escaping whole characters takes. */
 static size_t escaped_total(const char *s, size_t stop)
 {
     size_t total = 0;
-    while (*s && total <= stop) {
-        size_t n = char_len(s);
-        total += escaped_len(s, n);
-        s += n;
-    }
+    for (const unsigned char *p = (const unsigned char *)s; *p && total <= stop; p++)
+        total += !special(*p) ? 1 : escaped_len((const char *)p, 1);
     return total;
+}
+
+/* Appends all of s JSON-escaped (the caller has counted that it fits): runs of plain bytes are
+ * copied whole. */
+static size_t put_whole(char *buf, size_t at, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (;;) {
+        const unsigned char *q = p;
+        while (!special(*q))
+            q++;
+        memcpy(buf + at, p, (size_t)(q - p));
+        at += (size_t)(q - p);
+        if (!*q)
+            return at;
+        if (*q == '"' || *q == '\\') {
+            buf[at++] = '\\';
+            buf[at++] = (char)*q;
+        } else if (*q == '\n') {
+            buf[at++] = '\\';
+            buf[at++] = 'n';
+        } else {
+            at += (size_t)snprintf(buf + at, 7, "\\u%04x", *q);
+        }
+        p = q + 1;
+    }
 }
 
 /* Appends s JSON-escaped in at most max bytes; when it does not fit, as much of it as fits
  * before "..." (whole characters only), so the line stays one valid JSON object. */
 static size_t put_escaped(char *buf, size_t at, size_t max, const char *s)
 {
-    size_t limit = escaped_total(s, max) <= max ? at + max : at + (max > 3 ? max - 3 : 0);
+    if (escaped_total(s, max) <= max)
+        return put_whole(buf, at, s);
+    size_t limit = at + (max > 3 ? max - 3 : 0);
     while (*s) {
         size_t n = char_len(s), e = escaped_len(s, n);
         if (at + e > limit)
@@ -187,10 +219,11 @@ void iw_log(iw_log_level level, const char *msg, ...)
         fixed += strlen(",\"\":\"\"") + escaped_total(k, LOG_KEY_MAX);
     }
     va_end(ap);
-    size_t budget = fixed < sizeof(line) ? sizeof(line) - fixed : 0;
+    size_t budget = fixed < sizeof(line) ? sizeof(line) - fixed : 0, total = 0;
     for (size_t i = 0; i <= n; i++)
-        len[i] = escaped_total(val[i], budget);
-    size_t share = fair_share(len, n + 1, budget);
+        total += len[i] = escaped_total(val[i], budget);
+    bool whole = total <= budget; /* the usual line: every value fits as it is */
+    size_t share = whole ? budget : fair_share(len, n + 1, budget);
 
     size_t at = 0;
     at = put_raw(line, at, "{\"ts\":\"");
@@ -198,13 +231,13 @@ void iw_log(iw_log_level level, const char *msg, ...)
     at = put_raw(line, at, "\",\"level\":\"");
     at = put_raw(line, at, names[level]);
     at = put_raw(line, at, "\",\"msg\":\"");
-    at = put_escaped(line, at, share, val[0]);
+    at = whole ? put_whole(line, at, val[0]) : put_escaped(line, at, share, val[0]);
     at = put_raw(line, at, "\"");
     for (size_t i = 0; i < n; i++) {
         at = put_raw(line, at, ",\"");
         at = put_escaped(line, at, LOG_KEY_MAX, key[i]);
         at = put_raw(line, at, "\":\"");
-        at = put_escaped(line, at, share, val[i + 1]);
+        at = whole ? put_whole(line, at, val[i + 1]) : put_escaped(line, at, share, val[i + 1]);
         at = put_raw(line, at, "\"");
     }
     line[at++] = '}';

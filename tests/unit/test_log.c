@@ -164,3 +164,29 @@ Test(log, a_line_too_long_for_one_write_stays_one_json_object)
     cJSON_Delete(j);
     free(s);
 }
+
+/* Every byte a value may hold (1 to 255: controls, quotes, backslashes, UTF-8 and bytes that are
+ * not) comes back from the line as it was, read by a JSON parser of its own; so do values that
+ * are only special bytes, or have them at either end. */
+Test(log, every_byte_of_a_value_comes_back_from_the_line_as_it_was)
+{
+    char all[256], ends[] = "\"x\\", only[] = "\n\t\x01\"\\\x1f";
+    for (int i = 1; i < 256; i++)
+        all[i - 1] = (char)i;
+    all[255] = '\0';
+    iw_log(IW_LOG_WARN, "m\"s\ng\x7f", "all", all, "ends", ends, "only", only, "empty", "", NULL);
+    char *s = written();
+    cr_assert_eq(count(s, "\n"), 1, "one line: %s", s);
+    cJSON *j = cJSON_Parse(s);
+    cr_assert_not_null(j, "one JSON object: %s", s);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "msg")->valuestring, "m\"s\ng\x7f");
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "all")->valuestring, all);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "ends")->valuestring, ends);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "only")->valuestring, only);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "empty")->valuestring, "");
+    cr_assert(strstr(s, "\\u0001") && strstr(s, "\\u001f") && strstr(s, "\\n") &&
+                  strstr(s, "\\u0009"),
+              "controls escaped: %s", s);
+    cJSON_Delete(j);
+    free(s);
+}
