@@ -546,6 +546,19 @@ Test(mapping_file, json_replies_by_pointer_status_and_retry_codes)
     cr_assert_eq(o.error_kind, IW_ERR_TRANSPORT);
     o = classify_with(&tc, 200, "{\"other\":1}", NULL);
     cr_assert_eq(o.kind, IW_OUTCOME_RETRY, "no success shape: unreadable, retried");
+    /* the success shape and then more, or a string cut at an escaped NUL, is never success */
+    static const char *const not_ok[] = {
+        "{\"result\":{\"status\":\"ok\"}}{\"error\":{\"code\":\"E1\",\"text\":\"not saved\"}}",
+        "{\"result\":{\"status\":\"ok\"}} x", "{\"result\":{\"status\":\"ok\\u0000 but failed\"}}"};
+    for (size_t i = 0; i < sizeof(not_ok) / sizeof(not_ok[0]); i++) {
+        o = classify_with(&tc, 200, not_ok[i], NULL);
+        cr_assert_eq(o.kind, IW_OUTCOME_RETRY, "%s: %s", not_ok[i], o.message);
+        cr_assert_str_eq(o.code, "unreadable", "%s", not_ok[i]);
+    }
+    o = classify_with(&tc, 200,
+                      "\r\n {\"result\":{\"status\":\"queued\",\"id\":\"Q\\\\u0000\"}}\n\t", NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_OK, "white space around, an escaped backslash: %s", o.message);
+    cr_assert_str_eq(o.target_ref, "Q\\u0000");
     o = classify_with(&tc, 503, "", "7");
     cr_assert_eq(o.kind, IW_OUTCOME_RETRY);
     cr_assert_eq(o.retry_after_ms, 7000);

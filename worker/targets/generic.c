@@ -844,7 +844,7 @@ static void status_outcome_text(const iw_generic *g, const iw_response *resp, re
     if (g->reply == REPLY_XML && !d->xml && resp->body_len)
         d->xml = iw_xml_parse(resp->body, resp->body_len, err, sizeof(err));
     else if (g->reply == REPLY_JSON && !d->json && resp->body_len)
-        d->json = cJSON_ParseWithLength(resp->body, resp->body_len);
+        d->json = iw_json_reply_parse(resp->body, resp->body_len);
     if (!d->xml && !d->json)
         return;
     char code[64] = "", msg[200] = "";
@@ -896,7 +896,7 @@ static void generic_classify(const iw_target_conf *tc, const iw_response *resp, 
     } else if (g->reply == REPLY_XML) {
         d.xml = iw_xml_parse(resp->body ? resp->body : "", resp->body_len, err, sizeof(err));
     } else if (g->reply == REPLY_JSON) {
-        d.json = cJSON_ParseWithLength(resp->body ? resp->body : "", resp->body_len);
+        d.json = iw_json_reply_parse(resp->body, resp->body_len);
     }
     if (g->reply != REPLY_NONE && !d.xml && !d.json && (g->success_path || g->n_success_equals)) {
         iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",

@@ -671,20 +671,20 @@ static void set_message(const iw_target_conf *tc, long status, iw_outcome *out,
 /* True when the body is one well-formed JSON value (another API's answer, not a cut reply). */
 static bool is_json(const iw_response *resp)
 {
-    cJSON *j = cJSON_ParseWithLength(resp->body, resp->body_len);
+    cJSON *j = iw_json_reply_parse(resp->body, resp->body_len);
     cJSON_Delete(j);
     return j != NULL;
 }
 
 /* A 2xx reply. The seed shows no success body (seed 004 lines 293-294); the API answers
  * either nothing or the invoice as XML. Success is only that: an empty body, or an XML
- * document whose root is <invoice> (its <id> becomes target_ref). Anything else is not a
- * success: the seed's <errors> document is a refusal even with a 2xx (permanent, the
- * settled text coded "settled"); an HTML or XHTML page is a proxy's or maintenance page
- * (retry: the update is unconfirmed and re-sending the same full state is harmless); a reply
- * that is not well-formed (cut short) is retried for the same reason; a well-formed reply of
- * another shape (JSON, a SOAP Fault, another root) is what some other service answers and is
- * refused with its own text, since resending cannot change it. */
+ * document whose root is <invoice> (its <id> becomes target_ref) with no <errors> in it.
+ * Anything else is not a success: the seed's <errors> document is a refusal even with a 2xx
+ * (permanent, the settled text coded "settled"), and so is an <invoice> that carries one; an HTML
+ * or XHTML page is a proxy's or maintenance page (retry: the update is unconfirmed and re-sending
+ * the same full state is harmless); a reply that is not well-formed (cut short) is retried for the
+ * same reason; a well-formed reply of another shape (JSON, a SOAP Fault, another root) is what some
+ * other service answers and is refused with its own text, since resending cannot change it. */
 static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outcome *out)
 {
     char detail[200];
@@ -701,10 +701,15 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
     xmlDocPtr doc = parse_reply(resp);
     xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
     const char *name = root ? (const char *)root->name : "";
-    if (root && strcmp(name, "invoice") == 0 && !root->ns) {
+    xmlNodePtr errors = root && strcmp(name, "errors") == 0 ? root : NULL;
+    if (root && !errors && strcmp(name, "invoice") == 0) /* an invoice that carries errors */
+        for (xmlNodePtr c = root->children; c && !errors; c = c->next)
+            if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, "errors") == 0)
+                errors = c;
+    if (root && !errors && strcmp(name, "invoice") == 0 && !root->ns) {
         invoice_id_of(root, out->target_ref, sizeof(out->target_ref));
-    } else if (root && strcmp(name, "errors") == 0) {
-        int n = errors_of(root, detail, sizeof(detail), &settled);
+    } else if (errors) {
+        int n = errors_of(errors, detail, sizeof(detail), &settled);
         iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, settled ? "settled" : "errors",
                        "%s", "");
         set_message(tc, resp->status, out,

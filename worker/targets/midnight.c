@@ -314,7 +314,7 @@ static bool reply_string(const iw_response *resp, char *buf, size_t len)
 {
     if (!resp->body || resp->body_len == 0)
         return false;
-    cJSON *j = cJSON_ParseWithLength(resp->body, resp->body_len);
+    cJSON *j = iw_json_reply_parse(resp->body, resp->body_len);
     if (j) {
         bool ok = cJSON_IsString(j);
         if (ok)
@@ -458,8 +458,7 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
                     ref);
         return;
     }
-    cJSON *j =
-        resp->body && resp->body_len ? cJSON_ParseWithLength(resp->body, resp->body_len) : NULL;
+    cJSON *j = iw_json_reply_parse(resp->body, resp->body_len);
     if (j) {
         cJSON_Delete(j);
         error_text(resp, reason, sizeof(reason));
@@ -563,7 +562,7 @@ static int mn_parse_refresh(const iw_response *resp, char *tok, size_t toklen)
         resp->body_len == 0)
         return IW_EINVAL;
     const char *val = NULL;
-    cJSON *j = cJSON_ParseWithLength(resp->body, resp->body_len);
+    cJSON *j = iw_json_reply_parse(resp->body, resp->body_len);
     if (cJSON_IsString(j)) {
         val = j->valuestring;
     } else if (cJSON_IsObject(j)) {

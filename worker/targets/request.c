@@ -11,6 +11,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "status.h"
 #include "text.h"
 
@@ -292,6 +294,36 @@ void iw_request_reset(iw_request *r)
                       .secrets = secrets,
                       .cap_secrets = cap_secrets,
                       .store = keep};
+}
+
+/* Whether JSON text holds the escape \u0000 (escaped backslashes read past as pairs). */
+static bool has_nul_escape(const char *s, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (s[i + 1] == 'u' && len - i >= 6 && memcmp(s + i + 2, "0000", 4) == 0)
+            return true;
+        i++; /* the escaped byte */
+    }
+    return false;
+}
+
+struct cJSON *iw_json_reply_parse(const char *body, size_t len)
+{
+    if (!body || !len || memchr(body, '\0', len) || has_nul_escape(body, len))
+        return NULL;
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(body, len, &end, false);
+    if (!j)
+        return NULL;
+    while (end < body + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+        end++;
+    if (end != body + len) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
 }
 
 const char *iw_response_header(const iw_response *resp, const char *name)

@@ -228,6 +228,13 @@ void iw_request_clear(iw_request *r);
  * store (up to 16 KiB), so that the next request built in it allocates nothing as a rule. */
 void iw_request_reset(iw_request *r);
 
+/* A reply body read as one JSON value, or NULL: the whole body must be that one value (JSON
+ * whitespace around it aside), with no NUL in it, raw or escaped. cJSON alone reads the first
+ * value and ignores what follows ("ok"{"status":"error"}), and keeps a string only up to a NUL
+ * ("ok\u0000 but failed" reads as "ok"): neither may pass for a success. Free with
+ * cJSON_Delete. */
+struct cJSON *iw_json_reply_parse(const char *body, size_t len);
+
 /* Looks up a reply header (case-insensitive); NULL when absent. */
 const char *iw_response_header(const iw_response *resp, const char *name);
 
