@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 
 #include "invoice.h"
 #include "status.h"
@@ -397,10 +398,33 @@ static void get_string_list(loader *ld, const cJSON *obj, const char *base, cons
     *n = k;
 }
 
-static bool valid_url(const char *u)
+/* Whether u is an http:// or https:// URL that libcurl can send to, as libcurl itself reads
+ * it: a host (not "http:///p", which it would take as host "p"), a port from 1 to 65535, a
+ * well-formed IPv6 address. Otherwise why not goes in why (the URL itself is not repeated: it
+ * may hold a password). */
+static bool valid_url(const char *u, char *why, size_t len)
 {
-    return u && (strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0) &&
-           strlen(u) > 8 && !strpbrk(u, " \t\r\n");
+    snprintf(why, len, "expected an http:// or https:// URL");
+    if (!u || !(strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0) ||
+        strlen(u) <= 8 || strpbrk(u, " \t\r\n"))
+        return false;
+    if (strstr(u, "//")[2] == '/') {
+        snprintf(why, len, "expected an http:// or https:// URL with a host after the //");
+        return false;
+    }
+    CURLU *h = curl_url();
+    if (!h)
+        return true; /* out of memory: the first call says so */
+    char *port = NULL;
+    CURLUcode rc = curl_url_set(h, CURLUPART_URL, u, 0);
+    if (rc)
+        snprintf(why, len, "expected an http:// or https:// URL: %s", curl_url_strerror(rc));
+    else if (curl_url_get(h, CURLUPART_PORT, &port, 0) == CURLUE_OK && strcmp(port, "0") == 0)
+        snprintf(why, len, "expected an http:// or https:// URL: port 0 cannot be connected to");
+    bool ok = !rc && !(port && strcmp(port, "0") == 0);
+    curl_free(port);
+    curl_url_cleanup(h);
+    return ok;
 }
 
 /* A value that becomes an HTTP header, a URL part or a SOAP element: no CR, LF or other
@@ -461,8 +485,9 @@ static void read_field(loader *ld, const cJSON *obj, const char *base, const iw_
     if (f->kind == IW_CONF_CHOICE && *str && strcmp(*str, f->choices[0]) != 0 &&
         strcmp(*str, f->choices[1]) != 0)
         add_error(ld, path, "expected \"%s\" or \"%s\"", f->choices[0], f->choices[1]);
-    if (f->kind == IW_CONF_URL && *str && !valid_url(*str))
-        add_error(ld, path, "expected an http:// or https:// URL");
+    char bad_url[160];
+    if (f->kind == IW_CONF_URL && *str && !valid_url(*str, bad_url, sizeof(bad_url)))
+        add_error(ld, path, "%s", bad_url);
     const char *why = f->check && *str ? f->check(*str) : NULL;
     if (why)
         add_error(ld, path, "%s", why);
@@ -690,8 +715,9 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
         t->url = url;
     }
     join_path(path, sizeof(path), base, "url");
-    if (t->type && !valid_url(t->url))
-        add_error(ld, path, "expected an http:// or https:// URL");
+    char why[160];
+    if (t->type && !valid_url(t->url, why, sizeof(why)))
+        add_error(ld, path, "%s", why);
     check_wire(ld, base, "url", t->url);
     check_target_keys(ld, obj, base, t->adapter_conf ? ad : NULL);
     for (const iw_conf_field *f = t->adapter_conf ? ad->fields : NULL; f && f->key; f++)

@@ -705,3 +705,37 @@ Test(config, common_names_no_adapter_key)
     cr_assert_gt(files, 10, "only %zu files in %s", files, dir);
     cr_assert_gt(keys, 10, "only %zu adapter keys", keys);
 }
+
+/* A target URL is read as libcurl will read it when sending: one it cannot send to fails here,
+ * by its path, not as a failed call for every event; a password in it is not repeated. */
+Test(config, a_url_libcurl_cannot_send_to_is_refused_by_path)
+{
+    static const char *const bad[][2] = {
+        {"http://[::1", "Bad IPv6"},         {"http://h:99999/", "Port number"},
+        {"http:///p", "host after the //"},  {"http://[zz]/", "Bad IPv6"},
+        {"http://:80/", "No host"},          {"http://h:0/", "port 0"},
+        {"ftp://h/", "http:// or https://"}, {"http://u:pw-SECRET@h:70000/", "Port number"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char json[512];
+        snprintf(json, sizeof(json),
+                 "{\"targets\": {\"t\": {\"type\": \"centra_soap\", \"url\": \"%s\"}, "
+                 "\"m\": {\"type\": \"midnight\", \"token_url\": \"%s\"}}}",
+                 bad[i][0], bad[i][0]);
+        iw_config_errors e;
+        cr_assert_null(parse_errs(json, &e), "%s", bad[i][0]);
+        cr_assert(has_error(&e, "targets.t.url", bad[i][1]), "%s", bad[i][0]);
+        cr_assert(has_error(&e, "targets.m.token_url", bad[i][1]), "%s", bad[i][0]);
+        for (size_t k = 0; k < e.count && k < 64; k++)
+            cr_assert_null(strstr(e.items[k].message, "SECRET"), "the URL is not repeated");
+    }
+    static const char *const good[] = {"http://127.0.0.1:8080/x", "https://[::1]:443/a?b=c",
+                                       "https://u:p@acme.app.invoicexpress.com/"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char json[512];
+        snprintf(json, sizeof(json),
+                 "{\"targets\": {\"t\": {\"type\": \"centra_soap\", \"url\": \"%s\"}}}", good[i]);
+        iw_config_errors e = {.count = 0};
+        parse_errs(json, &e); /* other keys may be missing: only the URL is looked at */
+        cr_assert(!has_error(&e, "targets.t.url", ""), "%s", good[i]);
+    }
+}
