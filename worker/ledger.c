@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "log.h"
 #include "loop.h"
 #include "status.h"
 
@@ -796,6 +797,7 @@ struct iw_aledger {
     astate state;
     size_t setup_waiting;   /* AUTH and SCRIPT LOAD replies still to come */
     bool setup_failed;
+    bool aof_warned;        /* the warning of a Redis without AOF was logged */
     char why[256];          /* why the last connection ended or failed */
     char *host, *password;  /* owned; the password is wiped on free */
     int port;
@@ -990,6 +992,28 @@ static void on_setup(redisAsyncContext *ac, void *r, void *priv)
         a->on_state(a->state_arg, true, NULL);
 }
 
+/* The answer to CONFIG GET appendonly. A Redis without its append-only file loses, in a crash,
+ * the fences written since its last snapshot, and an older version may then be sent after a
+ * newer one (README: Redis down or slow): said once per process. A Redis that refuses CONFIG, as
+ * managed services often do, gets no warning. */
+static void on_persistence(redisAsyncContext *ac, void *r, void *priv)
+{
+    iw_aledger *a = ac->data;
+    redisReply *reply = r;
+    (void)priv;
+    if (!reply || a->aof_warned || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[1]->type != REDIS_REPLY_STRING || strcmp(reply->element[1]->str, "no") != 0)
+        return;
+    a->aof_warned = true;
+    char where[300];
+    snprintf(where, sizeof(where), "%s:%d", a->host, a->port);
+    iw_log(IW_LOG_WARN,
+           "redis keeps no append-only file (appendonly no): a crash of Redis loses the fences "
+           "written since its last snapshot, and an older version may then be sent after a newer "
+           "one; run it with appendonly yes",
+           "redis", where, NULL);
+}
+
 int iw_aledger_connect(iw_aledger *a)
 {
     if (!a)
@@ -1034,6 +1058,8 @@ int iw_aledger_connect(iw_aledger *a)
                                script_body[k]);
         a->setup_waiting += rc == REDIS_OK;
     }
+    if (rc == REDIS_OK && !a->aof_warned) /* its answer is not waited for */
+        rc = redisAsyncCommand(ac, on_persistence, NULL, "CONFIG GET appendonly");
     if (rc != REDIS_OK) {
         drop(a, "out of memory");
         return IW_ENOMEM;

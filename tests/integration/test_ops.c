@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <hiredis/hiredis.h>
 
 #include "config.h"
 #include "dispatch.h"
@@ -929,6 +930,59 @@ static bool readyz_becomes(long status, const char *text, long long ms)
             return true;
     }
     return false;
+}
+
+/* How many lines of the stack's worker.log hold text. */
+static int log_lines_with(const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/worker.log", S.dir);
+    char *log = iw_read_file(path, NULL);
+    int n = 0;
+    for (char *line = log ? strtok(log, "\n") : NULL; line; line = strtok(NULL, "\n"))
+        n += strstr(line, text) != NULL;
+    free(log);
+    return n;
+}
+
+/* Redis' count of connections it accepted (INFO stats). */
+static long long connections_received(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "INFO stats");
+    cr_assert(r && r->type == REDIS_REPLY_STRING);
+    const char *at = strstr(r->str, "total_connections_received:");
+    long long n = at ? atoll(at + strlen("total_connections_received:")) : -1;
+    freeReplyObject(r);
+    return n;
+}
+
+/* README: Redis must keep its writes across a restart, with AOF. A worker whose Redis keeps no
+ * append-only file (this stack's, started without --aof) says so at start, once, naming the
+ * Redis; a reconnect does not repeat it. (The faults suite's stack has AOF: its worker says
+ * nothing, faults::retries_and_retry_after.) */
+Test(ops, a_redis_without_aof_is_named_once_in_the_log, .init = up, .fini = down, .timeout = 180)
+{
+    start_worker_with_http();
+    cr_assert(readyz_becomes(200, NULL, 60000), "ready once in the group");
+    char where[64];
+    snprintf(where, sizeof(where), "\"redis\":\"127.0.0.1:%d\"", S.redis.port);
+    cr_assert_eq(log_lines_with("appendonly no"), 1, "one warning");
+    cr_assert_eq(log_lines_with(where), 1, "naming the Redis");
+    redisContext *c = redisConnect("127.0.0.1", S.redis.port);
+    cr_assert(c && !c->err);
+    long long before = connections_received(c);
+    redisReply *r = redisCommand(c, "CLIENT KILL TYPE normal SKIPME yes");
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer >= 1,
+              "the worker's connection cut");
+    freeReplyObject(r);
+    long long until = iw_now_ms() + 60000;
+    while (connections_received(c) == before && iw_now_ms() < until)
+        iw_sleep_ms(100);
+    cr_assert_gt(connections_received(c), before, "the worker connected again");
+    redisFree(c);
+    cr_assert(readyz_becomes(200, NULL, 60000), "and is ready");
+    iw_sleep_ms(500); /* its question about AOF answered */
+    cr_assert_eq(log_lines_with("appendonly no"), 1, "still one warning after the reconnect");
 }
 
 /* README: /readyz is 200 when Redis answers. A worker with nothing to do still asks (PING), so

@@ -117,6 +117,12 @@ Test(faults, retries_and_retry_after, .init = up, .fini = down, .timeout = 300)
         }
     }
     cr_assert_eq(throttled, 20, "the 20 throttled calls were retried");
+    char path[512];
+    snprintf(path, sizeof(path), "%s/worker.log", S.dir);
+    char *log = iw_read_file(path, NULL);
+    cr_assert(log && strstr(log, "\"msg\":\"result\""), "the log is read");
+    cr_assert_null(strstr(log, "appendonly"), "this stack's Redis has AOF: no warning");
+    free(log);
     cr_assert_gt(retried_503, 20, "about 30%% of centra calls were retried (%d)", retried_503);
     cr_log_info("retries: %d after 429, %d after 503", throttled, retried_503);
     cJSON_Delete(calls);
