@@ -1589,6 +1589,17 @@ static void route(iw_pipeline *p, msg *m, const char *only)
             publish(p, j);
             continue;
         }
+        /* refused by the target's own rules before its lane: a version that can never be sent
+         * must not supersede an older one waiting there, nor raise the ledger's claimed
+         * version above it (the target would stay at the version before both) */
+        const iw_target_ops *ops = iw_target_find(j->tc->type);
+        char why[256] = "";
+        if (ops && iw_target_validate(ops, ev, j->tc, why, sizeof(why)) != 0) {
+            set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, "validation",
+                       *why ? why : "refused by the target's validation");
+            publish(p, j);
+            continue;
+        }
         offer_to_lane(p, j);
     }
 }

@@ -291,6 +291,50 @@ Test(faults, a_dead_target_with_a_backlog_does_not_stall_the_others, .init = up,
 
 /* The same with breaker.shed off: the dead target's calls wait (the others with them), none
  * fails as unavailable. */
+/* README (Ordering): a newer version waiting in a lane supersedes an older one, which is never
+ * sent, because the newer one will be. A version the target's own rules refuse can never be
+ * sent: it must not supersede the older one, nor raise the ledger's claimed version above it.
+ * v1 is held by the target for 2 s; v2 (valid) and v3 (a currency invoicexpress refuses) come
+ * meanwhile. Judged by what the simulator applied: v1 then v2. Before, v2 was superseded by v3
+ * and the invoice stayed at v1 (and v2 produced again was stale). */
+Test(faults, a_version_the_target_refuses_never_supersedes_an_older_one, .init = up, .fini = down,
+     .timeout = 300)
+{
+    fault("{\"target\": \"invoicexpress\", \"kind\": \"latency\", \"ms\": 2000, \"count\": 1}");
+    char *vals[3], key[] = "acme/SUPR-1";
+    const char *keys[3] = {key, key, key};
+    for (int v = 1; v <= 3; v++) {
+        char eid[32];
+        snprintf(eid, sizeof(eid), "SUPR-v%d", v);
+        vals[v - 1] = iw_make_event(eid, "acme", "SUPR-1", v, "invoicexpress");
+    }
+    cJSON *j = cJSON_Parse(vals[2]);
+    cr_assert_not_null(j);
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(j, "invoice"), "currency",
+                              cJSON_CreateString("USD"));
+    free(vals[2]);
+    vals[2] = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    cr_assert_eq(
+        iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"), 0);
+    cr_assert_eq(
+        iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)vals, 3, NULL), 0);
+    iw_results r = iw_results_read(&S, "invoice-results", 3, 120000);
+    cr_assert_eq(r.n, 3);
+    cr_assert_eq(iw_results_count(&r, "invoicexpress", "succeeded"), 2, "v1 and v2 were sent");
+    cr_assert_eq(iw_results_count(&r, "invoicexpress", "rejected"), 1, "v3 was refused");
+    cr_assert_eq(iw_results_count(&r, "invoicexpress", "superseded"), 0);
+    iw_results_free(&r);
+    int regressed = 0;
+    cr_assert_eq(iw_sim_final_versions(&S, "invoicexpress", 2, &regressed), 1,
+                 "the target applied v2 last");
+    cr_assert_eq(regressed, 0);
+    cr_assert_eq(iw_sim_calls(&S, "SUPR-v2", "invoicexpress"), 1);
+    cr_assert_eq(iw_sim_calls(&S, "SUPR-v3", "invoicexpress"), 0, "v3 never reached it");
+    for (int i = 0; i < 3; i++)
+        free(vals[i]);
+}
+
 Test(faults, breaker_shed_off_keeps_a_dead_targets_calls_waiting, .init = up, .fini = down,
      .timeout = 300)
 {
