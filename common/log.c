@@ -90,13 +90,16 @@ static inline bool special(unsigned char c)
     return c < 0x20 || c == '"' || c == '\\';
 }
 
-/* The length of s JSON-escaped, counted byte by byte up to stop (then more than stop). Each byte
- * of a multi-byte character takes one, so the sum is what escaping whole characters takes. */
+/* The length of s JSON-escaped, counted by whole characters up to stop (then stop plus at most
+ * the last character's); plain ASCII, the usual byte, one at a time. */
 static size_t escaped_total(const char *s, size_t stop)
 {
     size_t total = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p && total <= stop; p++)
-        total += !special(*p) ? 1 : escaped_len((const char *)p, 1);
+    while (*s && total <= stop) {
+        size_t n = (unsigned char)*s < 0x80 ? 1 : char_len(s);
+        total += escaped_len(s, n);
+        s += n;
+    }
     return total;
 }
 
