@@ -1118,34 +1118,9 @@ static void finish(loader *ld, iw_config *cfg)
         add_error(ld, "worker.log_level", "expected debug, info, warn or error");
 }
 
-/* Reports every key that appears twice in one object, anywhere in the tree (cJSON keeps both
- * and lookups find the first, so a second "url" or "tls" would be silently ignored). */
-static void check_duplicates(loader *ld, const cJSON *node, const char *path, int *budget)
+static void duplicate_found(void *arg, const char *path, const char *why)
 {
-    if (!cJSON_IsObject(node) && !cJSON_IsArray(node))
-        return;
-    size_t i = 0;
-    for (const cJSON *c = node->child; c; c = c->next, i++) {
-        char sub[160];
-        if (cJSON_IsObject(node)) {
-            if (i >= CONFIG_MAX_KEYS) {
-                add_error(ld, path, "more than %u keys in one object", CONFIG_MAX_KEYS);
-                return;
-            }
-            join_path(sub, sizeof(sub), path, c->string);
-            for (const cJSON *p = node->child; p != c; p = p->next) {
-                if (strcmp(p->string, c->string) == 0) {
-                    add_error(ld, sub, "duplicate key (each key may appear once)");
-                    break;
-                }
-            }
-        } else {
-            snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
-        }
-        if (--*budget < 0)
-            return; /* a pathological tree: the first errors are enough */
-        check_duplicates(ld, c, sub, budget);
-    }
+    add_error(arg, path, "%s", why);
 }
 
 /* Parses len bytes of config text as strictly as an event: see iw_json_prescan, then no text
@@ -1158,24 +1133,19 @@ static cJSON *parse_strict(loader *ld, const char *json, size_t len)
         add_error(ld, "", "%s", err);
         return NULL;
     }
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, false);
-    if (!root) {
+    size_t tail = 0;
+    cJSON *root = iw_json_parse_one(json, len, &tail);
+    if (!root && !tail) {
         const char *at = cJSON_GetErrorPtr();
         add_error(ld, "", "invalid JSON near byte %ld", at && at >= json ? (long)(at - json) : -1L);
         return NULL;
     }
-    size_t tail = (size_t)(end - json);
-    while (tail < len &&
-           (json[tail] == ' ' || json[tail] == '\t' || json[tail] == '\r' || json[tail] == '\n'))
-        tail++;
-    if (tail < len) {
+    if (!root) {
         add_error(ld, "", "invalid JSON at byte %zu: text after the top-level object", tail);
     } else if (!cJSON_IsObject(root)) {
         add_error(ld, "", "expected a JSON object at the top level");
     } else {
-        int budget = 100000;
-        check_duplicates(ld, root, "", &budget);
+        iw_json_duplicate_keys(root, "", CONFIG_MAX_KEYS, 100000, duplicate_found, ld);
     }
     if (ld->errs->count) {
         cJSON_Delete(root);

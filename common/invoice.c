@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "status.h"
 #include "text.h"
 
@@ -1696,6 +1698,72 @@ int iw_event_parse(const char *json, size_t len, iw_event **out, char *errbuf, s
     fit_text(ev);
     *out = ev;
     return 0;
+}
+
+struct cJSON *iw_json_parse_one(const char *json, size_t len, size_t *tail)
+{
+    /* before the value too only JSON white space (cJSON reads past any control byte), after an
+     * optional UTF-8 byte order mark */
+    if (tail)
+        *tail = 0;
+    if (!json || !len)
+        return NULL;
+    size_t lead = len >= 3 && memcmp(json, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    while (lead < len &&
+           (json[lead] == ' ' || json[lead] == '\t' || json[lead] == '\r' || json[lead] == '\n'))
+        lead++;
+    if (lead >= len || (unsigned char)json[lead] <= ' ')
+        return NULL;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, false);
+    size_t at = root ? (size_t)(end - json) : 0;
+    while (root && at < len &&
+           (json[at] == ' ' || json[at] == '\t' || json[at] == '\r' || json[at] == '\n'))
+        at++;
+    if (tail)
+        *tail = at;
+    if (root && at < len) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+static void duplicate_keys(const cJSON *node, const char *path, size_t max_keys, int *budget,
+                           void (*found)(void *, const char *, const char *), void *arg)
+{
+    if (!cJSON_IsObject(node) && !cJSON_IsArray(node))
+        return;
+    size_t i = 0;
+    for (const cJSON *c = node->child; c; c = c->next, i++) {
+        char sub[160];
+        if (cJSON_IsObject(node)) {
+            if (i >= max_keys) {
+                char why[64];
+                snprintf(why, sizeof(why), "more than %zu keys in one object", max_keys);
+                found(arg, path, why);
+                return;
+            }
+            snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", c->string);
+            for (const cJSON *p = node->child; p != c; p = p->next) {
+                if (strcmp(p->string, c->string) == 0) {
+                    found(arg, sub, "duplicate key (each key may appear once)");
+                    break;
+                }
+            }
+        } else {
+            snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+        }
+        if (--*budget < 0)
+            return; /* a pathological tree: the first errors are enough */
+        duplicate_keys(c, sub, max_keys, budget, found, arg);
+    }
+}
+
+void iw_json_duplicate_keys(const struct cJSON *node, const char *base, size_t max_keys, int budget,
+                            void (*found)(void *arg, const char *path, const char *why), void *arg)
+{
+    duplicate_keys(node, base, max_keys, &budget, found, arg);
 }
 
 void iw_event_free(iw_event *ev)

@@ -129,6 +129,19 @@ int iw_event_parse(const char *json, size_t len, iw_event **out, char *errbuf, s
 int iw_json_prescan(const char *json, size_t len, size_t max_bytes, int max_depth, const char *what,
                     char *errbuf, size_t errlen);
 
+/* Parses len bytes as one JSON value followed by nothing but JSON white space; NULL when the
+ * text is not that. *tail (when tail is not NULL) gets where text after the value starts: len
+ * when none does, 0 when the text is not JSON at all. cJSON alone reads the first value and
+ * ignores what follows it. Free with cJSON_Delete. */
+struct cJSON *iw_json_parse_one(const char *json, size_t len, size_t *tail);
+
+/* Calls found(arg, path, why) for every key given a second time in one object, anywhere under
+ * node (cJSON keeps both and lookups find the first, so the second would be silently ignored),
+ * and for an object of more than max_keys members (then not searched further); path is the
+ * JSON path from base ("targets.ix.url", "children[2]"). At most budget members are visited. */
+void iw_json_duplicate_keys(const struct cJSON *node, const char *base, size_t max_keys, int budget,
+                            void (*found)(void *arg, const char *path, const char *why), void *arg);
+
 /* Frees an event, its arrays and the parser's block of strings; NULL is a no-op. */
 void iw_event_free(iw_event *ev);
 

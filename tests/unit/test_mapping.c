@@ -395,6 +395,32 @@ Test(mapping_file, errors_name_their_path_and_never_a_secret)
     cr_assert(strstr(e, "\"no-slash\" is not a JSON pointer (RFC 6901)"), "%s", e);
 }
 
+/* A mapping file is read as strictly as the config: a key given twice anywhere (whose second
+ * value cJSON would ignore: PUT would be sent, not DELETE) and text after the object are
+ * refused, by path; white space after it is not. */
+Test(mapping_file, duplicate_keys_and_text_after_the_object_are_refused)
+{
+    char e[4096], json[2048];
+    setenv("IW_TEST_MAPPING_TOKEN", "tok-456", 1);
+    snprintf(json, sizeof(json), "%s\"reply\":{\"format\":\"none\"},\"method\":\"DELETE\"}",
+             FILE_HEAD);
+    file_errs(json, e, sizeof(e));
+    cr_assert_str_eq(e, "mapping.method: duplicate key (each key may appear once)\n");
+    snprintf(json, sizeof(json),
+             "%s\"reply\":{\"format\":\"json\",\"success\":{\"path\":\"/a\",\"path\":\"/b\"}}}",
+             FILE_HEAD);
+    file_errs(json, e, sizeof(e));
+    cr_assert_str_eq(e, "mapping.reply.success.path: duplicate key (each key may appear once)\n");
+    snprintf(json, sizeof(json), "%s\"reply\":{\"format\":\"none\"}} {\"method\":\"DELETE\"}",
+             FILE_HEAD);
+    file_errs(json, e, sizeof(e));
+    cr_assert(strstr(e, "mapping: invalid JSON at byte ") && strstr(e, ": text after the object\n"),
+              "%s", e);
+    snprintf(json, sizeof(json), "%s\"reply\":{\"format\":\"none\"}}\r\n\t \n", FILE_HEAD);
+    iw_generic *g = file_ok(json);
+    iw_generic_free(g);
+}
+
 static iw_target_conf conf_with(const char *mapping_file)
 {
     iw_target_conf tc;
@@ -549,7 +575,8 @@ Test(mapping_file, json_replies_by_pointer_status_and_retry_codes)
     /* the success shape and then more, or a string cut at an escaped NUL, is never success */
     static const char *const not_ok[] = {
         "{\"result\":{\"status\":\"ok\"}}{\"error\":{\"code\":\"E1\",\"text\":\"not saved\"}}",
-        "{\"result\":{\"status\":\"ok\"}} x", "{\"result\":{\"status\":\"ok\\u0000 but failed\"}}"};
+        "{\"result\":{\"status\":\"ok\"}} x", "{\"result\":{\"status\":\"ok\\u0000 but failed\"}}",
+        "\x01{\"result\":{\"status\":\"ok\"}}", "{\"result\":{\"status\":\"ok\"}}\f"};
     for (size_t i = 0; i < sizeof(not_ok) / sizeof(not_ok[0]); i++) {
         o = classify_with(&tc, 200, not_ok[i], NULL);
         cr_assert_eq(o.kind, IW_OUTCOME_RETRY, "%s: %s", not_ok[i], o.message);
@@ -559,6 +586,8 @@ Test(mapping_file, json_replies_by_pointer_status_and_retry_codes)
                       "\r\n {\"result\":{\"status\":\"queued\",\"id\":\"Q\\\\u0000\"}}\n\t", NULL);
     cr_assert_eq(o.kind, IW_OUTCOME_OK, "white space around, an escaped backslash: %s", o.message);
     cr_assert_str_eq(o.target_ref, "Q\\u0000");
+    o = classify_with(&tc, 200, "\xEF\xBB\xBF {\"result\":{\"status\":\"ok\",\"id\":\"B\"}}", NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_OK, "a byte order mark first: %s", o.message);
     o = classify_with(&tc, 503, "", "7");
     cr_assert_eq(o.kind, IW_OUTCOME_RETRY);
     cr_assert_eq(o.retry_after_ms, 7000);

@@ -19,6 +19,7 @@
 #include "text.h"
 
 #define MAX_MAPPING_BYTES (1u << 20)
+#define MAX_MAPPING_KEYS 4096 /* members of one object, at most */
 
 typedef enum reply_format { REPLY_NONE = 0, REPLY_SOAP, REPLY_XML, REPLY_JSON } reply_format;
 
@@ -335,6 +336,11 @@ static void no_xml_errors(void *ctx, const char *msg, ...)
 {
 }
 
+static void duplicate_found(void *arg, const char *path, const char *why)
+{
+    iw_map_error(arg, path, "%s", why);
+}
+
 int iw_generic_parse(const char *json, size_t len, iw_generic **out, iw_map_errors *errs)
 {
     *out = NULL;
@@ -344,9 +350,20 @@ int iw_generic_parse(const char *json, size_t len, iw_generic **out, iw_map_erro
         iw_map_error(errs, "mapping", "%s", why);
         return IW_EINVAL;
     }
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    size_t tail = 0;
+    cJSON *root = iw_json_parse_one(json, len, &tail);
+    if (!root && tail) {
+        iw_map_error(errs, "mapping", "invalid JSON at byte %zu: text after the object", tail);
+        return IW_EINVAL;
+    }
     if (!cJSON_IsObject(root)) {
         iw_map_error(errs, "mapping", "not a JSON object");
+        cJSON_Delete(root);
+        return IW_EINVAL;
+    }
+    /* as strict as the config: a key given twice would have its second value ignored */
+    iw_json_duplicate_keys(root, "mapping", MAX_MAPPING_KEYS, 100000, duplicate_found, errs);
+    if (errs->count > before) {
         cJSON_Delete(root);
         return IW_EINVAL;
     }

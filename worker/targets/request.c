@@ -313,17 +313,7 @@ struct cJSON *iw_json_reply_parse(const char *body, size_t len)
 {
     if (!body || !len || memchr(body, '\0', len) || has_nul_escape(body, len))
         return NULL;
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(body, len, &end, false);
-    if (!j)
-        return NULL;
-    while (end < body + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
-        end++;
-    if (end != body + len) {
-        cJSON_Delete(j);
-        return NULL;
-    }
-    return j;
+    return iw_json_parse_one(body, len, NULL);
 }
 
 const char *iw_response_header(const iw_response *resp, const char *name)
