@@ -678,7 +678,7 @@ static bool is_json(const iw_response *resp)
 
 /* A 2xx reply. The seed shows no success body (seed 004 lines 293-294); the API answers
  * either nothing or the invoice as XML. Success is only that: an empty body, or an XML
- * document whose root is <invoice> (its <id> becomes target_ref) with no <errors> in it.
+ * document whose root is <invoice> (its <id> becomes target_ref) with no <error> in it.
  * Anything else is not a success: the seed's <errors> document is a refusal even with a 2xx
  * (permanent, the settled text coded "settled"), and so is an <invoice> that carries one; an HTML
  * or XHTML page is a proxy's or maintenance page (retry: the update is unconfirmed and re-sending
@@ -704,8 +704,9 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
     xmlNodePtr errors = root && strcmp(name, "errors") == 0 ? root : NULL;
     if (root && !errors && strcmp(name, "invoice") == 0) /* an invoice that carries errors */
         for (xmlNodePtr c = root->children; c && !errors; c = c->next)
-            if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, "errors") == 0)
-                errors = c;
+            if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, "errors") == 0 &&
+                errors_of(c, detail, sizeof(detail), &settled) > 0)
+                errors = c; /* an empty list (a serializer's <errors/>) says nothing is wrong */
     if (root && !errors && strcmp(name, "invoice") == 0 && !root->ns) {
         invoice_id_of(root, out->target_ref, sizeof(out->target_ref));
     } else if (errors) {
