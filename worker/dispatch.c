@@ -1375,6 +1375,25 @@ int iw_dispatch_submit_fenced(iw_dispatch *d, const iw_target_conf *tc, const iw
     return submit(d, ops, tc, ev, traceparent, lease_until, maybe_applied, done, arg);
 }
 
+int iw_dispatch_validate(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev, char *why,
+                         size_t len)
+{
+    const iw_target_ops *ops = tc ? iw_target_find(tc->type) : NULL;
+    tstate *t = tc ? find_target(d, tc) : NULL;
+    if (!ops || !t || !ev || !len)
+        return 0; /* nothing to ask: submit says what is wrong */
+    why[0] = '\0';
+    iw_outcome o;
+    memset(&o, 0, sizeof(o));
+    if (!iw_target_validate(ops, ev, tc, o.message, sizeof(o.message)))
+        return 0;
+    if (!o.message[0])
+        snprintf(o.message, sizeof(o.message), "refused by the target's validation");
+    iw_secrets_mask_outcome(t->secrets, &o);
+    snprintf(why, len, "%s", o.message);
+    return IW_EINVAL;
+}
+
 int iw_dispatch_submit(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
                        const char *traceparent, iw_call_done_fn done, void *arg)
 {

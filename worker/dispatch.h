@@ -96,6 +96,13 @@ int iw_dispatch_submit_fenced(iw_dispatch *d, const iw_target_conf *tc, const iw
                               const char *traceparent, const int64_t *lease_until,
                               bool maybe_applied, iw_call_done_fn done, void *arg);
 
+/* The target's own rules for ev (iw_target_validate of tc's adapter): 0, or IW_EINVAL with why
+ * saying what they refuse, masked as a call's outcome message is (the target's secrets never
+ * in it). A refused event is refused by submit too; callers ask first to keep it out of
+ * their ordering (a version that cannot be sent supersedes nothing). */
+int iw_dispatch_validate(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev, char *why,
+                         size_t len);
+
 /* Slack between the end of the last attempt a lease may cover and the lease's end. */
 #define IW_DISPATCH_LEASE_GUARD_MS 1000
 

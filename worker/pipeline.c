@@ -936,6 +936,23 @@ static void supersede(iw_pipeline *p, job *j)
     publish(p, j);
 }
 
+/* The verdict for a version its target's rules refuse: the lane's own when the lane would not
+ * have sent it either (a copy of an event in the lane is a duplicate, a version no newer than
+ * the one in flight stale, than the one waiting superseded), else rejected. */
+static iw_result_status lane_verdict(iw_pipeline *p, const job *j)
+{
+    void *in, *wait;
+    iw_lanes_peek(p->lanes, j->lane_key, &in, &wait);
+    const job *f = in, *w = wait;
+    if (same_event(f, j) || same_event(w, j))
+        return IW_RES_DUPLICATE;
+    if (f && f->m->ev->version >= j->m->ev->version)
+        return IW_RES_STALE;
+    if (w && w->m->ev->version >= j->m->ev->version)
+        return IW_RES_SUPERSEDED;
+    return IW_RES_REJECTED;
+}
+
 static void offer_to_lane(iw_pipeline *p, job *j)
 {
     /* A redelivery of the event already first or waiting in this lane: it is a duplicate,
@@ -1592,11 +1609,12 @@ static void route(iw_pipeline *p, msg *m, const char *only)
         /* refused by the target's own rules before its lane: a version that can never be sent
          * must not supersede an older one waiting there, nor raise the ledger's claimed
          * version above it (the target would stay at the version before both) */
-        const iw_target_ops *ops = iw_target_find(j->tc->type);
-        char why[256] = "";
-        if (ops && iw_target_validate(ops, ev, j->tc, why, sizeof(why)) != 0) {
-            set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, "validation",
-                       *why ? why : "refused by the target's validation");
+        char why[sizeof(j->error_msg)];
+        if (iw_dispatch_validate(p->dispatch, j->tc, ev, why, sizeof(why)) != 0) {
+            iw_result_status st = lane_verdict(p, j);
+            set_result(j, st, st == IW_RES_REJECTED ? IW_ERR_VALIDATION : IW_ERR_NONE,
+                       st == IW_RES_REJECTED ? "validation" : NULL,
+                       st == IW_RES_REJECTED ? why : NULL);
             publish(p, j);
             continue;
         }

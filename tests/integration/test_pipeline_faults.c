@@ -289,8 +289,6 @@ Test(faults, a_dead_target_with_a_backlog_does_not_stall_the_others, .init = up,
     }
 }
 
-/* The same with breaker.shed off: the dead target's calls wait (the others with them), none
- * fails as unavailable. */
 /* README (Ordering): a newer version waiting in a lane supersedes an older one, which is never
  * sent, because the newer one will be. A version the target's own rules refuse can never be
  * sent: it must not supersede the older one, nor raise the ledger's claimed version above it.
@@ -301,40 +299,51 @@ Test(faults, a_version_the_target_refuses_never_supersedes_an_older_one, .init =
      .timeout = 300)
 {
     fault("{\"target\": \"invoicexpress\", \"kind\": \"latency\", \"ms\": 2000, \"count\": 1}");
-    char *vals[3], key[] = "acme/SUPR-1";
-    const char *keys[3] = {key, key, key};
-    for (int v = 1; v <= 3; v++) {
+    /* and a refused version 1 of another event while v1 is in flight: stale, as the lane says,
+     * not a dead letter */
+    char *vals[4], key[] = "acme/SUPR-1";
+    const char *keys[4] = {key, key, key, key};
+    static const int version[4] = {1, 2, 3, 1};
+    for (int i = 0; i < 4; i++) {
         char eid[32];
-        snprintf(eid, sizeof(eid), "SUPR-v%d", v);
-        vals[v - 1] = iw_make_event(eid, "acme", "SUPR-1", v, "invoicexpress");
+        snprintf(eid, sizeof(eid), i < 3 ? "SUPR-v%d" : "SUPR-v%db", version[i]);
+        vals[i] = iw_make_event(eid, "acme", "SUPR-1", version[i], "invoicexpress");
     }
-    cJSON *j = cJSON_Parse(vals[2]);
-    cr_assert_not_null(j);
-    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(j, "invoice"), "currency",
-                              cJSON_CreateString("USD"));
-    free(vals[2]);
-    vals[2] = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
+    for (int i = 2; i < 4; i++) {
+        cJSON *j = cJSON_Parse(vals[i]);
+        cr_assert_not_null(j);
+        cJSON_ReplaceItemInObject(cJSON_GetObjectItem(j, "invoice"), "currency",
+                                  cJSON_CreateString("USD"));
+        free(vals[i]);
+        vals[i] = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+    }
     cr_assert_eq(
         iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"), 0);
     cr_assert_eq(
-        iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)vals, 3, NULL), 0);
-    iw_results r = iw_results_read(&S, "invoice-results", 3, 120000);
-    cr_assert_eq(r.n, 3);
+        iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)vals, 4, NULL), 0);
+    iw_results r = iw_results_read(&S, "invoice-results", 4, 120000);
+    cr_assert_eq(r.n, 4);
     cr_assert_eq(iw_results_count(&r, "invoicexpress", "succeeded"), 2, "v1 and v2 were sent");
     cr_assert_eq(iw_results_count(&r, "invoicexpress", "rejected"), 1, "v3 was refused");
+    cr_assert_eq(iw_results_count(&r, "invoicexpress", "stale"), 1, "v1b came while v1 was out");
     cr_assert_eq(iw_results_count(&r, "invoicexpress", "superseded"), 0);
     iw_results_free(&r);
+    iw_results dl = iw_results_read(&S, "invoice-events-dlq", 2, 5000);
+    cr_assert_eq(dl.n, 1, "one dead letter, v3's");
+    iw_results_free(&dl);
     int regressed = 0;
     cr_assert_eq(iw_sim_final_versions(&S, "invoicexpress", 2, &regressed), 1,
                  "the target applied v2 last");
     cr_assert_eq(regressed, 0);
     cr_assert_eq(iw_sim_calls(&S, "SUPR-v2", "invoicexpress"), 1);
     cr_assert_eq(iw_sim_calls(&S, "SUPR-v3", "invoicexpress"), 0, "v3 never reached it");
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         free(vals[i]);
 }
 
+/* The same with breaker.shed off: the dead target's calls wait (the others with them), none
+ * fails as unavailable. */
 Test(faults, breaker_shed_off_keeps_a_dead_targets_calls_waiting, .init = up, .fini = down,
      .timeout = 300)
 {
