@@ -575,8 +575,11 @@ Test(mapping_file, json_replies_by_pointer_status_and_retry_codes)
     /* the success shape and then more, or a string cut at an escaped NUL, is never success */
     static const char *const not_ok[] = {
         "{\"result\":{\"status\":\"ok\"}}{\"error\":{\"code\":\"E1\",\"text\":\"not saved\"}}",
-        "{\"result\":{\"status\":\"ok\"}} x", "{\"result\":{\"status\":\"ok\\u0000 but failed\"}}",
-        "\x01{\"result\":{\"status\":\"ok\"}}", "{\"result\":{\"status\":\"ok\"}}\f"};
+        "{\"result\":{\"status\":\"ok\"}} x",
+        "{\"result\":{\"status\":\"ok\\u0000 but failed\"}}",
+        "\x01{\"result\":{\"status\":\"ok\"}}",
+        "{\"result\":{\"status\":\"ok\"}}\f",
+        "{\"result\":{\"status\":\"ok\",\"status\":\"error\"}}"};
     for (size_t i = 0; i < sizeof(not_ok) / sizeof(not_ok[0]); i++) {
         o = classify_with(&tc, 200, not_ok[i], NULL);
         cr_assert_eq(o.kind, IW_OUTCOME_RETRY, "%s: %s", not_ok[i], o.message);

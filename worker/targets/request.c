@@ -309,11 +309,29 @@ static bool has_nul_escape(const char *s, size_t len)
     return false;
 }
 
+/* Members of one object a reply may have: more are not searched for a key given twice. */
+#define REPLY_MAX_KEYS 4096
+
+static void note_twice(void *arg, const char *path, const char *why)
+{
+    (void)path;
+    (void)why;
+    *(bool *)arg = true;
+}
+
 struct cJSON *iw_json_reply_parse(const char *body, size_t len)
 {
     if (!body || !len || memchr(body, '\0', len) || has_nul_escape(body, len))
         return NULL;
-    return iw_json_parse_one(body, len, NULL);
+    cJSON *j = iw_json_parse_one(body, len, NULL);
+    bool twice = false;
+    if (j && (cJSON_IsObject(j) || cJSON_IsArray(j)))
+        iw_json_duplicate_keys(j, "", REPLY_MAX_KEYS, 100000, note_twice, &twice);
+    if (twice) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
 }
 
 const char *iw_response_header(const iw_response *resp, const char *name)

@@ -231,8 +231,10 @@ void iw_request_reset(iw_request *r);
 /* A reply body read as one JSON value, or NULL: the whole body must be that one value (JSON
  * whitespace around it aside), with no NUL in it, raw or escaped. cJSON alone reads the first
  * value and ignores what follows ("ok"{"status":"error"}), and keeps a string only up to a NUL
- * ("ok\u0000 but failed" reads as "ok"): neither may pass for a success. Free with
- * cJSON_Delete. */
+ * ("ok\u0000 but failed" reads as "ok"), and finds the first of a key given twice
+ * ({"status":"ok","status":"error"}; another reader may take the last): none of them may pass
+ * for a success, and a key given twice, or an object of more than 4096 members, makes the reply
+ * unreadable too. Free with cJSON_Delete. */
 struct cJSON *iw_json_reply_parse(const char *body, size_t len);
 
 /* Looks up a reply header (case-insensitive); NULL when absent. */
