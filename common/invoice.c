@@ -1700,6 +1700,12 @@ int iw_event_parse(const char *json, size_t len, iw_event **out, char *errbuf, s
     return 0;
 }
 
+/* JSON's white space (RFC 8259): space, tab, CR, LF. */
+static bool json_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 struct cJSON *iw_json_parse_one(const char *json, size_t len, size_t *tail)
 {
     /* before the value too only JSON white space (cJSON reads past any control byte), after an
@@ -1709,16 +1715,14 @@ struct cJSON *iw_json_parse_one(const char *json, size_t len, size_t *tail)
     if (!json || !len)
         return NULL;
     size_t lead = len >= 3 && memcmp(json, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
-    while (lead < len &&
-           (json[lead] == ' ' || json[lead] == '\t' || json[lead] == '\r' || json[lead] == '\n'))
+    while (lead < len && json_space(json[lead]))
         lead++;
     if (lead >= len || (unsigned char)json[lead] <= ' ')
         return NULL;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, false);
     size_t at = root ? (size_t)(end - json) : 0;
-    while (root && at < len &&
-           (json[at] == ' ' || json[at] == '\t' || json[at] == '\r' || json[at] == '\n'))
+    while (root && at < len && json_space(json[at]))
         at++;
     if (tail)
         *tail = at;

@@ -1383,12 +1383,11 @@ int iw_dispatch_validate(iw_dispatch *d, const iw_target_conf *tc, const iw_even
     if (!ops || !t || !ev || !len)
         return 0; /* nothing to ask: submit says what is wrong */
     why[0] = '\0';
-    iw_outcome o;
-    memset(&o, 0, sizeof(o));
-    if (!iw_target_validate(ops, ev, tc, o.message, sizeof(o.message)))
+    if (!iw_target_validate(ops, ev, tc, why, len))
         return 0;
-    if (!o.message[0])
-        snprintf(o.message, sizeof(o.message), "refused by the target's validation");
+    iw_outcome o; /* masked as a call's outcome is */
+    memset(&o, 0, sizeof(o));
+    snprintf(o.message, sizeof(o.message), "%s", *why ? why : "refused by the target's validation");
     iw_secrets_mask_outcome(t->secrets, &o);
     snprintf(why, len, "%s", o.message);
     return IW_EINVAL;

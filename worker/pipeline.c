@@ -1612,9 +1612,10 @@ static void route(iw_pipeline *p, msg *m, const char *only)
         char why[sizeof(j->error_msg)];
         if (iw_dispatch_validate(p->dispatch, j->tc, ev, why, sizeof(why)) != 0) {
             iw_result_status st = lane_verdict(p, j);
-            set_result(j, st, st == IW_RES_REJECTED ? IW_ERR_VALIDATION : IW_ERR_NONE,
-                       st == IW_RES_REJECTED ? "validation" : NULL,
-                       st == IW_RES_REJECTED ? why : NULL);
+            if (st == IW_RES_REJECTED)
+                set_result(j, st, IW_ERR_VALIDATION, "validation", why);
+            else
+                set_result(j, st, IW_ERR_NONE, NULL, NULL);
             publish(p, j);
             continue;
         }

@@ -1312,6 +1312,16 @@ static int ebiz_invoice(const char *event_id, int *updates, int *emails)
     return rc;
 }
 
+/* Polls ebiz_invoice for event_id until the simulator has applied two updates of it, or ms
+ * have passed; *updates and *emails are the last figures read. */
+static void wait_two_updates(const char *event_id, int ms, int *updates, int *emails)
+{
+    *updates = *emails = 0;
+    for (long long t0 = iw_now_ms(); iw_now_ms() - t0 < ms; iw_sleep_ms(200))
+        if (ebiz_invoice(event_id, updates, emails) == 0 && *updates >= 2)
+            break;
+}
+
 /* The first "customer e-mails left out of a retry" line of the stack's log_name names
  * event_id; with only, no other such line follows it. */
 static void expect_mail_warning(const char *log_name, const char *event_id, bool only)
@@ -1377,10 +1387,8 @@ Test(faults, a_retry_never_emails_a_customer_twice, .init = up, .fini = down, .t
 
     fault("{\"target\": \"ebizcharge\", \"kind\": \"latency\", \"ms\": 3000, \"count\": 1}");
     send_mailing_event("MAIL-LATE", "INV-MAIL-LATE", 1);
-    int updates = 0, emails = 0;
-    for (long long t0 = iw_now_ms(); iw_now_ms() - t0 < 60000; iw_sleep_ms(200))
-        if (ebiz_invoice("MAIL-LATE", &updates, &emails) == 0 && updates >= 2)
-            break;
+    int updates, emails;
+    wait_two_updates("MAIL-LATE", 60000, &updates, &emails);
     cr_assert_eq(updates, 2, "the late first attempt and the retry were both applied");
     cr_assert_eq(emails, 1, "the customer was e-mailed once, not by the retry");
 
@@ -1432,10 +1440,8 @@ Test(faults, a_worker_taking_over_an_event_never_emails_a_customer_twice, .init 
     cr_assert_eq(r.n, 1);
     cr_assert_eq(iw_results_count(&r, "ebizcharge", "succeeded"), 1);
     iw_results_free(&r);
-    int updates = 0, emails = 0;
-    for (t0 = iw_now_ms(); iw_now_ms() - t0 < 30000; iw_sleep_ms(200))
-        if (ebiz_invoice("MAIL-KILL", &updates, &emails) == 0 && updates >= 2)
-            break;
+    int updates, emails;
+    wait_two_updates("MAIL-KILL", 30000, &updates, &emails);
     cr_assert_eq(updates, 2, "A's late call and B's were both applied");
     cr_assert_eq(emails, 1, "the customer was e-mailed once, by A's call");
     /* B tells the operator, naming the event (when A's call was not applied, this is how they
@@ -1469,10 +1475,8 @@ Test(faults, an_event_that_failed_after_attempts_that_may_have_been_applied_neve
     cr_assert_eq(r.n, 1);
     cr_assert_eq(iw_results_count(&r, "ebizcharge", "failed"), 1);
     iw_results_free(&r);
-    int updates = 0, emails = 0;
-    for (long long t0 = iw_now_ms(); iw_now_ms() - t0 < 30000; iw_sleep_ms(200))
-        if (ebiz_invoice("MAIL-FAILED", &updates, &emails) == 0 && updates >= 2)
-            break;
+    int updates, emails;
+    wait_two_updates("MAIL-FAILED", 30000, &updates, &emails);
     cr_assert_eq(updates, 2, "both late attempts were applied");
     cr_assert_eq(emails, 1, "the retry asked for no e-mail");
 

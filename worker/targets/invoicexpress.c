@@ -701,13 +701,14 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
     xmlDocPtr doc = parse_reply(resp);
     xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
     const char *name = root ? (const char *)root->name : "";
+    bool invoice = root && strcmp(name, "invoice") == 0;
     xmlNodePtr errors = root && strcmp(name, "errors") == 0 ? root : NULL;
-    if (root && !errors && strcmp(name, "invoice") == 0) /* an invoice that carries errors */
-        for (xmlNodePtr c = root->children; c && !errors; c = c->next)
-            if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, "errors") == 0 &&
-                errors_of(c, detail, sizeof(detail), &settled) > 0)
-                errors = c; /* an empty list (a serializer's <errors/>) says nothing is wrong */
-    if (root && !errors && strcmp(name, "invoice") == 0 && !root->ns) {
+    /* an invoice that carries errors; an empty list (a serializer's <errors/>) says none */
+    for (xmlNodePtr c = invoice ? root->children : NULL; c && !errors; c = c->next)
+        if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, "errors") == 0 &&
+            errors_of(c, detail, sizeof(detail), &settled) > 0)
+            errors = c;
+    if (invoice && !errors && !root->ns) {
         invoice_id_of(root, out->target_ref, sizeof(out->target_ref));
     } else if (errors) {
         int n = errors_of(errors, detail, sizeof(detail), &settled);
