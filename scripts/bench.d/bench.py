@@ -688,19 +688,23 @@ end
         return (stats.get("requests", 0),
                 sum(v for k, v in stats.get("by_status", {}).items() if k.startswith("2")))
 
-    def http_floor(self, label, req, connections, requests, latency_ms=0):
+    def http_floor(self, label, req, connections, requests, latency_ms=0, node=False):
         """tests/bench/http_floor: libcurl alone, driven as the worker drives it (epoll,
         multi_socket_action, reused handles, the worker's options and call headers), posting
-        req to a fresh simulator: the floor of the worker's HTTP cost on this machine."""
-        self.new_stack("floor-%s-%d" % (label, connections), latency_ms, kafka=False)
+        req to a fresh simulator: the floor of the worker's HTTP cost on this machine. With
+        node, the Node peer's counterpart (node_worker/http_floor.js: undici alone, its Pool set
+        up as the peer's) posts the same request the same way."""
+        who = "undici_floor" if node else "http_floor"
+        self.new_stack("%s-%s-%d" % (who, label, connections), latency_ms, kafka=False)
         path = os.path.join(self.work, "floor-%s.req" % label)
         with open(path, "wb") as f:
             f.write(("%s URL\n%s\n\n" % (req["method"], "\n".join(req["headers"]))).encode())
             f.write(req["body"])
-        argv = [os.path.join(self.build, "http_floor"), path, self.stack.sim_base + req["path"],
-                str(connections), str(requests)]
-        say("http_floor: %s, %d connections, %d requests, latency %d ms" % (
-            label, connections, requests, latency_ms))
+        prog = ([self.node_bin, os.path.join(self.a.node, "http_floor.js")] if node
+                else [os.path.join(self.build, "http_floor")])
+        argv = prog + [path, self.stack.sim_base + req["path"], str(connections), str(requests)]
+        say("%s: %s, %d connections, %d requests, latency %d ms" % (
+            who, label, connections, requests, latency_ms))
         p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         out, err = p.communicate(timeout=600)
         r = json.loads(out.decode()) if p.returncode in (0, 1) and out else {}
@@ -708,7 +712,7 @@ end
         say("   %s requests/s, %s of %s answered 2xx, CPU %s us/request" % (
             fmt(r.get("requests_per_s", 0)), fmt(ok), fmt(total),
             fmt(r.get("cpu_us_per_request", 0), 1)))
-        self.check("http_floor %s: every request accepted (2xx)" % label,
+        self.check("%s %s: every request accepted (2xx)" % (who, label),
                    p.returncode == 0 and total == requests and ok == total,
                    "%d of %d (exit %d, %s)" % (ok, total, p.returncode, err.decode().strip()))
         r.update({"label": label, "connections": connections, "sim_requests": total,
@@ -739,6 +743,9 @@ end
         centra_reqs = [r for r in reqs if r["target"] == "centra_soap"]
         s["wrk_centra"] = self.wrk("centra_soap", centra_reqs, 64, sz["wrk_s"])
         s["floor_centra"] = self.http_floor("centra_soap", centra_reqs[0], 64, sz["py_events"])
+        if self.node_ok():
+            s["undici_floor_centra"] = self.http_floor("centra_soap", centra_reqs[0], 64,
+                                                       sz["py_events"], node=True)
         s["wrk_ceiling"] = max(x["requests_per_s"] for x in s["wrk"])
         for k in ("worker_mixed", "worker_centra"):
             ok = s[k]["statuses"].get("succeeded", 0)
@@ -801,6 +808,9 @@ end
                                        latency_ms=100)
         peers["floor_centra"] = self.http_floor("slow-centra", centra_reqs[0], 512, n,
                                                 latency_ms=100)
+        if self.node_ok():
+            peers["undici_floor_centra"] = self.http_floor("slow-centra", centra_reqs[0], 512, n,
+                                                           latency_ms=100, node=True)
         r["peers"] = peers
         self.results["scenarios"]["s2"] = r
 

@@ -221,14 +221,16 @@ class Report:
                                  "Node.js peer": s.get("node_centra"),
                                  "Python reference": s.get("python_centra"),
                                  "wrk": s.get("wrk_centra"),
-                                 "libcurl alone": s.get("floor_centra")}))
+                                 "libcurl alone": s.get("floor_centra"),
+                                 "undici alone": s.get("undici_floor_centra")}))
         if "s2" in sc and sc["s2"].get("peers"):
             p = sc["s2"]["peers"]
             out.append(("100 ms", {"invoice-worker": p.get("worker_centra"),
                                    "Node.js peer": p.get("node_centra"),
                                    "Python reference": p.get("python_centra"),
                                    "wrk": p.get("wrk_centra"),
-                                   "libcurl alone": p.get("floor_centra")}))
+                                   "libcurl alone": p.get("floor_centra"),
+                                   "undici alone": p.get("undici_floor_centra")}))
         return out
 
     def peers(self, sc):
@@ -274,7 +276,11 @@ class Report:
                "the workers have events, with as many calls in flight as wrk, through libcurl "
                "driven as invoice-worker drives it (epoll, `curl_multi_socket_action`, parked "
                "sockets, reused handles, multi handles of at most 64 transfers, the worker's "
-               "options and call headers) and nothing else: the floor of the worker's HTTP cost. **CPU** = user + system of the "
+               "options and call headers) and nothing else: the floor of the worker's HTTP cost. "
+               "\"undici alone\" is its Node counterpart, `scripts/bench.d/node_worker/"
+               "http_floor.js`: the same request, calls and calls in flight through an undici "
+               "Pool set up as the Node peer's (a connection per call in flight, each reply "
+               "read whole): the floor of the Node peer's HTTP cost. **CPU** = user + system of the "
                "worker process from `/proc/PID/stat` over the measured interval, divided by "
                "events; for wrk, its rusage divided by the requests it completed. "
                "**RSS** = peak (`VmHWM`). **Redis CPU** = user + system of "
@@ -342,6 +348,10 @@ class Report:
             fl = runs.get("libcurl alone")
             if iw and fl and fl.get("cpu_us_per_request"):
                 self.floor_line(scen, iw, fl["cpu_us_per_request"], wk, nd)
+                un = runs.get("undici alone")
+                if un and un.get("cpu_us_per_request"):
+                    self.client_line(scen, iw, fl["cpu_us_per_request"], un["cpu_us_per_request"],
+                                     nd)
         self.w()
         self.thread_table(rows_by)
         cmds = [x for _, runs in rows_by for x in runs.values() if x]
@@ -364,6 +374,21 @@ class Report:
                    "; once it is paid, " + " and ".join(left) + " per event for everything "
                    "else the worker does (%s us today)" % n(iw["cpu_us_per_event"] - c, 1)
                    if left else ""))
+
+    def client_line(self, scen, iw, curl, undici, nd):
+        """The two HTTP clients side by side, and what the Node goal asks of everything else."""
+        text = ("- %s: the HTTP clients alone, same request, same calls in flight: undici %s us "
+                "per call, libcurl %s us (undici uses %.2fx libcurl's CPU)" % (
+                    scen, n(undici, 1), n(curl, 1), undici / curl))
+        if nd and nd.get("cpu_us_per_event"):
+            rest_nd, rest_iw = nd["cpu_us_per_event"] - undici, iw["cpu_us_per_event"] - curl
+            goal = TARGET_X_NODE[scen]
+            text += ("; without its client, the Node peer spends %s us per event and "
+                     "invoice-worker %s us (%.2fx less); for %dx less in all, invoice-worker's "
+                     "rest would have to fit in %s us" % (
+                         n(rest_nd, 1), n(rest_iw, 1), rest_nd / rest_iw if rest_iw > 0 else 0,
+                         goal, n(nd["cpu_us_per_event"] / goal - curl, 1)))
+        self.w(text + ".")
 
     def thread_table(self, rows_by):
         """Each worker's CPU per event by group of threads (bench.thread_cpu_us_per_event)."""
