@@ -405,6 +405,24 @@ void iw_secrets_free(iw_secrets *s)
     free(s);
 }
 
+char *iw_secrets_mask_for_target(const iw_target_conf *tc, const char *text, size_t len)
+{
+    iw_secrets *reg = iw_secrets_for_target(tc);
+    char *m = reg ? iw_secrets_mask(reg, text, len) : NULL;
+    iw_secrets_free(reg);
+    return m;
+}
+
+static char *hide_secrets(void *tc, const char *text, size_t len)
+{
+    return iw_secrets_mask_for_target(tc, text, len);
+}
+
+size_t iw_secrets_reply_text(const iw_target_conf *tc, xmlNodePtr n, char *buf, size_t len)
+{
+    return iw_xml_text_hidden(n, buf, len, tc ? hide_secrets : NULL, (void *)tc);
+}
+
 static bool printable_ascii(const char *s)
 {
     for (; *s; s++)

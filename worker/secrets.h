@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "xml.h"
 
 typedef struct iw_secrets iw_secrets;
 struct iw_outcome; /* targets/target.h */
@@ -48,6 +49,16 @@ void iw_secrets_mask_inplace(const iw_secrets *s, char *buf, size_t cap);
 
 /* Frees the registry and wipes the recorded forms; NULL is a no-op. */
 void iw_secrets_free(iw_secrets *s);
+
+/* iw_secrets_mask with the registry of tc (iw_secrets_for_target), made for this one call:
+ * for the rare text that needs it, not for every reply. NULL when out of memory. */
+char *iw_secrets_mask_for_target(const iw_target_conf *tc, const char *text, size_t len);
+
+/* iw_xml_text for the text of a reply that goes into a message, a code or a target_ref: text
+ * too long for buf has every form of tc's secrets masked while it is whole, before it is cut.
+ * A secret cut inside a field that more text follows in the message would otherwise show all
+ * but its last bytes, and no masking of the message could tell them from other text. */
+size_t iw_secrets_reply_text(const iw_target_conf *tc, xmlNodePtr n, char *buf, size_t len);
 
 /* Masks every form of s's secrets in an outcome's printable fields (message, code, target_ref),
  * then makes them plain text (iw_text_clean_copy): a message may quote the event (a validation)

@@ -672,6 +672,22 @@ static void expect_no_secret(case_file *k, int line, const char *what, const cha
         case_fail(k, line, "%s holds the secret '%s' (XML-escaped)", what, secret);
 }
 
+/* Nor may the outcome's text hold the first PIECE_MIN bytes or more of the secret: what is
+ * left of a secret cut short where more text follows it, which no masking of the whole
+ * message can recognise. */
+#define PIECE_MIN 8
+static void expect_no_secret_piece(case_file *k, int line, const char *what, const char *text,
+                                   const char *secret)
+{
+    size_t n = strlen(secret);
+    for (size_t l = n - 1; text && l >= PIECE_MIN && l < n; l--) {
+        if (memmem(text, strlen(text), secret, l)) {
+            case_fail(k, line, "%s holds the first %zu bytes of the secret '%s'", what, l, secret);
+            return;
+        }
+    }
+}
+
 /* case_config_text, the target's type noted as covered. */
 static char *config_text(case_file *k, const case_section *s, char **tname)
 {
@@ -1053,13 +1069,15 @@ static void case_run(case_file *k)
     }
     if (sec_s) {
         /* the outcome message as the dispatcher publishes it: masked by the instance's registry */
-        char published[sizeof(o.message)];
+        char published[sizeof(o.message)], code[sizeof(o.code)];
         memcpy(published, o.message, sizeof(published));
+        memcpy(code, o.code, sizeof(code));
         iw_secrets *reg = iw_secrets_for_target(tc);
         cr_assert_not_null(reg);
         for (size_t i = 0; i < req.n_secrets; i++)
             cr_assert_eq(iw_secrets_add(reg, req.secrets[i]), 0);
         iw_secrets_mask_inplace(reg, published, sizeof(published));
+        iw_secrets_mask_inplace(reg, code, sizeof(code));
         iw_secrets_free(reg);
         size_t n;
         case_check *c = case_checks(sec_s, &n, false);
@@ -1068,8 +1086,12 @@ static void case_run(case_file *k)
             k->checks++;
             expect_no_secret(k, c[i].line, "the masked request", masked, full);
             expect_no_secret(k, c[i].line, "the masked refresh request", rmasked, full);
-            if (rep_s)
+            if (rep_s) {
                 expect_no_secret(k, c[i].line, "the outcome message", published, full);
+                expect_no_secret(k, c[i].line, "the outcome code", code, full);
+                expect_no_secret_piece(k, c[i].line, "the outcome message", published, full);
+                expect_no_secret_piece(k, c[i].line, "the outcome code", code, full);
+            }
         }
         if (n == 0)
             case_fail(k, sec_s->line, "<secrets> lists none");

@@ -563,6 +563,16 @@ Test(mapping_file, json_replies_by_pointer_status_and_retry_codes)
     cr_assert_eq(o.error_kind, IW_ERR_REMOTE);
     cr_assert_str_eq(o.code, "E42");
     cr_assert_str_eq(o.message, "api: bad *** total", "the header secret is masked: %s", o.message);
+    /* a code too long for its room, cut inside the secret: masked while whole, not cut into
+     * a prefix no later masking can tell from other text */
+    o = classify_with(&tc, 200,
+                      "{\"result\":{\"status\":\"fail\"},\"error\":{\"code\":\"E-"
+                      "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+                      "tok-456\",\"text\":\"x\"}}",
+                      NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT);
+    cr_assert_null(strstr(o.code, "tok"), "no piece of the secret in the code: %s", o.code);
+    cr_assert_str_eq(o.code + strlen(o.code) - 3, "***", "%s", o.code);
     o = classify_with(&tc, 200, "{\"result\":{\"status\":\"no\"},\"error\":{\"code\":\"BUSY\"}}",
                       NULL);
     cr_assert_eq(o.kind, IW_OUTCOME_RETRY);

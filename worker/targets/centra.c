@@ -10,6 +10,7 @@
 
 #include "centra.h"
 #include "mapping.h"
+#include "secrets.h"
 #include "soap.h"
 #include "status.h"
 
@@ -328,19 +329,19 @@ static int centra_validate(const iw_event *ev, const iw_target_conf *tc, char *e
 /* ------------------------------------------------------------------ classify */
 
 /* Appends the text of every <message> below n, joined by "; ". */
-static void collect_messages(xmlNodePtr n, char *buf, size_t len)
+static void collect_messages(const iw_target_conf *tc, xmlNodePtr n, char *buf, size_t len)
 {
     for (; n; n = n->next) {
         if (n->type != XML_ELEMENT_NODE)
             continue;
         if (strcmp((const char *)n->name, "message") == 0) {
             char t[200];
-            if (iw_xml_text(n, t, sizeof(t)) == 0)
+            if (iw_secrets_reply_text(tc, n, t, sizeof(t)) == 0)
                 continue;
             size_t l = strlen(buf);
             snprintf(buf + l, len - l, "%s%s", l ? "; " : "", t);
         } else {
-            collect_messages(n->children, buf, len);
+            collect_messages(tc, n->children, buf, len);
         }
     }
 }
@@ -422,13 +423,14 @@ static void judge_centra_soap(const iw_target_conf *tc, const iw_response *resp,
     xmlNodePtr success = iw_xml_find(result->children, "success");
     xmlNodePtr errors = iw_xml_find(result->children, "errors");
     char msg[200] = "", code[64] = "";
-    collect_messages(errors ? errors->children : result->children, msg, sizeof(msg));
-    iw_xml_text(iw_xml_find(errors ? errors->children : NULL, "code"), code, sizeof(code));
+    collect_messages(tc, errors ? errors->children : result->children, msg, sizeof(msg));
+    iw_secrets_reply_text(tc, iw_xml_find(errors ? errors->children : NULL, "code"), code,
+                          sizeof(code));
     const char *dflt = success && is_false(success) ? "success=false"
                        : errors || *msg             ? "errors"
                                                     : "unexpected-result";
     if (!*msg)
-        iw_xml_text(result, msg, sizeof(msg));
+        iw_secrets_reply_text(tc, result, msg, sizeof(msg));
     iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, *code ? code : dflt,
                    "centra refused the invoice: %s",
                    *msg ? msg : "(a result that is not the empty success result)");
@@ -450,7 +452,7 @@ static void judge_navision(const iw_target_conf *tc, const iw_response *resp,
         return;
     }
     char text[200];
-    iw_xml_text(r, text, sizeof(text));
+    iw_secrets_reply_text(tc, r, text, sizeof(text));
     if (strcasecmp(text, "OK") == 0) {
         iw_outcome_set(out, IW_OUTCOME_OK, IW_ERR_NONE, "200", "HTTP %ld, OK", resp->status);
         return;
@@ -464,7 +466,7 @@ static void centra_classify(bool soap, const iw_target_conf *tc, const iw_respon
                             iw_outcome *out)
 {
     iw_soap_reply rep;
-    iw_soap_reply_read(resp->body, resp->body_len, &rep);
+    iw_soap_reply_read(tc, resp->body, resp->body_len, &rep);
     /* Faults are classified by code alone: seed 000 documents no fault texts. */
     if (!iw_soap_classify_common(tc, resp, &rep, out)) {
         if (soap)

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 #include <libxml/xpath.h>
 
+#include "secrets.h"
 #include "soap.h"
 #include "status.h"
 #include "target.h"
@@ -779,13 +780,30 @@ static bool pointer_text(const cJSON *root, const char *ptr, char *buf, size_t l
 typedef struct reply_doc {
     xmlDocPtr xml;
     cJSON *json;
+    const iw_target_conf *tc;
 } reply_doc;
 
+/* The text at path into buf. Text too long for buf has the target's secrets and the mapping's
+ * own masked while it is whole, before it is cut: a secret cut inside a field that more text
+ * follows in the message would show all but its last bytes, past any later masking. */
 static bool read_at(const iw_generic *g, const reply_doc *d, const char *path, char *buf,
                     size_t len)
 {
-    return g->reply == REPLY_JSON ? pointer_text(d->json, path, buf, len)
-                                  : xpath_text(d->xml, path, buf, len);
+    char full[4096];
+    bool found = g->reply == REPLY_JSON ? pointer_text(d->json, path, full, sizeof(full))
+                                        : xpath_text(d->xml, path, full, sizeof(full));
+    size_t n = strlen(full);
+    if (n < len) {
+        memcpy(buf, full, n + 1);
+        return found;
+    }
+    char *m = iw_secrets_mask_for_target(d->tc, full, n);
+    char *mm = m && g->n_secrets ? iw_mask_secrets(m, strlen(m), g->secrets, g->n_secrets) : NULL;
+    const char *src = g->n_secrets ? mm : m;
+    iw_text_clean_copy(buf, len, src ? src : "", src ? strlen(src) : 0); /* cut at a character */
+    free(mm);
+    free(m);
+    return found;
 }
 
 static bool in_statuses(const long *list, size_t n, long st)
@@ -883,7 +901,7 @@ static void generic_classify(const iw_target_conf *tc, const iw_response *resp, 
         iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_VALIDATION, "mapping", "%s", err);
         return;
     }
-    reply_doc d = {NULL, NULL};
+    reply_doc d = {NULL, NULL, tc};
     iw_soap_reply rep;
     memset(&rep, 0, sizeof(rep));
     memset(out, 0, sizeof(*out));
@@ -892,7 +910,7 @@ static void generic_classify(const iw_target_conf *tc, const iw_response *resp, 
                               ? in_statuses(g->success_status, g->n_success_status, resp->status)
                               : resp->status >= 200 && resp->status < 300;
     if (g->reply == REPLY_SOAP) {
-        iw_soap_reply_read(resp->body, resp->body_len, &rep);
+        iw_soap_reply_read(tc, resp->body, resp->body_len, &rep);
         d.xml = rep.doc;
         if (iw_soap_classify_common(tc, resp, &rep, out))
             goto done;

@@ -13,6 +13,7 @@
 
 #include "invoicexpress.h"
 #include "mapping.h"
+#include "secrets.h"
 #include "status.h"
 #include "text.h"
 #include "wbuf.h"
@@ -575,7 +576,8 @@ fail:
 /* Joins the <error> texts of an <errors> document with "; " into buf. Returns the number of
  * errors read (0 when root is not <errors>); *settled is set when one says the invoice is
  * settled (the seed's own error text, seed 004 line 299). */
-static int errors_of(xmlNodePtr root, char *buf, size_t len, bool *settled)
+static int errors_of(const iw_target_conf *tc, xmlNodePtr root, char *buf, size_t len,
+                     bool *settled)
 {
     char one[256];
     size_t used = 0;
@@ -587,7 +589,7 @@ static int errors_of(xmlNodePtr root, char *buf, size_t len, bool *settled)
     for (xmlNodePtr c = root->children; c; c = c->next) {
         if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "error") != 0)
             continue;
-        iw_xml_text(c, one, sizeof(one));
+        iw_secrets_reply_text(tc, c, one, sizeof(one));
         if (strcasestr(one, "settled"))
             *settled = true;
         if (used + 1 < len)
@@ -609,14 +611,15 @@ static xmlDocPtr parse_reply(const iw_response *resp)
     return iw_xml_parse(resp->body, resp->body_len, err, sizeof(err));
 }
 
-static int read_errors(const iw_response *resp, char *buf, size_t len, bool *settled)
+static int read_errors(const iw_target_conf *tc, const iw_response *resp, char *buf, size_t len,
+                       bool *settled)
 {
     buf[0] = '\0';
     *settled = false;
     xmlDocPtr doc = parse_reply(resp);
     if (!doc)
         return 0;
-    int n = errors_of(xmlDocGetRootElement(doc), buf, len, settled);
+    int n = errors_of(tc, xmlDocGetRootElement(doc), buf, len, settled);
     xmlFreeDoc(doc);
     return n;
 }
@@ -706,12 +709,12 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
     /* an invoice that carries errors; an empty list (a serializer's <errors/>) says none */
     for (xmlNodePtr c = invoice ? root->children : NULL; c && !errors; c = c->next)
         if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, "errors") == 0 &&
-            errors_of(c, detail, sizeof(detail), &settled) > 0)
+            errors_of(tc, c, detail, sizeof(detail), &settled) > 0)
             errors = c;
     if (invoice && !errors && !root->ns) {
         invoice_id_of(root, out->target_ref, sizeof(out->target_ref));
     } else if (errors) {
-        int n = errors_of(errors, detail, sizeof(detail), &settled);
+        int n = errors_of(tc, errors, detail, sizeof(detail), &settled);
         iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, settled ? "settled" : "errors",
                        "%s", "");
         set_message(tc, resp->status, out,
@@ -722,7 +725,7 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
         set_message(tc, resp->status, out,
                     "XHTML page instead of an API reply; update not confirmed", "");
     } else if (root) {
-        iw_xml_text(root, detail, sizeof(detail));
+        iw_secrets_reply_text(tc, root, detail, sizeof(detail));
         char what[96];
         snprintf(what, sizeof(what), "unexpected <%.40s> reply, not an InvoiceXpress invoice",
                  name);
@@ -752,7 +755,7 @@ static void ix_classify(const iw_target_conf *tc, const iw_response *resp, iw_ou
         judge_2xx(tc, resp, out);
         return;
     }
-    int n = read_errors(resp, detail, sizeof(detail), &settled);
+    int n = read_errors(tc, resp, detail, sizeof(detail), &settled);
     if (n == 0) {
         const char *why = !resp->body || resp->body_len == 0               ? ""
                           : iw_text_looks_html(resp->body, resp->body_len) ? "HTML error page"

@@ -13,6 +13,7 @@
 
 #include "mapping.h"
 #include "midnight.h"
+#include "secrets.h"
 #include "status.h"
 #include "text.h"
 #include "wbuf.h"
@@ -341,7 +342,7 @@ static bool reply_string(const iw_response *resp, char *buf, size_t len)
 
 /* Extracts a human reason from an error body: a JSON string, the Message (and the first
  * ModelState error) of an ASP.NET error object, XML <Message>, or a text snippet. */
-static void error_text(const iw_response *resp, char *buf, size_t len)
+static void error_text(const iw_target_conf *tc, const iw_response *resp, char *buf, size_t len)
 {
     buf[0] = '\0';
     if (!resp->body || resp->body_len == 0) {
@@ -381,7 +382,7 @@ static void error_text(const iw_response *resp, char *buf, size_t len)
             xmlNodePtr root = xmlDocGetRootElement(doc);
             xmlNodePtr m = iw_xml_find(root, "Message");
             char tmp[512];
-            iw_xml_text(m ? m : root, tmp, sizeof(tmp));
+            iw_secrets_reply_text(tc, m ? m : root, tmp, sizeof(tmp));
             xmlFreeDoc(doc);
             iw_text_clean_copy(buf, len, tmp, strlen(tmp));
             return;
@@ -461,7 +462,7 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
     cJSON *j = iw_json_reply_parse(resp->body, resp->body_len);
     if (j) {
         cJSON_Delete(j);
-        error_text(resp, reason, sizeof(reason));
+        error_text(tc, resp, reason, sizeof(reason));
         iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "unexpected-reply", "%s", "");
         set_message(tc, resp->status, out, "reply is JSON but not a string", reason);
         return;
@@ -486,7 +487,7 @@ static void mn_classify(const iw_target_conf *tc, const iw_response *resp, iw_ou
         judge_2xx(tc, resp, out);
         return;
     }
-    error_text(resp, reason, sizeof(reason));
+    error_text(tc, resp, reason, sizeof(reason));
     if (st == 401) {
         /* token_refresh "off": the token is rotated outside the worker (see mn_render_refresh) */
         const char *refresh = mnc(tc)->token_refresh;
