@@ -210,13 +210,19 @@ static int line_discount(const iw_line *ln, iw_amount *pct)
         iw_decimal_mul(ln->unit_price.value, ln->quantity.value, &gross) != 0 ||
         iw_decimal_sign(gross) <= 0)
         return IW_EINVAL;
-    /* pct = amount * 100 / gross, both brought to one scale */
+    /* pct = amount * 100 / gross, both brought to one scale; a product past 128 bits means
+     * no exact percentage this can state */
     iw_decimal a = ln->discount_amount.value;
     int sc = a.scale > gross.scale ? a.scale : gross.scale;
-    __int128 num = (__int128)a.coef * pow10_128(sc - a.scale) * 100;
-    __int128 den = (__int128)gross.coef * pow10_128(sc - gross.scale);
+    __int128 num, den;
+    if (__builtin_mul_overflow((__int128)a.coef, pow10_128(sc - a.scale), &num) ||
+        __builtin_mul_overflow(num, (__int128)100, &num) ||
+        __builtin_mul_overflow((__int128)gross.coef, pow10_128(sc - gross.scale), &den))
+        return IW_EINVAL;
     for (int k = 0; k <= 6; k++) {
-        __int128 n = num * pow10_128(k);
+        __int128 n;
+        if (__builtin_mul_overflow(num, pow10_128(k), &n))
+            return IW_EINVAL;
         if (n % den == 0) {
             __int128 q = n / den;
             if (q > INT64_MAX || q < INT64_MIN)
