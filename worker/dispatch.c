@@ -1375,6 +1375,17 @@ int iw_dispatch_submit_fenced(iw_dispatch *d, const iw_target_conf *tc, const iw
     return submit(d, ops, tc, ev, traceparent, lease_until, maybe_applied, done, arg);
 }
 
+/* IW_EINVAL with why (len > 0) masked as a call's outcome message is. */
+static int refusal(const tstate *t, char *why, size_t len)
+{
+    iw_outcome o;
+    memset(&o, 0, sizeof(o));
+    snprintf(o.message, sizeof(o.message), "%s", *why ? why : "refused by the target's validation");
+    iw_secrets_mask_outcome(t->secrets, &o);
+    snprintf(why, len, "%s", o.message);
+    return IW_EINVAL;
+}
+
 int iw_dispatch_validate(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev, char *why,
                          size_t len)
 {
@@ -1383,14 +1394,27 @@ int iw_dispatch_validate(iw_dispatch *d, const iw_target_conf *tc, const iw_even
     if (!ops || !t || !ev || !len)
         return 0; /* nothing to ask: submit says what is wrong */
     why[0] = '\0';
-    if (!iw_target_validate(ops, ev, tc, why, len))
-        return 0;
-    iw_outcome o; /* masked as a call's outcome is */
-    memset(&o, 0, sizeof(o));
-    snprintf(o.message, sizeof(o.message), "%s", *why ? why : "refused by the target's validation");
-    iw_secrets_mask_outcome(t->secrets, &o);
-    snprintf(why, len, "%s", o.message);
-    return IW_EINVAL;
+    return iw_target_validate(ops, ev, tc, why, len) ? refusal(t, why, len) : 0;
+}
+
+int iw_dispatch_render_check(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
+                             const char *traceparent, char *why, size_t len)
+{
+    const iw_target_ops *ops = tc ? iw_target_find(tc->type) : NULL;
+    tstate *t = tc ? find_target(d, tc) : NULL;
+    if (!ops || !t || !ev || !len || ensure_state(t, ops))
+        return 0; /* nothing to ask, or no memory: the attempt finds out */
+    why[0] = '\0';
+    /* as start_attempt makes an attempt's request */
+    iw_request req;
+    memset(&req, 0, sizeof(req));
+    iw_render_ctx ctx = {.state = t->state, .now_ms = wall_ms()};
+    int rc = iw_target_render(ops, ev, tc, &ctx, &req, why, len);
+    if (!rc && !iw_request_add_call_headers(&req, ev->event_id ? ev->event_id : "", tc->name, 1,
+                                            ev->version, traceparent))
+        rc = iw_wire_check(&req, why, len) ? IW_EINVAL : 0;
+    iw_request_clear(&req);
+    return rc == IW_EINVAL ? refusal(t, why, len) : 0;
 }
 
 int iw_dispatch_submit(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,

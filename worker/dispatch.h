@@ -103,6 +103,15 @@ int iw_dispatch_submit_fenced(iw_dispatch *d, const iw_target_conf *tc, const iw
 int iw_dispatch_validate(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev, char *why,
                          size_t len);
 
+/* Makes ev's request for tc as an attempt would (the adapter's render, the call headers, the
+ * check that nothing from the event becomes a header) and throws it away: 0 when it can be
+ * made (or something other than the event stopped it, such as memory), else IW_EINVAL with why
+ * masked as in iw_dispatch_validate. A render costs as much as the attempt's own: callers ask
+ * only where a refusal found at the attempt would come too late (a version about to
+ * supersede another). */
+int iw_dispatch_render_check(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
+                             const char *traceparent, char *why, size_t len);
+
 /* Slack between the end of the last attempt a lease may cover and the lease's end. */
 #define IW_DISPATCH_LEASE_GUARD_MS 1000
 

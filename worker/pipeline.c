@@ -953,6 +953,21 @@ static iw_result_status lane_verdict(iw_pipeline *p, const job *j)
     return IW_RES_REJECTED;
 }
 
+/* True when j, offered to its lane, would displace the version waiting there (superseded: never
+ * sent, as iw_lanes_offer decides). Its request is then made first, since one that cannot be
+ * made must displace nothing: the rules a render applies beyond the adapter's validate (the
+ * characters XML 1.0 cannot carry, what may not become a header) would otherwise refuse it
+ * only after the version it displaced was gone, leaving the target at an older one. */
+static bool supersedes(iw_pipeline *p, const job *j)
+{
+    void *in, *wait;
+    iw_lanes_peek(p->lanes, j->lane_key, &in, &wait);
+    const job *f = in, *w = wait;
+    int64_t v = j->m->ev->version;
+    return w && !same_event(f, j) && !same_event(w, j) && v > w->m->ev->version &&
+           (!f || v > f->m->ev->version);
+}
+
 static void offer_to_lane(iw_pipeline *p, job *j)
 {
     /* A redelivery of the event already first or waiting in this lane: it is a duplicate,
@@ -1610,7 +1625,9 @@ static void route(iw_pipeline *p, msg *m, const char *only)
          * must not supersede an older one waiting there, nor raise the ledger's claimed
          * version above it (the target would stay at the version before both) */
         char why[sizeof(j->error_msg)];
-        if (iw_dispatch_validate(p->dispatch, j->tc, ev, why, sizeof(why)) != 0) {
+        if (iw_dispatch_validate(p->dispatch, j->tc, ev, why, sizeof(why)) != 0 ||
+            (supersedes(p, j) &&
+             iw_dispatch_render_check(p->dispatch, j->tc, ev, m->traceparent, why, sizeof(why)))) {
             iw_result_status st = lane_verdict(p, j);
             if (st == IW_RES_REJECTED)
                 set_result(j, st, IW_ERR_VALIDATION, "validation", why);
