@@ -289,6 +289,40 @@ Test(faults, a_dead_target_with_a_backlog_does_not_stall_the_others, .init = up,
     }
 }
 
+/* Starts a worker, produces the n events in vals under one key, and checks what the two
+ * superseding tests below expect at target: v1 and v2 (events PREFIX-v1, PREFIX-v2) applied in
+ * that order, v3 refused with the one dead letter and never sent, `stale` results as given. */
+static void expect_v2_applied_v3_refused(const char *target, const char *prefix, char *key,
+                                         char **vals, size_t n, size_t stale)
+{
+    const char *keys[4] = {key, key, key, key};
+    cr_assert_leq(n, 4);
+    cr_assert_eq(
+        iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"), 0);
+    cr_assert_eq(
+        iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)vals, n, NULL), 0);
+    iw_results r = iw_results_read(&S, "invoice-results", n, 120000);
+    cr_assert_eq(r.n, n);
+    cr_assert_eq(iw_results_count(&r, target, "succeeded"), 2, "v1 and v2 were sent");
+    cr_assert_eq(iw_results_count(&r, target, "rejected"), 1, "v3 was refused");
+    cr_assert_eq(iw_results_count(&r, target, "stale"), stale);
+    cr_assert_eq(iw_results_count(&r, target, "superseded"), 0);
+    iw_results_free(&r);
+    iw_results dl = iw_results_read(&S, "invoice-events-dlq", 2, 5000);
+    cr_assert_eq(dl.n, 1, "one dead letter, v3's");
+    iw_results_free(&dl);
+    int regressed = 0;
+    cr_assert_eq(iw_sim_final_versions(&S, target, 2, &regressed), 1, "the target applied v2 last");
+    cr_assert_eq(regressed, 0);
+    char eid[32];
+    snprintf(eid, sizeof(eid), "%s-v2", prefix);
+    cr_assert_eq(iw_sim_calls(&S, eid, target), 1);
+    snprintf(eid, sizeof(eid), "%s-v3", prefix);
+    cr_assert_eq(iw_sim_calls(&S, eid, target), 0, "v3 never reached it");
+    for (size_t i = 0; i < n; i++)
+        free(vals[i]);
+}
+
 /* README (Ordering): a newer version waiting in a lane supersedes an older one, which is never
  * sent, because the newer one will be. A version the target's own rules refuse can never be
  * sent: it must not supersede the older one, nor raise the ledger's claimed version above it.
@@ -302,7 +336,6 @@ Test(faults, a_version_the_target_refuses_never_supersedes_an_older_one, .init =
     /* and a refused version 1 of another event while v1 is in flight: stale, as the lane says,
      * not a dead letter */
     char *vals[4], key[] = "acme/SUPR-1";
-    const char *keys[4] = {key, key, key, key};
     static const int version[4] = {1, 2, 3, 1};
     for (int i = 0; i < 4; i++) {
         char eid[32];
@@ -318,28 +351,7 @@ Test(faults, a_version_the_target_refuses_never_supersedes_an_older_one, .init =
         vals[i] = cJSON_PrintUnformatted(j);
         cJSON_Delete(j);
     }
-    cr_assert_eq(
-        iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"), 0);
-    cr_assert_eq(
-        iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)vals, 4, NULL), 0);
-    iw_results r = iw_results_read(&S, "invoice-results", 4, 120000);
-    cr_assert_eq(r.n, 4);
-    cr_assert_eq(iw_results_count(&r, "invoicexpress", "succeeded"), 2, "v1 and v2 were sent");
-    cr_assert_eq(iw_results_count(&r, "invoicexpress", "rejected"), 1, "v3 was refused");
-    cr_assert_eq(iw_results_count(&r, "invoicexpress", "stale"), 1, "v1b came while v1 was out");
-    cr_assert_eq(iw_results_count(&r, "invoicexpress", "superseded"), 0);
-    iw_results_free(&r);
-    iw_results dl = iw_results_read(&S, "invoice-events-dlq", 2, 5000);
-    cr_assert_eq(dl.n, 1, "one dead letter, v3's");
-    iw_results_free(&dl);
-    int regressed = 0;
-    cr_assert_eq(iw_sim_final_versions(&S, "invoicexpress", 2, &regressed), 1,
-                 "the target applied v2 last");
-    cr_assert_eq(regressed, 0);
-    cr_assert_eq(iw_sim_calls(&S, "SUPR-v2", "invoicexpress"), 1);
-    cr_assert_eq(iw_sim_calls(&S, "SUPR-v3", "invoicexpress"), 0, "v3 never reached it");
-    for (int i = 0; i < 4; i++)
-        free(vals[i]);
+    expect_v2_applied_v3_refused("invoicexpress", "SUPR", key, vals, 4, 1 /* v1b */);
 }
 
 /* The same for a refusal only the render finds (a control character XML 1.0 cannot carry, in
@@ -350,7 +362,6 @@ Test(faults, a_version_its_render_refuses_never_supersedes_an_older_one, .init =
 {
     fault("{\"target\": \"centra_soap\", \"kind\": \"latency\", \"ms\": 2000, \"count\": 1}");
     char *vals[3], key[] = "acme/REND-1";
-    const char *keys[3] = {key, key, key};
     for (int i = 0; i < 3; i++) {
         char eid[32];
         snprintf(eid, sizeof(eid), "REND-v%d", i + 1);
@@ -365,27 +376,7 @@ Test(faults, a_version_its_render_refuses_never_supersedes_an_older_one, .init =
     vals[2] = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     cr_assert_not_null(strstr(vals[2], "\\u0001"), "v3 carries the control character");
-    cr_assert_eq(
-        iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"), 0);
-    cr_assert_eq(
-        iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)vals, 3, NULL), 0);
-    iw_results r = iw_results_read(&S, "invoice-results", 3, 120000);
-    cr_assert_eq(r.n, 3);
-    cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), 2, "v1 and v2 were sent");
-    cr_assert_eq(iw_results_count(&r, "centra_soap", "rejected"), 1, "v3 was refused");
-    cr_assert_eq(iw_results_count(&r, "centra_soap", "superseded"), 0);
-    iw_results_free(&r);
-    iw_results dl = iw_results_read(&S, "invoice-events-dlq", 2, 5000);
-    cr_assert_eq(dl.n, 1, "one dead letter, v3's");
-    iw_results_free(&dl);
-    int regressed = 0;
-    cr_assert_eq(iw_sim_final_versions(&S, "centra_soap", 2, &regressed), 1,
-                 "the target applied v2 last");
-    cr_assert_eq(regressed, 0);
-    cr_assert_eq(iw_sim_calls(&S, "REND-v2", "centra_soap"), 1);
-    cr_assert_eq(iw_sim_calls(&S, "REND-v3", "centra_soap"), 0, "v3 never reached it");
-    for (int i = 0; i < 3; i++)
-        free(vals[i]);
+    expect_v2_applied_v3_refused("centra_soap", "REND", key, vals, 3, 0);
 }
 
 /* The same with breaker.shed off: the dead target's calls wait (the others with them), none
