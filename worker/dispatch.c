@@ -1016,7 +1016,7 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
                        curl_easy_strerror(cc));
     } else {
         iw_response resp = reply_of(x, status);
-        iw_target_classify(c->ops, t->tc, &resp, &out);
+        iw_secrets_classify(t->secrets, c->ops, t->tc, &resp, &out);
     }
     iw_secrets_mask_outcome(t->secrets, &out);
     if (d->obs) {

@@ -331,13 +331,13 @@ static int cmd_classify(int argc, char **argv)
                         .body = len ? body : NULL,
                         .body_len = len,
                         .now_ms = now_ms};
-    iw_target_classify(ops, tc, &resp, &out);
-    iw_secrets *sec = iw_secrets_for_target(tc); /* masked as the dispatcher masks it */
+    iw_secrets *sec = iw_secrets_for_target(tc); /* read and masked as the dispatcher does */
     if (!sec) {
         fprintf(stderr, "classify: out of memory\n");
         free(body);
         goto out_config;
     }
+    iw_secrets_classify(sec, ops, tc, &resp, &out);
     iw_secrets_mask_outcome(sec, &out);
     iw_secrets_free(sec);
     rc = print_outcome(&out);

@@ -407,6 +407,8 @@ void iw_secrets_free(iw_secrets *s)
 
 char *iw_secrets_mask_for_target(const iw_target_conf *tc, const char *text, size_t len)
 {
+    if (!tc)
+        return strndup(text, len);
     iw_secrets *reg = iw_secrets_for_target(tc);
     char *m = reg ? iw_secrets_mask(reg, text, len) : NULL;
     iw_secrets_free(reg);
@@ -421,6 +423,73 @@ static char *hide_secrets(void *tc, const char *text, size_t len)
 size_t iw_secrets_reply_text(const iw_target_conf *tc, xmlNodePtr n, char *buf, size_t len)
 {
     return iw_xml_text_hidden(n, buf, len, tc ? hide_secrets : NULL, (void *)tc);
+}
+
+/* body (len bytes, NULs allowed) with every recorded form replaced by ***, the earliest match
+ * first and the longest where two start together; *n is its length. NULL when out of memory. */
+static char *mask_body(const iw_secrets *s, const char *body, size_t len, size_t *n)
+{
+    sbuf b = {.ok = true};
+    size_t i = 0;
+    for (;;) {
+        const char *best = NULL;
+        size_t best_len = 0;
+        for (size_t k = 0; k < s->n; k++) {
+            size_t fl = strlen(s->forms[k]);
+            const char *h = memmem(body + i, len - i, s->forms[k], fl);
+            if (h && (!best || h < best || (h == best && fl > best_len))) {
+                best = h;
+                best_len = fl;
+            }
+        }
+        if (!best)
+            break;
+        sb_put(&b, body + i, (size_t)(best - (body + i)));
+        sb_str(&b, "***");
+        i = (size_t)(best - body) + best_len;
+    }
+    sb_put(&b, body + i, len - i);
+    if (!b.ok) {
+        free(b.p);
+        return NULL;
+    }
+    *n = b.len;
+    return b.p ? b.p : strdup("");
+}
+
+static bool holds_a_form(const iw_secrets *s, const char *body, size_t len)
+{
+    for (size_t k = 0; body && k < s->n; k++)
+        if (memmem(body, len, s->forms[k], strlen(s->forms[k])))
+            return true;
+    return false;
+}
+
+void iw_secrets_classify(const iw_secrets *s, const iw_target_ops *ops, const iw_target_conf *tc,
+                         const iw_response *resp, iw_outcome *out)
+{
+    iw_target_classify(ops, tc, resp, out);
+    if (out->kind == IW_OUTCOME_OK || !s || !holds_a_form(s, resp->body, resp->body_len))
+        return;
+    size_t n = 0;
+    char *masked = mask_body(s, resp->body, resp->body_len, &n);
+    iw_outcome again;
+    memset(&again, 0, sizeof(again));
+    if (masked) {
+        iw_response r = *resp;
+        r.body = masked;
+        r.body_len = n;
+        iw_target_classify(ops, tc, &r, &again);
+    }
+    if (masked && again.kind == out->kind) {
+        memcpy(out->message, again.message, sizeof(out->message));
+        memcpy(out->code, again.code, sizeof(out->code));
+    } else { /* the reply read without its secrets says something else: say nothing of it */
+        snprintf(out->message, sizeof(out->message),
+                 "HTTP %ld; the reply quotes a secret of this target, so its text is withheld",
+                 resp->status);
+    }
+    free(masked);
 }
 
 static bool printable_ascii(const char *s)

@@ -10,7 +10,9 @@
 #include "xml.h"
 
 typedef struct iw_secrets iw_secrets;
-struct iw_outcome; /* targets/target.h */
+struct iw_outcome;    /* targets/target.h */
+struct iw_response;   /* targets/target.h */
+struct iw_target_ops; /* targets/target.h */
 
 /* Creates an empty registry; NULL when out of memory. */
 iw_secrets *iw_secrets_new(void);
@@ -51,7 +53,8 @@ void iw_secrets_mask_inplace(const iw_secrets *s, char *buf, size_t cap);
 void iw_secrets_free(iw_secrets *s);
 
 /* iw_secrets_mask with the registry of tc (iw_secrets_for_target), made for this one call:
- * for the rare text that needs it, not for every reply. NULL when out of memory. */
+ * for the rare text that needs it, not for every reply. A NULL tc has no secrets (a copy).
+ * NULL when out of memory. */
 char *iw_secrets_mask_for_target(const iw_target_conf *tc, const char *text, size_t len);
 
 /* iw_xml_text for the text of a reply that goes into a message, a code or a target_ref: text
@@ -59,6 +62,17 @@ char *iw_secrets_mask_for_target(const iw_target_conf *tc, const char *text, siz
  * A secret cut inside a field that more text follows in the message would otherwise show all
  * but its last bytes, and no masking of the message could tell them from other text. */
 size_t iw_secrets_reply_text(const iw_target_conf *tc, xmlNodePtr n, char *buf, size_t len);
+
+/* Classifies resp for tc's adapter (iw_target_classify). When the outcome is not OK and the
+ * reply holds a form of s's secrets, its message and code come from the reply read again with
+ * every form masked (the same kind of outcome is required, else the text is withheld): an
+ * adapter cuts reply text in many places (a fault's code, an element's name, the parser's own
+ * message quoting the reply) and a secret cut there, with more text after it, could not be
+ * recognised by masking the message. Kind, error kind, Retry-After and the rest stay those of
+ * the reply as it came. Callers still mask the outcome (iw_secrets_mask_outcome). */
+void iw_secrets_classify(const iw_secrets *s, const struct iw_target_ops *ops,
+                         const iw_target_conf *tc, const struct iw_response *resp,
+                         struct iw_outcome *out);
 
 /* Masks every form of s's secrets in an outcome's printable fields (message, code, target_ref),
  * then makes them plain text (iw_text_clean_copy): a message may quote the event (a validation)

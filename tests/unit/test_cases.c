@@ -679,13 +679,19 @@ static void expect_no_secret(case_file *k, int line, const char *what, const cha
 static void expect_no_secret_piece(case_file *k, int line, const char *what, const char *text,
                                    const char *secret)
 {
-    size_t n = strlen(secret);
-    for (size_t l = n - 1; text && l >= PIECE_MIN && l < n; l--) {
-        if (memmem(text, strlen(text), secret, l)) {
-            case_fail(k, line, "%s holds the first %zu bytes of the secret '%s'", what, l, secret);
-            return;
+    /* as it is, XML-, JSON- and percent-escaped */
+    char *forms[4] = {strdup(secret), escaped(secret, 0), escaped(secret, 1), escaped(secret, 2)};
+    bool found = false;
+    for (int f = 0; f < 4 && text && !found; f++) {
+        size_t n = strlen(forms[f]);
+        for (size_t l = n - 1; l >= PIECE_MIN && l < n && !found; l--) {
+            if ((found = memmem(text, strlen(text), forms[f], l) != NULL))
+                case_fail(k, line, "%s holds the first %zu bytes of the secret '%s'%s", what, l,
+                          secret, f ? " (escaped)" : "");
         }
     }
+    for (int f = 0; f < 4; f++)
+        free(forms[f]);
 }
 
 /* case_config_text, the target's type noted as covered. */
@@ -1058,9 +1064,9 @@ static void case_run(case_file *k)
     if (rep_s) {
         case_reply rp;
         if (case_reply_parse(k, rep_s, &rp) == 0) {
-            iw_target_classify(ops, tc, &rp.resp, &o);
             iw_secrets *reg = iw_secrets_for_target(tc); /* as the dispatcher publishes it */
             cr_assert_not_null(reg);
+            iw_secrets_classify(reg, ops, tc, &rp.resp, &o);
             iw_secrets_mask_outcome(reg, &o);
             iw_secrets_free(reg);
             case_check_outcome(k, out_s, &o);
@@ -1069,15 +1075,17 @@ static void case_run(case_file *k)
     }
     if (sec_s) {
         /* the outcome message as the dispatcher publishes it: masked by the instance's registry */
-        char published[sizeof(o.message)], code[sizeof(o.code)];
+        char published[sizeof(o.message)], code[sizeof(o.code)], ref[sizeof(o.target_ref)];
         memcpy(published, o.message, sizeof(published));
         memcpy(code, o.code, sizeof(code));
+        memcpy(ref, o.target_ref, sizeof(ref));
         iw_secrets *reg = iw_secrets_for_target(tc);
         cr_assert_not_null(reg);
         for (size_t i = 0; i < req.n_secrets; i++)
             cr_assert_eq(iw_secrets_add(reg, req.secrets[i]), 0);
         iw_secrets_mask_inplace(reg, published, sizeof(published));
         iw_secrets_mask_inplace(reg, code, sizeof(code));
+        iw_secrets_mask_inplace(reg, ref, sizeof(ref));
         iw_secrets_free(reg);
         size_t n;
         case_check *c = case_checks(sec_s, &n, false);
@@ -1091,6 +1099,8 @@ static void case_run(case_file *k)
                 expect_no_secret(k, c[i].line, "the outcome code", code, full);
                 expect_no_secret_piece(k, c[i].line, "the outcome message", published, full);
                 expect_no_secret_piece(k, c[i].line, "the outcome code", code, full);
+                expect_no_secret(k, c[i].line, "the outcome target_ref", ref, full);
+                expect_no_secret_piece(k, c[i].line, "the outcome target_ref", ref, full);
             }
         }
         if (n == 0)
