@@ -953,19 +953,21 @@ static iw_result_status lane_verdict(iw_pipeline *p, const job *j)
     return IW_RES_REJECTED;
 }
 
-/* True when j, offered to its lane, would displace the version waiting there (superseded: never
- * sent, as iw_lanes_offer decides). Its request is then made first, since one that cannot be
- * made must displace nothing: the rules a render applies beyond the adapter's validate (the
- * characters XML 1.0 cannot carry, what may not become a header) would otherwise refuse it
- * only after the version it displaced was gone, leaving the target at an older one. */
-static bool supersedes(iw_pipeline *p, const job *j)
+/* True when j, offered to its lane, would wait there (iw_lanes_offer's IW_LANE_WAIT): behind
+ * a version in flight, displacing the one waiting if any, and displacing any older version
+ * that arrives while it waits (superseded: never sent). Its request is then made first, since
+ * one that cannot be made must displace nothing: the rules a render applies beyond the
+ * adapter's validate (the characters XML 1.0 cannot carry, what may not become a header)
+ * would otherwise refuse it only after the versions it displaced were gone, leaving the target
+ * at an older one. A lane is empty for most events, which are sent at once and rendered once. */
+static bool would_wait(iw_pipeline *p, const job *j)
 {
     void *in, *wait;
     iw_lanes_peek(p->lanes, j->lane_key, &in, &wait);
     const job *f = in, *w = wait;
     int64_t v = j->m->ev->version;
-    return w && !same_event(f, j) && !same_event(w, j) && v > w->m->ev->version &&
-           (!f || v > f->m->ev->version);
+    return f && !same_event(f, j) && !same_event(w, j) && v > f->m->ev->version &&
+           (!w || v > w->m->ev->version);
 }
 
 static void offer_to_lane(iw_pipeline *p, job *j)
@@ -1626,7 +1628,7 @@ static void route(iw_pipeline *p, msg *m, const char *only)
          * version above it (the target would stay at the version before both) */
         char why[sizeof(j->error_msg)];
         if (iw_dispatch_validate(p->dispatch, j->tc, ev, why, sizeof(why)) != 0 ||
-            (supersedes(p, j) &&
+            (would_wait(p, j) &&
              iw_dispatch_render_check(p->dispatch, j->tc, ev, m->traceparent, why, sizeof(why)))) {
             iw_result_status st = lane_verdict(p, j);
             if (st == IW_RES_REJECTED)

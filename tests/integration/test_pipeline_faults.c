@@ -355,28 +355,45 @@ Test(faults, a_version_the_target_refuses_never_supersedes_an_older_one, .init =
 }
 
 /* The same for a refusal only the render finds (a control character XML 1.0 cannot carry, in
- * a field the adapter's validate does not read): a version about to supersede a waiting one is
- * rendered first, so v3 is refused before its lane and v2 is still sent. */
+ * a field the adapter's validate does not read): a version that would wait in its lane has its
+ * request made first, so v3 is refused before its lane and v2 is still sent, whether v2 came
+ * before v3 (v3 would displace it) or after (v3 waiting would have superseded it). order[] holds
+ * the versions in the order they are produced. */
+static void render_refused_v3(const char *inv, const int order[3])
+{
+    fault("{\"target\": \"centra_soap\", \"kind\": \"latency\", \"ms\": 2000, \"count\": 1}");
+    char *vals[3], key[32], prefix[16];
+    snprintf(key, sizeof(key), "acme/%s", inv);
+    snprintf(prefix, sizeof(prefix), "%s", inv);
+    for (int i = 0; i < 3; i++) {
+        char eid[32];
+        snprintf(eid, sizeof(eid), "%s-v%d", prefix, order[i]);
+        vals[i] = iw_make_event(eid, "acme", inv, order[i], "centra_soap");
+        if (order[i] != 3)
+            continue;
+        cJSON *j = cJSON_Parse(vals[i]);
+        cr_assert_not_null(j);
+        cJSON *invoice = cJSON_GetObjectItem(j, "invoice");
+        cJSON_DeleteItemFromObject(invoice, "store");
+        cJSON_AddStringToObject(invoice, "store", "bad\x01store");
+        free(vals[i]);
+        vals[i] = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+        cr_assert_not_null(strstr(vals[i], "\\u0001"), "v3 carries the control character");
+    }
+    expect_v2_applied_v3_refused("centra_soap", prefix, key, vals, 3, 0);
+}
+
 Test(faults, a_version_its_render_refuses_never_supersedes_an_older_one, .init = up, .fini = down,
      .timeout = 300)
 {
-    fault("{\"target\": \"centra_soap\", \"kind\": \"latency\", \"ms\": 2000, \"count\": 1}");
-    char *vals[3], key[] = "acme/REND-1";
-    for (int i = 0; i < 3; i++) {
-        char eid[32];
-        snprintf(eid, sizeof(eid), "REND-v%d", i + 1);
-        vals[i] = iw_make_event(eid, "acme", "REND-1", i + 1, "centra_soap");
-    }
-    cJSON *j = cJSON_Parse(vals[2]);
-    cr_assert_not_null(j);
-    cJSON *inv = cJSON_GetObjectItem(j, "invoice");
-    cJSON_DeleteItemFromObject(inv, "store");
-    cJSON_AddStringToObject(inv, "store", "bad\x01store");
-    free(vals[2]);
-    vals[2] = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    cr_assert_not_null(strstr(vals[2], "\\u0001"), "v3 carries the control character");
-    expect_v2_applied_v3_refused("centra_soap", "REND", key, vals, 3, 0);
+    render_refused_v3("REND", (const int[]){1, 2, 3});
+}
+
+Test(faults, a_version_its_render_refuses_never_supersedes_an_older_one_after_it, .init = up,
+     .fini = down, .timeout = 300)
+{
+    render_refused_v3("RENDB", (const int[]){1, 3, 2});
 }
 
 /* The same with breaker.shed off: the dead target's calls wait (the others with them), none
