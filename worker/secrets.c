@@ -422,32 +422,60 @@ static char *hide_secrets(void *tc, const char *text, size_t len)
 
 size_t iw_secrets_reply_text(const iw_target_conf *tc, xmlNodePtr n, char *buf, size_t len)
 {
-    return iw_xml_text_hidden(n, buf, len, tc ? hide_secrets : NULL, (void *)tc);
+    size_t l = iw_xml_text_hidden(n, buf, len, tc ? hide_secrets : NULL, (void *)tc);
+    if (!tc || !l)
+        return l;
+    /* text that fits may still hold a secret the reply wrote in a way no recorded form has
+     * (a character reference, a CDATA section): as read, it is the secret itself. Masked here,
+     * since a later cut (a %.*s) could leave its first bytes in the middle of a message. */
+    const char *raw[IW_TARGET_MAX_SECRETS];
+    size_t nr = iw_target_conf_secrets(tc, raw, IW_TARGET_MAX_SECRETS);
+    bool any = false;
+    for (size_t i = 0; i < nr && !any; i++)
+        any = memmem(buf, l, raw[i], strlen(raw[i])) != NULL;
+    if (!any)
+        return l;
+    char *m = iw_secrets_mask_for_target(tc, buf, l);
+    snprintf(buf, len, "%s", m ? m : "");
+    free(m);
+    iw_text_trim_cut_utf8(buf);
+    return strlen(buf);
 }
 
 /* body (len bytes, NULs allowed) with every recorded form replaced by ***, the earliest match
- * first and the longest where two start together; *n is its length. NULL when out of memory. */
+ * first and the longest where two start together; *n is its length. NULL when out of memory.
+ * Each form's next match is searched again only once the cursor has passed it: one pass per
+ * form over the body, however many matches. */
 static char *mask_body(const iw_secrets *s, const char *body, size_t len, size_t *n)
 {
+    /* at[k]: 0 before form k is looked for, its next match's offset + 1, SIZE_MAX once none */
+    size_t *at = calloc(s->n ? s->n : 1, sizeof(*at));
+    if (!at)
+        return NULL;
     sbuf b = {.ok = true};
     size_t i = 0;
     for (;;) {
-        const char *best = NULL;
-        size_t best_len = 0;
+        size_t best = SIZE_MAX, best_len = 0;
         for (size_t k = 0; k < s->n; k++) {
             size_t fl = strlen(s->forms[k]);
-            const char *h = memmem(body + i, len - i, s->forms[k], fl);
-            if (h && (!best || h < best || (h == best && fl > best_len))) {
-                best = h;
+            if (at[k] != SIZE_MAX && (at[k] == 0 || at[k] - 1 < i)) {
+                const char *h = memmem(body + i, len - i, s->forms[k], fl);
+                at[k] = h ? (size_t)(h - body) + 1 : SIZE_MAX;
+            }
+            if (at[k] == SIZE_MAX)
+                continue;
+            if (at[k] - 1 < best || (at[k] - 1 == best && fl > best_len)) {
+                best = at[k] - 1;
                 best_len = fl;
             }
         }
-        if (!best)
+        if (best == SIZE_MAX)
             break;
-        sb_put(&b, body + i, (size_t)(best - (body + i)));
+        sb_put(&b, body + i, best - i);
         sb_str(&b, "***");
-        i = (size_t)(best - body) + best_len;
+        i = best + best_len;
     }
+    free(at);
     sb_put(&b, body + i, len - i);
     if (!b.ok) {
         free(b.p);
@@ -481,7 +509,14 @@ void iw_secrets_classify(const iw_secrets *s, const iw_target_ops *ops, const iw
         r.body_len = n;
         iw_target_classify(ops, tc, &r, &again);
     }
-    if (masked && again.kind == out->kind) {
+    /* the masked reading's text only where it says what the reply as it came says: the same
+     * kind, error kind and code (both codes masked as they are published) */
+    char first[sizeof(out->code)];
+    memcpy(first, out->code, sizeof(first));
+    iw_secrets_mask_inplace(s, first, sizeof(first));
+    iw_secrets_mask_inplace(s, again.code, sizeof(again.code));
+    if (masked && again.kind == out->kind && again.error_kind == out->error_kind &&
+        strcmp(first, again.code) == 0) {
         memcpy(out->message, again.message, sizeof(out->message));
         memcpy(out->code, again.code, sizeof(out->code));
     } else { /* the reply read without its secrets says something else: say nothing of it */

@@ -672,22 +672,21 @@ static void expect_no_secret(case_file *k, int line, const char *what, const cha
         case_fail(k, line, "%s holds the secret '%s' (XML-escaped)", what, secret);
 }
 
-/* Nor may the outcome's text hold the first PIECE_MIN bytes or more of the secret: what is
- * left of a secret cut short where more text follows it, which no masking of the whole
- * message can recognise. */
+/* Nor may the outcome's text hold any PIECE_MIN bytes in a row of the secret, as it is or
+ * escaped: what is left of a secret cut short where more text follows it (its first bytes), or
+ * any other piece of it, which no masking of the whole message can recognise. */
 #define PIECE_MIN 8
 static void expect_no_secret_piece(case_file *k, int line, const char *what, const char *text,
                                    const char *secret)
 {
-    /* as it is, XML-, JSON- and percent-escaped */
     char *forms[4] = {strdup(secret), escaped(secret, 0), escaped(secret, 1), escaped(secret, 2)};
     bool found = false;
     for (int f = 0; f < 4 && text && !found; f++) {
         size_t n = strlen(forms[f]);
-        for (size_t l = n - 1; l >= PIECE_MIN && l < n && !found; l--) {
-            if ((found = memmem(text, strlen(text), forms[f], l) != NULL))
-                case_fail(k, line, "%s holds the first %zu bytes of the secret '%s'%s", what, l,
-                          secret, f ? " (escaped)" : "");
+        for (size_t at = 0; at + PIECE_MIN <= n && !found; at++) {
+            if ((found = memmem(text, strlen(text), forms[f] + at, PIECE_MIN) != NULL))
+                case_fail(k, line, "%s holds %d bytes of the secret '%s' from its byte %zu%s", what,
+                          PIECE_MIN, secret, at, f ? " (escaped)" : "");
         }
     }
     for (int f = 0; f < 4; f++)
