@@ -965,6 +965,7 @@ typedef struct reader {
     ctx *c;
     iw_event *ev;      /* whose block the strings go to */
     size_t first_text; /* size of the block's first piece */
+    bool xml_unsafe;   /* iw_event.xml_unsafe, seen in a string (or a key) so far */
 } reader;
 
 /* The bytes between the quotes of a string token. */
@@ -1097,6 +1098,7 @@ static long unescape(reader *r, const span *sp, char *out)
                                          ['t'] = '\t', ['"'] = '"',  ['\\'] = '\\', ['/'] = '/'};
         unsigned char e = s[i + 1]; /* the scan paired every backslash with a byte */
         if (simple[e]) {
+            r->xml_unsafe |= e == 'b' || e == 'f';
             if (out)
                 out[n] = simple[e];
             n++, i += 2;
@@ -1114,6 +1116,8 @@ static long unescape(reader *r, const span *sp, char *out)
         }
         if (cp <= 0)
             return syntax_error(r, i); /* \\u0000 included */
+        r->xml_unsafe |=
+            (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0xFFFE || cp == 0xFFFF;
         unsigned char u[4];
         size_t k = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
         static const unsigned char lead[5] = {0, 0x00, 0xC0, 0xE0, 0xF0};
@@ -1131,6 +1135,15 @@ static long unescape(reader *r, const span *sp, char *out)
 
 /* Reads the string token at pos (a '"'). A control character, bad UTF-8 or \u0000 stops reading
  * as a syntax error: the pre-scan, run then, names it. */
+/* True when the UTF-8 text s[0, n) holds U+FFFE or U+FFFF (EF BF BE, EF BF BF). */
+static bool holds_noncharacter(const unsigned char *s, size_t n)
+{
+    for (const unsigned char *p = s, *end = s + n; (p = memchr(p, 0xEF, (size_t)(end - p))); p++)
+        if (end - p >= 3 && p[1] == 0xBF && (p[2] == 0xBE || p[2] == 0xBF))
+            return true;
+    return false;
+}
+
 static inline __attribute__((always_inline)) int scan_string(reader *r, span *sp)
 {
     size_t i = r->pos + 1;
@@ -1154,6 +1167,8 @@ static inline __attribute__((always_inline)) int scan_string(reader *r, span *sp
         return -1;
     if ((high & HIGH_BITS) && utf8_invalid_at(r->s + sp->start, i - sp->start) < i - sp->start)
         return syntax_error(r, sp->start);
+    if (high & HIGH_BITS)
+        r->xml_unsafe |= holds_noncharacter(r->s + sp->start, i - sp->start);
     r->pos = i + 1;
     return 0;
 }
@@ -1696,6 +1711,7 @@ int iw_event_parse(const char *json, size_t len, iw_event **out, char *errbuf, s
         return rc;
     }
     fit_text(ev);
+    ev->xml_unsafe = r.xml_unsafe;
     *out = ev;
     return 0;
 }

@@ -113,6 +113,8 @@ typedef struct iw_event {
     size_t n_targets;
     iw_invoice invoice;
     struct iw_event_text *text; /* the block the parser keeps the strings in (invoice.c's own) */
+    bool xml_unsafe; /* a string holds a character XML 1.0 cannot carry (a control other than
+                      * tab, LF and CR; U+FFFE, U+FFFF): an XML body that uses it is refused */
 } iw_event;
 
 /* Parses one event from len bytes of JSON (need not be NUL-terminated). On success returns 0

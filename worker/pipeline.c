@@ -953,7 +953,12 @@ static iw_result_status lane_verdict(iw_pipeline *p, const job *j)
     return IW_RES_REJECTED;
 }
 
-/* True when j, offered to its lane, would wait there (iw_lanes_offer's IW_LANE_WAIT): behind
+/* The render is also made first for an event whose text XML 1.0 cannot carry
+ * (iw_event.xml_unsafe, noted by the parser at no cost): a version that finds its lane empty
+ * claims the ledger before its attempt renders it, and an older version arriving after the
+ * claim is stale. An XML adapter refuses such an event only where the text is in its body.
+ *
+ * True when j, offered to its lane, would wait there (iw_lanes_offer's IW_LANE_WAIT): behind
  * a version in flight, displacing the one waiting if any, and displacing any older version
  * that arrives while it waits (superseded: never sent). Its request is then made first, since
  * one that cannot be made must displace nothing: the rules a render applies beyond the
@@ -1628,7 +1633,7 @@ static void route(iw_pipeline *p, msg *m, const char *only)
          * version above it (the target would stay at the version before both) */
         char why[sizeof(j->error_msg)];
         if (iw_dispatch_validate(p->dispatch, j->tc, ev, why, sizeof(why)) != 0 ||
-            (would_wait(p, j) &&
+            ((ev->xml_unsafe || would_wait(p, j)) &&
              iw_dispatch_render_check(p->dispatch, j->tc, ev, m->traceparent, why, sizeof(why)))) {
             iw_result_status st = lane_verdict(p, j);
             if (st == IW_RES_REJECTED)

@@ -289,20 +289,23 @@ Test(faults, a_dead_target_with_a_backlog_does_not_stall_the_others, .init = up,
     }
 }
 
-/* Starts a worker, produces the n events in vals under one key, and checks what the two
- * superseding tests below expect at target: v1 and v2 (events PREFIX-v1, PREFIX-v2) applied in
- * that order, v3 refused with the one dead letter and never sent, `stale` results as given. */
+/* Starts a worker (unless `before` results came from one already), produces the n events in
+ * vals under one key, and checks what the superseding tests below expect at target: v1 and v2
+ * (events PREFIX-v1, PREFIX-v2) applied in that order, v3 refused with the one dead letter and
+ * never sent, `stale` results as given. */
 static void expect_v2_applied_v3_refused(const char *target, const char *prefix, char *key,
-                                         char **vals, size_t n, size_t stale)
+                                         char **vals, size_t n, size_t stale, size_t before)
 {
     const char *keys[4] = {key, key, key, key};
     cr_assert_leq(n, 4);
-    cr_assert_eq(
-        iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"), 0);
+    if (!before)
+        cr_assert_eq(
+            iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"),
+            0);
     cr_assert_eq(
         iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)vals, n, NULL), 0);
-    iw_results r = iw_results_read(&S, "invoice-results", n, 120000);
-    cr_assert_eq(r.n, n);
+    iw_results r = iw_results_read(&S, "invoice-results", before + n, 120000);
+    cr_assert_eq(r.n, before + n);
     cr_assert_eq(iw_results_count(&r, target, "succeeded"), 2, "v1 and v2 were sent");
     cr_assert_eq(iw_results_count(&r, target, "rejected"), 1, "v3 was refused");
     cr_assert_eq(iw_results_count(&r, target, "stale"), stale);
@@ -351,7 +354,7 @@ Test(faults, a_version_the_target_refuses_never_supersedes_an_older_one, .init =
         vals[i] = cJSON_PrintUnformatted(j);
         cJSON_Delete(j);
     }
-    expect_v2_applied_v3_refused("invoicexpress", "SUPR", key, vals, 4, 1 /* v1b */);
+    expect_v2_applied_v3_refused("invoicexpress", "SUPR", key, vals, 4, 1 /* v1b */, 0);
 }
 
 /* The same for a refusal only the render finds (a control character XML 1.0 cannot carry, in
@@ -359,15 +362,13 @@ Test(faults, a_version_the_target_refuses_never_supersedes_an_older_one, .init =
  * request made first, so v3 is refused before its lane and v2 is still sent, whether v2 came
  * before v3 (v3 would displace it) or after (v3 waiting would have superseded it). order[] holds
  * the versions in the order they are produced. */
-static void render_refused_v3(const char *inv, const int order[3])
+/* The events INV-vN for the versions in order[] (n of them), for centra_soap; version 3's
+ * store holds a control character. */
+static void render_refused_events(const char *inv, const int *order, char **vals, size_t n)
 {
-    fault("{\"target\": \"centra_soap\", \"kind\": \"latency\", \"ms\": 2000, \"count\": 1}");
-    char *vals[3], key[32], prefix[16];
-    snprintf(key, sizeof(key), "acme/%s", inv);
-    snprintf(prefix, sizeof(prefix), "%s", inv);
-    for (int i = 0; i < 3; i++) {
+    for (size_t i = 0; i < n; i++) {
         char eid[32];
-        snprintf(eid, sizeof(eid), "%s-v%d", prefix, order[i]);
+        snprintf(eid, sizeof(eid), "%s-v%d", inv, order[i]);
         vals[i] = iw_make_event(eid, "acme", inv, order[i], "centra_soap");
         if (order[i] != 3)
             continue;
@@ -381,7 +382,15 @@ static void render_refused_v3(const char *inv, const int order[3])
         cJSON_Delete(j);
         cr_assert_not_null(strstr(vals[i], "\\u0001"), "v3 carries the control character");
     }
-    expect_v2_applied_v3_refused("centra_soap", prefix, key, vals, 3, 0);
+}
+
+static void render_refused_v3(const char *inv, const int order[3])
+{
+    fault("{\"target\": \"centra_soap\", \"kind\": \"latency\", \"ms\": 2000, \"count\": 1}");
+    char *vals[3], key[32];
+    snprintf(key, sizeof(key), "acme/%s", inv);
+    render_refused_events(inv, order, vals, 3);
+    expect_v2_applied_v3_refused("centra_soap", inv, key, vals, 3, 0, 0);
 }
 
 Test(faults, a_version_its_render_refuses_never_supersedes_an_older_one, .init = up, .fini = down,
@@ -394,6 +403,31 @@ Test(faults, a_version_its_render_refuses_never_supersedes_an_older_one_after_it
      .fini = down, .timeout = 300)
 {
     render_refused_v3("RENDB", (const int[]){1, 3, 2});
+}
+
+/* And where its lane is empty: v1 applied and done, then v3 that only the render refuses, then
+ * v2. Sent to its empty lane without being rendered, v3 would claim the ledger (its claimed
+ * version 3) and be refused only at its attempt; v2 would then be stale. The parser notes text
+ * XML cannot carry (iw_event.xml_unsafe), and such a version is rendered first: refused before
+ * its lane, it claims nothing, and v2 is sent. */
+Test(faults, a_version_its_render_refuses_claims_nothing_in_an_empty_lane, .init = up, .fini = down,
+     .timeout = 300)
+{
+    char key[] = "acme/RENDC";
+    const char *keys[1] = {key};
+    cr_assert_eq(
+        iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"), 0);
+    char *v1 = iw_make_event("RENDC-v1", "acme", "RENDC", 1, "centra_soap");
+    cr_assert_eq(
+        iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)&v1, 1, NULL), 0);
+    iw_results r1 = iw_results_read(&S, "invoice-results", 1, 60000);
+    cr_assert_eq(iw_results_count(&r1, "centra_soap", "succeeded"), 1, "v1 applied first");
+    iw_results_free(&r1);
+    free(v1);
+    /* then v3 and v2, judged from the start with v1's result among them */
+    char *vals[2];
+    render_refused_events("RENDC", (const int[]){3, 2}, vals, 2);
+    expect_v2_applied_v3_refused("centra_soap", "RENDC", key, vals, 2, 0, 1);
 }
 
 /* The same with breaker.shed off: the dead target's calls wait (the others with them), none

@@ -1197,3 +1197,68 @@ Test(event, names_and_ids_with_control_or_bidi_characters_are_refused)
     cr_assert_str_eq(ev->invoice.id, "INV-\xc3\xa9t\xc3\xa9-1");
     iw_event_free(ev);
 }
+
+/* iw_event.xml_unsafe, judged by XML 1.0's Char production (section 2.2): #x9 | #xA | #xD |
+ * [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]. Every code point up to U+2FFF and the
+ * edges above, in a text field, written as a \u escape (a UTF-16 pair above U+FFFF) and, where
+ * JSON allows it raw, as its UTF-8 bytes; and the short escapes. */
+static bool xml_char(long cp)
+{
+    return cp == 0x9 || cp == 0xA || cp == 0xD || (cp >= 0x20 && cp <= 0xD7FF) ||
+           (cp >= 0xE000 && cp <= 0xFFFD) || (cp >= 0x10000 && cp <= 0x10FFFF);
+}
+
+static bool unsafe_with_store(const char *store)
+{
+    char text[512];
+    snprintf(text, sizeof(text),
+             "{\"schema\":\"invoice-event/v1\",\"event_id\":\"e1\",\"type\":\"invoice.updated\","
+             "\"tenant\":\"t\",\"version\":1,\"invoice\":{\"id\":\"I1\",\"currency\":\"EUR\","
+             "\"store\":\"a%sb\",\"lines\":[{\"name\":\"n\",\"quantity\":\"1\","
+             "\"unit_price\":\"1.00\"}]}}",
+             store);
+    iw_event *ev = parse_ok(text, strlen(text));
+    bool unsafe = ev->xml_unsafe;
+    iw_event_free(ev);
+    return unsafe;
+}
+
+Test(event, xml_unsafe_marks_every_character_xml_cannot_carry)
+{
+    static const long edges[] = {0xD7FF, 0xE000, 0xFFFD, 0xFFFE, 0xFFFF, 0x10000, 0x10FFFF};
+    size_t n_edges = sizeof(edges) / sizeof(edges[0]);
+    for (size_t k = 0; k < 0x2FFF + n_edges; k++) {
+        long cp = k < 0x2FFF ? (long)k + 1 : edges[k - 0x2FFF];
+        char esc[16], raw[8] = "";
+        if (cp > 0xFFFF) {
+            long v = cp - 0x10000;
+            snprintf(esc, sizeof(esc), "\\u%04lX\\u%04lX", 0xD800 + (v >> 10),
+                     0xDC00 + (v & 0x3FF));
+        } else {
+            snprintf(esc, sizeof(esc), "\\u%04lX", cp);
+        }
+        cr_expect_eq(unsafe_with_store(esc), !xml_char(cp), "U+%04lX escaped", cp);
+        if (cp < 0x20 || cp == '"' || cp == '\\')
+            continue; /* JSON has them escaped only */
+        unsigned char *u = (unsigned char *)raw;
+        if (cp < 0x80) {
+            u[0] = (unsigned char)cp;
+        } else if (cp < 0x800) {
+            u[0] = (unsigned char)(0xC0 | cp >> 6), u[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            u[0] = (unsigned char)(0xE0 | cp >> 12),
+            u[1] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+            u[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        } else {
+            u[0] = (unsigned char)(0xF0 | cp >> 18),
+            u[1] = (unsigned char)(0x80 | (cp >> 12 & 0x3F));
+            u[2] = (unsigned char)(0x80 | (cp >> 6 & 0x3F)),
+            u[3] = (unsigned char)(0x80 | (cp & 0x3F));
+        }
+        cr_expect_eq(unsafe_with_store(raw), !xml_char(cp), "U+%04lX raw", cp);
+    }
+    static const char *const shorts[][2] = {{"\\b", "1"}, {"\\f", "1"}, {"\\n", ""},
+                                            {"\\r", ""},  {"\\t", ""},  {"\\/", ""}};
+    for (size_t i = 0; i < sizeof(shorts) / sizeof(shorts[0]); i++)
+        cr_expect_eq(unsafe_with_store(shorts[i][0]), *shorts[i][1] != '\0', "%s", shorts[i][0]);
+}
