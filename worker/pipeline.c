@@ -953,12 +953,7 @@ static iw_result_status lane_verdict(iw_pipeline *p, const job *j)
     return IW_RES_REJECTED;
 }
 
-/* The render is also made first for an event whose text XML 1.0 cannot carry
- * (iw_event.xml_unsafe, noted by the parser at no cost): a version that finds its lane empty
- * claims the ledger before its attempt renders it, and an older version arriving after the
- * claim is stale. An XML adapter refuses such an event only where the text is in its body.
- *
- * True when j, offered to its lane, would wait there (iw_lanes_offer's IW_LANE_WAIT): behind
+/* True when j, offered to its lane, would wait there (iw_lanes_offer's IW_LANE_WAIT): behind
  * a version in flight, displacing the one waiting if any, and displacing any older version
  * that arrives while it waits (superseded: never sent). Its request is then made first, since
  * one that cannot be made must displace nothing: the rules a render applies beyond the
@@ -1630,7 +1625,11 @@ static void route(iw_pipeline *p, msg *m, const char *only)
         }
         /* refused by the target's own rules before its lane: a version that can never be sent
          * must not supersede an older one waiting there, nor raise the ledger's claimed
-         * version above it (the target would stay at the version before both) */
+         * version above it (the target would stay at the version before both). Its request is
+         * made first too where only the render could refuse it too late: a version that would
+         * wait, and an event whose text XML 1.0 cannot carry (iw_event.xml_unsafe, noted by the
+         * parser), which in an empty lane would claim the ledger before its attempt renders it,
+         * making an older version arriving after the claim stale. */
         char why[sizeof(j->error_msg)];
         if (iw_dispatch_validate(p->dispatch, j->tc, ev, why, sizeof(why)) != 0 ||
             ((ev->xml_unsafe || would_wait(p, j)) &&

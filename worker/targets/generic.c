@@ -783,9 +783,10 @@ typedef struct reply_doc {
     const iw_target_conf *tc;
 } reply_doc;
 
-/* The text at path into buf. Text too long for buf has the target's secrets and the mapping's
- * own masked while it is whole, before it is cut: a secret cut inside a field that more text
- * follows in the message would show all but its last bytes, past any later masking. */
+/* The text at path into buf. Text too long for buf has the target's secrets (the mapping's own
+ * among them: generic_secret_forms) masked while it is whole, before it is cut: a secret cut
+ * inside a field that more text follows in the message would show all but its last bytes, past
+ * any later masking. */
 static bool read_at(const iw_generic *g, const reply_doc *d, const char *path, char *buf,
                     size_t len)
 {
@@ -798,10 +799,7 @@ static bool read_at(const iw_generic *g, const reply_doc *d, const char *path, c
         return found;
     }
     char *m = iw_secrets_mask_for_target(d->tc, full, n);
-    char *mm = m && g->n_secrets ? iw_mask_secrets(m, strlen(m), g->secrets, g->n_secrets) : NULL;
-    const char *src = g->n_secrets ? mm : m;
-    iw_text_clean_copy(buf, len, src ? src : "", src ? strlen(src) : 0); /* cut at a character */
-    free(mm);
+    iw_text_clean_copy(buf, len, m ? m : "", m ? strlen(m) : 0); /* cut at a character */
     free(m);
     return found;
 }
