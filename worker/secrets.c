@@ -415,27 +415,48 @@ char *iw_secrets_mask_for_target(const iw_target_conf *tc, const char *text, siz
     return m;
 }
 
+/* The registry of the classification in progress (iw_secrets_classify): the dispatcher's, with
+ * every refreshed token. Outside one, reply text is masked with a registry made for the call. */
+static _Thread_local const iw_secrets *classifying;
+
+static bool holds_a_form(const iw_secrets *s, const char *body, size_t len)
+{
+    for (size_t k = 0; body && k < s->n; k++)
+        if (memmem(body, len, s->forms[k], strlen(s->forms[k])))
+            return true;
+    return false;
+}
+
+char *iw_secrets_reply_mask(const iw_target_conf *tc, const char *text, size_t len)
+{
+    return classifying ? iw_secrets_mask(classifying, text, len)
+                       : iw_secrets_mask_for_target(tc, text, len);
+}
+
 static char *hide_secrets(void *tc, const char *text, size_t len)
 {
-    return iw_secrets_mask_for_target(tc, text, len);
+    return iw_secrets_reply_mask(tc, text, len);
+}
+
+bool iw_secrets_reply_holds(const iw_target_conf *tc, const char *text, size_t len)
+{
+    if (classifying || !tc)
+        return classifying && holds_a_form(classifying, text, len);
+    iw_secrets *reg = iw_secrets_for_target(tc);
+    bool holds = !reg || holds_a_form(reg, text, len); /* unsure is a yes */
+    iw_secrets_free(reg);
+    return holds;
 }
 
 size_t iw_secrets_reply_text(const iw_target_conf *tc, xmlNodePtr n, char *buf, size_t len)
 {
     size_t l = iw_xml_text_hidden(n, buf, len, tc ? hide_secrets : NULL, (void *)tc);
-    if (!tc || !l)
+    /* text that fits may still hold a secret the reply wrote in a way no recorded form has (a
+     * character reference, CDATA, an escape too many): as read, it is a recorded form. Masked
+     * here, since a later cut (a %.*s) could leave its first bytes in the middle of a message. */
+    if (!tc || !l || !iw_secrets_reply_holds(tc, buf, l))
         return l;
-    /* text that fits may still hold a secret the reply wrote in a way no recorded form has
-     * (a character reference, a CDATA section): as read, it is the secret itself. Masked here,
-     * since a later cut (a %.*s) could leave its first bytes in the middle of a message. */
-    const char *raw[IW_TARGET_MAX_SECRETS];
-    size_t nr = iw_target_conf_secrets(tc, raw, IW_TARGET_MAX_SECRETS);
-    bool any = false;
-    for (size_t i = 0; i < nr && !any; i++)
-        any = memmem(buf, l, raw[i], strlen(raw[i])) != NULL;
-    if (!any)
-        return l;
-    char *m = iw_secrets_mask_for_target(tc, buf, l);
+    char *m = hide_secrets((void *)tc, buf, l);
     snprintf(buf, len, "%s", m ? m : "");
     free(m);
     iw_text_trim_cut_utf8(buf);
@@ -485,20 +506,16 @@ static char *mask_body(const iw_secrets *s, const char *body, size_t len, size_t
     return b.p ? b.p : strdup("");
 }
 
-static bool holds_a_form(const iw_secrets *s, const char *body, size_t len)
-{
-    for (size_t k = 0; body && k < s->n; k++)
-        if (memmem(body, len, s->forms[k], strlen(s->forms[k])))
-            return true;
-    return false;
-}
-
 void iw_secrets_classify(const iw_secrets *s, const iw_target_ops *ops, const iw_target_conf *tc,
                          const iw_response *resp, iw_outcome *out)
 {
+    const iw_secrets *outer = classifying;
+    classifying = s;
     iw_target_classify(ops, tc, resp, out);
-    if (out->kind == IW_OUTCOME_OK || !s || !holds_a_form(s, resp->body, resp->body_len))
+    if (out->kind == IW_OUTCOME_OK || !s || !holds_a_form(s, resp->body, resp->body_len)) {
+        classifying = outer;
         return;
+    }
     size_t n = 0;
     char *masked = mask_body(s, resp->body, resp->body_len, &n);
     iw_outcome again;
@@ -509,6 +526,7 @@ void iw_secrets_classify(const iw_secrets *s, const iw_target_ops *ops, const iw
         r.body_len = n;
         iw_target_classify(ops, tc, &r, &again);
     }
+    classifying = outer;
     /* the masked reading's text only where it says what the reply as it came says: the same
      * kind, error kind and code (both codes masked as they are published) */
     char first[sizeof(out->code)];

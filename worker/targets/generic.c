@@ -783,10 +783,11 @@ typedef struct reply_doc {
     const iw_target_conf *tc;
 } reply_doc;
 
-/* The text at path into buf. Text too long for buf has the target's secrets (the mapping's own
- * among them: generic_secret_forms) masked while it is whole, before it is cut: a secret cut
- * inside a field that more text follows in the message would show all but its last bytes, past
- * any later masking. */
+/* The text at path into buf. Text too long for buf, or holding a secret once read (an escape is
+ * no recorded form), has the target's secrets (the mapping's own among them:
+ * generic_secret_forms) masked while it is whole, before it is cut: a secret cut inside a field
+ * that more text follows in the message would show all but its last bytes, past any later
+ * masking. */
 static bool read_at(const iw_generic *g, const reply_doc *d, const char *path, char *buf,
                     size_t len)
 {
@@ -794,11 +795,11 @@ static bool read_at(const iw_generic *g, const reply_doc *d, const char *path, c
     bool found = g->reply == REPLY_JSON ? pointer_text(d->json, path, full, sizeof(full))
                                         : xpath_text(d->xml, path, full, sizeof(full));
     size_t n = strlen(full);
-    if (n < len) {
+    if (n < len && !iw_secrets_reply_holds(d->tc, full, n)) {
         memcpy(buf, full, n + 1);
         return found;
     }
-    char *m = iw_secrets_mask_for_target(d->tc, full, n);
+    char *m = iw_secrets_reply_mask(d->tc, full, n);
     iw_text_clean_copy(buf, len, m ? m : "", m ? strlen(m) : 0); /* cut at a character */
     free(m);
     return found;

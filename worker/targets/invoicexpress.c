@@ -677,12 +677,33 @@ static void set_message(const iw_target_conf *tc, long status, iw_outcome *out,
     free(esc);
 }
 
-/* True when the body is one well-formed JSON value (another API's answer, not a cut reply). */
-static bool is_json(const iw_response *resp)
+/* Whether a key or a string anywhere in j holds a secret of tc once read. */
+static bool json_holds_secret(const iw_target_conf *tc, const cJSON *j)
+{
+    for (; j; j = j->next) {
+        if ((j->string && iw_secrets_reply_holds(tc, j->string, strlen(j->string))) ||
+            (cJSON_IsString(j) && j->valuestring &&
+             iw_secrets_reply_holds(tc, j->valuestring, strlen(j->valuestring))) ||
+            json_holds_secret(tc, j->child))
+            return true;
+    }
+    return false;
+}
+
+/* True when the body is one well-formed JSON value (another API's answer, not a cut reply);
+ * detail gets its first 160 bytes as they came, or nothing when a string in it holds a secret
+ * once read (a \u escape in it is no recorded form, and the cut could split it). */
+static bool json_reply(const iw_target_conf *tc, const iw_response *resp, char *detail, size_t size)
 {
     cJSON *j = iw_json_reply_parse(resp->body, resp->body_len);
+    if (!j)
+        return false;
+    if (json_holds_secret(tc, j))
+        snprintf(detail, size, "%s", "(it quotes a secret of this target, so it is withheld)");
+    else
+        iw_text_clean_copy(detail, size, resp->body, resp->body_len < 160 ? resp->body_len : 160);
     cJSON_Delete(j);
-    return j != NULL;
+    return true;
 }
 
 /* A 2xx reply. The seed shows no success body (seed 004 lines 293-294); the API answers
@@ -737,8 +758,7 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
                  name);
         iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "unexpected-reply", "%s", "");
         set_message(tc, resp->status, out, what, detail);
-    } else if (is_json(resp)) {
-        iw_text_clean_copy(detail, sizeof(detail), resp->body, resp->body_len < 160 ? resp->body_len : 160);
+    } else if (json_reply(tc, resp, detail, sizeof(detail))) {
         iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "unexpected-reply", "%s", "");
         set_message(tc, resp->status, out, "JSON reply, not an InvoiceXpress invoice", detail);
     } else {
