@@ -304,11 +304,11 @@ def first_timestamp(brokers, topic):
 
 
 def read_results(brokers, topic, want, timeout=120):
-    """Reads topic from the start: count, last CreateTime (ms), statuses, versions by invoice."""
+    """Reads topic from the start: count, first and last CreateTime (ms), statuses."""
     c = _consumer(brokers)
     parts = list(c.list_topics(topic, timeout=10).topics[topic].partitions)
     c.assign([TopicPartition(topic, p, 0) for p in parts])
-    n, last, statuses, eof = 0, 0, {}, set()
+    n, first, last, statuses, eof = 0, None, 0, {}, set()
     end = time.monotonic() + timeout
     while time.monotonic() < end and not (n >= want and len(eof) == len(parts)):
         for m in c.consume(num_messages=10000, timeout=1):
@@ -319,13 +319,14 @@ def read_results(brokers, topic, want, timeout=120):
             eof.discard(m.partition())
             n += 1
             last = max(last, m.timestamp()[1])
+            first = m.timestamp()[1] if first is None else min(first, m.timestamp()[1])
             try:
                 st = json.loads(m.value()).get("status")
             except ValueError:
                 st = "unparsable"
             statuses[st] = statuses.get(st, 0) + 1
     c.close()
-    return {"count": n, "last_ts": last, "statuses": statuses}
+    return {"count": n, "first_ts": first, "last_ts": last, "statuses": statuses}
 
 
 def metric_sum(port, name):
@@ -514,6 +515,8 @@ class Bench:
             "max_in_flight": max_in_flight, "max_concurrency": max_concurrency or 32,
             "results": res["count"], "statuses": res["statuses"],
             "seconds": (res["last_ts"] - first) / 1000.0 if first and res["last_ts"] else None,
+            # from the first produce to the first result: start-up (fetch, connections, linger)
+            "first_result_ms": res["first_ts"] - first if first and res["first_ts"] else None,
             "wall_seconds": wall1 - wall0, "cpu_s": cpu1 - cpu0, "peak_rss_kb": hwm,
             "sim_requests": stats.get("requests", 0),
             "sim_2xx": sum(v for k, v in stats.get("by_status", {}).items() if k.startswith("2")),
@@ -545,9 +548,10 @@ class Bench:
             v for k, v in calls.items() if k in ("eval", "evalsha", "eval_ro", "evalsha_ro",
                                                   "fcall", "fcall_ro")) / n_events
         self._stop_worker(w, valgrind_out)  # the stack stays until the next run (scenario 3 reads it)
-        say("   %s events/s end to end (%.2f s), %s us CPU/event, peak RSS %s MiB, "
-            "%s calls (%s 2xx); Redis %s us CPU/event, %s commands/event" % (
-                fmt(r["events_per_s"]), r["seconds"] or 0, fmt(r["cpu_us_per_event"]),
+        say("   %s events/s end to end (%.2f s, the first result after %s ms), %s us CPU/event, "
+            "peak RSS %s MiB, %s calls (%s 2xx); Redis %s us CPU/event, %s commands/event" % (
+                fmt(r["events_per_s"]), r["seconds"] or 0, fmt(r["first_result_ms"] or 0),
+                fmt(r["cpu_us_per_event"]),
                 fmt(hwm / 1024, 1), fmt(r["sim_requests"]), fmt(r["sim_2xx"]),
                 fmt(r["redis_cpu_us_per_event"], 1), fmt(r["redis_commands_per_event"], 2)))
         self.check("%s: %d results" % (label, expect), res["count"] == expect,
