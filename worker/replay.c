@@ -412,17 +412,20 @@ static void header_text(rd_kafka_headers_t *h, const char *name, char *buf, size
         printable(buf, len, v, sz);
 }
 
-/* The event_id of a JSON value, "" when the value is not JSON or has none. */
-static void value_event_id(const rd_kafka_message_t *m, char *buf, size_t len)
+/* The event_id of a JSON value as plain text (printable), whole: "" when the value is not JSON
+ * or has none; NULL when out of memory. An id may be as long as its event allows (1,024 bytes,
+ * more in a poison event), and a cut one would match another letter's id or miss a filter. */
+static char *value_event_id(const rd_kafka_message_t *m)
 {
-    buf[0] = '\0';
-    if (!m->payload || !m->len)
-        return;
-    cJSON *j = cJSON_ParseWithLength(m->payload, m->len);
+    cJSON *j = m->payload && m->len ? cJSON_ParseWithLength(m->payload, m->len) : NULL;
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "event_id");
-    if (cJSON_IsString(id))
-        printable(buf, len, id->valuestring, strlen(id->valuestring));
+    const char *v = cJSON_IsString(id) ? id->valuestring : "";
+    size_t n = strlen(v);
+    char *buf = malloc(n + 1);
+    if (buf)
+        printable(buf, n + 1, v, n); /* never longer than what it copies */
     cJSON_Delete(j);
+    return buf;
 }
 
 static bool matches(const filters *f, const char *target, const char *kind, const char *event_id,
@@ -480,23 +483,21 @@ static int resend(replayer *r, const rd_kafka_message_t *m, rd_kafka_headers_t *
     }
 }
 
-/* Decides about one dead letter and lists or re-sends it. 0, or -1 when out of memory. */
-static int take_letter(replayer *r, const rd_kafka_message_t *m)
+/* Decides about a dead letter of target and kind with event_id (whole, "" when it has none)
+ * and lists or re-sends it. 0, or -1 when out of memory. */
+static int take_letter_of(replayer *r, const rd_kafka_message_t *m, rd_kafka_headers_t *h,
+                          const char *target, const char *kind, const char *event_id)
 {
-    r->scanned++;
-    rd_kafka_headers_t *h = NULL;
-    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        h = NULL;
-    char target[160], kind[40], error[200], event_id[160];
-    header_text(h, "x-iw-target", target, sizeof(target));
-    header_text(h, "x-iw-error-kind", kind, sizeof(kind));
-    value_event_id(m, event_id, sizeof(event_id));
     if (!matches(&r->f, target, kind, event_id, rd_kafka_message_timestamp(m, NULL)))
         return 0;
     if (*event_id) {
-        char key[330];
-        snprintf(key, sizeof(key), "%s\x1f%s", event_id, target);
+        size_t n = strlen(event_id) + strlen(target) + 2;
+        char *key = malloc(n);
+        if (!key)
+            return -1;
+        snprintf(key, n, "%s\x1f%s", event_id, target);
         int added = seen_add(&r->seen, key);
+        free(key);
         if (added < 0)
             return -1;
         if (added == 0) {
@@ -505,6 +506,7 @@ static int take_letter(replayer *r, const rd_kafka_message_t *m)
         }
     }
     r->chosen++;
+    char error[200];
     char omitted[32];
     const char *left_out = "value";
     header_text(h, "x-iw-value-omitted", omitted, sizeof(omitted));
@@ -520,8 +522,9 @@ static int take_letter(replayer *r, const rd_kafka_message_t *m)
             snprintf(error, sizeof(error), "cannot be sent: its %s (%s bytes) was left out",
                      left_out, omitted);
         erase_bar(r);
-        printf("%" PRId32 ":%-10" PRId64 " %-18s %-13s %-28s %s\n", m->partition, m->offset,
-               *target ? target : "-", *kind ? kind : "-", *event_id ? event_id : "-",
+        printf("%" PRId32 ":%-10" PRId64 " %-18s %-13s %-28.*s %s\n", m->partition, m->offset,
+               *target ? target : "-", *kind ? kind : "-",
+               *event_id ? iw_text_utf8_prec(event_id, 159) : 1, *event_id ? event_id : "-",
                *error ? error : "-");
         return 0;
     }
@@ -542,6 +545,22 @@ static int take_letter(replayer *r, const rd_kafka_message_t *m)
     }
     resend(r, m, h); /* a copy not queued is counted as not delivered */
     return 0;
+}
+
+/* Decides about one dead letter and lists or re-sends it. 0, or -1 when out of memory. */
+static int take_letter(replayer *r, const rd_kafka_message_t *m)
+{
+    r->scanned++;
+    rd_kafka_headers_t *h = NULL;
+    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        h = NULL;
+    char target[160], kind[40];
+    header_text(h, "x-iw-target", target, sizeof(target));
+    header_text(h, "x-iw-error-kind", kind, sizeof(kind));
+    char *event_id = value_event_id(m);
+    int rc = event_id ? take_letter_of(r, m, h, target, kind, event_id) : -1;
+    free(event_id);
+    return rc;
 }
 
 /* ---- reading the dead-letter topic ---- */

@@ -561,6 +561,27 @@ Test(replay, delivery_failure_exits_1_and_brokers_flag_wins, .timeout = 120)
         free(out);
     }
 
+    /* two letters whose event ids (as long as an event's may be) share their first 300 bytes:
+     * two events, not a repeat, and a filter names either one whole */
+    char long_a[340], long_b[340], val_a[400], val_b[400];
+    snprintf(long_a, sizeof(long_a), "EV-%0300d-A", 7);
+    snprintf(long_b, sizeof(long_b), "EV-%0300d-B", 7);
+    snprintf(val_a, sizeof(val_a), "{\"event_id\": \"%s\"}", long_a);
+    snprintf(val_b, sizeof(val_b), "{\"event_id\": \"%s\"}", long_b);
+    const char *long_keys[] = {"acme/C", "acme/D"}, *long_vals[] = {val_a, val_b};
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events-dlq", long_keys, long_vals, 2,
+                                  "x-iw-target=midnight"),
+                 0);
+    cr_assert_eq(
+        cli(&out, "replay -c '%s' -b '%s' --dry-run --target midnight", cfgpath, S.brokers), 0);
+    cr_assert(strstr(out, "would replay 3 of 5 dead letters (target=midnight)"), "%s", out);
+    free(out);
+    cr_assert_eq(
+        cli(&out, "replay -c '%s' -b '%s' --dry-run --event-id '%s'", cfgpath, S.brokers, long_b),
+        0);
+    cr_assert(strstr(out, "would replay 1 of 5 dead letters"), "%s", out);
+    free(out);
+
     /* the broker refuses every write from now on: exit 1, nothing claimed as replayed */
     int fd = open(fifo, O_WRONLY);
     cr_assert_geq(fd, 0);
@@ -569,12 +590,12 @@ Test(replay, delivery_failure_exits_1_and_brokers_flag_wins, .timeout = 120)
     close(fd);
     iw_sleep_ms(500);
     cr_assert_eq(cli(&out, "replay -c '%s' -b '%s'", cfgpath, S.brokers), 1);
-    cr_assert(strstr(out, "replayed 0 of 3 dead letters (no filters)"), "%s", out);
+    cr_assert(strstr(out, "replayed 0 of 5 dead letters (no filters)"), "%s", out);
     free(out);
     char epath[400];
     snprintf(epath, sizeof(epath), "%s/cli.err", dir);
     char *err = iw_read_file(epath, NULL);
-    cr_assert(err && strstr(err, "2 of 2 chosen dead letters were not delivered"), "%s",
+    cr_assert(err && strstr(err, "4 of 4 chosen dead letters were not delivered"), "%s",
               err ? err : "");
     free(err);
 
