@@ -12,10 +12,17 @@
 #include "text.h"
 #include "wbuf.h"
 
+/* Bytes in a row of a recorded form that no output may hold (the cases' `<secrets>` check). */
+#define RUN 8
+
 struct iw_secrets {
     char **forms; /* every recorded form, distinct, each non-empty */
     size_t n;     /* forms in use */
     size_t cap;   /* slots allocated */
+    /* every RUN bytes in a row of every form (as a word): an open-addressed set, 0 for a free
+     * slot (a form holds no NUL), at most half full */
+    uint64_t *runs;
+    size_t n_runs, runs_cap;
 };
 
 /* A growing string; ok turns false on the first allocation failure. */
@@ -57,6 +64,72 @@ iw_secrets *iw_secrets_new(void)
     return calloc(1, sizeof(iw_secrets));
 }
 
+static uint64_t run_at(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static size_t run_slot(uint64_t v, size_t cap)
+{
+    return (size_t)((v * 0x9E3779B97F4A7C15u) >> 32) & (cap - 1);
+}
+
+static void put_run(uint64_t *set, size_t cap, uint64_t v)
+{
+    size_t i = run_slot(v, cap);
+    while (set[i] && set[i] != v)
+        i = (i + 1) & (cap - 1);
+    set[i] = v;
+}
+
+static bool has_run(const iw_secrets *s, uint64_t v)
+{
+    for (size_t i = run_slot(v, s->runs_cap); s->runs[i]; i = (i + 1) & (s->runs_cap - 1))
+        if (s->runs[i] == v)
+            return true;
+    return false;
+}
+
+/* Records every RUN bytes in a row of form. 0 or IW_ENOMEM. */
+static int add_runs(iw_secrets *s, const char *form)
+{
+    size_t len = strlen(form);
+    for (size_t i = 0; i + RUN <= len; i++) {
+        uint64_t v = run_at(form + i);
+        if (s->runs_cap && has_run(s, v))
+            continue;
+        if ((s->n_runs + 1) * 2 > s->runs_cap) {
+            size_t cap = s->runs_cap ? s->runs_cap * 2 : 256;
+            uint64_t *set = calloc(cap, sizeof(*set));
+            if (!set)
+                return IW_ENOMEM;
+            for (size_t k = 0; k < s->runs_cap; k++)
+                if (s->runs[k])
+                    put_run(set, cap, s->runs[k]);
+            if (s->runs) {
+                memset(s->runs, 0, s->runs_cap * sizeof(*s->runs));
+                free(s->runs);
+            }
+            s->runs = set;
+            s->runs_cap = cap;
+        }
+        put_run(s->runs, s->runs_cap, v);
+        s->n_runs++;
+    }
+    return 0;
+}
+
+/* Whether text holds RUN bytes in a row of a recorded form. */
+static bool holds_a_run(const iw_secrets *s, const char *text, size_t len)
+{
+    for (size_t i = 0; s && s->n_runs && i + RUN <= len; i++)
+        if (has_run(s, run_at(text + i)))
+            return true;
+    return false;
+}
+
 /* Takes ownership of form (wiped and freed when already known). */
 static int add_form(iw_secrets *s, char *form)
 {
@@ -84,7 +157,7 @@ static int add_form(iw_secrets *s, char *form)
         s->cap = c;
     }
     s->forms[s->n++] = form;
-    return 0;
+    return add_runs(s, form);
 }
 
 static int add_sbuf(iw_secrets *s, sbuf *b)
@@ -402,6 +475,9 @@ void iw_secrets_free(iw_secrets *s)
         free(s->forms[i]);
     }
     free(s->forms);
+    if (s->runs)
+        memset(s->runs, 0, s->runs_cap * sizeof(*s->runs));
+    free(s->runs);
     free(s);
 }
 
@@ -564,4 +640,20 @@ void iw_secrets_mask_outcome(const iw_secrets *s, struct iw_outcome *o)
         iw_text_clean_copy(fields[i], sizes[i], fields[i], strlen(fields[i]));
         iw_secrets_mask_inplace(s, fields[i], sizes[i]); /* it may complete a secret's form */
     }
+    /* The last word: no field keeps RUN bytes in a row of a recorded form, however the reply
+     * wrote them (a part of a secret quoted alone, UTF-16, an escape no form has) and wherever
+     * a cut fell. Such a field is withheld whole: what is left of it could not be trusted. */
+    if (holds_a_run(s, o->message, strlen(o->message))) {
+        int status = 0;
+        bool http = sscanf(o->message, "HTTP %3d", &status) == 1 && status >= 100;
+        const char *why = "the text quotes a secret of this target, so it is withheld";
+        if (http) /* "HTTP nnn" stays */
+            snprintf(o->message + 8, sizeof(o->message) - 8, ": %s", why);
+        else
+            snprintf(o->message, sizeof(o->message), "%s", why);
+    }
+    if (holds_a_run(s, o->code, strlen(o->code)))
+        snprintf(o->code, sizeof(o->code), "%s", "withheld");
+    if (holds_a_run(s, o->target_ref, strlen(o->target_ref)))
+        o->target_ref[0] = '\0';
 }

@@ -87,7 +87,10 @@ void iw_secrets_classify(const iw_secrets *s, const struct iw_target_ops *ops,
 /* Masks every form of s's secrets in an outcome's printable fields (message, code, target_ref),
  * then makes them plain text (iw_text_clean_copy): a message may quote the event (a validation)
  * or the reply, and neither may put a secret, a control or a bidirectional formatting character
- * into results, logs, dead-letter headers or `classify`'s output. s may be NULL. */
+ * into results, logs, dead-letter headers or `classify`'s output. Then a field that still holds
+ * 8 bytes in a row of a recorded form (a part of a secret quoted alone, a form no record has
+ * once decoded: UTF-16, an escape) is withheld whole: the message keeps only its "HTTP nnn",
+ * the code becomes "withheld", the target_ref empty. s may be NULL. */
 void iw_secrets_mask_outcome(const iw_secrets *s, struct iw_outcome *o);
 
 #endif

@@ -175,3 +175,41 @@ Test(secrets, masking_equals_the_plain_rule_on_random_texts)
         free(got);
     }
 }
+
+/* Whatever masking left, an outcome field holding 8 bytes in a row of a recorded form is
+ * withheld whole, and 7 bytes are not enough: checked for the first and the last of many
+ * secrets, so that the set of runs has grown (and been rebuilt) several times. */
+Test(secrets, an_outcome_field_holding_8_bytes_of_a_secret_is_withheld)
+{
+    iw_secrets *s = iw_secrets_new();
+    char secret[64];
+    for (int i = 0; i < 200; i++) {
+        snprintf(secret, sizeof(secret), "Secret-%03d-Value-Long", i);
+        cr_assert_eq(iw_secrets_add(s, secret), 0);
+    }
+    static const char *const pieces[] = {"Secret-000-Val", "199-Value", "t-199-Va"};
+    for (size_t i = 0; i < sizeof(pieces) / sizeof(*pieces); i++) {
+        iw_outcome o;
+        memset(&o, 0, sizeof(o));
+        snprintf(o.message, sizeof(o.message), "HTTP 401: key %s... is unknown", pieces[i]);
+        snprintf(o.code, sizeof(o.code), "E.%s.x", pieces[i]); /* a cut end is masked before */
+        snprintf(o.target_ref, sizeof(o.target_ref), "%s.x", pieces[i]);
+        iw_secrets_mask_outcome(s, &o);
+        cr_assert_str_eq(o.message,
+                         "HTTP 401: the text quotes a secret of this target, so it is withheld",
+                         "%s", pieces[i]);
+        cr_assert_str_eq(o.code, "withheld", "%s", pieces[i]);
+        cr_assert_str_eq(o.target_ref, "", "%s", pieces[i]);
+    }
+    iw_outcome o;
+    memset(&o, 0, sizeof(o));
+    snprintf(o.message, sizeof(o.message), "%s", "no run: ecret-0 and -Value- and Secret- here");
+    snprintf(o.code, sizeof(o.code), "%s", "Value-Lo");
+    iw_secrets_mask_outcome(s, &o);
+    cr_assert_str_eq(o.message, "no run: ecret-0 and -Value- and Secret- here");
+    cr_assert_str_eq(o.code, "withheld", "\"Value-Lo\" is 8 bytes of every one of them");
+    snprintf(o.message, sizeof(o.message), "%s", "quoted alone: ret-150-");
+    iw_secrets_mask_outcome(s, &o);
+    cr_assert_str_eq(o.message, "the text quotes a secret of this target, so it is withheld");
+    iw_secrets_free(s);
+}
