@@ -208,11 +208,6 @@ xmlNodePtr iw_xml_find(xmlNodePtr n, const char *name)
 
 size_t iw_xml_text(xmlNodePtr n, char *buf, size_t len)
 {
-    return iw_xml_text_hidden(n, buf, len, NULL, NULL);
-}
-
-size_t iw_xml_text_hidden(xmlNodePtr n, char *buf, size_t len, iw_xml_hide_fn hide, void *arg)
-{
     if (len == 0)
         return 0;
     buf[0] = '\0';
@@ -230,16 +225,6 @@ size_t iw_xml_text_hidden(xmlNodePtr n, char *buf, size_t len, iw_xml_hide_fn hi
     size_t l = strlen(s);
     while (l > 0 && (s[l - 1] == ' ' || s[l - 1] == '\t' || s[l - 1] == '\r' || s[l - 1] == '\n'))
         l--;
-    char *hidden = NULL;
-    if (l >= len && hide) {
-        /* about to be cut: hide what must not show while it is still whole */
-        if (!(hidden = hide(arg, s, l))) {
-            l = 0;
-        } else {
-            s = hidden;
-            l = strlen(hidden);
-        }
-    }
     if (l >= len) {
         l = len - 1;
         while (l > 0 && ((unsigned char)s[l] & 0xC0) == 0x80)
@@ -247,7 +232,6 @@ size_t iw_xml_text_hidden(xmlNodePtr n, char *buf, size_t len, iw_xml_hide_fn hi
     }
     memcpy(buf, s, l);
     buf[l] = '\0';
-    free(hidden);
     if (!in_place)
         xmlFree(t);
     return l;

@@ -19,14 +19,4 @@ xmlNodePtr iw_xml_find(xmlNodePtr n, const char *name);
  * length copied (truncated to fit). n may be NULL ("" is written). */
 size_t iw_xml_text(xmlNodePtr n, char *buf, size_t len);
 
-/* Returns a malloc'd copy of text[0, len) with what must not be shown replaced, or NULL when
- * it cannot (the text is then withheld). */
-typedef char *(*iw_xml_hide_fn)(void *arg, const char *text, size_t len);
-
-/* iw_xml_text for text that may end up in a message: when the text is too long for buf, hide
- * (with arg) sees it whole before it is cut, so a secret in it is replaced rather than cut
- * into a prefix that no later masking can recognise. Text that fits is copied as it is (a
- * secret whole in a message is masked there). */
-size_t iw_xml_text_hidden(xmlNodePtr n, char *buf, size_t len, iw_xml_hide_fn hide, void *arg);
-
 #endif

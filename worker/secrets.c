@@ -492,7 +492,7 @@ char *iw_secrets_mask_for_target(const iw_target_conf *tc, const char *text, siz
 }
 
 /* The registry of the classification in progress (iw_secrets_classify): the dispatcher's, with
- * every refreshed token. Outside one, reply text is masked with a registry made for the call. */
+ * every refreshed token. Outside one, iw_secrets_reply_holds makes one for the call. */
 static _Thread_local const iw_secrets *classifying;
 
 static bool holds_a_form(const iw_secrets *s, const char *body, size_t len)
@@ -503,17 +503,6 @@ static bool holds_a_form(const iw_secrets *s, const char *body, size_t len)
     return false;
 }
 
-char *iw_secrets_reply_mask(const iw_target_conf *tc, const char *text, size_t len)
-{
-    return classifying ? iw_secrets_mask(classifying, text, len)
-                       : iw_secrets_mask_for_target(tc, text, len);
-}
-
-static char *hide_secrets(void *tc, const char *text, size_t len)
-{
-    return iw_secrets_reply_mask(tc, text, len);
-}
-
 bool iw_secrets_reply_holds(const iw_target_conf *tc, const char *text, size_t len)
 {
     if (classifying || !tc)
@@ -522,21 +511,6 @@ bool iw_secrets_reply_holds(const iw_target_conf *tc, const char *text, size_t l
     bool holds = !reg || holds_a_form(reg, text, len); /* unsure is a yes */
     iw_secrets_free(reg);
     return holds;
-}
-
-size_t iw_secrets_reply_text(const iw_target_conf *tc, xmlNodePtr n, char *buf, size_t len)
-{
-    size_t l = iw_xml_text_hidden(n, buf, len, tc ? hide_secrets : NULL, (void *)tc);
-    /* text that fits may still hold a secret the reply wrote in a way no recorded form has (a
-     * character reference, CDATA, an escape too many): as read, it is a recorded form. Masked
-     * here, since a later cut (a %.*s) could leave its first bytes in the middle of a message. */
-    if (!tc || !l || !iw_secrets_reply_holds(tc, buf, l))
-        return l;
-    char *m = hide_secrets((void *)tc, buf, l);
-    snprintf(buf, len, "%s", m ? m : "");
-    free(m);
-    iw_text_trim_cut_utf8(buf);
-    return strlen(buf);
 }
 
 /* body (len bytes, NULs allowed) with every recorded form replaced by ***, the earliest match

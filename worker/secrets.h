@@ -58,20 +58,10 @@ void iw_secrets_free(iw_secrets *s);
  * NULL when out of memory. */
 char *iw_secrets_mask_for_target(const iw_target_conf *tc, const char *text, size_t len);
 
-/* iw_xml_text for the text of a reply that goes into a message, a code or a target_ref: text
- * too long for buf has every form of tc's secrets masked while it is whole, before it is cut,
- * and so does text that holds one once read (iw_secrets_reply_holds).
- * A secret cut inside a field that more text follows in the message would otherwise show all
- * but its last bytes, and no masking of the message could tell them from other text. */
-size_t iw_secrets_reply_text(const iw_target_conf *tc, xmlNodePtr n, char *buf, size_t len);
-
 /* Whether reply text (len bytes, as read) holds a form of a secret of tc: of the registry of the
  * classification in progress (iw_secrets_classify), else of tc's (made for this call; true when
- * that runs out of memory). For text quoted in a message that a later cut could split. */
+ * that runs out of memory). For reply text a message would quote as it came, undecoded. */
 bool iw_secrets_reply_holds(const iw_target_conf *tc, const char *text, size_t len);
-
-/* iw_secrets_mask with the registry iw_secrets_reply_holds looks in. NULL when out of memory. */
-char *iw_secrets_reply_mask(const iw_target_conf *tc, const char *text, size_t len);
 
 /* Classifies resp for tc's adapter (iw_target_classify). When the outcome is not OK and the
  * reply holds a form of s's secrets, its message and code come from the reply read again with

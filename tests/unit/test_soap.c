@@ -178,7 +178,7 @@ Test(soap, envelope_without_header)
 
 static int read_reply(const char *text, iw_soap_reply *rep)
 {
-    return iw_soap_reply_read(NULL, text, text ? strlen(text) : 0, rep);
+    return iw_soap_reply_read(text, text ? strlen(text) : 0, rep);
 }
 
 #define ENV11(body)                                                                                \
@@ -317,7 +317,7 @@ static bool classify_text(long status, const char *body, const char *retry_after
     iw_header h = {"Retry-After", (char *)retry_after};
     iw_response resp = iw_t_reply(status, body, retry_after ? &h : NULL, 1700000000000);
     iw_soap_reply rep;
-    iw_soap_reply_read(tc, resp.body, resp.body_len, &rep);
+    iw_soap_reply_read(resp.body, resp.body_len, &rep);
     bool final = iw_soap_classify_common(tc, &resp, &rep, out);
     iw_soap_reply_free(&rep);
     return final;

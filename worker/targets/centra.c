@@ -336,7 +336,7 @@ static void collect_messages(const iw_target_conf *tc, xmlNodePtr n, char *buf, 
             continue;
         if (strcmp((const char *)n->name, "message") == 0) {
             char t[200];
-            if (iw_secrets_reply_text(tc, n, t, sizeof(t)) == 0)
+            if (iw_xml_text(n, t, sizeof(t)) == 0)
                 continue;
             size_t l = strlen(buf);
             snprintf(buf + l, len - l, "%s%s", l ? "; " : "", t);
@@ -424,13 +424,12 @@ static void judge_centra_soap(const iw_target_conf *tc, const iw_response *resp,
     xmlNodePtr errors = iw_xml_find(result->children, "errors");
     char msg[200] = "", code[64] = "";
     collect_messages(tc, errors ? errors->children : result->children, msg, sizeof(msg));
-    iw_secrets_reply_text(tc, iw_xml_find(errors ? errors->children : NULL, "code"), code,
-                          sizeof(code));
+    iw_xml_text(iw_xml_find(errors ? errors->children : NULL, "code"), code, sizeof(code));
     const char *dflt = success && is_false(success) ? "success=false"
                        : errors || *msg             ? "errors"
                                                     : "unexpected-result";
     if (!*msg)
-        iw_secrets_reply_text(tc, result, msg, sizeof(msg));
+        iw_xml_text(result, msg, sizeof(msg));
     iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, *code ? code : dflt,
                    "centra refused the invoice: %s",
                    *msg ? msg : "(a result that is not the empty success result)");
@@ -452,7 +451,7 @@ static void judge_navision(const iw_target_conf *tc, const iw_response *resp,
         return;
     }
     char text[200];
-    iw_secrets_reply_text(tc, r, text, sizeof(text));
+    iw_xml_text(r, text, sizeof(text));
     if (strcasecmp(text, "OK") == 0) {
         iw_outcome_set(out, IW_OUTCOME_OK, IW_ERR_NONE, "200", "HTTP %ld, OK", resp->status);
         return;
@@ -466,7 +465,7 @@ static void centra_classify(bool soap, const iw_target_conf *tc, const iw_respon
                             iw_outcome *out)
 {
     iw_soap_reply rep;
-    iw_soap_reply_read(tc, resp->body, resp->body_len, &rep);
+    iw_soap_reply_read(resp->body, resp->body_len, &rep);
     /* Faults are classified by code alone: seed 000 documents no fault texts. */
     if (!iw_soap_classify_common(tc, resp, &rep, out)) {
         if (soap)

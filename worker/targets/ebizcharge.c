@@ -8,7 +8,6 @@
 #include "ebizcharge.h"
 #include "log.h"
 #include "mapping.h"
-#include "secrets.h"
 #include "soap.h"
 #include "status.h"
 
@@ -414,15 +413,15 @@ static void judge_ebiz(const iw_target_conf *tc, const iw_response *resp, const 
         return;
     }
     char st[32], sc[32], err[200], ec[48];
-    iw_secrets_reply_text(tc, status, st, sizeof(st));
-    iw_secrets_reply_text(tc, iw_soap_child(res, "StatusCode"), sc, sizeof(sc));
-    iw_secrets_reply_text(tc, iw_soap_child(res, "Error"), err, sizeof(err));
-    iw_secrets_reply_text(tc, iw_soap_child(res, "ErrorCode"), ec, sizeof(ec));
+    iw_xml_text(status, st, sizeof(st));
+    iw_xml_text(iw_soap_child(res, "StatusCode"), sc, sizeof(sc));
+    iw_xml_text(iw_soap_child(res, "Error"), err, sizeof(err));
+    iw_xml_text(iw_soap_child(res, "ErrorCode"), ec, sizeof(ec));
     if (strcasecmp(st, "Success") == 0 && strcmp(sc, "1") == 0) {
         iw_outcome_set(out, IW_OUTCOME_OK, IW_ERR_NONE, "1", "HTTP %ld, Status Success",
                        resp->status);
-        iw_secrets_reply_text(tc, iw_soap_child(res, "InvoiceInternalId"), out->target_ref,
-                              sizeof(out->target_ref));
+        iw_xml_text(iw_soap_child(res, "InvoiceInternalId"), out->target_ref,
+                    sizeof(out->target_ref));
         return;
     }
     if (strcasecmp(st, "Error") == 0)
@@ -440,7 +439,7 @@ static void judge_ebiz(const iw_target_conf *tc, const iw_response *resp, const 
 static void ebiz_classify(const iw_target_conf *tc, const iw_response *resp, iw_outcome *out)
 {
     iw_soap_reply rep;
-    iw_soap_reply_read(tc, resp->body, resp->body_len, &rep);
+    iw_soap_reply_read(resp->body, resp->body_len, &rep);
     if (!iw_soap_classify_common(tc, resp, &rep, out))
         judge_ebiz(tc, resp, &rep, out);
     iw_soap_reply_free(&rep);

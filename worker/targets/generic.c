@@ -780,29 +780,16 @@ static bool pointer_text(const cJSON *root, const char *ptr, char *buf, size_t l
 typedef struct reply_doc {
     xmlDocPtr xml;
     cJSON *json;
-    const iw_target_conf *tc;
 } reply_doc;
 
-/* The text at path into buf. Text too long for buf, or holding a secret once read (an escape is
- * no recorded form), has the target's secrets (the mapping's own among them:
- * generic_secret_forms) masked while it is whole, before it is cut: a secret cut inside a field
- * that more text follows in the message would show all but its last bytes, past any later
- * masking. */
+/* The text at path into buf, as the reply has it (cut to fit): the
+ * outcome is decided on it, and what is published is masked afterwards
+ * (iw_secrets_mask_outcome). */
 static bool read_at(const iw_generic *g, const reply_doc *d, const char *path, char *buf,
                     size_t len)
 {
-    char full[4096];
-    bool found = g->reply == REPLY_JSON ? pointer_text(d->json, path, full, sizeof(full))
-                                        : xpath_text(d->xml, path, full, sizeof(full));
-    size_t n = strlen(full);
-    if (n < len && !iw_secrets_reply_holds(d->tc, full, n)) {
-        memcpy(buf, full, n + 1);
-        return found;
-    }
-    char *m = iw_secrets_reply_mask(d->tc, full, n);
-    iw_text_clean_copy(buf, len, m ? m : "", m ? strlen(m) : 0); /* cut at a character */
-    free(m);
-    return found;
+    return g->reply == REPLY_JSON ? pointer_text(d->json, path, buf, len)
+                                  : xpath_text(d->xml, path, buf, len);
 }
 
 static bool in_statuses(const long *list, size_t n, long st)
@@ -900,7 +887,7 @@ static void generic_classify(const iw_target_conf *tc, const iw_response *resp, 
         iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_VALIDATION, "mapping", "%s", err);
         return;
     }
-    reply_doc d = {NULL, NULL, tc};
+    reply_doc d = {NULL, NULL};
     iw_soap_reply rep;
     memset(&rep, 0, sizeof(rep));
     memset(out, 0, sizeof(*out));
@@ -909,7 +896,7 @@ static void generic_classify(const iw_target_conf *tc, const iw_response *resp, 
                               ? in_statuses(g->success_status, g->n_success_status, resp->status)
                               : resp->status >= 200 && resp->status < 300;
     if (g->reply == REPLY_SOAP) {
-        iw_soap_reply_read(tc, resp->body, resp->body_len, &rep);
+        iw_soap_reply_read(resp->body, resp->body_len, &rep);
         d.xml = rep.doc;
         if (iw_soap_classify_common(tc, resp, &rep, out))
             goto done;

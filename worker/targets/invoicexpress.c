@@ -595,7 +595,7 @@ static int errors_of(const iw_target_conf *tc, xmlNodePtr root, char *buf, size_
     for (xmlNodePtr c = root->children; c; c = c->next) {
         if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "error") != 0)
             continue;
-        iw_secrets_reply_text(tc, c, one, sizeof(one));
+        iw_xml_text(c, one, sizeof(one));
         if (strcasestr(one, "settled"))
             *settled = true;
         if (used + 1 < len)
@@ -752,7 +752,7 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
         set_message(tc, resp->status, out,
                     "XHTML page instead of an API reply; update not confirmed", "");
     } else if (root) {
-        iw_secrets_reply_text(tc, root, detail, sizeof(detail));
+        iw_xml_text(root, detail, sizeof(detail));
         char what[96];
         snprintf(what, sizeof(what), "unexpected <%.40s> reply, not an InvoiceXpress invoice",
                  name);

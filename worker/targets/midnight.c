@@ -382,7 +382,7 @@ static void error_text(const iw_target_conf *tc, const iw_response *resp, char *
             xmlNodePtr root = xmlDocGetRootElement(doc);
             xmlNodePtr m = iw_xml_find(root, "Message");
             char tmp[512];
-            iw_secrets_reply_text(tc, m ? m : root, tmp, sizeof(tmp));
+            iw_xml_text(m ? m : root, tmp, sizeof(tmp));
             xmlFreeDoc(doc);
             iw_text_clean_copy(buf, len, tmp, strlen(tmp));
             return;

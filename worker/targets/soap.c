@@ -7,7 +7,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "secrets.h"
 #include "status.h"
 #include "text.h"
 
@@ -155,7 +154,7 @@ static iw_soap_fault_code fault_code_of(const char *text, const char *subcode)
     return s2 != IW_SOAP_FAULT_OTHER ? s2 : c;
 }
 
-static void read_fault(const iw_target_conf *tc, xmlNodePtr fault, iw_soap_reply *rep)
+static void read_fault(xmlNodePtr fault, iw_soap_reply *rep)
 {
     xmlNodePtr code = iw_soap_child(fault, "faultcode");
     xmlNodePtr text = iw_soap_child(fault, "faultstring");
@@ -163,20 +162,19 @@ static void read_fault(const iw_target_conf *tc, xmlNodePtr fault, iw_soap_reply
     if (!code) { /* SOAP 1.2: Code/Value (+ Subcode/Value), Reason/Text */
         xmlNodePtr c = iw_soap_child(fault, "Code");
         code = iw_soap_child(c, "Value");
-        iw_secrets_reply_text(tc, iw_soap_child(iw_soap_child(c, "Subcode"), "Value"), sub,
-                              sizeof(sub));
+        iw_xml_text(iw_soap_child(iw_soap_child(c, "Subcode"), "Value"), sub, sizeof(sub));
         text = iw_soap_child(iw_soap_child(fault, "Reason"), "Text");
     }
     char value[64];
-    iw_secrets_reply_text(tc, code, value, sizeof(value));
+    iw_xml_text(code, value, sizeof(value));
     rep->fault = fault_code_of(value, sub);
     snprintf(rep->faultcode, sizeof(rep->faultcode), "%s%s%.*s", value, *sub ? "/" : "",
              iw_text_utf8_prec(sub, 40), sub);
     iw_text_trim_cut_utf8(rep->faultcode);
-    iw_secrets_reply_text(tc, text, rep->faultstring, sizeof(rep->faultstring));
+    iw_xml_text(text, rep->faultstring, sizeof(rep->faultstring));
 }
 
-int iw_soap_reply_read(const iw_target_conf *tc, const char *body, size_t len, iw_soap_reply *rep)
+int iw_soap_reply_read(const char *body, size_t len, iw_soap_reply *rep)
 {
     memset(rep, 0, sizeof(*rep));
     char err[128];
@@ -199,7 +197,7 @@ int iw_soap_reply_read(const iw_target_conf *tc, const char *body, size_t len, i
     }
     xmlNodePtr fault = iw_soap_child(rep->body, "Fault");
     if (fault && is_soap_ns(fault))
-        read_fault(tc, fault, rep);
+        read_fault(fault, rep);
     return 0;
 }
 

@@ -58,10 +58,10 @@ typedef struct iw_soap_reply {
 } iw_soap_reply;
 
 /* Reads a reply body. Returns 0 when it is a SOAP 1.1 or 1.2 envelope with a Body (rep->body
- * set, Fault read); IW_EINVAL otherwise, with the reason in rep->error. A Fault's code or text
- * too long for rep has tc's secrets masked before it is cut (iw_secrets_reply_text). Free with
- * iw_soap_reply_free in both cases. */
-int iw_soap_reply_read(const iw_target_conf *tc, const char *body, size_t len, iw_soap_reply *rep);
+ * set, Fault read); IW_EINVAL otherwise, with the reason in rep->error. Its text is the reply's
+ * as it came: what is published is masked after the outcome is decided
+ * (iw_secrets_mask_outcome). Free with iw_soap_reply_free in both cases. */
+int iw_soap_reply_read(const char *body, size_t len, iw_soap_reply *rep);
 
 /* Frees what a reply holds; safe on a zeroed or failed one. */
 void iw_soap_reply_free(iw_soap_reply *rep);
