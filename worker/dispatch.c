@@ -132,6 +132,9 @@ struct tstate {
     xfer *refresh;       /* the token refresh in flight, NULL when none */
     xfer *spare;         /* finished transfers of this target, kept for reuse */
     iw_secrets *secrets; /* every wire form of tc's secrets and of each refreshed token */
+    /* retries waiting in ready behind the breaker or the rate limit: when they were last
+     * looked at for retry.max_elapsed_s (expire_waiting), and the earliest end then ahead */
+    int64_t swept_at, next_expiry;
 };
 
 struct iw_dispatch {
@@ -780,6 +783,55 @@ static void start_attempt(iw_dispatch *d, call *c, int64_t now)
     }
 }
 
+static void retry_or_exhaust(iw_dispatch *d, call *c, const iw_outcome *out, int64_t now);
+
+/* How often, at most, the retries waiting behind a blocked target are looked at; so a waiting
+ * retry ends within this much of its retry.max_elapsed_s. */
+#define EXPIRY_SWEEP_MS 1000
+
+/* Ends, exhausted, every retry waiting in t's ready queue (behind its breaker or rate limit)
+ * whose retry.max_elapsed_s has passed since its first attempt: the limit holds while a call
+ * waits, not only when an attempt ends, or a breaker letting one probe through per open_s
+ * would hold the last of many waiting calls (and its partition's commits) for many times the
+ * limit. A call not yet attempted has no such limit (shedding bounds it). Sets t->next_expiry
+ * to the earliest end still ahead. */
+static void expire_waiting(iw_dispatch *d, tstate *t, int64_t now)
+{
+    int64_t limit = t->tc->retry.max_elapsed_ms;
+    t->swept_at = now;
+    t->next_expiry = INT64_MAX;
+    if (limit <= 0)
+        return;
+    callq ended = {NULL, NULL};
+    call *prev = NULL;
+    for (call *c = t->ready.head, *next; c; c = next) {
+        next = c->next;
+        int64_t end = c->res.attempts >= 1 ? c->first_mono + limit : INT64_MAX;
+        if (end > now) {
+            if (end < t->next_expiry)
+                t->next_expiry = end;
+            prev = c;
+            continue;
+        }
+        if (prev)
+            prev->next = next;
+        else
+            t->ready.head = next;
+        if (t->ready.tail == c)
+            t->ready.tail = prev;
+        q_push(&ended, c);
+    }
+    call *c;
+    while ((c = q_pop(&ended))) {
+        iw_outcome last = c->res.outcome; /* the attempt that failed last */
+        size_t n = strlen(last.message);
+        snprintf(last.message + n, sizeof(last.message) - n, "%s",
+                 "; then held back by the target's circuit breaker or rate limit until "
+                 "retry.max_elapsed_s passed");
+        retry_or_exhaust(d, c, &last, now); /* past its limit: it ends */
+    }
+}
+
 /* Starts every ready call its target lets go now. */
 static void start_ready(iw_dispatch *d, int64_t now)
 {
@@ -788,8 +840,11 @@ static void start_ready(iw_dispatch *d, int64_t now)
         if (t->refresh)
             continue; /* its calls wait for the new token */
         while (t->ready.head && t->running < max_conc(t)) {
-            if (!iw_breaker_allow(&t->br, now) || iw_ratelimit_wait_ms(&t->rl, now) > 0)
+            if (!iw_breaker_allow(&t->br, now) || iw_ratelimit_wait_ms(&t->rl, now) > 0) {
+                if (now >= t->next_expiry || now - t->swept_at >= EXPIRY_SWEEP_MS)
+                    expire_waiting(d, t, now);
                 break;
+            }
             start_attempt(d, q_pop(&t->ready), now);
         }
     }
@@ -1066,6 +1121,13 @@ static int64_t next_due(const iw_dispatch *d, int64_t now)
         int64_t tw = b > r ? b : r;
         if (tw < 1)
             tw = 1; /* it could not start a moment ago: never spin */
+        /* and a waiting retry's retry.max_elapsed_s (expire_waiting), looked at again at least
+         * every EXPIRY_SWEEP_MS for the retries that joined since */
+        int64_t sweep = t->next_expiry < t->swept_at + EXPIRY_SWEEP_MS
+                            ? t->next_expiry
+                            : t->swept_at + EXPIRY_SWEEP_MS;
+        if (sweep - now < tw)
+            tw = sweep - now < 1 ? 1 : sweep - now;
         if (due < 0 || now + tw < due)
             due = now + tw;
     }

@@ -1072,6 +1072,46 @@ Test(dispatch, breaker_opens_waits_and_probes_once)
     iw_dispatch_free(d);
 }
 
+/* A retry waiting behind an open breaker ends, exhausted, once retry.max_elapsed_s has passed
+ * since its first attempt, while it waits: the breaker lets one probe through per open_s, so
+ * judged only when an attempt ends, the last of many waiting calls (and its partition's
+ * commits) would wait many times the limit. Judged by what the server received: nothing after
+ * the breaker opened, since every call's limit (1 s) passes before the first probe (4 s). */
+Test(dispatch, a_retry_waiting_behind_an_open_breaker_ends_at_max_elapsed)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].max_concurrency = 4;
+    tconf[0].breaker_failures = 3;
+    tconf[0].breaker_open_ms = 4000;
+    tconf[0].retry.max_attempts = 100;
+    tconf[0].retry.max_elapsed_ms = 1000;
+    tconf[0].retry.base_ms = 20;
+    tconf[0].retry.max_delay_ms = 50;
+    config_init(1);
+    srv_default(server, (step){503, NULL, 0});
+    iw_dispatch *d = engine();
+    for (int i = 0; i < 6; i++)
+        submit(d, &fake_ops, 0, i);
+    long long start = iw_now_ms();
+    iw_dispatch_stats st = iw_dispatch_target_stats(d, "t1");
+    while (!(st.breaker_open && st.in_flight == 0) && iw_now_ms() - start < 20000) {
+        cr_assert_eq(iw_dispatch_run(d, 20, -1), 0);
+        st = iw_dispatch_target_stats(d, "t1");
+    }
+    cr_assert(st.breaker_open);
+    int n1 = srv_count(server);
+    drain(d);
+    cr_assert_eq(srv_count(server), n1, "%d requests after the breaker opened",
+                 srv_count(server) - n1);
+    for (int i = 0; i < 6; i++) {
+        const iw_call_result *r = &slots[i].res;
+        cr_assert_eq(r->outcome.error_kind, IW_ERR_EXHAUSTED, "call %d: %s", i, r->outcome.message);
+        cr_assert(strstr(r->outcome.message, "held back by the target's circuit breaker"),
+                  "call %d: %s", i, r->outcome.message);
+    }
+    iw_dispatch_free(d);
+}
+
 /* iw_dispatch_shed ends the calls waiting at a target whose breaker is open (queued or backing
  * off) and has been down for breaker.shed_after_s as unavailable, and nothing else: not before
  * that time, not the calls of a target whose breaker is closed, not a call on the wire, not a
