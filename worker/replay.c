@@ -412,6 +412,42 @@ static void header_text(rd_kafka_headers_t *h, const char *name, char *buf, size
         printable(buf, len, v, sz);
 }
 
+/* The value of header name, whole, as plain text (printable): "" when absent; NULL when out of
+ * memory. */
+static char *header_whole(rd_kafka_headers_t *h, const char *name)
+{
+    const void *v = NULL;
+    size_t sz = 0;
+    if (!h || rd_kafka_header_get_last(h, name, &v, &sz) != RD_KAFKA_RESP_ERR_NO_ERROR || !v)
+        sz = 0;
+    char *buf = malloc(sz + 1);
+    if (buf)
+        printable(buf, sz + 1, sz ? v : "", sz); /* never longer than what it copies */
+    return buf;
+}
+
+/* What tells one dead letter's (event, target) from another's, for skipping repeats: its
+ * event_id, or for a letter without one (a poison message: not JSON, a tombstone) the input
+ * message it came from; "" when it has neither. NULL when out of memory. */
+static char *letter_identity(rd_kafka_headers_t *h, const char *event_id, const char *target)
+{
+    char topic[260], part[16], off[32];
+    header_text(h, "x-iw-source-topic", topic, sizeof(topic));
+    header_text(h, "x-iw-source-partition", part, sizeof(part));
+    header_text(h, "x-iw-source-offset", off, sizeof(off));
+    size_t n = strlen(event_id) + strlen(target) + strlen(topic) + 64;
+    char *key = malloc(n);
+    if (!key)
+        return NULL;
+    if (*event_id)
+        snprintf(key, n, "e\x1f%s\x1f%s", event_id, target);
+    else if (*topic && *part && *off)
+        snprintf(key, n, "s\x1f%s\x1f%s\x1f%s\x1f%s", topic, part, off, target);
+    else
+        key[0] = '\0';
+    return key;
+}
+
 /* The event_id of a JSON value as plain text (printable), whole: "" when the value is not JSON
  * or has none; NULL when out of memory. An id may be as long as its event allows (1,024 bytes,
  * more in a poison event), and a cut one would match another letter's id or miss a filter. */
@@ -490,20 +526,16 @@ static int take_letter_of(replayer *r, const rd_kafka_message_t *m, rd_kafka_hea
 {
     if (!matches(&r->f, target, kind, event_id, rd_kafka_message_timestamp(m, NULL)))
         return 0;
-    if (*event_id) {
-        size_t n = strlen(event_id) + strlen(target) + 2;
-        char *key = malloc(n);
-        if (!key)
-            return -1;
-        snprintf(key, n, "%s\x1f%s", event_id, target);
-        int added = seen_add(&r->seen, key);
-        free(key);
-        if (added < 0)
-            return -1;
-        if (added == 0) {
-            r->repeats++;
-            return 0;
-        }
+    char *key = letter_identity(h, event_id, target);
+    if (!key)
+        return -1;
+    int added = *key ? seen_add(&r->seen, key) : 1;
+    free(key);
+    if (added < 0)
+        return -1;
+    if (added == 0) {
+        r->repeats++;
+        return 0;
     }
     r->chosen++;
     char error[200];
@@ -554,11 +586,11 @@ static int take_letter(replayer *r, const rd_kafka_message_t *m)
     rd_kafka_headers_t *h = NULL;
     if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
         h = NULL;
-    char target[160], kind[40];
-    header_text(h, "x-iw-target", target, sizeof(target));
+    char kind[40];
     header_text(h, "x-iw-error-kind", kind, sizeof(kind));
-    char *event_id = value_event_id(m);
-    int rc = event_id ? take_letter_of(r, m, h, target, kind, event_id) : -1;
+    char *target = header_whole(h, "x-iw-target"), *event_id = value_event_id(m);
+    int rc = target && event_id ? take_letter_of(r, m, h, target, kind, event_id) : -1;
+    free(target);
     free(event_id);
     return rc;
 }

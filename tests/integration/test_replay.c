@@ -582,6 +582,37 @@ Test(replay, delivery_failure_exits_1_and_brokers_flag_wins, .timeout = 120)
     cr_assert(strstr(out, "would replay 1 of 5 dead letters"), "%s", out);
     free(out);
 
+    /* a poison message delivered three times left three letters with no event_id (not JSON)
+     * and the same input message: one is replayed, the others are repeats; another input
+     * message's letter is not. Two unknown target names of 201 bytes that share their first
+     * 200 are two targets, and --target names either one whole. */
+    const char *poison_keys[] = {"acme/E", "acme/E", "acme/E", "acme/E"};
+    const char *poison_vals[] = {"not json", "not json", "not json", "not json either"};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events-dlq", poison_keys + i,
+                                      poison_vals + i, 1,
+                                      i < 3 ? "x-iw-source-topic=invoice-events\n"
+                                              "x-iw-source-partition=1\nx-iw-source-offset=42"
+                                            : "x-iw-source-topic=invoice-events\n"
+                                              "x-iw-source-partition=1\nx-iw-source-offset=43"),
+                     0);
+    char wide_a[260], wide_b[260];
+    snprintf(wide_a, sizeof(wide_a), "x-iw-target=%0200dA", 0);
+    snprintf(wide_b, sizeof(wide_b), "x-iw-target=%0200dB", 0);
+    const char *ev_c[] = {"{\"event_id\": \"EV-C\"}"};
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events-dlq", long_keys, ev_c, 1, wide_a), 0);
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events-dlq", long_keys, ev_c, 1, wide_b), 0);
+    cr_assert_eq(cli(&out, "replay -c '%s' -b '%s' --dry-run", cfgpath, S.brokers), 0);
+    /* EV-A/midnight once, EV-B, the two long ids, two of the four poison letters, EV-C twice */
+    cr_assert(strstr(out, "would replay 8 of 11 dead letters (no filters)"), "%s", out);
+    cr_assert(strstr(out, "skipped 3 repeats"), "%s", out);
+    free(out);
+    cr_assert_eq(cli(&out, "replay -c '%s' -b '%s' --dry-run --target %s", cfgpath, S.brokers,
+                     wide_b + strlen("x-iw-target=")),
+                 0);
+    cr_assert(strstr(out, "would replay 1 of 11 dead letters"), "%s", out);
+    free(out);
+
     /* the broker refuses every write from now on: exit 1, nothing claimed as replayed */
     int fd = open(fifo, O_WRONLY);
     cr_assert_geq(fd, 0);
@@ -590,12 +621,12 @@ Test(replay, delivery_failure_exits_1_and_brokers_flag_wins, .timeout = 120)
     close(fd);
     iw_sleep_ms(500);
     cr_assert_eq(cli(&out, "replay -c '%s' -b '%s'", cfgpath, S.brokers), 1);
-    cr_assert(strstr(out, "replayed 0 of 5 dead letters (no filters)"), "%s", out);
+    cr_assert(strstr(out, "replayed 0 of 11 dead letters (no filters)"), "%s", out);
     free(out);
     char epath[400];
     snprintf(epath, sizeof(epath), "%s/cli.err", dir);
     char *err = iw_read_file(epath, NULL);
-    cr_assert(err && strstr(err, "4 of 4 chosen dead letters were not delivered"), "%s",
+    cr_assert(err && strstr(err, "8 of 8 chosen dead letters were not delivered"), "%s",
               err ? err : "");
     free(err);
 

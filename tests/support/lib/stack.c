@@ -349,25 +349,33 @@ typedef struct produce_header {
 } produce_header;
 
 static int produce_all(const char *brokers, const char *topic, const char *const *keys,
-                       const char *const *values, size_t n, const produce_header *ph);
+                       const char *const *values, size_t n, const produce_header *ph, size_t n_ph);
 
 int iw_kafka_produce(const char *brokers, const char *topic, const char *const *keys,
                      const char *const *values, size_t n, const char *header)
 {
-    const char *eq = header ? strchr(header, '=') : NULL;
-    produce_header ph = {header, eq ? eq - header : -1, eq ? eq + 1 : "", -1};
-    return produce_all(brokers, topic, keys, values, n, header ? &ph : NULL);
+    produce_header ph[8];
+    size_t n_ph = 0;
+    for (const char *line = header; line && *line && n_ph < 8;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        const char *eq = memchr(line, '=', len);
+        ph[n_ph++] = (produce_header){line, eq ? eq - line : (ssize_t)len, eq ? eq + 1 : "",
+                                      eq ? (ssize_t)(line + len - eq - 1) : 0};
+        line = end ? end + 1 : NULL;
+    }
+    return produce_all(brokers, topic, keys, values, n, ph, n_ph);
 }
 
 int iw_kafka_produce_header(const char *brokers, const char *topic, const char *key,
                             const char *value, const char *hname, const void *hval, size_t hlen)
 {
     produce_header ph = {hname, -1, hval, (ssize_t)hlen};
-    return produce_all(brokers, topic, &key, &value, 1, &ph);
+    return produce_all(brokers, topic, &key, &value, 1, &ph, 1);
 }
 
 static int produce_all(const char *brokers, const char *topic, const char *const *keys,
-                       const char *const *values, size_t n, const produce_header *ph)
+                       const char *const *values, size_t n, const produce_header *ph, size_t n_ph)
 {
     char err[512];
     long failed = 0;
@@ -385,9 +393,10 @@ static int produce_all(const char *brokers, const char *topic, const char *const
     }
     for (size_t i = 0; i < n; i++) {
         rd_kafka_headers_t *h = NULL;
-        if (ph) {
-            h = rd_kafka_headers_new(1);
-            rd_kafka_header_add(h, ph->name, ph->name_len, ph->value, ph->value_len);
+        if (n_ph) {
+            h = rd_kafka_headers_new(n_ph);
+            for (size_t k = 0; k < n_ph; k++)
+                rd_kafka_header_add(h, ph[k].name, ph[k].name_len, ph[k].value, ph[k].value_len);
         }
         for (;;) {
             rd_kafka_resp_err_t e = rd_kafka_producev(

@@ -117,8 +117,9 @@ typedef struct iw_kmsg {
     bool value_null; /* a tombstone: no value (value is then "") */
 } iw_kmsg;
 
-/* Produces n values (with keys, optional header "name=value" or NULL) and waits for all
- * acknowledgements. A NULL key or value is produced as none (a tombstone for a value). 0 or -1. */
+/* Produces n values (with keys, optional headers: "name=value" lines joined by '\n', at most
+ * 8, or NULL) and waits for all acknowledgements. A NULL key or value is produced as none (a
+ * tombstone for a value). 0 or -1. */
 int iw_kafka_produce(const char *brokers, const char *topic, const char *const *keys,
                      const char *const *values, size_t n, const char *header);
 
