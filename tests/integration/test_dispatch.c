@@ -1007,13 +1007,18 @@ Test(dispatch, a_dead_target_does_not_slow_another)
     srv_stop(dead);
 }
 
-Test(dispatch, breaker_opens_waits_and_probes_once)
+/* Six calls to t1, which answers 503, until its breaker (3 failures, open for open_ms) is open
+ * and nothing is in flight; retries up to 100 attempts or max_elapsed_ms. */
+static iw_dispatch *six_calls_until_the_breaker_opens(int64_t open_ms, int64_t max_elapsed_ms,
+                                                      iw_dispatch_stats *st)
 {
     target_init(&tconf[0], "t1", server);
     tconf[0].max_concurrency = 4;
     tconf[0].breaker_failures = 3;
-    tconf[0].breaker_open_ms = 3000;
+    tconf[0].breaker_open_ms = open_ms;
     tconf[0].retry.max_attempts = 100;
+    if (max_elapsed_ms)
+        tconf[0].retry.max_elapsed_ms = max_elapsed_ms;
     tconf[0].retry.base_ms = 20;
     tconf[0].retry.max_delay_ms = 50;
     config_init(1);
@@ -1022,12 +1027,19 @@ Test(dispatch, breaker_opens_waits_and_probes_once)
     for (int i = 0; i < 6; i++)
         submit(d, &fake_ops, 0, i);
     long long start = iw_now_ms();
-    iw_dispatch_stats st = iw_dispatch_target_stats(d, "t1");
-    while (!(st.breaker_open && st.in_flight == 0) && iw_now_ms() - start < 20000) {
+    *st = iw_dispatch_target_stats(d, "t1");
+    while (!(st->breaker_open && st->in_flight == 0) && iw_now_ms() - start < 20000) {
         cr_assert_eq(iw_dispatch_run(d, 20, -1), 0);
-        st = iw_dispatch_target_stats(d, "t1");
+        *st = iw_dispatch_target_stats(d, "t1");
     }
-    cr_assert(st.breaker_open);
+    cr_assert(st->breaker_open);
+    return d;
+}
+
+Test(dispatch, breaker_opens_waits_and_probes_once)
+{
+    iw_dispatch_stats st;
+    iw_dispatch *d = six_calls_until_the_breaker_opens(3000, 0, &st);
     cr_assert_eq(st.breaker_opens, 1);
     cr_assert_eq(st.waiting, 6);
     int n1 = srv_count(server);
@@ -1079,26 +1091,8 @@ Test(dispatch, breaker_opens_waits_and_probes_once)
  * the breaker opened, since every call's limit (1 s) passes before the first probe (4 s). */
 Test(dispatch, a_retry_waiting_behind_an_open_breaker_ends_at_max_elapsed)
 {
-    target_init(&tconf[0], "t1", server);
-    tconf[0].max_concurrency = 4;
-    tconf[0].breaker_failures = 3;
-    tconf[0].breaker_open_ms = 4000;
-    tconf[0].retry.max_attempts = 100;
-    tconf[0].retry.max_elapsed_ms = 1000;
-    tconf[0].retry.base_ms = 20;
-    tconf[0].retry.max_delay_ms = 50;
-    config_init(1);
-    srv_default(server, (step){503, NULL, 0});
-    iw_dispatch *d = engine();
-    for (int i = 0; i < 6; i++)
-        submit(d, &fake_ops, 0, i);
-    long long start = iw_now_ms();
-    iw_dispatch_stats st = iw_dispatch_target_stats(d, "t1");
-    while (!(st.breaker_open && st.in_flight == 0) && iw_now_ms() - start < 20000) {
-        cr_assert_eq(iw_dispatch_run(d, 20, -1), 0);
-        st = iw_dispatch_target_stats(d, "t1");
-    }
-    cr_assert(st.breaker_open);
+    iw_dispatch_stats st;
+    iw_dispatch *d = six_calls_until_the_breaker_opens(4000, 1000, &st);
     int n1 = srv_count(server);
     drain(d);
     cr_assert_eq(srv_count(server), n1, "%d requests after the breaker opened",
