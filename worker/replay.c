@@ -449,8 +449,8 @@ static char *letter_identity(rd_kafka_headers_t *h, const char *event_id, const 
 }
 
 /* The event_id of a JSON value as plain text (printable), whole: "" when the value is not JSON
- * or has none; NULL when out of memory. An id may be as long as its event allows (1,024 bytes,
- * more in a poison event), and a cut one would match another letter's id or miss a filter. */
+ * or has none; NULL when out of memory. A poison event's id may be longer than an event's 128
+ * bytes, and a cut one would match another letter's id or miss a filter. */
 static char *value_event_id(const rd_kafka_message_t *m)
 {
     cJSON *j = m->payload && m->len ? cJSON_ParseWithLength(m->payload, m->len) : NULL;

@@ -561,8 +561,8 @@ Test(replay, delivery_failure_exits_1_and_brokers_flag_wins, .timeout = 120)
         free(out);
     }
 
-    /* two letters whose event ids (as long as an event's may be) share their first 300 bytes:
-     * two events, not a repeat, and a filter names either one whole */
+    /* two letters whose event ids (a poison event's, longer than an event's 128 bytes) share their
+     * first 300 bytes: two events, not a repeat, and a filter names either one whole */
     char long_a[340], long_b[340], val_a[400], val_b[400];
     snprintf(long_a, sizeof(long_a), "EV-%0300d-A", 7);
     snprintf(long_b, sizeof(long_b), "EV-%0300d-B", 7);
