@@ -10,7 +10,6 @@
 
 #include "centra.h"
 #include "mapping.h"
-#include "secrets.h"
 #include "soap.h"
 #include "status.h"
 
@@ -329,7 +328,7 @@ static int centra_validate(const iw_event *ev, const iw_target_conf *tc, char *e
 /* ------------------------------------------------------------------ classify */
 
 /* Appends the text of every <message> below n, joined by "; ". */
-static void collect_messages(const iw_target_conf *tc, xmlNodePtr n, char *buf, size_t len)
+static void collect_messages(xmlNodePtr n, char *buf, size_t len)
 {
     for (; n; n = n->next) {
         if (n->type != XML_ELEMENT_NODE)
@@ -341,7 +340,7 @@ static void collect_messages(const iw_target_conf *tc, xmlNodePtr n, char *buf, 
             size_t l = strlen(buf);
             snprintf(buf + l, len - l, "%s%s", l ? "; " : "", t);
         } else {
-            collect_messages(tc, n->children, buf, len);
+            collect_messages(n->children, buf, len);
         }
     }
 }
@@ -423,7 +422,7 @@ static void judge_centra_soap(const iw_target_conf *tc, const iw_response *resp,
     xmlNodePtr success = iw_xml_find(result->children, "success");
     xmlNodePtr errors = iw_xml_find(result->children, "errors");
     char msg[200] = "", code[64] = "";
-    collect_messages(tc, errors ? errors->children : result->children, msg, sizeof(msg));
+    collect_messages(errors ? errors->children : result->children, msg, sizeof(msg));
     iw_xml_text(iw_xml_find(errors ? errors->children : NULL, "code"), code, sizeof(code));
     const char *dflt = success && is_false(success) ? "success=false"
                        : errors || *msg             ? "errors"

@@ -13,7 +13,6 @@
 #include <cjson/cJSON.h>
 #include <libxml/xpath.h>
 
-#include "secrets.h"
 #include "soap.h"
 #include "status.h"
 #include "target.h"

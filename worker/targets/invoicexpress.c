@@ -582,8 +582,7 @@ fail:
 /* Joins the <error> texts of an <errors> document with "; " into buf. Returns the number of
  * errors read (0 when root is not <errors>); *settled is set when one says the invoice is
  * settled (the seed's own error text, seed 004 line 299). */
-static int errors_of(const iw_target_conf *tc, xmlNodePtr root, char *buf, size_t len,
-                     bool *settled)
+static int errors_of(xmlNodePtr root, char *buf, size_t len, bool *settled)
 {
     char one[256];
     size_t used = 0;
@@ -617,15 +616,14 @@ static xmlDocPtr parse_reply(const iw_response *resp)
     return iw_xml_parse(resp->body, resp->body_len, err, sizeof(err));
 }
 
-static int read_errors(const iw_target_conf *tc, const iw_response *resp, char *buf, size_t len,
-                       bool *settled)
+static int read_errors(const iw_response *resp, char *buf, size_t len, bool *settled)
 {
     buf[0] = '\0';
     *settled = false;
     xmlDocPtr doc = parse_reply(resp);
     if (!doc)
         return 0;
-    int n = errors_of(tc, xmlDocGetRootElement(doc), buf, len, settled);
+    int n = errors_of(xmlDocGetRootElement(doc), buf, len, settled);
     xmlFreeDoc(doc);
     return n;
 }
@@ -736,12 +734,12 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
     /* an invoice that carries errors; an empty list (a serializer's <errors/>) says none */
     for (xmlNodePtr c = invoice ? root->children : NULL; c && !errors; c = c->next)
         if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, "errors") == 0 &&
-            errors_of(tc, c, detail, sizeof(detail), &settled) > 0)
+            errors_of(c, detail, sizeof(detail), &settled) > 0)
             errors = c;
     if (invoice && !errors && !root->ns) {
         invoice_id_of(root, out->target_ref, sizeof(out->target_ref));
     } else if (errors) {
-        int n = errors_of(tc, errors, detail, sizeof(detail), &settled);
+        int n = errors_of(errors, detail, sizeof(detail), &settled);
         iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, settled ? "settled" : "errors",
                        "%s", "");
         set_message(tc, resp->status, out,
@@ -781,7 +779,7 @@ static void ix_classify(const iw_target_conf *tc, const iw_response *resp, iw_ou
         judge_2xx(tc, resp, out);
         return;
     }
-    int n = read_errors(tc, resp, detail, sizeof(detail), &settled);
+    int n = read_errors(resp, detail, sizeof(detail), &settled);
     if (n == 0) {
         const char *why = !resp->body || resp->body_len == 0               ? ""
                           : iw_text_looks_html(resp->body, resp->body_len) ? "HTML error page"

@@ -13,7 +13,6 @@
 
 #include "mapping.h"
 #include "midnight.h"
-#include "secrets.h"
 #include "status.h"
 #include "text.h"
 #include "wbuf.h"
@@ -342,7 +341,7 @@ static bool reply_string(const iw_response *resp, char *buf, size_t len)
 
 /* Extracts a human reason from an error body: a JSON string, the Message (and the first
  * ModelState error) of an ASP.NET error object, XML <Message>, or a text snippet. */
-static void error_text(const iw_target_conf *tc, const iw_response *resp, char *buf, size_t len)
+static void error_text(const iw_response *resp, char *buf, size_t len)
 {
     buf[0] = '\0';
     if (!resp->body || resp->body_len == 0) {
@@ -462,7 +461,7 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
     cJSON *j = iw_json_reply_parse(resp->body, resp->body_len);
     if (j) {
         cJSON_Delete(j);
-        error_text(tc, resp, reason, sizeof(reason));
+        error_text(resp, reason, sizeof(reason));
         iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "unexpected-reply", "%s", "");
         set_message(tc, resp->status, out, "reply is JSON but not a string", reason);
         return;
@@ -487,7 +486,7 @@ static void mn_classify(const iw_target_conf *tc, const iw_response *resp, iw_ou
         judge_2xx(tc, resp, out);
         return;
     }
-    error_text(tc, resp, reason, sizeof(reason));
+    error_text(resp, reason, sizeof(reason));
     if (st == 401) {
         /* token_refresh "off": the token is rotated outside the worker (see mn_render_refresh) */
         const char *refresh = mnc(tc)->token_refresh;
