@@ -215,6 +215,18 @@ static call *q_pop(callq *q)
     return c;
 }
 
+/* Takes x, which follows prev (NULL: x is the head), out of q. */
+static void q_unlink(callq *q, call *prev, call *x)
+{
+    if (prev)
+        prev->next = x->next;
+    else
+        q->head = x->next;
+    if (q->tail == x)
+        q->tail = prev;
+    x->next = NULL;
+}
+
 static size_t q_len(const callq *q)
 {
     size_t n = 0;
@@ -813,12 +825,7 @@ static void expire_waiting(iw_dispatch *d, tstate *t, int64_t now)
             prev = c;
             continue;
         }
-        if (prev)
-            prev->next = next;
-        else
-            t->ready.head = next;
-        if (t->ready.tail == c)
-            t->ready.tail = prev;
+        q_unlink(&t->ready, prev, c);
         q_push(&ended, c);
     }
     call *c;
@@ -1490,16 +1497,10 @@ static bool q_remove(callq *q, call *c)
 {
     call *prev = NULL;
     for (call *x = q->head; x; prev = x, x = x->next) {
-        if (x != c)
-            continue;
-        if (prev)
-            prev->next = x->next;
-        else
-            q->head = x->next;
-        if (q->tail == x)
-            q->tail = prev;
-        x->next = NULL;
-        return true;
+        if (x == c) {
+            q_unlink(q, prev, x);
+            return true;
+        }
     }
     return false;
 }
