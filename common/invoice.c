@@ -945,8 +945,8 @@ int iw_json_prescan(const char *json, size_t len, size_t max_bytes, int max_dept
 /* ---- the reader: JSON text straight into the model ---- */
 
 /* The grammar is the one cJSON 1.7 (the parser used before, and the config loader's) accepts:
- * JSON, but a number is what strtod takes from the run of [0-9+-eE.] there (at most 63 bytes;
- * "01" and "1." are numbers), and a UTF-8 byte order mark may come first. One difference: "\u"
+ * JSON, but a number is what strtod takes from the run of [0-9+-eE.] there ("01" and "1." are
+ * numbers), and a UTF-8 byte order mark may come first. One difference: "\u"
  * must be followed by four hex digits (cJSON read other text as U+0000 and cut the string
  * short there). The pre-scan has already refused what this reader relies on never seeing: bad
  * UTF-8, raw control characters, \u0000, nesting deeper than IW_EVENT_MAX_DEPTH.
@@ -1050,17 +1050,26 @@ static int read_number(reader *r, double *out)
         r->pos += i;
         return 0;
     }
-    char buf[64];
-    char point = localeconv()->decimal_point[0];
+    /* The whole run goes to strtod, on the heap when it is long (the event's size bounds it). */
     size_t n = 0;
-    for (; n < room && n < sizeof buf - 1 && number_byte(s[n]); n++)
-        buf[n] = s[n] == '.' ? point : (char)s[n];
+    while (n < room && number_byte(s[n]))
+        n++;
+    char small[64];
+    char *buf = n < sizeof small ? small : malloc(n + 1);
+    if (!buf)
+        return out_of_memory(r);
+    char point = localeconv()->decimal_point[0];
+    for (size_t k = 0; k < n; k++)
+        buf[k] = s[k] == '.' ? point : (char)s[k];
     buf[n] = '\0';
     char *end = NULL;
     *out = strtod(buf, &end);
-    if (end == buf)
+    size_t used = (size_t)(end - buf);
+    if (buf != small)
+        free(buf);
+    if (used == 0)
         return syntax_error(r, r->pos);
-    r->pos += (size_t)(end - buf);
+    r->pos += used;
     return 0;
 }
 

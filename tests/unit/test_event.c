@@ -785,6 +785,28 @@ Test(bad_event, numbers_too_big)
                 "invoice.lines[0].line_id: number too big for its field");
 }
 
+/* A number is read whole however long its text: 64 characters and more are legal JSON. Where
+ * a field takes it, the field's rule decides; where nothing does, it is skipped. */
+Test(event, numbers_of_64_characters_and_more_are_read_whole)
+{
+    char digits[201], zeros[201];
+    memset(digits, '9', 200);
+    digits[200] = '\0';
+    zeros[0] = '1';
+    zeros[1] = '.';
+    memset(zeros + 2, '0', 198);
+    zeros[200] = '\0';
+    iw_event *ev = accept_with("invoice.future_number", cJSON_CreateRaw(digits));
+    cr_assert_not_null(ev);
+    cr_expect_str_eq(ev->invoice.lines[0].sku, "PEN-BLUE");
+    iw_event_free(ev);
+    ev = accept_with("version", cJSON_CreateRaw(zeros));
+    cr_assert_not_null(ev);
+    cr_expect_eq((long long)ev->version, 1);
+    iw_event_free(ev);
+    reject_with("invoice.id", cJSON_CreateRaw(digits), "invoice.id: number too big for its field");
+}
+
 /* A double cannot tell 1.9999999999999999 from 2: an integer field's number must be written
  * as a whole number (a fraction of zeros is one), or the event is poison. */
 Test(bad_event, integers_are_whole_in_their_text)
