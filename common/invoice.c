@@ -24,8 +24,6 @@
 /* Largest integer a JSON number carries exactly through a double: 2^53 - 1. Anything
  * larger may already have been rounded, so it is refused rather than silently changed. */
 #define MAX_EXACT_INT 9007199254740991LL
-/* Longest event_id or tenant; both become parts of Redis keys, result ids and headers. */
-#define MAX_KEY_BYTES 128
 /* Most target names one event may list. */
 #define MAX_TARGETS 64
 /* Most entries in lines, extra_charges or custom_fields. Each costs a few hundred bytes once
@@ -426,7 +424,7 @@ static const char *check_type(const char *s)
  * separators those use. */
 static const char *check_key(const char *s)
 {
-    if (strlen(s) > MAX_KEY_BYTES)
+    if (strlen(s) > IW_EVENT_MAX_KEY_BYTES)
         return "longer than 128 bytes";
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;

@@ -153,6 +153,8 @@ void iw_event_free(iw_event *ev);
  * an event may carry: both go whole into its results (a target name twice), which must stay far
  * below any Kafka message limit. A configured instance name is at most 64 bytes. */
 #define IW_EVENT_MAX_NAME_BYTES 1024
+/* Longest event_id or tenant; both become parts of Redis keys, result ids and headers. */
+#define IW_EVENT_MAX_KEY_BYTES 128
 /* Deepest JSON nesting the parser accepts. */
 #define IW_EVENT_MAX_DEPTH 32
 

@@ -39,7 +39,7 @@ static void dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 
 static int send_one(sender *s, const char *json, size_t len, const char *where)
 {
-    char key[512] = "";
+    char key[IW_EVENT_MAX_KEY_BYTES + 1 + IW_EVENT_MAX_NAME_BYTES + 1] = ""; /* tenant/invoice */
     iw_event *ev = NULL;
     char err[512];
     if (iw_event_parse(json, len, &ev, err, sizeof(err)) == 0) {

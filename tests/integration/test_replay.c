@@ -492,6 +492,50 @@ Test(replay, a_letter_without_its_value_or_key_is_not_sent, .init = up, .fini = 
     free(value);
 }
 
+/* `send` keys each event <tenant>/<invoice.id> as upstream does, whole: an invoice id of the
+ * longest length an event may carry (1,024 bytes) is not cut. Judged by the input topic read
+ * back with the tests' own consumer. */
+Test(replay, send_keys_each_event_tenant_slash_invoice_id_whole, .init = up, .fini = down,
+     .timeout = 120)
+{
+    char long_id[1025];
+    memset(long_id, 'L', 1024);
+    long_id[1024] = '\0';
+    char *a = iw_make_event("E-send-1", "acme", long_id, 1, NULL);
+    char *b = iw_make_event("E-send-2", "tenant-b", "INV-7", 3, NULL);
+    cr_assert(a && b);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/send.jsonl", S.dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "%s\n%s\n", a, b);
+    fclose(f);
+    free(a);
+    free(b);
+
+    char *out = NULL;
+    cr_assert_eq(cli(&out, "send -b '%s' --lines '%s'", S.brokers, path), 0);
+    free(out);
+    iw_kmsg *m = NULL;
+    size_t n = iw_kafka_read_all(S.brokers, "invoice-events", 2, 30000, 2000, &m);
+    cr_assert_eq(n, 2);
+    char want[1100];
+    snprintf(want, sizeof(want), "acme/%s", long_id);
+    size_t seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strstr(m[i].value, "E-send-1")) {
+            cr_expect(strcmp(m[i].key, want) == 0, "a key of %zu bytes, expected %zu",
+                      strlen(m[i].key), strlen(want));
+            seen |= 1;
+        } else {
+            cr_expect_str_eq(m[i].key, "tenant-b/INV-7");
+            seen |= 2;
+        }
+    }
+    cr_expect_eq(seen, 3);
+    iw_kmsgs_free(m, n);
+}
+
 Test(replay, delivery_failure_exits_1_and_brokers_flag_wins, .timeout = 120)
 {
     char dir[] = "/tmp/iw-replay-XXXXXX";
