@@ -34,7 +34,9 @@ static const char REPLAY_USAGE[] =
     "Reads the dead-letter topic (kafka.topics.dead_letter) from the beginning of every\n"
     "partition up to the end it had when the command started, chooses the dead letters that\n"
     "match every filter given, and produces each one's original key and value to the input\n"
-    "topic (kafka.topics.input). A letter that names a target is sent with the header\n"
+    "topic (kafka.topics.input), on the partition its event was read from (when the letter\n"
+    "came from that topic), so it stays with its invoice's other events. A letter that names a "
+    "target is sent with the header\n"
     "x-iw-replay-target: TARGET, so the worker re-drives that target only; a poison letter\n"
     "without a target is sent as it was. Every copy carries x-iw-replayed-from:\n"
     "PARTITION:OFFSET and the original traceparent. Nothing is committed or deleted.\n"
@@ -93,6 +95,7 @@ typedef struct replayer {
     bool tty;       /* stderr is a terminal: draw a bar */
     bool bar_shown; /* a bar line is on the screen (erase before printing) */
     int32_t n_parts;
+    int32_t input_parts; /* partitions of the input topic, or -1 when unknown */
     int64_t *end; /* per partition: the end offset (high watermark) at start */
     bool *done;   /* per partition: read up to end */
     int32_t parts_left;
@@ -493,10 +496,27 @@ static void copy_header(rd_kafka_headers_t *src, const char *name, rd_kafka_head
         rd_kafka_header_add(dst, as, -1, v, (ssize_t)sz);
 }
 
+/* The partition a copy goes to: the one its event was read from, when that was the input topic
+ * and it still has that partition, so the copy stays with its invoice's other events however
+ * upstream partitions (Java clients hash keys with murmur2, librdkafka with CRC32, some choose
+ * by hand). Else RD_KAFKA_PARTITION_UA: the default partitioner places it by its key. */
+static int32_t source_partition(const replayer *r, rd_kafka_headers_t *src)
+{
+    char topic[260], part[16];
+    header_text(src, "x-iw-source-topic", topic, sizeof(topic));
+    header_text(src, "x-iw-source-partition", part, sizeof(part));
+    char *end = NULL;
+    long p = strtol(part, &end, 10);
+    if (strcmp(topic, r->input_topic) != 0 || !*part || *end || p < 0 || p >= r->input_parts)
+        return RD_KAFKA_PARTITION_UA;
+    return (int32_t)p;
+}
+
 /* Produces the copy of m to the input topic: the letter's target (if any) as the only target,
  * where it came from, its traceparent. 0 or -1. */
 static int resend(replayer *r, const rd_kafka_message_t *m, rd_kafka_headers_t *src)
 {
+    int32_t part = source_partition(r, src);
     rd_kafka_headers_t *h = rd_kafka_headers_new(3);
     char from[48];
     snprintf(from, sizeof(from), "%" PRId32 ":%" PRId64, m->partition, m->offset);
@@ -505,9 +525,9 @@ static int resend(replayer *r, const rd_kafka_message_t *m, rd_kafka_headers_t *
     copy_header(src, "traceparent", h, "traceparent");
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            r->producer, RD_KAFKA_V_TOPIC(r->input_topic), RD_KAFKA_V_KEY(m->key, m->key_len),
-            RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+            r->producer, RD_KAFKA_V_TOPIC(r->input_topic), RD_KAFKA_V_PARTITION(part),
+            RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
         if (!err)
             return 0; /* the producer owns h now */
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -599,23 +619,40 @@ static int take_letter(replayer *r, const rd_kafka_message_t *m)
 
 /* Finds the partitions and their watermarks and assigns the non-empty ones from their start.
  * 0, or -1 with the reason printed. */
-static int plan_read(replayer *r)
+/* The number of partitions of topic, or -1 with *err telling why. */
+static int32_t topic_partitions(rd_kafka_t *rk, const char *topic, rd_kafka_resp_err_t *err)
 {
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(r->consumer, r->dlq_topic, NULL);
-    rd_kafka_resp_err_t err = rd_kafka_metadata(r->consumer, 0, rkt, &md, 15000);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    *err = rd_kafka_metadata(rk, 0, rkt, &md, 15000);
     rd_kafka_topic_destroy(rkt);
-    if (err || !md || md->topic_cnt != 1 || md->topics[0].err) {
+    int32_t n = -1;
+    if (!*err && !(md && md->topic_cnt == 1))
+        *err = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+    else if (!*err && !(*err = md->topics[0].err))
+        n = md->topics[0].partition_cnt;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    return n;
+}
+
+static int plan_read(replayer *r)
+{
+    rd_kafka_resp_err_t err;
+    r->n_parts = topic_partitions(r->consumer, r->dlq_topic, &err);
+    if (r->n_parts < 0) {
         fprintf(stderr, "replay: cannot read the dead-letter topic %s: %s\n", r->dlq_topic,
-                rd_kafka_err2str(err                        ? err
-                                 : md && md->topic_cnt == 1 ? md->topics[0].err
-                                                            : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
-        if (md)
-            rd_kafka_metadata_destroy(md);
+                rd_kafka_err2str(err));
         return -1;
     }
-    r->n_parts = md->topics[0].partition_cnt;
-    rd_kafka_metadata_destroy(md);
+    if (!r->dry_run) {
+        r->input_parts = topic_partitions(r->consumer, r->input_topic, &err);
+        if (r->input_parts < 0) /* the partitioner places every copy */
+            fprintf(stderr,
+                    "replay: cannot read the partitions of %s (%s): copies go where "
+                    "their key puts them\n",
+                    r->input_topic, rd_kafka_err2str(err));
+    }
     r->end = calloc((size_t)r->n_parts + 1, sizeof(*r->end));
     r->done = calloc((size_t)r->n_parts + 1, sizeof(*r->done));
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(r->n_parts);
@@ -895,6 +932,7 @@ int iw_cli_replay(int argc, char **argv)
     }
     r.dlq_topic = cfg->dlq_topic;
     r.input_topic = cfg->input_topic;
+    r.input_parts = -1;
     r.tty = isatty(STDERR_FILENO) == 1;
     char desc[700];
     describe_filters(&r.f, desc, sizeof(desc));

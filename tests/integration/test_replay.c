@@ -492,6 +492,47 @@ Test(replay, a_letter_without_its_value_or_key_is_not_sent, .init = up, .fini = 
     free(value);
 }
 
+/* A copy goes back to the partition its event was read from, whatever partition its key would
+ * hash to: upstream may partition by another hash or by hand, and the copy must stay with its
+ * invoice's other events. Letters of one key from four source partitions come back on those
+ * four; a letter naming a partition the input topic does not have is still sent (where its key
+ * puts it). Judged by the input topic read back with the tests' own consumer. */
+Test(replay, a_copy_goes_to_the_partition_its_event_came_from, .init = up, .fini = down,
+     .timeout = 120)
+{
+    for (int k = 0; k <= PARTS; k++) {
+        char val[64], hdr[160];
+        snprintf(val, sizeof(val), "{\"event_id\": \"EV-P%d\"}", k);
+        snprintf(hdr, sizeof(hdr),
+                 "x-iw-target=midnight\nx-iw-source-topic=invoice-events\n"
+                 "x-iw-source-partition=%d\nx-iw-source-offset=7",
+                 k == PARTS ? 99 : k);
+        const char *keys[] = {"acme/P"}, *vals[] = {val};
+        cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events-dlq", keys, vals, 1, hdr), 0);
+    }
+    const char *cfg = iw_stack_config(&S, "w.json", NULL, NULL);
+    char *out = NULL;
+    cr_assert_eq(cli(&out, "replay -c '%s' --target midnight", cfg), 0);
+    cr_assert(strstr(out, "replayed 5 of 5 dead letters"), "%s", out);
+    free(out);
+
+    iw_kmsg *m = NULL;
+    size_t n = iw_kafka_read_all(S.brokers, "invoice-events", PARTS + 1, 30000, 2000, &m);
+    cr_assert_eq(n, (size_t)PARTS + 1);
+    unsigned on_their_partition = 0;
+    for (size_t i = 0; i < n; i++) {
+        int k = -1;
+        cr_assert_eq(sscanf(m[i].value, "{\"event_id\": \"EV-P%d\"}", &k), 1, "%s", m[i].value);
+        cr_expect_str_eq(m[i].key, "acme/P");
+        if (k < PARTS) {
+            cr_expect_eq(m[i].partition, k, "EV-P%d went to partition %d", k, m[i].partition);
+            on_their_partition |= 1u << k;
+        }
+    }
+    cr_expect_eq(on_their_partition, (1u << PARTS) - 1);
+    iw_kmsgs_free(m, n);
+}
+
 /* `send` keys each event <tenant>/<invoice.id> as upstream does, whole: an invoice id of the
  * longest length an event may carry (1,024 bytes) is not cut. Judged by the input topic read
  * back with the tests' own consumer. */
