@@ -721,6 +721,30 @@ static int ensure_state(tstate *t, const iw_target_ops *ops)
     return 0;
 }
 
+/* Makes the request of an attempt into req: the adapter's render, the call headers, then the
+ * check that nothing from an event becomes a header. 0; IW_ENOMEM; else the adapter refused the
+ * event or the wire check failed, and why says so. */
+static int make_request(tstate *t, const iw_target_ops *ops, const iw_event *ev,
+                        const char *traceparent, int attempt, bool may_be_applied, iw_request *req,
+                        char *why, size_t len)
+{
+    if (ensure_state(t, ops))
+        return IW_ENOMEM;
+    iw_render_ctx ctx = {.state = t->state, .now_ms = wall_ms(), .may_be_applied = may_be_applied};
+    int rc = iw_target_render(ops, ev, t->tc, &ctx, req, why, len);
+    if (rc == IW_ENOMEM)
+        return rc;
+    if (rc) {
+        if (!*why)
+            snprintf(why, len, "render failed: %s", iw_status_str(rc));
+        return IW_EINVAL;
+    }
+    if (iw_request_add_call_headers(req, ev->event_id ? ev->event_id : "", t->tc->name, attempt,
+                                    ev->version, traceparent))
+        return IW_ENOMEM;
+    return iw_wire_check(req, why, len) ? IW_EINVAL : 0;
+}
+
 /* Renders and starts c's next attempt; on failure ends c. */
 static void start_attempt(iw_dispatch *d, call *c, int64_t now)
 {
@@ -745,30 +769,17 @@ static void start_attempt(iw_dispatch *d, call *c, int64_t now)
         return;
     }
     /* rendered into the transfer's own request, whose memory its last request left */
-    iw_request *req = &x->req;
-    int rc = ensure_state(t, c->ops);
-    iw_render_ctx ctx = {
-        .state = t->state, .now_ms = wall_ms(), .may_be_applied = c->res.maybe_applied};
-    rc = rc ? rc : iw_target_render(c->ops, c->ev, tc, &ctx, req, err, sizeof(err));
+    int rc = make_request(t, c->ops, c->ev, c->traceparent, attempt, c->res.maybe_applied, &x->req,
+                          err, sizeof(err));
     if (rc) {
         xfer_release(d, x);
-        if (!*err)
-            snprintf(err, sizeof(err), "render failed: %s", iw_status_str(rc));
-        reject(d, c, err);
+        if (rc == IW_ENOMEM)
+            finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_TRANSPORT, "transport", "out of memory");
+        else
+            reject(d, c, err);
         return;
     }
     const char *event_id = c->ev->event_id ? c->ev->event_id : "";
-    if (iw_request_add_call_headers(req, event_id, tc->name, attempt, c->ev->version,
-                                    c->traceparent)) {
-        xfer_release(d, x);
-        finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_TRANSPORT, "transport", "out of memory");
-        return;
-    }
-    if (iw_wire_check(req, err, sizeof(err))) { /* nothing from an event becomes a header */
-        xfer_release(d, x);
-        reject(d, c, err);
-        return;
-    }
     x->c = c;
     if (xfer_start(d, x, tc)) {
         xfer_release(d, x);
@@ -1471,19 +1482,14 @@ int iw_dispatch_render_check(iw_dispatch *d, const iw_target_conf *tc, const iw_
 {
     const iw_target_ops *ops = tc ? iw_target_find(tc->type) : NULL;
     tstate *t = tc ? find_target(d, tc) : NULL;
-    if (!ops || !t || !ev || !len || ensure_state(t, ops))
-        return 0; /* nothing to ask, or no memory: the attempt finds out */
+    if (!ops || !t || !ev || !len)
+        return 0; /* nothing to ask */
     why[0] = '\0';
-    /* as start_attempt makes an attempt's request */
     iw_request req;
     memset(&req, 0, sizeof(req));
-    iw_render_ctx ctx = {.state = t->state, .now_ms = wall_ms()};
-    int rc = iw_target_render(ops, ev, tc, &ctx, &req, why, len);
-    if (!rc && !iw_request_add_call_headers(&req, ev->event_id ? ev->event_id : "", tc->name, 1,
-                                            ev->version, traceparent))
-        rc = iw_wire_check(&req, why, len) ? IW_EINVAL : 0;
+    int rc = make_request(t, ops, ev, traceparent, 1, false, &req, why, len);
     iw_request_clear(&req);
-    return rc == IW_EINVAL ? refusal(t, why, len) : 0;
+    return rc == IW_EINVAL ? refusal(t, why, len) : 0; /* no memory: the attempt finds out */
 }
 
 int iw_dispatch_submit(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
