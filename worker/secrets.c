@@ -130,6 +130,109 @@ static bool holds_a_run(const iw_secrets *s, const char *text, size_t len)
     return false;
 }
 
+/* ---- decodings a reply may have applied to a secret that no recorded form has ---- */
+
+/* The value of a hex digit, or -1. */
+static int hex_value(unsigned char ch)
+{
+    return ch >= '0' && ch <= '9'   ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
+}
+
+/* The 6-bit value of a base64 digit (standard or URL alphabet), or -1. */
+static int b64_value(unsigned char ch)
+{
+    return ch >= 'A' && ch <= 'Z'   ? ch - 'A'
+           : ch >= 'a' && ch <= 'z' ? ch - 'a' + 26
+           : ch >= '0' && ch <= '9' ? ch - '0' + 52
+           : ch == '+' || ch == '-' ? 62
+           : ch == '/' || ch == '_' ? 63
+                                    : -1;
+}
+
+/* The 5-bit value of a base32 digit (RFC 4648, either case), or -1. */
+static int b32_value(unsigned char ch)
+{
+    return ch >= 'A' && ch <= 'Z'   ? ch - 'A'
+           : ch >= 'a' && ch <= 'z' ? ch - 'a'
+           : ch >= '2' && ch <= '7' ? ch - '2' + 26
+                                    : -1;
+}
+
+/* Whether the digits t[0..n), each worth `bits` bits (val), hold a secret's run once decoded
+ * from any of the digit offsets a byte boundary may fall on. */
+static bool digits_hold_a_run(const iw_secrets *s, const unsigned char *t, size_t n, int bits,
+                              int (*val)(unsigned char))
+{
+    size_t offsets = bits == 4 ? 2 : bits == 6 ? 4 : 8; /* digits per whole number of bytes */
+    unsigned char out[256];
+    for (size_t off = 0; off < offsets && off < n; off++) {
+        size_t k = 0;
+        uint32_t acc = 0;
+        int have = 0;
+        for (size_t i = off; i < n && k < sizeof(out); i++) {
+            acc = (acc << bits) | (uint32_t)val(t[i]);
+            if ((have += bits) >= 8) {
+                have -= 8;
+                out[k++] = (unsigned char)(acc >> have);
+                acc &= (1u << have) - 1;
+            }
+        }
+        if (holds_a_run(s, (const char *)out, k))
+            return true;
+    }
+    return false;
+}
+
+/* Whether text holds a secret's run once decoded as a reply may have encoded it: its %XX escapes
+ * (every byte escaped, say), or any run of hex, base64 (either alphabet, at any alignment) or
+ * base32 digits long enough to carry RUN bytes. One level of decoding: a decoded run is compared
+ * with every recorded form, so base64 of an escaped secret is found too. */
+static bool decoded_holds_a_run(const iw_secrets *s, const char *text, size_t len)
+{
+    const unsigned char *t = (const unsigned char *)text;
+    if (memchr(text, '%', len)) {
+        unsigned char out[256];
+        size_t k = 0;
+        for (size_t i = 0; i < len && k < sizeof(out); i++) {
+            int hi, lo;
+            if (t[i] == '%' && i + 2 < len && (hi = hex_value(t[i + 1])) >= 0 &&
+                (lo = hex_value(t[i + 2])) >= 0) {
+                out[k++] = (unsigned char)(hi << 4 | lo);
+                i += 2;
+            } else {
+                out[k++] = t[i];
+            }
+        }
+        if (holds_a_run(s, (const char *)out, k))
+            return true;
+    }
+    static const struct {
+        int bits;
+        int (*val)(unsigned char);
+    } codes[] = {{4, hex_value}, {6, b64_value}, {5, b32_value}};
+    for (size_t c = 0; c < sizeof(codes) / sizeof(codes[0]); c++) {
+        size_t least = (RUN * 8 + (size_t)codes[c].bits - 1) / (size_t)codes[c].bits;
+        for (size_t i = 0; i < len;) {
+            size_t j = i;
+            while (j < len && codes[c].val(t[j]) >= 0)
+                j++;
+            if (j - i >= least && digits_hold_a_run(s, t + i, j - i, codes[c].bits, codes[c].val))
+                return true;
+            i = j + 1;
+        }
+    }
+    return false;
+}
+
+/* Whether text holds RUN bytes in a row of a recorded form, as it is or decoded. */
+static bool holds_a_secret(const iw_secrets *s, const char *text, size_t len)
+{
+    return s && s->n_runs && (holds_a_run(s, text, len) || decoded_holds_a_run(s, text, len));
+}
+
 /* Takes ownership of form (wiped and freed when already known). */
 static int add_form(iw_secrets *s, char *form)
 {
@@ -617,7 +720,7 @@ void iw_secrets_mask_outcome(const iw_secrets *s, struct iw_outcome *o)
     /* The last word: no field keeps RUN bytes in a row of a recorded form, however the reply
      * wrote them (a part of a secret quoted alone, UTF-16, an escape no form has) and wherever
      * a cut fell. Such a field is withheld whole: what is left of it could not be trusted. */
-    if (holds_a_run(s, o->message, strlen(o->message))) {
+    if (holds_a_secret(s, o->message, strlen(o->message))) {
         int status = 0;
         bool http = sscanf(o->message, "HTTP %3d", &status) == 1 && status >= 100;
         const char *why = "the text quotes a secret of this target, so it is withheld";
@@ -626,8 +729,8 @@ void iw_secrets_mask_outcome(const iw_secrets *s, struct iw_outcome *o)
         else
             snprintf(o->message, sizeof(o->message), "%s", why);
     }
-    if (holds_a_run(s, o->code, strlen(o->code)))
+    if (holds_a_secret(s, o->code, strlen(o->code)))
         snprintf(o->code, sizeof(o->code), "%s", "withheld");
-    if (holds_a_run(s, o->target_ref, strlen(o->target_ref)))
+    if (holds_a_secret(s, o->target_ref, strlen(o->target_ref)))
         o->target_ref[0] = '\0';
 }

@@ -213,3 +213,51 @@ Test(secrets, an_outcome_field_holding_8_bytes_of_a_secret_is_withheld)
     cr_assert_str_eq(o.message, "the text quotes a secret of this target, so it is withheld");
     iw_secrets_free(s);
 }
+
+/* The last check decodes what a reply may have encoded a secret with, where no recorded form
+ * matches: hex, base64 (either alphabet, any alignment), base32, every byte %-escaped, and the
+ * base64 of a body quoting it. Fewer than 8 bytes decoded, and ordinary words, are kept. */
+Test(secrets, an_outcome_field_holding_a_secret_encoded_is_withheld)
+{
+    iw_secrets *s = iw_secrets_new();
+    cr_assert_eq(iw_secrets_add(s, "Pa55-w0rd-SECRET"), 0);
+    static const char *const encoded[] = {
+        "login 506135352d773072642d534543524554 refused",
+        "login 06135352D773072642D534543524554 refused", /* a nibble off */
+        "token eFBhNTUtdzByZC1TRUNSRVQ= refused",
+        "token eHlQYTU1LXcwcmQtU0VDUkVU refused",
+        "token -_9QYTU1LXcwcmQtU0VDUkVUPz4= refused",
+        "token PJIGCNJVFV3TA4TEFVJUKQ2SIVKA==== refused",
+        "login %50%61%35%35%2D%77%30%72%64%2D%53%45%43%52%45%54 refused",
+        "echo: PG5zMTp1c2VyPnU8L25zMTp1c2VyPjxuczE6cGFzc3dvcmQ+UGE1NS13MHJkLVNFQ1JFVDwvbnMxOnBh",
+    };
+    for (size_t i = 0; i < sizeof(encoded) / sizeof(*encoded); i++) {
+        iw_outcome o;
+        memset(&o, 0, sizeof(o));
+        snprintf(o.message, sizeof(o.message), "HTTP 500: %s", encoded[i]);
+        bool fits = strlen(encoded[i]) < sizeof(o.code);
+        if (fits)
+            snprintf(o.code, sizeof(o.code), "%s", encoded[i]);
+        iw_secrets_mask_outcome(s, &o);
+        cr_expect_str_eq(o.message,
+                         "HTTP 500: the text quotes a secret of this target, so it is withheld",
+                         "%s", encoded[i]);
+        if (fits)
+            cr_expect_str_eq(o.code, "withheld", "%s", encoded[i]);
+    }
+    static const char *const kept[] = {
+        "login 506135352d7730 refused", /* 7 bytes of it */
+        "Authentication failed for the DocumentNumberAlreadyExists request",
+        "3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+    };
+    for (size_t i = 0; i < sizeof(kept) / sizeof(*kept); i++) {
+        iw_outcome o;
+        memset(&o, 0, sizeof(o));
+        snprintf(o.message, sizeof(o.message), "%s", kept[i]);
+        snprintf(o.target_ref, sizeof(o.target_ref), "%s", kept[i]);
+        iw_secrets_mask_outcome(s, &o);
+        cr_expect_str_eq(o.message, kept[i]);
+        cr_expect_str_eq(o.target_ref, kept[i]);
+    }
+    iw_secrets_free(s);
+}
