@@ -403,11 +403,13 @@ static void judge_centra_soap(const iw_target_conf *tc, const iw_response *resp,
                               const iw_soap_reply *rep, iw_outcome *out)
 {
     xmlNodePtr result = iw_soap_child(rep->body, "result");
-    if (!result) {
+    const char *ns = iw_centra_conf_of(tc)->namespace_uri;
+    if (!result || !result->ns || !result->ns->href ||
+        strcmp((const char *)result->ns->href, ns) != 0) {
         iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
-                       "HTTP %ld but the envelope holds no result element; retrying, an "
+                       "HTTP %ld but the envelope holds no result element of %s; retrying, an "
                        "unreadable reply is never taken as success",
-                       resp->status);
+                       resp->status, ns);
         return;
     }
     if (is_empty_element(result)) {
@@ -441,11 +443,14 @@ static void judge_centra_soap(const iw_target_conf *tc, const iw_response *resp,
 static void judge_navision(const iw_target_conf *tc, const iw_response *resp,
                            const iw_soap_reply *rep, iw_outcome *out)
 {
-    xmlNodePtr r = iw_xml_find(rep->body->children, "invoicesUpdateResponse");
-    if (!r) {
+    xmlNodePtr r = iw_soap_child(rep->body, "invoicesUpdateResponse");
+    xmlNodePtr inner = r ? r->children : NULL;
+    while (inner && inner->type != XML_ELEMENT_NODE)
+        inner = inner->next;
+    if (!r || inner) { /* its answer is its text: an element inside is not that shape */
         iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
-                       "HTTP %ld but the envelope holds no invoicesUpdateResponse; retrying, an "
-                       "unreadable reply is never taken as success",
+                       "HTTP %ld but the envelope holds no invoicesUpdateResponse of text alone; "
+                       "retrying, an unreadable reply is never taken as success",
                        resp->status);
         return;
     }

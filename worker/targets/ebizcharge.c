@@ -403,13 +403,20 @@ fail:
 static void judge_ebiz(const iw_target_conf *tc, const iw_response *resp, const iw_soap_reply *rep,
                        iw_outcome *out)
 {
-    xmlNodePtr res = iw_xml_find(rep->body->children, "UpdateInvoiceResult");
-    xmlNodePtr status = res ? iw_soap_child(res, "Status") : NULL;
-    if (!status) {
+    /* UpdateInvoiceResponse/UpdateInvoiceResult, each field at most once */
+    xmlNodePtr res = iw_soap_only_child(iw_soap_child(rep->body, "UpdateInvoiceResponse"),
+                                        "UpdateInvoiceResult");
+    xmlNodePtr status = res ? iw_soap_only_child(res, "Status") : NULL;
+    static const char *const fields[] = {"StatusCode", "Error", "ErrorCode", "InvoiceInternalId"};
+    bool twice = false;
+    for (size_t i = 0; res && i < sizeof(fields) / sizeof(*fields); i++)
+        twice |= iw_soap_child(res, fields[i]) && !iw_soap_only_child(res, fields[i]);
+    if (!status || twice) {
         iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
-                       "HTTP %ld but the envelope holds no UpdateInvoiceResult/Status; retrying, "
-                       "an unreadable reply is never taken as success",
-                       resp->status);
+                       "HTTP %ld but the envelope holds no UpdateInvoiceResponse/"
+                       "UpdateInvoiceResult with one Status%s; retrying, an unreadable reply is "
+                       "never taken as success",
+                       resp->status, twice ? " (a field is given twice)" : "");
         return;
     }
     char st[32], sc[32], err[200], ec[48];
@@ -417,7 +424,9 @@ static void judge_ebiz(const iw_target_conf *tc, const iw_response *resp, const 
     iw_xml_text(iw_soap_child(res, "StatusCode"), sc, sizeof(sc));
     iw_xml_text(iw_soap_child(res, "Error"), err, sizeof(err));
     iw_xml_text(iw_soap_child(res, "ErrorCode"), ec, sizeof(ec));
-    if (strcasecmp(st, "Success") == 0 && strcmp(sc, "1") == 0) {
+    /* success as the page shows it: Success, 1, no Error text, ErrorCode 0 (or none) */
+    bool clean = !*err && (!*ec || strcmp(ec, "0") == 0);
+    if (strcasecmp(st, "Success") == 0 && strcmp(sc, "1") == 0 && clean) {
         iw_outcome_set(out, IW_OUTCOME_OK, IW_ERR_NONE, "1", "HTTP %ld, Status Success",
                        resp->status);
         iw_xml_text(iw_soap_child(res, "InvoiceInternalId"), out->target_ref,

@@ -589,6 +589,12 @@ static int errors_of(xmlNodePtr root, char *buf, size_t len, bool *settled)
     int n = 0;
     buf[0] = '\0';
     *settled = false;
+    if (root && strcmp((const char *)root->name, "error") == 0) { /* one, outside a list */
+        iw_xml_text(root, one, sizeof(one));
+        *settled = strcasestr(one, "settled") != NULL;
+        iw_text_clean_copy(buf, len, one, strlen(one));
+        return *one ? 1 : 0;
+    }
     if (!root || strcmp((const char *)root->name, "errors") != 0)
         return 0;
     for (xmlNodePtr c = root->children; c; c = c->next) {
@@ -713,6 +719,22 @@ static bool json_reply(const iw_target_conf *tc, const iw_response *resp, char *
  * the same full state is harmless); a reply that is not well-formed (cut short) is retried for the
  * same reason; a well-formed reply of another shape (JSON, a SOAP Fault, another root) is what some
  * other service answers and is refused with its own text, since resending cannot change it. */
+/* The first element at or below the siblings from n on that holds errors (errors_of > 0). */
+static xmlNodePtr errors_within(xmlNodePtr n, char *detail, size_t len)
+{
+    bool settled;
+    for (; n; n = n->next) {
+        if (n->type != XML_ELEMENT_NODE)
+            continue;
+        if (errors_of(n, detail, len, &settled) > 0)
+            return n;
+        xmlNodePtr inner = errors_within(n->children, detail, len);
+        if (inner)
+            return inner;
+    }
+    return NULL;
+}
+
 static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outcome *out)
 {
     char detail[200];
@@ -731,11 +753,10 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
     const char *name = root ? (const char *)root->name : "";
     bool invoice = root && strcmp(name, "invoice") == 0;
     xmlNodePtr errors = root && strcmp(name, "errors") == 0 ? root : NULL;
-    /* an invoice that carries errors; an empty list (a serializer's <errors/>) says none */
-    for (xmlNodePtr c = invoice ? root->children : NULL; c && !errors; c = c->next)
-        if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, "errors") == 0 &&
-            errors_of(c, detail, sizeof(detail), &settled) > 0)
-            errors = c;
+    /* an invoice that carries errors, at any depth (<errors> or a lone <error>); an empty list
+     * (a serializer's <errors/>) says none */
+    if (invoice)
+        errors = errors_within(root->children, detail, sizeof(detail));
     if (invoice && !errors && !root->ns) {
         invoice_id_of(root, out->target_ref, sizeof(out->target_ref));
     } else if (errors) {

@@ -80,6 +80,26 @@ xmlNodePtr iw_soap_child(xmlNodePtr n, const char *name)
     return NULL;
 }
 
+xmlNodePtr iw_soap_only_child(xmlNodePtr n, const char *name)
+{
+    xmlNodePtr first = iw_soap_child(n, name);
+    for (xmlNodePtr c = first ? first->next : NULL; c; c = c->next)
+        if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, name) == 0)
+            return NULL;
+    return first;
+}
+
+/* How many element children n has; *first gets the first. */
+static size_t element_children(xmlNodePtr n, xmlNodePtr *first)
+{
+    size_t k = 0;
+    *first = NULL;
+    for (xmlNodePtr c = n->children; c; c = c->next)
+        if (c->type == XML_ELEMENT_NODE && k++ == 0)
+            *first = c;
+    return k;
+}
+
 static bool is_soap_ns(xmlNodePtr n)
 {
     const char *href = n->ns && n->ns->href ? (const char *)n->ns->href : "";
@@ -198,6 +218,20 @@ int iw_soap_reply_read(const char *body, size_t len, iw_soap_reply *rep)
     xmlNodePtr fault = iw_soap_child(rep->body, "Fault");
     if (fault && is_soap_ns(fault))
         read_fault(fault, rep);
+    /* Every documented reply is one Body holding one element. Anything more (a second Body, a
+     * Fault or errors beside a result, two results) says two things, and a reading that takes
+     * the first could take an error for a success: such a reply is not read (a Fault in it
+     * still counts). */
+    xmlNodePtr first;
+    size_t n = element_children(rep->body, &first);
+    if (!iw_soap_only_child(root, "Body"))
+        snprintf(rep->error, sizeof(rep->error), "the SOAP envelope holds more than one Body");
+    else if (n != 1)
+        snprintf(rep->error, sizeof(rep->error), "the SOAP Body holds %zu elements, not one", n);
+    if (*rep->error) {
+        rep->body = NULL;
+        return IW_EINVAL;
+    }
     return 0;
 }
 

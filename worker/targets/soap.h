@@ -50,7 +50,8 @@ typedef enum iw_soap_fault_code {
 /* A reply read once: the document, its Body and the Fault if any. */
 typedef struct iw_soap_reply {
     xmlDocPtr doc;            /* NULL when the body is not well-formed XML */
-    xmlNodePtr body;          /* the Envelope's Body; NULL when not a SOAP envelope */
+    xmlNodePtr body;          /* the Envelope's one Body, holding one element (or a Fault);
+                               * NULL when not a SOAP envelope or not that shape */
     iw_soap_fault_code fault; /* IW_SOAP_FAULT_NONE when there is no Fault */
     char faultcode[64];       /* as sent ("SOAP-ENV:Client", "env:Sender") */
     char faultstring[200];    /* faultstring / Reason Text, trimmed */
@@ -78,6 +79,10 @@ bool iw_soap_classify_common(const iw_target_conf *tc, const iw_response *resp,
 
 /* First element named `name` among the direct children of n; NULL when none. */
 xmlNodePtr iw_soap_child(xmlNodePtr n, const char *name);
+
+/* The only element named `name` among the direct children of n: NULL when none, or when there
+ * are two or more (a reply that says a thing twice is not read as saying it once). */
+xmlNodePtr iw_soap_only_child(xmlNodePtr n, const char *name);
 
 /* Replaces the secrets of tc (its adapter's secret fields) in msg by ***, in place, truncating
  * to cap. */
