@@ -942,12 +942,12 @@ int iw_json_prescan(const char *json, size_t len, size_t max_bytes, int max_dept
 
 /* ---- the reader: JSON text straight into the model ---- */
 
-/* The grammar is the one cJSON 1.7 (the parser used before, and the config loader's) accepts:
- * JSON, but a number is what strtod takes from the run of [0-9+-eE.] there ("01" and "1." are
- * numbers), and a UTF-8 byte order mark may come first. One difference: "\u"
- * must be followed by four hex digits (cJSON read other text as U+0000 and cut the string
- * short there). The pre-scan has already refused what this reader relies on never seeing: bad
- * UTF-8, raw control characters, \u0000, nesting deeper than IW_EVENT_MAX_DEPTH.
+/* The grammar is JSON's (RFC 8259), and a UTF-8 byte order mark may come first. cJSON 1.7 (the
+ * parser used before, and the config loader's) is more lenient in two places this reader is
+ * not: a number is only what RFC 8259 writes (cJSON took 017, 1. and 1.e1), and "\u" must be
+ * followed by four hex digits (cJSON read other text as U+0000 and cut the string short). The
+ * pre-scan has already refused what this reader relies on never seeing: bad UTF-8, raw control
+ * characters, \u0000, nesting deeper than IW_EVENT_MAX_DEPTH.
  *
  * Members are read in the order they come and stored as they are read; a broken rule is noted
  * (see note) and reading goes on, so that a syntax error later still wins and the rule reported
@@ -1031,27 +1031,58 @@ static bool number_byte(unsigned char ch)
            ch == 'E';
 }
 
-/* A number, as cJSON reads it (see above). */
+/* The length of the JSON number at the start of s[0..room) (RFC 8259: -?(0|[1-9][0-9]*)
+ * (.[0-9]+)?([eE][+-]?[0-9]+)?), or 0 when it does not start one. */
+static size_t json_number_len(const unsigned char *s, size_t room)
+{
+    size_t i = s[0] == '-';
+#define DIGIT(k) ((k) < room && s[k] >= '0' && s[k] <= '9')
+    if (!DIGIT(i))
+        return 0;
+    if (s[i++] != '0')
+        while (DIGIT(i))
+            i++;
+    if (i < room && s[i] == '.') {
+        if (!DIGIT(i + 1))
+            return 0;
+        for (i++; DIGIT(i); i++)
+            ;
+    }
+    if (i < room && (s[i] == 'e' || s[i] == 'E')) {
+        size_t k = i + 1 + (i + 1 < room && (s[i + 1] == '+' || s[i + 1] == '-'));
+        if (!DIGIT(k))
+            return 0;
+        for (i = k; DIGIT(i); i++)
+            ;
+    }
+#undef DIGIT
+    return i;
+}
+
+/* A JSON number, read as strtod reads its text (whole, however long). A text that is not one
+ * (a leading zero, a point or an exponent without digits: 017, 1., 1.e1) is a syntax error,
+ * as any JSON parser says: read leniently, 007 would become the id 7. */
 static int read_number(reader *r, double *out)
 {
     const unsigned char *s = r->s + r->pos;
     size_t room = r->len - r->pos;
-    if (room == 0 || !number_start(s[0]))
+    size_t n = room && number_start(s[0]) ? json_number_len(s, room) : 0;
+    if (n == 0 || (n < room && number_byte(s[n])))
         return syntax_error(r, r->pos);
     /* Up to 15 digits alone: exact in a double, the value strtod gives. */
-    size_t neg = s[0] == '-', i = neg;
-    uint64_t v = 0;
-    while (i < room && i - neg < 16 && s[i] >= '0' && s[i] <= '9')
-        v = v * 10 + (uint64_t)(s[i++] - '0');
-    if (i > neg && i - neg <= 15 && (i == room || !number_byte(s[i]))) {
-        *out = neg ? -(double)v : (double)v;
-        r->pos += i;
-        return 0;
+    size_t neg = s[0] == '-';
+    if (n - neg <= 15) {
+        uint64_t v = 0;
+        size_t i = neg;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            v = v * 10 + (uint64_t)(s[i++] - '0');
+        if (i == n) {
+            *out = neg ? -(double)v : (double)v;
+            r->pos += n;
+            return 0;
+        }
     }
-    /* The whole run goes to strtod, on the heap when it is long (the event's size bounds it). */
-    size_t n = 0;
-    while (n < room && number_byte(s[n]))
-        n++;
+    /* The text goes to strtod, on the heap when it is long (the event's size bounds it). */
     char small[64];
     char *buf = n < sizeof small ? small : malloc(n + 1);
     if (!buf)
@@ -1060,14 +1091,10 @@ static int read_number(reader *r, double *out)
     for (size_t k = 0; k < n; k++)
         buf[k] = s[k] == '.' ? point : (char)s[k];
     buf[n] = '\0';
-    char *end = NULL;
-    *out = strtod(buf, &end);
-    size_t used = (size_t)(end - buf);
+    *out = strtod(buf, NULL);
     if (buf != small)
         free(buf);
-    if (used == 0)
-        return syntax_error(r, r->pos);
-    r->pos += used;
+    r->pos += n;
     return 0;
 }
 

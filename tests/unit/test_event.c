@@ -703,6 +703,42 @@ Test(bad_event, syntax_error_offset)
     expect_reject_text(text, strlen(text), "invalid JSON at byte 9: text after the event");
 }
 
+/* A number is JSON's (RFC 8259): no leading zero, digits after a point and in an exponent. Read
+ * leniently, "007" in an id field would become 7. Every parser of the event's readers refuses
+ * these, so the event is poison with its byte. */
+Test(bad_event, numbers_that_are_not_json)
+{
+    static const char *const bad[] = {"017", "00", "-01", "1.", "01.0", "1.e1", "1e",
+                                      "1e+", "-",  "+1",  ".5", "1.5.", "-a",   "1e5e"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "{\"a\": %s}", bad[i]);
+        char err[128] = "";
+        iw_event *ev = NULL;
+        cr_expect_eq(iw_event_parse(text, strlen(text), &ev, err, sizeof err), IW_EINVAL, "%s",
+                     bad[i]);
+        cr_expect_null(ev);
+        cr_expect_str_eq(err, "invalid JSON at byte 6", "%s", bad[i]);
+    }
+    static const char *const good[] = {"0", "-0", "0.5", "10", "1e5", "1E+5", "-1.25e-3", "0e0"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++) {
+        iw_event *ev = accept_with("invoice.future_number", cJSON_CreateRaw(good[i]));
+        cr_expect_not_null(ev, "%s", good[i]);
+        iw_event_free(ev);
+    }
+    cJSON *doc = load_json("complete.json");
+    set(doc, "invoice.target_refs.midnight_invoice_id", cJSON_CreateRaw("007"));
+    char *text = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    char err[128] = "";
+    iw_event *ev = NULL;
+    cr_expect_eq(iw_event_parse(text, strlen(text), &ev, err, sizeof err), IW_EINVAL);
+    char want[64];
+    snprintf(want, sizeof(want), "invalid JSON at byte %td", strstr(text, "007") - text);
+    cr_expect_str_eq(err, want);
+    cJSON_free(text);
+}
+
 Test(bad_event, wrong_types)
 {
     reject_with("invoice.total", cJSON_CreateNumber(1550),
