@@ -1552,8 +1552,12 @@ static int read_text(reader *r, const field *f, char **dst)
     } else {
         return wrong_type(r, text_rules[f->kind].want);
     }
-    if (text_ok(r->c, f, s))
+    if (text_ok(r->c, f, s)) {
+        if (f->kind == K_TIME) /* one form for every reader: 't' and 'z' as 'T' and 'Z' */
+            for (char *p = s; *p; p++)
+                *p = *p == 't' ? 'T' : *p == 'z' ? 'Z' : *p;
         *dst = s;
+    }
     return 0;
 }
 

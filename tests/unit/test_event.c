@@ -598,6 +598,13 @@ Test(event, dates_and_timestamps_accepted)
     iw_event_free(ev);
     ev = accept_with("invoice.paid_at", cJSON_CreateString("2016-12-31T23:59:60-08:00"));
     iw_event_free(ev);
+    /* one form for every reader: 't' and 'z' are written 'T' and 'Z' (xs:dateTime wants them) */
+    ev = accept_with("invoice.paid_at", cJSON_CreateString("2026-11-21t10:00:00z"));
+    cr_expect_str_eq(ev->invoice.paid_at, "2026-11-21T10:00:00Z");
+    iw_event_free(ev);
+    ev = accept_with("occurred_at", cJSON_CreateString("2026-11-21t10:04:05.5+01:00"));
+    cr_expect_str_eq(ev->occurred_at, "2026-11-21T10:04:05.5+01:00");
+    iw_event_free(ev);
 }
 
 Test(event, event_id_and_tenant_limits)

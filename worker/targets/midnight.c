@@ -185,6 +185,13 @@ static int mn_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
         snprintf(errbuf, errlen, "target_refs.midnight_guid: not a GUID (want 8-4-4-4-12 hex)");
         return IW_EINVAL;
     }
+    /* RFC 3339 (and the event) allow a leap second; xs:dateTime and .NET's DateTime do not */
+    const char *paid = ev->invoice.paid_at;
+    if (paid && strlen(paid) >= 19 && paid[17] == '6') {
+        snprintf(errbuf, errlen,
+                 "paid_at: a leap second (:60) cannot be sent: Midnight's DateTime cannot hold it");
+        return IW_EINVAL;
+    }
     const iw_target_refs *r = &ev->invoice.target_refs;
     const struct {
         const char *path, *value;
