@@ -956,7 +956,43 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     }
 }
 
-/* AUTH and SCRIPT LOAD replies; priv is the script kind + 1, or NULL for AUTH. */
+/* on_setup's priv for INFO memory */
+#define SETUP_MEMORY ((void *)(intptr_t)(K_COUNT + 1))
+
+/* The value of `name:` in an INFO reply, into buf ("" when absent). */
+static void info_field(const char *info, const char *name, char *buf, size_t len)
+{
+    size_t n = strlen(name);
+    buf[0] = '\0';
+    for (const char *p = info; (p = strstr(p, name)); p += n) {
+        if ((p == info || p[-1] == '\n') && p[n] == ':') {
+            size_t k = strcspn(p + n + 1, "\r\n");
+            snprintf(buf, len, "%.*s", (int)(k < len ? k : len - 1), p + n + 1);
+            return;
+        }
+    }
+}
+
+/* Whether the INFO memory text says Redis evicts keys (a memory limit and a policy other than
+ * noeviction); why says so. Every ledger key has a TTL, so every policy but noeviction may drop
+ * a fence or an applied version, and an older version could then be sent after a newer one. */
+static bool evicts(const iw_aledger *a, const char *info, char *why, size_t len)
+{
+    char limit[32], policy[48];
+    info_field(info, "maxmemory", limit, sizeof(limit));
+    info_field(info, "maxmemory_policy", policy, sizeof(policy));
+    if (!*policy || strcmp(policy, "noeviction") == 0 || strtoll(limit, NULL, 10) <= 0)
+        return false;
+    snprintf(why, len,
+             "redis %s:%d evicts keys (maxmemory %s, maxmemory-policy %s): the ledger's fences "
+             "could be dropped and an older version sent after a newer one; set "
+             "maxmemory-policy noeviction",
+             a->host, a->port, limit, policy);
+    return true;
+}
+
+/* AUTH, SCRIPT LOAD and INFO memory replies; priv is the script kind + 1, NULL for AUTH, or
+ * SETUP_MEMORY. */
 static void on_setup(redisAsyncContext *ac, void *r, void *priv)
 {
     iw_aledger *a = ac->data;
@@ -964,7 +1000,14 @@ static void on_setup(redisAsyncContext *ac, void *r, void *priv)
     a->setup_waiting--;
     if (!reply)
         return; /* the connection ended: on_connect or on_disconnect said why */
-    if (reply->type == REDIS_REPLY_ERROR) {
+    if (priv == SETUP_MEMORY) { /* a Redis that refuses INFO is not asked again */
+        char why[sizeof(a->why)];
+        if (reply->type == REDIS_REPLY_STRING && evicts(a, reply->str, why, sizeof(why)) &&
+            !a->setup_failed) {
+            a->setup_failed = true;
+            snprintf(a->why, sizeof(a->why), "%s", why);
+        }
+    } else if (reply->type == REDIS_REPLY_ERROR) {
         if (!a->setup_failed)
             snprintf(a->why, sizeof(a->why), "redis %s:%d: %s refused: %.120s", a->host, a->port,
                      priv ? "SCRIPT LOAD" : "AUTH", reply->str);
@@ -1056,6 +1099,10 @@ int iw_aledger_connect(iw_aledger *a)
     for (int k = 0; rc == REDIS_OK && k < K_COUNT; k++) {
         rc = redisAsyncCommand(ac, on_setup, (void *)(intptr_t)(k + 1), "SCRIPT LOAD %s",
                                script_body[k]);
+        a->setup_waiting += rc == REDIS_OK;
+    }
+    if (rc == REDIS_OK) {
+        rc = redisAsyncCommand(ac, on_setup, SETUP_MEMORY, "INFO memory");
         a->setup_waiting += rc == REDIS_OK;
     }
     if (rc == REDIS_OK && !a->aof_warned) /* its answer is not waited for */

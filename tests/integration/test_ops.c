@@ -985,6 +985,43 @@ Test(ops, a_redis_without_aof_is_named_once_in_the_log, .init = up, .fini = down
     cr_assert_eq(log_lines_with("appendonly no"), 1, "still one warning after the reconnect");
 }
 
+/* Every ledger key has a TTL, so a Redis that evicts (a memory limit and any policy but
+ * noeviction: volatile-lru is a managed service's default) may drop a fence or an applied
+ * version, and an older version would then be sent after a newer one. The worker does not use
+ * such a Redis: /readyz says Redis is not usable, the log says why, no event is sent, and once the
+ * policy is noeviction it goes on by itself. Judged by the simulator's calls and the results topic.
+ */
+Test(ops, a_redis_that_evicts_keys_is_not_used, .init = up, .fini = down, .timeout = 240)
+{
+    redisContext *c = redisConnect("127.0.0.1", S.redis.port);
+    cr_assert(c && !c->err);
+    redisReply *r = redisCommand(c, "CONFIG SET maxmemory 200mb");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    r = redisCommand(c, "CONFIG SET maxmemory-policy volatile-lru");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    start_worker_with_http();
+    produce_n("EVICT", 3, "webhook");
+    iw_sleep_ms(5000);
+    cr_assert(readyz_becomes(503, "redis", 1000), "not ready while Redis may evict");
+    for (int i = 0; i < 3; i++) {
+        char eid[32];
+        snprintf(eid, sizeof(eid), "EEVICT-%d", i);
+        cr_assert_eq(iw_sim_calls(&S, eid, "webhook"), 0, "nothing sent while Redis may evict");
+    }
+    cr_assert_geq(log_lines_with("maxmemory-policy volatile-lru"), 1, "the log says why");
+    r = redisCommand(c, "CONFIG SET maxmemory-policy noeviction");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(c);
+    cr_assert(readyz_becomes(200, NULL, 60000), "ready once Redis no longer evicts");
+    iw_results res = iw_results_read(&S, "invoice-results", 3, 120000);
+    cr_assert_eq(res.n, 3);
+    cr_expect_eq(iw_results_count(&res, "webhook", "succeeded"), 3);
+    iw_results_free(&res);
+}
+
 /* README: /readyz is 200 when Redis answers. A worker with nothing to do still asks (PING), so
  * a Redis that stopped answering while no event came is seen: 503 within the idle ping and the
  * reply timeout (5 + 2 s; the test allows 15), 200 again once it answers. */
