@@ -59,6 +59,7 @@ struct call {
     iw_call_done_fn done;       /* called once */
     void *arg;                  /* for done */
     int64_t first_mono;         /* monotonic ms of the first attempt */
+    int64_t since_mono;         /* monotonic ms it was submitted */
     iw_timer backoff;           /* on the loop while it waits for its next attempt */
     unsigned token_gen;         /* token generation the last attempt was rendered with */
     bool refreshed;             /* the one retry after a token refresh is used */
@@ -818,7 +819,7 @@ static void retry_or_exhaust(iw_dispatch *d, call *c, const iw_outcome *out, int
  * would hold the last of many waiting calls (and its partition's commits) for many times the
  * limit. A call not yet attempted has no such limit (shedding bounds it). Sets t->next_expiry
  * to the earliest end still ahead. */
-static void expire_waiting(iw_dispatch *d, tstate *t, int64_t now)
+static void expire_waiting(iw_dispatch *d, tstate *t, int64_t now, bool breaker_open)
 {
     int64_t limit = t->tc->retry.max_elapsed_ms;
     t->swept_at = now;
@@ -829,7 +830,11 @@ static void expire_waiting(iw_dispatch *d, tstate *t, int64_t now)
     call *prev = NULL;
     for (call *c = t->ready.head, *next; c; c = next) {
         next = c->next;
-        int64_t end = c->res.attempts >= 1 ? c->first_mono + limit : INT64_MAX;
+        /* a retry ends max_elapsed after its first attempt; a call never sent, max_elapsed after
+         * it came, when the breaker holds it (a rate limit only paces a backlog: those wait) */
+        int64_t end = c->res.attempts >= 1 ? c->first_mono + limit
+                      : breaker_open       ? c->since_mono + limit
+                                           : INT64_MAX;
         if (end > now) {
             if (end < t->next_expiry)
                 t->next_expiry = end;
@@ -841,6 +846,13 @@ static void expire_waiting(iw_dispatch *d, tstate *t, int64_t now)
     }
     call *c;
     while ((c = q_pop(&ended))) {
+        if (c->res.attempts == 0) {
+            c->res.shed = true;
+            finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_UNAVAILABLE, "unavailable",
+                        "not sent: the target's circuit breaker stayed open until "
+                        "retry.max_elapsed_s passed");
+            continue;
+        }
         iw_outcome last = c->res.outcome; /* the attempt that failed last */
         size_t n = strlen(last.message);
         snprintf(last.message + n, sizeof(last.message) - n, "%s",
@@ -858,9 +870,10 @@ static void start_ready(iw_dispatch *d, int64_t now)
         if (t->refresh)
             continue; /* its calls wait for the new token */
         while (t->ready.head && t->running < max_conc(t)) {
-            if (!iw_breaker_allow(&t->br, now) || iw_ratelimit_wait_ms(&t->rl, now) > 0) {
+            bool open = !iw_breaker_allow(&t->br, now);
+            if (open || iw_ratelimit_wait_ms(&t->rl, now) > 0) {
                 if (now >= t->next_expiry || now - t->swept_at >= EXPIRY_SWEEP_MS)
-                    expire_waiting(d, t, now);
+                    expire_waiting(d, t, now, open);
                 break;
             }
             start_attempt(d, q_pop(&t->ready), now);
@@ -1420,6 +1433,7 @@ static int submit(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf
     c->done = done;
     c->arg = arg;
     c->lease_until = lease_until;
+    c->since_mono = mono_ms();
     c->res.outcome.retry_after_ms = -1;
     c->res.maybe_applied = maybe_applied;
     d->pending++;

@@ -1106,6 +1106,36 @@ Test(dispatch, a_retry_waiting_behind_an_open_breaker_ends_at_max_elapsed)
     iw_dispatch_free(d);
 }
 
+/* A call that comes while the breaker is open waits for it, but not past retry.max_elapsed_s
+ * from when it came: the breaker lets one probe through per open_s, so without that bound the
+ * n-th of many such calls (and its partition's commits) waited about n x open_s. It ends
+ * unavailable, never sent. Judged by what the server received: nothing after the breaker
+ * opened, since the calls' limit (1 s) passes before the first probe (4 s). Calls held only by a
+ * rate limit are a paced backlog and keep waiting (rate_limit tests). */
+Test(dispatch, a_call_that_comes_behind_an_open_breaker_ends_at_max_elapsed)
+{
+    iw_dispatch_stats st;
+    iw_dispatch *d = six_calls_until_the_breaker_opens(4000, 1000, &st);
+    int n1 = srv_count(server);
+    long long start = iw_now_ms();
+    for (int i = 6; i < 10; i++)
+        submit(d, &fake_ops, 0, i);
+    drain(d);
+    long long took = iw_now_ms() - start;
+    cr_assert_eq(srv_count(server), n1, "%d requests after the breaker opened",
+                 srv_count(server) - n1);
+    for (int i = 6; i < 10; i++) {
+        const iw_call_result *r = &slots[i].res;
+        cr_assert_eq(r->attempts, 0, "call %d", i);
+        cr_assert_eq(r->outcome.error_kind, IW_ERR_UNAVAILABLE, "call %d: %s", i,
+                     r->outcome.message);
+        cr_assert(strstr(r->outcome.message, "stayed open until retry.max_elapsed_s passed"),
+                  "call %d: %s", i, r->outcome.message);
+    }
+    cr_log_info("the four calls ended %lld ms after they came", took);
+    iw_dispatch_free(d);
+}
+
 /* iw_dispatch_shed ends the calls waiting at a target whose breaker is open (queued or backing
  * off) and has been down for breaker.shed_after_s as unavailable, and nothing else: not before
  * that time, not the calls of a target whose breaker is closed, not a call on the wire, not a
