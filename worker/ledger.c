@@ -77,7 +77,8 @@
 #define LUA_GT "local function gt(a, b) return #a > #b or (#a == #b and a > b) end\n"
 
 /*
- * KEYS: record, applied, claimed, fence, doubt. ARGV: version, owner, lease_ms, event, ttl_s.
+ * KEYS: record, applied, claimed, fence, doubt. ARGV: version, owner, lease_ms, event, ttl_s,
+ * peek ("1": only ask whether the event succeeded here: DUPLICATE, else STALE, nothing written).
  * DUPLICATE when this event succeeded here; STALE when a higher version was applied or
  * claimed, or the same version by another event (or applied: then by another event, since
  * this one has no success record); else the claim is raised to this version and the fence
@@ -91,6 +92,7 @@
 #define SCRIPT_CLAIM_BODY                                                                          \
     LUA_GT                                                                                         \
     "if redis.call('HGET', KEYS[1], 'state') == 'succeeded' then return 1 end\n"                   \
+    "if ARGV[6] == '1' then return 2 end\n"                                                        \
     "local v = ARGV[1]\n"                                                                          \
     "local applied = redis.call('GET', KEYS[2])\n"                                                 \
     "if applied and not gt(v, applied) then return 2 end\n"                                        \
@@ -367,6 +369,7 @@ static int build_cmd(const char (*sha)[41], int64_t ttl_s, enum kind k, const iw
             add_num(c, s->buf, &pos, op->lease_ms > 0 ? op->lease_ms : lease_ms);
             cmd_arg(c, op->event_id, strlen(op->event_id));
             add_num(c, s->buf, &pos, ttl_s);
+            cmd_arg(c, op->peek ? "1" : "0", 1);
         } else {
             const char *ref = op->target_ref ? op->target_ref : "";
             cmd_arg(c, op->status, strlen(op->status));

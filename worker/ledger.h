@@ -33,6 +33,8 @@ typedef struct iw_ledger_op {
     const char *status;     /* complete only: "succeeded", "failed", "rejected" */
     const char *target_ref; /* complete only: may be NULL */
     int64_t lease_ms;       /* claim and renew: this op's lease (0: the call's lease_ms) */
+    bool peek;              /* claim only: ask only whether this event succeeded here:
+                             * DUPLICATE, else STALE; nothing is written */
     bool may_be_applied;    /* complete and release: an attempt of this call may have been
                              * applied (the event stays in doubt for its next claim, unless
                              * the outcome is a success) */

@@ -81,6 +81,9 @@ typedef struct job {
     int busy_tries;
     bool maybe_applied; /* an attempt of an earlier call may have been applied (a reclaimed
                          * job's next call then asks for no second customer e-mail) */
+    bool peek;          /* its lane says stale or superseded (verdict): the ledger is asked
+                         * only whether its event already succeeded here (then duplicate) */
+    iw_result_status verdict;
     /* the result being built */
     iw_result_status status;
     iw_error_kind error_kind;
@@ -826,6 +829,7 @@ static void fill_op(const job *j, iw_ledger_op *op)
     op->event_id = ev->event_id;
     op->target = j->target;
     op->version = ev->version;
+    op->peek = j->peek;
 }
 
 static void lbatch_add(lbatch *b, job *j)
@@ -928,12 +932,23 @@ static bool same_event(const job *a, const job *b)
     return a && b && strcmp(a->m->ev->event_id, b->m->ev->event_id) == 0;
 }
 
-/* Publishes j as superseded: a newer version of its invoice is in its lane, so j is never
- * sent and needs no ledger write (the newer one raises the claimed version when it claims). */
+/* j is never sent: its lane holds a newer or the same version (verdict: stale or superseded),
+ * and it needs no ledger write (the newer one raises the claimed version when it claims). But
+ * a redelivery of an event that was sent and succeeded (a rebalance, a restart before the
+ * commit) must not get a later result saying "never sent" of what the target has: the ledger
+ * is asked first, through the claim batch, whether the event succeeded here (then duplicate,
+ * as a claim answers it). */
+static void lane_verdict_after_ledger(iw_pipeline *p, job *j, iw_result_status verdict)
+{
+    j->peek = true;
+    j->verdict = verdict;
+    job_to(p, j, IW_JEV_FIRST);
+    q_push(&p->claim_q, j);
+}
+
 static void supersede(iw_pipeline *p, job *j)
 {
-    set_result(j, IW_RES_SUPERSEDED, IW_ERR_NONE, NULL, NULL);
-    publish(p, j);
+    lane_verdict_after_ledger(p, j, IW_RES_SUPERSEDED);
 }
 
 /* The verdict for a version its target's rules refuse: the lane's own when the lane would not
@@ -999,8 +1014,7 @@ static void offer_to_lane(iw_pipeline *p, job *j)
     } else if (v == IW_LANE_SUPERSEDED) {
         supersede(p, j);
     } else if (v == IW_LANE_STALE) { /* as the ledger would answer it: never sent */
-        set_result(j, IW_RES_STALE, IW_ERR_NONE, NULL, NULL);
-        publish(p, j);
+        lane_verdict_after_ledger(p, j, IW_RES_STALE);
     } else {
         p->fatal = true; /* out of memory */
     }
@@ -1155,7 +1169,7 @@ static void claims_done(iw_pipeline *p, lbatch *b)
     for (size_t i = 0; i < b->n; i++) {
         job *j = b->js[i];
         int answer = b->ops[i].answer;
-        if (answer == IW_CLAIM_CLAIMED) {
+        if (answer == IW_CLAIM_CLAIMED && !j->peek) {
             j->leased = true;
             j->lease_until = b->sent_ms + op_lease_ms(b, i);
             j->busy_tries = 0;
@@ -1165,6 +1179,12 @@ static void claims_done(iw_pipeline *p, lbatch *b)
         }
         if (!j->m->tracked || p->stopping) {
             abandon_job(p, j); /* revoked (or stopping) while the claim was out */
+            continue;
+        }
+        if (j->peek) { /* the lane's verdict, unless the event succeeded here */
+            set_result(j, answer == IW_CLAIM_DUPLICATE ? IW_RES_DUPLICATE : j->verdict, IW_ERR_NONE,
+                       NULL, NULL);
+            publish(p, j);
             continue;
         }
         switch (answer) {
@@ -1635,6 +1655,10 @@ static void route(iw_pipeline *p, msg *m, const char *only)
             ((ev->xml_unsafe || would_wait(p, j)) &&
              iw_dispatch_render_check(p->dispatch, j->tc, ev, m->traceparent, why, sizeof(why)))) {
             iw_result_status st = lane_verdict(p, j);
+            if (st == IW_RES_STALE || st == IW_RES_SUPERSEDED) {
+                lane_verdict_after_ledger(p, j, st);
+                continue;
+            }
             if (st == IW_RES_REJECTED)
                 set_result(j, st, IW_ERR_VALIDATION, "validation", why);
             else

@@ -962,6 +962,31 @@ Test(ledger, claim_complete_then_duplicate)
     cr_assert_eq(count_keys("iw:*"), 3, "record, applied and claimed");
 }
 
+/* A peek (the pipeline's question for a version its lane says is stale or superseded) answers
+ * DUPLICATE when the event succeeded here, else STALE, and writes nothing: no fence, no claimed
+ * version, no doubt mark, whatever it asks about. */
+Test(ledger, a_peek_asks_only_whether_the_event_succeeded)
+{
+    iw_ledger_op op = op_of("INV-P", "ev-1", "ebiz", 1);
+    cr_assert_eq(claim1(L, op, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
+    cr_assert_eq(complete1(L, op, "A", "succeeded", "REF-1"), IW_LEDGER_DONE);
+    int before = count_keys("iw:*");
+    iw_ledger_op peek = op;
+    peek.peek = true;
+    cr_assert_eq(claim1(L, peek, "B", LONG_LEASE), IW_CLAIM_DUPLICATE);
+    iw_ledger_op other = op_of("INV-P", "ev-2", "ebiz", 5); /* newer, never claimed */
+    other.peek = true;
+    cr_assert_eq(claim1(L, other, "B", LONG_LEASE), IW_CLAIM_STALE);
+    iw_ledger_op fresh = op_of("INV-Q", "ev-9", "ebiz", 1); /* an invoice never seen */
+    fresh.peek = true;
+    cr_assert_eq(claim1(L, fresh, "B", LONG_LEASE), IW_CLAIM_STALE);
+    cr_assert_eq(count_keys("iw:*"), before, "a peek writes nothing");
+    expect_val("iw:{acme:INV-P}:c:ebiz", "1 ev-1", "claimed is unchanged");
+    /* and the newer event can still be claimed */
+    other.peek = false;
+    cr_assert_eq(claim1(L, other, "B", LONG_LEASE), IW_CLAIM_CLAIMED);
+}
+
 Test(ledger, version_guard)
 {
     iw_ledger_op e5 = op_of("INV-2", "ev-5", "navision", 5);
