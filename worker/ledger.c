@@ -1,5 +1,6 @@
 /* ledger.c: the Redis ledger (dedup, version guard, leases) as atomic Lua scripts over hiredis. */
 #include "ledger.h"
+#include "text.h"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -79,19 +80,21 @@
 /*
  * KEYS: record, applied, claimed, fence, doubt. ARGV: version, owner, lease_ms, event, ttl_s,
  * peek ("1": only ask whether the event succeeded here: DUPLICATE, else STALE, nothing written).
- * DUPLICATE when this event succeeded here; STALE when a higher version was applied or
- * claimed, or the same version by another event (or applied: then by another event, since
- * this one has no success record); else the claim is raised to this version and the fence
- * is taken (CLAIMED) unless another owner holds it (BUSY). A BUSY claim still raises
- * `claimed`: the event stays unfinished in its consumer's window, so it will be sent or
- * replayed, and older versions queued elsewhere need not be sent before it. A claim that takes
- * a free fence marks its event in doubt, and answers CLAIMED_IN_DOUBT when the mark already
+ * DUPLICATE ({1, target_ref}: the reference the success recorded) when this event succeeded here;
+ * STALE when a higher version was applied or claimed, or the same version by another event (or
+ * applied: then by another event, since this one has no success record); else the claim is raised
+ * to this version and the fence is taken (CLAIMED) unless another owner holds it (BUSY). A BUSY
+ * claim still raises `claimed`: the event stays unfinished in its consumer's window, so it will be
+ * sent or replayed, and older versions queued elsewhere need not be sent before it. A claim that
+ * takes a free fence marks its event in doubt, and answers CLAIMED_IN_DOUBT when the mark already
  * named this event: an earlier owner claimed it and never wrote its outcome or said that
  * nothing it sent can have been applied.
  */
 #define SCRIPT_CLAIM_BODY                                                                          \
     LUA_GT                                                                                         \
-    "if redis.call('HGET', KEYS[1], 'state') == 'succeeded' then return 1 end\n"                   \
+    "if redis.call('HGET', KEYS[1], 'state') == 'succeeded' then\n"                                \
+    "  return {1, redis.call('HGET', KEYS[1], 'target_ref') or ''}\n"                              \
+    "end\n"                                                                                        \
     "if ARGV[6] == '1' then return 2 end\n"                                                        \
     "local v = ARGV[1]\n"                                                                          \
     "local applied = redis.call('GET', KEYS[2])\n"                                                 \
@@ -432,6 +435,26 @@ static void set_answer(iw_ledger_op *op, long long v)
     op->answer = op->in_doubt ? IW_CLAIM_CLAIMED : (int)v;
 }
 
+/* A script's reply r into op: an integer from 0 to max, or a claim's DUPLICATE with the
+ * target_ref its success recorded ({1, ref}). False when it is neither. */
+static bool take_answer(iw_ledger_op *op, const redisReply *r, long long max)
+{
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER &&
+        r->element[0]->integer == IW_CLAIM_DUPLICATE && r->element[1]->type == REDIS_REPLY_STRING) {
+        if (op->ref_out && op->ref_cap) {
+            size_t n = r->element[1]->len < op->ref_cap ? r->element[1]->len : op->ref_cap - 1;
+            iw_text_clean_copy(op->ref_out, op->ref_cap, r->element[1]->str, n);
+        }
+        set_answer(op, IW_CLAIM_DUPLICATE);
+        return true;
+    }
+    if (r->type != REDIS_REPLY_INTEGER || r->integer < 0 || r->integer > max)
+        return false;
+    set_answer(op, r->integer);
+    return true;
+}
+
 static bool valid_status(const char *s)
 {
     return s &&
@@ -536,9 +559,7 @@ static int round_trip(iw_ledger *l, batch *b, bool eval)
         redisReply *r = read_reply(l);
         if (!r)
             return IW_EIO;
-        if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0 &&
-            r->integer <= script_max[b->kind]) {
-            set_answer(&b->ops[i], r->integer);
+        if (take_answer(&b->ops[i], r, script_max[b->kind])) {
             b->need[i] = false;
         } else if (!is_noscript(r)) {
             rc = IW_EIO; /* an error reply; keep reading so that the pipeline stays in step */
@@ -1165,9 +1186,7 @@ static void on_script_reply(redisAsyncContext *ac, void *r, void *priv)
     redisReply *reply = r;
     if (!reply) {
         b->rc = IW_EIO;
-    } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0 &&
-               reply->integer <= script_max[b->kind]) {
-        set_answer(&b->ops[s->i], reply->integer);
+    } else if (take_answer(&b->ops[s->i], reply, script_max[b->kind])) {
     } else if (is_noscript(reply) && !s->evaled && b->rc == 0 && b->a->ac == ac) {
         /* the script cache was flushed (Redis restarted): send the body; it comes back last */
         s->evaled = true;

@@ -35,6 +35,9 @@ typedef struct iw_ledger_op {
     int64_t lease_ms;       /* claim and renew: this op's lease (0: the call's lease_ms) */
     bool peek;              /* claim only: ask only whether this event succeeded here:
                              * DUPLICATE, else STALE; nothing is written */
+    char *ref_out;          /* claim, out (when not NULL): on DUPLICATE, the target_ref the
+                             * success recorded ("" when none), cut to ref_cap - 1 bytes */
+    size_t ref_cap;
     bool may_be_applied;    /* complete and release: an attempt of this call may have been
                              * applied (the event stays in doubt for its next claim, unless
                              * the outcome is a success) */

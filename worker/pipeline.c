@@ -837,6 +837,10 @@ static void lbatch_add(lbatch *b, job *j)
     fill_op(j, &b->ops[b->n]);
     if ((b->kind == LB_CLAIM || b->kind == LB_RENEW) && j->tc)
         b->ops[b->n].lease_ms = iw_target_lease_grant_ms(b->p->cfg, j->tc);
+    if (b->kind == LB_CLAIM) { /* a duplicate's result carries the reference its success had */
+        b->ops[b->n].ref_out = j->target_ref;
+        b->ops[b->n].ref_cap = sizeof(j->target_ref);
+    }
     b->js[b->n++] = j;
 }
 

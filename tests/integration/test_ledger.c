@@ -940,6 +940,16 @@ Test(ledger, claim_complete_then_duplicate)
     cr_assert_eq(complete1(L, op, "A", "succeeded", "REF-9"), IW_LEDGER_DONE);
     cr_assert_eq(claim1(L, op, "A", LONG_LEASE), IW_CLAIM_DUPLICATE);
     cr_assert_eq(claim1(L, op, "B", LONG_LEASE), IW_CLAIM_DUPLICATE);
+    /* a duplicate answers with the reference the success recorded, cut to the room given */
+    char ref[8] = "x";
+    iw_ledger_op again = op;
+    again.ref_out = ref;
+    again.ref_cap = sizeof(ref);
+    cr_assert_eq(claim1(L, again, "B", LONG_LEASE), IW_CLAIM_DUPLICATE);
+    cr_assert_str_eq(ref, "REF-9");
+    again.ref_cap = 4;
+    cr_assert_eq(claim1(L, again, "B", LONG_LEASE), IW_CLAIM_DUPLICATE);
+    cr_assert_str_eq(ref, "REF");
 
     char key[256], v[64];
     one_key("iw:*:e:*", key, sizeof(key));

@@ -363,44 +363,48 @@ Test(faults, a_version_the_target_refuses_never_supersedes_an_older_one, .init =
  * result_id would record that the target does not have what it has. An older event that was
  * never sent is still stale. v1 succeeds; then, with the target holding calls for 2 s, v2, v1
  * again and v0 (another event, never sent) come, in that order on one partition. Judged by
- * the simulator (v1 and v2 applied once each, v0 never) and the last result per result_id. */
+ * the simulator (v1 and v2 applied once each, v0 never) and the last result per result_id;
+ * the duplicate carries the target's reference, as its success did. */
 Test(faults, a_redelivered_success_behind_a_newer_version_is_a_duplicate, .init = up, .fini = down,
      .timeout = 300)
 {
     cr_assert_eq(
         iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"), 0);
-    char *v1 = iw_make_event("RDUP-v1", "acme", "RDUP-1", 1, "webhook");
-    char *v2 = iw_make_event("RDUP-v2", "acme", "RDUP-1", 2, "webhook");
-    char *v0 = iw_make_event("RDUP-v0", "acme", "RDUP-1", 0, "webhook");
+    char *v1 = iw_make_event("RDUP-v1", "acme", "RDUP-1", 1, "invoicexpress");
+    char *v2 = iw_make_event("RDUP-v2", "acme", "RDUP-1", 2, "invoicexpress");
+    char *v0 = iw_make_event("RDUP-v0", "acme", "RDUP-1", 0, "invoicexpress");
     const char *keys[3] = {"acme/RDUP-1", "acme/RDUP-1", "acme/RDUP-1"};
     const char *first[1] = {v1};
     cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, first, 1, NULL), 0);
     cr_assert_eq(wait_results(1, 120000), 1);
-    fault("{\"target\": \"webhook\", \"kind\": \"latency\", \"ms\": 2000, \"count\": 1}");
+    fault("{\"target\": \"invoicexpress\", \"kind\": \"latency\", \"ms\": 2000, \"count\": 1}");
     const char *then[3] = {v2, v1, v0};
     cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, then, 3, NULL), 0);
     iw_results r = iw_results_read(&S, "invoice-results", 4, 120000);
     cr_assert_eq(r.n, 4);
     /* in the topic's order, the last result for each id */
-    const char *last_v1 = NULL, *last_v0 = NULL, *last_v2 = NULL;
+    const char *last_v1 = NULL, *last_v0 = NULL, *last_v2 = NULL, *refs[2] = {NULL, NULL};
     for (size_t i = 0; i < r.n; i++) {
         const char *id = iw_json_str(r.json[i], "result_id");
         const char *st = iw_json_str(r.json[i], "status");
         cr_assert(id && st);
-        if (strcmp(id, "RDUP-v1/webhook") == 0)
+        if (strcmp(id, "RDUP-v1/invoicexpress") == 0) {
+            refs[strcmp(st, "succeeded") != 0] = iw_json_str(r.json[i], "target_ref");
             last_v1 = st;
-        else if (strcmp(id, "RDUP-v0/webhook") == 0)
+        } else if (strcmp(id, "RDUP-v0/invoicexpress") == 0)
             last_v0 = st;
-        else if (strcmp(id, "RDUP-v2/webhook") == 0)
+        else if (strcmp(id, "RDUP-v2/invoicexpress") == 0)
             last_v2 = st;
     }
     cr_expect_str_eq(last_v1 ? last_v1 : "(none)", "duplicate", "v1's last result");
     cr_expect_str_eq(last_v2 ? last_v2 : "(none)", "succeeded");
     cr_expect_str_eq(last_v0 ? last_v0 : "(none)", "stale", "v0 was never sent");
+    cr_assert_not_null(refs[0], "the success names the target's invoice");
+    cr_expect_str_eq(refs[1] ? refs[1] : "(null)", refs[0], "and so does the duplicate");
     iw_results_free(&r);
-    cr_expect_eq(iw_sim_calls(&S, "RDUP-v1", "webhook"), 1);
-    cr_expect_eq(iw_sim_calls(&S, "RDUP-v2", "webhook"), 1);
-    cr_expect_eq(iw_sim_calls(&S, "RDUP-v0", "webhook"), 0);
+    cr_expect_eq(iw_sim_calls(&S, "RDUP-v1", "invoicexpress"), 1);
+    cr_expect_eq(iw_sim_calls(&S, "RDUP-v2", "invoicexpress"), 1);
+    cr_expect_eq(iw_sim_calls(&S, "RDUP-v0", "invoicexpress"), 0);
     free(v0);
     free(v1);
     free(v2);
