@@ -80,7 +80,9 @@
 /*
  * KEYS: record, applied, claimed, fence, doubt. ARGV: version, owner, lease_ms, event, ttl_s,
  * peek ("1": only ask whether the event succeeded here: DUPLICATE, else STALE, nothing written).
- * DUPLICATE ({1, target_ref}: the reference the success recorded) when this event succeeded here;
+ * REUSED when this event_id's record here is of another version (an event_id names one event:
+ * upstream gave one to two versions); DUPLICATE ({1, target_ref}: the reference the success
+ * recorded) when this event succeeded here;
  * STALE when a higher version was applied or claimed, or the same version by another event (or
  * applied: then by another event, since this one has no success record); else the claim is raised
  * to this version and the fence is taken (CLAIMED) unless another owner holds it (BUSY). A BUSY
@@ -92,9 +94,9 @@
  */
 #define SCRIPT_CLAIM_BODY                                                                          \
     LUA_GT                                                                                         \
-    "if redis.call('HGET', KEYS[1], 'state') == 'succeeded' then\n"                                \
-    "  return {1, redis.call('HGET', KEYS[1], 'target_ref') or ''}\n"                              \
-    "end\n"                                                                                        \
+    "local rec = redis.call('HMGET', KEYS[1], 'state', 'version', 'target_ref')\n"                 \
+    "if rec[1] and rec[2] and rec[2] ~= ARGV[1] then return 5 end\n"                               \
+    "if rec[1] == 'succeeded' then return {1, rec[3] or ''} end\n"                                 \
     "if ARGV[6] == '1' then return 2 end\n"                                                        \
     "local v = ARGV[1]\n"                                                                          \
     "local applied = redis.call('GET', KEYS[2])\n"                                                 \
@@ -182,7 +184,7 @@ enum kind { K_CLAIM, K_COMPLETE, K_RELEASE, K_RENEW, K_COUNT };
 static const char *const script_body[K_COUNT] = {SCRIPT_CLAIM_BODY, SCRIPT_COMPLETE_BODY,
                                                  SCRIPT_RELEASE_BODY, SCRIPT_RENEW_BODY};
 /* Largest answer each script returns. */
-static const long long script_max[K_COUNT] = {CLAIMED_IN_DOUBT, IW_LEDGER_LOST, IW_LEDGER_LOST,
+static const long long script_max[K_COUNT] = {IW_CLAIM_REUSED, IW_LEDGER_LOST, IW_LEDGER_LOST,
                                               IW_LEDGER_LOST};
 
 struct iw_ledger {

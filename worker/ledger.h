@@ -13,7 +13,9 @@ typedef enum iw_claim {
     IW_CLAIM_DUPLICATE,   /* this (event, target) already succeeded: send nothing */
     IW_CLAIM_STALE,       /* a higher version was applied or claimed at this target (or the
                            * same version by another event): send nothing */
-    IW_CLAIM_BUSY         /* another live owner holds the fence: leave it, try later */
+    IW_CLAIM_BUSY,        /* another live owner holds the fence: leave it, try later */
+    IW_CLAIM_REUSED = 5   /* this event_id has a record for another version of the invoice at
+                           * this target: an event_id names one event, so send nothing */
 } iw_claim;
 
 /* What a complete or release answered. */

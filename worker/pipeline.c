@@ -1196,6 +1196,17 @@ static void claims_done(iw_pipeline *p, lbatch *b)
             job_to(p, j, IW_JEV_CLAIMED);
             q_push(&p->ready_q, j);
             break;
+        case IW_CLAIM_REUSED: {
+            char why[sizeof(j->error_msg)];
+            snprintf(why, sizeof(why),
+                     "event_id \"%.*s\" already names another version of this invoice at this "
+                     "target: an event_id names one event, so this one is not sent",
+                     iw_text_utf8_prec(j->m->ev->event_id, 128), j->m->ev->event_id);
+            set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, "event-id-reused", why);
+            lane_release(p, j);
+            publish(p, j);
+            break;
+        }
         case IW_CLAIM_DUPLICATE:
         case IW_CLAIM_STALE:
             set_result(j, answer == IW_CLAIM_STALE ? IW_RES_STALE : IW_RES_DUPLICATE, IW_ERR_NONE,

@@ -972,6 +972,28 @@ Test(ledger, claim_complete_then_duplicate)
     cr_assert_eq(count_keys("iw:*"), 3, "record, applied and claimed");
 }
 
+/* An event_id names one event: a claim for an event_id whose record here is of another
+ * version (upstream gave one id to two versions) answers REUSED and writes nothing, whatever the
+ * record's state; the same version is still DUPLICATE (succeeded) or claimed again (failed). */
+Test(ledger, an_event_id_given_to_another_version_is_reused)
+{
+    iw_ledger_op op = op_of("INV-R", "ev-1", "ebiz", 1);
+    cr_assert_eq(claim1(L, op, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
+    cr_assert_eq(complete1(L, op, "A", "succeeded", "REF-1"), IW_LEDGER_DONE);
+    int before = count_keys("iw:*");
+    iw_ledger_op v2 = op_of("INV-R", "ev-1", "ebiz", 2);
+    cr_assert_eq(claim1(L, v2, "B", LONG_LEASE), IW_CLAIM_REUSED);
+    cr_assert_eq(count_keys("iw:*"), before, "nothing written");
+    cr_assert_eq(claim1(L, op, "B", LONG_LEASE), IW_CLAIM_DUPLICATE);
+    iw_ledger_op f = op_of("INV-R", "ev-2", "ebiz", 3);
+    cr_assert_eq(claim1(L, f, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
+    cr_assert_eq(complete1(L, f, "A", "failed", NULL), IW_LEDGER_DONE);
+    iw_ledger_op f4 = op_of("INV-R", "ev-2", "ebiz", 4);
+    cr_assert_eq(claim1(L, f4, "A", LONG_LEASE), IW_CLAIM_REUSED);
+    cr_assert_eq(claim1(L, f, "A", LONG_LEASE), IW_CLAIM_CLAIMED,
+                 "a failed event is claimed again");
+}
+
 /* A peek (the pipeline's question for a version its lane says is stale or superseded) answers
  * DUPLICATE when the event succeeded here, else STALE, and writes nothing: no fence, no claimed
  * version, no doubt mark, whatever it asks about. */

@@ -410,6 +410,38 @@ Test(faults, a_redelivered_success_behind_a_newer_version_is_a_duplicate, .init 
     free(v2);
 }
 
+/* An event_id names one event. Upstream giving the id of a version that succeeded to a newer
+ * version of the same invoice is refused by name (rejected, with a dead letter to replay once
+ * fixed), not taken for a duplicate, which left the target at the older version with no one
+ * told. Judged by the simulator (one call) and the results and dead letters read back. */
+Test(faults, an_event_id_given_to_a_newer_version_is_rejected_by_name, .init = up, .fini = down,
+     .timeout = 300)
+{
+    cr_assert_eq(
+        iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"), 0);
+    char *v1 = iw_make_event("SAME-ID", "acme", "REUSE-1", 1, "webhook");
+    char *v2 = iw_make_event("SAME-ID", "acme", "REUSE-1", 2, "webhook");
+    const char *keys[1] = {"acme/REUSE-1"}, *a[1] = {v1}, *b[1] = {v2};
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, a, 1, NULL), 0);
+    cr_assert_eq(wait_results(1, 120000), 1);
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, b, 1, NULL), 0);
+    iw_results r = iw_results_read(&S, "invoice-results", 2, 120000);
+    cr_assert_eq(r.n, 2);
+    cr_expect_eq(iw_results_count(&r, "webhook", "succeeded"), 1);
+    cr_expect_eq(iw_results_count(&r, "webhook", "rejected"), 1);
+    cr_expect_eq(iw_results_count(&r, "webhook", "duplicate"), 0);
+    iw_results_free(&r);
+    iw_results dl = iw_results_read(&S, "invoice-events-dlq", 1, 30000);
+    cr_assert_eq(dl.n, 1, "v2's dead letter");
+    char *why = iw_kmsg_header(&dl.msgs[0], "x-iw-error");
+    cr_expect(why && strstr(why, "already names another version"), "%s", why ? why : "(none)");
+    free(why);
+    iw_results_free(&dl);
+    cr_expect_eq(iw_sim_calls(&S, "SAME-ID", "webhook"), 1, "only v1 was sent");
+    free(v1);
+    free(v2);
+}
+
 /* The same for a refusal only the render finds (a control character XML 1.0 cannot carry, in
  * a field the adapter's validate does not read): a version that would wait in its lane has its
  * request made first, so v3 is refused before its lane and v2 is still sent, whether v2 came
