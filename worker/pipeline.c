@@ -931,9 +931,12 @@ static void count_fence_lost(iw_pipeline *p)
 
 static void lane_release(iw_pipeline *p, job *j);
 
+/* Copies of one event (a redelivery): the same event_id and version. One id on two versions is
+ * upstream's mistake, which the ledger names when the second claims (IW_CLAIM_REUSED). */
 static bool same_event(const job *a, const job *b)
 {
-    return a && b && strcmp(a->m->ev->event_id, b->m->ev->event_id) == 0;
+    return a && b && a->m->ev->version == b->m->ev->version &&
+           strcmp(a->m->ev->event_id, b->m->ev->event_id) == 0;
 }
 
 /* j is never sent: its lane holds a newer or the same version (verdict: stale or superseded),

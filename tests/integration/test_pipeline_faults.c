@@ -440,6 +440,20 @@ Test(faults, an_event_id_given_to_a_newer_version_is_rejected_by_name, .init = u
     cr_expect_eq(iw_sim_calls(&S, "SAME-ID", "webhook"), 1, "only v1 was sent");
     free(v1);
     free(v2);
+    /* the same while v1 is still in flight (its lane holds it): v2 waits, then is refused */
+    fault("{\"target\": \"webhook\", \"kind\": \"latency\", \"ms\": 2000, \"count\": 1}");
+    v1 = iw_make_event("SAME-ID-2", "acme", "REUSE-2", 1, "webhook");
+    v2 = iw_make_event("SAME-ID-2", "acme", "REUSE-2", 2, "webhook");
+    const char *k2[2] = {"acme/REUSE-2", "acme/REUSE-2"}, *both[2] = {v1, v2};
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", k2, both, 2, NULL), 0);
+    r = iw_results_read(&S, "invoice-results", 4, 120000);
+    cr_assert_eq(r.n, 4);
+    cr_expect_eq(iw_results_count(&r, "webhook", "succeeded"), 2);
+    cr_expect_eq(iw_results_count(&r, "webhook", "rejected"), 2);
+    iw_results_free(&r);
+    cr_expect_eq(iw_sim_calls(&S, "SAME-ID-2", "webhook"), 1, "only v1 was sent");
+    free(v1);
+    free(v2);
 }
 
 /* The same for a refusal only the render finds (a control character XML 1.0 cannot carry, in
