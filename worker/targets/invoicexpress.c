@@ -205,19 +205,23 @@ static int line_discount(const iw_line *ln, iw_amount *pct)
         *pct = ln->discount_amount; /* "0.00": no discount, said explicitly */
         return 0;
     }
-    iw_decimal gross;
-    if (!ln->unit_price.set || !ln->quantity.set ||
-        iw_decimal_mul(ln->unit_price.value, ln->quantity.value, &gross) != 0 ||
-        iw_decimal_sign(gross) <= 0)
+    if (!ln->unit_price.set || !ln->quantity.set)
+        return IW_EINVAL;
+    /* The gross exactly: two 64-bit coefficients multiply within 128 bits, at the sum of the
+     * scales (iw_decimal_mul rounds past 18 decimals, and a rounded gross can make a ratio
+     * that is not exact look exact: 1.0000000011 of 1.0000000001 x 1.000000001 is not 100%). */
+    __int128 gcoef = (__int128)ln->unit_price.value.coef * ln->quantity.value.coef;
+    int gscale = ln->unit_price.value.scale + ln->quantity.value.scale;
+    if (gcoef <= 0)
         return IW_EINVAL;
     /* pct = amount * 100 / gross, both brought to one scale; a product past 128 bits means
      * no exact percentage this can state */
     iw_decimal a = ln->discount_amount.value;
-    int sc = a.scale > gross.scale ? a.scale : gross.scale;
+    int sc = a.scale > gscale ? a.scale : gscale;
     __int128 num, den;
-    if (__builtin_mul_overflow((__int128)a.coef, pow10_128(sc - a.scale), &num) ||
+    if (sc > 38 || __builtin_mul_overflow((__int128)a.coef, pow10_128(sc - a.scale), &num) ||
         __builtin_mul_overflow(num, (__int128)100, &num) ||
-        __builtin_mul_overflow((__int128)gross.coef, pow10_128(sc - gross.scale), &den))
+        __builtin_mul_overflow(gcoef, pow10_128(sc - gscale), &den))
         return IW_EINVAL;
     for (int k = 0; k <= 6; k++) {
         __int128 n;
