@@ -357,6 +357,20 @@ Test(faults, a_version_the_target_refuses_never_supersedes_an_older_one, .init =
     expect_v2_applied_v3_refused("invoicexpress", "SUPR", key, vals, 4, 1 /* v1b */, 0);
 }
 
+/* Starts the worker, sends event_id as version 1 of invoice to target and waits for its result. */
+static void start_with_v1_sent(const char *event_id, const char *invoice, const char *target)
+{
+    cr_assert_eq(
+        iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"), 0);
+    char key[80];
+    snprintf(key, sizeof(key), "acme/%s", invoice);
+    char *v1 = iw_make_event(event_id, "acme", invoice, 1, target);
+    const char *keys[1] = {key}, *vals[1] = {v1};
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 1, NULL), 0);
+    free(v1);
+    cr_assert_eq(wait_results(1, 120000), 1);
+}
+
 /* A redelivery of an event that was sent and succeeded (after a rebalance or a restart before
  * its commit), arriving while a newer version of its invoice is in its lane, is a duplicate:
  * the lane alone would say stale, "never sent", and consumers keeping the latest result per
@@ -368,15 +382,11 @@ Test(faults, a_version_the_target_refuses_never_supersedes_an_older_one, .init =
 Test(faults, a_redelivered_success_behind_a_newer_version_is_a_duplicate, .init = up, .fini = down,
      .timeout = 300)
 {
-    cr_assert_eq(
-        iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"), 0);
+    start_with_v1_sent("RDUP-v1", "RDUP-1", "invoicexpress");
     char *v1 = iw_make_event("RDUP-v1", "acme", "RDUP-1", 1, "invoicexpress");
     char *v2 = iw_make_event("RDUP-v2", "acme", "RDUP-1", 2, "invoicexpress");
     char *v0 = iw_make_event("RDUP-v0", "acme", "RDUP-1", 0, "invoicexpress");
     const char *keys[3] = {"acme/RDUP-1", "acme/RDUP-1", "acme/RDUP-1"};
-    const char *first[1] = {v1};
-    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, first, 1, NULL), 0);
-    cr_assert_eq(wait_results(1, 120000), 1);
     fault("{\"target\": \"invoicexpress\", \"kind\": \"latency\", \"ms\": 2000, \"count\": 1}");
     const char *then[3] = {v2, v1, v0};
     cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, then, 3, NULL), 0);
@@ -417,13 +427,9 @@ Test(faults, a_redelivered_success_behind_a_newer_version_is_a_duplicate, .init 
 Test(faults, an_event_id_given_to_a_newer_version_is_rejected_by_name, .init = up, .fini = down,
      .timeout = 300)
 {
-    cr_assert_eq(
-        iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"), 0);
-    char *v1 = iw_make_event("SAME-ID", "acme", "REUSE-1", 1, "webhook");
+    start_with_v1_sent("SAME-ID", "REUSE-1", "webhook");
     char *v2 = iw_make_event("SAME-ID", "acme", "REUSE-1", 2, "webhook");
-    const char *keys[1] = {"acme/REUSE-1"}, *a[1] = {v1}, *b[1] = {v2};
-    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, a, 1, NULL), 0);
-    cr_assert_eq(wait_results(1, 120000), 1);
+    const char *keys[1] = {"acme/REUSE-1"}, *b[1] = {v2};
     cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, b, 1, NULL), 0);
     iw_results r = iw_results_read(&S, "invoice-results", 2, 120000);
     cr_assert_eq(r.n, 2);
@@ -438,11 +444,10 @@ Test(faults, an_event_id_given_to_a_newer_version_is_rejected_by_name, .init = u
     free(why);
     iw_results_free(&dl);
     cr_expect_eq(iw_sim_calls(&S, "SAME-ID", "webhook"), 1, "only v1 was sent");
-    free(v1);
     free(v2);
     /* the same while v1 is still in flight (its lane holds it): v2 waits, then is refused */
     fault("{\"target\": \"webhook\", \"kind\": \"latency\", \"ms\": 2000, \"count\": 1}");
-    v1 = iw_make_event("SAME-ID-2", "acme", "REUSE-2", 1, "webhook");
+    char *v1 = iw_make_event("SAME-ID-2", "acme", "REUSE-2", 1, "webhook");
     v2 = iw_make_event("SAME-ID-2", "acme", "REUSE-2", 2, "webhook");
     const char *k2[2] = {"acme/REUSE-2", "acme/REUSE-2"}, *both[2] = {v1, v2};
     cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", k2, both, 2, NULL), 0);

@@ -214,6 +214,19 @@ Test(secrets, an_outcome_field_holding_8_bytes_of_a_secret_is_withheld)
     iw_secrets_free(s);
 }
 
+/* An outcome with these fields, as iw_secrets_mask_outcome publishes it. */
+static iw_outcome published(const iw_secrets *s, const char *message, const char *code,
+                            const char *target_ref)
+{
+    iw_outcome o;
+    memset(&o, 0, sizeof(o));
+    snprintf(o.message, sizeof(o.message), "%s", message);
+    snprintf(o.code, sizeof(o.code), "%s", code);
+    snprintf(o.target_ref, sizeof(o.target_ref), "%s", target_ref);
+    iw_secrets_mask_outcome(s, &o);
+    return o;
+}
+
 /* The last check decodes what a reply may have encoded a secret with, where no recorded form
  * matches: hex, base64 (either alphabet, any alignment), base32, every byte %-escaped, and the
  * base64 of a body quoting it. Fewer than 8 bytes decoded, and ordinary words, are kept. */
@@ -232,13 +245,10 @@ Test(secrets, an_outcome_field_holding_a_secret_encoded_is_withheld)
         "echo: PG5zMTp1c2VyPnU8L25zMTp1c2VyPjxuczE6cGFzc3dvcmQ+UGE1NS13MHJkLVNFQ1JFVDwvbnMxOnBh",
     };
     for (size_t i = 0; i < sizeof(encoded) / sizeof(*encoded); i++) {
-        iw_outcome o;
-        memset(&o, 0, sizeof(o));
-        snprintf(o.message, sizeof(o.message), "HTTP 500: %s", encoded[i]);
-        bool fits = strlen(encoded[i]) < sizeof(o.code);
-        if (fits)
-            snprintf(o.code, sizeof(o.code), "%s", encoded[i]);
-        iw_secrets_mask_outcome(s, &o);
+        char message[200];
+        snprintf(message, sizeof(message), "HTTP 500: %s", encoded[i]);
+        bool fits = strlen(encoded[i]) < sizeof(((iw_outcome *)0)->code);
+        iw_outcome o = published(s, message, fits ? encoded[i] : "", "");
         cr_expect_str_eq(o.message,
                          "HTTP 500: the text quotes a secret of this target, so it is withheld",
                          "%s", encoded[i]);
@@ -251,11 +261,7 @@ Test(secrets, an_outcome_field_holding_a_secret_encoded_is_withheld)
         "3f2504e0-4f89-11d3-9a0c-0305e82c3301",
     };
     for (size_t i = 0; i < sizeof(kept) / sizeof(*kept); i++) {
-        iw_outcome o;
-        memset(&o, 0, sizeof(o));
-        snprintf(o.message, sizeof(o.message), "%s", kept[i]);
-        snprintf(o.target_ref, sizeof(o.target_ref), "%s", kept[i]);
-        iw_secrets_mask_outcome(s, &o);
+        iw_outcome o = published(s, kept[i], "", kept[i]);
         cr_expect_str_eq(o.message, kept[i]);
         cr_expect_str_eq(o.target_ref, kept[i]);
     }
