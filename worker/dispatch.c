@@ -830,11 +830,14 @@ static void expire_waiting(iw_dispatch *d, tstate *t, int64_t now, bool breaker_
     call *prev = NULL;
     for (call *c = t->ready.head, *next; c; c = next) {
         next = c->next;
-        /* a retry ends max_elapsed after its first attempt; a call never sent, max_elapsed after
-         * it came, when the breaker holds it (a rate limit only paces a backlog: those wait) */
-        int64_t end = c->res.attempts >= 1 ? c->first_mono + limit
-                      : breaker_open       ? c->since_mono + limit
-                                           : INT64_MAX;
+        /* a retry ends max_elapsed after its first attempt; a call never sent, once the breaker
+         * has held it that long: from the later of when it came and when the breaker opened (it
+         * stays down while probes fail). What waited for a slot or the rate limit before the
+         * breaker opened is a backlog, not held by it. */
+        int64_t held_from = c->since_mono > t->br.down_since ? c->since_mono : t->br.down_since;
+        int64_t end = c->res.attempts >= 1               ? c->first_mono + limit
+                      : breaker_open && t->br.down_since ? held_from + limit
+                                                         : INT64_MAX;
         if (end > now) {
             if (end < t->next_expiry)
                 t->next_expiry = end;
@@ -849,8 +852,8 @@ static void expire_waiting(iw_dispatch *d, tstate *t, int64_t now, bool breaker_
         if (c->res.attempts == 0) {
             c->res.shed = true;
             finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_UNAVAILABLE, "unavailable",
-                        "not sent: the target's circuit breaker stayed open until "
-                        "retry.max_elapsed_s passed");
+                        "not sent: the target's circuit breaker held it for "
+                        "retry.max_elapsed_s");
             continue;
         }
         iw_outcome last = c->res.outcome; /* the attempt that failed last */

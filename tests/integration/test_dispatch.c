@@ -1129,10 +1129,68 @@ Test(dispatch, a_call_that_comes_behind_an_open_breaker_ends_at_max_elapsed)
         cr_assert_eq(r->attempts, 0, "call %d", i);
         cr_assert_eq(r->outcome.error_kind, IW_ERR_UNAVAILABLE, "call %d: %s", i,
                      r->outcome.message);
-        cr_assert(strstr(r->outcome.message, "stayed open until retry.max_elapsed_s passed"),
+        cr_assert(strstr(r->outcome.message, "circuit breaker held it for retry.max_elapsed_s"),
                   "call %d: %s", i, r->outcome.message);
     }
     cr_log_info("the four calls ended %lld ms after they came", took);
+    iw_dispatch_free(d);
+}
+
+/* What waited for a slot or the rate limit before the breaker opened is a backlog, not held by
+ * the breaker: when the breaker opens for less than retry.max_elapsed_s, those calls wait it
+ * out and are sent, however long they had waited before (here longer than the limit). Judged
+ * by the outcomes and what the server received. */
+Test(dispatch, a_backlog_from_before_the_breaker_opened_waits_out_a_short_opening)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].max_concurrency = 1;
+    tconf[0].breaker_failures = 1;
+    tconf[0].breaker_open_ms = 1000;
+    tconf[0].retry.max_attempts = 100;
+    tconf[0].retry.max_elapsed_ms = 2500;
+    config_init(1);
+    /* three slow successes (1 s each), then a 503 opens the breaker at about 3 s: past the
+     * limit counted from when the calls came, 1.5 s before it counted from the opening */
+    step steps[] = {{200, NULL, 1000}, {200, NULL, 1000}, {200, NULL, 1000}, {503, NULL, 0}};
+    srv_script(server, 4, steps);
+    srv_default(server, (step){200, NULL, 0});
+    iw_dispatch *d = engine();
+    for (int i = 0; i < 6; i++)
+        submit(d, &fake_ops, 0, i); /* all come at once, the breaker closed */
+    drain(d);
+    for (int i = 0; i < 6; i++)
+        cr_expect_eq(slots[i].res.outcome.kind, IW_OUTCOME_OK, "call %d: %s", i,
+                     slots[i].res.outcome.message);
+    cr_expect_eq(srv_count(server), 7, "six calls and the one retry");
+    iw_dispatch_free(d);
+}
+
+/* The same for a backlog paced by the token bucket: none of it ends unsent. (The call that
+ * failed may end exhausted: its retry waits behind the bucket past its limit, as retries do.) */
+Test(dispatch, a_paced_backlog_waits_out_a_short_opening)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].max_concurrency = 8;
+    tconf[0].rate_per_s = 1; /* the fifth call, the 503, goes at about 4 s */
+    tconf[0].rate_burst = 1;
+    tconf[0].breaker_failures = 1;
+    tconf[0].breaker_open_ms = 1000;
+    tconf[0].retry.max_attempts = 100;
+    tconf[0].retry.max_elapsed_ms = 2500;
+    config_init(1);
+    step steps[] = {{200, NULL, 0}, {200, NULL, 0}, {200, NULL, 0}, {200, NULL, 0}, {503, NULL, 0}};
+    srv_script(server, 5, steps);
+    srv_default(server, (step){200, NULL, 0});
+    iw_dispatch *d = engine();
+    for (int i = 0; i < 10; i++)
+        submit(d, &fake_ops, 0, i);
+    drain(d);
+    int sent_ok = 0;
+    for (int i = 0; i < 10; i++) {
+        cr_expect_gt(slots[i].res.attempts, 0, "call %d: %s", i, slots[i].res.outcome.message);
+        sent_ok += slots[i].res.outcome.kind == IW_OUTCOME_OK;
+    }
+    cr_expect_geq(sent_ok, 9, "every call but the one that failed succeeded");
     iw_dispatch_free(d);
 }
 
