@@ -824,6 +824,8 @@ struct iw_aledger {
     size_t setup_waiting;   /* AUTH and SCRIPT LOAD replies still to come */
     bool setup_failed;
     bool aof_warned;        /* the warning of a Redis without AOF was logged */
+    bool evict_said;        /* why an evicting Redis is not used was logged (until it is) */
+    bool info_warned;       /* the warning of a Redis that refuses INFO was logged */
     char why[256];          /* why the last connection ended or failed */
     char *host, *password;  /* owned; the password is wiped on free */
     int port;
@@ -1026,12 +1028,25 @@ static void on_setup(redisAsyncContext *ac, void *r, void *priv)
     a->setup_waiting--;
     if (!reply)
         return; /* the connection ended: on_connect or on_disconnect said why */
-    if (priv == SETUP_MEMORY) { /* a Redis that refuses INFO is not asked again */
+    if (priv == SETUP_MEMORY) {
         char why[sizeof(a->why)];
-        if (reply->type == REDIS_REPLY_STRING && evicts(a, reply->str, why, sizeof(why)) &&
-            !a->setup_failed) {
+        if (reply->type != REDIS_REPLY_STRING) { /* refused (an ACL, a proxy): said once */
+            char where[300];
+            snprintf(where, sizeof(where), "%s:%d", a->host, a->port);
+            if (!a->info_warned)
+                iw_log(IW_LOG_WARN,
+                       "redis refused INFO memory: whether it evicts keys cannot be told; run it "
+                       "with maxmemory-policy noeviction",
+                       "redis", where, NULL);
+            a->info_warned = true;
+        } else if (evicts(a, reply->str, why, sizeof(why)) && !a->setup_failed) {
             a->setup_failed = true;
             snprintf(a->why, sizeof(a->why), "%s", why);
+            if (!a->evict_said) /* at start and after a reconnect alike, once until it is used */
+                iw_log(IW_LOG_ERROR, "redis not used", "error", why, NULL);
+            a->evict_said = true;
+        } else {
+            a->evict_said = false;
         }
     } else if (reply->type == REDIS_REPLY_ERROR) {
         if (!a->setup_failed)

@@ -1014,12 +1014,36 @@ Test(ops, a_redis_that_evicts_keys_is_not_used, .init = up, .fini = down, .timeo
     r = redisCommand(c, "CONFIG SET maxmemory-policy noeviction");
     cr_assert(r && r->type == REDIS_REPLY_STATUS);
     freeReplyObject(r);
-    redisFree(c);
     cr_assert(readyz_becomes(200, NULL, 60000), "ready once Redis no longer evicts");
     iw_results res = iw_results_read(&S, "invoice-results", 3, 120000);
     cr_assert_eq(res.n, 3);
     cr_expect_eq(iw_results_count(&res, "webhook", "succeeded"), 3);
     iw_results_free(&res);
+    cr_assert_eq(log_lines_with("\"redis not used\""), 1, "said once");
+
+    /* evicting again, seen at the next connect (here: the connection cut), and said again */
+    r = redisCommand(c, "CONFIG SET maxmemory-policy allkeys-lru");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    r = redisCommand(c, "CLIENT KILL TYPE normal SKIPME yes");
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer >= 1);
+    freeReplyObject(r);
+    cr_assert(readyz_becomes(503, "redis", 30000), "not ready after the reconnect");
+    long long until = iw_now_ms() + 30000;
+    while (log_lines_with("maxmemory-policy allkeys-lru") == 0 && iw_now_ms() < until)
+        iw_sleep_ms(100);
+    cr_assert_eq(log_lines_with("maxmemory-policy allkeys-lru"), 1, "the log says why again");
+    cr_assert_eq(log_lines_with("\"redis not used\""), 2, "once for each time it is refused");
+
+    /* a Redis that refuses INFO cannot be asked: used, with a warning, once */
+    r = redisCommand(c, "ACL SETUSER default -info");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS, "%s", r && r->str ? r->str : "");
+    freeReplyObject(r);
+    cr_assert(readyz_becomes(200, NULL, 60000), "used when INFO is refused");
+    cr_assert_eq(log_lines_with("refused INFO memory"), 1, "with a warning");
+    r = redisCommand(c, "ACL SETUSER default +info");
+    freeReplyObject(r);
+    redisFree(c);
 }
 
 /* README: /readyz is 200 when Redis answers. A worker with nothing to do still asks (PING), so
