@@ -438,19 +438,43 @@ static void judge_centra_soap(const iw_target_conf *tc, const iw_response *resp,
     iw_soap_scrub(tc, out->code, sizeof(out->code));
 }
 
+/* The first element child of n, or NULL; *more is set when there is a second. */
+static xmlNodePtr first_element(xmlNodePtr n, bool *more)
+{
+    xmlNodePtr first = NULL;
+    *more = false;
+    for (xmlNodePtr c = n ? n->children : NULL; c; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE)
+            continue;
+        if (first) {
+            *more = true;
+            break;
+        }
+        first = c;
+    }
+    return first;
+}
+
 /* Navision answers <invoicesUpdateResponse>OK</invoicesUpdateResponse>; any other text is the
- * service's refusal. */
+ * service's refusal. The answer is the element's own text, or (an rpc-style SOAP server's
+ * reading, which the page does not rule out) the text alone of its one child <return>:
+ * anything else inside it (text split over elements, a second element) is not that shape. */
 static void judge_navision(const iw_target_conf *tc, const iw_response *resp,
                            const iw_soap_reply *rep, iw_outcome *out)
 {
     xmlNodePtr r = iw_soap_child(rep->body, "invoicesUpdateResponse");
-    xmlNodePtr inner = r ? r->children : NULL;
-    while (inner && inner->type != XML_ELEMENT_NODE)
-        inner = inner->next;
-    if (!r || inner) { /* its answer is its text: an element inside is not that shape */
+    bool more = false, deeper = false;
+    xmlNodePtr inner = first_element(r, &more);
+    if (inner && !more && strcmp((const char *)inner->name, "return") == 0 &&
+        !first_element(inner, &deeper))
+        r = inner; /* <return>OK</return> */
+    else if (inner)
+        r = NULL;
+    if (!r) {
         iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
-                       "HTTP %ld but the envelope holds no invoicesUpdateResponse of text alone; "
-                       "retrying, an unreadable reply is never taken as success",
+                       "HTTP %ld but the envelope holds no invoicesUpdateResponse of text alone "
+                       "(or of one <return>); retrying, an unreadable reply is never taken as "
+                       "success",
                        resp->status);
         return;
     }
