@@ -825,6 +825,7 @@ struct iw_aledger {
     bool setup_failed;
     bool aof_warned;        /* the warning of a Redis without AOF was logged */
     bool evict_said;        /* why an evicting Redis is not used was logged (until it is) */
+    int64_t memory_asked_ms; /* when INFO memory was last sent on the live connection */
     bool info_warned;       /* the warning of a Redis that refuses INFO was logged */
     char why[256];          /* why the last connection ended or failed */
     char *host, *password;  /* owned; the password is wiped on free */
@@ -947,12 +948,42 @@ static void on_ping(redisAsyncContext *ac, void *r, void *priv)
     arm_watchdog(a);
 }
 
+/* How often a live connection asks INFO memory again: a policy changed while connected (CONFIG
+ * SET) is seen within this plus the idle tick. */
+#define MEMORY_CHECK_MS 10000
+
+static bool evicts(const iw_aledger *a, const char *info, char *why, size_t len);
+
+/* The answer to INFO memory on a live connection: a Redis that now evicts is dropped, and
+ * every connect after that refuses it (on_setup) until it no longer does. */
+static void on_memory_check(redisAsyncContext *ac, void *r, void *priv)
+{
+    iw_aledger *a = ac->data;
+    redisReply *reply = r;
+    (void)priv;
+    char why[sizeof(a->why)];
+    if (!reply || a->ac != ac || reply->type != REDIS_REPLY_STRING ||
+        !evicts(a, reply->str, why, sizeof(why)))
+        return;
+    if (!a->evict_said)
+        iw_log(IW_LOG_ERROR, "redis not used", "error", why, NULL);
+    a->evict_said = true;
+    drop(a, why);
+}
+
 static void on_idle(void *arg)
 {
     iw_aledger *a = arg;
     if (a->state != A_UP || !a->ac)
         return; /* armed again when the connection is up */
     int64_t now = iw_loop_now_ms();
+    if (now - a->memory_asked_ms >= MEMORY_CHECK_MS) {
+        if (redisAsyncCommand(a->ac, on_memory_check, NULL, "INFO memory") != REDIS_OK) {
+            drop(a, "out of memory");
+            return;
+        }
+        a->memory_asked_ms = now;
+    }
     if (!a->head && a->ping_sent_ms < 0) {
         if (redisAsyncCommand(a->ac, on_ping, NULL, "PING") != REDIS_OK) {
             drop(a, "out of memory");
@@ -1070,6 +1101,7 @@ static void on_setup(redisAsyncContext *ac, void *r, void *priv)
     }
     a->state = A_UP;
     a->why[0] = '\0';
+    a->memory_asked_ms = iw_loop_now_ms(); /* in the setup just answered */
     arm_watchdog(a);
     iw_timer_at(a->loop, &a->idle, iw_loop_now_ms() + IDLE_PING_MS);
     if (a->on_state)

@@ -1021,6 +1021,21 @@ Test(ops, a_redis_that_evicts_keys_is_not_used, .init = up, .fini = down, .timeo
     iw_results_free(&res);
     cr_assert_eq(log_lines_with("\"redis not used\""), 1, "said once");
 
+    /* evicting again while connected: seen by the check every 10 s, and said again */
+    r = redisCommand(c, "CONFIG SET maxmemory-policy volatile-ttl");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    cr_assert(readyz_becomes(503, "redis", 30000), "not ready once it evicts, still connected");
+    long long until = iw_now_ms() + 30000;
+    while (log_lines_with("maxmemory-policy volatile-ttl") == 0 && iw_now_ms() < until)
+        iw_sleep_ms(100);
+    cr_assert_geq(log_lines_with("maxmemory-policy volatile-ttl"), 1, "the log says why");
+    cr_assert_eq(log_lines_with("\"redis not used\""), 2, "once for this refusal");
+    r = redisCommand(c, "CONFIG SET maxmemory-policy noeviction");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    cr_assert(readyz_becomes(200, NULL, 60000), "ready again");
+
     /* evicting again, seen at the next connect (here: the connection cut), and said again */
     r = redisCommand(c, "CONFIG SET maxmemory-policy allkeys-lru");
     cr_assert(r && r->type == REDIS_REPLY_STATUS);
@@ -1029,11 +1044,11 @@ Test(ops, a_redis_that_evicts_keys_is_not_used, .init = up, .fini = down, .timeo
     cr_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer >= 1);
     freeReplyObject(r);
     cr_assert(readyz_becomes(503, "redis", 30000), "not ready after the reconnect");
-    long long until = iw_now_ms() + 30000;
+    until = iw_now_ms() + 30000;
     while (log_lines_with("maxmemory-policy allkeys-lru") == 0 && iw_now_ms() < until)
         iw_sleep_ms(100);
     cr_assert_eq(log_lines_with("maxmemory-policy allkeys-lru"), 1, "the log says why again");
-    cr_assert_eq(log_lines_with("\"redis not used\""), 2, "once for each time it is refused");
+    cr_assert_eq(log_lines_with("\"redis not used\""), 3, "once for each time it is refused");
 
     /* a Redis that refuses INFO cannot be asked: used, with a warning, once */
     r = redisCommand(c, "ACL SETUSER default -info");
