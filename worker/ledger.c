@@ -1061,13 +1061,14 @@ static void on_setup(redisAsyncContext *ac, void *r, void *priv)
         return; /* the connection ended: on_connect or on_disconnect said why */
     if (priv == SETUP_MEMORY) {
         char why[sizeof(a->why)];
-        if (reply->type != REDIS_REPLY_STRING) { /* refused (an ACL, a proxy): said once */
+        if (reply->type != REDIS_REPLY_STRING || !strstr(reply->str, "maxmemory_policy:")) {
+            /* refused (an ACL, a proxy), or an answer without the policy: said once */
             char where[300];
             snprintf(where, sizeof(where), "%s:%d", a->host, a->port);
             if (!a->info_warned)
                 iw_log(IW_LOG_WARN,
-                       "redis refused INFO memory: whether it evicts keys cannot be told; run it "
-                       "with maxmemory-policy noeviction",
+                       "redis refused INFO memory or left out its policy: whether it evicts keys "
+                       "cannot be told; run it with maxmemory-policy noeviction",
                        "redis", where, NULL);
             a->info_warned = true;
         } else if (evicts(a, reply->str, why, sizeof(why)) && !a->setup_failed) {

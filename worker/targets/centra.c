@@ -455,9 +455,23 @@ static xmlNodePtr first_element(xmlNodePtr n, bool *more)
     return first;
 }
 
+/* True when the text directly in n (not in its elements) is blank. */
+static bool own_text_blank(xmlNodePtr n)
+{
+    for (xmlNodePtr c = n->children; c; c = c->next) {
+        if (c->type != XML_TEXT_NODE && c->type != XML_CDATA_SECTION_NODE)
+            continue;
+        for (const xmlChar *p = c->content; p && *p; p++)
+            if (!strchr(" \t\r\n", *p))
+                return false;
+    }
+    return true;
+}
+
 /* Navision answers <invoicesUpdateResponse>OK</invoicesUpdateResponse>; any other text is the
  * service's refusal. The answer is the element's own text, or (an rpc-style SOAP server's
- * reading, which the page does not rule out) the text alone of its one child <return>:
+ * reading, which the page does not rule out) the text alone of its one child <return> (in no
+ * namespace, not xsi:nil, with no text beside it):
  * anything else inside it (text split over elements, a second element) is not that shape. */
 static void judge_navision(const iw_target_conf *tc, const iw_response *resp,
                            const iw_soap_reply *rep, iw_outcome *out)
@@ -465,9 +479,15 @@ static void judge_navision(const iw_target_conf *tc, const iw_response *resp,
     xmlNodePtr r = iw_soap_child(rep->body, "invoicesUpdateResponse");
     bool more = false, deeper = false;
     xmlNodePtr inner = first_element(r, &more);
-    if (inner && !more && strcmp((const char *)inner->name, "return") == 0 &&
-        !first_element(inner, &deeper))
-        r = inner; /* <return>OK</return> */
+    xmlChar *nil = inner
+                       ? xmlGetNsProp(inner, (const xmlChar *)"nil",
+                                      (const xmlChar *)"http://www.w3.org/2001/XMLSchema-instance")
+                       : NULL;
+    bool is_nil = nil && strcmp((const char *)nil, "true") == 0;
+    xmlFree(nil);
+    if (inner && !more && strcmp((const char *)inner->name, "return") == 0 && !inner->ns &&
+        !is_nil && !first_element(inner, &deeper) && own_text_blank(r))
+        r = inner; /* <return>OK</return>, and nothing beside it */
     else if (inner)
         r = NULL;
     if (!r) {
