@@ -1007,18 +1007,26 @@ Test(dispatch, a_dead_target_does_not_slow_another)
     srv_stop(dead);
 }
 
+/* Target t1 at the test server with a breaker: calls retried up to 100 times, and
+ * retry.max_elapsed at max_elapsed_ms unless 0. */
+static void breaker_target(int max_concurrency, int failures, int64_t open_ms,
+                           int64_t max_elapsed_ms)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].max_concurrency = max_concurrency;
+    tconf[0].breaker_failures = failures;
+    tconf[0].breaker_open_ms = open_ms;
+    tconf[0].retry.max_attempts = 100;
+    if (max_elapsed_ms)
+        tconf[0].retry.max_elapsed_ms = max_elapsed_ms;
+}
+
 /* Six calls to t1, which answers 503, until its breaker (3 failures, open for open_ms) is open
  * and nothing is in flight; retries up to 100 attempts or max_elapsed_ms. */
 static iw_dispatch *six_calls_until_the_breaker_opens(int64_t open_ms, int64_t max_elapsed_ms,
                                                       iw_dispatch_stats *st)
 {
-    target_init(&tconf[0], "t1", server);
-    tconf[0].max_concurrency = 4;
-    tconf[0].breaker_failures = 3;
-    tconf[0].breaker_open_ms = open_ms;
-    tconf[0].retry.max_attempts = 100;
-    if (max_elapsed_ms)
-        tconf[0].retry.max_elapsed_ms = max_elapsed_ms;
+    breaker_target(4, 3, open_ms, max_elapsed_ms);
     tconf[0].retry.base_ms = 20;
     tconf[0].retry.max_delay_ms = 50;
     config_init(1);
@@ -1142,12 +1150,7 @@ Test(dispatch, a_call_that_comes_behind_an_open_breaker_ends_at_max_elapsed)
  * by the outcomes and what the server received. */
 Test(dispatch, a_backlog_from_before_the_breaker_opened_waits_out_a_short_opening)
 {
-    target_init(&tconf[0], "t1", server);
-    tconf[0].max_concurrency = 1;
-    tconf[0].breaker_failures = 1;
-    tconf[0].breaker_open_ms = 1000;
-    tconf[0].retry.max_attempts = 100;
-    tconf[0].retry.max_elapsed_ms = 2500;
+    breaker_target(1, 1, 1000, 2500);
     config_init(1);
     /* three slow successes (1 s each), then a 503 opens the breaker at about 3 s: past the
      * limit counted from when the calls came, 1.5 s before it counted from the opening */
@@ -1169,14 +1172,9 @@ Test(dispatch, a_backlog_from_before_the_breaker_opened_waits_out_a_short_openin
  * failed may end exhausted: its retry waits behind the bucket past its limit, as retries do.) */
 Test(dispatch, a_paced_backlog_waits_out_a_short_opening)
 {
-    target_init(&tconf[0], "t1", server);
-    tconf[0].max_concurrency = 8;
+    breaker_target(8, 1, 1000, 2500);
     tconf[0].rate_per_s = 1; /* the fifth call, the 503, goes at about 4 s */
     tconf[0].rate_burst = 1;
-    tconf[0].breaker_failures = 1;
-    tconf[0].breaker_open_ms = 1000;
-    tconf[0].retry.max_attempts = 100;
-    tconf[0].retry.max_elapsed_ms = 2500;
     config_init(1);
     step steps[] = {{200, NULL, 0}, {200, NULL, 0}, {200, NULL, 0}, {200, NULL, 0}, {503, NULL, 0}};
     srv_script(server, 5, steps);
