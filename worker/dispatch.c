@@ -1148,13 +1148,17 @@ static int64_t next_due(const iw_dispatch *d, int64_t now)
         const tstate *t = &d->targets[i];
         if (!t->ready.head || t->running >= max_conc(t) || t->refresh)
             continue; /* a finishing transfer wakes the loop */
-        if (t->br.state == IW_BREAKER_HALF_OPEN && t->br.probe_out)
-            continue; /* the probe's reply wakes the loop */
-        int64_t b = iw_breaker_wait_ms(&t->br, now);
-        int64_t r = iw_ratelimit_wait_ms(&t->rl, now);
-        int64_t tw = b > r ? b : r;
-        if (tw < 1)
-            tw = 1; /* it could not start a moment ago: never spin */
+        int64_t tw;
+        if (t->br.state == IW_BREAKER_HALF_OPEN && t->br.probe_out) {
+            tw = INT64_MAX / 2; /* the probe's reply wakes the loop; a probe that hangs (until
+                                 * timeouts.request_ms) holds no waiting call past its limit */
+        } else {
+            int64_t b = iw_breaker_wait_ms(&t->br, now);
+            int64_t r = iw_ratelimit_wait_ms(&t->rl, now);
+            tw = b > r ? b : r;
+            if (tw < 1)
+                tw = 1; /* it could not start a moment ago: never spin */
+        }
         /* and a waiting retry's retry.max_elapsed_s (expire_waiting), looked at again at least
          * every EXPIRY_SWEEP_MS for the retries that joined since */
         int64_t sweep = t->next_expiry < t->swept_at + EXPIRY_SWEEP_MS

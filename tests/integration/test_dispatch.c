@@ -1144,6 +1144,66 @@ Test(dispatch, a_call_that_comes_behind_an_open_breaker_ends_at_max_elapsed)
     iw_dispatch_free(d);
 }
 
+/* A half-open breaker's probe that hangs (until timeouts.request_ms) holds no waiting call past
+ * retry.max_elapsed_s: the engine's own timer wakes for the waiting calls' limit while the
+ * probe is out. The loop is run in long turns, so only that timer (not the caller's polling)
+ * can end them in time. Judged by when each call's outcome came, against the probe's reply. */
+Test(dispatch, a_hanging_probe_holds_no_waiting_call_past_max_elapsed)
+{
+    breaker_target(4, 1, 300, 1500);
+    tconf[0].request_timeout_ms = 8000;
+    tconf[0].connect_timeout_ms = 8000; /* libcurl's own timers do not wake the loop early */
+    tconf[0].retry.base_ms = 10000;     /* the 503's call ends at once: no retry within the limit */
+    tconf[0].retry.max_delay_ms = 10000;
+    config_init(1);
+    step steps[] = {{503, NULL, 0}};
+    srv_script(server, 1, steps);
+    srv_default(server, (step){200, NULL, 4000}); /* the probe hangs 4 s */
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 0, 0); /* its 503 opens the breaker */
+    long long start = iw_now_ms();
+    while (!iw_dispatch_target_stats(d, "t1").breaker_open && iw_now_ms() - start < 5000)
+        cr_assert_eq(iw_dispatch_run(d, 20, -1), 0);
+    cr_assert(iw_dispatch_target_stats(d, "t1").breaker_open);
+    long long came = iw_now_ms();
+    for (int i = 1; i < 5; i++)
+        submit(d, &fake_ops, 0, i);
+    long long ended[5] = {0};
+    while (iw_dispatch_pending(d) > 0 && iw_now_ms() - came < 30000) {
+        cr_assert_eq(iw_dispatch_run(d, 10000, -1), 0);
+        for (int i = 0; i < 5; i++)
+            if (slots[i].calls && !ended[i])
+                ended[i] = iw_now_ms();
+    }
+    cr_assert_eq(iw_dispatch_pending(d), 0);
+    cr_assert_eq(srv_count(server), 2, "the 503 and the probe");
+    int probe = -1;
+    for (int i = 0; i < 5; i++)
+        if (slots[i].res.outcome.kind == IW_OUTCOME_OK) {
+            cr_assert_eq(probe, -1, "one probe");
+            probe = i;
+        }
+    cr_assert_neq(probe, -1, "the probe succeeded");
+    cr_assert_eq(slots[0].res.outcome.error_kind, IW_ERR_EXHAUSTED, "call 0 ended at its 503");
+    for (int i = 1; i < 5; i++) {
+        if (i == probe)
+            continue;
+        cr_assert_neq(slots[i].res.outcome.kind, IW_OUTCOME_OK, "call %d", i);
+        cr_assert(strstr(slots[i].res.outcome.message, "circuit breaker"), "call %d: %s", i,
+                  slots[i].res.outcome.message);
+        /* 1.5 s after it came or failed, looked at within EXPIRY_SWEEP_MS: before the probe's
+         * reply at 4 s */
+        cr_assert_lt(ended[i], ended[probe],
+                     "call %d ended %lld ms after the opening, the probe at %lld", i,
+                     ended[i] - came, ended[probe] - came);
+    }
+    cr_log_info("the probe was call %d, answered %lld ms after the opening; calls 1 to 4 ended "
+                "at %lld, %lld, %lld, %lld ms",
+                probe, ended[probe] - came, ended[1] - came, ended[2] - came, ended[3] - came,
+                ended[4] - came);
+    iw_dispatch_free(d);
+}
+
 /* What waited for a slot or the rate limit before the breaker opened is a backlog, not held by
  * the breaker: when the breaker opens for less than retry.max_elapsed_s, those calls wait it
  * out and are sent, however long they had waited before (here longer than the limit). Judged
