@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -372,7 +373,8 @@ Test(mapping_file, errors_name_their_path_and_never_a_secret)
               e, sizeof(e));
     const char *want[] = {
         "mapping.colour: unknown key\n",
-        "mapping.method: expected POST, PUT, PATCH, GET or DELETE\n",
+        "mapping.method: expected POST, PUT, PATCH or DELETE (the invoice goes in the body, "
+        "which a GET does not send)\n",
         "mapping.url: {invoice.lines[].sku}: not a field of the event or the invoice\n",
         "mapping.headers.Bad Name: not a valid header name\n",
         "mapping.headers.X-Key: environment variable IW_TEST_MAPPING_UNSET is not set\n",
@@ -511,6 +513,136 @@ Test(mapping_file, url_template_headers_secrets_and_validation)
     iw_event_free(ev);
     iw_target_conf_clear(&tc);
     unlink(file);
+}
+
+/* The headers that frame the message are libcurl's to write from what it sends (a mapping's
+ * Content-Length: 1 before a longer body desynchronised a kept-alive connection), the worker's
+ * own call headers are its own (two Idempotency-Key lines went out), a name given twice in
+ * another case would go out twice, and a GET, whose body libcurl drops, would report an update
+ * the target never saw: all refused by path. */
+Test(mapping_file, headers_that_frame_the_message_or_the_worker_sets_and_get_are_refused)
+{
+    char e[4096];
+    file_errs("{\"method\":\"GET\",\"url\":\"{url}/x\",\"headers\":{\"Content-Length\":\"1\","
+              "\"transfer-encoding\":\"chunked\",\"Host\":\"other.example\",\"Expect\":\"\","
+              "\"Connection\":\"close\",\"Idempotency-Key\":\"fixed\",\"x-request-id\":\"r\","
+              "\"TraceParent\":\"t\",\"X-Invoice-Version\":\"1\",\"Content-Type\":\"a/b\","
+              "\"content-TYPE\":\"c/d\"},"
+              "\"body\":{\"dialect\":\"json\",\"root\":{\"children\":[]}},"
+              "\"reply\":{\"format\":\"none\"}}",
+              e, sizeof(e));
+    const char *want[] = {
+        "mapping.method: expected POST, PUT, PATCH or DELETE",
+        "mapping.headers.Content-Length: frames the message: libcurl writes it",
+        "mapping.headers.transfer-encoding: frames the message",
+        "mapping.headers.Host: frames the message",
+        "mapping.headers.Expect: frames the message",
+        "mapping.headers.Connection: frames the message",
+        "mapping.headers.Idempotency-Key: the worker sets it on every call",
+        "mapping.headers.x-request-id: the worker sets it on every call",
+        "mapping.headers.TraceParent: the worker sets it on every call",
+        "mapping.headers.X-Invoice-Version: the worker sets it on every call",
+        "mapping.headers.content-TYPE: given twice (header names are read without case)",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        cr_assert(strstr(e, want[i]), "missing \"%s\" in:\n%s", want[i], e);
+    cr_assert_null(strstr(e, "mapping.headers.Content-Type:"), "the first one is fine:\n%s", e);
+}
+
+/* Renders ev through a mapping file holding json, at an instance url; returns the render's code
+ * with the request in req (cleared by the caller) or the reason in err. */
+static int render_mapping(const char *json, const char *url, const iw_event *ev, iw_request *req,
+                          char *err, size_t errlen)
+{
+    const char *file = temp_file(json);
+    iw_target_conf tc = conf_with(file);
+    free(tc.url);
+    tc.url = strdup(url);
+    memset(req, 0, sizeof(*req));
+    int rc = iw_target_render(&iw_target_generic, ev, &tc, NULL, req, err, errlen);
+    iw_target_conf_clear(&tc);
+    unlink(file);
+    return rc;
+}
+
+/* A body goes with its dialect's Content-Type when the mapping names none: libcurl sent
+ * application/x-www-form-urlencoded, which render did not show. One named is kept, once. */
+Test(mapping_file, a_body_goes_with_its_dialects_content_type)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    static const struct {
+        const char *headers, *dialect, *want;
+    } cases[] = {
+        {"", "json", "application/json"},
+        {"", "xml", "application/xml; charset=utf-8"},
+        {"\"headers\":{\"X-A\":\"1\"},", "json", "application/json"},
+        {"\"headers\":{\"content-type\":\"text/plain\"},", "json", "text/plain"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char json[1024], err[256] = "";
+        snprintf(json, sizeof(json),
+                 "{\"method\":\"POST\",\"url\":\"{url}/x\",%s\"body\":{\"dialect\":\"%s\","
+                 "\"root\":{\"name\":\"r\",\"children\":[{\"name\":\"id\",\"path\":"
+                 "\"invoice.id\"}]}},\"reply\":{\"format\":\"none\"}}",
+                 cases[i].headers, cases[i].dialect);
+        iw_request req;
+        cr_assert_eq(render_mapping(json, "https://api.example.com", ev, &req, err, sizeof(err)), 0,
+                     "case %zu: %s", i, err);
+        int n = 0;
+        const char *value = NULL;
+        for (size_t k = 0; k < req.n_headers; k++)
+            if (strcasecmp(req.headers[k].name, "Content-Type") == 0) {
+                n++;
+                value = req.headers[k].value;
+            }
+        cr_assert_eq(n, 1, "case %zu: %d Content-Type headers", i, n);
+        cr_assert_str_eq(value, cases[i].want, "case %zu", i);
+        iw_request_clear(&req);
+    }
+    iw_event_free(ev);
+}
+
+/* An event field cannot choose the host: a field the template writes before the path begins
+ * ("{url}{invoice.id}" at https://api.example.com, or "https://{invoice.id}/x") is refused at
+ * render, naming the field; after a '/', '?' or '#' it is path, query or fragment. */
+Test(mapping_file, an_event_field_cannot_reach_the_scheme_or_host)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    static const struct {
+        const char *url_tmpl, *instance, *id, *want; /* want NULL: refused */
+    } cases[] = {
+        {"{url}{invoice.id}", "https://api.example.com", ".evil.example", NULL},
+        {"https://{invoice.id}/x", "https://api.example.com", "169.254.169.254", NULL},
+        {"{url}:{invoice.id}/x", "https://api.example.com", "8080", NULL},
+        {"https://u:{invoice.id}@api.example.com/x", "", "p", NULL},
+        {"{invoice.id}", "", "https://evil.example/", NULL},
+        {"{url}{invoice.id}", "https://api.example.com/v1/", "INV-1",
+         "https://api.example.com/v1/INV-1"},
+        {"{url}/{invoice.id}", "https://api.example.com", ".evil.example",
+         "https://api.example.com/.evil.example"},
+        {"{url}?id={invoice.id}", "https://api.example.com", "a.b",
+         "https://api.example.com?id=a.b"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char json[1024], err[256] = "";
+        snprintf(json, sizeof(json),
+                 "{\"method\":\"POST\",\"url\":\"%s\",\"body\":{\"dialect\":\"json\","
+                 "\"root\":{\"children\":[]}},\"reply\":{\"format\":\"none\"}}",
+                 cases[i].url_tmpl);
+        ev->invoice.id = (char *)cases[i].id;
+        iw_request req;
+        int rc = render_mapping(json, cases[i].instance, ev, &req, err, sizeof(err));
+        if (cases[i].want) {
+            cr_assert_eq(rc, 0, "case %zu: %s", i, err);
+            cr_assert_str_eq(req.url, cases[i].want, "case %zu", i);
+        } else {
+            cr_assert_eq(rc, IW_EINVAL, "case %zu sent to %s", i, rc ? "" : req.url);
+            cr_assert(strstr(err, "{invoice.id} would be written into the scheme or host"),
+                      "case %zu: %s", i, err);
+        }
+        iw_request_clear(&req);
+    }
+    iw_event_free(ev);
 }
 
 static iw_outcome classify_with(const iw_target_conf *tc, long status, const char *body,

@@ -216,6 +216,33 @@ static void add_env_secrets(iw_generic *g, const char *raw)
     }
 }
 
+/* Why a mapping may not set header `name` itself, or NULL: the headers that frame the message
+ * are libcurl's to write from the request it sends (a Content-Length of the mapping's would
+ * disagree with the body and desynchronise a kept-alive connection), and the worker's own call
+ * headers would go out twice. */
+static const char *header_not_settable(const char *name)
+{
+    static const char *const FRAMING[] = {"Content-Length",
+                                          "Transfer-Encoding",
+                                          "Host",
+                                          "Connection",
+                                          "Keep-Alive",
+                                          "Expect",
+                                          "TE",
+                                          "Trailer",
+                                          "Upgrade",
+                                          "Proxy-Connection"};
+    static const char *const OWN[] = {"Idempotency-Key", "X-Request-ID", "traceparent",
+                                      "X-Invoice-Version"};
+    for (size_t i = 0; i < sizeof(FRAMING) / sizeof(FRAMING[0]); i++)
+        if (strcasecmp(name, FRAMING[i]) == 0)
+            return "frames the message: libcurl writes it from the request it sends";
+    for (size_t i = 0; i < sizeof(OWN) / sizeof(OWN[0]); i++)
+        if (strcasecmp(name, OWN[i]) == 0)
+            return "the worker sets it on every call (README, Events and results)";
+    return NULL;
+}
+
 static void parse_headers(fparser *p, const cJSON *v, const char *path)
 {
     iw_generic *g = p->g;
@@ -225,13 +252,25 @@ static void parse_headers(fparser *p, const cJSON *v, const char *path)
         iw_map_error(p->errs, path, "expected an object of header names and values");
         return;
     }
-    size_t n = (size_t)cJSON_GetArraySize(v) + 1;
+    size_t n = (size_t)cJSON_GetArraySize(v) + 2; /* and a Content-Type the body may need */
     g->headers = calloc(n, sizeof(*g->headers));
     for (const cJSON *c = v->child; c && g->headers; c = c->next) {
         char sub[224];
         snprintf(sub, sizeof(sub), "%s.%s", path, c->string);
         if (!header_name_ok(c->string)) {
             iw_map_error(p->errs, sub, "not a valid header name");
+            continue;
+        }
+        const char *why_not = header_not_settable(c->string);
+        if (why_not) {
+            iw_map_error(p->errs, sub, "%s", why_not);
+            continue;
+        }
+        bool twice = false;
+        for (size_t k = 0; k < g->n_headers; k++)
+            twice = twice || strcasecmp(g->headers[k].name, c->string) == 0;
+        if (twice) {
+            iw_map_error(p->errs, sub, "given twice (header names are read without case)");
             continue;
         }
         if (!cJSON_IsString(c)) {
@@ -254,6 +293,31 @@ static void parse_headers(fparser *p, const cJSON *v, const char *path)
         g->headers[g->n_headers].name = strdup(c->string);
         g->headers[g->n_headers++].value = val;
     }
+}
+
+/* A body goes with the Content-Type of its dialect unless the mapping names one: libcurl would
+ * otherwise send application/x-www-form-urlencoded, which is not what render shows. */
+static void default_content_type(fparser *p)
+{
+    iw_generic *g = p->g;
+    if (!g->body.dialect)
+        return;
+    for (size_t k = 0; k < g->n_headers; k++)
+        if (strcasecmp(g->headers[k].name, "Content-Type") == 0)
+            return;
+    if (!g->headers)
+        g->headers = calloc(1, sizeof(*g->headers));
+    char *name = strdup("Content-Type");
+    char *value = strdup(g->body.dialect == IW_MAP_JSON ? "application/json"
+                                                        : "application/xml; charset=utf-8");
+    if (!g->headers || !name || !value) {
+        free(name);
+        free(value);
+        iw_map_error(p->errs, "mapping.headers", "out of memory");
+        return;
+    }
+    g->headers[g->n_headers].name = name;
+    g->headers[g->n_headers++].value = value;
 }
 
 static void parse_reply(fparser *p, const cJSON *r, const char *path)
@@ -379,12 +443,16 @@ int iw_generic_parse(const char *json, size_t len, iw_generic **out, iw_map_erro
                                        "reply",  "required", NULL};
     check_keys(&p, root, "mapping", KEYS);
     char *method = get_str(&p, root, "mapping", "method");
-    static const char *const METHODS[] = {"POST", "PUT", "PATCH", "GET", "DELETE"};
+    /* the invoice goes in the body: a GET sends none (libcurl drops it), so its 200 would be
+     * taken for an update the target never saw */
+    static const char *const METHODS[] = {"POST", "PUT", "PATCH", "DELETE"};
     bool ok = false;
-    for (size_t i = 0; method && i < 5; i++)
+    for (size_t i = 0; method && i < sizeof(METHODS) / sizeof(METHODS[0]); i++)
         ok = ok || strcmp(method, METHODS[i]) == 0;
     if (!ok)
-        iw_map_error(errs, "mapping.method", "expected POST, PUT, PATCH, GET or DELETE");
+        iw_map_error(errs, "mapping.method",
+                     "expected POST, PUT, PATCH or DELETE (the invoice goes in the body, which a "
+                     "GET does not send)");
     else
         snprintf(g->method, sizeof(g->method), "%s", method);
     free(method);
@@ -397,6 +465,7 @@ int iw_generic_parse(const char *json, size_t len, iw_generic **out, iw_map_erro
         iw_map_error(errs, "mapping.body", "required");
     else
         iw_map_parse(body, "mapping.body", &g->body, errs);
+    default_content_type(&p);
     const cJSON *req = cJSON_GetObjectItemCaseSensitive(root, "required");
     if (req && (!cJSON_IsArray(req) || cJSON_GetArraySize(req) > 16)) {
         iw_map_error(errs, "mapping.required", "expected an array of at most 16 field paths");
@@ -618,6 +687,22 @@ static bool has_dot_segment(const char *url)
     return false;
 }
 
+/* True when the URL text so far, url[0..len), has a scheme and ends its authority (a '/', '?'
+ * or '#' after "scheme://host"): an event field written after it stays in the path, query or
+ * fragment and cannot choose the host ("{url}{invoice.id}" with an instance url of
+ * https://api.example and an id ".evil.example" would). */
+static bool authority_closed(const char *url, size_t len)
+{
+    const char *sep = memmem(url, len, "://", 3);
+    if (!sep)
+        return false;
+    size_t from = (size_t)(sep - url) + 3;
+    for (size_t i = from; i < len; i++)
+        if (url[i] == '/' || url[i] == '?' || url[i] == '#')
+            return true;
+    return false;
+}
+
 static int build_url(const iw_generic *g, const iw_event *ev, const iw_target_conf *tc,
                      iw_request *out, char *errbuf, size_t errlen)
 {
@@ -630,6 +715,14 @@ static int build_url(const iw_generic *g, const iw_event *ev, const iw_target_co
         } else if (!u->field) {
             iw_wbuf_adds(&b, tc->url ? tc->url : "");
         } else {
+            if (!authority_closed(b.data ? b.data : "", b.len)) {
+                iw_wbuf_free(&b);
+                snprintf(errbuf, errlen,
+                         "url: {%s} would be written into the scheme or host; the URL template "
+                         "must reach the path (a '/' after the host) before an event field",
+                         iw_map_field_path(u->field));
+                return IW_EINVAL;
+            }
             const char *t = iw_map_field_text(u->field, ev, buf, sizeof(buf));
             if (!t || !*t) {
                 iw_wbuf_free(&b);
