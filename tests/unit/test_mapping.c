@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <libxml/parser.h>
 
 #include "config.h"
 #include "generic.h"
@@ -94,9 +95,9 @@ Test(mapping, a_format_the_value_cannot_take_is_refused_naming_the_element)
 {
     iw_event *ev = iw_t_load_event("complete.json");
     iw_map m;
-    parse_ok("{\"dialect\":\"xml\",\"root\":{\"name\":\"inv\",\"children\":["
-             "{\"name\":\"price\",\"path\":\"invoice.lines[].unit_price\",\"format\":\"integer\""
-             "}],\"each\":\"invoice.lines\"}}",
+    parse_ok("{\"dialect\":\"xml\",\"root\":{\"name\":\"inv\",\"children\":[{\"name\":\"line\","
+             "\"each\":\"invoice.lines\",\"children\":[{\"name\":\"price\","
+             "\"path\":\"invoice.lines[].unit_price\",\"format\":\"integer\"}]}]}}",
              &m);
     char err[256] = "";
     cr_assert_null(write_body(&m, ev, err, sizeof(err)));
@@ -162,16 +163,18 @@ Test(mapping, repeated_groups_in_xml_and_json)
         "{\"name\":\"sku\",\"path\":\"lines[].sku\"},"
         "{\"name\":\"qty\",\"path\":\"invoice.lines[].quantity\",\"format\":\"integer\"},"
         "{\"name\":\"cur\",\"path\":\"invoice.currency\"}]},"
-        "{\"name\":\"x:charge\",\"each\":\"invoice.extra_charges\",\"attributes\":{\"k\":\"v\"},"
+        "{\"name\":\"x:charge\",\"each\":\"invoice.extra_charges\","
+        "\"attributes\":{\"xmlns:x\":\"urn:y\",\"k\":\"v\"},"
         "\"children\":[{\"name\":\"amt\",\"path\":\"extra_charges[].amount\","
         "\"format\":\"decimal\"}]}]}}",
         ev);
-    cr_assert_str_eq(out,
-                     "<p:r xmlns:p=\"urn:x\"><p:line><p:sku>PEN-BLUE</p:sku><p:qty>100</p:qty>"
-                     "<p:cur>EUR</p:cur></p:line><p:line><p:sku>DESK-OAK</p:sku>"
-                     "<p:qty>1</p:qty><p:cur>EUR</p:cur></p:line><x:charge k=\"v\">"
-                     "<p:amt>15.00</p:amt></x:charge></p:r>\n",
-                     "%s", out);
+    cr_assert_str_eq(
+        out,
+        "<p:r xmlns:p=\"urn:x\"><p:line><p:sku>PEN-BLUE</p:sku><p:qty>100</p:qty>"
+        "<p:cur>EUR</p:cur></p:line><p:line><p:sku>DESK-OAK</p:sku>"
+        "<p:qty>1</p:qty><p:cur>EUR</p:cur></p:line><x:charge xmlns:x=\"urn:y\" k=\"v\">"
+        "<p:amt>15.00</p:amt></x:charge></p:r>\n",
+        "%s", out);
     free(out);
     out = render_with(
         "{\"dialect\":\"json\",\"root\":{\"children\":["
@@ -292,6 +295,93 @@ Test(mapping, template_errors_name_their_json_path)
               e, sizeof(e), &n);
     cr_assert_str_eq(e, "mapping.body.root.children[0].colour: unknown key");
     cr_assert_eq(n, 3, "every error is reported, not only the first: %zu", n);
+}
+
+/* Every body a mapping file can write is one well formed document (XML, namespaces included)
+ * or JSON with each key once: what libxml2 and any reader refuse is refused at load, naming the
+ * row. Before, a root with "each" wrote two document elements, an undeclared prefix or a prefix
+ * bound to "" a namespace error, a:x beside b:x bound alike an attribute twice, and two rows
+ * named alike {"a":..,"a":..}. What is well formed still loads, and libxml2 reads its body. */
+Test(mapping, every_body_is_one_well_formed_document_or_json_with_each_key_once)
+{
+    static const struct {
+        const char *json, *error;
+    } bad[] = {
+        {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"each\":\"invoice.lines\",\"children\":["
+         "{\"name\":\"t\",\"path\":\"lines[].sku\"}]}}",
+         "mapping.body.root: a document has one root element"},
+        {"{\"dialect\":\"xml\",\"root\":{\"name\":\"foo:bar\"}}",
+         "mapping.body.root.name: the prefix foo is not declared here"},
+        {"{\"dialect\":\"xml\",\"prefix\":\"ns1\",\"root\":{\"name\":\"r\"}}",
+         "mapping.body.root.name: the prefix ns1 is not declared here"},
+        {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":[{\"name\":\"a\","
+         "\"attributes\":{\"xmlns:p\":\"urn:p\"}},{\"name\":\"p:b\"}]}}",
+         "mapping.body.root.children[1].name: the prefix p is not declared here"},
+        {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"attributes\":{\"xmlns:p\":\"\"}}}",
+         "mapping.body.root.attributes.xmlns:p: a prefix cannot be bound to the empty"},
+        {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"attributes\":{\"xmlns:xml\":\"urn:x\"}}}",
+         "mapping.body.root.attributes.xmlns:xml: the prefix xml is bound to"},
+        {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"attributes\":{\"xmlns:xmlns\":\"urn:x\"}}"
+         "}",
+         "mapping.body.root.attributes.xmlns:xmlns: the prefix xmlns cannot be declared"},
+        {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"attributes\":{\"xmlns:q\":"
+         "\"http://www.w3.org/2000/xmlns/\"}}}",
+         "mapping.body.root.attributes.xmlns:q: http://www.w3.org/2000/xmlns/ is reserved"},
+        {"{\"dialect\":\"xml\",\"root\":{\"name\":\"xmlns:r\"}}",
+         "mapping.body.root.name: an element cannot have the prefix xmlns"},
+        {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"attributes\":{\"xmlns:a\":\"urn:s\","
+         "\"xmlns:b\":\"urn:s\",\"a:x\":\"1\",\"b:x\":\"2\"}}}",
+         "mapping.body.root.attributes.b:x: the same attribute as a:x"},
+        {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"attributes\":{\"z:x\":\"1\"}}}",
+         "mapping.body.root.attributes.z:x: the prefix z is not declared here"},
+        {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"attributes\":{\"1x\":\"1\"}}}",
+         "mapping.body.root.attributes.1x: expected an XML attribute name"},
+        {"{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"a\",\"path\":\"invoice.id\"},"
+         "{\"name\":\"a\",\"path\":\"invoice.number\"}]}}",
+         "mapping.body.root.children[1].name: \"a\" is also children[0]'s name"},
+        {"{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"o\",\"children\":["
+         "{\"name\":\"k\",\"value\":\"1\"},{\"name\":\"l\",\"value\":\"2\"},"
+         "{\"name\":\"k\",\"each\":\"invoice.lines\",\"children\":[]}]}]}}",
+         "mapping.body.root.children[0].children[2].name: \"k\" is also children[0]'s name"},
+    };
+    char e[512];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        parse_err(bad[i].json, e, sizeof(e), NULL);
+        cr_assert(strncmp(e, bad[i].error, strlen(bad[i].error)) == 0,
+                  "case %zu: got \"%s\", want \"%s...\"", i, e, bad[i].error);
+    }
+    iw_event *ev = iw_t_load_event("complete.json");
+    static const char *const good[] = {
+        "{\"dialect\":\"xml\",\"root\":{\"name\":\"p:r\",\"attributes\":{\"xmlns:p\":\"urn:p\","
+        "\"xml:lang\":\"en\"},\"children\":[{\"name\":\"p:a\",\"attributes\":{\"xmlns:q\":"
+        "\"urn:q\",\"q:x\":\"1\",\"x\":\"2\"},\"children\":[{\"name\":\"q:b\",\"path\":"
+        "\"invoice.id\"}]},{\"name\":\"c\",\"attributes\":{\"xmlns\":\"urn:d\"}}]}}",
+        "{\"dialect\":\"xml\",\"prefix\":\"s\",\"root\":{\"name\":\"r\",\"attributes\":"
+        "{\"xmlns:s\":\"urn:s\",\"xmlns:t\":\"urn:t\",\"s:x\":\"1\",\"t:x\":\"2\"},\"children\":["
+        "{\"name\":\"line\",\"each\":\"invoice.lines\",\"children\":[{\"name\":\"sku\","
+        "\"path\":\"lines[].sku\"}]}]}}",
+        "{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":[{\"name\":\"a\",\"value\":"
+        "\"1\"},{\"name\":\"a\",\"value\":\"2\"}]}}",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char *out = render_with(good[i], ev);
+        xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
+        xmlDocPtr doc =
+            xmlCtxtReadMemory(ctxt, out, (int)strlen(out), NULL, NULL,
+                              XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        cr_assert(doc && ctxt->wellFormed && ctxt->nsWellFormed, "case %zu: libxml2 refuses %s", i,
+                  out);
+        xmlFreeParserCtxt(ctxt);
+        xmlFreeDoc(doc);
+        free(out);
+    }
+    char *out = render_with("{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"o\","
+                            "\"children\":[{\"name\":\"k\",\"value\":\"1\"}]},{\"name\":\"p\","
+                            "\"children\":[{\"name\":\"k\",\"value\":\"2\"}]}]}}",
+                            ev);
+    cr_assert_str_eq(out, "{\"o\":{\"k\":\"1\"},\"p\":{\"k\":\"2\"}}", "keys once per object");
+    free(out);
+    iw_event_free(ev);
 }
 
 /* XML names follow XML's rule, not ASCII's: a non-ASCII element name renders as written. */

@@ -547,6 +547,145 @@ static void read_node(parser *p, const cJSON *obj, const char *path, int depth, 
                n->format == IW_FMT_TEXT && !n->n_attrs && !n->compute && !n->dflt && !n->join;
 }
 
+/* ---- what every body must be: one well formed XML document, or JSON with each key once */
+
+#define XML_NS "http://www.w3.org/XML/1998/namespace"
+#define XMLNS_NS "http://www.w3.org/2000/xmlns/"
+#define MAX_NS_SCOPE 64
+
+typedef struct ns_scope {
+    const char *prefix[MAX_NS_SCOPE], *uri[MAX_NS_SCOPE];
+    size_t n;
+} ns_scope;
+
+/* The namespace a prefix is bound to where the scope stands, or NULL. */
+static const char *ns_lookup(const ns_scope *sc, const char *prefix)
+{
+    if (strcmp(prefix, "xml") == 0)
+        return XML_NS;
+    for (size_t i = sc->n; i-- > 0;)
+        if (strcmp(sc->prefix[i], prefix) == 0)
+            return sc->uri[i];
+    return NULL;
+}
+
+/* Checks n's namespace declarations (its xmlns and xmlns:p attributes) and adds them to sc; then
+ * that n's own prefix and its attributes' prefixes are declared, and that no two attributes
+ * have one expanded name (a:x and b:x with a and b bound alike). Namespaces in XML 1.0,
+ * sections 3 and 6: what libxml2 and every reader refuse. */
+static void xml_namespaces(iw_map_errors *errs, const iw_map_node *n, const char *path,
+                           ns_scope *sc)
+{
+    char sub[224];
+    for (size_t i = 0; i < n->n_attrs; i++) {
+        const char *a = n->attrs[i].name, *uri = n->attrs[i].value;
+        bool plain = strcmp(a, "xmlns") == 0;
+        if (!plain && strncmp(a, "xmlns:", 6) != 0)
+            continue;
+        snprintf(sub, sizeof(sub), "%s.attributes.%s", path, a);
+        const char *pfx = plain ? "" : a + 6;
+        bool xml_uri = strcmp(uri, XML_NS) == 0, xmlns_uri = strcmp(uri, XMLNS_NS) == 0;
+        if (strcmp(pfx, "xmlns") == 0)
+            iw_map_error(errs, sub, "the prefix xmlns cannot be declared");
+        else if (strcmp(pfx, "xml") == 0 && !xml_uri)
+            iw_map_error(errs, sub, "the prefix xml is bound to " XML_NS " only");
+        else if (strcmp(pfx, "xml") != 0 && (xml_uri || xmlns_uri))
+            iw_map_error(errs, sub, "%s is reserved to the prefix %s", uri,
+                         xml_uri ? "xml" : "xmlns");
+        else if (!plain && !*uri)
+            iw_map_error(errs, sub, "a prefix cannot be bound to the empty namespace name");
+        else if (sc->n == MAX_NS_SCOPE)
+            iw_map_error(errs, sub, "more than %d namespace declarations in scope", MAX_NS_SCOPE);
+        else if (!plain) {
+            sc->prefix[sc->n] = pfx;
+            sc->uri[sc->n++] = uri;
+        }
+    }
+    snprintf(sub, sizeof(sub), "%s.name", path);
+    if (n->prefix && strcmp(n->prefix, "xmlns") == 0)
+        iw_map_error(errs, sub, "an element cannot have the prefix xmlns");
+    else if (n->prefix && !ns_lookup(sc, n->prefix))
+        iw_map_error(errs, sub,
+                     "the prefix %s is not declared here (an \"xmlns:%s\" attribute on this "
+                     "row or one around it)",
+                     n->prefix, n->prefix);
+    for (size_t i = 0; i < n->n_attrs; i++) {
+        const char *a = n->attrs[i].name, *colon = strchr(a, ':');
+        if (!colon || strcmp(a, "xmlns") == 0 || strncmp(a, "xmlns:", 6) == 0)
+            continue;
+        snprintf(sub, sizeof(sub), "%s.attributes.%s", path, a);
+        char pfx[64];
+        snprintf(pfx, sizeof(pfx), "%.*s", (int)(colon - a), a);
+        const char *uri = ns_lookup(sc, pfx);
+        if (!uri) {
+            iw_map_error(errs, sub, "the prefix %s is not declared here", pfx);
+            continue;
+        }
+        for (size_t k = 0; k < i; k++) {
+            const char *b = n->attrs[k].name, *bc = strchr(b, ':');
+            if (!bc || strncmp(b, "xmlns:", 6) == 0 || strcmp(bc + 1, colon + 1) != 0)
+                continue;
+            char bp[64];
+            snprintf(bp, sizeof(bp), "%.*s", (int)(bc - b), b);
+            const char *buri = ns_lookup(sc, bp);
+            if (buri && strcmp(buri, uri) == 0)
+                iw_map_error(errs, sub, "the same attribute as %s (one namespace, one name)", b);
+        }
+    }
+}
+
+/* An attribute name: a QName (NCName, or NCName:NCName). */
+static bool xml_qname(const char *s)
+{
+    const char *colon = strchr(s, ':');
+    if (!colon)
+        return xml_name_part(s);
+    char pfx[64];
+    if ((size_t)(colon - s) >= sizeof(pfx))
+        return false;
+    snprintf(pfx, sizeof(pfx), "%.*s", (int)(colon - s), s);
+    return xml_name_part(pfx) && xml_name_part(colon + 1);
+}
+
+static void xml_well_formed(iw_map_errors *errs, const iw_map_node *n, const char *path,
+                            ns_scope sc)
+{
+    char sub[224];
+    for (size_t i = 0; i < n->n_attrs; i++)
+        if (!xml_qname(n->attrs[i].name)) {
+            snprintf(sub, sizeof(sub), "%s.attributes.%s", path, n->attrs[i].name);
+            iw_map_error(errs, sub, "expected an XML attribute name (a QName)");
+            return;
+        }
+    xml_namespaces(errs, n, path, &sc);
+    for (size_t i = 0; i < n->n_children; i++) {
+        snprintf(sub, sizeof(sub), "%s.children[%zu]", path, i);
+        xml_well_formed(errs, &n->children[i], sub, sc);
+    }
+}
+
+/* A JSON object's keys once each: two rows of one name would write {"a":1,"a":2}, which readers
+ * take apart differently (the worker itself refuses such a reply). */
+static void json_keys_once(iw_map_errors *errs, const iw_map_node *n, const char *path)
+{
+    char sub[224];
+    for (size_t i = 0; i < n->n_children; i++) {
+        const iw_map_node *c = &n->children[i];
+        snprintf(sub, sizeof(sub), "%s.children[%zu]", path, i);
+        for (size_t k = 0; c->name && k < i; k++)
+            if (n->children[k].name && strcmp(n->children[k].name, c->name) == 0) {
+                char at[240];
+                snprintf(at, sizeof(at), "%s.name", sub);
+                iw_map_error(errs, at,
+                             "\"%s\" is also children[%zu]'s name: an object holds each key "
+                             "once",
+                             c->name, k);
+                break;
+            }
+        json_keys_once(errs, c, sub);
+    }
+}
+
 static int map_parse(const cJSON *obj, const char *path, const iw_map_fn *fns, iw_map *out,
                      iw_map_errors *errs);
 
@@ -616,6 +755,14 @@ static int map_parse(const cJSON *obj, const char *path, const iw_map_fn *fns, i
         read_node(&p, v, sub, 0, (1u << SC_EVENT) | (1u << SC_INVOICE), false, &out->root);
     if (p.dialect == IW_MAP_JSON && v && (!out->root.group || out->root.each))
         iw_map_error(errs, sub, "a JSON body's root is an object: a row with \"children\"");
+    if (p.dialect == IW_MAP_XML && v && !p.fragment && out->root.each)
+        iw_map_error(errs, sub,
+                     "a document has one root element: a root with \"each\" would write one "
+                     "per line");
+    if (errs->count == before && p.dialect == IW_MAP_XML && !p.fragment)
+        xml_well_formed(errs, &out->root, sub, (ns_scope){.n = 0});
+    if (errs->count == before && p.dialect == IW_MAP_JSON)
+        json_keys_once(errs, &out->root, sub);
     if (errs->count != before) {
         iw_map_free(out);
         return IW_EINVAL;
