@@ -197,6 +197,8 @@ struct iw_pipeline {
     int64_t last_renew_ms;
     bool paused_all;
     bool stopping;
+    bool closing;  /* the last commit is done: a revoke while the consumer closes commits async */
+    bool unclosed; /* the consumer did not close within CLOSE_BOUND_MS: destroyed without it */
     bool fatal;
     bool ever_assigned;
     bool more_msgs;        /* the last poll stopped at POLL_BATCH */
@@ -2000,7 +2002,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (pn < p->n_parts && p->parts[pn].assigned)
             advance_partition(p, pn);
     }
-    rd_kafka_commit(rk, NULL, 0);
+    /* closing: the last commit was just made (bounded), and brokers that answer nothing would
+     * hold a synchronous one here without end */
+    rd_kafka_commit(rk, NULL, p->closing ? 1 : 0);
     for (int i = 0; i < parts->cnt; i++) {
         int32_t pn = parts->elems[i].partition;
         if (pn >= p->n_parts)
@@ -2729,6 +2733,57 @@ static void abandon_unsent(iw_pipeline *p)
                 }
 }
 
+/* How long the last commit and the consumer's close may take together on SIGTERM: brokers that
+ * accept connections and answer nothing would hold either without end (librdkafka bounds the
+ * close only by session.timeout.ms, and a synchronous commit not at all), past Kubernetes'
+ * terminationGracePeriodSeconds. What is not committed replays: at-least-once holds. */
+#define CLOSE_BOUND_MS 5000
+
+/* A consumer whose close did not end in time: destroying it waits for that close, so it is left
+ * to the process' exit (kept reachable here, not leaked). */
+static rd_kafka_t *left_to_exit;
+
+static void on_last_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    (void)rk;
+    (void)offsets;
+    rd_kafka_resp_err_t *out = opaque;
+    *out = err;
+}
+
+/* The last commit of what is finished, then the consumer's close (leaving the group; a revoke
+ * it brings is served here), each waited for until `until`. False when either did not end. */
+static bool commit_and_close(iw_pipeline *p, int64_t until)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(p->consumer);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__IN_PROGRESS;
+    if (rd_kafka_commit_queue(p->consumer, NULL, q, on_last_commit, &err) != 0)
+        err = RD_KAFKA_RESP_ERR__NO_OFFSET; /* nothing stored: nothing to wait for */
+    while (err == RD_KAFKA_RESP_ERR__IN_PROGRESS && mono_ms() < until)
+        rd_kafka_queue_poll_callback(q, 100);
+    if (err == RD_KAFKA_RESP_ERR__IN_PROGRESS)
+        iw_log(IW_LOG_WARN, "final commit not answered in time: the unfinished window replays",
+               NULL);
+    else if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        iw_log(IW_LOG_WARN, "final commit failed", "error", rd_kafka_err2str(err), NULL);
+    p->closing = true;
+    rd_kafka_error_t *cerr = rd_kafka_consumer_close_queue(p->consumer, q);
+    bool closed = cerr == NULL;
+    if (cerr) {
+        iw_log(IW_LOG_WARN, "consumer close failed", "error", rd_kafka_error_string(cerr), NULL);
+        rd_kafka_error_destroy(cerr);
+    }
+    while (closed && !rd_kafka_consumer_closed(p->consumer) && mono_ms() < until)
+        rd_kafka_queue_poll_callback(q, 100);
+    closed = closed && rd_kafka_consumer_closed(p->consumer);
+    if (!closed)
+        iw_log(IW_LOG_WARN,
+               "consumer not closed in time: the group sees it leave at its session timeout", NULL);
+    rd_kafka_queue_destroy(q);
+    return closed && err != RD_KAFKA_RESP_ERR__IN_PROGRESS;
+}
+
 int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
 {
     iw_log(IW_LOG_INFO, "worker started", "worker", p->cfg->worker_id, "group",
@@ -2770,13 +2825,10 @@ int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
     for (int32_t i = 0; i < p->n_parts; i++)
         if (p->parts[i].assigned)
             advance_partition(p, i);
-    rd_kafka_resp_err_t err = rd_kafka_commit(p->consumer, NULL, 0);
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-        iw_log(IW_LOG_WARN, "final commit failed", "error", rd_kafka_err2str(err), NULL);
     if (!iw_lagprobe_free(p->lagprobe)) /* bounded: see lagprobe.h */
         iw_log(IW_LOG_WARN, "lag probe still waiting on the brokers; left to the exit", NULL);
     p->lagprobe = NULL;
-    rd_kafka_consumer_close(p->consumer);
+    p->unclosed = !commit_and_close(p, mono_ms() + CLOSE_BOUND_MS);
     publish_snapshot(p);
     iw_log(IW_LOG_INFO, "worker stopped", NULL);
     return p->fatal ? 1 : 0;
@@ -2798,7 +2850,9 @@ void iw_pipeline_free(iw_pipeline *p)
     if (p->dispatch)
         iw_dispatch_free(p->dispatch); /* abandons: callbacks push to release_q */
     iw_lagprobe_free(p->lagprobe);     /* when run did not end it */
-    if (p->consumer)
+    if (p->consumer && p->unclosed)
+        left_to_exit = p->consumer; /* its destroy would wait for the close, as long again */
+    else if (p->consumer)
         rd_kafka_destroy(p->consumer);
     if (p->producer) {
         rd_kafka_purge(p->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);

@@ -1081,6 +1081,33 @@ Test(ops, readyz_sees_redis_stop_answering_while_no_event_comes, .init = up, .fi
  * its timeout. The worker used to wait for the brokers' return (over 240 s); the probe now gets
  * 3 s and is then left to the exit. The worker is idle, so its partitions are probed every
  * 5 s: one question is on its way when the signal comes. */
+/* Review 52, F1: with finished events whose offsets are stored, SIGTERM while the brokers
+ * accept connections and answer nothing hung in the last synchronous commit, then in the
+ * consumer's close (3 min 40 s, until the brokers came back), past any
+ * terminationGracePeriodSeconds. Both are now waited for CLOSE_BOUND_MS together; what is not
+ * committed replays. Judged by the process: it exits 0 while the brokers are still stopped. */
+Test(ops, sigterm_with_offsets_to_commit_stops_while_the_brokers_answer_nothing, .init = up,
+     .fini = down, .timeout = 240)
+{
+    start_worker_with_http();
+    cr_assert(readyz_becomes(200, NULL, 60000), "ready once in the group");
+    produce_n("CLOSE", 4, "centra_soap");
+    iw_results r = iw_results_read(&S, "invoice-results", 4, 60000);
+    cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), 4);
+    iw_results_free(&r);
+    iw_proc_signal(&S.kafka, SIGSTOP);
+    iw_sleep_ms(1000);
+    long long t0 = iw_now_ms();
+    iw_proc_signal(&W, SIGTERM);
+    int st = iw_proc_wait(&W, 90000);
+    long long took = iw_now_ms() - t0;
+    iw_proc_signal(&S.kafka, SIGCONT);
+    cr_assert_neq(st, -1, "the worker did not stop within 90 s of SIGTERM");
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "it exited 0 (status %#x), in %lld ms", st,
+              took);
+    cr_log_info("SIGTERM to exit with offsets to commit and the brokers stopped: %lld ms", took);
+}
+
 Test(ops, sigterm_stops_the_worker_while_the_brokers_answer_nothing, .init = up, .fini = down,
      .timeout = 180)
 {
