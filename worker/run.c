@@ -63,10 +63,10 @@ static void raise_open_files(void)
 static const char RUN_USAGE[] =
     "usage: invoice-worker run -c FILE\n"
     "\n"
-    "Runs the worker until SIGTERM or SIGINT: consumes the input topic in the configured consumer\n"
-    "group, calls the targets, publishes results and dead letters. On SIGTERM it stops fetching,\n"
-    "lets in-flight calls finish within worker.shutdown_grace_s, releases the leases of what it\n"
-    "abandons, flushes the producer, commits finished offsets and exits 0.\n"
+    "Runs the worker until SIGTERM, SIGINT or SIGHUP: consumes the input topic in the configured\n"
+    "consumer group, calls the targets, publishes results and dead letters. On any of them it\n"
+    "stops fetching, lets in-flight calls finish within worker.shutdown_grace_s, releases the\n"
+    "leases of what it abandons, flushes the producer, commits finished offsets and exits 0.\n"
     "Exit status: 0 clean stop, 1 fatal error (restart me), 2 usage or config error.\n";
 
 int iw_cli_run(int argc, char **argv)
@@ -103,6 +103,7 @@ int iw_cli_run(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL); /* a closed terminal, or an operator's habit: stop as cleanly */
     signal(SIGPIPE, SIG_IGN);
 
     limit_malloc_arenas();

@@ -1081,6 +1081,25 @@ Test(ops, readyz_sees_redis_stop_answering_while_no_event_comes, .init = up, .fi
  * its timeout. The worker used to wait for the brokers' return (over 240 s); the probe now gets
  * 3 s and is then left to the exit. The worker is idle, so its partitions are probed every
  * 5 s: one question is on its way when the signal comes. */
+/* Review 52, F4: SIGHUP killed the worker at once (status 129): calls the target had answered
+ * were never reported and nothing was committed. It now stops as SIGTERM does. Judged by the
+ * results topic and the exit status. */
+Test(ops, sighup_stops_the_worker_as_cleanly_as_sigterm, .init = up, .fini = down, .timeout = 180)
+{
+    start_worker_with_http();
+    cr_assert(readyz_becomes(200, NULL, 60000), "ready once in the group");
+    fault("{\"target\": \"centra_soap\", \"kind\": \"latency\", \"ms\": 2000}");
+    produce_n("HUP", 3, "centra_soap");
+    iw_sleep_ms(1500); /* the calls are on the wire */
+    iw_proc_signal(&W, SIGHUP);
+    int st = iw_proc_wait(&W, 60000);
+    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %#x", st);
+    iw_results r = iw_results_read(&S, "invoice-results", 3, 30000);
+    cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), 3,
+                 "the answered calls are reported");
+    iw_results_free(&r);
+}
+
 /* Review 52, F1: with finished events whose offsets are stored, SIGTERM while the brokers
  * accept connections and answer nothing hung in the last synchronous commit, then in the
  * consumer's close (3 min 40 s, until the brokers came back), past any
