@@ -211,6 +211,10 @@ static char *read_secret_file(loader *ld, const char *path, const char *file)
         add_error(ld, path, "secret file %s is empty", full);
         return NULL;
     }
+    if (memchr(buf, '\0', n)) { /* the secret would end at it, silently */
+        add_error(ld, path, "secret file %s holds a NUL byte", full);
+        return NULL;
+    }
     return strdup(buf);
 }
 
@@ -478,10 +482,17 @@ static void read_field(loader *ld, const cJSON *obj, const char *base, const iw_
                         (size_t *)((char *)conf + f->count_off));
         return;
     }
-    if (f->kind == IW_CONF_SECRET)
+    if (f->kind == IW_CONF_SECRET) {
         get_secret(ld, obj, base, f->key, str);
-    else
+        /* given, but empty ("", or a ${ENV} set to nothing): a credential the operator meant
+         * to give and did not, which every call would otherwise carry or be refused for */
+        if (*str && !**str)
+            add_error(ld, path,
+                      "is empty (an empty ${ENV} counts as given): set the secret, or leave "
+                      "the key out if the target takes none");
+    } else {
         get_string(ld, obj, base, f->key, str);
+    }
     if (f->kind == IW_CONF_CHOICE && *str && strcmp(*str, f->choices[0]) != 0 &&
         strcmp(*str, f->choices[1]) != 0)
         add_error(ld, path, "expected \"%s\" or \"%s\"", f->choices[0], f->choices[1]);

@@ -122,6 +122,25 @@ Test(config, secret_files)
                         NULL, &e);
     cr_assert_null(c);
     cr_assert(has_error(&e, "targets.ix.api_key", "not both"));
+
+    /* a NUL byte would end the secret there, silently: refused, its content never named */
+    f = fopen(path, "wb");
+    fwrite("abc\0def-secret-tail\n", 1, 20, f);
+    fclose(f);
+    c = iw_config_parse(json, dir, &e);
+    cr_assert_null(c, "a secret file holding a NUL byte was read");
+    cr_assert(has_error(&e, "targets.ix.api_key_file", "holds a NUL byte"));
+    for (size_t i = 0; i < e.count; i++)
+        cr_assert_null(strstr(e.items[i].message, "def-secret"), "%s", e.items[i].message);
+
+    /* a secret given empty, here through a ${ENV} set to nothing, is refused by path */
+    setenv("IW_TEST_EMPTY_SECRET", "", 1);
+    c = iw_config_parse("{\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"url\": "
+                        "\"https://a.example\", \"api_key\": \"${IW_TEST_EMPTY_SECRET}\"}}}",
+                        NULL, &e);
+    cr_assert_null(c, "an empty api_key was taken");
+    cr_assert(has_error(&e, "targets.ix.api_key", "is empty (an empty ${ENV} counts as given)"));
+    unsetenv("IW_TEST_EMPTY_SECRET");
     unlink(path);
     rmdir(dir);
 }
@@ -166,7 +185,7 @@ Test(config, target_settings)
         " \"rate\": {\"per_s\": 2.5}, \"breaker\": {\"failures\": 3, \"open_s\": 2,"
         " \"shed\": false, \"shed_after_s\": 0},"
         " \"tls\": {\"verify\": false}, \"tax_names\": {\"23\": \"IVA23\", \"6.5\": \"X\"},"
-        " \"accepted_units\": [\"unit\", \"hour\"]}},"
+        " \"accepted_units\": [\"unit\", \"hour\"], \"api_key\": \"k\"}},"
         " \"routes\": {\"acme\": [\"ix\"], \"*\": [\"ix\"]}}",
         NULL, &e);
     dump(&e);

@@ -544,8 +544,16 @@ static const iw_conf_field soap_fields[] = {
     {0},
 };
 
+/* RFC 7617: the user-id of a Basic pair cannot hold ':' (the first one ends it). Refused at load,
+ * not at every render: with auth "basic" every event would otherwise be refused. */
+static const char *basic_user_check(const char *value)
+{
+    return strchr(value, ':') ? "a Basic auth user name cannot contain ':' (RFC 7617)" : NULL;
+}
+
 static const iw_conf_field navision_fields[] = {
-    IW_CONF_STR("username", IW_CONF_TEXT, iw_centra_conf, username, NULL, true),
+    {.key = "username", .kind = IW_CONF_TEXT, .off = offsetof(iw_centra_conf, username),
+     .wire = true, .check = basic_user_check},
     IW_CONF_STR("password", IW_CONF_SECRET, iw_centra_conf, password, NULL, true),
     IW_CONF_STR("namespace", IW_CONF_TEXT, iw_centra_conf, namespace_uri, NAVISION_NS, true),
     IW_CONF_STR("soap_action", IW_CONF_TEXT, iw_centra_conf, soap_action, NAVISION_ACTION, true),

@@ -875,7 +875,11 @@ static void free_tax_names(void *conf)
 }
 
 static const iw_conf_field ix_fields[] = {
-    IW_CONF_STR("api_key", IW_CONF_SECRET, iw_ix_conf, api_key, NULL, true),
+    {.key = "api_key",
+     .kind = IW_CONF_SECRET,
+     .off = offsetof(iw_ix_conf, api_key),
+     .wire = true,
+     .required = "the account's API key every call carries"},
     IW_CONF_STR("default_unit", IW_CONF_TEXT, iw_ix_conf, default_unit, "unit", false),
     IW_CONF_STRINGS("accepted_units", iw_ix_conf, accepted_units, n_accepted_units),
     {.key = "tax_names", .kind = IW_CONF_CUSTOM, .parse = parse_tax_names, .free = free_tax_names},

@@ -641,9 +641,22 @@ static int mn_secret_forms(const iw_target_conf *tc, iw_secrets *s)
 }
 
 static const iw_conf_field mn_fields[] = {
-    IW_CONF_STR("prc_token", IW_CONF_SECRET, iw_midnight_conf, prc_token, NULL, true),
-    IW_CONF_STR("midnight_token", IW_CONF_SECRET, iw_midnight_conf, midnight_token, NULL, true),
-    IW_CONF_STR("mis_key", IW_CONF_SECRET, iw_midnight_conf, mis_key, NULL, true),
+    /* every call carries all three (seed 002): without one, every event would be refused */
+    {.key = "prc_token",
+     .kind = IW_CONF_SECRET,
+     .off = offsetof(iw_midnight_conf, prc_token),
+     .wire = true,
+     .required = "the PRC token every call carries"},
+    {.key = "midnight_token",
+     .kind = IW_CONF_SECRET,
+     .off = offsetof(iw_midnight_conf, midnight_token),
+     .wire = true,
+     .required = "the Midnight token every call carries"},
+    {.key = "mis_key",
+     .kind = IW_CONF_SECRET,
+     .off = offsetof(iw_midnight_conf, mis_key),
+     .wire = true,
+     .required = "the MISKEY every call carries"},
     IW_CONF_STR("token_url", IW_CONF_URL, iw_midnight_conf, token_url, NULL, true),
     IW_CONF_ONE_OF("format", iw_midnight_conf, format, "json", "json", "xml"),
     IW_CONF_ONE_OF("auth_header", iw_midnight_conf, auth_header, "separate", "separate", "folded"),
