@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "generic.h"
@@ -205,4 +206,76 @@ Test(generic_navision, every_reply_fixture_is_classified_alike)
 {
     size_t n = each_fixture("centra_navision", "response-", "", reply_classifies_alike);
     cr_assert_geq(n, 10, "reply fixtures: %zu", n);
+}
+
+/* Review 53, F4: replies the built-in adapter does not take for success were success for the
+ * example mapping: an answer nested in another element beside an error (its XPath searched any
+ * depth and took the first match), an answer holding an element (libxml2 joins "O<b/>K" into
+ * "OK"), two answers, and a 2xx the mapping's success_status does not list (the SOAP path never
+ * read it). Both now retry or refuse; neither takes any of them for success. */
+Test(generic_navision, replies_that_say_two_things_are_never_success_for_either)
+{
+    static const char *const ENV_OPEN =
+        "<SOAP-ENV:Envelope xmlns:SOAP-ENV=\"http://schemas.xmlsoap.org/soap/envelope/\">"
+        "<SOAP-ENV:Body>";
+    static const char *const ENV_CLOSE = "</SOAP-ENV:Body></SOAP-ENV:Envelope>";
+    static const struct {
+        long status;
+        const char *inner;
+    } cases[] = {
+        {200, "<wrapper><invoicesUpdateResponse>OK</invoicesUpdateResponse>"
+              "<error>failed</error></wrapper>"},
+        {200, "<invoicesUpdateResponse>O<b/>K</invoicesUpdateResponse>"},
+        {200, "<invoicesUpdateResponse><invoicesUpdateResponse>OK</invoicesUpdateResponse>"
+              "</invoicesUpdateResponse>"},
+        {200, "<invoicesUpdateResponse>OK</invoicesUpdateResponse>"
+              "<invoicesUpdateResponse>FAILED</invoicesUpdateResponse>"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char body[1024];
+        snprintf(body, sizeof(body), "%s%s%s", ENV_OPEN, cases[i].inner, ENV_CLOSE);
+        iw_response resp = {.status = cases[i].status, .body = body, .body_len = strlen(body)};
+        iw_outcome a, b;
+        iw_target_classify(iw_target_find("centra_navision"), builtin, &resp, &a);
+        iw_target_classify(iw_target_find("generic"), generic, &resp, &b);
+        cr_assert_neq(a.kind, IW_OUTCOME_OK, "built-in, case %zu: %s", i, a.message);
+        cr_assert_neq(b.kind, IW_OUTCOME_OK, "generic, case %zu: %s", i, b.message);
+    }
+    /* the mapping's own success_status holds for a SOAP reply too */
+    iw_config_errors errs = {.count = 0};
+    char dir[] = "/tmp/iw-gnv-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char mpath[300], cpath[300];
+    snprintf(mpath, sizeof(mpath), "%s/m.json", dir);
+    snprintf(cpath, sizeof(cpath), "%s/c.json", dir);
+    FILE *f = fopen(mpath, "w");
+    fputs("{\"method\":\"POST\",\"url\":\"{url}\",\"body\":{\"dialect\":\"xml\",\"root\":"
+          "{\"name\":\"r\"}},\"reply\":{\"format\":\"soap\",\"success_status\":[200],"
+          "\"success\":{\"path\":\"/*[local-name()='Envelope']/*[local-name()='Body']/"
+          "*[local-name()='invoicesUpdateResponse']\",\"equals\":[\"OK\"]}}}",
+          f);
+    fclose(f);
+    f = fopen(cpath, "w");
+    fputs("{\"targets\":{\"g\":{\"type\":\"generic\",\"url\":\"https://a.example/x\","
+          "\"mapping\":\"m.json\"}}}",
+          f);
+    fclose(f);
+    iw_config *c = iw_config_load(cpath, &errs);
+    cr_assert_not_null(c, "%s: %s", errs.count ? errs.items[0].path : "",
+                       errs.count ? errs.items[0].message : "");
+    char body[512];
+    snprintf(body, sizeof(body), "%s<invoicesUpdateResponse>OK</invoicesUpdateResponse>%s",
+             ENV_OPEN, ENV_CLOSE);
+    long statuses[] = {200, 202, 206};
+    for (size_t i = 0; i < 3; i++) {
+        iw_response resp = {.status = statuses[i], .body = body, .body_len = strlen(body)};
+        iw_outcome o;
+        iw_target_classify(iw_target_find("generic"), iw_config_target(c, "g"), &resp, &o);
+        cr_assert_eq(o.kind, i == 0 ? IW_OUTCOME_OK : IW_OUTCOME_PERMANENT, "HTTP %ld: %s",
+                     statuses[i], o.message);
+    }
+    iw_config_free(c);
+    unlink(mpath);
+    unlink(cpath);
+    rmdir(dir);
 }

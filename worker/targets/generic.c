@@ -790,28 +790,37 @@ static int generic_validate(const iw_event *ev, const iw_target_conf *tc, char *
 
 /* ------------------------------------------------------------------ classify */
 
-/* The text at an XPath in doc into buf; false when nothing matches. */
-static bool xpath_text(xmlDocPtr doc, const char *expr, char *buf, size_t len)
+/* How an XPath matched: the text of its one match, or why there is none to read. */
+typedef enum xmatch { XM_NONE = 0, XM_ONE, XM_MANY, XM_NOT_TEXT } xmatch;
+
+/* The text at an XPath in doc into buf. A node-set must hold one node whose content is text
+ * (an element holding elements, <r>O<b/>K</r>, reads "OK" as libxml2 joins it): two matches, or
+ * one with elements inside, say two things at once and are not read. */
+static xmatch xpath_text(xmlDocPtr doc, const char *expr, char *buf, size_t len)
 {
     buf[0] = '\0';
     if (!doc || !expr)
-        return false;
+        return XM_NONE;
     xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
     xmlXPathObjectPtr r = ctx ? xmlXPathEvalExpression(BAD_CAST expr, ctx) : NULL;
-    bool found = false;
+    xmatch m = XM_NONE;
     if (r && r->type == XPATH_NODESET) {
-        found = r->nodesetval && r->nodesetval->nodeNr > 0;
-        if (found)
-            iw_xml_text(r->nodesetval->nodeTab[0], buf, len);
+        int n = r->nodesetval ? r->nodesetval->nodeNr : 0;
+        m = n == 0 ? XM_NONE : n > 1 ? XM_MANY : XM_ONE;
+        xmlNodePtr node = m == XM_ONE ? r->nodesetval->nodeTab[0] : NULL;
+        if (node && node->type == XML_ELEMENT_NODE && xmlFirstElementChild(node))
+            m = XM_NOT_TEXT;
+        if (m == XM_ONE)
+            iw_xml_text(node, buf, len);
     } else if (r) {
         xmlChar *s = xmlXPathCastToString(r);
-        found = s && *s;
+        m = s && *s ? XM_ONE : XM_NONE;
         snprintf(buf, len, "%s", s ? (const char *)s : "");
         xmlFree(s);
     }
     xmlXPathFreeObject(r);
     xmlXPathFreeContext(ctx);
-    return found;
+    return m;
 }
 
 /* A JSON number of a reply as text: a whole number below 2^53 written out in full (an id as
@@ -877,11 +886,12 @@ typedef struct reply_doc {
 /* The text at path into buf, as the reply has it (cut to fit): the
  * outcome is decided on it, and what is published is masked afterwards
  * (iw_secrets_mask_outcome). */
-static bool read_at(const iw_generic *g, const reply_doc *d, const char *path, char *buf,
-                    size_t len)
+static xmatch read_at(const iw_generic *g, const reply_doc *d, const char *path, char *buf,
+                      size_t len)
 {
-    return g->reply == REPLY_JSON ? pointer_text(d->json, path, buf, len)
-                                  : xpath_text(d->xml, path, buf, len);
+    if (g->reply == REPLY_JSON)
+        return pointer_text(d->json, path, buf, len) ? XM_ONE : XM_NONE;
+    return xpath_text(d->xml, path, buf, len);
 }
 
 static bool in_statuses(const long *list, size_t n, long st)
@@ -917,11 +927,16 @@ static void read_error(const iw_generic *g, const reply_doc *d, char *code, size
 static void judge(const iw_generic *g, const iw_response *resp, const reply_doc *d, iw_outcome *out)
 {
     char value[200] = "";
-    if (g->success_path && !read_at(g, d, g->success_path, value, sizeof(value))) {
+    xmatch m = g->success_path ? read_at(g, d, g->success_path, value, sizeof(value)) : XM_ONE;
+    if (m != XM_ONE) {
         iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
-                       "HTTP %ld but the reply holds no %s; retrying, an unreadable reply is "
+                       "HTTP %ld but the reply holds %s %s; retrying, an unreadable reply is "
                        "never taken as success",
-                       resp->status, g->success_path);
+                       resp->status,
+                       m == XM_MANY       ? "more than one"
+                       : m == XM_NOT_TEXT ? "elements, not a text, in"
+                                          : "no",
+                       g->success_path);
         return;
     }
     if (success_value(g, value)) {
@@ -992,6 +1007,12 @@ static void generic_classify(const iw_target_conf *tc, const iw_response *resp, 
         d.xml = rep.doc;
         if (iw_soap_classify_common(tc, resp, &rep, out))
             goto done;
+        if (!success_status) { /* a 2xx the mapping does not list (success_status) */
+            iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "",
+                           "HTTP %ld is not a success status of this target", resp->status);
+            snprintf(out->code, sizeof(out->code), "%ld", resp->status);
+            goto done;
+        }
     } else if (in_statuses(g->retry_status, g->n_retry_status, resp->status)) {
         iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "", "HTTP %ld", resp->status);
         snprintf(out->code, sizeof(out->code), "%ld", resp->status);
