@@ -13,6 +13,7 @@
  * On revoke, nothing but calls already on the wire goes on. */
 #include "pipeline.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -48,6 +49,10 @@
 #define REDIS_BACKOFF_MAX_MS 10000
 #define LEDGER_IO_TIMEOUT_MS 2000 /* a Redis reply (or connect) later than this drops the link */
 #define REPLAY_TARGET_HEADER "x-iw-replay-target"
+/* On a replayed copy: the input message its first dead letter came from, "<topic>:<partition>:
+ * <offset>"; kept in the copy's own dead letter, so replay takes every letter of one poison
+ * message for one (else each run re-sent every earlier copy's letter too). */
+#define ORIGIN_HEADER "x-iw-origin"
 
 /*
  * A job's life (jobfsm.h has the whole table): it enters its lane (one per tenant, invoice and
@@ -116,6 +121,7 @@ typedef struct msg {
     size_t value_len;
     bool value_null; /* a tombstone (no value): its dead letter has none either */
     char *traceparent;
+    char *origin; /* ORIGIN_HEADER when well formed, else NULL */
     iw_event *ev; /* NULL for a poison message */
     job *jobs;
     size_t n_jobs;
@@ -333,6 +339,7 @@ static void msg_free(msg *m)
     free(m->jobs); /* with the jobs' strings (one block) */
     msg_drop_body(m);
     free(m->traceparent);
+    free(m->origin);
     free(m);
 }
 
@@ -677,6 +684,8 @@ static rd_kafka_resp_err_t produce_letter(iw_pipeline *p, job *j, unsigned omit)
     rd_kafka_header_add(h, "x-iw-source-offset", -1, num, -1);
     if (m->traceparent)
         rd_kafka_header_add(h, "traceparent", -1, m->traceparent, -1);
+    if (m->origin)
+        rd_kafka_header_add(h, ORIGIN_HEADER, -1, m->origin, -1);
     if (omit & OMIT_VALUE)
         header_size(h, VALUE_OMITTED_HEADER, m->value_len);
     if (omit & OMIT_KEY)
@@ -1572,6 +1581,34 @@ static char *traceparent_of(iw_pipeline *p, rd_kafka_message_t *km)
     return NULL;
 }
 
+/* The message's ORIGIN_HEADER when it is "<topic>:<partition>:<offset>" (a Kafka topic name,
+ * two whole numbers), else NULL: it goes into a dead letter header, so nothing else may. */
+static char *origin_of(rd_kafka_message_t *km)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v = NULL;
+    size_t sz = 0;
+    if (rd_kafka_message_headers(km, &h) || !h ||
+        rd_kafka_header_get_last(h, ORIGIN_HEADER, &v, &sz) || !v || sz > 300)
+        return NULL;
+    const char *t = v;
+    size_t i = 0, colons = 0, run = 0;
+    for (; i < sz; i++) {
+        char c = t[i];
+        if (c == ':') {
+            if (run == 0 || ++colons > 2)
+                return NULL;
+            run = 0;
+        } else if (colons == 0 ? (isalnum((unsigned char)c) || c == '.' || c == '_' || c == '-')
+                               : isdigit((unsigned char)c)) {
+            run++;
+        } else {
+            return NULL;
+        }
+    }
+    return colons == 2 && run > 0 ? strndup(t, sz) : NULL;
+}
+
 /* A message that cannot be processed: one rejected result + dead letter for it. */
 static void poison(iw_pipeline *p, msg *m, const char *target, const char *reason)
 {
@@ -1729,6 +1766,7 @@ static void take_message(iw_pipeline *p, rd_kafka_message_t *km)
     m->value_null = !km->payload;
     p->pending_bytes += (int64_t)km->len;
     m->traceparent = traceparent_of(p, km);
+    m->origin = origin_of(km);
     char *only = NULL;
     const char *bad_only = replay_target(km, &only);
 

@@ -22,6 +22,7 @@
 
 #define REPLAY_TARGET_HEADER "x-iw-replay-target"
 #define REPLAYED_FROM_HEADER "x-iw-replayed-from"
+#define ORIGIN_HEADER "x-iw-origin" /* the worker keeps it in a copy's letter (pipeline.c) */
 #define STALL_MS 30000           /* reading gives up when nothing arrives for this long */
 #define DELIVERY_TIMEOUT "60000" /* ms: a copy not acknowledged by then is a failure */
 #define FLUSH_LIMIT_MS 600000    /* waiting for acknowledgements ends here whatever the config */
@@ -429,23 +430,38 @@ static char *header_whole(rd_kafka_headers_t *h, const char *name)
     return buf;
 }
 
-/* What tells one dead letter's (event, target) from another's, for skipping repeats: its
- * event_id, or for a letter without one (a poison message: not JSON, a tombstone) the input
- * message it came from; "" when it has neither. NULL when out of memory. */
-static char *letter_identity(rd_kafka_headers_t *h, const char *event_id, const char *target)
+/* The input message a letter's event first came from, "<topic>:<partition>:<offset>" in buf
+ * ("" when unknown): the origin a replayed copy carried into its own letter, else the letter's
+ * source. */
+static void letter_origin(rd_kafka_headers_t *h, char *buf, size_t len)
 {
+    header_text(h, ORIGIN_HEADER, buf, len);
+    if (*buf)
+        return;
     char topic[260], part[16], off[32];
     header_text(h, "x-iw-source-topic", topic, sizeof(topic));
     header_text(h, "x-iw-source-partition", part, sizeof(part));
     header_text(h, "x-iw-source-offset", off, sizeof(off));
-    size_t n = strlen(event_id) + strlen(target) + strlen(topic) + 64;
+    if (*topic && *part && *off)
+        snprintf(buf, len, "%s:%s:%s", topic, part, off);
+}
+
+/* What tells one dead letter's (event, target) from another's, for skipping repeats: its
+ * event_id, or for a letter without one (a poison message: not JSON, a tombstone) the input
+ * message it first came from (a copy's letter names its copy's origin, not the copy); "" when
+ * it has neither. NULL when out of memory. */
+static char *letter_identity(rd_kafka_headers_t *h, const char *event_id, const char *target)
+{
+    char origin[320];
+    letter_origin(h, origin, sizeof(origin));
+    size_t n = strlen(event_id) + strlen(target) + strlen(origin) + 64;
     char *key = malloc(n);
     if (!key)
         return NULL;
     if (*event_id)
         snprintf(key, n, "e\x1f%s\x1f%s", event_id, target);
-    else if (*topic && *part && *off)
-        snprintf(key, n, "s\x1f%s\x1f%s\x1f%s\x1f%s", topic, part, off, target);
+    else if (*origin)
+        snprintf(key, n, "s\x1f%s\x1f%s", origin, target);
     else
         key[0] = '\0';
     return key;
@@ -517,12 +533,16 @@ static int32_t source_partition(const replayer *r, rd_kafka_headers_t *src)
 static int resend(replayer *r, const rd_kafka_message_t *m, rd_kafka_headers_t *src)
 {
     int32_t part = source_partition(r, src);
-    rd_kafka_headers_t *h = rd_kafka_headers_new(3);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
     char from[48];
     snprintf(from, sizeof(from), "%" PRId32 ":%" PRId64, m->partition, m->offset);
     copy_header(src, "x-iw-target", h, REPLAY_TARGET_HEADER);
     rd_kafka_header_add(h, REPLAYED_FROM_HEADER, -1, from, -1);
     copy_header(src, "traceparent", h, "traceparent");
+    char origin[320];
+    letter_origin(src, origin, sizeof(origin));
+    if (*origin)
+        rd_kafka_header_add(h, ORIGIN_HEADER, -1, origin, -1);
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
             r->producer, RD_KAFKA_V_TOPIC(r->input_topic), RD_KAFKA_V_PARTITION(part),

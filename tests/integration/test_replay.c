@@ -387,6 +387,27 @@ Test(replay, filters_choose_exactly_what_they_name, .init = up, .fini = down, .t
     cr_assert_eq(iw_sim_calls(&S, "EFX-1", "invoicexpress"), 1);
     cr_assert_eq(iw_sim_calls(&S, "EFX-0", "invoicexpress"), 0, "the others were left alone");
     cr_assert_eq(iw_sim_calls(&S, "EFA-0", "centra_soap"), 0);
+
+    /* review 52, F3: the poison's copy left a letter of its own, which named the copy's offset
+     * as its source, so each run re-sent every earlier copy too and the poison letters doubled
+     * (2, 4, 8, 16). The copy now carries its origin (x-iw-origin), the worker keeps it in the
+     * copy's letter, and replay takes letters of one origin for one: one copy per run. */
+    for (int run = 0; run < 3; run++) {
+        int64_t letters_before = topic_end("invoice-events-dlq");
+        cr_assert_eq(cli(&out, "replay -b '%s' -c '%s' --kind validation", S.brokers, cfgpath), 0);
+        char want[64];
+        snprintf(want, sizeof(want), "replayed 1 of %lld", (long long)letters_before);
+        cr_assert(strstr(out, want), "run %d: %s", run, out);
+        free(out);
+        r = results(11 + (size_t)run);
+        cr_assert_eq(iw_results_count(&r, NULL, "rejected"), 3 + (size_t)run);
+        iw_results_free(&r);
+        for (long long t0 = iw_now_ms();
+             topic_end("invoice-events-dlq") < letters_before + 1 && iw_now_ms() - t0 < 30000;)
+            iw_sleep_ms(100);
+        cr_assert_eq(topic_end("invoice-events-dlq"), letters_before + 1,
+                     "run %d: one new letter, the copy's", run);
+    }
 }
 
 /* Without the stack: a kafka-local with a control pipe, dead letters produced by hand. */
