@@ -2836,10 +2836,11 @@ int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
     iw_log(IW_LOG_INFO, "stopping: draining in-flight calls", NULL);
     flow_control(p);
     abandon_unsent(p);
+    /* a Redis that does not answer is waited for too (it reconnects in the loop): outcomes the
+     * targets gave are recorded and published if it comes back within the grace period */
     while (mono_ms() < deadline && !p->fatal &&
            (iw_dispatch_pending(p->dispatch) || p->complete_q.n || p->release_q.n || p->ready_q.n ||
-            p->settle_q.n || ledger_busy(p)) &&
-           (p->ledger_ok || mono_ms() < p->ledger_retry_at + 1))
+            p->settle_q.n || ledger_busy(p)))
         loop_turn(p);
     iw_log_hold(0); /* what follows waits in librdkafka and hiredis: lines go out at once */
     if (iw_dispatch_pending(p->dispatch)) {
@@ -2857,6 +2858,16 @@ int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
         run_ledger_writes(p, LB_COMPLETE);
         run_ledger_writes(p, LB_RELEASE);
         iw_loop_run_once(p->loop, 50);
+    }
+    size_t unrecorded =
+        p->complete_q.n + (p->inflight[LB_COMPLETE] ? p->inflight[LB_COMPLETE]->n : 0);
+    if (unrecorded) {
+        char n[24];
+        snprintf(n, sizeof(n), "%zu", unrecorded);
+        iw_log(IW_LOG_WARN,
+               "outcomes not recorded: Redis did not answer in time; their events replay, and "
+               "their fences hold until the lease runs out",
+               "jobs", n, NULL);
     }
     int64_t left = deadline - mono_ms();
     rd_kafka_flush(p->producer, (int)(left > 5000 ? left : 5000));
