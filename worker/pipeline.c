@@ -887,10 +887,18 @@ static void ledger_backoff(iw_pipeline *p)
     p->ledger_retry_at = mono_ms() + p->ledger_backoff_ms;
 }
 
-static void ledger_failed(iw_pipeline *p, const char *what)
+/* One Redis failure: a failed batch, a dropped connection, or a connection attempt that
+ * failed (each retry of a Redis down from the start or for a while counts, at most one per
+ * backoff step, so rate(iw_ledger_errors_total) shows an outage while it lasts). */
+static void count_ledger_error(iw_pipeline *p)
 {
     p->stats.ledger_errors++;
     iw_counter_add(p->gm.ledger_errors, 1);
+}
+
+static void ledger_failed(iw_pipeline *p, const char *what)
+{
+    count_ledger_error(p);
     if (p->ledger_ok)
         iw_log(IW_LOG_ERROR, "redis unreachable; pausing consumption", "during", what, "error",
                iw_aledger_why(p->aledger), NULL);
@@ -917,6 +925,7 @@ static void ledger_state(void *arg, bool up, const char *why)
     }
     if (!p->ledger_was_up && p->ledger_backoff_ms == 0)
         iw_log(IW_LOG_ERROR, "redis unreachable at start; will retry", "error", why, NULL);
+    count_ledger_error(p);
     ledger_backoff(p);
 }
 
@@ -931,6 +940,7 @@ static void ledger_health(iw_pipeline *p)
     if (!p->ledger_was_up && p->ledger_backoff_ms == 0)
         iw_log(IW_LOG_ERROR, "redis unreachable at start; will retry", "error",
                iw_aledger_why(p->aledger), NULL);
+    count_ledger_error(p);
     ledger_backoff(p);
 }
 

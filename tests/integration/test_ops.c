@@ -1125,6 +1125,31 @@ Test(ops, sigterm_while_redis_answers_nothing_waits_for_it_within_the_grace_peri
     iw_results_free(&r);
 }
 
+/* Review 52, F6: with Redis unreachable from the start, iw_ledger_errors_total stayed 0 (only
+ * a connection that was up and dropped counted), so the dashboard's rate panel was flat through
+ * an outage. Every failed attempt counts now. Judged by /metrics while Redis is stopped. */
+Test(ops, ledger_errors_count_every_failed_attempt_while_redis_is_down, .init = up, .fini = down,
+     .timeout = 180)
+{
+    iw_proc_signal(&S.redis.proc, SIGSTOP);
+    start_worker_with_http();
+    double errors = 0, up = -1;
+    char *text = NULL;
+    for (long long t0 = iw_now_ms(); iw_now_ms() - t0 < 40000 && errors < 2; iw_sleep_ms(500)) {
+        long st = 0;
+        free(text);
+        text = http_get("/metrics", &st);
+        errors = text && st == 200 ? metric_sum(text, "iw_ledger_errors_total", NULL) : 0;
+        up = text && st == 200 ? metric_sum(text, "iw_ledger_up", NULL) : -1;
+    }
+    iw_proc_signal(&S.redis.proc, SIGCONT);
+    cr_assert_geq(errors, 2, "iw_ledger_errors_total %g while Redis answered nothing:\n%s", errors,
+                  text ? text : "");
+    cr_assert_eq(up, 0.0);
+    free(text);
+    cr_assert(readyz_becomes(200, NULL, 60000), "ready once Redis answers");
+}
+
 /* Review 52, F1: with finished events whose offsets are stored, SIGTERM while the brokers
  * accept connections and answer nothing hung in the last synchronous commit, then in the
  * consumer's close (3 min 40 s, until the brokers came back), past any
