@@ -416,6 +416,10 @@ static bool valid_url(const char *u, char *why, size_t len)
         snprintf(why, len, "expected an http:// or https:// URL with a host after the //");
         return false;
     }
+    if (strchr(u, '#')) { /* never sent: what an adapter appends would land in it */
+        snprintf(why, len, "expected a URL without a #fragment (it never reaches the server)");
+        return false;
+    }
     CURLU *h = curl_url();
     if (!h)
         return true; /* out of memory: the first call says so */
@@ -727,8 +731,11 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
     }
     join_path(path, sizeof(path), base, "url");
     char why[160];
+    const char *url_problem = NULL;
     if (t->type && !valid_url(t->url, why, sizeof(why)))
         add_error(ld, path, "%s", why);
+    else if (t->type && ad && ad->check_url && (url_problem = ad->check_url(t->url)))
+        add_error(ld, path, "%s", url_problem);
     check_wire(ld, base, "url", t->url);
     check_target_keys(ld, obj, base, t->adapter_conf ? ad : NULL);
     for (const iw_conf_field *f = t->adapter_conf ? ad->fields : NULL; f && f->key; f++)

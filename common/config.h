@@ -86,6 +86,9 @@ typedef struct iw_conf_adapter {
     /* not NULL: what is wrong with an instance name (the key under "targets") for this type,
        beyond the rule every name follows; NULL when it is fine. Reported at targets.NAME. */
     const char *(*check_name)(const char *name);
+    /* not NULL: what is wrong with an instance's url for this type (a valid http(s) URL), or
+       NULL when it is fine. Reported at targets.NAME.url; must not quote the url. */
+    const char *(*check_url)(const char *url);
 } iw_conf_adapter;
 
 /* The adapter types a loader accepts: adapters(0), adapters(1)... until NULL. */

@@ -887,8 +887,18 @@ static const iw_conf_field ix_fields[] = {
     {0},
 };
 
+/* The account's base URL: /invoices/{id}.xml?api_key=... is appended to it, so a query of its
+ * own would carry that path and the key as query text to the account's root. */
+static const char *ix_check_url(const char *url)
+{
+    return strchr(url, '?') ? "expected the account's base URL without a ?query (the invoice's "
+                              "path and api_key are appended to it)"
+                            : NULL;
+}
+
 static const iw_conf_adapter ix_conf = {
     .type = "invoicexpress",
+    .check_url = ix_check_url,
     /* guess: accounts live under <account>.app.invoicexpress.com; /invoices/{id}.xml is appended */
     .url = "https://ACCOUNT.app.invoicexpress.com",
     .size = sizeof(iw_ix_conf),
