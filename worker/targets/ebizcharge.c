@@ -403,9 +403,19 @@ fail:
 static void judge_ebiz(const iw_target_conf *tc, const iw_response *resp, const iw_soap_reply *rep,
                        iw_outcome *out)
 {
-    /* UpdateInvoiceResponse/UpdateInvoiceResult, each field at most once */
-    xmlNodePtr res = iw_soap_only_child(iw_soap_child(rep->body, "UpdateInvoiceResponse"),
-                                        "UpdateInvoiceResult");
+    /* UpdateInvoiceResponse (in the service's namespace, as the page's replies have it) /
+     * UpdateInvoiceResult, each field at most once */
+    const char *ns = iw_ebiz_conf_of(tc)->namespace_uri;
+    xmlNodePtr resp_el = iw_soap_child(rep->body, "UpdateInvoiceResponse");
+    if (resp_el && (!resp_el->ns || !resp_el->ns->href || !ns ||
+                    strcmp((const char *)resp_el->ns->href, ns) != 0)) {
+        iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
+                       "HTTP %ld but the envelope holds no UpdateInvoiceResponse of %s; retrying, "
+                       "an unreadable reply is never taken as success",
+                       resp->status, ns ? ns : "the configured namespace");
+        return;
+    }
+    xmlNodePtr res = iw_soap_only_child(resp_el, "UpdateInvoiceResult");
     xmlNodePtr status = res ? iw_soap_only_child(res, "Status") : NULL;
     static const char *const fields[] = {"StatusCode", "Error", "ErrorCode", "InvoiceInternalId"};
     bool twice = false;
