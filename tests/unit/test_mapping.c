@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 #include <libxml/parser.h>
 
+#include "cli.h"
 #include "config.h"
 #include "generic.h"
 #include "mapping.h"
@@ -733,6 +734,55 @@ Test(mapping_file, an_event_field_cannot_reach_the_scheme_or_host)
         iw_request_clear(&req);
     }
     iw_event_free(ev);
+}
+
+/* Review 53, F18: a body row's constant value of ${ENV} went out as its own text ("${PW}"), so a
+ * SOAP login in the body could only be written into the mapping file in the clear. It is now
+ * expanded at load and masked as a header's secret is; an unset variable is refused by path. */
+Test(mapping_file, a_body_value_may_be_env_and_is_a_secret)
+{
+    setenv("IW_TEST_BODY_PW", "b0dy-Pw&<secret>", 1);
+    unsetenv("IW_TEST_BODY_UNSET");
+    const char *json =
+        "{\"method\":\"POST\",\"url\":\"{url}/x\",\"body\":{\"dialect\":\"xml\",\"declaration\":"
+        "false,\"root\":{\"name\":\"login\",\"children\":[{\"name\":\"user\",\"value\":\"api\"},"
+        "{\"name\":\"password\",\"value\":\"${IW_TEST_BODY_PW}\"}]}},"
+        "\"reply\":{\"format\":\"none\"}}";
+    iw_event *ev = iw_t_load_event("complete.json");
+    char err[256] = "";
+    const char *file = temp_file(json);
+    iw_target_conf tc = conf_with(file);
+    iw_request req;
+    memset(&req, 0, sizeof(req));
+    cr_assert_eq(iw_target_render(&iw_target_generic, ev, &tc, NULL, &req, err, sizeof(err)), 0,
+                 "%s", err);
+    cr_assert_str_eq(req.body,
+                     "<login><user>api</user><password>b0dy-Pw&amp;&lt;secret&gt;</password>"
+                     "</login>\n",
+                     "%s", req.body);
+    char *shown = iw_cli_request_text(&tc, &req); /* what render prints */
+    cr_assert_not_null(shown);
+    cr_assert_null(strstr(shown, "b0dy-Pw"), "the body secret is masked: %s", shown);
+    cr_assert(strstr(shown, "<password>***</password>"), "%s", shown);
+    free(shown);
+    iw_secrets *sec = iw_secrets_for_target(&tc); /* and every message the instance publishes */
+    char *logged = iw_secrets_mask(sec, "echo b0dy-Pw&<secret>", strlen("echo b0dy-Pw&<secret>"));
+    cr_assert_str_eq(logged, "echo ***");
+    free(logged);
+    iw_secrets_free(sec);
+    iw_target_conf_clear(&tc);
+    unlink(file);
+    iw_request_clear(&req);
+    iw_event_free(ev);
+
+    char e[1024];
+    file_errs("{\"method\":\"POST\",\"url\":\"{url}/x\",\"body\":{\"dialect\":\"json\",\"root\":"
+              "{\"children\":[{\"name\":\"k\",\"value\":\"${IW_TEST_BODY_UNSET}\"}]}},"
+              "\"reply\":{\"format\":\"none\"}}",
+              e, sizeof(e));
+    cr_assert(strstr(e, "mapping.body.root.children[0].value: environment variable "
+                        "IW_TEST_BODY_UNSET is not set"),
+              "%s", e);
 }
 
 static iw_outcome classify_with(const iw_target_conf *tc, long status, const char *body,

@@ -295,6 +295,30 @@ static void parse_headers(fparser *p, const cJSON *v, const char *path)
     }
 }
 
+/* A row's constant `value` may be ${ENV} (a SOAP login carried in the body, as Centra's and
+ * EBizCharge's are): expanded at load, and what came from the environment is a secret of the
+ * instance, masked wherever a header's is. Before, the reference went out as its own text. */
+static void expand_body_values(fparser *p, iw_map_node *n, const char *path)
+{
+    if (n->value && strstr(n->value, "${")) {
+        char why[192], sub[240];
+        snprintf(sub, sizeof(sub), "%s.value", path);
+        char *val = iw_config_expand_env(n->value, why, sizeof(why));
+        if (!val) {
+            iw_map_error(p->errs, sub, "%s", *why ? why : "out of memory");
+        } else {
+            add_env_secrets(p->g, n->value);
+            free(n->value);
+            n->value = val;
+        }
+    }
+    for (size_t i = 0; i < n->n_children; i++) {
+        char sub[240];
+        snprintf(sub, sizeof(sub), "%s.children[%zu]", path, i);
+        expand_body_values(p, &n->children[i], sub);
+    }
+}
+
 /* A body goes with the Content-Type of its dialect unless the mapping names one: libcurl would
  * otherwise send application/x-www-form-urlencoded, which is not what render shows. */
 static void default_content_type(fparser *p)
@@ -463,8 +487,8 @@ int iw_generic_parse(const char *json, size_t len, iw_generic **out, iw_map_erro
     const cJSON *body = cJSON_GetObjectItemCaseSensitive(root, "body");
     if (!body)
         iw_map_error(errs, "mapping.body", "required");
-    else
-        iw_map_parse(body, "mapping.body", &g->body, errs);
+    else if (iw_map_parse(body, "mapping.body", &g->body, errs) == 0)
+        expand_body_values(&p, &g->body.root, "mapping.body.root");
     default_content_type(&p);
     const cJSON *req = cJSON_GetObjectItemCaseSensitive(root, "required");
     if (req && (!cJSON_IsArray(req) || cJSON_GetArraySize(req) > 16)) {
