@@ -237,6 +237,20 @@ Test(mapping, hostile_text_is_escaped_by_the_writer_or_refused_by_name)
 static const struct {
     const char *json, *error;
 } BAD_TEMPLATES[] = {
+    /* review 53, F10: a format no value of the source's type can take refused (or, digits,
+     * left out) the row at every event; it is refused at load */
+    {"{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"a\",\"path\":\"invoice.total\","
+     "\"format\":\"digits\"}]}}",
+     "mapping.body.root.children[0].format: format digits cannot take its path, invoice.total, "
+     "which is an amount"},
+    {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":[{\"name\":\"a\",\"path\":"
+     "[\"invoice.due_date\",\"invoice.total\"],\"format\":\"date\"}]}}",
+     "mapping.body.root.children[0].format: format date cannot take one of its paths, "
+     "invoice.total, which is an amount"},
+    {"{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"a\",\"path\":\"version\","
+     "\"format\":\"boolean\"}]}}",
+     "mapping.body.root.children[0].format: format boolean cannot take its path, version, which "
+     "is a whole number"},
     {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":[{\"name\":\"a\"},"
      "{\"name\":\"b\"},{\"name\":\"c\"},{\"name\":\"d\",\"path\":\"invoice.total\","
      "\"format\":\"money\"}]}}",

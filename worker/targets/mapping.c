@@ -394,6 +394,23 @@ static void read_format(parser *p, const cJSON *obj, const char *path, iw_map_no
         else
             n->format = (iw_map_format)k;
     }
+    /* a format no value of a source's type can take would refuse (or, digits, leave out) the
+     * row for every event: refused here, where check-config names it */
+    static const char *const TYPE_NAMES[] = {"a text", "an amount", "a flag", "a whole number"};
+    for (size_t i = 0; v && i < n->n_src; i++) {
+        int t = n->src[i]->type;
+        bool fits = t == FT_LIST || n->format == IW_FMT_TEXT ||
+                    (n->format == IW_FMT_DATE && t == FT_STR) ||
+                    (n->format == IW_FMT_BOOLEAN && (t == FT_FLAG || t == FT_STR)) ||
+                    (n->format == IW_FMT_DIGITS && (t == FT_STR || t == FT_INT64)) ||
+                    ((n->format == IW_FMT_DECIMAL || n->format == IW_FMT_INTEGER) && t != FT_FLAG);
+        if (!fits) {
+            iw_map_error(p->errs, sub, "format %s cannot take %s, %s, which is %s",
+                         FORMATS[n->format], n->n_src > 1 ? "one of its paths" : "its path",
+                         n->src[i]->path, TYPE_NAMES[t]);
+            break;
+        }
+    }
     v = cJSON_GetObjectItemCaseSensitive(obj, "pattern");
     snprintf(sub, sizeof(sub), "%s.pattern", path);
     if (v && (n->format != IW_FMT_DATE || !cJSON_IsString(v) || !strstr(v->valuestring, "YYYY")))
