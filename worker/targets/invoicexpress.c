@@ -251,6 +251,9 @@ static bool email_ok(const char *e)
         if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == ',' || *p == ';' || *p == '<' ||
             *p == '>')
             return false;
+    /* a dot-atom local part (RFC 5321): no dot first, last or twice in a row */
+    if (e[0] == '.' || at[-1] == '.' || memmem(e, (size_t)(at - e), "..", 2))
+        return false;
     const char *d = at + 1;
     size_t dl = strlen(d);
     return dl >= 3 && strchr(d, '.') && d[0] != '.' && d[dl - 1] != '.' && !strstr(d, "..");
@@ -266,13 +269,36 @@ static bool all_digits(const char *s)
     return true;
 }
 
+/* The length of the Unicode white space at s (what Ruby's [[:space:]] matches, which Rails'
+ * blank? and so InvoiceXpress' "Required" use: NEL, NBSP, U+1680, U+2000-U+200A, U+2028,
+ * U+2029, U+202F, U+205F, U+3000), or 0. */
+static size_t unicode_space(const unsigned char *s)
+{
+    if (s[0] == 0xC2 && (s[1] == 0x85 || s[1] == 0xA0))
+        return 2;
+    if (s[0] == 0xE1 && s[1] == 0x9A && s[2] == 0x80)
+        return 3;
+    if (s[0] == 0xE2 && s[1] == 0x80 &&
+        (s[2] <= 0x8A || s[2] == 0xA8 || s[2] == 0xA9 || s[2] == 0xAF))
+        return 3;
+    if (s[0] == 0xE2 && s[1] == 0x81 && s[2] == 0x9F)
+        return 3;
+    if (s[0] == 0xE3 && s[1] == 0x80 && s[2] == 0x80)
+        return 3;
+    return 0;
+}
+
+/* Blank as the server judges a required field: nothing but white space, ASCII or Unicode. */
 static bool blank(const char *s)
 {
     if (!s)
         return true;
-    for (; *s; s++)
-        if (!isspace((unsigned char)*s))
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t n = isspace(*p) ? 1 : unicode_space(p);
+        if (!n)
             return false;
+        p += n;
+    }
     return true;
 }
 
