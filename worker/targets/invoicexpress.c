@@ -109,8 +109,14 @@ static const struct country {
 /* ------------------------------------------------------------------------------------------ */
 /* Lookups shared by validate and render. */
 
-static const char *country_name(const char *code)
+/* The country name for an ISO code: the instance's "countries" first, then the built-in table
+ * (a guess, configurable as DESIGN asks of every guess). */
+static const char *country_name(const iw_target_conf *tc, const char *code)
 {
+    const iw_ix_conf *ix = ixc(tc);
+    for (size_t i = 0; code && i < ix->n_countries; i++)
+        if (strcasecmp(ix->countries[i].code, code) == 0)
+            return ix->countries[i].name;
     for (size_t i = 0; code && i < COUNT(countries); i++)
         if (strcasecmp(countries[i].code, code) == 0)
             return countries[i].name;
@@ -392,8 +398,9 @@ static int ix_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
         FAIL("customer.email: not a valid e-mail address");
     if (inv->issue_date && inv->due_date && strcmp(inv->due_date, inv->issue_date) < 0)
         FAIL("due_date: %s is before issue_date %s", inv->due_date, inv->issue_date);
-    if (inv->billing_address.country && !country_name(inv->billing_address.country))
-        FAIL("billing_address.country: no InvoiceXpress country name for \"%.8s\"",
+    if (inv->billing_address.country && !country_name(tc, inv->billing_address.country))
+        FAIL("billing_address.country: no InvoiceXpress country name for \"%.8s\" (add it to the "
+             "instance's \"countries\")",
              inv->billing_address.country);
     for (size_t i = 0; i < inv->n_lines; i++) {
         int rc = validate_line(&inv->lines[i], i, tc, errbuf, errlen);
@@ -417,7 +424,7 @@ static int ix_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
 static const char *client_country(const iw_event *ev, const void *elem, size_t index,
                                   const void *ctx, char *buf, size_t len)
 {
-    return country_name(ev->invoice.billing_address.country);
+    return country_name(ctx, ev->invoice.billing_address.country);
 }
 
 /* item/unit: the line's unit, else the instance's default_unit. */
@@ -900,6 +907,46 @@ static void free_tax_names(void *conf)
     free(ix->tax_names);
 }
 
+/* "countries": {"KR": "South Korea", ...}, ISO codes the built-in table lacks, or names the
+ * account spells otherwise. */
+static void parse_countries(iw_conf_reader *rd, const cJSON *v, const char *path, void *conf)
+{
+    iw_ix_conf *ix = conf;
+    if (!cJSON_IsObject(v)) {
+        iw_conf_error(rd, path, "expected an object of ISO country codes and names");
+        return;
+    }
+    ix->countries = calloc((size_t)cJSON_GetArraySize(v) + 1, sizeof(*ix->countries));
+    if (!ix->countries)
+        return;
+    for (const cJSON *c = v->child; c; c = c->next) {
+        char ipath[224];
+        snprintf(ipath, sizeof(ipath), "%s.%.8s", path, c->string);
+        if (strlen(c->string) != 2 || !isalpha((unsigned char)c->string[0]) ||
+            !isalpha((unsigned char)c->string[1])) {
+            iw_conf_error(rd, ipath, "the key must be a two-letter ISO 3166-1 code");
+            continue;
+        }
+        if (!cJSON_IsString(c) || !*c->valuestring || iw_text_header_problem(c->valuestring)) {
+            iw_conf_error(rd, ipath, "expected the country's name as InvoiceXpress spells it");
+            continue;
+        }
+        iw_ix_country *row = &ix->countries[ix->n_countries++];
+        row->code = strdup(c->string);
+        row->name = strdup(c->valuestring);
+    }
+}
+
+static void free_countries(void *conf)
+{
+    iw_ix_conf *ix = conf;
+    for (size_t i = 0; i < ix->n_countries; i++) {
+        free(ix->countries[i].code);
+        free(ix->countries[i].name);
+    }
+    free(ix->countries);
+}
+
 static const iw_conf_field ix_fields[] = {
     {.key = "api_key",
      .kind = IW_CONF_SECRET,
@@ -909,6 +956,7 @@ static const iw_conf_field ix_fields[] = {
     IW_CONF_STR("default_unit", IW_CONF_TEXT, iw_ix_conf, default_unit, "unit", false),
     IW_CONF_STRINGS("accepted_units", iw_ix_conf, accepted_units, n_accepted_units),
     {.key = "tax_names", .kind = IW_CONF_CUSTOM, .parse = parse_tax_names, .free = free_tax_names},
+    {.key = "countries", .kind = IW_CONF_CUSTOM, .parse = parse_countries, .free = free_countries},
     IW_CONF_STR("account_currency", IW_CONF_TEXT, iw_ix_conf, account_currency, "EUR", false),
     {0},
 };

@@ -13,6 +13,12 @@ typedef struct iw_tax_name {
     char *name;
 } iw_tax_name;
 
+/* One "ISO code -> country name" row the instance adds to the built-in table. */
+typedef struct iw_ix_country {
+    char *code; /* two letters, compared without case */
+    char *name; /* the name InvoiceXpress matches */
+} iw_ix_country;
+
 typedef struct iw_ix_conf {
     char *api_key;         /* secret: the api_key query parameter */
     char *default_unit;    /* unit when a line has none (default "unit") */
@@ -20,6 +26,8 @@ typedef struct iw_ix_conf {
     size_t n_accepted_units;
     iw_tax_name *tax_names; /* tax rate -> tax name */
     size_t n_tax_names;
+    iw_ix_country *countries; /* "countries": added to (or replacing rows of) the built-in table */
+    size_t n_countries;
     char *account_currency; /* the account's currency (default "EUR"); the API takes no
                                currency, so an invoice in another one is refused */
 } iw_ix_conf;
