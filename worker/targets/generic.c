@@ -4,6 +4,7 @@
  * business error code and message are, which codes are retried). */
 #include "generic.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -848,19 +849,24 @@ static xmatch xpath_text(xmlDocPtr doc, const char *expr, char *buf, size_t len)
 }
 
 /* A JSON number of a reply as text: a whole number below 2^53 written out in full (an id as
- * sent, never 1e+15), anything else the shortest form that reads back as the same double (0.1,
- * not 0.10000000000000001). */
-static void number_text(double v, char *buf, size_t len)
+ * sent, never 1e+15), a fraction in the shortest form that reads back as the same double (0.1,
+ * not 0.10000000000000001). False for a number the reader (a double) may not have kept as
+ * written: a whole number from 2^53 on (9007199254740993 reads as ...992: an id of another
+ * record) or a fraction of more than 15 significant digits. Such a value is not read. */
+static bool number_text(double v, char *buf, size_t len)
 {
+    buf[0] = '\0';
     if (v == (double)(int64_t)v && v > -9007199254740992.0 && v < 9007199254740992.0) {
         snprintf(buf, len, "%lld", (long long)v);
-        return;
+        return true;
     }
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, len, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            return;
-    }
+    if (v == floor(v) || !isfinite(v))
+        return false;
+    snprintf(buf, len, "%.15g", v);
+    if (strtod(buf, NULL) == v)
+        return true;
+    buf[0] = '\0';
+    return false;
 }
 
 /* The value at a JSON pointer (RFC 6901) into buf; false when there is none. */
@@ -896,7 +902,7 @@ static bool pointer_text(const cJSON *root, const char *ptr, char *buf, size_t l
     else if (cJSON_IsBool(v))
         snprintf(buf, len, "%s", cJSON_IsTrue(v) ? "true" : "false");
     else if (cJSON_IsNumber(v))
-        number_text(v->valuedouble, buf, len);
+        return number_text(v->valuedouble, buf, len);
     else if (!cJSON_IsNull(v))
         snprintf(buf, len, "%s", cJSON_IsObject(v) ? "(an object)" : "(an array)");
     return !cJSON_IsNull(v);
