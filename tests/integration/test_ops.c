@@ -1081,23 +1081,39 @@ Test(ops, readyz_sees_redis_stop_answering_while_no_event_comes, .init = up, .fi
  * its timeout. The worker used to wait for the brokers' return (over 240 s); the probe now gets
  * 3 s and is then left to the exit. The worker is idle, so its partitions are probed every
  * 5 s: one question is on its way when the signal comes. */
+/* Starts the worker and puts three calls to centra_soap on the wire, each answered after
+ * latency_ms: events <prefix>-0..2. */
+static void three_calls_on_the_wire(const char *prefix, int latency_ms)
+{
+    start_worker_with_http();
+    cr_assert(readyz_becomes(200, NULL, 60000), "ready once in the group");
+    char spec[128];
+    snprintf(spec, sizeof(spec), "{\"target\": \"centra_soap\", \"kind\": \"latency\", \"ms\": %d}",
+             latency_ms);
+    fault(spec);
+    produce_n(prefix, 3, "centra_soap");
+    iw_sleep_ms(1500); /* the calls are on the wire */
+}
+
+/* The worker exits 0 and the three answered calls are reported succeeded. */
+static void exits_0_with_the_three_reported(void)
+{
+    int st = iw_proc_wait(&W, 60000);
+    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %#x", st);
+    iw_results r = iw_results_read(&S, "invoice-results", 3, 30000);
+    cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), 3,
+                 "the answered calls are recorded and reported");
+    iw_results_free(&r);
+}
+
 /* Review 52, F4: SIGHUP killed the worker at once (status 129): calls the target had answered
  * were never reported and nothing was committed. It now stops as SIGTERM does. Judged by the
  * results topic and the exit status. */
 Test(ops, sighup_stops_the_worker_as_cleanly_as_sigterm, .init = up, .fini = down, .timeout = 180)
 {
-    start_worker_with_http();
-    cr_assert(readyz_becomes(200, NULL, 60000), "ready once in the group");
-    fault("{\"target\": \"centra_soap\", \"kind\": \"latency\", \"ms\": 2000}");
-    produce_n("HUP", 3, "centra_soap");
-    iw_sleep_ms(1500); /* the calls are on the wire */
+    three_calls_on_the_wire("HUP", 2000);
     iw_proc_signal(&W, SIGHUP);
-    int st = iw_proc_wait(&W, 60000);
-    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %#x", st);
-    iw_results r = iw_results_read(&S, "invoice-results", 3, 30000);
-    cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), 3,
-                 "the answered calls are reported");
-    iw_results_free(&r);
+    exits_0_with_the_three_reported();
 }
 
 /* Review 52, F7: SIGTERM while Redis answered nothing ended the drain at the first reconnect
@@ -1108,21 +1124,12 @@ Test(ops, sighup_stops_the_worker_as_cleanly_as_sigterm, .init = up, .fini = dow
 Test(ops, sigterm_while_redis_answers_nothing_waits_for_it_within_the_grace_period, .init = up,
      .fini = down, .timeout = 180)
 {
-    start_worker_with_http();
-    cr_assert(readyz_becomes(200, NULL, 60000), "ready once in the group");
-    fault("{\"target\": \"centra_soap\", \"kind\": \"latency\", \"ms\": 3000}");
-    produce_n("RSTOP", 3, "centra_soap");
-    iw_sleep_ms(1500); /* the calls are on the wire */
+    three_calls_on_the_wire("RSTOP", 3000);
     iw_proc_signal(&S.redis.proc, SIGSTOP);
     iw_proc_signal(&W, SIGTERM);
     iw_sleep_ms(4000);
     iw_proc_signal(&S.redis.proc, SIGCONT);
-    int st = iw_proc_wait(&W, 60000);
-    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %#x", st);
-    iw_results r = iw_results_read(&S, "invoice-results", 3, 30000);
-    cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), 3,
-                 "the answered calls are recorded and reported");
-    iw_results_free(&r);
+    exits_0_with_the_three_reported();
 }
 
 /* Review 52, F6: with Redis unreachable from the start, iw_ledger_errors_total stayed 0 (only

@@ -449,6 +449,13 @@ static iw_generic *file_ok(const char *json)
     return g;
 }
 
+/* Asserts that each of want[0..n) is in the errors e. */
+static void errors_hold(const char *e, const char *const *want, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        cr_assert(strstr(e, want[i]), "missing \"%s\" in:\n%s", want[i], e);
+}
+
 /* Every error of a mapping file that must be refused, one "path: message" per line. */
 static void file_errs(const char *json, char *out, size_t len)
 {
@@ -488,8 +495,7 @@ Test(mapping_file, errors_name_their_path_and_never_a_secret)
         "mapping.reply.success_status[1]: expected an HTTP status, 100 to 599\n",
         "mapping.reply: \"//[[\" is not an XPath\n",
     };
-    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-        cr_assert(strstr(e, want[i]), "missing \"%s\" in:\n%s", want[i], e);
+    errors_hold(e, want, sizeof(want) / sizeof(want[0]));
     cr_assert_null(strstr(e, "s3cr3t"), "a secret in an error:\n%s", e);
     file_errs("{\"method\":\"POST\"}", e, sizeof(e));
     cr_assert(strstr(e, "mapping.body: required\n"), "%s", e);
@@ -649,8 +655,7 @@ Test(mapping_file, headers_that_frame_the_message_or_the_worker_sets_and_get_are
         "mapping.headers.X-Invoice-Version: the worker sets it on every call",
         "mapping.headers.content-TYPE: given twice (header names are read without case)",
     };
-    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-        cr_assert(strstr(e, want[i]), "missing \"%s\" in:\n%s", want[i], e);
+    errors_hold(e, want, sizeof(want) / sizeof(want[0]));
     cr_assert_null(strstr(e, "mapping.headers.Content-Type:"), "the first one is fine:\n%s", e);
 }
 
