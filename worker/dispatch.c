@@ -111,6 +111,8 @@ struct xfer {
     bool sent;                /* a request of this transfer went out (libcurl's prereq) */
     bool answered;            /* a reply's status line came for the last request sent */
     bool resend_refused;      /* libcurl was about to send the request again unanswered */
+    bool lease_refused;       /* the first request was held back: the fence's lease no longer
+                               * covered it when it was about to go (on_prereq) */
     call *c;                  /* the call, NULL for a token refresh */
     tstate *t;                /* the target */
     const iw_target_ops *ops; /* token refresh: the adapter that parses the reply */
@@ -370,7 +372,7 @@ static void xfer_release(iw_dispatch *d, xfer *x)
     }
     x->body_len = 0;
     x->too_large = false;
-    x->sent = x->answered = x->resend_refused = false;
+    x->sent = x->answered = x->resend_refused = x->lease_refused = false;
     tstate *t = x->t;
     x->c = NULL;
     x->t = NULL;
@@ -558,6 +560,15 @@ static int build_headers(xfer *x)
 static curl_socket_t open_socket(void *userp, curlsocktype purpose, struct curl_sockaddr *a);
 static int close_socket(void *userp, curl_socket_t s);
 
+/* Whether c's fence lease, as last granted, covers an attempt sent at now: its request
+ * timeout, the settle time the target may take to apply it late, and guard_ms. */
+static bool lease_covers(const call *c, int64_t now, int64_t guard_ms)
+{
+    const iw_target_conf *tc = c->t->tc;
+    return !c->lease_until ||
+           now + tc->request_timeout_ms + iw_target_settle_ms(tc) + guard_ms <= *c->lease_until;
+}
+
 /*
  * CURLOPT_PREREQFUNCTION: called before each request of a transfer goes out. A request sent on
  * a reused connection that closes before any reply byte is sent again by libcurl on a fresh
@@ -573,6 +584,14 @@ static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_por
     xfer *x = ud;
     if (x->sent && !x->answered && x->c) { /* a token request changes nothing: it may go again */
         x->resend_refused = true;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    /* The lease was checked when the attempt started (start_attempt), on the loop's clock of
+     * that turn. A process paused since (a VM stall, a frozen cgroup, SIGSTOP) for longer than
+     * the lease would send it now, after another worker may have sent a newer version: the
+     * check is made again on a fresh clock as the request is about to go. */
+    if (!x->sent && x->c && !lease_covers(x->c, mono_ms(), 0)) { /* the guard was for the start */
+        x->lease_refused = true;
         return CURL_PREREQFUNC_ABORT;
     }
     x->sent = true;
@@ -752,9 +771,7 @@ static void start_attempt(iw_dispatch *d, call *c, int64_t now)
     tstate *t = c->t;
     const iw_target_conf *tc = t->tc;
     int attempt = c->res.attempts + 1;
-    if (c->lease_until &&
-        now + tc->request_timeout_ms + iw_target_settle_ms(tc) + IW_DISPATCH_LEASE_GUARD_MS >
-            *c->lease_until) {
+    if (!lease_covers(c, now, IW_DISPATCH_LEASE_GUARD_MS)) {
         /* the attempt, or the target applying it late, could outlive the fence lease (kept
          * even if this worker is killed): another worker could then send a newer version
          * before this one lands */
@@ -1082,6 +1099,15 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
     }
     call *c = x->c;
     t->running--;
+    if (x->lease_refused) { /* nothing went out: as start_attempt ends a call its lease misses */
+        c->res.attempts--;
+        if (t->br.state == IW_BREAKER_HALF_OPEN)
+            t->br.probe_out = false; /* no answer will come to decide it */
+        xfer_release(d, x);
+        c->res.lease_expired = true;
+        abandon(d, c);
+        return;
+    }
     iw_outcome out;
     memset(&out, 0, sizeof(out));
     out.retry_after_ms = -1;
@@ -1460,10 +1486,10 @@ static int submit(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf
 }
 
 int iw_dispatch_submit_ops(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf *tc,
-                           const iw_event *ev, const char *traceparent, bool maybe_applied,
-                           iw_call_done_fn done, void *arg)
+                           const iw_event *ev, const char *traceparent, const int64_t *lease_until,
+                           bool maybe_applied, iw_call_done_fn done, void *arg)
 {
-    return submit(d, ops, tc, ev, traceparent, NULL, maybe_applied, done, arg);
+    return submit(d, ops, tc, ev, traceparent, lease_until, maybe_applied, done, arg);
 }
 
 int iw_dispatch_submit_fenced(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,

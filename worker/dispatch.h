@@ -115,11 +115,12 @@ int iw_dispatch_render_check(iw_dispatch *d, const iw_target_conf *tc, const iw_
 /* Slack between the end of the last attempt a lease may cover and the lease's end. */
 #define IW_DISPATCH_LEASE_GUARD_MS 1000
 
-/* Same as iw_dispatch_submit with an explicit adapter (tests pass a fake one) and
- * maybe_applied as for iw_dispatch_submit_fenced. ops must outlive the call. Returns 0. */
+/* Same as iw_dispatch_submit with an explicit adapter (tests pass a fake one), and
+ * lease_until and maybe_applied as for iw_dispatch_submit_fenced. ops must outlive the call.
+ * Returns 0. */
 int iw_dispatch_submit_ops(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf *tc,
-                           const iw_event *ev, const char *traceparent, bool maybe_applied,
-                           iw_call_done_fn done, void *arg);
+                           const iw_event *ev, const char *traceparent, const int64_t *lease_until,
+                           bool maybe_applied, iw_call_done_fn done, void *arg);
 
 /* Drives the engine through one turn of its loop: waits up to timeout_ms for network activity
  * or the next timer, moves transfers forward, and runs done callbacks of finished calls.

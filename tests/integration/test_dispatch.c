@@ -5,6 +5,8 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -441,7 +443,8 @@ static iw_dispatch *engine(void)
 static void submit(iw_dispatch *d, const iw_target_ops *ops, int t, int i)
 {
     cr_assert_eq(
-        iw_dispatch_submit_ops(d, ops, &tconf[t], &evs[i], NULL, false, on_done, &slots[i]), 0);
+        iw_dispatch_submit_ops(d, ops, &tconf[t], &evs[i], NULL, NULL, false, on_done, &slots[i]),
+        0);
 }
 
 /* Runs the engine until nothing is pending; a safety cap turns a hang into a failure. */
@@ -485,7 +488,7 @@ Test(dispatch, success_in_one_attempt)
     iw_dispatch *d = engine();
     cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0],
                                         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-                                        false, on_done, &slots[0]),
+                                        NULL, false, on_done, &slots[0]),
                  0);
     cr_assert_eq(iw_dispatch_pending(d), 1);
     cr_assert_eq(slots[0].calls, 0, "the callback runs from iw_dispatch_run only");
@@ -523,9 +526,9 @@ static void one_call_reaches_the_server(const char *how)
 {
     config_init(1);
     iw_dispatch *d = engine();
-    cr_assert_eq(
-        iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0], NULL, false, on_done, &slots[0]),
-        0);
+    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0], NULL, NULL, false,
+                                        on_done, &slots[0]),
+                 0);
     drain(d);
     cr_assert_eq(slots[0].res.outcome.kind, IW_OUTCOME_OK, "%s", slots[0].res.outcome.message);
     cr_assert_eq(srv_count(server), 1, "the request went %s", how);
@@ -785,9 +788,9 @@ Test(dispatch, an_attempt_that_may_have_been_applied_is_known_to_the_next)
     drain(d);
     submit(d, &fake_ops, 0, 2); /* 500, then 200 */
     drain(d);
-    cr_assert_eq(
-        iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[3], NULL, true, on_done, &slots[3]),
-        0);
+    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[3], NULL, NULL, true, on_done,
+                                        &slots[3]),
+                 0);
     drain(d);
     submit(d, &fake_ops, 1, 4); /* refused twice: nothing sent */
     drain(d);
@@ -1142,6 +1145,73 @@ Test(dispatch, a_call_that_comes_behind_an_open_breaker_ends_at_max_elapsed)
     }
     cr_log_info("the four calls ended %lld ms after they came", took);
     iw_dispatch_free(d);
+}
+
+/* Review 51: a worker paused (a VM stall, a frozen cgroup, SIGSTOP) after an attempt passed the
+ * lease check and before its request went out sent it on resume, though its fence lease had run
+ * out meanwhile and another worker had sent a newer version: the target ended at the older one.
+ * The lease is checked again on a fresh clock as the request is about to go. Here the pause is
+ * a connect held back (the listener's accept queue full: the SYN is dropped and sent again a
+ * second later), and the lease runs out while it waits. Judged by what the server received:
+ * nothing. */
+Test(dispatch, a_request_whose_lease_ran_out_before_it_went_is_not_sent)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    cr_assert_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(listen(l, 0), 0);
+    cr_assert_eq(getsockname(l, (struct sockaddr *)&a, &alen), 0);
+    int filler = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    connect(filler, (struct sockaddr *)&a, sizeof(a)); /* fills the accept queue */
+    iw_sleep_ms(100);
+    static char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", ntohs(a.sin_port));
+    target_init(&tconf[0], "t1", NULL);
+    tconf[0].url = url;
+    tconf[0].connect_timeout_ms = 8000;
+    tconf[0].request_timeout_ms = 2000;
+    config_init(1);
+    iw_dispatch *d = engine();
+    int64_t lease = iw_now_ms() + 60000; /* monotonic, as the engine's: covers the attempt now */
+    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0], NULL, &lease, false,
+                                        on_done, &slots[0]),
+                 0);
+    run_for(d, 300); /* the attempt started; its connect waits */
+    cr_assert_eq(slots[0].calls, 0);
+    lease = 1;                        /* and the lease runs out while it waits */
+    int conn = accept(l, NULL, NULL); /* the filler: the queue has room for the retried SYN */
+    cr_assert_geq(conn, 0);
+    close(conn);
+    conn = -1;
+    size_t got = 0;
+    for (long long t0 = iw_now_ms(); iw_now_ms() - t0 < 6000 && !(slots[0].calls && conn >= 0);) {
+        cr_assert_eq(iw_dispatch_run(d, 20, -1), 0);
+        struct pollfd pf = {.fd = conn >= 0 ? conn : l, .events = POLLIN};
+        if (poll(&pf, 1, 0) == 1 && conn < 0) {
+            conn = accept(l, NULL, NULL);
+        } else if (conn >= 0 && pf.revents) {
+            char buf[4096];
+            ssize_t n = read(conn, buf, sizeof(buf));
+            got += n > 0 ? (size_t)n : 0;
+        }
+    }
+    iw_sleep_ms(200);
+    if (conn >= 0) {
+        char buf[4096];
+        ssize_t n = recv(conn, buf, sizeof(buf), MSG_DONTWAIT);
+        got += n > 0 ? (size_t)n : 0;
+        close(conn);
+    }
+    cr_assert_eq(got, 0, "%zu bytes of the request reached the server after its lease ran out",
+                 got);
+    cr_assert_eq(slots[0].calls, 1);
+    cr_assert(slots[0].res.abandoned && slots[0].res.lease_expired, "%s",
+              slots[0].res.outcome.message);
+    cr_assert_eq(slots[0].res.attempts, 0, "nothing went out");
+    iw_dispatch_free(d);
+    close(filler);
+    close(l);
 }
 
 /* A half-open breaker's probe that hangs (until timeouts.request_ms) holds no waiting call past
