@@ -950,6 +950,11 @@ int iw_cli_replay(int argc, char **argv)
         iw_config_free(cfg);
         return 2;
     }
+    if (r.f.target && !iw_config_target(cfg, r.f.target)) /* a typo, or a removed instance */
+        fprintf(stderr,
+                "replay: note: the config has no target instance named \"%s\"; only its "
+                "letters are chosen (of an instance since removed, they still can be)\n",
+                r.f.target);
     r.dlq_topic = cfg->dlq_topic;
     r.input_topic = cfg->input_topic;
     r.input_parts = -1;

@@ -189,6 +189,18 @@ Test(replay, dry_run_then_replay_redrives_only_the_failed_target, .init = up, .f
     free(out);
     cr_assert_eq(topic_end("invoice-events"), input_before);
 
+    /* a target the config does not name (a typo, or an instance since removed) is said so,
+     * and its letters are still what is chosen (review 52: it said only "0 of 6") */
+    cr_assert_eq(cli(&out, "replay -c '%s' --dry-run --target invoicexpres", cfgpath), 0);
+    cr_assert(strstr(out, "would replay 0 of 6 dead letters (target=invoicexpres)"), "%s", out);
+    free(out);
+    char epath[600];
+    snprintf(epath, sizeof(epath), "%s/cli.err", S.dir);
+    char *err = iw_read_file(epath, NULL);
+    cr_assert(err && strstr(err, "the config has no target instance named \"invoicexpres\""), "%s",
+              err ? err : "");
+    free(err);
+
     cr_assert_eq(cli(&out, "replay -c '%s' --target invoicexpress", cfgpath), 0);
     cr_assert(strstr(out, "replayed 6 of 6 dead letters (target=invoicexpress)"), "%s", out);
     free(out);
