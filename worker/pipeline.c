@@ -2121,15 +2121,30 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
 /* ---- metrics ---- */
 
+/* Whether an HTTP status is in IANA's registry: its own series; any other status a target
+ * sends is counted under its class ("4xx"), so a target cannot make a series of every number. */
+static bool registered_status(long s)
+{
+    return (s >= 100 && s <= 103) || (s >= 200 && s <= 208) || s == 226 || (s >= 300 && s <= 308) ||
+           (s >= 400 && s <= 418) || (s >= 421 && s <= 426) || s == 428 || s == 429 || s == 431 ||
+           s == 451 || (s >= 500 && s <= 508) || s == 510 || s == 511;
+}
+
 static void on_attempt(void *arg, const iw_attempt_info *a)
 {
     iw_pipeline *p = arg;
     size_t ti = (size_t)(a->tc - p->cfg->targets);
     target_metrics *tm = &p->tm[ti];
-    long sc = a->status >= 0 && a->status < HTTP_CODES ? a->status : 0;
+    /* slot: the status itself; 600 + its class for an unregistered one; 0 for none */
+    long st = a->status, sc = registered_status(st)    ? st
+                              : st >= 100 && st <= 599 ? 600 + st / 100
+                                                       : 0;
     if (!tm->requests[sc]) {
         char labels[256];
-        snprintf(labels, sizeof(labels), "%s,code=\"%ld\"", tm->label, sc);
+        if (sc > 600)
+            snprintf(labels, sizeof(labels), "%s,code=\"%ldxx\"", tm->label, sc - 600);
+        else
+            snprintf(labels, sizeof(labels), "%s,code=\"%ld\"", tm->label, sc);
         tm->requests[sc] = iw_metrics_counter(p->metrics, "iw_http_requests_total", labels);
     }
     iw_counter_add(tm->requests[sc], 1);
