@@ -84,6 +84,7 @@ typedef struct pool {
     CURLM *multi;
     iw_timer timer; /* this multi handle's one timeout (CURLMOPT_TIMERFUNCTION) */
     int n_xfers;    /* transfers made in this pool (they stay in it) */
+    xfer *fresh;    /* transfers added and not yet seen through a socket action (fresh_next) */
 } pool;
 
 /* One running transfer (a call's attempt or a token refresh) and its reusable easy handle. */
@@ -113,6 +114,11 @@ struct xfer {
     bool resend_refused;      /* libcurl was about to send the request again unanswered */
     bool lease_refused;       /* the first request was held back: the fence's lease no longer
                                * covered it when it was about to go (on_prereq) */
+    bool took_probe;          /* it was sent as the half-open breaker's one probe */
+    bool in_fresh;            /* on its pool's fresh list */
+    xfer *fresh_next;
+    int64_t curl_start_by;    /* libcurl started the transfer (and its CURLOPT_TIMEOUT_MS clock)
+                               * no later than this (monotonic ms); 0: not known yet */
     call *c;                  /* the call, NULL for a token refresh */
     tstate *t;                /* the target */
     const iw_target_ops *ops; /* token refresh: the adapter that parses the reply */
@@ -359,6 +365,8 @@ static void deliver(iw_dispatch *d)
 
 /* --- transfers --- */
 
+static void fresh_unlink(xfer *x);
+
 static void xfer_release(iw_dispatch *d, xfer *x)
 {
     iw_request_reset(&x->req);
@@ -372,7 +380,9 @@ static void xfer_release(iw_dispatch *d, xfer *x)
     }
     x->body_len = 0;
     x->too_large = false;
-    x->sent = x->answered = x->resend_refused = x->lease_refused = false;
+    fresh_unlink(x);
+    x->sent = x->answered = x->resend_refused = x->lease_refused = x->took_probe = false;
+    x->curl_start_by = 0;
     tstate *t = x->t;
     x->c = NULL;
     x->t = NULL;
@@ -587,10 +597,14 @@ static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_por
         return CURL_PREREQFUNC_ABORT;
     }
     /* The lease was checked when the attempt started (start_attempt), on the loop's clock of
-     * that turn. A process paused since (a VM stall, a frozen cgroup, SIGSTOP) for longer than
-     * the lease would send it now, after another worker may have sent a newer version: the
-     * check is made again on a fresh clock as the request is about to go. */
-    if (!x->sent && x->c && !lease_covers(x->c, mono_ms(), 0)) { /* the guard was for the start */
+     * that turn; libcurl's request timeout then runs from when it starts the transfer, which a
+     * process paused in between (a VM stall, a frozen cgroup, SIGSTOP) delays past the lease:
+     * the request would go after another worker may have sent a newer version. So before the
+     * first request goes, the attempt's end, libcurl's start (known no later than
+     * curl_start_by, else now) plus its request timeout and settle time, must still be within
+     * the lease as last granted (0 once the fence is lost). */
+    int64_t start_by = x->curl_start_by ? x->curl_start_by : mono_ms();
+    if (!x->sent && x->c && !lease_covers(x->c, start_by, 0)) { /* the guard was for the start */
         x->lease_refused = true;
         return CURL_PREREQFUNC_ABORT;
     }
@@ -706,7 +720,39 @@ static int xfer_start(iw_dispatch *d, xfer *x, const iw_target_conf *tc)
     if (curl_multi_add_handle(x->pl->multi, x->easy) != CURLM_OK)
         return IW_EIO;
     active_link(d, x);
+    x->curl_start_by = 0; /* libcurl starts it in a coming socket action (saw_actions) */
+    x->fresh_next = x->pl->fresh;
+    x->pl->fresh = x;
+    x->in_fresh = true;
     return 0;
+}
+
+/* After a socket action on pl: every transfer added before it was started by libcurl by now (a
+ * new handle's timer is due at once, and an action runs every due timer), so its request
+ * timeout ends its attempt no later than now + timeouts.request_ms. */
+static void saw_actions(pool *pl)
+{
+    if (!pl->fresh)
+        return;
+    int64_t now = mono_ms();
+    for (xfer *x = pl->fresh, *next; x; x = next) {
+        next = x->fresh_next;
+        x->curl_start_by = now;
+        x->in_fresh = false;
+        x->fresh_next = NULL;
+    }
+    pl->fresh = NULL;
+}
+
+/* Takes x off its pool's fresh list (a transfer ended before any action saw it). */
+static void fresh_unlink(xfer *x)
+{
+    for (xfer **at = &x->pl->fresh; x->in_fresh && *at; at = &(*at)->fresh_next)
+        if (*at == x) {
+            *at = x->fresh_next;
+            x->in_fresh = false;
+            x->fresh_next = NULL;
+        }
 }
 
 /* The reply as classify and parse_refresh see it. */
@@ -806,6 +852,7 @@ static void start_attempt(iw_dispatch *d, call *c, int64_t now)
         return;
     }
     iw_ratelimit_take(&t->rl, now);
+    x->took_probe = t->br.state == IW_BREAKER_HALF_OPEN;
     iw_breaker_on_send(&t->br, now);
     c->res.attempts = attempt;
     if (attempt == 1) {
@@ -1101,7 +1148,7 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
     t->running--;
     if (x->lease_refused) { /* nothing went out: as start_attempt ends a call its lease misses */
         c->res.attempts--;
-        if (t->br.state == IW_BREAKER_HALF_OPEN)
+        if (x->took_probe && t->br.state == IW_BREAKER_HALF_OPEN)
             t->br.probe_out = false; /* no answer will come to decide it */
         xfer_release(d, x);
         c->res.lease_expired = true;
@@ -1220,6 +1267,7 @@ static void pump(iw_dispatch *d)
                 int running;
                 iw_timer_stop(d->loop, &pl->timer);
                 curl_multi_socket_action(pl->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+                saw_actions(pl);
             }
         }
         if (read_messages(d) == 0)
@@ -1243,6 +1291,7 @@ static void on_socket(void *arg, int fd, unsigned events)
                (events & IW_LOOP_ERROR ? CURL_CSELECT_ERR : 0);
     int running;
     curl_multi_socket_action(pl->multi, fd, mask, &running);
+    saw_actions(pl);
     pump(pl->d);
 }
 
@@ -1323,6 +1372,7 @@ static void on_curl_timer(void *arg)
     pool *pl = arg;
     int running;
     curl_multi_socket_action(pl->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    saw_actions(pl);
     pump(pl->d);
 }
 

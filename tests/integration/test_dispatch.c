@@ -1214,6 +1214,69 @@ Test(dispatch, a_request_whose_lease_ran_out_before_it_went_is_not_sent)
     close(l);
 }
 
+/* Review 54 of the check above: it counted a full request timeout from the moment of sending,
+ * but libcurl's request timeout runs from the transfer's start, connect included, so an attempt
+ * ends by its start + request_ms, which start_attempt checked. A connect that took longer than
+ * the guard refused a request its lease covered, and the pipeline claimed it again without end
+ * while connects stayed slow. The bound is now libcurl's start. Here the connect takes about
+ * 2 s (two SYNs dropped) under a lease that ends 1.5 s after the attempt must: the request goes
+ * and is answered. Judged by what the server received. */
+Test(dispatch, a_slow_connect_under_a_lease_that_covers_the_attempt_is_sent)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    cr_assert_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(listen(l, 0), 0);
+    cr_assert_eq(getsockname(l, (struct sockaddr *)&a, &alen), 0);
+    int filler = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    connect(filler, (struct sockaddr *)&a, sizeof(a)); /* fills the accept queue */
+    iw_sleep_ms(100);
+    static char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", ntohs(a.sin_port));
+    target_init(&tconf[0], "t1", NULL);
+    tconf[0].url = url;
+    tconf[0].connect_timeout_ms = 8000;
+    tconf[0].request_timeout_ms = 5000;
+    tconf[0].settle_ms = 0;
+    config_init(1);
+    iw_dispatch *d = engine();
+    long long t0 = iw_now_ms();
+    int64_t lease = t0 + 5000 + IW_DISPATCH_LEASE_GUARD_MS + 500; /* covers it, never renewed */
+    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0], NULL, &lease, false,
+                                        on_done, &slots[0]),
+                 0);
+    run_for(d, 2200);                 /* the first SYN and its retry dropped */
+    int conn = accept(l, NULL, NULL); /* the filler: the next SYN gets in */
+    cr_assert_geq(conn, 0);
+    close(conn);
+    conn = -1;
+    size_t got = 0;
+    while (iw_now_ms() - t0 < 9000 && !slots[0].calls) {
+        cr_assert_eq(iw_dispatch_run(d, 20, -1), 0);
+        struct pollfd pf = {.fd = conn >= 0 ? conn : l, .events = POLLIN};
+        if (poll(&pf, 1, 0) == 1 && conn < 0) {
+            conn = accept(l, NULL, NULL);
+        } else if (conn >= 0 && pf.revents) {
+            char buf[4096];
+            ssize_t n = read(conn, buf, sizeof(buf));
+            got += n > 0 ? (size_t)n : 0;
+            const char *ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+            if (n > 0)
+                cr_assert(write(conn, ok, strlen(ok)) > 0);
+        }
+    }
+    cr_assert_gt(got, 0, "the request never went, though the lease covered the whole attempt");
+    cr_assert_eq(slots[0].calls, 1);
+    cr_assert_not(slots[0].res.lease_expired, "%s", slots[0].res.outcome.message);
+    cr_assert_eq(slots[0].res.outcome.kind, IW_OUTCOME_OK, "%s", slots[0].res.outcome.message);
+    if (conn >= 0)
+        close(conn);
+    iw_dispatch_free(d);
+    close(filler);
+    close(l);
+}
+
 /* A half-open breaker's probe that hangs (until timeouts.request_ms) holds no waiting call past
  * retry.max_elapsed_s: the engine's own timer wakes for the waiting calls' limit while the
  * probe is out. The loop is run in long turns, so only that timer (not the caller's polling)
