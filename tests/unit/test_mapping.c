@@ -819,6 +819,26 @@ static iw_outcome classify_with(const iw_target_conf *tc, long status, const cha
     return out;
 }
 
+/* Review 54: a number a double may not hold as written is there but not read: a success path
+ * at a 64-bit id finds it (it was retried as unreadable, then exhausted, though the target had
+ * applied the call), and the reference is left out rather than rounded. */
+Test(mapping_file, a_success_path_at_a_large_id_is_found_and_its_reference_left_out)
+{
+    const char *json = "{\"method\":\"POST\",\"url\":\"{url}/x\",\"body\":{\"dialect\":\"json\","
+                       "\"root\":{\"children\":[]}},\"reply\":{\"format\":\"json\","
+                       "\"success\":{\"path\":\"/id\"},\"target_ref\":\"/id\"}}";
+    const char *file = temp_file(json);
+    iw_target_conf tc = conf_with(file);
+    iw_outcome o = classify_with(&tc, 201, "{\"id\": 9007199254740993}", NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_OK, "%s", o.message);
+    cr_assert_str_eq(o.target_ref, "");
+    o = classify_with(&tc, 201, "{\"id\": 9007199254740991}", NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_OK, "%s", o.message);
+    cr_assert_str_eq(o.target_ref, "9007199254740991");
+    iw_target_conf_clear(&tc);
+    unlink(file);
+}
+
 Test(mapping_file, json_replies_by_pointer_status_and_retry_codes)
 {
     setenv("IW_TEST_MAPPING_TOKEN", "tok-456", 1);

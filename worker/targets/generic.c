@@ -850,9 +850,10 @@ static xmatch xpath_text(xmlDocPtr doc, const char *expr, char *buf, size_t len)
 
 /* A JSON number of a reply as text: a whole number below 2^53 written out in full (an id as
  * sent, never 1e+15), a fraction in the shortest form that reads back as the same double (0.1,
- * not 0.10000000000000001). False for a number the reader (a double) may not have kept as
- * written: a whole number from 2^53 on (9007199254740993 reads as ...992: an id of another
- * record) or a fraction of more than 15 significant digits. Such a value is not read. */
+ * not 0.10000000000000001). "" (and false) for a number the reader (a double) may not have
+ * kept as written: a whole number from 2^53 on (9007199254740993 reads as ...992: an id of
+ * another record) or a fraction of more than 15 significant digits. Such a value is there but
+ * not read: a success path finds it, a target_ref is left out, an `equals` never matches it. */
 static bool number_text(double v, char *buf, size_t len)
 {
     buf[0] = '\0';
@@ -902,7 +903,7 @@ static bool pointer_text(const cJSON *root, const char *ptr, char *buf, size_t l
     else if (cJSON_IsBool(v))
         snprintf(buf, len, "%s", cJSON_IsTrue(v) ? "true" : "false");
     else if (cJSON_IsNumber(v))
-        return number_text(v->valuedouble, buf, len);
+        number_text(v->valuedouble, buf, len); /* "" when not held as written: present, unread */
     else if (!cJSON_IsNull(v))
         snprintf(buf, len, "%s", cJSON_IsObject(v) ? "(an object)" : "(an array)");
     return !cJSON_IsNull(v);
