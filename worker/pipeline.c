@@ -53,6 +53,7 @@
  * <offset>"; kept in the copy's own dead letter, so replay takes every letter of one poison
  * message for one (else each run re-sent every earlier copy's letter too). */
 #define ORIGIN_HEADER "x-iw-origin"
+#define REPLAYED_FROM_HEADER "x-iw-replayed-from" /* set on every copy replay sends */
 
 /*
  * A job's life (jobfsm.h has the whole table): it enters its lane (one per tenant, invoice and
@@ -1600,6 +1601,11 @@ static char *origin_of(rd_kafka_message_t *km)
     size_t sz = 0;
     if (rd_kafka_message_headers(km, &h) || !h ||
         rd_kafka_header_get_last(h, ORIGIN_HEADER, &v, &sz) || !v || sz > 300)
+        return NULL;
+    const void *from = NULL;
+    size_t fsz = 0; /* only a replay's copy names an origin: another message's would merge two
+                     * poison messages into one for replay */
+    if (rd_kafka_header_get_last(h, REPLAYED_FROM_HEADER, &from, &fsz) || !from || !fsz)
         return NULL;
     const char *t = v;
     size_t i = 0, colons = 0, run = 0;

@@ -420,6 +420,32 @@ Test(replay, filters_choose_exactly_what_they_name, .init = up, .fini = down, .t
         cr_assert_eq(topic_end("invoice-events-dlq"), letters_before + 1,
                      "run %d: one new letter, the copy's", run);
     }
+
+    /* review 54: only a replay's copy names an origin. Another poison message whose producer
+     * set x-iw-origin (a forger, a mirroring tool copying headers) to the first poison's is its
+     * own letter, not a repeat of the first: both are chosen. */
+    iw_kmsg *dl2 = NULL;
+    int64_t nl = topic_end("invoice-events-dlq");
+    size_t ndl2 = iw_kafka_read_all(S.brokers, "invoice-events-dlq", (size_t)nl, 30000, 0, &dl2);
+    char *origin = NULL;
+    for (size_t i = 0; i < ndl2 && !origin; i++)
+        origin = iw_kmsg_header(&dl2[i], "x-iw-origin");
+    iw_kmsgs_free(dl2, ndl2);
+    cr_assert_not_null(origin, "a copy's letter carries its origin");
+    char hdr[400];
+    snprintf(hdr, sizeof(hdr), "x-iw-origin=%s", origin);
+    free(origin);
+    const char *fk[] = {"acme/forged"}, *fv[] = {"not json, another message"};
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", fk, fv, 1, hdr), 0);
+    for (long long t0 = iw_now_ms();
+         topic_end("invoice-events-dlq") < nl + 1 && iw_now_ms() - t0 < 30000;)
+        iw_sleep_ms(100);
+    cr_assert_eq(
+        cli(&out, "replay -b '%s' -c '%s' --dry-run --kind validation", S.brokers, cfgpath), 0);
+    char want2[64];
+    snprintf(want2, sizeof(want2), "would replay 2 of %lld", (long long)nl + 1);
+    cr_assert(strstr(out, want2), "%s", out);
+    free(out);
 }
 
 /* Without the stack: a kafka-local with a control pipe, dead letters produced by hand. */
