@@ -197,13 +197,23 @@ static bool header_name_ok(const char *s)
 }
 
 /* Registers the value of every ${ENV} reference in raw as a secret to mask (the literal text
- * around it, such as "Bearer ", is not secret). raw expanded already, so each one expands. */
-static void add_env_secrets(iw_generic *g, const char *raw)
+ * around it, such as "Bearer ", is not secret). A ${VAR:-default}'s default, written in the
+ * file, is one only with defaults: a header's may be a credential; a body value's default is a
+ * constant ("EUR" masked out of every message and reference otherwise). raw expanded already,
+ * so each one expands. */
+static void add_env_secrets(iw_generic *g, const char *raw, bool defaults)
 {
     for (const char *p = strstr(raw, "${"); p; p = strstr(p + 2, "${")) {
         const char *end = strchr(p, '}');
         if (!end)
             return;
+        char name[128];
+        size_t nl = strcspn(p + 2, ":}");
+        snprintf(name, sizeof(name), "%.*s", (int)(nl < sizeof(name) ? nl : sizeof(name) - 1),
+                 p + 2);
+        const char *env = getenv(name);
+        if (!defaults && (!env || !*env))
+            continue; /* the default is what went in */
         char *ref = strndup(p, (size_t)(end - p) + 1), why[192];
         char *val = ref ? iw_config_expand_env(ref, why, sizeof(why)) : NULL;
         char **more = realloc(g->secrets, (g->n_secrets + 1) * sizeof(*g->secrets));
@@ -290,7 +300,7 @@ static void parse_headers(fparser *p, const cJSON *v, const char *path)
             free(val);
             continue;
         }
-        add_env_secrets(g, c->valuestring);
+        add_env_secrets(g, c->valuestring, true);
         g->headers[g->n_headers].name = strdup(c->string);
         g->headers[g->n_headers++].value = val;
     }
@@ -308,7 +318,7 @@ static void expand_body_values(fparser *p, iw_map_node *n, const char *path)
         if (!val) {
             iw_map_error(p->errs, sub, "%s", *why ? why : "out of memory");
         } else {
-            add_env_secrets(p->g, n->value);
+            add_env_secrets(p->g, n->value, false);
             free(n->value);
             n->value = val;
         }
