@@ -103,7 +103,9 @@ int iw_cli_run(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL); /* a closed terminal, or an operator's habit: stop as cleanly */
+    struct sigaction hup;
+    if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN) /* nohup: keep it */
+        sigaction(SIGHUP, &sa, NULL); /* a closed terminal, or an operator's habit: stop cleanly */
     signal(SIGPIPE, SIG_IGN);
 
     limit_malloc_arenas();

@@ -1124,6 +1124,23 @@ Test(ops, sighup_stops_the_worker_as_cleanly_as_sigterm, .init = up, .fini = dow
     exits_0_with_the_three_reported();
 }
 
+/* Review 54: a worker started under nohup (SIGHUP ignored) keeps ignoring it, as before SIGHUP
+ * became a stop; SIGTERM still stops it. Judged by the process. */
+Test(ops, a_worker_started_with_sighup_ignored_keeps_running, .init = up, .fini = down,
+     .timeout = 120)
+{
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+    sigaction(SIGHUP, &ign, &old); /* inherited through exec, as nohup does it */
+    start_worker_with_http();
+    sigaction(SIGHUP, &old, NULL);
+    cr_assert(readyz_becomes(200, NULL, 60000), "ready once in the group");
+    iw_proc_signal(&W, SIGHUP);
+    cr_assert_eq(iw_proc_wait(&W, 2000), -1, "the worker stopped on an ignored SIGHUP");
+    iw_proc_signal(&W, SIGTERM);
+    int st = iw_proc_wait(&W, 60000);
+    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %#x", st);
+}
+
 /* Review 52, F7: SIGTERM while Redis answered nothing ended the drain at the first reconnect
  * attempt: the worker exited in about 3 s, well within its grace period, and the outcomes the
  * target had given (all 200) were never recorded or published, without a word. It now waits
