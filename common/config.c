@@ -264,6 +264,14 @@ static void get_secret(loader *ld, const cJSON *obj, const char *base, const cha
         return;
     }
     get_string(ld, obj, base, key, dst);
+    /* given, but empty ("", or a ${ENV} set to nothing): a credential the operator meant to
+     * give and did not, which every call (every Redis connect) would carry or be refused for */
+    if (inl && !cJSON_IsNull(inl) && *dst && !**dst) {
+        join_path(path, sizeof(path), base, key);
+        add_error(ld, path,
+                  "is empty (an empty ${ENV} counts as given): set the secret, or leave the key "
+                  "out if none is needed");
+    }
 }
 
 /* An integer at obj.key within [min, max]; *dst keeps the default when absent. */
@@ -486,17 +494,10 @@ static void read_field(loader *ld, const cJSON *obj, const char *base, const iw_
                         (size_t *)((char *)conf + f->count_off));
         return;
     }
-    if (f->kind == IW_CONF_SECRET) {
+    if (f->kind == IW_CONF_SECRET)
         get_secret(ld, obj, base, f->key, str);
-        /* given, but empty ("", or a ${ENV} set to nothing): a credential the operator meant
-         * to give and did not, which every call would otherwise carry or be refused for */
-        if (*str && !**str)
-            add_error(ld, path,
-                      "is empty (an empty ${ENV} counts as given): set the secret, or leave "
-                      "the key out if the target takes none");
-    } else {
+    else
         get_string(ld, obj, base, f->key, str);
-    }
     if (f->kind == IW_CONF_CHOICE && *str && strcmp(*str, f->choices[0]) != 0 &&
         strcmp(*str, f->choices[1]) != 0)
         add_error(ld, path, "expected \"%s\" or \"%s\"", f->choices[0], f->choices[1]);

@@ -140,6 +140,13 @@ Test(config, secret_files)
                         NULL, &e);
     cr_assert_null(c, "an empty api_key was taken");
     cr_assert(has_error(&e, "targets.ix.api_key", "is empty (an empty ${ENV} counts as given)"));
+    /* and Redis' password too (review 54: AUTH "" at every connect) */
+    c = iw_config_parse("{\"redis\": {\"password\": \"${IW_TEST_EMPTY_SECRET}\"}, \"targets\": "
+                        "{\"ix\": {\"type\": \"invoicexpress\", \"url\": \"https://a.example\", "
+                        "\"api_key\": \"k\"}}}",
+                        NULL, &e);
+    cr_assert_null(c, "an empty redis.password was taken");
+    cr_assert(has_error(&e, "redis.password", "is empty"));
     unsetenv("IW_TEST_EMPTY_SECRET");
     unlink(path);
     rmdir(dir);
