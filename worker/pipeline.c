@@ -204,7 +204,6 @@ struct iw_pipeline {
     int64_t last_renew_ms;
     bool paused_all;
     bool stopping;
-    bool closing;  /* the last commit is done: a revoke while the consumer closes commits async */
     bool unclosed; /* the consumer did not close within CLOSE_BOUND_MS: destroyed without it */
     bool fatal;
     bool ever_assigned;
@@ -2056,9 +2055,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (pn < p->n_parts && p->parts[pn].assigned)
             advance_partition(p, pn);
     }
-    /* closing: the last commit was just made (bounded), and brokers that answer nothing would
-     * hold a synchronous one here without end */
-    rd_kafka_commit(rk, NULL, p->closing ? 1 : 0);
+    /* stopping: the last commit comes (bounded) before the close, and brokers that answer
+     * nothing would hold a synchronous one here without end */
+    rd_kafka_commit(rk, NULL, p->stopping ? 1 : 0);
     for (int i = 0; i < parts->cnt; i++) {
         int32_t pn = parts->elems[i].partition;
         if (pn >= p->n_parts)
@@ -2822,7 +2821,8 @@ static void on_last_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 /* The last commit of what is finished, then the consumer's close (leaving the group; a revoke
- * it brings is served here), each waited for until `until`. False when either did not end. */
+ * it brings is served here), each waited for until `until`. False when the close did not end
+ * (the consumer is then left to the exit). */
 static bool commit_and_close(iw_pipeline *p, int64_t until)
 {
     rd_kafka_queue_t *q = rd_kafka_queue_new(p->consumer);
@@ -2836,7 +2836,6 @@ static bool commit_and_close(iw_pipeline *p, int64_t until)
                NULL);
     else if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
         iw_log(IW_LOG_WARN, "final commit failed", "error", rd_kafka_err2str(err), NULL);
-    p->closing = true;
     rd_kafka_error_t *cerr = rd_kafka_consumer_close_queue(p->consumer, q);
     bool closed = cerr == NULL;
     if (cerr) {
@@ -2850,7 +2849,7 @@ static bool commit_and_close(iw_pipeline *p, int64_t until)
         iw_log(IW_LOG_WARN,
                "consumer not closed in time: the group sees it leave at its session timeout", NULL);
     rd_kafka_queue_destroy(q);
-    return closed && err != RD_KAFKA_RESP_ERR__IN_PROGRESS;
+    return closed; /* a commit not answered in time was said above; the consumer did close */
 }
 
 int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)

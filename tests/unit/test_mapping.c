@@ -325,6 +325,12 @@ Test(mapping, every_body_is_one_well_formed_document_or_json_with_each_key_once)
         {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"each\":\"invoice.lines\",\"children\":["
          "{\"name\":\"t\",\"path\":\"lines[].sku\"}]}}",
          "mapping.body.root: a document has one root element"},
+        /* review 54: a root left out left only the declaration */
+        {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"path\":\"invoice.po_number\"}}",
+         "mapping.body.root: a document has one root element, always written"},
+        {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"if\":{\"present\":"
+         "\"invoice.po_number\"},\"children\":[]}}",
+         "mapping.body.root: a document has one root element, always written"},
         {"{\"dialect\":\"xml\",\"root\":{\"name\":\"foo:bar\"}}",
          "mapping.body.root.name: the prefix foo is not declared here"},
         {"{\"dialect\":\"xml\",\"prefix\":\"ns1\",\"root\":{\"name\":\"r\"}}",

@@ -285,7 +285,7 @@ static size_t unicode_space(const unsigned char *s)
     if (s[0] == 0xE1 && s[1] == 0x9A && s[2] == 0x80)
         return 3;
     if (s[0] == 0xE2 && s[1] == 0x80 &&
-        (s[2] <= 0x8A || s[2] == 0xA8 || s[2] == 0xA9 || s[2] == 0xAF))
+        ((s[2] >= 0x80 && s[2] <= 0x8A) || s[2] == 0xA8 || s[2] == 0xA9 || s[2] == 0xAF))
         return 3;
     if (s[0] == 0xE2 && s[1] == 0x81 && s[2] == 0x9F)
         return 3;

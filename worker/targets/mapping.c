@@ -776,6 +776,13 @@ static int map_parse(const cJSON *obj, const char *path, const iw_map_fn *fns, i
         iw_map_error(errs, sub,
                      "a document has one root element: a root with \"each\" would write one "
                      "per line");
+    /* nor none: a root left out (its if false, its path absent) leaves only the declaration */
+    if (p.dialect == IW_MAP_XML && v && !p.fragment &&
+        (out->root.cond != IW_COND_NONE || ((out->root.n_src || out->root.compute) &&
+                                            out->root.absent == IW_ABSENT_OMIT && !out->root.dflt)))
+        iw_map_error(errs, sub,
+                     "a document has one root element, always written: no \"if\" on the root, "
+                     "and a root with a path needs \"absent\": \"empty\" or a \"default\"");
     if (errs->count == before && p.dialect == IW_MAP_XML && !p.fragment)
         xml_well_formed(errs, &out->root, sub, (ns_scope){.n = 0});
     if (errs->count == before && p.dialect == IW_MAP_JSON)
