@@ -1147,53 +1147,56 @@ Test(dispatch, a_call_that_comes_behind_an_open_breaker_ends_at_max_elapsed)
     iw_dispatch_free(d);
 }
 
-/* Review 51: a worker paused (a VM stall, a frozen cgroup, SIGSTOP) after an attempt passed the
- * lease check and before its request went out sent it on resume, though its fence lease had run
- * out meanwhile and another worker had sent a newer version: the target ended at the older one.
- * The lease is checked again on a fresh clock as the request is about to go. Here the pause is
- * a connect held back (the listener's accept queue full: the SYN is dropped and sent again a
- * second later), and the lease runs out while it waits. Judged by what the server received:
- * nothing. */
-Test(dispatch, a_request_whose_lease_ran_out_before_it_went_is_not_sent)
+/* A listener whose accept queue is full (a filler connection waits in it): a connect to it is
+ * held back, its SYN dropped and sent again a second later, until held_accept_filler makes
+ * room. Target t1 (connect timeout 8 s) points at it. */
+typedef struct held_listener {
+    int l, filler;
+    char url[64];
+} held_listener;
+
+static void held_listen(held_listener *h, int64_t request_timeout_ms)
 {
-    int l = socket(AF_INET, SOCK_STREAM, 0);
+    h->l = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t alen = sizeof(a);
-    cr_assert_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
-    cr_assert_eq(listen(l, 0), 0);
-    cr_assert_eq(getsockname(l, (struct sockaddr *)&a, &alen), 0);
-    int filler = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    connect(filler, (struct sockaddr *)&a, sizeof(a)); /* fills the accept queue */
+    cr_assert_eq(bind(h->l, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(listen(h->l, 0), 0);
+    cr_assert_eq(getsockname(h->l, (struct sockaddr *)&a, &alen), 0);
+    h->filler = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    connect(h->filler, (struct sockaddr *)&a, sizeof(a)); /* fills the accept queue */
     iw_sleep_ms(100);
-    static char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", ntohs(a.sin_port));
+    snprintf(h->url, sizeof(h->url), "http://127.0.0.1:%d/x", ntohs(a.sin_port));
     target_init(&tconf[0], "t1", NULL);
-    tconf[0].url = url;
+    tconf[0].url = h->url;
     tconf[0].connect_timeout_ms = 8000;
-    tconf[0].request_timeout_ms = 2000;
+    tconf[0].request_timeout_ms = request_timeout_ms;
     config_init(1);
-    iw_dispatch *d = engine();
-    int64_t lease = iw_now_ms() + 60000; /* monotonic, as the engine's: covers the attempt now */
-    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0], NULL, &lease, false,
-                                        on_done, &slots[0]),
-                 0);
-    run_for(d, 300); /* the attempt started; its connect waits */
-    cr_assert_eq(slots[0].calls, 0);
-    lease = 1;                        /* and the lease runs out while it waits */
-    int conn = accept(l, NULL, NULL); /* the filler: the queue has room for the retried SYN */
+}
+
+/* Makes room in the queue, then runs d until call 0 is done (or until_ms from t0), accepting
+ * the held connection and reading what it sends (answered 200 when answer). The bytes the
+ * server received. */
+static size_t held_serve(held_listener *h, iw_dispatch *d, long long t0, long long until_ms,
+                         bool answer)
+{
+    int conn = accept(h->l, NULL, NULL); /* the filler: the next SYN gets in */
     cr_assert_geq(conn, 0);
     close(conn);
     conn = -1;
     size_t got = 0;
-    for (long long t0 = iw_now_ms(); iw_now_ms() - t0 < 6000 && !(slots[0].calls && conn >= 0);) {
+    while (iw_now_ms() - t0 < until_ms && !(slots[0].calls && (conn >= 0 || !answer))) {
         cr_assert_eq(iw_dispatch_run(d, 20, -1), 0);
-        struct pollfd pf = {.fd = conn >= 0 ? conn : l, .events = POLLIN};
+        struct pollfd pf = {.fd = conn >= 0 ? conn : h->l, .events = POLLIN};
         if (poll(&pf, 1, 0) == 1 && conn < 0) {
-            conn = accept(l, NULL, NULL);
+            conn = accept(h->l, NULL, NULL);
         } else if (conn >= 0 && pf.revents) {
             char buf[4096];
             ssize_t n = read(conn, buf, sizeof(buf));
             got += n > 0 ? (size_t)n : 0;
+            const char *ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+            if (n > 0 && answer)
+                cr_assert(write(conn, ok, strlen(ok)) > 0);
         }
     }
     iw_sleep_ms(200);
@@ -1203,6 +1206,29 @@ Test(dispatch, a_request_whose_lease_ran_out_before_it_went_is_not_sent)
         got += n > 0 ? (size_t)n : 0;
         close(conn);
     }
+    close(h->filler);
+    close(h->l);
+    return got;
+}
+
+/* Review 51: a worker paused (a VM stall, a frozen cgroup, SIGSTOP) after an attempt passed the
+ * lease check and before its request went out sent it on resume, though its fence lease had run
+ * out meanwhile and another worker had sent a newer version: the target ended at the older one.
+ * The lease is checked again as the request is about to go. Here the pause is a connect held
+ * back, and the lease runs out while it waits. Judged by what the server received: nothing. */
+Test(dispatch, a_request_whose_lease_ran_out_before_it_went_is_not_sent)
+{
+    held_listener h;
+    held_listen(&h, 2000);
+    iw_dispatch *d = engine();
+    int64_t lease = iw_now_ms() + 60000; /* monotonic, as the engine's: covers the attempt now */
+    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0], NULL, &lease, false,
+                                        on_done, &slots[0]),
+                 0);
+    run_for(d, 300); /* the attempt started; its connect waits */
+    cr_assert_eq(slots[0].calls, 0);
+    lease = 1; /* and the lease runs out while it waits */
+    size_t got = held_serve(&h, d, iw_now_ms(), 6000, false);
     cr_assert_eq(got, 0, "%zu bytes of the request reached the server after its lease ran out",
                  got);
     cr_assert_eq(slots[0].calls, 1);
@@ -1210,8 +1236,6 @@ Test(dispatch, a_request_whose_lease_ran_out_before_it_went_is_not_sent)
               slots[0].res.outcome.message);
     cr_assert_eq(slots[0].res.attempts, 0, "nothing went out");
     iw_dispatch_free(d);
-    close(filler);
-    close(l);
 }
 
 /* Review 54 of the check above: it counted a full request timeout from the moment of sending,
@@ -1223,58 +1247,22 @@ Test(dispatch, a_request_whose_lease_ran_out_before_it_went_is_not_sent)
  * and is answered. Judged by what the server received. */
 Test(dispatch, a_slow_connect_under_a_lease_that_covers_the_attempt_is_sent)
 {
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof(a);
-    cr_assert_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
-    cr_assert_eq(listen(l, 0), 0);
-    cr_assert_eq(getsockname(l, (struct sockaddr *)&a, &alen), 0);
-    int filler = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    connect(filler, (struct sockaddr *)&a, sizeof(a)); /* fills the accept queue */
-    iw_sleep_ms(100);
-    static char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", ntohs(a.sin_port));
-    target_init(&tconf[0], "t1", NULL);
-    tconf[0].url = url;
-    tconf[0].connect_timeout_ms = 8000;
-    tconf[0].request_timeout_ms = 5000;
+    held_listener h;
+    held_listen(&h, 5000);
     tconf[0].settle_ms = 0;
-    config_init(1);
     iw_dispatch *d = engine();
     long long t0 = iw_now_ms();
     int64_t lease = t0 + 5000 + IW_DISPATCH_LEASE_GUARD_MS + 500; /* covers it, never renewed */
     cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0], NULL, &lease, false,
                                         on_done, &slots[0]),
                  0);
-    run_for(d, 2200);                 /* the first SYN and its retry dropped */
-    int conn = accept(l, NULL, NULL); /* the filler: the next SYN gets in */
-    cr_assert_geq(conn, 0);
-    close(conn);
-    conn = -1;
-    size_t got = 0;
-    while (iw_now_ms() - t0 < 9000 && !slots[0].calls) {
-        cr_assert_eq(iw_dispatch_run(d, 20, -1), 0);
-        struct pollfd pf = {.fd = conn >= 0 ? conn : l, .events = POLLIN};
-        if (poll(&pf, 1, 0) == 1 && conn < 0) {
-            conn = accept(l, NULL, NULL);
-        } else if (conn >= 0 && pf.revents) {
-            char buf[4096];
-            ssize_t n = read(conn, buf, sizeof(buf));
-            got += n > 0 ? (size_t)n : 0;
-            const char *ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
-            if (n > 0)
-                cr_assert(write(conn, ok, strlen(ok)) > 0);
-        }
-    }
+    run_for(d, 2200); /* the first SYN and its retry dropped */
+    size_t got = held_serve(&h, d, t0, 9000, true);
     cr_assert_gt(got, 0, "the request never went, though the lease covered the whole attempt");
     cr_assert_eq(slots[0].calls, 1);
     cr_assert_not(slots[0].res.lease_expired, "%s", slots[0].res.outcome.message);
     cr_assert_eq(slots[0].res.outcome.kind, IW_OUTCOME_OK, "%s", slots[0].res.outcome.message);
-    if (conn >= 0)
-        close(conn);
     iw_dispatch_free(d);
-    close(filler);
-    close(l);
 }
 
 /* A half-open breaker's probe that hangs (until timeouts.request_ms) holds no waiting call past

@@ -1182,6 +1182,20 @@ Test(ops, ledger_errors_count_every_failed_attempt_while_redis_is_down, .init = 
     cr_assert(readyz_becomes(200, NULL, 60000), "ready once Redis answers");
 }
 
+/* Stops the brokers, waits stopped_ms, sends the worker SIGTERM and waits up to wait_ms for it;
+ * resumes the brokers. The exit status (-1: still running), *took the ms SIGTERM to exit. */
+static int sigterm_while_the_brokers_are_stopped(long stopped_ms, long wait_ms, long long *took)
+{
+    iw_proc_signal(&S.kafka, SIGSTOP);
+    iw_sleep_ms(stopped_ms);
+    long long t0 = iw_now_ms();
+    iw_proc_signal(&W, SIGTERM);
+    int st = iw_proc_wait(&W, wait_ms);
+    *took = iw_now_ms() - t0;
+    iw_proc_signal(&S.kafka, SIGCONT);
+    return st;
+}
+
 /* Review 52, F1: with finished events whose offsets are stored, SIGTERM while the brokers
  * accept connections and answer nothing hung in the last synchronous commit, then in the
  * consumer's close (3 min 40 s, until the brokers came back), past any
@@ -1196,13 +1210,8 @@ Test(ops, sigterm_with_offsets_to_commit_stops_while_the_brokers_answer_nothing,
     iw_results r = iw_results_read(&S, "invoice-results", 4, 60000);
     cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), 4);
     iw_results_free(&r);
-    iw_proc_signal(&S.kafka, SIGSTOP);
-    iw_sleep_ms(1000);
-    long long t0 = iw_now_ms();
-    iw_proc_signal(&W, SIGTERM);
-    int st = iw_proc_wait(&W, 90000);
-    long long took = iw_now_ms() - t0;
-    iw_proc_signal(&S.kafka, SIGCONT);
+    long long took = 0;
+    int st = sigterm_while_the_brokers_are_stopped(1000, 90000, &took);
     cr_assert_neq(st, -1, "the worker did not stop within 90 s of SIGTERM");
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "it exited 0 (status %#x), in %lld ms", st,
               took);
@@ -1215,13 +1224,8 @@ Test(ops, sigterm_stops_the_worker_while_the_brokers_answer_nothing, .init = up,
     start_worker_with_http();
     cr_assert(readyz_becomes(200, NULL, 60000), "ready once in the group");
     iw_sleep_ms(6000); /* a first probe asked and answered */
-    iw_proc_signal(&S.kafka, SIGSTOP);
-    iw_sleep_ms(7000); /* the next one is waiting on the stopped brokers */
-    long long t0 = iw_now_ms();
-    iw_proc_signal(&W, SIGTERM);
-    int st = iw_proc_wait(&W, 60000);
-    long long took = iw_now_ms() - t0;
-    iw_proc_signal(&S.kafka, SIGCONT);
+    long long took = 0; /* after 7 s the next probe is waiting on the stopped brokers */
+    int st = sigterm_while_the_brokers_are_stopped(7000, 60000, &took);
     cr_assert_neq(st, -1, "the worker did not stop within 60 s of SIGTERM");
     cr_assert(WIFEXITED(st), "it exited (status %#x), in %lld ms", st, took);
     cr_log_info("SIGTERM to exit with the brokers stopped: %lld ms", took);
