@@ -747,6 +747,8 @@ static void saw_actions(pool *pl)
 /* Takes x off its pool's fresh list (a transfer ended before any action saw it). */
 static void fresh_unlink(xfer *x)
 {
+    if (!x->in_fresh)
+        return;
     for (xfer **at = &x->pl->fresh; x->in_fresh && *at; at = &(*at)->fresh_next)
         if (*at == x) {
             *at = x->fresh_next;
