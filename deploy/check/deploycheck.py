@@ -4,7 +4,7 @@
 Renders every overlay under deploy/k8s/overlays (kustomize_lite, cross-checked with
 `kubectl kustomize` when a kubectl with components support is installed), then checks each
 rendered Deployment against the binary and its config: probe paths served by worker/http.c on
-the configured port, terminationGracePeriodSeconds above worker.shutdown_grace_s, the command
+the configured port, terminationGracePeriodSeconds above worker.shutdown_grace_s + 15 s, the command
 line accepted by the binary, `check-config` passing with exactly the environment and Secret
 files the pod gets, the autoscaler's bounds, the security context; and the Dockerfile's
 runtime packages against the shared objects the binary needs. One line per check; exit 1 on
@@ -474,12 +474,17 @@ def check_overlay(rep, root, name, resources, binary, paths, secret_keys, exampl
     grace_s = (config.get("worker") or {}).get("shutdown_grace_s", 25)
     ex_grace = (example.get("worker") or {}).get("shutdown_grace_s", 25)
     tgps = pod.get("terminationGracePeriodSeconds", 30)
-    if tgps > max(grace_s, ex_grace):
+    # after the grace the worker may still wait, each bounded: the producer's flush 5 s, the
+    # ledger's last writes 2 s, the lag probe 3 s, the last commit and the close 5 s
+    after = 15
+    if tgps > max(grace_s, ex_grace) + after:
         rep.ok(f"{name} grace", f"terminationGracePeriodSeconds {tgps} > shutdown_grace_s "
-               f"{grace_s} (example config {ex_grace})")
+               f"{grace_s} (example config {ex_grace}) + {after} s of flush, commit and close")
     else:
         rep.fail(f"{name} grace", f"terminationGracePeriodSeconds {tgps} must exceed "
-                 f"worker.shutdown_grace_s {max(grace_s, ex_grace)}, or SIGKILL cuts the drain")
+                 f"worker.shutdown_grace_s {max(grace_s, ex_grace)} + {after} s (the flush, "
+                 f"the last ledger writes, the lag probe, the commit and the close), or SIGKILL "
+                 f"cuts the stop")
 
     # -- security context and resources
     problems = []
