@@ -237,20 +237,36 @@ Test(pipeline, poison_events_go_to_the_dead_letter_topic, .init = up, .fini = do
     memcpy(p, "\"xx\"", 4);
     char *unknown = iw_make_event("POISON-3", "acme", "INV-P", 2, "no_such_target");
     char *good = iw_make_event("GOOD-4", "acme", "INV-P", 3, "centra_soap");
-    const char *vals[] = {bad_json, missing, unknown, good};
-    const char *keys[] = {"acme/INV-P", "acme/INV-P", "acme/INV-P", "acme/INV-P"};
+    /* an empty Guid: Midnight's reason names Midnight, and the local stack's credentials must
+     * not make it read as an echoed secret (a token "sim-midnight" withheld it) */
+    char *no_guid = iw_make_event("NOGUID-5", "acme", "INV-Q", 1, "midnight");
+    char *g = strstr(no_guid, "\"midnight_guid\":\"");
+    cr_assert_not_null(g);
+    g += strlen("\"midnight_guid\":\"");
+    char *g_end = strchr(g, '"');
+    memmove(g, g_end, strlen(g_end) + 1);
+    const char *vals[] = {bad_json, missing, unknown, good, no_guid};
+    const char *keys[] = {"acme/INV-P", "acme/INV-P", "acme/INV-P", "acme/INV-P", "acme/INV-Q"};
     start_worker(&W, NULL, NULL, "worker.log");
-    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 4, NULL), 0);
-    iw_results r = iw_results_read(&S, "invoice-results", 4, 120000);
-    cr_assert_eq(r.n, 4);
-    cr_assert_eq(iw_results_count(&r, NULL, "rejected"), 3);
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 5, NULL), 0);
+    iw_results r = iw_results_read(&S, "invoice-results", 5, 120000);
+    cr_assert_eq(r.n, 5);
+    cr_assert_eq(iw_results_count(&r, NULL, "rejected"), 4);
     cr_assert_eq(iw_results_count(&r, "centra_soap", "succeeded"), 1, "the partition kept moving");
+    for (size_t i = 0; i < r.n; i++) {
+        const char *target = iw_json_str(r.json[i], "target"); /* none for the bad JSON */
+        if (!target || strcmp(target, "midnight") != 0)
+            continue;
+        const cJSON *err = cJSON_GetObjectItem(r.json[i], "error");
+        const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(err, "message"));
+        cr_assert(msg && strstr(msg, "target_refs.midnight_guid: required"), "%s", r.msgs[i].value);
+    }
     iw_results_free(&r);
 
     iw_kmsg *dl = NULL;
-    size_t n = iw_kafka_read_all(S.brokers, "invoice-events-dlq", 3, 60000, 0, &dl);
-    cr_assert_eq(n, 3);
-    bool saw_json = false, saw_missing = false, saw_unknown = false;
+    size_t n = iw_kafka_read_all(S.brokers, "invoice-events-dlq", 4, 60000, 0, &dl);
+    cr_assert_eq(n, 4);
+    bool saw_json = false, saw_missing = false, saw_unknown = false, saw_guid = false;
     for (size_t i = 0; i < n; i++) {
         char *kind = iw_kmsg_header(&dl[i], "x-iw-error-kind");
         char *err = iw_kmsg_header(&dl[i], "x-iw-error");
@@ -262,7 +278,9 @@ Test(pipeline, poison_events_go_to_the_dead_letter_topic, .init = up, .fini = do
         cr_assert_not_null(err);
         cr_assert_not_null(off);
         cr_assert_str_eq(top, "invoice-events");
-        cr_assert_str_eq(dl[i].key, "acme/INV-P", "the original key is kept");
+        cr_assert_str_eq(dl[i].key,
+                         tgt && strcmp(tgt, "midnight") == 0 ? "acme/INV-Q" : "acme/INV-P",
+                         "the original key is kept");
         if (strstr(err, "JSON")) {
             saw_json = true;
             cr_assert_str_eq(dl[i].value, bad_json, "the original value is kept");
@@ -273,20 +291,25 @@ Test(pipeline, poison_events_go_to_the_dead_letter_topic, .init = up, .fini = do
             saw_unknown = true;
             cr_assert_str_eq(tgt, "no_such_target");
         }
+        if (strstr(err, "target_refs.midnight_guid: required")) {
+            saw_guid = true;
+            cr_assert_str_eq(tgt, "midnight");
+        }
         free(kind);
         free(err);
         free(tgt);
         free(off);
         free(top);
     }
-    cr_assert(saw_json && saw_missing && saw_unknown, "%d %d %d", saw_json, saw_missing,
-              saw_unknown);
+    cr_assert(saw_json && saw_missing && saw_unknown && saw_guid, "%d %d %d %d", saw_json,
+              saw_missing, saw_unknown, saw_guid);
     iw_kmsgs_free(dl, n);
     cr_assert_eq(iw_proc_stop(&W, 30000), 0);
     cr_assert_eq(iw_kafka_group_lag(S.brokers, "invoice-worker", "invoice-events"), 0);
     free(missing);
     free(unknown);
     free(good);
+    free(no_guid);
 }
 
 /* A string of n copies of ch (malloc'd). */

@@ -324,7 +324,7 @@ Test(sim_renderers, midnight_refresh_after_an_expired_token)
                         .body = r.body,
                         .body_len = r.len};
     cr_assert_eq(ops->parse_refresh(&resp, tok, sizeof(tok)), 0, "%s", r.body);
-    cr_expect_str_neq(tok, "sim-midnight");
+    cr_expect_str_neq(tok, "sim-mt-5k9w");
     reply_free(&r);
     iw_request_clear(&q);
 

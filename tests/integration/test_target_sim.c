@@ -235,7 +235,7 @@ static req base(int which)
                                         : "Content-Type: application/xml; charset=utf-8");
         req_set(&q, "Authorization: PRC sim-prc");
         req_set(&q, "MISKEY: sim-mis");
-        snprintf(q.hdrs[q.n++], sizeof(q.hdrs[0]), "Authorization: Midnight sim-midnight");
+        snprintf(q.hdrs[q.n++], sizeof(q.hdrs[0]), "Authorization: Midnight sim-mt-5k9w");
         break;
     case C_EBIZ:
         snprintf(q.path, sizeof(q.path), "/eBizService.svc");
@@ -739,7 +739,7 @@ Test(sim, seed_silences_are_configurable)
     /* refresh_auth "current": once the token was replaced, the issued one cannot refresh */
     cr_assert_eq(ctl_post("/_sim/expire-token", "{}"), 200);
     req t = {.method = "POST", .path = "/v1/Token/RegenerateAuthToken", .n = 0};
-    req_set(&t, "Authorization: PRC sim-prc, Midnight sim-midnight");
+    req_set(&t, "Authorization: PRC sim-prc, Midnight sim-mt-5k9w");
     req_set(&t, "MISKEY: sim-mis");
     req_send(&t, "", 0, 0, &r);
     cr_expect_eq(r.status, 401, "%s", r.body);
@@ -1106,7 +1106,7 @@ Test(sim, midnight_token_refresh_flow)
     req_send(&t, "", 0, 0, &r);
     cr_expect_eq(r.status, 401, "no Midnight token: %s", r.body);
     res_free(&r);
-    req_set(&t, "Authorization: PRC sim-prc, Midnight sim-midnight"); /* folded, RFC 9110 */
+    req_set(&t, "Authorization: PRC sim-prc, Midnight sim-mt-5k9w"); /* folded, RFC 9110 */
     req_send(&t, "", 0, 0, &r);
     cr_assert_eq(r.status, 200, "%s", r.body);
     cJSON *tok = cJSON_Parse(r.body);

@@ -552,7 +552,7 @@ const iw_sim_route iw_sim_route_midnight = {
     .refusal = refusal,
     .settings = {{.key = "prc_token", .value = "sim-prc"},
                  /* at start; POST /_sim/expire-token and the refresh call rotate it */
-                 {.key = "midnight_token", .value = "sim-midnight"},
+                 {.key = "midnight_token", .value = "sim-mt-5k9w"},
                  {.key = "mis_key", .value = "sim-mis"},
                  /* the Midnight token the refresh call must carry: the configured one or the
                   * current one, or only the current one (a refreshed token invalidates the
