@@ -162,17 +162,16 @@ static int b32_value(unsigned char ch)
 }
 
 /* Whether the digits t[0..n), each worth `bits` bits (val), hold a secret's run once decoded
- * from any of the digit offsets a byte boundary may fall on. */
+ * from any of the digit offsets a byte boundary may fall on. out: room for n bytes. */
 static bool digits_hold_a_run(const iw_secrets *s, const unsigned char *t, size_t n, int bits,
-                              int (*val)(unsigned char))
+                              int (*val)(unsigned char), unsigned char *out)
 {
     size_t offsets = bits == 4 ? 2 : bits == 6 ? 4 : 8; /* digits per whole number of bytes */
-    unsigned char out[256];
     for (size_t off = 0; off < offsets && off < n; off++) {
         size_t k = 0;
         uint32_t acc = 0;
         int have = 0;
-        for (size_t i = off; i < n && k < sizeof(out); i++) {
+        for (size_t i = off; i < n; i++) {
             acc = (acc << bits) | (uint32_t)val(t[i]);
             if ((have += bits) >= 8) {
                 have -= 8;
@@ -186,45 +185,150 @@ static bool digits_hold_a_run(const iw_secrets *s, const unsigned char *t, size_
     return false;
 }
 
-/* Whether text holds a secret's run once decoded as a reply may have encoded it: its %XX escapes
- * (every byte escaped, say), or any run of hex, base64 (either alphabet, at any alignment) or
- * base32 digits long enough to carry RUN bytes. One level of decoding: a decoded run is compared
- * with every recorded form, so base64 of an escaped secret is found too. */
+/* Writes code point cp at out as UTF-8 (a lone surrogate as its 3 bytes); its length. */
+static size_t put_utf8(unsigned char *out, uint32_t cp)
+{
+    if (cp < 0x80) {
+        out[0] = (unsigned char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (unsigned char)(0xC0 | cp >> 6);
+        out[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (unsigned char)(0xE0 | cp >> 12);
+        out[1] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+        out[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (unsigned char)(0xF0 | cp >> 18);
+    out[1] = (unsigned char)(0x80 | (cp >> 12 & 0x3F));
+    out[2] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+    out[3] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* The code point of the JSON escape \uXXXX at t[i..len), or -1 when none starts there. */
+static long u_escape(const unsigned char *t, size_t len, size_t i)
+{
+    if (i + 6 > len || t[i] != '\\' || t[i + 1] != 'u')
+        return -1;
+    long v = 0;
+    for (size_t k = i + 2; k < i + 6; k++) {
+        int h = hex_value(t[k]);
+        if (h < 0)
+            return -1;
+        v = v << 4 | h;
+    }
+    return v;
+}
+
+/* The escape starting at t[i..len) decoded at out (never longer than the escape): %XX, a JSON
+ * escape (\uXXXX, a surrogate pair as one character, \" \\ \/ \b \f \n \r \t), an XML character
+ * reference (&#N; or &#xN;) or one of XML's five entities. Sets *used to the escape's length and
+ * returns the bytes written; 0 when no escape starts at i. */
+static size_t unescape_at(const unsigned char *t, size_t len, size_t i, unsigned char *out,
+                          size_t *used)
+{
+    int hi, lo;
+    long cp, low;
+    if (t[i] == '%' && i + 2 < len && (hi = hex_value(t[i + 1])) >= 0 &&
+        (lo = hex_value(t[i + 2])) >= 0) {
+        *used = 3;
+        out[0] = (unsigned char)(hi << 4 | lo);
+        return 1;
+    }
+    if ((cp = u_escape(t, len, i)) >= 0) {
+        *used = 6;
+        if (cp >= 0xD800 && cp < 0xDC00 && (low = u_escape(t, len, i + 6)) >= 0xDC00 &&
+            low < 0xE000) {
+            *used = 12;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+        }
+        return put_utf8(out, (uint32_t)cp);
+    }
+    if (t[i] == '\\' && i + 1 < len) {
+        static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+        const char *f = memchr(from, t[i + 1], sizeof(from) - 1);
+        if (!f)
+            return 0;
+        *used = 2;
+        out[0] = (unsigned char)to[f - from];
+        return 1;
+    }
+    if (t[i] != '&')
+        return 0;
+    if (i + 1 < len && t[i + 1] == '#') {
+        size_t k = i + 2;
+        bool x = k < len && (t[k] == 'x' || t[k] == 'X');
+        k += x;
+        size_t first = k;
+        uint32_t v = 0;
+        for (int d; k < len && (d = hex_value(t[k])) >= 0 && (x || d < 10) && v <= 0x10FFFF; k++)
+            v = v * (x ? 16 : 10) + (uint32_t)d;
+        if (k == first || k >= len || t[k] != ';' || v > 0x10FFFF)
+            return 0;
+        *used = k + 1 - i;
+        return put_utf8(out, v);
+    }
+    static const struct {
+        const char *name;
+        char ch;
+    } entities[] = {{"amp;", '&'}, {"lt;", '<'}, {"gt;", '>'}, {"quot;", '"'}, {"apos;", '\''}};
+    for (size_t e = 0; e < sizeof(entities) / sizeof(entities[0]); e++) {
+        size_t n = strlen(entities[e].name);
+        if (i + 1 + n <= len && memcmp(t + i + 1, entities[e].name, n) == 0) {
+            *used = 1 + n;
+            out[0] = (unsigned char)entities[e].ch;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether text holds a secret's run once decoded as a reply may have encoded it: its escapes
+ * (%XX, JSON's, XML's: every byte escaped, say, in a CDATA section or a JSON string a SOAP fault
+ * quotes), or any run of hex, base64 (either alphabet, at any alignment) or base32 digits long
+ * enough to carry RUN bytes. One level of decoding: a decoded run is compared with every
+ * recorded form, so the JSON escape of a secret's XML form, or the base64 of an escaped secret,
+ * is found too. */
 static bool decoded_holds_a_run(const iw_secrets *s, const char *text, size_t len)
 {
     const unsigned char *t = (const unsigned char *)text;
-    if (memchr(text, '%', len)) {
-        unsigned char out[256];
+    unsigned char *out = malloc(len ? len : 1); /* no decoding is longer than what it decodes */
+    if (!out)
+        return true; /* unsure is a yes */
+    bool found = false;
+    if (memchr(text, '%', len) || memchr(text, '\\', len) || memchr(text, '&', len)) {
         size_t k = 0;
-        for (size_t i = 0; i < len && k < sizeof(out); i++) {
-            int hi, lo;
-            if (t[i] == '%' && i + 2 < len && (hi = hex_value(t[i + 1])) >= 0 &&
-                (lo = hex_value(t[i + 2])) >= 0) {
-                out[k++] = (unsigned char)(hi << 4 | lo);
-                i += 2;
-            } else {
+        for (size_t i = 0; i < len;) {
+            size_t used = 1, n = unescape_at(t, len, i, out + k, &used);
+            if (!n)
                 out[k++] = t[i];
-            }
+            k += n;
+            i += used;
         }
-        if (holds_a_run(s, (const char *)out, k))
-            return true;
+        found = holds_a_run(s, (const char *)out, k);
     }
     static const struct {
         int bits;
         int (*val)(unsigned char);
     } codes[] = {{4, hex_value}, {6, b64_value}, {5, b32_value}};
-    for (size_t c = 0; c < sizeof(codes) / sizeof(codes[0]); c++) {
+    for (size_t c = 0; c < sizeof(codes) / sizeof(codes[0]) && !found; c++) {
         size_t least = (RUN * 8 + (size_t)codes[c].bits - 1) / (size_t)codes[c].bits;
-        for (size_t i = 0; i < len;) {
+        for (size_t i = 0; i < len && !found;) {
             size_t j = i;
             while (j < len && codes[c].val(t[j]) >= 0)
                 j++;
-            if (j - i >= least && digits_hold_a_run(s, t + i, j - i, codes[c].bits, codes[c].val))
-                return true;
+            found = j - i >= least &&
+                    digits_hold_a_run(s, t + i, j - i, codes[c].bits, codes[c].val, out);
             i = j + 1;
         }
     }
-    return false;
+    free(out);
+    return found;
 }
 
 /* Whether text holds RUN bytes in a row of a recorded form, as it is or decoded. */

@@ -30,6 +30,7 @@
 #include "stack.h"
 #include "status.h"
 #include "testproc.h"
+#include "unescape.h"
 
 /* Every secret holds "Zq9" so that a partial leak in any encoding that keeps letters is caught;
  * they hold the characters each escaping changes (& < > " space + /). */
@@ -212,6 +213,23 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                  "<?xml version=\"1.0\" encoding=\"UTF-8\"?><errors><error>%s</error></errors>",
                  esc);
         ok = reply(c, 422, "application/xml", out);
+    } else if (strstr(url, "/nav")) { /* a fault quoting the password it expected with every
+                                       * character escaped: as JSON, and in a CDATA section as
+                                       * XML character references */
+        size_t o = (size_t)snprintf(quote, sizeof(quote), "bad login {\"password\": \"");
+        for (const char *p = SEC_NAV; *p; p++)
+            o += (size_t)snprintf(quote + o, sizeof(quote) - o, "\\u%04X", (unsigned char)*p);
+        o += (size_t)snprintf(quote + o, sizeof(quote) - o, "\"} <![CDATA[");
+        for (const char *p = SEC_NAV; *p; p++)
+            o += (size_t)snprintf(quote + o, sizeof(quote) - o, "&#x%X;", (unsigned char)*p);
+        snprintf(quote + o, sizeof(quote) - o, "]]>");
+        snprintf(out, sizeof(out),
+                 "<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+                 "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\">"
+                 "<soap:Body><soap:Fault><faultcode>soap:Client</faultcode>"
+                 "<faultstring>%s</faultstring></soap:Fault></soap:Body></soap:Envelope>",
+                 quote);
+        ok = reply(c, 500, "text/xml; charset=utf-8", out);
     } else { /* SOAP: a Client fault quoting what it was sent, escaped once more */
         char bs[64];
         body_secret(rb->body, bs, sizeof(bs));
@@ -287,13 +305,20 @@ static void b64(const char *in, char *out)
     out[o] = '\0';
 }
 
-/* Fails when text holds any secret in any form: every form keeps "Zq9" except base64, so the
- * base64 forms of each secret and of both Basic pairs are searched apart. */
+/* Fails when text holds any secret in any form: every form keeps "Zq9" except base64 and
+ * every character escaped, so the base64 forms of each secret and of both Basic pairs are
+ * searched apart, and "Zq9" once JSON and XML character escapes are decoded. */
 static void assert_no_secret(const char *what, const char *text)
 {
     const char *hit = strstr(text, "Zq9");
     cr_assert_null(hit, "%s leaks a secret: ...%.160s", what,
                    hit ? (hit - text > 80 ? hit - 80 : text) : "");
+    char *decoded = iw_t_unescaped_once(text);
+    cr_assert_not_null(decoded);
+    hit = strstr(decoded, "Zq9");
+    cr_assert_null(hit, "%s leaks a secret, escaped: ...%.160s (decoded)", what,
+                   hit ? (hit - decoded > 80 ? hit - 80 : decoded) : "");
+    free(decoded);
     static const char *const plain[] = {SEC_CENTRA,
                                         SEC_NAV,
                                         SEC_PRC,

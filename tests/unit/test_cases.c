@@ -74,6 +74,7 @@
 #include "status.h"
 #include "target.h"
 #include "testdata.h"
+#include "unescape.h"
 
 #ifndef IW_CASES_DIR
 #define IW_CASES_DIR "tests/cases"
@@ -673,24 +674,35 @@ static void expect_no_secret(case_file *k, int line, const char *what, const cha
 }
 
 /* Nor may the outcome's text hold any PIECE_MIN bytes in a row of the secret, as it is or
- * escaped: what is left of a secret cut short where more text follows it (its first bytes), or
- * any other piece of it, which no masking of the whole message can recognise. */
+ * escaped, in the text as published or once its JSON and XML character escapes are decoded:
+ * what is left of a secret cut short where more text follows it (its first bytes), any other
+ * piece of it, which no masking of the whole message can recognise, or the secret echoed back
+ * with every character escaped. */
 #define PIECE_MIN 8
 static void expect_no_secret_piece(case_file *k, int line, const char *what, const char *text,
                                    const char *secret)
 {
+    if (!text)
+        return;
     char *forms[4] = {strdup(secret), escaped(secret, 0), escaped(secret, 1), escaped(secret, 2)};
+    char *texts[2] = {strdup(text), iw_t_unescaped_once(text)};
+    cr_assert_not_null(texts[1]);
     bool found = false;
-    for (int f = 0; f < 4 && text && !found; f++) {
-        size_t n = strlen(forms[f]);
-        for (size_t at = 0; at + PIECE_MIN <= n && !found; at++) {
-            if ((found = memmem(text, strlen(text), forms[f] + at, PIECE_MIN) != NULL))
-                case_fail(k, line, "%s holds %d bytes of the secret '%s' from its byte %zu%s", what,
-                          PIECE_MIN, secret, at, f ? " (escaped)" : "");
+    for (int t = 0; t < 2 && !found; t++) {
+        for (int f = 0; f < 4 && !found; f++) {
+            size_t n = strlen(forms[f]);
+            for (size_t at = 0; at + PIECE_MIN <= n && !found; at++) {
+                if ((found = memmem(texts[t], strlen(texts[t]), forms[f] + at, PIECE_MIN) != NULL))
+                    case_fail(k, line, "%s holds %d bytes of the secret '%s' from its byte %zu%s%s",
+                              what, PIECE_MIN, secret, at, f ? " (escaped)" : "",
+                              t ? " once its character escapes are decoded" : "");
+            }
         }
     }
     for (int f = 0; f < 4; f++)
         free(forms[f]);
+    free(texts[0]);
+    free(texts[1]);
 }
 
 /* case_config_text, the target's type noted as covered. */

@@ -228,8 +228,9 @@ static iw_outcome published(const iw_secrets *s, const char *message, const char
 }
 
 /* The last check decodes what a reply may have encoded a secret with, where no recorded form
- * matches: hex, base64 (either alphabet, any alignment), base32, every byte %-escaped, and the
- * base64 of a body quoting it. Fewer than 8 bytes decoded, and ordinary words, are kept. */
+ * matches: hex, base64 (either alphabet, any alignment), base32, every byte %-escaped, JSON's
+ * \u escapes, XML's character references (some bytes or all), and the base64 of a body quoting
+ * it. Fewer than 8 bytes decoded, a broken reference, and ordinary words, are kept. */
 Test(secrets, an_outcome_field_holding_a_secret_encoded_is_withheld)
 {
     iw_secrets *s = iw_secrets_new();
@@ -242,6 +243,10 @@ Test(secrets, an_outcome_field_holding_a_secret_encoded_is_withheld)
         "token -_9QYTU1LXcwcmQtU0VDUkVUPz4= refused",
         "token PJIGCNJVFV3TA4TEFVJUKQ2SIVKA==== refused",
         "login %50%61%35%35%2D%77%30%72%64%2D%53%45%43%52%45%54 refused",
+        "login {\"pw\": \"\\u0050\\u0061\\u0035\\u0035\\u002d\\u0077\\u0030\\u0072\"}",
+        "<pw>&#x50;&#97;&#x35;&#53;&#x2D;&#119;&#X30;&#114;</pw>",
+        "<pw>Pa55-&#119;0rd</pw>",
+        "echo: Pa55&#x2d;w0&#x72;&#100;-S&#x45;CR",
         "echo: PG5zMTp1c2VyPnU8L25zMTp1c2VyPjxuczE6cGFzc3dvcmQ+UGE1NS13MHJkLVNFQ1JFVDwvbnMxOnBh",
     };
     for (size_t i = 0; i < sizeof(encoded) / sizeof(*encoded); i++) {
@@ -257,6 +262,9 @@ Test(secrets, an_outcome_field_holding_a_secret_encoded_is_withheld)
     }
     static const char *const kept[] = {
         "login 506135352d7730 refused", /* 7 bytes of it */
+        "login \\u0050\\u0061\\u0035\\u0035\\u002d\\u0077\\u0030 refused",
+        "login &#x50;&#97;&#x35;&#53;&#x2D;&#119;&#X30;&amp;&#114; refused",
+        "login &#x50;&#97;&#x35;&#53;&#x2D;&#119;&#X30 &#114; refused",
         "Authentication failed for the DocumentNumberAlreadyExists request",
         "3f2504e0-4f89-11d3-9a0c-0305e82c3301",
     };
@@ -265,5 +273,26 @@ Test(secrets, an_outcome_field_holding_a_secret_encoded_is_withheld)
         cr_expect_str_eq(o.message, kept[i]);
         cr_expect_str_eq(o.target_ref, kept[i]);
     }
+    iw_secrets_free(s);
+}
+
+/* A secret outside the BMP, echoed as JSON's surrogate pairs or XML's references to the
+ * characters, is found once decoded; two lone surrogates decode to other bytes. */
+Test(secrets, a_secret_of_astral_characters_escaped_is_withheld)
+{
+    iw_secrets *s = iw_secrets_new();
+    cr_assert_eq(iw_secrets_add(s, "\xF0\x9F\x94\x91\xF0\x9F\x94\x92!"), 0); /* U+1F511 U+1F512 ! */
+    static const char *const withheld[] = {
+        "login \\ud83d\\udd11\\uD83D\\uDD12 refused",
+        "login &#x1F511;&#128274; refused",
+    };
+    for (size_t i = 0; i < sizeof(withheld) / sizeof(*withheld); i++) {
+        iw_outcome o = published(s, withheld[i], "", "");
+        cr_expect_str_eq(o.message, "the text quotes a secret of this target, so it is withheld",
+                         "%s", withheld[i]);
+    }
+    const char *kept = "login \\ud83d\\uD83D\\udd11\\uDD12 refused"; /* pairs broken */
+    iw_outcome o = published(s, kept, "", "");
+    cr_expect_str_eq(o.message, kept);
     iw_secrets_free(s);
 }

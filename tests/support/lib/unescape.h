@@ -1,0 +1,10 @@
+/* unescape.h: decoding of character escapes, as a reader of a published text would do it. */
+#ifndef IW_T_UNESCAPE_H
+#define IW_T_UNESCAPE_H
+
+/* text with one level of JSON \uXXXX escapes (a surrogate pair as one character) and XML
+ * character references (&#N; &#xN;) decoded, as a reader of a published message would decode
+ * them. Malloc'd; NULL when out of memory. */
+char *iw_t_unescaped_once(const char *text);
+
+#endif
