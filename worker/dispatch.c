@@ -859,7 +859,7 @@ static void start_attempt(iw_dispatch *d, call *c, int64_t now)
     c->res.attempts = attempt;
     if (attempt == 1) {
         c->res.first_attempt_at_ms = wall_ms();
-        c->first_mono = now;
+        c->res.first_attempt_mono = c->first_mono = now;
     }
     c->token_gen = t->token_gen;
     t->running++;
@@ -1492,7 +1492,7 @@ static tstate *find_target(iw_dispatch *d, const iw_target_conf *tc)
 
 static int submit(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf *tc,
                   const iw_event *ev, const char *traceparent, const int64_t *lease_until,
-                  bool maybe_applied, iw_call_done_fn done, void *arg)
+                  const iw_call_prior *prior, iw_call_done_fn done, void *arg)
 {
     if (d->closing || !ops || !tc || !ev || !done)
         return IW_EINVAL;
@@ -1520,7 +1520,15 @@ static int submit(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf
     c->lease_until = lease_until;
     c->since_mono = mono_ms();
     c->res.outcome.retry_after_ms = -1;
-    c->res.maybe_applied = maybe_applied;
+    if (prior) {
+        c->res.maybe_applied = prior->maybe_applied;
+        if (prior->attempts > 0) { /* attempt 1 (start_attempt) is then theirs */
+            c->res.attempts = prior->attempts;
+            c->first_mono = prior->first_attempt_mono;
+            c->res.first_attempt_mono = prior->first_attempt_mono;
+            c->res.first_attempt_at_ms = prior->first_attempt_at_ms;
+        }
+    }
     d->pending++;
 
     char err[256] = "";
@@ -1529,6 +1537,15 @@ static int submit(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf
         if (!*err)
             snprintf(err, sizeof(err), "validation failed: %s", iw_status_str(rc));
         reject(d, c, err); /* called back from the engine's next turn */
+    } else if (c->res.attempts > 0 && !iw_backoff_may_retry(&t->tc->retry, c->res.attempts,
+                                                            c->first_mono, c->since_mono)) {
+        char msg[sizeof(c->res.outcome.message)];
+        snprintf(msg, sizeof(msg),
+                 "after %d attempt%s: retry.%s left no attempt once the call's fence was claimed "
+                 "again",
+                 c->res.attempts, c->res.attempts == 1 ? "" : "s",
+                 c->res.attempts >= t->tc->retry.max_attempts ? "max_attempts" : "max_elapsed_s");
+        finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_EXHAUSTED, "exhausted", msg);
     } else {
         q_push(&t->ready, c);
     }
@@ -1539,19 +1556,19 @@ static int submit(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf
 
 int iw_dispatch_submit_ops(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf *tc,
                            const iw_event *ev, const char *traceparent, const int64_t *lease_until,
-                           bool maybe_applied, iw_call_done_fn done, void *arg)
+                           const iw_call_prior *prior, iw_call_done_fn done, void *arg)
 {
-    return submit(d, ops, tc, ev, traceparent, lease_until, maybe_applied, done, arg);
+    return submit(d, ops, tc, ev, traceparent, lease_until, prior, done, arg);
 }
 
 int iw_dispatch_submit_fenced(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
                               const char *traceparent, const int64_t *lease_until,
-                              bool maybe_applied, iw_call_done_fn done, void *arg)
+                              const iw_call_prior *prior, iw_call_done_fn done, void *arg)
 {
     const iw_target_ops *ops = tc ? iw_target_find(tc->type) : NULL;
     if (!ops)
         return IW_EINVAL;
-    return submit(d, ops, tc, ev, traceparent, lease_until, maybe_applied, done, arg);
+    return submit(d, ops, tc, ev, traceparent, lease_until, prior, done, arg);
 }
 
 /* IW_EINVAL with why (len > 0) masked as a call's outcome message is. */
@@ -1594,7 +1611,7 @@ int iw_dispatch_render_check(iw_dispatch *d, const iw_target_conf *tc, const iw_
 int iw_dispatch_submit(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
                        const char *traceparent, iw_call_done_fn done, void *arg)
 {
-    return iw_dispatch_submit_fenced(d, tc, ev, traceparent, NULL, false, done, arg);
+    return iw_dispatch_submit_fenced(d, tc, ev, traceparent, NULL, NULL, done, arg);
 }
 
 /* Removes c from q; true when it was there. */

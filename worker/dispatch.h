@@ -24,9 +24,11 @@ typedef struct iw_call_result {
     bool lease_expired;          /* with abandoned: its fence lease could not cover another
                                   * attempt, so none was started (see submit_fenced) */
     bool shed;                   /* ended by iw_dispatch_shed: PERMANENT, IW_ERR_UNAVAILABLE */
-    int attempts;                /* HTTP attempts made (0 when rejected) */
-    long http_status;            /* status of the last reply, 0 when none */
+    int attempts;                /* HTTP attempts made, an earlier call's (iw_call_prior)
+                                  * included (0 when rejected) */
+    long http_status;            /* status of this call's last reply, 0 when none */
     int64_t first_attempt_at_ms; /* wall clock (ms since epoch) of the first attempt, 0 if none */
+    int64_t first_attempt_mono;  /* monotonic ms of the first attempt, 0 if none */
     int64_t finished_at_ms;      /* wall clock when it ended */
     int64_t settle_until_ms;     /* monotonic ms until which an attempt that ended without an
                                   * answer after its request went out may still be applied by
@@ -86,15 +88,26 @@ void iw_dispatch_set_observer(iw_dispatch *d, iw_attempt_fn fn, void *arg);
 int iw_dispatch_submit(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
                        const char *traceparent, iw_call_done_fn done, void *arg);
 
+/* What earlier calls of the same (event, target) did, for a call submitted again (its fence
+ * was lost and claimed back): the call goes on from them. Its attempts are numbered after
+ * theirs (X-Request-ID), retry.max_attempts counts theirs and retry.max_elapsed_s runs from
+ * their first attempt; a call those limits leave no attempt ends exhausted unsent. */
+typedef struct iw_call_prior {
+    bool maybe_applied;          /* an attempt of theirs may have been applied */
+    int attempts;                /* attempts they made */
+    int64_t first_attempt_mono;  /* monotonic ms of the first of them (with attempts > 0) */
+    int64_t first_attempt_at_ms; /* wall clock of it */
+} iw_call_prior;
+
 /* Same as iw_dispatch_submit for a call sent under a ledger fence lease: *lease_until (monotonic
- * ms, kept current by the caller, borrowed until done) is when the lease may be gone;
- * maybe_applied says an earlier call of this (event, target) may have been applied. An
- * attempt starts only when it must end, by the target's timeouts.request_ms, and its settle
- * time (iw_target_settle_ms) after that, at least IW_DISPATCH_LEASE_GUARD_MS before then;
+ * ms, kept current by the caller, borrowed until done) is when the lease may be gone; prior
+ * (may be NULL, copied) is what earlier calls of this (event, target) did. An attempt starts
+ * only when it must end, by the target's timeouts.request_ms, and its settle time
+ * (iw_target_settle_ms) after that, at least IW_DISPATCH_LEASE_GUARD_MS before then;
  * otherwise the call ends abandoned with lease_expired. A NULL lease_until means no fence. */
 int iw_dispatch_submit_fenced(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
                               const char *traceparent, const int64_t *lease_until,
-                              bool maybe_applied, iw_call_done_fn done, void *arg);
+                              const iw_call_prior *prior, iw_call_done_fn done, void *arg);
 
 /* The target's own rules for ev (iw_target_validate of tc's adapter): 0, or IW_EINVAL with why
  * saying what they refuse, masked as a call's outcome message is (the target's secrets never
@@ -116,11 +129,11 @@ int iw_dispatch_render_check(iw_dispatch *d, const iw_target_conf *tc, const iw_
 #define IW_DISPATCH_LEASE_GUARD_MS 1000
 
 /* Same as iw_dispatch_submit with an explicit adapter (tests pass a fake one), and
- * lease_until and maybe_applied as for iw_dispatch_submit_fenced. ops must outlive the call.
+ * lease_until and prior as for iw_dispatch_submit_fenced. ops must outlive the call.
  * Returns 0. */
 int iw_dispatch_submit_ops(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf *tc,
                            const iw_event *ev, const char *traceparent, const int64_t *lease_until,
-                           bool maybe_applied, iw_call_done_fn done, void *arg);
+                           const iw_call_prior *prior, iw_call_done_fn done, void *arg);
 
 /* Drives the engine through one turn of its loop: waits up to timeout_ms for network activity
  * or the next timer, moves transfers forward, and runs done callbacks of finished calls.

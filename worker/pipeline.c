@@ -96,9 +96,10 @@ typedef struct job {
     char error_code[64];
     char error_msg[256];
     char target_ref[128];
-    int attempts;
+    int attempts; /* of every call it made (a reclaimed job's calls go on counting) */
     long http_status;
     int64_t first_attempt_ms, finished_ms;
+    int64_t first_attempt_mono; /* monotonic ms of its first attempt, 0 before one */
     int deliveries;    /* produced messages not yet acknowledged */
     int size_refusals; /* its messages the broker refused as too large (redo_refused) */
     struct job *qnext; /* link in the queue matching its state */
@@ -1058,8 +1059,7 @@ static void reclaim(iw_pipeline *p, job *j)
     j->status = IW_RES_SUCCEEDED;
     j->error_kind = IW_ERR_NONE;
     j->error_code[0] = j->error_msg[0] = j->target_ref[0] = '\0';
-    j->http_status = 0;
-    j->finished_ms = 0;
+    j->finished_ms = 0; /* its attempts, their first and the last reply's status carry on */
     job_to(p, j, IW_JEV_FENCE_LOST);
     q_push(&p->claim_q, j);
 }
@@ -1449,10 +1449,13 @@ static void call_done(void *arg, const iw_call_result *res)
 {
     job *j = arg;
     iw_pipeline *p = j->m->p;
-    j->attempts += res->attempts;
-    j->http_status = res->http_status;
-    if (!j->first_attempt_ms)
+    j->attempts = res->attempts; /* the earlier calls' given with submit included */
+    if (res->http_status || !j->attempts)
+        j->http_status = res->http_status; /* the last reply, which an earlier call may have had */
+    if (!j->first_attempt_ms) {
         j->first_attempt_ms = res->first_attempt_at_ms;
+        j->first_attempt_mono = res->first_attempt_mono;
+    }
     j->finished_ms = res->finished_at_ms ? res->finished_at_ms : wall_ms();
     if (res->settle_until_ms > j->settle_until)
         j->settle_until = res->settle_until_ms;
@@ -1531,8 +1534,12 @@ static void submit_ready(iw_pipeline *p)
         }
         job_to(p, j, IW_JEV_SUBMITTED);
         sent = true;
+        const iw_call_prior prior = {.maybe_applied = j->maybe_applied,
+                                     .attempts = j->attempts,
+                                     .first_attempt_mono = j->first_attempt_mono,
+                                     .first_attempt_at_ms = j->first_attempt_ms};
         if (iw_dispatch_submit_fenced(p->dispatch, j->tc, j->m->ev, j->m->traceparent,
-                                      &j->lease_until, j->maybe_applied, call_done, j) != 0) {
+                                      &j->lease_until, &prior, call_done, j) != 0) {
             set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, NULL,
                        "no adapter for this target type");
             job_to(p, j, IW_JEV_FINISHED);

@@ -443,7 +443,7 @@ static iw_dispatch *engine(void)
 static void submit(iw_dispatch *d, const iw_target_ops *ops, int t, int i)
 {
     cr_assert_eq(
-        iw_dispatch_submit_ops(d, ops, &tconf[t], &evs[i], NULL, NULL, false, on_done, &slots[i]),
+        iw_dispatch_submit_ops(d, ops, &tconf[t], &evs[i], NULL, NULL, NULL, on_done, &slots[i]),
         0);
 }
 
@@ -488,7 +488,7 @@ Test(dispatch, success_in_one_attempt)
     iw_dispatch *d = engine();
     cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0],
                                         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-                                        NULL, false, on_done, &slots[0]),
+                                        NULL, NULL, on_done, &slots[0]),
                  0);
     cr_assert_eq(iw_dispatch_pending(d), 1);
     cr_assert_eq(slots[0].calls, 0, "the callback runs from iw_dispatch_run only");
@@ -526,8 +526,8 @@ static void one_call_reaches_the_server(const char *how)
 {
     config_init(1);
     iw_dispatch *d = engine();
-    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0], NULL, NULL, false,
-                                        on_done, &slots[0]),
+    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0], NULL, NULL, NULL, on_done,
+                                        &slots[0]),
                  0);
     drain(d);
     cr_assert_eq(slots[0].res.outcome.kind, IW_OUTCOME_OK, "%s", slots[0].res.outcome.message);
@@ -652,6 +652,64 @@ Test(dispatch, exhausted_after_max_attempts)
     cr_assert_str_eq(r->outcome.code, "503");
     cr_assert_eq(srv_count(server), 3);
     cr_assert_eq(iw_dispatch_target_stats(d, "t1").retries, 2);
+    iw_dispatch_free(d);
+}
+
+/* A call submitted again after its fence was lost (the pipeline claims it back) goes on from
+ * the earlier call's attempts: numbered after them, retry.max_attempts counting them and
+ * retry.max_elapsed_s running from their first. Once those leave no attempt, nothing is sent. */
+Test(dispatch, a_call_submitted_again_goes_on_from_the_earlier_attempts)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].retry.max_attempts = 5;
+    tconf[0].retry.max_elapsed_ms = 60000;
+    tconf[0].retry.base_ms = 10;
+    tconf[0].retry.max_delay_ms = 20;
+    config_init(1);
+    srv_default(server, (step){503, NULL, 0});
+    iw_dispatch *d = engine();
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    const iw_call_prior three = {
+        .attempts = 3, .first_attempt_mono = now - 1000, .first_attempt_at_ms = 1700000000000};
+    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0], NULL, NULL, &three,
+                                        on_done, &slots[0]),
+                 0);
+    drain(d);
+    const iw_call_result *r = &slots[0].res;
+    cr_assert_eq(r->outcome.error_kind, IW_ERR_EXHAUSTED);
+    cr_assert_eq(r->attempts, 5);
+    cr_assert_str_eq(r->outcome.message, "after 5 attempts: HTTP 503");
+    cr_assert_eq(r->first_attempt_at_ms, 1700000000000, "the first attempt is the earlier one");
+    cr_assert_eq(srv_count(server), 2, "attempts 4 and 5 only");
+    cr_assert_str_eq(server->recs[0].reqid, "evt-0:t1:4");
+    cr_assert_str_eq(server->recs[1].reqid, "evt-0:t1:5");
+
+    /* past max_elapsed_s since the earlier first attempt, or with max_attempts made: unsent */
+    const iw_call_prior late = {
+        .attempts = 1, .first_attempt_mono = now - 61000, .first_attempt_at_ms = 1700000000000};
+    const iw_call_prior all = {
+        .attempts = 5, .first_attempt_mono = now - 10, .first_attempt_at_ms = 1700000000000};
+    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[1], NULL, NULL, &late,
+                                        on_done, &slots[1]),
+                 0);
+    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[2], NULL, NULL, &all, on_done,
+                                        &slots[2]),
+                 0);
+    drain(d);
+    cr_assert_eq(srv_count(server), 2, "neither was sent");
+    cr_assert_eq(slots[1].res.outcome.error_kind, IW_ERR_EXHAUSTED);
+    cr_assert_eq(slots[1].res.attempts, 1);
+    cr_assert_not(slots[1].res.rejected);
+    cr_assert_str_eq(slots[1].res.outcome.message,
+                     "after 1 attempt: retry.max_elapsed_s left no attempt once the call's fence "
+                     "was claimed again");
+    cr_assert_eq(slots[2].res.outcome.error_kind, IW_ERR_EXHAUSTED);
+    cr_assert_eq(slots[2].res.attempts, 5);
+    cr_assert_str_eq(slots[2].res.outcome.message,
+                     "after 5 attempts: retry.max_attempts left no attempt once the call's fence "
+                     "was claimed again");
     iw_dispatch_free(d);
 }
 
@@ -788,8 +846,9 @@ Test(dispatch, an_attempt_that_may_have_been_applied_is_known_to_the_next)
     drain(d);
     submit(d, &fake_ops, 0, 2); /* 500, then 200 */
     drain(d);
-    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[3], NULL, NULL, true, on_done,
-                                        &slots[3]),
+    const iw_call_prior applied = {.maybe_applied = true};
+    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[3], NULL, NULL, &applied,
+                                        on_done, &slots[3]),
                  0);
     drain(d);
     submit(d, &fake_ops, 1, 4); /* refused twice: nothing sent */
@@ -1222,7 +1281,7 @@ Test(dispatch, a_request_whose_lease_ran_out_before_it_went_is_not_sent)
     held_listen(&h, 2000);
     iw_dispatch *d = engine();
     int64_t lease = iw_now_ms() + 60000; /* monotonic, as the engine's: covers the attempt now */
-    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0], NULL, &lease, false,
+    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0], NULL, &lease, NULL,
                                         on_done, &slots[0]),
                  0);
     run_for(d, 300); /* the attempt started; its connect waits */
@@ -1253,7 +1312,7 @@ Test(dispatch, a_slow_connect_under_a_lease_that_covers_the_attempt_is_sent)
     iw_dispatch *d = engine();
     long long t0 = iw_now_ms();
     int64_t lease = t0 + 5000 + IW_DISPATCH_LEASE_GUARD_MS + 500; /* covers it, never renewed */
-    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0], NULL, &lease, false,
+    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0], NULL, &lease, NULL,
                                         on_done, &slots[0]),
                  0);
     run_for(d, 2200); /* the first SYN and its retry dropped */

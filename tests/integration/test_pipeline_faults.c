@@ -1210,6 +1210,90 @@ Test(faults, redis_stopped_past_the_lease_sends_nothing, .init = up, .fini = dow
     iw_results_free(&r);
 }
 
+/* A retry whose lease ran out while Redis was stopped ends its call unsent, and the job claims
+ * its fence again: its next call goes on from the attempts made, so retry.max_attempts holds
+ * across both calls and no attempt number (X-Request-ID) repeats. Judged by what the target
+ * received: the attempt numbers that arrived per event, in order, and their count against the
+ * result's attempts and message. */
+Test(faults, retry_limits_hold_across_a_fence_claimed_again, .init = up, .fini = down,
+     .timeout = 300)
+{
+    enum { LEASE_MS = 4000, MAX_ATTEMPTS = 4 };
+    char root[96];
+    snprintf(root, sizeof(root), "{\"redis\": {\"lease_s\": %d}}", LEASE_MS / 1000);
+    char targets[400];
+    snprintf(targets, sizeof(targets),
+             "{\"timeouts\": {\"connect_ms\": 500, \"request_ms\": 1000, \"settle_ms\": 500},"
+             " \"retry\": {\"max_attempts\": %d, \"base_ms\": 800, \"max_delay_ms\": 3000,"
+             " \"max_elapsed_s\": 600}, \"breaker\": {\"failures\": 1000000}}",
+             MAX_ATTEMPTS);
+    const iw_stack_overlay extra = {.root = root, .targets = targets};
+    S.http_port = iw_free_port();
+    const char *cfg = iw_stack_config_with(&S, "w.json", &extra);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    fault("{\"target\": \"centra_navision\", \"kind\": \"error\", \"status\": 503, "
+          "\"rate\": 1, \"for_ms\": 120000}");
+    produce_versions(1);
+    /* every first attempt has arrived: stop Redis for twice the lease */
+    for (long long t0 = iw_now_ms(); iw_now_ms() - t0 < 60000; iw_sleep_ms(50)) {
+        cJSON *calls = iw_sim_get(&S, "/_sim/calls?prefix=EBR-");
+        int n = cJSON_GetArraySize(cJSON_GetObjectItem(calls, "calls"));
+        cJSON_Delete(calls);
+        if (n >= BR_INVOICES)
+            break;
+    }
+    iw_proc_signal(&S.redis.proc, SIGSTOP);
+    iw_sleep_ms(2 * LEASE_MS);
+    iw_proc_signal(&S.redis.proc, SIGCONT);
+
+    iw_results r = read_distinct(BR_INVOICES, 150000);
+    cr_assert_eq(iw_results_distinct(&r), BR_INVOICES, "every event has a result");
+    iw_sleep_ms(1000); /* nothing more arrives after a result */
+    cJSON *calls = iw_sim_get(&S, "/_sim/calls?prefix=EBR-");
+    cr_assert_not_null(calls);
+    int resumed = 0;
+    for (const cJSON *c = cJSON_GetObjectItem(calls, "calls")->child; c; c = c->next) {
+        const cJSON *att = cJSON_GetObjectItem(c, "attempt");
+        const cJSON *mono = cJSON_GetObjectItem(c, "mono_ms");
+        int n = cJSON_GetArraySize(att);
+        char seen[128] = "";
+        for (int i = 0; i < n; i++)
+            snprintf(seen + strlen(seen), sizeof(seen) - strlen(seen), " %d",
+                     (int)cJSON_GetArrayItem(att, i)->valuedouble);
+        cr_assert_leq(n, MAX_ATTEMPTS, "%s: %d arrivals, attempts%s", c->string, n, seen);
+        for (int i = 0; i < n; i++)
+            cr_assert_eq((int)cJSON_GetArrayItem(att, i)->valuedouble, i + 1,
+                         "%s: attempts arrived%s", c->string, seen);
+        for (int i = 1; i < n; i++)
+            resumed += cJSON_GetArrayItem(mono, i)->valuedouble -
+                           cJSON_GetArrayItem(mono, i - 1)->valuedouble >
+                       LEASE_MS;
+        /* the event's result says as much */
+        char eid[64];
+        snprintf(eid, sizeof(eid), "%s", c->string);
+        char *colon = strchr(eid, ':');
+        if (colon)
+            *colon = '\0';
+        bool found = false;
+        for (size_t k = 0; k < r.n && !found; k++) {
+            const char *id = iw_json_str(r.json[k], "event_id");
+            if (!id || strcmp(id, eid) != 0)
+                continue;
+            found = true;
+            const cJSON *a = cJSON_GetObjectItem(r.json[k], "attempts");
+            cr_assert_eq((int)cJSON_GetNumberValue(a), n, "%s: %s", eid, r.msgs[k].value);
+            char want[48];
+            snprintf(want, sizeof(want), "after %d attempts", n);
+            cr_assert(strstr(r.msgs[k].value, want), "%s: %s", eid, r.msgs[k].value);
+        }
+        cr_assert(found, "%s has a result", eid);
+    }
+    cJSON_Delete(calls);
+    cr_log_info("%d events went on after their fence was claimed again", resumed);
+    cr_assert_gt(resumed, 0, "some retry waited out the lease and was claimed again");
+    iw_results_free(&r);
+}
+
 /* Per invoice BR-<i> at centra_navision, from the simulator's history (the order in which the
  * target applied updates, not the order they arrived): versions that went back, and invoices
  * whose last applied version is not `newest`. */
