@@ -3,6 +3,7 @@
 #include <stdint.h>
 
 #include "backoff.h"
+#include "target.h"
 
 static iw_retry_conf conf(void)
 {
@@ -158,4 +159,34 @@ Test(backoff, busy_claims_wait_doubling_then_at_most_four_seconds)
     cr_assert_eq(iw_backoff_busy_ms(0, 300), 300);
     cr_assert_eq(iw_backoff_busy_ms(5, 1500), 1500);
     cr_assert_eq(iw_backoff_busy_ms(1, 1500), 1000);
+}
+
+/* Retry-After as a target sends it: delta seconds (any number of digits, a longer wait than a
+ * year read as a year), or an HTTP-date in each of the three forms RFC 9110 section 5.6.7 has
+ * a recipient read; anything else is unreadable (-1). */
+Test(backoff, retry_after_is_read_in_every_form)
+{
+    const int64_t now = 784111777000LL; /* Sun, 06 Nov 1994 08:49:37 GMT */
+    const int64_t year = 86400000LL * 365;
+    cr_assert_eq(iw_retry_after_ms("120", now), 120000);
+    cr_assert_eq(iw_retry_after_ms(" 0\r\n", now), 0);
+    cr_assert_eq(iw_retry_after_ms("31536000", now), year);
+    cr_assert_eq(iw_retry_after_ms("31536001", now), year, "more than a year reads as a year");
+    cr_assert_eq(iw_retry_after_ms("99999999999999999999999999", now), year);
+    cr_assert_eq(iw_retry_after_ms("Sun, 06 Nov 1994 08:50:37 GMT", now), 60000);
+    cr_assert_eq(iw_retry_after_ms("Sunday, 06-Nov-94 08:50:37 GMT", now), 60000);
+    cr_assert_eq(iw_retry_after_ms("Sun Nov  6 08:50:37 1994", now), 60000);
+    cr_assert_eq(iw_retry_after_ms("Sun, 06 Nov 1994 08:40:00 GMT", now), 0, "a date passed");
+    cr_assert_eq(iw_retry_after_ms("Tue, 06 Nov 2094 08:49:37 GMT", now), year);
+    static const char *const unreadable[] = {"",
+                                             "soon",
+                                             "-5",
+                                             "1.5",
+                                             "12 s",
+                                             "0x10",
+                                             "Sun, 06 Nov 1994 08:50:37 GMT and more",
+                                             "06 Nov 1994 08:50:37"};
+    for (size_t i = 0; i < sizeof(unreadable) / sizeof(*unreadable); i++)
+        cr_assert_eq(iw_retry_after_ms(unreadable[i], now), -1, "'%s'", unreadable[i]);
+    cr_assert_eq(iw_retry_after_ms(NULL, now), -1);
 }

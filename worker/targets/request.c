@@ -342,6 +342,9 @@ const char *iw_response_header(const iw_response *resp, const char *name)
     return NULL;
 }
 
+/* The longest wait a Retry-After gives (a year); a longer one is read as this. */
+#define RETRY_AFTER_MAX_MS (86400000LL * 365)
+
 int64_t iw_retry_after_ms(const char *value, int64_t now_ms)
 {
     if (!value)
@@ -349,25 +352,38 @@ int64_t iw_retry_after_ms(const char *value, int64_t now_ms)
     while (*value == ' ' || *value == '\t')
         value++;
     if (isdigit((unsigned char)*value)) {
-        char *end;
-        long long s = strtoll(value, &end, 10);
+        const char *end = value;
+        int64_t s = 0;
+        for (; isdigit((unsigned char)*end); end++) /* saturates: any number of digits */
+            s = s > RETRY_AFTER_MAX_MS / 1000 ? s : s * 10 + (*end - '0');
         while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
             end++;
-        if (*end || s < 0 || s > 86400LL * 365)
+        if (*end)
             return -1;
-        return (int64_t)s * 1000;
+        return s * 1000 > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : s * 1000;
     }
-    /* IMF-fixdate, e.g. "Wed, 21 Oct 2026 07:28:00 GMT" (RFC 9110 section 5.6.7). */
-    struct tm tm;
-    memset(&tm, 0, sizeof(tm));
-    const char *end = strptime(value, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    if (!end)
-        return -1;
-    time_t at = timegm(&tm);
-    if (at == (time_t)-1)
-        return -1;
-    int64_t d = (int64_t)at * 1000 - now_ms;
-    return d < 0 ? 0 : d;
+    /* An HTTP-date in any of the three forms a recipient must read (RFC 9110 section 5.6.7):
+     * IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", the obsolete RFC 850 form "Sunday,
+     * 06-Nov-94 08:49:37 GMT" and asctime's "Sun Nov  6 08:49:37 1994". */
+    static const char *const forms[] = {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
+                                        "%a %b %e %H:%M:%S %Y"};
+    for (size_t f = 0; f < sizeof(forms) / sizeof(forms[0]); f++) {
+        struct tm tm;
+        memset(&tm, 0, sizeof(tm));
+        const char *end = strptime(value, forms[f], &tm);
+        if (!end)
+            continue;
+        while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+            end++;
+        if (*end)
+            continue;
+        time_t at = timegm(&tm);
+        if (at == (time_t)-1)
+            return -1;
+        int64_t d = (int64_t)at * 1000 - now_ms;
+        return d < 0 ? 0 : d > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : d;
+    }
+    return -1;
 }
 
 void iw_outcome_too_large(iw_outcome *out, int64_t max)

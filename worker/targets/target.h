@@ -240,8 +240,9 @@ struct cJSON *iw_json_reply_parse(const char *body, size_t len);
 /* Looks up a reply header (case-insensitive); NULL when absent. */
 const char *iw_response_header(const iw_response *resp, const char *name);
 
-/* Parses a Retry-After value (delta seconds or an HTTP-date, relative to now_ms) into
- * milliseconds; returns -1 when absent or unreadable. */
+/* Parses a Retry-After value (delta seconds, or an HTTP-date in any of its three forms,
+ * relative to now_ms) into milliseconds, at most a year (a longer wait reads as a year; the
+ * retry policy caps it again); returns -1 when absent or unreadable. */
 int64_t iw_retry_after_ms(const char *value, int64_t now_ms);
 
 /* Fills out for a reply by HTTP status only, the common rules of DESIGN.md section 5:
