@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -25,6 +26,17 @@
 #define CONFIG_MAX_BYTES (16u * 1024u * 1024u) /* largest config text accepted */
 #define CONFIG_MAX_DEPTH 16                    /* deepest nesting a config needs is 4 */
 #define CONFIG_MAX_KEYS 4096                   /* members of one object, at most */
+
+/* Whether name is a shell variable's name: [A-Za-z_][A-Za-z0-9_]*. */
+static bool env_name(const char *name)
+{
+    if (isdigit((unsigned char)name[0]))
+        return false;
+    for (; *name; name++)
+        if (!isalnum((unsigned char)*name) && *name != '_')
+            return false;
+    return true;
+}
 
 /* Loader state: where we are, which adapter types exist and what went wrong. */
 struct iw_conf_reader {
@@ -104,6 +116,13 @@ char *iw_config_expand_env(const char *s, char *errbuf, size_t errlen)
             }
             memcpy(name, p + 2, nlen);
             name[nlen] = '\0';
+            if (!env_name(name)) { /* never echoed: ${NAME-default} would print its default */
+                snprintf(errbuf, errlen,
+                         "bad environment reference: a name is letters, digits and _, not "
+                         "starting with a digit (a default is written ${NAME:-default})");
+                free(out);
+                return NULL;
+            }
             val = getenv(name);
             if (!val && def && def < end) {
                 val = def + 2;
@@ -891,6 +910,13 @@ int iw_listen_parse(const char *listen, struct sockaddr_storage *ss, socklen_t *
     return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -1;
 }
 
+/* Where a common key's value came from, for its error: the IW_* variable overriding it, when
+ * set, else the key in the file. */
+static const char *source_of(const char *key, const char *env)
+{
+    return getenv(env) ? env : key;
+}
+
 /* IW_* environment variables override the common keys. */
 static void apply_env(loader *ld, iw_config *cfg)
 {
@@ -1098,13 +1124,14 @@ static void finish(loader *ld, iw_config *cfg)
     apply_env(ld, cfg);
     /* what run needs of these, checked here so that check-config says it (after IW_*) */
     if (!cfg->kafka_group_id || !*cfg->kafka_group_id)
-        add_error(ld, "kafka.group_id", "must not be empty (the consumer group's name)");
+        add_error(ld, source_of("kafka.group_id", "IW_KAFKA_GROUP_ID"),
+                  "must not be empty (the consumer group's name)");
     if (!cfg->redis_host || !*cfg->redis_host)
-        add_error(ld, "redis.host", "must not be empty");
+        add_error(ld, source_of("redis.host", "IW_REDIS_HOST"), "must not be empty");
     struct sockaddr_storage ss;
     socklen_t sl;
     if (cfg->http_listen && *cfg->http_listen && iw_listen_parse(cfg->http_listen, &ss, &sl) != 0)
-        add_error(ld, "http.listen",
+        add_error(ld, source_of("http.listen", "IW_HTTP_LISTEN"),
                   "expected IPv4-address:port, :port or [IPv6-address]:port (\"\" for none)");
     /* A call on the wire when its partition moves (or its fence cannot be renewed) must end
      * before its fence lease does, or another worker could send a newer version first. */
@@ -1128,13 +1155,15 @@ static void finish(loader *ld, iw_config *cfg)
     }
     const char *why = iw_text_name_problem(cfg->worker_id);
     if (why)
-        add_error(ld, "worker.id", "%s (it is printed in results and logs)", why);
+        add_error(ld, source_of("worker.id", "IW_WORKER_ID"),
+                  "%s (it is printed in results and logs)", why);
     static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
     bool ok = false;
     for (size_t i = 0; levels[i] && !ok; i++)
         ok = strcmp(cfg->log_level, levels[i]) == 0;
     if (!ok)
-        add_error(ld, "worker.log_level", "expected debug, info, warn or error");
+        add_error(ld, source_of("worker.log_level", "IW_LOG_LEVEL"),
+                  "expected debug, info, warn or error");
 }
 
 static void duplicate_found(void *arg, const char *path, const char *why)
@@ -1144,9 +1173,26 @@ static void duplicate_found(void *arg, const char *path, const char *why)
 
 /* Parses len bytes of config text as strictly as an event: see iw_json_prescan, then no text
  * after the object and no duplicate key. */
+/* "line L, column C (byte N)" of byte offset at in json (columns count bytes, from 1). */
+static void place_of(const char *json, size_t at, char *out, size_t len)
+{
+    size_t line = 1, col = 1;
+    for (size_t i = 0; i < at; i++) {
+        col = json[i] == '\n' ? 1 : col + 1;
+        line += json[i] == '\n';
+    }
+    snprintf(out, len, "line %zu, column %zu (byte %zu)", line, col, at);
+}
+
 static cJSON *parse_strict(loader *ld, const char *json, size_t len)
 {
-    char err[256];
+    char err[256], where[96];
+    const char *nul = memchr(json, '\0', len);
+    if (nul) {
+        place_of(json, (size_t)(nul - json), where, sizeof(where));
+        add_error(ld, "", "a NUL byte at %s: a config file is JSON text", where);
+        return NULL;
+    }
     if (iw_json_prescan(json, len, CONFIG_MAX_BYTES, CONFIG_MAX_DEPTH, "config", err,
                         sizeof(err))) {
         add_error(ld, "", "%s", err);
@@ -1156,11 +1202,17 @@ static cJSON *parse_strict(loader *ld, const char *json, size_t len)
     cJSON *root = iw_json_parse_one(json, len, &tail);
     if (!root && !tail) {
         const char *at = cJSON_GetErrorPtr();
-        add_error(ld, "", "invalid JSON near byte %ld", at && at >= json ? (long)(at - json) : -1L);
+        if (at && at >= json && at <= json + len) {
+            place_of(json, (size_t)(at - json), where, sizeof(where));
+            add_error(ld, "", "invalid JSON near %s", where);
+        } else {
+            add_error(ld, "", "invalid JSON");
+        }
         return NULL;
     }
     if (!root) {
-        add_error(ld, "", "invalid JSON at byte %zu: text after the top-level object", tail);
+        place_of(json, tail, where, sizeof(where));
+        add_error(ld, "", "invalid JSON at %s: text after the top-level object", where);
     } else if (!cJSON_IsObject(root)) {
         add_error(ld, "", "expected a JSON object at the top level");
     } else {
@@ -1206,6 +1258,12 @@ iw_config *iw_config_load_with(const char *path, iw_conf_adapters adapters, iw_c
         add_error(&ld, "", "cannot open %s: %s", path, strerror(errno));
         return NULL;
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        add_error(&ld, "", "%s is a directory, not a config file", path);
+        fclose(f);
+        return NULL;
+    }
     size_t cap = 65536, n = 0;
     char *buf = malloc(cap);
     while (buf) {
@@ -1224,7 +1282,13 @@ iw_config *iw_config_load_with(const char *path, iw_conf_adapters adapters, iw_c
         if (got == 0)
             break;
     }
+    int read_err = ferror(f) ? errno : 0;
     fclose(f);
+    if (buf && read_err) {
+        free(buf);
+        add_error(&ld, "", "cannot read %s: %s", path, strerror(read_err));
+        return NULL;
+    }
     if (!buf) {
         add_error(&ld, "", "%s is too large for a config file", path);
         return NULL;

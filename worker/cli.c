@@ -1,7 +1,9 @@
 /* cli.c: what the subcommands share: loading a config with readable errors, reading files. */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,14 +57,26 @@ char *iw_cli_read_file(const char *path, size_t max, size_t *len)
     return buf;
 }
 
+/* Whether an error's path names an IW_* environment variable (config keys are lower case). */
+static bool names_a_variable(const char *path)
+{
+    if (strncmp(path, "IW_", 3) != 0)
+        return false;
+    for (; *path; path++)
+        if (!isupper((unsigned char)*path) && !isdigit((unsigned char)*path) && *path != '_')
+            return false;
+    return true;
+}
+
 iw_config *iw_cli_load_config(const char *path)
 {
     iw_config_errors errs;
     iw_config *cfg = iw_config_load(path, &errs);
     if (!cfg) {
         size_t shown = errs.count < 64 ? errs.count : 64;
-        for (size_t i = 0; i < shown; i++)
-            fprintf(stderr, "%s: %s%s%s\n", path, errs.items[i].path,
+        for (size_t i = 0; i < shown; i++) /* a variable's error is not the file's */
+            fprintf(stderr, "%s: %s%s%s\n",
+                    names_a_variable(errs.items[i].path) ? "environment" : path, errs.items[i].path,
                     errs.items[i].path[0] ? ": " : "", errs.items[i].message);
         if (errs.count > shown)
             fprintf(stderr, "%s: ... and %zu more\n", path, errs.count - shown);

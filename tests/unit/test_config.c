@@ -87,6 +87,21 @@ Test(config, env_references_and_defaults)
         NULL, &e);
     cr_assert_null(c);
     cr_assert(has_error(&e, "targets.e.security_id", "IW_TEST_UNSET is not set"));
+
+    /* ${NAME-default} (without the colon) is refused, and its default text is not printed */
+    static const char *const bad[] = {"${IW_TEST_UNSET-s3cr3t-fallback}", "${1X}", "${A B}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char json[256];
+        snprintf(json, sizeof(json),
+                 "{\"targets\": {\"e\": {\"type\": \"ebizcharge\", \"security_id\": \"%s\"}}}",
+                 bad[i]);
+        c = iw_config_parse(json, NULL, &e);
+        cr_assert_null(c, "%s", bad[i]);
+        cr_assert(has_error(&e, "targets.e.security_id", "${NAME:-default}"), "%s: %s", bad[i],
+                  e.items[0].message);
+        for (size_t k = 0; k < e.count && k < 64; k++)
+            cr_assert_null(strstr(e.items[k].message, "s3cr3t"), "%s", e.items[k].message);
+    }
 }
 
 Test(config, secret_files)
@@ -179,6 +194,26 @@ Test(config, iw_env_overrides)
     unsetenv("IW_REDIS_PORT");
     cr_assert_null(c);
     cr_assert(has_error(&e, "IW_REDIS_PORT", "port"));
+
+    /* a bad value from a variable is named by the variable, not by the key it overrides */
+    static const char *const vars[][2] = {{"IW_LOG_LEVEL", "loud"},
+                                          {"IW_HTTP_LISTEN", "everywhere"},
+                                          {"IW_KAFKA_GROUP_ID", ""},
+                                          {"IW_REDIS_HOST", ""},
+                                          {"IW_WORKER_ID", "w\x1b[2J"}};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        setenv(vars[i][0], vars[i][1], 1);
+        c = iw_config_parse("{\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}", NULL, &e);
+        unsetenv(vars[i][0]);
+        cr_assert_null(c, "%s", vars[i][0]);
+        cr_assert(has_error(&e, vars[i][0], ""), "%s: %s %s", vars[i][0], e.items[0].path,
+                  e.items[0].message);
+    }
+    c = iw_config_parse("{\"worker\": {\"log_level\": \"loud\"}, \"targets\": {\"c\": "
+                        "{\"type\": \"centra_soap\"}}}",
+                        NULL, &e);
+    cr_assert_null(c);
+    cr_assert(has_error(&e, "worker.log_level", "expected"), "the file's own value, by its key");
 }
 
 Test(config, target_settings)
@@ -253,6 +288,20 @@ Test(config, invalid_json_and_top_level)
     cr_assert(has_error(&e, "targets", "at least one"));
     cr_assert_null(iw_config_load("/nonexistent/config.json", &e));
     cr_assert(has_error(&e, "", "cannot open"));
+    /* where the text goes wrong, by line and column */
+    cr_assert_null(iw_config_parse("{\n  \"targets\": {\n    \"a\": 1,,\n", NULL, &e));
+    cr_assert(has_error(&e, "", "invalid JSON near line 3, column 13 (byte 29)"), "%s",
+              e.items[0].message);
+    cr_assert_null(iw_config_parse("{\"targets\": {}}\n{}", NULL, &e));
+    cr_assert(has_error(&e, "", "at line 2, column 1 (byte 16): text after"), "%s",
+              e.items[0].message);
+    cr_assert_null(iw_config_parse_with("{\n\"a\0\": 1}", 11, NULL, NULL, &e));
+    cr_assert(has_error(&e, "", "a NUL byte at line 2, column 3 (byte 4)"), "%s",
+              e.items[0].message);
+    /* a directory is not a config file (it used to read as an empty one) */
+    cr_assert_null(iw_config_load("/tmp", &e));
+    cr_assert(has_error(&e, "", "/tmp is a directory, not a config file"), "%s",
+              e.items[0].message);
 }
 
 Test(config, example_config_is_valid)
@@ -625,7 +674,7 @@ Test(config, what_run_needs_is_checked_here)
     setenv("IW_KAFKA_GROUP_ID", "", 1);
     cr_assert_null(parse_errs("{\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}", &e));
     unsetenv("IW_KAFKA_GROUP_ID");
-    cr_assert(has_error(&e, "kafka.group_id", "must not be empty"));
+    cr_assert(has_error(&e, "IW_KAFKA_GROUP_ID", "must not be empty"), "named by the variable");
 }
 
 /* Each adapter's config part: named as its ops, no more secrets than the masking lists hold,
