@@ -26,12 +26,12 @@ static const char USAGE[] =
     "\n"
     "commands:\n"
     "  run -c FILE                  run the worker (until SIGTERM)\n"
-    "  render --target NAME [-c FILE] EVENT.json\n"
+    "  render --target NAME [-c FILE] [--no-validate] EVENT.json\n"
     "                               print the exact HTTP request for one event (secrets as ***)\n"
-    "  classify --target NAME [-c FILE] [--status N] [--header 'Name: value']... REPLY\n"
-    "                               print how the worker reads one reply (one JSON object)\n"
+    "  classify --target NAME [-c FILE] [--status N] [--header 'Name: value']...\n"
+    "           [--now-ms MS] REPLY print how the worker reads one reply (one JSON object)\n"
     "  check-config -c FILE         check a config file; every error is named by its JSON path\n"
-    "  send -c FILE|-b BROKERS [-t TOPIC] FILE...\n"
+    "  send -c FILE|-b BROKERS [-t TOPIC] [--lines] [--no-check] FILE...\n"
     "                               produce events from JSON files to the input topic\n"
     "  replay -c FILE [filters]     re-drive dead letters to the input topic\n"
     "\n"
@@ -156,6 +156,11 @@ static int cmd_render(int argc, char **argv)
 
     const iw_target_conf *tc = iw_config_target(cfg, target);
     const iw_target_ops *ops = tc ? iw_target_find(tc->type) : NULL;
+    if (!cpath && strcmp(target, "generic") == 0) { /* without -c, NAME is an adapter type */
+        fprintf(stderr, "render: a generic target is defined by its mapping file: give the "
+                        "config that names it (-c FILE) and the instance's name as --target\n");
+        goto out_config;
+    }
     if (!tc || !ops) {
         fprintf(stderr, "render: no target \"%s\"%s; adapter types: ", target,
                 cpath ? " in the config" : "");

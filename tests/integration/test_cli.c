@@ -178,6 +178,15 @@ Test(cli, render_explains_a_rejected_event_and_a_bad_event)
     err = stderr_text();
     cr_assert(strstr(err, "no target \"sap\"") != NULL, "%s", err);
     free(err);
+    /* a generic target has no defaults to render with: the user is told what to give */
+    snprintf(cmd, sizeof(cmd), "'%s' render --target generic '%s/events/complete.json'",
+             iw_build_path("invoice-worker"), IW_FIXTURES_DIR);
+    cr_assert_eq(run(cmd, NULL), 1);
+    err = stderr_text();
+    cr_assert(strstr(err, "generic target is defined by its mapping file") &&
+                  strstr(err, "-c FILE"),
+              "%s", err);
+    free(err);
 }
 
 /* An error that quotes event text (invoicexpress names a refused unit) is printed as plain
@@ -287,6 +296,15 @@ Test(cli, check_config_names_every_error_by_path)
     cr_assert_eq(run(cmd, NULL), 1, "an empty IW_KAFKA_BROKERS passed");
     err = stderr_text();
     cr_assert(strstr(err, "kafka.brokers: not set") != NULL, "%s", err);
+    free(err);
+    /* a variable's bad value is the environment's error, not the file's */
+    snprintf(cmd, sizeof(cmd), "IW_CLI_TEST_KEY=k IW_LOG_LEVEL=loud '%s' check-config -c '%s'",
+             iw_build_path("invoice-worker"), tmp_path("ok.json"));
+    cr_assert_eq(run(cmd, NULL), 1, "IW_LOG_LEVEL=loud passed");
+    err = stderr_text();
+    cr_assert(strstr(err, "environment: IW_LOG_LEVEL: expected debug, info, warn or error\n"), "%s",
+              err);
+    cr_assert_null(strstr(err, "ok.json"), "%s", err);
     free(err);
     f = fopen(tmp_path("ok.json"), "w");
     fputs("{\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"url\": "
