@@ -1149,7 +1149,8 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
     call *c = x->c;
     t->running--;
     if (x->lease_refused) { /* nothing went out: as start_attempt ends a call its lease misses */
-        c->res.attempts--;
+        if (--c->res.attempts == 0) /* the first attempt was not one */
+            c->res.first_attempt_at_ms = c->res.first_attempt_mono = c->first_mono = 0;
         if (x->took_probe && t->br.state == IW_BREAKER_HALF_OPEN)
             t->br.probe_out = false; /* no answer will come to decide it */
         xfer_release(d, x);
@@ -1527,6 +1528,9 @@ static int submit(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf
             c->first_mono = prior->first_attempt_mono;
             c->res.first_attempt_mono = prior->first_attempt_mono;
             c->res.first_attempt_at_ms = prior->first_attempt_at_ms;
+            /* what a message about the attempts made says of the last, until one of its own */
+            snprintf(c->res.outcome.message, sizeof(c->res.outcome.message), "%s",
+                     "made before the fence was claimed again");
         }
     }
     d->pending++;
@@ -1537,8 +1541,9 @@ static int submit(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf
         if (!*err)
             snprintf(err, sizeof(err), "validation failed: %s", iw_status_str(rc));
         reject(d, c, err); /* called back from the engine's next turn */
-    } else if (c->res.attempts > 0 && !iw_backoff_may_retry(&t->tc->retry, c->res.attempts,
-                                                            c->first_mono, c->since_mono)) {
+    } else if (c->res.attempts > 0 && !prior->resend &&
+               !iw_backoff_may_retry(&t->tc->retry, c->res.attempts, c->first_mono,
+                                     c->since_mono)) {
         char msg[sizeof(c->res.outcome.message)];
         snprintf(msg, sizeof(msg),
                  "after %d attempt%s: retry.%s left no attempt once the call's fence was claimed "

@@ -91,9 +91,12 @@ int iw_dispatch_submit(iw_dispatch *d, const iw_target_conf *tc, const iw_event 
 /* What earlier calls of the same (event, target) did, for a call submitted again (its fence
  * was lost and claimed back): the call goes on from them. Its attempts are numbered after
  * theirs (X-Request-ID), retry.max_attempts counts theirs and retry.max_elapsed_s runs from
- * their first attempt; a call those limits leave no attempt ends exhausted unsent. */
+ * their first attempt; a call those limits leave no attempt ends exhausted unsent, unless
+ * resend says the earlier call ended with an outcome that could not be recorded (it is then
+ * sent once more, whatever the limits: what the target holds is not known). */
 typedef struct iw_call_prior {
     bool maybe_applied;          /* an attempt of theirs may have been applied */
+    bool resend;                 /* theirs ended, but its outcome was lost with the fence */
     int attempts;                /* attempts they made */
     int64_t first_attempt_mono;  /* monotonic ms of the first of them (with attempts > 0) */
     int64_t first_attempt_at_ms; /* wall clock of it */

@@ -87,6 +87,8 @@ typedef struct job {
     int busy_tries;
     bool maybe_applied; /* an attempt of an earlier call may have been applied (a reclaimed
                          * job's next call then asks for no second customer e-mail) */
+    bool resend;        /* its call ended but the outcome's write lost the fence: the next
+                         * call is sent at least once, whatever the retry limits */
     bool peek;          /* its lane says stale or superseded (verdict): the ledger is asked
                          * only whether its event already succeeded here (then duplicate) */
     iw_result_status verdict;
@@ -1051,9 +1053,11 @@ static void offer_to_lane(iw_pipeline *p, job *j)
         supersede(p, displaced);
 }
 
-/* Puts j, first in its lane, back to claiming its fence (it was lost before j was done). */
-static void reclaim(iw_pipeline *p, job *j)
+/* Puts j, first in its lane, back to claiming its fence (it was lost before j was done);
+ * outcome_lost: its call had ended, and the write of its outcome found the fence lost. */
+static void reclaim(iw_pipeline *p, job *j, bool outcome_lost)
 {
+    j->resend = outcome_lost;
     j->leased = false;
     j->lease_until = 0;
     j->status = IW_RES_SUCCEEDED;
@@ -1277,7 +1281,7 @@ static void write_done(iw_pipeline *p, job *j, bool abandoning, bool lost)
         iw_log(IW_LOG_WARN, "fence lost before completion; outcome not reported", "event_id",
                j->m->ev->event_id, "target", j->target, "outcome", STATUS_NAMES[j->status], NULL);
         if (j->m->tracked && !p->stopping) {
-            reclaim(p, j);
+            reclaim(p, j, true);
         } else {
             lane_release(p, j);
             job_terminal(p, j, IW_JEV_DROP);
@@ -1449,9 +1453,9 @@ static void call_done(void *arg, const iw_call_result *res)
 {
     job *j = arg;
     iw_pipeline *p = j->m->p;
+    if (res->attempts > j->attempts) /* one of its own: the status of the last (0: no reply) */
+        j->http_status = res->http_status;
     j->attempts = res->attempts; /* the earlier calls' given with submit included */
-    if (res->http_status || !j->attempts)
-        j->http_status = res->http_status; /* the last reply, which an earlier call may have had */
     if (!j->first_attempt_ms) {
         j->first_attempt_ms = res->first_attempt_at_ms;
         j->first_attempt_mono = res->first_attempt_mono;
@@ -1465,7 +1469,7 @@ static void call_done(void *arg, const iw_call_result *res)
          * call: claim it again. Otherwise (revoke, shutdown) give the fence back. */
         if (j->m->tracked && !p->stopping) {
             count_fence_lost(p);
-            reclaim(p, j);
+            reclaim(p, j, false);
             return;
         }
         if (res->on_wire) {
@@ -1535,6 +1539,7 @@ static void submit_ready(iw_pipeline *p)
         job_to(p, j, IW_JEV_SUBMITTED);
         sent = true;
         const iw_call_prior prior = {.maybe_applied = j->maybe_applied,
+                                     .resend = j->resend,
                                      .attempts = j->attempts,
                                      .first_attempt_mono = j->first_attempt_mono,
                                      .first_attempt_at_ms = j->first_attempt_ms};

@@ -655,19 +655,26 @@ Test(dispatch, exhausted_after_max_attempts)
     iw_dispatch_free(d);
 }
 
+/* An engine with one target t1 answering 503 to everything, retrying by rc (its
+ * max_attempts, max_elapsed_ms, base_ms and max_delay_ms; the rest as target_init sets). */
+static iw_dispatch *always_503(iw_retry_conf rc)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].retry.max_attempts = rc.max_attempts;
+    tconf[0].retry.max_elapsed_ms = rc.max_elapsed_ms;
+    tconf[0].retry.base_ms = rc.base_ms;
+    tconf[0].retry.max_delay_ms = rc.max_delay_ms;
+    config_init(1);
+    srv_default(server, (step){503, NULL, 0});
+    return engine();
+}
+
 /* A call submitted again after its fence was lost (the pipeline claims it back) goes on from
  * the earlier call's attempts: numbered after them, retry.max_attempts counting them and
  * retry.max_elapsed_s running from their first. Once those leave no attempt, nothing is sent. */
 Test(dispatch, a_call_submitted_again_goes_on_from_the_earlier_attempts)
 {
-    target_init(&tconf[0], "t1", server);
-    tconf[0].retry.max_attempts = 5;
-    tconf[0].retry.max_elapsed_ms = 60000;
-    tconf[0].retry.base_ms = 10;
-    tconf[0].retry.max_delay_ms = 20;
-    config_init(1);
-    srv_default(server, (step){503, NULL, 0});
-    iw_dispatch *d = engine();
+    iw_dispatch *d = always_503((iw_retry_conf){5, 60000, 10, 20, 0});
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -710,19 +717,27 @@ Test(dispatch, a_call_submitted_again_goes_on_from_the_earlier_attempts)
     cr_assert_str_eq(slots[2].res.outcome.message,
                      "after 5 attempts: retry.max_attempts left no attempt once the call's fence "
                      "was claimed again");
+
+    /* an earlier call that ended, but whose outcome was lost with its fence: sent once more
+     * whatever the limits (what the target holds is not known), numbered on */
+    const iw_call_prior lost = {.resend = true,
+                                .attempts = 5,
+                                .first_attempt_mono = now - 61000,
+                                .first_attempt_at_ms = 1700000000000};
+    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[3], NULL, NULL, &lost,
+                                        on_done, &slots[3]),
+                 0);
+    drain(d);
+    cr_assert_eq(srv_count(server), 3, "sent once");
+    cr_assert_str_eq(server->recs[2].reqid, "evt-3:t1:6");
+    cr_assert_eq(slots[3].res.attempts, 6);
+    cr_assert_str_eq(slots[3].res.outcome.message, "after 6 attempts: HTTP 503");
     iw_dispatch_free(d);
 }
 
 Test(dispatch, exhausted_after_max_elapsed)
 {
-    target_init(&tconf[0], "t1", server);
-    tconf[0].retry.max_attempts = 1000;
-    tconf[0].retry.max_elapsed_ms = 500;
-    tconf[0].retry.base_ms = 20;
-    tconf[0].retry.max_delay_ms = 40;
-    config_init(1);
-    srv_default(server, (step){503, NULL, 0});
-    iw_dispatch *d = engine();
+    iw_dispatch *d = always_503((iw_retry_conf){1000, 500, 20, 40, 0});
     submit(d, &fake_ops, 0, 0);
     drain(d);
     const iw_call_result *r = &slots[0].res;
