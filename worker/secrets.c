@@ -297,37 +297,44 @@ static size_t unescape_at(const unsigned char *t, size_t len, size_t i, unsigned
 static bool decoded_holds_a_run(const iw_secrets *s, const char *text, size_t len)
 {
     const unsigned char *t = (const unsigned char *)text;
-    unsigned char *out = malloc(len ? len : 1); /* no decoding is longer than what it decodes */
-    if (!out)
+    size_t room = len ? len : 1; /* no decoding is longer than what it decodes */
+    unsigned char *dec = calloc(2, room), *scratch = dec + room; /* zeroed: never read unset */
+    if (!dec)
         return true; /* unsure is a yes */
     bool found = false;
+    size_t k = 0; /* bytes in dec: text with its escapes decoded, when it has any */
     if (memchr(text, '%', len) || memchr(text, '\\', len) || memchr(text, '&', len)) {
-        size_t k = 0;
         for (size_t i = 0; i < len;) {
-            size_t used = 1, n = unescape_at(t, len, i, out + k, &used);
+            size_t used = 1, n = unescape_at(t, len, i, dec + k, &used);
             if (!n)
-                out[k++] = t[i];
+                dec[k++] = t[i];
             k += n;
             i += used;
         }
-        found = holds_a_run(s, (const char *)out, k);
+        found = holds_a_run(s, (const char *)dec, k);
     }
     static const struct {
         int bits;
         int (*val)(unsigned char);
     } codes[] = {{4, hex_value}, {6, b64_value}, {5, b32_value}};
-    for (size_t c = 0; c < sizeof(codes) / sizeof(codes[0]) && !found; c++) {
-        size_t least = (RUN * 8 + (size_t)codes[c].bits - 1) / (size_t)codes[c].bits;
-        for (size_t i = 0; i < len && !found;) {
-            size_t j = i;
-            while (j < len && codes[c].val(t[j]) >= 0)
-                j++;
-            found = j - i >= least &&
-                    digits_hold_a_run(s, t + i, j - i, codes[c].bits, codes[c].val, out);
-            i = j + 1;
+    /* digit runs of the text, and of its decoded escapes (base64 with its '/' written \/) */
+    const unsigned char *srcs[2] = {t, dec};
+    size_t lens[2] = {len, k && (k != len || memcmp(dec, t, len) != 0) ? k : 0};
+    for (int v = 0; v < 2 && !found; v++) {
+        for (size_t c = 0; c < sizeof(codes) / sizeof(codes[0]) && !found; c++) {
+            size_t least = (RUN * 8 + (size_t)codes[c].bits - 1) / (size_t)codes[c].bits;
+            const unsigned char *u = srcs[v];
+            for (size_t i = 0; i < lens[v] && !found;) {
+                size_t j = i;
+                while (j < lens[v] && codes[c].val(u[j]) >= 0)
+                    j++;
+                found = j - i >= least &&
+                        digits_hold_a_run(s, u + i, j - i, codes[c].bits, codes[c].val, scratch);
+                i = j + 1;
+            }
         }
     }
-    free(out);
+    free(dec);
     return found;
 }
 

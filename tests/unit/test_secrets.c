@@ -296,3 +296,24 @@ Test(secrets, a_secret_of_astral_characters_escaped_is_withheld)
     cr_expect_str_eq(o.message, kept);
     iw_secrets_free(s);
 }
+
+/* Escapes inside an encoding: base64 whose '/' and '+' a JSON writer escaped (\/, \u002B),
+ * and a secret's JSON escapes mixed as no recorded form writes them, are found once decoded. */
+Test(secrets, a_secret_encoded_then_escaped_is_withheld)
+{
+    iw_secrets *s = iw_secrets_new();
+    cr_assert_eq(iw_secrets_add(s, "?P2M4O?u7I"), 0);
+    cr_assert_eq(iw_secrets_add(s, ">>>Pa55?>>>"), 0);
+    cr_assert_eq(iw_secrets_add(s, "a/b\"c\\d-e/f"), 0);
+    static const char *const withheld[] = {
+        "echo YWI\\/UDJNNE8\\/dTdJeno= refused",         /* base64 of ab?P2M4O?u7Izz */
+        "echo YWI\\u002BPj5QYTU1Pz4\\u002BPg== refused", /* base64 of ab>>>Pa55?>>> */
+        "login a\\/b\"c\\\\d-e/f refused",
+    };
+    for (size_t i = 0; i < sizeof(withheld) / sizeof(*withheld); i++) {
+        iw_outcome o = published(s, withheld[i], "", "");
+        cr_expect_str_eq(o.message, "the text quotes a secret of this target, so it is withheld",
+                         "%s", withheld[i]);
+    }
+    iw_secrets_free(s);
+}

@@ -2,6 +2,7 @@
  * tests' own code, apart from the worker's). */
 #include "unescape.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +28,23 @@ static char *utf8_put(char *o, unsigned cp)
     return o;
 }
 
-/* text with one level of JSON \uXXXX escapes (a surrogate pair as one character) and XML
- * character references (&#N; &#xN;) decoded, as a reader of a published message would decode
- * them. Malloc'd; NULL when out of memory. */
+/* The character XML's entity at p names (&amp; &lt; &gt; &quot; &apos;), its length in *n;
+ * 0 when none starts there. */
+static char named_entity(const char *p, int *n)
+{
+    static const char *const names[] = {"&amp;", "&lt;", "&gt;", "&quot;", "&apos;"};
+    static const char chars[] = "&<>\"'";
+    for (int i = 0; i < 5; i++) {
+        *n = (int)strlen(names[i]);
+        if (strncmp(p, names[i], (size_t)*n) == 0)
+            return chars[i];
+    }
+    return 0;
+}
+
+/* text with one level of escapes decoded, as a reader of a published message would decode
+ * them: JSON's \uXXXX (a surrogate pair as one character), \" \\ and \/, XML's character
+ * references (&#N; &#xN;) and five entities, and %XX. Malloc'd; NULL when out of memory. */
 char *iw_t_unescaped_once(const char *text)
 {
     char *out = malloc(strlen(text) + 1), *o = out;
@@ -38,6 +53,7 @@ char *iw_t_unescaped_once(const char *text)
     for (const char *p = text; *p;) {
         unsigned cp, lo;
         int n = 0;
+        char entity;
         if (sscanf(p, "\\u%4x%n", &cp, &n) == 1 && n == 6) {
             p += 6;
             if (cp >= 0xD800 && cp < 0xDC00 && sscanf(p, "\\u%4x%n", &lo, &n) == 1 && n == 6 &&
@@ -51,6 +67,16 @@ char *iw_t_unescaped_once(const char *text)
                    n > 0 && cp <= 0x10FFFF) {
             p += n;
             o = utf8_put(o, cp);
+        } else if (p[0] == '%' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
+            char hex[3] = {p[1], p[2], '\0'};
+            *o++ = (char)strtol(hex, NULL, 16);
+            p += 3;
+        } else if (p[0] == '\\' && p[1] && strchr("\"\\/", p[1])) {
+            *o++ = p[1];
+            p += 2;
+        } else if (*p == '&' && (entity = named_entity(p, &n)) != 0) {
+            *o++ = entity;
+            p += n;
         } else {
             *o++ = *p++;
         }
