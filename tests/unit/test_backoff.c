@@ -185,7 +185,8 @@ Test(backoff, retry_after_is_read_in_every_form)
                                              "12 s",
                                              "0x10",
                                              "Sun, 06 Nov 1994 08:50:37 GMT and more",
-                                             "06 Nov 1994 08:50:37"};
+                                             "06 Nov 1994 08:50:37",
+                                             "Sun, 06 Nov 94 08:50:37 GMT"};
     for (size_t i = 0; i < sizeof(unreadable) / sizeof(*unreadable); i++)
         cr_assert_eq(iw_retry_after_ms(unreadable[i], now), -1, "'%s'", unreadable[i]);
     cr_assert_eq(iw_retry_after_ms(NULL, now), -1);

@@ -375,7 +375,7 @@ int64_t iw_retry_after_ms(const char *value, int64_t now_ms)
             continue;
         while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
             end++;
-        if (*end)
+        if (*end || tm.tm_year < 70) /* "94" read by %Y is the year 94, not a date to wait for */
             continue;
         time_t at = timegm(&tm);
         if (at == (time_t)-1)
