@@ -97,7 +97,12 @@ static int cmd_check_config(int argc, char **argv)
         return 1;
     char kerr[512];
     if (!cfg->kafka_brokers || !*cfg->kafka_brokers) { /* run refuses to start without */
-        fprintf(stderr, "%s: kafka.brokers: not set (in the config or IW_KAFKA_BROKERS)\n", path);
+        const char *env = getenv("IW_KAFKA_BROKERS");
+        if (env && !*env) /* the variable emptied them, not the file */
+            fprintf(stderr, "environment: IW_KAFKA_BROKERS: empty, so kafka.brokers: not set\n");
+        else
+            fprintf(stderr, "%s: kafka.brokers: not set (in the config or IW_KAFKA_BROKERS)\n",
+                    path);
         iw_config_free(cfg);
         return 1;
     }

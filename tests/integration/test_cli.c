@@ -295,7 +295,8 @@ Test(cli, check_config_names_every_error_by_path)
              iw_build_path("invoice-worker"), tmp_path("ok.json"));
     cr_assert_eq(run(cmd, NULL), 1, "an empty IW_KAFKA_BROKERS passed");
     err = stderr_text();
-    cr_assert(strstr(err, "kafka.brokers: not set") != NULL, "%s", err);
+    cr_assert(strstr(err, "environment: IW_KAFKA_BROKERS: empty, so kafka.brokers: not set"), "%s",
+              err);
     free(err);
     /* a variable's bad value is the environment's error, not the file's */
     snprintf(cmd, sizeof(cmd), "IW_CLI_TEST_KEY=k IW_LOG_LEVEL=loud '%s' check-config -c '%s'",
