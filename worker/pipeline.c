@@ -1054,10 +1054,11 @@ static void offer_to_lane(iw_pipeline *p, job *j)
 }
 
 /* Puts j, first in its lane, back to claiming its fence (it was lost before j was done);
- * outcome_lost: its call had ended, and the write of its outcome found the fence lost. */
-static void reclaim(iw_pipeline *p, job *j, bool outcome_lost)
+ * resend: its next call is sent at least once, whatever the retry limits (a call of it had
+ * ended, the write of its outcome found the fence lost, and no attempt has been made since). */
+static void reclaim(iw_pipeline *p, job *j, bool resend)
 {
-    j->resend = outcome_lost;
+    j->resend = resend;
     j->leased = false;
     j->lease_until = 0;
     j->status = IW_RES_SUCCEEDED;
@@ -1453,7 +1454,8 @@ static void call_done(void *arg, const iw_call_result *res)
 {
     job *j = arg;
     iw_pipeline *p = j->m->p;
-    if (res->attempts > j->attempts) /* one of its own: the status of the last (0: no reply) */
+    bool own = res->attempts > j->attempts; /* it made an attempt of its own */
+    if (own)                                /* the status of the last (0: no reply) */
         j->http_status = res->http_status;
     j->attempts = res->attempts; /* the earlier calls' given with submit included */
     if (!j->first_attempt_ms) {
@@ -1469,7 +1471,7 @@ static void call_done(void *arg, const iw_call_result *res)
          * call: claim it again. Otherwise (revoke, shutdown) give the fence back. */
         if (j->m->tracked && !p->stopping) {
             count_fence_lost(p);
-            reclaim(p, j, false);
+            reclaim(p, j, j->resend && !own); /* a resend not yet sent is still one */
             return;
         }
         if (res->on_wire) {
