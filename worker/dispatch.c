@@ -64,6 +64,8 @@ struct call {
     unsigned token_gen;         /* token generation the last attempt was rendered with */
     bool refreshed;             /* the one retry after a token refresh is used */
     bool cancelled;             /* iw_dispatch_cancel while on the wire: no further attempt */
+    bool resend;                /* iw_call_prior.resend, until its first attempt of its own:
+                                 * waits and ends as a call not yet attempted does */
     const int64_t *lease_until; /* the caller's fence lease end (monotonic ms), NULL = none */
     iw_call_result res;         /* attempts, last outcome; final once in the done queue */
 };
@@ -318,7 +320,7 @@ static void reject(iw_dispatch *d, call *c, const char *message)
 static void shed(iw_dispatch *d, call *c)
 {
     char msg[sizeof(c->res.outcome.message)];
-    if (c->res.attempts > 0)
+    if (c->res.attempts > 0 && !c->resend)
         snprintf(msg, sizeof(msg),
                  "not sent again: the target's circuit breaker is open and the worker needed the "
                  "room; after %d attempt%s (last: %.*s)",
@@ -857,6 +859,7 @@ static void start_attempt(iw_dispatch *d, call *c, int64_t now)
     x->took_probe = t->br.state == IW_BREAKER_HALF_OPEN;
     iw_breaker_on_send(&t->br, now);
     c->res.attempts = attempt;
+    c->resend = false; /* sent: from here on its attempts count as any call's */
     if (attempt == 1) {
         c->res.first_attempt_at_ms = wall_ms();
         c->res.first_attempt_mono = c->first_mono = now;
@@ -901,7 +904,7 @@ static void expire_waiting(iw_dispatch *d, tstate *t, int64_t now, bool breaker_
          * stays down while probes fail). What waited for a slot or the rate limit before the
          * breaker opened is a backlog, not held by it. */
         int64_t held_from = c->since_mono > t->br.down_since ? c->since_mono : t->br.down_since;
-        int64_t end = c->res.attempts >= 1               ? c->first_mono + limit
+        int64_t end = c->res.attempts >= 1 && !c->resend ? c->first_mono + limit
                       : breaker_open && t->br.down_since ? held_from + limit
                                                          : INT64_MAX;
         if (end > now) {
@@ -915,7 +918,7 @@ static void expire_waiting(iw_dispatch *d, tstate *t, int64_t now, bool breaker_
     }
     call *c;
     while ((c = q_pop(&ended))) {
-        if (c->res.attempts == 0) {
+        if (c->res.attempts == 0 || c->resend) {
             c->res.shed = true;
             finish_with(d, c, IW_OUTCOME_PERMANENT, IW_ERR_UNAVAILABLE, "unavailable",
                         "not sent: the target's circuit breaker held it for "
@@ -1523,6 +1526,7 @@ static int submit(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf
     c->res.outcome.retry_after_ms = -1;
     if (prior) {
         c->res.maybe_applied = prior->maybe_applied;
+        c->resend = prior->resend && prior->attempts > 0;
         if (prior->attempts > 0) { /* attempt 1 (start_attempt) is then theirs */
             c->res.attempts = prior->attempts;
             c->first_mono = prior->first_attempt_mono;
@@ -1541,7 +1545,7 @@ static int submit(iw_dispatch *d, const iw_target_ops *ops, const iw_target_conf
         if (!*err)
             snprintf(err, sizeof(err), "validation failed: %s", iw_status_str(rc));
         reject(d, c, err); /* called back from the engine's next turn */
-    } else if (c->res.attempts > 0 && !prior->resend &&
+    } else if (c->res.attempts > 0 && !c->resend &&
                !iw_backoff_may_retry(&t->tc->retry, c->res.attempts, c->first_mono,
                                      c->since_mono)) {
         char msg[sizeof(c->res.outcome.message)];

@@ -93,7 +93,9 @@ int iw_dispatch_submit(iw_dispatch *d, const iw_target_conf *tc, const iw_event 
  * theirs (X-Request-ID), retry.max_attempts counts theirs and retry.max_elapsed_s runs from
  * their first attempt; a call those limits leave no attempt ends exhausted unsent, unless
  * resend says the earlier call ended with an outcome that could not be recorded (it is then
- * sent once more, whatever the limits: what the target holds is not known). */
+ * sent once more, whatever the limits: what the target holds is not known; until that attempt
+ * it waits, and may be shed, as a call not yet attempted; after it the limits hold as for any
+ * call, so it is not retried when they are used up, nor its token refreshed). */
 typedef struct iw_call_prior {
     bool maybe_applied;          /* an attempt of theirs may have been applied */
     bool resend;                 /* theirs ended, but its outcome was lost with the fence */

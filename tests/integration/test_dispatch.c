@@ -735,6 +735,34 @@ Test(dispatch, a_call_submitted_again_goes_on_from_the_earlier_attempts)
     iw_dispatch_free(d);
 }
 
+/* A resend waiting behind the rate limit with retry.max_elapsed_s long passed is not ended
+ * as a retry past its limit: it waits as a call not yet attempted, and goes. */
+Test(dispatch, a_resend_waiting_behind_the_rate_limit_is_still_sent)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].rate_per_s = 1;
+    tconf[0].rate_burst = 1;
+    config_init(1);
+    iw_dispatch *d = engine();
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    submit(d, &fake_ops, 0, 0); /* takes the one token */
+    const iw_call_prior lost = {.resend = true,
+                                .attempts = 1,
+                                .first_attempt_mono = now - 661000,
+                                .first_attempt_at_ms = 1700000000000};
+    cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[1], NULL, NULL, &lost,
+                                        on_done, &slots[1]),
+                 0);
+    drain(d);
+    cr_assert_eq(srv_count(server), 2, "both were sent");
+    cr_assert_eq(slots[1].res.outcome.kind, IW_OUTCOME_OK, "%s", slots[1].res.outcome.message);
+    cr_assert_eq(slots[1].res.attempts, 2);
+    cr_assert_str_eq(server->recs[1].reqid, "evt-1:t1:2");
+    iw_dispatch_free(d);
+}
+
 Test(dispatch, exhausted_after_max_elapsed)
 {
     iw_dispatch *d = always_503((iw_retry_conf){1000, 500, 20, 40, 0});
