@@ -298,9 +298,12 @@ static bool decoded_holds_a_run(const iw_secrets *s, const char *text, size_t le
 {
     const unsigned char *t = (const unsigned char *)text;
     size_t room = len ? len : 1; /* no decoding is longer than what it decodes */
-    unsigned char *dec = calloc(2, room), *scratch = dec + room; /* zeroed: never read unset */
+    /* the outcome's fields fit the stack (this runs for every attempt); zeroed: never read unset */
+    unsigned char local[2 * 256] = {0};
+    unsigned char *dec = 2 * room <= sizeof(local) ? local : calloc(2, room);
     if (!dec)
         return true; /* unsure is a yes */
+    unsigned char *scratch = dec + room;
     bool found = false;
     size_t k = 0; /* bytes in dec: text with its escapes decoded, when it has any */
     if (memchr(text, '%', len) || memchr(text, '\\', len) || memchr(text, '&', len)) {
@@ -334,7 +337,8 @@ static bool decoded_holds_a_run(const iw_secrets *s, const char *text, size_t le
             }
         }
     }
-    free(dec);
+    if (dec != local)
+        free(dec);
     return found;
 }
 
