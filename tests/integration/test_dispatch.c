@@ -655,6 +655,14 @@ Test(dispatch, exhausted_after_max_attempts)
     iw_dispatch_free(d);
 }
 
+/* The monotonic clock in ms, as the engine reads it (iw_call_prior's first attempt). */
+static int64_t mono_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* An engine with one target t1 answering 503 to everything, retrying by rc (its
  * max_attempts, max_elapsed_ms, base_ms and max_delay_ms; the rest as target_init sets). */
 static iw_dispatch *always_503(iw_retry_conf rc)
@@ -675,9 +683,7 @@ static iw_dispatch *always_503(iw_retry_conf rc)
 Test(dispatch, a_call_submitted_again_goes_on_from_the_earlier_attempts)
 {
     iw_dispatch *d = always_503((iw_retry_conf){5, 60000, 10, 20, 0});
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now = mono_now_ms();
     const iw_call_prior three = {
         .attempts = 3, .first_attempt_mono = now - 1000, .first_attempt_at_ms = 1700000000000};
     cr_assert_eq(iw_dispatch_submit_ops(d, &fake_ops, &tconf[0], &evs[0], NULL, NULL, &three,
@@ -744,9 +750,7 @@ Test(dispatch, a_resend_waiting_behind_the_rate_limit_is_still_sent)
     tconf[0].rate_burst = 1;
     config_init(1);
     iw_dispatch *d = engine();
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now = mono_now_ms();
     submit(d, &fake_ops, 0, 0); /* takes the one token */
     const iw_call_prior lost = {.resend = true,
                                 .attempts = 1,
