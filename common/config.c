@@ -1143,20 +1143,28 @@ static void finish(loader *ld, iw_config *cfg)
                       t->name ? t->name : "?", (long long)t->request_timeout_ms,
                       IW_LEASE_MARGIN_MS);
     }
+    /* where the worker id came from, for its error: the file, IW_WORKER_ID, or (neither set)
+     * HOSTNAME, else the kernel's host name */
+    const char *id_from = source_of("worker.id", "IW_WORKER_ID"), *id_note = "";
     if (!cfg->worker_id) {
         const char *h = getenv("HOSTNAME");
         char buf[256] = "";
+        id_from = "HOSTNAME";
         if (!h || !*h) {
             if (gethostname(buf, sizeof(buf) - 1) != 0)
                 snprintf(buf, sizeof(buf), "worker");
             h = buf;
+            id_from = "worker.id";
+            id_note = "the host name, ";
         }
         cfg->worker_id = strdup(h);
+        if (!id_note[0])
+            id_note = "the worker id when worker.id and IW_WORKER_ID are not set, ";
     }
     const char *why = iw_text_name_problem(cfg->worker_id);
     if (why)
-        add_error(ld, source_of("worker.id", "IW_WORKER_ID"),
-                  "%s (it is printed in results and logs)", why);
+        add_error(ld, id_from, "%s (%sprinted in results and logs)", why,
+                  id_note[0] ? id_note : "it is ");
     static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
     bool ok = false;
     for (size_t i = 0; levels[i] && !ok; i++)

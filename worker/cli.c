@@ -57,9 +57,12 @@ char *iw_cli_read_file(const char *path, size_t max, size_t *len)
     return buf;
 }
 
-/* Whether an error's path names an IW_* environment variable (config keys are lower case). */
+/* Whether an error's path names an environment variable: IW_* or HOSTNAME (the worker id's
+ * default); config keys are lower case. */
 static bool names_a_variable(const char *path)
 {
+    if (strcmp(path, "HOSTNAME") == 0)
+        return true;
     if (strncmp(path, "IW_", 3) != 0)
         return false;
     for (; *path; path++)

@@ -307,6 +307,17 @@ Test(cli, check_config_names_every_error_by_path)
               err);
     cr_assert_null(strstr(err, "ok.json"), "%s", err);
     free(err);
+    /* with neither worker.id nor IW_WORKER_ID, the id is HOSTNAME: its bad value is named so */
+    snprintf(cmd, sizeof(cmd),
+             "IW_CLI_TEST_KEY=k HOSTNAME=\"$(printf 'pod\\001x')\" '%s' check-config -c '%s'",
+             iw_build_path("invoice-worker"), tmp_path("ok.json"));
+    cr_assert_eq(run(cmd, NULL), 1, "a HOSTNAME with a control character passed");
+    err = stderr_text();
+    cr_assert(strstr(err, "environment: HOSTNAME: contains a control character (the worker id "
+                          "when worker.id and IW_WORKER_ID are not set"),
+              "%s", err);
+    cr_assert_null(strstr(err, "worker.id:"), "%s", err);
+    free(err);
     f = fopen(tmp_path("ok.json"), "w");
     fputs("{\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"url\": "
           "\"https://acme.app.invoicexpress.com\", \"api_key\": \"k\"}}}",
