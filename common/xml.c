@@ -153,11 +153,20 @@ xmlDocPtr iw_xml_parse(const char *buf, size_t len, char *errbuf, size_t errlen)
         return NULL;
     }
     /* White space before the XML declaration (a template's leading newline) is not well formed,
-     * but what follows is the server's whole answer: read it, so its errors are still seen */
+     * nor is a UTF-8 byte order mark after it or a second one (a PHP include saved with a BOM,
+     * then the newline after its closing tag), but what follows is the server's whole answer:
+     * read it, so its errors are still seen. The document is then read as UTF-8 or as its
+     * declaration says. */
     size_t lead = 0;
-    while (lead < len &&
-           (buf[lead] == ' ' || buf[lead] == '\t' || buf[lead] == '\r' || buf[lead] == '\n'))
-        lead++;
+    for (;;) {
+        if (lead < len &&
+            (buf[lead] == ' ' || buf[lead] == '\t' || buf[lead] == '\r' || buf[lead] == '\n'))
+            lead++;
+        else if (len - lead >= 3 && memcmp(buf + lead, "\xEF\xBB\xBF", 3) == 0)
+            lead += 3;
+        else
+            break;
+    }
     if (lead && len - lead >= 5 && memcmp(buf + lead, "<?xml", 5) == 0) {
         buf += lead;
         len -= lead;
