@@ -367,13 +367,37 @@ static bool is_empty_element(xmlNodePtr n)
     return true;
 }
 
-/* True when the elements of result are only <success> elements saying true (at least one)
- * and it holds no other text: a success stated outright, as DESIGN's "no success=false" reads. */
-static bool only_success_true(xmlNodePtr result)
+/* True when n carries an attribute other than the XML Schema instance ones (xsi:type, a
+ * serializer's): <ns1:result success="false" error="..."/> states something, in a shape no
+ * seed shows, and is not the empty success result. Namespace declarations are not attributes
+ * here (libxml2 keeps them apart). */
+static bool has_attributes(xmlNodePtr n)
+{
+    for (xmlAttrPtr a = n->properties; a; a = a->next)
+        if (!a->ns || !a->ns->href ||
+            strcmp((const char *)a->ns->href, "http://www.w3.org/2001/XMLSchema-instance") != 0)
+            return true;
+    return false;
+}
+
+/* True when the elements of result are only <success> elements saying true and empty <errors>
+ * lists (at least one element) and it holds no other text: a success stated outright, as
+ * DESIGN's "no success=false" reads; an empty errors list says there are none, as InvoiceXpress's
+ * <errors/> does. *said_true: a <success> was among them. */
+static bool states_success(xmlNodePtr result, bool *said_true)
 {
     int seen = 0;
+    *said_true = false;
     for (xmlNodePtr c = result->children; c; c = c->next) {
         if (c->type == XML_ELEMENT_NODE) {
+            if (has_attributes(c))
+                return false;
+            if (strcmp((const char *)c->name, "errors") == 0) {
+                if (!is_empty_element(c))
+                    return false;
+                seen++;
+                continue;
+            }
             char t[16];
             if (strcmp((const char *)c->name, "success") != 0 || c->children == NULL ||
                 iw_xml_text(c, t, sizeof(t)) == 0 ||
@@ -383,6 +407,7 @@ static bool only_success_true(xmlNodePtr result)
                 if (g->type == XML_ELEMENT_NODE)
                     return false;
             seen++;
+            *said_true = true;
         } else if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) {
             for (const xmlChar *p = c->content; p && *p; p++)
                 if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
@@ -390,6 +415,22 @@ static bool only_success_true(xmlNodePtr result)
         }
     }
     return seen > 0;
+}
+
+/* Appends n's attributes other than xsi:*, as name="value" joined by "; " (what a result that
+ * states something in attributes said). */
+static void collect_attributes(xmlNodePtr n, char *buf, size_t len)
+{
+    for (xmlAttrPtr a = n->properties; a; a = a->next) {
+        if (a->ns && a->ns->href &&
+            strcmp((const char *)a->ns->href, "http://www.w3.org/2001/XMLSchema-instance") == 0)
+            continue;
+        xmlChar *v = xmlNodeListGetString(n->doc, a->children, 1);
+        size_t l = strlen(buf);
+        snprintf(buf + l, len - l, "%s%s=\"%s\"", l ? "; " : "", (const char *)a->name,
+                 v ? (const char *)v : "");
+        xmlFree(v);
+    }
 }
 
 /* A readable 200 envelope without a Fault. Success is the seed's reply, an empty
@@ -412,13 +453,14 @@ static void judge_centra_soap(const iw_target_conf *tc, const iw_response *resp,
                        resp->status, ns);
         return;
     }
-    if (is_empty_element(result)) {
+    bool attrs = has_attributes(result), said_true = false;
+    if (!attrs && is_empty_element(result)) {
         iw_outcome_set(out, IW_OUTCOME_OK, IW_ERR_NONE, "200", "HTTP %ld, result", resp->status);
         return;
     }
-    if (only_success_true(result)) {
-        iw_outcome_set(out, IW_OUTCOME_OK, IW_ERR_NONE, "200", "HTTP %ld, result success=true",
-                       resp->status);
+    if (!attrs && states_success(result, &said_true)) {
+        iw_outcome_set(out, IW_OUTCOME_OK, IW_ERR_NONE, "200", "HTTP %ld, result %s", resp->status,
+                       said_true ? "success=true" : "with an empty errors list");
         return;
     }
     xmlNodePtr success = iw_xml_find(result->children, "success");
@@ -428,7 +470,10 @@ static void judge_centra_soap(const iw_target_conf *tc, const iw_response *resp,
     iw_xml_text(iw_xml_find(errors ? errors->children : NULL, "code"), code, sizeof(code));
     const char *dflt = success && is_false(success) ? "success=false"
                        : errors || *msg             ? "errors"
+                       : attrs                      ? "result-attributes"
                                                     : "unexpected-result";
+    if (!*msg && attrs)
+        collect_attributes(result, msg, sizeof(msg));
     if (!*msg)
         iw_xml_text(result, msg, sizeof(msg));
     iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, *code ? code : dflt,
