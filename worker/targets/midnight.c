@@ -381,7 +381,7 @@ static void error_text(const iw_response *resp, char *buf, size_t len)
             iw_text_clean_copy(buf, len, tmp, strlen(tmp));
             return;
         }
-    } else if (resp->body[0] == '<') {
+    } else { /* XML, perhaps after white space or a byte order mark, which the parser skips */
         char err[128];
         xmlDocPtr doc = iw_xml_parse(resp->body, resp->body_len, err, sizeof(err));
         if (doc) {
@@ -409,6 +409,19 @@ static void set_message(const iw_target_conf *tc, long status, iw_outcome *out, 
     iw_text_clean_copy(out->message, sizeof(out->message), m ? m : "(message dropped)",
                        m ? strlen(m) : 17);
     free(m);
+}
+
+/* True when the body is a well-formed XML document whose root is not <html> (XHTML). */
+static bool xml_document_not_a_page(const iw_response *resp)
+{
+    char err[128];
+    xmlDocPtr doc = resp->body && resp->body_len
+                        ? iw_xml_parse(resp->body, resp->body_len, err, sizeof(err))
+                        : NULL;
+    xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
+    bool ok = root && strcasecmp((const char *)root->name, "html") != 0;
+    xmlFreeDoc(doc);
+    return ok;
 }
 
 /* True when s is a whole number (an id), at most 18 digits. */
@@ -471,6 +484,15 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
         error_text(resp, reason, sizeof(reason));
         iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "unexpected-reply", "%s", "");
         set_message(tc, resp->status, out, "reply is JSON but not a string", reason);
+        return;
+    }
+    /* A well-formed XML document other than <string> is Midnight's refusal in XML, as an object
+     * is in JSON (ASP.NET's <Error><Message>...</Message></Error> when it answers
+     * application/xml): refused with its text. An XHTML page is a proxy's, unreadable. */
+    if (!iw_text_looks_html(resp->body, resp->body_len) && xml_document_not_a_page(resp)) {
+        error_text(resp, reason, sizeof(reason));
+        iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "unexpected-reply", "%s", "");
+        set_message(tc, resp->status, out, "reply is XML but not a string", reason);
         return;
     }
     /* The API always answers a string. Without it we cannot tell the update was applied
