@@ -486,7 +486,7 @@ static const iw_map_fn ix_fns[] = {
  * sources leave their element out (all are optional in the API except client/name and the
  * item fields validate() insists on). Dates are dd/mm/yyyy. The client's address is the
  * address lines and the city, one per text line (the client has no city element).
- * client/observations is not sent: the seed (line 259) says it is added to the observations of
+ * client/observations is not sent: the seed (line 99) says it is added to the observations of
  * every invoice of the client, so customer.notes (internal notes such as "VIP") would be
  * printed on invoices. Extra charges (shipping, handling) are items too: every update replaces
  * all items (seed lines 165, 263), so a charge left out would be deleted; a charge is its name,
@@ -618,7 +618,7 @@ fail:
 
 /* Joins the <error> texts of an <errors> document with "; " into buf. Returns the number of
  * errors read (0 when root is not <errors>); *settled is set when one says the invoice is
- * settled (the seed's own error text, seed 004 line 299). */
+ * settled (the seed's own error text, seed 004 line 139). */
 static int errors_of(xmlNodePtr root, char *buf, size_t len, bool *settled)
 {
     char one[256];
@@ -747,7 +747,7 @@ static bool json_reply(const iw_target_conf *tc, const iw_response *resp, char *
     return true;
 }
 
-/* A 2xx reply. The seed shows no success body (seed 004 lines 293-294); the API answers
+/* A 2xx reply. The seed shows no success body (seed 004 lines 133-134); the API answers
  * either nothing or the invoice as XML. Success is only that: an empty body, or an XML
  * document whose root is <invoice> (its <id> becomes target_ref) with no <error> in it.
  * Anything else is not a success: the seed's <errors> document is a refusal even with a 2xx
