@@ -43,10 +43,16 @@ static const char REPLAY_USAGE[] =
     "PARTITION:OFFSET and the original traceparent. Nothing is committed or deleted.\n"
     "The ledger lets failed (event, target) pairs be claimed again; one that has succeeded\n"
     "meanwhile ends as a `duplicate` result. Letters repeating an (event, target) pair already\n"
-    "chosen in this run are skipped. A letter whose value or key the worker left out as too\n"
+    "chosen in this run (the same event of the same invoice) are skipped. A letter whose\n"
+    "value or key the worker left out as too\n"
     "large for Kafka (header x-iw-value-omitted or x-iw-key-omitted) is not sent, since a\n"
     "copy without its key would lose the invoice's partition: its event is at the source\n"
     "offset the letter names, and it counts as not delivered.\n"
+    "A letter written more than 90% of redis.ledger_ttl_s ago (or with no timestamp) is not\n"
+    "sent either: the ledger forgets an invoice's versions that long after its last event,\n"
+    "and a newer version that succeeded since could then be overwritten by the older one.\n"
+    "Such letters are listed and counted; produce an event again by hand only when it is still\n"
+    "its invoice's newest.\n"
     "\n"
     "  -c, --config FILE    the worker's config (brokers, topics, kafka.properties)\n"
     "  -b, --brokers LIST   bootstrap servers instead of kafka.brokers\n"
@@ -105,6 +111,9 @@ typedef struct replayer {
     int64_t chosen;         /* letters matching the filters (repeats excluded) */
     int64_t repeats;        /* letters skipped as a repeat of a chosen (event, target) */
     int64_t partial;        /* chosen letters without their value or key (x-iw-*-omitted) */
+    int64_t too_old;        /* matching letters written before oldest_ms: not sent */
+    int64_t oldest_ms;      /* the oldest letter sent: now - 90% of redis.ledger_ttl_s */
+    int64_t ttl_s;          /* redis.ledger_ttl_s */
     long delivered, failed; /* delivery reports */
     int64_t drawn_ms;
     char last_error[256]; /* the last Kafka error printed, so repeats are not */
@@ -447,19 +456,21 @@ static void letter_origin(rd_kafka_headers_t *h, char *buf, size_t len)
 }
 
 /* What tells one dead letter's (event, target) from another's, for skipping repeats: its
- * event_id, or for a letter without one (a poison message: not JSON, a tombstone) the input
- * message it first came from (a copy's letter names its copy's origin, not the copy); "" when
- * it has neither. NULL when out of memory. */
-static char *letter_identity(rd_kafka_headers_t *h, const char *event_id, const char *target)
+ * event_id with its tenant and invoice id (two invoices may share an event_id, and the ledger
+ * keeps them apart), or for a letter without one (a poison message: not JSON, a tombstone) the
+ * input message it first came from (a copy's letter names its copy's origin, not the copy); ""
+ * when it has neither. NULL when out of memory. */
+static char *letter_identity(rd_kafka_headers_t *h, const char *event_id, const char *invoice,
+                             const char *target)
 {
     char origin[320];
     letter_origin(h, origin, sizeof(origin));
-    size_t n = strlen(event_id) + strlen(target) + strlen(origin) + 64;
+    size_t n = strlen(event_id) + strlen(invoice) + strlen(target) + strlen(origin) + 64;
     char *key = malloc(n);
     if (!key)
         return NULL;
     if (*event_id)
-        snprintf(key, n, "e\x1f%s\x1f%s", event_id, target);
+        snprintf(key, n, "e\x1f%s\x1f%s\x1f%s", invoice, event_id, target);
     else if (*origin)
         snprintf(key, n, "s\x1f%s\x1f%s", origin, target);
     else
@@ -467,20 +478,43 @@ static char *letter_identity(rd_kafka_headers_t *h, const char *event_id, const 
     return key;
 }
 
-/* The event_id of a JSON value as plain text (printable), whole: "" when the value is not JSON
- * or has none; NULL when out of memory. A poison event's id may be longer than an event's 128
- * bytes, and a cut one would match another letter's id or miss a filter. */
-static char *value_event_id(const rd_kafka_message_t *m)
+/* A copy of a string member of j as plain text (printable), whole: "" when it is not one;
+ * NULL when out of memory. */
+static char *member_text(const cJSON *j, const char *name)
 {
-    cJSON *j = m->payload && m->len ? cJSON_ParseWithLength(m->payload, m->len) : NULL;
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "event_id");
-    const char *v = cJSON_IsString(id) ? id->valuestring : "";
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, name);
+    const char *v = cJSON_IsString(it) ? it->valuestring : "";
     size_t n = strlen(v);
     char *buf = malloc(n + 1);
     if (buf)
         printable(buf, n + 1, v, n); /* never longer than what it copies */
-    cJSON_Delete(j);
     return buf;
+}
+
+/* The event_id of a JSON value, whole ("" when the value is not JSON or has none; a poison
+ * event's id may be longer than an event's 128 bytes, and a cut one would match another
+ * letter's id or miss a filter), and *invoice its tenant and invoice.id joined by a unit
+ * separator ("" when it has neither). NULL when out of memory (*invoice then NULL too). */
+static char *value_ids(const rd_kafka_message_t *m, char **invoice)
+{
+    cJSON *j = m->payload && m->len ? cJSON_ParseWithLength(m->payload, m->len) : NULL;
+    char *id = member_text(j, "event_id"), *tenant = member_text(j, "tenant"),
+         *inv = member_text(cJSON_GetObjectItemCaseSensitive(j, "invoice"), "id");
+    cJSON_Delete(j);
+    *invoice = NULL;
+    if (id && tenant && inv) {
+        size_t n = strlen(tenant) + strlen(inv) + 2;
+        *invoice = malloc(n);
+        if (*invoice)
+            snprintf(*invoice, n, "%s\x1f%s", tenant, inv);
+    }
+    free(tenant);
+    free(inv);
+    if (!*invoice) {
+        free(id);
+        return NULL;
+    }
+    return id;
 }
 
 static bool matches(const filters *f, const char *target, const char *kind, const char *event_id,
@@ -559,14 +593,53 @@ static int resend(replayer *r, const rd_kafka_message_t *m, rd_kafka_headers_t *
     }
 }
 
-/* Decides about a dead letter of target and kind with event_id (whole, "" when it has none)
- * and lists or re-sends it. 0, or -1 when out of memory. */
-static int take_letter_of(replayer *r, const rd_kafka_message_t *m, rd_kafka_headers_t *h,
-                          const char *target, const char *kind, const char *event_id)
+/* A matching letter written before r->oldest_ms (or with no timestamp): listed (dry run) or
+ * named (the first few), counted, never sent. The ledger keeps an invoice's applied and
+ * claimed versions redis.ledger_ttl_s after its last claim or outcome; the letter's own
+ * outcome and any newer version's came after the letter's event was read, so within that
+ * time a copy of an older version is answered stale, and after it would be sent over a newer
+ * one (and an EBizCharge event's in-doubt mark would be gone too). The 10% left cover the
+ * time a copy waits in the input topic before a worker claims it. */
+static void too_old(replayer *r, const rd_kafka_message_t *m, int64_t ts, const char *target,
+                    const char *kind, const char *event_id)
 {
-    if (!matches(&r->f, target, kind, event_id, rd_kafka_message_timestamp(m, NULL)))
+    r->too_old++;
+    char when[40] = "no timestamp";
+    if (ts >= 0)
+        iw_text_utc_ms(when, ts);
+    if (r->dry_run) {
+        erase_bar(r);
+        printf("%" PRId32 ":%-10" PRId64 " %-18s %-13s %-28.*s not sent: written %s, over 90%% "
+               "of redis.ledger_ttl_s ago\n",
+               m->partition, m->offset, *target ? target : "-", *kind ? kind : "-",
+               *event_id ? iw_text_utf8_prec(event_id, 159) : 1, *event_id ? event_id : "-", when);
+        return;
+    }
+    if (r->too_old > 20)
+        return; /* the summary counts them all */
+    erase_bar(r);
+    fprintf(stderr,
+            "replay: dead letter %" PRId32 ":%" PRId64 " (event %.*s, target %s) was written %s,"
+            " over 90%% of redis.ledger_ttl_s ago; not sent\n",
+            m->partition, m->offset, *event_id ? iw_text_utf8_prec(event_id, 159) : 1,
+            *event_id ? event_id : "-", *target ? target : "-", when);
+}
+
+/* Decides about a dead letter of target and kind with event_id (whole, "" when it has none)
+ * of invoice (tenant and invoice.id, "" when it has none) and lists or re-sends it. 0, or -1
+ * when out of memory. */
+static int take_letter_of(replayer *r, const rd_kafka_message_t *m, rd_kafka_headers_t *h,
+                          const char *target, const char *kind, const char *event_id,
+                          const char *invoice)
+{
+    int64_t ts = rd_kafka_message_timestamp(m, NULL);
+    if (!matches(&r->f, target, kind, event_id, ts))
         return 0;
-    char *key = letter_identity(h, event_id, target);
+    if (ts < 0 || ts < r->oldest_ms) {
+        too_old(r, m, ts, target, kind, event_id);
+        return 0;
+    }
+    char *key = letter_identity(h, event_id, invoice, target);
     if (!key)
         return -1;
     int added = *key ? seen_add(&r->seen, key) : 1;
@@ -628,10 +701,12 @@ static int take_letter(replayer *r, const rd_kafka_message_t *m)
         h = NULL;
     char kind[40];
     header_text(h, "x-iw-error-kind", kind, sizeof(kind));
-    char *target = header_whole(h, "x-iw-target"), *event_id = value_event_id(m);
-    int rc = target && event_id ? take_letter_of(r, m, h, target, kind, event_id) : -1;
+    char *invoice = NULL;
+    char *target = header_whole(h, "x-iw-target"), *event_id = value_ids(m, &invoice);
+    int rc = target && event_id ? take_letter_of(r, m, h, target, kind, event_id, invoice) : -1;
     free(target);
     free(event_id);
+    free(invoice);
     return rc;
 }
 
@@ -956,6 +1031,8 @@ int iw_cli_replay(int argc, char **argv)
                 "letters are chosen (of an instance since removed, they still can be)\n",
                 r.f.target);
     r.dlq_topic = cfg->dlq_topic;
+    r.ttl_s = cfg->ledger_ttl_s;
+    r.oldest_ms = wall_ms() - cfg->ledger_ttl_s * 1000 / 10 * 9;
     r.input_topic = cfg->input_topic;
     r.input_parts = -1;
     r.tty = isatty(STDERR_FILENO) == 1;
@@ -999,6 +1076,16 @@ int iw_cli_replay(int argc, char **argv)
     if (r.repeats)
         printf("skipped %" PRId64 " repeat%s of an (event, target) pair already chosen\n",
                r.repeats, r.repeats == 1 ? "" : "s");
+    if (r.too_old) {
+        char cut[40];
+        iw_text_utc_ms(cut, r.oldest_ms);
+        printf("skipped %" PRId64 " dead letter%s written before %s (over 90%% of "
+               "redis.ledger_ttl_s, %" PRId64 " s, ago) or with no timestamp: the ledger may no "
+               "longer hold a newer version of %s invoice, which %s would overwrite; produce "
+               "an event again by hand only when it is still its invoice's newest\n",
+               r.too_old, r.too_old == 1 ? "" : "s", cut, r.ttl_s, r.too_old == 1 ? "its" : "their",
+               r.too_old == 1 ? "it" : "they");
+    }
     if (not_sent > 0)
         fprintf(stderr, "replay: %ld of %" PRId64 " chosen dead letters were not delivered\n",
                 not_sent, r.chosen);

@@ -9,9 +9,11 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <hiredis/hiredis.h>
 #include <librdkafka/rdkafka.h>
 
 #include "docpaths.h"
@@ -549,6 +551,110 @@ Test(replay, a_letter_without_its_value_or_key_is_not_sent, .init = up, .fini = 
     cr_assert_eq(topic_end("invoice-events"), 4, "only the small poison was re-sent");
     free(bigkey);
     free(value);
+}
+
+/* Produces a dead letter as the worker writes one (its event's key and value, the target, error
+ * kind and source headers) with the given CreateTime, as one written at that time would be. */
+static void produce_letter(const char *key, const char *value, const char *target, int64_t ts_ms)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", S.brokers, err, sizeof(err));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    cr_assert_not_null(rk, "%s", err);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(6);
+    rd_kafka_header_add(h, "x-iw-target", -1, target, -1);
+    rd_kafka_header_add(h, "x-iw-error-kind", -1, "remote", -1);
+    rd_kafka_header_add(h, "x-iw-error", -1, "HTTP 503", -1);
+    rd_kafka_header_add(h, "x-iw-source-topic", -1, "invoice-events", -1);
+    rd_kafka_header_add(h, "x-iw-source-partition", -1, "0", -1);
+    rd_kafka_header_add(h, "x-iw-source-offset", -1, "0", -1);
+    cr_assert_eq(rd_kafka_producev(
+                     rk, RD_KAFKA_V_TOPIC("invoice-events-dlq"), RD_KAFKA_V_KEY(key, strlen(key)),
+                     RD_KAFKA_V_VALUE((void *)value, strlen(value)),
+                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(ts_ms),
+                     RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
+                 0);
+    cr_assert_eq(rd_kafka_flush(rk, 30000), 0);
+    rd_kafka_destroy(rk);
+}
+
+/* The ledger forgets an invoice's versions redis.ledger_ttl_s after its last event. A dead
+ * letter older than that, replayed, would be sent over a newer version that succeeded since:
+ * the target would go back. Here the newer version succeeds, the ledger is emptied (as the TTL
+ * would leave it), and a letter of the older version written 8 days ago (the TTL is 7) is
+ * replayed: it is listed and counted, never sent, judged by what the target received. Two
+ * recent letters of one event_id shared by two invoices are both re-sent (they were told apart
+ * by event_id and target alone, and one was skipped as a repeat). */
+Test(replay, a_letter_older_than_the_ledger_remembers_is_not_sent, .init = up, .fini = down,
+     .timeout = 300)
+{
+    const char *cfg = iw_stack_config(&S, "w.json", NULL, NULL);
+    cr_assert_not_null(cfg);
+    char cfgpath[512];
+    snprintf(cfgpath, sizeof(cfgpath), "%s", cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfgpath, "worker.log"), 0);
+    char *v2 = iw_make_event("EOLD-v2", "acme", "OLD-1", 2, "centra_navision");
+    const char *k2[] = {"acme/OLD-1"}, *vals2[] = {v2};
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", k2, vals2, 1, NULL), 0);
+    free(v2);
+    iw_results r = results(1);
+    cr_assert_eq(iw_results_count(&r, "centra_navision", "succeeded"), 1);
+    iw_results_free(&r);
+
+    redisContext *rc = redisConnect("127.0.0.1", S.redis.port);
+    cr_assert(rc && !rc->err, "redis");
+    redisReply *rep = redisCommand(rc, "FLUSHALL");
+    cr_assert(rep && rep->type == REDIS_REPLY_STATUS, "FLUSHALL");
+    freeReplyObject(rep);
+    redisFree(rc);
+
+    int64_t now = (int64_t)time(NULL) * 1000;
+    char *v1 = iw_make_event("EOLD-v1", "acme", "OLD-1", 1, "centra_navision");
+    produce_letter("acme/OLD-1", v1, "centra_navision", now - 8 * 86400000LL);
+    free(v1);
+    char *a = iw_make_event("ESHARED", "acme", "SH-1", 1, "centra_navision");
+    char *b = iw_make_event("ESHARED", "globex", "SH-2", 1, "centra_navision");
+    produce_letter("acme/SH-1", a, "centra_navision", now - 3600000);
+    produce_letter("globex/SH-2", b, "centra_navision", now - 3600000);
+    free(a);
+    free(b);
+
+    char *out = NULL;
+    cr_assert_eq(cli(&out, "replay -c '%s' --dry-run", cfgpath), 0);
+    cr_assert(strstr(out, "would replay 2 of 3 dead letters"), "%s", out);
+    cr_assert_eq(count_lines(out, "ESHARED"), 2, "both invoices' letters are listed: %s", out);
+    cr_assert(strstr(out, "EOLD-v1"), "%s", out);
+    cr_assert_eq(count_lines(out, "not sent: written "), 1, "%s", out);
+    cr_assert(strstr(out, "skipped 1 dead letter written before"), "%s", out);
+    free(out);
+
+    int64_t input_before = topic_end("invoice-events");
+    cr_assert_eq(cli(&out, "replay -c '%s'", cfgpath), 0, "the old letter is not an error");
+    cr_assert(strstr(out, "replayed 2 of 3 dead letters"), "%s", out);
+    cr_assert(strstr(out, "skipped 1 dead letter written before"), "%s", out);
+    cr_assert(strstr(out, "redis.ledger_ttl_s, 604800 s, ago"), "%s", out);
+    free(out);
+    char epath[600];
+    snprintf(epath, sizeof(epath), "%s/cli.err", S.dir);
+    char *err = iw_read_file(epath, NULL);
+    cr_assert(err && strstr(err, "(event EOLD-v1, target centra_navision) was written "), "%s",
+              err ? err : "");
+    free(err);
+    cr_assert_eq(topic_end("invoice-events"), input_before + 2, "two copies, not three");
+
+    r = results(3);
+    size_t shared = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        const char *id = iw_json_str(r.json[i], "event_id");
+        const char *st = iw_json_str(r.json[i], "status");
+        shared += id && st && strcmp(id, "ESHARED") == 0 && strcmp(st, "succeeded") == 0;
+    }
+    cr_assert_eq(shared, 2, "both invoices of the shared event_id succeeded");
+    iw_results_free(&r);
+    /* the judge: what the target received. v1 of OLD-1 never arrived, and it holds v2 */
+    cr_assert_eq(iw_sim_calls(&S, "EOLD-v1", "centra_navision"), 0, "v1 was never sent");
+    cr_assert_eq(iw_sim_calls(&S, "EOLD-v2", "centra_navision"), 1);
 }
 
 /* A copy goes back to the partition its event was read from, whatever partition its key would
