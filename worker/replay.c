@@ -62,7 +62,9 @@ static const char REPLAY_USAGE[] =
     "                       WHEN is RFC 3339 (2026-11-21T10:04:05Z, ...+01:00), a date\n"
     "                       (2026-11-21, midnight UTC) or an age: 90s, 30m, 2h, 1d12h, 1w\n"
     "  --event-id ID        only letters of this event (event_id of the JSON value; a letter\n"
-    "                       without its value, x-iw-value-omitted, has none to match)\n"
+    "                       without its value, x-iw-value-omitted, has none to match), or of\n"
+    "                       the message a result names kafka:TOPIC:PARTITION:OFFSET (one not\n"
+    "                       read as an event)\n"
     "  --dry-run            list the chosen letters (offset, target, kind, event id, error)\n"
     "                       and send nothing; a letter without its value or key says so\n"
     "\n"
@@ -115,6 +117,7 @@ typedef struct replayer {
     long delivered, failed; /* delivery reports */
     int64_t drawn_ms;
     char last_error[256]; /* the last Kafka error printed, so repeats are not */
+    int64_t unsent_named; /* letters not sent, named or not (name_unsent) */
     bool fatal;
     seen_set seen;
 } replayer;
@@ -378,17 +381,41 @@ static void describe_filters(const filters *f, char *buf, size_t len)
 
 /* ---- Kafka callbacks ---- */
 
+/* Which letter a copy is of, for naming one that is not delivered (the copy's opaque). */
+typedef struct letter_ref {
+    int32_t partition;
+    int64_t offset;
+    char event_id[132]; /* cut to an event's 128 bytes */
+} letter_ref;
+
+/* How many letters not sent are named one by one; the summary counts them all. */
+#define NAMED_MAX 20
+
+/* Names a letter whose copy was not sent (the first NAMED_MAX of them). */
+static void name_unsent(replayer *r, int32_t partition, int64_t offset, const char *event_id,
+                        const char *why)
+{
+    if (++r->unsent_named > NAMED_MAX)
+        return;
+    erase_bar(r);
+    fprintf(stderr, "replay: dead letter %" PRId32 ":%" PRId64 " (event %s) not sent to %s: %s\n",
+            partition, offset, *event_id ? event_id : "-", r->input_topic, why);
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     replayer *r = opaque;
+    letter_ref *ref = m->_private;
     if (m->err) {
         r->failed++;
-        char what[64];
-        snprintf(what, sizeof(what), "not delivered to %s", r->input_topic);
-        kafka_error(r, what, rd_kafka_err2str(m->err));
+        if (ref)
+            name_unsent(r, ref->partition, ref->offset, ref->event_id, rd_kafka_err2str(m->err));
+        else
+            kafka_error(r, "not delivered", rd_kafka_err2str(m->err));
     } else {
         r->delivered++;
     }
+    free(ref);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -515,14 +542,34 @@ static char *value_ids(const rd_kafka_message_t *m, char **invoice)
     return id;
 }
 
+/* Whether --event-id ID names the letter: its value's event_id, or, for the id a result gives
+ * a message not read as an event ("kafka:<topic>:<partition>:<offset>"), the message its
+ * source headers or its origin name. */
+static bool names_letter(const char *id, const char *event_id, rd_kafka_headers_t *h)
+{
+    if (strcmp(id, event_id) == 0)
+        return true;
+    if (strncmp(id, "kafka:", 6) != 0)
+        return false;
+    char at[320], topic[260], part[16], off[32];
+    header_text(h, "x-iw-source-topic", topic, sizeof(topic));
+    header_text(h, "x-iw-source-partition", part, sizeof(part));
+    header_text(h, "x-iw-source-offset", off, sizeof(off));
+    snprintf(at, sizeof(at), "%s:%s:%s", topic, part, off);
+    if (*topic && *part && *off && strcmp(at, id + 6) == 0)
+        return true;
+    letter_origin(h, at, sizeof(at));
+    return *at && strcmp(at, id + 6) == 0;
+}
+
 static bool matches(const filters *f, const char *target, const char *kind, const char *event_id,
-                    int64_t ts)
+                    rd_kafka_headers_t *h, int64_t ts)
 {
     if (f->target && strcmp(f->target, target) != 0)
         return false;
     if (f->kind && strcmp(f->kind, kind) != 0)
         return false;
-    if (f->event_id && strcmp(f->event_id, event_id) != 0)
+    if (f->event_id && !names_letter(f->event_id, event_id, h))
         return false;
     if ((f->has_since || f->has_until) && ts < 0)
         return false; /* no timestamp: a time filter cannot say yes */
@@ -561,9 +608,17 @@ static int32_t source_partition(const replayer *r, rd_kafka_headers_t *src)
 }
 
 /* Produces the copy of m to the input topic: the letter's target (if any) as the only target,
- * where it came from, its traceparent. 0 or -1. */
-static int resend(replayer *r, const rd_kafka_message_t *m, rd_kafka_headers_t *src)
+ * where it came from, its traceparent. 0 or -1 (the letter is then named). */
+static int resend(replayer *r, const rd_kafka_message_t *m, rd_kafka_headers_t *src,
+                  const char *event_id)
 {
+    letter_ref *ref = malloc(sizeof(*ref));
+    if (ref) {
+        ref->partition = m->partition;
+        ref->offset = m->offset;
+        snprintf(ref->event_id, sizeof(ref->event_id), "%.*s", iw_text_utf8_prec(event_id, 128),
+                 event_id);
+    }
     int32_t part = source_partition(r, src);
     rd_kafka_headers_t *h = rd_kafka_headers_new(4);
     char from[48];
@@ -579,12 +634,14 @@ static int resend(replayer *r, const rd_kafka_message_t *m, rd_kafka_headers_t *
         rd_kafka_resp_err_t err = rd_kafka_producev(
             r->producer, RD_KAFKA_V_TOPIC(r->input_topic), RD_KAFKA_V_PARTITION(part),
             RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(ref),
+            RD_KAFKA_V_END);
         if (!err)
-            return 0; /* the producer owns h now */
+            return 0; /* the producer owns h now, and on_delivery frees ref */
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_headers_destroy(h);
-            kafka_error(r, "cannot produce", rd_kafka_err2str(err));
+            name_unsent(r, m->partition, m->offset, event_id, rd_kafka_err2str(err));
+            free(ref);
             return -1;
         }
         rd_kafka_poll(r->producer, 100);
@@ -631,7 +688,7 @@ static int take_letter_of(replayer *r, const rd_kafka_message_t *m, rd_kafka_hea
                           const char *invoice)
 {
     int64_t ts = rd_kafka_message_timestamp(m, NULL);
-    if (!matches(&r->f, target, kind, event_id, ts))
+    if (!matches(&r->f, target, kind, event_id, h, ts))
         return 0;
     if (ts < 0 || ts < r->oldest_ms) {
         too_old(r, m, ts, target, kind, event_id);
@@ -686,7 +743,7 @@ static int take_letter_of(replayer *r, const rd_kafka_message_t *m, rd_kafka_hea
                 *part ? part : "-", *off ? off : "-");
         return 0; /* counted as not delivered */
     }
-    resend(r, m, h); /* a copy not queued is counted as not delivered */
+    resend(r, m, h, event_id); /* a copy not queued is counted as not delivered */
     return 0;
 }
 
@@ -840,6 +897,10 @@ static void wait_acks(replayer *r)
         rd_kafka_flush(r->producer, 100);
         draw_bar(r, false);
     }
+    /* what is still queued is not delivered: purged, its delivery reports name its letters */
+    if (rd_kafka_outq_len(r->producer) > 0 &&
+        rd_kafka_purge(r->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT) == 0)
+        rd_kafka_flush(r->producer, 1000);
 }
 
 /* ---- clients ---- */
@@ -1085,8 +1146,10 @@ int iw_cli_replay(int argc, char **argv)
                r.too_old == 1 ? "it" : "they");
     }
     if (not_sent > 0)
-        fprintf(stderr, "replay: %ld of %" PRId64 " chosen dead letters were not delivered\n",
-                not_sent, r.chosen);
+        fprintf(stderr, "replay: %ld of %" PRId64 " chosen dead letters were not delivered%s\n",
+                not_sent, r.chosen,
+                r.unsent_named > NAMED_MAX ? " (the first 20 refused by Kafka are named above)"
+                                           : "");
     rc = read_rc == 0 && not_sent == 0 ? 0 : 1;
 out:
     if (r.consumer) {

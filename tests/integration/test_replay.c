@@ -555,7 +555,8 @@ Test(replay, a_letter_without_its_value_or_key_is_not_sent, .init = up, .fini = 
 
 /* Produces a dead letter as the worker writes one (its event's key and value, the target, error
  * kind and source headers) with the given CreateTime, as one written at that time would be. */
-static void produce_letter(const char *key, const char *value, const char *target, int64_t ts_ms)
+static void produce_letter(const char *key, const char *value, const char *target, int64_t ts_ms,
+                           const char *source_offset)
 {
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -568,7 +569,7 @@ static void produce_letter(const char *key, const char *value, const char *targe
     rd_kafka_header_add(h, "x-iw-error", -1, "HTTP 503", -1);
     rd_kafka_header_add(h, "x-iw-source-topic", -1, "invoice-events", -1);
     rd_kafka_header_add(h, "x-iw-source-partition", -1, "0", -1);
-    rd_kafka_header_add(h, "x-iw-source-offset", -1, "0", -1);
+    rd_kafka_header_add(h, "x-iw-source-offset", -1, source_offset, -1);
     cr_assert_eq(rd_kafka_producev(
                      rk, RD_KAFKA_V_TOPIC("invoice-events-dlq"), RD_KAFKA_V_KEY(key, strlen(key)),
                      RD_KAFKA_V_VALUE((void *)value, strlen(value)),
@@ -611,12 +612,12 @@ Test(replay, a_letter_older_than_the_ledger_remembers_is_not_sent, .init = up, .
 
     int64_t now = (int64_t)time(NULL) * 1000;
     char *v1 = iw_make_event("EOLD-v1", "acme", "OLD-1", 1, "centra_navision");
-    produce_letter("acme/OLD-1", v1, "centra_navision", now - 8 * 86400000LL);
+    produce_letter("acme/OLD-1", v1, "centra_navision", now - 8 * 86400000LL, "10");
     free(v1);
     char *a = iw_make_event("ESHARED", "acme", "SH-1", 1, "centra_navision");
     char *b = iw_make_event("ESHARED", "globex", "SH-2", 1, "centra_navision");
-    produce_letter("acme/SH-1", a, "centra_navision", now - 3600000);
-    produce_letter("globex/SH-2", b, "centra_navision", now - 3600000);
+    produce_letter("acme/SH-1", a, "centra_navision", now - 3600000, "11");
+    produce_letter("globex/SH-2", b, "centra_navision", now - 3600000, "12");
     free(a);
     free(b);
 
@@ -655,6 +656,38 @@ Test(replay, a_letter_older_than_the_ledger_remembers_is_not_sent, .init = up, .
     /* the judge: what the target received. v1 of OLD-1 never arrived, and it holds v2 */
     cr_assert_eq(iw_sim_calls(&S, "EOLD-v1", "centra_navision"), 0, "v1 was never sent");
     cr_assert_eq(iw_sim_calls(&S, "EOLD-v2", "centra_navision"), 1);
+
+    /* a poison letter is chosen by the id its result gave it, kafka:TOPIC:PARTITION:OFFSET */
+    produce_letter("acme/P-1", "not json", "", now, "13");
+    cr_assert_eq(
+        cli(&out, "replay -c '%s' --dry-run --event-id kafka:invoice-events:0:13", cfgpath), 0);
+    cr_assert(strstr(out, "would replay 1 of 4 dead letters (event_id=kafka:invoice-events:0:13)"),
+              "%s", out);
+    free(out);
+    /* a copy Kafka refuses is named by its letter, not only counted */
+    char *big = iw_make_event("EBIG", "acme", "BIG-1", 1, "centra_navision");
+    cJSON *bj = cJSON_Parse(big);
+    char *notes = malloc(12001);
+    memset(notes, 'x', 12000);
+    notes[12000] = '\0';
+    cJSON_AddStringToObject(cJSON_GetObjectItem(bj, "invoice"), "notes", notes);
+    char *bigv = cJSON_PrintUnformatted(bj);
+    produce_letter("acme/BIG-1", bigv, "centra_navision", now, "14");
+    free(big);
+    free(notes);
+    free(bigv);
+    cJSON_Delete(bj);
+    const iw_stack_overlay small = {
+        .root = "{\"kafka\": {\"properties\": {\"producer.message.max.bytes\": 8000}}}"};
+    const char *scfg = iw_stack_config_with(&S, "small.json", &small);
+    cr_assert_not_null(scfg);
+    cr_assert_eq(cli(&out, "replay -c '%s' --event-id EBIG", scfg), 1, "a copy was not sent");
+    free(out);
+    err = iw_read_file(epath, NULL);
+    cr_assert(err && strstr(err, "(event EBIG) not sent to invoice-events: "), "%s",
+              err ? err : "");
+    cr_assert(strstr(err, "1 of 1 chosen dead letters were not delivered"), "%s", err);
+    free(err);
 }
 
 /* A copy goes back to the partition its event was read from, whatever partition its key would
