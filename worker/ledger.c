@@ -79,7 +79,9 @@
 
 /*
  * KEYS: record, applied, claimed, fence, doubt. ARGV: version, owner, lease_ms, event, ttl_s,
- * peek ("1": only ask whether the event succeeded here: DUPLICATE, else STALE, nothing written).
+ * peek ("1": only ask whether the event succeeded here: DUPLICATE, else STALE, nothing written;
+ * "2": the event is refused before any call: DUPLICATE, STALE as a claim would answer it, else
+ * CLAIMED with nothing written, not even the claim).
  * REUSED when this event_id's record here is of another version (an event_id names one event:
  * upstream gave one to two versions); DUPLICATE ({1, target_ref}: the reference the success
  * recorded) when this event succeeded here;
@@ -107,6 +109,7 @@
     "  local cv, ce = string.sub(c, 1, sp - 1), string.sub(c, sp + 1)\n"                           \
     "  if gt(cv, v) or (cv == v and ce ~= ARGV[4]) then return 2 end\n"                            \
     "end\n"                                                                                        \
+    "if ARGV[6] == '2' then return 0 end\n"                                                        \
     "redis.call('SET', KEYS[3], v .. ' ' .. ARGV[4], 'EX', ARGV[5])\n"                             \
     "if redis.call('SET', KEYS[4], ARGV[2], 'NX', 'PX', ARGV[3]) then\n"                           \
     "  local d = redis.call('GET', KEYS[5])\n"                                                     \
@@ -374,7 +377,7 @@ static int build_cmd(const char (*sha)[41], int64_t ttl_s, enum kind k, const iw
             add_num(c, s->buf, &pos, op->lease_ms > 0 ? op->lease_ms : lease_ms);
             cmd_arg(c, op->event_id, strlen(op->event_id));
             add_num(c, s->buf, &pos, ttl_s);
-            cmd_arg(c, op->peek ? "1" : "0", 1);
+            cmd_arg(c, op->peek ? (op->refused ? "2" : "1") : "0", 1);
         } else {
             const char *ref = op->target_ref ? op->target_ref : "";
             cmd_arg(c, op->status, strlen(op->status));

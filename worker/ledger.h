@@ -37,6 +37,9 @@ typedef struct iw_ledger_op {
     int64_t lease_ms;       /* claim and renew: this op's lease (0: the call's lease_ms) */
     bool peek;              /* claim only: ask only whether this event succeeded here:
                              * DUPLICATE, else STALE; nothing is written */
+    bool refused;           /* claim with peek: the event is refused before any call; ask
+                             * whether it succeeded here (DUPLICATE) or is older than what was
+                             * applied or claimed (STALE), else CLAIMED; nothing is written */
     char *ref_out;          /* claim, out (when not NULL): on DUPLICATE, the target_ref the
                              * success recorded ("" when none), cut to ref_cap - 1 bytes */
     size_t ref_cap;

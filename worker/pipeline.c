@@ -90,7 +90,10 @@ typedef struct job {
     bool resend;        /* its call ended but the outcome's write lost the fence: the next
                          * call is sent at least once, whatever the retry limits */
     bool peek;          /* its lane says stale or superseded (verdict): the ledger is asked
-                         * only whether its event already succeeded here (then duplicate) */
+                         * only whether its event already succeeded here (then duplicate); or
+                         * the target's rules refuse it (verdict rejected, its result set):
+                         * asked too whether a newer version was applied or claimed there
+                         * (then stale) */
     iw_result_status verdict;
     /* the result being built */
     iw_result_status status;
@@ -844,6 +847,7 @@ static void fill_op(const job *j, iw_ledger_op *op)
     op->target = j->target;
     op->version = ev->version;
     op->peek = j->peek;
+    op->refused = j->peek && j->verdict == IW_RES_REJECTED;
 }
 
 static void lbatch_add(lbatch *b, job *j)
@@ -1215,8 +1219,12 @@ static void claims_done(iw_pipeline *p, lbatch *b)
             continue;
         }
         if (j->peek) { /* the lane's verdict, unless the event succeeded here */
-            set_result(j, answer == IW_CLAIM_DUPLICATE ? IW_RES_DUPLICATE : j->verdict, IW_ERR_NONE,
-                       NULL, NULL);
+            iw_result_status st = answer == IW_CLAIM_DUPLICATE ? IW_RES_DUPLICATE
+                                  : j->verdict == IW_RES_REJECTED && answer == IW_CLAIM_STALE
+                                      ? IW_RES_STALE
+                                      : j->verdict;
+            if (st != IW_RES_REJECTED) /* a refusal keeps the result that says why */
+                set_result(j, st, IW_ERR_NONE, NULL, NULL);
             publish(p, j);
             continue;
         }
@@ -1745,10 +1753,16 @@ static void route(iw_pipeline *p, msg *m, const char *only)
                 lane_verdict_after_ledger(p, j, st);
                 continue;
             }
-            if (st == IW_RES_REJECTED)
+            if (st == IW_RES_REJECTED) {
+                /* refused, unless the ledger knows a newer version there (then stale, and no
+                 * dead letter): a letter of it replayed once the ledger has forgotten that
+                 * version (redis.ledger_ttl_s) would overwrite it, and replay's age limit
+                 * covers only letters written while the ledger knew of every newer one */
                 set_result(j, st, IW_ERR_VALIDATION, "validation", why);
-            else
-                set_result(j, st, IW_ERR_NONE, NULL, NULL);
+                lane_verdict_after_ledger(p, j, st);
+                continue;
+            }
+            set_result(j, st, IW_ERR_NONE, NULL, NULL);
             publish(p, j);
             continue;
         }

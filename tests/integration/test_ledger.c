@@ -1019,6 +1019,37 @@ Test(ledger, a_peek_asks_only_whether_the_event_succeeded)
     cr_assert_eq(claim1(L, other, "B", LONG_LEASE), IW_CLAIM_CLAIMED);
 }
 
+/* A refused event's question (the target's rules refuse it before any call): DUPLICATE when it
+ * succeeded here, STALE when a version at least as new was applied or another event claimed
+ * one, else CLAIMED; whatever the answer, nothing is written (no claim, fence or doubt mark). */
+Test(ledger, a_refused_event_asks_whether_it_is_stale_and_writes_nothing)
+{
+    iw_ledger_op v2 = op_of("INV-RF", "ev-2", "midnight", 2);
+    cr_assert_eq(claim1(L, v2, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
+    cr_assert_eq(complete1(L, v2, "A", "succeeded", "REF-2"), IW_LEDGER_DONE);
+    int before = count_keys("iw:*");
+    iw_ledger_op q = v2;
+    q.peek = q.refused = true;
+    cr_assert_eq(claim1(L, q, "B", LONG_LEASE), IW_CLAIM_DUPLICATE, "it succeeded here");
+    iw_ledger_op v1 = op_of("INV-RF", "ev-1", "midnight", 1);
+    v1.peek = v1.refused = true;
+    cr_assert_eq(claim1(L, v1, "B", LONG_LEASE), IW_CLAIM_STALE, "older than the applied v2");
+    iw_ledger_op v3 = op_of("INV-RF", "ev-3", "midnight", 3);
+    v3.peek = v3.refused = true;
+    cr_assert_eq(claim1(L, v3, "B", LONG_LEASE), IW_CLAIM_CLAIMED, "newer: refused on its own");
+    iw_ledger_op fresh = op_of("INV-RG", "ev-1", "midnight", 1); /* an invoice never seen */
+    fresh.peek = fresh.refused = true;
+    cr_assert_eq(claim1(L, fresh, "B", LONG_LEASE), IW_CLAIM_CLAIMED);
+    cr_assert_eq(count_keys("iw:*"), before, "the question writes nothing");
+    expect_val("iw:{acme:INV-RF}:c:midnight", "2 ev-2", "claimed is unchanged");
+    /* a version another event claimed (not yet applied) makes an older refused one stale */
+    iw_ledger_op v5 = op_of("INV-RF", "ev-5", "midnight", 5);
+    cr_assert_eq(claim1(L, v5, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
+    iw_ledger_op v4 = op_of("INV-RF", "ev-4", "midnight", 4);
+    v4.peek = v4.refused = true;
+    cr_assert_eq(claim1(L, v4, "B", LONG_LEASE), IW_CLAIM_STALE);
+}
+
 Test(ledger, version_guard)
 {
     iw_ledger_op e5 = op_of("INV-2", "ev-5", "navision", 5);
