@@ -158,16 +158,19 @@ xmlDocPtr iw_xml_parse(const char *buf, size_t len, char *errbuf, size_t errlen)
      * read it, so its errors are still seen. The document is then read as UTF-8 or as its
      * declaration says. */
     size_t lead = 0;
+    bool bom_inside = false; /* a BOM after white space: not well formed even before a root */
     for (;;) {
         if (lead < len &&
             (buf[lead] == ' ' || buf[lead] == '\t' || buf[lead] == '\r' || buf[lead] == '\n'))
             lead++;
-        else if (len - lead >= 3 && memcmp(buf + lead, "\xEF\xBB\xBF", 3) == 0)
+        else if (len - lead >= 3 && memcmp(buf + lead, "\xEF\xBB\xBF", 3) == 0) {
+            bom_inside |= lead > 0;
             lead += 3;
-        else
+        } else
             break;
     }
-    if (lead && len - lead >= 5 && memcmp(buf + lead, "<?xml", 5) == 0) {
+    if (lead && ((len - lead >= 5 && memcmp(buf + lead, "<?xml", 5) == 0) ||
+                 (bom_inside && lead < len && buf[lead] == '<'))) {
         buf += lead;
         len -= lead;
     }
