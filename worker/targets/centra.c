@@ -367,15 +367,21 @@ static bool is_empty_element(xmlNodePtr n)
     return true;
 }
 
-/* True when n carries an attribute other than the XML Schema instance ones (xsi:type, a
- * serializer's): <ns1:result success="false" error="..."/> states something, in a shape no
- * seed shows, and is not the empty success result. Namespace declarations are not attributes
- * here (libxml2 keeps them apart). */
+/* True when n carries an attribute other than a serializer's (xsi:type, SOAP encoding's
+ * arrayType on an rpc/encoded server's empty array): <ns1:result success="false"
+ * error="..."/> states something, in a shape no seed shows, and is not the empty success
+ * result. Namespace declarations are not attributes here (libxml2 keeps them apart). */
+static bool serializer_attribute(xmlAttrPtr a)
+{
+    return a->ns && a->ns->href &&
+           (strcmp((const char *)a->ns->href, "http://www.w3.org/2001/XMLSchema-instance") == 0 ||
+            strcmp((const char *)a->ns->href, "http://schemas.xmlsoap.org/soap/encoding/") == 0);
+}
+
 static bool has_attributes(xmlNodePtr n)
 {
     for (xmlAttrPtr a = n->properties; a; a = a->next)
-        if (!a->ns || !a->ns->href ||
-            strcmp((const char *)a->ns->href, "http://www.w3.org/2001/XMLSchema-instance") != 0)
+        if (!serializer_attribute(a))
             return true;
     return false;
 }
@@ -422,8 +428,7 @@ static bool states_success(xmlNodePtr result, bool *said_true)
 static void collect_attributes(xmlNodePtr n, char *buf, size_t len)
 {
     for (xmlAttrPtr a = n->properties; a; a = a->next) {
-        if (a->ns && a->ns->href &&
-            strcmp((const char *)a->ns->href, "http://www.w3.org/2001/XMLSchema-instance") == 0)
+        if (serializer_attribute(a))
             continue;
         xmlChar *v = xmlNodeListGetString(n->doc, a->children, 1);
         size_t l = strlen(buf);
@@ -476,6 +481,9 @@ static void judge_centra_soap(const iw_target_conf *tc, const iw_response *resp,
         collect_attributes(result, msg, sizeof(msg));
     if (!*msg)
         iw_xml_text(result, msg, sizeof(msg));
+    if (strcasecmp(msg, "true") == 0 || strcasecmp(msg, "false") == 0 || strcmp(msg, "1") == 0 ||
+        strcmp(msg, "0") == 0)
+        msg[0] = '\0'; /* a bare success flag says nothing of why */
     iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, *code ? code : dflt,
                    "centra refused the invoice: %s",
                    *msg ? msg : "(a result that is not the empty success result)");
