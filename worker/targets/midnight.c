@@ -486,10 +486,12 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
         set_message(tc, resp->status, out, "reply is JSON but not a string", reason);
         return;
     }
-    /* A well-formed XML document other than <string> is Midnight's refusal in XML, as an object
-     * is in JSON (ASP.NET's <Error><Message>...</Message></Error> when it answers
-     * application/xml): refused with its text. An XHTML page is a proxy's, unreadable. */
-    if (!iw_text_looks_html(resp->body, resp->body_len) && xml_document_not_a_page(resp)) {
+    /* To an instance that asks for XML, a well-formed XML document other than <string> is
+     * Midnight's refusal, as an object is in JSON (ASP.NET's <Error><Message>...</Message>
+     * </Error>): refused with its text. An XHTML page is a proxy's, unreadable; so is XML
+     * to an instance that asks for JSON (a gateway's: the update is unconfirmed). */
+    if (is_xml_format(tc) && !iw_text_looks_html(resp->body, resp->body_len) &&
+        xml_document_not_a_page(resp)) {
         error_text(resp, reason, sizeof(reason));
         iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "unexpected-reply", "%s", "");
         set_message(tc, resp->status, out, "reply is XML but not a string", reason);
