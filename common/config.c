@@ -1155,7 +1155,7 @@ static void finish(loader *ld, iw_config *cfg)
                 snprintf(buf, sizeof(buf), "worker");
             h = buf;
             id_from = "worker.id";
-            id_note = "the host name, ";
+            id_note = "not set, and the host name, its default, ";
         }
         cfg->worker_id = strdup(h);
         if (!id_note[0])
@@ -1163,8 +1163,9 @@ static void finish(loader *ld, iw_config *cfg)
     }
     const char *why = iw_text_name_problem(cfg->worker_id);
     if (why)
-        add_error(ld, id_from, "%s (%sprinted in results and logs)", why,
-                  id_note[0] ? id_note : "it is ");
+        add_error(ld, id_from, "%s (%sprinted in results and logs%s)", why,
+                  id_note[0] ? id_note : "it is ",
+                  id_note[0] ? ": set worker.id or IW_WORKER_ID" : "");
     static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
     bool ok = false;
     for (size_t i = 0; levels[i] && !ok; i++)
