@@ -70,7 +70,8 @@ static const char REPLAY_USAGE[] =
     "\n"
     "Draws a progress bar when stderr is a terminal, else prints a count line.\n"
     "Exit status: 0 every chosen letter re-sent (or listed), 1 a read or delivery failure,\n"
-    "2 usage or config error.\n";
+    "2 usage or config error. Letters too old to send are counted in the summary's\n"
+    "\"skipped\" line and do not change the exit status.\n";
 
 /* What chooses a dead letter; unset filters are NULL / 0. */
 typedef struct filters {
@@ -391,15 +392,18 @@ typedef struct letter_ref {
 /* How many letters not sent are named one by one; the summary counts them all. */
 #define NAMED_MAX 20
 
-/* Names a letter whose copy was not sent (the first NAMED_MAX of them). */
+/* Names a letter whose copy was not sent, or not acknowledged (sure false: it may have been
+ * delivered all the same), the first NAMED_MAX of them. */
 static void name_unsent(replayer *r, int32_t partition, int64_t offset, const char *event_id,
-                        const char *why)
+                        bool sure, const char *why)
 {
     if (++r->unsent_named > NAMED_MAX)
         return;
     erase_bar(r);
-    fprintf(stderr, "replay: dead letter %" PRId32 ":%" PRId64 " (event %s) not sent to %s: %s\n",
-            partition, offset, *event_id ? event_id : "-", r->input_topic, why);
+    fprintf(stderr, "replay: dead letter %" PRId32 ":%" PRId64 " (event %s) %s %s: %s\n", partition,
+            offset, *event_id ? event_id : "-",
+            sure ? "not sent to" : "not acknowledged (it may have been delivered) by",
+            r->input_topic, why);
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -409,7 +413,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     if (m->err) {
         r->failed++;
         if (ref)
-            name_unsent(r, ref->partition, ref->offset, ref->event_id, rd_kafka_err2str(m->err));
+            name_unsent(r, ref->partition, ref->offset, ref->event_id,
+                        m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+                            m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE,
+                        rd_kafka_err2str(m->err));
         else
             kafka_error(r, "not delivered", rd_kafka_err2str(m->err));
     } else {
@@ -640,7 +647,7 @@ static int resend(replayer *r, const rd_kafka_message_t *m, rd_kafka_headers_t *
             return 0; /* the producer owns h now, and on_delivery frees ref */
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_headers_destroy(h);
-            name_unsent(r, m->partition, m->offset, event_id, rd_kafka_err2str(err));
+            name_unsent(r, m->partition, m->offset, event_id, true, rd_kafka_err2str(err));
             free(ref);
             return -1;
         }
@@ -659,25 +666,27 @@ static void too_old(replayer *r, const rd_kafka_message_t *m, int64_t ts, const 
                     const char *kind, const char *event_id)
 {
     r->too_old++;
-    char when[40] = "no timestamp";
-    if (ts >= 0)
-        iw_text_utc_ms(when, ts);
+    char when[48] = "has no timestamp";
+    if (ts >= 0) {
+        memcpy(when, "was written ", 12);
+        iw_text_utc_ms(when + 12, ts);
+    }
+    const char *age = ts >= 0 ? ", over 90% of redis.ledger_ttl_s ago" : "";
     if (r->dry_run) {
         erase_bar(r);
-        printf("%" PRId32 ":%-10" PRId64 " %-18s %-13s %-28.*s not sent: written %s, over 90%% "
-               "of redis.ledger_ttl_s ago\n",
-               m->partition, m->offset, *target ? target : "-", *kind ? kind : "-",
-               *event_id ? iw_text_utf8_prec(event_id, 159) : 1, *event_id ? event_id : "-", when);
+        printf("%" PRId32 ":%-10" PRId64 " %-18s %-13s %-28.*s not sent: %s%s\n", m->partition,
+               m->offset, *target ? target : "-", *kind ? kind : "-",
+               *event_id ? iw_text_utf8_prec(event_id, 159) : 1, *event_id ? event_id : "-", when,
+               age);
         return;
     }
-    if (r->too_old > 20)
+    if (r->too_old > NAMED_MAX)
         return; /* the summary counts them all */
     erase_bar(r);
     fprintf(stderr,
-            "replay: dead letter %" PRId32 ":%" PRId64 " (event %.*s, target %s) was written %s,"
-            " over 90%% of redis.ledger_ttl_s ago; not sent\n",
+            "replay: dead letter %" PRId32 ":%" PRId64 " (event %.*s, target %s) %s%s; not sent\n",
             m->partition, m->offset, *event_id ? iw_text_utf8_prec(event_id, 159) : 1,
-            *event_id ? event_id : "-", *target ? target : "-", when);
+            *event_id ? event_id : "-", *target ? target : "-", when, age);
 }
 
 /* Decides about a dead letter of target and kind with event_id (whole, "" when it has none)

@@ -93,6 +93,22 @@ static int count_lines(const char *text, const char *needle)
     return n;
 }
 
+/* Whether some line of text holds both a and b. */
+static bool line_has(const char *text, const char *a, const char *b)
+{
+    for (const char *p = text; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        char line[1024];
+        snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) - 1 ? len : sizeof(line) - 1),
+                 p);
+        if (strstr(line, a) && strstr(line, b))
+            return true;
+        p += len + (nl ? 1 : 0);
+    }
+    return false;
+}
+
 /* The invoicexpress id iw_make_event derives for invoice id. */
 static char *ix_id(const char *invoice_id)
 {
@@ -614,26 +630,36 @@ Test(replay, a_letter_older_than_the_ledger_remembers_is_not_sent, .init = up, .
     char *v1 = iw_make_event("EOLD-v1", "acme", "OLD-1", 1, "centra_navision");
     produce_letter("acme/OLD-1", v1, "centra_navision", now - 8 * 86400000LL, "10");
     free(v1);
+    /* the limit is 90% of the TTL, 6.3 days: 6.5 days is too old, 6 days is not */
+    char *o65 = iw_make_event("EAGE-65", "acme", "AGE-65", 1, "centra_navision");
+    char *o60 = iw_make_event("EAGE-60", "acme", "AGE-60", 1, "centra_navision");
+    produce_letter("acme/AGE-65", o65, "centra_navision", now - 6 * 86400000LL - 43200000LL, "15");
+    produce_letter("acme/AGE-60", o60, "centra_navision", now - 6 * 86400000LL, "16");
+    free(o65);
+    free(o60);
     char *a = iw_make_event("ESHARED", "acme", "SH-1", 1, "centra_navision");
-    char *b = iw_make_event("ESHARED", "globex", "SH-2", 1, "centra_navision");
+    char *b = iw_make_event("ESHARED", "acme", "SH-2", 1, "centra_navision");
     produce_letter("acme/SH-1", a, "centra_navision", now - 3600000, "11");
-    produce_letter("globex/SH-2", b, "centra_navision", now - 3600000, "12");
+    produce_letter("acme/SH-2", b, "centra_navision", now - 3600000, "12");
     free(a);
     free(b);
 
     char *out = NULL;
     cr_assert_eq(cli(&out, "replay -c '%s' --dry-run", cfgpath), 0);
-    cr_assert(strstr(out, "would replay 2 of 3 dead letters"), "%s", out);
+    cr_assert(strstr(out, "would replay 3 of 5 dead letters"), "%s", out);
     cr_assert_eq(count_lines(out, "ESHARED"), 2, "both invoices' letters are listed: %s", out);
-    cr_assert(strstr(out, "EOLD-v1"), "%s", out);
-    cr_assert_eq(count_lines(out, "not sent: written "), 1, "%s", out);
-    cr_assert(strstr(out, "skipped 1 dead letter written before"), "%s", out);
+    cr_assert_eq(count_lines(out, "not sent: was written "), 2, "%s", out);
+    cr_assert(line_has(out, "EOLD-v1", "not sent: was written "), "%s", out);
+    cr_assert(line_has(out, "EAGE-65", "not sent: was written "), "%s", out);
+    cr_assert(line_has(out, "EAGE-60", "HTTP 503") && !line_has(out, "EAGE-60", "not sent"), "%s",
+              out);
+    cr_assert(strstr(out, "skipped 2 dead letters written before"), "%s", out);
     free(out);
 
     int64_t input_before = topic_end("invoice-events");
     cr_assert_eq(cli(&out, "replay -c '%s'", cfgpath), 0, "the old letter is not an error");
-    cr_assert(strstr(out, "replayed 2 of 3 dead letters"), "%s", out);
-    cr_assert(strstr(out, "skipped 1 dead letter written before"), "%s", out);
+    cr_assert(strstr(out, "replayed 3 of 5 dead letters"), "%s", out);
+    cr_assert(strstr(out, "skipped 2 dead letters written before"), "%s", out);
     cr_assert(strstr(out, "redis.ledger_ttl_s, 604800 s, ago"), "%s", out);
     free(out);
     char epath[600];
@@ -642,9 +668,9 @@ Test(replay, a_letter_older_than_the_ledger_remembers_is_not_sent, .init = up, .
     cr_assert(err && strstr(err, "(event EOLD-v1, target centra_navision) was written "), "%s",
               err ? err : "");
     free(err);
-    cr_assert_eq(topic_end("invoice-events"), input_before + 2, "two copies, not three");
+    cr_assert_eq(topic_end("invoice-events"), input_before + 3, "three copies, not five");
 
-    r = results(3);
+    r = results(4);
     size_t shared = 0;
     for (size_t i = 0; i < r.n; i++) {
         const char *id = iw_json_str(r.json[i], "event_id");
@@ -652,6 +678,7 @@ Test(replay, a_letter_older_than_the_ledger_remembers_is_not_sent, .init = up, .
         shared += id && st && strcmp(id, "ESHARED") == 0 && strcmp(st, "succeeded") == 0;
     }
     cr_assert_eq(shared, 2, "both invoices of the shared event_id succeeded");
+    cr_assert_eq(iw_results_count(&r, "centra_navision", "succeeded"), 4, "v2, both, AGE-60");
     iw_results_free(&r);
     /* the judge: what the target received. v1 of OLD-1 never arrived, and it holds v2 */
     cr_assert_eq(iw_sim_calls(&S, "EOLD-v1", "centra_navision"), 0, "v1 was never sent");
@@ -661,7 +688,7 @@ Test(replay, a_letter_older_than_the_ledger_remembers_is_not_sent, .init = up, .
     produce_letter("acme/P-1", "not json", "", now, "13");
     cr_assert_eq(
         cli(&out, "replay -c '%s' --dry-run --event-id kafka:invoice-events:0:13", cfgpath), 0);
-    cr_assert(strstr(out, "would replay 1 of 4 dead letters (event_id=kafka:invoice-events:0:13)"),
+    cr_assert(strstr(out, "would replay 1 of 6 dead letters (event_id=kafka:invoice-events:0:13)"),
               "%s", out);
     free(out);
     /* a copy Kafka refuses is named by its letter, not only counted */
