@@ -356,7 +356,7 @@ static int validate_line(const iw_line *ln, size_t i, const iw_target_conf *tc, 
 }
 
 /* Extra charges (shipping, handling) are sent as items: every update replaces all items (seed
- * lines 165, 263), so a charge left out would be deleted. */
+ * lines 5, 103), so a charge left out would be deleted. */
 static int validate_charge(const iw_extra_charge *c, size_t i, char *errbuf, size_t errlen)
 {
     if (!c->amount.set)
@@ -489,7 +489,7 @@ static const iw_map_fn ix_fns[] = {
  * client/observations is not sent: the seed (line 99) says it is added to the observations of
  * every invoice of the client, so customer.notes (internal notes such as "VIP") would be
  * printed on invoices. Extra charges (shipping, handling) are items too: every update replaces
- * all items (seed lines 165, 263), so a charge left out would be deleted; a charge is its name,
+ * all items (seed lines 5, 103), so a charge left out would be deleted; a charge is its name,
  * its amount as unit_price, quantity 1, the default unit and no tax (the model carries none
  * for charges). J() turns the JSON written below into a string literal. */
 #define J(...) #__VA_ARGS__

@@ -7,14 +7,14 @@
 
 #include "sim.h"
 
-/* InvoiceXpress units, from seed 004 alone: its sample uses "unit" (line 192) and its errors
- * refuse "kg" and an empty unit (line 299); it lists no other unit. So by default every other
+/* InvoiceXpress units, from seed 004 alone: its sample uses "unit" (line 33) and its errors
+ * refuse "kg" and an empty unit (line 139); it lists no other unit. So by default every other
  * unit is accepted (a real account may have more), and a config that names its
  * "accepted_units" acts out a stricter account. */
 static const char *const seed_refused_units[] = {"kg", ""};
 
 /* English short names accepted as InvoiceXpress countries, as in the seed's sample
- * ("Germany", line 180) and its refusal ("Country Germani was not found", line 299): the
+ * ("Germany", line 20) and its refusal ("Country Germani was not found", line 139): the
  * names of ISO 3166-1, kept apart from the adapter's own table. A config may replace it
  * ("countries"). */
 static const char *const default_countries[] = {"Albania",
