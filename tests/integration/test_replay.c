@@ -76,8 +76,8 @@ static int cli(char **out, const char *fmt, ...)
     return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* Lines of text containing needle. */
-static int count_lines(const char *text, const char *needle)
+/* Lines of text containing both a and b ("" for any). */
+static int lines_with(const char *text, const char *a, const char *b)
 {
     int n = 0;
     for (const char *p = text; p && *p;) {
@@ -86,27 +86,33 @@ static int count_lines(const char *text, const char *needle)
         char line[1024];
         snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) - 1 ? len : sizeof(line) - 1),
                  p);
-        if (strstr(line, needle))
+        if (strstr(line, a) && strstr(line, b))
             n++;
         p += len + (nl ? 1 : 0);
     }
     return n;
 }
 
+/* Lines of text containing needle. */
+static int count_lines(const char *text, const char *needle)
+{
+    return lines_with(text, needle, "");
+}
+
 /* Whether some line of text holds both a and b. */
 static bool line_has(const char *text, const char *a, const char *b)
 {
-    for (const char *p = text; p && *p;) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        char line[1024];
-        snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) - 1 ? len : sizeof(line) - 1),
-                 p);
-        if (strstr(line, a) && strstr(line, b))
-            return true;
-        p += len + (nl ? 1 : 0);
-    }
-    return false;
+    return lines_with(text, a, b) > 0;
+}
+
+/* What the last cli() printed on stderr (the caller frees it). */
+static char *cli_err(void)
+{
+    char epath[600];
+    snprintf(epath, sizeof(epath), "%s/cli.err", S.dir);
+    char *err = iw_read_file(epath, NULL);
+    cr_assert_not_null(err);
+    return err;
 }
 
 /* The invoicexpress id iw_make_event derives for invoice id. */
@@ -212,11 +218,8 @@ Test(replay, dry_run_then_replay_redrives_only_the_failed_target, .init = up, .f
     cr_assert_eq(cli(&out, "replay -c '%s' --dry-run --target invoicexpres", cfgpath), 0);
     cr_assert(strstr(out, "would replay 0 of 6 dead letters (target=invoicexpres)"), "%s", out);
     free(out);
-    char epath[600];
-    snprintf(epath, sizeof(epath), "%s/cli.err", S.dir);
-    char *err = iw_read_file(epath, NULL);
-    cr_assert(err && strstr(err, "the config has no target instance named \"invoicexpres\""), "%s",
-              err ? err : "");
+    char *err = cli_err();
+    cr_assert(strstr(err, "the config has no target instance named \"invoicexpres\""), "%s", err);
     free(err);
 
     cr_assert_eq(cli(&out, "replay -c '%s' --target invoicexpress", cfgpath), 0);
@@ -546,10 +549,8 @@ Test(replay, a_letter_without_its_value_or_key_is_not_sent, .init = up, .fini = 
     cr_assert_eq(cli(&out, "replay -c '%s'", cfgpath), 1, "a letter was not sent: exit 1");
     cr_assert(strstr(out, "replayed 1 of 3 dead letters"), "%s", out);
     free(out);
-    char epath[512], want[160];
-    snprintf(epath, sizeof(epath), "%s/cli.err", S.dir);
-    char *err = iw_read_file(epath, NULL);
-    cr_assert_not_null(err);
+    char want[160];
+    char *err = cli_err();
     snprintf(want, sizeof(want),
              "(x-iw-value-omitted: 150000 bytes, too large for Kafka); the "
              "event is at invoice-events ");
@@ -662,11 +663,8 @@ Test(replay, a_letter_older_than_the_ledger_remembers_is_not_sent, .init = up, .
     cr_assert(strstr(out, "skipped 2 dead letters written before"), "%s", out);
     cr_assert(strstr(out, "redis.ledger_ttl_s, 604800 s, ago"), "%s", out);
     free(out);
-    char epath[600];
-    snprintf(epath, sizeof(epath), "%s/cli.err", S.dir);
-    char *err = iw_read_file(epath, NULL);
-    cr_assert(err && strstr(err, "(event EOLD-v1, target centra_navision) was written "), "%s",
-              err ? err : "");
+    char *err = cli_err();
+    cr_assert(strstr(err, "(event EOLD-v1, target centra_navision) was written "), "%s", err);
     free(err);
     cr_assert_eq(topic_end("invoice-events"), input_before + 3, "three copies, not five");
 
@@ -710,9 +708,8 @@ Test(replay, a_letter_older_than_the_ledger_remembers_is_not_sent, .init = up, .
     cr_assert_not_null(scfg);
     cr_assert_eq(cli(&out, "replay -c '%s' --event-id EBIG", scfg), 1, "a copy was not sent");
     free(out);
-    err = iw_read_file(epath, NULL);
-    cr_assert(err && strstr(err, "(event EBIG) not sent to invoice-events: "), "%s",
-              err ? err : "");
+    err = cli_err();
+    cr_assert(strstr(err, "(event EBIG) not sent to invoice-events: "), "%s", err);
     cr_assert(strstr(err, "1 of 1 chosen dead letters were not delivered"), "%s", err);
     free(err);
 }
