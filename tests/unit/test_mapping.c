@@ -846,6 +846,14 @@ Test(mapping_file, a_success_path_at_a_large_id_is_found_and_its_reference_left_
     o = classify_with(&tc, 201, "{\"id\": 9007199254740991}", NULL);
     cr_assert_eq(o.kind, IW_OUTCOME_OK, "%s", o.message);
     cr_assert_str_eq(o.target_ref, "9007199254740991");
+    /* beyond int64_t: read without converting it (undefined behaviour, which UBSan stops on) */
+    for (size_t i = 0; i < 3; i++) {
+        static const char *const huge[] = {"{\"id\": 1e300}", "{\"id\": -1e300}",
+                                           "{\"id\": 9.3e18}"};
+        o = classify_with(&tc, 201, huge[i], NULL);
+        cr_assert_eq(o.kind, IW_OUTCOME_OK, "%s: %s", huge[i], o.message);
+        cr_assert_str_eq(o.target_ref, "", "%s", huge[i]);
+    }
     iw_target_conf_clear(&tc);
     unlink(file);
 }

@@ -867,7 +867,8 @@ static xmatch xpath_text(xmlDocPtr doc, const char *expr, char *buf, size_t len)
 static bool number_text(double v, char *buf, size_t len)
 {
     buf[0] = '\0';
-    if (v == (double)(int64_t)v && v > -9007199254740992.0 && v < 9007199254740992.0) {
+    /* the range first: converting a double outside int64_t (1e300, NaN) is undefined */
+    if (v > -9007199254740992.0 && v < 9007199254740992.0 && v == (double)(int64_t)v) {
         snprintf(buf, len, "%lld", (long long)v);
         return true;
     }
