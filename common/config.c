@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -205,9 +206,25 @@ static char *read_secret_file(loader *ld, const char *path, const char *file)
         snprintf(full, sizeof(full), "%s/%s", ld->base_dir, file);
     else
         snprintf(full, sizeof(full), "%s", file);
-    FILE *f = fopen(full, "rb");
+    /* opened without blocking, then kept only when a regular file (a Kubernetes Secret's file
+     * is a symlink to one): a FIFO with a writer that never writes would hang the start */
+    int fd = open(full, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        add_error(ld, path, "cannot read secret file %s: %s", full, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        add_error(ld, path, "secret file %s is not a regular file", full);
+        close(fd);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "rb");
     if (!f) {
         add_error(ld, path, "cannot read secret file %s: %s", full, strerror(errno));
+        close(fd);
         return NULL;
     }
     char buf[8192];

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -102,6 +103,45 @@ Test(config, env_references_and_defaults)
         for (size_t k = 0; k < e.count && k < 64; k++)
             cr_assert_null(strstr(e.items[k].message, "s3cr3t"), "%s", e.items[k].message);
     }
+}
+
+/* A secret file must be a regular file, or a symlink to one (a Kubernetes Secret's): a FIFO with
+ * no writer is refused at once, where opening it to read would wait for a writer for ever. */
+Test(config, a_secret_file_that_is_not_a_regular_file_is_refused_without_waiting, .timeout = 60)
+{
+    char dir[] = "/tmp/iw-cfg-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char fifo[256], real[256], link[256], json[512];
+    snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    snprintf(json, sizeof(json),
+             "{\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"url\": \"https://a.example\","
+             " \"api_key_file\": \"%s\"}}}",
+             fifo);
+    iw_config_errors e;
+    iw_config *c = iw_config_parse(json, NULL, &e);
+    cr_assert_null(c, "a FIFO was read as a secret file");
+    cr_assert(has_error(&e, "targets.ix.api_key_file", "is not a regular file"));
+    /* a symlink to a regular file, as Kubernetes mounts a Secret, is read */
+    snprintf(real, sizeof(real), "%s/real", dir);
+    snprintf(link, sizeof(link), "%s/link", dir);
+    FILE *f = fopen(real, "w");
+    fputs("k3y-from-a-link\n", f);
+    fclose(f);
+    cr_assert_eq(symlink(real, link), 0);
+    snprintf(json, sizeof(json),
+             "{\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"url\": \"https://a.example\","
+             " \"api_key_file\": \"%s\"}}}",
+             link);
+    c = iw_config_parse(json, NULL, &e);
+    dump(&e);
+    cr_assert_not_null(c);
+    cr_assert_str_eq(iw_ix_conf_of(iw_config_target(c, "ix"))->api_key, "k3y-from-a-link");
+    iw_config_free(c);
+    unlink(fifo);
+    unlink(link);
+    unlink(real);
+    rmdir(dir);
 }
 
 Test(config, secret_files)
