@@ -665,6 +665,27 @@ Test(mapping_file, headers_that_frame_the_message_or_the_worker_sets_and_get_are
     cr_assert_null(strstr(e, "mapping.headers.Content-Type:"), "the first one is fine:\n%s", e);
 }
 
+/* The url template's own text is refused as a config url would be: a CR/LF would break every
+ * request line (render printed an injected header line), and a fragment is never sent (every
+ * invoice would go to the same URL). */
+Test(mapping_file, a_url_template_with_a_line_break_a_fragment_or_a_space_is_refused)
+{
+    static const char *const urls[][2] = {
+        {"{url}\\r\\nX-Injected: yes", "mapping.url: holds a control character"},
+        {"{url}/invoices#{invoice.id}", "mapping.url: holds a #fragment, which is never sent"},
+        {"{url}/a b", "mapping.url: holds a space"},
+    };
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        char json[512], e[4096];
+        snprintf(json, sizeof(json),
+                 "{\"method\":\"PUT\",\"url\":\"%s\",\"body\":{\"dialect\":\"json\","
+                 "\"root\":{\"children\":[]}},\"reply\":{\"format\":\"none\"}}",
+                 urls[i][0]);
+        file_errs(json, e, sizeof(e));
+        cr_assert(strstr(e, urls[i][1]), "%s:\n%s", urls[i][0], e);
+    }
+}
+
 /* Renders ev through a mapping file holding json, at an instance url; returns the render's code
  * with the request in req (cleared by the caller) or the reason in err. */
 static int render_mapping(const char *json, const char *url, const iw_event *ev, iw_request *req,

@@ -492,7 +492,21 @@ int iw_generic_parse(const char *json, size_t len, iw_generic **out, iw_map_erro
         snprintf(g->method, sizeof(g->method), "%s", method);
     free(method);
     char *url = get_str(&p, root, "mapping", "url");
-    parse_url(&p, url ? url : "{url}", "mapping.url");
+    /* the template's own text is checked as a config url is: a control character would break
+     * the request line at every event, and a fragment is never sent (every invoice would go to
+     * the same URL); what the fields put in is escaped when it is rendered */
+    const char *bad = NULL;
+    for (const unsigned char *c = (const unsigned char *)url; url && *c && !bad; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            bad = "a control character (CR, LF, ...)";
+        else if (*c == '#')
+            bad = "a #fragment, which is never sent";
+        else if (*c == ' ')
+            bad = "a space";
+    if (bad)
+        iw_map_error(errs, "mapping.url", "holds %s", bad);
+    else
+        parse_url(&p, url ? url : "{url}", "mapping.url");
     free(url);
     parse_headers(&p, cJSON_GetObjectItemCaseSensitive(root, "headers"), "mapping.headers");
     const cJSON *body = cJSON_GetObjectItemCaseSensitive(root, "body");
