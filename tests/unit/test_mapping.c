@@ -686,6 +686,37 @@ Test(mapping_file, a_url_template_with_a_line_break_a_fragment_or_a_space_is_ref
     }
 }
 
+/* A constant no event can make writable is refused at load, by path, instead of refusing every
+ * event at render: a C0 control or U+FFFE in an XML body's value, attribute, join or default, a
+ * value format decimal cannot take, a date pattern longer than the date it can write (it was cut,
+ * the year dropped). A value from ${ENV} is known only once expanded and is left to the render. */
+Test(mapping_file, constants_no_event_can_write_are_refused_at_load)
+{
+    char e[4096];
+    file_errs(
+        "{\"method\":\"POST\",\"url\":\"{url}\",\"body\":{\"dialect\":\"xml\","
+        "\"root\":{\"name\":\"r\",\"children\":["
+        "{\"name\":\"a\",\"value\":\"x\\u0001y\"},"
+        "{\"name\":\"b\",\"value\":\"1\",\"attributes\":{\"t\":\"\\ufffe\"}},"
+        "{\"name\":\"c\",\"value\":\"N/A\",\"format\":\"decimal\"},"
+        "{\"name\":\"d\",\"path\":\"invoice.due_date\",\"format\":\"date\",\"pattern\":"
+        "\"Zahlbar bis zum DD. des Monats MM im Jahr YYYY (bitte Rechnungsnummer angeben) / due "
+        "DD/MM/YYYY\"},"
+        "{\"name\":\"e\",\"path\":[\"invoice.number\",\"invoice.id\"],\"join\":\"\\u0002\"},"
+        "{\"name\":\"f\",\"value\":\"${IW_TEST_DISCOUNT}\",\"format\":\"decimal\"}]}},"
+        "\"reply\":{\"format\":\"none\"}}",
+        e, sizeof(e));
+    const char *want[] = {
+        "mapping.body.root.children[0].value: text holds a control character XML 1.0 cannot carry",
+        "mapping.body.root.children[1].attributes.t: text holds U+FFFE or U+FFFF",
+        "mapping.body.root.children[2].value: not a decimal number, which format decimal needs",
+        "mapping.body.root.children[3].pattern: at most 90 bytes",
+        "mapping.body.root.children[4].join: text holds a control character",
+    };
+    errors_hold(e, want, sizeof(want) / sizeof(want[0]));
+    cr_assert_null(strstr(e, "children[5]"), "a ${ENV} value is left to the render:\n%s", e);
+}
+
 /* Renders ev through a mapping file holding json, at an instance url; returns the render's code
  * with the request in req (cleared by the caller) or the reason in err. */
 static int render_mapping(const char *json, const char *url, const iw_event *ev, iw_request *req,

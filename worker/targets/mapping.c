@@ -332,6 +332,28 @@ static void read_condition(parser *p, const cJSON *v, const char *path, unsigned
         read_paths(p, c, sub, open, n->cond_src, sizeof(n->cond_src) / sizeof(n->cond_src[0]));
 }
 
+/* The longest date pattern: format_date writes as many bytes as the pattern has (YYYY, MM and
+ * DD are as long as what replaces them) into write_leaf's buffer, less its margin. */
+#define PATTERN_MAX (IW_DECIMAL_BUFLEN * 2 - 6)
+
+/* A constant of an XML body (a value, default, join, pattern or attribute) that the XML writer
+ * would refuse at every event (a C0 control, U+FFFE, U+FFFF) is refused by path at load. */
+static void check_xml_constant(parser *p, const char *path, const char *text)
+{
+    if (p->dialect != IW_MAP_XML || !text)
+        return;
+    iw_wbuf b = IW_WBUF_INIT;
+    iw_xw x;
+    iw_xw_begin(&x, &b, false);
+    iw_xw_start(&x, NULL, "c", NULL);
+    iw_xw_attr(&x, "a", text);
+    iw_xw_chars(&x, text);
+    iw_xw_end(&x);
+    if (iw_xw_finish(&x) == IW_EINVAL && b.why)
+        iw_map_error(p->errs, path, "%s", b.why);
+    iw_wbuf_free(&b);
+}
+
 static void read_attributes(parser *p, const cJSON *v, const char *path, iw_map_node *n)
 {
     if (p->dialect != IW_MAP_XML || !cJSON_IsObject(v)) {
@@ -346,6 +368,7 @@ static void read_attributes(parser *p, const cJSON *v, const char *path, iw_map_
             iw_map_error(p->errs, sub, "expected a text value for a valid attribute name");
             continue;
         }
+        check_xml_constant(p, sub, c->valuestring);
         n->attrs[n->n_attrs].name = strdup(c->string);
         n->attrs[n->n_attrs++].value = strdup(c->valuestring);
     }
@@ -415,8 +438,12 @@ static void read_format(parser *p, const cJSON *obj, const char *path, iw_map_no
     snprintf(sub, sizeof(sub), "%s.pattern", path);
     if (v && (n->format != IW_FMT_DATE || !cJSON_IsString(v) || !strstr(v->valuestring, "YYYY")))
         iw_map_error(p->errs, sub, "a date pattern holding YYYY (and MM, DD), with format date");
-    else if (v)
+    else if (v && strlen(v->valuestring) > PATTERN_MAX)
+        iw_map_error(p->errs, sub, "at most %d bytes (the date it writes is as long)", PATTERN_MAX);
+    else if (v) {
+        check_xml_constant(p, sub, v->valuestring);
         n->pattern = strdup(v->valuestring);
+    }
     v = cJSON_GetObjectItemCaseSensitive(obj, "scale");
     snprintf(sub, sizeof(sub), "%s.scale", path);
     n->scale = -1;
@@ -496,24 +523,30 @@ static void read_node(parser *p, const cJSON *obj, const char *path, int depth, 
         snprintf(sub, sizeof(sub), "%s.value", path);
         if (!cJSON_IsString(v))
             iw_map_error(p->errs, sub, "expected a text");
-        else
+        else {
+            check_xml_constant(p, sub, v->valuestring);
             n->value = strdup(v->valuestring);
+        }
     }
     v = cJSON_GetObjectItemCaseSensitive(obj, "default");
     if (v) {
         snprintf(sub, sizeof(sub), "%s.default", path);
         if (!cJSON_IsString(v))
             iw_map_error(p->errs, sub, "expected a text");
-        else
+        else {
+            check_xml_constant(p, sub, v->valuestring);
             n->dflt = strdup(v->valuestring);
+        }
     }
     v = cJSON_GetObjectItemCaseSensitive(obj, "join");
     if (v) {
         snprintf(sub, sizeof(sub), "%s.join", path);
         if (!cJSON_IsString(v) || p->dialect != IW_MAP_XML)
             iw_map_error(p->errs, sub, "expected a text (XML bodies only)");
-        else
+        else {
+            check_xml_constant(p, sub, v->valuestring);
             n->join = strdup(v->valuestring);
+        }
     }
     v = cJSON_GetObjectItemCaseSensitive(obj, "compute");
     if (v) {
@@ -529,6 +562,18 @@ static void read_node(parser *p, const cJSON *obj, const char *path, int depth, 
         iw_map_error(p->errs, sub, "a row takes \"path\" or \"value\", not both");
     }
     read_format(p, obj, path, n);
+    /* a constant the format cannot take would refuse every event (one from ${ENV} is known only
+     * once expanded, and its text is never quoted: it may be a secret) */
+    iw_decimal dv;
+    for (int k = 0; k < 2; k++) {
+        const char *c = k ? n->dflt : n->value;
+        if (c && !strstr(c, "${") && (n->format == IW_FMT_DECIMAL || n->format == IW_FMT_INTEGER) &&
+            iw_decimal_parse(c, &dv) != 0) {
+            snprintf(sub, sizeof(sub), "%s.%s", path, k ? "default" : "value");
+            iw_map_error(p->errs, sub, "not a decimal number, which format %s needs",
+                         FORMATS[n->format]);
+        }
+    }
     v = cJSON_GetObjectItemCaseSensitive(obj, "absent");
     if (v) {
         static const char *const ABSENT[] = {"omit", "empty", "null"};
