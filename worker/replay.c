@@ -471,20 +471,27 @@ static char *header_whole(rd_kafka_headers_t *h, const char *name)
     return buf;
 }
 
-/* The input message a letter's event first came from, "<topic>:<partition>:<offset>" in buf
- * ("" when unknown): the origin a replayed copy carried into its own letter, else the letter's
- * source. */
-static void letter_origin(rd_kafka_headers_t *h, char *buf, size_t len)
+/* The message the letter's source headers name, "<topic>:<partition>:<offset>", or "". */
+static void letter_source(rd_kafka_headers_t *h, char *buf, size_t len)
 {
-    header_text(h, ORIGIN_HEADER, buf, len);
-    if (*buf)
-        return;
     char topic[260], part[16], off[32];
     header_text(h, "x-iw-source-topic", topic, sizeof(topic));
     header_text(h, "x-iw-source-partition", part, sizeof(part));
     header_text(h, "x-iw-source-offset", off, sizeof(off));
     if (*topic && *part && *off)
         snprintf(buf, len, "%s:%s:%s", topic, part, off);
+    else
+        *buf = '\0';
+}
+
+/* The input message a letter's event first came from, "<topic>:<partition>:<offset>" in buf
+ * ("" when unknown): the origin a replayed copy carried into its own letter, else the letter's
+ * source. */
+static void letter_origin(rd_kafka_headers_t *h, char *buf, size_t len)
+{
+    header_text(h, ORIGIN_HEADER, buf, len);
+    if (!*buf)
+        letter_source(h, buf, len);
 }
 
 /* What tells one dead letter's (event, target) from another's, for skipping repeats: its
@@ -558,12 +565,9 @@ static bool names_letter(const char *id, const char *event_id, rd_kafka_headers_
         return true;
     if (strncmp(id, "kafka:", 6) != 0)
         return false;
-    char at[320], topic[260], part[16], off[32];
-    header_text(h, "x-iw-source-topic", topic, sizeof(topic));
-    header_text(h, "x-iw-source-partition", part, sizeof(part));
-    header_text(h, "x-iw-source-offset", off, sizeof(off));
-    snprintf(at, sizeof(at), "%s:%s:%s", topic, part, off);
-    if (*topic && *part && *off && strcmp(at, id + 6) == 0)
+    char at[320];
+    letter_source(h, at, sizeof(at));
+    if (*at && strcmp(at, id + 6) == 0)
         return true;
     letter_origin(h, at, sizeof(at));
     return *at && strcmp(at, id + 6) == 0;
