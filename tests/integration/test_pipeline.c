@@ -768,7 +768,7 @@ Test(pipeline, the_longest_ids_are_whole_in_the_result, .init = up, .fini = down
     memset(target, 'z', 600);
     target[600] = '\0';
     char *ev1 = iw_make_event(eid, "acme", "INV-LONGID", 1, "centra_soap");
-    /* the event helper keeps target lists short: the long name goes in by hand */
+    /* the long name goes in by hand, replacing a short one */
     char *short_one = iw_make_event("LONG-TARGET-1", "acme", "INV-LONGT", 1, "LONGNAME");
     char *at = strstr(short_one, "\"LONGNAME\"");
     cr_assert_not_null(at, "%s", short_one);

@@ -688,11 +688,16 @@ char *iw_make_event(const char *event_id, const char *tenant, const char *invoic
     cJSON_ReplaceItemInObject(e, "version", cJSON_CreateNumber((double)version));
     if (targets_csv) {
         cJSON *arr = cJSON_CreateArray();
-        char tmp[256];
-        snprintf(tmp, sizeof(tmp), "%s", targets_csv);
+        char *tmp = strdup(targets_csv); /* any length: 64 names do not fit a small buffer */
+        if (!tmp) {
+            cJSON_Delete(arr);
+            cJSON_Delete(e);
+            return NULL;
+        }
         char *save = NULL;
         for (char *t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save))
             cJSON_AddItemToArray(arr, cJSON_CreateString(t));
+        free(tmp);
         cJSON_ReplaceItemInObject(e, "targets", arr);
     } else {
         cJSON_DeleteItemFromObject(e, "targets");
