@@ -112,6 +112,34 @@ static int set_prefetch(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, 
     return 0;
 }
 
+/* The bytes the result producer may hold. Results are small and their jobs stay open until they
+ * are delivered, so the pipeline's room bounds them; a dead letter copies its event's value,
+ * once for each target it failed at, up to 64 unknown targets of one event: 64 copies of a 950 KB
+ * event are 60 MB, and librdkafka's own bound (1 GiB in 2.0) held sixteen such events with the
+ * brokers away. So the queue holds max_pending_bytes (64 MiB at the default), and at least
+ * PRODUCER_QUEUE_MESSAGES messages of the producer's message.max.bytes; a full queue makes the
+ * pipeline wait for deliveries (pipeline.c, produce). A queue the config sets that cannot hold one
+ * message of message.max.bytes is refused: that message would wait for ever. */
+#define PRODUCER_QUEUE_MESSAGES 4
+static int set_producer_bytes(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, size_t errlen)
+{
+    int64_t msg_max = iw_kafkaconf_int(c, "message.max.bytes", 1000000);
+    int64_t kb = cfg->max_pending_bytes / 1024,
+            least = PRODUCER_QUEUE_MESSAGES * msg_max / 1024 + 1;
+    if (set_default_for(c, cfg, "producer", "queue.buffering.max.kbytes", kb > least ? kb : least,
+                        "worker.max_pending_bytes: producer", errbuf, errlen))
+        return IW_EINVAL;
+    if (iw_kafkaconf_int(c, "queue.buffering.max.kbytes", least) * 1024 < msg_max) {
+        snprintf(
+            errbuf, errlen,
+            "kafka.properties: the producer's queue.buffering.max.kbytes must hold one message "
+            "of message.max.bytes (%lld bytes)",
+            (long long)msg_max);
+        return IW_EINVAL;
+    }
+    return 0;
+}
+
 /* The result producer's batching. With librdkafka 2.0 (Debian's) and linger.ms at 5, its broker
  * threads poll with no wait while results trickle in (a slow target: calls finishing a few at a
  * time): `perf stat -e syscalls:sys_enter_poll --per-thread` counted 100,000 to 340,000 polls per
@@ -138,8 +166,10 @@ static int set_batching(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, 
     if (set_default_for(c, cfg, "producer", "linger.ms", IW_RESULT_LINGER_MS, "producer", errbuf,
                         errlen))
         return IW_EINVAL;
-    return set_default_for(c, cfg, "producer", "queue.buffering.max.messages", 1000000, "producer",
-                           errbuf, errlen);
+    if (set_default_for(c, cfg, "producer", "queue.buffering.max.messages", 1000000, "producer",
+                        errbuf, errlen))
+        return IW_EINVAL;
+    return set_producer_bytes(c, cfg, errbuf, errlen);
 }
 
 int iw_kafkaconf_apply(rd_kafka_conf_t *c, const iw_config *cfg, const char *role, char *errbuf,

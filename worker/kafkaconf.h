@@ -17,8 +17,9 @@
  * c: plain keys apply to both clients, "consumer.X" / "producer.X" set X on one. The consumer
  * also gets a prefetch sized from worker.max_pending_bytes and worker.max_in_flight
  * (queued.max.messages.kbytes, queued.min.messages, fetch.max.bytes), the producer its batching
- * (linger.ms IW_RESULT_LINGER_MS, queue.buffering.max.messages 1,000,000), unless the
- * properties set those keys. Returns 0, or
+ * (linger.ms IW_RESULT_LINGER_MS, queue.buffering.max.messages 1,000,000, and
+ * queue.buffering.max.kbytes from worker.max_pending_bytes), unless the properties set those
+ * keys; a producer queue too small for one message of message.max.bytes is refused. Returns 0, or
  * IW_EINVAL with errbuf "kafka.properties.KEY: librdkafka's reason" (never the value). */
 int iw_kafkaconf_apply(rd_kafka_conf_t *c, const iw_config *cfg, const char *role, char *errbuf,
                        size_t errlen);

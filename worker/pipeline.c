@@ -212,6 +212,9 @@ struct iw_pipeline {
     bool stopping;
     bool unclosed; /* the consumer did not close within CLOSE_BOUND_MS: destroyed without it */
     bool fatal;
+    volatile sig_atomic_t *stop; /* the signal flag run watches; ends a wait for the producer */
+    int64_t queue_full_log_ms;   /* when produce last said it waits for a full queue */
+    size_t unqueued;             /* results and dead letters a stop left unqueued */
     bool ever_assigned;
     bool more_msgs;        /* the last poll stopped at POLL_BATCH */
     int64_t full_since_ms; /* when a poll first stopped for want of room; 0 with room */
@@ -558,7 +561,14 @@ static const iw_wbuf *result_json(iw_pipeline *p, const job *j)
     return iw_jw_finish(&w) == 0 ? b : NULL;
 }
 
-/* Produces one message; on a full local queue it serves delivery reports and tries again.
+/* A full producer queue (queue.buffering.max.kbytes, kafkaconf.c) is said at most this often
+ * while produce waits for it. */
+#define QUEUE_FULL_LOG_MS 10000
+
+/* Produces one message. On a full local queue it serves delivery reports and tries again for as
+ * long as the brokers take to make room (message.timeout.ms is infinite), saying so every
+ * QUEUE_FULL_LOG_MS, until a stop signal, which ends the wait with RD_KAFKA_RESP_ERR__QUEUE_FULL:
+ * the message is not produced, and its event replays after the restart (produce_failed).
  * Returns librdkafka's error (0 when queued). A message too large for the producer's
  * message.max.bytes is left for the caller to shorten; any other error is logged here. */
 static rd_kafka_resp_err_t produce(iw_pipeline *p, const char *topic, const char *key,
@@ -580,6 +590,21 @@ static rd_kafka_resp_err_t produce(iw_pipeline *p, const char *topic, const char
                 rd_kafka_headers_destroy(hdrs);
             return err;
         }
+        if (p->stop && *p->stop) {
+            p->unqueued++;
+            if (hdrs)
+                rd_kafka_headers_destroy(hdrs);
+            return err;
+        }
+        if (mono_ms() - p->queue_full_log_ms >= QUEUE_FULL_LOG_MS) {
+            p->queue_full_log_ms = mono_ms();
+            char n[IW_TEXT_I64_LEN];
+            iw_text_i64(n, rd_kafka_outq_len(p->producer));
+            iw_log(IW_LOG_WARN,
+                   "the producer's queue is full: waiting for the brokers to take results and "
+                   "dead letters",
+                   "topic", topic, "queued", n, NULL);
+        }
         rd_kafka_poll(p->producer, 50);
     }
 }
@@ -599,12 +624,14 @@ static void delivery_done(iw_pipeline *p, job *j)
     job_terminal(p, j, IW_JEV_DELIVERED);
 }
 
-/* A result or dead letter of m could not be produced: stop, and never store m's offset (its
- * event has no result; it replays after the restart). */
-static void produce_failed(iw_pipeline *p, msg *m)
+/* A result or dead letter of m could not be produced (e, librdkafka's error): never store m's
+ * offset (its event has no result; it replays after the restart), and stop, unless a stop left it
+ * waiting for a full queue (produce). */
+static void produce_failed(iw_pipeline *p, msg *m, rd_kafka_resp_err_t e)
 {
     m->we.dropped = true;
-    p->fatal = true;
+    if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        p->fatal = true;
 }
 
 /* What a result or dead letter leaves out when the message would be larger than Kafka takes
@@ -703,22 +730,25 @@ static rd_kafka_resp_err_t produce_letter(iw_pipeline *p, job *j, unsigned omit)
 }
 
 /* Produces j's result (or dead letter) leaving out omit, and more while Kafka finds it too
- * large; counts the delivery to wait for. False (logged) when it could not be produced. */
-static bool produce_fitting(iw_pipeline *p, job *j, bool letter, unsigned omit)
+ * large; counts the delivery to wait for. 0, or the error (logged, unless a stop ended a wait
+ * for a full queue) when it could not be produced. */
+static rd_kafka_resp_err_t produce_fitting(iw_pipeline *p, job *j, bool letter, unsigned omit)
 {
     for (;;) {
         rd_kafka_resp_err_t e = letter ? produce_letter(p, j, omit) : produce_result(p, j, omit);
         if (!e) {
             j->deliveries++;
-            return true;
+            return 0;
         }
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            return e;
         unsigned more = omit_more(letter, omit, j->m);
         if (!size_refused(e) || more == omit) {
             log_sizes(IW_LOG_ERROR,
                       letter ? "cannot produce the dead letter; stopping"
                              : "cannot produce the result; stopping",
                       j->m, "error", e ? rd_kafka_err2str(e) : "out of memory");
-            return false;
+            return e;
         }
         omit = more;
         log_sizes(IW_LOG_WARN,
@@ -768,9 +798,11 @@ static void redo_refused(iw_pipeline *p)
                    "the broker keeps refusing as too large; stopping (is the topic's "
                    "max.message.bytes below kafka.properties producer.batch.size?)",
                    "topic", letter ? p->cfg->dlq_topic : p->cfg->result_topic, NULL);
-            produce_failed(p, m);
-        } else if (!produce_fitting(p, j, letter, omit)) {
-            produce_failed(p, m);
+            produce_failed(p, m, RD_KAFKA_RESP_ERR__FAIL);
+        } else {
+            rd_kafka_resp_err_t e = produce_fitting(p, j, letter, omit);
+            if (e)
+                produce_failed(p, m, e);
         }
         delivery_done(p, j); /* the refused message's */
     }
@@ -782,12 +814,12 @@ static void publish(iw_pipeline *p, job *j)
     msg *m = j->m;
     job_to(p, j, IW_JEV_RESULT);
     j->deliveries = 1; /* a guard: a delivery report served while producing cannot end the job */
-    bool ok = produce_fitting(p, j, false, 0);
+    rd_kafka_resp_err_t e = produce_fitting(p, j, false, 0);
     /* without its result the event replays after the restart: its letter would be a copy */
-    if (ok && (j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED))
-        ok = produce_fitting(p, j, true, 0);
-    if (!ok)
-        produce_failed(p, m);
+    if (!e && (j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED))
+        e = produce_fitting(p, j, true, 0);
+    if (e)
+        produce_failed(p, m, e);
     iw_log_level lvl =
         j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED ? IW_LOG_WARN : IW_LOG_INFO;
     if (iw_log_enabled(lvl)) {
@@ -2556,6 +2588,7 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, volatile sig_atomic_t *stop, 
     if (!p)
         return NULL;
     p->cfg = cfg;
+    p->stop = stop;
     p->wake[0] = p->wake[1] = -1;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -2926,6 +2959,14 @@ int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
                "outcomes not recorded: Redis did not answer in time; their events replay, and "
                "their fences hold until the lease runs out",
                "jobs", n, NULL);
+    }
+    if (p->unqueued) {
+        char n[IW_TEXT_I64_LEN];
+        iw_text_i64(n, (int64_t)p->unqueued);
+        iw_log(IW_LOG_WARN,
+               "stopped while the producer's queue was full: results and dead letters not "
+               "queued; their events replay after the restart",
+               "messages", n, NULL);
     }
     int64_t left = deadline - mono_ms();
     rd_kafka_flush(p->producer, (int)(left > 5000 ? left : 5000));

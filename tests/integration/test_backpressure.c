@@ -5,9 +5,11 @@
  * a rebalance included. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include <cjson/cJSON.h>
 
@@ -51,8 +53,9 @@ static long peak_rss_kib(pid_t pid)
     return kib;
 }
 
-/* Produces n invoicexpress events <prefix>-<i> whose note_internal holds big bytes. */
-static void produce_large(const char *prefix, int n, size_t big)
+/* Produces n events <prefix>-<i> to targets (a list, as iw_make_event takes) whose
+ * note_internal holds big bytes, keyed by invoice or (keyed false) with no key. */
+static void produce_large_to(const char *prefix, int n, size_t big, const char *targets, bool keyed)
 {
     char *pad = malloc(big + 1);
     char **keys = calloc((size_t)n, sizeof(char *)), **vals = calloc((size_t)n, sizeof(char *));
@@ -63,14 +66,14 @@ static void produce_large(const char *prefix, int n, size_t big)
         char id[32], inv[32];
         snprintf(id, sizeof(id), "%s-%03d", prefix, i);
         snprintf(inv, sizeof(inv), "INV-%s-%03d", prefix, i);
-        char *ev = iw_make_event(id, "acme", inv, 1, "invoicexpress");
+        char *ev = iw_make_event(id, "acme", inv, 1, targets);
         cJSON *doc = cJSON_Parse(ev);
         free(ev);
         cr_assert_not_null(doc);
         cJSON *invoice = cJSON_GetObjectItem(doc, "invoice");
         cJSON_DeleteItemFromObject(invoice, "note_internal");
         cJSON_AddStringToObject(invoice, "note_internal", pad);
-        keys[i] = strdup(inv);
+        keys[i] = keyed ? strdup(inv) : NULL;
         vals[i] = cJSON_PrintUnformatted(doc);
         cJSON_Delete(doc);
     }
@@ -84,6 +87,12 @@ static void produce_large(const char *prefix, int n, size_t big)
     }
     free(keys);
     free(vals);
+}
+
+/* Produces n invoicexpress events <prefix>-<i> whose note_internal holds big bytes. */
+static void produce_large(const char *prefix, int n, size_t big)
+{
+    produce_large_to(prefix, n, big, "invoicexpress", true);
 }
 
 /* Issue 11, item 6: 823 pending 900 KB events took the worker to 1.53 GB before; events were
@@ -358,4 +367,132 @@ Test(backpressure, partitions_resumed_after_the_bytes_bound_fetch_again_at_once,
     cr_assert_eq(iw_proc_stop(&W, 30000), 0, "worker exits 0 on SIGTERM");
     cr_assert_eq(iw_kafka_group_lag(S.brokers, "invoice-worker", "invoice-events"), 0,
                  "committed offsets reach the end of every partition");
+}
+
+/* ---- dead letters through a full producer queue ---- */
+
+static void kafka_cmd(const char *cmd)
+{
+    char reply[256] = "";
+    cr_assert_eq(iw_stack_kafka_cmd(&S, cmd, reply, sizeof(reply)), 0, "%s: %s", cmd, reply);
+}
+
+/* Distinct (event, target) pairs of the dead-letter topic (replays may write one twice). */
+static size_t distinct_letters(size_t want, int timeout_ms)
+{
+    size_t distinct = 0;
+    for (long long t0 = iw_now_ms(); distinct < want && iw_now_ms() - t0 < timeout_ms;) {
+        iw_kmsg *m = NULL;
+        /* all of it, until idle: a letter written twice counts once */
+        size_t n = iw_kafka_read_all(S.brokers, "invoice-events-dlq", 0, 20000, 3000, &m);
+        char **seen = calloc(n + 1, sizeof(char *));
+        cr_assert_not_null(seen);
+        distinct = 0;
+        for (size_t i = 0; i < n; i++) {
+            char *target = iw_kmsg_header(&m[i], "x-iw-target");
+            cJSON *ev = cJSON_Parse(m[i].value);
+            const char *eid = iw_json_str(ev, "event_id");
+            char *pair = malloc(256);
+            cr_assert_not_null(pair);
+            snprintf(pair, 256, "%s/%s", eid ? eid : "?", target ? target : "?");
+            size_t k = 0;
+            while (k < distinct && strcmp(seen[k], pair) != 0)
+                k++;
+            if (k == distinct)
+                seen[distinct++] = pair;
+            else
+                free(pair);
+            cJSON_Delete(ev);
+            free(target);
+        }
+        for (size_t k = 0; k < distinct; k++)
+            free(seen[k]);
+        free(seen);
+        iw_kmsgs_free(m, n);
+    }
+    return distinct;
+}
+
+/* Review 61: an event may name 64 targets no config has, and each gets a dead letter holding a
+ * copy of the event's value. librdkafka's own bound on the producer's queue (1 GiB) held every
+ * copy until the brokers took it: 64 copies of each event worker.max_pending_bytes let in, and
+ * with the brokers away, for ever. The queue now holds about max_pending_bytes, and the
+ * pipeline waits for room; a stop must still end that wait, and nothing may be lost: events
+ * whose letters were not queued replay after the restart. Judged by the worker's peak RSS, read
+ * from /proc, and by the dead-letter topic. The events have no key, so their letters spread over
+ * the partitions (the local Kafka keeps 5 MB of each). */
+Test(backpressure, dead_letters_wait_for_room_in_the_producer_queue_and_a_stop_ends_the_wait,
+     .init = up, .fini = down, .timeout = 400)
+{
+    enum { N = 4, BIG = 64 * 1024, TARGETS = 64, BOUND = 1024 * 1024 };
+    S.http_port = iw_free_port();
+    char worker[128];
+    snprintf(worker, sizeof(worker), "{\"max_pending_bytes\": %d, \"shutdown_grace_s\": 3}", BOUND);
+    const iw_stack_overlay extra = {
+        /* a queue of max_pending_bytes, 1 MiB: four letters of message.max.bytes fit in it */
+        .root = "{\"kafka\": {\"properties\": {\"producer.message.max.bytes\": 200000}}}",
+        .worker = worker,
+    };
+    const char *cfg = iw_stack_config_with(&S, "w.json", &extra);
+    cr_assert_not_null(cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    produce_large("WU", 1, 1000); /* the worker has joined once its result is there */
+    iw_results r = iw_results_read(&S, "invoice-results", 1, 60000);
+    cr_assert_eq(r.n, 1, "the first event's result");
+    iw_results_free(&r);
+    long before = peak_rss_kib(W.pid);
+
+    char targets[TARGETS * 8] = "";
+    for (int i = 0; i < TARGETS; i++)
+        snprintf(targets + strlen(targets), sizeof(targets) - strlen(targets), "%sgone%02d",
+                 i ? "," : "", i);
+    kafka_cmd("rtt -1 2000"); /* every copy is made before the brokers answer the first */
+    produce_large_to("DL", N, BIG, targets, false);
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", S.http_port);
+    double consumed = 0;
+    for (long long t0 = iw_now_ms(); consumed < 1 + N && iw_now_ms() - t0 < 60000;) {
+        iw_sleep_ms(500);
+        long st = 0;
+        char *text = iw_http("GET", url, NULL, &st);
+        if (text && st == 200)
+            consumed = metric(text, "iw_events_consumed_total");
+        free(text);
+    }
+    cr_assert_eq(consumed, 1 + N, "the worker took every event (%.0f)", consumed);
+    iw_sleep_ms(1000);
+    kafka_cmd("broker down -1");
+    iw_sleep_ms(2000); /* the worker waits for room with the brokers away */
+    long after = peak_rss_kib(W.pid);
+    cr_log_info("peak RSS %ld KiB, %ld KiB before %d events of %d KiB, dead-lettered to %d "
+                "targets each",
+                after, before, N, BIG / 1024, TARGETS);
+    /* every copy at once would be N x 64 x 64 KiB = 16 MiB more */
+    cr_assert(before > 0 && after - before < 8 * 1024,
+              "the producer's queue is bounded: peak RSS grew %ld KiB", after - before);
+
+    long long t0 = iw_now_ms();
+    iw_proc_signal(&W, SIGTERM);
+    int status = iw_proc_wait(&W, 60000);
+    cr_assert(status != -1, "SIGTERM ends the wait for room in the producer's queue");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a clean stop (status %d)", status);
+    cr_log_info("stopped in %lld ms with the brokers away", iw_now_ms() - t0);
+
+    kafka_cmd("broker up -1");
+    kafka_cmd("rtt -1 0");
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker2.log"), 0);
+    size_t got = distinct_letters(N * TARGETS, 180000);
+    cr_assert_eq(got, (size_t)N * TARGETS, "every event's letter for every target: %zu of %d", got,
+                 N * TARGETS);
+    r = iw_results_read(&S, "invoice-results", 1 + N * TARGETS, 60000);
+    for (long long t1 = iw_now_ms();
+         iw_results_distinct(&r) < 1 + (size_t)N * TARGETS && iw_now_ms() - t1 < 60000;) {
+        iw_results_free(&r);
+        r = iw_results_read(&S, "invoice-results", 0, 5000);
+    }
+    cr_assert_eq(iw_results_distinct(&r), 1 + (size_t)N * TARGETS, "every result: %zu",
+                 iw_results_distinct(&r));
+    cr_assert_eq(iw_results_count(&r, NULL, "rejected") + 1, r.n,
+                 "the unknown targets' results are rejected");
+    iw_results_free(&r);
 }

@@ -145,3 +145,52 @@ Test(kafkaconf, the_gapless_guarantee_is_refused)
     rd_kafka_conf_destroy(c);
     iw_config_free(cfg);
 }
+
+/* The producer's queue bytes: librdkafka's own bound (1 GiB) held 64 dead-letter copies of each
+ * of sixteen 950 KB events while the brokers were away (review 61). */
+static void expect_producer_queue(const char *members, long long kbytes)
+{
+    iw_config *cfg;
+    rd_kafka_conf_t *c = conf_for("producer", members, &cfg);
+    cr_expect_eq(get(c, "queue.buffering.max.kbytes"), kbytes, "%s", members);
+    rd_kafka_conf_destroy(c);
+    iw_config_free(cfg);
+}
+
+Test(kafkaconf, the_producer_queue_follows_max_pending_bytes_and_holds_a_message)
+{
+    expect_producer_queue("", 65536);
+    expect_producer_queue("\"worker\": {\"max_pending_bytes\": 268435456}", 262144);
+    /* at least four messages of message.max.bytes, for a small bound or a large message */
+    expect_producer_queue("\"worker\": {\"max_pending_bytes\": 1048576}", 3907);
+    expect_producer_queue("\"kafka\": {\"properties\": {\"producer.message.max.bytes\": "
+                          "100000000}}",
+                          390626);
+    /* what the config sets wins while it holds one message */
+    expect_producer_queue("\"kafka\": {\"properties\": {\"queue.buffering.max.kbytes\": 2048}}",
+                          2048);
+    static const char *const small[] = {
+        "\"kafka\": {\"properties\": {\"producer.queue.buffering.max.kbytes\": 900}}",
+        "\"kafka\": {\"properties\": {\"queue.buffering.max.kbytes\": 2048, "
+        "\"message.max.bytes\": 3000000}}",
+    };
+    for (size_t i = 0; i < sizeof(small) / sizeof(small[0]); i++) {
+        char json[512];
+        snprintf(json, sizeof(json), "{%s, \"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
+                 small[i]);
+        iw_config_errors e;
+        memset(&e, 0, sizeof(e));
+        iw_config *cfg = iw_config_parse(json, NULL, &e);
+        cr_assert_not_null(cfg);
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        char err[256] = "";
+        cr_expect_eq(iw_kafkaconf_apply(c, cfg, "producer", err, sizeof(err)), IW_EINVAL, "%s",
+                     small[i]);
+        cr_expect(strstr(err, "must hold one message of message.max.bytes"), "%s", err);
+        rd_kafka_conf_destroy(c);
+        err[0] = '\0';
+        cr_expect_eq(iw_kafkaconf_check(cfg, err, sizeof(err)), IW_EINVAL, "%s", small[i]);
+        cr_expect(strstr(err, "queue.buffering.max.kbytes"), "%s", err);
+        iw_config_free(cfg);
+    }
+}
