@@ -111,33 +111,39 @@ Test(kafkaconf, the_producer_lets_batches_fill_unless_the_config_says)
                     1000000);
 }
 
+/* A config with these members that the producer's conf refuses, for run (the message has
+ * apply_says) and for check-config (check_says). */
+static void expect_producer_refuses(const char *members, const char *apply_says,
+                                    const char *check_says)
+{
+    char json[512];
+    snprintf(json, sizeof(json), "{%s, \"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
+             members);
+    iw_config_errors e;
+    memset(&e, 0, sizeof(e));
+    iw_config *cfg = iw_config_parse(json, NULL, &e);
+    cr_assert_not_null(cfg);
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    char err[256] = "";
+    cr_expect_eq(iw_kafkaconf_apply(c, cfg, "producer", err, sizeof(err)), IW_EINVAL, "%s",
+                 members);
+    cr_expect(strstr(err, apply_says), "%s", err);
+    rd_kafka_conf_destroy(c);
+    err[0] = '\0';
+    cr_expect_eq(iw_kafkaconf_check(cfg, err, sizeof(err)), IW_EINVAL, "%s", members);
+    cr_expect(strstr(err, check_says), "%s", err);
+    iw_config_free(cfg);
+}
+
 /* The gapless guarantee makes any message the broker refuses fatal to the producer, and the
  * worker would stop on the same event after each restart: refused, for run and check-config. */
 Test(kafkaconf, the_gapless_guarantee_is_refused)
 {
-    static const char *const members[] = {
-        "\"kafka\": {\"properties\": {\"enable.gapless.guarantee\": \"true\"}}",
+    expect_producer_refuses("\"kafka\": {\"properties\": {\"enable.gapless.guarantee\": \"true\"}}",
+                            "enable.gapless.guarantee: not supported", "gapless");
+    expect_producer_refuses(
         "\"kafka\": {\"properties\": {\"producer.enable.gapless.guarantee\": \"true\"}}",
-    };
-    for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
-        char json[512];
-        snprintf(json, sizeof(json), "{%s, \"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
-                 members[i]);
-        iw_config_errors e;
-        memset(&e, 0, sizeof(e));
-        iw_config *cfg = iw_config_parse(json, NULL, &e);
-        cr_assert_not_null(cfg);
-        rd_kafka_conf_t *c = rd_kafka_conf_new();
-        char err[256] = "";
-        cr_expect_eq(iw_kafkaconf_apply(c, cfg, "producer", err, sizeof(err)), IW_EINVAL, "%s",
-                     members[i]);
-        cr_expect(strstr(err, "enable.gapless.guarantee: not supported"), "%s", err);
-        rd_kafka_conf_destroy(c);
-        err[0] = '\0';
-        cr_expect_eq(iw_kafkaconf_check(cfg, err, sizeof(err)), IW_EINVAL, "%s", members[i]);
-        cr_expect(strstr(err, "gapless"), "%s", err);
-        iw_config_free(cfg);
-    }
+        "enable.gapless.guarantee: not supported", "gapless");
     /* false is the default, and allowed */
     iw_config *cfg;
     rd_kafka_conf_t *c = conf_for(
@@ -169,28 +175,11 @@ Test(kafkaconf, the_producer_queue_follows_max_pending_bytes_and_holds_a_message
     /* what the config sets wins while it holds one message */
     expect_producer_queue("\"kafka\": {\"properties\": {\"queue.buffering.max.kbytes\": 2048}}",
                           2048);
-    static const char *const small[] = {
-        "\"kafka\": {\"properties\": {\"producer.queue.buffering.max.kbytes\": 900}}",
-        "\"kafka\": {\"properties\": {\"queue.buffering.max.kbytes\": 2048, "
-        "\"message.max.bytes\": 3000000}}",
-    };
-    for (size_t i = 0; i < sizeof(small) / sizeof(small[0]); i++) {
-        char json[512];
-        snprintf(json, sizeof(json), "{%s, \"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
-                 small[i]);
-        iw_config_errors e;
-        memset(&e, 0, sizeof(e));
-        iw_config *cfg = iw_config_parse(json, NULL, &e);
-        cr_assert_not_null(cfg);
-        rd_kafka_conf_t *c = rd_kafka_conf_new();
-        char err[256] = "";
-        cr_expect_eq(iw_kafkaconf_apply(c, cfg, "producer", err, sizeof(err)), IW_EINVAL, "%s",
-                     small[i]);
-        cr_expect(strstr(err, "must hold one message of message.max.bytes"), "%s", err);
-        rd_kafka_conf_destroy(c);
-        err[0] = '\0';
-        cr_expect_eq(iw_kafkaconf_check(cfg, err, sizeof(err)), IW_EINVAL, "%s", small[i]);
-        cr_expect(strstr(err, "queue.buffering.max.kbytes"), "%s", err);
-        iw_config_free(cfg);
-    }
+    static const char *const refused = "must hold one message of message.max.bytes";
+    expect_producer_refuses(
+        "\"kafka\": {\"properties\": {\"producer.queue.buffering.max.kbytes\": 900}}", refused,
+        refused);
+    expect_producer_refuses("\"kafka\": {\"properties\": {\"queue.buffering.max.kbytes\": 2048, "
+                            "\"message.max.bytes\": 3000000}}",
+                            refused, refused);
 }
