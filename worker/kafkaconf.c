@@ -117,9 +117,10 @@ static int set_prefetch(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, 
  * once for each target it failed at, up to 64 unknown targets of one event: 64 copies of a 950 KB
  * event are 60 MB, and librdkafka's own bound (1 GiB in 2.0) held sixteen such events with the
  * brokers away. So the queue holds max_pending_bytes (64 MiB at the default), and at least
- * PRODUCER_QUEUE_MESSAGES messages of the producer's message.max.bytes; a full queue makes the
- * pipeline wait for deliveries (pipeline.c, produce). A queue the config sets that cannot hold one
- * message of message.max.bytes is refused: that message would wait for ever. */
+ * PRODUCER_QUEUE_MESSAGES messages of the producer's message.max.bytes. librdkafka counts values
+ * only; the pipeline counts keys too, and results wait for room there (pipeline.c, publish). A
+ * queue the config sets that cannot hold one message of message.max.bytes is refused: that
+ * message would wait for ever. */
 #define PRODUCER_QUEUE_MESSAGES 4
 static int set_producer_bytes(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, size_t errlen)
 {

@@ -106,6 +106,7 @@ typedef struct job {
     int64_t first_attempt_ms, finished_ms;
     int64_t first_attempt_mono; /* monotonic ms of its first attempt, 0 before one */
     int deliveries;    /* produced messages not yet acknowledged */
+    bool unqueued;     /* its result or dead letter was never queued (a stop): not counted */
     int size_refusals; /* its messages the broker refused as too large (redo_refused) */
     struct job *qnext; /* link in the queue matching its state */
 } job;
@@ -197,6 +198,7 @@ struct iw_pipeline {
 
     jobq claim_q, busy_q, ready_q, complete_q, release_q;
     jobq settle_q;    /* COMPLETE or RELEASE jobs holding their fence until settle_until */
+    jobq publish_q;   /* RESULT jobs waiting for room in the producer's queue (publish) */
     size_t open_jobs; /* jobs not yet terminal */
 
     char owner[192];        /* lease owner token: worker id + process, unique per run */
@@ -213,8 +215,10 @@ struct iw_pipeline {
     bool unclosed; /* the consumer did not close within CLOSE_BOUND_MS: destroyed without it */
     bool fatal;
     volatile sig_atomic_t *stop; /* the signal flag run watches; ends a wait for the producer */
-    int64_t queue_full_log_ms;   /* when produce last said it waits for a full queue */
-    size_t unqueued;             /* results and dead letters a stop left unqueued */
+    int64_t queued_bytes;        /* keys and values produced and not yet reported delivered */
+    int64_t queue_bytes;         /* the bound on them: the producer's queue.buffering.max.kbytes */
+    int64_t queue_full_log_ms;   /* when the pipeline last said it waits for a full queue */
+    size_t unqueued;             /* jobs whose result or dead letter a stop left unqueued */
     bool ever_assigned;
     bool more_msgs;        /* the last poll stopped at POLL_BATCH */
     int64_t full_since_ms; /* when a poll first stopped for want of room; 0 with room */
@@ -561,14 +565,29 @@ static const iw_wbuf *result_json(iw_pipeline *p, const job *j)
     return iw_jw_finish(&w) == 0 ? b : NULL;
 }
 
-/* A full producer queue (queue.buffering.max.kbytes, kafkaconf.c) is said at most this often
- * while produce waits for it. */
+/* A full producer queue is said at most this often. */
 #define QUEUE_FULL_LOG_MS 10000
 
-/* Produces one message. On a full local queue it serves delivery reports and tries again for as
- * long as the brokers take to make room (message.timeout.ms is infinite), saying so every
- * QUEUE_FULL_LOG_MS, until a stop signal, which ends the wait with RD_KAFKA_RESP_ERR__QUEUE_FULL:
- * the message is not produced, and its event replays after the restart (produce_failed).
+static void queue_full_said(iw_pipeline *p)
+{
+    if (mono_ms() - p->queue_full_log_ms < QUEUE_FULL_LOG_MS)
+        return;
+    p->queue_full_log_ms = mono_ms();
+    char n[IW_TEXT_I64_LEN], b[IW_TEXT_I64_LEN], w[IW_TEXT_I64_LEN];
+    iw_text_i64(n, rd_kafka_outq_len(p->producer));
+    iw_text_i64(b, p->queued_bytes);
+    iw_text_i64(w, (int64_t)p->publish_q.n);
+    iw_log(IW_LOG_WARN,
+           "the producer's queue is full: results wait for the brokers to take what it holds, "
+           "and consumption pauses",
+           "queued", n, "queued_bytes", b, "results_waiting", w, NULL);
+}
+
+/* Produces one message, counting its key and value in queued_bytes until its delivery report.
+ * librdkafka's own bound (its values only) is not reached while publish keeps the pipeline's
+ * (keys too); should its message count be, this serves delivery reports and tries again until
+ * a stop signal, which ends the wait with RD_KAFKA_RESP_ERR__QUEUE_FULL: the message is not
+ * produced, and its event replays after the restart (produce_failed).
  * Returns librdkafka's error (0 when queued). A message too large for the producer's
  * message.max.bytes is left for the caller to shorten; any other error is logged here. */
 static rd_kafka_resp_err_t produce(iw_pipeline *p, const char *topic, const char *key,
@@ -580,8 +599,10 @@ static rd_kafka_resp_err_t produce(iw_pipeline *p, const char *topic, const char
             p->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
             RD_KAFKA_V_VALUE(value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_END);
-        if (!err)
+        if (!err) {
+            p->queued_bytes += (int64_t)(key_len + value_len);
             return 0; /* the producer owns hdrs now */
+        }
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             if (err != RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
                 iw_log(IW_LOG_ERROR, "cannot produce", "topic", topic, "error",
@@ -591,20 +612,11 @@ static rd_kafka_resp_err_t produce(iw_pipeline *p, const char *topic, const char
             return err;
         }
         if (p->stop && *p->stop) {
-            p->unqueued++;
             if (hdrs)
                 rd_kafka_headers_destroy(hdrs);
             return err;
         }
-        if (mono_ms() - p->queue_full_log_ms >= QUEUE_FULL_LOG_MS) {
-            p->queue_full_log_ms = mono_ms();
-            char n[IW_TEXT_I64_LEN];
-            iw_text_i64(n, rd_kafka_outq_len(p->producer));
-            iw_log(IW_LOG_WARN,
-                   "the producer's queue is full: waiting for the brokers to take results and "
-                   "dead letters",
-                   "topic", topic, "queued", n, NULL);
-        }
+        queue_full_said(p);
         rd_kafka_poll(p->producer, 50);
     }
 }
@@ -614,6 +626,10 @@ static void delivery_done(iw_pipeline *p, job *j)
 {
     if (--j->deliveries > 0)
         return;
+    if (j->unqueued) { /* never published: its event replays, and is counted then */
+        job_terminal(p, j, IW_JEV_DELIVERED);
+        return;
+    }
     p->stats.results[j->status]++;
     /* a name from an event that is no configured instance counts under one fixed label value,
      * so the series stay bounded ("" when the message named no target: poison) */
@@ -624,14 +640,18 @@ static void delivery_done(iw_pipeline *p, job *j)
     job_terminal(p, j, IW_JEV_DELIVERED);
 }
 
-/* A result or dead letter of m could not be produced (e, librdkafka's error): never store m's
- * offset (its event has no result; it replays after the restart), and stop, unless a stop left it
- * waiting for a full queue (produce). */
-static void produce_failed(iw_pipeline *p, msg *m, rd_kafka_resp_err_t e)
+/* A result or dead letter of j could not be produced (e, librdkafka's error): never store its
+ * message's offset (its event has no result; it replays after the restart), and stop, unless a
+ * stop left it waiting for room in the producer's queue (RD_KAFKA_RESP_ERR__QUEUE_FULL). */
+static void produce_failed(iw_pipeline *p, job *j, rd_kafka_resp_err_t e)
 {
-    m->we.dropped = true;
-    if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+    j->m->we.dropped = true;
+    if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         p->fatal = true;
+    } else if (!j->unqueued) {
+        j->unqueued = true;
+        p->unqueued++;
+    }
 }
 
 /* What a result or dead letter leaves out when the message would be larger than Kafka takes
@@ -798,28 +818,42 @@ static void redo_refused(iw_pipeline *p)
                    "the broker keeps refusing as too large; stopping (is the topic's "
                    "max.message.bytes below kafka.properties producer.batch.size?)",
                    "topic", letter ? p->cfg->dlq_topic : p->cfg->result_topic, NULL);
-            produce_failed(p, m, RD_KAFKA_RESP_ERR__FAIL);
+            produce_failed(p, j, RD_KAFKA_RESP_ERR__FAIL);
         } else {
             rd_kafka_resp_err_t e = produce_fitting(p, j, letter, omit);
             if (e)
-                produce_failed(p, m, e);
+                produce_failed(p, j, e);
         }
         delivery_done(p, j); /* the refused message's */
     }
     p->n_redo = 0;
 }
 
-static void publish(iw_pipeline *p, job *j)
+/* What a result takes in the producer's queue besides the event's key, at most: its JSON names
+ * the event, the target twice and the error, each bounded. */
+#define RESULT_ROOM_BYTES 4096
+
+/* Whether the producer's queue has room for j's messages: its result and, when it failed, its
+ * dead letter, which holds the event's key and value again. An empty queue has room for any. */
+static bool producer_room(const iw_pipeline *p, const job *j)
+{
+    if (p->queued_bytes <= 0)
+        return true;
+    int64_t need = (int64_t)j->m->key_len + RESULT_ROOM_BYTES;
+    if (j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED)
+        need += (int64_t)j->m->key_len + (int64_t)j->m->value_len;
+    return p->queued_bytes + need <= p->queue_bytes;
+}
+
+static void publish_now(iw_pipeline *p, job *j)
 {
     msg *m = j->m;
-    job_to(p, j, IW_JEV_RESULT);
-    j->deliveries = 1; /* a guard: a delivery report served while producing cannot end the job */
     rd_kafka_resp_err_t e = produce_fitting(p, j, false, 0);
     /* without its result the event replays after the restart: its letter would be a copy */
     if (!e && (j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED))
         e = produce_fitting(p, j, true, 0);
     if (e)
-        produce_failed(p, m, e);
+        produce_failed(p, j, e);
     iw_log_level lvl =
         j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED ? IW_LOG_WARN : IW_LOG_INFO;
     if (iw_log_enabled(lvl)) {
@@ -832,6 +866,41 @@ static void publish(iw_pipeline *p, job *j)
                j->error_msg[0] ? j->error_msg : NULL, NULL);
     }
     delivery_done(p, j);
+}
+
+/* Publishes j's result, and its dead letter when it failed, once the producer's queue has room
+ * for them: the queue holds at most queue_bytes of keys and values (kafkaconf.c), and a dead
+ * letter copies its event (an event naming 64 unknown targets has 64). Until then j waits in
+ * publish_q, in order, and the pipeline takes no more messages (has_room), so a slow or absent
+ * Kafka pauses consumption while the loop goes on serving calls, Redis and the probes. */
+static void publish(iw_pipeline *p, job *j)
+{
+    job_to(p, j, IW_JEV_RESULT);
+    j->deliveries = 1; /* a guard: a delivery report served while producing cannot end the job */
+    if (p->publish_q.n || !producer_room(p, j)) {
+        q_push(&p->publish_q, j);
+        queue_full_said(p);
+        return;
+    }
+    publish_now(p, j);
+}
+
+/* Publishes the jobs waiting for room, in order, while there is room. */
+static void publish_waiting(iw_pipeline *p)
+{
+    while (p->publish_q.head && producer_room(p, p->publish_q.head))
+        publish_now(p, q_pop(&p->publish_q));
+}
+
+/* At the end of a stop, the jobs still waiting for room are not published: their events replay
+ * after the restart. */
+static void abandon_unpublished(iw_pipeline *p)
+{
+    job *j;
+    while ((j = q_pop(&p->publish_q))) {
+        produce_failed(p, j, RD_KAFKA_RESP_ERR__QUEUE_FULL);
+        delivery_done(p, j);
+    }
 }
 
 /* ---- the ledger steps ----
@@ -1876,7 +1945,7 @@ static size_t busy_jobs(const iw_pipeline *p)
 static bool has_room(const iw_pipeline *p)
 {
     return busy_jobs(p) < 2 * (size_t)p->cfg->max_in_flight &&
-           p->pending_bytes < p->cfg->max_pending_bytes;
+           p->pending_bytes < p->cfg->max_pending_bytes && !p->publish_q.n;
 }
 
 /* librdkafka 2.0 stops fetching while its queue holds queued.max.messages.kbytes (or
@@ -2148,6 +2217,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *km, void *opaque)
 {
     iw_pipeline *p = opaque;
     job *j = km->_private;
+    p->queued_bytes -= (int64_t)(km->key_len + km->len);
     if (km->err) {
         /* The broker refused its batch as too large (its limit for the topic is below the
          * producer's): redo_refused sends it again, without a large key or value. */
@@ -2642,6 +2712,7 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, volatile sig_atomic_t *stop, 
         goto fail;
     }
     rd_kafka_conf_set_dr_msg_cb(pc, dr_cb);
+    p->queue_bytes = iw_kafkaconf_int(pc, "queue.buffering.max.kbytes", 1048576) * 1024;
     p->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
     if (!p->producer) { /* rd_kafka_new() frees conf only on success */
         rd_kafka_conf_destroy(pc);
@@ -2791,6 +2862,7 @@ static void loop_turn(iw_pipeline *p)
     shed_waiting(p);
     rd_kafka_poll(p->producer, 0);
     redo_refused(p);
+    publish_waiting(p);
     renew_leases(p);
     flow_control(p);
     sweep_orphans(p);
@@ -2931,7 +3003,7 @@ int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
      * targets gave are recorded and published if it comes back within the grace period */
     while (mono_ms() < deadline && !p->fatal &&
            (iw_dispatch_pending(p->dispatch) || p->complete_q.n || p->release_q.n || p->ready_q.n ||
-            p->settle_q.n || ledger_busy(p)))
+            p->settle_q.n || p->publish_q.n || ledger_busy(p)))
         loop_turn(p);
     iw_log_hold(0); /* what follows waits in librdkafka and hiredis: lines go out at once */
     if (iw_dispatch_pending(p->dispatch)) {
@@ -2960,13 +3032,14 @@ int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
                "their fences hold until the lease runs out",
                "jobs", n, NULL);
     }
+    abandon_unpublished(p);
     if (p->unqueued) {
         char n[IW_TEXT_I64_LEN];
         iw_text_i64(n, (int64_t)p->unqueued);
         iw_log(IW_LOG_WARN,
-               "stopped while the producer's queue was full: results and dead letters not "
-               "queued; their events replay after the restart",
-               "messages", n, NULL);
+               "stopped with the producer's queue full: results not published; their events "
+               "replay after the restart",
+               "results", n, NULL);
     }
     int64_t left = deadline - mono_ms();
     rd_kafka_flush(p->producer, (int)(left > 5000 ? left : 5000));
