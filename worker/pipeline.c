@@ -217,6 +217,8 @@ struct iw_pipeline {
     volatile sig_atomic_t *stop; /* the signal flag run watches; ends a wait for the producer */
     int64_t queued_bytes;        /* keys and values produced and not yet reported delivered */
     int64_t queue_bytes;         /* the bound on them: the producer's queue.buffering.max.kbytes */
+    int64_t queued_msgs;         /* and those messages */
+    int64_t queue_msgs;          /* the bound on them: queue.buffering.max.messages */
     int64_t queue_full_log_ms;   /* when the pipeline last said it waits for a full queue */
     size_t unqueued;             /* jobs whose result or dead letter a stop left unqueued */
     bool ever_assigned;
@@ -568,7 +570,7 @@ static const iw_wbuf *result_json(iw_pipeline *p, const job *j)
 /* A full producer queue is said at most this often. */
 #define QUEUE_FULL_LOG_MS 10000
 
-static void queue_full_said(iw_pipeline *p)
+static void queue_full_said(iw_pipeline *p, const char *text)
 {
     if (mono_ms() - p->queue_full_log_ms < QUEUE_FULL_LOG_MS)
         return;
@@ -577,17 +579,15 @@ static void queue_full_said(iw_pipeline *p)
     iw_text_i64(n, rd_kafka_outq_len(p->producer));
     iw_text_i64(b, p->queued_bytes);
     iw_text_i64(w, (int64_t)p->publish_q.n);
-    iw_log(IW_LOG_WARN,
-           "the producer's queue is full: results wait for the brokers to take what it holds, "
-           "and consumption pauses",
-           "queued", n, "queued_bytes", b, "results_waiting", w, NULL);
+    iw_log(IW_LOG_WARN, text, "queued", n, "queued_bytes", b, "results_waiting", w, NULL);
 }
 
-/* Produces one message, counting its key and value in queued_bytes until its delivery report.
- * librdkafka's own bound (its values only) is not reached while publish keeps the pipeline's
- * (keys too); should its message count be, this serves delivery reports and tries again until
- * a stop signal, which ends the wait with RD_KAFKA_RESP_ERR__QUEUE_FULL: the message is not
- * produced, and its event replays after the restart (produce_failed).
+/* Produces one message, counting it and its key and value in queued_msgs and queued_bytes until
+ * its delivery report. librdkafka's own bounds (on values only, and on messages) are not reached
+ * while publish keeps the pipeline's; were one reached, this serves delivery reports and tries
+ * again until a stop signal or a fatal error, which ends the wait with
+ * RD_KAFKA_RESP_ERR__QUEUE_FULL: the message is not produced, and its event replays after the
+ * restart (produce_failed).
  * Returns librdkafka's error (0 when queued). A message too large for the producer's
  * message.max.bytes is left for the caller to shorten; any other error is logged here. */
 static rd_kafka_resp_err_t produce(iw_pipeline *p, const char *topic, const char *key,
@@ -601,6 +601,7 @@ static rd_kafka_resp_err_t produce(iw_pipeline *p, const char *topic, const char
             RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_END);
         if (!err) {
             p->queued_bytes += (int64_t)(key_len + value_len);
+            p->queued_msgs++;
             return 0; /* the producer owns hdrs now */
         }
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -611,12 +612,13 @@ static rd_kafka_resp_err_t produce(iw_pipeline *p, const char *topic, const char
                 rd_kafka_headers_destroy(hdrs);
             return err;
         }
-        if (p->stop && *p->stop) {
+        if ((p->stop && *p->stop) || p->fatal) {
             if (hdrs)
                 rd_kafka_headers_destroy(hdrs);
             return err;
         }
-        queue_full_said(p);
+        queue_full_said(p, "librdkafka refused a message, its queue full: the loop waits for "
+                           "deliveries");
         rd_kafka_poll(p->producer, 50);
     }
 }
@@ -829,20 +831,34 @@ static void redo_refused(iw_pipeline *p)
     p->n_redo = 0;
 }
 
-/* What a result takes in the producer's queue besides the event's key, at most: its JSON names
- * the event, the target twice and the error, each bounded. */
-#define RESULT_ROOM_BYTES 4096
+/* A result's names, numbers and timestamps (result_json), at most. */
+#define RESULT_FIXED_BYTES 1024
 
-/* Whether the producer's queue has room for j's messages: its result and, when it failed, its
- * dead letter, which holds the event's key and value again. An empty queue has room for any. */
+/* At least the size of j's result (result_json): every text it quotes at six bytes a byte (a
+ * control character's \u escape; a byte that is not UTF-8 becomes three), the event id (at
+ * most 320 bytes) and the target twice (result_id too), and RESULT_FIXED_BYTES. */
+static int64_t result_bound(const iw_pipeline *p, const job *j)
+{
+    const iw_event *ev = j->m->ev;
+    size_t text = 2 * 320 + 2 * (j->target ? strlen(j->target) : 1) + sizeof(j->target_ref) +
+                  sizeof(j->error_msg) + sizeof(j->error_code) + strlen(p->cfg->worker_id) + 64;
+    if (ev)
+        text += strlen(ev->tenant) + strlen(ev->invoice.id);
+    return 6 * (int64_t)text + RESULT_FIXED_BYTES;
+}
+
+/* Whether the producer's queue has room for j's messages: its result (and the event's key) and,
+ * when it failed, its dead letter, which holds the event's key and value again. An empty queue
+ * has room for any. */
 static bool producer_room(const iw_pipeline *p, const job *j)
 {
-    if (p->queued_bytes <= 0)
+    if (p->queued_msgs <= 0)
         return true;
-    int64_t need = (int64_t)j->m->key_len + RESULT_ROOM_BYTES;
-    if (j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED)
+    bool letter = j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED;
+    int64_t need = (int64_t)j->m->key_len + result_bound(p, j);
+    if (letter)
         need += (int64_t)j->m->key_len + (int64_t)j->m->value_len;
-    return p->queued_bytes + need <= p->queue_bytes;
+    return p->queued_bytes + need <= p->queue_bytes && p->queued_msgs + 2 <= p->queue_msgs;
 }
 
 static void publish_now(iw_pipeline *p, job *j)
@@ -879,7 +895,8 @@ static void publish(iw_pipeline *p, job *j)
     j->deliveries = 1; /* a guard: a delivery report served while producing cannot end the job */
     if (p->publish_q.n || !producer_room(p, j)) {
         q_push(&p->publish_q, j);
-        queue_full_said(p);
+        queue_full_said(p, "the producer's queue is full: results wait for the brokers to take "
+                           "what it holds, and consumption pauses");
         return;
     }
     publish_now(p, j);
@@ -1620,7 +1637,9 @@ static void call_done(void *arg, const iw_call_result *res)
 #define SHED_EVERY_MS 100
 static void shed_waiting(iw_pipeline *p)
 {
-    bool starved = p->full_since_ms || (p->ready_q.n && !iw_dispatch_has_capacity(p->dispatch));
+    /* calls waiting behind open breakers take the room; results waiting for Kafka do not */
+    bool starved = (p->full_since_ms && !p->publish_q.n) ||
+                   (p->ready_q.n && !iw_dispatch_has_capacity(p->dispatch));
     if (!starved || p->stopping || p->fatal)
         return;
     int64_t now = mono_ms();
@@ -2064,8 +2083,8 @@ static void flow_control(iw_pipeline *p)
     int64_t maxb = p->cfg->max_pending_bytes; /* memory, not only counts, bounds the backlog */
     bool stuck = p->full_since_ms && mono_ms() - p->full_since_ms >= FULL_PAUSE_MS;
     bool block = !p->ledger_ok || p->stopping || stuck || p->pending_bytes >= maxb;
-    bool unblock =
-        p->ledger_ok && !p->stopping && busy_jobs(p) < cap && p->pending_bytes < maxb / 2;
+    bool unblock = p->ledger_ok && !p->stopping && busy_jobs(p) < cap &&
+                   p->pending_bytes < maxb / 2 && !p->publish_q.n;
     if (block)
         p->paused_all = true;
     else if (unblock && p->paused_all) {
@@ -2218,6 +2237,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *km, void *opaque)
     iw_pipeline *p = opaque;
     job *j = km->_private;
     p->queued_bytes -= (int64_t)(km->key_len + km->len);
+    p->queued_msgs--;
     if (km->err) {
         /* The broker refused its batch as too large (its limit for the topic is below the
          * producer's): redo_refused sends it again, without a large key or value. */
@@ -2713,6 +2733,7 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, volatile sig_atomic_t *stop, 
     }
     rd_kafka_conf_set_dr_msg_cb(pc, dr_cb);
     p->queue_bytes = iw_kafkaconf_int(pc, "queue.buffering.max.kbytes", 1048576) * 1024;
+    p->queue_msgs = iw_kafkaconf_int(pc, "queue.buffering.max.messages", 100000);
     p->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
     if (!p->producer) { /* rd_kafka_new() frees conf only on success */
         rd_kafka_conf_destroy(pc);
@@ -3037,8 +3058,10 @@ int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
         char n[IW_TEXT_I64_LEN];
         iw_text_i64(n, (int64_t)p->unqueued);
         iw_log(IW_LOG_WARN,
-               "stopped with the producer's queue full: results not published; their events "
-               "replay after the restart",
+               p->fatal ? "stopping on an error: results not published; their events replay "
+                          "after the restart"
+                        : "stopped with the producer's queue full: results not published; their "
+                          "events replay after the restart",
                "results", n, NULL);
     }
     int64_t left = deadline - mono_ms();

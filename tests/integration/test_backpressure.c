@@ -487,15 +487,20 @@ Test(backpressure, dead_letters_wait_for_room_in_the_producer_queue_and_a_stop_e
         stalled += !healthy(S.http_port);
     }
     long after = peak_rss_kib(W.pid);
+    double resumed = fetch_wakes(S.http_port, "resumed");
     cr_log_info("peak RSS %ld KiB, %ld KiB before %d events of %d KiB, dead-lettered to %d "
-                "targets each; /healthz failed %d of %d probes",
-                after, before, N, BIG / 1024, TARGETS, stalled, probes);
+                "targets each; /healthz failed %d of %d probes; consumption resumed %.0f times",
+                after, before, N, BIG / 1024, TARGETS, stalled, probes, resumed);
     /* every copy at once would be N x 64 x 64 KiB = 24 MiB more (in the plain build, where
      * scripts/test runs this suite: AddressSanitizer's quarantine keeps freed memory) */
     cr_assert(before > 0 && after - before < 8 * 1024,
               "the producer's queue is bounded: peak RSS grew %ld KiB", after - before);
     cr_assert_eq(stalled, 0, "the loop turns while results wait: /healthz failed %d of %d", stalled,
                  probes);
+    /* paused while results wait, resumed once they went (about once an event here); review 65:
+     * it resumed every second while they waited (36 times), fetching again what it dropped */
+    cr_assert(resumed >= 0 && resumed <= N + 2,
+              "consumption stays paused while results wait: resumed %.0f times", resumed);
 
     long long t0 = iw_now_ms();
     iw_proc_signal(&W, SIGTERM);
@@ -529,4 +534,112 @@ Test(backpressure, dead_letters_wait_for_room_in_the_producer_queue_and_a_stop_e
     cr_assert_eq(iw_results_count(&r, NULL, "rejected") + 1, r.n,
                  "the unknown targets' results are rejected");
     iw_results_free(&r);
+}
+
+/* An event of invoice-events with note_internal padded to pad bytes (no key). */
+static char *padded_event(const char *id, const char *inv, const char *targets, size_t pad)
+{
+    char *ev = iw_make_event(id, "acme", inv, 1, targets);
+    cJSON *doc = cJSON_Parse(ev);
+    free(ev);
+    cr_assert_not_null(doc);
+    cJSON *invoice = cJSON_GetObjectItem(doc, "invoice");
+    cJSON_DeleteItemFromObject(invoice, "note_internal");
+    char *p = malloc(pad + 1);
+    cr_assert_not_null(p);
+    memset(p, 'x', pad);
+    p[pad] = '\0';
+    cJSON_AddStringToObject(invoice, "note_internal", p);
+    free(p);
+    char *out = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    return out;
+}
+
+/* Review 65: the room a result needs was guessed at its key and 4 KiB, but a result quotes the
+ * target's name twice, and 1,020 '"' in a name are 2,040 bytes each time: a result of 4.6 KB.
+ * Sized so that eight (result, letter) pairs of one event pass the guess and overflow the
+ * queue, the last letter was refused by librdkafka, and the worker waited inside its produce
+ * call, the loop frozen (/healthz: "event loop stalled", 21 of 50 probes with the brokers
+ * away). The room is now an upper bound of the result, so the pair waits its turn outside. */
+Test(backpressure, a_result_larger_than_it_looks_waits_outside_the_loop, .init = up, .fini = down,
+     .timeout = 400)
+{
+    enum { BOUND = 1024 * 1024, NT = 16 };
+    S.http_port = iw_free_port();
+    char worker[128];
+    snprintf(worker, sizeof(worker), "{\"max_pending_bytes\": %d, \"shutdown_grace_s\": 3}", BOUND);
+    const iw_stack_overlay extra = {
+        .root = "{\"kafka\": {\"properties\": {\"producer.message.max.bytes\": 200000}}}",
+        .worker = worker,
+    };
+    const char *cfg = iw_stack_config_with(&S, "w.json", &extra);
+    cr_assert_not_null(cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    static char targets[NT * 1030], one[1030];
+    targets[0] = '\0';
+    for (int i = 0; i < NT; i++) { /* names of 1,024 bytes, nearly all '"' */
+        char name[1030];
+        memset(name, '"', 1020);
+        snprintf(name + 1020, 8, "a%03d", i);
+        if (i == 0)
+            strcpy(one, name);
+        strcat(targets, i ? "," : "");
+        strcat(targets, name);
+    }
+    /* the size R of one such result, as the worker writes it */
+    char *cal = padded_event("CAL-000", "INV-CAL-000", one, 100);
+    const char *vals[1] = {cal}, *keys[1] = {NULL};
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 1, NULL), 0);
+    free(cal);
+    iw_results r = iw_results_read(&S, "invoice-results", 1, 60000);
+    cr_assert_eq(r.n, 1);
+    long R = (long)r.msgs[0].len;
+    iw_results_free(&r);
+    /* a pair of S bytes (result and letter): 8 S just over the queue, 8 S - R + 4096 under it */
+    long Sz = (BOUND + (R - 4096) / 2) / 8 + 1;
+    char *base = padded_event("EXP-000", "INV-EXP-000", targets, 0);
+    long pad = Sz - R - (long)strlen(base);
+    free(base);
+    cr_log_info("a result of %ld bytes; pairs of %ld bytes, padding %ld", R, Sz, pad);
+    cr_assert_gt(pad, 0);
+    iw_sleep_ms(3000); /* the first letter acknowledged too */
+    kafka_cmd("rtt -1 3000");
+    char *ev = padded_event("EXP-000", "INV-EXP-000", targets, (size_t)pad);
+    vals[0] = ev;
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 1, NULL), 0);
+    free(ev);
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", S.http_port);
+    double consumed = 0;
+    for (long long t0 = iw_now_ms(); consumed < 2 && iw_now_ms() - t0 < 60000;) {
+        iw_sleep_ms(200);
+        long st = 0;
+        char *text = iw_http("GET", url, NULL, &st);
+        if (text && st == 200)
+            consumed = metric(text, "iw_events_consumed_total");
+        free(text);
+    }
+    cr_assert_geq(consumed, 2, "the worker took the event (%.0f)", consumed);
+    kafka_cmd("broker down -1");
+    int stalled = 0, probes = 0;
+    for (; probes < 50; probes++) {
+        iw_sleep_ms(500);
+        stalled += !healthy(S.http_port);
+    }
+    iw_proc_signal(&W, SIGTERM);
+    int status = iw_proc_wait(&W, 60000);
+    kafka_cmd("broker up -1");
+    kafka_cmd("rtt -1 0");
+    cr_assert_eq(stalled, 0, "the loop turned: /healthz failed %d of %d", stalled, probes);
+    cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "a clean stop (%d)",
+              status);
+    char path[400];
+    snprintf(path, sizeof(path), "%s/worker.log", S.dir);
+    char *log = iw_read_file(path, NULL);
+    cr_assert_not_null(log);
+    cr_assert(strstr(log, "the producer's queue is full"), "results waited for room");
+    cr_assert_null(strstr(log, "librdkafka refused a message, its queue full"),
+                   "nothing waited inside a produce call");
+    free(log);
 }
