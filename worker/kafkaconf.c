@@ -118,9 +118,10 @@ static int set_prefetch(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, 
  * event are 60 MB, and librdkafka's own bound (1 GiB in 2.0) held sixteen such events with the
  * brokers away. So the queue holds max_pending_bytes (64 MiB at the default), and at least
  * PRODUCER_QUEUE_MESSAGES messages of the producer's message.max.bytes. librdkafka counts values
- * only; the pipeline counts keys too, and results wait for room there (pipeline.c, publish). A
- * queue the config sets that cannot hold one message of message.max.bytes is refused: that
- * message would wait for ever. */
+ * only; the pipeline counts keys too, and results wait for room there (pipeline.c, publish). An
+ * empty queue takes a result and its dead letter whatever their size, so a queue the config sets
+ * must hold two messages of message.max.bytes, and two messages: a smaller one would refuse the
+ * letter, and the pipeline would wait inside its produce call. */
 #define PRODUCER_QUEUE_MESSAGES 4
 static int set_producer_bytes(rd_kafka_conf_t *c, const iw_config *cfg, char *errbuf, size_t errlen)
 {
@@ -130,12 +131,17 @@ static int set_producer_bytes(rd_kafka_conf_t *c, const iw_config *cfg, char *er
     if (set_default_for(c, cfg, "producer", "queue.buffering.max.kbytes", kb > least ? kb : least,
                         "worker.max_pending_bytes: producer", errbuf, errlen))
         return IW_EINVAL;
-    if (iw_kafkaconf_int(c, "queue.buffering.max.kbytes", least) * 1024 < msg_max) {
-        snprintf(
-            errbuf, errlen,
-            "kafka.properties: the producer's queue.buffering.max.kbytes must hold one message "
-            "of message.max.bytes (%lld bytes)",
-            (long long)msg_max);
+    if (iw_kafkaconf_int(c, "queue.buffering.max.kbytes", least) * 1024 < 2 * msg_max) {
+        snprintf(errbuf, errlen,
+                 "kafka.properties: the producer's queue.buffering.max.kbytes must hold two "
+                 "messages of message.max.bytes (2 x %lld bytes: a result and its dead letter)",
+                 (long long)msg_max);
+        return IW_EINVAL;
+    }
+    if (iw_kafkaconf_int(c, "queue.buffering.max.messages", 2) < 2) {
+        snprintf(errbuf, errlen,
+                 "kafka.properties: the producer's queue.buffering.max.messages must be 2 or more "
+                 "(a result and its dead letter)");
         return IW_EINVAL;
     }
     return 0;

@@ -219,7 +219,8 @@ struct iw_pipeline {
     int64_t queue_bytes;         /* the bound on them: the producer's queue.buffering.max.kbytes */
     int64_t queued_msgs;         /* and those messages */
     int64_t queue_msgs;          /* the bound on them: queue.buffering.max.messages */
-    int64_t queue_full_log_ms;   /* when the pipeline last said it waits for a full queue */
+    int64_t queue_full_log_ms;   /* when the pipeline last said results wait for room */
+    int64_t refused_log_ms;      /* when produce last said librdkafka refused a message */
     size_t unqueued;             /* jobs whose result or dead letter a stop left unqueued */
     bool ever_assigned;
     bool more_msgs;        /* the last poll stopped at POLL_BATCH */
@@ -570,11 +571,11 @@ static const iw_wbuf *result_json(iw_pipeline *p, const job *j)
 /* A full producer queue is said at most this often. */
 #define QUEUE_FULL_LOG_MS 10000
 
-static void queue_full_said(iw_pipeline *p, const char *text)
+static void queue_full_said(iw_pipeline *p, int64_t *last_ms, const char *text)
 {
-    if (mono_ms() - p->queue_full_log_ms < QUEUE_FULL_LOG_MS)
+    if (*last_ms && mono_ms() - *last_ms < QUEUE_FULL_LOG_MS)
         return;
-    p->queue_full_log_ms = mono_ms();
+    *last_ms = mono_ms();
     char n[IW_TEXT_I64_LEN], b[IW_TEXT_I64_LEN], w[IW_TEXT_I64_LEN];
     iw_text_i64(n, rd_kafka_outq_len(p->producer));
     iw_text_i64(b, p->queued_bytes);
@@ -617,8 +618,9 @@ static rd_kafka_resp_err_t produce(iw_pipeline *p, const char *topic, const char
                 rd_kafka_headers_destroy(hdrs);
             return err;
         }
-        queue_full_said(p, "librdkafka refused a message, its queue full: the loop waits for "
-                           "deliveries");
+        queue_full_said(p, &p->refused_log_ms,
+                        "librdkafka refused a message, its queue full: the loop waits for "
+                        "deliveries");
         rd_kafka_poll(p->producer, 50);
     }
 }
@@ -895,8 +897,9 @@ static void publish(iw_pipeline *p, job *j)
     j->deliveries = 1; /* a guard: a delivery report served while producing cannot end the job */
     if (p->publish_q.n || !producer_room(p, j)) {
         q_push(&p->publish_q, j);
-        queue_full_said(p, "the producer's queue is full: results wait for the brokers to take "
-                           "what it holds, and consumption pauses");
+        queue_full_said(p, &p->queue_full_log_ms,
+                        "the producer's queue is full: results wait for the brokers to take what "
+                        "it holds, and consumption pauses");
         return;
     }
     publish_now(p, j);

@@ -175,11 +175,21 @@ Test(kafkaconf, the_producer_queue_follows_max_pending_bytes_and_holds_a_message
     /* what the config sets wins while it holds one message */
     expect_producer_queue("\"kafka\": {\"properties\": {\"queue.buffering.max.kbytes\": 2048}}",
                           2048);
-    static const char *const refused = "must hold one message of message.max.bytes";
+    /* an empty queue takes a result and its dead letter: two messages of message.max.bytes */
+    static const char *const refused = "must hold two messages of message.max.bytes";
     expect_producer_refuses(
         "\"kafka\": {\"properties\": {\"producer.queue.buffering.max.kbytes\": 900}}", refused,
         refused);
     expect_producer_refuses("\"kafka\": {\"properties\": {\"queue.buffering.max.kbytes\": 2048, "
                             "\"message.max.bytes\": 3000000}}",
                             refused, refused);
+    expect_producer_refuses("\"kafka\": {\"properties\": {\"producer.queue.buffering.max.kbytes\": "
+                            "196, \"producer.message.max.bytes\": 200000}}",
+                            refused, refused);
+    expect_producer_queue("\"kafka\": {\"properties\": {\"producer.queue.buffering.max.kbytes\": "
+                          "391, \"producer.message.max.bytes\": 200000}}",
+                          391);
+    expect_producer_refuses(
+        "\"kafka\": {\"properties\": {\"producer.queue.buffering.max.messages\": 1}}",
+        "queue.buffering.max.messages must be 2 or more", "queue.buffering.max.messages");
 }
