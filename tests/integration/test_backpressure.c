@@ -53,31 +53,39 @@ static long peak_rss_kib(pid_t pid)
     return kib;
 }
 
+/* An event of version 1 to targets whose note_internal holds pad bytes. */
+static char *padded_event(const char *id, const char *inv, const char *targets, size_t pad)
+{
+    char *ev = iw_make_event(id, "acme", inv, 1, targets);
+    cJSON *doc = cJSON_Parse(ev);
+    free(ev);
+    cr_assert_not_null(doc);
+    cJSON *invoice = cJSON_GetObjectItem(doc, "invoice");
+    cJSON_DeleteItemFromObject(invoice, "note_internal");
+    char *p = malloc(pad + 1);
+    cr_assert_not_null(p);
+    memset(p, 'x', pad);
+    p[pad] = '\0';
+    cJSON_AddStringToObject(invoice, "note_internal", p);
+    free(p);
+    char *out = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    return out;
+}
+
 /* Produces n events <prefix>-<i> to targets (a list, as iw_make_event takes) whose
  * note_internal holds big bytes, keyed by invoice or (keyed false) with no key. */
 static void produce_large_to(const char *prefix, int n, size_t big, const char *targets, bool keyed)
 {
-    char *pad = malloc(big + 1);
     char **keys = calloc((size_t)n, sizeof(char *)), **vals = calloc((size_t)n, sizeof(char *));
-    cr_assert(pad && keys && vals);
-    memset(pad, 'x', big);
-    pad[big] = '\0';
+    cr_assert(keys && vals);
     for (int i = 0; i < n; i++) {
         char id[32], inv[32];
         snprintf(id, sizeof(id), "%s-%03d", prefix, i);
         snprintf(inv, sizeof(inv), "INV-%s-%03d", prefix, i);
-        char *ev = iw_make_event(id, "acme", inv, 1, targets);
-        cJSON *doc = cJSON_Parse(ev);
-        free(ev);
-        cr_assert_not_null(doc);
-        cJSON *invoice = cJSON_GetObjectItem(doc, "invoice");
-        cJSON_DeleteItemFromObject(invoice, "note_internal");
-        cJSON_AddStringToObject(invoice, "note_internal", pad);
         keys[i] = keyed ? strdup(inv) : NULL;
-        vals[i] = cJSON_PrintUnformatted(doc);
-        cJSON_Delete(doc);
+        vals[i] = padded_event(id, inv, targets, big);
     }
-    free(pad);
     cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", (const char *const *)keys,
                                   (const char *const *)vals, (size_t)n, NULL),
                  0);
@@ -424,6 +432,56 @@ static bool healthy(int port)
     return st == 200;
 }
 
+/* Starts W with a 1 MiB max_pending_bytes, which is the producer's queue (four messages of a
+ * message.max.bytes of 200,000 fit in it), a 3 s grace period and an HTTP port; returns its
+ * config. */
+static const char *start_small_queue_worker(void)
+{
+    S.http_port = iw_free_port();
+    char worker[128];
+    snprintf(worker, sizeof(worker), "{\"max_pending_bytes\": %d, \"shutdown_grace_s\": 3}",
+             1024 * 1024);
+    const iw_stack_overlay extra = {
+        .root = "{\"kafka\": {\"properties\": {\"producer.message.max.bytes\": 200000}}}",
+        .worker = worker,
+    };
+    const char *cfg = iw_stack_config_with(&S, "w.json", &extra);
+    cr_assert_not_null(cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    return cfg;
+}
+
+/* The first worker's log, checked to say that results waited for room (freed by the caller). */
+static char *log_of_a_wait(void)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/worker.log", S.dir);
+    char *log = iw_read_file(path, NULL);
+    cr_assert_not_null(log);
+    cr_assert(strstr(log, "the producer's queue is full"), "results waited for room");
+    return log;
+}
+
+/* Waits (at most 60 s) until the worker has consumed want events, probing /healthz on the way:
+ * *probes and *stalled count the probes and those that failed. Returns the count consumed. */
+static double wait_consumed(double want, int *probes, int *stalled)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", S.http_port);
+    double consumed = 0;
+    for (long long t0 = iw_now_ms(); consumed < want && iw_now_ms() - t0 < 60000;) {
+        iw_sleep_ms(500);
+        long st = 0;
+        char *text = iw_http("GET", url, NULL, &st);
+        if (text && st == 200)
+            consumed = metric(text, "iw_events_consumed_total");
+        free(text);
+        (*probes)++;
+        *stalled += !healthy(S.http_port);
+    }
+    return consumed;
+}
+
 /* Review 61: an event may name 64 targets no config has, and each gets a dead letter holding a
  * copy of the event's value. librdkafka's own bound on the producer's queue (1 GiB) held every
  * copy until the brokers took it: 64 copies of each event worker.max_pending_bytes let in, and
@@ -438,18 +496,8 @@ static bool healthy(int port)
 Test(backpressure, dead_letters_wait_for_room_in_the_producer_queue_and_a_stop_ends_the_wait,
      .init = up, .fini = down, .timeout = 400)
 {
-    enum { N = 6, BIG = 64 * 1024, TARGETS = 64, BOUND = 1024 * 1024 };
-    S.http_port = iw_free_port();
-    char worker[128];
-    snprintf(worker, sizeof(worker), "{\"max_pending_bytes\": %d, \"shutdown_grace_s\": 3}", BOUND);
-    const iw_stack_overlay extra = {
-        /* a queue of max_pending_bytes, 1 MiB: four letters of message.max.bytes fit in it */
-        .root = "{\"kafka\": {\"properties\": {\"producer.message.max.bytes\": 200000}}}",
-        .worker = worker,
-    };
-    const char *cfg = iw_stack_config_with(&S, "w.json", &extra);
-    cr_assert_not_null(cfg);
-    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    enum { N = 6, BIG = 64 * 1024, TARGETS = 64 };
+    const char *cfg = start_small_queue_worker();
     produce_large("WU", 1, 1000); /* the worker has joined once its result is there */
     iw_results r = iw_results_read(&S, "invoice-results", 1, 60000);
     cr_assert_eq(r.n, 1, "the first event's result");
@@ -462,20 +510,8 @@ Test(backpressure, dead_letters_wait_for_room_in_the_producer_queue_and_a_stop_e
                  i ? "," : "", i);
     kafka_cmd("rtt -1 2000"); /* the brokers take 2 s to acknowledge each request */
     produce_large_to("DL", N, BIG, targets, false);
-    char url[128];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", S.http_port);
-    double consumed = 0;
     int probes = 0, stalled = 0;
-    for (long long t0 = iw_now_ms(); consumed < 3 && iw_now_ms() - t0 < 60000;) {
-        iw_sleep_ms(500);
-        long st = 0;
-        char *text = iw_http("GET", url, NULL, &st);
-        if (text && st == 200)
-            consumed = metric(text, "iw_events_consumed_total");
-        free(text);
-        probes++;
-        stalled += !healthy(S.http_port);
-    }
+    double consumed = wait_consumed(3, &probes, &stalled);
     cr_assert_geq(consumed, 3, "the worker took the first events (%.0f)", consumed);
     for (int i = 0; i < 8; i++, probes++) { /* a worker taking them all copies them all now */
         iw_sleep_ms(500);
@@ -511,11 +547,7 @@ Test(backpressure, dead_letters_wait_for_room_in_the_producer_queue_and_a_stop_e
     cr_assert(status != -1, "SIGTERM ends the wait for room in the producer's queue");
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a clean stop (status %d)", status);
     cr_log_info("stopped in %lld ms with the brokers away", iw_now_ms() - t0);
-    char path[400];
-    snprintf(path, sizeof(path), "%s/worker.log", S.dir);
-    char *log = iw_read_file(path, NULL);
-    cr_assert_not_null(log);
-    cr_assert(strstr(log, "the producer's queue is full"), "results waited for room");
+    char *log = log_of_a_wait();
     cr_assert(strstr(log, "stopped with the producer's queue full"),
               "the stop left results unpublished, to replay");
     free(log);
@@ -539,26 +571,6 @@ Test(backpressure, dead_letters_wait_for_room_in_the_producer_queue_and_a_stop_e
     iw_results_free(&r);
 }
 
-/* An event of invoice-events with note_internal padded to pad bytes (no key). */
-static char *padded_event(const char *id, const char *inv, const char *targets, size_t pad)
-{
-    char *ev = iw_make_event(id, "acme", inv, 1, targets);
-    cJSON *doc = cJSON_Parse(ev);
-    free(ev);
-    cr_assert_not_null(doc);
-    cJSON *invoice = cJSON_GetObjectItem(doc, "invoice");
-    cJSON_DeleteItemFromObject(invoice, "note_internal");
-    char *p = malloc(pad + 1);
-    cr_assert_not_null(p);
-    memset(p, 'x', pad);
-    p[pad] = '\0';
-    cJSON_AddStringToObject(invoice, "note_internal", p);
-    free(p);
-    char *out = cJSON_PrintUnformatted(doc);
-    cJSON_Delete(doc);
-    return out;
-}
-
 /* Review 65: the room a result needs was guessed at its key and 4 KiB, but a result quotes the
  * target's name twice, and 1,020 '"' in a name are 2,040 bytes each time: a result of 4.6 KB.
  * Sized so that eight (result, letter) pairs of one event pass the guess and overflow the
@@ -569,16 +581,7 @@ Test(backpressure, a_result_larger_than_it_looks_waits_outside_the_loop, .init =
      .timeout = 400)
 {
     enum { BOUND = 1024 * 1024, NT = 16 };
-    S.http_port = iw_free_port();
-    char worker[128];
-    snprintf(worker, sizeof(worker), "{\"max_pending_bytes\": %d, \"shutdown_grace_s\": 3}", BOUND);
-    const iw_stack_overlay extra = {
-        .root = "{\"kafka\": {\"properties\": {\"producer.message.max.bytes\": 200000}}}",
-        .worker = worker,
-    };
-    const char *cfg = iw_stack_config_with(&S, "w.json", &extra);
-    cr_assert_not_null(cfg);
-    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    start_small_queue_worker();
     static char targets[NT * 1030], one[1030];
     targets[0] = '\0';
     for (int i = 0; i < NT; i++) { /* names of 1,024 bytes, nearly all '"' */
@@ -612,21 +615,11 @@ Test(backpressure, a_result_larger_than_it_looks_waits_outside_the_loop, .init =
     vals[0] = ev;
     cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 1, NULL), 0);
     free(ev);
-    char url[128];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", S.http_port);
-    double consumed = 0;
-    for (long long t0 = iw_now_ms(); consumed < 2 && iw_now_ms() - t0 < 60000;) {
-        iw_sleep_ms(200);
-        long st = 0;
-        char *text = iw_http("GET", url, NULL, &st);
-        if (text && st == 200)
-            consumed = metric(text, "iw_events_consumed_total");
-        free(text);
-    }
+    int stalled = 0, probes = 0;
+    double consumed = wait_consumed(2, &probes, &stalled);
     cr_assert_geq(consumed, 2, "the worker took the event (%.0f)", consumed);
     kafka_cmd("broker down -1");
-    int stalled = 0, probes = 0;
-    for (; probes < 50; probes++) {
+    for (int i = 0; i < 50; i++, probes++) {
         iw_sleep_ms(500);
         stalled += !healthy(S.http_port);
     }
@@ -637,11 +630,7 @@ Test(backpressure, a_result_larger_than_it_looks_waits_outside_the_loop, .init =
     cr_assert_eq(stalled, 0, "the loop turned: /healthz failed %d of %d", stalled, probes);
     cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "a clean stop (%d)",
               status);
-    char path[400];
-    snprintf(path, sizeof(path), "%s/worker.log", S.dir);
-    char *log = iw_read_file(path, NULL);
-    cr_assert_not_null(log);
-    cr_assert(strstr(log, "the producer's queue is full"), "results waited for room");
+    char *log = log_of_a_wait();
     cr_assert_null(strstr(log, "librdkafka refused a message, its queue full"),
                    "nothing waited inside a produce call");
     free(log);
