@@ -25,6 +25,13 @@ static void up(void)
     cr_assert_eq(iw_stack_start(&S, 16, false), 0, "local stack did not start");
 }
 
+/* 48 partitions a topic: the local Kafka keeps about 5 MB of each (older batches are dropped),
+ * and the producer-queue tests write 25 to 40 MB of dead letters, repeats included. */
+static void up_wide(void)
+{
+    cr_assert_eq(iw_stack_start(&S, 48, false), 0, "local stack did not start");
+}
+
 static void down(void)
 {
     iw_proc_stop(&W, 20000);
@@ -442,7 +449,10 @@ static const char *start_small_queue_worker(void)
     snprintf(worker, sizeof(worker), "{\"max_pending_bytes\": %d, \"shutdown_grace_s\": 3}",
              1024 * 1024);
     const iw_stack_overlay extra = {
-        .root = "{\"kafka\": {\"properties\": {\"producer.message.max.bytes\": 200000}}}",
+        /* a keyless letter goes to a partition of its own choosing, not to the one all letters
+         * of the last 10 ms went to (librdkafka's sticky partitioner) */
+        .root = "{\"kafka\": {\"properties\": {\"producer.message.max.bytes\": 200000, "
+                "\"producer.sticky.partitioning.linger.ms\": 0}}}",
         .worker = worker,
     };
     const char *cfg = iw_stack_config_with(&S, "w.json", &extra);
@@ -491,10 +501,9 @@ static double wait_consumed(double want, int *probes, int *stalled)
  * stalled" for 46 s, long enough for a liveness probe to restart the pod); a stop ends the wait;
  * nothing is lost (events whose results were not queued replay after the restart). Judged by
  * the worker's peak RSS, read from /proc, its /healthz, and the dead-letter topic. The events
- * have no key, so their letters spread over the partitions (the local Kafka keeps 5 MB of
- * each). */
+ * have no key, so their letters spread over the partitions (up_wide). */
 Test(backpressure, dead_letters_wait_for_room_in_the_producer_queue_and_a_stop_ends_the_wait,
-     .init = up, .fini = down, .timeout = 400)
+     .init = up_wide, .fini = down, .timeout = 400)
 {
     enum { N = 6, BIG = 64 * 1024, TARGETS = 64 };
     const char *cfg = start_small_queue_worker();
@@ -577,8 +586,8 @@ Test(backpressure, dead_letters_wait_for_room_in_the_producer_queue_and_a_stop_e
  * queue, the last letter was refused by librdkafka, and the worker waited inside its produce
  * call, the loop frozen (/healthz: "event loop stalled", 21 of 50 probes with the brokers
  * away). The room is now an upper bound of the result, so the pair waits its turn outside. */
-Test(backpressure, a_result_larger_than_it_looks_waits_outside_the_loop, .init = up, .fini = down,
-     .timeout = 400)
+Test(backpressure, a_result_larger_than_it_looks_waits_outside_the_loop, .init = up_wide,
+     .fini = down, .timeout = 400)
 {
     enum { BOUND = 1024 * 1024, NT = 16 };
     start_small_queue_worker();
