@@ -19,7 +19,8 @@
  * (queued.max.messages.kbytes, queued.min.messages, fetch.max.bytes), the producer its batching
  * (linger.ms IW_RESULT_LINGER_MS, queue.buffering.max.messages 1,000,000, and
  * queue.buffering.max.kbytes from worker.max_pending_bytes), unless the properties set those
- * keys; a producer queue too small for one message of message.max.bytes is refused. Returns 0, or
+ * keys; a producer queue too small for a result and its dead letter (two messages of
+ * message.max.bytes, or fewer than two messages) is refused. Returns 0, or
  * IW_EINVAL with errbuf "kafka.properties.KEY: librdkafka's reason" (never the value). */
 int iw_kafkaconf_apply(rd_kafka_conf_t *c, const iw_config *cfg, const char *role, char *errbuf,
                        size_t errlen);
