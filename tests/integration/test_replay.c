@@ -450,12 +450,12 @@ Test(replay, filters_choose_exactly_what_they_name, .init = up, .fini = down, .t
     size_t ndl2 = iw_kafka_read_all(S.brokers, "invoice-events-dlq", (size_t)nl, 30000, 0, &dl2);
     char *origin = NULL;
     for (size_t i = 0; i < ndl2 && !origin; i++)
-        origin = iw_kmsg_header(&dl2[i], "x-iw-origin");
+        if (dl2[i].value && strcmp(dl2[i].value, pv[0]) == 0)
+            origin = iw_kmsg_header(&dl2[i], "x-iw-origin");
     iw_kmsgs_free(dl2, ndl2);
-    cr_assert_not_null(origin, "a copy's letter carries its origin");
+    cr_assert_not_null(origin, "a poison copy's letter carries its origin");
     char hdr[400];
     snprintf(hdr, sizeof(hdr), "x-iw-origin=%s", origin);
-    free(origin);
     const char *fk[] = {"acme/forged"}, *fv[] = {"not json, another message"};
     cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", fk, fv, 1, hdr), 0);
     for (long long t0 = iw_now_ms();
@@ -467,6 +467,59 @@ Test(replay, filters_choose_exactly_what_they_name, .init = up, .fini = down, .t
     snprintf(want2, sizeof(want2), "would replay 2 of %lld", (long long)nl + 1);
     cr_assert(strstr(out, want2), "%s", out);
     free(out);
+
+    /* --event-id takes the id a result gives a message not read as an event. The first
+     * poison's result names it kafka:<its coordinates>; the id chooses its own letter (by its
+     * source) and every copy's letter (by the origin the copy carried), taken as one. */
+    r = results(14); /* the forged message's is the last */
+    char first[400] = "";
+    for (size_t i = 0; i < r.n && !*first; i++) {
+        const char *id = r.json[i] ? iw_json_str(r.json[i], "event_id") : NULL;
+        if (id && strcmp(id + (strncmp(id, "kafka:", 6) ? 0 : 6), origin) == 0)
+            snprintf(first, sizeof(first), "%s", id);
+    }
+    iw_results_free(&r);
+    cr_assert_eq(strncmp(first, "kafka:", 6), 0, "the first poison's result names kafka:%s",
+                 origin);
+    cr_assert_eq(
+        cli(&out, "replay -b '%s' -c '%s' --dry-run --event-id '%s'", S.brokers, cfgpath, first),
+        0);
+    snprintf(want2, sizeof(want2), "would replay 1 of %lld", (long long)nl + 1);
+    cr_assert(strstr(out, want2), "%s", out);
+    cr_assert(strstr(out, "skipped 4 repeats"), "the four copies' letters: %s", out);
+    free(out);
+    /* the forged message is a letter of its own: its id is its own coordinates */
+    iw_kmsg *fl = NULL;
+    size_t nfl = iw_kafka_read_all(S.brokers, "invoice-events-dlq", (size_t)nl + 1, 30000, 0, &fl);
+    cr_assert_eq(nfl, (size_t)nl + 1);
+    char forged[400] = "";
+    for (size_t i = 0; i < nfl; i++)
+        if (fl[i].value && strstr(fl[i].value, "another message")) {
+            char *t = iw_kmsg_header(&fl[i], "x-iw-source-topic");
+            char *pt = iw_kmsg_header(&fl[i], "x-iw-source-partition");
+            char *o = iw_kmsg_header(&fl[i], "x-iw-source-offset");
+            cr_assert(t && pt && o);
+            snprintf(forged, sizeof(forged), "kafka:%s:%s:%s", t, pt, o);
+            free(t);
+            free(pt);
+            free(o);
+        }
+    iw_kmsgs_free(fl, nfl);
+    cr_assert(*forged);
+    cr_assert_eq(
+        cli(&out, "replay -b '%s' -c '%s' --dry-run --event-id '%s'", S.brokers, cfgpath, forged),
+        0);
+    cr_assert(strstr(out, want2), "%s", out);
+    cr_assert_null(strstr(out, "skipped"), "%s", out);
+    free(out);
+    cr_assert_eq(cli(&out,
+                     "replay -b '%s' -c '%s' --dry-run --event-id kafka:invoice-events:0:99999",
+                     S.brokers, cfgpath),
+                 0);
+    snprintf(want2, sizeof(want2), "would replay 0 of %lld", (long long)nl + 1);
+    cr_assert(strstr(out, want2), "%s", out);
+    free(out);
+    free(origin);
 }
 
 /* Without the stack: a kafka-local with a control pipe, dead letters produced by hand. */
