@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include <cjson/cJSON.h>
+#include <hiredis/hiredis.h>
 
 #include "docpaths.h"
 #include "stack.h"
@@ -1291,6 +1292,87 @@ Test(faults, retry_limits_hold_across_a_fence_claimed_again, .init = up, .fini =
     cJSON_Delete(calls);
     cr_log_info("%d events went on after their fence was claimed again", resumed);
     cr_assert_gt(resumed, 0, "some retry waited out the lease and was claimed again");
+    iw_results_free(&r);
+}
+
+/* Sets the fence of (acme/DF-0000, centra_navision) to another owner for ms (another worker
+ * took it over): the worker's next renewal or write of it answers that it was lost. */
+static void steal_fence(int ms)
+{
+    redisContext *c = redisConnect("127.0.0.1", S.redis.port);
+    cr_assert(c && !c->err);
+    redisReply *r =
+        redisCommand(c, "SET iw:{acme:DF-0000}:f:centra_navision another-worker PX %d", ms);
+    cr_assert(r && r->type == REDIS_REPLY_STATUS, "SET: %s", r ? r->str : c->errstr);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* Who holds that fence now ("" when nobody). */
+static void fence_holder(char *buf, size_t len)
+{
+    redisContext *c = redisConnect("127.0.0.1", S.redis.port);
+    cr_assert(c && !c->err);
+    redisReply *r = redisCommand(c, "GET iw:{acme:DF-0000}:f:centra_navision");
+    cr_assert_not_null(r);
+    snprintf(buf, len, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* A double fault: a call succeeds but its fence was taken over before the success was written
+ * (another owner holds it: the write answers lost), the job claims the fence again, and the
+ * resend it owes (what the target holds is not known) loses its fence again while it waits for
+ * the rate limit, before any attempt of its own. It stays a resend: the target receives it
+ * whatever retry.max_attempts says, and the result is the success, not "max_attempts left no
+ * attempt" for an update the target applied. Judged by the simulator's arrivals. */
+Test(faults, a_success_lost_with_its_fence_twice_is_still_sent_again, .init = up, .fini = down,
+     .timeout = 300)
+{
+    /* one token every 15 s: the resend waits for it */
+    const char *targets =
+        "{\"timeouts\": {\"connect_ms\": 500, \"request_ms\": 2000, \"settle_ms\": 500},"
+        " \"retry\": {\"max_attempts\": 1}, \"rate\": {\"per_s\": 0.0667, \"burst\": 1},"
+        " \"breaker\": {\"failures\": 1000000}}";
+    const iw_stack_overlay extra = {.root = "{\"redis\": {\"lease_s\": 6}}", .targets = targets};
+    const char *cfg = iw_stack_config_with(&S, "w.json", &extra);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    fault("{\"target\": \"centra_navision\", \"kind\": \"latency\", \"ms\": 1000}");
+    produce_n("DF", 1, "centra_navision");
+    int n = 0;
+    for (long long t0 = iw_now_ms(); n < 1 && iw_now_ms() - t0 < 60000; iw_sleep_ms(20)) {
+        cJSON *calls = iw_sim_get(&S, "/_sim/calls?prefix=EDF-");
+        n = cJSON_GetArraySize(cJSON_GetObjectItem(calls, "calls"));
+        cJSON_Delete(calls);
+    }
+    cr_assert_eq(n, 1, "the first call arrived");
+    /* the reply (200 after 1 s) comes after another owner took the fence: not written */
+    steal_fence(3000);
+    /* the fence claimed again (once the other owner's lease ended); the resend waits for the
+     * rate limit: take the fence from it once more */
+    char holder[128] = "another-worker";
+    for (long long t0 = iw_now_ms(); iw_now_ms() - t0 < 10000; iw_sleep_ms(50)) {
+        fence_holder(holder, sizeof(holder));
+        if (*holder && strcmp(holder, "another-worker") != 0)
+            break;
+    }
+    cr_assert(*holder && strcmp(holder, "another-worker") != 0,
+              "the worker claimed the fence again (holder \"%s\")", holder);
+    steal_fence(3000);
+
+    iw_results r = read_distinct(1, 90000);
+    cr_assert_eq(iw_results_distinct(&r), 1, "the event has a result");
+    cr_log_info("result: %s", r.msgs[r.n - 1].value);
+    cJSON *calls = iw_sim_get(&S, "/_sim/calls?prefix=EDF-");
+    cr_assert_not_null(calls);
+    const cJSON *c = cJSON_GetObjectItem(calls, "calls")->child;
+    cr_assert_not_null(c);
+    int arrivals = cJSON_GetArraySize(cJSON_GetObjectItem(c, "attempt"));
+    cJSON_Delete(calls);
+    cr_assert_eq(arrivals, 2, "sent again after the second fault (%d arrivals)", arrivals);
+    const char *status = iw_json_str(r.json[r.n - 1], "status");
+    cr_assert_str_eq(status ? status : "", "succeeded", "%s", r.msgs[r.n - 1].value);
+    cr_assert(strstr(r.msgs[r.n - 1].value, "\"attempts\":2"), "%s", r.msgs[r.n - 1].value);
     iw_results_free(&r);
 }
 
