@@ -1599,7 +1599,9 @@ int iw_dispatch_validate(iw_dispatch *d, const iw_target_conf *tc, const iw_even
     if (!ops || !t || !ev || !len)
         return 0; /* nothing to ask: submit says what is wrong */
     why[0] = '\0';
-    return iw_target_validate(ops, ev, tc, why, len) ? refusal(t, why, len) : 0;
+    if (iw_target_validate(ops, ev, tc, why, len))
+        return refusal(t, why, len);
+    return ops->render_refuses_more ? iw_dispatch_render_check(d, tc, ev, NULL, why, len) : 0;
 }
 
 int iw_dispatch_render_check(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,

@@ -114,10 +114,11 @@ int iw_dispatch_submit_fenced(iw_dispatch *d, const iw_target_conf *tc, const iw
                               const char *traceparent, const int64_t *lease_until,
                               const iw_call_prior *prior, iw_call_done_fn done, void *arg);
 
-/* The target's own rules for ev (iw_target_validate of tc's adapter): 0, or IW_EINVAL with why
- * saying what they refuse, masked as a call's outcome message is (the target's secrets never
- * in it). A refused event is refused by submit too; callers ask first to keep it out of
- * their ordering (a version that cannot be sent supersedes nothing). */
+/* The target's own rules for ev (iw_target_validate of tc's adapter, and for an adapter whose
+ * render refuses more, iw_dispatch_render_check): 0, or IW_EINVAL with why saying what they
+ * refuse, masked as a call's outcome message is (the target's secrets never in it). A refused
+ * event is refused by submit or its attempt too; callers ask first to keep it out of their
+ * ordering (a version that cannot be sent supersedes nothing and claims nothing). */
 int iw_dispatch_validate(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev, char *why,
                          size_t len);
 

@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "docpaths.h"
 #include "stack.h"
 
 #define MAPPING IW_FIXTURES_DIR "/../../examples/generic/centra-navision.mapping.json"
@@ -81,4 +82,74 @@ Test(generic_sim, the_simulator_accepts_the_generic_navision_requests, .init = u
         free(vals[i]);
         free(keys[i]);
     }
+}
+
+/* Review 68: a version only the mapping's render refuses (a field of its URL template absent),
+ * arriving at an empty lane, claimed the ledger before its attempt refused it: the older
+ * version arriving after it was then stale, and the target stayed a version behind. A version
+ * that cannot be sent claims nothing: v2 reaches the target. */
+Test(generic_sim, a_version_its_url_template_refuses_claims_nothing, .init = up, .fini = down,
+     .timeout = 300)
+{
+    char mapping[PATH_MAX], root[2 * PATH_MAX], mpath[PATH_MAX];
+    cr_assert_not_null(realpath(MAPPING, mapping), "%s", MAPPING);
+    char *text = iw_read_file(mapping, NULL);
+    cr_assert_not_null(text);
+    cJSON *mj = cJSON_Parse(text);
+    free(text);
+    cr_assert_not_null(mj);
+    cJSON_ReplaceItemInObject(mj, "url", cJSON_CreateString("{url}?number={invoice.number}"));
+    char *mtext = cJSON_Print(mj);
+    cJSON_Delete(mj);
+    snprintf(mpath, sizeof(mpath), "%s/number-in-url.mapping.json", S.dir);
+    FILE *f = fopen(mpath, "w");
+    cr_assert_not_null(f);
+    fputs(mtext, f);
+    fclose(f);
+    free(mtext);
+    snprintf(root, sizeof(root),
+             "{\"targets\": {\"navision_generic\": {\"type\": \"generic\", \"url\": "
+             "\"%s/amsdemo/system/service/module/navision/api\", \"mapping\": \"%s\", "
+             "\"timeouts\": {\"request_ms\": 5000}}}}",
+             S.sim_base, mpath);
+    iw_stack_overlay extra = {.root = root};
+    const char *cfg = iw_stack_config_with(&S, "worker.json", &extra);
+    cr_assert_not_null(cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+
+    const char *keys[2] = {"acme/UT", "acme/UT"};
+    char *v1 = iw_make_event("UT-v1", "acme", "UT", 1, "navision_generic");
+    cr_assert_eq(
+        iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)&v1, 1, NULL), 0);
+    iw_results r = iw_results_read(&S, "invoice-results", 1, 60000);
+    cr_assert_eq(iw_results_count(&r, "navision_generic", "succeeded"), 1, "v1 applied");
+    iw_results_free(&r);
+    /* v3 without invoice.number (its mapping requires only invoice.id), then v2 */
+    char *v3 = iw_make_event("UT-v3", "acme", "UT", 3, "navision_generic");
+    cJSON *j = cJSON_Parse(v3);
+    free(v3);
+    cJSON_DeleteItemFromObject(cJSON_GetObjectItem(j, "invoice"), "number");
+    v3 = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    char *v2 = iw_make_event("UT-v2", "acme", "UT", 2, "navision_generic");
+    const char *vals[2] = {v3, v2};
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 2, NULL), 0);
+    r = iw_results_read(&S, "invoice-results", 3, 60000);
+    cr_assert_eq(r.n, 3);
+    for (size_t i = 0; i < r.n; i++) {
+        const char *id = iw_json_str(r.json[i], "event_id"), *st = iw_json_str(r.json[i], "status");
+        if (strcmp(id, "UT-v3") == 0) {
+            cr_assert_str_eq(st, "rejected", "%s", r.msgs[i].value);
+            cr_assert(strstr(r.msgs[i].value, "a field of the URL template is absent"), "%s",
+                      r.msgs[i].value);
+        } else {
+            cr_assert_str_eq(st, "succeeded", "%s", r.msgs[i].value);
+        }
+    }
+    iw_results_free(&r);
+    cr_assert_eq(iw_sim_calls(&S, "UT-v3", "navision_generic"), 0, "v3 was never sent");
+    cr_assert_eq(iw_sim_calls(&S, "UT-v2", "navision_generic"), 1, "v2 reached the target");
+    free(v1);
+    free(v2);
+    free(v3);
 }

@@ -1134,6 +1134,7 @@ const iw_target_ops iw_target_generic = {
     .conf = &generic_conf,
     .secret_forms = generic_secret_forms,
     .validate = generic_validate,
+    .render_refuses_more = true, /* the URL template's fields and the mapping's formats */
     .render = generic_render,
     .classify = generic_classify,
     .render_refresh = NULL,

@@ -122,6 +122,11 @@ typedef struct iw_target_ops {
      * message naming the field ("lines[0].unit_price: must be greater than 0"). May be NULL. */
     int (*validate)(const iw_event *ev, const iw_target_conf *tc, char *errbuf, size_t errlen);
 
+    /* Set when render refuses events validate accepts beyond the rules every adapter shares
+     * (a mapping file's URL template and formats): a check that must know before a call
+     * (iw_dispatch_validate) then renders the request too. */
+    bool render_refuses_more;
+
     /* Renders the request for ev into *out (zeroed by the caller). Returns 0, or IW_EINVAL /
      * IW_ENOMEM with errbuf set; on failure *out holds nothing to free. */
     int (*render)(const iw_event *ev, const iw_target_conf *tc, const iw_render_ctx *ctx,
