@@ -14,6 +14,9 @@
 
 /* Bytes in a row of a recorded form that no output may hold (the cases' `<secrets>` check). */
 #define RUN 8
+/* A form shorter than RUN, from SHORT_MIN bytes, is looked for whole, as it is and decoded;
+ * one of 1 to 3 bytes cannot be told from ordinary text (its recorded forms are still masked). */
+#define SHORT_MIN 4
 
 struct iw_secrets {
     char **forms; /* every recorded form, distinct, each non-empty */
@@ -23,6 +26,8 @@ struct iw_secrets {
      * slot (a form holds no NUL), at most half full */
     uint64_t *runs;
     size_t n_runs, runs_cap;
+    size_t shortest; /* the length of the shortest form of SHORT_MIN to RUN - 1 bytes, 0 when
+                      * none: such a form has no run, and is looked for whole */
 };
 
 /* A growing string; ok turns false on the first allocation failure. */
@@ -121,12 +126,18 @@ static int add_runs(iw_secrets *s, const char *form)
     return 0;
 }
 
-/* Whether text holds RUN bytes in a row of a recorded form. */
+/* Whether text holds RUN bytes in a row of a recorded form, or a whole form of SHORT_MIN to
+ * RUN - 1 bytes. */
 static bool holds_a_run(const iw_secrets *s, const char *text, size_t len)
 {
     for (size_t i = 0; s && s->n_runs && i + RUN <= len; i++)
         if (has_run(s, run_at(text + i)))
             return true;
+    for (size_t f = 0; s && s->shortest && f < s->n; f++) {
+        size_t fl = strlen(s->forms[f]);
+        if (fl >= SHORT_MIN && fl < RUN && memmem(text, len, s->forms[f], fl))
+            return true;
+    }
     return false;
 }
 
@@ -325,7 +336,8 @@ static bool decoded_holds_a_run(const iw_secrets *s, const char *text, size_t le
     size_t lens[2] = {len, k && (k != len || memcmp(dec, t, len) != 0) ? k : 0};
     for (int v = 0; v < 2 && !found; v++) {
         for (size_t c = 0; c < sizeof(codes) / sizeof(codes[0]) && !found; c++) {
-            size_t least = (RUN * 8 + (size_t)codes[c].bits - 1) / (size_t)codes[c].bits;
+            size_t unit = s->shortest ? s->shortest : RUN; /* the fewest bytes to look for */
+            size_t least = (unit * 8 + (size_t)codes[c].bits - 1) / (size_t)codes[c].bits;
             const unsigned char *u = srcs[v];
             for (size_t i = 0; i < lens[v] && !found;) {
                 size_t j = i;
@@ -342,10 +354,12 @@ static bool decoded_holds_a_run(const iw_secrets *s, const char *text, size_t le
     return found;
 }
 
-/* Whether text holds RUN bytes in a row of a recorded form, as it is or decoded. */
+/* Whether text holds RUN bytes in a row of a recorded form (or a shorter form whole), as it is
+ * or decoded. */
 static bool holds_a_secret(const iw_secrets *s, const char *text, size_t len)
 {
-    return s && s->n_runs && (holds_a_run(s, text, len) || decoded_holds_a_run(s, text, len));
+    return s && (s->n_runs || s->shortest) &&
+           (holds_a_run(s, text, len) || decoded_holds_a_run(s, text, len));
 }
 
 /* Takes ownership of form (wiped and freed when already known). */
@@ -375,6 +389,9 @@ static int add_form(iw_secrets *s, char *form)
         s->cap = c;
     }
     s->forms[s->n++] = form;
+    size_t fl = strlen(form);
+    if (fl >= SHORT_MIN && fl < RUN && (!s->shortest || fl < s->shortest))
+        s->shortest = fl;
     return add_runs(s, form);
 }
 
@@ -832,7 +849,8 @@ void iw_secrets_mask_outcome(const iw_secrets *s, struct iw_outcome *o)
         iw_text_clean_copy(fields[i], sizes[i], fields[i], strlen(fields[i]));
         iw_secrets_mask_inplace(s, fields[i], sizes[i]); /* it may complete a secret's form */
     }
-    /* The last word: no field keeps RUN bytes in a row of a recorded form, however the reply
+    /* The last word: no field keeps RUN bytes in a row of a recorded form (nor a form shorter
+     * than that, whole), however the reply
      * wrote them (a part of a secret quoted alone, UTF-16, an escape no form has) and wherever
      * a cut fell. Such a field is withheld whole: what is left of it could not be trusted. */
     if (holds_a_secret(s, o->message, strlen(o->message))) {

@@ -276,6 +276,42 @@ Test(secrets, an_outcome_field_holding_a_secret_encoded_is_withheld)
     iw_secrets_free(s);
 }
 
+/* Review 67: a secret of 4 to 7 bytes has no 8-byte run, and a reply quoting it in a form no
+ * recorded one has was published whole. Such a secret is looked for whole, as it is and
+ * decoded; one of 1 to 3 bytes cannot be told from ordinary text, and only its recorded forms
+ * are masked. */
+Test(secrets, a_short_secret_encoded_is_withheld)
+{
+    iw_secrets *s = iw_secrets_new();
+    cr_assert_eq(iw_secrets_add(s, "Pw0rd!"), 0);
+    cr_assert_eq(iw_secrets_add(s, "k3Y4"), 0);
+    cr_assert_eq(iw_secrets_add(s, "zq9"), 0);
+    static const char *const encoded[] = {
+        "login &#80;w0rd! refused",   "login %50%77%30%72%64%21 refused",
+        "login \\u0050w0rd! refused", "login 507730726421 refused",
+        "login eFB3MHJkIQ== refused", "key k&#x33;Y4 refused",
+        "key 6b335934 refused",       "key %6B%33%59%34 refused",
+    };
+    for (size_t i = 0; i < sizeof(encoded) / sizeof(*encoded); i++) {
+        iw_outcome o = published(s, encoded[i], encoded[i], "");
+        cr_expect_str_eq(o.message, "the text quotes a secret of this target, so it is withheld",
+                         "%s: %s", encoded[i], o.message);
+        cr_expect_str_eq(o.code, "withheld", "%s: %s", encoded[i], o.code);
+    }
+    static const char *const kept[] = {
+        "login Pw0rd refused", /* 5 of its 6 bytes */
+        "login 5077307264 refused", "key k3Y refused",
+        "key &#x7A;q9 and 7a7139 refused", /* the 3-byte secret, decoded */
+    };
+    for (size_t i = 0; i < sizeof(kept) / sizeof(*kept); i++) {
+        iw_outcome o = published(s, kept[i], "", "");
+        cr_expect_str_eq(o.message, kept[i]);
+    }
+    iw_outcome o = published(s, "key zq9 refused", "", "");
+    cr_expect_str_eq(o.message, "key *** refused", "a recorded form of it is still masked");
+    iw_secrets_free(s);
+}
+
 /* A secret outside the BMP, echoed as JSON's surrogate pairs or XML's references to the
  * characters, is found once decoded; two lone surrogates decode to other bytes. */
 Test(secrets, a_secret_of_astral_characters_escaped_is_withheld)
