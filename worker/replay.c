@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 #include <librdkafka/rdkafka.h>
+#include <openssl/evp.h>
 
 #include "cli.h"
 #include "status.h"
@@ -494,24 +495,51 @@ static void letter_origin(rd_kafka_headers_t *h, char *buf, size_t len)
         letter_source(h, buf, len);
 }
 
+/* The SHA-256 of m's key and value, in hex, into out: what a copy of a message carries
+ * unchanged. false when it cannot be computed. */
+static bool content_digest(const rd_kafka_message_t *m, char out[2 * EVP_MAX_MD_SIZE + 1])
+{
+    unsigned char md[EVP_MAX_MD_SIZE], klen[8];
+    unsigned int n = 0;
+    uint64_t kl = m->key ? (uint64_t)m->key_len : UINT64_MAX; /* no key is not an empty one */
+    for (int i = 0; i < 8; i++)
+        klen[i] = (unsigned char)(kl >> (8 * i));
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    bool ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+              EVP_DigestUpdate(c, klen, sizeof(klen)) == 1 &&
+              (!m->key || EVP_DigestUpdate(c, m->key, m->key_len) == 1) &&
+              (!m->payload || EVP_DigestUpdate(c, m->payload, m->len) == 1) &&
+              EVP_DigestFinal_ex(c, md, &n) == 1;
+    EVP_MD_CTX_free(c);
+    for (unsigned int i = 0; ok && i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return ok;
+}
+
 /* What tells one dead letter's (event, target) from another's, for skipping repeats: its
  * event_id with its tenant and invoice id (two invoices may share an event_id, and the ledger
  * keeps them apart), or for a letter without one (a poison message: not JSON, a tombstone) the
- * input message it first came from (a copy's letter names its copy's origin, not the copy); ""
- * when it has neither. NULL when out of memory. */
-static char *letter_identity(rd_kafka_headers_t *h, const char *event_id, const char *invoice,
-                             const char *target)
+ * input message it first came from (a copy's letter names its copy's origin, not the copy)
+ * with the digest of its key and value: a copy has the bytes of its origin, and a message that
+ * only claims an origin in its headers (anyone may set x-iw-origin) is a letter of its own, so
+ * it cannot make the message it names pass for a repeat. "" when it has neither. NULL when out
+ * of memory. */
+static char *letter_identity(const rd_kafka_message_t *m, rd_kafka_headers_t *h,
+                             const char *event_id, const char *invoice, const char *target)
 {
-    char origin[320];
+    char origin[320], digest[2 * EVP_MAX_MD_SIZE + 1] = "";
     letter_origin(h, origin, sizeof(origin));
-    size_t n = strlen(event_id) + strlen(invoice) + strlen(target) + strlen(origin) + 64;
+    if (!*event_id && *origin && !content_digest(m, digest))
+        return NULL;
+    size_t n =
+        strlen(event_id) + strlen(invoice) + strlen(target) + strlen(origin) + sizeof(digest) + 64;
     char *key = malloc(n);
     if (!key)
         return NULL;
     if (*event_id)
         snprintf(key, n, "e\x1f%s\x1f%s\x1f%s", invoice, event_id, target);
     else if (*origin)
-        snprintf(key, n, "s\x1f%s\x1f%s", origin, target);
+        snprintf(key, n, "s\x1f%s\x1f%s\x1f%s", origin, target, digest);
     else
         key[0] = '\0';
     return key;
@@ -707,7 +735,7 @@ static int take_letter_of(replayer *r, const rd_kafka_message_t *m, rd_kafka_hea
         too_old(r, m, ts, target, kind, event_id);
         return 0;
     }
-    char *key = letter_identity(h, event_id, invoice, target);
+    char *key = letter_identity(m, h, event_id, invoice, target);
     if (!key)
         return -1;
     int added = *key ? seen_add(&r->seen, key) : 1;

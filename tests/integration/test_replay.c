@@ -519,6 +519,32 @@ Test(replay, filters_choose_exactly_what_they_name, .init = up, .fini = down, .t
     snprintf(want2, sizeof(want2), "would replay 0 of %lld", (long long)nl + 1);
     cr_assert(strstr(out, want2), "%s", out);
     free(out);
+
+    /* review 69: a message that claims to be a copy (x-iw-replayed-from) of the first poison
+     * (x-iw-origin) has its origin kept in its letter, and was then one letter with the
+     * poison's: whichever came first was replayed and the other skipped as its repeat. A copy
+     * carries its origin's bytes; this one does not, and is a letter of its own. */
+    char forger[480];
+    snprintf(forger, sizeof(forger), "x-iw-replayed-from=9:9\nx-iw-origin=%s", origin);
+    const char *gk[] = {"acme/forger"}, *gv[] = {"FORGED, not the poison"};
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", gk, gv, 1, forger), 0);
+    for (long long t0 = iw_now_ms();
+         topic_end("invoice-events-dlq") < nl + 2 && iw_now_ms() - t0 < 30000;)
+        iw_sleep_ms(100);
+    cr_assert_eq(topic_end("invoice-events-dlq"), nl + 2);
+    cr_assert_eq(
+        cli(&out, "replay -b '%s' -c '%s' --dry-run --event-id '%s'", S.brokers, cfgpath, first),
+        0);
+    snprintf(want2, sizeof(want2), "would replay 2 of %lld", (long long)nl + 2);
+    cr_assert(strstr(out, want2), "the poison and the forger, each once: %s", out);
+    cr_assert(strstr(out, "skipped 4 repeats"), "the poison's four copies: %s", out);
+    cr_assert(strstr(out, "invalid JSON at byte 42"), "the poison is chosen: %s", out);
+    free(out);
+    cr_assert_eq(
+        cli(&out, "replay -b '%s' -c '%s' --dry-run --kind validation", S.brokers, cfgpath), 0);
+    snprintf(want2, sizeof(want2), "would replay 3 of %lld", (long long)nl + 2);
+    cr_assert(strstr(out, want2), "%s", out);
+    free(out);
     free(origin);
 }
 
