@@ -87,9 +87,14 @@ static int cmd_check_config(int argc, char **argv)
         }
     }
     if (!path && optind < argc)
-        path = argv[optind];
+        path = argv[optind++];
     if (!path) {
         fputs(CHECK_USAGE, stderr);
+        return 2;
+    }
+    if (optind < argc) { /* a second file would pass unread */
+        fprintf(stderr, "check-config: one config file at a time (also given: %d more)\n%s",
+                argc - optind, CHECK_USAGE);
         return 2;
     }
     iw_config *cfg = iw_cli_load_config(path);

@@ -265,11 +265,11 @@ Test(cli, classify_treats_an_oversized_reply_as_the_dispatcher_does)
 
 Test(cli, check_config_names_every_error_by_path)
 {
-    char cmd[1024], *out = NULL;
+    char cmd[1024], *out = NULL, *err = NULL;
     snprintf(cmd, sizeof(cmd), "'%s' check-config -c '%s/config/broken.json'",
              iw_build_path("invoice-worker"), IW_FIXTURES_DIR);
     cr_assert_eq(run(cmd, NULL), 1);
-    char *err = stderr_text();
+    err = stderr_text();
     const char *paths[] = {
         "worker.max_in_flight:", "targets.ebiz.url:",        "targets.bad.type:",
         "routes.acme[1]:",       "targets.ix.api_key_file:", "typo: unknown key"};
@@ -289,6 +289,18 @@ Test(cli, check_config_names_every_error_by_path)
     cr_assert(strstr(out, "ok: 1 target instance") != NULL, "%s", out);
     cr_assert_null(strstr(out, "k3y-value-Zz"), "check-config never prints a secret");
     free(out);
+    /* review 69: a second file passed unread (check-config configs/\*.json) */
+    const char *twice[] = {"-c '%s' '%s/config/broken.json'", "'%s' '%s/config/broken.json'"};
+    for (size_t i = 0; i < 2; i++) {
+        char args[700];
+        snprintf(args, sizeof(args), twice[i], tmp_path("ok.json"), IW_FIXTURES_DIR);
+        snprintf(cmd, sizeof(cmd), "IW_CLI_TEST_KEY=k '%s' check-config %s",
+                 iw_build_path("invoice-worker"), args);
+        cr_assert_eq(run(cmd, NULL), 2, "%s", args);
+        err = stderr_text();
+        cr_assert(strstr(err, "check-config: one config file at a time"), "%s", err);
+        free(err);
+    }
     /* without brokers run refuses to start, so check-config refuses too: an empty
      * IW_KAFKA_BROKERS, or a config without them */
     snprintf(cmd, sizeof(cmd), "IW_CLI_TEST_KEY=k IW_KAFKA_BROKERS= '%s' check-config -c '%s'",
