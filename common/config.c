@@ -54,8 +54,11 @@ static void add_errorv(loader *ld, const char *path, const char *fmt, va_list ap
         iw_config_error *it = &e->items[e->count];
         snprintf(it->path, sizeof(it->path), "%s", path);
         vsnprintf(it->message, sizeof(it->message), fmt, ap);
-        iw_text_trim_cut_utf8(it->path); /* names from the file may be cut inside a character */
-        iw_text_trim_cut_utf8(it->message);
+        /* names from the file (a key written "a\nfake: ok\u001b[31m") are printed on a
+         * terminal: control and bidirectional characters become spaces, and a character cut
+         * by the snprintf is dropped */
+        iw_text_clean_copy(it->path, sizeof(it->path), it->path, strlen(it->path));
+        iw_text_clean_copy(it->message, sizeof(it->message), it->message, strlen(it->message));
     }
     e->count++;
 }
