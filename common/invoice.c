@@ -472,15 +472,9 @@ static bool upper_letters(const char *s, size_t n)
 /* "YYYY-MM-DD" naming a day that exists (2026-02-30 does not). Reads 10 bytes of s. */
 static bool date_ok(const char *s)
 {
-    static const int days[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (!all_digits(s, 4) || s[4] != '-' || !all_digits(s + 5, 2) || s[7] != '-' ||
-        !all_digits(s + 8, 2))
-        return false;
-    int y = to_int(s, 4), m = to_int(s + 5, 2), d = to_int(s + 8, 2);
-    if (y < 1 || m < 1 || m > 12 || d < 1 || d > days[m - 1])
-        return false;
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return !(m == 2 && d == 29 && !leap);
+    return all_digits(s, 4) && s[4] == '-' && all_digits(s + 5, 2) && s[7] == '-' &&
+           all_digits(s + 8, 2) &&
+           iw_text_day_exists(to_int(s, 4), to_int(s + 5, 2), to_int(s + 8, 2));
 }
 
 static bool valid_date(const char *s)

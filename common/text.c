@@ -312,3 +312,12 @@ bool iw_text_looks_html(const char *b, size_t n)
     return (n >= 9 && strncasecmp(b, "<!doctype", 9) == 0) ||
            (n >= 5 && strncasecmp(b, "<html", 5) == 0);
 }
+
+bool iw_text_day_exists(int y, int m, int d)
+{
+    static const int days[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (y < 1 || y > 9999 || m < 1 || m > 12 || d < 1 || d > days[m - 1])
+        return false;
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return !(m == 2 && d == 29 && !leap);
+}

@@ -72,4 +72,8 @@ size_t iw_text_utc_ms(char *out, int64_t unix_ms);
  * returns the length written. */
 size_t iw_text_copy(char *out, size_t n, const char *s);
 
+/* Whether day d of month m (1-12) of year y (1-9999, proleptic Gregorian) exists: 2026-02-30
+ * and 2026-04-31 do not, 2024-02-29 does. */
+bool iw_text_day_exists(int y, int m, int d);
+
 #endif

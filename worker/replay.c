@@ -178,7 +178,10 @@ static bool parse_age(const char *s, int64_t *ms)
         case 'w': unit = 604800000; break;
         default: return false;
         }
-        total += n * unit;
+        int64_t part;
+        if (__builtin_mul_overflow((int64_t)n, unit, &part) ||
+            __builtin_add_overflow(total, part, &total))
+            return false; /* older than any letter: a mistake, not a time */
         p = end + 1;
     }
     *ms = total;
@@ -221,8 +224,8 @@ static bool parse_rfc3339(const char *s, int64_t *ms)
         if (*p)
             return false;
     }
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
-        return false;
+    if (!iw_text_day_exists(y, mo, d) || h > 23 || mi > 59 || se > 60)
+        return false; /* 2026-02-31 is not 3 March */
     struct tm tm;
     memset(&tm, 0, sizeof(tm));
     tm.tm_year = y - 1900;

@@ -354,6 +354,18 @@ Test(replay, filters_choose_exactly_what_they_name, .init = up, .fini = down, .t
     free(out);
     cr_assert_eq(cli(&out, "replay -c '%s' --since yesterday", cfgpath), 2);
     free(out);
+    /* review 69: a day the month does not have was taken as one of the next month's, and an
+     * age past 2^63 ms wrapped around to some other time */
+    cr_assert_eq(cli(&out, "replay -c '%s' --since 2026-02-31", cfgpath), 2);
+    free(out);
+    cr_assert_eq(cli(&out, "replay -c '%s' --until 2026-04-31T00:00:00Z", cfgpath), 2);
+    free(out);
+    char *age = calloc(1700, 1); /* 160 x 6.048e16 ms: past 2^63 */
+    for (int i = 0; i < 160; i++)
+        strcat(age, "100000000w");
+    cr_assert_eq(cli(&out, "replay -c '%s' --since %s", cfgpath, age), 2);
+    free(age);
+    free(out);
     cr_assert_eq(cli(&out, "replay --target invoicexpress"), 2);
     free(out);
     cr_assert_eq(topic_end("invoice-events"), input_before);

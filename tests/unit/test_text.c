@@ -325,3 +325,21 @@ Test(reply_text, an_html_page_is_told_by_its_start)
     cr_assert_not(iw_text_looks_html("{\"html\": 1}", 11));
     cr_assert_not(iw_text_looks_html("", 0));
 }
+
+Test(text, a_day_exists_only_in_its_month)
+{
+    cr_assert(iw_text_day_exists(2026, 1, 31));
+    cr_assert(iw_text_day_exists(2024, 2, 29), "a leap year");
+    cr_assert(iw_text_day_exists(2000, 2, 29), "divisible by 400");
+    cr_assert(iw_text_day_exists(1, 1, 1));
+    cr_assert(iw_text_day_exists(9999, 12, 31));
+    cr_assert_not(iw_text_day_exists(2026, 2, 29));
+    cr_assert_not(iw_text_day_exists(1900, 2, 29), "divisible by 100");
+    cr_assert_not(iw_text_day_exists(2026, 2, 31));
+    cr_assert_not(iw_text_day_exists(2026, 4, 31));
+    cr_assert_not(iw_text_day_exists(2026, 13, 1));
+    cr_assert_not(iw_text_day_exists(2026, 0, 1));
+    cr_assert_not(iw_text_day_exists(2026, 1, 0));
+    cr_assert_not(iw_text_day_exists(0, 1, 1));
+    cr_assert_not(iw_text_day_exists(10000, 1, 1));
+}
