@@ -105,6 +105,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                  MHD_RESPMEM_PERSISTENT);
 }
 
+/* MHD_OPTION_UNESCAPE_CALLBACK: paths are compared as sent. libmicrohttpd's own unescaping
+ * made "/healthz%00x" a C string "/healthz", answered as the probe; no path here needs an
+ * escape. */
+static size_t keep_escapes(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls, (void)c;
+    return strlen(s);
+}
+
 iw_http *iw_http_start(const char *listen, const iw_health *health, char *errbuf, size_t errlen)
 {
     struct sockaddr_storage ss;
@@ -132,7 +141,8 @@ iw_http *iw_http_start(const char *listen, const iw_health *health, char *errbuf
     h->d = MHD_start_daemon(flags, port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, &ss,
                             MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_S, MHD_OPTION_CONNECTION_LIMIT,
                             connection_limit(), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                            HTTP_MAX_PER_ADDRESS, MHD_OPTION_END);
+                            HTTP_MAX_PER_ADDRESS, MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes, NULL,
+                            MHD_OPTION_END);
     if (!h->d) {
         snprintf(errbuf, errlen, "cannot listen on %s", listen);
         free(h);

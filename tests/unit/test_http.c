@@ -111,6 +111,9 @@ Test(http, readyz_names_each_reason_through_the_health_interface)
     cr_assert_eq(get(port, "/readyz", body, sizeof(body)), 503);
     cr_assert(strstr(body, "producer"), "%s", body);
     cr_assert_eq(get(port, "/healthz", body, sizeof(body)), 200);
+    /* review 69: the path is compared as sent, not cut at an escaped NUL */
+    cr_assert_eq(get(port, "/healthz%00x", body, sizeof(body)), 404);
+    cr_assert_eq(get(port, "/metrics%00", body, sizeof(body)), 404);
     fake.last_loop_ms = mono_now_ms() - 60000; /* a stalled loop */
     cr_assert_eq(get(port, "/healthz", body, sizeof(body)), 503);
     cr_assert_eq(get(port, "/metrics", body, sizeof(body)), 200);
