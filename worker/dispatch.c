@@ -626,7 +626,10 @@ static CURLcode target_setup(iw_dispatch *d, xfer *x, const iw_target_conf *tc)
     rc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
     rc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, d);
     rc |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    rc |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    /* a followed redirect never leaves TLS: an https target's login, MISKEY or token would
+     * otherwise go out in clear text to wherever the Location points */
+    bool tls = tc->url && strncasecmp(tc->url, "https://", 8) == 0;
+    rc |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, tls ? "https" : "http,https");
     if (tc->connect_timeout_ms > 0)
         rc |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)tc->connect_timeout_ms);
     if (tc->request_timeout_ms > 0)

@@ -669,7 +669,8 @@ typedef struct tls_srv {
     int port;
     char *reply; /* centra_soap success body */
     pthread_mutex_t mu;
-    int answered; /* requests that got past the TLS handshake */
+    int answered;      /* requests that got past the TLS handshake */
+    char location[96]; /* when set, every reply is a 302 to it */
 } tls_srv;
 
 static enum MHD_Result tls_handle(void *cls, struct MHD_Connection *c, const char *url,
@@ -691,7 +692,9 @@ static enum MHD_Result tls_handle(void *cls, struct MHD_Connection *c, const cha
     struct MHD_Response *r =
         MHD_create_response_from_buffer(strlen(s->reply), s->reply, MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(r, "Content-Type", "text/xml; charset=utf-8");
-    enum MHD_Result ok = MHD_queue_response(c, 200, r);
+    if (*s->location)
+        MHD_add_response_header(r, "Location", s->location);
+    enum MHD_Result ok = MHD_queue_response(c, *s->location ? 302 : 200, r);
     MHD_destroy_response(r);
     return ok;
 }
@@ -870,6 +873,31 @@ Test(ops, tls_is_verified_unless_turned_off_loudly, .timeout = 180)
     cr_assert_str_eq(iw_json_str(j, "target"), "secure");
     cJSON_Delete(j);
     free(log);
+
+    /* review 67: with follow_redirects on, a redirect from https to http would send the SOAP
+     * login in clear text; it is not followed */
+    tls_srv plain;
+    memset(&plain, 0, sizeof(plain));
+    pthread_mutex_init(&plain.mu, NULL);
+    plain.reply = srv.reply;
+    plain.mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                                 tls_handle, &plain, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_END);
+    cr_assert_not_null(plain.mhd);
+    plain.port = MHD_get_daemon_info(plain.mhd, MHD_DAEMON_INFO_BIND_PORT)->port;
+    pthread_mutex_lock(&srv.mu);
+    snprintf(srv.location, sizeof(srv.location), "http://127.0.0.1:%d/landing", plain.port);
+    pthread_mutex_unlock(&srv.mu);
+    snprintf(tls, sizeof(tls), "{\"ca_file\": \"%s/ca.pem\"}, \"follow_redirects\": true", dir);
+    s = call_with_tls(&srv, tls);
+    cr_log_info("https to http: %s", s.res.outcome.message);
+    cr_assert_eq(tls_answered(&plain), 0, "the login never went out in clear text");
+    cr_assert_neq(s.res.outcome.kind, IW_OUTCOME_OK, "%s", s.res.outcome.message);
+    cr_assert_gt(tls_answered(&srv), 2, "the https server was asked");
+    MHD_stop_daemon(plain.mhd);
+    pthread_mutex_destroy(&plain.mu);
+    pthread_mutex_lock(&srv.mu);
+    srv.location[0] = '\0';
+    pthread_mutex_unlock(&srv.mu);
 
     /* check-config names a missing CA file by its JSON path */
     snprintf(
