@@ -26,8 +26,13 @@ struct iw_secrets {
      * slot (a form holds no NUL), at most half full */
     uint64_t *runs;
     size_t n_runs, runs_cap;
-    size_t shortest; /* the length of the shortest form of SHORT_MIN to RUN - 1 bytes, 0 when
-                      * none: such a form has no run, and is looked for whole */
+    /* every form of SHORT_MIN to RUN - 1 bytes: it has no run, and is looked for whole */
+    struct short_form {
+        char b[RUN];
+        size_t len;
+    } * shorts;
+    size_t n_shorts, shorts_cap;
+    size_t shortest; /* the length of the shortest of them, 0 when none */
 };
 
 /* A growing string; ok turns false on the first allocation failure. */
@@ -133,11 +138,9 @@ static bool holds_a_run(const iw_secrets *s, const char *text, size_t len)
     for (size_t i = 0; s && s->n_runs && i + RUN <= len; i++)
         if (has_run(s, run_at(text + i)))
             return true;
-    for (size_t f = 0; s && s->shortest && f < s->n; f++) {
-        size_t fl = strlen(s->forms[f]);
-        if (fl >= SHORT_MIN && fl < RUN && memmem(text, len, s->forms[f], fl))
+    for (size_t f = 0; s && f < s->n_shorts; f++)
+        if (memmem(text, len, s->shorts[f].b, s->shorts[f].len))
             return true;
-    }
     return false;
 }
 
@@ -390,9 +393,26 @@ static int add_form(iw_secrets *s, char *form)
     }
     s->forms[s->n++] = form;
     size_t fl = strlen(form);
-    if (fl >= SHORT_MIN && fl < RUN && (!s->shortest || fl < s->shortest))
+    if (fl < SHORT_MIN || fl >= RUN)
+        return add_runs(s, form);
+    if (s->n_shorts == s->shorts_cap) {
+        size_t c = s->shorts_cap ? s->shorts_cap * 2 : 4;
+        struct short_form *f = calloc(c, sizeof(*f));
+        if (!f)
+            return IW_ENOMEM;
+        if (s->n_shorts)
+            memcpy(f, s->shorts, s->n_shorts * sizeof(*f));
+        if (s->shorts)
+            memset(s->shorts, 0, s->shorts_cap * sizeof(*s->shorts));
+        free(s->shorts);
+        s->shorts = f;
+        s->shorts_cap = c;
+    }
+    memcpy(s->shorts[s->n_shorts].b, form, fl);
+    s->shorts[s->n_shorts++].len = fl;
+    if (!s->shortest || fl < s->shortest)
         s->shortest = fl;
-    return add_runs(s, form);
+    return 0;
 }
 
 static int add_sbuf(iw_secrets *s, sbuf *b)
@@ -713,6 +733,9 @@ void iw_secrets_free(iw_secrets *s)
     if (s->runs)
         memset(s->runs, 0, s->runs_cap * sizeof(*s->runs));
     free(s->runs);
+    if (s->shorts)
+        memset(s->shorts, 0, s->shorts_cap * sizeof(*s->shorts));
+    free(s->shorts);
     free(s);
 }
 
