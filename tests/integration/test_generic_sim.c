@@ -31,12 +31,11 @@ static void down(void)
     iw_stack_stop(&S);
 }
 
-Test(generic_sim, the_simulator_accepts_the_generic_navision_requests, .init = up, .fini = down,
-     .timeout = 300)
+/* Starts the worker with one target, navision_generic: the simulator's navision endpoint
+ * through the mapping file at mapping (an absolute path). */
+static void start_worker(const char *mapping)
 {
-    enum { INVOICES = 20, VERSIONS = 2 };
-    char mapping[PATH_MAX], root[2 * PATH_MAX];
-    cr_assert_not_null(realpath(MAPPING, mapping), "%s", MAPPING);
+    char root[2 * PATH_MAX];
     snprintf(root, sizeof(root),
              "{\"targets\": {\"navision_generic\": {\"type\": \"generic\", \"url\": "
              "\"%s/amsdemo/system/service/module/navision/api\", \"mapping\": \"%s\", "
@@ -46,6 +45,15 @@ Test(generic_sim, the_simulator_accepts_the_generic_navision_requests, .init = u
     const char *cfg = iw_stack_config_with(&S, "worker.json", &extra);
     cr_assert_not_null(cfg);
     cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+}
+
+Test(generic_sim, the_simulator_accepts_the_generic_navision_requests, .init = up, .fini = down,
+     .timeout = 300)
+{
+    enum { INVOICES = 20, VERSIONS = 2 };
+    char mapping[PATH_MAX];
+    cr_assert_not_null(realpath(MAPPING, mapping), "%s", MAPPING);
+    start_worker(mapping);
 
     size_t n = INVOICES * VERSIONS;
     char *vals[INVOICES * VERSIONS], *keys[INVOICES * VERSIONS];
@@ -91,7 +99,7 @@ Test(generic_sim, the_simulator_accepts_the_generic_navision_requests, .init = u
 Test(generic_sim, a_version_its_url_template_refuses_claims_nothing, .init = up, .fini = down,
      .timeout = 300)
 {
-    char mapping[PATH_MAX], root[2 * PATH_MAX], mpath[PATH_MAX];
+    char mapping[PATH_MAX], mpath[PATH_MAX];
     cr_assert_not_null(realpath(MAPPING, mapping), "%s", MAPPING);
     char *text = iw_read_file(mapping, NULL);
     cr_assert_not_null(text);
@@ -107,15 +115,7 @@ Test(generic_sim, a_version_its_url_template_refuses_claims_nothing, .init = up,
     fputs(mtext, f);
     fclose(f);
     free(mtext);
-    snprintf(root, sizeof(root),
-             "{\"targets\": {\"navision_generic\": {\"type\": \"generic\", \"url\": "
-             "\"%s/amsdemo/system/service/module/navision/api\", \"mapping\": \"%s\", "
-             "\"timeouts\": {\"request_ms\": 5000}}}}",
-             S.sim_base, mpath);
-    iw_stack_overlay extra = {.root = root};
-    const char *cfg = iw_stack_config_with(&S, "worker.json", &extra);
-    cr_assert_not_null(cfg);
-    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    start_worker(mpath);
 
     const char *keys[2] = {"acme/UT", "acme/UT"};
     char *v1 = iw_make_event("UT-v1", "acme", "UT", 1, "navision_generic");
