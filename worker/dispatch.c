@@ -626,10 +626,6 @@ static CURLcode target_setup(iw_dispatch *d, xfer *x, const iw_target_conf *tc)
     rc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
     rc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, d);
     rc |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    /* a followed redirect never leaves TLS: an https target's login, MISKEY or token would
-     * otherwise go out in clear text to wherever the Location points */
-    bool tls = tc->url && strncasecmp(tc->url, "https://", 8) == 0;
-    rc |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, tls ? "https" : "http,https");
     if (tc->connect_timeout_ms > 0)
         rc |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)tc->connect_timeout_ms);
     if (tc->request_timeout_ms > 0)
@@ -703,6 +699,11 @@ static int xfer_setup(iw_dispatch *d, xfer *x, const iw_target_conf *tc)
      * base a redirect is resolved against). */
     rc |= curl_easy_setopt(e, CURLOPT_URL, r->url);
     rc |= curl_easy_setopt(e, CURLOPT_CURLU, url_handle(x, r->url));
+    /* a followed redirect never leaves TLS: the login, MISKEY or token of a request sent over
+     * https would otherwise go out in clear text to wherever the Location points. Per request:
+     * a mapping's URL template or a token_url may name another scheme than the instance url. */
+    rc |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR,
+                           strncasecmp(r->url, "https://", 8) == 0 ? "https" : "http,https");
     if (strcmp(r->method, "GET") == 0) {
         rc |= curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
         rc |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
@@ -1174,6 +1175,12 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
         /* the certificate (or our CA file) is wrong: retrying cannot help, a person must act */
         iw_outcome_set(&out, IW_OUTCOME_PERMANENT, IW_ERR_TRANSPORT, "tls", "%s",
                        curl_easy_strerror(cc));
+    } else if (cc == CURLE_UNSUPPORTED_PROTOCOL) {
+        /* only a followed redirect gets here (a request's own URL is http or https): one that
+         * would leave TLS, or leave HTTP; the target answers it again however often asked */
+        iw_outcome_set(&out, IW_OUTCOME_PERMANENT, IW_ERR_TRANSPORT, "redirect", "%s",
+                       "a redirect was refused: a request sent over https is never redirected "
+                       "to plain http, nor any request to a protocol other than http and https");
     } else if (x->resend_refused) {
         iw_outcome_set(&out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "transport",
                        "the connection closed before an answer came; the request may have "

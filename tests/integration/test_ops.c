@@ -719,6 +719,32 @@ static void on_call_done(void *arg, const iw_call_result *res)
     s->res = *res;
 }
 
+/* One call of an event for invoice TLS-1 through a dispatcher of config json to target. */
+static call_slot call_once(const char *json, const char *target)
+{
+    iw_config_errors errs;
+    iw_config *cfg = iw_config_parse(json, NULL, &errs);
+    cr_assert_not_null(cfg, "config: %s: %s", errs.count ? errs.items[0].path : "",
+                       errs.count ? errs.items[0].message : "");
+    char err[256];
+    iw_dispatch *d = iw_dispatch_new(cfg, err, sizeof(err));
+    cr_assert_not_null(d, "%s", err);
+    char *text = iw_make_event("ETLS-1", "acme", "TLS-1", 1, target);
+    iw_event *ev = NULL;
+    cr_assert_eq(iw_event_parse(text, strlen(text), &ev, err, sizeof(err)), 0, "%s", err);
+    free(text);
+    call_slot slot = {0};
+    cr_assert_eq(
+        iw_dispatch_submit(d, iw_config_target(cfg, target), ev, NULL, on_call_done, &slot), 0);
+    for (long long t0 = iw_now_ms(); !slot.done && iw_now_ms() - t0 < 30000;)
+        cr_assert_eq(iw_dispatch_run(d, 100, -1), 0);
+    cr_assert_eq(slot.done, 1, "the call ended");
+    iw_dispatch_free(d);
+    iw_event_free(ev);
+    iw_config_free(cfg);
+    return slot;
+}
+
 /* One centra_soap call through the dispatcher with the given "tls" object (or none). */
 static call_slot call_with_tls(const tls_srv *srv, const char *tls_json)
 {
@@ -732,27 +758,35 @@ static call_slot call_with_tls(const tls_srv *srv, const char *tls_json)
              "   \"timeouts\": {\"connect_ms\": 3000, \"request_ms\": 10000}%s%s}},"
              " \"routes\": {\"*\": [\"secure\"]}}",
              srv->port, tls_json ? ", \"tls\": " : "", tls_json ? tls_json : "");
-    iw_config_errors errs;
-    iw_config *cfg = iw_config_parse(json, NULL, &errs);
-    cr_assert_not_null(cfg, "config: %s: %s", errs.count ? errs.items[0].path : "",
-                       errs.count ? errs.items[0].message : "");
-    char err[256];
-    iw_dispatch *d = iw_dispatch_new(cfg, err, sizeof(err));
-    cr_assert_not_null(d, "%s", err);
-    char *text = iw_make_event("ETLS-1", "acme", "TLS-1", 1, "secure");
-    iw_event *ev = NULL;
-    cr_assert_eq(iw_event_parse(text, strlen(text), &ev, err, sizeof(err)), 0, "%s", err);
-    free(text);
-    call_slot slot = {0};
-    cr_assert_eq(
-        iw_dispatch_submit(d, iw_config_target(cfg, "secure"), ev, NULL, on_call_done, &slot), 0);
-    for (long long t0 = iw_now_ms(); !slot.done && iw_now_ms() - t0 < 30000;)
-        cr_assert_eq(iw_dispatch_run(d, 100, -1), 0);
-    cr_assert_eq(slot.done, 1, "the call ended");
-    iw_dispatch_free(d);
-    iw_event_free(ev);
-    iw_config_free(cfg);
-    return slot;
+    return call_once(json, "secure");
+}
+
+/* One call through the dispatcher to a generic target whose mapping sends it to https at
+ * https_port (with a bearer token), while the instance url is plain http at http_port;
+ * redirects followed, the CA of dir trusted. */
+static call_slot call_generic_https(int https_port, int http_port, const char *dir)
+{
+    char mpath[400], mapping[1024], json[2048];
+    snprintf(mpath, sizeof(mpath), "%s/redir.mapping.json", dir);
+    snprintf(mapping, sizeof(mapping),
+             "{\"method\":\"POST\",\"url\":\"https://127.0.0.1:%d/x\","
+             "\"headers\":{\"Content-Type\":\"application/json\","
+             "\"Authorization\":\"Bearer ${IW_TEST_REDIR_TOKEN}\"},"
+             "\"required\":[\"invoice.id\"],"
+             "\"body\":{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"id\","
+             "\"path\":\"invoice.id\"}]}},\"reply\":{\"format\":\"none\"}}",
+             https_port);
+    write_file(mpath, mapping);
+    setenv("IW_TEST_REDIR_TOKEN", "tok-SECRET-0123456789", 1);
+    snprintf(json, sizeof(json),
+             "{\"kafka\": {\"brokers\": \"127.0.0.1:1\"},"
+             " \"targets\": {\"gen\": {\"type\": \"generic\","
+             "   \"url\": \"http://127.0.0.1:%d/base\", \"mapping\": \"%s\","
+             "   \"retry\": {\"max_attempts\": 1},"
+             "   \"tls\": {\"ca_file\": \"%s/ca.pem\"}, \"follow_redirects\": true}},"
+             " \"routes\": {\"*\": [\"gen\"]}}",
+             http_port, mpath, dir);
+    return call_once(json, "gen");
 }
 
 Test(ops, tls_is_verified_unless_turned_off_loudly, .timeout = 180)
@@ -888,11 +922,22 @@ Test(ops, tls_is_verified_unless_turned_off_loudly, .timeout = 180)
     snprintf(srv.location, sizeof(srv.location), "http://127.0.0.1:%d/landing", plain.port);
     pthread_mutex_unlock(&srv.mu);
     snprintf(tls, sizeof(tls), "{\"ca_file\": \"%s/ca.pem\"}, \"follow_redirects\": true", dir);
+    int asked = tls_answered(&srv);
     s = call_with_tls(&srv, tls);
     cr_log_info("https to http: %s", s.res.outcome.message);
     cr_assert_eq(tls_answered(&plain), 0, "the login never went out in clear text");
     cr_assert_neq(s.res.outcome.kind, IW_OUTCOME_OK, "%s", s.res.outcome.message);
-    cr_assert_gt(tls_answered(&srv), 2, "the https server was asked");
+    cr_assert_eq(tls_answered(&srv), asked + 1, "asked once: the redirect answers the same");
+    cr_assert(strstr(s.res.outcome.message, "never redirected to plain http"), "%s",
+              s.res.outcome.message);
+    /* review 70: the rule follows the request's own URL, not the instance url (a mapping's
+     * template may name https where the instance url is http) */
+    asked = tls_answered(&srv);
+    s = call_generic_https(srv.port, plain.port, dir);
+    cr_log_info("generic, https to http: %s", s.res.outcome.message);
+    cr_assert_eq(tls_answered(&srv), asked + 1, "the mapping's https URL was asked");
+    cr_assert_eq(tls_answered(&plain), 0, "the token never went out in clear text");
+    cr_assert_neq(s.res.outcome.kind, IW_OUTCOME_OK, "%s", s.res.outcome.message);
     MHD_stop_daemon(plain.mhd);
     pthread_mutex_destroy(&plain.mu);
     pthread_mutex_lock(&srv.mu);
