@@ -80,7 +80,13 @@ static int cmd_check_config(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': path = optarg; break;
+        case 'c':
+            if (path) { /* the first would pass unread */
+                fprintf(stderr, "check-config: one config file at a time\n%s", CHECK_USAGE);
+                return 2;
+            }
+            path = optarg;
+            break;
         case 'h': fputs(CHECK_USAGE, stdout); return 0;
         case 'V': return iw_cli_print_version();
         default: fputs(CHECK_USAGE, stderr); return 2;
@@ -111,15 +117,21 @@ static int cmd_check_config(int argc, char **argv)
         iw_config_free(cfg);
         return 1;
     }
+    /* text from the file is printed on a terminal: control and bidirectional characters
+     * become spaces (a property key or a host written "a\nfake: ok\u001b[31m") */
     if (iw_kafkaconf_check(cfg, kerr, sizeof(kerr))) { /* what run would refuse at start */
+        iw_text_clean_copy(kerr, sizeof(kerr), kerr, strlen(kerr));
         fprintf(stderr, "%s: %s\n", path, kerr);
         iw_config_free(cfg);
         return 1;
     }
+    char brokers[2048], host[512];
+    const char *rh = cfg->redis_host ? cfg->redis_host : "";
+    iw_text_clean_copy(brokers, sizeof(brokers), cfg->kafka_brokers, strlen(cfg->kafka_brokers));
+    iw_text_clean_copy(host, sizeof(host), rh, strlen(rh));
     printf("%s: ok: %zu target instance%s, %zu route%s, kafka %s, redis %s:%d\n", path,
            cfg->n_targets, cfg->n_targets == 1 ? "" : "s", cfg->n_routes,
-           cfg->n_routes == 1 ? "" : "s", cfg->kafka_brokers ? cfg->kafka_brokers : "(not set)",
-           cfg->redis_host, cfg->redis_port);
+           cfg->n_routes == 1 ? "" : "s", brokers, host, cfg->redis_port);
     for (size_t i = 0; i < cfg->n_targets; i++) {
         const iw_target_conf *t = &cfg->targets[i];
         printf("  %-20s %-16s max_concurrency=%d max_attempts=%d%s\n", t->name, t->type,

@@ -290,8 +290,9 @@ Test(cli, check_config_names_every_error_by_path)
     cr_assert_null(strstr(out, "k3y-value-Zz"), "check-config never prints a secret");
     free(out);
     /* review 69: a second file passed unread (check-config configs/\*.json) */
-    const char *twice[] = {"-c '%s' '%s/config/broken.json'", "'%s' '%s/config/broken.json'"};
-    for (size_t i = 0; i < 2; i++) {
+    const char *twice[] = {"-c '%s' '%s/config/broken.json'", "'%s' '%s/config/broken.json'",
+                           "-c '%s' -c '%s/config/broken.json'"};
+    for (size_t i = 0; i < 3; i++) {
         char args[700];
         snprintf(args, sizeof(args), twice[i], tmp_path("ok.json"), IW_FIXTURES_DIR);
         snprintf(cmd, sizeof(cmd), "IW_CLI_TEST_KEY=k '%s' check-config %s",
@@ -301,6 +302,32 @@ Test(cli, check_config_names_every_error_by_path)
         cr_assert(strstr(err, "check-config: one config file at a time"), "%s", err);
         free(err);
     }
+    /* review 70: what the ok line and a kafka.properties error quote from the file is printed
+     * without its control characters */
+    FILE *g = fopen(tmp_path("ctl.json"), "w");
+    fputs("{\"kafka\": {\"brokers\": \"127.0.0.1:9092\"}, \"redis\": {\"host\": "
+          "\"red\\u001b[31mis\\nfake: ok\"}, \"targets\": {\"c\": {\"type\": \"centra_soap\", "
+          "\"url\": \"https://x.example/\", \"username\": \"u\", \"password\": \"p\"}}}",
+          g);
+    fclose(g);
+    snprintf(cmd, sizeof(cmd), "'%s' check-config -c '%s'", iw_build_path("invoice-worker"),
+             tmp_path("ctl.json"));
+    cr_assert_eq(run(cmd, &out), 0, "%s", stderr_text());
+    cr_assert(strstr(out, "redis red [31mis fake: ok:6379"), "%s", out);
+    cr_assert_null(strchr(out, '\x1b'), "%s", out);
+    free(out);
+    g = fopen(tmp_path("ctl.json"), "w");
+    fputs("{\"kafka\": {\"brokers\": \"127.0.0.1:9092\", \"properties\": {\"bogus\\u001b[31m"
+          "\\nfake: ok\": \"1\"}}, \"targets\": {\"c\": {\"type\": \"centra_soap\", \"url\": "
+          "\"https://x.example/\", \"username\": \"u\", \"password\": \"p\"}}}",
+          g);
+    fclose(g);
+    cr_assert_eq(run(cmd, NULL), 1);
+    err = stderr_text();
+    cr_assert(strstr(err, "bogus [31m fake: ok"), "%s", err);
+    cr_assert_null(strchr(err, '\x1b'), "%s", err);
+    cr_assert_eq(strchr(err, '\n'), err + strlen(err) - 1, "one line: %s", err);
+    free(err);
     /* without brokers run refuses to start, so check-config refuses too: an empty
      * IW_KAFKA_BROKERS, or a config without them */
     snprintf(cmd, sizeof(cmd), "IW_CLI_TEST_KEY=k IW_KAFKA_BROKERS= '%s' check-config -c '%s'",
