@@ -1329,15 +1329,16 @@ static void fence_holder(char *buf, size_t len)
 Test(faults, a_success_lost_with_its_fence_twice_is_still_sent_again, .init = up, .fini = down,
      .timeout = 300)
 {
-    /* one token every 15 s: the resend waits for it */
+    /* one token every 25 s: the resend waits for it, while the fence is taken twice (its
+     * renewal every 2.5 s finds that out). Replies take 3 s: time for the first taking. */
     const char *targets =
-        "{\"timeouts\": {\"connect_ms\": 500, \"request_ms\": 2000, \"settle_ms\": 500},"
-        " \"retry\": {\"max_attempts\": 1}, \"rate\": {\"per_s\": 0.0667, \"burst\": 1},"
+        "{\"timeouts\": {\"connect_ms\": 500, \"request_ms\": 4000, \"settle_ms\": 500},"
+        " \"retry\": {\"max_attempts\": 1}, \"rate\": {\"per_s\": 0.04, \"burst\": 1},"
         " \"breaker\": {\"failures\": 1000000}}";
-    const iw_stack_overlay extra = {.root = "{\"redis\": {\"lease_s\": 6}}", .targets = targets};
+    const iw_stack_overlay extra = {.root = "{\"redis\": {\"lease_s\": 10}}", .targets = targets};
     const char *cfg = iw_stack_config_with(&S, "w.json", &extra);
     cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
-    fault("{\"target\": \"centra_navision\", \"kind\": \"latency\", \"ms\": 1000}");
+    fault("{\"target\": \"centra_navision\", \"kind\": \"latency\", \"ms\": 3000}");
     produce_n("DF", 1, "centra_navision");
     int n = 0;
     for (long long t0 = iw_now_ms(); n < 1 && iw_now_ms() - t0 < 60000; iw_sleep_ms(20)) {
@@ -1346,19 +1347,19 @@ Test(faults, a_success_lost_with_its_fence_twice_is_still_sent_again, .init = up
         cJSON_Delete(calls);
     }
     cr_assert_eq(n, 1, "the first call arrived");
-    /* the reply (200 after 1 s) comes after another owner took the fence: not written */
-    steal_fence(3000);
+    /* the reply (200 after 3 s) comes after another owner took the fence: not written */
+    steal_fence(5000);
     /* the fence claimed again (once the other owner's lease ended); the resend waits for the
      * rate limit: take the fence from it once more */
     char holder[128] = "another-worker";
-    for (long long t0 = iw_now_ms(); iw_now_ms() - t0 < 10000; iw_sleep_ms(50)) {
+    for (long long t0 = iw_now_ms(); iw_now_ms() - t0 < 20000; iw_sleep_ms(50)) {
         fence_holder(holder, sizeof(holder));
         if (*holder && strcmp(holder, "another-worker") != 0)
             break;
     }
     cr_assert(*holder && strcmp(holder, "another-worker") != 0,
               "the worker claimed the fence again (holder \"%s\")", holder);
-    steal_fence(3000);
+    steal_fence(5000);
 
     iw_results r = read_distinct(1, 90000);
     cr_assert_eq(iw_results_distinct(&r), 1, "the event has a result");
