@@ -1326,7 +1326,7 @@ static void fence_holder(char *buf, size_t len)
  * the rate limit, before any attempt of its own. It stays a resend: the target receives it
  * whatever retry.max_attempts says, and the result is the success, not "max_attempts left no
  * attempt" for an update the target applied. Judged by the simulator's arrivals. */
-Test(faults, a_success_lost_with_its_fence_twice_is_still_sent_again, .init = up, .fini = down,
+Test(faults, success_lost_with_its_fence_twice_is_still_sent_again, .init = up, .fini = down,
      .timeout = 300)
 {
     /* one token every 25 s: the resend waits for it, while the fence is taken twice (its
