@@ -1866,7 +1866,9 @@ static void route(iw_pipeline *p, msg *m, const char *only)
          * made first too where only the render could refuse it too late: a version that would
          * wait, and an event whose text XML 1.0 cannot carry (iw_event.xml_unsafe, noted by the
          * parser), which in an empty lane would claim the ledger before its attempt renders it,
-         * making an older version arriving after the claim stale. */
+         * making an older version arriving after the claim stale. (An adapter whose render
+         * refuses more than its validate, generic's URL template, is rendered by
+         * iw_dispatch_validate itself.) */
         char why[sizeof(j->error_msg)];
         if (iw_dispatch_validate(p->dispatch, j->tc, ev, why, sizeof(why)) != 0 ||
             ((ev->xml_unsafe || would_wait(p, j)) &&
