@@ -414,6 +414,38 @@ Test(sim, each_seed_request_is_accepted_and_kept)
     }
 }
 
+/* Review 71: the simulator read requests with the worker's own reply parser (which skips
+ * white space before the XML declaration) and decimal type (18 digits after the point, a
+ * 64-bit coefficient): the worker's limits were the contract. A server reads a decimal as
+ * xsd:decimal, of any length, and a byte order mark may come before the declaration. */
+Test(sim, decimals_of_any_length_and_a_byte_order_mark_are_accepted)
+{
+    size_t len;
+    char *body = load(C_SOAP, &len);
+    char *a = replace(body, "<ns1:total>1550.00</ns1:total>",
+                      "<ns1:total>12345678901234567890.00</ns1:total>");
+    char *b = replace(a, "<ns1:qty>", "<ns1:qty>0.0000000000000000001");
+    char *c = malloc(strlen(b) + 4);
+    memcpy(c, "\xEF\xBB\xBF", 3);
+    strcpy(c + 3, b);
+    http_res r;
+    send_std(C_SOAP, c, &r);
+    cr_assert_eq(r.rc, CURLE_OK);
+    cr_expect_eq(r.status, 200, "%ld %s", r.status, r.body);
+    cr_expect(strstr(r.body, "<ns1:result/>"), "%s", r.body);
+    res_free(&r);
+    cJSON *st = ctl_get("/_sim/state");
+    const cJSON *inv = invoice_state(st, "centra_soap", "INV-1001");
+    cr_assert_not_null(inv);
+    cr_expect_str_eq(str(cJSON_GetObjectItemCaseSensitive(inv, "last"), "total"),
+                     "12345678901234567890.00");
+    cJSON_Delete(st);
+    free(body);
+    free(a);
+    free(b);
+    free(c);
+}
+
 /* ==== contracts: refused ==== */
 
 typedef struct refusal {
@@ -450,6 +482,11 @@ static const refusal refusals[] = {
      "SOAP-ENV:Client.Authentication", "The request was refused."},
     {"centra_soap: not well-formed", C_SOAP, "</ns1:invoices_Update>", "", NULL, NULL, NULL, NULL,
      NULL, 500, "SOAP-ENV:Client", "not well-formed"},
+    {"centra_soap: white space before the XML declaration", C_SOAP, "<?xml", "\n  <?xml", NULL,
+     NULL, NULL, NULL, NULL, 500, "SOAP-ENV:Client", "not well-formed"},
+    {"centra_soap: a DTD", C_SOAP, "<SOAP-ENV:Envelope",
+     "<!DOCTYPE x [<!ENTITY e \"v\">]><SOAP-ENV:Envelope", NULL, NULL, NULL, NULL, NULL, 500,
+     "SOAP-ENV:Client", "DTD"},
     {"centra_soap: unknown element", C_SOAP, "<ns1:locked>false</ns1:locked>",
      "<ns1:lockd>false</ns1:lockd>", NULL, NULL, NULL, NULL, NULL, 500, "SOAP-ENV:Client",
      "lockd: unknown element"},
@@ -514,6 +551,9 @@ static const refusal refusals[] = {
      "<InvoiceDate>2024-04-29T12:35:06.5639005-04:00</InvoiceDate>",
      "<InvoiceDate>yesterday</InvoiceDate>", NULL, NULL, NULL, NULL, NULL, 400, "ModelState",
      "InvoiceDate: 'yesterday'"},
+    {"midnight xml: root prefixed in another namespace", C_MID_XML, "<InvoiceUpdateRequest ",
+     "<p:InvoiceUpdateRequest xmlns:p=\"urn:not-midnight\" ", "</InvoiceUpdateRequest>",
+     "</p:InvoiceUpdateRequest>", NULL, NULL, NULL, 400, "ModelState", "no namespace"},
     {"midnight xml: wrong namespace", C_MID_XML, "<InvoiceUpdateRequest ",
      "<InvoiceUpdateRequest xmlns=\"urn:other\" ", NULL, NULL, NULL, NULL, NULL, 400, "ModelState",
      "namespace"},
@@ -581,6 +621,10 @@ static const refusal refusals[] = {
      "discount must be greater than or equal to 0"},
     {"invoicexpress: no items", C_IXP, "<items type=\"array\">", "<items type=\"array\"/><dropped>",
      "</items>", "</dropped>", NULL, NULL, NULL, 422, "<errors>", "At least one item is required"},
+    {"invoicexpress: items not an array", C_IXP, "<items type=\"array\">", "<items>", NULL, NULL,
+     NULL, NULL, NULL, 422, "<errors>", "Invoice items is invalid"},
+    {"invoicexpress: items a hash", C_IXP, "<items type=\"array\">", "<items type=\"hash\">", NULL,
+     NULL, NULL, NULL, NULL, 422, "<errors>", "Invoice items is invalid"},
     {"invoicexpress: wrong api_key", C_IXP, NULL, NULL, NULL, NULL, NULL,
      "/invoices/98765.xml?api_key=nope", NULL, 401, "<errors>", "API Key"},
     {"invoicexpress: POST instead of PUT", C_IXP, NULL, NULL, NULL, NULL, NULL, NULL, "POST", 405,

@@ -170,7 +170,7 @@ xmlNodePtr iw_sim_soap_operation(const iw_sim_request *rq, const char *ns, const
         return refuse(doc, rp, style, msg);
     }
     char err[256];
-    *doc = iw_xml_parse(rq->body, rq->body_len, err, sizeof(err));
+    *doc = iw_sim_xml_parse(rq->body, rq->body_len, err, sizeof(err));
     if (!*doc) {
         snprintf(msg, sizeof(msg), "Bad request: %s", err);
         return refuse(doc, rp, style, msg);

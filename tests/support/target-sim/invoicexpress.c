@@ -123,6 +123,13 @@ static void check_rules(const iw_sim_conf *c, xmlNodePtr root, iw_sim_errors *e)
         (!iw_sim_is_decimal(v) || iw_sim_dec_sign(v) < 0 || iw_sim_dec_cmp(v, "99.99") > 0))
         iw_sim_err(e, "Retention must be a number between 0 and 99.99");
     check_client(c, iw_sim_xml_child(root, "client"), e);
+    /* seed 004 line 27: <items type="array">, without which a Rails XML params parser reads
+     * one <item> as a hash, not a list of items */
+    xmlNodePtr items = iw_sim_xml_child(root, "items");
+    xmlChar *type = items ? xmlGetProp(items, (const xmlChar *)"type") : NULL;
+    if (items && (!type || strcmp((const char *)type, "array") != 0))
+        iw_sim_err(e, "Invoice items is invalid: <items> must have type=\"array\"");
+    xmlFree(type);
     int k = 0;
     for (xmlNodePtr it = iw_sim_xml_first(iw_sim_xml_child(root, "items")); it; it = it->next) {
         if (it->type == XML_ELEMENT_NODE && strcmp((const char *)it->name, "item") == 0)
@@ -212,7 +219,7 @@ static void handle(const iw_sim_request *rq, iw_sim_reply *rp)
         return;
     }
     char err[256];
-    xmlDocPtr doc = iw_xml_parse(rq->body, rq->body_len, err, sizeof(err));
+    xmlDocPtr doc = iw_sim_xml_parse(rq->body, rq->body_len, err, sizeof(err));
     if (!doc) {
         char msg[320];
         snprintf(msg, sizeof(msg), "Invoice is invalid: %s", err);

@@ -432,15 +432,17 @@ static bool handle_xml(const iw_sim_request *rq, char *guid, size_t glen, cJSON 
                        iw_sim_reply *rp)
 {
     char err[256];
-    xmlDocPtr doc = iw_xml_parse(rq->body, rq->body_len, err, sizeof(err));
+    xmlDocPtr doc = iw_sim_xml_parse(rq->body, rq->body_len, err, sizeof(err));
     if (!doc) {
         reply_invalid(NULL, err, rp);
         return false;
     }
     xmlNodePtr root = xmlDocGetRootElement(doc);
     bool ok = true;
-    if (strcmp((const char *)root->name, "InvoiceUpdateRequest") != 0) {
-        reply_invalid(NULL, "request: the root element is not InvoiceUpdateRequest", rp);
+    if (strcmp((const char *)root->name, "InvoiceUpdateRequest") != 0 || *iw_sim_xml_ns(root)) {
+        /* seed 002 line 410: <InvoiceUpdateRequest> in no namespace */
+        reply_invalid(NULL, "request: the root element is not InvoiceUpdateRequest in no namespace",
+                      rp);
         ok = false;
     } else if (rq->validate) {
         iw_sim_errors errs = {0};

@@ -2,13 +2,13 @@
 #include "schema.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "decimal.h"
-#include "xml.h"
+#include <libxml/parser.h>
 
 #define MAX_BODY_PARSE ((size_t)16 * 1024 * 1024)
 
@@ -26,10 +26,49 @@ void iw_sim_err(iw_sim_errors *e, const char *fmt, ...)
 
 /* ---- value formats ---- */
 
+/* An xsd:decimal read without limits: its sign, and its digits without leading zeros (int)
+ * and trailing ones (frac). */
+typedef struct sim_dec {
+    int sign; /* -1, 0 or 1 */
+    const char *ip, *fp;
+    size_t il, fl;
+} sim_dec;
+
+static bool dec_read(const char *s, sim_dec *d)
+{
+    if (!s)
+        return false;
+    d->sign = 1;
+    if (*s == '+' || *s == '-')
+        d->sign = *s++ == '-' ? -1 : 1;
+    const char *p = s;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    d->ip = s;
+    d->il = (size_t)(p - s);
+    d->fp = p;
+    d->fl = 0;
+    if (*p == '.') {
+        d->fp = ++p;
+        while (*p >= '0' && *p <= '9')
+            p++;
+        d->fl = (size_t)(p - d->fp);
+    }
+    if (*p || d->il + d->fl == 0)
+        return false;
+    while (d->il && *d->ip == '0')
+        d->ip++, d->il--;
+    while (d->fl && d->fp[d->fl - 1] == '0')
+        d->fl--;
+    if (!d->il && !d->fl)
+        d->sign = 0;
+    return true;
+}
+
 bool iw_sim_is_decimal(const char *s)
 {
-    iw_decimal d;
-    return s && iw_decimal_parse(s, &d) == 0;
+    sim_dec d;
+    return dec_read(s, &d);
 }
 
 bool iw_sim_is_int(const char *s)
@@ -223,16 +262,24 @@ bool iw_sim_is_mdy(const char *s, long *days)
 
 int iw_sim_dec_cmp(const char *a, const char *b)
 {
-    iw_decimal x, y;
-    if (iw_decimal_parse(a, &x) != 0 || iw_decimal_parse(b, &y) != 0)
+    sim_dec x, y;
+    if (!dec_read(a, &x) || !dec_read(b, &y))
         return 0;
-    return iw_decimal_cmp(x, y);
+    if (x.sign != y.sign)
+        return x.sign < y.sign ? -1 : 1;
+    int mag = x.il != y.il ? (x.il < y.il ? -1 : 1) : memcmp(x.ip, y.ip, x.il);
+    for (size_t i = 0; !mag && i < x.fl + y.fl; i++) {
+        char cx = i < x.fl ? x.fp[i] : '0', cy = i < y.fl ? y.fp[i] : '0';
+        mag = cx == cy ? 0 : cx < cy ? -1 : 1;
+    }
+    mag = mag < 0 ? -1 : mag > 0;
+    return x.sign < 0 ? -mag : mag;
 }
 
 int iw_sim_dec_sign(const char *s)
 {
-    iw_decimal d;
-    return iw_decimal_parse(s, &d) == 0 ? iw_decimal_sign(d) : 0;
+    sim_dec d;
+    return dec_read(s, &d) ? d.sign : 0;
 }
 
 /* ---- XML ---- */
@@ -257,9 +304,55 @@ xmlNodePtr iw_sim_xml_child(xmlNodePtr n, const char *name)
     return NULL;
 }
 
+xmlDocPtr iw_sim_xml_parse(const char *body, size_t len, char *err, size_t errlen)
+{
+    if (len > INT_MAX) {
+        snprintf(err, errlen, "the body is too large");
+        return NULL;
+    }
+    xmlResetLastError();
+    xmlDocPtr doc = xmlReadMemory(body, (int)len, NULL, NULL,
+                                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    if (!doc) {
+        const xmlError *e = xmlGetLastError();
+        snprintf(err, errlen, "not well-formed XML: %s", e && e->message ? e->message : "?");
+        size_t n = strlen(err);
+        while (n && (err[n - 1] == '\n' || err[n - 1] == ' '))
+            err[--n] = '\0';
+        return NULL;
+    }
+    if (doc->intSubset || doc->extSubset || !xmlDocGetRootElement(doc)) {
+        xmlFreeDoc(doc);
+        snprintf(err, errlen, "a DTD (or no root element): not a request");
+        return NULL;
+    }
+    return doc;
+}
+
+/* The element's text with XML white space around it removed (the value a schema type reads;
+ * whiteSpace collapse), cut to fit without splitting a UTF-8 sequence. */
 char *iw_sim_xml_text(xmlNodePtr n, char *buf, size_t len)
 {
-    iw_xml_text(n, buf, len);
+    if (!len)
+        return buf;
+    buf[0] = '\0';
+    xmlChar *t = n ? xmlNodeGetContent(n) : NULL;
+    if (!t)
+        return buf;
+    const char *s = (const char *)t;
+    while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+        s++;
+    size_t l = strlen(s);
+    while (l && (s[l - 1] == ' ' || s[l - 1] == '\t' || s[l - 1] == '\r' || s[l - 1] == '\n'))
+        l--;
+    if (l >= len) {
+        l = len - 1;
+        while (l && ((unsigned char)s[l] & 0xC0) == 0x80)
+            l--;
+    }
+    memcpy(buf, s, l);
+    buf[l] = '\0';
+    xmlFree(t);
     return buf;
 }
 

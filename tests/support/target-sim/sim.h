@@ -9,7 +9,6 @@
 #include <cjson/cJSON.h>
 
 #include "routes.h"
-#include "xml.h"
 #include "xmlw.h"
 
 /* The targets the simulator serves: ids in the registry's order (routes.h), generated from

@@ -4,29 +4,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "status.h"
-
 int iw_xmlw_open(iw_xmlw *x, bool decl)
 {
     memset(x, 0, sizeof(*x));
     x->buf = xmlBufferCreate();
     if (!x->buf)
-        return IW_ENOMEM;
+        return IW_SIM_ENOMEM;
     x->w = xmlNewTextWriterMemory(x->buf, 0);
     if (!x->w) {
         xmlBufferFree(x->buf);
         x->buf = NULL;
-        return IW_ENOMEM;
+        return IW_SIM_ENOMEM;
     }
     if (decl && xmlTextWriterStartDocument(x->w, "1.0", "UTF-8", NULL) < 0)
-        x->err = IW_ENOMEM;
+        x->err = IW_SIM_ENOMEM;
     return x->err;
 }
 
 static void check(iw_xmlw *x, int rc)
 {
     if (rc < 0 && !x->err)
-        x->err = IW_EINVAL; /* libxml2 refuses e.g. invalid UTF-8 or a bad name */
+        x->err = IW_SIM_EINVAL; /* libxml2 refuses e.g. invalid UTF-8 or a bad name */
 }
 
 void iw_xmlw_start(iw_xmlw *x, const char *prefix, const char *name, const char *ns_uri)
@@ -76,7 +74,7 @@ int iw_xmlw_close(iw_xmlw *x, char **out, size_t *len)
     *out = NULL;
     *len = 0;
     if (!x->err && xmlTextWriterEndDocument(x->w) < 0)
-        x->err = IW_EINVAL;
+        x->err = IW_SIM_EINVAL;
     xmlFreeTextWriter(x->w); /* flushes into buf */
     x->w = NULL;
     int rc = x->err;
@@ -84,7 +82,7 @@ int iw_xmlw_close(iw_xmlw *x, char **out, size_t *len)
         size_t n = (size_t)xmlBufferLength(x->buf);
         char *s = malloc(n + 1);
         if (!s) {
-            rc = IW_ENOMEM;
+            rc = IW_SIM_ENOMEM;
         } else {
             memcpy(s, xmlBufferContent(x->buf), n);
             s[n] = '\0';

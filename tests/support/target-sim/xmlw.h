@@ -9,6 +9,10 @@
 
 #include <libxml/xmlwriter.h>
 
+/* The writer's errors. */
+#define IW_SIM_ENOMEM (-2)
+#define IW_SIM_EINVAL (-3)
+
 /* Writer over a growing memory buffer. */
 typedef struct iw_xmlw {
     xmlBufferPtr buf;
@@ -16,7 +20,8 @@ typedef struct iw_xmlw {
     int err; /* first libxml2 error (< 0), sticky: later calls do nothing */
 } iw_xmlw;
 
-/* Starts a document (<?xml version="1.0" encoding="UTF-8"?> when decl is true). 0 or IW_ENOMEM. */
+/* Starts a document (<?xml version="1.0" encoding="UTF-8"?> when decl is true). 0 or IW_SIM_ENOMEM.
+ */
 int iw_xmlw_open(iw_xmlw *x, bool decl);
 
 /* <prefix:name> with optional namespace declaration (ns_uri NULL = none). */
