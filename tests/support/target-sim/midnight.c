@@ -2,6 +2,7 @@
  * Authorization (PRC + Midnight token) and MISKEY headers, and the token refresh endpoint. */
 #include <ctype.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,10 +204,14 @@ static void reply_string(const iw_sim_request *rq, bool xml, const char *s, iw_s
     else if (accept && strstr(accept, "xml"))
         xml = true;
     if (xml) {
+        /* seed 002 line 609 shows <string> bare; ASP.NET's DataContractSerializer writes it in
+         * its Serialization namespace: every other reply takes each form */
+        static atomic_uint replies;
         iw_xmlw x;
         iw_xmlw_open(&x, false);
         iw_xmlw_start(&x, NULL, "string", NULL);
-        iw_xmlw_attr(&x, "xmlns", "http://schemas.microsoft.com/2003/10/Serialization/");
+        if (atomic_fetch_add(&replies, 1) % 2)
+            iw_xmlw_attr(&x, "xmlns", "http://schemas.microsoft.com/2003/10/Serialization/");
         if (!x.err && xmlTextWriterWriteString(x.w, (const xmlChar *)s) < 0)
             x.err = -1;
         iw_xmlw_end(&x);
