@@ -51,6 +51,8 @@ Test(chaos, quick_form_keeps_the_guarantees, .timeout = 600)
                  "no `succeeded` for a pair the target never accepted");
     cr_expect_geq(figure(sum, "\nrepeats"), 0, "repeats are reported");
     cr_expect_eq(figure(sum, "\npoison not dead-lettered"), 0, "every poison event dead-lettered");
+    cr_expect_eq(figure(sum, "\noverlapping calls"), 0,
+                 "one call per (invoice, target) in flight at a time, across the workers");
     cr_expect_gt(figure(sum, "\nfaults"), 0, "workers were killed during the run");
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "chaos exit status %d (log %s)", st, log);
     free(out);

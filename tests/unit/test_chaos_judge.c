@@ -63,3 +63,18 @@ Test(chaos_judge, absent_versions_judge_by_what_is_there)
     cr_expect_eq(j.max_version, 9);
     cr_expect_eq(j.max_body, 9);
 }
+
+/* One call per (invoice, target) in flight at a time, across every worker: a call arriving
+ * while the one applied before it was still held by the target overlaps it, unless the worker
+ * had waited out its request timeout (the target held it past the worker's patience). */
+Test(chaos_judge, a_call_arriving_before_the_one_before_it_was_applied_overlaps)
+{
+    /* previous: arrived at 1000, applied at 2500 (a 1.5 s reply); timeout 3000 */
+    cr_expect(ch_judge_overlap(1000, 2500, 2000, 3000), "sent while the first was in flight");
+    cr_expect(ch_judge_overlap(1000, 2500, 1000, 3000), "sent at the same moment");
+    cr_expect_not(ch_judge_overlap(1000, 2500, 2500, 3000), "sent once it was applied");
+    cr_expect_not(ch_judge_overlap(1000, 2500, 2600, 3000), "sent after it");
+    /* held past the timeout: the worker gave up at 4000 and may send again */
+    cr_expect(ch_judge_overlap(1000, 9000, 3999, 3000), "before the timeout ran out");
+    cr_expect_not(ch_judge_overlap(1000, 9000, 4000, 3000), "after the timeout");
+}

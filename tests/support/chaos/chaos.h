@@ -213,6 +213,12 @@ void ch_judge_init(ch_judge *j);
  * -1 for either when absent) and takes it into account. */
 ch_update_kind ch_judge_update(ch_judge *j, long long version, long long body);
 
+/* Whether a call of an (invoice, target) that arrived at `arrival` overlapped the one applied
+ * before it (arrived at prev_arrival, applied at prev_applied; monotonic ms): it came while
+ * that one was still in flight, and sooner after its arrival than window (the worker's request
+ * timeout: past it the worker may have given up on a call the target still holds). */
+bool ch_judge_overlap(double prev_arrival, double prev_applied, double arrival, long long window);
+
 /* ---- final checks against the simulator ---- */
 
 /* Figures of the final checks. */
@@ -232,6 +238,9 @@ typedef struct ch_figures {
     size_t pairs_repeats;     /* (invoice, target) with at least one repeat */
     size_t disagreements;     /* accepted updates whose header version, body version and event
                                * do not name the same version */
+    size_t overlaps;          /* pairs of accepted updates of one (invoice, target) of which
+                               * the later to arrive came while the other was in flight, within
+                               * the request timeout of its arrival */
     size_t succeeded_unseen;  /* pairs reported `succeeded` that the target never accepted */
     size_t succeeded_checked; /* pairs reported `succeeded` */
     size_t poison_missing;    /* poison messages without a dead letter */
@@ -255,7 +264,8 @@ typedef struct ch_figures {
  * t0_ms: the start of production on that clock, for the times in examples.
  * 0, or -1 when the simulator could not be read. */
 int ch_check_run(const ch_plan *plan, ch_table *table, ch_watch *watch, const iw_stack *s,
-                 const long long *kill_ms, size_t n_kills, long long t0_ms, ch_figures *fig);
+                 const long long *kill_ms, size_t n_kills, long long t0_ms, int request_ms,
+                 ch_figures *fig);
 
 /* Whether the figures show every guarantee the chaos run judges: nothing lost, no regression,
  * no final-state mismatch, no `succeeded` the target never accepted, no header/body

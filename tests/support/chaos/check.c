@@ -161,6 +161,8 @@ typedef struct oracle {
     uint8_t *truncated; /* per (invoice, target) cell: its history dropped older entries */
     int32_t *want;      /* per cell: the highest version the plan sent there (0: none) */
     long long t0;       /* production start (monotonic ms), for the times in examples */
+    long long window;   /* ms after a call's arrival within which no other call of its
+                         * (invoice, target) may arrive before it is applied */
 } oracle;
 
 static int oracle_init(oracle *o, const ch_plan *plan, long long t0)
@@ -207,7 +209,9 @@ typedef struct accepted_update {
     long event;        /* plan event index (-1: not an event of this run) */
     const char *key;   /* "<event_id>:<target>" as the simulator recorded it */
     int attempt;
-    double at_s; /* arrival, seconds after the start of production */
+    double at_s;       /* arrival, seconds after the start of production */
+    double arrival_ms; /* arrival, monotonic ms */
+    double applied_ms; /* when the target applied it (after any latency), monotonic ms */
 } accepted_update;
 
 static void read_update(const ch_plan *plan, const oracle *o, const cJSON *e, int t,
@@ -225,11 +229,46 @@ static void read_update(const ch_plan *plan, const oracle *o, const cJSON *e, in
         u->key = "-";
     u->attempt = cJSON_IsNumber(att) ? att->valueint : -1;
     u->at_s = cJSON_IsNumber(mono) ? (mono->valuedouble - (double)o->t0) / 1000.0 : 0;
+    const cJSON *applied = cJSON_GetObjectItemCaseSensitive(e, "applied_mono_ms");
+    u->arrival_ms = cJSON_IsNumber(mono) ? mono->valuedouble : 0;
+    u->applied_ms = cJSON_IsNumber(applied) ? applied->valuedouble : u->arrival_ms;
 }
 
-/* Walks the history of invoice inv at target t in arrival order: regressions (an older
+/* Counts the overlaps in the history of invoice inv at target t: two accepted calls of which
+ * the later to arrive came while the other was in flight (not yet applied), within the worker's
+ * request timeout of the other's arrival. One call per (invoice, target) at a time, across
+ * every worker; the target may apply them in either order. */
+static void check_overlaps(const ch_plan *plan, const oracle *o, const cJSON *hist, int inv, int t,
+                           ch_figures *fig)
+{
+    int n = cJSON_GetArraySize(hist);
+    accepted_update *u = n > 1 ? calloc((size_t)n, sizeof(*u)) : NULL;
+    if (!u)
+        return;
+    int k = 0;
+    for (const cJSON *e = hist->child; e && k < n; e = e->next)
+        read_update(plan, o, e, t, &u[k++]);
+    for (int i = 0; i < k; i++) {
+        for (int j = i + 1; j < k; j++) {
+            const accepted_update *a = u[i].arrival_ms <= u[j].arrival_ms ? &u[i] : &u[j];
+            const accepted_update *b = a == &u[i] ? &u[j] : &u[i];
+            if (!ch_judge_overlap(a->arrival_ms, a->applied_ms, b->arrival_ms, o->window) ||
+                fig->overlaps++ >= EXAMPLES)
+                continue;
+            fprintf(stderr,
+                    "  OVERLAP: invoice CH-%05d at %s: %s attempt %d (v%lld) arrived at %.1f s, "
+                    "while %s attempt %d (v%lld, arrived at %.1f s) was in flight until %.1f s\n",
+                    inv, ch_target_names[t], b->key, b->attempt, b->version, b->at_s, a->key,
+                    a->attempt, a->version, a->at_s, (a->applied_ms - (double)o->t0) / 1000.0);
+        }
+    }
+    free(u);
+}
+
+/* Walks the history of invoice inv at target t in the order applied: regressions (an older
  * version, by header or by body, after a newer one), repeats of the newest version, updates
- * whose header, body and event disagree; marks the events the target accepted. */
+ * whose header, body and event disagree, and overlaps (check_overlaps); marks the events the
+ * target accepted. */
 static void check_history(const ch_plan *plan, oracle *o, const cJSON *hist, int inv, int t,
                           ch_figures *fig)
 {
@@ -237,6 +276,7 @@ static void check_history(const ch_plan *plan, oracle *o, const cJSON *hist, int
     ch_judge_init(&jd);
     accepted_update top = {.version = -1, .key = "-"};
     bool regressed = false, repeated = false;
+    check_overlaps(plan, o, hist, inv, t, fig);
     for (const cJSON *e = hist ? hist->child : NULL; e; e = e->next) {
         accepted_update u;
         read_update(plan, o, e, t, &u);
@@ -457,7 +497,8 @@ static int check_calls(const ch_plan *plan, const iw_stack *s, const long long *
 }
 
 int ch_check_run(const ch_plan *plan, ch_table *table, ch_watch *watch, const iw_stack *s,
-                 const long long *kill_ms, size_t n_kills, long long t0_ms, ch_figures *fig)
+                 const long long *kill_ms, size_t n_kills, long long t0_ms, int request_ms,
+                 ch_figures *fig)
 {
     memset(fig, 0, sizeof(*fig));
     retention ret = {0};
@@ -467,6 +508,7 @@ int ch_check_run(const ch_plan *plan, ch_table *table, ch_watch *watch, const iw
     free(ret.low);
     oracle o = {0};
     int rc = oracle_init(&o, plan, t0_ms);
+    o.window = request_ms > 100 ? request_ms - 100 : 0; /* the send precedes the arrival */
     if (rc == 0)
         rc = check_state(plan, table, s, &o, fig);
     if (rc == 0)
@@ -480,5 +522,6 @@ int ch_check_run(const ch_plan *plan, ch_table *table, ch_watch *watch, const iw
 bool ch_figures_pass(const ch_figures *fig)
 {
     return fig->lost == 0 && fig->regressions == 0 && fig->mismatches == 0 &&
-           fig->succeeded_unseen == 0 && fig->disagreements == 0 && fig->poison_missing == 0;
+           fig->succeeded_unseen == 0 && fig->disagreements == 0 && fig->poison_missing == 0 &&
+           fig->overlaps == 0;
 }

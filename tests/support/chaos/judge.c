@@ -23,3 +23,8 @@ ch_update_kind ch_judge_update(ch_judge *j, long long version, long long body)
         j->max_body = body;
     return k;
 }
+
+bool ch_judge_overlap(double prev_arrival, double prev_applied, double arrival, long long window)
+{
+    return arrival < prev_applied && arrival < prev_arrival + (double)window;
+}

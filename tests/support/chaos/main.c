@@ -1052,6 +1052,9 @@ static void summary(const opts *o, const ch_plan *p, const ch_table *t, const sc
            fig->succeeded_unseen, fig->succeeded_checked, verdict(fig->succeeded_unseen));
     printf("header/body disagreements %zu accepted updates   (must be 0: %s)\n", fig->disagreements,
            verdict(fig->disagreements));
+    printf("overlapping calls       %zu pairs of accepted updates of one (invoice, target), the "
+           "second sent while the first was in flight   (must be 0: %s)\n",
+           fig->overlaps, verdict(fig->overlaps));
     printf("poison not dead-lettered %zu of %zu   (must be 0: %s)\n", fig->poison_missing,
            fig->poison, verdict(fig->poison_missing));
     printf("repeats                 %zu accepted updates repeating the newest version, at %zu "
@@ -1097,10 +1100,11 @@ static void summary(const opts *o, const ch_plan *p, const ch_table *t, const sc
     if (soak_failed >= 0)
         printf("soak resources          %s\n", soak_failed ? "FAIL" : "ok");
     printf("FIGURES scenario=%s form=%s seed=%llu lost=%zu regressions=%zu mismatches=%zu "
-           "succeeded_never_received=%zu repeats=%zu disagreements=%zu poison_missing=%zu\n",
+           "succeeded_never_received=%zu repeats=%zu disagreements=%zu poison_missing=%zu "
+           "overlaps=%zu\n",
            o->sc->name, o->mode, (unsigned long long)o->seed, fig->lost, fig->regressions,
            fig->mismatches, fig->succeeded_unseen, fig->repeats, fig->disagreements,
-           fig->poison_missing);
+           fig->poison_missing, fig->overlaps);
     printf("RESULT: %s\n", pass ? "PASS" : "FAIL");
     fflush(stdout);
 }
@@ -1210,7 +1214,8 @@ int main(int argc, char **argv)
     if (watch.error[0])
         fprintf(stderr, "chaos: %s\n", watch.error);
     if (ch_check_run(&plan, &table, &watch, &s, sc.kill_ms,
-                     (size_t)(sc.kills < MAX_KILLS ? sc.kills : MAX_KILLS), sc.t0, &fig) != 0)
+                     (size_t)(sc.kills < MAX_KILLS ? sc.kills : MAX_KILLS), sc.t0, o.request_ms,
+                     &fig) != 0)
         goto out;
     if (soak_mode(&o))
         soak_failed = ch_soak_verdict(&soak, soak_warmup_ms(&o), SOAK_RSS_LIMIT);

@@ -110,6 +110,7 @@ typedef struct hist_entry {
     int attempt;           /* attempt from X-Request-ID, -1 when unreadable */
     int64_t wall_ms;       /* arrival of the request, ms since the epoch */
     int64_t mono_ms;       /* arrival, CLOCK_MONOTONIC ms */
+    int64_t applied_mono;  /* when it was applied (after any latency), CLOCK_MONOTONIC ms */
 } hist_entry;
 
 /* One invoice at one target. */
@@ -326,6 +327,7 @@ static void hist_add_locked(invoice_rec *r, const iw_sim_request *rq)
     }
     h->wall_ms = rq->arrival_wall_ms;
     h->mono_ms = rq->arrival_mono_ms;
+    h->applied_mono = iw_sim_mono_ms();
 }
 
 /* Whether an accepted document asks the target to e-mail the customer: an xs:boolean true in
@@ -515,6 +517,7 @@ static cJSON *history_json(const invoice_rec *r)
         cJSON_AddNumberToObject(o, "attempt", h->attempt);
         cJSON_AddNumberToObject(o, "at_ms", (double)h->wall_ms);
         cJSON_AddNumberToObject(o, "mono_ms", (double)h->mono_ms);
+        cJSON_AddNumberToObject(o, "applied_mono_ms", (double)h->applied_mono);
         cJSON_AddItemToArray(arr, o);
     }
     return arr;
