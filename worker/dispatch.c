@@ -1175,9 +1175,11 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
         /* the certificate (or our CA file) is wrong: retrying cannot help, a person must act */
         iw_outcome_set(&out, IW_OUTCOME_PERMANENT, IW_ERR_TRANSPORT, "tls", "%s",
                        curl_easy_strerror(cc));
-    } else if (cc == CURLE_UNSUPPORTED_PROTOCOL) {
-        /* only a followed redirect gets here (a request's own URL is http or https): one that
-         * would leave TLS, or leave HTTP; the target answers it again however often asked */
+    } else if (cc == CURLE_UNSUPPORTED_PROTOCOL && status >= 300 && status < 400) {
+        /* a redirect refused (a request's own URL is http or https): one that would leave TLS,
+         * or leave HTTP; the target answers it again however often asked. (libcurl gives the
+         * same code for a reply that is not HTTP/1.x, "HTTP/0.9" or "HTTP/1.2": that one is
+         * an ordinary transport failure, retried.) */
         iw_outcome_set(&out, IW_OUTCOME_PERMANENT, IW_ERR_TRANSPORT, "redirect", "%s",
                        "a redirect was refused: a request sent over https is never redirected "
                        "to plain http, nor any request to a protocol other than http and https");

@@ -632,3 +632,69 @@ Test(hostile, redirect_to_another_host_is_followed_only_when_configured)
     pthread_mutex_unlock(&other->mu);
     srv_stop(other);
 }
+
+/* A TCP server on 127.0.0.1 that answers every connection with reply as it is, then closes. */
+typedef struct raw_srv {
+    int fd, port;
+    const char *reply;
+    atomic_int served;
+    pthread_t th;
+} raw_srv;
+
+static void *raw_serve(void *arg)
+{
+    raw_srv *r = arg;
+    for (;;) {
+        int c = accept(r->fd, NULL, NULL);
+        if (c < 0)
+            return NULL; /* the listener was shut down */
+        char buf[4096];
+        (void)read(c, buf, sizeof(buf)); /* the request's start: enough for libcurl */
+        (void)write(c, r->reply, strlen(r->reply));
+        atomic_fetch_add(&r->served, 1);
+        close(c);
+    }
+}
+
+static void raw_start(raw_srv *r, const char *reply)
+{
+    memset(r, 0, sizeof(*r));
+    r->reply = reply;
+    r->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    cr_assert(r->fd >= 0 && bind(r->fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+              listen(r->fd, 16) == 0 && getsockname(r->fd, (struct sockaddr *)&a, &al) == 0);
+    r->port = ntohs(a.sin_port);
+    cr_assert_eq(pthread_create(&r->th, NULL, raw_serve, r), 0);
+}
+
+static void raw_stop(raw_srv *r)
+{
+    shutdown(r->fd, SHUT_RDWR);
+    pthread_join(r->th, NULL);
+    close(r->fd);
+}
+
+/* Review 73: libcurl says "unsupported protocol" both for a redirect it refuses and for a reply
+ * that is not HTTP/1.x. Only the redirect is the target's fixed answer (permanent); a garbage
+ * or HTTP/1.2 status line is a transport failure like any other, retried. */
+Test(hostile, a_reply_that_is_not_http_is_retried_not_called_a_redirect)
+{
+    static const char *const replies[] = {"garbage reply\r\n\r\n",
+                                          "HTTP/1.2 200 OK\r\nContent-Length: 0\r\n\r\n"};
+    for (size_t i = 0; i < 2; i++) {
+        raw_srv r;
+        raw_start(&r, replies[i]);
+        char url[96];
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/api", r.port);
+        config_for(url, 5000, NULL); /* max_attempts 1: a retryable failure ends exhausted */
+        iw_call_result res = call("centra_soap", NULL);
+        cr_log_info("%s -> %s", replies[i], res.outcome.message);
+        cr_expect_null(strstr(res.outcome.message, "redirect"), "%s", res.outcome.message);
+        cr_expect_eq(res.outcome.error_kind, IW_ERR_EXHAUSTED, "retryable: %s",
+                     res.outcome.message);
+        cr_expect_eq(atomic_load(&r.served), 1);
+        raw_stop(&r);
+    }
+}
