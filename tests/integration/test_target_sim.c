@@ -460,6 +460,13 @@ typedef struct refusal {
     const char *expect, *expect2; /* substrings of the reply */
 } refusal;
 
+/* 600 digits: longer than any buffer a value is read into (review 73: a cut value was judged
+ * by its start) */
+#define DIGITS_50 "11111111111111111111111111111111111111111111111111"
+#define LONG_DIGITS                                                                                \
+    DIGITS_50 DIGITS_50 DIGITS_50 DIGITS_50 DIGITS_50 DIGITS_50 DIGITS_50 DIGITS_50 DIGITS_50      \
+        DIGITS_50 DIGITS_50 DIGITS_50
+
 static const refusal refusals[] = {
     /* centra_soap: SOAP Client faults */
     {"centra_soap: invoice id removed", C_SOAP, "<ns1:id>INV-1001</ns1:id>", "", NULL, NULL, NULL,
@@ -487,6 +494,12 @@ static const refusal refusals[] = {
     {"centra_soap: a DTD", C_SOAP, "<SOAP-ENV:Envelope",
      "<!DOCTYPE x [<!ENTITY e \"v\">]><SOAP-ENV:Envelope", NULL, NULL, NULL, NULL, NULL, 500,
      "SOAP-ENV:Client", "DTD"},
+    {"centra_soap: CDATA between elements", C_SOAP, "<ns1:locked>false</ns1:locked>",
+     "<ns1:locked>false</ns1:locked><![CDATA[junk]]>", NULL, NULL, NULL, NULL, NULL, 500,
+     "SOAP-ENV:Client", "unexpected text between elements"},
+    {"centra_soap: a long number that is not one", C_SOAP, "<ns1:total>1550.00</ns1:total>",
+     "<ns1:total>" LONG_DIGITS ".00x</ns1:total>", NULL, NULL, NULL, NULL, NULL, 500,
+     "SOAP-ENV:Client", "is not a plain decimal"},
     {"centra_soap: unknown element", C_SOAP, "<ns1:locked>false</ns1:locked>",
      "<ns1:lockd>false</ns1:lockd>", NULL, NULL, NULL, NULL, NULL, 500, "SOAP-ENV:Client",
      "lockd: unknown element"},
@@ -625,6 +638,9 @@ static const refusal refusals[] = {
      NULL, NULL, NULL, 422, "<errors>", "Invoice items is invalid"},
     {"invoicexpress: items a hash", C_IXP, "<items type=\"array\">", "<items type=\"hash\">", NULL,
      NULL, NULL, NULL, NULL, 422, "<errors>", "Invoice items is invalid"},
+    {"invoicexpress: a long unit_price that is not a number", C_IXP,
+     "<unit_price>10.0</unit_price>", "<unit_price>" LONG_DIGITS "abc</unit_price>", NULL, NULL,
+     NULL, NULL, NULL, 422, "<errors>", "unit_price must be a number"},
     {"invoicexpress: wrong api_key", C_IXP, NULL, NULL, NULL, NULL, NULL,
      "/invoices/98765.xml?api_key=nope", NULL, 401, "<errors>", "API Key"},
     {"invoicexpress: POST instead of PUT", C_IXP, NULL, NULL, NULL, NULL, NULL, NULL, "POST", 405,

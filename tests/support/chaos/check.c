@@ -234,6 +234,12 @@ static void read_update(const ch_plan *plan, const oracle *o, const cJSON *e, in
     u->applied_ms = cJSON_IsNumber(applied) ? applied->valuedouble : u->arrival_ms;
 }
 
+static int by_arrival(const void *x, const void *y)
+{
+    const accepted_update *a = x, *b = y;
+    return a->arrival_ms < b->arrival_ms ? -1 : a->arrival_ms > b->arrival_ms;
+}
+
 /* Counts the overlaps in the history of invoice inv at target t: two accepted calls of which
  * the later to arrive came while the other was in flight (not yet applied), within the worker's
  * request timeout of the other's arrival. One call per (invoice, target) at a time, across
@@ -248,10 +254,12 @@ static void check_overlaps(const ch_plan *plan, const oracle *o, const cJSON *hi
     int k = 0;
     for (const cJSON *e = hist->child; e && k < n; e = e->next)
         read_update(plan, o, e, t, &u[k++]);
+    qsort(u, (size_t)k, sizeof(*u), by_arrival);
+    /* sorted by arrival: only the calls that arrived within the window after one can overlap it */
     for (int i = 0; i < k; i++) {
-        for (int j = i + 1; j < k; j++) {
-            const accepted_update *a = u[i].arrival_ms <= u[j].arrival_ms ? &u[i] : &u[j];
-            const accepted_update *b = a == &u[i] ? &u[j] : &u[i];
+        const accepted_update *a = &u[i];
+        for (int j = i + 1; j < k && u[j].arrival_ms < a->arrival_ms + (double)o->window; j++) {
+            const accepted_update *b = &u[j];
             if (!ch_judge_overlap(a->arrival_ms, a->applied_ms, b->arrival_ms, o->window) ||
                 fig->overlaps++ >= EXAMPLES)
                 continue;

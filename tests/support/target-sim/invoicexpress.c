@@ -94,34 +94,38 @@ static void check_item(const iw_sim_conf *c, xmlNodePtr it, int k, iw_sim_errors
     char v[256];
     if (!*iw_sim_xml_child_text(it, "name", v, sizeof(v)))
         iw_sim_err(e, "item %d: name is required", k);
-    if (!iw_sim_is_decimal(iw_sim_xml_child_text(it, "unit_price", v, sizeof(v))))
+    char *num = iw_sim_xml_value(iw_sim_xml_child(it, "unit_price")); /* whole, never cut */
+    if (!iw_sim_is_decimal(num))
         iw_sim_err(e, "unit_price must be a number (item %d)", k);
-    else if (iw_sim_dec_sign(v) <= 0)
+    else if (iw_sim_dec_sign(num) <= 0)
         iw_sim_err(e, "unit_price must be a number greater than 0 (item %d)", k);
-    if (!iw_sim_is_decimal(iw_sim_xml_child_text(it, "quantity", v, sizeof(v))) ||
-        iw_sim_dec_sign(v) <= 0)
+    free(num);
+    num = iw_sim_xml_value(iw_sim_xml_child(it, "quantity"));
+    if (!iw_sim_is_decimal(num) || iw_sim_dec_sign(num) <= 0)
         iw_sim_err(e, "quantity must be a number greater than 0 (item %d)", k);
+    free(num);
     if (!*iw_sim_xml_child_text(it, "unit", v, sizeof(v)))
         iw_sim_err(e, "Unit is not included in the list of accepted units (item %d)", k);
     else if (!iw_sim_conf_unit_ok(c, v))
         iw_sim_err(e, "Unit %.40s is not included in the list of accepted units", v);
-    xmlNodePtr d = iw_sim_xml_child(it, "discount");
-    if (d && *iw_sim_xml_text(d, v, sizeof(v))) {
-        if (!iw_sim_is_decimal(v))
+    num = iw_sim_xml_value(iw_sim_xml_child(it, "discount"));
+    if (num && *num) {
+        if (!iw_sim_is_decimal(num))
             iw_sim_err(e, "discount is not a number (item %d)", k);
-        else if (iw_sim_dec_sign(v) < 0)
+        else if (iw_sim_dec_sign(num) < 0)
             iw_sim_err(e, "discount must be greater than or equal to 0 (item %d)", k);
     }
+    free(num);
 }
 
 static void check_rules(const iw_sim_conf *c, xmlNodePtr root, iw_sim_errors *e)
 {
-    char v[256];
     check_dates(root, e);
-    xmlNodePtr r = iw_sim_xml_child(root, "retention");
-    if (r && *iw_sim_xml_text(r, v, sizeof(v)) &&
-        (!iw_sim_is_decimal(v) || iw_sim_dec_sign(v) < 0 || iw_sim_dec_cmp(v, "99.99") > 0))
+    char *ret = iw_sim_xml_value(iw_sim_xml_child(root, "retention"));
+    if (ret && *ret &&
+        (!iw_sim_is_decimal(ret) || iw_sim_dec_sign(ret) < 0 || iw_sim_dec_cmp(ret, "99.99") > 0))
         iw_sim_err(e, "Retention must be a number between 0 and 99.99");
+    free(ret);
     check_client(c, iw_sim_xml_child(root, "client"), e);
     /* seed 004 line 27: <items type="array">, without which a Rails XML params parser reads
      * one <item> as a hash, not a list of items */

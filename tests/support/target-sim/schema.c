@@ -312,7 +312,8 @@ xmlDocPtr iw_sim_xml_parse(const char *body, size_t len, char *err, size_t errle
     }
     xmlResetLastError();
     xmlDocPtr doc = xmlReadMemory(body, (int)len, NULL, NULL,
-                                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+                                  XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_NOERROR |
+                                      XML_PARSE_NOWARNING);
     if (!doc) {
         const xmlError *e = xmlGetLastError();
         snprintf(err, errlen, "not well-formed XML: %s", e && e->message ? e->message : "?");
@@ -330,21 +331,41 @@ xmlDocPtr iw_sim_xml_parse(const char *body, size_t len, char *err, size_t errle
 }
 
 /* The element's text with XML white space around it removed (the value a schema type reads;
- * whiteSpace collapse), cut to fit without splitting a UTF-8 sequence. */
+ * whiteSpace collapse): *s its start in the malloc'd content returned (xmlFree it; NULL when
+ * none), *l its length. */
+static xmlChar *text_span(xmlNodePtr n, const char **s, size_t *l)
+{
+    xmlChar *t = n ? xmlNodeGetContent(n) : NULL;
+    *s = t ? (const char *)t : "";
+    while (**s == ' ' || **s == '\t' || **s == '\r' || **s == '\n')
+        (*s)++;
+    *l = strlen(*s);
+    while (*l && ((*s)[*l - 1] == ' ' || (*s)[*l - 1] == '\t' || (*s)[*l - 1] == '\r' ||
+                  (*s)[*l - 1] == '\n'))
+        (*l)--;
+    return t;
+}
+
+char *iw_sim_xml_value(xmlNodePtr n)
+{
+    const char *s;
+    size_t l;
+    xmlChar *t = text_span(n, &s, &l);
+    char *v = strndup(s, l);
+    xmlFree(t);
+    return v;
+}
+
 char *iw_sim_xml_text(xmlNodePtr n, char *buf, size_t len)
 {
     if (!len)
         return buf;
     buf[0] = '\0';
-    xmlChar *t = n ? xmlNodeGetContent(n) : NULL;
+    const char *s;
+    size_t l;
+    xmlChar *t = text_span(n, &s, &l);
     if (!t)
         return buf;
-    const char *s = (const char *)t;
-    while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
-        s++;
-    size_t l = strlen(s);
-    while (l && (s[l - 1] == ' ' || s[l - 1] == '\t' || s[l - 1] == '\r' || s[l - 1] == '\n'))
-        l--;
     if (l >= len) {
         l = len - 1;
         while (l && ((unsigned char)s[l] & 0xC0) == 0x80)
@@ -444,7 +465,6 @@ static bool ns_ok(const iw_sim_vctx *v, xmlNodePtr n, const char *where)
 static void check_xml_node(const iw_sim_vctx *v, xmlNodePtr c, const iw_sim_field *f,
                            const char *where)
 {
-    char val[512];
     switch (f->type) {
     case IW_SIM_OBJ: iw_sim_check_xml(v, c, f->sub, where); return;
     case IW_SIM_ARR: {
@@ -471,7 +491,9 @@ static void check_xml_node(const iw_sim_vctx *v, xmlNodePtr c, const iw_sim_fiel
             iw_sim_err(v->errs, "%s: expected a value, found child elements", where);
             return;
         }
-        check_value(v, f, iw_sim_xml_text(c, val, sizeof(val)), where);
+        char *whole = iw_sim_xml_value(c); /* a format judges the whole value, never a cut */
+        check_value(v, f, whole ? whole : "", where);
+        free(whole);
     }
 }
 

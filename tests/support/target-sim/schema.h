@@ -108,6 +108,10 @@ xmlNodePtr iw_sim_xml_first(xmlNodePtr n);
 /* Trimmed text content of n into buf ("" for NULL); returns buf. */
 char *iw_sim_xml_text(xmlNodePtr n, char *buf, size_t len);
 
+/* The same text whole (malloc'd, the caller frees; NULL when out of memory): what a format
+ * check reads, so that a value too long for a buffer is never judged by its cut start. */
+char *iw_sim_xml_value(xmlNodePtr n);
+
 /* Text of child `name` of n ("" when absent). */
 char *iw_sim_xml_child_text(xmlNodePtr n, const char *name, char *buf, size_t len);
 
