@@ -138,9 +138,17 @@ static bool holds_a_run(const iw_secrets *s, const char *text, size_t len)
     for (size_t i = 0; s && s->n_runs && i + RUN <= len; i++)
         if (has_run(s, run_at(text + i)))
             return true;
-    for (size_t f = 0; s && f < s->n_shorts; f++)
-        if (memmem(text, len, s->shorts[f].b, s->shorts[f].len))
-            return true;
+    for (size_t f = 0; s && f < s->n_shorts; f++) {
+        /* texts and forms are short here: memchr and memcmp cost less than memmem's set-up */
+        const struct short_form *sf = &s->shorts[f];
+        for (const char *p = text, *end = text + len; (size_t)(end - p) >= sf->len; p++) {
+            p = memchr(p, sf->b[0], (size_t)(end - p) - sf->len + 1);
+            if (!p)
+                break;
+            if (memcmp(p, sf->b, sf->len) == 0)
+                return true;
+        }
+    }
     return false;
 }
 
