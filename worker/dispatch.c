@@ -1129,6 +1129,23 @@ static void refresh_done(iw_dispatch *d, tstate *t, xfer *x, CURLcode cc, long s
         q_push(&t->ready, c);
 }
 
+/* Whether a transfer that ended with CURLE_UNSUPPORTED_PROTOCOL was refused a redirect: the
+ * URL it was sent on to (CURLINFO_EFFECTIVE_URL) has a scheme the request may not be
+ * redirected to (CURLOPT_REDIR_PROTOCOLS_STR in xfer_setup). libcurl gives the same code for a
+ * reply that is not HTTP/1.x ("HTTP/0.9", "HTTP/1.2"), also after a redirect it followed, and
+ * then leaves the response code at the redirect's 3xx: an ordinary transport failure, retried. */
+static bool redirect_refused(CURL *easy, const char *request_url)
+{
+    char *to = NULL;
+    if (curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &to) != CURLE_OK || !to)
+        return false;
+    if (strncasecmp(to, "https://", 8) == 0)
+        return false;
+    if (strncasecmp(to, "http://", 7) == 0)
+        return request_url && strncasecmp(request_url, "https://", 8) == 0;
+    return true; /* another protocol altogether */
+}
+
 /* A transfer ended (CURLMSG_DONE). */
 static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
 {
@@ -1175,11 +1192,8 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
         /* the certificate (or our CA file) is wrong: retrying cannot help, a person must act */
         iw_outcome_set(&out, IW_OUTCOME_PERMANENT, IW_ERR_TRANSPORT, "tls", "%s",
                        curl_easy_strerror(cc));
-    } else if (cc == CURLE_UNSUPPORTED_PROTOCOL && status >= 300 && status < 400) {
-        /* a redirect refused (a request's own URL is http or https): one that would leave TLS,
-         * or leave HTTP; the target answers it again however often asked. (libcurl gives the
-         * same code for a reply that is not HTTP/1.x, "HTTP/0.9" or "HTTP/1.2": that one is
-         * an ordinary transport failure, retried.) */
+    } else if (cc == CURLE_UNSUPPORTED_PROTOCOL && redirect_refused(easy, x->req.url)) {
+        /* the target answers the same redirect however often asked */
         iw_outcome_set(&out, IW_OUTCOME_PERMANENT, IW_ERR_TRANSPORT, "redirect", "%s",
                        "a redirect was refused: a request sent over https is never redirected "
                        "to plain http, nor any request to a protocol other than http and https");

@@ -695,6 +695,19 @@ Test(hostile, a_reply_that_is_not_http_is_retried_not_called_a_redirect)
         cr_expect_eq(res.outcome.error_kind, IW_ERR_EXHAUSTED, "retryable: %s",
                      res.outcome.message);
         cr_expect_eq(atomic_load(&r.served), 1);
+        /* review 74: the same reply after a redirect the worker followed (libcurl then leaves
+         * the response code at the 302) */
+        pthread_mutex_lock(&server->mu);
+        snprintf(server->location, sizeof(server->location), "http://127.0.0.1:%d/landing", r.port);
+        pthread_mutex_unlock(&server->mu);
+        srv_mode(server, M_REDIRECT);
+        config_for(server->url, 5000, "\"follow_redirects\": true");
+        res = call("centra_soap", NULL);
+        cr_log_info("302, then %s -> %s", replies[i], res.outcome.message);
+        cr_expect_null(strstr(res.outcome.message, "redirect"), "%s", res.outcome.message);
+        cr_expect_eq(res.outcome.error_kind, IW_ERR_EXHAUSTED, "retryable: %s",
+                     res.outcome.message);
+        cr_expect_eq(atomic_load(&r.served), 2, "the redirect was followed");
         raw_stop(&r);
     }
 }

@@ -212,6 +212,7 @@ typedef struct accepted_update {
     double at_s;       /* arrival, seconds after the start of production */
     double arrival_ms; /* arrival, monotonic ms */
     double applied_ms; /* when the target applied it (after any latency), monotonic ms */
+    int applied_order; /* its place in the history (the order applied) */
 } accepted_update;
 
 static void read_update(const ch_plan *plan, const oracle *o, const cJSON *e, int t,
@@ -237,7 +238,9 @@ static void read_update(const ch_plan *plan, const oracle *o, const cJSON *e, in
 static int by_arrival(const void *x, const void *y)
 {
     const accepted_update *a = x, *b = y;
-    return a->arrival_ms < b->arrival_ms ? -1 : a->arrival_ms > b->arrival_ms;
+    if (a->arrival_ms != b->arrival_ms)
+        return a->arrival_ms < b->arrival_ms ? -1 : 1;
+    return a->applied_order - b->applied_order; /* qsort is not stable: ties in applied order */
 }
 
 /* Counts the overlaps in the history of invoice inv at target t: two accepted calls of which
@@ -252,8 +255,10 @@ static void check_overlaps(const ch_plan *plan, const oracle *o, const cJSON *hi
     if (!u)
         return;
     int k = 0;
-    for (const cJSON *e = hist->child; e && k < n; e = e->next)
-        read_update(plan, o, e, t, &u[k++]);
+    for (const cJSON *e = hist->child; e && k < n; e = e->next, k++) {
+        read_update(plan, o, e, t, &u[k]);
+        u[k].applied_order = k;
+    }
     qsort(u, (size_t)k, sizeof(*u), by_arrival);
     /* sorted by arrival: only the calls that arrived within the window after one can overlap it */
     for (int i = 0; i < k; i++) {
