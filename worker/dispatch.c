@@ -679,6 +679,11 @@ static CURLU *url_handle(xfer *x, const char *url)
     return x->uh;
 }
 
+static bool is_https(const char *url)
+{
+    return url && strncasecmp(url, "https://", 8) == 0;
+}
+
 static int xfer_setup(iw_dispatch *d, xfer *x, const iw_target_conf *tc)
 {
     CURL *e = x->easy;
@@ -702,8 +707,8 @@ static int xfer_setup(iw_dispatch *d, xfer *x, const iw_target_conf *tc)
     /* a followed redirect never leaves TLS: the login, MISKEY or token of a request sent over
      * https would otherwise go out in clear text to wherever the Location points. Per request:
      * a mapping's URL template or a token_url may name another scheme than the instance url. */
-    rc |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR,
-                           strncasecmp(r->url, "https://", 8) == 0 ? "https" : "http,https");
+    rc |=
+        curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, is_https(r->url) ? "https" : "http,https");
     if (strcmp(r->method, "GET") == 0) {
         rc |= curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
         rc |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
@@ -1139,10 +1144,10 @@ static bool redirect_refused(CURL *easy, const char *request_url)
     char *to = NULL;
     if (curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &to) != CURLE_OK || !to)
         return false;
-    if (strncasecmp(to, "https://", 8) == 0)
+    if (is_https(to))
         return false;
     if (strncasecmp(to, "http://", 7) == 0)
-        return request_url && strncasecmp(request_url, "https://", 8) == 0;
+        return is_https(request_url);
     return true; /* another protocol altogether */
 }
 
@@ -1617,8 +1622,8 @@ static int refusal(const tstate *t, char *why, size_t len)
     return IW_EINVAL;
 }
 
-int iw_dispatch_validate(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev, char *why,
-                         size_t len)
+int iw_dispatch_validate(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
+                         const char *traceparent, bool render, char *why, size_t len)
 {
     const iw_target_ops *ops = tc ? iw_target_find(tc->type) : NULL;
     tstate *t = tc ? find_target(d, tc) : NULL;
@@ -1627,17 +1632,8 @@ int iw_dispatch_validate(iw_dispatch *d, const iw_target_conf *tc, const iw_even
     why[0] = '\0';
     if (iw_target_validate(ops, ev, tc, why, len))
         return refusal(t, why, len);
-    return ops->render_refuses_more ? iw_dispatch_render_check(d, tc, ev, NULL, why, len) : 0;
-}
-
-int iw_dispatch_render_check(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
-                             const char *traceparent, char *why, size_t len)
-{
-    const iw_target_ops *ops = tc ? iw_target_find(tc->type) : NULL;
-    tstate *t = tc ? find_target(d, tc) : NULL;
-    if (!ops || !t || !ev || !len)
-        return 0; /* nothing to ask */
-    why[0] = '\0';
+    if (!render && !ops->render_refuses_more)
+        return 0;
     iw_request req;
     memset(&req, 0, sizeof(req));
     int rc = make_request(t, ops, ev, traceparent, 1, false, &req, why, len);

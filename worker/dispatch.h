@@ -114,22 +114,18 @@ int iw_dispatch_submit_fenced(iw_dispatch *d, const iw_target_conf *tc, const iw
                               const char *traceparent, const int64_t *lease_until,
                               const iw_call_prior *prior, iw_call_done_fn done, void *arg);
 
-/* The target's own rules for ev (iw_target_validate of tc's adapter, and for an adapter whose
- * render refuses more, iw_dispatch_render_check): 0, or IW_EINVAL with why saying what they
- * refuse, masked as a call's outcome message is (the target's secrets never in it). A refused
- * event is refused by submit or its attempt too; callers ask first to keep it out of their
- * ordering (a version that cannot be sent supersedes nothing and claims nothing). */
-int iw_dispatch_validate(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev, char *why,
-                         size_t len);
-
-/* Makes ev's request for tc as an attempt would (the adapter's render, the call headers, the
- * check that nothing from the event becomes a header) and throws it away: 0 when it can be
- * made (or something other than the event stopped it, such as memory), else IW_EINVAL with why
- * masked as in iw_dispatch_validate. A render costs as much as the attempt's own: callers ask
+/* The target's own rules for ev (iw_target_validate of tc's adapter): 0, or IW_EINVAL with why
+ * saying what they refuse, masked as a call's outcome message is (the target's secrets never
+ * in it). A refused event is refused by submit or its attempt too; callers ask first to keep
+ * it out of their ordering (a version that cannot be sent supersedes nothing and claims
+ * nothing). With render, or for an adapter whose render refuses more than its validate
+ * (generic), ev's request is also made as an attempt would make it (the render, the call
+ * headers, the check that nothing from the event becomes a header) and thrown away; memory
+ * running out is no refusal. A render costs as much as the attempt's own: callers ask for one
  * only where a refusal found at the attempt would come too late (a version about to
  * supersede another). */
-int iw_dispatch_render_check(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
-                             const char *traceparent, char *why, size_t len);
+int iw_dispatch_validate(iw_dispatch *d, const iw_target_conf *tc, const iw_event *ev,
+                         const char *traceparent, bool render, char *why, size_t len);
 
 /* Slack between the end of the last attempt a lease may cover and the lease's end. */
 #define IW_DISPATCH_LEASE_GUARD_MS 1000

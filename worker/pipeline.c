@@ -1867,12 +1867,10 @@ static void route(iw_pipeline *p, msg *m, const char *only)
          * wait, and an event whose text XML 1.0 cannot carry (iw_event.xml_unsafe, noted by the
          * parser), which in an empty lane would claim the ledger before its attempt renders it,
          * making an older version arriving after the claim stale. (An adapter whose render
-         * refuses more than its validate, generic's URL template, is rendered by
-         * iw_dispatch_validate itself.) */
+         * refuses more than its validate, generic's URL template, is always rendered here.) */
         char why[sizeof(j->error_msg)];
-        if (iw_dispatch_validate(p->dispatch, j->tc, ev, why, sizeof(why)) != 0 ||
-            ((ev->xml_unsafe || would_wait(p, j)) &&
-             iw_dispatch_render_check(p->dispatch, j->tc, ev, m->traceparent, why, sizeof(why)))) {
+        if (iw_dispatch_validate(p->dispatch, j->tc, ev, m->traceparent,
+                                 ev->xml_unsafe || would_wait(p, j), why, sizeof(why)) != 0) {
             iw_result_status st = lane_verdict(p, j);
             if (st == IW_RES_STALE || st == IW_RES_SUPERSEDED) {
                 lane_verdict_after_ledger(p, j, st);

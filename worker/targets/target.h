@@ -123,8 +123,8 @@ typedef struct iw_target_ops {
     int (*validate)(const iw_event *ev, const iw_target_conf *tc, char *errbuf, size_t errlen);
 
     /* Set when render refuses events validate accepts beyond the rules every adapter shares
-     * (a mapping file's URL template and formats): a check that must know before a call
-     * (iw_dispatch_validate) then renders the request too. */
+     * (a mapping file's URL template and formats): the check before a version takes its
+     * lane (iw_dispatch_validate) then renders the request too. */
     bool render_refuses_more;
 
     /* Renders the request for ev into *out (zeroed by the caller). Returns 0, or IW_EINVAL /
