@@ -6,6 +6,8 @@
  *   NEW -> CLAIM -> CLAIMING -> (BUSY -> CLAIM)* -> READY -> CALLING -> COMPLETE -> COMPLETING
  *       -> PUBLISH -> DONE
  *   duplicate, stale, superseded, rejected: -> PUBLISH without a call
+ *   stale in its lane, but the newer version first there claimed nothing: CLAIMING -> NEW
+ *   (offered to its lane again)
  *   a lost fence: CALLING or COMPLETING -> CLAIM (again, from the front of its lane)
  *   a ledger batch that failed: CLAIMING -> CLAIM, COMPLETING -> COMPLETE, RELEASING -> RELEASE
  *   revoke or stop: a held fence is given back (-> RELEASE -> RELEASING -> DROPPED), anything
@@ -52,6 +54,8 @@ typedef enum iw_job_event {
     IW_JEV_DELIVERED,     /* the broker acknowledged every message of its result */
     IW_JEV_GIVE_BACK,     /* revoke or stop with the fence held: release it */
     IW_JEV_DROP,          /* revoke or stop: abandon here */
+    IW_JEV_REOFFER,       /* its lane's stale verdict no longer holds (the newer version it was
+                           * refused for claimed nothing): offered to its lane again */
     IW_JEV__COUNT
 } iw_job_event;
 

@@ -85,6 +85,8 @@ typedef struct job {
     int64_t settle_until; /* monotonic ms until which an attempt that got no answer may still
                            * be applied by the target: the fence is kept till then (0: none) */
     int busy_tries;
+    int reoffers;       /* times its lane's stale verdict was found not to hold (reoffer_stale) */
+    bool unsendable;    /* its target's rules refused it before its lane: never offered to it */
     bool maybe_applied; /* an attempt of an earlier call may have been applied (a reclaimed
                          * job's next call then asks for no second customer e-mail) */
     bool resend;        /* its call ended but the outcome's write lost the fence: the next
@@ -968,7 +970,9 @@ static void fill_op(const job *j, iw_ledger_op *op)
     op->target = j->target;
     op->version = ev->version;
     op->peek = j->peek;
-    op->refused = j->peek && j->verdict == IW_RES_REJECTED;
+    /* a stale verdict is asked as a refusal too: whether a newer version was applied or
+     * claimed there, since the newer one its lane holds may claim nothing */
+    op->refused = j->peek && (j->verdict == IW_RES_REJECTED || j->verdict == IW_RES_STALE);
 }
 
 static void lbatch_add(lbatch *b, job *j)
@@ -1322,6 +1326,33 @@ static void abandon_job(iw_pipeline *p, job *j)
     }
 }
 
+/* Times a job's stale verdict may be found not to hold before it is published stale anyway:
+ * each time, the version its lane held was refused by the ledger and left the lane. */
+#define MAX_REOFFERS 8
+
+/*
+ * j's lane called it stale: the version first in the lane was as new or newer. That version
+ * claimed the ledger before j was asked (claims are answered in order, and even a busy claim
+ * raises the claimed version), so the ledger answers stale too; unless it claimed nothing: an
+ * upstream that gave its event_id to another version of the invoice gets it rejected
+ * (event-id-reused). Nothing newer is then applied or claimed, and j, published stale, would
+ * leave the target at the version before both. It is offered to its lane again instead: sent
+ * when the lane is empty now, or stale behind the lane's next version, asked again. A lane
+ * where it would wait (an older version first) keeps the verdict, since its request was not
+ * made before its lane as a waiting version's must be. True when j was offered again.
+ */
+static bool reoffer_stale(iw_pipeline *p, job *j, int answer)
+{
+    if (j->verdict != IW_RES_STALE || answer != IW_CLAIM_CLAIMED || j->unsendable ||
+        j->reoffers >= MAX_REOFFERS || would_wait(p, j))
+        return false;
+    j->reoffers++;
+    j->peek = false;
+    job_to(p, j, IW_JEV_REOFFER);
+    offer_to_lane(p, j);
+    return true;
+}
+
 static void claims_done(iw_pipeline *p, lbatch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
@@ -1339,6 +1370,8 @@ static void claims_done(iw_pipeline *p, lbatch *b)
             abandon_job(p, j); /* revoked (or stopping) while the claim was out */
             continue;
         }
+        if (j->peek && reoffer_stale(p, j, answer))
+            continue;
         if (j->peek) { /* the lane's verdict, unless the event succeeded here */
             iw_result_status st = answer == IW_CLAIM_DUPLICATE ? IW_RES_DUPLICATE
                                   : j->verdict == IW_RES_REJECTED && answer == IW_CLAIM_STALE
@@ -1872,6 +1905,7 @@ static void route(iw_pipeline *p, msg *m, const char *only)
         if (iw_dispatch_validate(p->dispatch, j->tc, ev, m->traceparent,
                                  ev->xml_unsafe || would_wait(p, j), why, sizeof(why)) != 0) {
             iw_result_status st = lane_verdict(p, j);
+            j->unsendable = true;
             if (st == IW_RES_STALE || st == IW_RES_SUPERSEDED) {
                 lane_verdict_after_ledger(p, j, st);
                 continue;

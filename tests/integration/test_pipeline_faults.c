@@ -462,6 +462,41 @@ Test(faults, an_event_id_given_to_a_newer_version_is_rejected_by_name, .init = u
     free(v2);
 }
 
+/* An upstream that gives one event_id to two versions gets the newer one rejected
+ * (event-id-reused), and it claims nothing. An older version offered while that newer one is
+ * first in its lane, its claim not yet answered, used to be published stale and never sent: the
+ * target stayed at the version before both. v1 (event REUSE3-A) succeeds; then, with Redis
+ * stopped (SIGSTOP) so that no claim is answered, v3 under the same event_id and v2 (an event
+ * of its own) come on one partition: v2 meets v3 first in the lane. Judged by the simulator: v2
+ * applied last, v3 never sent. */
+Test(faults, an_older_version_behind_a_reused_event_id_is_still_sent, .init = up, .fini = down,
+     .timeout = 300)
+{
+    start_with_v1_sent("REUSE3-A", "REUSE-3", "webhook");
+    char *v3 = iw_make_event("REUSE3-A", "acme", "REUSE-3", 3, "webhook");
+    char *v2 = iw_make_event("REUSE3-v2", "acme", "REUSE-3", 2, "webhook");
+    const char *keys[2] = {"acme/REUSE-3", "acme/REUSE-3"}, *vals[2] = {v3, v2};
+    iw_proc_signal(&S.redis.proc, SIGSTOP);
+    int rc = iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 2, NULL);
+    iw_sleep_ms(1500); /* the worker takes both meanwhile; its claims wait for Redis */
+    iw_proc_signal(&S.redis.proc, SIGCONT);
+    cr_assert_eq(rc, 0);
+    iw_results r = iw_results_read(&S, "invoice-results", 3, 120000);
+    cr_assert_eq(r.n, 3);
+    cr_expect_eq(iw_results_count(&r, "webhook", "succeeded"), 2, "v1 and v2 were sent");
+    cr_expect_eq(iw_results_count(&r, "webhook", "rejected"), 1, "v3, its event_id reused");
+    cr_expect_eq(iw_results_count(&r, "webhook", "stale"), 0);
+    iw_results_free(&r);
+    int regressed = 0;
+    cr_expect_eq(iw_sim_final_versions(&S, "webhook", 2, &regressed), 1,
+                 "the target applied v2 last");
+    cr_expect_eq(regressed, 0);
+    cr_expect_eq(iw_sim_calls(&S, "REUSE3-v2", "webhook"), 1);
+    cr_expect_eq(iw_sim_calls(&S, "REUSE3-A", "webhook"), 1, "v1 once, v3 never");
+    free(v2);
+    free(v3);
+}
+
 /* The same for a refusal only the render finds (a control character XML 1.0 cannot carry, in
  * a field the adapter's validate does not read): a version that would wait in its lane has its
  * request made first, so v3 is refused before its lane and v2 is still sent, whether v2 came

@@ -52,6 +52,26 @@ Test(jobfsm, the_pipelines_paths_exist)
                  IW_JOB_DROPPED);
     /* the claim answered after the partition was revoked */
     cr_assert_eq(WALK(IW_JEV_FIRST, IW_JEV_CLAIM_SENT, IW_JEV_DROP), IW_JOB_DROPPED);
+    /* stale in its lane, asked, then offered again (the newer version claimed nothing): sent */
+    cr_assert_eq(WALK(IW_JEV_FIRST, IW_JEV_CLAIM_SENT, IW_JEV_REOFFER, IW_JEV_FIRST,
+                      IW_JEV_CLAIM_SENT, IW_JEV_CLAIMED, IW_JEV_SUBMITTED),
+                 IW_JOB_CALLING);
+    /* or stale again behind the lane's next version, or waiting there */
+    cr_assert_eq(WALK(IW_JEV_FIRST, IW_JEV_CLAIM_SENT, IW_JEV_REOFFER, IW_JEV_FIRST,
+                      IW_JEV_CLAIM_SENT, IW_JEV_RESULT),
+                 IW_JOB_PUBLISH);
+    cr_assert_eq(WALK(IW_JEV_FIRST, IW_JEV_CLAIM_SENT, IW_JEV_REOFFER, IW_JEV_WAIT), IW_JOB_LANE);
+}
+
+/* Only a claim's answer can find a stale verdict wrong: a job holding a fence, on the wire or
+ * with a result is never offered to its lane again. */
+Test(jobfsm, only_a_claim_being_answered_is_offered_again)
+{
+    for (int s = 0; s < IW_JOB__COUNT; s++)
+        cr_assert_eq(iw_job_next(s, IW_JEV_REOFFER),
+                     s == IW_JOB_CLAIMING ? IW_JOB_NEW : IW_JOB__COUNT, "%s -reoffer->",
+                     iw_job_state_str(s));
+    cr_assert_str_eq(iw_job_event_str(IW_JEV_REOFFER), "reoffer");
 }
 
 Test(jobfsm, terminal_states_have_no_exit)
