@@ -1182,6 +1182,38 @@ static void offer_to_lane(iw_pipeline *p, job *j)
         supersede(p, displaced);
 }
 
+/* Offers j (NEW) to its lane unless its target's rules refuse it first (iw_dispatch_validate:
+ * the adapter's validate, and the request made as well where only the render could refuse it
+ * too late, see route). A refused version gets its lane's verdict where the lane would not have
+ * sent it either, else rejected. */
+static void validate_and_offer(iw_pipeline *p, job *j)
+{
+    const iw_event *ev = j->m->ev;
+    char why[sizeof(j->error_msg)];
+    if (iw_dispatch_validate(p->dispatch, j->tc, ev, j->m->traceparent,
+                             ev->xml_unsafe || would_wait(p, j), why, sizeof(why)) == 0) {
+        offer_to_lane(p, j);
+        return;
+    }
+    iw_result_status st = lane_verdict(p, j);
+    j->unsendable = true;
+    if (st == IW_RES_STALE || st == IW_RES_SUPERSEDED) {
+        lane_verdict_after_ledger(p, j, st);
+        return;
+    }
+    if (st == IW_RES_REJECTED) {
+        /* refused, unless the ledger knows a newer version there (then stale, and no dead
+         * letter): a letter of it replayed once the ledger has forgotten that version
+         * (redis.ledger_ttl_s) would overwrite it, and replay's age limit covers only letters
+         * written while the ledger knew of every newer one */
+        set_result(j, st, IW_ERR_VALIDATION, "validation", why);
+        lane_verdict_after_ledger(p, j, st);
+        return;
+    }
+    set_result(j, st, IW_ERR_NONE, NULL, NULL);
+    publish(p, j);
+}
+
 /* Puts j, first in its lane, back to claiming its fence (it was lost before j was done);
  * resend: its next call is sent at least once, whatever the retry limits (a call of it had
  * ended, the write of its outcome found the fence lost, and no attempt has been made since). */
@@ -1336,20 +1368,20 @@ static void abandon_job(iw_pipeline *p, job *j)
  * raises the claimed version), so the ledger answers stale too; unless it claimed nothing: an
  * upstream that gave its event_id to another version of the invoice gets it rejected
  * (event-id-reused). Nothing newer is then applied or claimed, and j, published stale, would
- * leave the target at the version before both. It is offered to its lane again instead: sent
- * when the lane is empty now, or stale behind the lane's next version, asked again. A lane
- * where it would wait (an older version first) keeps the verdict, since its request was not
- * made before its lane as a waiting version's must be. True when j was offered again.
+ * leave the target at the version before both. It is offered to its lane again instead, as a
+ * new version is: sent when the lane is empty now, stale behind the lane's next version (asked
+ * again), or waiting behind an older version offered again before it (its request made first,
+ * as a waiting version's is). True when j was offered again.
  */
 static bool reoffer_stale(iw_pipeline *p, job *j, int answer)
 {
     if (j->verdict != IW_RES_STALE || answer != IW_CLAIM_CLAIMED || j->unsendable ||
-        j->reoffers >= MAX_REOFFERS || would_wait(p, j))
+        j->reoffers >= MAX_REOFFERS)
         return false;
     j->reoffers++;
     j->peek = false;
     job_to(p, j, IW_JEV_REOFFER);
-    offer_to_lane(p, j);
+    validate_and_offer(p, j);
     return true;
 }
 
@@ -1901,29 +1933,7 @@ static void route(iw_pipeline *p, msg *m, const char *only)
          * parser), which in an empty lane would claim the ledger before its attempt renders it,
          * making an older version arriving after the claim stale. (An adapter whose render
          * refuses more than its validate, generic's URL template, is always rendered here.) */
-        char why[sizeof(j->error_msg)];
-        if (iw_dispatch_validate(p->dispatch, j->tc, ev, m->traceparent,
-                                 ev->xml_unsafe || would_wait(p, j), why, sizeof(why)) != 0) {
-            iw_result_status st = lane_verdict(p, j);
-            j->unsendable = true;
-            if (st == IW_RES_STALE || st == IW_RES_SUPERSEDED) {
-                lane_verdict_after_ledger(p, j, st);
-                continue;
-            }
-            if (st == IW_RES_REJECTED) {
-                /* refused, unless the ledger knows a newer version there (then stale, and no
-                 * dead letter): a letter of it replayed once the ledger has forgotten that
-                 * version (redis.ledger_ttl_s) would overwrite it, and replay's age limit
-                 * covers only letters written while the ledger knew of every newer one */
-                set_result(j, st, IW_ERR_VALIDATION, "validation", why);
-                lane_verdict_after_ledger(p, j, st);
-                continue;
-            }
-            set_result(j, st, IW_ERR_NONE, NULL, NULL);
-            publish(p, j);
-            continue;
-        }
-        offer_to_lane(p, j);
+        validate_and_offer(p, j);
     }
 }
 

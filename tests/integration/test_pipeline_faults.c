@@ -463,38 +463,75 @@ Test(faults, an_event_id_given_to_a_newer_version_is_rejected_by_name, .init = u
 }
 
 /* An upstream that gives one event_id to two versions gets the newer one rejected
- * (event-id-reused), and it claims nothing. An older version offered while that newer one is
- * first in its lane, its claim not yet answered, used to be published stale and never sent: the
- * target stayed at the version before both. v1 (event REUSE3-A) succeeds; then, with Redis
- * stopped (SIGSTOP) so that no claim is answered, v3 under the same event_id and v2 (an event
- * of its own) come on one partition: v2 meets v3 first in the lane. Judged by the simulator: v2
- * applied last, v3 never sent. */
+ * (event-id-reused), and it claims nothing. Older versions offered while that newer one is
+ * first in their lane, its claim not yet answered, used to be published stale and never sent:
+ * the target stayed at the version before them all. v1 (event <inv>-A) succeeds; then, with
+ * Redis stopped (SIGSTOP) so that no claim is answered, version `reused` under the same
+ * event_id and the older versions in older[] (events of their own) come on one partition: they
+ * meet the reused one first in the lane. Judged by the simulator: the newest older version
+ * applied last and sent once, the reused one never; `stale` results for the older versions
+ * that arrived after a newer one. */
+static void behind_a_reused_event_id(const char *inv, int reused, const int *older, size_t n,
+                                     size_t stale)
+{
+    char eid_a[32], key[32];
+    snprintf(eid_a, sizeof(eid_a), "%s-A", inv);
+    snprintf(key, sizeof(key), "acme/%s", inv);
+    start_with_v1_sent(eid_a, inv, "webhook");
+    char *vals[4];
+    const char *keys[4] = {key, key, key, key};
+    cr_assert_leq(n, 3);
+    vals[0] = iw_make_event(eid_a, "acme", inv, reused, "webhook");
+    int newest = 0;
+    for (size_t i = 0; i < n; i++) {
+        char eid[32];
+        snprintf(eid, sizeof(eid), "%s-v%d", inv, older[i]);
+        vals[i + 1] = iw_make_event(eid, "acme", inv, older[i], "webhook");
+        newest = older[i] > newest ? older[i] : newest;
+    }
+    iw_proc_signal(&S.redis.proc, SIGSTOP);
+    int rc =
+        iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)vals, n + 1, NULL);
+    iw_sleep_ms(1500); /* the worker takes them meanwhile; its claims wait for Redis */
+    iw_proc_signal(&S.redis.proc, SIGCONT);
+    cr_assert_eq(rc, 0);
+    iw_results r = iw_results_read(&S, "invoice-results", n + 2, 120000);
+    cr_assert_eq(r.n, n + 2);
+    cr_expect_eq(iw_results_count(&r, "webhook", "rejected"), 1, "the reused one");
+    cr_expect_eq(iw_results_count(&r, "webhook", "stale"), stale);
+    cr_expect_eq(iw_results_count(&r, "webhook", "succeeded"), 1 + n - stale);
+    iw_results_free(&r);
+    int regressed = 0;
+    cr_expect_eq(iw_sim_final_versions(&S, "webhook", newest, &regressed), 1,
+                 "the target applied v%d last", newest);
+    cr_expect_eq(regressed, 0);
+    char eid[32];
+    snprintf(eid, sizeof(eid), "%s-v%d", inv, newest);
+    cr_expect_eq(iw_sim_calls(&S, eid, "webhook"), 1, "v%d sent once", newest);
+    cr_expect_eq(iw_sim_calls(&S, eid_a, "webhook"), 1, "v1 once, the reused one never");
+    for (size_t i = 0; i <= n; i++)
+        free(vals[i]);
+}
+
 Test(faults, an_older_version_behind_a_reused_event_id_is_still_sent, .init = up, .fini = down,
      .timeout = 300)
 {
-    start_with_v1_sent("REUSE3-A", "REUSE-3", "webhook");
-    char *v3 = iw_make_event("REUSE3-A", "acme", "REUSE-3", 3, "webhook");
-    char *v2 = iw_make_event("REUSE3-v2", "acme", "REUSE-3", 2, "webhook");
-    const char *keys[2] = {"acme/REUSE-3", "acme/REUSE-3"}, *vals[2] = {v3, v2};
-    iw_proc_signal(&S.redis.proc, SIGSTOP);
-    int rc = iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 2, NULL);
-    iw_sleep_ms(1500); /* the worker takes both meanwhile; its claims wait for Redis */
-    iw_proc_signal(&S.redis.proc, SIGCONT);
-    cr_assert_eq(rc, 0);
-    iw_results r = iw_results_read(&S, "invoice-results", 3, 120000);
-    cr_assert_eq(r.n, 3);
-    cr_expect_eq(iw_results_count(&r, "webhook", "succeeded"), 2, "v1 and v2 were sent");
-    cr_expect_eq(iw_results_count(&r, "webhook", "rejected"), 1, "v3, its event_id reused");
-    cr_expect_eq(iw_results_count(&r, "webhook", "stale"), 0);
-    iw_results_free(&r);
-    int regressed = 0;
-    cr_expect_eq(iw_sim_final_versions(&S, "webhook", 2, &regressed), 1,
-                 "the target applied v2 last");
-    cr_expect_eq(regressed, 0);
-    cr_expect_eq(iw_sim_calls(&S, "REUSE3-v2", "webhook"), 1);
-    cr_expect_eq(iw_sim_calls(&S, "REUSE3-A", "webhook"), 1, "v1 once, v3 never");
-    free(v2);
-    free(v3);
+    behind_a_reused_event_id("REUSE-3", 3, (const int[]){2}, 1, 0);
+}
+
+/* Review 75: two older versions in ascending order. v2, offered again first, is sent; v3 then
+ * waits behind it (its request made first) and is sent after it. */
+Test(faults, older_versions_behind_a_reused_event_id_are_sent_in_order, .init = up, .fini = down,
+     .timeout = 300)
+{
+    behind_a_reused_event_id("REUSE-4", 4, (const int[]){2, 3}, 2, 0);
+}
+
+/* In descending order: v3 is sent, and v2, offered again behind it, is stale. */
+Test(faults, an_older_version_behind_one_offered_again_is_stale, .init = up, .fini = down,
+     .timeout = 300)
+{
+    behind_a_reused_event_id("REUSE-5", 4, (const int[]){3, 2}, 2, 1);
 }
 
 /* The same for a refusal only the render finds (a control character XML 1.0 cannot carry, in
