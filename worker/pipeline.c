@@ -86,7 +86,6 @@ typedef struct job {
                            * be applied by the target: the fence is kept till then (0: none) */
     int busy_tries;
     int reoffers;       /* times its lane's stale verdict was found not to hold (reoffer_stale) */
-    bool unsendable;    /* its target's rules refused it before its lane: never offered to it */
     bool maybe_applied; /* an attempt of an earlier call may have been applied (a reclaimed
                          * job's next call then asks for no second customer e-mail) */
     bool resend;        /* its call ended but the outcome's write lost the fence: the next
@@ -1196,7 +1195,6 @@ static void validate_and_offer(iw_pipeline *p, job *j)
         return;
     }
     iw_result_status st = lane_verdict(p, j);
-    j->unsendable = true;
     if (st == IW_RES_STALE || st == IW_RES_SUPERSEDED) {
         lane_verdict_after_ledger(p, j, st);
         return;
@@ -1371,12 +1369,14 @@ static void abandon_job(iw_pipeline *p, job *j)
  * leave the target at the version before both. It is offered to its lane again instead, as a
  * new version is: sent when the lane is empty now, stale behind the lane's next version (asked
  * again), or waiting behind an older version offered again before it (its request made first,
- * as a waiting version's is). True when j was offered again.
+ * as a waiting version's is). A version its target's rules refuse is checked again the same
+ * way, and so gets the result it would have got with the newer one gone: rejected, with its
+ * reason and dead letter, unless the lane or the ledger still holds something newer. True when
+ * j was offered again.
  */
 static bool reoffer_stale(iw_pipeline *p, job *j, int answer)
 {
-    if (j->verdict != IW_RES_STALE || answer != IW_CLAIM_CLAIMED || j->unsendable ||
-        j->reoffers >= MAX_REOFFERS)
+    if (j->verdict != IW_RES_STALE || answer != IW_CLAIM_CLAIMED || j->reoffers >= MAX_REOFFERS)
         return false;
     j->reoffers++;
     j->peek = false;

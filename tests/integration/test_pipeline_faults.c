@@ -462,21 +462,64 @@ Test(faults, an_event_id_given_to_a_newer_version_is_rejected_by_name, .init = u
     free(v2);
 }
 
+/* The worker's iw_events_consumed_total (-1 when /metrics does not answer). */
+static double consumed(void)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", S.http_port);
+    long st = 0;
+    char *text = iw_http("GET", url, NULL, &st);
+    const char *at = text && st == 200 ? strstr(text, "\niw_events_consumed_total ") : NULL;
+    double v = at ? strtod(at + strlen("\niw_events_consumed_total "), NULL) : -1;
+    free(text);
+    return v;
+}
+
+/* Produces vals[0..n) with Redis stopped, so that no claim is answered, until the worker has
+ * taken `total` events in all; then lets Redis go on. */
+static void produce_while_claims_wait(const char **keys, char **vals, size_t n, size_t total)
+{
+    iw_proc_signal(&S.redis.proc, SIGSTOP);
+    int rc =
+        iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)vals, n, NULL);
+    long long deadline = iw_now_ms() + 60000;
+    double got = 0;
+    while (rc == 0 && (got = consumed()) < (double)total && iw_now_ms() < deadline)
+        iw_sleep_ms(50);
+    iw_proc_signal(&S.redis.proc, SIGCONT);
+    cr_assert_eq(rc, 0);
+    cr_assert_geq(got, (double)total, "the worker took every event while Redis was stopped");
+}
+
+/* True when the worker's log (debug level) shows a job offered to its lane again. */
+static bool log_shows_reoffer(void)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/worker.log", S.dir);
+    char *log = iw_read_file(path, NULL);
+    bool seen = log && strstr(log, "\"on\":\"reoffer\"");
+    free(log);
+    return seen;
+}
+
 /* An upstream that gives one event_id to two versions gets the newer one rejected
  * (event-id-reused), and it claims nothing. Older versions offered while that newer one is
  * first in their lane, its claim not yet answered, used to be published stale and never sent:
  * the target stayed at the version before them all. v1 (event <inv>-A) succeeds; then, with
  * Redis stopped (SIGSTOP) so that no claim is answered, version `reused` under the same
  * event_id and the older versions in older[] (events of their own) come on one partition: they
- * meet the reused one first in the lane. Judged by the simulator: the newest older version
- * applied last and sent once, the reused one never; `stale` results for the older versions
- * that arrived after a newer one. */
+ * meet the reused one first in the lane (Redis stays stopped until the worker's metrics count
+ * them all taken, and its debug log shows the lane's verdict found not to hold). Judged by the
+ * simulator: the newest older version applied last and sent once, the reused one never;
+ * `stale` results for the older versions that arrived after a newer one. */
 static void behind_a_reused_event_id(const char *inv, int reused, const int *older, size_t n,
                                      size_t stale)
 {
     char eid_a[32], key[32];
     snprintf(eid_a, sizeof(eid_a), "%s-A", inv);
     snprintf(key, sizeof(key), "acme/%s", inv);
+    S.http_port = iw_free_port();
+    cr_assert_eq(setenv("IW_LOG_LEVEL", "debug", 1), 0); /* the job machine's moves */
     start_with_v1_sent(eid_a, inv, "webhook");
     char *vals[4];
     const char *keys[4] = {key, key, key, key};
@@ -489,12 +532,7 @@ static void behind_a_reused_event_id(const char *inv, int reused, const int *old
         vals[i + 1] = iw_make_event(eid, "acme", inv, older[i], "webhook");
         newest = older[i] > newest ? older[i] : newest;
     }
-    iw_proc_signal(&S.redis.proc, SIGSTOP);
-    int rc =
-        iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)vals, n + 1, NULL);
-    iw_sleep_ms(1500); /* the worker takes them meanwhile; its claims wait for Redis */
-    iw_proc_signal(&S.redis.proc, SIGCONT);
-    cr_assert_eq(rc, 0);
+    produce_while_claims_wait(keys, vals, n + 1, n + 2);
     iw_results r = iw_results_read(&S, "invoice-results", n + 2, 120000);
     cr_assert_eq(r.n, n + 2);
     cr_expect_eq(iw_results_count(&r, "webhook", "rejected"), 1, "the reused one");
@@ -511,6 +549,7 @@ static void behind_a_reused_event_id(const char *inv, int reused, const int *old
     cr_expect_eq(iw_sim_calls(&S, eid_a, "webhook"), 1, "v1 once, the reused one never");
     for (size_t i = 0; i <= n; i++)
         free(vals[i]);
+    cr_expect(log_shows_reoffer(), "a stale verdict was found not to hold");
 }
 
 Test(faults, an_older_version_behind_a_reused_event_id_is_still_sent, .init = up, .fini = down,
@@ -559,6 +598,38 @@ static void render_refused_events(const char *inv, const int *order, char **vals
         cJSON_Delete(j);
         cr_assert_not_null(strstr(vals[i], "\\u0001"), "v3 carries the control character");
     }
+}
+
+/* Review 76: a version its target's rules refuse, older than a reused one first in its lane,
+ * gets the result it would get with the reused one gone (rejected, its reason, a dead letter),
+ * not stale: nothing newer was applied or claimed. v1 (centra_soap) succeeds; v4 under v1's
+ * event_id and v3 (a store with a control character, which the render refuses) come while
+ * the claims wait. Judged by the results, the dead letters and the simulator (still at v1). */
+Test(faults, a_refused_version_behind_a_reused_event_id_is_rejected_for_its_own_reason, .init = up,
+     .fini = down, .timeout = 300)
+{
+    S.http_port = iw_free_port();
+    cr_assert_eq(setenv("IW_LOG_LEVEL", "debug", 1), 0);
+    start_with_v1_sent("RREF-A", "RREF", "centra_soap");
+    char *vals[2];
+    vals[0] = iw_make_event("RREF-A", "acme", "RREF", 4, "centra_soap");
+    render_refused_events("RREF", (const int[]){3}, vals + 1, 1);
+    const char *keys[2] = {"acme/RREF", "acme/RREF"};
+    produce_while_claims_wait(keys, vals, 2, 3);
+    iw_results r = iw_results_read(&S, "invoice-results", 3, 120000);
+    cr_assert_eq(r.n, 3);
+    cr_expect_eq(iw_results_count(&r, "centra_soap", "rejected"), 2, "v4 (reused) and v3");
+    cr_expect_eq(iw_results_count(&r, "centra_soap", "stale"), 0);
+    iw_results_free(&r);
+    iw_results dl = iw_results_read(&S, "invoice-events-dlq", 2, 30000);
+    cr_expect_eq(dl.n, 2, "a dead letter for each");
+    iw_results_free(&dl);
+    int regressed = 0;
+    cr_expect_eq(iw_sim_final_versions(&S, "centra_soap", 1, &regressed), 1, "still at v1");
+    cr_expect_eq(iw_sim_calls(&S, "RREF-v3", "centra_soap"), 0);
+    cr_expect(log_shows_reoffer(), "a stale verdict was found not to hold");
+    free(vals[0]);
+    free(vals[1]);
 }
 
 static void render_refused_v3(const char *inv, const int order[3])
