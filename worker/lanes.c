@@ -13,6 +13,8 @@ typedef struct lane {
     int64_t inflight_version;
     void *waiting; /* the newest job waiting, or NULL */
     int64_t waiting_version;
+    void *shadow; /* the newest job superseded by a waiting one whose claim is unanswered */
+    int64_t shadow_version;
     struct lane *next; /* bucket chain */
 } lane;
 
@@ -95,12 +97,32 @@ int iw_lanes_offer(iw_lanes *l, const char *key, int64_t version, void *job, voi
     /* Sending an older or equal state after the one in flight would be useless or harmful. */
     if (version <= n->inflight_version)
         return IW_LANE_STALE;
-    if (n->waiting && version <= n->waiting_version)
-        return IW_LANE_SUPERSEDED;
-    *displaced = n->waiting;
+    if (n->waiting && version <= n->waiting_version) {
+        if (n->shadow && version <= n->shadow_version)
+            return IW_LANE_SUPERSEDED;
+        *displaced = n->shadow;
+        n->shadow = job;
+        n->shadow_version = version;
+        return IW_LANE_SHADOW;
+    }
+    if (n->waiting) { /* newer than the shadow: it was offered after it, or displaced it */
+        *displaced = n->shadow;
+        n->shadow = n->waiting;
+        n->shadow_version = n->waiting_version;
+    }
     n->waiting = job;
     n->waiting_version = version;
     return IW_LANE_WAIT;
+}
+
+void *iw_lanes_claimed(iw_lanes *l, const char *key, int64_t version)
+{
+    lane *n = *find(l, key, hash_str(key));
+    if (!n || !n->shadow || version < n->shadow_version)
+        return NULL;
+    void *s = n->shadow;
+    n->shadow = NULL;
+    return s;
 }
 
 int iw_lanes_wait_behind(iw_lanes *l, const char *key, int64_t version, void *job)
@@ -126,6 +148,12 @@ void *iw_lanes_done(iw_lanes *l, const char *key)
         n->waiting = NULL;
         return n->inflight;
     }
+    if (n->shadow) { /* what superseded it is gone without claiming anything */
+        n->inflight = n->shadow;
+        n->inflight_version = n->shadow_version;
+        n->shadow = NULL;
+        return n->inflight;
+    }
     *pp = n->next;
     free(n->key);
     free(n);
@@ -136,10 +164,15 @@ void *iw_lanes_done(iw_lanes *l, const char *key)
 int iw_lanes_drop_waiting(iw_lanes *l, const char *key, void *job)
 {
     lane *n = *find(l, key, hash_str(key));
-    if (!n || n->waiting != job)
-        return 0;
-    n->waiting = NULL;
-    return 1;
+    if (n && n->waiting == job) {
+        n->waiting = NULL;
+        return 1;
+    }
+    if (n && n->shadow == job) {
+        n->shadow = NULL;
+        return 1;
+    }
+    return 0;
 }
 
 void iw_lanes_peek(const iw_lanes *l, const char *key, void **inflight, void **waiting)

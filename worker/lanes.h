@@ -1,5 +1,12 @@
 /* lanes.h: per-(tenant, invoice, target) ordering: one call in flight, only the newest version
- * waits behind it, older waiting versions are superseded (coalescing). Pure bookkeeping. */
+ * waits behind it, older waiting versions are superseded (coalescing). Pure bookkeeping.
+ *
+ * Superseding assumes the newer version will be sent. It may not be: the ledger refuses a
+ * version whose event_id already names another version of the invoice there (an upstream bug),
+ * and that one claims nothing. So the newest version superseded by a waiting one is kept as the
+ * lane's shadow until a claim in the lane is answered: a claim of its version or newer settles
+ * it (iw_lanes_claimed: superseded after all); a lane whose newer jobs all end without claiming
+ * sends it instead (iw_lanes_done). */
 #ifndef IW_LANES_H
 #define IW_LANES_H
 
@@ -12,7 +19,10 @@ typedef struct iw_lanes iw_lanes;
 typedef enum iw_lane_verdict {
     IW_LANE_SEND = 0,   /* the lane was idle: the job is now in flight, send it */
     IW_LANE_WAIT,       /* queued behind the in-flight job (may have displaced an older one) */
-    IW_LANE_SUPERSEDED, /* an equal or newer version is already waiting (coalesced) */
+    IW_LANE_SUPERSEDED, /* an equal or newer version is already waiting, and the lane's shadow
+                         * is as new (coalesced) */
+    IW_LANE_SHADOW,     /* superseded by the waiting version, and kept as the lane's shadow
+                         * until a claim settles it (may have displaced an older shadow) */
     IW_LANE_STALE       /* an equal or newer version is already in flight: claimed at the
                          * ledger, which would answer stale too */
 } iw_lane_verdict;
@@ -21,21 +31,27 @@ typedef enum iw_lane_verdict {
 iw_lanes *iw_lanes_new(void);
 
 /* Offers job (opaque to the lanes) with its invoice version on lane `key`. When the verdict is
- * WAIT and an older waiting job was displaced, *displaced gets it (it is superseded), else
- * NULL. Returns the verdict, or a negative IW_ENOMEM. */
+ * WAIT (the waiting job it displaced becomes the shadow) or SHADOW and an older shadow was
+ * displaced, *displaced gets it (it is superseded now), else NULL. Returns the verdict, or a
+ * negative IW_ENOMEM. */
 int iw_lanes_offer(iw_lanes *l, const char *key, int64_t version, void *job, void **displaced);
+
+/* The first job of lane `key`, of `version`, had its claim answered with anything but a refusal
+ * that claims nothing: the ledger's claimed version is now at least `version`. Returns the
+ * shadow when it is no newer (it is superseded after all: taken off the lane), else NULL. */
+void *iw_lanes_claimed(iw_lanes *l, const char *key, int64_t version);
 
 /* Puts job (same version as the in-flight one, e.g. a redelivery of it) behind the in-flight
  * job of lane `key` when nothing waits there. Returns 1 when queued, 0 when the lane is idle or
  * a job already waits. */
 int iw_lanes_wait_behind(iw_lanes *l, const char *key, int64_t version, void *job);
 
-/* Ends the in-flight job of lane `key`; returns the waiting job that is now in flight (send
- * it), or NULL when the lane is idle (and forgotten). */
+/* Ends the in-flight job of lane `key`; returns the waiting job, else the shadow, that is now
+ * in flight (send it), or NULL when the lane is idle (and forgotten). */
 void *iw_lanes_done(iw_lanes *l, const char *key);
 
-/* Removes a waiting job that equals `job` from lane `key` (e.g. its partition was revoked).
- * Returns 1 when removed, 0 when it was not waiting there. */
+/* Removes a waiting or shadow job that equals `job` from lane `key` (e.g. its partition was
+ * revoked). Returns 1 when removed, 0 when it was not held there. */
 int iw_lanes_drop_waiting(iw_lanes *l, const char *key, void *job);
 
 /* The job in flight on lane `key` and the one waiting behind it (either may be NULL). */

@@ -1168,7 +1168,7 @@ static void offer_to_lane(iw_pipeline *p, job *j)
         j->in_lane = true;
         job_to(p, j, IW_JEV_FIRST);
         q_push(&p->claim_q, j);
-    } else if (v == IW_LANE_WAIT) {
+    } else if (v == IW_LANE_WAIT || v == IW_LANE_SHADOW) { /* a shadow waits for a claim */
         job_to(p, j, IW_JEV_WAIT);
     } else if (v == IW_LANE_SUPERSEDED) {
         supersede(p, j);
@@ -1385,6 +1385,16 @@ static bool reoffer_stale(iw_pipeline *p, job *j, int answer)
     return true;
 }
 
+/* j, first in its lane, had its claim answered with anything but event-id-reused: the ledger's
+ * claimed version is at least j's now, so the lane's shadow (a version a waiting one superseded)
+ * is superseded after all, unless it is newer than j. */
+static void settle_shadow(iw_pipeline *p, const job *j)
+{
+    job *s = j->in_lane ? iw_lanes_claimed(p->lanes, j->lane_key, j->m->ev->version) : NULL;
+    if (s)
+        supersede(p, s);
+}
+
 static void claims_done(iw_pipeline *p, lbatch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
@@ -1414,6 +1424,8 @@ static void claims_done(iw_pipeline *p, lbatch *b)
             publish(p, j);
             continue;
         }
+        if (answer != IW_CLAIM_REUSED)
+            settle_shadow(p, j);
         switch (answer) {
         case IW_CLAIM_CLAIMED:
             job_to(p, j, IW_JEV_CLAIMED);

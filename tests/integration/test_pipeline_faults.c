@@ -600,6 +600,60 @@ static void render_refused_events(const char *inv, const int *order, char **vals
     }
 }
 
+/* The same when the reused version waits in its lane (behind v1, which the target holds for
+ * 2 s) and supersedes v2, whether v2 came after it (A) or before it (B, displaced): v2 is kept
+ * as the lane's shadow until the reused one's claim, which claims nothing, and is then sent.
+ * versions[] is the order v3 (the reused one) and v2 come in after v1. Judged by the
+ * simulator: v1 then v2 applied, v3 never sent. */
+static void superseded_by_a_reused_event_id(const char *inv, const int versions[2])
+{
+    char eid_a[32], key[32];
+    snprintf(eid_a, sizeof(eid_a), "%s-A", inv);
+    snprintf(key, sizeof(key), "acme/%s", inv);
+    cr_assert_eq(
+        iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"), 0);
+    fault("{\"target\": \"webhook\", \"kind\": \"latency\", \"ms\": 2000, \"count\": 1}");
+    char *vals[3];
+    vals[0] = iw_make_event(eid_a, "acme", inv, 1, "webhook");
+    for (int i = 0; i < 2; i++) {
+        char eid[32];
+        snprintf(eid, sizeof(eid), "%s-v2", inv);
+        vals[i + 1] = versions[i] == 3 ? iw_make_event(eid_a, "acme", inv, 3, "webhook")
+                                       : iw_make_event(eid, "acme", inv, 2, "webhook");
+    }
+    const char *keys[3] = {key, key, key};
+    cr_assert_eq(
+        iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)vals, 3, NULL), 0);
+    iw_results r = iw_results_read(&S, "invoice-results", 3, 120000);
+    cr_assert_eq(r.n, 3);
+    cr_expect_eq(iw_results_count(&r, "webhook", "succeeded"), 2, "v1 and v2 were sent");
+    cr_expect_eq(iw_results_count(&r, "webhook", "rejected"), 1, "v3, its event_id reused");
+    cr_expect_eq(iw_results_count(&r, "webhook", "superseded"), 0);
+    iw_results_free(&r);
+    int regressed = 0;
+    cr_expect_eq(iw_sim_final_versions(&S, "webhook", 2, &regressed), 1,
+                 "the target applied v2 last");
+    cr_expect_eq(regressed, 0);
+    char eid[32];
+    snprintf(eid, sizeof(eid), "%s-v2", inv);
+    cr_expect_eq(iw_sim_calls(&S, eid, "webhook"), 1, "v2 sent once");
+    cr_expect_eq(iw_sim_calls(&S, eid_a, "webhook"), 1, "v1 once, v3 never");
+    for (int i = 0; i < 3; i++)
+        free(vals[i]);
+}
+
+Test(faults, a_version_superseded_by_a_reused_event_id_is_still_sent, .init = up, .fini = down,
+     .timeout = 300)
+{
+    superseded_by_a_reused_event_id("SUPR-A", (const int[]){3, 2});
+}
+
+Test(faults, a_version_displaced_by_a_reused_event_id_is_still_sent, .init = up, .fini = down,
+     .timeout = 300)
+{
+    superseded_by_a_reused_event_id("SUPR-B", (const int[]){2, 3});
+}
+
 /* Review 76: a version its target's rules refuse, older than a reused one first in its lane,
  * gets the result it would get with the reused one gone (rejected, its reason, a dead letter),
  * not stale: nothing newer was applied or claimed. v1 (centra_soap) succeeds; v4 under v1's

@@ -28,14 +28,58 @@ Test(lanes, newer_waits_and_older_waiting_is_displaced)
     cr_assert_eq(iw_lanes_offer(l, "k", 6, &jobs[1], &d), IW_LANE_WAIT);
     cr_assert_null(d);
     cr_assert_eq(iw_lanes_offer(l, "k", 8, &jobs[2], &d), IW_LANE_WAIT);
-    cr_assert_eq(d, &jobs[1], "v6 is superseded by v8");
-    cr_assert_eq(iw_lanes_offer(l, "k", 7, &jobs[3], &d), IW_LANE_SUPERSEDED,
-                 "v7 is older than waiting v8");
+    cr_assert_null(d, "v6, displaced by v8, is the lane's shadow until v8's claim");
+    cr_assert_eq(iw_lanes_offer(l, "k", 7, &jobs[3], &d), IW_LANE_SHADOW,
+                 "v7 is older than waiting v8, and newer than the shadow");
+    cr_assert_eq(d, &jobs[1], "v6 is superseded now: v7 would go before it");
+    cr_assert_eq(iw_lanes_offer(l, "k", 7, &jobs[6], &d), IW_LANE_SUPERSEDED,
+                 "another v7 is no newer than the shadow");
     cr_assert_eq(iw_lanes_offer(l, "k", 4, &jobs[4], &d), IW_LANE_STALE,
                  "v4 is older than in-flight v5: stale, as the ledger would say");
     cr_assert_eq(iw_lanes_offer(l, "k", 5, &jobs[5], &d), IW_LANE_STALE,
                  "same version as in flight");
+    cr_assert_null(iw_lanes_claimed(l, "k", 5), "v5's claim settles nothing older than v7");
     cr_assert_eq(iw_lanes_done(l, "k"), &jobs[2], "v8 goes next");
+    cr_assert_eq(iw_lanes_claimed(l, "k", 8), &jobs[3], "v8 claimed: v7 is superseded");
+    cr_assert_null(iw_lanes_claimed(l, "k", 8));
+    cr_assert_null(iw_lanes_done(l, "k"));
+    iw_lanes_free(l);
+}
+
+/* A waiting version the ledger refuses (its event_id reused) claims nothing: the version it
+ * superseded is sent after all, when the lane reaches it. */
+Test(lanes, a_shadow_goes_when_what_superseded_it_claims_nothing)
+{
+    iw_lanes *l = iw_lanes_new();
+    void *d, *in, *wait;
+    cr_assert_eq(iw_lanes_offer(l, "k", 1, &jobs[0], &d), IW_LANE_SEND);
+    cr_assert_eq(iw_lanes_offer(l, "k", 3, &jobs[1], &d), IW_LANE_WAIT);
+    cr_assert_eq(iw_lanes_offer(l, "k", 2, &jobs[2], &d), IW_LANE_SHADOW);
+    cr_assert_null(d);
+    iw_lanes_peek(l, "k", &in, &wait);
+    cr_assert(in == &jobs[0] && wait == &jobs[1], "the shadow is neither in flight nor waiting");
+    cr_assert_eq(iw_lanes_done(l, "k"), &jobs[1], "v3 goes first");
+    /* v3 claims nothing (refused): v2 goes next */
+    cr_assert_eq(iw_lanes_done(l, "k"), &jobs[2]);
+    cr_assert_null(iw_lanes_done(l, "k"));
+    cr_assert_eq(iw_lanes_active(l), 0);
+    /* a newer version waiting behind the refused one goes before the shadow, which it
+     * supersedes in turn once it claims */
+    cr_assert_eq(iw_lanes_offer(l, "k", 1, &jobs[0], &d), IW_LANE_SEND);
+    cr_assert_eq(iw_lanes_offer(l, "k", 3, &jobs[1], &d), IW_LANE_WAIT);
+    cr_assert_eq(iw_lanes_offer(l, "k", 2, &jobs[2], &d), IW_LANE_SHADOW);
+    cr_assert_eq(iw_lanes_done(l, "k"), &jobs[1]);
+    cr_assert_eq(iw_lanes_offer(l, "k", 4, &jobs[3], &d), IW_LANE_WAIT);
+    cr_assert_null(d, "no shadow is displaced: v2 stays, v3 is in flight");
+    cr_assert_eq(iw_lanes_done(l, "k"), &jobs[3], "v3 refused: v4 goes");
+    cr_assert_eq(iw_lanes_claimed(l, "k", 4), &jobs[2], "v4 claimed: v2 is superseded");
+    cr_assert_null(iw_lanes_done(l, "k"));
+    /* a shadow dropped (its partition revoked) is forgotten */
+    cr_assert_eq(iw_lanes_offer(l, "k", 1, &jobs[0], &d), IW_LANE_SEND);
+    cr_assert_eq(iw_lanes_offer(l, "k", 3, &jobs[1], &d), IW_LANE_WAIT);
+    cr_assert_eq(iw_lanes_offer(l, "k", 2, &jobs[2], &d), IW_LANE_SHADOW);
+    cr_assert_eq(iw_lanes_drop_waiting(l, "k", &jobs[2]), 1);
+    cr_assert_eq(iw_lanes_done(l, "k"), &jobs[1]);
     cr_assert_null(iw_lanes_done(l, "k"));
     iw_lanes_free(l);
 }
@@ -101,10 +145,11 @@ Test(lanes, wait_behind_queues_a_copy_of_the_inflight_version_once)
     cr_assert_eq(in, &jobs[0]);
     cr_assert_eq(wait, &jobs[1]);
     cr_assert_eq(iw_lanes_wait_behind(l, "k", 5, &jobs[2]), 0, "only one job waits");
-    /* a newer version still displaces the waiting copy */
+    /* a newer version still displaces the waiting copy (the shadow until it claims) */
     cr_assert_eq(iw_lanes_offer(l, "k", 6, &jobs[3], &d), IW_LANE_WAIT);
-    cr_assert_eq(d, &jobs[1]);
+    cr_assert_null(d);
     cr_assert_eq(iw_lanes_done(l, "k"), &jobs[3]);
+    cr_assert_eq(iw_lanes_claimed(l, "k", 6), &jobs[1]);
     iw_lanes_free(l);
 
     l = iw_lanes_new();
