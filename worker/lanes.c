@@ -164,8 +164,10 @@ void *iw_lanes_done(iw_lanes *l, const char *key)
 int iw_lanes_drop_waiting(iw_lanes *l, const char *key, void *job)
 {
     lane *n = *find(l, key, hash_str(key));
-    if (n && n->waiting == job) {
-        n->waiting = NULL;
+    if (n && n->waiting == job) { /* the shadow, held only for it, waits in its place */
+        n->waiting = n->shadow;
+        n->waiting_version = n->shadow_version;
+        n->shadow = NULL;
         return 1;
     }
     if (n && n->shadow == job) {
@@ -180,6 +182,12 @@ void iw_lanes_peek(const iw_lanes *l, const char *key, void **inflight, void **w
     lane *n = *find((iw_lanes *)l, key, hash_str(key));
     *inflight = n ? n->inflight : NULL;
     *waiting = n ? n->waiting : NULL;
+}
+
+void *iw_lanes_shadow(const iw_lanes *l, const char *key)
+{
+    lane *n = *find((iw_lanes *)l, key, hash_str(key));
+    return n ? n->shadow : NULL;
 }
 
 size_t iw_lanes_active(const iw_lanes *l)

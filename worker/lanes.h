@@ -51,11 +51,15 @@ int iw_lanes_wait_behind(iw_lanes *l, const char *key, int64_t version, void *jo
 void *iw_lanes_done(iw_lanes *l, const char *key);
 
 /* Removes a waiting or shadow job that equals `job` from lane `key` (e.g. its partition was
- * revoked). Returns 1 when removed, 0 when it was not held there. */
+ * revoked); a shadow then waits in the place of a waiting job removed. Returns 1 when removed,
+ * 0 when it was not held there. */
 int iw_lanes_drop_waiting(iw_lanes *l, const char *key, void *job);
 
 /* The job in flight on lane `key` and the one waiting behind it (either may be NULL). */
 void iw_lanes_peek(const iw_lanes *l, const char *key, void **inflight, void **waiting);
+
+/* The shadow of lane `key`, or NULL. */
+void *iw_lanes_shadow(const iw_lanes *l, const char *key);
 
 /* Lanes with a job in flight. */
 size_t iw_lanes_active(const iw_lanes *l);

@@ -1118,7 +1118,8 @@ static iw_result_status lane_verdict(iw_pipeline *p, const job *j)
     void *in, *wait;
     iw_lanes_peek(p->lanes, j->lane_key, &in, &wait);
     const job *f = in, *w = wait;
-    if (same_event(f, j) || same_event(w, j))
+    if (same_event(f, j) || same_event(w, j) ||
+        same_event(iw_lanes_shadow(p->lanes, j->lane_key), j))
         return IW_RES_DUPLICATE;
     if (f && f->m->ev->version >= j->m->ev->version)
         return IW_RES_STALE;
@@ -1129,7 +1130,9 @@ static iw_result_status lane_verdict(iw_pipeline *p, const job *j)
 
 /* True when j, offered to its lane, would wait there (iw_lanes_offer's IW_LANE_WAIT): behind
  * a version in flight, displacing the one waiting if any, and displacing any older version
- * that arrives while it waits (superseded: never sent). Its request is then made first, since
+ * that arrives while it waits (superseded: never sent); or be held as the lane's shadow
+ * (IW_LANE_SHADOW), displacing an older shadow, and sent if the version waiting claims
+ * nothing. Its request is then made first, since
  * one that cannot be made must displace nothing: the rules a render applies beyond the
  * adapter's validate (the characters XML 1.0 cannot carry, what may not become a header)
  * would otherwise refuse it only after the versions it displaced were gone, leaving the target
@@ -1138,10 +1141,10 @@ static bool would_wait(iw_pipeline *p, const job *j)
 {
     void *in, *wait;
     iw_lanes_peek(p->lanes, j->lane_key, &in, &wait);
-    const job *f = in, *w = wait;
+    const job *f = in, *w = wait, *s = iw_lanes_shadow(p->lanes, j->lane_key);
     int64_t v = j->m->ev->version;
-    return f && !same_event(f, j) && !same_event(w, j) && v > f->m->ev->version &&
-           (!w || v > w->m->ev->version);
+    return f && !same_event(f, j) && !same_event(w, j) && !same_event(s, j) &&
+           v > f->m->ev->version && (!w || v > w->m->ev->version || !s || v > s->m->ev->version);
 }
 
 static void offer_to_lane(iw_pipeline *p, job *j)
@@ -1157,7 +1160,8 @@ static void offer_to_lane(iw_pipeline *p, job *j)
         job_to(p, j, IW_JEV_WAIT);
         return;
     }
-    if (same_event(in, j) || same_event(wait, j)) {
+    if (same_event(in, j) || same_event(wait, j) ||
+        same_event(iw_lanes_shadow(p->lanes, j->lane_key), j)) {
         set_result(j, IW_RES_DUPLICATE, IW_ERR_NONE, NULL, NULL);
         publish(p, j);
         return;

@@ -605,7 +605,7 @@ static void render_refused_events(const char *inv, const int *order, char **vals
  * as the lane's shadow until the reused one's claim, which claims nothing, and is then sent.
  * versions[] is the order v3 (the reused one) and v2 come in after v1. Judged by the
  * simulator: v1 then v2 applied, v3 never sent. */
-static void superseded_by_a_reused_event_id(const char *inv, const int versions[2])
+static void superseded_by_a_reused_event_id(const char *inv, const int versions[2], bool copy)
 {
     char eid_a[32], key[32];
     snprintf(eid_a, sizeof(eid_a), "%s-A", inv);
@@ -613,7 +613,8 @@ static void superseded_by_a_reused_event_id(const char *inv, const int versions[
     cr_assert_eq(
         iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"), 0);
     fault("{\"target\": \"webhook\", \"kind\": \"latency\", \"ms\": 2000, \"count\": 1}");
-    char *vals[3];
+    char *vals[4];
+    size_t n = copy ? 4 : 3;
     vals[0] = iw_make_event(eid_a, "acme", inv, 1, "webhook");
     for (int i = 0; i < 2; i++) {
         char eid[32];
@@ -621,13 +622,16 @@ static void superseded_by_a_reused_event_id(const char *inv, const int versions[
         vals[i + 1] = versions[i] == 3 ? iw_make_event(eid_a, "acme", inv, 3, "webhook")
                                        : iw_make_event(eid, "acme", inv, 2, "webhook");
     }
-    const char *keys[3] = {key, key, key};
+    if (copy) /* upstream sends v2's event again: a duplicate of the shadow */
+        vals[3] = strdup(vals[versions[0] == 2 ? 1 : 2]);
+    const char *keys[4] = {key, key, key, key};
     cr_assert_eq(
-        iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)vals, 3, NULL), 0);
-    iw_results r = iw_results_read(&S, "invoice-results", 3, 120000);
-    cr_assert_eq(r.n, 3);
+        iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)vals, n, NULL), 0);
+    iw_results r = iw_results_read(&S, "invoice-results", n, 120000);
+    cr_assert_eq(r.n, n);
     cr_expect_eq(iw_results_count(&r, "webhook", "succeeded"), 2, "v1 and v2 were sent");
     cr_expect_eq(iw_results_count(&r, "webhook", "rejected"), 1, "v3, its event_id reused");
+    cr_expect_eq(iw_results_count(&r, "webhook", "duplicate"), copy ? 1 : 0, "v2's copy");
     cr_expect_eq(iw_results_count(&r, "webhook", "superseded"), 0);
     iw_results_free(&r);
     int regressed = 0;
@@ -638,20 +642,27 @@ static void superseded_by_a_reused_event_id(const char *inv, const int versions[
     snprintf(eid, sizeof(eid), "%s-v2", inv);
     cr_expect_eq(iw_sim_calls(&S, eid, "webhook"), 1, "v2 sent once");
     cr_expect_eq(iw_sim_calls(&S, eid_a, "webhook"), 1, "v1 once, v3 never");
-    for (int i = 0; i < 3; i++)
+    for (size_t i = 0; i < n; i++)
         free(vals[i]);
 }
 
 Test(faults, a_version_superseded_by_a_reused_event_id_is_still_sent, .init = up, .fini = down,
      .timeout = 300)
 {
-    superseded_by_a_reused_event_id("SUPR-A", (const int[]){3, 2});
+    superseded_by_a_reused_event_id("SUPR-A", (const int[]){3, 2}, false);
 }
 
 Test(faults, a_version_displaced_by_a_reused_event_id_is_still_sent, .init = up, .fini = down,
      .timeout = 300)
 {
-    superseded_by_a_reused_event_id("SUPR-B", (const int[]){2, 3});
+    superseded_by_a_reused_event_id("SUPR-B", (const int[]){2, 3}, false);
+}
+
+/* Review 77: a copy of the shadow's event is a duplicate, as a copy of a waiting one is, and
+ * the shadow is still sent once. */
+Test(faults, a_copy_of_a_held_version_is_a_duplicate, .init = up, .fini = down, .timeout = 300)
+{
+    superseded_by_a_reused_event_id("SUPR-C", (const int[]){3, 2}, true);
 }
 
 /* Review 76: a version its target's rules refuse, older than a reused one first in its lane,

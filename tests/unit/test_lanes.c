@@ -74,6 +74,20 @@ Test(lanes, a_shadow_goes_when_what_superseded_it_claims_nothing)
     cr_assert_eq(iw_lanes_done(l, "k"), &jobs[3], "v3 refused: v4 goes");
     cr_assert_eq(iw_lanes_claimed(l, "k", 4), &jobs[2], "v4 claimed: v2 is superseded");
     cr_assert_null(iw_lanes_done(l, "k"));
+    /* the waiting version dropped (its partition revoked): the shadow, held only for it,
+     * waits in its place, so a version older than it waits behind nothing newer */
+    cr_assert_eq(iw_lanes_offer(l, "k", 1, &jobs[0], &d), IW_LANE_SEND);
+    cr_assert_eq(iw_lanes_offer(l, "k", 4, &jobs[1], &d), IW_LANE_WAIT);
+    cr_assert_eq(iw_lanes_offer(l, "k", 3, &jobs[2], &d), IW_LANE_SHADOW);
+    cr_assert_eq(iw_lanes_shadow(l, "k"), &jobs[2]);
+    cr_assert_eq(iw_lanes_drop_waiting(l, "k", &jobs[1]), 1);
+    iw_lanes_peek(l, "k", &in, &wait);
+    cr_assert_eq(wait, &jobs[2]);
+    cr_assert_null(iw_lanes_shadow(l, "k"));
+    cr_assert_eq(iw_lanes_offer(l, "k", 2, &jobs[3], &d), IW_LANE_SHADOW, "v2 is older than v3");
+    cr_assert_eq(iw_lanes_done(l, "k"), &jobs[2]);
+    cr_assert_eq(iw_lanes_claimed(l, "k", 3), &jobs[3]);
+    cr_assert_null(iw_lanes_done(l, "k"));
     /* a shadow dropped (its partition revoked) is forgotten */
     cr_assert_eq(iw_lanes_offer(l, "k", 1, &jobs[0], &d), IW_LANE_SEND);
     cr_assert_eq(iw_lanes_offer(l, "k", 3, &jobs[1], &d), IW_LANE_WAIT);
