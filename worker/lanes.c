@@ -164,10 +164,15 @@ void *iw_lanes_done(iw_lanes *l, const char *key)
 int iw_lanes_drop_waiting(iw_lanes *l, const char *key, void *job)
 {
     lane *n = *find(l, key, hash_str(key));
-    if (n && n->waiting == job) { /* the shadow, held only for it, waits in its place */
-        n->waiting = n->shadow;
-        n->waiting_version = n->shadow_version;
-        n->shadow = NULL;
+    if (n && n->waiting == job) {
+        n->waiting = NULL;
+        if (n->shadow && n->shadow_version > n->inflight_version) {
+            /* the shadow, held only for it, waits in its place; one no newer than the version
+             * in flight stays the shadow, for that version's claim to settle */
+            n->waiting = n->shadow;
+            n->waiting_version = n->shadow_version;
+            n->shadow = NULL;
+        }
         return 1;
     }
     if (n && n->shadow == job) {

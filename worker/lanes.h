@@ -51,8 +51,8 @@ int iw_lanes_wait_behind(iw_lanes *l, const char *key, int64_t version, void *jo
 void *iw_lanes_done(iw_lanes *l, const char *key);
 
 /* Removes a waiting or shadow job that equals `job` from lane `key` (e.g. its partition was
- * revoked); a shadow then waits in the place of a waiting job removed. Returns 1 when removed,
- * 0 when it was not held there. */
+ * revoked); a shadow newer than the version in flight then waits in the place of a waiting job
+ * removed. Returns 1 when removed, 0 when it was not held there. */
 int iw_lanes_drop_waiting(iw_lanes *l, const char *key, void *job);
 
 /* The job in flight on lane `key` and the one waiting behind it (either may be NULL). */

@@ -88,6 +88,20 @@ Test(lanes, a_shadow_goes_when_what_superseded_it_claims_nothing)
     cr_assert_eq(iw_lanes_done(l, "k"), &jobs[2]);
     cr_assert_eq(iw_lanes_claimed(l, "k", 3), &jobs[3]);
     cr_assert_null(iw_lanes_done(l, "k"));
+    /* review 78: the waiting version dropped while the shadow is older than the version now
+     * in flight (v3 went first, its claim unanswered): the shadow stays, for v3's claim */
+    cr_assert_eq(iw_lanes_offer(l, "k", 1, &jobs[0], &d), IW_LANE_SEND);
+    cr_assert_eq(iw_lanes_offer(l, "k", 3, &jobs[1], &d), IW_LANE_WAIT);
+    cr_assert_eq(iw_lanes_offer(l, "k", 2, &jobs[2], &d), IW_LANE_SHADOW);
+    cr_assert_eq(iw_lanes_done(l, "k"), &jobs[1], "v3 in flight, v2 still the shadow");
+    cr_assert_eq(iw_lanes_offer(l, "k", 4, &jobs[3], &d), IW_LANE_WAIT);
+    cr_assert_eq(iw_lanes_drop_waiting(l, "k", &jobs[3]), 1);
+    iw_lanes_peek(l, "k", &in, &wait);
+    cr_assert(in == &jobs[1] && wait == NULL, "nothing older waits behind v3");
+    cr_assert_eq(iw_lanes_offer(l, "k", 3, &jobs[4], &d), IW_LANE_STALE,
+                 "a copy of v3's version is still stale behind it");
+    cr_assert_eq(iw_lanes_claimed(l, "k", 3), &jobs[2], "v3's claim settles v2");
+    cr_assert_null(iw_lanes_done(l, "k"));
     /* a shadow dropped (its partition revoked) is forgotten */
     cr_assert_eq(iw_lanes_offer(l, "k", 1, &jobs[0], &d), IW_LANE_SEND);
     cr_assert_eq(iw_lanes_offer(l, "k", 3, &jobs[1], &d), IW_LANE_WAIT);
