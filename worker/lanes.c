@@ -182,17 +182,14 @@ int iw_lanes_drop_waiting(iw_lanes *l, const char *key, void *job)
     return 0;
 }
 
-void iw_lanes_peek(const iw_lanes *l, const char *key, void **inflight, void **waiting)
+void iw_lanes_peek(const iw_lanes *l, const char *key, void **inflight, void **waiting,
+                   void **shadow)
 {
     lane *n = *find((iw_lanes *)l, key, hash_str(key));
     *inflight = n ? n->inflight : NULL;
     *waiting = n ? n->waiting : NULL;
-}
-
-void *iw_lanes_shadow(const iw_lanes *l, const char *key)
-{
-    lane *n = *find((iw_lanes *)l, key, hash_str(key));
-    return n ? n->shadow : NULL;
+    if (shadow)
+        *shadow = n ? n->shadow : NULL;
 }
 
 size_t iw_lanes_active(const iw_lanes *l)

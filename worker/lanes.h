@@ -55,11 +55,10 @@ void *iw_lanes_done(iw_lanes *l, const char *key);
  * removed. Returns 1 when removed, 0 when it was not held there. */
 int iw_lanes_drop_waiting(iw_lanes *l, const char *key, void *job);
 
-/* The job in flight on lane `key` and the one waiting behind it (either may be NULL). */
-void iw_lanes_peek(const iw_lanes *l, const char *key, void **inflight, void **waiting);
-
-/* The shadow of lane `key`, or NULL. */
-void *iw_lanes_shadow(const iw_lanes *l, const char *key);
+/* The job in flight on lane `key`, the one waiting behind it and, when shadow is not NULL, the
+ * lane's shadow (any may be NULL): one lookup. */
+void iw_lanes_peek(const iw_lanes *l, const char *key, void **inflight, void **waiting,
+                   void **shadow);
 
 /* Lanes with a job in flight. */
 size_t iw_lanes_active(const iw_lanes *l);

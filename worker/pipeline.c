@@ -1115,11 +1115,10 @@ static void supersede(iw_pipeline *p, job *j)
  * the one in flight stale, than the one waiting superseded), else rejected. */
 static iw_result_status lane_verdict(iw_pipeline *p, const job *j)
 {
-    void *in, *wait;
-    iw_lanes_peek(p->lanes, j->lane_key, &in, &wait);
+    void *in, *wait, *shadow;
+    iw_lanes_peek(p->lanes, j->lane_key, &in, &wait, &shadow);
     const job *f = in, *w = wait;
-    if (same_event(f, j) || same_event(w, j) ||
-        same_event(iw_lanes_shadow(p->lanes, j->lane_key), j))
+    if (same_event(f, j) || same_event(w, j) || same_event(shadow, j))
         return IW_RES_DUPLICATE;
     if (f && f->m->ev->version >= j->m->ev->version)
         return IW_RES_STALE;
@@ -1139,9 +1138,9 @@ static iw_result_status lane_verdict(iw_pipeline *p, const job *j)
  * at an older one. A lane is empty for most events, which are sent at once and rendered once. */
 static bool would_wait(iw_pipeline *p, const job *j)
 {
-    void *in, *wait;
-    iw_lanes_peek(p->lanes, j->lane_key, &in, &wait);
-    const job *f = in, *w = wait, *s = iw_lanes_shadow(p->lanes, j->lane_key);
+    void *in, *wait, *shadow;
+    iw_lanes_peek(p->lanes, j->lane_key, &in, &wait, &shadow);
+    const job *f = in, *w = wait, *s = shadow;
     int64_t v = j->m->ev->version;
     return f && !same_event(f, j) && !same_event(w, j) && !same_event(s, j) &&
            v > f->m->ev->version && (!w || v > w->m->ev->version || !s || v > s->m->ev->version);
@@ -1153,15 +1152,14 @@ static void offer_to_lane(iw_pipeline *p, job *j)
      * and the first copy goes on. But when the first copy's partition was revoked (a
      * rebalance gave it back to us), that copy may end without a recorded outcome (a lost
      * fence drops it): this one then waits behind it and asks the ledger. */
-    void *in, *wait;
-    iw_lanes_peek(p->lanes, j->lane_key, &in, &wait);
+    void *in, *wait, *shadow;
+    iw_lanes_peek(p->lanes, j->lane_key, &in, &wait, &shadow);
     if (same_event(in, j) && !((job *)in)->m->tracked &&
         iw_lanes_wait_behind(p->lanes, j->lane_key, j->m->ev->version, j)) {
         job_to(p, j, IW_JEV_WAIT);
         return;
     }
-    if (same_event(in, j) || same_event(wait, j) ||
-        same_event(iw_lanes_shadow(p->lanes, j->lane_key), j)) {
+    if (same_event(in, j) || same_event(wait, j) || same_event(shadow, j)) {
         set_result(j, IW_RES_DUPLICATE, IW_ERR_NONE, NULL, NULL);
         publish(p, j);
         return;

@@ -6,6 +6,14 @@
 
 static int jobs[16]; /* addresses stand for jobs */
 
+/* The shadow of lane "k". */
+static void *shadow_of(const iw_lanes *l)
+{
+    void *in, *wait, *shadow;
+    iw_lanes_peek(l, "k", &in, &wait, &shadow);
+    return shadow;
+}
+
 Test(lanes, idle_lane_sends_and_done_forgets)
 {
     iw_lanes *l = iw_lanes_new();
@@ -56,7 +64,7 @@ Test(lanes, a_shadow_goes_when_what_superseded_it_claims_nothing)
     cr_assert_eq(iw_lanes_offer(l, "k", 3, &jobs[1], &d), IW_LANE_WAIT);
     cr_assert_eq(iw_lanes_offer(l, "k", 2, &jobs[2], &d), IW_LANE_SHADOW);
     cr_assert_null(d);
-    iw_lanes_peek(l, "k", &in, &wait);
+    iw_lanes_peek(l, "k", &in, &wait, NULL);
     cr_assert(in == &jobs[0] && wait == &jobs[1], "the shadow is neither in flight nor waiting");
     cr_assert_eq(iw_lanes_done(l, "k"), &jobs[1], "v3 goes first");
     /* v3 claims nothing (refused): v2 goes next */
@@ -79,11 +87,11 @@ Test(lanes, a_shadow_goes_when_what_superseded_it_claims_nothing)
     cr_assert_eq(iw_lanes_offer(l, "k", 1, &jobs[0], &d), IW_LANE_SEND);
     cr_assert_eq(iw_lanes_offer(l, "k", 4, &jobs[1], &d), IW_LANE_WAIT);
     cr_assert_eq(iw_lanes_offer(l, "k", 3, &jobs[2], &d), IW_LANE_SHADOW);
-    cr_assert_eq(iw_lanes_shadow(l, "k"), &jobs[2]);
+    cr_assert_eq(shadow_of(l), &jobs[2]);
     cr_assert_eq(iw_lanes_drop_waiting(l, "k", &jobs[1]), 1);
-    iw_lanes_peek(l, "k", &in, &wait);
+    iw_lanes_peek(l, "k", &in, &wait, NULL);
     cr_assert_eq(wait, &jobs[2]);
-    cr_assert_null(iw_lanes_shadow(l, "k"));
+    cr_assert_null(shadow_of(l));
     cr_assert_eq(iw_lanes_offer(l, "k", 2, &jobs[3], &d), IW_LANE_SHADOW, "v2 is older than v3");
     cr_assert_eq(iw_lanes_done(l, "k"), &jobs[2]);
     cr_assert_eq(iw_lanes_claimed(l, "k", 3), &jobs[3]);
@@ -96,7 +104,7 @@ Test(lanes, a_shadow_goes_when_what_superseded_it_claims_nothing)
     cr_assert_eq(iw_lanes_done(l, "k"), &jobs[1], "v3 in flight, v2 still the shadow");
     cr_assert_eq(iw_lanes_offer(l, "k", 4, &jobs[3], &d), IW_LANE_WAIT);
     cr_assert_eq(iw_lanes_drop_waiting(l, "k", &jobs[3]), 1);
-    iw_lanes_peek(l, "k", &in, &wait);
+    iw_lanes_peek(l, "k", &in, &wait, NULL);
     cr_assert(in == &jobs[1] && wait == NULL, "nothing older waits behind v3");
     cr_assert_eq(iw_lanes_offer(l, "k", 3, &jobs[4], &d), IW_LANE_STALE,
                  "a copy of v3's version is still stale behind it");
@@ -151,12 +159,12 @@ Test(lanes, peek_shows_inflight_and_waiting)
 {
     iw_lanes *l = iw_lanes_new();
     void *d, *in, *wait;
-    iw_lanes_peek(l, "k", &in, &wait);
+    iw_lanes_peek(l, "k", &in, &wait, NULL);
     cr_assert_null(in);
     cr_assert_null(wait);
     iw_lanes_offer(l, "k", 1, &jobs[0], &d);
     iw_lanes_offer(l, "k", 2, &jobs[1], &d);
-    iw_lanes_peek(l, "k", &in, &wait);
+    iw_lanes_peek(l, "k", &in, &wait, NULL);
     cr_assert_eq(in, &jobs[0]);
     cr_assert_eq(wait, &jobs[1]);
     iw_lanes_free(l);
@@ -169,7 +177,7 @@ Test(lanes, wait_behind_queues_a_copy_of_the_inflight_version_once)
     cr_assert_eq(iw_lanes_wait_behind(l, "k", 5, &jobs[1]), 0, "an idle lane takes nothing");
     cr_assert_eq(iw_lanes_offer(l, "k", 5, &jobs[0], &d), IW_LANE_SEND);
     cr_assert_eq(iw_lanes_wait_behind(l, "k", 5, &jobs[1]), 1);
-    iw_lanes_peek(l, "k", &in, &wait);
+    iw_lanes_peek(l, "k", &in, &wait, NULL);
     cr_assert_eq(in, &jobs[0]);
     cr_assert_eq(wait, &jobs[1]);
     cr_assert_eq(iw_lanes_wait_behind(l, "k", 5, &jobs[2]), 0, "only one job waits");
