@@ -1020,6 +1020,126 @@ Test(faults, a_worker_without_room_still_serves_a_rebalance, .init = up, .fini =
 
 /* Events E<prefix>-<i> for invoices <prefix>-<i> to `target`, all with one Kafka key: one
  * partition, in this order. */
+/* True when worker log log_name (debug level) shows event_id's call submitted for a message no
+ * longer tracked, that is, after its partition was revoked. */
+static bool log_shows_revoked_call(const char *log_name, const char *event_id)
+{
+    char path[600], id[80];
+    snprintf(path, sizeof(path), "%s/%s", S.dir, log_name);
+    snprintf(id, sizeof(id), "\"event_id\":\"%s\"", event_id);
+    char *log = iw_read_file(path, NULL);
+    bool seen = false;
+    for (char *line = log; line && *line && !seen;) {
+        char *end = strchr(line, '\n');
+        if (end)
+            *end = '\0';
+        seen = strstr(line, id) && strstr(line, "\"on\":\"submitted\"") &&
+               strstr(line, "\"tracked\":\"no\"");
+        line = end ? end + 1 : NULL;
+    }
+    free(log);
+    return seen;
+}
+
+/* The status of the last result for `version` at webhook, or NULL when none came. */
+static const char *last_status_of(const iw_results *r, int version)
+{
+    const char *st = NULL;
+    for (size_t i = 0; i < r->n; i++) {
+        const cJSON *v = r->json[i] ? cJSON_GetObjectItem(r->json[i], "version") : NULL;
+        if (cJSON_IsNumber(v) && v->valuedouble == version)
+            st = iw_json_str(r->json[i], "status");
+    }
+    return st;
+}
+
+/* Review 77: a lane's shadow held when its partition is revoked, by a stop (SIGTERM) or by a
+ * second worker joining the group (the range assignor revokes every partition). v1 is held by
+ * the target (hold_ms); v3 under v1's event_id waits behind it and v2, which it superseded, is
+ * the shadow. The revoke drops both (their offsets uncommitted) and whoever owns the partition
+ * next takes them again: v3 is rejected (event-id-reused) and v2 must still be sent, once.
+ * Judged by the simulator (v2 applied last, nothing older after it) and by the last result
+ * for each version. The hold is far shorter than the request timeout and the fence lease, so
+ * v1's call ends with the target's reply (after the revoke, for the rebalance: it is checked
+ * that nothing was published before w2 had its partitions). */
+static void shadow_through_a_revoke(const char *inv, bool stop, int hold_ms)
+{
+    char eid_a[32], eid_2[32], key[32];
+    snprintf(eid_a, sizeof(eid_a), "%s-A", inv);
+    snprintf(eid_2, sizeof(eid_2), "%s-v2", inv);
+    snprintf(key, sizeof(key), "acme/%s", inv);
+    S.http_port = iw_free_port();                        /* w1's metrics: consumed() */
+    cr_assert_eq(setenv("IW_LOG_LEVEL", "debug", 1), 0); /* the job machine's moves */
+    /* calls may take longer than the hold: v1 ends by its reply, not by a timeout */
+    iw_stack_overlay ov = {.root = "{\"redis\": {\"lease_s\": 40}}",
+                           .targets = "{\"timeouts\": {\"request_ms\": 30000}}",
+                           .worker = "{\"id\": \"w1\"}"};
+    const char *c1 = iw_stack_config_with(&S, "w1.json", &ov);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, c1, "w1.log"), 0);
+    char hold[128];
+    snprintf(hold, sizeof(hold),
+             "{\"target\": \"webhook\", \"kind\": \"latency\", \"ms\": %d, \"count\": 1}", hold_ms);
+    fault(hold);
+    char *vals[3] = {iw_make_event(eid_a, "acme", inv, 1, "webhook"),
+                     iw_make_event(eid_a, "acme", inv, 3, "webhook"),
+                     iw_make_event(eid_2, "acme", inv, 2, "webhook")};
+    const char *keys[3] = {key, key, key};
+    cr_assert_eq(
+        iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)vals, 3, NULL), 0);
+    long long deadline = iw_now_ms() + 60000;
+    while (consumed() < 3 && iw_now_ms() < deadline)
+        iw_sleep_ms(20);
+    cr_assert_geq(consumed(), 3, "w1 took all three events");
+    S.http_port = 0; /* w2 serves none */
+    ov.worker = "{\"id\": \"w2\"}";
+    const char *c2 = iw_stack_config_with(&S, "w2.json", &ov);
+    if (stop) {
+        iw_proc_signal(&W, SIGTERM); /* v1 still held: the shadow is in its lane */
+        int status = iw_proc_wait(&W, 60000);
+        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "w1 exits 0");
+        cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "w2.log"), 0);
+    } else {
+        cr_assert_eq(iw_stack_worker_start(&S, &W2, c2, "w2.log"), 0);
+        cr_assert_gt(wait_assigned("w2.log", 1, 90000), 0, "w2 joined the group");
+        cr_assert_eq(wait_results(1, 0), 0, "the revoke came while the target held v1");
+    }
+    iw_results r = read_distinct(2, 120000); /* v1 and v3 share their result_id */
+    const char *s1 = last_status_of(&r, 1), *s2 = last_status_of(&r, 2),
+               *s3 = last_status_of(&r, 3);
+    cr_expect(s1 && (strcmp(s1, "succeeded") == 0 || strcmp(s1, "duplicate") == 0), "v1: %s",
+              s1 ? s1 : "no result");
+    for (long long t0 = iw_now_ms(); (!s2 || !s3) && iw_now_ms() - t0 < 60000;) {
+        iw_results_free(&r);
+        r = iw_results_read(&S, "invoice-results", 0, 5000);
+        s2 = last_status_of(&r, 2);
+        s3 = last_status_of(&r, 3);
+    }
+    cr_expect(s2 && strcmp(s2, "succeeded") == 0, "v2: %s", s2 ? s2 : "no result");
+    cr_expect(s3 && strcmp(s3, "rejected") == 0, "v3: %s", s3 ? s3 : "no result");
+    iw_results_free(&r);
+    int regressed = 0;
+    cr_expect_eq(iw_sim_final_versions(&S, "webhook", 2, &regressed), 1,
+                 "the target applied v2 last");
+    cr_expect_eq(regressed, 0);
+    cr_expect_eq(iw_sim_calls(&S, eid_2, "webhook"), 1, "v2 sent once");
+    /* README: the old owner stops sending at once; only calls on the wire finish */
+    cr_expect(!log_shows_revoked_call("w1.log", eid_2), "w1 sent v2 after its revoke");
+    cr_expect(!log_shows_revoked_call("w1.log", eid_a), "w1 sent v3 after its revoke");
+    for (size_t i = 0; i < 3; i++)
+        free(vals[i]);
+}
+
+Test(faults, a_held_version_is_still_sent_after_a_stop, .init = up, .fini = down, .timeout = 300)
+{
+    shadow_through_a_revoke("SHST", true, 5000);
+}
+
+Test(faults, a_held_version_is_still_sent_after_a_rebalance, .init = up, .fini = down,
+     .timeout = 300)
+{
+    shadow_through_a_revoke("SHRB", false, 25000);
+}
+
 static void produce_same_key(const char *prefix, int n, const char *target, const char *key)
 {
     char **vals = calloc((size_t)n, sizeof(char *));
