@@ -83,7 +83,10 @@
  * "2": the event is refused before any call: DUPLICATE, STALE as a claim would answer it, else
  * CLAIMED with nothing written, not even the claim).
  * REUSED when this event_id's record here is of another version (an event_id names one event:
- * upstream gave one to two versions); DUPLICATE ({1, target_ref}: the reference the success
+ * upstream gave one to two versions), or when the claim here is this event_id's at another
+ * version (its owner has not written an outcome yet: without this, a claim of the reused one
+ * would find the fence busy, raise `claimed` above the versions between them and be refused
+ * only on a later try); DUPLICATE ({1, target_ref}: the reference the success
  * recorded) when this event succeeded here;
  * STALE when a higher version was applied or claimed, or the same version by another event (or
  * applied: then by another event, since this one has no success record); else the claim is raised
@@ -107,6 +110,7 @@
     "if c then\n"                                                                                  \
     "  local sp = string.find(c, ' ', 1, true)\n"                                                  \
     "  local cv, ce = string.sub(c, 1, sp - 1), string.sub(c, sp + 1)\n"                           \
+    "  if ce == ARGV[4] and cv ~= v then return 5 end\n"                                           \
     "  if gt(cv, v) or (cv == v and ce ~= ARGV[4]) then return 2 end\n"                            \
     "end\n"                                                                                        \
     "if ARGV[6] == '2' then return 0 end\n"                                                        \

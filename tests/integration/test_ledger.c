@@ -994,6 +994,29 @@ Test(ledger, an_event_id_given_to_another_version_is_reused)
                  "a failed event is claimed again");
 }
 
+/* Two workers, one event_id given to v1 and v3: B's claim of v3 while A still holds v1's fence
+ * (no outcome recorded yet) is refused at once by A's claim, not answered busy: a busy claim
+ * would raise the claimed version to 3 and leave v2 stale behind a version that is never sent. */
+Test(ledger, an_event_id_claimed_for_another_version_is_reused_before_its_record)
+{
+    char ckey[64];
+    key_of(ckey, sizeof(ckey), "INV-RB", "c", "ebiz");
+    iw_ledger_op v1 = op_of("INV-RB", "ev-1", "ebiz", 1);
+    iw_ledger_op v3 = op_of("INV-RB", "ev-1", "ebiz", 3);
+    iw_ledger_op v2 = op_of("INV-RB", "ev-2", "ebiz", 2);
+    cr_assert_eq(claim1(L, v1, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
+    int before = count_keys("iw:*");
+    cr_assert_eq(claim1(L, v3, "B", LONG_LEASE), IW_CLAIM_REUSED);
+    expect_val(ckey, "1 ev-1", "after B's refused claim");
+    cr_assert_eq(count_keys("iw:*"), before, "nothing written");
+    cr_assert_eq(claim1(L, v2, "B", LONG_LEASE), IW_CLAIM_BUSY, "v2 waits for A's fence");
+    cr_assert_eq(complete1(L, v1, "A", "succeeded", "REF-1"), IW_LEDGER_DONE);
+    cr_assert_eq(claim1(L, v2, "B", LONG_LEASE), IW_CLAIM_CLAIMED, "and is sent after v1");
+    cr_assert_eq(claim1(L, v3, "B", LONG_LEASE), IW_CLAIM_REUSED, "v3 stays refused");
+    /* a redelivery of v1 at A is still a duplicate, not a reuse */
+    cr_assert_eq(claim1(L, v1, "A", LONG_LEASE), IW_CLAIM_DUPLICATE);
+}
+
 /* A peek (the pipeline's question for a version its lane says is stale or superseded) answers
  * DUPLICATE when the event succeeded here, else STALE, and writes nothing: no fence, no claimed
  * version, no doubt mark, whatever it asks about. */

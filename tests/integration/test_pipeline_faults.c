@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -571,6 +572,64 @@ Test(faults, an_older_version_behind_one_offered_again_is_stale, .init = up, .fi
      .timeout = 300)
 {
     behind_a_reused_event_id("REUSE-5", 4, (const int[]){3, 2}, 2, 1);
+}
+
+/* Runs one Redis command on the stack's Redis (as another worker would), asserting no error. */
+static void redis_do(const char *fmt, ...)
+{
+    redisContext *c = redisConnect("127.0.0.1", S.redis.port);
+    cr_assert(c && !c->err);
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    cr_assert(r && r->type != REDIS_REPLY_ERROR, "%s: %s", fmt, r ? r->str : c->errstr);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* Two workers: another one holds the fence of (RB-1, webhook) for v1, event RB-1-A, with no
+ * outcome written yet (its call on the wire), when this worker gets v3 under the same event_id
+ * and v2. v3 is refused at once (event-id-reused), and v2 waits for the fence and is sent
+ * after the other worker's v1: a busy claim of v3 would have raised the claimed version to 3,
+ * v2 would have been stale, and the target left at v1. The other worker is played by the test
+ * through the ledger's keys. Judged by the simulator (v2 applied once, nothing under RB-1-A) and
+ * the results. */
+Test(faults, a_version_behind_one_reused_while_another_worker_holds_the_fence_is_sent, .init = up,
+     .fini = down, .timeout = 300)
+{
+    cr_assert_eq(
+        iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"), 0);
+    redis_do("SET iw:{acme:RB-1}:f:webhook other-worker PX 120000");
+    redis_do("SET iw:{acme:RB-1}:c:webhook %s EX 3600", "1 RB-1-A");
+    char *vals[2] = {iw_make_event("RB-1-A", "acme", "RB-1", 3, "webhook"),
+                     iw_make_event("RB-1-v2", "acme", "RB-1", 2, "webhook")};
+    const char *keys[2] = {"acme/RB-1", "acme/RB-1"};
+    cr_assert_eq(
+        iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)vals, 2, NULL), 0);
+    iw_results r = iw_results_read(&S, "invoice-results", 1, 120000);
+    cr_assert_eq(r.n, 1);
+    cr_expect_eq(iw_results_count(&r, "webhook", "rejected"), 1, "v3 refused at once");
+    iw_results_free(&r);
+    cr_expect_eq(iw_sim_calls(&S, "RB-1-v2", "webhook"), 0, "v2 waits for the fence");
+    /* the other worker's v1 succeeds: its outcome, the applied version, the fence freed */
+    redis_do("HSET iw:{acme:RB-1}:e:RB-1-A:webhook state succeeded owner other-worker version 1 "
+             "target_ref %s updated_ms 0",
+             "");
+    redis_do("SET iw:{acme:RB-1}:v:webhook 1");
+    redis_do("DEL iw:{acme:RB-1}:f:webhook");
+    r = iw_results_read(&S, "invoice-results", 2, 120000);
+    cr_assert_eq(r.n, 2);
+    cr_expect_eq(iw_results_count(&r, "webhook", "succeeded"), 1, "v2 sent");
+    cr_expect_eq(iw_results_count(&r, "webhook", "rejected"), 1);
+    iw_results_free(&r);
+    int regressed = 0;
+    cr_expect_eq(iw_sim_final_versions(&S, "webhook", 2, &regressed), 1, "the target holds v2");
+    cr_expect_eq(regressed, 0);
+    cr_expect_eq(iw_sim_calls(&S, "RB-1-v2", "webhook"), 1, "v2 sent once");
+    cr_expect_eq(iw_sim_calls(&S, "RB-1-A", "webhook"), 0, "v3 never sent");
+    free(vals[0]);
+    free(vals[1]);
 }
 
 /* The same for a refusal only the render finds (a control character XML 1.0 cannot carry, in
