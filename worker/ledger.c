@@ -80,13 +80,15 @@
 /*
  * KEYS: record, applied, claimed, fence, doubt. ARGV: version, owner, lease_ms, event, ttl_s,
  * peek ("1": only ask whether the event succeeded here: DUPLICATE, else STALE, nothing written;
- * "2": the event is refused before any call: DUPLICATE, STALE as a claim would answer it, else
- * CLAIMED with nothing written, not even the claim).
+ * "2": the event is refused before any call: REUSED, DUPLICATE, STALE as a claim would answer
+ * it, else CLAIMED with nothing written, not even the claim).
  * REUSED when this event_id's record here is of another version (an event_id names one event:
- * upstream gave one to two versions), or when the claim here is this event_id's at another
- * version (its owner has not written an outcome yet: without this, a claim of the reused one
- * would find the fence busy, raise `claimed` above the versions between them and be refused
- * only on a later try); DUPLICATE ({1, target_ref}: the reference the success
+ * upstream gave one to two versions), or when the claim here (`claimed`) is this event_id's at
+ * another version, older or newer, with no outcome written for it yet (its owner may still hold
+ * the fence, or have given it back): the first version to claim an event_id keeps it, as the
+ * record would say once written. Without this, a claim of the reused one while the other's
+ * owner held the fence would answer BUSY, raise `claimed` above the versions between them and
+ * be refused only on a later try. DUPLICATE ({1, target_ref}: the reference the success
  * recorded) when this event succeeded here;
  * STALE when a higher version was applied or claimed, or the same version by another event (or
  * applied: then by another event, since this one has no success record); else the claim is raised

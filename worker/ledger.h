@@ -14,8 +14,9 @@ typedef enum iw_claim {
     IW_CLAIM_STALE,       /* a higher version was applied or claimed at this target (or the
                            * same version by another event): send nothing */
     IW_CLAIM_BUSY,        /* another live owner holds the fence: leave it, try later */
-    IW_CLAIM_REUSED = 5   /* this event_id has a record for another version of the invoice at
-                           * this target: an event_id names one event, so send nothing */
+    IW_CLAIM_REUSED = 5   /* this event_id has a record, or is the claim, for another version
+                           * of the invoice at this target: an event_id names one event, and the
+                           * first version to claim it keeps it, so send nothing */
 } iw_claim;
 
 /* What a complete or release answered. */
@@ -38,8 +39,9 @@ typedef struct iw_ledger_op {
     bool peek;              /* claim only: ask only whether this event succeeded here:
                              * DUPLICATE, else STALE; nothing is written */
     bool refused;           /* claim with peek: the event is refused before any call; ask
-                             * whether it succeeded here (DUPLICATE) or is older than what was
-                             * applied or claimed (STALE), else CLAIMED; nothing is written */
+                             * whether its event_id names another version here (REUSED), it
+                             * succeeded here (DUPLICATE) or is older than what was applied or
+                             * claimed (STALE), else CLAIMED; nothing is written */
     char *ref_out;          /* claim, out (when not NULL): on DUPLICATE, the target_ref the
                              * success recorded ("" when none), cut to ref_cap - 1 bytes */
     size_t ref_cap;
