@@ -1,11 +1,14 @@
-/* test_testproc.c: the processes a test starts end with it, even when it crashes. */
+/* test_testproc.c: the processes a test starts end with it, even when it crashes; free ports. */
 #include <criterion/criterion.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,4 +83,34 @@ Test(testproc, a_started_process_runs_while_its_test_runs)
     int st = iw_proc_stop(&p, 5000);
     cr_assert(alive, "the server ended while its test still ran");
     cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "stopped by iw_proc_stop");
+}
+
+/* Free ports come from below the kernel's ephemeral range, where no outgoing connection and no
+ * bind to port 0 can take one before the server binds it; they can be bound, and one process
+ * never gets the same port twice in a row of 64. */
+Test(testproc, free_ports_come_from_below_the_ephemeral_range)
+{
+    int lo = 0, hi = 0;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    cr_assert_not_null(f);
+    cr_assert_eq(fscanf(f, "%d %d", &lo, &hi), 2);
+    fclose(f);
+    int ports[64];
+    for (int i = 0; i < 64; i++) {
+        ports[i] = iw_free_port();
+        cr_assert_gt(ports[i], 0);
+        if (lo - 10000 >= 1000)
+            cr_assert(ports[i] >= 10000 && ports[i] < lo, "port %d, ephemeral range %d-%d",
+                      ports[i], lo, hi);
+        for (int k = 0; k < i; k++)
+            cr_assert_neq(ports[i], ports[k], "port %d given twice", ports[i]);
+    }
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ports[63])};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0, "bind %d: %s", ports[63],
+                 strerror(errno));
+    cr_assert_eq(listen(fd, 1), 0);
+    close(fd);
 }

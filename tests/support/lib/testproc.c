@@ -7,6 +7,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +36,21 @@ void iw_sleep_ms(long ms)
         ;
 }
 
-int iw_free_port(void)
+/* Whether a listening socket could bind 127.0.0.1:port now. */
+static bool port_bindable(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* The kernel's port for a bind to port 0 (from its ephemeral range), or -1. */
+static int kernel_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
@@ -48,6 +64,50 @@ int iw_free_port(void)
         port = ntohs(a.sin_port);
     close(fd);
     return port;
+}
+
+int iw_free_port(void)
+{
+    /* Below the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768 to 60999 by
+     * default): a port from that range may be given, between this check and the server's own
+     * bind, to another bind to port 0 or to an outgoing connection, of any process. Below it,
+     * only another test picking the same port can take it: picked at random, tests running at
+     * once pick apart, and this process never picks one of its last 64 again. */
+    enum { LOW = 10000, RECENT = 64 };
+    static int recent[RECENT], n_recent;
+    static uint64_t state;
+    static pid_t seeded_by; /* a forked test process draws its own ports */
+    int lo = 32768, hi = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d %d", &lo, &hi) != 2)
+            lo = 32768;
+        fclose(f);
+    }
+    if (lo - LOW < 1000)
+        return kernel_port(); /* no room below the range */
+    if (seeded_by != getpid()) {
+        seeded_by = getpid();
+        n_recent = 0;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        state = ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 20;
+        state |= 1;
+    }
+    for (int tries = 0; tries < 500; tries++) {
+        state ^= state << 13; /* xorshift64 */
+        state ^= state >> 7;
+        state ^= state << 17;
+        int port = LOW + (int)(state % (uint64_t)(lo - LOW));
+        bool seen = false;
+        for (int i = 0; i < n_recent && i < RECENT && !seen; i++)
+            seen = recent[i] == port;
+        if (seen || !port_bindable(port))
+            continue;
+        recent[n_recent++ % RECENT] = port;
+        return port;
+    }
+    return kernel_port();
 }
 
 int iw_proc_start(iw_proc *p, char *const argv[], bool capture_stdout)

@@ -13,7 +13,9 @@ typedef struct iw_proc {
     char name[64];      /* for messages */
 } iw_proc;
 
-/* Returns a TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read, close). */
+/* Returns a TCP port on 127.0.0.1 that was free a moment ago: at random below the kernel's
+ * ephemeral range, where nothing but another test picking it can take it before the server
+ * binds it (the kernel's choice for a bind to port 0 when that range leaves no room). */
 int iw_free_port(void);
 
 /* Starts argv[0] (a path, or a name found on PATH) with argv. When capture_stdout is true the
