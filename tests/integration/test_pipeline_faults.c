@@ -1688,13 +1688,7 @@ Test(faults, retry_limits_hold_across_a_fence_claimed_again, .init = up, .fini =
  * took it over): the worker's next renewal or write of it answers that it was lost. */
 static void steal_fence(int ms)
 {
-    redisContext *c = redisConnect("127.0.0.1", S.redis.port);
-    cr_assert(c && !c->err);
-    redisReply *r =
-        redisCommand(c, "SET iw:{acme:DF-0000}:f:centra_navision another-worker PX %d", ms);
-    cr_assert(r && r->type == REDIS_REPLY_STATUS, "SET: %s", r ? r->str : c->errstr);
-    freeReplyObject(r);
-    redisFree(c);
+    redis_do("SET iw:{acme:DF-0000}:f:centra_navision another-worker PX %d", ms);
 }
 
 /* Who holds that fence now ("" when nobody). */
