@@ -81,7 +81,10 @@
  * KEYS: record, applied, claimed, fence, doubt. ARGV: version, owner, lease_ms, event, ttl_s,
  * peek ("1": only ask whether the event succeeded here: DUPLICATE, else STALE, nothing written;
  * "2": the event is refused before any call: REUSED, DUPLICATE, STALE as a claim would answer
- * it, else CLAIMED with nothing written, not even the claim).
+ * it, else CLAIMED with nothing written, not even the claim; "3": as "2", but a newer version
+ * superseded it in its lane: KEYS[6] is that version's record, ARGV[7] and ARGV[8] its event
+ * and version, and instead of CLAIMED the answer is SUPERSEDED unless its event_id names another
+ * version here, by its record or the claim: its own claim will then be REUSED).
  * REUSED when this event_id's record here is of another version (an event_id names one event:
  * upstream gave one to two versions), or when the claim here (`claimed`) is this event_id's at
  * another version, older or newer, with no outcome written for it yet (its owner may still hold
@@ -108,12 +111,19 @@
     "local v = ARGV[1]\n"                                                                          \
     "local applied = redis.call('GET', KEYS[2])\n"                                                 \
     "if applied and not gt(v, applied) then return 2 end\n"                                        \
-    "local c = redis.call('GET', KEYS[3])\n"                                                       \
+    "local c, cv, ce = redis.call('GET', KEYS[3])\n"                                               \
     "if c then\n"                                                                                  \
     "  local sp = string.find(c, ' ', 1, true)\n"                                                  \
-    "  local cv, ce = string.sub(c, 1, sp - 1), string.sub(c, sp + 1)\n"                           \
+    "  cv, ce = string.sub(c, 1, sp - 1), string.sub(c, sp + 1)\n"                                 \
     "  if ce == ARGV[4] and cv ~= v then return 5 end\n"                                           \
     "  if gt(cv, v) or (cv == v and ce ~= ARGV[4]) then return 2 end\n"                            \
+    "end\n"                                                                                        \
+    "if ARGV[6] == '3' then\n"                                                                     \
+    "  local s = redis.call('HMGET', KEYS[6], 'state', 'version')\n"                               \
+    "  if (s[1] and s[2] and s[2] ~= ARGV[8]) or (ce == ARGV[7] and cv ~= ARGV[8]) then\n"         \
+    "    return 0\n"                                                                               \
+    "  end\n"                                                                                      \
+    "  return 6\n"                                                                                 \
     "end\n"                                                                                        \
     "if ARGV[6] == '2' then return 0 end\n"                                                        \
     "redis.call('SET', KEYS[3], v .. ' ' .. ARGV[4], 'EX', ARGV[5])\n"                             \
@@ -193,7 +203,7 @@ enum kind { K_CLAIM, K_COMPLETE, K_RELEASE, K_RENEW, K_COUNT };
 static const char *const script_body[K_COUNT] = {SCRIPT_CLAIM_BODY, SCRIPT_COMPLETE_BODY,
                                                  SCRIPT_RELEASE_BODY, SCRIPT_RENEW_BODY};
 /* Largest answer each script returns. */
-static const long long script_max[K_COUNT] = {IW_CLAIM_REUSED, IW_LEDGER_LOST, IW_LEDGER_LOST,
+static const long long script_max[K_COUNT] = {IW_CLAIM_SUPERSEDED, IW_LEDGER_LOST, IW_LEDGER_LOST,
                                               IW_LEDGER_LOST};
 
 struct iw_ledger {
@@ -206,8 +216,9 @@ struct iw_ledger {
     char sha[K_COUNT][41];  /* SHA1 of each loaded script */
 };
 
-/* Most arguments one script call takes: EVALSHA sha numkeys 5 keys 7 args. */
-#define MAX_ARGS 15
+/* Most arguments one script call takes: EVALSHA sha numkeys 6 keys 8 args (a claim peek with
+ * its superseder). */
+#define MAX_ARGS 17
 
 /* Scratch space for one op's keys and numbers; grows, freed at the end of a call. */
 typedef struct scratch {
@@ -353,10 +364,11 @@ static void add_num(cmd *c, char *base, size_t *pos, int64_t v)
 static int build_cmd(const char (*sha)[41], int64_t ttl_s, enum kind k, const iw_ledger_op *op,
                      const char *owner, int64_t lease_ms, bool eval, scratch *s, cmd *c)
 {
+    bool sup = k == K_CLAIM && op->peek && op->refused && op->superseder;
     size_t t = enc_len(op->tenant), inv = enc_len(op->invoice_id), ev = enc_len(op->event_id),
-           tg = enc_len(op->target);
-    /* Five keys at most, each at most "iw:{" T ":" I "}:x:" E ":" G, plus three numbers. */
-    size_t need = 5 * (16 + t + inv + ev + tg) + (size_t)3 * 24;
+           tg = enc_len(op->target), sv = sup ? enc_len(op->superseder) : 0;
+    /* Six keys at most, each at most "iw:{" T ":" I "}:x:" E ":" G, plus four numbers. */
+    size_t need = 6 * (16 + t + inv + (ev > sv ? ev : sv) + tg) + (size_t)4 * 24;
     if (scratch_reserve(s, need) != 0)
         return IW_ENOMEM;
     size_t pos = 0;
@@ -371,19 +383,25 @@ static int build_cmd(const char (*sha)[41], int64_t ttl_s, enum kind k, const iw
     switch (k) {
     case K_CLAIM:
     case K_COMPLETE:
-        cmd_arg(c, "5", 1);
+        cmd_arg(c, sup ? "6" : "5", 1);
         add_key(c, s->buf, &pos, op, "e", op->event_id, op->target);
         add_key(c, s->buf, &pos, op, "v", op->target, NULL);
         add_key_retagged(c, s->buf, &pos, 'c');
         add_key_retagged(c, s->buf, &pos, 'f');
         add_key_retagged(c, s->buf, &pos, 'd');
+        if (sup)
+            add_key(c, s->buf, &pos, op, "e", op->superseder, op->target);
         add_num(c, s->buf, &pos, op->version);
         cmd_arg(c, owner, strlen(owner));
         if (k == K_CLAIM) {
             add_num(c, s->buf, &pos, op->lease_ms > 0 ? op->lease_ms : lease_ms);
             cmd_arg(c, op->event_id, strlen(op->event_id));
             add_num(c, s->buf, &pos, ttl_s);
-            cmd_arg(c, op->peek ? (op->refused ? "2" : "1") : "0", 1);
+            cmd_arg(c, op->peek ? (sup ? "3" : op->refused ? "2" : "1") : "0", 1);
+            if (sup) {
+                cmd_arg(c, op->superseder, strlen(op->superseder));
+                add_num(c, s->buf, &pos, op->superseder_version);
+            }
         } else {
             const char *ref = op->target_ref ? op->target_ref : "";
             cmd_arg(c, op->status, strlen(op->status));
@@ -485,6 +503,8 @@ static int check_ops(enum kind k, const iw_ledger_op *ops, size_t n, const char 
         if (!op->tenant || !op->invoice_id || !op->event_id || !op->target)
             return IW_EINVAL;
         if ((k == K_CLAIM || k == K_COMPLETE) && op->version < 0)
+            return IW_EINVAL;
+        if (k == K_CLAIM && op->superseder && op->superseder_version < 0)
             return IW_EINVAL;
         if (op->lease_ms < 0)
             return IW_EINVAL;

@@ -14,9 +14,11 @@ typedef enum iw_claim {
     IW_CLAIM_STALE,       /* a higher version was applied or claimed at this target (or the
                            * same version by another event): send nothing */
     IW_CLAIM_BUSY,        /* another live owner holds the fence: leave it, try later */
-    IW_CLAIM_REUSED = 5   /* this event_id has a record, or is the claim, for another version
+    IW_CLAIM_REUSED = 5,  /* this event_id has a record, or is the claim, for another version
                            * of the invoice at this target: an event_id names one event, and the
                            * first version to claim it keeps it, so send nothing */
+    IW_CLAIM_SUPERSEDED   /* peek of a refused event with a superseder only: the superseder's
+                           * event_id names no other version here, so its claim may claim */
 } iw_claim;
 
 /* What a complete or release answered. */
@@ -42,6 +44,12 @@ typedef struct iw_ledger_op {
                              * whether its event_id names another version here (REUSED), it
                              * succeeded here (DUPLICATE) or is older than what was applied or
                              * claimed (STALE), else CLAIMED; nothing is written */
+    const char *superseder; /* claim with peek and refused (may be NULL): the event_id of a
+                             * newer version that supersedes the refused one in its lane and has
+                             * not claimed yet. Last, instead of CLAIMED: SUPERSEDED unless that
+                             * event_id names another version here (its claim will be refused
+                             * as reused and claim nothing), then CLAIMED */
+    int64_t superseder_version;
     char *ref_out;          /* claim, out (when not NULL): on DUPLICATE, the target_ref the
                              * success recorded ("" when none), cut to ref_cap - 1 bytes */
     size_t ref_cap;

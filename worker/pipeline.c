@@ -96,6 +96,9 @@ typedef struct job {
                          * asked too whether a newer version was applied or claimed there
                          * (then stale) */
     iw_result_status verdict;
+    bool refused;     /* its target's rules refuse it: never sent (its result says why) */
+    char *superseder; /* refused and superseded: the event_id of the newer version in its lane
+                       * its ledger question names, a copy (ask_superseder), else NULL */
     /* the result being built */
     iw_result_status status;
     iw_error_kind error_kind;
@@ -349,11 +352,21 @@ static void msg_drop_body(msg *m)
     m->value_len = 0;
 }
 
+/* Frees m's jobs, with their strings (one block). */
+static void msg_free_jobs(msg *m)
+{
+    for (size_t k = 0; k < m->n_jobs; k++)
+        free(m->jobs[k].superseder);
+    free(m->jobs);
+    m->jobs = NULL;
+    m->n_jobs = 0;
+}
+
 static void msg_free(msg *m)
 {
     if (!m)
         return;
-    free(m->jobs); /* with the jobs' strings (one block) */
+    msg_free_jobs(m);
     msg_drop_body(m);
     free(m->traceparent);
     free(m->origin);
@@ -974,9 +987,40 @@ static void fill_op(const job *j, iw_ledger_op *op)
     op->refused = j->peek && (j->verdict == IW_RES_REJECTED || j->verdict == IW_RES_STALE);
 }
 
+/*
+ * j, refused by its target's rules, was superseded by a newer version waiting in its lane. That
+ * one may claim nothing (its event_id reused: upstream gave it to another version there), and
+ * then j was the newest version and its refusal must be said (rejected, with its dead letter).
+ * So the ledger is asked about the lane as it is now: a newer shadow held (a version the lane
+ * sends if the waiting one claims nothing) keeps j superseded, asking only whether j succeeded
+ * here; else j is asked as a refusal, naming the newer version waiting (or first in the lane,
+ * when it moved up and its claim goes after j's question) as its superseder; with none newer
+ * left, as a plain refusal. The superseder's event_id is copied into j: the ledger may build
+ * the question again (a script reloaded) after that version's message is gone.
+ */
+static void ask_superseder(iw_pipeline *p, job *j, iw_ledger_op *op)
+{
+    void *in, *wait, *shadow;
+    iw_lanes_peek(p->lanes, j->lane_key, &in, &wait, &shadow);
+    const job *f = in, *w = wait, *s = shadow;
+    int64_t v = j->m->ev->version;
+    if (s && s->m->ev->version >= v)
+        return;
+    const job *n = w && w->m->ev->version >= v ? w : f && f->m->ev->version >= v ? f : NULL;
+    free(j->superseder);
+    j->superseder = n ? strdup(n->m->ev->event_id) : NULL;
+    if (n && !j->superseder)
+        return; /* out of memory: superseded, as the lane said */
+    op->refused = true;
+    op->superseder = j->superseder;
+    op->superseder_version = n ? n->m->ev->version : 0;
+}
+
 static void lbatch_add(lbatch *b, job *j)
 {
     fill_op(j, &b->ops[b->n]);
+    if (b->kind == LB_CLAIM && j->peek && j->refused && j->verdict == IW_RES_SUPERSEDED)
+        ask_superseder(b->p, j, &b->ops[b->n]);
     if ((b->kind == LB_CLAIM || b->kind == LB_RENEW) && j->tc)
         b->ops[b->n].lease_ms = iw_target_lease_grant_ms(b->p->cfg, j->tc);
     if (b->kind == LB_CLAIM) { /* a duplicate's result carries the reference its success had */
@@ -1002,9 +1046,7 @@ static void msg_unref(iw_pipeline *p, msg *m)
      * may have to wait for an earlier message of its partition, which can take minutes behind a
      * slow target; its value no longer counts against max_pending_bytes meanwhile, so finished
      * messages waiting there cannot pause every partition. */
-    free(m->jobs);
-    m->jobs = NULL;
-    m->n_jobs = 0;
+    msg_free_jobs(m);
     msg_drop_body(m);
     if (m->tracked)
         advance_partition(p, m->partition);
@@ -1191,27 +1233,26 @@ static void validate_and_offer(iw_pipeline *p, job *j)
 {
     const iw_event *ev = j->m->ev;
     char why[sizeof(j->error_msg)];
+    j->refused = false;
     if (iw_dispatch_validate(p->dispatch, j->tc, ev, j->m->traceparent,
                              ev->xml_unsafe || would_wait(p, j), why, sizeof(why)) == 0) {
         offer_to_lane(p, j);
         return;
     }
+    j->refused = true;
     iw_result_status st = lane_verdict(p, j);
-    if (st == IW_RES_STALE || st == IW_RES_SUPERSEDED) {
-        lane_verdict_after_ledger(p, j, st);
+    if (st == IW_RES_DUPLICATE) {
+        set_result(j, st, IW_ERR_NONE, NULL, NULL);
+        publish(p, j);
         return;
     }
-    if (st == IW_RES_REJECTED) {
-        /* refused, unless the ledger knows a newer version there (then stale, and no dead
-         * letter): a letter of it replayed once the ledger has forgotten that version
-         * (redis.ledger_ttl_s) would overwrite it, and replay's age limit covers only letters
-         * written while the ledger knew of every newer one */
-        set_result(j, st, IW_ERR_VALIDATION, "validation", why);
-        lane_verdict_after_ledger(p, j, st);
-        return;
-    }
-    set_result(j, st, IW_ERR_NONE, NULL, NULL);
-    publish(p, j);
+    /* refused (the result that says why, kept when the answer is rejected), unless the ledger
+     * knows a newer version there (then stale, and no dead letter: a letter of it replayed once
+     * the ledger has forgotten that version (redis.ledger_ttl_s) would overwrite it, and
+     * replay's age limit covers only letters written while the ledger knew of every newer one),
+     * or the lane's stale or superseded holds (claims_done, ask_superseder) */
+    set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, "validation", why);
+    lane_verdict_after_ledger(p, j, st);
 }
 
 /* Puts j, first in its lane, back to claiming its fence (it was lost before j was done);
@@ -1387,6 +1428,21 @@ static bool reoffer_stale(iw_pipeline *p, job *j, int answer)
     return true;
 }
 
+/* What the ledger's answer to j's question (lane_verdict_after_ledger) makes of its lane's
+ * verdict: a duplicate when the event succeeded here; for a refused version asked as one
+ * (refused: fill_op, ask_superseder), stale when a newer version was applied or claimed there,
+ * superseded when its superseder may claim, else rejected. */
+static iw_result_status peek_status(const job *j, int answer, bool refused)
+{
+    if (answer == IW_CLAIM_DUPLICATE)
+        return IW_RES_DUPLICATE;
+    if (j->verdict == IW_RES_REJECTED || (j->verdict == IW_RES_SUPERSEDED && refused))
+        return answer == IW_CLAIM_STALE        ? IW_RES_STALE
+               : answer == IW_CLAIM_SUPERSEDED ? IW_RES_SUPERSEDED
+                                               : IW_RES_REJECTED;
+    return j->verdict;
+}
+
 /* j, first in its lane, had its claim answered with anything but event-id-reused: the ledger's
  * claimed version is at least j's now, so the lane's shadow (a version a waiting one superseded)
  * is superseded after all, unless it is newer than j. */
@@ -1417,10 +1473,7 @@ static void claims_done(iw_pipeline *p, lbatch *b)
         if (j->peek && reoffer_stale(p, j, answer))
             continue;
         if (j->peek) { /* the lane's verdict, unless the event succeeded here */
-            iw_result_status st = answer == IW_CLAIM_DUPLICATE ? IW_RES_DUPLICATE
-                                  : j->verdict == IW_RES_REJECTED && answer == IW_CLAIM_STALE
-                                      ? IW_RES_STALE
-                                      : j->verdict;
+            iw_result_status st = peek_status(j, answer, b->ops[i].refused);
             if (st != IW_RES_REJECTED) /* a refusal keeps the result that says why */
                 set_result(j, st, IW_ERR_NONE, NULL, NULL);
             publish(p, j);

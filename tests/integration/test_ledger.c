@@ -1073,6 +1073,46 @@ Test(ledger, a_refused_event_asks_whether_it_is_stale_and_writes_nothing)
     cr_assert_eq(claim1(L, v4, "B", LONG_LEASE), IW_CLAIM_STALE);
 }
 
+/* A refused version superseded in its lane names its superseder: SUPERSEDED while that one may
+ * claim, CLAIMED (nothing newer will be claimed: say the refusal) when the superseder's event_id
+ * names another version here, by the claim or by a record; its own answers (STALE, DUPLICATE)
+ * come first; nothing is written. */
+Test(ledger, a_refused_version_asks_whether_its_superseder_can_claim)
+{
+    char ckey[64];
+    key_of(ckey, sizeof(ckey), "INV-SU", "c", "midnight");
+    iw_ledger_op v1 = op_of("INV-SU", "ev-A", "midnight", 1);
+    cr_assert_eq(claim1(L, v1, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
+    int before = count_keys("iw:*");
+    iw_ledger_op v2 = op_of("INV-SU", "ev-B", "midnight", 2);
+    v2.peek = v2.refused = true;
+    v2.superseder = "ev-C"; /* a fresh event_id at v3: it will claim */
+    v2.superseder_version = 3;
+    cr_assert_eq(claim1(L, v2, "B", LONG_LEASE), IW_CLAIM_SUPERSEDED);
+    v2.superseder = "ev-A"; /* v3 under v1's event_id, which v1 claimed */
+    cr_assert_eq(claim1(L, v2, "B", LONG_LEASE), IW_CLAIM_CLAIMED, "the superseder is reused");
+    v2.superseder_version = 1; /* a copy of v1 itself may claim (again) */
+    cr_assert_eq(claim1(L, v2, "B", LONG_LEASE), IW_CLAIM_SUPERSEDED);
+    cr_assert_eq(count_keys("iw:*"), before, "the question writes nothing");
+    expect_val(ckey, "1 ev-A", "claimed is unchanged");
+    /* by a record: v1's outcome written, then a third event claims (claimed no longer names
+     * ev-A), and a superseder under ev-A at v4 is still known reused */
+    cr_assert_eq(complete1(L, v1, "A", "failed", NULL), IW_LEDGER_DONE);
+    iw_ledger_op v2b = op_of("INV-SU", "ev-D", "midnight", 2);
+    cr_assert_eq(claim1(L, v2b, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
+    iw_ledger_op v3 = op_of("INV-SU", "ev-E", "midnight", 3);
+    v3.peek = v3.refused = true;
+    v3.superseder = "ev-A";
+    v3.superseder_version = 4;
+    cr_assert_eq(claim1(L, v3, "B", LONG_LEASE), IW_CLAIM_CLAIMED, "ev-A's record is of v1");
+    v3.superseder = "ev-F";
+    cr_assert_eq(claim1(L, v3, "B", LONG_LEASE), IW_CLAIM_SUPERSEDED);
+    /* the refused version's own answers come first: older than what is claimed, it is stale */
+    v2.superseder = "ev-A";
+    v2.superseder_version = 4;
+    cr_assert_eq(claim1(L, v2, "B", LONG_LEASE), IW_CLAIM_STALE, "v2 by ev-D is claimed");
+}
+
 Test(ledger, version_guard)
 {
     iw_ledger_op e5 = op_of("INV-2", "ev-5", "navision", 5);

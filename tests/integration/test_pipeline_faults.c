@@ -574,6 +574,93 @@ Test(faults, an_older_version_behind_one_offered_again_is_stale, .init = up, .fi
     behind_a_reused_event_id("REUSE-5", 4, (const int[]){3, 2}, 2, 1);
 }
 
+/* The status of the last result for result_id in r, or "(none)". */
+static const char *last_status(const iw_results *r, const char *result_id)
+{
+    const char *st = "(none)";
+    for (size_t i = 0; i < r->n; i++) {
+        const char *id = iw_json_str(r->json[i], "result_id");
+        if (id && strcmp(id, result_id) == 0)
+            st = iw_json_str(r->json[i], "status");
+    }
+    return st ? st : "(null)";
+}
+
+/*
+ * README (Ordering): a version the target's own rules refuse gets rejected, with its dead
+ * letter, unless the lane or the ledger holds a newer version that will be sent; superseded by
+ * a waiting version whose event_id names another version of the invoice (so its claim is
+ * refused and claims nothing), it was published superseded with no dead letter, as if the
+ * newer one were sent. With the target holding calls for 2 s: the version first in the lane
+ * (v1 + base) in flight, then a newer one under event_id A (v3 + base: reused), then a version
+ * between them that invoicexpress refuses (USD). base 0: A is the event in flight (v1); base 1:
+ * A is v1's, sent and recorded before, and v2 (another event) is in flight. Judged by the
+ * simulator (the version in flight applied last, nothing under A but v1, the refused one never
+ * reached it), the last result per result_id and the dead letters.
+ */
+static void refused_between_a_reused_one(const char *inv, int base)
+{
+    char eid_a[32], eid_in[32], eid_r[32], key[64], rid[48];
+    snprintf(eid_a, sizeof(eid_a), "%s-A", inv);
+    snprintf(eid_r, sizeof(eid_r), "%s-R", inv);
+    snprintf(eid_in, sizeof(eid_in), base ? "%s-B" : "%s-A", inv);
+    snprintf(key, sizeof(key), "acme/%s", inv);
+    if (base)
+        start_with_v1_sent(eid_a, inv, "invoicexpress");
+    else
+        cr_assert_eq(
+            iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"),
+            0);
+    fault("{\"target\": \"invoicexpress\", \"kind\": \"latency\", \"ms\": 2000, \"count\": 1}");
+    char *vals[3] = {iw_make_event(eid_in, "acme", inv, 1 + base, "invoicexpress"),
+                     iw_make_event(eid_a, "acme", inv, 3 + base, "invoicexpress"),
+                     iw_make_event(eid_r, "acme", inv, 2 + base, "invoicexpress")};
+    cJSON *j = cJSON_Parse(vals[2]);
+    cr_assert_not_null(j);
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(j, "invoice"), "currency",
+                              cJSON_CreateString("USD"));
+    free(vals[2]);
+    vals[2] = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    const char *keys[3] = {key, key, key};
+    cr_assert_eq(
+        iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)vals, 3, NULL), 0);
+    size_t want = 3 + (size_t)base;
+    iw_results r = iw_results_read(&S, "invoice-results", want, 120000);
+    cr_assert_eq(r.n, want);
+    snprintf(rid, sizeof(rid), "%s/invoicexpress", eid_r);
+    cr_expect_str_eq(last_status(&r, rid), "rejected", "the refused version between them");
+    cr_expect_eq(iw_results_count(&r, "invoicexpress", "succeeded"), 1 + base,
+                 "the version in flight (and v1 before it)");
+    cr_expect_eq(iw_results_count(&r, "invoicexpress", "rejected"), 2, "and the reused one");
+    cr_expect_eq(iw_results_count(&r, "invoicexpress", "superseded"), 0);
+    iw_results_free(&r);
+    iw_results dl = iw_results_read(&S, "invoice-events-dlq", 3, 5000);
+    cr_expect_eq(dl.n, 2, "the dead letters of both refusals");
+    iw_results_free(&dl);
+    int regressed = 0;
+    cr_expect_eq(iw_sim_final_versions(&S, "invoicexpress", 1 + base, &regressed), 1,
+                 "the target applied v%d last", 1 + base);
+    cr_expect_eq(regressed, 0);
+    cr_expect_eq(iw_sim_calls(&S, eid_a, "invoicexpress"), 1, "v1 once, the reused one never");
+    cr_expect_eq(iw_sim_calls(&S, eid_r, "invoicexpress"), 0, "the refused one never");
+    for (int i = 0; i < 3; i++)
+        free(vals[i]);
+}
+
+Test(faults, a_refused_version_superseded_by_a_reused_one_is_rejected, .init = up, .fini = down,
+     .timeout = 300)
+{
+    refused_between_a_reused_one("RSUP-1", 0);
+}
+
+/* The same when the reused event_id is known only by its record (another event in flight). */
+Test(faults, a_refused_version_superseded_by_one_reused_from_a_record_is_rejected, .init = up,
+     .fini = down, .timeout = 300)
+{
+    refused_between_a_reused_one("RSUP-2", 1);
+}
+
 /* Runs one Redis command on the stack's Redis (as another worker would), asserting no error. */
 static void redis_do(const char *fmt, ...)
 {
