@@ -84,29 +84,35 @@
  * it, else CLAIMED with nothing written, not even the claim; "3": as "2", but a newer version
  * superseded it in its lane: KEYS[6] is that version's record, ARGV[7] and ARGV[8] its event
  * and version, and instead of CLAIMED the answer is SUPERSEDED unless its event_id names another
- * version here, by its record or the claim: its own claim will then be REUSED).
+ * version here, by its record or the claim: its own claim will then be REUSED. The refused
+ * event's own event_id naming another version is no answer in this mode: what decides is whether
+ * the newer version will be sent).
  * REUSED when this event_id's record here is of another version (an event_id names one event:
- * upstream gave one to two versions), or when the claim here (`claimed`) is this event_id's at
- * another version, older or newer, with no outcome written for it yet (its owner may still hold
- * the fence, or have given it back): the first version to claim an event_id keeps it, as the
- * record would say once written. Without this, a claim of the reused one while the other's
- * owner held the fence would answer BUSY, raise `claimed` above the versions between them and
- * be refused only on a later try. DUPLICATE ({1, target_ref}: the reference the success
- * recorded) when this event succeeded here;
- * STALE when a higher version was applied or claimed, or the same version by another event (or
- * applied: then by another event, since this one has no success record); else the claim is raised
- * to this version and the fence is taken (CLAIMED) unless another owner holds it (BUSY). A BUSY
- * claim still raises `claimed`: the event stays unfinished in its consumer's window, so it will be
- * sent or replayed, and older versions queued elsewhere need not be sent before it. A claim that
- * takes a free fence marks its event in doubt, and answers CLAIMED_IN_DOUBT when the mark already
- * named this event: an earlier owner claimed it and never wrote its outcome or said that
- * nothing it sent can have been applied.
+ * upstream gave one to two versions), or names another version as claimed (the record's
+ * `claimed` field, which every claim that raises the claimed version writes, busy ones too), or
+ * when the claim here (`claimed`) is this event_id's at another version, older or newer, with
+ * no outcome written for it yet (its owner may still hold the fence, or have given it back):
+ * the first version to claim an event_id keeps it, as the record would say once written.
+ * Without this, a claim of the reused one while the other's owner held the fence would answer
+ * BUSY, raise `claimed` above the versions between them and be refused only on a later try; the
+ * field keeps the answer when a third event's claim came between (the `claimed` key then names
+ * that one), and the key answers for a claim written before the field was. DUPLICATE ({1,
+ * target_ref}: the reference the success recorded) when this event succeeded here; STALE when a
+ * higher version was applied or claimed, or the same version by another event (or applied: then by
+ * another event, since this one has no success record); else the claim is raised to this version
+ * and the fence is taken (CLAIMED) unless another owner holds it (BUSY). A BUSY claim still raises
+ * `claimed`: the event stays unfinished in its consumer's window, so it will be sent or replayed,
+ * and older versions queued elsewhere need not be sent before it. A claim that takes a free fence
+ * marks its event in doubt, and answers CLAIMED_IN_DOUBT when the mark already named this event: an
+ * earlier owner claimed it and never wrote its outcome or said that nothing it sent can have been
+ * applied.
  */
 #define SCRIPT_CLAIM_BODY                                                                          \
     LUA_GT                                                                                         \
-    "local rec = redis.call('HMGET', KEYS[1], 'state', 'version', 'target_ref')\n"                 \
-    "if rec[1] and rec[2] and rec[2] ~= ARGV[1] then return 5 end\n"                               \
-    "if rec[1] == 'succeeded' then return {1, rec[3] or ''} end\n"                                 \
+    "local rec = redis.call('HMGET', KEYS[1], 'state', 'version', 'target_ref', 'claimed')\n"      \
+    "local reused = (rec[1] and rec[2] and rec[2] ~= ARGV[1]) or (rec[4] and rec[4] ~= ARGV[1])\n" \
+    "if reused and ARGV[6] ~= '3' then return 5 end\n"                                             \
+    "if not reused and rec[1] == 'succeeded' then return {1, rec[3] or ''} end\n"                  \
     "if ARGV[6] == '1' then return 2 end\n"                                                        \
     "local v = ARGV[1]\n"                                                                          \
     "local applied = redis.call('GET', KEYS[2])\n"                                                 \
@@ -115,18 +121,21 @@
     "if c then\n"                                                                                  \
     "  local sp = string.find(c, ' ', 1, true)\n"                                                  \
     "  cv, ce = string.sub(c, 1, sp - 1), string.sub(c, sp + 1)\n"                                 \
-    "  if ce == ARGV[4] and cv ~= v then return 5 end\n"                                           \
+    "  if ce == ARGV[4] and cv ~= v and ARGV[6] ~= '3' then return 5 end\n"                        \
     "  if gt(cv, v) or (cv == v and ce ~= ARGV[4]) then return 2 end\n"                            \
     "end\n"                                                                                        \
     "if ARGV[6] == '3' then\n"                                                                     \
-    "  local s = redis.call('HMGET', KEYS[6], 'state', 'version')\n"                               \
-    "  if (s[1] and s[2] and s[2] ~= ARGV[8]) or (ce == ARGV[7] and cv ~= ARGV[8]) then\n"         \
+    "  local s = redis.call('HMGET', KEYS[6], 'state', 'version', 'claimed')\n"                    \
+    "  if (s[1] and s[2] and s[2] ~= ARGV[8]) or (s[3] and s[3] ~= ARGV[8]) or\n"                  \
+    "     (ce == ARGV[7] and cv ~= ARGV[8]) then\n"                                                \
     "    return 0\n"                                                                               \
     "  end\n"                                                                                      \
     "  return 6\n"                                                                                 \
     "end\n"                                                                                        \
     "if ARGV[6] == '2' then return 0 end\n"                                                        \
     "redis.call('SET', KEYS[3], v .. ' ' .. ARGV[4], 'EX', ARGV[5])\n"                             \
+    "redis.call('HSET', KEYS[1], 'claimed', v)\n"                                                  \
+    "redis.call('EXPIRE', KEYS[1], ARGV[5])\n"                                                     \
     "if redis.call('SET', KEYS[4], ARGV[2], 'NX', 'PX', ARGV[3]) then\n"                           \
     "  local d = redis.call('GET', KEYS[5])\n"                                                     \
     "  redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[5])\n"                                       \

@@ -14,7 +14,7 @@ typedef enum iw_claim {
     IW_CLAIM_STALE,       /* a higher version was applied or claimed at this target (or the
                            * same version by another event): send nothing */
     IW_CLAIM_BUSY,        /* another live owner holds the fence: leave it, try later */
-    IW_CLAIM_REUSED = 5,  /* this event_id has a record, or is the claim, for another version
+    IW_CLAIM_REUSED = 5,  /* this event_id has a record, or was claimed, for another version
                            * of the invoice at this target: an event_id names one event, and the
                            * first version to claim it keeps it, so send nothing */
     IW_CLAIM_SUPERSEDED   /* peek of a refused event with a superseder only: the superseder's

@@ -991,12 +991,13 @@ static void fill_op(const job *j, iw_ledger_op *op)
  * j, refused by its target's rules, was superseded by a newer version waiting in its lane. That
  * one may claim nothing (its event_id reused: upstream gave it to another version there), and
  * then j was the newest version and its refusal must be said (rejected, with its dead letter).
- * So the ledger is asked about the lane as it is now: a newer shadow held (a version the lane
- * sends if the waiting one claims nothing) keeps j superseded, asking only whether j succeeded
- * here; else j is asked as a refusal, naming the newer version waiting (or first in the lane,
- * when it moved up and its claim goes after j's question) as its superseder; with none newer
- * left, as a plain refusal. The superseder's event_id is copied into j: the ledger may build
- * the question again (a script reloaded) after that version's message is gone.
+ * So the ledger is asked, as a refusal, naming the one newer version the lane holds now as j's
+ * superseder: the one waiting, or the one first in the lane when it moved up since (its claim
+ * goes after j's question). j stays superseded, asking only whether it succeeded here, when the
+ * lane holds two newer versions that may each be sent (a newer shadow, or one first and one
+ * waiting), or none (the newer one left with its partition: its new owner decides). The
+ * superseder's event_id is copied into j: the ledger may build the question again (a script
+ * reloaded) after that version's message is gone.
  */
 static void ask_superseder(iw_pipeline *p, job *j, iw_ledger_op *op)
 {
@@ -1004,16 +1005,15 @@ static void ask_superseder(iw_pipeline *p, job *j, iw_ledger_op *op)
     iw_lanes_peek(p->lanes, j->lane_key, &in, &wait, &shadow);
     const job *f = in, *w = wait, *s = shadow;
     int64_t v = j->m->ev->version;
-    if (s && s->m->ev->version >= v)
-        return;
-    const job *n = w && w->m->ev->version >= v ? w : f && f->m->ev->version >= v ? f : NULL;
+    bool fn = f && f->m->ev->version >= v, wn = w && w->m->ev->version >= v;
+    const job *n = fn != wn && !(s && s->m->ev->version >= v) ? (wn ? w : f) : NULL;
     free(j->superseder);
     j->superseder = n ? strdup(n->m->ev->event_id) : NULL;
-    if (n && !j->superseder)
-        return; /* out of memory: superseded, as the lane said */
+    if (!j->superseder)
+        return; /* superseded, as the lane said (or out of memory) */
     op->refused = true;
     op->superseder = j->superseder;
-    op->superseder_version = n ? n->m->ev->version : 0;
+    op->superseder_version = n->m->ev->version;
 }
 
 static void lbatch_add(lbatch *b, job *j)
@@ -1423,6 +1423,7 @@ static bool reoffer_stale(iw_pipeline *p, job *j, int answer)
         return false;
     j->reoffers++;
     j->peek = false;
+    j->finished_ms = 0; /* a refusal's result was set when it was first refused */
     job_to(p, j, IW_JEV_REOFFER);
     validate_and_offer(p, j);
     return true;

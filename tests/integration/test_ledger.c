@@ -212,6 +212,18 @@ static size_t count_keys(const char *pattern)
     return n;
 }
 
+/* Number of records holding an outcome (a state) among the keys matching pattern: a claim
+ * writes only its `claimed` field there. */
+static size_t count_outcomes(const char *pattern)
+{
+    redisReply *r = keys(pattern);
+    size_t n = 0;
+    for (size_t i = 0; i < r->elements; i++)
+        n += rawint("HEXISTS %s state", r->element[i]->str) == 1;
+    freeReplyObject(r);
+    return n;
+}
+
 static int renew1(iw_ledger *l, iw_ledger_op op, const char *owner, int64_t lease_ms)
 {
     cr_assert_eq(iw_ledger_renew(l, &op, 1, owner, lease_ms), 0, "renew failed");
@@ -346,6 +358,24 @@ static void expect_record_unchanged(const row *w, const char *ctx)
     expect_ttl(w->rkey, 1, PRE_TTL, ctx);
 }
 
+/* The record after a claim that raised `claimed`: its outcome as the row set it up (none: no
+ * other field), the claimed version marked, the TTL the ledger's. */
+static void expect_claim_mark(const row *w, const char *ctx)
+{
+    char v[64];
+    hget(w->rkey, "claimed", v, sizeof(v));
+    cr_assert_str_eq(v, "100", "%s: the record's claimed version %s", ctx, v);
+    expect_ttl(w->rkey, TTL_S - 60, TTL_S, ctx);
+    if (w->rec == REC_NONE) {
+        cr_assert_eq(rawint("HLEN %s", w->rkey), 1, "%s: a claim wrote an outcome", ctx);
+        return;
+    }
+    hget(w->rkey, "state", v, sizeof(v));
+    cr_assert_str_eq(v, REC_NAME[w->rec], "%s: record state %s", ctx, v);
+    hget(w->rkey, "target_ref", v, sizeof(v));
+    cr_assert_str_eq(v, "OLD-REF", "%s: record target_ref %s", ctx, v);
+}
+
 /* The applied version as the row set it up, TTL untouched. */
 static void expect_applied_unchanged(const row *w, const char *ctx)
 {
@@ -425,9 +455,13 @@ Test(ledger, claim_in_every_state)
         } else {
             expect_fence_unchanged(w, w->ctx);
         }
-        /* A claim never writes the applied version or a record. */
+        /* A claim never writes the applied version or an outcome; one that raises `claimed`
+         * marks its version in the event's record. */
         expect_applied_unchanged(w, w->ctx);
-        expect_record_unchanged(w, w->ctx);
+        if (want == IW_CLAIM_CLAIMED || want == IW_CLAIM_BUSY)
+            expect_claim_mark(w, w->ctx);
+        else
+            expect_record_unchanged(w, w->ctx);
     }
     /* Counted by hand from the rules: 80 rows hold a success record; of the other 160, 80
      * have applied >= TV and 32 more a claim above or by another event at TV; the 48 left
@@ -792,7 +826,8 @@ Test(ledger, scenario_complete_after_the_lease_ran_out)
     wait_fence_gone(fkey);
     cr_assert_eq(claim1(L, b6, "B", LONG_LEASE), IW_CLAIM_CLAIMED);
     cr_assert_eq(complete1(L, b6, "A", "succeeded", "A-REF"), IW_LEDGER_LOST);
-    cr_assert_eq(count_keys("iw:{acme:INV-S3b}:e:*"), 0, "(b): A's LOST complete wrote a record");
+    cr_assert_eq(count_outcomes("iw:{acme:INV-S3b}:e:*"), 0,
+                 "(b): A's LOST complete wrote a record");
     cr_assert_eq(count_keys("iw:{acme:INV-S3b}:v:*"), 0, "(b): A's LOST complete wrote a version");
     expect_val(fkey, "B", "(b): A's LOST complete freed B's fence");
 
@@ -808,7 +843,7 @@ Test(ledger, scenario_complete_after_the_lease_ran_out)
     cr_assert_eq(complete1(L, c7, "B", "failed", NULL), IW_LEDGER_DONE);
     expect_val(fkey, NULL, "(c)");
     cr_assert_eq(complete1(L, c6, "A", "succeeded", "A-REF"), IW_LEDGER_LOST);
-    cr_assert_eq(count_keys("iw:{acme:INV-S3c}:e:ev-6:*"), 0, "(c): A's LOST complete wrote");
+    cr_assert_eq(count_outcomes("iw:{acme:INV-S3c}:e:ev-6:*"), 0, "(c): A's LOST complete wrote");
     expect_val(vkey, NULL, "(c): A's LOST complete wrote the version");
 
     /* (d) B's claim was BUSY on a third owner's fence: the claim still moved on. */
@@ -820,7 +855,7 @@ Test(ledger, scenario_complete_after_the_lease_ran_out)
     cr_assert_eq(claim1(L, op_of("INV-S3d", "ev-8", "ebiz", 8), "B", LONG_LEASE), IW_CLAIM_BUSY);
     wait_fence_gone(fkey);
     cr_assert_eq(complete1(L, d6, "A", "succeeded", NULL), IW_LEDGER_LOST);
-    cr_assert_eq(count_keys("iw:{acme:INV-S3d}:e:*"), 0, "(d): A's LOST complete wrote");
+    cr_assert_eq(count_outcomes("iw:{acme:INV-S3d}:e:*"), 0, "(d): A's LOST complete wrote");
 
     /* (e) B replayed the same event and completed it before A did: the fence is free and the
      * claim is still (9, ev-9), but a success is recorded for the event, so A's late complete
@@ -916,7 +951,7 @@ Test(ledger, one_owner_events_of_a_pair_share_one_fence)
     /* From here A's v6 is refused everywhere. */
     cr_assert_eq(claim1(L, v6, "A", LONG_LEASE), IW_CLAIM_STALE);
     cr_assert_eq(complete1(L, v6, "A", "succeeded", NULL), IW_LEDGER_LOST);
-    cr_assert_eq(count_keys("iw:*:e:ev-6:*"), 0);
+    cr_assert_eq(count_outcomes("iw:*:e:ev-6:*"), 0);
 
     /* The same with a release (a superseded job) while an older call is still in flight. */
     key_of(fkey, sizeof(fkey), "INV-H2", "f", "ebiz");
@@ -1017,6 +1052,42 @@ Test(ledger, an_event_id_claimed_for_another_version_is_reused_before_its_record
     cr_assert_eq(claim1(L, v1, "A", LONG_LEASE), IW_CLAIM_DUPLICATE);
 }
 
+/* The same when a third event's claim came between: A holds E@1's fence, C's claim of F@2 is
+ * busy and makes the claim "2 F", then B claims E@3. The claim key no longer names E, but E's
+ * record marks its claimed version: E@3 is refused at once, `claimed` stays at 2, and F@2 is
+ * sent after E@1 (a busy claim of E@3 would have raised `claimed` to 3, left F@2 stale and the
+ * target at v1). */
+Test(ledger, an_event_id_claimed_for_another_version_is_reused_after_a_third_claim)
+{
+    char ckey[64], rkey[80], v[16];
+    key_of(ckey, sizeof(ckey), "INV-RC", "c", "ebiz");
+    key_of(rkey, sizeof(rkey), "INV-RC", "e", "ev-1:ebiz");
+    iw_ledger_op e1 = op_of("INV-RC", "ev-1", "ebiz", 1), e3 = op_of("INV-RC", "ev-1", "ebiz", 3);
+    iw_ledger_op f2 = op_of("INV-RC", "ev-2", "ebiz", 2);
+    cr_assert_eq(claim1(L, e1, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
+    hget(rkey, "claimed", v, sizeof(v));
+    cr_assert_str_eq(v, "1", "the claim marked in E's record");
+    cr_assert_eq(claim1(L, f2, "C", LONG_LEASE), IW_CLAIM_BUSY);
+    expect_val(ckey, "2 ev-2", "C's busy claim raised the claim");
+    cr_assert_eq(claim1(L, e3, "B", LONG_LEASE), IW_CLAIM_REUSED, "E@3 refused at once");
+    expect_val(ckey, "2 ev-2", "B's refused claim wrote nothing");
+    hget(rkey, "claimed", v, sizeof(v));
+    cr_assert_str_eq(v, "1");
+    cr_assert_eq(complete1(L, e1, "A", "succeeded", "REF-1"), IW_LEDGER_DONE);
+    cr_assert_eq(claim1(L, f2, "C", LONG_LEASE), IW_CLAIM_CLAIMED, "F@2 is sent after E@1");
+    cr_assert_eq(claim1(L, e3, "B", LONG_LEASE), IW_CLAIM_REUSED, "E@3 stays refused");
+    cr_assert_eq(claim1(L, e1, "A", LONG_LEASE), IW_CLAIM_DUPLICATE, "E@1 again: a duplicate");
+    /* a busy first claim marks the record too: G@5 busy behind C's fence, H@6 busy after it,
+     * then G@4 is reused (by the record), not stale (by the claim, H's) */
+    iw_ledger_op g5 = op_of("INV-RC", "ev-5", "ebiz", 5), g4 = op_of("INV-RC", "ev-5", "ebiz", 4);
+    cr_assert_eq(claim1(L, g5, "A", LONG_LEASE), IW_CLAIM_BUSY);
+    cr_assert_eq(claim1(L, op_of("INV-RC", "ev-6", "ebiz", 6), "A", LONG_LEASE), IW_CLAIM_BUSY);
+    key_of(rkey, sizeof(rkey), "INV-RC", "e", "ev-5:ebiz");
+    hget(rkey, "claimed", v, sizeof(v));
+    cr_assert_str_eq(v, "5");
+    cr_assert_eq(claim1(L, g4, "B", LONG_LEASE), IW_CLAIM_REUSED);
+}
+
 /* A peek (the pipeline's question for a version its lane says is stale or superseded) answers
  * DUPLICATE when the event succeeded here, else STALE, and writes nothing: no fence, no claimed
  * version, no doubt mark, whatever it asks about. */
@@ -1093,6 +1164,17 @@ Test(ledger, a_refused_version_asks_whether_its_superseder_can_claim)
     cr_assert_eq(claim1(L, v2, "B", LONG_LEASE), IW_CLAIM_CLAIMED, "the superseder is reused");
     v2.superseder_version = 1; /* a copy of v1 itself may claim (again) */
     cr_assert_eq(claim1(L, v2, "B", LONG_LEASE), IW_CLAIM_SUPERSEDED);
+    /* the refused version's own event_id naming another version decides nothing here (review
+     * 80): its superseder decides */
+    iw_ledger_op v2a = op_of("INV-SU", "ev-A", "midnight", 2);
+    v2a.peek = v2a.refused = true;
+    v2a.superseder = "ev-C";
+    v2a.superseder_version = 3;
+    cr_assert_eq(claim1(L, v2a, "B", LONG_LEASE), IW_CLAIM_SUPERSEDED, "v3 by ev-C may claim");
+    v2a.superseder = "ev-A";
+    cr_assert_eq(claim1(L, v2a, "B", LONG_LEASE), IW_CLAIM_CLAIMED, "v3 under ev-A claims nothing");
+    v2a.superseder = NULL; /* asked as a plain refusal, it is reused itself */
+    cr_assert_eq(claim1(L, v2a, "B", LONG_LEASE), IW_CLAIM_REUSED);
     cr_assert_eq(count_keys("iw:*"), before, "the question writes nothing");
     expect_val(ckey, "1 ev-A", "claimed is unchanged");
     /* by a record: v1's outcome written, then a third event claims (claimed no longer names
@@ -1166,7 +1248,7 @@ Test(ledger, busy_then_expiry_then_lost)
     cr_assert_geq(iw_now_ms() - start, 100, "the fence expired too early");
 
     cr_assert_eq(complete1(L, op, "A", "succeeded", "A-REF"), IW_LEDGER_LOST);
-    cr_assert_eq(count_keys("iw:*:e:*"), 0, "a LOST complete wrote a record");
+    cr_assert_eq(count_outcomes("iw:*:e:*"), 0, "a LOST complete wrote a record");
     cr_assert_eq(count_keys("iw:*:v:*"), 0, "a LOST complete wrote the version");
     cr_assert_eq(release1(L, op, "A"), IW_LEDGER_LOST);
     cr_assert_eq(claim1(L, op, "C", LONG_LEASE), IW_CLAIM_BUSY, "A's release dropped B's fence");
@@ -1198,7 +1280,7 @@ Test(ledger, release_lets_another_claim)
     cr_assert_eq(claim1(L, other, "C", LONG_LEASE), IW_CLAIM_CLAIMED);
     /* Releasing something never claimed is LOST too, and writes nothing. */
     cr_assert_eq(release1(L, op_of("INV-5", "ev-9", "navision", 9), "A"), IW_LEDGER_LOST);
-    cr_assert_eq(count_keys("iw:*:e:*"), 0, "release wrote a record");
+    cr_assert_eq(count_outcomes("iw:*:e:*"), 0, "release wrote a record");
     cr_assert_eq(count_keys("iw:*:v:*"), 0, "release wrote a version");
     cr_assert_eq(count_keys("iw:*navision*"), 0, "release of a free fence wrote something");
 }
@@ -1341,8 +1423,8 @@ Test(ledger, mixed_answers_in_one_batch)
     /* A's BUSY claim raised INV-9's claim to 2: B's v1 is stale now, a v3 waits for B. */
     cr_assert_eq(claim1(L, held, "C", LONG_LEASE), IW_CLAIM_STALE);
     cr_assert_eq(claim1(L, op_of("INV-9", "ev-3", "ebiz", 3), "C", LONG_LEASE), IW_CLAIM_BUSY);
-    cr_assert_eq(count_keys("iw:{acme:INV-9}:e:*"), 0);
-    cr_assert_eq(count_keys("iw:{acme:INV-10}:e:ev-1:*"), 0);
+    cr_assert_eq(count_outcomes("iw:{acme:INV-9}:e:*"), 0);
+    cr_assert_eq(count_outcomes("iw:{acme:INV-10}:e:ev-1:*"), 0);
     expect_val("iw:{acme:INV-10}:v:ebiz", "2", "INV-10 applied");
     cr_assert_eq(claim1(L, op_of("INV-8", "ev-x", "ebiz", 10), "C", LONG_LEASE), IW_CLAIM_STALE,
                  "v11 succeeded, so v10 is stale now");
@@ -1409,9 +1491,9 @@ Test(ledger, hash_tags_and_nasty_ids)
         }
     }
     redisReply *r = keys("iw:*");
-    /* Per target: a record and a version (event 1), a claim, a fence and a doubt mark
-     * (event 2: claimed, no outcome yet). */
-    cr_assert_eq(r->elements, 10);
+    /* Per target: a record and a version (event 1), a claim, a fence, a doubt mark and a
+     * record holding only its claimed version (event 2: claimed, no outcome yet). */
+    cr_assert_eq(r->elements, 12);
     char first[512] = "", tag[512];
     for (size_t i = 0; i < r->elements; i++) {
         tag_of(r->element[i]->str, tag, sizeof(tag));
@@ -1429,8 +1511,8 @@ Test(ledger, hash_tags_and_nasty_ids)
     cr_assert_eq(claim1(L, op_of("INV {7}", evs[0], tgs[0], 1), "B", LONG_LEASE), IW_CLAIM_CLAIMED);
     cr_assert_eq(claim1(L, op_of(nasty, "ev", "1}:ebiz", 1), "B", LONG_LEASE), IW_CLAIM_CLAIMED);
     r = keys("iw:{acme:INV%20%7B7%7D}*");
-    cr_assert_eq(r->elements, 3,
-                 "the shorter invoice id has a tag of its own (claim, fence, doubt mark)");
+    cr_assert_eq(r->elements, 4,
+                 "the shorter invoice id has a tag of its own (record, claim, fence, doubt mark)");
     freeReplyObject(r);
     cr_assert_eq(count_keys("iw:*:f:1%7D%3Aebiz"), 1, "the odd target has a fence of its own");
 }

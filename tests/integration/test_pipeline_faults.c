@@ -15,6 +15,7 @@
 #include <hiredis/hiredis.h>
 
 #include "docpaths.h"
+#include "ledger.h"
 #include "stack.h"
 
 #define PARTS 8
@@ -586,24 +587,41 @@ static const char *last_status(const iw_results *r, const char *result_id)
     return st ? st : "(null)";
 }
 
+/* The index of the first result for result_id in r with status (or, "!status", another
+ * one), or r->n. */
+static size_t first_result(const iw_results *r, const char *result_id, const char *status)
+{
+    bool other = status[0] == '!';
+    for (size_t i = 0; i < r->n; i++) {
+        const char *id = iw_json_str(r->json[i], "result_id");
+        const char *st = iw_json_str(r->json[i], "status");
+        if (id && st && strcmp(id, result_id) == 0 && (strcmp(st, status + other) != 0) == other)
+            return i;
+    }
+    return r->n;
+}
+
 /*
  * README (Ordering): a version the target's own rules refuse gets rejected, with its dead
  * letter, unless the lane or the ledger holds a newer version that will be sent; superseded by
  * a waiting version whose event_id names another version of the invoice (so its claim is
  * refused and claims nothing), it was published superseded with no dead letter, as if the
- * newer one were sent. With the target holding calls for 2 s: the version first in the lane
- * (v1 + base) in flight, then a newer one under event_id A (v3 + base: reused), then a version
- * between them that invoicexpress refuses (USD). base 0: A is the event in flight (v1); base 1:
- * A is v1's, sent and recorded before, and v2 (another event) is in flight. Judged by the
- * simulator (the version in flight applied last, nothing under A but v1, the refused one never
- * reached it), the last result per result_id and the dead letters.
+ * newer one were sent. With the target holding calls for 4 s: the version first in the lane
+ * (v1 + base, event IN) in flight, then a newer one (v3 + base, event W), then a version between
+ * them that invoicexpress refuses (USD; event R). W reused: base 0, W is IN's event_id (v1);
+ * base 1, W is v1's, sent and recorded before, and IN is v2 of another event. Then R is
+ * rejected. R reused instead (R is IN's event_id, W a fresh one, base 0): W is sent, and R stays
+ * superseded, with no dead letter. Judged by the simulator (the version applied last, the calls
+ * per event), the last result per result_id and the dead letters; the premise (R judged while
+ * IN was held) by the order of the results.
  */
-static void refused_between_a_reused_one(const char *inv, int base)
+static void refused_between(const char *inv, int base, bool w_reused)
 {
-    char eid_a[32], eid_in[32], eid_r[32], key[64], rid[48];
+    char eid_a[32], eid_in[32], eid_w[32], eid_r[32], key[64], rid[48], rid_in[48];
     snprintf(eid_a, sizeof(eid_a), "%s-A", inv);
-    snprintf(eid_r, sizeof(eid_r), "%s-R", inv);
     snprintf(eid_in, sizeof(eid_in), base ? "%s-B" : "%s-A", inv);
+    snprintf(eid_w, sizeof(eid_w), w_reused ? "%s-A" : "%s-W", inv);
+    snprintf(eid_r, sizeof(eid_r), w_reused ? "%s-R" : "%s-A", inv);
     snprintf(key, sizeof(key), "acme/%s", inv);
     if (base)
         start_with_v1_sent(eid_a, inv, "invoicexpress");
@@ -611,9 +629,9 @@ static void refused_between_a_reused_one(const char *inv, int base)
         cr_assert_eq(
             iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"),
             0);
-    fault("{\"target\": \"invoicexpress\", \"kind\": \"latency\", \"ms\": 2000, \"count\": 1}");
+    fault("{\"target\": \"invoicexpress\", \"kind\": \"latency\", \"ms\": 4000, \"count\": 1}");
     char *vals[3] = {iw_make_event(eid_in, "acme", inv, 1 + base, "invoicexpress"),
-                     iw_make_event(eid_a, "acme", inv, 3 + base, "invoicexpress"),
+                     iw_make_event(eid_w, "acme", inv, 3 + base, "invoicexpress"),
                      iw_make_event(eid_r, "acme", inv, 2 + base, "invoicexpress")};
     cJSON *j = cJSON_Parse(vals[2]);
     cr_assert_not_null(j);
@@ -629,21 +647,34 @@ static void refused_between_a_reused_one(const char *inv, int base)
     iw_results r = iw_results_read(&S, "invoice-results", want, 120000);
     cr_assert_eq(r.n, want);
     snprintf(rid, sizeof(rid), "%s/invoicexpress", eid_r);
-    cr_expect_str_eq(last_status(&r, rid), "rejected", "the refused version between them");
-    cr_expect_eq(iw_results_count(&r, "invoicexpress", "succeeded"), 1 + base,
-                 "the version in flight (and v1 before it)");
-    cr_expect_eq(iw_results_count(&r, "invoicexpress", "rejected"), 2, "and the reused one");
-    cr_expect_eq(iw_results_count(&r, "invoicexpress", "superseded"), 0);
+    snprintf(rid_in, sizeof(rid_in), "%s/invoicexpress", eid_in);
+    /* R's result shares its result_id with IN's when R reuses IN's event_id */
+    cr_assert_lt(first_result(&r, rid, "!succeeded"), first_result(&r, rid_in, "succeeded"),
+                 "premise: R was judged while IN was held");
+    if (w_reused) {
+        cr_expect_str_eq(last_status(&r, rid), "rejected", "the refused version between them");
+        cr_expect_eq(iw_results_count(&r, "invoicexpress", "succeeded"), 1 + base,
+                     "the version in flight (and v1 before it)");
+        cr_expect_eq(iw_results_count(&r, "invoicexpress", "rejected"), 2, "and the reused one");
+        cr_expect_eq(iw_results_count(&r, "invoicexpress", "superseded"), 0);
+    } else {
+        cr_expect_eq(iw_results_count(&r, "invoicexpress", "superseded"), 1, "R, by W");
+        cr_expect_eq(iw_results_count(&r, "invoicexpress", "succeeded"), 2, "IN and W");
+        cr_expect_eq(iw_results_count(&r, "invoicexpress", "rejected"), 0);
+    }
     iw_results_free(&r);
     iw_results dl = iw_results_read(&S, "invoice-events-dlq", 3, 5000);
-    cr_expect_eq(dl.n, 2, "the dead letters of both refusals");
+    cr_expect_eq(dl.n, w_reused ? 2 : 0, "the dead letters of the refusals");
     iw_results_free(&dl);
-    int regressed = 0;
-    cr_expect_eq(iw_sim_final_versions(&S, "invoicexpress", 1 + base, &regressed), 1,
-                 "the target applied v%d last", 1 + base);
+    int newest = w_reused ? 1 + base : 3 + base, regressed = 0;
+    cr_expect_eq(iw_sim_final_versions(&S, "invoicexpress", newest, &regressed), 1,
+                 "the target applied v%d last", newest);
     cr_expect_eq(regressed, 0);
-    cr_expect_eq(iw_sim_calls(&S, eid_a, "invoicexpress"), 1, "v1 once, the reused one never");
-    cr_expect_eq(iw_sim_calls(&S, eid_r, "invoicexpress"), 0, "the refused one never");
+    cr_expect_eq(iw_sim_calls(&S, eid_a, "invoicexpress"), 1, "v1 once, a reused one never");
+    if (w_reused)
+        cr_expect_eq(iw_sim_calls(&S, eid_r, "invoicexpress"), 0, "the refused one never");
+    else
+        cr_expect_eq(iw_sim_calls(&S, eid_w, "invoicexpress"), 1, "W once");
     for (int i = 0; i < 3; i++)
         free(vals[i]);
 }
@@ -651,14 +682,21 @@ static void refused_between_a_reused_one(const char *inv, int base)
 Test(faults, a_refused_version_superseded_by_a_reused_one_is_rejected, .init = up, .fini = down,
      .timeout = 300)
 {
-    refused_between_a_reused_one("RSUP-1", 0);
+    refused_between("RSUP-1", 0, true);
 }
 
 /* The same when the reused event_id is known only by its record (another event in flight). */
 Test(faults, a_refused_version_superseded_by_one_reused_from_a_record_is_rejected, .init = up,
      .fini = down, .timeout = 300)
 {
-    refused_between_a_reused_one("RSUP-2", 1);
+    refused_between("RSUP-2", 1, true);
+}
+
+/* Review 80: the refused version's own event_id reused, the one waiting a fresh one. */
+Test(faults, a_refused_and_reused_version_superseded_by_a_fresh_one_stays_superseded, .init = up,
+     .fini = down, .timeout = 300)
+{
+    refused_between("RSUP-3", 0, false);
 }
 
 /* Runs one Redis command on the stack's Redis (as another worker would), asserting no error. */
@@ -717,6 +755,68 @@ Test(faults, a_version_behind_one_reused_while_another_worker_holds_the_fence_is
     cr_expect_eq(iw_sim_calls(&S, "RB-1-A", "webhook"), 0, "v3 never sent");
     free(vals[0]);
     free(vals[1]);
+}
+
+/* The value of a string key in the stack's Redis into buf ("" when missing). */
+static void redis_get(const char *key, char *buf, size_t len)
+{
+    redisContext *c = redisConnect("127.0.0.1", S.redis.port);
+    cr_assert(c && !c->err);
+    redisReply *r = redisCommand(c, "GET %s", key);
+    cr_assert_not_null(r);
+    snprintf(buf, len, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/*
+ * Three workers: X holds the fence of (RC-1, webhook) for v1 (event RC-1-A), this worker's
+ * claim of v2 (RC-1-B) is busy and raises the claim to v2, then Y claims v3 under RC-1-A. The
+ * claim no longer names RC-1-A, but its record marks v1 as claimed: Y's claim is refused at
+ * once, and once X's v1 succeeds, this worker's v2 is sent. A busy claim of Y's v3 raised the
+ * claim to 3 and left v2 stale, the target at v1. X and Y run the ledger's own scripts here.
+ * Judged by the simulator (v2 applied once) and this worker's result.
+ */
+Test(faults, a_version_between_one_reused_at_two_other_workers_is_sent, .init = up, .fini = down,
+     .timeout = 300)
+{
+    cr_assert_eq(
+        iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"), 0);
+    char err[256];
+    iw_ledger *other = iw_ledger_new("127.0.0.1", S.redis.port, NULL, 3600, 2000, err, sizeof(err));
+    cr_assert_not_null(other, "%s", err);
+    iw_ledger_op op = {
+        .tenant = "acme", .invoice_id = "RC-1", .event_id = "RC-1-A", .target = "webhook"};
+    op.version = 1;
+    cr_assert_eq(iw_ledger_claim(other, &op, 1, "x-worker", 120000), 0);
+    cr_assert_eq(op.answer, IW_CLAIM_CLAIMED, "X holds the fence for v1");
+    char *v2 = iw_make_event("RC-1-B", "acme", "RC-1", 2, "webhook");
+    const char *keys[1] = {"acme/RC-1"}, *vals[1] = {v2};
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 1, NULL), 0);
+    char claimed[64] = "";
+    long long deadline = iw_now_ms() + 60000;
+    while (strcmp(claimed, "2 RC-1-B") != 0) {
+        cr_assert_lt(iw_now_ms(), deadline, "this worker's claim of v2 never came (%s)", claimed);
+        iw_sleep_ms(50);
+        redis_get("iw:{acme:RC-1}:c:webhook", claimed, sizeof(claimed));
+    }
+    op.version = 3;
+    cr_assert_eq(iw_ledger_claim(other, &op, 1, "y-worker", 120000), 0);
+    cr_expect_eq(op.answer, IW_CLAIM_REUSED, "Y's claim of v3 under RC-1-A is refused at once");
+    op.version = 1;
+    op.status = "succeeded";
+    cr_assert_eq(iw_ledger_complete(other, &op, 1, "x-worker"), 0);
+    cr_assert_eq(op.answer, IW_LEDGER_DONE, "X's v1 succeeded");
+    iw_ledger_free(other);
+    iw_results r = iw_results_read(&S, "invoice-results", 1, 120000);
+    cr_assert_eq(r.n, 1);
+    cr_expect_str_eq(last_status(&r, "RC-1-B/webhook"), "succeeded", "v2 sent after X's v1");
+    iw_results_free(&r);
+    int regressed = 0;
+    cr_expect_eq(iw_sim_final_versions(&S, "webhook", 2, &regressed), 1, "the target holds v2");
+    cr_expect_eq(regressed, 0);
+    cr_expect_eq(iw_sim_calls(&S, "RC-1-B", "webhook"), 1, "v2 sent once");
+    free(v2);
 }
 
 /* The same for a refusal only the render finds (a control character XML 1.0 cannot carry, in
