@@ -1881,13 +1881,7 @@ static void steal_fence(int ms)
 /* Who holds that fence now ("" when nobody). */
 static void fence_holder(char *buf, size_t len)
 {
-    redisContext *c = redisConnect("127.0.0.1", S.redis.port);
-    cr_assert(c && !c->err);
-    redisReply *r = redisCommand(c, "GET iw:{acme:DF-0000}:f:centra_navision");
-    cr_assert_not_null(r);
-    snprintf(buf, len, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
-    freeReplyObject(r);
-    redisFree(c);
+    redis_get("iw:{acme:DF-0000}:f:centra_navision", buf, len);
 }
 
 /* A double fault: a call succeeds but its fence was taken over before the success was written
