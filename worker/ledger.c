@@ -35,8 +35,13 @@
  *                                  have been applied (EBizCharge then sends no e-mail)
  *   iw:{T:I}:e:<event>:<target>    outcome record, a hash: state ("succeeded" | "failed" |
  *                                  "rejected"), owner, version, target_ref ("" when the
- *                                  target returned none), updated_ms; every field is written
- *                                  by each complete, so none is left from an older record
+ *                                  target returned none), updated_ms; every one of these is
+ *                                  written by each complete, so none is left from an older
+ *                                  record. And claimed: the version the event claimed here,
+ *                                  written by its first claim that raised the claimed version
+ *                                  (busy or not), before any outcome; no other version of the
+ *                                  event can write it (REUSED), so it never disagrees with the
+ *                                  outcome's version
  *
  * Each component (tenant T, invoice I, event, target) is percent-encoded: bytes in
  * [A-Za-z0-9._-] stay, every other byte becomes %XX. No component can therefore contain '{',
@@ -51,12 +56,12 @@
  * clock (PX), not a comparison against any worker's clock; a worker starts an attempt only
  * when the attempt ends, by its timeout, before the lease it last saw renewed can expire.
  *
- * TTLs. A record lives ttl_s after its completion. The version and claimed keys get ttl_s
- * refreshed by every claim or completion of their (invoice, target), so they outlive every
- * record written after them. Once they expire, an event older than the last applied version
- * would be claimed again; ttl_s must therefore exceed the input topic's retention plus the
- * dead-letter replay window (DESIGN.md section 6), after which such an event can no longer
- * arrive. Keys without TTL would close even that gap but grow without bound.
+ * TTLs. A record lives ttl_s after its completion (or its event's first claim, until then). The
+ * version and claimed keys get ttl_s refreshed by every claim or completion of their (invoice,
+ * target), so they outlive every record written after them. Once they expire, an event older than
+ * the last applied version would be claimed again; ttl_s must therefore exceed the input topic's
+ * retention plus the dead-letter replay window (DESIGN.md section 6), after which such an event can
+ * no longer arrive. Keys without TTL would close even that gap but grow without bound.
  *
  * Calls refuse malformed input (NULL strings, empty owner, negative version, lease_ms <= 0,
  * unknown status) with IW_EINVAL before sending anything.
@@ -88,8 +93,9 @@
  * event's own event_id naming another version is no answer in this mode: what decides is whether
  * the newer version will be sent).
  * REUSED when this event_id's record here is of another version (an event_id names one event:
- * upstream gave one to two versions), or names another version as claimed (the record's
- * `claimed` field, which every claim that raises the claimed version writes, busy ones too), or
+ * upstream gave one to two versions), or, with no outcome yet, names another version as claimed
+ * (the record's `claimed` field, which the first claim that raises the claimed version writes,
+ * busy or not; an outcome written by a worker that predates the field is what counts then), or
  * when the claim here (`claimed`) is this event_id's at another version, older or newer, with
  * no outcome written for it yet (its owner may still hold the fence, or have given it back):
  * the first version to claim an event_id keeps it, as the record would say once written.
@@ -110,7 +116,8 @@
 #define SCRIPT_CLAIM_BODY                                                                          \
     LUA_GT                                                                                         \
     "local rec = redis.call('HMGET', KEYS[1], 'state', 'version', 'target_ref', 'claimed')\n"      \
-    "local reused = (rec[1] and rec[2] and rec[2] ~= ARGV[1]) or (rec[4] and rec[4] ~= ARGV[1])\n" \
+    "local reused = (rec[1] and rec[2] and rec[2] ~= ARGV[1]) or\n"                                \
+    "  (not rec[1] and rec[4] and rec[4] ~= ARGV[1])\n"                                            \
     "if reused and ARGV[6] ~= '3' then return 5 end\n"                                             \
     "if not reused and rec[1] == 'succeeded' then return {1, rec[3] or ''} end\n"                  \
     "if ARGV[6] == '1' then return 2 end\n"                                                        \
@@ -126,7 +133,7 @@
     "end\n"                                                                                        \
     "if ARGV[6] == '3' then\n"                                                                     \
     "  local s = redis.call('HMGET', KEYS[6], 'state', 'version', 'claimed')\n"                    \
-    "  if (s[1] and s[2] and s[2] ~= ARGV[8]) or (s[3] and s[3] ~= ARGV[8]) or\n"                  \
+    "  if (s[1] and s[2] and s[2] ~= ARGV[8]) or (not s[1] and s[3] and s[3] ~= ARGV[8]) or\n"     \
     "     (ce == ARGV[7] and cv ~= ARGV[8]) then\n"                                                \
     "    return 0\n"                                                                               \
     "  end\n"                                                                                      \
@@ -134,8 +141,10 @@
     "end\n"                                                                                        \
     "if ARGV[6] == '2' then return 0 end\n"                                                        \
     "redis.call('SET', KEYS[3], v .. ' ' .. ARGV[4], 'EX', ARGV[5])\n"                             \
-    "redis.call('HSET', KEYS[1], 'claimed', v)\n"                                                  \
-    "redis.call('EXPIRE', KEYS[1], ARGV[5])\n"                                                     \
+    "if rec[4] ~= v then\n"                                                                        \
+    "  redis.call('HSET', KEYS[1], 'claimed', v)\n"                                                \
+    "  redis.call('EXPIRE', KEYS[1], ARGV[5])\n"                                                   \
+    "end\n"                                                                                        \
     "if redis.call('SET', KEYS[4], ARGV[2], 'NX', 'PX', ARGV[3]) then\n"                           \
     "  local d = redis.call('GET', KEYS[5])\n"                                                     \
     "  redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[5])\n"                                       \

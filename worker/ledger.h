@@ -46,9 +46,11 @@ typedef struct iw_ledger_op {
                              * claimed (STALE), else CLAIMED; nothing is written */
     const char *superseder; /* claim with peek and refused (may be NULL): the event_id of a
                              * newer version that supersedes the refused one in its lane and has
-                             * not claimed yet. Last, instead of CLAIMED: SUPERSEDED unless that
-                             * event_id names another version here (its claim will be refused
-                             * as reused and claim nothing), then CLAIMED */
+                             * not claimed yet. Then the refused event's own event_id naming
+                             * another version decides nothing (no REUSED); last, instead of
+                             * CLAIMED: SUPERSEDED unless the superseder's event_id names another
+                             * version here (its claim will be refused as reused and claim
+                             * nothing), then CLAIMED */
     int64_t superseder_version;
     char *ref_out;          /* claim, out (when not NULL): on DUPLICATE, the target_ref the
                              * success recorded ("" when none), cut to ref_cap - 1 bytes */

@@ -1177,6 +1177,11 @@ Test(ledger, a_refused_version_asks_whether_its_superseder_can_claim)
     cr_assert_eq(claim1(L, v2a, "B", LONG_LEASE), IW_CLAIM_REUSED);
     cr_assert_eq(count_keys("iw:*"), before, "the question writes nothing");
     expect_val(ckey, "1 ev-A", "claimed is unchanged");
+    char rkey[80], cv[16];
+    key_of(rkey, sizeof(rkey), "INV-SU", "e", "ev-A:midnight");
+    hget(rkey, "claimed", cv, sizeof(cv));
+    cr_assert_str_eq(cv, "1", "nor ev-A's record");
+    cr_assert_eq(rawint("HLEN %s", rkey), 1);
     /* by a record: v1's outcome written, then a third event claims (claimed no longer names
      * ev-A), and a superseder under ev-A at v4 is still known reused */
     cr_assert_eq(complete1(L, v1, "A", "failed", NULL), IW_LEDGER_DONE);

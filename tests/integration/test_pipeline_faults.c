@@ -360,11 +360,13 @@ Test(faults, a_version_the_target_refuses_never_supersedes_an_older_one, .init =
     expect_v2_applied_v3_refused("invoicexpress", "SUPR", key, vals, 4, 1 /* v1b */, 0);
 }
 
-/* Starts the worker, sends event_id as version 1 of invoice to target and waits for its result. */
-static void start_with_v1_sent(const char *event_id, const char *invoice, const char *target)
+/* Starts the worker (targets' settings extra, may be NULL), sends event_id as version 1 of
+ * invoice to target and waits for its result. */
+static void start_with_v1_sent_as(const char *extra, const char *event_id, const char *invoice,
+                                  const char *target)
 {
     cr_assert_eq(
-        iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"), 0);
+        iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", extra, NULL), "worker.log"), 0);
     char key[80];
     snprintf(key, sizeof(key), "acme/%s", invoice);
     char *v1 = iw_make_event(event_id, "acme", invoice, 1, target);
@@ -372,6 +374,11 @@ static void start_with_v1_sent(const char *event_id, const char *invoice, const 
     cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, vals, 1, NULL), 0);
     free(v1);
     cr_assert_eq(wait_results(1, 120000), 1);
+}
+
+static void start_with_v1_sent(const char *event_id, const char *invoice, const char *target)
+{
+    start_with_v1_sent_as(NULL, event_id, invoice, target);
 }
 
 /* A redelivery of an event that was sent and succeeded (after a rebalance or a restart before
@@ -623,11 +630,13 @@ static void refused_between(const char *inv, int base, bool w_reused)
     snprintf(eid_w, sizeof(eid_w), w_reused ? "%s-A" : "%s-W", inv);
     snprintf(eid_r, sizeof(eid_r), w_reused ? "%s-R" : "%s-A", inv);
     snprintf(key, sizeof(key), "acme/%s", inv);
+    /* the hold well inside the request timeout: v1 is sent once */
+    const char *slow = "{\"timeouts\": {\"request_ms\": 10000}}";
     if (base)
-        start_with_v1_sent(eid_a, inv, "invoicexpress");
+        start_with_v1_sent_as(slow, eid_a, inv, "invoicexpress");
     else
         cr_assert_eq(
-            iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"),
+            iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", slow, NULL), "worker.log"),
             0);
     fault("{\"target\": \"invoicexpress\", \"kind\": \"latency\", \"ms\": 4000, \"count\": 1}");
     char *vals[3] = {iw_make_event(eid_in, "acme", inv, 1 + base, "invoicexpress"),
