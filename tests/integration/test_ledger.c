@@ -1148,6 +1148,17 @@ Test(ledger, a_refused_event_asks_whether_it_is_stale_and_writes_nothing)
  * claim, CLAIMED (nothing newer will be claimed: say the refusal) when the superseder's event_id
  * names another version here, by the claim or by a record; its own answers (STALE, DUPLICATE)
  * come first; nothing is written. */
+/* B's question for the refused (event, version) of INV-SU at midnight, naming superseder
+ * (NULL: none) at version sv; the ledger's answer. */
+static int ask_refused(const char *event, int64_t version, const char *superseder, int64_t sv)
+{
+    iw_ledger_op q = op_of("INV-SU", event, "midnight", version);
+    q.peek = q.refused = true;
+    q.superseder = superseder;
+    q.superseder_version = sv;
+    return claim1(L, q, "B", LONG_LEASE);
+}
+
 Test(ledger, a_refused_version_asks_whether_its_superseder_can_claim)
 {
     char ckey[64];
@@ -1155,26 +1166,18 @@ Test(ledger, a_refused_version_asks_whether_its_superseder_can_claim)
     iw_ledger_op v1 = op_of("INV-SU", "ev-A", "midnight", 1);
     cr_assert_eq(claim1(L, v1, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
     int before = count_keys("iw:*");
-    iw_ledger_op v2 = op_of("INV-SU", "ev-B", "midnight", 2);
-    v2.peek = v2.refused = true;
-    v2.superseder = "ev-C"; /* a fresh event_id at v3: it will claim */
-    v2.superseder_version = 3;
-    cr_assert_eq(claim1(L, v2, "B", LONG_LEASE), IW_CLAIM_SUPERSEDED);
-    v2.superseder = "ev-A"; /* v3 under v1's event_id, which v1 claimed */
-    cr_assert_eq(claim1(L, v2, "B", LONG_LEASE), IW_CLAIM_CLAIMED, "the superseder is reused");
-    v2.superseder_version = 1; /* a copy of v1 itself may claim (again) */
-    cr_assert_eq(claim1(L, v2, "B", LONG_LEASE), IW_CLAIM_SUPERSEDED);
+    /* v2 by ev-B: a fresh event_id at v3 will claim */
+    cr_assert_eq(ask_refused("ev-B", 2, "ev-C", 3), IW_CLAIM_SUPERSEDED);
+    cr_assert_eq(ask_refused("ev-B", 2, "ev-A", 3), IW_CLAIM_CLAIMED, "the superseder is reused");
+    cr_assert_eq(ask_refused("ev-B", 2, "ev-A", 1), IW_CLAIM_SUPERSEDED,
+                 "a copy of v1 itself may claim (again)");
     /* the refused version's own event_id naming another version decides nothing here (review
      * 80): its superseder decides */
-    iw_ledger_op v2a = op_of("INV-SU", "ev-A", "midnight", 2);
-    v2a.peek = v2a.refused = true;
-    v2a.superseder = "ev-C";
-    v2a.superseder_version = 3;
-    cr_assert_eq(claim1(L, v2a, "B", LONG_LEASE), IW_CLAIM_SUPERSEDED, "v3 by ev-C may claim");
-    v2a.superseder = "ev-A";
-    cr_assert_eq(claim1(L, v2a, "B", LONG_LEASE), IW_CLAIM_CLAIMED, "v3 under ev-A claims nothing");
-    v2a.superseder = NULL; /* asked as a plain refusal, it is reused itself */
-    cr_assert_eq(claim1(L, v2a, "B", LONG_LEASE), IW_CLAIM_REUSED);
+    cr_assert_eq(ask_refused("ev-A", 2, "ev-C", 3), IW_CLAIM_SUPERSEDED, "v3 by ev-C may claim");
+    cr_assert_eq(ask_refused("ev-A", 2, "ev-A", 3), IW_CLAIM_CLAIMED,
+                 "v3 under ev-A claims nothing");
+    cr_assert_eq(ask_refused("ev-A", 2, NULL, 0), IW_CLAIM_REUSED,
+                 "asked as a plain refusal, it is reused itself");
     cr_assert_eq(count_keys("iw:*"), before, "the question writes nothing");
     expect_val(ckey, "1 ev-A", "claimed is unchanged");
     char rkey[80], cv[16];
@@ -1187,17 +1190,10 @@ Test(ledger, a_refused_version_asks_whether_its_superseder_can_claim)
     cr_assert_eq(complete1(L, v1, "A", "failed", NULL), IW_LEDGER_DONE);
     iw_ledger_op v2b = op_of("INV-SU", "ev-D", "midnight", 2);
     cr_assert_eq(claim1(L, v2b, "A", LONG_LEASE), IW_CLAIM_CLAIMED);
-    iw_ledger_op v3 = op_of("INV-SU", "ev-E", "midnight", 3);
-    v3.peek = v3.refused = true;
-    v3.superseder = "ev-A";
-    v3.superseder_version = 4;
-    cr_assert_eq(claim1(L, v3, "B", LONG_LEASE), IW_CLAIM_CLAIMED, "ev-A's record is of v1");
-    v3.superseder = "ev-F";
-    cr_assert_eq(claim1(L, v3, "B", LONG_LEASE), IW_CLAIM_SUPERSEDED);
+    cr_assert_eq(ask_refused("ev-E", 3, "ev-A", 4), IW_CLAIM_CLAIMED, "ev-A's record is of v1");
+    cr_assert_eq(ask_refused("ev-E", 3, "ev-F", 4), IW_CLAIM_SUPERSEDED);
     /* the refused version's own answers come first: older than what is claimed, it is stale */
-    v2.superseder = "ev-A";
-    v2.superseder_version = 4;
-    cr_assert_eq(claim1(L, v2, "B", LONG_LEASE), IW_CLAIM_STALE, "v2 by ev-D is claimed");
+    cr_assert_eq(ask_refused("ev-B", 2, "ev-A", 4), IW_CLAIM_STALE, "v2 by ev-D is claimed");
 }
 
 Test(ledger, version_guard)
