@@ -165,6 +165,16 @@ static long long rawint(const char *fmt, const char *key)
     return n;
 }
 
+/* Integer answer of a raw command with two arguments. */
+static long long rawint2(const char *fmt, const char *a, const char *b)
+{
+    redisReply *r = rawv(fmt, a, b);
+    cr_assert_eq(r->type, REDIS_REPLY_INTEGER, "%s %s %s did not answer an integer", fmt, a, b);
+    long long n = r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
 /* A key of invoice inv (tenant acme): "iw:{acme:<inv>}:<tag>:<rest>". Ids passed here use only
  * bytes that the ledger does not encode. */
 static void key_of(char *buf, size_t len, const char *inv, const char *tag, const char *rest)
@@ -240,13 +250,14 @@ static void wait_fence_gone(const char *fence)
     }
 }
 
-static const char *const CLAIM_NAME[] = {"CLAIMED", "DUPLICATE", "STALE", "BUSY"};
+static const char *const CLAIM_NAME[] = {"CLAIMED", "DUPLICATE", "STALE",     "BUSY",
+                                         "(4)",     "REUSED",    "SUPERSEDED"};
 static const char *const ACK_NAME[] = {"DONE", "LOST"};
 
 /* Names an answer for messages (-1 and other values when nothing was answered). */
 static const char *claim_name(int a)
 {
-    return a >= 0 && a <= IW_CLAIM_BUSY ? CLAIM_NAME[a] : "none";
+    return a >= 0 && a <= IW_CLAIM_SUPERSEDED ? CLAIM_NAME[a] : "none";
 }
 
 static const char *ack_name(int a)
@@ -259,10 +270,13 @@ static const char *ack_name(int a)
  * Every row is one invoice "<prefix>-<n>" at target ebiz, put into a state with raw commands,
  * then driven by one op of event ev-100 at version TV (one batch for the whole table). The
  * states:
- *   record   the outcome record of (ev-100, ebiz): none, succeeded or failed (owner B)
+ *   record   the record of (ev-100, ebiz): none; an outcome at TV, succeeded or failed (owner
+ *            B); only the claim mark of an earlier claim, at TV or at another version (130);
+ *            or a success at another version (130)
  *   applied  the applied version: none, below (50), equal (100) or above (150) TV
  *   claimed  the highest claim: none, below ("70 ev-70"), equal by this event ("100 ev-100"),
- *            equal by another event ("100 ev-other"), above ("120 ev-120")
+ *            equal by another event ("100 ev-other"), above ("120 ev-120"), or this event at
+ *            another version, below ("70 ev-100") or above ("120 ev-100")
  *   fence    free, ours (A), another owner's (B), or expired (B's lease that ran out)
  * Keys set up here carry a TTL of PRE_TTL s and live fences a PTTL of PRE_PX ms, well below
  * what the ledger sets, so that a refresh or a renewal shows in the TTL. */
@@ -271,19 +285,51 @@ static const char *ack_name(int a)
 #define PRE_TTL 1000
 #define PRE_PX 20000
 
-enum rec_state { REC_NONE, REC_SUCCEEDED, REC_FAILED, REC_N };
+enum rec_state {
+    REC_NONE,
+    REC_SUCCEEDED,
+    REC_FAILED,
+    REC_MARKED,
+    REC_MARKED_OTHER,
+    REC_OTHER_VERSION,
+    REC_N
+};
 enum app_state { APP_NONE, APP_BELOW, APP_EQUAL, APP_ABOVE, APP_N };
-enum clm_state { CLM_NONE, CLM_BELOW, CLM_SAME, CLM_OTHER, CLM_ABOVE, CLM_N };
+enum clm_state {
+    CLM_NONE,
+    CLM_BELOW,
+    CLM_SAME,
+    CLM_OTHER,
+    CLM_ABOVE,
+    CLM_REUSED_BELOW,
+    CLM_REUSED_ABOVE,
+    CLM_N
+};
 enum fen_state { FEN_FREE, FEN_OURS, FEN_OTHER, FEN_EXPIRED, FEN_N };
 
-static const char *const REC_NAME[] = {"none", "succeeded", "failed"};
+static const char *const REC_NAME[] = {"none",
+                                       "succeeded",
+                                       "failed",
+                                       "claim mark",
+                                       "another version's mark",
+                                       "another version's success"};
+/* The record's fields in each state: the outcome (owner B) and its version, and the mark. */
+static const char *const REC_STATE[] = {NULL, "succeeded", "failed", NULL, NULL, "succeeded"};
+static const char *const REC_VERSION[] = {NULL, "100", "100", NULL, NULL, "130"};
+static const char *const REC_MARK[] = {NULL, NULL, NULL, "100", "130", NULL};
 static const char *const APP_NAME[] = {"none", "below", "equal", "above"};
-static const char *const CLM_NAME[] = {"none", "below", "equal-same-event", "equal-other-event",
-                                       "above"};
+static const char *const CLM_NAME[] = {"none",
+                                       "below",
+                                       "equal-same-event",
+                                       "equal-other-event",
+                                       "above",
+                                       "this event below",
+                                       "this event above"};
 static const char *const FEN_NAME[] = {"free", "ours", "other owner", "expired"};
 
 static const char *const APP_VAL[] = {NULL, "50", "100", "150"};
-static const char *const CLM_VAL[] = {NULL, "70 ev-70", "100 ev-100", "100 ev-other", "120 ev-120"};
+static const char *const CLM_VAL[] = {NULL,         "70 ev-70",  "100 ev-100", "100 ev-other",
+                                      "120 ev-120", "70 ev-100", "120 ev-100"};
 #define CLAIMED_BY_TV "100 ev-100"
 
 typedef struct row {
@@ -314,11 +360,13 @@ static void row_init(row *w, const char *prefix, size_t n, int rec, int app, int
 /* Writes the row's state into Redis. An expired fence is set to expire after 1 ms. */
 static void row_put(const row *w)
 {
-    if (w->rec != REC_NONE) {
-        freeReplyObject(rawv("HSET %s state %s owner B version 100 target_ref OLD-REF", w->rkey,
-                             REC_NAME[w->rec]));
+    if (REC_STATE[w->rec])
+        freeReplyObject(rawv("HSET %s state %s owner B version %s target_ref OLD-REF", w->rkey,
+                             REC_STATE[w->rec], REC_VERSION[w->rec]));
+    if (REC_MARK[w->rec])
+        freeReplyObject(rawv("HSET %s claimed %s", w->rkey, REC_MARK[w->rec]));
+    if (w->rec != REC_NONE)
         freeReplyObject(rawv("EXPIRE %s %d", w->rkey, PRE_TTL));
-    }
     if (APP_VAL[w->app])
         freeReplyObject(rawv("SET %s %s EX %d", w->vkey, APP_VAL[w->app], PRE_TTL));
     if (CLM_VAL[w->clm])
@@ -341,39 +389,56 @@ static void rows_expire(const row *rows, size_t n)
                          rows[i].ctx);
 }
 
-/* The record as the row set it up (or absent). */
+/* Asserts that field of the record holds want, or is absent when want is NULL. */
+static void expect_field(const char *key, const char *field, const char *want, const char *ctx)
+{
+    if (!want) {
+        cr_assert_eq(rawint2("HEXISTS %s %s", key, field), 0, "%s: the record holds %s", ctx,
+                     field);
+        return;
+    }
+    char v[64];
+    hget(key, field, v, sizeof(v));
+    cr_assert_str_eq(v, want, "%s: the record's %s is '%s', expected '%s'", ctx, field, v, want);
+}
+
+/* The outcome the row set up in the record (owner B), or none, and nothing else but the mark. */
+static void expect_outcome_unchanged(const row *w, const char *ctx)
+{
+    expect_field(w->rkey, "state", REC_STATE[w->rec], ctx);
+    expect_field(w->rkey, "version", REC_VERSION[w->rec], ctx);
+    expect_field(w->rkey, "owner", REC_STATE[w->rec] ? "B" : NULL, ctx);
+    expect_field(w->rkey, "target_ref", REC_STATE[w->rec] ? "OLD-REF" : NULL, ctx);
+}
+
+/* The record as the row set it up (or absent), TTL untouched. */
 static void expect_record_unchanged(const row *w, const char *ctx)
 {
     if (w->rec == REC_NONE) {
         cr_assert_eq(rawint("EXISTS %s", w->rkey), 0, "%s: a record was written", ctx);
         return;
     }
-    char v[64];
-    hget(w->rkey, "state", v, sizeof(v));
-    cr_assert_str_eq(v, REC_NAME[w->rec], "%s: record state %s", ctx, v);
-    hget(w->rkey, "owner", v, sizeof(v));
-    cr_assert_str_eq(v, "B", "%s: record owner %s", ctx, v);
-    hget(w->rkey, "target_ref", v, sizeof(v));
-    cr_assert_str_eq(v, "OLD-REF", "%s: record target_ref %s", ctx, v);
+    expect_outcome_unchanged(w, ctx);
+    expect_field(w->rkey, "claimed", REC_MARK[w->rec], ctx);
+    cr_assert_eq(rawint("HLEN %s", w->rkey),
+                 (REC_STATE[w->rec] ? 4 : 0) + (REC_MARK[w->rec] != NULL),
+                 "%s: the record holds another field", ctx);
     expect_ttl(w->rkey, 1, PRE_TTL, ctx);
 }
 
 /* The record after a claim that raised `claimed`: its outcome as the row set it up (none: no
- * other field), the claimed version marked, the TTL the ledger's. */
+ * other field), the claimed version marked. The mark is written, with the ledger's TTL, only
+ * when the record did not hold it already: then nothing is written, the TTL stays. */
 static void expect_claim_mark(const row *w, const char *ctx)
 {
-    char v[64];
-    hget(w->rkey, "claimed", v, sizeof(v));
-    cr_assert_str_eq(v, "100", "%s: the record's claimed version %s", ctx, v);
-    expect_ttl(w->rkey, TTL_S - 60, TTL_S, ctx);
-    if (w->rec == REC_NONE) {
-        cr_assert_eq(rawint("HLEN %s", w->rkey), 1, "%s: a claim wrote an outcome", ctx);
-        return;
-    }
-    hget(w->rkey, "state", v, sizeof(v));
-    cr_assert_str_eq(v, REC_NAME[w->rec], "%s: record state %s", ctx, v);
-    hget(w->rkey, "target_ref", v, sizeof(v));
-    cr_assert_str_eq(v, "OLD-REF", "%s: record target_ref %s", ctx, v);
+    expect_field(w->rkey, "claimed", "100", ctx);
+    if (REC_MARK[w->rec] && strcmp(REC_MARK[w->rec], "100") == 0)
+        expect_ttl(w->rkey, 1, PRE_TTL, ctx);
+    else
+        expect_ttl(w->rkey, TTL_S - 60, TTL_S, ctx);
+    expect_outcome_unchanged(w, ctx);
+    cr_assert_eq(rawint("HLEN %s", w->rkey), REC_STATE[w->rec] ? 5 : 1,
+                 "%s: the record holds another field", ctx);
 }
 
 /* The applied version as the row set it up, TTL untouched. */
@@ -403,13 +468,19 @@ static void expect_fence_unchanged(const row *w, const char *ctx)
     }
 }
 
-/* What a claim by A of (ev-100, TV) must answer in a state: the rules of ledger.h. */
+/* What a claim by A of (ev-100, TV) must answer in a state: the rules of ledger.h. The
+ * record's own word on the event comes first: its outcome's version when it holds one, else
+ * its mark; then the applied version, then the claim. */
 static int claim_expect(const row *w)
 {
+    if (w->rec == REC_OTHER_VERSION || w->rec == REC_MARKED_OTHER)
+        return IW_CLAIM_REUSED;
     if (w->rec == REC_SUCCEEDED)
         return IW_CLAIM_DUPLICATE;
     if (w->app == APP_EQUAL || w->app == APP_ABOVE)
         return IW_CLAIM_STALE;
+    if (w->clm == CLM_REUSED_BELOW || w->clm == CLM_REUSED_ABOVE)
+        return IW_CLAIM_REUSED;
     if (w->clm == CLM_OTHER || w->clm == CLM_ABOVE)
         return IW_CLAIM_STALE;
     return w->fen == FEN_OTHER ? IW_CLAIM_BUSY : IW_CLAIM_CLAIMED;
@@ -430,16 +501,17 @@ Test(ledger, claim_in_every_state)
                     row_put(&rows[n]);
                     ops[n] = op_of(rows[n].inv, "ev-100", "ebiz", TV);
                 }
-    cr_assert_eq(n, 240);
+    cr_assert_eq(n, 672);
     rows_expire(rows, n);
     cr_assert_eq(iw_ledger_claim(L, ops, n, "A", LONG_LEASE), 0);
 
-    int tally[4] = {0};
+    int tally[IW_CLAIM_SUPERSEDED + 1] = {0};
     for (size_t i = 0; i < n; i++) {
         const row *w = &rows[i];
         int want = claim_expect(w), got = ops[i].answer;
         cr_assert_eq(got, want, "%s: claim answered %s, expected %s", w->ctx, claim_name(got),
                      claim_name(want));
+        cr_assert(got >= 0 && got <= IW_CLAIM_SUPERSEDED, "%s: claim answered %d", w->ctx, got);
         tally[got]++;
         /* A claim that is neither DUPLICATE nor STALE raises `claimed`, BUSY too. */
         if (want == IW_CLAIM_CLAIMED || want == IW_CLAIM_BUSY) {
@@ -463,21 +535,24 @@ Test(ledger, claim_in_every_state)
         else
             expect_record_unchanged(w, w->ctx);
     }
-    /* Counted by hand from the rules: 80 rows hold a success record; of the other 160, 80
-     * have applied >= TV and 32 more a claim above or by another event at TV; the 48 left
-     * are BUSY when B holds the fence (12), else CLAIMED (36). */
-    cr_assert_eq(tally[IW_CLAIM_DUPLICATE], 80);
-    cr_assert_eq(tally[IW_CLAIM_STALE], 112);
-    cr_assert_eq(tally[IW_CLAIM_BUSY], 12);
-    cr_assert_eq(tally[IW_CLAIM_CLAIMED], 36);
+    /* Counted by hand from the rules, 112 rows per record state: two record states name another
+     * version (224 REUSED) and one a success (112 DUPLICATE); of the other 336, 168 have applied
+     * >= TV (STALE); of the 168 left, 48 have a claim of this event at another version (REUSED)
+     * and 48 a claim above or by another event at TV (STALE); the 72 left are BUSY when B holds
+     * the fence (18), else CLAIMED (54). */
+    cr_assert_eq(tally[IW_CLAIM_REUSED], 272);
+    cr_assert_eq(tally[IW_CLAIM_DUPLICATE], 112);
+    cr_assert_eq(tally[IW_CLAIM_STALE], 216);
+    cr_assert_eq(tally[IW_CLAIM_BUSY], 18);
+    cr_assert_eq(tally[IW_CLAIM_CLAIMED], 54);
 }
 
 /* Whether A's complete of (ev-100, TV) may write in a state: the fence is A's, or free with
- * the claim still exactly (TV, ev-100). */
+ * the claim still exactly (TV, ev-100) and no success recorded for the event. */
 static bool complete_allowed(const row *w)
 {
-    return w->fen == FEN_OURS ||
-           (w->fen != FEN_OTHER && w->clm == CLM_SAME && w->rec != REC_SUCCEEDED);
+    bool succeeded = REC_STATE[w->rec] && strcmp(REC_STATE[w->rec], "succeeded") == 0;
+    return w->fen == FEN_OURS || (w->fen != FEN_OTHER && w->clm == CLM_SAME && !succeeded);
 }
 
 static const char *const STATUSES[] = {"succeeded", "failed", "rejected"};
@@ -508,7 +583,7 @@ Test(ledger, complete_in_every_state)
                         snprintf(refs[n], sizeof(refs[n]), "REF-%zu", n);
                         ops[n].target_ref = s == 1 ? NULL : refs[n];
                     }
-    cr_assert_eq(n, 720);
+    cr_assert_eq(n, 2016);
     rows_expire(rows, n);
     cr_assert_eq(iw_ledger_complete(L, ops, n, "A"), 0);
 
@@ -528,7 +603,8 @@ Test(ledger, complete_in_every_state)
             continue;
         }
         done++;
-        /* The record is replaced whole: A's outcome, no field left from the old one. */
+        /* The outcome is replaced whole: A's, no field left from the old one; the claim mark
+         * is left as it was (it counts only before an outcome). */
         char v[64];
         hget(w->rkey, "state", v, sizeof(v));
         cr_assert_str_eq(v, STATUSES[status[i]], "%s: record state %s", w->ctx, v);
@@ -539,6 +615,9 @@ Test(ledger, complete_in_every_state)
         hget(w->rkey, "target_ref", v, sizeof(v));
         cr_assert_str_eq(v, ops[i].target_ref ? ops[i].target_ref : "", "%s: record target_ref %s",
                          w->ctx, v);
+        expect_field(w->rkey, "claimed", REC_MARK[w->rec], w->ctx);
+        cr_assert_eq(rawint("HLEN %s", w->rkey), 5 + (REC_MARK[w->rec] != NULL),
+                     "%s: the record holds another field", w->ctx);
         expect_ttl(w->rkey, TTL_S - 60, TTL_S, w->ctx);
         /* Only a success raises the applied version, and only upwards; an existing applied
          * key gets its TTL refreshed in any case, a missing one is not created. */
@@ -554,9 +633,10 @@ Test(ledger, complete_in_every_state)
         /* The fence is freed. */
         expect_val(w->fkey, NULL, w->ctx);
     }
-    /* 180 rows where A holds the fence, and 72 with a free or expired fence and the claim
-     * still (TV, ev-100). */
-    cr_assert_eq(done, 228);
+    /* 504 rows where A holds the fence (168 states, three statuses), and 96 with a free or
+     * expired fence, the claim still (TV, ev-100) and no success recorded for the event (four
+     * record states, four applied, three statuses). */
+    cr_assert_eq(done, 600);
 }
 
 /* One row of the release/renew table. */
