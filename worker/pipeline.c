@@ -1454,6 +1454,18 @@ static void settle_shadow(iw_pipeline *p, const job *j)
         supersede(p, s);
 }
 
+/* j's event_id names another version of its invoice at j's target (the ledger answered
+ * event-id-reused): rejected, with its dead letter. */
+static void reject_reused(job *j)
+{
+    char why[sizeof(j->error_msg)];
+    snprintf(why, sizeof(why),
+             "event_id \"%.*s\" already names another version of this invoice at this "
+             "target: an event_id names one event, so this one is not sent",
+             iw_text_utf8_prec(j->m->ev->event_id, 128), j->m->ev->event_id);
+    set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, "event-id-reused", why);
+}
+
 static void claims_done(iw_pipeline *p, lbatch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
@@ -1475,8 +1487,15 @@ static void claims_done(iw_pipeline *p, lbatch *b)
             continue;
         if (j->peek) { /* the lane's verdict, unless the event succeeded here */
             iw_result_status st = peek_status(j, answer, b->ops[i].refused);
-            if (st != IW_RES_REJECTED) /* a refusal keeps the result that says why */
+            /* a stale verdict whose event_id names another version here is rejected, as its
+             * claim would have been with its lane empty; a refusal keeps the result that says
+             * why */
+            if (j->verdict == IW_RES_STALE && answer == IW_CLAIM_REUSED) {
+                if (!j->refused)
+                    reject_reused(j);
+            } else if (st != IW_RES_REJECTED) {
                 set_result(j, st, IW_ERR_NONE, NULL, NULL);
+            }
             publish(p, j);
             continue;
         }
@@ -1487,17 +1506,11 @@ static void claims_done(iw_pipeline *p, lbatch *b)
             job_to(p, j, IW_JEV_CLAIMED);
             q_push(&p->ready_q, j);
             break;
-        case IW_CLAIM_REUSED: {
-            char why[sizeof(j->error_msg)];
-            snprintf(why, sizeof(why),
-                     "event_id \"%.*s\" already names another version of this invoice at this "
-                     "target: an event_id names one event, so this one is not sent",
-                     iw_text_utf8_prec(j->m->ev->event_id, 128), j->m->ev->event_id);
-            set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, "event-id-reused", why);
+        case IW_CLAIM_REUSED:
+            reject_reused(j);
             lane_release(p, j);
             publish(p, j);
             break;
-        }
         case IW_CLAIM_DUPLICATE:
         case IW_CLAIM_STALE:
             set_result(j, answer == IW_CLAIM_STALE ? IW_RES_STALE : IW_RES_DUPLICATE, IW_ERR_NONE,

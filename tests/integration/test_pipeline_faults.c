@@ -471,6 +471,78 @@ Test(faults, an_event_id_given_to_a_newer_version_is_rejected_by_name, .init = u
     free(v2);
 }
 
+/* An older version under the event_id of a newer one gets the result it gets with its lane
+ * empty, whether or not its lane still holds the newer one: rejected (with its dead letter), by
+ * name (event-id-reused), or for its own reason when its target's rules refuse it too. Its
+ * lane's verdict was stale and the ledger's answer (the event_id claimed for v3) counted only
+ * for a duplicate, so the same message was `stale` with no dead letter while v3 was in flight,
+ * and `rejected` once v3 had left its lane. v1 succeeds; then, with the target holding its next
+ * call for 2 s, v3 and v2 (in USD when refused: invoicexpress cannot book it) come under one
+ * event_id, in that order on one partition. Judged by the simulator (the event_id called once,
+ * for v3, applied last), v2's result and its dead letter. */
+static void older_under_a_held_versions_event_id(const char *inv, bool refused)
+{
+    char eid_1[32], eid_a[32], key[32];
+    snprintf(eid_1, sizeof(eid_1), "%s-v1", inv);
+    snprintf(eid_a, sizeof(eid_a), "%s-A", inv);
+    snprintf(key, sizeof(key), "acme/%s", inv);
+    start_with_v1_sent(eid_1, inv, "invoicexpress");
+    fault("{\"target\": \"invoicexpress\", \"kind\": \"latency\", \"ms\": 2000, \"count\": 1}");
+    char *v3 = iw_make_event(eid_a, "acme", inv, 3, "invoicexpress");
+    char *v2 = iw_make_event(eid_a, "acme", inv, 2, "invoicexpress");
+    if (refused) {
+        cJSON *j = cJSON_Parse(v2);
+        cr_assert_not_null(j);
+        cJSON_ReplaceItemInObject(cJSON_GetObjectItem(j, "invoice"), "currency",
+                                  cJSON_CreateString("USD"));
+        free(v2);
+        v2 = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+    }
+    const char *keys[2] = {key, key}, *then[2] = {v3, v2};
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, then, 2, NULL), 0);
+    iw_results r = iw_results_read(&S, "invoice-results", 3, 120000);
+    cr_assert_eq(r.n, 3);
+    cr_expect_eq(iw_results_count(&r, "invoicexpress", "succeeded"), 2);
+    cr_expect_eq(iw_results_count(&r, "invoicexpress", "rejected"), 1, "v2");
+    cr_expect_eq(iw_results_count(&r, "invoicexpress", "stale"), 0);
+    /* the premise: v2's result came while v3 was still held, its lane holding it */
+    const char *st = iw_json_str(r.json[1], "status");
+    cr_expect(st && strcmp(st, "rejected") == 0, "v2's result before v3's success: %s",
+              st ? st : "(none)");
+    const cJSON *err = cJSON_GetObjectItem(r.json[1], "error");
+    const char *code = err ? iw_json_str(err, "code") : NULL;
+    const char *want = refused ? "validation" : "event-id-reused";
+    cr_expect(code && strcmp(code, want) == 0, "v2's error code %s, expected %s",
+              code ? code : "(none)", want);
+    iw_results_free(&r);
+    iw_results dl = iw_results_read(&S, "invoice-events-dlq", 1, 30000);
+    cr_assert_eq(dl.n, 1, "v2's dead letter");
+    char *why = iw_kmsg_header(&dl.msgs[0], "x-iw-error");
+    cr_expect(why && (strstr(why, "already names another version") != NULL) == !refused, "%s",
+              why ? why : "(none)");
+    free(why);
+    iw_results_free(&dl);
+    int regressed = 0;
+    cr_expect_eq(iw_sim_final_versions(&S, "invoicexpress", 3, &regressed), 1, "v3 applied last");
+    cr_expect_eq(regressed, 0);
+    cr_expect_eq(iw_sim_calls(&S, eid_a, "invoicexpress"), 1, "v3 sent once, v2 never");
+    free(v3);
+    free(v2);
+}
+
+Test(faults, an_older_version_under_a_held_versions_event_id_is_rejected_by_name, .init = up,
+     .fini = down, .timeout = 300)
+{
+    older_under_a_held_versions_event_id("OLDREUSE-1", false);
+}
+
+Test(faults, a_refused_older_version_under_a_held_versions_event_id_is_rejected_for_its_reason,
+     .init = up, .fini = down, .timeout = 300)
+{
+    older_under_a_held_versions_event_id("OLDREUSE-2", true);
+}
+
 /* The worker's iw_events_consumed_total (-1 when /metrics does not answer). */
 static double consumed(void)
 {
