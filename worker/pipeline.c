@@ -1126,7 +1126,8 @@ static void count_fence_lost(iw_pipeline *p)
 static void lane_release(iw_pipeline *p, job *j);
 
 /* Copies of one event (a redelivery): the same event_id and version. One id on two versions is
- * upstream's mistake, which the ledger names when the second claims (IW_CLAIM_REUSED). */
+ * upstream's mistake, which the ledger names when the second claims or is asked about
+ * (IW_CLAIM_REUSED). */
 static bool same_event(const job *a, const job *b)
 {
     return a && b && a->m->ev->version == b->m->ev->version &&
@@ -1138,7 +1139,8 @@ static bool same_event(const job *a, const job *b)
  * a redelivery of an event that was sent and succeeded (a rebalance, a restart before the
  * commit) must not get a later result saying "never sent" of what the target has: the ledger
  * is asked first, through the claim batch, whether the event succeeded here (then duplicate,
- * as a claim answers it). */
+ * as a claim answers it); and a stale one whose event_id names another version there is
+ * rejected by name, as its claim would be (peek_status). */
 static void lane_verdict_after_ledger(iw_pipeline *p, job *j, iw_result_status verdict)
 {
     j->peek = true;
@@ -1430,13 +1432,18 @@ static bool reoffer_stale(iw_pipeline *p, job *j, int answer)
 }
 
 /* What the ledger's answer to j's question (lane_verdict_after_ledger) makes of its lane's
- * verdict: a duplicate when the event succeeded here; for a refused version asked as one
+ * verdict: a duplicate when the event succeeded here; rejected when a stale one's event_id
+ * names another version there (event-id-reused, as its claim would be answered with its lane
+ * empty: the ledger's REUSED comes before its STALE); for a refused version asked as one
  * (refused: fill_op, ask_superseder), stale when a newer version was applied or claimed there,
- * superseded when its superseder may claim, else rejected. */
+ * superseded when its superseder may claim, else rejected. A superseded version keeps its
+ * verdict whatever its own event_id names: the newer one is sent in its place. */
 static iw_result_status peek_status(const job *j, int answer, bool refused)
 {
     if (answer == IW_CLAIM_DUPLICATE)
         return IW_RES_DUPLICATE;
+    if (j->verdict == IW_RES_STALE && answer == IW_CLAIM_REUSED)
+        return IW_RES_REJECTED;
     if (j->verdict == IW_RES_REJECTED || (j->verdict == IW_RES_SUPERSEDED && refused))
         return answer == IW_CLAIM_STALE        ? IW_RES_STALE
                : answer == IW_CLAIM_SUPERSEDED ? IW_RES_SUPERSEDED
@@ -1487,15 +1494,11 @@ static void claims_done(iw_pipeline *p, lbatch *b)
             continue;
         if (j->peek) { /* the lane's verdict, unless the event succeeded here */
             iw_result_status st = peek_status(j, answer, b->ops[i].refused);
-            /* a stale verdict whose event_id names another version here is rejected, as its
-             * claim would have been with its lane empty; a refusal keeps the result that says
-             * why */
-            if (j->verdict == IW_RES_STALE && answer == IW_CLAIM_REUSED) {
-                if (!j->refused)
-                    reject_reused(j);
-            } else if (st != IW_RES_REJECTED) {
+            if (st != IW_RES_REJECTED)
                 set_result(j, st, IW_ERR_NONE, NULL, NULL);
-            }
+            else if (!j->refused) /* stale, its event_id reused */
+                reject_reused(j);
+            /* else a refusal keeps the result that says why */
             publish(p, j);
             continue;
         }

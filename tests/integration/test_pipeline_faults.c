@@ -477,17 +477,17 @@ Test(faults, an_event_id_given_to_a_newer_version_is_rejected_by_name, .init = u
  * lane's verdict was stale and the ledger's answer (the event_id claimed for v3) counted only
  * for a duplicate, so the same message was `stale` with no dead letter while v3 was in flight,
  * and `rejected` once v3 had left its lane. v1 succeeds; then, with the target holding its next
- * call for 2 s, v3 and v2 (in USD when refused: invoicexpress cannot book it) come under one
- * event_id, in that order on one partition. Judged by the simulator (the event_id called once,
- * for v3, applied last), v2's result and its dead letter. */
+ * call for 4 s (the request timeout 10 s), v3 and v2 (in USD when refused: invoicexpress cannot
+ * book it) come under one event_id, in that order on one partition. Judged by the simulator (the
+ * event_id called once, for v3, applied last), v2's result and its dead letter. */
 static void older_under_a_held_versions_event_id(const char *inv, bool refused)
 {
     char eid_1[32], eid_a[32], key[32];
     snprintf(eid_1, sizeof(eid_1), "%s-v1", inv);
     snprintf(eid_a, sizeof(eid_a), "%s-A", inv);
     snprintf(key, sizeof(key), "acme/%s", inv);
-    start_with_v1_sent(eid_1, inv, "invoicexpress");
-    fault("{\"target\": \"invoicexpress\", \"kind\": \"latency\", \"ms\": 2000, \"count\": 1}");
+    start_with_v1_sent_as("{\"timeouts\": {\"request_ms\": 10000}}", eid_1, inv, "invoicexpress");
+    fault("{\"target\": \"invoicexpress\", \"kind\": \"latency\", \"ms\": 4000, \"count\": 1}");
     char *v3 = iw_make_event(eid_a, "acme", inv, 3, "invoicexpress");
     char *v2 = iw_make_event(eid_a, "acme", inv, 2, "invoicexpress");
     if (refused) {
@@ -516,8 +516,8 @@ static void older_under_a_held_versions_event_id(const char *inv, bool refused)
     cr_expect(code && strcmp(code, want) == 0, "v2's error code %s, expected %s",
               code ? code : "(none)", want);
     iw_results_free(&r);
-    iw_results dl = iw_results_read(&S, "invoice-events-dlq", 1, 30000);
-    cr_assert_eq(dl.n, 1, "v2's dead letter");
+    iw_results dl = iw_results_read(&S, "invoice-events-dlq", 2, 5000);
+    cr_assert_eq(dl.n, 1, "v2's dead letter, and only it");
     char *why = iw_kmsg_header(&dl.msgs[0], "x-iw-error");
     cr_expect(why && (strstr(why, "already names another version") != NULL) == !refused, "%s",
               why ? why : "(none)");
