@@ -39,7 +39,9 @@ typedef struct iw_ledger_op {
     const char *target_ref; /* complete only: may be NULL */
     int64_t lease_ms;       /* claim and renew: this op's lease (0: the call's lease_ms) */
     bool peek;              /* claim only: ask only whether this event succeeded here:
-                             * DUPLICATE, else STALE; nothing is written */
+                             * REUSED when its record here is of another version (by its
+                             * outcome or its claim mark), DUPLICATE, else STALE; nothing is
+                             * written */
     bool refused;           /* claim with peek: the event is refused before any call; ask
                              * whether its event_id names another version here (REUSED), it
                              * succeeded here (DUPLICATE) or is older than what was applied or

@@ -547,6 +547,74 @@ Test(ledger, claim_in_every_state)
     cr_assert_eq(tally[IW_CLAIM_CLAIMED], 54);
 }
 
+/* What a question (a claim with peek) of (ev-100, TV) must answer in a state: as a claim, but
+ * without a fence (no BUSY). Asked whether it succeeded (mode 1), the event's record alone can
+ * name a reuse, and anything but a duplicate is STALE; asked as a refusal (mode 2), what a claim
+ * would answer, CLAIMED meaning that nothing newer is applied or claimed. */
+static int peek_expect(const row *w, bool refused)
+{
+    if (refused)
+        return w->fen == FEN_OTHER && claim_expect(w) == IW_CLAIM_BUSY ? IW_CLAIM_CLAIMED
+                                                                       : claim_expect(w);
+    if (w->rec == REC_OTHER_VERSION || w->rec == REC_MARKED_OTHER)
+        return IW_CLAIM_REUSED;
+    return w->rec == REC_SUCCEEDED ? IW_CLAIM_DUPLICATE : IW_CLAIM_STALE;
+}
+
+#define PEEK_ROWS (CLAIM_ROWS * 2)
+
+Test(ledger, question_in_every_state)
+{
+    static row rows[PEEK_ROWS];
+    static iw_ledger_op ops[PEEK_ROWS];
+    static bool refused[PEEK_ROWS];
+    size_t n = 0;
+    for (int rec = 0; rec < REC_N; rec++)
+        for (int app = 0; app < APP_N; app++)
+            for (int clm = 0; clm < CLM_N; clm++)
+                for (int fen = 0; fen < FEN_N; fen++)
+                    for (int mode = 0; mode < 2; mode++, n++) {
+                        row *w = &rows[n];
+                        row_init(w, "QT", n, rec, app, clm, fen);
+                        row_put(w);
+                        size_t len = strlen(w->ctx);
+                        snprintf(w->ctx + len, sizeof(w->ctx) - len, " asked %s",
+                                 mode ? "as a refusal" : "whether it succeeded");
+                        refused[n] = mode == 1;
+                        ops[n] = op_of(w->inv, "ev-100", "ebiz", TV);
+                        ops[n].peek = true;
+                        ops[n].refused = refused[n];
+                    }
+    cr_assert_eq(n, 1344);
+    rows_expire(rows, n);
+    cr_assert_eq(iw_ledger_claim(L, ops, n, "A", LONG_LEASE), 0);
+
+    int tally[2][IW_CLAIM_SUPERSEDED + 1] = {{0}};
+    for (size_t i = 0; i < n; i++) {
+        const row *w = &rows[i];
+        int want = peek_expect(w, refused[i]), got = ops[i].answer;
+        cr_assert_eq(got, want, "%s: answered %s, expected %s", w->ctx, claim_name(got),
+                     claim_name(want));
+        tally[refused[i]][got]++;
+        cr_assert_not(ops[i].in_doubt, "%s: a question took the fence", w->ctx);
+        /* A question writes nothing at all. */
+        expect_record_unchanged(w, w->ctx);
+        expect_applied_unchanged(w, w->ctx);
+        expect_claimed_unchanged(w, w->ctx);
+        expect_fence_unchanged(w, w->ctx);
+    }
+    /* Whether it succeeded: 224 rows name another version in the record, 112 hold its success,
+     * the other 336 are STALE. As a refusal: the claim's tally, BUSY counted as CLAIMED. */
+    cr_assert_eq(tally[0][IW_CLAIM_REUSED], 224);
+    cr_assert_eq(tally[0][IW_CLAIM_DUPLICATE], 112);
+    cr_assert_eq(tally[0][IW_CLAIM_STALE], 336);
+    cr_assert_eq(tally[1][IW_CLAIM_REUSED], 272);
+    cr_assert_eq(tally[1][IW_CLAIM_DUPLICATE], 112);
+    cr_assert_eq(tally[1][IW_CLAIM_STALE], 216);
+    cr_assert_eq(tally[1][IW_CLAIM_BUSY], 0);
+    cr_assert_eq(tally[1][IW_CLAIM_CLAIMED], 72);
+}
+
 /* Whether A's complete of (ev-100, TV) may write in a state: the fence is A's, or free with
  * the claim still exactly (TV, ev-100) and no success recorded for the event. */
 static bool complete_allowed(const row *w)
