@@ -543,6 +543,43 @@ Test(faults, a_refused_older_version_under_a_held_versions_event_id_is_rejected_
     older_under_a_held_versions_event_id("OLDREUSE-2", true);
 }
 
+/* A version a newer one supersedes in its lane stays `superseded` whatever its own event_id
+ * names: the newer one is sent in its place, and no dead letter says otherwise. v1 succeeds;
+ * then, with the target holding its next call for 4 s, v2 and v3 under one event_id A and v4
+ * under a fresh one come in that order: v2 is sent, v3 waits behind it and v4 supersedes it
+ * (v3 is the lane's shadow until v4's claim is answered, after v2's success), and the ledger,
+ * asked about v3, knows A at v2. Judged by the simulator (A called once, v4
+ * applied last) and the dead-letter topic (empty). */
+Test(faults, a_superseded_version_under_a_held_versions_event_id_stays_superseded, .init = up,
+     .fini = down, .timeout = 300)
+{
+    start_with_v1_sent_as("{\"timeouts\": {\"request_ms\": 10000}}", "SUPOWN-v1", "SUPOWN",
+                          "invoicexpress");
+    fault("{\"target\": \"invoicexpress\", \"kind\": \"latency\", \"ms\": 4000, \"count\": 1}");
+    char *v2 = iw_make_event("SUPOWN-A", "acme", "SUPOWN", 2, "invoicexpress");
+    char *v3 = iw_make_event("SUPOWN-A", "acme", "SUPOWN", 3, "invoicexpress");
+    char *v4 = iw_make_event("SUPOWN-B", "acme", "SUPOWN", 4, "invoicexpress");
+    const char *keys[3] = {"acme/SUPOWN", "acme/SUPOWN", "acme/SUPOWN"}, *then[3] = {v2, v3, v4};
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", keys, then, 3, NULL), 0);
+    iw_results r = iw_results_read(&S, "invoice-results", 4, 120000);
+    cr_assert_eq(r.n, 4);
+    cr_expect_eq(iw_results_count(&r, "invoicexpress", "succeeded"), 3, "v1, v2 and v4");
+    cr_expect_eq(iw_results_count(&r, "invoicexpress", "superseded"), 1, "v3");
+    cr_expect_eq(iw_results_count(&r, "invoicexpress", "rejected"), 0);
+    iw_results_free(&r);
+    iw_results dl = iw_results_read(&S, "invoice-events-dlq", 1, 5000);
+    cr_expect_eq(dl.n, 0, "no dead letter");
+    iw_results_free(&dl);
+    int regressed = 0;
+    cr_expect_eq(iw_sim_final_versions(&S, "invoicexpress", 4, &regressed), 1, "v4 applied last");
+    cr_expect_eq(regressed, 0);
+    cr_expect_eq(iw_sim_calls(&S, "SUPOWN-A", "invoicexpress"), 1, "v2 sent once, v3 never");
+    cr_expect_eq(iw_sim_calls(&S, "SUPOWN-B", "invoicexpress"), 1, "v4 sent once");
+    free(v2);
+    free(v3);
+    free(v4);
+}
+
 /* The worker's iw_events_consumed_total (-1 when /metrics does not answer). */
 static double consumed(void)
 {
