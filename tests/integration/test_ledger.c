@@ -379,6 +379,21 @@ static void row_put(const row *w)
         freeReplyObject(rawv("SET %s B PX 1", w->fkey));
 }
 
+/* Sets up row n of a table in state number `state` (0 to REC_N * APP_N * CLM_N * FEN_N - 1:
+ * the record's state slowest, the fence's fastest) and writes it into Redis; `what` (may be
+ * NULL) is added to the row's message context. */
+static void row_setup(row *w, const char *prefix, size_t n, size_t state, const char *what)
+{
+    int fen = (int)(state % FEN_N), clm = (int)(state / FEN_N % CLM_N),
+        app = (int)(state / FEN_N / CLM_N % APP_N), rec = (int)(state / FEN_N / CLM_N / APP_N);
+    row_init(w, prefix, n, rec, app, clm, fen);
+    row_put(w);
+    if (what) {
+        size_t len = strlen(w->ctx);
+        snprintf(w->ctx + len, sizeof(w->ctx) - len, " %s", what);
+    }
+}
+
 /* Lets the expired fences of rows expire, and checks that they did. */
 static void rows_expire(const row *rows, size_t n)
 {
@@ -493,14 +508,10 @@ Test(ledger, claim_in_every_state)
     static row rows[CLAIM_ROWS];
     static iw_ledger_op ops[CLAIM_ROWS];
     size_t n = 0;
-    for (int rec = 0; rec < REC_N; rec++)
-        for (int app = 0; app < APP_N; app++)
-            for (int clm = 0; clm < CLM_N; clm++)
-                for (int fen = 0; fen < FEN_N; fen++, n++) {
-                    row_init(&rows[n], "CT", n, rec, app, clm, fen);
-                    row_put(&rows[n]);
-                    ops[n] = op_of(rows[n].inv, "ev-100", "ebiz", TV);
-                }
+    for (; n < CLAIM_ROWS; n++) {
+        row_setup(&rows[n], "CT", n, n, NULL);
+        ops[n] = op_of(rows[n].inv, "ev-100", "ebiz", TV);
+    }
     cr_assert_eq(n, 672);
     rows_expire(rows, n);
     cr_assert_eq(iw_ledger_claim(L, ops, n, "A", LONG_LEASE), 0);
@@ -569,22 +580,14 @@ Test(ledger, question_in_every_state)
     static iw_ledger_op ops[PEEK_ROWS];
     static bool refused[PEEK_ROWS];
     size_t n = 0;
-    for (int rec = 0; rec < REC_N; rec++)
-        for (int app = 0; app < APP_N; app++)
-            for (int clm = 0; clm < CLM_N; clm++)
-                for (int fen = 0; fen < FEN_N; fen++)
-                    for (int mode = 0; mode < 2; mode++, n++) {
-                        row *w = &rows[n];
-                        row_init(w, "QT", n, rec, app, clm, fen);
-                        row_put(w);
-                        size_t len = strlen(w->ctx);
-                        snprintf(w->ctx + len, sizeof(w->ctx) - len, " asked %s",
-                                 mode ? "as a refusal" : "whether it succeeded");
-                        refused[n] = mode == 1;
-                        ops[n] = op_of(w->inv, "ev-100", "ebiz", TV);
-                        ops[n].peek = true;
-                        ops[n].refused = refused[n];
-                    }
+    for (; n < PEEK_ROWS; n++) {
+        refused[n] = n % 2 == 1;
+        row_setup(&rows[n], "QT", n, n / 2,
+                  refused[n] ? "asked as a refusal" : "asked whether it succeeded");
+        ops[n] = op_of(rows[n].inv, "ev-100", "ebiz", TV);
+        ops[n].peek = true;
+        ops[n].refused = refused[n];
+    }
     cr_assert_eq(n, 1344);
     rows_expire(rows, n);
     cr_assert_eq(iw_ledger_claim(L, ops, n, "A", LONG_LEASE), 0);
@@ -634,23 +637,18 @@ Test(ledger, complete_in_every_state)
     static char refs[COMPLETE_ROWS][24];
     static int status[COMPLETE_ROWS];
     size_t n = 0;
-    for (int rec = 0; rec < REC_N; rec++)
-        for (int app = 0; app < APP_N; app++)
-            for (int clm = 0; clm < CLM_N; clm++)
-                for (int fen = 0; fen < FEN_N; fen++)
-                    for (int s = 0; s < N_STATUS; s++, n++) {
-                        row *w = &rows[n];
-                        row_init(w, "KT", n, rec, app, clm, fen);
-                        row_put(w);
-                        size_t len = strlen(w->ctx);
-                        snprintf(w->ctx + len, sizeof(w->ctx) - len, " status=%s", STATUSES[s]);
-                        status[n] = s;
-                        ops[n] = op_of(w->inv, "ev-100", "ebiz", TV);
-                        ops[n].status = STATUSES[s];
-                        /* "failed" carries no reference: the old record's must not survive */
-                        snprintf(refs[n], sizeof(refs[n]), "REF-%zu", n);
-                        ops[n].target_ref = s == 1 ? NULL : refs[n];
-                    }
+    for (; n < COMPLETE_ROWS; n++) {
+        int st = (int)(n % N_STATUS);
+        char what[32];
+        snprintf(what, sizeof(what), "status=%s", STATUSES[st]);
+        row_setup(&rows[n], "KT", n, n / N_STATUS, what);
+        status[n] = st;
+        ops[n] = op_of(rows[n].inv, "ev-100", "ebiz", TV);
+        ops[n].status = STATUSES[st];
+        /* "failed" carries no reference: the old record's must not survive */
+        snprintf(refs[n], sizeof(refs[n]), "REF-%zu", n);
+        ops[n].target_ref = st == 1 ? NULL : refs[n];
+    }
     cr_assert_eq(n, 2016);
     rows_expire(rows, n);
     cr_assert_eq(iw_ledger_complete(L, ops, n, "A"), 0);
