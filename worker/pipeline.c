@@ -2294,6 +2294,8 @@ static void abandon_revoked(iw_pipeline *p)
                 iw_dispatch_cancel(p->dispatch, &m->jobs[k]); /* may call call_done */
 }
 
+static bool in_group(iw_pipeline *p);
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -2312,6 +2314,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         p->assign_gen++;
         p->ever_assigned = true;
+        p->stats.assigned = in_group(p); /* /readyz at once, not at the next gauge update */
         if (cooperative(rk))
             rd_kafka_incremental_assign(rk, parts);
         else

@@ -999,6 +999,28 @@ Test(ops, readyz_is_not_ready_until_the_worker_is_in_the_group, .init = up, .fin
     cr_assert(ready, "and became ready once the worker joined");
 }
 
+/* How many lines of the stack's worker.log hold text. */
+static int log_lines_with(const char *text);
+
+/* /readyz follows the join at once: the membership it reports was sampled once a second, so
+ * for up to a second after its partitions were assigned the worker still said "not in the
+ * consumer group" (ops::metrics_agree_with_the_result_topic_and_parse asked within that second
+ * once, in a clean-clone run, and failed). Asked as soon as the log says the partitions were
+ * assigned (the line is written after the turn that took them has published its state). */
+Test(ops, readyz_is_ready_as_soon_as_partitions_are_assigned, .init = up, .fini = down,
+     .timeout = 120)
+{
+    start_worker_with_http();
+    long long until = iw_now_ms() + 60000;
+    while (log_lines_with("\"partitions assigned\"") == 0 && iw_now_ms() < until)
+        iw_sleep_ms(5);
+    cr_assert_gt(log_lines_with("\"partitions assigned\""), 0, "the worker never joined");
+    long st = 0;
+    char *body = http_get("/readyz", &st);
+    cr_expect_eq(st, 200, "readyz right after the assignment: %s", body ? body : "(no answer)");
+    free(body);
+}
+
 /* Waits up to ms for /readyz to answer `status` (with `text` in its body when not NULL). */
 static bool readyz_becomes(long status, const char *text, long long ms)
 {
