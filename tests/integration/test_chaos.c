@@ -53,6 +53,10 @@ Test(chaos, quick_form_keeps_the_guarantees, .timeout = 600)
     cr_expect_eq(figure(sum, "\npoison not dead-lettered"), 0, "every poison event dead-lettered");
     cr_expect_eq(figure(sum, "\noverlapping calls"), 0,
                  "one call per (invoice, target) in flight at a time, across the workers");
+    cr_expect_eq(figure(sum, "\nevent_id applied twice"), 0,
+                 "no event_id accepted at two versions by one target");
+    cr_expect_gt(figure(sum, "\nreused event_ids"), 0,
+                 "some events reused an earlier version's event_id at a target");
     cr_expect_gt(figure(sum, "\nfaults"), 0, "workers were killed during the run");
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "chaos exit status %d (log %s)", st, log);
     free(out);

@@ -20,11 +20,14 @@
 /* Target instance names, indexed like the bits of ch_event.targets. */
 extern const char *const ch_target_names[CH_N_TARGETS];
 
-/* One distinct event (one event_id): what the driver produced for an invoice version. */
+/* One distinct event: what the driver produced for an invoice version. Its event_id is its
+ * own, or (a reuse) that of an earlier version of the same invoice. */
 typedef struct ch_event {
     int32_t invoice; /* invoice index */
     int32_t version; /* that invoice's counter at this change */
+    int32_t id_of;   /* the event whose event_id it carries (itself, unless a reuse) */
     uint8_t targets; /* bit i: routed to ch_target_names[i] */
+    uint8_t shared;  /* bit i: another event with its event_id goes to ch_target_names[i] too */
     uint8_t copies;  /* deliveries of this event (1 + deliberate duplicates) */
 } ch_event;
 
@@ -54,16 +57,25 @@ typedef struct ch_plan {
     size_t n_msgs;
     int n_invoices;
     size_t n_poison, n_late, n_dup; /* message counts by kind */
+    size_t n_reused;                /* events carrying an earlier version's event_id */
     size_t n_pairs;                 /* (event, target) pairs: the results expected */
     uint8_t target_mask;            /* targets events may go to (bits of ch_target_names) */
     char run[16];                   /* event id prefix, unique per run */
 } ch_plan;
 
-/* Builds a plan of n_msgs messages over n_invoices invoices with the given ratios (poison,
- * late = out of order, dup = identical resends); each event goes to 2 or 3 targets of
- * target_mask (to all of it when it holds one or two; 0 = all five). 0 or -1. */
-int ch_plan_build(ch_plan *p, size_t n_msgs, int n_invoices, double poison, double late, double dup,
-                  uint8_t target_mask, uint64_t seed);
+/* The shares of a plan's messages that are not a new version under its own event_id. */
+typedef struct ch_mix {
+    double poison; /* not a valid event */
+    double late;   /* an older version sent after a newer one */
+    double dup;    /* an identical resend */
+    double reuse;  /* a new version under the event_id of one of the invoice's last two */
+} ch_mix;
+
+/* Builds a plan of n_msgs messages over n_invoices invoices with the given mix; each event
+ * goes to 2 or 3 targets of target_mask (to all of it when it holds one or two; 0 = all
+ * five). 0 or -1. */
+int ch_plan_build(ch_plan *p, size_t n_msgs, int n_invoices, ch_mix mix, uint8_t target_mask,
+                  uint64_t seed);
 
 /* The text an event of this version carries in invoice.po_number ("PO-V<version>"); the
  * simulator reads the version back from it (IW_SIM_BODY_MARK). */
@@ -71,14 +83,25 @@ void ch_body_version_text(int32_t version, char *buf, size_t len);
 
 void ch_plan_free(ch_plan *p);
 
-/* The event id of event i ("E<run>-<i, 7 digits>") into buf. */
+/* The event id event i carries ("E<run>-<n, 7 digits>", n = its id_of) into buf. */
 void ch_event_id(const ch_plan *p, size_t i, char *buf, size_t len);
 
 /* The invoice id of invoice i ("CH-<i>") into buf. */
 void ch_invoice_id(int i, char *buf, size_t len);
 
-/* Event index from an event id of this plan, or -1. */
+/* Event index from an event id of this plan (the event that first carried it), or -1. */
 long ch_event_index(const ch_plan *p, const char *event_id);
+
+/* The first event carrying event_id at this version (-1: any) to target t (-1: any), or -1. */
+long ch_event_lookup(const ch_plan *p, const char *event_id, long long version, int t);
+
+/* The chaos table's key for event i's result at target t into buf: its result_id
+ * ("<event_id>/<target>"), followed by "@v<version>" when another event with its event_id
+ * goes to t too (their results share the result_id; the watcher tells them apart by version). */
+void ch_result_key(const ch_plan *p, size_t i, int t, char *buf, size_t len);
+
+/* The event and target a table key names (ch_result_key's form). 0 or -1. */
+int ch_result_key_split(const ch_plan *p, const char *key, long *event, int *target);
 
 /* The value of message m (malloc'd) and its key into key. NULL on error. */
 char *ch_msg_value(const ch_plan *p, const ch_msg *m, char *key, size_t keylen);
@@ -129,8 +152,9 @@ void ch_table_free(ch_table *t);
 /* Marks result_id as expected (copies = deliveries of its event). 0 or -1 (no memory). */
 int ch_table_expect(ch_table *t, const char *result_id, int copies);
 
-/* Counts one result for result_id with this status bit. 0 or -1. */
-int ch_table_seen(ch_table *t, const char *result_id, int status_bit);
+/* Counts one result for result_id with this status bit: in the slot "<result_id>@v<version>"
+ * when one is expected (version >= 0), else in result_id's. 0 or -1. */
+int ch_table_seen(ch_table *t, const char *result_id, long long version, int status_bit);
 
 /* A snapshot copy of the slot for result_id (zeroed when absent). */
 ch_slot ch_table_get(ch_table *t, const char *result_id);
@@ -244,6 +268,10 @@ typedef struct ch_figures {
     size_t succeeded_unseen;  /* pairs reported `succeeded` that the target never accepted */
     size_t succeeded_checked; /* pairs reported `succeeded` */
     size_t poison_missing;    /* poison messages without a dead letter */
+    size_t reused;            /* (event, target) pairs whose event_id another event carries to
+                               * the same target */
+    size_t reused_by_status[CH_N_STATUS]; /* of those, with a result of each status */
+    size_t reused_twice;      /* event_ids whose target accepted two versions under them */
     size_t poison;            /* poison messages delivered */
     size_t dup_results;       /* results whose result_id was already seen */
     size_t dup_beyond;        /* of those, more than the deliberate duplicate deliveries explain */
@@ -269,7 +297,7 @@ int ch_check_run(const ch_plan *plan, ch_table *table, ch_watch *watch, const iw
 
 /* Whether the figures show every guarantee the chaos run judges: nothing lost, no regression,
  * no final-state mismatch, no `succeeded` the target never accepted, no header/body
- * disagreement, every poison event dead-lettered. */
+ * disagreement, every poison event dead-lettered, no event_id applied at two versions. */
 bool ch_figures_pass(const ch_figures *fig);
 
 /* ---- scenarios ---- */
@@ -313,6 +341,8 @@ typedef struct ch_scenario {
                                    * timeout and then applies (0: none); see held_range */
     double late;                  /* share of messages that are older versions sent after a
                                    * newer one (0: 5%) */
+    double reuse;                 /* share of messages that are new versions under the
+                                   * event_id of an earlier one (0: 2%, < 0: none) */
     int episode_ms;               /* long forms: one brownout or Redis outage per this much
                                    * production (the short form has one, Redis two) */
 } ch_scenario;

@@ -1,7 +1,12 @@
 /* check.c: the chaos run's verdict, judged by the simulator as an independent oracle: lost
  * pairs, regressions (an older version accepted after a newer one), wrong final states (header
  * and body), `succeeded` results the target never accepted, poison without a dead letter,
- * repeats and duplicate results, with examples of each failure. */
+ * repeats and duplicate results, with examples of each failure.
+ *
+ * Where two versions of an invoice carry one event_id to a target, the one the target sees
+ * first is sent and the other is `rejected` there: which one depends on timing, so the final
+ * state there may be either (never below the newest version under an id of its own, nor below
+ * the oldest of the pair), and their results (one result_id) are told apart by version. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,17 +26,21 @@ static int target_index(const char *name)
     return -1;
 }
 
-/* "<event_id>:<target>" split into an event index and a target index. 0 or -1. */
-static int split_pair(const ch_plan *plan, const char *key, long *event, int *target)
+/* "<event_id>:<target>" split into an event index and a target index: the event carrying that
+ * id to that target at this version (-1: the first there). 0 or -1. */
+static int split_pair(const ch_plan *plan, const char *key, long long version, long *event,
+                      int *target)
 {
     const char *colon = strrchr(key, ':');
     char eid[96];
     if (!colon || (size_t)(colon - key) >= sizeof(eid))
         return -1;
     snprintf(eid, sizeof(eid), "%.*s", (int)(colon - key), key);
-    *event = ch_event_index(plan, eid);
     *target = target_index(colon + 1);
-    return *event >= 0 && *target >= 0 ? 0 : -1;
+    if (*target < 0)
+        return -1;
+    *event = ch_event_lookup(plan, eid, version, *target);
+    return *event >= 0 ? 0 : -1;
 }
 
 /* Statuses seen for a slot, as "succeeded+duplicate". */
@@ -110,18 +119,17 @@ static void check_lost(const ch_plan *plan, ch_table *table, const iw_stack *s,
             continue;
         fig->lost++;
         char eid[96], pos[256] = "";
-        snprintf(eid, sizeof(eid), "%s", sl->key);
-        char *slash = strrchr(eid, '/');
-        const char *target = slash ? slash + 1 : "";
-        if (slash)
-            *slash = '\0';
-        long e = ch_event_index(plan, eid);
+        long e;
+        int t;
+        if (ch_result_key_split(plan, sl->key, &e, &t) != 0)
+            e = -1;
         fig->trimmed += e >= 0 && gone && gone[e];
         if (fig->lost > EXAMPLES)
             continue;
         if (e >= 0) {
+            ch_event_id(plan, (size_t)e, eid, sizeof(eid));
             positions(plan, e, pos, sizeof(pos));
-            int calls = iw_sim_calls(s, eid, target);
+            int calls = iw_sim_calls(s, eid, ch_target_names[t]);
             fprintf(stderr,
                     "  LOST %s: invoice CH-%05d v%d, %d deliveries at %s, %d calls at the target\n",
                     sl->key, plan->events[e].invoice, plan->events[e].version,
@@ -160,6 +168,10 @@ typedef struct oracle {
     uint8_t *accepted;  /* per event: bit t when target t accepted it */
     uint8_t *truncated; /* per (invoice, target) cell: its history dropped older entries */
     int32_t *want;      /* per cell: the highest version the plan sent there (0: none) */
+    int32_t *floor;     /* per cell: the lowest final version right there: the highest sent
+                         * under an event_id of its own there, and the oldest of each pair
+                         * sharing one (the first of a pair to claim is sent, or superseded
+                         * by a newer one that is) */
     long long t0;       /* production start (monotonic ms), for the times in examples */
     long long window;   /* ms after a call's arrival within which no other call of its
                          * (invoice, target) may arrive before it is applied */
@@ -171,15 +183,24 @@ static int oracle_init(oracle *o, const ch_plan *plan, long long t0)
     o->accepted = calloc(plan->n_events + 1, 1);
     o->truncated = calloc(cells, 1);
     o->want = calloc(cells, sizeof(*o->want));
+    o->floor = calloc(cells, sizeof(*o->floor));
     o->t0 = t0;
-    if (!o->accepted || !o->truncated || !o->want)
+    if (!o->accepted || !o->truncated || !o->want || !o->floor)
         return -1;
     for (size_t i = 0; i < plan->n_events; i++) {
         const ch_event *e = &plan->events[i];
         for (int t = 0; t < CH_N_TARGETS; t++) {
-            int32_t *w = &o->want[(size_t)e->invoice * CH_N_TARGETS + (size_t)t];
-            if ((e->targets >> t) & 1 && e->version > *w)
-                *w = e->version;
+            size_t c = (size_t)e->invoice * CH_N_TARGETS + (size_t)t;
+            if (!((e->targets >> t) & 1))
+                continue;
+            if (e->version > o->want[c])
+                o->want[c] = e->version;
+            /* of the events sharing an id there, the first (by index) is the oldest version */
+            bool first = true;
+            for (size_t k = (size_t)e->id_of; (e->shared >> t) & 1 && first && k < i; k++)
+                first = !(plan->events[k].id_of == e->id_of && (plan->events[k].targets >> t) & 1);
+            if (first && e->version > o->floor[c])
+                o->floor[c] = e->version;
         }
     }
     return 0;
@@ -190,6 +211,7 @@ static void oracle_free(oracle *o)
     free(o->accepted);
     free(o->truncated);
     free(o->want);
+    free(o->floor);
 }
 
 /* A version string as a number; -1 when empty or not a number. */
@@ -224,7 +246,7 @@ static void read_update(const ch_plan *plan, const oracle *o, const cJSON *e, in
     u->version = version_num(iw_json_str(e, "version"));
     u->body = version_num(iw_json_str(e, "body_version"));
     u->key = iw_json_str(e, "event");
-    if (!u->key || split_pair(plan, u->key, &u->event, &tt) != 0 || tt != t)
+    if (!u->key || split_pair(plan, u->key, u->version, &u->event, &tt) != 0 || tt != t)
         u->event = -1;
     if (!u->key)
         u->key = "-";
@@ -325,6 +347,23 @@ static void check_history(const ch_plan *plan, oracle *o, const cJSON *hist, int
     fig->pairs_repeats += repeated;
 }
 
+/* "<key>: <statuses>" of the event of invoice inv at version v sent to target t, into buf. */
+static void event_status(const ch_plan *plan, ch_table *table, int inv, int t, int32_t v, char *buf,
+                         size_t len)
+{
+    snprintf(buf, len, "?");
+    for (size_t i = 0; i < plan->n_events; i++) {
+        const ch_event *e = &plan->events[i];
+        if (e->invoice == inv && e->version == v && (e->targets >> t) & 1) {
+            char key[160], st[96];
+            ch_result_key(plan, i, t, key, sizeof(key));
+            status_text(ch_table_get(table, key).statuses, st, sizeof(st));
+            snprintf(buf, len, "%s: %s", key, st);
+            return;
+        }
+    }
+}
+
 /* The final version (header and body) at the simulator of each (invoice, target) against the
  * highest version the plan sent there, and each history. */
 static int check_state(const ch_plan *plan, ch_table *table, const iw_stack *s, oracle *o,
@@ -357,7 +396,7 @@ static int check_state(const ch_plan *plan, ch_table *table, const iw_stack *s, 
             const cJSON *dropped = cJSON_GetObjectItemCaseSensitive(r, "history_dropped");
             long e;
             int tt;
-            if (!ev || !ver || split_pair(plan, ev, &e, &tt) != 0 || tt != t) {
+            if (!ev || !ver || split_pair(plan, ev, version_num(ver), &e, &tt) != 0 || tt != t) {
                 fprintf(stderr, "  STATE: %s record %s names no event of this run (%s)\n",
                         ch_target_names[t], r->string, ev ? ev : "-");
                 continue;
@@ -378,30 +417,27 @@ static int check_state(const ch_plan *plan, ch_table *table, const iw_stack *s, 
         if (!o->want[c])
             continue;
         fig->state_checked++;
-        bool bad_h = got[c] != o->want[c], bad_b = body[c] != o->want[c];
+        bool bad_h = got[c] < o->floor[c] || got[c] > o->want[c];
+        bool bad_b = body[c] < o->floor[c] || body[c] > o->want[c] || body[c] != got[c];
         fig->wrong_state += bad_h;
         fig->wrong_body += bad_b;
         if (!bad_h && !bad_b)
             continue;
         if (fig->mismatches++ >= EXAMPLES)
             continue;
-        /* which event carried the wanted version there, and what became of it */
+        /* which events carried the wanted versions there, and what became of them */
         int inv = (int)(c / CH_N_TARGETS), t = (int)(c % CH_N_TARGETS);
-        char rid[160] = "?", st[96] = "?";
-        for (size_t i = 0; i < plan->n_events; i++) {
-            const ch_event *e = &plan->events[i];
-            if (e->invoice == inv && e->version == o->want[c]) {
-                char eid[64];
-                ch_event_id(plan, i, eid, sizeof(eid));
-                snprintf(rid, sizeof(rid), "%s/%s", eid, ch_target_names[t]);
-                status_text(ch_table_get(table, rid).statuses, st, sizeof(st));
-                break;
-            }
+        char high[256], low[256] = "";
+        event_status(plan, table, inv, t, o->want[c], high, sizeof(high));
+        if (o->floor[c] != o->want[c]) {
+            char st[256];
+            event_status(plan, table, inv, t, o->floor[c], st, sizeof(st));
+            snprintf(low, sizeof(low), ", at least v%d (%s)", (int)o->floor[c], st);
         }
         fprintf(stderr,
                 "  WRONG STATE: invoice CH-%05d at %s holds v%lld (body v%lld), highest sent v%d "
-                "(%s: %s)\n",
-                inv, ch_target_names[t], got[c], body[c], o->want[c], rid, st);
+                "(%s)%s\n",
+                inv, ch_target_names[t], got[c], body[c], o->want[c], high, low);
     }
     free(got);
     free(body);
@@ -413,41 +449,88 @@ static int check_state(const ch_plan *plan, ch_table *table, const iw_stack *s, 
 static void check_succeeded(const ch_plan *plan, ch_table *table, const iw_stack *s,
                             const oracle *o, ch_figures *fig)
 {
-    char eids[EXAMPLES][96], targets[EXAMPLES][32], st[EXAMPLES][96];
+    long events[EXAMPLES];
+    int targets[EXAMPLES];
+    char st[EXAMPLES][96];
     size_t n_ex = 0;
     pthread_mutex_lock(&table->mu);
     for (size_t i = 0; i < table->cap; i++) {
         const ch_slot *sl = &table->slots[i];
-        if (!sl->key || !sl->expected || !(sl->statuses & CH_ST_SUCCEEDED))
-            continue;
-        char eid[96];
-        snprintf(eid, sizeof(eid), "%s", sl->key);
-        char *slash = strrchr(eid, '/');
-        if (!slash)
-            continue;
-        *slash = '\0';
-        long e = ch_event_index(plan, eid);
-        int t = target_index(slash + 1);
-        if (e < 0 || t < 0)
+        long e;
+        int t;
+        if (!sl->key || !sl->expected || !(sl->statuses & CH_ST_SUCCEEDED) ||
+            ch_result_key_split(plan, sl->key, &e, &t) != 0)
             continue;
         fig->succeeded_checked++;
         if ((o->accepted[e] >> t) & 1)
             continue;
         if (fig->succeeded_unseen++ < EXAMPLES) {
-            snprintf(eids[n_ex], sizeof(eids[n_ex]), "%s", eid);
-            snprintf(targets[n_ex], sizeof(targets[n_ex]), "%s", slash + 1);
+            events[n_ex] = e;
+            targets[n_ex] = t;
             status_text(sl->statuses, st[n_ex], sizeof(st[n_ex]));
             n_ex++;
         }
     }
     pthread_mutex_unlock(&table->mu);
     for (size_t i = 0; i < n_ex; i++) {
-        long e = ch_event_index(plan, eids[i]);
+        const ch_event *e = &plan->events[events[i]];
+        char eid[64];
+        ch_event_id(plan, (size_t)events[i], eid, sizeof(eid));
         fprintf(stderr,
                 "  SUCCEEDED, NEVER ACCEPTED: %s/%s (invoice CH-%05d v%d; results %s; %d calls "
                 "at the target)\n",
-                eids[i], targets[i], plan->events[e].invoice, plan->events[e].version, st[i],
-                iw_sim_calls(s, eids[i], targets[i]));
+                eid, ch_target_names[targets[i]], e->invoice, e->version, st[i],
+                iw_sim_calls(s, eid, ch_target_names[targets[i]]));
+    }
+}
+
+/* Marks event e accepted at target t, from a call log (it has no version): when another event
+ * carries e's id there, every one of them. */
+static void mark_accepted(const ch_plan *plan, oracle *o, long e, int t)
+{
+    o->accepted[e] |= (uint8_t)(1u << t);
+    for (size_t k = (size_t)e + 1; (plan->events[e].shared >> t) & 1 && k < plan->n_events; k++)
+        if (plan->events[k].id_of == plan->events[e].id_of && (plan->events[k].targets >> t) & 1)
+            o->accepted[k] |= (uint8_t)(1u << t);
+}
+
+/* The event_ids that several events carry to one target: each pair's results, and whether the
+ * target accepted more than one of them (never: the first to claim the id there keeps it). */
+static void check_reused(const ch_plan *plan, ch_table *table, const oracle *o, ch_figures *fig)
+{
+    for (size_t i = 0; i < plan->n_events; i++) {
+        const ch_event *e = &plan->events[i];
+        for (int t = 0; t < CH_N_TARGETS; t++) {
+            if (!((e->shared >> t) & 1))
+                continue;
+            char key[160];
+            ch_result_key(plan, i, t, key, sizeof(key));
+            uint16_t st = ch_table_get(table, key).statuses;
+            fig->reused++;
+            for (int k = 0; k < CH_N_STATUS; k++)
+                fig->reused_by_status[k] += (st >> k) & 1;
+            /* judged once per id and target, at its first event there; a truncated history
+             * marks every event of the id accepted from the call log: not judged */
+            char eid[64];
+            ch_event_id(plan, i, eid, sizeof(eid));
+            if (ch_event_lookup(plan, eid, -1, t) != (long)i ||
+                o->truncated[(size_t)e->invoice * CH_N_TARGETS + (size_t)t])
+                continue;
+            int n = 0;
+            long last = -1;
+            for (size_t k = i; k < plan->n_events; k++)
+                if (plan->events[k].id_of == e->id_of && (plan->events[k].targets >> t) & 1 &&
+                    (o->accepted[k] >> t) & 1) {
+                    n++;
+                    last = (long)k;
+                }
+            if (n < 2 || fig->reused_twice++ >= EXAMPLES)
+                continue;
+            fprintf(stderr,
+                    "  EVENT_ID APPLIED TWICE: %s at %s: invoice CH-%05d v%d and v%d (%d versions "
+                    "accepted)\n",
+                    eid, ch_target_names[t], e->invoice, e->version, plan->events[last].version, n);
+        }
     }
 }
 
@@ -466,7 +549,7 @@ static int check_calls(const ch_plan *plan, const iw_stack *s, const long long *
 {
     for (size_t from = 0; from < plan->n_events; from += CALLS_CHUNK) {
         char eid[64], path[128];
-        ch_event_id(plan, from, eid, sizeof(eid));
+        snprintf(eid, sizeof(eid), "E%s-%07zu", plan->run, from); /* ch_event_id's form */
         eid[strlen(eid) - 3] = '\0'; /* the shared leading digits of CALLS_CHUNK ids */
         snprintf(path, sizeof(path), "/_sim/calls?prefix=%s", eid);
         cJSON *j = iw_sim_get(s, path);
@@ -481,7 +564,7 @@ static int check_calls(const ch_plan *plan, const iw_stack *s, const long long *
             int n = cJSON_GetArraySize(st), first_ok = -1, tt;
             long e;
             bool truncated =
-                c->string && split_pair(plan, c->string, &e, &tt) == 0 &&
+                c->string && split_pair(plan, c->string, -1, &e, &tt) == 0 &&
                 o->truncated[(size_t)plan->events[e].invoice * CH_N_TARGETS + (size_t)tt];
             for (int i = 0; i < n; i++) {
                 int code = (int)cJSON_GetArrayItem(st, i)->valuedouble;
@@ -491,7 +574,7 @@ static int check_calls(const ch_plan *plan, const iw_stack *s, const long long *
                     if (first_ok < 0)
                         first_ok = i;
                     if (truncated)
-                        o->accepted[e] |= (uint8_t)(1u << tt);
+                        mark_accepted(plan, o, e, tt);
                 }
             }
             if (first_ok >= 0 && n - 1 - first_ok > 0) {
@@ -526,8 +609,10 @@ int ch_check_run(const ch_plan *plan, ch_table *table, ch_watch *watch, const iw
         rc = check_state(plan, table, s, &o, fig);
     if (rc == 0)
         rc = check_calls(plan, s, kill_ms, n_kills, &o, fig);
-    if (rc == 0)
+    if (rc == 0) {
         check_succeeded(plan, table, s, &o, fig);
+        check_reused(plan, table, &o, fig);
+    }
     oracle_free(&o);
     return rc;
 }
@@ -536,5 +621,5 @@ bool ch_figures_pass(const ch_figures *fig)
 {
     return fig->lost == 0 && fig->regressions == 0 && fig->mismatches == 0 &&
            fig->succeeded_unseen == 0 && fig->disagreements == 0 && fig->poison_missing == 0 &&
-           fig->overlaps == 0;
+           fig->overlaps == 0 && fig->reused_twice == 0;
 }

@@ -138,7 +138,9 @@ static void usage(FILE *f)
             "pair lost, no older version accepted after a newer one, every invoice ending at\n"
             "its newest version (by the X-Invoice-Version header and by the version the body\n"
             "carries), no `succeeded` result for a pair the target never accepted, every poison\n"
-            "event dead-lettered; repeats of the newest version are counted and reported.\n"
+            "event dead-lettered, no event_id accepted at two versions by one target (2%% of the\n"
+            "events reuse an earlier version's event_id: where both go, either may end up\n"
+            "applied); repeats of the newest version are counted and reported.\n"
             "Scenarios (the short form is the ctest form; --long runs longer by hand):\n");
     for (size_t i = 0; ch_scenarios[i]; i++)
         fprintf(f, "  %-15s %s\n", ch_scenarios[i]->name, ch_scenarios[i]->about);
@@ -850,12 +852,11 @@ static void stall_report(const iw_stack *s, const worker *ws)
 static int expect_pairs(const ch_plan *p, ch_table *t)
 {
     for (size_t i = 0; i < p->n_events; i++) {
-        char eid[64], rid[160];
-        ch_event_id(p, i, eid, sizeof(eid));
+        char rid[160];
         for (int k = 0; k < CH_N_TARGETS; k++) {
             if (!((p->events[i].targets >> k) & 1))
                 continue;
-            snprintf(rid, sizeof(rid), "%s/%s", eid, ch_target_names[k]);
+            ch_result_key(p, i, k, rid, sizeof(rid));
             if (ch_table_expect(t, rid, p->events[i].copies) != 0)
                 return -1;
         }
@@ -1027,8 +1028,9 @@ static void summary(const opts *o, const ch_plan *p, const ch_table *t, const sc
     printf("\n== chaos summary (scenario %s, %s form, seed %llu) ==\n", o->sc->name, o->mode,
            (unsigned long long)o->seed);
     printf("events produced         %zu messages over %d invoices: %zu distinct events, %zu late "
-           "(out of order), %zu identical resends, %zu poison\n",
-           p->n_msgs, p->n_invoices, p->n_events, p->n_late, p->n_dup, p->n_poison);
+           "(out of order), %zu under an earlier version's event_id, %zu identical resends, %zu "
+           "poison\n",
+           p->n_msgs, p->n_invoices, p->n_events, p->n_late, p->n_reused, p->n_dup, p->n_poison);
     printf("rate                    %.0f/s target, production took %.1f s (%.0f/s)\n", o->rate,
            secs(rf->produce_ms),
            rf->produce_ms ? (double)p->n_msgs * 1000.0 / (double)rf->produce_ms : 0);
@@ -1057,6 +1059,15 @@ static void summary(const opts *o, const ch_plan *p, const ch_table *t, const sc
            fig->overlaps, verdict(fig->overlaps));
     printf("poison not dead-lettered %zu of %zu   (must be 0: %s)\n", fig->poison_missing,
            fig->poison, verdict(fig->poison_missing));
+    printf("event_id applied twice  %zu event_ids whose target accepted two versions under them   "
+           "(must be 0: %s)\n",
+           fig->reused_twice, verdict(fig->reused_twice));
+    printf("reused event_ids        %zu (event, target) pairs under an event_id another version "
+           "carries there, with results",
+           fig->reused);
+    for (int i = 0; i < CH_N_STATUS; i++)
+        printf(" %s %zu", ch_status_names[i], fig->reused_by_status[i]);
+    printf("\n");
     printf("repeats                 %zu accepted updates repeating the newest version, at %zu "
            "(invoice, target)   (allowed, reported: the same state sent again)\n",
            fig->repeats, fig->pairs_repeats);
@@ -1101,10 +1112,10 @@ static void summary(const opts *o, const ch_plan *p, const ch_table *t, const sc
         printf("soak resources          %s\n", soak_failed ? "FAIL" : "ok");
     printf("FIGURES scenario=%s form=%s seed=%llu lost=%zu regressions=%zu mismatches=%zu "
            "succeeded_never_received=%zu repeats=%zu disagreements=%zu poison_missing=%zu "
-           "overlaps=%zu\n",
+           "overlaps=%zu reused_twice=%zu\n",
            o->sc->name, o->mode, (unsigned long long)o->seed, fig->lost, fig->regressions,
            fig->mismatches, fig->succeeded_unseen, fig->repeats, fig->disagreements,
-           fig->poison_missing, fig->overlaps);
+           fig->poison_missing, fig->overlaps, fig->reused_twice);
     printf("RESULT: %s\n", pass ? "PASS" : "FAIL");
     fflush(stdout);
 }
@@ -1148,8 +1159,13 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     ch_plan plan;
-    double late = o.sc->late > 0 ? o.sc->late : 0.05;
-    if (ch_plan_build(&plan, o.events, o.invoices, 0.01, late, 0.05, o.sc->targets, o.seed) != 0) {
+    ch_mix mix = {.poison = 0.01,
+                  .late = o.sc->late > 0 ? o.sc->late : 0.05,
+                  .dup = 0.05,
+                  .reuse = o.sc->reuse > 0   ? o.sc->reuse
+                           : o.sc->reuse < 0 ? 0
+                                             : 0.02};
+    if (ch_plan_build(&plan, o.events, o.invoices, mix, o.sc->targets, o.seed) != 0) {
         fprintf(stderr, "chaos: out of memory\n");
         return EXIT_ERROR;
     }

@@ -1,5 +1,6 @@
 /* plan.c: the chaos run's input, decided up front from a seed: which invoice versions go to
- * which targets, in what order, with out-of-order sends, identical resends and poison. Every
+ * which targets, in what order, with out-of-order sends, identical resends, versions under an
+ * earlier version's event_id and poison. Every
  * event's body carries its version as "PO-V<version>" in invoice.po_number, which every adapter
  * sends, so the simulator's history can check the body against X-Invoice-Version. */
 #include <stdio.h>
@@ -61,12 +62,17 @@ static uint8_t pick_targets(uint64_t *s, uint8_t mask)
     return bits;
 }
 
-/* A new event: the invoice's next version. Returns its index. */
-static int32_t new_event(ch_plan *p, int32_t *counters, int invoice, uint64_t *s)
+/* A new event: the invoice's next version, under its own event_id. Returns its index.
+ * recent[invoice]: its last two events, the newest first. */
+static int32_t new_event(ch_plan *p, int32_t *counters, int32_t (*recent)[2], int invoice,
+                         uint64_t *s)
 {
     ch_event *e = &p->events[p->n_events];
     e->invoice = invoice;
     e->version = ++counters[invoice];
+    e->id_of = (int32_t)p->n_events;
+    recent[invoice][1] = recent[invoice][0];
+    recent[invoice][0] = (int32_t)p->n_events;
     e->targets = pick_targets(s, p->target_mask);
     e->copies = 1;
     for (int t = 0; t < CH_N_TARGETS; t++)
@@ -96,14 +102,33 @@ static int32_t earlier_event(const ch_plan *p, uint64_t *s)
     return -1;
 }
 
+/* Sets each event's shared bits: the targets another event with its event_id also goes to.
+ * 0 or -1 (no memory). */
+static int mark_shared(ch_plan *p)
+{
+    uint8_t(*n)[CH_N_TARGETS] = calloc(p->n_events + 1, sizeof(*n));
+    if (!n)
+        return -1;
+    for (size_t i = 0; i < p->n_events; i++)
+        for (int t = 0; t < CH_N_TARGETS; t++)
+            if ((p->events[i].targets >> t) & 1 && n[p->events[i].id_of][t] < 2)
+                n[p->events[i].id_of][t]++;
+    for (size_t i = 0; i < p->n_events; i++)
+        for (int t = 0; t < CH_N_TARGETS; t++)
+            if ((p->events[i].targets >> t) & 1 && n[p->events[i].id_of][t] > 1)
+                p->events[i].shared |= (uint8_t)(1u << t);
+    free(n);
+    return 0;
+}
+
 /* An older version held back to go out after a newer one. */
 typedef struct held {
     int32_t event;
     size_t due; /* message number it goes out at */
 } held;
 
-int ch_plan_build(ch_plan *p, size_t n_msgs, int n_invoices, double poison, double late, double dup,
-                  uint8_t target_mask, uint64_t seed)
+int ch_plan_build(ch_plan *p, size_t n_msgs, int n_invoices, ch_mix mix, uint8_t target_mask,
+                  uint64_t seed)
 {
     memset(p, 0, sizeof(*p));
     p->target_mask = target_mask & ((1u << CH_N_TARGETS) - 1);
@@ -115,14 +140,18 @@ int ch_plan_build(ch_plan *p, size_t n_msgs, int n_invoices, double poison, doub
     p->events = calloc(n_msgs + 1, sizeof(*p->events));
     p->msgs = calloc(n_msgs + 1, sizeof(*p->msgs));
     int32_t *counters = calloc((size_t)n_invoices, sizeof(*counters));
+    int32_t(*recent)[2] = malloc((size_t)n_invoices * sizeof(*recent));
     held *hold = calloc(n_msgs + 1, sizeof(*hold));
     size_t n_hold = 0;
-    if (!p->events || !p->msgs || !counters || !hold) {
+    if (!p->events || !p->msgs || !counters || !recent || !hold) {
         free(counters);
+        free(recent);
         free(hold);
         ch_plan_free(p);
         return -1;
     }
+    for (int i = 0; i < n_invoices; i++)
+        recent[i][0] = recent[i][1] = -1;
     while (p->n_msgs < n_msgs) {
         size_t left = n_msgs - p->n_msgs;
         size_t due = n_hold;
@@ -138,26 +167,39 @@ int ch_plan_build(ch_plan *p, size_t n_msgs, int n_invoices, double poison, doub
         double r = rng_unit(&s);
         int inv = (int)rng_below(&s, (size_t)n_invoices);
         int32_t again;
-        if (r < poison) {
+        if (r < mix.poison) {
             emit(p, (int32_t)p->n_poison++, inv, CH_MSG_POISON);
-        } else if (r < poison + dup && (again = earlier_event(p, &s)) >= 0 &&
+        } else if (r < mix.poison + mix.dup && (again = earlier_event(p, &s)) >= 0 &&
                    p->events[again].copies < 255) {
             p->events[again].copies++;
             emit(p, again, p->events[again].invoice, CH_MSG_DUPLICATE);
             p->n_dup++;
-        } else if (r < poison + dup + late && left > n_hold + 2) {
-            int32_t older = new_event(p, counters, inv, &s);
-            int32_t newer = new_event(p, counters, inv, &s);
+        } else if (r < mix.poison + mix.dup + mix.late && left > n_hold + 2) {
+            int32_t older = new_event(p, counters, recent, inv, &s);
+            int32_t newer = new_event(p, counters, recent, inv, &s);
             emit(p, newer, inv, CH_MSG_EVENT);
             hold[n_hold].event = older;
             hold[n_hold].due = p->n_msgs + 1 + rng_below(&s, LATE_MAX_GAP);
             n_hold++;
+        } else if (r < mix.poison + mix.dup + mix.late + mix.reuse && recent[inv][0] >= 0) {
+            /* the next version under the id of the invoice's newest event or the one before
+             * (which may be an older version held back, still to go out) */
+            int32_t from = recent[inv][recent[inv][1] >= 0 ? rng_below(&s, 2) : 0];
+            int32_t e = new_event(p, counters, recent, inv, &s);
+            p->events[e].id_of = p->events[from].id_of;
+            p->n_reused++;
+            emit(p, e, inv, CH_MSG_EVENT);
         } else {
-            emit(p, new_event(p, counters, inv, &s), inv, CH_MSG_EVENT);
+            emit(p, new_event(p, counters, recent, inv, &s), inv, CH_MSG_EVENT);
         }
     }
     free(counters);
+    free(recent);
     free(hold);
+    if (mark_shared(p) != 0) {
+        ch_plan_free(p);
+        return -1;
+    }
     return 0;
 }
 
@@ -170,7 +212,7 @@ void ch_plan_free(ch_plan *p)
 
 void ch_event_id(const ch_plan *p, size_t i, char *buf, size_t len)
 {
-    snprintf(buf, len, "E%s-%07zu", p->run, i);
+    snprintf(buf, len, "E%s-%07d", p->run, (int)p->events[i].id_of);
 }
 
 void ch_invoice_id(int i, char *buf, size_t len)
@@ -188,6 +230,56 @@ long ch_event_index(const ch_plan *p, const char *event_id)
     if (*end || v < 0 || (size_t)v >= p->n_events)
         return -1;
     return v;
+}
+
+long ch_event_lookup(const ch_plan *p, const char *event_id, long long version, int t)
+{
+    long first = ch_event_index(p, event_id);
+    /* a reuse comes after the event that first carried the id */
+    for (size_t i = first < 0 ? p->n_events : (size_t)first; i < p->n_events; i++) {
+        const ch_event *e = &p->events[i];
+        if (e->id_of == first && (version < 0 || e->version == version) &&
+            (t < 0 || (e->targets >> t) & 1))
+            return (long)i;
+    }
+    return -1;
+}
+
+void ch_result_key(const ch_plan *p, size_t i, int t, char *buf, size_t len)
+{
+    char eid[64];
+    ch_event_id(p, i, eid, sizeof(eid));
+    if ((p->events[i].shared >> t) & 1)
+        snprintf(buf, len, "%s/%s@v%d", eid, ch_target_names[t], (int)p->events[i].version);
+    else
+        snprintf(buf, len, "%s/%s", eid, ch_target_names[t]);
+}
+
+int ch_result_key_split(const ch_plan *p, const char *key, long *event, int *target)
+{
+    const char *slash = strrchr(key, '/');
+    if (!slash || (size_t)(slash - key) >= 64)
+        return -1;
+    char eid[64], name[64];
+    snprintf(eid, sizeof(eid), "%.*s", (int)(slash - key), key);
+    snprintf(name, sizeof(name), "%s", slash + 1);
+    char *at = strstr(name, "@v");
+    long long version = -1;
+    if (at) {
+        char *end;
+        version = strtoll(at + 2, &end, 10);
+        if (*end || version < 0)
+            return -1;
+        *at = '\0';
+    }
+    *target = -1;
+    for (int t = 0; t < CH_N_TARGETS; t++)
+        if (strcmp(name, ch_target_names[t]) == 0)
+            *target = t;
+    if (*target < 0)
+        return -1;
+    *event = ch_event_lookup(p, eid, version, *target);
+    return *event >= 0 ? 0 : -1;
 }
 
 /* "centra_soap,midnight" for a target bit set. */

@@ -115,10 +115,16 @@ int ch_table_expect(ch_table *t, const char *result_id, int copies)
     return s ? 0 : -1;
 }
 
-int ch_table_seen(ch_table *t, const char *result_id, int status_bit)
+int ch_table_seen(ch_table *t, const char *result_id, long long version, int status_bit)
 {
+    char vkey[600];
     pthread_mutex_lock(&t->mu);
-    ch_slot *s = slot(t, result_id);
+    ch_slot *s = NULL;
+    if (version >= 0 &&
+        (size_t)snprintf(vkey, sizeof(vkey), "%s@v%lld", result_id, version) < sizeof(vkey))
+        s = find(t, vkey);
+    if (!s || !s->key) /* no such slot expected: the result_id's own */
+        s = slot(t, result_id);
     if (s) {
         if (s->results++ == 0 && s->expected) {
             t->terminal++;
@@ -172,7 +178,9 @@ static void take_result(ch_watch *w, rd_kafka_message_t *m)
 {
     cJSON *j = cJSON_ParseWithLength(m->payload, m->len);
     const char *rid = iw_json_str(j, "result_id");
-    if (!rid || ch_table_seen(w->table, rid, status_bit(iw_json_str(j, "status"))) != 0) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "version");
+    long long version = cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
+    if (!rid || ch_table_seen(w->table, rid, version, status_bit(iw_json_str(j, "status"))) != 0) {
         pthread_mutex_lock(&w->table->mu);
         w->table->unparsed++;
         pthread_mutex_unlock(&w->table->mu);
