@@ -1,7 +1,12 @@
 /* test_chaos_judge.c: the chaos verdict's rule for one (invoice, target) history: an older
  * version after a newer one is a regression (by header or by the version the body carried), the
- * newest accepted again is a repeat, anything newer moves the bar. */
+ * newest accepted again is a repeat, anything newer moves the bar. And the plan's event_ids:
+ * which events share one at a target, and how their results are told apart. */
 #include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "chaos.h"
 
@@ -77,4 +82,113 @@ Test(chaos_judge, a_call_arriving_before_the_one_before_it_was_applied_overlaps)
     /* held past the timeout: the worker gave up at 4000 and may send again */
     cr_expect(ch_judge_overlap(1000, 9000, 3999, 3000), "before the timeout ran out");
     cr_expect_not(ch_judge_overlap(1000, 9000, 4000, 3000), "after the timeout");
+}
+
+static ch_plan reuse_plan(double reuse, uint64_t seed)
+{
+    ch_plan p;
+    ch_mix mix = {.poison = 0.01, .late = 0.05, .dup = 0.05, .reuse = reuse};
+    cr_assert_eq(ch_plan_build(&p, 4000, 40, mix, 0, seed), 0);
+    return p;
+}
+
+Test(chaos_plan, a_reuse_carries_an_earlier_version_s_event_id_of_its_own_invoice)
+{
+    ch_plan p = reuse_plan(0.1, 1205);
+    cr_expect_gt(p.n_reused, 200, "%zu reuses of about 400", p.n_reused);
+    size_t reused = 0;
+    for (size_t i = 0; i < p.n_events; i++) {
+        const ch_event *e = &p.events[i];
+        const ch_event *first = &p.events[e->id_of];
+        if (e->id_of == (int32_t)i)
+            continue;
+        reused++;
+        cr_expect_lt((size_t)e->id_of, i, "event %zu", i);
+        cr_expect_eq(first->id_of, e->id_of, "event %zu: the id's own event carries it", i);
+        cr_expect_eq(first->invoice, e->invoice, "event %zu", i);
+        cr_expect_lt(first->version, e->version, "event %zu", i);
+        char a[64], b[64];
+        ch_event_id(&p, i, a, sizeof(a));
+        ch_event_id(&p, (size_t)e->id_of, b, sizeof(b));
+        cr_expect_str_eq(a, b);
+    }
+    cr_expect_eq(reused, p.n_reused);
+    ch_plan_free(&p);
+}
+
+Test(chaos_plan, shared_bits_name_the_targets_two_events_of_one_id_go_to)
+{
+    ch_plan p = reuse_plan(0.1, 7);
+    size_t shared = 0;
+    for (size_t i = 0; i < p.n_events; i++)
+        for (int t = 0; t < CH_N_TARGETS; t++) {
+            bool other = false;
+            for (size_t k = 0; k < p.n_events && !other; k++)
+                other = k != i && p.events[k].id_of == p.events[i].id_of &&
+                        (p.events[k].targets >> t) & 1;
+            bool want = other && (p.events[i].targets >> t) & 1;
+            cr_expect_eq((p.events[i].shared >> t) & 1, want, "event %zu target %d", i, t);
+            shared += want;
+        }
+    cr_expect_gt(shared, 50, "%zu (event, target) pairs share an id", shared);
+    ch_plan_free(&p);
+}
+
+Test(chaos_plan, without_reuse_no_id_is_shared)
+{
+    ch_plan p = reuse_plan(0, 1205);
+    cr_expect_eq(p.n_reused, 0);
+    for (size_t i = 0; i < p.n_events; i++) {
+        cr_expect_eq(p.events[i].id_of, (int32_t)i);
+        cr_expect_eq(p.events[i].shared, 0);
+    }
+    ch_plan_free(&p);
+}
+
+Test(chaos_plan, every_result_key_names_its_own_event_and_target)
+{
+    ch_plan p = reuse_plan(0.1, 99);
+    for (size_t i = 0; i < p.n_events; i++)
+        for (int t = 0; t < CH_N_TARGETS; t++) {
+            if (!((p.events[i].targets >> t) & 1))
+                continue;
+            char key[160];
+            long e = -1;
+            int tt = -1;
+            ch_result_key(&p, i, t, key, sizeof(key));
+            cr_expect_eq(strstr(key, "@v") != NULL, (p.events[i].shared >> t) & 1, "%s", key);
+            cr_assert_eq(ch_result_key_split(&p, key, &e, &tt), 0, "%s", key);
+            cr_expect_eq(e, (long)i, "%s", key);
+            cr_expect_eq(tt, t, "%s", key);
+        }
+    long e;
+    int t;
+    cr_expect_eq(ch_result_key_split(&p, "kafka:invoice-events:3:120/-", &e, &t), -1);
+    ch_plan_free(&p);
+}
+
+Test(chaos_plan, the_message_carries_the_id_and_the_version_of_its_event)
+{
+    ch_plan p = reuse_plan(0.1, 1205);
+    size_t checked = 0;
+    for (size_t i = 0; i < p.n_msgs; i++) {
+        const ch_msg *m = &p.msgs[i];
+        if (m->kind == CH_MSG_POISON || p.events[m->event].id_of == m->event)
+            continue;
+        char key[64], eid[64];
+        char *v = ch_msg_value(&p, m, key, sizeof(key));
+        cJSON *j = cJSON_Parse(v);
+        ch_event_id(&p, (size_t)m->event, eid, sizeof(eid));
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "event_id");
+        const cJSON *ver = cJSON_GetObjectItemCaseSensitive(j, "version");
+        cr_assert(cJSON_IsString(id) && cJSON_IsNumber(ver), "%s", v ? v : "(null)");
+        cr_expect_str_eq(id->valuestring, eid);
+        cr_expect_eq(ver->valueint, p.events[m->event].version);
+        cr_expect_eq(ch_event_lookup(&p, eid, ver->valueint, -1), (long)m->event);
+        cJSON_Delete(j);
+        free(v);
+        checked++;
+    }
+    cr_expect_gt(checked, 200);
+    ch_plan_free(&p);
 }
