@@ -107,6 +107,12 @@ Test(chaos_plan, a_reuse_carries_an_earlier_version_s_event_id_of_its_own_invoic
         cr_expect_eq(first->id_of, e->id_of, "event %zu: the id's own event carries it", i);
         cr_expect_eq(first->invoice, e->invoice, "event %zu", i);
         cr_expect_lt(first->version, e->version, "event %zu", i);
+        /* the id's own event is one of the invoice's last two versions (a reuse's id is not
+         * taken again): at most one version of the invoice between them */
+        int between = 0;
+        for (size_t k = (size_t)e->id_of + 1; k < i; k++)
+            between += p.events[k].invoice == e->invoice;
+        cr_expect_leq(between, 1, "event %zu reuses the id of event %d", i, (int)e->id_of);
         char a[64], b[64];
         ch_event_id(&p, i, a, sizeof(a));
         ch_event_id(&p, (size_t)e->id_of, b, sizeof(b));

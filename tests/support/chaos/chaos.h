@@ -272,6 +272,9 @@ typedef struct ch_figures {
                                * the same target */
     size_t reused_by_status[CH_N_STATUS]; /* of those, with a result of each status */
     size_t reused_twice;      /* event_ids whose target accepted two versions under them */
+    size_t reused_misjudged;  /* event_ids of which the target accepted none while each was
+                               * rejected, or one it did not accept got no rejected, stale or
+                               * superseded result (a reuse taken for a duplicate) */
     size_t poison;            /* poison messages delivered */
     size_t dup_results;       /* results whose result_id was already seen */
     size_t dup_beyond;        /* of those, more than the deliberate duplicate deliveries explain */
@@ -297,7 +300,8 @@ int ch_check_run(const ch_plan *plan, ch_table *table, ch_watch *watch, const iw
 
 /* Whether the figures show every guarantee the chaos run judges: nothing lost, no regression,
  * no final-state mismatch, no `succeeded` the target never accepted, no header/body
- * disagreement, every poison event dead-lettered, no event_id applied at two versions. */
+ * disagreement, every poison event dead-lettered, every reused event_id sent at one version
+ * exactly and named at the others. */
 bool ch_figures_pass(const ch_figures *fig);
 
 /* ---- scenarios ---- */

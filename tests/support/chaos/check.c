@@ -494,16 +494,19 @@ static void mark_accepted(const ch_plan *plan, oracle *o, long e, int t)
             o->accepted[k] |= (uint8_t)(1u << t);
 }
 
-/* The event_ids that several events carry to one target: each pair's results, and whether the
- * target accepted more than one of them (never: the first to claim the id there keeps it). */
+/* The event_ids that several events carry to one target: each one's results, and per id and
+ * target whether the target accepted more than one of them (never: the first to claim the id
+ * there keeps it), none of them while each was rejected (the first to claim is sent), or one it
+ * did not accept was neither rejected nor stale nor superseded (a reuse taken for a duplicate). */
 static void check_reused(const ch_plan *plan, ch_table *table, const oracle *o, ch_figures *fig)
 {
+    const uint16_t not_sent = CH_ST_REJECTED | CH_ST_STALE | CH_ST_SUPERSEDED;
     for (size_t i = 0; i < plan->n_events; i++) {
         const ch_event *e = &plan->events[i];
         for (int t = 0; t < CH_N_TARGETS; t++) {
             if (!((e->shared >> t) & 1))
                 continue;
-            char key[160];
+            char key[160], eid[64];
             ch_result_key(plan, i, t, key, sizeof(key));
             uint16_t st = ch_table_get(table, key).statuses;
             fig->reused++;
@@ -511,25 +514,47 @@ static void check_reused(const ch_plan *plan, ch_table *table, const oracle *o, 
                 fig->reused_by_status[k] += (st >> k) & 1;
             /* judged once per id and target, at its first event there; a truncated history
              * marks every event of the id accepted from the call log: not judged */
-            char eid[64];
             ch_event_id(plan, i, eid, sizeof(eid));
             if (ch_event_lookup(plan, eid, -1, t) != (long)i ||
                 o->truncated[(size_t)e->invoice * CH_N_TARGETS + (size_t)t])
                 continue;
-            int n = 0;
-            long last = -1;
-            for (size_t k = i; k < plan->n_events; k++)
-                if (plan->events[k].id_of == e->id_of && (plan->events[k].targets >> t) & 1 &&
-                    (o->accepted[k] >> t) & 1) {
-                    n++;
+            int accepted = 0, members = 0, rejected = 0;
+            long last = -1, odd = -1;
+            uint16_t odd_st = 0;
+            for (size_t k = i; k < plan->n_events; k++) {
+                if (plan->events[k].id_of != e->id_of || !((plan->events[k].targets >> t) & 1))
+                    continue;
+                ch_result_key(plan, k, t, key, sizeof(key));
+                ch_slot sl = ch_table_get(table, key);
+                members++;
+                rejected += (sl.statuses & CH_ST_REJECTED) != 0;
+                if ((o->accepted[k] >> t) & 1) {
+                    accepted++;
                     last = (long)k;
+                } else if (sl.results && !(sl.statuses & not_sent) && odd < 0) {
+                    odd = (long)k;
+                    odd_st = sl.statuses;
                 }
-            if (n < 2 || fig->reused_twice++ >= EXAMPLES)
-                continue;
-            fprintf(stderr,
-                    "  EVENT_ID APPLIED TWICE: %s at %s: invoice CH-%05d v%d and v%d (%d versions "
-                    "accepted)\n",
-                    eid, ch_target_names[t], e->invoice, e->version, plan->events[last].version, n);
+            }
+            if (accepted > 1 && fig->reused_twice++ < EXAMPLES)
+                fprintf(stderr,
+                        "  EVENT_ID APPLIED TWICE: %s at %s: invoice CH-%05d v%d and v%d (%d "
+                        "versions accepted)\n",
+                        eid, ch_target_names[t], e->invoice, e->version, plan->events[last].version,
+                        accepted);
+            if (!accepted && rejected == members && fig->reused_misjudged++ < EXAMPLES)
+                fprintf(stderr,
+                        "  EVENT_ID REJECTED AT EVERY VERSION: %s at %s: invoice CH-%05d, %d "
+                        "versions, none accepted\n",
+                        eid, ch_target_names[t], e->invoice, members);
+            if (odd >= 0 && fig->reused_misjudged++ < EXAMPLES) {
+                char text[96];
+                status_text(odd_st, text, sizeof(text));
+                fprintf(stderr,
+                        "  REUSE NOT NAMED: %s at %s: invoice CH-%05d v%d never accepted there, "
+                        "results %s\n",
+                        eid, ch_target_names[t], e->invoice, plan->events[odd].version, text);
+            }
         }
     }
 }
@@ -621,5 +646,5 @@ bool ch_figures_pass(const ch_figures *fig)
 {
     return fig->lost == 0 && fig->regressions == 0 && fig->mismatches == 0 &&
            fig->succeeded_unseen == 0 && fig->disagreements == 0 && fig->poison_missing == 0 &&
-           fig->overlaps == 0 && fig->reused_twice == 0;
+           fig->overlaps == 0 && fig->reused_twice == 0 && fig->reused_misjudged == 0;
 }

@@ -138,9 +138,11 @@ static void usage(FILE *f)
             "pair lost, no older version accepted after a newer one, every invoice ending at\n"
             "its newest version (by the X-Invoice-Version header and by the version the body\n"
             "carries), no `succeeded` result for a pair the target never accepted, every poison\n"
-            "event dead-lettered, no event_id accepted at two versions by one target (2%% of the\n"
-            "events reuse an earlier version's event_id: where both go, either may end up\n"
-            "applied); repeats of the newest version are counted and reported.\n"
+            "event dead-lettered. 2%% of the events reuse the event_id of one of the invoice's\n"
+            "last two versions (never a reuse's): where versions share an id at a target, at most\n"
+            "one is accepted there and the others are rejected, stale or superseded, so one may\n"
+            "end at any version from the newest under an id of its own and the oldest sharing\n"
+            "one up to the newest sent. Repeats of the newest version are counted and reported.\n"
             "Scenarios (the short form is the ctest form; --long runs longer by hand):\n");
     for (size_t i = 0; ch_scenarios[i]; i++)
         fprintf(f, "  %-15s %s\n", ch_scenarios[i]->name, ch_scenarios[i]->about);
@@ -1062,6 +1064,10 @@ static void summary(const opts *o, const ch_plan *p, const ch_table *t, const sc
     printf("event_id applied twice  %zu event_ids whose target accepted two versions under them   "
            "(must be 0: %s)\n",
            fig->reused_twice, verdict(fig->reused_twice));
+    printf("reuse misjudged         %zu event_ids none of whose versions was sent while each was "
+           "rejected, or one not sent without a rejected, stale or superseded result   (must be "
+           "0: %s)\n",
+           fig->reused_misjudged, verdict(fig->reused_misjudged));
     printf("reused event_ids        %zu (event, target) pairs under an event_id another version "
            "carries there, with results",
            fig->reused);
@@ -1112,10 +1118,10 @@ static void summary(const opts *o, const ch_plan *p, const ch_table *t, const sc
         printf("soak resources          %s\n", soak_failed ? "FAIL" : "ok");
     printf("FIGURES scenario=%s form=%s seed=%llu lost=%zu regressions=%zu mismatches=%zu "
            "succeeded_never_received=%zu repeats=%zu disagreements=%zu poison_missing=%zu "
-           "overlaps=%zu reused_twice=%zu\n",
+           "overlaps=%zu reused_twice=%zu reused_misjudged=%zu\n",
            o->sc->name, o->mode, (unsigned long long)o->seed, fig->lost, fig->regressions,
            fig->mismatches, fig->succeeded_unseen, fig->repeats, fig->disagreements,
-           fig->poison_missing, fig->overlaps, fig->reused_twice);
+           fig->poison_missing, fig->overlaps, fig->reused_twice, fig->reused_misjudged);
     printf("RESULT: %s\n", pass ? "PASS" : "FAIL");
     fflush(stdout);
 }

@@ -121,6 +121,20 @@ static int mark_shared(ch_plan *p)
     return 0;
 }
 
+/* The event whose event_id a reuse of an invoice takes: one of the invoice's last two versions
+ * (recent), of those under an id of their own, or -1. A reuse's id is never taken again: two
+ * waiting versions in a row that each carry an id already claimed there would make the lane drop
+ * the version they superseded (README's known limit of the lane's one shadow). */
+static int32_t reuse_source(const ch_plan *p, const int32_t recent[2], uint64_t *s)
+{
+    int32_t pick[2];
+    size_t n = 0;
+    for (int k = 0; k < 2; k++)
+        if (recent[k] >= 0 && p->events[recent[k]].id_of == recent[k])
+            pick[n++] = recent[k];
+    return n ? pick[rng_below(s, n)] : -1;
+}
+
 /* An older version held back to go out after a newer one. */
 typedef struct held {
     int32_t event;
@@ -166,7 +180,7 @@ int ch_plan_build(ch_plan *p, size_t n_msgs, int n_invoices, ch_mix mix, uint8_t
         }
         double r = rng_unit(&s);
         int inv = (int)rng_below(&s, (size_t)n_invoices);
-        int32_t again;
+        int32_t again, from;
         if (r < mix.poison) {
             emit(p, (int32_t)p->n_poison++, inv, CH_MSG_POISON);
         } else if (r < mix.poison + mix.dup && (again = earlier_event(p, &s)) >= 0 &&
@@ -181,10 +195,10 @@ int ch_plan_build(ch_plan *p, size_t n_msgs, int n_invoices, ch_mix mix, uint8_t
             hold[n_hold].event = older;
             hold[n_hold].due = p->n_msgs + 1 + rng_below(&s, LATE_MAX_GAP);
             n_hold++;
-        } else if (r < mix.poison + mix.dup + mix.late + mix.reuse && recent[inv][0] >= 0) {
+        } else if (r < mix.poison + mix.dup + mix.late + mix.reuse &&
+                   (from = reuse_source(p, recent[inv], &s)) >= 0) {
             /* the next version under the id of the invoice's newest event or the one before
              * (which may be an older version held back, still to go out) */
-            int32_t from = recent[inv][recent[inv][1] >= 0 ? rng_below(&s, 2) : 0];
             int32_t e = new_event(p, counters, recent, inv, &s);
             p->events[e].id_of = p->events[from].id_of;
             p->n_reused++;
@@ -241,6 +255,8 @@ long ch_event_lookup(const ch_plan *p, const char *event_id, long long version, 
         if (e->id_of == first && (version < 0 || e->version == version) &&
             (t < 0 || (e->targets >> t) & 1))
             return (long)i;
+        if (version >= 0 && e->invoice == p->events[first].invoice && e->version > version)
+            break; /* an invoice's versions rise with the index: none further is it */
     }
     return -1;
 }
