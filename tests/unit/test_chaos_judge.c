@@ -107,12 +107,19 @@ Test(chaos_plan, a_reuse_carries_an_earlier_version_s_event_id_of_its_own_invoic
         cr_expect_eq(first->id_of, e->id_of, "event %zu: the id's own event carries it", i);
         cr_expect_eq(first->invoice, e->invoice, "event %zu", i);
         cr_expect_lt(first->version, e->version, "event %zu", i);
-        /* the id's own event is one of the invoice's last two versions (a reuse's id is not
-         * taken again): at most one version of the invoice between them */
+        /* the id's own event is one of the invoice's last two versions: at most one version
+         * of the invoice between them; and the version just before a reuse is under an id of
+         * its own (two versions of an invoice in a row never reuse ids) */
         int between = 0;
-        for (size_t k = (size_t)e->id_of + 1; k < i; k++)
-            between += p.events[k].invoice == e->invoice;
+        long before = -1;
+        for (size_t k = (size_t)e->id_of; k < i; k++)
+            if (p.events[k].invoice == e->invoice) {
+                between += k > (size_t)e->id_of;
+                before = (long)k;
+            }
         cr_expect_leq(between, 1, "event %zu reuses the id of event %d", i, (int)e->id_of);
+        cr_expect_eq(p.events[before].id_of, (int32_t)before,
+                     "event %zu, a reuse, follows event %ld, a reuse too", i, before);
         char a[64], b[64];
         ch_event_id(&p, i, a, sizeof(a));
         ch_event_id(&p, (size_t)e->id_of, b, sizeof(b));
@@ -197,4 +204,32 @@ Test(chaos_plan, the_message_carries_the_id_and_the_version_of_its_event)
     }
     cr_expect_gt(checked, 200);
     ch_plan_free(&p);
+}
+
+Test(chaos_table, results_sharing_a_result_id_are_counted_by_version)
+{
+    ch_table t;
+    cr_assert_eq(ch_table_init(&t, 16), 0);
+    cr_assert_eq(ch_table_expect(&t, "E1/midnight@v3", 1), 0);
+    cr_assert_eq(ch_table_expect(&t, "E1/midnight@v5", 2), 0);
+    cr_assert_eq(ch_table_expect(&t, "E2/midnight", 1), 0);
+    cr_expect_eq(ch_table_seen(&t, "E1/midnight", 5, CH_ST_REJECTED), 0);
+    cr_expect_eq(ch_table_seen(&t, "E1/midnight", 5, CH_ST_REJECTED), 0);
+    cr_expect_eq(ch_table_seen(&t, "E1/midnight", 3, CH_ST_SUCCEEDED), 0);
+    cr_expect_eq(ch_table_seen(&t, "E2/midnight", 7, CH_ST_SUCCEEDED), 0);
+    ch_slot v3 = ch_table_get(&t, "E1/midnight@v3"), v5 = ch_table_get(&t, "E1/midnight@v5");
+    cr_expect_eq(v3.results, 1);
+    cr_expect_eq(v3.statuses, CH_ST_SUCCEEDED);
+    cr_expect_eq(v5.results, 2);
+    cr_expect_eq(v5.statuses, CH_ST_REJECTED);
+    cr_expect_eq(ch_table_get(&t, "E2/midnight").results, 1, "a result_id of its own: its slot");
+    /* a version no slot expects (or none at all) lands in the result_id's own slot */
+    cr_expect_eq(ch_table_seen(&t, "E1/midnight", 4, CH_ST_STALE), 0);
+    cr_expect_eq(ch_table_seen(&t, "E1/midnight", -1, CH_ST_STALE), 0);
+    ch_slot plain = ch_table_get(&t, "E1/midnight");
+    cr_expect_eq(plain.results, 2);
+    cr_expect_eq(plain.expected, 0, "not a slot the plan expects: reported as unexpected");
+    cr_expect_eq(t.expected, 3);
+    cr_expect_eq(t.terminal, 3, "each expected slot with a result");
+    ch_table_free(&t);
 }

@@ -273,8 +273,8 @@ typedef struct ch_figures {
     size_t reused_by_status[CH_N_STATUS]; /* of those, with a result of each status */
     size_t reused_twice;      /* event_ids whose target accepted two versions under them */
     size_t reused_misjudged;  /* event_ids of which the target accepted none while each was
-                               * rejected, or one it did not accept got no rejected, stale or
-                               * superseded result (a reuse taken for a duplicate) */
+                               * rejected, or one it did not accept got no rejected, stale,
+                               * superseded or failed result (a reuse taken for a duplicate) */
     size_t poison;            /* poison messages delivered */
     size_t dup_results;       /* results whose result_id was already seen */
     size_t dup_beyond;        /* of those, more than the deliberate duplicate deliveries explain */

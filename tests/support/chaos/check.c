@@ -3,10 +3,11 @@
  * and body), `succeeded` results the target never accepted, poison without a dead letter,
  * repeats and duplicate results, with examples of each failure.
  *
- * Where two versions of an invoice carry one event_id to a target, the one the target sees
- * first is sent and the other is `rejected` there: which one depends on timing, so the final
- * state there may be either (never below the newest version under an id of its own, nor below
- * the oldest of the pair), and their results (one result_id) are told apart by version. */
+ * Where versions of an invoice carry one event_id to a target, the first to claim it there is
+ * sent and the others are `rejected` (or stale, or superseded): which one depends on timing, so
+ * the final state there may be any of them (at least the higher of the newest version under an
+ * id of its own and the oldest sharing one), and their results (one result_id) are told apart
+ * by version. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,10 +169,10 @@ typedef struct oracle {
     uint8_t *accepted;  /* per event: bit t when target t accepted it */
     uint8_t *truncated; /* per (invoice, target) cell: its history dropped older entries */
     int32_t *want;      /* per cell: the highest version the plan sent there (0: none) */
-    int32_t *floor;     /* per cell: the lowest final version right there: the highest sent
-                         * under an event_id of its own there, and the oldest of each pair
-                         * sharing one (the first of a pair to claim is sent, or superseded
-                         * by a newer one that is) */
+    int32_t *floor;     /* per cell: the lowest final version right there: the highest of
+                         * those sent under an event_id of its own there and the oldest of
+                         * each group sharing one (the first of a group to claim is sent, or
+                         * superseded by a newer one that is) */
     long long t0;       /* production start (monotonic ms), for the times in examples */
     long long window;   /* ms after a call's arrival within which no other call of its
                          * (invoice, target) may arrive before it is applied */
@@ -497,10 +498,11 @@ static void mark_accepted(const ch_plan *plan, oracle *o, long e, int t)
 /* The event_ids that several events carry to one target: each one's results, and per id and
  * target whether the target accepted more than one of them (never: the first to claim the id
  * there keeps it), none of them while each was rejected (the first to claim is sent), or one it
- * did not accept was neither rejected nor stale nor superseded (a reuse taken for a duplicate). */
+ * did not accept was neither rejected, stale, superseded nor failed (a reuse taken for a
+ * duplicate). */
 static void check_reused(const ch_plan *plan, ch_table *table, const oracle *o, ch_figures *fig)
 {
-    const uint16_t not_sent = CH_ST_REJECTED | CH_ST_STALE | CH_ST_SUPERSEDED;
+    const uint16_t not_sent = CH_ST_REJECTED | CH_ST_STALE | CH_ST_SUPERSEDED | CH_ST_FAILED;
     for (size_t i = 0; i < plan->n_events; i++) {
         const ch_event *e = &plan->events[i];
         for (int t = 0; t < CH_N_TARGETS; t++) {

@@ -138,11 +138,12 @@ static void usage(FILE *f)
             "pair lost, no older version accepted after a newer one, every invoice ending at\n"
             "its newest version (by the X-Invoice-Version header and by the version the body\n"
             "carries), no `succeeded` result for a pair the target never accepted, every poison\n"
-            "event dead-lettered. 2%% of the events reuse the event_id of one of the invoice's\n"
-            "last two versions (never a reuse's): where versions share an id at a target, at most\n"
-            "one is accepted there and the others are rejected, stale or superseded, so one may\n"
-            "end at any version from the newest under an id of its own and the oldest sharing\n"
-            "one up to the newest sent. Repeats of the newest version are counted and reported.\n"
+            "event dead-lettered. 2%% of the events (never two versions of an invoice in a row)\n"
+            "reuse the event_id of one of the invoice's last two versions: where versions share\n"
+            "an id at a target, at most one is accepted there and the others are rejected, stale\n"
+            "or superseded, so the invoice ends there at least at the higher of the newest\n"
+            "version under an id of its own and the oldest sharing one, at most at the newest\n"
+            "sent. Repeats of the newest version are counted and reported.\n"
             "Scenarios (the short form is the ctest form; --long runs longer by hand):\n");
     for (size_t i = 0; ch_scenarios[i]; i++)
         fprintf(f, "  %-15s %s\n", ch_scenarios[i]->name, ch_scenarios[i]->about);
@@ -1065,8 +1066,8 @@ static void summary(const opts *o, const ch_plan *p, const ch_table *t, const sc
            "(must be 0: %s)\n",
            fig->reused_twice, verdict(fig->reused_twice));
     printf("reuse misjudged         %zu event_ids none of whose versions was sent while each was "
-           "rejected, or one not sent without a rejected, stale or superseded result   (must be "
-           "0: %s)\n",
+           "rejected, or one not sent without a rejected, stale, superseded or failed result   "
+           "(must be 0: %s)\n",
            fig->reused_misjudged, verdict(fig->reused_misjudged));
     printf("reused event_ids        %zu (event, target) pairs under an event_id another version "
            "carries there, with results",

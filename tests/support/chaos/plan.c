@@ -122,13 +122,18 @@ static int mark_shared(ch_plan *p)
 }
 
 /* The event whose event_id a reuse of an invoice takes: one of the invoice's last two versions
- * (recent), of those under an id of their own, or -1. A reuse's id is never taken again: two
- * waiting versions in a row that each carry an id already claimed there would make the lane drop
- * the version they superseded (README's known limit of the lane's one shadow). */
+ * (recent), of those under an id of their own; -1 when there is none, or when the newest is a
+ * reuse itself. Two versions of an invoice in a row never reuse ids: two waiting versions in a
+ * row that each carry an id already claimed at a target would make the lane drop the version
+ * they superseded (README's known limit of the lane's one shadow). One invoice's messages arrive
+ * in the order produced (one key, one partition), so a version between two reuses arrives
+ * between them, supersedes the first and is sent, whatever the kills, revokes and redeliveries. */
 static int32_t reuse_source(const ch_plan *p, const int32_t recent[2], uint64_t *s)
 {
     int32_t pick[2];
     size_t n = 0;
+    if (recent[0] < 0 || p->events[recent[0]].id_of != recent[0])
+        return -1;
     for (int k = 0; k < 2; k++)
         if (recent[k] >= 0 && p->events[recent[k]].id_of == recent[k])
             pick[n++] = recent[k];
