@@ -13,8 +13,11 @@ typedef struct lane {
     int64_t inflight_version;
     void *waiting; /* the newest job waiting, or NULL */
     int64_t waiting_version;
-    void *shadow; /* the newest job superseded by a waiting one whose claim is unanswered */
-    int64_t shadow_version;
+    /* jobs superseded by a waiting one (or a newer shadow) whose claim is unanswered, newest
+     * first */
+    void *shadow[IW_LANE_SHADOWS];
+    int64_t shadow_version[IW_LANE_SHADOWS];
+    size_t n_shadows;
     struct lane *next; /* bucket chain */
 } lane;
 
@@ -48,7 +51,7 @@ iw_lanes *iw_lanes_new(void)
     return l;
 }
 
-static lane **find(iw_lanes *l, const char *key, uint64_t h)
+static lane **find(const iw_lanes *l, const char *key, uint64_t h)
 {
     lane **pp = &l->buckets[h & (l->n_buckets - 1)];
     while (*pp && ((*pp)->hash != h || strcmp((*pp)->key, key) != 0))
@@ -74,13 +77,65 @@ static void grow(iw_lanes *l)
     l->n_buckets = nb;
 }
 
+/* What offering a job of `version` to lane n (NULL: none) decides. */
+static iw_lane_verdict decide(const lane *n, int64_t version)
+{
+    if (!n)
+        return IW_LANE_SEND;
+    /* Sending an older or equal state after the one in flight would be useless or harmful. */
+    if (version <= n->inflight_version)
+        return IW_LANE_STALE;
+    if (!n->waiting || version > n->waiting_version)
+        return IW_LANE_WAIT;
+    for (size_t i = 0; i < n->n_shadows; i++)
+        if (n->shadow_version[i] == version)
+            return IW_LANE_SUPERSEDED; /* coalesced with the shadow of its version */
+    if (n->n_shadows == IW_LANE_SHADOWS && version < n->shadow_version[IW_LANE_SHADOWS - 1])
+        return IW_LANE_SUPERSEDED; /* older than every shadow the lane can hold */
+    return IW_LANE_SHADOW;
+}
+
+/* Adds a shadow in its place by version (newest first, after any of its version). When the
+ * lane holds as many as it can, the oldest goes to *displaced. */
+static void add_shadow(lane *n, int64_t version, void *job, void **displaced)
+{
+    if (n->n_shadows == IW_LANE_SHADOWS)
+        *displaced = n->shadow[--n->n_shadows];
+    size_t i = n->n_shadows;
+    for (; i > 0 && n->shadow_version[i - 1] < version; i--) {
+        n->shadow[i] = n->shadow[i - 1];
+        n->shadow_version[i] = n->shadow_version[i - 1];
+    }
+    n->shadow[i] = job;
+    n->shadow_version[i] = version;
+    n->n_shadows++;
+}
+
+/* Takes shadow i off lane n and returns it. */
+static void *take_shadow(lane *n, size_t i)
+{
+    void *s = n->shadow[i];
+    n->n_shadows--;
+    memmove(&n->shadow[i], &n->shadow[i + 1], (n->n_shadows - i) * sizeof(n->shadow[0]));
+    memmove(&n->shadow_version[i], &n->shadow_version[i + 1],
+            (n->n_shadows - i) * sizeof(n->shadow_version[0]));
+    return s;
+}
+
+iw_lane_verdict iw_lanes_verdict(const iw_lanes *l, const char *key, int64_t version)
+{
+    return decide(*find(l, key, hash_str(key)), version);
+}
+
 int iw_lanes_offer(iw_lanes *l, const char *key, int64_t version, void *job, void **displaced)
 {
     *displaced = NULL;
     uint64_t h = hash_str(key);
     lane **pp = find(l, key, h);
     lane *n = *pp;
-    if (!n) {
+    iw_lane_verdict v = decide(n, version);
+    switch (v) {
+    case IW_LANE_SEND:
         n = calloc(1, sizeof(*n));
         if (!n || !(n->key = strdup(key))) {
             free(n);
@@ -92,37 +147,26 @@ int iw_lanes_offer(iw_lanes *l, const char *key, int64_t version, void *job, voi
         *pp = n;
         if (++l->count > l->n_buckets)
             grow(l);
-        return IW_LANE_SEND;
+        break;
+    case IW_LANE_WAIT:
+        if (n->waiting) /* the newest shadow now: it was offered after the others */
+            add_shadow(n, n->waiting_version, n->waiting, displaced);
+        n->waiting = job;
+        n->waiting_version = version;
+        break;
+    case IW_LANE_SHADOW: add_shadow(n, version, job, displaced); break;
+    default: break;
     }
-    /* Sending an older or equal state after the one in flight would be useless or harmful. */
-    if (version <= n->inflight_version)
-        return IW_LANE_STALE;
-    if (n->waiting && version <= n->waiting_version) {
-        if (n->shadow && version <= n->shadow_version)
-            return IW_LANE_SUPERSEDED;
-        *displaced = n->shadow;
-        n->shadow = job;
-        n->shadow_version = version;
-        return IW_LANE_SHADOW;
-    }
-    if (n->waiting) { /* newer than the shadow: it was offered after it, or displaced it */
-        *displaced = n->shadow;
-        n->shadow = n->waiting;
-        n->shadow_version = n->waiting_version;
-    }
-    n->waiting = job;
-    n->waiting_version = version;
-    return IW_LANE_WAIT;
+    return v;
 }
 
 void *iw_lanes_claimed(iw_lanes *l, const char *key, int64_t version)
 {
     lane *n = *find(l, key, hash_str(key));
-    if (!n || !n->shadow || version < n->shadow_version)
-        return NULL;
-    void *s = n->shadow;
-    n->shadow = NULL;
-    return s;
+    for (size_t i = 0; n && i < n->n_shadows; i++)
+        if (n->shadow_version[i] <= version)
+            return take_shadow(n, i);
+    return NULL;
 }
 
 int iw_lanes_wait_behind(iw_lanes *l, const char *key, int64_t version, void *job)
@@ -148,10 +192,9 @@ void *iw_lanes_done(iw_lanes *l, const char *key)
         n->waiting = NULL;
         return n->inflight;
     }
-    if (n->shadow) { /* what superseded it is gone without claiming anything */
-        n->inflight = n->shadow;
-        n->inflight_version = n->shadow_version;
-        n->shadow = NULL;
+    if (n->n_shadows) { /* what superseded the newest shadow is gone without claiming anything */
+        n->inflight_version = n->shadow_version[0];
+        n->inflight = take_shadow(n, 0);
         return n->inflight;
     }
     *pp = n->next;
@@ -164,20 +207,23 @@ void *iw_lanes_done(iw_lanes *l, const char *key)
 int iw_lanes_drop_waiting(iw_lanes *l, const char *key, void *job)
 {
     lane *n = *find(l, key, hash_str(key));
-    if (n && n->waiting == job) {
+    if (!n)
+        return 0;
+    if (n->waiting == job) {
         n->waiting = NULL;
-        if (n->shadow && n->shadow_version > n->inflight_version) {
-            /* the shadow, held only for it, waits in its place; one no newer than the version
-             * in flight stays the shadow, for that version's claim to settle */
-            n->waiting = n->shadow;
-            n->waiting_version = n->shadow_version;
-            n->shadow = NULL;
+        if (n->n_shadows && n->shadow_version[0] > n->inflight_version) {
+            /* the newest shadow, held for it, waits in its place; one no newer than the
+             * version in flight stays a shadow, for that version's claim to settle */
+            n->waiting_version = n->shadow_version[0];
+            n->waiting = take_shadow(n, 0);
         }
         return 1;
     }
-    if (n && n->shadow == job) {
-        n->shadow = NULL;
-        return 1;
+    for (size_t i = 0; i < n->n_shadows; i++) {
+        if (n->shadow[i] == job) {
+            take_shadow(n, i);
+            return 1;
+        }
     }
     return 0;
 }
@@ -185,11 +231,20 @@ int iw_lanes_drop_waiting(iw_lanes *l, const char *key, void *job)
 void iw_lanes_peek(const iw_lanes *l, const char *key, void **inflight, void **waiting,
                    void **shadow)
 {
-    lane *n = *find((iw_lanes *)l, key, hash_str(key));
+    lane *n = *find(l, key, hash_str(key));
     *inflight = n ? n->inflight : NULL;
     *waiting = n ? n->waiting : NULL;
     if (shadow)
-        *shadow = n ? n->shadow : NULL;
+        *shadow = n && n->n_shadows ? n->shadow[0] : NULL;
+}
+
+size_t iw_lanes_shadows(const iw_lanes *l, const char *key, void *out[IW_LANE_SHADOWS])
+{
+    lane *n = *find(l, key, hash_str(key));
+    if (!n)
+        return 0;
+    memcpy(out, n->shadow, n->n_shadows * sizeof(n->shadow[0]));
+    return n->n_shadows;
 }
 
 size_t iw_lanes_active(const iw_lanes *l)

@@ -3,10 +3,11 @@
  *
  * Superseding assumes the newer version will be sent. It may not be: the ledger refuses a
  * version whose event_id already names another version of the invoice there (an upstream bug),
- * and that one claims nothing. So the newest version superseded by a waiting one is kept as the
- * lane's shadow until a claim in the lane is answered: a claim of its version or newer settles
- * it (iw_lanes_claimed: superseded after all); a lane whose newer jobs all end without claiming
- * sends it instead (iw_lanes_done). */
+ * and that one claims nothing; nor may the one it superseded, when upstream reused its id too.
+ * So the versions a waiting one supersedes are kept as the lane's shadows (up to
+ * IW_LANE_SHADOWS, the newest) until a claim in the lane is answered: a claim of a shadow's
+ * version or newer settles it (iw_lanes_claimed: superseded after all); when the newer jobs all
+ * end without claiming, the lane sends the newest shadow next (iw_lanes_done), and so on. */
 #ifndef IW_LANES_H
 #define IW_LANES_H
 
@@ -15,14 +16,18 @@
 
 typedef struct iw_lanes iw_lanes;
 
+/* The shadows a lane holds at most: that many versions in a row under event_ids already used
+ * at the target still leave the one before them to be sent. */
+#define IW_LANE_SHADOWS 4
+
 /* What iw_lanes_offer decided for the offered job. */
 typedef enum iw_lane_verdict {
     IW_LANE_SEND = 0,   /* the lane was idle: the job is now in flight, send it */
     IW_LANE_WAIT,       /* queued behind the in-flight job (may have displaced an older one) */
-    IW_LANE_SUPERSEDED, /* an equal or newer version is already waiting, and the lane's shadow
-                         * is as new (coalesced) */
-    IW_LANE_SHADOW,     /* superseded by the waiting version, and kept as the lane's shadow
-                         * until a claim settles it (may have displaced an older shadow) */
+    IW_LANE_SUPERSEDED, /* an equal or newer version is already waiting, and a shadow has its
+                         * version (coalesced), or the lane holds IW_LANE_SHADOWS newer ones */
+    IW_LANE_SHADOW,     /* superseded by the waiting version, and kept as one of the lane's
+                         * shadows until a claim settles it (may have displaced the oldest) */
     IW_LANE_STALE       /* an equal or newer version is already in flight: claimed at the
                          * ledger, which would answer stale too */
 } iw_lane_verdict;
@@ -31,14 +36,18 @@ typedef enum iw_lane_verdict {
 iw_lanes *iw_lanes_new(void);
 
 /* Offers job (opaque to the lanes) with its invoice version on lane `key`. When the verdict is
- * WAIT (the waiting job it displaced becomes the shadow) or SHADOW and an older shadow was
- * displaced, *displaced gets it (it is superseded now), else NULL. Returns the verdict, or a
- * negative IW_ENOMEM. */
+ * WAIT (the waiting job it displaced becomes the newest shadow) or SHADOW and the lane then held
+ * more than IW_LANE_SHADOWS, *displaced gets the oldest shadow (it is superseded now), else
+ * NULL. Returns the verdict, or a negative IW_ENOMEM. */
 int iw_lanes_offer(iw_lanes *l, const char *key, int64_t version, void *job, void **displaced);
+
+/* The verdict iw_lanes_offer would give a job of `version` on lane `key`, changing nothing. */
+iw_lane_verdict iw_lanes_verdict(const iw_lanes *l, const char *key, int64_t version);
 
 /* The first job of lane `key`, of `version`, had its claim answered with anything but a refusal
  * that claims nothing: the ledger's claimed version is now at least `version`. Returns the
- * shadow when it is no newer (it is superseded after all: taken off the lane), else NULL. */
+ * newest shadow no newer than that (it is superseded after all: taken off the lane), else NULL;
+ * call again until NULL to settle them all. */
 void *iw_lanes_claimed(iw_lanes *l, const char *key, int64_t version);
 
 /* Puts job (same version as the in-flight one, e.g. a redelivery of it) behind the in-flight
@@ -46,19 +55,22 @@ void *iw_lanes_claimed(iw_lanes *l, const char *key, int64_t version);
  * a job already waits. */
 int iw_lanes_wait_behind(iw_lanes *l, const char *key, int64_t version, void *job);
 
-/* Ends the in-flight job of lane `key`; returns the waiting job, else the shadow, that is now
- * in flight (send it), or NULL when the lane is idle (and forgotten). */
+/* Ends the in-flight job of lane `key`; returns the waiting job, else the newest shadow, that is
+ * now in flight (send it), or NULL when the lane is idle (and forgotten). */
 void *iw_lanes_done(iw_lanes *l, const char *key);
 
 /* Removes a waiting or shadow job that equals `job` from lane `key` (e.g. its partition was
- * revoked); a shadow newer than the version in flight then waits in the place of a waiting job
- * removed. Returns 1 when removed, 0 when it was not held there. */
+ * revoked); the newest shadow, when newer than the version in flight, then waits in the place of
+ * a waiting job removed. Returns 1 when removed, 0 when it was not held there. */
 int iw_lanes_drop_waiting(iw_lanes *l, const char *key, void *job);
 
 /* The job in flight on lane `key`, the one waiting behind it and, when shadow is not NULL, the
- * lane's shadow (any may be NULL): one lookup. */
+ * lane's newest shadow (any may be NULL): one lookup. */
 void iw_lanes_peek(const iw_lanes *l, const char *key, void **inflight, void **waiting,
                    void **shadow);
+
+/* Copies the shadows of lane `key` to out, newest first; returns how many. */
+size_t iw_lanes_shadows(const iw_lanes *l, const char *key, void *out[IW_LANE_SHADOWS]);
 
 /* Lanes with a job in flight. */
 size_t iw_lanes_active(const iw_lanes *l);

@@ -1134,6 +1134,19 @@ static bool same_event(const job *a, const job *b)
            strcmp(a->m->ev->event_id, b->m->ev->event_id) == 0;
 }
 
+/* True when j's lane holds a copy of j's event: in flight, waiting or among the shadows. */
+static bool lane_holds_copy(const iw_pipeline *p, const job *j, const job *in, const job *wait)
+{
+    if (same_event(in, j) || same_event(wait, j))
+        return true;
+    void *s[IW_LANE_SHADOWS];
+    size_t n = iw_lanes_shadows(p->lanes, j->lane_key, s);
+    for (size_t i = 0; i < n; i++)
+        if (same_event(s[i], j))
+            return true;
+    return false;
+}
+
 /* j is never sent: its lane holds a newer or the same version (verdict: stale or superseded),
  * and it needs no ledger write (the newer one raises the claimed version when it claims). But
  * a redelivery of an event that was sent and succeeded (a rebalance, a restart before the
@@ -1159,10 +1172,10 @@ static void supersede(iw_pipeline *p, job *j)
  * the one in flight stale, than the one waiting superseded), else rejected. */
 static iw_result_status lane_verdict(iw_pipeline *p, const job *j)
 {
-    void *in, *wait, *shadow;
-    iw_lanes_peek(p->lanes, j->lane_key, &in, &wait, &shadow);
+    void *in, *wait;
+    iw_lanes_peek(p->lanes, j->lane_key, &in, &wait, NULL);
     const job *f = in, *w = wait;
-    if (same_event(f, j) || same_event(w, j) || same_event(shadow, j))
+    if (lane_holds_copy(p, j, f, w))
         return IW_RES_DUPLICATE;
     if (f && f->m->ev->version >= j->m->ev->version)
         return IW_RES_STALE;
@@ -1172,22 +1185,19 @@ static iw_result_status lane_verdict(iw_pipeline *p, const job *j)
 }
 
 /* True when j, offered to its lane, would wait there (iw_lanes_offer's IW_LANE_WAIT): behind
- * a version in flight, displacing the one waiting if any, and displacing any older version
- * that arrives while it waits (superseded: never sent); or be held as the lane's shadow
- * (IW_LANE_SHADOW), displacing an older shadow, and sent if the version waiting claims
- * nothing. Its request is then made first, since
+ * a version in flight, the one waiting if any becoming a shadow; or be held as one of the lane's
+ * shadows (IW_LANE_SHADOW), sent if the versions newer than it claim nothing. Either may
+ * displace the oldest shadow (superseded: never sent). Its request is then made first, since
  * one that cannot be made must displace nothing: the rules a render applies beyond the
  * adapter's validate (the characters XML 1.0 cannot carry, what may not become a header)
  * would otherwise refuse it only after the versions it displaced were gone, leaving the target
  * at an older one. A lane is empty for most events, which are sent at once and rendered once. */
 static bool would_wait(iw_pipeline *p, const job *j)
 {
-    void *in, *wait, *shadow;
-    iw_lanes_peek(p->lanes, j->lane_key, &in, &wait, &shadow);
-    const job *f = in, *w = wait, *s = shadow;
-    int64_t v = j->m->ev->version;
-    return f && !same_event(f, j) && !same_event(w, j) && !same_event(s, j) &&
-           v > f->m->ev->version && (!w || v > w->m->ev->version || !s || v > s->m->ev->version);
+    void *in, *wait;
+    iw_lanes_peek(p->lanes, j->lane_key, &in, &wait, NULL);
+    iw_lane_verdict v = iw_lanes_verdict(p->lanes, j->lane_key, j->m->ev->version);
+    return (v == IW_LANE_WAIT || v == IW_LANE_SHADOW) && !lane_holds_copy(p, j, in, wait);
 }
 
 static void offer_to_lane(iw_pipeline *p, job *j)
@@ -1196,14 +1206,14 @@ static void offer_to_lane(iw_pipeline *p, job *j)
      * and the first copy goes on. But when the first copy's partition was revoked (a
      * rebalance gave it back to us), that copy may end without a recorded outcome (a lost
      * fence drops it): this one then waits behind it and asks the ledger. */
-    void *in, *wait, *shadow;
-    iw_lanes_peek(p->lanes, j->lane_key, &in, &wait, &shadow);
+    void *in, *wait;
+    iw_lanes_peek(p->lanes, j->lane_key, &in, &wait, NULL);
     if (same_event(in, j) && !((job *)in)->m->tracked &&
         iw_lanes_wait_behind(p->lanes, j->lane_key, j->m->ev->version, j)) {
         job_to(p, j, IW_JEV_WAIT);
         return;
     }
-    if (same_event(in, j) || same_event(wait, j) || same_event(shadow, j)) {
+    if (lane_holds_copy(p, j, in, wait)) {
         set_result(j, IW_RES_DUPLICATE, IW_ERR_NONE, NULL, NULL);
         publish(p, j);
         return;
@@ -1452,12 +1462,12 @@ static iw_result_status peek_status(const job *j, int answer, bool refused)
 }
 
 /* j, first in its lane, had its claim answered with anything but event-id-reused: the ledger's
- * claimed version is at least j's now, so the lane's shadow (a version a waiting one superseded)
- * is superseded after all, unless it is newer than j. */
-static void settle_shadow(iw_pipeline *p, const job *j)
+ * claimed version is at least j's now, so the lane's shadows (versions a waiting one superseded)
+ * are superseded after all, but for those newer than j. */
+static void settle_shadows(iw_pipeline *p, const job *j)
 {
-    job *s = j->in_lane ? iw_lanes_claimed(p->lanes, j->lane_key, j->m->ev->version) : NULL;
-    if (s)
+    job *s;
+    while (j->in_lane && (s = iw_lanes_claimed(p->lanes, j->lane_key, j->m->ev->version)))
         supersede(p, s);
 }
 
@@ -1503,7 +1513,7 @@ static void claims_done(iw_pipeline *p, lbatch *b)
             continue;
         }
         if (answer != IW_CLAIM_REUSED)
-            settle_shadow(p, j);
+            settle_shadows(p, j);
         switch (answer) {
         case IW_CLAIM_CLAIMED:
             job_to(p, j, IW_JEV_CLAIMED);

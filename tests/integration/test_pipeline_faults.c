@@ -967,9 +967,10 @@ static void render_refused_events(const char *inv, const int *order, char **vals
 /* The same when the reused version waits in its lane (behind v1, which the target holds for
  * 2 s) and supersedes v2, whether v2 came after it (A) or before it (B, displaced): v2 is kept
  * as the lane's shadow until the reused one's claim, which claims nothing, and is then sent.
- * versions[] is the order v3 (the reused one) and v2 come in after v1. Judged by the
- * simulator: v1 then v2 applied, v3 never sent. */
-static void superseded_by_a_reused_event_id(const char *inv, const int versions[2], bool copy)
+ * versions[] is the order v2 and the reused ones (v3, v4, ..., all under v1's event_id) come in
+ * after v1; n of them. Judged by the simulator: v1 then v2 applied, no reused one ever sent. */
+static void superseded_by_reused_event_ids(const char *inv, const int *versions, size_t n_after,
+                                           bool copy)
 {
     char eid_a[32], key[32];
     snprintf(eid_a, sizeof(eid_a), "%s-A", inv);
@@ -977,24 +978,26 @@ static void superseded_by_a_reused_event_id(const char *inv, const int versions[
     cr_assert_eq(
         iw_stack_worker_start(&S, &W, iw_stack_config(&S, "w.json", NULL, NULL), "worker.log"), 0);
     fault("{\"target\": \"webhook\", \"kind\": \"latency\", \"ms\": 2000, \"count\": 1}");
-    char *vals[4];
-    size_t n = copy ? 4 : 3;
+    char *vals[8];
+    cr_assert_lt(n_after, 6);
+    size_t n = n_after + 1 + (copy ? 1 : 0);
     vals[0] = iw_make_event(eid_a, "acme", inv, 1, "webhook");
-    for (int i = 0; i < 2; i++) {
+    for (size_t i = 0; i < n_after; i++) {
         char eid[32];
         snprintf(eid, sizeof(eid), "%s-v2", inv);
-        vals[i + 1] = versions[i] == 3 ? iw_make_event(eid_a, "acme", inv, 3, "webhook")
+        vals[i + 1] = versions[i] != 2 ? iw_make_event(eid_a, "acme", inv, versions[i], "webhook")
                                        : iw_make_event(eid, "acme", inv, 2, "webhook");
+        if (copy && versions[i] == 2) /* upstream sends v2's event again: a duplicate */
+            vals[n - 1] = strdup(vals[i + 1]);
     }
-    if (copy) /* upstream sends v2's event again: a duplicate of the shadow */
-        vals[3] = strdup(vals[versions[0] == 2 ? 1 : 2]);
-    const char *keys[4] = {key, key, key, key};
+    const char *keys[8] = {key, key, key, key, key, key, key, key};
     cr_assert_eq(
         iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)vals, n, NULL), 0);
     iw_results r = iw_results_read(&S, "invoice-results", n, 120000);
     cr_assert_eq(r.n, n);
     cr_expect_eq(iw_results_count(&r, "webhook", "succeeded"), 2, "v1 and v2 were sent");
-    cr_expect_eq(iw_results_count(&r, "webhook", "rejected"), 1, "v3, its event_id reused");
+    cr_expect_eq(iw_results_count(&r, "webhook", "rejected"), n_after - 1,
+                 "the reused ones, each naming its event_id");
     cr_expect_eq(iw_results_count(&r, "webhook", "duplicate"), copy ? 1 : 0, "v2's copy");
     cr_expect_eq(iw_results_count(&r, "webhook", "superseded"), 0);
     iw_results_free(&r);
@@ -1005,7 +1008,7 @@ static void superseded_by_a_reused_event_id(const char *inv, const int versions[
     char eid[32];
     snprintf(eid, sizeof(eid), "%s-v2", inv);
     cr_expect_eq(iw_sim_calls(&S, eid, "webhook"), 1, "v2 sent once");
-    cr_expect_eq(iw_sim_calls(&S, eid_a, "webhook"), 1, "v1 once, v3 never");
+    cr_expect_eq(iw_sim_calls(&S, eid_a, "webhook"), 1, "v1 once, no reused one");
     for (size_t i = 0; i < n; i++)
         free(vals[i]);
 }
@@ -1013,20 +1016,36 @@ static void superseded_by_a_reused_event_id(const char *inv, const int versions[
 Test(faults, a_version_superseded_by_a_reused_event_id_is_still_sent, .init = up, .fini = down,
      .timeout = 300)
 {
-    superseded_by_a_reused_event_id("SUPR-A", (const int[]){3, 2}, false);
+    superseded_by_reused_event_ids("SUPR-A", (const int[]){3, 2}, 2, false);
 }
 
 Test(faults, a_version_displaced_by_a_reused_event_id_is_still_sent, .init = up, .fini = down,
      .timeout = 300)
 {
-    superseded_by_a_reused_event_id("SUPR-B", (const int[]){2, 3}, false);
+    superseded_by_reused_event_ids("SUPR-B", (const int[]){2, 3}, 2, false);
+}
+
+/* Two versions in a row under event_ids already held there (a lane once kept one shadow: v3
+ * became it when v4 came, and v2 was dropped as superseded, so the target stayed at v1). */
+Test(faults, a_version_superseded_by_two_reused_event_ids_in_a_row_is_still_sent, .init = up,
+     .fini = down, .timeout = 300)
+{
+    superseded_by_reused_event_ids("SUPR-D", (const int[]){2, 3, 4}, 3, false);
+}
+
+/* The same out of order: v4 comes first, then v2 and v3 (each held as a shadow, v2 not the
+ * newest), then a copy of v2 (a duplicate of a shadow). */
+Test(faults, versions_held_behind_a_reused_event_id_are_sent_newest_first, .init = up, .fini = down,
+     .timeout = 300)
+{
+    superseded_by_reused_event_ids("SUPR-E", (const int[]){4, 2, 3}, 3, true);
 }
 
 /* Review 77: a copy of the shadow's event is a duplicate, as a copy of a waiting one is, and
  * the shadow is still sent once. */
 Test(faults, a_copy_of_a_held_version_is_a_duplicate, .init = up, .fini = down, .timeout = 300)
 {
-    superseded_by_a_reused_event_id("SUPR-C", (const int[]){3, 2}, true);
+    superseded_by_reused_event_ids("SUPR-C", (const int[]){3, 2}, 2, true);
 }
 
 /* Review 76: a version its target's rules refuse, older than a reused one first in its lane,

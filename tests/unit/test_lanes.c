@@ -39,9 +39,9 @@ Test(lanes, newer_waits_and_older_waiting_is_displaced)
     cr_assert_null(d, "v6, displaced by v8, is the lane's shadow until v8's claim");
     cr_assert_eq(iw_lanes_offer(l, "k", 7, &jobs[3], &d), IW_LANE_SHADOW,
                  "v7 is older than waiting v8, and newer than the shadow");
-    cr_assert_eq(d, &jobs[1], "v6 is superseded now: v7 would go before it");
+    cr_assert_null(d, "v6 stays a shadow too: v7 may claim nothing as well");
     cr_assert_eq(iw_lanes_offer(l, "k", 7, &jobs[6], &d), IW_LANE_SUPERSEDED,
-                 "another v7 is no newer than the shadow");
+                 "another v7 is coalesced with the shadow of its version");
     cr_assert_eq(iw_lanes_offer(l, "k", 4, &jobs[4], &d), IW_LANE_STALE,
                  "v4 is older than in-flight v5: stale, as the ledger would say");
     cr_assert_eq(iw_lanes_offer(l, "k", 5, &jobs[5], &d), IW_LANE_STALE,
@@ -49,6 +49,7 @@ Test(lanes, newer_waits_and_older_waiting_is_displaced)
     cr_assert_null(iw_lanes_claimed(l, "k", 5), "v5's claim settles nothing older than v7");
     cr_assert_eq(iw_lanes_done(l, "k"), &jobs[2], "v8 goes next");
     cr_assert_eq(iw_lanes_claimed(l, "k", 8), &jobs[3], "v8 claimed: v7 is superseded");
+    cr_assert_eq(iw_lanes_claimed(l, "k", 8), &jobs[1], "and so is v6");
     cr_assert_null(iw_lanes_claimed(l, "k", 8));
     cr_assert_null(iw_lanes_done(l, "k"));
     iw_lanes_free(l);
@@ -116,6 +117,84 @@ Test(lanes, a_shadow_goes_when_what_superseded_it_claims_nothing)
     cr_assert_eq(iw_lanes_offer(l, "k", 2, &jobs[2], &d), IW_LANE_SHADOW);
     cr_assert_eq(iw_lanes_drop_waiting(l, "k", &jobs[2]), 1);
     cr_assert_eq(iw_lanes_done(l, "k"), &jobs[1]);
+    cr_assert_null(iw_lanes_done(l, "k"));
+    iw_lanes_free(l);
+}
+
+/* Two versions in a row the ledger refuses (each under an event_id another version holds at the
+ * target): the version before them is still sent, and nothing older is. */
+Test(lanes, versions_superseded_by_two_that_claim_nothing_are_sent_newest_first)
+{
+    iw_lanes *l = iw_lanes_new();
+    void *d, *s[IW_LANE_SHADOWS];
+    cr_assert_eq(iw_lanes_offer(l, "k", 1, &jobs[0], &d), IW_LANE_SEND);
+    cr_assert_eq(iw_lanes_offer(l, "k", 2, &jobs[1], &d), IW_LANE_WAIT);
+    cr_assert_eq(iw_lanes_offer(l, "k", 3, &jobs[2], &d), IW_LANE_WAIT);
+    cr_assert_eq(iw_lanes_offer(l, "k", 4, &jobs[3], &d), IW_LANE_WAIT);
+    cr_assert_null(d, "v2 and v3 are both held");
+    cr_assert_eq(iw_lanes_shadows(l, "k", s), 2);
+    cr_assert(s[0] == &jobs[2] && s[1] == &jobs[1], "newest first");
+    cr_assert_null(iw_lanes_claimed(l, "k", 1), "v1's claim settles neither");
+    cr_assert_eq(iw_lanes_done(l, "k"), &jobs[3], "v4 goes first");
+    cr_assert_eq(iw_lanes_done(l, "k"), &jobs[2], "v4 claimed nothing: v3 goes");
+    cr_assert_eq(iw_lanes_done(l, "k"), &jobs[1], "v3 claimed nothing: v2 goes");
+    cr_assert_null(iw_lanes_claimed(l, "k", 2));
+    cr_assert_null(iw_lanes_done(l, "k"));
+    cr_assert_eq(iw_lanes_active(l), 0);
+    /* the middle one claims: it settles the one below it */
+    cr_assert_eq(iw_lanes_offer(l, "k", 1, &jobs[0], &d), IW_LANE_SEND);
+    cr_assert_eq(iw_lanes_offer(l, "k", 2, &jobs[1], &d), IW_LANE_WAIT);
+    cr_assert_eq(iw_lanes_offer(l, "k", 3, &jobs[2], &d), IW_LANE_WAIT);
+    cr_assert_eq(iw_lanes_offer(l, "k", 4, &jobs[3], &d), IW_LANE_WAIT);
+    cr_assert_eq(iw_lanes_done(l, "k"), &jobs[3]);
+    cr_assert_eq(iw_lanes_done(l, "k"), &jobs[2]);
+    cr_assert_eq(iw_lanes_claimed(l, "k", 3), &jobs[1], "v3 claimed: v2 is superseded");
+    cr_assert_null(iw_lanes_done(l, "k"));
+    iw_lanes_free(l);
+}
+
+/* A lane holds IW_LANE_SHADOWS shadows, the newest: an older one is superseded at once, a newer
+ * one displaces the oldest; and iw_lanes_verdict says what each offer will. */
+Test(lanes, shadows_are_bounded_and_the_oldest_goes)
+{
+    iw_lanes *l = iw_lanes_new();
+    void *d, *s[IW_LANE_SHADOWS];
+    cr_assert_eq(iw_lanes_verdict(l, "k", 10), IW_LANE_SEND);
+    cr_assert_eq(iw_lanes_offer(l, "k", 10, &jobs[0], &d), IW_LANE_SEND);
+    for (int i = 1; i <= IW_LANE_SHADOWS + 1; i++) {
+        cr_assert_eq(iw_lanes_verdict(l, "k", 10 + 10 * i), IW_LANE_WAIT);
+        cr_assert_eq(iw_lanes_offer(l, "k", 10 + 10 * i, &jobs[i], &d), IW_LANE_WAIT);
+        cr_assert_null(d, "v%d displaced nothing", 10 + 10 * i);
+    }
+    /* v60 waits; shadows v50, v40, v30, v20 */
+    cr_assert_eq(iw_lanes_shadows(l, "k", s), IW_LANE_SHADOWS);
+    cr_assert_eq(s[0], &jobs[4]);
+    cr_assert_eq(s[IW_LANE_SHADOWS - 1], &jobs[1]);
+    cr_assert_eq(iw_lanes_verdict(l, "k", 15), IW_LANE_SUPERSEDED, "older than every shadow");
+    cr_assert_eq(iw_lanes_offer(l, "k", 15, &jobs[10], &d), IW_LANE_SUPERSEDED);
+    cr_assert_null(d);
+    cr_assert_eq(iw_lanes_verdict(l, "k", 40), IW_LANE_SUPERSEDED, "a shadow has v40");
+    cr_assert_eq(iw_lanes_verdict(l, "k", 5), IW_LANE_STALE);
+    cr_assert_eq(iw_lanes_verdict(l, "k", 35), IW_LANE_SHADOW);
+    cr_assert_eq(iw_lanes_offer(l, "k", 35, &jobs[11], &d), IW_LANE_SHADOW);
+    cr_assert_eq(d, &jobs[1], "v20, the oldest, is displaced");
+    cr_assert_eq(iw_lanes_shadows(l, "k", s), IW_LANE_SHADOWS);
+    cr_assert(s[0] == &jobs[4] && s[1] == &jobs[3] && s[2] == &jobs[11] && s[3] == &jobs[2],
+              "v50, v40, v35, v30");
+    cr_assert_eq(iw_lanes_offer(l, "k", 70, &jobs[12], &d), IW_LANE_WAIT);
+    cr_assert_eq(d, &jobs[2], "v60 becomes the newest shadow, v30 goes");
+    /* the waiting one dropped: the newest shadow waits in its place, the others stay */
+    cr_assert_eq(iw_lanes_drop_waiting(l, "k", &jobs[12]), 1);
+    void *in, *wait;
+    iw_lanes_peek(l, "k", &in, &wait, NULL);
+    cr_assert_eq(wait, &jobs[5], "v60");
+    cr_assert_eq(iw_lanes_shadows(l, "k", s), 3);
+    cr_assert_eq(iw_lanes_drop_waiting(l, "k", &jobs[3]), 1, "a shadow in the middle");
+    cr_assert_eq(iw_lanes_shadows(l, "k", s), 2);
+    cr_assert(s[0] == &jobs[4] && s[1] == &jobs[11], "v50, v35");
+    cr_assert_eq(iw_lanes_done(l, "k"), &jobs[5]);
+    cr_assert_eq(iw_lanes_claimed(l, "k", 60), &jobs[4]);
+    cr_assert_eq(iw_lanes_claimed(l, "k", 60), &jobs[11]);
     cr_assert_null(iw_lanes_done(l, "k"));
     iw_lanes_free(l);
 }
