@@ -60,6 +60,8 @@ Test(chaos, quick_form_keeps_the_guarantees, .timeout = 600)
                  "of the versions sharing an event_id at a target, one sent and the others named");
     cr_expect_gt(figure(sum, "\nreused event_ids"), 0,
                  "some events reused an earlier version's event_id at a target");
+    cr_expect_gt(figure(sum, "under an earlier version's event_id ("), 0,
+                 "some versions reused an event_id right after another of the invoice did");
     cr_expect_gt(figure(sum, "\nfaults"), 0, "workers were killed during the run");
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "chaos exit status %d (log %s)", st, log);
     free(out);

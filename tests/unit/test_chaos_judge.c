@@ -1,7 +1,8 @@
 /* test_chaos_judge.c: the chaos verdict's rule for one (invoice, target) history: an older
  * version after a newer one is a regression (by header or by the version the body carried), the
  * newest accepted again is a repeat, anything newer moves the bar. And the plan's event_ids:
- * which events share one at a target, and how their results are told apart. */
+ * which events share one at a target, how their results are told apart, the final versions a
+ * target may hold where versions share one, and the verdict on each such group. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +97,7 @@ Test(chaos_plan, a_reuse_carries_an_earlier_version_s_event_id_of_its_own_invoic
 {
     ch_plan p = reuse_plan(0.1, 1205);
     cr_expect_gt(p.n_reused, 200, "%zu reuses of about 400", p.n_reused);
-    size_t reused = 0;
+    size_t reused = 0, in_a_row = 0, past_the_one_between = 0;
     for (size_t i = 0; i < p.n_events; i++) {
         const ch_event *e = &p.events[i];
         const ch_event *first = &p.events[e->id_of];
@@ -107,25 +108,35 @@ Test(chaos_plan, a_reuse_carries_an_earlier_version_s_event_id_of_its_own_invoic
         cr_expect_eq(first->id_of, e->id_of, "event %zu: the id's own event carries it", i);
         cr_expect_eq(first->invoice, e->invoice, "event %zu", i);
         cr_expect_lt(first->version, e->version, "event %zu", i);
-        /* the id's own event is one of the invoice's last two versions: at most one version
-         * of the invoice between them; and the version just before a reuse is under an id of
-         * its own (two versions of an invoice in a row never reuse ids) */
+        /* the id's own event is one of the invoice's last three versions: at most two
+         * versions of the invoice between them; and of the two versions just before a reuse,
+         * one is under an id of its own (never three versions of an invoice in a row reuse
+         * ids) */
         int between = 0;
-        long before = -1;
+        long before[2] = {-1, -1};
         for (size_t k = (size_t)e->id_of; k < i; k++)
             if (p.events[k].invoice == e->invoice) {
                 between += k > (size_t)e->id_of;
-                before = (long)k;
+                before[1] = before[0];
+                before[0] = (long)k;
             }
-        cr_expect_leq(between, 1, "event %zu reuses the id of event %d", i, (int)e->id_of);
-        cr_expect_eq(p.events[before].id_of, (int32_t)before,
-                     "event %zu, a reuse, follows event %ld, a reuse too", i, before);
+        cr_expect_leq(between, 2, "event %zu reuses the id of event %d", i, (int)e->id_of);
+        bool own0 = p.events[before[0]].id_of == (int32_t)before[0];
+        cr_expect(own0 || (before[1] >= 0 && p.events[before[1]].id_of == (int32_t)before[1]),
+                  "event %zu, a reuse, follows events %ld and %ld, reuses too", i, before[1],
+                  before[0]);
+        in_a_row += !own0;
+        /* the second of two in a row under an id older than the version before the first */
+        past_the_one_between += !own0 && e->id_of < before[1];
         char a[64], b[64];
         ch_event_id(&p, i, a, sizeof(a));
         ch_event_id(&p, (size_t)e->id_of, b, sizeof(b));
         cr_expect_str_eq(a, b);
     }
     cr_expect_eq(reused, p.n_reused);
+    cr_expect_gt(in_a_row, 5, "%zu reuses right after a reuse", in_a_row);
+    cr_expect_eq(in_a_row, p.n_reused_in_a_row);
+    cr_expect_gt(past_the_one_between, 2, "%zu of them", past_the_one_between);
     ch_plan_free(&p);
 }
 
@@ -232,4 +243,112 @@ Test(chaos_table, results_sharing_a_result_id_are_counted_by_version)
     cr_expect_eq(t.expected, 3);
     cr_expect_eq(t.terminal, 3, "each expected slot with a result");
     ch_table_free(&t);
+}
+
+/* A plan of hand-made events (invoice, version, the event whose id it carries, targets, shared
+ * targets); shared bits are given, as mark_shared would set them. */
+static ch_plan hand_plan(const ch_event *events, size_t n, int n_invoices)
+{
+    ch_plan p;
+    memset(&p, 0, sizeof(p));
+    p.events = (ch_event *)events;
+    p.n_events = n;
+    p.n_invoices = n_invoices;
+    return p;
+}
+
+#define T0 1u
+#define T1 2u
+
+Test(chaos_bounds, the_floor_is_the_newest_own_id_version_or_the_oldest_of_each_group)
+{
+    static const ch_event ev[] = {
+        /* invoice 0 at t0: v1 (A), v2 (B), v3 under A: v2 at least, v3 at most */
+        {0, 1, 0, T0, T0, 1},
+        {0, 2, 1, T0, 0, 1},
+        {0, 3, 0, T0, T0, 1},
+        /* invoice 1: v1 (C) at t0, v2 under C at t1 only (its own there), v3 under C at t0 */
+        {1, 1, 3, T0, T0, 1},
+        {1, 2, 3, T1, 0, 1},
+        {1, 3, 3, T0, T0, 1},
+        /* invoice 2 at t0 and t1: v1 (D), v2 (E), v3 under D, v4 under E */
+        {2, 1, 6, T0 | T1, T0 | T1, 1},
+        {2, 2, 7, T0 | T1, T0 | T1, 1},
+        {2, 3, 6, T0 | T1, T0 | T1, 1},
+        {2, 4, 7, T0 | T1, T0 | T1, 1},
+        /* invoice 3 at t1: v1 (F), v2 under F, v3 under F: two reuses in a row */
+        {3, 1, 10, T1, T1, 1},
+        {3, 2, 10, T1, T1, 1},
+        {3, 3, 10, T1, T1, 1},
+    };
+    ch_plan p = hand_plan(ev, sizeof(ev) / sizeof(ev[0]), 4);
+    int32_t want[4 * CH_N_TARGETS] = {0}, floor[4 * CH_N_TARGETS] = {0};
+    ch_plan_bounds(&p, want, floor);
+#define CELL(inv, t) ((inv)*CH_N_TARGETS + (t))
+    cr_expect_eq(want[CELL(0, 0)], 3);
+    cr_expect_eq(floor[CELL(0, 0)], 2, "v2, under an id of its own, is newer than A's first");
+    cr_expect_eq(want[CELL(0, 1)], 0, "nothing went to t1");
+    cr_expect_eq(want[CELL(1, 0)], 3);
+    cr_expect_eq(floor[CELL(1, 0)], 1, "C's group at t0 starts at v1, and v2 never went there");
+    cr_expect_eq(want[CELL(1, 1)], 2);
+    cr_expect_eq(floor[CELL(1, 1)], 2, "at t1, v2 is the only version under C: its own there");
+    cr_expect_eq(want[CELL(2, 0)], 4);
+    cr_expect_eq(floor[CELL(2, 0)], 2, "E's group starts at v2, D's at v1");
+    cr_expect_eq(floor[CELL(2, 1)], 2);
+    cr_expect_eq(want[CELL(3, 1)], 3);
+    cr_expect_eq(floor[CELL(3, 1)], 1, "F's first version, whatever follows under F");
+#undef CELL
+}
+
+/* One group: each member's (accepted, results, statuses), and the faults it must show. */
+typedef struct member {
+    bool accepted;
+    uint32_t results;
+    uint16_t statuses;
+} member;
+
+static int group_faults(const member *m, size_t n, long *unnamed)
+{
+    ch_reuse_group g;
+    ch_reuse_group_init(&g);
+    for (size_t i = 0; i < n; i++)
+        ch_reuse_group_add(&g, (long)i + 100, m[i].accepted, m[i].results, m[i].statuses);
+    *unnamed = g.unnamed;
+    return ch_reuse_group_faults(&g);
+}
+
+Test(chaos_reuse, the_first_to_claim_is_sent_and_the_others_are_named)
+{
+    long u;
+    static const member ok[] = {{true, 1, CH_ST_SUCCEEDED},
+                                {false, 1, CH_ST_REJECTED},
+                                {false, 2, CH_ST_STALE | CH_ST_DUPLICATE}};
+    cr_expect_eq(group_faults(ok, 3, &u), 0);
+    static const member superseded[] = {{false, 1, CH_ST_SUPERSEDED}, {false, 1, CH_ST_REJECTED}};
+    cr_expect_eq(group_faults(superseded, 2, &u), 0,
+                 "none accepted: the first was superseded by a newer version sent instead");
+    static const member failed[] = {{true, 1, CH_ST_SUCCEEDED}, {false, 1, CH_ST_FAILED}};
+    cr_expect_eq(group_faults(failed, 2, &u), 0, "a failed one was not sent");
+    static const member no_result[] = {{true, 1, CH_ST_SUCCEEDED}, {false, 0, 0}};
+    cr_expect_eq(group_faults(no_result, 2, &u), 0, "a lost one is counted as lost elsewhere");
+    static const member redelivered[] = {{true, 3, CH_ST_SUCCEEDED | CH_ST_DUPLICATE},
+                                         {false, 1, CH_ST_REJECTED}};
+    cr_expect_eq(group_faults(redelivered, 2, &u), 0, "copies of the one sent are duplicates");
+}
+
+Test(chaos_reuse, two_accepted_none_accepted_or_one_unnamed_are_faults)
+{
+    long u;
+    static const member twice[] = {
+        {true, 1, CH_ST_SUCCEEDED}, {false, 1, CH_ST_REJECTED}, {true, 1, CH_ST_SUCCEEDED}};
+    cr_expect_eq(group_faults(twice, 3, &u), CH_REUSE_TWICE);
+    static const member none[] = {{false, 1, CH_ST_REJECTED}, {false, 1, CH_ST_REJECTED}};
+    cr_expect_eq(group_faults(none, 2, &u), CH_REUSE_NONE, "the first to claim must be sent");
+    static const member dup[] = {
+        {true, 1, CH_ST_SUCCEEDED}, {false, 1, CH_ST_REJECTED}, {false, 1, CH_ST_DUPLICATE}};
+    cr_expect_eq(group_faults(dup, 3, &u), CH_REUSE_UNNAMED, "a reuse taken for a duplicate");
+    cr_expect_eq(u, 102, "the member named is the third");
+    static const member claimed_ok[] = {{false, 1, CH_ST_SUCCEEDED}, {true, 1, CH_ST_SUCCEEDED}};
+    cr_expect_eq(group_faults(claimed_ok, 2, &u), CH_REUSE_UNNAMED,
+                 "succeeded, yet the target never accepted it");
 }

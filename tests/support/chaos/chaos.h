@@ -58,6 +58,7 @@ typedef struct ch_plan {
     int n_invoices;
     size_t n_poison, n_late, n_dup; /* message counts by kind */
     size_t n_reused;                /* events carrying an earlier version's event_id */
+    size_t n_reused_in_a_row;       /* of those, right after another of the invoice */
     size_t n_pairs;                 /* (event, target) pairs: the results expected */
     uint8_t target_mask;            /* targets events may go to (bits of ch_target_names) */
     char run[16];                   /* event id prefix, unique per run */
@@ -68,7 +69,7 @@ typedef struct ch_mix {
     double poison; /* not a valid event */
     double late;   /* an older version sent after a newer one */
     double dup;    /* an identical resend */
-    double reuse;  /* a new version under the event_id of one of the invoice's last two */
+    double reuse;  /* a new version under the event_id of one of the invoice's last three */
 } ch_mix;
 
 /* Builds a plan of n_msgs messages over n_invoices invoices with the given mix; each event
@@ -242,6 +243,40 @@ ch_update_kind ch_judge_update(ch_judge *j, long long version, long long body);
  * that one was still in flight, and sooner after its arrival than window (the worker's request
  * timeout: past it the worker may have given up on a call the target still holds). */
 bool ch_judge_overlap(double prev_arrival, double prev_applied, double arrival, long long window);
+
+/* The final version each (invoice, target) cell may hold (cell = invoice * CH_N_TARGETS +
+ * target; 0 where the plan sends nothing): at most want, the highest version sent there; at
+ * least floor, the higher of the highest version sent there under an event_id of its own and
+ * the oldest of each group of versions sharing one there (the first of a group to claim the id
+ * is sent, or superseded by a newer version that is). want and floor hold n_invoices *
+ * CH_N_TARGETS zeroed entries. */
+void ch_plan_bounds(const ch_plan *p, int32_t *want, int32_t *floor);
+
+/* The verdict on the versions sharing one event_id at one target, member by member. */
+typedef struct ch_reuse_group {
+    int members, accepted, rejected;
+    long last_accepted; /* the member accepted last (-1: none) */
+    long unnamed;       /* the first not accepted whose results say neither rejected, stale,
+                         * superseded nor failed (a reuse taken for a duplicate; -1: none) */
+    uint16_t unnamed_statuses;
+} ch_reuse_group;
+
+/* What a group shows wrong (ch_reuse_group_faults's bits). */
+enum {
+    CH_REUSE_TWICE = 1 << 0,  /* the target accepted two of its versions */
+    CH_REUSE_NONE = 1 << 1,   /* it accepted none while each was rejected */
+    CH_REUSE_UNNAMED = 1 << 2 /* one not accepted was not named (see unnamed) */
+};
+
+void ch_reuse_group_init(ch_reuse_group *g);
+
+/* Adds member k: whether the target accepted it, and its results (count and CH_ST_* bits). */
+void ch_reuse_group_add(ch_reuse_group *g, long k, bool accepted, uint32_t results,
+                        uint16_t statuses);
+
+/* CH_REUSE_* bits: what the group shows wrong; 0 when the first to claim was sent and the
+ * others were named. */
+int ch_reuse_group_faults(const ch_reuse_group *g);
 
 /* ---- final checks against the simulator ---- */
 

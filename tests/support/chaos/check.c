@@ -188,22 +188,7 @@ static int oracle_init(oracle *o, const ch_plan *plan, long long t0)
     o->t0 = t0;
     if (!o->accepted || !o->truncated || !o->want || !o->floor)
         return -1;
-    for (size_t i = 0; i < plan->n_events; i++) {
-        const ch_event *e = &plan->events[i];
-        for (int t = 0; t < CH_N_TARGETS; t++) {
-            size_t c = (size_t)e->invoice * CH_N_TARGETS + (size_t)t;
-            if (!((e->targets >> t) & 1))
-                continue;
-            if (e->version > o->want[c])
-                o->want[c] = e->version;
-            /* of the events sharing an id there, the first (by index) is the oldest version */
-            bool first = true;
-            for (size_t k = (size_t)e->id_of; (e->shared >> t) & 1 && first && k < i; k++)
-                first = !(plan->events[k].id_of == e->id_of && (plan->events[k].targets >> t) & 1);
-            if (first && e->version > o->floor[c])
-                o->floor[c] = e->version;
-        }
-    }
+    ch_plan_bounds(plan, o->want, o->floor);
     return 0;
 }
 
@@ -502,7 +487,6 @@ static void mark_accepted(const ch_plan *plan, oracle *o, long e, int t)
  * duplicate). */
 static void check_reused(const ch_plan *plan, ch_table *table, const oracle *o, ch_figures *fig)
 {
-    const uint16_t not_sent = CH_ST_REJECTED | CH_ST_STALE | CH_ST_SUPERSEDED | CH_ST_FAILED;
     for (size_t i = 0; i < plan->n_events; i++) {
         const ch_event *e = &plan->events[i];
         for (int t = 0; t < CH_N_TARGETS; t++) {
@@ -520,42 +504,34 @@ static void check_reused(const ch_plan *plan, ch_table *table, const oracle *o, 
             if (ch_event_lookup(plan, eid, -1, t) != (long)i ||
                 o->truncated[(size_t)e->invoice * CH_N_TARGETS + (size_t)t])
                 continue;
-            int accepted = 0, members = 0, rejected = 0;
-            long last = -1, odd = -1;
-            uint16_t odd_st = 0;
+            ch_reuse_group g;
+            ch_reuse_group_init(&g);
             for (size_t k = i; k < plan->n_events; k++) {
                 if (plan->events[k].id_of != e->id_of || !((plan->events[k].targets >> t) & 1))
                     continue;
                 ch_result_key(plan, k, t, key, sizeof(key));
                 ch_slot sl = ch_table_get(table, key);
-                members++;
-                rejected += (sl.statuses & CH_ST_REJECTED) != 0;
-                if ((o->accepted[k] >> t) & 1) {
-                    accepted++;
-                    last = (long)k;
-                } else if (sl.results && !(sl.statuses & not_sent) && odd < 0) {
-                    odd = (long)k;
-                    odd_st = sl.statuses;
-                }
+                ch_reuse_group_add(&g, (long)k, (o->accepted[k] >> t) & 1, sl.results, sl.statuses);
             }
-            if (accepted > 1 && fig->reused_twice++ < EXAMPLES)
+            int faults = ch_reuse_group_faults(&g);
+            if ((faults & CH_REUSE_TWICE) && fig->reused_twice++ < EXAMPLES)
                 fprintf(stderr,
                         "  EVENT_ID APPLIED TWICE: %s at %s: invoice CH-%05d v%d and v%d (%d "
                         "versions accepted)\n",
-                        eid, ch_target_names[t], e->invoice, e->version, plan->events[last].version,
-                        accepted);
-            if (!accepted && rejected == members && fig->reused_misjudged++ < EXAMPLES)
+                        eid, ch_target_names[t], e->invoice, e->version,
+                        plan->events[g.last_accepted].version, g.accepted);
+            if ((faults & CH_REUSE_NONE) && fig->reused_misjudged++ < EXAMPLES)
                 fprintf(stderr,
                         "  EVENT_ID REJECTED AT EVERY VERSION: %s at %s: invoice CH-%05d, %d "
                         "versions, none accepted\n",
-                        eid, ch_target_names[t], e->invoice, members);
-            if (odd >= 0 && fig->reused_misjudged++ < EXAMPLES) {
+                        eid, ch_target_names[t], e->invoice, g.members);
+            if ((faults & CH_REUSE_UNNAMED) && fig->reused_misjudged++ < EXAMPLES) {
                 char text[96];
-                status_text(odd_st, text, sizeof(text));
+                status_text(g.unnamed_statuses, text, sizeof(text));
                 fprintf(stderr,
                         "  REUSE NOT NAMED: %s at %s: invoice CH-%05d v%d never accepted there, "
                         "results %s\n",
-                        eid, ch_target_names[t], e->invoice, plan->events[odd].version, text);
+                        eid, ch_target_names[t], e->invoice, plan->events[g.unnamed].version, text);
             }
         }
     }

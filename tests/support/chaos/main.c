@@ -57,6 +57,7 @@ typedef struct opts {
     int lease_s;           /* redis.lease_s of the workers */
     int request_ms;        /* timeouts.request_ms of every target */
     double err_rate;       /* share of 503 replies drawn for this run (0: none) */
+    double reuse;          /* share of messages reusing an event_id (-1: the scenario's) */
 } opts;
 
 /* One worker slot and what happened to it. */
@@ -130,7 +131,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: chaos [--scenario NAME] [--quick | --long | --soak [MINUTES]] [--events N]\n"
             "             [--rate PER_S] [--invoices N] [--partitions N] [--seed N]\n"
-            "             [--drain-timeout S] [--lease-s S] [--request-ms MS]\n"
+            "             [--drain-timeout S] [--lease-s S] [--request-ms MS] [--reuse SHARE]\n"
             "             [--faults kill,redis,broker,breaker,http,brownout,join,leave,"
             "redis-out]\n"
             "Runs the local stack with a group of workers under faults and judges the run\n"
@@ -138,8 +139,9 @@ static void usage(FILE *f)
             "pair lost, no older version accepted after a newer one, every invoice ending at\n"
             "its newest version (by the X-Invoice-Version header and by the version the body\n"
             "carries), no `succeeded` result for a pair the target never accepted, every poison\n"
-            "event dead-lettered. 2%% of the events (never two versions of an invoice in a row)\n"
-            "reuse the event_id of one of the invoice's last two versions: where versions share\n"
+            "event dead-lettered. 2%% of the events (--reuse SHARE sets another share; after a\n"
+            "reuse, 30%% of the invoice's next versions too, never three in a row) reuse the\n"
+            "event_id of one of the invoice's last three versions: where versions share\n"
             "an id at a target, at most one is accepted there and the others are rejected, stale\n"
             "or superseded, so the invoice ends there at least at the higher of the newest\n"
             "version under an id of its own and the oldest sharing one, at most at the newest\n"
@@ -213,7 +215,8 @@ static int parse_opts(int argc, char **argv, opts *o)
     *o = (opts){.sc = ch_scenario_find("default"),
                 .mode = "short",
                 .partitions = 32,
-                .drain_timeout_s = 180};
+                .drain_timeout_s = 180,
+                .reuse = -1};
     size_t events = 0;
     double rate = 0;
     int partitions = 0, invoices = 0, lease = 0, request = 0;
@@ -231,6 +234,7 @@ static int parse_opts(int argc, char **argv, opts *o)
                                        {"drain-timeout", required_argument, NULL, 'd'},
                                        {"lease-s", required_argument, NULL, 'L'},
                                        {"request-ms", required_argument, NULL, 'R'},
+                                       {"reuse", required_argument, NULL, 'u'},
                                        {"help", no_argument, NULL, 'h'},
                                        {"faults", required_argument, NULL, 'f'},
                                        {NULL, 0, NULL, 0}};
@@ -262,6 +266,7 @@ static int parse_opts(int argc, char **argv, opts *o)
         case 'd': o->drain_timeout_s = atol(optarg); break;
         case 'L': lease = atoi(optarg); break;
         case 'R': request = atoi(optarg); break;
+        case 'u': o->reuse = strtod(optarg, NULL); break;
         case 'f': faults = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: return -1;
@@ -278,7 +283,7 @@ static int parse_opts(int argc, char **argv, opts *o)
     if (!o->seed)
         o->seed = (uint64_t)time(NULL) * 2654435761ULL ^ (uint64_t)getpid();
     return o->events >= 100 && o->rate > 0 && o->invoices > 0 && o->partitions > 0 &&
-                   o->drain_timeout_s > 0
+                   o->drain_timeout_s > 0 && (o->reuse == -1 || (o->reuse >= 0 && o->reuse <= 0.5))
                ? 0
                : -1;
 }
@@ -1031,9 +1036,10 @@ static void summary(const opts *o, const ch_plan *p, const ch_table *t, const sc
     printf("\n== chaos summary (scenario %s, %s form, seed %llu) ==\n", o->sc->name, o->mode,
            (unsigned long long)o->seed);
     printf("events produced         %zu messages over %d invoices: %zu distinct events, %zu late "
-           "(out of order), %zu under an earlier version's event_id, %zu identical resends, %zu "
-           "poison\n",
-           p->n_msgs, p->n_invoices, p->n_events, p->n_late, p->n_reused, p->n_dup, p->n_poison);
+           "(out of order), %zu under an earlier version's event_id (%zu right after another), "
+           "%zu identical resends, %zu poison\n",
+           p->n_msgs, p->n_invoices, p->n_events, p->n_late, p->n_reused, p->n_reused_in_a_row,
+           p->n_dup, p->n_poison);
     printf("rate                    %.0f/s target, production took %.1f s (%.0f/s)\n", o->rate,
            secs(rf->produce_ms),
            rf->produce_ms ? (double)p->n_msgs * 1000.0 / (double)rf->produce_ms : 0);
@@ -1169,7 +1175,8 @@ int main(int argc, char **argv)
     ch_mix mix = {.poison = 0.01,
                   .late = o.sc->late > 0 ? o.sc->late : 0.05,
                   .dup = 0.05,
-                  .reuse = o.sc->reuse > 0   ? o.sc->reuse
+                  .reuse = o.reuse >= 0      ? o.reuse
+                           : o.sc->reuse > 0 ? o.sc->reuse
                            : o.sc->reuse < 0 ? 0
                                              : 0.02};
     if (ch_plan_build(&plan, o.events, o.invoices, mix, o.sc->targets, o.seed) != 0) {

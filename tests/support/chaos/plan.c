@@ -17,6 +17,8 @@ const char *const ch_target_names[CH_N_TARGETS] = {"centra_soap", "centra_navisi
 #define LATE_MAX_GAP 30 /* a held-back older version goes out within this many messages */
 #define DUP_RECENT 50   /* half the resends repeat one of the last this many messages */
 #define POISON_VERSION 9999999
+#define REUSE_AGAIN 0.3 /* the share of new versions right after a reuse that reuse an id too */
+#define RECENT 3        /* a reuse takes the id of one of the invoice's last this many versions */
 
 /* xorshift64*: deterministic per seed, good enough for a test plan. */
 static uint64_t rng_next(uint64_t *s)
@@ -63,15 +65,15 @@ static uint8_t pick_targets(uint64_t *s, uint8_t mask)
 }
 
 /* A new event: the invoice's next version, under its own event_id. Returns its index.
- * recent[invoice]: its last two events, the newest first. */
-static int32_t new_event(ch_plan *p, int32_t *counters, int32_t (*recent)[2], int invoice,
+ * recent[invoice]: its last RECENT events, the newest first. */
+static int32_t new_event(ch_plan *p, int32_t *counters, int32_t (*recent)[RECENT], int invoice,
                          uint64_t *s)
 {
     ch_event *e = &p->events[p->n_events];
     e->invoice = invoice;
     e->version = ++counters[invoice];
     e->id_of = (int32_t)p->n_events;
-    recent[invoice][1] = recent[invoice][0];
+    memmove(&recent[invoice][1], &recent[invoice][0], (RECENT - 1) * sizeof(recent[0][0]));
     recent[invoice][0] = (int32_t)p->n_events;
     e->targets = pick_targets(s, p->target_mask);
     e->copies = 1;
@@ -121,22 +123,26 @@ static int mark_shared(ch_plan *p)
     return 0;
 }
 
-/* The event whose event_id a reuse of an invoice takes: one of the invoice's last two versions
- * (recent), of those under an id of their own; -1 when there is none, or when the newest is a
- * reuse itself. Two versions of an invoice in a row never reuse ids: two waiting versions in a
- * row that each carry an id already claimed at a target would make the lane drop the version
- * they superseded (README's known limit of the lane's one shadow). One invoice's messages arrive
- * in the order produced (one key, one partition), so a version between two reuses arrives
- * between them, supersedes the first and is sent, whatever the kills, revokes and redeliveries. */
-static int32_t reuse_source(const ch_plan *p, const int32_t recent[2], uint64_t *s)
+/* The event whose event_id a reuse of an invoice takes: one of the invoice's last RECENT
+ * versions (recent), of those under an id of their own; -1 when there is none, or when the
+ * last two are reuses. So up to two versions of an invoice in a row reuse ids, never three: a
+ * lane holds IW_LANE_SHADOWS versions superseded by newer ones that may claim nothing (README,
+ * the lane's shadows), and two in a row that each carry an id already claimed at a target (an
+ * older version's, or one a kill or a revoke left claimed) still leave the version before them
+ * to be sent. The second of two takes an older id than the version between them as often as
+ * not, which a lane that held only one shadow gets wrong. */
+static int32_t reuse_source(const ch_plan *p, const int32_t recent[RECENT], uint64_t *s)
 {
-    int32_t pick[2];
+    int32_t pick[RECENT];
     size_t n = 0;
-    if (recent[0] < 0 || p->events[recent[0]].id_of != recent[0])
-        return -1;
-    for (int k = 0; k < 2; k++)
-        if (recent[k] >= 0 && p->events[recent[k]].id_of == recent[k])
+    bool own[RECENT];
+    for (int k = 0; k < RECENT; k++) {
+        own[k] = recent[k] >= 0 && p->events[recent[k]].id_of == recent[k];
+        if (own[k])
             pick[n++] = recent[k];
+    }
+    if (recent[1] >= 0 && !own[0] && !own[1])
+        return -1;
     return n ? pick[rng_below(s, n)] : -1;
 }
 
@@ -159,7 +165,7 @@ int ch_plan_build(ch_plan *p, size_t n_msgs, int n_invoices, ch_mix mix, uint8_t
     p->events = calloc(n_msgs + 1, sizeof(*p->events));
     p->msgs = calloc(n_msgs + 1, sizeof(*p->msgs));
     int32_t *counters = calloc((size_t)n_invoices, sizeof(*counters));
-    int32_t(*recent)[2] = malloc((size_t)n_invoices * sizeof(*recent));
+    int32_t(*recent)[RECENT] = malloc((size_t)n_invoices * sizeof(*recent));
     held *hold = calloc(n_msgs + 1, sizeof(*hold));
     size_t n_hold = 0;
     if (!p->events || !p->msgs || !counters || !recent || !hold) {
@@ -170,7 +176,8 @@ int ch_plan_build(ch_plan *p, size_t n_msgs, int n_invoices, ch_mix mix, uint8_t
         return -1;
     }
     for (int i = 0; i < n_invoices; i++)
-        recent[i][0] = recent[i][1] = -1;
+        for (int k = 0; k < RECENT; k++)
+            recent[i][k] = -1;
     while (p->n_msgs < n_msgs) {
         size_t left = n_msgs - p->n_msgs;
         size_t due = n_hold;
@@ -200,13 +207,19 @@ int ch_plan_build(ch_plan *p, size_t n_msgs, int n_invoices, ch_mix mix, uint8_t
             hold[n_hold].event = older;
             hold[n_hold].due = p->n_msgs + 1 + rng_below(&s, LATE_MAX_GAP);
             n_hold++;
-        } else if (r < mix.poison + mix.dup + mix.late + mix.reuse &&
+        } else if ((r < mix.poison + mix.dup + mix.late + mix.reuse ||
+                    (mix.reuse > 0 && recent[inv][0] >= 0 &&
+                     p->events[recent[inv][0]].id_of != recent[inv][0] &&
+                     rng_unit(&s) < REUSE_AGAIN)) &&
                    (from = reuse_source(p, recent[inv], &s)) >= 0) {
-            /* the next version under the id of the invoice's newest event or the one before
-             * (which may be an older version held back, still to go out) */
+            /* the next version under the id of one of the invoice's last versions (which may
+             * be an older version held back, still to go out); after a reuse, more often than
+             * the mix says, for two in a row to be common enough to matter */
+            int32_t last = recent[inv][0];
             int32_t e = new_event(p, counters, recent, inv, &s);
             p->events[e].id_of = p->events[from].id_of;
             p->n_reused++;
+            p->n_reused_in_a_row += p->events[last].id_of != last;
             emit(p, e, inv, CH_MSG_EVENT);
         } else {
             emit(p, new_event(p, counters, recent, inv, &s), inv, CH_MSG_EVENT);
@@ -220,6 +233,26 @@ int ch_plan_build(ch_plan *p, size_t n_msgs, int n_invoices, ch_mix mix, uint8_t
         return -1;
     }
     return 0;
+}
+
+void ch_plan_bounds(const ch_plan *p, int32_t *want, int32_t *floor)
+{
+    for (size_t i = 0; i < p->n_events; i++) {
+        const ch_event *e = &p->events[i];
+        for (int t = 0; t < CH_N_TARGETS; t++) {
+            size_t c = (size_t)e->invoice * CH_N_TARGETS + (size_t)t;
+            if (!((e->targets >> t) & 1))
+                continue;
+            if (e->version > want[c])
+                want[c] = e->version;
+            /* of the events sharing an id there, the first (by index) is the oldest version */
+            bool first = true;
+            for (size_t k = (size_t)e->id_of; (e->shared >> t) & 1 && first && k < i; k++)
+                first = !(p->events[k].id_of == e->id_of && (p->events[k].targets >> t) & 1);
+            if (first && e->version > floor[c])
+                floor[c] = e->version;
+        }
+    }
 }
 
 void ch_plan_free(ch_plan *p)
