@@ -87,16 +87,15 @@ static iw_lane_verdict decide(const lane *n, int64_t version)
         return IW_LANE_STALE;
     if (!n->waiting || version > n->waiting_version)
         return IW_LANE_WAIT;
-    for (size_t i = 0; i < n->n_shadows; i++)
-        if (n->shadow_version[i] == version)
-            return IW_LANE_SUPERSEDED; /* coalesced with the shadow of its version */
-    if (n->n_shadows == IW_LANE_SHADOWS && version < n->shadow_version[IW_LANE_SHADOWS - 1])
-        return IW_LANE_SUPERSEDED; /* older than every shadow the lane can hold */
+    /* a shadow of its version is another event (a copy never gets here), which may claim
+     * nothing when this one would: it is held too, unless the lane is full of as new ones */
+    if (n->n_shadows == IW_LANE_SHADOWS && version <= n->shadow_version[IW_LANE_SHADOWS - 1])
+        return IW_LANE_SUPERSEDED;
     return IW_LANE_SHADOW;
 }
 
-/* Adds a shadow in its place by version (newest first, after any of its version). When the
- * lane holds as many as it can, the oldest goes to *displaced. */
+/* Adds a shadow in its place by version (newest first, after any of its version, which goes
+ * first). When the lane holds as many as it can, the oldest goes to *displaced. */
 static void add_shadow(lane *n, int64_t version, void *job, void **displaced)
 {
     if (n->n_shadows == IW_LANE_SHADOWS)
@@ -149,7 +148,7 @@ int iw_lanes_offer(iw_lanes *l, const char *key, int64_t version, void *job, voi
             grow(l);
         break;
     case IW_LANE_WAIT:
-        if (n->waiting) /* the newest shadow now: it was offered after the others */
+        if (n->waiting) /* a shadow now, no older than any other */
             add_shadow(n, n->waiting_version, n->waiting, displaced);
         n->waiting = job;
         n->waiting_version = version;

@@ -24,8 +24,8 @@ typedef struct iw_lanes iw_lanes;
 typedef enum iw_lane_verdict {
     IW_LANE_SEND = 0,   /* the lane was idle: the job is now in flight, send it */
     IW_LANE_WAIT,       /* queued behind the in-flight job (may have displaced an older one) */
-    IW_LANE_SUPERSEDED, /* an equal or newer version is already waiting, and a shadow has its
-                         * version (coalesced), or the lane holds IW_LANE_SHADOWS newer ones */
+    IW_LANE_SUPERSEDED, /* an equal or newer version is already waiting, and the lane holds
+                         * IW_LANE_SHADOWS shadows as new or newer */
     IW_LANE_SHADOW,     /* superseded by the waiting version, and kept as one of the lane's
                          * shadows until a claim settles it (may have displaced the oldest) */
     IW_LANE_STALE       /* an equal or newer version is already in flight: claimed at the

@@ -1137,6 +1137,8 @@ static bool same_event(const job *a, const job *b)
 /* True when j's lane holds a copy of j's event: in flight, waiting or among the shadows. */
 static bool lane_holds_copy(const iw_pipeline *p, const job *j, const job *in, const job *wait)
 {
+    if (!in) /* an idle lane holds nothing */
+        return false;
     if (same_event(in, j) || same_event(wait, j))
         return true;
     void *s[IW_LANE_SHADOWS];

@@ -1035,8 +1035,8 @@ Test(faults, a_version_superseded_by_two_reused_event_ids_in_a_row_is_still_sent
 
 /* The same out of order: v4 comes first, then v2 and v3 (each held as a shadow, v2 not the
  * newest), then a copy of v2 (a duplicate of a shadow). */
-Test(faults, versions_held_behind_a_reused_event_id_are_sent_newest_first, .init = up, .fini = down,
-     .timeout = 300)
+Test(faults, versions_held_out_of_order_behind_reused_event_ids_are_still_sent, .init = up,
+     .fini = down, .timeout = 300)
 {
     superseded_by_reused_event_ids("SUPR-E", (const int[]){4, 2, 3}, 3, true);
 }
