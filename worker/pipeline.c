@@ -1196,10 +1196,12 @@ static iw_result_status lane_verdict(iw_pipeline *p, const job *j)
  * at an older one. A lane is empty for most events, which are sent at once and rendered once. */
 static bool would_wait(iw_pipeline *p, const job *j)
 {
+    iw_lane_verdict v = iw_lanes_verdict(p->lanes, j->lane_key, j->m->ev->version);
+    if (v != IW_LANE_WAIT && v != IW_LANE_SHADOW)
+        return false; /* the common case, an idle lane: one lookup */
     void *in, *wait;
     iw_lanes_peek(p->lanes, j->lane_key, &in, &wait, NULL);
-    iw_lane_verdict v = iw_lanes_verdict(p->lanes, j->lane_key, j->m->ev->version);
-    return (v == IW_LANE_WAIT || v == IW_LANE_SHADOW) && !lane_holds_copy(p, j, in, wait);
+    return !lane_holds_copy(p, j, in, wait);
 }
 
 static void offer_to_lane(iw_pipeline *p, job *j)
