@@ -618,7 +618,9 @@ fail:
 
 /* Joins the <error> texts of an <errors> document with "; " into buf. Returns the number of
  * errors read (0 when root is not <errors>); *settled is set when one says the invoice is
- * settled (the seed's own error text, seed 004 line 139). */
+ * settled (the seed's own error text, seed 004 line 139). An <errors> that holds text or
+ * elements but no <error> is one error, its text the message: only an empty list (<errors/>,
+ * or white space alone) says none. */
 static int errors_of(xmlNodePtr root, char *buf, size_t len, bool *settled)
 {
     char one[256];
@@ -643,6 +645,16 @@ static int errors_of(xmlNodePtr root, char *buf, size_t len, bool *settled)
         if (used + 1 < len)
             used += (size_t)snprintf(buf + used, len - used, "%s%s", n ? "; " : "", one);
         n++;
+    }
+    if (n == 0) {
+        bool held = iw_xml_text(root, one, sizeof(one)) > 0;
+        for (xmlNodePtr c = root->children; c && !held; c = c->next)
+            held = c->type == XML_ELEMENT_NODE;
+        if (!held)
+            return 0;
+        *settled = strcasestr(one, "settled") != NULL;
+        used = (size_t)snprintf(buf, len, "%s", one);
+        n = 1;
     }
     if (used >= len)
         used = len - 1;
