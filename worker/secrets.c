@@ -1,6 +1,7 @@
 /* secrets.c: the per-target secret registry: wire forms of each secret and masking through them. */
 #include "secrets.h"
 
+#include <ctype.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -563,10 +564,9 @@ static int add_cleaned(iw_secrets *s, const char *value)
     return add_form(s, c); /* a form already known is wiped and dropped */
 }
 
-int iw_secrets_add(iw_secrets *s, const char *value)
+/* Every form of value. 0 or IW_ENOMEM. */
+static int add_value(iw_secrets *s, const char *value)
 {
-    if (!s || !value || !*value)
-        return 0;
     int rc = add_form(s, strdup(value));
     rc = rc ? rc : add_xml(s, value, XQ_NONE);
     rc = rc ? rc : add_xml(s, value, XQ_NAMED);
@@ -579,6 +579,41 @@ int iw_secrets_add(iw_secrets *s, const char *value)
         for (int plus = 0; !rc && plus < 2; plus++)
             rc = add_percent(s, value, lower, plus);
     return rc ? rc : add_base64(s, value, strlen(value));
+}
+
+/* Whether value is a number written in hex, as a GUID or many API keys are: hex digits, with
+ * '-' or braces between them, and a letter among them. */
+static bool hex_named(const char *value)
+{
+    bool letter = false;
+    for (const char *p = value; *p; p++) {
+        if (hex_value((unsigned char)*p) < 0 && !strchr("-{}", *p))
+            return false;
+        letter = letter || hex_value((unsigned char)*p) > 9;
+    }
+    return letter;
+}
+
+int iw_secrets_add(iw_secrets *s, const char *value)
+{
+    if (!s || !value || !*value)
+        return 0;
+    int rc = add_value(s, value);
+    if (rc || !hex_named(value))
+        return rc;
+    /* a number names the secret whatever the case of its digits, and a server may print it in
+     * either (.NET writes a GUID in lower case): each case is a form of its own */
+    char *other = strdup(value);
+    if (!other)
+        return IW_ENOMEM;
+    for (int upper = 0; !rc && upper < 2; upper++) {
+        for (char *p = other; *p; p++)
+            *p = (char)(upper ? toupper((unsigned char)*p) : tolower((unsigned char)*p));
+        rc = add_value(s, other);
+    }
+    memset(other, 0, strlen(other));
+    free(other);
+    return rc;
 }
 
 int iw_secrets_add_basic(iw_secrets *s, const char *user, const char *password)
