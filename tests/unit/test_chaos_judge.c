@@ -352,3 +352,75 @@ Test(chaos_reuse, two_accepted_none_accepted_or_one_unnamed_are_faults)
     cr_expect_eq(group_faults(claimed_ok, 2, &u), CH_REUSE_UNNAMED,
                  "succeeded, yet the target never accepted it");
 }
+
+Test(chaos_plan, a_tail_holds_two_claimed_ids_for_the_last_two_of_four_versions)
+{
+    ch_plan p;
+    ch_mix mix = {.poison = 0.01, .late = 0.05, .dup = 0.05, .reuse = 0.02, .tails = 60};
+    cr_assert_eq(ch_plan_build(&p, 1800, 60, mix, 1u << 1, 1207), 0);
+    cr_expect_eq(p.n_tails, 60);
+    cr_expect_eq(p.n_msgs, 1800);
+    cr_assert_eq(p.n_gates, 3);
+    /* S1 of every invoice after the first gate, S2 after the second, then four of each */
+    cr_expect_eq(p.gate_at[0], 1800 - 6 * 60);
+    cr_expect_eq(p.gate_at[1], p.gate_at[0] + 60);
+    cr_expect_eq(p.gate_at[2], p.gate_at[1] + 60);
+    /* each gate waits for every pair of the messages before it: each event's targets, once
+     * however often it was sent, and one per poison message */
+    for (int g = 0; g < p.n_gates; g++) {
+        size_t need = 0;
+        bool *seen = calloc(p.n_events, sizeof(*seen));
+        for (size_t i = 0; i < p.gate_at[g]; i++) {
+            const ch_msg *m = &p.msgs[i];
+            if (m->kind == CH_MSG_POISON) {
+                need++;
+            } else if (!seen[m->event]) {
+                seen[m->event] = true;
+                for (int t = 0; t < CH_N_TARGETS; t++)
+                    need += (p.events[m->event].targets >> t) & 1;
+            }
+        }
+        free(seen);
+        cr_expect_eq(p.gate_need[g], need, "gate %d", g);
+    }
+    int32_t want[60 * CH_N_TARGETS] = {0}, floor[60 * CH_N_TARGETS] = {0};
+    ch_plan_bounds(&p, want, floor);
+    for (int inv = 0; inv < 60; inv++) {
+        const ch_msg *s1 = &p.msgs[p.gate_at[1] - 60 + (size_t)inv];
+        const ch_msg *s2 = &p.msgs[p.gate_at[2] - 60 + (size_t)inv];
+        const ch_msg *m = &p.msgs[p.gate_at[2] + 4 * (size_t)inv];
+        cr_assert_eq(s1->invoice, inv);
+        cr_assert_eq(s2->invoice, inv);
+        for (int k = 0; k < 4; k++) {
+            cr_assert_eq(m[k].invoice, inv, "invoice %d, message %d of four", inv, k);
+            cr_assert_eq(m[k].kind, CH_MSG_EVENT);
+        }
+        const ch_event *e[6] = {&p.events[s1->event],  &p.events[s2->event],
+                                &p.events[m[0].event], &p.events[m[1].event],
+                                &p.events[m[2].event], &p.events[m[3].event]};
+        for (int k = 0; k < 6; k++) {
+            cr_expect_eq(e[k]->targets, e[0]->targets, "invoice %d: one set of targets", inv);
+            if (k)
+                cr_expect_eq(e[k]->version, e[k - 1]->version + 1, "invoice %d", inv);
+        }
+        cr_expect_eq(e[0]->id_of, s1->event, "S1 under an id of its own");
+        cr_expect_eq(e[1]->id_of, s2->event, "S2 under an id of its own");
+        cr_expect_eq(e[2]->id_of, m[0].event, "A under an id of its own");
+        cr_expect_eq(e[3]->id_of, m[1].event, "B under an id of its own");
+        cr_expect_eq(e[4]->id_of, s2->event, "the third of four under S2's id");
+        cr_expect_eq(e[5]->id_of, s1->event, "the last under S1's id");
+        /* the newest version is the last; it must end at B at least */
+        size_t c = (size_t)inv * CH_N_TARGETS + 1;
+        cr_expect_eq(want[c], e[5]->version, "invoice %d", inv);
+        cr_expect_eq(floor[c], e[3]->version, "invoice %d", inv);
+    }
+    ch_plan_free(&p);
+}
+
+Test(chaos_plan, without_tails_no_gate)
+{
+    ch_plan p = reuse_plan(0.1, 1205);
+    cr_expect_eq(p.n_tails, 0);
+    cr_expect_eq(p.n_gates, 0);
+    ch_plan_free(&p);
+}

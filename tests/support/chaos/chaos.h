@@ -50,6 +50,8 @@ typedef struct ch_msg {
 } ch_msg;
 
 /* The whole run's input, generated up front from a seed. */
+#define CH_GATES 3 /* the tails' pauses in the feed */
+
 typedef struct ch_plan {
     ch_event *events;
     size_t n_events;
@@ -59,6 +61,10 @@ typedef struct ch_plan {
     size_t n_poison, n_late, n_dup; /* message counts by kind */
     size_t n_reused;                /* events carrying an earlier version's event_id */
     size_t n_reused_in_a_row;       /* of those, right after another of the invoice */
+    size_t n_tails;                 /* invoices whose plan ends with a tail (ch_plan_build) */
+    size_t gate_at[CH_GATES];       /* the feeder waits before these messages ... */
+    size_t gate_need[CH_GATES];     /* ... until this many (event, target) pairs are terminal */
+    int n_gates;
     size_t n_pairs;                 /* (event, target) pairs: the results expected */
     uint8_t target_mask;            /* targets events may go to (bits of ch_target_names) */
     char run[16];                   /* event id prefix, unique per run */
@@ -70,11 +76,19 @@ typedef struct ch_mix {
     double late;   /* an older version sent after a newer one */
     double dup;    /* an identical resend */
     double reuse;  /* a new version under the event_id of one of the invoice's last three */
+    int tails;     /* invoices whose versions close the plan as ch_plan_build says */
 } ch_mix;
 
 /* Builds a plan of n_msgs messages over n_invoices invoices with the given mix; each event
  * goes to 2 or 3 targets of target_mask (to all of it when it holds one or two; 0 = all
- * five). 0 or -1. */
+ * five). The plan ends with the tails of mix.tails invoices (spread over them), six
+ * versions each, all to the same targets: a gate (the feeder waits until every pair before
+ * it is terminal), a version S1 under an id of its own, a gate, S2 likewise, a gate, then
+ * four messages one after the other: two versions under ids of their own (A, B), then one under
+ * S2's id and one under S1's. S1 and S2 each went first in their lane, so both were claimed:
+ * A goes on the wire while B waits and the last two, which claim nothing, supersede it in
+ * turn. The invoice must end at B, which a lane holding one superseded version drops. 0 or
+ * -1. */
 int ch_plan_build(ch_plan *p, size_t n_msgs, int n_invoices, ch_mix mix, uint8_t target_mask,
                   uint64_t seed);
 
@@ -174,6 +188,9 @@ typedef struct ch_feed {
     atomic_bool stop;     /* ask the thread to stop early */
     atomic_bool done;     /* every message queued and every report in (or stopped) */
     long long started_ms, finished_ms;
+    size_t gates_passed;    /* the plan's gates opened by their pairs ... */
+    size_t gates_timed_out; /* ... and after waiting GATE_MAX_MS (feed.c) */
+    long long gate_since_ms;
     pthread_t thread;
     char error[256]; /* why the feeder stopped early, if it did */
 } ch_feed;
@@ -382,6 +399,7 @@ typedef struct ch_scenario {
                                    * newer one (0: 5%) */
     double reuse;                 /* share of messages that are new versions under the
                                    * event_id of an earlier one (0: 2%, < 0: none) */
+    int tails;                    /* invoices whose plan ends with a tail (ch_mix) */
     int episode_ms;               /* long forms: one brownout or Redis outage per this much
                                    * production (the short form has one, Redis two) */
 } ch_scenario;

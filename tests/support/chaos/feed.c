@@ -17,7 +17,33 @@ static void quiet(const rd_kafka_t *rk, int level, const char *fac, const char *
     (void)buf;
 }
 
-#define TICK_MS 20 /* pacing step: each step sends what the rate allows so far */
+#define TICK_MS 20         /* pacing step: each step sends what the rate allows so far */
+#define GATE_MAX_MS 120000 /* a gate opens after this long even if pairs are still open */
+
+/* Whether the next message may go: true unless it waits at a gate (ch_plan) whose pairs are
+ * not all terminal yet. Counts the gates passed and those given up on. */
+static bool past_gate(ch_feed *f)
+{
+    const ch_plan *p = f->plan;
+    if (f->gates_passed + f->gates_timed_out >= (size_t)p->n_gates ||
+        f->queued != p->gate_at[f->gates_passed + f->gates_timed_out])
+        return true;
+    size_t g = f->gates_passed + f->gates_timed_out;
+    long long now = iw_now_ms();
+    if (!f->gate_since_ms)
+        f->gate_since_ms = now;
+    pthread_mutex_lock(&f->table->mu);
+    bool open = f->table->terminal >= p->gate_need[g];
+    pthread_mutex_unlock(&f->table->mu);
+    if (!open && now - f->gate_since_ms < GATE_MAX_MS)
+        return false;
+    if (open)
+        f->gates_passed++;
+    else
+        f->gates_timed_out++;
+    f->gate_since_ms = 0;
+    return true;
+}
 
 /* Delivery report: where the message went, and the poison result id it implies. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *km, void *opaque)
@@ -103,7 +129,7 @@ static void *feed_main(void *arg)
     size_t n = f->plan->n_msgs;
     while (rk && f->queued < n && !f->stop) {
         double due = (double)(iw_now_ms() - f->started_ms) * f->rate / 1000.0;
-        while (f->queued < n && (double)f->queued < due && !f->stop) {
+        while (f->queued < n && (double)f->queued < due && !f->stop && past_gate(f)) {
             if (send_one(f, rk, &f->plan->msgs[f->queued]) != 0) {
                 f->stop = true;
                 break;

@@ -58,6 +58,7 @@ typedef struct opts {
     int request_ms;        /* timeouts.request_ms of every target */
     double err_rate;       /* share of 503 replies drawn for this run (0: none) */
     double reuse;          /* share of messages reusing an event_id (-1: the scenario's) */
+    int tails;             /* invoices whose plan ends with a tail (-1: the scenario's) */
 } opts;
 
 /* One worker slot and what happened to it. */
@@ -132,6 +133,7 @@ static void usage(FILE *f)
             "usage: chaos [--scenario NAME] [--quick | --long | --soak [MINUTES]] [--events N]\n"
             "             [--rate PER_S] [--invoices N] [--partitions N] [--seed N]\n"
             "             [--drain-timeout S] [--lease-s S] [--request-ms MS] [--reuse SHARE]\n"
+            "             [--tails N]\n"
             "             [--faults kill,redis,broker,breaker,http,brownout,join,leave,"
             "redis-out]\n"
             "Runs the local stack with a group of workers under faults and judges the run\n"
@@ -145,7 +147,10 @@ static void usage(FILE *f)
             "an id at a target, at most one is accepted there and the others are rejected, stale\n"
             "or superseded, so the invoice ends there at least at the higher of the newest\n"
             "version under an id of its own and the oldest sharing one, at most at the newest\n"
-            "sent. Repeats of the newest version are counted and reported.\n"
+            "sent. Repeats of the newest version are counted and reported. --tails N (kill-slow:\n"
+            "every invoice) ends the plan of N invoices with four versions in a row: two under\n"
+            "ids of their own, then two under the ids of earlier ones; the invoice must end at\n"
+            "the second of the four.\n"
             "Scenarios (the short form is the ctest form; --long runs longer by hand):\n");
     for (size_t i = 0; ch_scenarios[i]; i++)
         fprintf(f, "  %-15s %s\n", ch_scenarios[i]->name, ch_scenarios[i]->about);
@@ -216,7 +221,8 @@ static int parse_opts(int argc, char **argv, opts *o)
                 .mode = "short",
                 .partitions = 32,
                 .drain_timeout_s = 180,
-                .reuse = -1};
+                .reuse = -1,
+                .tails = -1};
     size_t events = 0;
     double rate = 0;
     int partitions = 0, invoices = 0, lease = 0, request = 0;
@@ -235,6 +241,7 @@ static int parse_opts(int argc, char **argv, opts *o)
                                        {"lease-s", required_argument, NULL, 'L'},
                                        {"request-ms", required_argument, NULL, 'R'},
                                        {"reuse", required_argument, NULL, 'u'},
+                                       {"tails", required_argument, NULL, 't'},
                                        {"help", no_argument, NULL, 'h'},
                                        {"faults", required_argument, NULL, 'f'},
                                        {NULL, 0, NULL, 0}};
@@ -267,6 +274,7 @@ static int parse_opts(int argc, char **argv, opts *o)
         case 'L': lease = atoi(optarg); break;
         case 'R': request = atoi(optarg); break;
         case 'u': o->reuse = strtod(optarg, NULL); break;
+        case 't': o->tails = atoi(optarg); break;
         case 'f': faults = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: return -1;
@@ -283,7 +291,8 @@ static int parse_opts(int argc, char **argv, opts *o)
     if (!o->seed)
         o->seed = (uint64_t)time(NULL) * 2654435761ULL ^ (uint64_t)getpid();
     return o->events >= 100 && o->rate > 0 && o->invoices > 0 && o->partitions > 0 &&
-                   o->drain_timeout_s > 0 && (o->reuse == -1 || (o->reuse >= 0 && o->reuse <= 0.5))
+                   o->drain_timeout_s > 0 &&
+                   (o->reuse == -1 || (o->reuse >= 0 && o->reuse <= 0.5)) && o->tails >= -1
                ? 0
                : -1;
 }
@@ -788,6 +797,7 @@ typedef struct run_figs {
     long long drained_at; /* every expected pair terminal (0: never) */
     long long final_lag;  /* group lag after the drain (-1 unknown) */
     int stop_status[MAX_WORKERS];
+    size_t gates_passed, gates_timed_out; /* the feeder's (ch_feed) */
 } run_figs;
 
 static void progress(const ch_feed *f, ch_table *t, const worker *ws, const schedule *sc,
@@ -1037,12 +1047,15 @@ static void summary(const opts *o, const ch_plan *p, const ch_table *t, const sc
            (unsigned long long)o->seed);
     printf("events produced         %zu messages over %d invoices: %zu distinct events, %zu late "
            "(out of order), %zu under an earlier version's event_id (%zu right after another), "
-           "%zu identical resends, %zu poison\n",
+           "%zu identical resends, %zu poison; %zu invoices end with a tail\n",
            p->n_msgs, p->n_invoices, p->n_events, p->n_late, p->n_reused, p->n_reused_in_a_row,
-           p->n_dup, p->n_poison);
+           p->n_dup, p->n_poison, p->n_tails);
     printf("rate                    %.0f/s target, production took %.1f s (%.0f/s)\n", o->rate,
            secs(rf->produce_ms),
            rf->produce_ms ? (double)p->n_msgs * 1000.0 / (double)rf->produce_ms : 0);
+    if (p->n_gates)
+        printf("gates                   %zu of %d opened by their pairs, %zu after waiting 120 s\n",
+               rf->gates_passed, p->n_gates, rf->gates_timed_out);
     printf("workers                 %d in the group at the start, %d slots used\n", o->sc->workers,
            n_workers);
     summary_faults(o, sc, ws);
@@ -1178,7 +1191,8 @@ int main(int argc, char **argv)
                   .reuse = o.reuse >= 0      ? o.reuse
                            : o.sc->reuse > 0 ? o.sc->reuse
                            : o.sc->reuse < 0 ? 0
-                                             : 0.02};
+                                             : 0.02,
+                  .tails = o.tails >= 0 ? o.tails : o.sc->tails};
     if (ch_plan_build(&plan, o.events, o.invoices, mix, o.sc->targets, o.seed) != 0) {
         fprintf(stderr, "chaos: out of memory\n");
         return EXIT_ERROR;
@@ -1250,6 +1264,8 @@ int main(int argc, char **argv)
     if (soak_mode(&o))
         soak_failed = ch_soak_verdict(&soak, soak_warmup_ms(&o), SOAK_RSS_LIMIT);
     bool pass = ch_figures_pass(&fig) && soak_failed <= 0 && !watch.error[0];
+    rf.gates_passed = feed.gates_passed;
+    rf.gates_timed_out = feed.gates_timed_out;
     summary(&o, &plan, &table, &sc, &rf, &fig, ws, soak_failed, pass);
     rc = pass ? 0 : EXIT_FAIL;
     if (!pass)

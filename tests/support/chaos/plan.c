@@ -148,6 +148,70 @@ static int32_t reuse_source(const ch_plan *p, const int32_t recent[RECENT], uint
     return n ? pick[rng_below(s, n)] : -1;
 }
 
+/* Gives event e the targets bits in place of the ones new_event picked. */
+static void set_targets(ch_plan *p, int32_t e, uint8_t bits)
+{
+    p->n_pairs -= (size_t)bit_count(p->events[e].targets);
+    p->events[e].targets = bits;
+    p->n_pairs += (size_t)bit_count(bits);
+}
+
+/* One version of a tail: the invoice's next, to bits, under the id of event id_of (-1: its
+ * own). Returns its index. */
+static int32_t tail_event(ch_plan *p, int32_t *counters, int32_t (*recent)[RECENT], int inv,
+                          uint8_t bits, int32_t id_of, uint64_t *s)
+{
+    int32_t e = new_event(p, counters, recent, inv, s);
+    if (bits)
+        set_targets(p, e, bits);
+    if (id_of >= 0) {
+        p->events[e].id_of = id_of;
+        p->n_reused++;
+        p->n_reused_in_a_row += p->events[e - 1].id_of != e - 1;
+    }
+    emit(p, e, inv, CH_MSG_EVENT);
+    return e;
+}
+
+/* The feeder waits here until every pair so far is terminal. */
+static void add_gate(ch_plan *p)
+{
+    p->gate_at[p->n_gates] = p->n_msgs;
+    p->gate_need[p->n_gates] = p->n_pairs + p->n_poison;
+    p->n_gates++;
+}
+
+/* The tails of n invoices, spread over the plan's (ch_plan_build). 0 or -1 (no memory). */
+static int add_tails(ch_plan *p, int32_t *counters, int32_t (*recent)[RECENT], size_t n,
+                     uint64_t *s)
+{
+    int32_t(*src)[2] = calloc(n + 1, sizeof(*src));
+    if (!src)
+        return -1;
+    for (int k = 0; k < 2; k++) {
+        add_gate(p);
+        for (size_t i = 0; i < n; i++) {
+            int inv = (int)(i * (size_t)p->n_invoices / n);
+            src[i][k] =
+                tail_event(p, counters, recent, inv, k ? p->events[src[i][0]].targets : 0, -1, s);
+        }
+    }
+    add_gate(p);
+    for (size_t i = 0; i < n; i++) {
+        int inv = (int)(i * (size_t)p->n_invoices / n);
+        uint8_t bits = p->events[src[i][0]].targets;
+        tail_event(p, counters, recent, inv, bits, -1, s);
+        tail_event(p, counters, recent, inv, bits, -1, s);
+        tail_event(p, counters, recent, inv, bits, src[i][1], s);
+        tail_event(p, counters, recent, inv, bits, src[i][0], s);
+    }
+    free(src);
+    p->n_tails = n;
+    return 0;
+}
+
+#define TAIL_MSGS 6
+
 /* An older version held back to go out after a newer one. */
 typedef struct held {
     int32_t event;
@@ -180,8 +244,12 @@ int ch_plan_build(ch_plan *p, size_t n_msgs, int n_invoices, ch_mix mix, uint8_t
     for (int i = 0; i < n_invoices; i++)
         for (int k = 0; k < RECENT; k++)
             recent[i][k] = -1;
-    while (p->n_msgs < n_msgs) {
-        size_t left = n_msgs - p->n_msgs;
+    size_t n_tails = mix.tails <= 0 ? 0 : (size_t)(mix.tails < n_invoices ? mix.tails : n_invoices);
+    if (n_tails * TAIL_MSGS > n_msgs / 2)
+        n_tails = n_msgs / 2 / TAIL_MSGS;
+    size_t body = n_msgs - n_tails * TAIL_MSGS;
+    while (p->n_msgs < body) {
+        size_t left = body - p->n_msgs;
         size_t due = n_hold;
         for (size_t i = 0; i < n_hold && due == n_hold; i++)
             if (hold[i].due <= p->n_msgs || left <= n_hold)
@@ -227,10 +295,11 @@ int ch_plan_build(ch_plan *p, size_t n_msgs, int n_invoices, ch_mix mix, uint8_t
             emit(p, new_event(p, counters, recent, inv, &s), inv, CH_MSG_EVENT);
         }
     }
+    int tails_rc = n_tails ? add_tails(p, counters, recent, n_tails, &s) : 0;
     free(counters);
     free(recent);
     free(hold);
-    if (mark_shared(p) != 0) {
+    if (tails_rc != 0 || mark_shared(p) != 0) {
         ch_plan_free(p);
         return -1;
     }

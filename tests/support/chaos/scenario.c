@@ -96,7 +96,7 @@ static const ch_scenario late_leave = {
 static const ch_scenario kill_slow = {
     .name = "kill-slow",
     .about = "3 workers, centra_navision, 60 hot invoices: kill -9 every 3-6 s, replies take "
-             "1-3 s, 10-25% of them 503",
+             "1-3 s, 10-25% of them 503; every invoice ends with a tail",
     .workers = 3,
     .targets = NAVISION,
     .invoices = 60,
@@ -112,6 +112,7 @@ static const ch_scenario kill_slow = {
     .lat_max_ms = 3000,
     .err_min = 0.10,
     .err_max = 0.25,
+    .tails = 60, /* while a version is in flight for 1-3 s, the three after it wait */
 };
 
 /* (c) Redis out for longer than the lease, with calls in flight. */
