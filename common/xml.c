@@ -142,6 +142,19 @@ static xmlDocPtr read_undecoded(xmlParserCtxtPtr ctx, const char *buf, size_t le
     return doc;
 }
 
+/* Whether n, its siblings after it or anything below them refers to an entity (&name; other
+ * than the five XML predefines: libxml2 writes those and character references as text). */
+static bool refers_to_an_entity(xmlNodePtr n)
+{
+    for (; n; n = n->next) {
+        if (n->type == XML_ENTITY_REF_NODE)
+            return true;
+        if (n->type == XML_ELEMENT_NODE && refers_to_an_entity(n->children))
+            return true;
+    }
+    return false;
+}
+
 xmlDocPtr iw_xml_parse(const char *buf, size_t len, char *errbuf, size_t errlen)
 {
     if (!buf || len == 0) {
@@ -198,6 +211,13 @@ xmlDocPtr iw_xml_parse(const char *buf, size_t len, char *errbuf, size_t errlen)
     } else if (doc->intSubset && doc->intSubset->entities) {
         /* A reply that declares entities is hostile or broken; we never need one. */
         snprintf(errbuf, errlen, "reply declares XML entities; refused");
+        xmlFreeDoc(doc);
+        doc = NULL;
+    } else if ((doc->intSubset || doc->extSubset) && refers_to_an_entity(doc->children)) {
+        /* Under a document type naming a DTD that is never loaded, a reference to an entity
+         * no one declared is well formed, and would read as no text at all (an error element
+         * read as empty): refused too. */
+        snprintf(errbuf, errlen, "reply refers to XML entities its DTD would declare; refused");
         xmlFreeDoc(doc);
         doc = NULL;
     }
