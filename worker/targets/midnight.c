@@ -222,6 +222,16 @@ static int mn_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
                          lids[i].name);
                 return IW_EINVAL;
             }
+        /* Priority and TempInvoiceLineID, which a new line is known by; the map would leave
+         * out a value that is not a number, and a new line with it */
+        const char *line_no = ev->invoice.lines[n].line_no;
+        if (line_no && !iw_text_id_digits(line_no, buf, sizeof(buf))) {
+            snprintf(errbuf, errlen,
+                     "invoice.lines[%zu].line_no: a Midnight line number (Priority, "
+                     "TempInvoiceLineID) is a whole number",
+                     n);
+            return IW_EINVAL;
+        }
         if (lr->midnight_line_guid && !is_guid(lr->midnight_line_guid)) {
             snprintf(errbuf, errlen, "lines[%zu].target_refs.midnight_line_guid: not a GUID", n);
             return IW_EINVAL;
