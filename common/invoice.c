@@ -954,6 +954,7 @@ typedef struct reader {
     int depth;              /* objects and arrays open */
     int stop;      /* 0, or why reading stopped: IW_EINVAL (syntax, at bad_at), IW_ENOMEM */
     size_t bad_at; /* where the text stopped being JSON */
+    const char *why; /* what is wrong there, when the reader knows it (NULL: not said) */
     ctx *c;
     iw_event *ev;      /* whose block the strings go to */
     size_t first_text; /* size of the block's first piece */
@@ -1142,8 +1143,13 @@ static long unescape(reader *r, const span *sp, char *out)
         } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
             cp = -1;
         }
-        if (cp <= 0)
+        if (cp <= 0) {
+            r->why = e != 'u' ? "an escape JSON does not have"
+                     : used == 12 || (cp < 0 && sp->end - i >= 6 && hex4(s + i + 2) >= 0xD800)
+                         ? "a UTF-16 surrogate escape without its pair is no character"
+                         : "\\u needs four hex digits";
             return syntax_error(r, i); /* \\u0000 included */
+        }
         r->xml_unsafe |=
             (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0xFFFE || cp == 0xFFFF;
         unsigned char u[4];
@@ -1731,8 +1737,9 @@ int iw_event_parse(const char *json, size_t len, iw_event **out, char *errbuf, s
             rc = IW_ENOMEM;
         else if (!(rc = prescan(&c, json, len)))
             rc = tail ? fail(&c, IW_EINVAL, "invalid JSON at byte %zu: text after the event", r.pos)
-                      : fail(&c, IW_EINVAL, "invalid JSON at byte %zu",
-                             r.bad_at < len ? r.bad_at : len - 1);
+                 : r.why ? fail(&c, IW_EINVAL, "invalid JSON at byte %zu: %s", r.bad_at, r.why)
+                         : fail(&c, IW_EINVAL, "invalid JSON at byte %zu",
+                                r.bad_at < len ? r.bad_at : len - 1);
     } else if (!object) {
         rc = fail(&c, IW_EINVAL, "an event must be a JSON object");
     } else {

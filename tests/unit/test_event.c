@@ -1051,11 +1051,26 @@ Test(bad_event, first_rule_in_field_order_wins)
 Test(bad_event, unicode_escape_needs_four_hex_digits)
 {
     const char *text = "{\"a\":\"x\\uzzzzy\"}";
-    expect_reject_text(text, strlen(text), "invalid JSON at byte 7");
+    expect_reject_text(text, strlen(text), "invalid JSON at byte 7: \\u needs four hex digits");
     text = "{\"a\":\"\\ud80\"}";
-    expect_reject_text(text, strlen(text), "invalid JSON at byte 6");
-    text = "{\"a\":\"\\udc00\"}"; /* half a UTF-16 pair */
-    expect_reject_text(text, strlen(text), "invalid JSON at byte 6");
+    expect_reject_text(text, strlen(text), "invalid JSON at byte 6: \\u needs four hex digits");
+}
+
+/* RFC 8259 lets a string hold half a UTF-16 pair, which is no character: refused, saying so
+ * (it said only "invalid JSON at byte N", review 87) */
+Test(bad_event, half_a_utf16_pair_is_refused_by_name)
+{
+    static const char *const texts[] = {
+        "{\"a\":\"\\udc00\"}",        /* a low half alone */
+        "{\"a\":\"\\ud800\"}",        /* a high half alone */
+        "{\"a\":\"\\ud800x\"}",       /* a high half before a character */
+        "{\"a\":\"\\udc00\\ud800\"}", /* the halves reversed */
+        "{\"a\":\"\\ud800\\u0041\"}", /* a high half before an escape of no low half */
+    };
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+        expect_reject_text(texts[i], strlen(texts[i]),
+                           "invalid JSON at byte 6: a UTF-16 surrogate escape without its pair "
+                           "is no character");
 }
 
 /* The object at path ("invoice.lines[1]") under root. */
