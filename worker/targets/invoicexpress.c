@@ -380,7 +380,7 @@ static int ix_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
         FAIL("target_refs.invoicexpress_id: required (InvoiceXpress updates by its invoice id)");
     if (!all_digits(inv->target_refs.invoicexpress_id) ||
         strlen(inv->target_refs.invoicexpress_id) > 18)
-        FAIL("target_refs.invoicexpress_id: must be a number");
+        FAIL("target_refs.invoicexpress_id: must be a whole number of at most 18 digits");
     if (inv->n_lines == 0)
         FAIL("lines: at least one item is required");
     /* invoices.update takes no currency (seed 004): the invoice is booked in the account's */
