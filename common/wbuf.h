@@ -29,7 +29,8 @@ typedef struct iw_wbuf {
     size_t len, cap;
     int err;         /* 0, or the first error: IW_ENOMEM, IW_EINVAL */
     const char *why; /* IW_EINVAL: why, a constant ("text holds a control character ...") */
-    char what[64];   /* IW_EINVAL: the element, attribute or key whose text was refused */
+    char what[160];  /* IW_EINVAL: the element, attribute or key whose text was refused (a
+                      * mapping's writer names the event field it came from) */
 } iw_wbuf;
 
 /* An empty buffer (no memory yet). */

@@ -1246,7 +1246,7 @@ Test(cases, wrong_expectations_fail)
                      "\"invoice.updated\",\"tenant\":\"t\",\"version\":1,\"invoice\":{\"id\":"
                      "\"I1\",\"currency\":\"EUR\",\"store\":\"a\\u0001b\",\"lines\":[{\"name\":"
                      "\"n\",\"quantity\":\"1\",\"unit_price\":\"1.00\"}]}}\n</event>\n"
-                     "<refuse>\nerror-has store:\n</refuse>\n",
+                     "<refuse>\nerror-has invoice.store (element store):\n</refuse>\n",
                      SOAP_HEAD);
         cr_expect_eq(failures_of(good), 0, "pair %zu: the right expectation fails", i);
         cr_expect_gt(failures_of(wrong), 0, "pair %zu: the wrong expectation passes", i);

@@ -92,7 +92,7 @@ Test(mapping, xml_formats_text_decimal_integer_date_boolean)
     iw_event_free(ev);
 }
 
-Test(mapping, a_format_the_value_cannot_take_is_refused_naming_the_element)
+Test(mapping, a_format_the_value_cannot_take_is_refused_naming_the_field_and_the_element)
 {
     iw_event *ev = iw_t_load_event("complete.json");
     iw_map m;
@@ -102,19 +102,19 @@ Test(mapping, a_format_the_value_cannot_take_is_refused_naming_the_element)
              &m);
     char err[256] = "";
     cr_assert_null(write_body(&m, ev, err, sizeof(err)));
-    cr_assert_str_eq(err, "price: not a whole number");
+    cr_assert_str_eq(err, "invoice.lines[0].unit_price (element price): not a whole number");
     iw_map_free(&m);
     parse_ok("{\"dialect\":\"xml\",\"root\":{\"name\":\"inv\",\"children\":["
              "{\"name\":\"when\",\"path\":\"invoice.number\",\"format\":\"date\"}]}}",
              &m);
     cr_assert_null(write_body(&m, ev, err, sizeof(err)));
-    cr_assert_str_eq(err, "when: not a date YYYY-MM-DD");
+    cr_assert_str_eq(err, "invoice.number (element when): not a date YYYY-MM-DD");
     iw_map_free(&m);
     parse_ok("{\"dialect\":\"json\",\"root\":{\"children\":["
              "{\"name\":\"n\",\"path\":\"invoice.number\",\"format\":\"boolean\"}]}}",
              &m);
     cr_assert_null(write_body(&m, ev, err, sizeof(err)));
-    cr_assert_str_eq(err, "n: not a boolean");
+    cr_assert_str_eq(err, "invoice.number (key n): not a boolean");
     iw_map_free(&m);
     iw_event_free(ev);
 }
@@ -220,7 +220,8 @@ Test(mapping, hostile_text_is_escaped_by_the_writer_or_refused_by_name)
     parse_ok(xml, &m);
     char err[256] = "";
     cr_assert_null(write_body(&m, ev, err, sizeof(err)));
-    cr_assert(strncmp(err, "po: ", 4) == 0 && strstr(err, "control"), "%s", err);
+    cr_assert(strncmp(err, "invoice.po_number (element po): ", 32) == 0 && strstr(err, "control"),
+              "%s", err);
     iw_map_free(&m);
     out = render_with(json, ev);
     cr_assert_str_eq(out, "{\"po\":\"a\\u0001z\"}");
@@ -228,7 +229,7 @@ Test(mapping, hostile_text_is_escaped_by_the_writer_or_refused_by_name)
     ev->invoice.po_number = "bad \xc3\x28 utf8";
     parse_ok(json, &m);
     cr_assert_null(write_body(&m, ev, err, sizeof(err)));
-    cr_assert(strncmp(err, "po: ", 4) == 0, "%s", err);
+    cr_assert(strncmp(err, "invoice.po_number (key po): ", 28) == 0, "%s", err);
     iw_map_free(&m);
     iw_event_free(ev);
 }

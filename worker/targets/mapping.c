@@ -1154,6 +1154,22 @@ static void write_plain(writer *w, const iw_map_node *n)
         iw_jw_null(w->j, n->name);
 }
 
+/* A text row r just refused names the event field it came from, as validation names one
+ * ("invoice.lines[2].name (element Title)"): one element name is written from many fields. */
+static void name_the_source(writer *w, const iw_map_node *r)
+{
+    if (w->b->err != IW_EINVAL || !w->b->why || r->n_src != 1 || r->join)
+        return;
+    const char *p = r->src[0]->path, *br = strstr(p, "[]");
+    char path[96];
+    if (br)
+        snprintf(path, sizeof(path), "%.*s[%zu]%s", (int)(br - p), p, w->index, br + 2);
+    else
+        snprintf(path, sizeof(path), "%s", p);
+    snprintf(w->b->what, sizeof(w->b->what), "%s (%s %s)", path,
+             w->dialect == IW_MAP_XML ? "element" : "key", r->name);
+}
+
 static void write_rows(writer *w, const iw_map_node *rows, size_t n)
 {
     for (size_t i = 0; i < n && !w->b->err; i++) {
@@ -1162,6 +1178,7 @@ static void write_rows(writer *w, const iw_map_node *rows, size_t n)
             continue; /* a repeated group tests it per element */
         if (r->plain) {
             write_plain(w, r);
+            name_the_source(w, r);
         } else if (r->each) {
             write_each(w, r);
         } else if (r->as_array) {
@@ -1176,6 +1193,7 @@ static void write_rows(writer *w, const iw_map_node *rows, size_t n)
             close_element(w);
         } else {
             write_leaf(w, r);
+            name_the_source(w, r);
         }
     }
 }
