@@ -1178,7 +1178,8 @@ static void write_rows(writer *w, const iw_map_node *rows, size_t n)
             continue; /* a repeated group tests it per element */
         if (r->plain) {
             write_plain(w, r);
-            name_the_source(w, r);
+            if (w->b->err)
+                name_the_source(w, r);
         } else if (r->each) {
             write_each(w, r);
         } else if (r->as_array) {
@@ -1193,7 +1194,8 @@ static void write_rows(writer *w, const iw_map_node *rows, size_t n)
             close_element(w);
         } else {
             write_leaf(w, r);
-            name_the_source(w, r);
+            if (w->b->err)
+                name_the_source(w, r);
         }
     }
 }
