@@ -439,8 +439,9 @@ static void judge_ebiz(const iw_target_conf *tc, const iw_response *resp, const 
     if (strcasecmp(st, "Success") == 0 && strcmp(sc, "1") == 0 && clean) {
         iw_outcome_set(out, IW_OUTCOME_OK, IW_ERR_NONE, "1", "HTTP %ld, Status Success",
                        resp->status);
-        /* an id longer than target_ref holds is not one a cut could name: none then */
-        char id[sizeof(out->target_ref) + 1];
+        /* an id longer than target_ref holds is not one a cut could name: none then (the
+         * margin: a cut never splits a character, so it may back up three bytes) */
+        char id[sizeof(out->target_ref) + 4];
         if (iw_xml_text(iw_soap_child(res, "InvoiceInternalId"), id, sizeof(id)) <
             sizeof(out->target_ref))
             memcpy(out->target_ref, id, sizeof(out->target_ref));
