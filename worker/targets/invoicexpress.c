@@ -618,9 +618,9 @@ fail:
 
 /* Joins the <error> texts of an <errors> document with "; " into buf. Returns the number of
  * errors read (0 when root is not <errors>); *settled is set when one says the invoice is
- * settled (the seed's own error text, seed 004 line 139). An <errors> that holds text or
- * elements but no <error> is one error, its text the message: only an empty list (<errors/>,
- * or white space alone) says none. */
+ * settled (the seed's own error text, seed 004 line 139). An <errors> that holds text but no
+ * <error> (in itself or in other elements) is one error, its text the message: a list with no
+ * text (<errors/>, white space, no-break spaces or empty elements alone) says none. */
 static int errors_of(xmlNodePtr root, char *buf, size_t len, bool *settled)
 {
     char one[256];
@@ -647,9 +647,13 @@ static int errors_of(xmlNodePtr root, char *buf, size_t len, bool *settled)
         n++;
     }
     if (n == 0) {
-        bool held = iw_xml_text(root, one, sizeof(one)) > 0;
-        for (xmlNodePtr c = root->children; c && !held; c = c->next)
-            held = c->type == XML_ELEMENT_NODE;
+        iw_xml_text(root, one, sizeof(one));
+        bool held = false;
+        for (const char *p = one; *p && !held; p++)
+            if (memcmp(p, "\xC2\xA0", 2) == 0)
+                p++; /* U+00A0, a no-break space */
+            else
+                held = !strchr(" \t\r\n", *p);
         if (!held)
             return 0;
         *settled = strcasestr(one, "settled") != NULL;
