@@ -602,16 +602,25 @@ int iw_secrets_add(iw_secrets *s, const char *value)
     if (rc || !hex_named(value))
         return rc;
     /* a number names the secret whatever the case of its digits, and a server may print it in
-     * either (.NET writes a GUID in lower case): each case is a form of its own */
-    char *other = strdup(value);
+     * either (.NET writes a GUID in lower case, without braces): each case is a form of its
+     * own, with and without the braces */
+    size_t len = strlen(value);
+    char *other = malloc(len + 1);
     if (!other)
         return IW_ENOMEM;
-    for (int upper = 0; !rc && upper < 2; upper++) {
-        for (char *p = other; *p; p++)
-            *p = (char)(upper ? toupper((unsigned char)*p) : tolower((unsigned char)*p));
-        rc = add_value(s, other);
+    bool braces = strpbrk(value, "{}") != NULL;
+    for (int strip = 0; !rc && strip <= braces; strip++) {
+        for (int upper = 0; !rc && upper < 2; upper++) {
+            size_t n = 0;
+            for (const char *p = value; *p; p++)
+                if (!strip || (*p != '{' && *p != '}'))
+                    other[n++] =
+                        (char)(upper ? toupper((unsigned char)*p) : tolower((unsigned char)*p));
+            other[n] = '\0';
+            rc = add_value(s, other);
+        }
     }
-    memset(other, 0, strlen(other));
+    memset(other, 0, len + 1);
     free(other);
     return rc;
 }

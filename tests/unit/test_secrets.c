@@ -353,3 +353,24 @@ Test(secrets, a_secret_encoded_then_escaped_is_withheld)
     }
     iw_secrets_free(s);
 }
+
+/* A secret written in hex names a number, which a server may print in either case, and a GUID
+ * with or without its braces (.NET's default: lower case, no braces): each is masked (review
+ * 86, review 88). A secret that is not hex keeps its case: 8 letters of a password in another
+ * case are often a word of the reply. */
+Test(secrets, a_hex_secret_is_masked_in_either_case_and_without_its_braces)
+{
+    iw_secrets *s = iw_secrets_new();
+    cr_assert_eq(iw_secrets_add(s, "{9F3A1C2B-4621-B899-0D1E-7A6B5C4D3E2F}"), 0);
+    cr_assert_eq(iw_secrets_add(s, "merchant-Pw-42"), 0);
+    assert_masked(s, "{9F3A1C2B-4621-B899-0D1E-7A6B5C4D3E2F}");
+    assert_masked(s, "{9f3a1c2b-4621-b899-0d1e-7a6b5c4d3e2f}");
+    assert_masked(s, "9f3a1c2b-4621-b899-0d1e-7a6b5c4d3e2f");
+    assert_masked(s, "9F3A1C2B-4621-B899-0D1E-7A6B5C4D3E2F");
+    assert_masked(s, "merchant-Pw-42");
+    const char *text = "MerchantId MERCHANT-PW-42";
+    char *m = iw_secrets_mask(s, text, strlen(text));
+    cr_assert_str_eq(m, text, "not hex: matched in its own case only");
+    free(m);
+    iw_secrets_free(s);
+}
