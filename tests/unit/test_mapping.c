@@ -201,6 +201,28 @@ Test(mapping, repeated_groups_in_xml_and_json)
     iw_event_free(ev);
 }
 
+/* A refused text names the event field with the position of its own list, also from inside a
+ * repeated group of another list (review 88: it took the innermost group's position). */
+Test(mapping, a_refused_text_names_its_own_list_position_inside_another_group)
+{
+    iw_event *ev = iw_t_load_event("complete.json");
+    cr_assert_geq(ev->invoice.n_lines, 2);
+    cr_assert_geq(ev->invoice.n_custom_fields, 1);
+    iw_map m;
+    parse_ok("{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":[{\"name\":\"line\","
+             "\"each\":\"invoice.lines\",\"children\":[{\"name\":\"f\",\"each\":"
+             "\"invoice.custom_fields\",\"children\":[{\"name\":\"title\",\"path\":"
+             "\"invoice.lines[].name\"}]}]}]}}",
+             &m);
+    ev->invoice.lines[1].name = "a\x01z";
+    char err[256] = "";
+    cr_assert_null(write_body(&m, ev, err, sizeof(err)));
+    cr_assert_str_eq(err, "invoice.lines[1].name (element title): text holds a control character "
+                          "XML 1.0 cannot carry");
+    iw_map_free(&m);
+    iw_event_free(ev);
+}
+
 Test(mapping, hostile_text_is_escaped_by_the_writer_or_refused_by_name)
 {
     iw_event *ev = iw_t_load_event("minimal.json");

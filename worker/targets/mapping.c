@@ -879,6 +879,7 @@ typedef struct writer {
     const void *ctx;  /* handed to computed values */
     const void *elem; /* the innermost repeated group's current element (NULL: none) */
     size_t index;     /* and its 0-based position */
+    size_t at[SC_COUNT]; /* each list scope's current 0-based position (errors name it) */
 } writer;
 
 /* True when the field holds a value (non_empty: a non-empty one), without formatting it: an
@@ -1044,7 +1045,7 @@ static void write_each(writer *w, const iw_map_node *n)
     size_t saved_index = w->index;
     for (size_t i = 0; i < count && !w->b->err; i++) {
         w->sc.obj[f->elem_scope] = w->elem = items + i * f->elem_size;
-        w->index = i;
+        w->index = w->at[f->elem_scope] = i;
         if (n->cond != IW_COND_NONE && !cond_holds(n, w))
             continue;
         if (w->dialect == IW_MAP_XML) {
@@ -1163,7 +1164,8 @@ static void name_the_source(writer *w, const iw_map_node *r)
     const char *p = r->src[0]->path, *br = strstr(p, "[]");
     char path[96];
     if (br)
-        snprintf(path, sizeof(path), "%.*s[%zu]%s", (int)(br - p), p, w->index, br + 2);
+        snprintf(path, sizeof(path), "%.*s[%zu]%s", (int)(br - p), p, w->at[r->src[0]->scope],
+                 br + 2);
     else
         snprintf(path, sizeof(path), "%s", p);
     snprintf(w->b->what, sizeof(w->b->what), "%s (%s %s)", path,
