@@ -274,7 +274,14 @@ static int parse_opts(int argc, char **argv, opts *o)
         case 'L': lease = atoi(optarg); break;
         case 'R': request = atoi(optarg); break;
         case 'u': o->reuse = strtod(optarg, NULL); break;
-        case 't': o->tails = atoi(optarg); break;
+        case 't': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (end == optarg || *end || n < 0 || n > 1000000)
+                return -1;
+            o->tails = (int)n;
+            break;
+        }
         case 'f': faults = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: return -1;
@@ -1054,8 +1061,9 @@ static void summary(const opts *o, const ch_plan *p, const ch_table *t, const sc
            secs(rf->produce_ms),
            rf->produce_ms ? (double)p->n_msgs * 1000.0 / (double)rf->produce_ms : 0);
     if (p->n_gates)
-        printf("gates                   %zu of %d opened by their pairs, %zu after waiting 120 s\n",
-               rf->gates_passed, p->n_gates, rf->gates_timed_out);
+        printf("gates                   %zu of %d opened by their pairs, %zu given up on after "
+               "120 s without a pair finished   (must be 0: %s)\n",
+               rf->gates_passed, p->n_gates, rf->gates_timed_out, verdict(rf->gates_timed_out));
     printf("workers                 %d in the group at the start, %d slots used\n", o->sc->workers,
            n_workers);
     summary_faults(o, sc, ws);
@@ -1263,7 +1271,8 @@ int main(int argc, char **argv)
         goto out;
     if (soak_mode(&o))
         soak_failed = ch_soak_verdict(&soak, soak_warmup_ms(&o), SOAK_RSS_LIMIT);
-    bool pass = ch_figures_pass(&fig) && soak_failed <= 0 && !watch.error[0];
+    bool pass =
+        ch_figures_pass(&fig) && soak_failed <= 0 && !watch.error[0] && feed.gates_timed_out == 0;
     rf.gates_passed = feed.gates_passed;
     rf.gates_timed_out = feed.gates_timed_out;
     summary(&o, &plan, &table, &sc, &rf, &fig, ws, soak_failed, pass);
