@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <libxml/dict.h>
 #include <libxml/parser.h>
@@ -86,6 +85,19 @@ static void reuse_init(void)
         abort(); /* only fails without resources at start-up */
 }
 
+/* Set when the parse in progress on this thread met a reference to an entity nobody declared.
+ * Under a document type whose DTD is never loaded, libxml2 takes such a reference as well
+ * formed (the DTD might have declared it), reports it (XML_WAR_UNDECLARED_ENTITY, in text and
+ * in attribute values alike, in whatever encoding) and reads it as no text at all. */
+static _Thread_local bool undeclared_entity;
+
+static void note_error(void *data, xmlErrorPtr e)
+{
+    (void)data;
+    if (e && e->code == XML_WAR_UNDECLARED_ENTITY)
+        undeclared_entity = true;
+}
+
 /* This thread's context, made anew when it has served long enough; NULL without memory. */
 static xmlParserCtxtPtr parser_ctx(void)
 {
@@ -104,6 +116,8 @@ static xmlParserCtxtPtr parser_ctx(void)
     if (!r->ctx) {
         r->ctx = xmlNewParserCtxt();
         r->uses = 0;
+        if (r->ctx && r->ctx->sax)
+            r->ctx->sax->serror = note_error; /* errors still land in the context's lastError */
     }
     r->uses++;
     return r->ctx;
@@ -143,34 +157,12 @@ static xmlDocPtr read_undecoded(xmlParserCtxtPtr ctx, const char *buf, size_t le
     return doc;
 }
 
-/* Whether the text refers to an entity: an &name; other than the five XML predefines (character
- * references are text). Read from the bytes, not the tree: libxml2 2.9 keeps such a reference
- * in text as a node of its own but drops it from an attribute's value without a trace. NUL
- * bytes are passed over, so UTF-16 reads as ASCII. A CDATA section or a comment quoting a
- * reference counts too: only a document with a DOCTYPE is asked. */
-static bool refers_to_an_entity(const char *buf, size_t len)
+/* An XHTML page: its root is html in no namespace or in XHTML's. */
+static bool is_xhtml(xmlNodePtr root)
 {
-    static const char *const predefined[] = {"amp;", "lt;", "gt;", "quot;", "apos;"};
-    for (const char *p = memchr(buf, '&', len); p;
-         p = memchr(p + 1, '&', len - (size_t)(p + 1 - buf))) {
-        char name[6];
-        size_t n = 0;
-        for (const char *q = p + 1; q < buf + len && n < sizeof(name) - 1; q++)
-            if (*q && (name[n++] = *q) == ';')
-                break;
-        name[n] = '\0';
-        bool known = n && name[0] == '#';
-        for (size_t i = 0; i < sizeof(predefined) / sizeof(predefined[0]) && !known; i++)
-            known = strcmp(name, predefined[i]) == 0;
-        if (!known)
-            return true;
-    }
-    return false;
-}
-
-static bool is_html(xmlNodePtr root)
-{
-    return root && strcasecmp((const char *)root->name, "html") == 0;
+    return root && strcmp((const char *)root->name, "html") == 0 &&
+           (!root->ns || (root->ns->href && strcmp((const char *)root->ns->href,
+                                                   "http://www.w3.org/1999/xhtml") == 0));
 }
 
 xmlDocPtr iw_xml_parse(const char *buf, size_t len, char *errbuf, size_t errlen)
@@ -212,11 +204,14 @@ xmlDocPtr iw_xml_parse(const char *buf, size_t len, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "out of memory");
         return NULL;
     }
-    /* no URL: libxml2 would parse and unescape it as a URI on every call */
+    undeclared_entity = false;
     bool again = len >= UNDECODED_MAX;
     xmlDocPtr doc = again ? NULL : read_undecoded(ctx, buf, len, opts, &again);
-    if (again)
+    if (again) {
+        undeclared_entity = false;
+        /* no URL: libxml2 would parse and unescape it as a URI on every call */
         doc = xmlCtxtReadMemory(ctx, buf, (int)len, NULL, NULL, opts);
+    }
     if (!doc) {
         const xmlError *e = xmlCtxtGetLastError(ctx);
         int n = snprintf(errbuf, errlen, "not well-formed XML");
@@ -231,12 +226,11 @@ xmlDocPtr iw_xml_parse(const char *buf, size_t len, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "reply declares XML entities; refused");
         xmlFreeDoc(doc);
         doc = NULL;
-    } else if ((doc->intSubset || doc->extSubset) && refers_to_an_entity(buf, len) &&
-               !is_html(xmlDocGetRootElement(doc))) {
+    } else if (undeclared_entity && !is_xhtml(xmlDocGetRootElement(doc))) {
         /* Under a document type naming a DTD that is never loaded, a reference to an entity
          * no one declared is well formed, and would read as no text at all (an error element
-         * read as empty): refused too. An XHTML page's &nbsp; is left to the adapters, which
-         * take any page for one. */
+         * read as empty): refused too (note_error). An XHTML page's &nbsp; is left to the
+         * adapters, which take any page for one. */
         snprintf(errbuf, errlen, "reply refers to XML entities its DTD would declare; refused");
         xmlFreeDoc(doc);
         doc = NULL;

@@ -155,6 +155,8 @@ Test(xml, an_entity_reference_under_a_dtd_never_read_is_refused)
         /* in an attribute libxml2 drops the reference from the value: the root's is no node */
         "<!DOCTYPE r SYSTEM \"r.dtd\"><r a=\"&e;\">OK</r>",
         "<!DOCTYPE r SYSTEM \"r.dtd\"><r><s a=\"x&e;y\">OK</s></r>",
+        /* a root named html outside XHTML's namespace is no page (review 89) */
+        "<!DOCTYPE r SYSTEM \"r.dtd\"><a:html xmlns:a=\"urn:api\"><s>OK&e;</s></a:html>",
     };
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         char err[256] = "";
@@ -171,6 +173,9 @@ Test(xml, an_entity_reference_under_a_dtd_never_read_is_refused)
         "<?xml version=\"1.0\"?><!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\" "
         "\"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd\"><html "
         "xmlns=\"http://www.w3.org/1999/xhtml\"><body>Service&nbsp;Unavailable</body></html>",
+        /* an ampersand that is no reference (review 89: a scan of the bytes refused these) */
+        "<!DOCTYPE r SYSTEM \"http://x/r.dtd?v=1&l=en\"><r><![CDATA[R&D]]><!-- a&b --><?p x&y?>"
+        "ok</r>",
     };
     for (size_t i = 0; i < sizeof(read) / sizeof(read[0]); i++) {
         char err[256] = "";
@@ -179,12 +184,19 @@ Test(xml, an_entity_reference_under_a_dtd_never_read_is_refused)
         if (doc)
             xmlFreeDoc(doc);
     }
-    /* UTF-16: the predefined entities are still known, NUL bytes between */
+    /* UTF-16: the predefined entities are still known; an undeclared one is refused, even one
+     * whose name's bytes, NULs dropped, spell "lt" (U+746C is 6C 74 in UTF-16LE: review 89) */
     static const char u16[] = "\xFF\xFE<\0!\0D\0O\0C\0T\0Y\0P\0E\0 \0r\0>\0<\0r\0>\0"
                               "&\0a\0m\0p\0;\0<\0/\0r\0>\0";
     char err[256] = "";
     xmlDocPtr doc = iw_xml_parse(u16, sizeof(u16) - 1, err, sizeof(err));
     cr_expect_not_null(doc, "UTF-16 with &amp;: %s", err);
+    if (doc)
+        xmlFreeDoc(doc);
+    static const char u16_lt[] = "\xFF\xFE<\0!\0D\0O\0C\0T\0Y\0P\0E\0 \0r\0 \0S\0Y\0S\0T\0E\0M\0"
+                                 " \0\"\0r\0\"\0>\0<\0r\0>\0O\0K\0&\0\x6C\x74;\0<\0/\0r\0>\0";
+    doc = iw_xml_parse(u16_lt, sizeof(u16_lt) - 1, err, sizeof(err));
+    cr_expect_null(doc, "UTF-16 with an undeclared entity was read");
     if (doc)
         xmlFreeDoc(doc);
 }
