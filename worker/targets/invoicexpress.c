@@ -616,6 +616,24 @@ fail:
 /* ------------------------------------------------------------------------------------------ */
 /* Reading replies. */
 
+/* Whether n's text, at any depth, holds more than white space and no-break spaces (the whole
+ * text: a cut copy could end before it does). */
+static bool holds_text(xmlNodePtr n)
+{
+    for (xmlNodePtr c = n ? n->children : NULL; c; c = c->next) {
+        if (c->type == XML_ELEMENT_NODE && holds_text(c))
+            return true;
+        if ((c->type != XML_TEXT_NODE && c->type != XML_CDATA_SECTION_NODE) || !c->content)
+            continue;
+        for (const unsigned char *p = c->content; *p; p++)
+            if (p[0] == 0xC2 && p[1] == 0xA0)
+                p++; /* U+00A0, a no-break space */
+            else if (!strchr(" \t\r\n", *p))
+                return true;
+    }
+    return false;
+}
+
 /* Joins the <error> texts of an <errors> document with "; " into buf. Returns the number of
  * errors read (0 when root is not <errors>); *settled is set when one says the invoice is
  * settled (the seed's own error text, seed 004 line 139). An <errors> that holds text but no
@@ -647,15 +665,9 @@ static int errors_of(xmlNodePtr root, char *buf, size_t len, bool *settled)
         n++;
     }
     if (n == 0) {
-        iw_xml_text(root, one, sizeof(one));
-        bool held = false;
-        for (const char *p = one; *p && !held; p++)
-            if (memcmp(p, "\xC2\xA0", 2) == 0)
-                p++; /* U+00A0, a no-break space */
-            else
-                held = !strchr(" \t\r\n", *p);
-        if (!held)
+        if (!holds_text(root))
             return 0;
+        iw_xml_text(root, one, sizeof(one));
         *settled = strcasestr(one, "settled") != NULL;
         used = (size_t)snprintf(buf, len, "%s", one);
         n = 1;
