@@ -220,6 +220,19 @@ Test(mapping, a_refused_text_names_its_own_list_position_inside_another_group)
     cr_assert_str_eq(err, "invoice.lines[1].name (element title): text holds a control character "
                           "XML 1.0 cannot carry");
     iw_map_free(&m);
+    /* a group over the same list inside it: its end gives the outer position back (review 89) */
+    parse_ok(
+        "{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":[{\"name\":\"line\","
+        "\"each\":\"invoice.lines\",\"children\":[{\"name\":\"all\",\"each\":"
+        "\"invoice.lines\",\"children\":[{\"name\":\"q\",\"path\":\"invoice.lines[].quantity\"}]},"
+        "{\"name\":\"title\",\"path\":\"invoice.lines[].name\"}]}]}}",
+        &m);
+    ev->invoice.lines[1].name = "ok";
+    ev->invoice.lines[0].name = "a\x01z";
+    cr_assert_null(write_body(&m, ev, err, sizeof(err)));
+    cr_assert_str_eq(err, "invoice.lines[0].name (element title): text holds a control character "
+                          "XML 1.0 cannot carry");
+    iw_map_free(&m);
     iw_event_free(ev);
 }
 

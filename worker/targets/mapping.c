@@ -1042,7 +1042,7 @@ static void write_each(writer *w, const iw_map_node *n)
         iw_jw_array(w->j, n->name);
     }
     const void *saved = w->sc.obj[f->elem_scope], *saved_elem = w->elem;
-    size_t saved_index = w->index;
+    size_t saved_index = w->index, saved_at = w->at[f->elem_scope];
     for (size_t i = 0; i < count && !w->b->err; i++) {
         w->sc.obj[f->elem_scope] = w->elem = items + i * f->elem_size;
         w->index = w->at[f->elem_scope] = i;
@@ -1059,6 +1059,7 @@ static void write_each(writer *w, const iw_map_node *n)
     w->sc.obj[f->elem_scope] = saved;
     w->elem = saved_elem;
     w->index = saved_index;
+    w->at[f->elem_scope] = saved_at;
     if (w->dialect == IW_MAP_JSON)
         iw_jw_end(w->j);
 }
