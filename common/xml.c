@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <libxml/dict.h>
 #include <libxml/parser.h>
@@ -88,14 +89,31 @@ static void reuse_init(void)
 /* Set when the parse in progress on this thread met a reference to an entity nobody declared.
  * Under a document type whose DTD is never loaded, libxml2 takes such a reference as well
  * formed (the DTD might have declared it), reports it (XML_WAR_UNDECLARED_ENTITY, in text and
- * in attribute values alike, in whatever encoding) and reads it as no text at all. */
+ * in attribute values alike, in whatever encoding) and reads it as no text at all. A parameter
+ * entity the internal subset names is no text of the reply: not counted. libxml2 2.13 and
+ * later no longer report to this handler under XML_PARSE_NOERROR; a reference in text is then
+ * still found as the node the parser leaves for it (refers_to_an_entity), one in an attribute
+ * value no longer (Debian bookworm, which the build targets, has 2.9.14). */
 static _Thread_local bool undeclared_entity;
 
 static void note_error(void *data, xmlErrorPtr e)
 {
-    (void)data;
-    if (e && e->code == XML_WAR_UNDECLARED_ENTITY)
+    const xmlParserCtxt *ctx = data; /* the context's userData: the context itself */
+    if (e && e->code == XML_WAR_UNDECLARED_ENTITY && !(ctx && ctx->inSubset))
         undeclared_entity = true;
+}
+
+/* Whether n, its siblings after it or anything below them is a reference to an entity (the
+ * five predefined ones and character references are text). */
+static bool refers_to_an_entity(xmlNodePtr n)
+{
+    for (; n; n = n->next) {
+        if (n->type == XML_ENTITY_REF_NODE)
+            return true;
+        if (n->type == XML_ELEMENT_NODE && refers_to_an_entity(n->children))
+            return true;
+    }
+    return false;
 }
 
 /* This thread's context, made anew when it has served long enough; NULL without memory. */
@@ -157,10 +175,11 @@ static xmlDocPtr read_undecoded(xmlParserCtxtPtr ctx, const char *buf, size_t le
     return doc;
 }
 
-/* An XHTML page: its root is html in no namespace or in XHTML's. */
+/* An XHTML page: its root is html (any case, as the adapters take a page) in no namespace or in
+ * XHTML's. */
 static bool is_xhtml(xmlNodePtr root)
 {
-    return root && strcmp((const char *)root->name, "html") == 0 &&
+    return root && strcasecmp((const char *)root->name, "html") == 0 &&
            (!root->ns || (root->ns->href && strcmp((const char *)root->ns->href,
                                                    "http://www.w3.org/1999/xhtml") == 0));
 }
@@ -226,11 +245,14 @@ xmlDocPtr iw_xml_parse(const char *buf, size_t len, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "reply declares XML entities; refused");
         xmlFreeDoc(doc);
         doc = NULL;
-    } else if (undeclared_entity && !is_xhtml(xmlDocGetRootElement(doc))) {
+    } else if ((undeclared_entity ||
+                ((doc->intSubset || doc->extSubset) && refers_to_an_entity(doc->children))) &&
+               !is_xhtml(xmlDocGetRootElement(doc))) {
         /* Under a document type naming a DTD that is never loaded, a reference to an entity
          * no one declared is well formed, and would read as no text at all (an error element
          * read as empty): refused too (note_error). An XHTML page's &nbsp; is left to the
-         * adapters, which take any page for one. */
+         * adapters, which take a page for no reply of theirs (all but a generic mapping's,
+         * which reads what its paths name, a page or not). */
         snprintf(errbuf, errlen, "reply refers to XML entities its DTD would declare; refused");
         xmlFreeDoc(doc);
         doc = NULL;

@@ -176,6 +176,12 @@ Test(xml, an_entity_reference_under_a_dtd_never_read_is_refused)
         /* an ampersand that is no reference (review 89: a scan of the bytes refused these) */
         "<!DOCTYPE r SYSTEM \"http://x/r.dtd?v=1&l=en\"><r><![CDATA[R&D]]><!-- a&b --><?p x&y?>"
         "ok</r>",
+        /* a parameter entity the internal subset names is no text of the reply (review 90) */
+        "<!DOCTYPE r SYSTEM \"r.dtd\" [%p;]><r>ok</r>",
+        /* a page in capitals is a page too, as the adapters take it (review 90) */
+        "<?xml version=\"1.0\"?><!DOCTYPE HTML SYSTEM "
+        "\"x.dtd\"><HTML><BODY>Service&nbsp;Unavailable"
+        "</BODY></HTML>",
     };
     for (size_t i = 0; i < sizeof(read) / sizeof(read[0]); i++) {
         char err[256] = "";
