@@ -634,6 +634,34 @@ static bool holds_text(xmlNodePtr n)
     return false;
 }
 
+/* n's whole text without the white space and no-break spaces around it, cut to fit one (never
+ * inside a character); *settled is set when the whole text says the invoice is settled. */
+static void error_text(xmlNodePtr n, char *one, size_t len, bool *settled)
+{
+    one[0] = '\0';
+    xmlChar *all = xmlNodeGetContent(n);
+    if (!all)
+        return;
+    const char *p = (const char *)all;
+    size_t l = strlen(p);
+    for (;;) {
+        if (l && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+            p++, l--;
+        else if (l >= 2 && memcmp(p, "\xC2\xA0", 2) == 0)
+            p += 2, l -= 2;
+        else if (l && (p[l - 1] == ' ' || p[l - 1] == '\t' || p[l - 1] == '\r' || p[l - 1] == '\n'))
+            l--;
+        else if (l >= 2 && memcmp(p + l - 2, "\xC2\xA0", 2) == 0)
+            l -= 2;
+        else
+            break;
+    }
+    if (strcasestr(p, "settled"))
+        *settled = true;
+    iw_text_clean_copy(one, len, p, l); /* cut where a character ends */
+    xmlFree(all);
+}
+
 /* Joins the <error> texts of an <errors> document with "; " into buf. Returns the number of
  * errors read (0 when root is not <errors>); *settled is set when one says the invoice is
  * settled (the seed's own error text, seed 004 line 139). An <errors> that holds text but no
@@ -647,8 +675,7 @@ static int errors_of(xmlNodePtr root, char *buf, size_t len, bool *settled)
     buf[0] = '\0';
     *settled = false;
     if (root && strcmp((const char *)root->name, "error") == 0) { /* one, outside a list */
-        iw_xml_text(root, one, sizeof(one));
-        *settled = strcasestr(one, "settled") != NULL;
+        error_text(root, one, sizeof(one), settled);
         iw_text_clean_copy(buf, len, one, strlen(one));
         return *one ? 1 : 0;
     }
@@ -657,9 +684,7 @@ static int errors_of(xmlNodePtr root, char *buf, size_t len, bool *settled)
     for (xmlNodePtr c = root->children; c; c = c->next) {
         if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "error") != 0)
             continue;
-        iw_xml_text(c, one, sizeof(one));
-        if (strcasestr(one, "settled"))
-            *settled = true;
+        error_text(c, one, sizeof(one), settled);
         if (used + 1 < len)
             used += (size_t)snprintf(buf + used, len - used, "%s%s", n ? "; " : "", one);
         n++;
@@ -667,8 +692,7 @@ static int errors_of(xmlNodePtr root, char *buf, size_t len, bool *settled)
     if (n == 0) {
         if (!holds_text(root))
             return 0;
-        iw_xml_text(root, one, sizeof(one));
-        *settled = strcasestr(one, "settled") != NULL;
+        error_text(root, one, sizeof(one), settled);
         used = (size_t)snprintf(buf, len, "%s", one);
         n = 1;
     }
@@ -678,20 +702,24 @@ static int errors_of(xmlNodePtr root, char *buf, size_t len, bool *settled)
     return n;
 }
 
-/* Parses the reply as XML unless it is empty or an HTML page; NULL otherwise. */
-static xmlDocPtr parse_reply(const iw_response *resp)
+/* Parses the reply as XML unless it is empty or an HTML page; NULL otherwise, with why in err
+ * (when given) if the parser refused it. */
+static xmlDocPtr parse_reply(const iw_response *resp, char *err, size_t errlen)
 {
-    char err[128];
+    char own[128];
+    if (!err)
+        err = own, errlen = sizeof(own);
+    err[0] = '\0';
     if (!resp->body || resp->body_len == 0 || iw_text_looks_html(resp->body, resp->body_len))
         return NULL;
-    return iw_xml_parse(resp->body, resp->body_len, err, sizeof(err));
+    return iw_xml_parse(resp->body, resp->body_len, err, errlen);
 }
 
 static int read_errors(const iw_response *resp, char *buf, size_t len, bool *settled)
 {
     buf[0] = '\0';
     *settled = false;
-    xmlDocPtr doc = parse_reply(resp);
+    xmlDocPtr doc = parse_reply(resp, NULL, 0);
     if (!doc)
         return 0;
     int n = errors_of(xmlDocGetRootElement(doc), buf, len, settled);
@@ -813,7 +841,8 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
                     "HTML page instead of an API reply; update not confirmed", "");
         return;
     }
-    xmlDocPtr doc = parse_reply(resp);
+    char why[128];
+    xmlDocPtr doc = parse_reply(resp, why, sizeof(why));
     xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
     const char *name = root ? (const char *)root->name : "";
     bool invoice = root && strcmp(name, "invoice") == 0;
@@ -847,8 +876,7 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
         set_message(tc, resp->status, out, "JSON reply, not an InvoiceXpress invoice", detail);
     } else {
         iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable", "%s", "");
-        set_message(tc, resp->status, out,
-                    "reply is not well-formed XML (cut short?); update not confirmed", "");
+        set_message(tc, resp->status, out, "reply is not readable XML; update not confirmed", why);
     }
     if (doc)
         xmlFreeDoc(doc);
