@@ -616,24 +616,6 @@ fail:
 /* ------------------------------------------------------------------------------------------ */
 /* Reading replies. */
 
-/* Whether n's text, at any depth, holds more than white space and no-break spaces (the whole
- * text: a cut copy could end before it does). */
-static bool holds_text(xmlNodePtr n)
-{
-    for (xmlNodePtr c = n ? n->children : NULL; c; c = c->next) {
-        if (c->type == XML_ELEMENT_NODE && holds_text(c))
-            return true;
-        if ((c->type != XML_TEXT_NODE && c->type != XML_CDATA_SECTION_NODE) || !c->content)
-            continue;
-        for (const unsigned char *p = c->content; *p; p++)
-            if (p[0] == 0xC2 && p[1] == 0xA0)
-                p++; /* U+00A0, a no-break space */
-            else if (!strchr(" \t\r\n", *p))
-                return true;
-    }
-    return false;
-}
-
 /* n's whole text without the white space and no-break spaces around it, cut to fit one (never
  * inside a character); *settled is set when the whole text says the invoice is settled. */
 static void error_text(xmlNodePtr n, char *one, size_t len, bool *settled)
@@ -690,9 +672,9 @@ static int errors_of(xmlNodePtr root, char *buf, size_t len, bool *settled)
         n++;
     }
     if (n == 0) {
-        if (!holds_text(root))
-            return 0;
         error_text(root, one, sizeof(one), settled);
+        if (!*one) /* no text: white space, no-break spaces or empty elements alone */
+            return 0;
         used = (size_t)snprintf(buf, len, "%s", one);
         n = 1;
     }
