@@ -203,7 +203,8 @@ static int mn_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
     char buf[32];
     for (size_t i = 0; i < COUNT(ids); i++)
         if (ids[i].value && !iw_text_id_digits(ids[i].value, buf, sizeof(buf))) {
-            snprintf(errbuf, errlen, "%s: a Midnight id is a whole number of at most 18 digits", ids[i].path);
+            snprintf(errbuf, errlen, "%s: a Midnight id is a whole number of at most 18 digits",
+                     ids[i].path);
             return IW_EINVAL;
         }
     const char *without_id = tc ? mnc(tc)->lines_without_id : NULL;
@@ -218,8 +219,9 @@ static int mn_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
         for (size_t i = 0; i < COUNT(lids); i++)
             if (lids[i].value && !iw_text_id_digits(lids[i].value, buf, sizeof(buf))) {
                 snprintf(errbuf, errlen,
-                         "lines[%zu].target_refs.%s: a Midnight id is a whole number of at most 18 digits", n,
-                         lids[i].name);
+                         "lines[%zu].target_refs.%s: a Midnight id is a whole number of at most 18 "
+                         "digits",
+                         n, lids[i].name);
                 return IW_EINVAL;
             }
         /* Priority and TempInvoiceLineID, which a new line is known by; the map would leave
