@@ -2863,7 +2863,6 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, volatile sig_atomic_t *stop, 
         snprintf(errbuf, errlen, "ledger: invalid redis settings or out of memory");
         goto fail;
     }
-    ledger_health(p);
     p->dispatch = iw_dispatch_new_in(cfg, p->loop, err, sizeof(err));
     if (!p->dispatch) {
         snprintf(errbuf, errlen, "dispatcher: %s", err);
@@ -2949,6 +2948,10 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, volatile sig_atomic_t *stop, 
         snprintf(errbuf, errlen, "subscribe %s: %s", cfg->input_topic, rd_kafka_err2str(e));
         goto fail;
     }
+    /* Redis last: the output topics' check above may block for seconds while Kafka is away,
+     * and a connect started before it would be timed out by its watchdog on the first turn,
+     * reporting a Redis outage that is Kafka's. */
+    ledger_health(p);
     p->stats.ledger_ok = p->ledger_ok;
     p->stats.producer_ok = true;
     return p;

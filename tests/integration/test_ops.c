@@ -1277,6 +1277,35 @@ Test(ops, ledger_errors_count_every_failed_attempt_while_redis_is_down, .init = 
     cr_assert(readyz_becomes(200, NULL, 60000), "ready once Redis answers");
 }
 
+/* Review 92, F1: with the brokers silent at start, the output topics' check blocked the thread
+ * for its 5 s while the Redis connect it followed was already on its way; the connect's 2 s
+ * watchdog then fired on the first turn: "redis unreachable at start" and a ledger error, with
+ * Redis up all along. A Kafka outage must not point the operator at Redis. */
+Test(ops, brokers_silent_at_start_are_not_reported_as_a_redis_outage, .init = up, .fini = down,
+     .timeout = 180)
+{
+    iw_proc_signal(&S.kafka, SIGSTOP);
+    start_worker_with_http();
+    long long until = iw_now_ms() + 60000;
+    while (log_lines_with("could not check the output topics") == 0 && iw_now_ms() < until)
+        iw_sleep_ms(100);
+    cr_assert_gt(log_lines_with("could not check the output topics"), 0,
+                 "the worker went past the topics' check with the brokers stopped");
+    until = iw_now_ms() + 30000;
+    while (log_lines_with("\"redis connected\"") == 0 && iw_now_ms() < until)
+        iw_sleep_ms(100);
+    iw_sleep_ms(2500); /* past the connect's watchdog */
+    iw_proc_signal(&S.kafka, SIGCONT);
+    cr_assert_gt(log_lines_with("\"redis connected\""), 0, "Redis connected");
+    cr_assert_eq(log_lines_with("redis unreachable"), 0, "no Redis outage reported");
+    long st = 0;
+    char *text = http_get("/metrics", &st);
+    cr_assert_eq(st, 200);
+    cr_assert_eq(metric_sum(text, "iw_ledger_errors_total", NULL), 0.0, "%s", text);
+    free(text);
+    cr_assert(readyz_becomes(200, NULL, 60000), "ready once the brokers answer");
+}
+
 /* Stops the brokers, waits stopped_ms, sends the worker SIGTERM and waits up to wait_ms for it;
  * resumes the brokers. The exit status (-1: still running), *took the ms SIGTERM to exit. */
 static int sigterm_while_the_brokers_are_stopped(long stopped_ms, long wait_ms, long long *took)
