@@ -3157,6 +3157,36 @@ static bool commit_and_close(iw_pipeline *p, int64_t until)
     return closed; /* a commit not answered in time was said above; the consumer did close */
 }
 
+/* At the stop, outcomes whose write Redis has not confirmed are named, one line each, then
+ * counted: their events replay after the restart (their fences hold until the lease runs out).
+ * A write Redis received but did not answer in time may still have been applied: that event's
+ * replay is then a duplicate, and this line is the only trace of the outcome it had. */
+static void warn_unrecorded_job(const job *j)
+{
+    iw_log(IW_LOG_WARN, "outcome not recorded at the stop; the event replays", "event_id",
+           j->m->ev ? j->m->ev->event_id : NULL, "invoice_id",
+           j->m->ev ? j->m->ev->invoice.id : NULL, "target", j->target, "outcome",
+           STATUS_NAMES[j->status], NULL);
+}
+
+static void warn_unrecorded(iw_pipeline *p)
+{
+    size_t n = 0;
+    for (const job *j = p->complete_q.head; j; j = j->qnext, n++)
+        warn_unrecorded_job(j);
+    const lbatch *b = p->inflight[LB_COMPLETE];
+    for (size_t i = 0; b && i < b->n; i++, n++)
+        warn_unrecorded_job(b->js[i]);
+    if (!n)
+        return;
+    char c[IW_TEXT_I64_LEN];
+    iw_text_i64(c, (int64_t)n);
+    iw_log(IW_LOG_WARN,
+           "outcomes not recorded: Redis did not answer in time; their events replay, and their "
+           "fences hold until the lease runs out",
+           "jobs", c, NULL);
+}
+
 int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
 {
     iw_log(IW_LOG_INFO, "worker started", "worker", p->cfg->worker_id, "group",
@@ -3194,16 +3224,7 @@ int iw_pipeline_run(iw_pipeline *p, volatile sig_atomic_t *stop)
         run_ledger_writes(p, LB_RELEASE);
         iw_loop_run_once(p->loop, 50);
     }
-    size_t unrecorded =
-        p->complete_q.n + (p->inflight[LB_COMPLETE] ? p->inflight[LB_COMPLETE]->n : 0);
-    if (unrecorded) {
-        char n[24];
-        snprintf(n, sizeof(n), "%zu", unrecorded);
-        iw_log(IW_LOG_WARN,
-               "outcomes not recorded: Redis did not answer in time; their events replay, and "
-               "their fences hold until the lease runs out",
-               "jobs", n, NULL);
-    }
+    warn_unrecorded(p);
     abandon_unpublished(p);
     if (p->unqueued) {
         char n[IW_TEXT_I64_LEN];

@@ -1252,6 +1252,30 @@ Test(ops, sigterm_while_redis_answers_nothing_waits_for_it_within_the_grace_peri
     exits_0_with_the_three_reported();
 }
 
+/* Review 92, F3: README says outcomes still unrecorded at the stop "are named in a warning";
+ * the warning gave only their count. Each is now named (event, invoice, target, outcome): Redis
+ * may have applied a write it did not answer, and then the replay is a duplicate and this line
+ * is the only trace of the outcome. Judged by the log: Redis answers nothing from SIGTERM to the
+ * exit, and the three answered calls are each named once. */
+Test(ops, outcomes_unrecorded_at_the_stop_are_each_named, .init = up, .fini = down, .timeout = 180)
+{
+    three_calls_on_the_wire("UNREC", 3000);
+    iw_proc_signal(&S.redis.proc, SIGSTOP);
+    iw_proc_signal(&W, SIGTERM);
+    int st = iw_proc_wait(&W, 60000);
+    iw_proc_signal(&S.redis.proc, SIGCONT);
+    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %#x", st);
+    cr_assert_eq(log_lines_with("\"outcome not recorded at the stop; the event replays\""), 3);
+    for (int i = 0; i < 3; i++) {
+        char named[96];
+        snprintf(named, sizeof(named), "\"event_id\":\"EUNREC-%d\",\"invoice_id\":\"UNREC-%d\"", i,
+                 i);
+        cr_assert_eq(log_lines_with(named), 1, "%s named once", named);
+    }
+    cr_assert_eq(log_lines_with("\"outcome\":\"succeeded\""), 3, "with the outcome it had");
+    cr_assert_eq(log_lines_with("\"outcomes not recorded"), 1, "and counted");
+}
+
 /* Review 52, F6: with Redis unreachable from the start, iw_ledger_errors_total stayed 0 (only
  * a connection that was up and dropped counted), so the dashboard's rate panel was flat through
  * an outage. Every failed attempt counts now. Judged by /metrics while Redis is stopped. */
