@@ -200,8 +200,21 @@ char *iw_conf_file(const iw_conf_reader *rd, const char *file)
     return out;
 }
 
-/* Reads a secret file, dropping one trailing newline. The message names the file, never the
- * content. */
+/* What makes a secret's text one no server would take, or NULL: left by an editor or a shell,
+ * it would otherwise show only as an authentication failure on every call. */
+static const char *secret_flaw(const char *v)
+{
+    if (!v[0])
+        return NULL; /* said by the callers: "is empty" */
+    if ((unsigned char)v[0] == 0xEF && (unsigned char)v[1] == 0xBB && (unsigned char)v[2] == 0xBF)
+        return "starts with a byte order mark (U+FEFF)";
+    if (!v[strspn(v, " \t\r\n\v\f")])
+        return "holds only white space";
+    return NULL;
+}
+
+/* Reads a secret file, dropping its trailing newlines (LF or CRLF). The message names the
+ * file, never the content. */
 static char *read_secret_file(loader *ld, const char *path, const char *file)
 {
     char full[PATH_MAX];
@@ -254,6 +267,11 @@ static char *read_secret_file(loader *ld, const char *path, const char *file)
         add_error(ld, path, "secret file %s holds a NUL byte", full);
         return NULL;
     }
+    const char *flaw = secret_flaw(buf);
+    if (flaw) {
+        add_error(ld, path, "secret file %s %s", full, flaw);
+        return NULL;
+    }
     return strdup(buf);
 }
 
@@ -274,6 +292,18 @@ static void get_string(loader *ld, const cJSON *obj, const char *base, const cha
         free(*dst);
         *dst = v;
     }
+}
+
+/* A secret given in the config (or its ${ENV}): refused empty, and with a flaw as a file is. */
+static void check_inline_secret(loader *ld, const char *path, const char *v)
+{
+    const char *flaw = secret_flaw(v);
+    if (!v[0])
+        add_error(ld, path,
+                  "is empty (an empty ${ENV} counts as given): set the secret, or leave the key "
+                  "out if none is needed");
+    else if (flaw)
+        add_error(ld, path, "%s", flaw);
 }
 
 /* A secret at obj.key, or read from the file named by obj.key_file; never both. */
@@ -305,11 +335,9 @@ static void get_secret(loader *ld, const cJSON *obj, const char *base, const cha
     get_string(ld, obj, base, key, dst);
     /* given, but empty ("", or a ${ENV} set to nothing): a credential the operator meant to
      * give and did not, which every call (every Redis connect) would carry or be refused for */
-    if (inl && !cJSON_IsNull(inl) && *dst && !**dst) {
+    if (inl && !cJSON_IsNull(inl) && *dst) {
         join_path(path, sizeof(path), base, key);
-        add_error(ld, path,
-                  "is empty (an empty ${ENV} counts as given): set the secret, or leave the key "
-                  "out if none is needed");
+        check_inline_secret(ld, path, *dst);
     }
 }
 
@@ -1068,6 +1096,8 @@ static void load_kafka(loader *ld, const cJSON *k, iw_config *cfg)
                 continue;
             }
             val = expand_env(ld, path, c->valuestring);
+            if (val && strstr(c->string, "password")) /* sasl.password, ssl.key.password */
+                check_inline_secret(ld, path, val);
         } else if (cJSON_IsNumber(c) || cJSON_IsBool(c)) {
             val = cJSON_PrintUnformatted(c);
         } else {

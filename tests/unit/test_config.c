@@ -202,7 +202,48 @@ Test(config, secret_files)
                         NULL, &e);
     cr_assert_null(c, "an empty redis.password was taken");
     cr_assert(has_error(&e, "redis.password", "is empty"));
+    /* and Kafka's (review 92: an empty sasl.password passed check-config, to fail as SASL
+     * authentication at run time) */
+    c = iw_config_parse("{\"kafka\": {\"properties\": {\"sasl.password\": "
+                        "\"${IW_TEST_EMPTY_SECRET}\"}}, \"targets\": {\"ix\": {\"type\": "
+                        "\"invoicexpress\", \"url\": \"https://a.example\", \"api_key\": \"k\"}}}",
+                        NULL, &e);
+    cr_assert_null(c, "an empty sasl.password was taken");
+    cr_assert(has_error(&e, "kafka.properties.sasl.password", "is empty"));
     unsetenv("IW_TEST_EMPTY_SECRET");
+
+    /* review 92: a file of white space, or one an editor began with a byte order mark, is no
+     * secret any server takes: refused by path, the content never named */
+    static const char *const flawed[][2] = {
+        {"   \n", "holds only white space"},
+        {"\xEF\xBB\xBF" "bom-secret-tail\n", "starts with a byte order mark"},
+    };
+    for (size_t i = 0; i < sizeof(flawed) / sizeof(flawed[0]); i++) {
+        f = fopen(path, "wb");
+        fputs(flawed[i][0], f);
+        fclose(f);
+        c = iw_config_parse(json, dir, &e);
+        cr_assert_null(c, "a secret file %zu was read", i);
+        cr_assert(has_error(&e, "targets.ix.api_key_file", flawed[i][1]), "file %zu", i);
+        for (size_t k = 0; k < e.count; k++)
+            cr_assert_null(strstr(e.items[k].message, "secret-tail"), "%s", e.items[k].message);
+    }
+    /* given inline, the same; a Kafka password too */
+    c = iw_config_parse("{\"kafka\": {\"properties\": {\"sasl.password\": \" \\t\"}}, "
+                        "\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"url\": "
+                        "\"https://a.example\", \"api_key\": \"\\n\"}}}",
+                        NULL, &e);
+    cr_assert_null(c);
+    cr_assert(has_error(&e, "targets.ix.api_key", "holds only white space"));
+    cr_assert(has_error(&e, "kafka.properties.sasl.password", "holds only white space"));
+    /* trailing newlines (LF or CRLF, one or more) are dropped, as an editor leaves them */
+    f = fopen(path, "wb");
+    fputs("s3cr3t\r\n\n", f);
+    fclose(f);
+    c = iw_config_parse(json, dir, &e);
+    cr_assert_not_null(c);
+    cr_assert_str_eq(iw_ix_conf_of(iw_config_target(c, "ix"))->api_key, "s3cr3t");
+    iw_config_free(c);
     unlink(path);
     rmdir(dir);
 }
