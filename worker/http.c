@@ -2,6 +2,7 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -114,6 +116,22 @@ static size_t keep_escapes(void *cls, struct MHD_Connection *c, char *s)
     return strlen(s);
 }
 
+/* Why libmicrohttpd could not listen at ss, which it does not say: the same bind, tried here
+ * (with the SO_REUSEADDR it sets), names the reason ("Address already in use"). */
+static const char *why_not_listening(const struct sockaddr_storage *ss, socklen_t sl)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return strerror(errno);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    const char *why = bind(fd, (const struct sockaddr *)ss, sl) != 0 || listen(fd, 1) != 0
+                          ? strerror(errno)
+                          : "the HTTP server did not start (out of resources?)";
+    close(fd);
+    return why;
+}
+
 iw_http *iw_http_start(const char *listen, const iw_health *health, char *errbuf, size_t errlen)
 {
     struct sockaddr_storage ss;
@@ -144,7 +162,7 @@ iw_http *iw_http_start(const char *listen, const iw_health *health, char *errbuf
                             HTTP_MAX_PER_ADDRESS, MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes, NULL,
                             MHD_OPTION_END);
     if (!h->d) {
-        snprintf(errbuf, errlen, "cannot listen on %s", listen);
+        snprintf(errbuf, errlen, "cannot listen on %s: %s", listen, why_not_listening(&ss, sl));
         free(h);
         return NULL;
     }

@@ -37,6 +37,19 @@ Test(http, binds_ipv4_and_ipv6_and_refuses_bad_addresses)
     iw_http_stop(NULL);
 }
 
+/* Review 92: a second worker on the same http.listen said only "cannot listen on ...": now why. */
+Test(http, a_port_in_use_is_named_as_such)
+{
+    char err[256], at[64];
+    iw_http *h = iw_http_start("127.0.0.1:0", NULL, err, sizeof(err));
+    cr_assert_not_null(h, "%s", err);
+    snprintf(at, sizeof(at), "127.0.0.1:%d", iw_http_port(h));
+    cr_assert_null(iw_http_start(at, NULL, err, sizeof(err)), "a second server on %s", at);
+    cr_assert(strstr(err, "cannot listen on") && strstr(err, at) && strstr(err, "in use"), "%s",
+              err);
+    iw_http_stop(h);
+}
+
 /* ---- the probes through the health interface (issue 11, item 5) ---- */
 
 static iw_health_status fake; /* what the fake pipeline reports */
