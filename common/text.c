@@ -87,10 +87,21 @@ size_t iw_text_utf8_next(const unsigned char *s, uint32_t *cp)
     return n;
 }
 
+static bool is_separator(uint32_t c)
+{
+    return c == 0x2028 || c == 0x2029;
+}
+
 static bool is_bidi(uint32_t c)
 {
     return c == 0x061C || c == 0x200E || c == 0x200F || (c >= 0x202A && c <= 0x202E) ||
-           (c >= 0x2066 && c <= 0x2069) || c == 0x2028 || c == 0x2029;
+           (c >= 0x2066 && c <= 0x2069) || is_separator(c);
+}
+
+/* Characters that print as nothing: "webhook" + U+200B reads as "webhook" in a log line. */
+static bool is_invisible(uint32_t c)
+{
+    return (c >= 0x200B && c <= 0x200D) || c == 0x2060 || c == 0xFEFF;
 }
 
 const char *iw_text_name_problem(const char *s)
@@ -107,8 +118,12 @@ const char *iw_text_name_problem(const char *s)
             return "is not valid UTF-8";
         if (c < 0x20 || c == 0x7f || (c >= 0x80 && c <= 0x9f))
             return "contains a control character";
+        if (is_separator(c))
+            return "contains a line or paragraph separator (U+2028 or U+2029)";
         if (is_bidi(c))
             return "contains a bidirectional formatting character";
+        if (is_invisible(c))
+            return "contains an invisible character (zero-width, U+2060 or U+FEFF)";
         p += n;
     }
     return NULL;

@@ -24,7 +24,8 @@ const char *iw_text_header_problem(const char *s);
 /* Returns NULL when s is fit to print as a name or id in results, logs and metric labels, else
  * a reason: s must be valid UTF-8 without control characters (C0, DEL, C1) and without
  * bidirectional formatting characters (U+061C, U+200E, U+200F, U+202A..U+202E,
- * U+2066..U+2069) or line/paragraph separators (U+2028, U+2029). */
+ * U+2066..U+2069), line/paragraph separators (U+2028, U+2029) or characters that print as
+ * nothing (U+200B..U+200D, U+2060, U+FEFF). */
 const char *iw_text_name_problem(const char *s);
 
 /* Decodes the UTF-8 sequence at s (RFC 3629: no overlongs, surrogates or code points past
