@@ -1853,10 +1853,22 @@ static void submit_ready(iw_pipeline *p)
 
 /* ---- consuming ---- */
 
-/* The message's replay target header (its last one): *only is a copy of a valid name (or NULL
- * when there is no such header); the return is NULL or what is wrong with the value, which makes
- * the message poison. A header with no value, an empty one, or one with a NUL byte (which a
- * C string would cut short, to another name) names no target. */
+/* How many headers of the message are called name (2 means two or more). */
+static int header_copies(const rd_kafka_headers_t *h, const char *name)
+{
+    const void *v;
+    size_t sz;
+    int n = 0;
+    while (n < 2 && rd_kafka_header_get(h, (size_t)n, name, &v, &sz) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        n++;
+    return n;
+}
+
+/* The message's replay target header: *only is a copy of a valid name (or NULL when there is no
+ * such header); the return is NULL or what is wrong with the value, which makes the message
+ * poison. A header with no value, an empty one, or one with a NUL byte (which a C string would
+ * cut short, to another name) names no target; two of them are two answers to one question,
+ * and taking either would leave the other target without a result or a word. */
 static const char *replay_target(rd_kafka_message_t *km, char **only)
 {
     rd_kafka_headers_t *h = NULL;
@@ -1866,6 +1878,8 @@ static const char *replay_target(rd_kafka_message_t *km, char **only)
     if (rd_kafka_message_headers(km, &h) || !h ||
         rd_kafka_header_get_last(h, REPLAY_TARGET_HEADER, &v, &sz))
         return NULL;
+    if (header_copies(h, REPLAY_TARGET_HEADER) > 1)
+        return "appears more than once (a replay names one target)";
     if (!v || !sz)
         return "is empty";
     if (sz > IW_EVENT_MAX_NAME_BYTES)
@@ -1884,7 +1898,8 @@ static const char *replay_target(rd_kafka_message_t *km, char **only)
 }
 
 /* The message's traceparent when it is a valid W3C value; an invalid one is dropped and counted
- * (it would become a request header). */
+ * (it would become a request header), and so are two of them: which one is the trace is not
+ * known (W3C Trace Context: a header that cannot be parsed as one value is invalid). */
 static char *traceparent_of(iw_pipeline *p, rd_kafka_message_t *km)
 {
     rd_kafka_headers_t *h = NULL;
@@ -1893,7 +1908,7 @@ static char *traceparent_of(iw_pipeline *p, rd_kafka_message_t *km)
     if (rd_kafka_message_headers(km, &h) || !h ||
         rd_kafka_header_get_last(h, "traceparent", &v, &sz))
         return NULL;
-    if (v && iw_text_traceparent_valid(v, sz))
+    if (v && header_copies(h, "traceparent") == 1 && iw_text_traceparent_valid(v, sz))
         return strndup(v, sz);
     iw_counter_add(p->gm.traceparent_invalid, 1);
     return NULL;

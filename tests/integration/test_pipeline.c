@@ -492,6 +492,70 @@ Test(pipeline, a_replay_target_header_of_any_length_gets_a_result, .init = up, .
     free(good);
 }
 
+/* Review 94: with two x-iw-replay-target headers the last one won and the other target got no
+ * result and no word; two traceparent headers, the last one was the trace. A replay names one
+ * target: two make the message poison. Which of two traceparents is the trace is not known: it
+ * is dropped as an invalid one is. Judged by the result topic and the simulator's calls; a single
+ * traceparent is kept (the control). */
+Test(pipeline, two_replay_targets_are_poison_and_two_traceparents_no_trace, .init = up,
+     .fini = down, .timeout = 300)
+{
+#define TP_A "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+#define TP_B "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    char *two = iw_make_event("TWO-RT", "acme", "INV-TWO-RT", 1, "centra_soap,invoicexpress");
+    char *tps = iw_make_event("TWO-TP", "acme", "INV-TWO-TP", 1, "centra_soap");
+    char *one = iw_make_event("ONE-TP", "acme", "INV-ONE-TP", 1, "centra_soap");
+    const char *k1[] = {"acme/INV-TWO-RT"}, *k2[] = {"acme/INV-TWO-TP"},
+               *k3[] = {"acme/INV-ONE-TP"};
+    start_worker(&W, NULL, NULL, "worker.log");
+    cr_assert_eq(
+        iw_kafka_produce(S.brokers, "invoice-events", k1, (const char *const *)&two, 1,
+                         "x-iw-replay-target=invoicexpress\nx-iw-replay-target=centra_soap"),
+        0);
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", k2, (const char *const *)&tps, 1,
+                                  "traceparent=" TP_A "\ntraceparent=" TP_B),
+                 0);
+    cr_assert_eq(iw_kafka_produce(S.brokers, "invoice-events", k3, (const char *const *)&one, 1,
+                                  "traceparent=" TP_B),
+                 0);
+    iw_results r = iw_results_read(&S, "invoice-results", 3, 120000);
+    cr_assert_eq(r.n, 3, "%s", worker_log_tail());
+    bool seen[3] = {false};
+    for (size_t i = 0; i < r.n; i++) {
+        const char *eid = iw_json_str(r.json[i], "event_id");
+        const char *status = iw_json_str(r.json[i], "status");
+        const cJSON *tid = cJSON_GetObjectItemCaseSensitive(r.json[i], "trace_id");
+        if (strcmp(status, "rejected") == 0) {
+            seen[0] = true;
+            cJSON *err = cJSON_GetObjectItemCaseSensitive(r.json[i], "error");
+            cr_assert_str_eq(iw_json_str(err, "message"),
+                             "header x-iw-replay-target appears more than once (a replay names "
+                             "one target)");
+        } else if (strcmp(eid, "TWO-TP") == 0) {
+            seen[1] = true;
+            cr_assert_str_eq(status, "succeeded");
+            cr_assert(!tid || cJSON_IsNull(tid), "two traceparents kept as a trace");
+        } else {
+            seen[2] = true;
+            cr_assert_str_eq(eid, "ONE-TP");
+            cr_assert_str_eq(status, "succeeded");
+            cr_assert(cJSON_IsString(tid) &&
+                          strcmp(tid->valuestring, "0af7651916cd43dd8448eb211c80319c") == 0,
+                      "one traceparent is the trace");
+        }
+    }
+    cr_assert(seen[0] && seen[1] && seen[2]);
+    iw_results_free(&r);
+    cr_assert_eq(iw_sim_calls(&S, "TWO-RT", "centra_soap"), 0);
+    cr_assert_eq(iw_sim_calls(&S, "TWO-RT", "invoicexpress"), 0);
+    cr_assert_eq(iw_proc_stop(&W, 30000), 0);
+    free(two);
+    free(tps);
+    free(one);
+#undef TP_A
+#undef TP_B
+}
+
 /* Produces n events, makes kafka-local refuse the next `refusals` Produce requests as too large,
  * and starts the worker (whose first produce requests those are). */
 static void produce_then_refuse(const char *const *keys, const char *const *vals, size_t n,
