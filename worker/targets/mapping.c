@@ -880,6 +880,8 @@ typedef struct writer {
     const void *elem; /* the innermost repeated group's current element (NULL: none) */
     size_t index;     /* and its 0-based position */
     size_t at[SC_COUNT]; /* each list scope's current 0-based position (errors name it) */
+    const iw_map_field *from; /* the event field the row being written took its text from
+                               * (NULL: a fixed, computed or default value); errors name it */
 } writer;
 
 /* True when the field holds a value (non_empty: a non-empty one), without formatting it: an
@@ -1070,10 +1072,11 @@ static void write_joined(writer *w, const iw_map_node *n)
 {
     char buf[IW_DECIMAL_BUFLEN];
     bool open = false;
-    for (size_t i = 0; i < n->n_src; i++) {
+    for (size_t i = 0; i < n->n_src && !w->b->err; i++) { /* a refused text is the last */
         const char *t = field_raw(n->src[i], &w->sc, buf, sizeof(buf));
         if (!t || !*t)
             continue;
+        w->from = n->src[i];
         if (open)
             iw_xw_chars(w->x, n->join);
         else
@@ -1104,6 +1107,7 @@ static void write_leaf(writer *w, const iw_map_node *n)
         raw = n->dflt;
         from = NULL;
     }
+    w->from = from;
     const char *text = NULL, *why = NULL;
     if (raw && from && already_formatted(n, from))
         text = raw;
@@ -1140,7 +1144,7 @@ static void write_leaf(writer *w, const iw_map_node *n)
 /* A plain row (see iw_map_node.plain), the most common kind, without the general path. */
 static void write_plain(writer *w, const iw_map_node *n)
 {
-    const iw_map_field *f = n->src[0];
+    const iw_map_field *f = w->from = n->src[0];
     const void *base = w->sc.obj[f->scope];
     char buf[IW_DECIMAL_BUFLEN];
     const char *text = !base               ? NULL
@@ -1156,17 +1160,18 @@ static void write_plain(writer *w, const iw_map_node *n)
         iw_jw_null(w->j, n->name);
 }
 
-/* A text row r just refused names the event field it came from, as validation names one
- * ("invoice.lines[2].name (element Title)"): one element name is written from many fields. */
+/* A text row r just refused names the event field its text came from, as validation names one
+ * ("invoice.lines[2].name (element Title)"): one element name is written from many fields, and
+ * a row with fallbacks or a join from several (the one refused is named). */
 static void name_the_source(writer *w, const iw_map_node *r)
 {
-    if (w->b->err != IW_EINVAL || !w->b->why || r->n_src != 1 || r->join)
+    const iw_map_field *f = w->from;
+    if (w->b->err != IW_EINVAL || !w->b->why || !f)
         return;
-    const char *p = r->src[0]->path, *br = strstr(p, "[]");
+    const char *p = f->path, *br = strstr(p, "[]");
     char path[96];
     if (br)
-        snprintf(path, sizeof(path), "%.*s[%zu]%s", (int)(br - p), p, w->at[r->src[0]->scope],
-                 br + 2);
+        snprintf(path, sizeof(path), "%.*s[%zu]%s", (int)(br - p), p, w->at[f->scope], br + 2);
     else
         snprintf(path, sizeof(path), "%s", p);
     snprintf(w->b->what, sizeof(w->b->what), "%s (%s %s)", path,
