@@ -959,6 +959,8 @@ typedef struct reader {
     iw_event *ev;      /* whose block the strings go to */
     size_t first_text; /* size of the block's first piece */
     bool xml_unsafe;   /* iw_event.xml_unsafe, seen in a string (or a key) so far */
+    bool in_key;       /* a member's name is being read */
+    int skipping;      /* values being read over (an unknown key's, say) */
 } reader;
 
 /* The bytes between the quotes of a string token. */
@@ -1142,6 +1144,13 @@ static long unescape(reader *r, const span *sp, char *out)
             used = 12;
         } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
             cp = -1;
+        }
+        if (cp == 0 && !r->in_key && !r->skipping && r->c->depth) {
+            /* in a field's value: named by its path, as a value's other faults are (a key, or
+             * a value read over, is named by where it is, by the pre-scan) */
+            note(r->c, "contains \\u0000 (NUL), which is not allowed");
+            i += used;
+            continue;
         }
         if (cp <= 0) {
             r->why = e != 'u' ? "an escape JSON does not have"
@@ -1372,15 +1381,19 @@ static int skip_value(reader *r)
     span sp;
     size_t n;
     double v;
+    int rc;
+    r->skipping++;
     switch (peek(r)) {
-    case '"': return scan_string(r, &sp);
-    case '{': return read_object(r, NULL, NULL);
-    case '[': return read_elements(r, skip_element, NULL, &n);
-    case 't': return literal(r, "true", 4);
-    case 'f': return literal(r, "false", 5);
-    case 'n': return literal(r, "null", 4);
-    default: return read_number(r, &v);
+    case '"': rc = scan_string(r, &sp); break;
+    case '{': rc = read_object(r, NULL, NULL); break;
+    case '[': rc = read_elements(r, skip_element, NULL, &n); break;
+    case 't': rc = literal(r, "true", 4); break;
+    case 'f': rc = literal(r, "false", 5); break;
+    case 'n': rc = literal(r, "null", 4); break;
+    default: rc = read_number(r, &v); break;
     }
+    r->skipping--;
+    return rc;
 }
 
 /* Notes that the value is not what f wants and reads over it. */
@@ -1654,9 +1667,12 @@ static int read_object(reader *r, const table *t, char *base)
         if (t && next < t->n && key_is(r, &t->fields[next])) {
             i = next++; /* members usually come in table order */
             r->pos += t->fields[i].name_len + 2;
-        } else if (scan_string(r, &key)) {
-            return -1;
         } else {
+            r->in_key = true;
+            int k = scan_string(r, &key);
+            r->in_key = false;
+            if (k)
+                return -1;
             i = t ? find_field(r, t, &key, &next) : 0;
         }
         if (peek(r) != ':') /* space is looked for only where the byte expected is not next */
