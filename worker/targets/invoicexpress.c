@@ -321,36 +321,39 @@ static int validate_line(const iw_line *ln, size_t i, const iw_target_conf *tc, 
 {
     char buf[IW_DECIMAL_BUFLEN];
     if (blank(ln->name))
-        FAIL("lines[%zu].name: required (InvoiceXpress items are matched by name)", i);
+        FAIL("invoice.lines[%zu].name: required (InvoiceXpress items are matched by name)", i);
     if (!ln->unit_price.set || iw_decimal_sign(ln->unit_price.value) <= 0)
-        FAIL("lines[%zu].unit_price: must be greater than 0", i);
+        FAIL("invoice.lines[%zu].unit_price: must be greater than 0", i);
     if (!ln->quantity.set || iw_decimal_sign(ln->quantity.value) <= 0)
-        FAIL("lines[%zu].quantity: must be greater than 0", i);
+        FAIL("invoice.lines[%zu].quantity: must be greater than 0", i);
     const char *unit = line_unit(ln, tc);
     if (!unit_accepted(unit, tc))
-        FAIL("lines[%zu].unit: \"%.40s\" is not an accepted unit (accepted_units)", i, unit);
+        FAIL("invoice.lines[%zu].unit: \"%.40s\" is not an accepted unit (accepted_units)", i,
+             unit);
     if (ln->discount_pct.set &&
         (iw_decimal_sign(ln->discount_pct.value) < 0 ||
          iw_decimal_cmp(ln->discount_pct.value, iw_decimal_from_int(100)) > 0))
-        FAIL("lines[%zu].discount_pct: must be between 0 and 100", i);
+        FAIL("invoice.lines[%zu].discount_pct: must be between 0 and 100", i);
     iw_amount pct;
     if (line_discount(ln, &pct) != 0) {
         iw_decimal_format(ln->discount_amount.value, buf, sizeof(buf));
-        FAIL("lines[%zu].discount_amount: %s is not an exact percentage of unit_price x quantity "
+        FAIL("invoice.lines[%zu].discount_amount: %s is not an exact percentage of unit_price x "
+             "quantity "
              "(InvoiceXpress takes a percentage); send discount_pct",
              i, buf);
     }
     if (pct.set &&
         (iw_decimal_sign(pct.value) < 0 || iw_decimal_cmp(pct.value, iw_decimal_from_int(100)) > 0))
-        FAIL("lines[%zu].discount_amount: more than the line's amount", i);
+        FAIL("invoice.lines[%zu].discount_amount: more than the line's amount", i);
     if (line_taxable(ln) && !(ln->tax_name && *ln->tax_name) && !ln->tax_rate.set)
-        FAIL("lines[%zu].tax_rate: required for a taxable line (or tax_name); without it the "
+        FAIL("invoice.lines[%zu].tax_rate: required for a taxable line (or tax_name); without it "
+             "the "
              "line would go out untaxed",
              i);
     if (line_taxed(ln) && !(ln->tax_name && *ln->tax_name) &&
         !tax_name_of(ln->tax_rate.value, tc)) {
         iw_decimal_format(ln->tax_rate.value, buf, sizeof(buf));
-        FAIL("lines[%zu].tax_rate: no tax name configured for rate %s (tax_names)", i, buf);
+        FAIL("invoice.lines[%zu].tax_rate: no tax name configured for rate %s (tax_names)", i, buf);
     }
     return 0;
 }
@@ -360,13 +363,14 @@ static int validate_line(const iw_line *ln, size_t i, const iw_target_conf *tc, 
 static int validate_charge(const iw_extra_charge *c, size_t i, char *errbuf, size_t errlen)
 {
     if (!c->amount.set)
-        FAIL("extra_charges[%zu].amount: required (sent as an item's unit_price)", i);
+        FAIL("invoice.extra_charges[%zu].amount: required (sent as an item's unit_price)", i);
     if (iw_decimal_sign(c->amount.value) < 0)
-        FAIL("extra_charges[%zu].amount: must not be negative (an item's unit_price is greater "
+        FAIL("invoice.extra_charges[%zu].amount: must not be negative (an item's unit_price is "
+             "greater "
              "than 0)",
              i);
     if (blank(c->description) && blank(c->key))
-        FAIL("extra_charges[%zu].description: required (the item name)", i);
+        FAIL("invoice.extra_charges[%zu].description: required (the item name)", i);
     return 0;
 }
 
@@ -377,29 +381,31 @@ static int ix_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
 
     /* The API's invoice id is numeric and required; the canonical id is not it. */
     if (!inv->target_refs.invoicexpress_id || !*inv->target_refs.invoicexpress_id)
-        FAIL("target_refs.invoicexpress_id: required (InvoiceXpress updates by its invoice id)");
+        FAIL("invoice.target_refs.invoicexpress_id: required (InvoiceXpress updates by its invoice "
+             "id)");
     if (!all_digits(inv->target_refs.invoicexpress_id) ||
         strlen(inv->target_refs.invoicexpress_id) > 18)
-        FAIL("target_refs.invoicexpress_id: must be a whole number of at most 18 digits");
+        FAIL("invoice.target_refs.invoicexpress_id: must be a whole number of at most 18 digits");
     if (inv->n_lines == 0)
-        FAIL("lines: at least one item is required");
+        FAIL("invoice.lines: at least one item is required");
     /* invoices.update takes no currency (seed 004): the invoice is booked in the account's */
     const char *acct = ixc(tc)->account_currency;
     if (inv->currency && strcasecmp(inv->currency, acct) != 0)
-        FAIL("currency: %.8s is not the account's currency %.8s (account_currency); "
+        FAIL("invoice.currency: %.8s is not the account's currency %.8s (account_currency); "
              "InvoiceXpress takes no currency and would book the amounts as %.8s",
              inv->currency, acct, acct);
     if (inv->retention_pct.set && (iw_decimal_sign(inv->retention_pct.value) < 0 ||
                                    iw_decimal_cmp(inv->retention_pct.value, max_retention) > 0))
-        FAIL("retention_pct: must be between 0 and 99.99");
+        FAIL("invoice.retention_pct: must be between 0 and 99.99");
     if (blank(inv->customer.name))
-        FAIL("customer.name: required (the client name)");
+        FAIL("invoice.customer.name: required (the client name)");
     if (inv->customer.email && !email_ok(inv->customer.email))
-        FAIL("customer.email: not a valid e-mail address");
+        FAIL("invoice.customer.email: not a valid e-mail address");
     if (inv->issue_date && inv->due_date && strcmp(inv->due_date, inv->issue_date) < 0)
-        FAIL("due_date: %s is before issue_date %s", inv->due_date, inv->issue_date);
+        FAIL("invoice.due_date: %s is before issue_date %s", inv->due_date, inv->issue_date);
     if (inv->billing_address.country && !country_name(tc, inv->billing_address.country))
-        FAIL("billing_address.country: no InvoiceXpress country name for \"%.8s\" (add it to the "
+        FAIL("invoice.billing_address.country: no InvoiceXpress country name for \"%.8s\" (add it "
+             "to the "
              "instance's \"countries\")",
              inv->billing_address.country);
     for (size_t i = 0; i < inv->n_lines; i++) {

@@ -178,11 +178,13 @@ static int mn_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
 {
     const char *g = ev->invoice.target_refs.midnight_guid;
     if (!g || !*g) {
-        snprintf(errbuf, errlen, "target_refs.midnight_guid: required (Midnight updates by Guid)");
+        snprintf(errbuf, errlen,
+                 "invoice.target_refs.midnight_guid: required (Midnight updates by Guid)");
         return IW_EINVAL;
     }
     if (!is_guid(g)) {
-        snprintf(errbuf, errlen, "target_refs.midnight_guid: not a GUID (want 8-4-4-4-12 hex)");
+        snprintf(errbuf, errlen,
+                 "invoice.target_refs.midnight_guid: not a GUID (want 8-4-4-4-12 hex)");
         return IW_EINVAL;
     }
     /* RFC 3339 (and the event) allow a leap second; xs:dateTime and .NET's DateTime do not */
@@ -196,9 +198,9 @@ static int mn_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
     const struct {
         const char *path, *value;
     } ids[] = {
-        {"target_refs.midnight_invoice_id", r->midnight_invoice_id},
-        {"target_refs.midnight_customer_id", r->midnight_customer_id},
-        {"target_refs.midnight_contact_id", r->midnight_contact_id},
+        {"invoice.target_refs.midnight_invoice_id", r->midnight_invoice_id},
+        {"invoice.target_refs.midnight_customer_id", r->midnight_customer_id},
+        {"invoice.target_refs.midnight_contact_id", r->midnight_contact_id},
     };
     char buf[32];
     for (size_t i = 0; i < COUNT(ids); i++)
@@ -219,7 +221,8 @@ static int mn_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
         for (size_t i = 0; i < COUNT(lids); i++)
             if (lids[i].value && !iw_text_id_digits(lids[i].value, buf, sizeof(buf))) {
                 snprintf(errbuf, errlen,
-                         "lines[%zu].target_refs.%s: a Midnight id is a whole number of at most 18 "
+                         "invoice.lines[%zu].target_refs.%s: a Midnight id is a whole number of at "
+                         "most 18 "
                          "digits",
                          n, lids[i].name);
                 return IW_EINVAL;
@@ -235,12 +238,14 @@ static int mn_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
             return IW_EINVAL;
         }
         if (lr->midnight_line_guid && !is_guid(lr->midnight_line_guid)) {
-            snprintf(errbuf, errlen, "lines[%zu].target_refs.midnight_line_guid: not a GUID", n);
+            snprintf(errbuf, errlen,
+                     "invoice.lines[%zu].target_refs.midnight_line_guid: not a GUID", n);
             return IW_EINVAL;
         }
         if (!lr->midnight_line_id && !lr->midnight_line_guid && !as_new) {
             snprintf(errbuf, errlen,
-                     "lines[%zu].target_refs.midnight_line_id: required: line %s has no Midnight "
+                     "invoice.lines[%zu].target_refs.midnight_line_id: required: line %s has no "
+                     "Midnight "
                      "id (midnight_line_id or midnight_line_guid), and an update without one "
                      "adds the line again; set lines_without_id to \"new\" to send such lines "
                      "as new ones",
