@@ -279,7 +279,7 @@ Test(invoicexpress, validate_at_least_one_item)
     char err[256] = "";
     cr_assert_eq(iw_target_validate(&iw_target_invoicexpress, ev, &tc, err, sizeof(err)),
                  IW_EINVAL);
-    cr_assert_str_eq(err, "lines: at least one item is required");
+    cr_assert_str_eq(err, "invoice.lines: at least one item is required");
     iw_request req;
     memset(&req, 0, sizeof(req));
     cr_assert_eq(iw_target_render(&iw_target_invoicexpress, ev, &tc, NULL, &req, err, sizeof(err)),
