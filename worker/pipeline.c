@@ -2032,8 +2032,9 @@ static void route(iw_pipeline *p, msg *m, const char *only)
         str += prefix + nl;
         if (!j->tc) {
             char why[200];
-            snprintf(why, sizeof(why), "unknown target instance \"%.*s\"",
-                     iw_text_utf8_prec(names[i], 64), names[i]);
+            int shown = iw_text_utf8_prec(names[i], 64); /* the result's target has it whole */
+            snprintf(why, sizeof(why), "unknown target instance \"%.*s\"%s", shown, names[i],
+                     names[i][shown] ? " (cut: see target)" : "");
             set_result(j, IW_RES_REJECTED, IW_ERR_VALIDATION, NULL, why);
             publish(p, j);
             continue;

@@ -556,6 +556,38 @@ Test(pipeline, two_replay_targets_are_poison_and_two_traceparents_no_trace, .ini
 #undef TP_B
 }
 
+/* Review 94: an unknown target name longer than 64 bytes was quoted cut, with nothing to say so:
+ * "xxxx..." looked like the name itself. A cut one says so; the result's target is whole. */
+Test(pipeline, an_unknown_target_quoted_cut_says_so, .init = up, .fini = down, .timeout = 300)
+{
+    char *long_name = filled(100, 'x');
+    char targets[160];
+    snprintf(targets, sizeof(targets), "nope,%s", long_name);
+    char *ev = iw_make_event("UNK-1", "acme", "INV-UNK", 1, targets);
+    const char *keys[] = {"acme/INV-UNK"};
+    start_worker(&W, NULL, NULL, "worker.log");
+    cr_assert_eq(
+        iw_kafka_produce(S.brokers, "invoice-events", keys, (const char *const *)&ev, 1, NULL), 0);
+    iw_results r = iw_results_read(&S, "invoice-results", 2, 120000);
+    cr_assert_eq(r.n, 2, "%s", worker_log_tail());
+    char want[160];
+    snprintf(want, sizeof(want), "unknown target instance \"%.64s\" (cut: see target)", long_name);
+    for (size_t i = 0; i < r.n; i++) {
+        const char *t = iw_json_str(r.json[i], "target");
+        cJSON *err = cJSON_GetObjectItemCaseSensitive(r.json[i], "error");
+        cr_assert_str_eq(iw_json_str(r.json[i], "status"), "rejected");
+        if (strcmp(t, "nope") == 0)
+            cr_assert_str_eq(iw_json_str(err, "message"), "unknown target instance \"nope\"");
+        else
+            cr_assert(strcmp(t, long_name) == 0 && strcmp(iw_json_str(err, "message"), want) == 0,
+                      "%s: %s", t, iw_json_str(err, "message"));
+    }
+    iw_results_free(&r);
+    cr_assert_eq(iw_proc_stop(&W, 30000), 0);
+    free(long_name);
+    free(ev);
+}
+
 /* Produces n events, makes kafka-local refuse the next `refusals` Produce requests as too large,
  * and starts the worker (whose first produce requests those are). */
 static void produce_then_refuse(const char *const *keys, const char *const *vals, size_t n,
