@@ -848,6 +848,11 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
                 t->rate_per_s = ps->valuedouble;
         }
         get_int(ld, rate, sub, "burst", 0, 1000000, &t->rate_burst);
+        if (t->rate_burst > 0 && !(t->rate_per_s > 0)) { /* review 92: silently no limit */
+            char p2[220];
+            join_path(p2, sizeof(p2), sub, "burst");
+            add_error(ld, p2, "limits nothing without per_s (the rate its tokens come back at)");
+        }
     }
     if (t->rate_per_s > 0 && t->rate_burst == 0)
         t->rate_burst = t->rate_per_s < 1 ? 1 : (int)t->rate_per_s;

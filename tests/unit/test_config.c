@@ -358,6 +358,23 @@ Test(config, broken_file_names_every_error)
     cr_assert(has_error(&e, "typo", "unknown key"));
 }
 
+/* Review 92: a burst with no per_s limited nothing and said nothing. */
+Test(config, a_rate_burst_without_a_rate_is_refused)
+{
+    iw_config_errors e;
+    iw_config *c = iw_config_parse("{\"targets\": {\"c\": {\"type\": \"centra_soap\", "
+                                   "\"rate\": {\"burst\": 5}}}}",
+                                   NULL, &e);
+    cr_assert_null(c, "a burst with no rate was taken");
+    cr_assert(has_error(&e, "targets.c.rate.burst", "limits nothing without per_s"));
+    c = iw_config_parse("{\"targets\": {\"c\": {\"type\": \"centra_soap\", "
+                        "\"rate\": {\"per_s\": 2, \"burst\": 5}}}}",
+                        NULL, &e);
+    cr_assert_not_null(c);
+    cr_assert_eq(iw_config_target(c, "c")->rate_burst, 5);
+    iw_config_free(c);
+}
+
 Test(config, invalid_json_and_top_level)
 {
     iw_config_errors e;
