@@ -12,8 +12,8 @@
  * in so the function stays pure. */
 int64_t iw_backoff_delay_ms(const iw_retry_conf *rc, int attempt, uint64_t rnd);
 
-/* The delay to wait after a transient failure: Retry-After when given (capped at
- * rc->max_retry_after_ms), else the full-jitter delay. */
+/* The delay to wait after a transient failure: the full-jitter delay, or Retry-After (capped
+ * at rc->max_retry_after_ms) when given and longer; rc->max_retry_after_ms 0 honours none. */
 int64_t iw_backoff_next_ms(const iw_retry_conf *rc, int attempt, int64_t retry_after_ms,
                            uint64_t rnd);
 

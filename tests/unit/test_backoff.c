@@ -111,10 +111,21 @@ Test(backoff, retry_after_is_honoured_and_capped)
     iw_retry_conf rc = conf();
     rc.max_retry_after_ms = 5000;
     cr_assert_eq(iw_backoff_next_ms(&rc, 1, 1000, 999999), 1000);
-    cr_assert_eq(iw_backoff_next_ms(&rc, 1, 0, 999999), 0);
+    /* review 93: Retry-After is a "not before", never a reason to retry sooner than the back-off
+     * would: 0 (or a date past) gets the jittered delay, and so does a shorter one */
+    int64_t jitter = iw_backoff_delay_ms(&rc, 1, 499);
+    cr_assert_eq(jitter, 499);
+    cr_assert_eq(iw_backoff_next_ms(&rc, 1, 0, 499), jitter);
+    cr_assert_eq(iw_backoff_next_ms(&rc, 1, 300, 499), jitter);
+    cr_assert_eq(iw_backoff_next_ms(&rc, 1, 500, 499), 500);
     cr_assert_eq(iw_backoff_next_ms(&rc, 1, 5000, 1), 5000);
     cr_assert_eq(iw_backoff_next_ms(&rc, 1, 120000, 1), 5000);
     cr_assert_eq(iw_backoff_next_ms(&rc, 1, INT64_MAX, 1), 5000);
+    /* max_retry_after_s 0 honours none: the back-off alone (it used to cap every wait at 0) */
+    rc.max_retry_after_ms = 0;
+    cr_assert_eq(iw_backoff_next_ms(&rc, 1, 30000, 499), jitter);
+    cr_assert_eq(iw_backoff_next_ms(&rc, 1, 0, 499), jitter);
+    rc.max_retry_after_ms = 5000;
     /* without Retry-After it is the jittered delay */
     cr_assert_eq(iw_backoff_next_ms(&rc, 2, -1, 1000), 1000);
     cr_assert_eq(iw_backoff_next_ms(&rc, 2, -1, 1001), 0);
