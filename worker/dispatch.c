@@ -959,6 +959,11 @@ static void start_ready(iw_dispatch *d, int64_t now)
             }
             start_attempt(d, q_pop(&t->ready), now);
         }
+        /* every slot taken (by calls that hang, a half-open probe among them): what waits
+         * still ends at its limit, not when a slot frees up (review 93: at timeouts.request_ms) */
+        if (t->ready.head && t->running >= max_conc(t) &&
+            (now >= t->next_expiry || now - t->swept_at >= EXPIRY_SWEEP_MS))
+            expire_waiting(d, t, now, t->br.state != IW_BREAKER_CLOSED);
     }
 }
 
@@ -975,8 +980,16 @@ static void retry_or_exhaust(iw_dispatch *d, call *c, const iw_outcome *out, int
         }
     }
     char msg[sizeof(out->message)];
-    snprintf(msg, sizeof(msg), "after %d attempt%s: %.*s", c->res.attempts,
-             c->res.attempts == 1 ? "" : "s", iw_text_utf8_prec(out->message, 200), out->message);
+    int n = snprintf(msg, sizeof(msg), "after %d attempt%s: %.*s", c->res.attempts,
+                     c->res.attempts == 1 ? "" : "s", iw_text_utf8_prec(out->message, 200),
+                     out->message);
+    /* attempts left, and the limit not passed yet: the wait would end past it (review 93: "after
+     * 1 attempt" said nothing of a Retry-After beyond max_elapsed_s) */
+    if (c->res.attempts < rc->max_attempts && rc->max_elapsed_ms > 0 &&
+        now - c->first_mono < rc->max_elapsed_ms && n > 0 && (size_t)n < sizeof(msg))
+        snprintf(msg + n, sizeof(msg) - (size_t)n,
+                 "; the next attempt, %lld ms later%s, would start past retry.max_elapsed_s",
+                 (long long)delay, out->retry_after_ms >= 0 ? " (Retry-After)" : "");
     iw_outcome *o = &c->res.outcome;
     o->kind = IW_OUTCOME_PERMANENT;
     o->error_kind = IW_ERR_EXHAUSTED;
@@ -1256,10 +1269,12 @@ static int64_t next_due(const iw_dispatch *d, int64_t now)
     int64_t due = -1;
     for (size_t i = 0; i < d->n_targets; i++) {
         const tstate *t = &d->targets[i];
-        if (!t->ready.head || t->running >= max_conc(t) || t->refresh)
-            continue; /* a finishing transfer wakes the loop */
+        if (!t->ready.head || t->refresh)
+            continue;
         int64_t tw;
-        if (t->br.state == IW_BREAKER_HALF_OPEN && t->br.probe_out) {
+        if (t->running >= max_conc(t)) {
+            tw = INT64_MAX / 2; /* a finishing transfer wakes the loop; the sweep below too */
+        } else if (t->br.state == IW_BREAKER_HALF_OPEN && t->br.probe_out) {
             tw = INT64_MAX / 2; /* the probe's reply wakes the loop; a probe that hangs (until
                                  * timeouts.request_ms) holds no waiting call past its limit */
         } else {

@@ -615,6 +615,29 @@ Test(dispatch, retry_after_http_date_is_honoured)
     iw_dispatch_free(d);
 }
 
+/* Review 93: a Retry-After that would end past retry.max_elapsed_s ended the call "after 1
+ * attempt", with attempts left and the limit not reached: the message now says why. */
+Test(dispatch, a_retry_after_past_max_elapsed_says_so)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].retry.max_elapsed_ms = 1500;
+    config_init(1);
+    step s[] = {{429, "3", 0}};
+    srv_script(server, 1, s);
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 0, 0);
+    drain(d);
+    const iw_outcome *o = &slots[0].res.outcome;
+    cr_assert_eq(o->error_kind, IW_ERR_EXHAUSTED);
+    cr_assert_eq(slots[0].res.attempts, 1);
+    cr_assert(strstr(o->message, "after 1 attempt: ") &&
+                  strstr(o->message, "; the next attempt, 3000 ms later (Retry-After), would start "
+                                     "past retry.max_elapsed_s"),
+              "%s", o->message);
+    cr_assert_eq(srv_count(server), 1);
+    iw_dispatch_free(d);
+}
+
 Test(dispatch, permanent_error_is_not_retried)
 {
     target_init(&tconf[0], "t1", server);
@@ -1375,9 +1398,11 @@ Test(dispatch, a_slow_connect_under_a_lease_that_covers_the_attempt_is_sent)
  * retry.max_elapsed_s: the engine's own timer wakes for the waiting calls' limit while the
  * probe is out. The loop is run in long turns, so only that timer (not the caller's polling)
  * can end them in time. Judged by when each call's outcome came, against the probe's reply. */
-Test(dispatch, a_hanging_probe_holds_no_waiting_call_past_max_elapsed)
+/* A probe that hangs while calls wait behind the half-open breaker, with max_concurrency slots
+ * (the probe takes one, or all of them): the calls end at retry.max_elapsed_s. */
+static void hanging_probe_holds_no_waiting_call_past_max_elapsed(int max_concurrency)
 {
-    breaker_target(4, 1, 300, 1500);
+    breaker_target(max_concurrency, 1, 300, 1500);
     tconf[0].request_timeout_ms = 8000;
     tconf[0].connect_timeout_ms = 8000; /* libcurl's own timers do not wake the loop early */
     tconf[0].retry.base_ms = 10000;     /* the 503's call ends at once: no retry within the limit */
@@ -1429,6 +1454,18 @@ Test(dispatch, a_hanging_probe_holds_no_waiting_call_past_max_elapsed)
                 probe, ended[probe] - came, ended[1] - came, ended[2] - came, ended[3] - came,
                 ended[4] - came);
     iw_dispatch_free(d);
+}
+
+Test(dispatch, a_hanging_probe_holds_no_waiting_call_past_max_elapsed)
+{
+    hanging_probe_holds_no_waiting_call_past_max_elapsed(4);
+}
+
+/* Review 93: with the probe in the target's one slot nothing looked at the waiting calls until a
+ * slot freed up, at the probe's timeouts.request_ms: 24 s for a limit of 5 s. */
+Test(dispatch, a_hanging_probe_in_the_only_slot_holds_no_waiting_call_past_max_elapsed)
+{
+    hanging_probe_holds_no_waiting_call_past_max_elapsed(1);
 }
 
 /* What waited for a slot or the rate limit before the breaker opened is a backlog, not held by
