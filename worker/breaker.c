@@ -79,6 +79,13 @@ bool iw_breaker_record(iw_breaker *b, iw_breaker_event ev, int64_t now)
     return false;
 }
 
+bool iw_breaker_record_other(iw_breaker *b, iw_breaker_event ev, int64_t now)
+{
+    if (b->state == IW_BREAKER_HALF_OPEN && ev == IW_BREAKER_FAILURE)
+        return false; /* review 93: it re-tripped the breaker, and a second probe went out */
+    return iw_breaker_record(b, ev, now);
+}
+
 int64_t iw_breaker_down_ms(const iw_breaker *b, int64_t now)
 {
     if (b->state == IW_BREAKER_CLOSED || now < b->down_since)

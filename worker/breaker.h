@@ -23,7 +23,8 @@ typedef struct iw_breaker {
     iw_breaker_state state;
     int threshold;      /* consecutive failures that open it; <= 0 disables the breaker */
     int64_t open_ms;    /* how long it stays open */
-    int failures;       /* consecutive retryable failures while closed */
+    int failures;       /* retryable failures while closed since the last success (a neutral
+                         * reply neither counts nor resets) */
     int64_t open_until; /* OPEN: when it turns half-open */
     bool probe_out;     /* HALF_OPEN: the probe is in flight */
     int64_t down_since; /* when it opened from closed (failed probes keep it); 0 while closed */
@@ -41,6 +42,11 @@ void iw_breaker_on_send(iw_breaker *b, int64_t now);
 
 /* Records an attempt's result at now. Returns true when this result opened the breaker. */
 bool iw_breaker_record(iw_breaker *b, iw_breaker_event ev, int64_t now);
+
+/* The same for a call that was not sent as the half-open breaker's probe: while half-open its
+ * failure is a late reply of a call sent before the breaker opened, and only the probe
+ * decides (as a late reply while open changes nothing). */
+bool iw_breaker_record_other(iw_breaker *b, iw_breaker_event ev, int64_t now);
 
 /* Milliseconds the breaker has been open or half-open without closing in between (the target
  * has failed every probe since), at now; 0 while closed. */

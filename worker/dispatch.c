@@ -1033,13 +1033,13 @@ static bool may_have_applied(CURLcode cc, long status, bool answered, bool sent)
 }
 
 /* Acts on the classified reply of c's attempt. */
-static void handle_outcome(iw_dispatch *d, call *c, const iw_outcome *out, int64_t now)
+static void handle_outcome(iw_dispatch *d, call *c, const iw_outcome *out, bool probe, int64_t now)
 {
     tstate *t = c->t;
     iw_breaker_event be = out->kind == IW_OUTCOME_OK      ? IW_BREAKER_SUCCESS
                           : out->kind == IW_OUTCOME_RETRY ? IW_BREAKER_FAILURE
                                                           : IW_BREAKER_NEUTRAL;
-    if (iw_breaker_record(&t->br, be, now))
+    if (probe ? iw_breaker_record(&t->br, be, now) : iw_breaker_record_other(&t->br, be, now))
         t->breaker_opens++;
     c->res.outcome = *out;
     if (c->cancelled && (out->kind == IW_OUTCOME_RETRY || out->kind == IW_OUTCOME_AUTH)) {
@@ -1255,8 +1255,9 @@ static void on_done(iw_dispatch *d, CURL *easy, CURLcode cc)
                "target", t->tc->name, "attempt", a, "status", st, "transport",
                cc == CURLE_OK ? "ok" : curl_easy_strerror(cc), "elapsed_ms", ms, NULL);
     }
+    bool probe = x->took_probe;
     xfer_release(d, x);
-    handle_outcome(d, c, &out, mono_ms());
+    handle_outcome(d, c, &out, probe, mono_ms());
 }
 
 /* When the engine next has something to do on its own (monotonic ms): a callback to run, or

@@ -1586,6 +1586,35 @@ Test(dispatch, shed_ends_only_the_waiting_calls_of_an_open_breaker)
     srv_stop(slow);
 }
 
+/* Review 93: a call sent before the breaker opened failed while the probe hung; its failure
+ * re-tripped the breaker and forgot the probe, and a second probe went out beside the first.
+ * Judged by what the server received: nothing between the probe's arrival and its answer. */
+Test(dispatch, a_late_failure_while_half_open_sends_no_second_probe)
+{
+    breaker_target(5, 1, 300, 0);
+    config_init(1);
+    step steps[] = {{503, NULL, 1500},  /* call 0: sent while closed, fails while half-open */
+                    {503, NULL, 0},     /* call 1: opens the breaker */
+                    {200, NULL, 3000}}; /* the probe hangs 3 s */
+    srv_script(server, 3, steps);
+    srv_default(server, (step){200, NULL, 0});
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 0, 0);
+    long long start = iw_now_ms();
+    while (srv_count(server) < 1 && iw_now_ms() - start < 5000)
+        cr_assert_eq(iw_dispatch_run(d, 20, -1), 0);
+    submit(d, &fake_ops, 0, 1);
+    drain(d);
+    cr_assert_eq(slots[0].res.outcome.kind, IW_OUTCOME_OK);
+    cr_assert_eq(slots[1].res.outcome.kind, IW_OUTCOME_OK);
+    cr_assert_eq(srv_count(server), 4, "two failures, the probe and call 0's retry");
+    const rec *probe = &server->recs[2], *next = &server->recs[3];
+    cr_assert_geq(next->at, probe->done_at - 5,
+                  "a request came %lld ms into the probe's %lld ms on the wire",
+                  next->at - probe->at, probe->done_at - probe->at);
+    iw_dispatch_free(d);
+}
+
 Test(dispatch, failed_probe_reopens_the_breaker)
 {
     target_init(&tconf[0], "t1", server);

@@ -139,3 +139,26 @@ Test(breaker, zero_threshold_disables)
         cr_assert_not(iw_breaker_record(&b, IW_BREAKER_FAILURE, i));
     cr_assert(iw_breaker_allow(&b, 100));
 }
+
+/* Review 93: a call sent before the breaker opened failed while the probe was on the wire; its
+ * failure re-tripped the breaker and forgot the probe, and a second probe went out beside the
+ * first. Only the probe decides. */
+Test(breaker, a_late_failure_while_half_open_leaves_the_probe_to_decide)
+{
+    iw_breaker b;
+    iw_breaker_init(&b, 1, 100);
+    cr_assert(iw_breaker_record_other(&b, IW_BREAKER_FAILURE, 0), "closed: a failure counts");
+    cr_assert(iw_breaker_allow(&b, 100));
+    iw_breaker_on_send(&b, 100); /* the probe */
+    cr_assert_not(iw_breaker_record_other(&b, IW_BREAKER_FAILURE, 150), "a late failure");
+    cr_assert_eq(b.state, IW_BREAKER_HALF_OPEN);
+    cr_assert(b.probe_out, "the probe is still out");
+    cr_assert_not(iw_breaker_allow(&b, 151), "no second probe");
+    cr_assert(iw_breaker_record(&b, IW_BREAKER_FAILURE, 200), "the probe's failure re-opens it");
+    cr_assert_eq(b.state, IW_BREAKER_OPEN);
+    /* a late success is still proof the target answers */
+    cr_assert(iw_breaker_allow(&b, 300));
+    iw_breaker_on_send(&b, 300);
+    cr_assert_not(iw_breaker_record_other(&b, IW_BREAKER_SUCCESS, 310));
+    cr_assert_eq(b.state, IW_BREAKER_CLOSED);
+}
