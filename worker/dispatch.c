@@ -1089,6 +1089,24 @@ static void fail_auth_waiters(iw_dispatch *d, tstate *t, const char *why)
     }
 }
 
+/* The refresh failed for a while, not for good (it got no answer, or a 408, 429 or 5xx): every
+ * call waiting for it is retried as a failed attempt would be, Retry-After and limits
+ * included, and may ask for a refresh again (review 93: a 503 from the token endpoint ended
+ * them as a final auth failure). */
+static void retry_auth_waiters(iw_dispatch *d, tstate *t, const iw_outcome *why, int64_t now)
+{
+    call *c;
+    while ((c = q_pop(&t->authq))) {
+        iw_outcome o = *why;
+        snprintf(o.message, sizeof(o.message), "%.*s; token refresh failed: %.*s",
+                 iw_text_utf8_prec(c->res.outcome.message, 100), c->res.outcome.message,
+                 iw_text_utf8_prec(why->message, 100), why->message);
+        c->refreshed = false;
+        c->res.outcome = o;
+        retry_or_exhaust(d, c, &o, now);
+    }
+}
+
 /* Starts the one token refresh of t; the calls in t->authq wait for it. */
 static void start_refresh(iw_dispatch *d, tstate *t, const iw_target_ops *ops)
 {
@@ -1118,12 +1136,23 @@ static void refresh_done(iw_dispatch *d, tstate *t, xfer *x, CURLcode cc, long s
     char tok[TOKEN_MAX];
     char why[128];
     bool ok = false;
+    iw_outcome passing; /* a failure that may pass: kind IW_OUTCOME_RETRY */
+    memset(&passing, 0, sizeof(passing));
+    passing.retry_after_ms = -1;
     t->refresh = NULL;
     tok[0] = '\0';
     if (cc != CURLE_OK) {
         snprintf(why, sizeof(why), "%s", curl_easy_strerror(cc));
+        if (cc != CURLE_PEER_FAILED_VERIFICATION && cc != CURLE_SSL_CACERT_BADFILE &&
+            cc != CURLE_SSL_CERTPROBLEM && cc != CURLE_UNSUPPORTED_PROTOCOL &&
+            cc != CURLE_URL_MALFORMAT)
+            iw_outcome_set(&passing, IW_OUTCOME_RETRY,
+                           cc == CURLE_OPERATION_TIMEDOUT ? IW_ERR_TIMEOUT : IW_ERR_TRANSPORT,
+                           "transport", "%s", why);
     } else if (status < 200 || status > 299) {
         snprintf(why, sizeof(why), "HTTP %ld", status);
+        iw_response resp = reply_of(x, status);
+        iw_outcome_from_status(&resp, &passing);
     } else {
         iw_response resp = reply_of(x, status);
         ok = x->ops->parse_refresh(&resp, tok, sizeof(tok)) == 0 && tok[0];
@@ -1138,6 +1167,10 @@ static void refresh_done(iw_dispatch *d, tstate *t, xfer *x, CURLcode cc, long s
     }
     memset(tok, 0, sizeof(tok));
     xfer_release(d, x);
+    if (!ok && passing.kind == IW_OUTCOME_RETRY) {
+        retry_auth_waiters(d, t, &passing, mono_ms());
+        return;
+    }
     if (!ok) {
         fail_auth_waiters(d, t, why);
         return;

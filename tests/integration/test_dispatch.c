@@ -59,6 +59,7 @@ typedef struct srv {
     step dflt;              /* for later requests */
     const char *good_token; /* when set, /x answers 401 unless "Bearer <good_token>" */
     const char *new_token;  /* what /token hands out */
+    int token_busy;         /* the first token_busy requests to /token get 503, Retry-After 1 */
     atomic_int quit;        /* ends sleeping handlers at teardown */
     rec recs[MAX_REC];
     int n;         /* requests to /x */
@@ -108,7 +109,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         pthread_mutex_lock(&s->mu);
         intptr_t tag = -1;
         if (is_token) {
-            s->refreshes++;
+            tag = -1000 - s->refreshes++; /* the request's number, from 0, below -1000 */
         } else if (s->n < MAX_REC) {
             rec *r = &s->recs[s->n];
             r->at = iw_now_ms();
@@ -140,6 +141,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         *upload_size = 0;
         return MHD_YES;
     }
+    if (is_token && -1000 - idx < s->token_busy)
+        return reply(c, 503, "", "1");
     if (is_token)
         return reply(c, 200, s->new_token ? s->new_token : "", NULL);
     if (idx < 0)
@@ -1929,6 +1932,29 @@ Test(dispatch, failed_refresh_ends_the_waiting_calls)
 }
 
 static int extra_fd_pipe[2];
+
+/* Review 93: a 503 from the token endpoint ended the calls waiting for the refresh as a final
+ * auth failure. It may pass: they are retried as a failed attempt is (Retry-After honoured) and
+ * ask for the token again. Judged by what the server received. */
+Test(dispatch, a_refresh_that_fails_for_a_while_is_retried)
+{
+    target_init(&tconf[0], "t1", server);
+    config_init(1);
+    server->good_token = "new-token";
+    server->new_token = "new-token";
+    server->token_busy = 1;
+    iw_dispatch *d = engine();
+    submit(d, &fake_refresh_ops, 0, 0);
+    drain(d);
+    const iw_call_result *r = &slots[0].res;
+    cr_assert_eq(r->outcome.kind, IW_OUTCOME_OK, "%s", r->outcome.message);
+    cr_assert_eq(server->refreshes, 2, "the refresh asked for again");
+    cr_assert_eq(srv_count(server), 3, "401, 401 with the old token, then the new one");
+    cr_assert_str_eq(server->recs[2].auth, "Bearer new-token");
+    long long gap = server->recs[1].at - server->recs[0].done_at;
+    cr_assert_geq(gap, 950, "retried %lld ms after the refresh's Retry-After of 1 s", gap);
+    iw_dispatch_free(d);
+}
 
 Test(dispatch, extra_fd_wakes_the_loop)
 {
