@@ -937,8 +937,11 @@ static void expire_waiting(iw_dispatch *d, tstate *t, int64_t now, bool breaker_
         iw_outcome last = c->res.outcome; /* the attempt that failed last */
         size_t n = strlen(last.message);
         snprintf(last.message + n, sizeof(last.message) - n, "%s",
-                 "; then held back by the target's circuit breaker or rate limit until "
-                 "retry.max_elapsed_s passed");
+                 t->running >= max_conc(t) && !breaker_open
+                     ? "; then waited for a slot (every one of max_concurrency busy) until "
+                       "retry.max_elapsed_s passed"
+                     : "; then held back by the target's circuit breaker or rate limit until "
+                       "retry.max_elapsed_s passed");
         retry_or_exhaust(d, c, &last, now); /* past its limit: it ends */
     }
 }

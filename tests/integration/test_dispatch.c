@@ -1471,6 +1471,36 @@ Test(dispatch, a_hanging_probe_in_the_only_slot_holds_no_waiting_call_past_max_e
     hanging_probe_holds_no_waiting_call_past_max_elapsed(1);
 }
 
+/* Every slot taken by a call that hangs, the breaker closed: a retry waiting for a slot ends at
+ * retry.max_elapsed_s, saying what held it, not when the slot frees up. */
+Test(dispatch, a_retry_waiting_for_a_slot_ends_at_max_elapsed)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].max_concurrency = 1;
+    tconf[0].retry.max_elapsed_ms = 1500;
+    config_init(1);
+    step steps[] = {{503, NULL, 0}, {200, NULL, 8000}}; /* call 0 fails; call 1 hangs 8 s */
+    srv_script(server, 2, steps);
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 0, 0);
+    submit(d, &fake_ops, 0, 1); /* waits for the slot, and takes it before call 0's retry */
+    long long start = iw_now_ms(), ended = 0;
+    while (iw_dispatch_pending(d) > 0 && iw_now_ms() - start < 30000) {
+        cr_assert_eq(iw_dispatch_run(d, 10000, -1), 0);
+        if (slots[0].calls && !ended)
+            ended = iw_now_ms();
+    }
+    cr_assert_eq(iw_dispatch_pending(d), 0);
+    cr_assert_eq(slots[1].res.outcome.kind, IW_OUTCOME_OK);
+    cr_assert_eq(slots[0].res.outcome.error_kind, IW_ERR_EXHAUSTED);
+    cr_assert(strstr(slots[0].res.outcome.message, "then waited for a slot"), "%s",
+              slots[0].res.outcome.message);
+    cr_assert_eq(srv_count(server), 2, "call 0's retry never went");
+    cr_assert_lt(ended, server->recs[1].done_at, "call 0 ended %lld ms in, the slot freed at %lld",
+                 ended - start, server->recs[1].done_at - start);
+    iw_dispatch_free(d);
+}
+
 /* What waited for a slot or the rate limit before the breaker opened is a backlog, not held by
  * the breaker: when the breaker opens for less than retry.max_elapsed_s, those calls wait it
  * out and are sent, however long they had waited before (here longer than the limit). Judged
