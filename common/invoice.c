@@ -961,6 +961,7 @@ typedef struct reader {
     bool xml_unsafe;   /* iw_event.xml_unsafe, seen in a string (or a key) so far */
     bool in_key;       /* a member's name is being read */
     int skipping;      /* values being read over (an unknown key's, say) */
+    bool named;        /* reading stopped at a fault noted by its path (a \u0000 in a value) */
 } reader;
 
 /* The bytes between the quotes of a string token. */
@@ -1147,10 +1148,12 @@ static long unescape(reader *r, const span *sp, char *out)
         }
         if (cp == 0 && !r->in_key && !r->skipping && r->c->depth) {
             /* in a field's value: named by its path, as a value's other faults are (a key, or
-             * a value read over, is named by where it is, by the pre-scan) */
+             * a value read over, is named by where it is, by the pre-scan). Reading stops here,
+             * as at any fault in the text: what comes after (a NUL in an unknown key, text
+             * after the event) would have the pre-scan name a byte instead (review 95). */
             note(r->c, "contains \\u0000 (NUL), which is not allowed");
-            i += used;
-            continue;
+            r->named = true;
+            return syntax_error(r, i);
         }
         if (cp <= 0) {
             r->why = e != 'u' ? "an escape JSON does not have"
@@ -1751,6 +1754,8 @@ int iw_event_parse(const char *json, size_t len, iw_event **out, char *errbuf, s
          * text that reads to the end without a syntax error passes it. */
         if (r.stop == IW_ENOMEM)
             rc = IW_ENOMEM;
+        else if (r.named) /* everything before it passed: the pre-scan would name this byte */
+            rc = c.err_rc;
         else if (!(rc = prescan(&c, json, len)))
             rc = tail ? fail(&c, IW_EINVAL, "invalid JSON at byte %zu: text after the event", r.pos)
                  : r.why ? fail(&c, IW_EINVAL, "invalid JSON at byte %zu: %s", r.bad_at, r.why)

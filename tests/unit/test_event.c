@@ -1183,6 +1183,21 @@ Test(bad_event, nul_and_control_characters_in_strings)
     /* in a field's value, named by its path as its other faults are (review 94: by its byte) */
     expect_reject_text(printed, strlen(printed),
                        "invoice.customer.name: contains \\u0000 (NUL), which is not allowed");
+    /* and so when a fault follows it (review 95: text after the event, or a NUL in an unknown
+     * key's value, had the pre-scan name its byte instead) */
+    static const char *const after[] = {" x", ",\"zz_unknown\":\"a\\u0000\"}"};
+    for (size_t i = 0; i < 2; i++) {
+        size_t n = strlen(printed);
+        char *t = malloc(n + 32);
+        memcpy(t, printed, n);
+        if (i == 0)
+            strcpy(t + n, after[0]);
+        else
+            strcpy(t + n - 1, after[1]); /* before the closing brace */
+        expect_reject_text(t, strlen(t),
+                           "invoice.customer.name: contains \\u0000 (NUL), which is not allowed");
+        free(t);
+    }
     cJSON_free(printed);
     doc = load_json("complete.json");
     set(doc, "targets", cJSON_CreateRaw("[\"centra_soap\",\"a\\u0000b\"]"));
