@@ -98,10 +98,12 @@ static bool is_bidi(uint32_t c)
            (c >= 0x2066 && c <= 0x2069) || is_separator(c);
 }
 
-/* Characters that print as nothing: "webhook" + U+200B reads as "webhook" in a log line. */
+/* Characters that print as nothing: "webhook" + U+200B reads as "webhook" in a log line. (The
+ * zero-width joiner and non-joiner are not among them: Persian and Indic text, and emoji, need
+ * them, and they join or part the characters around them.) */
 static bool is_invisible(uint32_t c)
 {
-    return (c >= 0x200B && c <= 0x200D) || c == 0x2060 || c == 0xFEFF;
+    return c == 0x200B || c == 0x2060 || c == 0xFEFF;
 }
 
 const char *iw_text_name_problem(const char *s)
@@ -123,7 +125,7 @@ const char *iw_text_name_problem(const char *s)
         if (is_bidi(c))
             return "contains a bidirectional formatting character";
         if (is_invisible(c))
-            return "contains an invisible character (zero-width, U+2060 or U+FEFF)";
+            return "contains an invisible character (U+200B, U+2060 or U+FEFF)";
         p += n;
     }
     return NULL;
@@ -293,7 +295,8 @@ size_t iw_text_clean_copy(char *buf, size_t len, const char *s, size_t n)
         } else {
             uint32_t c = 0;
             iw_text_utf8_next(u + i, &c);
-            if (c <= 0x9f || is_bidi(c)) { /* a C1 control or bidirectional formatting */
+            if (c <= 0x9f || is_bidi(c) || is_invisible(c)) { /* a C1 control, bidirectional
+                                                               * formatting, or invisible */
                 buf[o++] = ' ';
             } else {
                 memmove(buf + o, u + i, k);

@@ -25,7 +25,7 @@ const char *iw_text_header_problem(const char *s);
  * a reason: s must be valid UTF-8 without control characters (C0, DEL, C1) and without
  * bidirectional formatting characters (U+061C, U+200E, U+200F, U+202A..U+202E,
  * U+2066..U+2069), line/paragraph separators (U+2028, U+2029) or characters that print as
- * nothing (U+200B..U+200D, U+2060, U+FEFF). */
+ * nothing (U+200B, U+2060, U+FEFF). */
 const char *iw_text_name_problem(const char *s);
 
 /* Decodes the UTF-8 sequence at s (RFC 3629: no overlongs, surrogates or code points past
@@ -42,8 +42,9 @@ int iw_text_utf8_prec(const char *s, size_t max);
 
 /* Copies at most len-1 bytes of s (n bytes, or up to a NUL) into buf as valid UTF-8, for text
  * a reply brought (a message, an error page's start): a sequence is never cut, bytes that are
- * not UTF-8 (a Latin-1 page, binary) become '?', control characters (C0, DEL, C1) and
- * bidirectional formatting characters (those iw_text_name_problem names) become spaces, and a
+ * not UTF-8 (a Latin-1 page, binary) become '?', control characters (C0, DEL, C1),
+ * bidirectional formatting characters and those that print as nothing (those
+ * iw_text_name_problem names) become spaces, and a
  * sequence cut short at the end of s is dropped. buf may be s. Returns the length written. */
 size_t iw_text_clean_copy(char *buf, size_t len, const char *s, size_t n);
 

@@ -273,6 +273,14 @@ Test(reply_text, clean_copy_keeps_utf8_and_replaces_what_is_not)
                            "3\xe2\x80\xa8",
                            14, 64),
                      " 1 2 3 "); /* U+202E, U+061C, U+2069, U+2028: bidirectional formatting */
+    /* review 95: what prints as nothing, so a quoted "kg" + U+200B does not read as "kg"; the
+     * zero-width joiner stays (emoji and Indic text need it) */
+    cr_assert_str_eq(clean("kg\xe2\x80\x8b"
+                           "1\xe2\x81\xa0"
+                           "2\xef\xbb\xbf"
+                           "3\xe2\x80\x8d",
+                           17, 64),
+                     "kg 1 2 3\xe2\x80\x8d");
 }
 
 Test(reply_text, clean_copy_never_cuts_a_sequence)
