@@ -191,7 +191,8 @@ static int mn_validate(const iw_event *ev, const iw_target_conf *tc, char *errbu
     const char *paid = ev->invoice.paid_at;
     if (paid && strlen(paid) >= 19 && paid[17] == '6') {
         snprintf(errbuf, errlen,
-                 "paid_at: a leap second (:60) cannot be sent: Midnight's DateTime cannot hold it");
+                 "invoice.paid_at: a leap second (:60) cannot be sent: Midnight's DateTime cannot "
+                 "hold it");
         return IW_EINVAL;
     }
     const iw_target_refs *r = &ev->invoice.target_refs;
