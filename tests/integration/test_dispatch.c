@@ -641,6 +641,29 @@ Test(dispatch, a_retry_after_past_max_elapsed_says_so)
     iw_dispatch_free(d);
 }
 
+/* Review 95: with Retry-After not honoured (max_retry_after_s 0) the back-off chose the wait,
+ * and the message must not blame Retry-After. (A back-off of up to 10^9 ms: below the 10 s limit
+ * once in 10^5 runs.) */
+Test(dispatch, an_exhausted_call_blames_retry_after_only_when_it_set_the_wait)
+{
+    target_init(&tconf[0], "t1", server);
+    tconf[0].retry.max_elapsed_ms = 10000;
+    tconf[0].retry.max_retry_after_ms = 0;
+    tconf[0].retry.base_ms = tconf[0].retry.max_delay_ms = 1000000000;
+    config_init(1);
+    step s[] = {{429, "3", 0}};
+    srv_script(server, 1, s);
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 0, 0);
+    drain(d);
+    const iw_outcome *o = &slots[0].res.outcome;
+    cr_assert_eq(o->error_kind, IW_ERR_EXHAUSTED);
+    cr_assert(strstr(o->message, "would start past retry.max_elapsed_s") &&
+                  !strstr(o->message, "(Retry-After)"),
+              "%s", o->message);
+    iw_dispatch_free(d);
+}
+
 Test(dispatch, permanent_error_is_not_retried)
 {
     target_init(&tconf[0], "t1", server);

@@ -1072,6 +1072,7 @@ static void write_joined(writer *w, const iw_map_node *n)
 {
     char buf[IW_DECIMAL_BUFLEN];
     bool open = false;
+    w->from = NULL;                                       /* until a part is written */
     for (size_t i = 0; i < n->n_src && !w->b->err; i++) { /* a refused text is the last */
         const char *t = field_raw(n->src[i], &w->sc, buf, sizeof(buf));
         if (!t || !*t)
