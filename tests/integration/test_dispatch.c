@@ -618,27 +618,37 @@ Test(dispatch, retry_after_http_date_is_honoured)
     iw_dispatch_free(d);
 }
 
-/* Review 93: a Retry-After that would end past retry.max_elapsed_s ended the call "after 1
- * attempt", with attempts left and the limit not reached: the message now says why. */
-Test(dispatch, a_retry_after_past_max_elapsed_says_so)
+/* One call to t1, answered 429 with Retry-After: 3, whose retry.max_elapsed_s (elapsed_ms) ends
+ * it after that attempt; the back-off's delays up to base_ms. Its outcome (exhausted). */
+static const iw_outcome *exhausted_after_a_429(int64_t elapsed_ms, int64_t max_retry_after_ms,
+                                               int64_t base_ms)
 {
     target_init(&tconf[0], "t1", server);
-    tconf[0].retry.max_elapsed_ms = 1500;
+    tconf[0].retry.max_elapsed_ms = elapsed_ms;
+    tconf[0].retry.max_retry_after_ms = max_retry_after_ms;
+    tconf[0].retry.base_ms = tconf[0].retry.max_delay_ms = base_ms;
     config_init(1);
     step s[] = {{429, "3", 0}};
     srv_script(server, 1, s);
     iw_dispatch *d = engine();
     submit(d, &fake_ops, 0, 0);
     drain(d);
-    const iw_outcome *o = &slots[0].res.outcome;
-    cr_assert_eq(o->error_kind, IW_ERR_EXHAUSTED);
+    iw_dispatch_free(d);
+    cr_assert_eq(slots[0].res.outcome.error_kind, IW_ERR_EXHAUSTED);
     cr_assert_eq(slots[0].res.attempts, 1);
+    cr_assert_eq(srv_count(server), 1);
+    return &slots[0].res.outcome;
+}
+
+/* Review 93: a Retry-After that would end past retry.max_elapsed_s ended the call "after 1
+ * attempt", with attempts left and the limit not reached: the message now says why. */
+Test(dispatch, a_retry_after_past_max_elapsed_says_so)
+{
+    const iw_outcome *o = exhausted_after_a_429(1500, 5000, 10);
     cr_assert(strstr(o->message, "after 1 attempt: ") &&
                   strstr(o->message, "; the next attempt, 3000 ms later (Retry-After), would start "
                                      "past retry.max_elapsed_s"),
               "%s", o->message);
-    cr_assert_eq(srv_count(server), 1);
-    iw_dispatch_free(d);
 }
 
 /* Review 95: with Retry-After not honoured (max_retry_after_s 0) the back-off chose the wait,
@@ -646,22 +656,10 @@ Test(dispatch, a_retry_after_past_max_elapsed_says_so)
  * once in 10^5 runs.) */
 Test(dispatch, an_exhausted_call_blames_retry_after_only_when_it_set_the_wait)
 {
-    target_init(&tconf[0], "t1", server);
-    tconf[0].retry.max_elapsed_ms = 10000;
-    tconf[0].retry.max_retry_after_ms = 0;
-    tconf[0].retry.base_ms = tconf[0].retry.max_delay_ms = 1000000000;
-    config_init(1);
-    step s[] = {{429, "3", 0}};
-    srv_script(server, 1, s);
-    iw_dispatch *d = engine();
-    submit(d, &fake_ops, 0, 0);
-    drain(d);
-    const iw_outcome *o = &slots[0].res.outcome;
-    cr_assert_eq(o->error_kind, IW_ERR_EXHAUSTED);
+    const iw_outcome *o = exhausted_after_a_429(10000, 0, 1000000000);
     cr_assert(strstr(o->message, "would start past retry.max_elapsed_s") &&
                   !strstr(o->message, "(Retry-After)"),
               "%s", o->message);
-    iw_dispatch_free(d);
 }
 
 Test(dispatch, permanent_error_is_not_retried)

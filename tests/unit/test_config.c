@@ -216,7 +216,9 @@ Test(config, secret_files)
      * secret any server takes: refused by path, the content never named */
     static const char *const flawed[][2] = {
         {"   \n", "holds only white space"},
-        {"\xEF\xBB\xBF" "bom-secret-tail\n", "starts with a byte order mark"},
+        {"\xEF\xBB\xBF"
+         "bom-secret-tail\n",
+         "starts with a byte order mark"},
     };
     for (size_t i = 0; i < sizeof(flawed) / sizeof(flawed[0]); i++) {
         f = fopen(path, "wb");
