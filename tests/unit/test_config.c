@@ -195,21 +195,23 @@ Test(config, secret_files)
                         NULL, &e);
     cr_assert_null(c, "an empty api_key was taken");
     cr_assert(has_error(&e, "targets.ix.api_key", "is empty (an empty ${ENV} counts as given)"));
-    /* and Redis' password too (review 54: AUTH "" at every connect) */
-    c = iw_config_parse("{\"redis\": {\"password\": \"${IW_TEST_EMPTY_SECRET}\"}, \"targets\": "
-                        "{\"ix\": {\"type\": \"invoicexpress\", \"url\": \"https://a.example\", "
-                        "\"api_key\": \"k\"}}}",
-                        NULL, &e);
-    cr_assert_null(c, "an empty redis.password was taken");
-    cr_assert(has_error(&e, "redis.password", "is empty"));
-    /* and Kafka's (review 92: an empty sasl.password passed check-config, to fail as SASL
-     * authentication at run time) */
-    c = iw_config_parse("{\"kafka\": {\"properties\": {\"sasl.password\": "
-                        "\"${IW_TEST_EMPTY_SECRET}\"}}, \"targets\": {\"ix\": {\"type\": "
-                        "\"invoicexpress\", \"url\": \"https://a.example\", \"api_key\": \"k\"}}}",
-                        NULL, &e);
-    cr_assert_null(c, "an empty sasl.password was taken");
-    cr_assert(has_error(&e, "kafka.properties.sasl.password", "is empty"));
+    /* and Redis' password too (review 54: AUTH "" at every connect), and Kafka's (review 92:
+     * an empty sasl.password passed check-config, to fail as SASL authentication at run time) */
+    static const char *const elsewhere[][2] = {
+        {"{\"redis\": {\"password\": \"${IW_TEST_EMPTY_SECRET}\"}, ", "redis.password"},
+        {"{\"kafka\": {\"properties\": {\"sasl.password\": \"${IW_TEST_EMPTY_SECRET}\"}}, ",
+         "kafka.properties.sasl.password"},
+    };
+    for (size_t i = 0; i < sizeof(elsewhere) / sizeof(elsewhere[0]); i++) {
+        char cfg[512];
+        snprintf(cfg, sizeof(cfg),
+                 "%s\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"url\": "
+                 "\"https://a.example\", \"api_key\": \"k\"}}}",
+                 elsewhere[i][0]);
+        c = iw_config_parse(cfg, NULL, &e);
+        cr_assert_null(c, "an empty %s was taken", elsewhere[i][1]);
+        cr_assert(has_error(&e, elsewhere[i][1], "is empty"));
+    }
     unsetenv("IW_TEST_EMPTY_SECRET");
 
     /* review 92: a file of white space, or one an editor began with a byte order mark, is no
