@@ -895,12 +895,11 @@ static bool number_text(double v, char *buf, size_t len)
     return false;
 }
 
-/* The value at a JSON pointer (RFC 6901) into buf; false when there is none. */
-static bool pointer_text(const cJSON *root, const char *ptr, char *buf, size_t len)
+/* The value at a JSON pointer (RFC 6901), NULL when there is none. */
+static const cJSON *pointer_value(const cJSON *root, const char *ptr)
 {
-    buf[0] = '\0';
     if (!root || !ptr)
-        return false;
+        return NULL;
     const cJSON *v = root;
     for (const char *p = ptr; v && *p == '/';) {
         p++;
@@ -921,6 +920,14 @@ static bool pointer_text(const cJSON *root, const char *ptr, char *buf, size_t l
             v = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, tok) : NULL;
         }
     }
+    return v;
+}
+
+/* The value at a JSON pointer as text into buf; false when there is none (or it is null). */
+static bool pointer_text(const cJSON *root, const char *ptr, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    const cJSON *v = pointer_value(root, ptr);
     if (!v)
         return false;
     if (cJSON_IsString(v))
@@ -950,6 +957,18 @@ static xmatch read_at(const iw_generic *g, const reply_doc *d, const char *path,
     return xpath_text(d->xml, path, buf, len);
 }
 
+/* The target's reference at the mapping's target_ref: a text or a number, never an object's or
+ * an array's placeholder (review 96: "(an object)" was published as the reference). */
+static void read_ref(const iw_generic *g, const reply_doc *d, char *buf, size_t len)
+{
+    read_at(g, d, g->ref_path, buf, len);
+    if (g->reply == REPLY_JSON) {
+        const cJSON *v = pointer_value(d->json, g->ref_path);
+        if (!cJSON_IsString(v) && !cJSON_IsNumber(v))
+            buf[0] = '\0';
+    }
+}
+
 static bool in_statuses(const long *list, size_t n, long st)
 {
     for (size_t i = 0; i < n; i++)
@@ -960,8 +979,9 @@ static bool in_statuses(const long *list, size_t n, long st)
 
 static bool success_value(const iw_generic *g, const char *v)
 {
-    if (!g->n_success_equals)
-        return true;
+    if (!g->n_success_equals) /* presence, of a value that does not say no (review 96: a
+                               * `"success": false`, or an XPath count(...)=0 false, passed) */
+        return strcmp(v, "false") != 0 && strcmp(v, "0") != 0;
     for (size_t i = 0; i < g->n_success_equals; i++)
         if (g->ignore_case ? strcasecmp(v, g->success_equals[i]) == 0
                            : strcmp(v, g->success_equals[i]) == 0)
@@ -995,16 +1015,24 @@ static void judge(const iw_generic *g, const iw_response *resp, const reply_doc 
                        g->success_path);
         return;
     }
-    if (success_value(g, value)) {
+    char code[64] = "", msg[200] = "";
+    /* no success shape: the status decides, unless the reply holds the business error where
+     * the mapping says it is (review 96: {"error":{"code":"E1"}} under a 200 was a success) */
+    bool error_said = false;
+    if (!g->success_path && !g->n_success_equals) {
+        read_error(g, d, code, sizeof(code), msg, sizeof(msg));
+        error_said = *code || *msg;
+    }
+    if (!error_said && success_value(g, value)) {
         iw_outcome_set(out, IW_OUTCOME_OK, IW_ERR_NONE, "200", "HTTP %ld%s%s", resp->status,
                        *value ? ", " : "", value);
         snprintf(out->code, sizeof(out->code), "%ld", resp->status);
         if (g->ref_path)
-            read_at(g, d, g->ref_path, out->target_ref, sizeof(out->target_ref));
+            read_ref(g, d, out->target_ref, sizeof(out->target_ref));
         return;
     }
-    char code[64] = "", msg[200] = "";
-    read_error(g, d, code, sizeof(code), msg, sizeof(msg));
+    if (!error_said)
+        read_error(g, d, code, sizeof(code), msg, sizeof(msg));
     if (!*msg)
         snprintf(msg, sizeof(msg), "%s", *value ? value : "(empty response)");
     if (!*code)
@@ -1088,7 +1116,10 @@ static void generic_classify(const iw_target_conf *tc, const iw_response *resp, 
     } else if (g->reply == REPLY_JSON) {
         d.json = iw_json_reply_parse(resp->body, resp->body_len);
     }
-    if (g->reply != REPLY_NONE && !d.xml && !d.json && (g->success_path || g->n_success_equals)) {
+    /* a body in the declared format that does not read is never a success, with a success
+     * shape or without one (review 96); an empty one is no document, and the status decides */
+    if (g->reply != REPLY_NONE && !d.xml && !d.json &&
+        (g->success_path || g->n_success_equals || resp->body_len)) {
         iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
                        "HTTP %ld but the reply cannot be read; retrying, an unreadable reply is "
                        "never taken as success",
