@@ -1444,3 +1444,26 @@ Test(mapping_file, a_reply_that_says_no_is_never_success)
         free(files[i]);
     }
 }
+
+/* Review 96: `required` naming a list refused every event, lines or not (a list has no text):
+ * it wants one element at least. */
+Test(mapping_file, a_required_list_wants_one_element)
+{
+    char json[2048];
+    snprintf(json, sizeof(json),
+             "{\"method\":\"PUT\",\"url\":\"{url}/inv/{invoice.id}\","
+             "\"required\":[\"invoice.lines\",\"invoice.custom_fields\"],"
+             "\"body\":{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"id\","
+             "\"path\":\"invoice.id\"}]}},\"reply\":{}}");
+    const char *file = temp_file(json);
+    iw_target_conf tc = conf_with(file);
+    iw_event *ev = iw_t_load_event("complete.json");
+    char err[256] = "";
+    cr_assert_eq(iw_target_validate(&iw_target_generic, ev, &tc, err, sizeof(err)), 0, "%s", err);
+    ev->invoice.n_custom_fields = 0;
+    cr_assert_eq(iw_target_validate(&iw_target_generic, ev, &tc, err, sizeof(err)), IW_EINVAL);
+    cr_assert_str_eq(err, "invoice.custom_fields: required by gen");
+    iw_event_free(ev);
+    iw_target_conf_clear(&tc);
+    unlink(file);
+}

@@ -825,10 +825,9 @@ static int generic_validate(const iw_event *ev, const iw_target_conf *tc, char *
     const iw_generic *g = target_mapping(tc, errbuf, errlen);
     if (!g)
         return IW_EINVAL;
-    char buf[IW_DECIMAL_BUFLEN];
     for (size_t i = 0; i < g->n_required; i++) {
-        const char *t = iw_map_field_text(g->required[i], ev, buf, sizeof(buf));
-        if (!t || !*t) {
+        if (!iw_map_field_given(g->required[i], ev)) { /* a list: one element at least (review
+                                                        * 96: every event was refused) */
             snprintf(errbuf, errlen, "%s: required by %s", iw_map_field_path(g->required[i]),
                      tc->name ? tc->name : "generic");
             return IW_EINVAL;

@@ -908,6 +908,13 @@ static bool field_holds(const iw_map_field *f, const scope_ctx *c, bool non_empt
     }
 }
 
+bool iw_map_field_given(const iw_map_field *f, const iw_event *ev)
+{
+    scope_ctx c;
+    scope_init(&c, ev);
+    return f && field_holds(f, &c, true);
+}
+
 static bool cond_holds(const iw_map_node *n, const writer *w)
 {
     if (n->cond == IW_COND_NONE)

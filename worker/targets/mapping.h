@@ -75,6 +75,10 @@ const char *iw_map_field_path(const iw_map_field *f);
  * absent or when the field is not of the event or invoice itself. buf holds amounts. */
 const char *iw_map_field_text(const iw_map_field *f, const iw_event *ev, char *buf, size_t len);
 
+/* Whether the event gives the field (of the event or invoice itself): a non-empty text, an
+ * amount, a flag or a number, a list of at least one element. */
+bool iw_map_field_given(const iw_map_field *f, const iw_event *ev);
+
 /* What an absent source becomes. */
 typedef enum iw_map_absent { IW_ABSENT_OMIT = 0, IW_ABSENT_EMPTY, IW_ABSENT_NULL } iw_map_absent;
 
