@@ -1467,3 +1467,37 @@ Test(mapping_file, a_required_list_wants_one_element)
     iw_target_conf_clear(&tc);
     unlink(file);
 }
+
+/* Review 96: an instance url with a ?query and a template writing a path after {url} sent every
+ * invoice to one path, its own in the query. Refused; a template adding to the query is fine. */
+Test(mapping_file, a_path_after_an_instance_query_is_refused)
+{
+    static const char *const tmpl[] = {"{url}/inv/{invoice.id}", "{url}&id={invoice.id}"};
+    for (size_t i = 0; i < 2; i++) {
+        char json[1024];
+        snprintf(json, sizeof(json),
+                 "{\"method\":\"PUT\",\"url\":\"%s\",\"body\":{\"dialect\":\"json\",\"root\":"
+                 "{\"children\":[{\"name\":\"id\",\"path\":\"invoice.id\"}]}},\"reply\":{}}",
+                 tmpl[i]);
+        const char *file = temp_file(json);
+        iw_target_conf tc = conf_with(file);
+        free(tc.url);
+        tc.url = strdup("https://api.example.com/v1?key=abc");
+        iw_event *ev = iw_t_load_event("complete.json");
+        iw_request req;
+        memset(&req, 0, sizeof(req));
+        char err[256] = "";
+        int rc = iw_target_render(&iw_target_generic, ev, &tc, NULL, &req, err, sizeof(err));
+        if (i == 0) {
+            cr_assert_eq(rc, IW_EINVAL);
+            cr_assert(strstr(err, "the path would land in the query"), "%s", err);
+        } else {
+            cr_assert_eq(rc, 0, "%s", err);
+            cr_assert_str_eq(req.url, "https://api.example.com/v1?key=abc&id=INV-1001");
+        }
+        iw_request_clear(&req);
+        iw_event_free(ev);
+        iw_target_conf_clear(&tc);
+        unlink(file);
+    }
+}

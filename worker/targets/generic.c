@@ -759,6 +759,17 @@ static int build_url(const iw_generic *g, const iw_event *ev, const iw_target_co
     char buf[IW_DECIMAL_BUFLEN];
     for (size_t i = 0; i < g->n_url; i++) {
         const url_part *u = &g->url[i];
+        if (u->text && u->text[0] == '/' && i > 0 && !g->url[i - 1].text && !g->url[i - 1].field &&
+            tc->url && strchr(tc->url, '?')) {
+            /* review 96: "{url}/invoices/..." after an instance url with a ?query put the
+             * invoice's path into the query, and every invoice went to one path */
+            iw_wbuf_free(&b);
+            snprintf(errbuf, errlen,
+                     "url: the instance's url holds a ?query and the URL template writes a path "
+                     "after it: the path would land in the query (put the query in the "
+                     "template, after the path)");
+            return IW_EINVAL;
+        }
         if (u->text) {
             iw_wbuf_adds(&b, u->text);
         } else if (!u->field) {
