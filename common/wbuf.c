@@ -45,13 +45,20 @@ void iw_wbuf_fail(iw_wbuf *b, int err, const char *what, const char *why)
     snprintf(b->what, sizeof(b->what), "%s", what ? what : "");
 }
 
-/* Makes room for n more bytes and the NUL; false (and the sticky IW_ENOMEM) when it cannot.
+const char IW_WBUF_TOO_LARGE[] = "would pass 64 MiB (a body that large is no invoice)";
+
+/* Makes room for n more bytes and the NUL; false (and the sticky IW_ENOMEM, or IW_EINVAL past
+ * IW_WBUF_MAX) when it cannot.
  * Out of line, so that claim() below stays small enough to inline everywhere. */
 __attribute__((noinline)) static bool grow(iw_wbuf *b, size_t n)
 {
     size_t want = b->len + n + 1, cap = b->cap ? b->cap : FIRST_CAP;
     if (want < n)
         goto nomem;
+    if (want > IW_WBUF_MAX) {
+        iw_wbuf_fail(b, IW_EINVAL, "the text written", IW_WBUF_TOO_LARGE);
+        return false;
+    }
     while (cap < want) {
         if (cap > SIZE_MAX / 2)
             goto nomem;

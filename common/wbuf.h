@@ -33,6 +33,12 @@ typedef struct iw_wbuf {
                       * mapping's writer names the event field it came from) */
 } iw_wbuf;
 
+/* The most a buffer holds: a rendered body of an 8 MiB event, escaped, stays below it; more is
+ * a mapping that repeats lists inside lists (review 96: 1.6 GB). Past it the buffer fails with
+ * IW_EINVAL and why IW_WBUF_TOO_LARGE. */
+#define IW_WBUF_MAX ((size_t)64 * 1024 * 1024)
+extern const char IW_WBUF_TOO_LARGE[];
+
 /* An empty buffer (no memory yet). */
 /* clang-format off */
 #define IW_WBUF_INIT {NULL, 0, 0, 0, NULL, ""}

@@ -473,3 +473,25 @@ Test(wbuf, scratch_is_per_thread)
     cr_assert_not_null(r2);
     cr_assert_neq(iw_wbuf_scratch(), NULL);
 }
+
+/* Review 96: a mapping that repeats lists inside lists rendered 1.6 GB before the machine ran
+ * out. A buffer stops at IW_WBUF_MAX with a reason, keeping what it holds. */
+Test(wbuf, a_buffer_stops_at_its_bound_with_a_reason)
+{
+    iw_wbuf b = IW_WBUF_INIT;
+    static char chunk[1 << 20];
+    memset(chunk, 'x', sizeof(chunk));
+    size_t added = 0;
+    while (!b.err && added <= IW_WBUF_MAX) {
+        iw_wbuf_add(&b, chunk, sizeof(chunk));
+        added += sizeof(chunk);
+    }
+    cr_assert_eq(b.err, IW_EINVAL);
+    cr_assert_eq(b.why, IW_WBUF_TOO_LARGE);
+    cr_assert_lt(b.len, IW_WBUF_MAX, "it holds what fitted: %zu", b.len);
+    cr_assert_leq(b.cap, IW_WBUF_MAX);
+    char err[200];
+    cr_assert_eq(iw_wbuf_error(&b, err, sizeof(err)), IW_EINVAL);
+    cr_assert_str_eq(err, "the text written: would pass 64 MiB (a body that large is no invoice)");
+    iw_wbuf_free(&b);
+}

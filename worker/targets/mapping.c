@@ -504,6 +504,12 @@ static void read_node(parser *p, const cJSON *obj, const char *path, int depth, 
             iw_map_error(p->errs, sub,
                          "expected a list: invoice.lines, invoice.extra_charges "
                          "or invoice.custom_fields");
+        else if (f && (open & (1u << f->elem_scope))) /* review 96: lines x lines x ... */
+            iw_map_error(p->errs, sub,
+                         "%s is already repeated by a row around this one: its paths would name "
+                         "the inner element, and the body would grow as its length to the power "
+                         "of the nesting",
+                         iw_map_field_path(f));
         else if (f)
             n->each = f;
         if (n->each)
@@ -1174,7 +1180,7 @@ static void write_plain(writer *w, const iw_map_node *n)
 static void name_the_source(writer *w, const iw_map_node *r)
 {
     const iw_map_field *f = w->from;
-    if (w->b->err != IW_EINVAL || !w->b->why || !f)
+    if (w->b->err != IW_EINVAL || !w->b->why || w->b->why == IW_WBUF_TOO_LARGE || !f)
         return;
     const char *p = f->path, *br = strstr(p, "[]");
     char path[96];
