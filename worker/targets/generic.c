@@ -991,7 +991,7 @@ static bool success_value(const iw_generic *g, const char *v)
 {
     if (!g->n_success_equals) /* presence, of a value that does not say no (review 96: a
                                * `"success": false`, or an XPath count(...)=0 false, passed) */
-        return strcmp(v, "false") != 0 && strcmp(v, "0") != 0;
+        return strcasecmp(v, "false") != 0 && strcmp(v, "0") != 0;
     for (size_t i = 0; i < g->n_success_equals; i++)
         if (g->ignore_case ? strcasecmp(v, g->success_equals[i]) == 0
                            : strcmp(v, g->success_equals[i]) == 0)
@@ -1025,15 +1025,7 @@ static void judge(const iw_generic *g, const iw_response *resp, const reply_doc 
                        g->success_path);
         return;
     }
-    char code[64] = "", msg[200] = "";
-    /* no success shape: the status decides, unless the reply holds the business error where
-     * the mapping says it is (review 96: {"error":{"code":"E1"}} under a 200 was a success) */
-    bool error_said = false;
-    if (!g->success_path && !g->n_success_equals) {
-        read_error(g, d, code, sizeof(code), msg, sizeof(msg));
-        error_said = *code || *msg;
-    }
-    if (!error_said && success_value(g, value)) {
+    if (success_value(g, value)) {
         iw_outcome_set(out, IW_OUTCOME_OK, IW_ERR_NONE, "200", "HTTP %ld%s%s", resp->status,
                        *value ? ", " : "", value);
         snprintf(out->code, sizeof(out->code), "%ld", resp->status);
@@ -1041,8 +1033,8 @@ static void judge(const iw_generic *g, const iw_response *resp, const reply_doc 
             read_ref(g, d, out->target_ref, sizeof(out->target_ref));
         return;
     }
-    if (!error_said)
-        read_error(g, d, code, sizeof(code), msg, sizeof(msg));
+    char code[64] = "", msg[200] = "";
+    read_error(g, d, code, sizeof(code), msg, sizeof(msg));
     if (!*msg)
         snprintf(msg, sizeof(msg), "%s", *value ? value : "(empty response)");
     if (!*code)
@@ -1126,10 +1118,9 @@ static void generic_classify(const iw_target_conf *tc, const iw_response *resp, 
     } else if (g->reply == REPLY_JSON) {
         d.json = iw_json_reply_parse(resp->body, resp->body_len);
     }
-    /* a body in the declared format that does not read is never a success, with a success
-     * shape or without one (review 96); an empty one is no document, and the status decides */
-    if (g->reply != REPLY_NONE && !d.xml && !d.json &&
-        (g->success_path || g->n_success_equals || resp->body_len)) {
+    /* without a success shape the status decides, whatever the body holds (review 97: many
+     * APIs fill an error field with false, 0 or "success" on success, or answer "OK") */
+    if (g->reply != REPLY_NONE && !d.xml && !d.json && (g->success_path || g->n_success_equals)) {
         iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
                        "HTTP %ld but the reply cannot be read; retrying, an unreadable reply is "
                        "never taken as success",
