@@ -808,6 +808,9 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
     check_target_keys(ld, obj, base, t->adapter_conf ? ad : NULL);
     for (const iw_conf_field *f = t->adapter_conf ? ad->fields : NULL; f && f->key; f++)
         read_field(ld, obj, base, f, t->adapter_conf);
+    if (!url_problem && t->url && t->adapter_conf && ad->check_url_with &&
+        (url_problem = ad->check_url_with(t->url, t->adapter_conf)))
+        add_error(ld, path, "%s", url_problem);
 
     char sub[200];
     const cJSON *r = get_object(ld, obj, base, "retry");

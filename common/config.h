@@ -89,6 +89,9 @@ typedef struct iw_conf_adapter {
     /* not NULL: what is wrong with an instance's url for this type (a valid http(s) URL), or
        NULL when it is fine. Reported at targets.NAME.url; must not quote the url. */
     const char *(*check_url)(const char *url);
+    /* not NULL: the same, once the instance's own keys are read (adapter_conf): what is wrong
+       with the url together with them. Reported at targets.NAME.url. */
+    const char *(*check_url_with)(const char *url, const void *adapter_conf);
 } iw_conf_adapter;
 
 /* The adapter types a loader accepts: adapters(0), adapters(1)... until NULL. */

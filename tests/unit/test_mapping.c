@@ -1506,4 +1506,36 @@ Test(mapping_file, a_path_after_an_instance_query_is_refused)
         iw_target_conf_clear(&tc);
         unlink(file);
     }
+    /* and check-config says so, where the config names the url (review 97: only render did) */
+    static const char *const refused[][2] = {
+        {"{url}/inv/{invoice.id}", "the path would land in the query"},
+        {"{url}?id={invoice.id}", "add to the query with '&'"},
+        {"{url}&id={invoice.id}", NULL},
+    };
+    for (size_t i = 0; i < 3; i++) {
+        char json[1024];
+        snprintf(json, sizeof(json),
+                 "{\"method\":\"PUT\",\"url\":\"%s\",\"body\":{\"dialect\":\"json\",\"root\":"
+                 "{\"children\":[{\"name\":\"id\",\"path\":\"invoice.id\"}]}},\"reply\":{}}",
+                 refused[i][0]);
+        char *file = strdup(temp_file(json));
+        char cfg[512];
+        snprintf(cfg, sizeof(cfg),
+                 "{\"targets\": {\"g\": {\"type\": \"generic\", \"url\": "
+                 "\"https://api.example.com/v1?key=abc\", \"mapping\": \"%s\"}}}",
+                 file);
+        iw_config_errors e;
+        iw_config *c = iw_config_parse(cfg, NULL, &e);
+        if (refused[i][1]) {
+            cr_assert_null(c, "%s taken", refused[i][0]);
+            cr_assert_eq(e.count, 1);
+            cr_assert_str_eq(e.items[0].path, "targets.g.url");
+            cr_assert(strstr(e.items[0].message, refused[i][1]), "%s", e.items[0].message);
+        } else {
+            cr_assert_not_null(c, "%s: %s", refused[i][0], e.count ? e.items[0].message : "");
+            iw_config_free(c);
+        }
+        unlink(file);
+        free(file);
+    }
 }

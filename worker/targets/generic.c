@@ -752,6 +752,34 @@ static bool authority_closed(const char *url, size_t len)
     return false;
 }
 
+/* What is wrong with the instance's url under the mapping's URL template, or NULL: after a url
+ * with a ?query, a path the template writes would land in the query (review 96: every invoice
+ * went to one path), and a second '?' would start no query. */
+static const char *url_conflict(const iw_generic *g, const char *url)
+{
+    if (!url || !strchr(url, '?'))
+        return NULL;
+    for (size_t i = 0; i + 1 < g->n_url; i++) {
+        const url_part *u = &g->url[i], *next = &g->url[i + 1];
+        if (u->text || u->field || !next->text)
+            continue; /* not {url} followed by text */
+        if (next->text[0] == '/')
+            return "the instance's url holds a ?query and the URL template writes a path after "
+                   "it: the path would land in the query (put the query in the template, after "
+                   "the path)";
+        if (next->text[0] == '?')
+            return "the instance's url holds a ?query and the URL template starts another with "
+                   "'?' after it: add to the query with '&'";
+    }
+    return NULL;
+}
+
+static const char *generic_check_url_with(const char *url, const void *conf)
+{
+    const iw_generic_conf *gc = conf;
+    return gc->loaded ? url_conflict(gc->loaded, url) : NULL;
+}
+
 static int build_url(const iw_generic *g, const iw_event *ev, const iw_target_conf *tc,
                      iw_request *out, char *errbuf, size_t errlen)
 {
@@ -759,15 +787,10 @@ static int build_url(const iw_generic *g, const iw_event *ev, const iw_target_co
     char buf[IW_DECIMAL_BUFLEN];
     for (size_t i = 0; i < g->n_url; i++) {
         const url_part *u = &g->url[i];
-        if (u->text && u->text[0] == '/' && i > 0 && !g->url[i - 1].text && !g->url[i - 1].field &&
-            tc->url && strchr(tc->url, '?')) {
-            /* review 96: "{url}/invoices/..." after an instance url with a ?query put the
-             * invoice's path into the query, and every invoice went to one path */
+        const char *conflict = i == 0 ? url_conflict(g, tc->url) : NULL;
+        if (conflict) {
             iw_wbuf_free(&b);
-            snprintf(errbuf, errlen,
-                     "url: the instance's url holds a ?query and the URL template writes a path "
-                     "after it: the path would land in the query (put the query in the "
-                     "template, after the path)");
+            snprintf(errbuf, errlen, "url: %s", conflict);
             return IW_EINVAL;
         }
         if (u->text) {
@@ -1159,6 +1182,7 @@ static const iw_conf_adapter generic_conf = {
     .size = sizeof(iw_generic_conf),
     .fields = generic_fields,
     .placeholders = NULL,
+    .check_url_with = generic_check_url_with,
 };
 
 const iw_target_ops iw_target_generic = {
