@@ -304,6 +304,8 @@ typedef struct ctx {
     size_t err_depth;          /* frames in its path */
     char *errbuf;              /* caller's buffer, may be NULL */
     size_t errlen;             /* its size */
+    bool prescan_nul;          /* the pre-scan refused a \u0000, at prescan_nul_at */
+    size_t prescan_nul_at;
 } ctx;
 
 /* Writes the jq-style path of the frames into path (PATH_MAX_BYTES, cut short if it must be)
@@ -882,10 +884,13 @@ static int prescan_limits(ctx *c, const char *json, size_t len, size_t max_bytes
                 if (ch == '"')
                     break;
                 if (ch == '\\' && i + 1 < len) {
-                    if (s[i + 1] == 'u' && len - i >= 6 && memcmp(s + i + 2, "0000", 4) == 0)
+                    if (s[i + 1] == 'u' && len - i >= 6 && memcmp(s + i + 2, "0000", 4) == 0) {
+                        c->prescan_nul = true;
+                        c->prescan_nul_at = i;
                         return fail(
                             c, IW_EINVAL,
                             "string at byte %zu contains \\u0000 (NUL), which is not allowed", i);
+                    }
                     i++; /* the escaped character cannot end the string */
                 } else if (ch < 0x20) {
                     return fail(c, IW_EINVAL,
@@ -961,7 +966,8 @@ typedef struct reader {
     bool xml_unsafe;   /* iw_event.xml_unsafe, seen in a string (or a key) so far */
     bool in_key;       /* a member's name is being read */
     int skipping;      /* values being read over (an unknown key's, say) */
-    bool named;        /* reading stopped at a fault noted by its path (a \u0000 in a value) */
+    bool nul_noted;    /* a \u0000 in a field's value was noted by its path, the first at */
+    size_t nul_at;
 } reader;
 
 /* The bytes between the quotes of a string token. */
@@ -1148,12 +1154,12 @@ static long unescape(reader *r, const span *sp, char *out)
         }
         if (cp == 0 && !r->in_key && !r->skipping && r->c->depth) {
             /* in a field's value: named by its path, as a value's other faults are (a key, or
-             * a value read over, is named by where it is, by the pre-scan). Reading stops here,
-             * as at any fault in the text: what comes after (a NUL in an unknown key, text
-             * after the event) would have the pre-scan name a byte instead (review 95). */
+             * a value read over, is named by where it is, by the pre-scan) */
             note(r->c, "contains \\u0000 (NUL), which is not allowed");
-            r->named = true;
-            return syntax_error(r, i);
+            if (!r->nul_noted)
+                r->nul_noted = true, r->nul_at = i;
+            i += used;
+            continue;
         }
         if (cp <= 0) {
             r->why = e != 'u' ? "an escape JSON does not have"
@@ -1752,15 +1758,21 @@ int iw_event_parse(const char *json, size_t len, iw_event **out, char *errbuf, s
     if (rc || tail) {
         /* What the pre-scan refuses comes first, wherever it is; it has not run yet because a
          * text that reads to the end without a syntax error passes it. */
+        /* the pre-scan's first refusal may be a \u0000 the reader already named by its path:
+         * that message is kept (review 95: a fault after it, text after the event, had the
+         * pre-scan name the byte instead) */
+        char *kept = r.nul_noted && errbuf && errlen ? strdup(errbuf) : NULL;
         if (r.stop == IW_ENOMEM)
             rc = IW_ENOMEM;
-        else if (r.named) /* everything before it passed: the pre-scan would name this byte */
-            rc = c.err_rc;
-        else if (!(rc = prescan(&c, json, len)))
+        else if ((rc = prescan(&c, json, len)) && kept && c.prescan_nul &&
+                 c.prescan_nul_at == r.nul_at)
+            snprintf(errbuf, errlen, "%s", kept);
+        else if (!rc)
             rc = tail ? fail(&c, IW_EINVAL, "invalid JSON at byte %zu: text after the event", r.pos)
                  : r.why ? fail(&c, IW_EINVAL, "invalid JSON at byte %zu: %s", r.bad_at, r.why)
                          : fail(&c, IW_EINVAL, "invalid JSON at byte %zu",
                                 r.bad_at < len ? r.bad_at : len - 1);
+        free(kept);
     } else if (!object) {
         rc = fail(&c, IW_EINVAL, "an event must be a JSON object");
     } else {

@@ -1198,6 +1198,27 @@ Test(bad_event, nul_and_control_characters_in_strings)
                            "invoice.customer.name: contains \\u0000 (NUL), which is not allowed");
         free(t);
     }
+    /* yet the rules of order stand (review 97: a first fix stopped reading at the NUL): a field
+     * before it in table order is named first, and what the pre-scan finds first (bad UTF-8
+     * anywhere) comes first */
+    {
+        doc = load_json("complete.json");
+        set(doc, "invoice.customer.name", cJSON_CreateRaw("\"Bruce\\u0000Evil\""));
+        cJSON_DeleteItemFromObjectCaseSensitive(doc, "event_id");
+        cJSON_AddStringToObject(doc, "event_id", ""); /* after the invoice in the text */
+        char *late = cJSON_PrintUnformatted(doc);
+        cJSON_Delete(doc);
+        expect_reject_text(late, strlen(late), "event_id: must not be empty");
+        cJSON_free(late);
+        size_t n = strlen(printed);
+        char *t = malloc(n + 32);
+        memcpy(t, printed, n + 1);
+        strcpy(t + n - 1, ",\"zz\":\"\xff\"}");
+        char want[64];
+        snprintf(want, sizeof want, "invalid UTF-8 at byte %zu", n + 6);
+        expect_reject_text(t, strlen(t), want);
+        free(t);
+    }
     cJSON_free(printed);
     doc = load_json("complete.json");
     set(doc, "targets", cJSON_CreateRaw("[\"centra_soap\",\"a\\u0000b\"]"));
