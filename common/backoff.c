@@ -36,6 +36,14 @@ int64_t iw_backoff_next_ms(const iw_retry_conf *rc, int attempt, int64_t retry_a
     return ra > jitter ? ra : jitter;
 }
 
+bool iw_backoff_set_by_retry_after(const iw_retry_conf *rc, int64_t retry_after_ms, int64_t delay)
+{
+    if (retry_after_ms < 0 || rc->max_retry_after_ms <= 0)
+        return false;
+    int64_t ra = retry_after_ms < rc->max_retry_after_ms ? retry_after_ms : rc->max_retry_after_ms;
+    return ra == delay;
+}
+
 bool iw_backoff_may_retry(const iw_retry_conf *rc, int attempts_made, int64_t first_attempt_ms,
                           int64_t next_start_ms)
 {

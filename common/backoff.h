@@ -17,6 +17,10 @@ int64_t iw_backoff_delay_ms(const iw_retry_conf *rc, int attempt, uint64_t rnd);
 int64_t iw_backoff_next_ms(const iw_retry_conf *rc, int attempt, int64_t retry_after_ms,
                            uint64_t rnd);
 
+/* Whether delay, iw_backoff_next_ms's for retry_after_ms, is the Retry-After (capped) rather
+ * than the back-off's own (messages say which set the wait). */
+bool iw_backoff_set_by_retry_after(const iw_retry_conf *rc, int64_t retry_after_ms, int64_t delay);
+
 /* True when another attempt is allowed: attempts made < max_attempts and the attempt would
  * start before first_attempt + max_elapsed. Times in ms on one clock. */
 bool iw_backoff_may_retry(const iw_retry_conf *rc, int attempts_made, int64_t first_attempt_ms,

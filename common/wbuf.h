@@ -33,9 +33,10 @@ typedef struct iw_wbuf {
                       * mapping's writer names the event field it came from) */
 } iw_wbuf;
 
-/* The most a buffer holds: a rendered body of an 8 MiB event, escaped, stays below it; more is
- * a mapping that repeats lists inside lists (review 96: 1.6 GB). Past it the buffer fails with
- * IW_EINVAL and why IW_WBUF_TOO_LARGE. */
+/* The most a buffer holds. An invoice's body is far below it; past it is a mapping that repeats
+ * lists inside lists (review 96: 1.6 GB), or an event near its 8 MiB of text that XML escapes
+ * five-fold (`&` as `&amp;`: review 97 made one of 78 MB), refused with a reason rather than
+ * sent. Past it the buffer fails with IW_EINVAL and why IW_WBUF_TOO_LARGE. */
 #define IW_WBUF_MAX ((size_t)64 * 1024 * 1024)
 extern const char IW_WBUF_TOO_LARGE[];
 

@@ -970,16 +970,6 @@ static void start_ready(iw_dispatch *d, int64_t now)
     }
 }
 
-/* Whether delay (iw_backoff_next_ms's) is the reply's Retry-After, not the back-off's own. */
-static bool waited_for_retry_after(const iw_retry_conf *rc, const iw_outcome *out, int64_t delay)
-{
-    if (out->retry_after_ms < 0 || rc->max_retry_after_ms <= 0)
-        return false;
-    int64_t ra =
-        out->retry_after_ms < rc->max_retry_after_ms ? out->retry_after_ms : rc->max_retry_after_ms;
-    return ra == delay;
-}
-
 /* Schedules c's next attempt after a transient failure, or ends it when the limits say so. */
 static void retry_or_exhaust(iw_dispatch *d, call *c, const iw_outcome *out, int64_t now)
 {
@@ -1002,7 +992,9 @@ static void retry_or_exhaust(iw_dispatch *d, call *c, const iw_outcome *out, int
         now - c->first_mono < rc->max_elapsed_ms && n > 0 && (size_t)n < sizeof(msg))
         snprintf(msg + n, sizeof(msg) - (size_t)n,
                  "; the next attempt, %lld ms later%s, would start past retry.max_elapsed_s",
-                 (long long)delay, waited_for_retry_after(rc, out, delay) ? " (Retry-After)" : "");
+                 (long long)delay,
+                 iw_backoff_set_by_retry_after(rc, out->retry_after_ms, delay) ? " (Retry-After)"
+                                                                               : "");
     iw_outcome *o = &c->res.outcome;
     o->kind = IW_OUTCOME_PERMANENT;
     o->error_kind = IW_ERR_EXHAUSTED;

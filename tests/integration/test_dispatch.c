@@ -651,17 +651,6 @@ Test(dispatch, a_retry_after_past_max_elapsed_says_so)
               "%s", o->message);
 }
 
-/* Review 95: with Retry-After not honoured (max_retry_after_s 0) the back-off chose the wait,
- * and the message must not blame Retry-After. (A back-off of up to 10^9 ms: below the 10 s limit
- * once in 10^5 runs.) */
-Test(dispatch, an_exhausted_call_blames_retry_after_only_when_it_set_the_wait)
-{
-    const iw_outcome *o = exhausted_after_a_429(10000, 0, 1000000000);
-    cr_assert(strstr(o->message, "would start past retry.max_elapsed_s") &&
-                  !strstr(o->message, "(Retry-After)"),
-              "%s", o->message);
-}
-
 Test(dispatch, permanent_error_is_not_retried)
 {
     target_init(&tconf[0], "t1", server);

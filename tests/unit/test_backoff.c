@@ -131,6 +131,25 @@ Test(backoff, retry_after_is_honoured_and_capped)
     cr_assert_eq(iw_backoff_next_ms(&rc, 2, -1, 1001), 0);
 }
 
+/* Review 95: an exhausted call's message blamed Retry-After for a wait the back-off set. */
+Test(backoff, a_wait_is_said_to_be_retry_after_only_when_it_set_it)
+{
+    iw_retry_conf rc = conf();
+    rc.max_retry_after_ms = 5000;
+    int64_t d = iw_backoff_next_ms(&rc, 1, 3000, 499);
+    cr_assert_eq(d, 3000);
+    cr_assert(iw_backoff_set_by_retry_after(&rc, 3000, d));
+    d = iw_backoff_next_ms(&rc, 1, 120000, 499); /* capped */
+    cr_assert(iw_backoff_set_by_retry_after(&rc, 120000, d));
+    d = iw_backoff_next_ms(&rc, 1, 0, 499); /* the back-off's jitter is longer */
+    cr_assert_eq(d, 499);
+    cr_assert_not(iw_backoff_set_by_retry_after(&rc, 0, d));
+    cr_assert_not(iw_backoff_set_by_retry_after(&rc, -1, iw_backoff_next_ms(&rc, 1, -1, 499)));
+    rc.max_retry_after_ms = 0; /* none honoured */
+    d = iw_backoff_next_ms(&rc, 1, 3000, 499);
+    cr_assert_not(iw_backoff_set_by_retry_after(&rc, 3000, d));
+}
+
 Test(backoff, may_retry_counts_attempts)
 {
     iw_retry_conf rc = conf();
