@@ -800,9 +800,10 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
     join_path(path, sizeof(path), base, "url");
     char why[160];
     const char *url_problem = NULL;
-    if (t->type && !valid_url(t->url, why, sizeof(why)))
+    if (t->type && !valid_url(t->url, why, sizeof(why))) {
         add_error(ld, path, "%s", why);
-    else if (t->type && ad && ad->check_url && (url_problem = ad->check_url(t->url)))
+        url_problem = why; /* said once (review 98) */
+    } else if (t->type && ad && ad->check_url && (url_problem = ad->check_url(t->url)))
         add_error(ld, path, "%s", url_problem);
     check_wire(ld, base, "url", t->url);
     check_target_keys(ld, obj, base, t->adapter_conf ? ad : NULL);

@@ -968,6 +968,7 @@ typedef struct reader {
     int skipping;      /* values being read over (an unknown key's, say) */
     bool nul_noted;    /* a \u0000 in a field's value was noted by its path, the first at */
     size_t nul_at;
+    char nul_msg[PATH_MAX_BYTES + 64]; /* its own message (the note kept may be another's) */
 } reader;
 
 /* The bytes between the quotes of a string token. */
@@ -1156,8 +1157,13 @@ static long unescape(reader *r, const span *sp, char *out)
             /* in a field's value: named by its path, as a value's other faults are (a key, or
              * a value read over, is named by where it is, by the pre-scan) */
             note(r->c, "contains \\u0000 (NUL), which is not allowed");
-            if (!r->nul_noted)
+            if (!r->nul_noted) {
+                char path[PATH_MAX_BYTES];
+                format_path(r->c, path);
+                snprintf(r->nul_msg, sizeof(r->nul_msg),
+                         "%s: contains \\u0000 (NUL), which is not allowed", path);
                 r->nul_noted = true, r->nul_at = i;
+            }
             i += used;
             continue;
         }
@@ -1761,18 +1767,16 @@ int iw_event_parse(const char *json, size_t len, iw_event **out, char *errbuf, s
         /* the pre-scan's first refusal may be a \u0000 the reader already named by its path:
          * that message is kept (review 95: a fault after it, text after the event, had the
          * pre-scan name the byte instead) */
-        char *kept = r.nul_noted && errbuf && errlen ? strdup(errbuf) : NULL;
         if (r.stop == IW_ENOMEM)
             rc = IW_ENOMEM;
-        else if ((rc = prescan(&c, json, len)) && kept && c.prescan_nul &&
-                 c.prescan_nul_at == r.nul_at)
-            snprintf(errbuf, errlen, "%s", kept);
+        else if ((rc = prescan(&c, json, len)) && r.nul_noted && c.prescan_nul &&
+                 c.prescan_nul_at == r.nul_at && errbuf && errlen)
+            snprintf(errbuf, errlen, "%s", r.nul_msg);
         else if (!rc)
             rc = tail ? fail(&c, IW_EINVAL, "invalid JSON at byte %zu: text after the event", r.pos)
                  : r.why ? fail(&c, IW_EINVAL, "invalid JSON at byte %zu: %s", r.bad_at, r.why)
                          : fail(&c, IW_EINVAL, "invalid JSON at byte %zu",
                                 r.bad_at < len ? r.bad_at : len - 1);
-        free(kept);
     } else if (!object) {
         rc = fail(&c, IW_EINVAL, "an event must be a JSON object");
     } else {

@@ -1210,6 +1210,20 @@ Test(bad_event, nul_and_control_characters_in_strings)
         cJSON_Delete(doc);
         expect_reject_text(late, strlen(late), "event_id: must not be empty");
         cJSON_free(late);
+        /* the NUL's own message, not the note kept first in table order (review 98: the
+         * schema's, when a fault followed) */
+        doc = load_json("complete.json");
+        set(doc, "invoice.customer.name", cJSON_CreateRaw("\"Bruce\\u0000Evil\""));
+        set(doc, "schema", cJSON_CreateString("invoice-event/v2"));
+        late = cJSON_PrintUnformatted(doc);
+        cJSON_Delete(doc);
+        char *tail = malloc(strlen(late) + 4);
+        strcpy(tail, late);
+        strcat(tail, " x");
+        expect_reject_text(tail, strlen(tail),
+                           "invoice.customer.name: contains \\u0000 (NUL), which is not allowed");
+        free(tail);
+        cJSON_free(late);
         size_t n = strlen(printed);
         char *t = malloc(n + 32);
         memcpy(t, printed, n + 1);

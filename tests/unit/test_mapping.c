@@ -1408,10 +1408,11 @@ Test(mapping_file, a_success_path_that_says_no_is_never_success)
         "\"reply\":{\"format\":\"json\",\"success\":{\"path\":\"/success\"},\"target_ref\":\"/"
         "id\"}}",
         "\"reply\":{\"format\":\"xml\",\"success\":{\"path\":\"count(//error)=0\"}}}",
+        "\"reply\":{\"format\":\"xml\",\"success\":{\"path\":\"number(/r/n)\"}}}",
     };
-    iw_target_conf tc[3];
-    char *files[3];
-    for (size_t i = 0; i < 3; i++) {
+    iw_target_conf tc[4];
+    char *files[4];
+    for (size_t i = 0; i < 4; i++) {
         char json[4096];
         snprintf(json, sizeof(json), "%s%s", FILE_HEAD, replies[i]);
         files[i] = strdup(temp_file(json));
@@ -1431,7 +1432,7 @@ Test(mapping_file, a_success_path_that_says_no_is_never_success)
                                      "{\"success\":0}"};
     for (size_t i = 0; i < 3; i++) {
         o = classify_with(&tc[1], 200, no[i], NULL);
-        cr_assert_neq(o.kind, IW_OUTCOME_OK, "%s", no[i]);
+        cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT, "%s: %s", no[i], o.message);
     }
     o = classify_with(&tc[1], 200, "{\"success\":true,\"id\":{\"a\":1}}", NULL);
     cr_assert_eq(o.kind, IW_OUTCOME_OK, "%s", o.message);
@@ -1441,10 +1442,15 @@ Test(mapping_file, a_success_path_that_says_no_is_never_success)
     o = classify_with(&tc[1], 200, "{\"success\":true}{\"success\":false}", NULL);
     cr_assert_eq(o.kind, IW_OUTCOME_RETRY, "two values are unreadable: %s", o.message);
     o = classify_with(&tc[2], 200, "<r><error>bad</error></r>", NULL);
-    cr_assert_neq(o.kind, IW_OUTCOME_OK, "%s", o.message);
+    cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT, "%s", o.message);
     o = classify_with(&tc[2], 200, "<r><ok/></r>", NULL);
     cr_assert_eq(o.kind, IW_OUTCOME_OK, "%s", o.message);
-    for (size_t i = 0; i < 3; i++) {
+    /* review 98: an XPath number() of nothing is NaN, no value */
+    o = classify_with(&tc[3], 200, "<r></r>", NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT, "%s", o.message);
+    o = classify_with(&tc[3], 200, "<r><n>7</n></r>", NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_OK, "%s", o.message);
+    for (size_t i = 0; i < 4; i++) {
         iw_target_conf_clear(&tc[i]);
         unlink(files[i]);
         free(files[i]);
@@ -1510,9 +1516,10 @@ Test(mapping_file, a_path_after_an_instance_query_is_refused)
     static const char *const refused[][2] = {
         {"{url}/inv/{invoice.id}", "the path would land in the query"},
         {"{url}?id={invoice.id}", "add to the query with '&'"},
+        {"{url}{invoice.number}/inv/{invoice.id}", "the path would land in the query"},
         {"{url}&id={invoice.id}", NULL},
     };
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         char json[1024];
         snprintf(json, sizeof(json),
                  "{\"method\":\"PUT\",\"url\":\"%s\",\"body\":{\"dialect\":\"json\",\"root\":"
@@ -1524,6 +1531,17 @@ Test(mapping_file, a_path_after_an_instance_query_is_refused)
                  "{\"targets\": {\"g\": {\"type\": \"generic\", \"url\": "
                  "\"https://api.example.com/v1?key=abc\", \"mapping\": \"%s\"}}}",
                  file);
+        if (i == 0) { /* a url refused already is refused once (review 98: twice) */
+            char bad[512];
+            snprintf(bad, sizeof(bad),
+                     "{\"targets\": {\"g\": {\"type\": \"generic\", \"url\": "
+                     "\"ftp://api.example.com/v1?key=abc\", \"mapping\": \"%s\"}}}",
+                     file);
+            iw_config_errors be;
+            cr_assert_null(iw_config_parse(bad, NULL, &be));
+            cr_assert_eq(be.count, 1, "%s / %s", be.items[0].message,
+                         be.count > 1 ? be.items[1].message : "");
+        }
         iw_config_errors e;
         iw_config *c = iw_config_parse(cfg, NULL, &e);
         if (refused[i][1]) {

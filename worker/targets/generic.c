@@ -759,15 +759,17 @@ static const char *url_conflict(const iw_generic *g, const char *url)
 {
     if (!url || !strchr(url, '?'))
         return NULL;
-    for (size_t i = 0; i + 1 < g->n_url; i++) {
-        const url_part *u = &g->url[i], *next = &g->url[i + 1];
-        if (u->text || u->field || !next->text)
-            continue; /* not {url} followed by text */
-        if (next->text[0] == '/')
+    bool after = false; /* past {url}: any text from here on is in its query (review 98: a
+                         * field between, "{url}{invoice.number}/inv/", hid the path) */
+    for (size_t i = 0; i < g->n_url; i++) {
+        const url_part *u = &g->url[i];
+        if (!u->text && !u->field)
+            after = true;
+        else if (after && u->text && strchr(u->text, '/'))
             return "the instance's url holds a ?query and the URL template writes a path after "
                    "it: the path would land in the query (put the query in the template, after "
                    "the path)";
-        if (next->text[0] == '?')
+        else if (after && u->text && strchr(u->text, '?'))
             return "the instance's url holds a ?query and the URL template starts another with "
                    "'?' after it: add to the query with '&'";
     }
@@ -1013,8 +1015,9 @@ static bool in_statuses(const long *list, size_t n, long st)
 static bool success_value(const iw_generic *g, const char *v)
 {
     if (!g->n_success_equals) /* presence, of a value that does not say no (review 96: a
-                               * `"success": false`, or an XPath count(...)=0 false, passed) */
-        return strcasecmp(v, "false") != 0 && strcmp(v, "0") != 0;
+                               * `"success": false`, or an XPath count(...)=0 false, passed;
+                               * an XPath number() of nothing is NaN) */
+        return strcasecmp(v, "false") != 0 && strcmp(v, "0") != 0 && strcmp(v, "NaN") != 0;
     for (size_t i = 0; i < g->n_success_equals; i++)
         if (g->ignore_case ? strcasecmp(v, g->success_equals[i]) == 0
                            : strcmp(v, g->success_equals[i]) == 0)
