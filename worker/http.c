@@ -93,8 +93,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (strcmp(url, "/readyz") == 0) {
         if (!st.last_loop_ms)
             return reply(c, 503, "text/plain", "starting\n", MHD_RESPMEM_PERSISTENT);
-        if (!st.ledger_ok)
-            return reply(c, 503, "text/plain", "redis unreachable: consumption paused\n",
+        if (!st.ledger_ok) /* review 92: a refused password read as "unreachable" */
+            return reply(c, 503, "text/plain",
+                         st.ledger_refused ? "redis refuses the worker (the log says why: AUTH, "
+                                             "an evicting policy): consumption paused\n"
+                                           : "redis unreachable: consumption paused\n",
                          MHD_RESPMEM_PERSISTENT);
         if (!st.producer_ok)
             return reply(c, 503, "text/plain", "producer failed\n", MHD_RESPMEM_PERSISTENT);

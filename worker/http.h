@@ -16,6 +16,7 @@ typedef struct iw_health_status {
     bool ledger_ok;       /* Redis answers */
     bool producer_ok;     /* no fatal producer error */
     bool in_group;        /* a member of the consumer group */
+    bool ledger_refused;  /* !ledger_ok: Redis answers, and refuses the worker (AUTH, eviction) */
 } iw_health_status;
 
 /* The small interface the server depends on (the pipeline provides it, tests fake it). */

@@ -870,6 +870,7 @@ struct iw_aledger {
     astate state;
     size_t setup_waiting;   /* AUTH and SCRIPT LOAD replies still to come */
     bool setup_failed;
+    bool refused;           /* the last connection ended as Redis refused the worker */
     bool aof_warned;        /* the warning of a Redis without AOF was logged */
     bool evict_said;        /* why an evicting Redis is not used was logged (until it is) */
     int64_t memory_asked_ms; /* when INFO memory was last sent on the live connection */
@@ -965,6 +966,7 @@ static void drop(iw_aledger *a, const char *why)
     if (!ac)
         return;
     snprintf(a->why, sizeof(a->why), "%s", why);
+    a->refused = a->setup_failed; /* AUTH, SCRIPT LOAD or an evicting policy, not silence */
     went_down(a, why);
     redisAsyncFree(ac); /* inside a hiredis callback it is freed when the callback returns */
 }
@@ -1148,6 +1150,7 @@ static void on_setup(redisAsyncContext *ac, void *r, void *priv)
         return;
     }
     a->state = A_UP;
+    a->refused = false;
     a->why[0] = '\0';
     a->memory_asked_ms = iw_loop_now_ms(); /* in the setup just answered */
     arm_watchdog(a);
@@ -1239,6 +1242,11 @@ int iw_aledger_connect(iw_aledger *a)
 bool iw_aledger_up(const iw_aledger *a)
 {
     return a && a->state == A_UP;
+}
+
+bool iw_aledger_refused(const iw_aledger *a)
+{
+    return a && a->refused;
 }
 
 const char *iw_aledger_why(const iw_aledger *a)

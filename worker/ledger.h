@@ -136,6 +136,10 @@ bool iw_aledger_up(const iw_aledger *a);
 /* Why the last connection ended or failed. */
 const char *iw_aledger_why(const iw_aledger *a);
 
+/* True when the last connection ended because Redis answered and refused the worker (AUTH,
+ * SCRIPT LOAD, a policy that evicts keys), not because it did not answer; false once up. */
+bool iw_aledger_refused(const iw_aledger *a);
+
 /* As iw_ledger_claim/complete/release/renew, for n > 0 ops. 0: done runs later, exactly once
  * (on an internal failure it may run before this returns). Otherwise done never runs:
  * IW_EIO when not up, IW_EINVAL on malformed input, IW_ENOMEM. */

@@ -2969,6 +2969,7 @@ iw_pipeline *iw_pipeline_new(const iw_config *cfg, volatile sig_atomic_t *stop, 
      * reporting a Redis outage that is Kafka's. */
     ledger_health(p);
     p->stats.ledger_ok = p->ledger_ok;
+    p->stats.ledger_refused = !p->ledger_ok && iw_aledger_refused(p->aledger);
     p->stats.producer_ok = true;
     return p;
 fail:
@@ -3013,6 +3014,7 @@ static void publish_snapshot(iw_pipeline *p)
 {
     p->stats.in_flight = p->open_jobs;
     p->stats.ledger_ok = p->ledger_ok;
+    p->stats.ledger_refused = !p->ledger_ok && iw_aledger_refused(p->aledger);
     p->stats.producer_ok = !p->fatal;
     p->stats.last_loop_ms = mono_ms();
     pthread_mutex_lock(&p->lock);

@@ -36,6 +36,7 @@ typedef struct iw_pipeline_stats {
                                       * or left to a partition's new owner; never reported) */
     uint64_t in_flight;              /* (event, target) jobs not yet terminal */
     bool ledger_ok;                  /* last Redis call worked */
+    bool ledger_refused;             /* not ok: Redis answered and refused the worker */
     bool producer_ok;                /* no fatal producer error */
     bool assigned; /* a member of the consumer group (it has a member id), partitions or not */
     int64_t consumer_lag;            /* sum over assigned partitions, -1 when unknown */

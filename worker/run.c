@@ -23,6 +23,7 @@ static void pipeline_health(void *ctx, iw_health_status *out)
     out->ledger_ok = st.ledger_ok;
     out->producer_ok = st.producer_ok;
     out->in_group = st.assigned;
+    out->ledger_refused = st.ledger_refused;
 }
 
 static void on_signal(int sig)

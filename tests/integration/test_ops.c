@@ -1276,6 +1276,21 @@ Test(ops, outcomes_unrecorded_at_the_stop_are_each_named, .init = up, .fini = do
     cr_assert_eq(log_lines_with("\"outcomes not recorded"), 1, "and counted");
 }
 
+/* Review 92: a Redis that refuses the worker's password was "redis unreachable" on /readyz,
+ * which sends the operator to the network; the log said "AUTH refused". Now the probe says
+ * Redis refuses the worker. Judged by /readyz with a password this Redis (none set) refuses. */
+Test(ops, readyz_says_when_redis_refuses_the_worker, .init = up, .fini = down, .timeout = 120)
+{
+    S.http_port = iw_free_port();
+    const iw_stack_overlay pw = {.root = "{\"redis\": {\"password\": \"not-this-one\"}}"};
+    const char *cfg = iw_stack_config_with(&S, "w.json", &pw);
+    cr_assert_not_null(cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    cr_assert(readyz_becomes(503, "redis refuses the worker", 30000), "named as refused");
+    cr_assert_gt(log_lines_with("AUTH refused"), 0, "and the log says why");
+    cr_assert_eq(log_lines_with("not-this-one"), 0, "without the password");
+}
+
 /* Review 52, F6: with Redis unreachable from the start, iw_ledger_errors_total stayed 0 (only
  * a connection that was up and dropped counted), so the dashboard's rate panel was flat through
  * an outage. Every failed attempt counts now. Judged by /metrics while Redis is stopped. */

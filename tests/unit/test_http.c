@@ -111,14 +111,18 @@ Test(http, readyz_names_each_reason_through_the_health_interface)
     memset(&fake, 0, sizeof(fake));
     cr_assert_eq(get(port, "/readyz", body, sizeof(body)), 503);
     cr_assert_str_eq(body, "starting\n");
-    fake = (iw_health_status){mono_now_ms(), true, true, false};
+    fake = (iw_health_status){mono_now_ms(), true, true, false, false};
     cr_assert_eq(get(port, "/readyz", body, sizeof(body)), 503);
     cr_assert_str_eq(body, "not in the consumer group\n");
     fake.in_group = true;
     cr_assert_eq(get(port, "/readyz", body, sizeof(body)), 200);
     fake.ledger_ok = false;
     cr_assert_eq(get(port, "/readyz", body, sizeof(body)), 503);
-    cr_assert(strstr(body, "redis"), "%s", body);
+    cr_assert_str_eq(body, "redis unreachable: consumption paused\n");
+    fake.ledger_refused = true; /* review 92: a refused password read as unreachable */
+    cr_assert_eq(get(port, "/readyz", body, sizeof(body)), 503);
+    cr_assert(strstr(body, "redis refuses the worker"), "%s", body);
+    fake.ledger_refused = false;
     fake.ledger_ok = true;
     fake.producer_ok = false;
     cr_assert_eq(get(port, "/readyz", body, sizeof(body)), 503);
@@ -174,7 +178,7 @@ Test(http, slow_clients_from_one_address_do_not_keep_the_probes_out, .timeout = 
     cr_assert_geq(rl.rlim_cur, SLOW + 100, "this test needs %d open files (ulimit -n)", SLOW + 100);
     char err[256], body[256];
     iw_health h = {NULL, fake_status, NULL};
-    fake = (iw_health_status){mono_now_ms(), true, true, true};
+    fake = (iw_health_status){mono_now_ms(), true, true, true, false};
     iw_http *srv = iw_http_start("127.0.0.1:0", &h, err, sizeof(err));
     cr_assert_not_null(srv, "%s", err);
     int port = iw_http_port(srv);
@@ -236,7 +240,7 @@ Test(http, slow_clients_cannot_take_the_descriptors_the_worker_needs, .timeout =
     cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
     char err[256];
     iw_health h = {NULL, fake_status, NULL};
-    fake = (iw_health_status){mono_now_ms(), true, true, true};
+    fake = (iw_health_status){mono_now_ms(), true, true, true, false};
     iw_http *srv = iw_http_start("127.0.0.1:0", &h, err, sizeof(err));
     cr_assert_not_null(srv, "%s", err);
     int port = iw_http_port(srv);
