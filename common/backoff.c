@@ -24,24 +24,29 @@ int64_t iw_backoff_delay_ms(const iw_retry_conf *rc, int attempt, uint64_t rnd)
     return (int64_t)(rnd % ((uint64_t)ceil + 1));
 }
 
+/* The Retry-After honoured, capped at max_retry_after_ms; -1 when none was given or none is
+ * honoured (max_retry_after_s 0). */
+static int64_t honoured_retry_after(const iw_retry_conf *rc, int64_t retry_after_ms)
+{
+    if (retry_after_ms < 0 || rc->max_retry_after_ms <= 0)
+        return -1;
+    return retry_after_ms < rc->max_retry_after_ms ? retry_after_ms : rc->max_retry_after_ms;
+}
+
 int64_t iw_backoff_next_ms(const iw_retry_conf *rc, int attempt, int64_t retry_after_ms,
                            uint64_t rnd)
 {
     int64_t jitter = iw_backoff_delay_ms(rc, attempt, rnd);
-    if (retry_after_ms < 0 || rc->max_retry_after_ms <= 0)
-        return jitter; /* none given, or none honoured (max_retry_after_s 0) */
-    int64_t ra = retry_after_ms < rc->max_retry_after_ms ? retry_after_ms : rc->max_retry_after_ms;
     /* "not before": a Retry-After of 0 (or a date past) is no reason to retry sooner than the
      * back-off would (review 93: eight attempts in 4 ms) */
+    int64_t ra = honoured_retry_after(rc, retry_after_ms);
     return ra > jitter ? ra : jitter;
 }
 
 bool iw_backoff_set_by_retry_after(const iw_retry_conf *rc, int64_t retry_after_ms, int64_t delay)
 {
-    if (retry_after_ms < 0 || rc->max_retry_after_ms <= 0)
-        return false;
-    int64_t ra = retry_after_ms < rc->max_retry_after_ms ? retry_after_ms : rc->max_retry_after_ms;
-    return ra == delay;
+    int64_t ra = honoured_retry_after(rc, retry_after_ms);
+    return ra >= 0 && ra == delay;
 }
 
 bool iw_backoff_may_retry(const iw_retry_conf *rc, int attempts_made, int64_t first_attempt_ms,
