@@ -825,6 +825,15 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
         get_int64(ld, r, sub, "base_ms", 1, 3600000, &t->retry.base_ms);
         get_int64(ld, r, sub, "max_delay_ms", 1, 86400000, &t->retry.max_delay_ms);
         get_seconds_ms(ld, r, sub, "max_retry_after_s", 0, 86400, &t->retry.max_retry_after_ms);
+        /* review 92: a first delay the cap cuts down says a back-off that never happens */
+        if (cJSON_GetObjectItemCaseSensitive(r, "base_ms") &&
+            t->retry.base_ms > t->retry.max_delay_ms) {
+            char p2[220];
+            join_path(p2, sizeof(p2), sub, "base_ms");
+            add_error(ld, p2,
+                      "%lld ms exceeds max_delay_ms (%lld ms), the longest wait between attempts",
+                      (long long)t->retry.base_ms, (long long)t->retry.max_delay_ms);
+        }
     }
     const cJSON *to = get_object(ld, obj, base, "timeouts");
     join_path(sub, sizeof(sub), base, "timeouts");
@@ -834,6 +843,16 @@ static void load_target(loader *ld, const cJSON *obj, const char *name, iw_targe
         get_int64(ld, to, sub, "connect_ms", 1, 600000, &t->connect_timeout_ms);
         get_int64(ld, to, sub, "request_ms", 1, 3600000, &t->request_timeout_ms);
         get_int64(ld, to, sub, "settle_ms", 0, 3600000, &t->settle_ms);
+        /* review 92: request_ms bounds the whole call, the connect included */
+        if (cJSON_GetObjectItemCaseSensitive(to, "connect_ms") &&
+            t->connect_timeout_ms > t->request_timeout_ms) {
+            char p2[220];
+            join_path(p2, sizeof(p2), sub, "connect_ms");
+            add_error(ld, p2,
+                      "%lld ms exceeds request_ms (%lld ms), which bounds the whole call, the "
+                      "connect included",
+                      (long long)t->connect_timeout_ms, (long long)t->request_timeout_ms);
+        }
     }
     t->settle_ms = iw_target_settle_ms(t);
     get_int(ld, obj, base, "max_concurrency", 1, 10000, &t->max_concurrency);

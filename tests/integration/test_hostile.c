@@ -236,9 +236,9 @@ static void config_for(const char *url, int64_t request_ms, const char *target_e
     char common[512];
     snprintf(
         common, sizeof(common),
-        "\"retry\": {\"max_attempts\": 1}, \"timeouts\": {\"connect_ms\": 2000, \"request_ms\": "
+        "\"retry\": {\"max_attempts\": 1}, \"timeouts\": {\"connect_ms\": %lld, \"request_ms\": "
         "%lld}%s%s",
-        (long long)request_ms, sep, x);
+        (long long)(request_ms < 2000 ? request_ms : 2000), (long long)request_ms, sep, x);
     snprintf(
         json, sizeof(json),
         "{\"worker\": {\"id\": \"hostile\"},"

@@ -379,6 +379,32 @@ Test(config, a_rate_burst_without_a_rate_is_refused)
     iw_config_free(c);
 }
 
+Test(config, a_connect_or_first_delay_past_its_bound_is_refused)
+{
+    iw_config_errors e;
+    iw_config *c = iw_config_parse("{\"targets\": {\"c\": {\"type\": \"centra_soap\", "
+                                   "\"timeouts\": {\"connect_ms\": 10000, \"request_ms\": 2000}, "
+                                   "\"retry\": {\"base_ms\": 5000, \"max_delay_ms\": 1000}}}}",
+                                   NULL, &e);
+    cr_assert_null(c, "a connect longer than the call and a first delay past the cap were taken");
+    cr_assert(has_error(&e, "targets.c.timeouts.connect_ms",
+                        "10000 ms exceeds request_ms (2000 ms), which bounds the whole call"));
+    cr_assert(has_error(&e, "targets.c.retry.base_ms", "5000 ms exceeds max_delay_ms (1000 ms)"));
+    /* a default beyond a bound set small is no contradiction: the bound holds */
+    c = iw_config_parse("{\"targets\": {\"c\": {\"type\": \"centra_soap\", "
+                        "\"timeouts\": {\"request_ms\": 2000}, "
+                        "\"retry\": {\"max_delay_ms\": 100}}}}",
+                        NULL, &e);
+    cr_assert_not_null(c);
+    iw_config_free(c);
+    c = iw_config_parse("{\"targets\": {\"c\": {\"type\": \"centra_soap\", "
+                        "\"timeouts\": {\"connect_ms\": 2000, \"request_ms\": 2000}, "
+                        "\"retry\": {\"base_ms\": 1000, \"max_delay_ms\": 1000}}}}",
+                        NULL, &e);
+    cr_assert_not_null(c, "equal bounds are fine");
+    iw_config_free(c);
+}
+
 Test(config, invalid_json_and_top_level)
 {
     iw_config_errors e;
