@@ -1480,6 +1480,30 @@ Test(mapping_file, a_required_list_wants_one_element)
     unlink(file);
 }
 
+/* Review 96: success_status [500] was taken, so a failing server's replies were successes. A
+ * success is a final reply that is no server failure and no retry_status; 409 may be one. */
+Test(mapping_file, a_success_status_that_cannot_mean_success_is_refused)
+{
+    static const char *const head =
+        "{\"method\":\"PUT\",\"url\":\"{url}/inv/{invoice.id}\",\"body\":{\"dialect\":"
+        "\"json\",\"root\":{\"children\":[{\"name\":\"id\",\"path\":\"invoice.id\"}]}},";
+    char json[1024], e[2048];
+    snprintf(json, sizeof(json),
+             "%s\"reply\":{\"success_status\":[200,500,103,429],"
+             "\"retry_status\":[429]}}",
+             head);
+    file_errs(json, e, sizeof(e));
+    static const char *const want[] = {
+        "reply.success_status: 500 cannot mean success: a 5xx is the server failing",
+        "reply.success_status: 103 cannot mean success: a 1xx is no final reply",
+        "reply.success_status: 429 cannot mean success: it is a retry_status too"};
+    errors_hold(e, want, 3);
+    cr_assert_null(strstr(e, " 200 "), "%s", e);
+    snprintf(json, sizeof(json), "%s\"reply\":{\"success_status\":[200,204,409]}}", head);
+    iw_generic *g = file_ok(json);
+    iw_generic_free(g);
+}
+
 /* Review 96: an instance url with a ?query and a template writing a path after {url} sent every
  * invoice to one path, its own in the query. Refused; a template adding to the query is fine. */
 Test(mapping_file, a_path_after_an_instance_query_is_refused)

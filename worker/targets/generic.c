@@ -91,6 +91,14 @@ static char *get_str(fparser *p, const cJSON *obj, const char *path, const char 
     return strdup(v->valuestring);
 }
 
+static bool in_statuses(const long *list, size_t n, long st)
+{
+    for (size_t i = 0; i < n; i++)
+        if (list[i] == st)
+            return true;
+    return false;
+}
+
 static size_t get_statuses(fparser *p, const cJSON *obj, const char *path, const char *key,
                            long *dst, size_t cap)
 {
@@ -382,6 +390,18 @@ static void parse_reply(fparser *p, const cJSON *r, const char *path)
     free(fmt);
     g->n_success_status = get_statuses(p, r, path, "success_status", g->success_status, 16);
     g->n_retry_status = get_statuses(p, r, path, "retry_status", g->retry_status, 16);
+    for (size_t i = 0; i < g->n_success_status; i++) { /* review 96: [500] was taken */
+        long st = g->success_status[i];
+        const char *why = st < 200    ? "a 1xx is no final reply"
+                          : st >= 500 ? "a 5xx is the server failing"
+                          : in_statuses(g->retry_status, g->n_retry_status, st)
+                              ? "it is a retry_status too"
+                              : NULL;
+        if (why) {
+            snprintf(sub, sizeof(sub), "%s.success_status", path);
+            iw_map_error(p->errs, sub, "%ld cannot mean success: %s", st, why);
+        }
+    }
     g->retry_codes = get_strings(p, r, path, "retry_codes", &g->n_retry_codes);
     g->ref_path = get_str(p, r, path, "target_ref");
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(r, "success");
@@ -1002,14 +1022,6 @@ static void read_ref(const iw_generic *g, const reply_doc *d, char *buf, size_t 
         if (!cJSON_IsString(v) && !cJSON_IsNumber(v))
             buf[0] = '\0';
     }
-}
-
-static bool in_statuses(const long *list, size_t n, long st)
-{
-    for (size_t i = 0; i < n; i++)
-        if (list[i] == st)
-            return true;
-    return false;
 }
 
 static bool success_value(const iw_generic *g, const char *v)
