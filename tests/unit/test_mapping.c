@@ -685,8 +685,9 @@ Test(mapping_file, url_template_headers_secrets_and_validation)
 /* The headers that frame the message are libcurl's to write from what it sends (a mapping's
  * Content-Length: 1 before a longer body desynchronised a kept-alive connection), the worker's
  * own call headers are its own (two Idempotency-Key lines went out), a name given twice in
- * another case would go out twice, and a GET, whose body libcurl drops, would report an update
- * the target never saw: all refused by path. */
+ * another case would go out twice, a GET, whose body libcurl drops, would report an update the
+ * target never saw, and an Accept-Encoding would bring replies the worker cannot read (review
+ * 96): all refused by path. */
 Test(mapping_file, headers_that_frame_the_message_or_the_worker_sets_and_get_are_refused)
 {
     char e[4096];
@@ -694,7 +695,7 @@ Test(mapping_file, headers_that_frame_the_message_or_the_worker_sets_and_get_are
               "\"transfer-encoding\":\"chunked\",\"Host\":\"other.example\",\"Expect\":\"\","
               "\"Connection\":\"close\",\"Idempotency-Key\":\"fixed\",\"x-request-id\":\"r\","
               "\"TraceParent\":\"t\",\"X-Invoice-Version\":\"1\",\"Content-Type\":\"a/b\","
-              "\"content-TYPE\":\"c/d\"},"
+              "\"content-TYPE\":\"c/d\",\"Accept-Encoding\":\"gzip\",\"content-encoding\":\"br\"},"
               "\"body\":{\"dialect\":\"json\",\"root\":{\"children\":[]}},"
               "\"reply\":{\"format\":\"none\"}}",
               e, sizeof(e));
@@ -710,6 +711,8 @@ Test(mapping_file, headers_that_frame_the_message_or_the_worker_sets_and_get_are
         "mapping.headers.TraceParent: the worker sets it on every call",
         "mapping.headers.X-Invoice-Version: the worker sets it on every call",
         "mapping.headers.content-TYPE: given twice (header names are read without case)",
+        "mapping.headers.Accept-Encoding: replies are read as they come: a compressed one",
+        "mapping.headers.content-encoding: the body goes out as written, never compressed",
     };
     errors_hold(e, want, sizeof(want) / sizeof(want[0]));
     cr_assert_null(strstr(e, "mapping.headers.Content-Type:"), "the first one is fine:\n%s", e);

@@ -259,6 +259,11 @@ static const char *header_not_settable(const char *name)
     for (size_t i = 0; i < sizeof(OWN) / sizeof(OWN[0]); i++)
         if (strcasecmp(name, OWN[i]) == 0)
             return "the worker sets it on every call (README, Events and results)";
+    /* review 96: the worker neither compresses a body nor decodes a reply */
+    if (strcasecmp(name, "Accept-Encoding") == 0)
+        return "replies are read as they come: a compressed one could not be read";
+    if (strcasecmp(name, "Content-Encoding") == 0)
+        return "the body goes out as written, never compressed";
     return NULL;
 }
 
