@@ -276,6 +276,19 @@ static const struct {
      "\"format\":\"boolean\"}]}}",
      "mapping.body.root.children[0].format: format boolean cannot take its path, version, which "
      "is a whole number"},
+    /* review 96: a date the format cannot take, as the event's reader holds it */
+    {"{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"a\",\"path\":\"invoice.paid_at\","
+     "\"format\":\"date\"}]}}",
+     "mapping.body.root.children[0].format: format date cannot take its path, invoice.paid_at, "
+     "which is an RFC 3339 timestamp"},
+    {"{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"a\",\"path\":\"invoice.due_date\","
+     "\"format\":\"decimal\"}]}}",
+     "mapping.body.root.children[0].format: format decimal cannot take its path, "
+     "invoice.due_date, which is a date (YYYY-MM-DD)"},
+    {"{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"a\",\"path\":\"occurred_at\","
+     "\"format\":\"boolean\"}]}}",
+     "mapping.body.root.children[0].format: format boolean cannot take its path, occurred_at, "
+     "which is an RFC 3339 timestamp"},
     {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":[{\"name\":\"a\"},"
      "{\"name\":\"b\"},{\"name\":\"c\"},{\"name\":\"d\",\"path\":\"invoice.total\","
      "\"format\":\"money\"}]}}",
@@ -742,7 +755,8 @@ Test(mapping_file, a_url_template_with_a_line_break_a_fragment_or_a_space_is_ref
 /* A constant no event can make writable is refused at load, by path, instead of refusing every
  * event at render: a C0 control or U+FFFE in an XML body's value, attribute, join or default, a
  * value format decimal cannot take, a date pattern longer than the date it can write (it was cut,
- * the year dropped). A value from ${ENV} is known only once expanded and is left to the render. */
+ * the year dropped), and (review 96) "1.5" as an integer, "soon" as a date, "yes" as a boolean. A
+ * value from ${ENV} is known only once expanded and is left to the render. */
 Test(mapping_file, constants_no_event_can_write_are_refused_at_load)
 {
     char e[4096];
@@ -756,18 +770,29 @@ Test(mapping_file, constants_no_event_can_write_are_refused_at_load)
         "\"Zahlbar bis zum DD. des Monats MM im Jahr YYYY (bitte Rechnungsnummer angeben) / due "
         "DD/MM/YYYY\"},"
         "{\"name\":\"e\",\"path\":[\"invoice.number\",\"invoice.id\"],\"join\":\"\\u0002\"},"
-        "{\"name\":\"f\",\"value\":\"${IW_TEST_DISCOUNT}\",\"format\":\"decimal\"}]}},"
+        "{\"name\":\"f\",\"value\":\"${IW_TEST_DISCOUNT}\",\"format\":\"decimal\"},"
+        "{\"name\":\"g\",\"value\":\"1.5\",\"format\":\"integer\"},"
+        "{\"name\":\"h\",\"path\":\"invoice.paid_at\",\"default\":\"soon\",\"format\":\"date\"},"
+        "{\"name\":\"i\",\"value\":\"yes\",\"format\":\"boolean\"},"
+        "{\"name\":\"j\",\"path\":\"invoice.due_date\",\"default\":\"2026-12-31\","
+        "\"format\":\"date\",\"pattern\":\"DD.MM.YYYY\"},"
+        "{\"name\":\"k\",\"value\":\"2.50\",\"format\":\"integer\"}]}},"
         "\"reply\":{\"format\":\"none\"}}",
         e, sizeof(e));
     const char *want[] = {
         "mapping.body.root.children[0].value: text holds a control character XML 1.0 cannot carry",
         "mapping.body.root.children[1].attributes.t: text holds U+FFFE or U+FFFF",
-        "mapping.body.root.children[2].value: not a decimal number, which format decimal needs",
+        "mapping.body.root.children[2].value: not a decimal number: format decimal cannot take it",
         "mapping.body.root.children[3].pattern: at most 90 bytes",
         "mapping.body.root.children[4].join: text holds a control character",
+        "mapping.body.root.children[6].value: not a whole number: format integer cannot take it",
+        "mapping.body.root.children[7].default: not a date YYYY-MM-DD: format date cannot take it",
+        "mapping.body.root.children[8].value: not a boolean: format boolean cannot take it",
+        "mapping.body.root.children[10].value: not a whole number",
     };
     errors_hold(e, want, sizeof(want) / sizeof(want[0]));
     cr_assert_null(strstr(e, "children[5]"), "a ${ENV} value is left to the render:\n%s", e);
+    cr_assert_null(strstr(e, "children[9]"), "a date default the pattern rewrites is fine:\n%s", e);
 }
 
 /* Renders ev through a mapping file holding json, at an instance url; returns the render's code

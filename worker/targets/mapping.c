@@ -402,6 +402,24 @@ static void read_children(parser *p, const cJSON *v, const char *path, int depth
     }
 }
 
+static const char *apply_format(const iw_map_node *n, const char *raw, char *buf, size_t len,
+                                const char **why);
+
+/* What the event's reader holds a text field to (common/invoice.c, K_DATE and K_TIME): for the
+ * formats that read it. FT_STR for any other text. */
+enum { KIND_DATE = FT_LIST + 1, KIND_TIME };
+static int text_kind(const char *path)
+{
+    static const char *const DATES[] = {"invoice.issue_date", "invoice.due_date",
+                                        "invoice.order_date", "invoice.ship_date",
+                                        "invoice.po_date"};
+    for (size_t i = 0; i < sizeof(DATES) / sizeof(DATES[0]); i++)
+        if (strcmp(path, DATES[i]) == 0)
+            return KIND_DATE;
+    return strcmp(path, "invoice.paid_at") == 0 || strcmp(path, "occurred_at") == 0 ? KIND_TIME
+                                                                                    : FT_STR;
+}
+
 static void read_format(parser *p, const cJSON *obj, const char *path, iw_map_node *n)
 {
     char sub[224];
@@ -418,19 +436,27 @@ static void read_format(parser *p, const cJSON *obj, const char *path, iw_map_no
             n->format = (iw_map_format)k;
     }
     /* a format no value of a source's type can take would refuse (or, digits, leave out) the
-     * row for every event: refused here, where check-config names it */
-    static const char *const TYPE_NAMES[] = {"a text", "an amount", "a flag", "a whole number"};
+     * row for every event: refused here, where check-config names it (review 96: a date or
+     * a timestamp too, which the event's reader checks) */
+    static const char *const TYPE_NAMES[] = {"a text",
+                                             "an amount",
+                                             "a flag",
+                                             "a whole number",
+                                             "a list",
+                                             "a date (YYYY-MM-DD)",
+                                             "an RFC 3339 timestamp"};
     for (size_t i = 0; v && i < n->n_src; i++) {
-        int t = n->src[i]->type;
+        int t = n->src[i]->type, k = t == FT_STR ? text_kind(n->src[i]->path) : t;
         bool fits = t == FT_LIST || n->format == IW_FMT_TEXT ||
-                    (n->format == IW_FMT_DATE && t == FT_STR) ||
-                    (n->format == IW_FMT_BOOLEAN && (t == FT_FLAG || t == FT_STR)) ||
+                    (n->format == IW_FMT_DATE && (k == FT_STR || k == KIND_DATE)) ||
+                    (n->format == IW_FMT_BOOLEAN && (k == FT_FLAG || k == FT_STR)) ||
                     (n->format == IW_FMT_DIGITS && (t == FT_STR || t == FT_INT64)) ||
-                    ((n->format == IW_FMT_DECIMAL || n->format == IW_FMT_INTEGER) && t != FT_FLAG);
+                    ((n->format == IW_FMT_DECIMAL || n->format == IW_FMT_INTEGER) &&
+                     (k == FT_STR || k == FT_AMOUNT || k == FT_INT64));
         if (!fits) {
             iw_map_error(p->errs, sub, "format %s cannot take %s, %s, which is %s",
                          FORMATS[n->format], n->n_src > 1 ? "one of its paths" : "its path",
-                         n->src[i]->path, TYPE_NAMES[t]);
+                         n->src[i]->path, TYPE_NAMES[k]);
             break;
         }
     }
@@ -569,15 +595,14 @@ static void read_node(parser *p, const cJSON *obj, const char *path, int depth, 
     }
     read_format(p, obj, path, n);
     /* a constant the format cannot take would refuse every event (one from ${ENV} is known only
-     * once expanded, and its text is never quoted: it may be a secret) */
-    iw_decimal dv;
+     * once expanded, and its text is never quoted: it may be a secret); review 96: "1.5" with
+     * format integer, "soon" with format date */
     for (int k = 0; k < 2; k++) {
-        const char *c = k ? n->dflt : n->value;
-        if (c && !strstr(c, "${") && (n->format == IW_FMT_DECIMAL || n->format == IW_FMT_INTEGER) &&
-            iw_decimal_parse(c, &dv) != 0) {
+        const char *c = k ? n->dflt : n->value, *why = NULL;
+        char buf[IW_DECIMAL_BUFLEN + PATTERN_MAX];
+        if (c && !strstr(c, "${") && !apply_format(n, c, buf, sizeof(buf), &why) && why) {
             snprintf(sub, sizeof(sub), "%s.%s", path, k ? "default" : "value");
-            iw_map_error(p->errs, sub, "not a decimal number, which format %s needs",
-                         FORMATS[n->format]);
+            iw_map_error(p->errs, sub, "%s: format %s cannot take it", why, FORMATS[n->format]);
         }
     }
     v = cJSON_GetObjectItemCaseSensitive(obj, "absent");
