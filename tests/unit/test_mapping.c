@@ -1456,11 +1456,22 @@ Test(mapping_file, a_success_path_that_says_no_is_never_success)
     cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT, "%s", o.message);
     cr_assert_str_eq(o.message, "HTTP 422: bad total", "the error paths say why a status refused");
     /* a success path alone: present, and not saying no */
-    static const char *const no[] = {"{\"success\":false}", "{\"success\":\"False\"}",
-                                     "{\"success\":0}"};
-    for (size_t i = 0; i < 3; i++) {
+    static const char *const no[] = {
+        "{\"success\":false}", "{\"success\":\"False\"}", "{\"success\":0}",   "{\"success\":\"\"}",
+        "{\"success\":\" \"}", "{\"success\":\"0.0\"}",   "{\"success\":-0.0}"};
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
         o = classify_with(&tc[1], 200, no[i], NULL);
         cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT, "%s: %s", no[i], o.message);
+    }
+    o = classify_with(&tc[1], 200, "{\"success\":\"\"}", NULL);
+    cr_assert_str_eq(o.message, "no value at /success", "not an empty response");
+    /* 1e400: a number a double cannot hold is there, as a large id is (review 54) */
+    static const char *const yes[] = {"{\"success\":1}", "{\"success\":\"yes\"}",
+                                      "{\"success\":\"0.1\"}", "{\"success\":true}",
+                                      "{\"success\":1e400}"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        o = classify_with(&tc[1], 200, yes[i], NULL);
+        cr_assert_eq(o.kind, IW_OUTCOME_OK, "%s: %s", yes[i], o.message);
     }
     o = classify_with(&tc[1], 200, "{\"success\":true,\"id\":{\"a\":1}}", NULL);
     cr_assert_eq(o.kind, IW_OUTCOME_OK, "%s", o.message);

@@ -1029,12 +1029,22 @@ static void read_ref(const iw_generic *g, const reply_doc *d, char *buf, size_t 
     }
 }
 
-static bool success_value(const iw_generic *g, const char *v)
+/* A value that says no (review 96: a `"success": false`, or an XPath count(...)=0 false,
+ * passed; an XPath number() of nothing is NaN; then "", "  ", "0.0" and "-0"): false in any
+ * case, NaN, a zero in any decimal spelling, or nothing but white space. */
+static bool says_no(const char *v)
 {
-    if (!g->n_success_equals) /* presence, of a value that does not say no (review 96: a
-                               * `"success": false`, or an XPath count(...)=0 false, passed;
-                               * an XPath number() of nothing is NaN) */
-        return strcasecmp(v, "false") != 0 && strcmp(v, "0") != 0 && strcmp(v, "NaN") != 0;
+    iw_decimal d;
+    size_t n = strlen(v);
+    return strcasecmp(v, "false") == 0 || strcmp(v, "NaN") == 0 || strspn(v, " \t\r\n") == n ||
+           (iw_decimal_parse(v, &d) == 0 && iw_decimal_is_zero(d));
+}
+
+static bool success_value(const iw_generic *g, const char *v, bool unread_number)
+{
+    if (!g->n_success_equals) /* without a success path, the status has decided; a number a
+                               * double cannot hold as written is there (review 54) */
+        return !g->success_path || unread_number || !says_no(v);
     for (size_t i = 0; i < g->n_success_equals; i++)
         if (g->ignore_case ? strcasecmp(v, g->success_equals[i]) == 0
                            : strcmp(v, g->success_equals[i]) == 0)
@@ -1068,7 +1078,10 @@ static void judge(const iw_generic *g, const iw_response *resp, const reply_doc 
                        g->success_path);
         return;
     }
-    if (success_value(g, value)) {
+    bool unread_number = !*value && g->success_path && g->reply == REPLY_JSON &&
+                         cJSON_IsNumber(pointer_value(d->json, g->success_path)) &&
+                         pointer_value(d->json, g->success_path)->valuedouble != 0;
+    if (success_value(g, value, unread_number)) {
         iw_outcome_set(out, IW_OUTCOME_OK, IW_ERR_NONE, "200", "HTTP %ld%s%s", resp->status,
                        *value ? ", " : "", value);
         snprintf(out->code, sizeof(out->code), "%ld", resp->status);
@@ -1078,7 +1091,9 @@ static void judge(const iw_generic *g, const iw_response *resp, const reply_doc 
     }
     char code[64] = "", msg[200] = "";
     read_error(g, d, code, sizeof(code), msg, sizeof(msg));
-    if (!*msg)
+    if (!*msg && g->success_path && !*value) /* a text "", or a number a double cannot hold */
+        snprintf(msg, sizeof(msg), "no value at %s", g->success_path);
+    else if (!*msg)
         snprintf(msg, sizeof(msg), "%s", *value ? value : "(empty response)");
     if (!*code)
         snprintf(code, sizeof(code), "%s", g->default_code ? g->default_code : "not-success");
