@@ -34,7 +34,7 @@
 #include "wire.h"
 #include "status.h"
 
-#define MAX_REPLY_HEADERS 128 /* reply headers kept per reply; more are ignored */
+#define MAX_REPLY_HEADERS 128 /* reply headers kept per reply (the last for a Retry-After) */
 #define MAX_REDIRECTS 5L      /* when a target follows redirects */
 #define TOKEN_MAX 4096        /* longest refreshed token accepted */
 
@@ -499,7 +499,11 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         return len;
     }
     const char *colon = memchr(p, ':', len);
-    if (!colon || colon == p || x->n_rh >= MAX_REPLY_HEADERS)
+    /* the last slot is kept for the one header the worker reads (review 93: a Retry-After after
+     * 128 others was never seen) */
+    if (!colon || colon == p || x->n_rh >= MAX_REPLY_HEADERS ||
+        (x->n_rh == MAX_REPLY_HEADERS - 1 &&
+         !(colon - p == 11 && strncasecmp(p, "Retry-After", 11) == 0)))
         return len;
     const char *v = colon + 1, *end = p + len;
     while (v < end && (*v == ' ' || *v == '\t'))

@@ -29,7 +29,8 @@
 /* What the server does for one request. */
 typedef struct step {
     int status;              /* HTTP status; 0 = close the connection unanswered */
-    const char *retry_after; /* Retry-After value, NULL = none, "DATE+2" = an HTTP-date 2 s ahead */
+    const char *retry_after; /* Retry-After value, NULL = none, "DATE+2" = an HTTP-date 2 s ahead,
+                              * "PAD:3" = 3 after 200 other headers */
     int delay_ms;            /* sleep before answering */
 } step;
 
@@ -91,6 +92,13 @@ static enum MHD_Result reply(struct MHD_Connection *c, int status, const char *b
         gmtime_r(&t, &tm);
         strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
         MHD_add_response_header(r, "Retry-After", date);
+    } else if (ra && strncmp(ra, "PAD:", 4) == 0) { /* 200 headers before the Retry-After */
+        for (int i = 0; i < 200; i++) {
+            char name[32];
+            snprintf(name, sizeof(name), "X-Pad-%d", i);
+            MHD_add_response_header(r, name, "x");
+        }
+        MHD_add_response_header(r, "Retry-After", ra + 4);
     } else if (ra) {
         MHD_add_response_header(r, "Retry-After", ra);
     }
@@ -620,15 +628,15 @@ Test(dispatch, retry_after_http_date_is_honoured)
 
 /* One call to t1, answered 429 with Retry-After: 3, whose retry.max_elapsed_s (elapsed_ms) ends
  * it after that attempt; the back-off's delays up to base_ms. Its outcome (exhausted). */
-static const iw_outcome *exhausted_after_a_429(int64_t elapsed_ms, int64_t max_retry_after_ms,
-                                               int64_t base_ms)
+static const iw_outcome *exhausted_after_a_429_with(const char *retry_after, int64_t elapsed_ms,
+                                                    int64_t max_retry_after_ms, int64_t base_ms)
 {
     target_init(&tconf[0], "t1", server);
     tconf[0].retry.max_elapsed_ms = elapsed_ms;
     tconf[0].retry.max_retry_after_ms = max_retry_after_ms;
     tconf[0].retry.base_ms = tconf[0].retry.max_delay_ms = base_ms;
     config_init(1);
-    step s[] = {{429, "3", 0}};
+    step s[] = {{429, retry_after, 0}};
     srv_script(server, 1, s);
     iw_dispatch *d = engine();
     submit(d, &fake_ops, 0, 0);
@@ -638,6 +646,21 @@ static const iw_outcome *exhausted_after_a_429(int64_t elapsed_ms, int64_t max_r
     cr_assert_eq(slots[0].res.attempts, 1);
     cr_assert_eq(srv_count(server), 1);
     return &slots[0].res.outcome;
+}
+
+static const iw_outcome *exhausted_after_a_429(int64_t elapsed_ms, int64_t max_retry_after_ms,
+                                               int64_t base_ms)
+{
+    return exhausted_after_a_429_with("3", elapsed_ms, max_retry_after_ms, base_ms);
+}
+
+/* Review 93: a Retry-After after the 128 reply headers the worker keeps was never seen. */
+Test(dispatch, a_retry_after_after_many_headers_is_still_read)
+{
+    const iw_outcome *o = exhausted_after_a_429_with("PAD:3", 1500, 5000, 10);
+    cr_assert(strstr(o->message, "; the next attempt, 3000 ms later (Retry-After), would start "
+                                 "past retry.max_elapsed_s"),
+              "%s", o->message);
 }
 
 /* Review 93: a Retry-After that would end past retry.max_elapsed_s ended the call "after 1
