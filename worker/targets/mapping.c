@@ -599,7 +599,7 @@ static void read_node(parser *p, const cJSON *obj, const char *path, int depth, 
      * format integer, "soon" with format date */
     for (int k = 0; k < 2; k++) {
         const char *c = k ? n->dflt : n->value, *why = NULL;
-        char buf[IW_DECIMAL_BUFLEN + PATTERN_MAX];
+        char buf[IW_DECIMAL_BUFLEN * 2]; /* as write_leaf's */
         if (c && !strstr(c, "${") && !apply_format(n, c, buf, sizeof(buf), &why) && why) {
             snprintf(sub, sizeof(sub), "%s.%s", path, k ? "default" : "value");
             iw_map_error(p->errs, sub, "%s: format %s cannot take it", why, FORMATS[n->format]);
