@@ -253,7 +253,8 @@ static const struct {
 };
 
 /* Per line. Taxable (derived), TaxRate (0 only when not taxable), GrossPrice (unit_price only
- * when not taxable), SalesDiscount (0: no discount), WarrantyDiscount (always 0: the model has
+ * when not taxable), SalesDiscount (0: no discount; a discount_pct alone is refused),
+ * WarrantyDiscount (always 0: the model has
  * none) and ItemLineNumber (position) have documented defaults; a taxable line needs its
  * tax_rate and gross_price. */
 static const struct {
@@ -321,6 +322,16 @@ static int ebiz_validate(const iw_event *ev, const iw_target_conf *tc, char *err
             snprintf(errbuf, errlen,
                      "invoice.lines[%zu].tax_rate: required by ebizcharge (TaxRate) for a "
                      "taxable line",
+                     n);
+            return IW_EINVAL;
+        }
+        /* review 99: a discount given only as a percentage went out as SalesDiscount 0 */
+        if (!l->discount_amount.set && l->discount_pct.set &&
+            !iw_decimal_is_zero(l->discount_pct.value)) {
+            snprintf(errbuf, errlen,
+                     "invoice.lines[%zu].discount_amount: required by ebizcharge "
+                     "(SalesDiscount, an amount) for a line with a discount_pct; a 0 would say "
+                     "the line has no discount",
                      n);
             return IW_EINVAL;
         }
