@@ -508,19 +508,6 @@ static xmlNodePtr first_element(xmlNodePtr n, bool *more)
     return first;
 }
 
-/* True when the text directly in n (not in its elements) is blank. */
-static bool own_text_blank(xmlNodePtr n)
-{
-    for (xmlNodePtr c = n->children; c; c = c->next) {
-        if (c->type != XML_TEXT_NODE && c->type != XML_CDATA_SECTION_NODE)
-            continue;
-        for (const xmlChar *p = c->content; p && *p; p++)
-            if (!strchr(" \t\r\n", *p))
-                return false;
-    }
-    return true;
-}
-
 /* Navision answers <invoicesUpdateResponse>OK</invoicesUpdateResponse>; any other text is the
  * service's refusal. The answer is the element's own text, or (an rpc-style SOAP server's
  * reading, which the page does not rule out) the text alone of its one child <return> (in no
@@ -539,7 +526,7 @@ static void judge_navision(const iw_target_conf *tc, const iw_response *resp,
     bool is_nil = nil && strcmp((const char *)nil, "true") == 0;
     xmlFree(nil);
     if (inner && !more && strcmp((const char *)inner->name, "return") == 0 && !inner->ns &&
-        !is_nil && !first_element(inner, &deeper) && own_text_blank(r))
+        !is_nil && !first_element(inner, &deeper) && iw_soap_own_text_blank(r))
         r = inner; /* <return>OK</return>, and nothing beside it */
     else if (inner)
         r = NULL;

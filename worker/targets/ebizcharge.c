@@ -432,12 +432,18 @@ static void judge_ebiz(const iw_target_conf *tc, const iw_response *resp, const 
     bool twice = false;
     for (size_t i = 0; res && i < sizeof(fields) / sizeof(*fields); i++)
         twice |= iw_soap_child(res, fields[i]) && !iw_soap_only_child(res, fields[i]);
-    if (!status || twice) {
+    /* review 99: text beside the fields, or a Status spelled over elements, says two things */
+    bool mixed = res && (!iw_soap_own_text_blank(resp_el) || !iw_soap_own_text_blank(res) ||
+                         (status && status->children && xmlFirstElementChild(status)));
+    if (!status || twice || mixed) {
         iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
                        "HTTP %ld but the envelope holds no UpdateInvoiceResponse/"
                        "UpdateInvoiceResult with one Status%s; retrying, an unreadable reply is "
                        "never taken as success",
-                       resp->status, twice ? " (a field is given twice)" : "");
+                       resp->status,
+                       twice   ? " (a field is given twice)"
+                       : mixed ? " (text beside its fields, or a Status of elements)"
+                               : "");
         return;
     }
     char st[32], sc[32], err[200], ec[48];

@@ -89,6 +89,18 @@ xmlNodePtr iw_soap_only_child(xmlNodePtr n, const char *name)
     return first;
 }
 
+bool iw_soap_own_text_blank(xmlNodePtr n)
+{
+    for (xmlNodePtr c = n->children; c; c = c->next) {
+        if (c->type != XML_TEXT_NODE && c->type != XML_CDATA_SECTION_NODE)
+            continue;
+        for (const xmlChar *p = c->content; p && *p; p++)
+            if (!strchr(" \t\r\n", *p))
+                return false;
+    }
+    return true;
+}
+
 /* How many element children n has; *first gets the first. */
 static size_t element_children(xmlNodePtr n, xmlNodePtr *first)
 {
@@ -219,15 +231,17 @@ int iw_soap_reply_read(const char *body, size_t len, iw_soap_reply *rep)
     if (fault && is_soap_ns(fault))
         read_fault(fault, rep);
     /* Every documented reply is one Body holding one element. Anything more (a second Body, a
-     * Fault or errors beside a result, two results) says two things, and a reading that takes
-     * the first could take an error for a success: such a reply is not read (a Fault in it
-     * still counts). */
+     * Fault or errors beside a result, two results, text beside it) says two things, and a reading
+     * that takes the first could take an error for a success: such a reply is not read (a Fault in
+     * it still counts). */
     xmlNodePtr first;
     size_t n = element_children(rep->body, &first);
     if (!iw_soap_only_child(root, "Body"))
         snprintf(rep->error, sizeof(rep->error), "the SOAP envelope holds more than one Body");
     else if (n != 1)
         snprintf(rep->error, sizeof(rep->error), "the SOAP Body holds %zu elements, not one", n);
+    else if (!iw_soap_own_text_blank(rep->body)) /* review 99: "Invoice not found" beside it */
+        snprintf(rep->error, sizeof(rep->error), "the SOAP Body holds text beside its element");
     if (*rep->error) {
         rep->body = NULL;
         return IW_EINVAL;

@@ -77,6 +77,9 @@ void iw_soap_reply_free(iw_soap_reply *rep);
 bool iw_soap_classify_common(const iw_target_conf *tc, const iw_response *resp,
                              const iw_soap_reply *rep, iw_outcome *out);
 
+/* True when the text directly in n (not in its elements) is blank. */
+bool iw_soap_own_text_blank(xmlNodePtr n);
+
 /* First element named `name` among the direct children of n; NULL when none. */
 xmlNodePtr iw_soap_child(xmlNodePtr n, const char *name);
 
