@@ -1239,7 +1239,12 @@ static void finish(loader *ld, iw_config *cfg)
         if (!id_note[0])
             id_note = "the worker id when worker.id and IW_WORKER_ID are not set, ";
     }
-    const char *why = iw_text_name_problem(cfg->worker_id);
+    char longer[48];
+    snprintf(longer, sizeof(longer), "is longer than %d bytes", IW_WORKER_ID_MAX);
+    const char *why = !*cfg->worker_id ? "must not be empty"
+                      : strlen(cfg->worker_id) > IW_WORKER_ID_MAX
+                          ? longer
+                          : iw_text_name_problem(cfg->worker_id);
     if (why)
         add_error(ld, id_from, "%s (%sprinted in results and logs%s)", why,
                   id_note[0] ? id_note : "it is ",

@@ -10,6 +10,9 @@
 
 /* How much longer the fence lease (redis.lease_s) must be than any target's request_ms. */
 #define IW_LEASE_MARGIN_MS 2000
+/* The longest worker.id: the fence owner is the id, the pid and a random part, and a longer id
+ * cut that suffix off, so two workers of one id held one fence (review 100). */
+#define IW_WORKER_ID_MAX 128
 
 /* Retry, limit and breaker settings of one target instance (DESIGN.md section 7). */
 typedef struct iw_retry_conf {

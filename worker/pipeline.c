@@ -205,7 +205,8 @@ struct iw_pipeline {
     jobq publish_q;   /* RESULT jobs waiting for room in the producer's queue (publish) */
     size_t open_jobs; /* jobs not yet terminal */
 
-    char owner[192];        /* lease owner token: worker id + process, unique per run */
+    char owner[IW_WORKER_ID_MAX + 64]; /* lease owner token: worker id + process, unique per
+                                        * run (never cut: the id is bounded) */
     int64_t renew_every_ms; /* fence renewal period: keeps every lease able to cover an attempt */
     bool ledger_ok;
     bool ledger_connecting;

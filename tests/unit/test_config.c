@@ -727,6 +727,25 @@ Test(config, instance_names_and_worker_id_are_printable)
                               "{\"type\": \"centra_soap\"}}}",
                               &e));
     cr_assert(has_error(&e, "worker.id", "bidirectional"));
+    /* review 100: an empty id named no worker in results; one past 128 bytes cut the fence
+     * owner's pid and random part off, so two workers of that id held one fence */
+    cr_assert_null(parse_errs("{\"worker\": {\"id\": \"\"}, \"targets\": {\"c\": "
+                              "{\"type\": \"centra_soap\"}}}",
+                              &e));
+    cr_assert(has_error(&e, "worker.id", "must not be empty"));
+    char json[512], id[IW_WORKER_ID_MAX + 2];
+    memset(id, 'w', sizeof(id) - 1);
+    id[sizeof(id) - 1] = '\0';
+    snprintf(json, sizeof(json),
+             "{\"worker\": {\"id\": \"%s\"}, \"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
+             id);
+    cr_assert_null(parse_errs(json, &e));
+    cr_assert(has_error(&e, "worker.id", "is longer than 128 bytes"));
+    id[sizeof(id) - 2] = '\0'; /* 128 bytes */
+    snprintf(json, sizeof(json),
+             "{\"worker\": {\"id\": \"%s\"}, \"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
+             id);
+    cr_assert_not_null(parse_errs(json, &e), "128 bytes are fine");
 }
 
 /* A config whose kafka.topics is the given JSON object. */
