@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -87,6 +88,20 @@ xmlNodePtr iw_soap_only_child(xmlNodePtr n, const char *name)
         if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, name) == 0)
             return NULL;
     return first;
+}
+
+const char *iw_soap_namespace_check(const char *value)
+{
+    const char *colon = strchr(value, ':');
+    if (!*value)
+        return "must not be empty: an empty namespace undeclares the body's prefix";
+    if (value[strcspn(value, " \t\r\n")])
+        return "a namespace name holds no white space";
+    if (!colon || colon == value || !isalpha((unsigned char)value[0]) ||
+        strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.") !=
+            (size_t)(colon - value))
+        return "expected an absolute URI (http://..., urn:...), as a namespace name is";
+    return NULL;
 }
 
 bool iw_soap_own_text_blank(xmlNodePtr n)

@@ -77,6 +77,11 @@ void iw_soap_reply_free(iw_soap_reply *rep);
 bool iw_soap_classify_common(const iw_target_conf *tc, const iw_response *resp,
                              const iw_soap_reply *rep, iw_outcome *out);
 
+/* Why a configured namespace cannot be the body's (an iw_conf_field check), or NULL: an empty
+ * one undeclares the prefix and every body is malformed (review 100); a namespace name is an
+ * absolute URI, with a scheme and no white space. */
+const char *iw_soap_namespace_check(const char *value);
+
 /* True when the text directly in n (not in its elements) is blank. */
 bool iw_soap_own_text_blank(xmlNodePtr n);
 
