@@ -991,6 +991,16 @@ static void free_countries(void *conf)
     free(ix->countries);
 }
 
+/* The event's currency is an ISO 4217 code, 3 upper-case letters, matched without case: any
+ * other text refused every event (review 100: "euro", ""). */
+static const char *currency_check(const char *value)
+{
+    bool ok = strlen(value) == 3;
+    for (size_t i = 0; ok && i < 3; i++)
+        ok = isalpha((unsigned char)value[i]) && (unsigned char)value[i] < 0x80;
+    return ok ? NULL : "expected a currency code, 3 letters (ISO 4217, EUR)";
+}
+
 static const iw_conf_field ix_fields[] = {
     {.key = "api_key",
      .kind = IW_CONF_SECRET,
@@ -1001,7 +1011,11 @@ static const iw_conf_field ix_fields[] = {
     IW_CONF_STRINGS("accepted_units", iw_ix_conf, accepted_units, n_accepted_units),
     {.key = "tax_names", .kind = IW_CONF_CUSTOM, .parse = parse_tax_names, .free = free_tax_names},
     {.key = "countries", .kind = IW_CONF_CUSTOM, .parse = parse_countries, .free = free_countries},
-    IW_CONF_STR("account_currency", IW_CONF_TEXT, iw_ix_conf, account_currency, "EUR", false),
+    {.key = "account_currency",
+     .kind = IW_CONF_TEXT,
+     .off = offsetof(iw_ix_conf, account_currency),
+     .seed = "EUR",
+     .check = currency_check},
     {0},
 };
 
