@@ -1111,6 +1111,12 @@ static void load_kafka(loader *ld, const cJSON *k, iw_config *cfg)
             size_t kl = strlen(c->string);
             if (kl > 5 && strcmp(c->string + kl - 5, "_file") == 0 &&
                 strstr(c->string, "password")) {
+                char plain[160];
+                snprintf(plain, sizeof(plain), "%.*s", (int)(kl - 5), c->string);
+                if (cJSON_GetObjectItemCaseSensitive(p, plain)) { /* review 100: which won? */
+                    add_error(ld, path, "set either %s or %s, not both", plain, c->string);
+                    continue;
+                }
                 char *file = expand_env(ld, path, c->valuestring);
                 if (file) {
                     val = read_secret_file(ld, path, file);

@@ -240,6 +240,14 @@ Test(config, secret_files)
     cr_assert_null(c);
     cr_assert(has_error(&e, "targets.ix.api_key", "holds only white space"));
     cr_assert(has_error(&e, "kafka.properties.sasl.password", "holds only white space"));
+    /* review 100: a Kafka password inline and from a file, as for a target's secrets */
+    c = iw_config_parse("{\"kafka\": {\"properties\": {\"sasl.password\": \"p\", "
+                        "\"sasl.password_file\": \"/run/secrets/kafka\"}}, "
+                        "\"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
+                        NULL, &e);
+    cr_assert_null(c);
+    cr_assert(has_error(&e, "kafka.properties.sasl.password_file",
+                        "set either sasl.password or sasl.password_file, not both"));
     /* trailing newlines (LF or CRLF, one or more) are dropped, as an editor leaves them */
     f = fopen(path, "wb");
     fputs("s3cr3t\r\n\n", f);
