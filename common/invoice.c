@@ -969,6 +969,8 @@ typedef struct reader {
     bool nul_noted;    /* a \u0000 in a field's value was noted by its path, the first at */
     size_t nul_at;
     char nul_msg[PATH_MAX_BYTES + 64]; /* its own message (the note kept may be another's) */
+    char why_path[PATH_MAX_BYTES];     /* the field whose value holds the fault why names, ""
+                                        * when it is not in a field's value */
 } reader;
 
 /* The bytes between the quotes of a string token. */
@@ -1172,6 +1174,8 @@ static long unescape(reader *r, const span *sp, char *out)
                      : used == 12 || (cp < 0 && sp->end - i >= 6 && hex4(s + i + 2) >= 0xD800)
                          ? "a UTF-16 surrogate escape without its pair is no character"
                          : "\\u needs four hex digits";
+            if (!r->in_key && !r->skipping && r->c->depth) /* review 99: named by its field */
+                format_path(r->c, r->why_path);
             return syntax_error(r, i); /* \\u0000 included */
         }
         r->xml_unsafe |=
@@ -1774,6 +1778,8 @@ int iw_event_parse(const char *json, size_t len, iw_event **out, char *errbuf, s
             snprintf(errbuf, errlen, "%s", r.nul_msg);
         else if (!rc)
             rc = tail ? fail(&c, IW_EINVAL, "invalid JSON at byte %zu: text after the event", r.pos)
+                 : r.why && r.why_path[0] ? fail(&c, IW_EINVAL, "%s: %s (invalid JSON at byte %zu)",
+                                                 r.why_path, r.why, r.bad_at)
                  : r.why ? fail(&c, IW_EINVAL, "invalid JSON at byte %zu: %s", r.bad_at, r.why)
                          : fail(&c, IW_EINVAL, "invalid JSON at byte %zu",
                                 r.bad_at < len ? r.bad_at : len - 1);

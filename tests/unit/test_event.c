@@ -1073,6 +1073,25 @@ Test(bad_event, half_a_utf16_pair_is_refused_by_name)
                            "is no character");
 }
 
+/* In a field's value, named by its path as a \u0000 is (review 99: by its byte alone). */
+Test(bad_event, half_a_utf16_pair_in_a_field_names_the_field)
+{
+    static const char *const raws[] = {"\"\\ud800x\"", "\"Desk \\udc00\""};
+    for (size_t i = 0; i < 2; i++) {
+        cJSON *doc = load_json("complete.json");
+        set(doc, "invoice.lines[0].name", cJSON_CreateRaw(raws[i]));
+        char *printed = cJSON_PrintUnformatted(doc);
+        cJSON_Delete(doc);
+        char err[256] = "";
+        iw_event *ev = NULL;
+        cr_assert_eq(iw_event_parse(printed, strlen(printed), &ev, err, sizeof(err)), IW_EINVAL);
+        static const char want[] = "invoice.lines[0].name: a UTF-16 surrogate escape without "
+                                   "its pair is no character (invalid JSON at byte ";
+        cr_assert(strncmp(err, want, sizeof(want) - 1) == 0, "%s", err);
+        free(printed);
+    }
+}
+
 /* The object at path ("invoice.lines[1]") under root. */
 static cJSON *node_at(cJSON *root, const char *path)
 {
