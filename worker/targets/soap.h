@@ -82,6 +82,13 @@ bool iw_soap_classify_common(const iw_target_conf *tc, const iw_response *resp,
  * absolute URI, with a scheme and no white space. */
 const char *iw_soap_namespace_check(const char *value);
 
+/* The row of an adapter's field table for its namespace, checked as above. */
+#define IW_SOAP_NAMESPACE_FIELD(S, seed_)                                                          \
+    {                                                                                              \
+        .key = "namespace", .kind = IW_CONF_TEXT, .off = offsetof(S, namespace_uri),               \
+        .seed = seed_, .wire = true, .check = iw_soap_namespace_check                              \
+    }
+
 /* True when the text directly in n (not in its elements) is blank. */
 bool iw_soap_own_text_blank(xmlNodePtr n);
 
