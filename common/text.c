@@ -327,8 +327,19 @@ bool iw_text_looks_html(const char *b, size_t n)
     while (n > 0 &&
            (*b == ' ' || *b == '\t' || *b == '\r' || *b == '\n' || *b == '\f' || *b == '\v'))
         b++, n--;
-    return (n >= 9 && strncasecmp(b, "<!doctype", 9) == 0) ||
-           (n >= 5 && strncasecmp(b, "<html", 5) == 0);
+    if ((n >= 9 && strncasecmp(b, "<!doctype", 9) == 0) ||
+        (n >= 5 && strncasecmp(b, "<html", 5) == 0))
+        return true;
+    /* a fragment a proxy or a load balancer answers with (review 99: <h1>Service
+     * Unavailable</h1> under a 200 was taken for another service's fixed answer) */
+    static const char *const tags[] = {"head", "body", "title",  "h1", "h2",   "h3",   "p",
+                                       "div",  "pre",  "center", "hr", "meta", "style"};
+    for (size_t i = 0; n > 1 && b[0] == '<' && i < sizeof(tags) / sizeof(tags[0]); i++) {
+        size_t k = strlen(tags[i]);
+        if (n > k + 1 && strncasecmp(b + 1, tags[i], k) == 0 && strchr(" \t\r\n/>", b[k + 1]))
+            return true;
+    }
+    return false;
 }
 
 bool iw_text_day_exists(int y, int m, int d)

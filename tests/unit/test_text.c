@@ -332,6 +332,15 @@ Test(reply_text, an_html_page_is_told_by_its_start)
     cr_assert_not(iw_text_looks_html("<?xml version=\"1.0\"?><html/>", 28));
     cr_assert_not(iw_text_looks_html("{\"html\": 1}", 11));
     cr_assert_not(iw_text_looks_html("", 0));
+    /* a proxy's fragment (review 99); an element of a like name is not one */
+    static const char *const frag[] = {"<h1>Service Unavailable</h1>", "\n<BODY>x</BODY>",
+                                       "<p class=\"e\">busy</p>", "<title>502</title>", "<hr/>"};
+    for (size_t i = 0; i < sizeof(frag) / sizeof(frag[0]); i++)
+        cr_assert(iw_text_looks_html(frag[i], strlen(frag[i])), "%s", frag[i]);
+    static const char *const not_html[] = {"<pre_invoice/>", "<headline>x</headline>",
+                                           "<invoice><p>1</p></invoice>", "<h1"};
+    for (size_t i = 0; i < sizeof(not_html) / sizeof(not_html[0]); i++)
+        cr_assert_not(iw_text_looks_html(not_html[i], strlen(not_html[i])), "%s", not_html[i]);
 }
 
 Test(text, a_day_exists_only_in_its_month)
