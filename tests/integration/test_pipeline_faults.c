@@ -580,17 +580,24 @@ Test(faults, a_superseded_version_under_a_held_versions_event_id_stays_supersede
     free(v4);
 }
 
+/* The worker's value of an unlabelled metric (-1 when /metrics does not answer or lacks it). */
+static double metric(const char *name)
+{
+    char url[128], line[96];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", S.http_port);
+    snprintf(line, sizeof(line), "\n%s ", name);
+    long st = 0;
+    char *text = iw_http("GET", url, NULL, &st);
+    const char *at = text && st == 200 ? strstr(text, line) : NULL;
+    double v = at ? strtod(at + strlen(line), NULL) : -1;
+    free(text);
+    return v;
+}
+
 /* The worker's iw_events_consumed_total (-1 when /metrics does not answer). */
 static double consumed(void)
 {
-    char url[128];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", S.http_port);
-    long st = 0;
-    char *text = iw_http("GET", url, NULL, &st);
-    const char *at = text && st == 200 ? strstr(text, "\niw_events_consumed_total ") : NULL;
-    double v = at ? strtod(at + strlen("\niw_events_consumed_total "), NULL) : -1;
-    free(text);
-    return v;
+    return metric("iw_events_consumed_total");
 }
 
 /* Produces vals[0..n) with Redis stopped, so that no claim is answered, until the worker has
@@ -2037,6 +2044,7 @@ Test(faults, success_lost_with_its_fence_twice_is_still_sent_again, .init = up, 
         " \"retry\": {\"max_attempts\": 1}, \"rate\": {\"per_s\": 0.04, \"burst\": 1},"
         " \"breaker\": {\"failures\": 1000000}}";
     const iw_stack_overlay extra = {.root = "{\"redis\": {\"lease_s\": 10}}", .targets = targets};
+    S.http_port = iw_free_port(); /* metric() */
     const char *cfg = iw_stack_config_with(&S, "w.json", &extra);
     cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
     fault("{\"target\": \"centra_navision\", \"kind\": \"latency\", \"ms\": 3000}");
@@ -2075,6 +2083,9 @@ Test(faults, success_lost_with_its_fence_twice_is_still_sent_again, .init = up, 
     const char *status = iw_json_str(r.json[r.n - 1], "status");
     cr_assert_str_eq(status ? status : "", "succeeded", "%s", r.msgs[r.n - 1].value);
     cr_assert(strstr(r.msgs[r.n - 1].value, "\"attempts\":2"), "%s", r.msgs[r.n - 1].value);
+    /* operators see both takings */
+    double lost = metric("iw_fence_lost_total");
+    cr_assert_geq(lost, 2, "iw_fence_lost_total %.0f after two fences taken", lost);
     iw_results_free(&r);
 }
 
