@@ -1458,7 +1458,12 @@ Test(mapping_file, a_success_path_that_says_no_is_never_success)
     /* a success path alone: present, and not saying no */
     static const char *const no[] = {
         "{\"success\":false}", "{\"success\":\"False\"}", "{\"success\":0}",   "{\"success\":\"\"}",
-        "{\"success\":\" \"}", "{\"success\":\"0.0\"}",   "{\"success\":-0.0}"};
+        "{\"success\":\" \"}", "{\"success\":\"0.0\"}",   "{\"success\":-0.0}",
+        /* review 104: other spellings of zero, and false with white space around it */
+        "{\"success\":\"+0\"}", "{\"success\":\"0e0\"}", "{\"success\":\"0.\"}",
+        "{\"success\":\".0\"}", "{\"success\":\" false\"}", "{\"success\":\"false \"}",
+        "{\"success\":\" 0 \"}", "{\"success\":\"-0E+5\"}", "{\"success\":\"nan\"}",
+        "{\"success\":0e0}"};
     for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
         o = classify_with(&tc[1], 200, no[i], NULL);
         cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT, "%s: %s", no[i], o.message);
@@ -1468,7 +1473,9 @@ Test(mapping_file, a_success_path_that_says_no_is_never_success)
     /* 1e400: a number a double cannot hold is there, as a large id is (review 54) */
     static const char *const yes[] = {"{\"success\":1}", "{\"success\":\"yes\"}",
                                       "{\"success\":\"0.1\"}", "{\"success\":true}",
-                                      "{\"success\":1e400}"};
+                                      "{\"success\":1e400}", "{\"success\":\"0e\"}",
+                                      "{\"success\":\"0.0.0\"}", "{\"success\":\"00x\"}",
+                                      "{\"success\":\"1e-400\"}", "{\"success\":\"e0\"}"};
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
         o = classify_with(&tc[1], 200, yes[i], NULL);
         cr_assert_eq(o.kind, IW_OUTCOME_OK, "%s: %s", yes[i], o.message);

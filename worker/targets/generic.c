@@ -1029,15 +1029,41 @@ static void read_ref(const iw_generic *g, const reply_doc *d, char *buf, size_t 
     }
 }
 
+/* True when the n bytes at v spell the number zero: a sign, zeros with or without a point
+ * ("0", "0.", ".0", "00.000"), and an exponent ("0e0", "-0E+5"). */
+static bool zero_spelling(const char *v, size_t n)
+{
+    size_t i = 0, zeros = 0;
+    if (i < n && (v[i] == '+' || v[i] == '-'))
+        i++;
+    for (; i < n && v[i] == '0'; i++)
+        zeros++;
+    if (i < n && v[i] == '.')
+        for (i++; i < n && v[i] == '0'; i++)
+            zeros++;
+    if (zeros && i < n && (v[i] == 'e' || v[i] == 'E')) {
+        size_t d = ++i < n && (v[i] == '+' || v[i] == '-') ? ++i : i;
+        while (i < n && v[i] >= '0' && v[i] <= '9')
+            i++;
+        if (i == d)
+            return false;
+    }
+    return zeros && i == n;
+}
+
 /* A value that says no (review 96: a `"success": false`, or an XPath count(...)=0 false,
- * passed; an XPath number() of nothing is NaN; then "", "  ", "0.0" and "-0"): false in any
- * case, NaN, a zero in any decimal spelling, or nothing but white space. */
+ * passed; an XPath number() of nothing is NaN; then "", "  ", "0.0" and "-0"; review 104:
+ * "+0", "0e0", ".0" and " false "): once the white space around it is set aside, nothing,
+ * false or NaN in any case, or a zero in any spelling. */
 static bool says_no(const char *v)
 {
-    iw_decimal d;
+    static const char ws[] = " \t\r\n\f\v";
+    v += strspn(v, ws);
     size_t n = strlen(v);
-    return strcasecmp(v, "false") == 0 || strcmp(v, "NaN") == 0 || strspn(v, " \t\r\n") == n ||
-           (iw_decimal_parse(v, &d) == 0 && iw_decimal_is_zero(d));
+    while (n && strchr(ws, v[n - 1]))
+        n--;
+    return n == 0 || (n == 5 && strncasecmp(v, "false", 5) == 0) ||
+           (n == 3 && strncasecmp(v, "nan", 3) == 0) || zero_spelling(v, n);
 }
 
 static bool success_value(const iw_generic *g, const char *v, bool unread_number)
