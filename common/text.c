@@ -327,18 +327,26 @@ bool iw_text_looks_html(const char *b, size_t n)
     while (n > 0 &&
            (*b == ' ' || *b == '\t' || *b == '\r' || *b == '\n' || *b == '\f' || *b == '\v'))
         b++, n--;
-    if ((n >= 9 && strncasecmp(b, "<!doctype", 9) == 0) ||
-        (n >= 5 && strncasecmp(b, "<html", 5) == 0))
-        return true;
-    /* a fragment a proxy or a load balancer answers with (review 99: <h1>Service
-     * Unavailable</h1> under a 200 was taken for another service's fixed answer) */
-    static const char *const tags[] = {"head", "body", "title",  "h1", "h2",   "h3",   "p",
-                                       "div",  "pre",  "center", "hr", "meta", "style"};
-    for (size_t i = 0; n > 1 && b[0] == '<' && i < sizeof(tags) / sizeof(tags[0]); i++) {
-        size_t k = strlen(tags[i]);
-        if (n > k + 1 && strncasecmp(b + 1, tags[i], k) == 0 && strchr(" \t\r\n/>", b[k + 1]))
+    if (n >= 3 && memcmp(b, "\xEF\xBB\xBF", 3) == 0) /* a byte order mark */
+        b += 3, n -= 3;
+    return (n >= 9 && strncasecmp(b, "<!doctype", 9) == 0) ||
+           (n >= 5 && strncasecmp(b, "<html", 5) == 0);
+}
+
+bool iw_text_html_root(const char *name)
+{
+    /* what a proxy or a load balancer answers with (review 99: <h1>Service Unavailable</h1>
+     * under a 200 was taken for a refusal); HTML's case, all small or all capital, so that an
+     * XML <Title> or <Body> is not one (review 104) */
+    static const char *const tags[] = {"html", "head", "body", "title",  "h1", "h2",   "h3",
+                                       "h4",   "p",    "div",  "pre",    "center", "hr", "meta",
+                                       "style", "span", "b",   "font",   "br"};
+    bool lower = true, upper = true;
+    for (const char *c = name; *c; c++)
+        lower &= !(*c >= 'A' && *c <= 'Z'), upper &= !(*c >= 'a' && *c <= 'z');
+    for (size_t i = 0; (lower || upper) && i < sizeof(tags) / sizeof(tags[0]); i++)
+        if (strcasecmp(name, tags[i]) == 0)
             return true;
-    }
     return false;
 }
 

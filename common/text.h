@@ -49,9 +49,12 @@ int iw_text_utf8_prec(const char *s, size_t max);
 size_t iw_text_clean_copy(char *buf, size_t len, const char *s, size_t n);
 
 /* True when the n bytes at b look like an HTML page (a proxy's or a server's error page): after
- * white space, "<!doctype" or "<html" in any case, or a fragment's first tag (<h1>, <body>,
- * <p>, <div>, <pre>, <title>, ...). */
+ * white space and a byte order mark, "<!doctype" or "<html" in any case. */
 bool iw_text_looks_html(const char *b, size_t n);
+
+/* True when an XML document's root element of this name is an HTML page or a fragment of one
+ * (<html>, <h1>, <body>, <p>, <title>, ...), spelled all small or all capital. */
+bool iw_text_html_root(const char *name);
 
 /* True when s is a whole number of at most 18 digits (an id a target keeps as an integer);
  * copies it without leading zeros ("007" -> "7") into buf (len bytes, more than its digits).

@@ -848,10 +848,13 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
         set_message(tc, resp->status, out,
                     settled ? "invoice is settled" : "errors in a success reply",
                     n ? detail : "(empty error list)");
-    } else if (root && strcasecmp(name, "html") == 0) {
+    } else if (root && iw_text_html_root(name)) { /* XHTML, or a proxy's <h1> (review 99) */
         iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "html", "%s", "");
         set_message(tc, resp->status, out,
-                    "XHTML page instead of an API reply; update not confirmed", "");
+                    strcasecmp(name, "html") == 0
+                        ? "XHTML page instead of an API reply; update not confirmed"
+                        : "HTML page instead of an API reply; update not confirmed",
+                    "");
     } else if (root) {
         iw_xml_text(root, detail, sizeof(detail));
         char what[96];

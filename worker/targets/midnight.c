@@ -430,16 +430,24 @@ static void set_message(const iw_target_conf *tc, long status, iw_outcome *out, 
 }
 
 /* True when the body is a well-formed XML document whose root is not <html> (XHTML). */
-static bool xml_document_not_a_page(const iw_response *resp)
+enum xml_kind { NOT_XML, XML_DOCUMENT, XML_PAGE };
+
+/* What the reply is as XML: not XML, a document, or an HTML page (<!doctype html>, or a root
+ * such as <html>, <h1> or <body>: a proxy's, review 99). */
+static enum xml_kind xml_kind_of(const iw_response *resp)
 {
+    if (!resp->body || resp->body_len == 0)
+        return NOT_XML;
+    if (iw_text_looks_html(resp->body, resp->body_len))
+        return XML_PAGE;
     char err[128];
-    xmlDocPtr doc = resp->body && resp->body_len
-                        ? iw_xml_parse(resp->body, resp->body_len, err, sizeof(err))
-                        : NULL;
+    xmlDocPtr doc = iw_xml_parse(resp->body, resp->body_len, err, sizeof(err));
     xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
-    bool ok = root && strcasecmp((const char *)root->name, "html") != 0;
+    enum xml_kind k = !root                                          ? NOT_XML
+                      : iw_text_html_root((const char *)root->name) ? XML_PAGE
+                                                                     : XML_DOCUMENT;
     xmlFreeDoc(doc);
-    return ok;
+    return k;
 }
 
 /* True when s is a whole number (an id), at most 18 digits. */
@@ -508,8 +516,8 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
      * Midnight's refusal, as an object is in JSON (ASP.NET's <Error><Message>...</Message>
      * </Error>): refused with its text. An XHTML page is a proxy's, unreadable; so is XML
      * to an instance that asks for JSON (a gateway's: the update is unconfirmed). */
-    if (is_xml_format(tc) && !iw_text_looks_html(resp->body, resp->body_len) &&
-        xml_document_not_a_page(resp)) {
+    enum xml_kind kind = xml_kind_of(resp);
+    if (is_xml_format(tc) && kind == XML_DOCUMENT) {
         error_text(resp, reason, sizeof(reason));
         iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_REMOTE, "unexpected-reply", "%s", "");
         set_message(tc, resp->status, out, "reply is XML but not a string", reason);
@@ -518,9 +526,9 @@ static void judge_2xx(const iw_target_conf *tc, const iw_response *resp, iw_outc
     /* The API always answers a string. Without it we cannot tell the update was applied
      * (a proxy page, a cut reply), and re-sending the same full state is harmless. */
     iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_REMOTE, "unreadable", "%s", "");
-    const char *why = !resp->body || resp->body_len == 0               ? "empty body"
-                      : iw_text_looks_html(resp->body, resp->body_len) ? "an HTML page"
-                                                                       : "not a JSON or XML string";
+    const char *why = !resp->body || resp->body_len == 0 ? "empty body"
+                      : kind == XML_PAGE                 ? "an HTML page"
+                                                         : "not a JSON or XML string";
     snprintf(reason, sizeof(reason), "reply is %s; update not confirmed", why);
     set_message(tc, resp->status, out, "unreadable success reply", reason);
 }
