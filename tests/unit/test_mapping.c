@@ -289,6 +289,15 @@ static const struct {
      "\"format\":\"boolean\"}]}}",
      "mapping.body.root.children[0].format: format boolean cannot take its path, occurred_at, "
      "which is an RFC 3339 timestamp"},
+    /* review 104: digits of a date or a timestamp left the row out of every event */
+    {"{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"a\",\"path\":\"invoice.issue_date\","
+     "\"format\":\"digits\"}]}}",
+     "mapping.body.root.children[0].format: format digits cannot take its path, "
+     "invoice.issue_date, which is a date (YYYY-MM-DD)"},
+    {"{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"a\",\"path\":\"occurred_at\","
+     "\"format\":\"digits\"}]}}",
+     "mapping.body.root.children[0].format: format digits cannot take its path, occurred_at, "
+     "which is an RFC 3339 timestamp"},
     {"{\"dialect\":\"xml\",\"root\":{\"name\":\"r\",\"children\":[{\"name\":\"a\"},"
      "{\"name\":\"b\"},{\"name\":\"c\"},{\"name\":\"d\",\"path\":\"invoice.total\","
      "\"format\":\"money\"}]}}",
@@ -776,7 +785,9 @@ Test(mapping_file, constants_no_event_can_write_are_refused_at_load)
         "{\"name\":\"i\",\"value\":\"yes\",\"format\":\"boolean\"},"
         "{\"name\":\"j\",\"path\":\"invoice.due_date\",\"default\":\"2026-12-31\","
         "\"format\":\"date\",\"pattern\":\"DD.MM.YYYY\"},"
-        "{\"name\":\"k\",\"value\":\"2.50\",\"format\":\"integer\"}]}},"
+        "{\"name\":\"k\",\"value\":\"2.50\",\"format\":\"integer\"},"
+        "{\"name\":\"l\",\"value\":\"abc\",\"format\":\"digits\"},"
+        "{\"name\":\"m\",\"path\":\"invoice.po_number\",\"default\":\"0042\",\"format\":\"digits\"}]}},"
         "\"reply\":{\"format\":\"none\"}}",
         e, sizeof(e));
     const char *want[] = {
@@ -789,10 +800,12 @@ Test(mapping_file, constants_no_event_can_write_are_refused_at_load)
         "mapping.body.root.children[7].default: not a date YYYY-MM-DD: format date cannot take it",
         "mapping.body.root.children[8].value: not a boolean: format boolean cannot take it",
         "mapping.body.root.children[10].value: not a whole number",
+        "mapping.body.root.children[11].value: not an id of digits: format digits cannot take it",
     };
     errors_hold(e, want, sizeof(want) / sizeof(want[0]));
     cr_assert_null(strstr(e, "children[5]"), "a ${ENV} value is left to the render:\n%s", e);
     cr_assert_null(strstr(e, "children[9]"), "a date default the pattern rewrites is fine:\n%s", e);
+    cr_assert_null(strstr(e, "children[12]"), "an id of digits is fine:\n%s", e);
 }
 
 /* Renders ev through a mapping file holding json, at an instance url; returns the render's code

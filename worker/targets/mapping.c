@@ -450,7 +450,7 @@ static void read_format(parser *p, const cJSON *obj, const char *path, iw_map_no
         bool fits = t == FT_LIST || n->format == IW_FMT_TEXT ||
                     (n->format == IW_FMT_DATE && (k == FT_STR || k == KIND_DATE)) ||
                     (n->format == IW_FMT_BOOLEAN && (k == FT_FLAG || k == FT_STR)) ||
-                    (n->format == IW_FMT_DIGITS && (t == FT_STR || t == FT_INT64)) ||
+                    (n->format == IW_FMT_DIGITS && (k == FT_STR || k == FT_INT64)) ||
                     ((n->format == IW_FMT_DECIMAL || n->format == IW_FMT_INTEGER) &&
                      (k == FT_STR || k == FT_AMOUNT || k == FT_INT64));
         if (!fits) {
@@ -600,7 +600,9 @@ static void read_node(parser *p, const cJSON *obj, const char *path, int depth, 
     for (int k = 0; k < 2; k++) {
         const char *c = k ? n->dflt : n->value, *why = NULL;
         char buf[IW_DECIMAL_BUFLEN * 2]; /* as write_leaf's */
-        if (c && !strstr(c, "${") && !apply_format(n, c, buf, sizeof(buf), &why) && why) {
+        if (c && !strstr(c, "${") && !apply_format(n, c, buf, sizeof(buf), &why)) {
+            if (!why) /* digits of no id: the row left out of every event (review 104) */
+                why = "not an id of digits";
             snprintf(sub, sizeof(sub), "%s.%s", path, k ? "default" : "value");
             iw_map_error(p->errs, sub, "%s: format %s cannot take it", why, FORMATS[n->format]);
         }
