@@ -101,6 +101,10 @@ const char *iw_soap_namespace_check(const char *value)
         strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.") !=
             (size_t)(colon - value))
         return "expected an absolute URI (http://..., urn:...), as a namespace name is";
+    /* bound to no prefix but their own, so every body would be malformed (review 104) */
+    if (strcmp(value, "http://www.w3.org/XML/1998/namespace") == 0 ||
+        strcmp(value, "http://www.w3.org/2000/xmlns/") == 0)
+        return "is reserved to the prefix xml or xmlns, and cannot name the body's elements";
     return NULL;
 }
 
