@@ -429,12 +429,15 @@ static void judge_ebiz(const iw_target_conf *tc, const iw_response *resp, const 
     xmlNodePtr res = iw_soap_only_child(resp_el, "UpdateInvoiceResult");
     xmlNodePtr status = res ? iw_soap_only_child(res, "Status") : NULL;
     static const char *const fields[] = {"StatusCode", "Error", "ErrorCode", "InvoiceInternalId"};
-    bool twice = false;
-    for (size_t i = 0; res && i < sizeof(fields) / sizeof(*fields); i++)
-        twice |= iw_soap_child(res, fields[i]) && !iw_soap_only_child(res, fields[i]);
-    /* review 99: text beside the fields, or a Status spelled over elements, says two things */
-    bool mixed = res && (!iw_soap_own_text_blank(resp_el) || !iw_soap_own_text_blank(res) ||
-                         (status && status->children && xmlFirstElementChild(status)));
+    bool twice = false, nested = status && xmlFirstElementChild(status);
+    for (size_t i = 0; res && i < sizeof(fields) / sizeof(*fields); i++) {
+        xmlNodePtr f = iw_soap_child(res, fields[i]);
+        twice |= f && !iw_soap_only_child(res, fields[i]);
+        nested |= f && xmlFirstElementChild(f); /* review 104: <StatusCode><a>1</a> */
+    }
+    /* review 99: text beside the fields, or a field spelled over elements, says two things */
+    bool mixed =
+        res && (!iw_soap_own_text_blank(resp_el) || !iw_soap_own_text_blank(res) || nested);
     if (!status || twice || mixed) {
         iw_outcome_set(out, IW_OUTCOME_RETRY, IW_ERR_TRANSPORT, "unreadable",
                        "HTTP %ld but the envelope holds no UpdateInvoiceResponse/"
@@ -442,7 +445,7 @@ static void judge_ebiz(const iw_target_conf *tc, const iw_response *resp, const 
                        "never taken as success",
                        resp->status,
                        twice   ? " (a field is given twice)"
-                       : mixed ? " (text beside its fields, or a Status of elements)"
+                       : mixed ? " (text beside its fields, or a field of elements)"
                                : "");
         return;
     }

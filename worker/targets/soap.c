@@ -261,6 +261,8 @@ int iw_soap_reply_read(const char *body, size_t len, iw_soap_reply *rep)
         snprintf(rep->error, sizeof(rep->error), "the SOAP Body holds %zu elements, not one", n);
     else if (!iw_soap_own_text_blank(rep->body)) /* review 99: "Invoice not found" beside it */
         snprintf(rep->error, sizeof(rep->error), "the SOAP Body holds text beside its element");
+    else if (!iw_soap_own_text_blank(root)) /* review 104: beside the Body too */
+        snprintf(rep->error, sizeof(rep->error), "the SOAP envelope holds text beside its Body");
     if (*rep->error) {
         rep->body = NULL;
         return IW_EINVAL;
