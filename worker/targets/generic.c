@@ -399,6 +399,8 @@ static void parse_reply(fparser *p, const cJSON *r, const char *path)
         long st = g->success_status[i];
         const char *why = st < 200    ? "a 1xx is no final reply"
                           : st >= 500 ? "a 5xx is the server failing"
+                          : st == 408 || st == 429
+                              ? "the request was not taken (408 and 429 are retried)" /* 104 */
                           : in_statuses(g->retry_status, g->n_retry_status, st)
                               ? "it is a retry_status too"
                               : NULL;
