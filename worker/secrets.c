@@ -663,10 +663,47 @@ static char *pct_decode(const char *s, size_t n)
     return dec;
 }
 
-/* The password of a URL's userinfo ("scheme://user:password@host/..."), as written (already
- * percent-encoded) and decoded, and the Basic pair curl sends for it; a URL without one adds
- * nothing. */
-int iw_secrets_add_userinfo(iw_secrets *s, const char *url)
+/* value (n bytes, as written in a URL) and its %XX-decoded form; the decoded form's other
+ * spellings follow from add_value. */
+static int add_url_part(iw_secrets *s, const char *value, size_t n)
+{
+    char *raw = strndup(value, n), *dec = pct_decode(value, n);
+    int rc = raw && dec ? 0 : IW_ENOMEM;
+    rc = rc ? rc : iw_secrets_add(s, raw);
+    rc = rc ? rc : iw_secrets_add(s, dec);
+    if (raw)
+        memset(raw, 0, strlen(raw));
+    if (dec)
+        memset(dec, 0, strlen(dec));
+    free(raw);
+    free(dec);
+    return rc;
+}
+
+/* Whether a query parameter of this name (n bytes) carries a credential: an API key, a token,
+ * a signature, a password, or Azure Functions' code. */
+static bool credential_name(const char *name, size_t n)
+{
+    static const char *const part[] = {"key", "token", "secret", "sig", "pass", "pwd", "auth",
+                                       "cred", "session"};
+    char low[64];
+    if (n == 0 || n >= sizeof(low))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        low[i] = (char)tolower((unsigned char)name[i]);
+    low[n] = '\0';
+    for (size_t i = 0; i < sizeof(part) / sizeof(part[0]); i++)
+        if (strstr(low, part[i]))
+            return true;
+    return strcmp(low, "code") == 0;
+}
+
+/* The credentials a URL carries: its userinfo's password, as written (already percent-encoded)
+ * and decoded, and the Basic pair curl sends for it; a user name alone (a token given as the
+ * user, review 103) likewise; and the values of its query parameters named as credentials
+ * (?key=, ?api_key=, ?access_token=, ?sig=, ?code=, ...: review 103). A value under 4 bytes
+ * names nothing. */
+int iw_secrets_add_url(iw_secrets *s, const char *url)
 {
     const char *p = url ? strstr(url, "://") : NULL;
     if (!p)
@@ -675,23 +712,41 @@ int iw_secrets_add_userinfo(iw_secrets *s, const char *url)
     size_t auth = strcspn(p, "/?#");
     const char *at = memchr(p, '@', auth);
     const char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
-    if (!colon || colon + 1 == at)
-        return 0;
-    size_t n = (size_t)(at - colon - 1);
-    char *raw = strndup(colon + 1, n), *dec = pct_decode(colon + 1, n);
-    /* curl sends the userinfo as a Basic credential, both parts decoded */
-    char *user = pct_decode(p, (size_t)(colon - p));
-    int rc = raw && dec && user ? 0 : IW_ENOMEM;
-    rc = rc ? rc : iw_secrets_add(s, raw);
-    rc = rc ? rc : iw_secrets_add(s, dec);
-    rc = rc ? rc : iw_secrets_add_basic(s, user, dec);
-    if (raw)
-        memset(raw, 0, strlen(raw));
-    if (dec)
-        memset(dec, 0, strlen(dec));
-    free(raw);
-    free(dec);
-    free(user);
+    int rc = 0;
+    if (colon && colon + 1 < at) {
+        /* curl sends the userinfo as a Basic credential, both parts decoded */
+        char *dec = pct_decode(colon + 1, (size_t)(at - colon - 1));
+        char *user = pct_decode(p, (size_t)(colon - p));
+        rc = dec && user ? add_url_part(s, colon + 1, (size_t)(at - colon - 1)) : IW_ENOMEM;
+        rc = rc ? rc : iw_secrets_add_basic(s, user, dec);
+        if (dec)
+            memset(dec, 0, strlen(dec));
+        free(dec);
+        free(user);
+    } else if (at && !colon && at - p >= 4) {
+        char *user = pct_decode(p, (size_t)(at - p));
+        char *pair = user ? malloc(strlen(user) + 2) : NULL;
+        rc = pair ? add_url_part(s, p, (size_t)(at - p)) : IW_ENOMEM;
+        if (pair) {
+            size_t n = (size_t)sprintf(pair, "%s:", user);
+            rc = rc ? rc : add_base64(s, pair, n);
+            memset(pair, 0, n);
+        }
+        free(pair);
+        free(user);
+    }
+    const char *q = strchr(p, '?');
+    size_t qlen = q ? strcspn(++q, "#") : 0;
+    for (size_t i = 0; !rc && i < qlen;) {
+        size_t len = strcspn(q + i, "&;#");
+        if (len > qlen - i)
+            len = qlen - i;
+        const char *eq = memchr(q + i, '=', len);
+        size_t vlen = eq ? len - (size_t)(eq + 1 - (q + i)) : 0;
+        if (eq && vlen >= 4 && credential_name(q + i, (size_t)(eq - (q + i))))
+            rc = add_url_part(s, eq + 1, vlen);
+        i += len + 1;
+    }
     return rc;
 }
 
@@ -708,7 +763,7 @@ iw_secrets *iw_secrets_for_target(const iw_target_conf *tc)
     const iw_target_ops *ops = iw_target_find(tc->type);
     if (!rc && ops && ops->secret_forms)
         rc = ops->secret_forms(tc, s);
-    rc = rc ? rc : iw_secrets_add_userinfo(s, tc->url);
+    rc = rc ? rc : iw_secrets_add_url(s, tc->url);
     if (rc) {
         iw_secrets_free(s);
         return NULL;

@@ -33,10 +33,12 @@ int iw_secrets_add(iw_secrets *s, const char *value);
 /* Records the HTTP Basic credential of user and password: base64 of "user:password". */
 int iw_secrets_add_basic(iw_secrets *s, const char *user, const char *password);
 
-/* Records the password of a URL's userinfo ("scheme://user:password@host/..."), as written
- * and decoded, and the Basic credential curl sends for it; a URL without one (or NULL) adds
- * nothing. 0 or IW_ENOMEM. */
-int iw_secrets_add_userinfo(iw_secrets *s, const char *url);
+/* Records the credentials a URL carries: the password of its userinfo
+ * ("scheme://user:password@host/...") or a user name given alone (a token), as written and
+ * decoded, with the Basic credential curl sends for it; and the values of query parameters
+ * named as credentials (key, api_key, token, access_token, secret, sig, password, code, ...).
+ * A URL without any (or NULL) adds nothing. 0 or IW_ENOMEM. */
+int iw_secrets_add_url(iw_secrets *s, const char *url);
 
 /* Number of forms recorded (for tests). */
 size_t iw_secrets_count(const iw_secrets *s);

@@ -77,9 +77,42 @@ Test(secrets, target_registry_holds_basic_pair_and_userinfo)
 
     /* a user name percent-encoded in the URL: curl sends it decoded in the Basic pair */
     s = iw_secrets_new();
-    cr_assert_eq(iw_secrets_add_userinfo(s, "http://a%40b:p%40ssw0rd@127.0.0.1:18777/inv"), 0);
+    cr_assert_eq(iw_secrets_add_url(s, "http://a%40b:p%40ssw0rd@127.0.0.1:18777/inv"), 0);
     assert_masked(s, "YUBiOnBAc3N3MHJk"); /* base64("a@b:p@ssw0rd") */
     assert_masked(s, "p@ssw0rd");
+    iw_secrets_free(s);
+}
+
+/* Review 103: a key in a URL's query (an environment's ?key=${KEY}, Azure Functions' ?code=)
+ * and a token given as the user name were printed by render and copied from a reply that
+ * echoed the URL. Parameters of other names, and values under 4 bytes, name nothing. */
+Test(secrets, credentials_in_a_url_query_or_user_name_are_masked)
+{
+    iw_target_conf tc = {
+        .url = strdup("http://127.0.0.1:23456/api?format=json&key=QueryKeySecret789"
+                      "&Code=AzFuncKey%2FAbC%3D%3D&v=2&access_token=tok-1#frag")};
+    cr_assert_eq(iw_target_conf_defaults(&tc, "webhook"), 0);
+    iw_secrets *s = iw_secrets_for_target(&tc);
+    cr_assert_not_null(s);
+    assert_masked(s, "QueryKeySecret789");
+    assert_masked(s, "AzFuncKey%2FAbC%3D%3D");
+    assert_masked(s, "AzFuncKey/AbC==");
+    assert_masked(s, "tok-1");
+    const char *text = "No route for POST /api?format=json&v=2";
+    char *m = iw_secrets_mask(s, text, strlen(text));
+    cr_assert_str_eq(m, text, "a parameter not named as a credential is no secret");
+    free(m);
+    iw_secrets_free(s);
+    iw_target_conf_clear(&tc);
+
+    s = iw_secrets_new();
+    cr_assert_eq(iw_secrets_add_url(s, "http://ghp_UserOnlyToken0123456789@127.0.0.1:23456/a"), 0);
+    assert_masked(s, "ghp_UserOnlyToken0123456789");
+    assert_masked(s, "Z2hwX1VzZXJPbmx5VG9rZW4wMTIzNDU2Nzg5Og=="); /* base64 of "...:" */
+    iw_secrets_free(s);
+    s = iw_secrets_new();
+    cr_assert_eq(iw_secrets_add_url(s, "http://h.example/a?key=abc&token="), 0);
+    cr_assert_eq(iw_secrets_count(s), 0, "a value under 4 bytes, or none, names nothing");
     iw_secrets_free(s);
 }
 

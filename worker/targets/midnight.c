@@ -684,10 +684,10 @@ static int mn_store_refresh(void *state, const char *tok)
     return 0;
 }
 
-/* The password of a userinfo in token_url (the refresh call sends it). */
+/* The credentials in token_url (the refresh call sends them). */
 static int mn_secret_forms(const iw_target_conf *tc, iw_secrets *s)
 {
-    return iw_secrets_add_userinfo(s, mnc(tc)->token_url);
+    return iw_secrets_add_url(s, mnc(tc)->token_url);
 }
 
 static const iw_conf_field mn_fields[] = {
