@@ -1212,6 +1212,16 @@ static void finish(loader *ld, iw_config *cfg)
                   "must not be empty (the consumer group's name)");
     if (!cfg->redis_host || !*cfg->redis_host)
         add_error(ld, source_of("redis.host", "IW_REDIS_HOST"), "must not be empty");
+    /* a REDIS_URL put here would print its password in check-config's line and in every
+     * connect error (review 103); neither is quoted */
+    else if (strstr(cfg->redis_host, "://") || strpbrk(cfg->redis_host, "@/ \t\r\n"))
+        add_error(ld, source_of("redis.host", "IW_REDIS_HOST"),
+                  "a host name or an address, not a URL (its password goes in redis.password "
+                  "or redis.password_file)");
+    if (cfg->kafka_brokers && strchr(cfg->kafka_brokers, '@'))
+        add_error(ld, source_of("kafka.brokers", "IW_KAFKA_BROKERS"),
+                  "holds '@': brokers are [protocol://]host:port, and a SASL password goes in "
+                  "kafka.properties sasl.password or sasl.password_file");
     struct sockaddr_storage ss;
     socklen_t sl;
     if (cfg->http_listen && *cfg->http_listen && iw_listen_parse(cfg->http_listen, &ss, &sl) != 0)

@@ -831,6 +831,20 @@ Test(config, what_run_needs_is_checked_here)
                               "\"centra_soap\"}}}",
                               &e));
     cr_assert(has_error(&e, "redis.host", "must not be empty"));
+    /* review 103: a REDIS_URL in redis.host, a userinfo in the brokers: refused, not quoted */
+    cr_assert_null(parse_errs("{\"redis\": {\"host\": \"redis://:RedisPassw0rdZZ@10.0.0.1\"},"
+                              " \"kafka\": {\"brokers\": \"SASL_SSL://ku:KafkaPassw0rdYY@b1:9093\"},"
+                              " \"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
+                              &e));
+    cr_assert(has_error(&e, "redis.host", "not a URL"));
+    cr_assert(has_error(&e, "kafka.brokers", "holds '@'"));
+    for (size_t i = 0; i < e.count && i < 64; i++)
+        cr_assert(!strstr(e.items[i].message, "Passw0rd"), "%s", e.items[i].message);
+    cr_assert_not_null(parse_errs("{\"redis\": {\"host\": \"redis-0.redis.svc\"},"
+                                  " \"kafka\": {\"brokers\": \"SSL://b1:9093,b2:9093\"},"
+                                  " \"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
+                                  &e),
+                       "a host name, and brokers with their protocol, are fine");
     static const char *const bad[] = {
         "localhost:8080", "0.0.0.0", "0.0.0.0:", "0.0.0.0:99999", "[::1:8080", "1.2.3:80"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
