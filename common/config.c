@@ -213,18 +213,29 @@ static const char *secret_flaw(const char *v)
     return NULL;
 }
 
-/* Reads a secret file, dropping its trailing newlines (LF or CRLF). The message names the
- * file, never the content. */
-static char *read_secret_file(loader *ld, const char *path, const char *file)
+/* Reads a secret file (file: the value as expanded; written: as the config writes it),
+ * dropping its trailing newlines (LF or CRLF). The message names the file, never the content;
+ * a name that came from ${ENV} is shown as written, since the variable may hold the secret
+ * itself rather than its path (review 103). */
+static char *read_secret_file(loader *ld, const char *path, const char *file, const char *written)
 {
-    char full[PATH_MAX];
+    if (!*file) {
+        add_error(ld, path, "is empty: the path of a file holding the secret");
+        return NULL;
+    }
+    char real[PATH_MAX], shown[PATH_MAX];
     if (file[0] != '/' && ld->base_dir)
-        snprintf(full, sizeof(full), "%s/%s", ld->base_dir, file);
+        snprintf(real, sizeof(real), "%s/%s", ld->base_dir, file);
     else
-        snprintf(full, sizeof(full), "%s", file);
+        snprintf(real, sizeof(real), "%s", file);
+    if (strstr(written, "${"))
+        snprintf(shown, sizeof(shown), "%s (its value not shown)", written);
+    else
+        snprintf(shown, sizeof(shown), "%s", real);
+    const char *full = shown;
     /* opened without blocking, then kept only when a regular file (a Kubernetes Secret's file
      * is a symlink to one): a FIFO with a writer that never writes would hang the start */
-    int fd = open(full, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    int fd = open(real, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
         add_error(ld, path, "cannot read secret file %s: %s", full, strerror(errno));
@@ -323,7 +334,7 @@ static void get_secret(loader *ld, const cJSON *obj, const char *base, const cha
         get_string(ld, obj, base, fkey, &file);
         if (file) {
             join_path(path, sizeof(path), base, fkey);
-            char *v = read_secret_file(ld, path, file);
+            char *v = read_secret_file(ld, path, file, fil->valuestring);
             if (v) {
                 free(*dst);
                 *dst = v;
@@ -1119,7 +1130,7 @@ static void load_kafka(loader *ld, const cJSON *k, iw_config *cfg)
                 }
                 char *file = expand_env(ld, path, c->valuestring);
                 if (file) {
-                    val = read_secret_file(ld, path, file);
+                    val = read_secret_file(ld, path, file, c->valuestring);
                     free(file);
                 }
                 if (val) {

@@ -171,6 +171,24 @@ Test(config, secret_files)
     cr_assert_null(c);
     cr_assert(has_error(&e, "targets.ix.api_key_file", "cannot read secret file /nonexistent/k"));
 
+    /* review 103: a variable holding the secret itself, not its path, was printed as the path;
+     * a name from ${ENV} is shown as written. An empty name says so. */
+    setenv("IW_TEST_PW_AS_FILE", "s3cr3t-P@ss<&>\"w0rd", 1);
+    c = iw_config_parse("{\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"api_key_file\": "
+                        "\"${IW_TEST_PW_AS_FILE}\"}, \"iy\": {\"type\": \"invoicexpress\", "
+                        "\"api_key_file\": \"\"}}, \"kafka\": {\"properties\": "
+                        "{\"sasl.password_file\": \"${IW_TEST_PW_AS_FILE}\"}}}",
+                        NULL, &e);
+    unsetenv("IW_TEST_PW_AS_FILE");
+    cr_assert_null(c);
+    dump(&e);
+    cr_assert(has_error(&e, "targets.ix.api_key_file",
+                        "cannot read secret file ${IW_TEST_PW_AS_FILE} (its value not shown)"));
+    cr_assert(has_error(&e, "kafka.properties.sasl.password_file", "(its value not shown)"));
+    cr_assert(has_error(&e, "targets.iy.api_key_file", "is empty: the path of a file"));
+    for (size_t i = 0; i < e.count && i < 64; i++)
+        cr_assert(!strstr(e.items[i].message, "s3cr3t"), "%s", e.items[i].message);
+
     /* both forms at once is ambiguous */
     c = iw_config_parse("{\"targets\": {\"ix\": {\"type\": \"invoicexpress\", \"api_key\": \"a\", "
                         "\"api_key_file\": \"b\"}}}",
