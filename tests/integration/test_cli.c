@@ -305,15 +305,15 @@ Test(cli, check_config_names_every_error_by_path)
     /* review 70: what the ok line and a kafka.properties error quote from the file is printed
      * without its control characters */
     FILE *g = fopen(tmp_path("ctl.json"), "w");
-    fputs("{\"kafka\": {\"brokers\": \"127.0.0.1:9092\"}, \"redis\": {\"host\": "
-          "\"red\\u001b[31mis\\nfake: ok\"}, \"targets\": {\"c\": {\"type\": \"centra_soap\", "
+    fputs("{\"kafka\": {\"brokers\": \"b1:9092\\u001b[31mis\\nfake: ok\"}, \"redis\": {\"host\": "
+          "\"red\"}, \"targets\": {\"c\": {\"type\": \"centra_soap\", "
           "\"url\": \"https://x.example/\", \"username\": \"u\", \"password\": \"p\"}}}",
           g);
     fclose(g);
     snprintf(cmd, sizeof(cmd), "'%s' check-config -c '%s'", iw_build_path("invoice-worker"),
              tmp_path("ctl.json"));
     cr_assert_eq(run(cmd, &out), 0, "%s", stderr_text());
-    cr_assert(strstr(out, "redis red [31mis fake: ok:6379"), "%s", out);
+    cr_assert(strstr(out, "kafka b1:9092 [31mis fake: ok, redis red:6379"), "%s", out);
     cr_assert_null(strchr(out, '\x1b'), "%s", out);
     free(out);
     g = fopen(tmp_path("ctl.json"), "w");

@@ -858,6 +858,14 @@ Test(config, what_run_needs_is_checked_here)
     cr_assert(has_error(&e, "kafka.brokers", "holds '@'"));
     for (size_t i = 0; i < e.count && i < 64; i++)
         cr_assert(!strstr(e.items[i].message, "Passw0rd"), "%s", e.items[i].message);
+    cr_assert_null(parse_errs("{\"redis\": {\"host\": \"red\\u001bis\"},"
+                              " \"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
+                              &e));
+    cr_assert(has_error(&e, "redis.host", "not a URL"), "a control character is no host");
+    cr_assert_not_null(parse_errs("{\"redis\": {\"host\": \"fe80::1%eth0\"},"
+                                  " \"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
+                                  &e),
+                       "an IPv6 address with its zone");
     cr_assert_not_null(parse_errs("{\"redis\": {\"host\": \"redis-0.redis.svc\"},"
                                   " \"kafka\": {\"brokers\": \"SSL://b1:9093,b2:9093\"},"
                                   " \"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
