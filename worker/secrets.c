@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "status.h"
 #include "target.h"
@@ -680,22 +681,31 @@ static int add_url_part(iw_secrets *s, const char *value, size_t n)
     return rc;
 }
 
-/* Whether a query parameter of this name (n bytes) carries a credential: an API key, a token,
- * a signature, a password, or Azure Functions' code. */
+/* Whether a query parameter of this name (n bytes) carries a credential: one of its words
+ * (split at '_', '-', '.' and a capital after a small letter: api_key, x-api-key, apiKey,
+ * access_token) is a credential's, or the whole name is Azure Functions' code. Whole words
+ * only: keyword, author, passage or signal name nothing (review 105). */
 static bool credential_name(const char *name, size_t n)
 {
-    static const char *const part[] = {"key", "token", "secret", "sig", "pass", "pwd", "auth",
-                                       "cred", "session"};
-    char low[64];
-    if (n == 0 || n >= sizeof(low))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        low[i] = (char)tolower((unsigned char)name[i]);
-    low[n] = '\0';
-    for (size_t i = 0; i < sizeof(part) / sizeof(part[0]); i++)
-        if (strstr(low, part[i]))
-            return true;
-    return strcmp(low, "code") == 0;
+    static const char *const words[] = {
+        "key",      "apikey",    "token",        "accesstoken", "authtoken",   "secret",
+        "clientsecret", "sig",   "signature",    "password",    "passwd",      "pass",
+        "pwd",      "auth",      "authorization", "credential", "credentials", "session",
+        "sessionid", "sid",      "apitoken",     "accesskey",   "privatekey",  "secretkey"};
+    if (n == 4 && strncasecmp(name, "code", 4) == 0)
+        return true;
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && !strchr("_-.", name[j]) &&
+               !(isupper((unsigned char)name[j]) && islower((unsigned char)name[j - 1])))
+            j++;
+        size_t len = j - i;
+        for (size_t w = 0; len && w < sizeof(words) / sizeof(words[0]); w++)
+            if (strlen(words[w]) == len && strncasecmp(name + i, words[w], len) == 0)
+                return true;
+        i = j < n && strchr("_-.", name[j]) ? j + 1 : j;
+    }
+    return false;
 }
 
 /* The credentials a URL carries: its userinfo's password, as written (already percent-encoded)
@@ -723,10 +733,12 @@ int iw_secrets_add_url(iw_secrets *s, const char *url)
             memset(dec, 0, strlen(dec));
         free(dec);
         free(user);
-    } else if (at && !colon && at - p >= 4) {
-        char *user = pct_decode(p, (size_t)(at - p));
+    } else if (at && (colon ? colon : at) - p >= 4) {
+        /* no password: a token given as the user, "TOKEN@" or "TOKEN:@" (review 105) */
+        const char *end_user = colon ? colon : at;
+        char *user = pct_decode(p, (size_t)(end_user - p));
         char *pair = user ? malloc(strlen(user) + 2) : NULL;
-        rc = pair ? add_url_part(s, p, (size_t)(at - p)) : IW_ENOMEM;
+        rc = pair ? add_url_part(s, p, (size_t)(end_user - p)) : IW_ENOMEM;
         if (pair) {
             size_t n = (size_t)sprintf(pair, "%s:", user);
             rc = rc ? rc : add_base64(s, pair, n);

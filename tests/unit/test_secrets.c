@@ -111,6 +111,27 @@ Test(secrets, credentials_in_a_url_query_or_user_name_are_masked)
     assert_masked(s, "Z2hwX1VzZXJPbmx5VG9rZW4wMTIzNDU2Nzg5Og=="); /* base64 of "...:" */
     iw_secrets_free(s);
     s = iw_secrets_new();
+    cr_assert_eq(iw_secrets_add_url(s, "https://tokABCDEFG123:@api.example.com/v1"), 0);
+    assert_masked(s, "tokABCDEFG123");
+    assert_masked(s, "dG9rQUJDREVGRzEyMzo="); /* base64 of "tokABCDEFG123:" */
+    iw_secrets_free(s);
+    /* review 105: a name holding a credential's word inside a longer one names nothing */
+    s = iw_secrets_new();
+    cr_assert_eq(iw_secrets_add_url(s, "https://h.example/v1?keyword=invoice&author=billing"
+                                       "&credit_note=true&passthrough=yes1&design=classic"
+                                       "&signal=green&monkey=banana&barcode=12345"),
+                 0);
+    cr_assert_eq(iw_secrets_count(s), 0, "no credential among them");
+    iw_secrets_free(s);
+    s = iw_secrets_new();
+    cr_assert_eq(iw_secrets_add_url(s, "https://h.example/v1?apiKey=K-one-1&x-api-key=K-two-2"
+                                       "&client_secret=K-three-3&SIG=K-four-4&Code=K-five-5"),
+                 0);
+    static const char *const keys[] = {"K-one-1", "K-two-2", "K-three-3", "K-four-4", "K-five-5"};
+    for (size_t i = 0; i < 5; i++)
+        assert_masked(s, keys[i]);
+    iw_secrets_free(s);
+    s = iw_secrets_new();
     cr_assert_eq(iw_secrets_add_url(s, "http://h.example/a?key=abc&token="), 0);
     cr_assert_eq(iw_secrets_count(s), 0, "a value under 4 bytes, or none, names nothing");
     iw_secrets_free(s);
