@@ -2619,8 +2619,11 @@ static int64_t consumer_lag(iw_pipeline *p)
 }
 
 /* Every PROBE_EVERY_MS, asks the brokers (off the loop) where the assigned partitions that
- * nothing was taken from yet stand, and takes their last answer: a worker that starts paused
- * (Redis down) with a backlog waiting, or one idle since its assignment, still counts it. */
+ * nothing was taken from yet, or that are paused, stand, and takes their last answer: a worker
+ * that starts paused (Redis down) with a backlog waiting, or one idle since its assignment,
+ * still counts it, and so does one paused on a partition it read from (review 106: a paused
+ * partition is not fetched, so librdkafka's high watermark for it stood still while events
+ * came in during a Redis outage). */
 #define PROBE_EVERY_MS 5000
 static void probe_lag(iw_pipeline *p, int64_t now)
 {
@@ -2643,7 +2646,7 @@ static void probe_lag(iw_pipeline *p, int64_t now)
     size_t k = 0;
     for (int32_t i = 0; ask && i < p->n_parts; i++) {
         const part *pt = &p->parts[i];
-        if (pt->assigned && took_nothing(pt))
+        if (pt->assigned && (took_nothing(pt) || pt->paused))
             ask[k++] = i;
     }
     if (k) {

@@ -544,6 +544,47 @@ Test(ops, consumer_lag_counts_a_backlog_the_worker_has_not_taken, .init = up, .f
     free(text);
 }
 
+/* Review 106: a Redis outage while the worker runs pauses the partitions it has read from, and a
+ * paused partition is not fetched, so librdkafka's high watermark for it stood still: 30 events
+ * produced during the outage read as lag 0. They must read 30; the oracle is what the test
+ * produced. */
+Test(ops, consumer_lag_counts_a_backlog_that_came_while_paused, .init = up, .fini = down,
+     .timeout = 300)
+{
+    S.http_port = iw_free_port();
+    const char *cfg = iw_stack_config(&S, "w.json", NULL, NULL);
+    cr_assert_not_null(cfg);
+    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
+    produce_n("LAGC", 10, "centra_soap");
+    iw_results r = iw_results_read(&S, "invoice-results", 10, 120000);
+    cr_assert_eq(r.n, 10);
+    iw_results_free(&r);
+    char *text = NULL;
+    cr_assert_eq(lag_becomes(0, 30000, &text), 0.0, "no lag after every result");
+
+    iw_proc_signal(&S.redis.proc, SIGSTOP);
+    long st = 0;
+    for (long long t0 = iw_now_ms(); iw_now_ms() - t0 < 30000 && st != 503; iw_sleep_ms(200)) {
+        char *ready = http_get("/readyz", &st);
+        free(ready);
+    }
+    if (st != 503)
+        iw_proc_signal(&S.redis.proc, SIGCONT);
+    cr_assert_eq(st, 503, "not ready (consumption paused) while Redis answers nothing");
+    produce_n("LAGD", 30, "centra_soap");
+    double lag = lag_becomes(30, 60000, &text);
+    iw_proc_signal(&S.redis.proc, SIGCONT);
+    cr_assert_eq(lag, 30.0, "iw_consumer_lag %g with 30 messages come while paused:\n%s", lag,
+                 text ? text : "");
+
+    r = iw_results_read(&S, "invoice-results", 40, 120000);
+    cr_assert_eq(r.n, 40);
+    iw_results_free(&r);
+    lag = lag_becomes(0, 30000, &text);
+    cr_assert_eq(lag, 0.0, "iw_consumer_lag %g after every result:\n%s", lag, text ? text : "");
+    free(text);
+}
+
 Test(ops, secrets_never_leak, .init = up, .fini = down, .timeout = 300)
 {
     enum { N = 20 };
