@@ -210,6 +210,9 @@ Test(ops, metrics_agree_with_the_result_topic_and_parse, .init = up, .fini = dow
      * own, so a target cannot make one per number (review 52) */
     fault("{\"target\": \"centra_navision\", \"kind\": \"error\", \"status\": 599, "
           "\"count\": 1}");
+    /* nor one of 600 to 999, which curl reads: it was counted as "0", no reply (review 106) */
+    fault("{\"target\": \"centra_navision\", \"kind\": \"error\", \"status\": 799, "
+          "\"count\": 1}");
     produce_n("MX", GOOD, ALL_TARGETS);
     produce_poison(POISON);
 
@@ -267,6 +270,12 @@ Test(ops, metrics_agree_with_the_result_topic_and_parse, .init = up, .fini = dow
                             "5xx", NULL),
                  1.0, "%s", text);
     cr_assert_null(strstr(text, "code=\"599\""), "%s", text);
+    cr_assert_eq(metric_sum(text, "iw_http_requests_total", "target", "centra_navision", "code",
+                            "7xx", NULL),
+                 1.0, "%s", text);
+    cr_assert_eq(metric_sum(text, "iw_http_requests_total", "target", "centra_navision", "code",
+                            "0", NULL),
+                 0.0, "no transport error at centra_navision:\n%s", text);
     iw_results_free(&r);
 
     /* Prometheus' own parser accepts the exposition ... */

@@ -129,8 +129,8 @@ static int parse_error_params(fault *f, const cJSON *spec, char *errbuf, size_t 
         f->statuses[f->n_statuses++] = 503;
     }
     for (int i = 0; i < f->n_statuses; i++) {
-        if (f->statuses[i] < 400 || f->statuses[i] > 599) {
-            snprintf(errbuf, errlen, "status %d: must be 400..599", f->statuses[i]);
+        if (f->statuses[i] < 400 || f->statuses[i] > 999) { /* a 7xx is one curl reads */
+            snprintf(errbuf, errlen, "status %d: must be 400..999", f->statuses[i]);
             return -1;
         }
     }
