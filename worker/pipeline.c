@@ -702,16 +702,21 @@ static unsigned omit_more(bool letter, unsigned omit, const msg *m)
 
 /* Logs msg_text about a result or dead letter of m, with where m is and its sizes, and one
  * more field. */
-static void log_sizes(iw_log_level lvl, const char *msg_text, const msg *m, const char *field,
-                      const char *value)
+/* One line about j's result or dead letter and the sizes of its event's key and value: which
+ * event and target it is for (review 106: two targets' letters gave two like lines). */
+static void log_sizes(const iw_pipeline *p, iw_log_level lvl, const char *msg_text, const job *j,
+                      const char *field, const char *value)
 {
+    const msg *m = j->m;
     char pnum[IW_TEXT_I64_LEN], off[IW_TEXT_I64_LEN], kb[IW_TEXT_I64_LEN], vb[IW_TEXT_I64_LEN];
+    char eid[320];
     iw_text_i64(pnum, m->partition);
     iw_text_i64(off, m->we.offset);
     iw_text_i64(kb, (int64_t)m->key_len);
     iw_text_i64(vb, (int64_t)m->value_len);
-    iw_log(lvl, msg_text, "partition", pnum, "offset", off, "key_bytes", kb, "value_bytes", vb,
-           field, value, NULL);
+    event_id_of(p, m, eid, sizeof(eid));
+    iw_log(lvl, msg_text, "event_id", eid, "target", j->target, "partition", pnum, "offset", off,
+           "key_bytes", kb, "value_bytes", vb, field, value, NULL);
 }
 
 static void header_size(rd_kafka_headers_t *h, const char *name, size_t n)
@@ -783,17 +788,17 @@ static rd_kafka_resp_err_t produce_fitting(iw_pipeline *p, job *j, bool letter, 
             return e;
         unsigned more = omit_more(letter, omit, j->m);
         if (!size_refused(e) || more == omit) {
-            log_sizes(IW_LOG_ERROR,
+            log_sizes(p, IW_LOG_ERROR,
                       letter ? "cannot produce the dead letter; stopping"
                              : "cannot produce the result; stopping",
-                      j->m, "error", e ? rd_kafka_err2str(e) : "out of memory");
+                      j, "error", e ? rd_kafka_err2str(e) : "out of memory");
             return e;
         }
         omit = more;
-        log_sizes(IW_LOG_WARN,
+        log_sizes(p, IW_LOG_WARN,
                   letter ? "dead letter too large for Kafka; sending it shorter"
                          : "result too large for Kafka; sending it without the event's key",
-                  j->m, "left_out",
+                  j, "left_out",
                   omit & OMIT_VALUE ? (omit & OMIT_KEY ? "value,key" : "value") : "key");
     }
 }
@@ -890,9 +895,10 @@ static void publish_now(iw_pipeline *p, job *j)
     iw_log_level lvl =
         j->status == IW_RES_FAILED || j->status == IW_RES_REJECTED ? IW_LOG_WARN : IW_LOG_INFO;
     if (iw_log_enabled(lvl)) {
-        char att[IW_TEXT_I64_LEN];
+        char att[IW_TEXT_I64_LEN], eid[320];
         iw_text_i64(att, j->attempts);
-        iw_log(lvl, "result", "event_id", m->ev ? m->ev->event_id : NULL, "invoice_id",
+        event_id_of(p, m, eid, sizeof(eid)); /* a poison event's too, as its result (review 106) */
+        iw_log(lvl, "result", "event_id", eid, "invoice_id",
                m->ev ? m->ev->invoice.id : NULL, "target", j->target, "status",
                STATUS_NAMES[j->status], "attempts", att, "error_kind",
                j->error_kind ? iw_error_kind_str(j->error_kind) : NULL, "error",

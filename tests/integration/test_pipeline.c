@@ -926,9 +926,10 @@ Test(pipeline, the_largest_version_is_exact_in_the_result, .init = up, .fini = d
     free(ev);
 }
 
-/* The "poison event" line of worker.log (parsed; caller cJSON_Delete's) naming this partition
- * and offset, or NULL. */
-static cJSON *poison_log_line(const char *partition, const char *offset)
+/* The first line of worker.log (parsed; caller cJSON_Delete's) whose msg is msg_text and whose
+ * fields f1 and f2 hold v1 and v2 (f2 NULL: f1 alone), or NULL. */
+static cJSON *log_line(const char *msg_text, const char *f1, const char *v1, const char *f2,
+                       const char *v2)
 {
     char path[512];
     snprintf(path, sizeof(path), "%s/worker.log", S.dir);
@@ -938,9 +939,9 @@ static cJSON *poison_log_line(const char *partition, const char *offset)
     for (char *line = strtok(log, "\n"); line && !found; line = strtok(NULL, "\n")) {
         cJSON *o = cJSON_Parse(line);
         const char *msg = iw_json_str(o, "msg");
-        const char *p = iw_json_str(o, "partition"), *off = iw_json_str(o, "offset");
-        if (msg && strcmp(msg, "poison event") == 0 && p && off && strcmp(p, partition) == 0 &&
-            strcmp(off, offset) == 0)
+        const char *a = iw_json_str(o, f1), *b = f2 ? iw_json_str(o, f2) : NULL;
+        if (msg && strcmp(msg, msg_text) == 0 && a && strcmp(a, v1) == 0 &&
+            (!f2 || (b && strcmp(b, v2) == 0)))
             found = o;
         else
             cJSON_Delete(o);
@@ -1019,12 +1020,16 @@ Test(pipeline, a_dead_letter_keeps_the_message_as_it_came_and_its_log_line_names
             cr_assert_str_eq(err, "header x-iw-replay-target is empty");
         }
         cr_assert(dl[i].value_null || dl[i].len == strlen(dl[i].value));
-        cJSON *line = poison_log_line(part, off);
+        cJSON *line = log_line("poison event", "partition", part, "offset", off);
         cr_assert_not_null(line, "no poison log line for %s:%s", part, off);
         char eid[128];
         snprintf(eid, sizeof(eid), "kafka:invoice-events:%s:%s", part, off);
         cr_assert_str_eq(iw_json_str(line, "event_id"), eid);
         cr_assert_str_eq(iw_json_str(line, "reason"), err);
+        cJSON_Delete(line);
+        /* and its result's line, as its result names it (review 106: it named none) */
+        line = log_line("result", "event_id", eid, "status", "rejected");
+        cr_assert_not_null(line, "no result log line for %s", eid);
         cJSON_Delete(line);
         free(err);
         free(part);

@@ -622,6 +622,24 @@ Test(replay, a_letter_without_its_value_or_key_is_not_sent, .init = up, .fini = 
     cr_assert_geq(big_at, 0);
     cr_assert_geq(keyless_at, 0);
     iw_kmsgs_free(dl, ndl);
+    /* the worker's line about the shortened letter names its event (review 106: it named
+     * neither the event nor the target) */
+    char logpath[512], tail[48];
+    snprintf(logpath, sizeof(logpath), "%s/worker.log", S.dir);
+    snprintf(tail, sizeof(tail), ":%lld", (long long)big_at);
+    char *log = iw_read_file(logpath, NULL);
+    cr_assert_not_null(log);
+    bool named = false;
+    for (char *line = strtok(log, "\n"); line && !named; line = strtok(NULL, "\n")) {
+        cJSON *o = cJSON_Parse(line);
+        const char *msg = iw_json_str(o, "msg"), *eid = iw_json_str(o, "event_id");
+        named = msg && strcmp(msg, "dead letter too large for Kafka; sending it shorter") == 0 &&
+                eid && strncmp(eid, "kafka:invoice-events:", 21) == 0 &&
+                strlen(eid) > strlen(tail) && strcmp(eid + strlen(eid) - strlen(tail), tail) == 0;
+        cJSON_Delete(o);
+    }
+    free(log);
+    cr_assert(named, "no line names the shortened letter's event (offset %lld)", (long long)big_at);
     cr_assert_eq(topic_end("invoice-events"), 3);
 
     char *out = NULL;
