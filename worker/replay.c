@@ -57,7 +57,8 @@ static const char REPLAY_USAGE[] =
     "  -b, --brokers LIST   bootstrap servers instead of kafka.brokers\n"
     "  --target NAME        only letters of this target instance (header x-iw-target)\n"
     "  --kind KIND          only this error kind (header x-iw-error-kind): validation, auth,\n"
-    "                       remote, transport, timeout, rate_limited, exhausted, unavailable\n"
+    "                       remote, transport, exhausted, unavailable (a call retried after\n"
+    "                       timeouts or 429s until its limits ran out ends exhausted)\n"
     "  --since WHEN         only letters dead-lettered at or after WHEN\n"
     "  --until WHEN         only letters dead-lettered before WHEN\n"
     "                       WHEN is RFC 3339 (2026-11-21T10:04:05Z, ...+01:00), a date\n"
@@ -1069,8 +1070,17 @@ static int parse_args(int argc, char **argv, filters *f, const char **cpath, con
             if (k > IW_ERR_UNAVAILABLE) {
                 fprintf(stderr,
                         "replay: --kind %s: not an error kind (validation, auth, remote, "
-                        "transport, timeout, rate_limited, exhausted, unavailable)\n",
+                        "transport, exhausted, unavailable)\n",
                         optarg);
+                return 2;
+            }
+            /* retried kinds: their calls end exhausted, so no letter carries them (review 106:
+             * such a filter matched nothing, silently) */
+            if (k == IW_ERR_TIMEOUT || k == IW_ERR_RATE_LIMITED) {
+                fprintf(stderr,
+                        "replay: --kind %s: no dead letter carries it: a call retried after "
+                        "%s until its limits ran out ends exhausted (--kind exhausted)\n",
+                        optarg, k == IW_ERR_TIMEOUT ? "timeouts" : "429s");
                 return 2;
             }
             f->kind = optarg;

@@ -352,6 +352,14 @@ Test(replay, filters_choose_exactly_what_they_name, .init = up, .fini = down, .t
     /* mistakes are usage errors and send nothing */
     cr_assert_eq(cli(&out, "replay -c '%s' --kind nonsense", cfgpath), 2);
     free(out);
+    /* review 106: a retried kind is on no letter (its calls end exhausted): said, not matched
+     * silently against nothing */
+    cr_assert_eq(cli(&out, "replay -c '%s' --kind timeout", cfgpath), 2);
+    free(out);
+    char *why = cli_err();
+    cr_assert(strstr(why, "no dead letter carries it") && strstr(why, "--kind exhausted"), "%s",
+              why);
+    free(why);
     cr_assert_eq(cli(&out, "replay -c '%s' --since yesterday", cfgpath), 2);
     free(out);
     /* review 69: a day the month does not have was taken as one of the next month's, and an
