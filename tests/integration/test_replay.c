@@ -889,16 +889,20 @@ Test(replay, send_keys_each_event_tenant_slash_invoice_id_whole, .init = up, .fi
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
     fprintf(f, "%s\n%s\n", a, b);
+    /* --no-check (review 106): an invalid event whose tenant and invoice id are readable is
+     * keyed by them as upstream would key it; one without them has no key, not an empty one */
+    fprintf(f, "{\"tenant\": \"acme\", \"invoice\": {\"id\": \"INV-BAD\", \"total\": \"x\"}}\n"
+               "{\"schema\": 7}\n");
     fclose(f);
     free(a);
     free(b);
 
     char *out = NULL;
-    cr_assert_eq(cli(&out, "send -b '%s' --lines '%s'", S.brokers, path), 0);
+    cr_assert_eq(cli(&out, "send -b '%s' --lines --no-check '%s'", S.brokers, path), 0);
     free(out);
     iw_kmsg *m = NULL;
-    size_t n = iw_kafka_read_all(S.brokers, "invoice-events", 2, 30000, 2000, &m);
-    cr_assert_eq(n, 2);
+    size_t n = iw_kafka_read_all(S.brokers, "invoice-events", 4, 30000, 2000, &m);
+    cr_assert_eq(n, 4);
     char want[1100];
     snprintf(want, sizeof(want), "acme/%s", long_id);
     size_t seen = 0;
@@ -907,12 +911,19 @@ Test(replay, send_keys_each_event_tenant_slash_invoice_id_whole, .init = up, .fi
             cr_expect(strcmp(m[i].key, want) == 0, "a key of %zu bytes, expected %zu",
                       strlen(m[i].key), strlen(want));
             seen |= 1;
+        } else if (strstr(m[i].value, "INV-BAD")) {
+            cr_expect(!m[i].key_null && strcmp(m[i].key, "acme/INV-BAD") == 0, "key %s",
+                      m[i].key_null ? "(none)" : m[i].key);
+            seen |= 4;
+        } else if (strcmp(m[i].value, "{\"schema\": 7}") == 0) {
+            cr_expect(m[i].key_null, "no key, not an empty one");
+            seen |= 8;
         } else {
             cr_expect_str_eq(m[i].key, "tenant-b/INV-7");
             seen |= 2;
         }
     }
-    cr_expect_eq(seen, 3);
+    cr_expect_eq(seen, 15);
     iw_kmsgs_free(m, n);
 }
 
