@@ -1030,7 +1030,16 @@ Test(mapping_file, json_replies_by_pointer_status_and_retry_codes)
                                          {"9007199254740993", ""},
                                          {"123456789012345678901234567890", ""},
                                          {"1.2345678901234567890", ""},
-                                         {"1e21", ""}};
+                                         {"1e21", ""},
+                                         /* review 108: read through the double, these were
+                                          * 12, 0.1 and 0: as written they are none of them */
+                                         {"12.0000000000000001", ""},
+                                         {"0.10000000000000001", ""},
+                                         {"1e-400", ""},
+                                         {"12.000000000000000000", "12"},
+                                         {"1.5E+2", "150"},
+                                         {"-0.0", "0"},
+                                         {"2.5e-1", "0.25"}};
     for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
         char reply[128];
         snprintf(reply, sizeof(reply), "{\"result\":{\"status\":\"ok\",\"id\":%s}}", ids[i][0]);
@@ -1434,6 +1443,37 @@ Test(mapping, digits_ids_and_a_json_row_as_an_array_of_its_one_object)
               "\"path\":\"invoice.id\"}]}}",
               msg, sizeof(msg), NULL);
     cr_assert(strstr(msg, "mapping.body.root.children[0].as: \"string\""), "%s", msg);
+}
+
+/* Review 108: a JSON number is judged as the reply writes it, not as the double it reads as:
+ * 0.99999999999999999 is no 1, and an id in an array behind strings, objects and arrays holding
+ * quotes, brackets and escapes is found where it is written. */
+Test(mapping_file, a_json_number_is_judged_as_written)
+{
+    setenv("IW_TEST_MAPPING_TOKEN", "tok-456", 1);
+    char json[4096];
+    snprintf(json, sizeof(json),
+             "%s\"reply\":{\"format\":\"json\",\"success\":{\"path\":\"/s\",\"equals\":"
+             "[\"1\"]},\"target_ref\":\"/list/2/id\"}}",
+             FILE_HEAD);
+    iw_target_conf tc = conf_with(temp_file(json));
+    iw_outcome o = classify_with(&tc, 200, "{\"s\":0.99999999999999999}", NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT, "%s", o.message);
+    o = classify_with(&tc, 200, "{\"s\":1.0E0}", NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_OK, "%s", o.message);
+    static const char *const reply =
+        "\xEF\xBB\xBF {\"a\\\"]}\" : [\"x]}\\\\\", {\"b\": [1, {\"c\": \"}\"}]}],"
+        " \"list\" : [ {\"id\": 5}, [ [], {} ], {\"n\": \"{[\", \"id\" : 12.0000000000000001 } ],"
+        " \"s\": 1}";
+    o = classify_with(&tc, 200, reply, NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_OK, "%s", o.message);
+    cr_assert_str_eq(o.target_ref, "", "12.0000000000000001 is not the id 12");
+    char other[512];
+    snprintf(other, sizeof(other), "%s", reply);
+    char *at = strstr(other, "12.0000000000000001");
+    memcpy(at, "42.0000000000000000", 19);
+    o = classify_with(&tc, 200, other, NULL);
+    cr_assert_str_eq(o.target_ref, "42", "found where it is written");
 }
 
 /* Review 96: a success path without `equals` took `false` and an XPath's false for yes, and an

@@ -934,21 +934,62 @@ static xmatch xpath_text(xmlDocPtr doc, const char *expr, char *buf, size_t len)
     return m;
 }
 
+/* Whether the JSON number literal lit (n bytes) is a whole number, and how many significant
+ * digits it has (from the first non-zero digit to the last). */
+static void literal_shape(const char *lit, size_t n, bool *whole, int *sig)
+{
+    size_t i = lit[0] == '-' ? 1 : 0, point = n, e = n;
+    for (size_t k = i; k < n; k++) {
+        if (lit[k] == '.')
+            point = k;
+        else if (lit[k] == 'e' || lit[k] == 'E') {
+            e = k;
+            break;
+        }
+    }
+    long exp10 = e < n ? strtol(lit + e + 1, NULL, 10) : 0;
+    if (exp10 > 400 || exp10 < -400)
+        exp10 = exp10 > 0 ? 400 : -400;
+    /* digit k (0-based, over the digits alone) stands at 10^(intdigits - 1 - k + exp10) */
+    long intdigits = (long)((point < e ? point : e) - i);
+    long first = -1, last = -1, d = 0;
+    for (size_t k = i; k < e; k++) {
+        if (lit[k] == '.')
+            continue;
+        if (lit[k] != '0') {
+            if (first < 0)
+                first = d;
+            last = d;
+        }
+        d++;
+    }
+    *sig = first < 0 ? 0 : (int)(last - first + 1);
+    *whole = first < 0 || intdigits - 1 - last + exp10 >= 0;
+}
+
 /* A JSON number of a reply as text: a whole number below 2^53 written out in full (an id as
  * sent, never 1e+15), a fraction in the shortest form that reads back as the same double (0.1,
  * not 0.10000000000000001). "" (and false) for a number the reader (a double) may not have
  * kept as written: a whole number from 2^53 on (9007199254740993 reads as ...992: an id of
  * another record) or a fraction of more than 15 significant digits. Such a value is there but
- * not read: a success path finds it, a target_ref is left out, an `equals` never matches it. */
-static bool number_text(double v, char *buf, size_t len)
+ * not read: a success path finds it, a target_ref is left out, an `equals` never matches it.
+ * lit (n bytes), the number as the reply writes it, decides (review 108: 12.0000000000000001
+ * reads as the double 12, and was published as the reference 12); without it, the double. */
+static bool number_text(const char *lit, size_t n, double v, char *buf, size_t len)
 {
     buf[0] = '\0';
+    bool whole = v == floor(v);
+    int sig = 0;
+    if (lit && n)
+        literal_shape(lit, n, &whole, &sig);
     /* the range first: converting a double outside int64_t (1e300, NaN) is undefined */
-    if (v > -9007199254740992.0 && v < 9007199254740992.0 && v == (double)(int64_t)v) {
+    if (whole) {
+        if (!(v > -9007199254740992.0 && v < 9007199254740992.0) || v != (double)(int64_t)v)
+            return false;
         snprintf(buf, len, "%lld", (long long)v);
         return true;
     }
-    if (v == floor(v) || !isfinite(v))
+    if (!isfinite(v) || (lit && n && (sig > 15 || (sig > 0 && v == 0)))) /* 1e-400 is no 0 */
         return false;
     snprintf(buf, len, "%.15g", v);
     if (strtod(buf, NULL) == v)
@@ -957,11 +998,51 @@ static bool number_text(double v, char *buf, size_t len)
     return false;
 }
 
-/* The value at a JSON pointer (RFC 6901), NULL when there is none. */
-static const cJSON *pointer_value(const cJSON *root, const char *ptr)
+/* Past JSON white space at p (before e). */
+static const char *json_ws(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        p++;
+    return p;
+}
+
+/* Past the JSON value at p (valid JSON: the reply was parsed), before e. */
+static const char *json_skip(const char *p, const char *e)
+{
+    p = json_ws(p, e);
+    if (p < e && *p == '"') {
+        for (p++; p < e && *p != '"'; p++)
+            p += *p == '\\';
+        return p < e ? p + 1 : e;
+    }
+    if (p < e && (*p == '{' || *p == '[')) {
+        int depth = 0;
+        while (p < e) {
+            if (*p == '"') {
+                p = json_skip(p, e);
+                continue;
+            }
+            depth += *p == '{' || *p == '[';
+            if ((*p == '}' || *p == ']') && --depth == 0)
+                return p + 1;
+            p++;
+        }
+        return e;
+    }
+    while (p < e && !strchr(",]} \t\r\n", *p))
+        p++;
+    return p;
+}
+
+/* The value at a JSON pointer (RFC 6901), NULL when there is none. With the reply's text (body,
+ * len: what root was parsed from), *lit and *litlen get where the value is written in it. */
+static const cJSON *pointer_value_at(const cJSON *root, const char *ptr, const char *body,
+                                     size_t len, const char **lit, size_t *litlen)
 {
     if (!root || !ptr)
         return NULL;
+    const char *e = body ? body + len : NULL;
+    const char *at = body && len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0 ? body + 3 : body;
     const cJSON *v = root;
     for (const char *p = ptr; v && *p == '/';) {
         p++;
@@ -974,6 +1055,7 @@ static const cJSON *pointer_value(const cJSON *root, const char *ptr)
                 tok[n++] = *p;
         }
         tok[n] = '\0';
+        const cJSON *parent = v;
         if (cJSON_IsArray(v)) {
             char *end;
             long k = strtol(tok, &end, 10);
@@ -981,23 +1063,50 @@ static const cJSON *pointer_value(const cJSON *root, const char *ptr)
         } else {
             v = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, tok) : NULL;
         }
+        /* the child's place in its parent (keys are unique: a reply with a key twice is not
+         * read), then as many members or elements skipped in the text */
+        if (at && v) {
+            at = json_ws(at, e) + 1; /* past { or [ */
+            for (const cJSON *c = parent->child; c && c != v; c = c->next) {
+                if (cJSON_IsObject(parent))
+                    at = json_ws(json_skip(at, e), e) + 1; /* the key and its colon */
+                at = json_ws(json_skip(at, e), e) + 1;     /* the value and its comma */
+            }
+            if (cJSON_IsObject(parent))
+                at = json_ws(json_skip(at, e), e) + 1;
+            if (at > e)
+                at = NULL;
+        }
+    }
+    if (at && v && lit) {
+        at = json_ws(at, e);
+        *lit = at;
+        *litlen = (size_t)(json_skip(at, e) - at);
     }
     return v;
 }
 
+static const cJSON *pointer_value(const cJSON *root, const char *ptr)
+{
+    return pointer_value_at(root, ptr, NULL, 0, NULL, NULL);
+}
+
 /* The value at a JSON pointer as text into buf; false when there is none (or it is null). */
-static bool pointer_text(const cJSON *root, const char *ptr, char *buf, size_t len)
+static bool pointer_text(const cJSON *root, const char *body, size_t blen, const char *ptr,
+                         char *buf, size_t len)
 {
     buf[0] = '\0';
-    const cJSON *v = pointer_value(root, ptr);
+    const char *lit = NULL;
+    size_t litlen = 0;
+    const cJSON *v = pointer_value_at(root, ptr, body, blen, &lit, &litlen);
     if (!v)
         return false;
     if (cJSON_IsString(v))
         snprintf(buf, len, "%s", v->valuestring);
     else if (cJSON_IsBool(v))
         snprintf(buf, len, "%s", cJSON_IsTrue(v) ? "true" : "false");
-    else if (cJSON_IsNumber(v))
-        number_text(v->valuedouble, buf, len); /* "" when not held as written: present, unread */
+    else if (cJSON_IsNumber(v)) /* "" when not held as written: present, unread */
+        number_text(lit, litlen, v->valuedouble, buf, len);
     else if (!cJSON_IsNull(v))
         snprintf(buf, len, "%s", cJSON_IsObject(v) ? "(an object)" : "(an array)");
     return !cJSON_IsNull(v);
@@ -1006,6 +1115,8 @@ static bool pointer_text(const cJSON *root, const char *ptr, char *buf, size_t l
 typedef struct reply_doc {
     xmlDocPtr xml;
     cJSON *json;
+    const char *body; /* what json was parsed from */
+    size_t len;
 } reply_doc;
 
 /* The text at path into buf, as the reply has it (cut to fit): the
@@ -1015,7 +1126,7 @@ static xmatch read_at(const iw_generic *g, const reply_doc *d, const char *path,
                       size_t len)
 {
     if (g->reply == REPLY_JSON)
-        return pointer_text(d->json, path, buf, len) ? XM_ONE : XM_NONE;
+        return pointer_text(d->json, d->body, d->len, path, buf, len) ? XM_ONE : XM_NONE;
     return xpath_text(d->xml, path, buf, len);
 }
 
@@ -1166,7 +1277,7 @@ static void generic_classify(const iw_target_conf *tc, const iw_response *resp, 
         iw_outcome_set(out, IW_OUTCOME_PERMANENT, IW_ERR_VALIDATION, "mapping", "%s", err);
         return;
     }
-    reply_doc d = {NULL, NULL};
+    reply_doc d = {NULL, NULL, resp->body, resp->body_len};
     iw_soap_reply rep;
     memset(&rep, 0, sizeof(rep));
     memset(out, 0, sizeof(*out));
