@@ -198,6 +198,23 @@ static __int128 pow10_128(int n)
  * as a percentage of unit_price x quantity, when that is exact within 6 decimals. Returns 0
  * (pct->set false when there is no discount) or IW_EINVAL when the amount is not an exact
  * percentage. */
+/* d without the zeros that end its fraction: 19.9900 is 19.99. */
+static iw_decimal trimmed(iw_decimal d)
+{
+    while (d.scale > 0 && d.coef % 10 == 0)
+        d.coef /= 10, d.scale--;
+    return d;
+}
+
+static __int128 gcd128(__int128 a, __int128 b)
+{
+    while (b) {
+        __int128 t = a % b;
+        a = b, b = t;
+    }
+    return a ? a : 1;
+}
+
 static int line_discount(const iw_line *ln, iw_amount *pct)
 {
     memset(pct, 0, sizeof(*pct));
@@ -215,20 +232,25 @@ static int line_discount(const iw_line *ln, iw_amount *pct)
         return IW_EINVAL;
     /* The gross exactly: two 64-bit coefficients multiply within 128 bits, at the sum of the
      * scales (iw_decimal_mul rounds past 18 decimals, and a rounded gross can make a ratio
-     * that is not exact look exact: 1.0000000011 of 1.0000000001 x 1.000000001 is not 100%). */
-    __int128 gcoef = (__int128)ln->unit_price.value.coef * ln->quantity.value.coef;
-    int gscale = ln->unit_price.value.scale + ln->quantity.value.scale;
+     * that is not exact look exact: 1.0000000011 of 1.0000000001 x 1.000000001 is not 100%).
+     * Trailing zeros first: 19.9900000000000000 x 3.0000000000000000 is 19.99 x 3 (review 108:
+     * their product overflowed, and an exact percentage was refused as inexact). */
+    iw_decimal up = trimmed(ln->unit_price.value), qty = trimmed(ln->quantity.value);
+    __int128 gcoef = (__int128)up.coef * qty.coef;
+    int gscale = up.scale + qty.scale;
     if (gcoef <= 0)
         return IW_EINVAL;
-    /* pct = amount * 100 / gross, both brought to one scale; a product past 128 bits means
-     * no exact percentage this can state */
-    iw_decimal a = ln->discount_amount.value;
+    /* pct = amount * 100 / gross, both brought to one scale and reduced; a product past 128
+     * bits means no exact percentage this can state */
+    iw_decimal a = trimmed(ln->discount_amount.value);
     int sc = a.scale > gscale ? a.scale : gscale;
     __int128 num, den;
     if (sc > 38 || __builtin_mul_overflow((__int128)a.coef, pow10_128(sc - a.scale), &num) ||
         __builtin_mul_overflow(num, (__int128)100, &num) ||
         __builtin_mul_overflow(gcoef, pow10_128(sc - gscale), &den))
         return IW_EINVAL;
+    __int128 g = gcd128(num < 0 ? -num : num, den);
+    num /= g, den /= g;
     for (int k = 0; k <= 6; k++) {
         __int128 n;
         if (__builtin_mul_overflow(num, pow10_128(k), &n))
@@ -334,6 +356,8 @@ static int validate_line(const iw_line *ln, size_t i, const iw_target_conf *tc, 
         (iw_decimal_sign(ln->discount_pct.value) < 0 ||
          iw_decimal_cmp(ln->discount_pct.value, iw_decimal_from_int(100)) > 0))
         FAIL("invoice.lines[%zu].discount_pct: must be between 0 and 100", i);
+    if (ln->discount_amount.set && iw_decimal_sign(ln->discount_amount.value) < 0)
+        FAIL("invoice.lines[%zu].discount_amount: must not be negative", i); /* review 108 */
     iw_amount pct;
     if (line_discount(ln, &pct) != 0) {
         iw_decimal_format(ln->discount_amount.value, buf, sizeof(buf));
