@@ -844,6 +844,13 @@ static void redo_refused(iw_pipeline *p)
                    "topic", letter ? p->cfg->dlq_topic : p->cfg->result_topic, NULL);
             produce_failed(p, j, RD_KAFKA_RESP_ERR__FAIL);
         } else {
+            if (omit) /* which event's letter or result goes shorter (review 107) */
+                log_sizes(p, IW_LOG_WARN,
+                          letter ? "dead letter too large for the broker; sending it shorter"
+                                 : "result too large for the broker; sending it without the "
+                                   "event's key",
+                          j, "left_out",
+                          omit & OMIT_VALUE ? (omit & OMIT_KEY ? "value,key" : "value") : "key");
             rd_kafka_resp_err_t e = produce_fitting(p, j, letter, omit);
             if (e)
                 produce_failed(p, j, e);

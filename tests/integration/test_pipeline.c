@@ -637,8 +637,12 @@ Test(pipeline, a_batch_the_broker_refuses_as_too_large_is_sent_again_whole, .ini
     free(good);
 }
 
+static cJSON *log_line(const char *msg_text, const char *f1, const char *v1, const char *f2,
+                       const char *v2);
+
 /* The same for a poison event with a 70,000-byte key: its result and dead letter are large
- * themselves, so once refused they go again without the key (the letter keeps its value). */
+ * themselves, so once refused they go again without the key (the letter keeps its value), and
+ * a log line names the event whose message went shorter (review 107). */
 Test(pipeline, a_large_message_the_broker_refuses_is_sent_shorter, .init = up, .fini = down,
      .timeout = 300)
 {
@@ -670,6 +674,20 @@ Test(pipeline, a_large_message_the_broker_refuses_is_sent_shorter, .init = up, .
         }
     }
     cr_assert_geq(shortened, 1, "a refused large message went again without its key");
+    char *part = iw_kmsg_header(&dl[0], "x-iw-source-partition");
+    char *off = iw_kmsg_header(&dl[0], "x-iw-source-offset");
+    cr_assert(part && off);
+    char eid[96];
+    snprintf(eid, sizeof(eid), "kafka:invoice-events:%s:%s", part, off);
+    cJSON *line = log_line("result too large for the broker; sending it without the event's key",
+                           "event_id", eid, NULL, NULL);
+    if (!line)
+        line = log_line("dead letter too large for the broker; sending it shorter", "event_id",
+                        eid, NULL, NULL);
+    cr_assert_not_null(line, "no line names %s, whose message went shorter", eid);
+    cJSON_Delete(line);
+    free(part);
+    free(off);
     iw_kmsgs_free(dl, n);
     iw_results_free(&r);
     cr_assert_eq(iw_proc_stop(&W, 30000), 0, "the worker ran on and stopped cleanly");
