@@ -681,29 +681,69 @@ static int add_url_part(iw_secrets *s, const char *value, size_t n)
     return rc;
 }
 
-/* Whether a query parameter of this name (n bytes) carries a credential: one of its words
- * (split at '_', '-', '.' and a capital after a small letter: api_key, x-api-key, apiKey,
- * access_token) is a credential's, or the whole name is Azure Functions' code. Whole words
- * only: keyword, author, passage or signal name nothing (review 105). */
-static bool credential_name(const char *name, size_t n)
+/* Whether a word of a query parameter's name (n bytes, small letters or digits) is a
+ * credential's: one of the words, or a compound ending in one of the endings (appkey,
+ * sessiontoken, appsecret), but not an English word that ends so (monkey). */
+static bool credential_word(const char *w, size_t n)
 {
     static const char *const words[] = {
-        "key",      "apikey",    "token",        "accesstoken", "authtoken",   "secret",
-        "clientsecret", "sig",   "signature",    "password",    "passwd",      "pass",
-        "pwd",      "auth",      "authorization", "credential", "credentials", "session",
-        "sessionid", "sid",      "apitoken",     "accesskey",   "privatekey",  "secretkey"};
-    if (n == 4 && strncasecmp(name, "code", 4) == 0)
+        "key",  "token", "secret", "sig",  "sign", "signature", "password", "passwd",
+        "pass", "pwd",   "passphrase", "passcode", "auth", "authorization", "credential",
+        "credentials", "session", "sessionid", "sid", "jwt", "bearer", "hmac", "otp"};
+    static const char *const endings[] = {"key",       "token",      "secret",     "password",
+                                          "passwd",    "signature",  "credential", "credentials",
+                                          "sessionid", "passphrase"};
+    static const char *const english[] = {"monkey", "turkey", "hockey", "donkey", "whiskey",
+                                          "jockey", "lackey", "malarkey"};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strlen(words[i]) == n && memcmp(w, words[i], n) == 0)
+            return true;
+    for (size_t i = 0; i < sizeof(english) / sizeof(english[0]); i++)
+        if (strlen(english[i]) == n && memcmp(w, english[i], n) == 0)
+            return false;
+    for (size_t i = 0; i < sizeof(endings) / sizeof(endings[0]); i++) {
+        size_t k = strlen(endings[i]);
+        if (n > k && memcmp(w + n - k, endings[i], k) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Whether a query parameter of this name (n bytes, as the URL writes it) carries a credential:
+ * Azure Functions' code, or a name one of whose words is a credential's (credential_word).
+ * The name is read %XX-decoded (api%5Fkey) and split into words at every byte that is no
+ * letter or digit (user[password], x-api-key), at a small letter followed by a capital
+ * (apiKey) and between letters and digits (token2). keyword, author, passage or signal name
+ * nothing (review 105); appkey, auth[token] or sig2 do (review 107). */
+static bool credential_name(const char *name, size_t n)
+{
+    char dec[96], low[96];
+    if (n == 0 || n >= sizeof(dec))
+        return false;
+    char *d = pct_decode(name, n);
+    if (!d)
+        return true; /* out of memory: mask rather than leak */
+    size_t len = strlen(d) < sizeof(dec) ? strlen(d) : sizeof(dec) - 1;
+    memcpy(dec, d, len);
+    dec[len] = '\0';
+    free(d);
+    for (size_t i = 0; i <= len; i++)
+        low[i] = (char)tolower((unsigned char)dec[i]);
+    if (strcmp(low, "code") == 0)
         return true;
-    for (size_t i = 0; i < n;) {
+    for (size_t i = 0; i < len;) {
+        if (!isalnum((unsigned char)dec[i])) {
+            i++;
+            continue;
+        }
         size_t j = i + 1;
-        while (j < n && !strchr("_-.", name[j]) &&
-               !(isupper((unsigned char)name[j]) && islower((unsigned char)name[j - 1])))
+        while (j < len && isalnum((unsigned char)dec[j]) &&
+               !(isupper((unsigned char)dec[j]) && islower((unsigned char)dec[j - 1])) &&
+               !isdigit((unsigned char)dec[j]) == !isdigit((unsigned char)dec[j - 1]))
             j++;
-        size_t len = j - i;
-        for (size_t w = 0; len && w < sizeof(words) / sizeof(words[0]); w++)
-            if (strlen(words[w]) == len && strncasecmp(name + i, words[w], len) == 0)
-                return true;
-        i = j < n && strchr("_-.", name[j]) ? j + 1 : j;
+        if (credential_word(low + i, j - i))
+            return true;
+        i = j;
     }
     return false;
 }

@@ -45,6 +45,9 @@ static void dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
  * it (review 106: it went with an empty key); false (no key) otherwise. */
 static bool loose_key(const char *json, size_t len, char *key, size_t keylen)
 {
+    /* a \u0000 would cut a name short, to another tenant's or invoice's (review 107) */
+    if (memmem(json, len, "\\u0000", 6))
+        return false;
     cJSON *j = cJSON_ParseWithLength(json, len);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "tenant");
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(

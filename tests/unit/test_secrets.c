@@ -119,7 +119,8 @@ Test(secrets, credentials_in_a_url_query_or_user_name_are_masked)
     s = iw_secrets_new();
     cr_assert_eq(iw_secrets_add_url(s, "https://h.example/v1?keyword=invoice&author=billing"
                                        "&credit_note=true&passthrough=yes1&design=classic"
-                                       "&signal=green&monkey=banana&barcode=12345"),
+                                       "&signal=green&monkey=banana&barcode=12345"
+                                       "&sessions=many1&Turkey=country"),
                  0);
     cr_assert_eq(iw_secrets_count(s), 0, "no credential among them");
     iw_secrets_free(s);
@@ -131,6 +132,22 @@ Test(secrets, credentials_in_a_url_query_or_user_name_are_masked)
     for (size_t i = 0; i < 5; i++)
         assert_masked(s, keys[i]);
     iw_secrets_free(s);
+    /* review 107: a word inside brackets or behind %5F, a compound, a word with a digit */
+    static const char *const names[] = {"user[password]", "auth[token]",  "api%5Fkey",
+                                        "appkey",         "sign",         "authkey",
+                                        "appsecret",      "sessiontoken", "refreshtoken",
+                                        "subscriptionkey", "passphrase",  "token2",
+                                        "sig2",           "X-Amz-Security-Token", "private_token"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char url[160], value[32];
+        snprintf(value, sizeof(value), "Val-%zu-secret", i);
+        snprintf(url, sizeof(url), "https://h.example/v1?a=1&%s=%s", names[i], value);
+        s = iw_secrets_new();
+        cr_assert_eq(iw_secrets_add_url(s, url), 0);
+        cr_assert_gt(iw_secrets_count(s), 0, "%s names a credential", names[i]);
+        assert_masked(s, value);
+        iw_secrets_free(s);
+    }
     s = iw_secrets_new();
     cr_assert_eq(iw_secrets_add_url(s, "http://h.example/a?key=abc&token="), 0);
     cr_assert_eq(iw_secrets_count(s), 0, "a value under 4 bytes, or none, names nothing");
