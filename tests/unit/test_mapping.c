@@ -1456,7 +1456,8 @@ Test(mapping_file, a_json_number_is_judged_as_written)
              "%s\"reply\":{\"format\":\"json\",\"success\":{\"path\":\"/s\",\"equals\":"
              "[\"1\"]},\"target_ref\":\"/list/2/id\"}}",
              FILE_HEAD);
-    iw_target_conf tc = conf_with(temp_file(json));
+    const char *file = temp_file(json);
+    iw_target_conf tc = conf_with(file);
     iw_outcome o = classify_with(&tc, 200, "{\"s\":0.99999999999999999}", NULL);
     cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT, "%s", o.message);
     o = classify_with(&tc, 200, "{\"s\":1.0E0}", NULL);
@@ -1474,6 +1475,8 @@ Test(mapping_file, a_json_number_is_judged_as_written)
     memcpy(at, "42.0000000000000000", 19);
     o = classify_with(&tc, 200, other, NULL);
     cr_assert_str_eq(o.target_ref, "42", "found where it is written");
+    iw_target_conf_clear(&tc);
+    unlink(file);
 }
 
 /* Review 96: a success path without `equals` took `false` and an XPath's false for yes, and an
