@@ -1039,7 +1039,10 @@ Test(mapping_file, json_replies_by_pointer_status_and_retry_codes)
                                          {"12.000000000000000000", "12"},
                                          {"1.5E+2", "150"},
                                          {"-0.0", "0"},
-                                         {"2.5e-1", "0.25"}};
+                                         {"2.5e-1", "0.25"},
+                                         /* review 109: a subnormal double holds fewer digits */
+                                         {"1e-321", ""},
+                                         {"5e-324", ""}};
     for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
         char reply[128];
         snprintf(reply, sizeof(reply), "{\"result\":{\"status\":\"ok\",\"id\":%s}}", ids[i][0]);
@@ -1475,6 +1478,30 @@ Test(mapping_file, a_json_number_is_judged_as_written)
     memcpy(at, "42.0000000000000000", 19);
     o = classify_with(&tc, 200, other, NULL);
     cr_assert_str_eq(o.target_ref, "42", "found where it is written");
+    /* review 109: cJSON reads any byte up to 0x20 as white space, and so does the walk */
+    o = classify_with(&tc, 200, "{\"a\":\f\"x,y\",\"s\":0.99999999999999999,\"id\":7}", NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_PERMANENT, "%s", o.message);
+    o = classify_with(&tc, 200, "{\"s\":1,\v\"list\":[0,\x01[],{\"id\":12.0000000000000001}]}",
+                      NULL);
+    cr_assert_eq(o.kind, IW_OUTCOME_OK, "%s", o.message);
+    cr_assert_str_eq(o.target_ref, "", "%s", o.message);
+    /* and an exponent past any bound a literal can outweigh: 12.0000000000000001 written with
+     * 401 zeros and e-417, and the whole 1234567890123456 written as 0.<400 zeros>...e416 */
+    char *big = malloc(2048);
+    cr_assert_not_null(big);
+    int k = snprintf(big, 2048, "{\"s\":1,\"list\":[0,0,{\"id\":120000000000000001");
+    for (int i = 0; i < 401; i++)
+        big[k++] = '0';
+    snprintf(big + k, 2048 - (size_t)k, "e-417}]}");
+    o = classify_with(&tc, 200, big, NULL);
+    cr_assert_str_eq(o.target_ref, "", "12.0000000000000001 as written: %s", o.message);
+    k = snprintf(big, 2048, "{\"s\":1,\"list\":[0,0,{\"id\":0.");
+    for (int i = 0; i < 400; i++)
+        big[k++] = '0';
+    snprintf(big + k, 2048 - (size_t)k, "1234567890123456e416}]}");
+    o = classify_with(&tc, 200, big, NULL);
+    cr_assert_str_eq(o.target_ref, "1234567890123456", "%s", o.message);
+    free(big);
     iw_target_conf_clear(&tc);
     unlink(file);
 }
@@ -1531,7 +1558,8 @@ Test(mapping_file, a_success_path_that_says_no_is_never_success)
                                       "{\"success\":\"0.1\"}", "{\"success\":true}",
                                       "{\"success\":1e400}", "{\"success\":\"0e\"}",
                                       "{\"success\":\"0.0.0\"}", "{\"success\":\"00x\"}",
-                                      "{\"success\":\"1e-400\"}", "{\"success\":\"e0\"}"};
+                                      "{\"success\":\"1e-400\"}", "{\"success\":\"e0\"}",
+                                      "{\"success\":1e-400}" /* no zero (review 109) */};
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
         o = classify_with(&tc[1], 200, yes[i], NULL);
         cr_assert_eq(o.kind, IW_OUTCOME_OK, "%s: %s", yes[i], o.message);

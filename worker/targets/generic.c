@@ -4,6 +4,7 @@
  * business error code and message are, which codes are retried). */
 #include "generic.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -947,9 +948,11 @@ static void literal_shape(const char *lit, size_t n, bool *whole, int *sig)
             break;
         }
     }
+    /* bounded far beyond any reply's length, so that the sums below cannot overflow, and
+     * not at some exponent a long literal can outweigh (review 109: 12000...0e-417) */
     long exp10 = e < n ? strtol(lit + e + 1, NULL, 10) : 0;
-    if (exp10 > 400 || exp10 < -400)
-        exp10 = exp10 > 0 ? 400 : -400;
+    if (exp10 > (1L << 40) || exp10 < -(1L << 40))
+        exp10 = exp10 > 0 ? 1L << 40 : -(1L << 40);
     /* digit k (0-based, over the digits alone) stands at 10^(intdigits - 1 - k + exp10) */
     long intdigits = (long)((point < e ? point : e) - i);
     long first = -1, last = -1, d = 0;
@@ -965,6 +968,15 @@ static void literal_shape(const char *lit, size_t n, bool *whole, int *sig)
     }
     *sig = first < 0 ? 0 : (int)(last - first + 1);
     *whole = first < 0 || intdigits - 1 - last + exp10 >= 0;
+}
+
+/* How many significant digits the JSON number literal lit (n bytes) has: 0 for a zero. */
+static int literal_digits(const char *lit, size_t n)
+{
+    bool whole;
+    int sig;
+    literal_shape(lit, n, &whole, &sig);
+    return sig;
 }
 
 /* A JSON number of a reply as text: a whole number below 2^53 written out in full (an id as
@@ -989,7 +1001,9 @@ static bool number_text(const char *lit, size_t n, double v, char *buf, size_t l
         snprintf(buf, len, "%lld", (long long)v);
         return true;
     }
-    if (!isfinite(v) || (lit && n && (sig > 15 || (sig > 0 && v == 0)))) /* 1e-400 is no 0 */
+    /* 1e-400 is no 0, and a subnormal double holds fewer than 15 digits (review 109: 1e-321
+     * read as 9.98012604599318e-322) */
+    if (!isfinite(v) || fabs(v) < DBL_MIN || (lit && n && sig > 15))
         return false;
     snprintf(buf, len, "%.15g", v);
     if (strtod(buf, NULL) == v)
@@ -998,10 +1012,11 @@ static bool number_text(const char *lit, size_t n, double v, char *buf, size_t l
     return false;
 }
 
-/* Past JSON white space at p (before e). */
+/* Past white space at p (before e) as cJSON reads it: every byte from 0x01 to 0x20, not only
+ * JSON's four (review 109: a \f between two members moved the walk onto another value). */
 static const char *json_ws(const char *p, const char *e)
 {
-    while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+    while (p < e && (unsigned char)*p <= 0x20 && *p)
         p++;
     return p;
 }
@@ -1029,7 +1044,7 @@ static const char *json_skip(const char *p, const char *e)
         }
         return e;
     }
-    while (p < e && !strchr(",]} \t\r\n", *p))
+    while (p < e && (unsigned char)*p > 0x20 && !strchr(",]}", *p))
         p++;
     return p;
 }
@@ -1217,9 +1232,16 @@ static void judge(const iw_generic *g, const iw_response *resp, const reply_doc 
                        g->success_path);
         return;
     }
-    bool unread_number = !*value && g->success_path && g->reply == REPLY_JSON &&
-                         cJSON_IsNumber(pointer_value(d->json, g->success_path)) &&
-                         pointer_value(d->json, g->success_path)->valuedouble != 0;
+    /* a number there but not read: present, unless it is a zero as written (review 109:
+     * 1e-400, a double's 0, is no zero) */
+    const char *lit = NULL;
+    size_t litlen = 0;
+    const cJSON *sv = g->success_path && g->reply == REPLY_JSON
+                          ? pointer_value_at(d->json, g->success_path, d->body, d->len, &lit,
+                                             &litlen)
+                          : NULL;
+    bool unread_number = !*value && cJSON_IsNumber(sv) &&
+                         (lit && litlen ? literal_digits(lit, litlen) > 0 : sv->valuedouble != 0);
     if (success_value(g, value, unread_number)) {
         iw_outcome_set(out, IW_OUTCOME_OK, IW_ERR_NONE, "200", "HTTP %ld%s%s", resp->status,
                        *value ? ", " : "", value);
