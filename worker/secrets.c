@@ -664,14 +664,15 @@ static char *pct_decode(const char *s, size_t n)
     return dec;
 }
 
-/* value (n bytes, as written in a URL) and its %XX-decoded form; the decoded form's other
- * spellings follow from add_value. */
-static int add_url_part(iw_secrets *s, const char *value, size_t n)
+/* value (n bytes, as written in a URL) and its %XX-decoded form, each when it has at least min
+ * bytes (review 109: ?token=%61%62%63 masked every "abc"); the decoded form's other spellings
+ * follow from add_value. */
+static int add_url_part(iw_secrets *s, const char *value, size_t n, size_t min)
 {
     char *raw = strndup(value, n), *dec = pct_decode(value, n);
     int rc = raw && dec ? 0 : IW_ENOMEM;
-    rc = rc ? rc : iw_secrets_add(s, raw);
-    rc = rc ? rc : iw_secrets_add(s, dec);
+    rc = rc || strlen(raw) < min ? rc : iw_secrets_add(s, raw);
+    rc = rc || strlen(dec) < min ? rc : iw_secrets_add(s, dec);
     if (raw)
         memset(raw, 0, strlen(raw));
     if (dec)
@@ -688,11 +689,14 @@ static bool credential_word(const char *w, size_t n)
 {
     static const char *const words[] = {
         "key",  "token", "secret", "sig",  "sign", "signature", "password", "passwd",
-        "pass", "pwd",   "passphrase", "passcode", "auth", "authorization", "credential",
-        "credentials", "session", "sessionid", "sid", "jwt", "bearer", "hmac", "otp"};
-    static const char *const endings[] = {"key",       "token",      "secret",     "password",
-                                          "passwd",    "signature",  "credential", "credentials",
-                                          "sessionid", "passphrase"};
+        "pass", "pwd",   "pw",     "passphrase", "passcode", "auth", "authorization",
+        "credential", "credentials", "session", "sessionid", "sid", "jwt", "bearer", "hmac",
+        "otp"};
+    /* plurals too: keys, api_keys (review 109) */
+    static const char *const endings[] = {
+        "key",        "keys",        "token",     "tokens",     "secret",  "secrets",
+        "password",   "passwords",   "passwd",    "signature",  "credential", "credentials",
+        "sessionid",  "sessid",      "passphrase"};
     static const char *const english[] = {"monkey", "turkey", "hockey", "donkey", "whiskey",
                                           "jockey", "lackey", "malarkey"};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
@@ -703,7 +707,7 @@ static bool credential_word(const char *w, size_t n)
             return false;
     for (size_t i = 0; i < sizeof(endings) / sizeof(endings[0]); i++) {
         size_t k = strlen(endings[i]);
-        if (n > k && memcmp(w + n - k, endings[i], k) == 0)
+        if (n >= k && memcmp(w + n - k, endings[i], k) == 0)
             return true;
     }
     return false;
@@ -717,21 +721,19 @@ static bool credential_word(const char *w, size_t n)
  * nothing (review 105); appkey, auth[token] or sig2 do (review 107). */
 static bool credential_name(const char *name, size_t n)
 {
-    char dec[96], low[96];
-    if (n == 0 || n >= sizeof(dec))
+    if (n == 0)
         return false;
-    char *d = pct_decode(name, n);
-    if (!d)
+    /* a name of any length (review 109: one of 96 bytes or more was never one) */
+    char *dec = pct_decode(name, n), *low = dec ? strdup(dec) : NULL;
+    if (!low) {
+        free(dec);
         return true; /* out of memory: mask rather than leak */
-    size_t len = strlen(d) < sizeof(dec) ? strlen(d) : sizeof(dec) - 1;
-    memcpy(dec, d, len);
-    dec[len] = '\0';
-    free(d);
-    for (size_t i = 0; i <= len; i++)
+    }
+    size_t len = strlen(dec);
+    for (size_t i = 0; i < len; i++)
         low[i] = (char)tolower((unsigned char)dec[i]);
-    if (strcmp(low, "code") == 0)
-        return true;
-    for (size_t i = 0; i < len;) {
+    bool found = strcmp(low, "code") == 0;
+    for (size_t i = 0; i < len && !found;) {
         if (!isalnum((unsigned char)dec[i])) {
             i++;
             continue;
@@ -741,11 +743,12 @@ static bool credential_name(const char *name, size_t n)
                !(isupper((unsigned char)dec[j]) && islower((unsigned char)dec[j - 1])) &&
                !isdigit((unsigned char)dec[j]) == !isdigit((unsigned char)dec[j - 1]))
             j++;
-        if (credential_word(low + i, j - i))
-            return true;
+        found = credential_word(low + i, j - i);
         i = j;
     }
-    return false;
+    free(dec);
+    free(low);
+    return found;
 }
 
 /* The credentials a URL carries: its userinfo's password, as written (already percent-encoded)
@@ -767,7 +770,7 @@ int iw_secrets_add_url(iw_secrets *s, const char *url)
         /* curl sends the userinfo as a Basic credential, both parts decoded */
         char *dec = pct_decode(colon + 1, (size_t)(at - colon - 1));
         char *user = pct_decode(p, (size_t)(colon - p));
-        rc = dec && user ? add_url_part(s, colon + 1, (size_t)(at - colon - 1)) : IW_ENOMEM;
+        rc = dec && user ? add_url_part(s, colon + 1, (size_t)(at - colon - 1), 1) : IW_ENOMEM;
         rc = rc ? rc : iw_secrets_add_basic(s, user, dec);
         if (dec)
             memset(dec, 0, strlen(dec));
@@ -778,7 +781,7 @@ int iw_secrets_add_url(iw_secrets *s, const char *url)
         const char *end_user = colon ? colon : at;
         char *user = pct_decode(p, (size_t)(end_user - p));
         char *pair = user ? malloc(strlen(user) + 2) : NULL;
-        rc = pair ? add_url_part(s, p, (size_t)(end_user - p)) : IW_ENOMEM;
+        rc = pair ? add_url_part(s, p, (size_t)(end_user - p), 1) : IW_ENOMEM;
         if (pair) {
             size_t n = (size_t)sprintf(pair, "%s:", user);
             rc = rc ? rc : add_base64(s, pair, n);
@@ -796,7 +799,7 @@ int iw_secrets_add_url(iw_secrets *s, const char *url)
         const char *eq = memchr(q + i, '=', len);
         size_t vlen = eq ? len - (size_t)(eq + 1 - (q + i)) : 0;
         if (eq && vlen >= 4 && credential_name(q + i, (size_t)(eq - (q + i))))
-            rc = add_url_part(s, eq + 1, vlen);
+            rc = add_url_part(s, eq + 1, vlen, 4);
         i += len + 1;
     }
     return rc;
