@@ -81,8 +81,11 @@ bool iw_breaker_record(iw_breaker *b, iw_breaker_event ev, int64_t now)
 
 bool iw_breaker_record_other(iw_breaker *b, iw_breaker_event ev, int64_t now)
 {
-    if (b->state == IW_BREAKER_HALF_OPEN && ev == IW_BREAKER_FAILURE)
-        return false; /* review 93: it re-tripped the breaker, and a second probe went out */
+    /* once open, only the probe decides: a late failure re-tripped the breaker and a second
+     * probe went out (review 93), and a late success, of a call the target took before it
+     * failed, closed it ahead of open_s and beside a probe in flight (review 110) */
+    if (b->state != IW_BREAKER_CLOSED)
+        return false;
     return iw_breaker_record(b, ev, now);
 }
 

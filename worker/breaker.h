@@ -43,9 +43,9 @@ void iw_breaker_on_send(iw_breaker *b, int64_t now);
 /* Records an attempt's result at now. Returns true when this result opened the breaker. */
 bool iw_breaker_record(iw_breaker *b, iw_breaker_event ev, int64_t now);
 
-/* The same for a call that was not sent as the half-open breaker's probe: while half-open its
- * failure is a late reply of a call sent before the breaker opened, and only the probe
- * decides (as a late reply while open changes nothing). */
+/* The same for a call that was not sent as the half-open breaker's probe: while open or
+ * half-open its reply, failure or success, is a late one of a call sent before the breaker
+ * opened, and changes nothing: only the probe decides. */
 bool iw_breaker_record_other(iw_breaker *b, iw_breaker_event ev, int64_t now);
 
 /* Milliseconds the breaker has been open or half-open without closing in between (the target

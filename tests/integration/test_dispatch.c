@@ -1681,6 +1681,35 @@ Test(dispatch, a_late_failure_while_half_open_sends_no_second_probe)
     iw_dispatch_free(d);
 }
 
+/* Review 110: call 0, sent while the breaker is closed, succeeds late, after call 1's failure
+ * opened it: that success closed the breaker 0.5 s into its 1.5 s, and call 1's retry went at
+ * once. Only the probe decides: the retry waits out open_s. Judged by the server's arrivals. */
+Test(dispatch, a_late_success_while_open_does_not_close_the_breaker)
+{
+    breaker_target(5, 1, 1500, 0);
+    config_init(1);
+    step steps[] = {{200, NULL, 1000}, /* call 0: sent while closed, succeeds 1 s later */
+                    {503, NULL, 0}};   /* call 1: opens the breaker */
+    srv_script(server, 2, steps);
+    srv_default(server, (step){200, NULL, 0});
+    iw_dispatch *d = engine();
+    submit(d, &fake_ops, 0, 0);
+    long long start = iw_now_ms();
+    while (srv_count(server) < 1 && iw_now_ms() - start < 5000)
+        cr_assert_eq(iw_dispatch_run(d, 20, -1), 0);
+    submit(d, &fake_ops, 0, 1);
+    drain(d);
+    cr_assert_eq(slots[0].res.outcome.kind, IW_OUTCOME_OK);
+    cr_assert_eq(slots[1].res.outcome.kind, IW_OUTCOME_OK);
+    cr_assert_eq(srv_count(server), 3, "call 0, call 1's failure and its retry");
+    const rec *failed = &server->recs[1], *retry = &server->recs[2];
+    cr_assert_geq(retry->at - failed->done_at, 1450,
+                  "call 1's retry came %lld ms after the failure that opened the breaker "
+                  "for 1500 ms",
+                  retry->at - failed->done_at);
+    iw_dispatch_free(d);
+}
+
 Test(dispatch, failed_probe_reopens_the_breaker)
 {
     target_init(&tconf[0], "t1", server);

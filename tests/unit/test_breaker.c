@@ -156,9 +156,17 @@ Test(breaker, a_late_failure_while_half_open_leaves_the_probe_to_decide)
     cr_assert_not(iw_breaker_allow(&b, 151), "no second probe");
     cr_assert(iw_breaker_record(&b, IW_BREAKER_FAILURE, 200), "the probe's failure re-opens it");
     cr_assert_eq(b.state, IW_BREAKER_OPEN);
-    /* a late success is still proof the target answers */
+    /* review 110: a late success of a call sent before the breaker opened changes nothing,
+     * open or half-open; the probe's success closes it */
+    cr_assert_not(iw_breaker_record_other(&b, IW_BREAKER_SUCCESS, 250));
+    cr_assert_eq(b.state, IW_BREAKER_OPEN, "a late success does not close it before open_s");
+    cr_assert_not(iw_breaker_allow(&b, 299));
     cr_assert(iw_breaker_allow(&b, 300));
-    iw_breaker_on_send(&b, 300);
+    iw_breaker_on_send(&b, 300); /* the probe */
     cr_assert_not(iw_breaker_record_other(&b, IW_BREAKER_SUCCESS, 310));
-    cr_assert_eq(b.state, IW_BREAKER_CLOSED);
+    cr_assert_not(iw_breaker_record_other(&b, IW_BREAKER_NEUTRAL, 311));
+    cr_assert_eq(b.state, IW_BREAKER_HALF_OPEN, "nor beside the probe in flight");
+    cr_assert_not(iw_breaker_allow(&b, 312), "no second call while the probe is out");
+    cr_assert_not(iw_breaker_record(&b, IW_BREAKER_SUCCESS, 320));
+    cr_assert_eq(b.state, IW_BREAKER_CLOSED, "the probe's success closes it");
 }
