@@ -1815,25 +1815,15 @@ static void call_done(void *arg, const iw_call_result *res)
  * --kind unavailable` sends them again once the target is back. A shorter outage only makes
  * them wait. At most every SHED_EVERY_MS. */
 #define SHED_EVERY_MS 100
-static int64_t untaken_while_paused(iw_pipeline *p);
-static size_t busy_jobs(const iw_pipeline *p);
 static void shed_waiting(iw_pipeline *p)
 {
-    if (p->stopping || p->fatal)
+    /* calls waiting behind open breakers take the room; results waiting for Kafka do not */
+    bool starved = (p->full_since_ms && !p->publish_q.n) ||
+                   (p->ready_q.n && !iw_dispatch_has_capacity(p->dispatch));
+    if (!starved || p->stopping || p->fatal)
         return;
     int64_t now = mono_ms();
     if (now - p->last_shed_ms < SHED_EVERY_MS)
-        return;
-    /* calls waiting behind open breakers take the room; results waiting for Kafka do not.
-     * Paused at max_in_flight busy jobs, the worker also has work it cannot start while
-     * messages wait in Kafka (review 110: after a shed, the dead target's next jobs took the
-     * room again, below the resume mark, and nothing else counted the worker as starved) */
-    bool starved =
-        (p->full_since_ms && !p->publish_q.n) ||
-        (p->ready_q.n && !iw_dispatch_has_capacity(p->dispatch)) ||
-        (p->paused_all && p->ledger_ok && !p->publish_q.n &&
-         busy_jobs(p) >= (size_t)p->cfg->max_in_flight && untaken_while_paused(p) > 0);
-    if (!starved)
         return;
     p->last_shed_ms = now;
     size_t n = iw_dispatch_shed(p->dispatch); /* their call_done runs from here */
@@ -2612,27 +2602,6 @@ static int64_t backlog_from(const part *pt)
     if (took_nothing(pt))
         return pt->probe_from;
     return pt->stored >= 0 ? pt->stored : pt->win.head->offset;
-}
-
-/* Messages in Kafka beyond the last one taken, on the paused assigned partitions: work the
- * worker cannot start (shed_waiting). */
-static int64_t untaken_while_paused(iw_pipeline *p)
-{
-    int64_t n = 0;
-    for (int32_t i = 0; i < p->n_parts; i++) {
-        const part *pt = &p->parts[i];
-        int64_t lo, hi = -1;
-        if (!pt->assigned || !pt->paused)
-            continue;
-        if (rd_kafka_get_watermark_offsets(p->consumer, p->cfg->input_topic, i, &lo, &hi))
-            hi = -1;
-        if (pt->probe_end > hi)
-            hi = pt->probe_end;
-        int64_t next = pt->last_seen >= 0 ? pt->last_seen + 1 : backlog_from(pt);
-        if (hi >= 0 && next >= 0 && hi > next)
-            n += hi - next;
-    }
-    return n;
 }
 
 /* Messages not yet done on the assigned input partitions: from backlog_from to the high

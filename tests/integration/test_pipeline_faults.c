@@ -296,9 +296,9 @@ Test(faults, a_dead_target_with_a_backlog_does_not_stall_the_others, .init = up,
  * a healthy target's events come after them, on 32 partitions. In the review's run the first
  * shed freed room, the dead target's next jobs took it again with consumption paused above the
  * resume mark, nothing counted the worker as starved, and the healthy events waited in Kafka
- * until the dead target's calls ran out at max_elapsed_s. This run did not stall before the fix
- * either (the timing differs); it keeps the promise in sight. Judged by when the healthy target
- * received the events: long before max_elapsed_s (600 s). */
+ * until the dead target's calls ran out at max_elapsed_s. This run does not stall (the timing
+ * differs); it keeps the promise in sight. Judged by when the healthy target received the
+ * events: long before max_elapsed_s (600 s). */
 static void up32(void)
 {
     cr_assert_eq(iw_stack_start(&S, 32, true), 0, "local stack did not start");
