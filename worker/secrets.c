@@ -694,11 +694,14 @@ static bool credential_word(const char *w, size_t n)
         "otp"};
     /* plurals too: keys, api_keys (review 109) */
     static const char *const endings[] = {
-        "key",        "keys",        "token",     "tokens",     "secret",  "secrets",
-        "password",   "passwords",   "passwd",    "signature",  "credential", "credentials",
-        "sessionid",  "sessid",      "passphrase"};
-    static const char *const english[] = {"monkey", "turkey", "hockey", "donkey", "whiskey",
-                                          "jockey", "lackey", "malarkey"};
+        "key",       "keys",      "token",      "tokens",      "secret", "secrets",
+        "password",  "passwords", "passwd",     "pwd",         "signature", "signatures",
+        "sig",       "sigs",      "auth",       "otp",         "credential", "credentials",
+        "sessionid", "sessid",    "passphrase"};
+    /* English words of those endings, and their plurals (review 111: monkeys) */
+    static const char *const english[] = {"monkey",  "turkey",  "hockey",  "donkey",  "whiskey",
+                                          "jockey",  "lackey",  "malarkey", "monkeys", "turkeys",
+                                          "donkeys", "whiskeys", "jockeys", "lackeys"};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
         if (strlen(words[i]) == n && memcmp(w, words[i], n) == 0)
             return true;

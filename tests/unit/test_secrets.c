@@ -120,7 +120,8 @@ Test(secrets, credentials_in_a_url_query_or_user_name_are_masked)
     cr_assert_eq(iw_secrets_add_url(s, "https://h.example/v1?keyword=invoice&author=billing"
                                        "&credit_note=true&passthrough=yes1&design=classic"
                                        "&signal=green&monkey=banana&barcode=12345"
-                                       "&sessions=many1&Turkey=country"),
+                                       "&sessions=many1&Turkey=country&monkeys=many2"
+                                       "&turkeys=many3&whiskeys=many4"),
                  0);
     cr_assert_eq(iw_secrets_count(s), 0, "no credential among them");
     iw_secrets_free(s);
@@ -140,6 +141,9 @@ Test(secrets, credentials_in_a_url_query_or_user_name_are_masked)
                                         "sig2",           "X-Amz-Security-Token", "private_token",
                                         /* review 109 */
                                         "pw", "PHPSESSID", "keys", "api_keys",
+                                        /* review 111 */
+                                        "sigs", "appsig", "urlsig", "basicauth", "oauth",
+                                        "signatures", "userpwd", "dbpwd", "totp",
                                         "a_very_long_parameter_name_that_goes_on_and_on_for_more_"
                                         "than_ninety_six_bytes_before_its_api_key"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
