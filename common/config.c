@@ -1225,8 +1225,9 @@ static void finish(loader *ld, iw_config *cfg)
         add_error(ld, source_of("redis.host", "IW_REDIS_HOST"), "must not be empty");
     /* a REDIS_URL put here would print its password in check-config's line and in every
      * connect error (review 103); neither is quoted */
-    else if (cfg->redis_host[strspn(cfg->redis_host, "abcdefghijklmnopqrstuvwxyz"
-                                                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]%")])
+    else if (cfg->redis_host[strspn(cfg->redis_host,
+                                    "abcdefghijklmnopqrstuvwxyz"
+                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]%")])
         add_error(ld, source_of("redis.host", "IW_REDIS_HOST"),
                   "a host name or an address, not a URL (its password goes in redis.password "
                   "or redis.password_file)");

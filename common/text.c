@@ -339,11 +339,12 @@ bool iw_text_html_root(const char *name)
      * under a 200 was taken for a refusal); HTML's case, all small or all capital, so that an
      * XML <Title> or <Body> is not one (review 104) */
     static const char *const tags[] = {
-        "html", "head", "body",  "title", "h1",   "h2",     "h3",      "h4",     "h5",
-        "h6",   "p",    "div",   "pre",   "center", "hr",   "meta",    "style",  "span",
-        "b",    "i",    "em",    "strong", "font", "br",    "a",       "table",  "ul",
-        "ol",   "dl",   "address", "main", "section", "article", "header", "footer", "nav",
-        "form", "noscript", "script", "img", "iframe", "small", "code", "blockquote"};
+        "html",    "head",   "body",   "title",     "h1",   "h2",       "h3",     "h4",
+        "h5",      "h6",     "p",      "div",       "pre",  "center",   "hr",     "meta",
+        "style",   "span",   "b",      "i",         "em",   "strong",   "font",   "br",
+        "a",       "table",  "ul",     "ol",        "dl",   "address",  "main",   "section",
+        "article", "header", "footer", "nav",       "form", "noscript", "script", "img",
+        "iframe",  "small",  "code",   "blockquote"};
     bool lower = true, upper = true;
     for (const char *c = name; *c; c++)
         lower &= !(*c >= 'A' && *c <= 'Z'), upper &= !(*c >= 'a' && *c <= 'z');

@@ -905,10 +905,9 @@ static void publish_now(iw_pipeline *p, job *j)
         char att[IW_TEXT_I64_LEN], eid[320];
         iw_text_i64(att, j->attempts);
         event_id_of(p, m, eid, sizeof(eid)); /* a poison event's too, as its result (review 106) */
-        iw_log(lvl, "result", "event_id", eid, "invoice_id",
-               m->ev ? m->ev->invoice.id : NULL, "target", j->target, "status",
-               STATUS_NAMES[j->status], "attempts", att, "error_kind",
-               j->error_kind ? iw_error_kind_str(j->error_kind) : NULL, "error",
+        iw_log(lvl, "result", "event_id", eid, "invoice_id", m->ev ? m->ev->invoice.id : NULL,
+               "target", j->target, "status", STATUS_NAMES[j->status], "attempts", att,
+               "error_kind", j->error_kind ? iw_error_kind_str(j->error_kind) : NULL, "error",
                j->error_msg[0] ? j->error_msg : NULL, NULL);
     }
     delivery_done(p, j);

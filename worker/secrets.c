@@ -688,20 +688,19 @@ static int add_url_part(iw_secrets *s, const char *value, size_t n, size_t min)
 static bool credential_word(const char *w, size_t n)
 {
     static const char *const words[] = {
-        "key",  "token", "secret", "sig",  "sign", "signature", "password", "passwd",
-        "pass", "pwd",   "pw",     "passphrase", "passcode", "auth", "authorization",
-        "credential", "credentials", "session", "sessionid", "sid", "jwt", "bearer", "hmac",
-        "otp"};
+        "key",       "token",  "secret",        "sig",        "sign",        "signature",
+        "password",  "passwd", "pass",          "pwd",        "pw",          "passphrase",
+        "passcode",  "auth",   "authorization", "credential", "credentials", "session",
+        "sessionid", "sid",    "jwt",           "bearer",     "hmac",        "otp"};
     /* plurals too: keys, api_keys (review 109) */
     static const char *const endings[] = {
-        "key",       "keys",      "token",      "tokens",      "secret", "secrets",
-        "password",  "passwords", "passwd",     "pwd",         "signature", "signatures",
-        "sig",       "sigs",      "auth",       "otp",         "credential", "credentials",
-        "sessionid", "sessid",    "passphrase"};
+        "key",       "keys",   "token",      "tokens",      "secret",     "secrets", "password",
+        "passwords", "passwd", "pwd",        "signature",   "signatures", "sig",     "sigs",
+        "auth",      "otp",    "credential", "credentials", "sessionid",  "sessid",  "passphrase"};
     /* English words of those endings, and their plurals (review 111: monkeys) */
-    static const char *const english[] = {"monkey",  "turkey",  "hockey",  "donkey",  "whiskey",
-                                          "jockey",  "lackey",  "malarkey", "monkeys", "turkeys",
-                                          "donkeys", "whiskeys", "jockeys", "lackeys"};
+    static const char *const english[] = {"monkey",  "turkey",   "hockey",   "donkey",  "whiskey",
+                                          "jockey",  "lackey",   "malarkey", "monkeys", "turkeys",
+                                          "donkeys", "whiskeys", "jockeys",  "lackeys"};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
         if (strlen(words[i]) == n && memcmp(w, words[i], n) == 0)
             return true;

@@ -50,8 +50,8 @@ static bool loose_key(const char *json, size_t len, char *key, size_t keylen)
         return false;
     cJSON *j = cJSON_ParseWithLength(json, len);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "tenant");
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(j, "invoice"), "id");
+    const cJSON *id =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "invoice"), "id");
     bool ok = cJSON_IsString(t) && cJSON_IsString(id) &&
               (size_t)snprintf(key, keylen, "%s/%s", t->valuestring, id->valuestring) < keylen;
     cJSON_Delete(j);

@@ -273,9 +273,9 @@ Test(ops, metrics_agree_with_the_result_topic_and_parse, .init = up, .fini = dow
     cr_assert_eq(metric_sum(text, "iw_http_requests_total", "target", "centra_navision", "code",
                             "7xx", NULL),
                  1.0, "%s", text);
-    cr_assert_eq(metric_sum(text, "iw_http_requests_total", "target", "centra_navision", "code",
-                            "0", NULL),
-                 0.0, "no transport error at centra_navision:\n%s", text);
+    cr_assert_eq(
+        metric_sum(text, "iw_http_requests_total", "target", "centra_navision", "code", "0", NULL),
+        0.0, "no transport error at centra_navision:\n%s", text);
     iw_results_free(&r);
 
     /* Prometheus' own parser accepts the exposition ... */

@@ -682,8 +682,8 @@ Test(pipeline, a_large_message_the_broker_refuses_is_sent_shorter, .init = up, .
     cJSON *line = log_line("result too large for the broker; sending it without the event's key",
                            "event_id", eid, NULL, NULL);
     if (!line)
-        line = log_line("dead letter too large for the broker; sending it shorter", "event_id",
-                        eid, NULL, NULL);
+        line = log_line("dead letter too large for the broker; sending it shorter", "event_id", eid,
+                        NULL, NULL);
     cr_assert_not_null(line, "no line names %s, whose message went shorter", eid);
     cJSON_Delete(line);
     free(part);

@@ -891,8 +891,9 @@ Test(replay, send_keys_each_event_tenant_slash_invoice_id_whole, .init = up, .fi
     fprintf(f, "%s\n%s\n", a, b);
     /* --no-check (review 106): an invalid event whose tenant and invoice id are readable is
      * keyed by them as upstream would key it; one without them has no key, not an empty one */
-    fprintf(f, "{\"tenant\": \"acme\", \"invoice\": {\"id\": \"INV-BAD\", \"total\": \"x\"}}\n"
-               "{\"schema\": 7}\n{\"tenant\": \"ac\\u0000me\", \"invoice\": {\"id\": \"INV-NUL\"}}\n");
+    fprintf(f,
+            "{\"tenant\": \"acme\", \"invoice\": {\"id\": \"INV-BAD\", \"total\": \"x\"}}\n"
+            "{\"schema\": 7}\n{\"tenant\": \"ac\\u0000me\", \"invoice\": {\"id\": \"INV-NUL\"}}\n");
     fclose(f);
     free(a);
     free(b);

@@ -850,10 +850,11 @@ Test(config, what_run_needs_is_checked_here)
                               &e));
     cr_assert(has_error(&e, "redis.host", "must not be empty"));
     /* review 103: a REDIS_URL in redis.host, a userinfo in the brokers: refused, not quoted */
-    cr_assert_null(parse_errs("{\"redis\": {\"host\": \"redis://:RedisPassw0rdZZ@10.0.0.1\"},"
-                              " \"kafka\": {\"brokers\": \"SASL_SSL://ku:KafkaPassw0rdYY@b1:9093\"},"
-                              " \"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
-                              &e));
+    cr_assert_null(
+        parse_errs("{\"redis\": {\"host\": \"redis://:RedisPassw0rdZZ@10.0.0.1\"},"
+                   " \"kafka\": {\"brokers\": \"SASL_SSL://ku:KafkaPassw0rdYY@b1:9093\"},"
+                   " \"targets\": {\"c\": {\"type\": \"centra_soap\"}}}",
+                   &e));
     cr_assert(has_error(&e, "redis.host", "not a URL"));
     cr_assert(has_error(&e, "kafka.brokers", "holds '@'"));
     for (size_t i = 0; i < e.count && i < 64; i++)

@@ -290,7 +290,8 @@ static const struct {
      "mapping.body.root.children[0].format: format boolean cannot take its path, occurred_at, "
      "which is an RFC 3339 timestamp"},
     /* review 104: digits of a date or a timestamp left the row out of every event */
-    {"{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"a\",\"path\":\"invoice.issue_date\","
+    {"{\"dialect\":\"json\",\"root\":{\"children\":[{\"name\":\"a\",\"path\":\"invoice.issue_"
+     "date\","
      "\"format\":\"digits\"}]}}",
      "mapping.body.root.children[0].format: format digits cannot take its path, "
      "invoice.issue_date, which is a date (YYYY-MM-DD)"},
@@ -787,7 +788,8 @@ Test(mapping_file, constants_no_event_can_write_are_refused_at_load)
         "\"format\":\"date\",\"pattern\":\"DD.MM.YYYY\"},"
         "{\"name\":\"k\",\"value\":\"2.50\",\"format\":\"integer\"},"
         "{\"name\":\"l\",\"value\":\"abc\",\"format\":\"digits\"},"
-        "{\"name\":\"m\",\"path\":\"invoice.po_number\",\"default\":\"0042\",\"format\":\"digits\"}]}},"
+        "{\"name\":\"m\",\"path\":\"invoice.po_number\",\"default\":\"0042\",\"format\":\"digits\"}"
+        "]}},"
         "\"reply\":{\"format\":\"none\"}}",
         e, sizeof(e));
     const char *want[] = {
@@ -1540,8 +1542,8 @@ Test(mapping_file, a_success_path_that_says_no_is_never_success)
     cr_assert_str_eq(o.message, "HTTP 422: bad total", "the error paths say why a status refused");
     /* a success path alone: present, and not saying no */
     static const char *const no[] = {
-        "{\"success\":false}", "{\"success\":\"False\"}", "{\"success\":0}",   "{\"success\":\"\"}",
-        "{\"success\":\" \"}", "{\"success\":\"0.0\"}",   "{\"success\":-0.0}",
+        "{\"success\":false}", "{\"success\":\"False\"}", "{\"success\":0}", "{\"success\":\"\"}",
+        "{\"success\":\" \"}", "{\"success\":\"0.0\"}", "{\"success\":-0.0}",
         /* review 104: other spellings of zero, and false with white space around it */
         "{\"success\":\"+0\"}", "{\"success\":\"0e0\"}", "{\"success\":\"0.\"}",
         "{\"success\":\".0\"}", "{\"success\":\" false\"}", "{\"success\":\"false \"}",
@@ -1554,12 +1556,11 @@ Test(mapping_file, a_success_path_that_says_no_is_never_success)
     o = classify_with(&tc[1], 200, "{\"success\":\"\"}", NULL);
     cr_assert_str_eq(o.message, "no value at /success", "not an empty response");
     /* 1e400: a number a double cannot hold is there, as a large id is (review 54) */
-    static const char *const yes[] = {"{\"success\":1}", "{\"success\":\"yes\"}",
-                                      "{\"success\":\"0.1\"}", "{\"success\":true}",
-                                      "{\"success\":1e400}", "{\"success\":\"0e\"}",
-                                      "{\"success\":\"0.0.0\"}", "{\"success\":\"00x\"}",
-                                      "{\"success\":\"1e-400\"}", "{\"success\":\"e0\"}",
-                                      "{\"success\":1e-400}" /* no zero (review 109) */};
+    static const char *const yes[] = {
+        "{\"success\":1}",         "{\"success\":\"yes\"}", "{\"success\":\"0.1\"}",
+        "{\"success\":true}",      "{\"success\":1e400}",   "{\"success\":\"0e\"}",
+        "{\"success\":\"0.0.0\"}", "{\"success\":\"00x\"}", "{\"success\":\"1e-400\"}",
+        "{\"success\":\"e0\"}",    "{\"success\":1e-400}" /* no zero (review 109) */};
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
         o = classify_with(&tc[1], 200, yes[i], NULL);
         cr_assert_eq(o.kind, IW_OUTCOME_OK, "%s: %s", yes[i], o.message);

@@ -88,9 +88,9 @@ Test(secrets, target_registry_holds_basic_pair_and_userinfo)
  * echoed the URL. Parameters of other names, and values under 4 bytes, name nothing. */
 Test(secrets, credentials_in_a_url_query_or_user_name_are_masked)
 {
-    iw_target_conf tc = {
-        .url = strdup("http://127.0.0.1:23456/api?format=json&key=QueryKeySecret789"
-                      "&Code=AzFuncKey%2FAbC%3D%3D&v=2&access_token=tok-1#frag")};
+    iw_target_conf tc = {.url =
+                             strdup("http://127.0.0.1:23456/api?format=json&key=QueryKeySecret789"
+                                    "&Code=AzFuncKey%2FAbC%3D%3D&v=2&access_token=tok-1#frag")};
     cr_assert_eq(iw_target_conf_defaults(&tc, "webhook"), 0);
     iw_secrets *s = iw_secrets_for_target(&tc);
     cr_assert_not_null(s);
@@ -134,18 +134,16 @@ Test(secrets, credentials_in_a_url_query_or_user_name_are_masked)
         assert_masked(s, keys[i]);
     iw_secrets_free(s);
     /* review 107: a word inside brackets or behind %5F, a compound, a word with a digit */
-    static const char *const names[] = {"user[password]", "auth[token]",  "api%5Fkey",
-                                        "appkey",         "sign",         "authkey",
-                                        "appsecret",      "sessiontoken", "refreshtoken",
-                                        "subscriptionkey", "passphrase",  "token2",
-                                        "sig2",           "X-Amz-Security-Token", "private_token",
-                                        /* review 109 */
-                                        "pw", "PHPSESSID", "keys", "api_keys",
-                                        /* review 111 */
-                                        "sigs", "appsig", "urlsig", "basicauth", "oauth",
-                                        "signatures", "userpwd", "dbpwd", "totp",
-                                        "a_very_long_parameter_name_that_goes_on_and_on_for_more_"
-                                        "than_ninety_six_bytes_before_its_api_key"};
+    static const char *const names[] = {
+        "user[password]", "auth[token]", "api%5Fkey", "appkey", "sign", "authkey", "appsecret",
+        "sessiontoken", "refreshtoken", "subscriptionkey", "passphrase", "token2", "sig2",
+        "X-Amz-Security-Token", "private_token",
+        /* review 109 */
+        "pw", "PHPSESSID", "keys", "api_keys",
+        /* review 111 */
+        "sigs", "appsig", "urlsig", "basicauth", "oauth", "signatures", "userpwd", "dbpwd", "totp",
+        "a_very_long_parameter_name_that_goes_on_and_on_for_more_"
+        "than_ninety_six_bytes_before_its_api_key"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         char url[256], value[32];
         snprintf(value, sizeof(value), "Val-%zu-secret", i);

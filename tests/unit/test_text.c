@@ -341,13 +341,13 @@ Test(reply_text, an_html_page_is_told_by_its_start)
 /* Review 99: a proxy's <h1>Service Unavailable</h1> under a 200 was taken for a refusal. */
 Test(reply_text, an_html_root_is_told_in_html_case_only)
 {
-    static const char *const page[] = {"h1",     "H1",    "body",  "BODY", "title", "p",
-                                       "html",   "HTML",  "h5",    "h6",   "strong", "a",
-                                       "TABLE",  "script", "center"}; /* review 105: h5 on */
+    static const char *const page[] = {"h1",    "H1",     "body",  "BODY", "title",  "p",
+                                       "html",  "HTML",   "h5",    "h6",   "strong", "a",
+                                       "TABLE", "script", "center"}; /* review 105: h5 on */
     for (size_t i = 0; i < sizeof(page) / sizeof(page[0]); i++)
         cr_assert(iw_text_html_root(page[i]), "%s", page[i]);
-    static const char *const xml[] = {"Title", "Body", "hTml", "string", "invoice",
-                                      "headline", "pre_invoice", "", "h"};
+    static const char *const xml[] = {"Title",    "Body",        "hTml", "string", "invoice",
+                                      "headline", "pre_invoice", "",     "h"};
     for (size_t i = 0; i < sizeof(xml) / sizeof(xml[0]); i++)
         cr_assert_not(iw_text_html_root(xml[i]), "%s", xml[i]);
 }

@@ -1236,10 +1236,10 @@ static void judge(const iw_generic *g, const iw_response *resp, const reply_doc 
      * 1e-400, a double's 0, is no zero) */
     const char *lit = NULL;
     size_t litlen = 0;
-    const cJSON *sv = g->success_path && g->reply == REPLY_JSON
-                          ? pointer_value_at(d->json, g->success_path, d->body, d->len, &lit,
-                                             &litlen)
-                          : NULL;
+    const cJSON *sv =
+        g->success_path && g->reply == REPLY_JSON
+            ? pointer_value_at(d->json, g->success_path, d->body, d->len, &lit, &litlen)
+            : NULL;
     bool unread_number = !*value && cJSON_IsNumber(sv) &&
                          (lit && litlen ? literal_digits(lit, litlen) > 0 : sv->valuedouble != 0);
     if (success_value(g, value, unread_number)) {

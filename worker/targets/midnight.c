@@ -443,9 +443,9 @@ static enum xml_kind xml_kind_of(const iw_response *resp)
     char err[128];
     xmlDocPtr doc = iw_xml_parse(resp->body, resp->body_len, err, sizeof(err));
     xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
-    enum xml_kind k = !root                                          ? NOT_XML
+    enum xml_kind k = !root                                         ? NOT_XML
                       : iw_text_html_root((const char *)root->name) ? XML_PAGE
-                                                                     : XML_DOCUMENT;
+                                                                    : XML_DOCUMENT;
     xmlFreeDoc(doc);
     return k;
 }
