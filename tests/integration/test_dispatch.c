@@ -1655,14 +1655,13 @@ Test(dispatch, shed_ends_only_the_waiting_calls_of_an_open_breaker)
 /* Review 93: a call sent before the breaker opened failed while the probe hung; its failure
  * re-tripped the breaker and forgot the probe, and a second probe went out beside the first.
  * Judged by what the server received: nothing between the probe's arrival and its answer. */
-Test(dispatch, a_late_failure_while_half_open_sends_no_second_probe)
+/* A breaker (one failure opens it, for open_ms) and n scripted replies, then 200s: call 0 goes
+ * while it is closed, call 1 once call 0 is on the wire; both end OK. */
+static iw_dispatch *a_call_beside_the_one_that_opens(int64_t open_ms, step *steps, int n)
 {
-    breaker_target(5, 1, 300, 0);
+    breaker_target(5, 1, open_ms, 0);
     config_init(1);
-    step steps[] = {{503, NULL, 1500},  /* call 0: sent while closed, fails while half-open */
-                    {503, NULL, 0},     /* call 1: opens the breaker */
-                    {200, NULL, 3000}}; /* the probe hangs 3 s */
-    srv_script(server, 3, steps);
+    srv_script(server, n, steps);
     srv_default(server, (step){200, NULL, 0});
     iw_dispatch *d = engine();
     submit(d, &fake_ops, 0, 0);
@@ -1673,6 +1672,15 @@ Test(dispatch, a_late_failure_while_half_open_sends_no_second_probe)
     drain(d);
     cr_assert_eq(slots[0].res.outcome.kind, IW_OUTCOME_OK);
     cr_assert_eq(slots[1].res.outcome.kind, IW_OUTCOME_OK);
+    return d;
+}
+
+Test(dispatch, a_late_failure_while_half_open_sends_no_second_probe)
+{
+    step steps[] = {{503, NULL, 1500},  /* call 0: sent while closed, fails while half-open */
+                    {503, NULL, 0},     /* call 1: opens the breaker */
+                    {200, NULL, 3000}}; /* the probe hangs 3 s */
+    iw_dispatch *d = a_call_beside_the_one_that_opens(300, steps, 3);
     cr_assert_eq(srv_count(server), 4, "two failures, the probe and call 0's retry");
     const rec *probe = &server->recs[2], *next = &server->recs[3];
     cr_assert_geq(next->at, probe->done_at - 5,
@@ -1686,21 +1694,9 @@ Test(dispatch, a_late_failure_while_half_open_sends_no_second_probe)
  * once. Only the probe decides: the retry waits out open_s. Judged by the server's arrivals. */
 Test(dispatch, a_late_success_while_open_does_not_close_the_breaker)
 {
-    breaker_target(5, 1, 1500, 0);
-    config_init(1);
     step steps[] = {{200, NULL, 1000}, /* call 0: sent while closed, succeeds 1 s later */
                     {503, NULL, 0}};   /* call 1: opens the breaker */
-    srv_script(server, 2, steps);
-    srv_default(server, (step){200, NULL, 0});
-    iw_dispatch *d = engine();
-    submit(d, &fake_ops, 0, 0);
-    long long start = iw_now_ms();
-    while (srv_count(server) < 1 && iw_now_ms() - start < 5000)
-        cr_assert_eq(iw_dispatch_run(d, 20, -1), 0);
-    submit(d, &fake_ops, 0, 1);
-    drain(d);
-    cr_assert_eq(slots[0].res.outcome.kind, IW_OUTCOME_OK);
-    cr_assert_eq(slots[1].res.outcome.kind, IW_OUTCOME_OK);
+    iw_dispatch *d = a_call_beside_the_one_that_opens(1500, steps, 2);
     cr_assert_eq(srv_count(server), 3, "call 0, call 1's failure and its retry");
     const rec *failed = &server->recs[1], *retry = &server->recs[2];
     cr_assert_geq(retry->at - failed->done_at, 1450,

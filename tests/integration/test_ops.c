@@ -499,6 +499,19 @@ Test(ops, consumer_lag_counts_the_messages_not_yet_done, .init = up, .fini = dow
     free(text);
 }
 
+static double lag_becomes(double want, long long timeout_ms, char **text);
+
+/* Waits for total results, then for iw_consumer_lag to read 0; frees text (a /metrics page). */
+static void all_results_then_no_lag(size_t total, char *text)
+{
+    iw_results r = iw_results_read(&S, "invoice-results", total, 120000);
+    cr_assert_eq(r.n, total);
+    iw_results_free(&r);
+    double lag = lag_becomes(0, 30000, &text);
+    cr_assert_eq(lag, 0.0, "iw_consumer_lag %g after every result:\n%s", lag, text ? text : "");
+    free(text);
+}
+
 /* The gauge of iw_consumer_lag until it reads want (or timeout_ms passes): its last reading,
  * -2 when /metrics did not answer. *text keeps the last page. */
 static double lag_becomes(double want, long long timeout_ms, char **text)
@@ -545,12 +558,7 @@ Test(ops, consumer_lag_counts_a_backlog_the_worker_has_not_taken, .init = up, .f
     cr_assert_eq(metric_sum(text, "iw_events_consumed_total", NULL), 0.0,
                  "the worker took nothing while Redis was stopped");
 
-    r = iw_results_read(&S, "invoice-results", 40, 120000);
-    cr_assert_eq(r.n, 40);
-    iw_results_free(&r);
-    lag = lag_becomes(0, 30000, &text);
-    cr_assert_eq(lag, 0.0, "iw_consumer_lag %g after every result:\n%s", lag, text ? text : "");
-    free(text);
+    all_results_then_no_lag(40, text);
 }
 
 /* Review 106: a Redis outage while the worker runs pauses the partitions it has read from, and a
@@ -586,12 +594,7 @@ Test(ops, consumer_lag_counts_a_backlog_that_came_while_paused, .init = up, .fin
     cr_assert_eq(lag, 30.0, "iw_consumer_lag %g with 30 messages come while paused:\n%s", lag,
                  text ? text : "");
 
-    r = iw_results_read(&S, "invoice-results", 40, 120000);
-    cr_assert_eq(r.n, 40);
-    iw_results_free(&r);
-    lag = lag_becomes(0, 30000, &text);
-    cr_assert_eq(lag, 0.0, "iw_consumer_lag %g after every result:\n%s", lag, text ? text : "");
-    free(text);
+    all_results_then_no_lag(40, text);
 }
 
 Test(ops, secrets_never_leak, .init = up, .fini = down, .timeout = 300)
