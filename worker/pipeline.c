@@ -700,10 +700,9 @@ static unsigned omit_more(bool letter, unsigned omit, const msg *m)
     return key ? omit | OMIT_KEY : omit;
 }
 
-/* Logs msg_text about a result or dead letter of m, with where m is and its sizes, and one
- * more field. */
-/* One line about j's result or dead letter and the sizes of its event's key and value: which
- * event and target it is for (review 106: two targets' letters gave two like lines). */
+/* Logs msg_text about j's result or dead letter: which event and target it is for (review 106:
+ * two targets' letters gave two like lines), where its message is, its key's and value's sizes,
+ * and one more field. */
 static void log_sizes(const iw_pipeline *p, iw_log_level lvl, const char *msg_text, const job *j,
                       const char *field, const char *value)
 {
