@@ -686,11 +686,9 @@ static int add_url_part(iw_secrets *s, const char *value, size_t n, size_t min)
  * sessiontoken, appsecret), but not an English word that ends so (monkey). */
 static bool credential_word(const char *w, size_t n)
 {
-    static const char *const words[] = {
-        "key",       "token",  "secret",        "sig",        "sign",        "signature",
-        "password",  "passwd", "pass",          "pwd",        "pw",          "passphrase",
-        "passcode",  "auth",   "authorization", "credential", "credentials", "session",
-        "sessionid", "sid",    "jwt",           "bearer",     "hmac",        "otp"};
+    /* whole words only; the endings below count alone too (key, token, sig, auth, ...) */
+    static const char *const words[] = {"sign",    "pass",    "pw",  "passcode", "authorization",
+                                        "session", "sid",     "jwt", "bearer",   "hmac"};
     /* plurals too: keys, api_keys (review 109) */
     static const char *const endings[] = {
         "key",       "keys",   "token",      "tokens",      "secret",     "secrets", "password",
