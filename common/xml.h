@@ -6,6 +6,10 @@
 
 #include <libxml/tree.h>
 
+/* The two namespace names XML reserves: bound to the prefixes xml and xmlns alone. */
+#define IW_XML_NS "http://www.w3.org/XML/1998/namespace"
+#define IW_XMLNS_NS "http://www.w3.org/2000/xmlns/"
+
 /* Parses an XML reply with network access, DTD loading and entity expansion off (an external
  * entity is never read, a billion-laughs document is refused). Returns a doc (caller frees
  * with xmlFreeDoc) or NULL with a reason in errbuf. */

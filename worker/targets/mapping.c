@@ -14,6 +14,7 @@
 #include "decimal.h"
 #include "status.h"
 #include "text.h"
+#include "xml.h"
 
 /* ------------------------------------------------------------------ the model's fields */
 
@@ -644,8 +645,6 @@ static void read_node(parser *p, const cJSON *obj, const char *path, int depth, 
 
 /* ---- what every body must be: one well formed XML document, or JSON with each key once */
 
-#define XML_NS "http://www.w3.org/XML/1998/namespace"
-#define XMLNS_NS "http://www.w3.org/2000/xmlns/"
 #define MAX_NS_SCOPE 64
 
 typedef struct ns_scope {
@@ -657,7 +656,7 @@ typedef struct ns_scope {
 static const char *ns_lookup(const ns_scope *sc, const char *prefix)
 {
     if (strcmp(prefix, "xml") == 0)
-        return XML_NS;
+        return IW_XML_NS;
     for (size_t i = sc->n; i-- > 0;)
         if (strcmp(sc->prefix[i], prefix) == 0)
             return sc->uri[i];
@@ -679,11 +678,11 @@ static void xml_namespaces(iw_map_errors *errs, const iw_map_node *n, const char
             continue;
         snprintf(sub, sizeof(sub), "%s.attributes.%s", path, a);
         const char *pfx = plain ? "" : a + 6;
-        bool xml_uri = strcmp(uri, XML_NS) == 0, xmlns_uri = strcmp(uri, XMLNS_NS) == 0;
+        bool xml_uri = strcmp(uri, IW_XML_NS) == 0, xmlns_uri = strcmp(uri, IW_XMLNS_NS) == 0;
         if (strcmp(pfx, "xmlns") == 0)
             iw_map_error(errs, sub, "the prefix xmlns cannot be declared");
         else if (strcmp(pfx, "xml") == 0 && !xml_uri)
-            iw_map_error(errs, sub, "the prefix xml is bound to " XML_NS " only");
+            iw_map_error(errs, sub, "the prefix xml is bound to " IW_XML_NS " only");
         else if (strcmp(pfx, "xml") != 0 && (xml_uri || xmlns_uri))
             iw_map_error(errs, sub, "%s is reserved to the prefix %s", uri,
                          xml_uri ? "xml" : "xmlns");

@@ -102,8 +102,7 @@ const char *iw_soap_namespace_check(const char *value)
             (size_t)(colon - value))
         return "expected an absolute URI (http://..., urn:...), as a namespace name is";
     /* bound to no prefix but their own, so every body would be malformed (review 104) */
-    if (strcmp(value, "http://www.w3.org/XML/1998/namespace") == 0 ||
-        strcmp(value, "http://www.w3.org/2000/xmlns/") == 0)
+    if (strcmp(value, IW_XML_NS) == 0 || strcmp(value, IW_XMLNS_NS) == 0)
         return "is reserved to the prefix xml or xmlns, and cannot name the body's elements";
     return NULL;
 }
