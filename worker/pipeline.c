@@ -903,8 +903,10 @@ static void publish_now(iw_pipeline *p, job *j)
     if (iw_log_enabled(lvl)) {
         char att[IW_TEXT_I64_LEN], eid[320];
         iw_text_i64(att, j->attempts);
-        event_id_of(p, m, eid, sizeof(eid)); /* a poison event's too, as its result (review 106) */
-        iw_log(lvl, "result", "event_id", eid, "invoice_id", m->ev ? m->ev->invoice.id : NULL,
+        if (!m->ev) /* a poison event's too, as its result names it (review 106) */
+            event_id_of(p, m, eid, sizeof(eid));
+        iw_log(lvl, "result", "event_id", m->ev ? m->ev->event_id : eid, "invoice_id",
+               m->ev ? m->ev->invoice.id : NULL,
                "target", j->target, "status", STATUS_NAMES[j->status], "attempts", att,
                "error_kind", j->error_kind ? iw_error_kind_str(j->error_kind) : NULL, "error",
                j->error_msg[0] ? j->error_msg : NULL, NULL);
