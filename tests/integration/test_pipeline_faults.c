@@ -292,47 +292,6 @@ Test(faults, a_dead_target_with_a_backlog_does_not_stall_the_others, .init = up,
     }
 }
 
-/* Review 110: the dead target's events alone fill the worker (10 events, max_in_flight 4), and
- * a healthy target's events come after them, on 32 partitions. In the review's run the first
- * shed freed room, the dead target's next jobs took it again with consumption paused above the
- * resume mark, nothing counted the worker as starved, and the healthy events waited in Kafka
- * until the dead target's calls ran out at max_elapsed_s. This run does not stall (the timing
- * differs); it keeps the promise in sight. Judged by when the healthy target received the
- * events: long before max_elapsed_s (600 s). */
-static void up32(void)
-{
-    cr_assert_eq(iw_stack_start(&S, 32, true), 0, "local stack did not start");
-}
-
-Test(faults, a_dead_targets_backlog_alone_does_not_hold_back_later_events, .init = up32,
-     .fini = down, .timeout = 300)
-{
-    fault("{\"target\": \"webhook\", \"kind\": \"error\", \"status\": 503, \"rate\": 1.0}");
-    const char *targets = "{\"retry\": {\"max_attempts\": 1000, \"base_ms\": 50, "
-                          "\"max_delay_ms\": 100, \"max_elapsed_s\": 600}, \"breaker\": "
-                          "{\"failures\": 2, \"open_s\": 2, \"shed_after_s\": 3}}";
-    const char *cfg = iw_stack_config(&S, "w.json", targets, "{\"max_in_flight\": 4}");
-    cr_assert_eq(iw_stack_worker_start(&S, &W, cfg, "worker.log"), 0);
-    produce_n("DQ", 10, "webhook");
-    iw_sleep_ms(1000);
-    produce_n("HQ", 4, "centra_navision");
-    long long start = iw_now_ms();
-    int got = 0;
-    while (got < 4 && iw_now_ms() - start < 120000) {
-        got = 0;
-        for (int i = 0; i < 4; i++) {
-            char eid[32];
-            snprintf(eid, sizeof(eid), "EHQ-%04d", i);
-            got += iw_sim_calls(&S, eid, "centra_navision") > 0;
-        }
-        iw_sleep_ms(200);
-    }
-    long long took = iw_now_ms() - start;
-    cr_log_info("the healthy target received %d of 4 in %lld ms", got, took);
-    cr_assert_eq(got, 4, "the healthy target's events waited behind the dead one's (%lld ms)",
-                 took);
-}
-
 /* Starts a worker (unless `before` results came from one already), produces the n events in
  * vals under one key, and checks what the superseding tests below expect at target: v1 and v2
  * (events PREFIX-v1, PREFIX-v2) applied in that order, v3 refused with the one dead letter and
